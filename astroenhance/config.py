@@ -1,0 +1,49 @@
+"""Every setting of `astroenhance run`, in one frozen dataclass; defaults live here only."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+FORMATS = ("fits", "png", "tiff", "jpeg")
+FORMAT_SUFFIX = {"fits": ".fits", "png": ".png", "tiff": ".tif", "jpeg": ".jpg"}
+
+
+@dataclass(frozen=True)
+class EnhanceConfig:
+    """Settings for enhancing frames.  ``None`` means "the default for this kind of input":
+
+    * ``stretch``: ``asinh`` for FITS, ``linear`` for display images (PNG/TIFF/JPEG are already stretched)
+    * ``interval``: ``percentile:99.5`` for FITS, ``range`` (the data type's full range) for display images
+    * ``flux_conserving``: on for FITS, off for display images
+    * ``formats``: ``("fits", "png")`` for FITS, ``("png",)`` for display images
+    """
+
+    scale: int = 4
+    colorize: bool = True
+    upscale: bool = True
+    formats: tuple[str, ...] | None = None
+    stretch: str | None = None
+    interval: str | None = None
+    tile: int = 256
+    overlap: int = 32
+    flux_conserving: bool | None = None
+    device: str = "auto"
+    precision: str = "fp32"
+    sr_model: str = "psnr"
+    weights: str | None = None
+    batch: int = 0  # tiles per network call; 0 = 1 on CPU, 8 on CUDA
+    hdu: str | None = None
+
+    def for_input(self, is_fits: bool) -> "EnhanceConfig":
+        """This config with every ``None`` resolved for a FITS (``True``) or display-image input."""
+        return replace(
+            self,
+            stretch=self.stretch or ("asinh" if is_fits else "linear"),
+            interval=self.interval or ("percentile:99.5" if is_fits else "range"),
+            flux_conserving=(is_fits if self.flux_conserving is None else self.flux_conserving),
+            formats=self.formats or (("fits", "png") if is_fits else ("png",)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

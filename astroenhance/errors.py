@@ -1,0 +1,23 @@
+"""Exception types raised by astroenhance. The CLI turns these into one red line and exit 1."""
+
+from __future__ import annotations
+
+
+class AstroEnhanceError(Exception):
+    """Base class for every error astroenhance raises on purpose."""
+
+
+class InputError(AstroEnhanceError):
+    """An input file or array cannot be used (unreadable, corrupt, wrong shape, no data)."""
+
+
+class OutputError(AstroEnhanceError):
+    """An output cannot be written (unwritable directory, full disk, would overwrite an input)."""
+
+
+class WeightsError(AstroEnhanceError):
+    """Weights are missing, do not match their recorded sha256, or do not fit the architecture."""
+
+
+class DeviceError(AstroEnhanceError):
+    """The requested device or precision is not available."""

@@ -1,0 +1,111 @@
+"""Normalization: an astropy interval picks ``[vmin, vmax]``, an astropy stretch maps ``[0, 1]`` to display.
+
+A `Normalizer` is fitted once per frame (on a sample of its finite pixels, so memory stays bounded),
+recorded in every output's header, and has an exact `inverse` back to the input's units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from astropy.visualization import (AsinhStretch, BaseStretch, LinearStretch, LogStretch, MinMaxInterval,
+                                   PercentileInterval, SqrtStretch, ZScaleInterval)
+
+from ..errors import InputError
+
+STRETCHES = ("asinh", "linear", "sqrt", "log")
+#: stretch parameters used everywhere (and written to headers): asinh ``a`` and log ``a``
+STRETCH_PARAMETER = {"asinh": 0.1, "log": 1000.0, "linear": 0.0, "sqrt": 0.0}
+
+
+def make_stretch(name: str, a: float | None = None) -> BaseStretch:
+    """The astropy stretch called ``name`` (``asinh``, ``linear``, ``sqrt``, ``log``)."""
+    a = STRETCH_PARAMETER.get(name, 0.0) if a is None else a
+    if name == "asinh":
+        return AsinhStretch(a=a)
+    if name == "log":
+        return LogStretch(a=a)
+    if name == "sqrt":
+        return SqrtStretch()
+    if name == "linear":
+        return LinearStretch()
+    raise ValueError(f"unknown stretch {name!r}; choose one of {', '.join(STRETCHES)}")
+
+
+def parse_interval(spec: str) -> str:
+    """Validate an interval spec: ``zscale``, ``minmax``, ``percentile:P`` (0 < P <= 100) or ``range``.
+
+    ``range`` means the full range of the input's data type (0..255 for 8-bit, 0..65535 for 16-bit,
+    0..1 for float images): display images need no interval.
+    """
+    if spec in ("zscale", "minmax", "range"):
+        return spec
+    if spec.startswith("percentile:"):
+        try:
+            p = float(spec.split(":", 1)[1])
+        except ValueError:
+            p = -1.0
+        if 0 < p <= 100:
+            return spec
+    raise ValueError(f"unknown interval {spec!r}; use zscale, minmax, range or percentile:P (e.g. percentile:99.5)")
+
+
+def compute_limits(sample: np.ndarray, spec: str, dtype_range: tuple[float, float] | None = None) -> tuple[float, float]:
+    """``(vmin, vmax)`` of the finite values in ``sample`` under interval ``spec``."""
+    parse_interval(spec)
+    if spec == "range":
+        if dtype_range is None:
+            raise ValueError("interval 'range' needs the data type's range (display images only)")
+        return dtype_range
+    finite = sample[np.isfinite(sample)]
+    if finite.size == 0:
+        raise InputError("no finite pixels: the frame is all NaN/inf")
+    if spec == "zscale":
+        vmin, vmax = ZScaleInterval().get_limits(finite)
+    elif spec == "minmax":
+        vmin, vmax = MinMaxInterval().get_limits(finite)
+    else:
+        vmin, vmax = PercentileInterval(float(spec.split(":", 1)[1])).get_limits(finite)
+    vmin, vmax = float(vmin), float(vmax)
+    if not vmax > vmin:  # a constant frame: map it to mid-grey rather than divide by zero
+        vmin, vmax = vmin - 0.5, vmin + 0.5
+    return vmin, vmax
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """``display = stretch(clip((x - vmin) / (vmax - vmin), 0, 1))``, and its inverse.
+
+    Values outside ``[vmin, vmax]`` are clipped, so the inverse is exact only inside the interval.
+    """
+
+    stretch: str
+    interval: str
+    vmin: float
+    vmax: float
+    a: float
+
+    @classmethod
+    def fit(cls, sample: np.ndarray, stretch: str = "asinh", interval: str = "percentile:99.5",
+            dtype_range: tuple[float, float] | None = None) -> "Normalizer":
+        make_stretch(stretch)
+        vmin, vmax = compute_limits(np.asarray(sample, dtype=np.float64), interval, dtype_range)
+        return cls(stretch, interval, vmin, vmax, STRETCH_PARAMETER[stretch])
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Normalize to display values in [0, 1] (float32); NaN stays NaN."""
+        x = np.asarray(x, dtype=np.float64)
+        u = np.clip((x - self.vmin) / (self.vmax - self.vmin), 0.0, 1.0)
+        with np.errstate(invalid="ignore"):
+            out = make_stretch(self.stretch, self.a)(u, clip=False)
+        return np.asarray(out, dtype=np.float32)
+
+    def inverse(self, display: np.ndarray) -> np.ndarray:
+        """Map display values in [0, 1] back to the input's units (float64)."""
+        d = np.clip(np.asarray(display, dtype=np.float64), 0.0, 1.0)
+        u = make_stretch(self.stretch, self.a).inverse(d, clip=False)
+        return self.vmin + (self.vmax - self.vmin) * np.asarray(u, dtype=np.float64)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)

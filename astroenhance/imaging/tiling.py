@@ -1,0 +1,95 @@
+"""Overlapping tiles and their smooth blending window.
+
+Tiles cover the input frame with ``overlap`` pixels shared between neighbours; the last tile in a row or
+column is pushed back to end exactly at the frame edge, so every tile has the same size (simple batching)
+and no tile is padded.  Each tile's result is weighted by a window that is zero for the outer quarter of
+the overlap (where a convolutional network sees the tile edge), rises as a raised cosine across the
+middle half, and is one elsewhere — and is one right up to the *frame* edge, where there is no neighbour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+
+def _starts(length: int, tile: int, overlap: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, length - tile, step))
+    starts.append(length - tile)
+    return starts
+
+
+def ramp(n: int, overlap: int) -> np.ndarray:
+    """Weights ``(n,)`` for distances ``0..n-1`` from a tile edge that has a neighbour beyond it."""
+    d = np.arange(n, dtype=np.float64) + 0.5
+    dead = overlap / 4.0
+    rise = overlap / 2.0
+    t = np.clip((d - dead) / max(rise, 1e-9), 0.0, 1.0)
+    return 0.5 - 0.5 * np.cos(np.pi * t)
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """A grid of equal-size overlapping tiles over an ``(height, width)`` frame.
+
+    Parameters
+    ----------
+    height, width : int
+        Frame size in pixels.
+    tile : int
+        Tile side (tiles are smaller only when the frame is).
+    overlap : int
+        Pixels shared by neighbouring tiles; must be less than ``tile``.
+    """
+
+    height: int
+    width: int
+    tile: int = 256
+    overlap: int = 32
+
+    def __post_init__(self) -> None:
+        if self.height < 1 or self.width < 1:
+            raise ValueError(f"frame must be at least 1x1 (got {self.height}x{self.width})")
+        if not 0 <= self.overlap < self.tile:
+            raise ValueError(f"overlap must be in [0, tile) (got overlap={self.overlap}, tile={self.tile})")
+
+    @cached_property
+    def row_starts(self) -> list[int]:
+        return _starts(self.height, self.tile, self.overlap)
+
+    @cached_property
+    def col_starts(self) -> list[int]:
+        return _starts(self.width, self.tile, self.overlap)
+
+    @property
+    def tile_shape(self) -> tuple[int, int]:
+        return min(self.tile, self.height), min(self.tile, self.width)
+
+    def __len__(self) -> int:
+        return len(self.row_starts) * len(self.col_starts)
+
+    def window(self, y0: int, x0: int, scale: int = 1) -> np.ndarray:
+        """Blend weights ``(th*scale, tw*scale)`` of the tile at ``(y0, x0)``, at output resolution."""
+        th, tw = self.tile_shape
+        return np.outer(self._axis_window(y0, th, self.height, scale), self._axis_window(x0, tw, self.width, scale))
+
+    def _axis_window(self, start: int, size: int, length: int, scale: int) -> np.ndarray:
+        n = size * scale
+        w = np.ones(n)
+        ov = self.overlap * scale
+        if start > 0:  # a neighbour before this tile
+            w *= ramp(n, ov)
+        if start + size < length:  # a neighbour after it
+            w *= ramp(n, ov)[::-1]
+        return w
+
+    def final_rows_after(self, row_index: int) -> int:
+        """Input rows ``< value`` receive no contribution from tile rows after ``row_index``."""
+        if row_index + 1 >= len(self.row_starts):
+            return self.height
+        return self.row_starts[row_index + 1]

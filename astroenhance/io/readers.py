@@ -1,0 +1,384 @@
+"""One boundary for every input form: a path (FITS or display image) or an in-memory array (+ WCS).
+
+`open_frames` yields `FrameSource` objects that read rows on demand (FITS data is memory-mapped or read
+by sections), so a frame never has to be in memory whole.  Every failure is an `InputError` whose
+message names the file and the problem.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS, FITSFixedWarning
+
+from ..errors import InputError
+
+FITS_SUFFIXES = (".fits.gz", ".fits.fz", ".fit.gz", ".fts.gz", ".fits", ".fit", ".fts")
+IMAGE_SUFFIXES = (".png", ".tiff", ".tif", ".jpeg", ".jpg")
+#: header keywords an astronomer wants carried into the enhanced frame
+KEEP_KEYWORDS = ("TELESCOP", "INSTRUME", "DETECTOR", "FILTER", "FILTER1", "FILTER2", "DATE-OBS", "TIME-OBS",
+                 "MJD-OBS", "TARGNAME", "OBJECT", "EXPTIME", "PROPOSID", "ROOTNAME", "PHOTPLAM", "EQUINOX",
+                 "RADESYS")
+
+
+def output_stem(path: str | Path) -> str:
+    """The input's name without its image suffix (``j8bt06nyq_flt.fits.gz`` -> ``j8bt06nyq_flt``)."""
+    name = Path(path).name
+    lower = name.lower()
+    for suffix in FITS_SUFFIXES + IMAGE_SUFFIXES:
+        if lower.endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
+
+
+def is_fits(path: str | Path) -> bool:
+    return str(path).lower().endswith(FITS_SUFFIXES)
+
+
+@dataclass
+class FrameSource:
+    """One 2-D frame (grey or colour) to enhance, read by rows.
+
+    ``origin`` is ``"lower"`` when row 0 is the bottom of the picture (FITS) and ``"upper"`` when it is
+    the top (PNG/TIFF/JPEG).  ``read_rows`` returns float32 ``(rows, W)`` or ``(rows, W, 3)`` in the
+    input's units, with every non-finite value as NaN.
+    """
+
+    name: str
+    shape: tuple[int, int]
+    channels: int
+    origin: str
+    read_rows: Callable[[int, int], np.ndarray]
+    wcs: WCS | None = None
+    header: fits.Header | None = None
+    label: str = ""
+    dtype: str = "float32"
+    dtype_range: tuple[float, float] | None = None
+    path: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def is_display_image(self) -> bool:
+        return self.dtype_range is not None
+
+    def sample(self, max_pixels: int = 4_000_000) -> np.ndarray:
+        """An evenly strided subset of rows, for interval statistics with bounded memory."""
+        h, w = self.shape
+        step = max(1, int(np.ceil(h * w / max_pixels)))
+        rows = [self.read_rows(y, y + 1) for y in range(0, h, step)]
+        return np.concatenate(rows, axis=0)
+
+
+def from_array(data: np.ndarray, wcs: WCS | None = None, *, name: str = "array", origin: str = "lower",
+               header: fits.Header | None = None, dtype_range: tuple[float, float] | None = None) -> FrameSource:
+    """Wrap an in-memory ``(H, W)`` or ``(H, W, 3)`` array (and optional WCS) as a `FrameSource`."""
+    arr = np.asarray(data)
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] != 3):
+        raise InputError(f"{name}: expected a (H, W) or (H, W, 3) array (got shape {arr.shape})")
+    _check_size(name, arr.shape[:2])
+
+    def read_rows(y0: int, y1: int) -> np.ndarray:
+        return _finite_float32(arr[y0:y1])
+
+    return FrameSource(name=name, shape=arr.shape[:2], channels=1 if arr.ndim == 2 else 3, origin=origin,
+                       read_rows=read_rows, wcs=wcs, header=header, dtype=str(arr.dtype), dtype_range=dtype_range)
+
+
+def _finite_float32(a: np.ndarray) -> np.ndarray:
+    out = np.array(a, dtype=np.float32, copy=True)
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def _check_size(name: str, shape: tuple[int, ...]) -> None:
+    if shape[0] * shape[1] < 2:
+        raise InputError(f"{name}: image is {shape[0]}x{shape[1]} pixels; there is nothing to enhance")
+
+
+@contextlib.contextmanager
+def open_frames(path: str | Path, hdu: str | int | None = None) -> Iterator[list[FrameSource]]:
+    """Open ``path`` and yield its frames (one per chip for multi-chip FITS); files close on exit."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a frame")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: file is empty (0 bytes)")
+    if is_fits(path):
+        with _open_fits(path) as hdul:
+            yield _fits_frames(path, hdul, hdu)
+    elif path.suffix.lower() in IMAGE_SUFFIXES:
+        if hdu is not None:
+            raise InputError(f"{path}: --hdu applies to FITS files only")
+        yield [_read_image(path)]
+    else:
+        raise InputError(f"{path}: unknown file type {path.suffix!r}; expected FITS ({', '.join(FITS_SUFFIXES)}) "
+                         f"or an image ({', '.join(IMAGE_SUFFIXES)})")
+
+
+@contextlib.contextmanager
+def _open_fits(path: Path) -> Iterator[fits.HDUList]:
+    try:
+        hdul = fits.open(path, memmap=True, lazy_load_hdus=False)
+    except Exception as exc:  # astropy raises OSError, ValueError, TypeError... for corrupt files
+        raise InputError(f"{path}: not a readable FITS file ({_short(exc)})") from None
+    try:
+        yield hdul
+    finally:
+        hdul.close()
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def _image_hdus(hdul: fits.HDUList) -> list[int]:
+    out = []
+    for i, h in enumerate(hdul):
+        if isinstance(h, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)) and h.header.get("NAXIS", 0) >= 2:
+            if all(h.header.get(f"NAXIS{k}", 0) > 0 for k in range(1, h.header["NAXIS"] + 1)):
+                out.append(i)
+    return out
+
+
+def _describe(hdul: fits.HDUList, i: int) -> str:
+    h = hdul[i]
+    name = h.name or "PRIMARY"
+    ver = h.header.get("EXTVER")
+    shape = "x".join(str(h.header.get(f"NAXIS{k}")) for k in range(h.header.get("NAXIS", 0), 0, -1))
+    return f"{i} ({name}{',' + str(ver) if ver is not None and name != 'PRIMARY' else ''}{' ' + shape if shape else ''})"
+
+
+def _select_hdu(path: Path, hdul: fits.HDUList, hdu: str | int) -> int:
+    if isinstance(hdu, int) or (isinstance(hdu, str) and hdu.lstrip("-").isdigit()):
+        idx = int(hdu)
+        if not 0 <= idx < len(hdul):
+            raise InputError(f"{path}: no HDU {idx} (the file has {len(hdul)}: {', '.join(_describe(hdul, i) for i in range(len(hdul)))})")
+        return idx
+    name, _, ver = str(hdu).partition(",")
+    try:
+        return hdul.index_of((name.strip(), int(ver)) if ver else name.strip())
+    except (KeyError, ValueError):
+        raise InputError(f"{path}: no HDU named {hdu!r}; image HDUs: "
+                         f"{', '.join(_describe(hdul, i) for i in _image_hdus(hdul)) or 'none'}") from None
+
+
+def _fits_frames(path: Path, hdul: fits.HDUList, hdu: str | int | None) -> list[FrameSource]:
+    if hdu is not None:
+        indices = [_select_hdu(path, hdul, hdu)]
+    else:
+        candidates = _image_hdus(hdul)
+        if not candidates:
+            kinds = ", ".join(f"{i} {type(h).__name__}" for i, h in enumerate(hdul))
+            raise InputError(f"{path}: no image data in any HDU (found: {kinds})")
+        sci = [i for i in candidates if hdul[i].name == "SCI"]
+        indices = sci if sci else candidates[:1]
+    frames: list[FrameSource] = []
+    multi = len(indices) > 1
+    for i in indices:
+        frames.extend(_hdu_frames(path, hdul, i, multi))
+    return frames
+
+
+def _primary_keywords(hdul: fits.HDUList, header: fits.Header) -> fits.Header:
+    kept = fits.Header()
+    for key in KEEP_KEYWORDS:
+        for h in (header, hdul[0].header):
+            if key in h:
+                kept[key] = (h[key], h.comments[key])
+                break
+    return kept
+
+
+def _wcs_for(path: Path, header: fits.Header, hdul: fits.HDUList) -> tuple[WCS | None, list[str]]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        try:
+            w = WCS(header, hdul, naxis=2)
+        except Exception as exc:
+            return None, [f"WCS could not be read ({_short(exc)}); output carries none"]
+    if not w.has_celestial:
+        return None, ["no celestial WCS in the header; output carries none"]
+    return w, []
+
+
+def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool) -> list[FrameSource]:
+    h = hdul[index]
+    header = h.header
+    naxis = header.get("NAXIS", 0)
+    if naxis < 2:
+        raise InputError(f"{path}: HDU {_describe(hdul, index)} holds no image data")
+    dims = tuple(header[f"NAXIS{k}"] for k in range(naxis, 0, -1))  # numpy order
+    extra = [d for d in dims[:-2] if d != 1]
+    if len(extra) > 1:
+        raise InputError(f"{path}: HDU {_describe(hdul, index)} is a {naxis}-D cube; only 2-D frames "
+                         "(or a 3-D stack of chips) can be enhanced")
+    section = h.section
+    kept = _primary_keywords(hdul, header)
+    label_base = f"{h.name.lower()}{header.get('EXTVER', 1)}" if multi and h.name else ""
+    planes = extra[0] if extra else 1
+    if planes > 16:
+        raise InputError(f"{path}: HDU {_describe(hdul, index)} is a cube of {planes} planes; "
+                         "expected a 2-D frame or a stack of at most 16 chips")
+    chip_wcs = _group_wcs(hdul, header, planes)
+    frames = []
+    lead = (0,) * (len(dims) - 2 - (1 if extra else 0))
+    for plane in range(planes):
+        def read_rows(y0: int, y1: int, plane: int = plane) -> np.ndarray:
+            key = lead + ((plane,) if extra else ()) + (slice(y0, y1), slice(None))
+            try:
+                return _finite_float32(section[key])
+            except Exception as exc:
+                raise InputError(f"{path}: data could not be read ({_short(exc)}); the file may be truncated") from None
+        if planes > 1:
+            label = f"chip{plane + 1}"
+            wcs, notes = chip_wcs[plane] if chip_wcs else _wcs_for(path, header, hdul)
+        else:
+            label = label_base
+            wcs, notes = _wcs_for(path, header, hdul)
+        frames.append(FrameSource(name=f"{path}" + (f"[{label}]" if label else ""), shape=(dims[-2], dims[-1]),
+                                  channels=1, origin="lower", read_rows=read_rows, wcs=wcs, header=kept,
+                                  label=label, dtype=_fits_dtype(header), path=path, notes=notes))
+    for f in frames:
+        _check_size(f.name, f.shape)
+    return frames
+
+
+def _fits_dtype(header: fits.Header) -> str:
+    bitpix = header.get("BITPIX")
+    base = {8: "uint8", 16: "int16", 32: "int32", 64: "int64", -32: "float32", -64: "float64"}.get(bitpix, str(bitpix))
+    if bitpix == 16 and header.get("BZERO") == 32768:
+        return "uint16"
+    return base + (" (scaled)" if header.get("BSCALE", 1) != 1 else "")
+
+
+def _group_wcs(hdul: fits.HDUList, header: fits.Header, planes: int) -> list[tuple[WCS | None, list[str]]] | None:
+    """Per-chip WCS of a WFPC2-style stack whose table extension holds one WCS row per chip."""
+    if planes < 2:
+        return None
+    for h in hdul[1:]:
+        if isinstance(h, fits.TableHDU | fits.BinTableHDU) and h.data is not None and len(h.data) == planes and "CRPIX1" in h.columns.names:
+            out = []
+            for row in h.data:
+                hdr = fits.Header()
+                for key in ("CTYPE1", "CTYPE2", "CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2", "CD1_1", "CD1_2", "CD2_1", "CD2_2"):
+                    if key in h.columns.names:
+                        v = row[key]
+                        hdr[key] = v.strip() if isinstance(v, str) else float(v)
+                hdr["NAXIS"] = 2
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    try:
+                        w = WCS(hdr)
+                        out.append((w, []) if w.has_celestial else (None, ["chip has no celestial WCS"]))
+                    except Exception as exc:
+                        out.append((None, [f"chip WCS could not be read ({_short(exc)})"]))
+            return out
+    return None
+
+
+# ---- display images ---------------------------------------------------------------------------------
+
+def _png_bit_depth(path: Path) -> tuple[int, int] | None:
+    with open(path, "rb") as fh:
+        head = fh.read(33)
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    depth, colour = struct.unpack(">BB", head[24:26])
+    return depth, colour
+
+
+def _read_image(path: Path) -> FrameSource:
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".tif", ".tiff"):
+            import tifffile
+            arr = tifffile.imread(path)
+        elif suffix == ".png" and (_png_bit_depth(path) or (8, 0))[0] == 16 and (_png_bit_depth(path) or (8, 0))[1] in (2, 6):
+            import png  # pypng: Pillow reads 16-bit colour PNG as 8-bit
+            w, h, rows, info = png.Reader(filename=str(path)).asDirect()
+            planes = info["planes"]
+            arr = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(h, w, planes)
+        else:
+            from PIL import Image
+            with Image.open(path) as im:
+                im.load()
+                if im.mode == "P":
+                    im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+                elif im.mode in ("LA", "PA"):
+                    im = im.convert("RGBA")
+                elif im.mode == "CMYK":
+                    im = im.convert("RGB")
+                arr = np.asarray(im)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"{path}: not a readable image ({_short(exc)})") from None
+    return _image_source(path, arr)
+
+
+def _image_source(path: Path, arr: np.ndarray) -> FrameSource:
+    notes: list[str] = []
+    if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[2] not in (3, 4):
+        arr = np.moveaxis(arr, 0, -1)  # planar TIFF
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim == 3 and arr.shape[2] == 2:  # grey + alpha
+        arr = np.repeat(arr[..., :1], 3, axis=2) if False else np.concatenate([np.repeat(arr[..., :1], 3, 2), arr[..., 1:]], 2)
+    alpha = None
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        alpha = arr[..., 3]
+        arr = arr[..., :3]
+        notes.append("alpha channel used as a mask: fully transparent pixels are treated as no data")
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] != 3):
+        raise InputError(f"{path}: unsupported image layout {arr.shape}; expected grey or RGB")
+    if arr.dtype == np.uint8:
+        rng: tuple[float, float] = (0.0, 255.0)
+    elif arr.dtype == np.uint16:
+        rng = (0.0, 65535.0)
+    elif arr.dtype.kind == "f":
+        finite = arr[np.isfinite(arr)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        rng = (0.0, 1.0) if lo >= 0 and hi <= 1 else (lo, hi)
+    elif arr.dtype.kind in "iu" or arr.dtype == bool:
+        info = np.iinfo(arr.dtype) if arr.dtype != bool else None
+        rng = (0.0, 1.0) if info is None else (float(max(info.min, 0)), float(info.max))
+    else:
+        raise InputError(f"{path}: unsupported pixel type {arr.dtype}")
+    data = arr.astype(np.float32)
+    if alpha is not None:
+        data[alpha == 0] = np.nan
+    if np.isnan(data).all():
+        raise InputError(f"{path}: every pixel is transparent or not finite; nothing to enhance")
+    src = from_array(data, None, name=str(path), origin="upper", dtype_range=rng)
+    src.dtype = str(arr.dtype)
+    src.path = path
+    src.notes = notes
+    return src
+
+
+def read_frame(path: str | Path, hdu: str | int | None = None) -> tuple[np.ndarray, WCS | None, fits.Header | None]:
+    """Read one whole frame into memory: ``(data, wcs, kept_header)`` (data float32, NaN for no data).
+
+    For a multi-chip file, name the chip with ``hdu`` (e.g. ``"SCI,2"``); the error lists the choices.
+    """
+    with open_frames(path, hdu) as frames:
+        if len(frames) > 1:
+            raise InputError(f"{path}: holds {len(frames)} chips ({', '.join(f.label for f in frames)}); "
+                             "choose one with hdu=")
+        f = frames[0]
+        return f.read_rows(0, f.shape[0]), f.wcs, f.header

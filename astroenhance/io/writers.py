@@ -1,0 +1,236 @@
+"""Writers that receive the output by strips of rows and never hold the whole frame in memory.
+
+Both write to a temporary name in the output folder and rename it into place only in `commit`, so a
+final name never points at a half-written file; `abort` removes the temporary file.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import warnings
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from ..errors import OutputError
+
+BLOCK = 2880
+CHANNEL_NAMES = ("RED", "GREEN", "BLUE")
+TEMP_MARKER = ".astroenhance-tmp-"
+
+
+def temporary_path(final: Path) -> Path:
+    """A hidden temporary name beside ``final`` (same file system, so the rename is atomic)."""
+    return final.with_name(f".{final.name}{TEMP_MARKER}{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def _as_bytes(x: str | bytes) -> bytes:
+    return x if isinstance(x, bytes) else x.encode("utf-8")
+
+
+def _padded(n: int) -> int:
+    return -(-n // BLOCK) * BLOCK
+
+
+class _AtomicFile:
+    def __init__(self, final: Path) -> None:
+        self.final = Path(final)
+        self.tmp = temporary_path(self.final)
+
+    def finish(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def publish(self) -> Path:
+        """Rename the finished temporary file to its final name (atomic on one file system)."""
+        os.replace(self.tmp, self.final)
+        return self.final
+
+    def commit(self) -> Path:
+        """`finish` then `publish`."""
+        self.finish()
+        return self.publish()
+
+    def abort(self) -> None:
+        try:
+            self.tmp.unlink()
+        except FileNotFoundError:
+            pass
+
+
+class FITSRGBWriter(_AtomicFile):
+    """An RGB FITS as DS9 and Aladin read it: empty primary + ``RED``, ``GREEN``, ``BLUE`` float32 images.
+
+    The file is created at its full size and each strip is written in place (positioned writes), so
+    memory stays bounded by one strip however large the output.
+
+    Parameters
+    ----------
+    final : Path
+        The output file name.
+    shape : (int, int)
+        Output ``(height, width)``.
+    primary : astropy.io.fits.Header
+        Cards for the primary header (provenance, kept keywords).
+    image : astropy.io.fits.Header
+        Cards for each colour extension (WCS, kept keywords).
+    """
+
+    def __init__(self, final: Path, shape: tuple[int, int], primary: fits.Header, image: fits.Header) -> None:
+        super().__init__(final)
+        self.height, self.width = shape
+        head = fits.Header([("SIMPLE", True), ("BITPIX", 8), ("NAXIS", 0), ("EXTEND", True)])
+        head.extend(primary, unique=False)
+        blobs = [(0, head.tostring().encode("ascii"))]
+        self.data_offsets = []
+        offset = len(blobs[0][1])
+        self.data_bytes = self.height * self.width * 4
+        for name in CHANNEL_NAMES:
+            h = fits.Header([("XTENSION", "IMAGE"), ("BITPIX", -32), ("NAXIS", 2), ("NAXIS1", self.width),
+                             ("NAXIS2", self.height), ("PCOUNT", 0), ("GCOUNT", 1), ("EXTNAME", name)])
+            h.extend(image, unique=True)
+            blob = h.tostring().encode("ascii")
+            blobs.append((offset, blob))
+            offset += len(blob)
+            self.data_offsets.append(offset)
+            offset += _padded(self.data_bytes)
+        self.size = offset
+        try:
+            self.fh = open(self.tmp, "wb+")
+            self.fh.truncate(self.size)  # pre-size: data blocks read as zeros until written
+            for pos, blob in blobs:
+                self.fh.seek(pos)
+                self.fh.write(blob)
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"{final}: cannot write ({exc.strerror or exc})") from None
+
+    def write_rows(self, channel: int, row0: int, rows: np.ndarray) -> None:
+        """Write ``rows`` ``(n, width)`` as FITS rows ``row0 .. row0+n-1`` (row 0 = bottom) of ``channel``."""
+        if rows.shape[1] != self.width or row0 < 0 or row0 + rows.shape[0] > self.height:
+            raise ValueError(f"rows {row0}..{row0 + rows.shape[0]} of width {rows.shape[1]} do not fit {self.height}x{self.width}")
+        try:
+            self.fh.seek(self.data_offsets[channel] + row0 * self.width * 4)
+            self.fh.write(np.ascontiguousarray(rows, dtype=">f4").tobytes())
+        except OSError as exc:
+            raise OutputError(f"{self.final}: write failed ({exc.strerror or exc})") from None
+
+    def finish(self) -> None:
+        """Flush everything to the temporary file (the final name is not touched yet)."""
+        try:
+            self.fh.flush()
+            os.fsync(self.fh.fileno())
+            self.fh.close()
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"{self.final}: could not finish writing ({exc.strerror or exc})") from None
+
+    def abort(self) -> None:
+        fh = getattr(self, "fh", None)
+        if fh is not None and not fh.closed:
+            fh.close()
+        super().abort()
+
+
+class ImageWriter(_AtomicFile):
+    """PNG or JPEG (8-bit) or TIFF (16-bit) RGB, rows top-down, with AVM sky metadata when a WCS is given.
+
+    Strips go into a memory-mapped scratch array on disk beside the output; `commit` encodes it.
+    """
+
+    def __init__(self, final: Path, shape: tuple[int, int], fmt: str, wcs: WCS | None = None,
+                 provenance: str = "") -> None:
+        super().__init__(final)
+        self.fmt = fmt
+        self.height, self.width = shape
+        self.wcs = wcs
+        self.provenance = provenance
+        self.dtype = np.uint16 if fmt == "tiff" else np.uint8
+        self.maxval = float(np.iinfo(self.dtype).max)
+        self.scratch = temporary_path(self.final.with_name(self.final.name + ".scratch"))
+        try:
+            self.pixels = np.lib.format.open_memmap(self.scratch, mode="w+", dtype=self.dtype, shape=(*shape, 3))
+        except OSError as exc:
+            raise OutputError(f"{final}: cannot write ({exc.strerror or exc})") from None
+        self.notes: list[str] = []
+
+    def write_rows(self, top_row: int, rgb: np.ndarray) -> None:
+        """Write ``rgb`` ``(n, width, 3)`` in [0, 1] (NaN = no data, written black) from image row ``top_row`` down."""
+        q = np.nan_to_num(np.clip(rgb, 0.0, 1.0), nan=0.0) * self.maxval + 0.5
+        self.pixels[top_row:top_row + rgb.shape[0]] = q.astype(self.dtype)
+
+    def finish(self) -> None:
+        """Encode the image into the temporary file (the final name is not touched yet)."""
+        try:
+            self.pixels.flush()
+            self._encode()
+            del self.pixels
+            self.scratch.unlink(missing_ok=True)
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"{self.final}: could not finish writing ({exc.strerror or exc})") from None
+
+    def abort(self) -> None:
+        self.__dict__.pop("pixels", None)
+        self.scratch.unlink(missing_ok=True)
+        super().abort()
+
+    def _avm(self):
+        if self.wcs is None:
+            return None
+        import pyavm
+
+        w = self.wcs.deepcopy()
+        quality = "Full"
+        if w.sip is not None:
+            w.sip = None
+            w.wcs.ctype = [c.replace("-SIP", "") for c in w.wcs.ctype]
+            quality = "Position"
+            self.notes.append("AVM holds the linear WCS only (SIP distortion not representable): "
+                              "sky positions in the image file are approximate; use the FITS for measurement")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                avm = pyavm.AVM.from_wcs(w, shape=(self.height, self.width))
+            except Exception as exc:  # projection pyavm cannot express
+                self.notes.append(f"no AVM written ({exc})")
+                return None
+        avm.Spatial.Quality = quality
+        avm.Spatial.Notes = "Generated detail is not measurement. " + self.provenance[:500]
+        return avm
+
+    def _encode(self) -> None:
+        from PIL import Image
+
+        avm = self._avm()
+        arr = np.asarray(self.pixels)
+        if self.fmt == "tiff":
+            import tifffile
+
+            extratags = [(700, "B", 0, _as_bytes(avm.to_xmp()), True)] if avm is not None else []
+            tifffile.imwrite(self.tmp, arr, photometric="rgb", description=self.provenance or None,
+                             extratags=extratags)
+            return
+        img = Image.fromarray(arr, "RGB")
+        if self.fmt == "png":
+            from PIL.PngImagePlugin import PngInfo
+
+            info = PngInfo()
+            info.add_text("Software", "astroenhance")
+            info.add_text("Comment", self.provenance)
+            plain = self.tmp.with_name(self.tmp.name + ".plain")
+            img.save(plain, format="PNG", pnginfo=info)
+        else:
+            plain = self.tmp.with_name(self.tmp.name + ".plain")
+            img.save(plain, format="JPEG", quality=95, comment=self.provenance.encode("utf-8")[:60000])
+        try:
+            if avm is not None:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    avm.embed(str(plain), str(self.tmp))
+            else:
+                os.replace(plain, self.tmp)
+        finally:
+            plain.unlink(missing_ok=True)

@@ -1,0 +1,94 @@
+"""Residual encoder colorization network (after Dahl's "Automatic Colorization" and Guo et al.).
+
+An encoder reduces the luminance to 1/16 resolution; a decoder climbs back, and at every scale the
+encoder's features are merged into the decoder by addition (Dahl's residual connections).  A cheap
+global pass over a thumbnail of the *whole frame* modulates the bottleneck, so that tiles of one frame
+share the same notion of what the object is and agree on colour.
+
+I/O contract: ``forward(lum, thumb)`` with ``lum`` ``(N, 1, H, W)`` in ``[0, 1]`` (any H, W) and
+``thumb`` ``(N, 1, T, T)`` in ``[0, 1]``; returns chroma ``(N, 2, H, W)`` — BT.709 (Cb, Cr), each in
+``[-0.5, 0.5]``.  Only chroma is predicted: luminance passes through untouched by construction.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation),
+                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, ch: int, dilation: int = 1) -> None:
+        super().__init__()
+        self.conv1 = _conv(ch, ch, dilation=dilation)
+        self.conv2 = nn.Conv2d(ch, ch, 3, padding=dilation, dilation=dilation)
+        self.bn2 = nn.BatchNorm2d(ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.bn2(self.conv2(self.conv1(x))))
+
+
+class ResidualEncoderColorizer(nn.Module):
+    """Residual encoder + decoder with a global thumbnail branch.
+
+    Parameters
+    ----------
+    widths : tuple of int
+        Channels at full, 1/2, 1/4, 1/8 and 1/16 resolution.
+    thumb_size : int
+        Side of the whole-frame thumbnail fed to the global branch.
+    """
+
+    def __init__(self, *, widths: tuple[int, ...] = (16, 32, 64, 96, 128), thumb_size: int = 128) -> None:
+        super().__init__()
+        self.widths = widths
+        self.thumb_size = thumb_size
+        self.multiple = 2 ** (len(widths) - 1)
+        self.stem = _conv(1, widths[0])
+        self.down = nn.ModuleList()
+        for cin, cout in zip(widths[:-1], widths[1:]):
+            self.down.append(nn.Sequential(_conv(cin, cout, stride=2), _ResBlock(cout)))
+        bottleneck = widths[-1]
+        self.context = nn.Sequential(_ResBlock(bottleneck, dilation=2), _ResBlock(bottleneck, dilation=4))
+        # global branch: thumbnail -> vector -> per-channel scale and shift of the bottleneck (FiLM)
+        g = [_conv(1, 32, stride=2), _conv(32, 64, stride=2), _conv(64, 96, stride=2), _conv(96, 128, stride=2)]
+        self.global_encoder = nn.Sequential(*g, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                            nn.Linear(128, 2 * bottleneck))
+        nn.init.zeros_(self.global_encoder[-1].weight)
+        nn.init.zeros_(self.global_encoder[-1].bias)
+        self.up = nn.ModuleList()
+        for cin, cout in zip(widths[::-1][:-1], widths[::-1][1:]):
+            self.up.append(_conv(cin, cout))
+        self.head = nn.Conv2d(widths[0], 2, 3, padding=1)
+
+    def global_features(self, thumb: torch.Tensor) -> torch.Tensor:
+        """Whole-frame context vector ``(N, 2*C)`` from a thumbnail ``(N, 1, T, T)``."""
+        return self.global_encoder(thumb)
+
+    def forward(self, lum: torch.Tensor, thumb: torch.Tensor | None = None,
+                context: torch.Tensor | None = None) -> torch.Tensor:
+        n, _, h, w = lum.shape
+        m = self.multiple
+        ph, pw = (-h) % m, (-w) % m
+        x = F.pad(lum, (0, pw, 0, ph), mode="replicate") if (ph or pw) else lum
+        if context is None:
+            if thumb is None:
+                thumb = F.interpolate(lum, size=(self.thumb_size, self.thumb_size), mode="area")
+            context = self.global_features(thumb)
+        skips = [self.stem(x)]  # (N, w0, H, W)
+        for layer in self.down:
+            skips.append(layer(skips[-1]))
+        y = self.context(skips.pop())  # (N, C, H/16, W/16)
+        gamma, beta = context[:, :, None, None].chunk(2, dim=1)
+        y = y * (1 + gamma) + beta
+        for layer in self.up:
+            skip = skips.pop()
+            y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            y = layer(y) + skip  # residual merge of encoder features into the decoder
+        chroma = 0.5 * torch.tanh(self.head(y))
+        return chroma[:, :, :h, :w]

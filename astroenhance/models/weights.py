@@ -1,0 +1,126 @@
+"""Shipped weights: safetensors files described by ``manifest.json``, checked by sha256 on every load.
+
+Nothing is unpickled: tensors come from safetensors (or, for a training checkpoint, from
+``torch.load(..., weights_only=True)``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..errors import WeightsError
+from .fold import fold_batchnorm
+from .registry import ARCHITECTURES, build_model
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    """One manifest entry: which network, which file, its hash and how it was made."""
+
+    id: str
+    task: str  # "sr" or "colorize"
+    mode: str  # sr: "psnr" or "gan"; colorize: "default"
+    architecture: str
+    file: str
+    sha256: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def default_weights_dir() -> Path:
+    """``$ASTROENHANCE_WEIGHTS``, else the repository's ``weights/``, else ``<prefix>/share/astroenhance/weights``."""
+    env = os.environ.get("ASTROENHANCE_WEIGHTS")
+    if env:
+        return Path(env)
+    repo = Path(__file__).resolve().parents[2] / "weights"
+    if (repo / MANIFEST).exists():
+        return repo
+    return Path(sys.prefix) / "share" / "astroenhance" / "weights"
+
+
+def read_manifest(directory: str | Path) -> list[WeightsInfo]:
+    path = Path(directory) / MANIFEST
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise WeightsError(f"{path}: no weights manifest (give --weights DIR or set ASTROENHANCE_WEIGHTS)") from None
+    except (OSError, ValueError) as exc:
+        raise WeightsError(f"{path}: unreadable manifest ({exc})") from None
+    known = {"id", "task", "mode", "architecture", "file", "sha256"}
+    out = []
+    for entry in raw.get("weights", []):
+        if not known <= set(entry):
+            raise WeightsError(f"{path}: entry {entry.get('id', '?')} lacks {sorted(known - set(entry))}")
+        out.append(WeightsInfo(**{k: entry[k] for k in known}, extra={k: v for k, v in entry.items() if k not in known}))
+    return out
+
+
+def find_weights(directory: str | Path, task: str, mode: str) -> WeightsInfo:
+    entries = read_manifest(directory)
+    for e in entries:
+        if e.task == task and e.mode == mode:
+            return e
+    have = ", ".join(f"{e.task}/{e.mode}" for e in entries) or "none"
+    raise WeightsError(f"{Path(directory) / MANIFEST}: no {task} weights for mode {mode!r} (available: {have})")
+
+
+def load_network(directory: str | Path, info: WeightsInfo, fold: bool = True) -> nn.Module:
+    """Build ``info.architecture``, load its tensors after checking the sha256, and return it in eval mode."""
+    path = Path(directory) / info.file
+    if not path.exists():
+        raise WeightsError(f"{path}: weights file missing")
+    digest = sha256_file(path)
+    if digest != info.sha256:
+        raise WeightsError(f"{path}: sha256 {digest[:16]}... does not match the manifest's {info.sha256[:16]}...; "
+                           "refusing to load modified or corrupt weights")
+    if info.architecture not in ARCHITECTURES:
+        raise WeightsError(f"{path}: unknown architecture {info.architecture!r}")
+    model = build_model(info.architecture)
+    try:
+        model.load_state_dict(load_file(str(path)))
+    except Exception as exc:
+        raise WeightsError(f"{path}: tensors do not fit {info.architecture} ({str(exc).splitlines()[0]})") from None
+    model.eval()
+    return fold_batchnorm(model) if fold else model
+
+
+def export_weights(model: nn.Module, directory: str | Path, info: dict[str, Any]) -> WeightsInfo:
+    """Save ``model`` as safetensors in ``directory`` and add or replace its entry in the manifest."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / info["file"]
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata={"architecture": info["architecture"], "id": info["id"]})
+    entry = dict(info, sha256=sha256_file(path))
+    manifest_path = directory / MANIFEST
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"format": 1, "weights": []}
+    manifest["weights"] = [e for e in manifest["weights"] if e["id"] != info["id"]] + [entry]
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return read_manifest(directory)[[e["id"] for e in manifest["weights"]].index(info["id"])]
+
+
+def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The model and full checkpoint dict of a training checkpoint (tensors only: ``weights_only=True``)."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    model = build_model(ckpt["arch"])
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), ckpt

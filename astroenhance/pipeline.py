@@ -1,0 +1,478 @@
+"""Frame in, enhanced frame out: normalise -> tile -> colorize -> upscale -> blend -> flux -> write.
+
+The networks are loaded once into an `Enhancer`; `Enhancer.enhance` holds no state between calls.
+Luminance and chroma travel separately: the colorizer predicts BT.709 chroma at the frame's own
+resolution, the super-resolution network upscales luminance, chroma is upscaled bicubically (it is
+smooth), and the two are recombined with the chroma shrunk just enough to stay in gamut — so the output
+luminance is exactly the (upscaled, flux-consistent) input luminance.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from astropy.io import fits
+
+from . import __version__
+from .config import FORMAT_SUFFIX, FORMATS, EnhanceConfig
+from .errors import DeviceError, InputError, OutputError
+from .imaging.color import fit_chroma_to_gamut, rgb_to_ycbcr, ycbcr_to_rgb
+from .imaging.normalize import Normalizer, make_stretch, parse_interval
+from .imaging.tiling import TileGrid
+from .imaging.wcs import scale_wcs, wcs_header
+from .io.readers import FrameSource, is_fits, open_frames, output_stem
+from .io.writers import FITSRGBWriter, ImageWriter
+from .models.weights import WeightsInfo, default_weights_dir, find_weights, load_network
+
+NOT_MEASUREMENT = ("Generated detail is not measurement: colour and sub-pixel structure are predicted "
+                   "by neural networks; use the input frame for photometry and astrometry.")
+
+
+# ---- device and precision ---------------------------------------------------------------------------
+
+def resolve_device(device: str, precision: str) -> torch.device:
+    """The torch device for ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``), checked with ``precision``."""
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise DeviceError(f"unknown precision {precision!r}; choose fp32, bf16 or fp16")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise DeviceError("--device cuda was asked for, but no CUDA GPU is available to torch here "
+                          "(use --device cpu or --device auto)")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise DeviceError(f"unknown device {device!r}; choose auto, cpu or cuda")
+    if device == "cpu" and precision == "fp16":
+        raise DeviceError("fp16 is not supported on CPU (slow and known to crash in peers); use bf16 or fp32")
+    return torch.device(device)
+
+
+# ---- flux consistency -------------------------------------------------------------------------------
+
+def project_block_means(out: np.ndarray, target: np.ndarray, scale: int, iterations: int = 48) -> np.ndarray:
+    """Shift each ``scale x scale`` block of ``out`` so its mean equals ``target`` and values stay in [0, 1].
+
+    For every block the result is ``clip(out + tau, 0, 1)`` with ``tau`` found by bisection — the closest
+    (least-squares) block in [0, 1] with the required mean.  ``target`` must lie in [0, 1].
+    """
+    h, w = target.shape
+    blocks = out.reshape(h, scale, w, scale).transpose(0, 2, 1, 3).reshape(h, w, scale * scale).astype(np.float64)
+    t = target.astype(np.float64)
+    lo = t - blocks.max(axis=-1) - 1e-12
+    hi = t - blocks.min(axis=-1) + 1e-12
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        too_high = np.clip(blocks + mid[..., None], 0.0, 1.0).mean(axis=-1) > t
+        hi = np.where(too_high, mid, hi)
+        lo = np.where(too_high, lo, mid)
+    fixed = np.clip(blocks + (0.5 * (lo + hi))[..., None], 0.0, 1.0)
+    # the last float64 rounding step: an exact additive touch keeps every block mean at target
+    fixed += (t - fixed.mean(axis=-1))[..., None] * ((fixed > 0) & (fixed < 1)).any(axis=-1, keepdims=True)
+    return fixed.reshape(h, w, scale, scale).transpose(0, 2, 1, 3).reshape(h * scale, w * scale).astype(np.float32)
+
+
+# ---- results ----------------------------------------------------------------------------------------
+
+@dataclass
+class FrameResult:
+    """What enhancing one frame produced."""
+
+    source: str
+    outputs: list[Path]
+    shape_in: tuple[int, int]
+    shape_out: tuple[int, int]
+    normalizer: Normalizer
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EnhancedArray:
+    """In-memory result of `Enhancer.enhance_array`: RGB display values, luminance, and the output WCS."""
+
+    rgb: np.ndarray  # (H*s, W*s, 3) float32 in [0, 1], NaN where the input had no data; rows as the input
+    luminance: np.ndarray  # (H*s, W*s)
+    wcs: object
+    normalizer: Normalizer
+    header: fits.Header
+
+
+class _ArraySink:
+    """Collects strips in memory (for the Python API on arrays that fit in memory)."""
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        self.rgb = np.zeros((*shape, 3), dtype=np.float32)
+        self.lum = np.zeros(shape, dtype=np.float32)
+
+    def put(self, row0: int, rgb: np.ndarray, lum: np.ndarray) -> None:
+        self.rgb[row0:row0 + rgb.shape[0]] = rgb
+        self.lum[row0:row0 + lum.shape[0]] = lum
+
+
+# ---- the engine -------------------------------------------------------------------------------------
+
+class Enhancer:
+    """Loads the networks for a configuration once; enhances any number of frames.
+
+    Parameters
+    ----------
+    config : EnhanceConfig
+        Settings; per-input defaults (stretch, interval, flux mode, formats) are resolved per frame.
+    """
+
+    def __init__(self, config: EnhanceConfig = EnhanceConfig()) -> None:
+        if config.scale not in (1, 2, 4) and config.upscale:
+            raise ValueError(f"--scale must be 4 for the shipped networks (got {config.scale})")
+        if config.formats:
+            bad = [f for f in config.formats if f not in FORMATS]
+            if bad:
+                raise ValueError(f"unknown format(s) {', '.join(bad)}; choose from {', '.join(FORMATS)}")
+        if config.stretch:
+            make_stretch(config.stretch)
+        if config.interval:
+            parse_interval(config.interval)
+        if config.tile < 16 or not 0 <= config.overlap < config.tile:
+            raise ValueError(f"need tile >= 16 and 0 <= overlap < tile (got tile={config.tile}, overlap={config.overlap})")
+        self.config = config
+        self.device = resolve_device(config.device, config.precision)
+        self.weights_dir = Path(config.weights) if config.weights else default_weights_dir()
+        self.sr: torch.nn.Module | None = None
+        self.colorizer: torch.nn.Module | None = None
+        self.sr_info: WeightsInfo | None = None
+        self.colorizer_info: WeightsInfo | None = None
+        if config.upscale:
+            self.sr_info = find_weights(self.weights_dir, "sr", config.sr_model)
+            self.sr = self._prepare(load_network(self.weights_dir, self.sr_info))
+            scale = getattr(self.sr, "scale", 4)
+            if scale != config.scale:
+                raise ValueError(f"the {config.sr_model} network upscales by {scale}, not --scale {config.scale}")
+        if config.colorize:
+            self.colorizer_info = find_weights(self.weights_dir, "colorize", "default")
+            self.colorizer = self._prepare(load_network(self.weights_dir, self.colorizer_info))
+        self.scale = config.scale if config.upscale else 1
+        self.batch = config.batch or (8 if self.device.type == "cuda" else 1)
+
+    def _prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        model = model.to(self.device)
+        if self.device.type == "cpu":
+            model = model.to(memory_format=torch.channels_last)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        return model
+
+    def _autocast(self):
+        if self.config.precision == "fp32":
+            return torch.autocast(self.device.type, enabled=False)
+        dtype = torch.bfloat16 if self.config.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def _run(self, model: torch.nn.Module, x: np.ndarray, context: torch.Tensor | None = None) -> np.ndarray:
+        """Run ``model`` on ``x`` ``(N, C, h, w)`` in batches; returns float32 numpy."""
+        outs = []
+        with torch.inference_mode(), self._autocast():
+            for i in range(0, x.shape[0], self.batch):
+                t = torch.from_numpy(np.ascontiguousarray(x[i:i + self.batch])).to(self.device)
+                if self.device.type == "cpu":
+                    t = t.contiguous(memory_format=torch.channels_last)
+                if context is None:
+                    outs.append(model(t).float().cpu().numpy())
+                else:
+                    outs.append(model(t, context=context.expand(t.shape[0], -1)).float().cpu().numpy())
+        return np.concatenate(outs, axis=0)
+
+    # ---- per-frame steps ------------------------------------------------------------------------
+    def fit_normalizer(self, src: FrameSource, cfg: EnhanceConfig) -> Normalizer:
+        sample = src.sample()
+        if src.channels == 3:
+            sample = sample.reshape(-1)
+        try:
+            return Normalizer.fit(sample, cfg.stretch or "linear", cfg.interval or "range", src.dtype_range)
+        except InputError as exc:
+            raise InputError(f"{src.name}: {exc}") from None
+
+    def _normalized_rows(self, src: FrameSource, norm: Normalizer, y0: int, y1: int):
+        """Normalized luminance ``(n, W)``, chroma ``(n, W, 2)`` or None, and the no-data mask."""
+        raw = src.read_rows(y0, y1)
+        if src.channels == 3:
+            mask = np.isnan(raw).any(axis=-1)
+            disp = np.nan_to_num(norm(raw), nan=0.0)
+            lum, chroma = rgb_to_ycbcr(disp)
+            return lum.astype(np.float32), chroma.astype(np.float32), mask
+        mask = np.isnan(raw)
+        return np.nan_to_num(norm(raw), nan=0.0), None, mask
+
+    def _context(self, src: FrameSource, norm: Normalizer) -> torch.Tensor | None:
+        """The colorizer's whole-frame context, from a thumbnail built strip by strip."""
+        if self.colorizer is None:
+            return None
+        h, w = src.shape
+        f = max(1, math.ceil(max(h, w) / 1024))
+        rows = []
+        for y in range(0, h, 256 * f):
+            lum = self._normalized_rows(src, norm, y, min(h, y + 256 * f))[0]
+            ph, pw = (-lum.shape[0]) % f, (-lum.shape[1]) % f
+            lum = np.pad(lum, ((0, ph), (0, pw)), mode="edge")
+            rows.append(lum.reshape(lum.shape[0] // f, f, lum.shape[1] // f, f).mean(axis=(1, 3)))
+        small = torch.from_numpy(np.concatenate(rows, axis=0)[None, None].astype(np.float32))
+        size = self.colorizer.thumb_size
+        thumb = F.interpolate(small, size=(size, size), mode="area" if min(small.shape[-2:]) >= size else "bilinear",
+                              align_corners=None if min(small.shape[-2:]) >= size else False)
+        with torch.inference_mode():
+            return self.colorizer.global_features(thumb.to(self.device)).float()
+
+    def process(self, src: FrameSource, cfg: EnhanceConfig, put: Callable[[int, int, np.ndarray, np.ndarray], None],
+                progress: Callable[[int, int], None] | None = None) -> Normalizer:
+        """Enhance ``src`` strip by strip; ``put(first_out_row, last_out_row, rgb, lum)`` receives each final strip.
+
+        Rows are in the source's own order.  ``rgb`` is ``(n, W*s, 3)`` display values in [0, 1] with NaN
+        where the input had no data.
+        """
+        norm = self.fit_normalizer(src, cfg)
+        context = self._context(src, norm)
+        h, w = src.shape
+        s = self.scale
+        grid = TileGrid(h, w, cfg.tile, cfg.overlap)
+        th, tw = grid.tile_shape
+        acc = np.zeros((th * s, w * s, 4), dtype=np.float32)  # weighted L, Cb, Cr and the weight itself
+        acc_row0 = 0  # input row of acc[0]
+        done = 0
+        for r, y0 in enumerate(grid.row_starts):
+            lum, chroma_in, mask = self._normalized_rows(src, norm, y0, y0 + th)
+            tiles_l = np.stack([lum[:, x0:x0 + tw] for x0 in grid.col_starts])[:, None]  # (T, 1, th, tw)
+            if self.colorizer is not None:
+                chroma_t = self._run(self.colorizer, tiles_l, context)  # (T, 2, th, tw)
+            elif chroma_in is not None:
+                chroma_t = np.stack([chroma_in[:, x0:x0 + tw].transpose(2, 0, 1) for x0 in grid.col_starts])
+            else:
+                chroma_t = np.zeros((len(grid.col_starts), 2, th, tw), dtype=np.float32)
+            if self.sr is not None:
+                lum_t = self._run(self.sr, tiles_l)  # (T, 1, th*s, tw*s)
+                chroma_t = F.interpolate(torch.from_numpy(chroma_t), scale_factor=s, mode="bicubic",
+                                         align_corners=False).numpy()
+            else:
+                lum_t = tiles_l
+            off = (y0 - acc_row0) * s
+            for k, x0 in enumerate(grid.col_starts):
+                win = grid.window(y0, x0, s).astype(np.float32)
+                region = acc[off:off + th * s, x0 * s:(x0 + tw) * s]
+                region[..., 0] += lum_t[k, 0] * win
+                region[..., 1] += chroma_t[k, 0] * win
+                region[..., 2] += chroma_t[k, 1] * win
+                region[..., 3] += win
+                done += 1
+                if progress is not None:
+                    progress(done, len(grid))
+            final = grid.final_rows_after(r)
+            n = final - acc_row0
+            if n > 0:
+                rows = slice(acc_row0 - y0, final - y0)
+                rgb, out_l = self._finish(acc[: n * s], lum[rows], mask[rows], cfg.flux_conserving)
+                put(acc_row0 * s, final * s, rgb, out_l)
+                keep = acc[n * s:].copy()
+                acc[:] = 0
+                acc[: keep.shape[0]] = keep
+                acc_row0 = final
+        return norm
+
+    def _finish(self, acc: np.ndarray, lum_in: np.ndarray, mask: np.ndarray, flux: bool | None):
+        s = self.scale
+        weight = acc[..., 3]
+        lum = acc[..., 0] / weight
+        chroma = acc[..., 1:3] / weight[..., None]
+        if flux and s > 1:
+            lum = project_block_means(lum, np.clip(lum_in, 0, 1), s)
+        else:
+            lum = np.clip(lum, 0.0, 1.0)
+        chroma = fit_chroma_to_gamut(lum, chroma)
+        rgb = ycbcr_to_rgb(lum, chroma).astype(np.float32)
+        # the luminance of the output *is* lum; rounding in the rebuild must not push values out of [0, 1]
+        np.clip(rgb, 0.0, 1.0, out=rgb)
+        if mask.any():
+            big = np.repeat(np.repeat(mask, s, axis=0), s, axis=1)
+            rgb[big] = np.nan
+            lum = lum.copy()
+            lum[big] = np.nan
+        return rgb, lum
+
+    # ---- provenance -------------------------------------------------------------------------------
+    def provenance(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer) -> dict[str, object]:
+        info = {
+            "tool": f"astroenhance {__version__}",
+            "input": src.path.name if src.path else src.name,
+            "input_sha256": _file_sha256(src.path) if src.path else "",
+            "chip": src.label,
+            "sr_weights": f"{self.sr_info.id} {self.sr_info.sha256}" if self.sr_info else "none",
+            "colorizer_weights": f"{self.colorizer_info.id} {self.colorizer_info.sha256}" if self.colorizer_info else "none",
+            "stretch": norm.stretch, "stretch_a": norm.a, "interval": norm.interval,
+            "vmin": norm.vmin, "vmax": norm.vmax,
+            "luminance": "BT.709 luma of display values",
+            "tile": cfg.tile, "overlap": cfg.overlap, "scale": self.scale,
+            "flux_conserving": bool(cfg.flux_conserving), "colorize": cfg.colorize, "upscale": cfg.upscale,
+            "sr_model": cfg.sr_model if cfg.upscale else "none",
+            "device": str(self.device), "precision": cfg.precision,
+            "utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        return info
+
+    def headers(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer) -> tuple[fits.Header, fits.Header, list[str], object]:
+        """Primary header (provenance), image header (WCS + kept keywords), notes, and the output WCS."""
+        prov = self.provenance(src, cfg, norm)
+        primary = fits.Header()
+        kept = src.header.copy() if src.header is not None else fits.Header()
+        kept.remove("BUNIT", ignore_missing=True, remove_all=True)
+        cards = [("AE_VER", __version__, "astroenhance version"),
+                 ("AE_INPUT", str(prov["input"])[-68:], "input file"),
+                 ("AE_INSHA", prov["input_sha256"], ""),
+                 ("AE_CHIP", src.label, "chip/extension of the input"),
+                 ("AE_SRW", self.sr_info.sha256 if self.sr_info else "none", ""),
+                 ("AE_SRID", self.sr_info.id if self.sr_info else "none", "SR weights id"),
+                 ("AE_COW", self.colorizer_info.sha256 if self.colorizer_info else "none", ""),
+                 ("AE_COID", self.colorizer_info.id if self.colorizer_info else "none", "colorizer weights id"),
+                 ("AE_STRCH", norm.stretch, "stretch (astropy.visualization)"),
+                 ("AE_STRA", norm.a, "stretch parameter a"),
+                 ("AE_INTVL", norm.interval, "interval"),
+                 ("AE_VMIN", norm.vmin, "input value mapped to 0"),
+                 ("AE_VMAX", norm.vmax, "input value mapped to 1"),
+                 ("AE_LUMA", "BT709", "luminance = .2126R + .7152G + .0722B"),
+                 ("AE_TILE", cfg.tile, "tile size (input pixels)"),
+                 ("AE_OVLAP", cfg.overlap, "tile overlap (input pixels)"),
+                 ("AE_SCALE", self.scale, "output pixels per input pixel"),
+                 ("AE_FLUX", bool(cfg.flux_conserving), "block means equal input luminance"),
+                 ("AE_COLOR", cfg.colorize, "colour predicted by the colorizer"),
+                 ("AE_SRMOD", prov["sr_model"], "super-resolution model"),
+                 ("AE_DEV", prov["device"], "device"),
+                 ("AE_PREC", cfg.precision, "precision"),
+                 ("AE_DATE", prov["utc"], "UTC time of processing"),
+                 ("BUNIT", "display", "stretched display values in [0, 1], not flux")]
+        for key, value, comment in cards:
+            primary[key] = (value, comment)
+        primary.add_comment(NOT_MEASUREMENT)
+        for k, v in prov.items():
+            primary.add_history(f"astroenhance {k}: {v}"[:72])
+        notes = list(src.notes)
+        out_wcs = None
+        image = fits.Header()
+        if src.wcs is not None:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                out_wcs, wnotes = scale_wcs(src.wcs, self.scale) if self.scale != 1 else (src.wcs.deepcopy(), [])
+            notes += wnotes
+            for note in wnotes:
+                primary.add_history(note[:72])
+            if src.origin == "upper":
+                out_wcs = None  # display images carry no WCS of their own
+            else:
+                image.extend(wcs_header(out_wcs), unique=True)
+        image.extend(kept, unique=True)
+        image["BUNIT"] = ("display", "stretched display values in [0, 1], not flux")
+        image.add_comment(NOT_MEASUREMENT)
+        return primary, image, notes, out_wcs
+
+    # ---- public entry points ------------------------------------------------------------------------
+    def enhance_file(self, path: str | Path, outdir: str | Path, *, overwrite: bool = True,
+                     progress: Callable[[int, int], None] | None = None) -> list[FrameResult]:
+        """Enhance every frame (chip) of ``path`` into ``outdir``; returns one result per frame.
+
+        Outputs are ``<stem>[.<chip>].enhanced.<ext>``, written under temporary names and renamed only
+        when complete; on any error nothing is left under a final name.
+        """
+        path = Path(path)
+        outdir = Path(outdir)
+        cfg = self.config.for_input(is_fits(path))
+        results = []
+        with open_frames(path, cfg.hdu) as frames:
+            for src in frames:
+                results.append(self._enhance_source(src, cfg, outdir, path, progress))
+        return results
+
+    def output_paths(self, path: Path, outdir: Path, label: str, formats: tuple[str, ...]) -> dict[str, Path]:
+        stem = output_stem(path) + (f".{label}" if label else "")
+        return {fmt: outdir / f"{stem}.enhanced{FORMAT_SUFFIX[fmt]}" for fmt in formats}
+
+    def _enhance_source(self, src: FrameSource, cfg: EnhanceConfig, outdir: Path, path: Path,
+                        progress: Callable[[int, int], None] | None) -> FrameResult:
+        targets = self.output_paths(path, outdir, src.label, cfg.formats or ("png",))
+        for target in targets.values():
+            if target.resolve() == path.resolve():
+                raise OutputError(f"{target}: would overwrite the input")
+        try:
+            outdir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{outdir}: cannot create output folder ({exc.strerror or exc})") from None
+        norm = self.fit_normalizer(src, cfg)
+        primary, image, notes, out_wcs = self.headers(src, cfg, norm)
+        h, w = src.shape
+        shape_out = (h * self.scale, w * self.scale)
+        writers: dict[str, FITSRGBWriter | ImageWriter] = {}
+        prov_text = "; ".join(f"{k}={v}" for k, v in self.provenance(src, cfg, norm).items()) + ". " + NOT_MEASUREMENT
+        try:
+            for fmt, target in targets.items():
+                if fmt == "fits":
+                    writers[fmt] = FITSRGBWriter(target, shape_out, primary, image)
+                else:
+                    writers[fmt] = ImageWriter(target, shape_out, fmt, out_wcs, prov_text)
+            hout = shape_out[0]
+
+            def put(r0: int, r1: int, rgb: np.ndarray, lum: np.ndarray) -> None:
+                # FITS rows run bottom-up, image rows top-down
+                fits_row0, img_row0, flip = (r0, hout - r1, True) if src.origin == "lower" else (hout - r1, r0, False)
+                for fmt, wr in writers.items():
+                    if fmt == "fits":
+                        block = rgb if src.origin == "lower" else rgb[::-1]
+                        for c in range(3):
+                            wr.write_rows(c, fits_row0, block[..., c])  # type: ignore[call-arg]
+                    else:
+                        wr.write_rows(img_row0, rgb[::-1] if flip else rgb)  # type: ignore[call-arg]
+
+            self.process(src, replace(cfg), put, progress)
+            for wr in writers.values():
+                wr.finish()
+                notes += getattr(wr, "notes", [])
+            outputs = [wr.publish() for wr in writers.values()]  # all complete: only now take final names
+        except BaseException:
+            for wr in writers.values():
+                wr.abort()
+            raise
+        return FrameResult(src.name, outputs, (h, w), shape_out, norm, notes)
+
+    def enhance_array(self, data: np.ndarray, wcs=None, *, is_fits_like: bool = True) -> EnhancedArray:
+        """Enhance an in-memory ``(H, W)`` or ``(H, W, 3)`` array (rows bottom-up, as in FITS) and its WCS."""
+        from .io.readers import from_array
+
+        src = from_array(data, wcs, origin="lower", dtype_range=None if is_fits_like else _dtype_range(data))
+        cfg = self.config.for_input(is_fits_like)
+        sink = _ArraySink((src.shape[0] * self.scale, src.shape[1] * self.scale))
+        norm = self.process(src, cfg, lambda r0, r1, rgb, lum: sink.put(r0, rgb, lum))
+        primary, image, _, out_wcs = self.headers(src, cfg, norm)
+        primary.extend(image, unique=True)
+        return EnhancedArray(sink.rgb, sink.lum, out_wcs, norm, primary)
+
+
+def _dtype_range(data: np.ndarray) -> tuple[float, float]:
+    if data.dtype == np.uint8:
+        return (0.0, 255.0)
+    if data.dtype == np.uint16:
+        return (0.0, 65535.0)
+    return (0.0, 1.0)
+
+
+def _file_sha256(path: Path | None) -> str:
+    if path is None:
+        return ""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def enhance(data: np.ndarray, wcs=None, config: EnhanceConfig = EnhanceConfig()) -> EnhancedArray:
+    """Enhance an array (+ WCS) in one call: a fresh `Enhancer`, no state kept.  See `Enhancer.enhance_array`."""
+    return Enhancer(config).enhance_array(data, wcs)

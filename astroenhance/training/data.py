@@ -1,0 +1,85 @@
+"""Training images: a folder of colour images, held in memory as uint8, sampled deterministically.
+
+Every batch is drawn from ``numpy.random.default_rng((seed, step))``, so a run resumed at step ``k``
+sees exactly the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
+
+
+def _manifest_excludes(folder: Path) -> set[str]:
+    """Names a ``MANIFEST.csv`` marks as unsuitable (visual flag set, duplicate)."""
+    out: set[str] = set()
+    for manifest in folder.rglob("MANIFEST.csv"):
+        with open(manifest, newline="") as fh:
+            for row in csv.DictReader(fh):
+                if row.get("visual_flag", "").strip() or row.get("duplicate_of", "").strip():
+                    out.add(row["file"])
+    return out
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Every image under ``folder`` (recursively, sorted), minus those its MANIFEST.csv flags."""
+    folder = Path(folder)
+    excluded = _manifest_excludes(folder)
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.name not in excluded)
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """An image as ``(H, W, 3)`` uint8 RGB."""
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+@dataclass
+class ImagePool:
+    """Images held in memory as uint8 ``(H, W, 3)``; crops are taken from them at random."""
+
+    images: list[np.ndarray]
+    names: list[str]
+    thumb_size: int = 128
+
+    def __post_init__(self) -> None:
+        # whole-image thumbnails for the colorizer's global branch, made as `run` makes them
+        self.thumbs = [np.asarray(Image.fromarray(im).resize((self.thumb_size,) * 2, Image.BOX)) for im in self.images]
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, min_size: int = 0, limit: int | None = None) -> "ImagePool":
+        paths = list_images(folder)[:limit]
+        images, names = [], []
+        for p in paths:
+            im = load_rgb(p)
+            if min(im.shape[:2]) >= min_size:
+                images.append(im)
+                names.append(p.name)
+        if not images:
+            raise ValueError(f"no usable images (>= {min_size} px) under {folder}")
+        return cls(images, names)
+
+    def crops(self, rng: np.random.Generator, batch: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Random crops ``(B, size, size, 3)`` with flips and 90-degree turns, float32 in [0, 1], and the
+        thumbnails ``(B, T, T, 3)`` of the images they came from, turned the same way."""
+        weights = np.array([im.shape[0] * im.shape[1] for im in self.images], dtype=float)
+        idx = rng.choice(len(self.images), size=batch, p=weights / weights.sum())
+        out = np.empty((batch, size, size, 3), dtype=np.float32)
+        thumbs = np.empty((batch, self.thumb_size, self.thumb_size, 3), dtype=np.float32)
+        for k, i in enumerate(idx):
+            im, th = self.images[i], self.thumbs[i]
+            y = rng.integers(0, im.shape[0] - size + 1)
+            x = rng.integers(0, im.shape[1] - size + 1)
+            c = im[y:y + size, x:x + size]
+            if rng.random() < 0.5:
+                c, th = c[:, ::-1], th[:, ::-1]
+            turns = int(rng.integers(4))
+            out[k] = np.rot90(c, k=turns) / 255.0
+            thumbs[k] = np.rot90(th, k=turns) / 255.0
+        return out, thumbs

@@ -1,0 +1,38 @@
+"""Turn a training checkpoint into shipped weights: safetensors + a manifest entry with its metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..models.registry import ARCHITECTURES
+from ..models.weights import WeightsInfo, export_weights, load_checkpoint_model
+
+LICENCE = ("Weights: CC BY 4.0, trained by astroenhance on ESA/Hubble & NASA images (CC BY 4.0 / public domain); "
+           "see the training data's SOURCES.csv for credits.")
+
+
+def export_checkpoint(ckpt: str | Path, weights_dir: str | Path, weights_id: str, mode: str | None = None,
+                      metrics: dict[str, Any] | None = None, notes: str = "") -> WeightsInfo:
+    """Export ``ckpt`` (a ``ckpt.pt`` written by `astroenhance train`) as ``<weights_id>.safetensors``."""
+    model, ck = load_checkpoint_model(ckpt)
+    cfg = ck["config"]
+    spec = ARCHITECTURES[ck["arch"]]
+    entry = {
+        "id": weights_id,
+        "task": spec.task,
+        "mode": mode or ("psnr" if spec.task == "sr" and cfg.get("stage", "pretrain") == "pretrain" else
+                         "gan" if spec.task == "sr" else "default"),
+        "architecture": ck["arch"],
+        "file": f"{weights_id}.safetensors",
+        "hyperparameters": dict(spec.kwargs, **{k: cfg[k] for k in ("batch", "crop", "lr", "lr_min_factor", "warmup", "seed",
+                                                                 "saturation_weight", "stage") if k in cfg}),
+        "iterations": int(ck["step"]),
+        "training_data": cfg["data"],
+        "validation_data": cfg.get("val_data", ""),
+        "feature_network": "none (pixel loss)" if spec.task == "sr" and cfg.get("stage") != "gan" else "none (trained from scratch)",
+        "metrics": metrics or {},
+        "licence": LICENCE,
+        "notes": notes,
+    }
+    return export_weights(model, weights_dir, entry)
