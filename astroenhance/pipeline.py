@@ -64,19 +64,29 @@ def project_block_means(out: np.ndarray, target: np.ndarray, scale: int, iterati
     (least-squares) block in [0, 1] with the required mean.  ``target`` must lie in [0, 1].
     """
     h, w = target.shape
-    blocks = out.reshape(h, scale, w, scale).transpose(0, 2, 1, 3).reshape(h, w, scale * scale).astype(np.float64)
-    t = target.astype(np.float64)
-    lo = t - blocks.max(axis=-1) - 1e-12
-    hi = t - blocks.min(axis=-1) + 1e-12
-    for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        too_high = np.clip(blocks + mid[..., None], 0.0, 1.0).mean(axis=-1) > t
-        hi = np.where(too_high, mid, hi)
-        lo = np.where(too_high, lo, mid)
-    fixed = np.clip(blocks + (0.5 * (lo + hi))[..., None], 0.0, 1.0)
-    # the last float64 rounding step: an exact additive touch keeps every block mean at target
-    fixed += (t - fixed.mean(axis=-1))[..., None] * ((fixed > 0) & (fixed < 1)).any(axis=-1, keepdims=True)
-    return fixed.reshape(h, w, scale, scale).transpose(0, 2, 1, 3).reshape(h * scale, w * scale).astype(np.float32)
+    n = scale * scale
+    blocks = out.reshape(h, scale, w, scale).transpose(0, 2, 1, 3).reshape(h * w, n).astype(np.float64)
+    t = target.reshape(-1).astype(np.float64)
+    # most blocks need only the plain shift; bisection only where the shift would leave [0, 1]
+    blocks += (t - blocks.mean(axis=1))[:, None]
+    bad = np.flatnonzero((blocks.min(axis=1) < 0) | (blocks.max(axis=1) > 1))
+    if bad.size:
+        b, tb = blocks[bad], t[bad]
+        lo = tb - b.max(axis=1) - 1e-12
+        hi = tb - b.min(axis=1) + 1e-12
+        for _ in range(iterations):
+            mid = 0.5 * (lo + hi)
+            too_high = np.clip(b + mid[:, None], 0.0, 1.0).mean(axis=1) > tb
+            hi = np.where(too_high, mid, hi)
+            lo = np.where(too_high, lo, mid)
+        fixed = np.clip(b + (0.5 * (lo + hi))[:, None], 0.0, 1.0)
+        # remove the bisection's last rounding with a shift of the pixels strictly inside (0, 1)
+        inside = (fixed > 0) & (fixed < 1)
+        count = inside.sum(axis=1)
+        corr = np.where(count > 0, (tb - fixed.mean(axis=1)) * n / np.maximum(count, 1), 0.0)
+        fixed += corr[:, None] * inside
+        blocks[bad] = fixed
+    return blocks.reshape(h, w, scale, scale).transpose(0, 2, 1, 3).reshape(h * scale, w * scale).astype(np.float32)
 
 
 # ---- results ----------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ def fit_chroma_to_gamut(y: np.ndarray, chroma: np.ndarray) -> np.ndarray:
     y = np.clip(y, 0.0, 1.0)
     # RGB offsets from grey per unit chroma: R - Y, G - Y, B - Y
     d = ycbcr_to_rgb(np.zeros_like(y), chroma)  # (..., 3)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         up = np.where(d > 0, (1.0 - y)[..., None] / d, np.inf)
         down = np.where(d < 0, -y[..., None] / d, np.inf)
     t = np.minimum(1.0, np.minimum(up, down).min(axis=-1))

@@ -132,7 +132,7 @@ def open_frames(path: str | Path, hdu: str | int | None = None) -> Iterator[list
 @contextlib.contextmanager
 def _open_fits(path: Path) -> Iterator[fits.HDUList]:
     try:
-        hdul = fits.open(path, memmap=True, lazy_load_hdus=False)
+        hdul = fits.open(path, memmap=True, lazy_load_hdus=False, do_not_scale_image_data=True)
     except Exception as exc:  # astropy raises OSError, ValueError, TypeError... for corrupt files
         raise InputError(f"{path}: not a readable FITS file ({_short(exc)})") from None
     try:
@@ -227,7 +227,8 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool) -> list
     if len(extra) > 1:
         raise InputError(f"{path}: HDU {_describe(hdul, index)} is a {naxis}-D cube; only 2-D frames "
                          "(or a 3-D stack of chips) can be enhanced")
-    section = h.section
+    bscale, bzero = float(header.get("BSCALE", 1.0)), float(header.get("BZERO", 0.0))
+    blank = header.get("BLANK") if header.get("BITPIX", -32) > 0 else None
     kept = _primary_keywords(hdul, header)
     label_base = f"{h.name.lower()}{header.get('EXTVER', 1)}" if multi and h.name else ""
     planes = extra[0] if extra else 1
@@ -241,7 +242,12 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool) -> list
         def read_rows(y0: int, y1: int, plane: int = plane) -> np.ndarray:
             key = lead + ((plane,) if extra else ()) + (slice(y0, y1), slice(None))
             try:
-                return _finite_float32(section[key])
+                raw = h.data[key]  # memory-mapped, unscaled: only these rows are read
+                out = raw.astype(np.float64) * bscale + bzero if (bscale != 1 or bzero != 0) else raw
+                out = _finite_float32(out)
+                if blank is not None:
+                    out[raw == blank] = np.nan
+                return out
             except Exception as exc:
                 raise InputError(f"{path}: data could not be read ({_short(exc)}); the file may be truncated") from None
         if planes > 1:

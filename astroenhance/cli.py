@@ -1,0 +1,314 @@
+"""The `astroenhance` command line: the only module that prints, uses rich, or exits."""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+import traceback
+import warnings
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from . import __version__
+from .config import FORMATS, EnhanceConfig
+from .errors import AstroEnhanceError
+from .io.readers import FITS_SUFFIXES, IMAGE_SUFFIXES
+
+app = typer.Typer(
+    name="astroenhance",
+    help=("Colour and 4x detail for Hubble frames, with exact WCS and recorded provenance.\n\n"
+          "Generated detail is not measurement: colour and sub-pixel structure are predicted by neural "
+          "networks. Use the input frames for photometry and astrometry."),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+train_app = typer.Typer(help="Retrain the networks on your own colour images.", no_args_is_help=True)
+weights_app = typer.Typer(help="Manage shipped weights (export a training checkpoint).", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+app.add_typer(weights_app, name="weights")
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+class Stretch(str, Enum):
+    asinh = "asinh"
+    linear = "linear"
+    sqrt = "sqrt"
+    log = "log"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class SRModel(str, Enum):
+    psnr = "psnr"
+    gan = "gan"
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"astroenhance {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    pass
+
+
+def _usage(message: str) -> typer.Exit:
+    err.print(f"[red]usage error:[/red] {message}")
+    return typer.Exit(2)
+
+
+def _parse_formats(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    aliases = {"tif": "tiff", "jpg": "jpeg", "fit": "fits"}
+    formats = tuple(dict.fromkeys(aliases.get(f.strip().lower(), f.strip().lower()) for f in value.split(",") if f.strip()))
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise _usage(f"--format {value!r}: choose from {', '.join(FORMATS)} (comma-separated)")
+    return formats
+
+
+def _expand_inputs(inputs: list[Path]) -> list[Path]:
+    """Files as given; a directory stands for the frames directly inside it."""
+    files: list[Path] = []
+    for p in inputs:
+        if p.is_dir():
+            found = sorted(c for c in p.iterdir() if c.is_file() and c.name.lower().endswith(FITS_SUFFIXES + IMAGE_SUFFIXES)
+                           and not c.name.startswith("."))
+            if not found:
+                err.print(f"[yellow]warning:[/yellow] {p}: no FITS or image files in this folder")
+            files.extend(found)
+        else:
+            files.append(p)
+    return files
+
+
+@app.command()
+def run(
+    inputs: Annotated[list[Path], typer.Argument(help="FITS frames (.fits, .fits.gz, multi-extension) or PNG/TIFF/JPEG images; a folder means the frames inside it.", show_default=False)],
+    outdir: Annotated[Path, typer.Option("--output", "-o", help="Folder for the outputs <stem>[.<chip>].enhanced.<ext>; created if missing.", show_default=False)],
+    hdu: Annotated[Optional[str], typer.Option(help="FITS HDU by name (SCI, 'SCI,2') or index. Default: the SCI extension(s), else the first 2-D image; every chip of a multi-chip frame goes to its own output.")] = None,
+    scale: Annotated[int, typer.Option(help="Upscaling factor (the shipped networks are 4x).")] = 4,
+    colorize: Annotated[bool, typer.Option("--colorize/--no-colorize", help="Predict colour with the colorization network. With --no-colorize a colour input keeps its colours and a grey input stays grey.")] = True,
+    upscale: Annotated[bool, typer.Option("--upscale/--no-upscale", help="Run the 4x super-resolution network on luminance.")] = True,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="Comma-separated outputs from fits,png,tiff,jpeg. Default: fits,png for FITS input, png for images.", show_default=False)] = None,
+    stretch: Annotated[Optional[Stretch], typer.Option(help="Stretch after the interval. Default: asinh for FITS, linear for display images.", show_default=False)] = None,
+    interval: Annotated[Optional[str], typer.Option(help="zscale, minmax, range or percentile:P. Default: percentile:99.5 for FITS, range (the full 8/16-bit range) for images.", show_default=False)] = None,
+    tile: Annotated[int, typer.Option(help="Tile side in input pixels; memory per tile is bounded by it.")] = 256,
+    overlap: Annotated[int, typer.Option(help="Pixels shared by neighbouring tiles, blended with a raised-cosine window.")] = 32,
+    flux_conserving: Annotated[Optional[bool], typer.Option("--flux-conserving/--no-flux-conserving", help="Make every 4x4 block mean of the output luminance equal the normalized input pixel. Default: on for FITS, off for images.", show_default=False)] = None,
+    device: Annotated[Device, typer.Option(help="auto picks CUDA when available.")] = Device.auto,
+    precision: Annotated[Precision, typer.Option(help="fp32 everywhere; bf16 is about 2x faster on recent CPUs and GPUs; fp16 on CUDA only.")] = Precision.fp32,
+    sr_model: Annotated[SRModel, typer.Option(help="psnr: faithful, smooth (default, the one to inspect structure with); gan: sharper, more invented texture.")] = SRModel.psnr,
+    weights: Annotated[Optional[Path], typer.Option(help="Folder with manifest.json and the weights (default: the shipped weights/).", show_default=False)] = None,
+    batch: Annotated[int, typer.Option(help="Tiles per network call (0: 1 on CPU, 8 on CUDA).")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; only errors and the summary line.")] = False,
+    debug: Annotated[bool, typer.Option(help="Show tracebacks for failures.")] = False,
+) -> None:
+    """Enhance frames: normalize, colorize, upscale 4x, and write FITS (with the rescaled WCS) and images.
+
+    Each output records the tool version, weights hashes, every parameter and the input's checksum.
+    Generated detail is not measurement. Exit status: 0 all succeeded, 1 any input failed, 2 usage error.
+    """
+    from .pipeline import Enhancer
+
+    config = EnhanceConfig(scale=scale, colorize=colorize, upscale=upscale, formats=_parse_formats(fmt),
+                           stretch=stretch.value if stretch else None, interval=interval, tile=tile, overlap=overlap,
+                           flux_conserving=flux_conserving, device=device.value, precision=precision.value,
+                           sr_model=sr_model.value, weights=str(weights) if weights else None, batch=batch, hdu=hdu)
+    try:
+        enhancer = Enhancer(config)
+    except ValueError as exc:
+        raise _usage(str(exc)) from None
+    except AstroEnhanceError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    files = _expand_inputs(inputs)
+    if not files:
+        raise _usage("no input files")
+    failures: list[tuple[Path, str]] = []
+    claimed: dict[Path, Path] = {}
+    written = 0
+    t0 = time.perf_counter()
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TimeRemainingColumn(), console=err, disable=quiet, transient=True)
+    with progress, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        task = progress.add_task("tiles", total=None)
+        for path in files:
+            progress.update(task, description=path.name, completed=0, total=None)
+            try:
+                _check_claims(enhancer, path, outdir, claimed)
+                results = enhancer.enhance_file(path, outdir, progress=lambda d, n: progress.update(task, completed=d, total=n))
+            except AstroEnhanceError as exc:
+                failures.append((path, str(exc)))
+                progress.console.print(f"[red]error:[/red] {exc}")
+                continue
+            except Exception as exc:  # a bug or an unforeseen input: report it, keep going
+                failures.append((path, f"{type(exc).__name__}: {exc}"))
+                progress.console.print(f"[red]error:[/red] {path}: unexpected {type(exc).__name__}: {exc}")
+                if debug:
+                    progress.console.print(traceback.format_exc())
+                continue
+            for r in results:
+                written += len(r.outputs)
+                for note in r.notes:
+                    progress.console.print(f"[yellow]note:[/yellow] {r.source}: {note}")
+                if not quiet:
+                    progress.console.print(f"[green]done[/green] {r.source} {r.shape_in[1]}x{r.shape_in[0]} -> "
+                                           f"{r.shape_out[1]}x{r.shape_out[0]}: " + ", ".join(str(o) for o in r.outputs))
+    secs = time.perf_counter() - t0
+    ok = len(files) - len(failures)
+    err.print(f"{ok} of {len(files)} input(s) enhanced, {written} file(s) written, {len(failures)} failed ({secs:.1f} s)")
+    if failures:
+        raise typer.Exit(1)
+
+
+def _check_claims(enhancer, path: Path, outdir: Path, claimed: dict[Path, Path]) -> None:
+    """Refuse an input whose outputs another input of this run already wrote (e.g. a.fits and a.png)."""
+    from .io.readers import is_fits
+    from .errors import OutputError
+
+    cfg = enhancer.config.for_input(is_fits(path))
+    for target in enhancer.output_paths(path, outdir, "", cfg.formats).values():
+        other = claimed.get(target)
+        if other is not None and other != path:
+            raise OutputError(f"{path}: its output {target} was already written from {other} in this run; "
+                              "give the inputs different names or run them into different folders")
+        claimed[target] = path
+
+
+# ---- training ---------------------------------------------------------------------------------------
+
+def _train(task: str, data: Path, outdir: Path, *, arch: str, iters: int, batch: int, crop: int, lr: float,
+           seed: int, val_data: Optional[Path], val_every: int, device: str, threads: int, resume: bool) -> None:
+    from .training.train import TrainConfig, Trainer
+
+    cfg = TrainConfig(task=task, data=str(data), out=str(outdir), arch=arch, iters=iters, batch=batch, crop=crop,
+                      lr=lr, seed=seed, val_data=str(val_data) if val_data else "", val_every=val_every,
+                      ckpt_every=val_every, device=device, threads=threads)
+    try:
+        trainer = Trainer(cfg)
+    except (ValueError, KeyError) as exc:
+        raise _usage(str(exc)) from None
+    ckpt = outdir / "ckpt.pt"
+    if resume:
+        if not ckpt.exists():
+            raise _usage(f"--resume: no checkpoint at {ckpt}")
+        trainer.load(ckpt)
+        err.print(f"resuming {ckpt} at step {trainer.step}")
+    elif ckpt.exists():
+        raise _usage(f"{ckpt} exists: pass --resume to continue it, or choose another -o")
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                        TimeElapsedColumn(), TimeRemainingColumn(), console=err)
+    with progress:
+        t = progress.add_task(f"train {task}", total=iters, completed=trainer.step, info="")
+        t0, s0 = time.perf_counter(), trainer.step
+
+        def on_step(step: int, m: dict[str, float]) -> None:
+            rate = (step - s0) / max(time.perf_counter() - t0, 1e-9)
+            info = f"loss {m['loss']:.4g} {rate:.2f} it/s" + "".join(f" {k} {v:.4g}" for k, v in m.items() if k.startswith("val"))
+            progress.update(t, completed=step, info=info)
+
+        try:
+            last = trainer.run(on_step)
+        except KeyboardInterrupt:
+            err.print(f"interrupted: checkpoint at step {trainer.step} kept in {ckpt}; continue with --resume")
+            raise typer.Exit(130) from None
+    err.print(f"finished at step {trainer.step}: " + ", ".join(f"{k}={v:.4g}" for k, v in last.items()))
+
+
+DataOpt = Annotated[Path, typer.Option("--data", help="Folder of colour training images (searched recursively).", exists=True, file_okay=False)]
+RunOpt = Annotated[Path, typer.Option("--output", "-o", help="Run folder: ckpt.pt, log.csv, config.json.")]
+ValOpt = Annotated[Optional[Path], typer.Option(help="Held-out colour images for validation (default: training images).", exists=True, file_okay=False)]
+
+
+@train_app.command("sr")
+def train_sr(
+    data: DataOpt, outdir: RunOpt,
+    stage: Annotated[str, typer.Option(help="pretrain: SRResNet with an L1 pixel loss on 4x area-averaged inputs, flux-projected.")] = "pretrain",
+    arch: Annotated[str, typer.Option(help="srresnet-8x32 (CPU default) or srresnet-16x64 (the paper's).")] = "srresnet-8x32",
+    iters: int = 6000, batch: int = 16,
+    crop: Annotated[int, typer.Option(help="High-resolution crop side (a multiple of 4).")] = 64,
+    lr: float = 5e-4, seed: int = 0, val_data: ValOpt = None, val_every: int = 250,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    threads: Annotated[int, typer.Option(help="torch threads (0: torch's default).")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue the checkpoint in -o exactly where it stopped.")] = False,
+) -> None:
+    """Train the super-resolution network (luminance, 4x)."""
+    if stage != "pretrain":
+        raise _usage("only --stage pretrain is available in this release (the GAN stage is tracked as an open issue)")
+    _train("sr", data, outdir, arch=arch, iters=iters, batch=batch, crop=crop, lr=lr, seed=seed, val_data=val_data,
+           val_every=val_every, device=device, threads=threads, resume=resume)
+
+
+@train_app.command("colorizer")
+def train_colorizer(
+    data: DataOpt, outdir: RunOpt,
+    arch: Annotated[str, typer.Option(help="Colorizer architecture.")] = "resenc-colorizer",
+    iters: int = 4500, batch: int = 8, crop: int = 128, lr: float = 1e-3, seed: int = 0, val_data: ValOpt = None,
+    val_every: int = 250, device: str = "cpu", threads: int = 0,
+    resume: Annotated[bool, typer.Option(help="Continue the checkpoint in -o exactly where it stopped.")] = False,
+) -> None:
+    """Train the colorization network (luminance in, BT.709 chroma out)."""
+    _train("colorize", data, outdir, arch=arch, iters=iters, batch=batch, crop=crop, lr=lr, seed=seed,
+           val_data=val_data, val_every=val_every, device=device, threads=threads, resume=resume)
+
+
+@weights_app.command("export")
+def weights_export(
+    ckpt: Annotated[Path, typer.Argument(help="A run's ckpt.pt (or the run folder).", exists=True)],
+    weights_id: Annotated[str, typer.Option("--id", help="Name of the weights (file <id>.safetensors).")],
+    weights_dir: Annotated[Path, typer.Option("--weights-dir", help="Folder holding manifest.json.")] = Path("weights"),
+    mode: Annotated[Optional[str], typer.Option(help="sr: psnr or gan; colorizer: default.")] = None,
+) -> None:
+    """Write a checkpoint's model as safetensors with a manifest entry (architecture, data, metrics, sha256)."""
+    from .training.export import export_checkpoint
+
+    if ckpt.is_dir():
+        ckpt = ckpt / "ckpt.pt"
+    metrics = _last_metrics(ckpt.parent / "log.csv")
+    info = export_checkpoint(ckpt, weights_dir, weights_id, mode, metrics)
+    out.print(f"{weights_dir / info.file}  sha256 {info.sha256}")
+
+
+def _last_metrics(log: Path) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    if log.exists():
+        with open(log, newline="") as fh:
+            for row in csv.DictReader(fh):
+                if row.get("metric"):
+                    metrics[row["metric"]] = float(row["value"])
+                    metrics["at_step"] = int(row["step"])
+    return metrics
+
+
+def main() -> None:
+    os.environ.setdefault("KMP_WARNINGS", "0")
+    app()
+
+
+if __name__ == "__main__":
+    main()

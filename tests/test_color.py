@@ -1,0 +1,32 @@
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from astroenhance.imaging.color import LUMA_WEIGHTS, fit_chroma_to_gamut, rgb_to_ycbcr, ycbcr_to_rgb
+
+
+def test_bt709_values():
+    y, c = rgb_to_ycbcr(np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.5, 0.5, 0.5]]))
+    np.testing.assert_allclose(y, [0.2126, 0.0722, 0.5])
+    np.testing.assert_allclose(c[0], [-0.2126 / 1.8556, 0.5])  # pure red: Cr = +0.5
+    np.testing.assert_allclose(c[1], [0.5, -0.0722 / 1.5748])  # pure blue: Cb = +0.5
+    np.testing.assert_allclose(c[2], [0.0, 0.0], atol=1e-15)
+
+
+@settings(max_examples=50, deadline=None)
+@given(arrays(np.float64, (20, 3), elements=st.floats(0, 1)))
+def test_round_trip(rgb):
+    y, c = rgb_to_ycbcr(rgb)
+    np.testing.assert_allclose(ycbcr_to_rgb(y, c), rgb, atol=1e-12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(arrays(np.float64, 50, elements=st.floats(0, 1)), arrays(np.float64, (50, 2), elements=st.floats(-1, 1)))
+def test_gamut_fit_keeps_luminance_and_stays_in_gamut(y, chroma):
+    fitted = fit_chroma_to_gamut(y, chroma)
+    rgb = ycbcr_to_rgb(y, fitted)
+    assert rgb.min() >= -1e-9 and rgb.max() <= 1 + 1e-9
+    np.testing.assert_allclose(rgb @ LUMA_WEIGHTS, y, atol=1e-12)
+    # only shrinks towards grey, never changes hue
+    assert np.all(np.linalg.norm(fitted, axis=1) <= np.linalg.norm(chroma, axis=1) + 1e-12)

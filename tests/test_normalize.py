@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from astroenhance.errors import InputError
+from astroenhance.imaging.normalize import STRETCHES, Normalizer, parse_interval
+
+INTERVALS = ["zscale", "minmax", "percentile:99.5"]
+
+
+@pytest.mark.parametrize("stretch", STRETCHES)
+@pytest.mark.parametrize("interval", INTERVALS)
+def test_round_trip_inside_interval(stretch, interval):
+    x = np.random.default_rng(0).lognormal(3, 1, (64, 64))
+    norm = Normalizer.fit(x, stretch, interval)
+    d = norm(x)
+    assert d.dtype == np.float32 and np.nanmin(d) >= 0 and np.nanmax(d) <= 1
+    inside = (x > norm.vmin) & (x < norm.vmax)
+    assert inside.sum() > 100
+    # float32 display values: the inverse is exact to float32 precision of the stretched value
+    np.testing.assert_allclose(norm.inverse(d)[inside], x[inside], rtol=2e-4 if stretch == "log" else 5e-5,
+                               atol=(norm.vmax - norm.vmin) * 1e-5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.float64, st.integers(2, 300), elements=st.floats(-1e6, 1e6)),
+       st.sampled_from(STRETCHES), st.sampled_from(["minmax", "percentile:90", "zscale"]))
+def test_any_data_maps_into_unit_interval(x, stretch, interval):
+    norm = Normalizer.fit(x, stretch, interval)
+    d = norm(x)
+    assert np.all((d >= 0) & (d <= 1))
+    assert norm.vmax > norm.vmin
+    # monotone: a larger input never gets a smaller display value
+    order = np.argsort(x, kind="stable")
+    assert np.all(np.diff(d[order]) >= 0)
+
+
+def test_nan_stays_nan_and_is_ignored_by_interval():
+    x = np.arange(100.0)
+    x[::7] = np.nan
+    norm = Normalizer.fit(x, "linear", "minmax")
+    assert (norm.vmin, norm.vmax) == (1.0, 99.0)
+    assert np.isnan(norm(x)[::7]).all()
+
+
+def test_all_nan_is_an_input_error():
+    with pytest.raises(InputError, match="no finite pixels"):
+        Normalizer.fit(np.full(10, np.nan), "asinh", "minmax")
+
+
+def test_constant_frame_maps_to_mid_grey():
+    norm = Normalizer.fit(np.full(50, 7.0), "linear", "minmax")
+    assert norm(np.array([7.0]))[0] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("bad", ["percentile:0", "percentile:abc", "zcale", "percentile:101"])
+def test_bad_interval_is_refused(bad):
+    with pytest.raises(ValueError, match="interval"):
+        parse_interval(bad)

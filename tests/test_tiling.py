@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from astroenhance.imaging.tiling import TileGrid
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 700), st.integers(1, 700), st.integers(16, 300), st.data())
+def test_tiles_cover_every_pixel_with_positive_weight(h, w, tile, data):
+    overlap = data.draw(st.integers(0, tile - 1))
+    grid = TileGrid(h, w, tile, overlap)
+    th, tw = grid.tile_shape
+    total = np.zeros((h, w))
+    for y in grid.row_starts:
+        for x in grid.col_starts:
+            assert 0 <= y and y + th <= h and 0 <= x and x + tw <= w
+            total[y:y + th, x:x + tw] += grid.window(y, x)
+    assert total.min() > 0
+
+
+def test_window_is_one_at_frame_edges_and_smooth_inside():
+    grid = TileGrid(1000, 1000, 256, 32)
+    win = grid.window(0, 0)
+    assert win[0, 0] == 1 and win[-1, 0] == 0
+    interior = grid.window(grid.row_starts[1], grid.col_starts[1])
+    assert interior[128, 128] == 1 and interior[0, 128] == 0
+
+
+def test_rejects_bad_overlap():
+    with pytest.raises(ValueError, match="overlap"):
+        TileGrid(10, 10, 32, 32)
+
+
+def _network_output(enhancer, lum, tile, overlap):
+    """The SR luminance of `lum` through the pipeline's tiling (no flux projection, no clipping effects)."""
+    from astroenhance.io.readers import from_array
+    from astroenhance.imaging.normalize import Normalizer
+    from dataclasses import replace
+
+    cfg = replace(enhancer.config.for_input(True), tile=tile, overlap=overlap, flux_conserving=False,
+                  stretch="linear", interval="minmax")
+    src = from_array(lum)
+    out = np.zeros((lum.shape[0] * 4, lum.shape[1] * 4), np.float32)
+
+    def put(r0, r1, rgb, l):
+        out[r0:r1] = l
+
+    enhancer.process(src, cfg, put)
+    return out
+
+
+def test_tiled_matches_untiled_away_from_frame_edge(enhancer, hrc_crop):
+    """Tiles of 48 with overlap 32 against one tile covering the whole 96x80 crop."""
+    data, _ = hrc_crop
+    lum = np.clip((data - np.nanpercentile(data, 1)) / (np.nanpercentile(data, 99.8) - np.nanpercentile(data, 1)), 0, 1)
+    tiled = _network_output(enhancer, lum, tile=48, overlap=32)
+    whole = _network_output(enhancer, lum, tile=128, overlap=32)
+    edge = 8 * 4
+    diff = np.abs(tiled - whole)[edge:-edge, edge:-edge]
+    assert diff.max() < 1e-3, diff.max()
+
+
+@pytest.mark.parametrize("shape", [(1, 37), (37, 1), (5, 3), (33, 300), (2, 2)])
+def test_odd_and_tiny_frames(enhancer, shape):
+    lum = np.random.default_rng(0).uniform(0, 1, shape).astype(np.float32)
+    out = _network_output(enhancer, lum, tile=32, overlap=8)
+    assert out.shape == (shape[0] * 4, shape[1] * 4)
+    assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1

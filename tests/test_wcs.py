@@ -1,0 +1,72 @@
+"""The WCS of the 4x grid, on real HST headers: CD (ACS/HRC), PC+CDELT (WFC3/IR cutout), SIP (+D2IM/NPOL)."""
+
+import warnings
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from astroenhance.imaging.wcs import WCSWarning, output_to_input_pixels, scale_wcs, wcs_header
+
+from .conftest import FIXTURES, HST
+
+CASES = [
+    (HST / "j8bt06nyq_flt.fits", 1, "cd"),
+    (FIXTURES / "abell_2744_dwarf_galaxy_f105w.fits.gz", 0, "pc"),
+    (FIXTURES / "sample_svm_flc.fits", 1, "sip"),
+    (FIXTURES / "sample_ipppssoot_flt.fits", 1, "sip"),
+    (FIXTURES / "2chipA.fits.gz", 4, "sip"),
+]
+
+
+def _load(path, ext):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hdul = fits.open(path)
+        return WCS(hdul[ext].header, hdul), hdul[ext].header
+
+
+@pytest.mark.parametrize("path,ext,kind", CASES, ids=[c[0].name + "-" + c[2] for c in CASES])
+def test_every_output_pixel_centre_matches_input_sky(path, ext, kind):
+    w_in, hdr = _load(path, ext)
+    assert {"cd": w_in.wcs.has_cd() and w_in.sip is None, "pc": not w_in.wcs.has_cd(), "sip": w_in.sip is not None}[kind]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", WCSWarning)
+        w_out, _ = scale_wcs(w_in, 4)
+    w_out = WCS(wcs_header(w_out))  # through the header, as a reader of our FITS sees it
+    ref = w_in.deepcopy()
+    ref.cpdis1 = ref.cpdis2 = ref.det2im1 = ref.det2im2 = None
+    ny, nx = hdr["NAXIS2"] * 4, hdr["NAXIS1"] * 4
+    # every output pixel of the frame when small, else a dense sample including the corners
+    if nx * ny <= 200_000:
+        yp, xp = np.mgrid[0:ny, 0:nx].astype(float)
+    else:
+        rng = np.random.default_rng(0)
+        xp = np.concatenate([rng.uniform(0, nx - 1, 20000), [0, nx - 1, 0, nx - 1]])
+        yp = np.concatenate([rng.uniform(0, ny - 1, 20000), [0, 0, ny - 1, ny - 1]])
+    xp, yp = xp.ravel(), yp.ravel()
+    ra, dec = w_out.all_pix2world(xp, yp, 0)
+    xi, yi = ref.all_world2pix(ra, dec, 0, tolerance=1e-12, maxiter=200)
+    xe, ye = output_to_input_pixels(xp, yp, 4)
+    assert np.hypot(xi - xe, yi - ye).max() < 1e-6
+
+
+def test_formulas_by_hand():
+    w_in, _ = _load(FIXTURES / "sample_svm_flc.fits", 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        w_out, notes = scale_wcs(w_in, 4)
+    np.testing.assert_allclose(w_out.wcs.crpix, (w_in.wcs.crpix - 0.5) * 4 + 0.5)
+    np.testing.assert_allclose(w_out.wcs.cd, w_in.wcs.cd / 4)
+    p, q = 2, 1
+    assert w_out.sip.a[p, q] == pytest.approx(w_in.sip.a[p, q] * 4.0 ** (1 - p - q))
+    assert w_out.sip.b[1, 1] == pytest.approx(w_in.sip.b[1, 1] / 4)  # order 2: divided by 4
+
+
+def test_lookup_tables_dropped_with_warning_and_note():
+    w_in, _ = _load(FIXTURES / "2chipA.fits.gz", 4)
+    assert w_in.det2im1 is not None or w_in.cpdis1 is not None
+    with pytest.warns(WCSWarning, match="lookup-table"):
+        w_out, notes = scale_wcs(w_in, 4)
+    assert w_out.det2im1 is None and w_out.cpdis1 is None and notes
