@@ -28,14 +28,17 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
-train_app = typer.Typer(help="Retrain the networks on your own colour images.", no_args_is_help=True)
-weights_app = typer.Typer(help="Manage shipped weights (export a training checkpoint).", no_args_is_help=True)
+train_app = typer.Typer(help="Retrain the networks on your own colour images.", no_args_is_help=True,
+                        rich_markup_mode=None)
+weights_app = typer.Typer(help="Manage shipped weights (export a training checkpoint).", no_args_is_help=True,
+                          rich_markup_mode=None)
 app.add_typer(train_app, name="train")
 app.add_typer(weights_app, name="weights")
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
 
 
 class Stretch(str, Enum):

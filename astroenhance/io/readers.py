@@ -143,7 +143,8 @@ def _open_fits(path: Path) -> Iterator[fits.HDUList]:
 
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
+    first = text[0].split(". ")[0].rstrip(".") if text else type(exc).__name__
+    return first[:200]
 
 
 def _image_hdus(hdul: fits.HDUList) -> list[int]:

@@ -1,0 +1,171 @@
+"""The command line as a user meets it: outputs, provenance, exit codes, one-line errors, nothing left behind."""
+
+import hashlib
+import shutil
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.wcs import WCS
+from PIL import Image
+from typer.testing import CliRunner
+
+from astroenhance.cli import app
+
+from .conftest import EXAMPLE, FIXTURES
+
+runner = CliRunner()
+
+
+def sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def example_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    before = sha(EXAMPLE)
+    result = invoke("run", EXAMPLE, "-o", out, "--format", "fits,png,tiff,jpeg", "-q")
+    assert sha(EXAMPLE) == before, "the input was modified"
+    return result, out
+
+
+def test_run_writes_every_format(example_run):
+    result, out = example_run
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in out.iterdir())
+    stem = "abell_2744_group_of_galaxies_f105w.enhanced"
+    assert names == [f"{stem}.fits", f"{stem}.jpg", f"{stem}.png", f"{stem}.tif"]
+    assert Image.open(out / f"{stem}.png").size == (400, 400)
+
+
+def test_fits_output_layout_and_provenance(example_run):
+    _, out = example_run
+    with fits.open(out / "abell_2744_group_of_galaxies_f105w.enhanced.fits") as h:
+        assert [x.name for x in h] == ["PRIMARY", "RED", "GREEN", "BLUE"]
+        assert h[0].data is None
+        for ext in h[1:]:
+            assert ext.data.shape == (400, 400) and ext.data.dtype.kind == "f"
+            assert ext.header["TELESCOP"] == "HST" or "INSTRUME" in ext.header or "FILTER" in ext.header
+            assert ext.header["BUNIT"] == "display"
+        p = h[0].header
+        for key in ("AE_VER", "AE_SRW", "AE_COW", "AE_STRCH", "AE_INTVL", "AE_VMIN", "AE_VMAX", "AE_TILE", "AE_OVLAP",
+                    "AE_SCALE", "AE_FLUX", "AE_DEV", "AE_PREC", "AE_INPUT", "AE_INSHA", "AE_DATE"):
+            assert key in p, key
+        assert p["AE_INSHA"] == sha(EXAMPLE)
+        assert len(p["AE_SRW"]) == 64 and p["AE_FLUX"] is True and p["AE_STRCH"] == "asinh"
+        assert "not measurement" in str(p["COMMENT"])
+        assert any("stretch" in str(c) for c in p["HISTORY"])
+        w_in = WCS(fits.getheader(EXAMPLE))
+        w_out = WCS(h[1].header)
+        np.testing.assert_allclose(w_out.pixel_to_world_values(0, 0), w_in.pixel_to_world_values(-0.375, -0.375), atol=1e-10)
+
+
+def test_png_rows_are_top_down_and_match_fits(example_run):
+    _, out = example_run
+    stem = out / "abell_2744_group_of_galaxies_f105w.enhanced"
+    png = np.asarray(Image.open(f"{stem}.png")).astype(float) / 255
+    with fits.open(f"{stem}.fits") as h:
+        red = h["RED"].data
+    np.testing.assert_allclose(png[::-1, :, 0], np.nan_to_num(red), atol=0.51 / 255)
+
+
+def test_png_avm_gives_the_fits_wcs(example_run):
+    import pyavm
+
+    _, out = example_run
+    stem = out / "abell_2744_group_of_galaxies_f105w.enhanced"
+    avm = pyavm.AVM.from_image(f"{stem}.png")
+    w_avm = avm.to_wcs()
+    with fits.open(f"{stem}.fits") as h:
+        w_fits = WCS(h["RED"].header)
+    pix = np.array([[0, 0], [399, 0], [0, 399], [200, 150]], float)
+    sky_a = w_avm.all_pix2world(pix, 0)
+    sky_f = w_fits.all_pix2world(pix, 0)
+    np.testing.assert_allclose(sky_a, sky_f, atol=1e-9)
+    assert "not measurement" in str(avm.Spatial.Notes)
+
+
+def test_multichip_goes_to_one_output_per_chip(tmp_path):
+    result = invoke("run", FIXTURES / "2chipA.fits.gz", "-o", tmp_path, "--format", "fits", "-q")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["2chipA.sci1.enhanced.fits", "2chipA.sci2.enhanced.fits"]
+    assert "lookup-table distortions" in result.output
+
+
+def test_bad_inputs_one_line_each_exit_1_and_nothing_left(tmp_path):
+    bad = tmp_path / "in"
+    bad.mkdir()
+    (bad / "text.fits").write_text("hello, not a FITS file")
+    (bad / "zero.fits").write_bytes(b"")
+    shutil.copy(FIXTURES / "sample_mvm_drc.fits", bad / "allnan.fits")
+    out = tmp_path / "out"
+    result = invoke("run", bad / "text.fits", bad / "zero.fits", bad / "allnan.fits", EXAMPLE, "-o", out, "-q")
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 3
+    assert any("text.fits" in e and "not a readable FITS" in e for e in errors)
+    assert any("zero.fits" in e and "empty" in e for e in errors)
+    assert any("allnan.fits" in e and "NaN" in e for e in errors)
+    # the good file after them was still processed; the bad ones left no file, not even a temporary one
+    assert sorted(p.name for p in out.iterdir()) == ["abell_2744_group_of_galaxies_f105w.enhanced.fits",
+                                                     "abell_2744_group_of_galaxies_f105w.enhanced.png"]
+    assert "1 of 4 input(s) enhanced" in result.output
+
+
+def test_unwritable_output(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = invoke("run", EXAMPLE, "-o", blocker / "sub", "-q")
+    assert result.exit_code == 1
+    assert "cannot create output folder" in result.output and str(blocker / "sub") in result.output
+
+
+def test_usage_errors_exit_2(tmp_path):
+    assert invoke("run", EXAMPLE, "-o", tmp_path, "--format", "gif").exit_code == 2
+    assert invoke("run", EXAMPLE, "-o", tmp_path, "--interval", "percentile:0").exit_code == 2
+    assert invoke("run", EXAMPLE, "-o", tmp_path, "--stretch", "cube").exit_code == 2
+    assert invoke("run", EXAMPLE, "-o", tmp_path, "--tile", "64", "--overlap", "64").exit_code == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fp16_on_cpu_refused(tmp_path):
+    result = invoke("run", EXAMPLE, "-o", tmp_path, "--device", "cpu", "--precision", "fp16")
+    assert result.exit_code == 1 and "fp16 is not supported on CPU" in result.output
+
+
+def test_display_image_defaults(tmp_path):
+    from .conftest import COLOR
+
+    result = invoke("run", COLOR / "stellarium_n6210.png", "-o", tmp_path, "-q", "--no-upscale")
+    assert result.exit_code == 0
+    [out] = list(tmp_path.iterdir())
+    assert out.name == "stellarium_n6210.enhanced.png"
+    src = np.asarray(Image.open(COLOR / "stellarium_n6210.png").convert("RGB")).astype(float) @ [0.2126, 0.7152, 0.0722]
+    got = np.asarray(Image.open(out)).astype(float) @ [0.2126, 0.7152, 0.0722]
+    assert np.abs(src - got).max() <= 1.0 + 1e-9  # luminance kept within one 8-bit step
+
+
+def test_weights_tampering_refused(tmp_path):
+    from .conftest import REPO
+
+    wdir = tmp_path / "w"
+    shutil.copytree(REPO / "weights", wdir)
+    victim = next(wdir.glob("sr-*.safetensors"))
+    data = bytearray(victim.read_bytes())
+    data[-1] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    result = invoke("run", EXAMPLE, "-o", tmp_path / "o", "--weights", wdir)
+    assert result.exit_code == 1 and "does not match the manifest" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_help_teaches():
+    result = invoke("run", "--help")
+    assert result.exit_code == 0
+    for word in ("--flux-conserving", "--sr-model", "percentile", "not measurement"):
+        assert word in result.output

@@ -1,0 +1,84 @@
+"""Every registered network: forward, backward, no NaN, every parameter reached; BN folding; weights loading."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from astroenhance.errors import WeightsError
+from astroenhance.models.fold import fold_batchnorm
+from astroenhance.models.registry import ARCHITECTURES, build_model
+from astroenhance.models.srresnet import SRResNet, flux_project
+from astroenhance.models.weights import find_weights, load_network, read_manifest, sha256_file
+
+from .conftest import REPO
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_forward_backward_full_gradient(name):
+    torch.manual_seed(0)
+    model = build_model(name).train()
+    x = torch.rand(2, 1, 24, 20)
+    y = model(x)
+    spec = ARCHITECTURES[name]
+    assert y.shape == (2, 1 if spec.task == "sr" else 2, 24 * spec.scale, 20 * spec.scale)
+    y.square().mean().backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), pname
+        assert p.grad.abs().sum() > 0 or "global_encoder" in pname, pname  # FiLM starts at zero: gated
+    assert torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_fold_batchnorm_same_function(name):
+    torch.manual_seed(1)
+    model = build_model(name)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.5, 1.5)
+    model.eval()
+    folded = fold_batchnorm(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    x = torch.rand(1, 1, 33, 17)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), model(x), atol=1e-5, rtol=1e-5)
+
+
+def test_untrained_sr_is_bicubic_and_projection_exact():
+    model = SRResNet(num_blocks=1, num_features=8).eval()
+    x = torch.rand(1, 1, 10, 10)
+    with torch.no_grad():
+        y = model(x)
+    bic = torch.nn.functional.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False)
+    assert (y - bic).abs().max() < 0.05
+    p = flux_project(y, x, 4)
+    torch.testing.assert_close(torch.nn.functional.avg_pool2d(p, 4), x, atol=1e-6, rtol=0)
+
+
+def test_shipped_manifest_is_complete_and_hashes_match():
+    entries = read_manifest(REPO / "weights")
+    tasks = {(e.task, e.mode) for e in entries}
+    assert ("sr", "psnr") in tasks and ("colorize", "default") in tasks
+    for e in entries:
+        assert sha256_file(REPO / "weights" / e.file) == e.sha256
+        for key in ("hyperparameters", "iterations", "training_data", "metrics", "licence"):
+            assert key in e.extra, (e.id, key)
+        assert e.extra["iterations"] > 0
+
+
+def test_mismatched_hash_refused(tmp_path):
+    shutil.copytree(REPO / "weights", tmp_path / "w")
+    manifest = json.loads((tmp_path / "w" / "manifest.json").read_text())
+    manifest["weights"][0]["sha256"] = "0" * 64
+    (tmp_path / "w" / "manifest.json").write_text(json.dumps(manifest))
+    info = read_manifest(tmp_path / "w")[0]
+    with pytest.raises(WeightsError, match="does not match"):
+        load_network(tmp_path / "w", info)
+
+
+def test_missing_mode_named(tmp_path):
+    with pytest.raises(WeightsError, match="no sr weights for mode 'nope'"):
+        find_weights(REPO / "weights", "sr", "nope")
