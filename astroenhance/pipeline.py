@@ -33,6 +33,8 @@ from .io.readers import FrameSource, is_fits, open_frames, output_stem
 from .io.writers import FITSRGBWriter, ImageWriter
 from .models.weights import WeightsInfo, default_weights_dir, find_weights, load_network
 
+BAND_WIDTH = 2048  # input columns per band: memory does not grow with the frame's width
+FINISH_ROWS = 16  # input rows finished at a time (blend, flux projection, colour): bounded temporaries
 NOT_MEASUREMENT = ("Generated detail is not measurement: colour and sub-pixel structure are predicted "
                    "by neural networks; use the input frame for photometry and astrometry.")
 
@@ -121,9 +123,9 @@ class _ArraySink:
         self.rgb = np.zeros((*shape, 3), dtype=np.float32)
         self.lum = np.zeros(shape, dtype=np.float32)
 
-    def put(self, row0: int, rgb: np.ndarray, lum: np.ndarray) -> None:
-        self.rgb[row0:row0 + rgb.shape[0]] = rgb
-        self.lum[row0:row0 + lum.shape[0]] = lum
+    def put(self, row0: int, row1: int, col0: int, rgb: np.ndarray, lum: np.ndarray) -> None:
+        self.rgb[row0:row1, col0:col0 + rgb.shape[1]] = rgb
+        self.lum[row0:row1, col0:col0 + lum.shape[1]] = lum
 
 
 # ---- the engine -------------------------------------------------------------------------------------
@@ -207,9 +209,9 @@ class Enhancer:
         except InputError as exc:
             raise InputError(f"{src.name}: {exc}") from None
 
-    def _normalized_rows(self, src: FrameSource, norm: Normalizer, y0: int, y1: int):
-        """Normalized luminance ``(n, W)``, chroma ``(n, W, 2)`` or None, and the no-data mask."""
-        raw = src.read_rows(y0, y1)
+    def _normalized_rows(self, src: FrameSource, norm: Normalizer, y0: int, y1: int, x0: int = 0, x1: int | None = None):
+        """Normalized luminance ``(n, w)``, chroma ``(n, w, 2)`` or None, and the no-data mask."""
+        raw = src.read_rows(y0, y1)[:, x0:x1]
         if src.channels == 3:
             mask = np.isnan(raw).any(axis=-1)
             disp = np.nan_to_num(norm(raw), nan=0.0)
@@ -237,12 +239,14 @@ class Enhancer:
         with torch.inference_mode():
             return self.colorizer.global_features(thumb.to(self.device)).float()
 
-    def process(self, src: FrameSource, cfg: EnhanceConfig, put: Callable[[int, int, np.ndarray, np.ndarray], None],
+    def process(self, src: FrameSource, cfg: EnhanceConfig,
+                put: Callable[[int, int, int, np.ndarray, np.ndarray], None],
                 progress: Callable[[int, int], None] | None = None) -> Normalizer:
-        """Enhance ``src`` strip by strip; ``put(first_out_row, last_out_row, rgb, lum)`` receives each final strip.
+        """Enhance ``src`` piece by piece; ``put(out_row0, out_row1, out_col0, rgb, lum)`` receives each final piece.
 
-        Rows are in the source's own order.  ``rgb`` is ``(n, W*s, 3)`` display values in [0, 1] with NaN
-        where the input had no data.
+        Rows are in the source's own order.  ``rgb`` is ``(rows, cols, 3)`` display values in [0, 1] with NaN
+        where the input had no data.  Work proceeds in column bands and, within a band, in strips of tile
+        rows, so memory depends on the tile and band size, not on the frame size.
         """
         norm = self.fit_normalizer(src, cfg)
         context = self._context(src, norm)
@@ -250,45 +254,56 @@ class Enhancer:
         s = self.scale
         grid = TileGrid(h, w, cfg.tile, cfg.overlap)
         th, tw = grid.tile_shape
-        acc = np.zeros((th * s, w * s, 4), dtype=np.float32)  # weighted L, Cb, Cr and the weight itself
-        acc_row0 = 0  # input row of acc[0]
+        bands = grid.column_bands(BAND_WIDTH)
+        total = sum(len(cols) for cols, _, _ in bands) * len(grid.row_starts)
         done = 0
-        for r, y0 in enumerate(grid.row_starts):
-            lum, chroma_in, mask = self._normalized_rows(src, norm, y0, y0 + th)
-            tiles_l = np.stack([lum[:, x0:x0 + tw] for x0 in grid.col_starts])[:, None]  # (T, 1, th, tw)
-            if self.colorizer is not None:
-                chroma_t = self._run(self.colorizer, tiles_l, context)  # (T, 2, th, tw)
-            elif chroma_in is not None:
-                chroma_t = np.stack([chroma_in[:, x0:x0 + tw].transpose(2, 0, 1) for x0 in grid.col_starts])
-            else:
-                chroma_t = np.zeros((len(grid.col_starts), 2, th, tw), dtype=np.float32)
-            if self.sr is not None:
-                lum_t = self._run(self.sr, tiles_l)  # (T, 1, th*s, tw*s)
-                chroma_t = F.interpolate(torch.from_numpy(chroma_t), scale_factor=s, mode="bicubic",
-                                         align_corners=False).numpy()
-            else:
-                lum_t = tiles_l
-            off = (y0 - acc_row0) * s
-            for k, x0 in enumerate(grid.col_starts):
-                win = grid.window(y0, x0, s).astype(np.float32)
-                region = acc[off:off + th * s, x0 * s:(x0 + tw) * s]
-                region[..., 0] += lum_t[k, 0] * win
-                region[..., 1] += chroma_t[k, 0] * win
-                region[..., 2] += chroma_t[k, 1] * win
-                region[..., 3] += win
-                done += 1
-                if progress is not None:
-                    progress(done, len(grid))
-            final = grid.final_rows_after(r)
-            n = final - acc_row0
-            if n > 0:
-                rows = slice(acc_row0 - y0, final - y0)
-                rgb, out_l = self._finish(acc[: n * s], lum[rows], mask[rows], cfg.flux_conserving)
-                put(acc_row0 * s, final * s, rgb, out_l)
-                keep = acc[n * s:].copy()
-                acc[:] = 0
-                acc[: keep.shape[0]] = keep
-                acc_row0 = final
+        for cols, emit0, emit1 in bands:
+            bx0 = grid.col_starts[cols[0]]
+            bx1 = grid.col_starts[cols[-1]] + tw
+            acc = np.zeros((th * s, (bx1 - bx0) * s, 4), dtype=np.float32)  # weighted L, Cb, Cr; the weight
+            acc_row0 = 0  # input row of acc[0]
+            for r, y0 in enumerate(grid.row_starts):
+                lum, chroma_in, mask = self._normalized_rows(src, norm, y0, y0 + th, bx0, bx1)
+                starts = [grid.col_starts[c] - bx0 for c in cols]
+                tiles_l = np.stack([lum[:, x0:x0 + tw] for x0 in starts])[:, None]  # (T, 1, th, tw)
+                if self.colorizer is not None:
+                    chroma_t = self._run(self.colorizer, tiles_l, context)  # (T, 2, th, tw)
+                elif chroma_in is not None:
+                    chroma_t = np.stack([chroma_in[:, x0:x0 + tw].transpose(2, 0, 1) for x0 in starts])
+                else:
+                    chroma_t = np.zeros((len(starts), 2, th, tw), dtype=np.float32)
+                if self.sr is not None:
+                    lum_t = self._run(self.sr, tiles_l)  # (T, 1, th*s, tw*s)
+                    chroma_t = F.interpolate(torch.from_numpy(chroma_t), scale_factor=s, mode="bicubic",
+                                             align_corners=False).numpy()
+                else:
+                    lum_t = tiles_l
+                off = (y0 - acc_row0) * s
+                for k, c in enumerate(cols):
+                    win = grid.window(y0, grid.col_starts[c], s).astype(np.float32)
+                    x0 = starts[k] * s
+                    region = acc[off:off + th * s, x0:x0 + tw * s]
+                    region[..., 0] += lum_t[k, 0] * win
+                    region[..., 1] += chroma_t[k, 0] * win
+                    region[..., 2] += chroma_t[k, 1] * win
+                    region[..., 3] += win
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
+                final = grid.final_rows_after(r)
+                for a in range(acc_row0, final, FINISH_ROWS):  # finish in short chunks: bounded temporaries
+                    b = min(a + FINISH_ROWS, final)
+                    rows = slice(a - y0, b - y0)
+                    cols_in = slice(emit0 - bx0, emit1 - bx0)
+                    piece = acc[(a - acc_row0) * s:(b - acc_row0) * s, cols_in.start * s:cols_in.stop * s]
+                    rgb, out_l = self._finish(piece, lum[rows, cols_in], mask[rows, cols_in], cfg.flux_conserving)
+                    put(a * s, b * s, emit0 * s, rgb, out_l)
+                n = final - acc_row0
+                if n > 0:
+                    keep = acc[n * s:].copy()
+                    acc[:] = 0
+                    acc[: keep.shape[0]] = keep
+                    acc_row0 = final
         return norm
 
     def _finish(self, acc: np.ndarray, lum_in: np.ndarray, mask: np.ndarray, flux: bool | None):
@@ -430,16 +445,16 @@ class Enhancer:
                     writers[fmt] = ImageWriter(target, shape_out, fmt, out_wcs, prov_text)
             hout = shape_out[0]
 
-            def put(r0: int, r1: int, rgb: np.ndarray, lum: np.ndarray) -> None:
+            def put(r0: int, r1: int, c0: int, rgb: np.ndarray, lum: np.ndarray) -> None:
                 # FITS rows run bottom-up, image rows top-down
                 fits_row0, img_row0, flip = (r0, hout - r1, True) if src.origin == "lower" else (hout - r1, r0, False)
                 for fmt, wr in writers.items():
                     if fmt == "fits":
                         block = rgb if src.origin == "lower" else rgb[::-1]
                         for c in range(3):
-                            wr.write_rows(c, fits_row0, block[..., c])  # type: ignore[call-arg]
+                            wr.write_rows(c, fits_row0, block[..., c], c0)  # type: ignore[call-arg]
                     else:
-                        wr.write_rows(img_row0, rgb[::-1] if flip else rgb)  # type: ignore[call-arg]
+                        wr.write_rows(img_row0, rgb[::-1] if flip else rgb, c0)  # type: ignore[call-arg]
 
             self.process(src, replace(cfg), put, progress)
             for wr in writers.values():
@@ -459,7 +474,7 @@ class Enhancer:
         src = from_array(data, wcs, origin="lower", dtype_range=None if is_fits_like else _dtype_range(data))
         cfg = self.config.for_input(is_fits_like)
         sink = _ArraySink((src.shape[0] * self.scale, src.shape[1] * self.scale))
-        norm = self.process(src, cfg, lambda r0, r1, rgb, lum: sink.put(r0, rgb, lum))
+        norm = self.process(src, cfg, sink.put)
         primary, image, _, out_wcs = self.headers(src, cfg, norm)
         primary.extend(image, unique=True)
         return EnhancedArray(sink.rgb, sink.lum, out_wcs, norm, primary)

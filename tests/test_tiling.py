@@ -28,6 +28,31 @@ def test_window_is_one_at_frame_edges_and_smooth_inside():
     assert interior[128, 128] == 1 and interior[0, 128] == 0
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 3000), st.integers(16, 300), st.data())
+def test_column_bands_emit_every_column_once(w, tile, data):
+    overlap = data.draw(st.integers(0, tile - 1))
+    grid = TileGrid(10, w, tile, overlap)
+    bands = grid.column_bands(data.draw(st.integers(1, 800)))
+    edges = [(e0, e1) for _, e0, e1 in bands]
+    assert edges[0][0] == 0 and edges[-1][1] == w
+    assert all(a[1] == b[0] for a, b in zip(edges, edges[1:]))
+    for cols, e0, e1 in bands:  # every tile touching the emitted columns is computed in the band
+        needed = [c for c, x in enumerate(grid.col_starts) if x < e1 and x + grid.tile_shape[1] > e0]
+        assert set(needed) <= set(cols)
+
+
+def test_bands_do_not_change_the_result(enhancer, hrc_crop, monkeypatch):
+    import astroenhance.pipeline as pipeline
+
+    data, _ = hrc_crop
+    lum = np.clip(data / np.nanpercentile(data, 99.8), 0, 1)
+    whole = _network_output(enhancer, lum, tile=32, overlap=8)
+    monkeypatch.setattr(pipeline, "BAND_WIDTH", 40)
+    banded = _network_output(enhancer, lum, tile=32, overlap=8)
+    np.testing.assert_allclose(banded, whole, atol=1e-6)
+
+
 def test_rejects_bad_overlap():
     with pytest.raises(ValueError, match="overlap"):
         TileGrid(10, 10, 32, 32)
@@ -44,8 +69,8 @@ def _network_output(enhancer, lum, tile, overlap):
     src = from_array(lum)
     out = np.zeros((lum.shape[0] * 4, lum.shape[1] * 4), np.float32)
 
-    def put(r0, r1, rgb, l):
-        out[r0:r1] = l
+    def put(r0, r1, c0, rgb, l):
+        out[r0:r1, c0:c0 + l.shape[1]] = l
 
     enhancer.process(src, cfg, put)
     return out

@@ -88,6 +88,26 @@ class TileGrid:
             w *= ramp(n, ov)[::-1]
         return w
 
+    def column_bands(self, max_width: int = 2048) -> list[tuple[list[int], int, int]]:
+        """Split the tile columns into bands about ``max_width`` input pixels wide, for bounded memory.
+
+        Returns ``(tile_column_indices, emit_start, emit_stop)`` per band: computing those tile columns
+        gives final values for input columns ``emit_start:emit_stop`` (a band recomputes the tiles of its
+        left neighbour that reach into it, so the blend across the band edge is exactly as without bands).
+        """
+        starts = self.col_starts
+        step = max(1, self.tile - self.overlap)
+        per_band = max(1, max_width // step)
+        bands = []
+        for c0 in range(0, len(starts), per_band):
+            c1 = min(c0 + per_band, len(starts))
+            emit_start = 0 if c0 == 0 else starts[c0]
+            emit_stop = self.width if c1 == len(starts) else starts[c1]
+            tw = self.tile_shape[1]
+            cols = [c for c, x in enumerate(starts) if x < emit_stop and x + tw > emit_start]
+            bands.append((cols, emit_start, emit_stop))
+        return bands
+
     def final_rows_after(self, row_index: int) -> int:
         """Input rows ``< value`` receive no contribution from tile rows after ``row_index``."""
         if row_index + 1 >= len(self.row_starts):

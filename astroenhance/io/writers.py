@@ -107,13 +107,20 @@ class FITSRGBWriter(_AtomicFile):
             self.abort()
             raise OutputError(f"{final}: cannot write ({exc.strerror or exc})") from None
 
-    def write_rows(self, channel: int, row0: int, rows: np.ndarray) -> None:
-        """Write ``rows`` ``(n, width)`` as FITS rows ``row0 .. row0+n-1`` (row 0 = bottom) of ``channel``."""
-        if rows.shape[1] != self.width or row0 < 0 or row0 + rows.shape[0] > self.height:
-            raise ValueError(f"rows {row0}..{row0 + rows.shape[0]} of width {rows.shape[1]} do not fit {self.height}x{self.width}")
+    def write_rows(self, channel: int, row0: int, rows: np.ndarray, col0: int = 0) -> None:
+        """Write ``rows`` ``(n, m)`` at FITS rows ``row0..row0+n-1`` (row 0 = bottom), columns ``col0..col0+m-1``."""
+        n, m = rows.shape
+        if row0 < 0 or col0 < 0 or row0 + n > self.height or col0 + m > self.width:
+            raise ValueError(f"block {n}x{m} at row {row0}, column {col0} does not fit {self.height}x{self.width}")
+        data = np.ascontiguousarray(rows, dtype=">f4")
         try:
-            self.fh.seek(self.data_offsets[channel] + row0 * self.width * 4)
-            self.fh.write(np.ascontiguousarray(rows, dtype=">f4").tobytes())
+            if m == self.width:
+                self.fh.seek(self.data_offsets[channel] + row0 * self.width * 4)
+                self.fh.write(data.tobytes())
+            else:
+                for i in range(n):
+                    self.fh.seek(self.data_offsets[channel] + ((row0 + i) * self.width + col0) * 4)
+                    self.fh.write(data[i].tobytes())
         except OSError as exc:
             raise OutputError(f"{self.final}: write failed ({exc.strerror or exc})") from None
 
@@ -156,10 +163,10 @@ class ImageWriter(_AtomicFile):
             raise OutputError(f"{final}: cannot write ({exc.strerror or exc})") from None
         self.notes: list[str] = []
 
-    def write_rows(self, top_row: int, rgb: np.ndarray) -> None:
-        """Write ``rgb`` ``(n, width, 3)`` in [0, 1] (NaN = no data, written black) from image row ``top_row`` down."""
+    def write_rows(self, top_row: int, rgb: np.ndarray, col0: int = 0) -> None:
+        """Write ``rgb`` ``(n, m, 3)`` in [0, 1] (NaN = no data, written black) from image row ``top_row`` down."""
         q = np.nan_to_num(np.clip(rgb, 0.0, 1.0), nan=0.0) * self.maxval + 0.5
-        self.pixels[top_row:top_row + rgb.shape[0]] = q.astype(self.dtype)
+        self.pixels[top_row:top_row + rgb.shape[0], col0:col0 + rgb.shape[1]] = q.astype(self.dtype)
 
     def finish(self) -> None:
         """Encode the image into the temporary file (the final name is not touched yet)."""

@@ -1,0 +1,63 @@
+"""Peak memory of `astroenhance run --format fits` on a 1024x1024 and a 4096x4096 frame.
+
+    python benchmarks/bench_memory.py [--sizes 1024,4096] [--workdir DIR]
+
+The large frames are the real ACS/HRC frame j8bt06nyq_flt.fits tiled (mirrored) up to the size, with its
+WCS (CRPIX kept, so the WCS stays valid for the first copy).  Each run is a separate process; its peak
+RSS comes from getrusage.  Prints a table with the ratio to the smallest size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+HERE = Path(__file__).resolve().parent
+SOURCE = HERE.parent.parent / "shared" / "data" / "fits" / "hst" / "j8bt06nyq_flt.fits"
+
+
+def make_frame(size: int, path: Path) -> None:
+    with fits.open(SOURCE) as h:
+        data, header = h["SCI"].data.astype(np.float32), h["SCI"].header
+    reps = -(-size // data.shape[0])
+    big = np.block([[data if (i + j) % 2 == 0 else data[::-1, ::-1] for j in range(reps)] for i in range(reps)])
+    fits.PrimaryHDU(big[:size, :size], header=header).writeto(path, overwrite=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="1024,4096")
+    ap.add_argument("--workdir", default=None)
+    args = ap.parse_args()
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="ae-bench-"))
+    rows = []
+    for size in [int(s) for s in args.sizes.split(",")]:
+        frame = work / f"frame_{size}.fits"
+        make_frame(size, frame)
+        code = ("import resource, sys; from astroenhance.cli import app; "
+                "sys.argv=['astroenhance','run',sys.argv[1],'-o',sys.argv[2],'--format','fits','-q'];\n"
+                "try: app()\nexcept SystemExit as e: code=e.code\n"
+                "print('RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+        t0 = time.perf_counter()
+        res = subprocess.run([sys.executable, "-c", code, str(frame), str(work / f"out_{size}")],
+                             capture_output=True, text=True)
+        secs = time.perf_counter() - t0
+        rss = next((int(l.split()[1]) for l in res.stdout.splitlines() if l.startswith("RSS_KB")), -1)
+        if rss < 0:
+            print(res.stdout, res.stderr)
+        rows.append((size, rss / 1024, secs, (size * 4) ** 2 / 1e6 / secs))
+    print(f"{'input':>10} {'peak RSS MB':>12} {'x smallest':>11} {'seconds':>8} {'out MP/s':>9}")
+    for size, mb, secs, mps in rows:
+        print(f"{size:>5}x{size:<4} {mb:12.0f} {mb / rows[0][1]:11.2f} {secs:8.1f} {mps:9.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Throughput of `astroenhance run`'s networks against a Real-ESRGAN-style RRDBNet x4, same input, same run.
+
+    python benchmarks/bench_speed.py [--size 128] [--threads 2]
+
+Prints output megapixels per second for: the shipped pipeline (colorize + 4x SR, fp32 and bf16, BN folded,
+channels_last) and RRDBNet x4 (23 RRDB blocks, 64 features, 32 growth, random weights), and their ratio.
+The RRDBNet is written here (no download); only its cost matters, not its output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class RDB(nn.Module):
+    def __init__(self, nf: int = 64, gc: int = 32) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList([nn.Conv2d(nf + i * gc, gc if i < 4 else nf, 3, padding=1) for i in range(5)])
+        self.act = nn.LeakyReLU(0.2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats = [x]
+        for i, conv in enumerate(self.convs):
+            y = conv(torch.cat(feats, 1))
+            if i < 4:
+                feats.append(self.act(y))
+        return x + 0.2 * y
+
+
+class RRDBNet(nn.Module):
+    """ESRGAN's generator: 23 RRDB blocks (3 RDBs each), 64 features, nearest x2 upsampling twice."""
+
+    def __init__(self, in_ch: int = 3, nf: int = 64, nb: int = 23) -> None:
+        super().__init__()
+        self.head = nn.Conv2d(in_ch, nf, 3, padding=1)
+        self.body = nn.Sequential(*[nn.Sequential(RDB(nf), RDB(nf), RDB(nf)) for _ in range(nb)])
+        self.body_conv = nn.Conv2d(nf, nf, 3, padding=1)
+        self.up1 = nn.Conv2d(nf, nf, 3, padding=1)
+        self.up2 = nn.Conv2d(nf, nf, 3, padding=1)
+        self.hr = nn.Conv2d(nf, nf, 3, padding=1)
+        self.last = nn.Conv2d(nf, in_ch, 3, padding=1)
+        self.act = nn.LeakyReLU(0.2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.head(x)
+        f = f + self.body_conv(self.body(f))
+        f = self.act(self.up1(nn.functional.interpolate(f, scale_factor=2, mode="nearest")))
+        f = self.act(self.up2(nn.functional.interpolate(f, scale_factor=2, mode="nearest")))
+        return self.last(self.act(self.hr(f)))
+
+
+def best_of(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=256, help="input side in pixels (one tile by default)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    ap.add_argument("--repeats", type=int, default=2)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from astroenhance.config import EnhanceConfig
+    from astroenhance.pipeline import Enhancer
+
+    rng = np.random.default_rng(0)
+    data = rng.gamma(2.0, 10.0, (args.size, args.size)).astype(np.float32)
+    out_mp = (args.size * 4) ** 2 / 1e6
+    rows = []
+    for precision in ("fp32", "bf16"):
+        enh = Enhancer(EnhanceConfig(device="cpu", precision=precision, formats=("fits",)))
+        enh.enhance_array(data[:32, :32])  # warm-up
+        t = best_of(lambda: enh.enhance_array(data), args.repeats)
+        rows.append((f"astroenhance run ({enh.sr_info.architecture}+colorizer, {precision})", t))
+        enh_sr = Enhancer(EnhanceConfig(device="cpu", precision=precision, colorize=False))
+        t = best_of(lambda: enh_sr.enhance_array(data), args.repeats)
+        rows.append((f"astroenhance run --no-colorize ({precision})", t))
+    rrdb = RRDBNet().eval().to(memory_format=torch.channels_last)
+    x = torch.from_numpy(rng.random((1, 3, args.size, args.size), dtype=np.float32)).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        rrdb(x[..., :16, :16])
+        t = best_of(lambda: rrdb(x), 1)
+    rows.append(("RRDBNet x4 (23 blocks, 64 features, fp32)", t))
+    base = rows[-1][1]
+    print(f"input {args.size}x{args.size}, output {args.size * 4}x{args.size * 4} ({out_mp:.2f} MP), "
+          f"torch threads {torch.get_num_threads()}")
+    print(f"{'method':<58} {'seconds':>8} {'out MP/s':>9} {'x RRDBNet':>10}")
+    for name, t in rows:
+        print(f"{name:<58} {t:8.2f} {out_mp / t:9.3f} {base / t:10.1f}")
+
+
+if __name__ == "__main__":
+    main()
