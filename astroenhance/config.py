@@ -33,6 +33,7 @@ class EnhanceConfig:
     sr_model: str = "psnr"
     weights: str | None = None
     batch: int = 0  # tiles per network call; 0 = 1 on CPU, 8 on CUDA
+    color_margin: int = 64  # extra context (input pixels) around each tile for the colorizer
     hdu: str | None = None
 
     def for_input(self, is_fits: bool) -> "EnhanceConfig":

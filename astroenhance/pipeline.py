@@ -267,7 +267,8 @@ class Enhancer:
                 starts = [grid.col_starts[c] - bx0 for c in cols]
                 tiles_l = np.stack([lum[:, x0:x0 + tw] for x0 in starts])[:, None]  # (T, 1, th, tw)
                 if self.colorizer is not None:
-                    chroma_t = self._run(self.colorizer, tiles_l, context)  # (T, 2, th, tw)
+                    chroma_t = self._colorize_tiles(src, norm, context, y0, [grid.col_starts[c] for c in cols],
+                                                    (th, tw), cfg.color_margin)  # (T, 2, th, tw)
                 elif chroma_in is not None:
                     chroma_t = np.stack([chroma_in[:, x0:x0 + tw].transpose(2, 0, 1) for x0 in starts])
                 else:
@@ -305,6 +306,25 @@ class Enhancer:
                     acc[: keep.shape[0]] = keep
                     acc_row0 = final
         return norm
+
+    def _colorize_tiles(self, src: FrameSource, norm: Normalizer, context: torch.Tensor, y0: int,
+                        x_starts: list[int], shape: tuple[int, int], margin: int) -> np.ndarray:
+        """Chroma of each tile, computed with ``margin`` extra pixels of context on every side (cropped after).
+
+        The colorizer sees far (1/16-resolution bottleneck); the margin lets neighbouring tiles agree.
+        """
+        th, tw = shape
+        h, w = src.shape
+        ya, yb = max(0, y0 - margin), min(h, y0 + th + margin)
+        xa, xb = max(0, x_starts[0] - margin), min(w, x_starts[-1] + tw + margin)
+        lum = self._normalized_rows(src, norm, ya, yb, xa, xb)[0]
+        out = []
+        for x0 in x_starts:
+            l0, l1 = max(0, x0 - margin), min(w, x0 + tw + margin)
+            patch = lum[:, l0 - xa:l1 - xa][None, None]
+            chroma = self._run(self.colorizer, patch, context)[0]  # (2, rows, cols)
+            out.append(chroma[:, y0 - ya:y0 - ya + th, x0 - l0:x0 - l0 + tw])
+        return np.stack(out)
 
     def _finish(self, acc: np.ndarray, lum_in: np.ndarray, mask: np.ndarray, flux: bool | None):
         s = self.scale
