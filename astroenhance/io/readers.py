@@ -119,7 +119,13 @@ def open_frames(path: str | Path, hdu: str | int | None = None) -> Iterator[list
         raise InputError(f"{path}: file is empty (0 bytes)")
     if is_fits(path):
         with _open_fits(path) as hdul:
-            yield _fits_frames(path, hdul, hdu)
+            try:
+                found = _fits_frames(path, hdul, hdu)
+            except InputError:
+                raise
+            except Exception as exc:  # a malformed header astropy let through: say so, name the file
+                raise InputError(f"{path}: malformed FITS ({type(exc).__name__}: {_short(exc)})") from None
+            yield found
     elif path.suffix.lower() in IMAGE_SUFFIXES:
         if hdu is not None:
             raise InputError(f"{path}: --hdu applies to FITS files only")

@@ -1,0 +1,55 @@
+"""Malformed FITS headers and random bytes: the reader ends in InputError or success, never anything else."""
+
+import io
+
+import numpy as np
+from astropy.io import fits
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from astroenhance.errors import InputError
+from astroenhance.io.readers import open_frames
+
+
+def _read_all(path):
+    try:
+        with open_frames(path) as frames:
+            for f in frames:
+                f.read_rows(0, f.shape[0])
+                f.sample(1000)
+    except InputError as exc:
+        assert str(path) in str(exc)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(min_size=0, max_size=6000))
+def test_random_bytes(tmp_path, blob):
+    path = tmp_path / "random.fits"
+    path.write_bytes(blob)
+    _read_all(path)
+
+
+KEYS = ["NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "BITPIX", "BSCALE", "BZERO", "BLANK", "EXTEND", "CRPIX1", "CTYPE1",
+        "CD1_1", "CDELT1", "A_ORDER", "A_2_0", "XTENSION", "END"]
+VALUES = st.one_of(st.integers(-100, 100_000), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=10),
+                   st.booleans())
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(KEYS), VALUES), max_size=6), st.integers(0, 3))
+def test_malformed_headers(tmp_path, edits, trim):
+    buf = io.BytesIO()
+    fits.PrimaryHDU(np.arange(64, dtype=np.float32).reshape(8, 8)).writeto(buf)
+    raw = bytearray(buf.getvalue())
+    header = raw[:2880].decode("ascii")
+    cards = [header[i:i + 80] for i in range(0, 2880, 80)]
+    for key, value in edits:
+        text = repr(value) if not isinstance(value, str) else f"'{value[:8]}'"
+        card = f"{key:<8}= {text:>20}"[:80].ljust(80)
+        cards.insert(1 + len(key) % 5, card)
+    head = "".join(cards)[: 2880 * 2].ljust(2880 * ((len("".join(cards)) + 2879) // 2880))
+    data = bytes(raw[2880:])
+    blob = head.encode("ascii", "replace") + data[: len(data) - trim * 700]
+    path = tmp_path / "edited.fits"
+    path.write_bytes(blob)
+    _read_all(path)
