@@ -65,6 +65,9 @@ class ResidualEncoderColorizer(nn.Module):
         for cin, cout in zip(widths[::-1][:-1], widths[::-1][1:]):
             self.up.append(_conv(cin, cout))
         self.head = nn.Conv2d(widths[0], 2, 3, padding=1)
+        # start grey: an untrained colorizer adds no colour, and training can only move it where it helps
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
 
     def global_features(self, thumb: torch.Tensor) -> torch.Tensor:
         """Whole-frame context vector ``(N, 2*C)`` from a thumbnail ``(N, 1, T, T)``."""
