@@ -297,6 +297,55 @@ def weights_export(
     out.print(f"{weights_dir / info.file}  sha256 {info.sha256}")
 
 
+class Task(str, Enum):
+    sr = "sr"
+    colorize = "colorize"
+
+
+@app.command()
+def evaluate(
+    task: Annotated[Task, typer.Option(help="sr: 4x SR against nearest/bicubic/Lanczos; colorize: against grey and a lookup table.")],
+    data: Annotated[Path, typer.Option(help="Held-out colour images.", exists=True, file_okay=False)],
+    weights: Annotated[Optional[Path], typer.Option(help="Weights folder (default: the shipped weights/).")] = None,
+    sr_model: Annotated[SRModel, typer.Option(help="Which SR weights to evaluate.")] = SRModel.psnr,
+    train_data: Annotated[Optional[Path], typer.Option(help="colorize: images to fit the lookup-table baseline on.", exists=True, file_okay=False)] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the metrics and the protocol as JSON.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Use only the first N images.")] = None,
+) -> None:
+    """Measure a shipped network against baselines on held-out images (float64 metrics, one protocol for all)."""
+    import json
+
+    from .models.weights import default_weights_dir, find_weights, load_network
+    from .training.evaluate import PROTOCOL, LumaChromaLUT, evaluate_colorizer, evaluate_sr, load_images
+
+    wdir = weights or default_weights_dir()
+    try:
+        info = find_weights(wdir, task.value, sr_model.value if task == Task.sr else "default")
+        model = load_network(wdir, info)
+    except AstroEnhanceError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    images = load_images(data, limit)
+    if not images:
+        raise _usage(f"no images in {data}")
+    with err.status(f"evaluating {info.id} on {len(images)} images"):
+        if task == Task.sr:
+            results = evaluate_sr(model, images)
+        else:
+            if train_data is None:
+                raise _usage("--train-data is needed to fit the lookup-table baseline")
+            lut = LumaChromaLUT.fit([im for _, im in load_images(train_data, max_side=800)])
+            results = evaluate_colorizer(model, images, lut)
+    metrics = sorted({k for r in results.values() for k in r})
+    out.print(f"{task.value} on {data} ({len(images)} images), weights {info.id} {info.sha256[:12]}")
+    out.print(f"{'method':<16}" + "".join(f"{m:>12}" for m in metrics))
+    for method, r in results.items():
+        out.print(f"{method:<16}" + "".join(f"{r[m]:>12.5g}" for m in metrics))
+    if json_out:
+        json_out.write_text(json.dumps({"task": task.value, "weights": info.id, "sha256": info.sha256, "data": str(data),
+                                        "images": len(images), "protocol": PROTOCOL, "results": results}, indent=2))
+
+
 def _last_metrics(log: Path) -> dict[str, float]:
     metrics: dict[str, float] = {}
     if log.exists():
