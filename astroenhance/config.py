@@ -26,7 +26,7 @@ class EnhanceConfig:
     stretch: str | None = None
     interval: str | None = None
     tile: int = 256
-    overlap: int = 32
+    overlap: int = 16
     flux_conserving: bool | None = None
     device: str = "auto"
     precision: str = "fp32"

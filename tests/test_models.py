@@ -92,3 +92,18 @@ def test_mismatched_hash_refused(tmp_path):
 def test_missing_mode_named(tmp_path):
     with pytest.raises(WeightsError, match="no sr weights for mode 'nope'"):
         find_weights(REPO / "weights", "sr", "nope")
+
+
+def test_subpixel_tail_fusion_same_function():
+    import copy
+
+    from astroenhance.models.srresnet import fuse_subpixel_tail
+
+    torch.manual_seed(3)
+    model = build_model("srresnet-8x32").eval()
+    torch.nn.init.normal_(model.tail.weight, std=0.05)
+    model.upsample[-1].weight.data.uniform_(0.0, 0.5)
+    fused = fuse_subpixel_tail(copy.deepcopy(model))
+    x = torch.rand(1, 1, 21, 18)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), model(x), atol=1e-5, rtol=1e-5)

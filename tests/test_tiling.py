@@ -107,3 +107,15 @@ def test_colour_tiles_agree(hrc_crop):
     whole = Enhancer(EnhanceConfig(device="cpu", upscale=False, tile=128)).enhance_array(data, wcs).rgb
     diff = np.abs(tiled - whole)[8:-8, 8:-8]
     assert diff.max() < 5e-3, diff.max()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 5000), st.integers(16, 600), st.data())
+def test_layout_keeps_the_overlap_and_wastes_little(length, tile, data):
+    overlap = data.draw(st.integers(0, tile // 2))
+    grid = TileGrid(length, 7, tile, overlap)
+    size, starts = grid.tile_shape[0], grid.row_starts
+    assert size <= tile and starts[0] == 0 and starts[-1] + size == length
+    assert all(b - a <= size - overlap for a, b in zip(starts, starts[1:]))  # neighbours share >= overlap
+    if len(starts) > 1:  # one tile fewer could not have covered the frame with that overlap
+        assert (len(starts) - 1) * tile - (len(starts) - 2) * overlap < length

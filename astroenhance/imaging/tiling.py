@@ -1,8 +1,8 @@
 """Overlapping tiles and their smooth blending window.
 
-Tiles cover the input frame with ``overlap`` pixels shared between neighbours; the last tile in a row or
-column is pushed back to end exactly at the frame edge, so every tile has the same size (simple batching)
-and no tile is padded.  Each tile's result is weighted by a window that is zero for the outer quarter of
+Tiles cover the input frame with at least ``overlap`` pixels shared between neighbours; along each axis the
+fewest tiles of at most ``tile`` pixels are made equal in size and spread evenly, so every tile has the same
+shape (simple batching), no tile is padded, and little is computed twice.  Each tile's result is weighted by a window that is zero for the outer quarter of
 the overlap (where a convolutional network sees the tile edge), rises as a raised cosine across the
 middle half, and is one elsewhere — and is one right up to the *frame* edge, where there is no neighbour.
 """
@@ -15,13 +15,15 @@ from functools import cached_property
 import numpy as np
 
 
-def _starts(length: int, tile: int, overlap: int) -> list[int]:
+def _layout(length: int, tile: int, overlap: int) -> tuple[int, list[int]]:
+    """The fewest tiles of at most ``tile`` pixels that cover ``length`` with at least ``overlap`` shared,
+    made equal in size and spread evenly (no sliver of a last tile computed twice)."""
     if length <= tile:
-        return [0]
-    step = tile - overlap
-    starts = list(range(0, length - tile, step))
-    starts.append(length - tile)
-    return starts
+        return length, [0]
+    n = -(-(length - overlap) // (tile - overlap))
+    size = min(tile, -(-(length + (n - 1) * overlap) // n) + 1)  # +1: slack for rounding the starts
+    starts = [round(i * (length - size) / (n - 1)) for i in range(n)]
+    return size, starts
 
 
 def ramp(n: int, overlap: int) -> np.ndarray:
@@ -60,15 +62,15 @@ class TileGrid:
 
     @cached_property
     def row_starts(self) -> list[int]:
-        return _starts(self.height, self.tile, self.overlap)
+        return _layout(self.height, self.tile, self.overlap)[1]
 
     @cached_property
     def col_starts(self) -> list[int]:
-        return _starts(self.width, self.tile, self.overlap)
+        return _layout(self.width, self.tile, self.overlap)[1]
 
-    @property
+    @cached_property
     def tile_shape(self) -> tuple[int, int]:
-        return min(self.tile, self.height), min(self.tile, self.width)
+        return _layout(self.height, self.tile, self.overlap)[0], _layout(self.width, self.tile, self.overlap)[0]
 
     def __len__(self) -> int:
         return len(self.row_starts) * len(self.col_starts)

@@ -21,6 +21,7 @@ from torch import nn
 from ..errors import WeightsError
 from .fold import fold_batchnorm
 from .registry import ARCHITECTURES, build_model
+from .srresnet import SRResNet, fuse_subpixel_tail
 
 MANIFEST = "manifest.json"
 
@@ -100,7 +101,12 @@ def load_network(directory: str | Path, info: WeightsInfo, fold: bool = True) ->
     except Exception as exc:
         raise WeightsError(f"{path}: tensors do not fit {info.architecture} ({str(exc).splitlines()[0]})") from None
     model.eval()
-    return fold_batchnorm(model) if fold else model
+    if not fold:
+        return model
+    model = fold_batchnorm(model)
+    if isinstance(model, SRResNet):
+        fuse_subpixel_tail(model)
+    return model
 
 
 def export_weights(model: nn.Module, directory: str | Path, info: dict[str, Any]) -> WeightsInfo:
