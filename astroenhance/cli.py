@@ -127,6 +127,11 @@ def run(
     sr_model: Annotated[SRModel, typer.Option(help="psnr: faithful, smooth (default, the one to inspect structure with); gan: sharper, more invented texture.")] = SRModel.psnr,
     weights: Annotated[Optional[Path], typer.Option(help="Folder with manifest.json and the weights (default: the shipped weights/).", show_default=False)] = None,
     batch: Annotated[int, typer.Option(help="Tiles per network call (0: 1 on CPU, 8 on CUDA).")] = 0,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Look for frames in sub-folders too; the output tree mirrors the input tree.")] = False,
+    glob: Annotated[Optional[str], typer.Option(help="Only frames whose file name matches, e.g. '*_drz.fits'.")] = None,
+    skip_existing: Annotated[bool, typer.Option(help="Skip inputs whose outputs exist and are complete (right shape; FITS made from the same input bytes). Use it to resume an interrupted run.")] = False,
+    shard_spec: Annotated[Optional[str], typer.Option("--shard", help="K/N: process only shard K of N of the sorted file list (e.g. one SLURM array task each).")] = None,
+    log_file: Annotated[Optional[Path], typer.Option(help="Also append every message to this file.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; only errors and the summary line.")] = False,
     debug: Annotated[bool, typer.Option(help="Show tracebacks for failures.")] = False,
 ) -> None:
@@ -148,44 +153,97 @@ def run(
     except AstroEnhanceError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
-    files = _expand_inputs(inputs)
-    if not files:
-        raise _usage("no input files")
-    failures: list[tuple[Path, str]] = []
+    from .batch import Record, check_outdir, cleanup_stale_temporaries, discover, output_is_complete, parse_shard, shard, write_report
+
+    try:
+        check_outdir(outdir)
+        jobs = discover(inputs, outdir, recursive, glob)
+        if shard_spec:
+            jobs = shard(jobs, *parse_shard(shard_spec))
+    except (AstroEnhanceError, ValueError) as exc:
+        raise _usage(str(exc)) from None
+    if not jobs:
+        raise _usage("no input frames found" + (f" matching {glob!r}" if glob else ""))
+    log = open(log_file, "a") if log_file else None
+
+    def say(message: str, style: str = "") -> None:
+        progress.console.print(f"[{style}]{message}[/{style}]" if style else message, markup=bool(style))
+        if log:
+            log.write(message + "\n")
+            log.flush()
+
+    records: list[Record] = []
     claimed: dict[Path, Path] = {}
-    written = 0
     t0 = time.perf_counter()
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=err, disable=quiet, transient=True)
     with progress, warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        files_task = progress.add_task("files", total=len(jobs))
         task = progress.add_task("tiles", total=None)
-        for path in files:
+        cleaned: set[Path] = set()
+        for job in jobs:
+            path = job.path
             progress.update(task, description=path.name, completed=0, total=None)
+            start = time.perf_counter()
             try:
-                _check_claims(enhancer, path, outdir, claimed)
-                results = enhancer.enhance_file(path, outdir, progress=lambda d, n: progress.update(task, completed=d, total=n))
+                if job.outdir not in cleaned:
+                    cleaned.add(job.outdir)
+                    for stale in cleanup_stale_temporaries(job.outdir):
+                        say(f"note: removed {stale} left by an interrupted run")
+                _check_claims(enhancer, path, job.outdir, claimed)
+                if skip_existing:
+                    planned = enhancer.planned_outputs(path, job.outdir)
+                    from .pipeline import _file_sha256
+
+                    sha = _file_sha256(path)
+                    if planned and all(output_is_complete(p, shape, sha) for p, shape in planned):
+                        records.append(Record(str(path), "skipped", [str(p) for p, _ in planned]))
+                        if not quiet:
+                            say(f"skip {path}: outputs complete")
+                        progress.advance(files_task)
+                        continue
+                results = enhancer.enhance_file(path, job.outdir, progress=lambda d, n: progress.update(task, completed=d, total=n))
             except AstroEnhanceError as exc:
-                failures.append((path, str(exc)))
-                progress.console.print(f"[red]error:[/red] {exc}")
+                records.append(Record(str(path), "failed", seconds=time.perf_counter() - start, error=str(exc)))
+                say(f"error: {exc}", "red")
+                progress.advance(files_task)
                 continue
             except Exception as exc:  # a bug or an unforeseen input: report it, keep going
-                failures.append((path, f"{type(exc).__name__}: {exc}"))
-                progress.console.print(f"[red]error:[/red] {path}: unexpected {type(exc).__name__}: {exc}")
+                records.append(Record(str(path), "failed", seconds=time.perf_counter() - start,
+                                      error=f"{type(exc).__name__}: {exc}"))
+                say(f"error: {path}: unexpected {type(exc).__name__}: {exc}", "red")
                 if debug:
-                    progress.console.print(traceback.format_exc())
+                    say(traceback.format_exc())
+                progress.advance(files_task)
                 continue
+            outputs = [str(o) for r in results for o in r.outputs]
+            records.append(Record(str(path), "done", outputs, time.perf_counter() - start))
+            progress.advance(files_task)
             for r in results:
-                written += len(r.outputs)
                 for note in r.notes:
-                    progress.console.print(f"[yellow]note:[/yellow] {r.source}: {note}")
+                    say(f"note: {r.source}: {note}", "yellow")
                 if not quiet:
-                    progress.console.print(f"[green]done[/green] {r.source} {r.shape_in[1]}x{r.shape_in[0]} -> "
-                                           f"{r.shape_out[1]}x{r.shape_out[0]}: " + ", ".join(str(o) for o in r.outputs))
+                    say(f"done {r.source} {r.shape_in[1]}x{r.shape_in[0]} -> {r.shape_out[1]}x{r.shape_out[0]}: "
+                        + ", ".join(str(o) for o in r.outputs))
     secs = time.perf_counter() - t0
-    ok = len(files) - len(failures)
-    err.print(f"{ok} of {len(files)} input(s) enhanced, {written} file(s) written, {len(failures)} failed ({secs:.1f} s)")
-    if failures:
+    counts = {s: sum(r.status == s for r in records) for s in ("done", "skipped", "failed")}
+    try:
+        report = write_report(outdir, records, config.to_dict() | {"inputs": [str(i) for i in inputs]})
+    except OSError as exc:
+        report = None
+        say(f"error: {outdir}: cannot write the report ({exc.strerror or exc})", "red")
+    failures = [r for r in records if r.status == "failed"]
+    if failures and not quiet:
+        for r in failures:
+            err.print(f"  failed: {r.input}: {r.error}", markup=False)
+    summary = (f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed of {len(records)} input(s) "
+               f"in {secs:.1f} s" + (f"; report {report}" if report else ""))
+    err.print(summary, markup=False)
+    if log:
+        log.write(summary + "\n")
+        log.close()
+    if failures or report is None:
         raise typer.Exit(1)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import math
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -359,7 +360,7 @@ class Enhancer:
             "flux_conserving": bool(cfg.flux_conserving), "colorize": cfg.colorize, "upscale": cfg.upscale,
             "sr_model": cfg.sr_model if cfg.upscale else "none",
             "device": str(self.device), "precision": cfg.precision,
-            "utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "utc": _utc_now(),
         }
         return info
 
@@ -434,6 +435,17 @@ class Enhancer:
                 results.append(self._enhance_source(src, cfg, outdir, path, progress))
         return results
 
+    def planned_outputs(self, path: str | Path, outdir: str | Path) -> list[tuple[Path, tuple[int, int]]]:
+        """Every output `enhance_file` would write for ``path``, with its ``(height, width)``."""
+        path, outdir = Path(path), Path(outdir)
+        cfg = self.config.for_input(is_fits(path))
+        planned = []
+        with open_frames(path, cfg.hdu) as frames:
+            for src in frames:
+                shape = (src.shape[0] * self.scale, src.shape[1] * self.scale)
+                planned += [(p, shape) for p in self.output_paths(path, outdir, src.label, cfg.formats or ("png",)).values()]
+        return planned
+
     def output_paths(self, path: Path, outdir: Path, label: str, formats: tuple[str, ...]) -> dict[str, Path]:
         stem = output_stem(path) + (f".{label}" if label else "")
         return {fmt: outdir / f"{stem}.enhanced{FORMAT_SUFFIX[fmt]}" for fmt in formats}
@@ -495,6 +507,14 @@ class Enhancer:
         primary, image, _, out_wcs = self.headers(src, cfg, norm)
         primary.extend(image, unique=True)
         return EnhancedArray(sink.rgb, sink.lum, out_wcs, norm, primary)
+
+
+def _utc_now() -> str:
+    """Now in UTC, or ``$SOURCE_DATE_EPOCH`` when set (reproducible, byte-identical reruns)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    now = (_dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc) if epoch and epoch.isdigit()
+           else _dt.datetime.now(_dt.timezone.utc))
+    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _dtype_range(data: np.ndarray) -> tuple[float, float]:

@@ -1,7 +1,9 @@
 """The command line as a user meets it: outputs, provenance, exit codes, one-line errors, nothing left behind."""
 
 import hashlib
+import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,7 +41,7 @@ def test_run_writes_every_format(example_run):
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in out.iterdir())
     stem = "abell_2744_group_of_galaxies_f105w.enhanced"
-    assert names == [f"{stem}.fits", f"{stem}.jpg", f"{stem}.png", f"{stem}.tif"]
+    assert names == [f"{stem}.fits", f"{stem}.jpg", f"{stem}.png", f"{stem}.tif", "astroenhance-report.json"]
     assert Image.open(out / f"{stem}.png").size == (400, 400)
 
 
@@ -93,7 +95,7 @@ def test_png_avm_gives_the_fits_wcs(example_run):
 def test_multichip_goes_to_one_output_per_chip(tmp_path):
     result = invoke("run", FIXTURES / "2chipA.fits.gz", "-o", tmp_path, "--format", "fits", "-q")
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["2chipA.sci1.enhanced.fits", "2chipA.sci2.enhanced.fits"]
+    assert sorted(p.name for p in tmp_path.glob("*.fits")) == ["2chipA.sci1.enhanced.fits", "2chipA.sci2.enhanced.fits"]
     assert "lookup-table distortions" in result.output
 
 
@@ -113,16 +115,21 @@ def test_bad_inputs_one_line_each_exit_1_and_nothing_left(tmp_path):
     assert any("allnan.fits" in e and "NaN" in e for e in errors)
     # the good file after them was still processed; the bad ones left no file, not even a temporary one
     assert sorted(p.name for p in out.iterdir()) == ["abell_2744_group_of_galaxies_f105w.enhanced.fits",
-                                                     "abell_2744_group_of_galaxies_f105w.enhanced.png"]
-    assert "1 of 4 input(s) enhanced" in result.output
+                                                     "abell_2744_group_of_galaxies_f105w.enhanced.png",
+                                                     "astroenhance-report.json"]
+    assert "1 done, 0 skipped, 3 failed of 4 input(s)" in result.output
+    report = json.loads((out / "astroenhance-report.json").read_text())
+    assert report["summary"] == {"done": 1, "skipped": 0, "failed": 3}
+    by_name = {Path(r["input"]).name: r for r in report["records"]}
+    assert by_name["zero.fits"]["status"] == "failed" and "empty" in by_name["zero.fits"]["error"]
+    assert by_name[EXAMPLE.name]["status"] == "done" and len(by_name[EXAMPLE.name]["outputs"]) == 2
 
 
-def test_unwritable_output(tmp_path):
-    blocker = tmp_path / "file"
-    blocker.write_text("x")
-    result = invoke("run", EXAMPLE, "-o", blocker / "sub", "-q")
+def test_unwritable_output():
+    target = "/proc/astroenhance-cannot-write-here"  # not writable even for root
+    result = invoke("run", EXAMPLE, "-o", target, "-q")
     assert result.exit_code == 1
-    assert "cannot create output folder" in result.output and str(blocker / "sub") in result.output
+    assert "cannot create output folder" in result.output and target in result.output
 
 
 def test_usage_errors_exit_2(tmp_path):
@@ -143,7 +150,7 @@ def test_display_image_defaults(tmp_path):
 
     result = invoke("run", COLOR / "stellarium_n6210.png", "-o", tmp_path, "-q", "--no-upscale")
     assert result.exit_code == 0
-    [out] = list(tmp_path.iterdir())
+    [out] = [p for p in tmp_path.iterdir() if p.suffix == ".png"]
     assert out.name == "stellarium_n6210.enhanced.png"
     src = np.asarray(Image.open(COLOR / "stellarium_n6210.png").convert("RGB")).astype(float) @ [0.2126, 0.7152, 0.0722]
     got = np.asarray(Image.open(out)).astype(float) @ [0.2126, 0.7152, 0.0722]

@@ -1,0 +1,157 @@
+"""Archive-scale runs: find frames in folders, mirror the tree, skip finished work, shard, report.
+
+Nothing here imports torch; the CLI combines these with `pipeline.Enhancer`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import InputError
+from .io.readers import FITS_SUFFIXES, IMAGE_SUFFIXES
+from .io.writers import TEMP_MARKER
+
+REPORT_NAME = "astroenhance-report.json"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file and the folder its outputs go to (mirroring its place under the input folder)."""
+
+    path: Path
+    outdir: Path
+
+
+def _is_frame(p: Path) -> bool:
+    return p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(FITS_SUFFIXES + IMAGE_SUFFIXES)
+
+
+def discover(inputs: list[Path], outdir: Path, recursive: bool = False, glob: str | None = None) -> list[Job]:
+    """Jobs for every input: a file as given; a folder's frames (recursively with ``recursive``), filtered by
+    ``glob`` on the file name, with outputs under ``outdir`` at the same relative path."""
+    jobs: list[Job] = []
+    for p in inputs:
+        if p.is_dir():
+            candidates = p.rglob("*") if recursive else p.iterdir()
+            for f in sorted(candidates):
+                if outdir.resolve() in f.resolve().parents:
+                    continue  # never read our own outputs back as inputs
+                if _is_frame(f) and (glob is None or fnmatch.fnmatch(f.name, glob)):
+                    jobs.append(Job(f, outdir / f.parent.relative_to(p)))
+        else:
+            jobs.append(Job(p, outdir))
+    return jobs
+
+
+def parse_shard(spec: str) -> tuple[int, int]:
+    """``"K/N"`` (1 <= K <= N) as ``(K, N)``."""
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", spec)
+    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
+        raise ValueError(f"--shard {spec!r}: expected K/N with 1 <= K <= N, e.g. 3/8")
+    return int(m.group(1)), int(m.group(2))
+
+
+def shard(jobs: list[Job], k: int, n: int) -> list[Job]:
+    """The jobs of shard ``k`` of ``n``: every ``n``-th job of the list sorted by path, starting at ``k``.
+
+    Deterministic and independent of discovery order, so N workers (a SLURM array) cover every file once.
+    """
+    ordered = sorted(jobs, key=lambda j: str(j.path))
+    return ordered[k - 1::n]
+
+
+def cleanup_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove temporary files left in ``folder`` by astroenhance processes that no longer run (e.g. killed)."""
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for p in folder.iterdir():
+        if TEMP_MARKER not in p.name:
+            continue
+        pid = p.name.split(TEMP_MARKER, 1)[1].split("-", 1)[0]
+        if pid.isdigit() and _alive(int(pid)):
+            continue
+        try:
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def output_is_complete(path: Path, expected_shape: tuple[int, int] | None, input_sha256: str | None = None) -> bool:
+    """Whether an existing output can be trusted: it opens, has the expected shape and (FITS) was made from
+    the same input bytes (``AE_INSHA``)."""
+    if not path.is_file():
+        return False
+    try:
+        if path.suffix == ".fits":
+            from astropy.io import fits
+
+            with fits.open(path, memmap=True) as h:
+                names = [x.name for x in h]
+                if names[1:4] != ["RED", "GREEN", "BLUE"]:
+                    return False
+                for ext in h[1:4]:
+                    if expected_shape and (ext.header["NAXIS2"], ext.header["NAXIS1"]) != expected_shape:
+                        return False
+                if path.stat().st_size < h[3].fileinfo()["datLoc"] + h[3].header["NAXIS1"] * h[3].header["NAXIS2"] * 4:
+                    return False
+                return input_sha256 is None or h[0].header.get("AE_INSHA") == input_sha256
+        from PIL import Image
+
+        with Image.open(path) as im:
+            im.verify()
+        with Image.open(path) as im:
+            return expected_shape is None or (im.size[1], im.size[0]) == expected_shape
+    except Exception:
+        return False
+
+
+@dataclass
+class Record:
+    """One line of the run report."""
+
+    input: str
+    status: str  # "done", "skipped" or "failed"
+    outputs: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str = ""
+
+
+def write_report(outdir: Path, records: list[Record], settings: dict) -> Path:
+    """``OUTDIR/astroenhance-report.json``, written atomically."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    path = outdir / REPORT_NAME
+    tmp = path.with_name(f".{path.name}{TEMP_MARKER}{os.getpid()}-report")
+    counts = {s: sum(r.status == s for r in records) for s in ("done", "skipped", "failed")}
+    tmp.write_text(json.dumps({"summary": counts, "settings": settings, "records": [asdict(r) for r in records]},
+                              indent=2, default=str))
+    os.replace(tmp, path)
+    return path
+
+
+def check_outdir(outdir: Path) -> None:
+    """Refuse an output folder that is (or lies inside) a file."""
+    for parent in [outdir, *outdir.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(f"{outdir}: cannot be an output folder: {parent} is a file")
+            return

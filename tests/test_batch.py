@@ -1,0 +1,94 @@
+"""Archive runs: folders, mirrored trees, skip-existing, stale temporaries, shards, reproducible outputs."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+from astropy.io import fits
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from astroenhance.batch import Job, cleanup_stale_temporaries, discover, output_is_complete, parse_shard, shard
+from astroenhance.cli import app
+
+from .conftest import EXAMPLE, FIXTURES
+
+runner = CliRunner()
+
+
+def tree(tmp_path):
+    root = tmp_path / "archive"
+    (root / "night1").mkdir(parents=True)
+    (root / "night2" / "deep").mkdir(parents=True)
+    shutil.copy(EXAMPLE, root / "night1" / "a_drz.fits.gz")
+    shutil.copy(FIXTURES / "reference_drizzlepac_gaussian_drz_sci.fits", root / "night2" / "deep" / "b_drz.fits")
+    shutil.copy(FIXTURES / "test_drizzlepac_flt.fits", root / "night2" / "c_flt.fits")
+    (root / "night2" / "notes.txt").write_text("not a frame")
+    return root
+
+
+def test_discover_mirrors_tree_and_filters(tmp_path):
+    root = tree(tmp_path)
+    out = tmp_path / "out"
+    jobs = discover([root], out, recursive=True, glob="*_drz.fits*")
+    assert [(j.path.name, j.outdir) for j in jobs] == [("a_drz.fits.gz", out / "night1"),
+                                                        ("b_drz.fits", out / "night2" / "deep")]
+    assert [j.path.name for j in discover([root / "night2"], out)] == ["c_flt.fits"]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 60), st.integers(1, 9))
+def test_shards_cover_every_file_exactly_once(n_files, n):
+    from pathlib import Path
+
+    jobs = [Job(Path(f"/d/f{i:03d}.fits"), Path("/o")) for i in range(n_files)]
+    seen = [j.path for k in range(1, n + 1) for j in shard(list(reversed(jobs)), k, n)]
+    assert sorted(seen) == sorted(j.path for j in jobs)
+    assert parse_shard(f"{n}/{n}") == (n, n)
+
+
+def test_recursive_run_skip_existing_and_report(tmp_path):
+    root = tree(tmp_path)
+    out = tmp_path / "out"
+    args = ["run", str(root), "-o", str(out), "-r", "--glob", "*_drz.fits*", "--format", "fits", "-q"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    a = out / "night1" / "a_drz.enhanced.fits"
+    b = out / "night2" / "deep" / "b_drz.enhanced.fits"
+    assert a.exists() and b.exists()
+    # a damaged output is redone, a complete one is skipped
+    with open(b, "r+b") as fh:
+        fh.truncate(5000)
+    second = runner.invoke(app, args + ["--skip-existing"])
+    assert second.exit_code == 0, second.output
+    assert "1 done, 1 skipped, 0 failed" in second.output
+    assert output_is_complete(b, (40, 44))
+
+
+def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".x.enhanced.fits.astroenhance-tmp-{dead.pid}-abcd"
+    live = tmp_path / f".y.enhanced.fits.astroenhance-tmp-{os.getpid()}-abcd"
+    stale.write_bytes(b"half")
+    live.write_bytes(b"mine")
+    assert cleanup_stale_temporaries(tmp_path) == [stale]
+    assert live.exists() and not stale.exists()
+
+
+def test_outdir_inside_a_file_is_refused(tmp_path):
+    blocker = tmp_path / "f.fits"
+    blocker.write_text("x")
+    result = runner.invoke(app, ["run", str(EXAMPLE), "-o", str(blocker / "out")])
+    assert result.exit_code == 2 and "is a file" in result.output
+
+
+def test_reruns_are_byte_identical_with_source_date_epoch(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    for name in ("one", "two"):
+        assert runner.invoke(app, ["run", str(EXAMPLE), "-o", str(tmp_path / name), "-q"]).exit_code == 0
+    for f in ("abell_2744_group_of_galaxies_f105w.enhanced.fits", "abell_2744_group_of_galaxies_f105w.enhanced.png"):
+        assert (tmp_path / "one" / f).read_bytes() == (tmp_path / "two" / f).read_bytes()
