@@ -18,7 +18,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from . import __version__
 from .config import FORMATS, EnhanceConfig
 from .errors import AstroEnhanceError
-from .io.readers import FITS_SUFFIXES, IMAGE_SUFFIXES
 
 app = typer.Typer(
     name="astroenhance",
@@ -93,21 +92,6 @@ def _parse_formats(value: str | None) -> tuple[str, ...] | None:
     return formats
 
 
-def _expand_inputs(inputs: list[Path]) -> list[Path]:
-    """Files as given; a directory stands for the frames directly inside it."""
-    files: list[Path] = []
-    for p in inputs:
-        if p.is_dir():
-            found = sorted(c for c in p.iterdir() if c.is_file() and c.name.lower().endswith(FITS_SUFFIXES + IMAGE_SUFFIXES)
-                           and not c.name.startswith("."))
-            if not found:
-                err.print(f"[yellow]warning:[/yellow] {p}: no FITS or image files in this folder")
-            files.extend(found)
-        else:
-            files.append(p)
-    return files
-
-
 @app.command()
 def run(
     inputs: Annotated[list[Path], typer.Argument(help="FITS frames (.fits, .fits.gz, multi-extension) or PNG/TIFF/JPEG images; a folder means the frames inside it.", show_default=False)],
@@ -132,6 +116,8 @@ def run(
     skip_existing: Annotated[bool, typer.Option(help="Skip inputs whose outputs exist and are complete (right shape; FITS made from the same input bytes). Use it to resume an interrupted run.")] = False,
     shard_spec: Annotated[Optional[str], typer.Option("--shard", help="K/N: process only shard K of N of the sorted file list (e.g. one SLURM array task each).")] = None,
     log_file: Annotated[Optional[Path], typer.Option(help="Also append every message to this file.")] = None,
+    n_jobs: Annotated[int, typer.Option("--jobs", "-j", help="Frames processed at once on this machine, each in its own process; torch threads are divided so that jobs x threads <= cores.")] = 1,
+    scheduler: Annotated[Optional[str], typer.Option(help="Dask distributed scheduler address (tcp://HOST:PORT): one task per frame on the cluster's workers, which must see the same paths.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; only errors and the summary line.")] = False,
     debug: Annotated[bool, typer.Option(help="Show tracebacks for failures.")] = False,
 ) -> None:
@@ -153,7 +139,10 @@ def run(
     except AstroEnhanceError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
-    from .batch import Record, check_outdir, cleanup_stale_temporaries, discover, output_is_complete, parse_shard, shard, write_report
+    from . import runner
+    from .batch import Record, check_outdir, discover, parse_shard, shard, write_report
+
+    runner._ENHANCERS[config] = enhancer  # the serial path reuses the networks loaded here
 
     try:
         check_outdir(outdir)
@@ -165,67 +154,47 @@ def run(
     if not jobs:
         raise _usage("no input frames found" + (f" matching {glob!r}" if glob else ""))
     log = open(log_file, "a") if log_file else None
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TimeRemainingColumn(), console=err, disable=quiet, transient=True)
 
-    def say(message: str, style: str = "") -> None:
-        progress.console.print(f"[{style}]{message}[/{style}]" if style else message, markup=bool(style))
+    def say(style: str, message: str) -> None:
+        progress.console.print(f"[{style}]{message}[/{style}]" if style else message, markup=bool(style),
+                               highlight=False)
         if log:
             log.write(message + "\n")
             log.flush()
 
-    records: list[Record] = []
+    records = []
     claimed: dict[Path, Path] = {}
+    pending = []
+    for job in jobs:
+        try:
+            _check_claims(enhancer, job.path, job.outdir, claimed)
+            pending.append(job)
+        except AstroEnhanceError as exc:
+            records.append(Record(str(job.path), "failed", error=str(exc)))
+            say("red", f"error: {exc}")
+    threads = max(1, (os.cpu_count() or 1) // max(1, n_jobs)) if (n_jobs > 1 or scheduler) else 0
+    tasks = [(config, job, skip_existing, debug, threads, not quiet) for job in pending]
     t0 = time.perf_counter()
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TimeRemainingColumn(), console=err, disable=quiet, transient=True)
+    stopped = ""
     with progress, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        files_task = progress.add_task("files", total=len(jobs))
-        task = progress.add_task("tiles", total=None)
-        cleaned: set[Path] = set()
-        for job in jobs:
-            path = job.path
-            progress.update(task, description=path.name, completed=0, total=None)
-            start = time.perf_counter()
-            try:
-                if job.outdir not in cleaned:
-                    cleaned.add(job.outdir)
-                    for stale in cleanup_stale_temporaries(job.outdir):
-                        say(f"note: removed {stale} left by an interrupted run")
-                _check_claims(enhancer, path, job.outdir, claimed)
-                if skip_existing:
-                    planned = enhancer.planned_outputs(path, job.outdir)
-                    from .pipeline import _file_sha256
-
-                    sha = _file_sha256(path)
-                    if planned and all(output_is_complete(p, shape, sha) for p, shape in planned):
-                        records.append(Record(str(path), "skipped", [str(p) for p, _ in planned]))
-                        if not quiet:
-                            say(f"skip {path}: outputs complete")
-                        progress.advance(files_task)
-                        continue
-                results = enhancer.enhance_file(path, job.outdir, progress=lambda d, n: progress.update(task, completed=d, total=n))
-            except AstroEnhanceError as exc:
-                records.append(Record(str(path), "failed", seconds=time.perf_counter() - start, error=str(exc)))
-                say(f"error: {exc}", "red")
-                progress.advance(files_task)
-                continue
-            except Exception as exc:  # a bug or an unforeseen input: report it, keep going
-                records.append(Record(str(path), "failed", seconds=time.perf_counter() - start,
-                                      error=f"{type(exc).__name__}: {exc}"))
-                say(f"error: {path}: unexpected {type(exc).__name__}: {exc}", "red")
-                if debug:
-                    say(traceback.format_exc())
-                progress.advance(files_task)
-                continue
-            outputs = [str(o) for r in results for o in r.outputs]
-            records.append(Record(str(path), "done", outputs, time.perf_counter() - start))
+        files_task = progress.add_task("files", total=len(jobs), completed=len(records))
+        for result in _execute(tasks, n_jobs, scheduler):
+            records.append(result.record)
             progress.advance(files_task)
-            for r in results:
-                for note in r.notes:
-                    say(f"note: {r.source}: {note}", "yellow")
-                if not quiet:
-                    say(f"done {r.source} {r.shape_in[1]}x{r.shape_in[0]} -> {r.shape_out[1]}x{r.shape_out[0]}: "
-                        + ", ".join(str(o) for o in r.outputs))
+            for style, message in result.messages:
+                say(style, message)
+            if result.disk_full:
+                stopped = "stopped: the output disk is full; free space and rerun with --skip-existing to continue"
+                break
+    done_inputs = {r.input for r in records}
+    for job in pending:  # inputs never started (disk full): say so in the report
+        if str(job.path) not in done_inputs:
+            records.append(Record(str(job.path), "failed", error="not started: " + stopped))
+    if stopped:
+        err.print(stopped, markup=False)
     secs = time.perf_counter() - t0
     counts = {s: sum(r.status == s for r in records) for s in ("done", "skipped", "failed")}
     try:
@@ -245,6 +214,50 @@ def run(
         log.close()
     if failures or report is None:
         raise typer.Exit(1)
+
+
+def _execute(tasks: list[tuple], n_jobs: int, scheduler: str | None):
+    """Yield each task's `JobResult` as it finishes: in this process, a process pool, or a Dask cluster."""
+    from .runner import run_job_in_path
+
+    if scheduler:
+        try:
+            from dask.distributed import Client, as_completed
+        except ImportError:
+            raise _usage("--scheduler needs dask.distributed: pip install 'dask[distributed]'") from None
+        try:
+            client = Client(scheduler, timeout=30)
+        except Exception as exc:
+            raise _usage(f"--scheduler {scheduler}: cannot connect ({exc})") from None
+        try:
+            futures = [client.submit(run_job_in_path, t, pure=False) for t in tasks]
+            for fut in as_completed(futures):
+                result = fut.result()
+                yield result
+                if result.disk_full:
+                    client.cancel(futures)
+                    return
+        finally:
+            client.close()
+    elif n_jobs > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed as done
+
+        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(run_job_in_path, t) for t in tasks]
+            for fut in done(futures):
+                result = fut.result()
+                yield result
+                if result.disk_full:
+                    for f in futures:
+                        f.cancel()
+                    return
+    else:
+        for t in tasks:
+            result = run_job_in_path(t)
+            yield result
+            if result.disk_full:
+                return
 
 
 def _check_claims(enhancer, path: Path, outdir: Path, claimed: dict[Path, Path]) -> None:

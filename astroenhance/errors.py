@@ -21,3 +21,7 @@ class WeightsError(AstroEnhanceError):
 
 class DeviceError(AstroEnhanceError):
     """The requested device or precision is not available."""
+
+
+class DiskFullError(OutputError):
+    """The output file system is full: a batch stops here rather than fail every remaining file."""

@@ -92,3 +92,83 @@ def test_reruns_are_byte_identical_with_source_date_epoch(tmp_path, monkeypatch)
         assert runner.invoke(app, ["run", str(EXAMPLE), "-o", str(tmp_path / name), "-q"]).exit_code == 0
     for f in ("abell_2744_group_of_galaxies_f105w.enhanced.fits", "abell_2744_group_of_galaxies_f105w.enhanced.png"):
         assert (tmp_path / "one" / f).read_bytes() == (tmp_path / "two" / f).read_bytes()
+
+
+def _copies(tmp_path, n=3):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(n):
+        shutil.copy(EXAMPLE, src / f"frame{i}.fits.gz")
+    return src
+
+
+def _fits_data(path):
+    with fits.open(path) as h:
+        return np.stack([h[i].data for i in (1, 2, 3)])
+
+
+def test_jobs_give_the_same_outputs_as_serial(tmp_path):
+    src = _copies(tmp_path, 2)
+    for name, extra in (("serial", []), ("pool", ["--jobs", "2"])):
+        result = runner.invoke(app, ["run", str(src), "-o", str(tmp_path / name), "--format", "fits", "-q"] + extra)
+        assert result.exit_code == 0, result.output
+    for i in range(2):
+        f = f"frame{i}.enhanced.fits"
+        np.testing.assert_allclose(_fits_data(tmp_path / "pool" / f), _fits_data(tmp_path / "serial" / f), atol=1e-5)
+
+
+def test_disk_full_stops_cleanly(tmp_path, monkeypatch):
+    import errno
+
+    src = _copies(tmp_path, 2)
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(src), "-o", str(out), "--format", "fits", "-q"])
+    assert result.exit_code == 1
+    assert "no space left" in result.output and "stopped: the output disk is full" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["astroenhance-report.json"]  # nothing half-written
+
+
+def test_sigkill_midway_then_rerun_is_byte_identical(tmp_path):
+    src = _copies(tmp_path, 4)
+    env = dict(os.environ, SOURCE_DATE_EPOCH="1700000000", OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "astroenhance.cli", "run", str(src), "-o"]
+    ref = subprocess.run(cmd + [str(tmp_path / "ref"), "--format", "fits", "-q"], env=env, capture_output=True)
+    assert ref.returncode == 0, ref.stderr
+    out = tmp_path / "out"
+    proc = subprocess.Popen(cmd + [str(out), "--format", "fits", "-q"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import time
+
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "frame0.enhanced.fits").exists():
+        time.sleep(0.05)
+    proc.kill()  # SIGKILL: no cleanup handlers run
+    proc.wait()
+    assert not (out / "frame3.enhanced.fits").exists(), "the run finished before it could be killed"
+    rerun = subprocess.run(cmd + [str(out), "--format", "fits", "-q", "--skip-existing"], env=env, capture_output=True)
+    assert rerun.returncode == 0, rerun.stderr
+    for i in range(4):
+        f = f"frame{i}.enhanced.fits"
+        assert (out / f).read_bytes() == (tmp_path / "ref" / f).read_bytes(), f
+    assert not [p for p in out.iterdir() if "astroenhance-tmp" in p.name]
+
+
+def test_dask_cluster_gives_the_same_outputs(tmp_path):
+    import distributed
+
+    src = _copies(tmp_path, 2)
+    result = runner.invoke(app, ["run", str(src), "-o", str(tmp_path / "local"), "--format", "fits", "-q"])
+    assert result.exit_code == 0
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        result = runner.invoke(app, ["run", str(src), "-o", str(tmp_path / "dask"), "--format", "fits", "-q",
+                                     "--scheduler", cluster.scheduler_address])
+    assert result.exit_code == 0, result.output
+    for i in range(2):
+        f = f"frame{i}.enhanced.fits"
+        np.testing.assert_allclose(_fits_data(tmp_path / "dask" / f), _fits_data(tmp_path / "local" / f), atol=1e-5)

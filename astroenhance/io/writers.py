@@ -15,7 +15,15 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from ..errors import OutputError
+import errno
+
+from ..errors import DiskFullError, OutputError
+
+
+def _write_error(path: Path, exc: OSError, doing: str) -> OutputError:
+    if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
+        return DiskFullError(f"{path}: no space left on the device while {doing}; nothing was left under this name")
+    return OutputError(f"{path}: {doing} failed ({exc.strerror or exc})")
 
 BLOCK = 2880
 CHANNEL_NAMES = ("RED", "GREEN", "BLUE")
@@ -99,13 +107,18 @@ class FITSRGBWriter(_AtomicFile):
         self.size = offset
         try:
             self.fh = open(self.tmp, "wb+")
-            self.fh.truncate(self.size)  # pre-size: data blocks read as zeros until written
+            try:  # reserve the space now: a full disk is found before any computing, not after
+                os.posix_fallocate(self.fh.fileno(), 0, self.size)
+            except (AttributeError, OSError) as exc:
+                if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                self.fh.truncate(self.size)  # file systems without fallocate: a sparse pre-sized file
             for pos, blob in blobs:
                 self.fh.seek(pos)
                 self.fh.write(blob)
         except OSError as exc:
             self.abort()
-            raise OutputError(f"{final}: cannot write ({exc.strerror or exc})") from None
+            raise _write_error(final, exc, "creating the output") from None
 
     def write_rows(self, channel: int, row0: int, rows: np.ndarray, col0: int = 0) -> None:
         """Write ``rows`` ``(n, m)`` at FITS rows ``row0..row0+n-1`` (row 0 = bottom), columns ``col0..col0+m-1``."""
@@ -122,7 +135,7 @@ class FITSRGBWriter(_AtomicFile):
                     self.fh.seek(self.data_offsets[channel] + ((row0 + i) * self.width + col0) * 4)
                     self.fh.write(data[i].tobytes())
         except OSError as exc:
-            raise OutputError(f"{self.final}: write failed ({exc.strerror or exc})") from None
+            raise _write_error(self.final, exc, "writing") from None
 
     def finish(self) -> None:
         """Flush everything to the temporary file (the final name is not touched yet)."""
@@ -132,7 +145,7 @@ class FITSRGBWriter(_AtomicFile):
             self.fh.close()
         except OSError as exc:
             self.abort()
-            raise OutputError(f"{self.final}: could not finish writing ({exc.strerror or exc})") from None
+            raise _write_error(self.final, exc, "finishing the output") from None
 
     def abort(self) -> None:
         fh = getattr(self, "fh", None)
@@ -160,7 +173,7 @@ class ImageWriter(_AtomicFile):
         try:
             self.pixels = np.lib.format.open_memmap(self.scratch, mode="w+", dtype=self.dtype, shape=(*shape, 3))
         except OSError as exc:
-            raise OutputError(f"{final}: cannot write ({exc.strerror or exc})") from None
+            raise _write_error(final, exc, "creating the scratch image") from None
         self.notes: list[str] = []
 
     def write_rows(self, top_row: int, rgb: np.ndarray, col0: int = 0) -> None:
@@ -177,7 +190,7 @@ class ImageWriter(_AtomicFile):
             self.scratch.unlink(missing_ok=True)
         except OSError as exc:
             self.abort()
-            raise OutputError(f"{self.final}: could not finish writing ({exc.strerror or exc})") from None
+            raise _write_error(self.final, exc, "finishing the output") from None
 
     def abort(self) -> None:
         self.__dict__.pop("pixels", None)
