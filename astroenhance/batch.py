@@ -33,10 +33,17 @@ def _is_frame(p: Path) -> bool:
 
 def discover(inputs: list[Path], outdir: Path, recursive: bool = False, glob: str | None = None) -> list[Job]:
     """Jobs for every input: a file as given; a folder's frames (recursively with ``recursive``), filtered by
-    ``glob`` on the file name, with outputs under ``outdir`` at the same relative path."""
+    ``glob`` on the file name, with outputs under ``outdir`` at the same relative path.
+
+    An output folder inside an input folder is refused: the input tree is never written into.
+    """
     jobs: list[Job] = []
     for p in inputs:
         if p.is_dir():
+            out_abs, in_abs = outdir.resolve(), p.resolve()
+            if out_abs == in_abs or in_abs in out_abs.parents:
+                raise InputError(f"{outdir}: the output folder lies inside the input folder {p}; "
+                                 "choose an output folder outside the input tree")
             candidates = p.rglob("*") if recursive else p.iterdir()
             for f in sorted(candidates):
                 if outdir.resolve() in f.resolve().parents:

@@ -181,7 +181,12 @@ def run(
     with progress, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         files_task = progress.add_task("files", total=len(jobs), completed=len(records))
-        for result in _execute(tasks, n_jobs, scheduler):
+        tiles_task = progress.add_task("tiles", total=None, visible=n_jobs <= 1 and not scheduler)
+
+        def tile_progress(done: int, total: int) -> None:
+            progress.update(tiles_task, completed=done, total=total)
+
+        for result in _execute(tasks, n_jobs, scheduler, tile_progress):
             records.append(result.record)
             progress.advance(files_task)
             for style, message in result.messages:
@@ -216,9 +221,9 @@ def run(
         raise typer.Exit(1)
 
 
-def _execute(tasks: list[tuple], n_jobs: int, scheduler: str | None):
+def _execute(tasks: list[tuple], n_jobs: int, scheduler: str | None, tile_progress=None):
     """Yield each task's `JobResult` as it finishes: in this process, a process pool, or a Dask cluster."""
-    from .runner import run_job_in_path
+    from .runner import run_job, run_job_in_path
 
     if scheduler:
         try:
@@ -254,7 +259,7 @@ def _execute(tasks: list[tuple], n_jobs: int, scheduler: str | None):
                     return
     else:
         for t in tasks:
-            result = run_job_in_path(t)
+            result = run_job(*t, progress=tile_progress)
             yield result
             if result.disk_full:
                 return

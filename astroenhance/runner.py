@@ -45,7 +45,7 @@ def set_threads(threads: int) -> None:
 
 
 def run_job(config: EnhanceConfig, job: Job, skip_existing: bool = False, debug: bool = False,
-            threads: int = 0, verbose: bool = True) -> JobResult:
+            threads: int = 0, verbose: bool = True, progress=None) -> JobResult:
     """Enhance ``job.path`` into ``job.outdir``; never raises for a bad input."""
     set_threads(threads)
     path = job.path
@@ -64,7 +64,7 @@ def run_job(config: EnhanceConfig, job: Job, skip_existing: bool = False, debug:
                 if verbose:
                     messages.append(("", f"skip {path}: outputs complete"))
                 return JobResult(Record(str(path), "skipped", [str(p) for p, _ in planned]), messages)
-        results = enhancer.enhance_file(path, job.outdir)
+        results = enhancer.enhance_file(path, job.outdir, progress=progress)
     except DiskFullError as exc:
         messages.append(("red", f"error: {exc}"))
         return JobResult(Record(str(path), "failed", seconds=time.perf_counter() - start, error=str(exc)), messages, True)

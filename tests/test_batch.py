@@ -172,3 +172,22 @@ def test_dask_cluster_gives_the_same_outputs(tmp_path):
     for i in range(2):
         f = f"frame{i}.enhanced.fits"
         np.testing.assert_allclose(_fits_data(tmp_path / "dask" / f), _fits_data(tmp_path / "local" / f), atol=1e-5)
+
+
+def test_output_inside_input_tree_refused(tmp_path):
+    src = _copies(tmp_path, 1)
+    result = runner.invoke(app, ["run", str(src), "-o", str(src / "enhanced")])
+    assert result.exit_code == 2 and "inside the input folder" in result.output
+    assert sorted(p.name for p in src.iterdir()) == ["frame0.fits.gz"]
+
+
+def test_two_runs_into_one_folder_leave_complete_outputs(tmp_path):
+    src = _copies(tmp_path, 3)
+    out = tmp_path / "out"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "astroenhance.cli", "run", str(src), "-o", str(out), "--format", "fits", "-q"]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+    assert [p.wait() for p in procs] == [0, 0]
+    for i in range(3):
+        assert output_is_complete(out / f"frame{i}.enhanced.fits", (400, 400))
+    assert not [p for p in out.iterdir() if "astroenhance-tmp" in p.name]
