@@ -410,7 +410,7 @@ class Enhancer:
             for note in wnotes:
                 primary.add_history(note[:72])
             if src.origin == "upper":
-                out_wcs = None  # display images carry no WCS of their own
+                out_wcs = None  # display images (top-down rows) carry no WCS of their own
             else:
                 image.extend(wcs_header(out_wcs), unique=True)
         image.extend(kept, unique=True)
@@ -446,13 +446,22 @@ class Enhancer:
                 planned += [(p, shape) for p in self.output_paths(path, outdir, src.label, cfg.formats or ("png",)).values()]
         return planned
 
-    def output_paths(self, path: Path, outdir: Path, label: str, formats: tuple[str, ...]) -> dict[str, Path]:
+    def output_paths(self, path: Path, outdir: Path, label: str, formats: tuple[str, ...],
+                     suffix: str = "enhanced") -> dict[str, Path]:
         stem = output_stem(path) + (f".{label}" if label else "")
-        return {fmt: outdir / f"{stem}.enhanced{FORMAT_SUFFIX[fmt]}" for fmt in formats}
+        return {fmt: outdir / f"{stem}.{suffix}{FORMAT_SUFFIX[fmt]}" for fmt in formats}
+
+    def write_display_source(self, src: FrameSource, outdir: str | Path, name: str, suffix: str) -> FrameResult:
+        """Write an in-memory display image (values in [0, 1], e.g. a colour composite) through the same
+        pipeline and writers as `enhance_file`: ``OUTDIR/<name>.<suffix>.<ext>``."""
+        cfg = replace(self.config.for_input(False), stretch="linear", interval="range",
+                      formats=self.config.formats or ("fits", "png"),
+                      flux_conserving=True if self.config.flux_conserving is None else self.config.flux_conserving)
+        return self._enhance_source(src, cfg, Path(outdir), Path(f"{name}.png"), None, suffix)
 
     def _enhance_source(self, src: FrameSource, cfg: EnhanceConfig, outdir: Path, path: Path,
-                        progress: Callable[[int, int], None] | None) -> FrameResult:
-        targets = self.output_paths(path, outdir, src.label, cfg.formats or ("png",))
+                        progress: Callable[[int, int], None] | None, suffix: str = "enhanced") -> FrameResult:
+        targets = self.output_paths(path, outdir, src.label, cfg.formats or ("png",), suffix)
         for target in targets.values():
             if target.resolve() == path.resolve():
                 raise OutputError(f"{target}: would overwrite the input")

@@ -1,0 +1,262 @@
+"""True-colour composites from several filters, and mosaics, with reproject.
+
+`compose` aligns filter frames on one celestial grid and maps them to RGB in wavelength order; `mosaic`
+co-adds frames onto one grid with background matching.  Both write through the same writers as `run`.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from astropy.coordinates import SkyCoord
+from astropy.io import fits
+from astropy.wcs import WCS
+from astropy.wcs.utils import proj_plane_pixel_scales
+
+from .errors import InputError
+
+#: effective wavelengths (nm) of broad-band letters, for headers without PHOTPLAM
+BAND_NM = {"u": 365, "g": 475, "r": 625, "i": 770, "z": 900, "y": 1000, "U": 365, "B": 445, "V": 551, "R": 658,
+           "I": 806, "J": 1220, "H": 1630, "K": 2190}
+
+
+@dataclass
+class Band:
+    """One filter frame: data, WCS, where it came from and its wavelength (nm, None if unknown)."""
+
+    path: Path
+    data: np.ndarray
+    wcs: WCS
+    header: fits.Header
+    filter: str
+    wavelength: float | None
+
+
+def wavelength_nm(header: fits.Header) -> tuple[str, float | None]:
+    """The filter name and effective wavelength in nm from PHOTPLAM (Angstrom) or the filter's name.
+
+    HST names give it directly (F606W: 606 nm; WFC3/IR F105W: 1050 nm); broad-band letters (CFHT ``g.MP9401``,
+    Johnson ``V``) use standard effective wavelengths.
+    """
+    name = ""
+    for key in ("FILTER", "FILTER1", "FILTER2", "FILTNAM1"):
+        value = str(header.get(key, "")).strip()
+        if value and not value.upper().startswith("CLEAR"):
+            name = value
+            break
+    if header.get("PHOTPLAM"):
+        try:
+            return name, float(header["PHOTPLAM"]) / 10.0
+        except (TypeError, ValueError):
+            pass
+    m = re.match(r"^F(\d{3,4})[WMNLXP]", name.upper())
+    if m:
+        n = int(m.group(1))
+        return name, float(n * 10 if n < 200 else n)
+    if name and name[0] in BAND_NM:
+        return name, float(BAND_NM[name[0]])
+    return name, None
+
+
+def read_band(path: str | Path, hdu: str | None = None) -> Band:
+    from .io.readers import open_frames
+
+    with open_frames(path, hdu) as frames:
+        if len(frames) > 1:
+            raise InputError(f"{path}: holds {len(frames)} chips; choose one with --hdu")
+        f = frames[0]
+        if f.wcs is None:
+            raise InputError(f"{path}: no celestial WCS: it cannot be aligned with other frames")
+        data = f.read_rows(0, f.shape[0])
+        header = fits.Header()
+        with fits.open(path) as hdul:  # filter keywords may sit in the primary header of an HST file
+            for h in (hdul[0].header, *(x.header for x in hdul[1:2])):
+                for key in ("FILTER", "FILTER1", "FILTER2", "FILTNAM1", "PHOTPLAM"):
+                    if key in h and key not in header:
+                        header[key] = h[key]
+        name, wl = wavelength_nm(header)
+        kept = f.header.copy() if f.header is not None else fits.Header()
+        return Band(Path(path), data, f.wcs, kept, name, wl)
+
+
+def _centre(band: Band) -> SkyCoord:
+    ny, nx = band.data.shape
+    return band.wcs.pixel_to_world((nx - 1) / 2, (ny - 1) / 2)
+
+
+def check_overlap(bands: list[Band]) -> None:
+    """Raise `InputError` with the separation when two frames do not overlap on the sky."""
+    for i, a in enumerate(bands):
+        for b in bands[i + 1:]:
+            ny, nx = b.data.shape
+            corners = b.wcs.pixel_to_world(np.array([-0.5, nx - 0.5, nx - 0.5, -0.5, (nx - 1) / 2]),
+                                           np.array([-0.5, -0.5, ny - 0.5, ny - 0.5, (ny - 1) / 2]))
+            x, y = a.wcs.world_to_pixel(corners)
+            ay, ax = a.data.shape
+            bx0, bx1, by0, by1 = np.min(x), np.max(x), np.min(y), np.max(y)
+            if bx1 < -0.5 or bx0 > ax - 0.5 or by1 < -0.5 or by0 > ay - 0.5:
+                sep = _centre(a).separation(_centre(b))
+                raise InputError(f"{a.path.name} and {b.path.name} do not overlap on the sky: their centres are "
+                                 f"{sep.to('arcsec').value:.1f} arcsec apart")
+
+
+def order_by_wavelength(bands: list[Band]) -> tuple[list[Band], str]:
+    """Bands sorted blue to red when every wavelength is known; a warning text when the given order differs."""
+    if any(b.wavelength is None for b in bands):
+        return bands, ""
+    ordered = sorted(bands, key=lambda b: b.wavelength)
+    if [b.path for b in ordered] != [b.path for b in bands]:
+        given = ", ".join(f"{b.path.name} ({b.filter}, {b.wavelength:.0f} nm)" for b in bands)
+        return ordered, (f"the frames were given as {given}, which is not blue-to-red; "
+                         f"using {', '.join(b.filter for b in ordered)} as blue, green, red")
+    return ordered, ""
+
+
+def _finest(bands: list[Band]) -> int:
+    return int(np.argmin([np.mean(proj_plane_pixel_scales(b.wcs.celestial)) for b in bands]))
+
+
+def align(bands: list[Band], reference: int | None = None) -> tuple[np.ndarray, WCS, int]:
+    """Every band reprojected (flux-conserving where pixel scales differ) onto the reference frame's grid.
+
+    Returns ``(stack (3, H, W), wcs, reference_index)``; the reference defaults to the finest-sampled frame.
+    """
+    from reproject import reproject_interp
+
+    ref = _finest(bands) if reference is None else reference
+    target = bands[ref]
+    out = []
+    for i, b in enumerate(bands):
+        if i == ref:
+            out.append(b.data.astype(np.float64))
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            arr, _ = reproject_interp((b.data, b.wcs), target.wcs, shape_out=target.data.shape)
+        out.append(arr)
+    return np.stack(out), target.wcs, ref
+
+
+def _background(a: np.ndarray) -> float:
+    from astropy.stats import sigma_clipped_stats
+
+    finite = a[np.isfinite(a)]
+    return float(sigma_clipped_stats(finite, sigma=3, maxiters=5)[1]) if finite.size else 0.0
+
+
+def composite_rgb(stack: np.ndarray, method: str = "lupton", q: float = 8.0, stretch: float = 0.5) -> np.ndarray:
+    """``(3, H, W)`` aligned blue, green, red -> ``(H, W, 3)`` RGB display values in [0, 1] (NaN: no data).
+
+    ``lupton``: Lupton et al. (2004) asinh on the summed intensity, which keeps colours of bright objects;
+    each band is background-subtracted and scaled by its 99.5th percentile first. ``asinh``: each band through
+    its own percentile:99.5 interval and asinh stretch.
+    """
+    from astropy.visualization import make_lupton_rgb
+
+    from .imaging.normalize import Normalizer
+
+    blue, green, red = stack
+    mask = ~np.isfinite(stack).all(axis=0)
+    if method == "asinh":
+        chans = [Normalizer.fit(c[np.isfinite(c)], "asinh", "percentile:99.5")(c) for c in (red, green, blue)]
+        rgb = np.stack(chans, -1).astype(np.float64)
+    elif method == "lupton":
+        scaled = []
+        for c in (red, green, blue):
+            c = c - _background(c)
+            level = np.nanpercentile(c, 99.5)
+            scaled.append(np.nan_to_num(c / (level if level > 0 else 1.0), nan=0.0))
+        rgb = make_lupton_rgb(*scaled, minimum=0.0, stretch=stretch, Q=q, output_dtype=np.float64)
+    else:
+        raise ValueError(f"unknown method {method!r}; choose lupton or asinh")
+    rgb = np.clip(rgb, 0.0, 1.0)
+    rgb[mask] = np.nan
+    return rgb.astype(np.float32)
+
+
+def mosaic_grid(frames: list[tuple[np.ndarray, WCS]], grid: str = "optimal") -> tuple[WCS, tuple[int, int]]:
+    """The output grid: ``optimal`` (reproject's `find_optimal_celestial_wcs`, north up, finest resolution) or
+    ``first`` (the first frame's pixel grid, extended to cover every frame)."""
+    from reproject.mosaicking import find_optimal_celestial_wcs
+
+    if grid == "optimal":
+        scale = min(np.mean(proj_plane_pixel_scales(w.celestial)) for _, w in frames)
+        from astropy import units as u
+
+        wcs, shape = find_optimal_celestial_wcs([(a, w) for a, w in frames], resolution=scale * u.deg)
+        return wcs, tuple(int(s) for s in shape)
+    if grid != "first":
+        raise ValueError(f"unknown grid {grid!r}; choose optimal or first")
+    ref = frames[0][1]
+    xs, ys = [], []
+    for a, w in frames:
+        ny, nx = a.shape
+        corners = w.pixel_to_world(np.array([0, nx - 1, nx - 1, 0]), np.array([0, 0, ny - 1, ny - 1]))
+        x, y = ref.world_to_pixel(corners)
+        xs += list(x)
+        ys += list(y)
+    x0, y0 = int(np.floor(min(xs) + 1e-6)), int(np.floor(min(ys) + 1e-6))
+    x1, y1 = int(np.ceil(max(xs) - 1e-6)), int(np.ceil(max(ys) - 1e-6))
+    out = ref.deepcopy()
+    out.wcs.crpix = np.asarray(out.wcs.crpix) - [x0, y0]
+    out.wcs.set()
+    return out, (y1 - y0 + 1, x1 - x0 + 1)
+
+
+def coadd(frames: list[tuple[np.ndarray, WCS]], wcs: WCS, shape: tuple[int, int], combine: str = "mean",
+          match_background: bool = True, scratch: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`reproject_and_coadd` onto ``wcs``/``shape``; with ``scratch`` the output lives in memory-mapped files."""
+    from reproject import reproject_interp
+    from reproject.mosaicking import reproject_and_coadd
+
+    if combine == "median":
+        return _median_coadd(frames, wcs, shape, match_background)
+    kwargs = {}
+    if scratch is not None:
+        kwargs["output_array"] = np.lib.format.open_memmap(scratch.with_suffix(".array.npy"), "w+", np.float64, shape)
+        kwargs["output_footprint"] = np.lib.format.open_memmap(scratch.with_suffix(".fp.npy"), "w+", np.float64, shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        array, footprint = reproject_and_coadd(frames, wcs, shape_out=shape, reproject_function=reproject_interp,
+                                               combine_function=combine, match_background=match_background and len(frames) > 1,
+                                               blank_pixel_value=np.nan, **kwargs)
+    return array, footprint
+
+
+def _median_coadd(frames: list[tuple[np.ndarray, WCS]], wcs: WCS, shape: tuple[int, int],
+                  match_background: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Median of the reprojected frames (reproject's coadd has no median); backgrounds matched by least squares
+    on the median differences of every overlapping pair (offsets sum to zero).  Holds all frames in memory."""
+    from reproject import reproject_interp
+
+    stack = []
+    for a, w in frames:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            arr, fp = reproject_interp((a, w), wcs, shape_out=shape)
+        arr[fp == 0] = np.nan
+        stack.append(arr)
+    stack = np.array(stack)
+    n = len(frames)
+    if match_background and n > 1:
+        rows, rhs = [], []
+        for i in range(n):
+            for j in range(i + 1, n):
+                both = np.isfinite(stack[i]) & np.isfinite(stack[j])
+                if both.sum() > 10:
+                    r = np.zeros(n)
+                    r[i], r[j] = 1.0, -1.0
+                    rows.append(r)
+                    rhs.append(float(np.median(stack[i][both] - stack[j][both])))
+        rows.append(np.ones(n))
+        rhs.append(0.0)
+        offsets = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)[0]
+        stack -= offsets[:, None, None]
+    footprint = np.isfinite(stack).sum(axis=0).astype(np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(stack, axis=0), footprint
