@@ -42,9 +42,12 @@ class ResidualEncoderColorizer(nn.Module):
         Channels at full, 1/2, 1/4, 1/8 and 1/16 resolution.
     thumb_size : int
         Side of the whole-frame thumbnail fed to the global branch.
+    prior_bins : int
+        Knots of the learned luminance -> chroma curve.
     """
 
-    def __init__(self, *, widths: tuple[int, ...] = (16, 32, 64, 96, 128), thumb_size: int = 128) -> None:
+    def __init__(self, *, widths: tuple[int, ...] = (16, 32, 64, 96, 128), thumb_size: int = 128,
+                 prior_bins: int = 32) -> None:
         super().__init__()
         self.widths = widths
         self.thumb_size = thumb_size
@@ -64,6 +67,10 @@ class ResidualEncoderColorizer(nn.Module):
         self.up = nn.ModuleList()
         for cin, cout in zip(widths[::-1][:-1], widths[::-1][1:]):
             self.up.append(_conv(cin, cout))
+        # a learned luminance -> chroma curve (piecewise linear, `prior_bins` knots) added before the output
+        # non-linearity: the network starts from what brightness alone says and adds what context says
+        self.prior_bins = prior_bins
+        self.prior = nn.Parameter(torch.zeros(2, prior_bins))
         self.head = nn.Conv2d(widths[0], 2, 3, padding=1)
         # start grey: an untrained colorizer adds no colour, and training can only move it where it helps
         nn.init.zeros_(self.head.weight)
@@ -93,5 +100,14 @@ class ResidualEncoderColorizer(nn.Module):
             skip = skips.pop()
             y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             y = layer(y) + skip  # residual merge of encoder features into the decoder
-        chroma = 0.5 * torch.tanh(self.head(y))
-        return chroma[:, :, :h, :w]
+        logits = self.head(y)[:, :, :h, :w] + self.luminance_prior(lum)
+        return 0.5 * torch.tanh(logits)
+
+    def luminance_prior(self, lum: torch.Tensor) -> torch.Tensor:
+        """The learned brightness -> colour curve at every pixel, ``(N, 2, H, W)`` (pre-tanh)."""
+        pos = lum.clamp(0, 1)[:, 0] * (self.prior_bins - 1)  # (N, H, W)
+        i0 = pos.floor().long().clamp(max=self.prior_bins - 2)
+        t = (pos - i0)[:, None]
+        p0 = self.prior[:, i0].permute(1, 0, 2, 3)  # (N, 2, H, W)
+        p1 = self.prior[:, i0 + 1].permute(1, 0, 2, 3)
+        return p0 * (1 - t) + p1 * t

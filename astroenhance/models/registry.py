@@ -35,7 +35,7 @@ ARCHITECTURES: dict[str, ArchSpec] = {
         ArchSpec("srresnet-8x32", "sr", SRResNet, {"num_blocks": 8, "num_features": 32, "scale": 4}, 4,
                  "Same design, 8 blocks of 32 features: 3x faster on CPU, the default."),
         ArchSpec("resenc-colorizer", "colorize", ResidualEncoderColorizer,
-                 {"widths": (16, 32, 64, 96, 128), "thumb_size": 128}, 1,
+                 {"widths": (16, 32, 64, 96, 128), "thumb_size": 128, "prior_bins": 32}, 1,
                  "Residual encoder colorizer with a whole-frame global branch."),
     ]
 }
