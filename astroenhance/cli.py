@@ -364,13 +364,33 @@ def weights_export(
     weights_id: Annotated[str, typer.Option("--id", help="Name of the weights (file <id>.safetensors).")],
     weights_dir: Annotated[Path, typer.Option("--weights-dir", help="Folder holding manifest.json.")] = Path("weights"),
     mode: Annotated[Optional[str], typer.Option(help="sr: psnr or gan; colorizer: default.")] = None,
+    eval_data: Annotated[Optional[Path], typer.Option(help="Held-out images: run the evaluation and record it in the manifest.", exists=True, file_okay=False)] = None,
+    train_data: Annotated[Optional[Path], typer.Option(help="colorizer: images for the lookup-table baseline.", exists=True, file_okay=False)] = None,
 ) -> None:
     """Write a checkpoint's model as safetensors with a manifest entry (architecture, data, metrics, sha256)."""
+    from .models.fold import fold_batchnorm
+    from .models.weights import load_checkpoint_model
     from .training.export import export_checkpoint
 
     if ckpt.is_dir():
         ckpt = ckpt / "ckpt.pt"
-    metrics = _last_metrics(ckpt.parent / "log.csv")
+    metrics: dict = {"training_log": _last_metrics(ckpt.parent / "log.csv")}
+    if eval_data is not None:
+        from .training.evaluate import PROTOCOL, LumaChromaLUT, evaluate_colorizer, evaluate_sr, load_images
+
+        model, ck = load_checkpoint_model(ckpt)
+        model = fold_batchnorm(model)
+        images = load_images(eval_data)
+        with err.status(f"evaluating on {len(images)} images"):
+            if ck["config"]["task"] == "sr":
+                results = evaluate_sr(model, images)
+            else:
+                if train_data is None:
+                    raise _usage("--train-data is needed for the colorizer's lookup-table baseline")
+                results = evaluate_colorizer(model, images, LumaChromaLUT.fit([im for _, im in load_images(train_data, max_side=800)]))
+        metrics.update({"eval_data": str(eval_data), "eval_images": len(images), "protocol": PROTOCOL, "eval": results})
+        for method, r in results.items():
+            out.print(f"{method:<14}" + "  ".join(f"{k} {v:.5g}" for k, v in r.items()))
     info = export_checkpoint(ckpt, weights_dir, weights_id, mode, metrics)
     out.print(f"{weights_dir / info.file}  sha256 {info.sha256}")
 
