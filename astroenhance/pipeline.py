@@ -242,14 +242,14 @@ class Enhancer:
 
     def process(self, src: FrameSource, cfg: EnhanceConfig,
                 put: Callable[[int, int, int, np.ndarray, np.ndarray], None],
-                progress: Callable[[int, int], None] | None = None) -> Normalizer:
+                progress: Callable[[int, int], None] | None = None, norm: Normalizer | None = None) -> Normalizer:
         """Enhance ``src`` piece by piece; ``put(out_row0, out_row1, out_col0, rgb, lum)`` receives each final piece.
 
         Rows are in the source's own order.  ``rgb`` is ``(rows, cols, 3)`` display values in [0, 1] with NaN
         where the input had no data.  Work proceeds in column bands and, within a band, in strips of tile
         rows, so memory depends on the tile and band size, not on the frame size.
         """
-        norm = self.fit_normalizer(src, cfg)
+        norm = norm or self.fit_normalizer(src, cfg)
         context = self._context(src, norm)
         h, w = src.shape
         s = self.scale
@@ -494,7 +494,7 @@ class Enhancer:
                     else:
                         wr.write_rows(img_row0, rgb[::-1] if flip else rgb, c0)  # type: ignore[call-arg]
 
-            self.process(src, replace(cfg), put, progress)
+            self.process(src, cfg, put, progress, norm)
             for wr in writers.values():
                 wr.finish()
                 notes += getattr(wr, "notes", [])
