@@ -74,3 +74,20 @@ def test_metrics_by_hand():
     assert colour_loss(torch.zeros(1, 2, 4, 4), torch.zeros(1, 2, 4, 4), 2.0) == 0
     c = TrainConfig(task="sr", data="", out="", iters=100, warmup=10, lr=1.0, lr_min_factor=0.0)
     assert lr_at(0, c) == pytest.approx(0.1) and lr_at(10, c) == pytest.approx(1.0) and lr_at(100, c) == pytest.approx(0.0)
+
+
+def test_train_command_and_resume_refusal(tmp_path):
+    from typer.testing import CliRunner
+
+    from astroenhance.cli import app
+
+    run = tmp_path / "run"
+    args = ["train", "sr", "--data", str(COLOR), "-o", str(run), "--iters", "3", "--batch", "2", "--crop", "32",
+            "--val-every", "3"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "finished at step 3" in first.output
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 2 and "--resume" in again.output
+    more = CliRunner().invoke(app, args[:7] + ["5"] + args[8:] + ["--resume"])
+    assert more.exit_code == 0 and "resuming" in more.output and "finished at step 5" in more.output

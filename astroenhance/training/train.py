@@ -48,7 +48,10 @@ class TrainConfig:
     ckpt_every: int = 250
     device: str = "cpu"
     threads: int = 0
-    saturation_weight: float = 2.0  # colorize: extra weight on saturated pixels (paper's remedy for grey)
+    # colorize: extra weight on saturated pixels (the paper's remedy for washed-out colour). Measured here:
+    # with 2.0 the held-out chroma RMS was worse than no colour at all after 750 steps (0.0597 vs 0.0547);
+    # plain 0.0 is the default
+    saturation_weight: float = 0.0
 
     def resolved_arch(self) -> str:
         return self.arch or ("srresnet-8x32" if self.task == "sr" else "resenc-colorizer")
