@@ -34,7 +34,7 @@ from .io.readers import FrameSource, is_fits, open_frames, output_stem
 from .io.writers import FITSRGBWriter, ImageWriter
 from .models.weights import WeightsInfo, default_weights_dir, find_weights, load_network
 
-BAND_WIDTH = 2048  # input columns per band: memory does not grow with the frame's width
+BAND_WIDTH = 1024  # input columns per band: memory does not grow with the frame's width
 FINISH_ROWS = 16  # input rows finished at a time (blend, flux projection, colour): bounded temporaries
 NOT_MEASUREMENT = ("Generated detail is not measurement: colour and sub-pixel structure are predicted "
                    "by neural networks; use the input frame for photometry and astrometry.")
