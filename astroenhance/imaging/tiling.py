@@ -99,7 +99,7 @@ class TileGrid:
         """
         starts = self.col_starts
         step = max(1, self.tile - self.overlap)
-        per_band = max(1, max_width // step)
+        per_band = max(1, -(-(max_width - self.overlap) // step))  # tiles whose span fits ~max_width
         bands = []
         for c0 in range(0, len(starts), per_band):
             c1 = min(c0 + per_band, len(starts))
