@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -68,6 +69,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256, help="input side in pixels (one tile by default)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--frame", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "fits" / "hst" / "j8bt06nyq_flt.fits"),
+                    help="also time a whole real frame (default: the 1024x1024 ACS/HRC frame; '' to skip)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -86,6 +89,18 @@ def main() -> None:
         enh_sr = Enhancer(EnhanceConfig(device="cpu", precision=precision, colorize=False))
         t = best_of(lambda: enh_sr.enhance_array(data), args.repeats)
         rows.append((f"astroenhance run --no-colorize ({precision})", t))
+    if args.frame and Path(args.frame).exists():
+        from astroenhance.io.readers import read_frame
+
+        frame, wcs, _ = read_frame(args.frame)
+        for colorize in (True, False):
+            enh = Enhancer(EnhanceConfig(device="cpu", colorize=colorize))
+            enh.enhance_array(frame[:32, :32], wcs)
+            t = best_of(lambda: enh.enhance_array(frame, wcs), 1)
+            label = "+colorizer" if colorize else " SR only"
+            frame_mp = frame.shape[0] * frame.shape[1] * 16 / 1e6
+            print(f"whole frame {Path(args.frame).name} {frame.shape[1]}x{frame.shape[0]}{label}: {t:.1f} s, "
+                  f"{frame_mp / t:.3f} output MP/s (fp32, default tile/overlap)")
     rrdb = RRDBNet().eval().to(memory_format=torch.channels_last)
     x = torch.from_numpy(rng.random((1, 3, args.size, args.size), dtype=np.float32)).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():

@@ -55,8 +55,7 @@ def test_nan_mask_is_carried(enhancer):
     data[20, 20] = np.inf
     res = enhancer.enhance_array(data)
     assert np.isnan(res.rgb[40:48, 20:36]).all() and np.isnan(res.rgb[80:84, 80:84]).all()
-    assert np.isnan(res.rgb).sum() == (8 + 1) * 16 * 3
-    assert np.isfinite(np.delete(res.rgb, np.s_[40:48], axis=0)[:, :, 0][:75]).all() or True
+    assert np.isnan(res.rgb).sum() == (8 + 1) * 16 * 3  # exactly the masked blocks, nothing else
 
 
 def test_no_colorize_keeps_grey_grey(hrc_crop):
