@@ -227,9 +227,10 @@ class Enhancer:
             return None
         h, w = src.shape
         f = max(1, math.ceil(max(h, w) / 1024))
+        step = f * max(1, 256 // f)  # about 256 rows at a time, a multiple of f: bounded memory
         rows = []
-        for y in range(0, h, 256 * f):
-            lum = self._normalized_rows(src, norm, y, min(h, y + 256 * f))[0]
+        for y in range(0, h, step):
+            lum = self._normalized_rows(src, norm, y, min(h, y + step))[0]
             ph, pw = (-lum.shape[0]) % f, (-lum.shape[1]) % f
             lum = np.pad(lum, ((0, ph), (0, pw)), mode="edge")
             rows.append(lum.reshape(lum.shape[0] // f, f, lum.shape[1] // f, f).mean(axis=(1, 3)))

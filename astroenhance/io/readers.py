@@ -68,7 +68,7 @@ class FrameSource:
     def is_display_image(self) -> bool:
         return self.dtype_range is not None
 
-    def sample(self, max_pixels: int = 4_000_000) -> np.ndarray:
+    def sample(self, max_pixels: int = 1_000_000) -> np.ndarray:
         """An evenly strided subset of rows, for interval statistics with bounded memory."""
         h, w = self.shape
         step = max(1, int(np.ceil(h * w / max_pixels)))
