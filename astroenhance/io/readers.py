@@ -243,13 +243,14 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool) -> list
         raise InputError(f"{path}: HDU {_describe(hdul, index)} is a cube of {planes} planes; "
                          "expected a 2-D frame or a stack of at most 16 chips")
     chip_wcs = _group_wcs(hdul, header, planes)
+    direct = _direct_row_reader(path, hdul, index, dims)
     frames = []
     lead = (0,) * (len(dims) - 2 - (1 if extra else 0))
     for plane in range(planes):
         def read_rows(y0: int, y1: int, plane: int = plane) -> np.ndarray:
             key = lead + ((plane,) if extra else ()) + (slice(y0, y1), slice(None))
             try:
-                raw = h.data[key]  # memory-mapped, unscaled: only these rows are read
+                raw = direct(y0, y1, plane) if direct else h.data[key]  # unscaled: only these rows are read
                 out = raw.astype(np.float64) * bscale + bzero if (bscale != 1 or bzero != 0) else raw
                 out = _finite_float32(out)
                 if blank is not None:
@@ -269,6 +270,38 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool) -> list
     for f in frames:
         _check_size(f.name, f.shape)
     return frames
+
+
+def _direct_row_reader(path: Path, hdul: fits.HDUList, index: int, dims: tuple[int, ...]):
+    """Read rows of an uncompressed image straight from the file (positioned reads): unlike a memory map,
+    pages read stay out of the process's resident memory, so a large frame costs no more than a small one.
+    None for compressed files (gzip, tile-compressed), which go through astropy."""
+    h = hdul[index]
+    if isinstance(h, fits.CompImageHDU) or str(path).lower().endswith((".gz", ".fz", ".bz2", ".zip")):
+        return None
+    dtype = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}.get(h.header.get("BITPIX"))
+    try:
+        offset = hdul.fileinfo(index)["datLoc"]
+    except Exception:
+        return None
+    if dtype is None or offset is None:
+        return None
+    ny, nx = dims[-2], dims[-1]
+    itemsize = np.dtype(dtype).itemsize
+    size = path.stat().st_size
+
+    def read(y0: int, y1: int, plane: int = 0) -> np.ndarray:
+        y0, y1 = max(0, y0), min(ny, y1)
+        start = offset + ((plane * ny + y0) * nx) * itemsize
+        count = (y1 - y0) * nx
+        if start + count * itemsize > size:
+            raise InputError(f"{path}: data could not be read (file ends early); the file may be truncated")
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            data = np.fromfile(fh, dtype=dtype, count=count)
+        return data.reshape(y1 - y0, nx)
+
+    return read
 
 
 def _fits_dtype(header: fits.Header) -> str:
