@@ -104,8 +104,19 @@ class _SubpixelTail(nn.Module):
         self.tail.weight.data.copy_(w)
         self.tail.bias.data.copy_(tail.bias.data.repeat_interleave(4))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.pixel_shuffle(self.tail(self.act(self.conv(x))), 2)
+    def forward(self, x: torch.Tensor, rows: int = 64) -> torch.Tensor:
+        # in strips of `rows` with a 3-row halo (3x3 then 5x5 convolution): the 4F-channel activations, the
+        # largest tensors of the network, never exist for the whole tile at once; the result is identical
+        h = x.shape[-2]
+        if h <= rows:
+            return F.pixel_shuffle(self.tail(self.act(self.conv(x))), 2)
+        out = []
+        for a in range(0, h, rows):
+            b = min(h, a + rows)
+            lo, hi = max(0, a - 3), min(h, b + 3)
+            y = self.tail(self.act(self.conv(x[..., lo:hi, :])))
+            out.append(y[..., a - lo:a - lo + (b - a), :])
+        return F.pixel_shuffle(torch.cat(out, dim=-2), 2)
 
 
 @torch.no_grad()
