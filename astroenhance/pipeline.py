@@ -10,7 +10,6 @@ luminance is exactly the (upscaled, flux-consistent) input luminance.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import math
 import os
 import warnings
@@ -32,7 +31,7 @@ from .imaging.tiling import TileGrid
 from .imaging.wcs import scale_wcs, wcs_header
 from .io.readers import FrameSource, is_fits, open_frames, output_stem
 from .io.writers import FITSRGBWriter, ImageWriter
-from .models.weights import WeightsInfo, default_weights_dir, find_weights, load_network
+from .models.weights import WeightsInfo, default_weights_dir, find_weights, load_network, sha256_file
 
 BAND_WIDTH = 1024  # input columns per band: memory does not grow with the frame's width
 FINISH_ROWS = 16  # input rows finished at a time (blend, flux projection, colour): bounded temporaries
@@ -350,7 +349,7 @@ class Enhancer:
         info = {
             "tool": f"astroenhance {__version__}",
             "input": src.path.name if src.path else src.name,
-            "input_sha256": _file_sha256(src.path) if src.path else "",
+            "input_sha256": sha256_file(src.path) if src.path else "",
             "chip": src.label,
             "sr_weights": f"{self.sr_info.id} {self.sr_info.sha256}" if self.sr_info else "none",
             "colorizer_weights": f"{self.colorizer_info.id} {self.colorizer_info.sha256}" if self.colorizer_info else "none",
@@ -365,9 +364,10 @@ class Enhancer:
         }
         return info
 
-    def headers(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer) -> tuple[fits.Header, fits.Header, list[str], object]:
+    def headers(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer,
+                prov: dict[str, object] | None = None) -> tuple[fits.Header, fits.Header, list[str], object]:
         """Primary header (provenance), image header (WCS + kept keywords), notes, and the output WCS."""
-        prov = self.provenance(src, cfg, norm)
+        prov = prov or self.provenance(src, cfg, norm)
         primary = fits.Header()
         kept = src.header.copy() if src.header is not None else fits.Header()
         kept.remove("BUNIT", ignore_missing=True, remove_all=True)
@@ -471,11 +471,12 @@ class Enhancer:
         except OSError as exc:
             raise OutputError(f"{outdir}: cannot create output folder ({exc.strerror or exc})") from None
         norm = self.fit_normalizer(src, cfg)
-        primary, image, notes, out_wcs = self.headers(src, cfg, norm)
+        prov = self.provenance(src, cfg, norm)
+        primary, image, notes, out_wcs = self.headers(src, cfg, norm, prov)
         h, w = src.shape
         shape_out = (h * self.scale, w * self.scale)
         writers: dict[str, FITSRGBWriter | ImageWriter] = {}
-        prov_text = "; ".join(f"{k}={v}" for k, v in self.provenance(src, cfg, norm).items()) + ". " + NOT_MEASUREMENT
+        prov_text = "; ".join(f"{k}={v}" for k, v in prov.items()) + ". " + NOT_MEASUREMENT
         try:
             for fmt, target in targets.items():
                 if fmt == "fits":
@@ -533,16 +534,6 @@ def _dtype_range(data: np.ndarray) -> tuple[float, float]:
     if data.dtype == np.uint16:
         return (0.0, 65535.0)
     return (0.0, 1.0)
-
-
-def _file_sha256(path: Path | None) -> str:
-    if path is None:
-        return ""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def enhance(data: np.ndarray, wcs=None, config: EnhanceConfig = EnhanceConfig()) -> EnhancedArray:

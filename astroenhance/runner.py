@@ -56,10 +56,10 @@ def run_job(config: EnhanceConfig, job: Job, skip_existing: bool = False, debug:
             messages.append(("", f"note: removed {stale} left by an interrupted run"))
         enhancer = enhancer_for(config)
         if skip_existing:
-            from .pipeline import _file_sha256
+            from .models.weights import sha256_file
 
             planned = enhancer.planned_outputs(path, job.outdir)
-            sha = _file_sha256(path)
+            sha = sha256_file(path)
             if planned and all(output_is_complete(p, shape, sha) for p, shape in planned):
                 if verbose:
                     messages.append(("", f"skip {path}: outputs complete"))

@@ -384,7 +384,7 @@ def _image_source(path: Path, arr: np.ndarray) -> FrameSource:
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     if arr.ndim == 3 and arr.shape[2] == 2:  # grey + alpha
-        arr = np.repeat(arr[..., :1], 3, axis=2) if False else np.concatenate([np.repeat(arr[..., :1], 3, 2), arr[..., 1:]], 2)
+        arr = np.concatenate([np.repeat(arr[..., :1], 3, 2), arr[..., 1:]], 2)
     alpha = None
     if arr.ndim == 3 and arr.shape[2] == 4:
         alpha = arr[..., 3]
