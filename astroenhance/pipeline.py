@@ -31,10 +31,12 @@ from .imaging.tiling import TileGrid
 from .imaging.wcs import scale_wcs, wcs_header
 from .io.readers import FrameSource, is_fits, open_frames, output_stem
 from .io.writers import FITSRGBWriter, ImageWriter
+from .models.srresnet import estimate_noise, noise_gate
 from .models.weights import WeightsInfo, default_weights_dir, find_weights, load_network, sha256_file
 
 BAND_WIDTH = 1024  # input columns per band: memory does not grow with the frame's width
 FINISH_ROWS = 16  # input rows finished at a time (blend, flux projection, colour): bounded temporaries
+COLOR_CHUNK = 512  # input columns (plus margins) per colorizer pass: its full-resolution activations are bounded
 NOT_MEASUREMENT = ("Generated detail is not measurement: colour and sub-pixel structure are predicted "
                    "by neural networks; use the input frame for photometry and astrometry.")
 
@@ -205,9 +207,13 @@ class Enhancer:
         if src.channels == 3:
             sample = sample.reshape(-1)
         try:
-            return Normalizer.fit(sample, cfg.stretch or "linear", cfg.interval or "range", src.dtype_range)
+            norm = Normalizer.fit(sample, cfg.stretch or "linear", cfg.interval or "range", src.dtype_range)
         except InputError as exc:
             raise InputError(f"{src.name}: {exc}") from None
+        # the noise of the display luminance, from neighbouring pixels of the sampled rows (for the noise gate)
+        disp = norm(src.sample())
+        lum = rgb_to_ycbcr(disp)[0] if src.channels == 3 else disp
+        return replace(norm, noise=estimate_noise(lum))
 
     def _normalized_rows(self, src: FrameSource, norm: Normalizer, y0: int, y1: int, x0: int = 0, x1: int | None = None):
         """Normalized luminance ``(n, w)``, chroma ``(n, w, 2)`` or None, and the no-data mask."""
@@ -276,6 +282,8 @@ class Enhancer:
                     chroma_t = np.zeros((len(starts), 2, th, tw), dtype=np.float32)
                 if self.sr is not None:
                     lum_t = self._run(self.sr, tiles_l)  # (T, 1, th*s, tw*s)
+                    if cfg.noise_gate:
+                        lum_t = noise_gate(torch.from_numpy(lum_t), torch.from_numpy(tiles_l), s, norm.noise).numpy()
                     chroma_t = F.interpolate(torch.from_numpy(chroma_t), scale_factor=s, mode="bicubic",
                                              align_corners=False).numpy()
                 else:
@@ -310,19 +318,29 @@ class Enhancer:
 
     def _colorize_tiles(self, src: FrameSource, norm: Normalizer, context: torch.Tensor, y0: int,
                         x_starts: list[int], shape: tuple[int, int], margin: int) -> np.ndarray:
-        """Chroma of each tile of one tile row, from a single colorizer pass over the whole strip.
+        """Chroma of each tile of one tile row, from colorizer passes over runs of neighbouring tiles.
 
-        The colorizer sees far (1/16-resolution bottleneck): running it on the strip with ``margin`` extra
-        rows and columns of context means neighbouring tiles agree on colour, at a small fraction of the
-        cost of the super-resolution network.
+        The colorizer sees far (1/16-resolution bottleneck): each pass covers consecutive tiles about
+        ``COLOR_CHUNK`` columns wide plus ``margin`` rows and columns of context on every side, so
+        neighbouring tiles agree on colour, the activations (at full resolution) stay the same size
+        whatever the frame, and the cost stays a small fraction of the super-resolution network's.
         """
         th, tw = shape
         h, w = src.shape
         ya, yb = max(0, y0 - margin), min(h, y0 + th + margin)
-        xa, xb = max(0, x_starts[0] - margin), min(w, x_starts[-1] + tw + margin)
-        lum = self._normalized_rows(src, norm, ya, yb, xa, xb)[0]
-        chroma = self._run(self.colorizer, lum[None, None], context)[0]  # (2, rows, cols)
-        return np.stack([chroma[:, y0 - ya:y0 - ya + th, x0 - xa:x0 - xa + tw] for x0 in x_starts])
+        out = np.empty((len(x_starts), 2, th, tw), dtype=np.float32)
+        i = 0
+        while i < len(x_starts):
+            j = i + 1
+            while j < len(x_starts) and x_starts[j] + tw - x_starts[i] <= max(COLOR_CHUNK, tw):
+                j += 1
+            xa, xb = max(0, x_starts[i] - margin), min(w, x_starts[j - 1] + tw + margin)
+            lum = self._normalized_rows(src, norm, ya, yb, xa, xb)[0]
+            chroma = self._run(self.colorizer, lum[None, None], context)[0]  # (2, rows, cols)
+            for k in range(i, j):
+                out[k] = chroma[:, y0 - ya:y0 - ya + th, x_starts[k] - xa:x_starts[k] - xa + tw]
+            i = j
+        return out
 
     def _finish(self, acc: np.ndarray, lum_in: np.ndarray, mask: np.ndarray, flux: bool | None):
         s = self.scale
@@ -360,6 +378,7 @@ class Enhancer:
             "flux_conserving": bool(cfg.flux_conserving), "colorize": cfg.colorize, "upscale": cfg.upscale,
             "sr_model": cfg.sr_model if cfg.upscale else "none",
             "device": str(self.device), "precision": cfg.precision,
+            "noise_gate": bool(cfg.noise_gate), "noise_sigma": norm.noise,
             "utc": _utc_now(),
         }
         return info
@@ -393,6 +412,8 @@ class Enhancer:
                  ("AE_SRMOD", prov["sr_model"], "super-resolution model"),
                  ("AE_DEV", prov["device"], "device"),
                  ("AE_PREC", cfg.precision, "precision"),
+                 ("AE_GATE", bool(cfg.noise_gate), "SR detail only above the input noise"),
+                 ("AE_NOISE", float(norm.noise), "noise sigma of display luminance"),
                  ("AE_DATE", prov["utc"], "UTC time of processing"),
                  ("BUNIT", "display", "stretched display values in [0, 1], not flux")]
         for key, value, comment in cards:

@@ -91,3 +91,98 @@ def test_train_command_and_resume_refusal(tmp_path):
     assert again.exit_code == 2 and "--resume" in again.output
     more = CliRunner().invoke(app, args[:7] + ["5"] + args[8:] + ["--resume"])
     assert more.exit_code == 0 and "resuming" in more.output and "finished at step 5" in more.output
+
+
+# ---- SRGAN stage ------------------------------------------------------------------------------------------
+def gan_cfg(tmp_path, init, **kw):
+    return cfg(tmp_path, "sr", stage="gan", init=str(init), feature_net="random:mobilenet_v2", crop=48, lr=1e-4,
+               iters=4, val_every=2, ckpt_every=2, **kw)
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    path = tmp_path_factory.mktemp("pre")
+    Trainer(cfg(path, "sr", iters=3)).run()
+    return path / "sr" / "ckpt.pt"
+
+
+def test_gan_stage_starts_from_pretrained_and_trains_both_networks(tmp_path, pretrained):
+    trainer = Trainer(gan_cfg(tmp_path, pretrained))
+    start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    ref = torch.load(pretrained, weights_only=True)["model"]
+    assert all(torch.equal(start[k], ref[k]) for k in ref)  # --init loaded the pretrained generator
+    d0 = {k: v.clone() for k, v in trainer.disc.state_dict().items()}
+    last = trainer.run()
+    for key in ("d_loss", "content", "adv", "pixel", "val_psnr"):
+        assert key in last and last[key] == last[key]  # present and not NaN
+    assert any(not torch.equal(start[k], v) for k, v in trainer.model.state_dict().items())
+    assert any(not torch.equal(d0[k], v) for k, v in trainer.disc.state_dict().items())
+    assert all(not p.requires_grad for p in trainer.perceptual.parameters())  # the feature network stays frozen
+    ck = torch.load(tmp_path / "sr" / "ckpt.pt", weights_only=True)
+    assert {"discriminator", "d_optimizer"} <= set(ck) and ck["config"]["stage"] == "gan"
+    info = export_checkpoint(tmp_path / "sr" / "ckpt.pt", tmp_path / "w", "gan-test")
+    assert info.mode == "gan" and "random:mobilenet_v2" in info.extra["feature_network"]
+
+
+def test_gan_resume_matches_uninterrupted_run(tmp_path, pretrained):
+    full = Trainer(gan_cfg(tmp_path / "a", pretrained))
+    full.run()
+    half = Trainer(gan_cfg(tmp_path / "b", pretrained))
+
+    def interrupt(step, m):
+        if step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        half.run(interrupt)
+    resumed = Trainer(gan_cfg(tmp_path / "b", pretrained))
+    resumed.load(tmp_path / "b" / "sr" / "ckpt.pt")
+    resumed.run()
+    for net in ("model", "disc"):
+        for (k, a), b in zip(getattr(full, net).state_dict().items(), getattr(resumed, net).state_dict().values()):
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5, msg=f"{net}.{k}")
+
+
+def test_gan_needs_a_starting_generator_on_the_command_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from astroenhance.cli import app
+
+    res = CliRunner().invoke(app, ["train", "sr", "--stage", "gan", "--data", str(COLOR), "-o", str(tmp_path / "g")])
+    assert res.exit_code == 2 and "--init" in res.output
+    res = CliRunner().invoke(app, ["train", "sr", "--stage", "wgan", "--data", str(COLOR), "-o", str(tmp_path / "g")])
+    assert res.exit_code == 2
+
+
+def test_precision_other_than_fp32_is_refused_on_cpu(tmp_path):
+    with pytest.raises(ValueError, match="CUDA"):
+        Trainer(cfg(tmp_path, "sr", precision="bf16"))
+
+
+def test_pretrained_global_branch_colorizer_trains(tmp_path):
+    trainer = Trainer(cfg(tmp_path, "colorize", arch="resenc-colorizer-mnv2", feature_net="random:mobilenet_v2",
+                          iters=3))
+    last = trainer.run()
+    assert last["val_chroma_rms"] > 0
+    info = export_checkpoint(tmp_path / "colorize" / "ckpt.pt", tmp_path / "w", "col-test")
+    assert "global branch" in info.extra["feature_network"]
+    assert load_network(tmp_path / "w", info)  # folds (MobileNetV2's conv+BN pairs) and loads
+
+
+def test_torchrun_data_parallel_training(tmp_path):
+    """Two processes (gloo on CPU) train one model: rank 0 alone writes the checkpoint and the log."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+                          "-m", "astroenhance", "train", "sr", "--data", str(COLOR), "-o", str(out), "--iters", "3",
+                          "--batch", "2", "--crop", "32", "--val-every", "3"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    ck = torch.load(out / "ckpt.pt", weights_only=True)
+    assert ck["step"] == 3
+    rows = (out / "log.csv").read_text().splitlines()
+    assert sum(1 for r in rows if r.split(",")[0] == "3" and r.split(",")[1]) == 1  # one writer

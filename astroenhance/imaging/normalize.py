@@ -85,6 +85,7 @@ class Normalizer:
     vmin: float
     vmax: float
     a: float
+    noise: float = 0.0  # white-noise sigma of the display luminance (set by the pipeline; 0 = unknown)
 
     @classmethod
     def fit(cls, sample: np.ndarray, stretch: str = "asinh", interval: str = "percentile:99.5",

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .features import MobileNetV2, feature_network, imagenet_input
+
 
 def _conv(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation),
@@ -44,10 +46,15 @@ class ResidualEncoderColorizer(nn.Module):
         Side of the whole-frame thumbnail fed to the global branch.
     prior_bins : int
         Knots of the learned luminance -> chroma curve.
+    global_branch : str
+        ``"conv"``: four small strided convolutions trained from scratch; ``"mobilenet_v2"``: a MobileNetV2
+        (torchvision layout), started from ImageNet weights in training (`load_global_backbone`) — the
+        paper's idea of a pretrained classifier's features telling *what* the object is, applied to the
+        whole-frame thumbnail only, so it costs one small pass per frame.
     """
 
     def __init__(self, *, widths: tuple[int, ...] = (16, 32, 64, 96, 128), thumb_size: int = 128,
-                 prior_bins: int = 32) -> None:
+                 prior_bins: int = 32, global_branch: str = "conv") -> None:
         super().__init__()
         self.widths = widths
         self.thumb_size = thumb_size
@@ -59,9 +66,18 @@ class ResidualEncoderColorizer(nn.Module):
         bottleneck = widths[-1]
         self.context = nn.Sequential(_ResBlock(bottleneck, dilation=2), _ResBlock(bottleneck, dilation=4))
         # global branch: thumbnail -> vector -> per-channel scale and shift of the bottleneck (FiLM)
-        g = [_conv(1, 32, stride=2), _conv(32, 64, stride=2), _conv(64, 96, stride=2), _conv(96, 128, stride=2)]
+        self.global_branch = global_branch
+        if global_branch == "conv":
+            g: list[nn.Module] = [_conv(1, 32, stride=2), _conv(32, 64, stride=2), _conv(64, 96, stride=2),
+                                  _conv(96, 128, stride=2)]
+            g_channels = 128
+        elif global_branch == "mobilenet_v2":
+            backbone = MobileNetV2()
+            g, g_channels = [backbone.features], backbone.out_channels
+        else:
+            raise ValueError(f"unknown global branch {global_branch!r} (conv, mobilenet_v2)")
         self.global_encoder = nn.Sequential(*g, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                                            nn.Linear(128, 2 * bottleneck))
+                                            nn.Linear(g_channels, 2 * bottleneck))
         nn.init.zeros_(self.global_encoder[-1].weight)
         nn.init.zeros_(self.global_encoder[-1].bias)
         self.up = nn.ModuleList()
@@ -78,7 +94,15 @@ class ResidualEncoderColorizer(nn.Module):
 
     def global_features(self, thumb: torch.Tensor) -> torch.Tensor:
         """Whole-frame context vector ``(N, 2*C)`` from a thumbnail ``(N, 1, T, T)``."""
+        if self.global_branch == "mobilenet_v2":
+            thumb = imagenet_input(thumb)
         return self.global_encoder(thumb)
+
+    def load_global_backbone(self, spec: str = "mobilenet_v2") -> None:
+        """Start the global branch from pretrained ImageNet weights (see `models.features`)."""
+        if self.global_branch != "mobilenet_v2":
+            raise ValueError("only the mobilenet_v2 global branch takes pretrained weights")
+        self.global_encoder[0].load_state_dict(feature_network(spec).features.state_dict())
 
     def forward(self, lum: torch.Tensor, thumb: torch.Tensor | None = None,
                 context: torch.Tensor | None = None) -> torch.Tensor:

@@ -37,6 +37,10 @@ ARCHITECTURES: dict[str, ArchSpec] = {
         ArchSpec("resenc-colorizer", "colorize", ResidualEncoderColorizer,
                  {"widths": (16, 32, 64, 96, 128), "thumb_size": 128, "prior_bins": 32}, 1,
                  "Residual encoder colorizer with a whole-frame global branch."),
+        ArchSpec("resenc-colorizer-mnv2", "colorize", ResidualEncoderColorizer,
+                 {"widths": (16, 32, 64, 96, 128), "thumb_size": 128, "prior_bins": 32,
+                  "global_branch": "mobilenet_v2"}, 1,
+                 "Same, with a MobileNetV2 global branch started from ImageNet weights."),
     ]
 }
 

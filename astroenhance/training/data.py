@@ -53,7 +53,8 @@ class ImagePool:
         self.thumbs = [np.asarray(Image.fromarray(im).resize((self.thumb_size,) * 2, Image.BOX)) for im in self.images]
 
     @classmethod
-    def from_folder(cls, folder: str | Path, min_size: int = 0, limit: int | None = None) -> "ImagePool":
+    def from_folder(cls, folder: str | Path, min_size: int = 0, limit: int | None = None,
+                    thumb_size: int = 128) -> "ImagePool":
         paths = list_images(folder)[:limit]
         images, names = [], []
         for p in paths:
@@ -63,7 +64,7 @@ class ImagePool:
                 names.append(p.name)
         if not images:
             raise ValueError(f"no usable images (>= {min_size} px) under {folder}")
-        return cls(images, names)
+        return cls(images, names, thumb_size)
 
     def crops(self, rng: np.random.Generator, batch: int, size: int) -> tuple[np.ndarray, np.ndarray]:
         """Random crops ``(B, size, size, 3)`` with flips and 90-degree turns, float32 in [0, 1], and the

@@ -3,8 +3,8 @@
 Protocol (stated in every report): images are read as 8-bit RGB in [0, 1]; metrics are computed in float64.
 SR: the low-resolution input is the 4x **area average** (flux-preserving) of the image cropped to a multiple
 of 4; every method upscales the same input; PSNR on RGB and on BT.709 luminance, SSIM on luminance (Gaussian
-window, sigma 1.5).  astroenhance upscales luminance with the network (+ flux projection) and chroma
-bicubically.  Colorization: the input is the image's BT.709 luminance; chroma RMS (Cb, Cr) against the true
+window, sigma 1.5).  astroenhance upscales luminance with the network, gated by the input's noise (as `run`
+does by default; ``astroenhance_ungated`` is the bare network), then flux-projected, and chroma bicubically.  Colorization: the input is the image's BT.709 luminance; chroma RMS (Cb, Cr) against the true
 chroma; baselines are grey (no colour) and a luminance -> mean-chroma lookup table fitted on training images.
 """
 
@@ -21,7 +21,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from ..imaging.color import LUMA_WEIGHTS, rgb_to_ycbcr, ycbcr_to_rgb
-from ..models.srresnet import flux_project
+from ..models.srresnet import estimate_noise, flux_project, noise_gate
 from .data import list_images, load_rgb
 
 PROTOCOL = __doc__.split("\n\n", 1)[1].strip()
@@ -91,7 +91,7 @@ def load_images(folder: str | Path, limit: int | None = None, max_side: int = 14
 @torch.no_grad()
 def evaluate_sr(model: torch.nn.Module, images: list[tuple[str, np.ndarray]], scale: int = 4) -> dict:
     """Per-method mean metrics over ``images`` (see the module docstring for the protocol)."""
-    methods = ["nearest", "bicubic", "lanczos", "astroenhance"]
+    methods = ["nearest", "bicubic", "lanczos", "astroenhance", "astroenhance_ungated"]
     acc: dict[str, dict[str, list[float]]] = {m: {"psnr_rgb": [], "psnr_lum": [], "ssim_lum": [], "flux_err": []} for m in methods}
     for _, hr in images:
         h, w = (hr.shape[0] // scale) * scale, (hr.shape[1] // scale) * scale
@@ -99,10 +99,9 @@ def evaluate_sr(model: torch.nn.Module, images: list[tuple[str, np.ndarray]], sc
         lr = area_downsample(hr, scale)
         y_hr = hr @ LUMA_WEIGHTS
         for m in methods:
-            if m == "astroenhance":
+            if m.startswith("astroenhance"):
                 y_lr, c_lr = rgb_to_ycbcr(lr)
-                t = torch.from_numpy(y_lr.astype(np.float32))[None, None]
-                y_sr = flux_project(model(t), t, scale)[0, 0].double().numpy()
+                y_sr = _upscale_lum(model, y_lr, scale, gate=m == "astroenhance")
                 c_sr = _resize(c_lr, scale, "bicubic")
                 sr = ycbcr_to_rgb(y_sr, c_sr)
             else:
@@ -131,3 +130,168 @@ def evaluate_colorizer(model: torch.nn.Module, images: list[tuple[str, np.ndarra
         sq["astroenhance"] += float(((pred - c) ** 2).sum())
         n += c.size
     return {m: {"chroma_rms": math.sqrt(v / n)} for m, v in sq.items()}
+
+
+def _upscale_lum(model: torch.nn.Module | None, y_lr: np.ndarray, scale: int, method: str = "astroenhance",
+                 gate: bool = True) -> np.ndarray:
+    """Luminance ``(h, w)`` -> ``(h*s, w*s)`` by the network (noise-gated unless ``gate`` is False, then
+    flux-projected) or by an interpolator."""
+    if method == "astroenhance":
+        assert model is not None
+        t = torch.from_numpy(y_lr.astype(np.float32))[None, None]
+        out = model(t)
+        if gate:
+            out = noise_gate(out, t, scale, estimate_noise(y_lr))
+        return flux_project(out, t, scale)[0, 0].double().numpy()
+    return _resize(y_lr[..., None], scale, method)[..., 0]
+
+
+def _robust_sigma(x: np.ndarray) -> float:
+    return float(1.4826 * np.median(np.abs(x - np.median(x))))
+
+
+def count_sources(img: np.ndarray, nsigma: float = 5.0) -> int:
+    """Detections in ``img``: 8-connected groups of pixels above ``median + nsigma * sigma`` (sigma from
+    the median absolute deviation, as a source extractor would estimate the background noise)."""
+    from scipy.ndimage import label
+
+    thresh = np.median(img) + nsigma * _robust_sigma(img)
+    return int(label(img > thresh, structure=np.ones((3, 3)))[1])
+
+
+@torch.no_grad()
+def false_sources(model: torch.nn.Module, frames: int = 8, size: int = 128, scale: int = 4, seed: int = 0,
+                  level: float = 0.2, noise: float = 0.02) -> dict:
+    """Run SR on pure-noise frames and count 5-sigma detections in each output that are not in its input.
+
+    Each frame is Gaussian noise (mean ``level``, sigma ``noise``, in display units) of ``size``² input
+    pixels; nothing in it is a source, so every output detection whose input block is not itself a
+    5-sigma detection is a false source.  Reported per million input pixels, for the network (noise-gated
+    as `run` does, and bare) and for bicubic and Lanczos interpolation of the same frames.
+    """
+    rng = np.random.default_rng(seed)
+    counts = {"bicubic": 0, "lanczos": 0, "astroenhance": 0, "astroenhance_ungated": 0}
+    in_input = 0
+    for _ in range(frames):
+        lr = np.clip(level + noise * rng.standard_normal((size, size)), 0, 1)
+        in_input += count_sources(lr)
+        real = lr > np.median(lr) + 5 * _robust_sigma(lr)
+        real_hr = np.kron(real, np.ones((scale, scale), dtype=bool))
+        for m in counts:
+            out = _upscale_lum(model, lr, scale, m.split("_")[0], gate=m == "astroenhance")
+            thresh = np.median(out) + 5 * _robust_sigma(out)
+            from scipy.ndimage import label
+
+            lab, n = label(out > thresh, structure=np.ones((3, 3)))
+            if n:
+                hit_real = np.zeros(n + 1, dtype=bool)
+                hit_real[np.unique(lab[real_hr & (lab > 0)])] = True
+                counts[m] += int((~hit_real[1:]).sum())
+    mpix = frames * size * size / 1e6
+    return {"input_detections": in_input, "frames": frames, "frame_size": size, "noise_sigma": noise,
+            **{m: {"false_sources_per_mpix": c / mpix, "false_sources": c} for m, c in counts.items()}}
+
+
+@torch.no_grad()
+def evaluate_pipeline(sr: torch.nn.Module, colorizer: torch.nn.Module, images: list[tuple[str, np.ndarray]],
+                      lut: LumaChromaLUT, scale: int = 4) -> dict:
+    """The whole job: grey 4x-area-averaged input -> colour 4x output, against the original colour image.
+
+    Methods: ``bicubic_grey`` (bicubic luminance, no colour), ``bicubic_lut`` (bicubic luminance, lookup-table
+    colour) and ``astroenhance`` (colorizer at input resolution, chroma upscaled bicubically, luminance by
+    the SR network with flux projection — the order `run` uses).
+    """
+    methods = ["bicubic_grey", "bicubic_lut", "astroenhance"]
+    acc: dict[str, dict[str, list[float]]] = {m: {"psnr_rgb": [], "psnr_lum": [], "chroma_rms": []} for m in methods}
+    for _, hr in images:
+        h, w = (hr.shape[0] // scale) * scale, (hr.shape[1] // scale) * scale
+        hr = hr[:h, :w]
+        y_hr, c_hr = rgb_to_ycbcr(hr)
+        y_lr = area_downsample(y_hr, scale)
+        for m in methods:
+            if m == "astroenhance":
+                y_sr = _upscale_lum(sr, y_lr, scale)
+                c_lr = colorizer(torch.from_numpy(y_lr.astype(np.float32))[None, None])[0].double().numpy().transpose(1, 2, 0)
+                c_sr = _resize(c_lr, scale, "bicubic")
+            else:
+                y_sr = _upscale_lum(None, y_lr, scale, "bicubic")
+                c_sr = np.zeros_like(c_hr) if m == "bicubic_grey" else _resize(lut(y_lr), scale, "bicubic")
+            rgb = np.clip(ycbcr_to_rgb(y_sr, c_sr), 0, 1)
+            acc[m]["psnr_rgb"].append(psnr(rgb, hr))
+            acc[m]["psnr_lum"].append(psnr(np.clip(y_sr, 0, 1), y_hr))
+            acc[m]["chroma_rms"].append(float(np.sqrt(np.mean((c_sr - c_hr) ** 2))))
+    return {m: {k: float(np.mean(v)) for k, v in d.items()} for m, d in acc.items()}
+
+
+def _crop_box(img: np.ndarray, side: int) -> tuple[int, int]:
+    """Top-left of the ``side``² crop with the most structure (largest luminance variance on a coarse grid)."""
+    y = img @ LUMA_WEIGHTS if img.ndim == 3 else img
+    best, pos = -1.0, (0, 0)
+    for r in range(0, max(1, y.shape[0] - side + 1), max(1, side // 2)):
+        for c in range(0, max(1, y.shape[1] - side + 1), max(1, side // 2)):
+            v = float(y[r:r + side, c:c + side].var())
+            if v > best:
+                best, pos = v, (r, c)
+    return pos
+
+
+def comparison_figure(panels: list[tuple[str, list[np.ndarray]]], titles: list[str], path: str | Path,
+                      note: str = "") -> Path:
+    """Save rows of equal-size RGB crops (one row per image) under column ``titles`` as a PNG."""
+    from PIL import ImageDraw
+
+    side = panels[0][1][0].shape[0]
+    pad, head, foot = 6, 18, 18 if note else 0
+    cols = len(titles)
+    width = cols * (side + pad) + pad
+    height = head + len(panels) * (side + pad) + pad + foot
+    canvas = Image.new("RGB", (width, height), (20, 20, 20))
+    draw = ImageDraw.Draw(canvas)
+    for j, t in enumerate(titles):
+        draw.text((pad + j * (side + pad) + 2, 3), t, fill=(230, 230, 230))
+    for i, (name, crops) in enumerate(panels):
+        for j, crop in enumerate(crops):
+            tile = Image.fromarray((np.clip(crop, 0, 1) * 255 + 0.5).astype(np.uint8))
+            canvas.paste(tile, (pad + j * (side + pad), head + pad + i * (side + pad)))
+    if note:
+        draw.text((pad, height - foot + 2), note, fill=(200, 200, 120))
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    canvas.save(tmp, format="PNG")
+    tmp.replace(path)
+    return path
+
+
+@torch.no_grad()
+def figure_crops(task: str, images: list[tuple[str, np.ndarray]], sr: torch.nn.Module | None,
+                 colorizer: torch.nn.Module | None, lut: LumaChromaLUT | None, scale: int = 4, side: int = 192,
+                 count: int = 4) -> tuple[list[str], list[tuple[str, list[np.ndarray]]]]:
+    """Side-by-side crops for `comparison_figure`: input | baseline | astroenhance | original."""
+    panels = []
+    for name, hr in images[:count]:
+        r, c = _crop_box(hr, side)
+        r, c = r - r % scale, c - c % scale
+        hr_c = hr[r:r + side, c:c + side]
+        if hr_c.shape[:2] != (side, side):
+            continue
+        grey = lambda y: np.repeat(y[..., None], 3, axis=-1)  # noqa: E731
+        if task == "sr":
+            lr = area_downsample(hr_c, scale)
+            y_lr, c_lr = rgb_to_ycbcr(lr)
+            ours = ycbcr_to_rgb(_upscale_lum(sr, y_lr, scale), _resize(c_lr, scale, "bicubic"))
+            crops = [np.kron(lr, np.ones((scale, scale, 1))), _resize(lr, scale, "bicubic"), ours, hr_c]
+            titles = ["input (4x area mean)", "bicubic", "astroenhance SR", "original"]
+        elif task == "colorize":
+            y, _ = rgb_to_ycbcr(hr_c)
+            pred = colorizer(torch.from_numpy(y.astype(np.float32))[None, None])[0].double().numpy().transpose(1, 2, 0)
+            crops = [grey(y), ycbcr_to_rgb(y, lut(y)), ycbcr_to_rgb(y, pred), hr_c]
+            titles = ["input (luminance)", "lookup table", "astroenhance colour", "original"]
+        else:
+            y_hr, _ = rgb_to_ycbcr(hr_c)
+            y_lr = area_downsample(y_hr, scale)
+            c_lr = colorizer(torch.from_numpy(y_lr.astype(np.float32))[None, None])[0].double().numpy().transpose(1, 2, 0)
+            ours = ycbcr_to_rgb(_upscale_lum(sr, y_lr, scale), _resize(c_lr, scale, "bicubic"))
+            crops = [grey(np.kron(y_lr, np.ones((scale, scale)))), grey(_upscale_lum(None, y_lr, scale, "bicubic")), ours, hr_c]
+            titles = ["input (grey, 4x area mean)", "bicubic", "astroenhance", "original"]
+        panels.append((name, crops))
+    return titles, panels

@@ -26,13 +26,26 @@ def export_checkpoint(ckpt: str | Path, weights_dir: str | Path, weights_id: str
         "architecture": ck["arch"],
         "file": f"{weights_id}.safetensors",
         "hyperparameters": dict(spec.kwargs, **{k: cfg[k] for k in ("batch", "crop", "lr", "lr_min_factor", "warmup", "seed",
-                                                                 "saturation_weight", "stage") if k in cfg}),
+                                                                 "saturation_weight", "stage", "precision",
+                                                                 "content_weight", "adv_weight", "pixel_weight",
+                                                                 "d_lr", "init_from", "trained_on") if k in cfg}),
         "iterations": int(ck["step"]),
         "training_data": cfg["data"],
         "validation_data": cfg.get("val_data", ""),
-        "feature_network": "none (pixel loss)" if spec.task == "sr" and cfg.get("stage") != "gan" else "none (trained from scratch)",
+        "feature_network": _feature_network(spec.task, spec.kwargs, cfg),
         "metrics": metrics or {},
         "licence": LICENCE,
         "notes": notes,
     }
     return export_weights(model, weights_dir, entry)
+
+
+def _feature_network(task: str, kwargs: dict[str, Any], cfg: dict[str, Any]) -> str:
+    """Which pretrained network, if any, shaped these weights (the manifest says it)."""
+    if task == "sr":
+        if cfg.get("stage") == "gan":
+            return f"content loss on {cfg.get('feature_net', 'mobilenet_v2')} features"
+        return "none (L1 pixel loss)"
+    if kwargs.get("global_branch", "conv") != "conv":
+        return f"global branch started from {cfg.get('feature_net', 'mobilenet_v2')}"
+    return "none (trained from scratch)"

@@ -52,9 +52,29 @@ class TrainConfig:
     # with 2.0 the held-out chroma RMS was worse than no colour at all after 750 steps (0.0597 vs 0.0547);
     # plain 0.0 is the default
     saturation_weight: float = 0.0
+    precision: str = "fp32"  # fp32, or bf16/fp16 autocast (CUDA only)
+    init: str = ""  # weights to start from (a ckpt.pt or .safetensors), e.g. the pretrained SRResNet for "gan"
+    # pretrained feature network (models.features): SRGAN content loss, and the colorizer's pretrained global branch
+    feature_net: str = "mobilenet_v2"
+    # sr "gan" stage: generator loss = content * perceptual + adv * (-log D(G(x))) + pixel * L1
+    content_weight: float = 1.0
+    adv_weight: float = 1e-3
+    pixel_weight: float = 0.1
+    d_lr: float = 1e-4
 
     def resolved_arch(self) -> str:
         return self.arch or ("srresnet-8x32" if self.task == "sr" else "resenc-colorizer")
+
+
+def training_folder(data: str) -> str:
+    """A folder written by `astroenhance prepare` trains on its ``train/`` split only; others as given."""
+    return str(Path(data) / "train") if (Path(data) / "prepare.json").exists() else data
+
+
+def validation_folder(data: str) -> str:
+    """The ``val/`` split of a prepared folder (if it has images), else "" (validate on training crops)."""
+    val = Path(data) / "val"
+    return str(val) if (Path(data) / "prepare.json").exists() and any(val.iterdir()) else ""
 
 
 def _rgb_to_ycc_torch(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,19 +136,85 @@ class Trainer:
         if spec.task != cfg.task:
             raise ValueError(f"architecture {self.arch} is for task {spec.task!r}, not {cfg.task!r}")
         self.scale = spec.scale
-        self.device = torch.device(cfg.device)
+        if cfg.stage not in ("pretrain", "gan") or (cfg.stage == "gan" and cfg.task != "sr"):
+            raise ValueError(f"stage {cfg.stage!r} is not a stage of task {cfg.task!r}")
+        if cfg.precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be fp32, bf16 or fp16 (got {cfg.precision!r})")
+        if cfg.precision != "fp32" and not cfg.device.startswith("cuda"):
+            raise ValueError(f"--precision {cfg.precision} is for CUDA; train in fp32 on {cfg.device}")
+        # torchrun sets WORLD_SIZE/RANK/LOCAL_RANK: one process per GPU, gradients averaged (DDP)
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        device = cfg.device
+        if self.world > 1:
+            import torch.distributed as dist
+
+            if device.startswith("cuda"):
+                device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+                torch.cuda.set_device(device)
+            if not dist.is_initialized():
+                dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        self.device = torch.device(device)
         self.model = build_model(self.arch).to(self.device)
+        self._init_weights()
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+            torch.backends.cudnn.benchmark = True
+        self.net = self.model  # what the loss calls: the model, or its DDP wrapper
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.net = DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8)
+        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.precision == "fp16")
+        self.disc: torch.nn.Module | None = None
+        if cfg.stage == "gan":
+            from ..models.discriminator import SRGANDiscriminator
+            from ..models.features import PerceptualLoss
+
+            self.perceptual = PerceptualLoss(cfg.feature_net).to(self.device)
+            self.disc = SRGANDiscriminator().to(self.device)
+            self.d_net = self.disc
+            if self.world > 1:
+                from torch.nn.parallel import DistributedDataParallel
+
+                self.d_net = DistributedDataParallel(self.disc, device_ids=[self.device] if self.device.type == "cuda" else None)
+            self.d_opt = torch.optim.Adam(self.disc.parameters(), lr=cfg.d_lr, betas=(0.9, 0.999), eps=1e-8)
         self.step = 0
-        self.pool = ImagePool.from_folder(cfg.data, min_size=cfg.crop)
+        self.pool = ImagePool.from_folder(training_folder(cfg.data), min_size=cfg.crop,
+                                          thumb_size=getattr(self.model, "thumb_size", 128))
         self.val = self._validation_batch()
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
 
+    def _init_weights(self) -> None:
+        """Start from ``cfg.init`` (generator weights) and/or a pretrained global branch (colorizer)."""
+        cfg = self.cfg
+        if cfg.init:
+            path = Path(cfg.init)
+            if path.is_dir():
+                path = path / "ckpt.pt"
+            if path.suffix == ".safetensors":
+                from safetensors.torch import load_file
+
+                state = load_file(str(path))
+            else:
+                ck = torch.load(path, map_location="cpu", weights_only=True)
+                if ck.get("arch") != self.arch:
+                    raise ValueError(f"{path} holds {ck.get('arch')}, not {self.arch}")
+                state = ck["model"]
+            self.model.load_state_dict(state)
+        elif getattr(self.model, "global_branch", "conv") != "conv":
+            self.model.load_global_backbone(cfg.feature_net)
+
     # ---- data -------------------------------------------------------------------------------------
     def _validation_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """A fixed set of crops (seeded, independent of training batches), ``(N, 3, S, S)``, and thumbnails."""
-        pool = ImagePool.from_folder(self.cfg.val_data, min_size=self.cfg.crop) if self.cfg.val_data else self.pool
+        val = self.cfg.val_data or validation_folder(self.cfg.data)
+        pool = ImagePool.from_folder(val, min_size=self.cfg.crop, thumb_size=self.pool.thumb_size) if val else self.pool
         size = self.cfg.crop * 2 if self.cfg.task == "sr" else self.cfg.crop
         size = min(size, min(min(im.shape[:2]) for im in pool.images))
         size -= size % 16
@@ -138,19 +224,63 @@ class Trainer:
         return tuple(torch.from_numpy(a).permute(0, 3, 1, 2).contiguous().to(self.device) for a in arrays)  # type: ignore[return-value]
 
     def _batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rng = np.random.default_rng([self.cfg.seed, step])
+        rng = np.random.default_rng([self.cfg.seed, step] + ([self.rank] if self.world > 1 else []))
         return self._to_tensors(self.pool.crops(rng, self.cfg.batch, self.cfg.crop))
 
     # ---- losses -----------------------------------------------------------------------------------
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
+
+    def _cl(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.device.type == "cuda" else x
+
+    def _super_resolve(self, y: torch.Tensor, net: torch.nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """4x area mean of ``y`` (the flux-preserving low-resolution frame) and its flux-projected SR (fp32)."""
+        lr = F.avg_pool2d(y, self.scale)
+        with self._autocast():
+            out = (net or self.net)(self._cl(lr))
+        return lr, flux_project(out.float(), lr, self.scale)
+
     def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         rgb, thumb_rgb = batch
         y, chroma = _rgb_to_ycc_torch(rgb)
         if self.cfg.task == "sr":
-            lr = F.avg_pool2d(y, self.scale)  # 4x area mean: the flux-preserving low-resolution frame
-            sr = flux_project(self.model(lr), lr, self.scale)
+            _, sr = self._super_resolve(y)
             return F.l1_loss(sr, y)
-        pred = self.model(y, _rgb_to_ycc_torch(thumb_rgb)[0])
-        return colour_loss(pred, chroma, self.cfg.saturation_weight)
+        with self._autocast():
+            pred = self.net(self._cl(y), _rgb_to_ycc_torch(thumb_rgb)[0])
+        return colour_loss(pred.float(), chroma, self.cfg.saturation_weight)
+
+    def gan_step(self, batch: tuple[torch.Tensor, torch.Tensor], lr: float) -> dict[str, float]:
+        """One SRGAN iteration (k = 1): a discriminator update, then a generator update with
+        ``content * perceptual + adv * BCE(D(G(x)), 1) + pixel * L1`` (the ``-log D`` form)."""
+        cfg = self.cfg
+        assert self.disc is not None
+        y, _ = _rgb_to_ycc_torch(batch[0])
+        _, sr = self._super_resolve(y)
+        bce = F.binary_cross_entropy_with_logits
+        for group in self.d_opt.param_groups:
+            group["lr"] = cfg.d_lr * lr / cfg.lr
+        with self._autocast():
+            d_real = self.d_net(self._cl(y)).float()
+            d_fake = self.d_net(self._cl(sr.detach())).float()
+            d_loss = bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake))
+        self.d_opt.zero_grad(set_to_none=True)
+        self.scaler.scale(d_loss).backward()
+        self.scaler.step(self.d_opt)
+        with self._autocast():
+            g_fake = self.d_net(self._cl(sr)).float()
+            adv = bce(g_fake, torch.ones_like(g_fake))
+            content = self.perceptual(self._cl(sr), self._cl(y)).float()
+        pixel = F.l1_loss(sr, y)
+        g_loss = cfg.content_weight * content + cfg.adv_weight * adv + cfg.pixel_weight * pixel
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(g_loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        return {"loss": g_loss.item(), "d_loss": d_loss.item(), "content": content.item(), "adv": adv.item(),
+                "pixel": pixel.item(), "d_real": torch.sigmoid(d_real).mean().item(),
+                "d_fake": torch.sigmoid(d_fake).mean().item()}
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -160,12 +290,13 @@ class Trainer:
         rgb, thumb_rgb = self.val
         y, chroma = _rgb_to_ycc_torch(rgb)
         if self.cfg.task == "sr":
-            lr = F.avg_pool2d(y, self.scale)
-            sr = flux_project(self.model(lr), lr, self.scale).clamp(0, 1)
+            lr, sr = self._super_resolve(y, self.model)
+            sr = sr.clamp(0, 1)
             bic = F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False).clamp(0, 1)
             out = {"val_psnr": psnr(sr, y), "val_psnr_bicubic": psnr(bic, y)}
         else:
-            pred = self.model(y, _rgb_to_ycc_torch(thumb_rgb)[0])
+            with self._autocast():
+                pred = self.model(self._cl(y), _rgb_to_ycc_torch(thumb_rgb)[0]).float()
             out = {"val_chroma_rms": torch.sqrt(((pred - chroma) ** 2).mean()).item(),
                    "val_chroma_rms_grey": torch.sqrt((chroma**2).mean()).item()}
         self.model.train()
@@ -175,8 +306,11 @@ class Trainer:
     def save(self) -> Path:
         path = self.out / "ckpt.pt"
         tmp = path.with_suffix(".pt.tmp")
-        torch.save({"model": self.model.state_dict(), "optimizer": self.opt.state_dict(), "step": self.step,
-                    "arch": self.arch, "config": dataclasses.asdict(self.cfg)}, tmp)
+        state = {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(), "step": self.step,
+                 "arch": self.arch, "config": dataclasses.asdict(self.cfg), "scaler": self.scaler.state_dict()}
+        if self.disc is not None:
+            state.update(discriminator=self.disc.state_dict(), d_optimizer=self.d_opt.state_dict())
+        torch.save(state, tmp)
         os.replace(tmp, path)
         return path
 
@@ -186,45 +320,68 @@ class Trainer:
             raise ValueError(f"checkpoint {path} holds {ckpt['arch']}, not {self.arch}")
         self.model.load_state_dict(ckpt["model"])
         self.opt.load_state_dict(ckpt["optimizer"])
+        if "scaler" in ckpt:
+            self.scaler.load_state_dict(ckpt["scaler"])
+        if self.disc is not None:
+            if "discriminator" not in ckpt:
+                raise ValueError(f"checkpoint {path} has no discriminator: it is not a gan-stage run (use --init)")
+            self.disc.load_state_dict(ckpt["discriminator"])
+            self.d_opt.load_state_dict(ckpt["d_optimizer"])
         self.step = int(ckpt["step"])
 
     # ---- the loop ---------------------------------------------------------------------------------
     def run(self, on_step: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, float]:
-        """Train until ``cfg.iters``; checkpoint every ``ckpt_every`` steps and on interruption."""
+        """Train until ``cfg.iters``; checkpoint every ``ckpt_every`` steps and on interruption.
+
+        Under torchrun only rank 0 validates, logs and writes checkpoints."""
         cfg = self.cfg
-        (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+        lead = self.rank == 0
+        if lead:
+            (self.out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
         log_path = self.out / "log.csv"
         new_log = not log_path.exists()
         last: dict[str, float] = {}
-        with open(log_path, "a", newline="") as fh:
+        with open(log_path if lead else os.devnull, "a", newline="") as fh:
             log = csv.writer(fh)
-            if new_log:
+            if new_log and lead:
                 log.writerow(["step", "loss", "lr", "seconds", "metric", "value"])
             self.model.train()
+            if self.disc is not None:
+                self.disc.train()
             t0 = time.perf_counter()
             try:
-                while self.step < cfg.iters:
+                while self.step < self.cfg.iters:  # (read each step: a driver may set iters from measured speed)
+                    cfg = self.cfg
                     lr = lr_at(self.step, cfg)
                     for group in self.opt.param_groups:
                         group["lr"] = lr
-                    loss = self.loss(self._batch(self.step))
-                    self.opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    self.opt.step()
+                    batch = self._batch(self.step)
+                    if cfg.stage == "gan":
+                        stats = self.gan_step(batch, lr)
+                    else:
+                        loss = self.loss(batch)
+                        self.opt.zero_grad(set_to_none=True)
+                        self.scaler.scale(loss).backward()
+                        self.scaler.step(self.opt)
+                        self.scaler.update()
+                        stats = {"loss": loss.item()}
                     self.step += 1
-                    last = {"loss": loss.item(), "lr": lr}
+                    last = dict(stats, lr=lr)
                     log.writerow([self.step, f"{last['loss']:.6g}", f"{lr:.3g}", f"{time.perf_counter() - t0:.1f}", "", ""])
-                    if self.step % cfg.val_every == 0 or self.step == cfg.iters:
+                    if lead and (self.step % cfg.val_every == 0 or self.step == cfg.iters):
                         metrics = self.validate()
+                        if cfg.stage == "gan":
+                            metrics.update({k: v for k, v in stats.items() if k != "loss"})
                         last.update(metrics)
                         for k, v in metrics.items():
                             log.writerow([self.step, "", "", "", k, f"{v:.6g}"])
-                    if self.step % cfg.ckpt_every == 0 or self.step == cfg.iters:
+                    if lead and (self.step % cfg.ckpt_every == 0 or self.step == cfg.iters):
                         self.save()
                         fh.flush()
-                    if on_step is not None:
+                    if on_step is not None and lead:
                         on_step(self.step, last)
             except KeyboardInterrupt:
-                self.save()
+                if lead:
+                    self.save()
                 raise
         return last

@@ -1,0 +1,122 @@
+"""Train the shipped weights on a lent GPU inside a fixed wall-clock budget (how `weights/` was made).
+
+Runs several `Trainer` jobs at once on one GPU, each given a time budget: after 200 steps a job measures
+its speed and fixes ``iters`` so that its cosine schedule ends inside the budget (the config saved in the
+checkpoint carries the final ``iters``, so a ``--resume`` elsewhere continues exactly).  SRGAN jobs start
+from the SRResNet job's checkpoint when it finishes.  Each job leaves ``<out>/<name>/ckpt.pt`` and
+``log.csv``; with ``--export DIR`` the model-only checkpoints (no optimizer) are copied there.
+
+    python scripts/gpu_train.py --data DIR --val DIR --feature-net mobilenet_v2:PATH --out runs --seconds 480
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import multiprocessing as mp
+import tarfile
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from astroenhance.training.train import TrainConfig, Trainer  # noqa: E402
+
+
+def jobs(args: argparse.Namespace) -> dict[str, dict]:
+    common = dict(data=args.data, val_data=args.val, device=args.device, precision=args.precision,
+                  feature_net=args.feature_net, val_every=500, ckpt_every=1000, warmup=200)
+    t = args.seconds
+    return {
+        "sr16": dict(common, task="sr", arch="srresnet-16x64", batch=32, crop=128, lr=5e-4, budget=0.55 * t),
+        "sr8": dict(common, task="sr", arch="srresnet-8x32", batch=32, crop=128, lr=1e-3, budget=t),
+        "col": dict(common, task="colorize", arch="resenc-colorizer", batch=32, crop=256, lr=5e-4, budget=t),
+        "colm": dict(common, task="colorize", arch="resenc-colorizer-mnv2", batch=32, crop=256, lr=5e-4, budget=t),
+        "gan1": dict(common, task="sr", arch="srresnet-16x64", stage="gan", batch=16, crop=128, lr=1e-4,
+                     pixel_weight=0.1, after="sr16", budget=0.42 * t),
+        "gan2": dict(common, task="sr", arch="srresnet-16x64", stage="gan", batch=16, crop=128, lr=1e-4,
+                     pixel_weight=1.0, after="sr16", budget=0.42 * t),
+    }
+
+
+def run_job(name: str, spec: dict, out: str, deadline: float) -> None:
+    spec = dict(spec)
+    budget, after = spec.pop("budget"), spec.pop("after", None)
+    if after:
+        spec["init"] = str(Path(out) / after / "ckpt.pt")
+    cfg = TrainConfig(out=str(Path(out) / name), iters=10**9, **spec)
+    trainer = Trainer(cfg)
+    t0 = time.perf_counter()
+    end = min(t0 + budget, deadline)
+
+    def on_step(step: int, m: dict) -> None:
+        now = time.perf_counter()
+        if step == 200:
+            rate = step / (now - t0)
+            iters = int(rate * (end - t0) * 0.92)
+            trainer.cfg = dataclasses.replace(trainer.cfg, iters=max(iters, 201))
+            print(f"[{name}] {rate:.1f} it/s -> iters {trainer.cfg.iters}", flush=True)
+        elif now > end + 20 and step < trainer.cfg.iters:  # running late: stop here, cleanly
+            trainer.cfg = dataclasses.replace(trainer.cfg, iters=step + 1)
+        if step % 500 == 0:
+            print(f"[{name}] step {step} " + " ".join(f"{k}={v:.4g}" for k, v in m.items()), flush=True)
+
+    last = trainer.run(on_step)
+    print(f"[{name}] done step {trainer.step} in {time.perf_counter() - t0:.0f}s: {json.dumps(last)}", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--val", required=True)
+    ap.add_argument("--feature-net", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seconds", type=float, default=480)
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--precision", default="bf16")
+    ap.add_argument("--only", default="")
+    ap.add_argument("--export", default="")
+    args = ap.parse_args()
+    deadline = time.perf_counter() + args.seconds
+    spec = jobs(args)
+    if args.only:
+        spec = {k: v for k, v in spec.items() if k in args.only.split(",")}
+    ctx = mp.get_context("spawn")
+    procs = {k: ctx.Process(target=run_job, args=(k, v, args.out, deadline), name=k)
+             for k, v in spec.items() if not v.get("after")}
+    for p in procs.values():
+        p.start()
+    waiting = {k: v for k, v in spec.items() if v.get("after")}
+    while waiting or any(p.is_alive() for p in procs.values()):
+        for k, v in list(waiting.items()):
+            dep = procs.get(v["after"])
+            if dep is not None and not dep.is_alive():
+                del waiting[k]
+                if dep.exitcode == 0:
+                    procs[k] = ctx.Process(target=run_job, args=(k, v, args.out, deadline), name=k)
+                    procs[k].start()
+        time.sleep(1)
+    for k, p in procs.items():
+        print(f"{k}: exit {p.exitcode}", flush=True)
+    if args.export:
+        dest = Path(args.export)
+        dest.mkdir(parents=True, exist_ok=True)
+        for k in spec:
+            ck = Path(args.out) / k / "ckpt.pt"
+            if ck.exists():
+                state = torch.load(ck, map_location="cpu", weights_only=True)
+                keep = {key: state[key] for key in ("model", "step", "arch", "config")}
+                torch.save(keep, dest / f"{k}.pt")
+        with tarfile.open(dest / "logs.tar.gz", "w:gz") as tar:
+            for k in spec:
+                for f in ("log.csv", "config.json"):
+                    if (Path(args.out) / k / f).exists():
+                        tar.add(Path(args.out) / k / f, arcname=f"{k}/{f}")
+
+
+if __name__ == "__main__":
+    main()

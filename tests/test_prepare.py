@@ -1,0 +1,111 @@
+"""`astroenhance prepare`: tiles, deterministic split by source image, sources untouched."""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from typer.testing import CliRunner
+
+from astroenhance.cli import app
+from astroenhance.training.prepare import PrepareConfig, assign_splits, prepare, tile_starts
+
+
+def _tree_digest(folder):
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        h.update(str(p.relative_to(folder)).encode())
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture()
+def source(tmp_path):
+    rng = np.random.default_rng(0)
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    for i in range(10):
+        Image.fromarray(rng.integers(0, 255, (150, 200, 3), dtype=np.uint8)).save(src / f"colour{i}.png")
+    grey = rng.integers(0, 255, (150, 200), dtype=np.uint8)
+    Image.fromarray(np.stack([grey] * 3, -1)).save(src / "sub" / "grey.png")
+    Image.fromarray(rng.integers(0, 255, (50, 60, 3), dtype=np.uint8)).save(src / "small.png")
+    (src / "broken.png").write_bytes(b"\x89PNG not really")
+    return src
+
+
+def test_tiles_split_and_record(source, tmp_path):
+    before = _tree_digest(source)
+    rec = prepare(source, tmp_path / "out", PrepareConfig(tile=(128, 96), split=(80, 10, 10), seed=3))
+    assert _tree_digest(source) == before  # nothing in the source changed
+    assert len(rec["images"]) == 10
+    reasons = {s["file"]: s["reason"] for s in rec["skipped"]}
+    assert "grey" in reasons["sub/grey.png"] and "smaller" in reasons["small.png"] and "unreadable" in reasons["broken.png"]
+    splits = [i["split"] for i in rec["images"]]
+    assert (splits.count("train"), splits.count("val"), splits.count("test")) == (8, 1, 1)
+    for img in rec["images"]:
+        assert [(t["y"], t["x"]) for t in img["tiles"]] == [(0, 0), (0, 72), (54, 0), (54, 72)]  # 2x2, overlapping
+        for t in img["tiles"]:
+            assert t["file"].startswith(img["split"] + "/")
+            tile = np.asarray(Image.open(tmp_path / "out" / t["file"]))
+            orig = np.asarray(Image.open(source / img["file"]))
+            assert tile.shape == (96, 128, 3)
+            np.testing.assert_array_equal(tile, orig[t["y"]:t["y"] + 96, t["x"]:t["x"] + 128])
+    assert json.loads((tmp_path / "out" / "prepare.json").read_text())["counts"]["train"] == 32
+
+
+def test_split_is_deterministic_and_seeded(source, tmp_path):
+    a = prepare(source, tmp_path / "a", PrepareConfig(tile=(128, 96), seed=1))
+    b = prepare(source, tmp_path / "b", PrepareConfig(tile=(128, 96), seed=1))
+    c = prepare(source, tmp_path / "c", PrepareConfig(tile=(128, 96), seed=2))
+    key = lambda r: {i["file"]: i["split"] for i in r["images"]}  # noqa: E731
+    assert key(a) == key(b) and key(a) != key(c)
+    assert sorted(p.name for p in (tmp_path / "a").rglob("*.png")) == sorted(p.name for p in (tmp_path / "b").rglob("*.png"))
+
+
+def test_output_inside_source_is_refused(source):
+    with pytest.raises(ValueError, match="inside the source"):
+        prepare(source, source / "tiles")
+
+
+def test_command_line(source, tmp_path):
+    res = CliRunner().invoke(app, ["prepare", str(source), "-o", str(tmp_path / "o"), "--tile", "128x96", "--split", "8/1/1"])
+    assert res.exit_code == 0, res.output
+    assert "10 images" in res.output
+    res = CliRunner().invoke(app, ["prepare", str(source), "-o", str(tmp_path / "p")])  # default 2040x1356: all too small
+    assert res.exit_code == 1 and "no usable image" in res.output
+    res = CliRunner().invoke(app, ["prepare", str(source), "-o", str(tmp_path / "q"), "--tile", "big"])
+    assert res.exit_code == 2
+
+
+def test_training_reads_the_train_split_of_a_prepared_folder(source, tmp_path):
+    from astroenhance.training.train import training_folder, validation_folder
+
+    prepare(source, tmp_path / "o", PrepareConfig(tile=(128, 96)))
+    assert training_folder(str(tmp_path / "o")).endswith("train")
+    assert validation_folder(str(tmp_path / "o")).endswith("val")
+    assert training_folder(str(source)) == str(source)
+
+
+@settings(max_examples=200, deadline=None)
+@given(length=st.integers(1, 5000), tile=st.integers(1, 600))
+def test_tile_starts_cover_the_axis_with_the_fewest_tiles(length, tile):
+    starts = tile_starts(length, tile)
+    if length < tile:
+        assert starts == []
+        return
+    assert len(starts) == -(-length // tile)
+    assert starts[0] == 0 and starts[-1] == length - tile
+    assert all(b - a <= tile for a, b in zip(starts, starts[1:]))  # no gaps
+
+
+@settings(max_examples=50, deadline=None)
+@given(n=st.integers(1, 60), seed=st.integers(0, 10))
+def test_every_image_gets_exactly_one_split(n, seed):
+    names = [f"img{i}.png" for i in range(n)]
+    out = assign_splits(names, (80, 10, 10), seed)
+    assert set(out) == set(names) and set(out.values()) <= {"train", "val", "test"}
+    assert assign_splits(list(reversed(names)), (80, 10, 10), seed) == out  # order of discovery does not matter
