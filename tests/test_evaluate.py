@@ -8,7 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from astroenhance.cli import app
-from astroenhance.training.evaluate import LumaChromaLUT, area_downsample, psnr, ssim
+from astroenhance.training.evaluate import (LumaChromaLUT, area_downsample, count_sources, evaluate_pipeline,
+                                            false_sources, psnr, ssim)
 
 from .conftest import COLOR
 
@@ -49,9 +50,82 @@ def test_lookup_table_recovers_a_luminance_colour_law():
 
 def test_evaluate_command(tmp_path):
     out = tmp_path / "m.json"
-    result = CliRunner().invoke(app, ["evaluate", "--task", "sr", "--data", str(COLOR), "--limit", "2", "--json", str(out)])
+    fig = tmp_path / "f.png"
+    result = CliRunner().invoke(app, ["evaluate", "--task", "sr", "--data", str(COLOR), "--limit", "2", "--json", str(out),
+                                      "--figure", str(fig), "--noise-frames", "2"])
     assert result.exit_code == 0, result.output
     got = json.loads(out.read_text())
-    assert set(got["results"]) == {"nearest", "bicubic", "lanczos", "astroenhance"}
+    assert set(got["results"]) == {"nearest", "bicubic", "lanczos", "astroenhance", "astroenhance_ungated"}
+    assert set(got["false_sources"]) >= {"bicubic", "astroenhance", "astroenhance_ungated"}
+    from PIL import Image
+
+    width, height = Image.open(fig).size
+    side = (width - 6) // 4 - 6
+    assert width == 4 * (side + 6) + 6 and 32 <= side <= 192  # input | bicubic | astroenhance | original, 2 rows
+    assert height > 2 * side
     assert "area" in got["protocol"]
     assert got["results"]["astroenhance"]["flux_err"] < 1e-3 < got["results"]["bicubic"]["flux_err"]
+
+
+def test_count_sources_finds_planted_sources_only():
+    img = np.random.default_rng(2).normal(0.1, 0.01, (64, 64))
+    assert count_sources(img) <= 1
+    img[10:12, 10:12] += 0.5
+    img[40, 50] += 0.5
+    assert count_sources(img) == 2
+
+
+class _Bicubic:
+    """A "network" that is exactly bicubic interpolation (before the gate and the flux projection)."""
+
+    def __call__(self, t):
+        import torch.nn.functional as F
+
+        return F.interpolate(t, scale_factor=4, mode="bicubic", align_corners=False)
+
+
+class _Sharpener:
+    """A "network" that turns every local maximum into a bright point: the hallucination the test must catch."""
+
+    def __call__(self, t):
+        import torch
+        import torch.nn.functional as F
+
+        base = F.interpolate(t, scale_factor=4, mode="bicubic", align_corners=False)
+        peak = (t == F.max_pool2d(t, 3, 1, 1)).float() * 0.3
+        spike = torch.zeros_like(base)
+        spike[..., 1::4, 1::4] = peak
+        return base + spike
+
+
+def test_false_source_test_flags_a_hallucinating_network_and_the_gate_stops_it():
+    honest = false_sources(_Bicubic(), frames=2, size=64)
+    assert honest["astroenhance_ungated"]["false_sources"] <= honest["bicubic"]["false_sources"] + 1
+    bad = false_sources(_Sharpener(), frames=2, size=64)
+    assert bad["astroenhance_ungated"]["false_sources"] > 20 * (bad["bicubic"]["false_sources"] + 1)
+    assert bad["astroenhance"]["false_sources"] <= bad["bicubic"]["false_sources"] + 2
+
+
+def test_pipeline_metrics_by_hand():
+    import torch
+
+    rgb = np.zeros((16, 16, 3))
+    rgb[..., 0] = 0.5  # pure red: chroma (Cb, Cr) known
+    from astroenhance.imaging.color import rgb_to_ycbcr
+
+    y, c = rgb_to_ycbcr(rgb)
+    grey_colorizer = lambda t: torch.zeros(1, 2, *t.shape[-2:])  # noqa: E731
+    res = evaluate_pipeline(_Bicubic(), grey_colorizer, [("red", rgb)], LumaChromaLUT(np.zeros((8, 2))))
+    assert res["bicubic_grey"]["chroma_rms"] == pytest.approx(np.sqrt((c**2).mean()))
+    assert res["astroenhance"]["chroma_rms"] == pytest.approx(res["bicubic_grey"]["chroma_rms"])
+    assert res["astroenhance"]["psnr_lum"] > 100  # flat luminance is reproduced (to float32 rounding)
+
+
+def test_evaluate_pipeline_command(tmp_path):
+    out = tmp_path / "p.json"
+    res = CliRunner().invoke(app, ["evaluate", "--task", "pipeline", "--data", str(COLOR), "--train-data", str(COLOR),
+                                   "--limit", "1", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert set(json.loads(out.read_text())["results"]) == {"bicubic_grey", "bicubic_lut", "astroenhance"}
+    res = CliRunner().invoke(app, ["evaluate", "--task", "pipeline", "--data", str(COLOR)])
+    assert res.exit_code == 2 and "--train-data" in res.output

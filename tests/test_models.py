@@ -107,3 +107,24 @@ def test_subpixel_tail_fusion_same_function():
     x = torch.rand(1, 1, 70, 18)  # 140 rows at 2x: computed in strips with halos
     with torch.no_grad():
         torch.testing.assert_close(fused(x), model(x), atol=1e-5, rtol=1e-5)
+
+
+def test_noise_estimate_and_gate():
+    import numpy as np
+
+    from astroenhance.models.srresnet import estimate_noise, noise_gate
+
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0.3, 0.05, (256, 256))
+    assert estimate_noise(noise) == pytest.approx(0.05, rel=0.05)
+    ramp = np.linspace(0, 1, 256)[None, :]  # smooth structure under the noise does not inflate the estimate
+    assert estimate_noise(noise + ramp) == pytest.approx(0.05, rel=0.05)
+    lr = torch.from_numpy(noise[None, None].astype(np.float32))
+    base = torch.nn.functional.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False)
+    fake = base + 0.5  # a network that adds "detail" everywhere
+    out = noise_gate(fake, lr, 4, 0.05)
+    assert (out - base).abs().gt(1e-6).float().mean() < 0.01  # on noise almost all detail is refused
+    lr2 = lr.clone()
+    lr2[0, 0, 100, 100] += 1.0  # a 20-sigma point source: its detail (and its neighbours') is kept in full
+    base2 = torch.nn.functional.interpolate(lr2, scale_factor=4, mode="bicubic", align_corners=False)
+    assert torch.allclose(noise_gate(base2 + 0.5, lr2, 4, 0.05)[0, 0, 400:404, 400:404], base2[0, 0, 400:404, 400:404] + 0.5)

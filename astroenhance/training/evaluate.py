@@ -267,6 +267,12 @@ def figure_crops(task: str, images: list[tuple[str, np.ndarray]], sr: torch.nn.M
                  colorizer: torch.nn.Module | None, lut: LumaChromaLUT | None, scale: int = 4, side: int = 192,
                  count: int = 4) -> tuple[list[str], list[tuple[str, list[np.ndarray]]]]:
     """Side-by-side crops for `comparison_figure`: input | baseline | astroenhance | original."""
+    titles = {"sr": ["input (4x area mean)", "bicubic", "astroenhance SR", "original"],
+              "colorize": ["input (luminance)", "lookup table", "astroenhance colour", "original"]}.get(
+        task, ["input (grey, 4x area mean)", "bicubic", "astroenhance", "original"])
+    side = min([side] + [min(hr.shape[:2]) // (4 * scale) * 4 * scale for _, hr in images[:count]])
+    if side < 4 * scale:
+        raise ValueError(f"images too small for a figure (need at least {4 * scale} pixels)")
     panels = []
     for name, hr in images[:count]:
         r, c = _crop_box(hr, side)
@@ -280,18 +286,15 @@ def figure_crops(task: str, images: list[tuple[str, np.ndarray]], sr: torch.nn.M
             y_lr, c_lr = rgb_to_ycbcr(lr)
             ours = ycbcr_to_rgb(_upscale_lum(sr, y_lr, scale), _resize(c_lr, scale, "bicubic"))
             crops = [np.kron(lr, np.ones((scale, scale, 1))), _resize(lr, scale, "bicubic"), ours, hr_c]
-            titles = ["input (4x area mean)", "bicubic", "astroenhance SR", "original"]
         elif task == "colorize":
             y, _ = rgb_to_ycbcr(hr_c)
             pred = colorizer(torch.from_numpy(y.astype(np.float32))[None, None])[0].double().numpy().transpose(1, 2, 0)
             crops = [grey(y), ycbcr_to_rgb(y, lut(y)), ycbcr_to_rgb(y, pred), hr_c]
-            titles = ["input (luminance)", "lookup table", "astroenhance colour", "original"]
         else:
             y_hr, _ = rgb_to_ycbcr(hr_c)
             y_lr = area_downsample(y_hr, scale)
             c_lr = colorizer(torch.from_numpy(y_lr.astype(np.float32))[None, None])[0].double().numpy().transpose(1, 2, 0)
             ours = ycbcr_to_rgb(_upscale_lum(sr, y_lr, scale), _resize(c_lr, scale, "bicubic"))
             crops = [grey(np.kron(y_lr, np.ones((scale, scale)))), grey(_upscale_lum(None, y_lr, scale, "bicubic")), ours, hr_c]
-            titles = ["input (grey, 4x area mean)", "bicubic", "astroenhance", "original"]
         panels.append((name, crops))
     return titles, panels
