@@ -36,7 +36,7 @@ from .models.weights import WeightsInfo, default_weights_dir, find_weights, load
 
 BAND_WIDTH = 1024  # input columns per band: memory does not grow with the frame's width
 FINISH_ROWS = 16  # input rows finished at a time (blend, flux projection, colour): bounded temporaries
-COLOR_CHUNK = 512  # input columns (plus margins) per colorizer pass: its full-resolution activations are bounded
+COLOR_CHUNK = 1024  # input columns (plus margins) per colorizer pass: its full-resolution activations are bounded
 NOT_MEASUREMENT = ("Generated detail is not measurement: colour and sub-pixel structure are predicted "
                    "by neural networks; use the input frame for photometry and astrometry.")
 
@@ -280,26 +280,29 @@ class Enhancer:
                     chroma_t = np.stack([chroma_in[:, x0:x0 + tw].transpose(2, 0, 1) for x0 in starts])
                 else:
                     chroma_t = np.zeros((len(starts), 2, th, tw), dtype=np.float32)
-                if self.sr is not None:
-                    lum_t = self._run(self.sr, tiles_l)  # (T, 1, th*s, tw*s)
-                    if cfg.noise_gate:
-                        lum_t = noise_gate(torch.from_numpy(lum_t), torch.from_numpy(tiles_l), s, norm.noise).numpy()
-                    chroma_t = F.interpolate(torch.from_numpy(chroma_t), scale_factor=s, mode="bicubic",
-                                             align_corners=False).numpy()
-                else:
-                    lum_t = tiles_l
                 off = (y0 - acc_row0) * s
-                for k, c in enumerate(cols):
-                    win = grid.window(y0, grid.col_starts[c], s).astype(np.float32)
-                    x0 = starts[k] * s
-                    region = acc[off:off + th * s, x0:x0 + tw * s]
-                    region[..., 0] += lum_t[k, 0] * win
-                    region[..., 1] += chroma_t[k, 0] * win
-                    region[..., 2] += chroma_t[k, 1] * win
-                    region[..., 3] += win
-                    done += 1
-                    if progress is not None:
-                        progress(done, total)
+                step = self.batch if self.sr is not None else len(cols)
+                for k0 in range(0, len(cols), step):  # a batch of tiles at a time: temporaries stay tile-sized
+                    k1 = min(len(cols), k0 + step)
+                    lum_b = self._run(self.sr, tiles_l[k0:k1]) if self.sr is not None else tiles_l[k0:k1]
+                    for k in range(k0, k1):
+                        lum_k = torch.from_numpy(lum_b[k - k0:k - k0 + 1])  # (1, 1, th*s, tw*s)
+                        chroma_k = torch.from_numpy(chroma_t[k:k + 1])
+                        if self.sr is not None:
+                            if cfg.noise_gate:
+                                lum_k = noise_gate(lum_k, torch.from_numpy(tiles_l[k:k + 1]), s, norm.noise)
+                            chroma_k = F.interpolate(chroma_k, scale_factor=s, mode="bicubic", align_corners=False)
+                        win = grid.window(y0, grid.col_starts[cols[k]], s).astype(np.float32)
+                        x0 = starts[k] * s
+                        region = acc[off:off + th * s, x0:x0 + tw * s]
+                        region[..., 0] += lum_k[0, 0].numpy() * win
+                        region[..., 1] += chroma_k[0, 0].numpy() * win
+                        region[..., 2] += chroma_k[0, 1].numpy() * win
+                        region[..., 3] += win
+                        done += 1
+                        if progress is not None:
+                            progress(done, total)
+                    del lum_b
                 final = grid.final_rows_after(r)
                 for a in range(acc_row0, final, FINISH_ROWS):  # finish in short chunks: bounded temporaries
                     b = min(a + FINISH_ROWS, final)

@@ -1,6 +1,6 @@
 """Peak memory of `astroenhance run --format fits` on a 1024x1024 and a 4096x4096 frame.
 
-    python benchmarks/bench_memory.py [--sizes 1024,4096] [--workdir DIR]
+    python benchmarks/bench_memory.py [--sizes 1024,4096] [--workdir DIR] [--low-memory]
 
 The large frames are the real ACS/HRC frame j8bt06nyq_flt.fits tiled (mirrored) up to the size, with its
 WCS (CRPIX kept, so the WCS stays valid for the first copy).  Each run is a separate process; its peak
@@ -36,6 +36,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1024,4096")
     ap.add_argument("--workdir", default=None)
+    ap.add_argument("--low-memory", action="store_true", help="pass --low-memory to run")
     args = ap.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="ae-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -44,11 +45,12 @@ def main() -> None:
         frame = work / f"frame_{size}.fits"
         make_frame(size, frame)
         code = ("import resource, sys; from astroenhance.cli import app; "
-                "sys.argv=['astroenhance','run',sys.argv[1],'-o',sys.argv[2],'--format','fits','-q'];\n"
+                "sys.argv=['astroenhance','run',sys.argv[1],'-o',sys.argv[2],'--format','fits','-q']+sys.argv[3:];\n"
                 "try: app()\nexcept SystemExit as e: code=e.code\n"
                 "print('RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
         t0 = time.perf_counter()
-        res = subprocess.run([sys.executable, "-c", code, str(frame), str(work / f"out_{size}")],
+        res = subprocess.run([sys.executable, "-c", code, str(frame), str(work / f"out_{size}")]
+                             + (["--low-memory"] if args.low_memory else []),
                              capture_output=True, text=True)
         secs = time.perf_counter() - t0
         rss = next((int(l.split()[1]) for l in res.stdout.splitlines() if l.startswith("RSS_KB")), -1)

@@ -56,7 +56,7 @@ def test_fits_output_layout_and_provenance(example_run):
             assert ext.header["BUNIT"] == "display"
         p = h[0].header
         for key in ("AE_VER", "AE_SRW", "AE_COW", "AE_STRCH", "AE_INTVL", "AE_VMIN", "AE_VMAX", "AE_TILE", "AE_OVLAP",
-                    "AE_SCALE", "AE_FLUX", "AE_DEV", "AE_PREC", "AE_INPUT", "AE_INSHA", "AE_DATE"):
+                    "AE_SCALE", "AE_FLUX", "AE_DEV", "AE_PREC", "AE_INPUT", "AE_INSHA", "AE_DATE", "AE_GATE", "AE_NOISE"):
             assert key in p, key
         assert p["AE_INSHA"] == sha(EXAMPLE)
         assert len(p["AE_SRW"]) == 64 and p["AE_FLUX"] is True and p["AE_STRCH"] == "asinh"
@@ -176,3 +176,37 @@ def test_help_teaches():
     assert result.exit_code == 0
     for word in ("--flux-conserving", "--sr-model", "percentile", "not measurement"):
         assert word in result.output
+
+
+def test_noise_gate_switch_and_gan_model(tmp_path):
+    """--no-noise-gate lets the bare network through (a different picture, recorded as such); --sr-model gan
+    uses the GAN weights, and both keep the flux promise."""
+    outs = {}
+    for name, extra in {"gate": [], "nogate": ["--no-noise-gate"], "gan": ["--sr-model", "gan"]}.items():
+        result = invoke("run", EXAMPLE, "-o", tmp_path / name, "--format", "fits", "--no-colorize", "-q", *extra)
+        assert result.exit_code == 0, result.output
+        [f] = (tmp_path / name).glob("*.fits")
+        with fits.open(f) as h:
+            outs[name] = (h[0].header, np.stack([h[e].data for e in ("RED", "GREEN", "BLUE")]))
+    assert outs["gate"][0]["AE_GATE"] is True and outs["nogate"][0]["AE_GATE"] is False
+    assert outs["gate"][0]["AE_NOISE"] > 0
+    assert "gan" in outs["gan"][0]["AE_SRID"] and outs["gan"][0]["AE_SRMOD"] == "gan"
+    assert not np.allclose(outs["gate"][1], outs["nogate"][1])
+    for _, rgb in outs.values():  # grey output: block means of luminance = the (same) normalized input
+        lum = rgb[1]
+        blocks = lum.reshape(lum.shape[0] // 4, 4, lum.shape[1] // 4, 4).mean(axis=(1, 3))
+        ref = outs["gate"][1][1].reshape(blocks.shape[0], 4, blocks.shape[1], 4).mean(axis=(1, 3))
+        np.testing.assert_allclose(blocks, ref, atol=1e-5)
+
+
+def test_low_memory_mode_runs_in_its_own_process(tmp_path):
+    """--low-memory tunes the process's allocator, so it is tested in a process of its own."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "astroenhance", "run", str(EXAMPLE), "-o", str(tmp_path), "--format", "fits",
+                          "--low-memory", "-q"], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    [out] = tmp_path.glob("*.enhanced.fits")
+    with fits.open(out) as h:
+        assert h["RED"].data.shape == (400, 400)

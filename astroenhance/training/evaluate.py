@@ -160,7 +160,7 @@ def count_sources(img: np.ndarray, nsigma: float = 5.0) -> int:
 
 
 @torch.no_grad()
-def false_sources(model: torch.nn.Module, frames: int = 8, size: int = 128, scale: int = 4, seed: int = 0,
+def false_sources(model: torch.nn.Module, frames: int = 24, size: int = 128, scale: int = 4, seed: int = 0,
                   level: float = 0.2, noise: float = 0.02) -> dict:
     """Run SR on pure-noise frames and count 5-sigma detections in each output that are not in its input.
 
