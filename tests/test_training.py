@@ -186,3 +186,10 @@ def test_torchrun_data_parallel_training(tmp_path):
     assert ck["step"] == 3
     rows = (out / "log.csv").read_text().splitlines()
     assert sum(1 for r in rows if r.split(",")[0] == "3" and r.split(",")[1]) == 1  # one writer
+    gan = tmp_path / "gan"
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29518",
+                          "-m", "astroenhance", "train", "sr", "--stage", "gan", "--init", str(out), "--feature-net",
+                          "random:mobilenet_v2", "--data", str(COLOR), "-o", str(gan), "--iters", "2", "--batch", "2",
+                          "--crop", "48", "--val-every", "2"], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert torch.load(gan / "ckpt.pt", weights_only=True)["step"] == 2

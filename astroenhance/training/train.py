@@ -162,11 +162,7 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
             torch.backends.cudnn.benchmark = True
-        self.net = self.model  # what the loss calls: the model, or its DDP wrapper
-        if self.world > 1:
-            from torch.nn.parallel import DistributedDataParallel
-
-            self.net = DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
+        self.net = self._parallel(self.model)  # what the loss calls: the model, or its DDP wrapper
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8)
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.precision == "fp16")
@@ -177,11 +173,7 @@ class Trainer:
 
             self.perceptual = PerceptualLoss(cfg.feature_net).to(self.device)
             self.disc = SRGANDiscriminator().to(self.device)
-            self.d_net = self.disc
-            if self.world > 1:
-                from torch.nn.parallel import DistributedDataParallel
-
-                self.d_net = DistributedDataParallel(self.disc, device_ids=[self.device] if self.device.type == "cuda" else None)
+            self.d_net = self._parallel(self.disc)
             self.d_opt = torch.optim.Adam(self.disc.parameters(), lr=cfg.d_lr, betas=(0.9, 0.999), eps=1e-8)
         self.step = 0
         self.pool = ImagePool.from_folder(training_folder(cfg.data), min_size=cfg.crop,
@@ -189,6 +181,14 @@ class Trainer:
         self.val = self._validation_batch()
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
+
+    def _parallel(self, module: torch.nn.Module) -> torch.nn.Module:
+        """``module`` wrapped in DistributedDataParallel under torchrun, else itself."""
+        if self.world == 1:
+            return module
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(module, device_ids=[self.device] if self.device.type == "cuda" else None)
 
     def _init_weights(self) -> None:
         """Start from ``cfg.init`` (generator weights) and/or a pretrained global branch (colorizer)."""
@@ -262,8 +262,11 @@ class Trainer:
         for group in self.d_opt.param_groups:
             group["lr"] = cfg.d_lr * lr / cfg.lr
         with self._autocast():
-            d_real = self.d_net(self._cl(y)).float()
-            d_fake = self.d_net(self._cl(sr.detach())).float()
+            if self.world > 1:  # DDP allows one forward per backward: real and fake in one batch
+                d_real, d_fake = self.d_net(self._cl(torch.cat([y, sr.detach()]))).float().chunk(2)
+            else:
+                d_real = self.d_net(self._cl(y)).float()
+                d_fake = self.d_net(self._cl(sr.detach())).float()
             d_loss = bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake))
         self.d_opt.zero_grad(set_to_none=True)
         self.scaler.scale(d_loss).backward()
