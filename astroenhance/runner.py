@@ -41,8 +41,8 @@ def enhancer_for(config: EnhanceConfig):
 
 def bounded_malloc() -> None:
     """``run --low-memory``: serve every buffer over 1 MiB by mmap (returned to the system when freed) instead
-    of glibc's growing heap.  Peak RSS then stays nearly flat with frame size (measured 512 MB for a 1024²
-    frame, 617 MB for 4096²; heap: about 570 and 846 MB), but every large buffer is faulted in afresh:
+    of glibc's growing heap.  Peak RSS then stays nearly flat with frame size (measured 510 MB for a 1024²
+    frame, 619 MB for 4096²; heap: 552 and 784 MB), but every large buffer is faulted in afresh:
     about 40% slower on 2 CPU cores.  No-op where glibc is absent."""
     if sys.platform.startswith("linux"):
         try:
