@@ -203,15 +203,14 @@ class Enhancer:
 
     # ---- per-frame steps ------------------------------------------------------------------------
     def fit_normalizer(self, src: FrameSource, cfg: EnhanceConfig) -> Normalizer:
-        sample = src.sample()
-        if src.channels == 3:
-            sample = sample.reshape(-1)
+        rows = src.sample()  # evenly strided whole rows
         try:
-            norm = Normalizer.fit(sample, cfg.stretch or "linear", cfg.interval or "range", src.dtype_range)
+            norm = Normalizer.fit(rows.reshape(-1) if src.channels == 3 else rows, cfg.stretch or "linear",
+                                  cfg.interval or "range", src.dtype_range)
         except InputError as exc:
             raise InputError(f"{src.name}: {exc}") from None
         # the noise of the display luminance, from neighbouring pixels of the sampled rows (for the noise gate)
-        disp = norm(src.sample())
+        disp = norm(rows)
         lum = rgb_to_ycbcr(disp)[0] if src.channels == 3 else disp
         return replace(norm, noise=estimate_noise(lum))
 
