@@ -4,7 +4,8 @@ Protocol (stated in every report): images are read as 8-bit RGB in [0, 1]; metri
 SR: the low-resolution input is the 4x **area average** (flux-preserving) of the image cropped to a multiple
 of 4; every method upscales the same input; PSNR on RGB and on BT.709 luminance, SSIM on luminance (Gaussian
 window, sigma 1.5).  astroenhance upscales luminance with the network, gated by the input's noise (as `run`
-does by default; ``astroenhance_ungated`` is the bare network), then flux-projected, and chroma bicubically.  Colorization: the input is the image's BT.709 luminance; chroma RMS (Cb, Cr) against the true
+does by default; ``astroenhance_ungated`` is the bare network), then flux-projected, and chroma bicubically.
+Colorization: the input is the image's BT.709 luminance; chroma RMS (Cb, Cr) against the true
 chroma; baselines are grey (no colour) and a luminance -> mean-chroma lookup table fitted on training images.
 """
 
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import gaussian_filter, label
 
 from ..imaging.color import LUMA_WEIGHTS, rgb_to_ycbcr, ycbcr_to_rgb
 from ..models.srresnet import estimate_noise, flux_project, noise_gate
@@ -123,13 +124,17 @@ def evaluate_colorizer(model: torch.nn.Module, images: list[tuple[str, np.ndarra
     n = 0
     for _, rgb in images:
         y, c = rgb_to_ycbcr(rgb)
-        t = torch.from_numpy(y.astype(np.float32))[None, None]
-        pred = model(t)[0].double().numpy().transpose(1, 2, 0)
+        pred = _chroma(model, y)
         sq["grey"] += float((c**2).sum())
         sq["lookup_table"] += float(((lut(y) - c) ** 2).sum())
         sq["astroenhance"] += float(((pred - c) ** 2).sum())
         n += c.size
     return {m: {"chroma_rms": math.sqrt(v / n)} for m, v in sq.items()}
+
+
+def _chroma(colorizer: torch.nn.Module, y: np.ndarray) -> np.ndarray:
+    """The colorizer's chroma ``(h, w, 2)`` for luminance ``(h, w)``."""
+    return colorizer(torch.from_numpy(y.astype(np.float32))[None, None])[0].double().numpy().transpose(1, 2, 0)
 
 
 def _upscale_lum(model: torch.nn.Module | None, y_lr: np.ndarray, scale: int, method: str = "astroenhance",
@@ -150,13 +155,16 @@ def _robust_sigma(x: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(x - np.median(x))))
 
 
-def count_sources(img: np.ndarray, nsigma: float = 5.0) -> int:
-    """Detections in ``img``: 8-connected groups of pixels above ``median + nsigma * sigma`` (sigma from
+def _detections(img: np.ndarray, nsigma: float = 5.0) -> tuple[np.ndarray, int]:
+    """Labels and count of the 8-connected groups of pixels above ``median + nsigma * sigma`` (sigma from
     the median absolute deviation, as a source extractor would estimate the background noise)."""
-    from scipy.ndimage import label
+    lab, n = label(img > np.median(img) + nsigma * _robust_sigma(img), structure=np.ones((3, 3)))
+    return lab, int(n)
 
-    thresh = np.median(img) + nsigma * _robust_sigma(img)
-    return int(label(img > thresh, structure=np.ones((3, 3)))[1])
+
+def count_sources(img: np.ndarray, nsigma: float = 5.0) -> int:
+    """Number of detections in ``img`` (see `_detections`)."""
+    return _detections(img, nsigma)[1]
 
 
 @torch.no_grad()
@@ -174,15 +182,11 @@ def false_sources(model: torch.nn.Module, frames: int = 24, size: int = 128, sca
     in_input = 0
     for _ in range(frames):
         lr = np.clip(level + noise * rng.standard_normal((size, size)), 0, 1)
-        in_input += count_sources(lr)
-        real = lr > np.median(lr) + 5 * _robust_sigma(lr)
-        real_hr = np.kron(real, np.ones((scale, scale), dtype=bool))
+        real, n_real = _detections(lr)
+        in_input += n_real
+        real_hr = np.kron(real > 0, np.ones((scale, scale), dtype=bool))
         for m in counts:
-            out = _upscale_lum(model, lr, scale, m.split("_")[0], gate=m == "astroenhance")
-            thresh = np.median(out) + 5 * _robust_sigma(out)
-            from scipy.ndimage import label
-
-            lab, n = label(out > thresh, structure=np.ones((3, 3)))
+            lab, n = _detections(_upscale_lum(model, lr, scale, m.split("_")[0], gate=m == "astroenhance"))
             if n:
                 hit_real = np.zeros(n + 1, dtype=bool)
                 hit_real[np.unique(lab[real_hr & (lab > 0)])] = True
@@ -211,7 +215,7 @@ def evaluate_pipeline(sr: torch.nn.Module, colorizer: torch.nn.Module, images: l
         for m in methods:
             if m == "astroenhance":
                 y_sr = _upscale_lum(sr, y_lr, scale)
-                c_lr = colorizer(torch.from_numpy(y_lr.astype(np.float32))[None, None])[0].double().numpy().transpose(1, 2, 0)
+                c_lr = _chroma(colorizer, y_lr)
                 c_sr = _resize(c_lr, scale, "bicubic")
             else:
                 y_sr = _upscale_lum(None, y_lr, scale, "bicubic")
@@ -288,12 +292,12 @@ def figure_crops(task: str, images: list[tuple[str, np.ndarray]], sr: torch.nn.M
             crops = [np.kron(lr, np.ones((scale, scale, 1))), _resize(lr, scale, "bicubic"), ours, hr_c]
         elif task == "colorize":
             y, _ = rgb_to_ycbcr(hr_c)
-            pred = colorizer(torch.from_numpy(y.astype(np.float32))[None, None])[0].double().numpy().transpose(1, 2, 0)
+            pred = _chroma(colorizer, y)
             crops = [grey(y), ycbcr_to_rgb(y, lut(y)), ycbcr_to_rgb(y, pred), hr_c]
         else:
             y_hr, _ = rgb_to_ycbcr(hr_c)
             y_lr = area_downsample(y_hr, scale)
-            c_lr = colorizer(torch.from_numpy(y_lr.astype(np.float32))[None, None])[0].double().numpy().transpose(1, 2, 0)
+            c_lr = _chroma(colorizer, y_lr)
             ours = ycbcr_to_rgb(_upscale_lum(sr, y_lr, scale), _resize(c_lr, scale, "bicubic"))
             crops = [grey(np.kron(y_lr, np.ones((scale, scale)))), grey(_upscale_lum(None, y_lr, scale, "bicubic")), ours, hr_c]
         panels.append((name, crops))
