@@ -137,11 +137,11 @@ def run(
                            flux_conserving=flux_conserving, device=device.value, precision=precision.value,
                            sr_model=sr_model.value, weights=str(weights) if weights else None, batch=batch, hdu=hdu,
                            noise_gate=noise_gate)
-    if low_memory:  # spawned workers (--jobs) read the variable and do the same
-        from .runner import bounded_malloc
+    from .runner import bound_memory
 
+    if low_memory:  # spawned workers (--jobs) read the variable and do the same
         os.environ["ASTROENHANCE_LOW_MEMORY"] = "1"
-        bounded_malloc()
+    bound_memory(low_memory)
     try:
         enhancer = Enhancer(config)
     except ValueError as exc:

@@ -165,6 +165,9 @@ class Enhancer:
             self.sr_info = find_weights(self.weights_dir, "sr", config.sr_model)
             self.sr = self._prepare(load_network(self.weights_dir, self.sr_info))
             scale = getattr(self.sr, "scale", 4)
+            if getattr(self.sr, "in_channels", 1) != 1:
+                raise ValueError(f"{self.sr_info.id} ({self.sr_info.architecture}) upscales luminance and chroma together; "
+                                 "`run` upscales luminance only (that architecture is a training experiment)")
             if scale != config.scale:
                 raise ValueError(f"the {config.sr_model} network upscales by {scale}, not --scale {config.scale}")
         if config.colorize:

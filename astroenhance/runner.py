@@ -33,20 +33,34 @@ def enhancer_for(config: EnhanceConfig):
     from .pipeline import Enhancer
 
     if config not in _ENHANCERS:
-        if os.environ.get("ASTROENHANCE_LOW_MEMORY") == "1":
-            bounded_malloc()
+        bound_memory(os.environ.get("ASTROENHANCE_LOW_MEMORY") == "1")
         _ENHANCERS[config] = Enhancer(config)
     return _ENHANCERS[config]
 
 
-def bounded_malloc() -> None:
-    """``run --low-memory``: serve every buffer over 1 MiB by mmap (returned to the system when freed) instead
-    of glibc's growing heap.  Peak RSS then stays nearly flat with frame size (measured 510 MB for a 1024²
-    frame, 619 MB for 4096²; heap: 552 and 784 MB), but every large buffer is faulted in afresh:
-    about 40% slower on 2 CPU cores.  No-op where glibc is absent."""
+ONEDNN_CACHE = "16"  # compiled convolution kernels oneDNN keeps (its default, 1024, grows with a frame's shapes)
+
+
+def bound_memory(low_memory: bool = False) -> None:
+    """Settings of every `run` process that keep its peak memory from growing with the frame.
+
+    oneDNN (PyTorch's CPU convolutions) caches a compiled kernel, with its buffers, for every input shape it
+    meets; a large frame brings more shapes (edge tiles, colorizer passes, strips), so the cache is capped at
+    16 kernels (same speed on 2 cores; an explicit ``ONEDNN_PRIMITIVE_CACHE_CAPACITY`` wins).  Takes effect
+    if called before the first convolution.  ``low_memory`` also serves every buffer of 1 MiB or more by
+    mmap, returned to the system when freed, instead of glibc's heap (flatter still, but slower: every
+    large buffer is faulted in afresh).  Numbers in the README (``benchmarks/bench_memory.py``)."""
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_CACHE)
+    if low_memory:
+        bounded_malloc()
+
+
+def bounded_malloc(threshold: int = 1 << 20) -> None:
+    """Serve every buffer of ``threshold`` bytes or more by mmap (returned to the system when freed) instead of
+    glibc's growing heap.  No-op where glibc is absent."""
     if sys.platform.startswith("linux"):
         try:
-            ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD = 1 MiB, fixed
+            ctypes.CDLL("libc.so.6").mallopt(-3, int(threshold))  # M_MMAP_THRESHOLD, fixed from now on
         except (OSError, AttributeError):
             pass
 

@@ -1,4 +1,5 @@
-"""Speed and peak memory of `run` with glibc's default heap and with `--low-memory`, interleaved runs.
+"""Speed and peak memory of `run`'s memory settings, interleaved runs: none ("plain"), `run`'s default
+(`runner.bound_memory()`: oneDNN kernel cache capped; "run"), and `--low-memory` ("low-memory").
 
     python benchmarks/bench_low_memory.py [--size 1024] [--repeats 3]
 
@@ -21,9 +22,9 @@ from bench_memory import make_frame  # noqa: E402
 
 CODE = """
 import resource, sys, time
-if sys.argv[2] == "low-memory":
-    from astroenhance.runner import bounded_malloc
-    bounded_malloc()
+from astroenhance.runner import bound_memory
+if sys.argv[2] != "plain":
+    bound_memory(low_memory=sys.argv[2] == "low-memory")
 from astroenhance.config import EnhanceConfig
 from astroenhance.io.readers import open_frames
 from astroenhance.pipeline import Enhancer
@@ -44,7 +45,7 @@ def main() -> None:
     args = ap.parse_args()
     frame = Path(tempfile.mkdtemp(prefix="ae-lowmem-")) / f"frame_{args.size}.fits"
     make_frame(args.size, frame)
-    rows: dict[str, list[tuple[float, float]]] = {"heap": [], "low-memory": []}
+    rows: dict[str, list[tuple[float, float]]] = {"plain": [], "run": [], "low-memory": []}
     for _ in range(args.repeats):
         for mode in rows:
             res = subprocess.run([sys.executable, "-c", CODE, str(frame), mode], capture_output=True, text=True)
@@ -55,8 +56,9 @@ def main() -> None:
     print(f"{'mode':<12} {'out MP/s (each run)':<28} {'peak RSS MB':>12}")
     for mode, r in rows.items():
         print(f"{mode:<12} {' '.join(f'{m:.3f}' for m, _ in r):<28} {max(x for _, x in r):12.0f}")
-    heap, low = (statistics.median(m for m, _ in rows[k]) for k in ("heap", "low-memory"))
-    print(f"low-memory speed / heap speed (medians): {low / heap:.2f}")
+    plain = statistics.median(m for m, _ in rows["plain"])
+    for mode in ("run", "low-memory"):
+        print(f"{mode} speed / plain speed (medians): {statistics.median(m for m, _ in rows[mode]) / plain:.2f}")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,23 @@ def jobs(args: argparse.Namespace) -> dict[str, dict]:
     common = dict(data=args.data, val_data=args.val, device=args.device, precision=args.precision,
                   feature_net=args.feature_net, val_every=500, ckpt_every=1000, warmup=200)
     t = args.seconds
-    return {
+    if args.plan == "continue":  # the second lease: continue the shipped weights, images held on the GPU
+        return {
+            "sr8": dict(common, task="sr", arch="srresnet-8x32", batch=64, crop=160, lr=5e-4,
+                        init="weights/sr-psnr-8x32.safetensors", budget=t),
+            "sr8c": dict(common, task="sr", arch="srresnet-8x32-ycc", batch=64, crop=160, lr=5e-4,
+                         init="weights/sr-psnr-8x32.safetensors", budget=t),
+            "colm": dict(common, task="colorize", arch="resenc-colorizer-mnv2", batch=32, crop=256, lr=3e-4,
+                         init="weights/colorizer-resenc-mnv2.safetensors", budget=t),
+        }
+    if args.plan == "aux":  # third run: training images plus NASA images from train_aux (none near an eval image)
+        return {
+            "colm2": dict(common, task="colorize", arch="resenc-colorizer-mnv2", batch=32, crop=256, lr=3e-4,
+                          init="weights/colorizer-resenc-mnv2.safetensors", budget=t),
+            "sr8c2": dict(common, task="sr", arch="srresnet-8x32-ycc", batch=64, crop=160, lr=3e-4,
+                          init=args.sr_init, budget=t),
+        }
+    return {  # the first lease (session 2): everything from scratch
         "sr16": dict(common, task="sr", arch="srresnet-16x64", batch=32, crop=128, lr=5e-4, budget=0.55 * t),
         "sr8": dict(common, task="sr", arch="srresnet-8x32", batch=32, crop=128, lr=1e-3, budget=t),
         "col": dict(common, task="colorize", arch="resenc-colorizer", batch=32, crop=256, lr=5e-4, budget=t),
@@ -79,6 +95,8 @@ def main() -> None:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--precision", default="bf16")
     ap.add_argument("--only", default="")
+    ap.add_argument("--plan", default="continue", choices=["first", "continue", "aux"])
+    ap.add_argument("--sr-init", default="")
     ap.add_argument("--export", default="")
     args = ap.parse_args()
     deadline = time.perf_counter() + args.seconds

@@ -210,3 +210,17 @@ def test_low_memory_mode_runs_in_its_own_process(tmp_path):
     [out] = tmp_path.glob("*.enhanced.fits")
     with fits.open(out) as h:
         assert h["RED"].data.shape == (400, 400)
+
+
+def test_run_caps_the_convolution_kernel_cache_unless_told_otherwise(monkeypatch):
+    """`run` bounds oneDNN's kernel cache (it grows with a large frame's shapes); a user's own setting wins."""
+    import os
+
+    from astroenhance.runner import ONEDNN_CACHE, bound_memory
+
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    bound_memory()
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == ONEDNN_CACHE == "16"
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "256")
+    bound_memory()
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "256"

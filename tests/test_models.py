@@ -23,10 +23,11 @@ def test_forward_backward_full_gradient(name):
         for p in model.parameters():
             if p.abs().sum() == 0 and (p.dim() > 1 or p.numel() > 2):
                 p.normal_(0, 0.01)
-    x = torch.rand(2, 1, 24, 20)
+    c = getattr(model, "in_channels", 1)
+    x = torch.rand(2, c, 24, 20)
     y = model(x)
     spec = ARCHITECTURES[name]
-    assert y.shape == (2, 1 if spec.task == "sr" else 2, 24 * spec.scale, 20 * spec.scale)
+    assert y.shape == (2, c if spec.task == "sr" else 2, 24 * spec.scale, 20 * spec.scale)
     y.square().mean().backward()
     for pname, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), pname
@@ -46,7 +47,7 @@ def test_fold_batchnorm_same_function(name):
     model.eval()
     folded = fold_batchnorm(model)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
-    x = torch.rand(1, 1, 33, 17)
+    x = torch.rand(1, getattr(model, "in_channels", 1), 33, 17)
     with torch.no_grad():
         torch.testing.assert_close(folded(x), model(x), atol=1e-5, rtol=1e-5)
 
@@ -104,7 +105,7 @@ def test_subpixel_tail_fusion_same_function():
     torch.nn.init.normal_(model.tail.weight, std=0.05)
     model.upsample[-1].weight.data.uniform_(0.0, 0.5)
     fused = fuse_subpixel_tail(copy.deepcopy(model))
-    x = torch.rand(1, 1, 70, 18)  # 140 rows at 2x: computed in strips with halos
+    x = torch.rand(1, 1, 150, 18)  # 150 input rows: upsampled in strips of 64 with halos (and the tail in its own strips)
     with torch.no_grad():
         torch.testing.assert_close(fused(x), model(x), atol=1e-5, rtol=1e-5)
 
@@ -128,3 +129,16 @@ def test_noise_estimate_and_gate():
     lr2[0, 0, 100, 100] += 1.0  # a 20-sigma point source: its detail (and its neighbours') is kept in full
     base2 = torch.nn.functional.interpolate(lr2, scale_factor=4, mode="bicubic", align_corners=False)
     assert torch.allclose(noise_gate(base2 + 0.5, lr2, 4, 0.05)[0, 0, 400:404, 400:404], base2[0, 0, 400:404, 400:404] + 0.5)
+
+
+def test_colorizer_luminance_prior_same_with_and_without_gradients():
+    """Training computes the brightness -> colour curve in a GPU-friendly form; it must be the inference one."""
+    from astroenhance.models.registry import build_model
+
+    model = build_model("resenc-colorizer")
+    with torch.no_grad():
+        model.prior.normal_()
+    lum = torch.cat([torch.rand(1, 1, 9, 9), torch.tensor([0.0, 1.0, 0.5, 1 / 31, 30 / 31]).view(1, 1, 1, 5).expand(1, 1, 9, 5)], -1)
+    with torch.no_grad():
+        ref = model.luminance_prior(lum)
+    torch.testing.assert_close(model.luminance_prior(lum), ref, atol=1e-6, rtol=0)

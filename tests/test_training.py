@@ -193,3 +193,54 @@ def test_torchrun_data_parallel_training(tmp_path):
                           "--crop", "48", "--val-every", "2"], capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert torch.load(gan / "ckpt.pt", weights_only=True)["step"] == 2
+
+
+def test_crops_made_on_the_device_are_the_host_crops():
+    """On a GPU the trainer crops from images held there; those crops must be exactly the host's (same
+    rng draws, flips and turns), so where the data lives never changes what is trained."""
+    import numpy as np
+
+    from astroenhance.training.data import ImagePool
+
+    pool = ImagePool.from_folder(COLOR, min_size=48, thumb_size=16)
+    device_pool = pool.on_device("cpu")
+    for step in range(5):
+        host, host_thumbs = pool.crops(np.random.default_rng([3, step]), 6, 48)
+        dev, dev_thumbs = device_pool.crops(np.random.default_rng([3, step]), 6, 48)
+        torch.testing.assert_close(dev, torch.from_numpy(host).permute(0, 3, 1, 2), atol=1e-7, rtol=0)
+        torch.testing.assert_close(dev_thumbs, torch.from_numpy(host_thumbs).permute(0, 3, 1, 2), atol=1e-7, rtol=0)
+
+
+def test_ycc_network_starts_from_a_luminance_network_and_trains(tmp_path):
+    """A Y Cb Cr SRResNet started from a trained luminance one is that network for luminance and bicubic for
+    chroma at step 0; training it on RGB lowers its loss."""
+    import torch.nn.functional as F
+
+    lum = Trainer(cfg(tmp_path / "lum", "sr", iters=5))
+    lum.run()
+    ycc = Trainer(cfg(tmp_path / "ycc", "sr", arch="srresnet-8x32-ycc", iters=30,
+                      init=str(tmp_path / "lum" / "sr" / "ckpt.pt")))
+    x = torch.rand(2, 3, 12, 12)
+    lum.model.eval(), ycc.model.eval()
+    with torch.no_grad():
+        out = ycc.model(x)
+        torch.testing.assert_close(out[:, :1], lum.model(x[:, :1]), atol=1e-6, rtol=0)
+        bic = F.interpolate(x[:, 1:], scale_factor=4, mode="bicubic", align_corners=False)
+        torch.testing.assert_close(out[:, 1:], bic, atol=1e-6, rtol=0)
+    ycc.model.train()
+    losses = []
+    ycc.run(lambda step, m: losses.append(m["loss"]))
+    assert sum(losses[-10:]) < sum(losses[:10])
+    assert {"val_psnr_rgb", "val_psnr_rgb_bicubic"} <= set(ycc.validate())
+
+
+def test_run_refuses_a_luminance_and_chroma_network(tmp_path):
+    """The Y Cb Cr experiment can be trained and exported, but `run` upscales luminance only: it must say so
+    rather than feed the network the wrong number of channels."""
+    from astroenhance.config import EnhanceConfig
+    from astroenhance.pipeline import Enhancer
+
+    Trainer(cfg(tmp_path, "sr", arch="srresnet-8x32-ycc", iters=1)).run()
+    export_checkpoint(tmp_path / "sr" / "ckpt.pt", tmp_path / "w", "sr-ycc", metrics={})
+    with pytest.raises(ValueError, match="luminance only"):
+        Enhancer(EnhanceConfig(weights=str(tmp_path / "w"), colorize=False, device="cpu"))

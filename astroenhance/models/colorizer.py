@@ -130,6 +130,13 @@ class ResidualEncoderColorizer(nn.Module):
     def luminance_prior(self, lum: torch.Tensor) -> torch.Tensor:
         """The learned brightness -> colour curve at every pixel, ``(N, 2, H, W)`` (pre-tanh)."""
         pos = lum.clamp(0, 1)[:, 0] * (self.prior_bins - 1)  # (N, H, W)
+        if torch.is_grad_enabled():
+            # training: the same linear interpolation as hat-function weights times the knots. Gathering from
+            # 32 knots has a backward that scatters millions of pixels into 64 numbers (atomic adds that
+            # serialise on a GPU); this form's backward is a plain reduction
+            knots = torch.arange(self.prior_bins, dtype=pos.dtype, device=pos.device)
+            hat = (1 - (pos[:, None] - knots[None, :, None, None]).abs()).clamp(min=0)  # (N, bins, H, W)
+            return torch.einsum("ck,nkhw->nchw", self.prior, hat)
         i0 = pos.floor().long().clamp(max=self.prior_bins - 2)
         t = (pos - i0)[:, None]
         p0 = self.prior[:, i0].permute(1, 0, 2, 3)  # (N, 2, H, W)

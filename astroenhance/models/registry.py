@@ -15,7 +15,8 @@ from .srresnet import SRResNet
 class ArchSpec:
     """What an architecture is and what it expects.
 
-    ``task`` is ``"sr"`` (luminance in, luminance ``scale`` x larger out) or ``"colorize"``
+    ``task`` is ``"sr"`` (luminance in, luminance ``scale`` x larger out; with ``in_channels=3``
+    BT.709 luminance and chroma, Y Cb Cr, in and out) or ``"colorize"``
     (luminance in, BT.709 chroma out).  Inputs are ``(N, C, H, W)`` float in ``[0, 1]``.
     """
 
@@ -34,6 +35,10 @@ ARCHITECTURES: dict[str, ArchSpec] = {
                  "SRGAN generator as in Ledig et al. 2017: 16 residual blocks, 64 features."),
         ArchSpec("srresnet-8x32", "sr", SRResNet, {"num_blocks": 8, "num_features": 32, "scale": 4}, 4,
                  "Same design, 8 blocks of 32 features: 3x faster on CPU, the default."),
+        ArchSpec("srresnet-8x32-ycc", "sr", SRResNet, {"in_channels": 3, "num_blocks": 8, "num_features": 32,
+                                                      "scale": 4}, 4,
+                 "Experiment (training and evaluation scripts only; `run` refuses it): 8x32 upscaling "
+                 "luminance and chroma together (Y, Cb, Cr in and out)."),
         ArchSpec("resenc-colorizer", "colorize", ResidualEncoderColorizer,
                  {"widths": (16, 32, 64, 96, 128), "thumb_size": 128, "prior_bins": 32}, 1,
                  "Residual encoder colorizer with a whole-frame global branch."),

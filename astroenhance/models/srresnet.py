@@ -73,8 +73,24 @@ class SRResNet(nn.Module):
         feat = self.head(x)  # (N, F, H, W)
         feat = feat + self.body_tail(self.body(feat))
         if self.fused_tail is not None:
-            return base + self.fused_tail(self.upsample[:-3](feat))
+            return base + self._fused_upsample(feat)
         return base + self.tail(self.upsample(feat))  # (N, C, sH, sW)
+
+    def _fused_upsample(self, feat: torch.Tensor, rows: int = 64) -> torch.Tensor:
+        """Upsampling stages and the fused tail in strips of ``rows`` input rows with a 3-row halo (3x3 conv at
+        1x; 3x3 then 5x5 at 2x): the 4F-channel activations at 1x and 2x, the largest of the network, exist
+        for a strip at a time instead of the whole tile.  The result is identical."""
+        h = feat.shape[-2]
+        s = self.scale
+        if h <= rows:
+            return self.fused_tail(self.upsample[:-3](feat))
+        out = []
+        for a in range(0, h, rows):
+            b = min(h, a + rows)
+            lo, hi = max(0, a - 3), min(h, b + 3)
+            y = self.fused_tail(self.upsample[:-3](feat[..., lo:hi, :]))
+            out.append(y[..., (a - lo) * s:(b - lo) * s, :])
+        return torch.cat(out, dim=-2)
 
 
 class _SubpixelTail(nn.Module):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
@@ -66,21 +67,52 @@ class ImagePool:
             raise ValueError(f"no usable images (>= {min_size} px) under {folder}")
         return cls(images, names, thumb_size)
 
+    def _plan(self, rng: np.random.Generator, batch: int, size: int) -> list[tuple[int, int, int, bool, int]]:
+        """Which crops a batch takes: ``(image, y, x, flip, quarter_turns)`` each, drawn from ``rng``."""
+        weights = np.array([im.shape[0] * im.shape[1] for im in self.images], dtype=float)
+        idx = rng.choice(len(self.images), size=batch, p=weights / weights.sum())
+        plan = []
+        for i in idx:
+            h, w = self.images[i].shape[:2]
+            y = int(rng.integers(0, h - size + 1))
+            x = int(rng.integers(0, w - size + 1))
+            flip = bool(rng.random() < 0.5)
+            plan.append((int(i), y, x, flip, int(rng.integers(4))))
+        return plan
+
     def crops(self, rng: np.random.Generator, batch: int, size: int) -> tuple[np.ndarray, np.ndarray]:
         """Random crops ``(B, size, size, 3)`` with flips and 90-degree turns, float32 in [0, 1], and the
         thumbnails ``(B, T, T, 3)`` of the images they came from, turned the same way."""
-        weights = np.array([im.shape[0] * im.shape[1] for im in self.images], dtype=float)
-        idx = rng.choice(len(self.images), size=batch, p=weights / weights.sum())
         out = np.empty((batch, size, size, 3), dtype=np.float32)
         thumbs = np.empty((batch, self.thumb_size, self.thumb_size, 3), dtype=np.float32)
-        for k, i in enumerate(idx):
-            im, th = self.images[i], self.thumbs[i]
-            y = rng.integers(0, im.shape[0] - size + 1)
-            x = rng.integers(0, im.shape[1] - size + 1)
-            c = im[y:y + size, x:x + size]
-            if rng.random() < 0.5:
+        for k, (i, y, x, flip, turns) in enumerate(self._plan(rng, batch, size)):
+            c, th = self.images[i][y:y + size, x:x + size], self.thumbs[i]
+            if flip:
                 c, th = c[:, ::-1], th[:, ::-1]
-            turns = int(rng.integers(4))
             out[k] = np.rot90(c, k=turns) / 255.0
             thumbs[k] = np.rot90(th, k=turns) / 255.0
         return out, thumbs
+
+    def on_device(self, device: torch.device | str) -> "DeviceImagePool":
+        return DeviceImagePool(self, device)
+
+
+class DeviceImagePool:
+    """The same images held as uint8 tensors on ``device`` (a GPU), cropped there: the same crops as
+    `ImagePool.crops` for the same ``rng``, returned as ``(B, 3, S, S)`` tensors, so a fast GPU is not left
+    waiting for crops made on the host."""
+
+    def __init__(self, pool: ImagePool, device: torch.device | str) -> None:
+        self.pool = pool
+        self.images = [torch.from_numpy(im).to(device) for im in pool.images]
+        self.thumbs = [torch.from_numpy(th).to(device) for th in pool.thumbs]
+
+    def crops(self, rng: np.random.Generator, batch: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        out, thumbs = [], []
+        for i, y, x, flip, turns in self.pool._plan(rng, batch, size):
+            c, th = self.images[i][y:y + size, x:x + size], self.thumbs[i]
+            if flip:
+                c, th = c.flip(1), th.flip(1)
+            out.append(torch.rot90(c, turns, (0, 1)))
+            thumbs.append(torch.rot90(th, turns, (0, 1)))
+        return tuple(torch.stack(t).permute(0, 3, 1, 2).float().div_(255.0).contiguous() for t in (out, thumbs))  # type: ignore[return-value]

@@ -61,6 +61,9 @@ class TrainConfig:
     adv_weight: float = 1e-3
     pixel_weight: float = 0.1
     d_lr: float = 1e-4
+    # on CUDA, hold the training images on the GPU and crop there (the host cannot crop fast enough for a
+    # big GPU); the crops are the same as on the host, so this does not change what is trained
+    data_on_device: bool = True
 
     def resolved_arch(self) -> str:
         return self.arch or ("srresnet-8x32" if self.task == "sr" else "resenc-colorizer")
@@ -86,6 +89,14 @@ def _rgb_to_ycc_torch(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return y, torch.cat([cb, cr], 1)
 
 
+def _ycc_to_rgb_torch(ycc: torch.Tensor) -> torch.Tensor:
+    """``(N, 3, H, W)`` Y Cb Cr -> RGB (BT.709), the inverse of `_rgb_to_ycc_torch`."""
+    y, cb, cr = ycc[:, 0:1], ycc[:, 1:2], ycc[:, 2:3]
+    r, b = y + KR * cr, y + KB * cb
+    g = (y - LUMA_WEIGHTS[0] * r - LUMA_WEIGHTS[2] * b) / LUMA_WEIGHTS[1]
+    return torch.cat([r, g, b], 1)
+
+
 def _gaussian_blur(x: torch.Tensor, size: int) -> torch.Tensor:
     sigma = size / 4.0
     r = torch.arange(size, dtype=x.dtype, device=x.device) - (size - 1) / 2
@@ -107,6 +118,23 @@ def colour_loss(pred: torch.Tensor, target: torch.Tensor, saturation_weight: flo
     for size in (3, 5):
         losses.append(((_gaussian_blur(pred, size) - _gaussian_blur(target, size)) ** 2 * weight).mean())
     return sum(losses) / 3
+
+
+def _widen_channels(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A luminance SRResNet's weights for a Y Cb Cr one: the luminance channel keeps its weights, the chroma
+    channels start at zero (so the new network starts as the old one with bicubic chroma).  Tensors
+    that already fit pass unchanged."""
+    out = {}
+    for k, v in state.items():
+        t = target.get(k)
+        if t is not None and v.shape != t.shape and v.dim() == t.dim():
+            diff = [d for d in range(v.dim()) if v.shape[d] != t.shape[d]]
+            if len(diff) == 1 and v.shape[diff[0]] == 1:
+                w = torch.zeros_like(t)
+                w.narrow(diff[0], 0, 1).copy_(v)
+                v = w
+        out[k] = v
+    return out
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -156,6 +184,9 @@ class Trainer:
                 dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
         self.device = torch.device(device)
         self.model = build_model(self.arch).to(self.device)
+        self.channels = getattr(self.model, "in_channels", 1)  # sr: 1 (luminance) or 3 (Y, Cb, Cr)
+        if cfg.stage == "gan" and self.channels != 1:
+            raise ValueError(f"the gan stage trains luminance networks; {self.arch} has {self.channels} channels")
         self._init_weights()
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -163,7 +194,8 @@ class Trainer:
             torch.backends.cudnn.allow_tf32 = True
             torch.backends.cudnn.benchmark = True
         self.net = self._parallel(self.model)  # what the loss calls: the model, or its DDP wrapper
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8,
+                                    fused=self.device.type == "cuda")
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.precision == "fp16")
         self.disc: torch.nn.Module | None = None
@@ -178,6 +210,8 @@ class Trainer:
         self.step = 0
         self.pool = ImagePool.from_folder(training_folder(cfg.data), min_size=cfg.crop,
                                           thumb_size=getattr(self.model, "thumb_size", 128))
+        on_gpu = cfg.data_on_device and self.device.type == "cuda"
+        self.device_pool = self.pool.on_device(self.device) if on_gpu else None
         self.val = self._validation_batch()
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -203,10 +237,10 @@ class Trainer:
                 state = load_file(str(path))
             else:
                 ck = torch.load(path, map_location="cpu", weights_only=True)
-                if ck.get("arch") != self.arch:
+                if ck.get("arch") not in (self.arch, self.arch.removesuffix("-ycc")):
                     raise ValueError(f"{path} holds {ck.get('arch')}, not {self.arch}")
                 state = ck["model"]
-            self.model.load_state_dict(state)
+            self.model.load_state_dict(_widen_channels(state, self.model.state_dict()))
         elif getattr(self.model, "global_branch", "conv") != "conv":
             self.model.load_global_backbone(cfg.feature_net)
 
@@ -225,6 +259,8 @@ class Trainer:
 
     def _batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.cfg.seed, step] + ([self.rank] if self.world > 1 else []))
+        if self.device_pool is not None:
+            return self.device_pool.crops(rng, self.cfg.batch, self.cfg.crop)
         return self._to_tensors(self.pool.crops(rng, self.cfg.batch, self.cfg.crop))
 
     # ---- losses -----------------------------------------------------------------------------------
@@ -241,12 +277,18 @@ class Trainer:
             out = (net or self.net)(self._cl(lr))
         return lr, flux_project(out.float(), lr, self.scale)
 
+    def _sr_target(self, rgb: torch.Tensor) -> torch.Tensor:
+        """What the SR network reproduces: luminance ``(N, 1, H, W)``, or Y Cb Cr for a 3-channel network."""
+        y, chroma = _rgb_to_ycc_torch(rgb)
+        return y if self.channels == 1 else torch.cat([y, chroma], 1)
+
     def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         rgb, thumb_rgb = batch
-        y, chroma = _rgb_to_ycc_torch(rgb)
         if self.cfg.task == "sr":
-            _, sr = self._super_resolve(y)
-            return F.l1_loss(sr, y)
+            # L1 on luminance; a Y Cb Cr network is scored on RGB, the colours the evaluation measures
+            _, sr = self._super_resolve(self._sr_target(rgb))
+            return F.l1_loss(sr, self._sr_target(rgb)) if self.channels == 1 else F.l1_loss(_ycc_to_rgb_torch(sr), rgb)
+        y, chroma = _rgb_to_ycc_torch(rgb)
         with self._autocast():
             pred = self.net(self._cl(y), _rgb_to_ycc_torch(thumb_rgb)[0])
         return colour_loss(pred.float(), chroma, self.cfg.saturation_weight)
@@ -293,10 +335,12 @@ class Trainer:
         rgb, thumb_rgb = self.val
         y, chroma = _rgb_to_ycc_torch(rgb)
         if self.cfg.task == "sr":
-            lr, sr = self._super_resolve(y, self.model)
-            sr = sr.clamp(0, 1)
-            bic = F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False).clamp(0, 1)
-            out = {"val_psnr": psnr(sr, y), "val_psnr_bicubic": psnr(bic, y)}
+            lr, sr = self._super_resolve(self._sr_target(rgb), self.model)
+            bic = F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False)
+            out = {"val_psnr": psnr(sr[:, :1].clamp(0, 1), y), "val_psnr_bicubic": psnr(bic[:, :1].clamp(0, 1), y)}
+            if self.channels == 3:
+                out.update(val_psnr_rgb=psnr(_ycc_to_rgb_torch(sr).clamp(0, 1), rgb),
+                           val_psnr_rgb_bicubic=psnr(_ycc_to_rgb_torch(bic).clamp(0, 1), rgb))
         else:
             with self._autocast():
                 pred = self.model(self._cl(y), _rgb_to_ycc_torch(thumb_rgb)[0]).float()
