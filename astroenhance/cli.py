@@ -440,7 +440,10 @@ def weights_export(
         images = load_images(eval_data)
         with err.status(f"evaluating on {len(images)} images"):
             if ck["config"]["task"] == "sr":
-                results = evaluate_sr(model, images)
+                try:
+                    results = evaluate_sr(model, images)
+                except ValueError as exc:  # a network evaluate does not measure (the Y Cb Cr experiment)
+                    raise _usage(f"{ckpt}: {exc}") from None
                 metrics["false_sources"] = false_sources(model)
             else:
                 if train_data is None:

@@ -244,3 +244,11 @@ def test_run_refuses_a_luminance_and_chroma_network(tmp_path):
     export_checkpoint(tmp_path / "sr" / "ckpt.pt", tmp_path / "w", "sr-ycc", metrics={})
     with pytest.raises(ValueError, match="luminance only"):
         Enhancer(EnhanceConfig(weights=str(tmp_path / "w"), colorize=False, device="cpu"))
+    from typer.testing import CliRunner
+
+    from astroenhance.cli import app
+
+    res = CliRunner().invoke(app, ["weights", "export", str(tmp_path / "sr"), "--id", "again", "--weights-dir",
+                                   str(tmp_path / "w2"), "--eval-data", str(COLOR)])
+    assert res.exit_code == 2 and "luminance SR networks" in res.output
+    assert not (tmp_path / "w2").exists()

@@ -37,7 +37,7 @@ ARCHITECTURES: dict[str, ArchSpec] = {
                  "Same design, 8 blocks of 32 features: 3x faster on CPU, the default."),
         ArchSpec("srresnet-8x32-ycc", "sr", SRResNet, {"in_channels": 3, "num_blocks": 8, "num_features": 32,
                                                       "scale": 4}, 4,
-                 "Experiment (training and evaluation scripts only; `run` refuses it): 8x32 upscaling "
+                 "Experiment (`train` only; `run` and `evaluate` use luminance networks): 8x32 upscaling "
                  "luminance and chroma together (Y, Cb, Cr in and out)."),
         ArchSpec("resenc-colorizer", "colorize", ResidualEncoderColorizer,
                  {"widths": (16, 32, 64, 96, 128), "thumb_size": 128, "prior_bins": 32}, 1,

@@ -143,6 +143,8 @@ def _upscale_lum(model: torch.nn.Module | None, y_lr: np.ndarray, scale: int, me
     flux-projected) or by an interpolator."""
     if method == "astroenhance":
         assert model is not None
+        if getattr(model, "in_channels", 1) != 1:
+            raise ValueError("evaluate measures luminance SR networks; this one upscales luminance and chroma together")
         t = torch.from_numpy(y_lr.astype(np.float32))[None, None]
         out = model(t)
         if gate:

@@ -286,8 +286,9 @@ class Trainer:
         rgb, thumb_rgb = batch
         if self.cfg.task == "sr":
             # L1 on luminance; a Y Cb Cr network is scored on RGB, the colours the evaluation measures
-            _, sr = self._super_resolve(self._sr_target(rgb))
-            return F.l1_loss(sr, self._sr_target(rgb)) if self.channels == 1 else F.l1_loss(_ycc_to_rgb_torch(sr), rgb)
+            target = self._sr_target(rgb)
+            _, sr = self._super_resolve(target)
+            return F.l1_loss(sr, target) if self.channels == 1 else F.l1_loss(_ycc_to_rgb_torch(sr), rgb)
         y, chroma = _rgb_to_ycc_torch(rgb)
         with self._autocast():
             pred = self.net(self._cl(y), _rgb_to_ycc_torch(thumb_rgb)[0])
