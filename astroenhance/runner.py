@@ -55,12 +55,12 @@ def bound_memory(low_memory: bool = False) -> None:
         bounded_malloc()
 
 
-def bounded_malloc(threshold: int = 1 << 20) -> None:
-    """Serve every buffer of ``threshold`` bytes or more by mmap (returned to the system when freed) instead of
-    glibc's growing heap.  No-op where glibc is absent."""
+def bounded_malloc() -> None:
+    """Serve every buffer of 1 MiB or more by mmap (returned to the system when freed) instead of glibc's
+    growing heap.  No-op where glibc is absent."""
     if sys.platform.startswith("linux"):
         try:
-            ctypes.CDLL("libc.so.6").mallopt(-3, int(threshold))  # M_MMAP_THRESHOLD, fixed from now on
+            ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD = 1 MiB, fixed from now on
         except (OSError, AttributeError):
             pass
 

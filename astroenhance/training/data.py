@@ -104,8 +104,9 @@ class DeviceImagePool:
 
     def __init__(self, pool: ImagePool, device: torch.device | str) -> None:
         self.pool = pool
-        self.images = [torch.from_numpy(im).to(device) for im in pool.images]
-        self.thumbs = [torch.from_numpy(th).to(device) for th in pool.thumbs]
+        # (copied: images decoded by PIL are read-only arrays, which torch.from_numpy warns about)
+        self.images = [torch.from_numpy(np.array(im)).to(device) for im in pool.images]
+        self.thumbs = [torch.from_numpy(np.array(th)).to(device) for th in pool.thumbs]
 
     def crops(self, rng: np.random.Generator, batch: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         out, thumbs = [], []

@@ -1,0 +1,74 @@
+"""How this session's SR and colorizer experiments were measured (README "What more training did not buy").
+
+    python scripts/eval_experiments.py --data ../shared/data/eval --train-data ../shared/data/train \
+        [--sr CKPT ...] [--colorizer CKPT ...] [--limit N]
+
+Same protocol as `astroenhance evaluate` (4x area-average inputs, float64, RGB PSNR), bare networks (no noise gate):
+- bicubic; the shipped psnr model with bicubic chroma; the shipped luminance with the *true* chroma (the
+  ceiling of any chroma upscaling); and each ``--sr`` checkpoint (a Y Cb Cr network upscales chroma itself);
+- chroma RMS of each ``--colorizer`` checkpoint against grey and the lookup table fitted on ``--train-data``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from astroenhance.imaging.color import rgb_to_ycbcr, ycbcr_to_rgb  # noqa: E402
+from astroenhance.models.srresnet import flux_project  # noqa: E402
+from astroenhance.models.weights import default_weights_dir, find_weights, load_checkpoint_model, load_network  # noqa: E402
+from astroenhance.training.data import list_images, load_rgb  # noqa: E402
+from astroenhance.training.evaluate import (LumaChromaLUT, _resize, _upscale_lum, area_downsample,  # noqa: E402
+                                            evaluate_colorizer, load_images, psnr)
+
+
+def upscale(model: torch.nn.Module, lr: np.ndarray, chroma_hr: np.ndarray | None = None) -> np.ndarray:
+    """RGB 4x of ``lr`` by ``model`` (bare, flux-projected); chroma bicubic, true (``chroma_hr``) or the network's."""
+    y, c = rgb_to_ycbcr(lr)
+    if getattr(model, "in_channels", 1) == 3:
+        t = torch.from_numpy(np.concatenate([y[..., None], c], -1).astype(np.float32)).permute(2, 0, 1)[None]
+        out = flux_project(model(t), t, 4)[0].double().numpy().transpose(1, 2, 0)
+        return ycbcr_to_rgb(out[..., 0], out[..., 1:])
+    chroma = chroma_hr if chroma_hr is not None else _resize(c, 4, "bicubic")
+    return ycbcr_to_rgb(_upscale_lum(model, y, 4, gate=False), chroma)
+
+
+@torch.no_grad()
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--train-data", default="")
+    ap.add_argument("--sr", nargs="*", default=[])
+    ap.add_argument("--colorizer", nargs="*", default=[])
+    ap.add_argument("--limit", type=int, default=None)
+    args = ap.parse_args()
+    images = load_images(args.data, limit=args.limit)
+    wdir = default_weights_dir()
+    shipped = load_network(wdir, find_weights(wdir, "sr", "psnr"))
+    models = {"shipped psnr": shipped} | {p: load_checkpoint_model(p)[0] for p in args.sr}
+    rows: dict[str, list[float]] = {"bicubic": [], "shipped psnr + true chroma": []} | {k: [] for k in models}
+    for _, hr in images:
+        hr = hr[: hr.shape[0] // 4 * 4, : hr.shape[1] // 4 * 4]
+        lr = area_downsample(hr, 4)
+        rows["bicubic"].append(psnr(np.clip(_resize(lr, 4, "bicubic"), 0, 1), hr))
+        rows["shipped psnr + true chroma"].append(psnr(np.clip(upscale(shipped, lr, rgb_to_ycbcr(hr)[1]), 0, 1), hr))
+        for name, m in models.items():
+            rows[name].append(psnr(np.clip(upscale(m, lr), 0, 1), hr))
+    print(f"SR, RGB PSNR on {len(images)} images (bare networks)")
+    for name, v in rows.items():
+        print(f"  {name:<40} {np.mean(v):.3f} dB")
+    if args.colorizer:
+        lut = LumaChromaLUT.fit([load_rgb(p).astype(np.float64) / 255 for p in list_images(args.train_data)])
+        for p in args.colorizer:
+            r = evaluate_colorizer(load_checkpoint_model(p)[0], images, lut)
+            print(f"colorizer {p}: " + ", ".join(f"{k} {v['chroma_rms']:.4f}" for k, v in r.items()))
+
+
+if __name__ == "__main__":
+    main()
