@@ -31,7 +31,7 @@ from .imaging.tiling import TileGrid
 from .imaging.wcs import scale_wcs, wcs_header
 from .io.readers import FrameSource, is_fits, open_frames, output_stem
 from .io.writers import FITSRGBWriter, ImageWriter
-from .models.srresnet import estimate_noise, noise_gate
+from .models.srresnet import estimate_noise, noise_gate, require_luminance
 from .models.weights import WeightsInfo, default_weights_dir, find_weights, load_network, sha256_file
 
 BAND_WIDTH = 1024  # input columns per band: memory does not grow with the frame's width
@@ -165,9 +165,7 @@ class Enhancer:
             self.sr_info = find_weights(self.weights_dir, "sr", config.sr_model)
             self.sr = self._prepare(load_network(self.weights_dir, self.sr_info))
             scale = getattr(self.sr, "scale", 4)
-            if getattr(self.sr, "in_channels", 1) != 1:
-                raise ValueError(f"{self.sr_info.id} ({self.sr_info.architecture}) upscales luminance and chroma together; "
-                                 "`run` upscales luminance only (that architecture is a training experiment)")
+            require_luminance(self.sr, f"`run` ({self.sr_info.id})")
             if scale != config.scale:
                 raise ValueError(f"the {config.sr_model} network upscales by {scale}, not --scale {config.scale}")
         if config.colorize:

@@ -76,21 +76,33 @@ class SRResNet(nn.Module):
             return base + self._fused_upsample(feat)
         return base + self.tail(self.upsample(feat))  # (N, C, sH, sW)
 
-    def _fused_upsample(self, feat: torch.Tensor, rows: int = 64) -> torch.Tensor:
-        """Upsampling stages and the fused tail in strips of ``rows`` input rows with a 3-row halo (3x3 conv at
-        1x; 3x3 then 5x5 at 2x): the 4F-channel activations at 1x and 2x, the largest of the network, exist
-        for a strip at a time instead of the whole tile.  The result is identical."""
-        h = feat.shape[-2]
-        s = self.scale
-        if h <= rows:
-            return self.fused_tail(self.upsample[:-3](feat))
-        out = []
-        for a in range(0, h, rows):
-            b = min(h, a + rows)
-            lo, hi = max(0, a - 3), min(h, b + 3)
-            y = self.fused_tail(self.upsample[:-3](feat[..., lo:hi, :]))
-            out.append(y[..., (a - lo) * s:(b - lo) * s, :])
-        return torch.cat(out, dim=-2)
+    def _fused_upsample(self, feat: torch.Tensor) -> torch.Tensor:
+        """Upsampling stages and the fused tail in strips of 64 input rows with a 3-row halo (3x3 conv at 1x;
+        3x3 then 5x5 at 2x): the 4F-channel activations at 1x and 2x, the largest of the network, exist for a
+        strip at a time instead of the whole tile.  The result is identical."""
+        return in_row_strips(lambda x: self.fused_tail(self.upsample[:-3](x)), feat, 64, 3, self.scale)
+
+
+def in_row_strips(fn, x: torch.Tensor, rows: int, halo: int, scale: int = 1) -> torch.Tensor:
+    """``fn(x)`` computed on strips of ``rows`` rows of ``x`` (each with ``halo`` extra rows either side), the
+    strips' outputs (``scale`` x taller than their inputs) cut to their own rows and stacked.  Identical to
+    ``fn(x)`` when ``fn``'s vertical reach is at most ``halo`` rows; only one strip's temporaries exist at once."""
+    h = x.shape[-2]
+    if h <= rows:
+        return fn(x)
+    out = []
+    for a in range(0, h, rows):
+        b = min(h, a + rows)
+        lo, hi = max(0, a - halo), min(h, b + halo)
+        out.append(fn(x[..., lo:hi, :])[..., (a - lo) * scale:(b - lo) * scale, :])
+    return torch.cat(out, dim=-2)
+
+
+def require_luminance(model: nn.Module, what: str) -> None:
+    """Refuse a super-resolution network that is not single-channel (luminance): ``what`` names the consumer."""
+    if getattr(model, "in_channels", 1) != 1:
+        raise ValueError(f"{what} upscales luminance only and takes luminance SR networks; this one "
+                         f"({model.in_channels} channels) upscales luminance and chroma together (a training experiment)")
 
 
 class _SubpixelTail(nn.Module):
@@ -120,19 +132,10 @@ class _SubpixelTail(nn.Module):
         self.tail.weight.data.copy_(w)
         self.tail.bias.data.copy_(tail.bias.data.repeat_interleave(4))
 
-    def forward(self, x: torch.Tensor, rows: int = 64) -> torch.Tensor:
-        # in strips of `rows` with a 3-row halo (3x3 then 5x5 convolution): the 4F-channel activations, the
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # in strips of 64 rows with a 3-row halo (3x3 then 5x5 convolution): the 4F-channel activations, the
         # largest tensors of the network, never exist for the whole tile at once; the result is identical
-        h = x.shape[-2]
-        if h <= rows:
-            return F.pixel_shuffle(self.tail(self.act(self.conv(x))), 2)
-        out = []
-        for a in range(0, h, rows):
-            b = min(h, a + rows)
-            lo, hi = max(0, a - 3), min(h, b + 3)
-            y = self.tail(self.act(self.conv(x[..., lo:hi, :])))
-            out.append(y[..., a - lo:a - lo + (b - a), :])
-        return F.pixel_shuffle(torch.cat(out, dim=-2), 2)
+        return F.pixel_shuffle(in_row_strips(lambda t: self.tail(self.act(self.conv(t))), x, 64, 3), 2)
 
 
 @torch.no_grad()

@@ -52,6 +52,8 @@ class ImagePool:
     def __post_init__(self) -> None:
         # whole-image thumbnails for the colorizer's global branch, made as `run` makes them
         self.thumbs = [np.asarray(Image.fromarray(im).resize((self.thumb_size,) * 2, Image.BOX)) for im in self.images]
+        area = np.array([im.shape[0] * im.shape[1] for im in self.images], dtype=float)
+        self.pick_probability = area / area.sum()  # crops are spread evenly over all pixels
 
     @classmethod
     def from_folder(cls, folder: str | Path, min_size: int = 0, limit: int | None = None,
@@ -69,8 +71,7 @@ class ImagePool:
 
     def _plan(self, rng: np.random.Generator, batch: int, size: int) -> list[tuple[int, int, int, bool, int]]:
         """Which crops a batch takes: ``(image, y, x, flip, quarter_turns)`` each, drawn from ``rng``."""
-        weights = np.array([im.shape[0] * im.shape[1] for im in self.images], dtype=float)
-        idx = rng.choice(len(self.images), size=batch, p=weights / weights.sum())
+        idx = rng.choice(len(self.images), size=batch, p=self.pick_probability)
         plan = []
         for i in idx:
             h, w = self.images[i].shape[:2]

@@ -22,7 +22,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter, label
 
 from ..imaging.color import LUMA_WEIGHTS, rgb_to_ycbcr, ycbcr_to_rgb
-from ..models.srresnet import estimate_noise, flux_project, noise_gate
+from ..models.srresnet import estimate_noise, flux_project, noise_gate, require_luminance
 from .data import list_images, load_rgb
 
 PROTOCOL = __doc__.split("\n\n", 1)[1].strip()
@@ -143,8 +143,7 @@ def _upscale_lum(model: torch.nn.Module | None, y_lr: np.ndarray, scale: int, me
     flux-projected) or by an interpolator."""
     if method == "astroenhance":
         assert model is not None
-        if getattr(model, "in_channels", 1) != 1:
-            raise ValueError("evaluate measures luminance SR networks; this one upscales luminance and chroma together")
+        require_luminance(model, "evaluate")
         t = torch.from_numpy(y_lr.astype(np.float32))[None, None]
         out = model(t)
         if gate:

@@ -137,6 +137,16 @@ def _widen_channels(state: dict[str, torch.Tensor], target: dict[str, torch.Tens
     return out
 
 
+def _same_design(a: str | None, b: str) -> bool:
+    """Whether architecture ``a``'s weights can start ``b``: the same registry entry, or one that differs only
+    in its channel count (a luminance SRResNet starting a Y Cb Cr one, see `_widen_channels`)."""
+    if a not in ARCHITECTURES:
+        return False
+    ka, kb = dict(ARCHITECTURES[a].kwargs), dict(ARCHITECTURES[b].kwargs)
+    ka.pop("in_channels", None), kb.pop("in_channels", None)
+    return ARCHITECTURES[a].cls is ARCHITECTURES[b].cls and ka == kb
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up, then cosine decay to ``lr * lr_min_factor``."""
     if step < cfg.warmup:
@@ -237,7 +247,7 @@ class Trainer:
                 state = load_file(str(path))
             else:
                 ck = torch.load(path, map_location="cpu", weights_only=True)
-                if ck.get("arch") not in (self.arch, self.arch.removesuffix("-ycc")):
+                if not _same_design(ck.get("arch"), self.arch):
                     raise ValueError(f"{path} holds {ck.get('arch')}, not {self.arch}")
                 state = ck["model"]
             self.model.load_state_dict(_widen_channels(state, self.model.state_dict()))
@@ -334,15 +344,17 @@ class Trainer:
         self.model.eval()
         out: dict[str, float] = {}
         rgb, thumb_rgb = self.val
-        y, chroma = _rgb_to_ycc_torch(rgb)
         if self.cfg.task == "sr":
-            lr, sr = self._super_resolve(self._sr_target(rgb), self.model)
+            target = self._sr_target(rgb)
+            y = target[:, :1]
+            lr, sr = self._super_resolve(target, self.model)
             bic = F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False)
             out = {"val_psnr": psnr(sr[:, :1].clamp(0, 1), y), "val_psnr_bicubic": psnr(bic[:, :1].clamp(0, 1), y)}
             if self.channels == 3:
                 out.update(val_psnr_rgb=psnr(_ycc_to_rgb_torch(sr).clamp(0, 1), rgb),
                            val_psnr_rgb_bicubic=psnr(_ycc_to_rgb_torch(bic).clamp(0, 1), rgb))
         else:
+            y, chroma = _rgb_to_ycc_torch(rgb)
             with self._autocast():
                 pred = self.model(self._cl(y), _rgb_to_ycc_torch(thumb_rgb)[0]).float()
             out = {"val_chroma_rms": torch.sqrt(((pred - chroma) ** 2).mean()).item(),
