@@ -25,7 +25,7 @@ class EnhanceConfig:
     formats: tuple[str, ...] | None = None
     stretch: str | None = None
     interval: str | None = None
-    tile: int = 256
+    tile: int = 224
     overlap: int = 16
     flux_conserving: bool | None = None
     device: str = "auto"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import os
+import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -34,7 +35,7 @@ from .io.writers import FITSRGBWriter, ImageWriter
 from .models.srresnet import estimate_noise, noise_gate, require_luminance
 from .models.weights import WeightsInfo, default_weights_dir, find_weights, load_network, sha256_file
 
-BAND_WIDTH = 1024  # input columns per band: memory does not grow with the frame's width
+BAND_WIDTH = 1024  # input columns a band spans at most (one tile where wider): memory does not grow with the width
 FINISH_ROWS = 16  # input rows finished at a time (blend, flux projection, colour): bounded temporaries
 COLOR_CHUNK = 1024  # input columns (plus margins) per colorizer pass: its full-resolution activations are bounded
 NOT_MEASUREMENT = ("Generated detail is not measurement: colour and sub-pixel structure are predicted "
@@ -128,6 +129,31 @@ class _ArraySink:
     def put(self, row0: int, row1: int, col0: int, rgb: np.ndarray, lum: np.ndarray) -> None:
         self.rgb[row0:row1, col0:col0 + rgb.shape[1]] = rgb
         self.lum[row0:row1, col0:col0 + lum.shape[1]] = lum
+
+
+class _BandCarry:
+    """The blend sums (L, Cb, Cr, weight) a column band leaves in the columns it shares with the next band,
+    for every output row, kept in an unnamed temporary file rather than memory (its size grows with the
+    frame's height) so that no tile is computed twice.  Written once by one band, read once by the next."""
+
+    def __init__(self, cols: int) -> None:
+        self.cols = cols
+        self._row_bytes = cols * 4 * 4
+        self._file = tempfile.TemporaryFile(prefix="astroenhance-band-")
+
+    def write(self, row0: int, block: np.ndarray) -> None:
+        self._file.seek(row0 * self._row_bytes)
+        self._file.write(np.ascontiguousarray(block, dtype=np.float32).data)
+
+    def read(self, row0: int, row1: int) -> np.ndarray:
+        out = np.empty((row1 - row0, self.cols, 4), dtype=np.float32)
+        self._file.seek(row0 * self._row_bytes)
+        if self._file.readinto(out.data) != out.nbytes:
+            raise OSError("band carry file shorter than written")
+        return out
+
+    def close(self) -> None:
+        self._file.close()
 
 
 # ---- the engine -------------------------------------------------------------------------------------
@@ -262,12 +288,14 @@ class Enhancer:
         grid = TileGrid(h, w, cfg.tile, cfg.overlap)
         th, tw = grid.tile_shape
         bands = grid.column_bands(BAND_WIDTH)
-        total = sum(len(cols) for cols, _, _ in bands) * len(grid.row_starts)
+        total = len(grid)
         done = 0
+        carry_in: _BandCarry | None = None  # blend sums the previous band left in this band's first columns
         for cols, emit0, emit1 in bands:
             bx0 = grid.col_starts[cols[0]]
             bx1 = grid.col_starts[cols[-1]] + tw
             acc = np.zeros((th * s, (bx1 - bx0) * s, 4), dtype=np.float32)  # weighted L, Cb, Cr; the weight
+            carry_out = _BandCarry((bx1 - emit1) * s) if emit1 < w else None
             acc_row0 = 0  # input row of acc[0]
             for r, y0 in enumerate(grid.row_starts):
                 lum, chroma_in, mask = self._normalized_rows(src, norm, y0, y0 + th, bx0, bx1)
@@ -308,7 +336,12 @@ class Enhancer:
                     b = min(a + FINISH_ROWS, final)
                     rows = slice(a - y0, b - y0)
                     cols_in = slice(emit0 - bx0, emit1 - bx0)
-                    piece = acc[(a - acc_row0) * s:(b - acc_row0) * s, cols_in.start * s:cols_in.stop * s]
+                    done_rows = acc[(a - acc_row0) * s:(b - acc_row0) * s]  # no later tile row reaches them
+                    if carry_in is not None:
+                        done_rows[:, :carry_in.cols] += carry_in.read(a * s, b * s)
+                    if carry_out is not None:
+                        carry_out.write(a * s, done_rows[:, cols_in.stop * s:])
+                    piece = done_rows[:, cols_in.start * s:cols_in.stop * s]
                     rgb, out_l = self._finish(piece, lum[rows, cols_in], mask[rows, cols_in], cfg.flux_conserving)
                     put(a * s, b * s, emit0 * s, rgb, out_l)
                 n = final - acc_row0
@@ -317,6 +350,9 @@ class Enhancer:
                     acc[:] = 0
                     acc[: keep.shape[0]] = keep
                     acc_row0 = final
+            if carry_in is not None:
+                carry_in.close()
+            carry_in = carry_out
         return norm
 
     def _colorize_tiles(self, src: FrameSource, norm: Normalizer, context: torch.Tensor, y0: int,

@@ -1,6 +1,6 @@
 """Peak memory of `astroenhance run --format fits` on a 1024x1024 and a 4096x4096 frame.
 
-    python benchmarks/bench_memory.py [--sizes 1024,4096] [--workdir DIR] [--low-memory]
+    python benchmarks/bench_memory.py [--sizes 1024,4096] [--workdir DIR] [--low-memory] [--run-args '--tile 224']
 
 The large frames are the real ACS/HRC frame j8bt06nyq_flt.fits tiled (mirrored) up to the size, with its
 WCS (CRPIX kept, so the WCS stays valid for the first copy).  Each run is a separate process; its peak
@@ -37,6 +37,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="1024,4096")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--low-memory", action="store_true", help="pass --low-memory to run")
+    ap.add_argument("--run-args", default="", help="more options for run, e.g. '--tile 224'")
     args = ap.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="ae-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -50,7 +51,7 @@ def main() -> None:
                 "print('RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
         t0 = time.perf_counter()
         res = subprocess.run([sys.executable, "-c", code, str(frame), str(work / f"out_{size}")]
-                             + (["--low-memory"] if args.low_memory else []),
+                             + (["--low-memory"] if args.low_memory else []) + args.run_args.split(),
                              capture_output=True, text=True)
         secs = time.perf_counter() - t0
         rss = next((int(l.split()[1]) for l in res.stdout.splitlines() if l.startswith("RSS_KB")), -1)

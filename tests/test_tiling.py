@@ -30,16 +30,33 @@ def test_window_is_one_at_frame_edges_and_smooth_inside():
 
 @settings(max_examples=100, deadline=None)
 @given(st.integers(1, 3000), st.integers(16, 300), st.data())
-def test_column_bands_emit_every_column_once(w, tile, data):
+def test_column_bands_compute_each_tile_once_and_emit_every_column_once(w, tile, data):
     overlap = data.draw(st.integers(0, tile - 1))
     grid = TileGrid(10, w, tile, overlap)
-    bands = grid.column_bands(data.draw(st.integers(1, 800)))
+    max_width = data.draw(st.integers(1, 800))
+    bands = grid.column_bands(max_width)
+    tw = grid.tile_shape[1]
     edges = [(e0, e1) for _, e0, e1 in bands]
     assert edges[0][0] == 0 and edges[-1][1] == w
     assert all(a[1] == b[0] for a, b in zip(edges, edges[1:]))
-    for cols, e0, e1 in bands:  # every tile touching the emitted columns is computed in the band
-        needed = [c for c, x in enumerate(grid.col_starts) if x < e1 and x + grid.tile_shape[1] > e0]
-        assert set(needed) <= set(cols)
+    assert [c for cols, _, _ in bands for c in cols] == list(range(len(grid.col_starts)))  # each tile once, in order
+    for k, (cols, e0, e1) in enumerate(bands):
+        x0, x1 = grid.col_starts[cols[0]], grid.col_starts[cols[-1]] + tw
+        assert x1 - x0 <= max_width or len(cols) == 1
+        later = [x for cols_, _, _ in bands[k + 1:] for x in (grid.col_starts[c] for c in cols_)]
+        assert all(x >= e1 for x in later)  # emitted columns are final after this band
+        earlier = [x for cols_, _, _ in bands[:k] for x in (grid.col_starts[c] for c in cols_)]
+        # what earlier bands' tiles add to these columns lies inside this band (carried to it, then added)
+        assert all(x + tw <= e0 or (x + tw <= x1 and e0 == x0) for x in earlier)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 5000), st.sampled_from([64, 128, 224, 256]))
+def test_bands_are_no_wider_whatever_the_frame_width(w, tile):
+    """Bands span at most the band width (or one tile): a wide frame does not make bands wider."""
+    grid = TileGrid(10, w, tile, 16)
+    for cols, _, _ in grid.column_bands(1024):
+        assert grid.col_starts[cols[-1]] + grid.tile_shape[1] - grid.col_starts[cols[0]] <= max(1024, grid.tile_shape[1])
 
 
 def test_bands_do_not_change_the_result(enhancer, hrc_crop, monkeypatch):
@@ -50,6 +67,23 @@ def test_bands_do_not_change_the_result(enhancer, hrc_crop, monkeypatch):
     whole = _network_output(enhancer, lum, tile=32, overlap=8)
     monkeypatch.setattr(pipeline, "BAND_WIDTH", 40)
     banded = _network_output(enhancer, lum, tile=32, overlap=8)
+    np.testing.assert_allclose(banded, whole, atol=1e-6)
+
+
+def test_bands_do_not_change_colour_or_blend_weights(hrc_crop, monkeypatch):
+    """Chroma and the blend weights cross band edges too (carried in a temporary file, not recomputed)."""
+    import astroenhance.pipeline as pipeline
+    from astroenhance.config import EnhanceConfig
+
+    data, _ = hrc_crop
+    lum = np.clip(data / np.nanpercentile(data, 99.8), 0, 1)
+    ramp = np.linspace(0, 1, lum.shape[1])[None, :]
+    rgb = np.stack([lum, np.clip(0.8 * lum + 0.2 * ramp, 0, 1), np.sqrt(lum)], axis=-1).astype(np.float32)
+    enh = pipeline.Enhancer(EnhanceConfig(device="cpu", colorize=False, tile=32, overlap=8))
+    whole = enh.enhance_array(rgb).rgb
+    monkeypatch.setattr(pipeline, "BAND_WIDTH", 40)
+    assert len(TileGrid(*lum.shape, 32, 8).column_bands(40)) >= 3
+    banded = enh.enhance_array(rgb).rgb
     np.testing.assert_allclose(banded, whole, atol=1e-6)
 
 

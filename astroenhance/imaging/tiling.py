@@ -91,23 +91,26 @@ class TileGrid:
         return w
 
     def column_bands(self, max_width: int = 2048) -> list[tuple[list[int], int, int]]:
-        """Split the tile columns into bands about ``max_width`` input pixels wide, for bounded memory.
+        """Split the tile columns into bands of consecutive tiles spanning at most ``max_width`` input columns
+        (at least one tile), for memory bounded by the band whatever the frame's width.
 
-        Returns ``(tile_column_indices, emit_start, emit_stop)`` per band: computing those tile columns
-        gives final values for input columns ``emit_start:emit_stop`` (a band recomputes the tiles of its
-        left neighbour that reach into it, so the blend across the band edge is exactly as without bands).
+        Returns ``(tile_column_indices, emit_start, emit_stop)`` per band; every tile column is in exactly one
+        band.  Once a band's tiles are computed (and the blend sums its left neighbour band left in the
+        columns they share are added), input columns ``emit_start:emit_stop`` are final: no later tile
+        reaches them.  The band's columns from ``emit_stop`` to its right edge are shared with the next band.
         """
         starts = self.col_starts
-        step = max(1, self.tile - self.overlap)
-        per_band = max(1, -(-(max_width - self.overlap) // step))  # tiles whose span fits ~max_width
+        tw = self.tile_shape[1]
+        per_band = 1  # the most consecutive tiles that fit (the even layout spaces them equally)
+        while per_band < len(starts) and starts[per_band] + tw - starts[0] <= max_width:
+            per_band += 1
+        n_bands = -(-len(starts) // per_band)
+        edges = [round(i * len(starts) / n_bands) for i in range(n_bands + 1)]  # bands as equal as can be
         bands = []
-        for c0 in range(0, len(starts), per_band):
-            c1 = min(c0 + per_band, len(starts))
+        for c0, c1 in zip(edges, edges[1:]):
             emit_start = 0 if c0 == 0 else starts[c0]
             emit_stop = self.width if c1 == len(starts) else starts[c1]
-            tw = self.tile_shape[1]
-            cols = [c for c, x in enumerate(starts) if x < emit_stop and x + tw > emit_start]
-            bands.append((cols, emit_start, emit_stop))
+            bands.append((list(range(c0, c1)), emit_start, emit_stop))
         return bands
 
     def final_rows_after(self, row_index: int) -> int:
