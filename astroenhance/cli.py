@@ -107,7 +107,7 @@ def run(
     interval: Annotated[Optional[str], typer.Option(help="zscale, minmax, range or percentile:P. Default: percentile:99.5 for FITS, range (the full 8/16-bit range) for images.", show_default=False)] = None,
     tile: Annotated[int, typer.Option(help="Largest tile side in input pixels; memory per tile is bounded by it. Tiles are spread evenly (equal size, at least --overlap shared), so a frame of 1000 px or more gets tiles of 191-224 px with the default, 224 (the paper's input size).")] = 224,
     overlap: Annotated[int, typer.Option(help="Pixels shared by neighbouring tiles, blended with a raised-cosine window (16 keeps tiled = untiled to <1e-4).")] = 16,
-    flux_conserving: Annotated[Optional[bool], typer.Option("--flux-conserving/--no-flux-conserving", help="Make every 4x4 block mean of the output luminance equal the normalized input pixel. Default: on for FITS, off for images.", show_default=False)] = None,
+    flux_conserving: Annotated[Optional[bool], typer.Option("--flux-conserving/--no-flux-conserving", help="Make every 4x4 block mean of the output luminance equal the normalized input pixel (and, for a colour input with --no-colorize, its colour too). Default: on for FITS, off for images.", show_default=False)] = None,
     device: Annotated[Device, typer.Option(help="auto picks CUDA when available.")] = Device.auto,
     precision: Annotated[Precision, typer.Option(help="fp32 everywhere; bf16 on GPUs and CPUs with native bf16 (AMX/AVX512-BF16; elsewhere it is much slower); fp16 on CUDA only.")] = Precision.fp32,
     sr_model: Annotated[SRModel, typer.Option(help="psnr: faithful, smooth (default, the one to inspect structure with); gan: sharper, more invented texture.")] = SRModel.psnr,

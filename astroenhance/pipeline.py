@@ -10,6 +10,7 @@ luminance is exactly the (upscaled, flux-consistent) input luminance.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import math
 import os
 import tempfile
@@ -25,8 +26,8 @@ from astropy.io import fits
 
 from . import __version__
 from .config import FORMAT_SUFFIX, FORMATS, EnhanceConfig
-from .errors import DeviceError, InputError, OutputError
-from .imaging.color import fit_chroma_to_gamut, rgb_to_ycbcr, ycbcr_to_rgb
+from .errors import DeviceError, DiskFullError, InputError, OutputError
+from .imaging.color import conserve_block_means, fit_chroma_to_gamut, rgb_to_ycbcr, ycbcr_to_rgb
 from .imaging.normalize import Normalizer, make_stretch, parse_interval
 from .imaging.tiling import TileGrid
 from .imaging.wcs import scale_wcs, wcs_header
@@ -139,11 +140,24 @@ class _BandCarry:
     def __init__(self, cols: int) -> None:
         self.cols = cols
         self._row_bytes = cols * 4 * 4
-        self._file = tempfile.TemporaryFile(prefix="astroenhance-band-")
+        try:
+            self._file = tempfile.TemporaryFile(prefix="astroenhance-band-")
+        except OSError as exc:
+            raise self._error(exc, "creating") from None
 
     def write(self, row0: int, block: np.ndarray) -> None:
-        self._file.seek(row0 * self._row_bytes)
-        self._file.write(np.ascontiguousarray(block, dtype=np.float32).data)
+        try:
+            self._file.seek(row0 * self._row_bytes)
+            self._file.write(np.ascontiguousarray(block, dtype=np.float32).data)
+        except OSError as exc:
+            raise self._error(exc, "writing") from None
+
+    @staticmethod
+    def _error(exc: OSError, doing: str) -> OutputError:
+        where = tempfile.gettempdir()
+        kind = DiskFullError if exc.errno in (errno.ENOSPC, errno.EDQUOT) else OutputError
+        return kind(f"{where}: {doing} the temporary file for a band's shared columns failed "
+                    f"({exc.strerror or exc}); set TMPDIR to a writable folder with space")
 
     def read(self, row0: int, row1: int) -> np.ndarray:
         out = np.empty((row1 - row0, self.cols, 4), dtype=np.float32)
@@ -342,7 +356,9 @@ class Enhancer:
                     if carry_out is not None:
                         carry_out.write(a * s, done_rows[:, cols_in.stop * s:])
                     piece = done_rows[:, cols_in.start * s:cols_in.stop * s]
-                    rgb, out_l = self._finish(piece, lum[rows, cols_in], mask[rows, cols_in], cfg.flux_conserving)
+                    measured = chroma_in[rows, cols_in] if chroma_in is not None and self.colorizer is None else None
+                    rgb, out_l = self._finish(piece, lum[rows, cols_in], mask[rows, cols_in], cfg.flux_conserving,
+                                              measured)
                     put(a * s, b * s, emit0 * s, rgb, out_l)
                 n = final - acc_row0
                 if n > 0:
@@ -381,13 +397,19 @@ class Enhancer:
             i = j
         return out
 
-    def _finish(self, acc: np.ndarray, lum_in: np.ndarray, mask: np.ndarray, flux: bool | None):
+    def _finish(self, acc: np.ndarray, lum_in: np.ndarray, mask: np.ndarray, flux: bool | None,
+                chroma_in: np.ndarray | None = None):
+        """Final RGB and luminance of finished output rows from blend sums ``acc``; with ``flux``, block means
+        of the luminance equal ``lum_in`` and, for a colour input (``chroma_in``, measured colour), so do the
+        chroma's (then the gamut may shrink the chroma of a pixel, never its luminance)."""
         s = self.scale
         weight = acc[..., 3]
         lum = acc[..., 0] / weight
         chroma = acc[..., 1:3] / weight[..., None]
         if flux and s > 1:
             lum = project_block_means(lum, np.clip(lum_in, 0, 1), s)
+            if chroma_in is not None:
+                chroma = conserve_block_means(chroma, chroma_in, s)
         else:
             lum = np.clip(lum, 0.0, 1.0)
         chroma = fit_chroma_to_gamut(lum, chroma)

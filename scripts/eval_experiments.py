@@ -1,12 +1,17 @@
 """How this session's SR and colorizer experiments were measured (README "What more training did not buy").
 
     python scripts/eval_experiments.py --data ../shared/data/eval --train-data ../shared/data/train \
-        [--sr CKPT ...] [--colorizer CKPT ...] [--limit N]
+        [--sr CKPT ...] [--colorizer CKPT ...] [--chroma] [--limit N]
 
 Same protocol as `astroenhance evaluate` (4x area-average inputs, float64, RGB PSNR), bare networks (no noise gate):
 - bicubic; the shipped psnr model with bicubic chroma; the shipped luminance with the *true* chroma (the
   ceiling of any chroma upscaling); and each ``--sr`` checkpoint (a Y Cb Cr network upscales chroma itself);
-- chroma RMS of each ``--colorizer`` checkpoint against grey and the lookup table fitted on ``--train-data``.
+- chroma RMS of each ``--colorizer`` checkpoint against grey and the lookup table fitted on ``--train-data``;
+- ``--chroma``: ways of upscaling the input's chroma under the shipped luminance, none of them learned: bicubic,
+  bicubic with its 4x4 block means set to the input's (what `run --flux-conserving` does), a guided filter
+  (chroma as a local linear function of luminance, radius 1 px, eps 1e-2, its slope applied to the SR
+  luminance detail) and a constant-hue ratio (chroma / (luminance + 0.2) upscaled, times the SR luminance + 0.2,
+  block means set).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from astroenhance.imaging.color import rgb_to_ycbcr, ycbcr_to_rgb  # noqa: E402
+from astroenhance.imaging.color import conserve_block_means, rgb_to_ycbcr, ycbcr_to_rgb  # noqa: E402
 from astroenhance.models.srresnet import flux_project  # noqa: E402
 from astroenhance.models.weights import default_weights_dir, find_weights, load_checkpoint_model, load_network  # noqa: E402
 from astroenhance.training.data import list_images, load_rgb  # noqa: E402
@@ -39,6 +44,26 @@ def upscale(model: torch.nn.Module, lr: np.ndarray, chroma_hr: np.ndarray | None
     return ycbcr_to_rgb(_upscale_lum(model, y, 4, gate=False), chroma)
 
 
+def _box(x: np.ndarray, r: int) -> np.ndarray:
+    """Mean over (2r+1)^2 pixels (edges replicated) of each channel of ``(h, w, c)``."""
+    t = torch.from_numpy(x).permute(2, 0, 1)[None]
+    t = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(t, (r, r, r, r), mode="replicate"), 2 * r + 1, stride=1)
+    return t[0].permute(1, 2, 0).numpy()
+
+
+def chroma_variants(y_lr: np.ndarray, c_lr: np.ndarray, y_sr: np.ndarray) -> dict[str, np.ndarray]:
+    """4x chroma ``(H, W, 2)`` by each non-learned method of ``--chroma`` (see the module docstring)."""
+    bic = _resize(c_lr, 4, "bicubic")
+    y1 = y_lr[..., None]
+    my, mc = _box(y1, 1), _box(c_lr, 1)
+    slope = _box((_box(y1 * c_lr, 1) - my * mc) / (_box(y1 * y1, 1) - my * my + 1e-2), 1)
+    detail = (y_sr - _resize(y1, 4, "bicubic")[..., 0])[..., None]
+    ratio = _resize(c_lr / (y1 + 0.2), 4, "bicubic") * (y_sr[..., None] + 0.2)
+    return {"chroma bicubic": bic, "chroma bicubic, block means kept": conserve_block_means(bic, c_lr, 4),
+            "chroma guided filter": bic + _resize(slope, 4, "bicubic") * detail,
+            "chroma constant-hue ratio, block means kept": conserve_block_means(ratio, c_lr, 4)}
+
+
 @torch.no_grad()
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -46,6 +71,7 @@ def main() -> None:
     ap.add_argument("--train-data", default="")
     ap.add_argument("--sr", nargs="*", default=[])
     ap.add_argument("--colorizer", nargs="*", default=[])
+    ap.add_argument("--chroma", action="store_true", help="also compare non-learned chroma upscalers")
     ap.add_argument("--limit", type=int, default=None)
     args = ap.parse_args()
     images = load_images(args.data, limit=args.limit)
@@ -60,6 +86,11 @@ def main() -> None:
         rows["shipped psnr + true chroma"].append(psnr(np.clip(upscale(shipped, lr, rgb_to_ycbcr(hr)[1]), 0, 1), hr))
         for name, m in models.items():
             rows[name].append(psnr(np.clip(upscale(m, lr), 0, 1), hr))
+        if args.chroma:
+            y_lr, c_lr = rgb_to_ycbcr(lr)
+            y_sr = _upscale_lum(shipped, y_lr, 4, gate=False)
+            for name, c in chroma_variants(y_lr, c_lr, y_sr).items():
+                rows.setdefault(f"shipped psnr + {name}", []).append(psnr(np.clip(ycbcr_to_rgb(y_sr, c), 0, 1), hr))
     print(f"SR, RGB PSNR on {len(images)} images (bare networks)")
     for name, v in rows.items():
         print(f"  {name:<40} {np.mean(v):.3f} dB")

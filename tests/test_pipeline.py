@@ -73,6 +73,24 @@ def test_no_colorize_keeps_colour_of_colour_input():
     np.testing.assert_allclose(res.rgb[..., 2], 40 / 255, atol=1e-5)
 
 
+@pytest.mark.parametrize("flux", [True, False])
+def test_flux_conserving_keeps_colour_block_means_of_colour_input(flux):
+    """With --flux-conserving a colour input's 4x4 output blocks average to its colour (RGB), not only to its
+    luminance; without it, chroma is only interpolated and the block means drift."""
+    from PIL import Image
+
+    from .conftest import DATA
+
+    rgb = np.asarray(Image.open(DATA / "fixtures" / "color" / "heic0515a.png").convert("RGB"))[40:88, 30:70]
+    res = Enhancer(EnhanceConfig(device="cpu", colorize=False, flux_conserving=flux)).enhance_array(rgb, is_fits_like=False)
+    blocks = res.rgb.reshape(48, 4, 40, 4, 3).mean(axis=(1, 3), dtype=np.float64)
+    err = np.abs(blocks - rgb / 255.0).max(axis=-1)
+    if flux:  # exact except where the gamut made a pixel's colour give way
+        assert np.mean(err <= 1e-5) >= 0.95 and err.max() < 0.02
+    else:
+        assert err.max() > 1e-3
+
+
 def test_device_errors():
     import torch
 

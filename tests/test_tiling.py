@@ -87,6 +87,21 @@ def test_bands_do_not_change_colour_or_blend_weights(hrc_crop, monkeypatch):
     np.testing.assert_allclose(banded, whole, atol=1e-6)
 
 
+def test_unwritable_temporary_folder_is_a_clear_error(hrc_crop, monkeypatch, tmp_path):
+    import tempfile
+
+    import astroenhance.pipeline as pipeline
+    from astroenhance.config import EnhanceConfig
+    from astroenhance.errors import OutputError
+
+    data, _ = hrc_crop
+    enh = pipeline.Enhancer(EnhanceConfig(device="cpu", colorize=False, tile=32, overlap=8))
+    monkeypatch.setattr(pipeline, "BAND_WIDTH", 40)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    with pytest.raises(OutputError, match="missing: creating the temporary file.*TMPDIR"):
+        enh.enhance_array(data)
+
+
 def test_rejects_bad_overlap():
     with pytest.raises(ValueError, match="overlap"):
         TileGrid(10, 10, 32, 32)

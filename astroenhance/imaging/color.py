@@ -46,3 +46,15 @@ def fit_chroma_to_gamut(y: np.ndarray, chroma: np.ndarray) -> np.ndarray:
     t = np.minimum(1.0, np.minimum(up, down).min(axis=-1))
     t = np.where(np.isfinite(t), np.maximum(t, 0.0), 1.0)
     return chroma * t[..., None]
+
+
+def conserve_block_means(hr: np.ndarray, lr: np.ndarray, scale: int) -> np.ndarray:
+    """Shift each ``scale x scale`` block of ``hr`` ``(H*s, W*s, ...)`` so its mean equals ``lr`` ``(H, W, ...)``.
+
+    The least-squares correction (the same shift for every pixel of a block).  `run --flux-conserving` applies
+    it to the upscaled chroma of a colour input, so that — with the luminance projected the same way — each
+    block of the output averages to the input's colour, not only to its brightness.
+    """
+    h, w = lr.shape[:2]
+    blocks = hr.reshape(h, scale, w, scale, *hr.shape[2:]).mean(axis=(1, 3))
+    return hr + np.repeat(np.repeat(lr - blocks, scale, axis=0), scale, axis=1)

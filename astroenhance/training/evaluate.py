@@ -4,7 +4,8 @@ Protocol (stated in every report): images are read as 8-bit RGB in [0, 1]; metri
 SR: the low-resolution input is the 4x **area average** (flux-preserving) of the image cropped to a multiple
 of 4; every method upscales the same input; PSNR on RGB and on BT.709 luminance, SSIM on luminance (Gaussian
 window, sigma 1.5).  astroenhance upscales luminance with the network, gated by the input's noise (as `run`
-does by default; ``astroenhance_ungated`` is the bare network), then flux-projected, and chroma bicubically.
+does by default; ``astroenhance_ungated`` is the bare network), then flux-projected, and chroma bicubically
+with its 4x4 block means set to the input's (as `run --flux-conserving` does for colour inputs).
 Colorization: the input is the image's BT.709 luminance; chroma RMS (Cb, Cr) against the true
 chroma; baselines are grey (no colour) and a luminance -> mean-chroma lookup table fitted on training images.
 """
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from PIL import Image
 from scipy.ndimage import gaussian_filter, label
 
-from ..imaging.color import LUMA_WEIGHTS, rgb_to_ycbcr, ycbcr_to_rgb
+from ..imaging.color import LUMA_WEIGHTS, conserve_block_means, rgb_to_ycbcr, ycbcr_to_rgb
 from ..models.srresnet import estimate_noise, flux_project, noise_gate, require_luminance
 from .data import list_images, load_rgb
 
@@ -103,7 +104,7 @@ def evaluate_sr(model: torch.nn.Module, images: list[tuple[str, np.ndarray]], sc
             if m.startswith("astroenhance"):
                 y_lr, c_lr = rgb_to_ycbcr(lr)
                 y_sr = _upscale_lum(model, y_lr, scale, gate=m == "astroenhance")
-                c_sr = _resize(c_lr, scale, "bicubic")
+                c_sr = conserve_block_means(_resize(c_lr, scale, "bicubic"), c_lr, scale)
                 sr = ycbcr_to_rgb(y_sr, c_sr)
             else:
                 sr = _resize(lr, scale, m)
@@ -289,7 +290,7 @@ def figure_crops(task: str, images: list[tuple[str, np.ndarray]], sr: torch.nn.M
         if task == "sr":
             lr = area_downsample(hr_c, scale)
             y_lr, c_lr = rgb_to_ycbcr(lr)
-            ours = ycbcr_to_rgb(_upscale_lum(sr, y_lr, scale), _resize(c_lr, scale, "bicubic"))
+            ours = ycbcr_to_rgb(_upscale_lum(sr, y_lr, scale), conserve_block_means(_resize(c_lr, scale, "bicubic"), c_lr, scale))
             crops = [np.kron(lr, np.ones((scale, scale, 1))), _resize(lr, scale, "bicubic"), ours, hr_c]
         elif task == "colorize":
             y, _ = rgb_to_ycbcr(hr_c)
