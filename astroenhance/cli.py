@@ -406,13 +406,15 @@ def train_colorizer(
     feature_net: FeatureOpt = "mobilenet_v2",
     init: Annotated[Optional[Path], typer.Option(help="Start from these weights (a run folder, ckpt.pt or .safetensors) instead of from scratch / ImageNet.")] = None,
     saturation_weight: Annotated[float, typer.Option(help="Extra loss weight on saturated pixels (the paper's remedy for grey); 0 measured better here.")] = 0.0,
+    thumb_jitter: Annotated[float, typer.Option(help="0 < F < 1: each crop's whole-frame thumbnail shows a random window around the crop with sides >= F of the image's, so that the global branch cannot learn each training image's colours by heart (host-side; 0 = the whole image, as `run` sees it).", min=0.0, max=0.99)] = 0.0,
+    freeze_backbone: Annotated[bool, typer.Option(help="Keep the pretrained global backbone (ImageNet MobileNetV2) fixed; train the rest.")] = False,
     resume: Annotated[bool, typer.Option(help="Continue the checkpoint in -o exactly where it stopped.")] = False,
 ) -> None:
     """Train the colorization network (luminance in, BT.709 chroma out)."""
     _train("colorize", data, outdir, arch=arch, iters=iters, batch=batch, crop=crop, lr=lr, seed=seed,
            val_data=val_data, val_every=val_every, device=device, threads=threads, resume=resume,
            saturation_weight=saturation_weight, precision=precision, feature_net=feature_net,
-           init=str(init) if init and not resume else "")
+           init=str(init) if init and not resume else "", thumb_jitter=thumb_jitter, freeze_backbone=freeze_backbone)
 
 
 @weights_app.command("export")

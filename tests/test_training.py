@@ -252,3 +252,39 @@ def test_run_refuses_a_luminance_and_chroma_network(tmp_path):
                                    str(tmp_path / "w2"), "--eval-data", str(COLOR)])
     assert res.exit_code == 2 and "luminance SR networks" in res.output
     assert not (tmp_path / "w2").exists()
+
+
+def test_frozen_backbone_stays_fixed_while_the_rest_trains(tmp_path):
+    trainer = Trainer(cfg(tmp_path, "colorize", arch="resenc-colorizer-mnv2", feature_net="random:mobilenet_v2",
+                          iters=2, freeze_backbone=True, thumb_jitter=0.5))
+    backbone = {k: v.clone() for k, v in trainer.model.global_encoder[0].state_dict().items()}
+    head = trainer.model.global_encoder[-1].weight.clone()
+    trainer.run()
+    after = trainer.model.global_encoder[0].state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in backbone.items())  # weights and BN statistics
+    assert not torch.equal(head, trainer.model.global_encoder[-1].weight)
+    with pytest.raises(ValueError, match="pretrained global branch"):
+        Trainer(cfg(tmp_path / "conv", "colorize", arch="resenc-colorizer", freeze_backbone=True))
+
+
+def test_thumbnail_jitter_shows_a_window_around_the_crop():
+    import numpy as np
+
+    from astroenhance.training.data import ImagePool
+
+    rng = np.random.default_rng(0)
+    im = np.zeros((200, 300, 3), np.uint8)
+    im[:, :150, 0] = 255  # left half red, right half blue
+    im[:, 150:, 2] = 255
+    whole = ImagePool([im], ["a"], thumb_size=16)
+    jit = ImagePool([im], ["a"], thumb_size=16, thumb_jitter=0.4)
+    _, th_whole = whole.crops(np.random.default_rng(1), 8, 32)
+    assert all(np.allclose(t.mean(axis=(0, 1)), th_whole[0].mean(axis=(0, 1)), atol=0.02) for t in th_whole)
+    crops, thumbs = jit.crops(np.random.default_rng(1), 64, 32)
+    red = thumbs[..., 0].mean(axis=(1, 2))
+    assert red.std() > 0.05  # windows differ in what they show
+    # a window always contains its crop: a crop that is all red has a thumbnail with some red in it
+    all_red = crops[..., 0].min(axis=(1, 2)) > 0.99
+    assert all_red.any() and (red[all_red] > 0).all()
+    again = jit.crops(np.random.default_rng(1), 64, 32)[1]
+    np.testing.assert_array_equal(again, thumbs)  # the same rng draws give the same windows (resume is exact)

@@ -48,6 +48,9 @@ class ImagePool:
     images: list[np.ndarray]
     names: list[str]
     thumb_size: int = 128
+    # > 0: each crop's thumbnail shows a random window around the crop, its sides this fraction of the image's
+    # or more, instead of the whole image — so the global branch cannot learn each image's colours by heart
+    thumb_jitter: float = 0.0
 
     def __post_init__(self) -> None:
         # whole-image thumbnails for the colorizer's global branch, made as `run` makes them
@@ -57,7 +60,7 @@ class ImagePool:
 
     @classmethod
     def from_folder(cls, folder: str | Path, min_size: int = 0, limit: int | None = None,
-                    thumb_size: int = 128) -> "ImagePool":
+                    thumb_size: int = 128, thumb_jitter: float = 0.0) -> "ImagePool":
         paths = list_images(folder)[:limit]
         images, names = [], []
         for p in paths:
@@ -67,7 +70,7 @@ class ImagePool:
                 names.append(p.name)
         if not images:
             raise ValueError(f"no usable images (>= {min_size} px) under {folder}")
-        return cls(images, names, thumb_size)
+        return cls(images, names, thumb_size, thumb_jitter)
 
     def _plan(self, rng: np.random.Generator, batch: int, size: int) -> list[tuple[int, int, int, bool, int]]:
         """Which crops a batch takes: ``(image, y, x, flip, quarter_turns)`` each, drawn from ``rng``."""
@@ -88,11 +91,24 @@ class ImagePool:
         thumbs = np.empty((batch, self.thumb_size, self.thumb_size, 3), dtype=np.float32)
         for k, (i, y, x, flip, turns) in enumerate(self._plan(rng, batch, size)):
             c, th = self.images[i][y:y + size, x:x + size], self.thumbs[i]
+            if self.thumb_jitter > 0:
+                th = self._window_thumb(rng, i, y, x, size)
             if flip:
                 c, th = c[:, ::-1], th[:, ::-1]
             out[k] = np.rot90(c, k=turns) / 255.0
             thumbs[k] = np.rot90(th, k=turns) / 255.0
         return out, thumbs
+
+    def _window_thumb(self, rng: np.random.Generator, i: int, y: int, x: int, size: int) -> np.ndarray:
+        """Thumbnail of a random window containing the crop at ``(y, x)``, sides >= ``thumb_jitter`` of the image's."""
+        im = self.images[i]
+        h, w = im.shape[:2]
+        wh = max(size, round(h * rng.uniform(self.thumb_jitter, 1.0)))
+        ww = max(size, round(w * rng.uniform(self.thumb_jitter, 1.0)))
+        y0 = int(rng.integers(max(0, y + size - wh), min(y, h - wh) + 1))
+        x0 = int(rng.integers(max(0, x + size - ww), min(x, w - ww) + 1))
+        window = Image.fromarray(np.ascontiguousarray(im[y0:y0 + wh, x0:x0 + ww]))
+        return np.asarray(window.resize((self.thumb_size,) * 2, Image.BOX))
 
     def on_device(self, device: torch.device | str) -> "DeviceImagePool":
         return DeviceImagePool(self, device)
@@ -104,6 +120,8 @@ class DeviceImagePool:
     waiting for crops made on the host."""
 
     def __init__(self, pool: ImagePool, device: torch.device | str) -> None:
+        if pool.thumb_jitter > 0:
+            raise ValueError("thumbnail jitter is made on the host; hold the images there (data_on_device=False)")
         self.pool = pool
         # (copied: images decoded by PIL are read-only arrays, which torch.from_numpy warns about)
         self.images = [torch.from_numpy(np.array(im)).to(device) for im in pool.images]

@@ -52,6 +52,10 @@ class TrainConfig:
     # with 2.0 the held-out chroma RMS was worse than no colour at all after 750 steps (0.0597 vs 0.0547);
     # plain 0.0 is the default
     saturation_weight: float = 0.0
+    # colorize, against over-fitting a few images: thumbnails of random windows around each crop (see
+    # `ImagePool.thumb_jitter`), and the pretrained global backbone kept frozen (its ImageNet features only)
+    thumb_jitter: float = 0.0
+    freeze_backbone: bool = False
     precision: str = "fp32"  # fp32, or bf16/fp16 autocast (CUDA only)
     init: str = ""  # weights to start from (a ckpt.pt or .safetensors), e.g. the pretrained SRResNet for "gan"
     # pretrained feature network (models.features): SRGAN content loss, and the colorizer's pretrained global branch
@@ -203,9 +207,10 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
             torch.backends.cudnn.benchmark = True
+        self.frozen = self._frozen_backbone()
         self.net = self._parallel(self.model)  # what the loss calls: the model, or its DDP wrapper
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8,
-                                    fused=self.device.type == "cuda")
+        self.opt = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=cfg.lr,
+                                    betas=(0.9, 0.999), eps=1e-8, fused=self.device.type == "cuda")
         self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.precision == "fp16")
         self.disc: torch.nn.Module | None = None
@@ -219,12 +224,29 @@ class Trainer:
             self.d_opt = torch.optim.Adam(self.disc.parameters(), lr=cfg.d_lr, betas=(0.9, 0.999), eps=1e-8)
         self.step = 0
         self.pool = ImagePool.from_folder(training_folder(cfg.data), min_size=cfg.crop,
-                                          thumb_size=getattr(self.model, "thumb_size", 128))
-        on_gpu = cfg.data_on_device and self.device.type == "cuda"
+                                          thumb_size=getattr(self.model, "thumb_size", 128), thumb_jitter=cfg.thumb_jitter)
+        on_gpu = cfg.data_on_device and self.device.type == "cuda" and cfg.thumb_jitter == 0
         self.device_pool = self.pool.on_device(self.device) if on_gpu else None
         self.val = self._validation_batch()
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
+
+    def _frozen_backbone(self) -> torch.nn.Module | None:
+        """With ``freeze_backbone``: the colorizer's pretrained global backbone, its weights and batch-norm
+        statistics fixed (kept in eval mode while the rest trains)."""
+        if not self.cfg.freeze_backbone:
+            return None
+        if getattr(self.model, "global_branch", "conv") == "conv":
+            raise ValueError("--freeze-backbone needs a pretrained global branch (resenc-colorizer-mnv2)")
+        backbone = self.model.global_encoder[0]
+        for p in backbone.parameters():
+            p.requires_grad_(False)
+        return backbone
+
+    def _train_mode(self) -> None:
+        self.model.train()
+        if self.frozen is not None:
+            self.frozen.eval()
 
     def _parallel(self, module: torch.nn.Module) -> torch.nn.Module:
         """``module`` wrapped in DistributedDataParallel under torchrun, else itself."""
@@ -359,7 +381,7 @@ class Trainer:
                 pred = self.model(self._cl(y), _rgb_to_ycc_torch(thumb_rgb)[0]).float()
             out = {"val_chroma_rms": torch.sqrt(((pred - chroma) ** 2).mean()).item(),
                    "val_chroma_rms_grey": torch.sqrt((chroma**2).mean()).item()}
-        self.model.train()
+        self._train_mode()
         return out
 
     # ---- checkpoints ------------------------------------------------------------------------------
@@ -405,7 +427,7 @@ class Trainer:
             log = csv.writer(fh)
             if new_log and lead:
                 log.writerow(["step", "loss", "lr", "seconds", "metric", "value"])
-            self.model.train()
+            self._train_mode()
             if self.disc is not None:
                 self.disc.train()
             t0 = time.perf_counter()
