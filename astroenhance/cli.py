@@ -121,7 +121,7 @@ def run(
     log_file: Annotated[Optional[Path], typer.Option(help="Also append every message to this file.")] = None,
     n_jobs: Annotated[int, typer.Option("--jobs", "-j", help="Frames processed at once on this machine, each in its own process; torch threads are divided so that jobs x threads <= cores.")] = 1,
     scheduler: Annotated[Optional[str], typer.Option(help="Dask distributed scheduler address (tcp://HOST:PORT): one task per frame on the cluster's workers, which must see the same paths.")] = None,
-    low_memory: Annotated[bool, typer.Option("--low-memory", help="Return every buffer of 1 MiB or more to the system when freed (glibc malloc tuned): peak memory grows less with the frame (numbers in the README, benchmarks/bench_memory.py --low-memory), at about 40% less speed.")] = False,
+    low_memory: Annotated[bool, typer.Option("--low-memory", help="Return every buffer of 1 MiB or more to the system when freed (glibc malloc tuned): a lower peak (numbers in the README, benchmarks/bench_memory.py --low-memory), at about a third less speed.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; only errors and the summary line.")] = False,
     debug: Annotated[bool, typer.Option(help="Show tracebacks for failures.")] = False,
 ) -> None:
