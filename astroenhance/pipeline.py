@@ -300,76 +300,96 @@ class Enhancer:
         h, w = src.shape
         s = self.scale
         grid = TileGrid(h, w, cfg.tile, cfg.overlap)
-        th, tw = grid.tile_shape
-        bands = grid.column_bands(BAND_WIDTH)
-        total = len(grid)
-        done = 0
+        tw = grid.tile_shape[1]
+        done = [0]
+
+        def tick() -> None:
+            done[0] += 1
+            if progress is not None:
+                progress(done[0], len(grid))
+
         carry_in: _BandCarry | None = None  # blend sums the previous band left in this band's first columns
-        for cols, emit0, emit1 in bands:
-            bx0 = grid.col_starts[cols[0]]
-            bx1 = grid.col_starts[cols[-1]] + tw
-            acc = np.zeros((th * s, (bx1 - bx0) * s, 4), dtype=np.float32)  # weighted L, Cb, Cr; the weight
-            carry_out = _BandCarry((bx1 - emit1) * s) if emit1 < w else None
-            acc_row0 = 0  # input row of acc[0]
-            for r, y0 in enumerate(grid.row_starts):
-                lum, chroma_in, mask = self._normalized_rows(src, norm, y0, y0 + th, bx0, bx1)
-                starts = [grid.col_starts[c] - bx0 for c in cols]
-                tiles_l = np.stack([lum[:, x0:x0 + tw] for x0 in starts])[:, None]  # (T, 1, th, tw)
-                if self.colorizer is not None:
-                    chroma_t = self._colorize_tiles(src, norm, context, y0, [grid.col_starts[c] for c in cols],
-                                                    (th, tw), cfg.color_margin)  # (T, 2, th, tw)
-                elif chroma_in is not None:
-                    chroma_t = np.stack([chroma_in[:, x0:x0 + tw].transpose(2, 0, 1) for x0 in starts])
-                else:
-                    chroma_t = np.zeros((len(starts), 2, th, tw), dtype=np.float32)
-                off = (y0 - acc_row0) * s
-                step = self.batch if self.sr is not None else len(cols)
-                for k0 in range(0, len(cols), step):  # a batch of tiles at a time: temporaries stay tile-sized
-                    k1 = min(len(cols), k0 + step)
-                    lum_b = self._run(self.sr, tiles_l[k0:k1]) if self.sr is not None else tiles_l[k0:k1]
-                    for k in range(k0, k1):
-                        lum_k = torch.from_numpy(lum_b[k - k0:k - k0 + 1])  # (1, 1, th*s, tw*s)
-                        chroma_k = torch.from_numpy(chroma_t[k:k + 1])
-                        if self.sr is not None:
-                            if cfg.noise_gate:
-                                lum_k = noise_gate(lum_k, torch.from_numpy(tiles_l[k:k + 1]), s, norm.noise)
-                            chroma_k = F.interpolate(chroma_k, scale_factor=s, mode="bicubic", align_corners=False)
-                        win = grid.window(y0, grid.col_starts[cols[k]], s).astype(np.float32)
-                        x0 = starts[k] * s
-                        region = acc[off:off + th * s, x0:x0 + tw * s]
-                        region[..., 0] += lum_k[0, 0].numpy() * win
-                        region[..., 1] += chroma_k[0, 0].numpy() * win
-                        region[..., 2] += chroma_k[0, 1].numpy() * win
-                        region[..., 3] += win
-                        done += 1
-                        if progress is not None:
-                            progress(done, total)
-                    del lum_b
-                final = grid.final_rows_after(r)
-                for a in range(acc_row0, final, FINISH_ROWS):  # finish in short chunks: bounded temporaries
-                    b = min(a + FINISH_ROWS, final)
-                    rows = slice(a - y0, b - y0)
-                    cols_in = slice(emit0 - bx0, emit1 - bx0)
-                    done_rows = acc[(a - acc_row0) * s:(b - acc_row0) * s]  # no later tile row reaches them
-                    if carry_in is not None:
-                        done_rows[:, :carry_in.cols] += carry_in.read(a * s, b * s)
-                    if carry_out is not None:
-                        carry_out.write(a * s, done_rows[:, cols_in.stop * s:])
-                    piece = done_rows[:, cols_in.start * s:cols_in.stop * s]
-                    measured = chroma_in[rows, cols_in] if chroma_in is not None and self.colorizer is None else None
-                    rgb, out_l = self._finish(piece, lum[rows, cols_in], mask[rows, cols_in], cfg.flux_conserving,
-                                              measured)
-                    put(a * s, b * s, emit0 * s, rgb, out_l)
-                n = final - acc_row0
-                if n > 0:
-                    keep = acc[n * s:].copy()
-                    acc[:] = 0
-                    acc[: keep.shape[0]] = keep
-                    acc_row0 = final
-            if carry_in is not None:
-                carry_in.close()
-            carry_in = carry_out
+        carry_out: _BandCarry | None = None
+        try:
+            for cols, emit0, emit1 in grid.column_bands(BAND_WIDTH):
+                carry_out = _BandCarry((grid.col_starts[cols[-1]] + tw - emit1) * s) if emit1 < w else None
+                self._process_band(src, cfg, norm, context, grid, cols, (emit0, emit1), carry_in, carry_out, put, tick)
+                if carry_in is not None:
+                    carry_in.close()
+                carry_in = carry_out
+        finally:  # temporary files go at once, also when a frame fails part-way
+            for carry in (carry_in, carry_out):
+                if carry is not None:
+                    carry.close()
         return norm
+
+    def _process_band(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, context: torch.Tensor | None,
+                      grid: TileGrid, cols: list[int], emit: tuple[int, int], carry_in: _BandCarry | None,
+                      carry_out: _BandCarry | None, put: Callable[[int, int, int, np.ndarray, np.ndarray], None],
+                      tick: Callable[[], None]) -> None:
+        """One column band: its tiles, one tile row at a time, blended into an accumulator a tile row high;
+        rows no later tile row reaches are finished and ``put`` (input columns ``emit``), after adding the
+        previous band's blend sums (``carry_in``) and handing this band's shared columns on (``carry_out``)."""
+        s = self.scale
+        th, tw = grid.tile_shape
+        emit0, emit1 = emit
+        bx0 = grid.col_starts[cols[0]]
+        bx1 = grid.col_starts[cols[-1]] + tw
+        acc = np.zeros((th * s, (bx1 - bx0) * s, 4), dtype=np.float32)  # weighted L, Cb, Cr; the weight
+        acc_row0 = 0  # input row of acc[0]
+        for r, y0 in enumerate(grid.row_starts):
+            lum, chroma_in, mask = self._normalized_rows(src, norm, y0, y0 + th, bx0, bx1)
+            starts = [grid.col_starts[c] - bx0 for c in cols]
+            tiles_l = np.stack([lum[:, x0:x0 + tw] for x0 in starts])[:, None]  # (T, 1, th, tw)
+            if self.colorizer is not None:
+                chroma_t = self._colorize_tiles(src, norm, context, y0, [grid.col_starts[c] for c in cols],
+                                                (th, tw), cfg.color_margin)  # (T, 2, th, tw)
+            elif chroma_in is not None:
+                chroma_t = np.stack([chroma_in[:, x0:x0 + tw].transpose(2, 0, 1) for x0 in starts])
+            else:
+                chroma_t = np.zeros((len(starts), 2, th, tw), dtype=np.float32)
+            off = (y0 - acc_row0) * s
+            step = self.batch if self.sr is not None else len(cols)
+            for k0 in range(0, len(cols), step):  # a batch of tiles at a time: temporaries stay tile-sized
+                k1 = min(len(cols), k0 + step)
+                lum_b = self._run(self.sr, tiles_l[k0:k1]) if self.sr is not None else tiles_l[k0:k1]
+                for k in range(k0, k1):
+                    lum_k = torch.from_numpy(lum_b[k - k0:k - k0 + 1])  # (1, 1, th*s, tw*s)
+                    chroma_k = torch.from_numpy(chroma_t[k:k + 1])
+                    if self.sr is not None:
+                        if cfg.noise_gate:
+                            lum_k = noise_gate(lum_k, torch.from_numpy(tiles_l[k:k + 1]), s, norm.noise)
+                        chroma_k = F.interpolate(chroma_k, scale_factor=s, mode="bicubic", align_corners=False)
+                    win = grid.window(y0, grid.col_starts[cols[k]], s).astype(np.float32)
+                    x0 = starts[k] * s
+                    region = acc[off:off + th * s, x0:x0 + tw * s]
+                    region[..., 0] += lum_k[0, 0].numpy() * win
+                    region[..., 1] += chroma_k[0, 0].numpy() * win
+                    region[..., 2] += chroma_k[0, 1].numpy() * win
+                    region[..., 3] += win
+                    tick()
+                del lum_b
+            final = grid.final_rows_after(r)
+            for a in range(acc_row0, final, FINISH_ROWS):  # finish in short chunks: bounded temporaries
+                b = min(a + FINISH_ROWS, final)
+                rows = slice(a - y0, b - y0)
+                cols_in = slice(emit0 - bx0, emit1 - bx0)
+                done_rows = acc[(a - acc_row0) * s:(b - acc_row0) * s]  # no later tile row reaches them
+                if carry_in is not None:
+                    done_rows[:, :carry_in.cols] += carry_in.read(a * s, b * s)
+                if carry_out is not None:
+                    carry_out.write(a * s, done_rows[:, cols_in.stop * s:])
+                piece = done_rows[:, cols_in.start * s:cols_in.stop * s]
+                measured = chroma_in[rows, cols_in] if chroma_in is not None and self.colorizer is None else None
+                rgb, out_l = self._finish(piece, lum[rows, cols_in], mask[rows, cols_in], cfg.flux_conserving,
+                                          measured)
+                put(a * s, b * s, emit0 * s, rgb, out_l)
+            n = final - acc_row0
+            if n > 0:
+                keep = acc[n * s:].copy()
+                acc[:] = 0
+                acc[: keep.shape[0]] = keep
+                acc_row0 = final
 
     def _colorize_tiles(self, src: FrameSource, norm: Normalizer, context: torch.Tensor, y0: int,
                         x_starts: list[int], shape: tuple[int, int], margin: int) -> np.ndarray:
