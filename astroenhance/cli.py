@@ -7,7 +7,6 @@ import os
 
 from astropy.io import fits
 import time
-import traceback
 import warnings
 from enum import Enum
 from pathlib import Path
@@ -495,8 +494,6 @@ def compose(
 ) -> None:
     """True colour from several filters: align on one sky grid (reproject), map bands to RGB by wavelength, write
     RGB FITS (DS9/Aladin) and PNG/JPEG/TIFF with AVM. Real colours, not predicted ones."""
-    import numpy as np
-
     from .compose import align, check_overlap, composite_rgb, order_by_wavelength, read_band
     from .io.readers import from_array
 

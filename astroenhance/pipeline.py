@@ -506,7 +506,7 @@ class Enhancer:
         out_wcs = None
         image = fits.Header()
         if src.wcs is not None:
-            with warnings.catch_warnings(record=True) as caught:
+            with warnings.catch_warnings(record=True):
                 warnings.simplefilter("always")
                 out_wcs, wnotes = scale_wcs(src.wcs, self.scale) if self.scale != 1 else (src.wcs.deepcopy(), [])
             notes += wnotes

@@ -12,7 +12,6 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .batch import Job, Record, cleanup_stale_temporaries, output_is_complete
 from .config import EnhanceConfig

@@ -10,7 +10,6 @@ RSS comes from getrusage.  Prints a table with the ratio to the smallest size.
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import tempfile

@@ -1,7 +1,5 @@
 """Every input kind the run issue names, read with its real bit depth, and bad input named clearly."""
 
-import gzip
-import shutil
 
 import numpy as np
 import pytest

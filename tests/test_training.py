@@ -272,7 +272,6 @@ def test_thumbnail_jitter_shows_a_window_around_the_crop():
 
     from astroenhance.training.data import ImagePool
 
-    rng = np.random.default_rng(0)
     im = np.zeros((200, 300, 3), np.uint8)
     im[:, :150, 0] = 255  # left half red, right half blue
     im[:, 150:, 2] = 255

@@ -101,8 +101,9 @@ class TileGrid:
         """
         starts = self.col_starts
         tw = self.tile_shape[1]
-        per_band = 1  # the most consecutive tiles that fit (the even layout spaces them equally)
-        while per_band < len(starts) and starts[per_band] + tw - starts[0] <= max_width:
+        span = lambda k: max(starts[i + k - 1] + tw - starts[i] for i in range(len(starts) - k + 1))  # noqa: E731
+        per_band = 1  # the most consecutive tiles that fit anywhere (rounded starts are not exactly equally spaced)
+        while per_band < len(starts) and span(per_band + 1) <= max_width:
             per_band += 1
         n_bands = -(-len(starts) // per_band)
         edges = [round(i * len(starts) / n_bands) for i in range(n_bands + 1)]  # bands as equal as can be
