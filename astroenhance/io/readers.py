@@ -92,7 +92,8 @@ def from_array(data: np.ndarray, wcs: WCS | None = None, *, name: str = "array",
 
 
 def _finite_float32(a: np.ndarray) -> np.ndarray:
-    out = np.array(a, dtype=np.float32, copy=True)
+    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, then no-data like inf
+        out = np.array(a, dtype=np.float32, copy=True)
     out[~np.isfinite(out)] = np.nan
     return out
 
