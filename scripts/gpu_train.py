@@ -47,6 +47,10 @@ def jobs(args: argparse.Namespace) -> dict[str, dict]:
             "sr8c2": dict(common, task="sr", arch="srresnet-8x32-ycc", batch=64, crop=160, lr=3e-4,
                           init=args.sr_init, budget=t),
         }
+    if args.plan == "regularise":  # untested: does a colorizer trained from ImageNet with window thumbnails
+        # (and a frozen backbone) stop over-fitting the ~130 training images? "colp" is the control
+        col = dict(common, task="colorize", arch="resenc-colorizer-mnv2", batch=32, crop=256, lr=5e-4, budget=t)
+        return {"colp": col, "colj": dict(col, thumb_jitter=0.5), "colf": dict(col, thumb_jitter=0.5, freeze_backbone=True)}
     return {  # the first lease (session 2): everything from scratch
         "sr16": dict(common, task="sr", arch="srresnet-16x64", batch=32, crop=128, lr=5e-4, budget=0.55 * t),
         "sr8": dict(common, task="sr", arch="srresnet-8x32", batch=32, crop=128, lr=1e-3, budget=t),
@@ -95,7 +99,7 @@ def main() -> None:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--precision", default="bf16")
     ap.add_argument("--only", default="")
-    ap.add_argument("--plan", default="continue", choices=["first", "continue", "aux"])
+    ap.add_argument("--plan", default="continue", choices=["first", "continue", "aux", "regularise"])
     ap.add_argument("--sr-init", default="")
     ap.add_argument("--export", default="")
     args = ap.parse_args()
