@@ -104,8 +104,7 @@ def evaluate_sr(model: torch.nn.Module, images: list[tuple[str, np.ndarray]], sc
             if m.startswith("astroenhance"):
                 y_lr, c_lr = rgb_to_ycbcr(lr)
                 y_sr = _upscale_lum(model, y_lr, scale, gate=m == "astroenhance")
-                c_sr = conserve_block_means(_resize(c_lr, scale, "bicubic"), c_lr, scale)
-                sr = ycbcr_to_rgb(y_sr, c_sr)
+                sr = ycbcr_to_rgb(y_sr, _upscale_chroma(c_lr, scale))
             else:
                 sr = _resize(lr, scale, m)
             sr = np.clip(sr, 0, 1)
@@ -151,6 +150,12 @@ def _upscale_lum(model: torch.nn.Module | None, y_lr: np.ndarray, scale: int, me
             out = noise_gate(out, t, scale, estimate_noise(y_lr))
         return flux_project(out, t, scale)[0, 0].double().numpy()
     return _resize(y_lr[..., None], scale, method)[..., 0]
+
+
+def _upscale_chroma(c_lr: np.ndarray, scale: int) -> np.ndarray:
+    """Chroma ``(h, w, 2)`` -> ``(h*s, w*s, 2)`` as `run --flux-conserving` does for a colour input: bicubic,
+    then each block's mean set to the input pixel's."""
+    return conserve_block_means(_resize(c_lr, scale, "bicubic"), c_lr, scale)
 
 
 def _robust_sigma(x: np.ndarray) -> float:
@@ -290,7 +295,7 @@ def figure_crops(task: str, images: list[tuple[str, np.ndarray]], sr: torch.nn.M
         if task == "sr":
             lr = area_downsample(hr_c, scale)
             y_lr, c_lr = rgb_to_ycbcr(lr)
-            ours = ycbcr_to_rgb(_upscale_lum(sr, y_lr, scale), conserve_block_means(_resize(c_lr, scale, "bicubic"), c_lr, scale))
+            ours = ycbcr_to_rgb(_upscale_lum(sr, y_lr, scale), _upscale_chroma(c_lr, scale))
             crops = [np.kron(lr, np.ones((scale, scale, 1))), _resize(lr, scale, "bicubic"), ours, hr_c]
         elif task == "colorize":
             y, _ = rgb_to_ycbcr(hr_c)
