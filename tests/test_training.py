@@ -265,6 +265,9 @@ def test_frozen_backbone_stays_fixed_while_the_rest_trains(tmp_path):
     assert not torch.equal(head, trainer.model.global_encoder[-1].weight)
     with pytest.raises(ValueError, match="pretrained global branch"):
         Trainer(cfg(tmp_path / "conv", "colorize", arch="resenc-colorizer", freeze_backbone=True))
+    # validation crops are scored with whole-image thumbnails (as `run` sees them), not jittered ones
+    plain = Trainer(cfg(tmp_path / "plain", "colorize", arch="resenc-colorizer-mnv2", feature_net="random:mobilenet_v2"))
+    assert torch.equal(trainer.val[1], plain.val[1])
 
 
 def test_thumbnail_jitter_shows_a_window_around_the_crop():

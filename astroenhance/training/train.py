@@ -280,7 +280,9 @@ class Trainer:
     def _validation_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """A fixed set of crops (seeded, independent of training batches), ``(N, 3, S, S)``, and thumbnails."""
         val = self.cfg.val_data or validation_folder(self.cfg.data)
-        pool = ImagePool.from_folder(val, min_size=self.cfg.crop, thumb_size=self.pool.thumb_size) if val else self.pool
+        # validation sees whole-image thumbnails, as `run` does, whatever thumb_jitter trains with
+        pool = (ImagePool.from_folder(val, min_size=self.cfg.crop, thumb_size=self.pool.thumb_size) if val
+                else dataclasses.replace(self.pool, thumb_jitter=0.0))
         size = self.cfg.crop * 2 if self.cfg.task == "sr" else self.cfg.crop
         size = min(size, min(min(im.shape[:2]) for im in pool.images))
         size -= size % 16
