@@ -301,12 +301,13 @@ class Enhancer:
         s = self.scale
         grid = TileGrid(h, w, cfg.tile, cfg.overlap)
         tw = grid.tile_shape[1]
-        done = [0]
+        done = 0
 
         def tick() -> None:
-            done[0] += 1
+            nonlocal done
+            done += 1
             if progress is not None:
-                progress(done[0], len(grid))
+                progress(done, len(grid))
 
         carry_in: _BandCarry | None = None  # blend sums the previous band left in this band's first columns
         carry_out: _BandCarry | None = None

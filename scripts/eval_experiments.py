@@ -7,8 +7,8 @@ Same protocol as `astroenhance evaluate` (4x area-average inputs, float64, RGB P
 - bicubic; the shipped psnr model with bicubic chroma; the shipped luminance with the *true* chroma (the
   ceiling of any chroma upscaling); and each ``--sr`` checkpoint (a Y Cb Cr network upscales chroma itself);
 - chroma RMS of each ``--colorizer`` checkpoint against grey and the lookup table fitted on ``--train-data``;
-- ``--chroma``: ways of upscaling the input's chroma under the shipped luminance, none of them learned: bicubic,
-  bicubic with its 4x4 block means set to the input's (what `run --flux-conserving` does), a guided filter
+- ``--chroma``: ways of upscaling the input's chroma under the shipped luminance, none of them learned (besides
+  the bicubic of the "shipped psnr" row): bicubic with its 4x4 block means set to the input's (what `run --flux-conserving` does), a guided filter
   (chroma as a local linear function of luminance, radius 1 px, eps 1e-2, its slope applied to the SR
   luminance detail) and a constant-hue ratio (chroma / (luminance + 0.2) upscaled, times the SR luminance + 0.2,
   block means set).
@@ -33,15 +33,14 @@ from astroenhance.training.evaluate import (LumaChromaLUT, _resize, _upscale_lum
                                             evaluate_colorizer, load_images, psnr)
 
 
-def upscale(model: torch.nn.Module, lr: np.ndarray, chroma_hr: np.ndarray | None = None) -> np.ndarray:
-    """RGB 4x of ``lr`` by ``model`` (bare, flux-projected); chroma bicubic, true (``chroma_hr``) or the network's."""
+def upscale(model: torch.nn.Module, lr: np.ndarray) -> np.ndarray:
+    """RGB 4x of ``lr`` by ``model`` (bare, flux-projected); chroma bicubic, or the network's for a Y Cb Cr one."""
     y, c = rgb_to_ycbcr(lr)
     if getattr(model, "in_channels", 1) == 3:
         t = torch.from_numpy(np.concatenate([y[..., None], c], -1).astype(np.float32)).permute(2, 0, 1)[None]
         out = flux_project(model(t), t, 4)[0].double().numpy().transpose(1, 2, 0)
         return ycbcr_to_rgb(out[..., 0], out[..., 1:])
-    chroma = chroma_hr if chroma_hr is not None else _resize(c, 4, "bicubic")
-    return ycbcr_to_rgb(_upscale_lum(model, y, 4, gate=False), chroma)
+    return ycbcr_to_rgb(_upscale_lum(model, y, 4, gate=False), _resize(c, 4, "bicubic"))
 
 
 def _box(x: np.ndarray, r: int) -> np.ndarray:
@@ -59,7 +58,7 @@ def chroma_variants(y_lr: np.ndarray, c_lr: np.ndarray, y_sr: np.ndarray) -> dic
     slope = _box((_box(y1 * c_lr, 1) - my * mc) / (_box(y1 * y1, 1) - my * my + 1e-2), 1)
     detail = (y_sr - _resize(y1, 4, "bicubic")[..., 0])[..., None]
     ratio = _resize(c_lr / (y1 + 0.2), 4, "bicubic") * (y_sr[..., None] + 0.2)
-    return {"chroma bicubic": bic, "chroma bicubic, block means kept": conserve_block_means(bic, c_lr, 4),
+    return {"chroma bicubic, block means kept": conserve_block_means(bic, c_lr, 4),
             "chroma guided filter": bic + _resize(slope, 4, "bicubic") * detail,
             "chroma constant-hue ratio, block means kept": conserve_block_means(ratio, c_lr, 4)}
 
@@ -77,20 +76,21 @@ def main() -> None:
     images = load_images(args.data, limit=args.limit)
     wdir = default_weights_dir()
     shipped = load_network(wdir, find_weights(wdir, "sr", "psnr"))
-    models = {"shipped psnr": shipped} | {p: load_checkpoint_model(p)[0] for p in args.sr}
-    rows: dict[str, list[float]] = {"bicubic": [], "shipped psnr + true chroma": []} | {k: [] for k in models}
+    models = {p: load_checkpoint_model(p)[0] for p in args.sr}
+    rows: dict[str, list[float]] = {"bicubic": [], "shipped psnr": [], "shipped psnr + true chroma": []}
     for _, hr in images:
         hr = hr[: hr.shape[0] // 4 * 4, : hr.shape[1] // 4 * 4]
         lr = area_downsample(hr, 4)
         rows["bicubic"].append(psnr(np.clip(_resize(lr, 4, "bicubic"), 0, 1), hr))
-        rows["shipped psnr + true chroma"].append(psnr(np.clip(upscale(shipped, lr, rgb_to_ycbcr(hr)[1]), 0, 1), hr))
-        for name, m in models.items():
-            rows[name].append(psnr(np.clip(upscale(m, lr), 0, 1), hr))
+        y_lr, c_lr = rgb_to_ycbcr(lr)
+        y_sr = _upscale_lum(shipped, y_lr, 4, gate=False)  # once per image for every shipped-luminance row
+        chromas = {"": _resize(c_lr, 4, "bicubic"), " + true chroma": rgb_to_ycbcr(hr)[1]}
         if args.chroma:
-            y_lr, c_lr = rgb_to_ycbcr(lr)
-            y_sr = _upscale_lum(shipped, y_lr, 4, gate=False)
-            for name, c in chroma_variants(y_lr, c_lr, y_sr).items():
-                rows.setdefault(f"shipped psnr + {name}", []).append(psnr(np.clip(ycbcr_to_rgb(y_sr, c), 0, 1), hr))
+            chromas |= {f" + {name}": c for name, c in chroma_variants(y_lr, c_lr, y_sr).items()}
+        for name, c in chromas.items():
+            rows.setdefault(f"shipped psnr{name}", []).append(psnr(np.clip(ycbcr_to_rgb(y_sr, c), 0, 1), hr))
+        for name, m in models.items():
+            rows.setdefault(name, []).append(psnr(np.clip(upscale(m, lr), 0, 1), hr))
     print(f"SR, RGB PSNR on {len(images)} images (bare networks)")
     for name, v in rows.items():
         print(f"  {name:<40} {np.mean(v):.3f} dB")

@@ -54,7 +54,7 @@ class ImagePool:
 
     def __post_init__(self) -> None:
         # whole-image thumbnails for the colorizer's global branch, made as `run` makes them
-        self.thumbs = [np.asarray(Image.fromarray(im).resize((self.thumb_size,) * 2, Image.BOX)) for im in self.images]
+        self.thumbs = [self._thumbnail(im) for im in self.images]
         area = np.array([im.shape[0] * im.shape[1] for im in self.images], dtype=float)
         self.pick_probability = area / area.sum()  # crops are spread evenly over all pixels
 
@@ -107,8 +107,11 @@ class ImagePool:
         ww = max(size, round(w * rng.uniform(self.thumb_jitter, 1.0)))
         y0 = int(rng.integers(max(0, y + size - wh), min(y, h - wh) + 1))
         x0 = int(rng.integers(max(0, x + size - ww), min(x, w - ww) + 1))
-        window = Image.fromarray(np.ascontiguousarray(im[y0:y0 + wh, x0:x0 + ww]))
-        return np.asarray(window.resize((self.thumb_size,) * 2, Image.BOX))
+        return self._thumbnail(np.ascontiguousarray(im[y0:y0 + wh, x0:x0 + ww]))
+
+    def _thumbnail(self, im: np.ndarray) -> np.ndarray:
+        """``(T, T, 3)`` uint8 box-filtered thumbnail of ``im`` (as `run` makes the colorizer's whole-frame one)."""
+        return np.asarray(Image.fromarray(im).resize((self.thumb_size,) * 2, Image.BOX))
 
     def on_device(self, device: torch.device | str) -> "DeviceImagePool":
         return DeviceImagePool(self, device)
