@@ -148,6 +148,10 @@ def run(
     except AstroEnhanceError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
+    from .pipeline import slow_cpu_bf16
+
+    if slow := slow_cpu_bf16(enhancer.device, config.precision):
+        err.print(f"warning: {slow}", markup=False)
     from . import runner
     from .batch import Record, check_outdir, discover, parse_shard, shard, write_report
 
@@ -642,6 +646,7 @@ def evaluate(
     figure: Annotated[Optional[Path], typer.Option(help="Write side-by-side crops (input | baseline | astroenhance | original) as PNG.")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Use only the first N images.")] = None,
     noise_frames: Annotated[int, typer.Option(help="sr: pure-noise frames for the false-source test (0 skips it).")] = 24,
+    per_image: Annotated[bool, typer.Option("--per-image", help="Also print each image's headline metric (RGB PSNR, or chroma RMS for colorize) per method: means over few images hide how unevenly a network helps. --json always has them.")] = False,
 ) -> None:
     """Measure the shipped networks against baselines on held-out images (float64 metrics, one protocol for all).
 
@@ -677,20 +682,27 @@ def evaluate(
         lut = LumaChromaLUT.fit([im for _, im in load_images(train_data, max_side=800)])
     names = ", ".join(f"{i.id} {i.sha256[:12]}" for i in infos)
     extra: dict = {}
+    rows: list[dict] = []
     with err.status(f"evaluating {names} on {len(images)} images"):
         if task == Task.sr:
-            results = evaluate_sr(sr, images)
+            results = evaluate_sr(sr, images, per_image=rows)
             if noise_frames:
                 extra["false_sources"] = false_sources(sr, frames=noise_frames)
         elif task == Task.colorize:
-            results = evaluate_colorizer(colorizer, images, lut)
+            results = evaluate_colorizer(colorizer, images, lut, per_image=rows)
         else:
-            results = evaluate_pipeline(sr, colorizer, images, lut)
+            results = evaluate_pipeline(sr, colorizer, images, lut, per_image=rows)
     metrics = sorted({k for r in results.values() for k in r})
     out.print(f"{task.value} on {data} ({len(images)} images), weights {names}")
     out.print(f"{'method':<22}" + "".join(f"{m:>12}" for m in metrics))
     for method, r in results.items():
         out.print(f"{method:<22}" + "".join(f"{r[m]:>12.5g}" for m in metrics))
+    if per_image:
+        headline = "chroma_rms" if task == Task.colorize else "psnr_rgb"
+        out.print(f"{headline} per image")
+        out.print(f"{'image':<40}" + "".join(f"{m:>22}" for m in results))
+        for row in rows:
+            out.print(f"{row['image'][:39]:<40}" + "".join(f"{row[m][headline]:>22.5g}" for m in results))
     if "false_sources" in extra:
         fs = extra["false_sources"]
         out.print(f"false 5-sigma sources on {fs['frames']} pure-noise frames of {fs['frame_size']}^2 (per Mpix of input): "
@@ -702,7 +714,7 @@ def evaluate(
     if json_out:
         json_out.write_text(json.dumps({"task": task.value, "weights": [{"id": i.id, "sha256": i.sha256} for i in infos],
                                         "data": str(data), "images": len(images), "protocol": PROTOCOL,
-                                        "results": results, **extra}, indent=2))
+                                        "results": results, **extra, "per_image": rows}, indent=2))
 
 
 def _last_metrics(log: Path) -> dict[str, float]:

@@ -145,6 +145,23 @@ def test_fp16_on_cpu_refused(tmp_path):
     assert result.exit_code == 1 and "fp16 is not supported on CPU" in result.output
 
 
+def test_bf16_on_a_cpu_without_native_bf16_warns(tmp_path, monkeypatch):
+    import torch
+
+    from astroenhance.pipeline import slow_cpu_bf16
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    cpu = torch.device("cpu")
+    assert "slower" in slow_cpu_bf16(cpu, "bf16")
+    assert slow_cpu_bf16(cpu, "fp32") == "" and slow_cpu_bf16(torch.device("cuda"), "bf16") == ""
+    # warned before any frame is read (here: none found, a usage error)
+    result = invoke("run", tmp_path / "missing.fits", "-o", tmp_path / "out", "--device", "cpu", "--precision", "bf16")
+    assert "warning: --precision bf16 on this CPU" in result.output
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert slow_cpu_bf16(cpu, "bf16") == ""
+
+
 def test_display_image_defaults(tmp_path):
     from .conftest import COLOR
 

@@ -52,9 +52,15 @@ def test_evaluate_command(tmp_path):
     out = tmp_path / "m.json"
     fig = tmp_path / "f.png"
     result = CliRunner().invoke(app, ["evaluate", "--task", "sr", "--data", str(COLOR), "--limit", "2", "--json", str(out),
-                                      "--figure", str(fig), "--noise-frames", "2"])
+                                      "--figure", str(fig), "--noise-frames", "2", "--per-image"])
     assert result.exit_code == 0, result.output
     got = json.loads(out.read_text())
+    # per-image values: one row per image, named, and their means are the table's
+    rows = got["per_image"]
+    assert len(rows) == 2 and all(r["image"] in result.output for r in rows)
+    for method, metrics in got["results"].items():
+        for k, v in metrics.items():
+            assert np.mean([r[method][k] for r in rows]) == pytest.approx(v)
     assert set(got["results"]) == {"nearest", "bicubic", "lanczos", "astroenhance", "astroenhance_ungated"}
     assert set(got["false_sources"]) >= {"bicubic", "astroenhance", "astroenhance_ungated"}
     from PIL import Image
@@ -119,6 +125,25 @@ def test_pipeline_metrics_by_hand():
     assert res["bicubic_grey"]["chroma_rms"] == pytest.approx(np.sqrt((c**2).mean()))
     assert res["astroenhance"]["chroma_rms"] == pytest.approx(res["bicubic_grey"]["chroma_rms"])
     assert res["astroenhance"]["psnr_lum"] > 100  # flat luminance is reproduced (to float32 rounding)
+
+
+def test_colorizer_metrics_per_image_and_pooled_by_hand():
+    import torch
+
+    from astroenhance.imaging.color import rgb_to_ycbcr
+    from astroenhance.training.evaluate import evaluate_colorizer
+
+    red, blue = np.zeros((8, 8, 3)), np.zeros((4, 4, 3))
+    red[..., 0], blue[..., 2] = 0.5, 0.25
+    grey_colorizer = lambda t: torch.zeros(1, 2, *t.shape[-2:])  # noqa: E731
+    rows: list[dict] = []
+    res = evaluate_colorizer(grey_colorizer, [("red", red), ("blue", blue)], LumaChromaLUT(np.zeros((8, 2))), per_image=rows)
+    sq = [float((rgb_to_ycbcr(im)[1] ** 2).sum()) for im in (red, blue)]
+    assert [r["image"] for r in rows] == ["red", "blue"]
+    assert rows[0]["grey"]["chroma_rms"] == pytest.approx(math.sqrt(sq[0] / 128))
+    assert rows[1]["astroenhance"]["chroma_rms"] == pytest.approx(math.sqrt(sq[1] / 32))
+    # pooled over pixels (the big image weighs 4x), not the mean of the two
+    assert res["grey"]["chroma_rms"] == pytest.approx(math.sqrt(sum(sq) / 160))
 
 
 def test_evaluate_pipeline_command(tmp_path):

@@ -91,11 +91,14 @@ def load_images(folder: str | Path, limit: int | None = None, max_side: int = 14
 
 
 @torch.no_grad()
-def evaluate_sr(model: torch.nn.Module, images: list[tuple[str, np.ndarray]], scale: int = 4) -> dict:
-    """Per-method mean metrics over ``images`` (see the module docstring for the protocol)."""
+def evaluate_sr(model: torch.nn.Module, images: list[tuple[str, np.ndarray]], scale: int = 4,
+                per_image: list[dict] | None = None) -> dict:
+    """Per-method mean metrics over ``images`` (see the module docstring for the protocol).
+
+    ``per_image``, if given, receives one ``{"image": name, method: {metric: value}}`` per image."""
     methods = ["nearest", "bicubic", "lanczos", "astroenhance", "astroenhance_ungated"]
     acc: dict[str, dict[str, list[float]]] = {m: {"psnr_rgb": [], "psnr_lum": [], "ssim_lum": [], "flux_err": []} for m in methods}
-    for _, hr in images:
+    for name, hr in images:
         h, w = (hr.shape[0] // scale) * scale, (hr.shape[1] // scale) * scale
         hr = hr[:h, :w]
         lr = area_downsample(hr, scale)
@@ -114,21 +117,32 @@ def evaluate_sr(model: torch.nn.Module, images: list[tuple[str, np.ndarray]], sc
             acc[m]["ssim_lum"].append(ssim(y_sr, y_hr))
             blocks_sr, blocks_hr = area_downsample(y_sr, scale), area_downsample(y_hr, scale)
             acc[m]["flux_err"].append(float(np.abs(blocks_sr - blocks_hr).sum() / max(blocks_hr.sum(), 1e-12)))
+        _record(per_image, name, acc)
     return {m: {k: float(np.mean(v)) for k, v in d.items()} for m, d in acc.items()}
 
 
+def _record(per_image: list[dict] | None, name: str, acc: dict[str, dict[str, list[float]]]) -> None:
+    """Append the last image's metrics (the last entry of each list in ``acc``) to ``per_image``."""
+    if per_image is not None:
+        per_image.append({"image": name, **{m: {k: v[-1] for k, v in d.items()} for m, d in acc.items()}})
+
+
 @torch.no_grad()
-def evaluate_colorizer(model: torch.nn.Module, images: list[tuple[str, np.ndarray]], lut: LumaChromaLUT) -> dict:
-    """Chroma RMS of the model, grey and the lookup table, pooled over all pixels of ``images``."""
+def evaluate_colorizer(model: torch.nn.Module, images: list[tuple[str, np.ndarray]], lut: LumaChromaLUT,
+                       per_image: list[dict] | None = None) -> dict:
+    """Chroma RMS of the model, grey and the lookup table, pooled over all pixels of ``images``
+    (``per_image``, if given, receives each image's own RMS, as `evaluate_sr`'s does)."""
     sq = {"grey": 0.0, "lookup_table": 0.0, "astroenhance": 0.0}
     n = 0
-    for _, rgb in images:
+    for name, rgb in images:
         y, c = rgb_to_ycbcr(rgb)
         pred = _chroma(model, y)
-        sq["grey"] += float((c**2).sum())
-        sq["lookup_table"] += float(((lut(y) - c) ** 2).sum())
-        sq["astroenhance"] += float(((pred - c) ** 2).sum())
+        this = {"grey": float((c**2).sum()), "lookup_table": float(((lut(y) - c) ** 2).sum()),
+                "astroenhance": float(((pred - c) ** 2).sum())}
+        for m, v in this.items():
+            sq[m] += v
         n += c.size
+        _record(per_image, name, {m: {"chroma_rms": [math.sqrt(v / c.size)]} for m, v in this.items()})
     return {m: {"chroma_rms": math.sqrt(v / n)} for m, v in sq.items()}
 
 
@@ -205,7 +219,7 @@ def false_sources(model: torch.nn.Module, frames: int = 24, size: int = 128, sca
 
 @torch.no_grad()
 def evaluate_pipeline(sr: torch.nn.Module, colorizer: torch.nn.Module, images: list[tuple[str, np.ndarray]],
-                      lut: LumaChromaLUT, scale: int = 4) -> dict:
+                      lut: LumaChromaLUT, scale: int = 4, per_image: list[dict] | None = None) -> dict:
     """The whole job: grey 4x-area-averaged input -> colour 4x output, against the original colour image.
 
     Methods: ``bicubic_grey`` (bicubic luminance, no colour), ``bicubic_lut`` (bicubic luminance, lookup-table
@@ -214,7 +228,7 @@ def evaluate_pipeline(sr: torch.nn.Module, colorizer: torch.nn.Module, images: l
     """
     methods = ["bicubic_grey", "bicubic_lut", "astroenhance"]
     acc: dict[str, dict[str, list[float]]] = {m: {"psnr_rgb": [], "psnr_lum": [], "chroma_rms": []} for m in methods}
-    for _, hr in images:
+    for name, hr in images:
         h, w = (hr.shape[0] // scale) * scale, (hr.shape[1] // scale) * scale
         hr = hr[:h, :w]
         y_hr, c_hr = rgb_to_ycbcr(hr)
@@ -231,6 +245,7 @@ def evaluate_pipeline(sr: torch.nn.Module, colorizer: torch.nn.Module, images: l
             acc[m]["psnr_rgb"].append(psnr(rgb, hr))
             acc[m]["psnr_lum"].append(psnr(np.clip(y_sr, 0, 1), y_hr))
             acc[m]["chroma_rms"].append(float(np.sqrt(np.mean((c_sr - c_hr) ** 2))))
+        _record(per_image, name, acc)
     return {m: {k: float(np.mean(v)) for k, v in d.items()} for m, d in acc.items()}
 
 
