@@ -9,7 +9,6 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import numpy as np
 from astropy.io import fits
 from astropy.nddata import Cutout2D
 from astropy.wcs import WCS
