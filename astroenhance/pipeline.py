@@ -66,7 +66,8 @@ def slow_cpu_bf16(device: torch.device, precision: str) -> str:
     measured ~50x slower than fp32 for SRResNet on an AVX2-only CPU."""
     if device.type != "cpu" or precision != "bf16":
         return ""
-    if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported():
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    if None in probes or any(probe() for probe in probes):  # native, or a torch too old to say: no warning
         return ""
     return ("--precision bf16 on this CPU (no AVX512-BF16 or AMX) is emulated and typically tens of times slower "
             "than fp32; use fp32 here")

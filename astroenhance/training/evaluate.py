@@ -142,7 +142,8 @@ def evaluate_colorizer(model: torch.nn.Module, images: list[tuple[str, np.ndarra
         for m, v in this.items():
             sq[m] += v
         n += c.size
-        _record(per_image, name, {m: {"chroma_rms": [math.sqrt(v / c.size)]} for m, v in this.items()})
+        if per_image is not None:
+            per_image.append({"image": name, **{m: {"chroma_rms": math.sqrt(v / c.size)} for m, v in this.items()}})
     return {m: {"chroma_rms": math.sqrt(v / n)} for m, v in sq.items()}
 
 
