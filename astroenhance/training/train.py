@@ -7,6 +7,7 @@ continues exactly where an uninterrupted run would be.
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import json
@@ -281,8 +282,11 @@ class Trainer:
         """A fixed set of crops (seeded, independent of training batches), ``(N, 3, S, S)``, and thumbnails."""
         val = self.cfg.val_data or validation_folder(self.cfg.data)
         # validation sees whole-image thumbnails, as `run` does, whatever thumb_jitter trains with
-        pool = (ImagePool.from_folder(val, min_size=self.cfg.crop, thumb_size=self.pool.thumb_size) if val
-                else dataclasses.replace(self.pool, thumb_jitter=0.0))
+        if val:
+            pool = ImagePool.from_folder(val, min_size=self.cfg.crop, thumb_size=self.pool.thumb_size)
+        else:  # the training images, their whole-image thumbnails as made once (a shallow copy: nothing recomputed)
+            pool = copy.copy(self.pool)
+            pool.thumb_jitter = 0.0
         size = self.cfg.crop * 2 if self.cfg.task == "sr" else self.cfg.crop
         size = min(size, min(min(im.shape[:2]) for im in pool.images))
         size -= size % 16
