@@ -62,14 +62,14 @@ def resolve_device(device: str, precision: str) -> torch.device:
 
 
 def slow_cpu_bf16(device: torch.device, precision: str) -> str:
-    """A warning (or "") for bf16 on a CPU without native bf16 (AVX512-BF16 or AMX): oneDNN then emulates it,
-    measured ~50x slower than fp32 for SRResNet on an AVX2-only CPU."""
+    """A warning (or "") for bf16 on a CPU without native bf16 (AVX512-BF16 or AMX): oneDNN then emulates it:
+    `benchmarks/bench_speed.py` on an AVX2-only CPU, a 224² tile through `run`: 6-8x slower than fp32."""
     if device.type != "cpu" or precision != "bf16":
         return ""
     probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
     if None in probes or any(probe() for probe in probes):  # native, or a torch too old to say: no warning
         return ""
-    return ("--precision bf16 on this CPU (no AVX512-BF16 or AMX) is emulated and typically tens of times slower "
+    return ("--precision bf16 on this CPU (no AVX512-BF16 or AMX) is emulated and several times slower "
             "than fp32; use fp32 here")
 
 
