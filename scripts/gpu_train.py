@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import json
 import multiprocessing as mp
+import shutil
 import tarfile
 import sys
 import time
@@ -27,7 +28,7 @@ import torch  # noqa: E402
 from astroenhance.training.train import TrainConfig, Trainer  # noqa: E402
 
 
-PLANS = ["first", "continue", "aux", "regularise", "capacity"]
+PLANS = ["first", "continue", "aux", "regularise", "capacity", "lease3"]
 
 
 def jobs(args: argparse.Namespace) -> dict[str, dict]:
@@ -48,6 +49,14 @@ def _plan_jobs(plan: str, args: argparse.Namespace) -> dict[str, dict]:
         # (it got 0.55 of it in the first lease)? Fine-tuning the 8x32 on the held-out images themselves gained only
         # 0.04 dB (README), so the 8x32's size is what limits it
         return {"sr16full": dict(common, task="sr", arch="srresnet-16x64", batch=32, crop=128, lr=5e-4, budget=t)}
+    if plan == "lease3":  # the third lease: the paper's 16x64 continued from the first lease's 1963-step pretraining
+        # (--sr-init) with the whole budget and bigger batches; the colorizer from ImageNet with the regularisers
+        # (window thumbnails, and the backbone frozen too), each keeping its best validation snapshot
+        col = dict(common, task="colorize", arch="resenc-colorizer-mnv2", batch=32, crop=256, lr=5e-4,
+                   thumb_jitter=0.5, val_every=250, budget=t)
+        return {"sr16L": dict(common, task="sr", arch="srresnet-16x64", batch=64, crop=160, lr=5e-4,
+                              init=args.sr_init, budget=t),
+                "colj": col, "colf": dict(col, freeze_backbone=True)}
     if plan == "continue":  # the second lease: continue the shipped weights, images held on the GPU
         return {
             "sr8": dict(common, task="sr", arch="srresnet-8x32", batch=64, crop=160, lr=5e-4,
@@ -80,7 +89,10 @@ def _plan_jobs(plan: str, args: argparse.Namespace) -> dict[str, dict]:
     }
 
 
-def run_job(name: str, spec: dict, out: str, deadline: float) -> None:
+VAL_KEYS = {"sr": ("val_psnr", 1.0), "colorize": ("val_chroma_rms", -1.0)}  # metric, sign (higher is better)
+
+
+def run_job(name: str, spec: dict, out: str, deadline: float, probe: int = 200) -> None:
     spec = dict(spec)
     budget, after = spec.pop("budget"), spec.pop("after", None)
     if after:
@@ -89,13 +101,22 @@ def run_job(name: str, spec: dict, out: str, deadline: float) -> None:
     trainer = Trainer(cfg)
     t0 = time.perf_counter()
     end = min(t0 + budget, deadline)
+    key, sign = VAL_KEYS[cfg.task]
+    best = [-float("inf")]
 
     def on_step(step: int, m: dict) -> None:
         now = time.perf_counter()
-        if step == 200:
+        if key in m and sign * m[key] > best[0]:  # keep the best validation snapshot (model only) as best.pt
+            best[0] = sign * m[key]
+            state = {"model": {k: v.detach().cpu() for k, v in trainer.model.state_dict().items()},
+                     "step": step, "arch": trainer.arch, "config": dataclasses.asdict(trainer.cfg), key: m[key]}
+            torch.save(state, Path(out) / name / "best.pt.tmp")
+            Path(out, name, "best.pt.tmp").replace(Path(out) / name / "best.pt")
+            print(f"[{name}] best {key}={m[key]:.5g} at step {step}", flush=True)
+        if step == probe:
             rate = step / (now - t0)
             iters = int(rate * (end - t0) * 0.92)
-            trainer.cfg = dataclasses.replace(trainer.cfg, iters=max(iters, 201))
+            trainer.cfg = dataclasses.replace(trainer.cfg, iters=max(iters, probe + 1))
             print(f"[{name}] {rate:.1f} it/s -> iters {trainer.cfg.iters}", flush=True)
         elif now > end + 20 and step < trainer.cfg.iters:  # running late: stop here, cleanly
             trainer.cfg = dataclasses.replace(trainer.cfg, iters=step + 1)
@@ -119,13 +140,17 @@ def main() -> None:
     ap.add_argument("--plan", default="continue", help=f"one or more (comma-separated) of {', '.join(PLANS)}")
     ap.add_argument("--sr-init", default="")
     ap.add_argument("--export", default="")
+    ap.add_argument("--probe-steps", type=int, default=200, help="steps timed to set each job's iters")
+    ap.add_argument("--smoke", action="store_true", help="tiny batches and crops: to check a plan on a CPU")
     args = ap.parse_args()
     deadline = time.perf_counter() + args.seconds
     spec = jobs(args)
+    if args.smoke:
+        spec = {k: dict(v, batch=2, crop=64, val_every=min(v["val_every"], 5)) for k, v in spec.items()}
     if args.only:
         spec = {k: v for k, v in spec.items() if k in args.only.split(",")}
     ctx = mp.get_context("spawn")
-    procs = {k: ctx.Process(target=run_job, args=(k, v, args.out, deadline), name=k)
+    procs = {k: ctx.Process(target=run_job, args=(k, v, args.out, deadline, args.probe_steps), name=k)
              for k, v in spec.items() if not v.get("after")}
     for p in procs.values():
         p.start()
@@ -136,7 +161,7 @@ def main() -> None:
             if dep is not None and not dep.is_alive():
                 del waiting[k]
                 if dep.exitcode == 0:
-                    procs[k] = ctx.Process(target=run_job, args=(k, v, args.out, deadline), name=k)
+                    procs[k] = ctx.Process(target=run_job, args=(k, v, args.out, deadline, args.probe_steps), name=k)
                     procs[k].start()
         time.sleep(1)
     for k, p in procs.items():
@@ -150,6 +175,8 @@ def main() -> None:
                 state = torch.load(ck, map_location="cpu", weights_only=True)
                 keep = {key: state[key] for key in ("model", "step", "arch", "config")}
                 torch.save(keep, dest / f"{k}.pt")
+            if (Path(args.out) / k / "best.pt").exists():
+                shutil.copy(Path(args.out) / k / "best.pt", dest / f"{k}.best.pt")
         with tarfile.open(dest / "logs.tar.gz", "w:gz") as tar:
             for k in spec:
                 for f in ("log.csv", "config.json"):
