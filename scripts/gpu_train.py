@@ -7,6 +7,11 @@ from the SRResNet job's checkpoint when it finishes.  Each job leaves ``<out>/<n
 ``log.csv``; with ``--export DIR`` the model-only checkpoints (no optimizer) are copied there.
 
     python scripts/gpu_train.py --data DIR --val DIR --feature-net mobilenet_v2:PATH --out runs --seconds 480
+
+``sr-psnr-16x64`` (the third lease, one H100): ``--plan lease3 --sr-init SR16 --seconds 450`` (SR16: the first
+lease's 16x64 pretraining checkpoint), then on the same machine ``--plan lease3-continue --sr-init runs/sr16L/ckpt.pt
+--col-init runs/colj/ckpt.pt --seconds 245 --probe-steps 100`` (run there as an equivalent inline driver).
+Each job also keeps its best validation snapshot as ``best.pt`` (exported as ``<name>.best.pt``).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import torch  # noqa: E402
 from astroenhance.training.train import TrainConfig, Trainer  # noqa: E402
 
 
-PLANS = ["first", "continue", "aux", "regularise", "capacity", "lease3"]
+PLANS = ["first", "continue", "aux", "regularise", "capacity", "lease3", "lease3-continue"]
 
 
 def jobs(args: argparse.Namespace) -> dict[str, dict]:
@@ -57,6 +62,12 @@ def _plan_jobs(plan: str, args: argparse.Namespace) -> dict[str, dict]:
         return {"sr16L": dict(common, task="sr", arch="srresnet-16x64", batch=64, crop=160, lr=5e-4,
                               init=args.sr_init, budget=t),
                 "colj": col, "colf": dict(col, freeze_backbone=True)}
+    if plan == "lease3-continue":  # the third lease's second call (run with --probe-steps 100): sr16L's checkpoint
+        # (--sr-init) at lr 2e-4 -> the shipped sr-psnr-16x64; colj's (--col-init) at lr 3e-4 (worse: not shipped)
+        return {"sr16M": dict(common, task="sr", arch="srresnet-16x64", batch=64, crop=160, lr=2e-4, warmup=100,
+                              init=args.sr_init, budget=t),
+                "colj2": dict(common, task="colorize", arch="resenc-colorizer-mnv2", batch=32, crop=256, lr=3e-4,
+                              warmup=100, val_every=250, thumb_jitter=0.5, init=args.col_init, budget=t)}
     if plan == "continue":  # the second lease: continue the shipped weights, images held on the GPU
         return {
             "sr8": dict(common, task="sr", arch="srresnet-8x32", batch=64, crop=160, lr=5e-4,
@@ -139,6 +150,7 @@ def main() -> None:
     ap.add_argument("--only", default="")
     ap.add_argument("--plan", default="continue", help=f"one or more (comma-separated) of {', '.join(PLANS)}")
     ap.add_argument("--sr-init", default="")
+    ap.add_argument("--col-init", default="")
     ap.add_argument("--export", default="")
     ap.add_argument("--probe-steps", type=int, default=200, help="steps timed to set each job's iters")
     ap.add_argument("--smoke", action="store_true", help="tiny batches and crops: to check a plan on a CPU")
