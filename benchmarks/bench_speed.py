@@ -3,7 +3,8 @@
     python benchmarks/bench_speed.py [--size 128] [--threads 2]
 
 Prints output megapixels per second for: the shipped pipeline (colorize + 4x SR, fp32 and bf16, BN folded,
-channels_last) and RRDBNet x4 (23 RRDB blocks, 64 features, 32 growth, random weights), and their ratio.
+channels_last), the other shipped SR models (``--sr-models``, fp32) and RRDBNet x4 (23 RRDB blocks, 64 features,
+32 growth, random weights), and their ratio.
 The RRDBNet is written here (no download); only its cost matters, not its output.
 """
 
@@ -69,6 +70,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256, help="input side in pixels (one tile by default)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--sr-models", default="psnr-large,gan",
+                    help="other shipped SR models to time too (fp32, SR only), comma-separated ('' for none)")
     ap.add_argument("--frame", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "fits" / "hst" / "j8bt06nyq_flt.fits"),
                     help="also time a whole real frame (default: the 1024x1024 ACS/HRC frame; '' to skip)")
     args = ap.parse_args()
@@ -88,7 +91,12 @@ def main() -> None:
         rows.append((f"astroenhance run ({enh.sr_info.architecture}+colorizer, {precision})", t))
         enh_sr = Enhancer(EnhanceConfig(device="cpu", precision=precision, colorize=False))
         t = best_of(lambda: enh_sr.enhance_array(data), args.repeats)
-        rows.append((f"astroenhance run --no-colorize ({precision})", t))
+        rows.append((f"astroenhance run --no-colorize ({enh_sr.sr_info.architecture}, {precision})", t))
+    for model in filter(None, args.sr_models.split(",")):
+        enh_sr = Enhancer(EnhanceConfig(device="cpu", sr_model=model, colorize=False))
+        enh_sr.enhance_array(data[:32, :32])
+        t = best_of(lambda: enh_sr.enhance_array(data), args.repeats)
+        rows.append((f"run --no-colorize --sr-model {model} ({enh_sr.sr_info.architecture}, fp32)", t))
     if args.frame and Path(args.frame).exists():
         from astroenhance.io.readers import read_frame
 
@@ -110,9 +118,9 @@ def main() -> None:
     base = rows[-1][1]
     print(f"input {args.size}x{args.size}, output {args.size * 4}x{args.size * 4} ({out_mp:.2f} MP), "
           f"torch threads {torch.get_num_threads()}")
-    print(f"{'method':<58} {'seconds':>8} {'out MP/s':>9} {'x RRDBNet':>10}")
+    print(f"{'method':<66} {'seconds':>8} {'out MP/s':>9} {'x RRDBNet':>10}")
     for name, t in rows:
-        print(f"{name:<58} {t:8.2f} {out_mp / t:9.3f} {base / t:10.1f}")
+        print(f"{name:<66} {t:8.2f} {out_mp / t:9.3f} {base / t:10.1f}")
 
 
 if __name__ == "__main__":

@@ -195,11 +195,12 @@ def test_help_teaches():
         assert word in result.output
 
 
-def test_noise_gate_switch_and_gan_model(tmp_path):
+def test_noise_gate_switch_and_other_sr_models(tmp_path):
     """--no-noise-gate lets the bare network through (a different picture, recorded as such); --sr-model gan
-    uses the GAN weights, and both keep the flux promise."""
+    and psnr-large use their own weights (recorded), and all keep the flux promise."""
     outs = {}
-    for name, extra in {"gate": [], "nogate": ["--no-noise-gate"], "gan": ["--sr-model", "gan"]}.items():
+    models = {"gan": ["--sr-model", "gan"], "large": ["--sr-model", "psnr-large", "--no-noise-gate"]}
+    for name, extra in {"gate": [], "nogate": ["--no-noise-gate"], **models}.items():
         result = invoke("run", EXAMPLE, "-o", tmp_path / name, "--format", "fits", "--no-colorize", "-q", *extra)
         assert result.exit_code == 0, result.output
         [f] = (tmp_path / name).glob("*.fits")
@@ -208,7 +209,10 @@ def test_noise_gate_switch_and_gan_model(tmp_path):
     assert outs["gate"][0]["AE_GATE"] is True and outs["nogate"][0]["AE_GATE"] is False
     assert outs["gate"][0]["AE_NOISE"] > 0
     assert "gan" in outs["gan"][0]["AE_SRID"] and outs["gan"][0]["AE_SRMOD"] == "gan"
+    assert outs["large"][0]["AE_SRID"] == "sr-psnr-16x64" and outs["large"][0]["AE_SRMOD"] == "psnr-large"
+    assert outs["gate"][0]["AE_SRID"] == "sr-psnr-8x32"
     assert not np.allclose(outs["gate"][1], outs["nogate"][1])
+    assert not np.allclose(outs["nogate"][1], outs["large"][1])  # (gated, both are bicubic on this noisy frame)
     for _, rgb in outs.values():  # grey output: block means of luminance = the (same) normalized input
         lum = rgb[1]
         blocks = lum.reshape(lum.shape[0] // 4, 4, lum.shape[1] // 4, 4).mean(axis=(1, 3))

@@ -32,7 +32,7 @@ class WeightsInfo:
 
     id: str
     task: str  # "sr" or "colorize"
-    mode: str  # sr: "psnr" or "gan"; colorize: "default"
+    mode: str  # sr: "psnr", "psnr-large" or "gan"; colorize: "default"
     architecture: str
     file: str
     sha256: str
