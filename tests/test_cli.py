@@ -179,7 +179,9 @@ def test_weights_tampering_refused(tmp_path):
 
     wdir = tmp_path / "w"
     shutil.copytree(REPO / "weights", wdir)
-    victim = next(wdir.glob("sr-*.safetensors"))
+    from astroenhance.models.weights import find_weights
+
+    victim = wdir / find_weights(wdir, "sr", "psnr").file  # the weights a default run loads
     data = bytearray(victim.read_bytes())
     data[-1] ^= 0xFF
     victim.write_bytes(bytes(data))
