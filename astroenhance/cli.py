@@ -98,7 +98,7 @@ def _parse_formats(value: str | None) -> tuple[str, ...] | None:
 def run(
     inputs: Annotated[list[Path], typer.Argument(help="FITS frames (.fits, .fits.gz, multi-extension) or PNG/TIFF/JPEG images; a folder means the frames inside it.", show_default=False)],
     outdir: Annotated[Path, typer.Option("--output", "-o", help="Folder for the outputs <stem>[.<chip>].enhanced.<ext>; created if missing.", show_default=False)],
-    hdu: Annotated[Optional[str], typer.Option(help="FITS HDU by name (SCI, 'SCI,2') or index. Default: the SCI extension(s), else the first 2-D image; every chip of a multi-chip frame goes to its own output.")] = None,
+    hdu: Annotated[Optional[str], typer.Option(help="FITS HDU by name (SCI, 'SCI,2') or index, or a chip label from the output names (sci2; chip3 of a WFPC2 stack). Default: the SCI extension(s), else the first 2-D image; every chip of a multi-chip frame goes to its own output.")] = None,
     scale: Annotated[int, typer.Option(help="Upscaling factor (the shipped networks are 4x).")] = 4,
     colorize: Annotated[bool, typer.Option("--colorize/--no-colorize", help="Predict colour with the colorization network. With --no-colorize a colour input keeps its colours and a grey input stays grey.")] = True,
     upscale: Annotated[bool, typer.Option("--upscale/--no-upscale", help="Run the 4x super-resolution network on luminance.")] = True,

@@ -158,3 +158,20 @@ def test_read_frame_lists_chips():
         read_frame(FIXTURES / "2chipA.fits.gz")
     data, wcs, header = read_frame(FIXTURES / "2chipA.fits.gz", "SCI,1")
     assert data.shape == (10, 10) and wcs.sip is not None
+
+
+def test_chip_labels_select_one_chip():
+    """The labels the multi-chip error lists select that chip, a plane of a WFPC2 stack too (no HDU names it)."""
+    with pytest.raises(InputError, match="hdu='chip4'"):
+        read_frame(FIXTURES / "hubble_wfpc2_sample.fits")
+    with open_frames(FIXTURES / "hubble_wfpc2_sample.fits") as chips:
+        want = {f.label: (f.read_rows(0, f.shape[0]), f.wcs) for f in chips}
+    for label in ("chip1", "CHIP3"):
+        data, wcs, _ = read_frame(FIXTURES / "hubble_wfpc2_sample.fits", label)
+        ref, ref_wcs = want[label.lower()]
+        np.testing.assert_array_equal(data, ref)
+        assert wcs.to_header_string() == ref_wcs.to_header_string()
+    sci2, _, _ = read_frame(FIXTURES / "2chipA.fits.gz", "sci2")
+    np.testing.assert_array_equal(sci2, read_frame(FIXTURES / "2chipA.fits.gz", "SCI,2")[0])
+    with pytest.raises(InputError, match="no HDU named 'chip9'.*chips: chip1, chip2, chip3, chip4"):
+        read_frame(FIXTURES / "hubble_wfpc2_sample.fits", "chip9")

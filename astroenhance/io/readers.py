@@ -187,7 +187,16 @@ def _select_hdu(path: Path, hdul: fits.HDUList, hdu: str | int) -> int:
 
 def _fits_frames(path: Path, hdul: fits.HDUList, hdu: str | int | None) -> list[FrameSource]:
     if hdu is not None:
-        indices = [_select_hdu(path, hdul, hdu)]
+        try:
+            indices = [_select_hdu(path, hdul, hdu)]
+        except InputError as exc:  # not an HDU: perhaps one of the chips a multi-chip file lists ("chip2", "sci1")
+            try:
+                chips = {f.label: f for f in _fits_frames(path, hdul, None) if f.label}
+            except InputError:
+                raise exc from None
+            if str(hdu).strip().lower() not in chips:
+                raise InputError(f"{exc}; chips: {', '.join(chips)}" if chips else str(exc)) from None
+            return [chips[str(hdu).strip().lower()]]
     else:
         candidates = _image_hdus(hdul)
         if not candidates:
@@ -421,11 +430,12 @@ def _image_source(path: Path, arr: np.ndarray) -> FrameSource:
 def read_frame(path: str | Path, hdu: str | int | None = None) -> tuple[np.ndarray, WCS | None, fits.Header | None]:
     """Read one whole frame into memory: ``(data, wcs, kept_header)`` (data float32, NaN for no data).
 
-    For a multi-chip file, name the chip with ``hdu`` (e.g. ``"SCI,2"``); the error lists the choices.
+    For a multi-chip file, name the chip with ``hdu``: an extension (``"SCI,2"``) or a chip label the error lists
+    (``"sci2"``; ``"chip3"`` for a plane of a WFPC2 stack).
     """
     with open_frames(path, hdu) as frames:
         if len(frames) > 1:
             raise InputError(f"{path}: holds {len(frames)} chips ({', '.join(f.label for f in frames)}); "
-                             "choose one with hdu=")
+                             f"choose one with hdu= (e.g. hdu={frames[-1].label!r})")
         f = frames[0]
         return f.read_rows(0, f.shape[0]), f.wcs, f.header
