@@ -224,7 +224,8 @@ def run(
     failures = [r for r in records if r.status == "failed"]
     if failures and not quiet:
         for r in failures:
-            err.print(f"  failed: {r.input}: {r.error}", markup=False)
+            # (input errors already begin with the file's name)
+            err.print(f"  failed: {r.error if r.error.startswith(r.input) else f'{r.input}: {r.error}'}", markup=False)
     summary = (f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed of {len(records)} input(s) "
                f"in {secs:.1f} s" + (f"; report {report}" if report else ""))
     err.print(summary, markup=False)

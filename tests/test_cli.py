@@ -125,6 +125,15 @@ def test_bad_inputs_one_line_each_exit_1_and_nothing_left(tmp_path):
     assert by_name[EXAMPLE.name]["status"] == "done" and len(by_name[EXAMPLE.name]["outputs"]) == 2
 
 
+def test_failure_summary_names_each_file_once(tmp_path):
+    bad = tmp_path / "text.fits"
+    bad.write_text("hello, not a FITS file")
+    result = invoke("run", bad, "-o", tmp_path / "out")
+    assert result.exit_code == 1
+    [line] = [line for line in result.output.splitlines() if line.strip().startswith("failed:")]
+    assert line.count("text.fits") == 1 and "not a readable FITS" in line
+
+
 def test_unwritable_output():
     target = "/proc/astroenhance-cannot-write-here"  # not writable even for root
     result = invoke("run", EXAMPLE, "-o", target, "-q")
