@@ -33,10 +33,11 @@ from .imaging.tiling import TileGrid
 from .imaging.wcs import scale_wcs, wcs_header
 from .io.readers import FrameSource, is_fits, open_frames, output_stem
 from .io.writers import FITSRGBWriter, ImageWriter
-from .models.srresnet import estimate_noise, noise_gate, require_luminance
+from .models.srresnet import estimate_noise, gate_map, noise_gate, require_luminance
 from .models.weights import WeightsInfo, default_weights_dir, find_weights, load_network, sha256_file
 
 BAND_WIDTH = 1024  # input columns a band spans at most (one tile where wider): memory does not grow with the width
+GATE_STRIP = 256  # input rows at a time when measuring the noise gate's coverage (`Enhancer.sr_detail_fraction`)
 FINISH_ROWS = 16  # input rows finished at a time (blend, flux projection, colour): bounded temporaries
 COLOR_CHUNK = 1024  # input columns (plus margins) per colorizer pass: its full-resolution activations are bounded
 NOT_MEASUREMENT = ("Generated detail is not measurement: colour and sub-pixel structure are predicted "
@@ -298,6 +299,26 @@ class Enhancer:
         with torch.inference_mode():
             return self.colorizer.global_features(thumb.to(self.device)).float()
 
+    def sr_detail_fraction(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer) -> float:
+        """The share of the output's valid pixels that carry the SR network's detail: 0 without SR, 1 without the
+        noise gate, else where `noise_gate` lets it through.  Computed on the whole frame, strip by strip (exact:
+        the gate looks 3 pixels around), where `run` gates tile by tile: tile borders may differ by a pixel."""
+        if self.sr is None:
+            return 0.0
+        if not cfg.noise_gate or norm.noise <= 0:
+            return 1.0
+        h = src.shape[0]
+        kept = valid = 0
+        for y in range(0, h, GATE_STRIP):
+            a, b = max(0, y - 3), min(h, y + GATE_STRIP + 3)
+            lum, _, mask = self._normalized_rows(src, norm, a, b)
+            g = gate_map(torch.from_numpy(lum.astype(np.float32))[None, None], norm.noise)[0, 0].numpy()
+            rows = slice(y - a, y - a + min(GATE_STRIP, h - y))
+            ok = ~mask[rows]
+            kept += int((g[rows] > 0)[ok].sum())
+            valid += int(ok.sum())
+        return kept / valid if valid else 0.0
+
     def process(self, src: FrameSource, cfg: EnhanceConfig,
                 put: Callable[[int, int, int, np.ndarray, np.ndarray], None],
                 progress: Callable[[int, int], None] | None = None, norm: Normalizer | None = None) -> Normalizer:
@@ -473,6 +494,7 @@ class Enhancer:
             "sr_model": cfg.sr_model if cfg.upscale else "none",
             "device": str(self.device), "precision": cfg.precision,
             "noise_gate": bool(cfg.noise_gate), "noise_sigma": norm.noise,
+            "sr_detail_fraction": round(self.sr_detail_fraction(src, cfg, norm), 4),
             "utc": _utc_now(),
         }
         return info
@@ -508,6 +530,7 @@ class Enhancer:
                  ("AE_PREC", cfg.precision, "precision"),
                  ("AE_GATE", bool(cfg.noise_gate), "SR detail only above the input noise"),
                  ("AE_NOISE", float(norm.noise), "noise sigma of display luminance"),
+                 ("AE_SRDET", prov["sr_detail_fraction"], "share of output pixels with SR network detail"),
                  ("AE_DATE", prov["utc"], "UTC time of processing"),
                  ("BUNIT", "display", "stretched display values in [0, 1], not flux")]
         for key, value, comment in cards:

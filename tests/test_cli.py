@@ -218,6 +218,8 @@ def test_noise_gate_switch_and_other_sr_models(tmp_path):
         with fits.open(f) as h:
             outs[name] = (h[0].header, np.stack([h[e].data for e in ("RED", "GREEN", "BLUE")]))
     assert outs["gate"][0]["AE_GATE"] is True and outs["nogate"][0]["AE_GATE"] is False
+    # the share of output pixels with network detail: none passes the gate on this noisy frame (README), all without
+    assert outs["gate"][0]["AE_SRDET"] == 0.0 and outs["nogate"][0]["AE_SRDET"] == 1.0
     assert outs["gate"][0]["AE_NOISE"] > 0
     assert "gan" in outs["gan"][0]["AE_SRID"] and outs["gan"][0]["AE_SRMOD"] == "gan"
     assert outs["large"][0]["AE_SRID"] == "sr-psnr-16x64" and outs["large"][0]["AE_SRMOD"] == "psnr-large"

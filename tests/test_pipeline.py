@@ -106,3 +106,34 @@ def test_bf16_close_to_fp32(hrc_crop):
     a = Enhancer(EnhanceConfig(device="cpu")).enhance_array(data, wcs).rgb
     b = Enhancer(EnhanceConfig(device="cpu", precision="bf16")).enhance_array(data, wcs).rgb
     assert np.abs(a - b).mean() < 0.01
+
+
+def test_sr_detail_fraction_strips_match_whole_frame_and_header(monkeypatch, hrc_crop):
+    """The recorded share of output pixels with network detail: computed in strips (3-pixel halo) it equals the
+    noise gate on the whole frame at once; 1 without the gate, 0 without SR; the header and provenance carry it."""
+    import torch
+
+    from astroenhance import pipeline
+    from astroenhance.io.readers import from_array
+    from astroenhance.models.srresnet import gate_map
+
+    data, wcs = hrc_crop
+    data = data.copy()
+    data[5:9, 10:30] = np.nan  # no-data pixels are not counted
+    enh = Enhancer(EnhanceConfig(device="cpu", colorize=False))
+    src = from_array(data, wcs, origin="lower", dtype_range=None)
+    cfg = enh.config.for_input(True)
+    norm = enh.fit_normalizer(src, cfg)
+    lum = np.nan_to_num(norm(data), nan=0.0).astype(np.float32)
+    g = gate_map(torch.from_numpy(lum)[None, None], norm.noise)[0, 0].numpy()
+    valid = ~np.isnan(data)
+    whole = (g > 0)[valid].mean()
+    assert 0 < whole < 1  # a frame where the gate is partly open: the test can tell strips from the whole
+    for strip in (7, 10, 1000):
+        monkeypatch.setattr(pipeline, "GATE_STRIP", strip)
+        assert enh.sr_detail_fraction(src, cfg, norm) == pytest.approx(whole, abs=1e-12)
+    for other, share in ((dict(noise_gate=False), 1.0), (dict(upscale=False), 0.0)):
+        e = Enhancer(EnhanceConfig(device="cpu", colorize=False, **other))
+        assert e.sr_detail_fraction(src, e.config.for_input(True), norm) == share
+    res = enh.enhance_array(data, wcs)
+    assert res.header["AE_SRDET"] == pytest.approx(round(whole, 4))

@@ -181,9 +181,14 @@ def noise_gate(sr: torch.Tensor, lr: torch.Tensor, scale: int, sigma: float, z0:
     base = F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False)
     if sigma <= 0:
         return sr
+    g = F.interpolate(gate_map(lr, sigma, z0, z1), scale_factor=scale, mode="nearest")
+    return base + (sr - base) * g
+
+
+def gate_map(lr: torch.Tensor, sigma: float, z0: float = 5.0, z1: float = 7.0) -> torch.Tensor:
+    """`noise_gate`'s coefficient on the input grid ``(N, 1, h, w)``: 0 keeps bicubic, 1 the network's detail.
+    Each value depends on the input within 3 pixels (3x3 mean, then 5x5 dilation)."""
     local = F.avg_pool2d(F.pad(lr, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
     z = (lr - local).abs() / (math.sqrt(72 / 81) * sigma)
     g = ((z - z0) / (z1 - z0)).clamp(0, 1)
-    g = F.max_pool2d(g, 5, stride=1, padding=2)
-    g = F.interpolate(g, scale_factor=scale, mode="nearest")
-    return base + (sr - base) * g
+    return F.max_pool2d(g, 5, stride=1, padding=2)
