@@ -109,6 +109,14 @@ def main() -> None:
             frame_mp = frame.shape[0] * frame.shape[1] * 16 / 1e6
             print(f"whole frame {Path(args.frame).name} {frame.shape[1]}x{frame.shape[0]}{label}: {t:.1f} s, "
                   f"{frame_mp / t:.3f} output MP/s (fp32, default tile/overlap)")
+        from astroenhance.io.readers import from_array  # the provenance's noise-gate coverage pass, alone
+
+        src = from_array(frame, wcs, origin="lower", dtype_range=None)
+        cfg = enh.config.for_input(True)
+        norm = enh.fit_normalizer(src, cfg)
+        t_cov = best_of(lambda: enh.sr_detail_fraction(src, cfg, norm), 2)
+        print(f"  of which the noise gate's coverage (sr_detail_fraction, AE_SRDET): {t_cov:.2f} s "
+              f"({t_cov / t:.1%} of the SR-only run)")
     rrdb = RRDBNet().eval().to(memory_format=torch.channels_last)
     x = torch.from_numpy(rng.random((1, 3, args.size, args.size), dtype=np.float32)).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
