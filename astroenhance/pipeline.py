@@ -611,6 +611,9 @@ class Enhancer:
         norm = self.fit_normalizer(src, cfg)
         prov = self.provenance(src, cfg, norm)
         primary, image, notes, out_wcs = self.headers(src, cfg, norm, prov)
+        if self.sr is not None and prov["sr_detail_fraction"] == 0:
+            notes.append("the noise gate kept none of the SR network's detail (AE_SRDET = 0): the luminance is "
+                         "interpolation, flux-projected; --no-noise-gate shows the network's")
         h, w = src.shape
         shape_out = (h * self.scale, w * self.scale)
         writers: dict[str, FITSRGBWriter | ImageWriter] = {}

@@ -209,17 +209,19 @@ def test_help_teaches():
 def test_noise_gate_switch_and_other_sr_models(tmp_path):
     """--no-noise-gate lets the bare network through (a different picture, recorded as such); --sr-model gan
     and psnr-large use their own weights (recorded), and all keep the flux promise."""
-    outs = {}
+    outs, notes = {}, {}
     models = {"gan": ["--sr-model", "gan"], "large": ["--sr-model", "psnr-large", "--no-noise-gate"]}
     for name, extra in {"gate": [], "nogate": ["--no-noise-gate"], **models}.items():
-        result = invoke("run", EXAMPLE, "-o", tmp_path / name, "--format", "fits", "--no-colorize", "-q", *extra)
+        result = invoke("run", EXAMPLE, "-o", tmp_path / name, "--format", "fits", "--no-colorize", *extra)
         assert result.exit_code == 0, result.output
+        notes[name] = result.output
         [f] = (tmp_path / name).glob("*.fits")
         with fits.open(f) as h:
             outs[name] = (h[0].header, np.stack([h[e].data for e in ("RED", "GREEN", "BLUE")]))
     assert outs["gate"][0]["AE_GATE"] is True and outs["nogate"][0]["AE_GATE"] is False
     # the share of output pixels with network detail: none passes the gate on this noisy frame (README), all without
     assert outs["gate"][0]["AE_SRDET"] == 0.0 and outs["nogate"][0]["AE_SRDET"] == 1.0
+    assert "kept none of the SR network's detail" in notes["gate"] and "kept none" not in notes["nogate"]
     assert outs["gate"][0]["AE_NOISE"] > 0
     assert "gan" in outs["gan"][0]["AE_SRID"] and outs["gan"][0]["AE_SRMOD"] == "gan"
     assert outs["large"][0]["AE_SRID"] == "sr-psnr-16x64" and outs["large"][0]["AE_SRMOD"] == "psnr-large"
