@@ -114,12 +114,13 @@ def run_job(name: str, spec: dict, out: str, deadline: float, probe: int = 200) 
     t0 = time.perf_counter()
     end = min(t0 + budget, deadline)
     key, sign = VAL_KEYS[cfg.task]
-    best = [-float("inf")]
+    best = -float("inf")
 
     def on_step(step: int, m: dict) -> None:
+        nonlocal best
         now = time.perf_counter()
-        if key in m and sign * m[key] > best[0]:  # keep the best validation snapshot (model only) as best.pt
-            best[0] = sign * m[key]
+        if key in m and sign * m[key] > best:  # keep the best validation snapshot (model only) as best.pt
+            best = sign * m[key]
             state = {"model": {k: v.detach().cpu() for k, v in trainer.model.state_dict().items()},
                      "step": step, "arch": trainer.arch, "config": dataclasses.asdict(trainer.cfg), key: m[key]}
             torch.save(state, Path(out) / name / "best.pt.tmp")

@@ -194,9 +194,10 @@ def _fits_frames(path: Path, hdul: fits.HDUList, hdu: str | int | None) -> list[
                 chips = {f.label: f for f in _fits_frames(path, hdul, None) if f.label}
             except InputError:
                 raise exc from None
-            if str(hdu).strip().lower() not in chips:
+            label = str(hdu).strip().lower()
+            if label not in chips:
                 raise InputError(f"{exc}; chips: {', '.join(chips)}" if chips else str(exc)) from None
-            return [chips[str(hdu).strip().lower()]]
+            return [chips[label]]
     else:
         candidates = _image_hdus(hdul)
         if not candidates:
