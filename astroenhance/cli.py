@@ -649,6 +649,8 @@ def evaluate(
     limit: Annotated[Optional[int], typer.Option(help="Use only the first N images.")] = None,
     noise_frames: Annotated[int, typer.Option(help="sr: pure-noise frames for the false-source test (0 skips it).")] = 24,
     per_image: Annotated[bool, typer.Option("--per-image", help="Also print each image's headline metric (RGB PSNR, or chroma RMS for colorize) per method: means over few images hide how unevenly a network helps. --json always has them.")] = False,
+    inception: Annotated[Optional[Path], typer.Option(help="Also give the Inception Score (the paper's third column) of every method and of the originals, with this Inception-v3 weights file in torchvision's layout (inception_v3_google-0cc3c7bd.pth; nothing is downloaded). It scores 299x299 crops at the output's resolution; it measures ImageNet-class confidence, not fidelity.", exists=True, dir_okay=False)] = None,
+    inception_splits: Annotated[int, typer.Option(help="Inception Score: splits for its mean and standard deviation (the reference implementation's 10).", min=1)] = 10,
 ) -> None:
     """Measure the shipped networks against baselines on held-out images (float64 metrics, one protocol for all).
 
@@ -658,7 +660,8 @@ def evaluate(
     import json
 
     from .models.weights import default_weights_dir, find_weights, load_network
-    from .training.evaluate import (PROTOCOL, LumaChromaLUT, comparison_figure, evaluate_colorizer,
+    from .models.inception import load_inception
+    from .training.evaluate import (PROTOCOL, InceptionScorer, LumaChromaLUT, comparison_figure, evaluate_colorizer,
                                     evaluate_pipeline, evaluate_sr, false_sources, figure_crops, load_images)
 
     wdir = weights or default_weights_dir()
@@ -671,7 +674,11 @@ def evaluate(
         if task in (Task.colorize, Task.pipeline):
             infos.append(find_weights(wdir, "colorize", "default"))
             colorizer = load_network(wdir, infos[-1])
-    except AstroEnhanceError as exc:
+        scorer = None
+        if inception is not None:
+            net, inception_sha = load_inception(inception)
+            scorer = InceptionScorer(net)
+    except (AstroEnhanceError, ValueError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
     images = load_images(data, limit)
@@ -687,24 +694,31 @@ def evaluate(
     rows: list[dict] = []
     with err.status(f"evaluating {names} on {len(images)} images"):
         if task == Task.sr:
-            results = evaluate_sr(sr, images, per_image=rows)
+            results = evaluate_sr(sr, images, per_image=rows, scorer=scorer)
             if noise_frames:
                 extra["false_sources"] = false_sources(sr, frames=noise_frames)
         elif task == Task.colorize:
-            results = evaluate_colorizer(colorizer, images, lut, per_image=rows)
+            results = evaluate_colorizer(colorizer, images, lut, per_image=rows, scorer=scorer)
         else:
-            results = evaluate_pipeline(sr, colorizer, images, lut, per_image=rows)
+            results = evaluate_pipeline(sr, colorizer, images, lut, per_image=rows, scorer=scorer)
+    if scorer is not None:
+        for method, r in scorer.scores(inception_splits).items():
+            results.setdefault(method, {}).update(r)
+        extra["inception"] = {"weights": str(inception), "sha256": inception_sha, "splits": inception_splits}
+        names += f"; Inception-v3 {inception_sha[:12]}"
     metrics = sorted({k for r in results.values() for k in r})
+    widths = [max(12, len(m) + 1) for m in metrics]
     out.print(f"{task.value} on {data} ({len(images)} images), weights {names}")
-    out.print(f"{'method':<22}" + "".join(f"{m:>12}" for m in metrics))
+    out.print(f"{'method':<22}" + "".join(f"{m:>{w}}" for m, w in zip(metrics, widths)))
     for method, r in results.items():
-        out.print(f"{method:<22}" + "".join(f"{r[m]:>12.5g}" for m in metrics))
+        out.print(f"{method:<22}" + "".join(f"{r[m]:>{w}.5g}" if m in r else f"{'-':>{w}}" for m, w in zip(metrics, widths)))
     if per_image:
         headline = "chroma_rms" if task == Task.colorize else "psnr_rgb"
         out.print(f"{headline} per image")
-        out.print(f"{'image':<40}" + "".join(f"{m:>22}" for m in results))
+        scored = [m for m in results if rows and m in rows[0]]
+        out.print(f"{'image':<40}" + "".join(f"{m:>22}" for m in scored))
         for row in rows:
-            out.print(f"{row['image'][:39]:<40}" + "".join(f"{row[m][headline]:>22.5g}" for m in results))
+            out.print(f"{row['image'][:39]:<40}" + "".join(f"{row[m][headline]:>22.5g}" for m in scored))
     if "false_sources" in extra:
         fs = extra["false_sources"]
         out.print(f"false 5-sigma sources on {fs['frames']} pure-noise frames of {fs['frame_size']}^2 (per Mpix of input): "

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from astroenhance.cli import app
 from astroenhance.training.evaluate import (LumaChromaLUT, area_downsample, count_sources, evaluate_pipeline,
-                                            false_sources, psnr, ssim)
+                                            false_sources, mse_8bit, psnr, ssim)
 
 from .conftest import COLOR
 
@@ -21,6 +21,10 @@ def test_psnr_by_hand():
     assert psnr(a, a) == math.inf
     # uint8-style wraparound cannot happen: values are float64 differences
     assert psnr(np.array([0.0]), np.array([1.0])) == pytest.approx(0.0)
+    # the paper's MSE column is in 8-bit units: PSNR = 10 log10(255^2 / MSE)
+    assert mse_8bit(a, b) == pytest.approx(0.01 * 255**2)
+    assert mse_8bit(np.array([0.0]), np.array([1.0])) == pytest.approx(255**2)
+    assert psnr(a, b) == pytest.approx(10 * math.log10(255**2 / mse_8bit(a, b)))
 
 
 def test_ssim_identity_and_degradation():

@@ -3,11 +3,17 @@
 Protocol (stated in every report): images are read as 8-bit RGB in [0, 1]; metrics are computed in float64.
 SR: the low-resolution input is the 4x **area average** (flux-preserving) of the image cropped to a multiple
 of 4; every method upscales the same input; PSNR on RGB and on BT.709 luminance, SSIM on luminance (Gaussian
-window, sigma 1.5).  astroenhance upscales luminance with the network, gated by the input's noise (as `run`
-does by default; ``astroenhance_ungated`` is the bare network), then flux-projected, and chroma bicubically
-with its 4x4 block means set to the input's (as `run --flux-conserving` does for colour inputs).
+window, sigma 1.5), MSE on RGB in 8-bit units (0-255 scale as in the paper's table, computed in float64).
+astroenhance upscales luminance with the network, gated by the input's noise (as `run` does by default;
+``astroenhance_ungated`` is the bare network), then flux-projected, and chroma bicubically with its 4x4 block
+means set to the input's (as `run --flux-conserving` does for colour inputs).
 Colorization: the input is the image's BT.709 luminance; chroma RMS (Cb, Cr) against the true
 chroma; baselines are grey (no colour) and a luminance -> mean-chroma lookup table fitted on training images.
+Inception Score (only with user-supplied Inception-v3 weights): on 299x299 crops at the output's own
+resolution (a grid of up to 16 per image, the same places for every method; smaller images are resized up),
+softmax of the network, exp(E KL(p(y|x) || p(y))) in 10 splits (fewer where a split would hold under 10
+crops; mean, std).  It rewards confident, varied ImageNet classes, not fidelity, and differs between
+Inception implementations: compare values only within one run.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from scipy.ndimage import gaussian_filter, label
+from scipy.special import xlogy
 
 from ..imaging.color import LUMA_WEIGHTS, conserve_block_means, rgb_to_ycbcr, ycbcr_to_rgb
 from ..models.srresnet import estimate_noise, flux_project, noise_gate, require_luminance
@@ -32,6 +39,11 @@ PROTOCOL = __doc__.split("\n\n", 1)[1].strip()
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
     return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+def mse_8bit(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean squared error of images in [0, 1], in 8-bit units (0-255 scale) as the paper's table gives it."""
+    return float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)) * 255.0**2
 
 
 def ssim(a: np.ndarray, b: np.ndarray, sigma: float = 1.5) -> float:
@@ -82,6 +94,62 @@ class LumaChromaLUT:
         return self.table[np.clip((y * bins).astype(int), 0, bins - 1)]
 
 
+def inception_score(probs: np.ndarray, splits: int = 10, min_part: int = 10) -> tuple[float, float]:
+    """Salimans et al. (2016): ``exp(E_x KL(p(y|x) || p(y)))`` of class probabilities ``(n, classes)``,
+    mean and standard deviation over ``splits`` equal parts, as the reference implementation the paper used
+    computes it — but never parts of fewer than ``min_part`` images (fewer splits then): a part of one image
+    scores exactly 1 whatever the network says."""
+    probs = np.asarray(probs, np.float64)
+    scores = []
+    for part in np.array_split(probs, max(1, min(splits, len(probs) // min_part))):
+        marginal = part.mean(0, keepdims=True)
+        kl = (xlogy(part, part) - xlogy(part, marginal)).sum(1)
+        scores.append(math.exp(kl.mean()))
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def inception_crops(rgb: np.ndarray, side: int = 299, max_crops: int = 16) -> np.ndarray:
+    """``(k, 3, side, side)`` float32 crops of ``rgb`` at its own resolution: an evenly spaced grid of at
+    most ``max_crops`` (the same places for every image of that shape); a side shorter than ``side`` is
+    taken whole and resized up (bilinear)."""
+    h, w = rgb.shape[:2]
+    rows, cols = max(1, h // side), max(1, w // side)
+    while rows * cols > max_crops:
+        rows, cols = (rows - 1, cols) if rows >= cols else (rows, cols - 1)
+    ch, cw = min(h, side), min(w, side)
+    out = []
+    for r in np.linspace(0, h - ch, rows).round().astype(int):
+        for c in np.linspace(0, w - cw, cols).round().astype(int):
+            out.append(rgb[r:r + ch, c:c + cw].transpose(2, 0, 1))
+    t = torch.from_numpy(np.ascontiguousarray(np.stack(out), dtype=np.float32))
+    if (ch, cw) != (side, side):
+        t = F.interpolate(t, size=(side, side), mode="bilinear", align_corners=False)
+    return t.numpy()
+
+
+class InceptionScorer:
+    """Collects an Inception-v3's class probabilities of each method's outputs (`inception_crops`), then
+    gives each method's Inception Score (see the module docstring)."""
+
+    def __init__(self, net: torch.nn.Module, max_crops: int = 16, batch: int = 8) -> None:
+        self.net, self.max_crops, self.batch = net.eval(), max_crops, batch
+        self.probs: dict[str, list[np.ndarray]] = {}
+
+    @torch.no_grad()
+    def add(self, method: str, rgb: np.ndarray) -> None:
+        crops = torch.from_numpy(inception_crops(rgb, max_crops=self.max_crops))
+        for i in range(0, len(crops), self.batch):
+            p = torch.softmax(self.net(crops[i:i + self.batch]).double(), 1).numpy()
+            self.probs.setdefault(method, []).append(p)
+
+    def scores(self, splits: int = 10) -> dict[str, dict[str, float]]:
+        out = {}
+        for method, parts in self.probs.items():
+            mean, std = inception_score(np.concatenate(parts), splits)
+            out[method] = {"inception_score": mean, "inception_std": std, "inception_crops": sum(map(len, parts))}
+        return out
+
+
 def load_images(folder: str | Path, limit: int | None = None, max_side: int = 1400) -> list[tuple[str, np.ndarray]]:
     out = []
     for p in list_images(folder)[:limit]:
@@ -92,16 +160,19 @@ def load_images(folder: str | Path, limit: int | None = None, max_side: int = 14
 
 @torch.no_grad()
 def evaluate_sr(model: torch.nn.Module, images: list[tuple[str, np.ndarray]], scale: int = 4,
-                per_image: list[dict] | None = None) -> dict:
+                per_image: list[dict] | None = None, scorer: InceptionScorer | None = None) -> dict:
     """Per-method mean metrics over ``images`` (see the module docstring for the protocol).
 
-    ``per_image``, if given, receives one ``{"image": name, method: {metric: value}}`` per image."""
+    ``per_image``, if given, receives one ``{"image": name, method: {metric: value}}`` per image;
+    ``scorer``, if given, every output and original (Inception Score)."""
     methods = ["nearest", "bicubic", "lanczos", "astroenhance", "astroenhance_ungated"]
-    acc: dict[str, dict[str, list[float]]] = {m: {"psnr_rgb": [], "psnr_lum": [], "ssim_lum": [], "flux_err": []} for m in methods}
+    acc: dict[str, dict[str, list[float]]] = {m: {"mse_rgb": [], "psnr_rgb": [], "psnr_lum": [], "ssim_lum": [], "flux_err": []} for m in methods}
     for name, hr in images:
         h, w = (hr.shape[0] // scale) * scale, (hr.shape[1] // scale) * scale
         hr = hr[:h, :w]
         lr = area_downsample(hr, scale)
+        if scorer is not None:
+            scorer.add("original", hr)
         y_hr = hr @ LUMA_WEIGHTS
         for m in methods:
             if m.startswith("astroenhance"):
@@ -111,7 +182,10 @@ def evaluate_sr(model: torch.nn.Module, images: list[tuple[str, np.ndarray]], sc
             else:
                 sr = _resize(lr, scale, m)
             sr = np.clip(sr, 0, 1)
+            if scorer is not None:
+                scorer.add(m, sr)
             y_sr = sr @ LUMA_WEIGHTS
+            acc[m]["mse_rgb"].append(mse_8bit(sr, hr))
             acc[m]["psnr_rgb"].append(psnr(sr, hr))
             acc[m]["psnr_lum"].append(psnr(y_sr, y_hr))
             acc[m]["ssim_lum"].append(ssim(y_sr, y_hr))
@@ -129,16 +203,20 @@ def _record(per_image: list[dict] | None, name: str, acc: dict[str, dict[str, li
 
 @torch.no_grad()
 def evaluate_colorizer(model: torch.nn.Module, images: list[tuple[str, np.ndarray]], lut: LumaChromaLUT,
-                       per_image: list[dict] | None = None) -> dict:
+                       per_image: list[dict] | None = None, scorer: InceptionScorer | None = None) -> dict:
     """Chroma RMS of the model, grey and the lookup table, pooled over all pixels of ``images``
-    (``per_image``, if given, receives each image's own RMS, as `evaluate_sr`'s does)."""
+    (``per_image`` and ``scorer`` as in `evaluate_sr`)."""
     sq = {"grey": 0.0, "lookup_table": 0.0, "astroenhance": 0.0}
     n = 0
     for name, rgb in images:
         y, c = rgb_to_ycbcr(rgb)
         pred = _chroma(model, y)
-        this = {"grey": float((c**2).sum()), "lookup_table": float(((lut(y) - c) ** 2).sum()),
-                "astroenhance": float(((pred - c) ** 2).sum())}
+        chroma = {"grey": np.zeros_like(c), "lookup_table": lut(y), "astroenhance": pred}
+        this = {m: float(((v - c) ** 2).sum()) for m, v in chroma.items()}
+        if scorer is not None:
+            scorer.add("original", rgb)
+            for m, v in chroma.items():
+                scorer.add(m, np.clip(ycbcr_to_rgb(y, v), 0, 1))
         for m, v in this.items():
             sq[m] += v
         n += c.size
@@ -220,18 +298,22 @@ def false_sources(model: torch.nn.Module, frames: int = 24, size: int = 128, sca
 
 @torch.no_grad()
 def evaluate_pipeline(sr: torch.nn.Module, colorizer: torch.nn.Module, images: list[tuple[str, np.ndarray]],
-                      lut: LumaChromaLUT, scale: int = 4, per_image: list[dict] | None = None) -> dict:
+                      lut: LumaChromaLUT, scale: int = 4, per_image: list[dict] | None = None,
+                      scorer: InceptionScorer | None = None) -> dict:
     """The whole job: grey 4x-area-averaged input -> colour 4x output, against the original colour image.
 
     Methods: ``bicubic_grey`` (bicubic luminance, no colour), ``bicubic_lut`` (bicubic luminance, lookup-table
     colour) and ``astroenhance`` (colorizer at input resolution, chroma upscaled bicubically, luminance by
-    the SR network with flux projection — the order `run` uses).
+    the SR network with flux projection — the order `run` uses).  ``per_image`` and ``scorer`` as in
+    `evaluate_sr`.
     """
     methods = ["bicubic_grey", "bicubic_lut", "astroenhance"]
-    acc: dict[str, dict[str, list[float]]] = {m: {"psnr_rgb": [], "psnr_lum": [], "chroma_rms": []} for m in methods}
+    acc: dict[str, dict[str, list[float]]] = {m: {"mse_rgb": [], "psnr_rgb": [], "psnr_lum": [], "chroma_rms": []} for m in methods}
     for name, hr in images:
         h, w = (hr.shape[0] // scale) * scale, (hr.shape[1] // scale) * scale
         hr = hr[:h, :w]
+        if scorer is not None:
+            scorer.add("original", hr)
         y_hr, c_hr = rgb_to_ycbcr(hr)
         y_lr = area_downsample(y_hr, scale)
         for m in methods:
@@ -243,6 +325,9 @@ def evaluate_pipeline(sr: torch.nn.Module, colorizer: torch.nn.Module, images: l
                 y_sr = _upscale_lum(None, y_lr, scale, "bicubic")
                 c_sr = np.zeros_like(c_hr) if m == "bicubic_grey" else _resize(lut(y_lr), scale, "bicubic")
             rgb = np.clip(ycbcr_to_rgb(y_sr, c_sr), 0, 1)
+            if scorer is not None:
+                scorer.add(m, rgb)
+            acc[m]["mse_rgb"].append(mse_8bit(rgb, hr))
             acc[m]["psnr_rgb"].append(psnr(rgb, hr))
             acc[m]["psnr_lum"].append(psnr(np.clip(y_sr, 0, 1), y_hr))
             acc[m]["chroma_rms"].append(float(np.sqrt(np.mean((c_sr - c_hr) ** 2))))
