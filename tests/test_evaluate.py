@@ -32,6 +32,11 @@ def test_ssim_identity_and_degradation():
     img = rng.random((32, 32))
     assert ssim(img, img) == pytest.approx(1.0)
     assert ssim(img, np.clip(img + rng.normal(0, 0.2, img.shape), 0, 1)) < 0.9
+    # flat images: only the luminance term is left, (2 mu_a mu_b + C1) / (mu_a^2 + mu_b^2 + C1), C1 = 0.01^2
+    a, b = np.full((16, 16), 0.2), np.full((16, 16), 0.4)
+    assert ssim(a, b) == pytest.approx((2 * 0.2 * 0.4 + 1e-4) / (0.2**2 + 0.4**2 + 1e-4))
+    # halving the contrast lowers it but keeps it positive; the negated image is anti-correlated: negative
+    assert ssim(img, 1 - img) < 0 < ssim(img, img * 0.5 + 0.25) < 1
 
 
 def test_area_downsample_preserves_flux():
@@ -75,6 +80,7 @@ def test_evaluate_command(tmp_path):
     assert height > 2 * side
     assert "area" in got["protocol"]
     assert got["results"]["astroenhance"]["flux_err"] < 1e-3 < got["results"]["bicubic"]["flux_err"]
+    assert got["results"]["nearest"]["flux_err"] < 1e-6  # nearest repeats each input pixel: block sums exact
 
 
 def test_count_sources_finds_planted_sources_only():
