@@ -184,11 +184,13 @@ def load_inception(path: str | Path) -> tuple[InceptionV3, str]:
     net = InceptionV3(num_classes=int(state["fc.weight"].shape[0]),
                       aux_logits=any(k.startswith("AuxLogits.") for k in state))
     own = net.state_dict()
-    missing = [k for k in own if k not in state]
+    # files saved before PyTorch 0.4.1 have no batch-norm step counters; nothing here uses them
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     if missing:
         raise ValueError(f"{path}: not Inception-v3 weights in torchvision's layout (missing {missing[0]}, ...)")
-    for k in own:
-        if own[k].shape != state[k].shape:
-            raise ValueError(f"{path}: {k} has shape {tuple(state[k].shape)}, Inception-v3 needs {tuple(own[k].shape)}")
-    net.load_state_dict({k: state[k] for k in own})
+    found = {k: state[k] for k in own if k in state}
+    for k, v in found.items():
+        if own[k].shape != v.shape:
+            raise ValueError(f"{path}: {k} has shape {tuple(v.shape)}, Inception-v3 needs {tuple(own[k].shape)}")
+    net.load_state_dict(found, strict=False)
     return net.eval(), hashlib.sha256(data).hexdigest()
