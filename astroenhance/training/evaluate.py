@@ -36,14 +36,18 @@ from .data import list_images, load_rgb
 PROTOCOL = __doc__.split("\n\n", 1)[1].strip()
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
-
-
 def mse_8bit(a: np.ndarray, b: np.ndarray) -> float:
     """Mean squared error of images in [0, 1], in 8-bit units (0-255 scale) as the paper's table gives it."""
     return float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)) * 255.0**2
+
+
+def psnr_of_mse(mse: float) -> float:
+    """PSNR in dB of an 8-bit-unit MSE: ``10 log10(255^2 / MSE)``."""
+    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return psnr_of_mse(mse_8bit(a, b))
 
 
 def ssim(a: np.ndarray, b: np.ndarray, sigma: float = 1.5) -> float:
@@ -186,7 +190,7 @@ def evaluate_sr(model: torch.nn.Module, images: list[tuple[str, np.ndarray]], sc
                 scorer.add(m, sr)
             y_sr = sr @ LUMA_WEIGHTS
             acc[m]["mse_rgb"].append(mse_8bit(sr, hr))
-            acc[m]["psnr_rgb"].append(psnr(sr, hr))
+            acc[m]["psnr_rgb"].append(psnr_of_mse(acc[m]["mse_rgb"][-1]))
             acc[m]["psnr_lum"].append(psnr(y_sr, y_hr))
             acc[m]["ssim_lum"].append(ssim(y_sr, y_hr))
             blocks_sr, blocks_hr = area_downsample(y_sr, scale), area_downsample(y_hr, scale)
@@ -328,7 +332,7 @@ def evaluate_pipeline(sr: torch.nn.Module, colorizer: torch.nn.Module, images: l
             if scorer is not None:
                 scorer.add(m, rgb)
             acc[m]["mse_rgb"].append(mse_8bit(rgb, hr))
-            acc[m]["psnr_rgb"].append(psnr(rgb, hr))
+            acc[m]["psnr_rgb"].append(psnr_of_mse(acc[m]["mse_rgb"][-1]))
             acc[m]["psnr_lum"].append(psnr(np.clip(y_sr, 0, 1), y_hr))
             acc[m]["chroma_rms"].append(float(np.sqrt(np.mean((c_sr - c_hr) ** 2))))
         _record(per_image, name, acc)
