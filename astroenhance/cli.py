@@ -373,6 +373,9 @@ def prepare(
               f"in {outdir}; {len(record['skipped'])} skipped (reasons in {outdir / 'prepare.json'})")
 
 
+ScaleJitterOpt = Annotated[int, typer.Option(help="N > 1: each training crop is zoomed out by a random whole factor 1..N (a region N times the crop side, area-averaged down), so the network also learns objects smaller than the training images show them, as on frames with coarser pixels. 1 = the images' own scale.", min=1, max=8)]
+
+
 @train_app.command("sr")
 def train_sr(
     data: DataOpt, outdir: RunOpt,
@@ -388,6 +391,7 @@ def train_sr(
     pixel_weight: Annotated[float, typer.Option(help="gan: weight of the L1 pixel loss beside the content loss.")] = 0.1,
     device: DeviceOpt = "cpu", precision: PrecisionOpt = "fp32",
     threads: Annotated[int, typer.Option(help="torch threads (0: torch's default).")] = 0,
+    scale_jitter: ScaleJitterOpt = 1,
     resume: Annotated[bool, typer.Option(help="Continue the checkpoint in -o exactly where it stopped.")] = False,
 ) -> None:
     """Train the super-resolution network (luminance, 4x): pretrain (PSNR model), then gan (SRGAN model)."""
@@ -399,7 +403,7 @@ def train_sr(
            lr=lr if lr is not None else (1e-4 if stage == "gan" else 5e-4), seed=seed, val_data=val_data,
            val_every=val_every, device=device, threads=threads, resume=resume, stage=stage,
            init=str(init) if init and not resume else "", feature_net=feature_net, adv_weight=adv_weight,
-           pixel_weight=pixel_weight, precision=precision)
+           pixel_weight=pixel_weight, precision=precision, scale_jitter=scale_jitter)
 
 
 @train_app.command("colorizer")
@@ -413,13 +417,15 @@ def train_colorizer(
     saturation_weight: Annotated[float, typer.Option(help="Extra loss weight on saturated pixels (the paper's remedy for grey); 0 measured better here.")] = 0.0,
     thumb_jitter: Annotated[float, typer.Option(help="0 < F < 1: each crop's whole-frame thumbnail shows a random window around the crop with sides >= F of the image's, so that the global branch cannot learn each training image's colours by heart (host-side; 0 = the whole image, as `run` sees it).", min=0.0, max=0.99)] = 0.0,
     freeze_backbone: Annotated[bool, typer.Option(help="Keep the pretrained global backbone (ImageNet MobileNetV2) fixed; train the rest.")] = False,
+    scale_jitter: ScaleJitterOpt = 1,
     resume: Annotated[bool, typer.Option(help="Continue the checkpoint in -o exactly where it stopped.")] = False,
 ) -> None:
     """Train the colorization network (luminance in, BT.709 chroma out)."""
     _train("colorize", data, outdir, arch=arch, iters=iters, batch=batch, crop=crop, lr=lr, seed=seed,
            val_data=val_data, val_every=val_every, device=device, threads=threads, resume=resume,
            saturation_weight=saturation_weight, precision=precision, feature_net=feature_net,
-           init=str(init) if init and not resume else "", thumb_jitter=thumb_jitter, freeze_backbone=freeze_backbone)
+           init=str(init) if init and not resume else "", thumb_jitter=thumb_jitter, freeze_backbone=freeze_backbone,
+           scale_jitter=scale_jitter)
 
 
 @weights_app.command("export")

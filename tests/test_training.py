@@ -290,3 +290,33 @@ def test_thumbnail_jitter_shows_a_window_around_the_crop():
     assert all_red.any() and (red[all_red] > 0).all()
     again = jit.crops(np.random.default_rng(1), 64, 32)[1]
     np.testing.assert_array_equal(again, thumbs)  # the same rng draws give the same windows (resume is exact)
+
+
+def test_scale_jitter_zooms_out_by_whole_factors_and_matches_the_device_pool():
+    """--scale-jitter N: crops are regions 1..N times the crop side, area-averaged down (the block means of the
+    region the plan names), identical on the host and on the device; N = 1 takes the crops it always took."""
+    import numpy as np
+
+    from astroenhance.training.data import ImagePool
+
+    rng = np.random.default_rng(0)
+    im = rng.integers(0, 256, (160, 200, 3), dtype=np.uint8)
+    plain, jit = ImagePool([im], ["a"], thumb_size=8), ImagePool([im], ["a"], thumb_size=8, scale_jitter=4)
+    crops, _ = jit.crops(np.random.default_rng(5), 40, 32)
+    plan = jit._plan(np.random.default_rng(5), 40, 32)
+    assert {p[-1] for p in plan} == {1, 2, 3, 4}  # min(160, 200) // 32 = 5 allows all of 1..4
+    for crop, (_, y, x, flip, turns, f) in zip(crops, plan):
+        region = im[y:y + 32 * f, x:x + 32 * f].astype(np.float64)
+        expected = region.reshape(32, f, 32, f, 3).mean((1, 3)) / 255
+        expected = np.rot90(expected[:, ::-1] if flip else expected, k=turns)
+        np.testing.assert_allclose(crop, expected, atol=1e-6)
+    dev, _ = jit.on_device("cpu").crops(np.random.default_rng(5), 40, 32)
+    assert torch.equal(dev, torch.from_numpy(crops).permute(0, 3, 1, 2))
+    # no zoom factor fits a small image: native crops; and N = 1 draws exactly what it drew before
+    small = ImagePool([im[:40, :40]], ["s"], thumb_size=8, scale_jitter=4)
+    assert {p[-1] for p in small._plan(np.random.default_rng(1), 20, 32)} == {1}
+    # (the plan the code before --scale-jitter drew for this rng)
+    assert [p[:5] for p in plain._plan(np.random.default_rng(2), 8, 32)] == [
+        (0, 72, 46, False, 1), (0, 72, 43, True, 0), (0, 87, 113, True, 0), (0, 81, 158, False, 3),
+        (0, 49, 66, True, 1), (0, 44, 97, False, 2), (0, 113, 131, True, 3), (0, 119, 37, False, 1)]
+    assert all(p[-1] == 1 for p in plain._plan(np.random.default_rng(2), 8, 32))

@@ -51,6 +51,10 @@ class ImagePool:
     # > 0: each crop's thumbnail shows a random window around the crop, its sides this fraction of the image's
     # or more, instead of the whole image — so the global branch cannot learn each image's colours by heart
     thumb_jitter: float = 0.0
+    # > 1: each crop is taken zoomed out by a random whole factor 1..scale_jitter (a region that many times
+    # the crop side, area-averaged down to it), so the networks also see objects smaller than the training
+    # images show them — as on a 4x-smaller frame, or a survey with coarser pixels
+    scale_jitter: int = 1
 
     def __post_init__(self) -> None:
         # whole-image thumbnails for the colorizer's global branch, made as `run` makes them
@@ -60,7 +64,7 @@ class ImagePool:
 
     @classmethod
     def from_folder(cls, folder: str | Path, min_size: int = 0, limit: int | None = None,
-                    thumb_size: int = 128, thumb_jitter: float = 0.0) -> "ImagePool":
+                    thumb_size: int = 128, thumb_jitter: float = 0.0, scale_jitter: int = 1) -> "ImagePool":
         paths = list_images(folder)[:limit]
         images, names = [], []
         for p in paths:
@@ -70,18 +74,22 @@ class ImagePool:
                 names.append(p.name)
         if not images:
             raise ValueError(f"no usable images (>= {min_size} px) under {folder}")
-        return cls(images, names, thumb_size, thumb_jitter)
+        return cls(images, names, thumb_size, thumb_jitter, scale_jitter)
 
-    def _plan(self, rng: np.random.Generator, batch: int, size: int) -> list[tuple[int, int, int, bool, int]]:
-        """Which crops a batch takes: ``(image, y, x, flip, quarter_turns)`` each, drawn from ``rng``."""
+    def _plan(self, rng: np.random.Generator, batch: int, size: int) -> list[tuple[int, int, int, bool, int, int]]:
+        """Which crops a batch takes: ``(image, y, x, flip, quarter_turns, zoom_out)`` each, drawn from ``rng``
+        (the region is ``size * zoom_out`` pixels square; zoom_out is drawn only when ``scale_jitter > 1``)."""
         idx = rng.choice(len(self.images), size=batch, p=self.pick_probability)
         plan = []
         for i in idx:
             h, w = self.images[i].shape[:2]
-            y = int(rng.integers(0, h - size + 1))
-            x = int(rng.integers(0, w - size + 1))
+            f = 1
+            if self.scale_jitter > 1:
+                f = int(rng.integers(1, max(1, min(self.scale_jitter, min(h, w) // size)) + 1))
+            y = int(rng.integers(0, h - size * f + 1))
+            x = int(rng.integers(0, w - size * f + 1))
             flip = bool(rng.random() < 0.5)
-            plan.append((int(i), y, x, flip, int(rng.integers(4))))
+            plan.append((int(i), y, x, flip, int(rng.integers(4)), f))
         return plan
 
     def crops(self, rng: np.random.Generator, batch: int, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -89,13 +97,15 @@ class ImagePool:
         thumbnails ``(B, T, T, 3)`` of the images they came from, turned the same way."""
         out = np.empty((batch, size, size, 3), dtype=np.float32)
         thumbs = np.empty((batch, self.thumb_size, self.thumb_size, 3), dtype=np.float32)
-        for k, (i, y, x, flip, turns) in enumerate(self._plan(rng, batch, size)):
-            c, th = self.images[i][y:y + size, x:x + size], self.thumbs[i]
+        for k, (i, y, x, flip, turns, f) in enumerate(self._plan(rng, batch, size)):
+            c, th = self.images[i][y:y + size * f, x:x + size * f], self.thumbs[i]
+            if f > 1:  # block sums (exact), divided once below: the same float32 as the device pool's
+                c = c.reshape(size, f, size, f, 3).sum((1, 3), dtype=np.float64)
             if self.thumb_jitter > 0:
-                th = self._window_thumb(rng, i, y, x, size)
+                th = self._window_thumb(rng, i, y, x, size * f)
             if flip:
                 c, th = c[:, ::-1], th[:, ::-1]
-            out[k] = np.rot90(c, k=turns) / 255.0
+            out[k] = np.rot90(c, k=turns) / (255.0 * f * f)
             thumbs[k] = np.rot90(th, k=turns) / 255.0
         return out, thumbs
 
@@ -132,10 +142,13 @@ class DeviceImagePool:
 
     def crops(self, rng: np.random.Generator, batch: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         out, thumbs = [], []
-        for i, y, x, flip, turns in self.pool._plan(rng, batch, size):
-            c, th = self.images[i][y:y + size, x:x + size], self.thumbs[i]
+        for i, y, x, flip, turns, f in self.pool._plan(rng, batch, size):
+            c, th = self.images[i][y:y + size * f, x:x + size * f].float(), self.thumbs[i]
+            if f > 1:
+                c = c.reshape(size, f, size, f, 3).sum((1, 3))
             if flip:
                 c, th = c.flip(1), th.flip(1)
-            out.append(torch.rot90(c, turns, (0, 1)))
+            out.append(torch.rot90(c, turns, (0, 1)) / (255.0 * f * f))
             thumbs.append(torch.rot90(th, turns, (0, 1)))
-        return tuple(torch.stack(t).permute(0, 3, 1, 2).float().div_(255.0).contiguous() for t in (out, thumbs))  # type: ignore[return-value]
+        crops = torch.stack(out).permute(0, 3, 1, 2).contiguous()
+        return crops, torch.stack(thumbs).permute(0, 3, 1, 2).float().div_(255.0).contiguous()

@@ -57,6 +57,8 @@ class TrainConfig:
     # `ImagePool.thumb_jitter`), and the pretrained global backbone kept frozen (its ImageNet features only)
     thumb_jitter: float = 0.0
     freeze_backbone: bool = False
+    # crops zoomed out by a random whole factor up to this (see `ImagePool.scale_jitter`); 1 = native scale only
+    scale_jitter: int = 1
     precision: str = "fp32"  # fp32, or bf16/fp16 autocast (CUDA only)
     init: str = ""  # weights to start from (a ckpt.pt or .safetensors), e.g. the pretrained SRResNet for "gan"
     # pretrained feature network (models.features): SRGAN content loss, and the colorizer's pretrained global branch
@@ -225,7 +227,8 @@ class Trainer:
             self.d_opt = torch.optim.Adam(self.disc.parameters(), lr=cfg.d_lr, betas=(0.9, 0.999), eps=1e-8)
         self.step = 0
         self.pool = ImagePool.from_folder(training_folder(cfg.data), min_size=cfg.crop,
-                                          thumb_size=getattr(self.model, "thumb_size", 128), thumb_jitter=cfg.thumb_jitter)
+                                          thumb_size=getattr(self.model, "thumb_size", 128), thumb_jitter=cfg.thumb_jitter,
+                                          scale_jitter=cfg.scale_jitter)
         on_gpu = cfg.data_on_device and self.device.type == "cuda" and cfg.thumb_jitter == 0
         self.device_pool = self.pool.on_device(self.device) if on_gpu else None
         self.val = self._validation_batch()
@@ -281,12 +284,13 @@ class Trainer:
     def _validation_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """A fixed set of crops (seeded, independent of training batches), ``(N, 3, S, S)``, and thumbnails."""
         val = self.cfg.val_data or validation_folder(self.cfg.data)
-        # validation sees whole-image thumbnails, as `run` does, whatever thumb_jitter trains with
+        # validation sees whole-image thumbnails at the images' own scale, as `run` does, whatever thumb_jitter
+        # and scale_jitter train with
         if val:
             pool = ImagePool.from_folder(val, min_size=self.cfg.crop, thumb_size=self.pool.thumb_size)
         else:  # the training images, their whole-image thumbnails as made once (a shallow copy: nothing recomputed)
             pool = copy.copy(self.pool)
-            pool.thumb_jitter = 0.0
+            pool.thumb_jitter, pool.scale_jitter = 0.0, 1
         size = self.cfg.crop * 2 if self.cfg.task == "sr" else self.cfg.crop
         size = min(size, min(min(im.shape[:2]) for im in pool.images))
         size -= size % 16
