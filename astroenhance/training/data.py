@@ -93,8 +93,8 @@ class ImagePool:
         return plan
 
     def crops(self, rng: np.random.Generator, batch: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-        """Random crops ``(B, size, size, 3)`` with flips and 90-degree turns, float32 in [0, 1], and the
-        thumbnails ``(B, T, T, 3)`` of the images they came from, turned the same way."""
+        """Random crops ``(B, size, size, 3)`` with flips and 90-degree turns (and zoomed out, see
+        ``scale_jitter``), float32 in [0, 1], and the thumbnails ``(B, T, T, 3)`` of the images they came from, turned the same way."""
         out = np.empty((batch, size, size, 3), dtype=np.float32)
         thumbs = np.empty((batch, self.thumb_size, self.thumb_size, 3), dtype=np.float32)
         for k, (i, y, x, flip, turns, f) in enumerate(self._plan(rng, batch, size)):
@@ -141,14 +141,16 @@ class DeviceImagePool:
         self.thumbs = [torch.from_numpy(np.array(th)).to(device) for th in pool.thumbs]
 
     def crops(self, rng: np.random.Generator, batch: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        out, thumbs = [], []
+        out, thumbs, scale = [], [], []
         for i, y, x, flip, turns, f in self.pool._plan(rng, batch, size):
-            c, th = self.images[i][y:y + size * f, x:x + size * f].float(), self.thumbs[i]
-            if f > 1:
-                c = c.reshape(size, f, size, f, 3).sum((1, 3))
+            c, th = self.images[i][y:y + size * f, x:x + size * f], self.thumbs[i]
+            if self.pool.scale_jitter > 1:  # block sums, exact in float32 (uint8 crops otherwise, converted once)
+                c = c.float().reshape(size, f, size, f, 3).sum((1, 3))
             if flip:
                 c, th = c.flip(1), th.flip(1)
-            out.append(torch.rot90(c, turns, (0, 1)) / (255.0 * f * f))
+            out.append(torch.rot90(c, turns, (0, 1)))
             thumbs.append(torch.rot90(th, turns, (0, 1)))
-        crops = torch.stack(out).permute(0, 3, 1, 2).contiguous()
+            scale.append(255.0 * f * f)
+        div = torch.tensor(scale, device=out[0].device)[:, None, None, None]
+        crops = torch.stack(out).permute(0, 3, 1, 2).float().div_(div).contiguous()
         return crops, torch.stack(thumbs).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
