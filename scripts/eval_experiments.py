@@ -1,12 +1,13 @@
 """How this session's SR and colorizer experiments were measured (README "What more training did not buy").
 
     python scripts/eval_experiments.py --data ../shared/data/eval --train-data ../shared/data/train \
-        [--sr CKPT ...] [--colorizer CKPT ...] [--chroma] [--limit N]
+        [--sr CKPT ...] [--colorizer CKPT|shipped ...] [--downscale N] [--skip-sr] [--chroma] [--limit N]
 
 Same protocol as `astroenhance evaluate` (4x area-average inputs, float64, RGB PSNR), bare networks (no noise gate):
 - bicubic; the shipped psnr model with bicubic chroma; the shipped luminance with the *true* chroma (the
   ceiling of any chroma upscaling); and each ``--sr`` checkpoint (a Y Cb Cr network upscales chroma itself);
-- chroma RMS of each ``--colorizer`` checkpoint against grey and the lookup table fitted on ``--train-data``;
+- chroma RMS of each ``--colorizer`` checkpoint (or ``shipped``) against grey and the lookup table fitted on
+  ``--train-data``, on the images area-averaged ``--downscale`` times (default 1: as they are);
 - ``--chroma``: ways of upscaling the input's chroma under the shipped luminance, none of them learned (besides
   the bicubic of the "shipped psnr" row): bicubic with its 4x4 block means set to the input's (what `run --flux-conserving` does), a guided filter
   (chroma as a local linear function of luminance, radius 1 px, eps 1e-2, its slope applied to the SR
@@ -71,10 +72,24 @@ def main() -> None:
     ap.add_argument("--sr", nargs="*", default=[])
     ap.add_argument("--colorizer", nargs="*", default=[])
     ap.add_argument("--chroma", action="store_true", help="also compare non-learned chroma upscalers")
+    ap.add_argument("--downscale", type=int, default=1,
+                    help="colorizers: on the images area-averaged this many times (objects that much smaller)")
+    ap.add_argument("--skip-sr", action="store_true", help="only the colorizer rows")
     ap.add_argument("--limit", type=int, default=None)
     args = ap.parse_args()
     images = load_images(args.data, limit=args.limit)
     wdir = default_weights_dir()
+    if args.colorizer:
+        lut = LumaChromaLUT.fit([load_rgb(p).astype(np.float64) / 255 for p in list_images(args.train_data)])
+        f = args.downscale
+        small = [(n, area_downsample(im, f) if f > 1 else im) for n, im in images]
+        for p in args.colorizer:
+            model = (load_network(wdir, find_weights(wdir, "colorize", "default")) if p == "shipped"
+                     else load_checkpoint_model(p)[0])
+            r = evaluate_colorizer(model, small, lut)
+            print(f"colorizer {p} (images 1/{f}): " + ", ".join(f"{k} {v['chroma_rms']:.4f}" for k, v in r.items()))
+    if args.skip_sr:
+        return
     shipped = load_network(wdir, find_weights(wdir, "sr", "psnr"))
     models = {p: load_checkpoint_model(p)[0] for p in args.sr}
     rows: dict[str, list[float]] = {"bicubic": [], "shipped psnr": [], "shipped psnr + true chroma": []}
@@ -94,11 +109,6 @@ def main() -> None:
     print(f"SR, RGB PSNR on {len(images)} images (bare networks)")
     for name, v in rows.items():
         print(f"  {name:<40} {np.mean(v):.3f} dB")
-    if args.colorizer:
-        lut = LumaChromaLUT.fit([load_rgb(p).astype(np.float64) / 255 for p in list_images(args.train_data)])
-        for p in args.colorizer:
-            r = evaluate_colorizer(load_checkpoint_model(p)[0], images, lut)
-            print(f"colorizer {p}: " + ", ".join(f"{k} {v['chroma_rms']:.4f}" for k, v in r.items()))
 
 
 if __name__ == "__main__":
