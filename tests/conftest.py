@@ -1,4 +1,5 @@
-"""Shared fixtures: paths to the real data in ../shared/data and one Enhancer with the shipped weights."""
+"""Shared fixtures: paths to the small real data in tests/data (credits in tests/data/SOURCES.csv) and one Enhancer
+with the shipped weights.  The tests need nothing outside this repository."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
-FIXTURES = DATA / "fixtures" / "fits"
-HST = DATA / "fits" / "hst"
-COLOR = DATA / "fixtures" / "color"
+DATA = REPO / "tests" / "data"
+FIXTURES = DATA / "fits"
+COLOR = DATA / "color"
+CFHT = DATA / "cfhtls"
+HRC = FIXTURES / "j8bt06nyq_flt_crop.fits"  # rows 256:512, columns 192:448 of the ACS/HRC 47 Tuc frame
 EXAMPLE = REPO / "examples" / "abell_2744_group_of_galaxies_f105w.fits.gz"
 
 
@@ -33,5 +35,5 @@ def hrc_crop():
     """A 96x80 crop of the ACS/HRC 47 Tuc frame (raw counts, cosmic rays), with its WCS."""
     from astroenhance.io.readers import read_frame
 
-    data, wcs, _ = read_frame(HST / "j8bt06nyq_flt.fits")
-    return np.ascontiguousarray(data[400:496, 300:380]), wcs[400:496, 300:380]
+    data, wcs, _ = read_frame(HRC)  # the frame's rows 400:496, columns 300:380
+    return np.ascontiguousarray(data[144:240, 108:188]), wcs[144:240, 108:188]

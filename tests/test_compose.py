@@ -14,9 +14,8 @@ from typer.testing import CliRunner
 from astroenhance.cli import app
 from astroenhance.compose import wavelength_nm
 
-from .conftest import DATA, HST
+from .conftest import CFHT, HRC
 
-CFHT = DATA / "fits" / "multiband_cfhtls"
 BANDS = [CFHT / f"CFHTLS-test_{b}.fits" for b in "gri"]
 runner = CliRunner()
 
@@ -50,7 +49,7 @@ def test_band_order_read_from_headers(tmp_path):
     result = runner.invoke(app, ["compose", *map(str, BANDS[::-1]), "-o", str(tmp_path), "--format", "png"])
     assert result.exit_code == 0 and "not blue-to-red" in result.output
     swapped = np.asarray(Image.open(tmp_path / "CFHTLS-test.composite.png"))
-    assert swapped.shape == (440, 440, 3)
+    assert swapped.shape == (256, 256, 3)
 
 
 def test_composite_fits_layout_wcs_and_avm(composite):
@@ -63,7 +62,7 @@ def test_composite_fits_layout_wcs_and_avm(composite):
     w_in = WCS(fits.getheader(BANDS[0]))
     np.testing.assert_allclose(w_fits.wcs.crpix, w_in.wcs.crpix)
     w_avm = pyavm.AVM.from_image(str(composite / "CFHTLS-test.composite.png")).to_wcs()
-    pix = np.array([[0.0, 0.0], [439.0, 0.0], [0.0, 439.0], [220.0, 123.0]])
+    pix = np.array([[0.0, 0.0], [255.0, 0.0], [0.0, 255.0], [128.0, 73.0]])
     np.testing.assert_allclose(w_avm.all_pix2world(pix, 0), w_fits.all_pix2world(pix, 0), atol=1e-8)
 
 
@@ -81,7 +80,7 @@ def test_composite_upscale(tmp_path):
     small.mkdir()
     for b in BANDS:
         with fits.open(b) as h:
-            cut = Cutout2D(h[0].data, (220, 220), (40, 48), wcs=WCS(h[0].header))
+            cut = Cutout2D(h[0].data, (128, 128), (40, 48), wcs=WCS(h[0].header))
             hdr = h[0].header.copy()
             hdr.update(cut.wcs.to_header())
             fits.writeto(small / b.name, cut.data, hdr)
@@ -92,11 +91,11 @@ def test_composite_upscale(tmp_path):
 
 
 def _pieces(tmp_path):
-    with fits.open(HST / "j8bt06nyq_flt.fits") as h:
-        data = h["SCI"].data[300:460, 200:400].astype(np.float32)
+    with fits.open(HRC) as h:
+        data = h["SCI"].data[44:204, 8:208].astype(np.float32)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            wcs = WCS(h["SCI"].header, h)[300:460, 200:400]
+            wcs = WCS(h["SCI"].header, h)[44:204, 8:208]
         hdr0 = h[0].header
     paths = []
     for k, (cy, cx) in enumerate([(45, 55), (45, 140), (115, 60), (112, 145)]):

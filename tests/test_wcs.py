@@ -9,13 +9,13 @@ from astropy.wcs import WCS
 
 from astroenhance.imaging.wcs import WCSWarning, output_to_input_pixels, scale_wcs, wcs_header
 
-from .conftest import FIXTURES, HST
+from .conftest import FIXTURES, HRC
 
 CASES = [
-    (HST / "j8bt06nyq_flt.fits", 1, "cd"),
+    (HRC, 1, "cd"),
     (FIXTURES / "abell_2744_dwarf_galaxy_f105w.fits.gz", 0, "pc"),
-    (FIXTURES / "sample_svm_flc.fits", 1, "sip"),
-    (FIXTURES / "sample_ipppssoot_flt.fits", 1, "sip"),
+    (FIXTURES / "sample_svm_flc.fits.gz", 1, "sip"),
+    (FIXTURES / "sample_ipppssoot_flt.fits.gz", 1, "sip"),
     (FIXTURES / "2chipA.fits.gz", 4, "sip"),
 ]
 
@@ -53,7 +53,7 @@ def test_every_output_pixel_centre_matches_input_sky(path, ext, kind):
 
 
 def test_formulas_by_hand():
-    w_in, _ = _load(FIXTURES / "sample_svm_flc.fits", 1)
+    w_in, _ = _load(FIXTURES / "sample_svm_flc.fits.gz", 1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         w_out, notes = scale_wcs(w_in, 4)
