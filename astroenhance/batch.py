@@ -1,6 +1,6 @@
 """Archive-scale runs: find frames in folders, mirror the tree, skip finished work, shard, report.
 
-Nothing here imports torch; the CLI combines these with `pipeline.Enhancer`.
+Nothing here imports torch; `runner` combines these with `pipeline.Enhancer`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import InputError
+from .errors import SettingsError
 from .io.readers import FITS_SUFFIXES, IMAGE_SUFFIXES
 from .io.writers import TEMP_MARKER
 
@@ -42,7 +42,7 @@ def discover(inputs: list[Path], outdir: Path, recursive: bool = False, glob: st
         if p.is_dir():
             out_abs, in_abs = outdir.resolve(), p.resolve()
             if out_abs == in_abs or in_abs in out_abs.parents:
-                raise InputError(f"{outdir}: the output folder lies inside the input folder {p}; "
+                raise SettingsError(f"{outdir}: the output folder lies inside the input folder {p}; "
                                  "choose an output folder outside the input tree")
             candidates = p.rglob("*") if recursive else p.iterdir()
             for f in sorted(candidates):
@@ -59,7 +59,7 @@ def parse_shard(spec: str) -> tuple[int, int]:
     """``"K/N"`` (1 <= K <= N) as ``(K, N)``."""
     m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", spec)
     if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
-        raise ValueError(f"--shard {spec!r}: expected K/N with 1 <= K <= N, e.g. 3/8")
+        raise SettingsError(f"--shard {spec!r}: expected K/N with 1 <= K <= N, e.g. 3/8")
     return int(m.group(1)), int(m.group(2))
 
 
@@ -103,35 +103,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def output_is_complete(path: Path, expected_shape: tuple[int, int] | None, input_sha256: str | None = None) -> bool:
-    """Whether an existing output can be trusted: it opens, has the expected shape and (FITS) was made from
-    the same input bytes (``AE_INSHA``)."""
-    if not path.is_file():
-        return False
-    try:
-        if path.suffix == ".fits":
-            from astropy.io import fits
-
-            with fits.open(path, memmap=True) as h:
-                names = [x.name for x in h]
-                if names[1:4] != ["RED", "GREEN", "BLUE"]:
-                    return False
-                for ext in h[1:4]:
-                    if expected_shape and (ext.header["NAXIS2"], ext.header["NAXIS1"]) != expected_shape:
-                        return False
-                if path.stat().st_size < h[3].fileinfo()["datLoc"] + h[3].header["NAXIS1"] * h[3].header["NAXIS2"] * 4:
-                    return False
-                return input_sha256 is None or h[0].header.get("AE_INSHA") == input_sha256
-        from PIL import Image
-
-        with Image.open(path) as im:
-            im.verify()
-        with Image.open(path) as im:
-            return expected_shape is None or (im.size[1], im.size[0]) == expected_shape
-    except Exception:
-        return False
-
-
 @dataclass
 class Record:
     """One line of the run report."""
@@ -160,5 +131,18 @@ def check_outdir(outdir: Path) -> None:
     for parent in [outdir, *outdir.parents]:
         if parent.exists():
             if not parent.is_dir():
-                raise InputError(f"{outdir}: cannot be an output folder: {parent} is a file")
+                raise SettingsError(f"{outdir}: cannot be an output folder: {parent} is a file")
             return
+
+
+def check_claims(enhancer, path: Path, outdir: Path, claimed: dict[Path, Path]) -> None:
+    """Refuse an input whose outputs another input of this run already claims (e.g. a.fits and a.png):
+    ``claimed`` maps each output path to its input and grows with every accepted input."""
+    from .errors import OutputError
+
+    for target in enhancer.output_paths(path, outdir, "").values():
+        other = claimed.get(target)
+        if other is not None and other != path:
+            raise OutputError(f"{path}: its output {target} was already written from {other} in this run; "
+                              "give the inputs different names or run them into different folders")
+        claimed[target] = path

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import csv
+import functools
 import os
-
-from astropy.io import fits
 import time
 import warnings
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
 
 from . import __version__
 from .config import FORMATS, EnhanceConfig
-from .errors import AstroEnhanceError
+from .errors import AstroEnhanceError, SettingsError
 
 app = typer.Typer(
     name="astroenhance",
@@ -78,6 +78,23 @@ def _main(version: Annotated[bool, typer.Option("--version", callback=_version, 
     pass
 
 
+def _guarded(command):
+    """The one error boundary of every command: a `SettingsError` is a usage error (one line, exit 2), any
+    other error astroenhance raises on purpose is one line and exit 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except SettingsError as exc:
+            raise _usage(str(exc)) from None
+        except AstroEnhanceError as exc:
+            err.print(f"error: {exc}", markup=False, highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
 def _usage(message: str) -> typer.Exit:
     err.print(f"[red]usage error:[/red] {message}")
     return typer.Exit(2)
@@ -95,32 +112,33 @@ def _parse_formats(value: str | None) -> tuple[str, ...] | None:
 
 
 @app.command()
+@_guarded
 def run(
     inputs: Annotated[list[Path], typer.Argument(help="FITS frames (.fits, .fits.gz, multi-extension) or PNG/TIFF/JPEG images; a folder means the frames inside it.", show_default=False)],
     outdir: Annotated[Path, typer.Option("--output", "-o", help="Folder for the outputs <stem>[.<chip>].enhanced.<ext>; created if missing.", show_default=False)],
-    hdu: Annotated[Optional[str], typer.Option(help="FITS HDU by name (SCI, 'SCI,2') or index, or a chip label from the output names (sci2; chip3 of a WFPC2 stack). Default: the SCI extension(s), else the first 2-D image; every chip of a multi-chip frame goes to its own output.")] = None,
+    hdu: Annotated[str | None, typer.Option(help="FITS HDU by name (SCI, 'SCI,2') or index, or a chip label from the output names (sci2; chip3 of a WFPC2 stack). Default: the SCI extension(s), else the first 2-D image; every chip of a multi-chip frame goes to its own output.")] = None,
     scale: Annotated[int, typer.Option(help="Upscaling factor (the shipped networks are 4x).")] = 4,
     colorize: Annotated[bool, typer.Option("--colorize/--no-colorize", help="Predict colour with the colorization network. With --no-colorize a colour input keeps its colours and a grey input stays grey.")] = True,
     upscale: Annotated[bool, typer.Option("--upscale/--no-upscale", help="Run the 4x super-resolution network on luminance.")] = True,
-    fmt: Annotated[Optional[str], typer.Option("--format", help="Comma-separated outputs from fits,png,tiff,jpeg. Default: fits,png for FITS input, png for images.", show_default=False)] = None,
-    stretch: Annotated[Optional[Stretch], typer.Option(help="Stretch after the interval. Default: asinh for FITS, linear for display images.", show_default=False)] = None,
-    interval: Annotated[Optional[str], typer.Option(help="zscale, minmax, range or percentile:P. Default: percentile:99.5 for FITS, range (the full 8/16-bit range) for images.", show_default=False)] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Comma-separated outputs from fits,png,tiff,jpeg. Default: fits,png for FITS input, png for images.", show_default=False)] = None,
+    stretch: Annotated[Stretch | None, typer.Option(help="Stretch after the interval. Default: asinh for FITS, linear for display images.", show_default=False)] = None,
+    interval: Annotated[str | None, typer.Option(help="zscale, minmax, range or percentile:P. Default: percentile:99.5 for FITS, range (the full 8/16-bit range) for images.", show_default=False)] = None,
     tile: Annotated[int, typer.Option(help="Largest tile side in input pixels; memory per tile is bounded by it. Tiles are spread evenly (equal size, at least --overlap shared), so a frame of 1000 px or more gets tiles of 191-224 px with the default, 224 (the paper's input size).")] = 224,
     overlap: Annotated[int, typer.Option(help="Pixels shared by neighbouring tiles, blended with a raised-cosine window (16 keeps tiled = untiled to <1e-4).")] = 16,
-    flux_conserving: Annotated[Optional[bool], typer.Option("--flux-conserving/--no-flux-conserving", help="Make every 4x4 block mean of the output luminance equal the normalized input pixel (and, for a colour input with --no-colorize, its colour too). Default: on for FITS, off for images.", show_default=False)] = None,
+    flux_conserving: Annotated[bool | None, typer.Option("--flux-conserving/--no-flux-conserving", help="Make every 4x4 block mean of the output luminance equal the normalized input pixel (and, for a colour input with --no-colorize, its colour too). Default: on for FITS, off for images.", show_default=False)] = None,
     device: Annotated[Device, typer.Option(help="auto picks CUDA when available.")] = Device.auto,
     precision: Annotated[Precision, typer.Option(help="fp32 everywhere; bf16 on GPUs and CPUs with native bf16 (AMX/AVX512-BF16; elsewhere it is much slower); fp16 on CUDA only.")] = Precision.fp32,
     sr_model: Annotated[SRModel, typer.Option(help="psnr: faithful, smooth (default, the one to inspect structure with); psnr-large: the same kind, the paper's 16x64 network, ~0.1 dB closer to the truth and 2.6x slower on a CPU (for GPUs); gan: sharper, more invented texture.")] = SRModel.psnr,
     noise_gate: Annotated[bool, typer.Option("--noise-gate/--no-noise-gate", help="Keep the SR network's detail only where the input shows structure above its own noise (|pixel - 3x3 mean| > 5-7 sigma, dilated); elsewhere bicubic. Stops the network turning noise peaks into 'sources' (measured on 24 noise frames: 179 false 5-sigma sources without the gate, 4 with it, 4 for bicubic).")] = True,
-    weights: Annotated[Optional[Path], typer.Option(help="Folder with manifest.json and the weights (default: the shipped weights/).", show_default=False)] = None,
+    weights: Annotated[Path | None, typer.Option(help="Folder with manifest.json and the weights (default: the shipped weights/).", show_default=False)] = None,
     batch: Annotated[int, typer.Option(help="Tiles per network call (0: 1 on CPU, 8 on CUDA).")] = 0,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Look for frames in sub-folders too; the output tree mirrors the input tree.")] = False,
-    glob: Annotated[Optional[str], typer.Option(help="Only frames whose file name matches, e.g. '*_drz.fits'.")] = None,
+    glob: Annotated[str | None, typer.Option(help="Only frames whose file name matches, e.g. '*_drz.fits'.")] = None,
     skip_existing: Annotated[bool, typer.Option(help="Skip inputs whose outputs exist and are complete (right shape; FITS made from the same input bytes). Use it to resume an interrupted run.")] = False,
-    shard_spec: Annotated[Optional[str], typer.Option("--shard", help="K/N: process only shard K of N of the sorted file list (e.g. one SLURM array task each).")] = None,
-    log_file: Annotated[Optional[Path], typer.Option(help="Also append every message to this file.")] = None,
+    shard_spec: Annotated[str | None, typer.Option("--shard", help="K/N: process only shard K of N of the sorted file list (e.g. one SLURM array task each).")] = None,
+    log_file: Annotated[Path | None, typer.Option(help="Also append every message to this file.")] = None,
     n_jobs: Annotated[int, typer.Option("--jobs", "-j", help="Frames processed at once on this machine, each in its own process; torch threads are divided so that jobs x threads <= cores.")] = 1,
-    scheduler: Annotated[Optional[str], typer.Option(help="Dask distributed scheduler address (tcp://HOST:PORT): one task per frame on the cluster's workers, which must see the same paths.")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Dask distributed scheduler address (tcp://HOST:PORT): one task per frame on the cluster's workers, which must see the same paths.")] = None,
     low_memory: Annotated[bool, typer.Option("--low-memory", help="Return every buffer of 1 MiB or more to the system when freed (glibc malloc tuned): a lower peak (numbers in the README, benchmarks/bench_memory.py --low-memory), at about a third less speed.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; only errors and the summary line.")] = False,
     debug: Annotated[bool, typer.Option(help="Show tracebacks for failures.")] = False,
@@ -130,88 +148,57 @@ def run(
     Each output records the tool version, weights hashes, every parameter and the input's checksum.
     Generated detail is not measurement. Exit status: 0 all succeeded, 1 any input failed, 2 usage error.
     """
+    from .batch import Record, check_outdir, discover, parse_shard, shard, write_report
     from .pipeline import Enhancer
+    from .pipeline.device import slow_cpu_bf16
+    from .runner import bound_memory, run_batch
 
     config = EnhanceConfig(scale=scale, colorize=colorize, upscale=upscale, formats=_parse_formats(fmt),
                            stretch=stretch.value if stretch else None, interval=interval, tile=tile, overlap=overlap,
                            flux_conserving=flux_conserving, device=device.value, precision=precision.value,
                            sr_model=sr_model.value, weights=str(weights) if weights else None, batch=batch, hdu=hdu,
                            noise_gate=noise_gate)
-    from .runner import bound_memory
-
-    if low_memory:  # spawned workers (--jobs) read the variable and do the same
-        os.environ["ASTROENHANCE_LOW_MEMORY"] = "1"
     bound_memory(low_memory)
-    try:
-        enhancer = Enhancer(config)
-    except ValueError as exc:
-        raise _usage(str(exc)) from None
-    except AstroEnhanceError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
-    from .pipeline import slow_cpu_bf16
-
+    enhancer = Enhancer(config)
     if slow := slow_cpu_bf16(enhancer.device, config.precision):
         err.print(f"warning: {slow}", markup=False)
-    from . import runner
-    from .batch import Record, check_outdir, discover, parse_shard, shard, write_report
-
-    runner._ENHANCERS[config] = enhancer  # the serial path reuses the networks loaded here
-
-    try:
-        check_outdir(outdir)
-        jobs = discover(inputs, outdir, recursive, glob)
-        if shard_spec:
-            jobs = shard(jobs, *parse_shard(shard_spec))
-    except (AstroEnhanceError, ValueError) as exc:
-        raise _usage(str(exc)) from None
+    check_outdir(outdir)
+    jobs = discover(inputs, outdir, recursive, glob)
+    if shard_spec:
+        jobs = shard(jobs, *parse_shard(shard_spec))
     if not jobs:
         raise _usage("no input frames found" + (f" matching {glob!r}" if glob else ""))
     log = open(log_file, "a") if log_file else None
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=err, disable=quiet, transient=True)
 
-    def say(style: str, message: str) -> None:
-        progress.console.print(f"[{style}]{message}[/{style}]" if style else message, markup=bool(style),
-                               highlight=False)
+    def say(level: str, message: str) -> None:
+        prefix, style = LEVELS[level]
+        text = prefix + message
+        progress.console.print(Text(text, style=style), highlight=False)
         if log:
-            log.write(message + "\n")
+            log.write(text + "\n")
             log.flush()
 
-    records = []
-    claimed: dict[Path, Path] = {}
-    pending = []
-    for job in jobs:
-        try:
-            _check_claims(enhancer, job.path, job.outdir, claimed)
-            pending.append(job)
-        except AstroEnhanceError as exc:
-            records.append(Record(str(job.path), "failed", error=str(exc)))
-            say("red", f"error: {exc}")
-    threads = max(1, (os.cpu_count() or 1) // max(1, n_jobs)) if (n_jobs > 1 or scheduler) else 0
-    tasks = [(config, job, skip_existing, debug, threads, not quiet) for job in pending]
+    records: list[Record] = []
     t0 = time.perf_counter()
     stopped = ""
     with progress, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        files_task = progress.add_task("files", total=len(jobs), completed=len(records))
+        files_task = progress.add_task("files", total=len(jobs))
         tiles_task = progress.add_task("tiles", total=None, visible=n_jobs <= 1 and not scheduler)
 
         def tile_progress(done: int, total: int) -> None:
             progress.update(tiles_task, completed=done, total=total)
 
-        for result in _execute(tasks, n_jobs, scheduler, tile_progress):
+        for result in run_batch(enhancer, jobs, n_jobs=n_jobs, scheduler=scheduler, skip_existing=skip_existing,
+                                debug=debug, verbose=not quiet, low_memory=low_memory, tile_progress=tile_progress):
             records.append(result.record)
             progress.advance(files_task)
-            for style, message in result.messages:
-                say(style, message)
+            for level, message in result.messages:
+                say(level, message)
             if result.disk_full:
                 stopped = "stopped: the output disk is full; free space and rerun with --skip-existing to continue"
-                break
-    done_inputs = {r.input for r in records}
-    for job in pending:  # inputs never started (disk full): say so in the report
-        if str(job.path) not in done_inputs:
-            records.append(Record(str(job.path), "failed", error="not started: " + stopped))
     if stopped:
         err.print(stopped, markup=False)
     secs = time.perf_counter() - t0
@@ -220,7 +207,7 @@ def run(
         report = write_report(outdir, records, config.to_dict() | {"inputs": [str(i) for i in inputs]})
     except OSError as exc:
         report = None
-        say(f"error: {outdir}: cannot write the report ({exc.strerror or exc})", "red")
+        say("error", f"{outdir}: cannot write the report ({exc.strerror or exc})")
     failures = [r for r in records if r.status == "failed"]
     if failures and not quiet:
         for r in failures:
@@ -236,68 +223,13 @@ def run(
         raise typer.Exit(1)
 
 
-def _execute(tasks: list[tuple], n_jobs: int, scheduler: str | None, tile_progress=None):
-    """Yield each task's `JobResult` as it finishes: in this process, a process pool, or a Dask cluster."""
-    from .runner import run_job, run_job_in_path
-
-    if scheduler:
-        try:
-            from dask.distributed import Client, as_completed
-        except ImportError:
-            raise _usage("--scheduler needs dask.distributed: pip install 'dask[distributed]'") from None
-        try:
-            client = Client(scheduler, timeout=30)
-        except Exception as exc:
-            raise _usage(f"--scheduler {scheduler}: cannot connect ({exc})") from None
-        try:
-            futures = [client.submit(run_job_in_path, t, pure=False) for t in tasks]
-            for fut in as_completed(futures):
-                result = fut.result()
-                yield result
-                if result.disk_full:
-                    client.cancel(futures)
-                    return
-        finally:
-            client.close()
-    elif n_jobs > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed as done
-
-        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(run_job_in_path, t) for t in tasks]
-            for fut in done(futures):
-                result = fut.result()
-                yield result
-                if result.disk_full:
-                    for f in futures:
-                        f.cancel()
-                    return
-    else:
-        for t in tasks:
-            result = run_job(*t, progress=tile_progress)
-            yield result
-            if result.disk_full:
-                return
-
-
-def _check_claims(enhancer, path: Path, outdir: Path, claimed: dict[Path, Path]) -> None:
-    """Refuse an input whose outputs another input of this run already wrote (e.g. a.fits and a.png)."""
-    from .io.readers import is_fits
-    from .errors import OutputError
-
-    cfg = enhancer.config.for_input(is_fits(path))
-    for target in enhancer.output_paths(path, outdir, "", cfg.formats).values():
-        other = claimed.get(target)
-        if other is not None and other != path:
-            raise OutputError(f"{path}: its output {target} was already written from {other} in this run; "
-                              "give the inputs different names or run them into different folders")
-        claimed[target] = path
+LEVELS = {"info": ("", ""), "note": ("note: ", "yellow"), "error": ("error: ", "red"), "detail": ("", "")}
 
 
 # ---- training ---------------------------------------------------------------------------------------
 
 def _train(task: str, data: Path, outdir: Path, *, arch: str, iters: int, batch: int, crop: int, lr: float,
-           seed: int, val_data: Optional[Path], val_every: int, device: str, threads: int, resume: bool,
+           seed: int, val_data: Path | None, val_every: int, device: str, threads: int, resume: bool,
            **extra: object) -> None:
     from .training.train import TrainConfig, Trainer
 
@@ -306,8 +238,8 @@ def _train(task: str, data: Path, outdir: Path, *, arch: str, iters: int, batch:
                           lr=lr, seed=seed, val_data=str(val_data) if val_data else "", val_every=val_every,
                           ckpt_every=val_every, device=device, threads=threads, **extra)  # type: ignore[arg-type]
         trainer = Trainer(cfg)
-    except (ValueError, KeyError) as exc:
-        raise _usage(str(exc)) from None
+    except KeyError as exc:  # an unknown architecture name
+        raise _usage(f"unknown {exc.args[0]!r}") from None
     ckpt = outdir / "ckpt.pt"
     if resume:
         if not ckpt.exists():
@@ -338,7 +270,7 @@ def _train(task: str, data: Path, outdir: Path, *, arch: str, iters: int, batch:
 
 DataOpt = Annotated[Path, typer.Option("--data", help="Folder of colour training images (searched recursively), or a folder made by `astroenhance prepare` (its train/ split is used, its val/ split validates).", exists=True, file_okay=False)]
 RunOpt = Annotated[Path, typer.Option("--output", "-o", help="Run folder: ckpt.pt, log.csv, config.json.")]
-ValOpt = Annotated[Optional[Path], typer.Option(help="Held-out colour images for validation (default: training images).", exists=True, file_okay=False)]
+ValOpt = Annotated[Path | None, typer.Option(help="Held-out colour images for validation (default: training images).", exists=True, file_okay=False)]
 
 
 DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda or cuda:N. Several GPUs: launch with `torchrun --nproc_per_node N -m astroenhance train ...` (DistributedDataParallel, one process per GPU).")]
@@ -347,6 +279,7 @@ FeatureOpt = Annotated[str, typer.Option("--feature-net", help="Pretrained featu
 
 
 @app.command()
+@_guarded
 def prepare(
     src: Annotated[Path, typer.Argument(help="Folder of large colour images (read only; searched recursively; MANIFEST.csv flags honoured).", exists=True, file_okay=False, show_default=False)],
     outdir: Annotated[Path, typer.Option("--output", "-o", help="Output folder: train/, val/, test/ PNG tiles and prepare.json.", show_default=False)],
@@ -358,12 +291,9 @@ def prepare(
     from .training.prepare import PrepareConfig, parse_split, parse_tile
     from .training.prepare import prepare as run_prepare
 
-    try:
-        cfg = PrepareConfig(tile=parse_tile(tile), split=parse_split(split), seed=seed)
-        with err.status(f"cutting tiles from {src}"):
-            record = run_prepare(src, outdir, cfg)
-    except ValueError as exc:
-        raise _usage(str(exc)) from None
+    cfg = PrepareConfig(tile=parse_tile(tile), split=parse_split(split), seed=seed)
+    with err.status(f"cutting tiles from {src}"):
+        record = run_prepare(src, outdir, cfg)
     counts = record["counts"]
     if not record["images"]:
         err.print(f"[red]error:[/red] {src}: no usable image ({len(record['skipped'])} skipped; reasons in "
@@ -377,15 +307,16 @@ ScaleJitterOpt = Annotated[int, typer.Option(help="N > 1: each training crop is 
 
 
 @train_app.command("sr")
+@_guarded
 def train_sr(
     data: DataOpt, outdir: RunOpt,
     stage: Annotated[str, typer.Option(help="pretrain: SRResNet with an L1 pixel loss on 4x area-averaged inputs, flux-projected. gan: SRGAN from --init: perceptual content loss on --feature-net features + 1e-3 adversarial (-log D) + a small L1 term, discriminator as in Ledig et al., k=1.")] = "pretrain",
     arch: Annotated[str, typer.Option(help="srresnet-8x32 (CPU default) or srresnet-16x64 (the paper's).")] = "srresnet-8x32",
     iters: int = 6000, batch: int = 16,
     crop: Annotated[int, typer.Option(help="High-resolution crop side (a multiple of 4; 96 in the paper).")] = 64,
-    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (cosine decay). Default 5e-4 for pretrain, 1e-4 for gan (the paper's).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (cosine decay). Default 5e-4 for pretrain, 1e-4 for gan (the paper's).")] = None,
     seed: int = 0, val_data: ValOpt = None, val_every: int = 250,
-    init: Annotated[Optional[Path], typer.Option(help="Start from these weights (a pretrain run folder, ckpt.pt or .safetensors); required by --stage gan.")] = None,
+    init: Annotated[Path | None, typer.Option(help="Start from these weights (a pretrain run folder, ckpt.pt or .safetensors); required by --stage gan.")] = None,
     feature_net: FeatureOpt = "mobilenet_v2",
     adv_weight: Annotated[float, typer.Option(help="gan: weight of the adversarial loss.")] = 1e-3,
     pixel_weight: Annotated[float, typer.Option(help="gan: weight of the L1 pixel loss beside the content loss.")] = 0.1,
@@ -407,13 +338,14 @@ def train_sr(
 
 
 @train_app.command("colorizer")
+@_guarded
 def train_colorizer(
     data: DataOpt, outdir: RunOpt,
     arch: Annotated[str, typer.Option(help="resenc-colorizer-mnv2 (the shipped one: MobileNetV2 global branch started from --feature-net's ImageNet weights) or resenc-colorizer (global branch trained from scratch; measured worse on held-out images).")] = "resenc-colorizer-mnv2",
     iters: int = 2000, batch: int = 8, crop: int = 128, lr: float = 5e-4, seed: int = 0, val_data: ValOpt = None,
     val_every: int = 250, device: DeviceOpt = "cpu", precision: PrecisionOpt = "fp32", threads: int = 0,
     feature_net: FeatureOpt = "mobilenet_v2",
-    init: Annotated[Optional[Path], typer.Option(help="Start from these weights (a run folder, ckpt.pt or .safetensors) instead of from scratch / ImageNet.")] = None,
+    init: Annotated[Path | None, typer.Option(help="Start from these weights (a run folder, ckpt.pt or .safetensors) instead of from scratch / ImageNet.")] = None,
     saturation_weight: Annotated[float, typer.Option(help="Extra loss weight on saturated pixels (the paper's remedy for grey); 0 measured better here.")] = 0.0,
     thumb_jitter: Annotated[float, typer.Option(help="0 < F < 1: each crop's whole-frame thumbnail shows a random window around the crop with sides >= F of the image's, so that the global branch cannot learn each training image's colours by heart (host-side; 0 = the whole image, as `run` sees it).", min=0.0, max=0.99)] = 0.0,
     freeze_backbone: Annotated[bool, typer.Option(help="Keep the pretrained global backbone (ImageNet MobileNetV2) fixed; train the rest.")] = False,
@@ -429,13 +361,14 @@ def train_colorizer(
 
 
 @weights_app.command("export")
+@_guarded
 def weights_export(
     ckpt: Annotated[Path, typer.Argument(help="A run's ckpt.pt (or the run folder).", exists=True)],
     weights_id: Annotated[str, typer.Option("--id", help="Name of the weights (file <id>.safetensors).")],
     weights_dir: Annotated[Path, typer.Option("--weights-dir", help="Folder holding manifest.json.")] = Path("weights"),
-    mode: Annotated[Optional[str], typer.Option(help="sr: psnr, psnr-large or gan; colorizer: default.")] = None,
-    eval_data: Annotated[Optional[Path], typer.Option(help="Held-out images: run the evaluation and record it in the manifest.", exists=True, file_okay=False)] = None,
-    train_data: Annotated[Optional[Path], typer.Option(help="colorizer: images for the lookup-table baseline.", exists=True, file_okay=False)] = None,
+    mode: Annotated[str | None, typer.Option(help="sr: psnr, psnr-large or gan; colorizer: default.")] = None,
+    eval_data: Annotated[Path | None, typer.Option(help="Held-out images: run the evaluation and record it in the manifest.", exists=True, file_okay=False)] = None,
+    train_data: Annotated[Path | None, typer.Option(help="colorizer: images for the lookup-table baseline.", exists=True, file_okay=False)] = None,
 ) -> None:
     """Write a checkpoint's model as safetensors with a manifest entry (architecture, data, metrics, sha256)."""
     from .models.fold import fold_batchnorm
@@ -446,7 +379,14 @@ def weights_export(
         ckpt = ckpt / "ckpt.pt"
     metrics: dict = {"training_log": _last_metrics(ckpt.parent / "log.csv")}
     if eval_data is not None:
-        from .training.evaluate import PROTOCOL, LumaChromaLUT, evaluate_colorizer, evaluate_sr, false_sources, load_images
+        from .training.evaluate import (
+            PROTOCOL,
+            LumaChromaLUT,
+            evaluate_colorizer,
+            evaluate_sr,
+            false_sources,
+            load_images,
+        )
 
         model, ck = load_checkpoint_model(ckpt)
         model = fold_batchnorm(model)
@@ -455,8 +395,8 @@ def weights_export(
             if ck["config"]["task"] == "sr":
                 try:
                     results = evaluate_sr(model, images)
-                except ValueError as exc:  # a network evaluate does not measure (the Y Cb Cr experiment)
-                    raise _usage(f"{ckpt}: {exc}") from None
+                except SettingsError as exc:  # a network evaluate does not measure (the Y Cb Cr experiment)
+                    raise SettingsError(f"{ckpt}: {exc}") from None
                 metrics["false_sources"] = false_sources(model)
             else:
                 if train_data is None:
@@ -493,72 +433,36 @@ def _display_enhancer(fmt: str | None, upscale: bool, colorize: bool = False, we
 
 
 @app.command()
+@_guarded
 def compose(
     frames: Annotated[list[Path], typer.Argument(help="Filter frames, bluest first (BLUE GREEN RED); the headers' FILTER/PHOTPLAM decide the final order.", show_default=False)],
     outdir: Annotated[Path, typer.Option("--output", "-o", help="Output folder.", show_default=False)],
-    name: Annotated[Optional[str], typer.Option(help="Output name: OUTDIR/<name>.composite.<ext> (default: what the frames' names share, e.g. CFHTLS-test).", show_default=False)] = None,
+    name: Annotated[str | None, typer.Option(help="Output name: OUTDIR/<name>.composite.<ext> (default: what the frames' names share, e.g. CFHTLS-test).", show_default=False)] = None,
     method: Annotated[Method, typer.Option(help="lupton: Lupton et al. asinh on total intensity (keeps star colours); asinh: each band stretched on its own.")] = Method.lupton,
     upscale: Annotated[bool, typer.Option("--upscale/--no-upscale", help="Run the 4x SR network on the composite's luminance (flux-consistent, as in run).")] = False,
-    reference: Annotated[Optional[int], typer.Option(help="Align onto the grid of frame N (1-based, as given). Default: the finest-sampled frame.")] = None,
-    hdu: Annotated[Optional[str], typer.Option(help="FITS HDU to read in every frame.")] = None,
-    fmt: Annotated[Optional[str], typer.Option("--format", help="Comma-separated from fits,png,tiff,jpeg (default fits,png).")] = None,
-    weights: Annotated[Optional[Path], typer.Option(help="Weights folder for --upscale.")] = None,
+    reference: Annotated[int | None, typer.Option(help="Align onto the grid of frame N (1-based, as given). Default: the finest-sampled frame.")] = None,
+    hdu: Annotated[str | None, typer.Option(help="FITS HDU to read in every frame.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Comma-separated from fits,png,tiff,jpeg (default fits,png).")] = None,
+    weights: Annotated[Path | None, typer.Option(help="Weights folder for --upscale.")] = None,
 ) -> None:
     """True colour from several filters: align on one sky grid (reproject), map bands to RGB by wavelength, write
     RGB FITS (DS9/Aladin) and PNG/JPEG/TIFF with AVM. Real colours, not predicted ones."""
-    from .compose import align, check_overlap, composite_rgb, order_by_wavelength, read_band
-    from .io.readers import from_array
+    from .compose import composite_source
+    from .io.readers import output_stem
 
-    if len(frames) < 2:
-        raise _usage("give at least two filter frames (BLUE GREEN RED)")
     if name is None:
-        from os.path import commonprefix
-
-        from .io.readers import output_stem
-
-        name = commonprefix([output_stem(p) for p in frames]).rstrip("_-.") or "composite"
-    try:
-        bands = [read_band(p, hdu) for p in frames]
-        check_overlap(bands)
-    except AstroEnhanceError as exc:
-        err.print(f"error: {exc}", markup=False)
-        raise typer.Exit(1) from None
-    ref_path = frames[reference - 1] if reference else None
-    if reference is not None and not 1 <= reference <= len(frames):
-        raise _usage(f"--reference {reference}: choose 1..{len(frames)}")
-    bands, warning = order_by_wavelength(bands)
+        name = os.path.commonprefix([output_stem(p) for p in frames]).rstrip("_-.") or "composite"
+    src, warning = composite_source(frames, hdu, reference, method.value)
     if warning:
         err.print(f"warning: {warning}", markup=False)
-    if len(bands) == 2:  # two filters: green is their mean
-        from .compose import Band
-
-        bands = [bands[0], Band(bands[0].path, (bands[0].data + bands[1].data) / 2, bands[0].wcs, bands[0].header,
-                                "mean", None), bands[1]]
-    ref_index = None if ref_path is None else [b.path for b in bands].index(ref_path)
-    stack, wcs, ref_index = align(bands[:3], ref_index)
-    rgb = composite_rgb(stack, method.value)
-    header = bands[ref_index].header.copy()
-    for i, (colour, b) in enumerate(zip(("BLUE", "GREEN", "RED"), bands[:3])):
-        header[f"AE_{colour[:1]}SRC"] = (b.path.name[-60:], f"{colour.lower()} channel frame")
-        header[f"AE_{colour[:1]}FLT"] = (b.filter or "unknown", f"{colour.lower()} filter")
-    header["AE_CMETH"] = (method.value, "composite method")
-    header["AE_CREF"] = (bands[ref_index].path.name[-60:], "frame whose grid was used")
-    header.add_history("astroenhance compose: bands reprojected with reproject_interp onto the reference grid")
-    header.add_history("colours are the filters' own (a true-colour composite), not predicted")
-    src = from_array(rgb, wcs, name="compose: " + " ".join(b.path.name for b in bands[:3]), origin="lower",
-                     header=header, dtype_range=(0.0, 1.0))
-    try:
-        enhancer = _display_enhancer(fmt, upscale, weights=weights)
-        result = enhancer.write_display_source(src, outdir, name, "composite")
-    except AstroEnhanceError as exc:
-        err.print(f"error: {exc}", markup=False)
-        raise typer.Exit(1) from None
+    result = _display_enhancer(fmt, upscale, weights=weights).write_display_source(src, outdir, name, "composite")
     for note in result.notes:
         err.print(f"note: {note}", markup=False)
     err.print("wrote " + ", ".join(str(o) for o in result.outputs), markup=False)
 
 
 @app.command()
+@_guarded
 def mosaic(
     frames: Annotated[list[Path], typer.Argument(help="Frames to combine (raw FITS, or enhanced RGB FITS from run).", show_default=False)],
     outdir: Annotated[Path, typer.Option("--output", "-o", help="Output folder.", show_default=False)],
@@ -567,9 +471,9 @@ def mosaic(
     combine: Annotated[Combine, typer.Option(help="How overlapping pixels combine.")] = Combine.mean,
     grid: Annotated[Grid, typer.Option(help="optimal: north-up grid at the finest input resolution (reproject's find_optimal_celestial_wcs); first: the first frame's grid, extended.")] = Grid.optimal,
     match_background: Annotated[bool, typer.Option("--match-background/--no-match-background", help="Offset frames so their backgrounds agree where they overlap.")] = True,
-    hdu: Annotated[Optional[str], typer.Option(help="FITS HDU to read in every frame.")] = None,
-    fmt: Annotated[Optional[str], typer.Option("--format", help="Comma-separated from fits,png,tiff,jpeg (default fits,png).")] = None,
-    weights: Annotated[Optional[Path], typer.Option(help="Weights folder for --enhance.")] = None,
+    hdu: Annotated[str | None, typer.Option(help="FITS HDU to read in every frame.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Comma-separated from fits,png,tiff,jpeg (default fits,png).")] = None,
+    weights: Annotated[Path | None, typer.Option(help="Weights folder for --enhance.")] = None,
 ) -> None:
     """Combine frames onto one sky grid with reproject_and_coadd (background matching, memory-mapped output).
 
@@ -579,19 +483,14 @@ def mosaic(
 
     import numpy as np
 
-    from .compose import coadd, mosaic_grid, read_band
+    from .compose import coadd, mosaic_grid, read_band, write_science_mosaic
     from .io.readers import from_array
+    from .pipeline import Enhancer
 
-    try:
-        bands = [read_band(p, hdu) for p in frames]
-    except AstroEnhanceError as exc:
-        err.print(f"error: {exc}", markup=False)
-        raise typer.Exit(1) from None
+    bands = [read_band(p, hdu) for p in frames]
     outdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=outdir, prefix=".astroenhance-tmp-mosaic-") as scratch:
         if enhance:
-            from .pipeline import Enhancer
-
             enh = Enhancer(EnhanceConfig(weights=str(weights) if weights else None))
             colour = []
             with err.status("enhancing frames"):
@@ -605,9 +504,8 @@ def mosaic(
                     arr, fp = coadd([(rgb[..., c], w) for rgb, w in colour], wcs, shape, combine.value,
                                     match_background, Path(scratch) / f"c{c}")
                     chans.append(np.array(arr, dtype=np.float32))
-            rgb = np.stack(chans, -1)
-            src = from_array(rgb, wcs, name="mosaic: " + " ".join(b.path.name for b in bands), origin="lower",
-                             header=bands[0].header, dtype_range=(0.0, 1.0))
+            src = from_array(np.stack(chans, -1), wcs, name="mosaic: " + " ".join(b.path.name for b in bands),
+                             origin="lower", header=bands[0].header, dtype_range=(0.0, 1.0))
             result = _display_enhancer(fmt, False).write_display_source(src, outdir, name, "mosaic")
             err.print("wrote " + ", ".join(str(o) for o in result.outputs), markup=False)
             return
@@ -615,25 +513,11 @@ def mosaic(
         with err.status(f"co-adding {len(bands)} frames onto {shape[1]}x{shape[0]}"):
             arr, fp = coadd([(b.data, b.wcs) for b in bands], wcs, shape, combine.value, match_background,
                             Path(scratch) / "grey")
-        science = outdir / f"{name}.mosaic.fits"
-        header = bands[0].header.copy()
-        header.update(wcs.to_header(relax=True))
-        header["AE_COMB"] = (combine.value, "combine function")
-        header["AE_GRID"] = (grid.value, "output grid")
-        header["AE_BGMAT"] = (match_background, "backgrounds matched")
-        for i, b in enumerate(bands):
-            header.add_history(f"astroenhance mosaic input {i + 1}: {b.path.name}"[:72])
-        from .io.writers import temporary_path
-
-        tmp = temporary_path(science)
-        fits.HDUList([fits.PrimaryHDU(np.asarray(arr, dtype=np.float32), header),
-                      fits.ImageHDU(np.asarray(fp, dtype=np.float32), name="FOOTPRINT")]).writeto(tmp)
-        os.replace(tmp, science)
+        science = write_science_mosaic(outdir / f"{name}.mosaic.fits", arr, fp, wcs, bands, combine.value, grid.value,
+                                       match_background)
         preview = from_array(np.asarray(arr, dtype=np.float32), wcs, name="mosaic", origin="lower", header=bands[0].header)
-        from .pipeline import Enhancer
-
         enh = Enhancer(EnhanceConfig(colorize=False, upscale=False, formats=("png",)))
-        res = enh._enhance_source(preview, enh.config.for_input(True), outdir, Path(f"{name}.fits"), None, "mosaic")
+        res = enh.write_source(preview, outdir, Path(f"{name}.fits"), suffix="mosaic")
         err.print(f"wrote {science}, " + ", ".join(str(o) for o in res.outputs), markup=False)
 
 
@@ -644,18 +528,19 @@ class Task(str, Enum):
 
 
 @app.command()
+@_guarded
 def evaluate(
     task: Annotated[Task, typer.Option(help="sr: 4x SR against nearest/bicubic/Lanczos, plus false sources on noise frames; colorize: against grey and a lookup table; pipeline: grey low-resolution input -> colour 4x output, against bicubic grey and bicubic + lookup table.")],
     data: Annotated[Path, typer.Option(help="Held-out colour images.", exists=True, file_okay=False)],
-    weights: Annotated[Optional[Path], typer.Option(help="Weights folder (default: the shipped weights/).")] = None,
+    weights: Annotated[Path | None, typer.Option(help="Weights folder (default: the shipped weights/).")] = None,
     sr_model: Annotated[SRModel, typer.Option(help="Which SR weights to evaluate.")] = SRModel.psnr,
-    train_data: Annotated[Optional[Path], typer.Option(help="colorize/pipeline: images to fit the lookup-table baseline on.", exists=True, file_okay=False)] = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the metrics and the protocol as JSON.")] = None,
-    figure: Annotated[Optional[Path], typer.Option(help="Write side-by-side crops (input | baseline | astroenhance | original) as PNG.")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Use only the first N images.")] = None,
+    train_data: Annotated[Path | None, typer.Option(help="colorize/pipeline: images to fit the lookup-table baseline on.", exists=True, file_okay=False)] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics and the protocol as JSON.")] = None,
+    figure: Annotated[Path | None, typer.Option(help="Write side-by-side crops (input | baseline | astroenhance | original) as PNG.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N images.")] = None,
     noise_frames: Annotated[int, typer.Option(help="sr: pure-noise frames for the false-source test (0 skips it).")] = 24,
     per_image: Annotated[bool, typer.Option("--per-image", help="Also print each image's headline metric (RGB PSNR, or chroma RMS for colorize) per method: means over few images hide how unevenly a network helps. --json always has them.")] = False,
-    inception: Annotated[Optional[Path], typer.Option(help="Also give the Inception Score (the paper's third column) of every method and of the originals, with this Inception-v3 weights file in torchvision's layout (inception_v3_google-0cc3c7bd.pth; nothing is downloaded). It scores 299x299 crops at the output's resolution; it measures ImageNet-class confidence, not fidelity.", exists=True, dir_okay=False)] = None,
+    inception: Annotated[Path | None, typer.Option(help="Also give the Inception Score (the paper's third column) of every method and of the originals, with this Inception-v3 weights file in torchvision's layout (inception_v3_google-0cc3c7bd.pth; nothing is downloaded). It scores 299x299 crops at the output's resolution; it measures ImageNet-class confidence, not fidelity.", exists=True, dir_okay=False)] = None,
     inception_splits: Annotated[int, typer.Option(help="Inception Score: splits for its mean and standard deviation (the reference implementation's 10).", min=1)] = 10,
 ) -> None:
     """Measure the shipped networks against baselines on held-out images (float64 metrics, one protocol for all).
@@ -665,28 +550,34 @@ def evaluate(
     """
     import json
 
-    from .models.weights import default_weights_dir, find_weights, load_network
     from .models.inception import load_inception
-    from .training.evaluate import (PROTOCOL, InceptionScorer, LumaChromaLUT, comparison_figure, evaluate_colorizer,
-                                    evaluate_pipeline, evaluate_sr, false_sources, figure_crops, load_images)
+    from .models.weights import default_weights_dir, find_weights, load_network
+    from .training.evaluate import (
+        PROTOCOL,
+        InceptionScorer,
+        LumaChromaLUT,
+        comparison_figure,
+        evaluate_colorizer,
+        evaluate_pipeline,
+        evaluate_sr,
+        false_sources,
+        figure_crops,
+        load_images,
+    )
 
     wdir = weights or default_weights_dir()
     sr = colorizer = None
-    try:
-        infos = []
-        if task in (Task.sr, Task.pipeline):
-            infos.append(find_weights(wdir, "sr", sr_model.value))
-            sr = load_network(wdir, infos[-1])
-        if task in (Task.colorize, Task.pipeline):
-            infos.append(find_weights(wdir, "colorize", "default"))
-            colorizer = load_network(wdir, infos[-1])
-        scorer = None
-        if inception is not None:
-            net, inception_sha = load_inception(inception)
-            scorer = InceptionScorer(net)
-    except (AstroEnhanceError, ValueError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+    infos = []
+    if task in (Task.sr, Task.pipeline):
+        infos.append(find_weights(wdir, "sr", sr_model.value))
+        sr = load_network(wdir, infos[-1])
+    if task in (Task.colorize, Task.pipeline):
+        infos.append(find_weights(wdir, "colorize", "default"))
+        colorizer = load_network(wdir, infos[-1])
+    scorer = None
+    if inception is not None:
+        net, inception_sha = load_inception(inception)
+        scorer = InceptionScorer(net)
     images = load_images(data, limit)
     if not images:
         raise _usage(f"no images in {data}")

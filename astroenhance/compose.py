@@ -260,3 +260,69 @@ def _median_coadd(frames: list[tuple[np.ndarray, WCS]], wcs: WCS, shape: tuple[i
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmedian(stack, axis=0), footprint
+
+
+# ---- the two jobs, as the CLI runs them ----------------------------------------------------------------
+
+def composite_source(paths: list[Path], hdu: str | None = None, reference: int | None = None,
+                     method: str = "lupton"):
+    """The true-colour composite of filter frames ``paths`` as a display source (values in [0, 1], rows
+    bottom-up, the reference frame's WCS and keywords plus AE_* cards naming each channel's frame and filter),
+    and a warning ("" if none) when the frames were not given blue to red.
+
+    Frames are ordered by wavelength; two frames make green their mean; all are reprojected onto frame
+    ``reference`` (1-based, as given) or the finest-sampled one."""
+    from .errors import SettingsError
+    from .io.readers import from_array
+
+    if len(paths) < 2:
+        raise SettingsError("give at least two filter frames (BLUE GREEN RED)")
+    if reference is not None and not 1 <= reference <= len(paths):
+        raise SettingsError(f"--reference {reference}: choose 1..{len(paths)}")
+    bands = [read_band(p, hdu) for p in paths]
+    check_overlap(bands)
+    ref_path = Path(paths[reference - 1]) if reference else None
+    bands, warning = order_by_wavelength(bands)
+    if len(bands) == 2:  # two filters: green is their mean
+        bands = [bands[0], Band(bands[0].path, (bands[0].data + bands[1].data) / 2, bands[0].wcs, bands[0].header,
+                                "mean", None), bands[1]]
+    ref_index = None if ref_path is None else [b.path for b in bands].index(ref_path)
+    stack, wcs, ref_index = align(bands[:3], ref_index)
+    rgb = composite_rgb(stack, method)
+    header = bands[ref_index].header.copy()
+    for colour, b in zip(("BLUE", "GREEN", "RED"), bands[:3]):
+        header[f"AE_{colour[:1]}SRC"] = (b.path.name[-60:], f"{colour.lower()} channel frame")
+        header[f"AE_{colour[:1]}FLT"] = (b.filter or "unknown", f"{colour.lower()} filter")
+    header["AE_CMETH"] = (method, "composite method")
+    header["AE_CREF"] = (bands[ref_index].path.name[-60:], "frame whose grid was used")
+    header.add_history("astroenhance compose: bands reprojected with reproject_interp onto the reference grid")
+    header.add_history("colours are the filters' own (a true-colour composite), not predicted")
+    src = from_array(rgb, wcs, name="compose: " + " ".join(b.path.name for b in bands[:3]), origin="lower",
+                     header=header, dtype_range=(0.0, 1.0))
+    return src, warning
+
+
+def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wcs: WCS, bands: list[Band],
+                         combine: str, grid: str, match_background: bool) -> Path:
+    """A mosaic in the data's own units: primary image + FOOTPRINT extension, the grid's WCS, the first frame's
+    keywords and how it was made; written under a temporary name and renamed when complete."""
+    import os
+
+    from .io.writers import temporary_path
+
+    header = bands[0].header.copy()
+    header.update(wcs.to_header(relax=True))
+    header["AE_COMB"] = (combine, "combine function")
+    header["AE_GRID"] = (grid, "output grid")
+    header["AE_BGMAT"] = (match_background, "backgrounds matched")
+    for i, b in enumerate(bands):
+        header.add_history(f"astroenhance mosaic input {i + 1}: {b.path.name}"[:72])
+    tmp = temporary_path(path)
+    try:
+        fits.HDUList([fits.PrimaryHDU(np.asarray(data, dtype=np.float32), header),
+                      fits.ImageHDU(np.asarray(footprint, dtype=np.float32), name="FOOTPRINT")]).writeto(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

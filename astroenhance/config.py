@@ -37,7 +37,7 @@ class EnhanceConfig:
     hdu: str | None = None
     noise_gate: bool = True  # network detail only where the input shows structure above its noise
 
-    def for_input(self, is_fits: bool) -> "EnhanceConfig":
+    def for_input(self, is_fits: bool) -> EnhanceConfig:
         """This config with every ``None`` resolved for a FITS (``True``) or display-image input."""
         return replace(
             self,

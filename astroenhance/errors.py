@@ -1,10 +1,15 @@
-"""Exception types raised by astroenhance. The CLI turns these into one red line and exit 1."""
+"""Exception types raised by astroenhance.  The CLI turns each into one line: `SettingsError` with exit status 2
+(a usage error), every other one with exit status 1."""
 
 from __future__ import annotations
 
 
 class AstroEnhanceError(Exception):
     """Base class for every error astroenhance raises on purpose."""
+
+
+class SettingsError(AstroEnhanceError, ValueError):
+    """A setting cannot be used (an option's value, an output folder inside the input tree): a usage error."""
 
 
 class InputError(AstroEnhanceError):

@@ -1,7 +1,9 @@
-"""One job (one input file) as a self-contained task, so a loop, a process pool or a Dask cluster can run it.
+"""The batch executor: one job (one input file) as a self-contained task, run in this process, a local process
+pool (`--jobs N`) or on a Dask cluster (`--scheduler`) — `run_batch` yields each job's result as it finishes.
 
 Each worker process keeps one `Enhancer` per configuration (networks loaded once per process); a task holds
-no other state.  A task never raises for a bad input: it returns a `Record` with the reason.
+no other state.  A task never raises for a bad input: it returns a `Record` with the reason.  Messages carry a
+level ("info", "note", "error", "detail"), never a presentation: the CLI decides how they look.
 """
 
 from __future__ import annotations
@@ -11,28 +13,48 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from .batch import Job, Record, cleanup_stale_temporaries, output_is_complete
+from .batch import Job, Record, check_claims, cleanup_stale_temporaries
 from .config import EnhanceConfig
-from .errors import AstroEnhanceError, DiskFullError
+from .errors import AstroEnhanceError, DiskFullError, SettingsError
+from .io.writers import output_is_complete
 
-_ENHANCERS: dict[EnhanceConfig, object] = {}
+_ENHANCERS: dict[EnhanceConfig, object] = {}  # this process's enhancers, by configuration
 
 
 @dataclass
 class JobResult:
     record: Record
-    messages: list[tuple[str, str]] = field(default_factory=list)  # (style, text)
+    messages: list[tuple[str, str]] = field(default_factory=list)  # (level, text)
     disk_full: bool = False
 
 
-def enhancer_for(config: EnhanceConfig):
+@dataclass(frozen=True)
+class Task:
+    """Everything a worker needs for one job (picklable: it crosses process and machine boundaries)."""
+
+    config: EnhanceConfig
+    job: Job
+    skip_existing: bool = False
+    debug: bool = False
+    threads: int = 0
+    verbose: bool = True
+    low_memory: bool = False
+
+
+def share_enhancer(enhancer) -> None:
+    """Let this process's jobs reuse ``enhancer`` (its networks already loaded) for its configuration."""
+    _ENHANCERS[enhancer.config] = enhancer
+
+
+def enhancer_for(config: EnhanceConfig, low_memory: bool = False):
     """The worker process's `Enhancer` for ``config`` (created on first use)."""
     from .pipeline import Enhancer
 
     if config not in _ENHANCERS:
-        bound_memory(os.environ.get("ASTROENHANCE_LOW_MEMORY") == "1")
+        bound_memory(low_memory)
         _ENHANCERS[config] = Enhancer(config)
     return _ENHANCERS[config]
 
@@ -73,17 +95,17 @@ def set_threads(threads: int) -> None:
         os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
-def run_job(config: EnhanceConfig, job: Job, skip_existing: bool = False, debug: bool = False,
-            threads: int = 0, verbose: bool = True, progress=None) -> JobResult:
-    """Enhance ``job.path`` into ``job.outdir``; never raises for a bad input."""
-    set_threads(threads)
+def run_job(task: Task, progress=None) -> JobResult:
+    """Enhance ``task.job.path`` into ``task.job.outdir``; never raises for a bad input."""
+    config, job, skip_existing, debug, verbose = task.config, task.job, task.skip_existing, task.debug, task.verbose
+    set_threads(task.threads)
     path = job.path
     start = time.perf_counter()
     messages: list[tuple[str, str]] = []
     try:
         for stale in cleanup_stale_temporaries(job.outdir):
-            messages.append(("", f"note: removed {stale} left by an interrupted run"))
-        enhancer = enhancer_for(config)
+            messages.append(("note", f"removed {stale} left by an interrupted run"))
+        enhancer = enhancer_for(config, task.low_memory)
         if skip_existing:
             from .models.weights import sha256_file
 
@@ -91,31 +113,103 @@ def run_job(config: EnhanceConfig, job: Job, skip_existing: bool = False, debug:
             sha = sha256_file(path)
             if planned and all(output_is_complete(p, shape, sha) for p, shape in planned):
                 if verbose:
-                    messages.append(("", f"skip {path}: outputs complete"))
+                    messages.append(("info", f"skip {path}: outputs complete"))
                 return JobResult(Record(str(path), "skipped", [str(p) for p, _ in planned]), messages)
         results = enhancer.enhance_file(path, job.outdir, progress=progress)
     except DiskFullError as exc:
-        messages.append(("red", f"error: {exc}"))
+        messages.append(("error", str(exc)))
         return JobResult(Record(str(path), "failed", seconds=time.perf_counter() - start, error=str(exc)), messages, True)
     except AstroEnhanceError as exc:
-        messages.append(("red", f"error: {exc}"))
+        messages.append(("error", str(exc)))
         return JobResult(Record(str(path), "failed", seconds=time.perf_counter() - start, error=str(exc)), messages)
     except Exception as exc:  # a bug or an unforeseen input: report it, keep going
-        messages.append(("red", f"error: {path}: unexpected {type(exc).__name__}: {exc}"))
+        messages.append(("error", f"{path}: unexpected {type(exc).__name__}: {exc}"))
         if debug:
-            messages.append(("", traceback.format_exc()))
+            messages.append(("detail", traceback.format_exc()))
         return JobResult(Record(str(path), "failed", seconds=time.perf_counter() - start,
                                 error=f"{type(exc).__name__}: {exc}"), messages)
     outputs = [str(o) for r in results for o in r.outputs]
     for r in results:
         for note in r.notes:
-            messages.append(("yellow", f"note: {r.source}: {note}"))
+            messages.append(("note", f"{r.source}: {note}"))
         if verbose:
-            messages.append(("", f"done {r.source} {r.shape_in[1]}x{r.shape_in[0]} -> {r.shape_out[1]}x{r.shape_out[0]}: "
+            messages.append(("info", f"done {r.source} {r.shape_in[1]}x{r.shape_in[0]} -> {r.shape_out[1]}x{r.shape_out[0]}: "
                              + ", ".join(str(o) for o in r.outputs)))
     return JobResult(Record(str(path), "done", outputs, time.perf_counter() - start), messages)
 
 
-def run_job_in_path(args: tuple) -> JobResult:
-    """`run_job` with one tuple argument (for executors' map)."""
-    return run_job(*args)
+def run_batch(enhancer, jobs: list[Job], *, n_jobs: int = 1, scheduler: str | None = None,
+              skip_existing: bool = False, debug: bool = False, verbose: bool = True, low_memory: bool = False,
+              tile_progress: Callable[[int, int], None] | None = None) -> Iterator[JobResult]:
+    """Enhance ``jobs`` with ``enhancer``'s settings; yield one `JobResult` per input, in the order they finish.
+
+    Inputs whose outputs another input of this run would write are failed first (`batch.check_claims`).  On a
+    full output disk the batch stops: the remaining inputs are yielded as failed, "not started".  Work runs in
+    this process (``n_jobs`` 1, reusing ``enhancer``), in ``n_jobs`` spawned processes, or on the Dask cluster
+    at ``scheduler`` (one task per frame; the workers must see the same paths)."""
+    claimed: dict = {}
+    pending = []
+    for job in jobs:
+        try:
+            check_claims(enhancer, job.path, job.outdir, claimed)
+            pending.append(job)
+        except AstroEnhanceError as exc:
+            yield JobResult(Record(str(job.path), "failed", error=str(exc)), [("error", str(exc))])
+    share_enhancer(enhancer)
+    parallel = n_jobs > 1 or scheduler
+    threads = max(1, (os.cpu_count() or 1) // max(1, n_jobs)) if parallel else 0
+    tasks = [Task(enhancer.config, job, skip_existing, debug, threads, verbose, low_memory) for job in pending]
+    finished = set()
+    for result in _execute(tasks, n_jobs, scheduler, tile_progress):
+        finished.add(result.record.input)
+        yield result
+        if result.disk_full:
+            why = "not started: the output disk is full"
+            for job in pending:
+                if str(job.path) not in finished:
+                    yield JobResult(Record(str(job.path), "failed", error=why))
+            return
+
+
+def _execute(tasks: list[Task], n_jobs: int, scheduler: str | None, tile_progress=None) -> Iterator[JobResult]:
+    """Yield each task's `JobResult` as it finishes: in this process, a process pool, or a Dask cluster; stop
+    handing out work after a full disk."""
+    if scheduler:
+        try:
+            from dask.distributed import Client, as_completed
+        except ImportError:
+            raise SettingsError("--scheduler needs dask.distributed: pip install 'dask[distributed]'") from None
+        try:
+            client = Client(scheduler, timeout=30)
+        except Exception as exc:
+            raise SettingsError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
+        try:
+            futures = [client.submit(run_job, t, pure=False) for t in tasks]
+            for fut in as_completed(futures):
+                result = fut.result()
+                yield result
+                if result.disk_full:
+                    client.cancel(futures)
+                    return
+        finally:
+            client.close()
+    elif n_jobs > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import as_completed as done
+
+        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(run_job, t) for t in tasks]
+            for fut in done(futures):
+                result = fut.result()
+                yield result
+                if result.disk_full:
+                    for f in futures:
+                        f.cancel()
+                    return
+    else:
+        for t in tasks:
+            result = run_job(t, progress=tile_progress)
+            yield result
+            if result.disk_full:
+                return

@@ -17,8 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_memory import make_frame  # noqa: E402
+from bench_memory import make_frame  # a sibling script: its folder is sys.path[0] when run as a script
 
 CODE = """
 import resource, sys, time
@@ -49,7 +48,7 @@ def main() -> None:
     for _ in range(args.repeats):
         for mode in rows:
             res = subprocess.run([sys.executable, "-c", CODE, str(frame), mode], capture_output=True, text=True)
-            line = next((l for l in res.stdout.splitlines() if l.startswith("RESULT")), None)
+            line = next((ln for ln in res.stdout.splitlines() if ln.startswith("RESULT")), None)
             if line is None:
                 sys.exit(res.stderr[-2000:])
             rows[mode].append((float(line.split()[1]), float(line.split()[2])))

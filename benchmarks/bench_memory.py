@@ -53,7 +53,7 @@ def main() -> None:
                              + (["--low-memory"] if args.low_memory else []) + args.run_args.split(),
                              capture_output=True, text=True)
         secs = time.perf_counter() - t0
-        rss = next((int(l.split()[1]) for l in res.stdout.splitlines() if l.startswith("RSS_KB")), -1)
+        rss = next((int(ln.split()[1]) for ln in res.stdout.splitlines() if ln.startswith("RSS_KB")), -1)
         if rss < 0:
             print(res.stdout, res.stderr)
         rows.append((size, rss / 1024, secs, (size * 4) ** 2 / 1e6 / secs))

@@ -87,15 +87,15 @@ def main() -> None:
     for precision in ("fp32", "bf16"):
         enh = Enhancer(EnhanceConfig(device="cpu", precision=precision, formats=("fits",)))
         enh.enhance_array(data[:32, :32])  # warm-up
-        t = best_of(lambda: enh.enhance_array(data), args.repeats)
+        t = best_of(lambda e=enh: e.enhance_array(data), args.repeats)
         rows.append((f"astroenhance run ({enh.sr_info.architecture}+colorizer, {precision})", t))
         enh_sr = Enhancer(EnhanceConfig(device="cpu", precision=precision, colorize=False))
-        t = best_of(lambda: enh_sr.enhance_array(data), args.repeats)
+        t = best_of(lambda e=enh_sr: e.enhance_array(data), args.repeats)
         rows.append((f"astroenhance run --no-colorize ({enh_sr.sr_info.architecture}, {precision})", t))
     for model in filter(None, args.sr_models.split(",")):
         enh_sr = Enhancer(EnhanceConfig(device="cpu", sr_model=model, colorize=False))
         enh_sr.enhance_array(data[:32, :32])
-        t = best_of(lambda: enh_sr.enhance_array(data), args.repeats)
+        t = best_of(lambda e=enh_sr: e.enhance_array(data), args.repeats)
         rows.append((f"run --no-colorize --sr-model {model} ({enh_sr.sr_info.architecture}, fp32)", t))
     if args.frame and Path(args.frame).exists():
         from astroenhance.io.readers import read_frame
@@ -104,7 +104,7 @@ def main() -> None:
         for colorize in (True, False):
             enh = Enhancer(EnhanceConfig(device="cpu", colorize=colorize))
             enh.enhance_array(frame[:32, :32], wcs)
-            t = best_of(lambda: enh.enhance_array(frame, wcs), 1)
+            t = best_of(lambda e=enh: e.enhance_array(frame, wcs), 1)
             label = "+colorizer" if colorize else " SR only"
             frame_mp = frame.shape[0] * frame.shape[1] * 16 / 1e6
             print(f"whole frame {Path(args.frame).name} {frame.shape[1]}x{frame.shape[0]}{label}: {t:.1f} s, "

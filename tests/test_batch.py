@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from astroenhance.batch import Job, cleanup_stale_temporaries, discover, output_is_complete, parse_shard, shard
+from astroenhance.batch import Job, cleanup_stale_temporaries, discover, parse_shard, shard
 from astroenhance.cli import app
+from astroenhance.io.writers import output_is_complete
 
 from .conftest import EXAMPLE, FIXTURES
 

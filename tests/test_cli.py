@@ -157,7 +157,7 @@ def test_fp16_on_cpu_refused(tmp_path):
 def test_bf16_on_a_cpu_without_native_bf16_warns(tmp_path, monkeypatch):
     import torch
 
-    from astroenhance.pipeline import slow_cpu_bf16
+    from astroenhance.pipeline.device import slow_cpu_bf16
 
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
@@ -260,3 +260,27 @@ def test_run_caps_the_convolution_kernel_cache_unless_told_otherwise(monkeypatch
     monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "256")
     bound_memory()
     assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "256"
+
+
+def test_report_that_cannot_be_written_is_one_error_line_and_exit_1(tmp_path, monkeypatch):
+    """The outputs are written; the report is not: one error line naming the folder, exit 1, no traceback."""
+    import astroenhance.batch as batch
+
+    def refuse(outdir, records, settings):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(batch, "write_report", refuse)
+    result = invoke("run", EXAMPLE, "-o", tmp_path, "--format", "png", "--no-colorize", "--no-upscale", "-q")
+    assert result.exit_code == 1
+    assert f"error: {tmp_path}: cannot write the report (Permission denied)" in result.output
+    assert "Traceback" not in result.output and "report" not in result.output.splitlines()[-1].split(";")[-1]
+    assert (tmp_path / "abell_2744_group_of_galaxies_f105w.enhanced.png").exists()
+
+
+def test_settings_errors_from_the_library_are_usage_errors_and_others_exit_1(tmp_path):
+    """The one error boundary: a setting the library refuses is a usage error (2); a bad file is exit 1."""
+    result = invoke("compose", EXAMPLE, "-o", tmp_path)  # one frame: a setting, not a file problem
+    assert result.exit_code == 2 and "at least two filter frames" in result.output
+    (tmp_path / "junk.fits").write_bytes(b"not a FITS file at all")
+    result = invoke("compose", tmp_path / "junk.fits", EXAMPLE, "-o", tmp_path / "o")
+    assert result.exit_code == 1 and result.output.startswith("error: ") and "junk.fits" in result.output

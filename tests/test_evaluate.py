@@ -5,11 +5,12 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from astroenhance.cli import app
-from astroenhance.training.evaluate import (LumaChromaLUT, area_downsample, count_sources, evaluate_pipeline,
-                                            false_sources, mse_8bit, psnr, ssim)
+from astroenhance.metrics import area_downsample, count_sources, mse_8bit, psnr, ssim
+from astroenhance.training.evaluate import LumaChromaLUT, evaluate_pipeline, false_sources
 
 from .conftest import COLOR
 
@@ -91,19 +92,19 @@ def test_count_sources_finds_planted_sources_only():
     assert count_sources(img) == 2
 
 
-class _Bicubic:
+class _Bicubic(torch.nn.Module):
     """A "network" that is exactly bicubic interpolation (before the gate and the flux projection)."""
 
-    def __call__(self, t):
+    def forward(self, t):
         import torch.nn.functional as F
 
         return F.interpolate(t, scale_factor=4, mode="bicubic", align_corners=False)
 
 
-class _Sharpener:
+class _Sharpener(torch.nn.Module):
     """A "network" that turns every local maximum into a bright point: the hallucination the test must catch."""
 
-    def __call__(self, t):
+    def forward(self, t):
         import torch
         import torch.nn.functional as F
 
@@ -122,32 +123,38 @@ def test_false_source_test_flags_a_hallucinating_network_and_the_gate_stops_it()
     assert bad["astroenhance"]["false_sources"] <= bad["bicubic"]["false_sources"] + 2
 
 
-def test_pipeline_metrics_by_hand():
-    import torch
+class _GreyColorizer(torch.nn.Module):
+    """A "colorizer" that predicts no colour, with the interface `run`'s engine uses (thumbnail context)."""
 
+    thumb_size = 16
+
+    def global_features(self, thumb):
+        return torch.zeros(thumb.shape[0], 1)
+
+    def forward(self, t, context=None):
+        return torch.zeros(t.shape[0], 2, *t.shape[-2:])
+
+
+def test_pipeline_metrics_by_hand():
     rgb = np.zeros((16, 16, 3))
     rgb[..., 0] = 0.5  # pure red: chroma (Cb, Cr) known
     from astroenhance.imaging.color import rgb_to_ycbcr
 
     y, c = rgb_to_ycbcr(rgb)
-    grey_colorizer = lambda t: torch.zeros(1, 2, *t.shape[-2:])  # noqa: E731
-    res = evaluate_pipeline(_Bicubic(), grey_colorizer, [("red", rgb)], LumaChromaLUT(np.zeros((8, 2))))
+    res = evaluate_pipeline(_Bicubic(), _GreyColorizer(), [("red", rgb)], LumaChromaLUT(np.zeros((8, 2))))
     assert res["bicubic_grey"]["chroma_rms"] == pytest.approx(np.sqrt((c**2).mean()))
     assert res["astroenhance"]["chroma_rms"] == pytest.approx(res["bicubic_grey"]["chroma_rms"])
     assert res["astroenhance"]["psnr_lum"] > 100  # flat luminance is reproduced (to float32 rounding)
 
 
 def test_colorizer_metrics_per_image_and_pooled_by_hand():
-    import torch
-
     from astroenhance.imaging.color import rgb_to_ycbcr
     from astroenhance.training.evaluate import evaluate_colorizer
 
     red, blue = np.zeros((8, 8, 3)), np.zeros((4, 4, 3))
     red[..., 0], blue[..., 2] = 0.5, 0.25
-    grey_colorizer = lambda t: torch.zeros(1, 2, *t.shape[-2:])  # noqa: E731
     rows: list[dict] = []
-    res = evaluate_colorizer(grey_colorizer, [("red", red), ("blue", blue)], LumaChromaLUT(np.zeros((8, 2))), per_image=rows)
+    res = evaluate_colorizer(_GreyColorizer(), [("red", red), ("blue", blue)], LumaChromaLUT(np.zeros((8, 2))), per_image=rows)
     sq = [float((rgb_to_ycbcr(im)[1] ** 2).sum()) for im in (red, blue)]
     assert [r["image"] for r in rows] == ["red", "blue"]
     assert rows[0]["grey"]["chroma_rms"] == pytest.approx(math.sqrt(sq[0] / 128))

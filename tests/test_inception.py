@@ -11,8 +11,10 @@ import torch
 from typer.testing import CliRunner
 
 from astroenhance.cli import app
+from astroenhance.errors import WeightsError
+from astroenhance.metrics import inception_score
 from astroenhance.models.inception import InceptionV3, load_inception
-from astroenhance.training.evaluate import inception_crops, inception_score, load_images
+from astroenhance.training.evaluate import inception_crops, load_images
 
 from .conftest import COLOR
 
@@ -69,19 +71,19 @@ def test_inception_v3_computes_torchvisions_logits(tmp_path):
 
 def test_inception_weight_files_that_are_wrong_are_clear_errors(tmp_path):
     (tmp_path / "junk.pth").write_bytes(b"not a torch file")
-    with pytest.raises(ValueError, match="junk.pth: not a readable"):
+    with pytest.raises(WeightsError, match="junk.pth: not a readable"):
         load_inception(tmp_path / "junk.pth")
     torch.save({"features.0.weight": torch.zeros(3)}, tmp_path / "other.pth")
-    with pytest.raises(ValueError, match="other.pth: not Inception-v3 weights"):
+    with pytest.raises(WeightsError, match="other.pth: not Inception-v3 weights"):
         load_inception(tmp_path / "other.pth")
     state = InceptionV3(num_classes=4, aux_logits=False).state_dict()
     state["Mixed_5b.branch1x1.conv.weight"] = torch.zeros(64, 192, 3, 3)
     torch.save(state, tmp_path / "shape.pth")
-    with pytest.raises(ValueError, match=r"shape.pth: Mixed_5b.branch1x1.conv.weight has shape \(64, 192, 3, 3\)"):
+    with pytest.raises(WeightsError, match=r"shape.pth: Mixed_5b.branch1x1.conv.weight has shape \(64, 192, 3, 3\)"):
         load_inception(tmp_path / "shape.pth")
     del state["Mixed_7c.branch_pool.bn.running_var"]
     torch.save(state, tmp_path / "missing.pth")
-    with pytest.raises(ValueError, match="missing Mixed_7c.branch_pool.bn.running_var"):
+    with pytest.raises(WeightsError, match="missing Mixed_7c.branch_pool.bn.running_var"):
         load_inception(tmp_path / "missing.pth")
 
 

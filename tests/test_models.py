@@ -9,8 +9,9 @@ import torch
 from astroenhance.errors import WeightsError
 from astroenhance.models.fold import fold_batchnorm
 from astroenhance.models.registry import ARCHITECTURES, build_model
-from astroenhance.models.srresnet import SRResNet, flux_project
+from astroenhance.models.srresnet import SRResNet
 from astroenhance.models.weights import find_weights, load_network, read_manifest, sha256_file
+from astroenhance.pipeline.finish import block_mean_shift
 
 from .conftest import REPO
 
@@ -65,7 +66,7 @@ def test_untrained_sr_is_bicubic_and_projection_exact():
         y = model(x)
     bic = torch.nn.functional.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False)
     assert (y - bic).abs().max() < 0.05
-    p = flux_project(y, x, 4)
+    p = block_mean_shift(y, x, 4)
     torch.testing.assert_close(torch.nn.functional.avg_pool2d(p, 4), x, atol=1e-6, rtol=0)
 
 
@@ -113,7 +114,7 @@ def test_subpixel_tail_fusion_same_function():
 def test_noise_estimate_and_gate():
     import numpy as np
 
-    from astroenhance.models.srresnet import estimate_noise, noise_gate
+    from astroenhance.pipeline.finish import estimate_noise, noise_gate
 
     rng = np.random.default_rng(0)
     noise = rng.normal(0.3, 0.05, (256, 256))

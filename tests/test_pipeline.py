@@ -9,7 +9,9 @@ from hypothesis.extra.numpy import arrays
 from astroenhance.config import EnhanceConfig
 from astroenhance.errors import DeviceError
 from astroenhance.imaging.color import LUMA_WEIGHTS
-from astroenhance.pipeline import Enhancer, project_block_means, resolve_device
+from astroenhance.pipeline import Enhancer
+from astroenhance.pipeline.device import resolve_device
+from astroenhance.pipeline.finish import project_block_means
 
 
 @settings(max_examples=100, deadline=None)
@@ -81,7 +83,7 @@ def test_flux_conserving_keeps_colour_block_means_of_colour_input(flux):
 
     from .conftest import DATA
 
-    rgb = np.asarray(Image.open(DATA / "fixtures" / "color" / "heic0515a.png").convert("RGB"))[40:88, 30:70]
+    rgb = np.asarray(Image.open(DATA / "color" / "heic0515a.png").convert("RGB"))[40:88, 30:70]
     res = Enhancer(EnhanceConfig(device="cpu", colorize=False, flux_conserving=flux)).enhance_array(rgb, is_fits_like=False)
     blocks = res.rgb.reshape(48, 4, 40, 4, 3).mean(axis=(1, 3), dtype=np.float64)
     err = np.abs(blocks - rgb / 255.0).max(axis=-1)
@@ -113,9 +115,9 @@ def test_sr_detail_fraction_strips_match_whole_frame_and_header(monkeypatch, hrc
     noise gate on the whole frame at once; 1 without the gate, 0 without SR; the header and provenance carry it."""
     import torch
 
-    from astroenhance import pipeline
     from astroenhance.io.readers import from_array
-    from astroenhance.models.srresnet import gate_map
+    from astroenhance.pipeline import engine as pipeline
+    from astroenhance.pipeline.finish import gate_map
 
     data, wcs = hrc_crop
     data = data.copy()

@@ -61,7 +61,7 @@ def test_bands_are_no_wider_whatever_the_frame_width(w, tile):
 
 
 def test_bands_do_not_change_the_result(enhancer, hrc_crop, monkeypatch):
-    import astroenhance.pipeline as pipeline
+    import astroenhance.pipeline.engine as pipeline
 
     data, _ = hrc_crop
     lum = np.clip(data / np.nanpercentile(data, 99.8), 0, 1)
@@ -73,7 +73,7 @@ def test_bands_do_not_change_the_result(enhancer, hrc_crop, monkeypatch):
 
 def test_bands_do_not_change_colour_or_blend_weights(hrc_crop, monkeypatch):
     """Chroma and the blend weights cross band edges too (carried in a temporary file, not recomputed)."""
-    import astroenhance.pipeline as pipeline
+    import astroenhance.pipeline.engine as pipeline
     from astroenhance.config import EnhanceConfig
 
     data, _ = hrc_crop
@@ -91,7 +91,7 @@ def test_bands_do_not_change_colour_or_blend_weights(hrc_crop, monkeypatch):
 def test_unwritable_temporary_folder_is_a_clear_error(hrc_crop, monkeypatch, tmp_path):
     import tempfile
 
-    import astroenhance.pipeline as pipeline
+    import astroenhance.pipeline.engine as pipeline
     from astroenhance.config import EnhanceConfig
     from astroenhance.errors import OutputError
 
@@ -110,16 +110,17 @@ def test_rejects_bad_overlap():
 
 def _network_output(enhancer, lum, tile, overlap):
     """The SR luminance of `lum` through the pipeline's tiling (no flux projection, no clipping effects)."""
-    from astroenhance.io.readers import from_array
     from dataclasses import replace
+
+    from astroenhance.io.readers import from_array
 
     cfg = replace(enhancer.config.for_input(True), tile=tile, overlap=overlap, flux_conserving=False,
                   stretch="linear", interval="minmax")
     src = from_array(lum)
     out = np.zeros((lum.shape[0] * 4, lum.shape[1] * 4), np.float32)
 
-    def put(r0, r1, c0, rgb, l):
-        out[r0:r1, c0:c0 + l.shape[1]] = l
+    def put(r0, r1, c0, rgb, lum_rows):
+        out[r0:r1, c0:c0 + lum_rows.shape[1]] = lum_rows
 
     enhancer.process(src, cfg, put)
     return out

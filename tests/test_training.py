@@ -5,9 +5,10 @@ import json
 import pytest
 import torch
 
+from astroenhance.metrics import psnr
 from astroenhance.models.weights import load_network, read_manifest
 from astroenhance.training.export import export_checkpoint
-from astroenhance.training.train import TrainConfig, Trainer, colour_loss, lr_at, psnr
+from astroenhance.training.train import TrainConfig, Trainer, colour_loss, lr_at
 
 from .conftest import COLOR
 

@@ -14,21 +14,32 @@ KB = 1.8556  # 2 * (1 - 0.0722)
 KR = 1.5748  # 2 * (1 - 0.2126)
 
 
+def rgb_to_ycbcr_planes(r, g, b):
+    """``(Y, Cb, Cr)`` of the R, G, B planes: plain arithmetic, so numpy arrays and torch tensors alike."""
+    y = LUMA_WEIGHTS[0] * r + LUMA_WEIGHTS[1] * g + LUMA_WEIGHTS[2] * b
+    return y, (b - y) / KB, (r - y) / KR
+
+
+def ycbcr_to_rgb_planes(y, cb, cr):
+    """``(R, G, B)`` planes of ``(Y, Cb, Cr)``; the exact inverse of `rgb_to_ycbcr_planes` (numpy or torch)."""
+    r = y + KR * cr
+    b = y + KB * cb
+    g = (y - LUMA_WEIGHTS[0] * r - LUMA_WEIGHTS[2] * b) / LUMA_WEIGHTS[1]
+    return r, g, b
+
+
 def rgb_to_ycbcr(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Split ``(..., 3)`` RGB into luminance ``(...)`` and chroma ``(..., 2)`` (Cb, Cr)."""
     rgb = np.asarray(rgb)
-    y = rgb @ LUMA_WEIGHTS.astype(rgb.dtype) if rgb.dtype.kind == "f" else rgb @ LUMA_WEIGHTS
-    cb = (rgb[..., 2] - y) / KB
-    cr = (rgb[..., 0] - y) / KR
+    if rgb.dtype.kind != "f":
+        rgb = rgb.astype(np.float64)
+    y, cb, cr = rgb_to_ycbcr_planes(rgb[..., 0], rgb[..., 1], rgb[..., 2])
     return y, np.stack([cb, cr], axis=-1)
 
 
 def ycbcr_to_rgb(y: np.ndarray, chroma: np.ndarray) -> np.ndarray:
     """Rebuild ``(..., 3)`` RGB from luminance ``(...)`` and chroma ``(..., 2)``; inverse of `rgb_to_ycbcr`."""
-    r = y + KR * chroma[..., 1]
-    b = y + KB * chroma[..., 0]
-    g = (y - LUMA_WEIGHTS[0] * r - LUMA_WEIGHTS[2] * b) / LUMA_WEIGHTS[1]
-    return np.stack([r, g, b], axis=-1)
+    return np.stack(ycbcr_to_rgb_planes(y, chroma[..., 0], chroma[..., 1]), axis=-1)
 
 
 def fit_chroma_to_gamut(y: np.ndarray, chroma: np.ndarray) -> np.ndarray:
@@ -46,15 +57,3 @@ def fit_chroma_to_gamut(y: np.ndarray, chroma: np.ndarray) -> np.ndarray:
     t = np.minimum(1.0, np.minimum(up, down).min(axis=-1))
     t = np.where(np.isfinite(t), np.maximum(t, 0.0), 1.0)
     return chroma * t[..., None]
-
-
-def conserve_block_means(hr: np.ndarray, lr: np.ndarray, scale: int) -> np.ndarray:
-    """Shift each ``scale x scale`` block of ``hr`` ``(H*s, W*s, ...)`` so its mean equals ``lr`` ``(H, W, ...)``.
-
-    The least-squares correction (the same shift for every pixel of a block).  `run --flux-conserving` applies
-    it to the upscaled chroma of a colour input, so that — with the luminance projected the same way — each
-    block of the output averages to the input's colour, not only to its brightness.
-    """
-    h, w = lr.shape[:2]
-    blocks = hr.reshape(h, scale, w, scale, *hr.shape[2:]).mean(axis=(1, 3))
-    return hr + np.repeat(np.repeat(lr - blocks, scale, axis=0), scale, axis=1)

@@ -9,10 +9,18 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from astropy.visualization import (AsinhStretch, BaseStretch, LinearStretch, LogStretch, MinMaxInterval,
-                                   PercentileInterval, SqrtStretch, ZScaleInterval)
+from astropy.visualization import (
+    AsinhStretch,
+    BaseStretch,
+    LinearStretch,
+    LogStretch,
+    MinMaxInterval,
+    PercentileInterval,
+    SqrtStretch,
+    ZScaleInterval,
+)
 
-from ..errors import InputError
+from ..errors import InputError, SettingsError
 
 STRETCHES = ("asinh", "linear", "sqrt", "log")
 #: stretch parameters used everywhere (and written to headers): asinh ``a`` and log ``a``
@@ -30,7 +38,7 @@ def make_stretch(name: str, a: float | None = None) -> BaseStretch:
         return SqrtStretch()
     if name == "linear":
         return LinearStretch()
-    raise ValueError(f"unknown stretch {name!r}; choose one of {', '.join(STRETCHES)}")
+    raise SettingsError(f"unknown stretch {name!r}; choose one of {', '.join(STRETCHES)}")
 
 
 def parse_interval(spec: str) -> str:
@@ -48,7 +56,7 @@ def parse_interval(spec: str) -> str:
             p = -1.0
         if 0 < p <= 100:
             return spec
-    raise ValueError(f"unknown interval {spec!r}; use zscale, minmax, range or percentile:P (e.g. percentile:99.5)")
+    raise SettingsError(f"unknown interval {spec!r}; use zscale, minmax, range or percentile:P (e.g. percentile:99.5)")
 
 
 def compute_limits(sample: np.ndarray, spec: str, dtype_range: tuple[float, float] | None = None) -> tuple[float, float]:
@@ -56,7 +64,7 @@ def compute_limits(sample: np.ndarray, spec: str, dtype_range: tuple[float, floa
     parse_interval(spec)
     if spec == "range":
         if dtype_range is None:
-            raise ValueError("interval 'range' needs the data type's range (display images only)")
+            raise SettingsError("interval 'range' needs the data type's range (display images only)")
         return dtype_range
     finite = sample[np.isfinite(sample)]
     if finite.size == 0:
@@ -89,7 +97,7 @@ class Normalizer:
 
     @classmethod
     def fit(cls, sample: np.ndarray, stretch: str = "asinh", interval: str = "percentile:99.5",
-            dtype_range: tuple[float, float] | None = None) -> "Normalizer":
+            dtype_range: tuple[float, float] | None = None) -> Normalizer:
         make_stretch(stretch)
         vmin, vmax = compute_limits(np.asarray(sample, dtype=np.float64), interval, dtype_range)
         return cls(stretch, interval, vmin, vmax, STRETCH_PARAMETER[stretch])

@@ -19,6 +19,8 @@ import warnings
 import numpy as np
 from astropy.wcs import WCS, Sip
 
+from ..errors import SettingsError
+
 
 class WCSWarning(UserWarning):
     """A WCS could only be carried over approximately."""
@@ -42,7 +44,7 @@ def scale_wcs(wcs: WCS, scale: float) -> tuple[WCS, list[str]]:
         Output pixels per input pixel along each axis.
     """
     if wcs.pixel_n_dim != 2:
-        raise ValueError(f"expected a 2-D WCS (got {wcs.pixel_n_dim} pixel axes)")
+        raise SettingsError(f"expected a 2-D WCS (got {wcs.pixel_n_dim} pixel axes)")
     notes: list[str] = []
     out = wcs.deepcopy()
     w = out.wcs

@@ -28,6 +28,25 @@ KEEP_KEYWORDS = ("TELESCOP", "INSTRUME", "DETECTOR", "FILTER", "FILTER1", "FILTE
                  "RADESYS")
 
 
+def display_range(arr: np.ndarray) -> tuple[float, float]:
+    """The value range a display image's pixels are drawn from: its integer type's (0-255, 0-65535, ...), or
+    [0, 1] for floats within it (else the floats' own finite range).  ``TypeError`` for other pixel types."""
+    if arr.dtype == np.uint8:
+        rng: tuple[float, float] = (0.0, 255.0)
+    elif arr.dtype == np.uint16:
+        rng = (0.0, 65535.0)
+    elif arr.dtype.kind == "f":
+        finite = arr[np.isfinite(arr)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        rng = (0.0, 1.0) if lo >= 0 and hi <= 1 else (lo, hi)
+    elif arr.dtype.kind in "iu" or arr.dtype == bool:
+        info = np.iinfo(arr.dtype) if arr.dtype != bool else None
+        rng = (0.0, 1.0) if info is None else (float(max(info.min, 0)), float(info.max))
+    else:
+        raise TypeError(f"unsupported pixel type {arr.dtype}")
+    return rng
+
+
 def output_stem(path: str | Path) -> str:
     """The input's name without its image suffix (``j8bt06nyq_flt.fits.gz`` -> ``j8bt06nyq_flt``)."""
     name = Path(path).name
@@ -403,19 +422,10 @@ def _image_source(path: Path, arr: np.ndarray) -> FrameSource:
         notes.append("alpha channel used as a mask: fully transparent pixels are treated as no data")
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] != 3):
         raise InputError(f"{path}: unsupported image layout {arr.shape}; expected grey or RGB")
-    if arr.dtype == np.uint8:
-        rng: tuple[float, float] = (0.0, 255.0)
-    elif arr.dtype == np.uint16:
-        rng = (0.0, 65535.0)
-    elif arr.dtype.kind == "f":
-        finite = arr[np.isfinite(arr)]
-        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-        rng = (0.0, 1.0) if lo >= 0 and hi <= 1 else (lo, hi)
-    elif arr.dtype.kind in "iu" or arr.dtype == bool:
-        info = np.iinfo(arr.dtype) if arr.dtype != bool else None
-        rng = (0.0, 1.0) if info is None else (float(max(info.min, 0)), float(info.max))
-    else:
-        raise InputError(f"{path}: unsupported pixel type {arr.dtype}")
+    try:
+        rng = display_range(arr)
+    except TypeError:
+        raise InputError(f"{path}: unsupported pixel type {arr.dtype}") from None
     data = arr.astype(np.float32)
     if alpha is not None:
         data[alpha == 0] = np.nan

@@ -6,6 +6,7 @@ final name never points at a half-written file; `abort` removes the temporary fi
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import warnings
@@ -14,8 +15,6 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
-
-import errno
 
 from ..errors import DiskFullError, OutputError
 
@@ -137,6 +136,11 @@ class FITSRGBWriter(_AtomicFile):
         except OSError as exc:
             raise _write_error(self.final, exc, "writing") from None
 
+    def write_block(self, row0: int, rgb: np.ndarray, col0: int = 0) -> None:
+        """Write ``rgb`` ``(n, m, 3)`` whose rows run bottom-up at FITS rows ``row0..`` of RED, GREEN and BLUE."""
+        for c in range(3):
+            self.write_rows(c, row0, rgb[..., c], col0)
+
     def finish(self) -> None:
         """Flush everything to the temporary file (the final name is not touched yet)."""
         try:
@@ -180,6 +184,11 @@ class ImageWriter(_AtomicFile):
         """Write ``rgb`` ``(n, m, 3)`` in [0, 1] (NaN = no data, written black) from image row ``top_row`` down."""
         q = np.nan_to_num(np.clip(rgb, 0.0, 1.0), nan=0.0) * self.maxval + 0.5
         self.pixels[top_row:top_row + rgb.shape[0], col0:col0 + rgb.shape[1]] = q.astype(self.dtype)
+
+    def write_block(self, row0: int, rgb: np.ndarray, col0: int = 0) -> None:
+        """Write ``rgb`` ``(n, m, 3)`` whose rows run bottom-up, from FITS row ``row0`` (row 0 = bottom): the
+        row-sink interface both writers share (an image's rows run top-down, so they are flipped here)."""
+        self.write_rows(self.pixels.shape[0] - row0 - rgb.shape[0], rgb[::-1], col0)
 
     def finish(self) -> None:
         """Encode the image into the temporary file (the final name is not touched yet)."""
@@ -254,3 +263,31 @@ class ImageWriter(_AtomicFile):
                 os.replace(plain, self.tmp)
         finally:
             plain.unlink(missing_ok=True)
+
+
+def output_is_complete(path: Path, expected_shape: tuple[int, int] | None, input_sha256: str | None = None) -> bool:
+    """Whether an existing output can be trusted (`run --skip-existing`): it opens, has the expected shape, is
+    as long as its layout requires (FITS: RED, GREEN, BLUE after the primary) and (FITS) was made from the same
+    input bytes (``AE_INSHA``)."""
+    if not path.is_file():
+        return False
+    try:
+        if path.suffix == ".fits":
+            with fits.open(path, memmap=True) as h:
+                names = [x.name for x in h]
+                if names[1:4] != ["RED", "GREEN", "BLUE"]:
+                    return False
+                for ext in h[1:4]:
+                    if expected_shape and (ext.header["NAXIS2"], ext.header["NAXIS1"]) != expected_shape:
+                        return False
+                if path.stat().st_size < h[3].fileinfo()["datLoc"] + h[3].header["NAXIS1"] * h[3].header["NAXIS2"] * 4:
+                    return False
+                return input_sha256 is None or h[0].header.get("AE_INSHA") == input_sha256
+        from PIL import Image
+
+        with Image.open(path) as im:
+            im.verify()
+        with Image.open(path) as im:
+            return expected_shape is None or (im.size[1], im.size[0]) == expected_shape
+    except Exception:
+        return False

@@ -176,7 +176,7 @@ class PerceptualLoss(nn.Module):
         for p in self.features.parameters():
             p.requires_grad_(False)
 
-    def train(self, mode: bool = True) -> "PerceptualLoss":  # the feature network stays in eval mode
+    def train(self, mode: bool = True) -> PerceptualLoss:  # the feature network stays in eval mode
         super().train(mode)
         self.features.eval()
         return self

@@ -11,13 +11,15 @@ weights (``transform_input=True`` applied to ImageNet-normalized input).
 
 from __future__ import annotations
 
-import hashlib
 import io
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..errors import WeightsError
+from .weights import sha256_file
 
 
 class BasicConv2d(nn.Module):
@@ -170,27 +172,27 @@ def load_inception(path: str | Path) -> tuple[InceptionV3, str]:
     """Inception-v3 from a torchvision-format weights file -> (network in eval mode, the file's sha256).
 
     The class count comes from the file's ``fc.weight``; ``AuxLogits`` keys are optional.  A missing or
-    misshapen key, or a file that is not a torch weights file, is a ``ValueError`` naming the file."""
+    misshapen key, or a file that is not a torch weights file, is a `WeightsError` naming the file."""
     path = Path(path)
     try:
         data = path.read_bytes()
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same error for the user
-        raise ValueError(f"{path}: not a readable torch weights file ({exc})") from None
+        raise WeightsError(f"{path}: not a readable torch weights file ({exc})") from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict) or "fc.weight" not in state:
-        raise ValueError(f"{path}: not Inception-v3 weights in torchvision's layout (no fc.weight)")
+        raise WeightsError(f"{path}: not Inception-v3 weights in torchvision's layout (no fc.weight)")
     net = InceptionV3(num_classes=int(state["fc.weight"].shape[0]),
                       aux_logits=any(k.startswith("AuxLogits.") for k in state))
     own = net.state_dict()
     # files saved before PyTorch 0.4.1 have no batch-norm step counters; nothing here uses them
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     if missing:
-        raise ValueError(f"{path}: not Inception-v3 weights in torchvision's layout (missing {missing[0]}, ...)")
+        raise WeightsError(f"{path}: not Inception-v3 weights in torchvision's layout (missing {missing[0]}, ...)")
     found = {k: state[k] for k in own if k in state}
     for k, v in found.items():
         if own[k].shape != v.shape:
-            raise ValueError(f"{path}: {k} has shape {tuple(v.shape)}, Inception-v3 needs {tuple(own[k].shape)}")
+            raise WeightsError(f"{path}: {k} has shape {tuple(v.shape)}, Inception-v3 needs {tuple(own[k].shape)}")
     net.load_state_dict(found, strict=False)
-    return net.eval(), hashlib.sha256(data).hexdigest()
+    return net.eval(), sha256_file(path)

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import SettingsError
+
 
 class ResidualBlock(nn.Module):
     """conv3x3 - BN - PReLU - conv3x3 - BN, plus the identity."""
@@ -50,7 +52,7 @@ class SRResNet(nn.Module):
                  scale: int = 4) -> None:
         super().__init__()
         if scale < 2 or scale & (scale - 1):
-            raise ValueError(f"scale must be a power of two >= 2 (got {scale})")
+            raise SettingsError(f"scale must be a power of two >= 2 (got {scale})")
         self.scale = scale
         self.in_channels = in_channels
         self.head = nn.Sequential(nn.Conv2d(in_channels, num_features, 9, padding=4), nn.PReLU(num_features))
@@ -101,7 +103,7 @@ def in_row_strips(fn, x: torch.Tensor, rows: int, halo: int, scale: int = 1) -> 
 def require_luminance(model: nn.Module, what: str) -> None:
     """Refuse a super-resolution network that is not single-channel (luminance): ``what`` names the consumer."""
     if getattr(model, "in_channels", 1) != 1:
-        raise ValueError(f"{what} upscales luminance only and takes luminance SR networks; this one "
+        raise SettingsError(f"{what} upscales luminance only and takes luminance SR networks; this one "
                          f"({model.in_channels} channels) upscales luminance and chroma together (a training experiment)")
 
 
@@ -146,49 +148,3 @@ def fuse_subpixel_tail(model: SRResNet) -> SRResNet:
     conv, prelu = model.upsample[-3], model.upsample[-1]
     model.fused_tail = _SubpixelTail(conv, prelu, model.tail).to(model.tail.weight.device)
     return model
-
-
-def flux_project(sr: torch.Tensor, lr: torch.Tensor, scale: int) -> torch.Tensor:
-    """Make every ``scale x scale`` block mean of ``sr`` equal the matching pixel of ``lr``.
-
-    Adds to each block the difference between the input pixel and the block's mean, so the
-    correction is the smallest (least-squares) change that makes the output flux-consistent.
-    """
-    block_mean = F.avg_pool2d(sr, scale)
-    return sr + F.interpolate(lr - block_mean, scale_factor=scale, mode="nearest")
-
-
-def estimate_noise(img: torch.Tensor | "np.ndarray") -> float:  # noqa: F821
-    """Robust white-noise sigma of a 2-D image (or rows of one) from neighbouring-pixel differences:
-    ``1.4826 * median|x[i, j+1] - x[i, j]| / sqrt(2)``, blind to smooth structure and to a few sources."""
-    x = torch.as_tensor(img, dtype=torch.float64)
-    d = (x[..., 1:] - x[..., :-1]).abs().flatten()
-    d = d[torch.isfinite(d)]
-    return float(1.4826 * d.median() / math.sqrt(2)) if d.numel() else 0.0
-
-
-def noise_gate(sr: torch.Tensor, lr: torch.Tensor, scale: int, sigma: float, z0: float = 5.0,
-               z1: float = 7.0) -> torch.Tensor:
-    """Keep the network's detail (its difference from bicubic) only where the input shows structure above
-    the noise; elsewhere the output falls back to bicubic interpolation.
-
-    Significance of input pixel ``p``: ``z = |p - mean3x3(p)| / (0.943 sigma)`` (0.943 sigma is that
-    statistic's spread for white noise).  The gate rises from 0 at ``z0`` to 1 at ``z1`` and is dilated
-    over 5x5 input pixels, so a detected source keeps its surroundings' detail too.  On pure noise almost
-    nothing passes (|z| > 5 has probability 6e-7), so the network cannot turn noise peaks into sources
-    (measured on 24 noise frames: 179 false 5-sigma sources without the gate, 4 with it, 4 for bicubic).
-    """
-    base = F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False)
-    if sigma <= 0:
-        return sr
-    g = F.interpolate(gate_map(lr, sigma, z0, z1), scale_factor=scale, mode="nearest")
-    return base + (sr - base) * g
-
-
-def gate_map(lr: torch.Tensor, sigma: float, z0: float = 5.0, z1: float = 7.0) -> torch.Tensor:
-    """`noise_gate`'s coefficient on the input grid ``(N, 1, h, w)``: 0 keeps bicubic, 1 the network's detail.
-    Each value depends on the input within 3 pixels (3x3 mean, then 5x5 dilation)."""
-    local = F.avg_pool2d(F.pad(lr, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
-    z = (lr - local).abs() / (math.sqrt(72 / 81) * sigma)
-    g = ((z - z0) / (z1 - z0)).clamp(0, 1)
-    return F.max_pool2d(g, 5, stride=1, padding=2)

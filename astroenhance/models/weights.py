@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,14 +47,15 @@ def sha256_file(path: str | Path) -> str:
 
 
 def default_weights_dir() -> Path:
-    """``$ASTROENHANCE_WEIGHTS``, else the repository's ``weights/``, else ``<prefix>/share/astroenhance/weights``."""
+    """``$ASTROENHANCE_WEIGHTS``, else the weights installed with the package (``astroenhance/_weights`` of a
+    wheel or ``pip install .``), else the source tree's top-level ``weights/`` (an editable install)."""
     env = os.environ.get("ASTROENHANCE_WEIGHTS")
     if env:
         return Path(env)
-    repo = Path(__file__).resolve().parents[2] / "weights"
-    if (repo / MANIFEST).exists():
-        return repo
-    return Path(sys.prefix) / "share" / "astroenhance" / "weights"
+    installed = Path(__file__).resolve().parents[1] / "_weights"
+    if (installed / MANIFEST).exists():
+        return installed
+    return Path(__file__).resolve().parents[2] / "weights"
 
 
 def read_manifest(directory: str | Path) -> list[WeightsInfo]:

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
+from ..errors import SettingsError
+from ..io.readers import IMAGE_SUFFIXES
 
 
 def _manifest_excludes(folder: Path) -> set[str]:
@@ -64,7 +65,7 @@ class ImagePool:
 
     @classmethod
     def from_folder(cls, folder: str | Path, min_size: int = 0, limit: int | None = None,
-                    thumb_size: int = 128, thumb_jitter: float = 0.0, scale_jitter: int = 1) -> "ImagePool":
+                    thumb_size: int = 128, thumb_jitter: float = 0.0, scale_jitter: int = 1) -> ImagePool:
         paths = list_images(folder)[:limit]
         images, names = [], []
         for p in paths:
@@ -73,7 +74,7 @@ class ImagePool:
                 images.append(im)
                 names.append(p.name)
         if not images:
-            raise ValueError(f"no usable images (>= {min_size} px) under {folder}")
+            raise SettingsError(f"no usable images (>= {min_size} px) under {folder}")
         return cls(images, names, thumb_size, thumb_jitter, scale_jitter)
 
     def _plan(self, rng: np.random.Generator, batch: int, size: int) -> list[tuple[int, int, int, bool, int, int]]:
@@ -123,7 +124,7 @@ class ImagePool:
         """``(T, T, 3)`` uint8 box-filtered thumbnail of ``im`` (as `run` makes the colorizer's whole-frame one)."""
         return np.asarray(Image.fromarray(im).resize((self.thumb_size,) * 2, Image.BOX))
 
-    def on_device(self, device: torch.device | str) -> "DeviceImagePool":
+    def on_device(self, device: torch.device | str) -> DeviceImagePool:
         return DeviceImagePool(self, device)
 
 
@@ -134,7 +135,7 @@ class DeviceImagePool:
 
     def __init__(self, pool: ImagePool, device: torch.device | str) -> None:
         if pool.thumb_jitter > 0:
-            raise ValueError("thumbnail jitter is made on the host; hold the images there (data_on_device=False)")
+            raise SettingsError("thumbnail jitter is made on the host; hold the images there (data_on_device=False)")
         self.pool = pool
         # (copied: images decoded by PIL are read-only arrays, which torch.from_numpy warns about)
         self.images = [torch.from_numpy(np.array(im)).to(device) for im in pool.images]

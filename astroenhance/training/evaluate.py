@@ -4,11 +4,11 @@ Protocol (stated in every report): images are read as 8-bit RGB in [0, 1]; metri
 SR: the low-resolution input is the 4x **area average** (flux-preserving) of the image cropped to a multiple
 of 4; every method upscales the same input; PSNR on RGB and on BT.709 luminance, SSIM on luminance (Gaussian
 window, sigma 1.5), MSE on RGB in 8-bit units (0-255 scale as in the paper's table, computed in float64).
-astroenhance upscales luminance with the network, gated by the input's noise (as `run` does by default;
-``astroenhance_ungated`` is the bare network), then flux-projected, and chroma bicubically with its 4x4 block
-means set to the input's (as `run --flux-conserving` does for colour inputs).
-Colorization: the input is the image's BT.709 luminance; chroma RMS (Cb, Cr) against the true
-chroma; baselines are grey (no colour) and a luminance -> mean-chroma lookup table fitted on training images.
+astroenhance is `run`'s own engine (tiles, noise gate, flux projection, gamut: `Enhancer.enhance_array` on the
+input as a display image, with --flux-conserving): luminance by the network, gated by the input's noise
+(``astroenhance_ungated``: --no-noise-gate), chroma bicubically with its 4x4 block means set to the input's.
+Colorization: the input is the image's BT.709 luminance, colorized by `run`'s engine (--no-upscale); chroma RMS
+(Cb, Cr) of its output against the true chroma; baselines are grey (no colour) and a luminance -> mean-chroma lookup table fitted on training images.
 Inception Score (only with user-supplied Inception-v3 weights): on 299x299 crops at the output's own
 resolution (a grid of up to 16 per image, the same places for every method; smaller images are resized up),
 softmax of the network, exp(E KL(p(y|x) || p(y))) in 10 splits (fewer where a split would hold under 10
@@ -19,52 +19,22 @@ Inception implementations: compare values only within one run.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from scipy.ndimage import gaussian_filter, label
-from scipy.special import xlogy
 
-from ..imaging.color import LUMA_WEIGHTS, conserve_block_means, rgb_to_ycbcr, ycbcr_to_rgb
-from ..models.srresnet import estimate_noise, flux_project, noise_gate, require_luminance
+from ..config import EnhanceConfig
+from ..errors import SettingsError
+from ..imaging.color import LUMA_WEIGHTS, rgb_to_ycbcr, ycbcr_to_rgb
+from ..metrics import area_downsample, detections, flux_error, inception_score, mse_8bit, psnr, psnr_of_mse, ssim
+from ..pipeline import Enhancer, Networks
 from .data import list_images, load_rgb
 
 PROTOCOL = __doc__.split("\n\n", 1)[1].strip()
-
-
-def mse_8bit(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean squared error of images in [0, 1], in 8-bit units (0-255 scale) as the paper's table gives it."""
-    return float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)) * 255.0**2
-
-
-def psnr_of_mse(mse: float) -> float:
-    """PSNR in dB of an 8-bit-unit MSE: ``10 log10(255^2 / MSE)``."""
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return psnr_of_mse(mse_8bit(a, b))
-
-
-def ssim(a: np.ndarray, b: np.ndarray, sigma: float = 1.5) -> float:
-    """Mean SSIM of two 2-D images in [0, 1] (Wang et al. 2004, Gaussian window)."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    c1, c2 = 0.01**2, 0.03**2
-    mu_a, mu_b = gaussian_filter(a, sigma), gaussian_filter(b, sigma)
-    saa = gaussian_filter(a * a, sigma) - mu_a**2
-    sbb = gaussian_filter(b * b, sigma) - mu_b**2
-    sab = gaussian_filter(a * b, sigma) - mu_a * mu_b
-    s = ((2 * mu_a * mu_b + c1) * (2 * sab + c2)) / ((mu_a**2 + mu_b**2 + c1) * (saa + sbb + c2))
-    return float(s.mean())
-
-
-def area_downsample(img: np.ndarray, s: int) -> np.ndarray:
-    h, w = img.shape[0] // s, img.shape[1] // s
-    return img[: h * s, : w * s].reshape(h, s, w, s, *img.shape[2:]).mean(axis=(1, 3))
 
 
 def _resize(img: np.ndarray, s: int, method: str) -> np.ndarray:
@@ -84,7 +54,7 @@ class LumaChromaLUT:
     table: np.ndarray  # (bins, 2)
 
     @classmethod
-    def fit(cls, images: list[np.ndarray], bins: int = 64) -> "LumaChromaLUT":
+    def fit(cls, images: list[np.ndarray], bins: int = 64) -> LumaChromaLUT:
         sums, counts = np.zeros((bins, 2)), np.zeros(bins)
         for rgb in images:
             y, c = rgb_to_ycbcr(rgb)
@@ -96,20 +66,6 @@ class LumaChromaLUT:
     def __call__(self, y: np.ndarray) -> np.ndarray:
         bins = self.table.shape[0]
         return self.table[np.clip((y * bins).astype(int), 0, bins - 1)]
-
-
-def inception_score(probs: np.ndarray, splits: int = 10, min_part: int = 10) -> tuple[float, float]:
-    """Salimans et al. (2016): ``exp(E_x KL(p(y|x) || p(y)))`` of class probabilities ``(n, classes)``,
-    mean and standard deviation over ``splits`` equal parts, as the reference implementation the paper used
-    computes it — but never parts of fewer than ``min_part`` images (fewer splits then): a part of one image
-    scores exactly 1 whatever the network says."""
-    probs = np.asarray(probs, np.float64)
-    scores = []
-    for part in np.array_split(probs, max(1, min(splits, len(probs) // min_part))):
-        marginal = part.mean(0, keepdims=True)
-        kl = (xlogy(part, part) - xlogy(part, marginal)).sum(1)
-        scores.append(math.exp(kl.mean()))
-    return float(np.mean(scores)), float(np.std(scores))
 
 
 def inception_crops(rgb: np.ndarray, side: int = 299, max_crops: int = 16) -> np.ndarray:
@@ -162,6 +118,27 @@ def load_images(folder: str | Path, limit: int | None = None, max_side: int = 14
     return out
 
 
+class Engine:
+    """`run`'s engine around networks under evaluation: every astroenhance output here is made by
+    `Enhancer.enhance_array` exactly as `run` makes it (tiles, noise gate, flux projection, gamut), on the
+    input treated as a display image in [0, 1] with --flux-conserving."""
+
+    def __init__(self, sr: torch.nn.Module | None = None, colorizer: torch.nn.Module | None = None,
+                 scale: int = 4) -> None:
+        self.config = EnhanceConfig(device="cpu", scale=scale, upscale=sr is not None, colorize=colorizer is not None,
+                                    flux_conserving=True, formats=("png",))
+        self.enhancer = Enhancer(self.config, Networks(sr=sr, colorizer=colorizer))
+
+    def __call__(self, img: np.ndarray, gate: bool = True) -> np.ndarray:
+        """RGB ``(H*s, W*s, 3)`` float64 of ``img`` (luminance ``(H, W)`` or RGB ``(H, W, 3)`` in [0, 1])."""
+        cfg = replace(self.config, noise_gate=gate)
+        out = self.enhancer.enhance_array(np.asarray(img, np.float32), is_fits_like=False, config=cfg)
+        return out.rgb.astype(np.float64)
+
+    def luminance(self, y: np.ndarray, gate: bool = True) -> np.ndarray:
+        return self(y, gate) @ LUMA_WEIGHTS
+
+
 @torch.no_grad()
 def evaluate_sr(model: torch.nn.Module, images: list[tuple[str, np.ndarray]], scale: int = 4,
                 per_image: list[dict] | None = None, scorer: InceptionScorer | None = None) -> dict:
@@ -169,6 +146,7 @@ def evaluate_sr(model: torch.nn.Module, images: list[tuple[str, np.ndarray]], sc
 
     ``per_image``, if given, receives one ``{"image": name, method: {metric: value}}`` per image;
     ``scorer``, if given, every output and original (Inception Score)."""
+    engine = Engine(sr=model, scale=scale)
     methods = ["nearest", "bicubic", "lanczos", "astroenhance", "astroenhance_ungated"]
     acc: dict[str, dict[str, list[float]]] = {m: {"mse_rgb": [], "psnr_rgb": [], "psnr_lum": [], "ssim_lum": [], "flux_err": []} for m in methods}
     for name, hr in images:
@@ -180,12 +158,9 @@ def evaluate_sr(model: torch.nn.Module, images: list[tuple[str, np.ndarray]], sc
         y_hr = hr @ LUMA_WEIGHTS
         for m in methods:
             if m.startswith("astroenhance"):
-                y_lr, c_lr = rgb_to_ycbcr(lr)
-                y_sr = _upscale_lum(model, y_lr, scale, gate=m == "astroenhance")
-                sr = ycbcr_to_rgb(y_sr, _upscale_chroma(c_lr, scale))
+                sr = engine(lr, gate=m == "astroenhance")
             else:
-                sr = _resize(lr, scale, m)
-            sr = np.clip(sr, 0, 1)
+                sr = np.clip(_resize(lr, scale, m), 0, 1)
             if scorer is not None:
                 scorer.add(m, sr)
             y_sr = sr @ LUMA_WEIGHTS
@@ -193,8 +168,7 @@ def evaluate_sr(model: torch.nn.Module, images: list[tuple[str, np.ndarray]], sc
             acc[m]["psnr_rgb"].append(psnr_of_mse(acc[m]["mse_rgb"][-1]))
             acc[m]["psnr_lum"].append(psnr(y_sr, y_hr))
             acc[m]["ssim_lum"].append(ssim(y_sr, y_hr))
-            blocks_sr, blocks_hr = area_downsample(y_sr, scale), area_downsample(y_hr, scale)
-            acc[m]["flux_err"].append(float(np.abs(blocks_sr - blocks_hr).sum() / max(blocks_hr.sum(), 1e-12)))
+            acc[m]["flux_err"].append(flux_error(y_sr, y_hr, scale))
         _record(per_image, name, acc)
     return {m: {k: float(np.mean(v)) for k, v in d.items()} for m, d in acc.items()}
 
@@ -208,14 +182,14 @@ def _record(per_image: list[dict] | None, name: str, acc: dict[str, dict[str, li
 @torch.no_grad()
 def evaluate_colorizer(model: torch.nn.Module, images: list[tuple[str, np.ndarray]], lut: LumaChromaLUT,
                        per_image: list[dict] | None = None, scorer: InceptionScorer | None = None) -> dict:
-    """Chroma RMS of the model, grey and the lookup table, pooled over all pixels of ``images``
-    (``per_image`` and ``scorer`` as in `evaluate_sr`)."""
+    """Chroma RMS of the model (through `run`'s engine), grey and the lookup table, pooled over all pixels of
+    ``images`` (``per_image`` and ``scorer`` as in `evaluate_sr`)."""
+    engine = Engine(colorizer=model)
     sq = {"grey": 0.0, "lookup_table": 0.0, "astroenhance": 0.0}
     n = 0
     for name, rgb in images:
         y, c = rgb_to_ycbcr(rgb)
-        pred = _chroma(model, y)
-        chroma = {"grey": np.zeros_like(c), "lookup_table": lut(y), "astroenhance": pred}
+        chroma = {"grey": np.zeros_like(c), "lookup_table": lut(y), "astroenhance": rgb_to_ycbcr(engine(y))[1]}
         this = {m: float(((v - c) ** 2).sum()) for m, v in chroma.items()}
         if scorer is not None:
             scorer.add("original", rgb)
@@ -229,46 +203,8 @@ def evaluate_colorizer(model: torch.nn.Module, images: list[tuple[str, np.ndarra
     return {m: {"chroma_rms": math.sqrt(v / n)} for m, v in sq.items()}
 
 
-def _chroma(colorizer: torch.nn.Module, y: np.ndarray) -> np.ndarray:
-    """The colorizer's chroma ``(h, w, 2)`` for luminance ``(h, w)``."""
-    return colorizer(torch.from_numpy(y.astype(np.float32))[None, None])[0].double().numpy().transpose(1, 2, 0)
-
-
-def _upscale_lum(model: torch.nn.Module | None, y_lr: np.ndarray, scale: int, method: str = "astroenhance",
-                 gate: bool = True) -> np.ndarray:
-    """Luminance ``(h, w)`` -> ``(h*s, w*s)`` by the network (noise-gated unless ``gate`` is False, then
-    flux-projected) or by an interpolator."""
-    if method == "astroenhance":
-        assert model is not None
-        require_luminance(model, "evaluate")
-        t = torch.from_numpy(y_lr.astype(np.float32))[None, None]
-        out = model(t)
-        if gate:
-            out = noise_gate(out, t, scale, estimate_noise(y_lr))
-        return flux_project(out, t, scale)[0, 0].double().numpy()
-    return _resize(y_lr[..., None], scale, method)[..., 0]
-
-
-def _upscale_chroma(c_lr: np.ndarray, scale: int) -> np.ndarray:
-    """Chroma ``(h, w, 2)`` -> ``(h*s, w*s, 2)`` as `run --flux-conserving` does for a colour input: bicubic,
-    then each block's mean set to the input pixel's."""
-    return conserve_block_means(_resize(c_lr, scale, "bicubic"), c_lr, scale)
-
-
-def _robust_sigma(x: np.ndarray) -> float:
-    return float(1.4826 * np.median(np.abs(x - np.median(x))))
-
-
-def _detections(img: np.ndarray, nsigma: float = 5.0) -> tuple[np.ndarray, int]:
-    """Labels and count of the 8-connected groups of pixels above ``median + nsigma * sigma`` (sigma from
-    the median absolute deviation, as a source extractor would estimate the background noise)."""
-    lab, n = label(img > np.median(img) + nsigma * _robust_sigma(img), structure=np.ones((3, 3)))
-    return lab, int(n)
-
-
-def count_sources(img: np.ndarray, nsigma: float = 5.0) -> int:
-    """Number of detections in ``img`` (see `_detections`)."""
-    return _detections(img, nsigma)[1]
+def _bicubic_lum(y_lr: np.ndarray, scale: int) -> np.ndarray:
+    return _resize(y_lr[..., None], scale, "bicubic")[..., 0]
 
 
 @torch.no_grad()
@@ -278,19 +214,24 @@ def false_sources(model: torch.nn.Module, frames: int = 24, size: int = 128, sca
 
     Each frame is Gaussian noise (mean ``level``, sigma ``noise``, in display units) of ``size``² input
     pixels; nothing in it is a source, so every output detection whose input block is not itself a
-    5-sigma detection is a false source.  Reported per million input pixels, for the network (noise-gated
-    as `run` does, and bare) and for bicubic and Lanczos interpolation of the same frames.
+    5-sigma detection is a false source.  Reported per million input pixels, for the network (through `run`'s
+    engine, noise-gated as `run` does, and bare) and for bicubic and Lanczos interpolation of the same frames.
     """
+    engine = Engine(sr=model, scale=scale)
     rng = np.random.default_rng(seed)
-    counts = {"bicubic": 0, "lanczos": 0, "astroenhance": 0, "astroenhance_ungated": 0}
+    upscale = {"bicubic": lambda lr: _bicubic_lum(lr, scale),
+               "lanczos": lambda lr: _resize(lr[..., None], scale, "lanczos")[..., 0],
+               "astroenhance": lambda lr: engine.luminance(lr, gate=True),
+               "astroenhance_ungated": lambda lr: engine.luminance(lr, gate=False)}
+    counts = dict.fromkeys(upscale, 0)
     in_input = 0
     for _ in range(frames):
         lr = np.clip(level + noise * rng.standard_normal((size, size)), 0, 1)
-        real, n_real = _detections(lr)
+        real, n_real = detections(lr)
         in_input += n_real
         real_hr = np.kron(real > 0, np.ones((scale, scale), dtype=bool))
-        for m in counts:
-            lab, n = _detections(_upscale_lum(model, lr, scale, m.split("_")[0], gate=m == "astroenhance"))
+        for m, fn in upscale.items():
+            lab, n = detections(fn(lr))
             if n:
                 hit_real = np.zeros(n + 1, dtype=bool)
                 hit_real[np.unique(lab[real_hr & (lab > 0)])] = True
@@ -307,10 +248,11 @@ def evaluate_pipeline(sr: torch.nn.Module, colorizer: torch.nn.Module, images: l
     """The whole job: grey 4x-area-averaged input -> colour 4x output, against the original colour image.
 
     Methods: ``bicubic_grey`` (bicubic luminance, no colour), ``bicubic_lut`` (bicubic luminance, lookup-table
-    colour) and ``astroenhance`` (colorizer at input resolution, chroma upscaled bicubically, luminance by
-    the SR network with flux projection — the order `run` uses).  ``per_image`` and ``scorer`` as in
+    colour) and ``astroenhance`` (`run`'s engine: colorizer at input resolution, chroma upscaled bicubically,
+    luminance by the SR network, noise gate, flux projection, gamut).  ``per_image`` and ``scorer`` as in
     `evaluate_sr`.
     """
+    engine = Engine(sr=sr, colorizer=colorizer, scale=scale)
     methods = ["bicubic_grey", "bicubic_lut", "astroenhance"]
     acc: dict[str, dict[str, list[float]]] = {m: {"mse_rgb": [], "psnr_rgb": [], "psnr_lum": [], "chroma_rms": []} for m in methods}
     for name, hr in images:
@@ -322,18 +264,16 @@ def evaluate_pipeline(sr: torch.nn.Module, colorizer: torch.nn.Module, images: l
         y_lr = area_downsample(y_hr, scale)
         for m in methods:
             if m == "astroenhance":
-                y_sr = _upscale_lum(sr, y_lr, scale)
-                c_lr = _chroma(colorizer, y_lr)
-                c_sr = _resize(c_lr, scale, "bicubic")
+                rgb = engine(y_lr)
             else:
-                y_sr = _upscale_lum(None, y_lr, scale, "bicubic")
                 c_sr = np.zeros_like(c_hr) if m == "bicubic_grey" else _resize(lut(y_lr), scale, "bicubic")
-            rgb = np.clip(ycbcr_to_rgb(y_sr, c_sr), 0, 1)
+                rgb = np.clip(ycbcr_to_rgb(_bicubic_lum(y_lr, scale), c_sr), 0, 1)
+            y_sr, c_sr = rgb_to_ycbcr(rgb)
             if scorer is not None:
                 scorer.add(m, rgb)
             acc[m]["mse_rgb"].append(mse_8bit(rgb, hr))
             acc[m]["psnr_rgb"].append(psnr_of_mse(acc[m]["mse_rgb"][-1]))
-            acc[m]["psnr_lum"].append(psnr(np.clip(y_sr, 0, 1), y_hr))
+            acc[m]["psnr_lum"].append(psnr(y_sr, y_hr))
             acc[m]["chroma_rms"].append(float(np.sqrt(np.mean((c_sr - c_hr) ** 2))))
         _record(per_image, name, acc)
     return {m: {k: float(np.mean(v)) for k, v in d.items()} for m, d in acc.items()}
@@ -365,7 +305,7 @@ def comparison_figure(panels: list[tuple[str, list[np.ndarray]]], titles: list[s
     draw = ImageDraw.Draw(canvas)
     for j, t in enumerate(titles):
         draw.text((pad + j * (side + pad) + 2, 3), t, fill=(230, 230, 230))
-    for i, (name, crops) in enumerate(panels):
+    for i, (_name, crops) in enumerate(panels):
         for j, crop in enumerate(crops):
             tile = Image.fromarray((np.clip(crop, 0, 1) * 255 + 0.5).astype(np.uint8))
             canvas.paste(tile, (pad + j * (side + pad), head + pad + i * (side + pad)))
@@ -388,7 +328,8 @@ def figure_crops(task: str, images: list[tuple[str, np.ndarray]], sr: torch.nn.M
         task, ["input (grey, 4x area mean)", "bicubic", "astroenhance", "original"])
     side = min([side] + [min(hr.shape[:2]) // (4 * scale) * 4 * scale for _, hr in images[:count]])
     if side < 4 * scale:
-        raise ValueError(f"images too small for a figure (need at least {4 * scale} pixels)")
+        raise SettingsError(f"images too small for a figure (need at least {4 * scale} pixels)")
+    engine = Engine(sr=sr if task != "colorize" else None, colorizer=colorizer if task != "sr" else None, scale=scale)
     panels = []
     for name, hr in images[:count]:
         r, c = _crop_box(hr, side)
@@ -399,18 +340,13 @@ def figure_crops(task: str, images: list[tuple[str, np.ndarray]], sr: torch.nn.M
         grey = lambda y: np.repeat(y[..., None], 3, axis=-1)  # noqa: E731
         if task == "sr":
             lr = area_downsample(hr_c, scale)
-            y_lr, c_lr = rgb_to_ycbcr(lr)
-            ours = ycbcr_to_rgb(_upscale_lum(sr, y_lr, scale), _upscale_chroma(c_lr, scale))
-            crops = [np.kron(lr, np.ones((scale, scale, 1))), _resize(lr, scale, "bicubic"), ours, hr_c]
+            crops = [np.kron(lr, np.ones((scale, scale, 1))), _resize(lr, scale, "bicubic"), engine(lr), hr_c]
         elif task == "colorize":
             y, _ = rgb_to_ycbcr(hr_c)
-            pred = _chroma(colorizer, y)
-            crops = [grey(y), ycbcr_to_rgb(y, lut(y)), ycbcr_to_rgb(y, pred), hr_c]
+            crops = [grey(y), ycbcr_to_rgb(y, lut(y)), engine(y), hr_c]
         else:
             y_hr, _ = rgb_to_ycbcr(hr_c)
             y_lr = area_downsample(y_hr, scale)
-            c_lr = _chroma(colorizer, y_lr)
-            ours = ycbcr_to_rgb(_upscale_lum(sr, y_lr, scale), _resize(c_lr, scale, "bicubic"))
-            crops = [grey(np.kron(y_lr, np.ones((scale, scale)))), grey(_upscale_lum(None, y_lr, scale, "bicubic")), ours, hr_c]
+            crops = [grey(np.kron(y_lr, np.ones((scale, scale)))), grey(_bicubic_lum(y_lr, scale)), engine(y_lr), hr_c]
         panels.append((name, crops))
     return titles, panels

@@ -12,7 +12,6 @@ than one tile in either direction are discarded (listed in the record).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -21,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..errors import SettingsError
+from ..models.weights import sha256_file
 from .data import IMAGE_SUFFIXES, list_images
 
 SPLITS = ("train", "val", "test")
@@ -42,7 +43,7 @@ def parse_tile(text: str) -> tuple[int, int]:
     except ValueError:
         w = h = 0
     if w < 16 or h < 16:
-        raise ValueError(f"--tile must be WIDTHxHEIGHT of at least 16 pixels each (got {text!r})")
+        raise SettingsError(f"--tile must be WIDTHxHEIGHT of at least 16 pixels each (got {text!r})")
     return w, h
 
 
@@ -53,7 +54,7 @@ def parse_split(text: str) -> tuple[int, int, int]:
     except ValueError:
         parts = ()
     if len(parts) != 3 or min(parts) < 0 or sum(parts) == 0:
-        raise ValueError(f"--split must be three non-negative integers like 80/10/10 (got {text!r})")
+        raise SettingsError(f"--split must be three non-negative integers like 80/10/10 (got {text!r})")
     return parts  # type: ignore[return-value]
 
 
@@ -83,10 +84,6 @@ def _is_grey(rgb: np.ndarray, tol: float) -> bool:
     return float(np.percentile(spread, 99.9)) <= tol * 255
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def prepare(src: str | Path, dst: str | Path, cfg: PrepareConfig = PrepareConfig()) -> dict:
     """Write ``dst/{train,val,test}/<stem>_y<Y>_x<X>.png`` and ``dst/prepare.json``; return the record.
 
@@ -94,13 +91,13 @@ def prepare(src: str | Path, dst: str | Path, cfg: PrepareConfig = PrepareConfig
     """
     src, dst = Path(src).resolve(), Path(dst).resolve()
     if not src.is_dir():
-        raise ValueError(f"{src}: not a folder")
+        raise SettingsError(f"{src}: not a folder")
     if dst == src or src in dst.parents:
-        raise ValueError(f"{dst}: the output folder must not be inside the source folder {src}")
+        raise SettingsError(f"{dst}: the output folder must not be inside the source folder {src}")
     tw, th = cfg.tile
     paths = list_images(src)
     if not paths:
-        raise ValueError(f"{src}: no images (.png, .jpg, .tif)")
+        raise SettingsError(f"{src}: no images (.png, .jpg, .tif)")
     record: dict = {"source": str(src), "tile": [tw, th], "split": list(cfg.split), "seed": cfg.seed,
                     "images": [], "skipped": []}
     listed = set(paths)
@@ -136,7 +133,7 @@ def prepare(src: str | Path, dst: str | Path, cfg: PrepareConfig = PrepareConfig
                 Image.fromarray(np.ascontiguousarray(rgb[y:y + th, x:x + tw])).save(tmp, format="PNG")
                 os.replace(tmp, out)
                 tiles.append({"file": str(out.relative_to(dst)), "y": y, "x": x})
-        record["images"].append({"file": rel, "sha256": _sha256(p), "size": [rgb.shape[1], rgb.shape[0]],
+        record["images"].append({"file": rel, "sha256": sha256_file(p), "size": [rgb.shape[1], rgb.shape[0]],
                                  "split": split, "tiles": tiles})
     record["counts"] = {s: sum(len(i["tiles"]) for i in record["images"] if i["split"] == s) for s in SPLITS}
     tmp = dst / ".prepare.json.tmp"

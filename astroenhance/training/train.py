@@ -22,9 +22,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..imaging.color import KB, KR, LUMA_WEIGHTS
+from ..errors import SettingsError
+from ..imaging.color import rgb_to_ycbcr_planes, ycbcr_to_rgb_planes
+from ..metrics import psnr
 from ..models.registry import ARCHITECTURES, build_model
-from ..models.srresnet import flux_project
+from ..pipeline.finish import block_mean_shift
 from .data import ImagePool
 
 
@@ -89,19 +91,13 @@ def validation_folder(data: str) -> str:
 
 def _rgb_to_ycc_torch(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(N, 3, H, W)`` RGB -> luminance ``(N, 1, H, W)`` and chroma ``(N, 2, H, W)`` (BT.709)."""
-    w = torch.tensor(LUMA_WEIGHTS, dtype=rgb.dtype, device=rgb.device)[None, :, None, None]
-    y = (rgb * w).sum(1, keepdim=True)
-    cb = (rgb[:, 2:3] - y) / KB
-    cr = (rgb[:, 0:1] - y) / KR
+    y, cb, cr = rgb_to_ycbcr_planes(rgb[:, 0:1], rgb[:, 1:2], rgb[:, 2:3])
     return y, torch.cat([cb, cr], 1)
 
 
 def _ycc_to_rgb_torch(ycc: torch.Tensor) -> torch.Tensor:
     """``(N, 3, H, W)`` Y Cb Cr -> RGB (BT.709), the inverse of `_rgb_to_ycc_torch`."""
-    y, cb, cr = ycc[:, 0:1], ycc[:, 1:2], ycc[:, 2:3]
-    r, b = y + KR * cr, y + KB * cb
-    g = (y - LUMA_WEIGHTS[0] * r - LUMA_WEIGHTS[2] * b) / LUMA_WEIGHTS[1]
-    return torch.cat([r, g, b], 1)
+    return torch.cat(ycbcr_to_rgb_planes(ycc[:, 0:1], ycc[:, 1:2], ycc[:, 2:3]), 1)
 
 
 def _gaussian_blur(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -162,12 +158,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (cfg.lr_min_factor + (1 - cfg.lr_min_factor) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR in dB for values in [0, 1], computed in float64."""
-    mse = torch.mean((a.double() - b.double()) ** 2).item()
-    return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
-
-
 class Trainer:
     """Holds the model, optimizer and data for one run; `run` is the loop."""
 
@@ -179,14 +169,14 @@ class Trainer:
         self.arch = cfg.resolved_arch()
         spec = ARCHITECTURES[self.arch]
         if spec.task != cfg.task:
-            raise ValueError(f"architecture {self.arch} is for task {spec.task!r}, not {cfg.task!r}")
+            raise SettingsError(f"architecture {self.arch} is for task {spec.task!r}, not {cfg.task!r}")
         self.scale = spec.scale
         if cfg.stage not in ("pretrain", "gan") or (cfg.stage == "gan" and cfg.task != "sr"):
-            raise ValueError(f"stage {cfg.stage!r} is not a stage of task {cfg.task!r}")
+            raise SettingsError(f"stage {cfg.stage!r} is not a stage of task {cfg.task!r}")
         if cfg.precision not in ("fp32", "bf16", "fp16"):
-            raise ValueError(f"precision must be fp32, bf16 or fp16 (got {cfg.precision!r})")
+            raise SettingsError(f"precision must be fp32, bf16 or fp16 (got {cfg.precision!r})")
         if cfg.precision != "fp32" and not cfg.device.startswith("cuda"):
-            raise ValueError(f"--precision {cfg.precision} is for CUDA; train in fp32 on {cfg.device}")
+            raise SettingsError(f"--precision {cfg.precision} is for CUDA; train in fp32 on {cfg.device}")
         # torchrun sets WORLD_SIZE/RANK/LOCAL_RANK: one process per GPU, gradients averaged (DDP)
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
@@ -203,7 +193,7 @@ class Trainer:
         self.model = build_model(self.arch).to(self.device)
         self.channels = getattr(self.model, "in_channels", 1)  # sr: 1 (luminance) or 3 (Y, Cb, Cr)
         if cfg.stage == "gan" and self.channels != 1:
-            raise ValueError(f"the gan stage trains luminance networks; {self.arch} has {self.channels} channels")
+            raise SettingsError(f"the gan stage trains luminance networks; {self.arch} has {self.channels} channels")
         self._init_weights()
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -241,7 +231,7 @@ class Trainer:
         if not self.cfg.freeze_backbone:
             return None
         if getattr(self.model, "global_branch", "conv") == "conv":
-            raise ValueError("--freeze-backbone needs a pretrained global branch (resenc-colorizer-mnv2)")
+            raise SettingsError("--freeze-backbone needs a pretrained global branch (resenc-colorizer-mnv2)")
         backbone = self.model.global_encoder[0]
         for p in backbone.parameters():
             p.requires_grad_(False)
@@ -274,7 +264,7 @@ class Trainer:
             else:
                 ck = torch.load(path, map_location="cpu", weights_only=True)
                 if not _same_design(ck.get("arch"), self.arch):
-                    raise ValueError(f"{path} holds {ck.get('arch')}, not {self.arch}")
+                    raise SettingsError(f"{path} holds {ck.get('arch')}, not {self.arch}")
                 state = ck["model"]
             self.model.load_state_dict(_widen_channels(state, self.model.state_dict()))
         elif getattr(self.model, "global_branch", "conv") != "conv":
@@ -317,7 +307,7 @@ class Trainer:
         lr = F.avg_pool2d(y, self.scale)
         with self._autocast():
             out = (net or self.net)(self._cl(lr))
-        return lr, flux_project(out.float(), lr, self.scale)
+        return lr, block_mean_shift(out.float(), lr, self.scale)
 
     def _sr_target(self, rgb: torch.Tensor) -> torch.Tensor:
         """What the SR network reproduces: luminance ``(N, 1, H, W)``, or Y Cb Cr for a 3-channel network."""
@@ -409,14 +399,14 @@ class Trainer:
     def load(self, path: Path) -> None:
         ckpt = torch.load(path, map_location=self.device, weights_only=True)
         if ckpt["arch"] != self.arch:
-            raise ValueError(f"checkpoint {path} holds {ckpt['arch']}, not {self.arch}")
+            raise SettingsError(f"checkpoint {path} holds {ckpt['arch']}, not {self.arch}")
         self.model.load_state_dict(ckpt["model"])
         self.opt.load_state_dict(ckpt["optimizer"])
         if "scaler" in ckpt:
             self.scaler.load_state_dict(ckpt["scaler"])
         if self.disc is not None:
             if "discriminator" not in ckpt:
-                raise ValueError(f"checkpoint {path} has no discriminator: it is not a gan-stage run (use --init)")
+                raise SettingsError(f"checkpoint {path} has no discriminator: it is not a gan-stage run (use --init)")
             self.disc.load_state_dict(ckpt["discriminator"])
             self.d_opt.load_state_dict(ckpt["d_optimizer"])
         self.step = int(ckpt["step"])

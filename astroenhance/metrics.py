@@ -1,0 +1,86 @@
+"""Image-quality metrics, computed in float64 — one copy for training validation, `evaluate` and the benchmarks.
+
+Images are in [0, 1]; MSE is given in 8-bit units (0-255 scale, as the seed paper's table), so it never
+wraps around as uint8 arithmetic would.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.ndimage import gaussian_filter, label
+from scipy.special import xlogy
+
+
+def mse_8bit(a, b) -> float:
+    """Mean squared error of images in [0, 1], in 8-bit units (0-255 scale).  numpy arrays or torch tensors
+    (reduced on their own device, in float64)."""
+    if hasattr(a, "double") and hasattr(a, "device"):  # torch tensors: no copy to the host
+        return float(((a.double() - b.double()) ** 2).mean().item()) * 255.0**2
+    return float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)) * 255.0**2
+
+
+def psnr_of_mse(mse: float) -> float:
+    """PSNR in dB of an 8-bit-unit MSE: ``10 log10(255^2 / MSE)``."""
+    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def psnr(a, b) -> float:
+    """PSNR in dB of images in [0, 1] (numpy or torch)."""
+    return psnr_of_mse(mse_8bit(a, b))
+
+
+def ssim(a: np.ndarray, b: np.ndarray, sigma: float = 1.5) -> float:
+    """Mean SSIM of two 2-D images in [0, 1] (Wang et al. 2004, Gaussian window)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    c1, c2 = 0.01**2, 0.03**2
+    mu_a, mu_b = gaussian_filter(a, sigma), gaussian_filter(b, sigma)
+    saa = gaussian_filter(a * a, sigma) - mu_a**2
+    sbb = gaussian_filter(b * b, sigma) - mu_b**2
+    sab = gaussian_filter(a * b, sigma) - mu_a * mu_b
+    s = ((2 * mu_a * mu_b + c1) * (2 * sab + c2)) / ((mu_a**2 + mu_b**2 + c1) * (saa + sbb + c2))
+    return float(s.mean())
+
+
+def area_downsample(img: np.ndarray, s: int) -> np.ndarray:
+    """Means of the ``s x s`` blocks of ``img`` ``(H, W, ...)`` (cropped to a multiple of ``s``): flux-preserving."""
+    h, w = img.shape[0] // s, img.shape[1] // s
+    return img[: h * s, : w * s].reshape(h, s, w, s, *img.shape[2:]).mean(axis=(1, 3))
+
+
+def flux_error(out_lum: np.ndarray, true_lum: np.ndarray, s: int) -> float:
+    """Summed absolute difference of the ``s x s`` block means, relative to the truth's total."""
+    blocks_out, blocks_true = area_downsample(out_lum, s), area_downsample(true_lum, s)
+    return float(np.abs(blocks_out - blocks_true).sum() / max(blocks_true.sum(), 1e-12))
+
+
+def robust_sigma(x: np.ndarray) -> float:
+    """Gaussian-equivalent sigma from the median absolute deviation."""
+    return float(1.4826 * np.median(np.abs(x - np.median(x))))
+
+
+def detections(img: np.ndarray, nsigma: float = 5.0) -> tuple[np.ndarray, int]:
+    """Labels and count of the 8-connected groups of pixels above ``median + nsigma * sigma`` (sigma from
+    the median absolute deviation, as a source extractor would estimate the background noise)."""
+    lab, n = label(img > np.median(img) + nsigma * robust_sigma(img), structure=np.ones((3, 3)))
+    return lab, int(n)
+
+
+def count_sources(img: np.ndarray, nsigma: float = 5.0) -> int:
+    """Number of detections in ``img`` (see `detections`)."""
+    return detections(img, nsigma)[1]
+
+
+def inception_score(probs: np.ndarray, splits: int = 10, min_part: int = 10) -> tuple[float, float]:
+    """Salimans et al. (2016): ``exp(E_x KL(p(y|x) || p(y)))`` of class probabilities ``(n, classes)``,
+    mean and standard deviation over ``splits`` equal parts, as the reference implementation the paper used
+    computes it — but never parts of fewer than ``min_part`` images (fewer splits then): a part of one image
+    scores exactly 1 whatever the network says."""
+    probs = np.asarray(probs, np.float64)
+    scores = []
+    for part in np.array_split(probs, max(1, min(splits, len(probs) // min_part))):
+        marginal = part.mean(0, keepdims=True)
+        kl = (xlogy(part, part) - xlogy(part, marginal)).sum(1)
+        scores.append(math.exp(kl.mean()))
+    return float(np.mean(scores)), float(np.std(scores))

@@ -1,0 +1,74 @@
+"""Where the networks run: the torch device and precision a run asked for, checked, and batched inference on it."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import DeviceError
+
+
+def resolve_device(device: str, precision: str) -> torch.device:
+    """The torch device for ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``), checked with ``precision``."""
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise DeviceError(f"unknown precision {precision!r}; choose fp32, bf16 or fp16")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise DeviceError("--device cuda was asked for, but no CUDA GPU is available to torch here "
+                          "(use --device cpu or --device auto)")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise DeviceError(f"unknown device {device!r}; choose auto, cpu or cuda")
+    if device == "cpu" and precision == "fp16":
+        raise DeviceError("fp16 is not supported on CPU (slow and known to crash in peers); use bf16 or fp32")
+    return torch.device(device)
+
+
+def slow_cpu_bf16(device: torch.device, precision: str) -> str:
+    """A warning (or "") for bf16 on a CPU without native bf16 (AVX512-BF16 or AMX): oneDNN then emulates it:
+    `benchmarks/bench_speed.py` on an AVX2-only CPU, a 224² tile through `run`: 6-8x slower than fp32."""
+    if device.type != "cpu" or precision != "bf16":
+        return ""
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    if None in probes or any(probe() for probe in probes):  # native, or a torch too old to say: no warning
+        return ""
+    return ("--precision bf16 on this CPU (no AVX512-BF16 or AMX) is emulated and several times slower "
+            "than fp32; use fp32 here")
+
+
+class Accelerator:
+    """One device and precision: moves networks there once and runs them on numpy batches."""
+
+    def __init__(self, device: str, precision: str, batch: int = 0) -> None:
+        self.device = resolve_device(device, precision)
+        self.precision = precision
+        self.batch = batch or (8 if self.device.type == "cuda" else 1)
+
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        """``model`` on this device, frozen (channels-last on CPU: faster oneDNN convolutions)."""
+        model = model.to(self.device)
+        if self.device.type == "cpu":
+            model = model.to(memory_format=torch.channels_last)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        return model
+
+    def autocast(self):
+        if self.precision == "fp32":
+            return torch.autocast(self.device.type, enabled=False)
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def run(self, model: torch.nn.Module, x: np.ndarray, context: torch.Tensor | None = None) -> np.ndarray:
+        """Run ``model`` on ``x`` ``(N, C, h, w)`` in batches; returns float32 numpy."""
+        outs = []
+        with torch.inference_mode(), self.autocast():
+            for i in range(0, x.shape[0], self.batch):
+                t = torch.from_numpy(np.ascontiguousarray(x[i:i + self.batch])).to(self.device)
+                if self.device.type == "cpu":
+                    t = t.contiguous(memory_format=torch.channels_last)
+                if context is None:
+                    outs.append(model(t).float().cpu().numpy())
+                else:
+                    outs.append(model(t, context=context.expand(t.shape[0], -1)).float().cpu().numpy())
+        return np.concatenate(outs, axis=0)

@@ -1,0 +1,463 @@
+"""The engine: networks loaded once, then each frame streamed through tiles and column bands into a sink.
+
+normalise -> tile -> colorize -> upscale -> blend -> finish (`finish.py`) -> sink (`output.py`).
+Luminance and chroma travel separately: the colorizer predicts BT.709 chroma at the frame's own resolution, the
+super-resolution network upscales luminance, chroma is upscaled bicubically (it is smooth), and the two are
+recombined with the chroma shrunk just enough to stay in gamut — so the output luminance is exactly the
+(upscaled, flux-consistent) input luminance.  Memory depends on the tile and band size, not on the frame's.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from astropy.io import fits
+
+from ..config import FORMATS, EnhanceConfig
+from ..errors import DiskFullError, InputError, OutputError, SettingsError
+from ..imaging.color import rgb_to_ycbcr
+from ..imaging.normalize import Normalizer, make_stretch, parse_interval
+from ..imaging.tiling import TileGrid
+from ..io.readers import FrameSource, display_range, from_array, is_fits, open_frames
+from ..models.srresnet import require_luminance
+from ..models.weights import WeightsInfo, default_weights_dir, find_weights, load_network
+from .device import Accelerator
+from .finish import estimate_noise, finish_pixels, gate_map, noise_gate
+from .output import ArraySink, FileSink, output_paths
+from .provenance import fits_headers, provenance, provenance_text
+
+BAND_WIDTH = 1024  # input columns a band spans at most (one tile where wider): memory does not grow with the width
+GATE_STRIP = 256  # input rows at a time when measuring the noise gate's coverage (`Enhancer.sr_detail_fraction`)
+FINISH_ROWS = 16  # input rows finished at a time (blend, flux projection, colour): bounded temporaries
+COLOR_CHUNK = 1024  # input columns (plus margins) per colorizer pass: its full-resolution activations are bounded
+
+
+@dataclass
+class FrameResult:
+    """What enhancing one frame produced."""
+
+    source: str
+    outputs: list[Path]
+    shape_in: tuple[int, int]
+    shape_out: tuple[int, int]
+    normalizer: Normalizer
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EnhancedArray:
+    """In-memory result of `Enhancer.enhance_array`: RGB display values, luminance, and the output WCS."""
+
+    rgb: np.ndarray  # (H*s, W*s, 3) float32 in [0, 1], NaN where the input had no data; rows as the input
+    luminance: np.ndarray  # (H*s, W*s)
+    wcs: object
+    normalizer: Normalizer
+    header: fits.Header
+
+
+@dataclass
+class Networks:
+    """The loaded networks of a configuration (None where the step is off) and the weights they came from."""
+
+    sr: torch.nn.Module | None = None
+    colorizer: torch.nn.Module | None = None
+    sr_info: WeightsInfo | None = None
+    colorizer_info: WeightsInfo | None = None
+
+    @classmethod
+    def load(cls, config: EnhanceConfig) -> Networks:
+        """The shipped (or ``config.weights``) networks ``config`` asks for, sha256-checked."""
+        wdir = Path(config.weights) if config.weights else default_weights_dir()
+        nets = cls()
+        if config.upscale:
+            nets.sr_info = find_weights(wdir, "sr", config.sr_model)
+            nets.sr = load_network(wdir, nets.sr_info)
+        if config.colorize:
+            nets.colorizer_info = find_weights(wdir, "colorize", "default")
+            nets.colorizer = load_network(wdir, nets.colorizer_info)
+        return nets
+
+
+def check_settings(config: EnhanceConfig) -> None:
+    """Refuse settings no frame could be enhanced with (`SettingsError`, one line saying which and why)."""
+    if config.upscale and config.scale not in (1, 2, 4):
+        raise SettingsError(f"scale {config.scale}: the super-resolution networks upscale by 4")
+    bad = [f for f in config.formats or () if f not in FORMATS]
+    if bad:
+        raise SettingsError(f"unknown format(s) {', '.join(bad)}; choose from {', '.join(FORMATS)}")
+    if config.stretch:
+        make_stretch(config.stretch)
+    if config.interval:
+        parse_interval(config.interval)
+    if config.tile < 16 or not 0 <= config.overlap < config.tile:
+        raise SettingsError(f"need tile >= 16 and 0 <= overlap < tile (got tile={config.tile}, overlap={config.overlap})")
+
+
+class _BandCarry:
+    """The blend sums (L, Cb, Cr, weight) a column band leaves in the columns it shares with the next band,
+    for every output row, kept in an unnamed temporary file rather than memory (its size grows with the
+    frame's height) so that no tile is computed twice.  Written once by one band, read once by the next."""
+
+    def __init__(self, cols: int) -> None:
+        self.cols = cols
+        self._row_bytes = cols * 4 * 4
+        try:
+            self._file = tempfile.TemporaryFile(prefix="astroenhance-band-")
+        except OSError as exc:
+            raise self._error(exc, "creating") from None
+
+    def write(self, row0: int, block: np.ndarray) -> None:
+        try:
+            self._file.seek(row0 * self._row_bytes)
+            self._file.write(np.ascontiguousarray(block, dtype=np.float32).data)
+        except OSError as exc:
+            raise self._error(exc, "writing") from None
+
+    @staticmethod
+    def _error(exc: OSError, doing: str) -> OutputError:
+        where = tempfile.gettempdir()
+        kind = DiskFullError if exc.errno in (errno.ENOSPC, errno.EDQUOT) else OutputError
+        return kind(f"{where}: {doing} the temporary file for a band's shared columns failed "
+                    f"({exc.strerror or exc}); set TMPDIR to a writable folder with space")
+
+    def read(self, row0: int, row1: int) -> np.ndarray:
+        out = np.empty((row1 - row0, self.cols, 4), dtype=np.float32)
+        self._file.seek(row0 * self._row_bytes)
+        if self._file.readinto(out.data) != out.nbytes:
+            raise OSError("band carry file shorter than written")
+        return out
+
+    def close(self) -> None:
+        self._file.close()
+
+
+# ---- the engine -------------------------------------------------------------------------------------
+
+class Enhancer:
+    """Loads the networks for a configuration once; enhances any number of frames.
+
+    Parameters
+    ----------
+    config : EnhanceConfig
+        Settings; per-input defaults (stretch, interval, flux mode, formats) are resolved per frame.
+    networks : Networks, optional
+        Networks already in memory (e.g. a training checkpoint under evaluation); default: load the weights
+        ``config`` names.
+    """
+
+    def __init__(self, config: EnhanceConfig = EnhanceConfig(), networks: Networks | None = None) -> None:
+        check_settings(config)
+        self.config = config
+        self.accel = Accelerator(config.device, config.precision, config.batch)
+        self.device = self.accel.device
+        nets = networks or Networks.load(config)
+        self.sr_info, self.colorizer_info = nets.sr_info, nets.colorizer_info
+        self.sr = self.accel.prepare(nets.sr) if config.upscale and nets.sr is not None else None
+        self.colorizer = self.accel.prepare(nets.colorizer) if config.colorize and nets.colorizer is not None else None
+        if self.sr is not None:
+            require_luminance(self.sr, "astroenhance")
+            scale = getattr(self.sr, "scale", 4)
+            if scale != config.scale:
+                raise SettingsError(f"the {config.sr_model} network upscales by {scale}, not by {config.scale}")
+        self.scale = config.scale if self.sr is not None else 1
+
+    # ---- per-frame steps ------------------------------------------------------------------------
+    def fit_normalizer(self, src: FrameSource, cfg: EnhanceConfig) -> Normalizer:
+        """The frame's display mapping, fitted on evenly strided rows, with the noise of its display luminance."""
+        rows = src.sample()
+        try:
+            norm = Normalizer.fit(rows.reshape(-1) if src.channels == 3 else rows, cfg.stretch or "linear",
+                                  cfg.interval or "range", src.dtype_range)
+        except InputError as exc:
+            raise InputError(f"{src.name}: {exc}") from None
+        # the noise of the display luminance, from neighbouring pixels of the sampled rows (for the noise gate)
+        disp = norm(rows)
+        lum = rgb_to_ycbcr(disp)[0] if src.channels == 3 else disp
+        return replace(norm, noise=estimate_noise(lum))
+
+    def _normalized_rows(self, src: FrameSource, norm: Normalizer, y0: int, y1: int, x0: int = 0, x1: int | None = None):
+        """Normalized luminance ``(n, w)``, chroma ``(n, w, 2)`` or None, and the no-data mask."""
+        raw = src.read_rows(y0, y1)[:, x0:x1]
+        if src.channels == 3:
+            mask = np.isnan(raw).any(axis=-1)
+            disp = np.nan_to_num(norm(raw), nan=0.0)
+            lum, chroma = rgb_to_ycbcr(disp)
+            return lum.astype(np.float32), chroma.astype(np.float32), mask
+        mask = np.isnan(raw)
+        return np.nan_to_num(norm(raw), nan=0.0), None, mask
+
+    def _context(self, src: FrameSource, norm: Normalizer) -> torch.Tensor | None:
+        """The colorizer's whole-frame context, from a thumbnail built strip by strip."""
+        if self.colorizer is None:
+            return None
+        h, w = src.shape
+        f = max(1, math.ceil(max(h, w) / 1024))
+        step = f * max(1, 256 // f)  # about 256 rows at a time, a multiple of f: bounded memory
+        rows = []
+        for y in range(0, h, step):
+            lum = self._normalized_rows(src, norm, y, min(h, y + step))[0]
+            ph, pw = (-lum.shape[0]) % f, (-lum.shape[1]) % f
+            lum = np.pad(lum, ((0, ph), (0, pw)), mode="edge")
+            rows.append(lum.reshape(lum.shape[0] // f, f, lum.shape[1] // f, f).mean(axis=(1, 3)))
+        small = torch.from_numpy(np.concatenate(rows, axis=0)[None, None].astype(np.float32))
+        size = self.colorizer.thumb_size
+        thumb = F.interpolate(small, size=(size, size), mode="area" if min(small.shape[-2:]) >= size else "bilinear",
+                              align_corners=None if min(small.shape[-2:]) >= size else False)
+        with torch.inference_mode():
+            return self.colorizer.global_features(thumb.to(self.accel.device)).float()
+
+    def sr_detail_fraction(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer) -> float:
+        """The share of the output's valid pixels that carry the SR network's detail: 0 without SR, 1 without the
+        noise gate, else where `noise_gate` lets it through.  Computed on the whole frame, strip by strip (exact:
+        the gate looks 3 pixels around), where `run` gates tile by tile: tile borders may differ by a pixel."""
+        if self.sr is None:
+            return 0.0
+        if not cfg.noise_gate or norm.noise <= 0:
+            return 1.0
+        h = src.shape[0]
+        kept = valid = 0
+        for y in range(0, h, GATE_STRIP):
+            a, b = max(0, y - 3), min(h, y + GATE_STRIP + 3)
+            lum, _, mask = self._normalized_rows(src, norm, a, b)
+            g = gate_map(torch.from_numpy(lum.astype(np.float32))[None, None], norm.noise)[0, 0].numpy()
+            rows = slice(y - a, y - a + min(GATE_STRIP, h - y))
+            ok = ~mask[rows]
+            kept += int((g[rows] > 0)[ok].sum())
+            valid += int(ok.sum())
+        return kept / valid if valid else 0.0
+
+    def process(self, src: FrameSource, cfg: EnhanceConfig,
+                put: Callable[[int, int, int, np.ndarray, np.ndarray], None],
+                progress: Callable[[int, int], None] | None = None, norm: Normalizer | None = None) -> Normalizer:
+        """Enhance ``src`` piece by piece; ``put(out_row0, out_row1, out_col0, rgb, lum)`` receives each final piece.
+
+        Rows are in the source's own order.  ``rgb`` is ``(rows, cols, 3)`` display values in [0, 1] with NaN
+        where the input had no data.  Work proceeds in column bands and, within a band, in strips of tile
+        rows, so memory depends on the tile and band size, not on the frame size.
+        """
+        norm = norm or self.fit_normalizer(src, cfg)
+        context = self._context(src, norm)
+        h, w = src.shape
+        s = self.scale
+        grid = TileGrid(h, w, cfg.tile, cfg.overlap)
+        tw = grid.tile_shape[1]
+        done = 0
+
+        def tick() -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(done, len(grid))
+
+        carry_in: _BandCarry | None = None  # blend sums the previous band left in this band's first columns
+        carry_out: _BandCarry | None = None
+        try:
+            for cols, emit0, emit1 in grid.column_bands(BAND_WIDTH):
+                carry_out = _BandCarry((grid.col_starts[cols[-1]] + tw - emit1) * s) if emit1 < w else None
+                self._process_band(src, cfg, norm, context, grid, cols, (emit0, emit1), carry_in, carry_out, put, tick)
+                if carry_in is not None:
+                    carry_in.close()
+                carry_in = carry_out
+        finally:  # temporary files go at once, also when a frame fails part-way
+            for carry in (carry_in, carry_out):
+                if carry is not None:
+                    carry.close()
+        return norm
+
+    def _process_band(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, context: torch.Tensor | None,
+                      grid: TileGrid, cols: list[int], emit: tuple[int, int], carry_in: _BandCarry | None,
+                      carry_out: _BandCarry | None, put: Callable[[int, int, int, np.ndarray, np.ndarray], None],
+                      tick: Callable[[], None]) -> None:
+        """One column band: its tiles, one tile row at a time, blended into an accumulator a tile row high;
+        rows no later tile row reaches are finished and ``put`` (input columns ``emit``), after adding the
+        previous band's blend sums (``carry_in``) and handing this band's shared columns on (``carry_out``)."""
+        s = self.scale
+        th, tw = grid.tile_shape
+        emit0, emit1 = emit
+        bx0 = grid.col_starts[cols[0]]
+        bx1 = grid.col_starts[cols[-1]] + tw
+        acc = np.zeros((th * s, (bx1 - bx0) * s, 4), dtype=np.float32)  # weighted L, Cb, Cr; the weight
+        acc_row0 = 0  # input row of acc[0]
+        for r, y0 in enumerate(grid.row_starts):
+            lum, chroma_in, mask = self._normalized_rows(src, norm, y0, y0 + th, bx0, bx1)
+            starts = [grid.col_starts[c] - bx0 for c in cols]
+            tiles_l = np.stack([lum[:, x0:x0 + tw] for x0 in starts])[:, None]  # (T, 1, th, tw)
+            if self.colorizer is not None:
+                chroma_t = self._colorize_tiles(src, norm, context, y0, [grid.col_starts[c] for c in cols],
+                                                (th, tw), cfg.color_margin)  # (T, 2, th, tw)
+            elif chroma_in is not None:
+                chroma_t = np.stack([chroma_in[:, x0:x0 + tw].transpose(2, 0, 1) for x0 in starts])
+            else:
+                chroma_t = np.zeros((len(starts), 2, th, tw), dtype=np.float32)
+            off = (y0 - acc_row0) * s
+            step = self.accel.batch if self.sr is not None else len(cols)
+            for k0 in range(0, len(cols), step):  # a batch of tiles at a time: temporaries stay tile-sized
+                k1 = min(len(cols), k0 + step)
+                lum_b = self.accel.run(self.sr, tiles_l[k0:k1]) if self.sr is not None else tiles_l[k0:k1]
+                for k in range(k0, k1):
+                    lum_k = torch.from_numpy(lum_b[k - k0:k - k0 + 1])  # (1, 1, th*s, tw*s)
+                    chroma_k = torch.from_numpy(chroma_t[k:k + 1])
+                    if self.sr is not None:
+                        if cfg.noise_gate:
+                            lum_k = noise_gate(lum_k, torch.from_numpy(tiles_l[k:k + 1]), s, norm.noise)
+                        chroma_k = F.interpolate(chroma_k, scale_factor=s, mode="bicubic", align_corners=False)
+                    win = grid.window(y0, grid.col_starts[cols[k]], s).astype(np.float32)
+                    x0 = starts[k] * s
+                    region = acc[off:off + th * s, x0:x0 + tw * s]
+                    region[..., 0] += lum_k[0, 0].numpy() * win
+                    region[..., 1] += chroma_k[0, 0].numpy() * win
+                    region[..., 2] += chroma_k[0, 1].numpy() * win
+                    region[..., 3] += win
+                    tick()
+                del lum_b
+            final = grid.final_rows_after(r)
+            for a in range(acc_row0, final, FINISH_ROWS):  # finish in short chunks: bounded temporaries
+                b = min(a + FINISH_ROWS, final)
+                rows = slice(a - y0, b - y0)
+                cols_in = slice(emit0 - bx0, emit1 - bx0)
+                done_rows = acc[(a - acc_row0) * s:(b - acc_row0) * s]  # no later tile row reaches them
+                if carry_in is not None:
+                    done_rows[:, :carry_in.cols] += carry_in.read(a * s, b * s)
+                if carry_out is not None:
+                    carry_out.write(a * s, done_rows[:, cols_in.stop * s:])
+                piece = done_rows[:, cols_in.start * s:cols_in.stop * s]
+                measured = chroma_in[rows, cols_in] if chroma_in is not None and self.colorizer is None else None
+                weight = piece[..., 3]
+                rgb, out_l = finish_pixels(piece[..., 0] / weight, piece[..., 1:3] / weight[..., None],
+                                           lum[rows, cols_in], mask[rows, cols_in], s, bool(cfg.flux_conserving),
+                                           measured)
+                put(a * s, b * s, emit0 * s, rgb, out_l)
+            n = final - acc_row0
+            if n > 0:
+                keep = acc[n * s:].copy()
+                acc[:] = 0
+                acc[: keep.shape[0]] = keep
+                acc_row0 = final
+
+    def _colorize_tiles(self, src: FrameSource, norm: Normalizer, context: torch.Tensor, y0: int,
+                        x_starts: list[int], shape: tuple[int, int], margin: int) -> np.ndarray:
+        """Chroma of each tile of one tile row, from colorizer passes over runs of neighbouring tiles.
+
+        The colorizer sees far (1/16-resolution bottleneck): each pass covers consecutive tiles about
+        ``COLOR_CHUNK`` columns wide plus ``margin`` rows and columns of context on every side, so
+        neighbouring tiles agree on colour, the activations (at full resolution) stay the same size
+        whatever the frame, and the cost stays a small fraction of the super-resolution network's.
+        """
+        th, tw = shape
+        h, w = src.shape
+        ya, yb = max(0, y0 - margin), min(h, y0 + th + margin)
+        out = np.empty((len(x_starts), 2, th, tw), dtype=np.float32)
+        i = 0
+        while i < len(x_starts):
+            j = i + 1
+            while j < len(x_starts) and x_starts[j] + tw - x_starts[i] <= max(COLOR_CHUNK, tw):
+                j += 1
+            xa, xb = max(0, x_starts[i] - margin), min(w, x_starts[j - 1] + tw + margin)
+            lum = self._normalized_rows(src, norm, ya, yb, xa, xb)[0]
+            chroma = self.accel.run(self.colorizer, lum[None, None], context)[0]  # (2, rows, cols)
+            for k in range(i, j):
+                out[k] = chroma[:, y0 - ya:y0 - ya + th, x_starts[k] - xa:x_starts[k] - xa + tw]
+            i = j
+        return out
+
+    # ---- provenance -------------------------------------------------------------------------------
+    def provenance(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer) -> dict[str, object]:
+        return provenance(src, cfg, norm, scale=self.scale, device=str(self.device), sr_info=self.sr_info,
+                          colorizer_info=self.colorizer_info,
+                          sr_detail_fraction=self.sr_detail_fraction(src, cfg, norm))
+
+    def headers(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer,
+                prov: dict[str, object] | None = None) -> tuple[fits.Header, fits.Header, list[str], object]:
+        """Primary header (provenance), image header (WCS + kept keywords), notes, and the output WCS."""
+        return fits_headers(src, prov or self.provenance(src, cfg, norm), self.scale, self.sr_info,
+                            self.colorizer_info)
+
+    # ---- public entry points ------------------------------------------------------------------------
+    def enhance_file(self, path: str | Path, outdir: str | Path, *,
+                     progress: Callable[[int, int], None] | None = None) -> list[FrameResult]:
+        """Enhance every frame (chip) of ``path`` into ``outdir``; returns one result per frame.
+
+        Outputs are ``<stem>[.<chip>].enhanced.<ext>``, written under temporary names and renamed only
+        when complete; on any error nothing is left under a final name.
+        """
+        path = Path(path)
+        cfg = self.config.for_input(is_fits(path))
+        with open_frames(path, cfg.hdu) as frames:
+            return [self.write_source(src, Path(outdir), path, cfg, progress=progress) for src in frames]
+
+    def planned_outputs(self, path: str | Path, outdir: str | Path) -> list[tuple[Path, tuple[int, int]]]:
+        """Every output `enhance_file` would write for ``path``, with its ``(height, width)``."""
+        path, outdir = Path(path), Path(outdir)
+        cfg = self.config.for_input(is_fits(path))
+        planned = []
+        with open_frames(path, cfg.hdu) as frames:
+            for src in frames:
+                shape = (src.shape[0] * self.scale, src.shape[1] * self.scale)
+                planned += [(p, shape) for p in self.output_paths(path, outdir, src.label, cfg.formats).values()]
+        return planned
+
+    def output_paths(self, path: Path, outdir: Path, label: str, formats: tuple[str, ...] | None = None,
+                     suffix: str = "enhanced") -> dict[str, Path]:
+        """Where the outputs of ``path`` (chip ``label``) go (`output.output_paths`)."""
+        return output_paths(path, outdir, label, formats or self.config.for_input(is_fits(path)).formats, suffix)
+
+    def write_display_source(self, src: FrameSource, outdir: str | Path, name: str, suffix: str) -> FrameResult:
+        """Write an in-memory display image (values in [0, 1], e.g. a colour composite) through the same
+        pipeline and writers as `enhance_file`: ``OUTDIR/<name>.<suffix>.<ext>``."""
+        cfg = replace(self.config.for_input(False), stretch="linear", interval="range",
+                      formats=self.config.formats or ("fits", "png"),
+                      flux_conserving=True if self.config.flux_conserving is None else self.config.flux_conserving)
+        return self.write_source(src, Path(outdir), Path(f"{name}.png"), cfg, suffix=suffix)
+
+    def write_source(self, src: FrameSource, outdir: Path, path: Path, cfg: EnhanceConfig | None = None, *,
+                     suffix: str = "enhanced", progress: Callable[[int, int], None] | None = None) -> FrameResult:
+        """Enhance one frame ``src`` (named after ``path``) into ``outdir`` with ``cfg`` (default: this
+        enhancer's settings resolved for a FITS input)."""
+        cfg = cfg or self.config.for_input(True)
+        targets = output_paths(path, outdir, src.label, cfg.formats or ("png",), suffix)
+        for target in targets.values():
+            if target.resolve() == path.resolve():
+                raise OutputError(f"{target}: would overwrite the input")
+        try:
+            outdir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{outdir}: cannot create output folder ({exc.strerror or exc})") from None
+        norm = self.fit_normalizer(src, cfg)
+        prov = self.provenance(src, cfg, norm)
+        primary, image, notes, out_wcs = self.headers(src, cfg, norm, prov)
+        if self.sr is not None and prov["sr_detail_fraction"] == 0:
+            notes.append("the noise gate kept none of the SR network's detail (AE_SRDET = 0): the luminance is "
+                         "interpolation, flux-projected; --no-noise-gate shows the network's")
+        h, w = src.shape
+        shape_out = (h * self.scale, w * self.scale)
+        with FileSink(targets, shape_out, src.origin, primary, image, out_wcs, provenance_text(prov)) as sink:
+            self.process(src, cfg, sink.put, progress, norm)
+        return FrameResult(src.name, sink.outputs, (h, w), shape_out, norm, notes + sink.notes)
+
+    def enhance_array(self, data: np.ndarray, wcs=None, *, is_fits_like: bool = True,
+                      config: EnhanceConfig | None = None) -> EnhancedArray:
+        """Enhance an in-memory ``(H, W)`` or ``(H, W, 3)`` array (rows bottom-up, as in FITS) and its WCS.
+
+        ``is_fits_like`` False treats it as a display image (values within its data type's range: 0-255,
+        0-65535, 0-1 for floats within it: `io.readers.display_range`).  ``config`` overrides this enhancer's per-frame settings (stretch,
+        flux, noise gate...) for this call; the networks stay the ones loaded."""
+        src = from_array(data, wcs, origin="lower", dtype_range=None if is_fits_like else display_range(data))
+        cfg = (config or self.config).for_input(is_fits_like)
+        sink = ArraySink((src.shape[0] * self.scale, src.shape[1] * self.scale))
+        norm = self.process(src, cfg, sink.put)
+        primary, image, _, out_wcs = self.headers(src, cfg, norm)
+        primary.extend(image, unique=True)
+        return EnhancedArray(sink.rgb, sink.lum, out_wcs, norm, primary)
+
+
+def enhance(data: np.ndarray, wcs=None, config: EnhanceConfig = EnhanceConfig()) -> EnhancedArray:
+    """Enhance an array (+ WCS) in one call: a fresh `Enhancer`, no state kept.  See `Enhancer.enhance_array`."""
+    return Enhancer(config).enhance_array(data, wcs)

@@ -1,0 +1,141 @@
+"""Finishing the networks' output: the noise gate, flux consistency and gamut — the one copy.
+
+`run`, `evaluate`, `compose --upscale` and `mosaic --enhance` all finish pixels here (through the engine), so an
+evaluation scores exactly what `run` ships.  Every function works on one piece of output at a time:
+
+* `noise_gate` keeps the SR network's detail only where the input shows structure above its noise
+  (`gate_map` is its coefficient on the input grid, `estimate_noise` the noise it is measured against);
+* `block_mean_shift` / `project_block_means` make each ``scale x scale`` block of the output average to its
+  input pixel (the flux promise), unbounded for chroma and within [0, 1] for luminance;
+* `finish_pixels` turns blended luminance and chroma into the output's RGB and luminance: flux projection, chroma
+  fitted into the gamut (never luminance clipped), no-data pixels as NaN.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..imaging.color import fit_chroma_to_gamut, ycbcr_to_rgb
+
+GATE_Z = (5.0, 7.0)  # the gate opens from |pixel - 3x3 mean| = 5 sigma (closed) to 7 sigma (fully open)
+
+
+# ---- noise -------------------------------------------------------------------------------------------
+
+def estimate_noise(img: torch.Tensor | np.ndarray) -> float:
+    """Robust white-noise sigma of a 2-D image (or rows of one) from neighbouring-pixel differences:
+    ``1.4826 * median|x[i, j+1] - x[i, j]| / sqrt(2)``, blind to smooth structure and to a few sources."""
+    x = torch.as_tensor(img, dtype=torch.float64)
+    d = (x[..., 1:] - x[..., :-1]).abs().flatten()
+    d = d[torch.isfinite(d)]
+    return float(1.4826 * d.median() / math.sqrt(2)) if d.numel() else 0.0
+
+
+def gate_map(lr: torch.Tensor, sigma: float, z0: float = GATE_Z[0], z1: float = GATE_Z[1]) -> torch.Tensor:
+    """`noise_gate`'s coefficient on the input grid ``(N, 1, h, w)``: 0 keeps bicubic, 1 the network's detail.
+    Each value depends on the input within 3 pixels (3x3 mean, then 5x5 dilation)."""
+    local = F.avg_pool2d(F.pad(lr, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    z = (lr - local).abs() / (math.sqrt(72 / 81) * sigma)
+    g = ((z - z0) / (z1 - z0)).clamp(0, 1)
+    return F.max_pool2d(g, 5, stride=1, padding=2)
+
+
+def noise_gate(sr: torch.Tensor, lr: torch.Tensor, scale: int, sigma: float, z0: float = GATE_Z[0],
+               z1: float = GATE_Z[1]) -> torch.Tensor:
+    """Keep the network's detail (its difference from bicubic) only where the input shows structure above
+    the noise; elsewhere the output falls back to bicubic interpolation.
+
+    Significance of input pixel ``p``: ``z = |p - mean3x3(p)| / (0.943 sigma)`` (0.943 sigma is that
+    statistic's spread for white noise).  The gate rises from 0 at ``z0`` to 1 at ``z1`` and is dilated
+    over 5x5 input pixels, so a detected source keeps its surroundings' detail too.  On pure noise almost
+    nothing passes (|z| > 5 has probability 6e-7), so the network cannot turn noise peaks into sources.
+    """
+    base = F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False)
+    if sigma <= 0:
+        return sr
+    g = F.interpolate(gate_map(lr, sigma, z0, z1), scale_factor=scale, mode="nearest")
+    return base + (sr - base) * g
+
+
+# ---- flux consistency -------------------------------------------------------------------------------
+
+def block_means(hr: np.ndarray, scale: int) -> np.ndarray:
+    """Means of the ``scale x scale`` blocks of ``hr`` ``(H*s, W*s, ...)`` -> ``(H, W, ...)``."""
+    h, w = hr.shape[0] // scale, hr.shape[1] // scale
+    return hr.reshape(h, scale, w, scale, *hr.shape[2:]).mean(axis=(1, 3))
+
+
+def block_mean_shift(hr, lr, scale: int):
+    """Shift each ``scale x scale`` block of ``hr`` so its mean equals the matching pixel of ``lr``.
+
+    The least-squares correction (the same shift for every pixel of a block), unbounded.  numpy arrays
+    ``(H*s, W*s, ...)`` / ``(H, W, ...)``: the chroma of a colour input in `finish_pixels`; torch tensors
+    ``(N, C, H*s, W*s)`` / ``(N, C, H, W)``: differentiable, for training with the flux promise in the loop."""
+    if isinstance(hr, torch.Tensor):
+        return hr + F.interpolate(lr - F.avg_pool2d(hr, scale), scale_factor=scale, mode="nearest")
+    return hr + np.repeat(np.repeat(lr - block_means(hr, scale), scale, axis=0), scale, axis=1)
+
+
+def project_block_means(out: np.ndarray, target: np.ndarray, scale: int, iterations: int = 48) -> np.ndarray:
+    """Shift each ``scale x scale`` block of ``out`` so its mean equals ``target`` and values stay in [0, 1].
+
+    For every block the result is ``clip(out + tau, 0, 1)`` with ``tau`` found by bisection — the closest
+    (least-squares) block in [0, 1] with the required mean.  ``target`` must lie in [0, 1].
+    """
+    h, w = target.shape
+    n = scale * scale
+    blocks = out.reshape(h, scale, w, scale).transpose(0, 2, 1, 3).reshape(h * w, n).astype(np.float64)
+    t = target.reshape(-1).astype(np.float64)
+    # most blocks need only the plain shift; bisection only where the shift would leave [0, 1]
+    blocks += (t - blocks.mean(axis=1))[:, None]
+    bad = np.flatnonzero((blocks.min(axis=1) < 0) | (blocks.max(axis=1) > 1))
+    if bad.size:
+        b, tb = blocks[bad], t[bad]
+        lo = tb - b.max(axis=1) - 1e-12
+        hi = tb - b.min(axis=1) + 1e-12
+        for _ in range(iterations):
+            mid = 0.5 * (lo + hi)
+            too_high = np.clip(b + mid[:, None], 0.0, 1.0).mean(axis=1) > tb
+            hi = np.where(too_high, mid, hi)
+            lo = np.where(too_high, lo, mid)
+        fixed = np.clip(b + (0.5 * (lo + hi))[:, None], 0.0, 1.0)
+        # remove the bisection's last rounding with a shift of the pixels strictly inside (0, 1)
+        inside = (fixed > 0) & (fixed < 1)
+        count = inside.sum(axis=1)
+        corr = np.where(count > 0, (tb - fixed.mean(axis=1)) * n / np.maximum(count, 1), 0.0)
+        fixed += corr[:, None] * inside
+        blocks[bad] = np.clip(fixed, 0.0, 1.0)  # only removes float64 dust (~1e-17)
+    return blocks.reshape(h, w, scale, scale).transpose(0, 2, 1, 3).reshape(h * scale, w * scale).astype(np.float32)
+
+
+# ---- the finished pixels ------------------------------------------------------------------------------
+
+def finish_pixels(lum: np.ndarray, chroma: np.ndarray, lum_in: np.ndarray, mask: np.ndarray, scale: int,
+                  flux: bool, chroma_in: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Final RGB ``(H*s, W*s, 3)`` and luminance ``(H*s, W*s)`` of a piece of output.
+
+    ``lum``/``chroma`` are the blended network outputs on the output grid; ``lum_in`` the normalized input
+    luminance and ``mask`` its no-data pixels on the input grid.  With ``flux`` the block means of the
+    luminance equal ``lum_in`` and, for a colour input (``chroma_in``, measured colour), so do the chroma's;
+    then the chroma is shrunk into the RGB gamut (a pixel's saturation may give way, never its luminance).
+    """
+    if flux and scale > 1:
+        lum = project_block_means(lum, np.clip(lum_in, 0, 1), scale)
+        if chroma_in is not None:
+            chroma = block_mean_shift(chroma, chroma_in, scale)
+    else:
+        lum = np.clip(lum, 0.0, 1.0)
+    chroma = fit_chroma_to_gamut(lum, chroma)
+    rgb = ycbcr_to_rgb(lum, chroma).astype(np.float32)
+    # the luminance of the output *is* lum; rounding in the rebuild must not push values out of [0, 1]
+    np.clip(rgb, 0.0, 1.0, out=rgb)
+    if mask.any():
+        big = np.repeat(np.repeat(mask, scale, axis=0), scale, axis=1)
+        rgb[big] = np.nan
+        lum = lum.copy()
+        lum[big] = np.nan
+    return rgb, lum

@@ -1,0 +1,121 @@
+"""What every output records about how it was made: tool version, weights hashes, every parameter, the input's
+checksum — as a dictionary (PNG/JPEG/TIFF text, the run report) and as FITS cards and HISTORY."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import warnings
+
+from astropy.io import fits
+
+from .. import __version__
+from ..config import EnhanceConfig
+from ..imaging.normalize import Normalizer
+from ..imaging.wcs import scale_wcs, wcs_header
+from ..io.readers import FrameSource
+from ..models.weights import WeightsInfo, sha256_file
+
+NOT_MEASUREMENT = ("Generated detail is not measurement: colour and sub-pixel structure are predicted "
+                   "by neural networks; use the input frame for photometry and astrometry.")
+DISPLAY_BUNIT = ("display", "stretched display values in [0, 1], not flux")
+
+
+def utc_now() -> str:
+    """Now in UTC, or ``$SOURCE_DATE_EPOCH`` when set (reproducible, byte-identical reruns)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    now = (_dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc) if epoch and epoch.isdigit()
+           else _dt.datetime.now(_dt.timezone.utc))
+    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _weights(info: WeightsInfo | None) -> str:
+    return f"{info.id} {info.sha256}" if info else "none"
+
+
+def provenance(src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, *, scale: int, device: str,
+               sr_info: WeightsInfo | None, colorizer_info: WeightsInfo | None,
+               sr_detail_fraction: float) -> dict[str, object]:
+    """Every fact and setting behind one output, in the order they are written."""
+    return {
+        "tool": f"astroenhance {__version__}",
+        "input": src.path.name if src.path else src.name,
+        "input_sha256": sha256_file(src.path) if src.path else "",
+        "chip": src.label,
+        "sr_weights": _weights(sr_info),
+        "colorizer_weights": _weights(colorizer_info),
+        "stretch": norm.stretch, "stretch_a": norm.a, "interval": norm.interval,
+        "vmin": norm.vmin, "vmax": norm.vmax,
+        "luminance": "BT.709 luma of display values",
+        "tile": cfg.tile, "overlap": cfg.overlap, "scale": scale,
+        "flux_conserving": bool(cfg.flux_conserving), "colorize": cfg.colorize, "upscale": cfg.upscale,
+        "sr_model": cfg.sr_model if cfg.upscale else "none",
+        "device": device, "precision": cfg.precision,
+        "noise_gate": bool(cfg.noise_gate), "noise_sigma": norm.noise,
+        "sr_detail_fraction": round(sr_detail_fraction, 4),
+        "utc": utc_now(),
+    }
+
+
+def provenance_text(prov: dict[str, object]) -> str:
+    """One line for an image's text chunk / TIFF description."""
+    return "; ".join(f"{k}={v}" for k, v in prov.items()) + ". " + NOT_MEASUREMENT
+
+
+def fits_headers(src: FrameSource, prov: dict[str, object], scale: int, sr_info: WeightsInfo | None,
+                 colorizer_info: WeightsInfo | None) -> tuple[fits.Header, fits.Header, list[str], object]:
+    """Primary header (provenance), image header (WCS + the input's kept keywords), notes, and the output WCS
+    (None where the output has none: no input WCS, or a display image whose rows run top-down)."""
+    primary = fits.Header()
+    cards = [("AE_VER", __version__, "astroenhance version"),
+             ("AE_INPUT", str(prov["input"])[-68:], "input file"),
+             ("AE_INSHA", prov["input_sha256"], ""),
+             ("AE_CHIP", src.label, "chip/extension of the input"),
+             ("AE_SRW", sr_info.sha256 if sr_info else "none", ""),
+             ("AE_SRID", sr_info.id if sr_info else "none", "SR weights id"),
+             ("AE_COW", colorizer_info.sha256 if colorizer_info else "none", ""),
+             ("AE_COID", colorizer_info.id if colorizer_info else "none", "colorizer weights id"),
+             ("AE_STRCH", prov["stretch"], "stretch (astropy.visualization)"),
+             ("AE_STRA", prov["stretch_a"], "stretch parameter a"),
+             ("AE_INTVL", prov["interval"], "interval"),
+             ("AE_VMIN", prov["vmin"], "input value mapped to 0"),
+             ("AE_VMAX", prov["vmax"], "input value mapped to 1"),
+             ("AE_LUMA", "BT709", "luminance = .2126R + .7152G + .0722B"),
+             ("AE_TILE", prov["tile"], "tile size (input pixels)"),
+             ("AE_OVLAP", prov["overlap"], "tile overlap (input pixels)"),
+             ("AE_SCALE", scale, "output pixels per input pixel"),
+             ("AE_FLUX", prov["flux_conserving"], "block means equal input luminance"),
+             ("AE_COLOR", prov["colorize"], "colour predicted by the colorizer"),
+             ("AE_SRMOD", prov["sr_model"], "super-resolution model"),
+             ("AE_DEV", prov["device"], "device"),
+             ("AE_PREC", prov["precision"], "precision"),
+             ("AE_GATE", prov["noise_gate"], "SR detail only above the input noise"),
+             ("AE_NOISE", float(prov["noise_sigma"]), "noise sigma of display luminance"),
+             ("AE_SRDET", prov["sr_detail_fraction"], "share of output pixels with SR network detail"),
+             ("AE_DATE", prov["utc"], "UTC time of processing"),
+             ("BUNIT", *DISPLAY_BUNIT)]
+    for key, value, comment in cards:
+        primary[key] = (value, comment)
+    primary.add_comment(NOT_MEASUREMENT)
+    for k, v in prov.items():
+        primary.add_history(f"astroenhance {k}: {v}"[:72])
+    notes = list(src.notes)
+    out_wcs = None
+    image = fits.Header()
+    if src.wcs is not None:
+        with warnings.catch_warnings(record=True):
+            warnings.simplefilter("always")
+            out_wcs, wnotes = scale_wcs(src.wcs, scale) if scale != 1 else (src.wcs.deepcopy(), [])
+        notes += wnotes
+        for note in wnotes:
+            primary.add_history(note[:72])
+        if src.origin == "upper":
+            out_wcs = None  # display images (top-down rows) carry no WCS of their own
+        else:
+            image.extend(wcs_header(out_wcs), unique=True)
+    kept = src.header.copy() if src.header is not None else fits.Header()
+    kept.remove("BUNIT", ignore_missing=True, remove_all=True)
+    image.extend(kept, unique=True)
+    image["BUNIT"] = DISPLAY_BUNIT
+    image.add_comment(NOT_MEASUREMENT)
+    return primary, image, notes, out_wcs
