@@ -35,7 +35,8 @@ class EnhanceConfig:
     batch: int = 0  # tiles per network call; 0 = 1 on CPU, 8 on CUDA
     color_margin: int = 64  # extra context (input pixels) around each tile for the colorizer
     hdu: str | None = None
-    noise_gate: bool = True  # network detail only where the input shows structure above its noise
+    noise_gate: bool | None = None  # network detail only above the input's noise; None: on for display-space SR
+    # networks, off for the noise-space (telescope-trained) ones, which learned the noise themselves
 
     def for_input(self, is_fits: bool) -> EnhanceConfig:
         """This config with every ``None`` resolved for a FITS (``True``) or display-image input."""

@@ -33,6 +33,7 @@ from .device import Accelerator
 from .finish import estimate_noise, finish_pixels, gate_map, noise_gate
 from .output import ArraySink, FileSink, output_paths
 from .provenance import fits_headers, provenance, provenance_text
+from .space import from_noise_space, to_noise_space
 
 BAND_WIDTH = 1024  # input columns a band spans at most (one tile where wider): memory does not grow with the width
 GATE_STRIP = 256  # input rows at a time when measuring the noise gate's coverage (`Enhancer.sr_detail_fraction`)
@@ -162,6 +163,11 @@ class Enhancer:
         self.sr_info, self.colorizer_info = nets.sr_info, nets.colorizer_info
         self.sr = self.accel.prepare(nets.sr) if config.upscale and nets.sr is not None else None
         self.colorizer = self.accel.prepare(nets.colorizer) if config.colorize and nets.colorizer is not None else None
+        self.sr_space = (self.sr_info.extra.get("input_space", "display") if self.sr_info else "display")
+        if self.sr_space not in ("display", "noise-asinh"):
+            raise SettingsError(f"{self.sr_info.id}: unknown input space {self.sr_space!r}")
+        if config.noise_gate is None:
+            self.config = config = replace(config, noise_gate=self.sr_space == "display")
         if self.sr is not None:
             require_luminance(self.sr, "astroenhance")
             scale = getattr(self.sr, "scale", 4)
@@ -181,7 +187,10 @@ class Enhancer:
         # the noise of the display luminance, from neighbouring pixels of the sampled rows (for the noise gate)
         disp = norm(rows)
         lum = rgb_to_ycbcr(disp)[0] if src.channels == 3 else disp
-        return replace(norm, noise=estimate_noise(lum))
+        linear = lum if src.channels == 3 else rows  # what a noise-space network sees (`_linear_rows`)
+        finite = np.asarray(linear, np.float64)[np.isfinite(linear)]
+        sky = float(np.median(finite)) if finite.size else 0.0
+        return replace(norm, noise=estimate_noise(lum), sky=sky, sky_noise=estimate_noise(linear))
 
     def _normalized_rows(self, src: FrameSource, norm: Normalizer, y0: int, y1: int, x0: int = 0, x1: int | None = None):
         """Normalized luminance ``(n, w)``, chroma ``(n, w, 2)`` or None, and the no-data mask."""
@@ -193,6 +202,23 @@ class Enhancer:
             return lum.astype(np.float32), chroma.astype(np.float32), mask
         mask = np.isnan(raw)
         return np.nan_to_num(norm(raw), nan=0.0), None, mask
+
+    def _linear_rows(self, src: FrameSource, norm: Normalizer, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """The luminance a noise-space network upscales: the input's own values for a grey frame (no stretch, no
+        clipping; no data = sky), the display luminance for a colour one."""
+        if src.channels == 3:
+            return self._normalized_rows(src, norm, y0, y1, x0, x1)[0]
+        raw = src.read_rows(y0, y1)[:, x0:x1]
+        return np.where(np.isfinite(raw), raw, norm.sky).astype(np.float32)
+
+    def _upscale(self, tiles: np.ndarray, linear: np.ndarray | None, norm: Normalizer) -> np.ndarray:
+        """Display luminance tiles ``(T, 1, h, w)`` -> SR display luminance ``(T, 1, 4h, 4w)``: in display space,
+        or for a noise-space network from the ``linear`` tiles through `space` and back into the display mapping."""
+        if self.sr_space == "display":
+            return self.accel.run(self.sr, tiles)
+        sigma = norm.sky_noise if norm.sky_noise > 0 else 1.0
+        out = self.accel.run(self.sr, to_noise_space(linear, norm.sky, sigma).astype(np.float32))
+        return norm(from_noise_space(out.astype(np.float64), norm.sky, sigma))
 
     def _context(self, src: FrameSource, norm: Normalizer) -> torch.Tensor | None:
         """The colorizer's whole-frame context, from a thumbnail built strip by strip."""
@@ -290,6 +316,10 @@ class Enhancer:
             lum, chroma_in, mask = self._normalized_rows(src, norm, y0, y0 + th, bx0, bx1)
             starts = [grid.col_starts[c] - bx0 for c in cols]
             tiles_l = np.stack([lum[:, x0:x0 + tw] for x0 in starts])[:, None]  # (T, 1, th, tw)
+            tiles_lin = None
+            if self.sr is not None and self.sr_space != "display":
+                linear = self._linear_rows(src, norm, y0, y0 + th, bx0, bx1)
+                tiles_lin = np.stack([linear[:, x0:x0 + tw] for x0 in starts])[:, None]
             if self.colorizer is not None:
                 chroma_t = self._colorize_tiles(src, norm, context, y0, [grid.col_starts[c] for c in cols],
                                                 (th, tw), cfg.color_margin)  # (T, 2, th, tw)
@@ -301,7 +331,8 @@ class Enhancer:
             step = self.accel.batch if self.sr is not None else len(cols)
             for k0 in range(0, len(cols), step):  # a batch of tiles at a time: temporaries stay tile-sized
                 k1 = min(len(cols), k0 + step)
-                lum_b = self.accel.run(self.sr, tiles_l[k0:k1]) if self.sr is not None else tiles_l[k0:k1]
+                lum_b = (self._upscale(tiles_l[k0:k1], None if tiles_lin is None else tiles_lin[k0:k1], norm)
+                         if self.sr is not None else tiles_l[k0:k1])
                 for k in range(k0, k1):
                     lum_k = torch.from_numpy(lum_b[k - k0:k - k0 + 1])  # (1, 1, th*s, tw*s)
                     chroma_k = torch.from_numpy(chroma_t[k:k + 1])
@@ -371,7 +402,7 @@ class Enhancer:
     # ---- provenance -------------------------------------------------------------------------------
     def provenance(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer) -> dict[str, object]:
         return provenance(src, cfg, norm, scale=self.scale, device=str(self.device), sr_info=self.sr_info,
-                          colorizer_info=self.colorizer_info,
+                          colorizer_info=self.colorizer_info, sr_space=self.sr_space if self.sr is not None else "none",
                           sr_detail_fraction=self.sr_detail_fraction(src, cfg, norm))
 
     def headers(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer,

@@ -35,7 +35,7 @@ def _weights(info: WeightsInfo | None) -> str:
 
 def provenance(src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, *, scale: int, device: str,
                sr_info: WeightsInfo | None, colorizer_info: WeightsInfo | None,
-               sr_detail_fraction: float) -> dict[str, object]:
+               sr_detail_fraction: float, sr_space: str = "display") -> dict[str, object]:
     """Every fact and setting behind one output, in the order they are written."""
     return {
         "tool": f"astroenhance {__version__}",
@@ -50,6 +50,8 @@ def provenance(src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, *, scale:
         "tile": cfg.tile, "overlap": cfg.overlap, "scale": scale,
         "flux_conserving": bool(cfg.flux_conserving), "colorize": cfg.colorize, "upscale": cfg.upscale,
         "sr_model": cfg.sr_model if cfg.upscale else "none",
+        "sr_input_space": sr_space,
+        "sky": norm.sky, "sky_noise": norm.sky_noise,
         "device": device, "precision": cfg.precision,
         "noise_gate": bool(cfg.noise_gate), "noise_sigma": norm.noise,
         "sr_detail_fraction": round(sr_detail_fraction, 4),
@@ -87,6 +89,9 @@ def fits_headers(src: FrameSource, prov: dict[str, object], scale: int, sr_info:
              ("AE_FLUX", prov["flux_conserving"], "block means equal input luminance"),
              ("AE_COLOR", prov["colorize"], "colour predicted by the colorizer"),
              ("AE_SRMOD", prov["sr_model"], "super-resolution model"),
+             ("AE_SRSPC", prov["sr_input_space"], "SR input: display or noise-asinh values"),
+             ("AE_SKY", float(prov["sky"]), "input sky (median), input units"),
+             ("AE_SKYSG", float(prov["sky_noise"]), "input noise sigma, input units"),
              ("AE_DEV", prov["device"], "device"),
              ("AE_PREC", prov["precision"], "precision"),
              ("AE_GATE", prov["noise_gate"], "SR detail only above the input noise"),

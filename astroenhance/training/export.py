@@ -10,6 +10,8 @@ from ..models.weights import WeightsInfo, export_weights, load_checkpoint_model
 
 LICENCE = ("Weights: CC BY 4.0, trained by astroenhance on ESA/Hubble & NASA images (CC BY 4.0 / public domain); "
            "see the training data's SOURCES.csv for credits.")
+LICENCE_HST = ("Weights: CC BY 4.0, trained by astroenhance on public HST archive frames (MAST; credits in the training "
+               "data's SOURCES.csv) and synthetic fields.")
 
 
 def export_checkpoint(ckpt: str | Path, weights_dir: str | Path, weights_id: str, mode: str | None = None,
@@ -18,6 +20,22 @@ def export_checkpoint(ckpt: str | Path, weights_dir: str | Path, weights_id: str
     model, ck = load_checkpoint_model(ckpt)
     cfg = ck["config"]
     spec = ARCHITECTURES[ck["arch"]]
+    if "truths" in cfg:  # a telescope-model run (`train sr-hst`): a noise-space network for real frames
+        from ..pipeline.space import BETA
+
+        entry = {
+            "id": weights_id, "task": "sr", "mode": mode or "hst", "architecture": ck["arch"],
+            "file": f"{weights_id}.safetensors", "input_space": "noise-asinh", "beta": BETA,
+            "hyperparameters": dict(spec.kwargs, **{k: cfg[k] for k in ("batch", "crop", "lr", "seed", "init")}),
+            "iterations": int(ck["step"]),
+            "training_data": {"real_frames": cfg["truths"], "synthetic_share": cfg["synthetic"]},
+            "degradation": {"binning": "4x4 block means", "noise": "Gaussian, k x the truth's pixel rms",
+                            "k": [cfg["k_min"], cfg["k_max"]], "k_draw": "log-uniform"},
+            "validation_data": cfg.get("val", []),
+            "feature_network": "none (L1 in the noise-normalised space)",
+            "metrics": metrics or {}, "licence": LICENCE_HST, "notes": notes,
+        }
+        return export_weights(model, weights_dir, entry)
     entry = {
         "id": weights_id,
         "task": spec.task,

@@ -1,0 +1,29 @@
+"""The noise-normalised space the telescope-trained SR networks work in, and back.
+
+``n = asinh((x - sky) / (beta * sigma))``: linear in units of the input's noise near the sky (so a network sees noise
+at the same amplitude on every frame), logarithmic for bright cores (never clipped), exactly invertible:
+``x = sky + beta * sigma * sinh(n)``.  ``sky`` and ``sigma`` are the frame's (median and `estimate_noise` of its
+pixels); the same functions serve training and `run` (numpy arrays or torch tensors alike).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BETA = 3.0
+
+
+def to_noise_space(x, sky: float, sigma: float, beta: float = BETA):
+    """Linear values -> noise-normalised asinh values (numpy or torch)."""
+    scale = beta * max(float(sigma), 1e-30)
+    if hasattr(x, "asinh"):
+        return ((x - sky) / scale).asinh()
+    return np.arcsinh((x - sky) / scale)
+
+
+def from_noise_space(n, sky: float, sigma: float, beta: float = BETA):
+    """Noise-normalised asinh values -> linear values; the exact inverse of `to_noise_space`."""
+    scale = beta * max(float(sigma), 1e-30)
+    if hasattr(n, "sinh"):
+        return sky + scale * n.sinh()
+    return sky + scale * np.sinh(n)
