@@ -55,6 +55,27 @@ def discover(inputs: list[Path], outdir: Path, recursive: bool = False, glob: st
     return jobs
 
 
+def why_no_frames(inputs: list[Path], outdir: Path, recursive: bool, glob: str | None) -> list[str]:
+    """What a user can change when `discover` found nothing: sub-folders without --recursive, frames that lie
+    inside the output folder (never read back), files that are not frames."""
+    hints = []
+    out_abs = outdir.resolve()
+    for p in inputs:
+        if not p.is_dir():
+            continue
+        entries = list(p.iterdir())
+        if not recursive and any(e.is_dir() for e in entries):
+            hints.append(f"{p} has sub-folders: add --recursive to look in them")
+        found = [f for f in (p.rglob("*") if recursive else entries) if _is_frame(f)]
+        if found and all(out_abs in f.resolve().parents for f in found):
+            hints.append(f"the frames under {p} lie inside the output folder {outdir}, which is never read as input")
+        elif found and glob:
+            hints.append(f"{len(found)} frame(s) under {p} do not match --glob {glob!r}")
+        if not found and entries and not any(e.is_dir() for e in entries):
+            hints.append(f"{p} holds no FITS, PNG, TIFF or JPEG files")
+    return hints
+
+
 def parse_shard(spec: str) -> tuple[int, int]:
     """``"K/N"`` (1 <= K <= N) as ``(K, N)``."""
     m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", spec)

@@ -132,13 +132,13 @@ def run(
     sr_model: Annotated[SRModel, typer.Option(help="psnr: faithful, smooth (default, the one to inspect structure with); psnr-large: the same kind, the paper's 16x64 network, ~0.1 dB closer to the truth and 2.6x slower on a CPU (for GPUs); gan: sharper, more invented texture.")] = SRModel.psnr,
     noise_gate: Annotated[bool | None, typer.Option("--noise-gate/--no-noise-gate", help="Keep the SR network's detail only where the input shows structure above its own noise (|pixel - 3x3 mean| > 5-7 sigma, dilated); elsewhere bicubic. Stops a network trained on clean pictures turning noise peaks into 'sources' (measured on 24 noise frames: 179 false 5-sigma sources without the gate, 4 with it, 4 for bicubic). Default: on for psnr, psnr-large and gan; off for hst, which was trained on noisy frames.", show_default=False)] = None,
     weights: Annotated[Path | None, typer.Option(help="Folder with manifest.json and the weights (default: the shipped weights/).", show_default=False)] = None,
-    batch: Annotated[int, typer.Option(help="Tiles per network call (0: 1 on CPU, 8 on CUDA).")] = 0,
+    batch: Annotated[int, typer.Option(help="Tiles per network call (0: 1 on CPU, 8 on CUDA).", min=0)] = 0,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Look for frames in sub-folders too; the output tree mirrors the input tree.")] = False,
     glob: Annotated[str | None, typer.Option(help="Only frames whose file name matches, e.g. '*_drz.fits'.")] = None,
     skip_existing: Annotated[bool, typer.Option(help="Skip inputs whose outputs exist and are complete (right shape; FITS made from the same input bytes). Use it to resume an interrupted run.")] = False,
     shard_spec: Annotated[str | None, typer.Option("--shard", help="K/N: process only shard K of N of the sorted file list (e.g. one SLURM array task each).")] = None,
     log_file: Annotated[Path | None, typer.Option(help="Also append every message to this file.")] = None,
-    n_jobs: Annotated[int, typer.Option("--jobs", "-j", help="Frames processed at once on this machine, each in its own process; torch threads are divided so that jobs x threads <= cores.")] = 1,
+    n_jobs: Annotated[int, typer.Option("--jobs", "-j", help="Frames processed at once on this machine, each in its own process; torch threads are divided so that jobs x threads <= cores.", min=1)] = 1,
     scheduler: Annotated[str | None, typer.Option(help="Dask distributed scheduler address (tcp://HOST:PORT): one task per frame on the cluster's workers, which must see the same paths.")] = None,
     low_memory: Annotated[bool, typer.Option("--low-memory", help="Return every buffer of 1 MiB or more to the system when freed (glibc malloc tuned): a lower peak (numbers in the README, benchmarks/bench_memory.py --low-memory), at about a third less speed.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; only errors and the summary line.")] = False,
@@ -149,7 +149,7 @@ def run(
     Each output records the tool version, weights hashes, every parameter and the input's checksum.
     Generated detail is not measurement. Exit status: 0 all succeeded, 1 any input failed, 2 usage error.
     """
-    from .batch import Record, check_outdir, discover, parse_shard, shard, write_report
+    from .batch import Record, check_outdir, discover, parse_shard, shard, why_no_frames, write_report
     from .pipeline import Enhancer
     from .pipeline.device import slow_cpu_bf16
     from .runner import bound_memory, run_batch
@@ -165,10 +165,22 @@ def run(
         err.print(f"warning: {slow}", markup=False)
     check_outdir(outdir)
     jobs = discover(inputs, outdir, recursive, glob)
-    if shard_spec:
-        jobs = shard(jobs, *parse_shard(shard_spec))
     if not jobs:
-        raise _usage("no input frames found" + (f" matching {glob!r}" if glob else ""))
+        raise _usage("no input frames found" + (f" matching {glob!r}" if glob else "")
+                     + "".join(f"; {hint}" for hint in why_no_frames(inputs, outdir, recursive, glob)))
+    missing = [j for j in jobs if not j.path.exists()]
+    if len(missing) == len(jobs):  # nothing to do: no output folder, no report
+        for j in missing:
+            err.print(f"error: {j.path}: no such file or folder", markup=False)
+        raise typer.Exit(1)
+    if shard_spec:
+        k, n = parse_shard(shard_spec)
+        total, jobs = len(jobs), shard(jobs, k, n)
+        if not jobs:
+            err.print(f"nothing to do for shard {k}/{n}: {total} input(s) in all", markup=False)
+            return
+    if log_file is not None and not log_file.parent.is_dir():
+        raise _usage(f"--log-file {log_file}: folder {log_file.parent} does not exist")
     log = open(log_file, "a") if log_file else None
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=err, disable=quiet, transient=True)
@@ -205,12 +217,14 @@ def run(
     secs = time.perf_counter() - t0
     counts = {s: sum(r.status == s for r in records) for s in ("done", "skipped", "failed")}
     try:
-        report = write_report(outdir, records, config.to_dict() | {"inputs": [str(i) for i in inputs]})
+        settings = {"inputs": [str(i) for i in inputs], "fits_inputs": enhancer.config.for_input(True).to_dict(),
+                    "image_inputs": enhancer.config.for_input(False).to_dict()}
+        report = write_report(outdir, records, settings)
     except OSError as exc:
         report = None
         say("error", f"{outdir}: cannot write the report ({exc.strerror or exc})")
     failures = [r for r in records if r.status == "failed"]
-    if failures and not quiet:
+    if failures and not quiet and len(records) > 1:  # a batch's failures again at its end; one input: said once
         for r in failures:
             # (input errors already begin with the file's name)
             err.print(f"  failed: {r.error if r.error.startswith(r.input) else f'{r.input}: {r.error}'}", markup=False)

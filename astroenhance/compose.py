@@ -274,6 +274,7 @@ def composite_source(paths: list[Path], hdu: str | None = None, reference: int |
     ``reference`` (1-based, as given) or the finest-sampled one."""
     from .errors import SettingsError
     from .io.readers import from_array
+    from .io.writers import add_text, fits_text
 
     if len(paths) < 2:
         raise SettingsError("give at least two filter frames (BLUE GREEN RED)")
@@ -291,12 +292,12 @@ def composite_source(paths: list[Path], hdu: str | None = None, reference: int |
     rgb = composite_rgb(stack, method)
     header = bands[ref_index].header.copy()
     for colour, b in zip(("BLUE", "GREEN", "RED"), bands[:3]):
-        header[f"AE_{colour[:1]}SRC"] = (b.path.name[-60:], f"{colour.lower()} channel frame")
+        header[f"AE_{colour[:1]}SRC"] = (fits_text(b.path.name)[-60:], f"{colour.lower()} channel frame")
         header[f"AE_{colour[:1]}FLT"] = (b.filter or "unknown", f"{colour.lower()} filter")
     header["AE_CMETH"] = (method, "composite method")
-    header["AE_CREF"] = (bands[ref_index].path.name[-60:], "frame whose grid was used")
-    header.add_history("astroenhance compose: bands reprojected with reproject_interp onto the reference grid")
-    header.add_history("colours are the filters' own (a true-colour composite), not predicted")
+    header["AE_CREF"] = (fits_text(bands[ref_index].path.name)[-60:], "frame whose grid was used")
+    add_text(header, "HISTORY", "astroenhance compose: bands reprojected with reproject_interp onto the reference grid")
+    add_text(header, "HISTORY", "colours are the filters' own (a true-colour composite), not predicted")
     src = from_array(rgb, wcs, name="compose: " + " ".join(b.path.name for b in bands[:3]), origin="lower",
                      header=header, dtype_range=(0.0, 1.0))
     return src, warning
@@ -308,7 +309,7 @@ def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wc
     keywords and how it was made; written under a temporary name and renamed when complete."""
     import os
 
-    from .io.writers import temporary_path
+    from .io.writers import add_text, temporary_path
 
     header = bands[0].header.copy()
     header.update(wcs.to_header(relax=True))
@@ -316,7 +317,7 @@ def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wc
     header["AE_GRID"] = (grid, "output grid")
     header["AE_BGMAT"] = (match_background, "backgrounds matched")
     for i, b in enumerate(bands):
-        header.add_history(f"astroenhance mosaic input {i + 1}: {b.path.name}"[:72])
+        add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1}: {b.path.name}")
     tmp = temporary_path(path)
     try:
         fits.HDUList([fits.PrimaryHDU(np.asarray(data, dtype=np.float32), header),

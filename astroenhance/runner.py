@@ -104,7 +104,8 @@ def run_job(task: Task, progress=None) -> JobResult:
     messages: list[tuple[str, str]] = []
     try:
         for stale in cleanup_stale_temporaries(job.outdir):
-            messages.append(("note", f"removed {stale} left by an interrupted run"))
+            if verbose:
+                messages.append(("note", f"removed {stale} left by an interrupted run"))
         enhancer = enhancer_for(config, task.low_memory)
         if skip_existing:
             from .models.weights import sha256_file
@@ -130,7 +131,7 @@ def run_job(task: Task, progress=None) -> JobResult:
                                 error=f"{type(exc).__name__}: {exc}"), messages)
     outputs = [str(o) for r in results for o in r.outputs]
     for r in results:
-        for note in r.notes:
+        for note in r.notes if verbose else ():
             messages.append(("note", f"{r.source}: {note}"))
         if verbose:
             messages.append(("info", f"done {r.source} {r.shape_in[1]}x{r.shape_in[0]} -> {r.shape_out[1]}x{r.shape_out[0]}: "

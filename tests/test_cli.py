@@ -93,10 +93,13 @@ def test_png_avm_gives_the_fits_wcs(example_run):
 
 
 def test_multichip_goes_to_one_output_per_chip(tmp_path):
-    result = invoke("run", FIXTURES / "2chipA.fits.gz", "-o", tmp_path, "--format", "fits", "-q")
+    result = invoke("run", FIXTURES / "2chipA.fits.gz", "-o", tmp_path, "--format", "fits")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in tmp_path.glob("*.fits")) == ["2chipA.sci1.enhanced.fits", "2chipA.sci2.enhanced.fits"]
     assert "lookup-table distortions" in result.output
+    # -q: only errors and the summary line, no notes
+    quiet = invoke("run", FIXTURES / "2chipA.fits.gz", "-o", tmp_path / "q", "--format", "fits", "-q")
+    assert quiet.exit_code == 0 and "note:" not in quiet.output and len(quiet.output.strip().splitlines()) == 1
 
 
 def test_bad_inputs_one_line_each_exit_1_and_nothing_left(tmp_path):
@@ -129,6 +132,12 @@ def test_failure_summary_names_each_file_once(tmp_path):
     bad = tmp_path / "text.fits"
     bad.write_text("hello, not a FITS file")
     result = invoke("run", bad, "-o", tmp_path / "out")
+    assert result.exit_code == 1
+    # one input: its error is said once (no summary repeating it)
+    [line] = [line for line in result.output.splitlines() if "text.fits" in line]
+    assert line.startswith("error: ") and line.count("text.fits") == 1 and "not a readable FITS" in line
+    # a batch: each failure once as it happens, once more in the summary at the end, naming the file once
+    result = invoke("run", bad, EXAMPLE, "-o", tmp_path / "out2", "--no-colorize", "--no-upscale", "--format", "png")
     assert result.exit_code == 1
     [line] = [line for line in result.output.splitlines() if line.strip().startswith("failed:")]
     assert line.count("text.fits") == 1 and "not a readable FITS" in line
@@ -284,3 +293,58 @@ def test_settings_errors_from_the_library_are_usage_errors_and_others_exit_1(tmp
     (tmp_path / "junk.fits").write_bytes(b"not a FITS file at all")
     result = invoke("compose", tmp_path / "junk.fits", EXAMPLE, "-o", tmp_path / "o")
     assert result.exit_code == 1 and result.output.startswith("error: ") and "junk.fits" in result.output
+
+
+def test_any_file_name_is_recorded_escaped_and_no_header_text_is_cut(tmp_path):
+    """A name with accents and a newline is processed, written under its real name and recorded escaped; the
+    provenance HISTORY keeps every value whole (the input's sha256 included) and no word is split across cards."""
+    import hashlib
+
+    from astropy.io import fits
+
+    src = tmp_path / "in" / "Ábell é\nß.fits.gz"
+    src.parent.mkdir()
+    src.write_bytes(EXAMPLE.read_bytes())
+    result = invoke("run", src, "-o", tmp_path / "o", "--format", "fits", "--no-colorize", "-q")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "o" / "Ábell é\nß.enhanced.fits"
+    h = fits.getheader(out)
+    assert h["AE_INPUT"] == "\\xc1bell \\xe9\\n\\xdf.fits.gz"
+    history = " ".join(str(c) for c in h["HISTORY"])
+    assert hashlib.sha256(src.read_bytes()).hexdigest() in history.split()
+    comments = [str(c) for c in h["COMMENT"]]
+    assert " ".join(comments).startswith("Generated detail is not measurement:")
+    assert " ".join(comments).endswith("use the input frame for photometry and astrometry.")
+
+
+def test_missing_inputs_and_empty_folders_say_what_to_do(tmp_path):
+    """A missing input: one line, exit 1, no output folder, no report.  A folder with frames only in sub-folders:
+    the usage error says to add --recursive.  A shard with nothing to do exits 0."""
+    result = invoke("run", tmp_path / "nope.fits", "-o", tmp_path / "out")
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: {tmp_path / 'nope.fits'}: no such file or folder"
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "tree" / "night1").mkdir(parents=True)
+    (tmp_path / "tree" / "night1" / "a.fits.gz").write_bytes(EXAMPLE.read_bytes())
+    result = invoke("run", tmp_path / "tree", "-o", tmp_path / "out")
+    assert result.exit_code == 2 and "has sub-folders: add --recursive" in result.output
+    result = invoke("run", tmp_path / "tree", "-o", tmp_path / "out", "-r", "--shard", "2/2")
+    assert result.exit_code == 0 and "nothing to do for shard 2/2: 1 input(s) in all" in result.output
+
+
+def test_option_values_checked_before_any_work(tmp_path):
+    for args in (["--jobs", "0"], ["--jobs", "-3"], ["--batch", "-1"], ["--log-file", tmp_path / "no" / "log.txt"]):
+        result = invoke("run", EXAMPLE, "-o", tmp_path / "out", *args)
+        assert result.exit_code == 2, (args, result.output)
+    assert not (tmp_path / "out").exists()
+
+
+def test_report_records_the_settings_actually_used(tmp_path):
+    result = invoke("run", EXAMPLE, "-o", tmp_path, "--no-colorize", "--no-upscale", "-q")
+    assert result.exit_code == 0
+    settings = json.loads((tmp_path / "astroenhance-report.json").read_text())["settings"]
+    fits_cfg = settings["fits_inputs"]
+    assert fits_cfg["stretch"] == "asinh" and fits_cfg["interval"] == "percentile:99.5"
+    assert fits_cfg["flux_conserving"] is True and fits_cfg["formats"] == ["fits", "png"]
+    assert settings["image_inputs"]["stretch"] == "linear"
+    assert None not in [v for k, v in fits_cfg.items() if k not in ("weights", "hdu")]

@@ -291,3 +291,20 @@ def output_is_complete(path: Path, expected_shape: tuple[int, int] | None, input
             return expected_shape is None or (im.size[1], im.size[0]) == expected_shape
     except Exception:
         return False
+
+
+def fits_text(text: object) -> str:
+    """``text`` as printable ASCII for a FITS card: other characters (accents, newlines) escaped as ``\\xe9``,
+    ``\\n``..., so a file name of any spelling can be recorded (and recognised) in a header."""
+    out = str(text).encode("ascii", "backslashreplace").decode("ascii")
+    return "".join(ch if 32 <= ord(ch) < 127 else ch.encode("unicode_escape").decode("ascii") for ch in out)
+
+
+def add_text(header: fits.Header, kind: str, text: str, width: int = 72) -> None:
+    """Add ``text`` as HISTORY or COMMENT cards (``kind``), wrapped at word boundaries into as many cards as it
+    needs: nothing is cut off, no word is split (a word longer than a card is split, at ``width``)."""
+    import textwrap
+
+    add = header.add_history if kind == "HISTORY" else header.add_comment
+    for line in textwrap.wrap(fits_text(text), width, break_on_hyphens=False) or [""]:
+        add(line)

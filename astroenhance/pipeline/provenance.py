@@ -14,6 +14,7 @@ from ..config import EnhanceConfig
 from ..imaging.normalize import Normalizer
 from ..imaging.wcs import scale_wcs, wcs_header
 from ..io.readers import FrameSource
+from ..io.writers import add_text, fits_text
 from ..models.weights import WeightsInfo, sha256_file
 
 NOT_MEASUREMENT = ("Generated detail is not measurement: colour and sub-pixel structure are predicted "
@@ -70,9 +71,9 @@ def fits_headers(src: FrameSource, prov: dict[str, object], scale: int, sr_info:
     (None where the output has none: no input WCS, or a display image whose rows run top-down)."""
     primary = fits.Header()
     cards = [("AE_VER", __version__, "astroenhance version"),
-             ("AE_INPUT", str(prov["input"])[-68:], "input file"),
+             ("AE_INPUT", fits_text(prov["input"])[-68:], "input file"),
              ("AE_INSHA", prov["input_sha256"], ""),
-             ("AE_CHIP", src.label, "chip/extension of the input"),
+             ("AE_CHIP", fits_text(src.label), "chip/extension of the input"),
              ("AE_SRW", sr_info.sha256 if sr_info else "none", ""),
              ("AE_SRID", sr_info.id if sr_info else "none", "SR weights id"),
              ("AE_COW", colorizer_info.sha256 if colorizer_info else "none", ""),
@@ -101,9 +102,9 @@ def fits_headers(src: FrameSource, prov: dict[str, object], scale: int, sr_info:
              ("BUNIT", *DISPLAY_BUNIT)]
     for key, value, comment in cards:
         primary[key] = (value, comment)
-    primary.add_comment(NOT_MEASUREMENT)
+    add_text(primary, "COMMENT", NOT_MEASUREMENT)
     for k, v in prov.items():
-        primary.add_history(f"astroenhance {k}: {v}"[:72])
+        add_text(primary, "HISTORY", f"astroenhance {k}: {v}")
     notes = list(src.notes)
     out_wcs = None
     image = fits.Header()
@@ -113,7 +114,7 @@ def fits_headers(src: FrameSource, prov: dict[str, object], scale: int, sr_info:
             out_wcs, wnotes = scale_wcs(src.wcs, scale) if scale != 1 else (src.wcs.deepcopy(), [])
         notes += wnotes
         for note in wnotes:
-            primary.add_history(note[:72])
+            add_text(primary, "HISTORY", note)
         if src.origin == "upper":
             out_wcs = None  # display images (top-down rows) carry no WCS of their own
         else:
@@ -122,5 +123,5 @@ def fits_headers(src: FrameSource, prov: dict[str, object], scale: int, sr_info:
     kept.remove("BUNIT", ignore_missing=True, remove_all=True)
     image.extend(kept, unique=True)
     image["BUNIT"] = DISPLAY_BUNIT
-    image.add_comment(NOT_MEASUREMENT)
+    add_text(image, "COMMENT", NOT_MEASUREMENT)
     return primary, image, notes, out_wcs
