@@ -274,7 +274,7 @@ def composite_source(paths: list[Path], hdu: str | None = None, reference: int |
     ``reference`` (1-based, as given) or the finest-sampled one."""
     from .errors import SettingsError
     from .io.readers import from_array
-    from .io.writers import add_text, fits_text
+    from .io.writers import add_text, set_card
 
     if len(paths) < 2:
         raise SettingsError("give at least two filter frames (BLUE GREEN RED)")
@@ -292,10 +292,17 @@ def composite_source(paths: list[Path], hdu: str | None = None, reference: int |
     rgb = composite_rgb(stack, method)
     header = bands[ref_index].header.copy()
     for colour, b in zip(("BLUE", "GREEN", "RED"), bands[:3]):
-        header[f"AE_{colour[:1]}SRC"] = (fits_text(b.path.name)[-60:], f"{colour.lower()} channel frame")
-        header[f"AE_{colour[:1]}FLT"] = (b.filter or "unknown", f"{colour.lower()} filter")
-    header["AE_CMETH"] = (method, "composite method")
-    header["AE_CREF"] = (fits_text(bands[ref_index].path.name)[-60:], "frame whose grid was used")
+        set_card(header, f"AE_{colour[:1]}SRC", b.path.name[-60:], f"{colour.lower()} channel frame")
+        set_card(header, f"AE_{colour[:1]}FLT", b.filter or "unknown", f"{colour.lower()} filter")
+    from .models.weights import sha256_file
+
+    for colour, b in zip(("BLUE", "GREEN", "RED"), bands[:3]):
+        if b.filter != "mean":  # a synthesised green has no file of its own
+            set_card(header, f"AE_{colour[:1]}SHA", sha256_file(b.path), f"sha256 of the {colour.lower()} frame")
+    inputs = sorted({b.path for b in bands[:3]}, key=str)
+    set_card(header, "AE_INSHA", ",".join(sha256_file(p)[:16] for p in inputs), "inputs' sha256 (16 hex each)")
+    set_card(header, "AE_CMETH", method, "composite method")
+    set_card(header, "AE_CREF", bands[ref_index].path.name[-60:], "frame whose grid was used")
     add_text(header, "HISTORY", "astroenhance compose: bands reprojected with reproject_interp onto the reference grid")
     add_text(header, "HISTORY", "colours are the filters' own (a true-colour composite), not predicted")
     src = from_array(rgb, wcs, name="compose: " + " ".join(b.path.name for b in bands[:3]), origin="lower",

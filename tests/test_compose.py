@@ -58,6 +58,12 @@ def test_composite_fits_layout_wcs_and_avm(composite):
     with fits.open(composite / "CFHTLS-test.composite.fits") as h:
         assert [x.name for x in h] == ["PRIMARY", "RED", "GREEN", "BLUE"]
         assert h["RED"].header["AE_RFLT"] == "i.MP9701" and h["BLUE"].header["AE_BFLT"] == "g.MP9401"
+        p = h[0].header  # the composite's provenance where a reader looks first, and only what ran
+        assert p["AE_CMETH"] == "lupton" and p["AE_RFLT"] == "i.MP9701" and p["AE_GFLT"] == "r.MP9601"
+        import hashlib
+
+        assert p["AE_RSHA"] == hashlib.sha256(BANDS[2].read_bytes()).hexdigest()
+        assert p["AE_INSHA"] and p["AE_FLUX"] is False and p["AE_GATE"] is False and p["AE_SRMOD"] == "none"
         w_fits = WCS(h["RED"].header)
     w_in = WCS(fits.getheader(BANDS[0]))
     np.testing.assert_allclose(w_fits.wcs.crpix, w_in.wcs.crpix)
@@ -150,3 +156,22 @@ def test_mosaic_of_enhanced_frames_is_colour_and_4x(tmp_path):
         assert [x.name for x in h] == ["PRIMARY", "RED", "GREEN", "BLUE"]
         assert h["RED"].data.shape[1] > 4 * 120  # two 120-wide pieces side by side, at 4x
     assert not [p for p in (tmp_path / "m").iterdir() if p.name.startswith(".")]
+
+
+def test_no_header_card_is_truncated(tmp_path):
+    """Every card compose and mosaic --enhance write fits its 80 characters: astropy has nothing to cut (its
+    VerifyWarning would leak to the user's terminal)."""
+    from astropy.io.fits.verify import VerifyWarning
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        result = runner.invoke(app, ["compose", *map(str, BANDS), "-o", str(tmp_path / "c"), "--format", "fits"])
+        assert result.exit_code == 0, result.output
+        result = runner.invoke(app, ["mosaic", "--enhance", str(BANDS[0]), str(BANDS[1]), "-o", str(tmp_path / "m"),
+                                     "--format", "fits"])
+        assert result.exit_code == 0, result.output
+        for f in [*tmp_path.glob("c/*.fits"), *tmp_path.glob("m/*.fits")]:
+            with fits.open(f) as h:
+                for hdu in h:
+                    str(hdu.header)  # formats every card: a too-long one warns here
+    assert not [w for w in seen if issubclass(w.category, VerifyWarning)]

@@ -308,3 +308,13 @@ def add_text(header: fits.Header, kind: str, text: str, width: int = 72) -> None
     add = header.add_history if kind == "HISTORY" else header.add_comment
     for line in textwrap.wrap(fits_text(text), width, break_on_hyphens=False) or [""]:
         add(line)
+
+
+def set_card(header: fits.Header, key: str, value: object, comment: str = "") -> None:
+    """``header[key] = (value, comment)``, the comment shortened (or left out) so the card fits its 80 characters
+    (astropy would truncate it with a warning)."""
+    value = fits_text(value) if isinstance(value, str) else value
+    header[key] = value
+    room = 80 - len(str(fits.Card(key, value)).rstrip()) - 3
+    if comment and room > 0:
+        header.comments[key] = comment[:room]

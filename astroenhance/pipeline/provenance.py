@@ -14,12 +14,13 @@ from ..config import EnhanceConfig
 from ..imaging.normalize import Normalizer
 from ..imaging.wcs import scale_wcs, wcs_header
 from ..io.readers import FrameSource
-from ..io.writers import add_text, fits_text
+from ..io.writers import add_text, fits_text, set_card
 from ..models.weights import WeightsInfo, sha256_file
 
 NOT_MEASUREMENT = ("Generated detail is not measurement: colour and sub-pixel structure are predicted "
                    "by neural networks; use the input frame for photometry and astrometry.")
 DISPLAY_BUNIT = ("display", "stretched display values in [0, 1], not flux")
+COMPOSITE_CARDS = ("AE_CMETH", "AE_CREF", *(f"AE_{c}{k}" for c in "BGR" for k in ("SRC", "FLT", "SHA")))
 
 
 def utc_now() -> str:
@@ -41,7 +42,8 @@ def provenance(src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, *, scale:
     return {
         "tool": f"astroenhance {__version__}",
         "input": src.path.name if src.path else src.name,
-        "input_sha256": sha256_file(src.path) if src.path else "",
+        "input_sha256": sha256_file(src.path) if src.path else str(src.header.get("AE_INSHA", "")
+                                                                    if src.header is not None else ""),
         "chip": src.label,
         "sr_weights": _weights(sr_info),
         "colorizer_weights": _weights(colorizer_info),
@@ -49,12 +51,13 @@ def provenance(src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, *, scale:
         "vmin": norm.vmin, "vmax": norm.vmax,
         "luminance": "BT.709 luma of display values",
         "tile": cfg.tile, "overlap": cfg.overlap, "scale": scale,
-        "flux_conserving": bool(cfg.flux_conserving), "colorize": cfg.colorize, "upscale": cfg.upscale,
+        # what actually ran: no flux projection and no gate without super-resolution
+        "flux_conserving": bool(cfg.flux_conserving) and scale > 1, "colorize": cfg.colorize, "upscale": scale > 1,
         "sr_model": cfg.sr_model if cfg.upscale else "none",
         "sr_input_space": sr_space,
         "sky": norm.sky, "sky_noise": norm.sky_noise,
         "device": device, "precision": cfg.precision,
-        "noise_gate": bool(cfg.noise_gate), "noise_sigma": norm.noise,
+        "noise_gate": bool(cfg.noise_gate) and scale > 1, "noise_sigma": norm.noise,
         "sr_detail_fraction": round(sr_detail_fraction, 4),
         "utc": utc_now(),
     }
@@ -101,7 +104,13 @@ def fits_headers(src: FrameSource, prov: dict[str, object], scale: int, sr_info:
              ("AE_DATE", prov["utc"], "UTC time of processing"),
              ("BUNIT", *DISPLAY_BUNIT)]
     for key, value, comment in cards:
-        primary[key] = (value, comment)
+        set_card(primary, key, value, comment)
+    # a composite's own provenance (compose.composite_source): method, reference grid, each channel's frame,
+    # filter and sha256 — in the primary header too, where a reader looks first
+    source = src.header if src.header is not None else fits.Header()
+    for key in COMPOSITE_CARDS:
+        if key in source:
+            set_card(primary, key, source[key], source.comments[key])
     add_text(primary, "COMMENT", NOT_MEASUREMENT)
     for k, v in prov.items():
         add_text(primary, "HISTORY", f"astroenhance {k}: {v}")
