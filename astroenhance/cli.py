@@ -149,16 +149,19 @@ def run(
     Each output records the tool version, weights hashes, every parameter and the input's checksum.
     Generated detail is not measurement. Exit status: 0 all succeeded, 1 any input failed, 2 usage error.
     """
-    from .batch import Record, check_outdir, discover, parse_shard, shard, why_no_frames, write_report
-    from .pipeline import Enhancer
-    from .pipeline.device import slow_cpu_bf16
-    from .runner import bound_memory, run_batch
-
     config = EnhanceConfig(scale=scale, colorize=colorize, upscale=upscale, formats=_parse_formats(fmt),
                            stretch=stretch.value if stretch else None, interval=interval, tile=tile, overlap=overlap,
                            flux_conserving=flux_conserving, device=device.value, precision=precision.value,
                            sr_model=sr_model.value, weights=str(weights) if weights else None, batch=batch, hdu=hdu,
                            noise_gate=noise_gate)
+    config.check()  # usage errors answer before torch and the networks load
+    if log_file is not None and not log_file.parent.is_dir():
+        raise _usage(f"--log-file {log_file}: folder {log_file.parent} does not exist")
+    from .batch import Record, check_outdir, discover, parse_shard, shard, why_no_frames, write_report
+    from .pipeline import Enhancer
+    from .pipeline.device import slow_cpu_bf16
+    from .runner import bound_memory, run_batch
+
     bound_memory(low_memory)
     enhancer = Enhancer(config)
     if slow := slow_cpu_bf16(enhancer.device, config.precision):
@@ -179,8 +182,6 @@ def run(
         if not jobs:
             err.print(f"nothing to do for shard {k}/{n}: {total} input(s) in all", markup=False)
             return
-    if log_file is not None and not log_file.parent.is_dir():
-        raise _usage(f"--log-file {log_file}: folder {log_file.parent} does not exist")
     log = open(log_file, "a") if log_file else None
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=err, disable=quiet, transient=True)

@@ -48,5 +48,23 @@ class EnhanceConfig:
             formats=self.formats or (("fits", "png") if is_fits else ("png",)),
         )
 
+    def check(self) -> None:
+        """Refuse settings no frame could be enhanced with (`SettingsError`: one line saying which and why).
+        Cheap: nothing heavy is imported, so a usage error answers at once."""
+        from .errors import SettingsError
+        from .imaging.normalize import make_stretch, parse_interval
+
+        if self.upscale and self.scale not in (1, 2, 4):
+            raise SettingsError(f"scale {self.scale}: the super-resolution networks upscale by 4")
+        bad = [f for f in self.formats or () if f not in FORMATS]
+        if bad:
+            raise SettingsError(f"unknown format(s) {', '.join(bad)}; choose from {', '.join(FORMATS)}")
+        if self.stretch:
+            make_stretch(self.stretch)
+        if self.interval:
+            parse_interval(self.interval)
+        if self.tile < 16 or not 0 <= self.overlap < self.tile:
+            raise SettingsError(f"need tile >= 16 and 0 <= overlap < tile (got tile={self.tile}, overlap={self.overlap})")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

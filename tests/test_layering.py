@@ -84,3 +84,20 @@ def test_every_package_is_installed():
     listed = set(tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(p.parent.relative_to(PACKAGE.parent).parts) for p in PACKAGE.rglob("__init__.py")}
     assert found <= listed and "astroenhance._weights" in listed
+
+
+def test_help_and_usage_errors_answer_before_heavy_imports():
+    """`--help`, `run --help` and a usage error load neither torch nor astropy's FITS code nor reproject: they
+    answer fast (`benchmarks/bench_startup.py` times it)."""
+    code = """
+import sys
+from typer.testing import CliRunner
+from astroenhance.cli import app
+r = CliRunner()
+codes = [r.invoke(app, ["--help"]).exit_code, r.invoke(app, ["run", "--help"]).exit_code,
+         r.invoke(app, ["run", "x.fits", "-o", "o", "--format", "gif"]).exit_code,
+         r.invoke(app, ["run", "x.fits", "-o", "o", "--interval", "percentile:0"]).exit_code]
+print(codes, sorted(m for m in ("torch", "astropy.io.fits", "reproject") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[0, 0, 2, 2] []"

@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from astropy.io import fits
 
-from ..config import FORMATS, EnhanceConfig
+from ..config import EnhanceConfig
 from ..errors import DiskFullError, InputError, OutputError, SettingsError
 from ..imaging.color import rgb_to_ycbcr
-from ..imaging.normalize import Normalizer, make_stretch, parse_interval
+from ..imaging.normalize import Normalizer
 from ..imaging.tiling import TileGrid
 from ..io.readers import FrameSource, display_range, from_array, is_fits, open_frames
 from ..models.srresnet import require_luminance
@@ -87,21 +87,6 @@ class Networks:
         return nets
 
 
-def check_settings(config: EnhanceConfig) -> None:
-    """Refuse settings no frame could be enhanced with (`SettingsError`, one line saying which and why)."""
-    if config.upscale and config.scale not in (1, 2, 4):
-        raise SettingsError(f"scale {config.scale}: the super-resolution networks upscale by 4")
-    bad = [f for f in config.formats or () if f not in FORMATS]
-    if bad:
-        raise SettingsError(f"unknown format(s) {', '.join(bad)}; choose from {', '.join(FORMATS)}")
-    if config.stretch:
-        make_stretch(config.stretch)
-    if config.interval:
-        parse_interval(config.interval)
-    if config.tile < 16 or not 0 <= config.overlap < config.tile:
-        raise SettingsError(f"need tile >= 16 and 0 <= overlap < tile (got tile={config.tile}, overlap={config.overlap})")
-
-
 class _BandCarry:
     """The blend sums (L, Cb, Cr, weight) a column band leaves in the columns it shares with the next band,
     for every output row, kept in an unnamed temporary file rather than memory (its size grows with the
@@ -155,7 +140,7 @@ class Enhancer:
     """
 
     def __init__(self, config: EnhanceConfig = EnhanceConfig(), networks: Networks | None = None) -> None:
-        check_settings(config)
+        config.check()
         self.config = config
         self.accel = Accelerator(config.device, config.precision, config.batch)
         self.device = self.accel.device
