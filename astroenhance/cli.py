@@ -127,6 +127,7 @@ def run(
     tile: Annotated[int, typer.Option(help="Largest tile side in input pixels; memory per tile is bounded by it. Tiles are spread evenly (equal size, at least --overlap shared), so a frame of 1000 px or more gets tiles of 191-224 px with the default, 224 (the paper's input size).")] = 224,
     overlap: Annotated[int, typer.Option(help="Pixels shared by neighbouring tiles, blended with a raised-cosine window (16 keeps tiled = untiled to <1e-4).")] = 16,
     flux_conserving: Annotated[bool | None, typer.Option("--flux-conserving/--no-flux-conserving", help="Make every 4x4 block mean of the output luminance equal the normalized input pixel (and, for a colour input with --no-colorize, its colour too). Default: on for FITS, off for images.", show_default=False)] = None,
+    flux_tolerance: Annotated[float | None, typer.Option(help="With --flux-conserving: bring each 4x4 block mean of the output luminance within this many times the input pixel's noise of it (0: exactly onto it). Default: 0 for psnr, psnr-large and gan; 2 for hst, which removes noise (an exact projection would put the noise back).", min=0.0, show_default=False)] = None,
     device: Annotated[Device, typer.Option(help="auto picks CUDA when available.")] = Device.auto,
     precision: Annotated[Precision, typer.Option(help="fp32 everywhere; bf16 on GPUs and CPUs with native bf16 (AMX/AVX512-BF16; elsewhere it is much slower); fp16 on CUDA only.")] = Precision.fp32,
     sr_model: Annotated[SRModel, typer.Option(help="psnr: faithful, smooth (default, the one to inspect structure with); psnr-large: the same kind, the paper's 16x64 network, ~0.1 dB closer to the truth and 2.6x slower on a CPU (for GPUs); gan: sharper, more invented texture.")] = SRModel.psnr,
@@ -151,7 +152,8 @@ def run(
     """
     config = EnhanceConfig(scale=scale, colorize=colorize, upscale=upscale, formats=_parse_formats(fmt),
                            stretch=stretch.value if stretch else None, interval=interval, tile=tile, overlap=overlap,
-                           flux_conserving=flux_conserving, device=device.value, precision=precision.value,
+                           flux_conserving=flux_conserving, flux_tolerance=flux_tolerance, device=device.value,
+                           precision=precision.value,
                            sr_model=sr_model.value, weights=str(weights) if weights else None, batch=batch, hdu=hdu,
                            noise_gate=noise_gate)
     config.check()  # usage errors answer before torch and the networks load

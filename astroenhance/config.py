@@ -28,6 +28,8 @@ class EnhanceConfig:
     tile: int = 224
     overlap: int = 16
     flux_conserving: bool | None = None
+    flux_tolerance: float | None = None  # block means within this many input-noise sigmas of the input (0: exact);
+    # None: exact for display-space SR networks, 2 for noise-space ones (they remove noise; exactness would restore it)
     device: str = "auto"
     precision: str = "fp32"
     sr_model: str = "psnr"

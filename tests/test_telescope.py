@@ -94,5 +94,30 @@ def test_noise_space_network_through_run_keeps_the_flux_promise_and_says_so(tmp_
         assert h[0].header["AE_SRSPC"] == "noise-asinh" and h[0].header["AE_GATE"] is False
         assert h[0].header["AE_SKYSG"] > 0
         lum = h["GREEN"].data.astype(np.float64)
+        assert h[0].header["AE_FLUX"] is True and h[0].header["AE_FLUXT"] == 2.0
     disp = res.normalizer(fits.getdata(FIXTURES / "abell_2744_dwarf_galaxy_f105w.fits.gz"))
-    np.testing.assert_allclose(area_downsample(lum, 4), disp, atol=2e-5)
+    sigma = Enhancer._display_noise(res.normalizer, disp)
+    # noise-consistent by default: every block mean within 2 sigma of the input pixel (float32 output)
+    assert np.all(np.abs(area_downsample(lum, 4) - disp) <= 2 * sigma + 2e-6)
+    exact = Enhancer(EnhanceConfig(device="cpu", colorize=False, sr_model="hst", weights=str(wdir), formats=("fits",),
+                                   flux_tolerance=0.0))
+    [res0] = exact.enhance_file(FIXTURES / "abell_2744_dwarf_galaxy_f105w.fits.gz", tmp_path / "exact")
+    lum0 = fits.getdata(res0.outputs[0], "GREEN").astype(np.float64)
+    np.testing.assert_allclose(area_downsample(lum0, 4), disp, atol=2e-5)
+
+
+def test_noise_consistent_flux_moves_only_what_noise_cannot_explain():
+    from astroenhance.pipeline.finish import block_means, noise_consistent_shift
+
+    rng = np.random.default_rng(7)
+    target = rng.uniform(0.2, 0.8, (8, 8))
+    sigma = np.full((8, 8), 0.01)
+    out = np.repeat(np.repeat(target, 4, 0), 4, 1) + rng.normal(0, 0.02, (32, 32))
+    out[:4, :4] += 0.1  # one block far off: pulled back to the edge of the tolerance
+    fixed = noise_consistent_shift(out, target, sigma, 4, 2.0)
+    resid = block_means(fixed, 4) - target
+    assert np.all(np.abs(resid) <= 2.0 * sigma + 1e-6)  # float32 output
+    assert abs(resid[0, 0]) == pytest.approx(0.02, abs=1e-6)
+    inside = np.abs(block_means(out, 4) - target) <= 2.0 * sigma
+    keep = np.kron(inside, np.ones((4, 4))).astype(bool)
+    np.testing.assert_allclose(fixed[keep], out[keep], atol=1e-6)

@@ -153,6 +153,10 @@ class Enhancer:
             raise SettingsError(f"{self.sr_info.id}: unknown input space {self.sr_space!r}")
         if config.noise_gate is None:
             self.config = config = replace(config, noise_gate=self.sr_space == "display")
+        if config.flux_tolerance is None:
+            self.config = config = replace(config, flux_tolerance=0.0 if self.sr_space == "display" else 2.0)
+        if config.flux_tolerance < 0:
+            raise SettingsError(f"flux tolerance {config.flux_tolerance}: must be >= 0 (input-noise sigmas)")
         if self.sr is not None:
             require_luminance(self.sr, "astroenhance")
             scale = getattr(self.sr, "scale", 4)
@@ -204,6 +208,16 @@ class Enhancer:
         sigma = norm.sky_noise if norm.sky_noise > 0 else 1.0
         out = self.accel.run(self.sr, to_noise_space(linear, norm.sky, sigma).astype(np.float32))
         return norm(from_noise_space(out.astype(np.float64), norm.sky, sigma))
+
+    @staticmethod
+    def _display_noise(norm: Normalizer, display: np.ndarray) -> np.ndarray:
+        """The input's noise in display units at each pixel: its linear noise times the stretch's local slope
+        (0 where the display is clipped)."""
+        sigma = norm.sky_noise if norm.sky_noise > 0 else 0.0
+        if sigma == 0:
+            return np.full(display.shape, norm.noise, np.float64)
+        x = norm.inverse(display)
+        return norm(x + sigma / 2).astype(np.float64) - norm(x - sigma / 2)
 
     def _context(self, src: FrameSource, norm: Normalizer) -> torch.Tensor | None:
         """The colorizer's whole-frame context, from a thumbnail built strip by strip."""
@@ -347,9 +361,11 @@ class Enhancer:
                 piece = done_rows[:, cols_in.start * s:cols_in.stop * s]
                 measured = chroma_in[rows, cols_in] if chroma_in is not None and self.colorizer is None else None
                 weight = piece[..., 3]
+                lum_in = lum[rows, cols_in]
+                tol = cfg.flux_tolerance or 0.0
                 rgb, out_l = finish_pixels(piece[..., 0] / weight, piece[..., 1:3] / weight[..., None],
-                                           lum[rows, cols_in], mask[rows, cols_in], s, bool(cfg.flux_conserving),
-                                           measured)
+                                           lum_in, mask[rows, cols_in], s, bool(cfg.flux_conserving), measured,
+                                           tol, self._display_noise(norm, lum_in) if tol > 0 else None)
                 put(a * s, b * s, emit0 * s, rgb, out_l)
             n = final - acc_row0
             if n > 0:

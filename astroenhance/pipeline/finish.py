@@ -114,16 +114,34 @@ def project_block_means(out: np.ndarray, target: np.ndarray, scale: int, iterati
 
 # ---- the finished pixels ------------------------------------------------------------------------------
 
+def noise_consistent_shift(out: np.ndarray, target: np.ndarray, sigma: np.ndarray, scale: int,
+                           tolerance: float) -> np.ndarray:
+    """Shift each ``scale x scale`` block of ``out`` towards its ``target`` mean by the part of the difference that
+    exceeds ``tolerance * sigma`` (the input pixel's noise): block means end within the input's noise of the input,
+    as the truth's are, so a network that removes noise is not forced to put it back.  Values stay in [0, 1]."""
+    current = block_means(out.astype(np.float64), scale)
+    r = target - current
+    r = np.sign(r) * np.maximum(np.abs(r) - tolerance * sigma, 0.0)
+    # the new block means lie between the current ones and the target, so within [0, 1]: the bounded
+    # least-squares projection reaches them exactly, also where a block touches 0 or 1
+    return project_block_means(out, np.clip(current + r, 0.0, 1.0), scale)
+
+
 def finish_pixels(lum: np.ndarray, chroma: np.ndarray, lum_in: np.ndarray, mask: np.ndarray, scale: int,
-                  flux: bool, chroma_in: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  flux: bool, chroma_in: np.ndarray | None = None, tolerance: float = 0.0,
+                  sigma_in: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Final RGB ``(H*s, W*s, 3)`` and luminance ``(H*s, W*s)`` of a piece of output.
 
     ``lum``/``chroma`` are the blended network outputs on the output grid; ``lum_in`` the normalized input
     luminance and ``mask`` its no-data pixels on the input grid.  With ``flux`` the block means of the
     luminance equal ``lum_in`` and, for a colour input (``chroma_in``, measured colour), so do the chroma's;
     then the chroma is shrunk into the RGB gamut (a pixel's saturation may give way, never its luminance).
+    With a ``tolerance`` > 0 the luminance's block means are only brought within ``tolerance * sigma_in`` (the
+    input pixels' noise, display units) of ``lum_in`` (`noise_consistent_shift`) instead of onto it.
     """
-    if flux and scale > 1:
+    if flux and scale > 1 and tolerance > 0 and sigma_in is not None:
+        lum = noise_consistent_shift(lum, np.clip(lum_in, 0, 1), sigma_in, scale, tolerance).astype(np.float32)
+    elif flux and scale > 1:
         lum = project_block_means(lum, np.clip(lum_in, 0, 1), scale)
         if chroma_in is not None:
             chroma = block_mean_shift(chroma, chroma_in, scale)

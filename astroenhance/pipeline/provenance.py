@@ -53,6 +53,7 @@ def provenance(src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, *, scale:
         "tile": cfg.tile, "overlap": cfg.overlap, "scale": scale,
         # what actually ran: no flux projection and no gate without super-resolution
         "flux_conserving": bool(cfg.flux_conserving) and scale > 1, "colorize": cfg.colorize, "upscale": scale > 1,
+        "flux_tolerance_sigma": float(cfg.flux_tolerance or 0.0) if cfg.flux_conserving and scale > 1 else 0.0,
         "sr_model": cfg.sr_model if cfg.upscale else "none",
         "sr_input_space": sr_space,
         "sky": norm.sky, "sky_noise": norm.sky_noise,
@@ -91,6 +92,7 @@ def fits_headers(src: FrameSource, prov: dict[str, object], scale: int, sr_info:
              ("AE_OVLAP", prov["overlap"], "tile overlap (input pixels)"),
              ("AE_SCALE", scale, "output pixels per input pixel"),
              ("AE_FLUX", prov["flux_conserving"], "block means equal input luminance"),
+             ("AE_FLUXT", prov["flux_tolerance_sigma"], "... within this many input sigmas (0: exact)"),
              ("AE_COLOR", prov["colorize"], "colour predicted by the colorizer"),
              ("AE_SRMOD", prov["sr_model"], "super-resolution model"),
              ("AE_SRSPC", prov["sr_input_space"], "SR input: display or noise-asinh values"),
