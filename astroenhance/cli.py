@@ -399,7 +399,7 @@ def train_sr_hst(
     in the noise-normalised space `run` maps such frames into (see astroenhance/training/telescope.py)."""
     from .training.telescope import TelescopeConfig, TelescopeTrainer, load_truths
 
-    cfg = TelescopeConfig(truths=[str(t) for t in truths], out=str(outdir), arch=arch, init=str(init) if init else "",
+    cfg = TelescopeConfig(truths=[str(t) for t in truths], val=[str(v) for v in val], out=str(outdir), arch=arch, init=str(init) if init else "",
                           iters=iters, batch=batch, crop=crop, lr=lr, k_min=k_min, k_max=k_max, synthetic=synthetic,
                           seed=seed, val_every=val_every, threads=threads)
     trainer = TelescopeTrainer(cfg, load_truths(truths), load_truths(val))

@@ -121,3 +121,20 @@ def test_noise_consistent_flux_moves_only_what_noise_cannot_explain():
     inside = np.abs(block_means(out, 4) - target) <= 2.0 * sigma
     keep = np.kron(inside, np.ones((4, 4))).astype(bool)
     np.testing.assert_allclose(fixed[keep], out[keep], atol=1e-6)
+
+
+def test_shipped_hst_model_runs_in_noise_space_with_its_defaults(tmp_path):
+    from astropy.io import fits
+    from typer.testing import CliRunner
+
+    from astroenhance.cli import app
+
+    from .conftest import EXAMPLE
+
+    result = CliRunner().invoke(app, ["run", str(EXAMPLE), "-o", str(tmp_path), "--sr-model", "hst", "--no-colorize",
+                                      "--format", "fits", "-q"])
+    assert result.exit_code == 0, result.output
+    [out] = tmp_path.glob("*.fits")
+    h = fits.getheader(out)
+    assert h["AE_SRID"] == "sr-hst-8x32" and h["AE_SRSPC"] == "noise-asinh"
+    assert h["AE_GATE"] is False and h["AE_FLUX"] is True and h["AE_FLUXT"] == 2.0 and h["AE_SRDET"] == 1.0

@@ -119,6 +119,7 @@ class TelescopeConfig:
     """Settings of a telescope-model training run (recorded in the run folder and the manifest)."""
 
     truths: list[str] = field(default_factory=list)  # real deep frames
+    val: list[str] = field(default_factory=list)  # frames for validation crops (not trained on)
     out: str = "runs/sr-hst"
     arch: str = "srresnet-8x32"
     init: str = ""  # start from these weights (safetensors or a run's ckpt.pt)
