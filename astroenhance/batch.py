@@ -31,22 +31,61 @@ def _is_frame(p: Path) -> bool:
     return p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(FITS_SUFFIXES + IMAGE_SUFFIXES)
 
 
-def discover(inputs: list[Path], outdir: Path, recursive: bool = False, glob: str | None = None) -> list[Job]:
+def _link_ok(f: Path) -> bool:
+    """Whether a symbolic link leads somewhere (not dangling, not a loop)."""
+    try:
+        f.resolve(strict=True)
+        return True
+    except (OSError, RuntimeError):
+        return False
+
+
+def _walk(folder: Path, recursive: bool):
+    """The entries of ``folder`` (and, with ``recursive``, of its sub-folders), never following a symbolic link
+    into a folder twice: a link loop cannot make the walk endless."""
+    seen: set[Path] = set()
+    stack = [folder]
+    while stack:
+        d = stack.pop()
+        try:
+            key = d.resolve(strict=True)
+        except (OSError, RuntimeError):
+            continue
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            entries = list(d.iterdir())
+        except OSError:
+            continue
+        for e in entries:
+            yield e
+            if recursive and e.is_dir() and (not e.is_symlink() or _link_ok(e)):
+                stack.append(e)
+
+
+def discover(inputs: list[Path], outdir: Path, recursive: bool = False, glob: str | None = None,
+             skipped: list[tuple[Path, str]] | None = None) -> list[Job]:
     """Jobs for every input: a file as given; a folder's frames (recursively with ``recursive``), filtered by
-    ``glob`` on the file name, with outputs under ``outdir`` at the same relative path.
+    ``glob`` on the file name, with outputs under ``outdir`` at the same relative path.  Symbolic links that loop
+    or point nowhere are left out and, with ``skipped``, listed there with the reason.
 
     An output folder inside an input folder is refused: the input tree is never written into.
     """
     jobs: list[Job] = []
+    out_abs = outdir.resolve()
     for p in inputs:
         if p.is_dir():
             out_abs, in_abs = outdir.resolve(), p.resolve()
             if out_abs == in_abs or in_abs in out_abs.parents:
                 raise SettingsError(f"{outdir}: the output folder lies inside the input folder {p}; "
                                  "choose an output folder outside the input tree")
-            candidates = p.rglob("*") if recursive else p.iterdir()
-            for f in sorted(candidates):
-                if outdir.resolve() in f.resolve().parents:
+            for f in sorted(_walk(p, recursive)):
+                if f.is_symlink() and not _link_ok(f):
+                    if skipped is not None and (glob is None or fnmatch.fnmatch(f.name, glob)):
+                        skipped.append((f, "a symbolic link that loops or points nowhere"))
+                    continue
+                if out_abs in f.resolve().parents:
                     continue  # never read our own outputs back as inputs
                 if _is_frame(f) and (glob is None or fnmatch.fnmatch(f.name, glob)):
                     jobs.append(Job(f, outdir / f.parent.relative_to(p)))
@@ -66,7 +105,7 @@ def why_no_frames(inputs: list[Path], outdir: Path, recursive: bool, glob: str |
         entries = list(p.iterdir())
         if not recursive and any(e.is_dir() for e in entries):
             hints.append(f"{p} has sub-folders: add --recursive to look in them")
-        found = [f for f in (p.rglob("*") if recursive else entries) if _is_frame(f)]
+        found = [f for f in _walk(p, recursive) if _is_frame(f)]
         if found and all(out_abs in f.resolve().parents for f in found):
             hints.append(f"the frames under {p} lie inside the output folder {outdir}, which is never read as input")
         elif found and glob:
@@ -156,12 +195,17 @@ def check_outdir(outdir: Path) -> None:
             return
 
 
-def check_claims(enhancer, path: Path, outdir: Path, claimed: dict[Path, Path]) -> None:
-    """Refuse an input whose outputs another input of this run already claims (e.g. a.fits and a.png):
-    ``claimed`` maps each output path to its input and grows with every accepted input."""
+def check_claims(enhancer, path: Path, outdir: Path, claimed: dict[Path, Path],
+                 inputs: set[Path] | None = None) -> None:
+    """Refuse an input whose outputs another input of this run already claims (e.g. a.fits and a.png), or whose
+    output would replace one of the run's ``inputs`` (resolved paths: ``a.png`` beside an input named
+    ``a.enhanced.png``).  ``claimed`` maps each output path to its input and grows with every accepted input."""
     from .errors import OutputError
 
     for target in enhancer.output_paths(path, outdir, "").values():
+        if inputs and target.resolve() in inputs:
+            raise OutputError(f"{path}: its output {target} is one of this run's inputs and would overwrite it; "
+                              "choose another output folder")
         other = claimed.get(target)
         if other is not None and other != path:
             raise OutputError(f"{path}: its output {target} was already written from {other} in this run; "

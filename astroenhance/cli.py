@@ -169,7 +169,8 @@ def run(
     if slow := slow_cpu_bf16(enhancer.device, config.precision):
         err.print(f"warning: {slow}", markup=False)
     check_outdir(outdir)
-    jobs = discover(inputs, outdir, recursive, glob)
+    unusable: list[tuple[Path, str]] = []
+    jobs = discover(inputs, outdir, recursive, glob, unusable)
     if not jobs:
         raise _usage("no input frames found" + (f" matching {glob!r}" if glob else "")
                      + "".join(f"; {hint}" for hint in why_no_frames(inputs, outdir, recursive, glob)))
@@ -196,7 +197,9 @@ def run(
             log.write(text + "\n")
             log.flush()
 
-    records: list[Record] = []
+    records: list[Record] = [Record(str(f), "skipped", error=why) for f, why in unusable]
+    for f, why in unusable:
+        say("note", f"skipped {f}: {why}")
     t0 = time.perf_counter()
     stopped = ""
     with progress, warnings.catch_warnings():

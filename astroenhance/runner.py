@@ -150,9 +150,10 @@ def run_batch(enhancer, jobs: list[Job], *, n_jobs: int = 1, scheduler: str | No
     at ``scheduler`` (one task per frame; the workers must see the same paths)."""
     claimed: dict = {}
     pending = []
+    inputs = {j.path.resolve() for j in jobs}
     for job in jobs:
         try:
-            check_claims(enhancer, job.path, job.outdir, claimed)
+            check_claims(enhancer, job.path, job.outdir, claimed, inputs)
             pending.append(job)
         except AstroEnhanceError as exc:
             yield JobResult(Record(str(job.path), "failed", error=str(exc)), [("error", str(exc))])

@@ -1,9 +1,11 @@
 """Archive runs: folders, mirrored trees, skip-existing, stale temporaries, shards, reproducible outputs."""
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
@@ -192,3 +194,47 @@ def test_two_runs_into_one_folder_leave_complete_outputs(tmp_path):
     for i in range(3):
         assert output_is_complete(out / f"frame{i}.enhanced.fits", (400, 400))
     assert not [p for p in out.iterdir() if "astroenhance-tmp" in p.name]
+
+
+def test_links_that_loop_or_dangle_are_skipped_and_the_rest_processed(tmp_path):
+    import os
+
+    root = tmp_path / "in"
+    (root / "sub").mkdir(parents=True)
+    shutil.copy(EXAMPLE, root / "sub" / "a.fits.gz")
+    os.symlink(root, root / "sub" / "loop")  # a folder link back up the tree
+    os.symlink(root / "self.fits", root / "self.fits")  # a link to itself
+    os.symlink(root / "gone.fits", root / "dangling.fits")
+    result = CliRunner().invoke(app, ["run", str(root), "-o", str(tmp_path / "out"), "-r", "--no-colorize",
+                                      "--no-upscale", "--format", "png"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "sub" / "a.enhanced.png").exists()
+    report = json.loads((tmp_path / "out" / "astroenhance-report.json").read_text())
+    skipped = {Path(r["input"]).name: r["error"] for r in report["records"] if r["status"] == "skipped"}
+    assert set(skipped) == {"self.fits", "dangling.fits"} and "loops or points nowhere" in skipped["self.fits"]
+
+
+def test_a_fifo_is_refused_without_opening_it(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.fits"
+    os.mkfifo(fifo)
+    result = CliRunner().invoke(app, ["run", str(fifo), str(EXAMPLE), "-o", str(tmp_path / "out"), "--no-colorize",
+                                      "--no-upscale", "--format", "png"])
+    assert result.exit_code == 1
+    assert f"error: {fifo}: a FIFO, not a regular file" in result.output
+    assert (tmp_path / "out" / "abell_2744_group_of_galaxies_f105w.enhanced.png").exists()
+
+
+def test_an_input_named_like_an_output_is_never_overwritten(tmp_path):
+    folder = tmp_path / "ow"
+    folder.mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (20, 16), (10, 20, 30)).save(folder / "a.png")
+    Image.new("RGB", (20, 16), (200, 100, 50)).save(folder / "a.enhanced.png")
+    before = (folder / "a.enhanced.png").read_bytes()
+    result = CliRunner().invoke(app, ["run", str(folder / "a.png"), str(folder / "a.enhanced.png"), "-o", str(folder),
+                                      "--no-colorize", "--no-upscale"])
+    assert result.exit_code == 1 and "is one of this run's inputs and would overwrite it" in result.output
+    assert (folder / "a.enhanced.png").read_bytes() == before

@@ -175,3 +175,24 @@ def test_chip_labels_select_one_chip():
     np.testing.assert_array_equal(sci2, read_frame(FIXTURES / "2chipA.fits.gz", "SCI,2")[0])
     with pytest.raises(InputError, match="no HDU named 'chip9'.*chips: chip1, chip2, chip3, chip4"):
         read_frame(FIXTURES / "hubble_wfpc2_sample.fits", "chip9")
+
+
+def test_suspect_headers_do_not_pass_silently(tmp_path):
+    """BSCALE = 0 would make every pixel BZERO: refused, naming the file.  A singular CD matrix has no sky scale:
+    the frame is read without a WCS and a note says why."""
+    from astroenhance.errors import InputError
+
+    data = (np.arange(64 * 48).reshape(48, 64) % 97).astype(np.int16)
+    fits.writeto(tmp_path / "b.fits", data, fits.Header({"PLACEHLD": 1}))
+    raw = (tmp_path / "b.fits").read_bytes()  # astropy manages BSCALE itself: write the card into the bytes
+    card = str(fits.Card("PLACEHLD", 1)).encode()
+    (tmp_path / "b.fits").write_bytes(raw.replace(card, str(fits.Card("BSCALE", 0.0)).encode()))
+    with pytest.raises(InputError, match=r"b.fits.*BSCALE = 0"):
+        frames(tmp_path / "b.fits")
+    w = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRVAL1": 10.0, "CRVAL2": 20.0, "CRPIX1": 1.0,
+                     "CRPIX2": 1.0, "CD1_1": 1e-5, "CD1_2": 2e-5, "CD2_1": 1e-5, "CD2_2": 2e-5})
+    fits.writeto(tmp_path / "s.fits", data.astype(np.float32), w)
+    from astroenhance.io.readers import open_frames
+
+    with open_frames(tmp_path / "s.fits") as [src]:
+        assert src.wcs is None and any("singular" in n for n in src.notes)

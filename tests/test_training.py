@@ -321,3 +321,18 @@ def test_scale_jitter_zooms_out_by_whole_factors_and_matches_the_device_pool():
         (0, 72, 46, False, 1), (0, 72, 43, True, 0), (0, 87, 113, True, 0), (0, 81, 158, False, 3),
         (0, 49, 66, True, 1), (0, 44, 97, False, 2), (0, 113, 131, True, 3), (0, 119, 37, False, 1)]
     assert all(p[-1] == 1 for p in plain._plan(np.random.default_rng(2), 8, 32))
+
+
+def test_export_refuses_an_untrusted_checkpoint_in_one_line(tmp_path):
+    import pickle
+
+    from typer.testing import CliRunner
+
+    from astroenhance.cli import app
+
+    bad = tmp_path / "ckpt.pt"
+    bad.write_bytes(pickle.dumps({"arch": "srresnet-8x32", "model": object()}))
+    res = CliRunner().invoke(app, ["weights", "export", str(bad), "--id", "x", "--weights-dir", str(tmp_path / "w")])
+    assert res.exit_code == 1
+    assert res.output.startswith(f"error: {bad}: not a trusted astroenhance checkpoint")
+    assert "weights_only=False" not in res.output and not (tmp_path / "w").exists()

@@ -130,6 +130,11 @@ def open_frames(path: str | Path, hdu: str | int | None = None) -> Iterator[list
         raise InputError(f"{path}: no such file")
     if path.is_dir():
         raise InputError(f"{path}: is a directory, not a frame")
+    if not path.is_file():  # a FIFO, socket or device: opening it could block for ever
+        kind = next((k for k, test in (("a FIFO", "is_fifo"), ("a socket", "is_socket"),
+                                       ("a device", "is_block_device"), ("a device", "is_char_device"))
+                     if getattr(path, test)()), "not a regular file")
+        raise InputError(f"{path}: {kind}, not a regular file; give a FITS or image file")
     try:
         with open(path, "rb"):
             pass
@@ -250,6 +255,13 @@ def _wcs_for(path: Path, header: fits.Header, hdul: fits.HDUList) -> tuple[WCS |
             return None, [f"WCS could not be read ({_short(exc)}); output carries none"]
     if not w.has_celestial:
         return None, ["no celestial WCS in the header; output carries none"]
+    try:
+        m = np.asarray(w.celestial.pixel_scale_matrix, np.float64)
+        singular = not np.all(np.isfinite(m)) or abs(np.linalg.det(m)) <= 1e-10 * np.abs(m).max() ** 2
+    except Exception:  # noqa: BLE001 - a matrix numpy cannot use is as unusable as a singular one
+        singular = True
+    if singular:
+        return None, ["the WCS's CD/PC matrix is singular (no sky scale); output carries no WCS"]
     return w, []
 
 
@@ -265,6 +277,8 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool) -> list
         raise InputError(f"{path}: HDU {_describe(hdul, index)} is a {naxis}-D cube; only 2-D frames "
                          "(or a 3-D stack of chips) can be enhanced")
     bscale, bzero = float(header.get("BSCALE", 1.0)), float(header.get("BZERO", 0.0))
+    if bscale == 0:
+        raise InputError(f"{path}: HDU {_describe(hdul, index)} has BSCALE = 0: every pixel would read as BZERO")
     blank = header.get("BLANK") if header.get("BITPIX", -32) > 0 else None
     kept = _primary_keywords(hdul, header)
     label_base = f"{h.name.lower()}{header.get('EXTVER', 1)}" if multi and h.name else ""

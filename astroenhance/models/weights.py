@@ -126,7 +126,19 @@ def export_weights(model: nn.Module, directory: str | Path, info: dict[str, Any]
 
 def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """The model and full checkpoint dict of a training checkpoint (tensors only: ``weights_only=True``)."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - pickled objects, junk, a truncated file: one answer
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise WeightsError(f"{path}: not a trusted astroenhance checkpoint (safe loading refused it: "
+                           f"{first[:120]}); export only checkpoints written by `astroenhance train`") from None
+    if not isinstance(ckpt, dict) or not {"arch", "model"} <= set(ckpt):
+        raise WeightsError(f"{path}: not an astroenhance checkpoint (no 'arch' and 'model' entries)")
+    if ckpt["arch"] not in ARCHITECTURES:
+        raise WeightsError(f"{path}: unknown architecture {ckpt['arch']!r}")
     model = build_model(ckpt["arch"])
-    model.load_state_dict(ckpt["model"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except Exception as exc:  # noqa: BLE001
+        raise WeightsError(f"{path}: tensors do not fit {ckpt['arch']} ({str(exc).splitlines()[0]})") from None
     return model.eval(), ckpt
