@@ -238,3 +238,23 @@ def test_an_input_named_like_an_output_is_never_overwritten(tmp_path):
                                       "--no-colorize", "--no-upscale"])
     assert result.exit_code == 1 and "is one of this run's inputs and would overwrite it" in result.output
     assert (folder / "a.enhanced.png").read_bytes() == before
+
+
+def test_disk_full_for_images_is_a_clean_stop_not_a_crash(tmp_path, monkeypatch):
+    """The PNG/JPEG/TIFF encoders write through a memory-mapped scratch: its blocks are reserved first, so a full
+    disk is one line and a clean stop (not SIGBUS), with nothing left behind, also for the default fits,png."""
+    import errno
+
+    src = _copies(tmp_path, 2)
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    for fmt in ("png", "tiff", "fits,png"):
+        out = tmp_path / f"out-{fmt}"
+        result = runner.invoke(app, ["run", str(src), "-o", str(out), "--format", fmt, "-q", "--no-colorize",
+                                     "--no-upscale"])
+        assert result.exit_code == 1, result.output
+        assert "no space left" in result.output and "stopped: the output disk is full" in result.output
+        assert sorted(p.name for p in out.iterdir()) == ["astroenhance-report.json"]  # no scratch, no temporary

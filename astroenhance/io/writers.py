@@ -176,7 +176,19 @@ class ImageWriter(_AtomicFile):
         self.scratch = temporary_path(self.final.with_name(self.final.name + ".scratch"))
         try:
             self.pixels = np.lib.format.open_memmap(self.scratch, mode="w+", dtype=self.dtype, shape=(*shape, 3))
+            # give the memory-mapped scratch real blocks now: a page that cannot be backed later would kill the
+            # process with SIGBUS instead of raising a full-disk error
+            with open(self.scratch, "r+b") as fh:
+                try:
+                    os.posix_fallocate(fh.fileno(), 0, os.path.getsize(self.scratch))
+                except AttributeError:  # no fallocate on this platform: the sparse file must do
+                    pass
+                except OSError as exc:
+                    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                        raise
         except OSError as exc:
+            self.__dict__.pop("pixels", None)
+            self.scratch.unlink(missing_ok=True)
             raise _write_error(final, exc, "creating the scratch image") from None
         self.notes: list[str] = []
 
