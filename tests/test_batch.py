@@ -258,3 +258,23 @@ def test_disk_full_for_images_is_a_clean_stop_not_a_crash(tmp_path, monkeypatch)
         assert result.exit_code == 1, result.output
         assert "no space left" in result.output and "stopped: the output disk is full" in result.output
         assert sorted(p.name for p in out.iterdir()) == ["astroenhance-report.json"]  # no scratch, no temporary
+
+
+def test_skip_existing_redoes_image_outputs_of_a_changed_input(tmp_path):
+    """Image-only outputs carry the input's sha256 too: --skip-existing skips a finished frame of *this* input and
+    redoes one whose input changed since."""
+    from PIL import Image
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for fmt in ("png", "jpeg", "tiff"):
+        img = src / "a.png"
+        Image.new("RGB", (24, 20), (10, 80, 200)).save(img)
+        out = tmp_path / f"out-{fmt}"
+        args = ["run", str(img), "-o", str(out), "--format", fmt, "--no-colorize", "--no-upscale", "--skip-existing"]
+        assert runner.invoke(app, args).exit_code == 0
+        again = runner.invoke(app, args)
+        assert again.exit_code == 0 and "1 skipped" in again.output, (fmt, again.output)
+        Image.new("RGB", (24, 20), (200, 80, 10)).save(img)  # the input changes: the frame is redone
+        third = runner.invoke(app, args)
+        assert third.exit_code == 0 and "1 done" in third.output, (fmt, third.output)

@@ -277,10 +277,21 @@ class ImageWriter(_AtomicFile):
             plain.unlink(missing_ok=True)
 
 
+def _image_provenance(path: Path, im) -> str:
+    """The provenance text an image output carries: PNG text chunk, JPEG comment, TIFF ImageDescription."""
+    if path.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            return str(tif.pages[0].description or "")
+    text = im.info.get("Comment") or im.info.get("comment") or ""
+    return text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+
+
 def output_is_complete(path: Path, expected_shape: tuple[int, int] | None, input_sha256: str | None = None) -> bool:
     """Whether an existing output can be trusted (`run --skip-existing`): it opens, has the expected shape, is
-    as long as its layout requires (FITS: RED, GREEN, BLUE after the primary) and (FITS) was made from the same
-    input bytes (``AE_INSHA``)."""
+    as long as its layout requires (FITS: RED, GREEN, BLUE after the primary) and was made from the same input
+    bytes (FITS ``AE_INSHA``; images: ``input_sha256=`` in their provenance text)."""
     if not path.is_file():
         return False
     try:
@@ -300,7 +311,9 @@ def output_is_complete(path: Path, expected_shape: tuple[int, int] | None, input
         with Image.open(path) as im:
             im.verify()
         with Image.open(path) as im:
-            return expected_shape is None or (im.size[1], im.size[0]) == expected_shape
+            if expected_shape is not None and (im.size[1], im.size[0]) != expected_shape:
+                return False
+            return input_sha256 is None or f"input_sha256={input_sha256}" in _image_provenance(path, im)
     except Exception:
         return False
 
