@@ -86,6 +86,18 @@ def bounded_malloc() -> None:
             pass
 
 
+def die_with_parent(parent_pid: int) -> None:
+    """In a worker process: be killed when the parent dies (Linux parent-death signal), so that a killed `run`
+    leaves no workers finishing queued frames for nobody; elsewhere, or if the parent is already gone, exit."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+
+
 def set_threads(threads: int) -> None:
     """Limit torch's threads in this process (workers x threads must not exceed the cores)."""
     if threads > 0:
@@ -200,7 +212,8 @@ def _execute(tasks: list[Task], n_jobs: int, scheduler: str | None, tile_progres
         from concurrent.futures import ProcessPoolExecutor
         from concurrent.futures import as_completed as done
 
-        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             futures = [pool.submit(run_job, t) for t in tasks]
             for fut in done(futures):
                 result = fut.result()

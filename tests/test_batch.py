@@ -278,3 +278,35 @@ def test_skip_existing_redoes_image_outputs_of_a_changed_input(tmp_path):
         Image.new("RGB", (24, 20), (200, 80, 10)).save(img)  # the input changes: the frame is redone
         third = runner.invoke(app, args)
         assert third.exit_code == 0 and "1 done" in third.output, (fmt, third.output)
+
+
+def test_workers_die_with_a_killed_parent(tmp_path):
+    """kill -9 of `run --jobs 2` takes its worker processes with it (none left finishing frames for nobody)."""
+    import signal
+    import time
+
+    src = _copies(tmp_path, 6)
+    proc = subprocess.Popen([sys.executable, "-m", "astroenhance.cli", "run", str(src), "-o", str(tmp_path / "out"),
+                             "--jobs", "2", "--format", "fits", "-q"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+    def children() -> list[int]:
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+
+    deadline = time.time() + 60
+    workers: list[int] = []
+    while time.time() < deadline and len(workers) < 2:  # the pool's two workers (plus its resource tracker)
+        workers = [p for p in children() if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text(errors="ignore")]
+        time.sleep(0.2)
+    assert len(workers) == 2
+    time.sleep(2)  # let them load and start frames
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and any(Path(f"/proc/{p}").exists() and
+                                         "spawn_main" in Path(f"/proc/{p}/cmdline").read_text(errors="ignore")
+                                         for p in workers):
+        time.sleep(0.2)
+    assert not [p for p in workers if Path(f"/proc/{p}").exists()
+                and "spawn_main" in Path(f"/proc/{p}/cmdline").read_text(errors="ignore")]
