@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import SettingsError
 from .io.readers import FITS_SUFFIXES, IMAGE_SUFFIXES
-from .io.writers import TEMP_MARKER
+from .io.writers import TEMP_MARKER, host_name, process_start
 
 REPORT_NAME = "astroenhance-report.json"
 
@@ -133,15 +133,14 @@ def shard(jobs: list[Job], k: int, n: int) -> list[Job]:
 
 
 def cleanup_stale_temporaries(folder: Path) -> list[Path]:
-    """Remove temporary files left in ``folder`` by astroenhance processes that no longer run (e.g. killed)."""
+    """Remove temporary files left in ``folder`` by astroenhance processes that provably no longer run (killed):
+    only those made on this host whose process is gone (or whose pid now belongs to a process started later).
+    Another machine's temporaries in a shared folder are left alone: their owner cannot be seen from here."""
     removed = []
     if not folder.is_dir():
         return removed
     for p in folder.iterdir():
-        if TEMP_MARKER not in p.name:
-            continue
-        pid = p.name.split(TEMP_MARKER, 1)[1].split("-", 1)[0]
-        if pid.isdigit() and _alive(int(pid)):
+        if TEMP_MARKER not in p.name or not _owner_gone(p.name.split(TEMP_MARKER, 1)[1]):
             continue
         try:
             p.unlink()
@@ -163,6 +162,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _owner_gone(tag: str) -> bool:
+    """Whether the process named by a temporary's owner tag (``host~pid~start-…``) provably no longer runs."""
+    owner = tag.rsplit("-", 1)[0]
+    parts = owner.split("~")
+    if len(parts) != 3:  # before owners were named (pid only): assume this host, as those versions did
+        pid = tag.split("-", 1)[0]
+        return pid.isdigit() and not _alive(int(pid))
+    host, pid, start = parts
+    if host != host_name() or not pid.isdigit():
+        return False
+    if not _alive(int(pid)):
+        return True
+    return bool(start) and process_start(int(pid)) not in ("", start)  # the pid was reused by a newer process
+
+
 @dataclass
 class Record:
     """One line of the run report."""
@@ -174,15 +188,41 @@ class Record:
     error: str = ""
 
 
-def write_report(outdir: Path, records: list[Record], settings: dict) -> Path:
-    """``OUTDIR/astroenhance-report.json``, written atomically."""
+def report_path(outdir: Path, shard: tuple[int, int] | None = None) -> Path:
+    """``OUTDIR/astroenhance-report.json``, or one per shard (``astroenhance-report.shard-K-of-N.json``): shards
+    of a SLURM array on different machines never write the same file."""
+    return outdir / (REPORT_NAME if shard is None else f"astroenhance-report.shard-{shard[0]}-of-{shard[1]}.json")
+
+
+def write_report(outdir: Path, records: list[Record], settings: dict, shard: tuple[int, int] | None = None) -> Path:
+    """Merge this run's ``records`` into the folder's report, under a lock, and write it atomically.
+
+    Runs that share an output folder (one after another, or at once) each add their records: an input's newest
+    record replaces its older one, every run's settings are kept under ``runs``.  The lock is an ``flock`` on the
+    output folder (local and NFSv4 file systems); shards (`report_path`) have a file each."""
+    import fcntl
+
     outdir.mkdir(parents=True, exist_ok=True)
-    path = outdir / REPORT_NAME
-    tmp = path.with_name(f".{path.name}{TEMP_MARKER}{os.getpid()}-report")
-    counts = {s: sum(r.status == s for r in records) for s in ("done", "skipped", "failed")}
-    tmp.write_text(json.dumps({"summary": counts, "settings": settings, "records": [asdict(r) for r in records]},
-                              indent=2, default=str))
-    os.replace(tmp, path)
+    path = report_path(outdir, shard)
+    lock = os.open(outdir, os.O_RDONLY)  # the folder itself is the lock: nothing is left behind
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            old = json.loads(path.read_text()) if path.exists() else {}
+        except (OSError, ValueError):
+            old = {}
+        merged = {r["input"]: r for r in old.get("records", []) if isinstance(r, dict) and "input" in r}
+        merged.update({r.input: asdict(r) for r in records})
+        runs = [*old.get("runs", []), {"host": host_name(), "pid": os.getpid(), "settings": settings,
+                                       "inputs": len(records)}]
+        rows = list(merged.values())
+        counts = {s: sum(r.get("status") == s for r in rows) for s in ("done", "skipped", "failed")}
+        tmp = path.with_name(f".{path.name}{TEMP_MARKER}{host_name()}~{os.getpid()}~{process_start(os.getpid())}-report")
+        tmp.write_text(json.dumps({"summary": counts, "settings": settings, "records": rows, "runs": runs},
+                                  indent=2, default=str))
+        os.replace(tmp, path)
+    finally:
+        os.close(lock)  # releases the lock
     return path
 
 

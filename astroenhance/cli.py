@@ -225,7 +225,7 @@ def run(
     try:
         settings = {"inputs": [str(i) for i in inputs], "fits_inputs": enhancer.config.for_input(True).to_dict(),
                     "image_inputs": enhancer.config.for_input(False).to_dict()}
-        report = write_report(outdir, records, settings)
+        report = write_report(outdir, records, settings, parse_shard(shard_spec) if shard_spec else None)
     except OSError as exc:
         report = None
         say("error", f"{outdir}: cannot write the report ({exc.strerror or exc})")

@@ -310,3 +310,39 @@ def test_workers_die_with_a_killed_parent(tmp_path):
         time.sleep(0.2)
     assert not [p for p in workers if Path(f"/proc/{p}").exists()
                 and "spawn_main" in Path(f"/proc/{p}/cmdline").read_text(errors="ignore")]
+
+
+def test_temporaries_name_their_owner_and_only_provably_dead_ones_go(tmp_path):
+    """Another machine's live temporaries in a shared folder are left alone; this machine's of a dead process (or a
+    reused pid) are removed; this process's own stay."""
+    from astroenhance.io.writers import TEMP_MARKER, host_name, temporary_path
+
+    own = temporary_path(tmp_path / "a.fits")
+    assert host_name() in own.name and f"~{os.getpid()}~" in own.name
+    own.write_text("x")
+    names = {
+        "other_host": f".b.fits{TEMP_MARKER}elsewhere.example~1~123-abcd",
+        "dead_here": f".c.fits{TEMP_MARKER}{host_name()}~999999999~1-abcd",
+        "reused_pid": f".d.fits{TEMP_MARKER}{host_name()}~{os.getppid()}~1-abcd",
+    }
+    for n in names.values():
+        (tmp_path / n).write_text("x")
+    removed = {p.name for p in cleanup_stale_temporaries(tmp_path)}
+    assert removed == {names["dead_here"], names["reused_pid"]}
+    assert own.exists() and (tmp_path / names["other_host"]).exists()
+
+
+def test_concurrent_reports_merge_and_shards_keep_their_own(tmp_path):
+    from astroenhance.batch import Record, report_path, write_report
+
+    write_report(tmp_path, [Record("a.fits", "done")], {"run": 1})
+    write_report(tmp_path, [Record("b.fits", "failed", error="x")], {"run": 2})
+    rep = json.loads(report_path(tmp_path).read_text())
+    assert sorted(r["input"] for r in rep["records"]) == ["a.fits", "b.fits"] and len(rep["runs"]) == 2
+    assert rep["summary"] == {"done": 1, "skipped": 0, "failed": 1}
+    write_report(tmp_path, [Record("a.fits", "skipped")], {"run": 3})  # newest record of an input wins
+    rep = json.loads(report_path(tmp_path).read_text())
+    assert {r["input"]: r["status"] for r in rep["records"]} == {"a.fits": "skipped", "b.fits": "failed"}
+    p = write_report(tmp_path, [Record("c.fits", "done")], {}, shard=(3, 8))
+    assert p.name == "astroenhance-report.shard-3-of-8.json"
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["astroenhance-report.json", p.name]

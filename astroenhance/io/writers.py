@@ -29,9 +29,32 @@ CHANNEL_NAMES = ("RED", "GREEN", "BLUE")
 TEMP_MARKER = ".astroenhance-tmp-"
 
 
+def host_name() -> str:
+    """This machine's name, reduced to characters safe in a file name."""
+    import socket
+
+    return "".join(c for c in socket.gethostname() if c.isalnum() or c in ".-")[:40] or "host"
+
+
+def process_start(pid: int) -> str:
+    """When process ``pid`` started (clock ticks since boot, from /proc; "" where unknown): with the host and
+    the pid it names a process uniquely, even after the pid is reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2:].split()[19]
+    except (OSError, ValueError, IndexError):
+        return ""
+
+
+OWNER = f"{host_name()}~{os.getpid()}~{process_start(os.getpid())}"  # who owns this process's temporaries
+
+
 def temporary_path(final: Path) -> Path:
-    """A hidden temporary name beside ``final`` (same file system, so the rename is atomic)."""
-    return final.with_name(f".{final.name}{TEMP_MARKER}{os.getpid()}-{secrets.token_hex(4)}")
+    """A hidden temporary name beside ``final`` (same file system, so the rename is atomic) that names its owner:
+    host, pid and the process's start time, so another run — on this machine or another sharing the folder —
+    removes it only when that process provably no longer runs (`batch.cleanup_stale_temporaries`)."""
+    owner = OWNER if os.getpid() == int(OWNER.split("~")[1]) else f"{host_name()}~{os.getpid()}~{process_start(os.getpid())}"
+    return final.with_name(f".{final.name}{TEMP_MARKER}{owner}-{secrets.token_hex(4)}")
 
 
 def _as_bytes(x: str | bytes) -> bytes:
