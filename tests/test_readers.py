@@ -196,3 +196,25 @@ def test_suspect_headers_do_not_pass_silently(tmp_path):
 
     with open_frames(tmp_path / "s.fits") as [src]:
         assert src.wcs is None and any("singular" in n for n in src.notes)
+
+
+def test_images_beyond_the_pixel_limit_are_refused_from_their_header(tmp_path, monkeypatch):
+    """A small file that decodes to a huge picture is refused before decoding (size from the header), with the
+    limit and how to raise it; a larger limit lets it through."""
+    from astroenhance.errors import InputError
+
+    for name, arr in (("g16.png", np.zeros((300, 400), np.uint16)), ("rgb.tif", np.zeros((300, 400, 3), np.uint16)),
+                      ("c.jpg", np.zeros((300, 400, 3), np.uint8))):
+        path = tmp_path / name
+        if name.endswith(".tif"):
+            import tifffile
+
+            tifffile.imwrite(path, arr, photometric="rgb")
+        else:
+            Image.fromarray(arr).save(path)
+        monkeypatch.setenv("ASTROENHANCE_MAX_PIXELS", "100000")
+        with pytest.raises(InputError, match=rf"{name}: 400x300 pixels is more than the limit of 100,000.*"
+                                             "ASTROENHANCE_MAX_PIXELS"):
+            frames(path)
+        monkeypatch.setenv("ASTROENHANCE_MAX_PIXELS", "120000")
+        assert frames(path)[0][1] == (300, 400)

@@ -8,6 +8,7 @@ message names the file and the problem.
 from __future__ import annotations
 
 import contextlib
+import os
 import struct
 import warnings
 from collections.abc import Callable, Iterator
@@ -392,8 +393,52 @@ def _png_bit_depth(path: Path) -> tuple[int, int] | None:
     return depth, colour
 
 
+#: the most pixels a PNG/TIFF/JPEG may have (decoded whole: ~8 bytes a pixel for 16-bit RGB while reading);
+#: ``$ASTROENHANCE_MAX_PIXELS`` raises or lowers it
+MAX_IMAGE_PIXELS = 250_000_000
+
+
+def max_image_pixels() -> int:
+    value = os.environ.get("ASTROENHANCE_MAX_PIXELS", "")
+    return int(value) if value.isdigit() else MAX_IMAGE_PIXELS
+
+
+def _image_size(path: Path) -> tuple[int, int] | None:
+    """``(width, height)`` from the file's header, without decoding the pixels (None if it cannot tell)."""
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                shape = tif.pages[0].shape
+                return int(shape[1]), int(shape[0])
+        with _pil_open(path) as im:
+            return im.size
+    except Exception:  # noqa: BLE001 - the decoder will say what is wrong
+        return None
+
+
+@contextlib.contextmanager
+def _pil_open(path: Path):
+    """``PIL.Image.open`` with Pillow's own decompression-bomb limit lifted: `max_image_pixels` governs instead
+    (checked from the header before anything is decoded)."""
+    from PIL import Image
+
+    old, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        with Image.open(path) as im:
+            yield im
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
 def _read_image(path: Path) -> FrameSource:
     suffix = path.suffix.lower()
+    size = _image_size(path)
+    limit = max_image_pixels()
+    if size is not None and size[0] * size[1] > limit:
+        raise InputError(f"{path}: {size[0]}x{size[1]} pixels is more than the limit of {limit:,} for PNG/TIFF/JPEG "
+                         "(read whole into memory); set ASTROENHANCE_MAX_PIXELS to raise it, or give a FITS file")
     try:
         if suffix in (".tif", ".tiff"):
             import tifffile
@@ -404,8 +449,7 @@ def _read_image(path: Path) -> FrameSource:
             planes = info["planes"]
             arr = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(h, w, planes)
         else:
-            from PIL import Image
-            with Image.open(path) as im:
+            with _pil_open(path) as im:
                 im.load()
                 if im.mode == "P":
                     im = im.convert("RGBA" if "transparency" in im.info else "RGB")
