@@ -346,3 +346,30 @@ def test_concurrent_reports_merge_and_shards_keep_their_own(tmp_path):
     p = write_report(tmp_path, [Record("c.fits", "done")], {}, shard=(3, 8))
     assert p.name == "astroenhance-report.shard-3-of-8.json"
     assert sorted(x.name for x in tmp_path.iterdir()) == ["astroenhance-report.json", p.name]
+
+
+def test_long_names_and_read_only_folders_report_the_real_problem(tmp_path):
+    """A final name near the 255-byte limit gets a temporary that fits; a read-only output folder is reported as
+    such (not as the cleanup's own error)."""
+    import stat
+
+    from astroenhance.io.writers import temporary_path
+
+    long_name = "x" * 230 + ".enhanced.fits"
+    tmp = temporary_path(tmp_path / long_name)
+    assert len(tmp.name.encode()) <= 255 and tmp.parent == tmp_path
+    src = tmp_path / ("y" * 200 + ".fits.gz")
+    src.write_bytes(EXAMPLE.read_bytes())
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(src), "-o", str(out), "--no-colorize", "--no-upscale", "--format", "fits"])
+    assert result.exit_code == 0, result.output
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        if os.access(ro, os.W_OK):  # running as root: permissions do not bind, nothing to test here
+            return
+        result = runner.invoke(app, ["run", str(EXAMPLE), "-o", str(ro), "--no-colorize", "--no-upscale"])
+        assert result.exit_code == 1 and "Permission denied" in result.output
+    finally:
+        ro.chmod(stat.S_IRWXU)

@@ -49,12 +49,27 @@ def process_start(pid: int) -> str:
 OWNER = f"{host_name()}~{os.getpid()}~{process_start(os.getpid())}"  # who owns this process's temporaries
 
 
+def _quiet_unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:  # gone already, or a read-only folder: the original error is the one to report
+        pass
+
+
+NAME_MAX = 255  # bytes in one file name on the usual file systems
+
+
 def temporary_path(final: Path) -> Path:
     """A hidden temporary name beside ``final`` (same file system, so the rename is atomic) that names its owner:
     host, pid and the process's start time, so another run — on this machine or another sharing the folder —
     removes it only when that process provably no longer runs (`batch.cleanup_stale_temporaries`)."""
     owner = OWNER if os.getpid() == int(OWNER.split("~")[1]) else f"{host_name()}~{os.getpid()}~{process_start(os.getpid())}"
-    return final.with_name(f".{final.name}{TEMP_MARKER}{owner}-{secrets.token_hex(4)}")
+    tail = f"{TEMP_MARKER}{owner}-{secrets.token_hex(4)}"
+    name = final.name
+    room = NAME_MAX - 1 - len(tail.encode())
+    while len(name.encode()) > room:  # a final name near the limit: its temporary keeps a shortened copy
+        name = name[:-1]
+    return final.with_name(f".{name}{tail}")
 
 
 def _as_bytes(x: str | bytes) -> bytes:
@@ -84,10 +99,8 @@ class _AtomicFile:
         return self.publish()
 
     def abort(self) -> None:
-        try:
-            self.tmp.unlink()
-        except FileNotFoundError:
-            pass
+        """Remove the temporary; never raises (a cleanup must not hide the error that caused it)."""
+        _quiet_unlink(self.tmp)
 
 
 class FITSRGBWriter(_AtomicFile):
@@ -211,7 +224,7 @@ class ImageWriter(_AtomicFile):
                         raise
         except OSError as exc:
             self.__dict__.pop("pixels", None)
-            self.scratch.unlink(missing_ok=True)
+            _quiet_unlink(self.scratch)
             raise _write_error(final, exc, "creating the scratch image") from None
         self.notes: list[str] = []
 
@@ -238,7 +251,7 @@ class ImageWriter(_AtomicFile):
 
     def abort(self) -> None:
         self.__dict__.pop("pixels", None)
-        self.scratch.unlink(missing_ok=True)
+        _quiet_unlink(self.scratch)
         super().abort()
 
     def _avm(self):
