@@ -348,3 +348,11 @@ def test_report_records_the_settings_actually_used(tmp_path):
     assert fits_cfg["flux_conserving"] is True and fits_cfg["formats"] == ["fits", "png"]
     assert settings["image_inputs"]["stretch"] == "linear"
     assert None not in [v for k, v in fits_cfg.items() if k not in ("weights", "hdu")]
+
+
+def test_an_output_folder_holding_the_input_folder_says_why_nothing_is_found(tmp_path):
+    (tmp_path / "out" / "in").mkdir(parents=True)
+    (tmp_path / "out" / "in" / "a.fits.gz").write_bytes(EXAMPLE.read_bytes())
+    result = invoke("run", tmp_path / "out" / "in", "-o", tmp_path / "out")
+    assert result.exit_code == 2
+    assert "lie inside the output folder" in result.output and "never read as input" in result.output

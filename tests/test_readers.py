@@ -218,3 +218,15 @@ def test_images_beyond_the_pixel_limit_are_refused_from_their_header(tmp_path, m
             frames(path)
         monkeypatch.setenv("ASTROENHANCE_MAX_PIXELS", "120000")
         assert frames(path)[0][1] == (300, 400)
+
+
+def test_an_invalid_bitpix_is_named_not_called_truncation(tmp_path):
+    from astroenhance.errors import InputError
+
+    fits.writeto(tmp_path / "b24.fits", np.zeros((8, 8), np.int16))
+    raw = (tmp_path / "b24.fits").read_bytes()
+    at = raw.index(b"BITPIX  =")
+    (tmp_path / "b24.fits").write_bytes(raw[:at] + str(fits.Card("BITPIX", 24)).encode() + raw[at + 80:])
+    with pytest.raises(InputError) as err:
+        frames(tmp_path / "b24.fits")
+    assert "b24.fits" in str(err.value) and "truncated" not in str(err.value) and "24" in str(err.value)

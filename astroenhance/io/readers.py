@@ -277,6 +277,9 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool) -> list
     if len(extra) > 1:
         raise InputError(f"{path}: HDU {_describe(hdul, index)} is a {naxis}-D cube; only 2-D frames "
                          "(or a 3-D stack of chips) can be enhanced")
+    if header.get("BITPIX") not in (8, 16, 32, 64, -32, -64):
+        raise InputError(f"{path}: HDU {_describe(hdul, index)} has BITPIX = {header.get('BITPIX')!r}; FITS allows "
+                         "8, 16, 32, 64, -32 or -64")
     bscale, bzero = float(header.get("BSCALE", 1.0)), float(header.get("BZERO", 0.0))
     if bscale == 0:
         raise InputError(f"{path}: HDU {_describe(hdul, index)} has BSCALE = 0: every pixel would read as BZERO")
@@ -301,6 +304,10 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool) -> list
                 if blank is not None:
                     out[raw == blank] = np.nan
                 return out
+            except InputError:
+                raise  # already says what is wrong, naming the file
+            except MemoryError:
+                raise InputError(f"{path}: not enough memory to read rows {y0}-{y1}") from None
             except Exception as exc:
                 raise InputError(f"{path}: data could not be read ({_short(exc)}); the file may be truncated") from None
         if planes > 1:
