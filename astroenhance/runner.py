@@ -211,12 +211,27 @@ def _execute(tasks: list[Task], n_jobs: int, scheduler: str | None, tile_progres
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
         from concurrent.futures import as_completed as done
+        from concurrent.futures.process import BrokenProcessPool
 
         with ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
-            futures = [pool.submit(run_job, t) for t in tasks]
+            futures = {pool.submit(run_job, t): t for t in tasks}
+            given: set = set()
             for fut in done(futures):
-                result = fut.result()
+                try:
+                    result = fut.result()
+                except BrokenProcessPool:  # a worker was killed (out of memory, a signal): say so for each frame
+                    why = "a worker process died (killed, or out of memory); rerun with --skip-existing"
+                    for f, t in futures.items():
+                        if f in given:
+                            continue
+                        if f.done() and not f.cancelled() and f.exception() is None:
+                            yield f.result()
+                        else:
+                            yield JobResult(Record(str(t.job.path), "failed", error=why),
+                                            [("error", f"{t.job.path}: {why}")])
+                    return
+                given.add(fut)
                 yield result
                 if result.disk_full:
                     for f in futures:

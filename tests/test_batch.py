@@ -349,10 +349,7 @@ def test_concurrent_reports_merge_and_shards_keep_their_own(tmp_path):
 
 
 def test_long_names_and_read_only_folders_report_the_real_problem(tmp_path):
-    """A final name near the 255-byte limit gets a temporary that fits; a read-only output folder is reported as
-    such (not as the cleanup's own error)."""
-    import stat
-
+    """A final name near the 255-byte limit gets a temporary that fits (the final name is legal, so must the run be)."""
     from astroenhance.io.writers import temporary_path
 
     long_name = "x" * 230 + ".enhanced.fits"
@@ -363,13 +360,55 @@ def test_long_names_and_read_only_folders_report_the_real_problem(tmp_path):
     out = tmp_path / "out"
     result = runner.invoke(app, ["run", str(src), "-o", str(out), "--no-colorize", "--no-upscale", "--format", "fits"])
     assert result.exit_code == 0, result.output
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(stat.S_IRUSR | stat.S_IXUSR)
-    try:
-        if os.access(ro, os.W_OK):  # running as root: permissions do not bind, nothing to test here
-            return
-        result = runner.invoke(app, ["run", str(EXAMPLE), "-o", str(ro), "--no-colorize", "--no-upscale"])
-        assert result.exit_code == 1 and "Permission denied" in result.output
-    finally:
-        ro.chmod(stat.S_IRWXU)
+
+
+def test_a_read_only_output_is_reported_not_the_cleanups_error(tmp_path, monkeypatch):
+    """Writing fails on a read-only file system, and so does every cleanup unlink: the one line says read-only
+    (the cause), not the cleanup's error, and the run ends cleanly with exit 1."""
+    import errno
+    import pathlib
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(os, "posix_fallocate", refuse)
+    monkeypatch.setattr(pathlib.Path, "unlink", refuse)
+    result = runner.invoke(app, ["run", str(EXAMPLE), "-o", str(tmp_path / "o"), "--no-colorize", "--no-upscale",
+                                 "--format", "fits,png"])
+    assert result.exit_code == 1
+    [line] = [x for x in result.output.splitlines() if x.startswith("error:")]
+    assert "Read-only file system" in line and "Traceback" not in result.output
+
+
+def test_a_worker_that_dies_fails_its_frames_in_one_line_each(tmp_path, monkeypatch):
+    """A pool whose worker is killed (out of memory, a signal) does not end in a traceback: the frames it leaves
+    are failed with the reason, the report is written, exit 1."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    class DeadPool:
+        def __init__(self, *a, **k):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, fn, task):
+            from concurrent.futures import Future
+
+            f = Future()
+            f.set_exception(BrokenProcessPool("A process in the process pool was terminated abruptly"))
+            return f
+
+    import concurrent.futures
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", DeadPool)
+    src = _copies(tmp_path, 2)
+    result = runner.invoke(app, ["run", str(src), "-o", str(tmp_path / "out"), "--jobs", "2", "--no-colorize",
+                                 "--no-upscale", "--format", "png"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.count("a worker process died") >= 2
+    report = json.loads((tmp_path / "out" / "astroenhance-report.json").read_text())
+    assert [r["status"] for r in report["records"]] == ["failed", "failed"]
