@@ -356,3 +356,18 @@ def test_an_output_folder_holding_the_input_folder_says_why_nothing_is_found(tmp
     result = invoke("run", tmp_path / "out" / "in", "-o", tmp_path / "out")
     assert result.exit_code == 2
     assert "lie inside the output folder" in result.output and "never read as input" in result.output
+
+
+def test_a_truncated_fits_is_one_plain_line(tmp_path):
+    """Cut in half: one error line naming the file, the reason said once, no astropy warning leaking."""
+    import numpy as np
+    from astropy.io import fits
+
+    fits.writeto(tmp_path / "full.fits", np.random.default_rng(0).random((300, 300)).astype(np.float32))
+    raw = (tmp_path / "full.fits").read_bytes()
+    (tmp_path / "cut.fits").write_bytes(raw[: len(raw) // 2])
+    result = invoke("run", tmp_path / "cut.fits", "-o", tmp_path / "o", "--no-colorize")
+    assert result.exit_code == 1
+    [line] = [x for x in result.output.splitlines() if x.strip()][:1]
+    assert line.startswith(f"error: {tmp_path / 'cut.fits'}: ") and line.count("could not be read") <= 1
+    assert "WARNING" not in result.output and "Traceback" not in result.output
