@@ -126,8 +126,12 @@ def export_weights(model: nn.Module, directory: str | Path, info: dict[str, Any]
 
 def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """The model and full checkpoint dict of a training checkpoint (tensors only: ``weights_only=True``)."""
+    import warnings
+
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's own notes about a refused pickle would leak to the terminal
+            warnings.simplefilter("ignore", UserWarning)
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - pickled objects, junk, a truncated file: one answer
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise WeightsError(f"{path}: not a trusted astroenhance checkpoint (safe loading refused it: "
