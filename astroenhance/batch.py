@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import SettingsError
 from .io.readers import FITS_SUFFIXES, IMAGE_SUFFIXES
-from .io.writers import TEMP_MARKER, host_name, process_start
+from .io.writers import TEMP_MARKER, host_name, owner_tag, process_start
 
 REPORT_NAME = "astroenhance-report.json"
 
@@ -217,7 +217,7 @@ def write_report(outdir: Path, records: list[Record], settings: dict, shard: tup
                                        "inputs": len(records)}]
         rows = list(merged.values())
         counts = {s: sum(r.get("status") == s for r in rows) for s in ("done", "skipped", "failed")}
-        tmp = path.with_name(f".{path.name}{TEMP_MARKER}{host_name()}~{os.getpid()}~{process_start(os.getpid())}-report")
+        tmp = path.with_name(f".{path.name}{TEMP_MARKER}{owner_tag()}-report")
         tmp.write_text(json.dumps({"summary": counts, "settings": settings, "records": rows, "runs": runs},
                                   indent=2, default=str))
         os.replace(tmp, path)

@@ -613,6 +613,8 @@ def evaluate(
     per_image: Annotated[bool, typer.Option("--per-image", help="Also print each image's headline metric (RGB PSNR, or chroma RMS for colorize) per method: means over few images hide how unevenly a network helps. --json always has them.")] = False,
     inception: Annotated[Path | None, typer.Option(help="Also give the Inception Score (the paper's third column) of every method and of the originals, with this Inception-v3 weights file in torchvision's layout (inception_v3_google-0cc3c7bd.pth; nothing is downloaded). It scores 299x299 crops at the output's resolution; it measures ImageNet-class confidence, not fidelity.", exists=True, dir_okay=False)] = None,
     inception_splits: Annotated[int, typer.Option(help="Inception Score: splits for its mean and standard deviation (the reference implementation's 10).", min=1)] = 10,
+    flux_conserving: Annotated[bool | None, typer.Option("--flux-conserving/--no-flux-conserving", help="hst: run's flux projection on or off (default: on, as run does for FITS).", show_default=False)] = None,
+    flux_tolerance: Annotated[float | None, typer.Option(help="hst: run's --flux-tolerance (default: the model's).", min=0.0, show_default=False)] = None,
 ) -> None:
     """Measure the shipped networks against baselines on held-out images (float64 metrics, one protocol for all).
 
@@ -622,7 +624,7 @@ def evaluate(
     import json
 
     if task == Task.hst:
-        _evaluate_hst(data, weights, sr_model, json_out, limit, noise_frames)
+        _evaluate_hst(data, weights, sr_model, json_out, limit, noise_frames, flux_conserving, flux_tolerance)
         return
     from .models.inception import load_inception
     from .models.weights import default_weights_dir, find_weights, load_network
@@ -705,7 +707,7 @@ def evaluate(
 
 
 def _evaluate_hst(data: Path, weights: Path | None, sr_model: SRModel, json_out: Path | None, limit: int | None,
-                  noise_frames: int) -> None:
+                  noise_frames: int, flux_conserving: bool | None = None, flux_tolerance: float | None = None) -> None:
     import json
 
     from .training.hst import evaluate_hst, list_truths
@@ -713,7 +715,8 @@ def _evaluate_hst(data: Path, weights: Path | None, sr_model: SRModel, json_out:
     truths = list_truths(data)[:limit]
     if not truths:
         raise _usage(f"no FITS frames in {data}")
-    config = EnhanceConfig(sr_model=sr_model.value, weights=str(weights) if weights else None)
+    config = EnhanceConfig(sr_model=sr_model.value, weights=str(weights) if weights else None,
+                           flux_conserving=flux_conserving, flux_tolerance=flux_tolerance)
     with err.status(f"hst: {len(truths)} frames through run"):
         res = evaluate_hst(truths, config, noise_frames=min(noise_frames, 6))
     out.print(f"hst on {data} ({len(truths)} frames), --sr-model {sr_model.value}; display-mapping PSNR (dB)")

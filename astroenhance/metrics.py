@@ -60,11 +60,16 @@ def robust_sigma(x: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(x - np.median(x))))
 
 
+def groups_above(img: np.ndarray, threshold: float) -> tuple[np.ndarray, int]:
+    """Labels and count of the 8-connected groups of pixels above ``threshold``."""
+    lab, n = label(img > threshold, structure=np.ones((3, 3)))
+    return lab, int(n)
+
+
 def detections(img: np.ndarray, nsigma: float = 5.0) -> tuple[np.ndarray, int]:
     """Labels and count of the 8-connected groups of pixels above ``median + nsigma * sigma`` (sigma from
     the median absolute deviation, as a source extractor would estimate the background noise)."""
-    lab, n = label(img > np.median(img) + nsigma * robust_sigma(img), structure=np.ones((3, 3)))
-    return lab, int(n)
+    return groups_above(img, np.median(img) + nsigma * robust_sigma(img))
 
 
 def count_sources(img: np.ndarray, nsigma: float = 5.0) -> int:

@@ -46,7 +46,15 @@ def process_start(pid: int) -> str:
         return ""
 
 
-OWNER = f"{host_name()}~{os.getpid()}~{process_start(os.getpid())}"  # who owns this process's temporaries
+_OWNERS: dict[int, str] = {}
+
+
+def owner_tag() -> str:
+    """``host~pid~start`` of this process (cached per pid: a forked or spawned worker gets its own)."""
+    pid = os.getpid()
+    if pid not in _OWNERS:
+        _OWNERS[pid] = f"{host_name()}~{pid}~{process_start(pid)}"
+    return _OWNERS[pid]
 
 
 def _quiet_unlink(path: Path) -> None:
@@ -63,8 +71,7 @@ def temporary_path(final: Path) -> Path:
     """A hidden temporary name beside ``final`` (same file system, so the rename is atomic) that names its owner:
     host, pid and the process's start time, so another run — on this machine or another sharing the folder —
     removes it only when that process provably no longer runs (`batch.cleanup_stale_temporaries`)."""
-    owner = OWNER if os.getpid() == int(OWNER.split("~")[1]) else f"{host_name()}~{os.getpid()}~{process_start(os.getpid())}"
-    tail = f"{TEMP_MARKER}{owner}-{secrets.token_hex(4)}"
+    tail = f"{TEMP_MARKER}{owner_tag()}-{secrets.token_hex(4)}"
     name = final.name
     room = NAME_MAX - 1 - len(tail.encode())
     while len(name.encode()) > room:  # a final name near the limit: its temporary keeps a shortened copy

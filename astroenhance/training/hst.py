@@ -35,7 +35,7 @@ from ..config import EnhanceConfig
 from ..errors import InputError
 from ..imaging.normalize import Normalizer
 from ..io.readers import FITS_SUFFIXES, read_frame
-from ..metrics import area_downsample, psnr, robust_sigma, ssim
+from ..metrics import area_downsample, groups_above, psnr, robust_sigma, ssim
 from ..pipeline import Enhancer
 from ..pipeline.finish import block_mean_shift, estimate_noise, project_block_means
 
@@ -77,9 +77,11 @@ def load_truth(path: Path) -> tuple[np.ndarray, object]:
     return data, wcs
 
 
-def degrade(truth: np.ndarray, k: float, rng: np.random.Generator) -> tuple[np.ndarray, float]:
-    """The truth binned 4x4 (block means) plus Gaussian noise of ``k`` times its own pixel rms; and that sigma."""
-    sigma = k * estimate_noise(truth)
+def degrade(truth: np.ndarray, k: float, rng: np.random.Generator, rms: float | None = None
+            ) -> tuple[np.ndarray, float]:
+    """The truth binned 4x4 (block means) plus Gaussian noise of ``k`` times its own pixel rms (``rms``, measured
+    when not given); and that sigma."""
+    sigma = k * (estimate_noise(truth) if rms is None else rms)
     lr = area_downsample(truth, SCALE)
     return lr + rng.normal(0.0, sigma, lr.shape), sigma
 
@@ -123,8 +125,8 @@ def baselines(lr: np.ndarray, display: Normalizer) -> dict[str, tuple[np.ndarray
 def source_scores(truth: np.ndarray, out_linear: np.ndarray, sigma_truth: float) -> dict[str, float]:
     """Aperture flux error, completeness and false detections at 5 sigma (see the protocol)."""
     background = np.median(truth)
-    lab_t, n_t = _detect(truth, background, sigma_truth)
-    lab_o, n_o = _detect(out_linear, background, sigma_truth)
+    lab_t, n_t = groups_above(truth, background + 5 * sigma_truth)
+    lab_o, n_o = groups_above(out_linear, background + 5 * sigma_truth)
     if n_t == 0:
         return {"sources": 0, "aperture_flux_err": math.nan, "completeness": math.nan, "false_detections": n_o}
     errs, found = [], 0
@@ -141,12 +143,6 @@ def source_scores(truth: np.ndarray, out_linear: np.ndarray, sigma_truth: float)
             "completeness": found / n_t, "false_detections": false}
 
 
-def _detect(img: np.ndarray, background: float, sigma: float):
-    from scipy.ndimage import label
-
-    return label(img > background + 5 * sigma, structure=np.ones((3, 3)))
-
-
 def _read_output(path: Path) -> tuple[np.ndarray, Normalizer]:
     with fits.open(path) as h:
         lum = np.asarray(h["GREEN"].data, np.float64)  # a grey output: R = G = B = luminance
@@ -160,7 +156,8 @@ def evaluate_frame(enhancer: Enhancer, name: str, truth: np.ndarray, wcs, k: flo
                    workdir: Path) -> dict:
     """One truth at one noise level: `run` and the best baseline, scored (see the protocol)."""
     rng = np.random.default_rng([seed, int(k * 1000)])
-    lr, sigma = degrade(truth, k, rng)
+    rms = estimate_noise(truth)
+    lr, sigma = degrade(truth, k, rng, rms)
     src = write_input(workdir / f"{name}.k{k:g}.fits", lr, sigma, wcs)
     [result] = enhancer.enhance_file(src, workdir)
     out, display = _read_output(result.outputs[0])
@@ -168,7 +165,7 @@ def evaluate_frame(enhancer: Enhancer, name: str, truth: np.ndarray, wcs, k: flo
     ok = np.isfinite(out)
     row = {"image": name, "k": k, "input_sigma": sigma, "shape_in": list(lr.shape),
            "run": {"psnr": psnr(out[ok], truth_d[ok]), "ssim": ssim(np.nan_to_num(out), truth_d),
-                   **source_scores(truth, display.inverse(np.nan_to_num(out)), estimate_noise(truth))}}
+                   **source_scores(truth, display.inverse(np.nan_to_num(out)), rms)}}
     candidates = baselines(lr, display)
     scored = {m: psnr(d, truth_d) for m, (d, _) in candidates.items()}
     best = max(scored, key=scored.get)
@@ -176,7 +173,7 @@ def evaluate_frame(enhancer: Enhancer, name: str, truth: np.ndarray, wcs, k: flo
     lin_bicubic = _bicubic(lr)
     row["best_baseline"] = {"method": best, "psnr": scored[best], "ssim": ssim(d_best, truth_d)}
     row["bicubic_linear"] = {"psnr": scored["bicubic linear, smooth 0.0"],
-                             **source_scores(truth, lin_bicubic, estimate_noise(truth))}
+                             **source_scores(truth, lin_bicubic, rms)}
     row["run"]["psnr_gain"] = row["run"]["psnr"] - scored[best]
     return row
 
@@ -185,8 +182,6 @@ def blank_noise(enhancer: Enhancer, workdir: Path, frames: int = 6, size: int = 
     """5-sigma peaks in `run`'s output of pure-noise inputs, and in bicubic's, per million input pixels.  One
     threshold for both: the median plus 5 times the bicubic output's own noise (a denoised output must not be held
     to its own, smaller, noise: every faint ripple would count)."""
-    from scipy.ndimage import label
-
     rng = np.random.default_rng(seed)
     counts = {"run": 0, "bicubic": 0}
     for i in range(frames):
@@ -197,7 +192,7 @@ def blank_noise(enhancer: Enhancer, workdir: Path, frames: int = 6, size: int = 
         bicubic = display(_bicubic(lr))
         threshold = np.median(bicubic) + 5 * robust_sigma(bicubic)
         for m, img in (("run", np.nan_to_num(out)), ("bicubic", bicubic)):
-            counts[m] += int(label(img > threshold, structure=np.ones((3, 3)))[1])
+            counts[m] += groups_above(img, threshold)[1]
     mpix = frames * size * size / 1e6
     return {"frames": frames, "size": size, **{m: c / mpix for m, c in counts.items()}}
 

@@ -156,7 +156,7 @@ class TelescopeTrainer:
         self.val_pairs = self._val_pairs()
 
     def _draw(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        c, s = self.cfg.crop, self.cfg.crop * SCALE
+        s = self.cfg.crop * SCALE
         k = math.exp(rng.uniform(math.log(self.cfg.k_min), math.log(self.cfg.k_max)))
         if not self.truths or rng.uniform() < self.cfg.synthetic:
             truth, sky, rms = synthetic_field(rng, s), 0.0, 1.0
@@ -167,7 +167,6 @@ class TelescopeTrainer:
         truth = np.rot90(truth, int(rng.integers(4)))
         if rng.uniform() < 0.5:
             truth = truth[:, ::-1]
-        del c
         return make_pair(np.ascontiguousarray(truth), sky, rms, k, rng)
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:

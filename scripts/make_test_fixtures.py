@@ -1,6 +1,6 @@
-"""How the files in tests/data were made from the project's shared data (run once; the results are committed).
+"""How the files in tests/data were made from the project's data collection (run once; the results are committed).
 
-    python tests/data/make_fixtures.py ../shared/data
+    python scripts/make_test_fixtures.py DATA_DIR
 
 Most files are copied unchanged (a few gzip-compressed). Two are cut down so the test data stays small:
 * ``j8bt06nyq_flt_crop.fits``: rows 256:512, columns 192:448 of every image extension (SCI, ERR, DQ) of the
@@ -21,7 +21,7 @@ import numpy as np
 from astropy.io import fits
 from PIL import Image
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1] / "tests" / "data"
 FITS_FIXTURES = ["2chipA.fits.gz", "abell_2744_dwarf_galaxy_f105w.fits.gz", "hubble_wfpc2_sample.fits",
                  "j94f05bgq_flt.fits", "reference_drizzlepac_gaussian_drz_sci.fits", "sample_ipppssoot_flt.fits",
                  "sample_mvm_drc.fits", "sample_svm_flc.fits", "test_drizzlepac_flt.fits", "wfpc2_raw_test0.fits"]
@@ -39,22 +39,22 @@ def _shift_crpix(header: fits.Header, y0: int, x0: int) -> None:
             header[key] -= off
 
 
-def main(shared: Path) -> None:
+def main(data: Path) -> None:
     (HERE / "fits").mkdir(exist_ok=True)
     for name in FITS_FIXTURES:
-        src = shared / "fixtures" / "fits" / name
+        src = data / "fixtures" / "fits" / name
         if name in GZIP:
             with open(HERE / "fits" / (name + ".gz"), "wb") as raw, \
                     gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as fout:
                 fout.write(src.read_bytes())
         else:
             shutil.copyfile(src, HERE / "fits" / name)
-    shutil.copyfile(shared / "fits" / "hst" / "f105w_psf.fits.gz", HERE / "fits" / "f105w_psf.fits.gz")
+    shutil.copyfile(data / "fits" / "hst" / "f105w_psf.fits.gz", HERE / "fits" / "f105w_psf.fits.gz")
     (HERE / "color").mkdir(exist_ok=True)
-    for png in sorted((shared / "fixtures" / "color").glob("*.png")):
+    for png in sorted((data / "fixtures" / "color").glob("*.png")):
         shutil.copyfile(png, HERE / "color" / png.name)
 
-    with fits.open(shared / "fits" / "hst" / "j8bt06nyq_flt.fits") as hdul:
+    with fits.open(data / "fits" / "hst" / "j8bt06nyq_flt.fits") as hdul:
         out = [fits.PrimaryHDU(header=hdul[0].header)]
         for hdu in hdul[1:]:
             if hdu.is_image and hdu.data is not None and hdu.data.ndim == 2:
@@ -64,7 +64,7 @@ def main(shared: Path) -> None:
         fits.HDUList(out).writeto(HERE / "fits" / "j8bt06nyq_flt_crop.fits", overwrite=True)
 
     (HERE / "cfhtls").mkdir(exist_ok=True)
-    cfht = shared / "fits" / "multiband_cfhtls"
+    cfht = data / "fits" / "multiband_cfhtls"
     for band in "gri":
         with fits.open(cfht / f"CFHTLS-test_{band}.fits") as hdul:
             data, header = hdul[0].data, hdul[0].header.copy()
@@ -79,4 +79,6 @@ def main(shared: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data"))
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: python scripts/make_test_fixtures.py DATA_DIR (the data collection's root folder)")
+    main(Path(sys.argv[1]))
