@@ -48,6 +48,12 @@ class Stretch(str, Enum):
     log = "log"
 
 
+class FitsEncoding(str, Enum):
+    int16 = "int16"
+    rice = "rice"
+    float32 = "float32"
+
+
 class Device(str, Enum):
     auto = "auto"
     cpu = "cpu"
@@ -119,9 +125,10 @@ def run(
     outdir: Annotated[Path, typer.Option("--output", "-o", help="Folder for the outputs <stem>[.<chip>].enhanced.<ext>; created if missing.", show_default=False)],
     hdu: Annotated[str | None, typer.Option(help="FITS HDU by name (SCI, 'SCI,2') or index, or a chip label from the output names (sci2; chip3 of a WFPC2 stack). Default: the SCI extension(s), else the first 2-D image; every chip of a multi-chip frame goes to its own output.")] = None,
     scale: Annotated[int, typer.Option(help="Upscaling factor (the shipped networks are 4x).")] = 4,
-    colorize: Annotated[bool, typer.Option("--colorize/--no-colorize", help="Predict colour with the colorization network. With --no-colorize a colour input keeps its colours and a grey input stays grey.")] = True,
+    colorize: Annotated[bool | None, typer.Option("--colorize/--no-colorize", help="Predict colour with the colorization network. Default: grey frames (FITS, grey images) are colorized and a colour image keeps its own colours; --colorize recolours colour images too, --no-colorize keeps grey frames grey.", show_default=False)] = None,
     upscale: Annotated[bool, typer.Option("--upscale/--no-upscale", help="Run the 4x super-resolution network on luminance.")] = True,
     fmt: Annotated[str | None, typer.Option("--format", help="Comma-separated outputs from fits,png,tiff,jpeg. Default: fits,png for FITS input, png for images.", show_default=False)] = None,
+    fits_encoding: Annotated[FitsEncoding, typer.Option(help="The RGB FITS's display planes: int16 (16-bit integers scaled to 0-1, step 1.5e-5, BLANK for no data; half the size of float32, written as it goes), rice (those planes tile-compressed, lossless on the integers: several times smaller; compressed after the frame, holding one output plane in memory), float32. Astropy and DS9 read all three with the WCS.")] = FitsEncoding.int16,
     stretch: Annotated[Stretch | None, typer.Option(help="Stretch after the interval. Default: asinh for FITS, linear for display images.", show_default=False)] = None,
     interval: Annotated[str | None, typer.Option(help="zscale, minmax, range or percentile:P. Default: percentile:99.5 for FITS, range (the full 8/16-bit range) for images.", show_default=False)] = None,
     tile: Annotated[int, typer.Option(help="Largest tile side in input pixels; memory per tile is bounded by it. Tiles are spread evenly (equal size, at least --overlap shared), so a frame of 1000 px or more gets tiles of 191-224 px with the default, 224 (the paper's input size).")] = 224,
@@ -132,6 +139,8 @@ def run(
     precision: Annotated[Precision, typer.Option(help="fp32 everywhere; bf16 on GPUs and CPUs with native bf16 (AMX/AVX512-BF16; elsewhere it is much slower); fp16 on CUDA only.")] = Precision.fp32,
     sr_model: Annotated[SRModel, typer.Option(help="psnr: faithful, smooth (default, the one to inspect structure with); psnr-large: the same kind, the paper's 16x64 network, ~0.1 dB closer to the truth and 2.6x slower on a CPU (for GPUs); gan: sharper, more invented texture.")] = SRModel.psnr,
     noise_gate: Annotated[bool | None, typer.Option("--noise-gate/--no-noise-gate", help="Keep the SR network's detail only where the input shows structure above its own noise (|pixel - 3x3 mean| > 5-7 sigma, dilated); elsewhere bicubic. Stops a network trained on clean pictures turning noise peaks into 'sources' (measured on 24 noise frames: 179 false 5-sigma sources without the gate, 4 with it, 4 for bicubic). Default: on for psnr, psnr-large and gan; off for hst, which was trained on noisy frames.", show_default=False)] = None,
+    noise: Annotated[Path | None, typer.Option(help="An rms (sigma) map of the one input frame, same shape, input units: its median is the frame's noise. Default: the median of the file's ERR extension (flt/flc), else of 1/sqrt(WHT) (drz/drc with inverse-variance weights), else estimated from the pixels; the header says which (AE_SIGSR).", exists=True, dir_okay=False, show_default=False)] = None,
+    dq_mask: Annotated[str, typer.Option(help="DQ flags that make a pixel no-data (NaN in, NaN out): default (1+2+4+16+128+4096+8192: bad, hot, bad-column, fill and cosmic-ray pixels of ACS/WFC3; saturated pixels stay), all, none, an integer, or flags like 4,16,4096.")] = "default",
     weights: Annotated[Path | None, typer.Option(help="Folder with manifest.json and the weights (default: the shipped weights/).", show_default=False)] = None,
     batch: Annotated[int, typer.Option(help="Tiles per network call (0: 1 on CPU, 8 on CUDA).", min=0)] = 0,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Look for frames in sub-folders too; the output tree mirrors the input tree.")] = False,
@@ -155,7 +164,7 @@ def run(
                            flux_conserving=flux_conserving, flux_tolerance=flux_tolerance, device=device.value,
                            precision=precision.value,
                            sr_model=sr_model.value, weights=str(weights) if weights else None, batch=batch, hdu=hdu,
-                           noise_gate=noise_gate)
+                           noise_gate=noise_gate, dq_mask=dq_mask, fits_encoding=fits_encoding.value, noise=str(noise) if noise else None)
     config.check()  # usage errors answer before torch and the networks load
     if log_file is not None and not log_file.parent.is_dir():
         raise _usage(f"--log-file {log_file}: folder {log_file.parent} does not exist")
@@ -174,6 +183,8 @@ def run(
     if not jobs:
         raise _usage("no input frames found" + (f" matching {glob!r}" if glob else "")
                      + "".join(f"; {hint}" for hint in why_no_frames(inputs, outdir, recursive, glob)))
+    if noise is not None and len(jobs) > 1:
+        raise _usage(f"--noise {noise} is one frame's rms map; {len(jobs)} inputs were given (run them one at a time)")
     missing = [j for j in jobs if not j.path.exists()]
     if len(missing) == len(jobs):  # nothing to do: no output folder, no report
         for j in missing:
@@ -223,8 +234,13 @@ def run(
     secs = time.perf_counter() - t0
     counts = {s: sum(r.status == s for r in records) for s in ("done", "skipped", "failed")}
     try:
-        settings = {"inputs": [str(i) for i in inputs], "fits_inputs": enhancer.config.for_input(True).to_dict(),
-                    "image_inputs": enhancer.config.for_input(False).to_dict()}
+        image_settings = enhancer.config.for_input(False).to_dict()
+        if image_settings["colorize"] is None:  # decided per image: only grey ones are colorized
+            image_settings["colorize"] = "grey images only"
+        fits_settings = enhancer.config.for_input(True).for_frame(1).to_dict()
+        if fits_settings["noise"] is None:
+            fits_settings["noise"] = "each file's ERR or WHT, else estimated (AE_SIGSR)"
+        settings = {"inputs": [str(i) for i in inputs], "fits_inputs": fits_settings, "image_inputs": image_settings}
         report = write_report(outdir, records, settings, parse_shard(shard_spec) if shard_spec else None)
     except OSError as exc:
         report = None

@@ -6,7 +6,37 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 FORMATS = ("fits", "png", "tiff", "jpeg")
+FITS_ENCODINGS = ("float32", "int16", "rice")  # see `io.writers.FITSRGBWriter`
 FORMAT_SUFFIX = {"fits": ".fits", "png": ".png", "tiff": ".tif", "jpeg": ".jpg"}
+# DQ flags that make a pixel no-data by default (`io.noise`): Reed-Solomon errors, fill, bad pixels, hot pixels,
+# bad columns, cosmic rays (AstroDrizzle, calwf3/acsrej); saturation (256, 2048) stays
+DQ_NO_DATA = 1 | 2 | 4 | 16 | 128 | 4096 | 8192
+
+
+def parse_dq_mask(text: str | int) -> int:
+    """``--dq-mask``: ``default``, ``all``, ``none``, an integer (a sum of flags) or flags joined by commas or
+    ``+`` (``4,16,4096``).  Returns the bit mask (-1: every flag)."""
+    from .errors import SettingsError
+
+    if isinstance(text, int):
+        return text
+    t = str(text).strip().lower()
+    if t in ("default", ""):
+        return DQ_NO_DATA
+    if t == "all":
+        return -1
+    if t == "none":
+        return 0
+    try:
+        flags = [int(p, 0) for p in t.replace("+", ",").split(",") if p.strip()]
+    except ValueError:
+        raise SettingsError(f"--dq-mask {text!r}: give default, all, none, an integer or flags like 4,16,4096") from None
+    if any(f < 0 for f in flags):
+        raise SettingsError(f"--dq-mask {text!r}: flags are non-negative integers")
+    mask = 0
+    for f in flags:
+        mask |= f
+    return mask
 
 
 @dataclass(frozen=True)
@@ -17,10 +47,12 @@ class EnhanceConfig:
     * ``interval``: ``percentile:99.5`` for FITS, ``range`` (the data type's full range) for display images
     * ``flux_conserving``: on for FITS, off for display images
     * ``formats``: ``("fits", "png")`` for FITS, ``("png",)`` for display images
+    * ``colorize``: grey frames are colorized; a colour frame keeps its own colours (resolved per frame,
+      `for_frame`: only the frame says whether it is grey)
     """
 
     scale: int = 4
-    colorize: bool = True
+    colorize: bool | None = None
     upscale: bool = True
     formats: tuple[str, ...] | None = None
     stretch: str | None = None
@@ -37,6 +69,9 @@ class EnhanceConfig:
     batch: int = 0  # tiles per network call; 0 = 1 on CPU, 8 on CUDA
     color_margin: int = 64  # extra context (input pixels) around each tile for the colorizer
     hdu: str | None = None
+    fits_encoding: str = "int16"  # RGB FITS display planes: float32, int16 (scaled, 2x smaller) or rice (compressed)
+    dq_mask: str = "default"  # DQ flags that make a pixel no-data (`parse_dq_mask`); default `DQ_NO_DATA`
+    noise: str | None = None  # an rms map (path) for the frame; None: ERR/WHT of the file, else estimated
     noise_gate: bool | None = None  # network detail only above the input's noise; None: on for display-space SR
     # networks, off for the noise-space (telescope-trained) ones, which learned the noise themselves
 
@@ -49,6 +84,10 @@ class EnhanceConfig:
             flux_conserving=(is_fits if self.flux_conserving is None else self.flux_conserving),
             formats=self.formats or (("fits", "png") if is_fits else ("png",)),
         )
+
+    def for_frame(self, channels: int) -> EnhanceConfig:
+        """This config with ``colorize`` resolved for a frame of ``channels`` (1: grey, 3: colour)."""
+        return self if self.colorize is not None else replace(self, colorize=channels == 1)
 
     def check(self) -> None:
         """Refuse settings no frame could be enhanced with (`SettingsError`: one line saying which and why).
@@ -65,6 +104,9 @@ class EnhanceConfig:
             make_stretch(self.stretch)
         if self.interval:
             parse_interval(self.interval)
+        parse_dq_mask(self.dq_mask)
+        if self.fits_encoding not in FITS_ENCODINGS:
+            raise SettingsError(f"FITS encoding {self.fits_encoding!r}: choose from {', '.join(FITS_ENCODINGS)}")
         if self.tile < 16 or not 0 <= self.overlap < self.tile:
             raise SettingsError(f"need tile >= 16 and 0 <= overlap < tile (got tile={self.tile}, overlap={self.overlap})")
 

@@ -93,12 +93,16 @@ def test_png_avm_gives_the_fits_wcs(example_run):
 
 
 def test_multichip_goes_to_one_output_per_chip(tmp_path):
-    result = invoke("run", FIXTURES / "2chipA.fits.gz", "-o", tmp_path, "--format", "fits")
+    result = invoke("run", FIXTURES / "2chipA.fits.gz", "-o", tmp_path / "flagged", "--format", "fits")
+    assert result.exit_code == 1  # the fixture's DQ flags every (dummy) pixel: it says so, and what to do
+    assert ("no finite pixels: the frame is all NaN/inf (every pixel flagged in DQ by --dq-mask 12439: --dq-mask "
+            "none reads them anyway)") in " ".join(result.output.split())
+    result = invoke("run", FIXTURES / "2chipA.fits.gz", "-o", tmp_path, "--format", "fits", "--dq-mask", "none")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in tmp_path.glob("*.fits")) == ["2chipA.sci1.enhanced.fits", "2chipA.sci2.enhanced.fits"]
     assert "lookup-table distortions" in result.output
     # -q: only errors and the summary line, no notes
-    quiet = invoke("run", FIXTURES / "2chipA.fits.gz", "-o", tmp_path / "q", "--format", "fits", "-q")
+    quiet = invoke("run", FIXTURES / "2chipA.fits.gz", "-o", tmp_path / "q", "--format", "fits", "-q", "--dq-mask", "none")
     assert quiet.exit_code == 0 and "note:" not in quiet.output and len(quiet.output.strip().splitlines()) == 1
 
 
@@ -183,13 +187,31 @@ def test_bf16_on_a_cpu_without_native_bf16_warns(tmp_path, monkeypatch):
 def test_display_image_defaults(tmp_path):
     from .conftest import COLOR
 
-    result = invoke("run", COLOR / "stellarium_n6210.png", "-o", tmp_path, "-q", "--no-upscale")
+    luma = [0.2126, 0.7152, 0.0722]
+    name = "stellarium_n6210"
+    src = np.asarray(Image.open(COLOR / f"{name}.png").convert("RGB")).astype(float)
+    # a colour image keeps its own colours by default, and says so
+    result = invoke("run", COLOR / f"{name}.png", "-o", tmp_path / "kept", "--no-upscale")
     assert result.exit_code == 0
-    [out] = [p for p in tmp_path.iterdir() if p.suffix == ".png"]
-    assert out.name == "stellarium_n6210.enhanced.png"
-    src = np.asarray(Image.open(COLOR / "stellarium_n6210.png").convert("RGB")).astype(float) @ [0.2126, 0.7152, 0.0722]
-    got = np.asarray(Image.open(out)).astype(float) @ [0.2126, 0.7152, 0.0722]
-    assert np.abs(src - got).max() <= 1.0 + 1e-9  # luminance kept within one 8-bit step
+    assert (f"note: {COLOR / name}.png: colour input: its own colours kept (--colorize would replace them with "
+            "predicted ones)") in " ".join(result.output.split())
+    [out] = [p for p in (tmp_path / "kept").iterdir() if p.suffix == ".png"]
+    assert out.name == f"{name}.enhanced.png"
+    got = np.asarray(Image.open(out)).astype(float)
+    assert np.abs(src - got).max() <= 1.0 + 1e-9  # every channel within one 8-bit step
+    assert "colorize=False" in Image.open(out).text["Comment"]
+    # --colorize replaces them (luminance kept), and says so
+    result = invoke("run", COLOR / f"{name}.png", "-o", tmp_path / "new", "--no-upscale", "--colorize")
+    assert ("colour input: its colours were replaced by the colorizer's prediction (--colorize)"
+            in " ".join(result.output.split()))
+    got = np.asarray(Image.open(tmp_path / "new" / out.name)).astype(float)
+    assert np.abs(src @ luma - got @ luma).max() <= 1.0 + 1e-9  # luminance kept within one 8-bit step
+    assert np.abs(src - got).mean() > 2  # the colours are the network's
+    # a grey image is colorized by default
+    Image.fromarray(np.round(src @ luma).astype(np.uint8)).save(tmp_path / "grey.png")
+    result = invoke("run", tmp_path / "grey.png", "-o", tmp_path / "grey", "--no-upscale", "-q")
+    got = np.asarray(Image.open(tmp_path / "grey" / "grey.enhanced.png")).astype(float)
+    assert result.exit_code == 0 and np.abs(got - got.mean(axis=-1, keepdims=True)).max() > 5
 
 
 def test_weights_tampering_refused(tmp_path):
@@ -347,6 +369,10 @@ def test_report_records_the_settings_actually_used(tmp_path):
     assert fits_cfg["stretch"] == "asinh" and fits_cfg["interval"] == "percentile:99.5"
     assert fits_cfg["flux_conserving"] is True and fits_cfg["formats"] == ["fits", "png"]
     assert settings["image_inputs"]["stretch"] == "linear"
+    assert fits_cfg["colorize"] is False and settings["image_inputs"]["colorize"] is False
+    invoke("run", EXAMPLE, "-o", tmp_path / "default", "--no-upscale", "-q")
+    settings = json.loads((tmp_path / "default" / "astroenhance-report.json").read_text())["settings"]
+    assert settings["fits_inputs"]["colorize"] is True and settings["image_inputs"]["colorize"] == "grey images only"
     assert None not in [v for k, v in fits_cfg.items() if k not in ("weights", "hdu")]
 
 

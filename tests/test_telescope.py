@@ -87,7 +87,8 @@ def test_noise_space_network_through_run_keeps_the_flux_promise_and_says_so(tmp_
     wdir = tmp_path / "w"
     export_weights(model, wdir, {"id": "sr-hst-test", "task": "sr", "mode": "hst", "architecture": "srresnet-8x32",
                                  "file": "sr-hst-test.safetensors", "input_space": "noise-asinh", "beta": 3.0})
-    enh = Enhancer(EnhanceConfig(device="cpu", colorize=False, sr_model="hst", weights=str(wdir), formats=("fits",)))
+    enh = Enhancer(EnhanceConfig(device="cpu", colorize=False, sr_model="hst", weights=str(wdir), formats=("fits",),
+                                 fits_encoding="float32"))
     assert enh.sr_space == "noise-asinh" and enh.config.noise_gate is False
     [res] = enh.enhance_file(FIXTURES / "abell_2744_dwarf_galaxy_f105w.fits.gz", tmp_path / "o")
     with fits.open(res.outputs[0]) as h:

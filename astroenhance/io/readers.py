@@ -20,6 +20,7 @@ from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
 from ..errors import InputError
+from .noise import DQ_NO_DATA, dq_reader, file_noise, map_noise
 
 FITS_SUFFIXES = (".fits.gz", ".fits.fz", ".fit.gz", ".fts.gz", ".fits", ".fit", ".fts")
 IMAGE_SUFFIXES = (".png", ".tiff", ".tif", ".jpeg", ".jpg")
@@ -83,6 +84,9 @@ class FrameSource:
     dtype_range: tuple[float, float] | None = None
     path: Path | None = None
     notes: list[str] = field(default_factory=list)
+    noise: float | None = None  # the frame's noise sigma in input units, from the file (`noise`); None: estimate it
+    noise_from: str = ""  # ERR, WHT or the rms map's path
+    dq_mask: int = 0  # the DQ flags read as no-data (0: none, or no DQ extension)
 
     @property
     def is_display_image(self) -> bool:
@@ -124,8 +128,12 @@ def _check_size(name: str, shape: tuple[int, ...]) -> None:
 
 
 @contextlib.contextmanager
-def open_frames(path: str | Path, hdu: str | int | None = None) -> Iterator[list[FrameSource]]:
-    """Open ``path`` and yield its frames (one per chip for multi-chip FITS); files close on exit."""
+def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int = DQ_NO_DATA,
+                noise: str | Path | None = None) -> Iterator[list[FrameSource]]:
+    """Open ``path`` and yield its frames (one per chip for multi-chip FITS); files close on exit.
+
+    FITS science extensions take their noise from ERR/WHT and mask the ``dq_mask`` flags of DQ (`noise`);
+    ``noise`` is an rms map (path) for a single frame instead."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
@@ -146,11 +154,14 @@ def open_frames(path: str | Path, hdu: str | int | None = None) -> Iterator[list
     if is_fits(path):
         with _open_fits(path) as hdul:
             try:
-                found = _fits_frames(path, hdul, hdu)
+                found = _fits_frames(path, hdul, hdu, dq_mask)
             except InputError:
                 raise
             except Exception as exc:  # a malformed header astropy let through: say so, name the file
                 raise InputError(f"{path}: malformed FITS ({type(exc).__name__}: {_short(exc)})") from None
+            if noise is not None:
+                for f in found:
+                    f.noise, f.noise_from = map_noise(Path(noise), f.shape), Path(noise).name
             yield found
     elif path.suffix.lower() in IMAGE_SUFFIXES:
         if hdu is not None:
@@ -210,13 +221,13 @@ def _select_hdu(path: Path, hdul: fits.HDUList, hdu: str | int) -> int:
                          f"{', '.join(_describe(hdul, i) for i in _image_hdus(hdul)) or 'none'}") from None
 
 
-def _fits_frames(path: Path, hdul: fits.HDUList, hdu: str | int | None) -> list[FrameSource]:
+def _fits_frames(path: Path, hdul: fits.HDUList, hdu: str | int | None, dq_mask: int) -> list[FrameSource]:
     if hdu is not None:
         try:
             indices = [_select_hdu(path, hdul, hdu)]
         except InputError as exc:  # not an HDU: perhaps one of the chips a multi-chip file lists ("chip2", "sci1")
             try:
-                chips = {f.label: f for f in _fits_frames(path, hdul, None) if f.label}
+                chips = {f.label: f for f in _fits_frames(path, hdul, None, dq_mask) if f.label}
             except InputError:
                 raise exc from None
             label = str(hdu).strip().lower()
@@ -233,7 +244,7 @@ def _fits_frames(path: Path, hdul: fits.HDUList, hdu: str | int | None) -> list[
     frames: list[FrameSource] = []
     multi = len(indices) > 1
     for i in indices:
-        frames.extend(_hdu_frames(path, hdul, i, multi))
+        frames.extend(_hdu_frames(path, hdul, i, multi, dq_mask))
     return frames
 
 
@@ -266,7 +277,7 @@ def _wcs_for(path: Path, header: fits.Header, hdul: fits.HDUList) -> tuple[WCS |
     return w, []
 
 
-def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool) -> list[FrameSource]:
+def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask: int) -> list[FrameSource]:
     h = hdul[index]
     header = h.header
     naxis = header.get("NAXIS", 0)
@@ -292,6 +303,9 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool) -> list
                          "expected a 2-D frame or a stack of at most 16 chips")
     chip_wcs = _group_wcs(hdul, header, planes)
     direct = _direct_row_reader(path, hdul, index, dims)
+    extver, shape2d = int(header.get("EXTVER", 1)), (dims[-2], dims[-1])
+    flagged = dq_reader(hdul, extver, shape2d, dq_mask) if planes == 1 else None
+    sigma, sigma_from = file_noise(hdul, extver, shape2d) if planes == 1 else (None, "")
     frames = []
     lead = (0,) * (len(dims) - 2 - (1 if extra else 0))
     for plane in range(planes):
@@ -303,6 +317,8 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool) -> list
                 out = _finite_float32(out)
                 if blank is not None:
                     out[raw == blank] = np.nan
+                if flagged is not None:
+                    out[flagged(y0, y1)] = np.nan
                 return out
             except InputError:
                 raise  # already says what is wrong, naming the file
@@ -318,7 +334,8 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool) -> list
             wcs, notes = _wcs_for(path, header, hdul)
         frames.append(FrameSource(name=f"{path}" + (f"[{label}]" if label else ""), shape=(dims[-2], dims[-1]),
                                   channels=1, origin="lower", read_rows=read_rows, wcs=wcs, header=kept,
-                                  label=label, dtype=_fits_dtype(header), path=path, notes=notes))
+                                  label=label, dtype=_fits_dtype(header), path=path, notes=notes,
+                                  noise=sigma, noise_from=sigma_from, dq_mask=dq_mask if flagged else 0))
     for f in frames:
         _check_size(f.name, f.shape)
     return frames
@@ -503,13 +520,15 @@ def _image_source(path: Path, arr: np.ndarray) -> FrameSource:
     return src
 
 
-def read_frame(path: str | Path, hdu: str | int | None = None) -> tuple[np.ndarray, WCS | None, fits.Header | None]:
-    """Read one whole frame into memory: ``(data, wcs, kept_header)`` (data float32, NaN for no data).
+def read_frame(path: str | Path, hdu: str | int | None = None, *,
+               dq_mask: int = DQ_NO_DATA) -> tuple[np.ndarray, WCS | None, fits.Header | None]:
+    """Read one whole frame into memory: ``(data, wcs, kept_header)`` (data float32, NaN for no data, including
+    pixels whose DQ flags ``dq_mask`` lists; 0 reads every pixel).
 
     For a multi-chip file, name the chip with ``hdu``: an extension (``"SCI,2"``) or a chip label the error lists
     (``"sci2"``; ``"chip3"`` for a plane of a WFPC2 stack).
     """
-    with open_frames(path, hdu) as frames:
+    with open_frames(path, hdu, dq_mask=dq_mask) as frames:
         if len(frames) > 1:
             raise InputError(f"{path}: holds {len(frames)} chips ({', '.join(f.label for f in frames)}); "
                              f"choose one with hdu= (e.g. hdu={frames[-1].label!r})")

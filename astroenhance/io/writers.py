@@ -16,6 +16,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from ..config import FITS_ENCODINGS
 from ..errors import DiskFullError, OutputError
 
 
@@ -26,6 +27,10 @@ def _write_error(path: Path, exc: OSError, doing: str) -> OutputError:
 
 BLOCK = 2880
 CHANNEL_NAMES = ("RED", "GREEN", "BLUE")
+# the RGB FITS's display planes: float32, or 16-bit integers scaled to [0, 1] (step 1/65534, 2x smaller, still
+# streamed), or those 16-bit planes tile-compressed (RICE_1, lossless on the integers; several times smaller,
+# compressed plane by plane after the frame: memory of one output plane)
+INT16_SCALE, INT16_ZERO, INT16_BLANK = 1 / 65534, 0.5, -32768  # value = 0.5 + I/65534 for I in [-32767, 32767]
 TEMP_MARKER = ".astroenhance-tmp-"
 
 
@@ -126,20 +131,31 @@ class FITSRGBWriter(_AtomicFile):
         Cards for the primary header (provenance, kept keywords).
     image : astropy.io.fits.Header
         Cards for each colour extension (WCS, kept keywords).
+    encoding : str
+        ``float32``, ``int16`` or ``rice`` (`FITS_ENCODINGS`).
     """
 
-    def __init__(self, final: Path, shape: tuple[int, int], primary: fits.Header, image: fits.Header) -> None:
+    def __init__(self, final: Path, shape: tuple[int, int], primary: fits.Header, image: fits.Header,
+                 encoding: str = "float32") -> None:
         super().__init__(final)
+        if encoding not in FITS_ENCODINGS:
+            raise ValueError(f"unknown FITS encoding {encoding!r} ({', '.join(FITS_ENCODINGS)})")
+        self.encoding = encoding
+        self.primary, self.image = primary, image
+        self.itemsize = 4 if encoding == "float32" else 2
         self.height, self.width = shape
         head = fits.Header([("SIMPLE", True), ("BITPIX", 8), ("NAXIS", 0), ("EXTEND", True)])
         head.extend(primary, unique=False)
         blobs = [(0, head.tostring().encode("ascii"))]
         self.data_offsets = []
         offset = len(blobs[0][1])
-        self.data_bytes = self.height * self.width * 4
+        self.data_bytes = self.height * self.width * self.itemsize
         for name in CHANNEL_NAMES:
-            h = fits.Header([("XTENSION", "IMAGE"), ("BITPIX", -32), ("NAXIS", 2), ("NAXIS1", self.width),
-                             ("NAXIS2", self.height), ("PCOUNT", 0), ("GCOUNT", 1), ("EXTNAME", name)])
+            h = fits.Header([("XTENSION", "IMAGE"), ("BITPIX", -32 if self.itemsize == 4 else 16), ("NAXIS", 2),
+                             ("NAXIS1", self.width), ("NAXIS2", self.height), ("PCOUNT", 0), ("GCOUNT", 1),
+                             ("EXTNAME", name)])
+            if self.itemsize == 2:
+                h["BSCALE"], h["BZERO"], h["BLANK"] = INT16_SCALE, INT16_ZERO, INT16_BLANK
             h.extend(image, unique=True)
             blob = h.tostring().encode("ascii")
             blobs.append((offset, blob))
@@ -167,14 +183,15 @@ class FITSRGBWriter(_AtomicFile):
         n, m = rows.shape
         if row0 < 0 or col0 < 0 or row0 + n > self.height or col0 + m > self.width:
             raise ValueError(f"block {n}x{m} at row {row0}, column {col0} does not fit {self.height}x{self.width}")
-        data = np.ascontiguousarray(rows, dtype=">f4")
+        data = np.ascontiguousarray(rows, dtype=">f4") if self.itemsize == 4 else to_int16(rows)
+        size = self.itemsize
         try:
             if m == self.width:
-                self.fh.seek(self.data_offsets[channel] + row0 * self.width * 4)
+                self.fh.seek(self.data_offsets[channel] + row0 * self.width * size)
                 self.fh.write(data.tobytes())
             else:
                 for i in range(n):
-                    self.fh.seek(self.data_offsets[channel] + ((row0 + i) * self.width + col0) * 4)
+                    self.fh.seek(self.data_offsets[channel] + ((row0 + i) * self.width + col0) * size)
                     self.fh.write(data[i].tobytes())
         except OSError as exc:
             raise _write_error(self.final, exc, "writing") from None
@@ -185,20 +202,61 @@ class FITSRGBWriter(_AtomicFile):
             self.write_rows(c, row0, rgb[..., c], col0)
 
     def finish(self) -> None:
-        """Flush everything to the temporary file (the final name is not touched yet)."""
+        """Flush everything to the temporary file (the final name is not touched yet); ``rice``: compress it."""
         try:
             self.fh.flush()
+            if self.encoding == "rice":
+                self._compress()
             os.fsync(self.fh.fileno())
             self.fh.close()
         except OSError as exc:
             self.abort()
             raise _write_error(self.final, exc, "finishing the output") from None
 
+    def _compress(self) -> None:
+        """Rewrite the finished 16-bit planes tile-compressed (RICE_1, one row per tile), one plane in memory at a
+        time, into a second temporary that then replaces the first."""
+        packed = temporary_path(self.final)
+        try:
+            head = fits.Header()
+            head.extend(self.primary, unique=False)
+            fits.PrimaryHDU(header=head).writeto(packed)
+            for channel, name in enumerate(CHANNEL_NAMES):
+                self.fh.seek(self.data_offsets[channel])
+                plane = np.fromfile(self.fh, dtype=">i2", count=self.height * self.width)
+                hdu = fits.CompImageHDU(plane.reshape(self.height, self.width).astype(np.int16),
+                                        header=self.image.copy(), name=name, compression_type="RICE_1")
+                hdu.header["BSCALE"], hdu.header["BZERO"], hdu.header["BLANK"] = INT16_SCALE, INT16_ZERO, INT16_BLANK
+                del plane
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # long HISTORY/COMMENT cards are already wrapped
+                    _append_hdu(packed, hdu)
+                del hdu
+            with open(packed, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(packed, self.tmp)
+        except BaseException:
+            _quiet_unlink(packed)
+            raise
+
     def abort(self) -> None:
         fh = getattr(self, "fh", None)
         if fh is not None and not fh.closed:
             fh.close()
         super().abort()
+
+
+def to_int16(values: np.ndarray) -> np.ndarray:
+    """Display values in [0, 1] (NaN: no data) as big-endian 16-bit integers of the ``int16`` encoding."""
+    v = np.asarray(values, np.float64)
+    out = np.round((np.clip(np.nan_to_num(v, nan=INT16_ZERO), 0.0, 1.0) - INT16_ZERO) / INT16_SCALE)
+    out[np.isnan(v)] = INT16_BLANK
+    return out.astype(">i2")
+
+
+def _append_hdu(path: Path, hdu: fits.CompImageHDU) -> None:
+    with fits.open(path, mode="append") as hdul:
+        hdul.append(hdu)
 
 
 class ImageWriter(_AtomicFile):
@@ -339,14 +397,18 @@ def output_is_complete(path: Path, expected_shape: tuple[int, int] | None, input
         return False
     try:
         if path.suffix == ".fits":
-            with fits.open(path, memmap=True) as h:
+            with fits.open(path, memmap=False) as h:  # (lazy: no data is read but the last row's tile)
                 names = [x.name for x in h]
                 if names[1:4] != ["RED", "GREEN", "BLUE"]:
                     return False
                 for ext in h[1:4]:
-                    if expected_shape and (ext.header["NAXIS2"], ext.header["NAXIS1"]) != expected_shape:
+                    if expected_shape and ext.shape != expected_shape:
                         return False
-                if path.stat().st_size < h[3].fileinfo()["datLoc"] + h[3].header["NAXIS1"] * h[3].header["NAXIS2"] * 4:
+                last = h[3]
+                if isinstance(last, fits.CompImageHDU):  # compressed: the last row's tile must decompress
+                    last.section[last.shape[0] - 1:]
+                elif path.stat().st_size < (last.fileinfo()["datLoc"]
+                                            + last.shape[0] * last.shape[1] * abs(last.header["BITPIX"]) // 8):
                     return False
                 return input_sha256 is None or h[0].header.get("AE_INSHA") == input_sha256
         from PIL import Image

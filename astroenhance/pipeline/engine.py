@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from astropy.io import fits
 
-from ..config import EnhanceConfig
+from ..config import EnhanceConfig, parse_dq_mask
 from ..errors import DiskFullError, InputError, OutputError, SettingsError
 from ..imaging.color import rgb_to_ycbcr
 from ..imaging.normalize import Normalizer
@@ -81,7 +81,7 @@ class Networks:
         if config.upscale:
             nets.sr_info = find_weights(wdir, "sr", config.sr_model)
             nets.sr = load_network(wdir, nets.sr_info)
-        if config.colorize:
+        if config.colorize is not False:  # None: grey frames are colorized
             nets.colorizer_info = find_weights(wdir, "colorize", "default")
             nets.colorizer = load_network(wdir, nets.colorizer_info)
         return nets
@@ -147,7 +147,8 @@ class Enhancer:
         nets = networks or Networks.load(config)
         self.sr_info, self.colorizer_info = nets.sr_info, nets.colorizer_info
         self.sr = self.accel.prepare(nets.sr) if config.upscale and nets.sr is not None else None
-        self.colorizer = self.accel.prepare(nets.colorizer) if config.colorize and nets.colorizer is not None else None
+        self.colorizer = (self.accel.prepare(nets.colorizer) if config.colorize is not False and nets.colorizer is not None
+                          else None)
         self.sr_space = (self.sr_info.extra.get("input_space", "display") if self.sr_info else "display")
         if self.sr_space not in ("display", "noise-asinh"):
             raise SettingsError(f"{self.sr_info.id}: unknown input space {self.sr_space!r}")
@@ -172,14 +173,25 @@ class Enhancer:
             norm = Normalizer.fit(rows.reshape(-1) if src.channels == 3 else rows, cfg.stretch or "linear",
                                   cfg.interval or "range", src.dtype_range)
         except InputError as exc:
-            raise InputError(f"{src.name}: {exc}") from None
+            hint = (f" (every pixel flagged in DQ by --dq-mask {src.dq_mask}: --dq-mask none reads them anyway)"
+                    if src.dq_mask and "no finite pixels" in str(exc) else "")
+            raise InputError(f"{src.name}: {exc}{hint}") from None
         # the noise of the display luminance, from neighbouring pixels of the sampled rows (for the noise gate)
         disp = norm(rows)
         lum = rgb_to_ycbcr(disp)[0] if src.channels == 3 else disp
         linear = lum if src.channels == 3 else rows  # what a noise-space network sees (`_linear_rows`)
         finite = np.asarray(linear, np.float64)[np.isfinite(linear)]
         sky = float(np.median(finite)) if finite.size else 0.0
-        return replace(norm, noise=estimate_noise(lum), sky=sky, sky_noise=estimate_noise(linear))
+        sky_noise = estimate_noise(linear)
+        if src.noise and src.noise_from == "WHT" and not sky_noise / 3 <= src.noise <= 3 * sky_noise:
+            src.notes.append(f"1/sqrt(WHT) = {src.noise:.3g} disagrees with the pixels' own noise {sky_noise:.3g} by "
+                             "more than 3x (WHT an exposure-time map?): noise estimated from the pixels")
+            src.noise, src.noise_from = None, ""
+        if src.noise and src.channels == 1:
+            sky_noise = src.noise
+        else:
+            src.noise_from = "estimated"
+        return replace(norm, noise=estimate_noise(lum), sky=sky, sky_noise=sky_noise)
 
     def _normalized_rows(self, src: FrameSource, norm: Normalizer, y0: int, y1: int, x0: int = 0, x1: int | None = None):
         """Normalized luminance ``(n, w)``, chroma ``(n, w, 2)`` or None, and the no-data mask."""
@@ -219,9 +231,13 @@ class Enhancer:
         x = norm.inverse(display)
         return norm(x + sigma / 2).astype(np.float64) - norm(x - sigma / 2)
 
-    def _context(self, src: FrameSource, norm: Normalizer) -> torch.Tensor | None:
+    def _colorizes(self, cfg: EnhanceConfig) -> bool:
+        """Whether this frame's colour comes from the colorizer (``cfg`` resolved by `EnhanceConfig.for_frame`)."""
+        return bool(cfg.colorize) and self.colorizer is not None
+
+    def _context(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer) -> torch.Tensor | None:
         """The colorizer's whole-frame context, from a thumbnail built strip by strip."""
-        if self.colorizer is None:
+        if not self._colorizes(cfg):
             return None
         h, w = src.shape
         f = max(1, math.ceil(max(h, w) / 1024))
@@ -268,8 +284,9 @@ class Enhancer:
         where the input had no data.  Work proceeds in column bands and, within a band, in strips of tile
         rows, so memory depends on the tile and band size, not on the frame size.
         """
+        cfg = cfg.for_frame(src.channels)
         norm = norm or self.fit_normalizer(src, cfg)
-        context = self._context(src, norm)
+        context = self._context(src, cfg, norm)
         h, w = src.shape
         s = self.scale
         grid = TileGrid(h, w, cfg.tile, cfg.overlap)
@@ -319,7 +336,7 @@ class Enhancer:
             if self.sr is not None and self.sr_space != "display":
                 linear = self._linear_rows(src, norm, y0, y0 + th, bx0, bx1)
                 tiles_lin = np.stack([linear[:, x0:x0 + tw] for x0 in starts])[:, None]
-            if self.colorizer is not None:
+            if context is not None:
                 chroma_t = self._colorize_tiles(src, norm, context, y0, [grid.col_starts[c] for c in cols],
                                                 (th, tw), cfg.color_margin)  # (T, 2, th, tw)
             elif chroma_in is not None:
@@ -359,7 +376,7 @@ class Enhancer:
                 if carry_out is not None:
                     carry_out.write(a * s, done_rows[:, cols_in.stop * s:])
                 piece = done_rows[:, cols_in.start * s:cols_in.stop * s]
-                measured = chroma_in[rows, cols_in] if chroma_in is not None and self.colorizer is None else None
+                measured = chroma_in[rows, cols_in] if chroma_in is not None and context is None else None
                 weight = piece[..., 3]
                 lum_in = lum[rows, cols_in]
                 tol = cfg.flux_tolerance or 0.0
@@ -403,14 +420,14 @@ class Enhancer:
     # ---- provenance -------------------------------------------------------------------------------
     def provenance(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer) -> dict[str, object]:
         return provenance(src, cfg, norm, scale=self.scale, device=str(self.device), sr_info=self.sr_info,
-                          colorizer_info=self.colorizer_info, sr_space=self.sr_space if self.sr is not None else "none",
+                          colorizer_info=self.colorizer_info if self._colorizes(cfg) else None, sr_space=self.sr_space if self.sr is not None else "none",
                           sr_detail_fraction=self.sr_detail_fraction(src, cfg, norm))
 
     def headers(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer,
                 prov: dict[str, object] | None = None) -> tuple[fits.Header, fits.Header, list[str], object]:
         """Primary header (provenance), image header (WCS + kept keywords), notes, and the output WCS."""
         return fits_headers(src, prov or self.provenance(src, cfg, norm), self.scale, self.sr_info,
-                            self.colorizer_info)
+                            self.colorizer_info if self._colorizes(cfg) else None)
 
     # ---- public entry points ------------------------------------------------------------------------
     def enhance_file(self, path: str | Path, outdir: str | Path, *,
@@ -422,7 +439,7 @@ class Enhancer:
         """
         path = Path(path)
         cfg = self.config.for_input(is_fits(path))
-        with open_frames(path, cfg.hdu) as frames:
+        with open_frames(path, cfg.hdu, dq_mask=parse_dq_mask(cfg.dq_mask), noise=cfg.noise) as frames:
             return [self.write_source(src, Path(outdir), path, cfg, progress=progress) for src in frames]
 
     def planned_outputs(self, path: str | Path, outdir: str | Path) -> list[tuple[Path, tuple[int, int]]]:
@@ -430,7 +447,7 @@ class Enhancer:
         path, outdir = Path(path), Path(outdir)
         cfg = self.config.for_input(is_fits(path))
         planned = []
-        with open_frames(path, cfg.hdu) as frames:
+        with open_frames(path, cfg.hdu, dq_mask=parse_dq_mask(cfg.dq_mask), noise=cfg.noise) as frames:
             for src in frames:
                 shape = (src.shape[0] * self.scale, src.shape[1] * self.scale)
                 planned += [(p, shape) for p in self.output_paths(path, outdir, src.label, cfg.formats).values()]
@@ -453,7 +470,7 @@ class Enhancer:
                      suffix: str = "enhanced", progress: Callable[[int, int], None] | None = None) -> FrameResult:
         """Enhance one frame ``src`` (named after ``path``) into ``outdir`` with ``cfg`` (default: this
         enhancer's settings resolved for a FITS input)."""
-        cfg = cfg or self.config.for_input(True)
+        cfg = (cfg or self.config.for_input(True)).for_frame(src.channels)
         targets = output_paths(path, outdir, src.label, cfg.formats or ("png",), suffix)
         for target in targets.values():
             if target.resolve() == path.resolve():
@@ -467,10 +484,16 @@ class Enhancer:
         primary, image, notes, out_wcs = self.headers(src, cfg, norm, prov)
         if self.sr is not None and prov["sr_detail_fraction"] == 0:
             notes.append("the noise gate kept none of the SR network's detail (AE_SRDET = 0): the luminance is "
-                         "interpolation, flux-projected; --no-noise-gate shows the network's")
+                         "interpolation, flux-projected; --no-noise-gate shows the network's own detail")
+        if src.channels == 3:  # say which colours the output shows
+            notes.append("colour input: its colours were replaced by the colorizer's prediction (--colorize)"
+                         if self._colorizes(cfg) else
+                         "colour input: its own colours kept" + (", upscaled" if self.scale > 1 else "")
+                         + " (--colorize would replace them with predicted ones)")
         h, w = src.shape
         shape_out = (h * self.scale, w * self.scale)
-        with FileSink(targets, shape_out, src.origin, primary, image, out_wcs, provenance_text(prov)) as sink:
+        with FileSink(targets, shape_out, src.origin, primary, image, out_wcs, provenance_text(prov),
+                      cfg.fits_encoding) as sink:
             self.process(src, cfg, sink.put, progress, norm)
         return FrameResult(src.name, sink.outputs, (h, w), shape_out, norm, notes + sink.notes)
 
@@ -482,7 +505,7 @@ class Enhancer:
         0-65535, 0-1 for floats within it: `io.readers.display_range`).  ``config`` overrides this enhancer's per-frame settings (stretch,
         flux, noise gate...) for this call; the networks stay the ones loaded."""
         src = from_array(data, wcs, origin="lower", dtype_range=None if is_fits_like else display_range(data))
-        cfg = (config or self.config).for_input(is_fits_like)
+        cfg = (config or self.config).for_input(is_fits_like).for_frame(src.channels)
         sink = ArraySink((src.shape[0] * self.scale, src.shape[1] * self.scale))
         norm = self.process(src, cfg, sink.put)
         primary, image, _, out_wcs = self.headers(src, cfg, norm)

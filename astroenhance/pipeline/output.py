@@ -45,7 +45,7 @@ class FileSink:
     """
 
     def __init__(self, targets: dict[str, Path], shape: tuple[int, int], origin: str, primary: fits.Header,
-                 image: fits.Header, wcs, text: str) -> None:
+                 image: fits.Header, wcs, text: str, fits_encoding: str = "float32") -> None:
         self.height = shape[0]
         self.bottom_up = origin == "lower"
         self.outputs: list[Path] = []
@@ -53,7 +53,7 @@ class FileSink:
         self.writers: list[FITSRGBWriter | ImageWriter] = []
         try:
             for fmt, target in targets.items():
-                self.writers.append(FITSRGBWriter(target, shape, primary, image) if fmt == "fits"
+                self.writers.append(FITSRGBWriter(target, shape, primary, image, fits_encoding) if fmt == "fits"
                                     else ImageWriter(target, shape, fmt, wcs, text))
         except BaseException:
             self._abort()

@@ -1,0 +1,103 @@
+"""What HST files say about their noise and bad pixels: ERR, WHT, DQ and an rms map by path (issue 15, item 3)."""
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from hypothesis import given
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from astroenhance.cli import app
+from astroenhance.config import DQ_NO_DATA, parse_dq_mask
+from astroenhance.errors import InputError, SettingsError
+from astroenhance.io.readers import open_frames
+
+from .conftest import FIXTURES
+
+HRC = FIXTURES / "j8bt06nyq_flt_crop.fits"
+
+
+def test_flt_noise_from_err_and_dq_flags_as_no_data():
+    with fits.open(HRC) as h:
+        sci, err, dq = (h[n].data.astype(np.float64) for n in ("SCI", "ERR", "DQ"))
+    dq = dq.astype(np.int64)
+    with open_frames(HRC) as [src]:
+        assert src.noise_from == "ERR" and src.noise == pytest.approx(np.median(err[err > 0]), rel=1e-6)
+        assert src.dq_mask == DQ_NO_DATA
+        got = src.read_rows(0, src.shape[0])
+    bad = (dq & DQ_NO_DATA) != 0
+    assert bad.any() and ((dq != 0) & ~bad).any()  # the crop has flags of both kinds (hot; saturated)
+    assert np.isnan(got[bad]).all() and np.isfinite(got[~bad]).all()
+    np.testing.assert_array_equal(got[~bad], sci[~bad].astype(np.float32))
+    with open_frames(HRC, dq_mask=0) as [src]:
+        assert np.isfinite(src.read_rows(0, src.shape[0])).all() and src.dq_mask == 0
+    with open_frames(HRC, dq_mask=-1) as [src]:
+        np.testing.assert_array_equal(np.isnan(src.read_rows(0, src.shape[0])), dq != 0)
+
+
+def _drz(path, wht, sigma=2.0, n=64):
+    rng = np.random.default_rng(1)
+    sci = rng.normal(10.0, sigma, (n, n)).astype(np.float32)
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(sci, name="SCI"),
+                  fits.ImageHDU(np.full((n, n), wht, np.float32), name="WHT")]).writeto(path)
+    return path
+
+
+def test_drz_noise_from_inverse_variance_weights_and_an_exposure_map_is_not_taken_for_one(tmp_path):
+    from astroenhance import EnhanceConfig, Enhancer
+
+    enh = Enhancer(EnhanceConfig(device="cpu", colorize=False, upscale=False))
+    with open_frames(_drz(tmp_path / "ivm_drz.fits", wht=1 / 2.0**2)) as [src]:
+        norm = enh.fit_normalizer(src, enh.config.for_input(True))
+        assert src.noise_from == "WHT" and norm.sky_noise == pytest.approx(2.0, rel=1e-6)
+    with open_frames(_drz(tmp_path / "exp_drz.fits", wht=1200.0)) as [src]:  # final_wht_type=EXP: seconds
+        norm = enh.fit_normalizer(src, enh.config.for_input(True))
+        assert src.noise_from == "estimated" and norm.sky_noise == pytest.approx(2.0, rel=0.15)
+        assert any("WHT an exposure-time map?" in n for n in src.notes)
+
+
+@given(st.lists(st.sampled_from([1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384]),
+                min_size=1, max_size=6))
+def test_dq_mask_flags_combine(flags):
+    want = 0
+    for f in flags:
+        want |= f
+    assert parse_dq_mask(",".join(map(str, flags))) == want == parse_dq_mask("+".join(map(str, flags)))
+
+
+def test_dq_mask_words_and_refusals():
+    assert (parse_dq_mask("default"), parse_dq_mask("all"), parse_dq_mask("none"), parse_dq_mask("0x1000")) == (
+        DQ_NO_DATA, -1, 0, 4096)
+    for bad in ("cosmic", "4,-2", "4;16"):
+        with pytest.raises(SettingsError, match="--dq-mask"):
+            parse_dq_mask(bad)
+
+
+def test_rms_map_by_path(tmp_path):
+    rms = tmp_path / "rms.fits"
+    fits.PrimaryHDU(np.full((256, 256), 5.0, np.float32)).writeto(rms)
+    with open_frames(HRC, noise=rms) as [src]:
+        assert (src.noise, src.noise_from) == (5.0, "rms.fits")
+    fits.PrimaryHDU(np.ones((10, 10), np.float32)).writeto(tmp_path / "small.fits")
+    with pytest.raises(InputError, match=r"small.fits: noise map is 10x10, the frame 256x256"):
+        with open_frames(HRC, noise=tmp_path / "small.fits"):
+            pass
+
+
+def test_cli_records_where_the_noise_came_from(tmp_path):
+    runner = CliRunner()
+    rms = tmp_path / "rms.fits"
+    fits.PrimaryHDU(np.full((256, 256), 5.0, np.float32)).writeto(rms)
+    args = ["--no-colorize", "--no-upscale", "--format", "fits", "-q"]
+    result = runner.invoke(app, ["run", str(HRC), "-o", str(tmp_path / "a"), "--dq-mask", "none", *args])
+    assert result.exit_code == 0, result.output
+    with fits.open(tmp_path / "a" / "j8bt06nyq_flt_crop.enhanced.fits") as h:
+        assert h[0].header["AE_SIGSR"] == "ERR" and h[0].header["AE_DQMSK"] == 0
+    result = runner.invoke(app, ["run", str(HRC), "-o", str(tmp_path / "b"), "--noise", str(rms), *args])
+    with fits.open(tmp_path / "b" / "j8bt06nyq_flt_crop.enhanced.fits") as h:
+        assert (h[0].header["AE_SIGSR"], h[0].header["AE_SKYSG"]) == ("rms.fits", 5.0)
+        assert h[0].header["AE_DQMSK"] == DQ_NO_DATA
+    result = runner.invoke(app, ["run", str(HRC), str(HRC), "-o", str(tmp_path / "c"), "--noise", str(rms), *args])
+    assert result.exit_code == 2 and "--noise" in result.output and not (tmp_path / "c").exists()
+    result = runner.invoke(app, ["run", str(HRC), "-o", str(tmp_path / "d"), "--dq-mask", "cosmic", *args])
+    assert result.exit_code == 2 and "--dq-mask 'cosmic'" in result.output
