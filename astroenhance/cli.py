@@ -126,11 +126,12 @@ def run(
     hdu: Annotated[str | None, typer.Option(help="FITS HDU by name (SCI, 'SCI,2') or index, or a chip label from the output names (sci2; chip3 of a WFPC2 stack). Default: the SCI extension(s), else the first 2-D image; every chip of a multi-chip frame goes to its own output.")] = None,
     scale: Annotated[int, typer.Option(help="Upscaling factor (the shipped networks are 4x).")] = 4,
     colorize: Annotated[bool | None, typer.Option("--colorize/--no-colorize", help="Predict colour with the colorization network. Default: grey frames (FITS, grey images) are colorized and a colour image keeps its own colours; --colorize recolours colour images too, --no-colorize keeps grey frames grey.", show_default=False)] = None,
+    color_strength: Annotated[float | None, typer.Option(help="Share of the colorizer's predicted chroma that is shown, 0-2. Default: the weights' calibrated value (0.2 for the shipped colorizer: on images it never saw, its full colour was further from the truth than no colour; at 0.2 it is never more than 0.01 worse than grey on any of them). 1 shows the network's full, more saturated and less reliable colour.", min=0.0, max=2.0, show_default=False)] = None,
     upscale: Annotated[bool, typer.Option("--upscale/--no-upscale", help="Run the 4x super-resolution network on luminance.")] = True,
     fmt: Annotated[str | None, typer.Option("--format", help="Comma-separated outputs from fits,png,tiff,jpeg. Default: fits,png for FITS input, png for images.", show_default=False)] = None,
     fits_encoding: Annotated[FitsEncoding, typer.Option(help="The RGB FITS's display planes: int16 (16-bit integers scaled to 0-1, step 1.5e-5, BLANK for no data; half the size of float32, written as it goes), rice (those planes tile-compressed, lossless on the integers: several times smaller; compressed after the frame, holding one output plane in memory), float32. Astropy and DS9 read all three with the WCS.")] = FitsEncoding.int16,
     stretch: Annotated[Stretch | None, typer.Option(help="Stretch after the interval. Default: asinh for FITS, linear for display images.", show_default=False)] = None,
-    interval: Annotated[str | None, typer.Option(help="zscale, minmax, range or percentile:P. Default: percentile:99.5 for FITS, range (the full 8/16-bit range) for images.", show_default=False)] = None,
+    interval: Annotated[str | None, typer.Option(help="noise:B, percentile:P, zscale, minmax or range. Default: noise:3 for FITS — from 2 sigma below the sky to the brightest pixel, the asinh stretch softened at 3 sigma (Lupton et al. 2004): the noise shows, cores keep their structure, nothing is clipped at the top; percentile:99.5 is the old default (brighter faint light, cores clipped flat). Default for images: range (the full 8/16-bit range).", show_default=False)] = None,
     tile: Annotated[int, typer.Option(help="Largest tile side in input pixels; memory per tile is bounded by it. Tiles are spread evenly (equal size, at least --overlap shared), so a frame of 1000 px or more gets tiles of 191-224 px with the default, 224 (the paper's input size).")] = 224,
     overlap: Annotated[int, typer.Option(help="Pixels shared by neighbouring tiles, blended with a raised-cosine window (16 keeps tiled = untiled to <1e-4).")] = 16,
     flux_conserving: Annotated[bool | None, typer.Option("--flux-conserving/--no-flux-conserving", help="Make every 4x4 block mean of the output luminance equal the normalized input pixel (and, for a colour input with --no-colorize, its colour too). Default: on for FITS, off for images.", show_default=False)] = None,
@@ -164,7 +165,8 @@ def run(
                            flux_conserving=flux_conserving, flux_tolerance=flux_tolerance, device=device.value,
                            precision=precision.value,
                            sr_model=sr_model.value, weights=str(weights) if weights else None, batch=batch, hdu=hdu,
-                           noise_gate=noise_gate, dq_mask=dq_mask, fits_encoding=fits_encoding.value, noise=str(noise) if noise else None)
+                           noise_gate=noise_gate, dq_mask=dq_mask, fits_encoding=fits_encoding.value,
+                           color_strength=color_strength, noise=str(noise) if noise else None)
     config.check()  # usage errors answer before torch and the networks load
     if log_file is not None and not log_file.parent.is_dir():
         raise _usage(f"--log-file {log_file}: folder {log_file.parent} does not exist")
@@ -240,6 +242,9 @@ def run(
         fits_settings = enhancer.config.for_input(True).for_frame(1).to_dict()
         if fits_settings["noise"] is None:
             fits_settings["noise"] = "each file's ERR or WHT, else estimated (AE_SIGSR)"
+        for used in (fits_settings, image_settings):
+            if used["color_strength"] is None:
+                used["color_strength"] = enhancer.color_strength  # the colorizer's calibrated strength
         settings = {"inputs": [str(i) for i in inputs], "fits_inputs": fits_settings, "image_inputs": image_settings}
         report = write_report(outdir, records, settings, parse_shard(shard_spec) if shard_spec else None)
     except OSError as exc:

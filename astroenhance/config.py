@@ -44,7 +44,8 @@ class EnhanceConfig:
     """Settings for enhancing frames.  ``None`` means "the default for this kind of input":
 
     * ``stretch``: ``asinh`` for FITS, ``linear`` for display images (PNG/TIFF/JPEG are already stretched)
-    * ``interval``: ``percentile:99.5`` for FITS, ``range`` (the data type's full range) for display images
+    * ``interval``: ``noise:3`` for FITS (2 sigma below the sky to the brightest pixel, asinh softened at 3 sigma:
+      nothing clipped at the top), ``range`` (the data type's full range) for display images
     * ``flux_conserving``: on for FITS, off for display images
     * ``formats``: ``("fits", "png")`` for FITS, ``("png",)`` for display images
     * ``colorize``: grey frames are colorized; a colour frame keeps its own colours (resolved per frame,
@@ -67,6 +68,7 @@ class EnhanceConfig:
     sr_model: str = "psnr"
     weights: str | None = None
     batch: int = 0  # tiles per network call; 0 = 1 on CPU, 8 on CUDA
+    color_strength: float | None = None  # share of the colorizer's chroma shown; None: its weights' calibrated value
     color_margin: int = 64  # extra context (input pixels) around each tile for the colorizer
     hdu: str | None = None
     fits_encoding: str = "int16"  # RGB FITS display planes: float32, int16 (scaled, 2x smaller) or rice (compressed)
@@ -80,7 +82,7 @@ class EnhanceConfig:
         return replace(
             self,
             stretch=self.stretch or ("asinh" if is_fits else "linear"),
-            interval=self.interval or ("percentile:99.5" if is_fits else "range"),
+            interval=self.interval or ("noise:3" if is_fits else "range"),
             flux_conserving=(is_fits if self.flux_conserving is None else self.flux_conserving),
             formats=self.formats or (("fits", "png") if is_fits else ("png",)),
         )
@@ -105,6 +107,8 @@ class EnhanceConfig:
         if self.interval:
             parse_interval(self.interval)
         parse_dq_mask(self.dq_mask)
+        if self.color_strength is not None and not 0 <= self.color_strength <= 2:
+            raise SettingsError(f"colour strength {self.color_strength}: must be within 0-2 (1: the network's own)")
         if self.fits_encoding not in FITS_ENCODINGS:
             raise SettingsError(f"FITS encoding {self.fits_encoding!r}: choose from {', '.join(FITS_ENCODINGS)}")
         if self.tile < 16 or not 0 <= self.overlap < self.tile:

@@ -366,13 +366,14 @@ def test_report_records_the_settings_actually_used(tmp_path):
     assert result.exit_code == 0
     settings = json.loads((tmp_path / "astroenhance-report.json").read_text())["settings"]
     fits_cfg = settings["fits_inputs"]
-    assert fits_cfg["stretch"] == "asinh" and fits_cfg["interval"] == "percentile:99.5"
+    assert fits_cfg["stretch"] == "asinh" and fits_cfg["interval"] == "noise:3"
     assert fits_cfg["flux_conserving"] is True and fits_cfg["formats"] == ["fits", "png"]
     assert settings["image_inputs"]["stretch"] == "linear"
     assert fits_cfg["colorize"] is False and settings["image_inputs"]["colorize"] is False
     invoke("run", EXAMPLE, "-o", tmp_path / "default", "--no-upscale", "-q")
     settings = json.loads((tmp_path / "default" / "astroenhance-report.json").read_text())["settings"]
     assert settings["fits_inputs"]["colorize"] is True and settings["image_inputs"]["colorize"] == "grey images only"
+    assert settings["fits_inputs"]["color_strength"] == 0.2  # the shipped colorizer's calibrated strength
     assert None not in [v for k, v in fits_cfg.items() if k not in ("weights", "hdu")]
 
 

@@ -59,7 +59,9 @@ def test_the_best_baseline_is_the_best_of_sixteen():
 
 
 def test_evaluate_hst_scores_run_in_its_own_display_mapping(tmp_path):
-    res = evaluate_hst([DWARF], EnhanceConfig(device="cpu"), levels=(0.5,), noise_frames=1)
+    # (the sanity bound below is for the percentile:99.5 mapping; the noise:3 default shows the sky noise, where
+    # every method's display PSNR is lower: run 27.5 dB here)
+    res = evaluate_hst([DWARF], EnhanceConfig(device="cpu", interval="percentile:99.5"), levels=(0.5,), noise_frames=1)
     [row] = res["per_frame"]
     assert row["run"]["psnr"] > 30 and row["best_baseline"]["psnr"] > 30
     assert row["run"]["psnr_gain"] == pytest.approx(row["run"]["psnr"] - row["best_baseline"]["psnr"])

@@ -7,7 +7,7 @@ from hypothesis.extra.numpy import arrays
 from astroenhance.errors import InputError
 from astroenhance.imaging.normalize import STRETCHES, Normalizer, parse_interval
 
-INTERVALS = ["zscale", "minmax", "percentile:99.5"]
+INTERVALS = ["zscale", "minmax", "percentile:99.5", "noise:3"]
 
 
 @pytest.mark.parametrize("stretch", STRETCHES)
@@ -26,7 +26,7 @@ def test_round_trip_inside_interval(stretch, interval):
 
 @settings(max_examples=60, deadline=None)
 @given(arrays(np.float64, st.integers(2, 300), elements=st.floats(-1e6, 1e6)),
-       st.sampled_from(STRETCHES), st.sampled_from(["minmax", "percentile:90", "zscale"]))
+       st.sampled_from(STRETCHES), st.sampled_from(["minmax", "percentile:90", "zscale", "noise:3", "noise:0.5"]))
 def test_any_data_maps_into_unit_interval(x, stretch, interval):
     norm = Normalizer.fit(x, stretch, interval)
     d = norm(x)
@@ -59,3 +59,27 @@ def test_constant_frame_maps_to_mid_grey():
 def test_bad_interval_is_refused(bad):
     with pytest.raises(ValueError, match="interval"):
         parse_interval(bad)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.floats(-100, 100), st.floats(1e-3, 10), st.floats(1.0, 1e5), st.floats(0.5, 10))
+def test_noise_interval_clips_nothing_at_the_top_and_is_softened_at_b_sigma(sky, sigma, peak, b):
+    rng = np.random.default_rng(3)
+    x = sky + sigma * rng.normal(size=(40, 50))
+    x[7, 9] = top = sky + sigma * peak * 10  # one bright core
+    norm = Normalizer.fit(x, "asinh", f"noise:{b!r}", sky=sky, sigma=sigma)
+    assert norm.vmin == pytest.approx(sky - 2 * sigma) and norm.vmax == top
+    assert norm.a == pytest.approx(b * sigma / (top - norm.vmin))
+    d = norm(x)
+    assert d[7, 9] == pytest.approx(1.0, abs=1e-6) and (d[np.arange(40) != 7] < 1).all()  # only the peak reaches 1
+    assert np.isclose(norm(np.array([sky - 2 * sigma])), 0, atol=1e-7).all()
+    core = np.linspace(sky + 5 * sigma, top, 50)  # every level of the core stays distinct: nothing flat
+    assert (np.diff(norm(core).astype(np.float64)) > 0).all()
+    np.testing.assert_allclose(norm.inverse(norm(core)), core, rtol=2e-4, atol=sigma * 1e-3)
+
+
+def test_noise_interval_specs():
+    assert parse_interval("noise:3") == "noise:3" and parse_interval("noise:0.5") == "noise:0.5"
+    for bad in ("noise:0", "noise:-1", "noise:x", "noise"):
+        with pytest.raises(Exception, match="unknown interval"):
+            parse_interval(bad)

@@ -139,3 +139,36 @@ def test_sr_detail_fraction_strips_match_whole_frame_and_header(monkeypatch, hrc
         assert e.sr_detail_fraction(src, e.config.for_input(True), norm) == share
     res = enh.enhance_array(data, wcs)
     assert res.header["AE_SRDET"] == pytest.approx(round(whole, 4))
+
+
+def test_default_fits_display_reaches_the_brightest_pixel_even_off_the_sampled_rows():
+    """noise:3 (the FITS default) takes its top from every row, not the strided sample the rest is fitted on."""
+    rng = np.random.default_rng(5)
+    data = (100 + 5 * rng.normal(size=(1100, 1000))).astype(np.float32)  # > 1 MP: the sample takes every 2nd row
+    data[501, 333] = 9e4
+    res = Enhancer(EnhanceConfig(device="cpu", colorize=False, upscale=False)).enhance_array(data)
+    assert res.normalizer.interval == "noise:3" and res.normalizer.vmax == 9e4
+    assert res.normalizer.sky_noise == pytest.approx(5, rel=0.05)
+    assert res.luminance[501, 333] == pytest.approx(1.0, abs=1e-5) and np.sort(res.luminance.ravel())[-2] < 0.5
+
+
+def test_colour_strength_scales_the_predicted_chroma_and_is_recorded(hrc_crop):
+    """The shipped colorizer's colour is shown at its calibrated strength (manifest chroma_scale); --color-strength
+    overrides it; luminance never changes."""
+    from astroenhance.imaging.color import rgb_to_ycbcr
+    from astroenhance.models.weights import default_weights_dir, find_weights
+
+    data, wcs = hrc_crop
+    calibrated = find_weights(default_weights_dir(), "colorize", "default").extra["chroma_scale"]
+    assert 0 < calibrated < 1
+    out = {s: Enhancer(EnhanceConfig(device="cpu", upscale=False, color_strength=s)).enhance_array(data, wcs)
+           for s in (None, 1.0, 0.0)}
+    (y0, c_default), (y1, c_full), (y2, c_none) = (rgb_to_ycbcr(out[s].rgb.astype(np.float64)) for s in out)
+    np.testing.assert_allclose(y0, y1, atol=1e-5)
+    np.testing.assert_allclose(y0, y2, atol=1e-5)
+    assert np.abs(c_none).max() < 1e-6 and np.abs(c_full).max() > 0.01
+    rgb_full = out[1.0].rgb
+    inside = ((rgb_full > 1e-3) & (rgb_full < 1 - 1e-3)).all(axis=-1)  # in the gamut at full strength: no fitting
+    assert inside.mean() > 0.5
+    np.testing.assert_allclose(c_default[inside], calibrated * c_full[inside], atol=1e-5)
+    assert out[None].header["AE_COSTR"] == calibrated and out[1.0].header["AE_COSTR"] == 1.0

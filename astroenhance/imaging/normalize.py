@@ -6,6 +6,7 @@ recorded in every output's header, and has an exact `inverse` back to the input'
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -41,22 +42,30 @@ def make_stretch(name: str, a: float | None = None) -> BaseStretch:
     raise SettingsError(f"unknown stretch {name!r}; choose one of {', '.join(STRETCHES)}")
 
 
+NOISE_FLOOR = 2.0  # ``noise:B``: the display's black point, in noise sigmas below the sky
+
+
 def parse_interval(spec: str) -> str:
-    """Validate an interval spec: ``zscale``, ``minmax``, ``percentile:P`` (0 < P <= 100) or ``range``.
+    """Validate an interval spec: ``noise:B`` (B > 0), ``zscale``, ``minmax``, ``percentile:P`` (0 < P <= 100) or
+    ``range``.
 
     ``range`` means the full range of the input's data type (0..255 for 8-bit, 0..65535 for 16-bit,
-    0..1 for float images): display images need no interval.
+    0..1 for float images): display images need no interval.  ``noise:B`` runs from `NOISE_FLOOR` sigmas below
+    the sky to the frame's brightest pixel, and softens an asinh stretch at B sigma (Lupton et al. 2004,
+    ``a = B sigma / (vmax - vmin)``): linear in the noise, logarithmic in bright cores, nothing clipped at the top.
     """
     if spec in ("zscale", "minmax", "range"):
         return spec
-    if spec.startswith("percentile:"):
-        try:
-            p = float(spec.split(":", 1)[1])
-        except ValueError:
-            p = -1.0
-        if 0 < p <= 100:
-            return spec
-    raise SettingsError(f"unknown interval {spec!r}; use zscale, minmax, range or percentile:P (e.g. percentile:99.5)")
+    for kind, top in (("percentile:", 100.0), ("noise:", math.inf)):
+        if spec.startswith(kind):
+            try:
+                p = float(spec.split(":", 1)[1])
+            except ValueError:
+                p = -1.0
+            if 0 < p <= top:
+                return spec
+    raise SettingsError(f"unknown interval {spec!r}; use noise:B, zscale, minmax, range or percentile:P "
+                        "(e.g. noise:3, percentile:99.5)")
 
 
 def compute_limits(sample: np.ndarray, spec: str, dtype_range: tuple[float, float] | None = None) -> tuple[float, float]:
@@ -69,6 +78,8 @@ def compute_limits(sample: np.ndarray, spec: str, dtype_range: tuple[float, floa
     finite = sample[np.isfinite(sample)]
     if finite.size == 0:
         raise InputError("no finite pixels: the frame is all NaN/inf")
+    if spec.startswith("noise:"):
+        raise SettingsError("interval 'noise:B' needs the frame's sky, noise and maximum (`Normalizer.fit`)")
     if spec == "zscale":
         vmin, vmax = ZScaleInterval().get_limits(finite)
     elif spec == "minmax":
@@ -79,6 +90,14 @@ def compute_limits(sample: np.ndarray, spec: str, dtype_range: tuple[float, floa
     if not vmax > vmin:  # a constant frame: map it to mid-grey rather than divide by zero
         vmin, vmax = vmin - 0.5, vmin + 0.5
     return vmin, vmax
+
+
+def _robust_sigma(sample: np.ndarray) -> float:
+    """White-noise sigma from neighbouring-pixel differences along rows (MAD; 0 if there are none)."""
+    x = np.asarray(sample, np.float64)
+    d = np.diff(x, axis=-1).ravel() if x.ndim > 1 else np.diff(x)
+    d = d[np.isfinite(d)]
+    return float(1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2)) if d.size else 0.0
 
 
 @dataclass(frozen=True)
@@ -99,10 +118,29 @@ class Normalizer:
 
     @classmethod
     def fit(cls, sample: np.ndarray, stretch: str = "asinh", interval: str = "percentile:99.5",
-            dtype_range: tuple[float, float] | None = None) -> Normalizer:
+            dtype_range: tuple[float, float] | None = None, *, sky: float | None = None,
+            sigma: float | None = None, maximum: float | None = None) -> Normalizer:
+        """Fitted on ``sample``.  ``noise:B`` also takes the frame's ``sky``, noise ``sigma`` and ``maximum``
+        (defaults: the sample's median, robust pixel-to-pixel sigma and maximum)."""
         make_stretch(stretch)
-        vmin, vmax = compute_limits(np.asarray(sample, dtype=np.float64), interval, dtype_range)
-        return cls(stretch, interval, vmin, vmax, STRETCH_PARAMETER[stretch])
+        sample = np.asarray(sample, dtype=np.float64)
+        if not interval.startswith("noise:"):
+            vmin, vmax = compute_limits(sample, interval, dtype_range)
+            return cls(stretch, interval, vmin, vmax, STRETCH_PARAMETER[stretch])
+        parse_interval(interval)
+        finite = sample[np.isfinite(sample)]
+        if finite.size == 0:
+            raise InputError("no finite pixels: the frame is all NaN/inf")
+        sky = float(np.median(finite)) if sky is None else float(sky)
+        if not sigma or not np.isfinite(sigma):
+            sigma = _robust_sigma(sample)
+        top = float(finite.max()) if maximum is None else float(maximum)
+        vmin = sky - NOISE_FLOOR * sigma if sigma > 0 else float(finite.min())
+        if not top > vmin:  # a constant frame: mid-grey, as the other intervals
+            return cls(stretch, interval, vmin - 0.5, vmin + 0.5, STRETCH_PARAMETER[stretch])
+        soft = float(interval.split(":", 1)[1]) * sigma / (top - vmin)
+        a = soft if stretch == "asinh" and soft > 0 else STRETCH_PARAMETER[stretch]
+        return cls(stretch, interval, vmin, top, a)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Normalize to display values in [0, 1] (float32); NaN stays NaN."""

@@ -58,6 +58,9 @@ class ResidualEncoderColorizer(nn.Module):
         super().__init__()
         self.widths = widths
         self.thumb_size = thumb_size
+        # how much of its predicted chroma `run` shows: calibrated per weights on images the network never saw
+        # (manifest ``chroma_scale``; set by `models.weights.load_network`); not a tensor, not trained
+        self.chroma_scale = 1.0
         self.multiple = 2 ** (len(widths) - 1)
         self.stem = _conv(1, widths[0])
         self.down = nn.ModuleList()

@@ -87,6 +87,17 @@ class Networks:
         return nets
 
 
+def _maximum(src: FrameSource, step: int = 256) -> float:
+    """The largest finite value of the whole frame, read in strips of ``step`` rows (nan if none)."""
+    top = -np.inf
+    for y in range(0, src.shape[0], step):
+        rows = src.read_rows(y, min(src.shape[0], y + step))
+        finite = rows[np.isfinite(rows)]
+        if finite.size:
+            top = max(top, float(finite.max()))
+    return top if np.isfinite(top) else float("nan")
+
+
 class _BandCarry:
     """The blend sums (L, Cb, Cr, weight) a column band leaves in the columns it shares with the next band,
     for every output row, kept in an unnamed temporary file rather than memory (its size grows with the
@@ -149,6 +160,8 @@ class Enhancer:
         self.sr = self.accel.prepare(nets.sr) if config.upscale and nets.sr is not None else None
         self.colorizer = (self.accel.prepare(nets.colorizer) if config.colorize is not False and nets.colorizer is not None
                           else None)
+        self.color_strength = (config.color_strength if config.color_strength is not None
+                               else float(getattr(nets.colorizer, "chroma_scale", 1.0)))
         self.sr_space = (self.sr_info.extra.get("input_space", "display") if self.sr_info else "display")
         if self.sr_space not in ("display", "noise-asinh"):
             raise SettingsError(f"{self.sr_info.id}: unknown input space {self.sr_space!r}")
@@ -167,11 +180,22 @@ class Enhancer:
 
     # ---- per-frame steps ------------------------------------------------------------------------
     def fit_normalizer(self, src: FrameSource, cfg: EnhanceConfig) -> Normalizer:
-        """The frame's display mapping, fitted on evenly strided rows, with the noise of its display luminance."""
+        """The frame's display mapping, fitted on evenly strided rows, with the sky and noise of its values (what a
+        noise-space network sees: `_linear_rows`) and the noise of its display luminance (for the noise gate)."""
         rows = src.sample()
+        interval = cfg.interval or "range"
+        sky = sky_noise = 0.0
+        if src.channels == 1:
+            sky, sky_noise = self._sky(src, rows)
+        fit: dict[str, float] = {}
+        if interval.startswith("noise:"):  # from below the sky to the brightest pixel: the whole frame is read
+            base = rows if src.channels == 1 else rgb_to_ycbcr(rows)[0]
+            finite = base[np.isfinite(base)]
+            fit = {"sky": float(np.median(finite)) if finite.size else 0.0,
+                   "sigma": sky_noise if src.channels == 1 else estimate_noise(base), "maximum": _maximum(src)}
         try:
             norm = Normalizer.fit(rows.reshape(-1) if src.channels == 3 else rows, cfg.stretch or "linear",
-                                  cfg.interval or "range", src.dtype_range)
+                                  interval, src.dtype_range, **fit)
         except InputError as exc:
             hint = (f" (every pixel flagged in DQ by --dq-mask {src.dq_mask}: --dq-mask none reads them anyway)"
                     if src.dq_mask and "no finite pixels" in str(exc) else "")
@@ -179,19 +203,26 @@ class Enhancer:
         # the noise of the display luminance, from neighbouring pixels of the sampled rows (for the noise gate)
         disp = norm(rows)
         lum = rgb_to_ycbcr(disp)[0] if src.channels == 3 else disp
-        linear = lum if src.channels == 3 else rows  # what a noise-space network sees (`_linear_rows`)
-        finite = np.asarray(linear, np.float64)[np.isfinite(linear)]
+        if src.channels == 3:  # a colour image: a noise-space network sees its display luminance
+            finite = np.asarray(lum, np.float64)[np.isfinite(lum)]
+            sky, sky_noise = (float(np.median(finite)) if finite.size else 0.0), estimate_noise(lum)
+        return replace(norm, noise=estimate_noise(lum), sky=sky, sky_noise=sky_noise)
+
+    @staticmethod
+    def _sky(src: FrameSource, rows: np.ndarray) -> tuple[float, float]:
+        """A grey frame's sky (median of the sampled rows) and noise sigma: the file's own (ERR, WHT when it is
+        plausible, an rms map) or else from neighbouring-pixel differences; ``src.noise_from`` says which."""
+        finite = np.asarray(rows, np.float64)[np.isfinite(rows)]
         sky = float(np.median(finite)) if finite.size else 0.0
-        sky_noise = estimate_noise(linear)
+        sky_noise = estimate_noise(rows)
         if src.noise and src.noise_from == "WHT" and not sky_noise / 3 <= src.noise <= 3 * sky_noise:
             src.notes.append(f"1/sqrt(WHT) = {src.noise:.3g} disagrees with the pixels' own noise {sky_noise:.3g} by "
                              "more than 3x (WHT an exposure-time map?): noise estimated from the pixels")
             src.noise, src.noise_from = None, ""
-        if src.noise and src.channels == 1:
-            sky_noise = src.noise
-        else:
-            src.noise_from = "estimated"
-        return replace(norm, noise=estimate_noise(lum), sky=sky, sky_noise=sky_noise)
+        if src.noise:
+            return sky, src.noise
+        src.noise_from = "estimated"
+        return sky, sky_noise
 
     def _normalized_rows(self, src: FrameSource, norm: Normalizer, y0: int, y1: int, x0: int = 0, x1: int | None = None):
         """Normalized luminance ``(n, w)``, chroma ``(n, w, 2)`` or None, and the no-data mask."""
@@ -411,7 +442,7 @@ class Enhancer:
                 j += 1
             xa, xb = max(0, x_starts[i] - margin), min(w, x_starts[j - 1] + tw + margin)
             lum = self._normalized_rows(src, norm, ya, yb, xa, xb)[0]
-            chroma = self.accel.run(self.colorizer, lum[None, None], context)[0]  # (2, rows, cols)
+            chroma = self.accel.run(self.colorizer, lum[None, None], context)[0] * self.color_strength  # (2, rows, cols)
             for k in range(i, j):
                 out[k] = chroma[:, y0 - ya:y0 - ya + th, x_starts[k] - xa:x_starts[k] - xa + tw]
             i = j
@@ -421,7 +452,8 @@ class Enhancer:
     def provenance(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer) -> dict[str, object]:
         return provenance(src, cfg, norm, scale=self.scale, device=str(self.device), sr_info=self.sr_info,
                           colorizer_info=self.colorizer_info if self._colorizes(cfg) else None, sr_space=self.sr_space if self.sr is not None else "none",
-                          sr_detail_fraction=self.sr_detail_fraction(src, cfg, norm))
+                          sr_detail_fraction=self.sr_detail_fraction(src, cfg, norm),
+                          color_strength=self.color_strength if self._colorizes(cfg) else 0.0)
 
     def headers(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer,
                 prov: dict[str, object] | None = None) -> tuple[fits.Header, fits.Header, list[str], object]:

@@ -37,7 +37,7 @@ def _weights(info: WeightsInfo | None) -> str:
 
 def provenance(src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, *, scale: int, device: str,
                sr_info: WeightsInfo | None, colorizer_info: WeightsInfo | None,
-               sr_detail_fraction: float, sr_space: str = "display") -> dict[str, object]:
+               sr_detail_fraction: float, sr_space: str = "display", color_strength: float = 0.0) -> dict[str, object]:
     """Every fact and setting behind one output, in the order they are written."""
     return {
         "tool": f"astroenhance {__version__}",
@@ -52,7 +52,8 @@ def provenance(src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, *, scale:
         "luminance": "BT.709 luma of display values",
         "tile": cfg.tile, "overlap": cfg.overlap, "scale": scale,
         # what actually ran: no flux projection and no gate without super-resolution
-        "flux_conserving": bool(cfg.flux_conserving) and scale > 1, "colorize": cfg.colorize, "upscale": scale > 1,
+        "flux_conserving": bool(cfg.flux_conserving) and scale > 1, "colorize": cfg.colorize,
+        "color_strength": round(float(color_strength), 4), "upscale": scale > 1,
         "flux_tolerance_sigma": float(cfg.flux_tolerance or 0.0) if cfg.flux_conserving and scale > 1 else 0.0,
         "sr_model": cfg.sr_model if cfg.upscale else "none",
         "sr_input_space": sr_space,
@@ -95,6 +96,7 @@ def fits_headers(src: FrameSource, prov: dict[str, object], scale: int, sr_info:
              ("AE_FLUX", prov["flux_conserving"], "block means equal input luminance"),
              ("AE_FLUXT", prov["flux_tolerance_sigma"], "... within this many input sigmas (0: exact)"),
              ("AE_COLOR", prov["colorize"], "colour predicted by the colorizer"),
+             ("AE_COSTR", prov["color_strength"], "share of the predicted chroma shown"),
              ("AE_SRMOD", prov["sr_model"], "super-resolution model"),
              ("AE_SRSPC", prov["sr_input_space"], "SR input: display or noise-asinh values"),
              ("AE_SKY", float(prov["sky"]), "input sky (median), input units"),
