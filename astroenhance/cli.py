@@ -129,6 +129,7 @@ def run(
     color_strength: Annotated[float | None, typer.Option(help="Share of the colorizer's predicted chroma that is shown, 0-2. Default: the weights' calibrated value (0.2 for the shipped colorizer: on images it never saw, its full colour was further from the truth than no colour; at 0.2 it is never more than 0.01 worse than grey on any of them). 1 shows the network's full, more saturated and less reliable colour.", min=0.0, max=2.0, show_default=False)] = None,
     upscale: Annotated[bool, typer.Option("--upscale/--no-upscale", help="Run the 4x super-resolution network on luminance.")] = True,
     fmt: Annotated[str | None, typer.Option("--format", help="Comma-separated outputs from fits,png,tiff,jpeg. Default: fits,png for FITS input, png for images.", show_default=False)] = None,
+    flux_plane: Annotated[bool, typer.Option("--flux-plane/--no-flux-plane", help="Add a FLUX extension to the FITS of a grey frame (with --flux-conserving): the enhanced luminance in the input's units (BUNIT) on the 4x grid, float32, each input pixel's flux kept — the 16 output pixels sum to it (counts, electrons/s) or average to it (surface brightness, e.g. MJy/sr). +67 MB for a 1024² frame.")] = True,
     fits_encoding: Annotated[FitsEncoding, typer.Option(help="The RGB FITS's display planes: int16 (16-bit integers scaled to 0-1, step 1.5e-5, BLANK for no data; half the size of float32, written as it goes), rice (those planes tile-compressed, lossless on the integers: several times smaller; compressed after the frame, holding one output plane in memory), float32. Astropy and DS9 read all three with the WCS.")] = FitsEncoding.int16,
     stretch: Annotated[Stretch | None, typer.Option(help="Stretch after the interval. Default: asinh for FITS, linear for display images.", show_default=False)] = None,
     interval: Annotated[str | None, typer.Option(help="noise:B, percentile:P, zscale, minmax or range. Default: noise:3 for FITS — from 2 sigma below the sky to the brightest pixel, the asinh stretch softened at 3 sigma (Lupton et al. 2004): the noise shows, cores keep their structure, nothing is clipped at the top; percentile:99.5 is the old default (brighter faint light, cores clipped flat). Default for images: range (the full 8/16-bit range).", show_default=False)] = None,
@@ -165,7 +166,7 @@ def run(
                            flux_conserving=flux_conserving, flux_tolerance=flux_tolerance, device=device.value,
                            precision=precision.value,
                            sr_model=sr_model.value, weights=str(weights) if weights else None, batch=batch, hdu=hdu,
-                           noise_gate=noise_gate, dq_mask=dq_mask, fits_encoding=fits_encoding.value,
+                           noise_gate=noise_gate, dq_mask=dq_mask, fits_encoding=fits_encoding.value, flux_plane=flux_plane,
                            color_strength=color_strength, noise=str(noise) if noise else None)
     config.check()  # usage errors answer before torch and the networks load
     if log_file is not None and not log_file.parent.is_dir():

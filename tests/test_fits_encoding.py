@@ -42,7 +42,8 @@ def test_every_encoding_reads_back_as_the_float32_planes_with_the_wcs(encoded):
     with fits.open(encoded["float32"]) as ref:
         for enc in ("int16", "rice"):
             with fits.open(encoded[enc]) as got:
-                assert [h.name for h in got] == ["PRIMARY", "RED", "GREEN", "BLUE"]
+                assert [h.name for h in got] == ["PRIMARY", "RED", "GREEN", "BLUE", "FLUX"]
+                np.testing.assert_array_equal(got["FLUX"].data, ref["FLUX"].data)  # physical units: never quantised
                 assert isinstance(got[1], fits.CompImageHDU) == (enc == "rice")
                 assert got[0].header["AE_INSHA"] == ref[0].header["AE_INSHA"]
                 assert f"fits_encoding: {enc}" in str(got[0].header["HISTORY"])
@@ -53,7 +54,17 @@ def test_every_encoding_reads_back_as_the_float32_planes_with_the_wcs(encoded):
                 wa, wb = WCS(ref["RED"].header), WCS(got["RED"].header)
                 pix = np.array([[0.0, 0.0], [511.0, 1023.0], [1023.0, 17.5]])
                 np.testing.assert_allclose(wb.all_pix2world(pix, 0), wa.all_pix2world(pix, 0), rtol=0, atol=1e-12)
-    sizes = {enc: p.stat().st_size for enc, p in encoded.items()}
+
+
+
+def test_the_display_planes_shrink(tmp_path):
+    sizes = {}
+    for enc in ("float32", "int16", "rice"):  # the display planes alone: FLUX is float32 in every encoding
+        enh = Enhancer(EnhanceConfig(device="cpu", colorize=False, formats=("fits",), fits_encoding=enc, tile=64,
+                                     flux_plane=False))
+        with open_frames(HRC) as [src]:
+            [path] = enh.write_source(src, tmp_path / enc, HRC, enh.config.for_input(True)).outputs
+        sizes[enc] = path.stat().st_size
     assert sizes["rice"] < 0.7 * sizes["int16"] and sizes["int16"] < 0.55 * sizes["float32"]
 
 

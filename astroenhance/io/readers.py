@@ -27,7 +27,7 @@ IMAGE_SUFFIXES = (".png", ".tiff", ".tif", ".jpeg", ".jpg")
 #: header keywords an astronomer wants carried into the enhanced frame
 KEEP_KEYWORDS = ("TELESCOP", "INSTRUME", "DETECTOR", "FILTER", "FILTER1", "FILTER2", "DATE-OBS", "TIME-OBS",
                  "MJD-OBS", "TARGNAME", "OBJECT", "EXPTIME", "PROPOSID", "ROOTNAME", "PHOTPLAM", "EQUINOX",
-                 "RADESYS")
+                 "RADESYS", "BUNIT", "PHOTFLAM", "PHOTFNU", "PHOTZPT")
 
 
 def display_range(arr: np.ndarray) -> tuple[float, float]:

@@ -136,32 +136,34 @@ class FITSRGBWriter(_AtomicFile):
     """
 
     def __init__(self, final: Path, shape: tuple[int, int], primary: fits.Header, image: fits.Header,
-                 encoding: str = "float32") -> None:
+                 encoding: str = "float32", flux_header: fits.Header | None = None) -> None:
         super().__init__(final)
         if encoding not in FITS_ENCODINGS:
             raise ValueError(f"unknown FITS encoding {encoding!r} ({', '.join(FITS_ENCODINGS)})")
         self.encoding = encoding
-        self.primary, self.image = primary, image
+        self.primary, self.image, self.flux_header = primary, image, flux_header
         self.itemsize = 4 if encoding == "float32" else 2
+        # the display planes in the chosen encoding; FLUX (physical units) always float32: never quantised
+        self.names = CHANNEL_NAMES + (("FLUX",) if flux_header is not None else ())
+        self.itemsizes = [self.itemsize] * 3 + [4] * (len(self.names) - 3)
         self.height, self.width = shape
         head = fits.Header([("SIMPLE", True), ("BITPIX", 8), ("NAXIS", 0), ("EXTEND", True)])
         head.extend(primary, unique=False)
         blobs = [(0, head.tostring().encode("ascii"))]
         self.data_offsets = []
         offset = len(blobs[0][1])
-        self.data_bytes = self.height * self.width * self.itemsize
-        for name in CHANNEL_NAMES:
-            h = fits.Header([("XTENSION", "IMAGE"), ("BITPIX", -32 if self.itemsize == 4 else 16), ("NAXIS", 2),
+        for name, size in zip(self.names, self.itemsizes):
+            h = fits.Header([("XTENSION", "IMAGE"), ("BITPIX", -32 if size == 4 else 16), ("NAXIS", 2),
                              ("NAXIS1", self.width), ("NAXIS2", self.height), ("PCOUNT", 0), ("GCOUNT", 1),
                              ("EXTNAME", name)])
-            if self.itemsize == 2:
+            if size == 2:
                 h["BSCALE"], h["BZERO"], h["BLANK"] = INT16_SCALE, INT16_ZERO, INT16_BLANK
-            h.extend(image, unique=True)
+            h.extend(image if name != "FLUX" else flux_header, unique=True)
             blob = h.tostring().encode("ascii")
             blobs.append((offset, blob))
             offset += len(blob)
             self.data_offsets.append(offset)
-            offset += _padded(self.data_bytes)
+            offset += _padded(self.height * self.width * size)
         self.size = offset
         try:
             self.fh = open(self.tmp, "wb+")
@@ -183,8 +185,8 @@ class FITSRGBWriter(_AtomicFile):
         n, m = rows.shape
         if row0 < 0 or col0 < 0 or row0 + n > self.height or col0 + m > self.width:
             raise ValueError(f"block {n}x{m} at row {row0}, column {col0} does not fit {self.height}x{self.width}")
-        data = np.ascontiguousarray(rows, dtype=">f4") if self.itemsize == 4 else to_int16(rows)
-        size = self.itemsize
+        size = self.itemsizes[channel]
+        data = np.ascontiguousarray(rows, dtype=">f4") if size == 4 else to_int16(rows)
         try:
             if m == self.width:
                 self.fh.seek(self.data_offsets[channel] + row0 * self.width * size)
@@ -196,10 +198,13 @@ class FITSRGBWriter(_AtomicFile):
         except OSError as exc:
             raise _write_error(self.final, exc, "writing") from None
 
-    def write_block(self, row0: int, rgb: np.ndarray, col0: int = 0) -> None:
-        """Write ``rgb`` ``(n, m, 3)`` whose rows run bottom-up at FITS rows ``row0..`` of RED, GREEN and BLUE."""
+    def write_block(self, row0: int, rgb: np.ndarray, col0: int = 0, flux: np.ndarray | None = None) -> None:
+        """Write ``rgb`` ``(n, m, 3)`` whose rows run bottom-up at FITS rows ``row0..`` of RED, GREEN and BLUE (and
+        ``flux`` ``(n, m)`` into FLUX, when the file has one)."""
         for c in range(3):
             self.write_rows(c, row0, rgb[..., c], col0)
+        if flux is not None and len(self.names) > 3:
+            self.write_rows(3, row0, flux, col0)
 
     def finish(self) -> None:
         """Flush everything to the temporary file (the final name is not touched yet); ``rice``: compress it."""
@@ -221,12 +226,19 @@ class FITSRGBWriter(_AtomicFile):
             head = fits.Header()
             head.extend(self.primary, unique=False)
             fits.PrimaryHDU(header=head).writeto(packed)
-            for channel, name in enumerate(CHANNEL_NAMES):
+            for channel, name in enumerate(self.names):
                 self.fh.seek(self.data_offsets[channel])
-                plane = np.fromfile(self.fh, dtype=">i2", count=self.height * self.width)
-                hdu = fits.CompImageHDU(plane.reshape(self.height, self.width).astype(np.int16),
-                                        header=self.image.copy(), name=name, compression_type="RICE_1")
-                hdu.header["BSCALE"], hdu.header["BZERO"], hdu.header["BLANK"] = INT16_SCALE, INT16_ZERO, INT16_BLANK
+                if name == "FLUX":  # float32, lossless (GZIP_2 without quantisation)
+                    plane = np.fromfile(self.fh, dtype=">f4", count=self.height * self.width)
+                    hdu = fits.CompImageHDU(plane.reshape(self.height, self.width).astype(np.float32),
+                                            header=self.flux_header.copy(), name=name, compression_type="GZIP_2",
+                                            quantize_level=0.0)
+                else:
+                    plane = np.fromfile(self.fh, dtype=">i2", count=self.height * self.width)
+                    hdu = fits.CompImageHDU(plane.reshape(self.height, self.width).astype(np.int16),
+                                            header=self.image.copy(), name=name, compression_type="RICE_1")
+                    hdu.header["BSCALE"], hdu.header["BZERO"], hdu.header["BLANK"] = (INT16_SCALE, INT16_ZERO,
+                                                                                    INT16_BLANK)
                 del plane
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # long HISTORY/COMMENT cards are already wrapped
@@ -404,7 +416,7 @@ def output_is_complete(path: Path, expected_shape: tuple[int, int] | None, input
                 for ext in h[1:4]:
                     if expected_shape and ext.shape != expected_shape:
                         return False
-                last = h[3]
+                last = h[len(h) - 1]  # FLUX where there is one
                 if isinstance(last, fits.CompImageHDU):  # compressed: the last row's tile must decompress
                     last.section[last.shape[0] - 1:]
                 elif path.stat().st_size < (last.fileinfo()["datLoc"]

@@ -30,9 +30,9 @@ from ..io.readers import FrameSource, display_range, from_array, is_fits, open_f
 from ..models.srresnet import require_luminance
 from ..models.weights import WeightsInfo, default_weights_dir, find_weights, load_network
 from .device import Accelerator
-from .finish import estimate_noise, finish_pixels, gate_map, noise_gate
+from .finish import estimate_noise, finish_pixels, flux_per_pixel, gate_map, noise_gate, physical_flux
 from .output import ArraySink, FileSink, output_paths
-from .provenance import fits_headers, provenance, provenance_text
+from .provenance import fits_headers, flux_header, provenance, provenance_text
 from .space import from_noise_space, to_noise_space
 
 BAND_WIDTH = 1024  # input columns a band spans at most (one tile where wider): memory does not grow with the width
@@ -62,6 +62,7 @@ class EnhancedArray:
     wcs: object
     normalizer: Normalizer
     header: fits.Header
+    flux: np.ndarray | None = None  # (H*s, W*s) in the input's units (`physical_flux`); None for display images
 
 
 @dataclass
@@ -262,6 +263,14 @@ class Enhancer:
         x = norm.inverse(display)
         return norm(x + sigma / 2).astype(np.float64) - norm(x - sigma / 2)
 
+    def flux_plane(self, src: FrameSource, cfg: EnhanceConfig) -> tuple[bool, str] | None:
+        """``(per_pixel, why)`` when the output gets a FLUX plane (the enhanced luminance in the input's units): a
+        grey FITS-like frame, upscaled, flux-conserving; None otherwise (display images have no physical units)."""
+        if (src.channels != 1 or src.is_display_image or self.sr is None or not cfg.flux_conserving
+                or not cfg.flux_plane):
+            return None
+        return flux_per_pixel(src.header.get("BUNIT", "") if src.header is not None else "")
+
     def _colorizes(self, cfg: EnhanceConfig) -> bool:
         """Whether this frame's colour comes from the colorizer (``cfg`` resolved by `EnhanceConfig.for_frame`)."""
         return bool(cfg.colorize) and self.colorizer is not None
@@ -309,7 +318,8 @@ class Enhancer:
     def process(self, src: FrameSource, cfg: EnhanceConfig,
                 put: Callable[[int, int, int, np.ndarray, np.ndarray], None],
                 progress: Callable[[int, int], None] | None = None, norm: Normalizer | None = None) -> Normalizer:
-        """Enhance ``src`` piece by piece; ``put(out_row0, out_row1, out_col0, rgb, lum)`` receives each final piece.
+        """Enhance ``src`` piece by piece; ``put(out_row0, out_row1, out_col0, rgb, lum)`` receives each final piece
+        (and ``flux=`` the FLUX plane's rows where the frame gets one: `flux_plane`).
 
         Rows are in the source's own order.  ``rgb`` is ``(rows, cols, 3)`` display values in [0, 1] with NaN
         where the input had no data.  Work proceeds in column bands and, within a band, in strips of tile
@@ -318,6 +328,7 @@ class Enhancer:
         cfg = cfg.for_frame(src.channels)
         norm = norm or self.fit_normalizer(src, cfg)
         context = self._context(src, cfg, norm)
+        flux_mode = self.flux_plane(src, cfg)
         h, w = src.shape
         s = self.scale
         grid = TileGrid(h, w, cfg.tile, cfg.overlap)
@@ -335,7 +346,8 @@ class Enhancer:
         try:
             for cols, emit0, emit1 in grid.column_bands(BAND_WIDTH):
                 carry_out = _BandCarry((grid.col_starts[cols[-1]] + tw - emit1) * s) if emit1 < w else None
-                self._process_band(src, cfg, norm, context, grid, cols, (emit0, emit1), carry_in, carry_out, put, tick)
+                self._process_band(src, cfg, norm, context, grid, cols, (emit0, emit1), carry_in, carry_out, put, tick,
+                                   flux_mode)
                 if carry_in is not None:
                     carry_in.close()
                 carry_in = carry_out
@@ -347,8 +359,8 @@ class Enhancer:
 
     def _process_band(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, context: torch.Tensor | None,
                       grid: TileGrid, cols: list[int], emit: tuple[int, int], carry_in: _BandCarry | None,
-                      carry_out: _BandCarry | None, put: Callable[[int, int, int, np.ndarray, np.ndarray], None],
-                      tick: Callable[[], None]) -> None:
+                      carry_out: _BandCarry | None, put: Callable[..., None],
+                      tick: Callable[[], None], flux_mode: tuple[bool, str] | None = None) -> None:
         """One column band: its tiles, one tile row at a time, blended into an accumulator a tile row high;
         rows no later tile row reaches are finished and ``put`` (input columns ``emit``), after adding the
         previous band's blend sums (``carry_in``) and handing this band's shared columns on (``carry_out``)."""
@@ -414,7 +426,14 @@ class Enhancer:
                 rgb, out_l = finish_pixels(piece[..., 0] / weight, piece[..., 1:3] / weight[..., None],
                                            lum_in, mask[rows, cols_in], s, bool(cfg.flux_conserving), measured,
                                            tol, self._display_noise(norm, lum_in) if tol > 0 else None)
-                put(a * s, b * s, emit0 * s, rgb, out_l)
+                flux = None
+                if flux_mode is not None:  # the same luminance in the input's units, flux conserved per input pixel
+                    raw = src.read_rows(a, b)[:, emit0:emit1]
+                    # from the blended network luminance, before the display's own block projection: its steps
+                    # at block edges would otherwise pass into the flux
+                    blended = np.where(np.isnan(out_l), np.nan, np.clip(piece[..., 0] / weight, 0.0, 1.0))
+                    flux = physical_flux(blended, raw, norm.inverse, s, tol, norm.sky_noise, flux_mode[0])
+                put(a * s, b * s, emit0 * s, rgb, out_l, **({} if flux is None else {"flux": flux}))
             n = final - acc_row0
             if n > 0:
                 keep = acc[n * s:].copy()
@@ -453,7 +472,8 @@ class Enhancer:
         return provenance(src, cfg, norm, scale=self.scale, device=str(self.device), sr_info=self.sr_info,
                           colorizer_info=self.colorizer_info if self._colorizes(cfg) else None, sr_space=self.sr_space if self.sr is not None else "none",
                           sr_detail_fraction=self.sr_detail_fraction(src, cfg, norm),
-                          color_strength=self.color_strength if self._colorizes(cfg) else 0.0)
+                          color_strength=self.color_strength if self._colorizes(cfg) else 0.0,
+                          flux_plane=self.flux_plane(src, cfg))
 
     def headers(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer,
                 prov: dict[str, object] | None = None) -> tuple[fits.Header, fits.Header, list[str], object]:
@@ -524,8 +544,9 @@ class Enhancer:
                          + " (--colorize would replace them with predicted ones)")
         h, w = src.shape
         shape_out = (h * self.scale, w * self.scale)
+        mode = self.flux_plane(src, cfg)
         with FileSink(targets, shape_out, src.origin, primary, image, out_wcs, provenance_text(prov),
-                      cfg.fits_encoding) as sink:
+                      cfg.fits_encoding, flux_header(image, src, *mode) if mode else None) as sink:
             self.process(src, cfg, sink.put, progress, norm)
         return FrameResult(src.name, sink.outputs, (h, w), shape_out, norm, notes + sink.notes)
 
@@ -542,7 +563,7 @@ class Enhancer:
         norm = self.process(src, cfg, sink.put)
         primary, image, _, out_wcs = self.headers(src, cfg, norm)
         primary.extend(image, unique=True)
-        return EnhancedArray(sink.rgb, sink.lum, out_wcs, norm, primary)
+        return EnhancedArray(sink.rgb, sink.lum, out_wcs, norm, primary, sink.flux)
 
 
 def enhance(data: np.ndarray, wcs=None, config: EnhanceConfig = EnhanceConfig()) -> EnhancedArray:

@@ -29,12 +29,19 @@ class ArraySink:
     """Collects finished rows in memory (for arrays that fit in memory)."""
 
     def __init__(self, shape: tuple[int, int]) -> None:
+        self.shape = shape
         self.rgb = np.zeros((*shape, 3), dtype=np.float32)
         self.lum = np.zeros(shape, dtype=np.float32)
+        self.flux: np.ndarray | None = None  # in the input's units, where the engine makes a FLUX plane
 
-    def put(self, row0: int, row1: int, col0: int, rgb: np.ndarray, lum: np.ndarray) -> None:
+    def put(self, row0: int, row1: int, col0: int, rgb: np.ndarray, lum: np.ndarray,
+            flux: np.ndarray | None = None) -> None:
         self.rgb[row0:row1, col0:col0 + rgb.shape[1]] = rgb
         self.lum[row0:row1, col0:col0 + lum.shape[1]] = lum
+        if flux is not None:
+            if self.flux is None:
+                self.flux = np.full(self.shape, np.nan, dtype=np.float32)
+            self.flux[row0:row1, col0:col0 + flux.shape[1]] = flux
 
 
 class FileSink:
@@ -45,7 +52,8 @@ class FileSink:
     """
 
     def __init__(self, targets: dict[str, Path], shape: tuple[int, int], origin: str, primary: fits.Header,
-                 image: fits.Header, wcs, text: str, fits_encoding: str = "float32") -> None:
+                 image: fits.Header, wcs, text: str, fits_encoding: str = "float32",
+                 flux_header: fits.Header | None = None) -> None:
         self.height = shape[0]
         self.bottom_up = origin == "lower"
         self.outputs: list[Path] = []
@@ -53,17 +61,22 @@ class FileSink:
         self.writers: list[FITSRGBWriter | ImageWriter] = []
         try:
             for fmt, target in targets.items():
-                self.writers.append(FITSRGBWriter(target, shape, primary, image, fits_encoding) if fmt == "fits"
+                self.writers.append(FITSRGBWriter(target, shape, primary, image, fits_encoding, flux_header) if fmt == "fits"
                                     else ImageWriter(target, shape, fmt, wcs, text))
         except BaseException:
             self._abort()
             raise
 
-    def put(self, row0: int, row1: int, col0: int, rgb: np.ndarray, lum: np.ndarray) -> None:
+    def put(self, row0: int, row1: int, col0: int, rgb: np.ndarray, lum: np.ndarray,
+            flux: np.ndarray | None = None) -> None:
         if not self.bottom_up:  # the source's rows run top-down: FITS row of its last row, rows reversed
             row0, rgb = self.height - row1, rgb[::-1]
+            flux = None if flux is None else flux[::-1]
         for writer in self.writers:
-            writer.write_block(row0, rgb, col0)
+            if isinstance(writer, FITSRGBWriter):
+                writer.write_block(row0, rgb, col0, flux)
+            else:
+                writer.write_block(row0, rgb, col0)
 
     def __enter__(self) -> FileSink:
         return self

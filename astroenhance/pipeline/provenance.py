@@ -31,13 +31,17 @@ def utc_now() -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+PHOTOMETRY = ("BUNIT", "PHOTFLAM", "PHOTFNU", "PHOTZPT")
+
+
 def _weights(info: WeightsInfo | None) -> str:
     return f"{info.id} {info.sha256}" if info else "none"
 
 
 def provenance(src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, *, scale: int, device: str,
                sr_info: WeightsInfo | None, colorizer_info: WeightsInfo | None,
-               sr_detail_fraction: float, sr_space: str = "display", color_strength: float = 0.0) -> dict[str, object]:
+               sr_detail_fraction: float, sr_space: str = "display", color_strength: float = 0.0,
+               flux_plane: tuple[bool, str] | None = None) -> dict[str, object]:
     """Every fact and setting behind one output, in the order they are written."""
     return {
         "tool": f"astroenhance {__version__}",
@@ -55,6 +59,8 @@ def provenance(src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, *, scale:
         "flux_conserving": bool(cfg.flux_conserving) and scale > 1, "colorize": cfg.colorize,
         "color_strength": round(float(color_strength), 4), "upscale": scale > 1,
         "flux_tolerance_sigma": float(cfg.flux_tolerance or 0.0) if cfg.flux_conserving and scale > 1 else 0.0,
+        "flux_plane": "none" if flux_plane is None else ("sum" if flux_plane[0] else "mean"),
+        "flux_plane_units": "" if flux_plane is None else flux_plane[1],
         "sr_model": cfg.sr_model if cfg.upscale else "none",
         "sr_input_space": sr_space,
         "sky": norm.sky, "sky_noise": norm.sky_noise, "sky_noise_from": src.noise_from or "estimated",
@@ -95,6 +101,7 @@ def fits_headers(src: FrameSource, prov: dict[str, object], scale: int, sr_info:
              ("AE_SCALE", scale, "output pixels per input pixel"),
              ("AE_FLUX", prov["flux_conserving"], "block means equal input luminance"),
              ("AE_FLUXT", prov["flux_tolerance_sigma"], "... within this many input sigmas (0: exact)"),
+             ("AE_FLXPL", prov["flux_plane"], "FLUX ext: 16 pixels sum/mean to input (none)"),
              ("AE_COLOR", prov["colorize"], "colour predicted by the colorizer"),
              ("AE_COSTR", prov["color_strength"], "share of the predicted chroma shown"),
              ("AE_SRMOD", prov["sr_model"], "super-resolution model"),
@@ -136,8 +143,23 @@ def fits_headers(src: FrameSource, prov: dict[str, object], scale: int, sr_info:
         else:
             image.extend(wcs_header(out_wcs), unique=True)
     kept = src.header.copy() if src.header is not None else fits.Header()
-    kept.remove("BUNIT", ignore_missing=True, remove_all=True)
+    for key in PHOTOMETRY:  # units of the input's values: they belong to FLUX, not to display planes
+        kept.remove(key, ignore_missing=True, remove_all=True)
     image.extend(kept, unique=True)
     image["BUNIT"] = DISPLAY_BUNIT
     add_text(image, "COMMENT", NOT_MEASUREMENT)
     return primary, image, notes, out_wcs
+
+
+def flux_header(image: fits.Header, src: FrameSource, per_pixel: bool, why: str) -> fits.Header:
+    """The FLUX extension's header: the colour planes' (WCS, kept keywords) with the input's units."""
+    h = image.copy()
+    unit = str(src.header.get("BUNIT", "")) if src.header is not None else ""
+    h["BUNIT"] = (unit or "input units", "the input's units, on the 4x grid")
+    for key in PHOTOMETRY[1:]:
+        if src.header is not None and key in src.header:
+            h[key] = (src.header[key], src.header.comments[key])
+    h["AE_FLXMD"] = ("sum" if per_pixel else "mean", "output pixels sum (per-pixel units) or average")
+    add_text(h, "COMMENT", "FLUX: the enhanced luminance in the input's units. Every input pixel's flux is kept: "
+             + why + ". The sub-pixel distribution is the network's, not a measurement.")
+    return h

@@ -1,0 +1,105 @@
+"""The FLUX extension: the enhanced luminance in the input's units, every input pixel's flux kept (issue 15, item 4)."""
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.wcs import WCS
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from astroenhance import EnhanceConfig, Enhancer
+from astroenhance.io.readers import open_frames
+from astroenhance.pipeline.finish import block_means, flux_per_pixel, physical_flux
+
+from .conftest import COLOR, FIXTURES
+
+HRC = FIXTURES / "j8bt06nyq_flt_crop.fits"
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(1, 9), st.integers(1, 9)), elements=st.floats(-50, 1e4)),
+       st.integers(0, 2**31 - 1), st.booleans())
+def test_every_input_pixel_keeps_its_flux(raw, seed, per_pixel):
+    rng = np.random.default_rng(seed)
+    lum = rng.uniform(0, 1, (raw.shape[0] * 4, raw.shape[1] * 4))
+    raw = raw.copy()
+    raw[rng.uniform(size=raw.shape) < 0.1] = np.nan  # no data
+    out = physical_flux(lum, raw, lambda d: 300 * d - 20, 4, per_pixel=per_pixel).astype(np.float64)
+    ok = np.isfinite(raw)
+    assert (np.isnan(out) == np.repeat(np.repeat(~ok, 4, 0), 4, 1)).all()
+    got = block_means(np.nan_to_num(out), 4) * (16 if per_pixel else 1)
+    np.testing.assert_allclose(got[ok], raw[ok], rtol=1e-5, atol=1e-3)
+
+
+def test_noise_consistent_mode_moves_blocks_only_beyond_the_tolerance():
+    rng = np.random.default_rng(1)
+    raw = rng.normal(100, 5, (6, 7))
+    lum = rng.uniform(0.2, 0.8, (24, 28))
+    inverse = lambda d: 200 * d  # noqa: E731
+    out = physical_flux(lum, raw, inverse, 4, tolerance=2.0, sigma=5.0, per_pixel=False).astype(np.float64)
+    before, after = block_means(inverse(lum), 4), block_means(out, 4)
+    assert np.all(np.abs(after - raw) <= 2 * 5.0 + 1e-4)
+    inside = np.abs(before - raw) <= 10.0
+    np.testing.assert_allclose(after[inside], before[inside], atol=1e-4)  # already consistent: untouched
+
+
+def test_units_decide_sum_or_mean():
+    assert flux_per_pixel("ELECTRONS/S")[0] and flux_per_pixel("electron / s")[0] and flux_per_pixel("COUNTS")[0]
+    assert not flux_per_pixel("MJy/sr")[0] and not flux_per_pixel("Jy/arcsec**2")[0]
+    assert flux_per_pixel("")[0] and "no BUNIT" in flux_per_pixel("")[1]
+
+
+@pytest.fixture(scope="module")
+def hrc_outputs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("flux")
+    paths = {}
+    for enc in ("int16", "rice"):
+        enh = Enhancer(EnhanceConfig(device="cpu", colorize=False, formats=("fits",), fits_encoding=enc, tile=96))
+        with open_frames(HRC) as [src]:
+            [paths[enc]] = enh.write_source(src, out / enc, HRC, enh.config.for_input(True)).outputs
+    return paths
+
+
+def test_the_flux_extension_sums_to_the_input_in_its_units_with_the_wcs(hrc_outputs):
+    with fits.open(HRC) as h:
+        sci = h["SCI"].data.astype(np.float64)
+        dq = h["DQ"].data.astype(np.int64)
+        photflam = h["SCI"].header.get("PHOTFLAM", h[0].header.get("PHOTFLAM"))
+    with fits.open(hrc_outputs["int16"]) as h:
+        assert [x.name for x in h] == ["PRIMARY", "RED", "GREEN", "BLUE", "FLUX"]
+        assert h[0].header["AE_FLXPL"] == "sum" and h["FLUX"].header["AE_FLXMD"] == "sum"
+        assert h["FLUX"].header["BUNIT"] == "ELECTRONS" and h["RED"].header["BUNIT"] == "display"
+        assert h["FLUX"].header["PHOTFLAM"] == photflam and "PHOTFLAM" not in h["RED"].header
+        flux = h["FLUX"].data.astype(np.float64)
+        assert h["FLUX"].header["BITPIX"] == -32  # float32: never quantised
+        pix = np.array([[0.0, 0.0], [511.0, 1023.0]])
+        np.testing.assert_allclose(WCS(h["FLUX"].header).all_pix2world(pix, 0),
+                                   WCS(h["RED"].header).all_pix2world(pix, 0), atol=1e-12)
+    ok = (dq & 12439) == 0  # the default DQ mask: flagged pixels are no data
+    assert (~ok).any()
+    sums = block_means(np.nan_to_num(flux), 4) * 16
+    np.testing.assert_allclose(sums[ok], sci[ok], rtol=1e-5, atol=0.05)
+    assert np.isnan(flux[::4, ::4][~ok]).all()
+    with fits.open(hrc_outputs["rice"]) as h:  # compressed: FLUX losslessly so
+        assert isinstance(h["FLUX"], fits.CompImageHDU)
+        np.testing.assert_array_equal(h["FLUX"].data, flux.astype(np.float32))
+
+
+def test_display_images_have_no_flux_plane_and_arrays_get_theirs(tmp_path, hrc_crop):
+    enh = Enhancer(EnhanceConfig(device="cpu", colorize=False, formats=("fits",)))
+    [res] = enh.enhance_file(COLOR / "heic0406a.png", tmp_path)
+    with fits.open(res.outputs[0]) as h:
+        assert "FLUX" not in [x.name for x in h] and h[0].header["AE_FLXPL"] == "none"
+    data, wcs = hrc_crop
+    arr = enh.enhance_array(data, wcs)
+    assert arr.flux is not None and arr.flux.shape == arr.luminance.shape
+    np.testing.assert_allclose(block_means(arr.flux.astype(np.float64), 4) * 16, data, rtol=1e-5, atol=0.05)
+    assert Enhancer(EnhanceConfig(device="cpu", colorize=False, upscale=False)).enhance_array(data, wcs).flux is None
+
+
+def test_no_flux_plane_when_asked(tmp_path):
+    enh = Enhancer(EnhanceConfig(device="cpu", colorize=False, formats=("fits",), flux_plane=False))
+    [res] = enh.enhance_file(FIXTURES / "abell_2744_dwarf_galaxy_f105w.fits.gz", tmp_path)
+    with fits.open(res.outputs[0]) as h:
+        assert [x.name for x in h] == ["PRIMARY", "RED", "GREEN", "BLUE"] and h[0].header["AE_FLXPL"] == "none"
