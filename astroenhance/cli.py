@@ -20,6 +20,30 @@ from . import __version__
 from .config import FORMATS, EnhanceConfig
 from .errors import AstroEnhanceError, SettingsError
 
+
+def _unset_help_is_false() -> None:
+    """Typer (0.2x) coerces an unset ``--help`` flag's ``None`` through a pydantic TypeAdapter, and importing
+    pydantic costs 0.2 s of every start (``--help``, usage errors): pass it as the ``False`` it means instead.
+    Guarded: on a Typer without this internal the CLI works as before, only slower to start."""
+    try:
+        from typer.core import _TyperParameter
+    except ImportError:
+        return
+    process = getattr(_TyperParameter, "process_value", None)
+    if process is None or getattr(process, "_astroenhance", False):
+        return
+
+    def process_value(self, ctx, value):
+        if value is None and self.name == "help" and getattr(self, "is_flag", False):
+            value = False
+        return process(self, ctx, value)
+
+    process_value._astroenhance = True  # type: ignore[attr-defined]
+    _TyperParameter.process_value = process_value
+
+
+_unset_help_is_false()
+
 app = typer.Typer(
     name="astroenhance",
     help=("Colour and 4x detail for Hubble frames, with exact WCS and recorded provenance.\n\n"
@@ -118,45 +142,69 @@ def _parse_formats(value: str | None) -> tuple[str, ...] | None:
     return formats
 
 
-@app.command()
+class _PanelCommand(typer.core.TyperCommand):
+    """Plain-text help (readable at 80 columns) with the options in sections: their ``rich_help_panel``, in the
+    order the panels first appear."""
+
+    def format_options(self, ctx, formatter) -> None:
+        args, panels = [], {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                args.append(record)
+            else:
+                panels.setdefault(getattr(param, "rich_help_panel", None) or "Help", []).append(record)
+        if args:
+            with formatter.section("Arguments"):
+                formatter.write_dl(args)
+        for name, records in panels.items():
+            with formatter.section(name):
+                formatter.write_dl(records)
+
+
+@app.command(cls=_PanelCommand)
 @_guarded
 def run(
     inputs: Annotated[list[Path], typer.Argument(help="FITS frames (.fits, .fits.gz, multi-extension) or PNG/TIFF/JPEG images; a folder means the frames inside it.", show_default=False)],
-    outdir: Annotated[Path, typer.Option("--output", "-o", help="Folder for the outputs <stem>[.<chip>].enhanced.<ext>; created if missing.", show_default=False)],
-    hdu: Annotated[str | None, typer.Option(help="FITS HDU by name (SCI, 'SCI,2') or index, or a chip label from the output names (sci2; chip3 of a WFPC2 stack). Default: the SCI extension(s), else the first 2-D image; every chip of a multi-chip frame goes to its own output.")] = None,
-    scale: Annotated[int, typer.Option(help="Upscaling factor (the shipped networks are 4x).")] = 4,
-    colorize: Annotated[bool | None, typer.Option("--colorize/--no-colorize", help="Predict colour with the colorization network. Default: grey frames (FITS, grey images) are colorized and a colour image keeps its own colours; --colorize recolours colour images too, --no-colorize keeps grey frames grey.", show_default=False)] = None,
-    color_strength: Annotated[float | None, typer.Option(help="Share of the colorizer's predicted chroma that is shown, 0-2. Default: the weights' calibrated value (0.2 for the shipped colorizer: on images it never saw, its full colour was further from the truth than no colour; at 0.2 it is never more than 0.01 worse than grey on any of them). 1 shows the network's full, more saturated and less reliable colour.", min=0.0, max=2.0, show_default=False)] = None,
-    upscale: Annotated[bool, typer.Option("--upscale/--no-upscale", help="Run the 4x super-resolution network on luminance.")] = True,
-    fmt: Annotated[str | None, typer.Option("--format", help="Comma-separated outputs from fits,png,tiff,jpeg. Default: fits,png for FITS input, png for images.", show_default=False)] = None,
-    flux_plane: Annotated[bool, typer.Option("--flux-plane/--no-flux-plane", help="Add a FLUX extension to the FITS of a grey frame (with --flux-conserving): the enhanced luminance in the input's units (BUNIT) on the 4x grid, float32, each input pixel's flux kept — the 16 output pixels sum to it (counts, electrons/s) or average to it (surface brightness, e.g. MJy/sr). +67 MB for a 1024² frame.")] = True,
-    fits_encoding: Annotated[FitsEncoding, typer.Option(help="The RGB FITS's display planes: int16 (16-bit integers scaled to 0-1, step 1.5e-5, BLANK for no data; half the size of float32, written as it goes), rice (those planes tile-compressed, lossless on the integers: several times smaller; compressed after the frame, holding one output plane in memory), float32. Astropy and DS9 read all three with the WCS.")] = FitsEncoding.int16,
-    stretch: Annotated[Stretch | None, typer.Option(help="Stretch after the interval. Default: asinh for FITS, linear for display images.", show_default=False)] = None,
-    interval: Annotated[str | None, typer.Option(help="noise:B, percentile:P, zscale, minmax or range. Default: noise:3 for FITS — from 2 sigma below the sky to the brightest pixel, the asinh stretch softened at 3 sigma (Lupton et al. 2004): the noise shows, cores keep their structure, nothing is clipped at the top; percentile:99.5 is the old default (brighter faint light, cores clipped flat). Default for images: range (the full 8/16-bit range).", show_default=False)] = None,
-    tile: Annotated[int, typer.Option(help="Largest tile side in input pixels; memory per tile is bounded by it. Tiles are spread evenly (equal size, at least --overlap shared), so a frame of 1000 px or more gets tiles of 191-224 px with the default, 224 (the paper's input size).")] = 224,
-    overlap: Annotated[int, typer.Option(help="Pixels shared by neighbouring tiles, blended with a raised-cosine window (16 keeps tiled = untiled to <1e-4).")] = 16,
-    flux_conserving: Annotated[bool | None, typer.Option("--flux-conserving/--no-flux-conserving", help="Make every 4x4 block mean of the output luminance equal the normalized input pixel (and, for a colour input with --no-colorize, its colour too). Default: on for FITS, off for images.", show_default=False)] = None,
-    flux_tolerance: Annotated[float | None, typer.Option(help="With --flux-conserving: bring each 4x4 block mean of the output luminance within this many times the input pixel's noise of it (0: exactly onto it). Default: 0 for psnr, psnr-large and gan; 2 for hst, which removes noise (an exact projection would put the noise back).", min=0.0, show_default=False)] = None,
-    device: Annotated[Device, typer.Option(help="auto picks CUDA when available.")] = Device.auto,
-    precision: Annotated[Precision, typer.Option(help="fp32 everywhere; bf16 on GPUs and CPUs with native bf16 (AMX/AVX512-BF16; elsewhere it is much slower); fp16 on CUDA only.")] = Precision.fp32,
-    sr_model: Annotated[SRModel, typer.Option(help="psnr: faithful, smooth (default, the one to inspect structure with); psnr-large: the same kind, the paper's 16x64 network, ~0.1 dB closer to the truth and 2.6x slower on a CPU (for GPUs); gan: sharper, more invented texture.")] = SRModel.psnr,
-    noise_gate: Annotated[bool | None, typer.Option("--noise-gate/--no-noise-gate", help="Keep the SR network's detail only where the input shows structure above its own noise (|pixel - 3x3 mean| > 5-7 sigma, dilated); elsewhere bicubic. Stops a network trained on clean pictures turning noise peaks into 'sources' (measured on 24 noise frames: 179 false 5-sigma sources without the gate, 4 with it, 4 for bicubic). Default: on for psnr, psnr-large and gan; off for hst, which was trained on noisy frames.", show_default=False)] = None,
-    noise: Annotated[Path | None, typer.Option(help="An rms (sigma) map of the one input frame, same shape, input units: its median is the frame's noise. Default: the median of the file's ERR extension (flt/flc), else of 1/sqrt(WHT) (drz/drc with inverse-variance weights), else estimated from the pixels; the header says which (AE_SIGSR).", exists=True, dir_okay=False, show_default=False)] = None,
-    dq_mask: Annotated[str, typer.Option(help="DQ flags that make a pixel no-data (NaN in, NaN out): default (1+2+4+16+128+4096+8192: bad, hot, bad-column, fill and cosmic-ray pixels of ACS/WFC3; saturated pixels stay), all, none, an integer, or flags like 4,16,4096.")] = "default",
-    weights: Annotated[Path | None, typer.Option(help="Folder with manifest.json and the weights (default: the shipped weights/).", show_default=False)] = None,
-    batch: Annotated[int, typer.Option(help="Tiles per network call (0: 1 on CPU, 8 on CUDA).", min=0)] = 0,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Look for frames in sub-folders too; the output tree mirrors the input tree.")] = False,
-    glob: Annotated[str | None, typer.Option(help="Only frames whose file name matches, e.g. '*_drz.fits'.")] = None,
-    skip_existing: Annotated[bool, typer.Option(help="Skip inputs whose outputs exist and are complete (right shape; FITS made from the same input bytes). Use it to resume an interrupted run.")] = False,
-    shard_spec: Annotated[str | None, typer.Option("--shard", help="K/N: process only shard K of N of the sorted file list (e.g. one SLURM array task each).")] = None,
-    log_file: Annotated[Path | None, typer.Option(help="Also append every message to this file.")] = None,
-    n_jobs: Annotated[int, typer.Option("--jobs", "-j", help="Frames processed at once on this machine, each in its own process; torch threads are divided so that jobs x threads <= cores.", min=1)] = 1,
-    scheduler: Annotated[str | None, typer.Option(help="Dask distributed scheduler address (tcp://HOST:PORT): one task per frame on the cluster's workers, which must see the same paths.")] = None,
-    low_memory: Annotated[bool, typer.Option("--low-memory", help="Return every buffer of 1 MiB or more to the system when freed (glibc malloc tuned): a lower peak (numbers in the README, benchmarks/bench_memory.py --low-memory), at about a third less speed.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; only errors and the summary line.")] = False,
-    debug: Annotated[bool, typer.Option(help="Show tracebacks for failures.")] = False,
+    outdir: Annotated[Path, typer.Option("--output", "-o", help="Folder for the outputs <stem>[.<chip>].enhanced.<ext>; created if missing.", show_default=False, rich_help_panel="Output, models and archives")],
+    fmt: Annotated[str | None, typer.Option("--format", help="Comma-separated outputs from fits,png,tiff,jpeg. Default: fits,png for FITS input, png for images.", show_default=False, rich_help_panel="Output, models and archives")] = None,
+    sr_model: Annotated[SRModel, typer.Option(help="psnr: faithful, smooth (default, the one to inspect structure with); psnr-large: the same kind, the paper's 16x64 network, ~0.1 dB closer to the truth and 2.6x slower on a CPU (for GPUs); gan: sharper, more invented texture.", rich_help_panel="Output, models and archives")] = SRModel.psnr,
+    colorize: Annotated[bool | None, typer.Option("--colorize/--no-colorize", help="Predict colour with the colorization network. Default: grey frames (FITS, grey images) are colorized and a colour image keeps its own colours; --colorize recolours colour images too, --no-colorize keeps grey frames grey.", show_default=False, rich_help_panel="Output, models and archives")] = None,
+    color_strength: Annotated[float | None, typer.Option(help="Share of the colorizer's predicted chroma that is shown, 0-2. Default: the weights' calibrated value (0.2 for the shipped colorizer: on images it never saw, its full colour was further from the truth than no colour; at 0.2 it is never more than 0.01 worse than grey on any of them). 1 shows the network's full, more saturated and less reliable colour.", min=0.0, max=2.0, show_default=False, rich_help_panel="Output, models and archives")] = None,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Look for frames in sub-folders too; the output tree mirrors the input tree.", rich_help_panel="Output, models and archives")] = False,
+    glob: Annotated[str | None, typer.Option(help="Only frames whose file name matches, e.g. '*_drz.fits'.", rich_help_panel="Output, models and archives")] = None,
+    skip_existing: Annotated[bool, typer.Option(help="Skip inputs whose outputs exist and are complete (right shape; FITS made from the same input bytes). Use it to resume an interrupted run.", rich_help_panel="Output, models and archives")] = False,
+    n_jobs: Annotated[int, typer.Option("--jobs", "-j", help="Frames processed at once on this machine, each in its own process; torch threads are divided so that jobs x threads <= cores.", min=1, rich_help_panel="Output, models and archives")] = 1,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; only errors and the summary line.", rich_help_panel="Output, models and archives")] = False,
+    interval: Annotated[str | None, typer.Option(help="noise:B, percentile:P, zscale, minmax or range. Default: noise:3 for FITS — from 2 sigma below the sky to the brightest pixel, the asinh stretch softened at 3 sigma (Lupton et al. 2004): the noise shows, cores keep their structure, nothing is clipped at the top; percentile:99.5 is the old default (brighter faint light, cores clipped flat). Default for images: range (the full 8/16-bit range).", show_default=False, rich_help_panel="Display and FITS layout")] = None,
+    stretch: Annotated[Stretch | None, typer.Option(help="Stretch after the interval. Default: asinh for FITS, linear for display images.", show_default=False, rich_help_panel="Display and FITS layout")] = None,
+    fits_encoding: Annotated[FitsEncoding, typer.Option(help="The RGB FITS's display planes: int16 (16-bit integers scaled to 0-1, step 1.5e-5, BLANK for no data; half the size of float32, written as it goes), rice (those planes tile-compressed, lossless on the integers: several times smaller; compressed after the frame, holding one output plane in memory), float32. Astropy and DS9 read all three with the WCS.", rich_help_panel="Display and FITS layout")] = FitsEncoding.int16,
+    flux_plane: Annotated[bool, typer.Option("--flux-plane/--no-flux-plane", help="Add a FLUX extension to the FITS of a grey frame (with --flux-conserving): the enhanced luminance in the input's units (BUNIT) on the 4x grid, float32, each input pixel's flux kept — the 16 output pixels sum to it (counts, electrons/s) or average to it (surface brightness, e.g. MJy/sr). +67 MB for a 1024² frame.", rich_help_panel="Display and FITS layout")] = True,
+    hdu: Annotated[str | None, typer.Option(help="FITS HDU by name (SCI, 'SCI,2') or index, or a chip label from the output names (sci2; chip3 of a WFPC2 stack). Default: the SCI extension(s), else the first 2-D image; every chip of a multi-chip frame goes to its own output.", rich_help_panel="Display and FITS layout")] = None,
+    noise: Annotated[Path | None, typer.Option(help="An rms (sigma) map of the one input frame, same shape, input units: its median is the frame's noise. Default: the median of the file's ERR extension (flt/flc), else of 1/sqrt(WHT) (drz/drc with inverse-variance weights), else estimated from the pixels; the header says which (AE_SIGSR).", exists=True, dir_okay=False, show_default=False, rich_help_panel="HST data quality")] = None,
+    dq_mask: Annotated[str, typer.Option(help="DQ flags that make a pixel no-data (NaN in, NaN out): default (1+2+4+16+128+4096+8192: bad, hot, bad-column, fill and cosmic-ray pixels of ACS/WFC3; saturated pixels stay), all, none, an integer, or flags like 4,16,4096.", rich_help_panel="HST data quality")] = "default",
+    flux_conserving: Annotated[bool | None, typer.Option("--flux-conserving/--no-flux-conserving", help="Make every 4x4 block mean of the output luminance equal the normalized input pixel (and, for a colour input with --no-colorize, its colour too). Default: on for FITS, off for images.", show_default=False, rich_help_panel="Flux and noise finishing")] = None,
+    flux_tolerance: Annotated[float | None, typer.Option(help="With --flux-conserving: bring each 4x4 block mean of the output luminance within this many times the input pixel's noise of it (0: exactly onto it). Default: 0 for psnr, psnr-large and gan; 2 for hst, which removes noise (an exact projection would put the noise back).", min=0.0, show_default=False, rich_help_panel="Flux and noise finishing")] = None,
+    noise_gate: Annotated[bool | None, typer.Option("--noise-gate/--no-noise-gate", help="Keep the SR network's detail only where the input shows structure above its own noise (|pixel - 3x3 mean| > 5-7 sigma, dilated); elsewhere bicubic. Stops a network trained on clean pictures turning noise peaks into 'sources' (measured on 24 noise frames: 179 false 5-sigma sources without the gate, 4 with it, 4 for bicubic). Default: on for psnr, psnr-large and gan; off for hst, which was trained on noisy frames.", show_default=False, rich_help_panel="Flux and noise finishing")] = None,
+    upscale: Annotated[bool, typer.Option("--upscale/--no-upscale", help="Run the 4x super-resolution network on luminance.", rich_help_panel="Flux and noise finishing")] = True,
+    scale: Annotated[int, typer.Option(help="Upscaling factor (the shipped networks are 4x).", rich_help_panel="Flux and noise finishing")] = 4,
+    device: Annotated[Device, typer.Option(help="auto picks CUDA when available.", rich_help_panel="Speed and resources")] = Device.auto,
+    precision: Annotated[Precision, typer.Option(help="fp32 everywhere; bf16 on GPUs and CPUs with native bf16 (AMX/AVX512-BF16; elsewhere it is much slower); fp16 on CUDA only.", rich_help_panel="Speed and resources")] = Precision.fp32,
+    batch: Annotated[int, typer.Option(help="Tiles per network call (0: 1 on CPU, 8 on CUDA).", min=0, rich_help_panel="Speed and resources")] = 0,
+    tile: Annotated[int, typer.Option(help="Largest tile side in input pixels; memory per tile is bounded by it. Tiles are spread evenly (equal size, at least --overlap shared), so a frame of 1000 px or more gets tiles of 191-224 px with the default, 224 (the paper's input size).", rich_help_panel="Speed and resources")] = 224,
+    overlap: Annotated[int, typer.Option(help="Pixels shared by neighbouring tiles, blended with a raised-cosine window (16 keeps tiled = untiled to <1e-4).", rich_help_panel="Speed and resources")] = 16,
+    low_memory: Annotated[bool, typer.Option("--low-memory", help="Return every buffer of 1 MiB or more to the system when freed (glibc malloc tuned): a lower peak (numbers in the README, benchmarks/bench_memory.py --low-memory), at about a third less speed.", rich_help_panel="Speed and resources")] = False,
+    shard_spec: Annotated[str | None, typer.Option("--shard", help="K/N: process only shard K of N of the sorted file list (e.g. one SLURM array task each).", rich_help_panel="Speed and resources")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Dask distributed scheduler address (tcp://HOST:PORT): one task per frame on the cluster's workers, which must see the same paths.", rich_help_panel="Speed and resources")] = None,
+    weights: Annotated[Path | None, typer.Option(help="Folder with manifest.json and the weights (default: the shipped weights/).", show_default=False, rich_help_panel="Speed and resources")] = None,
+    log_file: Annotated[Path | None, typer.Option(help="Also append every message to this file.", rich_help_panel="Speed and resources")] = None,
+    debug: Annotated[bool, typer.Option(help="Show tracebacks for failures.", rich_help_panel="Speed and resources")] = False,
 ) -> None:
     """Enhance frames: normalize, colorize, upscale 4x, and write FITS (with the rescaled WCS) and images.
+
+    Options in sections, most used first.
 
     Each output records the tool version, weights hashes, every parameter and the input's checksum.
     Generated detail is not measurement. Exit status: 0 all succeeded, 1 any input failed, 2 usage error.

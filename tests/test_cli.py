@@ -233,8 +233,31 @@ def test_weights_tampering_refused(tmp_path):
 def test_help_teaches():
     result = invoke("run", "--help")
     assert result.exit_code == 0
-    for word in ("--flux-conserving", "--sr-model", "percentile", "not measurement"):
+    for word in ("--flux-conserving", "--sr-model", "percentile", "noise:3", "--fits-encoding", "--dq-mask",
+                 "--color-strength", "--flux-plane", "not measurement"):
         assert word in result.output
+
+
+def test_run_help_groups_its_options_most_used_first():
+    out = invoke("run", "--help").output
+    sections = [line[:-1] for line in out.splitlines() if line and not line.startswith(" ") and line.endswith(":")]
+    assert sections == ["Arguments", "Output, models and archives", "Display and FITS layout", "HST data quality",
+                        "Flux and noise finishing", "Speed and resources", "Help"]
+    assert out.index("--output") < out.index("--interval") < out.index("--dq-mask") < out.index("--flux-tolerance") < (
+        out.index("--tile"))
+
+
+def test_help_loads_nothing_heavy():
+    """`--help` answers before torch, astropy or pydantic load (the start-up target is measured by
+    benchmarks/bench_startup.py; this guards what it depends on)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from astroenhance.cli import app\n"
+            "try:\n    app(['run', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'astropy', 'pydantic', 'reproject') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
 
 
 def test_noise_gate_switch_and_other_sr_models(tmp_path):
