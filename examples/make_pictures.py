@@ -37,8 +37,41 @@ def main() -> None:
         pieces.append(str(work / f"piece{k}.fits"))
     subprocess.run(CLI + ["mosaic", *pieces, "-o", str(work), "--grid", "first"], check=True)
     shutil.copy(work / "mosaic.mosaic.png", HERE / "mosaic_hrc.png")
-    for name in ("run_abell2744.png", "compose_cfhtls.png", "mosaic_hrc.png"):
+    sr_comparison(work)
+    for name in ("run_abell2744.png", "compose_cfhtls.png", "mosaic_hrc.png", "sr_hrc.png"):
         print(HERE / name, Image.open(HERE / name).size)
+
+
+def sr_comparison(work: Path) -> None:
+    """sr_hrc.png: a 96x96 piece of the ACS/HRC frame (stars, a cosmic ray) as input (pixels replicated), bicubic,
+    `run` (psnr, the default) and `run --sr-model hst`, all in the output's own display mapping, grey (--no-colorize).
+    Generated detail is not measurement."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from astroenhance.imaging.normalize import Normalizer
+
+    with fits.open(DATA / "fits" / "hst" / "j8bt06nyq_flt.fits") as h:
+        piece = h["SCI"].data[600:696, 400:496].astype(np.float32)
+        fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(piece, h["SCI"].header, name="SCI"),
+                      fits.ImageHDU(h["ERR"].data[600:696, 400:496], name="ERR"),
+                      fits.ImageHDU(h["DQ"].data[600:696, 400:496], name="DQ")]).writeto(work / "hrc.fits", overwrite=True)
+    panels = []
+    for model in ("psnr", "hst"):
+        out = work / model
+        subprocess.run(CLI + ["run", str(work / "hrc.fits"), "-o", str(out), "-q", "--format", "fits",
+                              "--no-colorize", "--sr-model", model], check=True)
+        with fits.open(out / "hrc.enhanced.fits") as h:
+            p = h[0].header
+            norm = Normalizer(p["AE_STRCH"], p["AE_INTVL"], p["AE_VMIN"], p["AE_VMAX"], p["AE_STRA"])
+            panels.append(h["GREEN"].data)
+    with fits.open(work / "hrc.fits") as h:
+        lr = np.nan_to_num(h["SCI"].data.astype(np.float64), nan=float(np.nanmedian(h["SCI"].data)))
+    up = F.interpolate(torch.from_numpy(lr)[None, None], scale_factor=4, mode="bicubic", align_corners=False)[0, 0]
+    first = [norm(np.repeat(np.repeat(lr, 4, 0), 4, 1)), norm(up.numpy())]
+    row = np.concatenate([np.nan_to_num(x)[::-1] for x in first + panels], axis=1)
+    Image.fromarray((np.clip(row, 0, 1) * 255).astype(np.uint8)).save(HERE / "sr_hrc.png")
 
 
 if __name__ == "__main__":
