@@ -101,3 +101,14 @@ def test_cli_records_where_the_noise_came_from(tmp_path):
     assert result.exit_code == 2 and "--noise" in result.output and not (tmp_path / "c").exists()
     result = runner.invoke(app, ["run", str(HRC), "-o", str(tmp_path / "d"), "--dq-mask", "cosmic", *args])
     assert result.exit_code == 2 and "--dq-mask 'cosmic'" in result.output
+
+
+def test_one_rms_map_for_a_multichip_file_is_refused(tmp_path):
+    rms = tmp_path / "rms.fits"
+    fits.PrimaryHDU(np.ones((10, 10), np.float32)).writeto(rms)
+    with pytest.raises(InputError, match=r"rms.fits is one rms map but the file has 2 chips \(sci1, sci2\); choose one"):
+        with open_frames(FIXTURES / "2chipA.fits.gz", noise=rms):
+            pass
+    with open_frames(FIXTURES / "2chipA.fits.gz", "sci2", noise=rms) as [src]:
+        assert src.noise_from == "rms.fits"
+

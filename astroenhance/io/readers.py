@@ -160,6 +160,9 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
             except Exception as exc:  # a malformed header astropy let through: say so, name the file
                 raise InputError(f"{path}: malformed FITS ({type(exc).__name__}: {_short(exc)})") from None
             if noise is not None:
+                if len(found) > 1:
+                    raise InputError(f"{path}: --noise {Path(noise).name} is one rms map but the file has "
+                                     f"{len(found)} chips ({', '.join(f.label for f in found)}); choose one with --hdu")
                 for f in found:
                     f.noise, f.noise_from = map_noise(Path(noise), f.shape), Path(noise).name
             yield found
