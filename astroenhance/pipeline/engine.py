@@ -99,6 +99,40 @@ def _maximum(src: FrameSource, step: int = 256) -> float:
     return top if np.isfinite(top) else float("nan")
 
 
+class _FluxRows:
+    """Finished pieces of a band wait one piece for their FLUX plane, so that its smooth correction
+    (`finish.physical_flux`) sees ``CONTEXT`` input rows above and below each piece: no seam where pieces meet.
+    ``make(lum, raw)`` makes the FLUX of stacked rows; ``put`` is the engine's sink."""
+
+    CONTEXT = 4  # input rows (2 left a few pixels up to 3x off between piece sizes; 4: < 2%)
+
+    def __init__(self, put: Callable[..., None], make: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
+        self.put, self.make = put, make
+        self.pending: tuple | None = None
+        self.above: tuple[np.ndarray, np.ndarray] | None = None
+
+    def add(self, row0: int, row1: int, col0: int, rgb: np.ndarray, lum: np.ndarray, blended: np.ndarray,
+            raw: np.ndarray) -> None:
+        if self.pending is not None:
+            s = blended.shape[0] // raw.shape[0]
+            self._flush((blended[:self.CONTEXT * s], raw[:self.CONTEXT]))
+        self.pending = (row0, row1, col0, rgb, lum, blended, raw)
+
+    def close(self) -> None:
+        if self.pending is not None:
+            self._flush(None)
+
+    def _flush(self, below: tuple[np.ndarray, np.ndarray] | None) -> None:
+        row0, row1, col0, rgb, lum, blended, raw = self.pending
+        s = blended.shape[0] // raw.shape[0]
+        top = self.above[1].shape[0] if self.above is not None else 0
+        parts = [p for p in (self.above, (blended, raw), below) if p is not None]
+        flux = self.make(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+        self.put(row0, row1, col0, rgb, lum, flux=flux[top * s:top * s + blended.shape[0]])
+        self.above = (blended[-self.CONTEXT * s:], raw[-self.CONTEXT:])
+        self.pending = None
+
+
 class _BandCarry:
     """The blend sums (L, Cb, Cr, weight) a column band leaves in the columns it shares with the next band,
     for every output row, kept in an unnamed temporary file rather than memory (its size grows with the
@@ -367,6 +401,8 @@ class Enhancer:
         s = self.scale
         th, tw = grid.tile_shape
         emit0, emit1 = emit
+        flux_rows = None if flux_mode is None else _FluxRows(put, lambda lum, raw: physical_flux(
+            lum, raw, norm.inverse, s, cfg.flux_tolerance or 0.0, norm.sky_noise, flux_mode[0]))
         bx0 = grid.col_starts[cols[0]]
         bx1 = grid.col_starts[cols[-1]] + tw
         acc = np.zeros((th * s, (bx1 - bx0) * s, 4), dtype=np.float32)  # weighted L, Cb, Cr; the weight
@@ -426,20 +462,20 @@ class Enhancer:
                 rgb, out_l = finish_pixels(piece[..., 0] / weight, piece[..., 1:3] / weight[..., None],
                                            lum_in, mask[rows, cols_in], s, bool(cfg.flux_conserving), measured,
                                            tol, self._display_noise(norm, lum_in) if tol > 0 else None)
-                flux = None
-                if flux_mode is not None:  # the same luminance in the input's units, flux conserved per input pixel
-                    raw = src.read_rows(a, b)[:, emit0:emit1]
-                    # from the blended network luminance, before the display's own block projection: its steps
-                    # at block edges would otherwise pass into the flux
+                if flux_rows is None:
+                    put(a * s, b * s, emit0 * s, rgb, out_l)
+                else:  # the same luminance in the input's units, flux conserved per input pixel: from the blended
+                    # network luminance, before the display's own block projection (its block steps stay out)
                     blended = np.where(np.isnan(out_l), np.nan, np.clip(piece[..., 0] / weight, 0.0, 1.0))
-                    flux = physical_flux(blended, raw, norm.inverse, s, tol, norm.sky_noise, flux_mode[0])
-                put(a * s, b * s, emit0 * s, rgb, out_l, **({} if flux is None else {"flux": flux}))
+                    flux_rows.add(a * s, b * s, emit0 * s, rgb, out_l, blended, src.read_rows(a, b)[:, emit0:emit1])
             n = final - acc_row0
             if n > 0:
                 keep = acc[n * s:].copy()
                 acc[:] = 0
                 acc[: keep.shape[0]] = keep
                 acc_row0 = final
+        if flux_rows is not None:
+            flux_rows.close()
 
     def _colorize_tiles(self, src: FrameSource, norm: Normalizer, context: torch.Tensor, y0: int,
                         x_starts: list[int], shape: tuple[int, int], margin: int) -> np.ndarray:
