@@ -119,3 +119,17 @@ def test_the_flux_plane_does_not_depend_on_how_rows_are_cut_into_pieces(hrc_crop
     sigma = out[4].normalizer.sky_noise
     f4, f64 = (out[r].flux.astype(np.float64) for r in (4, 64))
     assert (np.abs(f4 - f64) / (np.abs(f64) + sigma / 16)).max() < 0.05
+
+
+def test_the_flux_plane_does_not_depend_on_how_columns_are_cut_into_bands(hrc_crop, monkeypatch):
+    """Bands (column strips of wide frames) also hand the correction their neighbours' columns."""
+    import astroenhance.pipeline.engine as engine
+
+    data, wcs = hrc_crop
+    out = {}
+    for width in (40, 1024):
+        monkeypatch.setattr(engine, "BAND_WIDTH", width)
+        out[width] = Enhancer(EnhanceConfig(device="cpu", colorize=False, tile=32, overlap=8)).enhance_array(data, wcs)
+    sigma = out[40].normalizer.sky_noise
+    f1, f2 = (out[w].flux.astype(np.float64) for w in (40, 1024))
+    assert (np.abs(f1 - f2) / (np.abs(f2) + sigma / 16)).max() < 0.05

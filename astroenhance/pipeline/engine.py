@@ -101,7 +101,8 @@ def _maximum(src: FrameSource, step: int = 256) -> float:
 
 class _FluxRows:
     """Finished pieces of a band wait one piece for their FLUX plane, so that its smooth correction
-    (`finish.physical_flux`) sees ``CONTEXT`` input rows above and below each piece: no seam where pieces meet.
+    (`finish.physical_flux`) sees ``CONTEXT`` input rows above and below each piece (and as many columns on either
+    side as the band holds): no seam where pieces or bands meet.
     ``make(lum, raw)`` makes the FLUX of stacked rows; ``put`` is the engine's sink."""
 
     CONTEXT = 4  # input rows (2 left a few pixels up to 3x off between piece sizes; 4: < 2%)
@@ -112,23 +113,26 @@ class _FluxRows:
         self.above: tuple[np.ndarray, np.ndarray] | None = None
 
     def add(self, row0: int, row1: int, col0: int, rgb: np.ndarray, lum: np.ndarray, blended: np.ndarray,
-            raw: np.ndarray) -> None:
+            raw: np.ndarray, left: int = 0) -> None:
+        """A finished piece (``rgb``, ``lum`` at output columns from ``col0``) and its blended luminance and input
+        rows, which may reach ``left`` input columns further left (and some right) as context."""
         if self.pending is not None:
             s = blended.shape[0] // raw.shape[0]
             self._flush((blended[:self.CONTEXT * s], raw[:self.CONTEXT]))
-        self.pending = (row0, row1, col0, rgb, lum, blended, raw)
+        self.pending = (row0, row1, col0, rgb, lum, blended, raw, left)
 
     def close(self) -> None:
         if self.pending is not None:
             self._flush(None)
 
     def _flush(self, below: tuple[np.ndarray, np.ndarray] | None) -> None:
-        row0, row1, col0, rgb, lum, blended, raw = self.pending
+        row0, row1, col0, rgb, lum, blended, raw, left = self.pending
         s = blended.shape[0] // raw.shape[0]
         top = self.above[1].shape[0] if self.above is not None else 0
         parts = [p for p in (self.above, (blended, raw), below) if p is not None]
         flux = self.make(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
-        self.put(row0, row1, col0, rgb, lum, flux=flux[top * s:top * s + blended.shape[0]])
+        flux = flux[top * s:top * s + blended.shape[0], left * s:left * s + rgb.shape[1]]
+        self.put(row0, row1, col0, rgb, lum, flux=flux)
         self.above = (blended[-self.CONTEXT * s:], raw[-self.CONTEXT:])
         self.pending = None
 
@@ -363,6 +367,7 @@ class Enhancer:
         norm = norm or self.fit_normalizer(src, cfg)
         context = self._context(src, cfg, norm)
         flux_mode = self.flux_plane(src, cfg)
+        flux_left: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # per piece's first row: a band's last columns
         h, w = src.shape
         s = self.scale
         grid = TileGrid(h, w, cfg.tile, cfg.overlap)
@@ -381,7 +386,7 @@ class Enhancer:
             for cols, emit0, emit1 in grid.column_bands(BAND_WIDTH):
                 carry_out = _BandCarry((grid.col_starts[cols[-1]] + tw - emit1) * s) if emit1 < w else None
                 self._process_band(src, cfg, norm, context, grid, cols, (emit0, emit1), carry_in, carry_out, put, tick,
-                                   flux_mode)
+                                   flux_mode, flux_left)
                 if carry_in is not None:
                     carry_in.close()
                 carry_in = carry_out
@@ -394,13 +399,15 @@ class Enhancer:
     def _process_band(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, context: torch.Tensor | None,
                       grid: TileGrid, cols: list[int], emit: tuple[int, int], carry_in: _BandCarry | None,
                       carry_out: _BandCarry | None, put: Callable[..., None],
-                      tick: Callable[[], None], flux_mode: tuple[bool, str] | None = None) -> None:
+                      tick: Callable[[], None], flux_mode: tuple[bool, str] | None = None,
+                      flux_left: dict[int, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
         """One column band: its tiles, one tile row at a time, blended into an accumulator a tile row high;
         rows no later tile row reaches are finished and ``put`` (input columns ``emit``), after adding the
         previous band's blend sums (``carry_in``) and handing this band's shared columns on (``carry_out``)."""
         s = self.scale
         th, tw = grid.tile_shape
         emit0, emit1 = emit
+        flux_left = {} if flux_left is None else flux_left
         flux_rows = None if flux_mode is None else _FluxRows(put, lambda lum, raw: physical_flux(
             lum, raw, norm.inverse, s, cfg.flux_tolerance or 0.0, norm.sky_noise, flux_mode[0]))
         bx0 = grid.col_starts[cols[0]]
@@ -465,9 +472,23 @@ class Enhancer:
                 if flux_rows is None:
                     put(a * s, b * s, emit0 * s, rgb, out_l)
                 else:  # the same luminance in the input's units, flux conserved per input pixel: from the blended
-                    # network luminance, before the display's own block projection (its block steps stay out)
-                    blended = np.where(np.isnan(out_l), np.nan, np.clip(piece[..., 0] / weight, 0.0, 1.0))
-                    flux_rows.add(a * s, b * s, emit0 * s, rgb, out_l, blended, src.read_rows(a, b)[:, emit0:emit1])
+                    # network luminance, before the display's own block projection (its block steps stay out), with
+                    # the band's columns on either side of the piece as context where the band has them
+                    right = min(_FluxRows.CONTEXT, done_rows.shape[1] // s - cols_in.stop)
+                    ext = done_rows[:, cols_in.start * s:(cols_in.stop + right) * s]
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        blended = np.clip(np.where(ext[..., 3] > 0, ext[..., 0] / ext[..., 3], 0.0), 0.0, 1.0)
+                    raw = src.read_rows(a, b)[:, emit0:emit1 + right]
+                    width = emit1 - emit0
+                    # the previous band's last columns of these rows on the left; this band's, for the next one
+                    before = flux_left.get(a)
+                    keep = max(0, width - _FluxRows.CONTEXT)
+                    flux_left[a] = (blended[:, keep * s:width * s], raw[:, keep:width])
+                    left = 0
+                    if before is not None:
+                        left = before[1].shape[1]
+                        blended, raw = np.concatenate([before[0], blended], 1), np.concatenate([before[1], raw], 1)
+                    flux_rows.add(a * s, b * s, emit0 * s, rgb, out_l, blended, raw, left)
             n = final - acc_row0
             if n > 0:
                 keep = acc[n * s:].copy()
