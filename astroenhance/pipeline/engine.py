@@ -133,7 +133,7 @@ class _FluxRows:
         flux = self.make(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
         flux = flux[top * s:top * s + blended.shape[0], left * s:left * s + rgb.shape[1]]
         self.put(row0, row1, col0, rgb, lum, flux=flux)
-        self.above = (blended[-self.CONTEXT * s:], raw[-self.CONTEXT:])
+        self.above = (blended[-self.CONTEXT * s:].copy(), raw[-self.CONTEXT:].copy())
         self.pending = None
 
 
@@ -483,7 +483,8 @@ class Enhancer:
                     # the previous band's last columns of these rows on the left; this band's, for the next one
                     before = flux_left.get(a)
                     keep = max(0, width - _FluxRows.CONTEXT)
-                    flux_left[a] = (blended[:, keep * s:width * s], raw[:, keep:width])
+                    flux_left[a] = (blended[:, keep * s:width * s].copy(), raw[:, keep:width].copy())  # not views:
+                    # a view would keep the whole piece alive until the frame ends
                     left = 0
                     if before is not None:
                         left = before[1].shape[1]
