@@ -12,7 +12,7 @@ A science extension ``SCI,v`` is paired with the ``ERR,v``, ``WHT,v`` and ``DQ,v
   `DQ_NO_DATA`, flags what has no usable signal in ACS and WFC3 files: Reed-Solomon errors (1), replaced/fill
   data (2), bad detector pixels (4), hot pixels (16), bad columns (128) and cosmic rays (4096 AstroDrizzle,
   8192 calwf3/acsrej).  Saturated pixels (256, 2048) stay: their values are lower limits, and dropping them
-  would punch holes in every bright star.
+  would punch holes in every bright star.  (The default mask lives with the settings: `config.DQ_NO_DATA`.)
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from ..config import DQ_NO_DATA  # noqa: F401  (re-exported: the default lives with the settings)
 from ..errors import InputError
 
 SAMPLE_ROWS = 512  # rows read to take a companion's median: bounded memory for any frame size

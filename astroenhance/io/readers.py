@@ -19,8 +19,9 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
+from ..config import DQ_NO_DATA
 from ..errors import InputError
-from .noise import DQ_NO_DATA, dq_reader, file_noise, map_noise
+from .noise import dq_reader, file_noise, map_noise
 
 FITS_SUFFIXES = (".fits.gz", ".fits.fz", ".fit.gz", ".fts.gz", ".fits", ".fit", ".fts")
 IMAGE_SUFFIXES = (".png", ".tiff", ".tif", ".jpeg", ".jpg")

@@ -31,6 +31,7 @@ CHANNEL_NAMES = ("RED", "GREEN", "BLUE")
 # streamed), or those 16-bit planes tile-compressed (RICE_1, lossless on the integers; several times smaller,
 # compressed plane by plane after the frame: memory of one output plane)
 INT16_SCALE, INT16_ZERO, INT16_BLANK = 1 / 65534, 0.5, -32768  # value = 0.5 + I/65534 for I in [-32767, 32767]
+INT16_CARDS = {"BSCALE": INT16_SCALE, "BZERO": INT16_ZERO, "BLANK": INT16_BLANK}
 TEMP_MARKER = ".astroenhance-tmp-"
 
 
@@ -142,10 +143,9 @@ class FITSRGBWriter(_AtomicFile):
             raise ValueError(f"unknown FITS encoding {encoding!r} ({', '.join(FITS_ENCODINGS)})")
         self.encoding = encoding
         self.primary, self.image, self.flux_header = primary, image, flux_header
-        self.itemsize = 4 if encoding == "float32" else 2
         # the display planes in the chosen encoding; FLUX (physical units) always float32: never quantised
         self.names = CHANNEL_NAMES + (("FLUX",) if flux_header is not None else ())
-        self.itemsizes = [self.itemsize] * 3 + [4] * (len(self.names) - 3)
+        self.itemsizes = [4 if encoding == "float32" else 2] * 3 + [4] * (len(self.names) - 3)
         self.height, self.width = shape
         head = fits.Header([("SIMPLE", True), ("BITPIX", 8), ("NAXIS", 0), ("EXTEND", True)])
         head.extend(primary, unique=False)
@@ -157,7 +157,7 @@ class FITSRGBWriter(_AtomicFile):
                              ("NAXIS1", self.width), ("NAXIS2", self.height), ("PCOUNT", 0), ("GCOUNT", 1),
                              ("EXTNAME", name)])
             if size == 2:
-                h["BSCALE"], h["BZERO"], h["BLANK"] = INT16_SCALE, INT16_ZERO, INT16_BLANK
+                h.update(INT16_CARDS)
             h.extend(image if name != "FLUX" else flux_header, unique=True)
             blob = h.tostring().encode("ascii")
             blobs.append((offset, blob))
@@ -237,8 +237,7 @@ class FITSRGBWriter(_AtomicFile):
                     plane = np.fromfile(self.fh, dtype=">i2", count=self.height * self.width)
                     hdu = fits.CompImageHDU(plane.reshape(self.height, self.width).astype(np.int16),
                                             header=self.image.copy(), name=name, compression_type="RICE_1")
-                    hdu.header["BSCALE"], hdu.header["BZERO"], hdu.header["BLANK"] = (INT16_SCALE, INT16_ZERO,
-                                                                                    INT16_BLANK)
+                    hdu.header.update(INT16_CARDS)
                 del plane
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # long HISTORY/COMMENT cards are already wrapped
@@ -310,9 +309,10 @@ class ImageWriter(_AtomicFile):
         q = np.nan_to_num(np.clip(rgb, 0.0, 1.0), nan=0.0) * self.maxval + 0.5
         self.pixels[top_row:top_row + rgb.shape[0], col0:col0 + rgb.shape[1]] = q.astype(self.dtype)
 
-    def write_block(self, row0: int, rgb: np.ndarray, col0: int = 0) -> None:
+    def write_block(self, row0: int, rgb: np.ndarray, col0: int = 0, flux: np.ndarray | None = None) -> None:
         """Write ``rgb`` ``(n, m, 3)`` whose rows run bottom-up, from FITS row ``row0`` (row 0 = bottom): the
-        row-sink interface both writers share (an image's rows run top-down, so they are flipped here)."""
+        row-sink interface both writers share (an image's rows run top-down, so they are flipped here; an image
+        has no FLUX plane: ``flux`` is ignored)."""
         self.write_rows(self.pixels.shape[0] - row0 - rgb.shape[0], rgb[::-1], col0)
 
     def finish(self) -> None:

@@ -228,10 +228,13 @@ class Enhancer:
             sky, sky_noise = self._sky(src, rows)
         fit: dict[str, float] = {}
         if interval.startswith("noise:"):  # from below the sky to the brightest pixel: the whole frame is read
-            base = rows if src.channels == 1 else rgb_to_ycbcr(rows)[0]
-            finite = base[np.isfinite(base)]
-            fit = {"sky": float(np.median(finite)) if finite.size else 0.0,
-                   "sigma": sky_noise if src.channels == 1 else estimate_noise(base), "maximum": _maximum(src)}
+            if src.channels == 1:
+                fit = {"sky": sky, "sigma": sky_noise}
+            else:  # a colour image's sky and noise in its luminance (before any display mapping)
+                lum_raw = rgb_to_ycbcr(rows)[0]
+                finite = lum_raw[np.isfinite(lum_raw)]
+                fit = {"sky": float(np.median(finite)) if finite.size else 0.0, "sigma": estimate_noise(lum_raw)}
+            fit["maximum"] = _maximum(src)
         try:
             norm = Normalizer.fit(rows.reshape(-1) if src.channels == 3 else rows, cfg.stretch or "linear",
                                   interval, src.dtype_range, **fit)

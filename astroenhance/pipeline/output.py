@@ -73,10 +73,7 @@ class FileSink:
             row0, rgb = self.height - row1, rgb[::-1]
             flux = None if flux is None else flux[::-1]
         for writer in self.writers:
-            if isinstance(writer, FITSRGBWriter):
-                writer.write_block(row0, rgb, col0, flux)
-            else:
-                writer.write_block(row0, rgb, col0)
+            writer.write_block(row0, rgb, col0, flux)
 
     def __enter__(self) -> FileSink:
         return self

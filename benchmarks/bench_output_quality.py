@@ -1,0 +1,88 @@
+"""What the FITS output promises, measured on one frame: clipping of the display mapping, the FLUX plane's flux
+conservation, its block lattice beside the display luminance's and bicubic's, its independence of how rows are cut
+into pieces, and what the FLUX plane costs in time.
+
+    python benchmarks/bench_output_quality.py [--frame FITS] [--hdu SCI]
+
+Default frame: the ACS/HRC crop in tests/data (the figures in docs were measured on the whole frame,
+``--frame ../shared/data/fits/hst/j8bt06nyq_flt.fits``).  Prints one table; every number is a ratio or a fraction
+within this run, so machines compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import astroenhance.pipeline.engine as engine
+from astroenhance import EnhanceConfig, Enhancer
+from astroenhance.imaging.normalize import Normalizer
+from astroenhance.io.readers import read_frame
+from astroenhance.pipeline.finish import block_means
+
+HERE = Path(__file__).resolve().parent
+
+
+def lattice(x: np.ndarray) -> float:
+    """Median |step| between output columns at 4x4 block edges over the median inside blocks (1: no lattice)."""
+    d = np.abs(np.diff(x, axis=1))
+    d = d[:, : d.shape[1] // 4 * 4]
+    phases = [np.nanmedian(d[:, k::4]) for k in range(4)]
+    return float(phases[3] / np.mean(phases[:3]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frame", default=str(HERE.parent / "tests" / "data" / "fits" / "j8bt06nyq_flt_crop.fits"))
+    ap.add_argument("--hdu", default=None)
+    args = ap.parse_args()
+    data, wcs, _ = read_frame(args.frame, args.hdu)
+    rows = []
+
+    enh = Enhancer(EnhanceConfig(device="cpu", colorize=False))
+    t0 = time.perf_counter()
+    res = enh.enhance_array(data, wcs)
+    with_flux = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    Enhancer(EnhanceConfig(device="cpu", colorize=False, flux_plane=False)).enhance_array(data, wcs)
+    without = time.perf_counter() - t0
+    norm = res.normalizer
+    finite = data[np.isfinite(data)]
+    old = Normalizer.fit(finite, "asinh", "percentile:99.5")
+    rows += [("display >= 0.999 (top-clipped), percentile:99.5", f"{np.mean(old(finite) >= 0.999):.4%}"),
+             (f"display >= 0.999, {norm.interval} (the default)", f"{np.mean(norm(finite) >= 0.999):.4%}")]
+
+    flux = res.flux.astype(np.float64)
+    ok = np.isfinite(data)
+    sums = block_means(np.nan_to_num(flux), 4) * 16
+    rows += [("FLUX: max |16-pixel sum - input pixel| / input noise", f"{np.abs(sums - data)[ok].max() / norm.sky_noise:.2e}"),
+             ("FLUX: total relative error", f"{np.nansum(flux) / data[ok].sum() - 1:.1e}")]
+    bicubic = F.interpolate(torch.from_numpy(np.nan_to_num(data, nan=norm.sky).astype(np.float64))[None, None],
+                            scale_factor=4, mode="bicubic", align_corners=False)[0, 0].numpy()
+    rows += [("block lattice: FLUX (columns / rows)", f"{lattice(flux):.3f} / {lattice(flux.T):.3f}"),
+             ("block lattice: display luminance", f"{lattice(res.luminance.astype(np.float64)):.3f}"),
+             ("block lattice: bicubic", f"{lattice(bicubic):.3f}")]
+
+    out = {}
+    for piece in (4, 64):
+        engine.FINISH_ROWS = piece
+        out[piece] = Enhancer(EnhanceConfig(device="cpu", colorize=False)).enhance_array(data, wcs).flux
+    engine.FINISH_ROWS = 16
+    rel = np.abs(out[4].astype(np.float64) - out[64]) / (np.abs(out[64].astype(np.float64)) + norm.sky_noise / 16)
+    rows += [("FLUX, pieces of 4 vs 64 rows: |difference| / (|flux| + sigma/16), max / 99.9th pct",
+              f"{np.nanmax(rel):.4f} / {np.nanpercentile(rel, 99.9):.1e}"),
+             ("time with the FLUX plane / without", f"{with_flux / without:.2f} ({with_flux:.1f} s / {without:.1f} s)")]
+
+    print(f"frame {args.frame} {data.shape[1]}x{data.shape[0]}, interval {norm.interval}, sigma {norm.sky_noise:.4g}")
+    width = max(len(r[0]) for r in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()
