@@ -170,7 +170,7 @@ def run(
     inputs: Annotated[list[Path], typer.Argument(help="FITS frames (.fits, .fits.gz, multi-extension) or PNG/TIFF/JPEG images; a folder means the frames inside it.", show_default=False)],
     outdir: Annotated[Path, typer.Option("--output", "-o", help="Folder for the outputs <stem>[.<chip>].enhanced.<ext>; created if missing.", show_default=False, rich_help_panel="Output, models and archives")],
     fmt: Annotated[str | None, typer.Option("--format", help="Comma-separated outputs from fits,png,tiff,jpeg. Default: fits,png for FITS input, png for images.", show_default=False, rich_help_panel="Output, models and archives")] = None,
-    sr_model: Annotated[SRModel, typer.Option(help="psnr: faithful, smooth (default, the one to inspect structure with); psnr-large: the same kind, the paper's 16x64 network, ~0.1 dB closer to the truth and 2.6x slower on a CPU (for GPUs); gan: sharper, more invented texture.", rich_help_panel="Output, models and archives")] = SRModel.psnr,
+    sr_model: Annotated[SRModel | None, typer.Option(help="The SR network. Default: hst for FITS frames (trained on deep Hubble frames binned 4x with their noise: it removes noise rather than sharpening it into false sources), psnr for PNG/TIFF/JPEG pictures (trained on processed press images). psnr: faithful, smooth; psnr-large: the same kind, the paper's 16x64 network, ~0.1 dB closer on pictures and 2.6x slower on a CPU (for GPUs); gan: sharper, more invented texture.", show_default=False, rich_help_panel="Output, models and archives")] = None,
     colorize: Annotated[bool | None, typer.Option("--colorize/--no-colorize", help="Predict colour with the colorization network. Default: grey frames (FITS, grey images) are colorized and a colour image keeps its own colours; --colorize recolours colour images too, --no-colorize keeps grey frames grey.", show_default=False, rich_help_panel="Output, models and archives")] = None,
     color_strength: Annotated[float | None, typer.Option(help="Share of the colorizer's predicted chroma that is shown, 0-2. Default: the weights' calibrated value (0.2 for the shipped colorizer: on images it never saw, its full colour was further from the truth than no colour; at 0.2 it is never more than 0.01 worse than grey on any of them). 1 shows the network's full, more saturated and less reliable colour.", min=0.0, max=2.0, show_default=False, rich_help_panel="Output, models and archives")] = None,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Look for frames in sub-folders too; the output tree mirrors the input tree.", rich_help_panel="Output, models and archives")] = False,
@@ -213,7 +213,7 @@ def run(
                            stretch=stretch.value if stretch else None, interval=interval, tile=tile, overlap=overlap,
                            flux_conserving=flux_conserving, flux_tolerance=flux_tolerance, device=device.value,
                            precision=precision.value,
-                           sr_model=sr_model.value, weights=str(weights) if weights else None, batch=batch, hdu=hdu,
+                           sr_model=sr_model.value if sr_model else None, weights=str(weights) if weights else None, batch=batch, hdu=hdu,
                            noise_gate=noise_gate, dq_mask=dq_mask, fits_encoding=fits_encoding.value, flux_plane=flux_plane,
                            color_strength=color_strength, noise=str(noise) if noise else None)
     config.check()  # usage errors answer before torch and the networks load
@@ -285,10 +285,10 @@ def run(
     secs = time.perf_counter() - t0
     counts = {s: sum(r.status == s for r in records) for s in ("done", "skipped", "failed")}
     try:
-        image_settings = enhancer.config.for_input(False).to_dict()
+        image_settings = enhancer.settings(False).to_dict()
         if image_settings["colorize"] is None:  # decided per image: only grey ones are colorized
             image_settings["colorize"] = "grey images only"
-        fits_settings = enhancer.config.for_input(True).for_frame(1).to_dict()
+        fits_settings = enhancer.settings(True).for_frame(1).to_dict()
         if fits_settings["noise"] is None:
             fits_settings["noise"] = "each file's ERR or WHT, else estimated (AE_SIGSR)"
         for used in (fits_settings, image_settings):
@@ -465,6 +465,8 @@ def train_sr_hst(
     synthetic: Annotated[float, typer.Option(help="Share of pairs drawn from synthetic fields (Sersic galaxies and stars through a Moffat PSF).", min=0.0, max=1.0)] = 0.3,
     k_min: Annotated[float, typer.Option(help="Fewest noise: input sigma as a multiple of the truth's pixel rms.")] = 0.25,
     k_max: Annotated[float, typer.Option(help="Most noise (k is drawn log-uniformly between the two).")] = 4.0,
+    correlated: Annotated[float, typer.Option(help="Share of pairs whose added noise is correlated between neighbouring pixels as in drizzled frames (so that the network does not take such noise for structure).", min=0.0, max=1.0)] = 0.0,
+    loss: Annotated[str, typer.Option(help="l1: the network learns the median truth given the input; mse: the mean (what PSNR rewards; near the sky the mean is also the unbiased flux). Both in the noise-normalised space.")] = "l1",
     threads: Annotated[int, typer.Option(help="torch threads (0: torch's default).")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue the checkpoint in -o exactly where it stopped.")] = False,
 ) -> None:
@@ -474,7 +476,7 @@ def train_sr_hst(
 
     cfg = TelescopeConfig(truths=[str(t) for t in truths], val=[str(v) for v in val], out=str(outdir), arch=arch, init=str(init) if init else "",
                           iters=iters, batch=batch, crop=crop, lr=lr, k_min=k_min, k_max=k_max, synthetic=synthetic,
-                          seed=seed, val_every=val_every, threads=threads)
+                          seed=seed, val_every=val_every, threads=threads, loss=loss, correlated=correlated)
     trainer = TelescopeTrainer(cfg, load_truths(truths), load_truths(val))
     ckpt = outdir / "ckpt.pt"
     if resume:
@@ -674,7 +676,7 @@ def evaluate(
     task: Annotated[Task, typer.Option(help="sr: 4x SR against nearest/bicubic/Lanczos, plus false sources on noise frames; colorize: against grey and a lookup table; pipeline: grey low-resolution input -> colour 4x output, against bicubic grey and bicubic + lookup table; hst: real deep HST frames binned 4x with noise, through `run`, against the best of 16 classical baselines in the output's display mapping.")],
     data: Annotated[Path, typer.Option(help="Held-out colour images; for --task hst, a folder of deep FITS frames (files named like noise maps, PSFs or weights are skipped).", exists=True, file_okay=False)],
     weights: Annotated[Path | None, typer.Option(help="Weights folder (default: the shipped weights/).")] = None,
-    sr_model: Annotated[SRModel, typer.Option(help="Which SR weights to evaluate.")] = SRModel.psnr,
+    sr_model: Annotated[SRModel | None, typer.Option(help="Which SR weights to evaluate (default: psnr; for --task hst, run's default for FITS: hst).", show_default=False)] = None,
     train_data: Annotated[Path | None, typer.Option(help="colorize/pipeline: images to fit the lookup-table baseline on.", exists=True, file_okay=False)] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics and the protocol as JSON.")] = None,
     figure: Annotated[Path | None, typer.Option(help="Write side-by-side crops (input | baseline | astroenhance | original) as PNG.")] = None,
@@ -715,7 +717,7 @@ def evaluate(
     sr = colorizer = None
     infos = []
     if task in (Task.sr, Task.pipeline):
-        infos.append(find_weights(wdir, "sr", sr_model.value))
+        infos.append(find_weights(wdir, "sr", (sr_model or SRModel.psnr).value))
         sr = load_network(wdir, infos[-1])
     if task in (Task.colorize, Task.pipeline):
         infos.append(find_weights(wdir, "colorize", "default"))
@@ -776,7 +778,7 @@ def evaluate(
                                         "results": results, **extra, "per_image": rows}, indent=2))
 
 
-def _evaluate_hst(data: Path, weights: Path | None, sr_model: SRModel, json_out: Path | None, limit: int | None,
+def _evaluate_hst(data: Path, weights: Path | None, sr_model: SRModel | None, json_out: Path | None, limit: int | None,
                   noise_frames: int, flux_conserving: bool | None = None, flux_tolerance: float | None = None) -> None:
     import json
 
@@ -785,18 +787,19 @@ def _evaluate_hst(data: Path, weights: Path | None, sr_model: SRModel, json_out:
     truths = list_truths(data)[:limit]
     if not truths:
         raise _usage(f"no FITS frames in {data}")
-    config = EnhanceConfig(sr_model=sr_model.value, weights=str(weights) if weights else None,
+    config = EnhanceConfig(sr_model=sr_model.value if sr_model else None, weights=str(weights) if weights else None,
                            flux_conserving=flux_conserving, flux_tolerance=flux_tolerance)
     with err.status(f"hst: {len(truths)} frames through run"):
         res = evaluate_hst(truths, config, noise_frames=min(noise_frames, 6))
-    out.print(f"hst on {data} ({len(truths)} frames), --sr-model {sr_model.value}; display-mapping PSNR (dB)")
-    out.print(f"{'frame':<42}{'k':>5}{'run':>8}{'best baseline':>15}{'run-best':>10}  best baseline")
+    out.print(f"hst on {data} ({len(truths)} frames), --sr-model {config.for_input(True).sr_model}; display-mapping PSNR (dB)")
+    out.print(f"{'frame':<42}{'k':>5}{'run':>8}{'best baseline':>15}{'run-best':>10}{'ceiling-best':>14}  best baseline")
     for r in res["per_frame"]:
+        room = r["truth_noise_ceiling"]["psnr"] - r["best_baseline"]["psnr"]
         out.print(f"{r['image'][:41]:<42}{r['k']:>5g}{r['run']['psnr']:>8.2f}{r['best_baseline']['psnr']:>15.2f}"
-                  f"{r['run']['psnr_gain']:>+10.2f}  {r['best_baseline']['method']}")
+                  f"{r['run']['psnr_gain']:>+10.2f}{room:>+14.2f}  {r['best_baseline']['method']}")
     for level, m in res["summary"].items():
         out.print(f"mean {level}: run {m['run_psnr']:.2f} dB, best baseline {m['best_baseline_psnr']:.2f} dB "
-                  f"({m['run_minus_best']:+.2f}); SSIM {m['run_ssim']:.3f} vs {m['best_baseline_ssim']:.3f}; "
+                  f"({m['run_minus_best']:+.2f}; truth-noise ceiling {m['ceiling_minus_best']:+.2f}); SSIM {m['run_ssim']:.3f} vs {m['best_baseline_ssim']:.3f}; "
                   f"completeness {m['run_completeness']:.2f} vs bicubic {m['bicubic_completeness']:.2f}; "
                   f"aperture flux error {m['run_aperture_flux_err']:.3f} vs {m['bicubic_aperture_flux_err']:.3f}; "
                   f"false detections {m['run_false_detections']} vs {m['bicubic_false_detections']}")

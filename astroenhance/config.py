@@ -48,6 +48,8 @@ class EnhanceConfig:
       nothing clipped at the top), ``range`` (the data type's full range) for display images
     * ``flux_conserving``: on for FITS, off for display images
     * ``formats``: ``("fits", "png")`` for FITS, ``("png",)`` for display images
+    * ``sr_model``: ``hst`` for FITS (trained on Hubble frames binned 4x with their noise: it removes noise instead
+      of sharpening it), ``psnr`` for display images (trained on processed colour pictures)
     * ``colorize``: grey frames are colorized; a colour frame keeps its own colours (resolved per frame,
       `for_frame`: only the frame says whether it is grey)
     """
@@ -65,7 +67,7 @@ class EnhanceConfig:
     # None: exact for display-space SR networks, 2 for noise-space ones (they remove noise; exactness would restore it)
     device: str = "auto"
     precision: str = "fp32"
-    sr_model: str = "psnr"
+    sr_model: str | None = None
     weights: str | None = None
     batch: int = 0  # tiles per network call; 0 = 1 on CPU, 8 on CUDA
     color_strength: float | None = None  # share of the colorizer's chroma shown; None: its weights' calibrated value
@@ -86,6 +88,7 @@ class EnhanceConfig:
             interval=self.interval or ("noise:3" if is_fits else "range"),
             flux_conserving=(is_fits if self.flux_conserving is None else self.flux_conserving),
             formats=self.formats or (("fits", "png") if is_fits else ("png",)),
+            sr_model=self.sr_model or ("hst" if is_fits else "psnr"),
         )
 
     def for_frame(self, channels: int) -> EnhanceConfig:

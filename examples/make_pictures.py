@@ -44,7 +44,8 @@ def main() -> None:
 
 def sr_comparison(work: Path) -> None:
     """sr_hrc.png: a 96x96 piece of the ACS/HRC frame (stars, a cosmic ray) as input (pixels replicated), bicubic,
-    `run` (psnr, the default) and `run --sr-model hst`, all in the output's own display mapping, grey (--no-colorize).
+    `run` (hst, the default for FITS) and `run --sr-model psnr`, all in the output's own display mapping, grey
+    (--no-colorize).
     Generated detail is not measurement."""
     import numpy as np
     import torch
@@ -58,7 +59,7 @@ def sr_comparison(work: Path) -> None:
                       fits.ImageHDU(h["ERR"].data[600:696, 400:496], name="ERR"),
                       fits.ImageHDU(h["DQ"].data[600:696, 400:496], name="DQ")]).writeto(work / "hrc.fits", overwrite=True)
     panels = []
-    for model in ("psnr", "hst"):
+    for model in ("hst", "psnr"):
         out = work / model
         subprocess.run(CLI + ["run", str(work / "hrc.fits"), "-o", str(out), "-q", "--format", "fits",
                               "--no-colorize", "--sr-model", model], check=True)

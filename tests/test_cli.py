@@ -221,7 +221,7 @@ def test_weights_tampering_refused(tmp_path):
     shutil.copytree(REPO / "weights", wdir)
     from astroenhance.models.weights import find_weights
 
-    victim = wdir / find_weights(wdir, "sr", "psnr").file  # the weights a default run loads
+    victim = wdir / find_weights(wdir, "sr", "hst").file  # the weights a default run of a FITS frame loads
     data = bytearray(victim.read_bytes())
     data[-1] ^= 0xFF
     victim.write_bytes(bytes(data))
@@ -261,11 +261,13 @@ def test_help_loads_nothing_heavy():
 
 
 def test_noise_gate_switch_and_other_sr_models(tmp_path):
-    """--no-noise-gate lets the bare network through (a different picture, recorded as such); --sr-model gan
-    and psnr-large use their own weights (recorded), and all keep the flux promise."""
+    """The psnr network is gated by default; --no-noise-gate lets the bare network through (a different picture,
+    recorded as such); --sr-model gan and psnr-large use their own weights (recorded), and all keep the exact flux
+    promise.  A FITS frame gets the hst network by default, ungated."""
     outs, notes = {}, {}
     models = {"gan": ["--sr-model", "gan"], "large": ["--sr-model", "psnr-large", "--no-noise-gate"]}
-    for name, extra in {"gate": [], "nogate": ["--no-noise-gate"], **models}.items():
+    psnr = ["--sr-model", "psnr"]
+    for name, extra in {"gate": psnr, "nogate": [*psnr, "--no-noise-gate"], **models}.items():
         result = invoke("run", EXAMPLE, "-o", tmp_path / name, "--format", "fits", "--no-colorize", *extra)
         assert result.exit_code == 0, result.output
         notes[name] = result.output
@@ -280,6 +282,11 @@ def test_noise_gate_switch_and_other_sr_models(tmp_path):
     assert "gan" in outs["gan"][0]["AE_SRID"] and outs["gan"][0]["AE_SRMOD"] == "gan"
     assert outs["large"][0]["AE_SRID"] == "sr-psnr-16x64" and outs["large"][0]["AE_SRMOD"] == "psnr-large"
     assert outs["gate"][0]["AE_SRID"] == "sr-psnr-8x32"
+    result = invoke("run", EXAMPLE, "-o", tmp_path / "default", "--format", "fits", "--no-colorize")
+    assert result.exit_code == 0, result.output
+    [f] = (tmp_path / "default").glob("*.fits")
+    head = fits.getheader(f)
+    assert (head["AE_SRMOD"], head["AE_SRID"], head["AE_GATE"]) == ("hst", "sr-hst-8x32", False)
     assert not np.allclose(outs["gate"][1], outs["nogate"][1])
     assert not np.allclose(outs["nogate"][1], outs["large"][1])  # (gated, both are bicubic on this noisy frame)
     for _, rgb in outs.values():  # grey output: block means of luminance = the (same) normalized input

@@ -112,3 +112,38 @@ def test_one_rms_map_for_a_multichip_file_is_refused(tmp_path):
     with open_frames(FIXTURES / "2chipA.fits.gz", "sci2", noise=rms) as [src]:
         assert src.noise_from == "rms.fits"
 
+
+
+@given(st.integers(0, 2**31 - 1), st.floats(0.2, 0.5), st.floats(0.2, 0.5))
+def test_estimated_noise_is_the_per_pixel_sigma_also_when_neighbours_correlate(seed, a, b):
+    """Drizzled frames' noise is shared between neighbours: pixel-to-pixel differences then see too little of it
+    (lag 1), pixels 2 apart see the per-pixel sigma; for white noise both agree."""
+    from scipy.signal import fftconvolve
+
+    from astroenhance.pipeline.finish import estimate_noise
+
+    rng = np.random.default_rng(seed)
+    white = rng.normal(0.0, 2.0, (160, 160))
+    kernel = np.outer([1 - a, a], [1 - b, b])
+    shared = fftconvolve(white, kernel, mode="valid") / np.sqrt((kernel**2).sum())
+    assert estimate_noise(white, lag=1) == pytest.approx(2.0, rel=0.06)
+    assert estimate_noise(white, lag=2) == pytest.approx(2.0, rel=0.06)
+    assert estimate_noise(shared, lag=2) == pytest.approx(2.0, rel=0.06)
+    assert estimate_noise(shared, lag=1) < 0.93 * 2.0
+
+
+def test_run_estimates_a_drizzled_frames_noise_per_pixel(tmp_path):
+    """No ERR, WHT or --noise: the sigma recorded (and used for the display's black point and the hst network) is
+    the per-pixel one even where the noise is correlated."""
+    from scipy.signal import fftconvolve
+
+    from astroenhance import EnhanceConfig, Enhancer
+
+    rng = np.random.default_rng(3)
+    kernel = np.outer([0.6, 0.4], [0.6, 0.4])
+    sky = 5.0 + fftconvolve(rng.normal(0.0, 0.1, (97, 97)), kernel, mode="valid") / np.sqrt((kernel**2).sum())
+    path = tmp_path / "drz_like.fits"
+    fits.writeto(path, sky.astype(np.float32))
+    res = Enhancer(EnhanceConfig(device="cpu", colorize=False, formats=("fits",))).enhance_file(path, tmp_path / "o")
+    head = fits.getheader(res[0].outputs[0])
+    assert head["AE_SIGSR"] == "estimated" and head["AE_SKYSG"] == pytest.approx(0.1, rel=0.08)

@@ -15,6 +15,7 @@ from astroenhance.training.telescope import (
     TelescopeConfig,
     TelescopeTrainer,
     Truth,
+    drizzle_like,
     make_pair,
     moffat_psf,
     sersic,
@@ -54,9 +55,23 @@ def test_pairs_bin_by_block_means_and_map_both_sides_alike():
     assert x.shape == (32, 32) and y.shape == (128, 128)
     from astroenhance.pipeline.finish import estimate_noise
 
-    sigma = max(estimate_noise(area_downsample(truth, 4)), 1e-12)  # as make_pair measures it
+    sigma = max(estimate_noise(area_downsample(truth, 4), lag=2), 1e-12)  # as make_pair (and run) measure it
     np.testing.assert_allclose(from_noise_space(x.astype(np.float64), 0.0, sigma),
                                area_downsample(truth, 4), rtol=1e-4, atol=1e-9)
+
+
+def test_correlated_pairs_share_noise_between_neighbours_at_the_same_sigma():
+    flat = np.full((256, 256), 10.0)
+    pairs = {c: make_pair(flat, 10.0, 1.0, 2.0, np.random.default_rng(6), correlated=c) for c in (False, True)}
+    for c, (x, _) in pairs.items():
+        lin = from_noise_space(x.astype(np.float64), 10.0, 1.0) - 10.0  # back to linear (the sigma cancels)
+        noise = lin / lin.std()
+        rho = float((noise[:, 1:] * noise[:, :-1]).mean())
+        assert (rho > 0.25) if c else (abs(rho) < 0.05)
+    rng = np.random.default_rng(7)
+    assert drizzle_like(rng.normal(0, 3.0, (300, 300)), rng).std() == pytest.approx(3.0, rel=0.03)
+    again = make_pair(flat, 10.0, 1.0, 2.0, np.random.default_rng(6), correlated=True)
+    np.testing.assert_array_equal(again[0], pairs[True][0])  # deterministic per seed
 
 
 def test_trainer_resumes_exactly_and_learns(tmp_path):

@@ -244,7 +244,7 @@ def test_run_refuses_a_luminance_and_chroma_network(tmp_path):
     Trainer(cfg(tmp_path, "sr", arch="srresnet-8x32-ycc", iters=1)).run()
     export_checkpoint(tmp_path / "sr" / "ckpt.pt", tmp_path / "w", "sr-ycc", metrics={})
     with pytest.raises(ValueError, match="luminance only"):
-        Enhancer(EnhanceConfig(weights=str(tmp_path / "w"), colorize=False, device="cpu"))
+        Enhancer(EnhanceConfig(weights=str(tmp_path / "w"), colorize=False, device="cpu", sr_model="psnr"))
     from typer.testing import CliRunner
 
     from astroenhance.cli import app

@@ -81,7 +81,8 @@ def find_weights(directory: str | Path, task: str, mode: str) -> WeightsInfo:
         if e.task == task and e.mode == mode:
             return e
     have = ", ".join(f"{e.task}/{e.mode}" for e in entries) or "none"
-    raise WeightsError(f"{Path(directory) / MANIFEST}: no {task} weights for mode {mode!r} (available: {have})")
+    hint = "; --sr-model chooses another" if task == "sr" else ""
+    raise WeightsError(f"{Path(directory) / MANIFEST}: no {task} weights for mode {mode!r} (available: {have}){hint}")
 
 
 def load_network(directory: str | Path, info: WeightsInfo, fold: bool = True) -> nn.Module:

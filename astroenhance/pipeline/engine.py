@@ -36,6 +36,7 @@ from .provenance import fits_headers, flux_header, provenance, provenance_text
 from .space import from_noise_space, to_noise_space
 
 BAND_WIDTH = 1024  # input columns a band spans at most (one tile where wider): memory does not grow with the width
+NOISE_LAG = 2  # a grey frame's estimated sigma: pixels 2 apart (drizzled frames' noise is correlated over ~1 pixel)
 GATE_STRIP = 256  # input rows at a time when measuring the noise gate's coverage (`Enhancer.sr_detail_fraction`)
 FINISH_ROWS = 16  # input rows finished at a time (blend, flux projection, colour): bounded temporaries
 COLOR_CHUNK = 1024  # input columns (plus margins) per colorizer pass: its full-resolution activations are bounded
@@ -79,7 +80,7 @@ class Networks:
         """The shipped (or ``config.weights``) networks ``config`` asks for, sha256-checked."""
         wdir = Path(config.weights) if config.weights else default_weights_dir()
         nets = cls()
-        if config.upscale:
+        if config.upscale and config.sr_model is not None:  # None: chosen per input (`Enhancer.for_kind`)
             nets.sr_info = find_weights(wdir, "sr", config.sr_model)
             nets.sr = load_network(wdir, nets.sr_info)
         if config.colorize is not False:  # None: grey frames are colorized
@@ -187,14 +188,23 @@ class Enhancer:
     networks : Networks, optional
         Networks already in memory (e.g. a training checkpoint under evaluation); default: load the weights
         ``config`` names.
+
+    With ``config.sr_model`` None (the default) each kind of input gets its own SR network (`EnhanceConfig.for_input`:
+    ``hst`` for FITS, ``psnr`` for display images): this enhancer holds the FITS one, and hands a display image to
+    `for_kind`'s enhancer, which shares its colorizer and device.
     """
 
     def __init__(self, config: EnhanceConfig = EnhanceConfig(), networks: Networks | None = None) -> None:
         config.check()
+        self._given = config  # as asked: the networks' own defaults (noise gate, flux tolerance) still unresolved
+        self._per_kind = networks is None and config.upscale and config.sr_model is None
+        self._model = config.for_input(True).sr_model if self._per_kind else config.sr_model
+        self._by_model: dict[str, Enhancer] = {}
         self.config = config
         self.accel = Accelerator(config.device, config.precision, config.batch)
         self.device = self.accel.device
-        nets = networks or Networks.load(config)
+        nets = networks or Networks.load(replace(config, sr_model=self._model))
+        self._nets = nets
         self.sr_info, self.colorizer_info = nets.sr_info, nets.colorizer_info
         self.sr = self.accel.prepare(nets.sr) if config.upscale and nets.sr is not None else None
         self.colorizer = (self.accel.prepare(nets.colorizer) if config.colorize is not False and nets.colorizer is not None
@@ -214,8 +224,34 @@ class Enhancer:
             require_luminance(self.sr, "astroenhance")
             scale = getattr(self.sr, "scale", 4)
             if scale != config.scale:
-                raise SettingsError(f"the {config.sr_model} network upscales by {scale}, not by {config.scale}")
+                raise SettingsError(f"the {self._model} network upscales by {scale}, not by {config.scale}")
         self.scale = config.scale if self.sr is not None else 1
+
+    def for_kind(self, fits_like: bool) -> Enhancer:
+        """The enhancer for FITS-like (``True``) or display-image inputs: this one, unless no SR network was chosen
+        and the kind's default network (`EnhanceConfig.for_input`) is another: then one with it, made once."""
+        return self._for_model(self._given.for_input(fits_like).sr_model)
+
+    def _for_model(self, name: str | None) -> Enhancer:
+        if not self._per_kind or name in (None, self._model):
+            return self
+        if name not in self._by_model:
+            wdir = Path(self.config.weights) if self.config.weights else default_weights_dir()
+            info = find_weights(wdir, "sr", name)
+            nets = Networks(sr=load_network(wdir, info), colorizer=self._nets.colorizer, sr_info=info,
+                            colorizer_info=self._nets.colorizer_info)
+            self._by_model[name] = Enhancer(replace(self._given, sr_model=name), nets)
+        return self._by_model[name]
+
+    def _model_defaults(self, cfg: EnhanceConfig) -> EnhanceConfig:
+        """``cfg`` with the settings this enhancer's network decides (noise gate, flux tolerance) where unset."""
+        return replace(cfg, noise_gate=self.config.noise_gate if cfg.noise_gate is None else cfg.noise_gate,
+                       flux_tolerance=self.config.flux_tolerance if cfg.flux_tolerance is None else cfg.flux_tolerance)
+
+    def settings(self, fits_like: bool) -> EnhanceConfig:
+        """Every setting a ``fits_like`` input is enhanced with (the network's defaults resolved)."""
+        other = self.for_kind(fits_like)
+        return other._model_defaults(other._given.for_input(fits_like))
 
     # ---- per-frame steps ------------------------------------------------------------------------
     def fit_normalizer(self, src: FrameSource, cfg: EnhanceConfig) -> Normalizer:
@@ -256,7 +292,7 @@ class Enhancer:
         plausible, an rms map) or else from neighbouring-pixel differences; ``src.noise_from`` says which."""
         finite = np.asarray(rows, np.float64)[np.isfinite(rows)]
         sky = float(np.median(finite)) if finite.size else 0.0
-        sky_noise = estimate_noise(rows)
+        sky_noise = estimate_noise(rows, lag=NOISE_LAG)
         if src.noise and src.noise_from == "WHT" and not sky_noise / 3 <= src.noise <= 3 * sky_noise:
             src.notes.append(f"1/sqrt(WHT) = {src.noise:.3g} disagrees with the pixels' own noise {sky_noise:.3g} by "
                              "more than 3x (WHT an exposure-time map?): noise estimated from the pixels")
@@ -366,6 +402,8 @@ class Enhancer:
         where the input had no data.  Work proceeds in column bands and, within a band, in strips of tile
         rows, so memory depends on the tile and band size, not on the frame size.
         """
+        if (other := self._for_model(cfg.sr_model)) is not self:
+            return other.process(src, cfg, put, progress, norm)
         cfg = cfg.for_frame(src.channels)
         norm = norm or self.fit_normalizer(src, cfg)
         context = self._context(src, cfg, norm)
@@ -551,14 +589,18 @@ class Enhancer:
         when complete; on any error nothing is left under a final name.
         """
         path = Path(path)
-        cfg = self.config.for_input(is_fits(path))
+        cfg = self._given.for_input(is_fits(path))
+        if (other := self._for_model(cfg.sr_model)) is not self:
+            return other.enhance_file(path, outdir, progress=progress)
         with open_frames(path, cfg.hdu, dq_mask=parse_dq_mask(cfg.dq_mask), noise=cfg.noise) as frames:
             return [self.write_source(src, Path(outdir), path, cfg, progress=progress) for src in frames]
 
     def planned_outputs(self, path: str | Path, outdir: str | Path) -> list[tuple[Path, tuple[int, int]]]:
         """Every output `enhance_file` would write for ``path``, with its ``(height, width)``."""
         path, outdir = Path(path), Path(outdir)
-        cfg = self.config.for_input(is_fits(path))
+        cfg = self._given.for_input(is_fits(path))
+        if (other := self._for_model(cfg.sr_model)) is not self:
+            return other.planned_outputs(path, outdir)
         planned = []
         with open_frames(path, cfg.hdu, dq_mask=parse_dq_mask(cfg.dq_mask), noise=cfg.noise) as frames:
             for src in frames:
@@ -574,6 +616,8 @@ class Enhancer:
     def write_display_source(self, src: FrameSource, outdir: str | Path, name: str, suffix: str) -> FrameResult:
         """Write an in-memory display image (values in [0, 1], e.g. a colour composite) through the same
         pipeline and writers as `enhance_file`: ``OUTDIR/<name>.<suffix>.<ext>``."""
+        if (other := self.for_kind(False)) is not self:
+            return other.write_display_source(src, outdir, name, suffix)
         cfg = replace(self.config.for_input(False), stretch="linear", interval="range",
                       formats=self.config.formats or ("fits", "png"),
                       flux_conserving=True if self.config.flux_conserving is None else self.config.flux_conserving)
@@ -583,7 +627,10 @@ class Enhancer:
                      suffix: str = "enhanced", progress: Callable[[int, int], None] | None = None) -> FrameResult:
         """Enhance one frame ``src`` (named after ``path``) into ``outdir`` with ``cfg`` (default: this
         enhancer's settings resolved for a FITS input)."""
-        cfg = (cfg or self.config.for_input(True)).for_frame(src.channels)
+        cfg = cfg or self._given.for_input(True)
+        if (other := self._for_model(cfg.sr_model)) is not self:
+            return other.write_source(src, outdir, path, cfg, suffix=suffix, progress=progress)
+        cfg = self._model_defaults(cfg).for_frame(src.channels)
         targets = output_paths(path, outdir, src.label, cfg.formats or ("png",), suffix)
         for target in targets.values():
             if target.resolve() == path.resolve():
@@ -618,8 +665,11 @@ class Enhancer:
         ``is_fits_like`` False treats it as a display image (values within its data type's range: 0-255,
         0-65535, 0-1 for floats within it: `io.readers.display_range`).  ``config`` overrides this enhancer's per-frame settings (stretch,
         flux, noise gate...) for this call; the networks stay the ones loaded."""
+        cfg = (config or self._given).for_input(is_fits_like)
+        if (other := self._for_model(cfg.sr_model)) is not self:
+            return other.enhance_array(data, wcs, is_fits_like=is_fits_like, config=cfg)
         src = from_array(data, wcs, origin="lower", dtype_range=None if is_fits_like else display_range(data))
-        cfg = (config or self.config).for_input(is_fits_like).for_frame(src.channels)
+        cfg = self._model_defaults(cfg).for_frame(src.channels)
         sink = ArraySink((src.shape[0] * self.scale, src.shape[1] * self.scale))
         norm = self.process(src, cfg, sink.put)
         primary, image, _, out_wcs = self.headers(src, cfg, norm)

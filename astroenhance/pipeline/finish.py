@@ -26,11 +26,13 @@ GATE_Z = (5.0, 7.0)  # the gate opens from |pixel - 3x3 mean| = 5 sigma (closed)
 
 # ---- noise -------------------------------------------------------------------------------------------
 
-def estimate_noise(img: torch.Tensor | np.ndarray) -> float:
-    """Robust white-noise sigma of a 2-D image (or rows of one) from neighbouring-pixel differences:
-    ``1.4826 * median|x[i, j+1] - x[i, j]| / sqrt(2)``, blind to smooth structure and to a few sources."""
+def estimate_noise(img: torch.Tensor | np.ndarray, lag: int = 1) -> float:
+    """Robust noise sigma of a 2-D image (or rows of one) from differences of pixels ``lag`` apart along rows:
+    ``1.4826 * median|x[i, j+lag] - x[i, j]| / sqrt(2)``, blind to smooth structure and to a few sources.  Lag 1 is
+    the white-noise sigma; where noise is correlated between neighbours (drizzled frames) it is too small, and lag 2
+    gives the per-pixel sigma (drizzle kernels reach about one pixel)."""
     x = torch.as_tensor(img, dtype=torch.float64)
-    d = (x[..., 1:] - x[..., :-1]).abs().flatten()
+    d = (x[..., lag:] - x[..., :-lag]).abs().flatten()
     d = d[torch.isfinite(d)]
     return float(1.4826 * d.median() / math.sqrt(2)) if d.numel() else 0.0
 

@@ -15,6 +15,11 @@ sources are 8-connected groups above 5 sigma of the truth's noise on the truth; 
 output detection overlapping them, false detections the output detections overlapping none.  Blank-noise
 frames: `run` and bicubic of pure noise inputs (display mapping minmax: a percentile interval would clip the peaks),
 peaks above the median + 5 sigma of bicubic's output (one threshold for both) counted per million input pixels.
+The truth is itself noisy (its own pixel rms), and no method can predict that noise: the "truth-noise ceiling" is the
+PSNR a method knowing the noise-free truth would score — each pixel's best guess is the mean of the display mapping
+over the truth's noise, its error that noise's spread — with the truth smoothed by 1.5 pixels standing in for the
+noise-free truth (8 draws of the noise).  It is an upper bound (sub-pixel detail lost in the binning is not
+counted), so "ceiling minus best baseline" is at most the room there is.
 """
 
 from __future__ import annotations
@@ -175,7 +180,17 @@ def evaluate_frame(enhancer: Enhancer, name: str, truth: np.ndarray, wcs, k: flo
     row["bicubic_linear"] = {"psnr": scored["bicubic linear, smooth 0.0"],
                              **source_scores(truth, lin_bicubic, rms)}
     row["run"]["psnr_gain"] = row["run"]["psnr"] - scored[best]
+    row["truth_noise_ceiling"] = {"psnr": truth_noise_ceiling(truth, rms, display, seed)}
     return row
+
+
+def truth_noise_ceiling(truth: np.ndarray, rms: float, display: Normalizer, seed: int = 0, draws: int = 8) -> float:
+    """PSNR of the best possible guess at a truth with white noise ``rms`` in ``display`` (see the protocol)."""
+    clean = gaussian_filter(truth, 1.5, mode="nearest")
+    rng = np.random.default_rng([seed, 99])
+    shown = np.stack([display(clean + rng.normal(0.0, rms, truth.shape)).astype(np.float64) for _ in range(draws)])
+    mse = float(shown.var(axis=0, ddof=1).mean())
+    return 10 * math.log10(1.0 / mse) if mse > 0 else math.inf
 
 
 def blank_noise(enhancer: Enhancer, workdir: Path, frames: int = 6, size: int = 96, seed: int = 0) -> dict:
@@ -219,6 +234,8 @@ def evaluate_hst(truths: list[Path], config: EnhanceConfig | None = None, levels
             "run_psnr": float(np.mean([r["run"]["psnr"] for r in sel])),
             "best_baseline_psnr": float(np.mean([r["best_baseline"]["psnr"] for r in sel])),
             "run_minus_best": float(np.mean([r["run"]["psnr_gain"] for r in sel])),
+            "ceiling_minus_best": float(np.mean([r["truth_noise_ceiling"]["psnr"] - r["best_baseline"]["psnr"]
+                                                 for r in sel])),
             "run_ssim": float(np.mean([r["run"]["ssim"] for r in sel])),
             "best_baseline_ssim": float(np.mean([r["best_baseline"]["ssim"] for r in sel])),
             "run_completeness": float(np.nanmean([r["run"]["completeness"] for r in sel])),

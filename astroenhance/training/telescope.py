@@ -33,6 +33,8 @@ from ..pipeline.finish import estimate_noise
 from ..pipeline.space import BETA, from_noise_space, to_noise_space
 
 SCALE = 4
+#: training losses, both in the noise-normalised space (near the sky: linear in the input's noise; cores: log)
+LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
 
 
 # ---- truths ----------------------------------------------------------------------------------------------
@@ -103,13 +105,25 @@ def synthetic_field(rng: np.random.Generator, size: int) -> np.ndarray:
 
 # ---- pairs ---------------------------------------------------------------------------------------------------
 
-def make_pair(truth: np.ndarray, sky: float, rms: float, k: float, rng: np.random.Generator
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """(input, truth) in noise space for one truth crop: binned 4x4, noise ``k * rms``, mapped with the frame's
-    ``sky`` and the input's measured noise (as `run` measures it)."""
+def drizzle_like(noise: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """White noise made correlated as drizzling makes it: each pixel shares with its neighbours as a pixel shifted by
+    a fraction of a pixel overlaps the output grid (a separable ``[1 - a, a] x [1 - b, b]`` kernel, a and b drawn
+    from 0.2-0.5), rescaled to the same per-pixel sigma (its neighbours now correlate by up to 0.5)."""
+    a, b = rng.uniform(0.2, 0.5, 2)
+    kernel = np.outer([1 - a, a], [1 - b, b])
+    out = fftconvolve(np.pad(noise, 1, mode="wrap"), kernel, mode="same")[1:-1, 1:-1]
+    return out / math.sqrt(float((kernel**2).sum()))
+
+
+def make_pair(truth: np.ndarray, sky: float, rms: float, k: float, rng: np.random.Generator,
+              correlated: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(input, truth) in noise space for one truth crop: binned 4x4, noise ``k * rms`` (white, or `drizzle_like`
+    with ``correlated``), mapped with the frame's ``sky`` and the input's measured noise (as `run` estimates it when
+    the file gives none: pixels 2 apart)."""
     lr = area_downsample(truth, SCALE)
-    lr = lr + rng.normal(0.0, k * rms, lr.shape)
-    sigma = max(estimate_noise(lr), 1e-12)
+    noise = rng.normal(0.0, k * rms, lr.shape)
+    lr = lr + (drizzle_like(noise, rng) if correlated else noise)
+    sigma = max(estimate_noise(lr, lag=2), 1e-12)
     return (to_noise_space(lr, sky, sigma).astype(np.float32),
             to_noise_space(truth, sky, sigma).astype(np.float32))
 
@@ -130,6 +144,8 @@ class TelescopeConfig:
     k_min: float = 0.25
     k_max: float = 4.0
     synthetic: float = 0.3  # share of pairs from synthetic fields
+    correlated: float = 0.0  # share of pairs whose noise is correlated like a drizzled frame's (`drizzle_like`)
+    loss: str = "l1"  # l1 (the median of the truth given the input) or mse (its mean: what PSNR rewards)
     seed: int = 0
     val_every: int = 250
     threads: int = 0
@@ -141,6 +157,8 @@ class TelescopeTrainer:
     def __init__(self, cfg: TelescopeConfig, truths: list[Truth], val: list[Truth]) -> None:
         if not truths and cfg.synthetic <= 0:
             raise SettingsError("give real deep frames (--truths) or a share of synthetic fields (--synthetic)")
+        if cfg.loss not in LOSSES:
+            raise SettingsError(f"loss {cfg.loss!r}: choose from {', '.join(LOSSES)}")
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.cfg, self.truths, self.val = cfg, truths, val
@@ -167,7 +185,7 @@ class TelescopeTrainer:
         truth = np.rot90(truth, int(rng.integers(4)))
         if rng.uniform() < 0.5:
             truth = truth[:, ::-1]
-        return make_pair(np.ascontiguousarray(truth), sky, rms, k, rng)
+        return make_pair(np.ascontiguousarray(truth), sky, rms, k, rng, correlated=rng.uniform() < self.cfg.correlated)
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.cfg.seed, step])
@@ -240,7 +258,7 @@ class TelescopeTrainer:
                 for g in self.opt.param_groups:
                     g["lr"] = lr
                 x, y = self.batch(self.step)
-                loss = F.l1_loss(self.model(x), y)
+                loss = LOSSES[self.cfg.loss](self.model(x), y)
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 self.opt.step()
