@@ -428,3 +428,25 @@ def test_a_truncated_fits_is_one_plain_line(tmp_path):
     [line] = [x for x in result.output.splitlines() if x.strip()][:1]
     assert line.startswith(f"error: {tmp_path / 'cut.fits'}: ") and line.count("could not be read") <= 1
     assert "WARNING" not in result.output and "Traceback" not in result.output
+
+
+def test_a_weights_folder_with_only_the_fits_network_serves_fits_frames(tmp_path):
+    """Each kind of input loads its own network only when a frame of that kind comes: a folder holding just `hst`
+    enhances FITS frames (the report still says what pictures would get), and a picture then fails clearly."""
+    from .conftest import REPO
+
+    wdir = tmp_path / "w"
+    wdir.mkdir()
+    manifest = json.loads((REPO / "weights" / "manifest.json").read_text())
+    manifest["weights"] = [e for e in manifest["weights"] if e["id"] == "sr-hst-8x32"]
+    (wdir / "manifest.json").write_text(json.dumps(manifest))
+    shutil.copy(REPO / "weights" / "sr-hst-8x32.safetensors", wdir)
+    result = invoke("run", EXAMPLE, "-o", tmp_path / "o", "--weights", wdir, "--no-colorize", "--format", "fits")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "o" / "astroenhance-report.json").read_text())
+    assert report["settings"]["fits_inputs"]["sr_model"] == "hst"
+    assert report["settings"]["image_inputs"]["sr_model"] == "psnr"
+    picture = tmp_path / "p.png"
+    Image.fromarray(np.full((20, 20), 90, np.uint8)).save(picture)
+    result = invoke("run", picture, "-o", tmp_path / "o2", "--weights", wdir, "--no-colorize")
+    assert result.exit_code == 1 and "no sr weights for mode 'psnr'" in result.output and "--sr-model" in result.output

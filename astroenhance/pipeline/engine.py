@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from astropy.io import fits
 
 from ..config import EnhanceConfig, parse_dq_mask
-from ..errors import DiskFullError, InputError, OutputError, SettingsError
+from ..errors import DiskFullError, InputError, OutputError, SettingsError, WeightsError
 from ..imaging.color import rgb_to_ycbcr
 from ..imaging.normalize import Normalizer
 from ..imaging.tiling import TileGrid
@@ -87,6 +87,15 @@ class Networks:
             nets.colorizer_info = find_weights(wdir, "colorize", "default")
             nets.colorizer = load_network(wdir, nets.colorizer_info)
         return nets
+
+
+def _network_defaults(config: EnhanceConfig, space: str) -> EnhanceConfig:
+    """``config`` with the settings an SR network of input ``space`` decides, where unset: the noise gate (on for
+    display-space networks, trained on clean pictures) and the flux tolerance (exact for them; 2 sigma for
+    noise-space ones, which remove noise that an exact projection would put back)."""
+    return replace(config, noise_gate=space == "display" if config.noise_gate is None else config.noise_gate,
+                   flux_tolerance=(0.0 if space == "display" else 2.0) if config.flux_tolerance is None
+                   else config.flux_tolerance)
 
 
 def _maximum(src: FrameSource, step: int = 256) -> float:
@@ -214,10 +223,7 @@ class Enhancer:
         self.sr_space = (self.sr_info.extra.get("input_space", "display") if self.sr_info else "display")
         if self.sr_space not in ("display", "noise-asinh"):
             raise SettingsError(f"{self.sr_info.id}: unknown input space {self.sr_space!r}")
-        if config.noise_gate is None:
-            self.config = config = replace(config, noise_gate=self.sr_space == "display")
-        if config.flux_tolerance is None:
-            self.config = config = replace(config, flux_tolerance=0.0 if self.sr_space == "display" else 2.0)
+        self.config = config = _network_defaults(config, self.sr_space)
         if config.flux_tolerance < 0:
             raise SettingsError(f"flux tolerance {config.flux_tolerance}: must be >= 0 (input-noise sigmas)")
         if self.sr is not None:
@@ -249,9 +255,19 @@ class Enhancer:
                        flux_tolerance=self.config.flux_tolerance if cfg.flux_tolerance is None else cfg.flux_tolerance)
 
     def settings(self, fits_like: bool) -> EnhanceConfig:
-        """Every setting a ``fits_like`` input is enhanced with (the network's defaults resolved)."""
-        other = self.for_kind(fits_like)
-        return other._model_defaults(other._given.for_input(fits_like))
+        """Every setting a ``fits_like`` input is enhanced with (the network's defaults resolved from its manifest
+        entry; nothing is loaded, and a network the weights folder lacks leaves them unresolved)."""
+        cfg = self._given.for_input(fits_like)
+        name = cfg.sr_model
+        if name in (None, self._model) or not self._per_kind:
+            return self._model_defaults(cfg)
+        if name in self._by_model:
+            return self._by_model[name]._model_defaults(cfg)
+        try:
+            info = find_weights(Path(self.config.weights) if self.config.weights else default_weights_dir(), "sr", name)
+        except WeightsError:
+            return cfg
+        return _network_defaults(cfg, info.extra.get("input_space", "display"))
 
     # ---- per-frame steps ------------------------------------------------------------------------
     def fit_normalizer(self, src: FrameSource, cfg: EnhanceConfig) -> Normalizer:
