@@ -4,6 +4,7 @@ noise-space network through `run`'s engine (flux promise, provenance)."""
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from astroenhance.config import EnhanceConfig
 from astroenhance.metrics import area_downsample
@@ -18,6 +19,7 @@ from astroenhance.training.telescope import (
     drizzle_like,
     make_pair,
     moffat_psf,
+    project_within,
     sersic,
     synthetic_field,
 )
@@ -72,6 +74,20 @@ def test_correlated_pairs_share_noise_between_neighbours_at_the_same_sigma():
     assert drizzle_like(rng.normal(0, 3.0, (300, 300)), rng).std() == pytest.approx(3.0, rel=0.03)
     again = make_pair(flat, 10.0, 1.0, 2.0, np.random.default_rng(6), correlated=True)
     np.testing.assert_array_equal(again[0], pairs[True][0])  # deterministic per seed
+
+
+def test_training_through_the_flux_promise_keeps_blocks_within_the_tolerance_and_passes_gradients():
+    torch.manual_seed(0)
+    x = torch.randn(2, 1, 6, 6) * 2
+    out = (torch.randn(2, 1, 24, 24) * 2).requires_grad_()
+    got = project_within(out, x, 2.0)
+    resid = (F.avg_pool2d(torch.sinh(got), 4) - torch.sinh(x)) * 3  # in input sigmas (beta = 3)
+    assert resid.abs().max() <= 2.0 + 1e-3
+    before = (F.avg_pool2d(torch.sinh(out), 4) - torch.sinh(x)) * 3
+    inside = (before.abs() <= 2.0).repeat_interleave(4, -1).repeat_interleave(4, -2)
+    torch.testing.assert_close(got[inside], out[inside], atol=1e-5, rtol=1e-5)  # consistent blocks untouched
+    got.sum().backward()
+    assert out.grad is not None and torch.isfinite(out.grad).all() and out.grad.abs().sum() > 0
 
 
 def test_trainer_resumes_exactly_and_learns(tmp_path):

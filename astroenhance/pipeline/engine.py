@@ -78,7 +78,7 @@ class Networks:
     @classmethod
     def load(cls, config: EnhanceConfig) -> Networks:
         """The shipped (or ``config.weights``) networks ``config`` asks for, sha256-checked."""
-        wdir = Path(config.weights) if config.weights else default_weights_dir()
+        wdir = _weights_dir(config)
         nets = cls()
         if config.upscale and config.sr_model is not None:  # None: chosen per input (`Enhancer.for_kind`)
             nets.sr_info = find_weights(wdir, "sr", config.sr_model)
@@ -87,6 +87,10 @@ class Networks:
             nets.colorizer_info = find_weights(wdir, "colorize", "default")
             nets.colorizer = load_network(wdir, nets.colorizer_info)
         return nets
+
+
+def _weights_dir(config: EnhanceConfig) -> Path:
+    return Path(config.weights) if config.weights else default_weights_dir()
 
 
 def _network_defaults(config: EnhanceConfig, space: str) -> EnhanceConfig:
@@ -242,32 +246,27 @@ class Enhancer:
         if not self._per_kind or name in (None, self._model):
             return self
         if name not in self._by_model:
-            wdir = Path(self.config.weights) if self.config.weights else default_weights_dir()
+            wdir = _weights_dir(self.config)
             info = find_weights(wdir, "sr", name)
             nets = Networks(sr=load_network(wdir, info), colorizer=self._nets.colorizer, sr_info=info,
                             colorizer_info=self._nets.colorizer_info)
             self._by_model[name] = Enhancer(replace(self._given, sr_model=name), nets)
         return self._by_model[name]
 
-    def _model_defaults(self, cfg: EnhanceConfig) -> EnhanceConfig:
-        """``cfg`` with the settings this enhancer's network decides (noise gate, flux tolerance) where unset."""
-        return replace(cfg, noise_gate=self.config.noise_gate if cfg.noise_gate is None else cfg.noise_gate,
-                       flux_tolerance=self.config.flux_tolerance if cfg.flux_tolerance is None else cfg.flux_tolerance)
-
     def settings(self, fits_like: bool) -> EnhanceConfig:
         """Every setting a ``fits_like`` input is enhanced with (the network's defaults resolved from its manifest
         entry; nothing is loaded, and a network the weights folder lacks leaves them unresolved)."""
         cfg = self._given.for_input(fits_like)
-        name = cfg.sr_model
-        if name in (None, self._model) or not self._per_kind:
-            return self._model_defaults(cfg)
-        if name in self._by_model:
-            return self._by_model[name]._model_defaults(cfg)
-        try:
-            info = find_weights(Path(self.config.weights) if self.config.weights else default_weights_dir(), "sr", name)
-        except WeightsError:
-            return cfg
-        return _network_defaults(cfg, info.extra.get("input_space", "display"))
+        if not self._per_kind or cfg.sr_model == self._model:
+            space = self.sr_space
+        elif cfg.sr_model in self._by_model:
+            space = self._by_model[cfg.sr_model].sr_space
+        else:
+            try:
+                space = find_weights(_weights_dir(self.config), "sr", cfg.sr_model).extra.get("input_space", "display")
+            except WeightsError:
+                return cfg
+        return _network_defaults(cfg, space)
 
     # ---- per-frame steps ------------------------------------------------------------------------
     def fit_normalizer(self, src: FrameSource, cfg: EnhanceConfig) -> Normalizer:
@@ -646,7 +645,7 @@ class Enhancer:
         cfg = cfg or self._given.for_input(True)
         if (other := self._for_model(cfg.sr_model)) is not self:
             return other.write_source(src, outdir, path, cfg, suffix=suffix, progress=progress)
-        cfg = self._model_defaults(cfg).for_frame(src.channels)
+        cfg = _network_defaults(cfg, self.sr_space).for_frame(src.channels)
         targets = output_paths(path, outdir, src.label, cfg.formats or ("png",), suffix)
         for target in targets.values():
             if target.resolve() == path.resolve():
@@ -685,7 +684,7 @@ class Enhancer:
         if (other := self._for_model(cfg.sr_model)) is not self:
             return other.enhance_array(data, wcs, is_fits_like=is_fits_like, config=cfg)
         src = from_array(data, wcs, origin="lower", dtype_range=None if is_fits_like else display_range(data))
-        cfg = self._model_defaults(cfg).for_frame(src.channels)
+        cfg = _network_defaults(cfg, self.sr_space).for_frame(src.channels)
         sink = ArraySink((src.shape[0] * self.scale, src.shape[1] * self.scale))
         norm = self.process(src, cfg, sink.put)
         primary, image, _, out_wcs = self.headers(src, cfg, norm)

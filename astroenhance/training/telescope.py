@@ -145,6 +145,7 @@ class TelescopeConfig:
     k_max: float = 4.0
     synthetic: float = 0.3  # share of pairs from synthetic fields
     correlated: float = 0.0  # share of pairs whose noise is correlated like a drizzled frame's (`drizzle_like`)
+    flux_tolerance: float = 0.0  # > 0: train through run's flux promise (`project_within`): what is scored is what ships
     loss: str = "l1"  # l1 (the median of the truth given the input) or mse (its mean: what PSNR rewards)
     seed: int = 0
     val_every: int = 250
@@ -258,7 +259,10 @@ class TelescopeTrainer:
                 for g in self.opt.param_groups:
                     g["lr"] = lr
                 x, y = self.batch(self.step)
-                loss = LOSSES[self.cfg.loss](self.model(x), y)
+                out = self.model(x)
+                if self.cfg.flux_tolerance > 0:
+                    out = project_within(out, x, self.cfg.flux_tolerance)
+                loss = LOSSES[self.cfg.loss](out, y)
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 self.opt.step()
@@ -273,6 +277,17 @@ class TelescopeTrainer:
                 if on_step:
                     on_step(self.step, last)
         return last
+
+
+def project_within(out: torch.Tensor, x: torch.Tensor, tolerance: float, beta: float = BETA) -> torch.Tensor:
+    """``out`` (noise space, 4x grid) with each 4x4 block's mean brought within ``tolerance`` input sigmas of the
+    input pixel ``x`` (noise space) in linear units, by a block-constant shift — as `run` keeps its flux promise for
+    noise-space networks — differentiably, so training sees what `run` will show."""
+    u_out = torch.sinh(out.clamp(-30, 30))  # linear, in units of beta * sigma about the sky
+    u_in = torch.sinh(x)
+    excess = F.avg_pool2d(u_out, SCALE) - u_in
+    excess = excess - excess.clamp(-tolerance / beta, tolerance / beta)
+    return torch.asinh(u_out - F.interpolate(excess, scale_factor=SCALE, mode="nearest"))
 
 
 def _load_state(path: str) -> dict[str, torch.Tensor]:
@@ -296,5 +311,5 @@ def noise_space_sr(model: torch.nn.Module, lr: np.ndarray, sky: float, sigma: fl
         return from_noise_space(model(n)[0, 0].double().numpy(), sky, sigma)
 
 
-__all__ = ["BETA", "TelescopeConfig", "TelescopeTrainer", "Truth", "load_truths", "make_pair", "moffat_psf",
+__all__ = ["BETA", "project_within", "TelescopeConfig", "TelescopeTrainer", "Truth", "load_truths", "make_pair", "moffat_psf",
            "noise_space_sr", "sersic", "synthetic_field"]
