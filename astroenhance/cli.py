@@ -801,7 +801,8 @@ def _evaluate_hst(data: Path, weights: Path | None, sr_model: SRModel | None, js
     for level, m in res["summary"].items():
         out.print(f"mean {level}: run {m['run_psnr']:.2f} dB, best baseline {m['best_baseline_psnr']:.2f} dB "
                   f"({m['run_minus_best']:+.2f}; truth-noise ceiling {m['ceiling_minus_best']:+.2f}); SSIM {m['run_ssim']:.3f} vs {m['best_baseline_ssim']:.3f}; "
-                  f"completeness {m['run_completeness']:.2f} vs bicubic {m['bicubic_completeness']:.2f}; "
+                  f"completeness {m['run_completeness']:.2f} vs bicubic {m['bicubic_completeness']:.2f} "
+                  f"({m['bicubic_completeness_matched']:.2f} at run's false detections); "
                   f"aperture flux error {m['run_aperture_flux_err']:.3f} vs {m['bicubic_aperture_flux_err']:.3f}; "
                   f"false detections {m['run_false_detections']} vs {m['bicubic_false_detections']}")
     if res["blank_noise"]:

@@ -71,6 +71,11 @@ def test_evaluate_hst_scores_run_in_its_own_display_mapping(tmp_path):
     room = row["truth_noise_ceiling"]["psnr"] - row["best_baseline"]["psnr"]
     assert row["truth_noise_ceiling"]["psnr"] > row["run"]["psnr"] and room > 0
     assert res["summary"]["k=0.5"]["ceiling_minus_best"] == pytest.approx(room)
+    # bicubic at run's false-detection count: a higher threshold, no more false detections, no more sources found
+    matched = row["bicubic_matched"]
+    assert matched["nsigma"] >= 5 and (matched["false_detections"] <= row["run"]["false_detections"]
+                                       or matched["nsigma"] == 40)
+    assert matched["completeness"] <= row["bicubic_linear"]["completeness"]
     assert "block means" in res["protocol"]
 
 
