@@ -683,6 +683,7 @@ def evaluate(
     figure: Annotated[Path | None, typer.Option(help="Write side-by-side crops (input | baseline | astroenhance | original) as PNG.")] = None,
     limit: Annotated[int | None, typer.Option(help="Use only the first N images.")] = None,
     noise_frames: Annotated[int, typer.Option(help="sr: pure-noise frames for the false-source test (0 skips it).")] = 24,
+    crop: Annotated[int, typer.Option(help="colorize: issue 18's protocol instead of whole images pooled: centre crops of N x N, BT.601 luma as an 8-bit grey picture, chroma RMS per image averaged over images, and the worst image's excess over grey (0: whole images).", min=0)] = 0,
     per_image: Annotated[bool, typer.Option("--per-image", help="Also print each image's headline metric (RGB PSNR, or chroma RMS for colorize) per method: means over few images hide how unevenly a network helps. --json always has them.")] = False,
     inception: Annotated[Path | None, typer.Option(help="Also give the Inception Score (the paper's third column) of every method and of the originals, with this Inception-v3 weights file in torchvision's layout (inception_v3_google-0cc3c7bd.pth; nothing is downloaded). It scores 299x299 crops at the output's resolution; it measures ImageNet-class confidence, not fidelity.", exists=True, dir_okay=False)] = None,
     inception_splits: Annotated[int, typer.Option(help="Inception Score: splits for its mean and standard deviation (the reference implementation's 10).", min=1)] = 10,
@@ -707,6 +708,7 @@ def evaluate(
         LumaChromaLUT,
         comparison_figure,
         evaluate_colorizer,
+        evaluate_colour_per_image,
         evaluate_pipeline,
         evaluate_sr,
         false_sources,
@@ -727,7 +729,7 @@ def evaluate(
     if inception is not None:
         net, inception_sha = load_inception(inception)
         scorer = InceptionScorer(net)
-    images = load_images(data, limit)
+    images = load_images(data, limit, max_side=1 << 20 if crop else 1400)  # a centre crop needs the whole image
     if not images:
         raise _usage(f"no images in {data}")
     lut = None
@@ -743,6 +745,8 @@ def evaluate(
             results = evaluate_sr(sr, images, per_image=rows, scorer=scorer)
             if noise_frames:
                 extra["false_sources"] = false_sources(sr, frames=noise_frames)
+        elif task == Task.colorize and crop:
+            results = evaluate_colour_per_image(colorizer, images, lut, crop, per_image=rows)
         elif task == Task.colorize:
             results = evaluate_colorizer(colorizer, images, lut, per_image=rows, scorer=scorer)
         else:

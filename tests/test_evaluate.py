@@ -171,3 +171,33 @@ def test_evaluate_pipeline_command(tmp_path):
     assert set(json.loads(out.read_text())["results"]) == {"bicubic_grey", "bicubic_lut", "astroenhance"}
     res = CliRunner().invoke(app, ["evaluate", "--task", "pipeline", "--data", str(COLOR)])
     assert res.exit_code == 2 and "--train-data" in res.output
+
+
+def test_issue_18_protocol_centre_crops_bt601_per_image_mean_by_hand(tmp_path):
+    """--crop N: centre crops, BT.601 chroma RMS per image, the mean over images (not pooled), and the worst excess
+    over grey; a grey colorizer is exactly grey."""
+    from astroenhance.training.evaluate import BT601, evaluate_colour_per_image
+
+    big = np.zeros((20, 30, 3))
+    big[5:15, 10:20, 0] = 200 / 255  # a red centre square, nothing around it
+    small = np.zeros((6, 6, 3))
+    small[..., 2] = 128 / 255
+    rows: list[dict] = []
+    res = evaluate_colour_per_image(_GreyColorizer(), [("big", big), ("small", small)],
+                                    LumaChromaLUT(np.zeros((8, 2))), crop=10, per_image=rows)
+
+    def rms_601(rgb):
+        y = rgb @ BT601
+        return math.sqrt(np.mean(np.stack([(rgb[..., 2] - y) / 1.772, (rgb[..., 0] - y) / 1.402]) ** 2))
+
+    want = [rms_601(big[5:15, 10:20]), rms_601(small)]  # the crop holds only the red square; the small one is whole
+    assert [r["grey"]["chroma_rms"] for r in rows] == pytest.approx(want, abs=2e-3)  # (8-bit grey input)
+    assert res["grey"]["chroma_rms_mean"] == pytest.approx(np.mean([r["grey"]["chroma_rms"] for r in rows]))
+    assert res["astroenhance"]["chroma_rms_mean"] == pytest.approx(res["grey"]["chroma_rms_mean"], abs=1e-3)
+    assert res["grey"]["worst_minus_grey"] == 0 and abs(res["astroenhance"]["worst_minus_grey"]) < 2e-3
+    out = tmp_path / "c.json"
+    cli = CliRunner().invoke(app, ["evaluate", "--task", "colorize", "--data", str(COLOR), "--train-data", str(COLOR),
+                                   "--limit", "2", "--crop", "64", "--json", str(out)])
+    assert cli.exit_code == 0, cli.output
+    got = json.loads(out.read_text())
+    assert set(got["results"]["astroenhance"]) == {"chroma_rms_mean", "worst_minus_grey"} and len(got["per_image"]) == 2

@@ -9,6 +9,9 @@ input as a display image, with --flux-conserving): luminance by the network, gat
 (``astroenhance_ungated``: --no-noise-gate), chroma bicubically with its 4x4 block means set to the input's.
 Colorization: the input is the image's BT.709 luminance, colorized by `run`'s engine (--no-upscale); chroma RMS
 (Cb, Cr) of its output against the true chroma; baselines are grey (no colour) and a luminance -> mean-chroma lookup table fitted on training images.
+With a crop (``--crop N``, issue 18's protocol): centre crops of N x N (smaller images whole), BT.601 luma as an
+8-bit grey image in, 8-bit RGB out; BT.601 Cb/Cr RMS per image, then the mean over images and the worst image's
+excess over grey (pooling all pixels instead would let the largest images decide).
 Inception Score (only with user-supplied Inception-v3 weights): on 299x299 crops at the output's own
 resolution (a grid of up to 16 per image, the same places for every method; smaller images are resized up),
 softmax of the network, exp(E KL(p(y|x) || p(y))) in 10 splits (fewer where a split would hold under 10
@@ -201,6 +204,45 @@ def evaluate_colorizer(model: torch.nn.Module, images: list[tuple[str, np.ndarra
         if per_image is not None:
             per_image.append({"image": name, **{m: {"chroma_rms": math.sqrt(v / c.size)} for m, v in this.items()}})
     return {m: {"chroma_rms": math.sqrt(v / n)} for m, v in sq.items()}
+
+
+BT601 = np.array([0.299, 0.587, 0.114])
+
+
+def _chroma_601(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 (Cb, Cr) of RGB in [0, 1], ``(H, W, 2)``."""
+    y = rgb @ BT601
+    return np.stack([(rgb[..., 2] - y) / 1.772, (rgb[..., 0] - y) / 1.402], axis=-1)
+
+
+def centre_crop(img: np.ndarray, side: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    y0, x0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return img[y0:y0 + side, x0:x0 + side]
+
+
+def evaluate_colour_per_image(model: torch.nn.Module, images: list[tuple[str, np.ndarray]], lut: LumaChromaLUT,
+                              crop: int = 384, per_image: list[dict] | None = None) -> dict:
+    """Issue 18's protocol (see the module docstring): per-image BT.601 chroma RMS on centre crops, averaged."""
+    engine = Engine(colorizer=model)
+    q8 = lambda a: np.round(np.clip(a, 0, 1) * 255) / 255  # noqa: E731
+    rows = []
+    for name, rgb in images:
+        truth = q8(centre_crop(rgb, crop))
+        grey = q8(truth @ BT601)  # what a user's grey 8-bit picture holds
+        outputs = {"grey": np.repeat(grey[..., None], 3, -1), "lookup_table": q8(ycbcr_to_rgb(grey, lut(grey))),
+                   "astroenhance": q8(engine(grey))}
+        c = _chroma_601(truth)
+        rows.append({"image": name, **{m: {"chroma_rms": float(np.sqrt(np.mean((_chroma_601(o) - c) ** 2)))}
+                                       for m, o in outputs.items()}})
+    if per_image is not None:
+        per_image.extend(rows)
+    out = {}
+    for m in ("grey", "lookup_table", "astroenhance"):
+        vals = np.array([r[m]["chroma_rms"] for r in rows])
+        worst = max(r[m]["chroma_rms"] - r["grey"]["chroma_rms"] for r in rows)
+        out[m] = {"chroma_rms_mean": float(vals.mean()), "worst_minus_grey": float(worst)}
+    return out
 
 
 def _bicubic_lum(y_lr: np.ndarray, scale: int) -> np.ndarray:
