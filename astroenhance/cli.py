@@ -680,7 +680,7 @@ def evaluate(
     sr_model: Annotated[SRModel | None, typer.Option(help="Which SR weights to evaluate (default: psnr; for --task hst, run's default for FITS: hst).", show_default=False)] = None,
     train_data: Annotated[Path | None, typer.Option(help="colorize/pipeline: images to fit the lookup-table baseline on.", exists=True, file_okay=False)] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics and the protocol as JSON.")] = None,
-    figure: Annotated[Path | None, typer.Option(help="Write side-by-side crops (input | baseline | astroenhance | original) as PNG.")] = None,
+    figure: Annotated[Path | None, typer.Option(help="Write side-by-side crops (input | baseline | astroenhance | original) as PNG; for --task hst one row per frame and noise level, with the residuals against the truth.")] = None,
     limit: Annotated[int | None, typer.Option(help="Use only the first N images.")] = None,
     noise_frames: Annotated[int, typer.Option(help="sr: pure-noise frames for the false-source test (0 skips it).")] = 24,
     crop: Annotated[int, typer.Option(help="colorize: issue 18's protocol instead of whole images pooled: centre crops of N x N, BT.601 luma as an 8-bit grey picture, chroma RMS per image averaged over images, and the worst image's excess over grey (0: whole images).", min=0)] = 0,
@@ -698,7 +698,7 @@ def evaluate(
     import json
 
     if task == Task.hst:
-        _evaluate_hst(data, weights, sr_model, json_out, limit, noise_frames, flux_conserving, flux_tolerance)
+        _evaluate_hst(data, weights, sr_model, json_out, limit, noise_frames, flux_conserving, flux_tolerance, figure)
         return
     from .models.inception import load_inception
     from .models.weights import default_weights_dir, find_weights, load_network
@@ -784,10 +784,11 @@ def evaluate(
 
 
 def _evaluate_hst(data: Path, weights: Path | None, sr_model: SRModel | None, json_out: Path | None, limit: int | None,
-                  noise_frames: int, flux_conserving: bool | None = None, flux_tolerance: float | None = None) -> None:
+                  noise_frames: int, flux_conserving: bool | None = None, flux_tolerance: float | None = None,
+                  figure: Path | None = None) -> None:
     import json
 
-    from .training.hst import evaluate_hst, list_truths
+    from .training.hst import FIGURE_TITLES, evaluate_hst, list_truths
 
     truths = list_truths(data)[:limit]
     if not truths:
@@ -795,7 +796,8 @@ def _evaluate_hst(data: Path, weights: Path | None, sr_model: SRModel | None, js
     config = EnhanceConfig(sr_model=sr_model.value if sr_model else None, weights=str(weights) if weights else None,
                            flux_conserving=flux_conserving, flux_tolerance=flux_tolerance)
     with err.status(f"hst: {len(truths)} frames through run"):
-        res = evaluate_hst(truths, config, noise_frames=min(noise_frames, 6))
+        panels: list | None = [] if figure else None
+        res = evaluate_hst(truths, config, noise_frames=min(noise_frames, 6), panels=panels)
     out.print(f"hst on {data} ({len(truths)} frames), --sr-model {config.for_input(True).sr_model}; display-mapping PSNR (dB)")
     out.print(f"{'frame':<42}{'k':>5}{'run':>8}{'best baseline':>15}{'run-best':>10}{'ceiling-best':>14}  best baseline")
     for r in res["per_frame"]:
@@ -812,6 +814,12 @@ def _evaluate_hst(data: Path, weights: Path | None, sr_model: SRModel | None, js
     if res["blank_noise"]:
         b = res["blank_noise"]
         out.print(f"blank noise, 5-sigma peaks per Mpix of input: run {b['run']:.3g}, bicubic {b['bicubic']:.3g}")
+    if figure:
+        from .training.evaluate import comparison_figure
+
+        comparison_figure(panels, FIGURE_TITLES, figure, note="rows: frame, noise k; display mapping of run's output; "
+                          "residuals 4x about grey. Generated detail is not measurement")
+        out.print(f"figure: {figure}")
     if json_out:
         json_out.write_text(json.dumps(res, indent=2, default=float))
 

@@ -38,7 +38,14 @@ def main() -> None:
     subprocess.run(CLI + ["mosaic", *pieces, "-o", str(work), "--grid", "first"], check=True)
     shutil.copy(work / "mosaic.mosaic.png", HERE / "mosaic_hrc.png")
     sr_comparison(work)
-    for name in ("run_abell2744.png", "compose_cfhtls.png", "mosaic_hrc.png", "sr_hrc.png"):
+    truths = work / "truths"  # two held-out deep frames through evaluate --task hst's protocol
+    truths.mkdir()
+    for frame in (DATA / "fits" / "hst" / "abell_2744_dwarf_galaxy_f105w.fits.gz",
+                  DATA / "fits" / "hst_real" / "slacs3_030mas_500px_sci_wht_psf.fits.gz"):
+        shutil.copy(frame, truths)
+    subprocess.run(CLI + ["evaluate", "--task", "hst", "--data", str(truths), "--noise-frames", "0",
+                          "--figure", str(HERE / "hst_protocol.png")], check=True)
+    for name in ("run_abell2744.png", "compose_cfhtls.png", "mosaic_hrc.png", "sr_hrc.png", "hst_protocol.png"):
         print(HERE / name, Image.open(HERE / name).size)
 
 

@@ -86,9 +86,15 @@ def test_evaluate_hst_command(tmp_path):
     (folder / "abell_2744_dwarf_galaxy_f105w_rms.fits.gz").write_bytes(DWARF.read_bytes())  # a companion: skipped
     assert list_truths(folder) == [folder / DWARF.name]
     out = tmp_path / "hst.json"
+    fig = tmp_path / "hst.png"
     res = CliRunner().invoke(app, ["evaluate", "--task", "hst", "--data", str(folder), "--json", str(out),
-                                   "--noise-frames", "1"])
+                                   "--noise-frames", "1", "--figure", str(fig)])
     assert res.exit_code == 0, res.output
+    from PIL import Image
+
+    with Image.open(fig) as im:  # one row per noise level, six panels (input, baseline, run, truth, 2 residuals)
+        side = 160  # figure_row crops 160² output pixels (this truth is 200²)
+        assert im.size == (6 * (side + 6) + 6, 18 + 2 * (side + 6) + 6 + 18)
     got = json.loads(out.read_text())
     assert set(got["summary"]) == {"k=0.5", "k=2"} and len(got["per_frame"]) == 2
     assert "abell_2744_dwarf_galaxy_f105w" in res.output and "best baseline" in res.output

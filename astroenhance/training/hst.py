@@ -163,8 +163,9 @@ def _read_output(path: Path) -> tuple[np.ndarray, Normalizer]:
 
 
 def evaluate_frame(enhancer: Enhancer, name: str, truth: np.ndarray, wcs, k: float, seed: int,
-                   workdir: Path) -> dict:
-    """One truth at one noise level: `run` and the best baseline, scored (see the protocol)."""
+                   workdir: Path, panels: list | None = None) -> dict:
+    """One truth at one noise level: `run` and the best baseline, scored (see the protocol).  ``panels``, if given,
+    receives one figure row (`figure_row`)."""
     rng = np.random.default_rng([seed, int(k * 1000)])
     rms = estimate_noise(truth)
     lr, sigma = degrade(truth, k, rng, rms)
@@ -184,10 +185,33 @@ def evaluate_frame(enhancer: Enhancer, name: str, truth: np.ndarray, wcs, k: flo
     row["best_baseline"] = {"method": best, "psnr": scored[best], "ssim": ssim(d_best, truth_d)}
     row["bicubic_linear"] = {"psnr": scored["bicubic linear, smooth 0.0"],
                              **source_scores(truth, lin_bicubic, rms)}
+    if panels is not None:
+        panels.append((f"{name} k={k:g}", figure_row(lr, d_best, out, truth_d, display)))
     row["bicubic_matched"] = matched_false_detections(truth, lin_bicubic, rms, row["run"]["false_detections"])
     row["run"]["psnr_gain"] = row["run"]["psnr"] - scored[best]
     row["truth_noise_ceiling"] = {"psnr": truth_noise_ceiling(truth, rms, display, seed)}
     return row
+
+
+FIGURE_TITLES = ["input (4x4 px)", "best baseline", "astroenhance", "truth", "baseline - truth", "astroenhance - truth"]
+
+
+def figure_row(lr: np.ndarray, baseline: np.ndarray, out: np.ndarray, truth: np.ndarray, display: Normalizer,
+               side: int = 160) -> list[np.ndarray]:
+    """Grey RGB crops of ``side``² output pixels around the truth's brightest part, in the output's display mapping
+    (rows flipped to north up): input (pixels replicated), best baseline, `run`, truth, and the two residuals
+    (0.5 = none; scaled 4x)."""
+    h, w = truth.shape
+    side = min(side, h, w) // SCALE * SCALE
+    smooth = gaussian_filter(truth, 8)
+    cy, cx = np.unravel_index(int(np.argmax(smooth)), smooth.shape)
+    y0 = int(np.clip(cy - side // 2, 0, h - side)) // SCALE * SCALE
+    x0 = int(np.clip(cx - side // 2, 0, w - side)) // SCALE * SCALE
+    crop = lambda a: np.asarray(a, np.float64)[y0:y0 + side, x0:x0 + side]  # noqa: E731
+    up = np.repeat(np.repeat(np.asarray(display(lr), np.float64), SCALE, 0), SCALE, 1)
+    views = [crop(up), crop(baseline), crop(np.nan_to_num(out)), crop(truth)]
+    views += [0.5 + 4 * (views[1] - views[3]), 0.5 + 4 * (views[2] - views[3])]
+    return [np.repeat(np.clip(v, 0, 1)[::-1, :, None], 3, -1) for v in views]
 
 
 def matched_false_detections(truth: np.ndarray, out_linear: np.ndarray, rms: float, allowed: int,
@@ -237,8 +261,9 @@ def blank_noise(enhancer: Enhancer, workdir: Path, frames: int = 6, size: int = 
 
 
 def evaluate_hst(truths: list[Path], config: EnhanceConfig | None = None, levels: tuple[float, ...] = NOISE_LEVELS,
-                 seed: int = 0, noise_frames: int = 6) -> dict:
-    """The whole protocol over ``truths``: per frame and noise level, means per level, and blank-noise peaks."""
+                 seed: int = 0, noise_frames: int = 6, panels: list | None = None) -> dict:
+    """The whole protocol over ``truths``: per frame and noise level, means per level, and blank-noise peaks.
+    ``panels``, if given, receives a figure row per frame and level (`figure_row`)."""
     cfg = replace(config or EnhanceConfig(), colorize=False, formats=("fits",))
     enhancer = Enhancer(cfg)
     rows = []
@@ -248,7 +273,7 @@ def evaluate_hst(truths: list[Path], config: EnhanceConfig | None = None, levels
             truth, wcs = load_truth(path)
             name = path.name.split(".")[0]
             for k in levels:
-                rows.append(evaluate_frame(enhancer, name, truth, wcs, k, seed, work))
+                rows.append(evaluate_frame(enhancer, name, truth, wcs, k, seed, work, panels))
         # blank frames in a minmax display mapping: a percentile interval would clip the very peaks counted
         blank = blank_noise(Enhancer(replace(cfg, interval="minmax")), work, frames=noise_frames) if noise_frames else {}
     summary = {}
