@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import tempfile
 import warnings
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -130,27 +130,47 @@ def baselines(lr: np.ndarray, display: Normalizer) -> dict[str, tuple[np.ndarray
     return out
 
 
-def source_scores(truth: np.ndarray, out_linear: np.ndarray, sigma_truth: float, nsigma_out: float = 5.0
-                  ) -> dict[str, float]:
-    """Aperture flux error, completeness and false detections at 5 sigma (the output thresholded at ``nsigma_out``
-    sigma; see the protocol)."""
-    background = np.median(truth)
-    lab_t, n_t = groups_above(truth, background + 5 * sigma_truth)
-    lab_o, n_o = groups_above(out_linear, background + nsigma_out * sigma_truth)
+@dataclass
+class TruthSources:
+    """The truth's sources (8-connected groups above 5 sigma of its noise): their pixels, footprints (dilated by 2
+    pixels) and fluxes, found once per truth and shared by every output scored against it."""
+
+    background: float
+    sigma: float
+    labels: np.ndarray
+    pixels: list[np.ndarray]  # flat indices of each source's pixels
+    footprints: list[np.ndarray]  # flat indices of each footprint
+    flux: list[float]
+
+    @classmethod
+    def find(cls, truth: np.ndarray, sigma: float) -> TruthSources:
+        background = float(np.median(truth))
+        labels, n = groups_above(truth, background + 5 * sigma)
+        flat = truth.ravel()
+        pixels, footprints, flux = [], [], []
+        for i in range(1, n + 1):
+            member = labels == i
+            foot = np.flatnonzero(binary_dilation(member, iterations=2))
+            pixels.append(np.flatnonzero(member))
+            footprints.append(foot)
+            flux.append(float((flat[foot] - background).sum()))
+        return cls(background, sigma, labels, pixels, footprints, flux)
+
+
+def source_scores(sources: TruthSources, out_linear: np.ndarray, nsigma_out: float = 5.0) -> dict[str, float]:
+    """Aperture flux error, completeness and false detections of ``out_linear`` against the truth's ``sources``, the
+    output thresholded at ``nsigma_out`` sigma (5 in the protocol)."""
+    lab_o, n_o = groups_above(out_linear, sources.background + nsigma_out * sources.sigma)
+    n_t = len(sources.pixels)
     if n_t == 0:
         return {"sources": 0, "aperture_flux_err": math.nan, "completeness": math.nan, "false_detections": n_o}
-    errs, found = [], 0
-    for i in range(1, n_t + 1):
-        foot = binary_dilation(lab_t == i, iterations=2)
-        f_true = float((truth[foot] - background).sum())
-        f_out = float((out_linear[foot] - background).sum())
-        if f_true > 0:
-            errs.append(abs(f_out - f_true) / f_true)
-        found += bool((lab_o[lab_t == i] > 0).any())
-    hit = np.unique(lab_o[lab_t > 0])
-    false = n_o - int((hit > 0).sum())
+    flat_o, out_flat = lab_o.ravel(), out_linear.ravel()
+    errs = [abs(float((out_flat[foot] - sources.background).sum()) - f) / f
+            for foot, f in zip(sources.footprints, sources.flux) if f > 0]
+    found = sum(bool((flat_o[pix] > 0).any()) for pix in sources.pixels)
+    hit = np.unique(lab_o[sources.labels > 0])
     return {"sources": n_t, "aperture_flux_err": float(np.median(errs)) if errs else math.nan,
-            "completeness": found / n_t, "false_detections": false}
+            "completeness": found / n_t, "false_detections": n_o - int((hit > 0).sum())}
 
 
 def _read_output(path: Path) -> tuple[np.ndarray, Normalizer]:
@@ -163,11 +183,12 @@ def _read_output(path: Path) -> tuple[np.ndarray, Normalizer]:
 
 
 def evaluate_frame(enhancer: Enhancer, name: str, truth: np.ndarray, wcs, k: float, seed: int,
-                   workdir: Path, panels: list | None = None) -> dict:
+                   workdir: Path, panels: list | None = None, sources: TruthSources | None = None) -> dict:
     """One truth at one noise level: `run` and the best baseline, scored (see the protocol).  ``panels``, if given,
-    receives one figure row (`figure_row`)."""
+    receives one figure row (`figure_row`); ``sources`` are the truth's (`TruthSources.find`, found if not given)."""
     rng = np.random.default_rng([seed, int(k * 1000)])
     rms = estimate_noise(truth)
+    sources = sources or TruthSources.find(truth, rms)
     lr, sigma = degrade(truth, k, rng, rms)
     src = write_input(workdir / f"{name}.k{k:g}.fits", lr, sigma, wcs)
     [result] = enhancer.enhance_file(src, workdir)
@@ -176,7 +197,7 @@ def evaluate_frame(enhancer: Enhancer, name: str, truth: np.ndarray, wcs, k: flo
     ok = np.isfinite(out)
     row = {"image": name, "k": k, "input_sigma": sigma, "shape_in": list(lr.shape),
            "run": {"psnr": psnr(out[ok], truth_d[ok]), "ssim": ssim(np.nan_to_num(out), truth_d),
-                   **source_scores(truth, display.inverse(np.nan_to_num(out)), rms)}}
+                   **source_scores(sources, display.inverse(np.nan_to_num(out)))}}
     candidates = baselines(lr, display)
     scored = {m: psnr(d, truth_d) for m, (d, _) in candidates.items()}
     best = max(scored, key=scored.get)
@@ -184,10 +205,10 @@ def evaluate_frame(enhancer: Enhancer, name: str, truth: np.ndarray, wcs, k: flo
     lin_bicubic = _bicubic(lr)
     row["best_baseline"] = {"method": best, "psnr": scored[best], "ssim": ssim(d_best, truth_d)}
     row["bicubic_linear"] = {"psnr": scored["bicubic linear, smooth 0.0"],
-                             **source_scores(truth, lin_bicubic, rms)}
+                             **source_scores(sources, lin_bicubic)}
     if panels is not None:
         panels.append((f"{name} k={k:g}", figure_row(lr, d_best, out, truth_d, display)))
-    row["bicubic_matched"] = matched_false_detections(truth, lin_bicubic, rms, row["run"]["false_detections"])
+    row["bicubic_matched"] = matched_false_detections(sources, lin_bicubic, row["run"]["false_detections"])
     row["run"]["psnr_gain"] = row["run"]["psnr"] - scored[best]
     row["truth_noise_ceiling"] = {"psnr": truth_noise_ceiling(truth, rms, display, seed)}
     return row
@@ -214,17 +235,17 @@ def figure_row(lr: np.ndarray, baseline: np.ndarray, out: np.ndarray, truth: np.
     return [np.repeat(np.clip(v, 0, 1)[::-1, :, None], 3, -1) for v in views]
 
 
-def matched_false_detections(truth: np.ndarray, out_linear: np.ndarray, rms: float, allowed: int,
+def matched_false_detections(sources: TruthSources, out_linear: np.ndarray, allowed: int,
                              lo: float = 5.0, hi: float = 40.0, steps: int = 8) -> dict[str, float]:
     """`source_scores` of ``out_linear`` with its detection threshold raised (bisection in sigma between ``lo`` and
     ``hi``) until it has at most ``allowed`` false detections: completeness at a matched false-detection count."""
-    best = source_scores(truth, out_linear, rms, lo)
+    best = source_scores(sources, out_linear, lo)
     if best["false_detections"] <= allowed:
         return {"nsigma": lo, **best}
-    best = {"nsigma": hi, **source_scores(truth, out_linear, rms, hi)}
+    best = {"nsigma": hi, **source_scores(sources, out_linear, hi)}
     for _ in range(steps):
         mid = (lo + hi) / 2
-        s = source_scores(truth, out_linear, rms, mid)
+        s = source_scores(sources, out_linear, mid)
         if s["false_detections"] <= allowed:
             hi, best = mid, {"nsigma": mid, **s}
         else:
@@ -272,8 +293,9 @@ def evaluate_hst(truths: list[Path], config: EnhanceConfig | None = None, levels
         for path in truths:
             truth, wcs = load_truth(path)
             name = path.name.split(".")[0]
+            sources = TruthSources.find(truth, estimate_noise(truth))
             for k in levels:
-                rows.append(evaluate_frame(enhancer, name, truth, wcs, k, seed, work, panels))
+                rows.append(evaluate_frame(enhancer, name, truth, wcs, k, seed, work, panels, sources))
         # blank frames in a minmax display mapping: a percentile interval would clip the very peaks counted
         blank = blank_noise(Enhancer(replace(cfg, interval="minmax")), work, frames=noise_frames) if noise_frames else {}
     summary = {}

@@ -29,7 +29,7 @@ from scipy.signal import fftconvolve
 from ..errors import SettingsError
 from ..metrics import area_downsample, psnr
 from ..models.registry import build_model
-from ..pipeline.finish import estimate_noise
+from ..pipeline.finish import block_mean_shift, estimate_noise
 from ..pipeline.space import BETA, from_noise_space, to_noise_space
 
 SCALE = 4
@@ -285,9 +285,8 @@ def project_within(out: torch.Tensor, x: torch.Tensor, tolerance: float, beta: f
     noise-space networks — differentiably, so training sees what `run` will show."""
     u_out = torch.sinh(out.clamp(-30, 30))  # linear, in units of beta * sigma about the sky
     u_in = torch.sinh(x)
-    excess = F.avg_pool2d(u_out, SCALE) - u_in
-    excess = excess - excess.clamp(-tolerance / beta, tolerance / beta)
-    return torch.asinh(u_out - F.interpolate(excess, scale_factor=SCALE, mode="nearest"))
+    target = u_in + (F.avg_pool2d(u_out, SCALE) - u_in).clamp(-tolerance / beta, tolerance / beta)
+    return torch.asinh(block_mean_shift(u_out, target, SCALE))
 
 
 def _load_state(path: str) -> dict[str, torch.Tensor]:
