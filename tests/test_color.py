@@ -3,7 +3,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from astroenhance.imaging.color import LUMA_WEIGHTS, fit_chroma_to_gamut, rgb_to_ycbcr, ycbcr_to_rgb
+from astroenhance.imaging.color import LUMA_WEIGHTS, rgb_to_ycbcr, ycbcr_to_rgb
+from astroenhance.pipeline.finish import fit_chroma_to_gamut
 
 
 def test_bt709_values():

@@ -205,3 +205,22 @@ def test_each_kind_of_input_gets_its_own_network(hrc_crop):
     fixed = Enhancer(EnhanceConfig(device="cpu", colorize=False, sr_model="psnr"))
     assert fixed.enhance_array(data, wcs).header["AE_SRID"] == "sr-psnr-8x32"
     assert fixed.for_kind(True) is fixed is fixed.for_kind(False)
+
+
+def test_stage_timing_books_every_stage_and_changes_nothing(hrc_crop):
+    """`Enhancer.time_stages` (bench_gpu.py's table): each stage of a grey FITS frame through colour, SR and the FLUX
+    plane gets time, the stages add up to no more than the call, and timing leaves the output as it was."""
+    import time
+
+    data, wcs = hrc_crop
+    enh = Enhancer(EnhanceConfig(device="cpu", tile=48, overlap=8))
+    plain = enh.enhance_array(data, wcs)
+    stages = enh.time_stages()
+    t = time.perf_counter()
+    timed = enh.enhance_array(data, wcs)
+    total = time.perf_counter() - t
+    assert set(stages.seconds) == set(stages.STAGES)
+    assert all(v > 0 for v in stages.seconds.values()), stages.seconds
+    assert sum(stages.seconds.values()) <= total and stages.current is None
+    np.testing.assert_array_equal(timed.rgb, plain.rgb)
+    np.testing.assert_array_equal(timed.flux, plain.flux)

@@ -40,20 +40,3 @@ def rgb_to_ycbcr(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def ycbcr_to_rgb(y: np.ndarray, chroma: np.ndarray) -> np.ndarray:
     """Rebuild ``(..., 3)`` RGB from luminance ``(...)`` and chroma ``(..., 2)``; inverse of `rgb_to_ycbcr`."""
     return np.stack(ycbcr_to_rgb_planes(y, chroma[..., 0], chroma[..., 1]), axis=-1)
-
-
-def fit_chroma_to_gamut(y: np.ndarray, chroma: np.ndarray) -> np.ndarray:
-    """Shrink chroma towards grey, per pixel, just enough that ``ycbcr_to_rgb(y, chroma)`` lies in [0, 1].
-
-    Luminance is left exactly as it is (``y`` must already be in [0, 1]); only saturation gives way.
-    This is why clipping is never needed and the output luminance stays the input luminance.
-    """
-    y = np.clip(y, 0.0, 1.0)
-    # RGB offsets from grey per unit chroma: R - Y, G - Y, B - Y
-    d = ycbcr_to_rgb(np.zeros_like(y), chroma)  # (..., 3)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        up = np.where(d > 0, (1.0 - y)[..., None] / d, np.inf)
-        down = np.where(d < 0, -y[..., None] / d, np.inf)
-    t = np.minimum(1.0, np.minimum(up, down).min(axis=-1))
-    t = np.where(np.isfinite(t), np.maximum(t, 0.0), 1.0)
-    return chroma * t[..., None]

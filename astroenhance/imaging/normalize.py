@@ -92,6 +92,35 @@ def compute_limits(sample: np.ndarray, spec: str, dtype_range: tuple[float, floa
     return vmin, vmax
 
 
+def _is_tensor(x) -> bool:
+    """A torch tensor (told without importing torch: this layer stays free of it)."""
+    return type(x).__module__.startswith("torch")
+
+
+def _stretch_tensor(name: str, a: float, u):
+    """`make_stretch` ``(name, a)`` on a float64 torch tensor in [0, 1], on its own device: astropy's formulas, op
+    for op (tensor methods only)."""
+    if name == "asinh":
+        return (u / a).asinh() / math.asinh(1.0 / a)
+    if name == "log":
+        return (u * a + 1.0).log() / math.log(a + 1.0)
+    if name == "sqrt":
+        return u.sqrt()
+    return u
+
+
+def _inverse_tensor(name: str, a: float, d):
+    """The inverse of `_stretch_tensor` (astropy's ``stretch.inverse``, op for op)."""
+    if name == "asinh":
+        ai = 1.0 / math.asinh(1.0 / a)  # astropy's SinhStretch(a=1 / arcsinh(1 / a))
+        return (d / ai).sinh() / math.sinh(1.0 / ai)
+    if name == "log":
+        return ((d * math.log(a + 1.0)).exp() - 1.0) / a
+    if name == "sqrt":
+        return d ** 2
+    return d
+
+
 def _robust_sigma(sample: np.ndarray) -> float:
     """White-noise sigma from neighbouring-pixel differences along rows (MAD; 0 if there are none)."""
     x = np.asarray(sample, np.float64)
@@ -142,16 +171,22 @@ class Normalizer:
         a = soft if stretch == "asinh" and soft > 0 else STRETCH_PARAMETER[stretch]
         return cls(stretch, interval, vmin, top, a)
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Normalize to display values in [0, 1] (float32); NaN stays NaN."""
+    def __call__(self, x):
+        """Normalize to display values in [0, 1] (float32); NaN stays NaN.  A torch tensor stays on its device."""
+        if _is_tensor(x):
+            u = ((x.double() - self.vmin) / (self.vmax - self.vmin)).clamp(0.0, 1.0)
+            return _stretch_tensor(self.stretch, self.a, u).float()
         x = np.asarray(x, dtype=np.float64)
         u = np.clip((x - self.vmin) / (self.vmax - self.vmin), 0.0, 1.0)
         with np.errstate(invalid="ignore"):
             out = make_stretch(self.stretch, self.a)(u, clip=False)
         return np.asarray(out, dtype=np.float32)
 
-    def inverse(self, display: np.ndarray) -> np.ndarray:
-        """Map display values in [0, 1] back to the input's units (float64)."""
+    def inverse(self, display):
+        """Map display values in [0, 1] back to the input's units (float64; a torch tensor stays on its device)."""
+        if _is_tensor(display):
+            u = _inverse_tensor(self.stretch, self.a, display.double().clamp(0.0, 1.0))
+            return self.vmin + (self.vmax - self.vmin) * u
         d = np.clip(np.asarray(display, dtype=np.float64), 0.0, 1.0)
         u = make_stretch(self.stretch, self.a).inverse(d, clip=False)
         return self.vmin + (self.vmax - self.vmin) * np.asarray(u, dtype=np.float64)

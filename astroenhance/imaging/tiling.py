@@ -77,8 +77,13 @@ class TileGrid:
 
     def window(self, y0: int, x0: int, scale: int = 1) -> np.ndarray:
         """Blend weights ``(th*scale, tw*scale)`` of the tile at ``(y0, x0)``, at output resolution."""
+        return np.outer(*self.axis_windows(y0, x0, scale))
+
+    def axis_windows(self, y0: int, x0: int, scale: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """The blend weights of the tile at ``(y0, x0)`` along its rows ``(th*scale,)`` and its columns
+        ``(tw*scale,)``: `window` is their outer product."""
         th, tw = self.tile_shape
-        return np.outer(self._axis_window(y0, th, self.height, scale), self._axis_window(x0, tw, self.width, scale))
+        return self._axis_window(y0, th, self.height, scale), self._axis_window(x0, tw, self.width, scale)
 
     def _axis_window(self, start: int, size: int, length: int, scale: int) -> np.ndarray:
         n = size * scale

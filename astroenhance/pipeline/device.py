@@ -59,16 +59,23 @@ class Accelerator:
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
 
-    def run(self, model: torch.nn.Module, x: np.ndarray, context: torch.Tensor | None = None) -> np.ndarray:
-        """Run ``model`` on ``x`` ``(N, C, h, w)`` in batches; returns float32 numpy."""
+    def tensor(self, x) -> torch.Tensor:
+        """``x`` (numpy or a tensor) on this device."""
+        t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
+        return t.to(self.device, non_blocking=True)
+
+    def run_tensor(self, model: torch.nn.Module, x, context: torch.Tensor | None = None) -> torch.Tensor:
+        """Run ``model`` on ``x`` ``(N, C, h, w)`` (numpy or a tensor) in batches; a float32 tensor on this device."""
         outs = []
         with torch.inference_mode(), self.autocast():
             for i in range(0, x.shape[0], self.batch):
-                t = torch.from_numpy(np.ascontiguousarray(x[i:i + self.batch])).to(self.device)
+                t = self.tensor(x[i:i + self.batch])
                 if self.device.type == "cpu":
                     t = t.contiguous(memory_format=torch.channels_last)
-                if context is None:
-                    outs.append(model(t).float().cpu().numpy())
-                else:
-                    outs.append(model(t, context=context.expand(t.shape[0], -1)).float().cpu().numpy())
-        return np.concatenate(outs, axis=0)
+                y = model(t) if context is None else model(t, context=context.expand(t.shape[0], -1))
+                outs.append(y.float().contiguous())
+        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)
+
+    def run(self, model: torch.nn.Module, x, context: torch.Tensor | None = None) -> np.ndarray:
+        """`run_tensor`, as float32 numpy."""
+        return self.run_tensor(model, x, context).cpu().numpy()

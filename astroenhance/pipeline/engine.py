@@ -5,6 +5,8 @@ Luminance and chroma travel separately: the colorizer predicts BT.709 chroma at 
 super-resolution network upscales luminance, chroma is upscaled bicubically (it is smooth), and the two are
 recombined with the chroma shrunk just enough to stay in gamut — so the output luminance is exactly the
 (upscaled, flux-consistent) input luminance.  Memory depends on the tile and band size, not on the frame's.
+From the tile rows read to the finished pieces everything is a torch tensor on the run's device (CPU or GPU, the same
+code); only finished rows (and a band's shared columns) come back to the host.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import errno
 import math
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -117,17 +120,17 @@ class _FluxRows:
     """Finished pieces of a band wait one piece for their FLUX plane, so that its smooth correction
     (`finish.physical_flux`) sees ``CONTEXT`` input rows above and below each piece (and as many columns on either
     side as the band holds): no seam where pieces or bands meet.
-    ``make(lum, raw)`` makes the FLUX of stacked rows; ``put`` is the engine's sink."""
+    ``make(lum, raw)`` makes the FLUX of stacked rows (tensors on the run's device); ``put`` is the engine's sink."""
 
     CONTEXT = 4  # input rows (2 left a few pixels up to 3x off between piece sizes; 4: < 2%)
 
-    def __init__(self, put: Callable[..., None], make: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
+    def __init__(self, put: Callable[..., None], make: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
         self.put, self.make = put, make
         self.pending: tuple | None = None
-        self.above: tuple[np.ndarray, np.ndarray] | None = None
+        self.above: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def add(self, row0: int, row1: int, col0: int, rgb: np.ndarray, lum: np.ndarray, blended: np.ndarray,
-            raw: np.ndarray, left: int = 0) -> None:
+    def add(self, row0: int, row1: int, col0: int, rgb: np.ndarray, lum: np.ndarray, blended: torch.Tensor,
+            raw: torch.Tensor, left: int = 0) -> None:
         """A finished piece (``rgb``, ``lum`` at output columns from ``col0``) and its blended luminance and input
         rows, which may reach ``left`` input columns further left (and some right) as context."""
         if self.pending is not None:
@@ -139,16 +142,56 @@ class _FluxRows:
         if self.pending is not None:
             self._flush(None)
 
-    def _flush(self, below: tuple[np.ndarray, np.ndarray] | None) -> None:
+    def _flush(self, below: tuple[torch.Tensor, torch.Tensor] | None) -> None:
         row0, row1, col0, rgb, lum, blended, raw, left = self.pending
         s = blended.shape[0] // raw.shape[0]
         top = self.above[1].shape[0] if self.above is not None else 0
         parts = [p for p in (self.above, (blended, raw), below) if p is not None]
-        flux = self.make(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+        flux = self.make(torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))
         flux = flux[top * s:top * s + blended.shape[0], left * s:left * s + rgb.shape[1]]
-        self.put(row0, row1, col0, rgb, lum, flux=flux)
-        self.above = (blended[-self.CONTEXT * s:].copy(), raw[-self.CONTEXT:].copy())
+        self.put(row0, row1, col0, rgb, lum, flux=flux.cpu().numpy())
+        self.above = (blended[-self.CONTEXT * s:].clone(), raw[-self.CONTEXT:].clone())
         self.pending = None
+
+
+class StageTimes:
+    """Seconds spent in each stage of `Enhancer.process`, for benchmarks (`Enhancer.time_stages`).  A stopwatch with
+    laps: `switch` books the time since the last switch to the stage that was running; the device is synchronised
+    at every switch, so timing costs speed on a GPU (stages no longer overlap) and is off by default."""
+
+    STAGES = ("read", "colorize", "sr", "blend", "finish", "flux", "write")
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.seconds = dict.fromkeys(self.STAGES, 0.0)
+        self.current: str | None = None
+        self._t = 0.0
+
+    def switch(self, name: str | None) -> str | None:
+        """Start timing ``name`` (None: stop); returns the stage that was running."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        if self.current is not None:
+            self.seconds[self.current] += now - self._t
+        previous, self.current, self._t = self.current, name, now
+        return previous
+
+    def timed(self, fn: Callable[..., None], name: str) -> Callable[..., None]:
+        """``fn`` with its time booked to ``name``."""
+        def call(*args, **kwargs):
+            previous = self.switch(name)
+            try:
+                fn(*args, **kwargs)
+            finally:
+                self.switch(previous)
+        return call
+
+
+def _window_key(grid: TileGrid, y0: int, x0: int) -> tuple[bool, bool, bool, bool]:
+    """Which sides of the tile at ``(y0, x0)`` have a neighbour: all its blend window depends on."""
+    th, tw = grid.tile_shape
+    return y0 > 0, y0 + th < grid.height, x0 > 0, x0 + tw < grid.width
 
 
 class _BandCarry:
@@ -164,10 +207,12 @@ class _BandCarry:
         except OSError as exc:
             raise self._error(exc, "creating") from None
 
-    def write(self, row0: int, block: np.ndarray) -> None:
+    def write(self, row0: int, block: torch.Tensor) -> None:
+        """Blend sums ``(4, rows, cols)`` (any device) of the output rows from ``row0``."""
+        data = block.permute(1, 2, 0).float().contiguous().cpu().numpy()
         try:
             self._file.seek(row0 * self._row_bytes)
-            self._file.write(np.ascontiguousarray(block, dtype=np.float32).data)
+            self._file.write(data.data)
         except OSError as exc:
             raise self._error(exc, "writing") from None
 
@@ -178,12 +223,13 @@ class _BandCarry:
         return kind(f"{where}: {doing} the temporary file for a band's shared columns failed "
                     f"({exc.strerror or exc}); set TMPDIR to a writable folder with space")
 
-    def read(self, row0: int, row1: int) -> np.ndarray:
+    def read(self, row0: int, row1: int, device: torch.device) -> torch.Tensor:
+        """The blend sums ``(4, rows, cols)`` of output rows ``row0:row1``, on ``device``."""
         out = np.empty((row1 - row0, self.cols, 4), dtype=np.float32)
         self._file.seek(row0 * self._row_bytes)
         if self._file.readinto(out.data) != out.nbytes:
             raise OSError("band carry file shorter than written")
-        return out
+        return torch.from_numpy(out).to(device).permute(2, 0, 1)
 
     def close(self) -> None:
         self._file.close()
@@ -236,6 +282,18 @@ class Enhancer:
             if scale != config.scale:
                 raise SettingsError(f"the {self._model} network upscales by {scale}, not by {config.scale}")
         self.scale = config.scale if self.sr is not None else 1
+        self.stages: StageTimes | None = None  # `time_stages`
+
+    def time_stages(self) -> StageTimes:
+        """Book the time of every frame processed from now on to its stages (read, colorize, sr, blend, finish,
+        flux, write); returns the `StageTimes` that accumulates them.  For benchmarks: on a GPU it synchronises the
+        device between stages."""
+        self.stages = StageTimes(self.device)
+        return self.stages
+
+    def _lap(self, name: str | None) -> None:
+        if self.stages is not None:
+            self.stages.switch(name)
 
     def for_kind(self, fits_like: bool) -> Enhancer:
         """The enhancer for FITS-like (``True``) or display-image inputs: this one, unless no SR network was chosen
@@ -336,24 +394,28 @@ class Enhancer:
         raw = src.read_rows(y0, y1)[:, x0:x1]
         return np.where(np.isfinite(raw), raw, norm.sky).astype(np.float32)
 
-    def _upscale(self, tiles: np.ndarray, linear: np.ndarray | None, norm: Normalizer) -> np.ndarray:
-        """Display luminance tiles ``(T, 1, h, w)`` -> SR display luminance ``(T, 1, 4h, 4w)``: in display space,
-        or for a noise-space network from the ``linear`` tiles through `space` and back into the display mapping."""
+    def _upscale(self, tiles: torch.Tensor, linear: torch.Tensor | None, norm: Normalizer) -> torch.Tensor:
+        """Display luminance tiles ``(T, 1, h, w)`` -> SR display luminance ``(T, 1, 4h, 4w)`` (tensors on the run's
+        device): in display space, or for a noise-space network from the ``linear`` tiles through `space` and back
+        into the display mapping."""
         if self.sr_space == "display":
-            return self.accel.run(self.sr, tiles)
+            return self.accel.run_tensor(self.sr, tiles)
         sigma = norm.sky_noise if norm.sky_noise > 0 else 1.0
-        out = self.accel.run(self.sr, to_noise_space(linear, norm.sky, sigma).astype(np.float32))
-        return norm(from_noise_space(out.astype(np.float64), norm.sky, sigma))
+        out = self.accel.run_tensor(self.sr, to_noise_space(linear, norm.sky, sigma).float())
+        return norm(from_noise_space(out.double(), norm.sky, sigma))
 
     @staticmethod
-    def _display_noise(norm: Normalizer, display: np.ndarray) -> np.ndarray:
-        """The input's noise in display units at each pixel: its linear noise times the stretch's local slope
-        (0 where the display is clipped)."""
+    def _display_noise(norm: Normalizer, display):
+        """The input's noise in display units at each pixel (float64; a tensor on ``display``'s device, or numpy for
+        numpy): its linear noise times the stretch's local slope (0 where the display is clipped)."""
+        d = display if isinstance(display, torch.Tensor) else torch.from_numpy(np.asarray(display))
         sigma = norm.sky_noise if norm.sky_noise > 0 else 0.0
         if sigma == 0:
-            return np.full(display.shape, norm.noise, np.float64)
-        x = norm.inverse(display)
-        return norm(x + sigma / 2).astype(np.float64) - norm(x - sigma / 2)
+            out = torch.full(d.shape, norm.noise, dtype=torch.float64, device=d.device)
+        else:
+            x = norm.inverse(d)
+            out = norm(x + sigma / 2).double() - norm(x - sigma / 2)
+        return out if isinstance(display, torch.Tensor) else out.numpy()
 
     def flux_plane(self, src: FrameSource, cfg: EnhanceConfig) -> tuple[bool, str] | None:
         """``(per_pixel, why)`` when the output gets a FLUX plane (the enhanced luminance in the input's units): a
@@ -421,9 +483,12 @@ class Enhancer:
             return other.process(src, cfg, put, progress, norm)
         cfg = cfg.for_frame(src.channels)
         norm = norm or self.fit_normalizer(src, cfg)
+        if self.stages is not None:
+            put = self.stages.timed(put, "write")
+        self._lap("colorize")
         context = self._context(src, cfg, norm)
         flux_mode = self.flux_plane(src, cfg)
-        flux_left: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # per piece's first row: a band's last columns
+        flux_left: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # a band's last columns, for the next band
         h, w = src.shape
         s = self.scale
         grid = TileGrid(h, w, cfg.tile, cfg.overlap)
@@ -439,14 +504,16 @@ class Enhancer:
         carry_in: _BandCarry | None = None  # blend sums the previous band left in this band's first columns
         carry_out: _BandCarry | None = None
         try:
-            for cols, emit0, emit1 in grid.column_bands(BAND_WIDTH):
-                carry_out = _BandCarry((grid.col_starts[cols[-1]] + tw - emit1) * s) if emit1 < w else None
-                self._process_band(src, cfg, norm, context, grid, cols, (emit0, emit1), carry_in, carry_out, put, tick,
-                                   flux_mode, flux_left)
-                if carry_in is not None:
-                    carry_in.close()
-                carry_in = carry_out
+            with torch.inference_mode():  # the frame's work stays on the run's device from tile to finished rows
+                for cols, emit0, emit1 in grid.column_bands(BAND_WIDTH):
+                    carry_out = _BandCarry((grid.col_starts[cols[-1]] + tw - emit1) * s) if emit1 < w else None
+                    self._process_band(src, cfg, norm, context, grid, cols, (emit0, emit1), carry_in, carry_out, put,
+                                       tick, flux_mode, flux_left)
+                    if carry_in is not None:
+                        carry_in.close()
+                    carry_in = carry_out
         finally:  # temporary files go at once, also when a frame fails part-way
+            self._lap(None)
             for carry in (carry_in, carry_out):
                 if carry is not None:
                     carry.close()
@@ -456,107 +523,132 @@ class Enhancer:
                       grid: TileGrid, cols: list[int], emit: tuple[int, int], carry_in: _BandCarry | None,
                       carry_out: _BandCarry | None, put: Callable[..., None],
                       tick: Callable[[], None], flux_mode: tuple[bool, str] | None = None,
-                      flux_left: dict[int, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
+                      flux_left: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> None:
         """One column band: its tiles, one tile row at a time, blended into an accumulator a tile row high;
         rows no later tile row reaches are finished and ``put`` (input columns ``emit``), after adding the
         previous band's blend sums (``carry_in``) and handing this band's shared columns on (``carry_out``)."""
         s = self.scale
         th, tw = grid.tile_shape
         emit0, emit1 = emit
+        dev = self.device
+        on = self.accel.tensor
         flux_left = {} if flux_left is None else flux_left
+        before_band = flux_left.pop("band", None)  # the previous band's last columns, every row: context on the left
+        next_band = None  # this band's last columns, for the next band: one buffer for the frame's height (a small copy
+        if flux_mode is not None and emit1 < src.shape[1]:  # per piece would fragment the heap as the frame grows)
+            c = min(_FluxRows.CONTEXT, emit1 - emit0)
+            next_band = (torch.zeros((src.shape[0] * s, c * s), dtype=torch.float32, device=dev),
+                         torch.zeros((src.shape[0], c), dtype=torch.float64, device=dev))
         flux_rows = None if flux_mode is None else _FluxRows(put, lambda lum, raw: physical_flux(
             lum, raw, norm.inverse, s, cfg.flux_tolerance or 0.0, norm.sky_noise, flux_mode[0]))
         bx0 = grid.col_starts[cols[0]]
         bx1 = grid.col_starts[cols[-1]] + tw
-        acc = np.zeros((th * s, (bx1 - bx0) * s, 4), dtype=np.float32)  # weighted L, Cb, Cr; the weight
-        acc_row0 = 0  # input row of acc[0]
+        # weighted L, Cb, Cr and the weight, a tile row high, on the run's device
+        acc = torch.zeros((4, th * s, (bx1 - bx0) * s), dtype=torch.float32, device=dev)
+        acc_row0 = 0  # input row of acc[:, 0]
+        windows: dict[tuple[bool, bool, bool, bool], tuple[torch.Tensor, torch.Tensor]] = {}  # rows', columns'
         for r, y0 in enumerate(grid.row_starts):
-            lum, chroma_in, mask = self._normalized_rows(src, norm, y0, y0 + th, bx0, bx1)
+            self._lap("read")
+            lum_np, chroma_np, mask_np = self._normalized_rows(src, norm, y0, y0 + th, bx0, bx1)
+            lum, mask = on(lum_np), on(mask_np)
+            chroma_in = None if chroma_np is None else on(chroma_np).permute(2, 0, 1)  # (2, th, band)
             starts = [grid.col_starts[c] - bx0 for c in cols]
-            tiles_l = np.stack([lum[:, x0:x0 + tw] for x0 in starts])[:, None]  # (T, 1, th, tw)
+            tiles_l = torch.stack([lum[:, x0:x0 + tw] for x0 in starts])[:, None]  # (T, 1, th, tw)
             tiles_lin = None
             if self.sr is not None and self.sr_space != "display":
-                linear = self._linear_rows(src, norm, y0, y0 + th, bx0, bx1)
-                tiles_lin = np.stack([linear[:, x0:x0 + tw] for x0 in starts])[:, None]
+                linear = on(self._linear_rows(src, norm, y0, y0 + th, bx0, bx1))
+                tiles_lin = torch.stack([linear[:, x0:x0 + tw] for x0 in starts])[:, None]
+            self._lap("colorize")
             if context is not None:
                 chroma_t = self._colorize_tiles(src, norm, context, y0, [grid.col_starts[c] for c in cols],
                                                 (th, tw), cfg.color_margin)  # (T, 2, th, tw)
             elif chroma_in is not None:
-                chroma_t = np.stack([chroma_in[:, x0:x0 + tw].transpose(2, 0, 1) for x0 in starts])
+                chroma_t = torch.stack([chroma_in[:, :, x0:x0 + tw] for x0 in starts])
             else:
-                chroma_t = np.zeros((len(starts), 2, th, tw), dtype=np.float32)
+                chroma_t = torch.zeros((len(starts), 2, th, tw), dtype=torch.float32, device=dev)
             off = (y0 - acc_row0) * s
             step = self.accel.batch if self.sr is not None else len(cols)
             for k0 in range(0, len(cols), step):  # a batch of tiles at a time: temporaries stay tile-sized
                 k1 = min(len(cols), k0 + step)
+                self._lap("sr")
                 lum_b = (self._upscale(tiles_l[k0:k1], None if tiles_lin is None else tiles_lin[k0:k1], norm)
                          if self.sr is not None else tiles_l[k0:k1])
+                if self.sr is not None:
+                    if cfg.noise_gate:
+                        lum_b = noise_gate(lum_b, tiles_l[k0:k1], s, norm.noise)
+                    chroma_b = F.interpolate(chroma_t[k0:k1], scale_factor=s, mode="bicubic", align_corners=False)
+                else:
+                    chroma_b = chroma_t[k0:k1]
+                self._lap("blend")
                 for k in range(k0, k1):
-                    lum_k = torch.from_numpy(lum_b[k - k0:k - k0 + 1])  # (1, 1, th*s, tw*s)
-                    chroma_k = torch.from_numpy(chroma_t[k:k + 1])
-                    if self.sr is not None:
-                        if cfg.noise_gate:
-                            lum_k = noise_gate(lum_k, torch.from_numpy(tiles_l[k:k + 1]), s, norm.noise)
-                        chroma_k = F.interpolate(chroma_k, scale_factor=s, mode="bicubic", align_corners=False)
-                    win = grid.window(y0, grid.col_starts[cols[k]], s).astype(np.float32)
+                    x_in = grid.col_starts[cols[k]]
+                    key = _window_key(grid, y0, x_in)
+                    if key not in windows:  # a tile's window depends only on which of its edges have neighbours
+                        wy, wx = grid.axis_windows(y0, x_in, s)
+                        windows[key] = (on(wy.astype(np.float32))[:, None], on(wx.astype(np.float32))[None, :])
+                    win = windows[key][0] * windows[key][1]
                     x0 = starts[k] * s
-                    region = acc[off:off + th * s, x0:x0 + tw * s]
-                    region[..., 0] += lum_k[0, 0].numpy() * win
-                    region[..., 1] += chroma_k[0, 0].numpy() * win
-                    region[..., 2] += chroma_k[0, 1].numpy() * win
-                    region[..., 3] += win
+                    region = acc[:, off:off + th * s, x0:x0 + tw * s]
+                    region[0] += lum_b[k - k0, 0] * win
+                    region[1:3] += chroma_b[k - k0] * win
+                    region[3] += win
                     tick()
-                del lum_b
+                del lum_b, chroma_b
             final = grid.final_rows_after(r)
             for a in range(acc_row0, final, FINISH_ROWS):  # finish in short chunks: bounded temporaries
+                self._lap("blend")  # the band's shared columns, in and out
                 b = min(a + FINISH_ROWS, final)
                 rows = slice(a - y0, b - y0)
                 cols_in = slice(emit0 - bx0, emit1 - bx0)
-                done_rows = acc[(a - acc_row0) * s:(b - acc_row0) * s]  # no later tile row reaches them
+                done_rows = acc[:, (a - acc_row0) * s:(b - acc_row0) * s]  # no later tile row reaches them
                 if carry_in is not None:
-                    done_rows[:, :carry_in.cols] += carry_in.read(a * s, b * s)
+                    done_rows[:, :, :carry_in.cols] += carry_in.read(a * s, b * s, dev)
                 if carry_out is not None:
-                    carry_out.write(a * s, done_rows[:, cols_in.stop * s:])
-                piece = done_rows[:, cols_in.start * s:cols_in.stop * s]
-                measured = chroma_in[rows, cols_in] if chroma_in is not None and context is None else None
-                weight = piece[..., 3]
+                    carry_out.write(a * s, done_rows[:, :, cols_in.stop * s:])
+                piece = done_rows[:, :, cols_in.start * s:cols_in.stop * s]
+                measured = chroma_in[:, rows, cols_in] if chroma_in is not None and context is None else None
+                weight = piece[3]
                 lum_in = lum[rows, cols_in]
                 tol = cfg.flux_tolerance or 0.0
-                rgb, out_l = finish_pixels(piece[..., 0] / weight, piece[..., 1:3] / weight[..., None],
-                                           lum_in, mask[rows, cols_in], s, bool(cfg.flux_conserving), measured,
-                                           tol, self._display_noise(norm, lum_in) if tol > 0 else None)
+                self._lap("finish")
+                rgb_t, out_l_t = finish_pixels(piece[0] / weight, piece[1:3] / weight, lum_in, mask[rows, cols_in], s,
+                                               bool(cfg.flux_conserving), measured, tol,
+                                               self._display_noise(norm, lum_in) if tol > 0 else None)
+                rgb, out_l = rgb_t.cpu().numpy(), out_l_t.cpu().numpy()
+                self._lap("flux")
                 if flux_rows is None:
                     put(a * s, b * s, emit0 * s, rgb, out_l)
                 else:  # the same luminance in the input's units, flux conserved per input pixel: from the blended
                     # network luminance, before the display's own block projection (its block steps stay out), with
                     # the band's columns on either side of the piece as context where the band has them
-                    right = min(_FluxRows.CONTEXT, done_rows.shape[1] // s - cols_in.stop)
-                    ext = done_rows[:, cols_in.start * s:(cols_in.stop + right) * s]
-                    with np.errstate(divide="ignore", invalid="ignore"):
-                        blended = np.clip(np.where(ext[..., 3] > 0, ext[..., 0] / ext[..., 3], 0.0), 0.0, 1.0)
-                    raw = src.read_rows(a, b)[:, emit0:emit1 + right]
+                    right = min(_FluxRows.CONTEXT, done_rows.shape[2] // s - cols_in.stop)
+                    ext = done_rows[:, :, cols_in.start * s:(cols_in.stop + right) * s]
+                    blended = torch.where(ext[3] > 0, ext[0] / ext[3], torch.zeros_like(ext[0])).clamp(0.0, 1.0)
+                    raw = on(src.read_rows(a, b)[:, emit0:emit1 + right]).double()
                     width = emit1 - emit0
-                    # the previous band's last columns of these rows on the left; this band's, for the next one
-                    before = flux_left.get(a)
-                    keep = max(0, width - _FluxRows.CONTEXT)
-                    flux_left[a] = (blended[:, keep * s:width * s].copy(), raw[:, keep:width].copy())  # not views:
-                    # a view would keep the whole piece alive until the frame ends
+                    if next_band is not None:  # this band's last columns of these rows, for the next band
+                        c = next_band[1].shape[1]
+                        next_band[0][a * s:b * s] = blended[:, (width - c) * s:width * s]
+                        next_band[1][a:b] = raw[:, width - c:width]
                     left = 0
-                    if before is not None:
-                        left = before[1].shape[1]
-                        blended, raw = np.concatenate([before[0], blended], 1), np.concatenate([before[1], raw], 1)
+                    if before_band is not None:  # the previous band's last columns of these rows on the left
+                        left = before_band[1].shape[1]
+                        blended = torch.cat([before_band[0][a * s:b * s], blended], 1)
+                        raw = torch.cat([before_band[1][a:b], raw], 1)
                     flux_rows.add(a * s, b * s, emit0 * s, rgb, out_l, blended, raw, left)
             n = final - acc_row0
             if n > 0:
-                keep = acc[n * s:].copy()
-                acc[:] = 0
-                acc[: keep.shape[0]] = keep
+                keep_rows = acc[:, n * s:].clone()
+                acc.zero_()
+                acc[:, :keep_rows.shape[1]] = keep_rows
                 acc_row0 = final
         if flux_rows is not None:
             flux_rows.close()
+        if next_band is not None:
+            flux_left["band"] = next_band
 
     def _colorize_tiles(self, src: FrameSource, norm: Normalizer, context: torch.Tensor, y0: int,
-                        x_starts: list[int], shape: tuple[int, int], margin: int) -> np.ndarray:
+                        x_starts: list[int], shape: tuple[int, int], margin: int) -> torch.Tensor:
         """Chroma of each tile of one tile row, from colorizer passes over runs of neighbouring tiles.
 
         The colorizer sees far (1/16-resolution bottleneck): each pass covers consecutive tiles about
@@ -567,7 +659,7 @@ class Enhancer:
         th, tw = shape
         h, w = src.shape
         ya, yb = max(0, y0 - margin), min(h, y0 + th + margin)
-        out = np.empty((len(x_starts), 2, th, tw), dtype=np.float32)
+        out = torch.empty((len(x_starts), 2, th, tw), dtype=torch.float32, device=self.device)
         i = 0
         while i < len(x_starts):
             j = i + 1
@@ -575,8 +667,8 @@ class Enhancer:
                 j += 1
             xa, xb = max(0, x_starts[i] - margin), min(w, x_starts[j - 1] + tw + margin)
             lum = self._normalized_rows(src, norm, ya, yb, xa, xb)[0]
-            chroma = self.accel.run(self.colorizer, lum[None, None], context)[0] * self.color_strength  # (2, rows, cols)
-            for k in range(i, j):
+            chroma = self.accel.run_tensor(self.colorizer, lum[None, None], context)[0] * self.color_strength
+            for k in range(i, j):  # chroma: (2, rows, cols)
                 out[k] = chroma[:, y0 - ya:y0 - ya + th, x_starts[k] - xa:x_starts[k] - xa + tw]
             i = j
         return out

@@ -1,14 +1,16 @@
 """Finishing the networks' output: the noise gate, flux consistency and gamut — the one copy.
 
 `run`, `evaluate`, `compose --upscale` and `mosaic --enhance` all finish pixels here (through the engine), so an
-evaluation scores exactly what `run` ships.  Every function works on one piece of output at a time:
+evaluation scores exactly what `run` ships.  Every function works on one piece of output at a time, as torch code on
+the run's device (CPU or GPU: one path); numpy arrays given to the same functions come back as numpy:
 
 * `noise_gate` keeps the SR network's detail only where the input shows structure above its noise
   (`gate_map` is its coefficient on the input grid, `estimate_noise` the noise it is measured against);
 * `block_mean_shift` / `project_block_means` make each ``scale x scale`` block of the output average to its
   input pixel (the flux promise), unbounded for chroma and within [0, 1] for luminance;
 * `finish_pixels` turns blended luminance and chroma into the output's RGB and luminance: flux projection, chroma
-  fitted into the gamut (never luminance clipped), no-data pixels as NaN.
+  fitted into the gamut (`fit_chroma_to_gamut`: never luminance clipped), no-data pixels as NaN;
+* `physical_flux` makes the FLUX plane: the luminance in the input's units, each input pixel's flux kept.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..imaging.color import fit_chroma_to_gamut, ycbcr_to_rgb
+from ..imaging.color import ycbcr_to_rgb_planes
 
 GATE_Z = (5.0, 7.0)  # the gate opens from |pixel - 3x3 mean| = 5 sigma (closed) to 7 sigma (fully open)
 
@@ -64,9 +66,35 @@ def noise_gate(sr: torch.Tensor, lr: torch.Tensor, scale: int, sigma: float, z0:
 
 
 # ---- flux consistency -------------------------------------------------------------------------------
+# One implementation, in torch: the engine calls these with tensors on the run's device (CPU or GPU, the same
+# code); numpy arrays (evaluation, tests) go through the same code and come back as numpy.
 
-def block_means(hr: np.ndarray, scale: int) -> np.ndarray:
-    """Means of the ``scale x scale`` blocks of ``hr`` ``(H*s, W*s, ...)`` -> ``(H, W, ...)``."""
+def _tensor(x) -> torch.Tensor:
+    return x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
+
+
+def _like(t: torch.Tensor, x):
+    """``t`` as the kind ``x`` was: a tensor stays one, a numpy input gets numpy back."""
+    return t if isinstance(x, torch.Tensor) else t.numpy()
+
+
+def _pool(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """Means of the ``scale x scale`` blocks of the last two axes of ``x``."""
+    lead = x.shape[:-2]
+    p = F.avg_pool2d(x.reshape(-1, 1, *x.shape[-2:]), scale)
+    return p.reshape(*lead, *p.shape[-2:])
+
+
+def _expand(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """Each pixel of the last two axes of ``x`` repeated into a ``scale x scale`` block."""
+    return x.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)
+
+
+def block_means(hr, scale: int):
+    """Means of the ``scale x scale`` blocks of ``hr``: numpy ``(H*s, W*s, ...)`` -> ``(H, W, ...)``; torch
+    ``(..., H*s, W*s)`` -> ``(..., H, W)``."""
+    if isinstance(hr, torch.Tensor):
+        return _pool(hr, scale)
     h, w = hr.shape[0] // scale, hr.shape[1] // scale
     return hr.reshape(h, scale, w, scale, *hr.shape[2:]).mean(axis=(1, 3))
 
@@ -74,44 +102,47 @@ def block_means(hr: np.ndarray, scale: int) -> np.ndarray:
 def block_mean_shift(hr, lr, scale: int):
     """Shift each ``scale x scale`` block of ``hr`` so its mean equals the matching pixel of ``lr``.
 
-    The least-squares correction (the same shift for every pixel of a block), unbounded.  numpy arrays
-    ``(H*s, W*s, ...)`` / ``(H, W, ...)``: the chroma of a colour input in `finish_pixels`; torch tensors
-    ``(N, C, H*s, W*s)`` / ``(N, C, H, W)``: differentiable, for training with the flux promise in the loop."""
+    The least-squares correction (the same shift for every pixel of a block), unbounded.  torch tensors
+    ``(..., H*s, W*s)`` / ``(..., H, W)`` (differentiable: training with the flux promise in the loop; the chroma of a
+    colour input in `finish_pixels`); numpy arrays ``(H*s, W*s, ...)`` / ``(H, W, ...)``."""
     if isinstance(hr, torch.Tensor):
-        return hr + F.interpolate(lr - F.avg_pool2d(hr, scale), scale_factor=scale, mode="nearest")
+        return hr + _expand(lr - _pool(hr, scale), scale)
     return hr + np.repeat(np.repeat(lr - block_means(hr, scale), scale, axis=0), scale, axis=1)
 
 
-def project_block_means(out: np.ndarray, target: np.ndarray, scale: int, iterations: int = 48) -> np.ndarray:
+def project_block_means(out, target, scale: int, iterations: int = 48):
     """Shift each ``scale x scale`` block of ``out`` so its mean equals ``target`` and values stay in [0, 1].
 
     For every block the result is ``clip(out + tau, 0, 1)`` with ``tau`` found by bisection — the closest
-    (least-squares) block in [0, 1] with the required mean.  ``target`` must lie in [0, 1].
+    (least-squares) block in [0, 1] with the required mean.  ``target`` ``(H, W)`` must lie in [0, 1]; ``out`` is
+    ``(H*s, W*s)``, numpy or a torch tensor (worked on its device, in float64); float32 back.
     """
-    h, w = target.shape
+    t_out, t_tgt = _tensor(out), _tensor(target)
+    h, w = t_tgt.shape
     n = scale * scale
-    blocks = out.reshape(h, scale, w, scale).transpose(0, 2, 1, 3).reshape(h * w, n).astype(np.float64)
-    t = target.reshape(-1).astype(np.float64)
+    blocks = t_out.double().reshape(h, scale, w, scale).permute(0, 2, 1, 3).reshape(h * w, n)
+    t = t_tgt.double().reshape(-1)
     # most blocks need only the plain shift; bisection only where the shift would leave [0, 1]
-    blocks += (t - blocks.mean(axis=1))[:, None]
-    bad = np.flatnonzero((blocks.min(axis=1) < 0) | (blocks.max(axis=1) > 1))
-    if bad.size:
+    blocks = blocks + (t - blocks.mean(dim=1))[:, None]
+    bad = torch.nonzero((blocks.amin(dim=1) < 0) | (blocks.amax(dim=1) > 1)).squeeze(1)
+    if bad.numel():
         b, tb = blocks[bad], t[bad]
-        lo = tb - b.max(axis=1) - 1e-12
-        hi = tb - b.min(axis=1) + 1e-12
+        lo = tb - b.amax(dim=1) - 1e-12
+        hi = tb - b.amin(dim=1) + 1e-12
         for _ in range(iterations):
             mid = 0.5 * (lo + hi)
-            too_high = np.clip(b + mid[:, None], 0.0, 1.0).mean(axis=1) > tb
-            hi = np.where(too_high, mid, hi)
-            lo = np.where(too_high, lo, mid)
-        fixed = np.clip(b + (0.5 * (lo + hi))[:, None], 0.0, 1.0)
+            too_high = (b + mid[:, None]).clamp(0.0, 1.0).mean(dim=1) > tb
+            hi = torch.where(too_high, mid, hi)
+            lo = torch.where(too_high, lo, mid)
+        fixed = (b + (0.5 * (lo + hi))[:, None]).clamp(0.0, 1.0)
         # remove the bisection's last rounding with a shift of the pixels strictly inside (0, 1)
         inside = (fixed > 0) & (fixed < 1)
-        count = inside.sum(axis=1)
-        corr = np.where(count > 0, (tb - fixed.mean(axis=1)) * n / np.maximum(count, 1), 0.0)
-        fixed += corr[:, None] * inside
-        blocks[bad] = np.clip(fixed, 0.0, 1.0)  # only removes float64 dust (~1e-17)
-    return blocks.reshape(h, w, scale, scale).transpose(0, 2, 1, 3).reshape(h * scale, w * scale).astype(np.float32)
+        count = inside.sum(dim=1)
+        corr = torch.where(count > 0, (tb - fixed.mean(dim=1)) * n / count.clamp(min=1), torch.zeros_like(tb))
+        fixed = fixed + corr[:, None] * inside
+        blocks[bad] = fixed.clamp(0.0, 1.0)  # only removes float64 dust (~1e-17)
+    res = blocks.reshape(h, w, scale, scale).permute(0, 2, 1, 3).reshape(h * scale, w * scale).float()
+    return _like(res, out)
 
 
 # ---- flux in the input's units ---------------------------------------------------------------------------
@@ -119,17 +150,18 @@ def project_block_means(out: np.ndarray, target: np.ndarray, scale: int, iterati
 SMOOTH_PASSES = 16  # back-projection passes with a bilinear kernel before the last, block-constant, step
 
 
-def smooth_block_correction(out: np.ndarray, target: np.ndarray, scale: int, passes: int = SMOOTH_PASSES) -> np.ndarray:
-    """``out`` (float64, ``(H*s, W*s)``) with each ``scale x scale`` block mean brought onto ``target`` (``(H, W)``)
+def smooth_block_correction(out, target, scale: int, passes: int = SMOOTH_PASSES):
+    """``out`` (``(H*s, W*s)``) with each ``scale x scale`` block mean brought onto ``target`` (``(H, W)``)
     by a smooth correction: iterative back-projection of the block residuals with a bilinear kernel (edges
     replicated), then one block-constant step for the little left, so the result is exact and no 4x4 lattice of
-    steps shows where the network and the input disagree.  Unbounded (flux may be negative in noise)."""
-    x = torch.from_numpy(np.ascontiguousarray(out, np.float64))[None, None]
-    t = torch.from_numpy(np.ascontiguousarray(target, np.float64))[None, None]
+    steps shows where the network and the input disagree.  Unbounded (flux may be negative in noise).  float64,
+    numpy or torch (on its device)."""
+    x = _tensor(out).double()[None, None]
+    t = _tensor(target).double()[None, None]
     for _ in range(passes):
         r = t - F.avg_pool2d(x, scale)
         x = x + F.interpolate(r, scale_factor=scale, mode="bilinear", align_corners=False)
-    return block_mean_shift(x, t, scale)[0, 0].numpy()
+    return _like(block_mean_shift(x, t, scale)[0, 0], out)
 
 
 PER_PIXEL_UNITS = ("electron", "count", "dn", "adu", "e-", "e/s", "jy", "erg/s/cm", "erg/cm")
@@ -148,70 +180,102 @@ def flux_per_pixel(bunit: str) -> tuple[bool, str]:
         ": taken as per pixel, so the 16 output pixels sum to the input pixel"
 
 
-def physical_flux(lum: np.ndarray, raw: np.ndarray, inverse, scale: int, tolerance: float = 0.0,
-                  sigma: float = 0.0, per_pixel: bool = True) -> np.ndarray:
+def _shrink(r: torch.Tensor, allowed) -> torch.Tensor:
+    """The part of each residual ``r`` beyond ``allowed`` (a number or a tensor like ``r``), with its sign."""
+    return r.sign() * (r.abs() - allowed).clamp(min=0.0)
+
+
+def physical_flux(lum, raw, inverse, scale: int, tolerance: float = 0.0, sigma: float = 0.0,
+                  per_pixel: bool = True):
     """The ``FLUX`` plane of a piece of output: the finished display luminance ``lum`` ``(H*s, W*s)`` mapped back to
-    the input's units by ``inverse`` (the display mapping's exact inverse), then each block's mean brought onto
-    the input pixel ``raw`` ``(H, W)`` (``tolerance`` 0) or within ``tolerance * sigma`` of it (noise-consistent), by
-    `smooth_block_correction`.  Per-pixel units (counts, electrons/s) are divided by ``scale**2`` so that the
-    ``scale**2`` output pixels *sum* to the input pixel; surface brightness keeps the mean.  NaN where the input
-    has no data; float32."""
-    ok = np.isfinite(raw)
-    lin = inverse(np.nan_to_num(lum, nan=0.0)).astype(np.float64)
-    current = block_means(lin, scale)
-    r = np.where(ok, raw, current) - current
+    the input's units by ``inverse`` (the display mapping's exact inverse, applied to a tensor), then each block's
+    mean brought onto the input pixel ``raw`` ``(H, W)`` (``tolerance`` 0) or within ``tolerance * sigma`` of it
+    (noise-consistent), by `smooth_block_correction`.  Per-pixel units (counts, electrons/s) are divided by
+    ``scale**2`` so that the ``scale**2`` output pixels *sum* to the input pixel; surface brightness keeps the mean.
+    NaN where the input has no data; float32, numpy or a tensor on ``lum``'s device as ``lum`` is."""
+    t_lum = _tensor(lum)
+    t_raw = _tensor(raw).to(t_lum.device, torch.float64)
+    ok = torch.isfinite(t_raw)
+    lin = _tensor(inverse(torch.nan_to_num(t_lum, nan=0.0))).double()
+    current = _pool(lin, scale)
+    r = torch.where(ok, t_raw, current) - current
     if tolerance > 0:
-        r = np.sign(r) * np.maximum(np.abs(r) - tolerance * sigma, 0.0)
+        r = _shrink(r, tolerance * sigma)
     out = smooth_block_correction(lin, current + r, scale)
     if per_pixel:
-        out /= scale * scale
-    if not ok.all():
-        out[np.repeat(np.repeat(~ok, scale, axis=0), scale, axis=1)] = np.nan
-    return out.astype(np.float32)
+        out = out / (scale * scale)
+    out = torch.where(_expand(ok, scale), out, torch.full_like(out, float("nan")))
+    return _like(out.float(), lum)
 
 
 # ---- the finished pixels ------------------------------------------------------------------------------
 
-def noise_consistent_shift(out: np.ndarray, target: np.ndarray, sigma: np.ndarray, scale: int,
-                           tolerance: float) -> np.ndarray:
+def fit_chroma_to_gamut(y, chroma):
+    """Shrink chroma towards grey, per pixel, just enough that ``ycbcr_to_rgb(y, chroma)`` lies in [0, 1].
+
+    Luminance is left exactly as it is (``y`` must already be in [0, 1]); only saturation gives way.
+    This is why clipping is never needed and the output luminance stays the input luminance.
+    torch (the engine, on its device): ``y`` ``(...)``, ``chroma`` ``(2, ...)``; numpy: ``chroma`` ``(..., 2)``, through
+    the same code.
+    """
+    if isinstance(chroma, torch.Tensor):
+        return _fit_chroma(y, chroma)
+    out = _fit_chroma(torch.from_numpy(np.asarray(y)), torch.from_numpy(np.moveaxis(np.asarray(chroma), -1, 0)))
+    return np.ascontiguousarray(np.moveaxis(out.numpy(), 0, -1))
+
+
+def _fit_chroma(y: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
+    y = y.clamp(0.0, 1.0)
+    # RGB offsets from grey per unit chroma: R - Y, G - Y, B - Y
+    d = torch.stack(ycbcr_to_rgb_planes(torch.zeros_like(y), chroma[0], chroma[1]))  # (3, ...)
+    inf = torch.tensor(float("inf"), dtype=d.dtype, device=d.device)
+    up = torch.where(d > 0, (1.0 - y) / d, inf)
+    down = torch.where(d < 0, -y / d, inf)
+    t = torch.minimum(up, down).amin(dim=0).clamp(max=1.0)
+    t = torch.where(torch.isfinite(t), t.clamp(min=0.0), torch.ones_like(t))
+    return chroma * t
+
+
+def noise_consistent_shift(out, target, sigma, scale: int, tolerance: float):
     """Shift each ``scale x scale`` block of ``out`` towards its ``target`` mean by the part of the difference that
     exceeds ``tolerance * sigma`` (the input pixel's noise): block means end within the input's noise of the input,
-    as the truth's are, so a network that removes noise is not forced to put it back.  Values stay in [0, 1]."""
-    current = block_means(out.astype(np.float64), scale)
-    r = target - current
-    r = np.sign(r) * np.maximum(np.abs(r) - tolerance * sigma, 0.0)
+    as the truth's are, so a network that removes noise is not forced to put it back.  Values stay in [0, 1].
+    numpy or torch (on its device); float32 back."""
+    t_out = _tensor(out)
+    current = _pool(t_out.double(), scale)
+    r = _shrink(_tensor(target).double() - current, tolerance * _tensor(sigma).double())
     # the new block means lie between the current ones and the target, so within [0, 1]: the bounded
     # least-squares projection reaches them exactly, also where a block touches 0 or 1
-    return project_block_means(out, np.clip(current + r, 0.0, 1.0), scale)
+    return _like(project_block_means(t_out, (current + r).clamp(0.0, 1.0), scale), out)
 
 
-def finish_pixels(lum: np.ndarray, chroma: np.ndarray, lum_in: np.ndarray, mask: np.ndarray, scale: int,
-                  flux: bool, chroma_in: np.ndarray | None = None, tolerance: float = 0.0,
-                  sigma_in: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Final RGB ``(H*s, W*s, 3)`` and luminance ``(H*s, W*s)`` of a piece of output.
+def finish_pixels(lum: torch.Tensor, chroma: torch.Tensor, lum_in: torch.Tensor, mask: torch.Tensor, scale: int,
+                  flux: bool, chroma_in: torch.Tensor | None = None, tolerance: float = 0.0,
+                  sigma_in: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Final RGB ``(H*s, W*s, 3)`` and luminance ``(H*s, W*s)`` of a piece of output, as float32 tensors on the
+    inputs' device (the engine's: CPU or GPU, one code path).
 
-    ``lum``/``chroma`` are the blended network outputs on the output grid; ``lum_in`` the normalized input
-    luminance and ``mask`` its no-data pixels on the input grid.  With ``flux`` the block means of the
-    luminance equal ``lum_in`` and, for a colour input (``chroma_in``, measured colour), so do the chroma's;
-    then the chroma is shrunk into the RGB gamut (a pixel's saturation may give way, never its luminance).
-    With a ``tolerance`` > 0 the luminance's block means are only brought within ``tolerance * sigma_in`` (the
-    input pixels' noise, display units) of ``lum_in`` (`noise_consistent_shift`) instead of onto it.
+    ``lum`` ``(H*s, W*s)`` / ``chroma`` ``(2, H*s, W*s)`` are the blended network outputs on the output grid;
+    ``lum_in`` the normalized input luminance and ``mask`` its no-data pixels on the input grid.  With ``flux`` the
+    block means of the luminance equal ``lum_in`` and, for a colour input (``chroma_in`` ``(2, H, W)``, measured
+    colour), so do the chroma's; then the chroma is shrunk into the RGB gamut (a pixel's saturation may give way,
+    never its luminance).  With a ``tolerance`` > 0 the luminance's block means are only brought within
+    ``tolerance * sigma_in`` (the input pixels' noise, display units) of ``lum_in`` (`noise_consistent_shift`)
+    instead of onto it.
     """
     if flux and scale > 1 and tolerance > 0 and sigma_in is not None:
-        lum = noise_consistent_shift(lum, np.clip(lum_in, 0, 1), sigma_in, scale, tolerance).astype(np.float32)
+        lum = noise_consistent_shift(lum, lum_in.clamp(0, 1), sigma_in, scale, tolerance)
     elif flux and scale > 1:
-        lum = project_block_means(lum, np.clip(lum_in, 0, 1), scale)
+        lum = project_block_means(lum, lum_in.clamp(0, 1), scale)
         if chroma_in is not None:
             chroma = block_mean_shift(chroma, chroma_in, scale)
     else:
-        lum = np.clip(lum, 0.0, 1.0)
+        lum = lum.clamp(0.0, 1.0)
     chroma = fit_chroma_to_gamut(lum, chroma)
-    rgb = ycbcr_to_rgb(lum, chroma).astype(np.float32)
     # the luminance of the output *is* lum; rounding in the rebuild must not push values out of [0, 1]
-    np.clip(rgb, 0.0, 1.0, out=rgb)
+    rgb = torch.stack(ycbcr_to_rgb_planes(lum, chroma[0], chroma[1]), dim=-1).float().clamp(0.0, 1.0)
     if mask.any():
-        big = np.repeat(np.repeat(mask, scale, axis=0), scale, axis=1)
-        rgb[big] = np.nan
-        lum = lum.copy()
-        lum[big] = np.nan
+        big = _expand(mask, scale)
+        rgb = rgb.masked_fill(big[..., None], float("nan"))
+        lum = lum.masked_fill(big, float("nan"))
     return rgb, lum

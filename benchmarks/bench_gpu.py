@@ -1,0 +1,117 @@
+"""Per-stage speed of `astroenhance run` on one device, beside RRDBNet x4 on the same device in the same run (issue 19).
+
+    python benchmarks/bench_gpu.py [--device cuda] [--size 4096] [--precisions fp32,bf16,fp16] [--batch 0]
+
+The frame is the real ACS/HRC frame j8bt06nyq_flt.fits mirrored up to ``SIZE`` x ``SIZE`` (as `bench_memory.py`).
+For each precision it prints, for ``enhance_array`` (colour + 4x, no file) and for ``run --format fits``
+(`Enhancer.enhance_file` into a temporary folder), the seconds spent per stage (`Enhancer.time_stages`: read,
+colorize, sr, blend, finish, flux, write; "setup" is the rest: the display mapping's fit, the provenance pass, headers),
+the total and the output megapixels per second.  Timing synchronises the device between stages, so the untimed
+total (last column) is what a user gets.  Then: the network alone on a batch of tiles (its own limit), RRDBNet x4
+(23 blocks, 64 features) on a 256x256 input in the same precision, and the agreement of this device's output with
+CPU fp32 on a 256x256 crop (max |difference| of the display RGB; of FLUX relative to its largest value).
+
+Works on the CPU too (``--device cpu --size 1024 --precisions fp32``): the same code, on the cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from bench_memory import make_frame
+from bench_speed import RRDBNet
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device) -> float:
+    sync(device)
+    t = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--size", type=int, default=4096, help="frame side in input pixels")
+    ap.add_argument("--precisions", default="fp32,bf16,fp16", help="comma-separated; fp16 is skipped on CPU")
+    ap.add_argument("--batch", type=int, default=0, help="tiles per network call (0: the engine's default)")
+    ap.add_argument("--tile", type=int, default=0, help="tile side (0: the default)")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--workdir", default=None, help="where the frame and the FITS outputs go (default: a temporary folder)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from astroenhance.config import EnhanceConfig
+    from astroenhance.io.readers import read_frame
+    from astroenhance.pipeline import Enhancer
+
+    device = torch.device(args.device)
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="ae-gpu-"))
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / f"frame_{args.size}.fits"
+    make_frame(args.size, path)
+    frame, wcs, _ = read_frame(path)
+    out_mp = frame.size * 16 / 1e6
+    extra = {"batch": args.batch} | ({"tile": args.tile} if args.tile else {})
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"device {args.device} ({name}), torch {torch.__version__}; input {args.size}x{args.size} -> "
+          f"{out_mp:.0f} output MP; batch {args.batch or 'default'}")
+    precisions = [p for p in args.precisions.split(",") if not (p == "fp16" and device.type == "cpu")]
+    head = ["read", "colorize", "sr", "blend", "finish", "flux", "write", "setup"]
+    print(f"{'mode':<28}" + "".join(f"{h:>9}" for h in head) + f"{'timed s':>9}{'MP/s':>8}{'untimed s':>10}{'MP/s':>8}")
+    for prec in precisions:
+        enh = Enhancer(EnhanceConfig(device=args.device, precision=prec, formats=("fits",), **extra))
+        enh.enhance_array(frame[:128, :128], wcs)  # warm-up (kernels, allocator)
+        for mode in ("enhance_array", "run --format fits"):
+            def go(e=enh, m=mode, dest=work / f"out_{prec}"):
+                if m == "enhance_array":
+                    e.enhance_array(frame, wcs)
+                else:
+                    e.enhance_file(path, dest)
+            t_plain = timed(go, device)
+            stages = enh.time_stages()
+            t = timed(go, device)
+            enh.stages = None
+            sec = dict(stages.seconds)
+            sec["setup"] = max(0.0, t - sum(sec.values()))
+            print(f"{mode + ' ' + prec:<28}" + "".join(f"{sec[h]:9.2f}" for h in head)
+                  + f"{t:9.2f}{out_mp / t:8.1f}{t_plain:10.2f}{out_mp / t_plain:8.1f}")
+        # the SR network alone, on a batch of tiles: the limit the rest of the pipeline is measured against
+        tile = enh.config.tile
+        x = torch.rand((enh.accel.batch, 1, tile, tile), device=device)
+        t_net = min(timed(lambda e=enh, x=x: e.accel.run_tensor(e.sr, x), device) for _ in range(3))
+        print(f"{'  SR network alone ' + prec:<28} {enh.accel.batch} tiles of {tile}^2: {t_net:.3f} s, "
+              f"{x.numel() * 16 / 1e6 / t_net:.1f} output MP/s")
+    rrdb = RRDBNet().eval().to(device)
+    for prec in precisions:
+        xin = torch.rand((1, 3, 256, 256), device=device)
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(prec)
+        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            rrdb(xin[..., :32, :32])
+            t_r = min(timed(lambda x=xin: rrdb(x), device) for _ in range(2))
+        print(f"RRDBNet x4 {prec}: 256^2 input, {t_r:.3f} s, {1.048576 / t_r:.1f} output MP/s")
+    # agreement with CPU fp32 on a crop
+    crop = frame[:256, :256]
+    ref = Enhancer(EnhanceConfig(device="cpu")).enhance_array(crop, wcs)
+    for prec in precisions:
+        got = Enhancer(EnhanceConfig(device=args.device, precision=prec, **extra)).enhance_array(crop, wcs)
+        ok = np.isfinite(ref.rgb) & np.isfinite(got.rgb)
+        d_rgb = float(np.abs(ref.rgb - got.rgb)[ok].max())
+        d_flux = float(np.nanmax(np.abs(ref.flux - got.flux)) / np.nanmax(np.abs(ref.flux)))
+        print(f"{args.device} {prec} vs cpu fp32 (256^2 crop): max |RGB diff| {d_rgb:.2e}, max |FLUX diff| / max FLUX "
+              f"{d_flux:.2e}, NaN pattern {'same' if np.array_equal(np.isnan(ref.rgb), np.isnan(got.rgb)) else 'DIFFERS'}")
+
+
+if __name__ == "__main__":
+    main()
