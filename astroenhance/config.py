@@ -69,7 +69,7 @@ class EnhanceConfig:
     precision: str = "fp32"
     sr_model: str | None = None
     weights: str | None = None
-    batch: int = 0  # tiles per network call; 0 = 1 on CPU, 8 on CUDA
+    batch: int = 0  # tiles per network call; 0 = 1 on CPU, on a GPU from its free memory (`Accelerator.fit_batch`)
     color_strength: float | None = None  # share of the colorizer's chroma shown; None: its weights' calibrated value
     color_margin: int = 64  # extra context (input pixels) around each tile for the colorizer
     hdu: str | None = None

@@ -22,6 +22,7 @@ from .errors import AstroEnhanceError, DiskFullError, SettingsError
 from .io.writers import output_is_complete
 
 _ENHANCERS: dict[EnhanceConfig, object] = {}  # this process's enhancers, by configuration
+_WORKER_DEVICE: str | None = None  # a pool worker's own GPU (`worker_device`), in place of the run's "cuda"/"auto"
 
 
 @dataclass
@@ -49,10 +50,33 @@ def share_enhancer(enhancer) -> None:
     _ENHANCERS[enhancer.config] = enhancer
 
 
+def worker_device(device: str, index: int, n_gpus: int) -> str | None:
+    """The GPU pool worker ``index`` runs on when the run asked for ``device`` and the machine shows ``n_gpus``:
+    ``cuda:<index mod n_gpus>`` (workers spread over the GPUs, one each while there are enough), None where the run
+    asked for the CPU or a numbered GPU, or there are no GPUs (then the run's device stands)."""
+    if device not in ("cuda", "auto") or n_gpus < 1:
+        return None
+    return f"cuda:{index % n_gpus}"
+
+
+def _init_worker(parent_pid: int, counter, device: str, n_gpus: int) -> None:
+    """A pool worker's start: die with the parent, and take the next GPU (`worker_device`)."""
+    global _WORKER_DEVICE
+    die_with_parent(parent_pid)
+    with counter.get_lock():
+        index = counter.value
+        counter.value += 1
+    _WORKER_DEVICE = worker_device(device, index, n_gpus)
+
+
 def enhancer_for(config: EnhanceConfig, low_memory: bool = False):
-    """The worker process's `Enhancer` for ``config`` (created on first use)."""
+    """The worker process's `Enhancer` for ``config`` (created on first use; on the worker's own GPU, if it has one)."""
+    from dataclasses import replace
+
     from .pipeline import Enhancer
 
+    if _WORKER_DEVICE is not None and config.device in ("cuda", "auto") and config not in _ENHANCERS:
+        _ENHANCERS[config] = enhancer_for(replace(config, device=_WORKER_DEVICE), low_memory)
     if config not in _ENHANCERS:
         bound_memory(low_memory)
         _ENHANCERS[config] = Enhancer(config)
@@ -96,6 +120,15 @@ def die_with_parent(parent_pid: int) -> None:
             pass
     if os.getppid() != parent_pid:  # the parent died before the signal was armed
         os._exit(1)
+
+
+def _gpu_count(device: str) -> int:
+    """The GPUs this machine shows to torch, where the run may use them (``device`` cuda or auto); else 0."""
+    if device not in ("cuda", "auto"):
+        return 0
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def set_threads(threads: int) -> None:
@@ -213,8 +246,10 @@ def _execute(tasks: list[Task], n_jobs: int, scheduler: str | None, tile_progres
         from concurrent.futures import as_completed as done
         from concurrent.futures.process import BrokenProcessPool
 
-        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+        context = multiprocessing.get_context("spawn")
+        device = tasks[0].config.device if tasks else "cpu"
+        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=context, initializer=_init_worker,
+                                 initargs=(os.getpid(), context.Value("i", 0), device, _gpu_count(device))) as pool:
             futures = {pool.submit(run_job, t): t for t in tasks}
             given: set = set()
             for fut in done(futures):

@@ -413,3 +413,20 @@ def test_a_worker_that_dies_fails_its_frames_in_one_line_each(tmp_path, monkeypa
     assert result.output.count("a worker process died") >= 2
     report = json.loads((tmp_path / "out" / "astroenhance-report.json").read_text())
     assert [r["status"] for r in report["records"]] == ["failed", "failed"]
+
+
+def test_pool_workers_spread_over_the_gpus(monkeypatch):
+    """`--jobs N --device cuda`: worker k takes GPU k mod N; a run on the CPU or on a numbered GPU stays where it is,
+    and a worker's GPU replaces the run's "cuda"/"auto" in the enhancer it builds."""
+    from astroenhance import runner as pool
+    from astroenhance.config import EnhanceConfig
+
+    assert [pool.worker_device("cuda", k, 2) for k in range(4)] == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
+    assert pool.worker_device("auto", 3, 4) == "cuda:3"
+    assert pool.worker_device("cpu", 1, 2) is None and pool.worker_device("cuda:1", 0, 2) is None
+    assert pool.worker_device("auto", 0, 0) is None
+    monkeypatch.setattr(pool, "_ENHANCERS", {})
+    monkeypatch.setattr(pool, "_WORKER_DEVICE", "cpu")  # what a worker's own device would be, on this machine
+    config = EnhanceConfig(device="auto", upscale=False, colorize=False)
+    enh = pool.enhancer_for(config)
+    assert enh.config.device == "cpu" and pool.enhancer_for(config) is enh

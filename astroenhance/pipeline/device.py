@@ -39,10 +39,31 @@ def slow_cpu_bf16(device: torch.device, precision: str) -> str:
 class Accelerator:
     """One device and precision: moves networks there once and runs them on numpy batches."""
 
+    MAX_AUTO_BATCH = 64
+
     def __init__(self, device: str, precision: str, batch: int = 0) -> None:
         self.device = resolve_device(device, precision)
         self.precision = precision
+        self.auto = batch == 0 and self.device.type == "cuda"  # `fit_batch` may choose
         self.batch = batch or (8 if self.device.type == "cuda" else 1)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed tile shapes: the fastest kernels, found once
+
+    def fit_batch(self, model: torch.nn.Module, shape: tuple[int, int]) -> int:
+        """With ``--batch 0`` on a GPU: as many tiles of ``shape`` per call as half the GPU's free memory holds,
+        measured on one tile through ``model`` (1 to `MAX_AUTO_BATCH`); elsewhere the batch as set."""
+        if not self.auto:
+            return self.batch
+        dev = self.device
+        torch.cuda.synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        before = torch.cuda.memory_allocated(dev)
+        self.run_tensor(model, torch.zeros((1, 1, *shape), device=dev))
+        torch.cuda.synchronize(dev)
+        per_tile = max(1, torch.cuda.max_memory_allocated(dev) - before)
+        free = torch.cuda.mem_get_info(dev)[0]
+        self.batch = int(max(1, min(self.MAX_AUTO_BATCH, 0.5 * free // per_tile)))
+        return self.batch
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         """``model`` on this device, frozen (channels-last on CPU: faster oneDNN convolutions)."""

@@ -283,6 +283,8 @@ class Enhancer:
                 raise SettingsError(f"the {self._model} network upscales by {scale}, not by {config.scale}")
         self.scale = config.scale if self.sr is not None else 1
         self.stages: StageTimes | None = None  # `time_stages`
+        if self.sr is not None and self.accel.auto:  # a GPU: tiles per call from its free memory
+            self.accel.fit_batch(self.sr, (config.tile, config.tile))
 
     def time_stages(self) -> StageTimes:
         """Book the time of every frame processed from now on to its stages (read, colorize, sr, blend, finish,
@@ -503,9 +505,11 @@ class Enhancer:
 
         carry_in: _BandCarry | None = None  # blend sums the previous band left in this band's first columns
         carry_out: _BandCarry | None = None
+        # input columns a band spans: a GPU takes wider bands, so that a tile row gives it more tiles per call
+        band_width = BAND_WIDTH if self.device.type == "cpu" else 4 * BAND_WIDTH
         try:
             with torch.inference_mode():  # the frame's work stays on the run's device from tile to finished rows
-                for cols, emit0, emit1 in grid.column_bands(BAND_WIDTH):
+                for cols, emit0, emit1 in grid.column_bands(band_width):
                     carry_out = _BandCarry((grid.col_starts[cols[-1]] + tw - emit1) * s) if emit1 < w else None
                     self._process_band(src, cfg, norm, context, grid, cols, (emit0, emit1), carry_in, carry_out, put,
                                        tick, flux_mode, flux_left)
