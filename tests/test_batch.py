@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from astropy.io import fits
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -430,3 +431,28 @@ def test_pool_workers_spread_over_the_gpus(monkeypatch):
     config = EnhanceConfig(device="auto", upscale=False, colorize=False)
     enh = pool.enhancer_for(config)
     assert enh.config.device == "cpu" and pool.enhancer_for(config) is enh
+
+
+def test_a_write_failing_in_the_writer_thread_stops_the_frame_and_leaves_nothing(tmp_path, monkeypatch):
+    """Finished rows are written by a thread while the next are computed: a write that fails there (the disk fills
+    mid-frame) still ends the frame with that error, and no output or temporary is left."""
+    from astroenhance.config import EnhanceConfig
+    from astroenhance.errors import DiskFullError
+    from astroenhance.io import writers
+    from astroenhance.pipeline import Enhancer
+
+    calls = []
+    real = writers.FITSRGBWriter.write_block
+
+    def fails_on_the_third(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise DiskFullError(f"{self.final}: writing rows failed (No space left on device)")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(writers.FITSRGBWriter, "write_block", fails_on_the_third)
+    out = tmp_path / "out"
+    enh = Enhancer(EnhanceConfig(device="cpu", colorize=False, upscale=False, formats=("fits",), tile=32, overlap=8))
+    with pytest.raises(DiskFullError, match="No space left"):
+        enh.enhance_file(FIXTURES / "j8bt06nyq_flt_crop.fits", out)
+    assert len(calls) >= 3 and list(out.iterdir()) == []

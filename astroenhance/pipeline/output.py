@@ -8,6 +8,8 @@ output is written under a temporary name and renamed only when all of them are c
 
 from __future__ import annotations
 
+import queue
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -49,16 +51,24 @@ class FileSink:
 
     On leaving the block without an error every output is finished and renamed to its final name
     (`outputs`, `notes` afterwards); on any error every temporary is removed and no final name is touched.
+    With ``background`` the rows are written by a writer thread while the engine computes the next ones (a few
+    pieces queued at most); a write error is raised by the next `put` or on leaving the block.
     """
+
+    QUEUED = 4  # finished pieces waiting for the writer thread, at most
 
     def __init__(self, targets: dict[str, Path], shape: tuple[int, int], origin: str, primary: fits.Header,
                  image: fits.Header, wcs, text: str, fits_encoding: str = "float32",
-                 flux_header: fits.Header | None = None) -> None:
+                 flux_header: fits.Header | None = None, background: bool = False) -> None:
         self.height = shape[0]
         self.bottom_up = origin == "lower"
         self.outputs: list[Path] = []
         self.notes: list[str] = []
         self.writers: list[FITSRGBWriter | ImageWriter] = []
+        self._queue: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._cancelled = False
         try:
             for fmt, target in targets.items():
                 self.writers.append(FITSRGBWriter(target, shape, primary, image, fits_encoding, flux_header) if fmt == "fits"
@@ -66,22 +76,55 @@ class FileSink:
         except BaseException:
             self._abort()
             raise
+        if background:
+            self._queue = queue.Queue(maxsize=self.QUEUED)
+            self._thread = threading.Thread(target=self._drain, name="astroenhance-writer", daemon=True)
+            self._thread.start()
 
     def put(self, row0: int, row1: int, col0: int, rgb: np.ndarray, lum: np.ndarray,
             flux: np.ndarray | None = None) -> None:
         if not self.bottom_up:  # the source's rows run top-down: FITS row of its last row, rows reversed
             row0, rgb = self.height - row1, rgb[::-1]
             flux = None if flux is None else flux[::-1]
+        if self._queue is None:
+            self._write(row0, rgb, col0, flux)
+            return
+        if self._error is not None:
+            raise self._error
+        self._queue.put((row0, rgb, col0, flux))
+
+    def _write(self, row0: int, rgb: np.ndarray, col0: int, flux: np.ndarray | None) -> None:
         for writer in self.writers:
             writer.write_block(row0, rgb, col0, flux)
+
+    def _drain(self) -> None:
+        """The writer thread: write queued pieces until told to stop (None); after an error or a cancel, only
+        empty the queue so that `put` never blocks."""
+        while (item := self._queue.get()) is not None:
+            if self._error is None and not self._cancelled:
+                try:
+                    self._write(*item)
+                except BaseException as exc:  # handed to the engine's thread by the next put or on leaving
+                    self._error = exc
+
+    def _stop(self, cancel: bool) -> None:
+        if self._thread is not None:
+            self._cancelled = self._cancelled or cancel
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
 
     def __enter__(self) -> FileSink:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        self._stop(cancel=exc_type is not None)
         if exc_type is not None:
             self._abort()
             return
+        if self._error is not None:
+            self._abort()
+            raise self._error
         try:
             for writer in self.writers:
                 writer.finish()
