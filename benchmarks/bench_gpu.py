@@ -47,6 +47,7 @@ def main() -> None:
     ap.add_argument("--precisions", default="fp32,bf16,fp16", help="comma-separated; fp16 is skipped on CPU")
     ap.add_argument("--batch", type=int, default=0, help="tiles per network call (0: the engine's default)")
     ap.add_argument("--tile", type=int, default=0, help="tile side (0: the default)")
+    ap.add_argument("--channels-last", action="store_true", help="the networks' weights channels-last (NHWC) on the device")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--workdir", default=None, help="where the frame and the FITS outputs go (default: a temporary folder)")
     args = ap.parse_args()
@@ -66,12 +67,15 @@ def main() -> None:
     extra = {"batch": args.batch} | ({"tile": args.tile} if args.tile else {})
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"device {args.device} ({name}), torch {torch.__version__}; input {args.size}x{args.size} -> "
-          f"{out_mp:.0f} output MP; batch {args.batch or 'default'}")
+          f"{out_mp:.0f} output MP; batch {args.batch or 'default'}{', channels-last' if args.channels_last else ''}")
     precisions = [p for p in args.precisions.split(",") if not (p == "fp16" and device.type == "cpu")]
     head = ["read", "colorize", "sr", "blend", "finish", "flux", "write", "setup"]
     print(f"{'mode':<28}" + "".join(f"{h:>9}" for h in head) + f"{'timed s':>9}{'MP/s':>8}{'untimed s':>10}{'MP/s':>8}")
     for prec in precisions:
         enh = Enhancer(EnhanceConfig(device=args.device, precision=prec, formats=("fits",), **extra))
+        if args.channels_last:
+            for net in (enh.sr, enh.colorizer):
+                net.to(memory_format=torch.channels_last)
         enh.enhance_array(frame[:128, :128], wcs)  # warm-up (kernels, allocator)
         for mode in ("enhance_array", "run --format fits"):
             def go(e=enh, m=mode, dest=work / f"out_{prec}"):
@@ -91,6 +95,7 @@ def main() -> None:
         tile = enh.config.tile
         x = torch.rand((enh.accel.batch, 1, tile, tile), device=device)
         t_net = min(timed(lambda e=enh, x=x: e.accel.run_tensor(e.sr, x), device) for _ in range(3))
+        print(f"  batch used: {enh.accel.batch} tiles per call")
         print(f"{'  SR network alone ' + prec:<28} {enh.accel.batch} tiles of {tile}^2: {t_net:.3f} s, "
               f"{x.numel() * 16 / 1e6 / t_net:.1f} output MP/s")
     rrdb = RRDBNet().eval().to(device)

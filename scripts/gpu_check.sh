@@ -8,9 +8,9 @@ out=$1; size=${2:-4096}; mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,memory.used --format=csv 2>&1 | tee "$out/gpu.txt"
 python3 benchmarks/bench_gpu.py --device cuda --size "$size" --workdir /tmp/ae-gpu 2>&1 | tee "$out/bench_gpu.txt"
-for b in 16 32; do
-  python3 benchmarks/bench_gpu.py --device cuda --size "$size" --precisions bf16 --batch $b --workdir /tmp/ae-gpu 2>&1 \
-    | grep -v "^RRDB\|vs cpu" | tee "$out/bench_gpu_batch$b.txt"
+for opt in "--batch 8" "--batch 32" "--channels-last"; do
+  python3 benchmarks/bench_gpu.py --device cuda --size "$size" --precisions bf16 $opt --workdir /tmp/ae-gpu 2>&1 \
+    | grep -v "^RRDB\|vs cpu" | tee -a "$out/bench_gpu_variants.txt"
 done
 frame=examples/abell_2744_group_of_galaxies_f105w.fits.gz
 for prec in fp32 bf16; do

@@ -26,7 +26,7 @@ from astropy.io import fits
 
 from ..config import EnhanceConfig, parse_dq_mask
 from ..errors import DiskFullError, InputError, OutputError, SettingsError, WeightsError
-from ..imaging.color import rgb_to_ycbcr
+from ..imaging.color import rgb_to_ycbcr, rgb_to_ycbcr_planes
 from ..imaging.normalize import Normalizer
 from ..imaging.tiling import TileGrid
 from ..io.readers import FrameSource, display_range, from_array, is_fits, open_frames
@@ -378,24 +378,24 @@ class Enhancer:
         src.noise_from = "estimated"
         return sky, sky_noise
 
-    def _normalized_rows(self, src: FrameSource, norm: Normalizer, y0: int, y1: int, x0: int = 0, x1: int | None = None):
-        """Normalized luminance ``(n, w)``, chroma ``(n, w, 2)`` or None, and the no-data mask."""
-        raw = src.read_rows(y0, y1)[:, x0:x1]
+    def _rows(self, src: FrameSource, norm: Normalizer, y0: int, y1: int, x0: int = 0, x1: int | None = None):
+        """Input rows ``y0:y1``, columns ``x0:x1``, read once and mapped on the run's device: ``(raw, lum, chroma,
+        mask)`` — the values as read, the display luminance ``(n, w)`` float32 (no data: 0), the display chroma
+        ``(2, n, w)`` of a colour frame (else None) and the no-data mask."""
+        raw = self.accel.tensor(src.read_rows(y0, y1)[:, x0:x1])
         if src.channels == 3:
-            mask = np.isnan(raw).any(axis=-1)
-            disp = np.nan_to_num(norm(raw), nan=0.0)
-            lum, chroma = rgb_to_ycbcr(disp)
-            return lum.astype(np.float32), chroma.astype(np.float32), mask
-        mask = np.isnan(raw)
-        return np.nan_to_num(norm(raw), nan=0.0), None, mask
+            mask = torch.isnan(raw).any(dim=-1)
+            disp = torch.nan_to_num(norm(raw), nan=0.0).double()
+            y, cb, cr = rgb_to_ycbcr_planes(disp[..., 0], disp[..., 1], disp[..., 2])
+            return raw, y.float(), torch.stack([cb, cr]).float(), mask
+        return raw, torch.nan_to_num(norm(raw), nan=0.0), None, torch.isnan(raw)
 
-    def _linear_rows(self, src: FrameSource, norm: Normalizer, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-        """The luminance a noise-space network upscales: the input's own values for a grey frame (no stretch, no
-        clipping; no data = sky), the display luminance for a colour one."""
+    def _linear(self, src: FrameSource, norm: Normalizer, raw: torch.Tensor, lum: torch.Tensor) -> torch.Tensor:
+        """The luminance a noise-space network upscales, from `_rows`: the input's own values for a grey frame (no
+        stretch, no clipping; no data = sky), the display luminance for a colour one."""
         if src.channels == 3:
-            return self._normalized_rows(src, norm, y0, y1, x0, x1)[0]
-        raw = src.read_rows(y0, y1)[:, x0:x1]
-        return np.where(np.isfinite(raw), raw, norm.sky).astype(np.float32)
+            return lum
+        return torch.where(torch.isfinite(raw), raw, torch.full_like(raw, norm.sky)).float()
 
     def _upscale(self, tiles: torch.Tensor, linear: torch.Tensor | None, norm: Normalizer) -> torch.Tensor:
         """Display luminance tiles ``(T, 1, h, w)`` -> SR display luminance ``(T, 1, 4h, 4w)`` (tensors on the run's
@@ -440,17 +440,18 @@ class Enhancer:
         f = max(1, math.ceil(max(h, w) / 1024))
         step = f * max(1, 256 // f)  # about 256 rows at a time, a multiple of f: bounded memory
         rows = []
-        for y in range(0, h, step):
-            lum = self._normalized_rows(src, norm, y, min(h, y + step))[0]
-            ph, pw = (-lum.shape[0]) % f, (-lum.shape[1]) % f
-            lum = np.pad(lum, ((0, ph), (0, pw)), mode="edge")
-            rows.append(lum.reshape(lum.shape[0] // f, f, lum.shape[1] // f, f).mean(axis=(1, 3)))
-        small = torch.from_numpy(np.concatenate(rows, axis=0)[None, None].astype(np.float32))
-        size = self.colorizer.thumb_size
-        thumb = F.interpolate(small, size=(size, size), mode="area" if min(small.shape[-2:]) >= size else "bilinear",
-                              align_corners=None if min(small.shape[-2:]) >= size else False)
         with torch.inference_mode():
-            return self.colorizer.global_features(thumb.to(self.accel.device)).float()
+            for y in range(0, h, step):
+                lum = self._rows(src, norm, y, min(h, y + step))[1][None, None]
+                ph, pw = (-lum.shape[-2]) % f, (-lum.shape[-1]) % f
+                if ph or pw:
+                    lum = F.pad(lum, (0, pw, 0, ph), mode="replicate")
+                rows.append(F.avg_pool2d(lum, f))
+            small = torch.cat(rows, dim=-2)
+            size = self.colorizer.thumb_size
+            thumb = F.interpolate(small, size=(size, size), mode="area" if min(small.shape[-2:]) >= size else "bilinear",
+                                  align_corners=None if min(small.shape[-2:]) >= size else False)
+            return self.colorizer.global_features(thumb).float()
 
     def sr_detail_fraction(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer) -> float:
         """The share of the output's valid pixels that carry the SR network's detail: 0 without SR, 1 without the
@@ -462,14 +463,15 @@ class Enhancer:
             return 1.0
         h = src.shape[0]
         kept = valid = 0
-        for y in range(0, h, GATE_STRIP):
-            a, b = max(0, y - 3), min(h, y + GATE_STRIP + 3)
-            lum, _, mask = self._normalized_rows(src, norm, a, b)
-            g = gate_map(torch.from_numpy(lum.astype(np.float32))[None, None], norm.noise)[0, 0].numpy()
-            rows = slice(y - a, y - a + min(GATE_STRIP, h - y))
-            ok = ~mask[rows]
-            kept += int((g[rows] > 0)[ok].sum())
-            valid += int(ok.sum())
+        with torch.inference_mode():
+            for y in range(0, h, GATE_STRIP):
+                a, b = max(0, y - 3), min(h, y + GATE_STRIP + 3)
+                _, lum, _, mask = self._rows(src, norm, a, b)
+                g = gate_map(lum[None, None], norm.noise)[0, 0]
+                rows = slice(y - a, y - a + min(GATE_STRIP, h - y))
+                ok = ~mask[rows]
+                kept += int(((g[rows] > 0) & ok).sum())
+                valid += int(ok.sum())
         return kept / valid if valid else 0.0
 
     def process(self, src: FrameSource, cfg: EnhanceConfig,
@@ -554,14 +556,12 @@ class Enhancer:
         windows: dict[tuple[bool, bool, bool, bool], tuple[torch.Tensor, torch.Tensor]] = {}  # rows', columns'
         for r, y0 in enumerate(grid.row_starts):
             self._lap("read")
-            lum_np, chroma_np, mask_np = self._normalized_rows(src, norm, y0, y0 + th, bx0, bx1)
-            lum, mask = on(lum_np), on(mask_np)
-            chroma_in = None if chroma_np is None else on(chroma_np).permute(2, 0, 1)  # (2, th, band)
+            raw_rows, lum, chroma_in, mask = self._rows(src, norm, y0, y0 + th, bx0, bx1)  # chroma_in: (2, th, band)
             starts = [grid.col_starts[c] - bx0 for c in cols]
             tiles_l = torch.stack([lum[:, x0:x0 + tw] for x0 in starts])[:, None]  # (T, 1, th, tw)
             tiles_lin = None
             if self.sr is not None and self.sr_space != "display":
-                linear = on(self._linear_rows(src, norm, y0, y0 + th, bx0, bx1))
+                linear = self._linear(src, norm, raw_rows, lum)
                 tiles_lin = torch.stack([linear[:, x0:x0 + tw] for x0 in starts])[:, None]
             self._lap("colorize")
             if context is not None:
@@ -629,7 +629,7 @@ class Enhancer:
                     right = min(_FluxRows.CONTEXT, done_rows.shape[2] // s - cols_in.stop)
                     ext = done_rows[:, :, cols_in.start * s:(cols_in.stop + right) * s]
                     blended = torch.where(ext[3] > 0, ext[0] / ext[3], torch.zeros_like(ext[0])).clamp(0.0, 1.0)
-                    raw = on(src.read_rows(a, b)[:, emit0:emit1 + right]).double()
+                    raw = raw_rows[rows, emit0 - bx0:emit1 + right - bx0].double()
                     width = emit1 - emit0
                     if next_band is not None:  # this band's last columns of these rows, for the next band
                         c = next_band[1].shape[1]
@@ -671,7 +671,7 @@ class Enhancer:
             while j < len(x_starts) and x_starts[j] + tw - x_starts[i] <= max(COLOR_CHUNK, tw):
                 j += 1
             xa, xb = max(0, x_starts[i] - margin), min(w, x_starts[j - 1] + tw + margin)
-            lum = self._normalized_rows(src, norm, ya, yb, xa, xb)[0]
+            lum = self._rows(src, norm, ya, yb, xa, xb)[1]
             chroma = self.accel.run_tensor(self.colorizer, lum[None, None], context)[0] * self.color_strength
             for k in range(i, j):  # chroma: (2, rows, cols)
                 out[k] = chroma[:, y0 - ya:y0 - ya + th, x_starts[k] - xa:x_starts[k] - xa + tw]
