@@ -48,6 +48,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=0, help="tiles per network call (0: the engine's default)")
     ap.add_argument("--tile", type=int, default=0, help="tile side (0: the default)")
     ap.add_argument("--channels-last", action="store_true", help="the networks' weights channels-last (NHWC) on the device")
+    ap.add_argument("--skip", default="", help="comma-separated parts to leave out: file (run --format fits), rrdb, "
+                    "agreement")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--workdir", default=None, help="where the frame and the FITS outputs go (default: a temporary folder)")
     args = ap.parse_args()
@@ -71,13 +73,14 @@ def main() -> None:
     precisions = [p for p in args.precisions.split(",") if not (p == "fp16" and device.type == "cpu")]
     head = ["read", "colorize", "sr", "blend", "finish", "flux", "write", "setup"]
     print(f"{'mode':<28}" + "".join(f"{h:>9}" for h in head) + f"{'timed s':>9}{'MP/s':>8}{'untimed s':>10}{'MP/s':>8}")
+    skip = set(filter(None, args.skip.split(",")))
     for prec in precisions:
         enh = Enhancer(EnhanceConfig(device=args.device, precision=prec, formats=("fits",), **extra))
         if args.channels_last:
             for net in (enh.sr, enh.colorizer):
                 net.to(memory_format=torch.channels_last)
         enh.enhance_array(frame[:128, :128], wcs)  # warm-up (kernels, allocator)
-        for mode in ("enhance_array", "run --format fits"):
+        for mode in ("enhance_array",) + (() if "file" in skip else ("run --format fits",)):
             def go(e=enh, m=mode, dest=work / f"out_{prec}"):
                 if m == "enhance_array":
                     e.enhance_array(frame, wcs)
@@ -99,7 +102,7 @@ def main() -> None:
         print(f"{'  SR network alone ' + prec:<28} {enh.accel.batch} tiles of {tile}^2: {t_net:.3f} s, "
               f"{x.numel() * 16 / 1e6 / t_net:.1f} output MP/s")
     rrdb = RRDBNet().eval().to(device)
-    for prec in precisions:
+    for prec in [] if "rrdb" in skip else precisions:
         xin = torch.rand((1, 3, 256, 256), device=device)
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(prec)
         with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
@@ -107,6 +110,8 @@ def main() -> None:
             t_r = min(timed(lambda x=xin: rrdb(x), device) for _ in range(2))
         print(f"RRDBNet x4 {prec}: 256^2 input, {t_r:.3f} s, {1.048576 / t_r:.1f} output MP/s")
     # agreement with CPU fp32 on a crop
+    if "agreement" in skip:
+        return
     crop = frame[:256, :256]
     ref = Enhancer(EnhanceConfig(device="cpu")).enhance_array(crop, wcs)
     for prec in precisions:

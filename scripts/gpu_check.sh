@@ -1,20 +1,24 @@
 #!/bin/bash
-# The CUDA path of `astroenhance run` on a lent GPU, in one call (issue 19): per-stage speed on a SIZE^2 frame in
-# fp32/bf16/fp16 beside RRDBNet x4 and the agreement with CPU fp32 (benchmarks/bench_gpu.py), bf16 at larger batches,
-# and `run` end to end on the shipped example.
-# Usage: scripts/gpu_check.sh OUTDIR [SIZE]   (astroenhance importable there: pip install -e . with its dependencies)
+# The CUDA path of `astroenhance run` on a lent GPU, in one call of about 6-8 minutes (issue 19); every part has its
+# own time limit and writes into OUTDIR as it goes, so a slow part still leaves the others' numbers.
+#   1. fp32/bf16/fp16 on a 512^2 frame: agreement with CPU fp32, RRDBNet x4 beside, per-stage seconds
+#   2. the issue's table: a 4096^2 frame, bf16 and fp32, enhance_array and run --format fits, per stage
+#   3. bf16 variants on 2048^2: 32 tiles per call, channels-last weights
+#   4. `run` end to end on the shipped example
+# Usage: scripts/gpu_check.sh OUTDIR   (astroenhance importable: see scripts/gpu_wheels.sh for the GPU image)
 set -u
-out=$1; size=${2:-4096}; mkdir -p "$out"
+out=$1; mkdir -p "$out"
 export PYTHONUNBUFFERED=1
+b="python3 benchmarks/bench_gpu.py --device cuda --workdir /tmp/ae-gpu"
 nvidia-smi --query-gpu=name,memory.total,memory.used --format=csv 2>&1 | tee "$out/gpu.txt"
-python3 benchmarks/bench_gpu.py --device cuda --size "$size" --workdir /tmp/ae-gpu 2>&1 | tee "$out/bench_gpu.txt"
-for opt in "--batch 8" "--batch 32" "--channels-last"; do
-  python3 benchmarks/bench_gpu.py --device cuda --size "$size" --precisions bf16 $opt --workdir /tmp/ae-gpu 2>&1 \
-    | grep -v "^RRDB\|vs cpu" | tee -a "$out/bench_gpu_variants.txt"
+timeout 150 $b --size 512 --precisions fp32,bf16,fp16 2>&1 | tee "$out/1_small.txt"
+timeout 240 $b --size 4096 --precisions bf16,fp32 --skip rrdb,agreement 2>&1 | tee "$out/2_4096.txt"
+for opt in "--batch 32" "--channels-last"; do
+  timeout 60 $b --size 2048 --precisions bf16 --skip file,rrdb,agreement $opt 2>&1 | tee -a "$out/3_variants.txt"
 done
 frame=examples/abell_2744_group_of_galaxies_f105w.fits.gz
 for prec in fp32 bf16; do
-  /usr/bin/time -f "run --device cuda --precision $prec: %e s wall, %M KB RSS" \
-    python3 -m astroenhance run $frame -o "$out/run-$prec" --device cuda --precision $prec --format fits -q 2>&1 | tail -1
-done | tee "$out/run.txt"
-rm -rf "$out"/run-*
+  TIMEFORMAT="run --device cuda --precision $prec: %R s wall"
+  { time timeout 60 python3 -m astroenhance run $frame -o "/tmp/ae-gpu/run-$prec" --device cuda --precision $prec \
+      --format fits -q ; } 2>&1 | tail -2
+done | tee "$out/4_run.txt"
