@@ -457,7 +457,7 @@ def train_sr_hst(
     outdir: RunOpt,
     truths: Annotated[list[Path], typer.Option("--truth", help="A deep real frame (FITS) to make training pairs from; repeat for more. Keep the frames you evaluate on out.", exists=True, dir_okay=False)] = [],  # noqa: B006
     val: Annotated[list[Path], typer.Option("--val", help="A deep frame for validation crops (not trained on); repeat for more.", exists=True, dir_okay=False)] = [],  # noqa: B006
-    arch: Annotated[str, typer.Option(help="srresnet-8x32 (CPU default) or srresnet-16x64.")] = "srresnet-8x32",
+    arch: Annotated[str, typer.Option(help="srresnet-8x32 (CPU default), srresnet-12x48 or srresnet-16x64.")] = "srresnet-8x32",
     init: Annotated[Path | None, typer.Option(help="Start from these weights (safetensors or a run folder).")] = None,
     iters: int = 3000, batch: int = 16,
     crop: Annotated[int, typer.Option(help="Input crop side (the truth crop is 4x larger).")] = 32,
@@ -469,6 +469,10 @@ def train_sr_hst(
     correlated: Annotated[float, typer.Option(help="Share of pairs whose added noise is correlated between neighbouring pixels as in drizzled frames (so that the network does not take such noise for structure).", min=0.0, max=1.0)] = 0.0,
     loss: Annotated[str, typer.Option(help="l1: the network learns the median truth given the input; mse: the mean (what PSNR rewards; near the sky the mean is also the unbiased flux). Both in the noise-normalised space.")] = "l1",
     threads: Annotated[int, typer.Option(help="torch threads (0: torch's default).")] = 0,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    precision: Annotated[str, typer.Option(help="fp32, or bf16 (autocast; for GPUs).")] = "fp32",
+    workers: Annotated[int, typer.Option(help="Processes making training pairs ahead of the network (for a GPU; the same pairs as without).", min=0)] = 0,
+    minutes: Annotated[float, typer.Option(help="Stop after this many minutes of training, with a checkpoint (--resume continues it; 0: no limit).", min=0.0)] = 0.0,
     resume: Annotated[bool, typer.Option(help="Continue the checkpoint in -o exactly where it stopped.")] = False,
 ) -> None:
     """Train super-resolution for real telescope frames: deep frames binned 4x with noise (and synthetic fields),
@@ -477,7 +481,8 @@ def train_sr_hst(
 
     cfg = TelescopeConfig(truths=[str(t) for t in truths], val=[str(v) for v in val], out=str(outdir), arch=arch, init=str(init) if init else "",
                           iters=iters, batch=batch, crop=crop, lr=lr, k_min=k_min, k_max=k_max, synthetic=synthetic,
-                          seed=seed, val_every=val_every, threads=threads, loss=loss, correlated=correlated, flux_tolerance=flux_tolerance)
+                          seed=seed, val_every=val_every, threads=threads, loss=loss, correlated=correlated, flux_tolerance=flux_tolerance,
+                          device=device, precision=precision, workers=workers, minutes=minutes)
     trainer = TelescopeTrainer(cfg, load_truths(truths), load_truths(val))
     ckpt = outdir / "ckpt.pt"
     if resume:

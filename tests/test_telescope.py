@@ -170,3 +170,24 @@ def test_shipped_hst_model_runs_in_noise_space_with_its_defaults(tmp_path):
     h = fits.getheader(out)
     assert h["AE_SRID"] == "sr-hst-8x32" and h["AE_SRSPC"] == "noise-asinh"
     assert h["AE_GATE"] is False and h["AE_FLUX"] is True and h["AE_FLUXT"] == 2.0 and h["AE_SRDET"] == 1.0
+
+
+def test_batches_made_by_workers_are_the_batches_and_a_time_limit_stops_with_a_checkpoint(tmp_path):
+    """`train sr-hst --workers N` (batches made ahead in other processes, for a GPU) trains on exactly the batches made
+    in-process; `--minutes` stops after that much training with a checkpoint to resume from."""
+    cfg = TelescopeConfig(out=str(tmp_path / "a"), iters=4, batch=2, crop=8, val_every=100, synthetic=1.0, lr=1e-3)
+    a = TelescopeTrainer(cfg, [], [])
+    w = TelescopeTrainer(TelescopeConfig(**{**cfg.__dict__, "out": str(tmp_path / "w"), "workers": 2}), [], [])
+    made = list(w._batches())
+    assert len(made) == 4
+    for step, (x, y) in enumerate(made):
+        xa, ya = a.batch(step)
+        assert torch.equal(x, xa) and torch.equal(y, ya)
+    w.run()
+    a.run()
+    for va, vw in zip(a.model.state_dict().values(), w.model.state_dict().values()):
+        assert torch.equal(va, vw)
+    t = TelescopeTrainer(TelescopeConfig(**{**cfg.__dict__, "out": str(tmp_path / "t"), "iters": 1000,
+                                            "minutes": 1e-6}), [], [])
+    t.run()
+    assert 1 <= t.step < 1000 and (tmp_path / "t" / "ckpt.pt").exists()

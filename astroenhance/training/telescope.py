@@ -29,6 +29,7 @@ from scipy.signal import fftconvolve
 from ..errors import SettingsError
 from ..metrics import area_downsample, psnr
 from ..models.registry import build_model
+from ..pipeline.device import resolve_device
 from ..pipeline.finish import block_mean_shift, estimate_noise
 from ..pipeline.space import BETA, from_noise_space, to_noise_space
 
@@ -150,6 +151,24 @@ class TelescopeConfig:
     seed: int = 0
     val_every: int = 250
     threads: int = 0
+    device: str = "cpu"  # cpu, cuda, cuda:N
+    precision: str = "fp32"  # fp32 or bf16 (autocast of the forward pass and the loss)
+    workers: int = 0  # processes making batches ahead (each batch is still a function of the step alone)
+    minutes: float = 0.0  # > 0: stop (and checkpoint) after this much training time, whatever the step
+
+
+class _Batches(torch.utils.data.Dataset):
+    """Item ``i`` is the trainer's batch of step ``first + i`` (`TelescopeTrainer.batch`), made in a DataLoader
+    worker: the same batches as without workers."""
+
+    def __init__(self, trainer: TelescopeTrainer, first: int, last: int) -> None:
+        self.make, self.first, self.last = trainer.batch, first, last
+
+    def __len__(self) -> int:
+        return max(0, self.last - self.first)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.make(self.first + i)
 
 
 class TelescopeTrainer:
@@ -162,11 +181,15 @@ class TelescopeTrainer:
             raise SettingsError(f"loss {cfg.loss!r}: choose from {', '.join(LOSSES)}")
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        if cfg.precision not in ("fp32", "bf16"):
+            raise SettingsError(f"precision {cfg.precision!r}: choose fp32 or bf16")
+        self.device = resolve_device(cfg.device, cfg.precision)
         self.cfg, self.truths, self.val = cfg, truths, val
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.arch)
         if cfg.init:
             self.model.load_state_dict(_load_state(cfg.init))
+        self.model.to(self.device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.step = 0
         self.out = Path(cfg.out)
@@ -210,12 +233,16 @@ class TelescopeTrainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """L1 in noise space and PSNR in an asinh display of the truth, of the network and of bicubic."""
+        """L1 in noise space and PSNR in an asinh display of the truth, of the network and of bicubic (nothing
+        without validation frames)."""
+        if not self.val_pairs:
+            return {}
         self.model.eval()
         res: dict[str, list[float]] = {"val_l1": [], "val_l1_bicubic": [], "val_psnr": [], "val_psnr_bicubic": []}
         for _, _, x, y in self.val_pairs:
             t = torch.from_numpy(x)[None, None]
-            out = self.model(t)[0, 0].numpy()
+            with self._autocast():
+                out = self.model(t.to(self.device)).float()[0, 0].cpu().numpy()
             bic = F.interpolate(t, scale_factor=SCALE, mode="bicubic", align_corners=False)[0, 0].numpy()
             res["val_l1"].append(float(np.abs(out - y).mean()))
             res["val_l1_bicubic"].append(float(np.abs(bic - y).mean()))
@@ -235,6 +262,18 @@ class TelescopeTrainer:
         tmp.replace(path)
         return path
 
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16")
+
+    def _batches(self):
+        """``(x, y)`` for every step from the current one to the end: made here, or ahead in ``cfg.workers``
+        processes (the same batches: each is a function of its step alone)."""
+        if self.cfg.workers <= 0:
+            return (self.batch(step) for step in range(self.step, self.cfg.iters))
+        return iter(torch.utils.data.DataLoader(_Batches(self, self.step, self.cfg.iters), batch_size=None,
+                                                num_workers=self.cfg.workers, prefetch_factor=4,
+                                                pin_memory=self.device.type == "cuda"))
+
     def load(self, path: Path) -> None:
         ck = torch.load(path, map_location="cpu", weights_only=True)
         self.model.load_state_dict(ck["model"])
@@ -242,8 +281,8 @@ class TelescopeTrainer:
         self.step = int(ck["step"])
 
     def run(self, on_step=None, stop_after: int | None = None) -> dict[str, float]:
-        """Train to ``cfg.iters`` (or stop after step ``stop_after``), validating and checkpointing every
-        ``cfg.val_every`` steps and at the end."""
+        """Train to ``cfg.iters`` (or stop after step ``stop_after``, or after ``cfg.minutes`` of training), validating
+        and checkpointing every ``cfg.val_every`` steps and at the end."""
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "config.json").write_text(json.dumps(asdict(self.cfg), indent=2))
         log = self.out / "log.csv"
@@ -254,12 +293,15 @@ class TelescopeTrainer:
             if new:
                 writer.writerow(["step", "metric", "value", "time"])
             self.model.train()
+            start = time.perf_counter()
+            batches = self._batches()
             while self.step < min(self.cfg.iters, stop_after or self.cfg.iters):
                 lr = self.cfg.lr * 0.5 * (1 + math.cos(math.pi * self.step / self.cfg.iters))
                 for g in self.opt.param_groups:
                     g["lr"] = lr
-                x, y = self.batch(self.step)
-                out = self.model(x)
+                x, y = (t.to(self.device, non_blocking=True) for t in next(batches))
+                with self._autocast():
+                    out = self.model(x).float()
                 if self.cfg.flux_tolerance > 0:
                     out = project_within(out, x, self.cfg.flux_tolerance)
                 loss = LOSSES[self.cfg.loss](out, y)
@@ -268,7 +310,8 @@ class TelescopeTrainer:
                 self.opt.step()
                 self.step += 1
                 last = {"loss": float(loss.detach())}
-                if self.step % self.cfg.val_every == 0 or self.step == self.cfg.iters:
+                out_of_time = self.cfg.minutes > 0 and time.perf_counter() - start > 60 * self.cfg.minutes
+                if self.step % self.cfg.val_every == 0 or self.step == self.cfg.iters or out_of_time:
                     last.update(self.validate())
                     for k, v in last.items():
                         writer.writerow([self.step, k, f"{v:.6g}", f"{time.time():.0f}"])
@@ -276,6 +319,8 @@ class TelescopeTrainer:
                     self.save()
                 if on_step:
                     on_step(self.step, last)
+                if out_of_time:
+                    break
         return last
 
 
