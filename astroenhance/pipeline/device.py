@@ -37,7 +37,7 @@ def slow_cpu_bf16(device: torch.device, precision: str) -> str:
 
 
 class Accelerator:
-    """One device and precision: moves networks there once and runs them on numpy batches."""
+    """One device and precision: moves networks there once and runs them on batches (numpy or tensors) there."""
 
     MAX_AUTO_BATCH = 64
 
