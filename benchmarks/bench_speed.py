@@ -4,7 +4,8 @@
 
 Prints output megapixels per second for: the shipped pipeline (colorize + 4x SR, fp32 and bf16, BN folded,
 channels_last), the other shipped SR models (``--sr-models``, fp32) and RRDBNet x4 (23 RRDB blocks, 64 features,
-32 growth, random weights), and their ratio.
+32 growth, random weights), and their ratio; then the registry's SR architectures as bare networks on one tile
+(``--archs``), each's cost relative to the first.
 The RRDBNet is written here (no download); only its cost matters, not its output.
 """
 
@@ -74,6 +75,9 @@ def main() -> None:
                     help="other shipped SR models to time too (fp32, SR only), comma-separated ('' for none)")
     ap.add_argument("--frame", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "fits" / "hst" / "j8bt06nyq_flt.fits"),
                     help="also time a whole real frame (default: the 1024x1024 ACS/HRC frame; '' to skip)")
+    ap.add_argument("--archs", default="srresnet-8x32,srresnet-12x48,srresnet-16x64",
+                    help="registry SR architectures to time as bare networks on one tile (random weights, BN folded, "
+                         "fp32): their cost relative to the first ('' to skip)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -117,6 +121,20 @@ def main() -> None:
         t_cov = best_of(lambda: enh.sr_detail_fraction(src, cfg, norm), 2)
         print(f"  of which the noise gate's coverage (sr_detail_fraction, AE_SRDET): {t_cov:.2f} s "
               f"({t_cov / t:.1%} of the SR-only run)")
+    archs = [a for a in args.archs.split(",") if a]
+    if archs:
+        from astroenhance.models.registry import build_model
+        from astroenhance.models.weights import fold_batchnorm
+
+        tile = torch.rand((1, 1, 224, 224)).contiguous(memory_format=torch.channels_last)
+        cost = {}
+        for a in archs:
+            net = fold_batchnorm(build_model(a).eval()).to(memory_format=torch.channels_last)
+            with torch.inference_mode():
+                net(tile)
+                cost[a] = best_of(lambda n=net: n(tile), 3)
+        print("bare SR networks, one 224² tile, fp32: " + ", ".join(
+            f"{a} {t:.3f} s ({t / cost[archs[0]]:.2f}x)" for a, t in cost.items()))
     rrdb = RRDBNet().eval().to(memory_format=torch.channels_last)
     x = torch.from_numpy(rng.random((1, 3, args.size, args.size), dtype=np.float32)).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():

@@ -36,8 +36,8 @@ ARCHITECTURES: dict[str, ArchSpec] = {
         ArchSpec("srresnet-8x32", "sr", SRResNet, {"num_blocks": 8, "num_features": 32, "scale": 4}, 4,
                  "Same design, 8 blocks of 32 features: 3x faster on CPU, the default."),
         ArchSpec("srresnet-12x48", "sr", SRResNet, {"num_blocks": 12, "num_features": 48, "scale": 4}, 4,
-                 "Between the two: 12 blocks of 48 features, for telescope frames (`train sr-hst`): 1.8x the "
-                 "8x32's network cost on a CPU (16x64: 3x), so a whole frame stays near 1 output MP/s on 2 cores."),
+                 "Between the two: 12 blocks of 48 features, for telescope frames (`train sr-hst`): 1.9x the "
+                 "8x32's network cost on a CPU, 16x64 3.2x (`benchmarks/bench_speed.py`, bare networks)."),
         ArchSpec("srresnet-8x32-ycc", "sr", SRResNet, {"in_channels": 3, "num_blocks": 8, "num_features": 32,
                                                       "scale": 4}, 4,
                  "Experiment (`train` only; `run` and `evaluate` use luminance networks): 8x32 upscaling "

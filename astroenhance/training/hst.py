@@ -187,8 +187,8 @@ def evaluate_frame(enhancer: Enhancer, name: str, truth: np.ndarray, wcs, k: flo
     """One truth at one noise level: `run` and the best baseline, scored (see the protocol).  ``panels``, if given,
     receives one figure row (`figure_row`); ``sources`` are the truth's (`TruthSources.find`, found if not given)."""
     rng = np.random.default_rng([seed, int(k * 1000)])
-    rms = estimate_noise(truth)
-    sources = sources or TruthSources.find(truth, rms)
+    sources = sources or TruthSources.find(truth, estimate_noise(truth))
+    rms = sources.sigma  # the truth's pixel rms, measured once per truth
     lr, sigma = degrade(truth, k, rng, rms)
     src = write_input(workdir / f"{name}.k{k:g}.fits", lr, sigma, wcs)
     [result] = enhancer.enhance_file(src, workdir)
