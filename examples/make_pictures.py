@@ -38,6 +38,7 @@ def main() -> None:
     subprocess.run(CLI + ["mosaic", *pieces, "-o", str(work), "--grid", "first"], check=True)
     shutil.copy(work / "mosaic.mosaic.png", HERE / "mosaic_hrc.png")
     sr_comparison(work)
+    cosmic_ray_comparison(work)
     truths = work / "truths"  # two held-out deep frames through evaluate --task hst's protocol
     truths.mkdir()
     for frame in (DATA / "fits" / "hst" / "abell_2744_dwarf_galaxy_f105w.fits.gz",
@@ -45,7 +46,8 @@ def main() -> None:
         shutil.copy(frame, truths)
     subprocess.run(CLI + ["evaluate", "--task", "hst", "--data", str(truths), "--noise-frames", "0",
                           "--figure", str(HERE / "hst_protocol.png")], check=True)
-    for name in ("run_abell2744.png", "compose_cfhtls.png", "mosaic_hrc.png", "sr_hrc.png", "hst_protocol.png"):
+    for name in ("run_abell2744.png", "compose_cfhtls.png", "mosaic_hrc.png", "sr_hrc.png", "cosmic_rays_hrc.png",
+                 "hst_protocol.png"):
         print(HERE / name, Image.open(HERE / name).size)
 
 
@@ -80,6 +82,39 @@ def sr_comparison(work: Path) -> None:
     first = [norm(np.repeat(np.repeat(lr, 4, 0), 4, 1)), norm(up.numpy())]
     row = np.concatenate([np.nan_to_num(x)[::-1] for x in first + panels], axis=1)
     Image.fromarray((np.clip(row, 0, 1) * 255).astype(np.uint8)).save(HERE / "sr_hrc.png")
+
+
+def cosmic_ray_comparison(work: Path) -> None:
+    """cosmic_rays_hrc.png: the piece of sr_comparison as input (pixels replicated; red: what --clean-cosmic-rays
+    reads as no data), `run` and `run --clean-cosmic-rays` (hst, grey), in the output's display mapping."""
+    import numpy as np
+
+    from astroenhance.io.readers import open_frames
+
+    if not (work / "hrc.fits").exists():
+        sr_comparison(work)
+    panels = []
+    for name, extra in (("plain", []), ("clean", ["--clean-cosmic-rays"])):
+        subprocess.run(CLI + ["run", str(work / "hrc.fits"), "-o", str(work / name), "-q", "--format", "fits",
+                              "--no-colorize", *extra], check=True)
+        with fits.open(work / name / "hrc.enhanced.fits") as h:
+            panels.append(np.nan_to_num(h["GREEN"].data.astype(np.float64)))
+    with open_frames(work / "hrc.fits") as [src]:
+        base = src.read_rows(0, src.shape[0])
+    with open_frames(work / "hrc.fits", cosmic_rays=True) as [src]:
+        hits = np.isnan(src.read_rows(0, src.shape[0])) & ~np.isnan(base)
+    big = np.repeat(np.repeat(hits, 4, 0), 4, 1)
+    # the input in the plain run's display mapping: each input pixel 4x4, as the network sees it
+    with fits.open(work / "plain" / "hrc.enhanced.fits") as h:
+        from astroenhance.imaging.normalize import Normalizer
+        p = h[0].header
+        norm = Normalizer(p["AE_STRCH"], p["AE_INTVL"], p["AE_VMIN"], p["AE_VMAX"], p["AE_STRA"])
+    shown = np.clip(np.nan_to_num(norm(np.repeat(np.repeat(base, 4, 0), 4, 1))), 0, 1)
+    rgb_in = np.repeat(shown[..., None], 3, -1)
+    rgb_in[big] = [1.0, 0.15, 0.15]
+    rows = [rgb_in] + [np.repeat(np.clip(x, 0, 1)[..., None], 3, -1) for x in panels]
+    row = np.concatenate([r[::-1] for r in rows], axis=1)
+    Image.fromarray((row * 255).astype(np.uint8)).save(HERE / "cosmic_rays_hrc.png")
 
 
 if __name__ == "__main__":

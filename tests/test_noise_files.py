@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from astropy.io import fits
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -114,6 +114,7 @@ def test_one_rms_map_for_a_multichip_file_is_refused(tmp_path):
 
 
 
+@settings(deadline=None)  # the first example imports scipy.signal (seconds when this file runs alone)
 @given(st.integers(0, 2**31 - 1), st.floats(0.2, 0.5), st.floats(0.2, 0.5))
 def test_estimated_noise_is_the_per_pixel_sigma_also_when_neighbours_correlate(seed, a, b):
     """Drizzled frames' noise is shared between neighbours: pixel-to-pixel differences then see too little of it

@@ -13,6 +13,9 @@ A science extension ``SCI,v`` is paired with the ``ERR,v``, ``WHT,v`` and ``DQ,v
   data (2), bad detector pixels (4), hot pixels (16), bad columns (128) and cosmic rays (4096 AstroDrizzle,
   8192 calwf3/acsrej).  Saturated pixels (256, 2048) stay: their values are lower limits, and dropping them
   would punch holes in every bright star.  (The default mask lives with the settings: `config.DQ_NO_DATA`.)
+* ``run --clean-cosmic-rays`` (`mask_cosmic_rays`) finds cosmic-ray hits that a single exposure's DQ does not flag:
+  pixels sharper than the diffraction limit at the filter's pivot wavelength (PHOTPLAM) allows a star to be
+  (`imaging.cosmics`), read as no-data like DQ-flagged ones.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ import numpy as np
 from astropy.io import fits
 
 from ..errors import InputError
+from ..imaging.cosmics import MARGIN, find_cosmic_rays, star_sharpness
 
+DQ_SATURATED = 256 | 2048  # full well, A/D converter: not the PSF's shape, never searched for cosmic rays
 SAMPLE_ROWS = 512  # rows read to take a companion's median: bounded memory for any frame size
 
 
@@ -98,3 +103,72 @@ def map_noise(path: Path, shape: tuple[int, int]) -> float:
     if not sigma:
         raise InputError(f"{path}: noise map has no finite value > 0")
     return sigma
+
+
+def frame_star_sharpness(frame) -> tuple[float, float]:
+    """How sharp a star can be on ``frame`` (a `readers.FrameSource`; `imaging.cosmics.star_sharpness`): HST's
+    diffraction limit at the header's PHOTPLAM (pivot wavelength, Angstrom) on the WCS's smallest pixel scale."""
+    header = frame.header
+    try:
+        wavelength = float(header["PHOTPLAM"]) * 1e-10 if header is not None and "PHOTPLAM" in header else 0.0
+    except (TypeError, ValueError):
+        wavelength = 0.0
+    if not wavelength > 0:
+        raise InputError(f"{frame.name}: --clean-cosmic-rays needs the filter's pivot wavelength (PHOTPLAM) to know "
+                         "how sharp a star can be; this header has none")
+    if frame.wcs is None:
+        raise InputError(f"{frame.name}: --clean-cosmic-rays needs a celestial WCS (the pixel scale) to know how "
+                         "sharp a star can be; this frame has none")
+    from astropy.wcs.utils import proj_plane_pixel_scales
+
+    scale = float(np.min(proj_plane_pixel_scales(frame.wcs.celestial))) * 3600.0
+    return star_sharpness(wavelength, scale)
+
+
+def mask_cosmic_rays(frame) -> int:
+    """Find ``frame``'s cosmic-ray hits (`imaging.cosmics.find_cosmic_rays`, with the ERR extension's per-pixel
+    sigma where the file has one, else the frame's noise) and make its ``read_rows`` return them as NaN, like
+    DQ-flagged pixels; saturated pixels (DQ 256, 2048) and their neighbours are never flagged.  Sets
+    ``frame.cosmic_rays`` (pixels flagged) and ``cosmic_ray_limit``, adds a note; returns the count.  The whole
+    frame is read once (single exposures: a few tens of MB)."""
+    from scipy.ndimage import binary_dilation, label
+
+    if frame.channels != 1:
+        raise InputError(f"{frame.name}: --clean-cosmic-rays needs a grey frame (one band)")
+    ratio, curvature = frame_star_sharpness(frame)
+    h = frame.shape[0]
+    data = np.asarray(frame.read_rows(0, h), np.float64)
+    if frame.pixel_noise_rows is not None:
+        sigma = np.asarray(frame.pixel_noise_rows(0, h), np.float64)
+        source = "ERR per pixel"
+    else:
+        sigma = frame.noise or _row_difference_sigma(data)
+        source = "one sigma for the frame"
+    if frame.saturated_rows is not None:
+        sat = binary_dilation(frame.saturated_rows(0, h), iterations=2)
+        data = np.where(sat, np.nan, data)
+    mask = find_cosmic_rays(data, sigma, ratio, curvature)
+    del data
+    n = int(mask.sum())
+    frame.cosmic_rays, frame.cosmic_ray_limit = n, ratio
+    hits = label(mask, np.ones((3, 3), bool))[1] if n else 0
+    frame.notes.append(f"--clean-cosmic-rays: {n} pixels in {hits} groups sharper than a star can be (peak > "
+                       f"{MARGIN:g} x {ratio:.2f} times its neighbours' mean, {source}) read as no data (AE_NCR)")
+    if n:
+        read = frame.read_rows
+
+        def read_rows(y0: int, y1: int) -> np.ndarray:
+            rows = read(y0, y1)
+            return np.where(mask[y0:y1], np.float32(np.nan), rows).astype(rows.dtype, copy=False)
+
+        frame.read_rows = read_rows
+    return n
+
+
+def _row_difference_sigma(data: np.ndarray) -> float:
+    """The noise of a frame from differences of pixels 2 apart along rows (robust: median absolute deviation)."""
+    d = (data[:, 2:] - data[:, :-2]).ravel()
+    d = d[np.isfinite(d)]
+    if not d.size:
+        return float("inf")
+    return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2))

@@ -21,7 +21,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 
 from ..config import DQ_NO_DATA
 from ..errors import InputError
-from .noise import dq_reader, file_noise, map_noise
+from .noise import DQ_SATURATED, companion, dq_reader, file_noise, map_noise, mask_cosmic_rays
 
 FITS_SUFFIXES = (".fits.gz", ".fits.fz", ".fit.gz", ".fts.gz", ".fits", ".fit", ".fts")
 IMAGE_SUFFIXES = (".png", ".tiff", ".tif", ".jpeg", ".jpg")
@@ -88,6 +88,11 @@ class FrameSource:
     noise: float | None = None  # the frame's noise sigma in input units, from the file (`noise`); None: estimate it
     noise_from: str = ""  # ERR, WHT or the rms map's path
     dq_mask: int = 0  # the DQ flags read as no-data (0: none, or no DQ extension)
+    # per-pixel companions for the cosmic-ray search (`noise.mask_cosmic_rays`): ERR rows, saturated-pixel rows
+    pixel_noise_rows: Callable[[int, int], np.ndarray] | None = None
+    saturated_rows: Callable[[int, int], np.ndarray] | None = None
+    cosmic_rays: int = -1  # pixels flagged as cosmic-ray hits and read as no-data (-1: not searched)
+    cosmic_ray_limit: float = 0.0  # the peak / neighbours ratio above which a pixel is not a star
 
     @property
     def is_display_image(self) -> bool:
@@ -130,11 +135,12 @@ def _check_size(name: str, shape: tuple[int, ...]) -> None:
 
 @contextlib.contextmanager
 def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int = DQ_NO_DATA,
-                noise: str | Path | None = None) -> Iterator[list[FrameSource]]:
+                noise: str | Path | None = None, cosmic_rays: bool = False) -> Iterator[list[FrameSource]]:
     """Open ``path`` and yield its frames (one per chip for multi-chip FITS); files close on exit.
 
     FITS science extensions take their noise from ERR/WHT and mask the ``dq_mask`` flags of DQ (`noise`);
-    ``noise`` is an rms map (path) for a single frame instead."""
+    ``noise`` is an rms map (path) for a single frame instead.  With ``cosmic_rays`` each frame's pixels sharper
+    than the telescope's PSF allows are found and read as no-data too (`noise.mask_cosmic_rays`)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
@@ -166,10 +172,16 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
                                      f"{len(found)} chips ({', '.join(f.label for f in found)}); choose one with --hdu")
                 for f in found:
                     f.noise, f.noise_from = map_noise(Path(noise), f.shape), Path(noise).name
+            if cosmic_rays:
+                for f in found:
+                    mask_cosmic_rays(f)
             yield found
     elif path.suffix.lower() in IMAGE_SUFFIXES:
         if hdu is not None:
             raise InputError(f"{path}: --hdu applies to FITS files only")
+        if cosmic_rays:
+            raise InputError(f"{path}: --clean-cosmic-rays applies to FITS frames (a raw exposure in its "
+                             "detector's units), not to pictures")
         yield [_read_image(path)]
     else:
         raise InputError(f"{path}: unknown file type {path.suffix!r}; expected FITS ({', '.join(FITS_SUFFIXES)}) "
@@ -310,6 +322,8 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask
     extver, shape2d = int(header.get("EXTVER", 1)), (dims[-2], dims[-1])
     flagged = dq_reader(hdul, extver, shape2d, dq_mask) if planes == 1 else None
     sigma, sigma_from = file_noise(hdul, extver, shape2d) if planes == 1 else (None, "")
+    err = companion(hdul, "ERR", extver, shape2d) if planes == 1 else None
+    saturated = dq_reader(hdul, extver, shape2d, DQ_SATURATED) if planes == 1 else None
     frames = []
     lead = (0,) * (len(dims) - 2 - (1 if extra else 0))
     for plane in range(planes):
@@ -339,7 +353,9 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask
         frames.append(FrameSource(name=f"{path}" + (f"[{label}]" if label else ""), shape=(dims[-2], dims[-1]),
                                   channels=1, origin="lower", read_rows=read_rows, wcs=wcs, header=kept,
                                   label=label, dtype=_fits_dtype(header), path=path, notes=notes,
-                                  noise=sigma, noise_from=sigma_from, dq_mask=dq_mask if flagged else 0))
+                                  noise=sigma, noise_from=sigma_from, dq_mask=dq_mask if flagged else 0,
+                                  pixel_noise_rows=None if err is None else (lambda a, b, e=err: e.section[a:b]),
+                                  saturated_rows=saturated))
     for f in frames:
         _check_size(f.name, f.shape)
     return frames

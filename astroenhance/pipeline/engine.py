@@ -704,7 +704,8 @@ class Enhancer:
         cfg = self._given.for_input(is_fits(path))
         if (other := self._for_model(cfg.sr_model)) is not self:
             return other.enhance_file(path, outdir, progress=progress)
-        with open_frames(path, cfg.hdu, dq_mask=parse_dq_mask(cfg.dq_mask), noise=cfg.noise) as frames:
+        with open_frames(path, cfg.hdu, dq_mask=parse_dq_mask(cfg.dq_mask), noise=cfg.noise,
+                         cosmic_rays=cfg.clean_cosmic_rays) as frames:
             return [self.write_source(src, Path(outdir), path, cfg, progress=progress) for src in frames]
 
     def planned_outputs(self, path: str | Path, outdir: str | Path) -> list[tuple[Path, tuple[int, int]]]:

@@ -1,0 +1,175 @@
+"""Cosmic-ray hits found by being sharper than any star can be (`imaging.cosmics`, `run --clean-cosmic-rays`)."""
+
+import math
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.wcs import WCS
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from astroenhance.cli import app
+from astroenhance.imaging import cosmics
+from astroenhance.imaging.cosmics import _airy, find_cosmic_rays, star_sharpness
+from astroenhance.io.readers import open_frames
+
+from .conftest import HRC
+
+WAVELENGTH, SCALE = 5888e-10, 0.025  # ACS/HRC F606W: the sharpest HST imaging there is
+
+
+def _star(shape, y, x, flux, wavelength=WAVELENGTH, scale=SCALE, oversample=5):
+    """A diffraction-limited star (the sharpest possible) at sub-pixel position (y, x), integrated over pixels,
+    over the whole frame (a cut-off would be an edge sharper than any star)."""
+    h, w = shape
+    sy = (np.arange(h * oversample) + 0.5) / oversample - 0.5 - y
+    sx = (np.arange(w * oversample) + 0.5) / oversample - 0.5 - x
+    r = np.hypot(sy[:, None], sx[None, :]) * scale * math.pi / 648000
+    psf = _airy(r, wavelength, 2.4, 0.33).reshape(h, oversample, w, oversample).sum(axis=(1, 3))
+    return flux * psf / psf.sum()
+
+
+def _field(rng, n_stars=12, size=128, sky=50.0, read=5.0, fluxes=(2e3, 2e6)):
+    """Stars at random sub-pixel positions on a sky, with Poisson and read noise, and the per-pixel sigma an flt's
+    ERR would give."""
+    truth = np.full((size, size), sky)
+    for _ in range(n_stars):
+        y, x = rng.uniform(10, size - 10, 2)
+        truth += _star(truth.shape, y, x, math.exp(rng.uniform(*np.log(fluxes))))
+    data = rng.poisson(truth).astype(np.float64) + rng.normal(0, read, truth.shape)
+    return data, np.sqrt(truth + read**2)
+
+
+def test_a_star_can_be_no_sharper_than_diffraction_allows():
+    ratio, curvature = star_sharpness(WAVELENGTH, SCALE)
+    assert 2 < ratio < 3.5 and curvature > 1  # HRC F606W: the peak holds ~2.6x its neighbours' mean
+    # longer wavelengths and finer pixels spread a star over more pixels; coarser pixels make it sharper
+    assert star_sharpness(2 * WAVELENGTH, SCALE)[0] < ratio < star_sharpness(WAVELENGTH, 2 * SCALE)[0]
+    # a real PSF is broader than the diffraction limit: a star drawn at it, centred, sits at the bound
+    img = _star((13, 13), 6, 6, 1.0, oversample=25)
+    assert img[6, 6] / ((img[5:8, 5:8].sum() - img[6, 6]) / 8) == pytest.approx(ratio, rel=0.02)
+    with pytest.raises(ValueError):
+        star_sharpness(0, SCALE)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_stars_as_sharp_as_physics_allows_are_never_flagged(seed):
+    """Diffraction-limited stars from barely detected to 2 million electrons, anywhere within a pixel, with
+    Poisson and read noise: not one pixel flagged."""
+    data, sigma = _field(np.random.default_rng(seed))
+    ratio, curvature = star_sharpness(WAVELENGTH, SCALE)
+    assert not find_cosmic_rays(data, sigma, ratio, curvature).any()
+
+
+def _hits(rng, shape, n, sigma_sky):
+    """Single-pixel hits and short tracks (2-5 pixels, row, column or diagonal) of 20-200 sigma per pixel."""
+    img = np.zeros(shape)
+    tracks = []
+    for i in range(n):
+        length = 1 + i % 5
+        dy, dx = [(0, 1), (1, 0), (1, 1)][i % 3]
+        y, x = rng.integers(12, shape[0] - 12), rng.integers(12, shape[1] - 12)
+        px = [(y + k * dy, x + k * dx) for k in range(length)]
+        for p in px:
+            img[p] += rng.uniform(20, 200) * sigma_sky
+        tracks.append(px)
+    return img, tracks
+
+
+def test_hits_and_whole_tracks_are_found_beside_stars():
+    rng = np.random.default_rng(3)
+    data, sigma = _field(rng, n_stars=8, size=192)
+    hits, tracks = _hits(rng, data.shape, 30, float(np.median(sigma)))
+    flags = find_cosmic_rays(data + hits, np.sqrt(sigma**2 + hits), *star_sharpness(WAVELENGTH, SCALE))
+    whole = sum(all(flags[p] for p in t) for t in tracks)
+    assert whole >= 27, f"only {whole} of 30 hits flagged entirely"
+    assert not (flags & (hits == 0)).any()  # nothing else
+    # the flags are the same whether the frame is searched in strips or at once
+    strip = cosmics.STRIP
+    try:
+        cosmics.STRIP = 40
+        np.testing.assert_array_equal(
+            find_cosmic_rays(data + hits, np.sqrt(sigma**2 + hits), *star_sharpness(WAVELENGTH, SCALE)), flags)
+    finally:
+        cosmics.STRIP = strip
+
+
+def test_no_data_and_its_neighbours_are_never_flagged():
+    rng = np.random.default_rng(5)
+    data = rng.normal(100, 5, (64, 64))
+    data[30, 30] += 2000  # a hit ...
+    data[30, 32] = np.nan  # ... two pixels from a masked one
+    data[10, 10] += 2000  # a hit in the clear
+    flags = find_cosmic_rays(data, 5.0, *star_sharpness(WAVELENGTH, SCALE))
+    assert flags[10, 10] and not flags[30, 30] and not flags[30, 32] and flags.sum() == 1
+
+
+def _flt(path, data, err, dq=None, photplam=5887.9316):
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval, w.wcs.crpix, w.wcs.cdelt = [6.0, -72.0], [64, 64], [-SCALE / 3600, SCALE / 3600]
+    sci = fits.ImageHDU(data.astype(np.float32), w.to_header(), name="SCI")
+    if photplam:
+        sci.header["PHOTPLAM"] = photplam
+    sci.header["BUNIT"] = "ELECTRONS"
+    hdus = [fits.PrimaryHDU(), sci, fits.ImageHDU(err.astype(np.float32), name="ERR")]
+    if dq is not None:
+        hdus.append(fits.ImageHDU(dq.astype(np.int16), name="DQ"))
+    fits.HDUList(hdus).writeto(path)
+    return path
+
+
+def test_run_reads_hits_as_no_data_and_records_them(tmp_path):
+    rng = np.random.default_rng(11)
+    data, sigma = _field(rng, n_stars=6)
+    data[40, 40] += 3000
+    data[80, 20:23] += 1500
+    dq = np.zeros(data.shape, np.int16)
+    sat = _star(data.shape, 100.3, 100.6, 5e6) > 5e4  # a saturated core (DQ 256): not the PSF's shape
+    dq[sat] = 256
+    data[100, 100] += 1e5
+    src = _flt(tmp_path / "x_flt.fits", data, sigma, dq)
+    before = src.read_bytes()
+    runner = CliRunner()
+    args = ["--no-colorize", "--format", "fits", "-q"]
+    result = runner.invoke(app, ["run", str(src), "-o", str(tmp_path / "out"), "--clean-cosmic-rays", *args])
+    assert result.exit_code == 0, result.output
+    assert src.read_bytes() == before  # the input is never modified
+    with fits.open(tmp_path / "out" / "x_flt.enhanced.fits") as h:
+        assert h[0].header["AE_NCR"] == 4 and h[0].header["AE_CRLIM"] == pytest.approx(
+            star_sharpness(WAVELENGTH, SCALE)[0], rel=1e-3)
+        flux = h["FLUX"].data
+    assert np.isnan(flux[160:164, 160:164]).all() and np.isnan(flux[320:324, 80:92]).all()
+    assert np.isfinite(flux[400:404, 400:404]).all()  # the saturated core stays
+    assert np.isfinite(flux).sum() == flux.size - 4 * 16
+    # without the option nothing is searched: AE_NCR -1
+    result = runner.invoke(app, ["run", str(src), "-o", str(tmp_path / "plain"), *args])
+    with fits.open(tmp_path / "plain" / "x_flt.enhanced.fits") as h:
+        assert h[0].header["AE_NCR"] == -1 and np.isfinite(h["FLUX"].data).all()
+
+
+def test_without_a_pivot_wavelength_the_search_is_refused_clearly(tmp_path):
+    data, sigma = _field(np.random.default_rng(2), n_stars=2, size=64)
+    src = _flt(tmp_path / "nophot_flt.fits", data, sigma, photplam=None)
+    result = CliRunner().invoke(app, ["run", str(src), "-o", str(tmp_path / "out"), "--clean-cosmic-rays",
+                                      "--no-colorize", "--format", "fits", "-q"])
+    assert result.exit_code == 1 and "PHOTPLAM" in result.output and "nophot_flt.fits" in result.output
+    assert not list((tmp_path / "out").glob("*.fits"))
+
+
+def test_the_real_hrc_crop_loses_hits_not_stars():
+    """The ACS/HRC 47 Tuc crop (a single 60 s exposure, CRSPLIT = 1, no cosmic rays flagged in its DQ)."""
+    with open_frames(HRC) as [plain]:
+        base = plain.read_rows(0, plain.shape[0])
+    with open_frames(HRC, cosmic_rays=True) as [src]:
+        cleaned = src.read_rows(0, src.shape[0])
+        assert src.cosmic_rays > 0 and any("AE_NCR" in n for n in src.notes)
+    new = np.isnan(cleaned) & ~np.isnan(base)
+    assert new.sum() == src.cosmic_rays and new.sum() < 0.002 * new.size
+    # hits are small: single pixels and short tracks
+    from scipy.ndimage import label
+    lab, n = label(new, np.ones((3, 3), bool))
+    assert n >= 5 and np.bincount(lab.ravel())[1:].max() <= 12
