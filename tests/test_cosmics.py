@@ -145,10 +145,25 @@ def test_run_reads_hits_as_no_data_and_records_them(tmp_path):
     assert np.isnan(flux[160:164, 160:164]).all() and np.isnan(flux[320:324, 80:92]).all()
     assert np.isfinite(flux[400:404, 400:404]).all()  # the saturated core stays
     assert np.isfinite(flux).sum() == flux.size - 4 * 16
-    # without the option nothing is searched: AE_NCR -1
-    result = runner.invoke(app, ["run", str(src), "-o", str(tmp_path / "plain"), *args])
+    # without the option nothing is searched (AE_NCR -1), and a note says this single exposure may need it
+    result = runner.invoke(app, ["run", str(src), "-o", str(tmp_path / "plain"), *args[:-1]])
+    assert "--clean-cosmic-rays reads them as no data" in result.output
     with fits.open(tmp_path / "plain" / "x_flt.enhanced.fits") as h:
         assert h[0].header["AE_NCR"] == -1 and np.isfinite(h["FLUX"].data).all()
+
+
+def test_the_hint_is_only_for_single_exposures_without_cosmic_ray_flags(tmp_path):
+    data, sigma = _field(np.random.default_rng(4), n_stars=2, size=64)
+    dq = np.zeros(data.shape, np.int16)
+    for name, flags in (("a_flt.fits", None), ("b_flt.fits", 0), ("c_drz.fits", None)):
+        _flt(tmp_path / name, data, sigma, None if flags is None else dq)
+    dq[5, 5] = 4096  # AstroDrizzle found this exposure's hits
+    _flt(tmp_path / "d_flc.fits", data, sigma, dq)
+    hinted = {}
+    for name in ("a_flt.fits", "b_flt.fits", "c_drz.fits", "d_flc.fits"):
+        with open_frames(tmp_path / name) as [src]:
+            hinted[name] = any("--clean-cosmic-rays" in n for n in src.notes)
+    assert hinted == {"a_flt.fits": True, "b_flt.fits": True, "c_drz.fits": False, "d_flc.fits": False}
 
 
 def test_without_a_pivot_wavelength_the_search_is_refused_clearly(tmp_path):

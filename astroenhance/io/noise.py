@@ -30,6 +30,8 @@ from ..errors import InputError
 from ..imaging.cosmics import MARGIN, find_cosmic_rays, star_sharpness
 
 DQ_SATURATED = 256 | 2048  # full well, A/D converter: not the PSF's shape, never searched for cosmic rays
+DQ_COSMIC_RAYS = 4096 | 8192  # set by AstroDrizzle / calwf3, acsrej when a frame's hits were found
+SINGLE_EXPOSURES = ("_flt", "_flc", "_c0m", "_c0f")  # calibrated single exposures: ACS/WFC3/STIS, WFPC2
 SAMPLE_ROWS = 512  # rows read to take a companion's median: bounded memory for any frame size
 
 
@@ -144,8 +146,8 @@ def mask_cosmic_rays(frame) -> int:
     else:
         sigma = frame.noise or _row_difference_sigma(data)
         source = "one sigma for the frame"
-    if frame.saturated_rows is not None:
-        sat = binary_dilation(frame.saturated_rows(0, h), iterations=2)
+    if frame.dq_rows is not None:
+        sat = binary_dilation((np.asarray(frame.dq_rows(0, h)).astype(np.int64) & DQ_SATURATED) != 0, iterations=2)
         data = np.where(sat, np.nan, data)
     mask = find_cosmic_rays(data, sigma, ratio, curvature)
     del data
@@ -172,3 +174,18 @@ def _row_difference_sigma(data: np.ndarray) -> float:
     if not d.size:
         return float("inf")
     return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2))
+
+
+def unflagged_single_exposure(frame) -> bool:
+    """Whether ``frame`` looks like a calibrated single exposure (named ``*_flt``, ``*_flc``, ``*_c0m``, ``*_c0f``)
+    whose DQ (if any) flags no cosmic rays: its hits are still in the pixels."""
+    if frame.path is None:
+        return False
+    stem = frame.path.name.lower().split(".")[0]
+    if not stem.endswith(SINGLE_EXPOSURES):
+        return False
+    if frame.dq_rows is None:
+        return True
+    h = frame.shape[0]
+    return not any(((np.asarray(frame.dq_rows(y, min(h, y + SAMPLE_ROWS))).astype(np.int64) & DQ_COSMIC_RAYS) != 0).any()
+                   for y in range(0, h, SAMPLE_ROWS))

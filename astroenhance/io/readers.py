@@ -21,7 +21,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 
 from ..config import DQ_NO_DATA
 from ..errors import InputError
-from .noise import DQ_SATURATED, companion, dq_reader, file_noise, map_noise, mask_cosmic_rays
+from .noise import companion, dq_reader, file_noise, map_noise, mask_cosmic_rays, unflagged_single_exposure
 
 FITS_SUFFIXES = (".fits.gz", ".fits.fz", ".fit.gz", ".fts.gz", ".fits", ".fit", ".fts")
 IMAGE_SUFFIXES = (".png", ".tiff", ".tif", ".jpeg", ".jpg")
@@ -88,9 +88,9 @@ class FrameSource:
     noise: float | None = None  # the frame's noise sigma in input units, from the file (`noise`); None: estimate it
     noise_from: str = ""  # ERR, WHT or the rms map's path
     dq_mask: int = 0  # the DQ flags read as no-data (0: none, or no DQ extension)
-    # per-pixel companions for the cosmic-ray search (`noise.mask_cosmic_rays`): ERR rows, saturated-pixel rows
+    # per-pixel companions for the cosmic-ray search (`noise.mask_cosmic_rays`): ERR rows, DQ rows (integers)
     pixel_noise_rows: Callable[[int, int], np.ndarray] | None = None
-    saturated_rows: Callable[[int, int], np.ndarray] | None = None
+    dq_rows: Callable[[int, int], np.ndarray] | None = None
     cosmic_rays: int = -1  # pixels flagged as cosmic-ray hits and read as no-data (-1: not searched)
     cosmic_ray_limit: float = 0.0  # the peak / neighbours ratio above which a pixel is not a star
 
@@ -172,9 +172,12 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
                                      f"{len(found)} chips ({', '.join(f.label for f in found)}); choose one with --hdu")
                 for f in found:
                     f.noise, f.noise_from = map_noise(Path(noise), f.shape), Path(noise).name
-            if cosmic_rays:
-                for f in found:
+            for f in found:
+                if cosmic_rays:
                     mask_cosmic_rays(f)
+                elif unflagged_single_exposure(f):
+                    f.notes.append("a single exposure whose DQ flags no cosmic rays: its hits go through the "
+                                   "networks like faint stars; --clean-cosmic-rays reads them as no data")
             yield found
     elif path.suffix.lower() in IMAGE_SUFFIXES:
         if hdu is not None:
@@ -323,7 +326,7 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask
     flagged = dq_reader(hdul, extver, shape2d, dq_mask) if planes == 1 else None
     sigma, sigma_from = file_noise(hdul, extver, shape2d) if planes == 1 else (None, "")
     err = companion(hdul, "ERR", extver, shape2d) if planes == 1 else None
-    saturated = dq_reader(hdul, extver, shape2d, DQ_SATURATED) if planes == 1 else None
+    dq = companion(hdul, "DQ", extver, shape2d) if planes == 1 else None
     frames = []
     lead = (0,) * (len(dims) - 2 - (1 if extra else 0))
     for plane in range(planes):
@@ -355,7 +358,7 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask
                                   label=label, dtype=_fits_dtype(header), path=path, notes=notes,
                                   noise=sigma, noise_from=sigma_from, dq_mask=dq_mask if flagged else 0,
                                   pixel_noise_rows=None if err is None else (lambda a, b, e=err: e.section[a:b]),
-                                  saturated_rows=saturated))
+                                  dq_rows=None if dq is None else (lambda a, b, d=dq: d.section[a:b])))
     for f in frames:
         _check_size(f.name, f.shape)
     return frames
