@@ -145,8 +145,13 @@ def test_run_reads_hits_as_no_data_and_records_them(tmp_path):
     assert np.isnan(flux[160:164, 160:164]).all() and np.isnan(flux[320:324, 80:92]).all()
     assert np.isfinite(flux[400:404, 400:404]).all()  # the saturated core stays
     assert np.isfinite(flux).sum() == flux.size - 4 * 16
-    # without the option nothing is searched (AE_NCR -1), and a note says this single exposure may need it
-    result = runner.invoke(app, ["run", str(src), "-o", str(tmp_path / "plain"), *args[:-1]])
+    # by default a single exposure whose DQ flags no cosmic rays is cleaned the same way; --no-clean-cosmic-rays
+    # searches nothing (AE_NCR -1), and a note says what that leaves
+    result = runner.invoke(app, ["run", str(src), "-o", str(tmp_path / "auto"), *args])
+    with fits.open(tmp_path / "auto" / "x_flt.enhanced.fits") as h:
+        assert h[0].header["AE_NCR"] == 4 and np.array_equal(np.isnan(h["FLUX"].data), np.isnan(flux))
+    result = runner.invoke(app, ["run", str(src), "-o", str(tmp_path / "plain"), "--no-clean-cosmic-rays",
+                                 *args[:-1]])
     assert "--clean-cosmic-rays reads them as no data" in result.output
     with fits.open(tmp_path / "plain" / "x_flt.enhanced.fits") as h:
         assert h[0].header["AE_NCR"] == -1 and np.isfinite(h["FLUX"].data).all()
@@ -173,6 +178,12 @@ def test_without_a_pivot_wavelength_the_search_is_refused_clearly(tmp_path):
                                       "--no-colorize", "--format", "fits", "-q"])
     assert result.exit_code == 1 and "PHOTPLAM" in result.output and "nophot_flt.fits" in result.output
     assert not list((tmp_path / "out").glob("*.fits"))
+    # by default (not asked for by name) such a frame is enhanced as it is, and the note says why
+    result = CliRunner().invoke(app, ["run", str(src), "-o", str(tmp_path / "auto"), "--no-colorize", "--format",
+                                      "fits"])
+    assert result.exit_code == 0 and "not searched" in result.output and "PHOTPLAM" in result.output
+    with fits.open(tmp_path / "auto" / "nophot_flt.enhanced.fits") as h:
+        assert h[0].header["AE_NCR"] == -1
 
 
 def test_the_real_hrc_crop_loses_hits_not_stars():

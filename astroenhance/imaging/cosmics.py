@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.ndimage import binary_dilation, median_filter, uniform_filter
+from scipy.ndimage import binary_dilation, uniform_filter
 from scipy.special import j1
 
 HST_APERTURE_M = 2.4
@@ -30,6 +30,7 @@ HST_OBSCURATION = 0.33  # secondary mirror diameter / primary
 MARGIN = 1.25  # `limit` = MARGIN x the sharpest star's ratios (chosen on injected hits: docs/experiments.md)
 BACKGROUND_BOX = 7  # pixels: the local background is the median of this box
 LOCAL_BOX = 9  # pixels: the local noise is the median scatter over this box
+CANDIDATE = 3.0  # sigmas above its neighbours' mean a pixel must stand before the rest is looked at
 STRIP = 256  # rows per strip (plus `HALO` above and below)
 HALO = 8
 
@@ -76,6 +77,24 @@ def _ring_means(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (box3 - y) / 8.0, (box5 - box3) / 16.0
 
 
+class _LocalMedians:
+    """Medians over a ``box`` x ``box`` window (edges replicated, as ``median_filter(mode="nearest")``), worked
+    out only at the pixels asked for and kept: hits are rare, and a full median filter is most of the cost."""
+
+    def __init__(self, img: np.ndarray, box: int) -> None:
+        r = box // 2
+        self.windows = np.lib.stride_tricks.sliding_window_view(np.pad(img, r, mode="edge"), (box, box))
+        self.value = np.full(img.shape, np.nan)
+
+    def at(self, where: np.ndarray) -> np.ndarray:
+        todo = where & np.isnan(self.value)
+        if todo.any():
+            ys, xs = np.nonzero(todo)
+            win = self.windows[ys, xs]
+            self.value[ys, xs] = np.median(win.reshape(len(ys), -1), axis=1)
+        return self.value
+
+
 def _strip_flags(x: np.ndarray, sig: np.ndarray, limit: float, curvature: float | None, nsigma: float,
                  grow: float, iterations: int) -> np.ndarray:
     bad = ~np.isfinite(x)
@@ -84,31 +103,35 @@ def _strip_flags(x: np.ndarray, sig: np.ndarray, limit: float, curvature: float 
     # only pixels whose 5x5 surroundings all hold data are tested: next to a masked star core or hot pixel the
     # filled-in values would make the wings look sharp
     testable = ~binary_dilation(bad, structure=np.ones((5, 5), bool))
-    bkg = median_filter(x, size=BACKGROUND_BOX, mode="nearest")
-    excess = x - bkg
-    # the noise: the given sigma or, where larger, the local scatter of the pixels about their neighbours' mean
-    # (bright sources' Poisson noise when the file gives one sigma for the frame; a hit or two in the box does
-    # not move a median)
-    ring1, _ = _ring_means(x)
-    local = median_filter(np.abs(x - ring1), size=LOCAL_BOX, mode="nearest") * (1.4826 / math.sqrt(1.0 + 1.0 / 8.0))
-    sig = np.maximum(sig, local)
-    # noise of each statistic: the pixel's own and its neighbours' (averaged over 8 and 16)
-    spread = sig * math.sqrt(1.0 + limit * limit / 8.0)
+    ring1, ring2 = _ring_means(x)
+    # the local background (a 7x7 median) and noise floor (the 9x9 median scatter of the pixels about their
+    # neighbours' mean: bright sources' Poisson noise when the file gives one sigma for the frame; a hit or two in
+    # the box does not move a median) are needed only where a pixel stands out from its neighbours
+    bkg = _LocalMedians(x, BACKGROUND_BOX)
+    scatter = _LocalMedians(np.abs(x - ring1), LOCAL_BOX)
     flags = np.zeros(x.shape, bool)
     for it in range(iterations):
-        y = np.where(flags, bkg, x)
-        ring1, ring2 = _ring_means(y)
+        if it == 0:
+            y = x
+            look = testable & (x - ring1 > CANDIDATE * sig)
+        else:
+            y = np.where(flags, bkg.value, x)
+            ring1, ring2 = _ring_means(y)
+            look = testable & ~flags & binary_dilation(flags, structure=np.ones((3, 3), bool))
+        if not look.any():
+            break
+        b = bkg.at(look)
+        s = np.maximum(sig, scatter.at(look) * (1.4826 / math.sqrt(1.0 + 1.0 / 8.0)))
         thr = nsigma if it == 0 else grow
-        # sharper than a star above the local background (a 7x7 median) ...
-        new = (excess > thr * sig) & (excess - limit * (ring1 - bkg) > thr * spread) & ~flags & testable
-        if it == 0 and curvature is not None:
-            # ... and than a star's core is curved, whatever smooth light lies below (a galaxy's steep inner
-            # profile can fool the median); seeds only: a track's other pixels follow from them
-            c = curvature
-            spread2 = sig * math.sqrt(1.0 + (1.0 + c) ** 2 / 8.0 + c * c / 16.0)
-            new &= (x - ring1) - c * (ring1 - ring2) > thr * spread2
-        if it:
-            new &= binary_dilation(flags, structure=np.ones((3, 3), bool))
+        with np.errstate(invalid="ignore"):
+            # sharper than a star above the local background ...
+            new = look & (x - b > thr * s) & ((x - b) - limit * (ring1 - b) > thr * s * math.sqrt(1 + limit**2 / 8))
+            if it == 0 and curvature is not None:
+                # ... and than a star's core is curved, whatever smooth light lies below (a galaxy's steep inner
+                # profile can fool the median); seeds only: a track's other pixels follow from them
+                c = curvature
+                spread2 = s * math.sqrt(1.0 + (1.0 + c) ** 2 / 8.0 + c * c / 16.0)
+                new &= (x - ring1) - c * (ring1 - ring2) > thr * spread2
         if not new.any():
             break
         flags |= new

@@ -135,12 +135,13 @@ def _check_size(name: str, shape: tuple[int, ...]) -> None:
 
 @contextlib.contextmanager
 def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int = DQ_NO_DATA,
-                noise: str | Path | None = None, cosmic_rays: bool = False) -> Iterator[list[FrameSource]]:
+                noise: str | Path | None = None, cosmic_rays: bool | None = False) -> Iterator[list[FrameSource]]:
     """Open ``path`` and yield its frames (one per chip for multi-chip FITS); files close on exit.
 
     FITS science extensions take their noise from ERR/WHT and mask the ``dq_mask`` flags of DQ (`noise`);
     ``noise`` is an rms map (path) for a single frame instead.  With ``cosmic_rays`` each frame's pixels sharper
-    than the telescope's PSF allows are found and read as no-data too (`noise.mask_cosmic_rays`)."""
+    than the telescope's PSF allows are found and read as no-data too (`noise.mask_cosmic_rays`); with None, only
+    in single exposures whose DQ flags no cosmic rays (`noise.unflagged_single_exposure`), where the header allows."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
@@ -176,13 +177,21 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
                 if cosmic_rays:
                     mask_cosmic_rays(f)
                 elif unflagged_single_exposure(f):
-                    f.notes.append("a single exposure whose DQ flags no cosmic rays: its hits go through the "
-                                   "networks like faint stars; --clean-cosmic-rays reads them as no data")
+                    if cosmic_rays is None:  # auto: clean where it can
+                        try:
+                            mask_cosmic_rays(f)
+                            f.notes[-1] += "; a single exposure whose DQ flags none (--no-clean-cosmic-rays keeps them)"
+                        except InputError as exc:
+                            f.notes.append(f"a single exposure whose DQ flags no cosmic rays, not searched: "
+                                           f"{str(exc).removeprefix(f.name + ': ')}")
+                    else:
+                        f.notes.append("a single exposure whose DQ flags no cosmic rays: its hits go through the "
+                                       "networks like faint stars; --clean-cosmic-rays reads them as no data")
             yield found
     elif path.suffix.lower() in IMAGE_SUFFIXES:
         if hdu is not None:
             raise InputError(f"{path}: --hdu applies to FITS files only")
-        if cosmic_rays:
+        if cosmic_rays:  # asked for by name; auto (None) does nothing here
             raise InputError(f"{path}: --clean-cosmic-rays applies to FITS frames (a raw exposure in its "
                              "detector's units), not to pictures")
         yield [_read_image(path)]
