@@ -293,6 +293,10 @@ def run(
         fits_settings = enhancer.settings(True).for_frame(1).to_dict()
         if fits_settings["noise"] is None:
             fits_settings["noise"] = "each file's ERR or WHT, else estimated (AE_SIGSR)"
+        if fits_settings["clean_cosmic_rays"] is None:
+            fits_settings["clean_cosmic_rays"] = "single exposures whose DQ flags none (AE_NCR)"
+        if image_settings["clean_cosmic_rays"] is None:
+            image_settings["clean_cosmic_rays"] = False  # pictures are never searched
         for used in (fits_settings, image_settings):
             if used["color_strength"] is None:
                 used["color_strength"] = enhancer.color_strength  # the colorizer's calibrated strength
