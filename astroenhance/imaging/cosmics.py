@@ -2,13 +2,15 @@
 
 A star's image is the telescope's point-spread function: however it falls on the detector, its brightest pixel
 holds at most a fixed multiple of the mean of its 8 neighbours, set by diffraction.  A cosmic ray deposits its
-charge in one pixel or a short track, with almost nothing in the neighbours.  So a pixel is flagged when it stands
-above its local background by ``nsigma`` times its noise *and* above ``limit`` times its neighbours' mean by as
-much; ``limit`` is the sharpest star's ratio (`sharpest_star_ratio`: the diffraction pattern of HST's obstructed
-2.4 m aperture at the filter's pivot wavelength, integrated over pixels of the frame's scale, centred on a pixel)
-times a safety margin.  Real PSFs are broader than the diffraction limit (aberrations, charge diffusion, jitter),
-so no star, however bright, passes the test.  Then, a few times over, flagged pixels are replaced by the local
-background and their neighbours tested again at ``grow`` sigma, which takes the rest of a track.
+charge in one pixel or a short track, with almost nothing in the neighbours.  So a seed is a pixel that stands
+``nsigma`` times its noise above its local background (a 7x7 median), above ``limit`` times its neighbours' mean
+by as much, and whose excess over its 8 neighbours exceeds ``climit`` times theirs over the 16 around them (free
+of any smooth background: a galaxy's steep core can fool the median).  ``limit`` and ``climit`` are the sharpest
+star's two ratios (`star_sharpness`: the diffraction pattern of HST's obstructed 2.4 m aperture at the filter's
+pivot wavelength, integrated over pixels of the frame's scale, centred on a pixel) times a safety margin.  Real
+PSFs are broader than the diffraction limit (aberrations, charge diffusion, jitter), so no star, however bright,
+passes the test.  Then, a few times over, flagged pixels are replaced by the local background and their
+neighbours tested again at ``grow`` sigma, which takes the rest of a track.
 
 Unlike L.A.Cosmic (astroscrappy), whose fine-structure test does not know the PSF and flags the cores of
 well-sampled stars on crowded frames (hundreds on the ACS/HRC 47 Tuc frame, see docs/experiments.md), this
