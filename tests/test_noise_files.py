@@ -148,3 +148,41 @@ def test_run_estimates_a_drizzled_frames_noise_per_pixel(tmp_path):
     res = Enhancer(EnhanceConfig(device="cpu", colorize=False, formats=("fits",))).enhance_file(path, tmp_path / "o")
     head = fits.getheader(res[0].outputs[0])
     assert head["AE_SIGSR"] == "estimated" and head["AE_SKYSG"] == pytest.approx(0.1, rel=0.08)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.floats(0.0, 0.3))
+def test_sky_is_the_sky_not_the_sources_on_it(seed, covered):
+    """A field that is mostly sky, with a share ``covered`` of its pixels on sources: the clipped sky stays within
+    0.25 sigma of the true sky and below the plain median, which the sources pull up."""
+    from astroenhance.metrics import clipped_sky
+
+    rng = np.random.default_rng(seed)
+    n = 200 * 200
+    values = rng.normal(100.0, 2.0, n)
+    on = rng.random(n) < covered
+    values[on] += rng.exponential(20.0, on.sum())  # sources: light above the sky only
+    assert abs(clipped_sky(values, 2.0) - 100.0) < 0.5
+    assert clipped_sky(values, 2.0) <= np.median(values) + 0.02  # (pure noise: the two agree)
+
+
+def test_a_frame_filled_by_a_galaxy_keeps_its_halo_above_the_black_point(tmp_path):
+    """A galaxy filling the frame: the plain median sits on its halo (the display's black point, 2 sigma below the
+    sky, would hide nearly half of it); the clipped sky walks down the halo to where most pixels are (the isophote
+    at the frame's edges)."""
+    from astroenhance.config import EnhanceConfig
+    from astroenhance.pipeline import Enhancer
+    from astroenhance.training.telescope import sersic
+
+    rng = np.random.default_rng(0)
+    g = 5e6 * sersic((160, 160), 80.3, 79.6, 60, 3.0, 0.9, 0.3) + 5.0
+    frame = g + rng.normal(0, 1.0, g.shape)
+    path = tmp_path / "galaxy.fits"
+    fits.PrimaryHDU(frame.astype(np.float32)).writeto(path)
+    enh = Enhancer(EnhanceConfig(device="cpu", colorize=False, upscale=False))
+    with open_frames(path) as [src]:
+        norm = enh.fit_normalizer(src, enh.config.for_input(True))
+    black = (norm(frame) <= 0).mean()
+    black_at_median = (frame < np.median(frame) - 2 * norm.sky_noise).mean()
+    assert np.median(frame) - norm.sky > 5 * norm.sky_noise
+    assert black_at_median > 0.4 and black < black_at_median / 2  # (measured: 46% and 15%, the frame's corners)

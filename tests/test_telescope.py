@@ -49,6 +49,16 @@ def test_profiles_and_fields_are_what_they_claim():
     f1, f2 = synthetic_field(np.random.default_rng(3), 64), synthetic_field(np.random.default_rng(3), 64)
     np.testing.assert_array_equal(f1, f2)  # deterministic per seed
     assert f1.min() > -1e-9 and f1.max() > 0
+    # a large galaxy, when asked for, is added on top of the same field (runs without it stay reproducible)
+    seeds = range(40)
+    plain = [synthetic_field(np.random.default_rng(s), 64) for s in seeds]
+    big = [synthetic_field(np.random.default_rng(s), 64, big=0.5) for s in seeds]
+    added = [b - p for p, b in zip(plain, big)]
+    assert all(a.min() > -1e-6 for a in added)
+    with_galaxy = [a for a in added if a.max() > 1e-6]
+    assert 10 <= len(with_galaxy) <= 30  # about half the fields
+    # extended over the crop (a halo or a core, not a point source)
+    assert all((a > 0.01 * a.max()).sum() > 400 for a in with_galaxy)
 
 
 def test_pairs_bin_by_block_means_and_map_both_sides_alike():

@@ -142,7 +142,7 @@ class Normalizer:
     vmax: float
     a: float
     noise: float = 0.0  # white-noise sigma of the display luminance (set by the pipeline; 0 = unknown)
-    sky: float = 0.0  # median of the input's values (set by the pipeline)
+    sky: float = 0.0  # sky level of the input's values (`metrics.clipped_sky`; set by the pipeline)
     sky_noise: float = 0.0  # white-noise sigma of the input's values (set by the pipeline; 0 = unknown)
 
     @classmethod

@@ -30,6 +30,7 @@ from ..imaging.color import rgb_to_ycbcr, rgb_to_ycbcr_planes
 from ..imaging.normalize import Normalizer
 from ..imaging.tiling import TileGrid
 from ..io.readers import FrameSource, display_range, from_array, is_fits, open_frames
+from ..metrics import clipped_sky
 from ..models.srresnet import require_luminance
 from ..models.weights import WeightsInfo, default_weights_dir, find_weights, load_network
 from .device import Accelerator
@@ -364,19 +365,18 @@ class Enhancer:
 
     @staticmethod
     def _sky(src: FrameSource, rows: np.ndarray) -> tuple[float, float]:
-        """A grey frame's sky (median of the sampled rows) and noise sigma: the file's own (ERR, WHT when it is
-        plausible, an rms map) or else from neighbouring-pixel differences; ``src.noise_from`` says which."""
-        finite = np.asarray(rows, np.float64)[np.isfinite(rows)]
-        sky = float(np.median(finite)) if finite.size else 0.0
+        """A grey frame's sky (`metrics.clipped_sky` of the sampled rows) and noise sigma: the file's own (ERR, WHT
+        when it is plausible, an rms map) or else from neighbouring-pixel differences; ``src.noise_from`` says
+        which."""
         sky_noise = estimate_noise(rows, lag=NOISE_LAG)
         if src.noise and src.noise_from == "WHT" and not sky_noise / 3 <= src.noise <= 3 * sky_noise:
             src.notes.append(f"1/sqrt(WHT) = {src.noise:.3g} disagrees with the pixels' own noise {sky_noise:.3g} by "
                              "more than 3x (WHT an exposure-time map?): noise estimated from the pixels")
             src.noise, src.noise_from = None, ""
-        if src.noise:
-            return sky, src.noise
-        src.noise_from = "estimated"
-        return sky, sky_noise
+        if not src.noise:
+            src.noise_from = "estimated"
+        sigma = src.noise or sky_noise
+        return clipped_sky(rows, sigma), sigma
 
     def _rows(self, src: FrameSource, norm: Normalizer, y0: int, y1: int, x0: int = 0, x1: int | None = None):
         """Input rows ``y0:y1``, columns ``x0:x1``, read once and mapped on the run's device: ``(raw, lum, chroma,

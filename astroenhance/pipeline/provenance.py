@@ -107,7 +107,7 @@ def fits_headers(src: FrameSource, prov: dict[str, object], scale: int, sr_info:
              ("AE_COSTR", prov["color_strength"], "share of the predicted chroma shown"),
              ("AE_SRMOD", prov["sr_model"], "super-resolution model"),
              ("AE_SRSPC", prov["sr_input_space"], "SR input: display or noise-asinh values"),
-             ("AE_SKY", float(prov["sky"]), "input sky (median), input units"),
+             ("AE_SKY", float(prov["sky"]), "input sky (clipped median), input units"),
              ("AE_SKYSG", float(prov["sky_noise"]), "input noise sigma, input units"),
              ("AE_SIGSR", fits_text(prov["sky_noise_from"])[-68:], "AE_SKYSG from: ERR, WHT, rms map, estimated"),
              ("AE_DQMSK", prov["dq_mask"], "DQ flags read as no-data (-1 all; 0 none/no DQ)"),

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from scipy.signal import fftconvolve
 
 from ..errors import SettingsError
-from ..metrics import area_downsample, psnr
+from ..metrics import area_downsample, clipped_sky, psnr
 from ..models.registry import build_model
 from ..pipeline.device import resolve_device
 from ..pipeline.finish import block_mean_shift, estimate_noise
@@ -59,7 +59,9 @@ def load_truths(paths: list[Path]) -> list[Truth]:
         data, _ = load_truth(Path(p))
         if min(data.shape) < 64:
             continue
-        out.append(Truth(Path(p).name, data.astype(np.float32), float(np.median(data)), estimate_noise(data)))
+        # the sky as `run` measures it (with the per-pixel sigma it would use when the file gives none)
+        sky = clipped_sky(data, estimate_noise(data, lag=2))
+        out.append(Truth(Path(p).name, data.astype(np.float32), sky, estimate_noise(data)))
     return out
 
 
@@ -82,9 +84,11 @@ def sersic(shape: tuple[int, int], x0: float, y0: float, r_e: float, n: float, q
     return img / max(img.sum(), 1e-30)
 
 
-def synthetic_field(rng: np.random.Generator, size: int) -> np.ndarray:
+def synthetic_field(rng: np.random.Generator, size: int, big: float = 0.0) -> np.ndarray:
     """A noise-free deep field of ``size``² truth pixels: galaxies (bulge + disk + knots) and stars through a
-    Moffat PSF; fluxes in units of the noise a 1x input pixel will get (so ``k`` sets the depth)."""
+    Moffat PSF; fluxes in units of the noise a 1x input pixel will get (so ``k`` sets the depth).  With
+    probability ``big`` also one large bright elliptical (half-light radius 30-160 pixels, Sérsic n 2.5-5, centred
+    anywhere within a crop's width of it): the smooth halo and steep core of a cD or nearby galaxy."""
     field_ = np.zeros((size, size))
     for _ in range(int(rng.integers(2, 9))):
         x0, y0 = rng.uniform(-8, size + 8, 2)
@@ -101,6 +105,11 @@ def synthetic_field(rng: np.random.Generator, size: int) -> np.ndarray:
     for _ in range(int(rng.integers(0, 5))):
         stars[rng.integers(0, size), rng.integers(0, size)] += 10 ** rng.uniform(1.5, 4.5)
     psf = moffat_psf(rng.uniform(1.8, 4.0), rng.uniform(2.0, 4.0))
+    if big > 0 and rng.uniform() < big:  # drawn last: fields without it are the same as before
+        x0, y0 = rng.uniform(-size, 2 * size, 2)
+        field_ += 10 ** rng.uniform(4.5, 6.5) * sersic((size, size), x0, y0, 10 ** rng.uniform(1.5, 2.2),
+                                                       rng.uniform(2.5, 5.0), rng.uniform(0.5, 1.0),
+                                                       rng.uniform(0, math.pi))
     return fftconvolve(field_ + stars, psf, mode="same")
 
 
@@ -145,6 +154,7 @@ class TelescopeConfig:
     k_min: float = 0.25
     k_max: float = 4.0
     synthetic: float = 0.3  # share of pairs from synthetic fields
+    big_galaxies: float = 0.0  # share of synthetic fields that also hold one large bright elliptical
     correlated: float = 0.0  # share of pairs whose noise is correlated like a drizzled frame's (`drizzle_like`)
     flux_tolerance: float = 0.0  # > 0: train through run's flux promise (`project_within`): what is scored is what ships
     loss: str = "l1"  # l1 (the median of the truth given the input) or mse (its mean: what PSNR rewards)
@@ -201,7 +211,7 @@ class TelescopeTrainer:
         s = self.cfg.crop * SCALE
         k = math.exp(rng.uniform(math.log(self.cfg.k_min), math.log(self.cfg.k_max)))
         if not self.truths or rng.uniform() < self.cfg.synthetic:
-            truth, sky, rms = synthetic_field(rng, s), 0.0, 1.0
+            truth, sky, rms = synthetic_field(rng, s, self.cfg.big_galaxies), 0.0, 1.0
         else:
             t = self.truths[rng.choice(len(self.truths), p=self.weights)]
             y, x = rng.integers(0, t.data.shape[0] - s + 1), rng.integers(0, t.data.shape[1] - s + 1)
