@@ -67,7 +67,8 @@ def test_evaluate_hst_scores_run_in_its_own_display_mapping(tmp_path):
     assert row["run"]["psnr_gain"] == pytest.approx(row["run"]["psnr"] - row["best_baseline"]["psnr"])
     assert 0 <= row["run"]["completeness"] <= 1 and row["run"]["sources"] >= 1
     assert res["summary"]["k=0.5"]["run_psnr"] == pytest.approx(row["run"]["psnr"])
-    # the truth's own noise is unpredictable: no method reaches the ceiling it sets, which the room is measured to
+    # the truth's own noise is unpredictable: run stays below the ceiling it sets (an estimate, not a strict bound:
+    # see the protocol), which the room is measured to
     room = row["truth_noise_ceiling"]["psnr"] - row["best_baseline"]["psnr"]
     assert row["truth_noise_ceiling"]["psnr"] > row["run"]["psnr"] and room > 0
     assert res["summary"]["k=0.5"]["ceiling_minus_best"] == pytest.approx(room)
@@ -98,3 +99,18 @@ def test_evaluate_hst_command(tmp_path):
     got = json.loads(out.read_text())
     assert set(got["summary"]) == {"k=0.5", "k=2"} and len(got["per_frame"]) == 2
     assert "abell_2744_dwarf_galaxy_f105w" in res.output and "best baseline" in res.output
+
+
+def test_the_ceiling_sees_all_of_a_drizzled_truths_noise():
+    """Drizzled truths share their noise between neighbours: adjacent-pixel differences (what k multiplies, as the
+    protocol measures the truth's rms) see too little of it, pixels 2 apart see the per-pixel sigma the ceiling
+    needs."""
+    from astroenhance.pipeline.finish import estimate_noise
+    from astroenhance.training.hst import TruthSources
+    from astroenhance.training.telescope import drizzle_like
+
+    rng = np.random.default_rng(0)
+    truth = 100.0 + drizzle_like(rng.normal(0.0, 2.0, (300, 300)), rng)
+    found = TruthSources.find(truth, estimate_noise(truth))
+    assert found.pixel_sigma == pytest.approx(2.0, rel=0.05)
+    assert found.sigma < 0.9 * found.pixel_sigma
