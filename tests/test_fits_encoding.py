@@ -65,7 +65,10 @@ def test_the_display_planes_shrink(tmp_path):
         with open_frames(HRC) as [src]:
             [path] = enh.write_source(src, tmp_path / enc, HRC, enh.config.for_input(True)).outputs
         sizes[enc] = path.stat().st_size
-    assert sizes["rice"] < 0.7 * sizes["int16"] and sizes["int16"] < 0.55 * sizes["float32"]
+    # rice is lossless, so what it saves depends on the picture: the noise:3 display shows the sky noise (since the
+    # clipped sky, also this crowded crop's: 0.71x int16; 0.69x on the shipped example; where much of a frame is
+    # black, far less)
+    assert sizes["rice"] < 0.8 * sizes["int16"] and sizes["int16"] < 0.55 * sizes["float32"]
 
 
 def test_skip_existing_trusts_complete_encoded_outputs_only(encoded, tmp_path):

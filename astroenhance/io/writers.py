@@ -28,8 +28,9 @@ def _write_error(path: Path, exc: OSError, doing: str) -> OutputError:
 BLOCK = 2880
 CHANNEL_NAMES = ("RED", "GREEN", "BLUE")
 # the RGB FITS's display planes: float32, or 16-bit integers scaled to [0, 1] (step 1/65534, 2x smaller, still
-# streamed), or those 16-bit planes tile-compressed (RICE_1, lossless on the integers; several times smaller,
-# compressed plane by plane after the frame: memory of one output plane)
+# streamed), or those 16-bit planes tile-compressed (RICE_1, lossless on the integers; ~0.7x int16 where the
+# display shows the sky noise, less where it is black; compressed plane by plane after the frame: memory of one
+# output plane)
 INT16_SCALE, INT16_ZERO, INT16_BLANK = 1 / 65534, 0.5, -32768  # value = 0.5 + I/65534 for I in [-32767, 32767]
 INT16_CARDS = {"BSCALE": INT16_SCALE, "BZERO": INT16_ZERO, "BLANK": INT16_BLANK}
 TEMP_MARKER = ".astroenhance-tmp-"
