@@ -199,3 +199,34 @@ def test_the_real_hrc_crop_loses_hits_not_stars():
     from scipy.ndimage import label
     lab, n = label(new, np.ones((3, 3), bool))
     assert n >= 5 and np.bincount(lab.ravel())[1:].max() <= 12
+
+
+def test_each_chip_of_a_two_chip_exposure_is_searched_with_its_own_err_and_dq(tmp_path):
+    """An flc-like file: SCI/ERR/DQ for EXTVER 1 and 2, PHOTPLAM in the primary header; each chip's hits are found
+    with its own ERR, and a pixel its own DQ flags as saturated is left alone."""
+    rng = np.random.default_rng(8)
+    hdus = [fits.PrimaryHDU()]
+    hdus[0].header["PHOTPLAM"] = 5887.9316
+    hits = {1: [(20, 20), (40, 70)], 2: [(90, 30)]}
+    for ver in (1, 2):
+        data, sigma = _field(rng, n_stars=4, size=128)
+        for y, x in hits[ver]:
+            data[y, x] += 2500
+        dq = np.zeros(data.shape, np.int16)
+        data[100, 100] += 2500
+        dq[100, 100] = 256  # saturated: never searched, even where it is sharp
+        w = WCS(naxis=2)
+        w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+        w.wcs.crval, w.wcs.crpix, w.wcs.cdelt = [6.0, -72.0 + ver * 0.01], [64, 64], [-SCALE / 3600, SCALE / 3600]
+        for name, arr in (("SCI", data.astype(np.float32)), ("ERR", sigma.astype(np.float32)), ("DQ", dq)):
+            h = fits.ImageHDU(arr, w.to_header() if name == "SCI" else None, name=name)
+            h.header["EXTVER"] = ver
+            hdus.append(h)
+    path = tmp_path / "j_flc.fits"
+    fits.HDUList(hdus).writeto(path)
+    with open_frames(path, cosmic_rays=None) as frames:
+        assert len(frames) == 2
+        for ver, frame in zip((1, 2), frames):
+            rows = frame.read_rows(0, frame.shape[0])
+            assert frame.cosmic_rays == len(hits[ver])
+            assert all(np.isnan(rows[y, x]) for y, x in hits[ver]) and np.isfinite(rows[100, 100])
