@@ -81,6 +81,16 @@ def clipped_sky(values: np.ndarray, sigma: float, nsigma: float = 3.0, iteration
     return m
 
 
+def difference_sigma(img: np.ndarray, lag: int = 2) -> float:
+    """Robust noise sigma of a 2-D numpy image from differences of pixels ``lag`` apart along rows (NaN skipped):
+    ``1.4826 * median|x[i, j+lag] - x[i, j]| / sqrt(2)`` — `pipeline.finish.estimate_noise` for code that must not
+    load torch (lag 2: the per-pixel sigma also of drizzled frames)."""
+    x = np.asarray(img, np.float64)
+    d = np.abs(x[..., lag:] - x[..., :-lag]).ravel()
+    d = d[np.isfinite(d)]
+    return float(1.4826 * np.median(d) / np.sqrt(2)) if d.size else 0.0
+
+
 def robust_sigma(x: np.ndarray) -> float:
     """Gaussian-equivalent sigma from the median absolute deviation."""
     return float(1.4826 * np.median(np.abs(x - np.median(x))))

@@ -32,6 +32,7 @@ from scipy.ndimage import gaussian_filter, label, median_filter
 
 from astroenhance.imaging.cosmics import find_cosmic_rays, star_sharpness
 from astroenhance.io.readers import open_frames, read_frame
+from astroenhance.metrics import difference_sigma
 
 
 def add_hits(shape: tuple[int, int], sigma: float, n: int, rng: np.random.Generator
@@ -77,12 +78,6 @@ def frame_info(spec: str) -> tuple[str, np.ndarray, float, float]:
     return Path(path).name.split(".")[0], np.asarray(data, np.float64), lam, scale
 
 
-def robust_sigma(data: np.ndarray) -> float:
-    d = (data[:, 2:] - data[:, :-2]).ravel()
-    d = d[np.isfinite(d)]
-    return float(1.4826 * np.median(np.abs(d - np.median(d))) / math.sqrt(2))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("frames", nargs="+")
@@ -97,7 +92,7 @@ def main() -> None:
     for spec in args.frames:
         name, data, lam, scale = frame_info(spec)
         data = np.where(np.isfinite(data), data, np.nanmedian(data))
-        sigma = robust_sigma(data)
+        sigma = difference_sigma(data)
         ratio, curvature = star_sharpness(lam, scale)
         rng = np.random.default_rng(args.seed)
         hits, pixels = add_hits(data.shape, sigma, args.hits, rng)

@@ -28,6 +28,7 @@ from astropy.io import fits
 
 from ..errors import InputError
 from ..imaging.cosmics import MARGIN, find_cosmic_rays, star_sharpness
+from ..metrics import difference_sigma
 
 DQ_SATURATED = 256 | 2048  # full well, A/D converter: not the PSF's shape, never searched for cosmic rays
 DQ_COSMIC_RAYS = 4096 | 8192  # set by AstroDrizzle / calwf3, acsrej when a frame's hits were found
@@ -144,7 +145,7 @@ def mask_cosmic_rays(frame) -> int:
         sigma = np.asarray(frame.pixel_noise_rows(0, h), np.float64)
         source = "ERR per pixel"
     else:
-        sigma = frame.noise or _row_difference_sigma(data)
+        sigma = frame.noise or difference_sigma(data) or np.inf
         source = "one sigma for the frame"
     if frame.dq_rows is not None:
         sat = binary_dilation((np.asarray(frame.dq_rows(0, h)).astype(np.int64) & DQ_SATURATED) != 0, iterations=2)
@@ -165,15 +166,6 @@ def mask_cosmic_rays(frame) -> int:
 
         frame.read_rows = read_rows
     return n
-
-
-def _row_difference_sigma(data: np.ndarray) -> float:
-    """The noise of a frame from differences of pixels 2 apart along rows (robust: median absolute deviation)."""
-    d = (data[:, 2:] - data[:, :-2]).ravel()
-    d = d[np.isfinite(d)]
-    if not d.size:
-        return float("inf")
-    return float(1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2))
 
 
 def unflagged_single_exposure(frame) -> bool:
