@@ -186,7 +186,7 @@ def test_without_a_pivot_wavelength_the_search_is_refused_clearly(tmp_path):
         assert h[0].header["AE_NCR"] == -1
 
 
-def test_the_real_hrc_crop_loses_hits_not_stars():
+def test_the_real_hrc_crop_loses_a_few_small_groups():
     """The ACS/HRC 47 Tuc crop (a single 60 s exposure, CRSPLIT = 1, no cosmic rays flagged in its DQ)."""
     with open_frames(HRC) as [plain]:
         base = plain.read_rows(0, plain.shape[0])
