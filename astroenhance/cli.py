@@ -438,7 +438,7 @@ def train_sr(
 @_guarded
 def train_colorizer(
     data: DataOpt, outdir: RunOpt,
-    arch: Annotated[str, typer.Option(help="resenc-colorizer-mnv2 (the shipped one: MobileNetV2 global branch started from --feature-net's ImageNet weights) or resenc-colorizer (global branch trained from scratch; measured worse on held-out images).")] = "resenc-colorizer-mnv2",
+    arch: Annotated[str, typer.Option(help="resenc-colorizer-mnv2 (MobileNetV2 global branch started from --feature-net's ImageNet weights; chroma by regression), resenc-colorizer-mnv2-bins (the same predicting a distribution over Cb and Cr values and showing its expected value, trained with cross-entropy; --init from a regression colorizer takes all but its head) or resenc-colorizer (global branch trained from scratch; measured worse on held-out images).")] = "resenc-colorizer-mnv2",
     iters: int = 2000, batch: int = 8, crop: int = 128, lr: float = 5e-4, seed: int = 0, val_data: ValOpt = None,
     val_every: int = 250, device: DeviceOpt = "cpu", precision: PrecisionOpt = "fp32", threads: int = 0,
     feature_net: FeatureOpt = "mobilenet_v2",
@@ -447,6 +447,7 @@ def train_colorizer(
     thumb_jitter: Annotated[float, typer.Option(help="0 < F < 1: each crop's whole-frame thumbnail shows a random window around the crop with sides >= F of the image's, so that the global branch cannot learn each training image's colours by heart (host-side; 0 = the whole image, as `run` sees it).", min=0.0, max=0.99)] = 0.0,
     freeze_backbone: Annotated[bool, typer.Option(help="Keep the pretrained global backbone (ImageNet MobileNetV2) fixed; train the rest.")] = False,
     scale_jitter: ScaleJitterOpt = 1,
+    sample_by: Annotated[str, typer.Option(help="Which image each crop comes from: area (in proportion to its pixels: large images give most crops) or image (every image alike, as scores averaged over images weigh them).")] = "area",
     resume: Annotated[bool, typer.Option(help="Continue the checkpoint in -o exactly where it stopped.")] = False,
 ) -> None:
     """Train the colorization network (luminance in, BT.709 chroma out)."""
@@ -454,7 +455,7 @@ def train_colorizer(
            val_data=val_data, val_every=val_every, device=device, threads=threads, resume=resume,
            saturation_weight=saturation_weight, precision=precision, feature_net=feature_net,
            init=str(init) if init and not resume else "", thumb_jitter=thumb_jitter, freeze_backbone=freeze_backbone,
-           scale_jitter=scale_jitter)
+           scale_jitter=scale_jitter, sample_by=sample_by)
 
 
 @train_app.command("sr-hst")

@@ -5,6 +5,8 @@ import shutil
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from astroenhance.errors import WeightsError
 from astroenhance.models.fold import fold_batchnorm
@@ -143,3 +145,47 @@ def test_colorizer_luminance_prior_same_with_and_without_gradients():
     with torch.no_grad():
         ref = model.luminance_prior(lum)
     torch.testing.assert_close(model.luminance_prior(lum), ref, atol=1e-6, rtol=0)
+
+
+def test_untrained_distribution_colorizer_is_grey():
+    """A uniform distribution over values symmetric around grey has grey as its mean."""
+    model = build_model("resenc-colorizer-mnv2-bins").eval()
+    with torch.no_grad():
+        assert model(torch.rand(1, 1, 40, 40)).abs().max() < 1e-6
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-0.625, 0.625, allow_nan=False, width=32), min_size=1, max_size=16))
+def test_distribution_targets_keep_the_value(values):
+    """Each true value is split between its two neighbouring bins so that their mean is the value (clipped to the
+    range); a distribution equal to those weights reproduces it as the colorizer's output."""
+    model = build_model("resenc-colorizer-mnv2-bins")
+    chroma = torch.tensor(values).view(1, 1, 1, -1).expand(1, 2, 1, len(values)).contiguous()
+    lo, upper = model.bin_targets(chroma)
+    assert ((upper >= 0) & (upper <= 1)).all() and (lo >= 0).all() and (lo <= model.chroma_bins - 2).all()
+    c = model.centres
+    mean = c[lo] * (1 - upper) + c[lo + 1] * upper
+    torch.testing.assert_close(mean, chroma.clamp(-model.chroma_range, model.chroma_range), atol=1e-6, rtol=0)
+    weights = torch.zeros(1, 2, model.chroma_bins, 1, len(values))
+    weights.scatter_add_(2, lo[:, :, None], (1 - upper)[:, :, None])
+    weights.scatter_add_(2, lo[:, :, None] + 1, upper[:, :, None])
+    p = weights.clamp(min=1e-12)
+    # the cross-entropy is smallest (the weights' entropy) at exactly these logits, and lower than at uniform ones
+    logits = p.log().view(1, -1, 1, len(values))
+    entropy = -(p * p.log()).sum(2).mean()
+    torch.testing.assert_close(model.distribution_loss(logits, chroma), entropy, atol=1e-5, rtol=0)
+    assert model.distribution_loss(torch.zeros_like(logits), chroma) > entropy
+
+
+def test_distribution_temperature_moves_colour_toward_grey():
+    torch.manual_seed(3)
+    model = build_model("resenc-colorizer-mnv2-bins").eval()
+    with torch.no_grad():
+        model.head.bias.normal_(0, 2.0)
+        lum = torch.rand(1, 1, 32, 32)
+        sizes = []
+        for t in (0.5, 1.0, 2.0, 8.0, 1e4):
+            model.temperature = t
+            sizes.append(model(lum).abs().mean().item())
+    assert all(a > b for a, b in zip(sizes, sizes[1:])), sizes
+    assert sizes[-1] < 1e-3

@@ -336,3 +336,46 @@ def test_export_refuses_an_untrusted_checkpoint_in_one_line(tmp_path):
     assert res.exit_code == 1
     assert res.output.startswith(f"error: {bad}: not a trusted astroenhance checkpoint")
     assert "weights_only=False" not in res.output and "Warning" not in res.output and not (tmp_path / "w").exists()
+
+
+def test_distribution_colorizer_starts_from_a_regression_colorizer(tmp_path):
+    """`--init` with a regression colorizer's weights: all but the output head and the luminance prior are taken,
+    those start grey; the cross-entropy falls from log(K) as it trains, and the export loads with its temperature."""
+    reg = Trainer(cfg(tmp_path, "colorize", arch="resenc-colorizer-mnv2", feature_net="random:mobilenet_v2", iters=2))
+    reg.run()
+    trainer = Trainer(cfg(tmp_path, "colorize", arch="resenc-colorizer-mnv2-bins", init=str(tmp_path / "colorize"),
+                          out=str(tmp_path / "bins"), iters=25))
+    start, ref = trainer.model.state_dict(), reg.model.state_dict()
+    for k, v in start.items():
+        if k.startswith(("head.", "prior")):
+            assert v.abs().max() == 0, k
+        else:
+            assert torch.equal(v, ref[k]), k
+    losses = []
+    trainer.run(lambda step, m: losses.append(m["loss"]))
+    assert losses[0] == pytest.approx(torch.log(torch.tensor(33.0)).item(), abs=0.05)
+    assert sum(losses[-5:]) / 5 < losses[0] - 0.2
+    info = export_checkpoint(tmp_path / "bins" / "ckpt.pt", tmp_path / "w", "col-bins")
+    manifest = tmp_path / "w" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["weights"][0]["chroma_temperature"] = 1.7
+    manifest.write_text(json.dumps(data))
+    info = read_manifest(tmp_path / "w")[0]
+    assert load_network(tmp_path / "w", info).temperature == 1.7
+
+
+def test_crops_drawn_per_image_or_per_pixel():
+    import numpy as np
+
+    from astroenhance.errors import SettingsError
+    from astroenhance.training.data import ImagePool
+
+    images = [np.zeros((64, 64, 3), np.uint8), np.zeros((256, 256, 3), np.uint8)]
+    by_area = ImagePool(images, ["small", "large"], thumb_size=16)
+    np.testing.assert_allclose(by_area.pick_probability, [1 / 17, 16 / 17])
+    by_image = ImagePool(images, ["small", "large"], thumb_size=16, sample_by="image")
+    np.testing.assert_allclose(by_image.pick_probability, [0.5, 0.5])
+    picks = [i for i, *_ in by_image._plan(np.random.default_rng(0), 400, 32)]
+    assert 150 < picks.count(0) < 250
+    with pytest.raises(SettingsError, match="sample_by"):
+        ImagePool(images, ["small", "large"], thumb_size=16, sample_by="pixels")

@@ -8,6 +8,14 @@ share the same notion of what the object is and agree on colour.
 I/O contract: ``forward(lum, thumb)`` with ``lum`` ``(N, 1, H, W)`` in ``[0, 1]`` (any H, W) and
 ``thumb`` ``(N, 1, T, T)`` in ``[0, 1]``; returns chroma ``(N, 2, H, W)`` — BT.709 (Cb, Cr), each in
 ``[-0.5, 0.5]``.  Only chroma is predicted: luminance passes through untouched by construction.
+
+Two output heads: a regression head (``chroma_bins=0``: chroma = 0.5 tanh(head)), or a distribution head
+(``chroma_bins=K``): for Cb and for Cr a probability over K evenly spaced values in ``[-chroma_range,
+chroma_range]``, and the chroma shown is its expected value.  Trained with cross-entropy against each
+pixel's true value split between its two neighbouring bins (`bin_targets`), the expected value estimates the
+conditional mean; where the evidence is weak the distribution is broad and its mean lies near grey.  The
+distribution is softened by ``temperature`` (> 1: closer to uniform, whose mean is grey) as calibrated on
+images the network never saw.
 """
 
 from __future__ import annotations
@@ -54,13 +62,23 @@ class ResidualEncoderColorizer(nn.Module):
     """
 
     def __init__(self, *, widths: tuple[int, ...] = (16, 32, 64, 96, 128), thumb_size: int = 128,
-                 prior_bins: int = 32, global_branch: str = "conv") -> None:
+                 prior_bins: int = 32, global_branch: str = "conv", chroma_bins: int = 0,
+                 chroma_range: float = 0.4) -> None:
         super().__init__()
         self.widths = widths
         self.thumb_size = thumb_size
         # how much of its predicted chroma `run` shows: calibrated per weights on images the network never saw
         # (manifest ``chroma_scale``; set by `models.weights.load_network`); not a tensor, not trained
         self.chroma_scale = 1.0
+        # distribution head only: softmax temperature of the expected value (manifest ``chroma_temperature``)
+        self.temperature = 1.0
+        self.chroma_bins = chroma_bins
+        self.chroma_range = chroma_range
+        outputs = 2 * chroma_bins if chroma_bins else 2
+        if chroma_bins:
+            if chroma_bins < 3 or chroma_bins % 2 == 0:
+                raise ValueError("chroma_bins must be odd and >= 3 (a bin at grey, symmetric around it)")
+            self.register_buffer("centres", torch.linspace(-chroma_range, chroma_range, chroma_bins), persistent=False)
         self.multiple = 2 ** (len(widths) - 1)
         self.stem = _conv(1, widths[0])
         self.down = nn.ModuleList()
@@ -89,9 +107,10 @@ class ResidualEncoderColorizer(nn.Module):
         # a learned luminance -> chroma curve (piecewise linear, `prior_bins` knots) added before the output
         # non-linearity: the network starts from what brightness alone says and adds what context says
         self.prior_bins = prior_bins
-        self.prior = nn.Parameter(torch.zeros(2, prior_bins))
-        self.head = nn.Conv2d(widths[0], 2, 3, padding=1)
-        # start grey: an untrained colorizer adds no colour, and training can only move it where it helps
+        self.prior = nn.Parameter(torch.zeros(outputs, prior_bins))
+        self.head = nn.Conv2d(widths[0], outputs, 3, padding=1)
+        # start grey: an untrained colorizer adds no colour (zero, or a uniform distribution over values
+        # symmetric around grey), and training can only move it where it helps
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
@@ -108,7 +127,22 @@ class ResidualEncoderColorizer(nn.Module):
         self.global_encoder[0].load_state_dict(feature_network(spec).features.state_dict())
 
     def forward(self, lum: torch.Tensor, thumb: torch.Tensor | None = None,
-                context: torch.Tensor | None = None) -> torch.Tensor:
+                context: torch.Tensor | None = None, *, raw: bool = False) -> torch.Tensor:
+        """Chroma ``(N, 2, H, W)``: the regression head's value, or the distribution's expected value
+        (``raw``: the head's logits, see `logits`)."""
+        logits = self.logits(lum, thumb, context)
+        if raw:
+            return logits
+        if not self.chroma_bins:
+            return 0.5 * torch.tanh(logits)
+        n, _, h, w = logits.shape
+        p = torch.softmax(logits.view(n, 2, self.chroma_bins, h, w) / self.temperature, dim=2)
+        return torch.einsum("nckhw,k->nchw", p, self.centres.to(p.dtype))
+
+    def logits(self, lum: torch.Tensor, thumb: torch.Tensor | None = None,
+               context: torch.Tensor | None = None) -> torch.Tensor:
+        """The head's output before the non-linearity: ``(N, 2, H, W)``, or ``(N, 2K, H, W)`` (Cb's K logits,
+        then Cr's) for the distribution head."""
         n, _, h, w = lum.shape
         m = self.multiple
         ph, pw = (-h) % m, (-w) % m
@@ -127,8 +161,24 @@ class ResidualEncoderColorizer(nn.Module):
             skip = skips.pop()
             y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             y = layer(y) + skip  # residual merge of encoder features into the decoder
-        logits = self.head(y)[:, :, :h, :w] + self.luminance_prior(lum)
-        return 0.5 * torch.tanh(logits)
+        return self.head(y)[:, :, :h, :w] + self.luminance_prior(lum)
+
+    def bin_targets(self, chroma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each true value as weights on its two neighbouring bins (linear split, so their weighted mean is the
+        value itself, clipped to the range): lower bin index ``(N, 2, H, W)`` and the upper bin's weight."""
+        step = 2 * self.chroma_range / (self.chroma_bins - 1)
+        pos = ((chroma.clamp(-self.chroma_range, self.chroma_range) + self.chroma_range) / step)
+        lo = pos.floor().clamp(max=self.chroma_bins - 2)
+        return lo.long(), pos - lo
+
+    def distribution_loss(self, logits: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of the distribution head's logits against the true chroma (see `bin_targets`)."""
+        n, _, h, w = logits.shape
+        logp = torch.log_softmax(logits.float().view(n, 2, self.chroma_bins, h, w), dim=2)
+        lo, upper = self.bin_targets(chroma.float())
+        p_lo = logp.gather(2, lo[:, :, None]).squeeze(2)
+        p_hi = logp.gather(2, lo[:, :, None] + 1).squeeze(2)
+        return -((1 - upper) * p_lo + upper * p_hi).mean()
 
     def luminance_prior(self, lum: torch.Tensor) -> torch.Tensor:
         """The learned brightness -> colour curve at every pixel, ``(N, 2, H, W)`` (pre-tanh)."""

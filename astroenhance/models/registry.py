@@ -49,6 +49,11 @@ ARCHITECTURES: dict[str, ArchSpec] = {
                  {"widths": (16, 32, 64, 96, 128), "thumb_size": 128, "prior_bins": 32,
                   "global_branch": "mobilenet_v2"}, 1,
                  "Same, with a MobileNetV2 global branch started from ImageNet weights."),
+        ArchSpec("resenc-colorizer-mnv2-bins", "colorize", ResidualEncoderColorizer,
+                 {"widths": (16, 32, 64, 96, 128), "thumb_size": 128, "prior_bins": 32,
+                  "global_branch": "mobilenet_v2", "chroma_bins": 33, "chroma_range": 0.4}, 1,
+                 "Same, predicting a distribution over 33 values of Cb and of Cr (-0.4..0.4) and showing its "
+                 "expected value: it says less where it is unsure."),
     ]
 }
 

@@ -102,15 +102,14 @@ def load_network(directory: str | Path, info: WeightsInfo, fold: bool = True) ->
     except Exception as exc:
         raise WeightsError(f"{path}: tensors do not fit {info.architecture} ({str(exc).splitlines()[0]})") from None
     model.eval()
-    if not fold:
-        if "chroma_scale" in info.extra:
-            model.chroma_scale = float(info.extra["chroma_scale"])
-        return model
-    model = fold_batchnorm(model)
-    if isinstance(model, SRResNet):
-        fuse_subpixel_tail(model)
-    if "chroma_scale" in info.extra:  # a colorizer's calibrated colour strength (`ResidualEncoderColorizer`)
-        model.chroma_scale = float(info.extra["chroma_scale"])
+    if fold:
+        model = fold_batchnorm(model)
+        if isinstance(model, SRResNet):
+            fuse_subpixel_tail(model)
+    # a colorizer's calibrated colour strength and distribution temperature (`ResidualEncoderColorizer`)
+    for key, attr in (("chroma_scale", "chroma_scale"), ("chroma_temperature", "temperature")):
+        if key in info.extra:
+            setattr(model, attr, float(info.extra[key]))
     return model
 
 

@@ -56,16 +56,22 @@ class ImagePool:
     # the crop side, area-averaged down to it), so the networks also see objects smaller than the training
     # images show them — as on a 4x-smaller frame, or a survey with coarser pixels
     scale_jitter: int = 1
+    # "area": crops spread evenly over all pixels (a large image gives more crops); "image": each image as likely
+    # as any other, as when scores are averaged over images
+    sample_by: str = "area"
 
     def __post_init__(self) -> None:
         # whole-image thumbnails for the colorizer's global branch, made as `run` makes them
         self.thumbs = [self._thumbnail(im) for im in self.images]
-        area = np.array([im.shape[0] * im.shape[1] for im in self.images], dtype=float)
-        self.pick_probability = area / area.sum()  # crops are spread evenly over all pixels
+        if self.sample_by not in ("area", "image"):
+            raise SettingsError(f"sample_by must be 'area' or 'image' (got {self.sample_by!r})")
+        area = np.array([im.shape[0] * im.shape[1] if self.sample_by == "area" else 1 for im in self.images], dtype=float)
+        self.pick_probability = area / area.sum()
 
     @classmethod
     def from_folder(cls, folder: str | Path, min_size: int = 0, limit: int | None = None,
-                    thumb_size: int = 128, thumb_jitter: float = 0.0, scale_jitter: int = 1) -> ImagePool:
+                    thumb_size: int = 128, thumb_jitter: float = 0.0, scale_jitter: int = 1,
+                    sample_by: str = "area") -> ImagePool:
         paths = list_images(folder)[:limit]
         images, names = [], []
         for p in paths:
@@ -75,7 +81,7 @@ class ImagePool:
                 names.append(p.name)
         if not images:
             raise SettingsError(f"no usable images (>= {min_size} px) under {folder}")
-        return cls(images, names, thumb_size, thumb_jitter, scale_jitter)
+        return cls(images, names, thumb_size, thumb_jitter, scale_jitter, sample_by)
 
     def _plan(self, rng: np.random.Generator, batch: int, size: int) -> list[tuple[int, int, int, bool, int, int]]:
         """Which crops a batch takes: ``(image, y, x, flip, quarter_turns, zoom_out)`` each, drawn from ``rng``

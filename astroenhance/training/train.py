@@ -61,6 +61,8 @@ class TrainConfig:
     freeze_backbone: bool = False
     # crops zoomed out by a random whole factor up to this (see `ImagePool.scale_jitter`); 1 = native scale only
     scale_jitter: int = 1
+    # which image a crop comes from: "area" (in proportion to its pixels) or "image" (each image alike)
+    sample_by: str = "area"
     precision: str = "fp32"  # fp32, or bf16/fp16 autocast (CUDA only)
     init: str = ""  # weights to start from (a ckpt.pt or .safetensors), e.g. the pretrained SRResNet for "gan"
     # pretrained feature network (models.features): SRGAN content loss, and the colorizer's pretrained global branch
@@ -142,11 +144,13 @@ def _widen_channels(state: dict[str, torch.Tensor], target: dict[str, torch.Tens
 
 def _same_design(a: str | None, b: str) -> bool:
     """Whether architecture ``a``'s weights can start ``b``: the same registry entry, or one that differs only
-    in its channel count (a luminance SRResNet starting a Y Cb Cr one, see `_widen_channels`)."""
+    in its channel count (a luminance SRResNet starting a Y Cb Cr one, see `_widen_channels`) or, for a colorizer,
+    in its output head (regression or distribution: the head starts fresh)."""
     if a not in ARCHITECTURES:
         return False
     ka, kb = dict(ARCHITECTURES[a].kwargs), dict(ARCHITECTURES[b].kwargs)
-    ka.pop("in_channels", None), kb.pop("in_channels", None)
+    for k in ("in_channels", "chroma_bins", "chroma_range"):  # channel counts, a colorizer's output head
+        ka.pop(k, None), kb.pop(k, None)
     return ARCHITECTURES[a].cls is ARCHITECTURES[b].cls and ka == kb
 
 
@@ -218,7 +222,7 @@ class Trainer:
         self.step = 0
         self.pool = ImagePool.from_folder(training_folder(cfg.data), min_size=cfg.crop,
                                           thumb_size=getattr(self.model, "thumb_size", 128), thumb_jitter=cfg.thumb_jitter,
-                                          scale_jitter=cfg.scale_jitter)
+                                          scale_jitter=cfg.scale_jitter, sample_by=cfg.sample_by)
         on_gpu = cfg.data_on_device and self.device.type == "cuda" and cfg.thumb_jitter == 0
         self.device_pool = self.pool.on_device(self.device) if on_gpu else None
         self.val = self._validation_batch()
@@ -266,7 +270,14 @@ class Trainer:
                 if not _same_design(ck.get("arch"), self.arch):
                     raise SettingsError(f"{path} holds {ck.get('arch')}, not {self.arch}")
                 state = ck["model"]
-            self.model.load_state_dict(_widen_channels(state, self.model.state_dict()))
+            target = self.model.state_dict()
+            if getattr(self.model, "chroma_bins", 0):
+                # a colorizer started from one with another output head: everything but the head and the
+                # luminance prior is taken; those keep their grey start
+                state = {k: v for k, v in state.items() if not (k.startswith(("head.", "prior")) and
+                                                                v.shape != target[k].shape)}
+            missing = set(target) - set(state)
+            self.model.load_state_dict(_widen_channels(state, target), strict=not missing)
         elif getattr(self.model, "global_branch", "conv") != "conv":
             self.model.load_global_backbone(cfg.feature_net)
 
@@ -322,6 +333,10 @@ class Trainer:
             _, sr = self._super_resolve(target)
             return F.l1_loss(sr, target) if self.channels == 1 else F.l1_loss(_ycc_to_rgb_torch(sr), rgb)
         y, chroma = _rgb_to_ycc_torch(rgb)
+        if getattr(self.model, "chroma_bins", 0):  # distribution head: cross-entropy on its logits
+            with self._autocast():
+                logits = self.net(self._cl(y), _rgb_to_ycc_torch(thumb_rgb)[0], raw=True)
+            return self.model.distribution_loss(logits, chroma)
         with self._autocast():
             pred = self.net(self._cl(y), _rgb_to_ycc_torch(thumb_rgb)[0])
         return colour_loss(pred.float(), chroma, self.cfg.saturation_weight)

@@ -1,0 +1,97 @@
+"""Issue 18's colour protocol for colorizer weights over a grid of colour strengths and temperatures.
+
+    python benchmarks/bench_colour_calibration.py --images ../shared/data/train_aux/stellarium_hubble_textures \
+        --images ../shared/data/train_aux/hashirkz_128px --lut-data ../shared/data/train \
+        [--weights default,RUN/ckpt.pt,...] [--strengths 0.2,0.5,1] [--temperatures 1,1.5,2] [--per-image]
+
+Each colorizer (``default``: the shipped one; a ``ckpt.pt`` written by `astroenhance train colorizer`; a weights
+folder) runs through `run`'s engine (`training.evaluate.evaluate_colour_per_image`: centre crops of 384², BT.601
+luma as an 8-bit grey image, 8-bit RGB out) at every strength (the factor `run --color-strength` applies) and,
+for a distribution head, every softmax temperature. It prints the BT.601 chroma RMS averaged over images, its
+ratio to no colour's, and the worst image's excess over no colour, with no colour and the luminance lookup table
+(fitted on ``--lut-data``) beside; and, per colorizer, the setting it would choose: the lowest mean among those
+with no image more than ``--worst`` (0.01) worse than no colour.
+
+Choose settings on a calibration split (images the colorizer never trained on), then score that one setting once
+on a test split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+from pathlib import Path
+
+import torch
+
+from astroenhance.models.fold import fold_batchnorm
+from astroenhance.models.weights import default_weights_dir, find_weights, load_checkpoint_model, load_network
+from astroenhance.training.evaluate import LumaChromaLUT, evaluate_colour_per_image, load_images
+
+
+def load_colorizer(spec: str) -> torch.nn.Module:
+    """``default``, a ``ckpt.pt`` (or a run folder holding one), or a weights folder with a colorize entry."""
+    path = default_weights_dir() if spec == "default" else Path(spec)
+    if path.is_dir() and (path / "ckpt.pt").exists():
+        path = path / "ckpt.pt"
+    if path.is_file():
+        model, _ = load_checkpoint_model(path)
+        return fold_batchnorm(model.eval())
+    return load_network(path, find_weights(path, "colorize", "default"))
+
+
+def floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", action="append", required=True, help="a folder of colour images (repeatable)")
+    ap.add_argument("--lut-data", required=True, help="colour images the lookup-table baseline is fitted on")
+    ap.add_argument("--weights", default="default", help="comma-separated: default, ckpt.pt files, weights folders")
+    ap.add_argument("--strengths", default="0.1,0.2,0.3,0.5,0.7,1")
+    ap.add_argument("--temperatures", default="1", help="softmax temperatures (distribution heads only)")
+    ap.add_argument("--crop", type=int, default=384)
+    ap.add_argument("--worst", type=float, default=0.01)
+    ap.add_argument("--per-image", action="store_true", help="also print every image's chroma RMS")
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    images = [im for folder in args.images for im in load_images(folder)]
+    lut = LumaChromaLUT.fit([im for _, im in load_images(args.lut_data, max_side=800)])
+    print(f"{len(images)} images; chroma RMS mean over images, ratio to no colour, worst image minus no colour")
+    print(f"{'colorizer':<40} {'T':>5} {'s':>5} {'mean':>8} {'ratio':>6} {'worst':>8}")
+    baselines_shown = False
+    for spec in args.weights.split(","):
+        model = load_colorizer(spec)
+        temps = floats(args.temperatures) if getattr(model, "chroma_bins", 0) else [1.0]
+        best = None
+        for t, s in itertools.product(temps, floats(args.strengths)):
+            model.temperature, model.chroma_scale = t, s
+            rows: list[dict] = []
+            res = evaluate_colour_per_image(model, images, lut, args.crop, per_image=rows)
+            grey = res["grey"]["chroma_rms_mean"]
+            if not baselines_shown:
+                for m in ("grey", "lookup_table"):
+                    r = res[m]
+                    print(f"{m:<40} {'':>5} {'':>5} {r['chroma_rms_mean']:8.5f} {r['chroma_rms_mean'] / grey:6.3f} "
+                          f"{r['worst_minus_grey']:+8.4f}")
+                baselines_shown = True
+            r = res["astroenhance"]
+            print(f"{spec[-40:]:<40} {t:5.2f} {s:5.2f} {r['chroma_rms_mean']:8.5f} {r['chroma_rms_mean'] / grey:6.3f} "
+                  f"{r['worst_minus_grey']:+8.4f}", flush=True)
+            if r["worst_minus_grey"] <= args.worst and (best is None or r["chroma_rms_mean"] < best[2]):
+                best = (t, s, r["chroma_rms_mean"], r["chroma_rms_mean"] / grey)
+            if args.per_image:
+                for row in rows:
+                    print(f"    {row['image'][:48]:<48} grey {row['grey']['chroma_rms']:.4f} "
+                          f"astroenhance {row['astroenhance']['chroma_rms']:.4f}")
+        if best:
+            print(f"  choice for {spec}: T {best[0]:g}, s {best[1]:g}: {best[2]:.5f} ({best[3]:.3f}x no colour)")
+        else:
+            print(f"  choice for {spec}: none with no image more than {args.worst} worse than no colour")
+
+
+if __name__ == "__main__":
+    main()
