@@ -16,12 +16,15 @@ Unlike L.A.Cosmic (astroscrappy), whose fine-structure test does not know the PS
 well-sampled stars on crowded frames (hundreds on the ACS/HRC 47 Tuc frame, see docs/experiments.md), this
 test cannot flag a star that is as sharp as physics allows.  What it gives up: hits on top of a star's core
 that are fainter than the core, and (on undersampled detectors, where the limit is high) faint single-pixel
-hits.  numpy/scipy only; the frame is worked on in strips of rows.
+hits.  numpy/scipy only; the frame is worked on in strips of rows, several at once on a thread pool (numpy and
+scipy's filters release the GIL), each independent of the others: the mask is the same for any number of workers.
 """
 
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy.ndimage import binary_dilation, uniform_filter
@@ -141,7 +144,8 @@ def _strip_flags(x: np.ndarray, sig: np.ndarray, limit: float, curvature: float 
 
 
 def find_cosmic_rays(data: np.ndarray, sigma, ratio: float, curvature: float | None = None, nsigma: float = 5.0,
-                     grow: float = 3.0, iterations: int = 5, margin: float | None = None) -> np.ndarray:
+                     grow: float = 3.0, iterations: int = 5, margin: float | None = None,
+                     workers: int | None = None) -> np.ndarray:
     """Boolean mask of the pixels of ``data`` (2-D, NaN = no data) hit by cosmic rays.
 
     ``sigma`` is the noise per pixel (a number, or an array like ``data``: an HST ``ERR`` extension, which
@@ -149,7 +153,8 @@ def find_cosmic_rays(data: np.ndarray, sigma, ratio: float, curvature: float | N
     (`star_sharpness`).  A pixel is flagged when it stands ``nsigma`` above its local background and above
     ``margin * ratio`` (`MARGIN` if not given) times its neighbours' mean by as much, and (if ``curvature`` is
     given) its excess over its 8 neighbours exceeds ``margin * curvature`` times theirs over the next 16 by as
-    much; then, ``iterations`` rounds, its neighbours at ``grow`` sigma with the flagged pixels removed."""
+    much; then, ``iterations`` rounds, its neighbours at ``grow`` sigma with the flagged pixels removed.
+    ``workers``: strips searched at once (default: the CPU count)."""
     data = np.asarray(data)
     if data.ndim != 2:
         raise ValueError(f"a 2-D frame is needed, got shape {data.shape}")
@@ -159,11 +164,21 @@ def find_cosmic_rays(data: np.ndarray, sigma, ratio: float, curvature: float | N
     h = data.shape[0]
     sig_full = np.broadcast_to(np.asarray(sigma, np.float64), data.shape)
     out = np.zeros(data.shape, bool)
-    for y0 in range(0, h, STRIP):
+
+    def strip(y0: int) -> None:
         y1 = min(h, y0 + STRIP)
         a, b = max(0, y0 - HALO), min(h, y1 + HALO)
         x = np.asarray(data[a:b], np.float64)
         sig = np.asarray(sig_full[a:b], np.float64)
         sig = np.where(np.isfinite(sig) & (sig > 0), sig, np.inf)
         out[y0:y1] = _strip_flags(x, sig, limit, climit, nsigma, grow, iterations)[y0 - a:y0 - a + (y1 - y0)]
+
+    starts = range(0, h, STRIP)
+    workers = min(len(starts), workers or os.cpu_count() or 1)
+    if workers <= 1:
+        for y0 in starts:
+            strip(y0)
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(strip, starts))  # list(): a strip's error is raised here
     return out

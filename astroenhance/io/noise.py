@@ -20,6 +20,7 @@ A science extension ``SCI,v`` is paired with the ``ERR,v``, ``WHT,v`` and ``DQ,v
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -150,7 +151,9 @@ def mask_cosmic_rays(frame) -> int:
     if frame.dq_rows is not None:
         sat = binary_dilation((np.asarray(frame.dq_rows(0, h)).astype(np.int64) & DQ_SATURATED) != 0, iterations=2)
         data = np.where(sat, np.nan, data)
-    mask = find_cosmic_rays(data, sigma, ratio, curvature)
+    # as many strips at once as this process may use threads (`runner.set_threads` sets OMP_NUM_THREADS for
+    # each of --jobs N workers), else every core
+    mask = find_cosmic_rays(data, sigma, ratio, curvature, workers=int(os.environ.get("OMP_NUM_THREADS", "0")) or None)
     del data
     n = int(mask.sum())
     frame.cosmic_rays, frame.cosmic_ray_limit = n, ratio
