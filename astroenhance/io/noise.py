@@ -153,7 +153,8 @@ def mask_cosmic_rays(frame) -> int:
         data = np.where(sat, np.nan, data)
     # as many strips at once as this process may use threads (`runner.set_threads` sets OMP_NUM_THREADS for
     # each of --jobs N workers), else every core
-    mask = find_cosmic_rays(data, sigma, ratio, curvature, workers=int(os.environ.get("OMP_NUM_THREADS", "0")) or None)
+    budget = os.environ.get("OMP_NUM_THREADS", "").strip()
+    mask = find_cosmic_rays(data, sigma, ratio, curvature, workers=int(budget) if budget.isdigit() else None)
     del data
     n = int(mask.sum())
     frame.cosmic_rays, frame.cosmic_ray_limit = n, ratio

@@ -181,7 +181,8 @@ class ResidualEncoderColorizer(nn.Module):
         return -((1 - upper) * p_lo + upper * p_hi).mean()
 
     def luminance_prior(self, lum: torch.Tensor) -> torch.Tensor:
-        """The learned brightness -> colour curve at every pixel, ``(N, 2, H, W)`` (pre-tanh)."""
+        """The learned brightness -> colour curve at every pixel, added to the head's output: ``(N, 2, H, W)``
+        before the tanh, or ``(N, 2K, H, W)`` logits for the distribution head."""
         pos = lum.clamp(0, 1)[:, 0] * (self.prior_bins - 1)  # (N, H, W)
         if torch.is_grad_enabled():
             # training: the same linear interpolation as hat-function weights times the knots. Gathering from
