@@ -58,7 +58,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    images = [im for folder in args.images for im in load_images(folder)]
+    # whole images (as `evaluate --crop`): the centre crop is taken at the image's own scale
+    images = [im for folder in args.images for im in load_images(folder, max_side=1 << 20)]
     lut = LumaChromaLUT.fit([im for _, im in load_images(args.lut_data, max_side=800)])
     print(f"{len(images)} images; chroma RMS mean over images, ratio to no colour, worst image minus no colour")
     print(f"{'colorizer':<40} {'T':>5} {'s':>5} {'mean':>8} {'ratio':>6} {'worst':>8}")

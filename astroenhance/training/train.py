@@ -271,13 +271,16 @@ class Trainer:
                     raise SettingsError(f"{path} holds {ck.get('arch')}, not {self.arch}")
                 state = ck["model"]
             target = self.model.state_dict()
+            fresh: set[str] = set()
             if getattr(self.model, "chroma_bins", 0):
                 # a colorizer started from one with another output head: everything but the head and the
                 # luminance prior is taken; those keep their grey start
-                state = {k: v for k, v in state.items() if not (k.startswith(("head.", "prior")) and
-                                                                v.shape != target[k].shape)}
-            missing = set(target) - set(state)
-            self.model.load_state_dict(_widen_channels(state, target), strict=not missing)
+                fresh = {k for k, v in state.items()
+                         if k.startswith(("head.", "prior")) and k in target and v.shape != target[k].shape}
+                state = {k: v for k, v in state.items() if k not in fresh}
+            result = self.model.load_state_dict(_widen_channels(state, target), strict=not fresh)
+            if fresh and (set(result.missing_keys) != fresh or result.unexpected_keys):
+                raise SettingsError(f"{path}: its tensors do not fit {self.arch} beyond the output head")
         elif getattr(self.model, "global_branch", "conv") != "conv":
             self.model.load_global_backbone(cfg.feature_net)
 
