@@ -379,3 +379,16 @@ def test_crops_drawn_per_image_or_per_pixel():
     assert 150 < picks.count(0) < 250
     with pytest.raises(SettingsError, match="sample_by"):
         ImagePool(images, ["small", "large"], thumb_size=16, sample_by="pixels")
+
+
+def test_distribution_colorizer_refuses_weights_that_miss_more_than_the_head(tmp_path):
+    from safetensors.torch import save_file
+
+    from astroenhance.errors import SettingsError
+    from astroenhance.models.registry import build_model
+
+    state = build_model("resenc-colorizer-mnv2").state_dict()
+    state.pop("stem.0.weight")
+    save_file(state, str(tmp_path / "partial.safetensors"))
+    with pytest.raises(SettingsError, match="beyond the output head"):
+        Trainer(cfg(tmp_path, "colorize", arch="resenc-colorizer-mnv2-bins", init=str(tmp_path / "partial.safetensors")))
