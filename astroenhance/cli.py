@@ -187,7 +187,8 @@ def run(
     dq_mask: Annotated[str, typer.Option(help="DQ flags that make a pixel no-data (NaN in, NaN out): default (1+2+4+16+128+4096+8192: bad, hot, bad-column, fill and cosmic-ray pixels of ACS/WFC3; saturated pixels stay), all, none, an integer, or flags like 4,16,4096.", rich_help_panel="HST data quality")] = "default",
     clean_cosmic_rays: Annotated[bool | None, typer.Option("--clean-cosmic-rays/--no-clean-cosmic-rays", help="Read pixels sharper than any star can be as no data, like DQ-flagged ones: a pixel more than 1.25x the peak/neighbours ratio of HST's diffraction-limited PSF at the filter's pivot wavelength (PHOTPLAM) on the WCS's pixel scale, and 5 sigma above its surroundings (ERR per pixel); then the rest of each track. Stars cannot pass the test; hits on star cores and most faint hits on undersampled detectors (WFC3/IR, WFPC2) are missed. Default: on for single exposures (*_flt, *_flc, *_c0m, *_c0f) whose DQ flags no cosmic rays and whose header gives PHOTPLAM and a WCS; off otherwise. The header records the count (AE_NCR; -1: not searched).", show_default=False, rich_help_panel="HST data quality")] = None,
     flux_conserving: Annotated[bool | None, typer.Option("--flux-conserving/--no-flux-conserving", help="Make every 4x4 block mean of the output luminance equal the normalized input pixel (and, for a colour input with --no-colorize, its colour too). Default: on for FITS, off for images.", show_default=False, rich_help_panel="Flux and noise finishing")] = None,
-    flux_tolerance: Annotated[float | None, typer.Option(help="With --flux-conserving: bring each 4x4 block mean of the output luminance within this many times the input pixel's noise of it (0: exactly onto it). Default: 0 for psnr, psnr-large and gan; 2 for hst, which removes noise (an exact projection would put the noise back).", min=0.0, show_default=False, rich_help_panel="Flux and noise finishing")] = None,
+    flux_tolerance: Annotated[float | None, typer.Option(help="With --flux-conserving: bring each 4x4 block mean of the FLUX plane within this many times the input pixel's noise of it (0: exactly onto it; also the display's, unless --display-tolerance says otherwise). Default: 0 for psnr, psnr-large and gan; 2 for hst, which removes noise (an exact projection would put the noise back).", min=0.0, show_default=False, rich_help_panel="Flux and noise finishing")] = None,
+    display_tolerance: Annotated[float | None, typer.Option(help="With --flux-conserving: the same promise for the display planes' luminance (RED/GREEN/BLUE, PNG). Default: --flux-tolerance where given; else 0 for psnr, psnr-large and gan, 3 for hst (its best display PSNR on validation frames; the FLUX plane's 2 gives block fluxes closest to the truth).", min=0.0, show_default=False, rich_help_panel="Flux and noise finishing")] = None,
     noise_gate: Annotated[bool | None, typer.Option("--noise-gate/--no-noise-gate", help="Keep the SR network's detail only where the input shows structure above its own noise (|pixel - 3x3 mean| > 5-7 sigma, dilated); elsewhere bicubic. Stops a network trained on clean pictures turning noise peaks into 'sources' (measured on 24 noise frames: 179 false 5-sigma sources without the gate, 4 with it, 4 for bicubic). Default: on for psnr, psnr-large and gan; off for hst, which was trained on noisy frames.", show_default=False, rich_help_panel="Flux and noise finishing")] = None,
     upscale: Annotated[bool, typer.Option("--upscale/--no-upscale", help="Run the 4x super-resolution network on luminance.", rich_help_panel="Flux and noise finishing")] = True,
     scale: Annotated[int, typer.Option(help="Upscaling factor (the shipped networks are 4x).", rich_help_panel="Flux and noise finishing")] = 4,
@@ -212,7 +213,8 @@ def run(
     """
     config = EnhanceConfig(scale=scale, colorize=colorize, upscale=upscale, formats=_parse_formats(fmt),
                            stretch=stretch.value if stretch else None, interval=interval, tile=tile, overlap=overlap,
-                           flux_conserving=flux_conserving, flux_tolerance=flux_tolerance, device=device.value,
+                           flux_conserving=flux_conserving, flux_tolerance=flux_tolerance,
+                           display_tolerance=display_tolerance, device=device.value,
                            precision=precision.value,
                            sr_model=sr_model.value if sr_model else None, weights=str(weights) if weights else None, batch=batch, hdu=hdu,
                            noise_gate=noise_gate, dq_mask=dq_mask, fits_encoding=fits_encoding.value, flux_plane=flux_plane,
@@ -702,6 +704,7 @@ def evaluate(
     inception_splits: Annotated[int, typer.Option(help="Inception Score: splits for its mean and standard deviation (the reference implementation's 10).", min=1)] = 10,
     flux_conserving: Annotated[bool | None, typer.Option("--flux-conserving/--no-flux-conserving", help="hst: run's flux projection on or off (default: on, as run does for FITS).", show_default=False)] = None,
     flux_tolerance: Annotated[float | None, typer.Option(help="hst: run's --flux-tolerance (default: the model's).", min=0.0, show_default=False)] = None,
+    display_tolerance: Annotated[float | None, typer.Option(help="hst: run's --display-tolerance (default: the model's).", min=0.0, show_default=False)] = None,
 ) -> None:
     """Measure the shipped networks against baselines on held-out images (float64 metrics, one protocol for all).
 
@@ -711,7 +714,8 @@ def evaluate(
     import json
 
     if task == Task.hst:
-        _evaluate_hst(data, weights, sr_model, json_out, limit, noise_frames, flux_conserving, flux_tolerance, figure)
+        _evaluate_hst(data, weights, sr_model, json_out, limit, noise_frames, flux_conserving, flux_tolerance, figure,
+                      display_tolerance)
         return
     from .models.inception import load_inception
     from .models.weights import default_weights_dir, find_weights, load_network
@@ -798,7 +802,7 @@ def evaluate(
 
 def _evaluate_hst(data: Path, weights: Path | None, sr_model: SRModel | None, json_out: Path | None, limit: int | None,
                   noise_frames: int, flux_conserving: bool | None = None, flux_tolerance: float | None = None,
-                  figure: Path | None = None) -> None:
+                  figure: Path | None = None, display_tolerance: float | None = None) -> None:
     import json
 
     from .training.hst import FIGURE_TITLES, evaluate_hst, list_truths
@@ -807,7 +811,8 @@ def _evaluate_hst(data: Path, weights: Path | None, sr_model: SRModel | None, js
     if not truths:
         raise _usage(f"no FITS frames in {data}")
     config = EnhanceConfig(sr_model=sr_model.value if sr_model else None, weights=str(weights) if weights else None,
-                           flux_conserving=flux_conserving, flux_tolerance=flux_tolerance)
+                           flux_conserving=flux_conserving, flux_tolerance=flux_tolerance,
+                           display_tolerance=display_tolerance)
     with err.status(f"hst: {len(truths)} frames through run"):
         panels: list | None = [] if figure else None
         res = evaluate_hst(truths, config, noise_frames=min(noise_frames, 6), panels=panels)

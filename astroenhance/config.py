@@ -63,8 +63,11 @@ class EnhanceConfig:
     tile: int = 224
     overlap: int = 16
     flux_conserving: bool | None = None
-    flux_tolerance: float | None = None  # block means within this many input-noise sigmas of the input (0: exact);
-    # None: exact for display-space SR networks, 2 for noise-space ones (they remove noise; exactness would restore it)
+    flux_tolerance: float | None = None  # FLUX plane: block means within this many input-noise sigmas of the input
+    # (0: exact); None: exact for display-space SR networks, 2 for noise-space ones (they remove noise; exactness
+    # would restore it)
+    display_tolerance: float | None = None  # the display planes' luminance, likewise; None: ``flux_tolerance`` where
+    # given, else exact for display-space networks and 3 for noise-space ones (chosen on validation frames)
     device: str = "auto"
     precision: str = "fp32"
     sr_model: str | None = None

@@ -134,3 +134,36 @@ def test_the_flux_plane_does_not_depend_on_how_columns_are_cut_into_bands(hrc_cr
     sigma = out[40].normalizer.sky_noise
     f1, f2 = (out[w].flux.astype(np.float64) for w in (40, 1024))
     assert (np.abs(f1 - f2) / (np.abs(f2) + sigma / 16)).max() < 0.05
+
+
+def test_flux_and_display_tolerances_resolve_per_network_and_follow_a_given_flux_tolerance():
+    from astroenhance.pipeline.engine import _network_defaults
+
+    def resolved(space, **kw):
+        c = _network_defaults(EnhanceConfig(**kw), space)
+        return c.flux_tolerance, c.display_tolerance
+
+    assert resolved("noise-asinh") == (2.0, 3.0) and resolved("display") == (0.0, 0.0)
+    assert resolved("noise-asinh", flux_tolerance=0.0) == (0.0, 0.0)  # --flux-tolerance 0: all exact, as before
+    assert resolved("noise-asinh", display_tolerance=1.0) == (2.0, 1.0)
+    assert resolved("display", flux_tolerance=1.5, display_tolerance=0.5) == (1.5, 0.5)
+    with pytest.raises(Exception, match="display tolerance"):
+        Enhancer(EnhanceConfig(device="cpu", colorize=False, display_tolerance=-1.0))
+
+
+def test_hst_keeps_flux_blocks_within_2_sigma_and_display_blocks_within_3(hrc_crop):
+    """The FITS default: FLUX (for measurement) within 2 input sigmas of every input pixel, the display within 3 —
+    and the display really uses the wider promise somewhere (so the two differ)."""
+    data, wcs = hrc_crop
+    res = Enhancer(EnhanceConfig(device="cpu", colorize=False)).enhance_array(data, wcs)
+    norm = res.normalizer
+    assert (res.header["AE_FLUXT"], res.header["AE_DISPT"]) == (2.0, 3.0)
+    ok = np.isfinite(data)
+    sums = block_means(np.nan_to_num(res.flux.astype(np.float64)), 4) * 16
+    assert np.all(np.abs(sums - data)[ok] <= 2 * norm.sky_noise * (1 + 1e-4) + 1e-3)
+    expected = norm(data).astype(np.float64)
+    x = norm.inverse(expected)
+    sigma_display = norm(x + norm.sky_noise / 2).astype(np.float64) - norm(x - norm.sky_noise / 2)
+    dev = np.abs(block_means(np.nan_to_num(res.luminance.astype(np.float64)), 4) - expected)[ok]
+    assert np.all(dev <= 3 * sigma_display[ok] + 2e-5)
+    assert np.any(dev > 2 * sigma_display[ok] + 1e-4)

@@ -33,12 +33,14 @@ def test_block_projection_leaves_consistent_blocks_alone():
 
 def test_flux_consistency_on_real_frame(enhancer, hrc_crop):
     """Exact (--flux-tolerance 0): every 4x4 block mean of the luminance is the stretched input pixel.  The FITS
-    default (the hst network, 2 sigma): within twice the input's noise of it, in display units."""
+    default (the hst network; the display within 3 sigma): within three times the input's noise of it, in display
+    units."""
     from dataclasses import replace
 
     data, wcs = hrc_crop
     for tolerance in (0.0, None):
-        res = enhancer.enhance_array(data, wcs, config=replace(enhancer.config, flux_tolerance=tolerance))
+        # an unresolved config, as a user writes it: --flux-tolerance 0 alone makes the display exact too
+        res = enhancer.enhance_array(data, wcs, config=replace(enhancer._given, flux_tolerance=tolerance))
         lum = res.rgb @ LUMA_WEIGHTS.astype(np.float32)
         blocks = lum.reshape(data.shape[0], 4, data.shape[1], 4).mean(axis=(1, 3), dtype=np.float64)
         norm = res.normalizer
@@ -47,12 +49,12 @@ def test_flux_consistency_on_real_frame(enhancer, hrc_crop):
             rel = np.abs(blocks - expected) / np.maximum(expected, 1e-3)
             assert np.nanmax(rel) <= 1e-5
         else:
-            assert res.header["AE_FLUXT"] == 2.0 and norm.sky_noise > 0
+            assert res.header["AE_FLUXT"] == 2.0 and res.header["AE_DISPT"] == 3.0 and norm.sky_noise > 0
             s = norm.sky_noise  # the input's noise in display units, as the engine takes it (`_display_noise`)
             x = norm.inverse(expected)  # the (clipped) input level
             sigma_display = norm(x + s / 2).astype(np.float64) - norm(x - s / 2)
             ok = np.isfinite(expected)
-            assert ok.mean() > 0.9 and np.all((np.abs(blocks - expected) <= 2 * sigma_display + 2e-5)[ok])
+            assert ok.mean() > 0.9 and np.all((np.abs(blocks - expected) <= 3 * sigma_display + 2e-5)[ok])
             assert np.abs(blocks - expected).max() > 1e-3  # not exact: the network's denoising is kept
 
 
@@ -190,16 +192,16 @@ def test_colour_strength_scales_the_predicted_chroma_and_is_recorded(hrc_crop):
 
 
 def test_each_kind_of_input_gets_its_own_network(hrc_crop):
-    """No --sr-model: a FITS frame gets the telescope-trained network (ungated, block means within 2 sigma), a
+    """No --sr-model: a FITS frame gets the telescope-trained network (ungated, block means within 2 / 3 sigma), a
     display image the picture-trained one (gated, exact); one enhancer serves both.  --sr-model fixes it for all."""
     data, wcs = hrc_crop
     enh = Enhancer(EnhanceConfig(device="cpu", colorize=False))
     picture = np.clip(np.nan_to_num(data) / np.nanpercentile(data, 99), 0, 1).astype(np.float32)
     heads = {kind: enh.enhance_array(arr, wcs, is_fits_like=kind != "image").header
              for kind, arr in (("fits", data), ("image", picture), ("fits again", data))}
-    got = {k: (h["AE_SRMOD"], h["AE_SRID"], h["AE_GATE"], h["AE_FLUXT"]) for k, h in heads.items()}
-    assert got["fits"] == got["fits again"] == ("hst", "sr-hst-8x32", False, 2.0)
-    assert got["image"] == ("psnr", "sr-psnr-8x32", True, 0.0)
+    got = {k: (h["AE_SRMOD"], h["AE_SRID"], h["AE_GATE"], h["AE_FLUXT"], h["AE_DISPT"]) for k, h in heads.items()}
+    assert got["fits"] == got["fits again"] == ("hst", "sr-hst-8x32", False, 2.0, 3.0)
+    assert got["image"] == ("psnr", "sr-psnr-8x32", True, 0.0, 0.0)
     assert (enh.settings(True).sr_model, enh.settings(False).sr_model) == ("hst", "psnr")
     assert (enh.settings(True).noise_gate, enh.settings(False).noise_gate) == (False, True)
     fixed = Enhancer(EnhanceConfig(device="cpu", colorize=False, sr_model="psnr"))

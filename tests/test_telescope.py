@@ -136,11 +136,11 @@ def test_noise_space_network_through_run_keeps_the_flux_promise_and_says_so(tmp_
         assert h[0].header["AE_SRSPC"] == "noise-asinh" and h[0].header["AE_GATE"] is False
         assert h[0].header["AE_SKYSG"] > 0
         lum = h["GREEN"].data.astype(np.float64)
-        assert h[0].header["AE_FLUX"] is True and h[0].header["AE_FLUXT"] == 2.0
+        assert h[0].header["AE_FLUX"] is True and h[0].header["AE_FLUXT"] == 2.0 and h[0].header["AE_DISPT"] == 3.0
     disp = res.normalizer(fits.getdata(FIXTURES / "abell_2744_dwarf_galaxy_f105w.fits.gz"))
     sigma = Enhancer._display_noise(res.normalizer, disp)
-    # noise-consistent by default: every block mean within 2 sigma of the input pixel (float32 output)
-    assert np.all(np.abs(area_downsample(lum, 4) - disp) <= 2 * sigma + 2e-6)
+    # noise-consistent by default: every display block mean within 3 sigma of the input pixel (float32 output)
+    assert np.all(np.abs(area_downsample(lum, 4) - disp) <= 3 * sigma + 2e-6)
     exact = Enhancer(EnhanceConfig(device="cpu", colorize=False, sr_model="hst", weights=str(wdir), formats=("fits",),
                                    flux_tolerance=0.0))
     [res0] = exact.enhance_file(FIXTURES / "abell_2744_dwarf_galaxy_f105w.fits.gz", tmp_path / "exact")

@@ -98,13 +98,23 @@ def _weights_dir(config: EnhanceConfig) -> Path:
     return Path(config.weights) if config.weights else default_weights_dir()
 
 
+#: block means of the output within this many input sigmas of the input, for noise-space networks (which remove
+#: noise that an exact projection would put back): the FLUX plane (closest block fluxes to the truth) and the display
+#: planes (best display PSNR), each chosen on validation frames (docs/experiments.md)
+NOISE_SPACE_TOLERANCE = {"flux": 2.0, "display": 3.0}
+
+
 def _network_defaults(config: EnhanceConfig, space: str) -> EnhanceConfig:
     """``config`` with the settings an SR network of input ``space`` decides, where unset: the noise gate (on for
-    display-space networks, trained on clean pictures) and the flux tolerance (exact for them; 2 sigma for
-    noise-space ones, which remove noise that an exact projection would put back)."""
-    return replace(config, noise_gate=space == "display" if config.noise_gate is None else config.noise_gate,
-                   flux_tolerance=(0.0 if space == "display" else 2.0) if config.flux_tolerance is None
-                   else config.flux_tolerance)
+    display-space networks, trained on clean pictures) and the tolerances of the flux promise (exact for them;
+    `NOISE_SPACE_TOLERANCE` for noise-space ones).  A display tolerance left unset follows a flux tolerance given."""
+    display = space == "display"
+    flux_tol = config.flux_tolerance
+    display_tol = config.display_tolerance if config.display_tolerance is not None else flux_tol
+    return replace(config, noise_gate=display if config.noise_gate is None else config.noise_gate,
+                   flux_tolerance=(0.0 if display else NOISE_SPACE_TOLERANCE["flux"]) if flux_tol is None else flux_tol,
+                   display_tolerance=((0.0 if display else NOISE_SPACE_TOLERANCE["display"]) if display_tol is None
+                                      else display_tol))
 
 
 def _maximum(src: FrameSource, step: int = 256) -> float:
@@ -276,8 +286,9 @@ class Enhancer:
         if self.sr_space not in ("display", "noise-asinh"):
             raise SettingsError(f"{self.sr_info.id}: unknown input space {self.sr_space!r}")
         self.config = config = _network_defaults(config, self.sr_space)
-        if config.flux_tolerance < 0:
-            raise SettingsError(f"flux tolerance {config.flux_tolerance}: must be >= 0 (input-noise sigmas)")
+        for what, tol in (("flux", config.flux_tolerance), ("display", config.display_tolerance)):
+            if tol < 0:
+                raise SettingsError(f"{what} tolerance {tol}: must be >= 0 (input-noise sigmas)")
         if self.sr is not None:
             require_luminance(self.sr, "astroenhance")
             scale = getattr(self.sr, "scale", 4)
@@ -614,7 +625,7 @@ class Enhancer:
                 measured = chroma_in[:, rows, cols_in] if chroma_in is not None and context is None else None
                 weight = piece[3]
                 lum_in = lum[rows, cols_in]
-                tol = cfg.flux_tolerance or 0.0
+                tol = cfg.display_tolerance or 0.0
                 self._lap("finish")
                 rgb_t, out_l_t = finish_pixels(piece[0] / weight, piece[1:3] / weight, lum_in, mask[rows, cols_in], s,
                                                bool(cfg.flux_conserving), measured, tol,

@@ -59,6 +59,8 @@ def provenance(src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, *, scale:
         "flux_conserving": bool(cfg.flux_conserving) and scale > 1, "colorize": cfg.colorize,
         "color_strength": round(float(color_strength), 4), "upscale": scale > 1,
         "flux_tolerance_sigma": float(cfg.flux_tolerance or 0.0) if cfg.flux_conserving and scale > 1 else 0.0,
+        "display_tolerance_sigma": (float(cfg.display_tolerance or 0.0) if cfg.flux_conserving and scale > 1
+                                    else 0.0),
         "flux_plane": "none" if flux_plane is None else ("sum" if flux_plane[0] else "mean"),
         "flux_plane_units": "" if flux_plane is None else flux_plane[1],
         "sr_model": cfg.sr_model if cfg.upscale else "none",
@@ -101,7 +103,8 @@ def fits_headers(src: FrameSource, prov: dict[str, object], scale: int, sr_info:
              ("AE_OVLAP", prov["overlap"], "tile overlap (input pixels)"),
              ("AE_SCALE", scale, "output pixels per input pixel"),
              ("AE_FLUX", prov["flux_conserving"], "block means equal input luminance"),
-             ("AE_FLUXT", prov["flux_tolerance_sigma"], "... within this many input sigmas (0: exact)"),
+             ("AE_FLUXT", prov["flux_tolerance_sigma"], "FLUX: ... within this many input sigmas (0: exact)"),
+             ("AE_DISPT", prov["display_tolerance_sigma"], "RGB: ... within this many input sigmas (0: exact)"),
              ("AE_FLXPL", prov["flux_plane"], "FLUX ext: 16 pixels sum/mean to input (none)"),
              ("AE_COLOR", prov["colorize"], "colour predicted by the colorizer"),
              ("AE_COSTR", prov["color_strength"], "share of the predicted chroma shown"),

@@ -9,7 +9,7 @@ AE_STRCH, AE_STRA, AE_VMIN, AE_VMAX applied to the truth and to every baseline):
 Baselines, the best one per case reported beside `run`: bicubic of the input in linear units and of the stretched
 input, each as is and projected onto the input's 4x4 block means, each after a Gaussian smoothing of the input
 by sigma 0, 0.5, 1 or 1.5 input pixels (16 in all; choosing the best on the scored data favours the baselines).
-In linear units (`run`'s display values mapped back through the inverse stretch; the linear bicubic baseline):
+In linear units (`run`'s FLUX plane, the output meant for measurement; the linear bicubic baseline):
 sources are 8-connected groups above 5 sigma of the truth's noise on the truth; their flux within the footprint
 (dilated by 2 pixels) gives the relative aperture flux error; completeness is the share of truth sources with an
 output detection overlapping them, false detections the output detections overlapping none.  Noise peaks that
@@ -176,13 +176,19 @@ def source_scores(sources: TruthSources, out_linear: np.ndarray, nsigma_out: flo
             "completeness": found / n_t, "false_detections": n_o - int((hit > 0).sum())}
 
 
-def _read_output(path: Path) -> tuple[np.ndarray, Normalizer]:
+def _read_output(path: Path) -> tuple[np.ndarray, Normalizer, np.ndarray]:
+    """The display luminance, its mapping, and the output in linear units at the input's per-pixel level: the FLUX
+    plane (x 16 where its pixels sum to the input pixel), else the display mapped back through its inverse."""
     with fits.open(path) as h:
         lum = np.asarray(h["GREEN"].data, np.float64)  # a grey output: R = G = B = luminance
         p = h[0].header
         norm = Normalizer(stretch=p["AE_STRCH"], interval=p["AE_INTVL"], vmin=p["AE_VMIN"], vmax=p["AE_VMAX"],
                           a=p["AE_STRA"])
-    return lum, norm
+        if "FLUX" in h:
+            linear = np.asarray(h["FLUX"].data, np.float64) * (SCALE**2 if p["AE_FLXPL"] == "sum" else 1)
+        else:
+            linear = norm.inverse(np.nan_to_num(lum))
+    return lum, norm, np.nan_to_num(linear)
 
 
 def evaluate_frame(enhancer: Enhancer, name: str, truth: np.ndarray, wcs, k: float, seed: int,
@@ -195,12 +201,12 @@ def evaluate_frame(enhancer: Enhancer, name: str, truth: np.ndarray, wcs, k: flo
     lr, sigma = degrade(truth, k, rng, rms)
     src = write_input(workdir / f"{name}.k{k:g}.fits", lr, sigma, wcs)
     [result] = enhancer.enhance_file(src, workdir)
-    out, display = _read_output(result.outputs[0])
+    out, display, out_linear = _read_output(result.outputs[0])
     truth_d = display(truth)
     ok = np.isfinite(out)
     row = {"image": name, "k": k, "input_sigma": sigma, "shape_in": list(lr.shape),
            "run": {"psnr": psnr(out[ok], truth_d[ok]), "ssim": ssim(np.nan_to_num(out), truth_d),
-                   **source_scores(sources, display.inverse(np.nan_to_num(out)))}}
+                   **source_scores(sources, out_linear)}}
     candidates = baselines(lr, display)
     scored = {m: psnr(d, truth_d) for m, (d, _) in candidates.items()}
     best = max(scored, key=scored.get)
@@ -277,7 +283,7 @@ def blank_noise(enhancer: Enhancer, workdir: Path, frames: int = 6, size: int = 
         lr = 0.01 * rng.standard_normal((size, size))
         src = write_input(workdir / f"blank{i}.fits", lr, 0.01, None)
         [result] = enhancer.enhance_file(src, workdir)
-        out, display = _read_output(result.outputs[0])
+        out, display, _ = _read_output(result.outputs[0])
         bicubic = display(_bicubic(lr))
         threshold = np.median(bicubic) + 5 * robust_sigma(bicubic)
         for m, img in (("run", np.nan_to_num(out)), ("bicubic", bicubic)):
