@@ -21,6 +21,7 @@ from astroenhance.training.telescope import (
     moffat_psf,
     project_within,
     sersic,
+    smooth_background,
     synthetic_field,
 )
 
@@ -201,3 +202,22 @@ def test_batches_made_by_workers_are_the_batches_and_a_time_limit_stops_with_a_c
                                             "minutes": 1e-6}), [], [])
     t.run()
     assert 1 <= t.step < 1000 and (tmp_path / "t" / "ckpt.pt").exists()
+
+
+def test_smooth_backgrounds_are_smooth_bounded_and_change_only_the_pairs_that_get_them():
+    """`train sr-hst --backgrounds P`: a field of a few input sigmas (offset, slope, curvature) with no structure at
+    the pixel scale; off (P = 0), the batches are exactly those of a run without the option."""
+    for seed in range(20):
+        f = smooth_background(np.random.default_rng(seed), 64, 0.5)
+        assert np.abs(f).max() <= 0.5 * (3 + 3 + 3) + 1e-12
+        assert np.abs(np.diff(f, 2, axis=0)).max() <= 0.5 * 12 / 64**2 + 1e-12  # curvature only, no pixel structure
+    spread = [np.ptp(smooth_background(np.random.default_rng(s), 64, 1.0)) for s in range(50)]
+    assert 0.5 < np.median(spread) < 9  # a few sigma across a crop
+    cfg = TelescopeConfig(out="unused", iters=1, batch=4, crop=8, synthetic=1.0)
+    plain = TelescopeTrainer(cfg, [], []).batch(3)
+    off = TelescopeTrainer(TelescopeConfig(**{**cfg.__dict__, "backgrounds": 0.0}), [], []).batch(3)
+    on = TelescopeTrainer(TelescopeConfig(**{**cfg.__dict__, "backgrounds": 1.0}), [], [])
+    assert all(torch.equal(a, b) for a, b in zip(plain, off))
+    x, y = on.batch(3)
+    assert all(torch.equal(a, b) for a, b in zip((x, y), on.batch(3)))  # deterministic per step
+    assert not torch.equal(y, plain[1])

@@ -125,6 +125,16 @@ def drizzle_like(noise: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out / math.sqrt(float((kernel**2).sum()))
 
 
+def smooth_background(rng: np.random.Generator, size: int, sigma: float) -> np.ndarray:
+    """A smooth field over a ``size``² truth crop, in units of the input's noise ``sigma``: an offset (±3σ), a slope
+    (up to 6σ across the crop) and a curvature (±3σ at the corners) — a halo or intracluster light filling the crop,
+    or a sky level that is not the frame's, as `run` meets them where no sky is in view."""
+    y, x = (np.mgrid[:size, :size] + 0.5) / size - 0.5
+    angle = rng.uniform(0, 2 * math.pi)
+    slope = rng.uniform(0, 6) * (math.cos(angle) * x + math.sin(angle) * y)
+    return sigma * (rng.uniform(-3, 3) + slope + rng.uniform(-3, 3) * 2 * (x**2 + y**2))
+
+
 def make_pair(truth: np.ndarray, sky: float, rms: float, k: float, rng: np.random.Generator,
               correlated: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(input, truth) in noise space for one truth crop: binned 4x4, noise ``k * rms`` (white, or `drizzle_like`
@@ -156,6 +166,7 @@ class TelescopeConfig:
     synthetic: float = 0.3  # share of pairs from synthetic fields
     big_galaxies: float = 0.0  # share of synthetic fields that also hold one large bright elliptical
     correlated: float = 0.0  # share of pairs whose noise is correlated like a drizzled frame's (`drizzle_like`)
+    backgrounds: float = 0.0  # share of pairs whose truth gets a smooth field of a few input sigmas (`smooth_background`)
     flux_tolerance: float = 0.0  # > 0: train through run's flux promise (`project_within`): what is scored is what ships
     loss: str = "l1"  # l1 (the median of the truth given the input) or mse (its mean: what PSNR rewards)
     seed: int = 0
@@ -219,6 +230,8 @@ class TelescopeTrainer:
         truth = np.rot90(truth, int(rng.integers(4)))
         if rng.uniform() < 0.5:
             truth = truth[:, ::-1]
+        if self.cfg.backgrounds > 0 and rng.uniform() < self.cfg.backgrounds:  # (no draw when off: old runs repeat)
+            truth = truth + smooth_background(rng, s, k * rms)
         return make_pair(np.ascontiguousarray(truth), sky, rms, k, rng, correlated=rng.uniform() < self.cfg.correlated)
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
