@@ -1,6 +1,7 @@
 """`evaluate --task hst` on the validation sets used to choose SR settings for real frames, per weights folder.
 
-    python benchmarks/bench_hst_validation.py --data ../shared/data [--weights W1,W2,...] [--workdir DIR]
+    python benchmarks/bench_hst_validation.py --data ../shared/data [--weights W1,W2,...] [--tolerances 2/2,2/3]
+        [--workdir DIR]
 
 Three sets, none used for training or test (docs/experiments.md):
 
@@ -11,8 +12,9 @@ Three sets, none used for training or test (docs/experiments.md):
   45 px, n 4 / 3 / 5, peak S/N 3,000-8,000, small galaxies, Moffat PSF, white noise of sigma 1; seeded, so always
   the same), the case where the frame's median sits on a galaxy's halo.
 
-For each weights folder (``default``: the shipped ones) it prints run minus the best classical baseline (dB) and
-`run`'s aperture-flux error (bicubic's beside) at k = 0.5 and 2, averaged over each set.
+For each weights folder (``default``: the shipped ones) and each ``--tolerances`` pair FLUX/DISPLAY (`run
+--flux-tolerance` / `--display-tolerance`; ``default``: the network's) it prints run minus the best classical
+baseline (dB) and `run`'s aperture-flux error on FLUX (bicubic's beside) at k = 0.5 and 2, averaged over each set.
 """
 
 from __future__ import annotations
@@ -74,17 +76,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, required=True, help="the shared data folder (holds fits/hst_real)")
     ap.add_argument("--weights", default="default", help="comma-separated weights folders; default = shipped")
+    ap.add_argument("--tolerances", default="default",
+                    help="comma-separated FLUX/DISPLAY tolerance pairs in input sigmas, e.g. 2/2,2/3; default = the network's")
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
     sets = write_sets(args.data, args.workdir or Path(tempfile.mkdtemp(prefix="ae-hstval-")))
-    print(f"{'weights':<24}{'set':<11}{'k=0.5 run-best':>15}{'k=2 run-best':>13}{'apflux k=2 (bicubic)':>22}")
+    print(f"{'weights':<24}{'tol F/D':<9}{'set':<11}{'k=0.5 run-best':>15}{'k=2 run-best':>13}"
+          f"{'apflux k=2 (bicubic)':>22}")
     for w in args.weights.split(","):
-        cfg = EnhanceConfig(device="cpu", weights=None if w == "default" else w)
-        for name, folder in sets.items():
-            s = evaluate_hst(list_truths(folder), cfg, noise_frames=0)["summary"]
-            lo, hi = s["k=0.5"], s["k=2"]
-            print(f"{Path(w).name[:23]:<24}{name:<11}{lo['run_minus_best']:+15.2f}{hi['run_minus_best']:+13.2f}"
-                  f"{hi['run_aperture_flux_err']:>12.3f} ({hi['bicubic_aperture_flux_err']:.3f})", flush=True)
+        for tol in args.tolerances.split(","):
+            flux, display = (None, None) if tol == "default" else (float(v) for v in tol.split("/"))
+            cfg = EnhanceConfig(device="cpu", weights=None if w == "default" else w, flux_tolerance=flux,
+                                display_tolerance=display)
+            for name, folder in sets.items():
+                s = evaluate_hst(list_truths(folder), cfg, noise_frames=0)["summary"]
+                lo, hi = s["k=0.5"], s["k=2"]
+                print(f"{Path(w).name[:23]:<24}{tol:<9}{name:<11}{lo['run_minus_best']:+15.2f}"
+                      f"{hi['run_minus_best']:+13.2f}{hi['run_aperture_flux_err']:>12.3f} "
+                      f"({hi['bicubic_aperture_flux_err']:.3f})", flush=True)
 
 
 if __name__ == "__main__":

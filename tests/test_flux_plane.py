@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from astroenhance import EnhanceConfig, Enhancer
+from astroenhance.errors import SettingsError
 from astroenhance.io.readers import open_frames
 from astroenhance.pipeline.finish import block_means, flux_per_pixel, physical_flux
 
@@ -147,7 +148,7 @@ def test_flux_and_display_tolerances_resolve_per_network_and_follow_a_given_flux
     assert resolved("noise-asinh", flux_tolerance=0.0) == (0.0, 0.0)  # --flux-tolerance 0: all exact, as before
     assert resolved("noise-asinh", display_tolerance=1.0) == (2.0, 1.0)
     assert resolved("display", flux_tolerance=1.5, display_tolerance=0.5) == (1.5, 0.5)
-    with pytest.raises(Exception, match="display tolerance"):
+    with pytest.raises(SettingsError, match="display tolerance"):
         Enhancer(EnhanceConfig(device="cpu", colorize=False, display_tolerance=-1.0))
 
 
@@ -162,8 +163,7 @@ def test_hst_keeps_flux_blocks_within_2_sigma_and_display_blocks_within_3(hrc_cr
     sums = block_means(np.nan_to_num(res.flux.astype(np.float64)), 4) * 16
     assert np.all(np.abs(sums - data)[ok] <= 2 * norm.sky_noise * (1 + 1e-4) + 1e-3)
     expected = norm(data).astype(np.float64)
-    x = norm.inverse(expected)
-    sigma_display = norm(x + norm.sky_noise / 2).astype(np.float64) - norm(x - norm.sky_noise / 2)
+    sigma_display = Enhancer._display_noise(norm, expected)  # the input's noise in display units, as the engine's
     dev = np.abs(block_means(np.nan_to_num(res.luminance.astype(np.float64)), 4) - expected)[ok]
     assert np.all(dev <= 3 * sigma_display[ok] + 2e-5)
     assert np.any(dev > 2 * sigma_display[ok] + 1e-4)
