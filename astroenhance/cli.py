@@ -830,6 +830,7 @@ def _evaluate_hst(data: Path, weights: Path | None, sr_model: SRModel | None, js
                   f"completeness {m['run_completeness']:.2f} vs bicubic {m['bicubic_completeness']:.2f} "
                   f"({m['bicubic_completeness_matched']:.2f} at run's false detections); "
                   f"aperture flux error {m['run_aperture_flux_err']:.3f} vs {m['bicubic_aperture_flux_err']:.3f}; "
+                  f"half-light radius bias {m['run_half_light_bias']:+.3f} vs {m['bicubic_half_light_bias']:+.3f}; "
                   f"false detections {m['run_false_detections']} vs {m['bicubic_false_detections']}")
     if res["blank_noise"]:
         b = res["blank_noise"]

@@ -3,14 +3,18 @@
     python benchmarks/bench_hst_validation.py --data ../shared/data [--weights W1,W2,...] [--tolerances 2/2,2/3]
         [--workdir DIR]
 
-Three sets, none used for training or test (docs/experiments.md):
+Four sets, none used for training or test (docs/experiments.md):
 
 * ``slacs2303``: the SLACS 2303 field at 0.05" (`fits/hst_real/slacs2303p1422_050mas_image.fits`);
 * ``cosmos``: the first two COSMOS galaxy stamps of `fits/hst_real/paltas_cosmos_real_galaxy_images_23.5_n1subset.fits`
   (HDUs 0 and 1, written as frames of their own);
 * ``galaxies``: three synthetic frames filled by large ellipticals (`elliptical`, `crowded`: Sérsic r_e 70 / 120 /
   45 px, n 4 / 3 / 5, peak S/N 3,000-8,000, small galaxies, Moffat PSF, white noise of sigma 1; seeded, so always
-  the same), the case where the frame's median sits on a galaxy's halo.
+  the same), the case where the frame's median sits on a galaxy's halo;
+* ``undersampled``: two synthetic frames sampled as WFC3/IR's 0.13" pixels sample its PSF (FWHM about 1.3 pixels:
+  rendered 3x finer, through a Moffat PSF, then binned 3x3 — pixel-integrated): a field of stars and small
+  galaxies, and a bright disk galaxy with knots filling half the frame, with the sources' Poisson noise
+  (`undersampled`; seeded).
 
 For each weights folder (``default``: the shipped ones) and each ``--tolerances`` pair FLUX/DISPLAY (`run
 --flux-tolerance` / `--display-tolerance`; ``default``: the network's) it prints run minus the best classical
@@ -54,12 +58,42 @@ def crowded(seed: int, sersic_n: float, r_e: float, flux: float, q: float, fwhm:
     return img + rng.normal(0, 1.0, img.shape)
 
 
+def undersampled(seed: int, disk: bool) -> np.ndarray:
+    """A 300² frame whose PSF is undersampled (FWHM ~1.3 pixels, pixel-integrated): 3x finer rendering, binned.
+    ``disk``: one bright disk galaxy (bulge, disk, knots) filling half the frame, else stars and small galaxies;
+    sky 5, noise of sigma 1 on the sky and the sources' Poisson noise (gain 200)."""
+    rng = np.random.default_rng(seed)
+    n, o = 300, 3
+    fine = np.zeros((n * o, n * o))
+    if disk:
+        x0, y0 = (n * o / 2 + rng.uniform(-30, 30, 2))
+        r_e, q, th = 60.0 * o, 0.55, rng.uniform(0, 3)
+        fine += 4e5 * sersic(fine.shape, x0, y0, r_e * 0.25, 4.0, 0.8, th)
+        fine += 2e6 * sersic(fine.shape, x0, y0, r_e, 1.0, q, th)
+        for _ in range(40):  # knots along the disk
+            kx, ky = x0 + rng.normal(0, r_e * 0.8), y0 + rng.normal(0, r_e * 0.8 * q)
+            fine += 10 ** rng.uniform(2.5, 4) * sersic(fine.shape, kx, ky, rng.uniform(1, 3), 1.0, 1.0, 0)
+    for _ in range(10 if disk else 25):
+        fine += 10 ** rng.uniform(2.5, 4.2) * sersic(fine.shape, *rng.uniform(0, n * o, 2), 10 ** rng.uniform(0.7, 1.6),
+                                                    rng.uniform(0.8, 3.0), rng.uniform(0.4, 1), rng.uniform(0, 3))
+    stars = np.zeros_like(fine)
+    for _ in range(15 if disk else 60):
+        stars[rng.integers(0, n * o), rng.integers(0, n * o)] += 10 ** rng.uniform(2.0, 5.0)
+    fine = fftconvolve(fine + stars, moffat_psf(1.3 * o * 0.8, 2.5, 45), mode="same")
+    img = fine.reshape(n, o, n, o).sum(axis=(1, 3))
+    return img + 5.0 + rng.normal(0, 1.0, img.shape) * np.sqrt(1 + img / 200)
+
+
+UNDERSAMPLED = {"ir_field": lambda: undersampled(3, False), "ir_disk": lambda: undersampled(5, True)}
 GALAXIES = {"ell": lambda: elliptical(42), "ell7": lambda: crowded(7, 3.0, 120, 2e7, 0.9, 3.0),
             "ell11": lambda: crowded(11, 5.0, 45, 8e5, 0.6, 2.2)}
 
 
+SETS = ("slacs2303", "cosmos", "galaxies", "undersampled")
+
+
 def write_sets(data: Path, work: Path) -> dict[str, Path]:
-    sets = {name: work / name for name in ("slacs2303", "cosmos", "galaxies")}
+    sets = {name: work / name for name in SETS}
     for d in sets.values():
         d.mkdir(parents=True, exist_ok=True)
     real = data / "fits" / "hst_real"
@@ -69,6 +103,8 @@ def write_sets(data: Path, work: Path) -> dict[str, Path]:
             fits.PrimaryHDU(h[i].data.astype(np.float32)).writeto(sets["cosmos"] / f"paltas{i}.fits", overwrite=True)
     for name, make in GALAXIES.items():
         fits.PrimaryHDU(make().astype(np.float32)).writeto(sets["galaxies"] / f"{name}.fits", overwrite=True)
+    for name, make in UNDERSAMPLED.items():
+        fits.PrimaryHDU(make().astype(np.float32)).writeto(sets["undersampled"] / f"{name}.fits", overwrite=True)
     return sets
 
 
@@ -78,6 +114,7 @@ def main() -> None:
     ap.add_argument("--weights", default="default", help="comma-separated weights folders; default = shipped")
     ap.add_argument("--tolerances", default="default",
                     help="comma-separated FLUX/DISPLAY tolerance pairs in input sigmas, e.g. 2/2,2/3; default = the network's")
+    ap.add_argument("--sets", default=",".join(SETS), help=f"comma-separated sets to score (of {', '.join(SETS)})")
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
     sets = write_sets(args.data, args.workdir or Path(tempfile.mkdtemp(prefix="ae-hstval-")))
@@ -88,7 +125,8 @@ def main() -> None:
             flux, display = (None, None) if tol == "default" else (float(v) for v in tol.split("/"))
             cfg = EnhanceConfig(device="cpu", weights=None if w == "default" else w, flux_tolerance=flux,
                                 display_tolerance=display)
-            for name, folder in sets.items():
+            for name in args.sets.split(","):
+                folder = sets[name]
                 s = evaluate_hst(list_truths(folder), cfg, noise_frames=0)["summary"]
                 lo, hi = s["k=0.5"], s["k=2"]
                 print(f"{Path(w).name[:23]:<24}{tol:<9}{name:<11}{lo['run_minus_best']:+15.2f}"

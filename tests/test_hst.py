@@ -114,3 +114,34 @@ def test_the_ceiling_sees_all_of_a_drizzled_truths_noise():
     found = TruthSources.find(truth, estimate_noise(truth))
     assert found.pixel_sigma == pytest.approx(2.0, rel=0.05)
     assert found.sigma < 0.9 * found.pixel_sigma
+
+
+def test_half_light_radius_bias_measures_size_about_the_truths_centroid():
+    """Gaussian sources: the half-light radius is sigma * sqrt(2 ln 2); an output that blurs them reads broader
+    (positive bias), one that sharpens them narrower, the truth itself unbiased; a source lost in the output (no
+    positive flux in its footprint) is left out rather than scored."""
+    from scipy.ndimage import gaussian_filter
+
+    from astroenhance.training.hst import TruthSources, half_light_radius, source_scores
+
+    y, x = np.mgrid[:41, :41] - 20.3
+    for s in (1.5, 3.0):
+        g = np.exp(-(x**2 + y**2) / (2 * s**2))
+        assert half_light_radius(g.ravel(), np.hypot(x, y).ravel()) == pytest.approx(s * np.sqrt(2 * np.log(2)), rel=0.03)
+    assert np.isnan(half_light_radius(-np.ones(5), np.arange(5.0)))
+
+    def field(width: float) -> np.ndarray:
+        img = np.zeros((160, 160))
+        for cy, cx in ((40, 40), (40, 120), (120, 40), (118.5, 121.2)):
+            img += 500.0 * np.exp(-((np.mgrid[:160, :160][0] - cy) ** 2 + (np.mgrid[:160, :160][1] - cx) ** 2)
+                                  / (2 * width**2))
+        return img
+
+    rng = np.random.default_rng(1)
+    truth = field(2.5) + rng.normal(0, 1.0, (160, 160))
+    found = TruthSources.find(truth, 1.0)
+    assert len(found.half_light) == 4 and all(h > 2 for h in found.half_light)
+    assert source_scores(found, truth)["half_light_bias"] == pytest.approx(0.0, abs=1e-12)
+    assert source_scores(found, gaussian_filter(truth, 2.0))["half_light_bias"] > 0.15
+    assert source_scores(found, field(1.8))["half_light_bias"] < -0.15
+    assert np.isnan(source_scores(found, np.zeros_like(truth))["half_light_bias"])

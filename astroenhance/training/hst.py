@@ -11,7 +11,9 @@ input, each as is and projected onto the input's 4x4 block means, each after a G
 by sigma 0, 0.5, 1 or 1.5 input pixels (16 in all; choosing the best on the scored data favours the baselines).
 In linear units (`run`'s FLUX plane, the output meant for measurement; the linear bicubic baseline):
 sources are 8-connected groups above 5 sigma of the truth's noise on the truth; their flux within the footprint
-(dilated by 2 pixels) gives the relative aperture flux error; completeness is the share of truth sources with an
+(dilated by 2 pixels) gives the relative aperture flux error, and the half-light radius within it (about the source's
+centroid on the truth) the half-light-radius bias (median over sources of output / truth - 1: negative is sharper
+than the truth, positive broader); completeness is the share of truth sources with an
 output detection overlapping them, false detections the output detections overlapping none.  Noise peaks that
 overlap a source count as finding it, so a noisy output's completeness is inflated: bicubic's is also given at
 matched false detections (its threshold raised, by bisection between 5 and 40 sigma, until it has no more false
@@ -32,7 +34,7 @@ from __future__ import annotations
 import math
 import tempfile
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -144,20 +146,42 @@ class TruthSources:
     footprints: list[np.ndarray]  # flat indices of each footprint
     flux: list[float]
     pixel_sigma: float = 0.0  # its per-pixel noise, from pixels 2 apart (drizzled noise is shared by neighbours)
+    distances: list[np.ndarray] = field(default_factory=list)  # each footprint pixel's distance from the centroid
+    half_light: list[float] = field(default_factory=list)  # each source's half-light radius on the truth (pixels)
 
     @classmethod
     def find(cls, truth: np.ndarray, sigma: float) -> TruthSources:
         background = float(np.median(truth))
         labels, n = groups_above(truth, background + 5 * sigma)
         flat = truth.ravel()
-        pixels, footprints, flux = [], [], []
+        pixels, footprints, flux, distances, half = [], [], [], [], []
         for i in range(1, n + 1):
             member = labels == i
             foot = np.flatnonzero(binary_dilation(member, iterations=2))
-            pixels.append(np.flatnonzero(member))
+            pix = np.flatnonzero(member)
+            pixels.append(pix)
             footprints.append(foot)
             flux.append(float((flat[foot] - background).sum()))
-        return cls(background, sigma, labels, pixels, footprints, flux, max(sigma, estimate_noise(truth, lag=2)))
+            # the flux-weighted centroid of the source's pixels on the truth: both radii are measured about it
+            wgt = np.clip(flat[pix] - background, 0, None) + 1e-300
+            cy, cx = (np.average(c, weights=wgt) for c in np.unravel_index(pix, truth.shape))
+            fy, fx = np.unravel_index(foot, truth.shape)
+            distances.append(np.hypot(fy - cy, fx - cx))
+            half.append(half_light_radius(flat[foot] - background, distances[-1]))
+        return cls(background, sigma, labels, pixels, footprints, flux, max(sigma, estimate_noise(truth, lag=2)),
+                   distances, half)
+
+
+def half_light_radius(values: np.ndarray, distance: np.ndarray) -> float:
+    """The radius (pixels) within which a footprint's pixels (background subtracted) hold half its flux: the
+    growth curve (pixels in order of ``distance``, made non-decreasing, from 0 at radius 0) interpolated at half
+    the total; NaN where the total is not positive."""
+    order = np.argsort(distance, kind="stable")
+    total = float(values.sum())
+    if not total > 0:
+        return math.nan
+    growth = np.maximum.accumulate(np.concatenate([[0.0], np.cumsum(values[order])]))
+    return float(np.interp(total / 2, growth, np.concatenate([[0.0], distance[order]])))
 
 
 def source_scores(sources: TruthSources, out_linear: np.ndarray, nsigma_out: float = 5.0) -> dict[str, float]:
@@ -172,8 +196,12 @@ def source_scores(sources: TruthSources, out_linear: np.ndarray, nsigma_out: flo
             for foot, f in zip(sources.footprints, sources.flux) if f > 0]
     found = sum(bool((flat_o[pix] > 0).any()) for pix in sources.pixels)
     hit = np.unique(lab_o[sources.labels > 0])
+    ratios = [half_light_radius(out_flat[foot] - sources.background, dist) / r
+              for foot, dist, r in zip(sources.footprints, sources.distances, sources.half_light) if r > 0]
+    ratios = [q for q in ratios if math.isfinite(q)]
     return {"sources": n_t, "aperture_flux_err": float(np.median(errs)) if errs else math.nan,
-            "completeness": found / n_t, "false_detections": n_o - int((hit > 0).sum())}
+            "completeness": found / n_t, "false_detections": n_o - int((hit > 0).sum()),
+            "half_light_bias": float(np.median(ratios)) - 1 if ratios else math.nan}
 
 
 def _read_output(path: Path) -> tuple[np.ndarray, Normalizer, np.ndarray]:
@@ -325,6 +353,8 @@ def evaluate_hst(truths: list[Path], config: EnhanceConfig | None = None, levels
             "bicubic_completeness_matched": float(np.nanmean([r["bicubic_matched"]["completeness"] for r in sel])),
             "run_aperture_flux_err": float(np.nanmedian([r["run"]["aperture_flux_err"] for r in sel])),
             "bicubic_aperture_flux_err": float(np.nanmedian([r["bicubic_linear"]["aperture_flux_err"] for r in sel])),
+            "run_half_light_bias": float(np.nanmedian([r["run"]["half_light_bias"] for r in sel])),
+            "bicubic_half_light_bias": float(np.nanmedian([r["bicubic_linear"]["half_light_bias"] for r in sel])),
             "run_false_detections": int(sum(r["run"]["false_detections"] for r in sel)),
             "bicubic_false_detections": int(sum(r["bicubic_linear"]["false_detections"] for r in sel)),
         }
