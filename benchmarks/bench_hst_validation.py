@@ -18,7 +18,8 @@ Four sets, none used for training or test (docs/experiments.md):
 
 For each weights folder (``default``: the shipped ones) and each ``--tolerances`` pair FLUX/DISPLAY (`run
 --flux-tolerance` / `--display-tolerance`; ``default``: the network's) it prints run minus the best classical
-baseline (dB) and `run`'s aperture-flux error on FLUX (bicubic's beside) at k = 0.5 and 2, averaged over each set.
+baseline (dB) at k = 0.5 and 2, averaged over each set, and at k = 2 `run`'s aperture-flux error and half-light-radius
+bias on FLUX (bicubic's beside).
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def main() -> None:
     args = ap.parse_args()
     sets = write_sets(args.data, args.workdir or Path(tempfile.mkdtemp(prefix="ae-hstval-")))
     print(f"{'weights':<24}{'tol F/D':<9}{'set':<11}{'k=0.5 run-best':>15}{'k=2 run-best':>13}"
-          f"{'apflux k=2 (bicubic)':>22}")
+          f"{'apflux k=2 (bicubic)':>22}{'r_half bias k=2 (bicubic)':>28}")
     for w in args.weights.split(","):
         for tol in args.tolerances.split(","):
             flux, display = (None, None) if tol == "default" else (float(v) for v in tol.split("/"))
@@ -131,7 +132,8 @@ def main() -> None:
                 lo, hi = s["k=0.5"], s["k=2"]
                 print(f"{Path(w).name[:23]:<24}{tol:<9}{name:<11}{lo['run_minus_best']:+15.2f}"
                       f"{hi['run_minus_best']:+13.2f}{hi['run_aperture_flux_err']:>12.3f} "
-                      f"({hi['bicubic_aperture_flux_err']:.3f})", flush=True)
+                      f"({hi['bicubic_aperture_flux_err']:.3f}){hi['run_half_light_bias']:>+12.3f} "
+                      f"({hi['bicubic_half_light_bias']:+.3f})", flush=True)
 
 
 if __name__ == "__main__":
