@@ -96,9 +96,15 @@ def robust_sigma(x: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(x - np.median(x))))
 
 
-def groups_above(img: np.ndarray, threshold: float) -> tuple[np.ndarray, int]:
-    """Labels and count of the 8-connected groups of pixels above ``threshold``."""
+def groups_above(img: np.ndarray, threshold: float, min_area: int = 1) -> tuple[np.ndarray, int]:
+    """Labels (1..n) and count of the 8-connected groups of pixels above ``threshold`` with at least ``min_area``
+    pixels (a source extractor's minimum area; smaller groups are left out)."""
     lab, n = label(img > threshold, structure=np.ones((3, 3)))
+    if min_area > 1 and n:
+        keep = np.bincount(lab.ravel(), minlength=n + 1) >= min_area
+        keep[0] = False
+        new = np.cumsum(keep) * keep  # the kept groups renumbered 1..m, the others 0
+        lab, n = new[lab], int(keep.sum())
     return lab, int(n)
 
 

@@ -9,7 +9,7 @@ import torch
 from typer.testing import CliRunner
 
 from astroenhance.cli import app
-from astroenhance.metrics import area_downsample, count_sources, mse_8bit, psnr, ssim
+from astroenhance.metrics import area_downsample, count_sources, groups_above, mse_8bit, psnr, ssim
 from astroenhance.training.evaluate import LumaChromaLUT, evaluate_pipeline, false_sources
 
 from .conftest import COLOR
@@ -82,6 +82,20 @@ def test_evaluate_command(tmp_path):
     assert "area" in got["protocol"]
     assert got["results"]["astroenhance"]["flux_err"] < 1e-3 < got["results"]["bicubic"]["flux_err"]
     assert got["results"]["nearest"]["flux_err"] < 1e-6  # nearest repeats each input pixel: block sums exact
+
+
+def test_groups_below_the_minimum_area_are_left_out_and_the_rest_renumbered():
+    img = np.zeros((20, 20))
+    img[2, 2] = img[2, 3] = 1  # 2 pixels
+    img[10:13, 10:12] = 1  # 6 pixels
+    img[5, 15] = 1  # 1 pixel
+    img[15:17, 2:5] = 1  # 6 pixels, diagonal neighbour of nothing
+    lab, n = groups_above(img, 0.5)
+    assert n == 4
+    lab, n = groups_above(img, 0.5, min_area=5)
+    assert n == 2 and set(np.unique(lab)) == {0, 1, 2}
+    assert (lab > 0).sum() == 12 and lab[2, 2] == 0 and lab[5, 15] == 0
+    assert groups_above(img, 0.5, min_area=7)[1] == 0
 
 
 def test_count_sources_finds_planted_sources_only():

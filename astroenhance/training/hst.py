@@ -10,7 +10,8 @@ Baselines, the best one per case reported beside `run`: bicubic of the input in 
 input, each as is and projected onto the input's 4x4 block means, each after a Gaussian smoothing of the input
 by sigma 0, 0.5, 1 or 1.5 input pixels (16 in all; choosing the best on the scored data favours the baselines).
 In linear units (`run`'s FLUX plane, the output meant for measurement; the linear bicubic baseline):
-sources are 8-connected groups above 5 sigma of the truth's noise on the truth; their flux within the footprint
+sources are 8-connected groups of at least 5 pixels (a source extractor's minimum area) above 5 sigma of the
+truth's per-pixel noise (pixels 2 apart: see below) on the truth, detections on an output likewise; their flux within the footprint
 (dilated by 2 pixels) gives the relative aperture flux error, and the half-light radius within it (about the source's
 centroid on the truth) the half-light-radius bias (median over sources of output / truth - 1: negative is sharper
 than the truth, positive broader); completeness is the share of truth sources with an
@@ -55,6 +56,7 @@ PROTOCOL = __doc__.split("\n\n", 1)[1].strip()
 SCALE = 4
 NOISE_LEVELS = (0.5, 2.0)
 SMOOTHING = (0.0, 0.5, 1.0, 1.5)
+MIN_AREA = 5  # pixels a detection needs (a source extractor's minimum area: smaller groups are the noise's tails)
 #: last name parts of companions that are not frames (noise maps, PSFs, weights, catalogues)
 COMPANIONS = {"psf", "rms", "noise", "map", "wht", "weight", "catalog", "err", "mask"}
 
@@ -136,8 +138,9 @@ def baselines(lr: np.ndarray, display: Normalizer) -> dict[str, tuple[np.ndarray
 
 @dataclass
 class TruthSources:
-    """The truth's sources (8-connected groups above 5 sigma of its noise): their pixels, footprints (dilated by 2
-    pixels) and fluxes, found once per truth and shared by every output scored against it."""
+    """The truth's sources (8-connected groups of `MIN_AREA` pixels or more above 5 sigma of its per-pixel noise):
+    their pixels, footprints (dilated by 2 pixels), fluxes and half-light radii, found once per truth and shared by
+    every output scored against it."""
 
     background: float
     sigma: float  # the truth's pixel rms from adjacent pixels (what k multiplies, as the issue's protocol measures it)
@@ -149,10 +152,15 @@ class TruthSources:
     distances: list[np.ndarray] = field(default_factory=list)  # each footprint pixel's distance from the centroid
     half_light: list[float] = field(default_factory=list)  # each source's half-light radius on the truth (pixels)
 
+    min_area: int = 1  # detections (on the truth and on outputs) need this many connected pixels
+
     @classmethod
-    def find(cls, truth: np.ndarray, sigma: float) -> TruthSources:
+    def find(cls, truth: np.ndarray, sigma: float, min_area: int = MIN_AREA) -> TruthSources:
+        """Sources of ``truth`` whose adjacent-pixel rms is ``sigma``: groups of ``min_area`` pixels or more above
+        its median plus 5 times its per-pixel sigma."""
         background = float(np.median(truth))
-        labels, n = groups_above(truth, background + 5 * sigma)
+        pixel_sigma = max(sigma, estimate_noise(truth, lag=2))
+        labels, n = groups_above(truth, background + 5 * pixel_sigma, min_area)
         flat = truth.ravel()
         pixels, footprints, flux, distances, half = [], [], [], [], []
         for i in range(1, n + 1):
@@ -168,8 +176,7 @@ class TruthSources:
             fy, fx = np.unravel_index(foot, truth.shape)
             distances.append(np.hypot(fy - cy, fx - cx))
             half.append(half_light_radius(flat[foot] - background, distances[-1]))
-        return cls(background, sigma, labels, pixels, footprints, flux, max(sigma, estimate_noise(truth, lag=2)),
-                   distances, half)
+        return cls(background, sigma, labels, pixels, footprints, flux, pixel_sigma, distances, half, min_area)
 
 
 def half_light_radius(values: np.ndarray, distance: np.ndarray) -> float:
@@ -187,7 +194,7 @@ def half_light_radius(values: np.ndarray, distance: np.ndarray) -> float:
 def source_scores(sources: TruthSources, out_linear: np.ndarray, nsigma_out: float = 5.0) -> dict[str, float]:
     """Aperture flux error, completeness and false detections of ``out_linear`` against the truth's ``sources``, the
     output thresholded at ``nsigma_out`` sigma (5 in the protocol)."""
-    lab_o, n_o = groups_above(out_linear, sources.background + nsigma_out * sources.sigma)
+    lab_o, n_o = groups_above(out_linear, sources.background + nsigma_out * sources.pixel_sigma, sources.min_area)
     n_t = len(sources.pixels)
     if n_t == 0:
         return {"sources": 0, "aperture_flux_err": math.nan, "completeness": math.nan, "false_detections": n_o}
