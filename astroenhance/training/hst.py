@@ -144,7 +144,7 @@ class TruthSources:
 
     background: float
     sigma: float  # the truth's pixel rms from adjacent pixels (what k multiplies, as the issue's protocol measures it)
-    labels: np.ndarray
+    above: np.ndarray  # the truth's pixels above the threshold (smaller groups too: real, if too small to count)
     pixels: list[np.ndarray]  # flat indices of each source's pixels
     footprints: list[np.ndarray]  # flat indices of each footprint
     flux: list[float]
@@ -160,6 +160,7 @@ class TruthSources:
         its median plus 5 times its per-pixel sigma."""
         background = float(np.median(truth))
         pixel_sigma = max(sigma, estimate_noise(truth, lag=2))
+        above = truth > background + 5 * pixel_sigma  # an output detection on any of these is not false
         labels, n = groups_above(truth, background + 5 * pixel_sigma, min_area)
         flat = truth.ravel()
         pixels, footprints, flux, distances, half = [], [], [], [], []
@@ -176,7 +177,7 @@ class TruthSources:
             fy, fx = np.unravel_index(foot, truth.shape)
             distances.append(np.hypot(fy - cy, fx - cx))
             half.append(half_light_radius(flat[foot] - background, distances[-1]))
-        return cls(background, sigma, labels, pixels, footprints, flux, pixel_sigma, distances, half, min_area)
+        return cls(background, sigma, above, pixels, footprints, flux, pixel_sigma, distances, half, min_area)
 
 
 def half_light_radius(values: np.ndarray, distance: np.ndarray) -> float:
@@ -202,7 +203,7 @@ def source_scores(sources: TruthSources, out_linear: np.ndarray, nsigma_out: flo
     errs = [abs(float((out_flat[foot] - sources.background).sum()) - f) / f
             for foot, f in zip(sources.footprints, sources.flux) if f > 0]
     found = sum(bool((flat_o[pix] > 0).any()) for pix in sources.pixels)
-    hit = np.unique(lab_o[sources.labels > 0])
+    hit = np.unique(lab_o[sources.above])
     ratios = [half_light_radius(out_flat[foot] - sources.background, dist) / r
               for foot, dist, r in zip(sources.footprints, sources.distances, sources.half_light) if r > 0]
     ratios = [q for q in ratios if math.isfinite(q)]
