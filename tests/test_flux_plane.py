@@ -33,7 +33,12 @@ def test_every_input_pixel_keeps_its_flux(raw, seed, per_pixel):
     np.testing.assert_allclose(got[ok], raw[ok], rtol=1e-5, atol=1e-3)
 
 
-def test_noise_consistent_mode_moves_blocks_only_beyond_the_tolerance():
+def test_noise_consistent_mode_moves_blocks_only_beyond_the_tolerance(monkeypatch):
+    """Each block on its own (no local mean of what FLUX lets go put back: `FLUX_LOWPASS` 0): blocks within the
+    tolerance are untouched, the others brought to its edge."""
+    import astroenhance.pipeline.finish as finish
+
+    monkeypatch.setattr(finish, "FLUX_LOWPASS", 0.0)
     rng = np.random.default_rng(1)
     raw = rng.normal(100, 5, (6, 7))
     lum = rng.uniform(0.2, 0.8, (24, 28))
@@ -167,3 +172,65 @@ def test_hst_keeps_flux_blocks_within_2_sigma_and_display_blocks_within_3(hrc_cr
     dev = np.abs(block_means(np.nan_to_num(res.luminance.astype(np.float64)), 4) - expected)[ok]
     assert np.all(dev <= 3 * sigma_display[ok] + 2e-5)
     assert np.any(dev > 2 * sigma_display[ok] + 1e-4)
+
+
+def test_a_star_the_display_clipped_gets_its_flux_back_without_rings():
+    """An undersampled bright star: the display clips its core at the white point, so FLUX must put back far more
+    than the noise in one block.  It goes where the light is: no negative lobes or rings around the star (a smooth
+    correction of that size rang: -240 beside a core of 4800 on a sky of 5), every block within the tolerance."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(3)
+    fine = np.full((48, 48), 5.0)
+    fine[21, 22] += 1.6e5  # a star, then an undersampled PSF
+    fine = gaussian_filter(fine, 0.6) + rng.normal(0, 1.0, fine.shape)
+    raw = block_means(fine, 4)
+    vmax = 400.0  # the display's white point: far below the star's core
+    lum = np.clip(gaussian_filter(np.repeat(np.repeat(raw, 4, 0), 4, 1), 1.5) / vmax, 0, 1)
+    out = physical_flux(lum, raw, lambda d: vmax * d, 4, tolerance=2.0, sigma=1.0, per_pixel=False).astype(np.float64)
+    assert np.all(np.abs(block_means(out, 4) - raw) <= 2.0 + 1e-3)
+    assert out.min() > 5.0 - 6.0  # the sky stays sky: no negative lobes
+    ring = np.ones(out.shape, bool)
+    ring[12:32, 12:32] = False  # away from the star's blocks and their neighbours
+    assert np.abs(out[ring] - 5.0).max() < 6.0
+    assert out.max() > vmax  # the core is brighter than the display could show
+
+
+def test_structured_correction_moves_block_means_by_the_shift_where_the_light_is():
+    import torch
+
+    from astroenhance.pipeline.finish import structured_block_correction
+
+    rng = np.random.default_rng(4)
+    out = torch.from_numpy(rng.uniform(0, 1, (8, 12)))
+    out[:4, :4] = 0.3  # a flat block: the shift spreads evenly
+    shift = torch.from_numpy(rng.uniform(0.5, 5, (2, 3)))
+    shift[1, 0] = -0.05  # a little light taken away
+    shift[1, 1] = -3.0  # more than the block has above its faintest pixel: it ends flat, below it
+    got = structured_block_correction(out, shift, 4)
+    np.testing.assert_allclose(block_means(got.numpy(), 4), block_means(out.numpy(), 4) + shift.numpy(), atol=1e-12)
+    np.testing.assert_allclose(got[:4, :4].numpy(), 0.3 + shift[0, 0].item())
+    np.testing.assert_allclose(got[4:, 4:8].numpy(), out[4:, 4:8].mean().item() - 3.0, atol=1e-12)
+    # elsewhere each block's faintest pixel keeps its value: the shift follows the light above it
+    for by, bx in ((0, 1), (0, 2), (1, 0), (1, 2)):
+        b0, b1 = out[4 * by:4 * by + 4, 4 * bx:4 * bx + 4], got[4 * by:4 * by + 4, 4 * bx:4 * bx + 4]
+        i = torch.argmin(b0)
+        assert b1.flatten()[i].item() == pytest.approx(b0.flatten()[i].item())
+        assert torch.all((b1 - b0) * np.sign(shift[by, bx].item()) >= -1e-12)
+
+
+def test_flux_puts_back_a_faint_source_the_network_flattened_but_not_the_noise():
+    """The noise-consistent FLUX lets go of the network's departure from the input only where it looks like noise:
+    a faint extended source it removed (each block only 1.5 sigma low, within the tolerance) gets its flux back;
+    on pure noise the let-go part stays (the network's denoising is kept)."""
+    rng = np.random.default_rng(5)
+    y, x = np.mgrid[:24, :24]
+    source = 1.5 * np.exp(-((y - 12) ** 2 + (x - 12) ** 2) / (2 * 3.0**2))  # sigma units, per input pixel
+    noise = rng.normal(0, 1.0, (24, 24))
+    raw = 100 + source + noise
+    flat = np.full((96, 96), 100.0 / 200)  # the network: flat sky, the source and the noise removed
+    out = physical_flux(flat, raw, lambda d: 200 * d, 4, tolerance=2.0, sigma=1.0, per_pixel=False).astype(np.float64)
+    kept = block_means(out, 4) - 100
+    inner = source > 0.75
+    assert kept[inner].sum() > 0.6 * source[inner].sum()  # most of the source's flux is back
+    assert np.std(kept - source) < 0.6 * np.std(noise)  # most of the noise is not

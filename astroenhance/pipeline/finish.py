@@ -164,6 +164,26 @@ def smooth_block_correction(out, target, scale: int, passes: int = SMOOTH_PASSES
     return _like(block_mean_shift(x, t, scale)[0, 0], out)
 
 
+SHARP_SIGMAS = 3.0  # block corrections beyond this many input sigmas follow the block's light (`physical_flux`)
+
+
+def structured_block_correction(out, shift, scale: int):
+    """``out`` (``(H*s, W*s)``) with each ``scale x scale`` block's mean raised by ``shift`` (``(H, W)``), spread over the
+    block in proportion to each pixel's light above the block's faintest pixel (evenly in a flat block, and for what
+    a negative shift takes beyond all that light): the correction stays where the light is, so a large one does not
+    ring.  float64 tensors."""
+    n = scale * scale
+    low = -F.max_pool2d(-out[None, None], scale)[0, 0]
+    w = out - _expand(low, scale)
+    total = _pool(w, scale) * n  # the block's light above its faintest pixel
+    # a block loses at most all of that light (down to its faintest pixel's level); the rest of a larger negative
+    # shift, and the whole shift of a flat block, is even
+    moved = torch.where(total > 1e-12 * (1 + _pool(out.abs(), scale) * n),
+                        torch.maximum(shift * n, -total), torch.zeros_like(total))
+    even = (shift * n - moved) / n
+    return out + _expand(moved / total.clamp(min=1e-300), scale) * w + _expand(even, scale)
+
+
 PER_PIXEL_UNITS = ("electron", "count", "dn", "adu", "e-", "e/s", "jy", "erg/s/cm", "erg/cm")
 SURFACE_BRIGHTNESS = ("/sr", "arcsec", "/pix", "/beam", "mag")
 
@@ -185,13 +205,44 @@ def _shrink(r: torch.Tensor, allowed) -> torch.Tensor:
     return r.sign() * (r.abs() - allowed).clamp(min=0.0)
 
 
+#: FLUX lets the network's departure from the input go only where it looks like noise: its local mean over a Gaussian
+#: of this many input pixels is put back (0: each pixel on its own); chosen on validation frames (docs/experiments.md)
+FLUX_LOWPASS = 1.0
+
+
+def _gaussian_mean(x: torch.Tensor, ok: torch.Tensor, width: float) -> torch.Tensor:
+    """The mean of ``x`` ``(H, W)`` over a Gaussian of ``width`` pixels, over the ``ok`` pixels only (edges
+    replicated)."""
+    radius = max(1, math.ceil(3 * width))
+    k = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device) / width) ** 2)
+    k = k / k.sum()
+    stack = torch.stack([torch.where(ok, x, torch.zeros_like(x)), ok.to(x.dtype)])[:, None]  # (2, 1, H, W)
+    stack = F.conv2d(F.pad(stack, (radius, radius, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
+    stack = F.conv2d(F.pad(stack, (0, 0, radius, radius), mode="replicate"), k.view(1, 1, -1, 1))
+    return stack[0, 0] / stack[1, 0].clamp(min=1e-12)
+
+
+def high_pass_within(r: torch.Tensor, ok: torch.Tensor, allowed: float, width: float) -> torch.Tensor:
+    """The part of the residuals ``r`` (input minus output block means, ``(H, W)``) that FLUX may let go: within
+    ``allowed`` (the noise tolerance) and, for ``width`` > 0, without its local mean over a Gaussian of ``width``
+    pixels — noise averages out over a few pixels, the light of a faint source the network flattened does not, so
+    that light is put back while the noise stays removed.  Zero where ``ok`` is False (no data)."""
+    let_go = r.clamp(-allowed, allowed)
+    if width > 0:
+        let_go = (let_go - _gaussian_mean(let_go, ok, width)).clamp(-allowed, allowed)
+    return torch.where(ok, let_go, torch.zeros_like(let_go))
+
+
 def physical_flux(lum, raw, inverse, scale: int, tolerance: float = 0.0, sigma: float = 0.0,
                   per_pixel: bool = True):
     """The ``FLUX`` plane of a piece of output: the finished display luminance ``lum`` ``(H*s, W*s)`` mapped back to
     the input's units by ``inverse`` (the display mapping's exact inverse, applied to a tensor), then each block's
     mean brought onto the input pixel ``raw`` ``(H, W)`` (``tolerance`` 0) or within ``tolerance * sigma`` of it
-    (noise-consistent), by `smooth_block_correction`.  Per-pixel units (counts, electrons/s) are divided by
-    ``scale**2`` so that the ``scale**2`` output pixels *sum* to the input pixel; surface brightness keeps the mean.
+    (noise-consistent: what it lets go is only what looks like noise, `high_pass_within`).  Corrections beyond
+    `SHARP_SIGMAS` follow the block's light (`structured_block_correction`: no ringing around a star whose core the
+    display clipped), the rest is smooth (`smooth_block_correction`: no 4x4 lattice).  Per-pixel units (counts,
+    electrons/s) are divided by ``scale**2`` so that the ``scale**2`` output pixels *sum* to the input pixel; surface
+    brightness keeps the mean.
     NaN where the input has no data; float32, numpy or a tensor on ``lum``'s device as ``lum`` is."""
     t_lum = _tensor(lum)
     t_raw = _tensor(raw).to(t_lum.device, torch.float64)
@@ -200,7 +251,11 @@ def physical_flux(lum, raw, inverse, scale: int, tolerance: float = 0.0, sigma: 
     current = _pool(lin, scale)
     r = torch.where(ok, t_raw, current) - current
     if tolerance > 0:
-        r = _shrink(r, tolerance * sigma)
+        r = r - high_pass_within(r, ok, tolerance * sigma, FLUX_LOWPASS)
+    if sigma > 0:
+        # a correction far beyond the noise (a star's core the display clipped, a block the network got wrong) goes
+        # where the block's light is: a smooth one would spread it over the neighbours and ring
+        lin = structured_block_correction(lin, _shrink(r, SHARP_SIGMAS * sigma), scale)
     out = smooth_block_correction(lin, current + r, scale)
     if per_pixel:
         out = out / (scale * scale)
