@@ -42,7 +42,7 @@ from .space import from_noise_space, to_noise_space
 BAND_WIDTH = 1024  # input columns a band spans at most (one tile where wider): memory does not grow with the width
 NOISE_LAG = 2  # a grey frame's estimated sigma: pixels 2 apart (drizzled frames' noise is correlated over ~1 pixel)
 GATE_STRIP = 256  # input rows at a time when measuring the noise gate's coverage (`Enhancer.sr_detail_fraction`)
-FINISH_ROWS = 16  # input rows finished at a time (blend, flux projection, colour): bounded temporaries
+FINISH_ROWS = 32  # input rows finished at a time (blend, flux projection, colour): bounded temporaries
 WRITER_THREAD = True  # finished rows written by a thread while the next are computed (same speed on 2 CPU cores)
 COLOR_CHUNK = 1024  # input columns (plus margins) per colorizer pass: its full-resolution activations are bounded
 

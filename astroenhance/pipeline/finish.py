@@ -171,17 +171,26 @@ def structured_block_correction(out, shift, scale: int):
     """``out`` (``(H*s, W*s)``) with each ``scale x scale`` block's mean raised by ``shift`` (``(H, W)``), spread over the
     block in proportion to each pixel's light above the block's faintest pixel (evenly in a flat block, and for what
     a negative shift takes beyond all that light): the correction stays where the light is, so a large one does not
-    ring.  float64 tensors."""
+    ring.  Only the blocks with a shift are worked on.  float64 tensors; a new tensor back."""
     n = scale * scale
-    low = -F.max_pool2d(-out[None, None], scale)[0, 0]
-    w = out - _expand(low, scale)
-    total = _pool(w, scale) * n  # the block's light above its faintest pixel
+    h, w = shift.shape
+    res = out.clone().contiguous()
+    iy, ix = torch.nonzero(shift).unbind(1)
+    if not iy.numel():
+        return res
+    view = res.view(h, scale, w, scale)
+    b = view[iy, :, ix, :]  # (k, s, s): the blocks to correct
+    k = b.shape[0]
+    flat = b.reshape(k, n)
+    light = flat - flat.amin(dim=1, keepdim=True)
+    total = light.sum(dim=1)  # each block's light above its faintest pixel
+    want = shift[iy, ix] * n
     # a block loses at most all of that light (down to its faintest pixel's level); the rest of a larger negative
     # shift, and the whole shift of a flat block, is even
-    moved = torch.where(total > 1e-12 * (1 + _pool(out.abs(), scale) * n),
-                        torch.maximum(shift * n, -total), torch.zeros_like(total))
-    even = (shift * n - moved) / n
-    return out + _expand(moved / total.clamp(min=1e-300), scale) * w + _expand(even, scale)
+    moved = torch.where(total > 1e-12 * (1 + flat.abs().sum(dim=1)), torch.maximum(want, -total), torch.zeros_like(want))
+    flat = flat + light * (moved / total.clamp(min=1e-300))[:, None] + ((want - moved) / n)[:, None]
+    view[iy, :, ix, :] = flat.reshape(k, scale, scale)
+    return res
 
 
 PER_PIXEL_UNITS = ("electron", "count", "dn", "adu", "e-", "e/s", "jy", "erg/s/cm", "erg/cm")
