@@ -145,3 +145,8 @@ def test_half_light_radius_bias_measures_size_about_the_truths_centroid():
     assert source_scores(found, gaussian_filter(truth, 2.0))["half_light_bias"] > 0.15
     assert source_scores(found, field(1.8))["half_light_bias"] < -0.15
     assert np.isnan(source_scores(found, np.zeros_like(truth))["half_light_bias"])
+    # a truth without sources scores every output with the same keys (NaN where nothing can be measured)
+    empty = TruthSources.find(rng.normal(0, 1.0, (160, 160)), 1.0)
+    got = source_scores(empty, truth)
+    assert empty.pixels == [] and set(got) == set(source_scores(found, truth))
+    assert np.isnan(got["half_light_bias"]) and got["false_detections"] == 4

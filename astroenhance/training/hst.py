@@ -151,7 +151,6 @@ class TruthSources:
     pixel_sigma: float = 0.0  # its per-pixel noise, from pixels 2 apart (drizzled noise is shared by neighbours)
     distances: list[np.ndarray] = field(default_factory=list)  # each footprint pixel's distance from the centroid
     half_light: list[float] = field(default_factory=list)  # each source's half-light radius on the truth (pixels)
-
     min_area: int = 1  # detections (on the truth and on outputs) need this many connected pixels
 
     @classmethod
@@ -193,12 +192,13 @@ def half_light_radius(values: np.ndarray, distance: np.ndarray) -> float:
 
 
 def source_scores(sources: TruthSources, out_linear: np.ndarray, nsigma_out: float = 5.0) -> dict[str, float]:
-    """Aperture flux error, completeness and false detections of ``out_linear`` against the truth's ``sources``, the
-    output thresholded at ``nsigma_out`` sigma (5 in the protocol)."""
+    """Aperture flux error, completeness, false detections and half-light-radius bias of ``out_linear`` against the
+    truth's ``sources``, the output thresholded at ``nsigma_out`` per-pixel sigma of the truth (5 in the protocol)."""
     lab_o, n_o = groups_above(out_linear, sources.background + nsigma_out * sources.pixel_sigma, sources.min_area)
     n_t = len(sources.pixels)
     if n_t == 0:
-        return {"sources": 0, "aperture_flux_err": math.nan, "completeness": math.nan, "false_detections": n_o}
+        return {"sources": 0, "aperture_flux_err": math.nan, "completeness": math.nan, "false_detections": n_o,
+                "half_light_bias": math.nan}
     flat_o, out_flat = lab_o.ravel(), out_linear.ravel()
     errs = [abs(float((out_flat[foot] - sources.background).sum()) - f) / f
             for foot, f in zip(sources.footprints, sources.flux) if f > 0]
