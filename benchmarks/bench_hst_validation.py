@@ -1,7 +1,7 @@
 """`evaluate --task hst` on the validation sets used to choose SR settings for real frames, per weights folder.
 
     python benchmarks/bench_hst_validation.py --data ../shared/data [--weights W1,W2,...] [--tolerances 2/2,2/3]
-        [--workdir DIR]
+        [--flux-lowpass 0,1,2] [--sets slacs2303,...] [--workdir DIR]
 
 Four sets, none used for training or test (docs/experiments.md):
 
@@ -16,15 +16,16 @@ Four sets, none used for training or test (docs/experiments.md):
   galaxies, and a bright disk galaxy with knots filling half the frame, with the sources' Poisson noise
   (`undersampled`; seeded).
 
-For each weights folder (``default``: the shipped ones) and each ``--tolerances`` pair FLUX/DISPLAY (`run
---flux-tolerance` / `--display-tolerance`; ``default``: the network's) it prints run minus the best classical
-baseline (dB) at k = 0.5 and 2, averaged over each set, and at k = 2 `run`'s aperture-flux error and half-light-radius
-bias on FLUX (bicubic's beside).
+For each weights folder (``default``: the shipped ones), each ``--tolerances`` pair FLUX/DISPLAY (`run
+--flux-tolerance` / `--display-tolerance`; ``default``: the network's) and each ``--flux-lowpass`` width it prints run
+minus the best classical baseline (dB) at k = 0.5 and 2, averaged over each set, `run`'s aperture-flux error on FLUX
+at both levels, and at k = 2 its false detections and half-light-radius bias (bicubic's beside).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import tempfile
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from astropy.io import fits
 from scipy.signal import fftconvolve
 
 from astroenhance.config import EnhanceConfig
+from astroenhance.pipeline import finish
 from astroenhance.training.hst import evaluate_hst, list_truths
 from astroenhance.training.telescope import moffat_psf, sersic
 
@@ -85,6 +87,7 @@ def undersampled(seed: int, disk: bool) -> np.ndarray:
     return img + 5.0 + rng.normal(0, 1.0, img.shape) * np.sqrt(1 + img / 200)
 
 
+SHIPPED_LOWPASS = finish.FLUX_LOWPASS
 UNDERSAMPLED = {"ir_field": lambda: undersampled(3, False), "ir_disk": lambda: undersampled(5, True)}
 GALAXIES = {"ell": lambda: elliptical(42), "ell7": lambda: crowded(7, 3.0, 120, 2e7, 0.9, 3.0),
             "ell11": lambda: crowded(11, 5.0, 45, 8e5, 0.6, 2.2)}
@@ -116,24 +119,29 @@ def main() -> None:
     ap.add_argument("--tolerances", default="default",
                     help="comma-separated FLUX/DISPLAY tolerance pairs in input sigmas, e.g. 2/2,2/3; default = the network's")
     ap.add_argument("--sets", default=",".join(SETS), help=f"comma-separated sets to score (of {', '.join(SETS)})")
+    ap.add_argument("--flux-lowpass", default="default",
+                    help="comma-separated widths (input pixels) of the local mean FLUX puts back of what it lets go "
+                         "(`finish.FLUX_LOWPASS`; FLUX only, the display is untouched); default = the shipped width")
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
     sets = write_sets(args.data, args.workdir or Path(tempfile.mkdtemp(prefix="ae-hstval-")))
-    print(f"{'weights':<24}{'tol F/D':<9}{'set':<11}{'k=0.5 run-best':>15}{'k=2 run-best':>13}"
-          f"{'apflux k=2 (bicubic)':>22}{'r_half bias k=2 (bicubic)':>28}")
-    for w in args.weights.split(","):
-        for tol in args.tolerances.split(","):
-            flux, display = (None, None) if tol == "default" else (float(v) for v in tol.split("/"))
-            cfg = EnhanceConfig(device="cpu", weights=None if w == "default" else w, flux_tolerance=flux,
-                                display_tolerance=display)
-            for name in args.sets.split(","):
-                folder = sets[name]
-                s = evaluate_hst(list_truths(folder), cfg, noise_frames=0)["summary"]
-                lo, hi = s["k=0.5"], s["k=2"]
-                print(f"{Path(w).name[:23]:<24}{tol:<9}{name:<11}{lo['run_minus_best']:+15.2f}"
-                      f"{hi['run_minus_best']:+13.2f}{hi['run_aperture_flux_err']:>12.3f} "
-                      f"({hi['bicubic_aperture_flux_err']:.3f}){hi['run_half_light_bias']:>+12.3f} "
-                      f"({hi['bicubic_half_light_bias']:+.3f})", flush=True)
+    print(f"{'weights':<24}{'tol F/D':<9}{'lowpass':<9}{'set':<13}{'k=0.5 run-best':>15}{'k=2 run-best':>13}"
+          f"{'apflux k=0.5/2 (bicubic)':>34}{'false det k=2 (bicubic)':>25}{'r_half bias k=2 (bicubic)':>28}")
+    for w, tol, width in itertools.product(args.weights.split(","), args.tolerances.split(","),
+                                           args.flux_lowpass.split(",")):
+        finish.FLUX_LOWPASS = SHIPPED_LOWPASS if width == "default" else float(width)
+        flux, display = (None, None) if tol == "default" else (float(v) for v in tol.split("/"))
+        cfg = EnhanceConfig(device="cpu", weights=None if w == "default" else w, flux_tolerance=flux,
+                            display_tolerance=display)
+        for name in args.sets.split(","):
+            folder = sets[name]
+            s = evaluate_hst(list_truths(folder), cfg, noise_frames=0)["summary"]
+            lo, hi = s["k=0.5"], s["k=2"]
+            print(f"{Path(w).name[:23]:<24}{tol:<9}{width:<9}{name:<13}{lo['run_minus_best']:+15.3f}"
+                  f"{hi['run_minus_best']:+13.3f}{lo['run_aperture_flux_err']:>12.3f} / {hi['run_aperture_flux_err']:.3f} "
+                  f"({lo['bicubic_aperture_flux_err']:.3f} / {hi['bicubic_aperture_flux_err']:.3f})"
+                  f"{hi['run_false_detections']:>12d} ({hi['bicubic_false_detections']}){hi['run_half_light_bias']:>+14.3f} "
+                  f"({hi['bicubic_half_light_bias']:+.3f})", flush=True)
 
 
 if __name__ == "__main__":

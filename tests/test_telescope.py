@@ -1,6 +1,8 @@
 """Super-resolution for real frames: the noise-normalised space, the telescope model's pairs, its trainer, and a
 noise-space network through `run`'s engine (flux promise, provenance)."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -204,9 +206,12 @@ def test_batches_made_by_workers_are_the_batches_and_a_time_limit_stops_with_a_c
     assert 1 <= t.step < 1000 and (tmp_path / "t" / "ckpt.pt").exists()
 
 
-def test_smooth_backgrounds_are_smooth_bounded_and_change_only_the_pairs_that_get_them():
+def test_smooth_backgrounds_are_smooth_bounded_and_change_only_the_pairs_that_get_them(monkeypatch):
     """`train sr-hst --backgrounds P`: a field of a few input sigmas (offset, slope, curvature) with no structure at
-    the pixel scale; off (P = 0), the batches are exactly those of a run without the option."""
+    the pixel scale; off (P = 0) no field is made and no random number drawn for one, so the batches are exactly
+    those of a run without the option; on, every pair gets one."""
+    import astroenhance.training.telescope as telescope
+
     for seed in range(20):
         f = smooth_background(np.random.default_rng(seed), 64, 0.5)
         assert np.abs(f).max() <= 0.5 * (3 + 3 + 3) + 1e-12
@@ -214,10 +219,22 @@ def test_smooth_backgrounds_are_smooth_bounded_and_change_only_the_pairs_that_ge
     spread = [np.ptp(smooth_background(np.random.default_rng(s), 64, 1.0)) for s in range(50)]
     assert 0.5 < np.median(spread) < 9  # a few sigma across a crop
     cfg = TelescopeConfig(out="unused", iters=1, batch=4, crop=8, synthetic=1.0)
-    plain = TelescopeTrainer(cfg, [], []).batch(3)
-    off = TelescopeTrainer(TelescopeConfig(**{**cfg.__dict__, "backgrounds": 0.0}), [], []).batch(3)
     on = TelescopeTrainer(TelescopeConfig(**{**cfg.__dict__, "backgrounds": 1.0}), [], [])
+    # a run without the option: the pairs made by hand, as `_draw` makes them when it draws nothing for a field
+    rng = np.random.default_rng([cfg.seed, 3])
+    plain = []
+    for _ in range(cfg.batch):
+        k = math.exp(rng.uniform(math.log(cfg.k_min), math.log(cfg.k_max)))  # no truths: no synthetic-share draw
+        truth = np.rot90(synthetic_field(rng, cfg.crop * 4, cfg.big_galaxies), int(rng.integers(4)))
+        if rng.uniform() < 0.5:
+            truth = truth[:, ::-1]
+        plain.append(make_pair(np.ascontiguousarray(truth), 0.0, 1.0, k, rng, correlated=rng.uniform() < cfg.correlated))
+    plain = (torch.from_numpy(np.stack([p[0] for p in plain])[:, None]),
+             torch.from_numpy(np.stack([p[1] for p in plain])[:, None]))
+    monkeypatch.setattr(telescope, "smooth_background", lambda *a: pytest.fail("a field made with --backgrounds 0"))
+    off = TelescopeTrainer(cfg, [], []).batch(3)
     assert all(torch.equal(a, b) for a, b in zip(plain, off))
+    monkeypatch.undo()
     x, y = on.batch(3)
     assert all(torch.equal(a, b) for a, b in zip((x, y), on.batch(3)))  # deterministic per step
     assert not torch.equal(y, plain[1])

@@ -34,7 +34,16 @@ from ..metrics import clipped_sky
 from ..models.srresnet import require_luminance
 from ..models.weights import WeightsInfo, default_weights_dir, find_weights, load_network
 from .device import Accelerator
-from .finish import FLUX_LOWPASS, estimate_noise, finish_pixels, flux_per_pixel, gate_map, noise_gate, physical_flux
+from .finish import (
+    FLUX_LOWPASS,
+    estimate_noise,
+    finish_pixels,
+    flux_per_pixel,
+    gate_map,
+    gaussian_radius,
+    noise_gate,
+    physical_flux,
+)
 from .output import ArraySink, FileSink, output_paths
 from .provenance import fits_headers, flux_header, provenance, provenance_text
 from .space import from_noise_space, to_noise_space
@@ -135,8 +144,8 @@ class _FluxRows:
     ``make(lum, raw)`` makes the FLUX of stacked rows (tensors on the run's device); ``put`` is the engine's sink."""
 
     # input rows: 4 for the smooth correction (2 left a few pixels up to 3x off between piece sizes; 4: < 2%), and
-    # the reach of FLUX's local mean of what it lets go
-    CONTEXT = 4 + math.ceil(3 * FLUX_LOWPASS)
+    # the reach of FLUX's local mean of what it lets go (fixed at import: `finish.FLUX_LOWPASS` as shipped)
+    CONTEXT = 4 + gaussian_radius(FLUX_LOWPASS)
 
     def __init__(self, put: Callable[..., None], make: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
         self.put, self.make = put, make

@@ -219,10 +219,15 @@ def _shrink(r: torch.Tensor, allowed) -> torch.Tensor:
 FLUX_LOWPASS = 1.0
 
 
+def gaussian_radius(width: float) -> int:
+    """Pixels on either side that `_gaussian_mean` of ``width`` reaches (its kernel is cut at 3 sigma)."""
+    return max(1, math.ceil(3 * width))
+
+
 def _gaussian_mean(x: torch.Tensor, ok: torch.Tensor, width: float) -> torch.Tensor:
     """The mean of ``x`` ``(H, W)`` over a Gaussian of ``width`` pixels, over the ``ok`` pixels only (edges
     replicated)."""
-    radius = max(1, math.ceil(3 * width))
+    radius = gaussian_radius(width)
     k = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device) / width) ** 2)
     k = k / k.sum()
     stack = torch.stack([torch.where(ok, x, torch.zeros_like(x)), ok.to(x.dtype)])[:, None]  # (2, 1, H, W)

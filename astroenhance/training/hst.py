@@ -159,8 +159,9 @@ class TruthSources:
         its median plus 5 times its per-pixel sigma."""
         background = float(np.median(truth))
         pixel_sigma = max(sigma, estimate_noise(truth, lag=2))
-        above = truth > background + 5 * pixel_sigma  # an output detection on any of these is not false
-        labels, n = groups_above(truth, background + 5 * pixel_sigma, min_area)
+        threshold = background + 5 * pixel_sigma
+        above = truth > threshold  # an output detection on any of these is not false
+        labels, n = groups_above(truth, threshold, min_area)
         flat = truth.ravel()
         pixels, footprints, flux, distances, half = [], [], [], [], []
         for i in range(1, n + 1):
