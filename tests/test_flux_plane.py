@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 from astropy.io import fits
 from astropy.wcs import WCS
 from hypothesis import given, settings
@@ -11,7 +13,14 @@ from hypothesis.extra.numpy import arrays
 from astroenhance import EnhanceConfig, Enhancer
 from astroenhance.errors import SettingsError
 from astroenhance.io.readers import open_frames
-from astroenhance.pipeline.finish import block_means, flux_per_pixel, physical_flux
+from astroenhance.pipeline.finish import (
+    SMOOTH_PASSES,
+    block_mean_shift,
+    block_means,
+    flux_per_pixel,
+    physical_flux,
+    smooth_block_correction,
+)
 
 from .conftest import COLOR, FIXTURES
 
@@ -234,3 +243,20 @@ def test_flux_puts_back_a_faint_source_the_network_flattened_but_not_the_noise()
     inner = source > 0.75
     assert kept[inner].sum() > 0.6 * source[inner].sum()  # most of the source's flux is back
     assert np.std(kept - source) < 0.6 * np.std(noise)  # most of the noise is not
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 9), st.integers(0, 2**31 - 1))
+def test_the_smooth_correction_on_the_input_grid_equals_back_projection_on_the_output_grid(h, w, seed):
+    """`smooth_block_correction` runs its passes on the input grid; it must give what upsampling each pass's residual
+    bilinearly onto the output grid gives (the definition), edges included."""
+    rng = np.random.default_rng(seed)
+    out = torch.from_numpy(rng.normal(0, 10, (4 * h, 4 * w)))
+    target = torch.from_numpy(rng.normal(0, 10, (h, w)))
+    x, t = out[None, None], target[None, None]
+    for _ in range(SMOOTH_PASSES):
+        x = x + F.interpolate(t - F.avg_pool2d(x, 4), scale_factor=4, mode="bilinear", align_corners=False)
+    expected = block_mean_shift(x, t, 4)[0, 0]
+    got = smooth_block_correction(out, target, 4)
+    assert torch.allclose(got, expected, rtol=0, atol=1e-11)
+    assert torch.allclose(block_means(got, 4), target, rtol=0, atol=1e-11)
