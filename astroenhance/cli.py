@@ -476,6 +476,7 @@ def train_sr_hst(
     k_max: Annotated[float, typer.Option(help="Most noise (k is drawn log-uniformly between the two).")] = 4.0,
     flux_tolerance: Annotated[float, typer.Option(help="Train through run's flux promise: each output 4x4 block mean brought within this many input sigmas of its input pixel before the loss (0: off; run's default for these networks is 2).", min=0.0)] = 0.0,
     big_galaxies: Annotated[float, typer.Option(help="Share of synthetic fields that also hold one large bright elliptical (half-light radius 30-160 truth pixels): smooth halos and steep cores, as of cD and nearby galaxies.", min=0.0, max=1.0)] = 0.0,
+    sharp_psfs: Annotated[float, typer.Option(help="Share of synthetic fields drawn through a pixel-integrated PSF of FWHM 0.9-1.8 truth pixels, as WFC3/IR's 0.13\" pixels sample its PSF (else a Moffat of FWHM 1.8-4).", min=0.0, max=1.0)] = 0.0,
     backgrounds: Annotated[float, typer.Option(help="Share of pairs whose truth gets a smooth field of a few input sigmas (offset, slope, curvature): halos or intracluster light filling the crop, a sky level that is not the frame's — so the network keeps smooth light near the sky level instead of flattening it.", min=0.0, max=1.0)] = 0.0,
     correlated: Annotated[float, typer.Option(help="Share of pairs whose added noise is correlated between neighbouring pixels as in drizzled frames (so that the network does not take such noise for structure).", min=0.0, max=1.0)] = 0.0,
     loss: Annotated[str, typer.Option(help="l1: the network learns the median truth given the input; mse: the mean (what PSNR rewards; near the sky the mean is also the unbiased flux). Both in the noise-normalised space.")] = "l1",
@@ -493,6 +494,7 @@ def train_sr_hst(
     cfg = TelescopeConfig(truths=[str(t) for t in truths], val=[str(v) for v in val], out=str(outdir), arch=arch, init=str(init) if init else "",
                           iters=iters, batch=batch, crop=crop, lr=lr, k_min=k_min, k_max=k_max, synthetic=synthetic,
                           seed=seed, val_every=val_every, threads=threads, loss=loss, correlated=correlated, big_galaxies=big_galaxies, backgrounds=backgrounds,
+                          sharp_psfs=sharp_psfs,
                           flux_tolerance=flux_tolerance,
                           device=device, precision=precision, workers=workers, minutes=minutes)
     trainer = TelescopeTrainer(cfg, load_truths(truths), load_truths(val))

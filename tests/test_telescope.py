@@ -21,6 +21,7 @@ from astroenhance.training.telescope import (
     drizzle_like,
     make_pair,
     moffat_psf,
+    pixel_integrated_psf,
     project_within,
     sersic,
     smooth_background,
@@ -62,6 +63,25 @@ def test_profiles_and_fields_are_what_they_claim():
     assert 10 <= len(with_galaxy) <= 30  # about half the fields
     # extended over the crop (a halo or a core, not a point source)
     assert all((a > 0.01 * a.max()).sum() > 400 for a in with_galaxy)
+
+
+def test_sharp_psfs_sample_the_core_as_a_detector_whose_pixels_match_it():
+    psf = pixel_integrated_psf(1.3, 2.5)
+    assert psf.shape == (15, 15) and psf.sum() == pytest.approx(1.0)
+    assert psf.max() == psf[7, 7] and 0.2 < psf.max() < 0.5  # most of the light in a few pixels
+    assert psf.max() > 1.5 * moffat_psf(1.8, 2.0).max()  # sharper than any PSF of the plain fields
+    # the same fields, only drawn through the sharper PSF when asked (runs without it stay reproducible)
+    seeds = range(30)
+    plain = [synthetic_field(np.random.default_rng(s), 64) for s in seeds]
+    off = [synthetic_field(np.random.default_rng(s), 64, sharp=0.0) for s in seeds]
+    assert all(np.array_equal(a, b) for a, b in zip(plain, off))
+    sharp = [synthetic_field(np.random.default_rng(s), 64, sharp=0.5) for s in seeds]
+    changed = [not np.allclose(a, b) for a, b in zip(plain, sharp)]
+    assert 5 <= sum(changed) <= 25
+    for p, q, c in zip(plain, sharp, changed):
+        assert q.sum() == pytest.approx(p.sum(), rel=0.05) or not c  # the light is the same, only its spread
+        if c:
+            assert q.max() >= p.max()
 
 
 def test_pairs_bin_by_block_means_and_map_both_sides_alike():

@@ -84,11 +84,20 @@ def sersic(shape: tuple[int, int], x0: float, y0: float, r_e: float, n: float, q
     return img / max(img.sum(), 1e-30)
 
 
-def synthetic_field(rng: np.random.Generator, size: int, big: float = 0.0) -> np.ndarray:
+def pixel_integrated_psf(fwhm: float, beta: float, size: int = 15, oversample: int = 5) -> np.ndarray:
+    """A normalised Moffat PSF of ``fwhm`` pixels integrated over each pixel (rendered ``oversample`` times finer,
+    then summed per pixel): how a detector whose pixels are about as large as the PSF's core records it."""
+    fine = moffat_psf(fwhm * oversample, beta, size * oversample)
+    return fine.reshape(size, oversample, size, oversample).sum(axis=(1, 3)) / fine.sum()
+
+
+def synthetic_field(rng: np.random.Generator, size: int, big: float = 0.0, sharp: float = 0.0) -> np.ndarray:
     """A noise-free deep field of ``size``² truth pixels: galaxies (bulge + disk + knots) and stars through a
     Moffat PSF; fluxes in units of the noise a 1x input pixel will get (so ``k`` sets the depth).  With
     probability ``big`` also one large bright elliptical (half-light radius 30-160 pixels, Sérsic n 2.5-5, centred
-    anywhere within a crop's width of it): the smooth halo and steep core of a cD or nearby galaxy."""
+    anywhere within a crop's width of it): the smooth halo and steep core of a cD or nearby galaxy.  With
+    probability ``sharp`` the PSF is instead a pixel-integrated Moffat of FWHM 0.9-1.8 truth pixels: a truth that
+    samples its PSF as WFC3/IR's 0.13" pixels do (`pixel_integrated_psf`)."""
     field_ = np.zeros((size, size))
     for _ in range(int(rng.integers(2, 9))):
         x0, y0 = rng.uniform(-8, size + 8, 2)
@@ -110,6 +119,8 @@ def synthetic_field(rng: np.random.Generator, size: int, big: float = 0.0) -> np
         field_ += 10 ** rng.uniform(4.5, 6.5) * sersic((size, size), x0, y0, 10 ** rng.uniform(1.5, 2.2),
                                                        rng.uniform(2.5, 5.0), rng.uniform(0.5, 1.0),
                                                        rng.uniform(0, math.pi))
+    if sharp > 0 and rng.uniform() < sharp:  # drawn after everything else: fields without it are the same as before
+        psf = pixel_integrated_psf(rng.uniform(0.9, 1.8), rng.uniform(2.0, 4.0))
     return fftconvolve(field_ + stars, psf, mode="same")
 
 
@@ -165,6 +176,7 @@ class TelescopeConfig:
     k_max: float = 4.0
     synthetic: float = 0.3  # share of pairs from synthetic fields
     big_galaxies: float = 0.0  # share of synthetic fields that also hold one large bright elliptical
+    sharp_psfs: float = 0.0  # share of synthetic fields drawn through a pixel-integrated PSF of FWHM 0.9-1.8 pixels
     correlated: float = 0.0  # share of pairs whose noise is correlated like a drizzled frame's (`drizzle_like`)
     backgrounds: float = 0.0  # share of pairs whose truth gets a smooth field of a few input sigmas (`smooth_background`)
     flux_tolerance: float = 0.0  # > 0: train through run's flux promise (`project_within`): what is scored is what ships
@@ -222,7 +234,7 @@ class TelescopeTrainer:
         s = self.cfg.crop * SCALE
         k = math.exp(rng.uniform(math.log(self.cfg.k_min), math.log(self.cfg.k_max)))
         if not self.truths or rng.uniform() < self.cfg.synthetic:
-            truth, sky, rms = synthetic_field(rng, s, self.cfg.big_galaxies), 0.0, 1.0
+            truth, sky, rms = synthetic_field(rng, s, self.cfg.big_galaxies, self.cfg.sharp_psfs), 0.0, 1.0
         else:
             t = self.truths[rng.choice(len(self.truths), p=self.weights)]
             y, x = rng.integers(0, t.data.shape[0] - s + 1), rng.integers(0, t.data.shape[1] - s + 1)
@@ -379,4 +391,4 @@ def noise_space_sr(model: torch.nn.Module, lr: np.ndarray, sky: float, sigma: fl
 
 
 __all__ = ["BETA", "project_within", "TelescopeConfig", "TelescopeTrainer", "Truth", "load_truths", "make_pair", "moffat_psf",
-           "noise_space_sr", "sersic", "synthetic_field"]
+           "noise_space_sr", "pixel_integrated_psf", "sersic", "synthetic_field"]
