@@ -69,7 +69,8 @@ def test_sharp_psfs_sample_the_core_as_a_detector_whose_pixels_match_it():
     psf = pixel_integrated_psf(1.3, 2.5)
     assert psf.shape == (15, 15) and psf.sum() == pytest.approx(1.0)
     assert psf.max() == psf[7, 7] and 0.2 < psf.max() < 0.5  # most of the light in a few pixels
-    assert psf.max() > 1.5 * moffat_psf(1.8, 2.0).max()  # sharper than any PSF of the plain fields
+    # more peaked than the sharpest PSF of the plain fields (FWHM 1.8, the steepest wings: beta 4)
+    assert psf.max() > 1.2 * moffat_psf(1.8, 4.0).max()
     # the same fields, only drawn through the sharper PSF when asked (runs without it stay reproducible)
     seeds = range(30)
     plain = [synthetic_field(np.random.default_rng(s), 64) for s in seeds]
@@ -79,8 +80,8 @@ def test_sharp_psfs_sample_the_core_as_a_detector_whose_pixels_match_it():
     changed = [not np.allclose(a, b) for a, b in zip(plain, sharp)]
     assert 5 <= sum(changed) <= 25
     for p, q, c in zip(plain, sharp, changed):
-        assert q.sum() == pytest.approx(p.sum(), rel=0.05) or not c  # the light is the same, only its spread
         if c:
+            assert q.sum() == pytest.approx(p.sum(), rel=0.05)  # the same light, only spread less
             assert q.max() >= p.max()
 
 
