@@ -134,21 +134,24 @@ BRIGHT = {"cd": lambda: bright(13, False), "disk": lambda: bright(17, True)}
 SETS = ("slacs2303", "cosmos", "galaxies", "undersampled", "bright")
 
 
-def write_sets(data: Path, work: Path) -> dict[str, Path]:
-    sets = {name: work / name for name in SETS}
+SYNTHETIC = {"galaxies": GALAXIES, "undersampled": UNDERSAMPLED, "bright": BRIGHT}
+
+
+def write_sets(data: Path, work: Path, names: list[str]) -> dict[str, Path]:
+    """The frames of the sets ``names``, each set a folder under ``work``."""
+    sets = {name: work / name for name in names}
     for d in sets.values():
         d.mkdir(parents=True, exist_ok=True)
     real = data / "fits" / "hst_real"
-    (sets["slacs2303"] / "slacs2303.fits").write_bytes((real / "slacs2303p1422_050mas_image.fits").read_bytes())
-    with fits.open(real / "paltas_cosmos_real_galaxy_images_23.5_n1subset.fits") as h:
-        for i in (0, 1):
-            fits.PrimaryHDU(h[i].data.astype(np.float32)).writeto(sets["cosmos"] / f"paltas{i}.fits", overwrite=True)
-    for name, make in GALAXIES.items():
-        fits.PrimaryHDU(make().astype(np.float32)).writeto(sets["galaxies"] / f"{name}.fits", overwrite=True)
-    for name, make in UNDERSAMPLED.items():
-        fits.PrimaryHDU(make().astype(np.float32)).writeto(sets["undersampled"] / f"{name}.fits", overwrite=True)
-    for name, make in BRIGHT.items():
-        fits.PrimaryHDU(make().astype(np.float32)).writeto(sets["bright"] / f"{name}.fits", overwrite=True)
+    if "slacs2303" in sets:
+        (sets["slacs2303"] / "slacs2303.fits").write_bytes((real / "slacs2303p1422_050mas_image.fits").read_bytes())
+    if "cosmos" in sets:
+        with fits.open(real / "paltas_cosmos_real_galaxy_images_23.5_n1subset.fits") as h:
+            for i in (0, 1):
+                fits.PrimaryHDU(h[i].data.astype(np.float32)).writeto(sets["cosmos"] / f"paltas{i}.fits", overwrite=True)
+    for name in SYNTHETIC.keys() & sets.keys():
+        for frame, make in SYNTHETIC[name].items():
+            fits.PrimaryHDU(make().astype(np.float32)).writeto(sets[name] / f"{frame}.fits", overwrite=True)
     return sets
 
 
@@ -164,7 +167,10 @@ def main() -> None:
                          "(`finish.FLUX_LOWPASS`; FLUX only, the display is untouched); default = the shipped width")
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
-    sets = write_sets(args.data, args.workdir or Path(tempfile.mkdtemp(prefix="ae-hstval-")))
+    names = args.sets.split(",")
+    if unknown := set(names) - set(SETS):
+        ap.error(f"unknown sets {', '.join(sorted(unknown))} (choose from {', '.join(SETS)})")
+    sets = write_sets(args.data, args.workdir or Path(tempfile.mkdtemp(prefix="ae-hstval-")), names)
     print(f"{'weights':<24}{'tol F/D':<9}{'lowpass':<9}{'set':<13}{'k=0.5 run-best':>15}{'k=2 run-best':>13}{'ceiling-best':>14}"
           f"{'apflux k=0.5/2 (bicubic)':>34}{'false det k=2 (bicubic)':>25}{'r_half bias k=2 (bicubic)':>28}")
     for w, tol, width in itertools.product(args.weights.split(","), args.tolerances.split(","),
@@ -173,7 +179,7 @@ def main() -> None:
         flux, display = (None, None) if tol == "default" else (float(v) for v in tol.split("/"))
         cfg = EnhanceConfig(device="cpu", weights=None if w == "default" else w, flux_tolerance=flux,
                             display_tolerance=display)
-        for name in args.sets.split(","):
+        for name in names:
             folder = sets[name]
             s = evaluate_hst(list_truths(folder), cfg, noise_frames=0)["summary"]
             lo, hi = s["k=0.5"], s["k=2"]

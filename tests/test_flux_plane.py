@@ -246,17 +246,17 @@ def test_flux_puts_back_a_faint_source_the_network_flattened_but_not_the_noise()
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.integers(1, 9), st.integers(1, 9), st.integers(0, 2**31 - 1))
-def test_the_smooth_correction_on_the_input_grid_equals_back_projection_on_the_output_grid(h, w, seed):
+@given(st.integers(1, 9), st.integers(1, 9), st.integers(0, 2**31 - 1), st.sampled_from([4, 2, 3]))
+def test_the_smooth_correction_on_the_input_grid_equals_back_projection_on_the_output_grid(h, w, seed, s):
     """`smooth_block_correction` runs its passes on the input grid; it must give what upsampling each pass's residual
-    bilinearly onto the output grid gives (the definition), edges included."""
+    bilinearly onto the output grid gives (the definition), edges included, at any scale."""
     rng = np.random.default_rng(seed)
-    out = torch.from_numpy(rng.normal(0, 10, (4 * h, 4 * w)))
+    out = torch.from_numpy(rng.normal(0, 10, (s * h, s * w)))
     target = torch.from_numpy(rng.normal(0, 10, (h, w)))
     x, t = out[None, None], target[None, None]
     for _ in range(SMOOTH_PASSES):
-        x = x + F.interpolate(t - F.avg_pool2d(x, 4), scale_factor=4, mode="bilinear", align_corners=False)
-    expected = block_mean_shift(x, t, 4)[0, 0]
-    got = smooth_block_correction(out, target, 4)
+        x = x + F.interpolate(t - F.avg_pool2d(x, s), scale_factor=s, mode="bilinear", align_corners=False)
+    expected = block_mean_shift(x, t, s)[0, 0]
+    got = smooth_block_correction(out, target, s)
     assert torch.allclose(got, expected, rtol=0, atol=1e-11)
-    assert torch.allclose(block_means(got, 4), target, rtol=0, atol=1e-11)
+    assert torch.allclose(block_means(got, s), target, rtol=0, atol=1e-11)

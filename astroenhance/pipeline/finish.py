@@ -150,19 +150,20 @@ def project_block_means(out, target, scale: int, iterations: int = 48):
 SMOOTH_PASSES = 16  # back-projection passes with a bilinear kernel before the last, block-constant, step
 
 
-#: the means of the blocks of a bilinear ``x4`` upsampling (align_corners False, edges replicated), per axis, in input
-#: pixels: output pixels at offsets -0.375, -0.125, 0.125, 0.375 take 1/8 of the pixel before and 1/8 of the one after
-_POOLED_BILINEAR = {4: (0.125, 0.75, 0.125)}
+def _pooled_bilinear_taps(scale: int, like: torch.Tensor) -> torch.Tensor:
+    """The 3 taps (pixel before, itself, after) of the block means of a bilinear ``scale`` upsampling, on the input
+    grid.  Output pixel ``i`` of a block sits at offset ``o = (i + 0.5) / scale - 0.5`` (|o| < 0.5) from its input
+    pixel and takes ``1 - |o|`` of it and ``|o|`` of the neighbour on that side (the interpolation clamps its
+    coordinates: edges replicated); the block mean averages those weights (x4: 1/8, 3/4, 1/8)."""
+    o = (torch.arange(scale, dtype=like.dtype, device=like.device) + 0.5) / scale - 0.5
+    return torch.stack([(-o).clamp(min=0).mean(), (1 - o.abs()).mean(), o.clamp(min=0).mean()])
 
 
-def _pooled_bilinear(r: torch.Tensor, scale: int) -> torch.Tensor:
-    """``_pool(interpolate(r, scale, bilinear))`` for ``r`` ``(1, 1, H, W)``, on the input grid: a separable 3-tap
-    filter (edges replicated, as the interpolation clamps its coordinates) — 1/scale² of the work."""
-    if scale not in _POOLED_BILINEAR:
-        return F.avg_pool2d(F.interpolate(r, scale_factor=scale, mode="bilinear", align_corners=False), scale)
-    k = torch.tensor(_POOLED_BILINEAR[scale], dtype=r.dtype, device=r.device)
-    r = F.conv2d(F.pad(r, (1, 1, 0, 0), mode="replicate"), k.view(1, 1, 1, 3))
-    return F.conv2d(F.pad(r, (0, 0, 1, 1), mode="replicate"), k.view(1, 1, 3, 1))
+def _pooled_bilinear(r: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """``_pool(interpolate(r, scale, bilinear))`` for ``r`` ``(1, 1, H, W)`` on the input grid: the separable filter
+    ``taps`` (`_pooled_bilinear_taps`), edges replicated — 1/scale² of the work."""
+    r = F.conv2d(F.pad(r, (1, 1, 0, 0), mode="replicate"), taps.view(1, 1, 1, 3))
+    return F.conv2d(F.pad(r, (0, 0, 1, 1), mode="replicate"), taps.view(1, 1, 3, 1))
 
 
 def smooth_block_correction(out, target, scale: int, passes: int = SMOOTH_PASSES):
@@ -178,10 +179,11 @@ def smooth_block_correction(out, target, scale: int, passes: int = SMOOTH_PASSES
     x = _tensor(out).double()[None, None]
     t = _tensor(target).double()[None, None]
     r = t - F.avg_pool2d(x, scale)
+    taps = _pooled_bilinear_taps(scale, r)
     total = torch.zeros_like(r)
     for _ in range(passes):
         total = total + r
-        r = r - _pooled_bilinear(r, scale)
+        r = r - _pooled_bilinear(r, taps)
     x = x + F.interpolate(total, scale_factor=scale, mode="bilinear", align_corners=False)
     return _like(block_mean_shift(x, t, scale)[0, 0], out)
 
