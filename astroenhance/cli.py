@@ -834,6 +834,11 @@ def _evaluate_hst(data: Path, weights: Path | None, sr_model: SRModel | None, js
                   f"aperture flux error {m['run_aperture_flux_err']:.3f} vs {m['bicubic_aperture_flux_err']:.3f}; "
                   f"half-light radius bias {m['run_half_light_bias']:+.3f} vs {m['bicubic_half_light_bias']:+.3f}; "
                   f"false detections {m['run_false_detections']} vs {m['bicubic_false_detections']}")
+        a = m["aperture_flux_vs_bicubic"]
+        out.print(f"  aperture flux, source by source ({a['sources']} sources pooled): median error {a['run_median']:.3f} "
+                  f"vs bicubic {a['other_median']:.3f}, run's smaller for {a['run_better_share']:.0%} of sources; "
+                  f"difference {a['median_diff']:+.3f} (68% interval "
+                  f"{a['median_diff_68'][0]:+.3f} to {a['median_diff_68'][1]:+.3f}, paired bootstrap)")
     if res["blank_noise"]:
         b = res["blank_noise"]
         out.print(f"blank noise, 5-sigma peaks per Mpix of input: run {b['run']:.3g}, bicubic {b['bicubic']:.3g}")

@@ -150,3 +150,21 @@ def test_half_light_radius_bias_measures_size_about_the_truths_centroid():
     got = source_scores(empty, truth)
     assert empty.pixels == [] and set(got) == set(source_scores(found, truth))
     assert np.isnan(got["half_light_bias"]) and got["false_detections"] == 4
+
+
+def test_paired_flux_errors_tell_a_real_difference_from_noise():
+    """Source by source: an output whose errors are all half another's is better on every source with an interval
+    that excludes 0; two outputs drawn alike give an interval that straddles 0; NaN pairs are left out."""
+    from astroenhance.training.hst import paired_flux_errors
+
+    rng = np.random.default_rng(3)
+    other = list(rng.uniform(0.01, 0.2, 60))
+    half = paired_flux_errors([e / 2 for e in other], other)
+    assert half["sources"] == 60 and half["run_better_share"] == 1.0
+    assert half["median_diff"] < 0 and half["median_diff_68"][1] < 0
+    assert half["run_median"] == pytest.approx(half["other_median"] / 2)
+    alike = paired_flux_errors(list(rng.uniform(0.01, 0.2, 60)), other)
+    assert alike["median_diff_68"][0] < 0 < alike["median_diff_68"][1]
+    with_nan = paired_flux_errors([0.1, float("nan"), 0.3], [0.2, 0.1, float("nan")])
+    assert with_nan["sources"] == 1 and with_nan["run_better_share"] == 1.0
+    assert paired_flux_errors([], [])["sources"] == 0
