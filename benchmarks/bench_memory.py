@@ -1,6 +1,7 @@
-"""Peak memory of `astroenhance run --format fits` on a 1024x1024 and a 4096x4096 frame.
+"""Peak memory of `astroenhance run --format fits` (or other formats) on a 1024x1024 and a 4096x4096 frame.
 
-    python benchmarks/bench_memory.py [--sizes 1024,4096] [--workdir DIR] [--low-memory] [--run-args '--tile 224']
+    python benchmarks/bench_memory.py [--sizes 1024,4096] [--formats fits,png] [--workdir DIR] [--low-memory]
+        [--run-args '--tile 224']
 
 The large frames are the real ACS/HRC frame j8bt06nyq_flt.fits tiled (mirrored) up to the size, with its
 WCS (CRPIX kept, so the WCS stays valid for the first copy).  Each run is a separate process; its peak
@@ -10,6 +11,7 @@ RSS comes from getrusage.  Prints a table with the ratio to the smallest size.
 from __future__ import annotations
 
 import argparse
+import itertools
 import subprocess
 import sys
 import tempfile
@@ -37,29 +39,31 @@ def main() -> None:
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--low-memory", action="store_true", help="pass --low-memory to run")
     ap.add_argument("--run-args", default="", help="more options for run, e.g. '--tile 224'")
+    ap.add_argument("--formats", default="fits", help="run --format: one row per size and format, e.g. fits,png")
     args = ap.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="ae-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     rows = []
-    for size in [int(s) for s in args.sizes.split(",")]:
+    for size, fmt in itertools.product([int(s) for s in args.sizes.split(",")], args.formats.split(",")):
         frame = work / f"frame_{size}.fits"
-        make_frame(size, frame)
+        if not frame.exists():
+            make_frame(size, frame)
         code = ("import resource, sys; from astroenhance.cli import app; "
-                "sys.argv=['astroenhance','run',sys.argv[1],'-o',sys.argv[2],'--format','fits','-q']+sys.argv[3:];\n"
+                "sys.argv=['astroenhance','run',sys.argv[1],'-o',sys.argv[2],'--format',sys.argv[3],'-q']+sys.argv[4:];\n"
                 "try: app()\nexcept SystemExit as e: code=e.code\n"
                 "print('RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
         t0 = time.perf_counter()
-        res = subprocess.run([sys.executable, "-c", code, str(frame), str(work / f"out_{size}")]
+        res = subprocess.run([sys.executable, "-c", code, str(frame), str(work / f"out_{size}_{fmt}"), fmt]
                              + (["--low-memory"] if args.low_memory else []) + args.run_args.split(),
                              capture_output=True, text=True)
         secs = time.perf_counter() - t0
         rss = next((int(ln.split()[1]) for ln in res.stdout.splitlines() if ln.startswith("RSS_KB")), -1)
         if rss < 0:
             print(res.stdout, res.stderr)
-        rows.append((size, rss / 1024, secs, (size * 4) ** 2 / 1e6 / secs))
-    print(f"{'input':>10} {'peak RSS MB':>12} {'x smallest':>11} {'seconds':>8} {'out MP/s':>9}")
-    for size, mb, secs, mps in rows:
-        print(f"{size:>5}x{size:<4} {mb:12.0f} {mb / rows[0][1]:11.2f} {secs:8.1f} {mps:9.3f}")
+        rows.append((size, fmt, rss / 1024, secs, (size * 4) ** 2 / 1e6 / secs))
+    print(f"{'input':>10} {'format':>7} {'peak RSS MB':>12} {'x first':>8} {'seconds':>8} {'out MP/s':>9}")
+    for size, fmt, mb, secs, mps in rows:
+        print(f"{size:>5}x{size:<4} {fmt:>7} {mb:12.0f} {mb / rows[0][2]:8.2f} {secs:8.1f} {mps:9.3f}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,10 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import struct
 import warnings
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -274,7 +277,9 @@ def _append_hdu(path: Path, hdu: fits.CompImageHDU) -> None:
 class ImageWriter(_AtomicFile):
     """PNG or JPEG (8-bit) or TIFF (16-bit) RGB, rows top-down, with AVM sky metadata when a WCS is given.
 
-    Strips go into a memory-mapped scratch array on disk beside the output; `commit` encodes it.
+    Strips go into a scratch file of raw pixels beside the output by positioned writes (the page cache holds them,
+    not this process); `commit` encodes it: a PNG strip by strip (`write_png`), a TIFF by tifffile from the scratch
+    file memory-mapped, a JPEG by Pillow (which holds the whole picture).
     """
 
     def __init__(self, final: Path, shape: tuple[int, int], fmt: str, wcs: WCS | None = None,
@@ -284,51 +289,67 @@ class ImageWriter(_AtomicFile):
         self.height, self.width = shape
         self.wcs = wcs
         self.provenance = provenance
-        self.dtype = np.uint16 if fmt == "tiff" else np.uint8
+        self.dtype = np.dtype(np.uint16 if fmt == "tiff" else np.uint8)
         self.maxval = float(np.iinfo(self.dtype).max)
+        self.row_bytes = self.width * 3 * self.dtype.itemsize
         self.scratch = temporary_path(self.final.with_name(self.final.name + ".scratch"))
+        self.fd: int | None = None
         try:
-            self.pixels = np.lib.format.open_memmap(self.scratch, mode="w+", dtype=self.dtype, shape=(*shape, 3))
-            # give the memory-mapped scratch real blocks now: a page that cannot be backed later would kill the
-            # process with SIGBUS instead of raising a full-disk error
-            with open(self.scratch, "r+b") as fh:
-                try:
-                    os.posix_fallocate(fh.fileno(), 0, os.path.getsize(self.scratch))
-                except AttributeError:  # no fallocate on this platform: the sparse file must do
-                    pass
-                except OSError as exc:
-                    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                        raise
+            self.fd = os.open(self.scratch, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            size = self.height * self.row_bytes
+            os.ftruncate(self.fd, size)
+            # give the scratch file real blocks now: a full disk shows here, not halfway through the frame
+            try:
+                os.posix_fallocate(self.fd, 0, max(size, 1))
+            except AttributeError:  # no fallocate on this platform: the sparse file must do
+                pass
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise
         except OSError as exc:
-            self.__dict__.pop("pixels", None)
+            self._close()
             _quiet_unlink(self.scratch)
             raise _write_error(final, exc, "creating the scratch image") from None
         self.notes: list[str] = []
 
+    def _close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
     def write_rows(self, top_row: int, rgb: np.ndarray, col0: int = 0) -> None:
         """Write ``rgb`` ``(n, m, 3)`` in [0, 1] (NaN = no data, written black) from image row ``top_row`` down."""
-        q = np.nan_to_num(np.clip(rgb, 0.0, 1.0), nan=0.0) * self.maxval + 0.5
-        self.pixels[top_row:top_row + rgb.shape[0], col0:col0 + rgb.shape[1]] = q.astype(self.dtype)
+        q = (np.nan_to_num(np.clip(rgb, 0.0, 1.0), nan=0.0) * self.maxval + 0.5).astype(self.dtype)
+        offset = top_row * self.row_bytes + col0 * 3 * self.dtype.itemsize
+        if col0 == 0 and q.shape[1] == self.width:  # whole rows: one write
+            os.pwrite(self.fd, q.tobytes(), offset)
+            return
+        for i, row in enumerate(q):
+            os.pwrite(self.fd, row.tobytes(), offset + i * self.row_bytes)
 
     def write_block(self, row0: int, rgb: np.ndarray, col0: int = 0, flux: np.ndarray | None = None) -> None:
         """Write ``rgb`` ``(n, m, 3)`` whose rows run bottom-up, from FITS row ``row0`` (row 0 = bottom): the
         row-sink interface both writers share (an image's rows run top-down, so they are flipped here; an image
         has no FLUX plane: ``flux`` is ignored)."""
-        self.write_rows(self.pixels.shape[0] - row0 - rgb.shape[0], rgb[::-1], col0)
+        self.write_rows(self.height - row0 - rgb.shape[0], rgb[::-1], col0)
+
+    def read_rows(self, y0: int, y1: int) -> np.ndarray:
+        """Rows ``y0:y1`` of the scratch picture, ``(n, width, 3)``, read from the file."""
+        data = os.pread(self.fd, (y1 - y0) * self.row_bytes, y0 * self.row_bytes)
+        return np.frombuffer(data, self.dtype).reshape(y1 - y0, self.width, 3)
 
     def finish(self) -> None:
         """Encode the image into the temporary file (the final name is not touched yet)."""
         try:
-            self.pixels.flush()
             self._encode()
-            del self.pixels
+            self._close()
             self.scratch.unlink(missing_ok=True)
         except OSError as exc:
             self.abort()
             raise _write_error(self.final, exc, "finishing the output") from None
 
     def abort(self) -> None:
-        self.__dict__.pop("pixels", None)
+        self._close()
         _quiet_unlink(self.scratch)
         super().abort()
 
@@ -360,7 +381,12 @@ class ImageWriter(_AtomicFile):
         from PIL import Image
 
         avm = self._avm()
-        arr = np.asarray(self.pixels)
+        if self.fmt == "png":  # streamed from the scratch file, the AVM packet written with it
+            write_png(self.tmp, self.read_rows, (self.height, self.width),
+                      [("Software", "astroenhance"), ("Comment", self.provenance)],
+                      None if avm is None else _as_bytes(avm.to_xmp()))
+            return
+        arr = np.memmap(self.scratch, self.dtype, "r", shape=(self.height, self.width, 3))
         if self.fmt == "tiff":
             import tifffile
 
@@ -368,18 +394,11 @@ class ImageWriter(_AtomicFile):
             tifffile.imwrite(self.tmp, arr, photometric="rgb", description=self.provenance or None,
                              extratags=extratags)
             return
-        img = Image.fromarray(arr, "RGB")
-        if self.fmt == "png":
-            from PIL.PngImagePlugin import PngInfo
-
-            info = PngInfo()
-            info.add_text("Software", "astroenhance")
-            info.add_text("Comment", self.provenance)
-            plain = self.tmp.with_name(self.tmp.name + ".plain")
-            img.save(plain, format="PNG", pnginfo=info)
-        else:
-            plain = self.tmp.with_name(self.tmp.name + ".plain")
-            img.save(plain, format="JPEG", quality=95, comment=self.provenance.encode("utf-8")[:60000])
+        # JPEG: Pillow's encoder takes the whole picture
+        plain = self.tmp.with_name(self.tmp.name + ".plain")
+        Image.fromarray(np.asarray(arr), "RGB").save(plain, format="JPEG", quality=95,
+                                                     comment=self.provenance.encode("utf-8")[:60000])
+        del arr
         try:
             if avm is not None:
                 with warnings.catch_warnings():
@@ -389,6 +408,75 @@ class ImageWriter(_AtomicFile):
                 os.replace(plain, self.tmp)
         finally:
             plain.unlink(missing_ok=True)
+
+
+PNG_STRIP = 16  # rows filtered and compressed at a time by `write_png`
+PNG_IDAT = 1 << 20  # bytes of compressed data per IDAT chunk
+
+
+def _png_chunk(fh, kind: bytes, data: bytes) -> None:
+    fh.write(struct.pack(">I", len(data)) + kind)
+    fh.write(data)
+    fh.write(struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)) & 0xFFFFFFFF))
+
+
+def _png_text(key: str, value: str) -> tuple[bytes, bytes]:
+    """A text chunk as Pillow writes one: ``tEXt`` when the value is Latin-1, else uncompressed ``iTXt`` (UTF-8)."""
+    try:
+        return b"tEXt", key.encode("latin-1") + b"\0" + value.encode("latin-1")
+    except UnicodeEncodeError:
+        return b"iTXt", key.encode("latin-1") + b"\0\0\0\0\0" + value.encode("utf-8")
+
+
+def png_filter_rows(rows: np.ndarray, prior: np.ndarray, bpp: int = 3) -> np.ndarray:
+    """Scanlines ``rows`` ``(n, width * bpp)`` uint8 with their PNG filter byte in front, ``(n, 1 + width * bpp)``:
+    each row takes whichever of the five filters (none, sub, up, average, Paeth) gives the smallest sum of absolute
+    values (libpng's heuristic); ``prior`` is the scanline above the first row (zeros for the image's first)."""
+    x = rows.astype(np.int16)
+    up = np.concatenate([prior[None].astype(np.int16), x[:-1]])
+    left = np.zeros_like(x)
+    left[:, bpp:] = x[:, :-bpp]
+    upleft = np.zeros_like(x)
+    upleft[:, bpp:] = up[:, :-bpp]
+    p = left + up - upleft
+    pa, pb, pc = np.abs(p - left), np.abs(p - up), np.abs(p - upleft)
+    paeth = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, upleft))
+    filtered = np.stack([x, x - left, x - up, x - ((left + up) >> 1), x - paeth]).astype(np.uint8)  # modulo 256
+    cost = np.abs(filtered.view(np.int8).astype(np.int32)).sum(axis=2)  # (5, n)
+    choice = np.argmin(cost, axis=0)
+    out = np.empty((x.shape[0], x.shape[1] + 1), np.uint8)
+    out[:, 0] = choice
+    out[:, 1:] = filtered[choice, np.arange(x.shape[0])]
+    return out
+
+
+def write_png(path: Path, rows: Callable[[int, int], np.ndarray], shape: tuple[int, int],
+              texts: list[tuple[str, str]] = (), xmp: bytes | None = None, level: int = 6) -> None:
+    """An 8-bit RGB PNG of ``shape`` ``(H, W)`` whose pixels ``rows(y0, y1)`` gives as ``(n, W, 3)`` uint8, read a
+    strip at a time (the picture is never whole in memory), with text chunks ``texts`` and an XMP packet (AVM) in
+    the ``iTXt`` chunk pyavm reads."""
+    height, width = shape
+    with open(path, "wb") as fh:
+        fh.write(b"\x89PNG\r\n\x1a\n")
+        _png_chunk(fh, b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        if xmp is not None:
+            _png_chunk(fh, b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + xmp)
+        for key, value in texts:
+            _png_chunk(fh, *_png_text(key, value))
+        z = zlib.compressobj(level)
+        pending = bytearray()
+        prior = np.zeros(width * 3, np.uint8)
+        for y0 in range(0, height, PNG_STRIP):
+            strip = np.ascontiguousarray(rows(y0, min(y0 + PNG_STRIP, height)), np.uint8).reshape(-1, width * 3)
+            pending += z.compress(png_filter_rows(strip, prior).tobytes())
+            prior = strip[-1]
+            while len(pending) >= PNG_IDAT:
+                _png_chunk(fh, b"IDAT", bytes(pending[:PNG_IDAT]))
+                del pending[:PNG_IDAT]
+        pending += z.flush()
+        if pending:
+            _png_chunk(fh, b"IDAT", bytes(pending))
+        _png_chunk(fh, b"IEND", b"")
 
 
 def _image_provenance(path: Path, im) -> str:
