@@ -5,7 +5,7 @@
 
 The large frames are the real ACS/HRC frame j8bt06nyq_flt.fits tiled (mirrored) up to the size, with its
 WCS (CRPIX kept, so the WCS stays valid for the first copy).  Each run is a separate process; its peak
-RSS comes from getrusage.  Prints a table with the ratio to the smallest size.
+RSS comes from getrusage.  Prints a table with the ratio to the first row's.
 """
 
 from __future__ import annotations

@@ -172,3 +172,15 @@ def test_image_writer_assembles_column_bands_in_its_scratch_file(tmp_path, fmt):
     aborted.write_rows(0, np.ones((5, 5, 3)))
     aborted.abort()
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
+
+
+def test_image_writer_refuses_a_block_outside_the_picture(tmp_path):
+    from astroenhance.io.writers import ImageWriter
+
+    w = ImageWriter(tmp_path / "x.png", (8, 8), "png")
+    with pytest.raises(ValueError, match="does not fit"):
+        w.write_rows(6, np.zeros((3, 8, 3)))
+    with pytest.raises(ValueError, match="does not fit"):
+        w.write_rows(0, np.zeros((2, 5, 3)), col0=4)
+    w.abort()
+    assert list(tmp_path.iterdir()) == []

@@ -319,13 +319,19 @@ class ImageWriter(_AtomicFile):
 
     def write_rows(self, top_row: int, rgb: np.ndarray, col0: int = 0) -> None:
         """Write ``rgb`` ``(n, m, 3)`` in [0, 1] (NaN = no data, written black) from image row ``top_row`` down."""
+        n, m = rgb.shape[:2]
+        if top_row < 0 or col0 < 0 or top_row + n > self.height or col0 + m > self.width:
+            raise ValueError(f"block {n}x{m} at row {top_row}, column {col0} does not fit {self.height}x{self.width}")
         q = (np.nan_to_num(np.clip(rgb, 0.0, 1.0), nan=0.0) * self.maxval + 0.5).astype(self.dtype)
         offset = top_row * self.row_bytes + col0 * 3 * self.dtype.itemsize
-        if col0 == 0 and q.shape[1] == self.width:  # whole rows: one write
-            os.pwrite(self.fd, q.tobytes(), offset)
-            return
-        for i, row in enumerate(q):
-            os.pwrite(self.fd, row.tobytes(), offset + i * self.row_bytes)
+        try:
+            if m == self.width:  # whole rows: one write
+                os.pwrite(self.fd, q.tobytes(), offset)
+            else:
+                for i, row in enumerate(q):
+                    os.pwrite(self.fd, row.tobytes(), offset + i * self.row_bytes)
+        except OSError as exc:
+            raise _write_error(self.final, exc, "writing the scratch image") from None
 
     def write_block(self, row0: int, rgb: np.ndarray, col0: int = 0, flux: np.ndarray | None = None) -> None:
         """Write ``rgb`` ``(n, m, 3)`` whose rows run bottom-up, from FITS row ``row0`` (row 0 = bottom): the
