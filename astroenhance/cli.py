@@ -834,6 +834,9 @@ def _evaluate_hst(data: Path, weights: Path | None, sr_model: SRModel | None, js
                   f"aperture flux error {m['run_aperture_flux_err']:.3f} vs {m['bicubic_aperture_flux_err']:.3f}; "
                   f"half-light radius bias {m['run_half_light_bias']:+.3f} vs {m['bicubic_half_light_bias']:+.3f}; "
                   f"false detections {m['run_false_detections']} vs {m['bicubic_false_detections']}")
+        out.print(f"  completeness pooled over all frames' sources: run {m['run_completeness_pooled']:.3f}, bicubic "
+                  f"{m['bicubic_completeness_pooled']:.3f} ({m['bicubic_matched_completeness_pooled']:.3f} at run's false "
+                  "detections)")
         a = m["aperture_flux_vs_bicubic"]
         out.print(f"  aperture flux, source by source ({a['sources']} sources pooled): median error {a['run_median']:.3f} "
                   f"vs bicubic {a['other_median']:.3f}, run's smaller for {a['run_better_share']:.0%} of sources; "

@@ -78,6 +78,10 @@ def test_evaluate_hst_scores_run_in_its_own_display_mapping(tmp_path):
                                        or matched["nsigma"] == 40)
     assert matched["completeness"] <= row["bicubic_linear"]["completeness"]
     assert "block means" in res["protocol"]
+    # one frame: the pooled scores are the frame's own
+    s = res["summary"]["k=0.5"]
+    assert s["run_completeness_pooled"] == pytest.approx(row["run"]["completeness"])
+    assert s["aperture_flux_vs_bicubic"]["sources"] == int(np.isfinite(row["run"]["aperture_flux_errs"]).sum()) >= 1
 
 
 def test_evaluate_hst_command(tmp_path):
@@ -168,3 +172,12 @@ def test_paired_flux_errors_tell_a_real_difference_from_noise():
     with_nan = paired_flux_errors([0.1, float("nan"), 0.3], [0.2, 0.1, float("nan")])
     assert with_nan["sources"] == 1 and with_nan["run_better_share"] == 1.0
     assert paired_flux_errors([], [])["sources"] == 0
+
+
+def test_pooled_completeness_weighs_frames_by_their_sources():
+    from astroenhance.training.hst import _pooled_completeness
+
+    frames = [{"sources": 10, "completeness": 1.0}, {"sources": 30, "completeness": 0.0},
+              {"sources": 0, "completeness": float("nan")}]
+    assert _pooled_completeness(frames) == pytest.approx(0.25)  # the mean over frames would say 0.5
+    assert np.isnan(_pooled_completeness([{"sources": 0, "completeness": float("nan")}]))

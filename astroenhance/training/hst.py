@@ -15,7 +15,7 @@ truth's per-pixel noise (pixels 2 apart: see below) on the truth, detections on 
 (dilated by 2 pixels) gives the relative aperture flux error, and the half-light radius within it (about the source's
 centroid on the truth) the half-light-radius bias (median over sources of output / truth - 1: negative is sharper
 than the truth, positive broader); completeness is the share of truth sources with an
-output detection overlapping them, false detections the output detections overlapping none.  Noise peaks that
+output detection overlapping them (averaged over frames; also pooled over all frames' sources), false detections the output detections overlapping none.  Noise peaks that
 overlap a source count as finding it, so a noisy output's completeness is inflated: bicubic's is also given at
 matched false detections (its threshold raised, by bisection between 5 and 40 sigma, until it has no more false
 detections than `run`).  A frame holds a dozen sources or so, so the aperture-flux errors are also compared
@@ -237,6 +237,12 @@ def paired_flux_errors(run: list[float], other: list[float], draws: int = 2000, 
             "median_diff_68": [float(v) for v in np.percentile(diffs, [16, 84])]}
 
 
+def _pooled_completeness(scores: list[dict]) -> float:
+    """The share of all truth sources found, over several frames' `source_scores`."""
+    n = sum(x["sources"] for x in scores)
+    return sum(x["completeness"] * x["sources"] for x in scores if x["sources"]) / n if n else math.nan
+
+
 def _read_output(path: Path) -> tuple[np.ndarray, Normalizer, np.ndarray]:
     """The display luminance, its mapping, and the output in linear units at the input's per-pixel level: the FLUX
     plane (x 16 where its pixels sum to the input pixel), else the display mapped back through its inverse."""
@@ -390,6 +396,9 @@ def evaluate_hst(truths: list[Path], config: EnhanceConfig | None = None, levels
             "bicubic_half_light_bias": float(np.nanmedian([r["bicubic_linear"]["half_light_bias"] for r in sel])),
             "run_false_detections": int(sum(r["run"]["false_detections"] for r in sel)),
             "bicubic_false_detections": int(sum(r["bicubic_linear"]["false_detections"] for r in sel)),
+            # pooled over the sources of all frames (a frame's share weighs by its sources, not 1/frames)
+            **{f"{m}_completeness_pooled": _pooled_completeness([r[key] for r in sel])
+               for m, key in (("run", "run"), ("bicubic", "bicubic_linear"), ("bicubic_matched", "bicubic_matched"))},
             "aperture_flux_vs_bicubic": paired_flux_errors(
                 [e for r in sel for e in r["run"]["aperture_flux_errs"]],
                 [e for r in sel for e in r["bicubic_linear"]["aperture_flux_errs"]]),
