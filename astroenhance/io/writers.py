@@ -12,7 +12,7 @@ import secrets
 import struct
 import warnings
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -457,7 +457,7 @@ def png_filter_rows(rows: np.ndarray, prior: np.ndarray, bpp: int = 3) -> np.nda
 
 
 def write_png(path: Path, rows: Callable[[int, int], np.ndarray], shape: tuple[int, int],
-              texts: list[tuple[str, str]] = (), xmp: bytes | None = None, level: int = 6) -> None:
+              texts: Sequence[tuple[str, str]] = (), xmp: bytes | None = None, level: int = 6) -> None:
     """An 8-bit RGB PNG of ``shape`` ``(H, W)`` whose pixels ``rows(y0, y1)`` gives as ``(n, W, 3)`` uint8, read a
     strip at a time (the picture is never whole in memory), with text chunks ``texts`` and an XMP packet (AVM) in
     the ``iTXt`` chunk pyavm reads."""
