@@ -80,6 +80,8 @@ class EnhanceConfig:
     fits_encoding: str = "int16"  # RGB FITS display planes: float32, int16 (scaled, 2x smaller) or rice (compressed)
     dq_mask: str = "default"  # DQ flags that make a pixel no-data (`parse_dq_mask`); default `DQ_NO_DATA`
     noise: str | None = None  # an rms map (path) for the frame; None: ERR/WHT of the file, else estimated
+    noise_map: bool = True  # where that per-pixel noise shows the sky's depth varying across the frame, follow it
+    # (`io.noise.sky_noise_map`); False: one sigma for the frame
     clean_cosmic_rays: bool | None = None  # read pixels sharper than a star can be as no-data
     # (`io.noise.mask_cosmic_rays`); None: in single exposures whose DQ flags no cosmic rays
     noise_gate: bool | None = None  # network detail only above the input's noise; None: on for display-space SR

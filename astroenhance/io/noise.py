@@ -8,6 +8,11 @@ A science extension ``SCI,v`` is paired with the ``ERR,v``, ``WHT,v`` and ``DQ,v
   it agrees with the frame's own pixel-to-pixel noise within 3x, since ``WHT`` is an exposure-time map when
   drizzled with ``final_wht_type=EXP``), else of an rms map given by path (``run --noise FILE``); otherwise
   the engine estimates it from the pixels.  Where it came from is recorded (``AE_SIGSR``).
+* Where that per-pixel noise says the sky is deeper in some parts of the frame than in others (a mosaic's edges,
+  a chip gap covered by fewer exposures), `sky_noise_map` turns it into a `NoiseMap`: the sky pixels' median noise
+  in blocks of `NOISE_MAP_BLOCK` pixels (a ``WHT`` that is an exposure-time map still gives the depth's shape: then
+  scaled to the pixels' own noise), read between block centres by bilinear interpolation.  A frame whose sky noise
+  varies by less than `NOISE_MAP_UNIFORM` keeps one sigma.
 * ``DQ`` flags listed in the mask make a pixel no-data (NaN, like a NaN in the file).  The default,
   `DQ_NO_DATA`, flags what has no usable signal in ACS and WFC3 files: Reed-Solomon errors (1), replaced/fill
   data (2), bad detector pixels (4), hot pixels (16), bad columns (128) and cosmic rays (4096 AstroDrizzle,
@@ -20,8 +25,10 @@ A science extension ``SCI,v`` is paired with the ``ERR,v``, ``WHT,v`` and ``DQ,v
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,13 +62,19 @@ def sampled_median(read: Callable[[int, int], np.ndarray], rows: int, keep=np.is
     return float(np.median(vals)) if vals.size else None
 
 
-def file_noise(hdul: fits.HDUList, extver: int, shape: tuple[int, int]) -> tuple[float | None, str]:
-    """The frame's noise sigma from its ERR or WHT extension, and which one (``""`` if neither)."""
+Rows = Callable[[int, int], np.ndarray]
+
+
+def file_noise(hdul: fits.HDUList, extver: int, shape: tuple[int, int]) -> tuple[float | None, str, Rows | None]:
+    """The frame's noise sigma from its ERR or WHT extension, which one (``""`` if neither), and a reader of its
+    per-pixel sigma rows (``1/sqrt(WHT)``, NaN where ``WHT <= 0``)."""
     err = companion(hdul, "ERR", extver, shape)
     if err is not None:
-        sigma = sampled_median(lambda a, b: err.section[a:b], shape[0], lambda v: np.isfinite(v) & (v > 0))
+        def err_rows(a: int, b: int) -> np.ndarray:
+            return err.section[a:b]
+        sigma = sampled_median(err_rows, shape[0], lambda v: np.isfinite(v) & (v > 0))
         if sigma:
-            return sigma, "ERR"
+            return sigma, "ERR", err_rows
     wht = companion(hdul, "WHT", extver, shape)
     if wht is not None:
         def inv_sqrt(a: int, b: int) -> np.ndarray:
@@ -70,8 +83,8 @@ def file_noise(hdul: fits.HDUList, extver: int, shape: tuple[int, int]) -> tuple
                 return np.where(w > 0, 1.0 / np.sqrt(w), np.nan)
         sigma = sampled_median(inv_sqrt, shape[0])
         if sigma:
-            return sigma, "WHT"
-    return None, ""
+            return sigma, "WHT", inv_sqrt
+    return None, "", None
 
 
 def dq_reader(hdul: fits.HDUList, extver: int, shape: tuple[int, int], mask: int):
@@ -88,25 +101,126 @@ def dq_reader(hdul: fits.HDUList, extver: int, shape: tuple[int, int], mask: int
     return flagged
 
 
-def map_noise(path: Path, shape: tuple[int, int]) -> float:
-    """The median of an rms (sigma) map given by path (``run --noise FILE``): its first 2-D image, the frame's
-    shape, values > 0 counted."""
+def map_noise(path: Path, shape: tuple[int, int], files: contextlib.ExitStack) -> tuple[float, Rows]:
+    """The median of an rms (sigma) map given by path (``run --noise FILE``: its first 2-D image, the frame's shape,
+    values > 0 counted) and a reader of its rows; the file stays open (memory-mapped) until ``files`` closes."""
     try:
-        with fits.open(path, memmap=True) as hdul:
-            data = next((h.data for h in hdul if h.header.get("NAXIS") == 2 and h.data is not None), None)
-            if data is None:
-                raise InputError(f"{path}: no 2-D image in the noise map")
-            if data.shape != tuple(shape):
-                raise InputError(f"{path}: noise map is {data.shape[0]}x{data.shape[1]}, the frame "
-                                 f"{shape[0]}x{shape[1]}")
-            sigma = sampled_median(lambda a, b: data[a:b], shape[0], lambda v: np.isfinite(v) & (v > 0))
+        hdul = files.enter_context(fits.open(path, memmap=True))
+        data = next((h.data for h in hdul if h.header.get("NAXIS") == 2 and h.data is not None), None)
+        if data is None:
+            raise InputError(f"{path}: no 2-D image in the noise map")
+        if data.shape != tuple(shape):
+            raise InputError(f"{path}: noise map is {data.shape[0]}x{data.shape[1]}, the frame "
+                             f"{shape[0]}x{shape[1]}")
+
+        def rows(a: int, b: int) -> np.ndarray:
+            try:
+                return np.asarray(data[a:b])
+            except Exception as exc:
+                raise InputError(f"{path}: noise map could not be read ({type(exc).__name__}: {exc})") from None
+        sigma = sampled_median(rows, shape[0], lambda v: np.isfinite(v) & (v > 0))
     except InputError:
         raise
     except Exception as exc:  # unreadable, not FITS
         raise InputError(f"{path}: noise map could not be read ({type(exc).__name__}: {exc})") from None
     if not sigma:
         raise InputError(f"{path}: noise map has no finite value > 0")
-    return sigma
+    return sigma, rows
+
+
+NOISE_MAP_BLOCK = 32  # input pixels per side of a `NoiseMap` block: thousands of sky pixels each, a robust median
+NOISE_MAP_UNIFORM = 1.2  # a frame keeps one sigma unless its blocks' sky noise spans more (95th / 5th percentile)
+# a block's sky pixels: within SKY_CUT of the frame's sigma of the frame's sky (a source's pixels are not, however
+# much noise its own photons add); a block needs SKY_SHARE of its pixels to be (where it is 6x shallower than the
+# frame's sigma, ~38% are); others (a galaxy filling them) take their neighbours'
+SKY_CUT = 3.0
+SKY_SHARE = 0.1
+SKY_QUANTILE = 25  # of the sky pixels' sigma: sources only add noise, so a galaxy's halo among them counts less
+
+
+@dataclass(frozen=True)
+class NoiseMap:
+    """The sky's noise sigma across a frame (input units): one value per block of ``block`` pixels, read at any
+    pixel by bilinear interpolation between block centres (constant beyond the outer centres), so that it has no
+    steps where blocks meet."""
+
+    grid: np.ndarray  # (blocks down, blocks across)
+    block: int
+    shape: tuple[int, int]  # the frame's
+
+    def _weights(self, a: int, b: int, axis: int) -> np.ndarray:
+        """``(b - a, blocks)``: each pixel's interpolation weights over the blocks along ``axis``."""
+        n, size = self.grid.shape[axis], self.shape[axis]
+        starts = np.arange(n) * self.block
+        centres = (starts + np.minimum(starts + self.block, size)) / 2 - 0.5
+        pos = np.arange(a, b, dtype=np.float64)
+        return np.stack([np.interp(pos, centres, np.eye(n)[i]) for i in range(n)], axis=1)
+
+    def at(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """The map's sigma at rows ``y0:y1``, columns ``x0:x1`` (float64)."""
+        return self._weights(y0, y1, 0) @ self.grid @ self._weights(x0, x1, 1).T
+
+    @property
+    def span(self) -> tuple[float, float]:
+        """The smallest and largest sigma of its blocks."""
+        return float(self.grid.min()), float(self.grid.max())
+
+
+def sky_noise_map(read_data: Rows, read_noise: Rows, shape: tuple[int, int], sky: float, sigma: float,
+                  rescale: bool = False, block: int = NOISE_MAP_BLOCK,
+                  uniform: float = NOISE_MAP_UNIFORM) -> NoiseMap | None:
+    """The frame's `NoiseMap` from its pixels and their per-pixel sigma (ERR, ``1/sqrt(WHT)`` or an rms map): per
+    block the lower quartile of its sky pixels' sigma (`SKY_CUT`: an ERR that counts a galaxy's photons must not make its block
+    look shallow), blocks with too few sky pixels filled from their neighbours; with ``rescale`` (where the file's
+    values are not the noise itself, e.g. a ``WHT`` that is an exposure-time map) scaled so that the median block is
+    the frame's ``sigma``.  None when the blocks' noise spans less than ``uniform`` (95th / 5th percentile: one sigma
+    serves), or no block has enough sky.  Reads ``block`` rows at a time."""
+    h, w = shape
+    grid = _fill(_sky_medians(read_data, read_noise, shape, block, sky, SKY_CUT * sigma, SKY_SHARE))
+    if grid is None:
+        return None
+    lo, hi = np.percentile(grid, [5, 95])
+    if hi < uniform * lo:
+        return None
+    return NoiseMap(grid * (sigma / np.median(grid)) if rescale else grid, block, (h, w))
+
+
+def _sky_medians(read_data: Rows, read_noise: Rows, shape: tuple[int, int], block: int, sky: float,
+                 cut: float, share: float) -> np.ndarray:
+    """Per block, the `SKY_QUANTILE` percentile of the noise of the pixels within ``cut`` (the pixels' units) of
+    ``sky``, where at least ``share`` of the block's pixels are; NaN elsewhere."""
+    h, w = shape
+    grid = np.full((-(-h // block), -(-w // block)), np.nan)
+    for j in range(grid.shape[0]):
+        y0, y1 = j * block, min(h, (j + 1) * block)
+        data = np.asarray(read_data(y0, y1), np.float64)
+        noise = np.asarray(read_noise(y0, y1), np.float64)
+        usable = np.isfinite(data) & np.isfinite(noise) & (noise > 0)
+        for i in range(grid.shape[1]):
+            cols = slice(i * block, min(w, (i + 1) * block))
+            ok = usable[:, cols]
+            keep = ok & (np.abs(data[:, cols] - sky) < cut)
+            if keep.any() and keep.sum() >= share * ok.size:
+                grid[j, i] = np.percentile(noise[:, cols][keep], SKY_QUANTILE)
+    return grid
+
+
+def _fill(grid: np.ndarray) -> np.ndarray | None:
+    """``grid`` with its NaN blocks given the mean of their neighbours that have a value, ring by ring (None if
+    none has)."""
+    from scipy.ndimage import convolve
+
+    valid = np.isfinite(grid)
+    if not valid.any():
+        return None
+    grid, ring = grid.copy(), np.ones((3, 3))
+    while not valid.all():
+        total = convolve(np.where(valid, grid, 0.0), ring, mode="nearest")
+        count = convolve(valid.astype(np.float64), ring, mode="nearest")
+        new = ~valid & (count > 0)
+        grid[new] = total[new] / count[new]
+        valid |= new
+    return grid
 
 
 def frame_star_sharpness(frame) -> tuple[float, float]:

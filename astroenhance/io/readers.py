@@ -21,7 +21,15 @@ from astropy.wcs import WCS, FITSFixedWarning
 
 from ..config import DQ_NO_DATA
 from ..errors import InputError
-from .noise import companion, dq_reader, file_noise, map_noise, mask_cosmic_rays, unflagged_single_exposure
+from .noise import (
+    NoiseMap,
+    companion,
+    dq_reader,
+    file_noise,
+    map_noise,
+    mask_cosmic_rays,
+    unflagged_single_exposure,
+)
 
 FITS_SUFFIXES = (".fits.gz", ".fits.fz", ".fit.gz", ".fts.gz", ".fits", ".fit", ".fts")
 IMAGE_SUFFIXES = (".png", ".tiff", ".tif", ".jpeg", ".jpg")
@@ -87,6 +95,9 @@ class FrameSource:
     notes: list[str] = field(default_factory=list)
     noise: float | None = None  # the frame's noise sigma in input units, from the file (`noise`); None: estimate it
     noise_from: str = ""  # ERR, WHT or the rms map's path
+    noise_rows: Callable[[int, int], np.ndarray] | None = None  # its per-pixel sigma rows (ERR, 1/sqrt(WHT), rms map)
+    noise_map: NoiseMap | None = None  # the sky's sigma across the frame where it varies (`noise.sky_noise_map`,
+    # made by the engine when it fits the frame); None: one sigma for the frame
     dq_mask: int = 0  # the DQ flags read as no-data (0: none, or no DQ extension)
     # per-pixel companions for the cosmic-ray search (`noise.mask_cosmic_rays`): ERR rows, DQ rows (integers)
     pixel_noise_rows: Callable[[int, int], np.ndarray] | None = None
@@ -160,7 +171,7 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
     if path.stat().st_size == 0:
         raise InputError(f"{path}: file is empty (0 bytes)")
     if is_fits(path):
-        with _open_fits(path) as hdul:
+        with _open_fits(path) as hdul, contextlib.ExitStack() as files:
             try:
                 found = _fits_frames(path, hdul, hdu, dq_mask)
             except InputError:
@@ -172,7 +183,7 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
                     raise InputError(f"{path}: --noise {Path(noise).name} is one rms map but the file has "
                                      f"{len(found)} chips ({', '.join(f.label for f in found)}); choose one with --hdu")
                 for f in found:
-                    f.noise, f.noise_from = map_noise(Path(noise), f.shape), Path(noise).name
+                    (f.noise, f.noise_rows), f.noise_from = map_noise(Path(noise), f.shape, files), Path(noise).name
             for f in found:
                 if cosmic_rays:
                     mask_cosmic_rays(f)
@@ -333,7 +344,7 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask
     direct = _direct_row_reader(path, hdul, index, dims)
     extver, shape2d = int(header.get("EXTVER", 1)), (dims[-2], dims[-1])
     flagged = dq_reader(hdul, extver, shape2d, dq_mask) if planes == 1 else None
-    sigma, sigma_from = file_noise(hdul, extver, shape2d) if planes == 1 else (None, "")
+    sigma, sigma_from, sigma_rows = file_noise(hdul, extver, shape2d) if planes == 1 else (None, "", None)
     err = companion(hdul, "ERR", extver, shape2d) if planes == 1 else None
     dq = companion(hdul, "DQ", extver, shape2d) if planes == 1 else None
     frames = []
@@ -365,7 +376,8 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask
         frames.append(FrameSource(name=f"{path}" + (f"[{label}]" if label else ""), shape=(dims[-2], dims[-1]),
                                   channels=1, origin="lower", read_rows=read_rows, wcs=wcs, header=kept,
                                   label=label, dtype=_fits_dtype(header), path=path, notes=notes,
-                                  noise=sigma, noise_from=sigma_from, dq_mask=dq_mask if flagged else 0,
+                                  noise=sigma, noise_from=sigma_from, noise_rows=sigma_rows,
+                                  dq_mask=dq_mask if flagged else 0,
                                   pixel_noise_rows=None if err is None else (lambda a, b, e=err: e.section[a:b]),
                                   dq_rows=None if dq is None else (lambda a, b, d=dq: d.section[a:b])))
     for f in frames:

@@ -29,6 +29,7 @@ from ..errors import DiskFullError, InputError, OutputError, SettingsError, Weig
 from ..imaging.color import rgb_to_ycbcr, rgb_to_ycbcr_planes
 from ..imaging.normalize import Normalizer
 from ..imaging.tiling import TileGrid
+from ..io.noise import sky_noise_map
 from ..io.readers import FrameSource, display_range, from_array, is_fits, open_frames
 from ..metrics import clipped_sky
 from ..models.srresnet import require_luminance
@@ -141,13 +142,15 @@ class _FluxRows:
     """Finished pieces of a band wait one piece for their FLUX plane, so that its smooth correction
     (`finish.physical_flux`) sees ``CONTEXT`` input rows above and below each piece (and as many columns on either
     side as the band holds): no seam where pieces or bands meet.
-    ``make(lum, raw)`` makes the FLUX of stacked rows (tensors on the run's device); ``put`` is the engine's sink."""
+    ``make(lum, raw, y, x)`` makes the FLUX of stacked rows (tensors on the run's device) whose first input pixel is
+    row ``y``, column ``x`` of the frame; ``put`` is the engine's sink."""
 
     # input rows: 4 for the smooth correction (2 left a few pixels up to 3x off between piece sizes; 4: < 2%), and
     # the reach of FLUX's local mean of what it lets go (fixed at import: `finish.FLUX_LOWPASS` as shipped)
     CONTEXT = 4 + gaussian_radius(FLUX_LOWPASS)
 
-    def __init__(self, put: Callable[..., None], make: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    def __init__(self, put: Callable[..., None],
+                 make: Callable[[torch.Tensor, torch.Tensor, int, int], torch.Tensor]) -> None:
         self.put, self.make = put, make
         self.pending: tuple | None = None
         self.above: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -170,7 +173,8 @@ class _FluxRows:
         s = blended.shape[0] // raw.shape[0]
         top = self.above[1].shape[0] if self.above is not None else 0
         parts = [p for p in (self.above, (blended, raw), below) if p is not None]
-        flux = self.make(torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))
+        flux = self.make(torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), row0 // s - top,
+                         col0 // s - left)
         flux = flux[top * s:top * s + blended.shape[0], left * s:left * s + rgb.shape[1]]
         self.put(row0, row1, col0, rgb, lum, flux=flux.cpu().numpy())
         self.above = (blended[-self.CONTEXT * s:].clone(), raw[-self.CONTEXT:].clone())
@@ -361,6 +365,18 @@ class Enhancer:
         sky = sky_noise = 0.0
         if src.channels == 1:
             sky, sky_noise = self._sky(src, rows)
+            src.noise_map = None
+            if cfg.noise_map and src.noise_rows is not None:
+                # a WHT found implausible as noise (an exposure-time map) gives the depth's shape, scaled to the
+                # pixels' own noise; ERR, inverse-variance WHT and rms maps are the noise itself
+                src.noise_map = sky_noise_map(src.read_rows, src.noise_rows, src.shape, sky, sky_noise,
+                                              rescale=src.noise_from == "estimated")
+                if src.noise_map is not None:
+                    lo, hi = src.noise_map.span
+                    src.notes.append(f"the sky's noise varies across the frame ({lo:.3g} to {hi:.3g}, from "
+                                     f"{src.noise_from if src.noise_from != 'estimated' else 'the file'}'s per-pixel "
+                                     "noise): the SR network and the flux tolerances follow it (AE_SIGLO, AE_SIGHI; "
+                                     "--no-noise-map: one sigma)")
         fit: dict[str, float] = {}
         if interval.startswith("noise:"):  # from below the sky to the brightest pixel: the whole frame is read
             if src.channels == 1:
@@ -393,7 +409,8 @@ class Enhancer:
         sky_noise = estimate_noise(rows, lag=NOISE_LAG)
         if src.noise and src.noise_from == "WHT" and not sky_noise / 3 <= src.noise <= 3 * sky_noise:
             src.notes.append(f"1/sqrt(WHT) = {src.noise:.3g} disagrees with the pixels' own noise {sky_noise:.3g} by "
-                             "more than 3x (WHT an exposure-time map?): noise estimated from the pixels")
+                             "more than 3x (WHT an exposure-time map?): noise estimated from the pixels (WHT still "
+                             "gives how the depth varies)")
             src.noise, src.noise_from = None, ""
         if not src.noise:
             src.noise_from = "estimated"
@@ -419,23 +436,35 @@ class Enhancer:
             return lum
         return torch.where(torch.isfinite(raw), raw, torch.full_like(raw, norm.sky)).float()
 
-    def _upscale(self, tiles: torch.Tensor, linear: torch.Tensor | None, norm: Normalizer) -> torch.Tensor:
+    def _sigma(self, src: FrameSource, norm: Normalizer, y0: int, y1: int, x0: int, x1: int):
+        """The input's sky noise sigma at rows ``y0:y1``, columns ``x0:x1``: the frame's `NoiseMap` there (a float64
+        tensor on the run's device) where its depth varies, else its one sigma (a number)."""
+        if src.noise_map is None:
+            return norm.sky_noise
+        return self.accel.tensor(src.noise_map.at(y0, y1, x0, x1)).double()
+
+    def _upscale(self, tiles: torch.Tensor, linear: torch.Tensor | None, norm: Normalizer,
+                 sigma: torch.Tensor | float = 0.0) -> torch.Tensor:
         """Display luminance tiles ``(T, 1, h, w)`` -> SR display luminance ``(T, 1, 4h, 4w)`` (tensors on the run's
-        device): in display space, or for a noise-space network from the ``linear`` tiles through `space` and back
-        into the display mapping."""
+        device): in display space, or for a noise-space network from the ``linear`` tiles through `space` (the input
+        noise ``sigma``: a number, or a tensor like the tiles) and back into the display mapping."""
         if self.sr_space == "display":
             return self.accel.run_tensor(self.sr, tiles)
-        sigma = norm.sky_noise if norm.sky_noise > 0 else 1.0
+        if isinstance(sigma, torch.Tensor):
+            sigma_out = F.interpolate(sigma, scale_factor=self.scale, mode="bilinear", align_corners=False)
+        else:
+            sigma = sigma_out = sigma if sigma > 0 else 1.0
         out = self.accel.run_tensor(self.sr, to_noise_space(linear, norm.sky, sigma).float())
-        return norm(from_noise_space(out.double(), norm.sky, sigma))
+        return norm(from_noise_space(out.double(), norm.sky, sigma_out))
 
     @staticmethod
-    def _display_noise(norm: Normalizer, display):
+    def _display_noise(norm: Normalizer, display, sigma: torch.Tensor | float | None = None):
         """The input's noise in display units at each pixel (float64; a tensor on ``display``'s device, or numpy for
-        numpy): its linear noise times the stretch's local slope (0 where the display is clipped)."""
+        numpy): its linear noise (``sigma``, a number or a tensor like ``display``; default the frame's) times the
+        stretch's local slope (0 where the display is clipped)."""
         d = display if isinstance(display, torch.Tensor) else torch.from_numpy(np.asarray(display))
-        sigma = norm.sky_noise if norm.sky_noise > 0 else 0.0
-        if sigma == 0:
+        sigma = norm.sky_noise if sigma is None else sigma
+        if not isinstance(sigma, torch.Tensor) and not sigma > 0:
             out = torch.full(d.shape, norm.noise, dtype=torch.float64, device=d.device)
         else:
             x = norm.inverse(d)
@@ -568,8 +597,9 @@ class Enhancer:
             c = min(_FluxRows.CONTEXT, emit1 - emit0)
             next_band = (torch.zeros((src.shape[0] * s, c * s), dtype=torch.float32, device=dev),
                          torch.zeros((src.shape[0], c), dtype=torch.float64, device=dev))
-        flux_rows = None if flux_mode is None else _FluxRows(put, lambda lum, raw: physical_flux(
-            lum, raw, norm.inverse, s, cfg.flux_tolerance or 0.0, norm.sky_noise, flux_mode[0]))
+        flux_rows = None if flux_mode is None else _FluxRows(put, lambda lum, raw, y, x: physical_flux(
+            lum, raw, norm.inverse, s, cfg.flux_tolerance or 0.0,
+            self._sigma(src, norm, y, y + raw.shape[0], x, x + raw.shape[1]), flux_mode[0]))
         bx0 = grid.col_starts[cols[0]]
         bx1 = grid.col_starts[cols[-1]] + tw
         # weighted L, Cb, Cr and the weight, a tile row high, on the run's device
@@ -582,9 +612,13 @@ class Enhancer:
             starts = [grid.col_starts[c] - bx0 for c in cols]
             tiles_l = torch.stack([lum[:, x0:x0 + tw] for x0 in starts])[:, None]  # (T, 1, th, tw)
             tiles_lin = None
+            tiles_sigma: torch.Tensor | float = norm.sky_noise
+            sigma_rows = self._sigma(src, norm, y0, y0 + raw_rows.shape[0], bx0, bx1)  # (th, band) where a map
             if self.sr is not None and self.sr_space != "display":
                 linear = self._linear(src, norm, raw_rows, lum)
                 tiles_lin = torch.stack([linear[:, x0:x0 + tw] for x0 in starts])[:, None]
+                if isinstance(sigma_rows, torch.Tensor):
+                    tiles_sigma = torch.stack([sigma_rows[:, x0:x0 + tw] for x0 in starts])[:, None]
             self._lap("colorize")
             if context is not None:
                 chroma_t = self._colorize_tiles(src, norm, context, y0, [grid.col_starts[c] for c in cols],
@@ -598,7 +632,8 @@ class Enhancer:
             for k0 in range(0, len(cols), step):  # a batch of tiles at a time: temporaries stay tile-sized
                 k1 = min(len(cols), k0 + step)
                 self._lap("sr")
-                lum_b = (self._upscale(tiles_l[k0:k1], None if tiles_lin is None else tiles_lin[k0:k1], norm)
+                lum_b = (self._upscale(tiles_l[k0:k1], None if tiles_lin is None else tiles_lin[k0:k1], norm,
+                                       tiles_sigma[k0:k1] if isinstance(tiles_sigma, torch.Tensor) else tiles_sigma)
                          if self.sr is not None else tiles_l[k0:k1])
                 if self.sr is not None:
                     if cfg.noise_gate:
@@ -640,7 +675,9 @@ class Enhancer:
                 self._lap("finish")
                 rgb_t, out_l_t = finish_pixels(piece[0] / weight, piece[1:3] / weight, lum_in, mask[rows, cols_in], s,
                                                bool(cfg.flux_conserving), measured, tol,
-                                               self._display_noise(norm, lum_in) if tol > 0 else None)
+                                               self._display_noise(norm, lum_in, sigma_rows[rows, cols_in]
+                                                                   if isinstance(sigma_rows, torch.Tensor) else None)
+                                               if tol > 0 else None)
                 rgb, out_l = rgb_t.cpu().numpy(), out_l_t.cpu().numpy()
                 self._lap("flux")
                 if flux_rows is None:

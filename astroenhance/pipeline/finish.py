@@ -260,9 +260,9 @@ def _gaussian_mean(x: torch.Tensor, ok: torch.Tensor, width: float) -> torch.Ten
     return stack[0, 0] / stack[1, 0].clamp(min=1e-12)
 
 
-def high_pass_within(r: torch.Tensor, ok: torch.Tensor, allowed: float, width: float) -> torch.Tensor:
+def high_pass_within(r: torch.Tensor, ok: torch.Tensor, allowed, width: float) -> torch.Tensor:
     """The part of the residuals ``r`` (input minus output block means, ``(H, W)``) that FLUX may let go: within
-    ``allowed`` (the noise tolerance) and, for ``width`` > 0, without its local mean over a Gaussian of ``width``
+    ``allowed`` (the noise tolerance: a number, or a tensor like ``r``) and, for ``width`` > 0, without its local mean over a Gaussian of ``width``
     pixels — noise averages out over a few pixels, the light of a faint source the network flattened does not, so
     that light is put back while the noise stays removed.  Zero where ``ok`` is False (no data)."""
     let_go = r.clamp(-allowed, allowed)
@@ -271,12 +271,12 @@ def high_pass_within(r: torch.Tensor, ok: torch.Tensor, allowed: float, width: f
     return torch.where(ok, let_go, torch.zeros_like(let_go))
 
 
-def physical_flux(lum, raw, inverse, scale: int, tolerance: float = 0.0, sigma: float = 0.0,
-                  per_pixel: bool = True):
+def physical_flux(lum, raw, inverse, scale: int, tolerance: float = 0.0, sigma=0.0, per_pixel: bool = True):
     """The ``FLUX`` plane of a piece of output: the finished display luminance ``lum`` ``(H*s, W*s)`` mapped back to
     the input's units by ``inverse`` (the display mapping's exact inverse, applied to a tensor), then each block's
     mean brought onto the input pixel ``raw`` ``(H, W)`` (``tolerance`` 0) or within ``tolerance * sigma`` of it
-    (noise-consistent: what it lets go is only what looks like noise, `high_pass_within`).  Corrections beyond
+    (``sigma`` the input's noise: a number, or per input pixel like ``raw``; noise-consistent: what it lets go is
+    only what looks like noise, `high_pass_within`).  Corrections beyond
     `SHARP_SIGMAS` follow the block's light (`structured_block_correction`: no ringing around a star whose core the
     display clipped), the rest is smooth (`smooth_block_correction`: no 4x4 lattice).  Per-pixel units (counts,
     electrons/s) are divided by ``scale**2`` so that the ``scale**2`` output pixels *sum* to the input pixel; surface
@@ -288,9 +288,14 @@ def physical_flux(lum, raw, inverse, scale: int, tolerance: float = 0.0, sigma: 
     lin = _tensor(inverse(torch.nan_to_num(t_lum, nan=0.0))).double()
     current = _pool(lin, scale)
     r = torch.where(ok, t_raw, current) - current
+    if isinstance(sigma, torch.Tensor | np.ndarray):
+        sigma = _tensor(sigma).to(t_raw.device, torch.float64)
+        positive = bool((sigma > 0).all())
+    else:
+        positive = sigma > 0
     if tolerance > 0:
         r = r - high_pass_within(r, ok, tolerance * sigma, FLUX_LOWPASS)
-    if sigma > 0:
+    if positive:
         # a correction far beyond the noise (a star's core the display clipped, a block the network got wrong) goes
         # where the block's light is: a smooth one would spread it over the neighbours and ring
         lin = structured_block_correction(lin, _shrink(r, SHARP_SIGMAS * sigma), scale)

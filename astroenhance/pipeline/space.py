@@ -13,17 +13,27 @@ import numpy as np
 BETA = 3.0
 
 
-def to_noise_space(x, sky: float, sigma: float, beta: float = BETA):
-    """Linear values -> noise-normalised asinh values (numpy or torch)."""
-    scale = beta * max(float(sigma), 1e-30)
+def _scale(sigma, beta: float):
+    """``beta * sigma``, kept above 0: ``sigma`` a number, or per pixel (an array or tensor like the values)."""
+    if hasattr(sigma, "clamp"):
+        return beta * sigma.clamp(min=1e-30)
+    if isinstance(sigma, np.ndarray):
+        return beta * np.maximum(sigma, 1e-30)
+    return beta * max(float(sigma), 1e-30)
+
+
+def to_noise_space(x, sky: float, sigma, beta: float = BETA):
+    """Linear values -> noise-normalised asinh values (numpy or torch); ``sigma`` one number or one per pixel (a
+    frame whose depth varies: `io.noise.NoiseMap`)."""
+    scale = _scale(sigma, beta)
     if hasattr(x, "asinh"):
         return ((x - sky) / scale).asinh()
     return np.arcsinh((x - sky) / scale)
 
 
-def from_noise_space(n, sky: float, sigma: float, beta: float = BETA):
-    """Noise-normalised asinh values -> linear values; the exact inverse of `to_noise_space`."""
-    scale = beta * max(float(sigma), 1e-30)
+def from_noise_space(n, sky: float, sigma, beta: float = BETA):
+    """Noise-normalised asinh values -> linear values; the exact inverse of `to_noise_space` (the same ``sigma``)."""
+    scale = _scale(sigma, beta)
     if hasattr(n, "sinh"):
         return sky + scale * n.sinh()
     return sky + scale * np.sinh(n)

@@ -1,0 +1,130 @@
+"""Frames whose depth varies: the sky's sigma across the frame from its per-pixel noise (issue 15, item 2)."""
+
+import numpy as np
+import pytest
+import torch
+from astropy.io import fits
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from astroenhance import EnhanceConfig, Enhancer
+from astroenhance.io.noise import NoiseMap, sky_noise_map
+from astroenhance.io.readers import open_frames
+from astroenhance.pipeline.space import from_noise_space, to_noise_space
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 5), st.integers(1, 5), st.sampled_from([4, 7, 16]), st.integers(0, 10**6))
+def test_noise_map_is_exact_at_block_centres_and_between_them_never_outside(ny, nx, block, seed):
+    rng = np.random.default_rng(seed)
+    grid = rng.uniform(0.5, 5.0, (ny, nx))
+    shape = (ny * block - rng.integers(0, block), nx * block - rng.integers(0, block))  # last blocks may be short
+    m = NoiseMap(grid, block, shape)
+    full = m.at(0, shape[0], 0, shape[1])
+    assert full.shape == shape
+    assert grid.min() - 1e-12 <= full.min() and full.max() <= grid.max() + 1e-12
+    if block % 2 == 1:  # a full block of odd size has a centre pixel: the map is the block's value there
+        for j in range(ny - 1):
+            for i in range(nx - 1):
+                c = block // 2
+                assert full[j * block + c, i * block + c] == pytest.approx(grid[j, i])
+    y0, x0 = rng.integers(0, shape[0]), rng.integers(0, shape[1])  # any window reads as the whole frame does
+    np.testing.assert_allclose(m.at(y0, shape[0], x0, shape[1]), full[y0:, x0:], rtol=1e-12)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.floats(0.01, 100), st.floats(-5, 5), st.integers(0, 10**6))
+def test_noise_space_with_a_sigma_per_pixel_is_exactly_invertible(scale, sky, seed):
+    rng = np.random.default_rng(seed)
+    x = sky + scale * rng.normal(0, 50, (8, 9))
+    sigma = scale * rng.uniform(0.1, 10, (8, 9))
+    np.testing.assert_allclose(from_noise_space(to_noise_space(x, sky, sigma), sky, sigma), x, rtol=1e-9,
+                               atol=1e-9 * scale)
+    t = torch.from_numpy(x)
+    np.testing.assert_allclose(to_noise_space(t, sky, torch.from_numpy(sigma)).numpy(), to_noise_space(x, sky, sigma))
+
+
+def _depth_step(n=96, deep=1.0, shallow=3.0, galaxy=0.0, seed=0):
+    """A sky of 10 whose left half is ``shallow / deep`` times deeper (ERR says so), with optionally a bright
+    galaxy in the deep half whose ERR counts its own photons."""
+    rng = np.random.default_rng(seed)
+    err = np.full((n, n), deep)
+    err[:, n // 2:] = shallow
+    yy, xx = np.mgrid[:n, :n]
+    light = galaxy * np.exp(-np.hypot(yy - n / 2, xx - n / 6) / 1.5)
+    err = np.sqrt(err**2 + light / 2)  # a gain of 2: its photons' noise
+    return 10 + light + rng.normal(0, 1, (n, n)) * err, err
+
+
+def test_sky_noise_map_follows_the_depth_not_a_galaxy_s_own_photons():
+    sci, err = _depth_step(galaxy=2000.0)
+    rows = (lambda a, b: sci[a:b]), (lambda a, b: err[a:b])
+    m = sky_noise_map(*rows, sci.shape, sky=10.0, sigma=2.0)
+    assert m is not None and m.span == pytest.approx((1.0, 3.0), rel=0.02)
+    sigma = m.at(0, 96, 0, 96)
+    assert np.allclose(sigma[:, :16], 1.0, rtol=0.02) and np.allclose(sigma[:, -16:], 3.0, rtol=0.02)
+    # the galaxy's core, where its ERR is 20x the sky's, and half its block more than 10% above the sky's: the map
+    # still says deep sky (a galaxy filling most of a block would count: its neighbours' sky does not stand in)
+    assert err[48, 16] > 20 and (err[32:64, :32] > 1.1).mean() > 0.45
+    assert sigma[48, 16] < 1.02
+    # rescaled (a WHT in seconds of exposure says only how the depth varies): its median block is the frame's sigma
+    m = sky_noise_map(rows[0], lambda a, b: 100 * err[a:b], sci.shape, sky=10.0, sigma=2.0, rescale=True)
+    assert np.median(m.grid) == pytest.approx(2.0) and m.span[1] / m.span[0] == pytest.approx(3.0, rel=0.02)
+    # one depth (noise varying by less than NOISE_MAP_UNIFORM): one sigma serves
+    flat = np.full_like(err, 1.5)
+    flat[:, :10] = 1.7
+    assert sky_noise_map(rows[0], lambda a, b: flat[a:b], sci.shape, sky=10.0, sigma=1.5) is None
+
+
+def _write(path, sci, err):
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(sci.astype(np.float32), name="SCI"),
+                  fits.ImageHDU(err.astype(np.float32), name="ERR")]).writeto(path)
+    return path
+
+
+def test_run_records_the_depth_and_keeps_faint_sources_light_where_the_frame_is_deep(tmp_path):
+    """With one sigma for a frame half 4x deeper than the other, FLUX lets the deep half's residuals go up to 2x the
+    frame's (median) sigma, 5x the deep sky's: faint sources there lose light as if noise.  With the map they keep it."""
+    n = 96
+    yy, xx = np.mgrid[:n, :n]
+    ratios = {False: [], True: []}
+    enhancers = {m: Enhancer(EnhanceConfig(device="cpu", colorize=False, formats=("fits",), noise_map=m))
+                 for m in ratios}
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        err = np.ones((n, n))
+        err[:, n // 2:] = 4.0
+        centres = [(cy, cx) for cy in range(12, n - 8, 16) for cx in (12, 28)]
+        truth = 10 + sum(4.0 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 2) for cy, cx in centres)
+        path = _write(tmp_path / f"step{seed}.fits", truth + rng.normal(0, 1, (n, n)) * err, err)
+        for m, enh in enhancers.items():
+            [res] = enh.enhance_file(path, tmp_path / f"out{m}")
+            with fits.open(res.outputs[0]) as h:
+                flux = h["FLUX"].data.astype(np.float64)
+                span = h[0].header["AE_SIGLO"], h[0].header["AE_SIGHI"]
+            assert span == ((1.0, 4.0) if m else (2.5, 2.5))  # the one sigma: ERR's median
+            for cy, cx in centres:
+                got = (flux[(cy - 2) * 4:(cy + 3) * 4, (cx - 2) * 4:(cx + 3) * 4] - 10 / 16).sum()
+                ratios[m].append(got / (truth[cy - 2:cy + 3, cx - 2:cx + 3] - 10).sum())
+    one_sigma, per_pixel = np.median(ratios[False]), np.median(ratios[True])
+    assert per_pixel > 0.95 and per_pixel > one_sigma + 0.03, (one_sigma, per_pixel)
+
+
+def test_tiles_agree_where_the_depth_varies(tmp_path):
+    sci, err = _depth_step(n=80, galaxy=500.0, seed=3)
+    outs = []
+    for tile in (32, 224):
+        enh = Enhancer(EnhanceConfig(device="cpu", colorize=False, formats=("fits",), tile=tile, overlap=8))
+        [res] = enh.enhance_file(_write(tmp_path / f"t{tile}.fits", sci, err), tmp_path / str(tile))
+        with fits.open(res.outputs[0]) as h:
+            outs.append((h["GREEN"].data.astype(np.float64), h["FLUX"].data.astype(np.float64)))
+    (g1, f1), (g2, f2) = outs
+    assert np.abs(g1 - g2).max() < 0.02 and np.abs(f1 - f2).max() < 0.02 * np.abs(f2).max()
+
+
+def test_a_frame_of_one_depth_keeps_one_sigma(tmp_path):
+    sci, err = _depth_step(deep=2.0, shallow=2.0)
+    with open_frames(_write(tmp_path / "flat.fits", sci, err)) as [src]:
+        enh = Enhancer(EnhanceConfig(device="cpu", colorize=False, upscale=False))
+        enh.fit_normalizer(src, enh.config.for_input(True))
+        assert src.noise_map is None and not any("varies across" in note for note in src.notes)
