@@ -153,8 +153,17 @@ class NoiseMap:
         n, size = self.grid.shape[axis], self.shape[axis]
         starts = np.arange(n) * self.block
         centres = (starts + np.minimum(starts + self.block, size)) / 2 - 0.5
-        pos = np.arange(a, b, dtype=np.float64)
-        return np.stack([np.interp(pos, centres, np.eye(n)[i]) for i in range(n)], axis=1)
+        weights = np.zeros((b - a, n))
+        if n == 1:
+            weights[:, 0] = 1.0
+            return weights
+        pos = np.clip(np.arange(a, b, dtype=np.float64), centres[0], centres[-1])
+        left = np.clip(np.searchsorted(centres, pos, side="right") - 1, 0, n - 2)
+        t = (pos - centres[left]) / (centres[left + 1] - centres[left])
+        rows = np.arange(b - a)
+        weights[rows, left] = 1.0 - t
+        weights[rows, left + 1] += t
+        return weights
 
     def at(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         """The map's sigma at rows ``y0:y1``, columns ``x0:x1`` (float64)."""
