@@ -710,6 +710,7 @@ def evaluate(
     flux_conserving: Annotated[bool | None, typer.Option("--flux-conserving/--no-flux-conserving", help="hst: run's flux projection on or off (default: on, as run does for FITS).", show_default=False)] = None,
     flux_tolerance: Annotated[float | None, typer.Option(help="hst: run's --flux-tolerance (default: the model's).", min=0.0, show_default=False)] = None,
     display_tolerance: Annotated[float | None, typer.Option(help="hst: run's --display-tolerance (default: the model's).", min=0.0, show_default=False)] = None,
+    levels: Annotated[str, typer.Option(help="hst: the noise levels k (input sigma as a multiple of the truth's pixel rms), comma-separated; 0.5,1,2 adds the middle level issue 15's protocol names.")] = "0.5,2",
 ) -> None:
     """Measure the shipped networks against baselines on held-out images (float64 metrics, one protocol for all).
 
@@ -719,8 +720,14 @@ def evaluate(
     import json
 
     if task == Task.hst:
+        try:
+            ks = tuple(float(v) for v in levels.split(",") if v.strip())
+        except ValueError:
+            raise _usage(f"--levels {levels!r}: give numbers separated by commas, e.g. 0.5,1,2") from None
+        if not ks or min(ks) <= 0:
+            raise _usage(f"--levels {levels!r}: give one or more noise levels > 0, e.g. 0.5,1,2")
         _evaluate_hst(data, weights, sr_model, json_out, limit, noise_frames, flux_conserving, flux_tolerance, figure,
-                      display_tolerance)
+                      display_tolerance, ks)
         return
     from .models.inception import load_inception
     from .models.weights import default_weights_dir, find_weights, load_network
@@ -807,7 +814,8 @@ def evaluate(
 
 def _evaluate_hst(data: Path, weights: Path | None, sr_model: SRModel | None, json_out: Path | None, limit: int | None,
                   noise_frames: int, flux_conserving: bool | None = None, flux_tolerance: float | None = None,
-                  figure: Path | None = None, display_tolerance: float | None = None) -> None:
+                  figure: Path | None = None, display_tolerance: float | None = None,
+                  levels: tuple[float, ...] = (0.5, 2.0)) -> None:
     import json
 
     from .training.hst import FIGURE_TITLES, evaluate_hst, list_truths
@@ -820,7 +828,7 @@ def _evaluate_hst(data: Path, weights: Path | None, sr_model: SRModel | None, js
                            display_tolerance=display_tolerance)
     with err.status(f"hst: {len(truths)} frames through run"):
         panels: list | None = [] if figure else None
-        res = evaluate_hst(truths, config, noise_frames=min(noise_frames, 6), panels=panels)
+        res = evaluate_hst(truths, config, levels, noise_frames=min(noise_frames, 6), panels=panels)
     out.print(f"hst on {data} ({len(truths)} frames), --sr-model {config.for_input(True).sr_model}; display-mapping PSNR (dB)")
     out.print(f"{'frame':<42}{'k':>5}{'run':>8}{'best baseline':>15}{'run-best':>10}{'ceiling-best':>14}  best baseline")
     for r in res["per_frame"]:

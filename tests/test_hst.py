@@ -105,6 +105,21 @@ def test_evaluate_hst_command(tmp_path):
     assert "abell_2744_dwarf_galaxy_f105w" in res.output and "best baseline" in res.output
 
 
+
+def test_evaluate_hst_levels(tmp_path):
+    folder = tmp_path / "truths"
+    folder.mkdir()
+    (folder / DWARF.name).write_bytes(DWARF.read_bytes())
+    out = tmp_path / "hst.json"
+    res = CliRunner().invoke(app, ["evaluate", "--task", "hst", "--data", str(folder), "--json", str(out),
+                                   "--noise-frames", "0", "--levels", "1"])
+    assert res.exit_code == 0, res.output
+    got = json.loads(out.read_text())
+    assert got["levels"] == [1.0] and set(got["summary"]) == {"k=1"} and got["per_frame"][0]["k"] == 1.0
+    for bad in ("0.5,x", "0", ""):
+        res = CliRunner().invoke(app, ["evaluate", "--task", "hst", "--data", str(folder), "--levels", bad])
+        assert res.exit_code == 2 and "--levels" in res.output
+
 def test_the_ceiling_sees_all_of_a_drizzled_truths_noise():
     """Drizzled truths share their noise between neighbours: adjacent-pixel differences (what k multiplies, as the
     protocol measures the truth's rms) see too little of it, pixels 2 apart see the per-pixel sigma the ceiling
