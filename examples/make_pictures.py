@@ -39,6 +39,7 @@ def main() -> None:
     shutil.copy(work / "mosaic.mosaic.png", HERE / "mosaic_hrc.png")
     sr_comparison(work)
     cosmic_ray_comparison(work)
+    depth_comparison(work)
     truths = work / "truths"  # two held-out deep frames through evaluate --task hst's protocol
     truths.mkdir()
     for frame in (DATA / "fits" / "hst" / "abell_2744_dwarf_galaxy_f105w.fits.gz",
@@ -47,7 +48,7 @@ def main() -> None:
     subprocess.run(CLI + ["evaluate", "--task", "hst", "--data", str(truths), "--noise-frames", "0",
                           "--figure", str(HERE / "hst_protocol.png")], check=True)
     for name in ("run_abell2744.png", "compose_cfhtls.png", "mosaic_hrc.png", "sr_hrc.png", "cosmic_rays_hrc.png",
-                 "hst_protocol.png"):
+                 "hst_protocol.png", "depth_map_slacs3.png"):
         print(HERE / name, Image.open(HERE / name).size)
 
 
@@ -116,6 +117,41 @@ def cosmic_ray_comparison(work: Path) -> None:
     rows = [rgb_in] + [np.repeat(np.clip(x, 0, 1)[..., None], 3, -1) for x in panels]
     row = np.concatenate([r[::-1] for r in rows], axis=1)
     Image.fromarray((row * 255).astype(np.uint8)).save(HERE / "cosmic_rays_hrc.png")
+
+
+def depth_comparison(work: Path) -> None:
+    """depth_map_slacs3.png: a deep frame (SLACS 3 at 0.03") binned 4x with noise of 0.5x its pixel rms on the left
+    half and 3x on the right (ERR says so: a mosaic's edge), 320x320 output pixels across the step: the input (pixels
+    replicated), `run --no-noise-map` (one sigma for the frame), `run` (the sky's noise map), the deep truth; grey,
+    all in the one-sigma run's display mapping."""
+    import numpy as np
+
+    from astroenhance.metrics import area_downsample
+    from astroenhance.pipeline.finish import estimate_noise
+    from astroenhance.training.hst import _read_output, load_truth
+
+    truth = load_truth(DATA / "fits" / "hst_real" / "slacs3_030mas_500px_sci_wht_psf.fits.gz")[0]
+    truth = truth[:, :(truth.shape[1] // 8) * 8]
+    rms = estimate_noise(truth)
+    lr = area_downsample(truth, 4)
+    half = lr.shape[1] // 2
+    sigma = np.full(lr.shape, 0.5 * rms)
+    sigma[:, half:] = 3 * rms
+    lr = lr + np.random.default_rng(1).normal(0.0, 1.0, lr.shape) * sigma
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(lr.astype(np.float32), name="SCI"),
+                  fits.ImageHDU(sigma.astype(np.float32), name="ERR")]).writeto(work / "step.fits", overwrite=True)
+    panels, display = [], None
+    for name, extra in (("one", ["--no-noise-map"]), ("map", [])):
+        subprocess.run(CLI + ["run", str(work / "step.fits"), "-o", str(work / name), "-q", "--format", "fits",
+                              "--no-colorize", *extra], check=True)
+        lum, norm, _ = _read_output(work / name / "step.enhanced.fits")
+        display = display or norm
+        panels.append(norm.inverse(np.nan_to_num(lum)))
+    cut, h = half * 4, min(truth.shape[0], 320)
+    y0 = (truth.shape[0] - h) // 2
+    rows = [np.repeat(np.repeat(lr, 4, 0), 4, 1), *panels, truth]
+    row = np.concatenate([np.clip(display(x[y0:y0 + h, cut - 160:cut + 160]), 0, 1)[::-1] for x in rows], axis=1)
+    Image.fromarray((row * 255).astype(np.uint8)).save(HERE / "depth_map_slacs3.png")
 
 
 if __name__ == "__main__":
