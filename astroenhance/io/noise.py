@@ -9,8 +9,8 @@ A science extension ``SCI,v`` is paired with the ``ERR,v``, ``WHT,v`` and ``DQ,v
   drizzled with ``final_wht_type=EXP``), else of an rms map given by path (``run --noise FILE``); otherwise
   the engine estimates it from the pixels.  Where it came from is recorded (``AE_SIGSR``).
 * Where that per-pixel noise says the sky is deeper in some parts of the frame than in others (a mosaic's edges,
-  a chip gap covered by fewer exposures), `sky_noise_map` turns it into a `NoiseMap`: the sky pixels' median noise
-  in blocks of `NOISE_MAP_BLOCK` pixels (a ``WHT`` that is an exposure-time map still gives the depth's shape: then
+  a chip gap covered by fewer exposures), `sky_noise_map` turns it into a `NoiseMap`: the lower quartile of the sky
+  pixels' noise in blocks of `NOISE_MAP_BLOCK` pixels (a ``WHT`` that is an exposure-time map still gives the depth's shape: then
   scaled to the pixels' own noise), read between block centres by bilinear interpolation.  A frame whose sky noise
   varies by less than `NOISE_MAP_UNIFORM` keeps one sigma.
 * ``DQ`` flags listed in the mask make a pixel no-data (NaN, like a NaN in the file).  The default,
@@ -128,7 +128,7 @@ def map_noise(path: Path, shape: tuple[int, int], files: contextlib.ExitStack) -
     return sigma, rows
 
 
-NOISE_MAP_BLOCK = 32  # input pixels per side of a `NoiseMap` block: thousands of sky pixels each, a robust median
+NOISE_MAP_BLOCK = 32  # input pixels per side of a `NoiseMap` block (1,024 pixels: a depth step blurs over ~32)
 NOISE_MAP_UNIFORM = 1.2  # a frame keeps one sigma unless its blocks' sky noise spans more (95th / 5th percentile)
 # a block's sky pixels: within SKY_CUT of the frame's sigma of the frame's sky (a source's pixels are not, however
 # much noise its own photons add); a block needs SKY_SHARE of its pixels to be (where it is 6x shallower than the
@@ -179,13 +179,13 @@ def sky_noise_map(read_data: Rows, read_noise: Rows, shape: tuple[int, int], sky
                   rescale: bool = False, block: int = NOISE_MAP_BLOCK,
                   uniform: float = NOISE_MAP_UNIFORM) -> NoiseMap | None:
     """The frame's `NoiseMap` from its pixels and their per-pixel sigma (ERR, ``1/sqrt(WHT)`` or an rms map): per
-    block the lower quartile of its sky pixels' sigma (`SKY_CUT`: an ERR that counts a galaxy's photons must not make its block
-    look shallow), blocks with too few sky pixels filled from their neighbours; with ``rescale`` (where the file's
-    values are not the noise itself, e.g. a ``WHT`` that is an exposure-time map) scaled so that the median block is
-    the frame's ``sigma``.  None when the blocks' noise spans less than ``uniform`` (95th / 5th percentile: one sigma
+    block the lower quartile of its sky pixels' sigma (`SKY_CUT`: an ERR that counts a galaxy's photons must not make
+    its block look shallow), blocks with too few sky pixels filled from their neighbours; with ``rescale`` (where the
+    file's values are not the noise itself, e.g. a ``WHT`` that is an exposure-time map) scaled so that the median
+    block is the frame's ``sigma``.  None when the blocks' noise spans less than ``uniform`` (95th / 5th percentile: one sigma
     serves), or no block has enough sky.  Reads ``block`` rows at a time."""
     h, w = shape
-    grid = _fill(_sky_medians(read_data, read_noise, shape, block, sky, SKY_CUT * sigma, SKY_SHARE))
+    grid = _fill(_sky_sigmas(read_data, read_noise, shape, block, sky, SKY_CUT * sigma, SKY_SHARE))
     if grid is None:
         return None
     lo, hi = np.percentile(grid, [5, 95])
@@ -194,7 +194,7 @@ def sky_noise_map(read_data: Rows, read_noise: Rows, shape: tuple[int, int], sky
     return NoiseMap(grid * (sigma / np.median(grid)) if rescale else grid, block, (h, w))
 
 
-def _sky_medians(read_data: Rows, read_noise: Rows, shape: tuple[int, int], block: int, sky: float,
+def _sky_sigmas(read_data: Rows, read_noise: Rows, shape: tuple[int, int], block: int, sky: float,
                  cut: float, share: float) -> np.ndarray:
     """Per block, the `SKY_QUANTILE` percentile of the noise of the pixels within ``cut`` (the pixels' units) of
     ``sky``, where at least ``share`` of the block's pixels are; NaN elsewhere."""
