@@ -128,3 +128,13 @@ def test_a_frame_of_one_depth_keeps_one_sigma(tmp_path):
         enh = Enhancer(EnhanceConfig(device="cpu", colorize=False, upscale=False))
         enh.fit_normalizer(src, enh.config.for_input(True))
         assert src.noise_map is None and not any("varies across" in note for note in src.notes)
+
+
+def test_run_help_states_the_map_s_block_and_threshold():
+    from typer.testing import CliRunner
+
+    from astroenhance.cli import app
+    from astroenhance.io.noise import NOISE_MAP_BLOCK, NOISE_MAP_UNIFORM
+
+    text = " ".join(CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "200"}).output.split())
+    assert f"{NOISE_MAP_BLOCK}-pixel blocks spans more than {NOISE_MAP_UNIFORM:g}x" in text
