@@ -76,6 +76,28 @@ def test_sky_noise_map_follows_the_depth_not_a_galaxy_s_own_photons():
     assert sky_noise_map(rows[0], lambda a, b: flat[a:b], sci.shape, sky=10.0, sigma=1.5) is None
 
 
+
+def test_the_map_keeps_a_depth_step_sharp_and_a_galaxy_s_photons_out():
+    """Between block centres the map alone would blur a step in depth over a block; read with the file's own noise
+    (`NoiseMap.sharp`) each side keeps its sigma, while a galaxy's ERR (its photons) is held to the sky's around."""
+    sci, err = _depth_step(n=96, deep=1.0, shallow=3.0, galaxy=2000.0)
+    err[:, 40:48] = 1.0  # the step inside a block (columns 32-63), not on a block edge
+    m = sky_noise_map(lambda a, b: sci[a:b], lambda a, b: err[a:b], sci.shape, sky=10.0, sigma=2.0)
+    sharp = m.sharp(lambda a, b: err[a:b], 0, 96, 0, 96)
+    smooth = m.at(0, 96, 0, 96)
+    assert np.ptp(smooth[:, 40:56]) < 1.5  # the map alone: a ramp over the block
+    np.testing.assert_allclose(sharp[:, 40:48], 1.0)
+    np.testing.assert_allclose(sharp[:, 48:56], 3.0)
+    assert err[48, 16] > 20 and sharp[48, 16] < 1.1  # the galaxy's core: about the sky's sigma, not its photons'
+    # where the file has no value (WHT 0, NaN): the map
+    holes = err.copy()
+    holes[10:20, 10:20] = np.nan
+    np.testing.assert_allclose(m.sharp(lambda a, b: holes[a:b], 10, 20, 10, 20), smooth[10:20, 10:20])
+    # an exposure-time WHT rescaled: its values are read in the pixels' units
+    m = sky_noise_map(lambda a, b: sci[a:b], lambda a, b: 100 * err[a:b], sci.shape, sky=10.0, sigma=2.0,
+                      rescale=True)
+    np.testing.assert_allclose(m.sharp(lambda a, b: 100 * err[a:b], 0, 8, 0, 96), m.units * 100 * err[:8])
+
 def _write(path, sci, err):
     fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(sci.astype(np.float32), name="SCI"),
                   fits.ImageHDU(err.astype(np.float32), name="ERR")]).writeto(path)

@@ -147,6 +147,7 @@ class NoiseMap:
     grid: np.ndarray  # (blocks down, blocks across)
     block: int
     shape: tuple[int, int]  # the frame's
+    units: float = 1.0  # the noise file's values -> sigma in the pixels' units (an exposure-time WHT's scale)
 
     def _weights(self, a: int, b: int, axis: int) -> np.ndarray:
         """``(b - a, blocks)``: each pixel's interpolation weights over the blocks along ``axis``."""
@@ -168,6 +169,18 @@ class NoiseMap:
     def at(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         """The map's sigma at rows ``y0:y1``, columns ``x0:x1`` (float64)."""
         return self._weights(y0, y1, 0) @ self.grid @ self._weights(x0, x1, 1).T
+
+    def sharp(self, noise_rows: Rows, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """The sky's sigma at rows ``y0:y1``, columns ``x0:x1`` with the file's own per-pixel noise where it says
+        less than the largest block around (3x3 blocks): a depth step stays a step, while a source's photons (which
+        raise its ERR above any sky nearby) do not count; the map itself where the file has no value."""
+        from scipy.ndimage import maximum_filter
+
+        ceiling = NoiseMap(maximum_filter(self.grid, size=3, mode="nearest"), self.block, self.shape)
+        pixel = np.asarray(noise_rows(y0, y1), np.float64)[:, x0:x1] * self.units
+        with np.errstate(invalid="ignore"):
+            own = np.isfinite(pixel) & (pixel > 0)
+        return np.where(own, np.minimum(np.where(own, pixel, 0.0), ceiling.at(y0, y1, x0, x1)), self.at(y0, y1, x0, x1))
 
     @property
     def span(self) -> tuple[float, float]:
@@ -191,7 +204,8 @@ def sky_noise_map(read_data: Rows, read_noise: Rows, shape: tuple[int, int], sky
     lo, hi = np.percentile(grid, [5, 95])
     if hi < uniform * lo:
         return None
-    return NoiseMap(grid * (sigma / np.median(grid)) if rescale else grid, block, (h, w))
+    units = sigma / np.median(grid) if rescale else 1.0
+    return NoiseMap(grid * units, block, (h, w), units)
 
 
 def _sky_sigmas(read_data: Rows, read_noise: Rows, shape: tuple[int, int], block: int, sky: float,

@@ -436,11 +436,14 @@ class Enhancer:
             return lum
         return torch.where(torch.isfinite(raw), raw, torch.full_like(raw, norm.sky)).float()
 
-    def _sigma(self, src: FrameSource, norm: Normalizer, y0: int, y1: int, x0: int, x1: int):
-        """The input's sky noise sigma at rows ``y0:y1``, columns ``x0:x1``: the frame's `NoiseMap` there (a float64
-        tensor on the run's device) where its depth varies, else its one sigma (a number)."""
+    def _sigma(self, src: FrameSource, norm: Normalizer, y0: int, y1: int, x0: int, x1: int, sharp: bool = True):
+        """The input's sky noise sigma at rows ``y0:y1``, columns ``x0:x1``: where the frame's depth varies, its
+        `NoiseMap` there (a float64 tensor on the run's device; ``sharp``: with the file's per-pixel noise,
+        `NoiseMap.sharp`), else its one sigma (a number)."""
         if src.noise_map is None:
             return norm.sky_noise
+        if sharp:
+            return self.accel.tensor(src.noise_map.sharp(src.noise_rows, y0, y1, x0, x1)).double()
         return self.accel.tensor(src.noise_map.at(y0, y1, x0, x1)).double()
 
     def _upscale(self, tiles: torch.Tensor, linear: torch.Tensor | None, norm: Normalizer,
@@ -617,8 +620,10 @@ class Enhancer:
             if self.sr is not None and self.sr_space != "display":
                 linear = self._linear(src, norm, raw_rows, lum)
                 tiles_lin = torch.stack([linear[:, x0:x0 + tw] for x0 in starts])[:, None]
-                if isinstance(sigma_rows, torch.Tensor):
-                    tiles_sigma = torch.stack([sigma_rows[:, x0:x0 + tw] for x0 in starts])[:, None]
+                if isinstance(sigma_rows, torch.Tensor):  # the network sees the smooth map: a step in its noise
+                    # units would be an edge in its input, and it draws one (the tolerances take the sharp sigma)
+                    smooth = self._sigma(src, norm, y0, y0 + raw_rows.shape[0], bx0, bx1, sharp=False)
+                    tiles_sigma = torch.stack([smooth[:, x0:x0 + tw] for x0 in starts])[:, None]
             self._lap("colorize")
             if context is not None:
                 chroma_t = self._colorize_tiles(src, norm, context, y0, [grid.col_starts[c] for c in cols],
