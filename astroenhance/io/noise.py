@@ -11,7 +11,7 @@ A science extension ``SCI,v`` is paired with the ``ERR,v``, ``WHT,v`` and ``DQ,v
 * Where that per-pixel noise says the sky is deeper in some parts of the frame than in others (a mosaic's edges,
   a chip gap covered by fewer exposures), `sky_noise_map` turns it into a `NoiseMap`: the lower quartile of the sky
   pixels' noise in blocks of `NOISE_MAP_BLOCK` pixels (a ``WHT`` that is an exposure-time map still gives the depth's shape: then
-  scaled to the pixels' own noise), read between block centres by bilinear interpolation.  A frame whose sky noise
+  scaled to the pixels' own noise, block by block), read between block centres by bilinear interpolation.  A frame whose sky noise
   varies by less than `NOISE_MAP_UNIFORM` keeps one sigma.
 * ``DQ`` flags listed in the mask make a pixel no-data (NaN, like a NaN in the file).  The default,
   `DQ_NO_DATA`, flags what has no usable signal in ACS and WFC3 files: Reed-Solomon errors (1), replaced/fill
@@ -194,26 +194,35 @@ def sky_noise_map(read_data: Rows, read_noise: Rows, shape: tuple[int, int], sky
     """The frame's `NoiseMap` from its pixels and their per-pixel sigma (ERR, ``1/sqrt(WHT)`` or an rms map): per
     block the lower quartile of its sky pixels' sigma (`SKY_CUT`: an ERR that counts a galaxy's photons must not make
     its block look shallow), blocks with too few sky pixels filled from their neighbours; with ``rescale`` (where the
-    file's values are not the noise itself, e.g. a ``WHT`` that is an exposure-time map) scaled so that the median
-    block is the frame's ``sigma``.  None when the blocks' noise spans less than ``uniform`` (95th / 5th percentile: one sigma
+    file's values are not the noise itself, e.g. a ``WHT`` that is an exposure-time map) scaled to the pixels' own
+    noise (the lower quartile over blocks of their pixel-difference sigma over the file's value; ``sigma`` where
+    none).  None when the blocks' noise spans less than ``uniform`` (95th / 5th percentile: one sigma
     serves), or no block has enough sky.  Reads ``block`` rows at a time."""
     h, w = shape
-    grid = _fill(_sky_sigmas(read_data, read_noise, shape, block, sky, SKY_CUT * sigma, SKY_SHARE))
+    measured, own = _sky_sigmas(read_data, read_noise, shape, block, sky, SKY_CUT * sigma, SKY_SHARE)
+    grid = _fill(measured)
     if grid is None:
         return None
     lo, hi = np.percentile(grid, [5, 95])
     if hi < uniform * lo:
         return None
-    units = sigma / np.median(grid) if rescale else 1.0
+    units = 1.0
+    if rescale:  # the pixels' own noise over the file's value, block by block: sources and a depth step inside a
+        # block only raise the pixels' noise, so the lower quartile of the ratios
+        ratio = own / measured
+        ratio = ratio[np.isfinite(ratio) & (ratio > 0)]
+        units = float(np.percentile(ratio, 25)) if ratio.size else sigma / float(np.median(grid))
     return NoiseMap(grid * units, block, (h, w), units)
 
 
 def _sky_sigmas(read_data: Rows, read_noise: Rows, shape: tuple[int, int], block: int, sky: float,
-                 cut: float, share: float) -> np.ndarray:
+                 cut: float, share: float) -> tuple[np.ndarray, np.ndarray]:
     """Per block, the `SKY_QUANTILE` percentile of the noise of the pixels within ``cut`` (the pixels' units) of
-    ``sky``, where at least ``share`` of the block's pixels are; NaN elsewhere."""
+    ``sky``, where at least ``share`` of the block's pixels are, and the block's own pixel noise (differences of
+    pixels 2 apart, `metrics.difference_sigma`); NaN elsewhere."""
     h, w = shape
     grid = np.full((-(-h // block), -(-w // block)), np.nan)
+    own = np.full_like(grid, np.nan)
     for j in range(grid.shape[0]):
         y0, y1 = j * block, min(h, (j + 1) * block)
         data = np.asarray(read_data(y0, y1), np.float64)
@@ -225,7 +234,8 @@ def _sky_sigmas(read_data: Rows, read_noise: Rows, shape: tuple[int, int], block
             keep = ok & (np.abs(data[:, cols] - sky) < cut)
             if keep.any() and keep.sum() >= share * ok.size:
                 grid[j, i] = np.percentile(noise[:, cols][keep], SKY_QUANTILE)
-    return grid
+                own[j, i] = difference_sigma(np.where(ok, data[:, cols], np.nan))
+    return grid, own
 
 
 def _fill(grid: np.ndarray) -> np.ndarray | None:
