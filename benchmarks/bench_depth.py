@@ -11,7 +11,8 @@ exposures), with an ERR extension that says so.  Both runs (`run --no-colorize -
 the default) are scored per half against the truth: PSNR in the one-sigma run's display mapping, false 5-sigma
 detections (`training.hst.source_scores`' definition), the FLUX plane's aperture-flux error over the truth's sources
 (the protocol's median), and the FLUX blocks' chi^2/N against the input with its true sigma (the noise-consistent
-promise: near 1 where the residual is the input's noise).  Prints one row per frame and run, and the means.
+promise: near 1 where the residual is the input's noise), and the seconds each run took (file in, file out).  Prints
+one row per frame and run, and the means (seconds: the sum).  ``--block`` sets the noise map's block size.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -26,10 +28,19 @@ import numpy as np
 from astropy.io import fits
 
 from astroenhance.config import EnhanceConfig
+from astroenhance.io import noise
 from astroenhance.metrics import area_downsample, groups_above, psnr
 from astroenhance.pipeline import Enhancer
 from astroenhance.pipeline.finish import estimate_noise
-from astroenhance.training.hst import SCALE, TruthSources, _read_output, list_truths, load_truth, source_scores
+from astroenhance.training.hst import (
+    SCALE,
+    TruthSources,
+    _read_output,
+    degrade_two_depths,
+    list_truths,
+    load_truth,
+    source_scores,
+)
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_hst_validation import bright, elliptical, undersampled  # noqa: E402
@@ -51,18 +62,17 @@ def score(name: str, truth: np.ndarray, k: tuple[float, float], enhancers: dict[
           seed: int = 1) -> list[dict]:
     truth = truth[:, :(truth.shape[1] // (2 * SCALE)) * 2 * SCALE]
     sources = TruthSources.find(truth, estimate_noise(truth))
-    lr = area_downsample(truth, SCALE)
+    lr, sigma = degrade_two_depths(truth, k, np.random.default_rng(seed), sources.sigma)
     half = lr.shape[1] // 2
-    sigma = np.empty_like(lr)
-    sigma[:, :half], sigma[:, half:] = k[0] * sources.sigma, k[1] * sources.sigma
-    lr = lr + np.random.default_rng(seed).normal(0.0, 1.0, lr.shape) * sigma
     path = work / f"{name}.fits"
     fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(lr.astype(np.float32), name="SCI"),
                   fits.ImageHDU(sigma.astype(np.float32), name="ERR")]).writeto(path, overwrite=True)
     rows, display = [], None
     cut = half * SCALE
     for use_map, enhancer in enhancers.items():
+        t0 = time.perf_counter()
         [result] = enhancer.enhance_file(path, work / ("map" if use_map else "one"))
+        seconds = time.perf_counter() - t0
         lum, norm, linear = _read_output(result.outputs[0])
         display = display or norm  # both scored in the one-sigma run's mapping
         out, ref = display(norm.inverse(np.nan_to_num(lum))), display(truth)
@@ -74,7 +84,7 @@ def score(name: str, truth: np.ndarray, k: tuple[float, float], enhancers: dict[
                      "psnr": (psnr(out[:, :cut], ref[:, :cut]), psnr(out[:, cut:], ref[:, cut:])),
                      "false": (false_deep, len(false) - false_deep),
                      "flux_err": source_scores(sources, linear)["aperture_flux_err"],
-                     "chi2": (float(z2[:, :half].mean()), float(z2[:, half:].mean()))})
+                     "chi2": (float(z2[:, :half].mean()), float(z2[:, half:].mean())), "seconds": seconds})
     return rows
 
 
@@ -85,7 +95,10 @@ def main() -> None:
                     help="validation frames too (DATA: the shared data folder, for SLACS 2303)")
     ap.add_argument("--k", default="0.5,2", help="noise of the deep and the shallow half, x the truth's pixel rms")
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--block", type=int, default=None, help="the noise map's block size (default: the shipped one)")
     args = ap.parse_args()
+    if args.block:
+        noise.NOISE_MAP_BLOCK = args.block
     k = tuple(float(v) for v in args.k.split(","))
     warnings.simplefilter("ignore")
     enhancers = {m: Enhancer(EnhanceConfig(colorize=False, formats=("fits",), noise_map=m)) for m in (False, True)}
@@ -96,17 +109,18 @@ def main() -> None:
         rows += score(name, truth, k, enhancers, work)
     print(f"depth step: left half k = {k[0]:g}, right half k = {k[1]:g} (x the truth's pixel rms)")
     print(f"{'frame':34s} {'sigma':9s} {'PSNR deep':>9s} {'shallow':>8s} {'false deep/shallow':>18s} "
-          f"{'flux err':>8s} {'chi2/N deep':>11s} {'shallow':>8s}")
+          f"{'flux err':>8s} {'chi2/N deep':>11s} {'shallow':>8s} {'seconds':>8s}")
     for r in rows:
         print(f"{r['frame'][:34]:34s} {'map' if r['map'] else 'one':9s} {r['psnr'][0]:9.2f} {r['psnr'][1]:8.2f} "
-              f"{r['false'][0]:>8d}/{r['false'][1]:<9d} {r['flux_err']:8.3f} {r['chi2'][0]:11.2f} {r['chi2'][1]:8.2f}")
+              f"{r['false'][0]:>8d}/{r['false'][1]:<9d} {r['flux_err']:8.3f} {r['chi2'][0]:11.2f} {r['chi2'][1]:8.2f} "
+              f"{r['seconds']:8.2f}")
     for use_map in (False, True):
         sel = [r for r in rows if r["map"] == use_map]
         print(f"{'mean of ' + str(len(sel)) + ' frames':34s} {'map' if use_map else 'one':9s} "
               f"{np.mean([r['psnr'][0] for r in sel]):9.2f} {np.mean([r['psnr'][1] for r in sel]):8.2f} "
               f"{sum(r['false'][0] for r in sel):>8d}/{sum(r['false'][1] for r in sel):<9d} "
               f"{np.nanmedian([r['flux_err'] for r in sel]):8.3f} {np.mean([r['chi2'][0] for r in sel]):11.2f} "
-              f"{np.mean([r['chi2'][1] for r in sel]):8.2f}")
+              f"{np.mean([r['chi2'][1] for r in sel]):8.2f} {sum(r['seconds'] for r in sel):8.2f}")
 
 
 if __name__ == "__main__":

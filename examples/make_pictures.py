@@ -126,18 +126,12 @@ def depth_comparison(work: Path) -> None:
     all in the one-sigma run's display mapping."""
     import numpy as np
 
-    from astroenhance.metrics import area_downsample
-    from astroenhance.pipeline.finish import estimate_noise
-    from astroenhance.training.hst import _read_output, load_truth
+    from astroenhance.training.hst import _read_output, degrade_two_depths, load_truth
 
     truth = load_truth(DATA / "fits" / "hst_real" / "slacs3_030mas_500px_sci_wht_psf.fits.gz")[0]
     truth = truth[:, :(truth.shape[1] // 8) * 8]
-    rms = estimate_noise(truth)
-    lr = area_downsample(truth, 4)
+    lr, sigma = degrade_two_depths(truth, (0.5, 3.0), np.random.default_rng(1))
     half = lr.shape[1] // 2
-    sigma = np.full(lr.shape, 0.5 * rms)
-    sigma[:, half:] = 3 * rms
-    lr = lr + np.random.default_rng(1).normal(0.0, 1.0, lr.shape) * sigma
     fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(lr.astype(np.float32), name="SCI"),
                   fits.ImageHDU(sigma.astype(np.float32), name="ERR")]).writeto(work / "step.fits", overwrite=True)
     panels, display = [], None

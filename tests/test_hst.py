@@ -196,3 +196,15 @@ def test_pooled_completeness_weighs_frames_by_their_sources():
               {"sources": 0, "completeness": float("nan")}]
     assert _pooled_completeness(frames) == pytest.approx(0.25)  # the mean over frames would say 0.5
     assert np.isnan(_pooled_completeness([{"sources": 0, "completeness": float("nan")}]))
+
+
+def test_degrade_two_depths_bins_as_the_protocol_and_gives_each_half_its_noise():
+    from astroenhance.metrics import area_downsample
+    from astroenhance.training.hst import degrade_two_depths
+
+    truth = np.random.default_rng(1).normal(100.0, 1.0, (400, 400))
+    lr, sigma = degrade_two_depths(truth, (0.5, 3.0), np.random.default_rng(2), rms=2.0)
+    assert lr.shape == sigma.shape == (100, 100)
+    assert np.all(sigma[:, :50] == 1.0) and np.all(sigma[:, 50:] == 6.0)
+    resid = lr - area_downsample(truth, 4)
+    assert resid[:, :50].std() == pytest.approx(1.0, rel=0.05) and resid[:, 50:].std() == pytest.approx(6.0, rel=0.05)

@@ -29,6 +29,7 @@ import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -170,17 +171,29 @@ class NoiseMap:
         """The map's sigma at rows ``y0:y1``, columns ``x0:x1`` (float64)."""
         return self._weights(y0, y1, 0) @ self.grid @ self._weights(x0, x1, 1).T
 
-    def sharp(self, noise_rows: Rows, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-        """The sky's sigma at rows ``y0:y1``, columns ``x0:x1`` with the file's own per-pixel noise where it says
-        less than the largest block around (3x3 blocks): a depth step stays a step, while a source's photons (which
-        raise its ERR above any sky nearby) do not count; the map itself where the file has no value."""
+    @cached_property
+    def _ceiling(self) -> np.ndarray:
+        """Each block's largest sigma among itself and its 8 neighbours."""
         from scipy.ndimage import maximum_filter
 
-        ceiling = NoiseMap(maximum_filter(self.grid, size=3, mode="nearest"), self.block, self.shape)
+        return maximum_filter(self.grid, size=3, mode="nearest")
+
+    def read(self, noise_rows: Rows, y0: int, y1: int, x0: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
+        """The sky's sigma at rows ``y0:y1``, columns ``x0:x1``, sharp and smooth (float64).  Sharp: the file's own
+        per-pixel noise (``noise_rows``) where it says less than the largest block around (3x3 blocks) — a depth step
+        stays a step, while a source's photons (which raise its ERR above any sky nearby) do not count — and the map
+        where the file has no value.  Smooth: the map alone (`at`)."""
+        wy, wx = self._weights(y0, y1, 0), self._weights(x0, x1, 1)
+        smooth = wy @ self.grid @ wx.T
         pixel = np.asarray(noise_rows(y0, y1), np.float64)[:, x0:x1] * self.units
         with np.errstate(invalid="ignore"):
             own = np.isfinite(pixel) & (pixel > 0)
-        return np.where(own, np.minimum(np.where(own, pixel, 0.0), ceiling.at(y0, y1, x0, x1)), self.at(y0, y1, x0, x1))
+        sharp = np.where(own, np.minimum(np.where(own, pixel, 0.0), wy @ self._ceiling @ wx.T), smooth)
+        return sharp, smooth
+
+    def sharp(self, noise_rows: Rows, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """The sharp sigma of `read`."""
+        return self.read(noise_rows, y0, y1, x0, x1)[0]
 
     @property
     def span(self) -> tuple[float, float]:
@@ -189,7 +202,7 @@ class NoiseMap:
 
 
 def sky_noise_map(read_data: Rows, read_noise: Rows, shape: tuple[int, int], sky: float, sigma: float,
-                  rescale: bool = False, block: int = NOISE_MAP_BLOCK,
+                  rescale: bool = False, block: int | None = None,
                   uniform: float = NOISE_MAP_UNIFORM) -> NoiseMap | None:
     """The frame's `NoiseMap` from its pixels and their per-pixel sigma (ERR, ``1/sqrt(WHT)`` or an rms map): per
     block the lower quartile of its sky pixels' sigma (`SKY_CUT`: an ERR that counts a galaxy's photons must not make
@@ -197,8 +210,10 @@ def sky_noise_map(read_data: Rows, read_noise: Rows, shape: tuple[int, int], sky
     file's values are not the noise itself, e.g. a ``WHT`` that is an exposure-time map) scaled to the pixels' own
     noise (the lower quartile over blocks of their pixel-difference sigma over the file's value; ``sigma`` where
     none).  None when the blocks' noise spans less than ``uniform`` (95th / 5th percentile: one sigma
-    serves), or no block has enough sky.  Reads ``block`` rows at a time."""
+    serves), or no block has enough sky.  Reads ``block`` rows at a time (default `NOISE_MAP_BLOCK`, read at the
+    call)."""
     h, w = shape
+    block = block or NOISE_MAP_BLOCK
     measured, own = _sky_sigmas(read_data, read_noise, shape, block, sky, SKY_CUT * sigma, SKY_SHARE)
     grid = _fill(measured)
     if grid is None:

@@ -436,15 +436,14 @@ class Enhancer:
             return lum
         return torch.where(torch.isfinite(raw), raw, torch.full_like(raw, norm.sky)).float()
 
-    def _sigma(self, src: FrameSource, norm: Normalizer, y0: int, y1: int, x0: int, x1: int, sharp: bool = True):
+    def _sigma(self, src: FrameSource, norm: Normalizer, y0: int, y1: int, x0: int, x1: int, smooth: bool = False):
         """The input's sky noise sigma at rows ``y0:y1``, columns ``x0:x1``: where the frame's depth varies, its
-        `NoiseMap` there (a float64 tensor on the run's device; ``sharp``: with the file's per-pixel noise,
-        `NoiseMap.sharp`), else its one sigma (a number)."""
+        `NoiseMap` there (float64 tensors on the run's device: the sharp sigma, or with ``smooth`` the pair sharp,
+        smooth, `NoiseMap.read`), else its one sigma (a number; with ``smooth`` twice)."""
         if src.noise_map is None:
-            return norm.sky_noise
-        if sharp:
-            return self.accel.tensor(src.noise_map.sharp(src.noise_rows, y0, y1, x0, x1)).double()
-        return self.accel.tensor(src.noise_map.at(y0, y1, x0, x1)).double()
+            return (norm.sky_noise, norm.sky_noise) if smooth else norm.sky_noise
+        pair = tuple(self.accel.tensor(a).double() for a in src.noise_map.read(src.noise_rows, y0, y1, x0, x1))
+        return pair if smooth else pair[0]
 
     def _upscale(self, tiles: torch.Tensor, linear: torch.Tensor | None, norm: Normalizer,
                  sigma: torch.Tensor | float = 0.0) -> torch.Tensor:
@@ -616,13 +615,13 @@ class Enhancer:
             tiles_l = torch.stack([lum[:, x0:x0 + tw] for x0 in starts])[:, None]  # (T, 1, th, tw)
             tiles_lin = None
             tiles_sigma: torch.Tensor | float = norm.sky_noise
-            sigma_rows = self._sigma(src, norm, y0, y0 + raw_rows.shape[0], bx0, bx1)  # (th, band) where a map
+            # (th, band) where a map: the tolerances take the sharp sigma, the network the smooth one (a step in its
+            # noise units would be an edge in its input, and it draws one)
+            sigma_rows, smooth = self._sigma(src, norm, y0, y0 + raw_rows.shape[0], bx0, bx1, smooth=True)
             if self.sr is not None and self.sr_space != "display":
                 linear = self._linear(src, norm, raw_rows, lum)
                 tiles_lin = torch.stack([linear[:, x0:x0 + tw] for x0 in starts])[:, None]
-                if isinstance(sigma_rows, torch.Tensor):  # the network sees the smooth map: a step in its noise
-                    # units would be an edge in its input, and it draws one (the tolerances take the sharp sigma)
-                    smooth = self._sigma(src, norm, y0, y0 + raw_rows.shape[0], bx0, bx1, sharp=False)
+                if isinstance(smooth, torch.Tensor):
                     tiles_sigma = torch.stack([smooth[:, x0:x0 + tw] for x0 in starts])[:, None]
             self._lap("colorize")
             if context is not None:

@@ -102,6 +102,17 @@ def degrade(truth: np.ndarray, k: float, rng: np.random.Generator, rms: float | 
     return lr + rng.normal(0.0, sigma, lr.shape), sigma
 
 
+def degrade_two_depths(truth: np.ndarray, k: tuple[float, float], rng: np.random.Generator,
+                       rms: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The truth binned 4x4 as `degrade` does, its left half given noise of ``k[0]`` and its right half ``k[1]``
+    times the truth's pixel rms (a frame whose depth varies: a mosaic's edge); and the per-pixel sigma (an ERR)."""
+    rms = estimate_noise(truth) if rms is None else rms
+    lr = area_downsample(truth, SCALE)
+    sigma = np.full(lr.shape, k[0] * rms)
+    sigma[:, lr.shape[1] // 2:] = k[1] * rms
+    return lr + rng.normal(0.0, 1.0, lr.shape) * sigma, sigma
+
+
 def write_input(path: Path, lr: np.ndarray, sigma: float, wcs) -> Path:
     """SCI + ERR FITS of a degraded frame (the WCS binned 4x when the truth has one)."""
     header = fits.Header()
