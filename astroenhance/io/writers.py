@@ -426,12 +426,17 @@ def _png_chunk(fh, kind: bytes, data: bytes) -> None:
     fh.write(struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)) & 0xFFFFFFFF))
 
 
+def _png_itxt(key: str, text: bytes) -> tuple[bytes, bytes]:
+    """An uncompressed ``iTXt`` chunk (UTF-8 ``text``, no language tag)."""
+    return b"iTXt", key.encode("latin-1") + b"\0\0\0\0\0" + text
+
+
 def _png_text(key: str, value: str) -> tuple[bytes, bytes]:
     """A text chunk as Pillow writes one: ``tEXt`` when the value is Latin-1, else uncompressed ``iTXt`` (UTF-8)."""
     try:
         return b"tEXt", key.encode("latin-1") + b"\0" + value.encode("latin-1")
     except UnicodeEncodeError:
-        return b"iTXt", key.encode("latin-1") + b"\0\0\0\0\0" + value.encode("utf-8")
+        return _png_itxt(key, value.encode("utf-8"))
 
 
 def png_filter_rows(rows: np.ndarray, prior: np.ndarray, bpp: int = 3) -> np.ndarray:
@@ -466,7 +471,7 @@ def write_png(path: Path, rows: Callable[[int, int], np.ndarray], shape: tuple[i
         fh.write(b"\x89PNG\r\n\x1a\n")
         _png_chunk(fh, b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
         if xmp is not None:
-            _png_chunk(fh, b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0" + xmp)
+            _png_chunk(fh, *_png_itxt("XML:com.adobe.xmp", xmp))
         for key, value in texts:
             _png_chunk(fh, *_png_text(key, value))
         z = zlib.compressobj(level)
