@@ -7,7 +7,7 @@ Each truth (the FITS frames of each ``--data`` folder, as `evaluate --task hst` 
 ``--validation DATA`` frames of `bench_hst_validation.py`'s validation sets: SLACS 2303 and the synthetic
 elliptical, undersampled disk and bright disk) is binned 4x as `evaluate --task hst` does, and its two halves get noise of different depth: the left
 ``k_deep`` times the truth's pixel rms, the right ``k_shallow`` times it (a mosaic's edge, or a gap covered by fewer
-exposures), with an ERR extension that says so.  Both runs (`run --no-colorize --format fits`, every other setting
+exposures), with an ERR extension that says so (``--no-err``: without one, so that the map is measured from the pixels alone).  Both runs (`run --no-colorize --format fits`, every other setting
 the default) are scored per half against the truth: PSNR in the one-sigma run's display mapping, false 5-sigma
 detections (`training.hst.source_scores`' definition), the FLUX plane's aperture-flux error over the truth's sources
 (the protocol's median), and the FLUX blocks' chi^2/N against the input with its true sigma (the noise-consistent
@@ -59,14 +59,15 @@ def truths(folders: list[Path], validation: Path | None) -> dict[str, np.ndarray
 
 
 def score(name: str, truth: np.ndarray, k: tuple[float, float], enhancers: dict[bool, Enhancer], work: Path,
-          seed: int = 1) -> list[dict]:
+          seed: int = 1, err: bool = True) -> list[dict]:
     truth = truth[:, :(truth.shape[1] // (2 * SCALE)) * 2 * SCALE]
     sources = TruthSources.find(truth, estimate_noise(truth))
     lr, sigma = degrade_two_depths(truth, k, np.random.default_rng(seed), sources.sigma)
     half = lr.shape[1] // 2
     path = work / f"{name}.fits"
-    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(lr.astype(np.float32), name="SCI"),
-                  fits.ImageHDU(sigma.astype(np.float32), name="ERR")]).writeto(path, overwrite=True)
+    hdus = [fits.PrimaryHDU(), fits.ImageHDU(lr.astype(np.float32), name="SCI")]
+    hdus += [fits.ImageHDU(sigma.astype(np.float32), name="ERR")] if err else []
+    fits.HDUList(hdus).writeto(path, overwrite=True)
     rows, display = [], None
     cut = half * SCALE
     for use_map, enhancer in enhancers.items():
@@ -96,6 +97,8 @@ def main() -> None:
     ap.add_argument("--k", default="0.5,2", help="noise of the deep and the shallow half, x the truth's pixel rms")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--block", type=int, default=None, help="the noise map's block size (default: the shipped one)")
+    ap.add_argument("--no-err", action="store_true",
+                    help="write the inputs without their ERR extension: the map is measured from the pixels alone")
     args = ap.parse_args()
     if args.block:
         noise.NOISE_MAP_BLOCK = args.block
@@ -106,8 +109,9 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     rows = []
     for name, truth in truths(args.data, args.validation).items():
-        rows += score(name, truth, k, enhancers, work)
-    print(f"depth step: left half k = {k[0]:g}, right half k = {k[1]:g} (x the truth's pixel rms)")
+        rows += score(name, truth, k, enhancers, work, err=not args.no_err)
+    print(f"depth step: left half k = {k[0]:g}, right half k = {k[1]:g} (x the truth's pixel rms); "
+          + ("no ERR: the map from the pixels" if args.no_err else "ERR says so"))
     print(f"{'frame':34s} {'sigma':9s} {'PSNR deep':>9s} {'shallow':>8s} {'false deep/shallow':>18s} "
           f"{'flux err':>8s} {'chi2/N deep':>11s} {'shallow':>8s} {'seconds':>8s}")
     for r in rows:

@@ -157,10 +157,11 @@ def test_run_help_states_the_map_s_block_and_threshold():
     from typer.testing import CliRunner
 
     from astroenhance.cli import app
-    from astroenhance.io.noise import NOISE_MAP_BLOCK, NOISE_MAP_UNIFORM
+    from astroenhance.io.noise import NOISE_MAP_BLOCK, NOISE_MAP_UNIFORM, NOISE_MAP_UNIFORM_ESTIMATED
 
     text = " ".join(CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "200"}).output.split())
     assert f"{NOISE_MAP_BLOCK}-pixel blocks spans more than {NOISE_MAP_UNIFORM:g}x" in text
+    assert f"measured from its pixels, and needs a span of {NOISE_MAP_UNIFORM_ESTIMATED:g}x" in text
 
 
 def test_an_exposure_time_wht_gives_the_depth_in_the_pixels_units(tmp_path):
@@ -178,3 +179,39 @@ def test_an_exposure_time_wht_gives_the_depth_in_the_pixels_units(tmp_path):
         enh.fit_normalizer(src, enh.config.for_input(True))
         assert src.noise_from == "estimated" and src.noise_map is not None
         assert src.noise_map.span == pytest.approx((0.01, 0.02), rel=0.08)
+
+
+def test_a_frame_without_per_pixel_noise_gets_its_depth_from_its_pixels(tmp_path):
+    """No ERR, WHT or --noise: each block's sky noise is measured from its pixels (robust differences of the sky's
+    pixels, a source's bright pixels left out).  A depth step 3x is found on both sides, a galaxy's core
+    does not make its block look shallow; frames of one depth — white or drizzle-correlated noise, with sources, of
+    a size that leaves a sliver of a block at the edge — keep one sigma."""
+    from astroenhance.training.telescope import drizzle_like, synthetic_field
+
+    sci, _ = _depth_step(n=192, galaxy=2000.0)
+    path = tmp_path / "sci_only.fits"
+    fits.PrimaryHDU(sci.astype(np.float32)).writeto(path)
+    with open_frames(path) as [src]:
+        enh = Enhancer(EnhanceConfig(device="cpu", colorize=False, upscale=False))
+        enh.fit_normalizer(src, enh.config.for_input(True))
+        assert src.noise_rows is None and src.noise_map is not None
+        sigma = src.noise_map.at(0, 192, 0, 192)
+        # each block's estimate from ~1,000 pixels scatters by ~4%: each side's median within 5%, every pixel 15%
+        assert np.median(sigma[:, :64]) == pytest.approx(1.0, rel=0.05)
+        assert np.median(sigma[:, -64:]) == pytest.approx(3.0, rel=0.05)
+        assert np.allclose(sigma[:, :64], 1.0, rtol=0.15) and np.allclose(sigma[:, -64:], 3.0, rtol=0.15)
+        assert sigma[96, 32] < 1.15  # the galaxy's core (its photons' noise 20x the sky's)
+        assert any("from its pixels" in note for note in src.notes)
+    rng = np.random.default_rng(1)
+    for i, noise in enumerate([rng.normal(0, 1, (200, 200)), drizzle_like(rng.normal(0, 1, (200, 200)), rng)]):
+        flat = 10 + noise + synthetic_field(rng, 200)
+        path = tmp_path / f"flat{i}.fits"
+        fits.PrimaryHDU(flat.astype(np.float32)).writeto(path)
+        with open_frames(path) as [src]:
+            enh.fit_normalizer(src, enh.config.for_input(True))
+            assert src.noise_map is None
+    # --no-noise-map: one sigma whatever the pixels say
+    with open_frames(tmp_path / "sci_only.fits") as [src]:
+        off = Enhancer(EnhanceConfig(device="cpu", colorize=False, upscale=False, noise_map=False))
+        off.fit_normalizer(src, off.config.for_input(True))
+        assert src.noise_map is None

@@ -12,7 +12,8 @@ A science extension ``SCI,v`` is paired with the ``ERR,v``, ``WHT,v`` and ``DQ,v
   a chip gap covered by fewer exposures), `sky_noise_map` turns it into a `NoiseMap`: the lower quartile of the sky
   pixels' noise in blocks of `NOISE_MAP_BLOCK` pixels (a ``WHT`` that is an exposure-time map still gives the depth's shape: then
   scaled to the pixels' own noise, block by block), read between block centres by bilinear interpolation.  A frame whose sky noise
-  varies by less than `NOISE_MAP_UNIFORM` keeps one sigma.
+  varies by less than `NOISE_MAP_UNIFORM` keeps one sigma.  A FITS frame that gives no per-pixel noise has each block's
+  sky noise measured from its pixels (`_estimated_sky_sigmas`), used where it spans `NOISE_MAP_UNIFORM_ESTIMATED`.
 * ``DQ`` flags listed in the mask make a pixel no-data (NaN, like a NaN in the file).  The default,
   `DQ_NO_DATA`, flags what has no usable signal in ACS and WFC3 files: Reed-Solomon errors (1), replaced/fill
   data (2), bad detector pixels (4), hot pixels (16), bad columns (128) and cosmic rays (4096 AstroDrizzle,
@@ -137,6 +138,11 @@ NOISE_MAP_UNIFORM = 1.2  # a frame keeps one sigma unless its blocks' sky noise 
 SKY_CUT = 3.0
 SKY_SHARE = 0.1
 SKY_QUANTILE = 25  # of the sky pixels' sigma: sources only add noise, so a galaxy's halo among them counts less
+# a file without per-pixel noise: each block's sky noise measured from its pixels (`_estimated_sky_sigmas`), those
+# within SKY_CLIP of the block's robust sigma of the sky; an estimate from ~1,000 pixels scatters by a few percent
+# and faint sources add to some, so such a map needs a wider span to be used
+SKY_CLIP = 4.0
+NOISE_MAP_UNIFORM_ESTIMATED = 1.5
 
 
 @dataclass(frozen=True)
@@ -178,20 +184,22 @@ class NoiseMap:
 
         return maximum_filter(self.grid, size=3, mode="nearest")
 
-    def read(self, noise_rows: Rows, y0: int, y1: int, x0: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
+    def read(self, noise_rows: Rows | None, y0: int, y1: int, x0: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
         """The sky's sigma at rows ``y0:y1``, columns ``x0:x1``, sharp and smooth (float64).  Sharp: the file's own
         per-pixel noise (``noise_rows``) where it says less than the largest block around (3x3 blocks) — a depth step
         stays a step, while a source's photons (which raise its ERR above any sky nearby) do not count — and the map
         where the file has no value.  Smooth: the map alone (`at`)."""
         wy, wx = self._weights(y0, y1, 0), self._weights(x0, x1, 1)
         smooth = wy @ self.grid @ wx.T
+        if noise_rows is None:  # a map estimated from the pixels alone: nothing sharper to read
+            return smooth, smooth
         pixel = np.asarray(noise_rows(y0, y1), np.float64)[:, x0:x1] * self.units
         with np.errstate(invalid="ignore"):
             own = np.isfinite(pixel) & (pixel > 0)
         sharp = np.where(own, np.minimum(np.where(own, pixel, 0.0), wy @ self._ceiling @ wx.T), smooth)
         return sharp, smooth
 
-    def sharp(self, noise_rows: Rows, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    def sharp(self, noise_rows: Rows | None, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         """The sharp sigma of `read`."""
         return self.read(noise_rows, y0, y1, x0, x1)[0]
 
@@ -201,7 +209,7 @@ class NoiseMap:
         return float(self.grid.min()), float(self.grid.max())
 
 
-def sky_noise_map(read_data: Rows, read_noise: Rows, shape: tuple[int, int], sky: float, sigma: float,
+def sky_noise_map(read_data: Rows, read_noise: Rows | None, shape: tuple[int, int], sky: float, sigma: float,
                   rescale: bool = False, block: int | None = None,
                   uniform: float = NOISE_MAP_UNIFORM) -> NoiseMap | None:
     """The frame's `NoiseMap` from its pixels and their per-pixel sigma (ERR, ``1/sqrt(WHT)`` or an rms map): per
@@ -209,12 +217,17 @@ def sky_noise_map(read_data: Rows, read_noise: Rows, shape: tuple[int, int], sky
     its block look shallow), blocks with too few sky pixels filled from their neighbours; with ``rescale`` (where the
     file's values are not the noise itself, e.g. a ``WHT`` that is an exposure-time map) scaled to the pixels' own
     noise (the lower quartile over blocks of their pixel-difference sigma over the file's value; ``sigma`` where
-    none).  None when the blocks' noise spans less than ``uniform`` (95th / 5th percentile: one sigma
-    serves), or no block has enough sky.  Reads ``block`` rows at a time (default `NOISE_MAP_BLOCK`, read at the
+    none).  Without ``read_noise`` (a file that gives no per-pixel noise) each block's sky noise is measured from
+    its pixels (`_estimated_sky_sigmas`) and a frame needs `NOISE_MAP_UNIFORM_ESTIMATED` to get a map.  None when the
+    blocks' noise spans less than ``uniform`` (95th / 5th percentile: one sigma serves), or no block has enough sky.  Reads ``block`` rows at a time (default `NOISE_MAP_BLOCK`, read at the
     call)."""
     h, w = shape
     block = block or NOISE_MAP_BLOCK
-    measured, own = _sky_sigmas(read_data, read_noise, shape, block, sky, SKY_CUT * sigma, SKY_SHARE)
+    if read_noise is None:
+        measured = own = _estimated_sky_sigmas(read_data, shape, block, sky, sigma, SKY_SHARE)
+        uniform, rescale = max(uniform, NOISE_MAP_UNIFORM_ESTIMATED), False
+    else:
+        measured, own = _sky_sigmas(read_data, read_noise, shape, block, sky, SKY_CUT * sigma, SKY_SHARE)
     grid = _fill(measured)
     if grid is None:
         return None
@@ -251,6 +264,34 @@ def _sky_sigmas(read_data: Rows, read_noise: Rows, shape: tuple[int, int], block
                 grid[j, i] = np.percentile(noise[:, cols][keep], SKY_QUANTILE)
                 own[j, i] = difference_sigma(np.where(ok, data[:, cols], np.nan))
     return grid, own
+
+
+def _estimated_sky_sigmas(read_data: Rows, shape: tuple[int, int], block: int, sky: float, sigma: float,
+                          share: float) -> np.ndarray:
+    """Per block, the noise of its sky measured from the pixels alone, where at least ``share`` of its pixels are
+    sky (within `SKY_CUT` frame sigmas, ``sigma``, of ``sky``); NaN elsewhere, and for a sliver of a block at the
+    frame's edge (under half a block: its neighbour's value is a better guess than an estimate from so few pixels).  The measure: differences of pixels 2
+    apart (`metrics.difference_sigma`, robust) among the pixels within `SKY_CLIP` of the estimate of the block's own
+    sky level (the median of those kept), three rounds from the sky pixels: the first cut truncates a shallow block's
+    noise and the wider ones take it whole, while a source's bright pixels stay out."""
+    h, w = shape
+    grid = np.full((-(-h // block), -(-w // block)), np.nan)
+    for j in range(grid.shape[0]):
+        data = np.asarray(read_data(j * block, min(h, (j + 1) * block)), np.float64)
+        for i in range(grid.shape[1]):
+            cut = data[:, i * block:min(w, (i + 1) * block)]
+            if cut.size < block * block // 2:  # a sliver at the frame's edge: too few pixels to tell; filled
+                continue
+            with np.errstate(invalid="ignore"):
+                keep = np.abs(cut - sky) < SKY_CUT * sigma
+            if keep.sum() < max(share * np.isfinite(cut).sum(), 2 * block):
+                continue
+            for _ in range(3):
+                est, level = difference_sigma(np.where(keep, cut, np.nan)), float(np.median(cut[keep]))
+                with np.errstate(invalid="ignore"):
+                    keep = np.abs(cut - level) < SKY_CLIP * est
+            grid[j, i] = difference_sigma(np.where(keep, cut, np.nan)) or np.nan
+    return grid
 
 
 def _fill(grid: np.ndarray) -> np.ndarray | None:

@@ -366,16 +366,18 @@ class Enhancer:
         if src.channels == 1:
             sky, sky_noise = self._sky(src, rows)
             src.noise_map = None
-            if cfg.noise_map and src.noise_rows is not None:
+            if cfg.noise_map and (src.noise_rows is not None or not src.is_display_image):
                 # a WHT found implausible as noise (an exposure-time map) gives the depth's shape, scaled to the
-                # pixels' own noise; ERR, inverse-variance WHT and rms maps are the noise itself
+                # pixels' own noise; ERR, inverse-variance WHT and rms maps are the noise itself; a FITS frame
+                # without any has its blocks' sky noise measured from its pixels
                 src.noise_map = sky_noise_map(src.read_rows, src.noise_rows, src.shape, sky, sky_noise,
                                               rescale=src.noise_from == "estimated")
                 if src.noise_map is not None:
                     lo, hi = src.noise_map.span
-                    src.notes.append(f"the sky's noise varies across the frame ({lo:.3g} to {hi:.3g}, from "
-                                     f"{src.noise_from if src.noise_from != 'estimated' else 'the file'}'s per-pixel "
-                                     "noise): the SR network and the flux tolerances follow it (AE_SIGLO, AE_SIGHI; "
+                    told = ("its pixels" if src.noise_rows is None else
+                            f"{src.noise_from if src.noise_from != 'estimated' else 'the file'}'s per-pixel noise")
+                    src.notes.append(f"the sky's noise varies across the frame ({lo:.3g} to {hi:.3g}, from {told}): "
+                                     "the SR network and the flux tolerances follow it (AE_SIGLO, AE_SIGHI; "
                                      "--no-noise-map: one sigma)")
         fit: dict[str, float] = {}
         if interval.startswith("noise:"):  # from below the sky to the brightest pixel: the whole frame is read
