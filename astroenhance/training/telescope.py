@@ -6,7 +6,8 @@ truth's pixel scale) — is binned 4x4 by block means (pixels 4x coarser: the sa
 given Gaussian noise of ``k`` times the truth's own pixel rms, ``k`` drawn log-uniformly (faint, background-limited
 to bright).  Both sides are mapped into the noise-normalised space of `pipeline.space` with the frame's sky and the
 input's measured noise, exactly as `run` maps a frame, and the network (an SRResNet) learns to upscale in that
-space with an L1 loss.  Real frames already carry the telescope's PSF; synthetic fields bring noise-free truths,
+space with an L1 loss (``stage="gan"``: SRGAN's fine-tuning, a perceptual and a 1e-3 adversarial loss added on the
+synthetic, noise-free truths; `TelescopeTrainer.gan_losses`).  Real frames already carry the telescope's PSF; synthetic fields bring noise-free truths,
 compact sources and variety.  Not modelled yet (issue 15): Poisson noise of bright sources, cosmic rays and hot
 pixels (DQ), drizzle-correlated noise, PSF variation between instruments.
 """
@@ -188,6 +189,15 @@ class TelescopeConfig:
     precision: str = "fp32"  # fp32 or bf16 (autocast of the forward pass and the loss)
     workers: int = 0  # processes making batches ahead (each batch is still a function of the step alone)
     minutes: float = 0.0  # > 0: stop (and checkpoint) after this much training time, whatever the step
+    # "gan": SRGAN's fine-tuning (`TelescopeTrainer.gan_losses`): the pixel loss on every pair, plus a perceptual and
+    # a 1e-3 adversarial loss on the pairs whose truth is noise-free (synthetic) — on a real truth they would teach
+    # the network to paint the truth's own noise
+    stage: str = "pretrain"
+    content_weight: float = 1.0
+    adv_weight: float = 1e-3
+    pixel_weight: float = 1.0
+    d_lr: float = 1e-4
+    feature_net: str = "mobilenet_v2"
 
 
 class _Batches(torch.utils.data.Dataset):
@@ -200,7 +210,7 @@ class _Batches(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return max(0, self.last - self.first)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.make(self.first + i)
 
 
@@ -224,16 +234,31 @@ class TelescopeTrainer:
             self.model.load_state_dict(_load_state(cfg.init))
         self.model.to(self.device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        if cfg.stage not in ("pretrain", "gan"):
+            raise SettingsError(f"stage {cfg.stage!r}: choose pretrain or gan")
+        self.disc: torch.nn.Module | None = None
+        if cfg.stage == "gan":
+            from ..models.discriminator import SRGANDiscriminator
+            from ..models.features import PerceptualLoss
+
+            try:
+                self.perceptual = PerceptualLoss(cfg.feature_net).to(self.device)
+            except ValueError as exc:
+                raise SettingsError(str(exc)) from None
+            self.disc = SRGANDiscriminator().to(self.device)
+            self.d_opt = torch.optim.Adam(self.disc.parameters(), lr=cfg.d_lr)
         self.step = 0
         self.out = Path(cfg.out)
         areas = np.array([t.data.size for t in truths], float)
         self.weights = areas / areas.sum() if len(areas) else areas
         self.val_pairs = self._val_pairs()
 
-    def _draw(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def _draw(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, bool]:
+        """(input, truth, whether the truth is synthetic: noise-free)."""
         s = self.cfg.crop * SCALE
         k = math.exp(rng.uniform(math.log(self.cfg.k_min), math.log(self.cfg.k_max)))
-        if not self.truths or rng.uniform() < self.cfg.synthetic:
+        synthetic = not self.truths or rng.uniform() < self.cfg.synthetic
+        if synthetic:
             truth, sky, rms = synthetic_field(rng, s, self.cfg.big_galaxies, self.cfg.sharp_psfs), 0.0, 1.0
         else:
             t = self.truths[rng.choice(len(self.truths), p=self.weights)]
@@ -244,14 +269,16 @@ class TelescopeTrainer:
             truth = truth[:, ::-1]
         if self.cfg.backgrounds > 0 and rng.uniform() < self.cfg.backgrounds:  # (no draw when off: old runs repeat)
             truth = truth + smooth_background(rng, s, k * rms)
-        return make_pair(np.ascontiguousarray(truth), sky, rms, k, rng, correlated=rng.uniform() < self.cfg.correlated)
+        x, y = make_pair(np.ascontiguousarray(truth), sky, rms, k, rng, correlated=rng.uniform() < self.cfg.correlated)
+        return x, y, synthetic
 
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Step ``step``'s inputs and truths ``(N, 1, h, w)``, ``(N, 1, 4h, 4w)`` and which truths are synthetic ``(N,)``."""
         rng = np.random.default_rng([self.cfg.seed, step])
         pairs = [self._draw(rng) for _ in range(self.cfg.batch)]
         x = torch.from_numpy(np.stack([p[0] for p in pairs])[:, None])
         y = torch.from_numpy(np.stack([p[1] for p in pairs])[:, None])
-        return x, y
+        return x, y, torch.tensor([p[2] for p in pairs])
 
     def _val_pairs(self) -> list[tuple[str, float, np.ndarray, np.ndarray]]:
         """Fixed validation crops (128² truth) of the validation frames at k = 0.5 and 2."""
@@ -288,12 +315,41 @@ class TelescopeTrainer:
         self.model.train()
         return {k: float(np.mean(v)) for k, v in res.items()}
 
+    def gan_losses(self, out: torch.Tensor, y: torch.Tensor, synthetic: torch.Tensor,
+                   lr: float) -> tuple[torch.Tensor, dict[str, float]]:
+        """One SRGAN iteration on a batch (noise space): the discriminator is updated on the synthetic pairs' truths
+        against the network's outputs for them, and the generator's loss is returned: ``pixel * L1 (all pairs) +
+        content * perceptual + adv * BCE(D(G(x)), 1)`` (the last two on the synthetic pairs, through `for_features`)."""
+        cfg = self.cfg
+        pixel = LOSSES[cfg.loss](out, y)
+        if not bool(synthetic.any()):
+            return cfg.pixel_weight * pixel, {"pixel": pixel.item()}
+        fake, real = for_features(out[synthetic]), for_features(y[synthetic])
+        bce = F.binary_cross_entropy_with_logits
+        for g in self.d_opt.param_groups:
+            g["lr"] = cfg.d_lr * lr / cfg.lr
+        d_real, d_fake = self.disc(real), self.disc(fake.detach())
+        d_loss = bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake))
+        self.d_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.d_opt.step()
+        g_fake = self.disc(fake)
+        adv = bce(g_fake, torch.ones_like(g_fake))
+        content = self.perceptual(fake, real)
+        loss = cfg.pixel_weight * pixel + cfg.content_weight * content + cfg.adv_weight * adv
+        return loss, {"pixel": pixel.item(), "content": content.item(), "adv": adv.item(), "d_loss": d_loss.item(),
+                      "d_real": torch.sigmoid(d_real.detach()).mean().item(),
+                      "d_fake": torch.sigmoid(d_fake.detach()).mean().item()}
+
     def save(self) -> Path:
         self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / "ckpt.pt"
         tmp = path.with_suffix(".tmp")
-        torch.save({"model": self.model.state_dict(), "opt": self.opt.state_dict(), "step": self.step,
-                    "arch": self.cfg.arch, "config": asdict(self.cfg) | {"task": "sr"}}, tmp)
+        state = {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "step": self.step,
+                 "arch": self.cfg.arch, "config": asdict(self.cfg) | {"task": "sr"}}
+        if self.disc is not None:
+            state.update(discriminator=self.disc.state_dict(), d_opt=self.d_opt.state_dict())
+        torch.save(state, tmp)
         tmp.replace(path)
         return path
 
@@ -313,6 +369,11 @@ class TelescopeTrainer:
         ck = torch.load(path, map_location="cpu", weights_only=True)
         self.model.load_state_dict(ck["model"])
         self.opt.load_state_dict(ck["opt"])
+        if self.disc is not None:
+            if "discriminator" not in ck:
+                raise SettingsError(f"checkpoint {path} has no discriminator: it is not a gan-stage run (use --init)")
+            self.disc.load_state_dict(ck["discriminator"])
+            self.d_opt.load_state_dict(ck["d_opt"])
         self.step = int(ck["step"])
 
     def run(self, on_step=None, stop_after: int | None = None) -> dict[str, float]:
@@ -334,17 +395,18 @@ class TelescopeTrainer:
                 lr = self.cfg.lr * 0.5 * (1 + math.cos(math.pi * self.step / self.cfg.iters))
                 for g in self.opt.param_groups:
                     g["lr"] = lr
-                x, y = (t.to(self.device, non_blocking=True) for t in next(batches))
+                x, y, synthetic = (t.to(self.device, non_blocking=True) for t in next(batches))
                 with self._autocast():
                     out = self.model(x).float()
                 if self.cfg.flux_tolerance > 0:
                     out = project_within(out, x, self.cfg.flux_tolerance)
-                loss = LOSSES[self.cfg.loss](out, y)
+                loss, parts = (self.gan_losses(out, y, synthetic, lr) if self.disc is not None
+                               else (LOSSES[self.cfg.loss](out, y), {}))
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 self.opt.step()
                 self.step += 1
-                last = {"loss": float(loss.detach())}
+                last = {"loss": float(loss.detach()), **parts}
                 out_of_time = self.cfg.minutes > 0 and time.perf_counter() - start > 60 * self.cfg.minutes
                 if self.step % self.cfg.val_every == 0 or self.step == self.cfg.iters or out_of_time:
                     last.update(self.validate())
@@ -357,6 +419,13 @@ class TelescopeTrainer:
                 if out_of_time:
                     break
         return last
+
+
+def for_features(n: torch.Tensor) -> torch.Tensor:
+    """Noise space as the GAN stage's feature network and discriminator see it, in (0, 1): a logistic of the
+    noise-space value (the sky near 0.3, a 5-sigma source 0.5, bright cores towards 1), smooth so that no part of
+    the range loses its gradient."""
+    return torch.sigmoid((n - 1.5) / 2)
 
 
 def project_within(out: torch.Tensor, x: torch.Tensor, tolerance: float, beta: float = BETA) -> torch.Tensor:
