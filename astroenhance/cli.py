@@ -497,6 +497,10 @@ def train_sr_hst(
     in the noise-normalised space `run` maps such frames into (see astroenhance/training/telescope.py)."""
     from .training.telescope import TelescopeConfig, TelescopeTrainer, load_truths
 
+    if stage not in ("pretrain", "gan"):
+        raise _usage(f"--stage must be pretrain or gan (got {stage!r})")
+    if stage == "gan" and init is None and not resume:
+        raise _usage("--stage gan fine-tunes a trained network: give --init WEIGHTS (e.g. weights/sr-hst-8x32.safetensors)")
     cfg = TelescopeConfig(truths=[str(t) for t in truths], val=[str(v) for v in val], out=str(outdir), arch=arch, init=str(init) if init else "",
                           iters=iters, batch=batch, crop=crop, lr=lr, k_min=k_min, k_max=k_max, synthetic=synthetic,
                           seed=seed, val_every=val_every, threads=threads, loss=loss, correlated=correlated, big_galaxies=big_galaxies, backgrounds=backgrounds,

@@ -153,6 +153,10 @@ def test_gan_needs_a_starting_generator_on_the_command_line(tmp_path):
     assert res.exit_code == 2 and "--init" in res.output
     res = CliRunner().invoke(app, ["train", "sr", "--stage", "wgan", "--data", str(COLOR), "-o", str(tmp_path / "g")])
     assert res.exit_code == 2
+    for stage in ("gan", "wgan"):  # the telescope trainer alike
+        res = CliRunner().invoke(app, ["train", "sr-hst", "--stage", stage, "--synthetic", "1", "-o", str(tmp_path / "h")])
+        assert res.exit_code == 2 and ("--init" in res.output if stage == "gan" else "pretrain or gan" in res.output)
+        assert not (tmp_path / "h").exists()
 
 
 def test_precision_other_than_fp32_is_refused_on_cpu(tmp_path):
