@@ -268,19 +268,20 @@ def _sky_sigmas(read_data: Rows, read_noise: Rows, shape: tuple[int, int], block
 
 def _estimated_sky_sigmas(read_data: Rows, shape: tuple[int, int], block: int, sky: float, sigma: float,
                           share: float) -> np.ndarray:
-    """Per block, the noise of its sky measured from the pixels alone, where at least ``share`` of its pixels are
-    sky (within `SKY_CUT` frame sigmas, ``sigma``, of ``sky``); NaN elsewhere, and for a sliver of a block at the
-    frame's edge (under half a block: its neighbour's value is a better guess than an estimate from so few pixels).  The measure: differences of pixels 2
-    apart (`metrics.difference_sigma`, robust) among the pixels within `SKY_CLIP` of the estimate of the block's own
-    sky level (the median of those kept), three rounds from the sky pixels: the first cut truncates a shallow block's
-    noise and the wider ones take it whole, while a source's bright pixels stay out."""
+    """Per block, the noise of its sky measured from the pixels alone: differences of pixels 2 apart
+    (`metrics.difference_sigma`, robust) among the pixels within `SKY_CLIP` of the estimate of the block's own level
+    (the median of those kept), three rounds from its sky pixels (within `SKY_CUT` frame sigmas, ``sigma``, of
+    ``sky``): the first cut truncates a shallow block's noise, the wider ones take it whole, a source's bright pixels
+    stay out.  NaN (filled from the neighbours) where under ``share`` of the block's pixels are sky, where its level
+    ends more than `SKY_CUT` frame sigmas from ``sky`` (extended light, whose own photons are not the sky's noise),
+    and for a sliver of a block at the frame's edge (under half a block: too few pixels to tell)."""
     h, w = shape
     grid = np.full((-(-h // block), -(-w // block)), np.nan)
     for j in range(grid.shape[0]):
         data = np.asarray(read_data(j * block, min(h, (j + 1) * block)), np.float64)
         for i in range(grid.shape[1]):
             cut = data[:, i * block:min(w, (i + 1) * block)]
-            if cut.size < block * block // 2:  # a sliver at the frame's edge: too few pixels to tell; filled
+            if cut.size < block * block // 2:
                 continue
             with np.errstate(invalid="ignore"):
                 keep = np.abs(cut - sky) < SKY_CUT * sigma
@@ -290,7 +291,8 @@ def _estimated_sky_sigmas(read_data: Rows, shape: tuple[int, int], block: int, s
                 est, level = difference_sigma(np.where(keep, cut, np.nan)), float(np.median(cut[keep]))
                 with np.errstate(invalid="ignore"):
                     keep = np.abs(cut - level) < SKY_CLIP * est
-            grid[j, i] = difference_sigma(np.where(keep, cut, np.nan)) or np.nan
+            if abs(float(np.median(cut[keep])) - sky) < SKY_CUT * sigma:
+                grid[j, i] = difference_sigma(np.where(keep, cut, np.nan)) or np.nan
     return grid
 
 
