@@ -22,6 +22,16 @@ def pytest_configure(config):
     warnings.filterwarnings("ignore", category=UserWarning, module="astropy")
 
 
+def engine_sigma(enhancer, data: np.ndarray, wcs=None):
+    """The input noise sigma the engine's tolerances take for the grey frame ``data`` (no per-pixel noise): its
+    noise map's, per pixel, where its depth varies (`io.noise.sky_noise_map`), else the frame's one (a number)."""
+    from astroenhance.io.readers import from_array
+
+    src = from_array(data, wcs)
+    norm = enhancer.fit_normalizer(src, enhancer.config.for_input(True))
+    return norm.sky_noise if src.noise_map is None else src.noise_map.sharp(None, 0, data.shape[0], 0, data.shape[1])
+
+
 @pytest.fixture(scope="session")
 def enhancer():
     from astroenhance.config import EnhanceConfig

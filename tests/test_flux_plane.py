@@ -166,18 +166,28 @@ def test_flux_and_display_tolerances_resolve_per_network_and_follow_a_given_flux
         Enhancer(EnhanceConfig(device="cpu", colorize=False, display_tolerance=-1.0))
 
 
-def test_hst_keeps_flux_blocks_within_2_sigma_and_display_blocks_within_3(hrc_crop):
+@pytest.mark.parametrize("noise_map", [False, True])
+def test_hst_keeps_flux_blocks_within_2_sigma_and_display_blocks_within_3(hrc_crop, noise_map):
     """The FITS default: FLUX (for measurement) within 2 input sigmas of every input pixel, the display within 3 —
-    and the display really uses the wider promise somewhere (so the two differ)."""
+    and the display really uses the wider promise somewhere (so the two differ).  Sigma is the frame's one, or where
+    its depth varies (this crowded crop, no ERR: measured from its pixels) the noise map's at each pixel."""
+    from .conftest import engine_sigma
+
     data, wcs = hrc_crop
-    res = Enhancer(EnhanceConfig(device="cpu", colorize=False)).enhance_array(data, wcs)
+    enh = Enhancer(EnhanceConfig(device="cpu", colorize=False, noise_map=noise_map))
+    res = enh.enhance_array(data, wcs)
     norm = res.normalizer
     assert (res.header["AE_FLUXT"], res.header["AE_DISPT"]) == (2.0, 3.0)
+    sigma = engine_sigma(enh, data, wcs)
+    assert isinstance(sigma, np.ndarray) == noise_map  # this crowded crop's depth varies, measured from its pixels
+    # the header's span holds every pixel's sigma (block values; between centres the map interpolates)
+    assert res.header["AE_SIGLO"] <= np.min(sigma) * (1 + 1e-9) and np.max(sigma) <= res.header["AE_SIGHI"] * (1 + 1e-9)
     ok = np.isfinite(data)
     sums = block_means(np.nan_to_num(res.flux.astype(np.float64)), 4) * 16
-    assert np.all(np.abs(sums - data)[ok] <= 2 * norm.sky_noise * (1 + 1e-4) + 1e-3)
+    assert np.all((np.abs(sums - data) <= 2 * sigma * (1 + 1e-4) + 1e-3)[ok])
     expected = norm(data).astype(np.float64)
-    sigma_display = Enhancer._display_noise(norm, expected)  # the input's noise in display units, as the engine's
+    # the input's noise in display units, as the engine's
+    sigma_display = Enhancer._display_noise(norm, expected, torch.from_numpy(sigma) if noise_map else None)
     dev = np.abs(block_means(np.nan_to_num(res.luminance.astype(np.float64)), 4) - expected)[ok]
     assert np.all(dev <= 3 * sigma_display[ok] + 2e-5)
     assert np.any(dev > 2 * sigma_display[ok] + 1e-4)

@@ -37,6 +37,8 @@ def test_flux_consistency_on_real_frame(enhancer, hrc_crop):
     units."""
     from dataclasses import replace
 
+    from .conftest import engine_sigma
+
     data, wcs = hrc_crop
     for tolerance in (0.0, None):
         # an unresolved config, as a user writes it: --flux-tolerance 0 alone makes the display exact too
@@ -50,7 +52,8 @@ def test_flux_consistency_on_real_frame(enhancer, hrc_crop):
             assert np.nanmax(rel) <= 1e-5
         else:
             assert res.header["AE_FLUXT"] == 2.0 and res.header["AE_DISPT"] == 3.0 and norm.sky_noise > 0
-            s = norm.sky_noise  # the input's noise in display units, as the engine takes it (`_display_noise`)
+            s = engine_sigma(enhancer, data, wcs)  # the input's noise, per pixel where the depth varies; in
+            # display units as the engine takes it (`_display_noise`)
             x = norm.inverse(expected)  # the (clipped) input level
             sigma_display = norm(x + s / 2).astype(np.float64) - norm(x - s / 2)
             ok = np.isfinite(expected)
