@@ -95,6 +95,7 @@ class SRModel(str, Enum):
     psnr_large = "psnr-large"
     gan = "gan"
     hst = "hst"
+    hst_gan = "hst-gan"
 
 
 def _version(value: bool) -> None:
@@ -170,7 +171,7 @@ def run(
     inputs: Annotated[list[Path], typer.Argument(help="FITS frames (.fits, .fits.gz, multi-extension) or PNG/TIFF/JPEG images; a folder means the frames inside it.", show_default=False)],
     outdir: Annotated[Path, typer.Option("--output", "-o", help="Folder for the outputs <stem>[.<chip>].enhanced.<ext>; created if missing.", show_default=False, rich_help_panel="Output, models and archives")],
     fmt: Annotated[str | None, typer.Option("--format", help="Comma-separated outputs from fits,png,tiff,jpeg. Default: fits,png for FITS input, png for images.", show_default=False, rich_help_panel="Output, models and archives")] = None,
-    sr_model: Annotated[SRModel | None, typer.Option(help="The SR network. Default: hst for FITS frames (trained on deep Hubble frames binned 4x with their noise: it removes noise rather than sharpening it into false sources), psnr for PNG/TIFF/JPEG pictures (trained on processed press images). psnr: faithful, smooth; psnr-large: the same kind, the paper's 16x64 network, ~0.1 dB closer on pictures and 2.6x slower on a CPU (for GPUs); gan: sharper, more invented texture.", show_default=False, rich_help_panel="Output, models and archives")] = None,
+    sr_model: Annotated[SRModel | None, typer.Option(help="The SR network. Default: hst for FITS frames (trained on deep Hubble frames binned 4x with their noise: it removes noise rather than sharpening it into false sources), psnr for PNG/TIFF/JPEG pictures (trained on processed press images). psnr: faithful, smooth; psnr-large: the same kind, the paper's 16x64 network, ~0.1 dB closer on pictures and 2.6x slower on a CPU (for GPUs); gan: sharper, more invented texture; hst-gan: hst fine-tuned as SRGAN (perceptual + 1e-3 adversarial loss) for sharper pictures of FITS frames — its extra detail is generated, not measured.", show_default=False, rich_help_panel="Output, models and archives")] = None,
     colorize: Annotated[bool | None, typer.Option("--colorize/--no-colorize", help="Predict colour with the colorization network. Default: grey frames (FITS, grey images) are colorized and a colour image keeps its own colours; --colorize recolours colour images too, --no-colorize keeps grey frames grey.", show_default=False, rich_help_panel="Output, models and archives")] = None,
     color_strength: Annotated[float | None, typer.Option(help="Share of the colorizer's predicted chroma that is shown, 0-2. Default: the weights' calibrated value (0.2 for the shipped colorizer: on images it never saw, its full colour was further from the truth than no colour; at 0.2 it is never more than 0.01 worse than grey on any of them). 1 shows the network's full, more saturated and less reliable colour.", min=0.0, max=2.0, show_default=False, rich_help_panel="Output, models and archives")] = None,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Look for frames in sub-folders too; the output tree mirrors the input tree.", rich_help_panel="Output, models and archives")] = False,

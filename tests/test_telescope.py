@@ -29,7 +29,7 @@ from astroenhance.training.telescope import (
     synthetic_field,
 )
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, REPO
 
 
 @pytest.mark.parametrize("as_torch", [False, True])
@@ -246,6 +246,35 @@ def test_shipped_hst_model_runs_in_noise_space_with_its_defaults(tmp_path):
     h = fits.getheader(out)
     assert h["AE_SRID"] == "sr-hst-8x32" and h["AE_SRSPC"] == "noise-asinh"
     assert h["AE_GATE"] is False and h["AE_FLUX"] is True and h["AE_FLUXT"] == 2.0 and h["AE_SRDET"] == 1.0
+
+
+def test_shipped_hst_gan_model_is_the_hst_model_s_kind_with_its_own_detail(tmp_path):
+    """`--sr-model hst-gan`: the telescope network fine-tuned as SRGAN — the same noise space and defaults as `hst`
+    (no gate, FLUX within 2 sigma, display within 3), its own weights recorded, and its own output."""
+    from astropy.io import fits
+    from typer.testing import CliRunner
+
+    from astroenhance.cli import app
+    from astroenhance.models.weights import find_weights
+
+    from .conftest import EXAMPLE
+
+    info = find_weights(REPO / "weights", "sr", "hst-gan")
+    assert info.extra["hyperparameters"]["stage"] == "gan" and info.extra["hyperparameters"]["adv_weight"] == 1e-3
+    heads, lums = {}, {}
+    for model in ("hst", "hst-gan"):
+        out = tmp_path / model
+        result = CliRunner().invoke(app, ["run", str(EXAMPLE), "-o", str(out), "--sr-model", model, "--no-colorize",
+                                          "--format", "fits", "-q"])
+        assert result.exit_code == 0, result.output
+        [path] = out.glob("*.fits")
+        with fits.open(path) as h:
+            heads[model], lums[model] = h[0].header, h["GREEN"].data.astype(np.float64)
+    h = heads["hst-gan"]
+    assert (h["AE_SRID"], h["AE_SRMOD"], h["AE_SRSPC"]) == ("sr-hst-gan-8x32", "hst-gan", "noise-asinh")
+    assert h["AE_SRW"] == info.sha256
+    assert h["AE_GATE"] is False and h["AE_FLUXT"] == 2.0 and h["AE_DISPT"] == 3.0
+    assert np.abs(lums["hst-gan"] - lums["hst"]).max() > 1e-3  # its own network, not hst's again
 
 
 def test_batches_made_by_workers_are_the_batches_and_a_time_limit_stops_with_a_checkpoint(tmp_path):
