@@ -13,6 +13,11 @@ detections (`training.hst.source_scores`' definition), the FLUX plane's aperture
 (the protocol's median), and the FLUX blocks' chi^2/N against the input with its true sigma (the noise-consistent
 promise: near 1 where the residual is the input's noise), and the seconds each run took (file in, file out).  Prints
 one row per frame and run, and the means (seconds: the sum).  ``--block`` sets the noise map's block size.
+
+``--spans FILE ...`` instead prints, for each FITS frame given (and for frames of white and of drizzle-like noise),
+the span (95th / 5th percentile) of the sky-noise blocks measured from its pixels alone, as `run` measures them for a
+file without per-pixel noise, and whether that span would switch the map on (`noise.NOISE_MAP_UNIFORM_ESTIMATED`):
+frames of one depth must stay below it.
 """
 
 from __future__ import annotations
@@ -89,6 +94,27 @@ def score(name: str, truth: np.ndarray, k: tuple[float, float], enhancers: dict[
     return rows
 
 
+def spans(files: list[Path]) -> None:
+    """The estimated map's block span per frame (see the module's docstring)."""
+    from astroenhance.io.readers import from_array
+    from astroenhance.training.telescope import drizzle_like
+
+    rng = np.random.default_rng(0)
+    frames = {f.name: load_truth(f)[0] for f in files}
+    frames.update({"white noise 512²": rng.normal(0, 1, (512, 512)),
+                   "drizzle-like noise 512²": drizzle_like(rng.normal(0, 1, (512, 512)), rng)})
+    enhancer = Enhancer(EnhanceConfig(colorize=False, upscale=False, noise_map=False))
+    print(f"{'frame':44s} {'blocks':>6s} {'p95/p5':>7s}  map (on at >= {noise.NOISE_MAP_UNIFORM_ESTIMATED:g})")
+    for name, data in frames.items():
+        data = np.asarray(data, np.float64)
+        norm = enhancer.fit_normalizer(from_array(data), enhancer.config.for_input(True))
+        grid = noise._fill(noise._estimated_sky_sigmas(lambda a, b, d=data: d[a:b], data.shape, noise.NOISE_MAP_BLOCK,
+                                                       norm.sky, norm.sky_noise, noise.SKY_SHARE))
+        span = np.divide(*np.percentile(grid, [95, 5])) if grid is not None else float("nan")
+        print(f"{name[:44]:44s} {grid.size if grid is not None else 0:6d} {span:7.3f}  "
+              f"{'on' if span >= noise.NOISE_MAP_UNIFORM_ESTIMATED else 'off'}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, action="append", default=[], help="a folder of deep FITS frames (truths)")
@@ -99,7 +125,12 @@ def main() -> None:
     ap.add_argument("--block", type=int, default=None, help="the noise map's block size (default: the shipped one)")
     ap.add_argument("--no-err", action="store_true",
                     help="write the inputs without their ERR extension: the map is measured from the pixels alone")
+    ap.add_argument("--spans", type=Path, nargs="+", default=None, metavar="FILE",
+                    help="print the estimated map's block span of these frames (and of noise frames) instead")
     args = ap.parse_args()
+    warnings.simplefilter("ignore")
+    if args.spans:
+        return spans(args.spans)
     if args.block:
         noise.NOISE_MAP_BLOCK = args.block
     k = tuple(float(v) for v in args.k.split(","))

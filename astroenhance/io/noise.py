@@ -243,26 +243,32 @@ def sky_noise_map(read_data: Rows, read_noise: Rows | None, shape: tuple[int, in
     return NoiseMap(grid * units, block, (h, w), units)
 
 
+def _blocks(shape: tuple[int, int], block: int, *reads: Rows):
+    """``(j, i, [view, ...])`` for each block of ``block`` pixels: each reader's rows (float64, read once per row of
+    blocks), cut to the block's columns."""
+    h, w = shape
+    for j in range(-(-h // block)):
+        rows = [np.asarray(read(j * block, min(h, (j + 1) * block)), np.float64) for read in reads]
+        for i in range(-(-w // block)):
+            yield j, i, [r[:, i * block:min(w, (i + 1) * block)] for r in rows]
+
+
+def _grid(shape: tuple[int, int], block: int) -> np.ndarray:
+    return np.full((-(-shape[0] // block), -(-shape[1] // block)), np.nan)
+
+
 def _sky_sigmas(read_data: Rows, read_noise: Rows, shape: tuple[int, int], block: int, sky: float,
                  cut: float, share: float) -> tuple[np.ndarray, np.ndarray]:
     """Per block, the `SKY_QUANTILE` percentile of the noise of the pixels within ``cut`` (the pixels' units) of
     ``sky``, where at least ``share`` of the block's pixels are, and the block's own pixel noise (differences of
     pixels 2 apart, `metrics.difference_sigma`); NaN elsewhere."""
-    h, w = shape
-    grid = np.full((-(-h // block), -(-w // block)), np.nan)
-    own = np.full_like(grid, np.nan)
-    for j in range(grid.shape[0]):
-        y0, y1 = j * block, min(h, (j + 1) * block)
-        data = np.asarray(read_data(y0, y1), np.float64)
-        noise = np.asarray(read_noise(y0, y1), np.float64)
-        usable = np.isfinite(data) & np.isfinite(noise) & (noise > 0)
-        for i in range(grid.shape[1]):
-            cols = slice(i * block, min(w, (i + 1) * block))
-            ok = usable[:, cols]
-            keep = ok & (np.abs(data[:, cols] - sky) < cut)
-            if keep.any() and keep.sum() >= share * ok.size:
-                grid[j, i] = np.percentile(noise[:, cols][keep], SKY_QUANTILE)
-                own[j, i] = difference_sigma(np.where(ok, data[:, cols], np.nan))
+    grid, own = _grid(shape, block), _grid(shape, block)
+    for j, i, (data, noise) in _blocks(shape, block, read_data, read_noise):
+        ok = np.isfinite(data) & np.isfinite(noise) & (noise > 0)
+        keep = ok & (np.abs(data - sky) < cut)
+        if keep.any() and keep.sum() >= share * ok.size:
+            grid[j, i] = np.percentile(noise[keep], SKY_QUANTILE)
+            own[j, i] = difference_sigma(np.where(ok, data, np.nan))
     return grid, own
 
 
@@ -275,24 +281,21 @@ def _estimated_sky_sigmas(read_data: Rows, shape: tuple[int, int], block: int, s
     stay out.  NaN (filled from the neighbours) where under ``share`` of the block's pixels are sky, where its level
     ends more than `SKY_CUT` frame sigmas from ``sky`` (extended light, whose own photons are not the sky's noise),
     and for a sliver of a block at the frame's edge (under half a block: too few pixels to tell)."""
-    h, w = shape
-    grid = np.full((-(-h // block), -(-w // block)), np.nan)
-    for j in range(grid.shape[0]):
-        data = np.asarray(read_data(j * block, min(h, (j + 1) * block)), np.float64)
-        for i in range(grid.shape[1]):
-            cut = data[:, i * block:min(w, (i + 1) * block)]
-            if cut.size < block * block // 2:
-                continue
-            with np.errstate(invalid="ignore"):
-                keep = np.abs(cut - sky) < SKY_CUT * sigma
-            if keep.sum() < max(share * np.isfinite(cut).sum(), 2 * block):
-                continue
-            for _ in range(3):
-                est, level = difference_sigma(np.where(keep, cut, np.nan)), float(np.median(cut[keep]))
-                with np.errstate(invalid="ignore"):
-                    keep = np.abs(cut - level) < SKY_CLIP * est
-            if abs(float(np.median(cut[keep])) - sky) < SKY_CUT * sigma:
-                grid[j, i] = difference_sigma(np.where(keep, cut, np.nan)) or np.nan
+    grid = _grid(shape, block)
+    for j, i, (data,) in _blocks(shape, block, read_data):
+        if data.size < block * block // 2:
+            continue
+        need = max(share * np.isfinite(data).sum(), 2 * block)
+        with np.errstate(invalid="ignore"):
+            keep = np.abs(data - sky) < SKY_CUT * sigma
+            for _ in range(4):  # three rounds of clipping, then the measure
+                if keep.sum() < need:
+                    break
+                est, level = difference_sigma(np.where(keep, data, np.nan)), float(np.median(data[keep]))
+                keep = np.abs(data - level) < SKY_CLIP * est
+            else:
+                if est > 0 and abs(level - sky) < SKY_CUT * sigma:
+                    grid[j, i] = est
     return grid
 
 
