@@ -407,6 +407,14 @@ def prepare(
 ScaleJitterOpt = Annotated[int, typer.Option(help="N > 1: each training crop is zoomed out by a random whole factor 1..N (a region N times the crop side, area-averaged down), so the network also learns objects smaller than the training images show them, as on frames with coarser pixels. 1 = the images' own scale.", min=1, max=8)]
 
 
+def _check_stage(stage: str, init: Path | None, resume: bool, example: str) -> None:
+    """`train sr` / `train sr-hst --stage`: pretrain or gan, and gan fine-tunes a trained network (``--init``)."""
+    if stage not in ("pretrain", "gan"):
+        raise _usage(f"--stage must be pretrain or gan (got {stage!r})")
+    if stage == "gan" and init is None and not resume:
+        raise _usage(f"--stage gan fine-tunes a trained network: give --init (e.g. {example}) or --resume")
+
+
 @train_app.command("sr")
 @_guarded
 def train_sr(
@@ -427,10 +435,7 @@ def train_sr(
     resume: Annotated[bool, typer.Option(help="Continue the checkpoint in -o exactly where it stopped.")] = False,
 ) -> None:
     """Train the super-resolution network (luminance, 4x): pretrain (PSNR model), then gan (SRGAN model)."""
-    if stage not in ("pretrain", "gan"):
-        raise _usage(f"--stage must be pretrain or gan (got {stage!r})")
-    if stage == "gan" and init is None and not resume:
-        raise _usage("--stage gan starts from a pretrained generator: give --init PRETRAIN_RUN (or --resume)")
+    _check_stage(stage, init, resume, "PRETRAIN_RUN")
     _train("sr", data, outdir, arch=arch, iters=iters, batch=batch, crop=crop,
            lr=lr if lr is not None else (1e-4 if stage == "gan" else 5e-4), seed=seed, val_data=val_data,
            val_every=val_every, device=device, threads=threads, resume=resume, stage=stage,
@@ -498,10 +503,7 @@ def train_sr_hst(
     in the noise-normalised space `run` maps such frames into (see astroenhance/training/telescope.py)."""
     from .training.telescope import TelescopeConfig, TelescopeTrainer, load_truths
 
-    if stage not in ("pretrain", "gan"):
-        raise _usage(f"--stage must be pretrain or gan (got {stage!r})")
-    if stage == "gan" and init is None and not resume:
-        raise _usage("--stage gan fine-tunes a trained network: give --init WEIGHTS (e.g. weights/sr-hst-8x32.safetensors)")
+    _check_stage(stage, init, resume, "weights/sr-hst-8x32.safetensors")
     cfg = TelescopeConfig(truths=[str(t) for t in truths], val=[str(v) for v in val], out=str(outdir), arch=arch, init=str(init) if init else "",
                           iters=iters, batch=batch, crop=crop, lr=lr, k_min=k_min, k_max=k_max, synthetic=synthetic,
                           seed=seed, val_every=val_every, threads=threads, loss=loss, correlated=correlated, big_galaxies=big_galaxies, backgrounds=backgrounds,

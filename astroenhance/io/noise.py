@@ -224,8 +224,10 @@ def sky_noise_map(read_data: Rows, read_noise: Rows | None, shape: tuple[int, in
     h, w = shape
     block = block or NOISE_MAP_BLOCK
     if read_noise is None:
-        measured = own = _estimated_sky_sigmas(read_data, shape, block, sky, sigma, SKY_SHARE)
-        uniform, rescale = max(uniform, NOISE_MAP_UNIFORM_ESTIMATED), False
+        if rescale:
+            raise ValueError("rescale scales the file's per-pixel noise: give read_noise")
+        measured = _estimated_sky_sigmas(read_data, shape, block, sky, sigma, SKY_SHARE)
+        uniform = max(uniform, NOISE_MAP_UNIFORM_ESTIMATED)
     else:
         measured, own = _sky_sigmas(read_data, read_noise, shape, block, sky, SKY_CUT * sigma, SKY_SHARE)
     grid = _fill(measured)

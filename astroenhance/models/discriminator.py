@@ -9,6 +9,7 @@ crop sizes.  The output is a logit (trained with ``-log D`` / BCE on logits).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -29,3 +30,14 @@ class SRGANDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W)`` in [0, 1] -> logits ``(N,)``: high for real high-resolution crops."""
         return self.head(self.features(x * 2 - 1))[:, 0]
+
+
+def discriminator_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    """The discriminator's BCE on logits: real crops labelled 1, generated ones 0."""
+    bce = F.binary_cross_entropy_with_logits
+    return bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake))
+
+
+def adversarial_loss(g_fake: torch.Tensor) -> torch.Tensor:
+    """The generator's adversarial loss, SRGAN's ``-log D(G(x))`` form: BCE of its logits against 1."""
+    return F.binary_cross_entropy_with_logits(g_fake, torch.ones_like(g_fake))

@@ -370,12 +370,13 @@ class Enhancer:
                 # a WHT found implausible as noise (an exposure-time map) gives the depth's shape, scaled to the
                 # pixels' own noise; ERR, inverse-variance WHT and rms maps are the noise itself; a FITS frame
                 # without any has its blocks' sky noise measured from its pixels
+                file_rows, exposure_map = src.noise_rows is not None, src.noise_from == "estimated"
                 src.noise_map = sky_noise_map(src.read_rows, src.noise_rows, src.shape, sky, sky_noise,
-                                              rescale=src.noise_from == "estimated")
+                                              rescale=file_rows and exposure_map)
                 if src.noise_map is not None:
                     lo, hi = src.noise_map.span
-                    told = ("its pixels" if src.noise_rows is None else
-                            f"{src.noise_from if src.noise_from != 'estimated' else 'the file'}'s per-pixel noise")
+                    told = ("its pixels" if not file_rows else
+                            f"{'the file' if exposure_map else src.noise_from}'s per-pixel noise")
                     src.notes.append(f"the sky's noise varies across the frame ({lo:.3g} to {hi:.3g}, from {told}): "
                                      "the SR network and the flux tolerances follow it (AE_SIGLO, AE_SIGHI; "
                                      "--no-noise-map: one sigma)")

@@ -29,6 +29,7 @@ from scipy.signal import fftconvolve
 
 from ..errors import SettingsError
 from ..metrics import area_downsample, clipped_sky, psnr
+from ..models.discriminator import adversarial_loss, discriminator_loss
 from ..models.registry import build_model
 from ..pipeline.device import resolve_device
 from ..pipeline.finish import block_mean_shift, estimate_noise
@@ -325,16 +326,15 @@ class TelescopeTrainer:
         if not bool(synthetic.any()):
             return cfg.pixel_weight * pixel, {"pixel": pixel.item()}
         fake, real = for_features(out[synthetic]), for_features(y[synthetic])
-        bce = F.binary_cross_entropy_with_logits
         for g in self.d_opt.param_groups:
             g["lr"] = cfg.d_lr * lr / cfg.lr
         d_real, d_fake = self.disc(real), self.disc(fake.detach())
-        d_loss = bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake))
+        d_loss = discriminator_loss(d_real, d_fake)
         self.d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
         self.d_opt.step()
         g_fake = self.disc(fake)
-        adv = bce(g_fake, torch.ones_like(g_fake))
+        adv = adversarial_loss(g_fake)
         content = self.perceptual(fake, real)
         loss = cfg.pixel_weight * pixel + cfg.content_weight * content + cfg.adv_weight * adv
         return loss, {"pixel": pixel.item(), "content": content.item(), "adv": adv.item(), "d_loss": d_loss.item(),

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from ..errors import SettingsError
 from ..imaging.color import rgb_to_ycbcr_planes, ycbcr_to_rgb_planes
 from ..metrics import psnr
+from ..models.discriminator import adversarial_loss, discriminator_loss
 from ..models.registry import ARCHITECTURES, build_model
 from ..pipeline.finish import block_mean_shift
 from .data import ImagePool
@@ -351,7 +352,6 @@ class Trainer:
         assert self.disc is not None
         y, _ = _rgb_to_ycc_torch(batch[0])
         _, sr = self._super_resolve(y)
-        bce = F.binary_cross_entropy_with_logits
         for group in self.d_opt.param_groups:
             group["lr"] = cfg.d_lr * lr / cfg.lr
         with self._autocast():
@@ -360,13 +360,13 @@ class Trainer:
             else:
                 d_real = self.d_net(self._cl(y)).float()
                 d_fake = self.d_net(self._cl(sr.detach())).float()
-            d_loss = bce(d_real, torch.ones_like(d_real)) + bce(d_fake, torch.zeros_like(d_fake))
+            d_loss = discriminator_loss(d_real, d_fake)
         self.d_opt.zero_grad(set_to_none=True)
         self.scaler.scale(d_loss).backward()
         self.scaler.step(self.d_opt)
         with self._autocast():
             g_fake = self.d_net(self._cl(sr)).float()
-            adv = bce(g_fake, torch.ones_like(g_fake))
+            adv = adversarial_loss(g_fake)
             content = self.perceptual(self._cl(sr), self._cl(y)).float()
         pixel = F.l1_loss(sr, y)
         g_loss = cfg.content_weight * content + cfg.adv_weight * adv + cfg.pixel_weight * pixel
