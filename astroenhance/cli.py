@@ -856,7 +856,8 @@ def _evaluate_hst(data: Path, weights: Path | None, sr_model: SRModel | None, js
                   f"({m['bicubic_completeness_matched']:.2f} at run's false detections); "
                   f"aperture flux error {m['run_aperture_flux_err']:.3f} vs {m['bicubic_aperture_flux_err']:.3f}; "
                   f"half-light radius bias {m['run_half_light_bias']:+.3f} vs {m['bicubic_half_light_bias']:+.3f}; "
-                  f"false detections {m['run_false_detections']} vs {m['bicubic_false_detections']}")
+                  f"false detections {m['run_false_detections']} vs {m['bicubic_false_detections']}; "
+                  f"4x4 block edges in the sky {m['run_sky_lattice']:.2f} vs {m['best_baseline_sky_lattice']:.2f} (1: none)")
         out.print(f"  completeness pooled over all frames' sources: run {m['run_completeness_pooled']:.3f}, bicubic "
                   f"{m['bicubic_completeness_pooled']:.3f} ({m['bicubic_matched_completeness_pooled']:.3f} at run's false "
                   "detections)")

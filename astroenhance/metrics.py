@@ -81,6 +81,22 @@ def clipped_sky(values: np.ndarray, sigma: float, nsigma: float = 3.0, iteration
     return m
 
 
+def block_lattice(x: np.ndarray, where: np.ndarray | None = None, scale: int = 4) -> float:
+    """How much the ``scale x scale`` block edges of an upscaled image ``x`` show: the median |step| between columns
+    across block edges over the median inside blocks (1: no lattice).  With ``where`` (a mask like ``x``: the steps
+    between two of its pixels) the means instead, which also see a few isolated blocks set apart (4x4 squares) that
+    the medians do not.  Columns only (pass ``x.T`` for rows)."""
+    d = np.abs(np.diff(np.asarray(x, np.float64), axis=1))
+    n = d.shape[1] // scale * scale
+    d = d[:, :n]
+    if where is None:
+        phases = [np.nanmedian(d[:, k::scale]) for k in range(scale)]
+    else:
+        d = np.where((where[:, 1:] & where[:, :-1])[:, :n], d, np.nan)
+        phases = [np.nanmean(d[:, k::scale]) for k in range(scale)]
+    return float(phases[scale - 1] / np.mean(phases[:scale - 1]))
+
+
 def difference_sigma(img: np.ndarray, lag: int = 2) -> float:
     """Robust noise sigma of a 2-D numpy image from differences of pixels ``lag`` apart along rows (NaN skipped):
     ``1.4826 * median|x[i, j+lag] - x[i, j]| / sqrt(2)`` — `pipeline.finish.estimate_noise` for code that must not

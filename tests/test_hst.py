@@ -8,8 +8,18 @@ from typer.testing import CliRunner
 
 from astroenhance.cli import app
 from astroenhance.config import EnhanceConfig
+from astroenhance.imaging.normalize import Normalizer
 from astroenhance.metrics import area_downsample, psnr
-from astroenhance.training.hst import baselines, degrade, evaluate_hst, list_truths, load_truth, write_input
+from astroenhance.pipeline.finish import estimate_noise
+from astroenhance.training.hst import (
+    baselines,
+    degrade,
+    evaluate_hst,
+    list_truths,
+    load_truth,
+    truth_noise_ceiling,
+    write_input,
+)
 
 from .conftest import FIXTURES
 
@@ -44,8 +54,6 @@ def test_binned_input_keeps_the_sky_of_each_block(tmp_path):
 
 
 def test_the_best_baseline_is_the_best_of_sixteen():
-    from astroenhance.imaging.normalize import Normalizer
-
     truth, _ = load_truth(DWARF)
     lr, _ = degrade(truth, 2.0, np.random.default_rng(2))
     display = Normalizer.fit(lr, "asinh", "percentile:99.5")
@@ -67,11 +75,18 @@ def test_evaluate_hst_scores_run_in_its_own_display_mapping(tmp_path):
     assert row["run"]["psnr_gain"] == pytest.approx(row["run"]["psnr"] - row["best_baseline"]["psnr"])
     assert 0 <= row["run"]["completeness"] <= 1 and row["run"]["sources"] >= 1
     assert res["summary"]["k=0.5"]["run_psnr"] == pytest.approx(row["run"]["psnr"])
-    # the truth's own noise is unpredictable: run stays below the ceiling it sets (an estimate, not a strict bound:
-    # see the protocol), which the room is measured to
+    # a display clipped at its 99.5th percentile clips star cores white: the display's 3-sigma promise, kept in the
+    # input's units, leaves their blocks as the network made them (kept in display units it raised them into
+    # squares and lost to the best baseline here: -0.24 dB)
+    assert row["run"]["psnr_gain"] > 1.0
+    # the truth's own noise is unpredictable: the ceiling it sets (an estimate, not a strict bound: see the
+    # protocol; run is within 0.1 dB of it here) lies above the best baseline, and falls as that noise grows
     room = row["truth_noise_ceiling"]["psnr"] - row["best_baseline"]["psnr"]
-    assert row["truth_noise_ceiling"]["psnr"] > row["run"]["psnr"] and room > 0
-    assert res["summary"]["k=0.5"]["ceiling_minus_best"] == pytest.approx(room)
+    assert room > 0 and res["summary"]["k=0.5"]["ceiling_minus_best"] == pytest.approx(room)
+    truth, _ = load_truth(DWARF)
+    display = Normalizer.fit(truth, "asinh", "percentile:99.5")
+    rms = estimate_noise(truth)
+    assert truth_noise_ceiling(truth, 2 * rms, display) < truth_noise_ceiling(truth, rms, display) - 1.0
     # bicubic at run's false-detection count: a higher threshold, no more false detections, no more sources found
     matched = row["bicubic_matched"]
     assert matched["nsigma"] >= 5 and (matched["false_detections"] <= row["run"]["false_detections"]

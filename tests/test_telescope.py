@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from astroenhance.config import EnhanceConfig
 from astroenhance.errors import SettingsError
+from astroenhance.imaging.normalize import Normalizer
 from astroenhance.metrics import area_downsample
 from astroenhance.models.registry import build_model
 from astroenhance.models.weights import export_weights
@@ -29,7 +30,7 @@ from astroenhance.training.telescope import (
     synthetic_field,
 )
 
-from .conftest import FIXTURES, REPO
+from .conftest import FIXTURES, REPO, keeps_display_promise
 
 
 @pytest.mark.parametrize("as_torch", [False, True])
@@ -203,10 +204,10 @@ def test_noise_space_network_through_run_keeps_the_flux_promise_and_says_so(tmp_
         assert h[0].header["AE_SKYSG"] > 0
         lum = h["GREEN"].data.astype(np.float64)
         assert h[0].header["AE_FLUX"] is True and h[0].header["AE_FLUXT"] == 2.0 and h[0].header["AE_DISPT"] == 3.0
-    disp = res.normalizer(fits.getdata(FIXTURES / "abell_2744_dwarf_galaxy_f105w.fits.gz"))
-    sigma = Enhancer._display_noise(res.normalizer, disp)
-    # noise-consistent by default: every display block mean within 3 sigma of the input pixel (float32 output)
-    assert np.all(np.abs(area_downsample(lum, 4) - disp) <= 3 * sigma + 2e-6)
+    data = fits.getdata(FIXTURES / "abell_2744_dwarf_galaxy_f105w.fits.gz").astype(np.float64)
+    disp = res.normalizer(data)
+    # noise-consistent by default: every display block mean, in the input's units, within 3 sigma of the input pixel
+    assert np.all(keeps_display_promise(res.normalizer, lum, data, res.normalizer.sky_noise, 3.0))
     exact = Enhancer(EnhanceConfig(device="cpu", colorize=False, sr_model="hst", weights=str(wdir), formats=("fits",),
                                    flux_tolerance=0.0))
     [res0] = exact.enhance_file(FIXTURES / "abell_2744_dwarf_galaxy_f105w.fits.gz", tmp_path / "exact")
@@ -222,13 +223,41 @@ def test_noise_consistent_flux_moves_only_what_noise_cannot_explain():
     sigma = np.full((8, 8), 0.01)
     out = np.repeat(np.repeat(target, 4, 0), 4, 1) + rng.normal(0, 0.02, (32, 32))
     out[:4, :4] += 0.1  # one block far off: pulled back to the edge of the tolerance
-    fixed = noise_consistent_shift(out, target, sigma, 4, 2.0)
+    display = Normalizer("linear", "range", 0.0, 1.0, 1.0)  # the display is the input's units here
+    fixed = noise_consistent_shift(torch.from_numpy(out), torch.from_numpy(target - 2.0 * sigma),
+                                   torch.from_numpy(target + 2.0 * sigma), 4, display).numpy()
     resid = block_means(fixed, 4) - target
     assert np.all(np.abs(resid) <= 2.0 * sigma + 1e-6)  # float32 output
     assert abs(resid[0, 0]) == pytest.approx(0.02, abs=1e-6)
     inside = np.abs(block_means(out, 4) - target) <= 2.0 * sigma
     keep = np.kron(inside, np.ones((4, 4))).astype(bool)
     np.testing.assert_allclose(fixed[keep], out[keep], atol=1e-6)
+
+
+def test_the_display_promise_is_kept_in_the_input_units_so_a_sharp_star_is_left_sharp():
+    """A star's block in an asinh display: its display mean lies far below the display of its flux (as the truth's
+    does), yet its flux is the input's — so it is not touched.  A block whose flux is short of the input by far more
+    than the noise gets the light where its light is (its brightest pixel most), not as a flat pedestal; a block with
+    pixels at the white point is not brightened (its light above white is unseen)."""
+    from astroenhance.pipeline.finish import noise_consistent_shift
+
+    display = Normalizer("asinh", "noise:3", 0.0, 100.0, 0.03)
+    lin = np.full((12, 4), 1.0)
+    lin[1, 1] = 1.0 + 15 * 5.0  # block 0: a star of flux 5 per input pixel above a sky of 1
+    lin[5, 2] = 1.0 + 15 * 2.0  # block 1: a fainter star (flux 2), but the input says 2 more (far beyond the noise)
+    lin[9, 1] = 1000.0  # block 2: a star whose core is far above the white point (100)
+    out = display(lin).astype(np.float64)
+    level = lin.reshape(3, 4, 1, 4).mean(axis=(1, 3)) + np.array([[0.0], [2.0], [0.0]])  # block 1 short by 2
+    sigma = 0.1
+    fixed = noise_consistent_shift(torch.from_numpy(out), torch.from_numpy(level - 3 * sigma),
+                                   torch.from_numpy(level + 3 * sigma), 4, display).numpy()
+    np.testing.assert_allclose(fixed[:4], out[:4], atol=1e-6)  # the star left as it was
+    assert display(level[0, 0]) - out[:4].mean() > 0.2  # though its display mean is far below the display of its flux
+    # the core at white: the display's block shows less than the input has, but the wings are not raised
+    np.testing.assert_allclose(fixed[8:], out[8:], atol=1e-6)
+    moved = display.inverse(fixed[4:8]) - lin[4:8]
+    assert moved.sum() / 16 == pytest.approx(2.0 - 3 * sigma, rel=1e-4)  # to the edge of the tolerance
+    assert moved[1, 2] > 0.9 * moved.sum()  # onto the star, not a pedestal over the block
 
 
 def test_shipped_hst_model_runs_in_noise_space_with_its_defaults(tmp_path):

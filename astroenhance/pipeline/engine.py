@@ -462,20 +462,6 @@ class Enhancer:
         out = self.accel.run_tensor(self.sr, to_noise_space(linear, norm.sky, sigma).float())
         return norm(from_noise_space(out.double(), norm.sky, sigma_out))
 
-    @staticmethod
-    def _display_noise(norm: Normalizer, display, sigma: torch.Tensor | float | None = None):
-        """The input's noise in display units at each pixel (float64; a tensor on ``display``'s device, or numpy for
-        numpy): its linear noise (``sigma``, a number or a tensor like ``display``; default the frame's) times the
-        stretch's local slope (0 where the display is clipped)."""
-        d = display if isinstance(display, torch.Tensor) else torch.from_numpy(np.asarray(display))
-        sigma = norm.sky_noise if sigma is None else sigma
-        if not isinstance(sigma, torch.Tensor) and not sigma > 0:
-            out = torch.full(d.shape, norm.noise, dtype=torch.float64, device=d.device)
-        else:
-            x = norm.inverse(d)
-            out = norm(x + sigma / 2).double() - norm(x - sigma / 2)
-        return out if isinstance(display, torch.Tensor) else out.numpy()
-
     def flux_plane(self, src: FrameSource, cfg: EnhanceConfig) -> tuple[bool, str] | None:
         """``(per_pixel, why)`` when the output gets a FLUX plane (the enhanced luminance in the input's units): a
         grey FITS-like frame, upscaled, flux-conserving; None otherwise (display images have no physical units)."""
@@ -679,12 +665,15 @@ class Enhancer:
                 weight = piece[3]
                 lum_in = lum[rows, cols_in]
                 tol = cfg.display_tolerance or 0.0
+                bounds = None
+                if tol > 0:  # in the input's units: a grey frame's own values, a colour frame's display luminance's
+                    level = (raw_rows[rows, cols_in].double() if src.channels == 1
+                             else torch.where(mask[rows, cols_in], torch.nan, norm.inverse(lum_in)))
+                    allowed = tol * (sigma_rows[rows, cols_in] if isinstance(sigma_rows, torch.Tensor) else sigma_rows)
+                    bounds = (level - allowed, level + allowed)
                 self._lap("finish")
                 rgb_t, out_l_t = finish_pixels(piece[0] / weight, piece[1:3] / weight, lum_in, mask[rows, cols_in], s,
-                                               bool(cfg.flux_conserving), measured, tol,
-                                               self._display_noise(norm, lum_in, sigma_rows[rows, cols_in]
-                                                                   if isinstance(sigma_rows, torch.Tensor) else None)
-                                               if tol > 0 else None)
+                                               bool(cfg.flux_conserving), measured, bounds, norm)
                 rgb, out_l = rgb_t.cpu().numpy(), out_l_t.cpu().numpy()
                 self._lap("flux")
                 if flux_rows is None:

@@ -334,22 +334,39 @@ def _fit_chroma(y: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
     return chroma * t
 
 
-def noise_consistent_shift(out, target, sigma, scale: int, tolerance: float):
-    """Shift each ``scale x scale`` block of ``out`` towards its ``target`` mean by the part of the difference that
-    exceeds ``tolerance * sigma`` (the input pixel's noise): block means end within the input's noise of the input,
-    as the truth's are, so a network that removes noise is not forced to put it back.  Values stay in [0, 1].
-    numpy or torch (on its device); float32 back."""
+def noise_consistent_shift(out, low, high, scale: int, display):
+    """``out`` (display values, ``(H*s, W*s)``) with each ``scale x scale`` block's mean *in the input's units* brought
+    into ``[low, high]`` (``(H, W)``, input units: the input pixel's value minus and plus the noise tolerated; NaN where
+    the input has no data: the block left as it is).  ``display`` is the display mapping (a `Normalizer`: called, and
+    its ``inverse``).  In the input's units, because a block's display mean is not the display of its mean: a sharp
+    star's block has a display mean well below the display of its flux (the truth's too), and a promise kept in
+    display units flattened such stars into squares.  A block is moved in the input's units, the move spread over it
+    in proportion to its light (`structured_block_correction`: evenly in a flat block), values kept between the
+    display's black and white points (`project_block_means`), so block means end within the input's noise of the
+    input, as the truth's are, and a network that removes noise is not forced to put it back.  A block
+    holding pixels at the white point has light above it that its values do not show: it is only held below
+    ``high``.  torch tensors on the run's device; float32 back."""
     t_out = _tensor(out)
-    current = _pool(t_out.double(), scale)
-    r = _shrink(_tensor(target).double() - current, tolerance * _tensor(sigma).double())
-    # the new block means lie between the current ones and the target, so within [0, 1]: the bounded
-    # least-squares projection reaches them exactly, also where a block touches 0 or 1
-    return _like(project_block_means(t_out, (current + r).clamp(0.0, 1.0), scale), out)
+    black, white = (float(v) for v in display.inverse(torch.tensor([0.0, 1.0], dtype=torch.float64)))
+    span = white - black
+    u = (display.inverse(t_out.double()) - black) / span  # the input's units, 0 at the black point, 1 at the white
+    current = _pool(u, scale)
+    lo, hi = (_tensor(low).double() - black) / span, (_tensor(high).double() - black) / span
+    known = torch.isfinite(lo) & torch.isfinite(hi)
+    white_pixels = F.max_pool2d((u >= 1.0 - 1e-9).double()[None, None], scale)[0, 0] > 0
+    lo = torch.where(white_pixels, torch.full_like(lo, -math.inf), lo)
+    target = torch.where(known, torch.minimum(torch.maximum(current, lo), hi), current)
+    target = target.clamp(0.0, 1.0)
+    # the correction goes where the block's light is (a star's block is not flattened into a square), then the
+    # bounded projection removes what the clip at the black and white points left
+    u = structured_block_correction(u, target - current, scale).clamp(0.0, 1.0)
+    return _like(display(black + span * project_block_means(u, target, scale).double()), out)
 
 
 def finish_pixels(lum: torch.Tensor, chroma: torch.Tensor, lum_in: torch.Tensor, mask: torch.Tensor, scale: int,
-                  flux: bool, chroma_in: torch.Tensor | None = None, tolerance: float = 0.0,
-                  sigma_in: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  flux: bool, chroma_in: torch.Tensor | None = None,
+                  bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
+                  display=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Final RGB ``(H*s, W*s, 3)`` and luminance ``(H*s, W*s)`` of a piece of output, as float32 tensors on the
     inputs' device (the engine's: CPU or GPU, one code path).
 
@@ -357,12 +374,12 @@ def finish_pixels(lum: torch.Tensor, chroma: torch.Tensor, lum_in: torch.Tensor,
     ``lum_in`` the normalized input luminance and ``mask`` its no-data pixels on the input grid.  With ``flux`` the
     block means of the luminance equal ``lum_in`` and, for a colour input (``chroma_in`` ``(2, H, W)``, measured
     colour), so do the chroma's; then the chroma is shrunk into the RGB gamut (a pixel's saturation may give way,
-    never its luminance).  With a ``tolerance`` > 0 the luminance's block means are only brought within
-    ``tolerance * sigma_in`` (the input pixels' noise, display units) of ``lum_in`` (`noise_consistent_shift`)
-    instead of onto it.
+    never its luminance).  With ``bounds`` (two ``(H, W)`` tensors: each input pixel's value minus and plus the noise
+    tolerated, in the input's units) and ``display`` (the display mapping) the luminance's block means in the input's
+    units are only brought into that interval (`noise_consistent_shift`) instead of onto ``lum_in``.
     """
-    if flux and scale > 1 and tolerance > 0 and sigma_in is not None:
-        lum = noise_consistent_shift(lum, lum_in.clamp(0, 1), sigma_in, scale, tolerance)
+    if flux and scale > 1 and bounds is not None:
+        lum = noise_consistent_shift(lum, bounds[0], bounds[1], scale, display)
     elif flux and scale > 1:
         lum = project_block_means(lum, lum_in.clamp(0, 1), scale)
         if chroma_in is not None:

@@ -5,7 +5,8 @@ Protocol (stated in every report): each truth is a deep real frame (linear units
 (``estimate_noise``: neighbouring-pixel differences), written as a FITS file with SCI and ERR extensions and
 enhanced by the real `run` code path (`Enhancer.enhance_file`, --no-colorize --format fits, every other setting
 `run`'s default).  The output luminance is scored against the truth in the output's own display mapping (its
-AE_STRCH, AE_STRA, AE_VMIN, AE_VMAX applied to the truth and to every baseline): PSNR (data range 1) and SSIM.
+AE_STRCH, AE_STRA, AE_VMIN, AE_VMAX applied to the truth and to every baseline): PSNR (data range 1) and SSIM, and how much 4x4 block
+edges show in the sky (`sky_lattice`: mean |step| across block edges over inside blocks, on the truth's fainter half).
 Baselines, the best one per case reported beside `run`: bicubic of the input in linear units and of the stretched
 input, each as is and projected onto the input's 4x4 block means, each after a Gaussian smoothing of the input
 by sigma 0, 0.5, 1 or 1.5 input pixels (16 in all; choosing the best on the scored data favours the baselines).
@@ -50,7 +51,7 @@ from ..config import EnhanceConfig
 from ..errors import InputError
 from ..imaging.normalize import Normalizer
 from ..io.readers import FITS_SUFFIXES, read_frame
-from ..metrics import area_downsample, groups_above, psnr, robust_sigma, ssim
+from ..metrics import area_downsample, block_lattice, groups_above, psnr, robust_sigma, ssim
 from ..pipeline import Enhancer
 from ..pipeline.finish import block_mean_shift, estimate_noise, project_block_means
 
@@ -290,7 +291,9 @@ def evaluate_frame(enhancer: Enhancer, name: str, truth: np.ndarray, wcs, k: flo
     best = max(scored, key=scored.get)
     d_best = candidates[best][0]
     lin_bicubic = _bicubic(lr)
-    row["best_baseline"] = {"method": best, "psnr": scored[best], "ssim": ssim(d_best, truth_d)}
+    row["run"]["sky_lattice"] = sky_lattice(np.nan_to_num(out), truth_d)
+    row["best_baseline"] = {"method": best, "psnr": scored[best], "ssim": ssim(d_best, truth_d),
+                            "sky_lattice": sky_lattice(d_best, truth_d)}
     row["bicubic_linear"] = {"psnr": scored["bicubic linear, smooth 0.0"],
                              **source_scores(sources, lin_bicubic)}
     if panels is not None:
@@ -301,6 +304,13 @@ def evaluate_frame(enhancer: Enhancer, name: str, truth: np.ndarray, wcs, k: flo
     # (``rms``, which sets k) see too little of it; pixels 2 apart see it all (as `run` measures a frame's noise)
     row["truth_noise_ceiling"] = {"psnr": truth_noise_ceiling(truth, sources.pixel_sigma, display, seed)}
     return row
+
+
+def sky_lattice(display: np.ndarray, truth_display: np.ndarray) -> float:
+    """How much an output's 4x4 block edges show in the sky: `metrics.block_lattice` (means) over the truth's fainter
+    half, columns and rows averaged (1: no lattice; a display corrected block by block shows isolated squares)."""
+    sky = truth_display < np.median(truth_display)
+    return 0.5 * (block_lattice(display, sky) + block_lattice(display.T, sky.T))
 
 
 FIGURE_TITLES = ["input (4x4 px)", "best baseline", "astroenhance", "truth", "baseline - truth", "astroenhance - truth"]
@@ -397,6 +407,8 @@ def evaluate_hst(truths: list[Path], config: EnhanceConfig | None = None, levels
             "ceiling_minus_best": float(np.mean([r["truth_noise_ceiling"]["psnr"] - r["best_baseline"]["psnr"]
                                                  for r in sel])),
             "run_ssim": float(np.mean([r["run"]["ssim"] for r in sel])),
+            "run_sky_lattice": float(np.mean([r["run"]["sky_lattice"] for r in sel])),
+            "best_baseline_sky_lattice": float(np.mean([r["best_baseline"]["sky_lattice"] for r in sel])),
             "best_baseline_ssim": float(np.mean([r["best_baseline"]["ssim"] for r in sel])),
             "run_completeness": float(np.nanmean([r["run"]["completeness"] for r in sel])),
             "bicubic_completeness": float(np.nanmean([r["bicubic_linear"]["completeness"] for r in sel])),
