@@ -32,27 +32,26 @@ def engine_sigma(enhancer, data: np.ndarray, wcs=None):
     return norm.sky_noise if src.noise_map is None else src.noise_map.sharp(None, 0, data.shape[0], 0, data.shape[1])
 
 
-def display_block_levels(norm, lum: np.ndarray, scale: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The 4x4 block means of a display luminance in the input's units (through the display mapping's inverse), and
-    per block whether it holds pixels at the white point (light above it unseen) and whether it is all black."""
-    h, w = lum.shape[0] // scale, lum.shape[1] // scale
-    blocks = lambda a: a.reshape(h, scale, w, scale).swapaxes(1, 2).reshape(h, w, -1)  # noqa: E731
-    lum = np.nan_to_num(lum.astype(np.float64))
-    levels = blocks(norm.inverse(lum)).mean(axis=-1)
-    return levels, blocks(lum).max(axis=-1) >= 1 - 1e-6, blocks(lum).max(axis=-1) <= 1e-6
-
-
 def keeps_display_promise(norm, lum: np.ndarray, data: np.ndarray, sigma, tolerance: float,
-                          slack: float = 1e-3) -> np.ndarray:
-    """Per input pixel, whether the display block over it keeps the noise-consistent promise: its mean in the input's
-    units within ``tolerance`` times the input's noise of the input pixel (``slack`` of that noise for float32
-    outputs) — except that a block holding white pixels is only held below (its light above the white point is
-    unseen), and an all-black block may stand above an input too far below the black point to reach."""
-    levels, white, black = display_block_levels(norm, lum)
+                          quantum: float = 1e-6, scale: int = 4) -> np.ndarray:
+    """Per input pixel, whether the display block over it keeps the flux promise: its mean in the input's units
+    (through the display mapping's inverse) within ``tolerance`` times the input's noise ``sigma`` of the input pixel
+    (0: exactly), allowing each display value ``quantum`` of rounding (float32 1e-6; int16 planes 1e-5) — except that a
+    block holding white pixels is only held from above (its light above the white point is unseen), and an all-black
+    block may stand above an input too far below the black point to reach."""
+    h, w = lum.shape[0] // scale, lum.shape[1] // scale
+    d = np.nan_to_num(lum.astype(np.float64))
+
+    def blocks(a: np.ndarray) -> np.ndarray:
+        return a.reshape(h, scale, w, scale).swapaxes(1, 2).reshape(h, w, -1)
+
+    lowest = blocks(norm.inverse(np.clip(d - quantum, 0, 1))).mean(axis=-1)
+    highest = blocks(norm.inverse(np.clip(d + quantum, 0, 1))).mean(axis=-1)
+    white, black = blocks(d).max(axis=-1) >= 1 - quantum, blocks(d).max(axis=-1) <= quantum
     allowed = tolerance * sigma * np.ones_like(data)
-    low, high = data - allowed * (1 + slack), data + allowed * (1 + slack)
     floor = norm.inverse(np.zeros(1))[0]
-    return ((levels >= low) | white) & ((levels <= high) | (black & (high <= floor)))
+    return (((highest >= data - allowed) | white)
+            & ((lowest <= data + allowed) | (black & (data + allowed <= floor))))
 
 
 @pytest.fixture(scope="session")

@@ -191,11 +191,13 @@ def smooth_block_correction(out, target, scale: int, passes: int = SMOOTH_PASSES
 SHARP_SIGMAS = 3.0  # block corrections beyond this many input sigmas follow the block's light (`physical_flux`)
 
 
-def structured_block_correction(out, shift, scale: int):
+def structured_block_correction(out, shift, scale: int, floor=0.0):
     """``out`` (``(H*s, W*s)``) with each ``scale x scale`` block's mean raised by ``shift`` (``(H, W)``), spread over the
-    block in proportion to each pixel's light above the block's faintest pixel (evenly in a flat block, and for what
-    a negative shift takes beyond all that light): the correction stays where the light is, so a large one does not
-    ring.  Only the blocks with a shift are worked on.  float64 tensors; a new tensor back."""
+    block in proportion to each pixel's light above the block's faintest pixel plus ``floor`` (a number or ``(H, W)``;
+    0: evenly only in an exactly flat block, and for what a negative shift takes beyond all that light): the
+    correction stays where the light is, so a large one does not ring; a ``floor`` at the noise level spreads it
+    evenly where the block's light varies by less (the sky: a noise peak is not gathered into a dot).  Only the
+    blocks with a shift are worked on.  float64 tensors; a new tensor back."""
     n = scale * scale
     h, w = shift.shape
     res = out.clone().contiguous()
@@ -207,6 +209,10 @@ def structured_block_correction(out, shift, scale: int):
     k = b.shape[0]
     flat = b.reshape(k, n)
     light = flat - flat.amin(dim=1, keepdim=True)
+    if isinstance(floor, torch.Tensor):
+        light = light + floor.to(flat)[iy, ix][:, None]
+    elif floor:
+        light = light + floor
     total = light.sum(dim=1)  # each block's light above its faintest pixel
     want = shift[iy, ix] * n
     # a block loses at most all of that light (down to its faintest pixel's level); the rest of a larger negative
@@ -334,18 +340,19 @@ def _fit_chroma(y: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
     return chroma * t
 
 
-def noise_consistent_shift(out, low, high, scale: int, display):
+def block_levels_within(out, low, high, scale: int, display, sigma=0.0):
     """``out`` (display values, ``(H*s, W*s)``) with each ``scale x scale`` block's mean *in the input's units* brought
-    into ``[low, high]`` (``(H, W)``, input units: the input pixel's value minus and plus the noise tolerated; NaN where
-    the input has no data: the block left as it is).  ``display`` is the display mapping (a `Normalizer`: called, and
+    into ``[low, high]`` (``(H, W)``, input units: the input pixel's value minus and plus the noise tolerated, or the
+    value itself for the exact promise; NaN where the input has no data: the block left as it is).  ``display`` is the display mapping (a `Normalizer`: called, and
     its ``inverse``).  In the input's units, because a block's display mean is not the display of its mean: a sharp
     star's block has a display mean well below the display of its flux (the truth's too), and a promise kept in
     display units flattened such stars into squares.  A block is moved in the input's units, the move spread over it
-    in proportion to its light (`structured_block_correction`: evenly in a flat block), values kept between the
-    display's black and white points (`project_block_means`), so block means end within the input's noise of the
-    input, as the truth's are, and a network that removes noise is not forced to put it back.  A block
-    holding pixels at the white point has light above it that its values do not show: it is only held below
-    ``high``.  torch tensors on the run's device; float32 back."""
+    in proportion to its light above a floor of the input's noise ``sigma`` (`structured_block_correction`: evenly
+    where the light varies less, as in the sky), values kept between the display's black and white points
+    (`project_block_means`): block means end within the input's noise of the input, as the truth's are, and a
+    network that removes noise is not forced to put it back.  A block holding pixels at the white point has light
+    above it that its values do not show: it is only held below ``high``.  torch tensors on the run's device;
+    float32 back."""
     t_out = _tensor(out)
     black, white = (float(v) for v in display.inverse(torch.tensor([0.0, 1.0], dtype=torch.float64)))
     span = white - black
@@ -359,14 +366,15 @@ def noise_consistent_shift(out, low, high, scale: int, display):
     target = target.clamp(0.0, 1.0)
     # the correction goes where the block's light is (a star's block is not flattened into a square), then the
     # bounded projection removes what the clip at the black and white points left
-    u = structured_block_correction(u, target - current, scale).clamp(0.0, 1.0)
+    u = structured_block_correction(u, target - current, scale, _tensor(sigma).double() / span
+                                    if isinstance(sigma, torch.Tensor | np.ndarray) else sigma / span).clamp(0.0, 1.0)
     return _like(display(black + span * project_block_means(u, target, scale).double()), out)
 
 
 def finish_pixels(lum: torch.Tensor, chroma: torch.Tensor, lum_in: torch.Tensor, mask: torch.Tensor, scale: int,
                   flux: bool, chroma_in: torch.Tensor | None = None,
                   bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
-                  display=None) -> tuple[torch.Tensor, torch.Tensor]:
+                  display=None, sigma=0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Final RGB ``(H*s, W*s, 3)`` and luminance ``(H*s, W*s)`` of a piece of output, as float32 tensors on the
     inputs' device (the engine's: CPU or GPU, one code path).
 
@@ -375,11 +383,12 @@ def finish_pixels(lum: torch.Tensor, chroma: torch.Tensor, lum_in: torch.Tensor,
     block means of the luminance equal ``lum_in`` and, for a colour input (``chroma_in`` ``(2, H, W)``, measured
     colour), so do the chroma's; then the chroma is shrunk into the RGB gamut (a pixel's saturation may give way,
     never its luminance).  With ``bounds`` (two ``(H, W)`` tensors: each input pixel's value minus and plus the noise
-    tolerated, in the input's units) and ``display`` (the display mapping) the luminance's block means in the input's
-    units are only brought into that interval (`noise_consistent_shift`) instead of onto ``lum_in``.
+    tolerated, in the input's units; equal for the exact promise), ``display`` (the display mapping) and ``sigma``
+    (the input's noise) the luminance's block means are kept in the input's units instead (`block_levels_within`):
+    the engine's way for a grey frame, and for a colour one with a tolerance.
     """
     if flux and scale > 1 and bounds is not None:
-        lum = noise_consistent_shift(lum, bounds[0], bounds[1], scale, display)
+        lum = block_levels_within(lum, bounds[0], bounds[1], scale, display, sigma)
     elif flux and scale > 1:
         lum = project_block_means(lum, lum_in.clamp(0, 1), scale)
         if chroma_in is not None:
