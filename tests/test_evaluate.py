@@ -9,7 +9,7 @@ import torch
 from typer.testing import CliRunner
 
 from astroenhance.cli import app
-from astroenhance.metrics import area_downsample, count_sources, groups_above, mse_8bit, psnr, ssim
+from astroenhance.metrics import area_downsample, block_lattice, count_sources, groups_above, mse_8bit, psnr, ssim
 from astroenhance.training.evaluate import LumaChromaLUT, evaluate_pipeline, false_sources
 
 from .conftest import COLOR
@@ -45,6 +45,24 @@ def test_area_downsample_preserves_flux():
     small = area_downsample(img, 4)
     assert small.shape == (2, 3, 3)
     assert small.sum() * 16 == pytest.approx(img.sum())
+
+
+def test_block_lattice_sees_block_steps_and_isolated_squares():
+    """1 for an image without 4x4 structure; far above for blocks replicated; an isolated 4x4 square in smooth sky
+    shows in the means over a mask, not in the medians."""
+    rng = np.random.default_rng(0)
+    smooth = rng.normal(0, 1, (64, 64))
+    assert block_lattice(smooth) == pytest.approx(1.0, abs=0.15)
+    blocky = np.kron(rng.normal(0, 1, (16, 16)), np.ones((4, 4))) + 0.01 * smooth
+    assert block_lattice(blocky) > 20 and block_lattice(blocky.T) > 20
+    square = 0.01 * smooth
+    square[20:24, 28:32] += 1.0  # one block set apart
+    everywhere = np.ones_like(square, bool)
+    assert block_lattice(square) == pytest.approx(1.0, abs=0.15)  # the median does not see one square
+    assert block_lattice(square, everywhere) > 1.5 and block_lattice(square.T, everywhere.T) > 1.5
+    away = everywhere.copy()
+    away[16:28, 24:36] = False  # a mask that leaves the square out sees none
+    assert block_lattice(square, away) == pytest.approx(1.0, abs=0.15)
 
 
 def test_lookup_table_recovers_a_luminance_colour_law():

@@ -343,8 +343,8 @@ def _fit_chroma(y: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
 def block_levels_within(out, low, high, scale: int, display, sigma=0.0):
     """``out`` (display values, ``(H*s, W*s)``) with each ``scale x scale`` block's mean *in the input's units* brought
     into ``[low, high]`` (``(H, W)``, input units: the input pixel's value minus and plus the noise tolerated, or the
-    value itself for the exact promise; NaN where the input has no data: the block left as it is).  ``display`` is the display mapping (a `Normalizer`: called, and
-    its ``inverse``).  In the input's units, because a block's display mean is not the display of its mean: a sharp
+    value itself for the exact promise; NaN where the input has no data: the block left as it is).  ``display`` is
+    the display mapping (a `Normalizer`: called, and its ``inverse``).  In the input's units, because a block's display mean is not the display of its mean: a sharp
     star's block has a display mean well below the display of its flux (the truth's too), and a promise kept in
     display units flattened such stars into squares.  A block is moved in the input's units, the move spread over it
     in proportion to its light above a floor of the input's noise ``sigma`` (`structured_block_correction`: evenly

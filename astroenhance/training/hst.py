@@ -5,8 +5,9 @@ Protocol (stated in every report): each truth is a deep real frame (linear units
 (``estimate_noise``: neighbouring-pixel differences), written as a FITS file with SCI and ERR extensions and
 enhanced by the real `run` code path (`Enhancer.enhance_file`, --no-colorize --format fits, every other setting
 `run`'s default).  The output luminance is scored against the truth in the output's own display mapping (its
-AE_STRCH, AE_STRA, AE_VMIN, AE_VMAX applied to the truth and to every baseline): PSNR (data range 1) and SSIM, and how much 4x4 block
-edges show in the sky (`sky_lattice`: mean |step| across block edges over inside blocks, on the truth's fainter half).
+AE_STRCH, AE_STRA, AE_VMIN, AE_VMAX applied to the truth and to every baseline): PSNR (data range 1) and SSIM, and
+how much 4x4 block edges show in the sky (`sky_lattice`: mean |step| across block edges over inside blocks, on the
+truth's fainter half).
 Baselines, the best one per case reported beside `run`: bicubic of the input in linear units and of the stretched
 input, each as is and projected onto the input's 4x4 block means, each after a Gaussian smoothing of the input
 by sigma 0, 0.5, 1 or 1.5 input pixels (16 in all; choosing the best on the scored data favours the baselines).
