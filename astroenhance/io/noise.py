@@ -282,23 +282,51 @@ def _estimated_sky_sigmas(read_data: Rows, shape: tuple[int, int], block: int, s
     ``sky``): the first cut truncates a shallow block's noise, the wider ones take it whole, a source's bright pixels
     stay out.  NaN (filled from the neighbours) where under ``share`` of the block's pixels are sky, where its level
     ends more than `SKY_CUT` frame sigmas from ``sky`` (extended light, whose own photons are not the sky's noise),
-    and for a sliver of a block at the frame's edge (under half a block: too few pixels to tell)."""
+    and for a sliver of a block at the frame's edge (under half a block: too few pixels to tell).  All the blocks of
+    a row of blocks at once (the same numbers as block by block: `benchmarks/bench_noise_map.py`)."""
+    h, w = shape
     grid = _grid(shape, block)
-    for j, i, (data,) in _blocks(shape, block, read_data):
-        if data.size < block * block // 2:
-            continue
-        need = max(share * np.isfinite(data).sum(), 2 * block)
+    n = grid.shape[1]
+    widths = np.minimum(block, w - np.arange(n) * block)
+    for j in range(grid.shape[0]):
+        rows = np.asarray(read_data(j * block, min(h, (j + 1) * block)), np.float64)
+        padded = np.full((rows.shape[0], n * block), np.nan)
+        padded[:, :w] = rows
+        x = padded.reshape(rows.shape[0], n, block).transpose(1, 0, 2)  # (blocks, rows, columns)
+        alive = rows.shape[0] * widths >= block * block // 2
+        need = np.maximum(share * np.isfinite(x).reshape(n, -1).sum(axis=1), 2 * block)
         with np.errstate(invalid="ignore"):
-            keep = np.abs(data - sky) < SKY_CUT * sigma
+            keep = np.abs(x - sky) < SKY_CUT * sigma
             for _ in range(4):  # three rounds of clipping, then the measure
-                if keep.sum() < need:
+                alive &= keep.reshape(n, -1).sum(axis=1) >= need
+                if not alive.any():
                     break
-                est, level = difference_sigma(np.where(keep, data, np.nan)), float(np.median(data[keep]))
-                keep = np.abs(data - level) < SKY_CLIP * est
+                kept = np.where(keep, x, np.nan)
+                est = _difference_sigmas(kept)
+                level = _masked_medians(kept.reshape(n, -1))
+                keep = np.abs(x - level[:, None, None]) < SKY_CLIP * est[:, None, None]
             else:
-                if est > 0 and abs(level - sky) < SKY_CUT * sigma:
-                    grid[j, i] = est
+                ok = alive & (est > 0) & (np.abs(level - sky) < SKY_CUT * sigma)
+                grid[j, ok] = est[ok]
     return grid
+
+
+def _masked_medians(values: np.ndarray) -> np.ndarray:
+    """The median of each row's finite values (NaN where none), as `numpy.median` takes it."""
+    if values.shape[1] == 0:
+        return np.full(len(values), np.nan)
+    s = np.sort(values, axis=1)  # NaN last
+    count = np.isfinite(values).sum(axis=1)
+    lo, hi = np.maximum(count - 1, 0) // 2, count // 2
+    pick = np.arange(len(s))
+    return np.where(count > 0, 0.5 * (s[pick, lo] + s[pick, np.minimum(hi, s.shape[1] - 1)]), np.nan)
+
+
+def _difference_sigmas(blocks: np.ndarray, lag: int = 2) -> np.ndarray:
+    """`metrics.difference_sigma` of each block ``(blocks, rows, columns)`` (NaN skipped; 0 where no pair)."""
+    d = np.abs(blocks[..., lag:] - blocks[..., :-lag]).reshape(len(blocks), -1)
+    med = _masked_medians(d)
+    return np.where(np.isfinite(med), 1.4826 * med / np.sqrt(2), 0.0)
 
 
 def _fill(grid: np.ndarray) -> np.ndarray | None:
