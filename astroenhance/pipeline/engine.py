@@ -665,6 +665,7 @@ class Enhancer:
                 weight = piece[3]
                 lum_in = lum[rows, cols_in]
                 tol = cfg.display_tolerance or 0.0
+                sigma = sigma_rows[rows, cols_in] if isinstance(sigma_rows, torch.Tensor) else sigma_rows
                 bounds = None
                 # the promise in the input's units (a display mean is not the display of a mean): a grey frame's
                 # own values, exact or within the tolerance; a colour frame's display luminance's, within it (exact,
@@ -672,12 +673,10 @@ class Enhancer:
                 if cfg.flux_conserving and s > 1 and (tol > 0 or src.channels == 1):
                     level = (raw_rows[rows, cols_in].double() if src.channels == 1
                              else torch.where(mask[rows, cols_in], torch.nan, norm.inverse(lum_in)))
-                    sigma = sigma_rows[rows, cols_in] if isinstance(sigma_rows, torch.Tensor) else sigma_rows
                     bounds = (level - tol * sigma, level + tol * sigma)
                 self._lap("finish")
                 rgb_t, out_l_t = finish_pixels(piece[0] / weight, piece[1:3] / weight, lum_in, mask[rows, cols_in], s,
-                                               bool(cfg.flux_conserving), measured, bounds, norm,
-                                               sigma if bounds is not None else 0.0)
+                                               bool(cfg.flux_conserving), measured, bounds, norm, sigma)
                 rgb, out_l = rgb_t.cpu().numpy(), out_l_t.cpu().numpy()
                 self._lap("flux")
                 if flux_rows is None:

@@ -344,7 +344,7 @@ def block_levels_within(out, low, high, scale: int, display, sigma=0.0):
     """``out`` (display values, ``(H*s, W*s)``) with each ``scale x scale`` block's mean *in the input's units* brought
     into ``[low, high]`` (``(H, W)``, input units: the input pixel's value minus and plus the noise tolerated, or the
     value itself for the exact promise; NaN where the input has no data: the block left as it is).  ``display`` is
-    the display mapping (a `Normalizer`: called, and its ``inverse``).  In the input's units, because a block's display mean is not the display of its mean: a sharp
+    the display mapping (a `Normalizer`: called, its ``inverse``, ``vmin`` and ``vmax``).  In the input's units, because a block's display mean is not the display of its mean: a sharp
     star's block has a display mean well below the display of its flux (the truth's too), and a promise kept in
     display units flattened such stars into squares.  A block is moved in the input's units, the move spread over it
     in proportion to its light above a floor of the input's noise ``sigma`` (`structured_block_correction`: evenly
@@ -354,8 +354,7 @@ def block_levels_within(out, low, high, scale: int, display, sigma=0.0):
     above it that its values do not show: it is only held below ``high``.  torch tensors on the run's device;
     float32 back."""
     t_out = _tensor(out)
-    black, white = (float(v) for v in display.inverse(torch.tensor([0.0, 1.0], dtype=torch.float64)))
-    span = white - black
+    black, span = display.vmin, display.vmax - display.vmin  # the input values the display maps to 0 and to 1
     u = (display.inverse(t_out.double()) - black) / span  # the input's units, 0 at the black point, 1 at the white
     current = _pool(u, scale)
     lo, hi = (_tensor(low).double() - black) / span, (_tensor(high).double() - black) / span
