@@ -360,3 +360,41 @@ def test_smooth_backgrounds_are_smooth_bounded_and_change_only_the_pairs_that_ge
     x, y, _ = on.batch(3)
     assert all(torch.equal(a, b) for a, b in zip((x, y), on.batch(3)))  # deterministic per step
     assert not torch.equal(y, plain[1])
+
+
+def test_press_truths_are_de_stretched_luminance_and_replace_only_the_share_of_frame_pairs(tmp_path, monkeypatch):
+    """`train sr-hst --press DIR --press-share P`: a press image's luminance from its black level (0) to white (1),
+    de-stretched by an inverse asinh (monotone: a brighter pixel stays brighter; black stays 0) into noise-free truths;
+    the share comes out of the frame pairs only, and without press images nothing is drawn for them."""
+    from PIL import Image
+
+    import astroenhance.training.telescope as telescope
+    from astroenhance.training.telescope import load_press, press_field
+
+    ramp = np.tile(np.linspace(0, 255, 160), (150, 1)).astype(np.uint8)
+    Image.fromarray(np.stack([ramp] * 3, -1)).save(tmp_path / "ramp.png")
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "small.jpg")  # too small for a crop: left out
+    (images,) = load_press(tmp_path, min_side=64)
+    assert images.shape == (150, 160) and images.min() == 0.0 and images.max() == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        f = press_field(rng, [images], 64)
+        assert f.shape == (64, 64) and np.all(f >= 0) and f.max() <= 10**3.5
+        assert np.all(np.diff(f, axis=1) >= 0) and np.ptp(f[0]) > 0  # the ramp stays a ramp
+    with pytest.raises(SettingsError, match="no images"):
+        load_press(tmp_path, min_side=200)
+    data = np.random.default_rng(1).normal(10.0, 1.0, (96, 96)).astype(np.float32)
+    truths = [Truth("frame", data, 10.0, 1.0)]
+    cfg = TelescopeConfig(out="unused", iters=1, batch=8, crop=8, synthetic=0.0)
+    monkeypatch.setattr(telescope, "press_field", lambda *a: pytest.fail("a press truth with --press-share 0"))
+    plain = TelescopeTrainer(cfg, truths, []).batch(2)
+    unused = TelescopeTrainer(TelescopeConfig(**{**cfg.__dict__, "press": str(tmp_path)}), truths, []).batch(2)
+    assert all(torch.equal(a, b) for a, b in zip(plain, unused))
+    monkeypatch.undo()
+    on = TelescopeTrainer(TelescopeConfig(**{**cfg.__dict__, "press": str(tmp_path), "press_share": 1.0}), truths, [])
+    x, y, noise_free = on.batch(2)
+    assert bool(noise_free.all())  # every frame pair replaced, and counted noise-free (as synthetic) for the GAN
+    assert all(torch.equal(a, b) for a, b in zip((x, y), on.batch(2)))
+    monkeypatch.setattr(telescope, "press_field", lambda *a: pytest.fail("a press truth in a synthetic pair"))
+    TelescopeTrainer(TelescopeConfig(**{**cfg.__dict__, "synthetic": 1.0, "press": str(tmp_path), "press_share": 1.0}),
+                     truths, []).batch(2)  # the share is of the frame pairs: all synthetic, none drawn

@@ -33,7 +33,9 @@ def export_checkpoint(ckpt: str | Path, weights_dir: str | Path, weights_id: str
             "training_data": {"real_frames": cfg["truths"], "synthetic_share": cfg["synthetic"],
                               "big_galaxy_share": cfg.get("big_galaxies", 0.0),
                               "sharp_psf_share": cfg.get("sharp_psfs", 0.0),
-                              "smooth_background_share": cfg.get("backgrounds", 0.0)},
+                              "smooth_background_share": cfg.get("backgrounds", 0.0),
+                              **({"press_images": cfg["press"], "press_share": cfg["press_share"]}
+                                 if cfg.get("press_share", 0.0) > 0 else {})},
             "degradation": {"binning": "4x4 block means", "noise": "Gaussian, k x the truth's pixel rms",
                             "k": [cfg["k_min"], cfg["k_max"]], "k_draw": "log-uniform",
                             "correlated_share": cfg.get("correlated", 0.0), "loss": cfg.get("loss", "l1")},

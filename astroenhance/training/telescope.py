@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from scipy.signal import fftconvolve
 
 from ..errors import SettingsError
+from ..imaging.color import LUMA_WEIGHTS
 from ..metrics import area_downsample, clipped_sky, psnr
 from ..models.discriminator import adversarial_loss, discriminator_loss
 from ..models.registry import build_model
@@ -65,6 +66,37 @@ def load_truths(paths: list[Path]) -> list[Truth]:
         sky = clipped_sky(data, estimate_noise(data, lag=2))
         out.append(Truth(Path(p).name, data.astype(np.float32), sky, estimate_noise(data)))
     return out
+
+
+def load_press(folder: Path, min_side: int = 128) -> list[np.ndarray]:
+    """Press images' luminance (BT.709 of their 8-bit RGB) from ``folder`` and below, for `press_field`: texture
+    variety the deep frames lack (nebulae, dust lanes, spiral arms); 0 at each image's black level (its 5th
+    percentile), 1 at white."""
+    from .data import list_images, load_rgb
+
+    out = []
+    for p in list_images(Path(folder)):
+        y = load_rgb(p).astype(np.float32) @ LUMA_WEIGHTS.astype(np.float32) / 255.0
+        if min(y.shape) >= min_side:
+            black = float(np.percentile(y, 5))
+            out.append(np.clip((y - black) / max(1.0 - black, 1e-6), 0.0, 1.0).astype(np.float32))
+    if not out:
+        raise SettingsError(f"--press {folder}: no images of {min_side} pixels a side or more")
+    return out
+
+
+def press_field(rng: np.random.Generator, images: list[np.ndarray], size: int) -> np.ndarray:
+    """A noise-free truth of ``size``² pixels from a press image's luminance, de-stretched to linear units: a random
+    crop (at its pixels or 2x binned), through the inverse of an asinh stretch
+    ``sinh(a y) / sinh(a)`` (``a`` 2-10: press images are stretched that hard or harder) and a peak of 10-3,000 in the
+    units of `synthetic_field` (the noise a 1x input pixel gets)."""
+    img = images[int(rng.integers(len(images)))]
+    f = 2 if min(img.shape) >= 2 * size and rng.uniform() < 0.5 else 1
+    y, x = (int(rng.integers(0, n - f * size + 1)) for n in img.shape)
+    crop = img[y:y + f * size, x:x + f * size].astype(np.float64)
+    d = area_downsample(crop, f) if f > 1 else crop
+    a = math.exp(rng.uniform(math.log(2.0), math.log(10.0)))
+    return np.sinh(a * d) / math.sinh(a) * 10 ** rng.uniform(1.0, 3.5)
 
 
 def moffat_psf(fwhm: float, beta: float = 2.5, size: int = 25) -> np.ndarray:
@@ -179,6 +211,8 @@ class TelescopeConfig:
     synthetic: float = 0.3  # share of pairs from synthetic fields
     big_galaxies: float = 0.0  # share of synthetic fields that also hold one large bright elliptical
     sharp_psfs: float = 0.0  # share of synthetic fields drawn through a pixel-integrated PSF of FWHM 0.9-1.8 pixels
+    press: str = ""  # a folder of press images (`load_press`) for a share of the pairs
+    press_share: float = 0.0  # share of the pairs not synthetic whose truth is a press image (`press_field`), not a frame
     correlated: float = 0.0  # share of pairs whose noise is correlated like a drizzled frame's (`drizzle_like`)
     backgrounds: float = 0.0  # share of pairs whose truth gets a smooth field of a few input sigmas (`smooth_background`)
     flux_tolerance: float = 0.0  # > 0: train through run's flux promise (`project_within`): what is scored is what ships
@@ -229,6 +263,7 @@ class TelescopeTrainer:
             raise SettingsError(f"precision {cfg.precision!r}: choose fp32 or bf16")
         self.device = resolve_device(cfg.device, cfg.precision)
         self.cfg, self.truths, self.val = cfg, truths, val
+        self.press = load_press(Path(cfg.press), cfg.crop * SCALE) if cfg.press and cfg.press_share > 0 else []
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.arch)
         if cfg.init:
@@ -261,6 +296,8 @@ class TelescopeTrainer:
         synthetic = not self.truths or rng.uniform() < self.cfg.synthetic
         if synthetic:
             truth, sky, rms = synthetic_field(rng, s, self.cfg.big_galaxies, self.cfg.sharp_psfs), 0.0, 1.0
+        elif self.press and rng.uniform() < self.cfg.press_share:  # (no draw without press images: old runs repeat)
+            truth, sky, rms, synthetic = press_field(rng, self.press, s), 0.0, 1.0, True
         else:
             t = self.truths[rng.choice(len(self.truths), p=self.weights)]
             y, x = rng.integers(0, t.data.shape[0] - s + 1), rng.integers(0, t.data.shape[1] - s + 1)
