@@ -220,18 +220,22 @@ def test_a_frame_without_per_pixel_noise_gets_its_depth_from_its_pixels(tmp_path
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 6), st.integers(1, 40), st.floats(0.0, 1.0), st.integers(0, 2**31 - 1))
 def test_row_medians_and_block_noise_are_numpy_s(rows, cols, nan_share, seed):
-    """The estimated map measures all the blocks of a row at once: each row's median of its finite values is
-    `numpy.median`'s exactly (NaN where none), each block's difference sigma `metrics.difference_sigma`'s."""
-    from astroenhance.io.noise import _difference_sigmas, _masked_medians
+    """The maps measure all the blocks of a row at once: each row's median of its finite values is `numpy.median`'s
+    exactly (NaN where none), its percentiles `numpy.percentile`'s, each block's difference sigma
+    `metrics.difference_sigma`'s."""
+    from astroenhance.io.noise import SKY_QUANTILE, _difference_sigmas, _masked_medians, _masked_percentiles
     from astroenhance.metrics import difference_sigma
 
     rng = np.random.default_rng(seed)
     x = rng.normal(0.0, 1.0, (rows, cols)).round(1)  # ties too
     x[rng.random(x.shape) < nan_share] = np.nan
     got = _masked_medians(x)
+    quantiles = {q: _masked_percentiles(x, q) for q in (0, SKY_QUANTILE, 50, 73.3, 100)}
     for r in range(rows):
         finite = x[r][np.isfinite(x[r])]
         assert (np.isnan(got[r]) if finite.size == 0 else got[r] == np.median(finite))
+        for q, at in quantiles.items():
+            assert (np.isnan(at[r]) if finite.size == 0 else at[r] == np.percentile(finite, q))
     blocks = x.reshape(rows, 1, cols)  # (blocks, rows, columns): one row each
     expected = [difference_sigma(b) for b in blocks]
     assert np.array_equal(_difference_sigmas(blocks), np.array(expected))

@@ -260,18 +260,35 @@ def _grid(shape: tuple[int, int], block: int) -> np.ndarray:
 
 
 def _sky_sigmas(read_data: Rows, read_noise: Rows, shape: tuple[int, int], block: int, sky: float,
-                 cut: float, share: float) -> tuple[np.ndarray, np.ndarray]:
+                cut: float, share: float) -> tuple[np.ndarray, np.ndarray]:
     """Per block, the `SKY_QUANTILE` percentile of the noise of the pixels within ``cut`` (the pixels' units) of
     ``sky``, where at least ``share`` of the block's pixels are, and the block's own pixel noise (differences of
-    pixels 2 apart, `metrics.difference_sigma`); NaN elsewhere."""
+    pixels 2 apart, `metrics.difference_sigma`); NaN elsewhere.  All the blocks of a row of blocks at once (the same
+    numbers as block by block: `benchmarks/bench_noise_map.py --err`)."""
     grid, own = _grid(shape, block), _grid(shape, block)
-    for j, i, (data, noise) in _blocks(shape, block, read_data, read_noise):
-        ok = np.isfinite(data) & np.isfinite(noise) & (noise > 0)
-        keep = ok & (np.abs(data - sky) < cut)
-        if keep.any() and keep.sum() >= share * ok.size:
-            grid[j, i] = np.percentile(noise[keep], SKY_QUANTILE)
-            own[j, i] = difference_sigma(np.where(ok, data, np.nan))
+    for j in range(grid.shape[0]):
+        data, noise = _row_of_blocks(read_data, j, shape, block), _row_of_blocks(read_noise, j, shape, block)
+        n, size = len(data), data.shape[1] * np.minimum(block, shape[1] - np.arange(len(data)) * block)
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(data) & np.isfinite(noise) & (noise > 0)
+            keep = ok & (np.abs(data - sky) < cut)
+        count = keep.reshape(n, -1).sum(axis=1)
+        sky_blocks = (count > 0) & (count >= share * size)
+        if sky_blocks.any():
+            grid[j, sky_blocks] = _masked_percentiles(np.where(keep, noise, np.nan).reshape(n, -1),
+                                                      SKY_QUANTILE)[sky_blocks]
+            own[j, sky_blocks] = _difference_sigmas(np.where(ok, data, np.nan))[sky_blocks]
     return grid, own
+
+
+def _row_of_blocks(read: Rows, j: int, shape: tuple[int, int], block: int) -> np.ndarray:
+    """Row ``j`` of blocks as ``(blocks, rows, block)`` float64, the last block's columns past the frame NaN."""
+    h, w = shape
+    rows = np.asarray(read(j * block, min(h, (j + 1) * block)), np.float64)
+    n = -(-w // block)
+    padded = np.full((rows.shape[0], n * block), np.nan)
+    padded[:, :w] = rows
+    return padded.reshape(rows.shape[0], n, block).transpose(1, 0, 2)
 
 
 def _estimated_sky_sigmas(read_data: Rows, shape: tuple[int, int], block: int, sky: float, sigma: float,
@@ -284,16 +301,13 @@ def _estimated_sky_sigmas(read_data: Rows, shape: tuple[int, int], block: int, s
     ends more than `SKY_CUT` frame sigmas from ``sky`` (extended light, whose own photons are not the sky's noise),
     and for a sliver of a block at the frame's edge (under half a block: too few pixels to tell).  All the blocks of
     a row of blocks at once (the same numbers as block by block: `benchmarks/bench_noise_map.py`)."""
-    h, w = shape
+    w = shape[1]
     grid = _grid(shape, block)
     n = grid.shape[1]
     widths = np.minimum(block, w - np.arange(n) * block)
     for j in range(grid.shape[0]):
-        rows = np.asarray(read_data(j * block, min(h, (j + 1) * block)), np.float64)
-        padded = np.full((rows.shape[0], n * block), np.nan)
-        padded[:, :w] = rows
-        x = padded.reshape(rows.shape[0], n, block).transpose(1, 0, 2)  # (blocks, rows, columns)
-        alive = rows.shape[0] * widths >= block * block // 2
+        x = _row_of_blocks(read_data, j, shape, block)  # (blocks, rows, columns)
+        alive = x.shape[1] * widths >= block * block // 2
         need = np.maximum(share * np.isfinite(x).reshape(n, -1).sum(axis=1), 2 * block)
         with np.errstate(invalid="ignore"):
             keep = np.abs(x - sky) < SKY_CUT * sigma
@@ -320,6 +334,22 @@ def _masked_medians(values: np.ndarray) -> np.ndarray:
     lo, hi = np.maximum(count - 1, 0) // 2, count // 2
     pick = np.arange(len(s))
     return np.where(count > 0, 0.5 * (s[pick, lo] + s[pick, np.minimum(hi, s.shape[1] - 1)]), np.nan)
+
+
+def _masked_percentiles(values: np.ndarray, q: float) -> np.ndarray:
+    """The ``q`` percentile of each row's finite values (NaN where none), as `numpy.percentile` takes it (linear)."""
+    if values.shape[1] == 0:
+        return np.full(len(values), np.nan)
+    s = np.sort(values, axis=1)  # NaN last
+    count = np.isfinite(values).sum(axis=1)
+    at = np.true_divide(q, 100) * (np.maximum(count, 1) - 1)  # numpy's virtual index
+    lo = np.floor(at).astype(np.intp)
+    hi = np.minimum(lo + 1, np.maximum(count - 1, 0))
+    pick = np.arange(len(s))
+    a, b, t = s[pick, lo], s[pick, hi], at - lo
+    diff = b - a
+    value = np.where(t >= 0.5, b - diff * (1 - t), a + diff * t)  # numpy's _lerp
+    return np.where(count > 0, value, np.nan)
 
 
 def _difference_sigmas(blocks: np.ndarray, lag: int = 2) -> np.ndarray:
