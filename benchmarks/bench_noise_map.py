@@ -25,10 +25,20 @@ from astroenhance.io import noise
 from astroenhance.metrics import clipped_sky, difference_sigma
 
 
+def blocks(shape: tuple[int, int], block: int, *reads):
+    """The references' walk over a frame: ``(j, i, [view, ...])`` for each block of ``block`` pixels, each reader's
+    rows (float64, read once per row of blocks) cut to the block's columns."""
+    h, w = shape
+    for j in range(-(-h // block)):
+        rows = [np.asarray(read(j * block, min(h, (j + 1) * block)), np.float64) for read in reads]
+        for i in range(-(-w // block)):
+            yield j, i, [r[:, i * block:min(w, (i + 1) * block)] for r in rows]
+
+
 def per_block(read_data, shape, block, sky, sigma, share):
     """The reference: `_estimated_sky_sigmas` one block at a time."""
     grid = noise._grid(shape, block)
-    for j, i, (data,) in noise._blocks(shape, block, read_data):
+    for j, i, (data,) in blocks(shape, block, read_data):
         if data.size < block * block // 2:
             continue
         need = max(share * np.isfinite(data).sum(), 2 * block)
@@ -48,7 +58,7 @@ def per_block(read_data, shape, block, sky, sigma, share):
 def per_block_err(read_data, read_noise, shape, block, sky, cut, share):
     """The reference: `_sky_sigmas` one block at a time."""
     grid, own = noise._grid(shape, block), noise._grid(shape, block)
-    for j, i, (data, sig) in noise._blocks(shape, block, read_data, read_noise):
+    for j, i, (data, sig) in blocks(shape, block, read_data, read_noise):
         ok = np.isfinite(data) & np.isfinite(sig) & (sig > 0)
         keep = ok & (np.abs(data - sky) < cut)
         if keep.any() and keep.sum() >= share * ok.size:

@@ -245,16 +245,6 @@ def sky_noise_map(read_data: Rows, read_noise: Rows | None, shape: tuple[int, in
     return NoiseMap(grid * units, block, (h, w), units)
 
 
-def _blocks(shape: tuple[int, int], block: int, *reads: Rows):
-    """``(j, i, [view, ...])`` for each block of ``block`` pixels: each reader's rows (float64, read once per row of
-    blocks), cut to the block's columns."""
-    h, w = shape
-    for j in range(-(-h // block)):
-        rows = [np.asarray(read(j * block, min(h, (j + 1) * block)), np.float64) for read in reads]
-        for i in range(-(-w // block)):
-            yield j, i, [r[:, i * block:min(w, (i + 1) * block)] for r in rows]
-
-
 def _grid(shape: tuple[int, int], block: int) -> np.ndarray:
     return np.full((-(-shape[0] // block), -(-shape[1] // block)), np.nan)
 
