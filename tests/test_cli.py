@@ -207,11 +207,16 @@ def test_display_image_defaults(tmp_path):
     got = np.asarray(Image.open(tmp_path / "new" / out.name)).astype(float)
     assert np.abs(src @ luma - got @ luma).max() <= 1.0 + 1e-9  # luminance kept within one 8-bit step
     assert np.abs(src - got).mean() > 2  # the colours are the network's
-    # a grey image is colorized by default
+    # a grey image is colorized by default, at the calibrated strength: fainter than the network's full colour, but
+    # colour (a grey output's channels differ by nothing; 8-bit rounding of colour by at most 1)
     Image.fromarray(np.round(src @ luma).astype(np.uint8)).save(tmp_path / "grey.png")
-    result = invoke("run", tmp_path / "grey.png", "-o", tmp_path / "grey", "--no-upscale", "-q")
-    got = np.asarray(Image.open(tmp_path / "grey" / "grey.enhanced.png")).astype(float)
-    assert result.exit_code == 0 and np.abs(got - got.mean(axis=-1, keepdims=True)).max() > 5
+    spread = {}
+    for label, extra in (("default", []), ("full", ["--color-strength", "1"])):
+        result = invoke("run", tmp_path / "grey.png", "-o", tmp_path / label, "--no-upscale", "-q", *extra)
+        got = np.asarray(Image.open(tmp_path / label / "grey.enhanced.png")).astype(float)
+        assert result.exit_code == 0
+        spread[label] = np.abs(got - got.mean(axis=-1, keepdims=True)).max()
+    assert 2 < spread["default"] < spread["full"]
 
 
 def test_weights_tampering_refused(tmp_path):
@@ -408,7 +413,10 @@ def test_report_records_the_settings_actually_used(tmp_path):
     invoke("run", EXAMPLE, "-o", tmp_path / "default", "--no-upscale", "-q")
     settings = json.loads((tmp_path / "default" / "astroenhance-report.json").read_text())["settings"]
     assert settings["fits_inputs"]["colorize"] is True and settings["image_inputs"]["colorize"] == "grey images only"
-    assert settings["fits_inputs"]["color_strength"] == 0.2  # the shipped colorizer's calibrated strength
+    from astroenhance.models.weights import default_weights_dir, find_weights
+
+    calibrated = find_weights(default_weights_dir(), "colorize", "default").extra["chroma_scale"]
+    assert settings["fits_inputs"]["color_strength"] == calibrated < 1  # the shipped colorizer's calibrated strength
     assert None not in [v for k, v in fits_cfg.items() if k not in ("weights", "hdu")]
 
 
