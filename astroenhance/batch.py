@@ -25,6 +25,7 @@ class Job:
 
     path: Path
     outdir: Path
+    in_folder: bool = False  # found in a folder given as input (not named): a file that is not a frame is skipped
 
 
 def _is_frame(p: Path) -> bool:
@@ -88,7 +89,7 @@ def discover(inputs: list[Path], outdir: Path, recursive: bool = False, glob: st
                 if out_abs in f.resolve().parents:
                     continue  # never read our own outputs back as inputs
                 if _is_frame(f) and (glob is None or fnmatch.fnmatch(f.name, glob)):
-                    jobs.append(Job(f, outdir / f.parent.relative_to(p)))
+                    jobs.append(Job(f, outdir / f.parent.relative_to(p), in_folder=True))
         else:
             jobs.append(Job(p, outdir))
     return jobs

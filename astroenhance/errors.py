@@ -16,6 +16,11 @@ class InputError(AstroEnhanceError):
     """An input file or array cannot be used (unreadable, corrupt, wrong shape, no data)."""
 
 
+class NoImageError(InputError):
+    """A FITS file holds no image at all, only tables (a catalogue, an association table): not a frame.  Named on
+    the command line it is an error; found in a folder it is skipped with this reason."""
+
+
 class OutputError(AstroEnhanceError):
     """An output cannot be written (unwritable directory, full disk, would overwrite an input)."""
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from .batch import Job, Record, check_claims, cleanup_stale_temporaries
 from .config import EnhanceConfig
-from .errors import AstroEnhanceError, DiskFullError, SettingsError
+from .errors import AstroEnhanceError, DiskFullError, NoImageError, SettingsError
 from .io.writers import output_is_complete
 
 _ENHANCERS: dict[EnhanceConfig, object] = {}  # this process's enhancers, by configuration
@@ -165,6 +165,14 @@ def run_job(task: Task, progress=None) -> JobResult:
     except DiskFullError as exc:
         messages.append(("error", str(exc)))
         return JobResult(Record(str(path), "failed", seconds=time.perf_counter() - start, error=str(exc)), messages, True)
+    except NoImageError as exc:
+        if not job.in_folder:  # named on the command line: the user meant it as a frame
+            messages.append(("error", str(exc)))
+            return JobResult(Record(str(path), "failed", seconds=time.perf_counter() - start, error=str(exc)), messages)
+        why = f"not a frame: {str(exc).removeprefix(f'{path}: ')}"  # a catalogue or table beside the frames
+        if verbose:
+            messages.append(("note", f"skipped {path}: {why}"))
+        return JobResult(Record(str(path), "skipped", seconds=time.perf_counter() - start, error=why), messages)
     except AstroEnhanceError as exc:
         messages.append(("error", str(exc)))
         return JobResult(Record(str(path), "failed", seconds=time.perf_counter() - start, error=str(exc)), messages)

@@ -216,6 +216,27 @@ def test_links_that_loop_or_dangle_are_skipped_and_the_rest_processed(tmp_path):
     assert set(skipped) == {"self.fits", "dangling.fits"} and "loops or points nowhere" in skipped["self.fits"]
 
 
+def test_a_table_in_a_folder_is_skipped_and_named_one_fails(tmp_path):
+    """An archive folder holds catalogues and association tables beside its frames: a FITS file with no image in
+    any HDU is skipped there, with the reason (exit 0); named on the command line it is an error (exit 1)."""
+    root = tmp_path / "in"
+    root.mkdir()
+    shutil.copy(EXAMPLE, root / "a.fits.gz")
+    table = fits.BinTableHDU.from_columns([fits.Column("ra", "D", array=np.arange(3.0))])
+    fits.HDUList([fits.PrimaryHDU(), table]).writeto(root / "cat_asn.fits")
+    args = ["--no-colorize", "--no-upscale", "--format", "png"]
+    result = runner.invoke(app, ["run", str(root), "-o", str(tmp_path / "out"), *args])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "a.enhanced.png").exists()
+    assert "1 done, 1 skipped, 0 failed" in result.output and "skipped" in result.output and "cat_asn.fits" in result.output
+    report = json.loads((tmp_path / "out" / "astroenhance-report.json").read_text())
+    [rec] = [r for r in report["records"] if r["status"] == "skipped"]
+    assert rec["input"].endswith("cat_asn.fits") and rec["error"].startswith("not a frame: no image data in any HDU")
+    result = runner.invoke(app, ["run", str(root / "cat_asn.fits"), "-o", str(tmp_path / "out2"), *args])
+    assert result.exit_code == 1 and "no image data in any HDU" in result.output
+    assert not any(p.suffix == ".png" for p in (tmp_path / "out2").glob("*"))
+
+
 def test_a_fifo_is_refused_without_opening_it(tmp_path):
     import os
 

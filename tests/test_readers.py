@@ -230,3 +230,23 @@ def test_an_invalid_bitpix_is_named_not_called_truncation(tmp_path):
     with pytest.raises(InputError) as err:
         frames(tmp_path / "b24.fits")
     assert "b24.fits" in str(err.value) and "truncated" not in str(err.value) and "24" in str(err.value)
+
+
+def test_other_unnamed_images_are_named_not_dropped_silently(tmp_path):
+    """A file of several unnamed images (stamps; sci + wht + psf without EXTNAMEs): the first is enhanced and the
+    frame's note names the others and how to choose one; a file with SCI extensions or one image says nothing."""
+    stamps = [fits.PrimaryHDU()] + [fits.ImageHDU(np.full((8 + i, 8 + i), float(i), np.float32)) for i in range(6)]
+    fits.HDUList(stamps).writeto(tmp_path / "stamps.fits")
+    with open_frames(tmp_path / "stamps.fits") as fr:
+        [f] = list(fr)
+        assert f.shape == (8, 8)
+        [note] = [n for n in f.notes if "--hdu" in n]
+        assert "1 (8x8)" in note and "5 more image HDUs" in note and "2 (9x9)" in note and "and 2 more" in note
+    with open_frames(tmp_path / "stamps.fits", "3") as fr:
+        [f] = list(fr)
+        assert f.shape == (10, 10) and not any("--hdu" in n for n in f.notes)
+    with open_frames(HRC) as fr:
+        assert not any("--hdu" in n for f in fr for n in f.notes)
+    fits.PrimaryHDU(np.ones((8, 8), np.float32)).writeto(tmp_path / "one.fits")
+    with open_frames(tmp_path / "one.fits") as fr:
+        assert not any("--hdu" in n for f in fr for n in f.notes)

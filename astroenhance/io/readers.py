@@ -20,7 +20,7 @@ from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
 from ..config import DQ_NO_DATA
-from ..errors import InputError
+from ..errors import InputError, NoImageError
 from .noise import (
     NoiseMap,
     companion,
@@ -240,10 +240,12 @@ def _image_hdus(hdul: fits.HDUList) -> list[int]:
 
 def _describe(hdul: fits.HDUList, i: int) -> str:
     h = hdul[i]
-    name = h.name or "PRIMARY"
+    name = h.name or ("PRIMARY" if i == 0 else "")  # an extension without EXTNAME is not the primary
     ver = h.header.get("EXTVER")
     shape = "x".join(str(h.header.get(f"NAXIS{k}")) for k in range(h.header.get("NAXIS", 0), 0, -1))
-    return f"{i} ({name}{',' + str(ver) if ver is not None and name != 'PRIMARY' else ''}{' ' + shape if shape else ''})"
+    label = " ".join(filter(None, [name + (f",{ver}" if ver is not None and name not in ("PRIMARY", "") else ""),
+                                   shape]))
+    return f"{i} ({label})" if label else str(i)
 
 
 def _select_hdu(path: Path, hdul: fits.HDUList, hdu: str | int) -> int:
@@ -277,14 +279,24 @@ def _fits_frames(path: Path, hdul: fits.HDUList, hdu: str | int | None, dq_mask:
         candidates = _image_hdus(hdul)
         if not candidates:
             kinds = ", ".join(f"{i} {type(h).__name__}" for i, h in enumerate(hdul))
-            raise InputError(f"{path}: no image data in any HDU (found: {kinds})")
+            raise NoImageError(f"{path}: no image data in any HDU (found: {kinds})")
         sci = [i for i in candidates if hdul[i].name == "SCI"]
         indices = sci if sci else candidates[:1]
     frames: list[FrameSource] = []
     multi = len(indices) > 1
     for i in indices:
         frames.extend(_hdu_frames(path, hdul, i, multi, dq_mask))
+    if hdu is None and not sci and len(candidates) > 1:  # several unnamed images (stamps, sci + wht + psf): say so
+        frames[0].notes.append(_others_note(hdul, candidates[0], candidates[1:]))
     return frames
+
+
+def _others_note(hdul: fits.HDUList, chosen: int, others: list[int], listed: int = 3) -> str:
+    """A frame's note that its file holds more image HDUs than the one enhanced, naming a few."""
+    named = ", ".join(_describe(hdul, i) for i in others[:listed])
+    more = f" and {len(others) - listed} more" if len(others) > listed else ""
+    return (f"enhanced HDU {_describe(hdul, chosen)}, the first image; the file holds {len(others)} more image "
+            f"HDU{'s' if len(others) > 1 else ''} not enhanced: {named}{more} (--hdu N enhances another)")
 
 
 def _primary_keywords(hdul: fits.HDUList, header: fits.Header) -> fits.Header:
