@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from astroenhance.config import EnhanceConfig
 from astroenhance.errors import SettingsError
@@ -233,6 +235,41 @@ def test_noise_consistent_flux_moves_only_what_noise_cannot_explain():
     inside = np.abs(block_means(out, 4) - target) <= 2.0 * sigma
     keep = np.kron(inside, np.ones((4, 4))).astype(bool)
     np.testing.assert_allclose(fixed[keep], out[keep], atol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([0.0, 0.05]), st.booleans(), st.floats(0.5, 4.0))
+def test_only_the_blocks_beyond_the_promise_are_worked_on(seed, tol, sigma_map, spread):
+    """`block_levels_within` moves the blocks beyond the promise and leaves the others as they were (to float32's
+    last bit): the same result as working on every block (the reference: structured correction, bounded projection and
+    the display's round trip over the whole piece), with a noise map or one sigma, exact or within a tolerance."""
+    from astroenhance.pipeline.finish import (
+        _pool,
+        block_levels_within,
+        project_block_means,
+        structured_block_correction,
+    )
+
+    rng = np.random.default_rng(seed)
+    display = Normalizer("asinh", "noise:3", -0.2, 50.0, 0.01)
+    lin = rng.gamma(1.0, 0.5, (12, 20)) + rng.normal(0, 0.1, (12, 20))
+    lin[rng.integers(12), rng.integers(20)] = 80.0  # beyond the white point
+    out = torch.from_numpy(np.kron(lin, np.ones((4, 4))) * rng.uniform(0.5, 1.5, (48, 80))).double()
+    out = display(out).double()
+    sigma = torch.from_numpy(rng.uniform(0.05, 0.2, (12, 20))) if sigma_map else 0.1
+    level = torch.from_numpy(lin + rng.normal(0, spread * 0.1, lin.shape))
+    low, high = level - tol * spread * sigma, level + tol * spread * sigma
+    got = block_levels_within(out, low, high, 4, display, sigma)
+    black, span = display.vmin, display.vmax - display.vmin
+    u = (display.inverse(out) - black) / span
+    current = _pool(u, 4)
+    lo, hi = (low - black) / span, (high - black) / span
+    white = F.max_pool2d((u >= 1.0 - 1e-9).double()[None, None], 4)[0, 0] > 0
+    target = torch.minimum(torch.maximum(current, torch.where(white, -math.inf, lo)), hi).clamp(0.0, 1.0)
+    u = structured_block_correction(u, target - current, 4, sigma / span).clamp(0.0, 1.0)
+    want = display(black + span * project_block_means(u, target, 4).double())
+    assert bool((target != current).any()) or tol > 0  # the exact promise always moves some block
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=0, atol=2e-7)
 
 
 def test_the_display_promise_is_kept_in_the_input_units_so_a_sharp_star_is_left_sharp():

@@ -332,12 +332,24 @@ def _fit_chroma(y: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
     y = y.clamp(0.0, 1.0)
     # RGB offsets from grey per unit chroma: R - Y, G - Y, B - Y
     d = torch.stack(ycbcr_to_rgb_planes(torch.zeros_like(y), chroma[0], chroma[1]))  # (3, ...)
+    rgb = y + d
+    leaves = (rgb.amin(dim=0) < 0) | (rgb.amax(dim=0) > 1)  # only these pixels are shrunk (the others' factor is 1)
+    if not bool(leaves.any()):
+        return chroma
+    where = (slice(None), *leaves.nonzero(as_tuple=True))
+    out = chroma.clone()
+    out[where] = chroma[where] * _gamut_factor(y[leaves], d[where])
+    return out
+
+
+def _gamut_factor(y: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """The largest factor in [0, 1] by which the RGB offsets ``d`` ``(3, n)`` from grey ``y`` ``(n,)`` may be scaled
+    with ``y + factor * d`` in [0, 1] (1 where no offset is finite)."""
     inf = torch.tensor(float("inf"), dtype=d.dtype, device=d.device)
     up = torch.where(d > 0, (1.0 - y) / d, inf)
     down = torch.where(d < 0, -y / d, inf)
     t = torch.minimum(up, down).amin(dim=0).clamp(max=1.0)
-    t = torch.where(torch.isfinite(t), t.clamp(min=0.0), torch.ones_like(t))
-    return chroma * t
+    return torch.where(torch.isfinite(t), t.clamp(min=0.0), torch.ones_like(t))
 
 
 def block_levels_within(out, low, high, scale: int, display, sigma=0.0):
@@ -363,11 +375,23 @@ def block_levels_within(out, low, high, scale: int, display, sigma=0.0):
     lo = torch.where(white_pixels, torch.full_like(lo, -math.inf), lo)
     target = torch.where(known, torch.minimum(torch.maximum(current, lo), hi), current)
     target = target.clamp(0.0, 1.0)
+    # only the blocks beyond the promise move (a few per cent): the rest keep their display values (`u` is their exact
+    # inverse); the moved ones are gathered into one row of blocks and worked on alone
+    res = t_out.float().clamp(0.0, 1.0)
+    iy, ix = torch.nonzero(target - current).unbind(1)
+    if not iy.numel():
+        return _like(res, out)
+    h, w = target.shape
+    k = iy.numel()
+    row = lambda g: g.reshape(k, scale, scale).permute(1, 0, 2).reshape(scale, k * scale)  # noqa: E731 (k blocks -> 1 x k)
+    floor = _tensor(sigma).double()[iy, ix] / span if isinstance(sigma, torch.Tensor | np.ndarray) else sigma / span
     # the correction goes where the block's light is (a star's block is not flattened into a square), then the
     # bounded projection removes what the clip at the black and white points left
-    u = structured_block_correction(u, target - current, scale, _tensor(sigma).double() / span
-                                    if isinstance(sigma, torch.Tensor | np.ndarray) else sigma / span).clamp(0.0, 1.0)
-    return _like(display(black + span * project_block_means(u, target, scale).double()), out)
+    moved = structured_block_correction(row(u.view(h, scale, w, scale)[iy, :, ix, :]), (target - current)[iy, ix][None],
+                                        scale, floor[None] if isinstance(floor, torch.Tensor) else floor).clamp(0.0, 1.0)
+    moved = display(black + span * project_block_means(moved, target[iy, ix][None], scale).double())
+    res.view(h, scale, w, scale)[iy, :, ix, :] = moved.reshape(scale, k, scale).permute(1, 0, 2).to(res)
+    return _like(res, out)
 
 
 def finish_pixels(lum: torch.Tensor, chroma: torch.Tensor, lum_in: torch.Tensor, mask: torch.Tensor, scale: int,
