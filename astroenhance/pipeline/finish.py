@@ -334,11 +334,13 @@ def _fit_chroma(y: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
     d = torch.stack(ycbcr_to_rgb_planes(torch.zeros_like(y), chroma[0], chroma[1]))  # (3, ...)
     rgb = y + d
     leaves = (rgb.amin(dim=0) < 0) | (rgb.amax(dim=0) > 1)  # only these pixels are shrunk (the others' factor is 1)
-    if not bool(leaves.any()):
-        return chroma
-    where = (slice(None), *leaves.nonzero(as_tuple=True))
-    out = chroma.clone()
-    out[where] = chroma[where] * _gamut_factor(y[leaves], d[where])
+    # at black or white every colour leaves the gamut (some channel's offset has the wrong sign): grey, no search
+    at_edge = leaves & ((y <= 0) | (y >= 1))
+    out = chroma.masked_fill(at_edge, 0.0)
+    leaves &= ~at_edge
+    if bool(leaves.any()):
+        where = (slice(None), *leaves.nonzero(as_tuple=True))
+        out[where] = chroma[where] * _gamut_factor(y[leaves], d[where])
     return out
 
 
