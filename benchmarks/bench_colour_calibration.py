@@ -10,7 +10,8 @@ luma as an 8-bit grey image, 8-bit RGB out) at every strength (the factor `run -
 for a distribution head, every softmax temperature. It prints the BT.601 chroma RMS averaged over images, its
 ratio to no colour's, and the worst image's excess over no colour, with no colour and the luminance lookup table
 (fitted on ``--lut-data``) beside; and, per colorizer, the setting it would choose: the lowest mean among those
-with no image more than ``--worst`` (0.01) worse than no colour.
+with no image more than ``--worst`` (0.01) worse than no colour; and the *oracle*: each image at its own best of those
+settings (or no colour) — what the best per-image confidence could reach with this colorizer's chroma.
 
 Choose settings on a calibration split (images the colorizer never trained on), then score that one setting once
 on a test split.
@@ -22,6 +23,7 @@ import argparse
 import itertools
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from astroenhance.models.fold import fold_batchnorm
@@ -68,6 +70,7 @@ def main() -> None:
         model = load_colorizer(spec)
         temps = floats(args.temperatures) if getattr(model, "chroma_bins", 0) else [1.0]
         best = None
+        oracle: dict[str, float] = {}  # each image's lowest chroma RMS over the settings (no colour included)
         for t, s in itertools.product(temps, floats(args.strengths)):
             model.temperature, model.chroma_scale = t, s
             rows: list[dict] = []
@@ -84,10 +87,16 @@ def main() -> None:
                   f"{r['worst_minus_grey']:+8.4f}", flush=True)
             if r["worst_minus_grey"] <= args.worst and (best is None or r["chroma_rms_mean"] < best[2]):
                 best = (t, s, r["chroma_rms_mean"], r["chroma_rms_mean"] / grey)
+            for row in rows:
+                oracle[row["image"]] = min(oracle.get(row["image"], row["grey"]["chroma_rms"]),
+                                           row["astroenhance"]["chroma_rms"])
             if args.per_image:
                 for row in rows:
                     print(f"    {row['image'][:48]:<48} grey {row['grey']['chroma_rms']:.4f} "
                           f"astroenhance {row['astroenhance']['chroma_rms']:.4f}")
+        grey_mean = float(np.mean([row["grey"]["chroma_rms"] for row in rows]))
+        print(f"  oracle for {spec} (each image at its best setting): {np.mean(list(oracle.values())):.5f} "
+              f"({np.mean(list(oracle.values())) / grey_mean:.3f}x no colour)")
         if best:
             print(f"  choice for {spec}: T {best[0]:g}, s {best[1]:g}: {best[2]:.5f} ({best[3]:.3f}x no colour)")
         else:
