@@ -165,15 +165,12 @@ def run_job(task: Task, progress=None) -> JobResult:
     except DiskFullError as exc:
         messages.append(("error", str(exc)))
         return JobResult(Record(str(path), "failed", seconds=time.perf_counter() - start, error=str(exc)), messages, True)
-    except NoImageError as exc:
-        if not job.in_folder:  # named on the command line: the user meant it as a frame
-            messages.append(("error", str(exc)))
-            return JobResult(Record(str(path), "failed", seconds=time.perf_counter() - start, error=str(exc)), messages)
-        why = f"not a frame: {str(exc).removeprefix(f'{path}: ')}"  # a catalogue or table beside the frames
-        if verbose:
-            messages.append(("note", f"skipped {path}: {why}"))
-        return JobResult(Record(str(path), "skipped", seconds=time.perf_counter() - start, error=why), messages)
     except AstroEnhanceError as exc:
+        if isinstance(exc, NoImageError) and job.in_folder:  # a catalogue or table beside a folder's frames
+            why = f"not a frame: {str(exc).removeprefix(f'{path}: ')}"  # (named on the command line: an error)
+            if verbose:
+                messages.append(("note", f"skipped {path}: {why}"))
+            return JobResult(Record(str(path), "skipped", seconds=time.perf_counter() - start, error=why), messages)
         messages.append(("error", str(exc)))
         return JobResult(Record(str(path), "failed", seconds=time.perf_counter() - start, error=str(exc)), messages)
     except Exception as exc:  # a bug or an unforeseen input: report it, keep going

@@ -385,12 +385,12 @@ def block_levels_within(out, low, high, scale: int, display, sigma=0.0):
         return _like(res, out)
     h, w = target.shape
     k = iy.numel()
-    row = lambda g: g.reshape(k, scale, scale).permute(1, 0, 2).reshape(scale, k * scale)  # noqa: E731 (k blocks -> 1 x k)
-    floor = _tensor(sigma).double()[iy, ix] / span if isinstance(sigma, torch.Tensor | np.ndarray) else sigma / span
+    blocks = u.view(h, scale, w, scale)[iy, :, ix, :]  # (k, s, s) -> one row of k blocks, (s, k*s)
+    blocks = blocks.permute(1, 0, 2).reshape(scale, k * scale)
+    floor = _tensor(sigma).double()[iy, ix][None] / span if isinstance(sigma, torch.Tensor | np.ndarray) else sigma / span
     # the correction goes where the block's light is (a star's block is not flattened into a square), then the
     # bounded projection removes what the clip at the black and white points left
-    moved = structured_block_correction(row(u.view(h, scale, w, scale)[iy, :, ix, :]), (target - current)[iy, ix][None],
-                                        scale, floor[None] if isinstance(floor, torch.Tensor) else floor).clamp(0.0, 1.0)
+    moved = structured_block_correction(blocks, (target - current)[iy, ix][None], scale, floor).clamp(0.0, 1.0)
     moved = display(black + span * project_block_means(moved, target[iy, ix][None], scale).double())
     res.view(h, scale, w, scale)[iy, :, ix, :] = moved.reshape(scale, k, scale).permute(1, 0, 2).to(res)
     return _like(res, out)
