@@ -250,3 +250,24 @@ def test_other_unnamed_images_are_named_not_dropped_silently(tmp_path):
     fits.PrimaryHDU(np.ones((8, 8), np.float32)).writeto(tmp_path / "one.fits")
     with open_frames(tmp_path / "one.fits") as fr:
         assert not any("--hdu" in n for f in fr for n in f.notes)
+
+
+def test_grey_stored_as_colour_is_read_as_grey(tmp_path):
+    """A grey picture saved with a palette, with an alpha channel, or as RGB with equal channels is grey (so it is
+    colorized by default, as grey frames are), and says so; one pixel of colour keeps it a colour image."""
+    g = np.arange(48, dtype=np.uint8).reshape(6, 8) * 5
+    Image.fromarray(np.stack([g, np.full_like(g, 255)], -1), "LA").save(tmp_path / "la.png")
+    Image.fromarray(np.repeat(g[..., None], 3, -1), "RGB").save(tmp_path / "rgb.png")
+    Image.fromarray(np.repeat(g[..., None], 3, -1), "RGB").convert("P", palette=Image.Palette.ADAPTIVE).save(tmp_path / "p.png")
+    for name in ("la.png", "rgb.png", "p.png"):
+        with open_frames(tmp_path / name) as fr:
+            [f] = list(fr)
+            assert f.channels == 1 and f.shape == (6, 8), name
+            assert any("read as a grey image" in n for n in f.notes), name
+            np.testing.assert_array_equal(f.read_rows(0, 6), g.astype(np.float32))
+    colour = np.repeat(g[..., None], 3, -1)
+    colour[2, 3, 0] += 1
+    Image.fromarray(colour, "RGB").save(tmp_path / "c.png")
+    with open_frames(tmp_path / "c.png") as fr:
+        [f] = list(fr)
+        assert f.channels == 3 and not any("grey" in n for n in f.notes)

@@ -560,6 +560,9 @@ def _image_source(path: Path, arr: np.ndarray) -> FrameSource:
         notes.append("alpha channel used as a mask: fully transparent pixels are treated as no data")
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] != 3):
         raise InputError(f"{path}: unsupported image layout {arr.shape}; expected grey or RGB")
+    if arr.ndim == 3 and (arr[..., 0] == arr[..., 1]).all() and (arr[..., 0] == arr[..., 2]).all():
+        arr = arr[..., 0]  # grey stored as RGB (a grey palette, grey + alpha, an RGB save of a grey picture): grey
+        notes.append("R, G and B are equal everywhere: read as a grey image")
     try:
         rng = display_range(arr)
     except TypeError:
