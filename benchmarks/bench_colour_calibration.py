@@ -12,6 +12,8 @@ ratio to no colour's, and the worst image's excess over no colour, with no colou
 (fitted on ``--lut-data``) beside; and, per colorizer, the setting it would choose: the lowest mean among those
 with no image more than ``--worst`` (0.01) worse than no colour; and the *oracle*: each image at its own best of those
 settings (or no colour) — what the best per-image confidence could reach with this colorizer's chroma.
+``--lut-strengths`` also scores the lookup table at those shares of its chroma (the same rule picks one): the bar a
+colorizer at its calibrated strength has to clear.
 
 Choose settings on a calibration split (images the colorizer never trained on), then score that one setting once
 on a test split.
@@ -26,9 +28,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from astroenhance.imaging.color import ycbcr_to_rgb
 from astroenhance.models.fold import fold_batchnorm
 from astroenhance.models.weights import default_weights_dir, find_weights, load_checkpoint_model, load_network
-from astroenhance.training.evaluate import LumaChromaLUT, evaluate_colour_per_image, load_images
+from astroenhance.training.evaluate import (
+    BT601,
+    LumaChromaLUT,
+    _chroma_601,
+    centre_crop,
+    evaluate_colour_per_image,
+    load_images,
+)
 
 
 def load_colorizer(spec: str) -> torch.nn.Module:
@@ -57,6 +67,7 @@ def main() -> None:
     ap.add_argument("--worst", type=float, default=0.01)
     ap.add_argument("--per-image", action="store_true", help="also print every image's chroma RMS")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--lut-strengths", default="", help="comma-separated shares of the lookup table's chroma to score")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -65,6 +76,8 @@ def main() -> None:
     lut = LumaChromaLUT.fit([im for _, im in load_images(args.lut_data, max_side=800)])
     print(f"{len(images)} images; chroma RMS mean over images, ratio to no colour, worst image minus no colour")
     print(f"{'colorizer':<40} {'T':>5} {'s':>5} {'mean':>8} {'ratio':>6} {'worst':>8}")
+    if args.lut_strengths:
+        lut_at_strengths(images, lut, floats(args.lut_strengths), args.crop, args.worst)
     baselines_shown = False
     for spec in args.weights.split(","):
         model = load_colorizer(spec)
@@ -101,6 +114,29 @@ def main() -> None:
             print(f"  choice for {spec}: T {best[0]:g}, s {best[1]:g}: {best[2]:.5f} ({best[3]:.3f}x no colour)")
         else:
             print(f"  choice for {spec}: none with no image more than {args.worst} worse than no colour")
+
+
+def lut_at_strengths(images, lut: LumaChromaLUT, strengths: list[float], crop: int, worst: float) -> None:
+    """Issue 18's protocol for the lookup table's chroma times each strength (as `evaluate_colour_per_image` makes
+    its full-strength row: 8-bit grey in, 8-bit RGB out), and the strength the rule picks."""
+    q8 = lambda a: np.round(np.clip(a, 0, 1) * 255) / 255  # noqa: E731
+    cases = []
+    for _, rgb in images:
+        truth = q8(centre_crop(rgb, crop))
+        grey = q8(truth @ BT601)
+        cases.append((grey, lut(grey), _chroma_601(truth)))
+    rms = lambda a: float(np.sqrt(np.mean(a ** 2)))  # noqa: E731
+    grey_err = np.array([rms(c) for _, _, c in cases])
+    best = None
+    for s in strengths:
+        err = np.array([rms(_chroma_601(q8(ycbcr_to_rgb(g, s * ch))) - c) for g, ch, c in cases])
+        excess = float((err - grey_err).max())
+        print(f"{'lookup_table x' + format(s, 'g'):<40} {'':>5} {'':>5} {err.mean():8.5f} "
+              f"{err.mean() / grey_err.mean():6.3f} {excess:+8.4f}", flush=True)
+        if excess <= worst and (best is None or err.mean() < best[1]):
+            best = (s, err.mean())
+    if best:
+        print(f"  choice for the lookup table: x{best[0]:g}: {best[1]:.5f} ({best[1] / grey_err.mean():.3f}x no colour)")
 
 
 if __name__ == "__main__":
