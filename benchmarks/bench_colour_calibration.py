@@ -32,10 +32,9 @@ from astroenhance.imaging.color import ycbcr_to_rgb
 from astroenhance.models.fold import fold_batchnorm
 from astroenhance.models.weights import default_weights_dir, find_weights, load_checkpoint_model, load_network
 from astroenhance.training.evaluate import (
-    BT601,
     LumaChromaLUT,
-    _chroma_601,
-    centre_crop,
+    chroma_rms,
+    colour_case,
     evaluate_colour_per_image,
     load_images,
 )
@@ -117,19 +116,13 @@ def main() -> None:
 
 
 def lut_at_strengths(images, lut: LumaChromaLUT, strengths: list[float], crop: int, worst: float) -> None:
-    """Issue 18's protocol for the lookup table's chroma times each strength (as `evaluate_colour_per_image` makes
-    its full-strength row: 8-bit grey in, 8-bit RGB out), and the strength the rule picks."""
-    q8 = lambda a: np.round(np.clip(a, 0, 1) * 255) / 255  # noqa: E731
-    cases = []
-    for _, rgb in images:
-        truth = q8(centre_crop(rgb, crop))
-        grey = q8(truth @ BT601)
-        cases.append((grey, lut(grey), _chroma_601(truth)))
-    rms = lambda a: float(np.sqrt(np.mean(a ** 2)))  # noqa: E731
-    grey_err = np.array([rms(c) for _, _, c in cases])
+    """Issue 18's protocol for the lookup table's chroma times each strength (as `evaluate_colour_per_image` scores
+    its full-strength row), and the strength the rule picks."""
+    cases = [(grey, lut(grey), c) for grey, c in (colour_case(rgb, crop) for _, rgb in images)]
+    grey_err = np.array([float(np.sqrt(np.mean(c ** 2))) for _, _, c in cases])
     best = None
     for s in strengths:
-        err = np.array([rms(_chroma_601(q8(ycbcr_to_rgb(g, s * ch))) - c) for g, ch, c in cases])
+        err = np.array([chroma_rms(ycbcr_to_rgb(g, s * ch), c) for g, ch, c in cases])
         excess = float((err - grey_err).max())
         print(f"{'lookup_table x' + format(s, 'g'):<40} {'':>5} {'':>5} {err.mean():8.5f} "
               f"{err.mean() / grey_err.mean():6.3f} {excess:+8.4f}", flush=True)

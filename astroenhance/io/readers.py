@@ -263,6 +263,7 @@ def _select_hdu(path: Path, hdul: fits.HDUList, hdu: str | int) -> int:
 
 
 def _fits_frames(path: Path, hdul: fits.HDUList, hdu: str | int | None, dq_mask: int) -> list[FrameSource]:
+    others: list[int] = []  # image HDUs not enhanced (several unnamed images: stamps, sci + wht + psf)
     if hdu is not None:
         try:
             indices = [_select_hdu(path, hdul, hdu)]
@@ -282,12 +283,13 @@ def _fits_frames(path: Path, hdul: fits.HDUList, hdu: str | int | None, dq_mask:
             raise NoImageError(f"{path}: no image data in any HDU (found: {kinds})")
         sci = [i for i in candidates if hdul[i].name == "SCI"]
         indices = sci if sci else candidates[:1]
+        others = [] if sci else candidates[1:]
     frames: list[FrameSource] = []
     multi = len(indices) > 1
     for i in indices:
         frames.extend(_hdu_frames(path, hdul, i, multi, dq_mask))
-    if hdu is None and not sci and len(candidates) > 1:  # several unnamed images (stamps, sci + wht + psf): say so
-        frames[0].notes.append(_others_note(hdul, candidates[0], candidates[1:]))
+    if others:
+        frames[0].notes.append(_others_note(hdul, indices[0], others))
     return frames
 
 

@@ -221,20 +221,33 @@ def centre_crop(img: np.ndarray, side: int) -> np.ndarray:
     return img[y0:y0 + side, x0:x0 + side]
 
 
+def q8(a: np.ndarray) -> np.ndarray:
+    """Values in [0, 1] as an 8-bit picture holds them."""
+    return np.round(np.clip(a, 0, 1) * 255) / 255
+
+
+def colour_case(rgb: np.ndarray, crop: int) -> tuple[np.ndarray, np.ndarray]:
+    """Issue 18's input and truth for one colour image: the 8-bit grey (BT.601 luma) of its 8-bit centre crop, and
+    the crop's BT.601 chroma."""
+    truth = q8(centre_crop(rgb, crop))
+    return q8(truth @ BT601), _chroma_601(truth)
+
+
+def chroma_rms(rgb: np.ndarray, truth_chroma: np.ndarray) -> float:
+    """Issue 18's score of an output picture: the RMS of its 8-bit BT.601 chroma's error."""
+    return float(np.sqrt(np.mean((_chroma_601(q8(rgb)) - truth_chroma) ** 2)))
+
+
 def evaluate_colour_per_image(model: torch.nn.Module, images: list[tuple[str, np.ndarray]], lut: LumaChromaLUT,
                               crop: int = 384, per_image: list[dict] | None = None) -> dict:
     """Issue 18's protocol (see the module docstring): per-image BT.601 chroma RMS on centre crops, averaged."""
     engine = Engine(colorizer=model)
-    q8 = lambda a: np.round(np.clip(a, 0, 1) * 255) / 255  # noqa: E731
     rows = []
     for name, rgb in images:
-        truth = q8(centre_crop(rgb, crop))
-        grey = q8(truth @ BT601)  # what a user's grey 8-bit picture holds
-        outputs = {"grey": np.repeat(grey[..., None], 3, -1), "lookup_table": q8(ycbcr_to_rgb(grey, lut(grey))),
-                   "astroenhance": q8(engine(grey))}
-        c = _chroma_601(truth)
-        rows.append({"image": name, **{m: {"chroma_rms": float(np.sqrt(np.mean((_chroma_601(o) - c) ** 2)))}
-                                       for m, o in outputs.items()}})
+        grey, c = colour_case(rgb, crop)  # grey: what a user's grey 8-bit picture holds
+        outputs = {"grey": np.repeat(grey[..., None], 3, -1), "lookup_table": ycbcr_to_rgb(grey, lut(grey)),
+                   "astroenhance": engine(grey)}
+        rows.append({"image": name, **{m: {"chroma_rms": chroma_rms(o, c)} for m, o in outputs.items()}})
     if per_image is not None:
         per_image.extend(rows)
     out = {}
