@@ -77,6 +77,7 @@ class EnhanceConfig:
     color_margin: int = 64  # extra context (input pixels) around each tile for the colorizer
     hdu: str | None = None
     flux_plane: bool = True  # FITS output of a grey frame gets a FLUX extension: the enhanced luminance in its units
+    flux_err: bool = True  # and, after it, FLUXERR: the input's noise shared over each block (`finish.flux_error`)
     fits_encoding: str = "int16"  # RGB FITS display planes: float32, int16 (scaled, 2x smaller) or rice (compressed)
     dq_mask: str = "default"  # DQ flags that make a pixel no-data (`parse_dq_mask`); default `DQ_NO_DATA`
     noise: str | None = None  # an rms map (path) for the frame; None: ERR/WHT of the file, else estimated

@@ -48,12 +48,12 @@ def test_run_writes_every_format(example_run):
 def test_fits_output_layout_and_provenance(example_run):
     _, out = example_run
     with fits.open(out / "abell_2744_group_of_galaxies_f105w.enhanced.fits") as h:
-        assert [x.name for x in h] == ["PRIMARY", "RED", "GREEN", "BLUE", "FLUX"]
+        assert [x.name for x in h] == ["PRIMARY", "RED", "GREEN", "BLUE", "FLUX", "FLUXERR"]
         assert h[0].data is None
         for ext in h[1:]:
             assert ext.data.shape == (400, 400) and ext.data.dtype.kind == "f"
             assert ext.header["TELESCOP"] == "HST" or "INSTRUME" in ext.header or "FILTER" in ext.header
-            assert ext.header["BUNIT"] == ("display" if ext.name != "FLUX" else fits.getheader(EXAMPLE)["BUNIT"])
+            assert ext.header["BUNIT"] == ("display" if ext.name not in ("FLUX", "FLUXERR") else fits.getheader(EXAMPLE)["BUNIT"])
         p = h[0].header
         for key in ("AE_VER", "AE_SRW", "AE_COW", "AE_STRCH", "AE_INTVL", "AE_VMIN", "AE_VMAX", "AE_TILE", "AE_OVLAP",
                     "AE_SCALE", "AE_FLUX", "AE_DEV", "AE_PREC", "AE_INPUT", "AE_INSHA", "AE_DATE", "AE_GATE", "AE_NOISE"):

@@ -17,6 +17,7 @@ from astroenhance.pipeline.finish import (
     SMOOTH_PASSES,
     block_mean_shift,
     block_means,
+    flux_error,
     flux_per_pixel,
     physical_flux,
     smooth_block_correction,
@@ -80,15 +81,20 @@ def hrc_outputs(tmp_path_factory):
 def test_the_flux_extension_sums_to_the_input_in_its_units_with_the_wcs(hrc_outputs):
     with fits.open(HRC) as h:
         sci = h["SCI"].data.astype(np.float64)
+        err = h["ERR"].data.astype(np.float64)
         dq = h["DQ"].data.astype(np.int64)
         photflam = h["SCI"].header.get("PHOTFLAM", h[0].header.get("PHOTFLAM"))
     with fits.open(hrc_outputs["int16"]) as h:
-        assert [x.name for x in h] == ["PRIMARY", "RED", "GREEN", "BLUE", "FLUX"]
+        assert [x.name for x in h] == ["PRIMARY", "RED", "GREEN", "BLUE", "FLUX", "FLUXERR"]
         assert h[0].header["AE_FLXPL"] == "sum" and h["FLUX"].header["AE_FLXMD"] == "sum"
         assert h["FLUX"].header["BUNIT"] == "ELECTRONS" and h["RED"].header["BUNIT"] == "display"
         assert h["FLUX"].header["PHOTFLAM"] == photflam and "PHOTFLAM" not in h["RED"].header
         flux = h["FLUX"].data.astype(np.float64)
-        assert h["FLUX"].header["BITPIX"] == -32  # float32: never quantised
+        flux_err = h["FLUXERR"].data.astype(np.float64)
+        assert h["FLUX"].header["BITPIX"] == -32 and h["FLUXERR"].header["BITPIX"] == -32  # never quantised
+        assert h["FLUXERR"].header["BUNIT"] == "ELECTRONS" and "ERR extension" in h["FLUXERR"].header["AE_ERRSR"]
+        assert h[0].header["AE_FLXER"] is True
+        sky_sigma = h[0].header["AE_SKYSG"]
         pix = np.array([[0.0, 0.0], [511.0, 1023.0]])
         np.testing.assert_allclose(WCS(h["FLUX"].header).all_pix2world(pix, 0),
                                    WCS(h["RED"].header).all_pix2world(pix, 0), atol=1e-12)
@@ -97,9 +103,45 @@ def test_the_flux_extension_sums_to_the_input_in_its_units_with_the_wcs(hrc_outp
     sums = block_means(np.nan_to_num(flux), 4) * 16
     np.testing.assert_allclose(sums[ok], sci[ok], rtol=1e-5, atol=0.05)
     assert np.isnan(flux[::4, ::4][~ok]).all()
-    with fits.open(hrc_outputs["rice"]) as h:  # compressed: FLUX losslessly so
-        assert isinstance(h["FLUX"], fits.CompImageHDU)
+    # FLUXERR: the file's ERR (the sky's sigma where it has none), summed in quadrature over a block
+    quadrature = np.sqrt(block_means(np.nan_to_num(flux_err) ** 2, 4) * 16)
+    want = np.where(err > 0, err, sky_sigma)
+    np.testing.assert_allclose(quadrature[ok], want[ok], rtol=1e-5)
+    assert (np.isnan(flux_err) == np.isnan(flux)).all()
+    with fits.open(hrc_outputs["rice"]) as h:  # compressed: FLUX and FLUXERR losslessly so
+        assert isinstance(h["FLUX"], fits.CompImageHDU) and isinstance(h["FLUXERR"], fits.CompImageHDU)
         np.testing.assert_array_equal(h["FLUX"].data, flux.astype(np.float32))
+        np.testing.assert_array_equal(h["FLUXERR"].data, flux_err.astype(np.float32))
+
+
+@settings(max_examples=30, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(1, 6)), elements=st.floats(1e-3, 1e3)),
+       st.booleans(), st.integers(0, 2**31 - 1))
+def test_flux_error_gives_each_block_its_input_sigma_in_quadrature(sigma, per_pixel, seed):
+    ok = np.random.default_rng(seed).uniform(size=sigma.shape) > 0.2
+    err = flux_error(sigma, ok, 4, per_pixel).astype(np.float64)
+    assert (np.isnan(err) == np.repeat(np.repeat(~ok, 4, 0), 4, 1)).all()
+    quadrature = np.sqrt(block_means(np.nan_to_num(err) ** 2, 4) * 16)  # the block's sum
+    np.testing.assert_allclose(quadrature[ok] / (1 if per_pixel else 16), sigma[ok], rtol=1e-5)
+
+
+@pytest.mark.parametrize("tolerance", [0.0, None])
+def test_flux_err_is_the_scatter_of_flux_or_more(tolerance):
+    """Two noise draws of one field: the difference of the two FLUX planes over apertures of whole input pixels is
+    noise alone, and FLUXERR must account for it — exactly in the exact mode (its block sums are the input's), at
+    least (the network removed some: never less) in the default noise-consistent one."""
+    yy, xx = np.indices((96, 96))
+    truth = 20 + 400 * np.exp(-((yy - 40) ** 2 + (xx - 52) ** 2) / 30) + 80 * np.exp(-((yy - 70) ** 2 + (xx - 20) ** 2) / 8)
+    enh = Enhancer(EnhanceConfig(device="cpu", colorize=False, flux_tolerance=tolerance))
+    outs = [enh.enhance_array(truth + np.random.default_rng(seed).normal(0, 5.0, truth.shape)) for seed in (1, 2)]
+    sums = [block_means(o.flux.astype(np.float64), 8) * 64 for o in outs]  # squares of 2x2 input pixels
+    var = [block_means(o.flux_err.astype(np.float64) ** 2, 8) * 64 for o in outs]
+    z = (sums[0] - sums[1]) / np.sqrt(var[0] + var[1])
+    spread = float(np.std(z))
+    if tolerance == 0.0:
+        assert 0.85 < spread < 1.15
+    else:
+        assert spread < 1.1
 
 
 def test_display_images_have_no_flux_plane_and_arrays_get_theirs(tmp_path, hrc_crop):
@@ -119,6 +161,11 @@ def test_no_flux_plane_when_asked(tmp_path):
     [res] = enh.enhance_file(FIXTURES / "abell_2744_dwarf_galaxy_f105w.fits.gz", tmp_path)
     with fits.open(res.outputs[0]) as h:
         assert [x.name for x in h] == ["PRIMARY", "RED", "GREEN", "BLUE"] and h[0].header["AE_FLXPL"] == "none"
+        assert h[0].header["AE_FLXER"] is False
+    enh = Enhancer(EnhanceConfig(device="cpu", colorize=False, formats=("fits",), flux_err=False))
+    [res] = enh.enhance_file(FIXTURES / "abell_2744_dwarf_galaxy_f105w.fits.gz", tmp_path / "no_err")
+    with fits.open(res.outputs[0]) as h:
+        assert [x.name for x in h] == ["PRIMARY", "RED", "GREEN", "BLUE", "FLUX"] and h[0].header["AE_FLXER"] is False
 
 
 def test_the_flux_plane_does_not_depend_on_how_rows_are_cut_into_pieces(hrc_crop, monkeypatch):

@@ -30,6 +30,7 @@ def _write_error(path: Path, exc: OSError, doing: str) -> OutputError:
 
 BLOCK = 2880
 CHANNEL_NAMES = ("RED", "GREEN", "BLUE")
+PHYSICAL_NAMES = ("FLUX", "FLUXERR")  # a grey frame's luminance in the input's units and its noise, after BLUE
 # the RGB FITS's display planes: float32, or 16-bit integers scaled to [0, 1] (step 1/65534, 2x smaller, still
 # streamed), or those 16-bit planes tile-compressed (RICE_1, lossless on the integers; ~0.7x int16 where the
 # display shows the sky noise, less where it is black; compressed plane by plane after the frame: memory of one
@@ -138,17 +139,21 @@ class FITSRGBWriter(_AtomicFile):
         Cards for each colour extension (WCS, kept keywords).
     encoding : str
         ``float32``, ``int16`` or ``rice`` (`FITS_ENCODINGS`).
+    flux_headers : (astropy.io.fits.Header, astropy.io.fits.Header), optional
+        Headers of a ``FLUX`` (and ``FLUXERR``) extension after BLUE (physical units: always float32, never
+        quantised).
     """
 
     def __init__(self, final: Path, shape: tuple[int, int], primary: fits.Header, image: fits.Header,
-                 encoding: str = "float32", flux_header: fits.Header | None = None) -> None:
+                 encoding: str = "float32", flux_headers: tuple[fits.Header, ...] | None = None) -> None:
         super().__init__(final)
         if encoding not in FITS_ENCODINGS:
             raise ValueError(f"unknown FITS encoding {encoding!r} ({', '.join(FITS_ENCODINGS)})")
         self.encoding = encoding
-        self.primary, self.image, self.flux_header = primary, image, flux_header
-        # the display planes in the chosen encoding; FLUX (physical units) always float32: never quantised
-        self.names = CHANNEL_NAMES + (("FLUX",) if flux_header is not None else ())
+        self.primary, self.image = primary, image
+        # the display planes in the chosen encoding; FLUX and FLUXERR (physical units) always float32: never quantised
+        self.physical = dict(zip(PHYSICAL_NAMES, flux_headers)) if flux_headers is not None else {}
+        self.names = CHANNEL_NAMES + tuple(self.physical)
         self.itemsizes = [4 if encoding == "float32" else 2] * 3 + [4] * (len(self.names) - 3)
         self.height, self.width = shape
         head = fits.Header([("SIMPLE", True), ("BITPIX", 8), ("NAXIS", 0), ("EXTEND", True)])
@@ -162,7 +167,7 @@ class FITSRGBWriter(_AtomicFile):
                              ("EXTNAME", name)])
             if size == 2:
                 h.update(INT16_CARDS)
-            h.extend(image if name != "FLUX" else flux_header, unique=True)
+            h.extend(self.physical.get(name, image), unique=True)
             blob = h.tostring().encode("ascii")
             blobs.append((offset, blob))
             offset += len(blob)
@@ -202,13 +207,15 @@ class FITSRGBWriter(_AtomicFile):
         except OSError as exc:
             raise _write_error(self.final, exc, "writing") from None
 
-    def write_block(self, row0: int, rgb: np.ndarray, col0: int = 0, flux: np.ndarray | None = None) -> None:
+    def write_block(self, row0: int, rgb: np.ndarray, col0: int = 0, flux: np.ndarray | None = None,
+                    flux_err: np.ndarray | None = None) -> None:
         """Write ``rgb`` ``(n, m, 3)`` whose rows run bottom-up at FITS rows ``row0..`` of RED, GREEN and BLUE (and
-        ``flux`` ``(n, m)`` into FLUX, when the file has one)."""
+        ``flux``, ``flux_err`` ``(n, m)`` into FLUX and FLUXERR, when the file has them)."""
         for c in range(3):
             self.write_rows(c, row0, rgb[..., c], col0)
-        if flux is not None and len(self.names) > 3:
-            self.write_rows(3, row0, flux, col0)
+        for c, plane in enumerate((flux, flux_err), start=3):
+            if plane is not None and len(self.names) > c:
+                self.write_rows(c, row0, plane, col0)
 
     def finish(self) -> None:
         """Flush everything to the temporary file (the final name is not touched yet); ``rice``: compress it."""
@@ -232,10 +239,10 @@ class FITSRGBWriter(_AtomicFile):
             fits.PrimaryHDU(header=head).writeto(packed)
             for channel, name in enumerate(self.names):
                 self.fh.seek(self.data_offsets[channel])
-                if name == "FLUX":  # float32, lossless (GZIP_2 without quantisation)
+                if name in self.physical:  # float32, lossless (GZIP_2 without quantisation)
                     plane = np.fromfile(self.fh, dtype=">f4", count=self.height * self.width)
                     hdu = fits.CompImageHDU(plane.reshape(self.height, self.width).astype(np.float32),
-                                            header=self.flux_header.copy(), name=name, compression_type="GZIP_2",
+                                            header=self.physical[name].copy(), name=name, compression_type="GZIP_2",
                                             quantize_level=0.0)
                 else:
                     plane = np.fromfile(self.fh, dtype=">i2", count=self.height * self.width)
@@ -333,10 +340,11 @@ class ImageWriter(_AtomicFile):
         except OSError as exc:
             raise _write_error(self.final, exc, "writing the scratch image") from None
 
-    def write_block(self, row0: int, rgb: np.ndarray, col0: int = 0, flux: np.ndarray | None = None) -> None:
+    def write_block(self, row0: int, rgb: np.ndarray, col0: int = 0, flux: np.ndarray | None = None,
+                    flux_err: np.ndarray | None = None) -> None:
         """Write ``rgb`` ``(n, m, 3)`` whose rows run bottom-up, from FITS row ``row0`` (row 0 = bottom): the
         row-sink interface both writers share (an image's rows run top-down, so they are flipped here; an image
-        has no FLUX plane: ``flux`` is ignored)."""
+        has no FLUX plane: ``flux`` and ``flux_err`` are ignored)."""
         self.write_rows(self.height - row0 - rgb.shape[0], rgb[::-1], col0)
 
     def read_rows(self, y0: int, y1: int) -> np.ndarray:

@@ -39,6 +39,7 @@ from .finish import (
     FLUX_LOWPASS,
     estimate_noise,
     finish_pixels,
+    flux_error,
     flux_per_pixel,
     gate_map,
     gaussian_radius,
@@ -46,7 +47,7 @@ from .finish import (
     physical_flux,
 )
 from .output import ArraySink, FileSink, output_paths
-from .provenance import fits_headers, flux_header, provenance, provenance_text
+from .provenance import fits_headers, flux_headers, provenance, provenance_text
 from .space import from_noise_space, to_noise_space
 
 BAND_WIDTH = 1024  # input columns a band spans at most (one tile where wider): memory does not grow with the width
@@ -79,6 +80,7 @@ class EnhancedArray:
     normalizer: Normalizer
     header: fits.Header
     flux: np.ndarray | None = None  # (H*s, W*s) in the input's units (`physical_flux`); None for display images
+    flux_err: np.ndarray | None = None  # (H*s, W*s): the input's noise shared over each block (`flux_error`)
 
 
 @dataclass
@@ -142,15 +144,16 @@ class _FluxRows:
     """Finished pieces of a band wait one piece for their FLUX plane, so that its smooth correction
     (`finish.physical_flux`) sees ``CONTEXT`` input rows above and below each piece (and as many columns on either
     side as the band holds): no seam where pieces or bands meet.
-    ``make(lum, raw, y, x)`` makes the FLUX of stacked rows (tensors on the run's device) whose first input pixel is
-    row ``y``, column ``x`` of the frame; ``put`` is the engine's sink."""
+    ``make(lum, raw, y, x)`` makes the FLUX and FLUXERR planes of stacked rows (tensors on the run's device) whose
+    first input pixel is row ``y``, column ``x`` of the frame; ``put`` is the engine's sink."""
 
     # input rows: 4 for the smooth correction (2 left a few pixels up to 3x off between piece sizes; 4: < 2%), and
     # the reach of FLUX's local mean of what it lets go (fixed at import: `finish.FLUX_LOWPASS` as shipped)
     CONTEXT = 4 + gaussian_radius(FLUX_LOWPASS)
 
     def __init__(self, put: Callable[..., None],
-                 make: Callable[[torch.Tensor, torch.Tensor, int, int], torch.Tensor]) -> None:
+                 make: Callable[[torch.Tensor, torch.Tensor, int, int], tuple[torch.Tensor, torch.Tensor | None]]
+                 ) -> None:
         self.put, self.make = put, make
         self.pending: tuple | None = None
         self.above: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -173,10 +176,11 @@ class _FluxRows:
         s = blended.shape[0] // raw.shape[0]
         top = self.above[1].shape[0] if self.above is not None else 0
         parts = [p for p in (self.above, (blended, raw), below) if p is not None]
-        flux = self.make(torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), row0 // s - top,
-                         col0 // s - left)
-        flux = flux[top * s:top * s + blended.shape[0], left * s:left * s + rgb.shape[1]]
-        self.put(row0, row1, col0, rgb, lum, flux=flux.cpu().numpy())
+        planes = self.make(torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), row0 // s - top,
+                           col0 // s - left)
+        flux, err = (None if p is None else p[top * s:top * s + blended.shape[0],
+                                               left * s:left * s + rgb.shape[1]].cpu().numpy() for p in planes)
+        self.put(row0, row1, col0, rgb, lum, flux=flux, flux_err=err)
         self.above = (blended[-self.CONTEXT * s:].clone(), raw[-self.CONTEXT:].clone())
         self.pending = None
 
@@ -448,6 +452,30 @@ class Enhancer:
         pair = tuple(self.accel.tensor(a).double() for a in src.noise_map.read(src.noise_rows, y0, y1, x0, x1))
         return pair if smooth else pair[0]
 
+    def _pixel_sigma(self, src: FrameSource, norm: Normalizer, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
+        """Each input pixel's noise sigma at rows ``y0:y1``, columns ``x0:x1`` (float64, on the run's device), for
+        FLUXERR: the file's own per-pixel noise where it has one that `fit_normalizer` accepted (ERR, with the
+        sources' photon noise where the pipeline put it there; an inverse-variance WHT; an rms map), else — and where
+        that is not positive — the sky's (`_sigma`: the noise map or the frame's one sigma)."""
+        sky = self._sigma(src, norm, y0, y1, x0, x1)
+        if not isinstance(sky, torch.Tensor):
+            sky = torch.full((y1 - y0, x1 - x0), float(sky), dtype=torch.float64, device=self.device)
+        if src.noise_rows is None or src.noise_from in ("", "estimated"):
+            return sky
+        own = self.accel.tensor(np.asarray(src.noise_rows(y0, y1), np.float64)[:, x0:x1])
+        return torch.where(torch.isfinite(own) & (own > 0), own, sky)
+
+    def _flux_planes(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, per_pixel: bool,
+                     lum: torch.Tensor, raw: torch.Tensor, y: int, x: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """FLUX (`physical_flux`) and FLUXERR (`flux_error`; None with ``cfg.flux_err`` off) of the blended luminance
+        ``lum`` over the input rows ``raw`` whose first pixel is row ``y``, column ``x`` of the frame."""
+        y1, x1 = y + raw.shape[0], x + raw.shape[1]
+        flux = physical_flux(lum, raw, norm.inverse, self.scale, cfg.flux_tolerance or 0.0,
+                             self._sigma(src, norm, y, y1, x, x1), per_pixel)
+        if not cfg.flux_err:
+            return flux, None
+        return flux, flux_error(self._pixel_sigma(src, norm, y, y1, x, x1), torch.isfinite(raw), self.scale, per_pixel)
+
     def _upscale(self, tiles: torch.Tensor, linear: torch.Tensor | None, norm: Normalizer,
                  sigma: torch.Tensor | float = 0.0) -> torch.Tensor:
         """Display luminance tiles ``(T, 1, h, w)`` -> SR display luminance ``(T, 1, 4h, 4w)`` (tensors on the run's
@@ -588,9 +616,8 @@ class Enhancer:
             c = min(_FluxRows.CONTEXT, emit1 - emit0)
             next_band = (torch.zeros((src.shape[0] * s, c * s), dtype=torch.float32, device=dev),
                          torch.zeros((src.shape[0], c), dtype=torch.float64, device=dev))
-        flux_rows = None if flux_mode is None else _FluxRows(put, lambda lum, raw, y, x: physical_flux(
-            lum, raw, norm.inverse, s, cfg.flux_tolerance or 0.0,
-            self._sigma(src, norm, y, y + raw.shape[0], x, x + raw.shape[1]), flux_mode[0]))
+        flux_rows = None if flux_mode is None else _FluxRows(put, lambda lum, raw, y, x: self._flux_planes(
+            src, cfg, norm, flux_mode[0], lum, raw, y, x))
         bx0 = grid.col_starts[cols[0]]
         bx1 = grid.col_starts[cols[-1]] + tw
         # weighted L, Cb, Cr and the weight, a tile row high, on the run's device
@@ -825,7 +852,7 @@ class Enhancer:
         shape_out = (h * self.scale, w * self.scale)
         mode = self.flux_plane(src, cfg)
         with FileSink(targets, shape_out, src.origin, primary, image, out_wcs, provenance_text(prov),
-                      cfg.fits_encoding, flux_header(image, src, *mode) if mode else None,
+                      cfg.fits_encoding, flux_headers(image, src, *mode)[:1 + cfg.flux_err] if mode else None,
                       background=WRITER_THREAD) as sink:
             self.process(src, cfg, sink.put, progress, norm)
         return FrameResult(src.name, sink.outputs, (h, w), shape_out, norm, notes + sink.notes)
@@ -846,7 +873,7 @@ class Enhancer:
         norm = self.process(src, cfg, sink.put)
         primary, image, _, out_wcs = self.headers(src, cfg, norm)
         primary.extend(image, unique=True)
-        return EnhancedArray(sink.rgb, sink.lum, out_wcs, norm, primary, sink.flux)
+        return EnhancedArray(sink.rgb, sink.lum, out_wcs, norm, primary, sink.flux, sink.flux_err)
 
 
 def enhance(data: np.ndarray, wcs=None, config: EnhanceConfig = EnhanceConfig()) -> EnhancedArray:

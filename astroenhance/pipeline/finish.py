@@ -10,7 +10,8 @@ the run's device (CPU or GPU: one path); numpy arrays given to the same function
   input pixel (the flux promise), unbounded for chroma and within [0, 1] for luminance;
 * `finish_pixels` turns blended luminance and chroma into the output's RGB and luminance: flux projection, chroma
   fitted into the gamut (`fit_chroma_to_gamut`: never luminance clipped), no-data pixels as NaN;
-* `physical_flux` makes the FLUX plane: the luminance in the input's units, each input pixel's flux kept.
+* `physical_flux` makes the FLUX plane: the luminance in the input's units, each input pixel's flux kept;
+  `flux_error` its FLUXERR plane: the input's noise, shared over each block as the flux is.
 """
 
 from __future__ import annotations
@@ -310,6 +311,20 @@ def physical_flux(lum, raw, inverse, scale: int, tolerance: float = 0.0, sigma=0
         out = out / (scale * scale)
     out = torch.where(_expand(ok, scale), out, torch.full_like(out, float("nan")))
     return _like(out.float(), lum)
+
+
+def flux_error(sigma, ok, scale: int, per_pixel: bool = True):
+    """The ``FLUXERR`` plane of a piece of output: each input pixel's noise ``sigma`` ``(H, W)`` shared over its
+    ``scale x scale`` block so that a sum in quadrature over the block's ``scale**2`` pixels gives that sigma back
+    for the block's sum (per-pixel units: ``sigma / scale`` on each output pixel) or for its mean (surface
+    brightness: ``sigma * scale``), as `physical_flux` shares the flux.  The block's pixels are not independent
+    (one input measurement spread over 16 pixels): quadrature sums are right for apertures of whole input pixels,
+    and nearly so for apertures much larger than one; a single output pixel's error is not known.  NaN where
+    ``ok`` (``(H, W)``) is False.  float32, numpy or a tensor as ``sigma`` is."""
+    t = _tensor(sigma).double()
+    err = t / scale if per_pixel else t * scale
+    err = torch.where(_tensor(ok).to(t.device), err, torch.full_like(err, float("nan")))
+    return _like(_expand(err, scale).float(), sigma)
 
 
 # ---- the finished pixels ------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Where finished rows go: output names, and the sinks the engine streams rows into.
 
-A sink has one method the engine calls, ``put(row0, row1, col0, rgb, lum)``, with rows in the source's own
-order.  `ArraySink` keeps them in memory (the Python API); `FileSink` owns the writers of one frame's outputs
+A sink has one method the engine calls, ``put(row0, row1, col0, rgb, lum)`` (and ``flux=``, ``flux_err=`` where the
+frame gets a FLUX plane), with rows in the source's own order.  `ArraySink` keeps them in memory (the Python API); `FileSink` owns the writers of one frame's outputs
 (FITS and images share the writers' ``write_block`` interface: rows bottom-up) and the atomic publish: every
 output is written under a temporary name and renamed only when all of them are complete.
 """
@@ -35,15 +35,17 @@ class ArraySink:
         self.rgb = np.zeros((*shape, 3), dtype=np.float32)
         self.lum = np.zeros(shape, dtype=np.float32)
         self.flux: np.ndarray | None = None  # in the input's units, where the engine makes a FLUX plane
+        self.flux_err: np.ndarray | None = None  # and its FLUXERR
 
     def put(self, row0: int, row1: int, col0: int, rgb: np.ndarray, lum: np.ndarray,
-            flux: np.ndarray | None = None) -> None:
+            flux: np.ndarray | None = None, flux_err: np.ndarray | None = None) -> None:
         self.rgb[row0:row1, col0:col0 + rgb.shape[1]] = rgb
         self.lum[row0:row1, col0:col0 + lum.shape[1]] = lum
-        if flux is not None:
-            if self.flux is None:
-                self.flux = np.full(self.shape, np.nan, dtype=np.float32)
-            self.flux[row0:row1, col0:col0 + flux.shape[1]] = flux
+        for name, plane in (("flux", flux), ("flux_err", flux_err)):
+            if plane is not None:
+                if getattr(self, name) is None:
+                    setattr(self, name, np.full(self.shape, np.nan, dtype=np.float32))
+                getattr(self, name)[row0:row1, col0:col0 + plane.shape[1]] = plane
 
 
 class FileSink:
@@ -59,7 +61,7 @@ class FileSink:
 
     def __init__(self, targets: dict[str, Path], shape: tuple[int, int], origin: str, primary: fits.Header,
                  image: fits.Header, wcs, text: str, fits_encoding: str = "float32",
-                 flux_header: fits.Header | None = None, background: bool = False) -> None:
+                 flux_headers: tuple[fits.Header, ...] | None = None, background: bool = False) -> None:
         self.height = shape[0]
         self.bottom_up = origin == "lower"
         self.outputs: list[Path] = []
@@ -71,7 +73,7 @@ class FileSink:
         self._cancelled = False
         try:
             for fmt, target in targets.items():
-                self.writers.append(FITSRGBWriter(target, shape, primary, image, fits_encoding, flux_header) if fmt == "fits"
+                self.writers.append(FITSRGBWriter(target, shape, primary, image, fits_encoding, flux_headers) if fmt == "fits"
                                     else ImageWriter(target, shape, fmt, wcs, text))
         except BaseException:
             self._abort()
@@ -82,20 +84,22 @@ class FileSink:
             self._thread.start()
 
     def put(self, row0: int, row1: int, col0: int, rgb: np.ndarray, lum: np.ndarray,
-            flux: np.ndarray | None = None) -> None:
+            flux: np.ndarray | None = None, flux_err: np.ndarray | None = None) -> None:
         if not self.bottom_up:  # the source's rows run top-down: FITS row of its last row, rows reversed
             row0, rgb = self.height - row1, rgb[::-1]
             flux = None if flux is None else flux[::-1]
+            flux_err = None if flux_err is None else flux_err[::-1]
         if self._queue is None:
-            self._write(row0, rgb, col0, flux)
+            self._write(row0, rgb, col0, flux, flux_err)
             return
         if self._error is not None:
             raise self._error
-        self._queue.put((row0, rgb, col0, flux))
+        self._queue.put((row0, rgb, col0, flux, flux_err))
 
-    def _write(self, row0: int, rgb: np.ndarray, col0: int, flux: np.ndarray | None) -> None:
+    def _write(self, row0: int, rgb: np.ndarray, col0: int, flux: np.ndarray | None,
+               flux_err: np.ndarray | None) -> None:
         for writer in self.writers:
-            writer.write_block(row0, rgb, col0, flux)
+            writer.write_block(row0, rgb, col0, flux, flux_err)
 
     def _drain(self) -> None:
         """The writer thread: write queued pieces until told to stop (None); after an error or a cancel, only

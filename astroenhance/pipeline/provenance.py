@@ -63,6 +63,7 @@ def provenance(src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, *, scale:
                                     else 0.0),
         "flux_plane": "none" if flux_plane is None else ("sum" if flux_plane[0] else "mean"),
         "flux_plane_units": "" if flux_plane is None else flux_plane[1],
+        "flux_err": flux_plane is not None and bool(cfg.flux_err),
         "sr_model": cfg.sr_model if cfg.upscale else "none",
         "sr_input_space": sr_space,
         "sky": norm.sky, "sky_noise": norm.sky_noise, "sky_noise_from": src.noise_from or "estimated",
@@ -108,6 +109,7 @@ def fits_headers(src: FrameSource, prov: dict[str, object], scale: int, sr_info:
              ("AE_FLUXT", prov["flux_tolerance_sigma"], "FLUX: ... within this many input sigmas (0: exact)"),
              ("AE_DISPT", prov["display_tolerance_sigma"], "RGB blocks within N sigma, input units; 0 exact"),
              ("AE_FLXPL", prov["flux_plane"], "FLUX ext: 16 pixels sum/mean to input (none)"),
+             ("AE_FLXER", prov["flux_err"], "FLUXERR ext: the input's sigma per block"),
              ("AE_COLOR", prov["colorize"], "colour predicted by the colorizer"),
              ("AE_COSTR", prov["color_strength"], "share of the predicted chroma shown"),
              ("AE_SRMOD", prov["sr_model"], "super-resolution model"),
@@ -161,8 +163,8 @@ def fits_headers(src: FrameSource, prov: dict[str, object], scale: int, sr_info:
     return primary, image, notes, out_wcs
 
 
-def flux_header(image: fits.Header, src: FrameSource, per_pixel: bool, why: str) -> fits.Header:
-    """The FLUX extension's header: the colour planes' (WCS, kept keywords) with the input's units."""
+def flux_headers(image: fits.Header, src: FrameSource, per_pixel: bool, why: str) -> tuple[fits.Header, fits.Header]:
+    """The FLUX and FLUXERR extensions' headers: the colour planes' (WCS, kept keywords) with the input's units."""
     h = image.copy()
     unit = str(src.header.get("BUNIT", "")) if src.header is not None else ""
     h["BUNIT"] = (unit or "input units", "the input's units, on the 4x grid")
@@ -170,6 +172,18 @@ def flux_header(image: fits.Header, src: FrameSource, per_pixel: bool, why: str)
         if src.header is not None and key in src.header:
             h[key] = (src.header[key], src.header.comments[key])
     h["AE_FLXMD"] = ("sum" if per_pixel else "mean", "output pixels sum (per-pixel units) or average")
+    err = h.copy()
     add_text(h, "COMMENT", "FLUX: the enhanced luminance in the input's units. Every input pixel's flux is kept: "
-             + why + ". The sub-pixel distribution is the network's, not a measurement.")
-    return h
+             + why + ". The sub-pixel distribution is the network's, not a measurement. Its noise: FLUXERR.")
+    source = {"ERR": "the file's ERR extension", "WHT": "1/sqrt(WHT) of the file's WHT extension",
+              "": "the sky's noise estimated from the pixels", "estimated": "the sky's noise estimated from the pixels"
+              }.get(src.noise_from, f"the rms map {src.noise_from}")
+    err["AE_ERRSR"] = (fits_text(source)[-68:], "sigma per input pixel from")
+    share = "divided by 4" if per_pixel else "times 4"
+    add_text(err, "COMMENT", f"FLUXERR: the noise sigma of each input pixel ({source}"
+             + ("; photon noise of sources not included" if src.noise_from in ("", "estimated") else "")
+             + f"), {share} on each of its 16 output pixels: summed in quadrature over a block they give the input "
+             "pixel's sigma for the block's " + ("sum" if per_pixel else "mean") + ". The 16 pixels of a block share "
+             "one measurement (fully correlated): quadrature sums are right over apertures of whole input pixels and "
+             "close over apertures much larger than one; a single output pixel's error is not known.")
+    return h, err
