@@ -144,17 +144,18 @@ class _FluxRows:
     """Finished pieces of a band wait one piece for their FLUX plane, so that its smooth correction
     (`finish.physical_flux`) sees ``CONTEXT`` input rows above and below each piece (and as many columns on either
     side as the band holds): no seam where pieces or bands meet.
-    ``make(lum, raw, y, x)`` makes the FLUX and FLUXERR planes of stacked rows (tensors on the run's device) whose
-    first input pixel is row ``y``, column ``x`` of the frame; ``put`` is the engine's sink."""
+    ``make(lum, raw, y, x)`` makes the FLUX plane of stacked rows (tensors on the run's device) whose first input
+    pixel is row ``y``, column ``x`` of the frame, ``error(raw, y, x)`` a piece's FLUXERR plane (None: no FLUXERR);
+    ``put`` is the engine's sink."""
 
     # input rows: 4 for the smooth correction (2 left a few pixels up to 3x off between piece sizes; 4: < 2%), and
     # the reach of FLUX's local mean of what it lets go (fixed at import: `finish.FLUX_LOWPASS` as shipped)
     CONTEXT = 4 + gaussian_radius(FLUX_LOWPASS)
 
     def __init__(self, put: Callable[..., None],
-                 make: Callable[[torch.Tensor, torch.Tensor, int, int], tuple[torch.Tensor, torch.Tensor | None]]
-                 ) -> None:
-        self.put, self.make = put, make
+                 make: Callable[[torch.Tensor, torch.Tensor, int, int], torch.Tensor],
+                 error: Callable[[torch.Tensor, int, int], torch.Tensor] | None = None) -> None:
+        self.put, self.make, self.error = put, make, error
         self.pending: tuple | None = None
         self.above: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -176,11 +177,11 @@ class _FluxRows:
         s = blended.shape[0] // raw.shape[0]
         top = self.above[1].shape[0] if self.above is not None else 0
         parts = [p for p in (self.above, (blended, raw), below) if p is not None]
-        planes = self.make(torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), row0 // s - top,
-                           col0 // s - left)
-        flux, err = (None if p is None else p[top * s:top * s + blended.shape[0],
-                                               left * s:left * s + rgb.shape[1]].cpu().numpy() for p in planes)
-        self.put(row0, row1, col0, rgb, lum, flux=flux, flux_err=err)
+        flux = self.make(torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), row0 // s - top,
+                         col0 // s - left)
+        flux = flux[top * s:top * s + blended.shape[0], left * s:left * s + rgb.shape[1]]
+        err = None if self.error is None else self.error(raw[:, left:left + rgb.shape[1] // s], row0 // s, col0 // s)
+        self.put(row0, row1, col0, rgb, lum, flux=flux.cpu().numpy(), flux_err=None if err is None else err.cpu().numpy())
         self.above = (blended[-self.CONTEXT * s:].clone(), raw[-self.CONTEXT:].clone())
         self.pending = None
 
@@ -465,17 +466,6 @@ class Enhancer:
         own = self.accel.tensor(np.asarray(src.noise_rows(y0, y1), np.float64)[:, x0:x1])
         return torch.where(torch.isfinite(own) & (own > 0), own, sky)
 
-    def _flux_planes(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, per_pixel: bool,
-                     lum: torch.Tensor, raw: torch.Tensor, y: int, x: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """FLUX (`physical_flux`) and FLUXERR (`flux_error`; None with ``cfg.flux_err`` off) of the blended luminance
-        ``lum`` over the input rows ``raw`` whose first pixel is row ``y``, column ``x`` of the frame."""
-        y1, x1 = y + raw.shape[0], x + raw.shape[1]
-        flux = physical_flux(lum, raw, norm.inverse, self.scale, cfg.flux_tolerance or 0.0,
-                             self._sigma(src, norm, y, y1, x, x1), per_pixel)
-        if not cfg.flux_err:
-            return flux, None
-        return flux, flux_error(self._pixel_sigma(src, norm, y, y1, x, x1), torch.isfinite(raw), self.scale, per_pixel)
-
     def _upscale(self, tiles: torch.Tensor, linear: torch.Tensor | None, norm: Normalizer,
                  sigma: torch.Tensor | float = 0.0) -> torch.Tensor:
         """Display luminance tiles ``(T, 1, h, w)`` -> SR display luminance ``(T, 1, 4h, 4w)`` (tensors on the run's
@@ -616,8 +606,13 @@ class Enhancer:
             c = min(_FluxRows.CONTEXT, emit1 - emit0)
             next_band = (torch.zeros((src.shape[0] * s, c * s), dtype=torch.float32, device=dev),
                          torch.zeros((src.shape[0], c), dtype=torch.float64, device=dev))
-        flux_rows = None if flux_mode is None else _FluxRows(put, lambda lum, raw, y, x: self._flux_planes(
-            src, cfg, norm, flux_mode[0], lum, raw, y, x))
+        flux_rows = None if flux_mode is None else _FluxRows(
+            put, lambda lum, raw, y, x: physical_flux(lum, raw, norm.inverse, s, cfg.flux_tolerance or 0.0,
+                                                      self._sigma(src, norm, y, y + raw.shape[0], x, x + raw.shape[1]),
+                                                      flux_mode[0]),
+            None if not cfg.flux_err else lambda raw, y, x: flux_error(
+                self._pixel_sigma(src, norm, y, y + raw.shape[0], x, x + raw.shape[1]), torch.isfinite(raw), s,
+                flux_mode[0]))
         bx0 = grid.col_starts[cols[0]]
         bx1 = grid.col_starts[cols[-1]] + tw
         # weighted L, Cb, Cr and the weight, a tile row high, on the run's device

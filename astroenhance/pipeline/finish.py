@@ -322,9 +322,10 @@ def flux_error(sigma, ok, scale: int, per_pixel: bool = True):
     and nearly so for apertures much larger than one; a single output pixel's error is not known.  NaN where
     ``ok`` (``(H, W)``) is False.  float32, numpy or a tensor as ``sigma`` is."""
     t = _tensor(sigma).double()
-    err = t / scale if per_pixel else t * scale
+    err = (t / scale if per_pixel else t * scale).float()
     err = torch.where(_tensor(ok).to(t.device), err, torch.full_like(err, float("nan")))
-    return _like(_expand(err, scale).float(), sigma)
+    h, w = err.shape
+    return _like(err[:, None, :, None].expand(h, scale, w, scale).reshape(h * scale, w * scale), sigma)
 
 
 # ---- the finished pixels ------------------------------------------------------------------------------

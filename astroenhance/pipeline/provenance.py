@@ -176,9 +176,10 @@ def flux_headers(image: fits.Header, src: FrameSource, per_pixel: bool, why: str
     add_text(h, "COMMENT", "FLUX: the enhanced luminance in the input's units. Every input pixel's flux is kept: "
              + why + ". The sub-pixel distribution is the network's, not a measurement. Its noise: FLUXERR.")
     source = {"ERR": "the file's ERR extension", "WHT": "1/sqrt(WHT) of the file's WHT extension",
-              "": "the sky's noise estimated from the pixels", "estimated": "the sky's noise estimated from the pixels"
+              "": "the sky's noise, estimated from the pixels", "estimated": "the sky's noise, estimated from the pixels"
               }.get(src.noise_from, f"the rms map {src.noise_from}")
-    err["AE_ERRSR"] = (fits_text(source)[-68:], "sigma per input pixel from")
+    card = {"ERR": "ERR", "WHT": "1/sqrt(WHT)", "": "sky, estimated", "estimated": "sky, estimated"}
+    err["AE_ERRSR"] = (fits_text(card.get(src.noise_from, src.noise_from))[-40:], "FLUXERR: sigma of each input pixel from")
     share = "divided by 4" if per_pixel else "times 4"
     add_text(err, "COMMENT", f"FLUXERR: the noise sigma of each input pixel ({source}"
              + ("; photon noise of sources not included" if src.noise_from in ("", "estimated") else "")
