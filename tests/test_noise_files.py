@@ -56,6 +56,33 @@ def test_drz_noise_from_inverse_variance_weights_and_an_exposure_map_is_not_take
         assert any("WHT an exposure-time map?" in n for n in src.notes)
 
 
+def test_a_drizzled_frames_empty_corners_are_no_data(tmp_path):
+    """Most drz/drc frames are a tilted footprint in a rectangle whose corners got no input (WHT = 0) and hold drizzle's
+    fill (0 here, far below this sky of 10): those pixels are no data — NaN in every output, out of the sky and noise
+    estimates.  Read as data, the fill's zero differences took the noise estimate 10x low on a real SLACS frame
+    tilted by 30 degrees (docs/experiments.md, 2026-12-04)."""
+    from astroenhance import EnhanceConfig, Enhancer
+
+    n, sigma = 64, 2.0
+    yy, xx = np.indices((n, n))
+    inside = np.abs(yy - n / 2) + np.abs(xx - n / 2) < n * 0.6  # the footprint: a square turned by 45 degrees
+    rng = np.random.default_rng(2)
+    sci = np.where(inside, rng.normal(10.0, sigma, (n, n)), 0.0).astype(np.float32)
+    wht = np.where(inside, 1 / sigma**2, 0.0).astype(np.float32)
+    path = tmp_path / "tilted_drz.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(sci, name="SCI"), fits.ImageHDU(wht, name="WHT")]).writeto(path)
+    with open_frames(path, dq_mask=0) as [src]:  # no DQ mask asked: zero weight is no data all the same
+        np.testing.assert_array_equal(np.isnan(src.read_rows(0, n)), ~inside)
+    enh = Enhancer(EnhanceConfig(device="cpu", colorize=False, formats=("fits",)))
+    [res] = enh.enhance_file(path, tmp_path / "out")
+    with fits.open(res.outputs[0]) as h:
+        assert h[0].header["AE_SIGSR"] == "WHT" and h[0].header["AE_SKYSG"] == pytest.approx(sigma, rel=1e-6)
+        assert h[0].header["AE_VMIN"] > 0  # the display's black point from the sky, not from the fill
+        empty = np.repeat(np.repeat(~inside, 4, 0), 4, 1)
+        for name in ("GREEN", "FLUX", "FLUXERR"):
+            np.testing.assert_array_equal(np.isnan(h[name].data), empty)
+
+
 @given(st.lists(st.sampled_from([1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384]),
                 min_size=1, max_size=6))
 def test_dq_mask_flags_combine(flags):

@@ -14,6 +14,8 @@ A science extension ``SCI,v`` is paired with the ``ERR,v``, ``WHT,v`` and ``DQ,v
   scaled to the pixels' own noise, block by block), read between block centres by bilinear interpolation.  A frame whose sky noise
   varies by less than `NOISE_MAP_UNIFORM` keeps one sigma.  A FITS frame that gives no per-pixel noise has each block's
   sky noise measured from its pixels (`_estimated_sky_sigmas`), used where it spans `NOISE_MAP_UNIFORM_ESTIMATED`.
+* A pixel of no weight in ``WHT`` (0, or not finite: nothing was drizzled there, as in the empty corners of most
+  drz/drc frames, whose values are drizzle's fill) is no-data, whatever the DQ mask.
 * ``DQ`` flags listed in the mask make a pixel no-data (NaN, like a NaN in the file).  The default,
   `DQ_NO_DATA`, flags what has no usable signal in ACS and WFC3 files: Reed-Solomon errors (1), replaced/fill
   data (2), bad detector pixels (4), hot pixels (16), bad columns (128) and cosmic rays (4096 AstroDrizzle,
@@ -87,6 +89,21 @@ def file_noise(hdul: fits.HDUList, extver: int, shape: tuple[int, int]) -> tuple
         if sigma:
             return sigma, "WHT", inv_sqrt
     return None, "", None
+
+
+def unweighted_reader(hdul: fits.HDUList, extver: int, shape: tuple[int, int]):
+    """``rows(y0, y1) -> bool array`` of the pixels the WHT extension gives no weight (``WHT <= 0`` or not finite: no
+    input pixel was drizzled there, and the science value is drizzle's fill, usually 0), or None without a WHT."""
+    wht = companion(hdul, "WHT", extver, shape)
+    if wht is None:
+        return None
+
+    def empty(y0: int, y1: int) -> np.ndarray:
+        w = np.asarray(wht.section[y0:y1], np.float64)
+        with np.errstate(invalid="ignore"):
+            return ~(w > 0)
+
+    return empty
 
 
 def dq_reader(hdul: fits.HDUList, extver: int, shape: tuple[int, int], mask: int):

@@ -29,6 +29,7 @@ from .noise import (
     map_noise,
     mask_cosmic_rays,
     unflagged_single_exposure,
+    unweighted_reader,
 )
 
 FITS_SUFFIXES = (".fits.gz", ".fits.fz", ".fit.gz", ".fts.gz", ".fits", ".fit", ".fts")
@@ -358,6 +359,7 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask
     direct = _direct_row_reader(path, hdul, index, dims)
     extver, shape2d = int(header.get("EXTVER", 1)), (dims[-2], dims[-1])
     flagged = dq_reader(hdul, extver, shape2d, dq_mask) if planes == 1 else None
+    empty = unweighted_reader(hdul, extver, shape2d) if planes == 1 else None  # drizzle's fill: no data
     sigma, sigma_from, sigma_rows = file_noise(hdul, extver, shape2d) if planes == 1 else (None, "", None)
     err = companion(hdul, "ERR", extver, shape2d) if planes == 1 else None
     dq = companion(hdul, "DQ", extver, shape2d) if planes == 1 else None
@@ -374,6 +376,8 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask
                     out[raw == blank] = np.nan
                 if flagged is not None:
                     out[flagged(y0, y1)] = np.nan
+                if empty is not None:
+                    out[empty(y0, y1)] = np.nan
                 return out
             except InputError:
                 raise  # already says what is wrong, naming the file
