@@ -186,6 +186,7 @@ def run(
     flux_err: Annotated[bool, typer.Option("--flux-err/--no-flux-err", help="With the FLUX extension, a FLUXERR one after it: each input pixel's noise sigma (ERR, 1/sqrt(WHT), --noise, else the sky's, estimated; AE_ERRSR) shared over its 16 output pixels so that their quadrature sum is that sigma. A block's pixels are one measurement: sum errors in quadrature over apertures of whole input pixels (or much larger). Exact where FLUX is exact (a flux tolerance of 0); at hst's 2 sigma FLUX's own noise is lower (benchmarks/bench_fluxerr.py) and FLUXERR an upper bound. +67 MB for a 1024² frame (+20 MB with --fits-encoding rice).", rich_help_panel="Display and FITS layout")] = True,
     hdu: Annotated[str | None, typer.Option(help="FITS HDU by name (SCI, 'SCI,2') or index, or a chip label from the output names (sci2; chip3 of a WFPC2 stack). Default: the SCI extension(s), else the first 2-D image; every chip of a multi-chip frame goes to its own output.", rich_help_panel="Display and FITS layout")] = None,
     noise: Annotated[Path | None, typer.Option(help="An rms (sigma) map of the one input frame, same shape, input units: its median is the frame's noise (and where the sky's depth varies, its map: --noise-map). Default: the median of the file's ERR extension (flt/flc), else of 1/sqrt(WHT) (drz/drc with inverse-variance weights), else estimated from the pixels; the header says which (AE_SIGSR).", exists=True, dir_okay=False, show_default=False, rich_help_panel="HST data quality")] = None,
+    weight: Annotated[Path | None, typer.Option(help="An inverse-variance weight map of the one input frame (a drizzled mosaic's separate _wht file), same shape: read as a WHT extension is — sigma = 1/sqrt(weight), checked against the pixels' own noise (an exposure-time map gives only how the depth varies), and pixels of no weight (0: nothing drizzled there) are no data. Instead of --noise.", exists=True, dir_okay=False, show_default=False, rich_help_panel="HST data quality")] = None,
     noise_map: Annotated[bool, typer.Option("--noise-map/--no-noise-map", help="Where the per-pixel noise (ERR, WHT or --noise) shows the sky deeper in some parts of the frame than in others (a mosaic's edges, a gap covered by fewer exposures; its sky pixels' noise in 32-pixel blocks spans more than 1.2x; a FITS frame without per-pixel noise has each block's sky noise measured from its pixels, and needs a span of 1.5x), the SR network sees each part in units of its own noise and the flux tolerances follow it: no noise sharpened into sources where the frame is shallow, noise kept out where it is deep. The header gives the span (AE_SIGLO, AE_SIGHI). --no-noise-map: one sigma for the frame.", rich_help_panel="HST data quality")] = True,
     dq_mask: Annotated[str, typer.Option(help="DQ flags that make a pixel no-data (NaN in, NaN out): default (1+2+4+16+128+4096+8192: bad, hot, bad-column, fill and cosmic-ray pixels of ACS/WFC3; saturated pixels stay), all, none, an integer, or flags like 4,16,4096.", rich_help_panel="HST data quality")] = "default",
     clean_cosmic_rays: Annotated[bool | None, typer.Option("--clean-cosmic-rays/--no-clean-cosmic-rays", help="Read pixels sharper than any star can be as no data, like DQ-flagged ones: a pixel more than 1.25x the peak/neighbours ratio of HST's diffraction-limited PSF at the filter's pivot wavelength (PHOTPLAM) on the WCS's pixel scale, and 5 sigma above its surroundings (ERR per pixel); then the rest of each track. Stars cannot pass the test; hits on star cores and most faint hits on undersampled detectors (WFC3/IR, WFPC2) are missed. Default: on for single exposures (*_flt, *_flc, *_c0m, *_c0f) whose DQ flags no cosmic rays and whose header gives PHOTPLAM and a WCS; off otherwise. The header records the count (AE_NCR; -1: not searched).", show_default=False, rich_help_panel="HST data quality")] = None,
@@ -223,6 +224,7 @@ def run(
                            noise_gate=noise_gate, dq_mask=dq_mask, fits_encoding=fits_encoding.value, flux_plane=flux_plane,
                            flux_err=flux_err,
                            color_strength=color_strength, noise=str(noise) if noise else None, noise_map=noise_map,
+                           weight=str(weight) if weight else None,
                            clean_cosmic_rays=clean_cosmic_rays)
     config.check()  # usage errors answer before torch and the networks load
     if log_file is not None and not log_file.parent.is_dir():
@@ -244,6 +246,9 @@ def run(
                      + "".join(f"; {hint}" for hint in why_no_frames(inputs, outdir, recursive, glob)))
     if noise is not None and len(jobs) > 1:
         raise _usage(f"--noise {noise} is one frame's rms map; {len(jobs)} inputs were given (run them one at a time)")
+    if weight is not None and len(jobs) > 1:
+        raise _usage(f"--weight {weight} is one frame's weight map; {len(jobs)} inputs were given (run them one at a "
+                     "time)")
     missing = [j for j in jobs if not j.path.exists()]
     if len(missing) == len(jobs):  # nothing to do: no output folder, no report
         for j in missing:
@@ -299,6 +304,8 @@ def run(
         fits_settings = enhancer.settings(True).for_frame(1).to_dict()
         if fits_settings["noise"] is None:
             fits_settings["noise"] = "each file's ERR or WHT, else estimated (AE_SIGSR)"
+        if fits_settings["weight"] is None:
+            fits_settings["weight"] = "none given"
         if fits_settings["clean_cosmic_rays"] is None:
             fits_settings["clean_cosmic_rays"] = "single exposures whose DQ flags none (AE_NCR)"
         if image_settings["clean_cosmic_rays"] is None:

@@ -81,6 +81,7 @@ class EnhanceConfig:
     fits_encoding: str = "int16"  # RGB FITS display planes: float32, int16 (scaled, 2x smaller) or rice (compressed)
     dq_mask: str = "default"  # DQ flags that make a pixel no-data (`parse_dq_mask`); default `DQ_NO_DATA`
     noise: str | None = None  # an rms map (path) for the frame; None: ERR/WHT of the file, else estimated
+    weight: str | None = None  # or an inverse-variance weight map (path; a drizzled frame's _wht file): as a WHT
     noise_map: bool = True  # where that per-pixel noise shows the sky's depth varying across the frame, follow it
     # (`io.noise.sky_noise_map`); False: one sigma for the frame
     clean_cosmic_rays: bool | None = None  # read pixels sharper than a star can be as no-data
@@ -123,6 +124,8 @@ class EnhanceConfig:
             raise SettingsError(f"colour strength {self.color_strength}: must be within 0-2 (1: the network's own)")
         if self.fits_encoding not in FITS_ENCODINGS:
             raise SettingsError(f"FITS encoding {self.fits_encoding!r}: choose from {', '.join(FITS_ENCODINGS)}")
+        if self.noise and self.weight:
+            raise SettingsError("--noise and --weight both give the frame's noise: give one")
         if self.tile < 16 or not 0 <= self.overlap < self.tile:
             raise SettingsError(f"need tile >= 16 and 0 <= overlap < tile (got tile={self.tile}, overlap={self.overlap})")
 

@@ -130,6 +130,36 @@ def test_cli_records_where_the_noise_came_from(tmp_path):
     assert result.exit_code == 2 and "--dq-mask 'cosmic'" in result.output
 
 
+def test_a_separate_weight_map_is_read_as_a_wht_extension(tmp_path):
+    """A drizzled mosaic's SCI and WHT as two files (the usual high-level science product): `--weight` reads the
+    second as a WHT extension would be read — sigma = 1/sqrt(weight), pixels of no weight no data, recorded."""
+    n, sigma = 48, 2.0
+    yy, xx = np.indices((n, n))
+    inside = xx + yy > n // 2  # the corner below the diagonal got no exposure
+    sci = np.where(inside, np.random.default_rng(4).normal(10.0, sigma, (n, n)), 0.0).astype(np.float32)
+    fits.PrimaryHDU(sci).writeto(tmp_path / "mosaic_drz_sci.fits")
+    fits.PrimaryHDU(np.where(inside, 1 / sigma**2, 0.0).astype(np.float32)).writeto(tmp_path / "mosaic_drz_wht.fits")
+    with open_frames(tmp_path / "mosaic_drz_sci.fits", weight=tmp_path / "mosaic_drz_wht.fits") as [src]:
+        assert src.noise == pytest.approx(sigma) and src.noise_from == "WHT mosaic_drz_wht.fits"
+        np.testing.assert_array_equal(np.isnan(src.read_rows(0, n)), ~inside)
+    runner = CliRunner()
+    args = ["--no-colorize", "--format", "fits", "-q"]
+    result = runner.invoke(app, ["run", str(tmp_path / "mosaic_drz_sci.fits"), "-o", str(tmp_path / "a"),
+                                 "--weight", str(tmp_path / "mosaic_drz_wht.fits"), *args])
+    assert result.exit_code == 0, result.output
+    with fits.open(tmp_path / "a" / "mosaic_drz_sci.enhanced.fits") as h:
+        assert (h[0].header["AE_SIGSR"], h[0].header["AE_SKYSG"]) == ("WHT mosaic_drz_wht.fits", pytest.approx(sigma))
+        assert "mosaic_drz_wht.fits" in h["FLUXERR"].header["AE_ERRSR"]
+        np.testing.assert_array_equal(np.isnan(h["FLUX"].data), np.repeat(np.repeat(~inside, 4, 0), 4, 1))
+    fits.PrimaryHDU(np.ones((10, 10), np.float32)).writeto(tmp_path / "small_wht.fits")
+    result = runner.invoke(app, ["run", str(tmp_path / "mosaic_drz_sci.fits"), "-o", str(tmp_path / "b"),
+                                 "--weight", str(tmp_path / "small_wht.fits"), *args])
+    assert result.exit_code == 1 and "small_wht.fits: weight map is 10x10, the frame 48x48" in result.output
+    result = runner.invoke(app, ["run", str(tmp_path / "mosaic_drz_sci.fits"), "-o", str(tmp_path / "c"), "--weight",
+                                 str(tmp_path / "mosaic_drz_wht.fits"), "--noise", str(tmp_path / "small_wht.fits"), *args])
+    assert result.exit_code == 2 and "--noise and --weight" in result.output and not (tmp_path / "c").exists()
+
+
 def test_one_rms_map_for_a_multichip_file_is_refused(tmp_path):
     rms = tmp_path / "rms.fits"
     fits.PrimaryHDU(np.ones((10, 10), np.float32)).writeto(rms)

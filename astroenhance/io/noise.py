@@ -120,31 +120,50 @@ def dq_reader(hdul: fits.HDUList, extver: int, shape: tuple[int, int], mask: int
     return flagged
 
 
-def map_noise(path: Path, shape: tuple[int, int], files: contextlib.ExitStack) -> tuple[float, Rows]:
+def map_noise(path: Path, shape: tuple[int, int], files: contextlib.ExitStack, weights: bool = False
+              ) -> tuple[float, Rows]:
     """The median of an rms (sigma) map given by path (``run --noise FILE``: its first 2-D image, the frame's shape,
-    values > 0 counted) and a reader of its rows; the file stays open (memory-mapped) until ``files`` closes."""
+    values > 0 counted) and a reader of its rows; the file stays open (memory-mapped) until ``files`` closes.
+    ``weights``: the map is an inverse-variance weight map instead (``run --weight FILE``, a drizzled frame's separate
+    ``_wht`` file): the rows read as ``1/sqrt(w)``, NaN where ``w <= 0`` (no weight: no data, `unweighted`)."""
+    what = "weight map" if weights else "noise map"
     try:
         hdul = files.enter_context(fits.open(path, memmap=True))
         data = next((h.data for h in hdul if h.header.get("NAXIS") == 2 and h.data is not None), None)
         if data is None:
-            raise InputError(f"{path}: no 2-D image in the noise map")
+            raise InputError(f"{path}: no 2-D image in the {what}")
         if data.shape != tuple(shape):
-            raise InputError(f"{path}: noise map is {data.shape[0]}x{data.shape[1]}, the frame "
+            raise InputError(f"{path}: {what} is {data.shape[0]}x{data.shape[1]}, the frame "
                              f"{shape[0]}x{shape[1]}")
 
-        def rows(a: int, b: int) -> np.ndarray:
+        def raw(a: int, b: int) -> np.ndarray:
             try:
                 return np.asarray(data[a:b])
             except Exception as exc:
-                raise InputError(f"{path}: noise map could not be read ({type(exc).__name__}: {exc})") from None
+                raise InputError(f"{path}: {what} could not be read ({type(exc).__name__}: {exc})") from None
+
+        def inv_sqrt(a: int, b: int) -> np.ndarray:
+            w = np.asarray(raw(a, b), np.float64)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.where(w > 0, 1.0 / np.sqrt(w), np.nan)
+        rows = inv_sqrt if weights else raw
         sigma = sampled_median(rows, shape[0], lambda v: np.isfinite(v) & (v > 0))
     except InputError:
         raise
     except Exception as exc:  # unreadable, not FITS
-        raise InputError(f"{path}: noise map could not be read ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"{path}: {what} could not be read ({type(exc).__name__}: {exc})") from None
     if not sigma:
-        raise InputError(f"{path}: noise map has no finite value > 0")
+        raise InputError(f"{path}: {what} has no finite value > 0")
     return sigma, rows
+
+
+def unweighted(read_rows: Rows, sigma_rows: Rows) -> Rows:
+    """``read_rows`` with NaN where ``sigma_rows`` (`map_noise` of a weight map) is NaN: pixels of no weight."""
+    def rows(a: int, b: int) -> np.ndarray:
+        out = np.array(read_rows(a, b), dtype=np.float32, copy=True)
+        out[np.isnan(sigma_rows(a, b))] = np.nan
+        return out
+    return rows
 
 
 NOISE_MAP_BLOCK = 32  # input pixels per side of a `NoiseMap` block (1,024 pixels: a depth step blurs over ~32)

@@ -29,6 +29,7 @@ from .noise import (
     map_noise,
     mask_cosmic_rays,
     unflagged_single_exposure,
+    unweighted,
     unweighted_reader,
 )
 
@@ -95,7 +96,7 @@ class FrameSource:
     path: Path | None = None
     notes: list[str] = field(default_factory=list)
     noise: float | None = None  # the frame's noise sigma in input units, from the file (`noise`); None: estimate it
-    noise_from: str = ""  # ERR, WHT or the rms map's path
+    noise_from: str = ""  # ERR, WHT, "WHT <name>" (a weight map by path) or the rms map's name
     noise_rows: Callable[[int, int], np.ndarray] | None = None  # its per-pixel sigma rows (ERR, 1/sqrt(WHT), rms map)
     noise_map: NoiseMap | None = None  # the sky's sigma across the frame where it varies (`noise.sky_noise_map`,
     # made by the engine when it fits the frame); None: one sigma for the frame
@@ -147,11 +148,13 @@ def _check_size(name: str, shape: tuple[int, ...]) -> None:
 
 @contextlib.contextmanager
 def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int = DQ_NO_DATA,
-                noise: str | Path | None = None, cosmic_rays: bool | None = False) -> Iterator[list[FrameSource]]:
+                noise: str | Path | None = None, cosmic_rays: bool | None = False,
+                weight: str | Path | None = None) -> Iterator[list[FrameSource]]:
     """Open ``path`` and yield its frames (one per chip for multi-chip FITS); files close on exit.
 
     FITS science extensions take their noise from ERR/WHT and mask the ``dq_mask`` flags of DQ (`noise`);
-    ``noise`` is an rms map (path) for a single frame instead.  With ``cosmic_rays`` each frame's pixels sharper
+    ``noise`` is an rms map (path) for a single frame instead, ``weight`` an inverse-variance weight map (path: a
+    drizzled frame's separate ``_wht`` file, read as a WHT extension would be, its pixels of no weight no data).  With ``cosmic_rays`` each frame's pixels sharper
     than the telescope's PSF allows are found and read as no-data too (`noise.mask_cosmic_rays`); with None, only
     in single exposures whose DQ flags no cosmic rays (`noise.unflagged_single_exposure`), where the header allows."""
     path = Path(path)
@@ -179,12 +182,18 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
                 raise
             except Exception as exc:  # a malformed header astropy let through: say so, name the file
                 raise InputError(f"{path}: malformed FITS ({type(exc).__name__}: {_short(exc)})") from None
-            if noise is not None:
+            for given, option, weights in ((noise, "--noise", False), (weight, "--weight", True)):
+                if given is None:
+                    continue
                 if len(found) > 1:
-                    raise InputError(f"{path}: --noise {Path(noise).name} is one rms map but the file has "
-                                     f"{len(found)} chips ({', '.join(f.label for f in found)}); choose one with --hdu")
+                    raise InputError(f"{path}: {option} {Path(given).name} is one {'weight' if weights else 'rms'} map "
+                                     f"but the file has {len(found)} chips ({', '.join(f.label for f in found)}); "
+                                     "choose one with --hdu")
                 for f in found:
-                    (f.noise, f.noise_rows), f.noise_from = map_noise(Path(noise), f.shape, files), Path(noise).name
+                    f.noise, f.noise_rows = map_noise(Path(given), f.shape, files, weights)
+                    f.noise_from = f"WHT {Path(given).name}" if weights else Path(given).name
+                    if weights:
+                        f.read_rows = unweighted(f.read_rows, f.noise_rows)
             for f in found:
                 if cosmic_rays:
                     mask_cosmic_rays(f)

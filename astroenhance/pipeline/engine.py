@@ -416,7 +416,7 @@ class Enhancer:
         when it is plausible, an rms map) or else from neighbouring-pixel differences; ``src.noise_from`` says
         which."""
         sky_noise = estimate_noise(rows, lag=NOISE_LAG)
-        if src.noise and src.noise_from == "WHT" and not sky_noise / 3 <= src.noise <= 3 * sky_noise:
+        if src.noise and src.noise_from.startswith("WHT") and not sky_noise / 3 <= src.noise <= 3 * sky_noise:
             src.notes.append(f"1/sqrt(WHT) = {src.noise:.3g} disagrees with the pixels' own noise {sky_noise:.3g} by "
                              "more than 3x (WHT an exposure-time map?): noise estimated from the pixels (WHT still "
                              "gives how the depth varies)")
@@ -785,7 +785,7 @@ class Enhancer:
         cfg = self._given.for_input(is_fits(path))
         if (other := self._for_model(cfg.sr_model)) is not self:
             return other.enhance_file(path, outdir, progress=progress)
-        with open_frames(path, cfg.hdu, dq_mask=parse_dq_mask(cfg.dq_mask), noise=cfg.noise,
+        with open_frames(path, cfg.hdu, dq_mask=parse_dq_mask(cfg.dq_mask), noise=cfg.noise, weight=cfg.weight,
                          cosmic_rays=cfg.clean_cosmic_rays) as frames:
             return [self.write_source(src, Path(outdir), path, cfg, progress=progress) for src in frames]
 
@@ -796,7 +796,8 @@ class Enhancer:
         if (other := self._for_model(cfg.sr_model)) is not self:
             return other.planned_outputs(path, outdir)
         planned = []
-        with open_frames(path, cfg.hdu, dq_mask=parse_dq_mask(cfg.dq_mask), noise=cfg.noise) as frames:
+        with open_frames(path, cfg.hdu, dq_mask=parse_dq_mask(cfg.dq_mask), noise=cfg.noise,
+                         weight=cfg.weight) as frames:
             for src in frames:
                 shape = (src.shape[0] * self.scale, src.shape[1] * self.scale)
                 planned += [(p, shape) for p in self.output_paths(path, outdir, src.label, cfg.formats).values()]

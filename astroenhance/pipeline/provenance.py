@@ -177,7 +177,8 @@ def flux_headers(image: fits.Header, src: FrameSource, per_pixel: bool, why: str
              + why + ". The sub-pixel distribution is the network's, not a measurement. Its noise: FLUXERR.")
     source = {"ERR": "the file's ERR extension", "WHT": "1/sqrt(WHT) of the file's WHT extension",
               "": "the sky's noise, estimated from the pixels", "estimated": "the sky's noise, estimated from the pixels"
-              }.get(src.noise_from, f"the rms map {src.noise_from}")
+              }.get(src.noise_from, f"1/sqrt of the weight map {src.noise_from[4:]}" if src.noise_from.startswith("WHT ")
+                    else f"the rms map {src.noise_from}")
     card = {"ERR": "ERR", "WHT": "1/sqrt(WHT)", "": "sky, estimated", "estimated": "sky, estimated"}
     err["AE_ERRSR"] = (fits_text(card.get(src.noise_from, src.noise_from))[-40:], "FLUXERR: sigma of each input pixel from")
     share = "divided by 4" if per_pixel else "times 4"
