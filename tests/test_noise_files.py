@@ -130,6 +130,26 @@ def test_cli_records_where_the_noise_came_from(tmp_path):
     assert result.exit_code == 2 and "--dq-mask 'cosmic'" in result.output
 
 
+def test_a_frame_of_many_exact_zeros_gets_a_note_naming_the_fix(tmp_path):
+    """A mosaic's science file alone, its unobserved part filled with 0: nothing says those pixels are not data, so
+    they are read as data — and the note says so and how to give the weight map."""
+    n = 48
+    sci = np.random.default_rng(5).normal(10.0, 2.0, (n, n)).astype(np.float32)
+    sci[:, :12] = 0.0
+    fits.PrimaryHDU(sci).writeto(tmp_path / "filled.fits")
+    fits.PrimaryHDU(sci[:, 12:]).writeto(tmp_path / "plain.fits")
+    from astroenhance import EnhanceConfig, Enhancer
+
+    enh = Enhancer(EnhanceConfig(device="cpu", colorize=False, upscale=False))
+    notes = {}
+    for name in ("filled", "plain"):
+        with open_frames(tmp_path / f"{name}.fits") as [src]:
+            enh.fit_normalizer(src, enh.config.for_input(True))
+            notes[name] = [x for x in src.notes if "exactly 0" in x]
+    assert len(notes["filled"]) == 1 and "25% of the pixels are exactly 0" in notes["filled"][0]
+    assert "--weight" in notes["filled"][0] and not notes["plain"]
+
+
 def test_a_separate_weight_map_is_read_as_a_wht_extension(tmp_path):
     """A drizzled mosaic's SCI and WHT as two files (the usual high-level science product): `--weight` reads the
     second as a WHT extension would be read — sigma = 1/sqrt(weight), pixels of no weight no data, recorded."""

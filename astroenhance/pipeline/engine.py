@@ -115,6 +115,7 @@ def _weights_dir(config: EnhanceConfig) -> Path:
 #: planes (display PSNR as at 3 sigma, without the 0.3% of sky blocks that noise takes beyond 3 sigma coming back as
 #: 4x4 squares), each chosen on validation frames (docs/experiments.md)
 NOISE_SPACE_TOLERANCE = {"flux": 2.0, "display": 4.0}
+FILL_SHARE = 0.05  # a grey frame with more of its (sampled) pixels exactly 0 gets a note: likely a mosaic's fill
 
 
 def _network_defaults(config: EnhanceConfig, space: str) -> EnhanceConfig:
@@ -416,6 +417,11 @@ class Enhancer:
         when it is plausible, an rms map) or else from neighbouring-pixel differences; ``src.noise_from`` says
         which."""
         sky_noise = estimate_noise(rows, lag=NOISE_LAG)
+        finite = int(np.count_nonzero(np.isfinite(rows)))
+        if not src.is_display_image and finite and (zeros := int(np.count_nonzero(rows == 0))) > FILL_SHARE * finite:
+            src.notes.append(f"{100 * zeros / finite:.0f}% of the pixels are exactly 0 (a mosaic's fill, where nothing "
+                             "was observed?): read as data, they pull the sky and its noise low; --weight WHT_FILE "
+                             "(its weight map, 0 there) reads them as no data")
         if src.noise and src.noise_from.startswith("WHT") and not sky_noise / 3 <= src.noise <= 3 * sky_noise:
             src.notes.append(f"1/sqrt(WHT) = {src.noise:.3g} disagrees with the pixels' own noise {sky_noise:.3g} by "
                              "more than 3x (WHT an exposure-time map?): noise estimated from the pixels (WHT still "
