@@ -81,29 +81,31 @@ def file_noise(hdul: fits.HDUList, extver: int, shape: tuple[int, int]) -> tuple
             return sigma, "ERR", err_rows
     wht = companion(hdul, "WHT", extver, shape)
     if wht is not None:
-        def inv_sqrt(a: int, b: int) -> np.ndarray:
-            w = np.asarray(wht.section[a:b], np.float64)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                return np.where(w > 0, 1.0 / np.sqrt(w), np.nan)
+        inv_sqrt = weight_sigma(lambda a, b: wht.section[a:b])
         sigma = sampled_median(inv_sqrt, shape[0])
         if sigma:
             return sigma, "WHT", inv_sqrt
     return None, "", None
 
 
+def weight_sigma(read_weights: Rows) -> Rows:
+    """Rows of ``1/sqrt(w)`` from a reader of inverse-variance weight rows, NaN where ``w <= 0`` or not finite: no
+    weight, no data (nothing was drizzled there; the science value is drizzle's fill, usually 0)."""
+    def rows(a: int, b: int) -> np.ndarray:
+        w = np.asarray(read_weights(a, b), np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(w > 0, 1.0 / np.sqrt(w), np.nan)
+    return rows
+
+
 def unweighted_reader(hdul: fits.HDUList, extver: int, shape: tuple[int, int]):
-    """``rows(y0, y1) -> bool array`` of the pixels the WHT extension gives no weight (``WHT <= 0`` or not finite: no
-    input pixel was drizzled there, and the science value is drizzle's fill, usually 0), or None without a WHT."""
+    """``rows(y0, y1) -> bool array`` of the pixels the WHT extension gives no weight (`weight_sigma`), or None
+    without a WHT."""
     wht = companion(hdul, "WHT", extver, shape)
     if wht is None:
         return None
-
-    def empty(y0: int, y1: int) -> np.ndarray:
-        w = np.asarray(wht.section[y0:y1], np.float64)
-        with np.errstate(invalid="ignore"):
-            return ~(w > 0)
-
-    return empty
+    sigma = weight_sigma(lambda a, b: wht.section[a:b])
+    return lambda y0, y1: np.isnan(sigma(y0, y1))
 
 
 def dq_reader(hdul: fits.HDUList, extver: int, shape: tuple[int, int], mask: int):
@@ -125,7 +127,7 @@ def map_noise(path: Path, shape: tuple[int, int], files: contextlib.ExitStack, w
     """The median of an rms (sigma) map given by path (``run --noise FILE``: its first 2-D image, the frame's shape,
     values > 0 counted) and a reader of its rows; the file stays open (memory-mapped) until ``files`` closes.
     ``weights``: the map is an inverse-variance weight map instead (``run --weight FILE``, a drizzled frame's separate
-    ``_wht`` file): the rows read as ``1/sqrt(w)``, NaN where ``w <= 0`` (no weight: no data, `unweighted`)."""
+    ``_wht`` file): the rows read as `weight_sigma` (NaN where there is no weight: no data, `unweighted`)."""
     what = "weight map" if weights else "noise map"
     try:
         hdul = files.enter_context(fits.open(path, memmap=True))
@@ -142,11 +144,7 @@ def map_noise(path: Path, shape: tuple[int, int], files: contextlib.ExitStack, w
             except Exception as exc:
                 raise InputError(f"{path}: {what} could not be read ({type(exc).__name__}: {exc})") from None
 
-        def inv_sqrt(a: int, b: int) -> np.ndarray:
-            w = np.asarray(raw(a, b), np.float64)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                return np.where(w > 0, 1.0 / np.sqrt(w), np.nan)
-        rows = inv_sqrt if weights else raw
+        rows = weight_sigma(raw) if weights else raw
         sigma = sampled_median(rows, shape[0], lambda v: np.isfinite(v) & (v > 0))
     except InputError:
         raise

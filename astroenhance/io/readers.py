@@ -154,9 +154,10 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
 
     FITS science extensions take their noise from ERR/WHT and mask the ``dq_mask`` flags of DQ (`noise`);
     ``noise`` is an rms map (path) for a single frame instead, ``weight`` an inverse-variance weight map (path: a
-    drizzled frame's separate ``_wht`` file, read as a WHT extension would be, its pixels of no weight no data).  With ``cosmic_rays`` each frame's pixels sharper
-    than the telescope's PSF allows are found and read as no-data too (`noise.mask_cosmic_rays`); with None, only
-    in single exposures whose DQ flags no cosmic rays (`noise.unflagged_single_exposure`), where the header allows."""
+    drizzled frame's separate ``_wht`` file, read as a WHT extension would be, its pixels of no weight no data).
+    With ``cosmic_rays`` each frame's pixels sharper than the telescope's PSF allows are found and read as no-data
+    too (`noise.mask_cosmic_rays`); with None, only in single exposures whose DQ flags no cosmic rays
+    (`noise.unflagged_single_exposure`), where the header allows."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
