@@ -132,7 +132,8 @@ def test_cli_records_where_the_noise_came_from(tmp_path):
 
 def test_a_frame_of_many_exact_zeros_gets_a_note_naming_the_fix(tmp_path):
     """A mosaic's science file alone, its unobserved part filled with 0: nothing says those pixels are not data, so
-    they are read as data — and the note says so and how to give the weight map."""
+    they are read as data — and the note says so and how to give the weight map.  An rms map that gives them 0,
+    infinity or no value makes them no data."""
     n = 48
     sci = np.random.default_rng(5).normal(10.0, 2.0, (n, n)).astype(np.float32)
     sci[:, :12] = 0.0
@@ -148,6 +149,14 @@ def test_a_frame_of_many_exact_zeros_gets_a_note_naming_the_fix(tmp_path):
             notes[name] = [x for x in src.notes if "exactly 0" in x]
     assert len(notes["filled"]) == 1 and "25% of the pixels are exactly 0" in notes["filled"][0]
     assert "--weight" in notes["filled"][0] and not notes["plain"]
+    rms = np.full(sci.shape, 2.0, np.float32)
+    rms[:, :4], rms[:, 4:8], rms[:, 8:12] = 0.0, np.inf, np.nan  # three ways of saying "not observed"
+    fits.PrimaryHDU(rms).writeto(tmp_path / "filled_rms.fits")
+    with open_frames(tmp_path / "filled.fits", noise=tmp_path / "filled_rms.fits") as [src]:
+        got = src.read_rows(0, n)
+        enh.fit_normalizer(src, enh.config.for_input(True))
+        assert not [x for x in src.notes if "exactly 0" in x] and src.noise == 2.0
+    assert np.isnan(got[:, :12]).all() and np.isfinite(got[:, 12:]).all()
 
 
 def test_a_separate_weight_map_is_read_as_a_wht_extension(tmp_path):

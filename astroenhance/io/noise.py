@@ -127,7 +127,8 @@ def map_noise(path: Path, shape: tuple[int, int], files: contextlib.ExitStack, w
     """The median of an rms (sigma) map given by path (``run --noise FILE``: its first 2-D image, the frame's shape,
     values > 0 counted) and a reader of its rows; the file stays open (memory-mapped) until ``files`` closes.
     ``weights``: the map is an inverse-variance weight map instead (``run --weight FILE``, a drizzled frame's separate
-    ``_wht`` file): the rows read as `weight_sigma` (NaN where there is no weight: no data, `unweighted`)."""
+    ``_wht`` file): the rows read as `weight_sigma` (NaN where there is no weight).  Either way a pixel without a
+    finite sigma > 0 is no data (`unmeasured`)."""
     what = "weight map" if weights else "noise map"
     try:
         hdul = files.enter_context(fits.open(path, memmap=True))
@@ -155,11 +156,14 @@ def map_noise(path: Path, shape: tuple[int, int], files: contextlib.ExitStack, w
     return sigma, rows
 
 
-def unweighted(read_rows: Rows, sigma_rows: Rows) -> Rows:
-    """``read_rows`` with NaN where ``sigma_rows`` (`map_noise` of a weight map) is NaN: pixels of no weight."""
+def unmeasured(read_rows: Rows, sigma_rows: Rows) -> Rows:
+    """``read_rows`` with NaN where ``sigma_rows`` (`map_noise` of a map given by path) has no finite sigma > 0: a
+    pixel of no weight, or one an rms map gives 0, infinity or no value — nothing was measured there."""
     def rows(a: int, b: int) -> np.ndarray:
         out = np.array(read_rows(a, b), dtype=np.float32, copy=True)
-        out[np.isnan(sigma_rows(a, b))] = np.nan
+        sigma = np.asarray(sigma_rows(a, b), np.float64)
+        with np.errstate(invalid="ignore"):
+            out[~(np.isfinite(sigma) & (sigma > 0))] = np.nan
         return out
     return rows
 

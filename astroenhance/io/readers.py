@@ -29,7 +29,7 @@ from .noise import (
     map_noise,
     mask_cosmic_rays,
     unflagged_single_exposure,
-    unweighted,
+    unmeasured,
     unweighted_reader,
 )
 
@@ -154,7 +154,8 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
 
     FITS science extensions take their noise from ERR/WHT and mask the ``dq_mask`` flags of DQ (`noise`);
     ``noise`` is an rms map (path) for a single frame instead, ``weight`` an inverse-variance weight map (path: a
-    drizzled frame's separate ``_wht`` file, read as a WHT extension would be, its pixels of no weight no data).
+    drizzled frame's separate ``_wht`` file, read as a WHT extension would be); where either gives no finite sigma
+    > 0 (no weight; an rms of 0, infinity or none), the pixel is no data.
     With ``cosmic_rays`` each frame's pixels sharper than the telescope's PSF allows are found and read as no-data
     too (`noise.mask_cosmic_rays`); with None, only in single exposures whose DQ flags no cosmic rays
     (`noise.unflagged_single_exposure`), where the header allows."""
@@ -193,8 +194,7 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
                 for f in found:
                     f.noise, f.noise_rows = map_noise(Path(given), f.shape, files, weights)
                     f.noise_from = f"WHT {Path(given).name}" if weights else Path(given).name
-                    if weights:
-                        f.read_rows = unweighted(f.read_rows, f.noise_rows)
+                    f.read_rows = unmeasured(f.read_rows, f.noise_rows)  # no sigma there: nothing measured
             for f in found:
                 if cosmic_rays:
                     mask_cosmic_rays(f)

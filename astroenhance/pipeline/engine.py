@@ -420,8 +420,8 @@ class Enhancer:
         finite = int(np.count_nonzero(np.isfinite(rows)))
         if not src.is_display_image and finite and (zeros := int(np.count_nonzero(rows == 0))) > FILL_SHARE * finite:
             src.notes.append(f"{100 * zeros / finite:.0f}% of the pixels are exactly 0 (a mosaic's fill, where nothing "
-                             "was observed?): read as data, they pull the sky and its noise low; --weight WHT_FILE "
-                             "(its weight map, 0 there) reads them as no data")
+                             "was observed?): read as data, they pull the sky and its noise low; its weight map (--weight, 0 "
+                             "there) or rms map (--noise, 0 or no value there) reads them as no data")
         if src.noise and src.noise_from.startswith("WHT") and not sky_noise / 3 <= src.noise <= 3 * sky_noise:
             src.notes.append(f"1/sqrt(WHT) = {src.noise:.3g} disagrees with the pixels' own noise {sky_noise:.3g} by "
                              "more than 3x (WHT an exposure-time map?): noise estimated from the pixels (WHT still "
