@@ -196,6 +196,16 @@ def test_the_flux_plane_does_not_depend_on_how_columns_are_cut_into_bands(hrc_cr
     sigma = out[40].normalizer.sky_noise
     f1, f2 = (out[w].flux.astype(np.float64) for w in (40, 1024))
     assert (np.abs(f1 - f2) / (np.abs(f2) + sigma / 16)).max() < 0.05
+    # FLUXERR is each input pixel's own sigma, wherever the bands and pieces cut: this crop's noise map (its depth
+    # varies), a quarter of it on each output pixel, NaN where the input has none
+    from .conftest import engine_sigma
+
+    want = np.repeat(np.repeat(engine_sigma(Enhancer(EnhanceConfig(device="cpu", colorize=False)), data, wcs), 4, 0),
+                     4, 1) / 4
+    want[np.isnan(np.repeat(np.repeat(data, 4, 0), 4, 1))] = np.nan
+    assert np.ptp(want[np.isfinite(want)]) > 0.1 * np.nanmax(want)  # a map, not one number: a misplaced piece shows
+    for w in (40, 1024):
+        np.testing.assert_allclose(out[w].flux_err, want, rtol=1e-5)
 
 
 def test_flux_and_display_tolerances_resolve_per_network_and_follow_a_given_flux_tolerance():
