@@ -465,13 +465,16 @@ class Enhancer:
         FLUXERR: the file's own per-pixel noise where it has one that `fit_normalizer` accepted (ERR, with the
         sources' photon noise where the pipeline put it there; an inverse-variance WHT; an rms map), else — and where
         that is not positive — the sky's (`_sigma`: the noise map or the frame's one sigma)."""
+        own = None
+        if src.noise_rows is not None and src.noise_from not in ("", "estimated"):
+            own = self.accel.tensor(np.asarray(src.noise_rows(y0, y1), np.float64)[:, x0:x1])
+            good = torch.isfinite(own) & (own > 0)
+            if bool(good.all()):  # the usual case: no sky sigma needed (a noise map would read these rows again)
+                return own
         sky = self._sigma(src, norm, y0, y1, x0, x1)
         if not isinstance(sky, torch.Tensor):
             sky = torch.full((y1 - y0, x1 - x0), float(sky), dtype=torch.float64, device=self.device)
-        if src.noise_rows is None or src.noise_from in ("", "estimated"):
-            return sky
-        own = self.accel.tensor(np.asarray(src.noise_rows(y0, y1), np.float64)[:, x0:x1])
-        return torch.where(torch.isfinite(own) & (own > 0), own, sky)
+        return sky if own is None else torch.where(good, own, sky)
 
     def _upscale(self, tiles: torch.Tensor, linear: torch.Tensor | None, norm: Normalizer,
                  sigma: torch.Tensor | float = 0.0) -> torch.Tensor:

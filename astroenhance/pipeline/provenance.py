@@ -175,15 +175,17 @@ def flux_headers(image: fits.Header, src: FrameSource, per_pixel: bool, why: str
     err = h.copy()
     add_text(h, "COMMENT", "FLUX: the enhanced luminance in the input's units. Every input pixel's flux is kept: "
              + why + ". The sub-pixel distribution is the network's, not a measurement. Its noise: FLUXERR.")
-    source = {"ERR": "the file's ERR extension", "WHT": "1/sqrt(WHT) of the file's WHT extension",
-              "": "the sky's noise, estimated from the pixels", "estimated": "the sky's noise, estimated from the pixels"
-              }.get(src.noise_from, f"1/sqrt of the weight map {src.noise_from[4:]}" if src.noise_from.startswith("WHT ")
-                    else f"the rms map {src.noise_from}")
-    card = {"ERR": "ERR", "WHT": "1/sqrt(WHT)", "": "sky, estimated", "estimated": "sky, estimated"}
-    err["AE_ERRSR"] = (fits_text(card.get(src.noise_from, src.noise_from))[-40:], "FLUXERR: sigma of each input pixel from")
+    # where each input pixel's sigma came from: the header card's short word, the comment's words
+    estimated = src.noise_from in ("", "estimated")
+    card, source = (("sky, estimated", "the sky's noise, estimated from the pixels") if estimated else
+                    {"ERR": ("ERR", "the file's ERR extension"),
+                     "WHT": ("1/sqrt(WHT)", "1/sqrt(WHT) of the file's WHT extension")}.get(
+                        src.noise_from, (src.noise_from, f"the {'weight' if src.noise_from.startswith('WHT ') else 'rms'} "
+                                                         f"map {src.noise_from.removeprefix('WHT ')}")))
+    err["AE_ERRSR"] = (fits_text(card)[-40:], "FLUXERR: sigma of each input pixel from")
     share = "divided by 4" if per_pixel else "times 4"
     add_text(err, "COMMENT", f"FLUXERR: the noise sigma of each input pixel ({source}"
-             + ("; photon noise of sources not included" if src.noise_from in ("", "estimated") else "")
+             + ("; photon noise of sources not included" if estimated else "")
              + f"), {share} on each of its 16 output pixels: summed in quadrature over a block they give the input "
              "pixel's sigma for the block's " + ("sum" if per_pixel else "mean") + ". The 16 pixels of a block share "
              "one measurement (fully correlated): quadrature sums are right over apertures of whole input pixels and "
