@@ -121,6 +121,27 @@ def test_device_errors():
         resolve_device("cpu", "fp16")
 
 
+@pytest.mark.filterwarnings("ignore:CUDA is not available")  # autocast on a CPU-only torch
+def test_fp32_on_a_gpu_turns_tf32_off_for_the_networks():
+    """cuDNN runs float32 convolutions in TF32 by default: 1e-4 off the CPU on an H200; fp32 must mean fp32 there
+    (the flag is process-wide, so it is set around the networks' calls and put back)."""
+    import torch
+
+    from astroenhance.pipeline.device import Accelerator
+
+    seen = []
+    net = torch.nn.Identity()
+    net.register_forward_hook(lambda *a: seen.append(torch.backends.cudnn.allow_tf32))
+    before = torch.backends.cudnn.allow_tf32
+    for precision, expected in (("fp32", False), ("bf16", before)):
+        acc = Accelerator("cpu", precision)
+        acc.device = torch.device("cuda")  # the flag's logic only: no tensor goes to a GPU
+        acc.tensor = lambda x: x
+        acc.run_tensor(net, torch.zeros((1, 1, 2, 2)))
+        assert seen.pop() is expected
+        assert torch.backends.cudnn.allow_tf32 is before
+
+
 def test_bf16_close_to_fp32(hrc_crop):
     data, wcs = hrc_crop
     a = Enhancer(EnhanceConfig(device="cpu")).enhance_array(data, wcs).rgb

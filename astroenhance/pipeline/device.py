@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 
@@ -80,6 +82,14 @@ class Accelerator:
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
 
+    def _full_fp32(self):
+        """fp32 on a GPU as fp32: cuDNN would otherwise run float32 convolutions in TF32 (10-bit mantissa, torch's
+        default), 1e-4 off the CPU on a lent H200 (benchmarks/bench_gpu.py); bf16/fp16 are the fast modes."""
+        if self.device.type != "cuda" or self.precision != "fp32":
+            return contextlib.nullcontext()
+        c = torch.backends.cudnn
+        return c.flags(enabled=c.enabled, benchmark=c.benchmark, deterministic=c.deterministic, allow_tf32=False)
+
     def tensor(self, x) -> torch.Tensor:
         """``x`` (numpy or a tensor) on this device."""
         t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
@@ -88,7 +98,7 @@ class Accelerator:
     def run_tensor(self, model: torch.nn.Module, x, context: torch.Tensor | None = None) -> torch.Tensor:
         """Run ``model`` on ``x`` ``(N, C, h, w)`` (numpy or a tensor) in batches; a float32 tensor on this device."""
         outs = []
-        with torch.inference_mode(), self.autocast():
+        with torch.inference_mode(), self.autocast(), self._full_fp32():
             for i in range(0, x.shape[0], self.batch):
                 t = self.tensor(x[i:i + self.batch])
                 if self.device.type == "cpu":
