@@ -17,6 +17,8 @@ Works on the CPU too (``--device cpu --size 1024 --precisions fp32``): the same 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
 import tempfile
 import time
 from pathlib import Path
@@ -50,6 +52,11 @@ def main() -> None:
     ap.add_argument("--channels-last", action="store_true", help="the networks' weights channels-last (NHWC) on the device")
     ap.add_argument("--skip", default="", help="comma-separated parts to leave out: file (run --format fits), rrdb, "
                     "agreement")
+    ap.add_argument("--profile", type=int, default=0, metavar="N", help="also run each mode once under cProfile and "
+                    "print its N functions of most own time (host time; a wait for the device shows in the call "
+                    "that waits, e.g. Tensor.cpu)")
+    ap.add_argument("--finish-rows", type=int, default=0, help="input rows finished per step (engine.FINISH_ROWS; "
+                    "0: as shipped), to measure what the step size costs on this device")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--workdir", default=None, help="where the frame and the FITS outputs go (default: a temporary folder)")
     args = ap.parse_args()
@@ -57,7 +64,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     from astroenhance.config import EnhanceConfig
     from astroenhance.io.readers import read_frame
-    from astroenhance.pipeline import Enhancer
+    from astroenhance.pipeline import Enhancer, engine
+
+    if args.finish_rows:
+        engine.FINISH_ROWS = args.finish_rows
 
     device = torch.device(args.device)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="ae-gpu-"))
@@ -69,7 +79,7 @@ def main() -> None:
     extra = {"batch": args.batch} | ({"tile": args.tile} if args.tile else {})
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"device {args.device} ({name}), torch {torch.__version__}; input {args.size}x{args.size} -> "
-          f"{out_mp:.0f} output MP; batch {args.batch or 'default'}{', channels-last' if args.channels_last else ''}")
+          f"{out_mp:.0f} output MP; batch {args.batch or 'default'}; {engine.FINISH_ROWS} rows per finishing step{', channels-last' if args.channels_last else ''}")
     precisions = [p for p in args.precisions.split(",") if not (p == "fp16" and device.type == "cpu")]
     head = ["read", "colorize", "sr", "blend", "finish", "flux", "write", "setup"]
     print(f"{'mode':<28}" + "".join(f"{h:>9}" for h in head) + f"{'timed s':>9}{'MP/s':>8}{'untimed s':>10}{'MP/s':>8}")
@@ -94,6 +104,10 @@ def main() -> None:
             sec["setup"] = max(0.0, t - sum(sec.values()))
             print(f"{mode + ' ' + prec:<28}" + "".join(f"{sec[h]:9.2f}" for h in head)
                   + f"{t:9.2f}{out_mp / t:8.1f}{t_plain:10.2f}{out_mp / t_plain:8.1f}")
+            if args.profile:
+                prof = cProfile.Profile()
+                prof.runcall(lambda: timed(go, device))
+                pstats.Stats(prof).sort_stats("tottime").print_stats(args.profile)
         # the SR network alone, on a batch of tiles: the limit the rest of the pipeline is measured against
         tile = enh.config.tile
         x = torch.rand((enh.accel.batch, 1, tile, tile), device=device)

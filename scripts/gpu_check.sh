@@ -3,7 +3,7 @@
 # own time limit and writes into OUTDIR as it goes, so a slow part still leaves the others' numbers.
 #   1. fp32/bf16/fp16 on a 512^2 frame: agreement with CPU fp32, RRDBNet x4 beside, per-stage seconds
 #   2. the issue's table: a 4096^2 frame, bf16 and fp32, enhance_array and run --format fits, per stage
-#   3. bf16 variants on 2048^2: 32 tiles per call, channels-last weights
+#   3. bf16 variants on 2048^2: 32 tiles per call, channels-last weights (VARIANTS=0 leaves them out)
 #   4. `run` end to end on the shipped example
 # Usage: scripts/gpu_check.sh OUTDIR   (astroenhance importable: see scripts/gpu_wheels.sh for the GPU image)
 set -u
@@ -13,7 +13,7 @@ b="python3 benchmarks/bench_gpu.py --device cuda --workdir /tmp/ae-gpu"
 nvidia-smi --query-gpu=name,memory.total,memory.used --format=csv 2>&1 | tee "$out/gpu.txt"
 timeout 150 $b --size 512 --precisions fp32,bf16,fp16 2>&1 | tee "$out/1_small.txt"
 timeout 240 $b --size 4096 --precisions bf16,fp32 --skip rrdb,agreement 2>&1 | tee "$out/2_4096.txt"
-for opt in "--batch 32" "--channels-last"; do
+for opt in $([ "${VARIANTS:-1}" = 1 ] && echo "--batch=32 --channels-last"); do
   timeout 60 $b --size 2048 --precisions bf16 --skip file,rrdb,agreement $opt 2>&1 | tee -a "$out/3_variants.txt"
 done
 frame=examples/abell_2744_group_of_galaxies_f105w.fits.gz
