@@ -3,8 +3,8 @@
 # scripts/gpu_check.sh without its variants), then telescope SR training in the time left (issue 15,
 # scripts/gpu_train_hst.sh, cut off at the end if need be), its run folder, last checkpoint and logs packed into
 # OUTDIR/train.tgz (a call brings back at most 8 files). Usage: scripts/gpu_session.sh OUTDIR [SECONDS [ARCH]]
-# Here, first: scripts/gpu_wheels.sh; scripts/gpu_train_hst.sh --prepare; the ACS/HRC frame's SCI copied to
-# .gpu_data/j8bt06nyq_flt.fits.gz (benchmarks/bench_memory.py reads it there when ../shared is absent). The call:
+# Here, first: scripts/gpu_wheels.sh; scripts/gpu_train_hst.sh --prepare (frames into .gpu_data/; the tree that
+# travels must stay under 64 MiB: 38 MB tracked + 14 MB wheels + 10 MB frames on 2026-12-04). The call:
 #   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl \
 #     && export PYTHONPATH=/tmp/site:$PWD && bash scripts/gpu_session.sh $OUT 560 srresnet-12x48
 # (2026-12-04: 458 s of a 600 s call; the machine started in ~40 s)

@@ -27,6 +27,17 @@ def test_int16_encoding_round_trips_within_half_a_step(v):
     assert to_int16(np.array([0.0, 1.0])).tolist() == [-32767, 32767]  # the ends are exact
 
 
+@given(arrays(st.sampled_from([np.float32, np.float64]), st.integers(1, 40),
+              elements=st.floats(-2, 3, width=32) | st.sampled_from([np.nan, np.inf, -np.inf, 0.5 + 1e-5])))
+def test_int16_encoding_is_the_defined_formula(v):
+    """Any input (out of range and infinities clipped to the ends) gives exactly the documented formula's integers."""
+    with np.errstate(invalid="ignore"):
+        ref = np.round((np.clip(np.nan_to_num(v.astype(np.float64), nan=0.5), 0.0, 1.0) - 0.5) / INT16_SCALE)
+    ref[np.isnan(v)] = -32768
+    assert to_int16(v).dtype == np.dtype(">i2")
+    assert to_int16(v).tolist() == ref.astype(np.int64).tolist()
+
+
 @pytest.fixture(scope="module")
 def encoded(tmp_path_factory):
     out = tmp_path_factory.mktemp("enc")
