@@ -9,6 +9,16 @@ The public API (imported lazily, so ``astroenhance.io`` and ``astroenhance.imagi
 
 from __future__ import annotations
 
+import os as _os
+
+# GNU OpenMP's threads spin for a long while after each parallel region (300,000 turns) before they sleep; on a 2-core
+# machine that spinning costs the many small tensor operations of the finishing around the networks, and a whole-frame
+# run is 1.2-1.3x faster with a short spin (3,000), while a single tile keeps its speed (fully passive waiting, 0,
+# loses 1.4x there).  `benchmarks/bench_speed.py`, docs/experiments.md 2026-12-04.  Only where torch has not loaded
+# OpenMP yet, and never over the user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT.
+if "OMP_WAIT_POLICY" not in _os.environ:
+    _os.environ.setdefault("GOMP_SPINCOUNT", "3000")
+
 __version__ = "0.1.0"
 
 __all__ = ["EnhanceConfig", "Enhancer", "__version__", "enhance", "open_frames", "read_frame"]

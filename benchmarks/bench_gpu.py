@@ -16,6 +16,7 @@ Works on the CPU too (``--device cpu --size 1024 --precisions fp32``): the same 
 
 from __future__ import annotations
 
+import astroenhance  # noqa: F401  (first: sets GOMP_SPINCOUNT before torch loads OpenMP, as `run` does)
 import argparse
 import cProfile
 import pstats

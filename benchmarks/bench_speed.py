@@ -11,6 +11,7 @@ The RRDBNet is written here (no download); only its cost matters, not its output
 
 from __future__ import annotations
 
+import astroenhance  # noqa: F401  (first: sets GOMP_SPINCOUNT before torch loads OpenMP, as `run` does)
 import argparse
 import time
 from pathlib import Path
