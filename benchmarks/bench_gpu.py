@@ -81,7 +81,8 @@ def main() -> None:
     extra = {"batch": args.batch} | ({"tile": args.tile} if args.tile else {})
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"device {args.device} ({name}), torch {torch.__version__}; input {args.size}x{args.size} -> "
-          f"{out_mp:.0f} output MP; batch {args.batch or 'default'}; {engine.FINISH_ROWS} rows per finishing step{', channels-last' if args.channels_last else ''}")
+          f"{out_mp:.0f} output MP; batch {args.batch or 'default'}; {engine.FINISH_ROWS} rows per finishing step"
+          f"{', channels-last' if args.channels_last else ''}")
     precisions = [p for p in args.precisions.split(",") if not (p == "fp16" and device.type == "cpu")]
     head = ["read", "colorize", "sr", "blend", "finish", "flux", "write", "setup"]
     print(f"{'mode':<28}" + "".join(f"{h:>9}" for h in head) + f"{'timed s':>9}{'MP/s':>8}{'untimed s':>10}{'MP/s':>8}")
