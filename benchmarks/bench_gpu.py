@@ -65,7 +65,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     from astroenhance.config import EnhanceConfig
     from astroenhance.io.readers import read_frame
-    from astroenhance.io.writers import to_int16
+    from astroenhance.io.writers import quantize, to_int16
     from astroenhance.pipeline import Enhancer, engine
 
     if args.finish_rows:
@@ -118,10 +118,13 @@ def main() -> None:
         print(f"  batch used: {enh.accel.batch} tiles per call")
         print(f"{'  SR network alone ' + prec:<28} {enh.accel.batch} tiles of {tile}^2: {t_net:.3f} s, "
               f"{x.numel() * 16 / 1e6 / t_net:.1f} output MP/s")
-    # the FITS writer's int16 encoding runs on the host (its thread), a plane at a time: its rate bounds `run`'s
+    # the writers' encodings run on the host (the writer thread): their rates bound `run`'s
     rows = np.random.default_rng(0).random((256, args.size * 4), dtype=np.float32)
     t_enc = min(timed(lambda: to_int16(rows), torch.device("cpu")) for _ in range(3))
     print(f"FITS int16 encoding on the host: {rows.size / 1e6 / t_enc:.0f} MP per second per plane (RGB: 3 planes)")
+    rgb_rows = np.random.default_rng(0).random((64, args.size * 4, 3), dtype=np.float32)
+    t_q = min(timed(lambda: quantize(rgb_rows, np.dtype(np.uint8)), torch.device("cpu")) for _ in range(3))
+    print(f"PNG/JPEG 8-bit quantisation on the host: {rgb_rows.size / 3e6 / t_q:.0f} output MP per second (RGB)")
     rrdb = RRDBNet().eval().to(device)
     for prec in [] if "rrdb" in skip else precisions:
         xin = torch.rand((1, 3, 256, 256), device=device)

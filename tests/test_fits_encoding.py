@@ -10,7 +10,7 @@ from hypothesis.extra.numpy import arrays
 
 from astroenhance import EnhanceConfig, Enhancer
 from astroenhance.io.readers import open_frames
-from astroenhance.io.writers import INT16_SCALE, output_is_complete, to_int16
+from astroenhance.io.writers import INT16_SCALE, output_is_complete, quantize, to_int16
 
 from .conftest import FIXTURES
 
@@ -36,6 +36,17 @@ def test_int16_encoding_is_the_defined_formula(v):
     ref[np.isnan(v)] = -32768
     assert to_int16(v).dtype == np.dtype(">i2")
     assert to_int16(v).tolist() == ref.astype(np.int64).tolist()
+
+
+@given(arrays(st.sampled_from([np.float32, np.float64]), st.integers(1, 40),
+              elements=st.floats(-2, 3, width=32) | st.sampled_from([np.nan, np.inf, -np.inf, 0.5 / 255])),
+       st.sampled_from([np.uint8, np.uint16]))
+def test_picture_quantisation_is_the_defined_formula(v, dtype):
+    """8/16-bit pictures: clipped to [0, 1], NaN black, rounded half up, in the input's own precision."""
+    with np.errstate(invalid="ignore"):
+        ref = (np.nan_to_num(np.clip(v, 0.0, 1.0), nan=0.0) * float(np.iinfo(dtype).max) + 0.5).astype(dtype)
+    assert quantize(v, np.dtype(dtype)).dtype == dtype
+    assert quantize(v, np.dtype(dtype)).tolist() == ref.tolist()
 
 
 @pytest.fixture(scope="module")

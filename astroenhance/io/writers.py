@@ -197,13 +197,13 @@ class FITSRGBWriter(_AtomicFile):
         size = self.itemsizes[channel]
         data = np.ascontiguousarray(rows, dtype=">f4") if size == 4 else to_int16(rows)
         try:
-            if m == self.width:
+            if m == self.width:  # the array's own buffer, written as it is (no bytes copy)
                 self.fh.seek(self.data_offsets[channel] + row0 * self.width * size)
-                self.fh.write(data.tobytes())
+                self.fh.write(data)
             else:
                 for i in range(n):
                     self.fh.seek(self.data_offsets[channel] + ((row0 + i) * self.width + col0) * size)
-                    self.fh.write(data[i].tobytes())
+                    self.fh.write(data[i])
         except OSError as exc:
             raise _write_error(self.final, exc, "writing") from None
 
@@ -280,6 +280,16 @@ def to_int16(values: np.ndarray) -> np.ndarray:
     return v.astype(">i2")
 
 
+def quantize(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Display values in [0, 1] as unsigned integers of ``dtype`` (uint8: PNG/JPEG, uint16: TIFF), rounded half up;
+    NaN (no data) black, out of range clipped."""
+    q = np.clip(values, 0.0, 1.0)  # one working copy, changed in place
+    q[np.isnan(q)] = 0.0
+    q *= float(np.iinfo(dtype).max)
+    q += 0.5
+    return q.astype(dtype)
+
+
 def _append_hdu(path: Path, hdu: fits.CompImageHDU) -> None:
     with fits.open(path, mode="append") as hdul:
         hdul.append(hdu)
@@ -301,7 +311,6 @@ class ImageWriter(_AtomicFile):
         self.wcs = wcs
         self.provenance = provenance
         self.dtype = np.dtype(np.uint16 if fmt == "tiff" else np.uint8)
-        self.maxval = float(np.iinfo(self.dtype).max)
         self.row_bytes = self.width * 3 * self.dtype.itemsize
         self.scratch = temporary_path(self.final.with_name(self.final.name + ".scratch"))
         self.fd: int | None = None
@@ -333,14 +342,14 @@ class ImageWriter(_AtomicFile):
         n, m = rgb.shape[:2]
         if top_row < 0 or col0 < 0 or top_row + n > self.height or col0 + m > self.width:
             raise ValueError(f"block {n}x{m} at row {top_row}, column {col0} does not fit {self.height}x{self.width}")
-        q = (np.nan_to_num(np.clip(rgb, 0.0, 1.0), nan=0.0) * self.maxval + 0.5).astype(self.dtype)
+        q = quantize(rgb, self.dtype)
         offset = top_row * self.row_bytes + col0 * 3 * self.dtype.itemsize
         try:
-            if m == self.width:  # whole rows: one write
-                os.pwrite(self.fd, q.tobytes(), offset)
+            if m == self.width:  # whole rows: one write, of the array's own buffer
+                os.pwrite(self.fd, q, offset)
             else:
                 for i, row in enumerate(q):
-                    os.pwrite(self.fd, row.tobytes(), offset + i * self.row_bytes)
+                    os.pwrite(self.fd, row, offset + i * self.row_bytes)
         except OSError as exc:
             raise _write_error(self.final, exc, "writing the scratch image") from None
 
