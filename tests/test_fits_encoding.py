@@ -108,8 +108,9 @@ def test_skip_existing_trusts_complete_encoded_outputs_only(encoded, tmp_path):
 @given(h=st.integers(1, 40), w=st.integers(1, 23), kind=st.sampled_from(["noise", "smooth", "flat"]),
        seed=st.integers(0, 2**16))
 def test_streamed_png_decodes_to_the_same_pixels(tmp_path_factory, h, w, kind, seed):
-    """`write_png` (strips of rows, an adaptive filter per row, several IDAT chunks) gives a PNG that Pillow decodes
-    to exactly the pixels written, with its text chunks, for any size across strip boundaries and any content."""
+    """`write_png` (pieces of 5 rows compressed apart by threads, an adaptive filter per row, several IDAT chunks)
+    gives a PNG that Pillow decodes to exactly the pixels written, with its text chunks, for any size across piece
+    boundaries and any content."""
     from PIL import Image
 
     from astroenhance.io import writers
@@ -122,14 +123,17 @@ def test_streamed_png_decodes_to_the_same_pixels(tmp_path_factory, h, w, kind, s
         px = np.stack([(yy * 7 + xx * 3) % 256, (yy * xx) % 256, np.full((h, w), 200)], -1).astype(np.uint8)
     else:
         px = np.full((h, w, 3), rng.integers(0, 256), np.uint8)
-    path = tmp_path_factory.mktemp("png") / "x.png"
-    old = writers.PNG_IDAT
-    writers.PNG_IDAT = 64  # many IDAT chunks even for a small picture
+    folder = tmp_path_factory.mktemp("png")
+    path = folder / "x.png"
+    old = writers.PNG_IDAT, writers.PNG_PIECE
+    writers.PNG_IDAT, writers.PNG_PIECE = 64, 3 * w * 5  # many IDAT chunks and pieces even for a small picture
     try:
-        writers.write_png(path, lambda a, b: px[a:b], (h, w),
-                          [("Software", "astroenhance"), ("Comment", "σ = 2, generated detail")])
+        for threads, out in ((3, path), (1, folder / "one_thread.png")):
+            writers.write_png(out, lambda a, b: px[a:b], (h, w),
+                              [("Software", "astroenhance"), ("Comment", "σ = 2, generated detail")], threads=threads)
     finally:
-        writers.PNG_IDAT = old
+        writers.PNG_IDAT, writers.PNG_PIECE = old
+    assert path.read_bytes() == (folder / "one_thread.png").read_bytes()  # the same file, however many threads
     with Image.open(path) as im:
         im.load()
         assert im.mode == "RGB" and im.size == (w, h)

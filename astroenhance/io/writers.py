@@ -437,8 +437,9 @@ class ImageWriter(_AtomicFile):
             plain.unlink(missing_ok=True)
 
 
-PNG_STRIP = 16  # rows filtered and compressed at a time by `write_png`
+PNG_PIECE = 1 << 19  # bytes of pixels per piece `write_png` filters and compresses apart (one thread each)
 PNG_IDAT = 1 << 20  # bytes of compressed data per IDAT chunk
+PNG_THREADS = 8  # at most
 
 
 def _png_chunk(fh, kind: bytes, data: bytes) -> None:
@@ -482,32 +483,71 @@ def png_filter_rows(rows: np.ndarray, prior: np.ndarray, bpp: int = 3) -> np.nda
     return out
 
 
+def _zlib_header(level: int) -> bytes:
+    """The 2-byte zlib header of a deflate stream with a 32 KB window at compression ``level`` (RFC 1950)."""
+    level = 6 if level < 0 else level
+    flg = (0 if level < 2 else 1 if level < 6 else 2 if level == 6 else 3) << 6
+    return bytes([0x78, flg + 31 - (0x7800 + flg) % 31])
+
+
+def _png_piece(block: np.ndarray, prior: np.ndarray, level: int, last: bool) -> tuple[bytes, np.ndarray]:
+    """One piece of a PNG's image data: its scanlines filtered (`png_filter_rows`) and deflated on their own (a raw
+    deflate stream that ends byte-aligned, or final for the ``last`` piece), and the filtered bytes (the stream's
+    checksum covers them)."""
+    filtered = png_filter_rows(block, prior)
+    z = zlib.compressobj(level, zlib.DEFLATED, -15)
+    return z.compress(filtered) + z.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH), filtered
+
+
 def write_png(path: Path, rows: Callable[[int, int], np.ndarray], shape: tuple[int, int],
-              texts: Sequence[tuple[str, str]] = (), xmp: bytes | None = None, level: int = 6) -> None:
+              texts: Sequence[tuple[str, str]] = (), xmp: bytes | None = None, level: int = 6,
+              threads: int = 0) -> None:
     """An 8-bit RGB PNG of ``shape`` ``(H, W)`` whose pixels ``rows(y0, y1)`` gives as ``(n, W, 3)`` uint8, read a
-    strip at a time (the picture is never whole in memory), with text chunks ``texts`` and an XMP packet (AVM) in
-    the ``iTXt`` chunk pyavm reads."""
+    piece at a time (the picture is never whole in memory), with text chunks ``texts`` and an XMP packet (AVM) in
+    the ``iTXt`` chunk pyavm reads.
+
+    Pieces of about `PNG_PIECE` bytes are filtered and compressed by ``threads`` threads at once (0: the cores, at
+    most `PNG_THREADS`; zlib and numpy work outside the GIL) and joined into one zlib stream as pigz does: each
+    piece a deflate stream of its own ending on a byte boundary, the last one final, the checksum of all the
+    filtered bytes after them.  The bytes do not depend on the number of threads."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
     height, width = shape
-    with open(path, "wb") as fh:
+    step = max(1, PNG_PIECE // (width * 3))
+    threads = threads or min(PNG_THREADS, os.cpu_count() or 1)
+    with open(path, "wb") as fh, ThreadPoolExecutor(threads) as pool:
         fh.write(b"\x89PNG\r\n\x1a\n")
         _png_chunk(fh, b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
         if xmp is not None:
             _png_chunk(fh, *_png_itxt("XML:com.adobe.xmp", xmp))
         for key, value in texts:
             _png_chunk(fh, *_png_text(key, value))
-        z = zlib.compressobj(level)
-        pending = bytearray()
-        prior = np.zeros(width * 3, np.uint8)
-        for y0 in range(0, height, PNG_STRIP):
-            strip = np.ascontiguousarray(rows(y0, min(y0 + PNG_STRIP, height)), np.uint8).reshape(-1, width * 3)
-            pending += z.compress(png_filter_rows(strip, prior).tobytes())
-            prior = strip[-1]
+        pending = bytearray(_zlib_header(level))
+        adler = 1
+        running: deque = deque()
+
+        def take_one() -> None:
+            nonlocal adler, pending
+            data, filtered = running.popleft().result()
+            adler = zlib.adler32(filtered, adler)
+            pending += data
             while len(pending) >= PNG_IDAT:
                 _png_chunk(fh, b"IDAT", bytes(pending[:PNG_IDAT]))
                 del pending[:PNG_IDAT]
-        pending += z.flush()
-        if pending:
-            _png_chunk(fh, b"IDAT", bytes(pending))
+
+        prior = np.zeros(width * 3, np.uint8)
+        for y0 in range(0, height, step):
+            y1 = min(y0 + step, height)
+            block = np.ascontiguousarray(rows(y0, y1), np.uint8).reshape(-1, width * 3)
+            running.append(pool.submit(_png_piece, block, prior, level, y1 == height))
+            prior = block[-1]
+            if len(running) >= 2 * threads:  # a bounded number of pieces in memory
+                take_one()
+        while running:
+            take_one()
+        pending += struct.pack(">I", adler & 0xFFFFFFFF)
+        _png_chunk(fh, b"IDAT", bytes(pending))
         _png_chunk(fh, b"IEND", b"")
 
 
