@@ -506,8 +506,8 @@ def write_png(path: Path, rows: Callable[[int, int], np.ndarray], shape: tuple[i
     piece at a time (the picture is never whole in memory), with text chunks ``texts`` and an XMP packet (AVM) in
     the ``iTXt`` chunk pyavm reads.
 
-    Pieces of about `PNG_PIECE` bytes are filtered and compressed by ``threads`` threads at once (0: the cores, at
-    most `PNG_THREADS`; zlib and numpy work outside the GIL) and joined into one zlib stream as pigz does: each
+    Pieces of about `PNG_PIECE` bytes are filtered and compressed by ``threads`` threads at once (0: the cores this
+    process may use, at most `PNG_THREADS`; zlib and numpy work outside the GIL) and joined into one zlib stream as pigz does: each
     piece a deflate stream of its own ending on a byte boundary, the last one final, the checksum of all the
     filtered bytes after them.  The bytes do not depend on the number of threads."""
     from collections import deque
@@ -515,7 +515,8 @@ def write_png(path: Path, rows: Callable[[int, int], np.ndarray], shape: tuple[i
 
     height, width = shape
     step = max(1, PNG_PIECE // (width * 3))
-    threads = threads or min(PNG_THREADS, os.cpu_count() or 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()  # (a job's share)
+    threads = threads or min(PNG_THREADS, cores or 1)
     with open(path, "wb") as fh, ThreadPoolExecutor(threads) as pool:
         fh.write(b"\x89PNG\r\n\x1a\n")
         _png_chunk(fh, b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
