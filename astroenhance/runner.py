@@ -132,12 +132,15 @@ def _gpu_count(device: str) -> int:
 
 
 def set_threads(threads: int) -> None:
-    """Limit torch's threads in this process (workers x threads must not exceed the cores)."""
+    """Limit torch's threads and the PNG encoder's in this process (workers x threads must not exceed the cores)."""
     if threads > 0:
         import torch
 
+        from .io import writers
+
         torch.set_num_threads(threads)
         os.environ["OMP_NUM_THREADS"] = str(threads)
+        writers.PNG_THREADS = threads
 
 
 def run_job(task: Task, progress=None) -> JobResult:
