@@ -507,9 +507,9 @@ def write_png(path: Path, rows: Callable[[int, int], np.ndarray], shape: tuple[i
     the ``iTXt`` chunk pyavm reads.
 
     Pieces of about `PNG_PIECE` bytes are filtered and compressed by ``threads`` threads at once (0: the cores this
-    process may use, at most `PNG_THREADS`; zlib and numpy work outside the GIL) and joined into one zlib stream as pigz does: each
-    piece a deflate stream of its own ending on a byte boundary, the last one final, the checksum of all the
-    filtered bytes after them.  The bytes do not depend on the number of threads."""
+    process may use, at most `PNG_THREADS`; zlib and numpy work outside the GIL) and joined into one zlib stream as
+    pigz does: each piece a deflate stream of its own ending on a byte boundary, the last one final, the checksum of
+    all the filtered bytes after them.  The bytes do not depend on the number of threads."""
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
