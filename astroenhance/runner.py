@@ -132,15 +132,16 @@ def _gpu_count(device: str) -> int:
 
 
 def set_threads(threads: int) -> None:
-    """Limit torch's threads and the PNG encoder's in this process (workers x threads must not exceed the cores)."""
+    """Limit torch's threads and those of the numpy work in reading and writing (`io.cores`) in this process
+    (workers x threads must not exceed the cores)."""
     if threads > 0:
         import torch
 
-        from .io import writers
+        from .io import cores
 
         torch.set_num_threads(threads)
         os.environ["OMP_NUM_THREADS"] = str(threads)
-        writers.PNG_THREADS = threads
+        cores.SHARE = threads
 
 
 def run_job(task: Task, progress=None) -> JobResult:

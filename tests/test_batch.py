@@ -479,13 +479,13 @@ def test_a_write_failing_in_the_writer_thread_stops_the_frame_and_leaves_nothing
     assert len(calls) >= 3 and list(out.iterdir()) == []
 
 
-def test_a_worker_divides_the_cores_among_torch_and_the_png_encoder():
-    """`--jobs N`: each worker's torch and PNG threads are its share of the cores (in a fresh process: the setting
+def test_a_worker_divides_the_cores_among_torch_and_the_host_threads():
+    """`--jobs N`: each worker's torch threads and those of its numpy reading and writing are its share of the cores (in a fresh process: the setting
     is process-wide)."""
     import subprocess
     import sys
 
-    code = ("import torch; from astroenhance.io import writers; from astroenhance.runner import set_threads; "
-            "set_threads(1); import os; print(torch.get_num_threads(), writers.PNG_THREADS, os.environ['OMP_NUM_THREADS'])")
+    code = ("import torch; from astroenhance.io import cores; from astroenhance.runner import set_threads; "
+            "set_threads(1); import os; print(torch.get_num_threads(), cores.host_threads(), os.environ['OMP_NUM_THREADS'])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["1", "1", "1"]

@@ -41,6 +41,7 @@ from astropy.io import fits
 from ..errors import InputError
 from ..imaging.cosmics import MARGIN, find_cosmic_rays, star_sharpness
 from ..metrics import difference_sigma
+from .cores import in_order
 
 DQ_SATURATED = 256 | 2048  # full well, A/D converter: not the PSF's shape, never searched for cosmic rays
 DQ_COSMIC_RAYS = 4096 | 8192  # set by AstroDrizzle / calwf3, acsrej when a frame's hits were found
@@ -294,18 +295,26 @@ def _sky_sigmas(read_data: Rows, read_noise: Rows, shape: tuple[int, int], block
     pixels 2 apart, `metrics.difference_sigma`); NaN elsewhere.  All the blocks of a row of blocks at once (the same
     numbers as block by block: `benchmarks/bench_noise_map.py --err`)."""
     grid, own = _grid(shape, block), _grid(shape, block)
-    for j in range(grid.shape[0]):
-        data, noise = _row_of_blocks(read_data, j, shape, block), _row_of_blocks(read_noise, j, shape, block)
+
+    def measure(data: np.ndarray, noise: np.ndarray):
         n, size = len(data), data.shape[1] * np.minimum(block, shape[1] - np.arange(len(data)) * block)
         with np.errstate(invalid="ignore"):
             ok = np.isfinite(data) & np.isfinite(noise) & (noise > 0)
             keep = ok & (np.abs(data - sky) < cut)
         count = keep.reshape(n, -1).sum(axis=1)
         sky_blocks = (count > 0) & (count >= share * size)
-        if sky_blocks.any():
-            grid[j, sky_blocks] = _masked_percentiles(np.where(keep, noise, np.nan).reshape(n, -1),
-                                                      SKY_QUANTILE)[sky_blocks]
-            own[j, sky_blocks] = _difference_sigmas(np.where(ok, data, np.nan))[sky_blocks]
+        if not sky_blocks.any():
+            return None
+        return (sky_blocks, _masked_percentiles(np.where(keep, noise, np.nan).reshape(n, -1), SKY_QUANTILE),
+                _difference_sigmas(np.where(ok, data, np.nan)))
+
+    rows = ((measure, (_row_of_blocks(read_data, j, shape, block), _row_of_blocks(read_noise, j, shape, block)))
+            for j in range(grid.shape[0]))
+    for j, found in enumerate(in_order(rows)):  # rows read here, in order; measured by the host's threads
+        if found is not None:
+            sky_blocks, quantile, pixel_sigma = found
+            grid[j, sky_blocks] = quantile[sky_blocks]
+            own[j, sky_blocks] = pixel_sigma[sky_blocks]
     return grid, own
 
 
@@ -333,8 +342,8 @@ def _estimated_sky_sigmas(read_data: Rows, shape: tuple[int, int], block: int, s
     grid = _grid(shape, block)
     n = grid.shape[1]
     widths = np.minimum(block, w - np.arange(n) * block)
-    for j in range(grid.shape[0]):
-        x = _row_of_blocks(read_data, j, shape, block)  # (blocks, rows, columns)
+
+    def measure(x: np.ndarray):  # (blocks, rows, columns) -> the blocks measured and their sigmas, or None
         alive = x.shape[1] * widths >= block * block // 2
         need = np.maximum(share * np.isfinite(x).reshape(n, -1).sum(axis=1), 2 * block)
         with np.errstate(invalid="ignore"):
@@ -342,14 +351,18 @@ def _estimated_sky_sigmas(read_data: Rows, shape: tuple[int, int], block: int, s
             for _ in range(4):  # three rounds of clipping, then the measure
                 alive &= keep.reshape(n, -1).sum(axis=1) >= need
                 if not alive.any():
-                    break
+                    return None
                 kept = np.where(keep, x, np.nan)
                 est = _difference_sigmas(kept)
                 level = _masked_medians(kept.reshape(n, -1))
                 keep = np.abs(x - level[:, None, None]) < SKY_CLIP * est[:, None, None]
-            else:
-                ok = alive & (est > 0) & (np.abs(level - sky) < SKY_CUT * sigma)
-                grid[j, ok] = est[ok]
+            return alive & (est > 0) & (np.abs(level - sky) < SKY_CUT * sigma), est
+
+    rows = ((measure, (_row_of_blocks(read_data, j, shape, block),)) for j in range(grid.shape[0]))
+    for j, found in enumerate(in_order(rows)):  # rows read here, in order; measured by the host's threads
+        if found is not None:
+            ok, est = found
+            grid[j, ok] = est[ok]
     return grid
 
 

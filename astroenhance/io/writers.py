@@ -21,6 +21,7 @@ from astropy.wcs import WCS
 
 from ..config import FITS_ENCODINGS
 from ..errors import DiskFullError, OutputError
+from .cores import in_order
 
 
 def _write_error(path: Path, exc: OSError, doing: str) -> OutputError:
@@ -439,7 +440,6 @@ class ImageWriter(_AtomicFile):
 
 PNG_PIECE = 1 << 19  # bytes of pixels per piece `write_png` filters and compresses apart (one thread each)
 PNG_IDAT = 1 << 20  # bytes of compressed data per IDAT chunk
-PNG_THREADS = 8  # at most
 
 
 def _png_chunk(fh, kind: bytes, data: bytes) -> None:
@@ -506,47 +506,36 @@ def write_png(path: Path, rows: Callable[[int, int], np.ndarray], shape: tuple[i
     piece at a time (the picture is never whole in memory), with text chunks ``texts`` and an XMP packet (AVM) in
     the ``iTXt`` chunk pyavm reads.
 
-    Pieces of about `PNG_PIECE` bytes are filtered and compressed by ``threads`` threads at once (0: the cores this
-    process may use, at most `PNG_THREADS`; zlib and numpy work outside the GIL) and joined into one zlib stream as
+    Pieces of about `PNG_PIECE` bytes are filtered and compressed by ``threads`` threads at once (0:
+    `cores.host_threads`; zlib and numpy work outside the GIL) and joined into one zlib stream as
     pigz does: each piece a deflate stream of its own ending on a byte boundary, the last one final, the checksum of
     all the filtered bytes after them.  The bytes do not depend on the number of threads."""
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
     height, width = shape
     step = max(1, PNG_PIECE // (width * 3))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()  # (a job's share)
-    threads = threads or min(PNG_THREADS, cores or 1)
-    with open(path, "wb") as fh, ThreadPoolExecutor(threads) as pool:
+    with open(path, "wb") as fh:
         fh.write(b"\x89PNG\r\n\x1a\n")
         _png_chunk(fh, b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
         if xmp is not None:
             _png_chunk(fh, *_png_itxt("XML:com.adobe.xmp", xmp))
         for key, value in texts:
             _png_chunk(fh, *_png_text(key, value))
+
+        def pieces():
+            prior = np.zeros(width * 3, np.uint8)
+            for y0 in range(0, height, step):
+                y1 = min(y0 + step, height)
+                block = np.ascontiguousarray(rows(y0, y1), np.uint8).reshape(-1, width * 3)
+                yield _png_piece, (block, prior, level, y1 == height)
+                prior = block[-1]
+
         pending = bytearray(_zlib_header(level))
         adler = 1
-        running: deque = deque()
-
-        def take_one() -> None:
-            nonlocal adler, pending
-            data, filtered = running.popleft().result()
+        for data, filtered in in_order(pieces(), threads):
             adler = zlib.adler32(filtered, adler)
             pending += data
             while len(pending) >= PNG_IDAT:
                 _png_chunk(fh, b"IDAT", bytes(pending[:PNG_IDAT]))
                 del pending[:PNG_IDAT]
-
-        prior = np.zeros(width * 3, np.uint8)
-        for y0 in range(0, height, step):
-            y1 = min(y0 + step, height)
-            block = np.ascontiguousarray(rows(y0, y1), np.uint8).reshape(-1, width * 3)
-            running.append(pool.submit(_png_piece, block, prior, level, y1 == height))
-            prior = block[-1]
-            if len(running) >= 2 * threads:  # a bounded number of pieces in memory
-                take_one()
-        while running:
-            take_one()
         pending += struct.pack(">I", adler & 0xFFFFFFFF)
         _png_chunk(fh, b"IDAT", bytes(pending))
         _png_chunk(fh, b"IEND", b"")
