@@ -132,12 +132,12 @@ def _gpu_count(device: str) -> int:
 
 
 def set_threads(threads: int) -> None:
-    """Limit torch's threads and those of the numpy work in reading and writing (`io.cores`) in this process
+    """Limit torch's threads and those of the numpy work in reading and writing (`cores`) in this process
     (workers x threads must not exceed the cores)."""
     if threads > 0:
         import torch
 
-        from .io import cores
+        from . import cores
 
         torch.set_num_threads(threads)
         os.environ["OMP_NUM_THREADS"] = str(threads)

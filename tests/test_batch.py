@@ -485,7 +485,7 @@ def test_a_worker_divides_the_cores_among_torch_and_the_host_threads():
     import subprocess
     import sys
 
-    code = ("import torch; from astroenhance.io import cores; from astroenhance.runner import set_threads; "
+    code = ("import torch; from astroenhance import cores; from astroenhance.runner import set_threads; "
             "set_threads(1); import os; print(torch.get_num_threads(), cores.host_threads(), os.environ['OMP_NUM_THREADS'])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["1", "1", "1"]

@@ -1,10 +1,11 @@
-"""Host threads for the numpy work of reading and writing (`io.cores`): results in order, inputs drawn lazily, and
+"""Host threads for the numpy work of reading and writing (`cores`): results in order, inputs drawn lazily, and
 the sky-noise maps the same whatever the number of threads."""
 
 import numpy as np
 import pytest
 
-from astroenhance.io import cores, noise
+from astroenhance import cores
+from astroenhance.io import noise
 
 
 @pytest.mark.parametrize("threads", [1, 3])

@@ -23,12 +23,13 @@ scipy's filters release the GIL), each independent of the others: the mask is th
 from __future__ import annotations
 
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy.ndimage import binary_dilation, uniform_filter
 from scipy.special import j1
+
+from ..cores import host_threads
 
 HST_APERTURE_M = 2.4
 HST_OBSCURATION = 0.33  # secondary mirror diameter / primary
@@ -154,7 +155,7 @@ def find_cosmic_rays(data: np.ndarray, sigma, ratio: float, curvature: float | N
     ``margin * ratio`` (`MARGIN` if not given) times its neighbours' mean by as much, and (if ``curvature`` is
     given) its excess over its 8 neighbours exceeds ``margin * curvature`` times theirs over the next 16 by as
     much; then, ``iterations`` rounds, its neighbours at ``grow`` sigma with the flagged pixels removed.
-    ``workers``: strips searched at once (default: the CPU count)."""
+    ``workers``: strips searched at once (default: `cores.host_threads`)."""
     data = np.asarray(data)
     if data.ndim != 2:
         raise ValueError(f"a 2-D frame is needed, got shape {data.shape}")
@@ -174,7 +175,7 @@ def find_cosmic_rays(data: np.ndarray, sigma, ratio: float, curvature: float | N
         out[y0:y1] = _strip_flags(x, sig, limit, climit, nsigma, grow, iterations)[y0 - a:y0 - a + (y1 - y0)]
 
     starts = range(0, h, STRIP)
-    workers = min(len(starts), workers or os.cpu_count() or 1)
+    workers = min(len(starts), workers or host_threads())
     if workers <= 1:
         for y0 in starts:
             strip(y0)

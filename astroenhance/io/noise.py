@@ -38,10 +38,10 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+from ..cores import in_order
 from ..errors import InputError
 from ..imaging.cosmics import MARGIN, find_cosmic_rays, star_sharpness
 from ..metrics import difference_sigma
-from .cores import in_order
 
 DQ_SATURATED = 256 | 2048  # full well, A/D converter: not the PSF's shape, never searched for cosmic rays
 DQ_COSMIC_RAYS = 4096 | 8192  # set by AstroDrizzle / calwf3, acsrej when a frame's hits were found

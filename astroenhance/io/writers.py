@@ -20,8 +20,8 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from ..config import FITS_ENCODINGS
+from ..cores import in_order
 from ..errors import DiskFullError, OutputError
-from .cores import in_order
 
 
 def _write_error(path: Path, exc: OSError, doing: str) -> OutputError:

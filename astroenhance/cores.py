@@ -1,5 +1,6 @@
-"""How many host threads the numpy work of reading and writing may take (the sky-noise map, PNG encoding): the cores
-this process may use (a batch job's affinity), at most `LIMIT`, or the share a ``--jobs`` worker was given."""
+"""How many host threads numpy work outside the networks may take (the sky-noise map, the cosmic-ray search, PNG
+encoding): the cores this process may use (a batch job's affinity), at most `LIMIT`, or the share a ``--jobs``
+worker was given."""
 
 from __future__ import annotations
 
