@@ -7,7 +7,9 @@
 # travels must stay under 64 MiB: 38 MB tracked + 14 MB wheels + 10 MB frames on 2026-12-04). The call:
 #   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl \
 #     && export PYTHONPATH=/tmp/site:$PWD && bash scripts/gpu_session.sh $OUT 560 srresnet-12x48
-# (2026-12-04: 458 s of a 600 s call; the machine started in ~40 s)
+# (2026-12-04: 458 s of a 600 s call; the machine started in ~40 s. The 12x48 it trained lost to the shipped 8x32 on
+# every validation set — the limit is the five real truths, not capacity: docs/experiments.md. A next lent GPU is
+# better spent on issue 19: scripts/gpu_check.sh, then variants of the finishing's host copies, one call.)
 set -u
 out=$1; total=${2:-480}; arch=${3:-srresnet-12x48}
 start=$(date +%s)
