@@ -10,6 +10,7 @@ the total and the output megapixels per second.  Timing synchronises the device 
 total (last column) is what a user gets.  Then: the network alone on a batch of tiles (its own limit), RRDBNet x4
 (23 blocks, 64 features) on a 256x256 input in the same precision, and the agreement of this device's output with
 CPU fp32 on a 256x256 crop (max |difference| of the display RGB; of FLUX relative to its largest value).
+Last, the writers' host-side rates (`bench_writers.py`'s table): on a GPU machine they, not the device, may bound `run`.
 
 Works on the CPU too (``--device cpu --size 1024 --precisions fp32``): the same code, on the cores.
 """
@@ -28,6 +29,8 @@ import numpy as np
 import torch
 from bench_memory import make_frame
 from bench_speed import RRDBNet
+from bench_writers import print_table
+from bench_writers import rows as writer_rates
 
 
 def sync(device: torch.device) -> None:
@@ -65,7 +68,6 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     from astroenhance.config import EnhanceConfig
     from astroenhance.io.readers import read_frame
-    from astroenhance.io.writers import quantize, to_int16
     from astroenhance.pipeline import Enhancer, engine
 
     if args.finish_rows:
@@ -118,13 +120,8 @@ def main() -> None:
         print(f"  batch used: {enh.accel.batch} tiles per call")
         print(f"{'  SR network alone ' + prec:<28} {enh.accel.batch} tiles of {tile}^2: {t_net:.3f} s, "
               f"{x.numel() * 16 / 1e6 / t_net:.1f} output MP/s")
-    # the writers' encodings run on the host (the writer thread): their rates bound `run`'s
-    rows = np.random.default_rng(0).random((256, args.size * 4), dtype=np.float32)
-    t_enc = min(timed(lambda: to_int16(rows), torch.device("cpu")) for _ in range(3))
-    print(f"FITS int16 encoding on the host: {rows.size / 1e6 / t_enc:.0f} MP per second per plane (RGB: 3 planes)")
-    rgb_rows = np.random.default_rng(0).random((64, args.size * 4, 3), dtype=np.float32)
-    t_q = min(timed(lambda: quantize(rgb_rows, np.dtype(np.uint8)), torch.device("cpu")) for _ in range(3))
-    print(f"PNG/JPEG 8-bit quantisation on the host: {rgb_rows.size / 3e6 / t_q:.0f} output MP per second (RGB)")
+    # the writers run on the host (the writer thread, PNG encoding after the frame): their rates bound `run`'s
+    print_table(writer_rates(args.size * 4, work, 4096))
     rrdb = RRDBNet().eval().to(device)
     for prec in [] if "rrdb" in skip else precisions:
         xin = torch.rand((1, 3, 256, 256), device=device)

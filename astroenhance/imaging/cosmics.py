@@ -23,13 +23,12 @@ scipy's filters release the GIL), each independent of the others: the mask is th
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy.ndimage import binary_dilation, uniform_filter
 from scipy.special import j1
 
-from ..cores import host_threads
+from ..cores import host_threads, in_order
 
 HST_APERTURE_M = 2.4
 HST_OBSCURATION = 0.33  # secondary mirror diameter / primary
@@ -175,11 +174,6 @@ def find_cosmic_rays(data: np.ndarray, sigma, ratio: float, curvature: float | N
         out[y0:y1] = _strip_flags(x, sig, limit, climit, nsigma, grow, iterations)[y0 - a:y0 - a + (y1 - y0)]
 
     starts = range(0, h, STRIP)
-    workers = min(len(starts), workers or host_threads())
-    if workers <= 1:
-        for y0 in starts:
-            strip(y0)
-    else:
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(strip, starts))  # list(): a strip's error is raised here
+    for _ in in_order(((strip, (y0,)) for y0 in starts), min(len(starts), workers or host_threads()) or 1):
+        pass  # (a strip's error is raised here)
     return out

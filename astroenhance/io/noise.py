@@ -308,14 +308,19 @@ def _sky_sigmas(read_data: Rows, read_noise: Rows, shape: tuple[int, int], block
         return (sky_blocks, _masked_percentiles(np.where(keep, noise, np.nan).reshape(n, -1), SKY_QUANTILE),
                 _difference_sigmas(np.where(ok, data, np.nan)))
 
-    rows = ((measure, (_row_of_blocks(read_data, j, shape, block), _row_of_blocks(read_noise, j, shape, block)))
-            for j in range(grid.shape[0]))
-    for j, found in enumerate(in_order(rows)):  # rows read here, in order; measured by the host's threads
+    for j, found in _by_rows_of_blocks((read_data, read_noise), shape, block, measure):
         if found is not None:
             sky_blocks, quantile, pixel_sigma = found
             grid[j, sky_blocks] = quantile[sky_blocks]
             own[j, sky_blocks] = pixel_sigma[sky_blocks]
     return grid, own
+
+
+def _by_rows_of_blocks(reads: tuple[Rows, ...], shape: tuple[int, int], block: int, measure):
+    """``(j, measure(*rows))`` for every row of blocks ``j``, ``rows`` its blocks from each of ``reads``
+    (`_row_of_blocks`): read here, in order; measured by the host's threads (`cores.in_order`)."""
+    jobs = ((measure, tuple(_row_of_blocks(r, j, shape, block) for r in reads)) for j in range(-(-shape[0] // block)))
+    return enumerate(in_order(jobs))
 
 
 def _row_of_blocks(read: Rows, j: int, shape: tuple[int, int], block: int) -> np.ndarray:
@@ -358,8 +363,7 @@ def _estimated_sky_sigmas(read_data: Rows, shape: tuple[int, int], block: int, s
                 keep = np.abs(x - level[:, None, None]) < SKY_CLIP * est[:, None, None]
             return alive & (est > 0) & (np.abs(level - sky) < SKY_CUT * sigma), est
 
-    rows = ((measure, (_row_of_blocks(read_data, j, shape, block),)) for j in range(grid.shape[0]))
-    for j, found in enumerate(in_order(rows)):  # rows read here, in order; measured by the host's threads
+    for j, found in _by_rows_of_blocks((read_data,), shape, block, measure):
         if found is not None:
             ok, est = found
             grid[j, ok] = est[ok]

@@ -438,7 +438,8 @@ class ImageWriter(_AtomicFile):
             plain.unlink(missing_ok=True)
 
 
-PNG_PIECE = 1 << 19  # bytes of pixels per piece `write_png` filters and compresses apart (one thread each)
+PNG_PIECE = 1 << 16  # bytes of pixels per piece `write_png` filters and compresses apart: its filter temporaries
+# stay in a core's cache (a 4096² picture on this machine: 1.7 s on one thread at 64 KB, 2.5 s at 128-512 KB)
 PNG_IDAT = 1 << 20  # bytes of compressed data per IDAT chunk
 
 

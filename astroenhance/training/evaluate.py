@@ -33,6 +33,7 @@ from PIL import Image
 from ..config import EnhanceConfig
 from ..errors import SettingsError
 from ..imaging.color import LUMA_WEIGHTS, rgb_to_ycbcr, ycbcr_to_rgb
+from ..io.writers import quantize
 from ..metrics import area_downsample, detections, flux_error, inception_score, mse_8bit, psnr, psnr_of_mse, ssim
 from ..pipeline import Enhancer, Networks
 from .data import list_images, load_rgb
@@ -362,7 +363,7 @@ def comparison_figure(panels: list[tuple[str, list[np.ndarray]]], titles: list[s
         draw.text((pad + j * (side + pad) + 2, 3), t, fill=(230, 230, 230))
     for i, (_name, crops) in enumerate(panels):
         for j, crop in enumerate(crops):
-            tile = Image.fromarray((np.clip(crop, 0, 1) * 255 + 0.5).astype(np.uint8))
+            tile = Image.fromarray(quantize(crop, np.dtype(np.uint8)))
             canvas.paste(tile, (pad + j * (side + pad), head + pad + i * (side + pad)))
     if note:
         draw.text((pad, height - foot + 2), note, fill=(200, 200, 120))

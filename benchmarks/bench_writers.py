@@ -1,0 +1,104 @@
+"""The writers' host-side rates, output megapixels per second: the FITS int16 encoding of one plane, a picture's rows
+quantised to 8 bits into its scratch file (`ImageWriter.write_rows`), FITS blocks written
+(`FITSRGBWriter.write_block`: int16 RGB + float32 FLUX + FLUXERR), and a PNG encoded by `write_png` on one thread
+and on the host's threads, with its size.  Only interfaces older code has too, so that a worktree of it can be
+measured the same way.
+
+    python benchmarks/bench_writers.py [--width 16384] [--png 4096] [--workdir DIR]
+
+The picture is smooth sky with noise and a ramp (pure noise would compress unlike any real output).  Compare the
+code before a change by putting a worktree of it first on ``PYTHONPATH`` (ratios in the same session: these
+machines are noisy).  `bench_gpu.py` prints the same table on the device's host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+from astroenhance.io.writers import FITSRGBWriter, ImageWriter, to_int16, write_png
+
+
+def best(fn, repeat: int = 3) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def picture(side: int, seed: int = 0) -> np.ndarray:
+    """Display values of a ``side`` x ``side`` RGB picture: smooth sky, noise, a ramp."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:side, 0:side].astype(np.float32) / side
+    base = 0.1 + 0.05 * np.sin(x * 14) * np.cos(y * 20) + 0.3 * x * y
+    return np.clip(base[..., None] + rng.normal(0, 0.02, (side, side, 3)).astype(np.float32), 0, 1)
+
+
+def rows(width: int, workdir: Path, png_side: int) -> list[tuple[str, float, str]]:
+    """(what, output MP/s, remark) for each writer stage."""
+    out = []
+    plane = np.random.default_rng(0).random((256, width), dtype=np.float32)
+    plane[::9, ::7] = np.nan
+    out.append(("FITS int16 encoding, one plane", plane.size / 1e6 / best(lambda: to_int16(plane)), ""))
+    rgb = np.random.default_rng(1).random((64, width, 3), dtype=np.float32)
+    rgb[::9, ::7] = np.nan
+
+    def picture_rows() -> None:
+        w = ImageWriter(workdir / "rows.png", (64, width), "png")
+        try:
+            w.write_rows(0, rgb)
+        finally:
+            w.abort()
+    out.append(("picture rows quantised to 8 bits (scratch)", rgb.size / 3e6 / best(picture_rows), ""))
+    height = 512
+    flux = np.random.default_rng(2).random((64, width), dtype=np.float32)
+
+    def fits_blocks() -> None:
+        w = FITSRGBWriter(workdir / "blocks.fits", (height, width), fits.Header(), fits.Header(), "int16",
+                          (fits.Header(), fits.Header()))
+        try:
+            for r in range(0, height, 64):
+                w.write_block(r, rgb, 0, flux, flux)
+        finally:
+            w.abort()
+    out.append(("FITS blocks (int16 RGB + FLUX + FLUXERR)", height * width / 1e6 / best(fits_blocks), ""))
+    q = (picture(png_side) * 255 + 0.5).astype(np.uint8)
+    threaded = "threads" in inspect.signature(write_png).parameters
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    for threads in (1, cores) if threaded else (1,):
+        path = workdir / f"picture_{threads}.png"
+        extra = {"threads": threads} if threaded else {}
+        t = best(lambda p=path, e=extra: write_png(p, lambda a, b: q[a:b], q.shape[:2], **e), 2)
+        out.append((f"PNG {png_side}² picture, {threads} thread(s)", png_side**2 / 1e6 / t,
+                    f"{t:.2f} s, {path.stat().st_size / 1e6:.2f} MB"))
+    return out
+
+
+def print_table(table: list[tuple[str, float, str]]) -> None:
+    print(f"{'writer stage':<44}{'MP/s':>9}  remark")
+    for what, rate, remark in table:
+        print(f"{what:<44}{rate:9.1f}  {remark}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--width", type=int, default=4096 * 4, help="output columns of the planes and blocks")
+    ap.add_argument("--png", type=int, default=4096, help="side of the PNG picture")
+    ap.add_argument("--workdir", default=None)
+    args = ap.parse_args()
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="ae-writers-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print_table(rows(args.width, work, args.png))
+
+
+if __name__ == "__main__":
+    main()
