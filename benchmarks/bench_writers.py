@@ -17,22 +17,13 @@ import argparse
 import inspect
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
+from bench_speed import best_of
 
 from astroenhance.io.writers import FITSRGBWriter, ImageWriter, to_int16, write_png
-
-
-def best(fn, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def picture(side: int, seed: int = 0) -> np.ndarray:
@@ -48,7 +39,7 @@ def rows(width: int, workdir: Path, png_side: int) -> list[tuple[str, float, str
     out = []
     plane = np.random.default_rng(0).random((256, width), dtype=np.float32)
     plane[::9, ::7] = np.nan
-    out.append(("FITS int16 encoding, one plane", plane.size / 1e6 / best(lambda: to_int16(plane)), ""))
+    out.append(("FITS int16 encoding, one plane", plane.size / 1e6 / best_of(lambda: to_int16(plane), 3), ""))
     rgb = np.random.default_rng(1).random((64, width, 3), dtype=np.float32)
     rgb[::9, ::7] = np.nan
 
@@ -58,7 +49,7 @@ def rows(width: int, workdir: Path, png_side: int) -> list[tuple[str, float, str
             w.write_rows(0, rgb)
         finally:
             w.abort()
-    out.append(("picture rows quantised to 8 bits (scratch)", rgb.size / 3e6 / best(picture_rows), ""))
+    out.append(("picture rows quantised to 8 bits (scratch)", rgb.size / 3e6 / best_of(picture_rows, 3), ""))
     height = 512
     flux = np.random.default_rng(2).random((64, width), dtype=np.float32)
 
@@ -70,14 +61,14 @@ def rows(width: int, workdir: Path, png_side: int) -> list[tuple[str, float, str
                 w.write_block(r, rgb, 0, flux, flux)
         finally:
             w.abort()
-    out.append(("FITS blocks (int16 RGB + FLUX + FLUXERR)", height * width / 1e6 / best(fits_blocks), ""))
+    out.append(("FITS blocks (int16 RGB + FLUX + FLUXERR)", height * width / 1e6 / best_of(fits_blocks, 3), ""))
     q = (picture(png_side) * 255 + 0.5).astype(np.uint8)
     threaded = "threads" in inspect.signature(write_png).parameters
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     for threads in (1, cores) if threaded else (1,):
         path = workdir / f"picture_{threads}.png"
         extra = {"threads": threads} if threaded else {}
-        t = best(lambda p=path, e=extra: write_png(p, lambda a, b: q[a:b], q.shape[:2], **e), 2)
+        t = best_of(lambda p=path, e=extra: write_png(p, lambda a, b: q[a:b], q.shape[:2], **e), 2)
         out.append((f"PNG {png_side}² picture, {threads} thread(s)", png_side**2 / 1e6 / t,
                     f"{t:.2f} s, {path.stat().st_size / 1e6:.2f} MB"))
     return out
