@@ -46,6 +46,31 @@ def timed(fn, device: torch.device) -> float:
     return time.perf_counter() - t
 
 
+class StubSR(torch.nn.Module):
+    """A near-free stand-in for the SR network (`--stub-networks`): bicubic x``scale``."""
+
+    def __init__(self, scale: int) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
+
+
+class StubColorizer(torch.nn.Module):
+    """A near-free stand-in for the colorizer (`--stub-networks`): zero chroma, the real whole-frame context."""
+
+    def __init__(self, real: torch.nn.Module) -> None:
+        super().__init__()
+        self.real, self.thumb_size = real, real.thumb_size
+
+    def global_features(self, thumb: torch.Tensor) -> torch.Tensor:
+        return self.real.global_features(thumb)
+
+    def forward(self, lum: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        return lum.new_zeros((lum.shape[0], 2, *lum.shape[-2:]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -61,6 +86,8 @@ def main() -> None:
                     "that waits, e.g. Tensor.cpu)")
     ap.add_argument("--finish-rows", type=int, default=0, help="input rows finished per step (engine.FINISH_ROWS; "
                     "0: as shipped), to measure what the step size costs on this device")
+    ap.add_argument("--stub-networks", action="store_true", help="replace both networks by near-free stand-ins "
+                    "(bicubic x4; zero chroma): what is left is everything around the networks, measurable on a CPU")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--workdir", default=None, help="where the frame and the FITS outputs go (default: a temporary folder)")
     args = ap.parse_args()
@@ -91,6 +118,8 @@ def main() -> None:
     skip = set(filter(None, args.skip.split(",")))
     for prec in precisions:
         enh = Enhancer(EnhanceConfig(device=args.device, precision=prec, formats=("fits",), **extra))
+        if args.stub_networks:
+            enh.sr, enh.colorizer = StubSR(enh.scale), StubColorizer(enh.colorizer)
         if args.channels_last:
             for net in (enh.sr, enh.colorizer):
                 net.to(memory_format=torch.channels_last)

@@ -71,6 +71,34 @@ def test_bands_do_not_change_the_result(enhancer, hrc_crop, monkeypatch):
     np.testing.assert_allclose(banded, whole, atol=1e-6)
 
 
+def test_every_output_pixel_of_every_plane_is_put_once(enhancer, hrc_crop, monkeypatch):
+    """`ArraySink` starts from zeros, not NaN: it relies on the engine putting each pixel of RGB, luminance, FLUX
+    and FLUXERR exactly once (no data included, as NaN), across bands, finishing steps and the FLUX plane's wait."""
+    import torch
+
+    import astroenhance.pipeline.engine as pipeline
+    from astroenhance.io.readers import from_array
+
+    data, wcs = hrc_crop
+    data = data.copy()
+    data[:7, 30:50] = np.nan  # no data at a frame edge
+    src = from_array(data, wcs, origin="lower")
+    cfg = enhancer.config.for_input(True).for_frame(1)
+    shape = (data.shape[0] * 4, data.shape[1] * 4)
+    counts = {name: np.zeros(shape, int) for name in ("rgb", "lum", "flux", "flux_err")}
+
+    def put(r0, r1, c0, rgb, lum, flux=None, flux_err=None):
+        for name, piece in (("rgb", rgb), ("lum", lum), ("flux", flux), ("flux_err", flux_err)):
+            assert isinstance(piece, torch.Tensor) and piece.dtype == torch.float32, name
+            counts[name][r0:r1, c0:c0 + piece.shape[1]] += 1
+
+    monkeypatch.setattr(pipeline, "BAND_WIDTH", 40)
+    monkeypatch.setattr(pipeline, "FINISH_ROWS", 7)
+    enhancer.process(src, cfg, put)
+    for name, count in counts.items():
+        assert count.min() == count.max() == 1, name
+
+
 def test_bands_do_not_change_colour_or_blend_weights(hrc_crop, monkeypatch):
     """Chroma and the blend weights cross band edges too (carried in a temporary file, not recomputed)."""
     import astroenhance.pipeline.engine as pipeline

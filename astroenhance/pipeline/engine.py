@@ -161,7 +161,7 @@ class _FluxRows:
         self.pending: tuple | None = None
         self.above: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def add(self, row0: int, row1: int, col0: int, rgb: np.ndarray, lum: np.ndarray, blended: torch.Tensor,
+    def add(self, row0: int, row1: int, col0: int, rgb: torch.Tensor, lum: torch.Tensor, blended: torch.Tensor,
             raw: torch.Tensor, left: int = 0) -> None:
         """A finished piece (``rgb``, ``lum`` at output columns from ``col0``) and its blended luminance and input
         rows, which may reach ``left`` input columns further left (and some right) as context."""
@@ -183,7 +183,7 @@ class _FluxRows:
                          col0 // s - left)
         flux = flux[top * s:top * s + blended.shape[0], left * s:left * s + rgb.shape[1]]
         err = None if self.error is None else self.error(raw[:, left:left + rgb.shape[1] // s], row0 // s, col0 // s)
-        self.put(row0, row1, col0, rgb, lum, flux=flux.cpu().numpy(), flux_err=None if err is None else err.cpu().numpy())
+        self.put(row0, row1, col0, rgb, lum, flux=flux, flux_err=err)
         self.above = (blended[-self.CONTEXT * s:].clone(), raw[-self.CONTEXT:].clone())
         self.pending = None
 
@@ -545,12 +545,14 @@ class Enhancer:
         return kept / valid if valid else 0.0
 
     def process(self, src: FrameSource, cfg: EnhanceConfig,
-                put: Callable[[int, int, int, np.ndarray, np.ndarray], None],
+                put: Callable[[int, int, int, torch.Tensor, torch.Tensor], None],
                 progress: Callable[[int, int], None] | None = None, norm: Normalizer | None = None) -> Normalizer:
         """Enhance ``src`` piece by piece; ``put(out_row0, out_row1, out_col0, rgb, lum)`` receives each final piece
-        (and ``flux=`` the FLUX plane's rows where the frame gets one: `flux_plane`).
+        (and ``flux=``, ``flux_err=`` the FLUX and FLUXERR planes' rows where the frame gets them: `flux_plane`).
 
-        Rows are in the source's own order.  ``rgb`` is ``(rows, cols, 3)`` display values in [0, 1] with NaN
+        Rows are in the source's own order.  The pieces are float32 torch tensors on the run's device (on a GPU the
+        sink decides where and when they come to the host: `output.ArraySink` copies them straight into its arrays,
+        `output.FileSink` in its writer thread); ``rgb`` is ``(rows, cols, 3)`` display values in [0, 1] with NaN
         where the input had no data.  Work proceeds in column bands and, within a band, in strips of tile
         rows, so memory depends on the tile and band size, not on the frame size.
         """
@@ -707,9 +709,8 @@ class Enhancer:
                              else torch.where(mask[rows, cols_in], torch.nan, norm.inverse(lum_in)))
                     bounds = (level - tol * sigma, level + tol * sigma)
                 self._lap("finish")
-                rgb_t, out_l_t = finish_pixels(piece[0] / weight, piece[1:3] / weight, lum_in, mask[rows, cols_in], s,
-                                               bool(cfg.flux_conserving), measured, bounds, norm, sigma)
-                rgb, out_l = rgb_t.cpu().numpy(), out_l_t.cpu().numpy()
+                rgb, out_l = finish_pixels(piece[0] / weight, piece[1:3] / weight, lum_in, mask[rows, cols_in], s,
+                                           bool(cfg.flux_conserving), measured, bounds, norm, sigma)
                 self._lap("flux")
                 if flux_rows is None:
                     put(a * s, b * s, emit0 * s, rgb, out_l)

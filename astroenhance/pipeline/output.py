@@ -1,7 +1,8 @@
 """Where finished rows go: output names, and the sinks the engine streams rows into.
 
 A sink has one method the engine calls, ``put(row0, row1, col0, rgb, lum)`` (and ``flux=``, ``flux_err=`` where the
-frame gets a FLUX plane), with rows in the source's own order.  `ArraySink` keeps them in memory (the Python API); `FileSink` owns the writers of one frame's outputs
+frame gets a FLUX plane), with rows in the source's own order, as float32 torch tensors on the run's device: each sink
+brings them to the host once, where it needs them.  `ArraySink` keeps them in memory (the Python API); `FileSink` owns the writers of one frame's outputs
 (FITS and images share the writers' ``write_block`` interface: rows bottom-up) and the atomic publish: every
 output is written under a temporary name and renamed only when all of them are complete.
 """
@@ -13,6 +14,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import torch
 from astropy.io import fits
 
 from ..config import FORMAT_SUFFIX
@@ -27,8 +29,17 @@ def output_paths(path: Path, outdir: Path, label: str, formats: tuple[str, ...],
     return {fmt: outdir / f"{stem}.{suffix}{FORMAT_SUFFIX[fmt]}" for fmt in formats}
 
 
+def host(piece: torch.Tensor | np.ndarray | None) -> np.ndarray | None:
+    """A finished piece as a numpy array (a CPU tensor's own memory, no copy)."""
+    return piece.cpu().numpy() if isinstance(piece, torch.Tensor) else piece
+
+
 class ArraySink:
-    """Collects finished rows in memory (for arrays that fit in memory)."""
+    """Collects finished rows in memory (for arrays that fit in memory).
+
+    The engine covers every output pixel exactly once (no data: NaN, written by the engine), so the planes start as
+    zeros (pages the system hands out on first touch, no pass to fill them), and a piece on a GPU is copied from the
+    device straight into its place: one pass over the host memory."""
 
     def __init__(self, shape: tuple[int, int]) -> None:
         self.shape = shape
@@ -37,15 +48,18 @@ class ArraySink:
         self.flux: np.ndarray | None = None  # in the input's units, where the engine makes a FLUX plane
         self.flux_err: np.ndarray | None = None  # and its FLUXERR
 
-    def put(self, row0: int, row1: int, col0: int, rgb: np.ndarray, lum: np.ndarray,
-            flux: np.ndarray | None = None, flux_err: np.ndarray | None = None) -> None:
-        self.rgb[row0:row1, col0:col0 + rgb.shape[1]] = rgb
-        self.lum[row0:row1, col0:col0 + lum.shape[1]] = lum
-        for name, plane in (("flux", flux), ("flux_err", flux_err)):
-            if plane is not None:
-                if getattr(self, name) is None:
-                    setattr(self, name, np.full(self.shape, np.nan, dtype=np.float32))
-                getattr(self, name)[row0:row1, col0:col0 + plane.shape[1]] = plane
+    def put(self, row0: int, row1: int, col0: int, rgb: torch.Tensor, lum: torch.Tensor,
+            flux: torch.Tensor | None = None, flux_err: torch.Tensor | None = None) -> None:
+        for name, piece in (("rgb", rgb), ("lum", lum), ("flux", flux), ("flux_err", flux_err)):
+            if piece is None:
+                continue
+            if getattr(self, name) is None:
+                setattr(self, name, np.zeros(self.shape, dtype=np.float32))
+            place = getattr(self, name)[row0:row1, col0:col0 + piece.shape[1]]
+            if isinstance(piece, torch.Tensor):
+                torch.from_numpy(place).copy_(piece)
+            else:
+                place[...] = piece
 
 
 class FileSink:
@@ -83,21 +97,23 @@ class FileSink:
             self._thread = threading.Thread(target=self._drain, name="astroenhance-writer", daemon=True)
             self._thread.start()
 
-    def put(self, row0: int, row1: int, col0: int, rgb: np.ndarray, lum: np.ndarray,
-            flux: np.ndarray | None = None, flux_err: np.ndarray | None = None) -> None:
+    def put(self, row0: int, row1: int, col0: int, rgb: torch.Tensor, lum: torch.Tensor,
+            flux: torch.Tensor | None = None, flux_err: torch.Tensor | None = None) -> None:
+        """A finished piece (tensors on the run's device, or numpy); with a writer thread it comes to the host
+        there, so that on a GPU the engine goes on while the piece is copied."""
+        if self._queue is None:
+            self._write(row0, row1, col0, rgb, flux, flux_err)
+            return
+        if self._error is not None:
+            raise self._error
+        self._queue.put((row0, row1, col0, rgb, flux, flux_err))
+
+    def _write(self, row0: int, row1: int, col0: int, rgb, flux, flux_err) -> None:
+        rgb, flux, flux_err = host(rgb), host(flux), host(flux_err)
         if not self.bottom_up:  # the source's rows run top-down: FITS row of its last row, rows reversed
             row0, rgb = self.height - row1, rgb[::-1]
             flux = None if flux is None else flux[::-1]
             flux_err = None if flux_err is None else flux_err[::-1]
-        if self._queue is None:
-            self._write(row0, rgb, col0, flux, flux_err)
-            return
-        if self._error is not None:
-            raise self._error
-        self._queue.put((row0, rgb, col0, flux, flux_err))
-
-    def _write(self, row0: int, rgb: np.ndarray, col0: int, flux: np.ndarray | None,
-               flux_err: np.ndarray | None) -> None:
         for writer in self.writers:
             writer.write_block(row0, rgb, col0, flux, flux_err)
 
