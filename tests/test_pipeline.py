@@ -25,6 +25,24 @@ def test_block_projection_is_exact_and_in_range(h, w, s, data):
     np.testing.assert_allclose(means, target, atol=2e-7)
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 5), st.integers(1, 5), st.sampled_from([2, 4]), st.data())
+def test_block_projection_is_the_closest_block_in_range(h, w, s, data):
+    """Each block is ``clip(out + tau, 0, 1)`` for one ``tau`` (the least-squares block in [0, 1] with that mean): the
+    same shift on every pixel strictly inside (0, 1), pixels at 0 or 1 only where that shift would take them beyond."""
+    target = data.draw(arrays(np.float64, (h, w), elements=st.floats(0, 1)))
+    out = data.draw(arrays(np.float32, (h * s, w * s), elements=st.floats(-2, 3, width=32)))
+    proj = project_block_means(out, target, s).astype(np.float64)
+    for i in range(h):
+        for j in range(w):
+            p, o = proj[i * s:(i + 1) * s, j * s:(j + 1) * s].ravel(), out[i * s:(i + 1) * s, j * s:(j + 1) * s].ravel()
+            inside = (p > 1e-6) & (p < 1 - 1e-6)
+            if inside.any():
+                tau = float(np.median((p - o)[inside]))
+                np.testing.assert_allclose(p[inside] - o[inside], tau, atol=1e-5)
+                np.testing.assert_allclose(p, np.clip(o + tau, 0, 1), atol=1e-5)
+
+
 def test_block_projection_leaves_consistent_blocks_alone():
     target = np.array([[0.25]])
     out = np.full((4, 4), 0.25, np.float32)
