@@ -1,6 +1,7 @@
 """Per-stage speed of `astroenhance run` on one device, beside RRDBNet x4 on the same device in the same run (issue 19).
 
     python benchmarks/bench_gpu.py [--device cuda] [--size 4096] [--precisions fp32,bf16,fp16] [--batch 0]
+    python benchmarks/bench_gpu.py --device cpu --size 1024 --precisions fp32 --stub-networks --count-ops --skip rrdb,agreement,file
 
 The frame is the real ACS/HRC frame j8bt06nyq_flt.fits mirrored up to ``SIZE`` x ``SIZE`` (as `bench_memory.py`).
 For each precision it prints, for ``enhance_array`` (colour + 4x, no file) and for ``run --format fits``
@@ -23,6 +24,7 @@ import cProfile
 import pstats
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +46,28 @@ def timed(fn, device: torch.device) -> float:
     fn()
     sync(device)
     return time.perf_counter() - t
+
+
+#: operations after which the host has the device's result (a GPU's queue drains): data-dependent shapes, scalars
+WAITS = {"aten.nonzero.default", "aten._local_scalar_dense.default", "aten.is_nonzero.default", "aten.equal.default"}
+
+
+def count_ops(fn) -> tuple[Counter, Counter]:
+    """The tensor operations ``fn()`` dispatches (by name) and, among them, the waits for the device (`WAITS`)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ops: Counter = Counter()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops[str(func)] += 1
+            return func(*args, **(kwargs or {}))
+
+    with Count() as mode:
+        fn()
+    return mode.ops, Counter({k: v for k, v in mode.ops.items() if k in WAITS})
 
 
 class StubSR(torch.nn.Module):
@@ -88,6 +112,9 @@ def main() -> None:
                     "0: as shipped), to measure what the step size costs on this device")
     ap.add_argument("--stub-networks", action="store_true", help="replace both networks by near-free stand-ins "
                     "(bicubic x4; zero chroma): what is left is everything around the networks, measurable on a CPU")
+    ap.add_argument("--count-ops", action="store_true", help="also count the tensor operations each mode dispatches "
+                    "and the points where the host waits for the device (nonzero, item/bool): on a GPU each operation "
+                    "is a kernel launch from the host, the same count on any device")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--workdir", default=None, help="where the frame and the FITS outputs go (default: a temporary folder)")
     args = ap.parse_args()
@@ -138,6 +165,11 @@ def main() -> None:
             sec["setup"] = max(0.0, t - sum(sec.values()))
             print(f"{mode + ' ' + prec:<28}" + "".join(f"{sec[h]:9.2f}" for h in head)
                   + f"{t:9.2f}{out_mp / t:8.1f}{t_plain:10.2f}{out_mp / t_plain:8.1f}")
+            if args.count_ops:
+                ops, waits = count_ops(go)
+                print(f"  {mode}: {sum(ops.values())} tensor operations ({sum(ops.values()) / out_mp:.0f} per output MP), "
+                      f"{sum(waits.values())} waits for the device ({dict(waits)}); most: "
+                      + ", ".join(f"{k} {v}" for k, v in ops.most_common(6)))
             if args.profile:
                 prof = cProfile.Profile()
                 prof.runcall(lambda: timed(go, device))
