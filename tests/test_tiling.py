@@ -99,6 +99,32 @@ def test_every_output_pixel_of_every_plane_is_put_once(enhancer, hrc_crop, monke
         assert count.min() == count.max() == 1, name
 
 
+def test_pieces_copied_by_a_thread_give_the_same_arrays(enhancer, hrc_crop, monkeypatch):
+    """On a GPU `enhance_array`'s sink copies pieces to the host in a thread; forced here on the CPU: the same
+    arrays, and an error in that thread reaches the caller."""
+    import astroenhance.pipeline.engine as pipeline
+
+    data, wcs = hrc_crop
+    plain = enhancer.enhance_array(data, wcs)
+
+    class Threaded(pipeline.ArraySink):
+        def __init__(self, shape, background=False):
+            super().__init__(shape, background=True)
+
+    monkeypatch.setattr(pipeline, "ArraySink", Threaded)
+    threaded = enhancer.enhance_array(data, wcs)
+    for name in ("rgb", "luminance", "flux", "flux_err"):
+        np.testing.assert_array_equal(getattr(threaded, name), getattr(plain, name), err_msg=name)
+
+    class Failing(Threaded):
+        def _write(self, *piece):
+            raise OSError("no room for the piece")
+
+    monkeypatch.setattr(pipeline, "ArraySink", Failing)
+    with pytest.raises(OSError, match="no room"):
+        enhancer.enhance_array(data, wcs)
+
+
 def test_bands_do_not_change_colour_or_blend_weights(hrc_crop, monkeypatch):
     """Chroma and the blend weights cross band edges too (carried in a temporary file, not recomputed)."""
     import astroenhance.pipeline.engine as pipeline

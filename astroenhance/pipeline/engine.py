@@ -876,8 +876,10 @@ class Enhancer:
             return other.enhance_array(data, wcs, is_fits_like=is_fits_like, config=cfg)
         src = from_array(data, wcs, origin="lower", dtype_range=None if is_fits_like else display_range(data))
         cfg = _network_defaults(cfg, self.sr_space).for_frame(src.channels)
-        sink = ArraySink((src.shape[0] * self.scale, src.shape[1] * self.scale))
-        norm = self.process(src, cfg, sink.put)
+        # on a GPU a thread copies the finished pieces to the host while the engine computes the next ones
+        with ArraySink((src.shape[0] * self.scale, src.shape[1] * self.scale),
+                       background=self.device.type != "cpu") as sink:
+            norm = self.process(src, cfg, sink.put)
         primary, image, _, out_wcs = self.headers(src, cfg, norm)
         primary.extend(image, unique=True)
         return EnhancedArray(sink.rgb, sink.lum, out_wcs, norm, primary, sink.flux, sink.flux_err)

@@ -34,22 +34,74 @@ def host(piece: torch.Tensor | np.ndarray | None) -> np.ndarray | None:
     return piece.cpu().numpy() if isinstance(piece, torch.Tensor) else piece
 
 
-class ArraySink:
-    """Collects finished rows in memory (for arrays that fit in memory).
+class _Sink:
+    """What both sinks share: ``put`` hands each piece to ``_write``, at once or (``background``) through a thread
+    that works while the engine computes the next pieces (`QUEUED` pieces waiting at most); an error there is
+    raised by the next `put` or by `_stop`."""
+
+    QUEUED = 4  # finished pieces waiting for the thread, at most
+
+    def __init__(self, background: bool) -> None:
+        self._queue: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._cancelled = False
+        if background:
+            self._queue = queue.Queue(maxsize=self.QUEUED)
+            self._thread = threading.Thread(target=self._drain, name=f"astroenhance-{type(self).__name__}", daemon=True)
+            self._thread.start()
+
+    def put(self, row0: int, row1: int, col0: int, rgb: torch.Tensor, lum: torch.Tensor,
+            flux: torch.Tensor | None = None, flux_err: torch.Tensor | None = None) -> None:
+        """A finished piece (tensors on the run's device, or numpy); with a thread it comes to the host there, so
+        that on a GPU the engine goes on while the piece is copied."""
+        if self._queue is None:
+            self._write(row0, row1, col0, rgb, lum, flux, flux_err)
+            return
+        if self._error is not None:
+            raise self._error
+        self._queue.put((row0, row1, col0, rgb, lum, flux, flux_err))
+
+    def _write(self, row0: int, row1: int, col0: int, rgb, lum, flux, flux_err) -> None:
+        raise NotImplementedError
+
+    def _drain(self) -> None:
+        """The thread: handle queued pieces until told to stop (None); after an error or a cancel, only empty the
+        queue so that `put` never blocks."""
+        while (item := self._queue.get()) is not None:
+            if self._error is None and not self._cancelled:
+                try:
+                    self._write(*item)
+                except BaseException as exc:  # handed to the engine's thread by the next put or by _stop
+                    self._error = exc
+
+    def _stop(self, cancel: bool) -> None:
+        """Wait for the thread to finish the queued pieces (``cancel``: to drop them)."""
+        if self._thread is not None:
+            self._cancelled = self._cancelled or cancel
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+
+class ArraySink(_Sink):
+    """Collects finished rows in memory (for arrays that fit in memory): ``with ArraySink(shape) as sink:
+    engine.process(..., sink.put)``, then ``sink.rgb``...
 
     The engine covers every output pixel exactly once (no data: NaN, written by the engine), so the planes start as
     zeros (pages the system hands out on first touch, no pass to fill them), and a piece on a GPU is copied from the
-    device straight into its place: one pass over the host memory."""
+    device straight into its place: one pass over the host memory, by a thread (``background``) while the engine
+    goes on."""
 
-    def __init__(self, shape: tuple[int, int]) -> None:
+    def __init__(self, shape: tuple[int, int], background: bool = False) -> None:
         self.shape = shape
         self.rgb = np.zeros((*shape, 3), dtype=np.float32)
         self.lum = np.zeros(shape, dtype=np.float32)
         self.flux: np.ndarray | None = None  # in the input's units, where the engine makes a FLUX plane
         self.flux_err: np.ndarray | None = None  # and its FLUXERR
+        super().__init__(background)
 
-    def put(self, row0: int, row1: int, col0: int, rgb: torch.Tensor, lum: torch.Tensor,
-            flux: torch.Tensor | None = None, flux_err: torch.Tensor | None = None) -> None:
+    def _write(self, row0: int, row1: int, col0: int, rgb, lum, flux, flux_err) -> None:
         for name, piece in (("rgb", rgb), ("lum", lum), ("flux", flux), ("flux_err", flux_err)):
             if piece is None:
                 continue
@@ -61,8 +113,16 @@ class ArraySink:
             else:
                 place[...] = piece
 
+    def __enter__(self) -> ArraySink:
+        return self
 
-class FileSink:
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._stop(cancel=exc_type is not None)
+        if exc_type is None and self._error is not None:
+            raise self._error
+
+
+class FileSink(_Sink):
     """The output files of one frame: ``with FileSink(...) as sink: engine.process(..., sink.put)``.
 
     On leaving the block without an error every output is finished and renamed to its final name
@@ -70,8 +130,6 @@ class FileSink:
     With ``background`` the rows are written by a writer thread while the engine computes the next ones (a few
     pieces queued at most); a write error is raised by the next `put` or on leaving the block.
     """
-
-    QUEUED = 4  # finished pieces waiting for the writer thread, at most
 
     def __init__(self, targets: dict[str, Path], shape: tuple[int, int], origin: str, primary: fits.Header,
                  image: fits.Header, wcs, text: str, fits_encoding: str = "float32",
@@ -81,10 +139,6 @@ class FileSink:
         self.outputs: list[Path] = []
         self.notes: list[str] = []
         self.writers: list[FITSRGBWriter | ImageWriter] = []
-        self._queue: queue.Queue | None = None
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
-        self._cancelled = False
         try:
             for fmt, target in targets.items():
                 self.writers.append(FITSRGBWriter(target, shape, primary, image, fits_encoding, flux_headers) if fmt == "fits"
@@ -92,23 +146,9 @@ class FileSink:
         except BaseException:
             self._abort()
             raise
-        if background:
-            self._queue = queue.Queue(maxsize=self.QUEUED)
-            self._thread = threading.Thread(target=self._drain, name="astroenhance-writer", daemon=True)
-            self._thread.start()
+        super().__init__(background)
 
-    def put(self, row0: int, row1: int, col0: int, rgb: torch.Tensor, lum: torch.Tensor,
-            flux: torch.Tensor | None = None, flux_err: torch.Tensor | None = None) -> None:
-        """A finished piece (tensors on the run's device, or numpy); with a writer thread it comes to the host
-        there, so that on a GPU the engine goes on while the piece is copied."""
-        if self._queue is None:
-            self._write(row0, row1, col0, rgb, flux, flux_err)
-            return
-        if self._error is not None:
-            raise self._error
-        self._queue.put((row0, row1, col0, rgb, flux, flux_err))
-
-    def _write(self, row0: int, row1: int, col0: int, rgb, flux, flux_err) -> None:
+    def _write(self, row0: int, row1: int, col0: int, rgb, lum, flux, flux_err) -> None:
         rgb, flux, flux_err = host(rgb), host(flux), host(flux_err)
         if not self.bottom_up:  # the source's rows run top-down: FITS row of its last row, rows reversed
             row0, rgb = self.height - row1, rgb[::-1]
@@ -116,23 +156,6 @@ class FileSink:
             flux_err = None if flux_err is None else flux_err[::-1]
         for writer in self.writers:
             writer.write_block(row0, rgb, col0, flux, flux_err)
-
-    def _drain(self) -> None:
-        """The writer thread: write queued pieces until told to stop (None); after an error or a cancel, only
-        empty the queue so that `put` never blocks."""
-        while (item := self._queue.get()) is not None:
-            if self._error is None and not self._cancelled:
-                try:
-                    self._write(*item)
-                except BaseException as exc:  # handed to the engine's thread by the next put or on leaving
-                    self._error = exc
-
-    def _stop(self, cancel: bool) -> None:
-        if self._thread is not None:
-            self._cancelled = self._cancelled or cancel
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
 
     def __enter__(self) -> FileSink:
         return self
