@@ -1,29 +1,43 @@
 #!/bin/bash
-# The CUDA path of `astroenhance run` on a lent GPU, in one call of about 6-8 minutes (issue 19); every part has its
-# own time limit and writes into OUTDIR as it goes, so a slow part still leaves the others' numbers.
-#   1. fp32/bf16/fp16 on a 512^2 frame: agreement with CPU fp32, RRDBNet x4 beside, per-stage seconds
-#   2. the issue's table: a 4096^2 frame, bf16 (with where the host's time goes: --profile) and fp32,
-#      enhance_array and run --format fits, per stage
-#   3. bf16 variants on 2048^2: 32 tiles per call, channels-last weights (VARIANTS=0 leaves them out); the 4096^2
-#      frame with both networks stubbed (--stub-networks: everything around them) and its operation/wait counts
+# The CUDA path of `astroenhance run` on a lent GPU, in one call of at most BUDGET seconds (default 540; issue 19).
+# Parts run most telling first; each has its own time limit, cut to what the budget has left, and writes into
+# OUTDIR as it goes, so a slow part still leaves the others' numbers.
+#   1. the issue's table: a 4096^2 frame, bf16, enhance_array and run --format fits, per stage (with where the
+#      host's time goes: --profile)
+#   2. the same frame with both networks stubbed (--stub-networks: everything around them), enhance_array, with its
+#      tensor operations and waits for the device (--count-ops)
+#   3. fp32/bf16/fp16 on a 512^2 frame: agreement with CPU fp32, RRDBNet x4 beside, per-stage seconds
 #   4. `run` end to end on the shipped example
+#   5. the 4096^2 frame in fp32; bf16 variants on 2048^2: 32 tiles per call, channels-last weights (VARIANTS=0 leaves
+#      them out)
 # Usage: scripts/gpu_check.sh OUTDIR   (astroenhance importable: see scripts/gpu_wheels.sh for the GPU image)
 set -u
 out=$1; mkdir -p "$out"
+deadline=$(( $(date +%s) + ${BUDGET:-540} ))
 export PYTHONUNBUFFERED=1
 b="python3 benchmarks/bench_gpu.py --device cuda --workdir /tmp/ae-gpu"
+limit() {  # the smaller of $1 seconds and what the budget has left (0: skip the part)
+  local left=$(( deadline - $(date +%s) - 5 ))
+  [ "$left" -lt 20 ] && echo 0 || echo $(( $1 < left ? $1 : left ))
+}
+part() {  # part SECONDS FILE COMMAND...: run COMMAND within its limit, appending its output to OUTDIR/FILE
+  local t; t=$(limit "$1"); local f=$2; shift 2
+  [ "$t" -eq 0 ] && { echo "(skipped, no time left: $*)" | tee -a "$out/$f"; return; }
+  timeout "$t" "$@" 2>&1 | tee -a "$out/$f"
+}
 nvidia-smi --query-gpu=name,memory.total,memory.used --format=csv 2>&1 | tee "$out/gpu.txt"
-timeout 150 $b --size 512 --precisions fp32,bf16,fp16 2>&1 | tee "$out/1_small.txt"
-timeout 200 $b --size 4096 --precisions bf16 --skip rrdb,agreement --profile 20 2>&1 | tee "$out/2_4096.txt"
-timeout 120 $b --size 4096 --precisions fp32 --skip rrdb,agreement 2>&1 | tee -a "$out/2_4096.txt"
-for opt in $([ "${VARIANTS:-1}" = 1 ] && echo "--batch=32 --channels-last"); do
-  timeout 60 $b --size 2048 --precisions bf16 --skip file,rrdb,agreement $opt 2>&1 | tee -a "$out/3_variants.txt"
-done
-timeout 150 $b --size 4096 --precisions bf16 --skip rrdb,agreement --stub-networks --count-ops 2>&1 \
-  | tee -a "$out/3_variants.txt"
+part 200 2_4096.txt $b --size 4096 --precisions bf16 --skip rrdb,agreement --profile 20
+part 120 3_variants.txt $b --size 4096 --precisions bf16 --skip file,rrdb,agreement --stub-networks --count-ops
+part 150 1_small.txt $b --size 512 --precisions fp32,bf16,fp16
 frame=examples/abell_2744_group_of_galaxies_f105w.fits.gz
 for prec in fp32 bf16; do
   TIMEFORMAT="run --device cuda --precision $prec: %R s wall"
-  { time timeout 60 python3 -m astroenhance run $frame -o "/tmp/ae-gpu/run-$prec" --device cuda --precision $prec \
+  t=$(limit 60); [ "$t" -eq 0 ] && continue
+  { time timeout "$t" python3 -m astroenhance run $frame -o "/tmp/ae-gpu/run-$prec" --device cuda --precision $prec \
       --format fits -q ; } 2>&1 | tail -2
 done | tee "$out/4_run.txt"
+part 120 2_4096.txt $b --size 4096 --precisions fp32 --skip rrdb,agreement
+for opt in $([ "${VARIANTS:-1}" = 1 ] && echo "--batch=32 --channels-last"); do
+  part 60 3_variants.txt $b --size 2048 --precisions bf16 --skip file,rrdb,agreement $opt
+done
+echo "gpu_check: $(( ${BUDGET:-540} - (deadline - $(date +%s)) )) s"

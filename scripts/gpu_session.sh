@@ -13,7 +13,7 @@
 set -u
 out=$1; total=${2:-480}; arch=${3:-srresnet-12x48}
 start=$(date +%s)
-VARIANTS=0 bash scripts/gpu_check.sh "$out"
+VARIANTS=0 BUDGET=300 bash scripts/gpu_check.sh "$out"
 left=$(( total - ($(date +%s) - start) - 100 ))  # 100 s for the speed probe, export and the two evaluations
 minutes=$(python3 -c "print(round(max(1.0, $left / 60), 1))")
 echo "== training $arch for $minutes minutes" | tee "$out/train_head.txt"
