@@ -115,6 +115,8 @@ def main() -> None:
     ap.add_argument("--count-ops", action="store_true", help="also count the tensor operations each mode dispatches "
                     "and the points where the host waits for the device (nonzero, item/bool): on a GPU each operation "
                     "is a kernel launch from the host, the same count on any device")
+    ap.add_argument("--no-copy-thread", action="store_true", help="enhance_array copies each finished piece to the host "
+                    "in the engine's thread (engine.COPY_THREAD off), to measure what the copying thread buys on a GPU")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--workdir", default=None, help="where the frame and the FITS outputs go (default: a temporary folder)")
     args = ap.parse_args()
@@ -126,6 +128,8 @@ def main() -> None:
 
     if args.finish_rows:
         engine.FINISH_ROWS = args.finish_rows
+    if args.no_copy_thread:
+        engine.COPY_THREAD = False
 
     device = torch.device(args.device)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="ae-gpu-"))
@@ -138,7 +142,8 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"device {args.device} ({name}), torch {torch.__version__}; input {args.size}x{args.size} -> "
           f"{out_mp:.0f} output MP; batch {args.batch or 'default'}; {engine.FINISH_ROWS} rows per finishing step"
-          f"{', channels-last' if args.channels_last else ''}")
+          f"{', channels-last' if args.channels_last else ''}{', pieces copied in the engine thread' if args.no_copy_thread else ''}"
+          f"{', networks stubbed' if args.stub_networks else ''}")
     precisions = [p for p in args.precisions.split(",") if not (p == "fp16" and device.type == "cpu")]
     head = ["read", "colorize", "sr", "blend", "finish", "flux", "write", "setup"]
     print(f"{'mode':<28}" + "".join(f"{h:>9}" for h in head) + f"{'timed s':>9}{'MP/s':>8}{'untimed s':>10}{'MP/s':>8}")

@@ -8,8 +8,8 @@
 #      tensor operations and waits for the device (--count-ops)
 #   3. fp32/bf16/fp16 on a 512^2 frame: agreement with CPU fp32, RRDBNet x4 beside, per-stage seconds
 #   4. `run` end to end on the shipped example
-#   5. the 4096^2 frame in fp32; bf16 variants on 2048^2: 32 tiles per call, channels-last weights (VARIANTS=0 leaves
-#      them out)
+#   5. the 4096^2 frame in fp32; bf16 variants on 2048^2: 32 tiles per call, channels-last weights, the pieces copied
+#      in the engine's thread, 128 rows per finishing step (VARIANTS=0 leaves them out)
 # Usage: scripts/gpu_check.sh OUTDIR   (astroenhance importable: see scripts/gpu_wheels.sh for the GPU image)
 set -u
 out=$1; mkdir -p "$out"
@@ -37,7 +37,7 @@ for prec in fp32 bf16; do
       --format fits -q ; } 2>&1 | tail -2
 done | tee "$out/4_run.txt"
 part 120 2_4096.txt $b --size 4096 --precisions fp32 --skip rrdb,agreement
-for opt in $([ "${VARIANTS:-1}" = 1 ] && echo "--batch=32 --channels-last"); do
+for opt in $([ "${VARIANTS:-1}" = 1 ] && echo "--batch=32 --channels-last --no-copy-thread --finish-rows=128"); do
   part 60 3_variants.txt $b --size 2048 --precisions bf16 --skip file,rrdb,agreement $opt
 done
 echo "gpu_check: $(( ${BUDGET:-540} - (deadline - $(date +%s)) )) s"

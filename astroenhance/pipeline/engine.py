@@ -55,6 +55,7 @@ NOISE_LAG = 2  # a grey frame's estimated sigma: pixels 2 apart (drizzled frames
 GATE_STRIP = 256  # input rows at a time when measuring the noise gate's coverage (`Enhancer.sr_detail_fraction`)
 FINISH_ROWS = 32  # input rows finished at a time (blend, flux projection, colour): bounded temporaries
 WRITER_THREAD = True  # finished rows written by a thread while the next are computed (same speed on 2 CPU cores)
+COPY_THREAD = True  # on a GPU, `enhance_array`'s pieces copied to the host by a thread while the next are computed
 COLOR_CHUNK = 1024  # input columns (plus margins) per colorizer pass: its full-resolution activations are bounded
 
 
@@ -878,7 +879,7 @@ class Enhancer:
         cfg = _network_defaults(cfg, self.sr_space).for_frame(src.channels)
         # on a GPU a thread copies the finished pieces to the host while the engine computes the next ones
         with ArraySink((src.shape[0] * self.scale, src.shape[1] * self.scale),
-                       background=self.device.type != "cpu") as sink:
+                       background=COPY_THREAD and self.device.type != "cpu") as sink:
             norm = self.process(src, cfg, sink.put)
         primary, image, _, out_wcs = self.headers(src, cfg, norm)
         primary.extend(image, unique=True)
