@@ -11,6 +11,12 @@
 #   5. the 4096^2 frame in fp32; bf16 variants on 2048^2: 32 tiles per call, channels-last weights, the pieces copied
 #      in the engine's thread, 128 rows per finishing step (VARIANTS=0 leaves them out)
 # Usage: scripts/gpu_check.sh OUTDIR   (astroenhance importable: see scripts/gpu_wheels.sh for the GPU image)
+# Here, first: scripts/gpu_wheels.sh; PYTHON=.venv/bin/python scripts/gpu_train_hst.sh --prepare (the benchmark frame
+# into .gpu_data/). The device call (carry .whl and .gpu_data; timeout 600):
+#   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl \
+#     && export PYTHONPATH=/tmp/site:$PWD && bash scripts/gpu_check.sh $OUT
+# Compare with the 2026-12-04 H200 figures in docs/experiments.md (before the sinks took tensors and the block
+# projection lost its bisection).
 set -u
 out=$1; mkdir -p "$out"
 deadline=$(( $(date +%s) + ${BUDGET:-540} ))
