@@ -99,25 +99,26 @@ def _is_tensor(x) -> bool:
 
 def _stretch_tensor(name: str, a: float, u):
     """`make_stretch` ``(name, a)`` on a float64 torch tensor in [0, 1], on its own device: astropy's formulas, op
-    for op (tensor methods only)."""
+    for op (tensor methods only), in place on ``u`` (a temporary of the caller's)."""
     if name == "asinh":
-        return (u / a).asinh() / math.asinh(1.0 / a)
+        return u.div_(a).asinh_().div_(math.asinh(1.0 / a))
     if name == "log":
-        return (u * a + 1.0).log() / math.log(a + 1.0)
+        return u.mul_(a).add_(1.0).log_().div_(math.log(a + 1.0))
     if name == "sqrt":
-        return u.sqrt()
+        return u.sqrt_()
     return u
 
 
 def _inverse_tensor(name: str, a: float, d):
-    """The inverse of `_stretch_tensor` (astropy's ``stretch.inverse``, op for op)."""
+    """The inverse of `_stretch_tensor` (astropy's ``stretch.inverse``, op for op), in place on ``d`` (a temporary of
+    the caller's: every step of these chains on a whole piece would otherwise allocate one more)."""
     if name == "asinh":
         ai = 1.0 / math.asinh(1.0 / a)  # astropy's SinhStretch(a=1 / arcsinh(1 / a))
-        return (d / ai).sinh() / math.sinh(1.0 / ai)
+        return d.div_(ai).sinh_().div_(math.sinh(1.0 / ai))
     if name == "log":
-        return ((d * math.log(a + 1.0)).exp() - 1.0) / a
+        return d.mul_(math.log(a + 1.0)).exp_().sub_(1.0).div_(a)
     if name == "sqrt":
-        return d ** 2
+        return d.pow_(2)
     return d
 
 
@@ -174,7 +175,7 @@ class Normalizer:
     def __call__(self, x):
         """Normalize to display values in [0, 1] (float32); NaN stays NaN.  A torch tensor stays on its device."""
         if _is_tensor(x):
-            u = ((x.double() - self.vmin) / (self.vmax - self.vmin)).clamp(0.0, 1.0)
+            u = (x.double() - self.vmin).div_(self.vmax - self.vmin).clamp_(0.0, 1.0)  # a new tensor from the first step
             return _stretch_tensor(self.stretch, self.a, u).float()
         x = np.asarray(x, dtype=np.float64)
         u = np.clip((x - self.vmin) / (self.vmax - self.vmin), 0.0, 1.0)
@@ -185,8 +186,8 @@ class Normalizer:
     def inverse(self, display):
         """Map display values in [0, 1] back to the input's units (float64; a torch tensor stays on its device)."""
         if _is_tensor(display):
-            u = _inverse_tensor(self.stretch, self.a, display.double().clamp(0.0, 1.0))
-            return self.vmin + (self.vmax - self.vmin) * u
+            u = _inverse_tensor(self.stretch, self.a, display.double().clamp(0.0, 1.0))  # clamp: a new tensor
+            return u.mul_(self.vmax - self.vmin).add_(self.vmin)
         d = np.clip(np.asarray(display, dtype=np.float64), 0.0, 1.0)
         u = make_stretch(self.stretch, self.a).inverse(d, clip=False)
         return self.vmin + (self.vmax - self.vmin) * np.asarray(u, dtype=np.float64)
