@@ -8,7 +8,8 @@ For each precision it prints, for ``enhance_array`` (colour + 4x, no file) and f
 (`Enhancer.enhance_file` into a temporary folder), the seconds spent per stage (`Enhancer.time_stages`: read,
 colorize, sr, blend, finish, flux, write; "setup" is the rest: the display mapping's fit, the provenance pass, headers),
 the total and the output megapixels per second.  Timing synchronises the device between stages, so the untimed
-total (last column) is what a user gets.  Then: the network alone on a batch of tiles (its own limit), RRDBNet x4
+total (last column) is what a user gets; on a GPU ``enhance_array``'s pieces are copied to the host by a thread, so
+its "write" is only their hand-over (``--no-copy-thread`` books the copies there).  Then: the network alone on a batch of tiles (its own limit), RRDBNet x4
 (23 blocks, 64 features) on a 256x256 input in the same precision, and the agreement of this device's output with
 CPU fp32 on a 256x256 crop (max |difference| of the display RGB; of FLUX relative to its largest value).
 Last, the writers' host-side rates (`bench_writers.py`'s table): on a GPU machine they, not the device, may bound `run`.
