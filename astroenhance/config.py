@@ -88,6 +88,9 @@ class EnhanceConfig:
     # (`io.noise.mask_cosmic_rays`); None: in single exposures whose DQ flags no cosmic rays
     noise_gate: bool | None = None  # network detail only above the input's noise; None: on for display-space SR
     # networks, off for the noise-space (telescope-trained) ones, which learned the noise themselves
+    fill_holes: int = 8  # a grey frame's no-data runs up to this many input pixels long (along a row or a column,
+    # valid pixels at both ends: cosmic-ray hits, hot pixels, bad columns) are interpolated for the networks and the
+    # display planes; FLUX and FLUXERR keep no data there (`pipeline.holes`); 0: none
 
     def for_input(self, is_fits: bool) -> EnhanceConfig:
         """This config with every ``None`` resolved for a FITS (``True``) or display-image input."""
@@ -126,6 +129,8 @@ class EnhanceConfig:
             raise SettingsError(f"FITS encoding {self.fits_encoding!r}: choose from {', '.join(FITS_ENCODINGS)}")
         if self.noise and self.weight:
             raise SettingsError("--noise and --weight both give the frame's noise: give one")
+        if self.fill_holes < 0:
+            raise SettingsError(f"--fill-holes {self.fill_holes}: give the longest run of no-data pixels to fill (0: none)")
         if self.tile < 16 or not 0 <= self.overlap < self.tile:
             raise SettingsError(f"need tile >= 16 and 0 <= overlap < tile (got tile={self.tile}, overlap={self.overlap})")
 

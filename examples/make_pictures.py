@@ -87,8 +87,9 @@ def sr_comparison(work: Path) -> None:
 
 def cosmic_ray_comparison(work: Path) -> None:
     """cosmic_rays_hrc.png: the piece of sr_comparison as input (pixels replicated; red: what --clean-cosmic-rays
-    reads as no data), `run --no-clean-cosmic-rays` and `run --clean-cosmic-rays` (hst, grey), in the output's
-    display mapping."""
+    reads as no data), `run --no-clean-cosmic-rays`, `run --clean-cosmic-rays --fill-holes 0` (no data shown black)
+    and `run --clean-cosmic-rays` (small holes interpolated for display; hst, grey), in the output's display
+    mapping."""
     import numpy as np
 
     from astroenhance.io.readers import open_frames
@@ -96,7 +97,8 @@ def cosmic_ray_comparison(work: Path) -> None:
     if not (work / "hrc.fits").exists():
         sr_comparison(work)
     panels = []
-    for name, extra in (("plain", ["--no-clean-cosmic-rays"]), ("clean", ["--clean-cosmic-rays"])):
+    for name, extra in (("plain", ["--no-clean-cosmic-rays"]), ("black", ["--clean-cosmic-rays", "--fill-holes", "0"]),
+                        ("clean", ["--clean-cosmic-rays"])):
         subprocess.run(CLI + ["run", str(work / "hrc.fits"), "-o", str(work / name), "-q", "--format", "fits",
                               "--no-colorize", *extra], check=True)
         with fits.open(work / name / "hrc.enhanced.fits") as h:

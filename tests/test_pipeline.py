@@ -88,12 +88,64 @@ def test_luminance_equals_normalized_input_without_upscaling(hrc_crop):
 
 
 def test_nan_mask_is_carried(enhancer):
+    """Without hole filling (--fill-holes 0) every no-data pixel is NaN in every output plane, and nothing else."""
     data = np.random.default_rng(0).normal(100, 5, (40, 30)).astype(np.float32)
     data[10:12, 5:9] = np.nan
     data[20, 20] = np.inf
-    res = enhancer.enhance_array(data)
+    res = enhancer.enhance_array(data, config=EnhanceConfig(device="cpu", fill_holes=0))
     assert np.isnan(res.rgb[40:48, 20:36]).all() and np.isnan(res.rgb[80:84, 80:84]).all()
     assert np.isnan(res.rgb).sum() == (8 + 1) * 16 * 3  # exactly the masked blocks, nothing else
+    assert (np.isnan(res.flux) == np.isnan(res.luminance)).all()
+
+
+def test_small_holes_shown_filled_but_never_measured(enhancer, monkeypatch):
+    """By default a small hole (runs <= 8 pixels with data at both ends) is interpolated for the networks and the
+    display planes — exactly as if the frame had held the interpolation there, also when the frame is worked in
+    several bands and strips — and kept as no data in FLUX and FLUXERR; a large region at the frame's corner stays
+    no data everywhere."""
+    import torch
+
+    from astroenhance.io.readers import from_array
+    from astroenhance.pipeline import engine
+    from astroenhance.pipeline.holes import fill_holes
+    from astroenhance.pipeline.output import ArraySink
+
+    monkeypatch.setattr(engine, "BAND_WIDTH", 24)  # three column bands of tiles of 24 (overlap 8), strips likewise
+    y, x = np.mgrid[0:48, 0:56]
+    data = (100 + 0.5 * x + 0.25 * y + np.random.default_rng(1).normal(0, 1, (48, 56))).astype(np.float32)
+    holes = np.zeros(data.shape, bool)
+    holes[10:12, 5:9] = holes[20, 20] = holes[30:33, 25] = holes[15:17, 14:18] = holes[0, 40:43] = True
+    holes[20:24, 31] = True  # across the strips' and bands' seams
+    big = np.zeros(data.shape, bool)
+    big[36:48, 0:12] = True  # 12 rows and columns: stays no data
+    data[holes | big] = np.nan
+    filled = fill_holes(torch.from_numpy(data), 8)[0].numpy()
+    assert np.isfinite(filled[holes]).all() and np.isnan(filled[big]).all()
+
+    def run(frame, fill, norm=None):
+        cfg = engine._network_defaults(EnhanceConfig(device="cpu", tile=24, overlap=8, fill_holes=fill).for_input(True),
+                                       enhancer.sr_space)
+        with ArraySink((frame.shape[0] * 4, frame.shape[1] * 4)) as sink:
+            norm = enhancer.process(from_array(frame, None, origin="lower"), cfg, sink.put, norm=norm)
+        return sink, norm
+
+    shown, norm = run(data, 8)
+    want, _ = run(filled, 0, norm)  # the same display mapping (fitted on the measured pixels only)
+    np.testing.assert_array_equal(shown.rgb, want.rgb)
+    np.testing.assert_array_equal(shown.lum, want.lum)
+    up = lambda m: np.repeat(np.repeat(m, 4, 0), 4, 1)  # noqa: E731
+    assert (np.isnan(shown.lum) == up(big)).all() and (np.isnan(shown.rgb).any(-1) == up(big)).all()
+    # FLUX and FLUXERR: no data at every hole; elsewhere each block keeps its promise (within 2 sigma of its pixel)
+    nodata = holes | big
+    assert (np.isnan(shown.flux) == up(nodata)).all() and (np.isnan(shown.flux_err) == up(nodata)).all()
+    block = lambda a: a.reshape(48, 4, 56, 4)  # noqa: E731
+    sigma = np.sqrt((block(shown.flux_err.astype(np.float64)) ** 2).sum((1, 3)))  # each input pixel's sigma
+    np.testing.assert_allclose(sigma[~nodata], np.sqrt((block(want.flux_err.astype(np.float64)) ** 2).sum((1, 3)))[~nodata],
+                               rtol=1e-5)
+    assert (np.abs(block(shown.flux).sum((1, 3)) - data)[~nodata] <= 2 * sigma[~nodata] * (1 + 1e-3)).all()
+    # the default run does the same
+    res = enhancer.enhance_array(data)
+    assert (np.isnan(res.flux) == up(holes | big)).all() and (np.isnan(res.luminance) == up(big)).all()
 
 
 def test_no_colorize_keeps_grey_grey(hrc_crop):
@@ -175,17 +227,21 @@ def test_sr_detail_fraction_strips_match_whole_frame_and_header(monkeypatch, hrc
     from astroenhance.io.readers import from_array
     from astroenhance.pipeline import engine as pipeline
     from astroenhance.pipeline.finish import gate_map
+    from astroenhance.pipeline.holes import fill_holes
 
     data, wcs = hrc_crop
     data = data.copy()
-    data[5:9, 10:30] = np.nan  # no-data pixels are not counted
+    data[5:9, 10:30] = np.nan  # a small hole: shown filled, so counted as the filled frame's pixels
+    data[40:60, 20:40] = np.nan  # no-data pixels are not counted
     enh = Enhancer(EnhanceConfig(device="cpu", colorize=False, noise_gate=True))
     src = from_array(data, wcs, origin="lower", dtype_range=None)
     cfg = enh.config.for_input(True)
     norm = enh.fit_normalizer(src, cfg)
-    lum = np.nan_to_num(norm(data), nan=0.0).astype(np.float32)
+    shown = fill_holes(torch.from_numpy(data), cfg.fill_holes)[0].numpy()
+    assert np.isfinite(shown[5:9, 10:30]).all() and np.isnan(shown[45:55, 25:35]).all()
+    lum = np.nan_to_num(norm(shown), nan=0.0).astype(np.float32)
     g = gate_map(torch.from_numpy(lum)[None, None], norm.noise)[0, 0].numpy()
-    valid = ~np.isnan(data)
+    valid = ~np.isnan(shown)
     whole = (g > 0)[valid].mean()
     assert 0 < whole < 1  # a frame where the gate is partly open: the test can tell strips from the whole
     for strip in (7, 10, 1000):

@@ -46,6 +46,8 @@ from .finish import (
     noise_gate,
     physical_flux,
 )
+from .holes import context as holes_context
+from .holes import fill_holes
 from .output import ArraySink, FileSink, output_paths
 from .provenance import fits_headers, flux_headers, provenance, provenance_text
 from .space import from_noise_space, to_noise_space
@@ -75,7 +77,8 @@ class FrameResult:
 class EnhancedArray:
     """In-memory result of `Enhancer.enhance_array`: RGB display values, luminance, and the output WCS."""
 
-    rgb: np.ndarray  # (H*s, W*s, 3) float32 in [0, 1], NaN where the input had no data; rows as the input
+    rgb: np.ndarray  # (H*s, W*s, 3) float32 in [0, 1], NaN where the input had no data (but for small holes, shown
+    # interpolated: `EnhanceConfig.fill_holes`); rows as the input
     luminance: np.ndarray  # (H*s, W*s)
     wcs: object
     normalizer: Normalizer
@@ -433,17 +436,32 @@ class Enhancer:
         sigma = src.noise or sky_noise
         return clipped_sky(rows, sigma), sigma
 
-    def _rows(self, src: FrameSource, norm: Normalizer, y0: int, y1: int, x0: int = 0, x1: int | None = None):
+    def _rows(self, src: FrameSource, norm: Normalizer, y0: int, y1: int, x0: int = 0, x1: int | None = None,
+              fill: int = 0):
         """Input rows ``y0:y1``, columns ``x0:x1``, read once and mapped on the run's device: ``(raw, lum, chroma,
-        mask)`` — the values as read, the display luminance ``(n, w)`` float32 (no data: 0), the display chroma
-        ``(2, n, w)`` of a colour frame (else None) and the no-data mask."""
-        raw = self.accel.tensor(src.read_rows(y0, y1)[:, x0:x1])
+        mask, holes)`` — the values as read, the display luminance ``(n, w)`` float32 (no data: 0), the display
+        chroma ``(2, n, w)`` of a colour frame (else None), the no-data mask, and the pixels of a grey frame's small
+        no-data holes that were filled from their neighbours (``fill``: the longest run filled, `pipeline.holes`;
+        None when none were: then ``raw`` is as read and ``mask`` all of its no data)."""
+        rows = src.read_rows(y0, y1)[:, x0:x1]
+        raw = self.accel.tensor(rows)
         if src.channels == 3:
             mask = torch.isnan(raw).any(dim=-1)
             disp = torch.nan_to_num(norm(raw), nan=0.0).double()
             y, cb, cr = rgb_to_ycbcr_planes(disp[..., 0], disp[..., 1], disp[..., 2])
-            return raw, y.float(), torch.stack([cb, cr]).float(), mask
-        return raw, torch.nan_to_num(norm(raw), nan=0.0), None, torch.isnan(raw)
+            return raw, y.float(), torch.stack([cb, cr]).float(), mask, None
+        mask = torch.isnan(raw)
+        holes = None
+        if fill > 0 and np.isnan(rows).any():  # (on the host: no wait for a GPU) read around the rows too: each fill
+            # is then as if the frame were whole
+            h, w = src.shape
+            c = holes_context(fill)
+            x1 = w if x1 is None else x1
+            ya, yb, xa, xb = max(0, y0 - c), min(h, y1 + c), max(0, x0 - c), min(w, x1 + c)
+            around = self.accel.tensor(src.read_rows(ya, yb)[:, xa:xb])
+            filled, holes = (t[y0 - ya:y1 - ya, x0 - xa:x1 - xa] for t in fill_holes(around, fill))
+            raw, mask = filled, mask & ~holes
+        return raw, torch.nan_to_num(norm(raw), nan=0.0), None, mask, holes
 
     def _linear(self, src: FrameSource, norm: Normalizer, raw: torch.Tensor, lum: torch.Tensor) -> torch.Tensor:
         """The luminance a noise-space network upscales, from `_rows`: the input's own values for a grey frame (no
@@ -513,7 +531,7 @@ class Enhancer:
         rows = []
         with torch.inference_mode():
             for y in range(0, h, step):
-                lum = self._rows(src, norm, y, min(h, y + step))[1][None, None]
+                lum = self._rows(src, norm, y, min(h, y + step), fill=cfg.fill_holes)[1][None, None]
                 ph, pw = (-lum.shape[-2]) % f, (-lum.shape[-1]) % f
                 if ph or pw:
                     lum = F.pad(lum, (0, pw, 0, ph), mode="replicate")
@@ -537,7 +555,7 @@ class Enhancer:
         with torch.inference_mode():
             for y in range(0, h, GATE_STRIP):
                 a, b = max(0, y - 3), min(h, y + GATE_STRIP + 3)
-                _, lum, _, mask = self._rows(src, norm, a, b)
+                _, lum, _, mask, _ = self._rows(src, norm, a, b, fill=cfg.fill_holes)
                 g = gate_map(lum[None, None], norm.noise)[0, 0]
                 rows = slice(y - a, y - a + min(GATE_STRIP, h - y))
                 ok = ~mask[rows]
@@ -554,8 +572,9 @@ class Enhancer:
         Rows are in the source's own order.  The pieces are float32 torch tensors on the run's device (on a GPU the
         sink decides where and when they come to the host: `output.ArraySink` copies them straight into its arrays,
         `output.FileSink` in its writer thread); ``rgb`` is ``(rows, cols, 3)`` display values in [0, 1] with NaN
-        where the input had no data.  Work proceeds in column bands and, within a band, in strips of tile
-        rows, so memory depends on the tile and band size, not on the frame size.
+        where the input had no data (small holes filled: `pipeline.holes`; FLUX and FLUXERR NaN there too).  Work
+        proceeds in column bands and, within a band, in strips of tile rows, so memory depends on the tile and band
+        size, not on the frame size.
         """
         if (other := self._for_model(cfg.sr_model)) is not self:
             return other.process(src, cfg, put, progress, norm)
@@ -634,7 +653,8 @@ class Enhancer:
         windows: dict[tuple[bool, bool, bool, bool], tuple[torch.Tensor, torch.Tensor]] = {}  # rows', columns'
         for r, y0 in enumerate(grid.row_starts):
             self._lap("read")
-            raw_rows, lum, chroma_in, mask = self._rows(src, norm, y0, y0 + th, bx0, bx1)  # chroma_in: (2, th, band)
+            raw_rows, lum, chroma_in, mask, holes = self._rows(src, norm, y0, y0 + th, bx0, bx1, fill=cfg.fill_holes)
+            # chroma_in: (2, th, band); raw_rows: small holes filled (display only: FLUX keeps no data there)
             starts = [grid.col_starts[c] - bx0 for c in cols]
             tiles_l = torch.stack([lum[:, x0:x0 + tw] for x0 in starts])[:, None]  # (T, 1, th, tw)
             tiles_lin = None
@@ -650,7 +670,7 @@ class Enhancer:
             self._lap("colorize")
             if context is not None:
                 chroma_t = self._colorize_tiles(src, norm, context, y0, [grid.col_starts[c] for c in cols],
-                                                (th, tw), cfg.color_margin)  # (T, 2, th, tw)
+                                                (th, tw), cfg.color_margin, cfg.fill_holes)  # (T, 2, th, tw)
             elif chroma_in is not None:
                 chroma_t = torch.stack([chroma_in[:, :, x0:x0 + tw] for x0 in starts])
             else:
@@ -722,6 +742,8 @@ class Enhancer:
                     ext = done_rows[:, :, cols_in.start * s:(cols_in.stop + right) * s]
                     blended = torch.where(ext[3] > 0, ext[0] / ext[3], torch.zeros_like(ext[0])).clamp(0.0, 1.0)
                     raw = raw_rows[rows, emit0 - bx0:emit1 + right - bx0].double()
+                    if holes is not None:  # a filled hole is not a measurement
+                        raw = raw.masked_fill(holes[rows, emit0 - bx0:emit1 + right - bx0], float("nan"))
                     width = emit1 - emit0
                     if next_band is not None:  # this band's last columns of these rows, for the next band
                         c = next_band[1].shape[1]
@@ -745,7 +767,7 @@ class Enhancer:
             flux_left["band"] = next_band
 
     def _colorize_tiles(self, src: FrameSource, norm: Normalizer, context: torch.Tensor, y0: int,
-                        x_starts: list[int], shape: tuple[int, int], margin: int) -> torch.Tensor:
+                        x_starts: list[int], shape: tuple[int, int], margin: int, fill: int = 0) -> torch.Tensor:
         """Chroma of each tile of one tile row, from colorizer passes over runs of neighbouring tiles.
 
         The colorizer sees far (1/16-resolution bottleneck): each pass covers consecutive tiles about
@@ -763,7 +785,7 @@ class Enhancer:
             while j < len(x_starts) and x_starts[j] + tw - x_starts[i] <= max(COLOR_CHUNK, tw):
                 j += 1
             xa, xb = max(0, x_starts[i] - margin), min(w, x_starts[j - 1] + tw + margin)
-            lum = self._rows(src, norm, ya, yb, xa, xb)[1]
+            lum = self._rows(src, norm, ya, yb, xa, xb, fill)[1]
             chroma = self.accel.run_tensor(self.colorizer, lum[None, None], context)[0] * self.color_strength
             for k in range(i, j):  # chroma: (2, rows, cols)
                 out[k] = chroma[:, y0 - ya:y0 - ya + th, x_starts[k] - xa:x_starts[k] - xa + tw]

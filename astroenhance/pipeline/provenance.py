@@ -71,6 +71,8 @@ def provenance(src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, *, scale:
         "sky_noise_span": list(src.noise_map.span) if src.noise_map is not None else [norm.sky_noise] * 2,
         "dq_mask": src.dq_mask,
         "cosmic_ray_pixels": src.cosmic_rays, "cosmic_ray_limit": round(float(src.cosmic_ray_limit), 4),
+        # no-data runs up to this long interpolated for the networks and display planes (grey frames; not FLUX)
+        "fill_holes": int(cfg.fill_holes) if src.channels == 1 else 0,
         "device": device, "precision": cfg.precision, "fits_encoding": cfg.fits_encoding,
         "noise_gate": bool(cfg.noise_gate) and scale > 1, "noise_sigma": norm.noise,
         "sr_detail_fraction": round(sr_detail_fraction, 4),
@@ -122,6 +124,7 @@ def fits_headers(src: FrameSource, prov: dict[str, object], scale: int, sr_info:
              ("AE_DQMSK", prov["dq_mask"], "DQ flags read as no-data (-1 all; 0 none/no DQ)"),
              ("AE_NCR", prov["cosmic_ray_pixels"], "pixels read as no-data: cosmic rays (-1 no search)"),
              ("AE_CRLIM", prov["cosmic_ray_limit"], "sharpest star: peak / mean of 8 neighbours"),
+             ("AE_FILLH", prov["fill_holes"], "no-data runs <= N px filled for display; FLUX NaN"),
              ("AE_DEV", prov["device"], "device"),
              ("AE_PREC", prov["precision"], "precision"),
              ("AE_GATE", prov["noise_gate"], "SR detail only above the input noise"),
