@@ -9,10 +9,11 @@ import fnmatch
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .errors import SettingsError
+from .io.companions import find_companion, fits_stem
 from .io.readers import FITS_SUFFIXES, IMAGE_SUFFIXES
 from .io.writers import TEMP_MARKER, host_name, owner_tag, process_start
 
@@ -26,6 +27,8 @@ class Job:
     path: Path
     outdir: Path
     in_folder: bool = False  # found in a folder given as input (not named): a file that is not a frame is skipped
+    noise: Path | None = None  # its rms map beside it (`io.companions`), read as --noise reads one
+    weight: Path | None = None  # or its inverse-variance weight map, as --weight
 
 
 def _is_frame(p: Path) -> bool:
@@ -93,6 +96,36 @@ def discover(inputs: list[Path], outdir: Path, recursive: bool = False, glob: st
         else:
             jobs.append(Job(p, outdir))
     return jobs
+
+
+def pair_companions(jobs: list[Job], skipped: list[tuple[Path, str]] | None = None) -> list[Job]:
+    """Each FITS frame's rms or weight map beside it (`io.companions.find_companion`) becomes its noise (the job's
+    ``noise`` or ``weight``); a map that is itself among the jobs is not enhanced as a frame (listed in ``skipped``
+    with the frame it serves).  Maps whose frame is not among the jobs stay jobs."""
+    folders: dict[Path, dict[str, Path]] = {}
+    paired: dict[Path, Job] = {}
+    for job in jobs:
+        folder = job.path.parent
+        if folder not in folders:
+            try:
+                folders[folder] = {s: f for f in folder.iterdir() if (s := fits_stem(f)) is not None and f.is_file()}
+            except OSError:
+                folders[folder] = {}
+        found = find_companion(job.path, folders[folder])
+        if found is not None:
+            kind, companion = found
+            paired[job.path] = replace(job, **{kind: companion})
+    served = {(j.noise or j.weight).resolve(): j for j in paired.values()}  # map -> the frame it serves
+    out = []
+    for job in jobs:
+        frame = served.get(job.path.resolve())
+        if frame is not None:
+            if skipped is not None:
+                skipped.append((job.path, f"the {'weight' if frame.weight else 'rms'} map of {frame.path.name}, used "
+                                          "as its noise (--no-companions enhances it as a frame)"))
+            continue
+        out.append(paired.get(job.path, job))
+    return out
 
 
 def why_no_frames(inputs: list[Path], outdir: Path, recursive: bool, glob: str | None) -> list[str]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from .batch import Job, Record, check_claims, cleanup_stale_temporaries
 from .config import EnhanceConfig
-from .errors import AstroEnhanceError, DiskFullError, NoImageError, SettingsError
+from .errors import AstroEnhanceError, DiskFullError, InputError, NoImageError, SettingsError
 from .io.writers import output_is_complete
 
 _ENHANCERS: dict[EnhanceConfig, object] = {}  # this process's enhancers, by configuration
@@ -165,7 +165,19 @@ def run_job(task: Task, progress=None) -> JobResult:
                 if verbose:
                     messages.append(("info", f"skip {path}: outputs complete"))
                 return JobResult(Record(str(path), "skipped", [str(p) for p, _ in planned]), messages)
-        results = enhancer.enhance_file(path, job.outdir, progress=progress)
+        results = None
+        if job.noise is not None or job.weight is not None:  # the map beside it (`batch.pair_companions`)
+            companion = job.noise or job.weight
+            try:
+                results = enhancer.enhance_file(path, job.outdir, progress=progress, noise=job.noise, weight=job.weight)
+                for r in results:
+                    r.notes.append(f"noise from {companion.name} beside it (--no-companions: the file's own)")
+            except InputError as exc:  # an unusable map: say why and go on with the frame's own noise
+                if companion.name not in str(exc):
+                    raise
+                messages.append(("note", f"{path}: {companion.name} beside it not used as its noise: {exc}"))
+        if results is None:
+            results = enhancer.enhance_file(path, job.outdir, progress=progress)
     except DiskFullError as exc:
         messages.append(("error", str(exc)))
         return JobResult(Record(str(path), "failed", seconds=time.perf_counter() - start, error=str(exc)), messages, True)

@@ -1,5 +1,8 @@
 """What HST files say about their noise and bad pixels: ERR, WHT, DQ and an rms map by path (issue 15, item 3)."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -272,3 +275,80 @@ def test_a_frame_filled_by_a_galaxy_keeps_its_halo_above_the_black_point(tmp_pat
     black_at_median = (frame < np.median(frame) - 2 * norm.sky_noise).mean()
     assert np.median(frame) - norm.sky > 5 * norm.sky_noise
     assert black_at_median > 0.4 and black < black_at_median / 2  # (measured: 46% and 15%, the frame's corners)
+
+
+@pytest.mark.parametrize("frame, companion, kind", [
+    ("x.fits", "x_rms.fits", "noise"),
+    ("x.fits.gz", "X_RMS.fits", "noise"),
+    ("field_drz.fits", "field_wht.fits", "weight"),
+    ("field_drz_sci.fits", "field_drz_wht.fits", "weight"),
+    ("goodss_f160w_orig_sci.fits", "goodss_f160w_orig_wht.fits", "weight"),
+    ("lens_image.fits", "lens_noise_map.fits", "noise"),
+    ("ngc_data.fits.gz", "ngc_noise_map.fits.gz", "noise"),
+    ("cut-sci.fits", "cut-err.fits", "noise"),
+    ("x_drz.fits", "x_drz_ivm.fits", "weight"),
+])
+def test_a_frames_noise_map_beside_it_is_found_by_its_name(tmp_path, frame, companion, kind):
+    from astroenhance.io.companions import companion_token, find_companion
+
+    for name in (frame, companion, "other_rms.fits", "x_psf.fits"):
+        (tmp_path / name).write_bytes(b"")
+    assert companion_token(tmp_path / frame) is None and companion_token(tmp_path / companion) is not None
+    assert find_companion(tmp_path / frame) == (kind, tmp_path / companion)
+    assert find_companion(tmp_path / companion) is None  # a map has no map
+
+
+def test_no_companion_where_the_names_do_not_match(tmp_path):
+    from astroenhance.io.companions import companion_token, find_companion
+
+    for name in ("x.fits", "xy_rms.fits", "x_psf.fits", "x.png", "x_rms.png", "x_sci_wht_psf.fits"):
+        (tmp_path / name).write_bytes(b"")
+    assert find_companion(tmp_path / "x.fits") is None
+    assert companion_token(tmp_path / "x_psf.fits") == "psf"  # recognised, but it carries no noise
+    assert companion_token(tmp_path / "x_sci_wht_psf.fits") is None  # a science frame (its WHT inside)
+
+
+def test_a_folders_noise_maps_serve_their_frames_and_are_not_enhanced(tmp_path):
+    """`run` on a folder: each frame's rms or weight map beside it is its noise (recorded), the map is listed as
+    skipped with the frame it serves, a map without its frame and a PSF are enhanced as frames; --no-companions
+    enhances everything as before; an unusable map is noted and the frame's own noise used."""
+    from astroenhance.batch import Job, discover, pair_companions
+
+    data = tmp_path / "in"
+    data.mkdir()
+    rng = np.random.default_rng(3)
+    for name, shape in (("x", (40, 40)), ("y_drz", (40, 40)), ("bad", (40, 40))):
+        fits.PrimaryHDU(rng.normal(10, 2, shape).astype(np.float32)).writeto(data / f"{name}.fits")
+    fits.PrimaryHDU(np.full((40, 40), 3.0, np.float32)).writeto(data / "x_rms.fits")
+    fits.PrimaryHDU(np.full((40, 40), 1 / 2.5**2, np.float32)).writeto(data / "y_wht.fits")
+    fits.PrimaryHDU(np.full((10, 10), 3.0, np.float32)).writeto(data / "bad_rms.fits")  # not the frame's shape
+    fits.PrimaryHDU(np.full((40, 40), 3.0, np.float32)).writeto(data / "lone_rms.fits")
+    fits.PrimaryHDU(np.ones((9, 9), np.float32)).writeto(data / "y_psf.fits")
+    skipped = []
+    jobs = pair_companions(discover([data], tmp_path / "o"), skipped)
+    got = {j.path.name: (j.noise and j.noise.name, j.weight and j.weight.name) for j in jobs}
+    assert got == {"x.fits": ("x_rms.fits", None), "y_drz.fits": (None, "y_wht.fits"),
+                   "bad.fits": ("bad_rms.fits", None), "lone_rms.fits": (None, None), "y_psf.fits": (None, None)}
+    assert sorted(p.name for p, _ in skipped) == ["bad_rms.fits", "x_rms.fits", "y_wht.fits"]
+    assert any("the rms map of x.fits" in why for _, why in skipped)
+    assert pair_companions([Job(data / "x.fits", tmp_path)]) == [Job(data / "x.fits", tmp_path, noise=data / "x_rms.fits")]
+
+    runner = CliRunner()
+    args = ["--no-colorize", "--no-upscale", "--format", "fits"]
+    result = runner.invoke(app, ["run", str(data), "-o", str(tmp_path / "a"), *args])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "a"
+    assert sorted(p.name for p in out.glob("*.fits")) == ["bad.enhanced.fits", "lone_rms.enhanced.fits",
+                                                         "x.enhanced.fits", "y_drz.enhanced.fits",
+                                                         "y_psf.enhanced.fits"]
+    head = {n: fits.getheader(out / f"{n}.enhanced.fits") for n in ("x", "y_drz", "bad")}
+    assert (head["x"]["AE_SIGSR"], head["x"]["AE_SKYSG"]) == ("x_rms.fits", 3.0)
+    assert (head["y_drz"]["AE_SIGSR"], head["y_drz"]["AE_SKYSG"]) == ("WHT y_wht.fits", pytest.approx(2.5))
+    assert head["bad"]["AE_SIGSR"] == "estimated"
+    assert "bad_rms.fits beside it not used as its noise" in result.output and "10x10" in result.output
+    report = json.loads((out / "astroenhance-report.json").read_text())
+    assert {Path(r["input"]).name: r["status"] for r in report["records"]}["x_rms.fits"] == "skipped"
+    result = runner.invoke(app, ["run", str(data), "-o", str(tmp_path / "b"), "--no-companions", *args])
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "b").glob("*.fits"))) == 8
+    assert fits.getheader(tmp_path / "b" / "x.enhanced.fits")["AE_SIGSR"] == "estimated"

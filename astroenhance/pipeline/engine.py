@@ -808,16 +808,21 @@ class Enhancer:
 
     # ---- public entry points ------------------------------------------------------------------------
     def enhance_file(self, path: str | Path, outdir: str | Path, *,
-                     progress: Callable[[int, int], None] | None = None) -> list[FrameResult]:
-        """Enhance every frame (chip) of ``path`` into ``outdir``; returns one result per frame.
+                     progress: Callable[[int, int], None] | None = None, noise: str | Path | None = None,
+                     weight: str | Path | None = None) -> list[FrameResult]:
+        """Enhance every frame (chip) of ``path`` into ``outdir``; returns one result per frame.  ``noise`` /
+        ``weight``: this file's rms or weight map, instead of the configuration's (a companion file beside it:
+        `batch.pair_companions`).
 
         Outputs are ``<stem>[.<chip>].enhanced.<ext>``, written under temporary names and renamed only
         when complete; on any error nothing is left under a final name.
         """
         path = Path(path)
         cfg = self._given.for_input(is_fits(path))
+        if noise is not None or weight is not None:
+            cfg = replace(cfg, noise=None if noise is None else str(noise), weight=None if weight is None else str(weight))
         if (other := self._for_model(cfg.sr_model)) is not self:
-            return other.enhance_file(path, outdir, progress=progress)
+            return other.enhance_file(path, outdir, progress=progress, noise=noise, weight=weight)
         with open_frames(path, cfg.hdu, dq_mask=parse_dq_mask(cfg.dq_mask), noise=cfg.noise, weight=cfg.weight,
                          cosmic_rays=cfg.clean_cosmic_rays) as frames:
             return [self.write_source(src, Path(outdir), path, cfg, progress=progress) for src in frames]

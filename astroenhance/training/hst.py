@@ -51,6 +51,7 @@ from scipy.ndimage import binary_dilation, gaussian_filter
 from ..config import EnhanceConfig
 from ..errors import InputError
 from ..imaging.normalize import Normalizer
+from ..io.companions import companion_token
 from ..io.readers import FITS_SUFFIXES, read_frame
 from ..metrics import area_downsample, block_lattice, groups_above, psnr, robust_sigma, ssim
 from ..pipeline import Enhancer
@@ -61,22 +62,13 @@ SCALE = 4
 NOISE_LEVELS = (0.5, 2.0)
 SMOOTHING = (0.0, 0.5, 1.0, 1.5)
 MIN_AREA = 5  # pixels a detection needs (a source extractor's minimum area: smaller groups are the noise's tails)
-#: last name parts of companions that are not frames (noise maps, PSFs, weights, catalogues)
-COMPANIONS = {"psf", "rms", "noise", "map", "wht", "weight", "catalog", "err", "mask"}
-
-
-def _is_companion(path: Path) -> bool:
-    """``x_rms.fits``, ``x_noise_map.fits``, ``x_psf.fits``: a companion; a name with ``sci`` in it is a frame."""
-    stem = path.name.lower()
-    for suffix in FITS_SUFFIXES:
-        stem = stem.removesuffix(suffix)
-    tokens = stem.replace("-", "_").split("_")
-    return tokens[-1] in COMPANIONS and "sci" not in tokens
 
 
 def list_truths(folder: str | Path) -> list[Path]:
-    """The FITS frames in ``folder`` (not recursive), without companions named like noise maps, PSFs or weights."""
-    return sorted(p for p in Path(folder).iterdir() if p.name.lower().endswith(FITS_SUFFIXES) and not _is_companion(p))
+    """The FITS frames in ``folder`` (not recursive), without companions named like noise maps, PSFs or weights
+    (`io.companions.companion_token`)."""
+    return sorted(p for p in Path(folder).iterdir()
+                  if p.name.lower().endswith(FITS_SUFFIXES) and companion_token(p) is None)
 
 
 def load_truth(path: Path) -> tuple[np.ndarray, object]:
