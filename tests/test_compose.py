@@ -92,6 +92,7 @@ def test_composite_upscale(tmp_path):
             fits.writeto(small / b.name, cut.data, hdr)
     result = runner.invoke(app, ["compose", *[str(small / b.name) for b in BANDS], "-o", str(tmp_path / "o"), "--upscale"])
     assert result.exit_code == 0, result.output
+    assert "--colorize" not in result.output  # `run`'s note about a colour input: compose has no such option
     with fits.open(tmp_path / "o" / "CFHTLS-test.composite.fits") as h:
         assert h["RED"].data.shape == (160, 192) and h[0].header["AE_FLUX"] is True
 

@@ -854,15 +854,17 @@ class Enhancer:
         cfg = replace(self.config.for_input(False), stretch="linear", interval="range",
                       formats=self.config.formats or ("fits", "png"),
                       flux_conserving=True if self.config.flux_conserving is None else self.config.flux_conserving)
-        return self.write_source(src, Path(outdir), Path(f"{name}.png"), cfg, suffix=suffix)
+        return self.write_source(src, Path(outdir), Path(f"{name}.png"), cfg, suffix=suffix, colour_note=False)
 
     def write_source(self, src: FrameSource, outdir: Path, path: Path, cfg: EnhanceConfig | None = None, *,
-                     suffix: str = "enhanced", progress: Callable[[int, int], None] | None = None) -> FrameResult:
+                     suffix: str = "enhanced", progress: Callable[[int, int], None] | None = None,
+                     colour_note: bool = True) -> FrameResult:
         """Enhance one frame ``src`` (named after ``path``) into ``outdir`` with ``cfg`` (default: this
-        enhancer's settings resolved for a FITS input)."""
+        enhancer's settings resolved for a FITS input).  ``colour_note``: say whether a colour input kept its colours
+        (`run`'s --colorize decides; a composite's measured colours are always kept)."""
         cfg = cfg or self._given.for_input(True)
         if (other := self._for_model(cfg.sr_model)) is not self:
-            return other.write_source(src, outdir, path, cfg, suffix=suffix, progress=progress)
+            return other.write_source(src, outdir, path, cfg, suffix=suffix, progress=progress, colour_note=colour_note)
         cfg = _network_defaults(cfg, self.sr_space).for_frame(src.channels)
         targets = output_paths(path, outdir, src.label, cfg.formats or ("png",), suffix)
         for target in targets.values():
@@ -878,7 +880,7 @@ class Enhancer:
         if self.sr is not None and prov["sr_detail_fraction"] == 0:
             notes.append("the noise gate kept none of the SR network's detail (AE_SRDET = 0): the luminance is "
                          "interpolation, flux-projected; --no-noise-gate shows the network's own detail")
-        if src.channels == 3:  # say which colours the output shows
+        if src.channels == 3 and colour_note:  # say which colours the output shows
             notes.append("colour input: its colours were replaced by the colorizer's prediction (--colorize)"
                          if self._colorizes(cfg) else
                          "colour input: its own colours kept" + (", upscaled" if self.scale > 1 else "")
