@@ -54,7 +54,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-train_app = typer.Typer(help="Retrain the networks on your own colour images.", no_args_is_help=True,
+train_app = typer.Typer(help="Retrain the networks: on your own colour images (sr, colorizer) or on deep telescope frames (sr-hst).", no_args_is_help=True,
                         rich_markup_mode=None)
 weights_app = typer.Typer(help="Manage shipped weights (export a training checkpoint).", no_args_is_help=True,
                           rich_markup_mode=None)
