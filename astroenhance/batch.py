@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .errors import SettingsError
-from .io.companions import find_companion, fits_stem
+from .io.companions import find_companion, fits_names
 from .io.readers import FITS_SUFFIXES, IMAGE_SUFFIXES
 from .io.writers import TEMP_MARKER, host_name, owner_tag, process_start
 
@@ -102,15 +102,12 @@ def pair_companions(jobs: list[Job], skipped: list[tuple[Path, str]] | None = No
     """Each FITS frame's rms or weight map beside it (`io.companions.find_companion`) becomes its noise (the job's
     ``noise`` or ``weight``); a map that is itself among the jobs is not enhanced as a frame (listed in ``skipped``
     with the frame it serves).  Maps whose frame is not among the jobs stay jobs."""
-    folders: dict[Path, dict[str, Path]] = {}
+    folders: dict[Path, dict[str, Path]] = {}  # each folder listed once
     paired: dict[Path, Job] = {}
     for job in jobs:
         folder = job.path.parent
         if folder not in folders:
-            try:
-                folders[folder] = {s: f for f in folder.iterdir() if (s := fits_stem(f)) is not None and f.is_file()}
-            except OSError:
-                folders[folder] = {}
+            folders[folder] = fits_names(folder)
         found = find_companion(job.path, folders[folder])
         if found is not None:
             kind, companion = found

@@ -21,6 +21,11 @@ class NoImageError(InputError):
     the command line it is an error; found in a folder it is skipped with this reason."""
 
 
+class NoiseMapError(InputError):
+    """A frame's rms or weight map (given by path, or a companion file beside it) cannot serve it: unreadable,
+    another shape, no positive value, one map for a file of several chips."""
+
+
 class OutputError(AstroEnhanceError):
     """An output cannot be written (unwritable directory, full disk, would overwrite an input)."""
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from .batch import Job, Record, check_claims, cleanup_stale_temporaries
 from .config import EnhanceConfig
-from .errors import AstroEnhanceError, DiskFullError, InputError, NoImageError, SettingsError
+from .errors import AstroEnhanceError, DiskFullError, NoImageError, NoiseMapError, SettingsError
 from .io.writers import output_is_complete
 
 _ENHANCERS: dict[EnhanceConfig, object] = {}  # this process's enhancers, by configuration
@@ -172,9 +172,7 @@ def run_job(task: Task, progress=None) -> JobResult:
                 results = enhancer.enhance_file(path, job.outdir, progress=progress, noise=job.noise, weight=job.weight)
                 for r in results:
                     r.notes.append(f"noise from {companion.name} beside it (--no-companions: the file's own)")
-            except InputError as exc:  # an unusable map: say why and go on with the frame's own noise
-                if companion.name not in str(exc):
-                    raise
+            except NoiseMapError as exc:  # an unusable map: say why and go on with the frame's own noise
                 messages.append(("note", f"{path}: {companion.name} beside it not used as its noise: {exc}"))
         if results is None:
             results = enhancer.enhance_file(path, job.outdir, progress=progress)

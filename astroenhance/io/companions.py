@@ -33,6 +33,14 @@ def fits_stem(path: Path) -> str | None:
     return None
 
 
+def fits_names(folder: Path) -> dict[str, Path]:
+    """The FITS files of ``folder`` by lower-case stem (`fits_stem`; empty when it cannot be listed)."""
+    try:
+        return {s: p for p in folder.iterdir() if (s := fits_stem(p)) is not None and p.is_file()}
+    except OSError:
+        return {}
+
+
 def companion_token(path: Path) -> str | None:
     """The companion part of a FITS file's name (``rms``, ``noise_map``, ``wht``, ``psf``...), or None for a frame:
     the last one or two ``_``/``-``-separated parts of its name, where the name holds no ``sci`` part (a science
@@ -56,11 +64,7 @@ def find_companion(frame: Path, names: dict[str, Path] | None = None) -> tuple[s
     stem = fits_stem(frame)
     if stem is None or companion_token(frame) is not None:
         return None
-    if names is None:
-        try:
-            names = {s: p for p in frame.parent.iterdir() if (s := fits_stem(p)) is not None and p.is_file()}
-        except OSError:
-            return None
+    names = fits_names(frame.parent) if names is None else names
     bases = [stem]
     for token in FRAME_TOKENS:
         for sep in ("_", "-"):

@@ -39,7 +39,7 @@ import numpy as np
 from astropy.io import fits
 
 from ..cores import in_order
-from ..errors import InputError
+from ..errors import InputError, NoiseMapError
 from ..imaging.cosmics import MARGIN, find_cosmic_rays, star_sharpness
 from ..metrics import difference_sigma
 
@@ -135,25 +135,25 @@ def map_noise(path: Path, shape: tuple[int, int], files: contextlib.ExitStack, w
         hdul = files.enter_context(fits.open(path, memmap=True))
         data = next((h.data for h in hdul if h.header.get("NAXIS") == 2 and h.data is not None), None)
         if data is None:
-            raise InputError(f"{path}: no 2-D image in the {what}")
+            raise NoiseMapError(f"{path}: no 2-D image in the {what}")
         if data.shape != tuple(shape):
-            raise InputError(f"{path}: {what} is {data.shape[0]}x{data.shape[1]}, the frame "
-                             f"{shape[0]}x{shape[1]}")
+            raise NoiseMapError(f"{path}: {what} is {data.shape[0]}x{data.shape[1]}, the frame "
+                                f"{shape[0]}x{shape[1]}")
 
         def raw(a: int, b: int) -> np.ndarray:
             try:
                 return np.asarray(data[a:b])
             except Exception as exc:
-                raise InputError(f"{path}: {what} could not be read ({type(exc).__name__}: {exc})") from None
+                raise NoiseMapError(f"{path}: {what} could not be read ({type(exc).__name__}: {exc})") from None
 
         rows = weight_sigma(raw) if weights else raw
         sigma = sampled_median(rows, shape[0], lambda v: np.isfinite(v) & (v > 0))
-    except InputError:
+    except NoiseMapError:
         raise
     except Exception as exc:  # unreadable, not FITS
-        raise InputError(f"{path}: {what} could not be read ({type(exc).__name__}: {exc})") from None
+        raise NoiseMapError(f"{path}: {what} could not be read ({type(exc).__name__}: {exc})") from None
     if not sigma:
-        raise InputError(f"{path}: {what} has no finite value > 0")
+        raise NoiseMapError(f"{path}: {what} has no finite value > 0")
     return sigma, rows
 
 

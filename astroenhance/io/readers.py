@@ -20,7 +20,7 @@ from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
 from ..config import DQ_NO_DATA
-from ..errors import InputError, NoImageError
+from ..errors import InputError, NoImageError, NoiseMapError
 from .noise import (
     NoiseMap,
     companion,
@@ -188,9 +188,9 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
                 if given is None:
                     continue
                 if len(found) > 1:
-                    raise InputError(f"{path}: {option} {Path(given).name} is one {'weight' if weights else 'rms'} map "
-                                     f"but the file has {len(found)} chips ({', '.join(f.label for f in found)}); "
-                                     "choose one with --hdu")
+                    raise NoiseMapError(f"{path}: {option} {Path(given).name} is one {'weight' if weights else 'rms'} "
+                                        f"map but the file has {len(found)} chips ({', '.join(f.label for f in found)}); "
+                                        "choose one with --hdu")
                 for f in found:
                     f.noise, f.noise_rows = map_noise(Path(given), f.shape, files, weights)
                     f.noise_from = f"WHT {Path(given).name}" if weights else Path(given).name

@@ -443,23 +443,24 @@ class Enhancer:
         chroma ``(2, n, w)`` of a colour frame (else None), the no-data mask, and the pixels of a grey frame's small
         no-data holes that were filled from their neighbours (``fill``: the longest run filled, `pipeline.holes`;
         None when none were: then ``raw`` is as read and ``mask`` all of its no data)."""
-        rows = src.read_rows(y0, y1)[:, x0:x1]
-        raw = self.accel.tensor(rows)
         if src.channels == 3:
+            raw = self.accel.tensor(src.read_rows(y0, y1)[:, x0:x1])
             mask = torch.isnan(raw).any(dim=-1)
             disp = torch.nan_to_num(norm(raw), nan=0.0).double()
             y, cb, cr = rgb_to_ycbcr_planes(disp[..., 0], disp[..., 1], disp[..., 2])
             return raw, y.float(), torch.stack([cb, cr]).float(), mask, None
+        # with ``fill``, read the pixels around too (they decide each fill: the same as if the frame were whole)
+        h, w = src.shape
+        x1 = w if x1 is None else x1
+        c = holes_context(fill)
+        ya, yb, xa, xb = max(0, y0 - c), min(h, y1 + c), max(0, x0 - c), min(w, x1 + c)
+        around = src.read_rows(ya, yb)[:, xa:xb]
+        inner = (slice(y0 - ya, y1 - ya), slice(x0 - xa, x1 - xa))
+        raw = self.accel.tensor(around[inner])
         mask = torch.isnan(raw)
         holes = None
-        if fill > 0 and np.isnan(rows).any():  # (on the host: no wait for a GPU) read around the rows too: each fill
-            # is then as if the frame were whole
-            h, w = src.shape
-            c = holes_context(fill)
-            x1 = w if x1 is None else x1
-            ya, yb, xa, xb = max(0, y0 - c), min(h, y1 + c), max(0, x0 - c), min(w, x1 + c)
-            around = self.accel.tensor(src.read_rows(ya, yb)[:, xa:xb])
-            filled, holes = (t[y0 - ya:y1 - ya, x0 - xa:x1 - xa] for t in fill_holes(around, fill))
+        if fill > 0 and np.isnan(around[inner]).any():  # checked on the host: a GPU does not wait for it
+            filled, holes = (t[inner] for t in fill_holes(self.accel.tensor(around), fill))
             raw, mask = filled, mask & ~holes
         return raw, torch.nan_to_num(norm(raw), nan=0.0), None, mask, holes
 
