@@ -178,6 +178,7 @@ def run(
     glob: Annotated[str | None, typer.Option(help="Only frames whose file name matches, e.g. '*_drz.fits'.", rich_help_panel="Output, models and archives")] = None,
     skip_existing: Annotated[bool, typer.Option(help="Skip inputs whose outputs exist and are complete (right shape; FITS made from the same input bytes). Use it to resume an interrupted run.", rich_help_panel="Output, models and archives")] = False,
     n_jobs: Annotated[int, typer.Option("--jobs", "-j", help="Frames processed at once on this machine, each in its own process; torch threads are divided so that jobs x threads <= cores. With --device cuda or auto on a machine with several GPUs, worker k runs on GPU k mod N (--jobs N: one per GPU).", min=1, rich_help_panel="Output, models and archives")] = 1,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what the run would do — each frame (every chip) and the outputs it would write, the noise map it would use, the files it would skip and why, frames whose outputs are complete with --skip-existing, files that cannot be read — and write nothing. Exit 1 if any input could not be read.", rich_help_panel="Output, models and archives")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; only errors and the summary line.", rich_help_panel="Output, models and archives")] = False,
     interval: Annotated[str | None, typer.Option(help="noise:B, percentile:P, zscale, minmax or range. Default: noise:3 for FITS — from 2 sigma below the sky to the brightest pixel, the asinh stretch softened at 3 sigma (Lupton et al. 2004): the noise shows, cores keep their structure, nothing is clipped at the top; percentile:99.5 is the old default (brighter faint light, cores clipped flat). Default for images: range (the full 8/16-bit range).", show_default=False, rich_help_panel="Display and FITS layout")] = None,
     stretch: Annotated[Stretch | None, typer.Option(help="Stretch after the interval. Default: asinh for FITS, linear for display images.", show_default=False, rich_help_panel="Display and FITS layout")] = None,
@@ -264,6 +265,8 @@ def run(
         if not jobs:
             err.print(f"nothing to do for shard {k}/{n}: {total} input(s) in all", markup=False)
             return
+    if dry_run:
+        raise typer.Exit(_dry_run(enhancer, jobs, unusable, skip_existing))
     log = open(log_file, "a") if log_file else None
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=err, disable=quiet, transient=True)
@@ -336,6 +339,55 @@ def run(
         log.close()
     if failures or report is None:
         raise typer.Exit(1)
+
+
+def _dry_run(enhancer, jobs, unusable: list[tuple[Path, str]], skip_existing: bool) -> int:
+    """`run --dry-run`: what each input would give, on stdout; nothing written.  Returns the exit status."""
+    from .errors import AstroEnhanceError, NoImageError
+    from .io.writers import output_is_complete
+    from .models.weights import sha256_file
+
+    for f, why in unusable:
+        out.print(f"skip {f}: {why}", markup=False)
+    counts = {"enhance": 0, "outputs": 0, "skip": len(unusable), "unreadable": 0}
+    for job in jobs:
+        try:
+            with warnings.catch_warnings():  # as the run itself: astropy's notes on odd headers stay quiet
+                warnings.simplefilter("ignore")
+                planned = enhancer.planned_outputs(job.path, job.outdir)
+            if skip_existing and planned:
+                sha = sha256_file(job.path)
+                if all(output_is_complete(p, shape, sha) for p, shape in planned):
+                    out.print(f"skip {job.path}: outputs complete (--skip-existing)", markup=False)
+                    counts["skip"] += 1
+                    continue
+        except NoImageError as exc:
+            if not job.in_folder:  # named on the command line: an error, as in the run
+                out.print(f"error: {exc}", markup=False)
+                counts["unreadable"] += 1
+                continue
+            out.print(f"skip {job.path}: not a frame: {str(exc).removeprefix(f'{job.path}: ')}", markup=False)
+            counts["skip"] += 1
+            continue
+        except AstroEnhanceError as exc:
+            out.print(f"error: {exc}", markup=False)
+            counts["unreadable"] += 1
+            continue
+        except OSError as exc:
+            out.print(f"error: {job.path}: {exc.strerror or exc}", markup=False)
+            counts["unreadable"] += 1
+            continue
+        companion = job.noise or job.weight
+        noise = f" (noise: {'weight map' if job.weight else 'rms map'} {companion.name})" if companion else ""
+        shapes = sorted({f"{w}x{h}" for _, (h, w) in planned})
+        out.print(f"enhance {job.path}{noise} -> {', '.join(str(p) for p, _ in planned)} ({', '.join(shapes)})",
+                  markup=False)
+        counts["enhance"] += 1
+        counts["outputs"] += len(planned)
+    out.print(f"dry run: {counts['enhance']} input(s) would be enhanced ({counts['outputs']} output file(s)), "
+              f"{counts['skip']} skipped, {counts['unreadable']} unreadable; nothing written",
+              markup=False)
+    return 1 if counts["unreadable"] else 0
 
 
 LEVELS = {"info": ("", ""), "note": ("note: ", "yellow"), "error": ("error: ", "red"), "detail": ("", "")}

@@ -463,3 +463,32 @@ def test_a_weights_folder_with_only_the_fits_network_serves_fits_frames(tmp_path
     Image.fromarray(np.full((20, 20), 90, np.uint8)).save(picture)
     result = invoke("run", picture, "-o", tmp_path / "o2", "--weights", wdir, "--no-colorize")
     assert result.exit_code == 1 and "no sr weights for mode 'psnr'" in result.output and "--sr-model" in result.output
+
+
+def test_dry_run_lists_the_plan_and_writes_nothing(tmp_path):
+    """--dry-run: each input's outputs and shape, the noise map beside it, what is skipped and why, what cannot be
+    read (exit 1), and nothing written — not even the output folder; with --skip-existing, finished frames."""
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(EXAMPLE, src / "field.fits.gz")
+    fits.PrimaryHDU(np.full((100, 100), 0.002, np.float32)).writeto(src / "field_rms.fits")
+    shutil.copy(FIXTURES / "2chipA.fits.gz", src / "two.fits.gz")
+    (src / "text.fits").write_text("hello, not a FITS file")
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns([fits.Column("x", "E", array=[1.0])])]).writeto(
+        src / "cat.fits")
+    out = tmp_path / "out"
+    result = invoke("run", src, "-o", out, "--dry-run")
+    assert result.exit_code == 1 and not out.exists()
+    lines = result.output.splitlines()
+    assert (f"enhance {src / 'field.fits.gz'} (noise: rms map field_rms.fits) -> {out / 'field.enhanced.fits'}, "
+            f"{out / 'field.enhanced.png'} (400x400)") in lines
+    assert any(line.startswith(f"enhance {src / 'two.fits.gz'} -> ") and line.count(".enhanced.") == 4 for line in lines)
+    assert any(line.startswith(f"skip {src / 'field_rms.fits'}: the rms map of field.fits.gz") for line in lines)
+    assert any(line.startswith(f"skip {src / 'cat.fits'}: not a frame") for line in lines)
+    assert any(line.startswith("error: ") and "text.fits" in line for line in lines)
+    assert lines[-1] == "dry run: 2 input(s) would be enhanced (6 output file(s)), 2 skipped, 1 unreadable; nothing written"
+    assert invoke("run", src / "field.fits.gz", "-o", out, "-q").exit_code == 0
+    result = invoke("run", src / "field.fits.gz", src / "two.fits.gz", "-o", out, "--dry-run", "--skip-existing")
+    assert result.exit_code == 0
+    assert f"skip {src / 'field.fits.gz'}: outputs complete (--skip-existing)" in result.output.splitlines()
+    assert result.output.splitlines()[-1].startswith("dry run: 1 input(s) would be enhanced (4 output file(s)), 1 skipped")
