@@ -12,8 +12,16 @@ enhancer = Enhancer(EnhanceConfig(device="auto"))          # loads and checks th
 result = enhancer.enhance_array(data, wcs)                 # no state is kept between calls
 
 print("input", data.shape, "-> output", result.rgb.shape, "normalizer", result.normalizer)
-blocks = result.luminance.reshape(data.shape[0], 4, data.shape[1], 4).mean(axis=(1, 3))
-print("flux: max |4x4 block mean - normalized input| =", np.nanmax(np.abs(blocks - result.normalizer(data))))
+# flux to measure is the FLUX plane's: each input pixel's 16 output pixels sum (per-pixel units such as electrons/s)
+# or average (surface brightness) to it, within AE_FLUXT sigma of its noise (FLUXERR adds up to that sigma)
+h, w = data.shape
+reduce = np.sum if result.header["AE_FLXPL"] == "sum" else np.mean
+blocks = reduce(result.flux.reshape(h, 4, w, 4), axis=(1, 3))
+sigma = np.sqrt((result.flux_err.astype(np.float64) ** 2).reshape(h, 4, w, 4).sum(axis=(1, 3)))
+if result.header["AE_FLXPL"] == "mean":
+    sigma /= 16
+print(f"FLUX ({result.header['AE_FLXPL']} of 16 pixels): max |block - input pixel| / sigma =",
+      f"{np.nanmax(np.abs(blocks - data) / sigma):.3f} (promised <= {result.header['AE_FLUXT']})")
 print("sky of output pixel (0,0):", result.wcs.pixel_to_world(0, 0))
 print("sky of input position (-0.375,-0.375):", wcs.pixel_to_world(-0.375, -0.375))
 Image.fromarray((np.nan_to_num(result.rgb[::-1]) * 255 + 0.5).astype(np.uint8)).save(here / "notebook_output.png")
