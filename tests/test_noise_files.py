@@ -1,5 +1,6 @@
 """What HST files say about their noise and bad pixels: ERR, WHT, DQ and an rms map by path (issue 15, item 3)."""
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -126,6 +127,7 @@ def test_cli_records_where_the_noise_came_from(tmp_path):
     result = runner.invoke(app, ["run", str(HRC), "-o", str(tmp_path / "b"), "--noise", str(rms), *args])
     with fits.open(tmp_path / "b" / "j8bt06nyq_flt_crop.enhanced.fits") as h:
         assert (h[0].header["AE_SIGSR"], h[0].header["AE_SKYSG"]) == ("rms.fits", 5.0)
+        assert h[0].header["AE_SIGSH"] == hashlib.sha256(rms.read_bytes()).hexdigest()
         assert h[0].header["AE_DQMSK"] == DQ_NO_DATA
     result = runner.invoke(app, ["run", str(HRC), str(HRC), "-o", str(tmp_path / "c"), "--noise", str(rms), *args])
     assert result.exit_code == 2 and "--noise" in result.output and not (tmp_path / "c").exists()
@@ -343,6 +345,8 @@ def test_a_folders_noise_maps_serve_their_frames_and_are_not_enhanced(tmp_path):
                                                          "y_psf.enhanced.fits"]
     head = {n: fits.getheader(out / f"{n}.enhanced.fits") for n in ("x", "y_drz", "bad")}
     assert (head["x"]["AE_SIGSR"], head["x"]["AE_SKYSG"]) == ("x_rms.fits", 3.0)
+    assert head["x"]["AE_SIGSH"] == hashlib.sha256((data / "x_rms.fits").read_bytes()).hexdigest()
+    assert head["bad"]["AE_SIGSH"] == ""  # its own noise: no file
     assert (head["y_drz"]["AE_SIGSR"], head["y_drz"]["AE_SKYSG"]) == ("WHT y_wht.fits", pytest.approx(2.5))
     assert head["bad"]["AE_SIGSR"] == "estimated"
     assert "bad_rms.fits beside it not used as its noise" in result.output and "10x10" in result.output

@@ -97,6 +97,7 @@ class FrameSource:
     notes: list[str] = field(default_factory=list)
     noise: float | None = None  # the frame's noise sigma in input units, from the file (`noise`); None: estimate it
     noise_from: str = ""  # ERR, WHT, "WHT <name>" (a weight map by path) or the rms map's name
+    noise_file: Path | None = None  # the rms or weight map's file, where the noise came from one by path
     noise_rows: Callable[[int, int], np.ndarray] | None = None  # its per-pixel sigma rows (ERR, 1/sqrt(WHT), rms map)
     noise_map: NoiseMap | None = None  # the sky's sigma across the frame where it varies (`noise.sky_noise_map`,
     # made by the engine when it fits the frame); None: one sigma for the frame
@@ -194,6 +195,7 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
                 for f in found:
                     f.noise, f.noise_rows = map_noise(Path(given), f.shape, files, weights)
                     f.noise_from = f"WHT {Path(given).name}" if weights else Path(given).name
+                    f.noise_file = Path(given)
                     f.read_rows = unmeasured(f.read_rows, f.noise_rows)  # no sigma there: nothing measured
             for f in found:
                 if cosmic_rays:

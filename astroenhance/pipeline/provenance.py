@@ -67,6 +67,8 @@ def provenance(src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, *, scale:
         "sr_model": cfg.sr_model if cfg.upscale else "none",
         "sr_input_space": sr_space,
         "sky": norm.sky, "sky_noise": norm.sky_noise, "sky_noise_from": src.noise_from or "estimated",
+        # the map's file by its content too: the same name can hold another map
+        "sky_noise_file_sha256": sha256_file(src.noise_file) if src.noise_file is not None else "",
         # the sky's sigma across the frame, least and most, where it varies (`io.noise.NoiseMap`); else the one sigma
         "sky_noise_span": list(src.noise_map.span) if src.noise_map is not None else [norm.sky_noise] * 2,
         "dq_mask": src.dq_mask,
@@ -119,6 +121,7 @@ def fits_headers(src: FrameSource, prov: dict[str, object], scale: int, sr_info:
              ("AE_SKY", float(prov["sky"]), "input sky (clipped median), input units"),
              ("AE_SKYSG", float(prov["sky_noise"]), "input noise sigma, input units"),
              ("AE_SIGSR", fits_text(prov["sky_noise_from"])[-68:], "AE_SKYSG from: ERR, WHT, rms map, estimated"),
+             ("AE_SIGSH", prov["sky_noise_file_sha256"], ""),
              ("AE_SIGLO", float(prov["sky_noise_span"][0]), "least sky sigma over the frame (noise map)"),
              ("AE_SIGHI", float(prov["sky_noise_span"][1]), "most sky sigma (= AE_SIGLO: one sigma)"),
              ("AE_DQMSK", prov["dq_mask"], "DQ flags read as no-data (-1 all; 0 none/no DQ)"),
