@@ -356,3 +356,24 @@ def test_a_folders_noise_maps_serve_their_frames_and_are_not_enhanced(tmp_path):
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "b").glob("*.fits"))) == 8
     assert fits.getheader(tmp_path / "b" / "x.enhanced.fits")["AE_SIGSR"] == "estimated"
+
+
+def test_a_long_noise_map_name_is_recorded_whole_without_astropy_truncating_cards(tmp_path):
+    """A map's name fills its header cards (AE_SIGSR, FLUXERR's AE_ERRSR) whole, the comments shortened to fit —
+    astropy is never left to truncate a card (it warns, and cut the name before)."""
+    import warnings
+
+    from astropy.io.fits.verify import VerifyWarning
+
+    from astroenhance.config import EnhanceConfig
+    from astroenhance.pipeline import Enhancer
+
+    name = "hlsp_frontier_hst_wfc3-60mas_abell2744_f105w_rms.fits"  # 52 characters
+    fits.PrimaryHDU(np.full((256, 256), 5.0, np.float32)).writeto(tmp_path / name)
+    enhancer = Enhancer(EnhanceConfig(device="cpu", colorize=False, formats=("fits",)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", VerifyWarning)
+        [result] = enhancer.enhance_file(HRC, tmp_path / "out", noise=tmp_path / name)
+    with fits.open(result.outputs[0]) as h:
+        assert h[0].header["AE_SIGSR"] == name and h["FLUXERR"].header["AE_ERRSR"] == name
+        assert all(len(c.image) == 80 for c in h["FLUXERR"].header.cards)

@@ -188,7 +188,7 @@ def flux_headers(image: fits.Header, src: FrameSource, per_pixel: bool, why: str
                      "WHT": ("1/sqrt(WHT)", "1/sqrt(WHT) of the file's WHT extension")}.get(
                         src.noise_from, (src.noise_from, f"the {'weight' if src.noise_from.startswith('WHT ') else 'rms'} "
                                                          f"map {src.noise_from.removeprefix('WHT ')}")))
-    err["AE_ERRSR"] = (fits_text(card)[-40:], "FLUXERR: sigma of each input pixel from")
+    set_card(err, "AE_ERRSR", fits_text(card)[-68:], "FLUXERR: sigma of each input pixel from")
     share = "divided by 4" if per_pixel else "times 4"
     add_text(err, "COMMENT", f"FLUXERR: the noise sigma of each input pixel ({source}"
              + ("; photon noise of sources not included" if estimated else "")
