@@ -280,7 +280,7 @@ def run(
             log.flush()
 
     records: list[Record] = [Record(str(f), "skipped", error=why) for f, why in unusable]
-    for f, why in unusable:
+    for f, why in unusable if not quiet else ():  # -q: as a frame's own notes, only in the report
         say("note", f"skipped {f}: {why}")
     t0 = time.perf_counter()
     stopped = ""

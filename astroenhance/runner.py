@@ -13,6 +13,7 @@ import os
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -145,7 +146,14 @@ def set_threads(threads: int) -> None:
 
 
 def run_job(task: Task, progress=None) -> JobResult:
-    """Enhance ``task.job.path`` into ``task.job.outdir``; never raises for a bad input."""
+    """Enhance ``task.job.path`` into ``task.job.outdir``; never raises for a bad input.  Library warnings (astropy's
+    notes on odd headers) stay quiet, in a worker process as in the main one: what matters reaches the messages."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _run_job(task, progress)
+
+
+def _run_job(task: Task, progress=None) -> JobResult:
     config, job, skip_existing, debug, verbose = task.config, task.job, task.skip_existing, task.debug, task.verbose
     set_threads(task.threads)
     path = job.path
