@@ -125,12 +125,15 @@ def test_small_holes_shown_filled_but_never_measured(enhancer, monkeypatch):
     def run(frame, fill, norm=None):
         cfg = engine._network_defaults(EnhanceConfig(device="cpu", tile=24, overlap=8, fill_holes=fill).for_input(True),
                                        enhancer.sr_space)
+        src = from_array(frame, None, origin="lower")
         with ArraySink((frame.shape[0] * 4, frame.shape[1] * 4)) as sink:
-            norm = enhancer.process(from_array(frame, None, origin="lower"), cfg, sink.put, norm=norm)
-        return sink, norm
+            norm = enhancer.process(src, cfg, sink.put, norm=norm)
+        return sink, norm, src.holes_filled
 
-    shown, norm = run(data, 8)
-    want, _ = run(filled, 0, norm)  # the same display mapping (fitted on the measured pixels only)
+    shown, norm, count = run(data, 8)
+    assert count == holes.sum()  # each shown hole counted once, over bands and strips (for run's note)
+    want, _, none = run(filled, 0, norm)  # the same display mapping (fitted on the measured pixels only)
+    assert none == 0
     np.testing.assert_array_equal(shown.rgb, want.rgb)
     np.testing.assert_array_equal(shown.lum, want.lum)
     up = lambda m: np.repeat(np.repeat(m, 4, 0), 4, 1)  # noqa: E731

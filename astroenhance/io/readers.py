@@ -107,6 +107,7 @@ class FrameSource:
     dq_rows: Callable[[int, int], np.ndarray] | None = None
     cosmic_rays: int = -1  # pixels flagged as cosmic-ray hits and read as no-data (-1: not searched)
     cosmic_ray_limit: float = 0.0  # the peak / neighbours ratio above which a pixel is not a star
+    holes_filled: int = 0  # no-data pixels the last enhancement showed interpolated (`pipeline.holes`)
 
     @property
     def is_display_image(self) -> bool:

@@ -601,14 +601,15 @@ class Enhancer:
 
         carry_in: _BandCarry | None = None  # blend sums the previous band left in this band's first columns
         carry_out: _BandCarry | None = None
+        filled = 0  # small holes shown interpolated (a tensor on the run's device once there are any)
         # input columns a band spans: a GPU takes wider bands, so that a tile row gives it more tiles per call
         band_width = BAND_WIDTH if self.device.type == "cpu" else 4 * BAND_WIDTH
         try:
             with torch.inference_mode():  # the frame's work stays on the run's device from tile to finished rows
                 for cols, emit0, emit1 in grid.column_bands(band_width):
                     carry_out = _BandCarry((grid.col_starts[cols[-1]] + tw - emit1) * s) if emit1 < w else None
-                    self._process_band(src, cfg, norm, context, grid, cols, (emit0, emit1), carry_in, carry_out, put,
-                                       tick, flux_mode, flux_left)
+                    filled = filled + self._process_band(src, cfg, norm, context, grid, cols, (emit0, emit1), carry_in,
+                                                         carry_out, put, tick, flux_mode, flux_left)
                     if carry_in is not None:
                         carry_in.close()
                     carry_in = carry_out
@@ -617,16 +618,19 @@ class Enhancer:
             for carry in (carry_in, carry_out):
                 if carry is not None:
                     carry.close()
+        src.holes_filled = int(filled)
         return norm
 
     def _process_band(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, context: torch.Tensor | None,
                       grid: TileGrid, cols: list[int], emit: tuple[int, int], carry_in: _BandCarry | None,
                       carry_out: _BandCarry | None, put: Callable[..., None],
                       tick: Callable[[], None], flux_mode: tuple[bool, str] | None = None,
-                      flux_left: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> None:
+                      flux_left: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor | int:
         """One column band: its tiles, one tile row at a time, blended into an accumulator a tile row high;
         rows no later tile row reaches are finished and ``put`` (input columns ``emit``), after adding the
-        previous band's blend sums (``carry_in``) and handing this band's shared columns on (``carry_out``)."""
+        previous band's blend sums (``carry_in``) and handing this band's shared columns on (``carry_out``).
+        Returns how many of the input pixels it finished were small holes shown interpolated (`pipeline.holes`)."""
+        filled: torch.Tensor | int = 0
         s = self.scale
         th, tw = grid.tile_shape
         emit0, emit1 = emit
@@ -718,6 +722,8 @@ class Enhancer:
                     carry_out.write(a * s, done_rows[:, :, cols_in.stop * s:])
                 piece = done_rows[:, :, cols_in.start * s:cols_in.stop * s]
                 measured = chroma_in[:, rows, cols_in] if chroma_in is not None and context is None else None
+                if holes is not None:
+                    filled = filled + holes[rows, cols_in].sum()
                 weight = piece[3]
                 lum_in = lum[rows, cols_in]
                 tol = cfg.display_tolerance or 0.0
@@ -766,6 +772,7 @@ class Enhancer:
             flux_rows.close()
         if next_band is not None:
             flux_left["band"] = next_band
+        return filled
 
     def _colorize_tiles(self, src: FrameSource, norm: Normalizer, context: torch.Tensor, y0: int,
                         x_starts: list[int], shape: tuple[int, int], margin: int, fill: int = 0) -> torch.Tensor:
@@ -893,6 +900,10 @@ class Enhancer:
                       cfg.fits_encoding, flux_headers(image, src, *mode)[:1 + cfg.flux_err] if mode else None,
                       background=WRITER_THREAD) as sink:
             self.process(src, cfg, sink.put, progress, norm)
+        if src.holes_filled:
+            notes.append(f"{src.holes_filled} no-data pixels in small holes (runs of <= {cfg.fill_holes} pixels with data "
+                         "around: hits, hot pixels) are shown interpolated in the display planes; FLUX and FLUXERR "
+                         "keep them as no data (--fill-holes 0 shows them black)")
         return FrameResult(src.name, sink.outputs, (h, w), shape_out, norm, notes + sink.notes)
 
     def enhance_array(self, data: np.ndarray, wcs=None, *, is_fits_like: bool = True,
