@@ -217,6 +217,7 @@ class Record:
     outputs: list[str] = field(default_factory=list)
     seconds: float = 0.0
     error: str = ""
+    notes: list[str] = field(default_factory=list)  # what `run` noted on the frame (noise source, holes, WCS...)
 
 
 def report_path(outdir: Path, shard: tuple[int, int] | None = None) -> Path:

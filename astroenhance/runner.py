@@ -173,7 +173,7 @@ def _run_job(task: Task, progress=None) -> JobResult:
                 if verbose:
                     messages.append(("info", f"skip {path}: outputs complete"))
                 return JobResult(Record(str(path), "skipped", [str(p) for p, _ in planned]), messages)
-        results = None
+        results, unused = None, ""
         if job.noise is not None or job.weight is not None:  # the map beside it (`batch.pair_companions`)
             companion = job.noise or job.weight
             try:
@@ -181,7 +181,8 @@ def _run_job(task: Task, progress=None) -> JobResult:
                 for r in results:
                     r.notes.append(f"noise from {companion.name} beside it (--no-companions: the file's own)")
             except NoiseMapError as exc:  # an unusable map: say why and go on with the frame's own noise
-                messages.append(("note", f"{path}: {companion.name} beside it not used as its noise: {exc}"))
+                unused = f"{path}: {companion.name} beside it not used as its noise: {exc}"
+                messages.append(("note", unused))
         if results is None:
             results = enhancer.enhance_file(path, job.outdir, progress=progress)
     except DiskFullError as exc:
@@ -208,7 +209,8 @@ def _run_job(task: Task, progress=None) -> JobResult:
         if verbose:
             messages.append(("info", f"done {r.source} {r.shape_in[1]}x{r.shape_in[0]} -> {r.shape_out[1]}x{r.shape_out[0]}: "
                              + ", ".join(str(o) for o in r.outputs)))
-    return JobResult(Record(str(path), "done", outputs, time.perf_counter() - start), messages)
+    notes = [unused] * bool(unused) + [f"{r.source}: {note}" for r in results for note in r.notes]
+    return JobResult(Record(str(path), "done", outputs, time.perf_counter() - start, notes=notes), messages)
 
 
 def run_batch(enhancer, jobs: list[Job], *, n_jobs: int = 1, scheduler: str | None = None,

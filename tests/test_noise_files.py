@@ -351,7 +351,11 @@ def test_a_folders_noise_maps_serve_their_frames_and_are_not_enhanced(tmp_path):
     assert head["bad"]["AE_SIGSR"] == "estimated"
     assert "bad_rms.fits beside it not used as its noise" in result.output and "10x10" in result.output
     report = json.loads((out / "astroenhance-report.json").read_text())
-    assert {Path(r["input"]).name: r["status"] for r in report["records"]}["x_rms.fits"] == "skipped"
+    records = {Path(r["input"]).name: r for r in report["records"]}
+    assert records["x_rms.fits"]["status"] == "skipped"
+    # each frame's notes are in the report too (what noise it had): an archive run can be audited afterwards
+    assert any("noise from x_rms.fits beside it" in n for n in records["x.fits"]["notes"])
+    assert any("bad_rms.fits beside it not used" in n for n in records["bad.fits"]["notes"])
     result = runner.invoke(app, ["run", str(data), "-o", str(tmp_path / "b"), "--no-companions", *args])
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "b").glob("*.fits"))) == 8
