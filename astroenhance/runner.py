@@ -182,7 +182,8 @@ def _run_job(task: Task, progress=None) -> JobResult:
                     r.notes.append(f"noise from {companion.name} beside it (--no-companions: the file's own)")
             except NoiseMapError as exc:  # an unusable map: say why and go on with the frame's own noise
                 unused = f"{path}: {companion.name} beside it not used as its noise: {exc}"
-                messages.append(("note", unused))
+                if verbose:  # with -q in the report only, as the frame's other notes
+                    messages.append(("note", unused))
         if results is None:
             results = enhancer.enhance_file(path, job.outdir, progress=progress)
     except DiskFullError as exc:
