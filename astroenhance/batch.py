@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .errors import SettingsError
-from .io.companions import find_companion, fits_names
+from .io.companions import find_companion, fits_names, other_companions
 from .io.readers import FITS_SUFFIXES, IMAGE_SUFFIXES
 from .io.writers import TEMP_MARKER, host_name, owner_tag, process_start
 
@@ -100,10 +100,12 @@ def discover(inputs: list[Path], outdir: Path, recursive: bool = False, glob: st
 
 def pair_companions(jobs: list[Job], skipped: list[tuple[Path, str]] | None = None) -> list[Job]:
     """Each FITS frame's rms or weight map beside it (`io.companions.find_companion`) becomes its noise (the job's
-    ``noise`` or ``weight``); a map that is itself among the jobs is not enhanced as a frame (listed in ``skipped``
-    with the frame it serves).  Maps whose frame is not among the jobs stay jobs."""
+    ``noise`` or ``weight``); a map that is itself among the jobs is not enhanced as a frame, nor are the frame's
+    other companions (PSF, segmentation or exposure map...: `io.companions.other_companions`) — each is listed in
+    ``skipped`` with the frame it serves.  Companions whose frame is not among the jobs stay jobs."""
     folders: dict[Path, dict[str, Path]] = {}  # each folder listed once
     paired: dict[Path, Job] = {}
+    serves: dict[Path, str] = {}  # a companion's resolved path -> why it is not enhanced
     for job in jobs:
         folder = job.path.parent
         if folder not in folders:
@@ -112,14 +114,16 @@ def pair_companions(jobs: list[Job], skipped: list[tuple[Path, str]] | None = No
         if found is not None:
             kind, companion = found
             paired[job.path] = replace(job, **{kind: companion})
-    served = {(j.noise or j.weight).resolve(): j for j in paired.values()}  # map -> the frame it serves
+            serves[companion.resolve()] = (f"the {'weight' if kind == 'weight' else 'rms'} map of {job.path.name}, "
+                                           "used as its noise")
+        for what, companion in other_companions(job.path, folders[folder]):
+            serves.setdefault(companion.resolve(), f"the {what} of {job.path.name}, not a frame")
     out = []
     for job in jobs:
-        frame = served.get(job.path.resolve())
-        if frame is not None:
+        why = serves.get(job.path.resolve())
+        if why is not None:
             if skipped is not None:
-                skipped.append((job.path, f"the {'weight' if frame.weight else 'rms'} map of {frame.path.name}, used "
-                                          "as its noise (--no-companions enhances it as a frame)"))
+                skipped.append((job.path, f"{why} (--no-companions enhances it as a frame)"))
             continue
         out.append(paired.get(job.path, job))
     return out

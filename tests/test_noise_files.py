@@ -300,6 +300,16 @@ def test_a_frames_noise_map_beside_it_is_found_by_its_name(tmp_path, frame, comp
     assert find_companion(tmp_path / companion) is None  # a map has no map
 
 
+def test_a_frames_other_companions_are_found_by_their_names(tmp_path):
+    from astroenhance.io.companions import other_companions
+
+    for name in ("f_drz.fits", "f_wht.fits", "f_psf.fits", "f_drz_seg.fits", "f_exp.fits.gz", "g_psf.fits", "f_x.fits"):
+        (tmp_path / name).write_bytes(b"")
+    got = sorted((what, p.name) for what, p in other_companions(tmp_path / "f_drz.fits"))
+    assert got == [("PSF", "f_psf.fits"), ("exposure-time map", "f_exp.fits.gz"), ("segmentation map", "f_drz_seg.fits")]
+    assert other_companions(tmp_path / "f_psf.fits") == []  # a companion has none
+
+
 def test_no_companion_where_the_names_do_not_match(tmp_path):
     from astroenhance.io.companions import companion_token, find_companion
 
@@ -312,8 +322,8 @@ def test_no_companion_where_the_names_do_not_match(tmp_path):
 
 def test_a_folders_noise_maps_serve_their_frames_and_are_not_enhanced(tmp_path):
     """`run` on a folder: each frame's rms or weight map beside it is its noise (recorded), the map is listed as
-    skipped with the frame it serves, a map without its frame and a PSF are enhanced as frames; --no-companions
-    enhances everything as before; an unusable map is noted and the frame's own noise used."""
+    skipped with the frame it serves, so is the frame's PSF; a map or PSF without its frame is enhanced as a frame;
+    --no-companions enhances everything as before; an unusable map is noted and the frame's own noise used."""
     from astroenhance.batch import Job, discover, pair_companions
 
     data = tmp_path / "in"
@@ -326,13 +336,15 @@ def test_a_folders_noise_maps_serve_their_frames_and_are_not_enhanced(tmp_path):
     fits.PrimaryHDU(np.full((10, 10), 3.0, np.float32)).writeto(data / "bad_rms.fits")  # not the frame's shape
     fits.PrimaryHDU(np.full((40, 40), 3.0, np.float32)).writeto(data / "lone_rms.fits")
     fits.PrimaryHDU(np.ones((9, 9), np.float32)).writeto(data / "y_psf.fits")
+    fits.PrimaryHDU(np.ones((9, 9), np.float32)).writeto(data / "z_psf.fits")  # no frame z: a frame itself
     skipped = []
     jobs = pair_companions(discover([data], tmp_path / "o"), skipped)
     got = {j.path.name: (j.noise and j.noise.name, j.weight and j.weight.name) for j in jobs}
     assert got == {"x.fits": ("x_rms.fits", None), "y_drz.fits": (None, "y_wht.fits"),
-                   "bad.fits": ("bad_rms.fits", None), "lone_rms.fits": (None, None), "y_psf.fits": (None, None)}
-    assert sorted(p.name for p, _ in skipped) == ["bad_rms.fits", "x_rms.fits", "y_wht.fits"]
-    assert any("the rms map of x.fits" in why for _, why in skipped)
+                   "bad.fits": ("bad_rms.fits", None), "lone_rms.fits": (None, None), "z_psf.fits": (None, None)}
+    why = {p.name: w for p, w in skipped}
+    assert sorted(why) == ["bad_rms.fits", "x_rms.fits", "y_psf.fits", "y_wht.fits"]
+    assert why["x_rms.fits"].startswith("the rms map of x.fits") and why["y_psf.fits"].startswith("the PSF of y_drz.fits")
     assert pair_companions([Job(data / "x.fits", tmp_path)]) == [Job(data / "x.fits", tmp_path, noise=data / "x_rms.fits")]
 
     runner = CliRunner()
@@ -342,7 +354,7 @@ def test_a_folders_noise_maps_serve_their_frames_and_are_not_enhanced(tmp_path):
     out = tmp_path / "a"
     assert sorted(p.name for p in out.glob("*.fits")) == ["bad.enhanced.fits", "lone_rms.enhanced.fits",
                                                          "x.enhanced.fits", "y_drz.enhanced.fits",
-                                                         "y_psf.enhanced.fits"]
+                                                         "z_psf.enhanced.fits"]
     head = {n: fits.getheader(out / f"{n}.enhanced.fits") for n in ("x", "y_drz", "bad")}
     assert (head["x"]["AE_SIGSR"], head["x"]["AE_SKYSG"]) == ("x_rms.fits", 3.0)
     assert head["x"]["AE_SIGSH"] == hashlib.sha256((data / "x_rms.fits").read_bytes()).hexdigest()
@@ -358,7 +370,7 @@ def test_a_folders_noise_maps_serve_their_frames_and_are_not_enhanced(tmp_path):
     assert any("bad_rms.fits beside it not used" in n for n in records["bad.fits"]["notes"])
     result = runner.invoke(app, ["run", str(data), "-o", str(tmp_path / "b"), "--no-companions", *args])
     assert result.exit_code == 0, result.output
-    assert len(list((tmp_path / "b").glob("*.fits"))) == 8
+    assert len(list((tmp_path / "b").glob("*.fits"))) == 9
     assert fits.getheader(tmp_path / "b" / "x.enhanced.fits")["AE_SIGSR"] == "estimated"
 
 

@@ -7,8 +7,10 @@ names a frame (``drz``, ``drc``, ``sci``, ``image``, ``img``, ``data``) — or a
 ``_err``, ``_noise``, ``_noise_map`` or ``_sigma`` names its rms map (read as ``run --noise`` reads one), by ``_wht``,
 ``_weight`` or ``_ivm`` its inverse-variance weight map (as ``--weight``).  Names compare without case; any FITS
 suffix (``.fits``, ``.fits.gz``, ...) on either.  `run` uses a frame's map as its noise and does not enhance the
-map itself as a frame (`batch.pair_companions`).  PSFs, masks and catalogues (``_psf``, ``_mask``, ``_catalog``) are
-recognised as companions too (`evaluate --task hst` leaves them out of its truths) but carry no noise.
+map itself as a frame (`batch.pair_companions`).  The frame's other companions named the same way — a PSF
+(``_psf``), a segmentation map (``_seg``), an exposure-time map (``_exp``), a background (``_bkg``), a context image
+(``_ctx``), a mask or flag map (``_mask``, ``_flag``) — carry no noise and are not frames either: `run` leaves them
+alone when their frame is in the run; `evaluate --task hst` leaves every such file out of its truths.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from .readers import FITS_SUFFIXES
 FRAME_TOKENS = ("drz", "drc", "sci", "image", "img", "data")  # a frame's own last name part, dropped to find its maps
 RMS_TOKENS = ("rms", "err", "noise", "noise_map", "sigma")  # an rms (sigma) map, as --noise
 WEIGHT_TOKENS = ("wht", "weight", "ivm")  # an inverse-variance weight map, as --weight
-OTHER_TOKENS = ("psf", "mask", "catalog", "map")  # companions that carry no noise
+OTHER_TOKENS = {"psf": "PSF", "seg": "segmentation map", "exp": "exposure-time map", "bkg": "background map",
+                "ctx": "context image", "mask": "mask", "flag": "flag map"}  # companions that carry no noise
 KINDS = {**{t: "noise" for t in RMS_TOKENS}, **{t: "weight" for t in WEIGHT_TOKENS}}
 
 
@@ -54,7 +57,7 @@ def companion_token(path: Path) -> str | None:
     last_two = "_".join(parts[-2:])
     if last_two in KINDS and len(parts) > 2:
         return last_two
-    return parts[-1] if parts[-1] in (*KINDS, *OTHER_TOKENS) else None
+    return parts[-1] if parts[-1] in (*KINDS, *OTHER_TOKENS, "catalog", "map") else None
 
 
 def find_companion(frame: Path, names: dict[str, Path] | None = None) -> tuple[str, Path] | None:
@@ -65,16 +68,31 @@ def find_companion(frame: Path, names: dict[str, Path] | None = None) -> tuple[s
     if stem is None or companion_token(frame) is not None:
         return None
     names = fits_names(frame.parent) if names is None else names
-    bases = [stem]
-    for token in FRAME_TOKENS:
-        for sep in ("_", "-"):
-            if stem.endswith(sep + token):
-                bases.append(stem[: -len(token) - 1])
     for tokens in (RMS_TOKENS, WEIGHT_TOKENS):
-        for base in bases:
-            for token in tokens:
-                for sep in ("_", "-"):
-                    hit = names.get(f"{base}{sep}{token}")
-                    if hit is not None and hit != frame:
-                        return KINDS[token], hit
+        for token, hit in _named(frame, stem, tokens, names):
+            return KINDS[token], hit
     return None
+
+
+def other_companions(frame: Path, names: dict[str, Path] | None = None) -> list[tuple[str, Path]]:
+    """``(what, path)`` of the FITS ``frame``'s companions that carry no noise (PSF, segmentation map, ...: module
+    docstring), named after it in its folder."""
+    stem = fits_stem(frame)
+    if stem is None or companion_token(frame) is not None:
+        return []
+    names = fits_names(frame.parent) if names is None else names
+    return [(OTHER_TOKENS[token], hit) for token, hit in _named(frame, stem, tuple(OTHER_TOKENS), names)]
+
+
+def _named(frame: Path, stem: str, tokens: tuple[str, ...], names: dict[str, Path]) -> list[tuple[str, Path]]:
+    """The files of ``names`` called ``base + _token`` (or ``-token``) for the frame's name ``stem`` and the bases it
+    gives (its last part dropped where that names a frame), in the order of ``tokens``."""
+    bases = [stem] + [stem[: -len(t) - 1] for t in FRAME_TOKENS for sep in ("_", "-") if stem.endswith(sep + t)]
+    found = []
+    for token in tokens:
+        for base in bases:
+            for sep in ("_", "-"):
+                hit = names.get(f"{base}{sep}{token}")
+                if hit is not None and hit != frame and all(hit != h for _, h in found):
+                    found.append((token, hit))
+    return found
