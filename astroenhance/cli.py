@@ -344,8 +344,7 @@ def run(
 def _dry_run(enhancer, jobs, unusable: list[tuple[Path, str]], skip_existing: bool) -> int:
     """`run --dry-run`: what each input would give, on stdout; nothing written.  Returns the exit status."""
     from .errors import AstroEnhanceError, NoImageError
-    from .io.writers import output_is_complete
-    from .models.weights import sha256_file
+    from .runner import outputs_complete
 
     for f, why in unusable:
         out.print(f"skip {f}: {why}", markup=False)
@@ -355,26 +354,21 @@ def _dry_run(enhancer, jobs, unusable: list[tuple[Path, str]], skip_existing: bo
             with warnings.catch_warnings():  # as the run itself: astropy's notes on odd headers stay quiet
                 warnings.simplefilter("ignore")
                 planned = enhancer.planned_outputs(job.path, job.outdir)
-            if skip_existing and planned:
-                sha = sha256_file(job.path)
-                if all(output_is_complete(p, shape, sha) for p, shape in planned):
+                if skip_existing and outputs_complete(job.path, planned):
                     out.print(f"skip {job.path}: outputs complete (--skip-existing)", markup=False)
                     counts["skip"] += 1
                     continue
         except NoImageError as exc:
-            if not job.in_folder:  # named on the command line: an error, as in the run
-                out.print(f"error: {exc}", markup=False)
-                counts["unreadable"] += 1
+            if job.in_folder:  # a table beside a folder's frames, skipped as the run skips it (named: an error)
+                out.print(f"skip {job.path}: not a frame: {str(exc).removeprefix(f'{job.path}: ')}", markup=False)
+                counts["skip"] += 1
                 continue
-            out.print(f"skip {job.path}: not a frame: {str(exc).removeprefix(f'{job.path}: ')}", markup=False)
-            counts["skip"] += 1
-            continue
-        except AstroEnhanceError as exc:
             out.print(f"error: {exc}", markup=False)
             counts["unreadable"] += 1
             continue
-        except OSError as exc:
-            out.print(f"error: {job.path}: {exc.strerror or exc}", markup=False)
+        except (AstroEnhanceError, OSError) as exc:
+            why = str(exc) if isinstance(exc, AstroEnhanceError) else f"{job.path}: {exc.strerror or exc}"
+            out.print(f"error: {why}", markup=False)
             counts["unreadable"] += 1
             continue
         companion = job.noise or job.weight

@@ -16,6 +16,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .batch import Job, Record, check_claims, cleanup_stale_temporaries
 from .config import EnhanceConfig
@@ -145,6 +146,17 @@ def set_threads(threads: int) -> None:
         cores.SHARE = threads
 
 
+def outputs_complete(path: Path, planned: list[tuple[Path, tuple[int, int]]]) -> bool:
+    """Whether every output `run` plans for ``path`` (`Enhancer.planned_outputs`) exists and is complete: the right
+    shape, made from these input bytes (`--skip-existing`)."""
+    from .models.weights import sha256_file
+
+    if not planned:
+        return False
+    sha = sha256_file(path)
+    return all(output_is_complete(p, shape, sha) for p, shape in planned)
+
+
 def run_job(task: Task, progress=None) -> JobResult:
     """Enhance ``task.job.path`` into ``task.job.outdir``; never raises for a bad input.  Library warnings (astropy's
     notes on odd headers) stay quiet, in a worker process as in the main one: what matters reaches the messages."""
@@ -164,15 +176,10 @@ def _run_job(task: Task, progress=None) -> JobResult:
             if verbose:
                 messages.append(("note", f"removed {stale} left by an interrupted run"))
         enhancer = enhancer_for(config, task.low_memory)
-        if skip_existing:
-            from .models.weights import sha256_file
-
-            planned = enhancer.planned_outputs(path, job.outdir)
-            sha = sha256_file(path)
-            if planned and all(output_is_complete(p, shape, sha) for p, shape in planned):
-                if verbose:
-                    messages.append(("info", f"skip {path}: outputs complete"))
-                return JobResult(Record(str(path), "skipped", [str(p) for p, _ in planned]), messages)
+        if skip_existing and outputs_complete(path, planned := enhancer.planned_outputs(path, job.outdir)):
+            if verbose:
+                messages.append(("info", f"skip {path}: outputs complete"))
+            return JobResult(Record(str(path), "skipped", [str(p) for p, _ in planned]), messages)
         results, unused = None, ""
         if job.noise is not None or job.weight is not None:  # the map beside it (`batch.pair_companions`)
             companion = job.noise or job.weight
