@@ -146,15 +146,23 @@ def set_threads(threads: int) -> None:
         cores.SHARE = threads
 
 
-def outputs_complete(path: Path, planned: list[tuple[Path, tuple[int, int]]]) -> bool:
+def outputs_complete(path: Path, planned: list[tuple[Path, tuple[int, int]]], noise_file: Path | str | None) -> bool:
     """Whether every output `run` plans for ``path`` (`Enhancer.planned_outputs`) exists and is complete: the right
-    shape, made from these input bytes (`--skip-existing`)."""
+    shape, made from these input bytes and this noise or weight map file (``noise_file``: a map beside it, --noise
+    or --weight; None: none) — `--skip-existing`."""
     from .models.weights import sha256_file
 
     if not planned:
         return False
     sha = sha256_file(path)
-    return all(output_is_complete(p, shape, sha) for p, shape in planned)
+    noise_sha = sha256_file(noise_file) if noise_file else ""
+    return all(output_is_complete(p, shape, sha, noise_sha) for p, shape in planned)
+
+
+def noise_file(job: Job, config: EnhanceConfig) -> str | None:
+    """The rms or weight map file a job's frame takes its noise from: its companion, else --noise / --weight."""
+    given = job.noise or job.weight or config.noise or config.weight
+    return str(given) if given else None
 
 
 def run_job(task: Task, progress=None) -> JobResult:
@@ -176,7 +184,8 @@ def _run_job(task: Task, progress=None) -> JobResult:
             if verbose:
                 messages.append(("note", f"removed {stale} left by an interrupted run"))
         enhancer = enhancer_for(config, task.low_memory)
-        if skip_existing and outputs_complete(path, planned := enhancer.planned_outputs(path, job.outdir)):
+        if skip_existing and outputs_complete(path, planned := enhancer.planned_outputs(path, job.outdir),
+                                              noise_file(job, config)):
             if verbose:
                 messages.append(("info", f"skip {path}: outputs complete"))
             return JobResult(Record(str(path), "skipped", [str(p) for p, _ in planned]), messages)

@@ -15,6 +15,7 @@ from astroenhance.cli import app
 from astroenhance.config import DQ_NO_DATA, parse_dq_mask
 from astroenhance.errors import InputError, SettingsError
 from astroenhance.io.readers import open_frames
+from astroenhance.io.writers import output_is_complete
 
 from .conftest import FIXTURES
 
@@ -348,7 +349,7 @@ def test_a_folders_noise_maps_serve_their_frames_and_are_not_enhanced(tmp_path):
     assert pair_companions([Job(data / "x.fits", tmp_path)]) == [Job(data / "x.fits", tmp_path, noise=data / "x_rms.fits")]
 
     runner = CliRunner()
-    args = ["--no-colorize", "--no-upscale", "--format", "fits"]
+    args = ["--no-colorize", "--no-upscale", "--format", "fits,png"]  # both outputs record the map
     result = runner.invoke(app, ["run", str(data), "-o", str(tmp_path / "a"), *args])
     assert result.exit_code == 0, result.output
     out = tmp_path / "a"
@@ -368,6 +369,18 @@ def test_a_folders_noise_maps_serve_their_frames_and_are_not_enhanced(tmp_path):
     # each frame's notes are in the report too (what noise it had): an archive run can be audited afterwards
     assert any("noise from x_rms.fits beside it" in n for n in records["x.fits"]["notes"])
     assert any("bad_rms.fits beside it not used" in n for n in records["bad.fits"]["notes"])
+    # --skip-existing: a frame is finished when made from the same bytes of its frame and of its noise map
+    result = runner.invoke(app, ["run", str(data), "-o", str(out), "--skip-existing", *args])
+    assert result.exit_code == 0 and "0 done, 9 skipped" in result.output, result.output
+    old = hashlib.sha256((data / "x_rms.fits").read_bytes()).hexdigest()
+    fits.PrimaryHDU(np.full((40, 40), 4.0, np.float32)).writeto(data / "x_rms.fits", overwrite=True)
+    new = hashlib.sha256((data / "x_rms.fits").read_bytes()).hexdigest()
+    for made in (out / "x.enhanced.fits", out / "x.enhanced.png"):  # each output records its map
+        assert output_is_complete(made, None, None, old) and not output_is_complete(made, None, None, new)
+        assert output_is_complete(made, None, None, None)  # (not asked)
+    result = runner.invoke(app, ["run", str(data), "-o", str(out), "--skip-existing", *args])
+    assert result.exit_code == 0 and "1 done, 8 skipped" in result.output, result.output
+    assert fits.getheader(out / "x.enhanced.fits")["AE_SKYSG"] == 4.0
     result = runner.invoke(app, ["run", str(data), "-o", str(tmp_path / "b"), "--no-companions", *args])
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "b").glob("*.fits"))) == 9
