@@ -489,3 +489,26 @@ def test_a_worker_divides_the_cores_among_torch_and_the_host_threads():
             "set_threads(1); import os; print(torch.get_num_threads(), cores.host_threads(), os.environ['OMP_NUM_THREADS'])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["1", "1", "1"]
+
+
+def test_a_job_keeps_library_warnings_quiet_in_any_process(tmp_path, monkeypatch):
+    """`run_job` (what each --jobs worker and Dask task runs) silences the warnings libraries raise on odd files, as
+    the main process does around the batch: a worker has no such filter of its own, and astropy's would reach the
+    user's terminal past --quiet."""
+    import warnings
+
+    from astroenhance import runner
+    from astroenhance.config import EnhanceConfig
+
+    class Noisy:
+        def enhance_file(self, path, outdir, **kwargs):
+            warnings.warn("an astropy-like note on an odd header", UserWarning, stacklevel=2)
+            return []
+
+    monkeypatch.setattr(runner, "enhancer_for", lambda config, low_memory=False: Noisy())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # a fresh worker: nothing filtered
+        result = runner.run_job(runner.Task(EnhanceConfig(device="cpu"), Job(EXAMPLE, tmp_path)))
+        warnings.warn("after the job, warnings are shown again", UserWarning, stacklevel=2)
+    assert result.record.status == "done"
+    assert [str(w.message) for w in caught] == ["after the job, warnings are shown again"]
