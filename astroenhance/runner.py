@@ -226,7 +226,7 @@ def _run_job(task: Task, progress=None) -> JobResult:
         if verbose:
             messages.append(("info", f"done {r.source} {r.shape_in[1]}x{r.shape_in[0]} -> {r.shape_out[1]}x{r.shape_out[0]}: "
                              + ", ".join(str(o) for o in r.outputs)))
-    notes = [unused] * bool(unused) + [f"{r.source}: {note}" for r in results for note in r.notes]
+    notes = ([unused] if unused else []) + [f"{r.source}: {note}" for r in results for note in r.notes]
     return JobResult(Record(str(path), "done", outputs, time.perf_counter() - start, notes=notes), messages)
 
 
