@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .errors import SettingsError
-from .io.companions import find_companion, fits_names, other_companions
+from .io.companions import find_companion, find_dq_companion, fits_names, other_companions
 from .io.readers import FITS_SUFFIXES, IMAGE_SUFFIXES
 from .io.writers import TEMP_MARKER, host_name, owner_tag, process_start
 
@@ -29,6 +29,7 @@ class Job:
     in_folder: bool = False  # found in a folder given as input (not named): a file that is not a frame is skipped
     noise: Path | None = None  # its rms map beside it (`io.companions`), read as --noise reads one
     weight: Path | None = None  # or its inverse-variance weight map, as --weight
+    dq: Path | None = None  # its data-quality file beside it (WFPC2's _c1m), as --dq
 
 
 def _is_frame(p: Path) -> bool:
@@ -98,11 +99,14 @@ def discover(inputs: list[Path], outdir: Path, recursive: bool = False, glob: st
     return jobs
 
 
-def pair_companions(jobs: list[Job], skipped: list[tuple[Path, str]] | None = None) -> list[Job]:
+def pair_companions(jobs: list[Job], skipped: list[tuple[Path, str]] | None = None, *, noise: bool = True,
+                    dq: bool = True) -> list[Job]:
     """Each FITS frame's rms or weight map beside it (`io.companions.find_companion`) becomes its noise (the job's
-    ``noise`` or ``weight``); a map that is itself among the jobs is not enhanced as a frame, nor are the frame's
-    other companions (PSF, segmentation or exposure map...: `io.companions.other_companions`) — each is listed in
-    ``skipped`` with the frame it serves.  Companions whose frame is not among the jobs stay jobs."""
+    ``noise`` or ``weight``; not with ``noise`` False: --noise or --weight given), a WFPC2 exposure's data-quality
+    file (`io.companions.find_dq_companion`) its DQ (``dq``; not with ``dq`` False: --dq given); a companion that is
+    itself among the jobs is not enhanced as a frame, nor are the frame's other companions (PSF, segmentation or
+    exposure map...: `io.companions.other_companions`) — each is listed in ``skipped`` with the frame it serves.
+    Companions whose frame is not among the jobs stay jobs."""
     folders: dict[Path, dict[str, Path]] = {}  # each folder listed once
     paired: dict[Path, Job] = {}
     serves: dict[Path, str] = {}  # a companion's resolved path -> why it is not enhanced
@@ -110,12 +114,15 @@ def pair_companions(jobs: list[Job], skipped: list[tuple[Path, str]] | None = No
         folder = job.path.parent
         if folder not in folders:
             folders[folder] = fits_names(folder)
-        found = find_companion(job.path, folders[folder])
+        found = find_companion(job.path, folders[folder]) if noise else None
         if found is not None:
             kind, companion = found
             paired[job.path] = replace(job, **{kind: companion})
             serves[companion.resolve()] = (f"the {'weight' if kind == 'weight' else 'rms'} map of {job.path.name}, "
                                            "used as its noise")
+        if dq and (quality := find_dq_companion(job.path, folders[folder])) is not None:
+            paired[job.path] = replace(paired.get(job.path, job), dq=quality)
+            serves[quality.resolve()] = f"the data-quality file of {job.path.name}, used as its DQ"
         for what, companion in other_companions(job.path, folders[folder]):
             serves.setdefault(companion.resolve(), f"the {what} of {job.path.name}, not a frame")
     out = []

@@ -176,7 +176,7 @@ def run(
     color_strength: Annotated[float | None, typer.Option(help="Share of the colorizer's predicted chroma that is shown, 0-2. Default: the weights' calibrated value (0.1 for the shipped colorizer: on images it never saw, its full colour was further from the truth than no colour; at 0.1 it is never more than 0.01 worse than grey on any of 497 such images). 1 shows the network's full, more saturated and less reliable colour.", min=0.0, max=2.0, show_default=False, rich_help_panel="Output, models and archives")] = None,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Look for frames in sub-folders too; the output tree mirrors the input tree.", rich_help_panel="Output, models and archives")] = False,
     glob: Annotated[str | None, typer.Option(help="Only frames whose file name matches, e.g. '*_drz.fits'.", rich_help_panel="Output, models and archives")] = None,
-    skip_existing: Annotated[bool, typer.Option(help="Skip inputs whose outputs exist and are complete (right shape; made from the same input bytes, and from the same noise or weight map file where they recorded one: AE_SIGSH). Use it to resume an interrupted run.", rich_help_panel="Output, models and archives")] = False,
+    skip_existing: Annotated[bool, typer.Option(help="Skip inputs whose outputs exist and are complete (right shape; made from the same input bytes, and from the same noise or weight map file and DQ file where they recorded one: AE_SIGSH, AE_DQSHA). Use it to resume an interrupted run.", rich_help_panel="Output, models and archives")] = False,
     n_jobs: Annotated[int, typer.Option("--jobs", "-j", help="Frames processed at once on this machine, each in its own process; torch threads are divided so that jobs x threads <= cores. With --device cuda or auto on a machine with several GPUs, worker k runs on GPU k mod N (--jobs N: one per GPU).", min=1, rich_help_panel="Output, models and archives")] = 1,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what the run would do — each frame (every chip) and the outputs it would write, the noise map it would use, the files it would skip and why, frames whose outputs are complete with --skip-existing, files that cannot be read — and write nothing. Exit 1 if any input could not be read.", rich_help_panel="Output, models and archives")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; only errors and the summary line.", rich_help_panel="Output, models and archives")] = False,
@@ -188,10 +188,11 @@ def run(
     hdu: Annotated[str | None, typer.Option(help="FITS HDU by name (SCI, 'SCI,2') or index, or a chip label from the output names (sci2; chip3 of a WFPC2 stack). Default: the SCI extension(s), else the first 2-D image; every chip of a multi-chip frame goes to its own output.", rich_help_panel="Display and FITS layout")] = None,
     noise: Annotated[Path | None, typer.Option(help="An rms (sigma) map of the one input frame, same shape, input units: its median is the frame's noise (and where the sky's depth varies, its map: --noise-map); pixels it gives 0, infinity or no value are no data. Default: the median of the file's ERR extension (flt/flc), else of 1/sqrt(WHT) (drz/drc with inverse-variance weights), else estimated from the pixels; the header says which (AE_SIGSR).", exists=True, dir_okay=False, show_default=False, rich_help_panel="HST data quality")] = None,
     weight: Annotated[Path | None, typer.Option(help="An inverse-variance weight map of the one input frame (a drizzled mosaic's separate _wht file), same shape: read as a WHT extension is — sigma = 1/sqrt(weight), checked against the pixels' own noise (an exposure-time map gives only how the depth varies), and pixels of no weight (0: nothing drizzled there) are no data. Instead of --noise.", exists=True, dir_okay=False, show_default=False, rich_help_panel="HST data quality")] = None,
+    dq: Annotated[Path | None, typer.Option("--dq", help="A data-quality file of the one input (WFPC2's _c1m/_c1f for its _c0m/_c0f; --companions finds those beside their frames): its image planes, one per chip in the frame file's order, each the chip's shape, integer flags; those --dq-mask lists are no data (AE_DQFIL, AE_DQSHA), with the file's own DQ where it has one.", exists=True, dir_okay=False, show_default=False, rich_help_panel="HST data quality")] = None,
     noise_map: Annotated[bool, typer.Option("--noise-map/--no-noise-map", help="Where the per-pixel noise (ERR, WHT or --noise) shows the sky deeper in some parts of the frame than in others (a mosaic's edges, a gap covered by fewer exposures; its sky pixels' noise in 32-pixel blocks spans more than 1.2x; a FITS frame without per-pixel noise has each block's sky noise measured from its pixels, and needs a span of 1.5x), the SR network sees each part in units of its own noise and the flux tolerances follow it: no noise sharpened into sources where the frame is shallow, noise kept out where it is deep. The header gives the span (AE_SIGLO, AE_SIGHI). --no-noise-map: one sigma for the frame.", rich_help_panel="HST data quality")] = True,
-    dq_mask: Annotated[str, typer.Option(help="DQ flags that make a pixel no-data (NaN in FLUX and FLUXERR; small holes shown interpolated in the display planes: --fill-holes): default (1+2+4+16+128+4096+8192: bad, hot, bad-column, fill and cosmic-ray pixels of ACS/WFC3; saturated pixels stay), all, none, an integer, or flags like 4,16,4096.", rich_help_panel="HST data quality")] = "default",
+    dq_mask: Annotated[str, typer.Option(help="DQ flags that make a pixel no-data (NaN in FLUX and FLUXERR; small holes shown interpolated in the display planes: --fill-holes): default (the instrument's: ACS/WFC3/STIS 1+2+4+16+128+4096+8192, bad, hot, bad-column, fill and cosmic-ray pixels; WFPC2 1+2+4+16+32+128+512+2048+4096+8192, its own flags for defects, bad and warm pixels, masked chips; saturated pixels stay), all, none, an integer, or flags like 4,16,4096. Recorded as AE_DQMSK.", rich_help_panel="HST data quality")] = "default",
     clean_cosmic_rays: Annotated[bool | None, typer.Option("--clean-cosmic-rays/--no-clean-cosmic-rays", help="Read pixels sharper than any star can be as no data, like DQ-flagged ones: a pixel more than 1.25x the peak/neighbours ratio of HST's diffraction-limited PSF at the filter's pivot wavelength (PHOTPLAM) on the WCS's pixel scale, and 5 sigma above its surroundings (ERR per pixel); then the rest of each track. Stars cannot pass the test; hits on star cores and most faint hits on undersampled detectors (WFC3/IR, WFPC2) are missed. Default: on for single exposures (*_flt, *_flc, *_c0m, *_c0f) whose DQ flags no cosmic rays and whose header gives PHOTPLAM and a WCS; off otherwise. The header records the count (AE_NCR; -1: not searched).", show_default=False, rich_help_panel="HST data quality")] = None,
-    companions: Annotated[bool, typer.Option("--companions/--no-companions", help="A FITS frame's rms or weight map in a file beside it — its name with _rms, _err, _noise, _noise_map or _sigma (an rms map, read as --noise) or _wht, _weight or _ivm (inverse-variance weights, as --weight) after the frame's name or in place of its last part (_drz, _drc, _sci, _image, _data): a mosaic's x_drz.fits and x_wht.fits, a cut-out's x.fits and x_rms.fits — is used as that frame's noise, and is not enhanced itself (the report lists it as skipped); nor are the frame's PSF, segmentation, exposure-time, background, context, mask or flag maps named likewise (_psf, _seg, _exp, _bkg, _ctx, _mask, _flag). --noise or --weight turn it off. An unusable map is noted and the frame's own noise used.", rich_help_panel="HST data quality")] = True,
+    companions: Annotated[bool, typer.Option("--companions/--no-companions", help="A FITS frame's rms or weight map in a file beside it — its name with _rms, _err, _noise, _noise_map or _sigma (an rms map, read as --noise) or _wht, _weight or _ivm (inverse-variance weights, as --weight) after the frame's name or in place of its last part (_drz, _drc, _sci, _image, _data): a mosaic's x_drz.fits and x_wht.fits, a cut-out's x.fits and x_rms.fits — is used as that frame's noise, and is not enhanced itself (the report lists it as skipped); nor are the frame's PSF, segmentation, exposure-time, background, context, mask or flag maps named likewise (_psf, _seg, _exp, _bkg, _ctx, _mask, _flag). --noise or --weight turn it off. An unusable map is noted and the frame's own noise used. Likewise a WFPC2 exposure's data-quality file (_c1m beside _c0m, _c1f beside _c0f) is read as --dq reads one and not enhanced itself (--dq turns that off).", rich_help_panel="HST data quality")] = True,
     fill_holes: Annotated[int, typer.Option(help="No-data holes of a grey frame — runs of at most this many input pixels along a row or a column with valid pixels at both ends (cosmic-ray hits, hot pixels, bad columns) — are interpolated from their neighbours for the networks and the display planes (RED/GREEN/BLUE, PNG: no black squares in a star's halo); FLUX and FLUXERR keep no data (NaN) there: an interpolation is not a measurement. Larger regions (chip gaps, empty corners) stay no data. 0: every no-data pixel stays black/NaN. Recorded as AE_FILLH.", min=0, rich_help_panel="HST data quality")] = 8,
     flux_conserving: Annotated[bool | None, typer.Option("--flux-conserving/--no-flux-conserving", help="Make every 4x4 block mean of the output luminance equal the normalized input pixel (and, for a colour input with --no-colorize, its colour too). Default: on for FITS, off for images.", show_default=False, rich_help_panel="Flux and noise finishing")] = None,
     flux_tolerance: Annotated[float | None, typer.Option(help="With --flux-conserving: bring each 4x4 block mean of the FLUX plane within this many times the input pixel's noise of it (0: exactly onto it; also the display's, unless --display-tolerance says otherwise). Default: 0 for psnr, psnr-large and gan; 2 for hst, which removes noise (an exact projection would put the noise back).", min=0.0, show_default=False, rich_help_panel="Flux and noise finishing")] = None,
@@ -227,7 +228,7 @@ def run(
                            noise_gate=noise_gate, dq_mask=dq_mask, fits_encoding=fits_encoding.value, flux_plane=flux_plane,
                            flux_err=flux_err,
                            color_strength=color_strength, noise=str(noise) if noise else None, noise_map=noise_map,
-                           weight=str(weight) if weight else None,
+                           weight=str(weight) if weight else None, dq=str(dq) if dq else None,
                            clean_cosmic_rays=clean_cosmic_rays, fill_holes=fill_holes)
     config.check()  # usage errors answer before torch and the networks load
     if log_file is not None and not log_file.parent.is_dir():
@@ -252,8 +253,11 @@ def run(
     if weight is not None and len(jobs) > 1:
         raise _usage(f"--weight {weight} is one frame's weight map; {len(jobs)} inputs were given (run them one at a "
                      "time)")
-    if companions and noise is None and weight is None:
-        jobs = pair_companions(jobs, unusable)
+    if dq is not None and len(jobs) > 1:
+        raise _usage(f"--dq {dq} is one frame's data-quality file; {len(jobs)} inputs were given (run them one at a "
+                     "time)")
+    if companions:
+        jobs = pair_companions(jobs, unusable, noise=noise is None and weight is None, dq=dq is None)
     missing = [j for j in jobs if not j.path.exists()]
     if len(missing) == len(jobs):  # nothing to do: no output folder, no report
         for j in missing:
@@ -305,23 +309,7 @@ def run(
     secs = time.perf_counter() - t0
     counts = {s: sum(r.status == s for r in records) for s in ("done", "skipped", "failed")}
     try:
-        image_settings = enhancer.settings(False).to_dict()
-        if image_settings["colorize"] is None:  # decided per image: only grey ones are colorized
-            image_settings["colorize"] = "grey images only"
-        fits_settings = enhancer.settings(True).for_frame(1).to_dict()
-        if fits_settings["noise"] is None:
-            fits_settings["noise"] = ("each file's rms or weight map beside it, else " if companions else "each file's ") + \
-                "ERR or WHT, else estimated (AE_SIGSR)"
-        if fits_settings["weight"] is None:
-            fits_settings["weight"] = "none given"
-        if fits_settings["clean_cosmic_rays"] is None:
-            fits_settings["clean_cosmic_rays"] = "single exposures whose DQ flags none (AE_NCR)"
-        if image_settings["clean_cosmic_rays"] is None:
-            image_settings["clean_cosmic_rays"] = False  # pictures are never searched
-        for used in (fits_settings, image_settings):
-            if used["color_strength"] is None:
-                used["color_strength"] = enhancer.color_strength  # the colorizer's calibrated strength
-        settings = {"inputs": [str(i) for i in inputs], "fits_inputs": fits_settings, "image_inputs": image_settings}
+        settings = _report_settings(enhancer, inputs, companions)
         report = write_report(outdir, records, settings, parse_shard(shard_spec) if shard_spec else None)
     except OSError as exc:
         report = None
@@ -341,10 +329,36 @@ def run(
         raise typer.Exit(1)
 
 
+def _report_settings(enhancer, inputs: list[Path], companions: bool) -> dict:
+    """The settings a run used, for its report: those for FITS frames and for pictures, each ``None`` (decided per
+    frame) said in words."""
+    image_settings = enhancer.settings(False).to_dict()
+    if image_settings["colorize"] is None:  # decided per image: only grey ones are colorized
+        image_settings["colorize"] = "grey images only"
+    image_settings["dq"] = None  # pictures carry no DQ
+    if image_settings["clean_cosmic_rays"] is None:
+        image_settings["clean_cosmic_rays"] = False  # pictures are never searched
+    fits_settings = enhancer.settings(True).for_frame(1).to_dict()
+    for key, words in (("noise", ("each file's rms or weight map beside it, else " if companions else "each file's ")
+                        + "ERR or WHT, else estimated (AE_SIGSR)"),
+                       ("weight", "none given"),
+                       ("dq", ("a WFPC2 exposure's _c1m/_c1f beside it, else " if companions else "")
+                        + "the file's own DQ extension"),
+                       ("clean_cosmic_rays", "single exposures whose DQ flags none (AE_NCR)")):
+        if fits_settings[key] is None:
+            fits_settings[key] = words
+    if fits_settings["dq_mask"] == "default":
+        fits_settings["dq_mask"] = "default: each frame's instrument's (AE_DQMSK)"
+    for used in (fits_settings, image_settings):
+        if used["color_strength"] is None:
+            used["color_strength"] = enhancer.color_strength  # the colorizer's calibrated strength
+    return {"inputs": [str(i) for i in inputs], "fits_inputs": fits_settings, "image_inputs": image_settings}
+
+
 def _dry_run(enhancer, jobs, unusable: list[tuple[Path, str]], skip_existing: bool) -> int:
     """`run --dry-run`: what each input would give, on stdout; nothing written.  Returns the exit status."""
     from .errors import AstroEnhanceError, NoImageError
-    from .runner import noise_file, outputs_complete
+    from .runner import map_files, outputs_complete
 
     for f, why in unusable:
         out.print(f"skip {f}: {why}", markup=False)
@@ -354,7 +368,7 @@ def _dry_run(enhancer, jobs, unusable: list[tuple[Path, str]], skip_existing: bo
             with warnings.catch_warnings():  # as the run itself: astropy's notes on odd headers stay quiet
                 warnings.simplefilter("ignore")
                 planned = enhancer.planned_outputs(job.path, job.outdir)
-                if skip_existing and outputs_complete(job.path, planned, noise_file(job, enhancer.config)):
+                if skip_existing and outputs_complete(job.path, planned, map_files(job, enhancer.config)):
                     out.print(f"skip {job.path}: outputs complete (--skip-existing)", markup=False)
                     counts["skip"] += 1
                     continue
@@ -373,6 +387,7 @@ def _dry_run(enhancer, jobs, unusable: list[tuple[Path, str]], skip_existing: bo
             continue
         companion = job.noise or job.weight
         noise = f" (noise: {'weight map' if job.weight else 'rms map'} {companion.name})" if companion else ""
+        noise += f" (DQ: {job.dq.name})" if job.dq else ""
         shapes = sorted({f"{w}x{h}" for _, (h, w) in planned})
         out.print(f"enhance {job.path}{noise} -> {', '.join(str(p) for p, _ in planned)} ({', '.join(shapes)})",
                   markup=False)

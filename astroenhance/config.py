@@ -8,21 +8,26 @@ from typing import Any
 FORMATS = ("fits", "png", "tiff", "jpeg")
 FITS_ENCODINGS = ("float32", "int16", "rice")  # see `io.writers.FITSRGBWriter`
 FORMAT_SUFFIX = {"fits": ".fits", "png": ".png", "tiff": ".tif", "jpeg": ".jpg"}
-# DQ flags that make a pixel no-data by default (`io.noise`): Reed-Solomon errors, fill, bad pixels, hot pixels,
-# bad columns, cosmic rays (AstroDrizzle, calwf3/acsrej); saturation (256, 2048) stays
+# DQ flags that make a pixel no-data by default (`io.noise`), per instrument.  ACS, WFC3, STIS: Reed-Solomon errors,
+# fill, bad pixels, hot pixels, bad columns, cosmic rays (AstroDrizzle, calwf3/acsrej); saturation (256, 2048) stays
 DQ_NO_DATA = 1 | 2 | 4 | 16 | 128 | 4096 | 8192
+# WFPC2 (its own flags, WFPC2 Data Handbook table 3.4): Reed-Solomon errors, calibration-file defects (charge traps),
+# camera defects, missing data, bad pixels (32), permanent charge traps, unrepaired warm pixels (512), a chip masked
+# out (2048), cosmic rays (AstroDrizzle); A/D saturation (8), pixels above a trap (256) and repaired warm pixels stay
+WFPC2_DQ_NO_DATA = 1 | 2 | 4 | 16 | 32 | 128 | 512 | 2048 | 4096 | 8192
 
 
-def parse_dq_mask(text: str | int) -> int:
+def parse_dq_mask(text: str | int) -> int | None:
     """``--dq-mask``: ``default``, ``all``, ``none``, an integer (a sum of flags) or flags joined by commas or
-    ``+`` (``4,16,4096``).  Returns the bit mask (-1: every flag)."""
+    ``+`` (``4,16,4096``).  Returns the bit mask (-1: every flag), or None for ``default``: each frame's instrument's
+    (`io.noise.dq_flags`: `DQ_NO_DATA`, or `WFPC2_DQ_NO_DATA` for WFPC2)."""
     from .errors import SettingsError
 
     if isinstance(text, int):
         return text
     t = str(text).strip().lower()
     if t in ("default", ""):
-        return DQ_NO_DATA
+        return None
     if t == "all":
         return -1
     if t == "none":
@@ -79,7 +84,8 @@ class EnhanceConfig:
     flux_plane: bool = True  # FITS output of a grey frame gets a FLUX extension: the enhanced luminance in its units
     flux_err: bool = True  # and, after it, FLUXERR: the input's noise shared over each block (`finish.flux_error`)
     fits_encoding: str = "int16"  # RGB FITS display planes: float32, int16 (scaled, 2x smaller) or rice (compressed)
-    dq_mask: str = "default"  # DQ flags that make a pixel no-data (`parse_dq_mask`); default `DQ_NO_DATA`
+    dq_mask: str = "default"  # DQ flags that make a pixel no-data (`parse_dq_mask`); default: the instrument's
+    dq: str | None = None  # a data-quality file (path) for the frame: WFPC2's _c1m/_c1f beside its _c0m/_c0f
     noise: str | None = None  # an rms map (path) for the frame; None: ERR/WHT of the file, else estimated
     weight: str | None = None  # or an inverse-variance weight map (path; a drizzled frame's _wht file): as a WHT
     noise_map: bool = True  # where that per-pixel noise shows the sky's depth varying across the frame, follow it

@@ -26,6 +26,11 @@ class NoiseMapError(InputError):
     another shape, no positive value, one map for a file of several chips."""
 
 
+class DQFileError(InputError):
+    """A frame's data-quality file (given by path, or WFPC2's ``_c1m``/``_c1f`` beside it) cannot serve it:
+    unreadable, another number of chips or shape, not integer flags."""
+
+
 class OutputError(AstroEnhanceError):
     """An output cannot be written (unwritable directory, full disk, would overwrite an input)."""
 

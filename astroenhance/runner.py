@@ -146,23 +146,26 @@ def set_threads(threads: int) -> None:
         cores.SHARE = threads
 
 
-def outputs_complete(path: Path, planned: list[tuple[Path, tuple[int, int]]], noise_file: Path | str | None) -> bool:
+def outputs_complete(path: Path, planned: list[tuple[Path, tuple[int, int]]],
+                     maps: tuple[str | None, str | None] = (None, None)) -> bool:
     """Whether every output `run` plans for ``path`` (`Enhancer.planned_outputs`) exists and is complete: the right
-    shape, made from these input bytes and this noise or weight map file (``noise_file``: a map beside it, --noise
-    or --weight; None: none) — `--skip-existing`."""
+    shape, made from these input bytes and these map files (``maps``, `map_files`: the noise or weight map and the
+    data-quality file; None: none) — `--skip-existing`."""
     from .models.weights import sha256_file
 
     if not planned:
         return False
     sha = sha256_file(path)
-    noise_sha = sha256_file(noise_file) if noise_file else ""
-    return all(output_is_complete(p, shape, sha, noise_sha) for p, shape in planned)
+    noise_sha, dq_sha = (sha256_file(f) if f else "" for f in maps)
+    return all(output_is_complete(p, shape, sha, noise_sha, dq_sha) for p, shape in planned)
 
 
-def noise_file(job: Job, config: EnhanceConfig) -> str | None:
-    """The rms or weight map file a job's frame takes its noise from: its companion, else --noise / --weight."""
-    given = job.noise or job.weight or config.noise or config.weight
-    return str(given) if given else None
+def map_files(job: Job, config: EnhanceConfig) -> tuple[str | None, str | None]:
+    """The files a job's frame takes its noise and its DQ from: the rms or weight map (its companion, else --noise /
+    --weight) and the data-quality file (its companion, else --dq); None where there is none."""
+    noise = job.noise or job.weight or config.noise or config.weight
+    dq = job.dq or config.dq
+    return (str(noise) if noise else None), (str(dq) if dq else None)
 
 
 def run_job(task: Task, progress=None) -> JobResult:
@@ -185,7 +188,7 @@ def _run_job(task: Task, progress=None) -> JobResult:
                 messages.append(("note", f"removed {stale} left by an interrupted run"))
         enhancer = enhancer_for(config, task.low_memory)
         if skip_existing and outputs_complete(path, planned := enhancer.planned_outputs(path, job.outdir),
-                                              noise_file(job, config)):
+                                              map_files(job, config)):
             if verbose:
                 messages.append(("info", f"skip {path}: outputs complete"))
             return JobResult(Record(str(path), "skipped", [str(p) for p, _ in planned]), messages)
@@ -193,7 +196,8 @@ def _run_job(task: Task, progress=None) -> JobResult:
         if job.noise is not None or job.weight is not None:  # the map beside it (`batch.pair_companions`)
             companion = job.noise or job.weight
             try:
-                results = enhancer.enhance_file(path, job.outdir, progress=progress, noise=job.noise, weight=job.weight)
+                results = enhancer.enhance_file(path, job.outdir, progress=progress, noise=job.noise, weight=job.weight,
+                                                dq=job.dq)
                 for r in results:
                     r.notes.append(f"noise from {companion.name} beside it (--no-companions: the file's own)")
             except NoiseMapError as exc:  # an unusable map: say why and go on with the frame's own noise
@@ -201,7 +205,7 @@ def _run_job(task: Task, progress=None) -> JobResult:
                 if verbose:  # with -q in the report only, as the frame's other notes
                     messages.append(("note", unused))
         if results is None:
-            results = enhancer.enhance_file(path, job.outdir, progress=progress)
+            results = enhancer.enhance_file(path, job.outdir, progress=progress, dq=job.dq)
     except DiskFullError as exc:
         messages.append(("error", str(exc)))
         return JobResult(Record(str(path), "failed", seconds=time.perf_counter() - start, error=str(exc)), messages, True)

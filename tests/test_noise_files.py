@@ -98,8 +98,9 @@ def test_dq_mask_flags_combine(flags):
 
 
 def test_dq_mask_words_and_refusals():
+    # default: each frame's instrument's (tests/test_wfpc2_dq.py)
     assert (parse_dq_mask("default"), parse_dq_mask("all"), parse_dq_mask("none"), parse_dq_mask("0x1000")) == (
-        DQ_NO_DATA, -1, 0, 4096)
+        None, -1, 0, 4096)
     for bad in ("cosmic", "4,-2", "4;16"):
         with pytest.raises(SettingsError, match="--dq-mask"):
             parse_dq_mask(bad)

@@ -11,6 +11,8 @@ map itself as a frame (`batch.pair_companions`).  The frame's other companions n
 (``_psf``), a segmentation map (``_seg``), an exposure-time map (``_exp``), a background (``_bkg``), a context image
 (``_ctx``), a mask or flag map (``_mask``, ``_flag``) — carry no noise and are not frames either: `run` leaves them
 alone when their frame is in the run; `evaluate --task hst` leaves every such file out of its truths.
+A WFPC2 exposure's data-quality file is named after it by the archive's suffixes, ``x_c1m`` for ``x_c0m`` and
+``x_c1f`` for ``x_c0f`` (`find_dq_companion`): `run` reads it as ``--dq`` reads one.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ WEIGHT_TOKENS = ("wht", "weight", "ivm")  # an inverse-variance weight map, as -
 OTHER_TOKENS = {"psf": "PSF", "seg": "segmentation map", "exp": "exposure-time map", "bkg": "background map",
                 "ctx": "context image", "mask": "mask", "flag": "flag map"}  # companions that carry no noise
 KINDS = {**{t: "noise" for t in RMS_TOKENS}, **{t: "weight" for t in WEIGHT_TOKENS}}
+DQ_SUFFIXES = {"c0m": "c1m", "c0f": "c1f"}  # a WFPC2 exposure's name part -> its data-quality file's
 
 
 def fits_stem(path: Path) -> str | None:
@@ -57,7 +60,7 @@ def companion_token(path: Path) -> str | None:
     last_two = "_".join(parts[-2:])
     if last_two in KINDS and len(parts) > 2:
         return last_two
-    return parts[-1] if parts[-1] in (*KINDS, *OTHER_TOKENS, "catalog", "map") else None
+    return parts[-1] if parts[-1] in (*KINDS, *OTHER_TOKENS, *DQ_SUFFIXES.values(), "catalog", "map") else None
 
 
 def find_companion(frame: Path, names: dict[str, Path] | None = None) -> tuple[str, Path] | None:
@@ -72,6 +75,17 @@ def find_companion(frame: Path, names: dict[str, Path] | None = None) -> tuple[s
         for token, hit in _named(frame, stem, tokens, names):
             return KINDS[token], hit
     return None
+
+
+def find_dq_companion(frame: Path, names: dict[str, Path] | None = None) -> Path | None:
+    """The data-quality file beside the WFPC2 exposure ``frame`` (``x_c1m`` for ``x_c0m``, ``x_c1f`` for ``x_c0f``;
+    any FITS suffix), or None.  ``names``: the folder's FITS files by lower-case stem (read when not given)."""
+    stem = fits_stem(frame)
+    if stem is None or len(stem) < 5 or stem[-4] not in "_-" or stem[-3:] not in DQ_SUFFIXES:
+        return None
+    names = fits_names(frame.parent) if names is None else names
+    hit = names.get(stem[:-3] + DQ_SUFFIXES[stem[-3:]])
+    return hit if hit is not None and hit != frame else None
 
 
 def other_companions(frame: Path, names: dict[str, Path] | None = None) -> list[tuple[str, Path]]:

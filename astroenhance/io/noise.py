@@ -21,6 +21,9 @@ A science extension ``SCI,v`` is paired with the ``ERR,v``, ``WHT,v`` and ``DQ,v
   data (2), bad detector pixels (4), hot pixels (16), bad columns (128) and cosmic rays (4096 AstroDrizzle,
   8192 calwf3/acsrej).  Saturated pixels (256, 2048) stay: their values are lower limits, and dropping them
   would punch holes in every bright star.  (The default mask lives with the settings: `config.DQ_NO_DATA`.)
+  WFPC2 has flags of its own (`dq_flags`, from INSTRUME): its default, `config.WFPC2_DQ_NO_DATA`, adds bad pixels (32),
+  unrepaired warm pixels (512) and masked chips (2048); its saturation is 8.  Its calibrated exposures keep the DQ in
+  a file of their own, ``_c1m``/``_c1f`` beside ``_c0m``/``_c0f`` (`dq_file`).
 * ``run --clean-cosmic-rays`` (`mask_cosmic_rays`) finds cosmic-ray hits that a single exposure's DQ does not flag:
   pixels sharper than the diffraction limit at the filter's pivot wavelength (PHOTPLAM) allows a star to be
   (`imaging.cosmics`), read as no-data like DQ-flagged ones.
@@ -38,13 +41,35 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+from ..config import DQ_NO_DATA, WFPC2_DQ_NO_DATA
 from ..cores import in_order
-from ..errors import InputError, NoiseMapError
+from ..errors import DQFileError, InputError, NoiseMapError
 from ..imaging.cosmics import MARGIN, find_cosmic_rays, star_sharpness
 from ..metrics import difference_sigma
 
-DQ_SATURATED = 256 | 2048  # full well, A/D converter: not the PSF's shape, never searched for cosmic rays
-DQ_COSMIC_RAYS = 4096 | 8192  # set by AstroDrizzle / calwf3, acsrej when a frame's hits were found
+
+@dataclass(frozen=True)
+class DQFlags:
+    """An instrument's DQ conventions: the flags read as no data by default, saturation (full well, A/D converter:
+    not the PSF's shape, never searched for cosmic rays) and cosmic rays (set when a frame's hits were found)."""
+
+    instrument: str
+    no_data: int
+    saturated: int
+    cosmic_rays: int
+
+
+ACS_WFC3_FLAGS = DQFlags("ACS/WFC3/STIS", DQ_NO_DATA, 256 | 2048, 4096 | 8192)  # cosmic rays: AstroDrizzle, calwf3/acsrej
+WFPC2_FLAGS = DQFlags("WFPC2", WFPC2_DQ_NO_DATA, 8, 4096 | 8192)  # cosmic rays: AstroDrizzle (crbit 4096)
+
+
+def dq_flags(*headers: fits.Header) -> DQFlags:
+    """The DQ conventions of the instrument the first of ``headers`` to name one (INSTRUME) names: WFPC2's, else
+    ACS/WFC3/STIS's (theirs also serve files that name none)."""
+    instrument = next((str(h["INSTRUME"]).strip().upper() for h in headers if h is not None and "INSTRUME" in h), "")
+    return WFPC2_FLAGS if instrument == "WFPC2" else ACS_WFC3_FLAGS
+
+
 SINGLE_EXPOSURES = ("_flt", "_flc", "_c0m", "_c0f")  # calibrated single exposures: ACS/WFC3/STIS, WFPC2
 SAMPLE_ROWS = 512  # rows read to take a companion's median: bounded memory for any frame size
 
@@ -121,6 +146,53 @@ def dq_reader(hdul: fits.HDUList, extver: int, shape: tuple[int, int], mask: int
         return (np.asarray(dq.section[y0:y1]).astype(np.int64) & mask) != 0
 
     return flagged
+
+
+def dq_file(path: Path, chip: int, chips: int, shape: tuple[int, int], files: contextlib.ExitStack) -> Rows:
+    """A reader of the DQ flags' rows (integers) of chip ``chip`` (0-based, of the frame file's ``chips``) from a
+    data-quality file of its own (WFPC2's ``_c1m``/``_c1f``; ``run --dq FILE``): the file's image planes in order
+    (each 2-D image HDU, each plane of a cube), one per chip, each of the chip's ``shape``.  The file stays open
+    (memory-mapped) until ``files`` closes.  `DQFileError` when it cannot serve: unreadable, another number of
+    planes or another shape, not integer flags."""
+    try:
+        hdul = files.enter_context(fits.open(path, memmap=True, do_not_scale_image_data=True))
+        planes = []
+        for h in hdul:
+            naxis = h.header.get("NAXIS", 0)
+            if not isinstance(h, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)) or naxis not in (2, 3):
+                continue
+            dims = tuple(h.header.get(f"NAXIS{k}", 0) for k in range(naxis, 0, -1))
+            if 0 in dims:
+                continue
+            planes += [(h, None, dims)] if naxis == 2 else [(h, k, dims[1:]) for k in range(dims[0])]
+    except DQFileError:
+        raise
+    except Exception as exc:  # astropy raises OSError, ValueError, TypeError... for corrupt files
+        raise DQFileError(f"{path}: not a readable FITS file ({str(exc).splitlines()[0][:200]})") from None
+    if len(planes) != chips:
+        raise DQFileError(f"{path}: {len(planes)} DQ image plane(s) for a file of {chips} chip(s)")
+    h, plane, dims = planes[chip]
+    if tuple(dims) != tuple(shape):
+        raise DQFileError(f"{path}: DQ plane {chip + 1} is {dims[0]}x{dims[1]}, the frame {shape[0]}x{shape[1]}")
+    if h.header.get("BITPIX", -32) < 0:
+        raise DQFileError(f"{path}: floating-point values, not DQ flags (integers)")
+
+    def rows(a: int, b: int) -> np.ndarray:
+        try:
+            return np.asarray(h.section[a:b] if plane is None else h.section[plane, a:b])
+        except Exception as exc:
+            raise DQFileError(f"{path}: DQ could not be read ({type(exc).__name__}: {exc})") from None
+
+    return rows
+
+
+def flagged_as_no_data(read_rows: Rows, dq_rows: Rows, mask: int) -> Rows:
+    """``read_rows`` with NaN where ``dq_rows`` flags any of ``mask``'s bits."""
+    def rows(a: int, b: int) -> np.ndarray:
+        out = np.array(read_rows(a, b), dtype=np.float32, copy=True)
+        out[(np.asarray(dq_rows(a, b)).astype(np.int64) & mask) != 0] = np.nan
+        return out
+    return rows
 
 
 def map_noise(path: Path, shape: tuple[int, int], files: contextlib.ExitStack, weights: bool = False
@@ -445,7 +517,7 @@ def frame_star_sharpness(frame) -> tuple[float, float]:
 def mask_cosmic_rays(frame) -> int:
     """Find ``frame``'s cosmic-ray hits (`imaging.cosmics.find_cosmic_rays`, with the ERR extension's per-pixel
     sigma where the file has one, else the frame's noise) and make its ``read_rows`` return them as NaN, like
-    DQ-flagged pixels; saturated pixels (DQ 256, 2048) and their neighbours are never flagged.  Sets
+    DQ-flagged pixels; saturated pixels (DQ 256, 2048; WFPC2's 8) and their neighbours are never flagged.  Sets
     ``frame.cosmic_rays`` (pixels flagged) and ``cosmic_ray_limit``, adds a note; returns the count.  The whole
     frame is read once (single exposures: a few tens of MB)."""
     from scipy.ndimage import binary_dilation, label
@@ -462,7 +534,8 @@ def mask_cosmic_rays(frame) -> int:
         sigma = frame.noise or difference_sigma(data) or np.inf
         source = "one sigma for the frame"
     if frame.dq_rows is not None:
-        sat = binary_dilation((np.asarray(frame.dq_rows(0, h)).astype(np.int64) & DQ_SATURATED) != 0, iterations=2)
+        saturated = frame.dq_flags.saturated
+        sat = binary_dilation((np.asarray(frame.dq_rows(0, h)).astype(np.int64) & saturated) != 0, iterations=2)
         data = np.where(sat, np.nan, data)
     # as many strips at once as this process may use threads (`runner.set_threads` sets OMP_NUM_THREADS for
     # each of --jobs N workers), else every core
@@ -496,5 +569,6 @@ def unflagged_single_exposure(frame) -> bool:
     if frame.dq_rows is None:
         return True
     h = frame.shape[0]
-    return not any(((np.asarray(frame.dq_rows(y, min(h, y + SAMPLE_ROWS))).astype(np.int64) & DQ_COSMIC_RAYS) != 0).any()
+    flags = frame.dq_flags.cosmic_rays
+    return not any(((np.asarray(frame.dq_rows(y, min(h, y + SAMPLE_ROWS))).astype(np.int64) & flags) != 0).any()
                    for y in range(0, h, SAMPLE_ROWS))

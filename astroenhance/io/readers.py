@@ -19,13 +19,17 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
-from ..config import DQ_NO_DATA
-from ..errors import InputError, NoImageError, NoiseMapError
+from ..errors import DQFileError, InputError, NoImageError, NoiseMapError
 from .noise import (
+    ACS_WFC3_FLAGS,
+    DQFlags,
     NoiseMap,
     companion,
+    dq_file,
+    dq_flags,
     dq_reader,
     file_noise,
+    flagged_as_no_data,
     map_noise,
     mask_cosmic_rays,
     unflagged_single_exposure,
@@ -102,6 +106,8 @@ class FrameSource:
     noise_map: NoiseMap | None = None  # the sky's sigma across the frame where it varies (`noise.sky_noise_map`,
     # made by the engine when it fits the frame); None: one sigma for the frame
     dq_mask: int = 0  # the DQ flags read as no-data (0: none, or no DQ extension)
+    dq_flags: DQFlags = ACS_WFC3_FLAGS  # its instrument's DQ conventions (`noise.dq_flags`)
+    dq_file: Path | None = None  # the data-quality file its DQ came from, where one by path (WFPC2's _c1m)
     # per-pixel companions for the cosmic-ray search (`noise.mask_cosmic_rays`): ERR rows, DQ rows (integers)
     pixel_noise_rows: Callable[[int, int], np.ndarray] | None = None
     dq_rows: Callable[[int, int], np.ndarray] | None = None
@@ -149,12 +155,16 @@ def _check_size(name: str, shape: tuple[int, ...]) -> None:
 
 
 @contextlib.contextmanager
-def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int = DQ_NO_DATA,
+def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int | None = None,
                 noise: str | Path | None = None, cosmic_rays: bool | None = False,
-                weight: str | Path | None = None) -> Iterator[list[FrameSource]]:
+                weight: str | Path | None = None, dq: str | Path | None = None,
+                dq_beside: bool = False) -> Iterator[list[FrameSource]]:
     """Open ``path`` and yield its frames (one per chip for multi-chip FITS); files close on exit.
 
-    FITS science extensions take their noise from ERR/WHT and mask the ``dq_mask`` flags of DQ (`noise`);
+    FITS science extensions take their noise from ERR/WHT and mask the ``dq_mask`` flags of DQ (`noise`; None:
+    the instrument's default, `noise.dq_flags`); ``dq`` is a data-quality file (path) of the file's own
+    (`noise.dq_file`: WFPC2's ``_c1m``/``_c1f``), its flags masked likewise — found beside the file
+    (``dq_beside``: `batch.pair_companions`), one that cannot serve is noted and left out, else it is an error;
     ``noise`` is an rms map (path) for a single frame instead, ``weight`` an inverse-variance weight map (path: a
     drizzled frame's separate ``_wht`` file, read as a WHT extension would be); where either gives no finite sigma
     > 0 (no weight; an rms of 0, infinity or none), the pixel is no data.
@@ -198,6 +208,8 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
                     f.noise_from = f"WHT {Path(given).name}" if weights else Path(given).name
                     f.noise_file = Path(given)
                     f.read_rows = unmeasured(f.read_rows, f.noise_rows)  # no sigma there: nothing measured
+            if dq is not None:
+                _use_dq_file(path, hdul, hdu, found, Path(dq), dq_mask, files, dq_beside)
             for f in found:
                 if cosmic_rays:
                     mask_cosmic_rays(f)
@@ -223,6 +235,32 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
     else:
         raise InputError(f"{path}: unknown file type {path.suffix!r}; expected FITS ({', '.join(FITS_SUFFIXES)}) "
                          f"or an image ({', '.join(IMAGE_SUFFIXES)})")
+
+
+def _use_dq_file(path: Path, hdul: fits.HDUList, hdu: str | int | None, found: list[FrameSource], dq: Path,
+                 dq_mask: int | None, files: contextlib.ExitStack, beside: bool) -> None:
+    """Mask each of ``found``'s frames by its chip's plane of the data-quality file ``dq`` (`noise.dq_file`; the chip
+    counted among all of the file's frames, also when ``hdu`` chose one); one that cannot serve raises
+    `DQFileError`, or with ``beside`` (found next to the frame, not asked for) is noted and left out."""
+    chips = found if hdu is None else _fits_frames(path, hdul, None, dq_mask)
+    labels = [f.label for f in chips]
+    try:
+        readers = [dq_file(dq, labels.index(f.label) if f.label in labels else 0, len(chips), f.shape, files)
+                   for f in found]
+    except DQFileError as exc:
+        if not beside:
+            raise
+        for f in found:
+            f.notes.append(f"{dq.name} beside it not used as its DQ: {str(exc).removeprefix(f'{dq}: ')}")
+        return
+    for f, rows in zip(found, readers):
+        mask = f.dq_flags.no_data if dq_mask is None else dq_mask
+        own = f.dq_rows is not None
+        f.read_rows = flagged_as_no_data(f.read_rows, rows, mask) if mask else f.read_rows
+        f.dq_rows, f.dq_mask, f.dq_file = rows, mask | f.dq_mask, dq
+        which = f"{f.dq_flags.instrument}'s default" if dq_mask is None else "--dq-mask"
+        f.notes.append(f"DQ from {dq.name}" + (" beside it" if beside else "") + f": flags {mask} ({which}) read as "
+                       "no data" + (", with the file's own DQ" if own else "") + " (AE_DQFIL, AE_DQMSK)")
 
 
 @contextlib.contextmanager
@@ -276,7 +314,7 @@ def _select_hdu(path: Path, hdul: fits.HDUList, hdu: str | int) -> int:
                          f"{', '.join(_describe(hdul, i) for i in _image_hdus(hdul)) or 'none'}") from None
 
 
-def _fits_frames(path: Path, hdul: fits.HDUList, hdu: str | int | None, dq_mask: int) -> list[FrameSource]:
+def _fits_frames(path: Path, hdul: fits.HDUList, hdu: str | int | None, dq_mask: int | None) -> list[FrameSource]:
     others: list[int] = []  # image HDUs not enhanced (several unnamed images: stamps, sci + wht + psf)
     if hdu is not None:
         try:
@@ -344,9 +382,11 @@ def _wcs_for(path: Path, header: fits.Header, hdul: fits.HDUList) -> tuple[WCS |
     return w, []
 
 
-def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask: int) -> list[FrameSource]:
+def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask: int | None) -> list[FrameSource]:
     h = hdul[index]
     header = h.header
+    conventions = dq_flags(header, hdul[0].header)
+    dq_mask = conventions.no_data if dq_mask is None else dq_mask
     naxis = header.get("NAXIS", 0)
     if naxis < 2:
         raise InputError(f"{path}: HDU {_describe(hdul, index)} holds no image data")
@@ -408,7 +448,7 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask
                                   channels=1, origin="lower", read_rows=read_rows, wcs=wcs, header=kept,
                                   label=label, dtype=_fits_dtype(header), path=path, notes=notes,
                                   noise=sigma, noise_from=sigma_from, noise_rows=sigma_rows,
-                                  dq_mask=dq_mask if flagged else 0,
+                                  dq_mask=dq_mask if flagged else 0, dq_flags=conventions,
                                   pixel_noise_rows=None if err is None else (lambda a, b, e=err: e.section[a:b]),
                                   dq_rows=None if dq is None else (lambda a, b, d=dq: d.section[a:b])))
     for f in frames:
@@ -598,15 +638,16 @@ def _image_source(path: Path, arr: np.ndarray) -> FrameSource:
     return src
 
 
-def read_frame(path: str | Path, hdu: str | int | None = None, *,
-               dq_mask: int = DQ_NO_DATA) -> tuple[np.ndarray, WCS | None, fits.Header | None]:
+def read_frame(path: str | Path, hdu: str | int | None = None, *, dq_mask: int | None = None,
+               dq: str | Path | None = None) -> tuple[np.ndarray, WCS | None, fits.Header | None]:
     """Read one whole frame into memory: ``(data, wcs, kept_header)`` (data float32, NaN for no data, including
-    pixels whose DQ flags ``dq_mask`` lists; 0 reads every pixel).
+    pixels whose DQ flags ``dq_mask`` lists: None, the instrument's default; 0 reads every pixel).  ``dq``: a
+    data-quality file of its own (WFPC2's ``_c1m``).
 
     For a multi-chip file, name the chip with ``hdu``: an extension (``"SCI,2"``) or a chip label the error lists
     (``"sci2"``; ``"chip3"`` for a plane of a WFPC2 stack).
     """
-    with open_frames(path, hdu, dq_mask=dq_mask) as frames:
+    with open_frames(path, hdu, dq_mask=dq_mask, dq=dq) as frames:
         if len(frames) > 1:
             raise InputError(f"{path}: holds {len(frames)} chips ({', '.join(f.label for f in frames)}); "
                              f"choose one with hdu= (e.g. hdu={frames[-1].label!r})")

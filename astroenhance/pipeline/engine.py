@@ -817,10 +817,11 @@ class Enhancer:
     # ---- public entry points ------------------------------------------------------------------------
     def enhance_file(self, path: str | Path, outdir: str | Path, *,
                      progress: Callable[[int, int], None] | None = None, noise: str | Path | None = None,
-                     weight: str | Path | None = None) -> list[FrameResult]:
+                     weight: str | Path | None = None, dq: str | Path | None = None) -> list[FrameResult]:
         """Enhance every frame (chip) of ``path`` into ``outdir``; returns one result per frame.  ``noise`` /
         ``weight``: this file's rms or weight map, instead of the configuration's (a companion file beside it:
-        `batch.pair_companions`).
+        `batch.pair_companions`); ``dq``: its data-quality file beside it (WFPC2's ``_c1m``: noted and left out if
+        it cannot serve, where the configuration's ``dq``, asked for, is an error).
 
         Outputs are ``<stem>[.<chip>].enhanced.<ext>``, written under temporary names and renamed only
         when complete; on any error nothing is left under a final name.
@@ -830,9 +831,10 @@ class Enhancer:
         if noise is not None or weight is not None:
             cfg = replace(cfg, noise=None if noise is None else str(noise), weight=None if weight is None else str(weight))
         if (other := self._for_model(cfg.sr_model)) is not self:
-            return other.enhance_file(path, outdir, progress=progress, noise=noise, weight=weight)
+            return other.enhance_file(path, outdir, progress=progress, noise=noise, weight=weight, dq=dq)
         with open_frames(path, cfg.hdu, dq_mask=parse_dq_mask(cfg.dq_mask), noise=cfg.noise, weight=cfg.weight,
-                         cosmic_rays=cfg.clean_cosmic_rays) as frames:
+                         cosmic_rays=cfg.clean_cosmic_rays, dq=dq if dq is not None else cfg.dq,
+                         dq_beside=dq is not None) as frames:
             return [self.write_source(src, Path(outdir), path, cfg, progress=progress) for src in frames]
 
     def planned_outputs(self, path: str | Path, outdir: str | Path) -> list[tuple[Path, tuple[int, int]]]:

@@ -72,6 +72,9 @@ def provenance(src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, *, scale:
         # the sky's sigma across the frame, least and most, where it varies (`io.noise.NoiseMap`); else the one sigma
         "sky_noise_span": list(src.noise_map.span) if src.noise_map is not None else [norm.sky_noise] * 2,
         "dq_mask": src.dq_mask,
+        # a data-quality file of the frame's own (WFPC2's _c1m beside its _c0m; --dq), by name and content
+        "dq_file": src.dq_file.name if src.dq_file is not None else "",
+        "dq_file_sha256": sha256_file(src.dq_file) if src.dq_file is not None else "",
         "cosmic_ray_pixels": src.cosmic_rays, "cosmic_ray_limit": round(float(src.cosmic_ray_limit), 4),
         # no-data runs up to this long interpolated for the networks and display planes (grey frames; not FLUX)
         "fill_holes": int(cfg.fill_holes) if src.channels == 1 else 0,
@@ -125,6 +128,8 @@ def fits_headers(src: FrameSource, prov: dict[str, object], scale: int, sr_info:
              ("AE_SIGLO", float(prov["sky_noise_span"][0]), "least sky sigma over the frame (noise map)"),
              ("AE_SIGHI", float(prov["sky_noise_span"][1]), "most sky sigma (= AE_SIGLO: one sigma)"),
              ("AE_DQMSK", prov["dq_mask"], "DQ flags read as no-data (-1 all; 0 none/no DQ)"),
+             ("AE_DQFIL", fits_text(prov["dq_file"])[-68:], "DQ file (WFPC2 _c1m); '' the file's own"),
+             ("AE_DQSHA", prov["dq_file_sha256"], ""),
              ("AE_NCR", prov["cosmic_ray_pixels"], "pixels read as no-data: cosmic rays (-1 no search)"),
              ("AE_CRLIM", prov["cosmic_ray_limit"], "sharpest star: peak / mean of 8 neighbours"),
              ("AE_FILLH", prov["fill_holes"], "no-data runs <= N px filled for display; FLUX NaN"),
