@@ -196,34 +196,13 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
                 raise
             except Exception as exc:  # a malformed header astropy let through: say so, name the file
                 raise InputError(f"{path}: malformed FITS ({type(exc).__name__}: {_short(exc)})") from None
-            for given, option, weights in ((noise, "--noise", False), (weight, "--weight", True)):
-                if given is None:
-                    continue
-                if len(found) > 1:
-                    raise NoiseMapError(f"{path}: {option} {Path(given).name} is one {'weight' if weights else 'rms'} "
-                                        f"map but the file has {len(found)} chips ({', '.join(f.label for f in found)}); "
-                                        "choose one with --hdu")
-                for f in found:
-                    f.noise, f.noise_rows = map_noise(Path(given), f.shape, files, weights)
-                    f.noise_from = f"WHT {Path(given).name}" if weights else Path(given).name
-                    f.noise_file = Path(given)
-                    f.read_rows = unmeasured(f.read_rows, f.noise_rows)  # no sigma there: nothing measured
+            for given, weights in ((noise, False), (weight, True)):
+                if given is not None:
+                    _use_noise_file(path, found, Path(given), weights, files)
             if dq is not None:
                 _use_dq_file(path, hdul, hdu, found, Path(dq), dq_mask, files, dq_beside)
             for f in found:
-                if cosmic_rays:
-                    mask_cosmic_rays(f)
-                elif unflagged_single_exposure(f):
-                    if cosmic_rays is None:  # auto: clean where it can
-                        try:
-                            mask_cosmic_rays(f)
-                            f.notes[-1] += "; a single exposure whose DQ flags none (--no-clean-cosmic-rays keeps them)"
-                        except InputError as exc:
-                            f.notes.append(f"a single exposure whose DQ flags no cosmic rays, not searched: "
-                                           f"{str(exc).removeprefix(f.name + ': ')}")
-                    else:
-                        f.notes.append("a single exposure whose DQ flags no cosmic rays: its hits go through the "
-                                       "networks like faint stars; --clean-cosmic-rays reads them as no data")
+                _clean_cosmic_rays(f, cosmic_rays)
             yield found
     elif path.suffix.lower() in IMAGE_SUFFIXES:
         if hdu is not None:
@@ -235,6 +214,39 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
     else:
         raise InputError(f"{path}: unknown file type {path.suffix!r}; expected FITS ({', '.join(FITS_SUFFIXES)}) "
                          f"or an image ({', '.join(IMAGE_SUFFIXES)})")
+
+
+def _use_noise_file(path: Path, found: list[FrameSource], given: Path, weights: bool,
+                    files: contextlib.ExitStack) -> None:
+    """The rms map (``weights`` False: ``--noise``) or inverse-variance weight map (``--weight``) ``given`` as the
+    noise of the one frame in ``found`` (`noise.map_noise`); where it gives no sigma the pixel is no data."""
+    if len(found) > 1:
+        raise NoiseMapError(f"{path}: {'--weight' if weights else '--noise'} {given.name} is one "
+                            f"{'weight' if weights else 'rms'} map but the file has {len(found)} chips "
+                            f"({', '.join(f.label for f in found)}); choose one with --hdu")
+    for f in found:
+        f.noise, f.noise_rows = map_noise(given, f.shape, files, weights)
+        f.noise_from = f"WHT {given.name}" if weights else given.name
+        f.noise_file = given
+        f.read_rows = unmeasured(f.read_rows, f.noise_rows)  # no sigma there: nothing measured
+
+
+def _clean_cosmic_rays(f: FrameSource, cosmic_rays: bool | None) -> None:
+    """Read ``f``'s cosmic-ray hits as no data (`noise.mask_cosmic_rays`) where ``cosmic_rays`` asks, or (None: auto)
+    where it is a single exposure whose DQ flags none; note a single exposure left as it is."""
+    if cosmic_rays:
+        mask_cosmic_rays(f)
+    elif unflagged_single_exposure(f):
+        if cosmic_rays is None:  # auto: clean where it can
+            try:
+                mask_cosmic_rays(f)
+                f.notes[-1] += "; a single exposure whose DQ flags none (--no-clean-cosmic-rays keeps them)"
+            except InputError as exc:
+                f.notes.append(f"a single exposure whose DQ flags no cosmic rays, not searched: "
+                               f"{str(exc).removeprefix(f.name + ': ')}")
+        else:
+            f.notes.append("a single exposure whose DQ flags no cosmic rays: its hits go through the "
+                           "networks like faint stars; --clean-cosmic-rays reads them as no data")
 
 
 def _use_dq_file(path: Path, hdul: fits.HDUList, hdu: str | int | None, found: list[FrameSource], dq: Path,
