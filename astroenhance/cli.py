@@ -695,7 +695,7 @@ def compose(
     method: Annotated[Method, typer.Option(help="lupton: Lupton et al. asinh on total intensity (keeps star colours); asinh: each band stretched on its own.")] = Method.lupton,
     upscale: Annotated[bool, typer.Option("--upscale/--no-upscale", help="Run the 4x SR network on the composite's luminance (flux-consistent, as in run).")] = False,
     reference: Annotated[int | None, typer.Option(help="Align onto the grid of frame N (1-based, as given). Default: the finest-sampled frame.")] = None,
-    hdu: Annotated[str | None, typer.Option(help="FITS HDU to read in every frame.")] = None,
+    hdu: Annotated[str | None, typer.Option(help="FITS HDU or chip to read in every frame (default: every chip).")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="Comma-separated from fits,png,tiff,jpeg (default fits,png).")] = None,
     weights: Annotated[Path | None, typer.Option(help="Weights folder for --upscale.")] = None,
 ) -> None:
@@ -718,14 +718,14 @@ def compose(
 @app.command()
 @_guarded
 def mosaic(
-    frames: Annotated[list[Path], typer.Argument(help="Frames to combine (raw FITS, or enhanced RGB FITS from run).", show_default=False)],
+    frames: Annotated[list[Path], typer.Argument(help="Frames to combine (raw FITS, or enhanced RGB FITS from run); every chip of a multi-chip frame (ACS/WFC, WFC3/UVIS, a WFPC2 exposure's four) is a piece of its own.", show_default=False)],
     outdir: Annotated[Path, typer.Option("--output", "-o", help="Output folder.", show_default=False)],
     name: Annotated[str, typer.Option(help="Output name: OUTDIR/<name>.mosaic.<ext>.")] = "mosaic",
     enhance: Annotated[bool, typer.Option("--enhance/--no-enhance", help="Enhance each frame first (colorize + 4x), then mosaic the colour frames.")] = False,
     combine: Annotated[Combine, typer.Option(help="How overlapping pixels combine.")] = Combine.mean,
     grid: Annotated[Grid, typer.Option(help="optimal: north-up grid at the finest input resolution (reproject's find_optimal_celestial_wcs); first: the first frame's grid, extended.")] = Grid.optimal,
     match_background: Annotated[bool, typer.Option("--match-background/--no-match-background", help="Offset frames so their backgrounds agree where they overlap.")] = True,
-    hdu: Annotated[str | None, typer.Option(help="FITS HDU to read in every frame.")] = None,
+    hdu: Annotated[str | None, typer.Option(help="FITS HDU or chip to read in every frame (default: every chip).")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="Comma-separated from fits,png,tiff,jpeg (default fits,png).")] = None,
     weights: Annotated[Path | None, typer.Option(help="Weights folder for --enhance.")] = None,
 ) -> None:
@@ -737,11 +737,11 @@ def mosaic(
 
     import numpy as np
 
-    from .compose import coadd, mosaic_grid, read_band, write_science_mosaic
+    from .compose import coadd, mosaic_grid, read_bands, write_science_mosaic
     from .io.readers import from_array
     from .pipeline import Enhancer
 
-    bands = [read_band(p, hdu) for p in frames]
+    bands = [b for p in frames for b in read_bands(p, hdu)]  # every chip of a multi-chip frame
     outdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=outdir, prefix=".astroenhance-tmp-mosaic-") as scratch:
         if enhance:
@@ -758,7 +758,7 @@ def mosaic(
                     arr, fp = coadd([(rgb[..., c], w) for rgb, w in colour], wcs, shape, combine.value,
                                     match_background, Path(scratch) / f"c{c}")
                     chans.append(np.array(arr, dtype=np.float32))
-            src = from_array(np.stack(chans, -1), wcs, name="mosaic: " + " ".join(b.path.name for b in bands),
+            src = from_array(np.stack(chans, -1), wcs, name="mosaic: " + " ".join(b.name for b in bands),
                              origin="lower", header=bands[0].header, dtype_range=(0.0, 1.0))
             result = _display_enhancer(fmt, False).write_display_source(src, outdir, name, "mosaic")
             err.print("wrote " + ", ".join(str(o) for o in result.outputs), markup=False)

@@ -34,6 +34,12 @@ class Band:
     header: fits.Header
     filter: str
     wavelength: float | None
+    label: str = ""  # the chip, in a file of several (``sci2``, ``chip3``)
+
+    @property
+    def name(self) -> str:
+        """The file's name, with the chip where the file holds several."""
+        return self.path.name + (f"[{self.label}]" if self.label else "")
 
 
 def wavelength_nm(header: fits.Header) -> tuple[str, float | None]:
@@ -62,25 +68,37 @@ def wavelength_nm(header: fits.Header) -> tuple[str, float | None]:
     return name, None
 
 
-def read_band(path: str | Path, hdu: str | None = None) -> Band:
+def read_bands(path: str | Path, hdu: str | None = None) -> list[Band]:
+    """Every chip of the FITS frame ``path`` (the one ``hdu`` names, if given) as a `Band`, each with its own WCS;
+    astropy's notes on odd headers stay quiet, as in `run`."""
     from .io.readers import open_frames
 
-    with open_frames(path, hdu) as frames:
-        if len(frames) > 1:
-            raise InputError(f"{path}: holds {len(frames)} chips; choose one with --hdu")
-        f = frames[0]
-        if f.wcs is None:
-            raise InputError(f"{path}: no celestial WCS: it cannot be aligned with other frames")
-        data = f.read_rows(0, f.shape[0])
-        header = fits.Header()
-        with fits.open(path) as hdul:  # filter keywords may sit in the primary header of an HST file
-            for h in (hdul[0].header, *(x.header for x in hdul[1:2])):
-                for key in ("FILTER", "FILTER1", "FILTER2", "FILTNAM1", "PHOTPLAM"):
-                    if key in h and key not in header:
-                        header[key] = h[key]
-        name, wl = wavelength_nm(header)
-        kept = f.header.copy() if f.header is not None else fits.Header()
-        return Band(Path(path), data, f.wcs, kept, name, wl)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with open_frames(path, hdu) as frames:
+            header = fits.Header()
+            with fits.open(path) as hdul:  # filter keywords may sit in the primary header of an HST file
+                for h in (hdul[0].header, *(x.header for x in hdul[1:2])):
+                    for key in ("FILTER", "FILTER1", "FILTER2", "FILTNAM1", "PHOTPLAM"):
+                        if key in h and key not in header:
+                            header[key] = h[key]
+            name, wl = wavelength_nm(header)
+            bands = []
+            for f in frames:
+                if f.wcs is None:
+                    raise InputError(f"{f.name}: no celestial WCS: it cannot be aligned with other frames")
+                kept = f.header.copy() if f.header is not None else fits.Header()
+                bands.append(Band(Path(path), f.read_rows(0, f.shape[0]), f.wcs, kept, name, wl, f.label))
+            return bands
+
+
+def read_band(path: str | Path, hdu: str | None = None) -> Band:
+    """The one frame of ``path`` that is a filter's band (`read_bands`); a file of several chips needs ``hdu``."""
+    bands = read_bands(path, hdu)
+    if len(bands) > 1:
+        raise InputError(f"{path}: holds {len(bands)} chips ({', '.join(b.label for b in bands)}); choose one with "
+                         "--hdu")
+    return bands[0]
 
 
 def _centre(band: Band) -> SkyCoord:
@@ -100,7 +118,7 @@ def check_overlap(bands: list[Band]) -> None:
             bx0, bx1, by0, by1 = np.min(x), np.max(x), np.min(y), np.max(y)
             if bx1 < -0.5 or bx0 > ax - 0.5 or by1 < -0.5 or by0 > ay - 0.5:
                 sep = _centre(a).separation(_centre(b))
-                raise InputError(f"{a.path.name} and {b.path.name} do not overlap on the sky: their centres are "
+                raise InputError(f"{a.name} and {b.name} do not overlap on the sky: their centres are "
                                  f"{sep.to('arcsec').value:.1f} arcsec apart")
 
 
@@ -110,7 +128,7 @@ def order_by_wavelength(bands: list[Band]) -> tuple[list[Band], str]:
         return bands, ""
     ordered = sorted(bands, key=lambda b: b.wavelength)
     if [b.path for b in ordered] != [b.path for b in bands]:
-        given = ", ".join(f"{b.path.name} ({b.filter}, {b.wavelength:.0f} nm)" for b in bands)
+        given = ", ".join(f"{b.name} ({b.filter}, {b.wavelength:.0f} nm)" for b in bands)
         return ordered, (f"the frames were given as {given}, which is not blue-to-red; "
                          f"using {', '.join(b.filter for b in ordered)} as blue, green, red")
     return ordered, ""
@@ -292,7 +310,7 @@ def composite_source(paths: list[Path], hdu: str | None = None, reference: int |
     rgb = composite_rgb(stack, method)
     header = bands[ref_index].header.copy()
     for colour, b in zip(("BLUE", "GREEN", "RED"), bands[:3]):
-        set_card(header, f"AE_{colour[:1]}SRC", b.path.name[-60:], f"{colour.lower()} channel frame")
+        set_card(header, f"AE_{colour[:1]}SRC", b.name[-60:], f"{colour.lower()} channel frame")
         set_card(header, f"AE_{colour[:1]}FLT", b.filter or "unknown", f"{colour.lower()} filter")
     from .models.weights import sha256_file
 
@@ -302,10 +320,10 @@ def composite_source(paths: list[Path], hdu: str | None = None, reference: int |
     inputs = sorted({b.path for b in bands[:3]}, key=str)
     set_card(header, "AE_INSHA", ",".join(sha256_file(p)[:16] for p in inputs), "inputs' sha256 (16 hex each)")
     set_card(header, "AE_CMETH", method, "composite method")
-    set_card(header, "AE_CREF", bands[ref_index].path.name[-60:], "frame whose grid was used")
+    set_card(header, "AE_CREF", bands[ref_index].name[-60:], "frame whose grid was used")
     add_text(header, "HISTORY", "astroenhance compose: bands reprojected with reproject_interp onto the reference grid")
     add_text(header, "HISTORY", "colours are the filters' own (a true-colour composite), not predicted")
-    src = from_array(rgb, wcs, name="compose: " + " ".join(b.path.name for b in bands[:3]), origin="lower",
+    src = from_array(rgb, wcs, name="compose: " + " ".join(b.name for b in bands[:3]), origin="lower",
                      header=header, dtype_range=(0.0, 1.0))
     return src, warning
 
@@ -324,7 +342,7 @@ def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wc
     header["AE_GRID"] = (grid, "output grid")
     header["AE_BGMAT"] = (match_background, "backgrounds matched")
     for i, b in enumerate(bands):
-        add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1}: {b.path.name}")
+        add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1}: {b.name}")
     tmp = temporary_path(path)
     try:
         fits.HDUList([fits.PrimaryHDU(np.asarray(data, dtype=np.float32), header),

@@ -176,3 +176,36 @@ def test_no_header_card_is_truncated(tmp_path):
                 for hdu in h:
                     str(hdu.header)  # formats every card: a too-long one warns here
     assert not [w for w in seen if issubclass(w.category, VerifyWarning)]
+
+
+def test_mosaic_takes_every_chip_of_a_multi_chip_frame(tmp_path):
+    """A WFPC2 exposure's four chips, each with its own WCS (from the file's table), are four pieces of one mosaic;
+    --hdu takes one; compose, which needs one frame per filter, names the chips to choose from.  Reading the
+    file's odd table header says nothing on the terminal."""
+    from astropy.io.fits.verify import VerifyWarning
+
+    from astroenhance.io.readers import open_frames
+
+    from .conftest import FIXTURES
+
+    wfpc2 = FIXTURES / "hubble_wfpc2_sample.fits"
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        result = runner.invoke(app, ["mosaic", str(wfpc2), "-o", str(tmp_path / "m"), "--format", "fits"])
+    assert result.exit_code == 0, result.output
+    assert not [w for w in seen if issubclass(w.category, VerifyWarning)]
+    with fits.open(tmp_path / "m" / "mosaic.mosaic.fits") as h:
+        footprint, w_mos = h["FOOTPRINT"].data, WCS(h[0].header)
+        inputs = [c for c in h[0].header["HISTORY"] if "mosaic input" in c]
+    assert inputs == [f"astroenhance mosaic input {k}: hubble_wfpc2_sample.fits[chip{k}]" for k in range(1, 5)]
+    with open_frames(wfpc2) as chips:
+        for chip in chips:  # each chip's inner corners and centre are on the mosaic, inside its footprint
+            ny, nx = chip.shape
+            xs, ys = np.array([5, nx - 6, nx - 6, 5, nx / 2]), np.array([5, 5, ny - 6, ny - 6, ny / 2])
+            x, y = w_mos.world_to_pixel(chip.wcs.pixel_to_world(xs, ys))
+            assert (footprint[np.round(y).astype(int), np.round(x).astype(int)] > 0).all(), chip.label
+    one = runner.invoke(app, ["mosaic", str(wfpc2), "--hdu", "chip2", "-o", str(tmp_path / "one"), "--format", "fits"])
+    assert one.exit_code == 0, one.output
+    assert "input 1: hubble_wfpc2_sample.fits[chip2]" in str(fits.getheader(tmp_path / "one" / "mosaic.mosaic.fits"))
+    composed = runner.invoke(app, ["compose", str(wfpc2), str(BANDS[0]), "-o", str(tmp_path / "c")])
+    assert composed.exit_code == 1 and "holds 4 chips (chip1, chip2, chip3, chip4); choose one with --hdu" in composed.output
