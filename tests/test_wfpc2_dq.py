@@ -1,5 +1,5 @@
 """WFPC2's data quality: its own DQ flags, and the ``_c1m``/``_c1f`` file that holds a calibrated exposure's DQ
-beside its ``_c0m``/``_c0f`` (`io.noise.dq_flags`, `io.noise.dq_file`, `io.companions.find_dq_companion`)."""
+beside its ``_c0m``/``_c0f`` (`io.noise.dq_flags`, `io.noise.dq_planes`, `io.companions.find_dq_companion`)."""
 
 import hashlib
 import json

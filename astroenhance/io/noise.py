@@ -23,7 +23,7 @@ A science extension ``SCI,v`` is paired with the ``ERR,v``, ``WHT,v`` and ``DQ,v
   would punch holes in every bright star.  (The default mask lives with the settings: `config.DQ_NO_DATA`.)
   WFPC2 has flags of its own (`dq_flags`, from INSTRUME): its default, `config.WFPC2_DQ_NO_DATA`, adds bad pixels (32),
   unrepaired warm pixels (512) and masked chips (2048); its saturation is 8.  Its calibrated exposures keep the DQ in
-  a file of their own, ``_c1m``/``_c1f`` beside ``_c0m``/``_c0f`` (`dq_file`).
+  a file of their own, ``_c1m``/``_c1f`` beside ``_c0m``/``_c0f`` (`dq_planes`).
 * ``run --clean-cosmic-rays`` (`mask_cosmic_rays`) finds cosmic-ray hits that a single exposure's DQ does not flag:
   pixels sharper than the diffraction limit at the filter's pivot wavelength (PHOTPLAM) allows a star to be
   (`imaging.cosmics`), read as no-data like DQ-flagged ones.
@@ -148,12 +148,11 @@ def dq_reader(hdul: fits.HDUList, extver: int, shape: tuple[int, int], mask: int
     return flagged
 
 
-def dq_file(path: Path, chip: int, chips: int, shape: tuple[int, int], files: contextlib.ExitStack) -> Rows:
-    """A reader of the DQ flags' rows (integers) of chip ``chip`` (0-based, of the frame file's ``chips``) from a
-    data-quality file of its own (WFPC2's ``_c1m``/``_c1f``; ``run --dq FILE``): the file's image planes in order
-    (each 2-D image HDU, each plane of a cube), one per chip, each of the chip's ``shape``.  The file stays open
-    (memory-mapped) until ``files`` closes.  `DQFileError` when it cannot serve: unreadable, another number of
-    planes or another shape, not integer flags."""
+def dq_planes(path: Path, files: contextlib.ExitStack) -> list[tuple[tuple[int, int], Rows]]:
+    """The image planes of a data-quality file of a frame's own (WFPC2's ``_c1m``/``_c1f``; ``run --dq FILE``), in
+    order — each 2-D image HDU, each plane of a cube; one per chip of the frame's file — as ``(shape, rows)``, where
+    ``rows(y0, y1)`` reads its flags (integers).  The file is opened once and stays open (memory-mapped) until
+    ``files`` closes.  `DQFileError` when it cannot be read or holds floating-point values."""
     try:
         hdul = files.enter_context(fits.open(path, memmap=True, do_not_scale_image_data=True))
         planes = []
@@ -164,25 +163,23 @@ def dq_file(path: Path, chip: int, chips: int, shape: tuple[int, int], files: co
             dims = tuple(h.header.get(f"NAXIS{k}", 0) for k in range(naxis, 0, -1))
             if 0 in dims:
                 continue
-            planes += [(h, None, dims)] if naxis == 2 else [(h, k, dims[1:]) for k in range(dims[0])]
+            if h.header.get("BITPIX", -32) < 0:
+                raise DQFileError(f"{path}: floating-point values, not DQ flags (integers)")
+            planes += [(dims, _plane_rows(path, h, None))] if naxis == 2 else [
+                (dims[1:], _plane_rows(path, h, k)) for k in range(dims[0])]
+        return planes
     except DQFileError:
         raise
     except Exception as exc:  # astropy raises OSError, ValueError, TypeError... for corrupt files
         raise DQFileError(f"{path}: not a readable FITS file ({str(exc).splitlines()[0][:200]})") from None
-    if len(planes) != chips:
-        raise DQFileError(f"{path}: {len(planes)} DQ image plane(s) for a file of {chips} chip(s)")
-    h, plane, dims = planes[chip]
-    if tuple(dims) != tuple(shape):
-        raise DQFileError(f"{path}: DQ plane {chip + 1} is {dims[0]}x{dims[1]}, the frame {shape[0]}x{shape[1]}")
-    if h.header.get("BITPIX", -32) < 0:
-        raise DQFileError(f"{path}: floating-point values, not DQ flags (integers)")
 
+
+def _plane_rows(path: Path, h, plane: int | None) -> Rows:
     def rows(a: int, b: int) -> np.ndarray:
         try:
             return np.asarray(h.section[a:b] if plane is None else h.section[plane, a:b])
         except Exception as exc:
             raise DQFileError(f"{path}: DQ could not be read ({type(exc).__name__}: {exc})") from None
-
     return rows
 
 

@@ -25,8 +25,8 @@ from .noise import (
     DQFlags,
     NoiseMap,
     companion,
-    dq_file,
     dq_flags,
+    dq_planes,
     dq_reader,
     file_noise,
     flagged_as_no_data,
@@ -251,14 +251,23 @@ def _clean_cosmic_rays(f: FrameSource, cosmic_rays: bool | None) -> None:
 
 def _use_dq_file(path: Path, hdul: fits.HDUList, hdu: str | int | None, found: list[FrameSource], dq: Path,
                  dq_mask: int | None, files: contextlib.ExitStack, beside: bool) -> None:
-    """Mask each of ``found``'s frames by its chip's plane of the data-quality file ``dq`` (`noise.dq_file`; the chip
-    counted among all of the file's frames, also when ``hdu`` chose one); one that cannot serve raises
-    `DQFileError`, or with ``beside`` (found next to the frame, not asked for) is noted and left out."""
-    chips = found if hdu is None else _fits_frames(path, hdul, None, dq_mask)
-    labels = [f.label for f in chips]
+    """Mask each of ``found``'s frames by its chip's plane of the data-quality file ``dq`` (`noise.dq_planes`: one
+    plane per chip of the file, each the chip's shape; the chip counted among all of the file's frames, also when
+    ``hdu`` chose one); a file that cannot serve raises `DQFileError`, or with ``beside`` (found next to the frame,
+    not asked for) is noted and left out."""
+    labels = [f.label for f in (found if hdu is None else _fits_frames(path, hdul, None, dq_mask))]
     try:
-        readers = [dq_file(dq, labels.index(f.label) if f.label in labels else 0, len(chips), f.shape, files)
-                   for f in found]
+        planes = dq_planes(dq, files)
+        if len(planes) != len(labels):
+            raise DQFileError(f"{dq}: {len(planes)} DQ image plane(s) for a file of {len(labels)} chip(s)")
+        readers = []
+        for f in found:
+            chip = labels.index(f.label) if f.label in labels else 0
+            shape, rows = planes[chip]
+            if tuple(shape) != tuple(f.shape):
+                raise DQFileError(f"{dq}: DQ plane {chip + 1} is {shape[0]}x{shape[1]}, the frame "
+                                  f"{f.shape[0]}x{f.shape[1]}")
+            readers.append(rows)
     except DQFileError as exc:
         if not beside:
             raise
