@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .errors import SettingsError
-from .io.companions import find_companion, find_dq_companion, fits_names, other_companions
+from .io.companions import find_companion, find_dq_companion, fits_names, fits_stem, other_companions
 from .io.readers import FITS_SUFFIXES, IMAGE_SUFFIXES
 from .io.writers import TEMP_MARKER, host_name, owner_tag, process_start
 
@@ -133,6 +133,47 @@ def pair_companions(jobs: list[Job], skipped: list[tuple[Path, str]] | None = No
                 skipped.append((job.path, f"{why} (--no-companions enhances it as a frame)"))
             continue
         out.append(paired.get(job.path, job))
+    return out
+
+
+# An HST exposure's files by processing level, per family of products (the archive's suffixes): raw -> ima (IR
+# ramps) -> flt (calibrated) -> flc (also CTE-corrected); WFPC2 d0m/d0f (raw) -> c0m/c0f; crj -> crc; drz -> drc
+PRODUCT_LEVELS = {"raw": ("exposure", 0), "ima": ("exposure", 1), "flt": ("exposure", 2), "flc": ("exposure", 3),
+                  "d0m": ("wfpc2", 0), "d0f": ("wfpc2", 0), "c0m": ("wfpc2", 2), "c0f": ("wfpc2", 2),
+                  "crj": ("combined", 2), "crc": ("combined", 3), "drz": ("drizzled", 2), "drc": ("drizzled", 3)}
+
+
+def _product(path: Path) -> tuple[str, str, int] | None:
+    """``(rootname, family, level)`` of an HST archive file named ``ROOTNAME_SUFFIX.fits`` (`PRODUCT_LEVELS`), or
+    None."""
+    stem = fits_stem(path)
+    if stem is None or "_" not in stem:
+        return None
+    root, suffix = stem.rsplit("_", 1)
+    family, level = PRODUCT_LEVELS.get(suffix, (None, 0))
+    return (root, family, level) if family and root else None
+
+
+def best_products(jobs: list[Job], skipped: list[tuple[Path, str]] | None = None) -> list[Job]:
+    """Of one exposure's files found in the same folder (same rootname and family of products: ``x_raw``, ``x_ima``,
+    ``x_flt``, ``x_flc``; WFPC2's ``x_d0m``, ``x_c0m``; ``x_drz``, ``x_drc``...: `PRODUCT_LEVELS`), only the most
+    calibrated is enhanced; the others are listed in ``skipped`` naming it.  Files named on the command line are
+    always enhanced."""
+    best: dict[tuple[Path, str, str], tuple[int, Path]] = {}
+    for job in jobs:
+        if job.in_folder and (p := _product(job.path)) is not None:
+            key = (job.path.parent, p[0], p[1])
+            if key not in best or p[2] > best[key][0]:
+                best[key] = (p[2], job.path)
+    out = []
+    for job in jobs:
+        p = _product(job.path) if job.in_folder else None
+        if p is not None and (top := best[(job.path.parent, p[0], p[1])])[0] > p[2]:
+            if skipped is not None:
+                skipped.append((job.path, f"a less calibrated product of the exposure than {top[1].name}, which is "
+                                          "enhanced (--all-products enhances each)"))
+            continue
+        out.append(job)
     return out
 
 

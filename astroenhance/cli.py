@@ -192,6 +192,7 @@ def run(
     noise_map: Annotated[bool, typer.Option("--noise-map/--no-noise-map", help="Where the per-pixel noise (ERR, WHT or --noise) shows the sky deeper in some parts of the frame than in others (a mosaic's edges, a gap covered by fewer exposures; its sky pixels' noise in 32-pixel blocks spans more than 1.2x; a FITS frame without per-pixel noise has each block's sky noise measured from its pixels, and needs a span of 1.5x), the SR network sees each part in units of its own noise and the flux tolerances follow it: no noise sharpened into sources where the frame is shallow, noise kept out where it is deep. The header gives the span (AE_SIGLO, AE_SIGHI). --no-noise-map: one sigma for the frame.", rich_help_panel="HST data quality")] = True,
     dq_mask: Annotated[str, typer.Option(help="DQ flags that make a pixel no-data (NaN in FLUX and FLUXERR; small holes shown interpolated in the display planes: --fill-holes): default (the instrument's: ACS/WFC3/STIS 1+2+4+16+128+4096+8192, bad, hot, bad-column, fill and cosmic-ray pixels; WFPC2 1+2+4+16+32+128+512+2048+4096+8192, its own flags for defects, bad and warm pixels, masked chips; saturated pixels stay), all, none, an integer, or flags like 4,16,4096. Recorded as AE_DQMSK.", rich_help_panel="HST data quality")] = "default",
     clean_cosmic_rays: Annotated[bool | None, typer.Option("--clean-cosmic-rays/--no-clean-cosmic-rays", help="Read pixels sharper than any star can be as no data, like DQ-flagged ones: a pixel more than 1.25x the peak/neighbours ratio of HST's diffraction-limited PSF at the filter's pivot wavelength (PHOTPLAM) on the WCS's pixel scale, and 5 sigma above its surroundings (ERR per pixel); then the rest of each track. Stars cannot pass the test; hits on star cores and most faint hits on undersampled detectors (WFC3/IR, WFPC2) are missed. Default: on for single exposures (*_flt, *_flc, *_c0m, *_c0f) whose DQ flags no cosmic rays and whose header gives PHOTPLAM and a WCS; off otherwise. The header records the count (AE_NCR; -1: not searched).", show_default=False, rich_help_panel="HST data quality")] = None,
+    all_products: Annotated[bool, typer.Option("--all-products", help="Enhance every processing level of an exposure found in a folder. By default, of one exposure's files in the same folder (same rootname: x_raw, x_ima, x_flt, x_flc; WFPC2's x_d0m and x_c0m; x_crj and x_crc; x_drz and x_drc) only the most calibrated is enhanced — flc over flt over ima over raw — and the others are listed as skipped: a raw frame still holds its bias and dark, and an archive download holds every level. Files named on the command line are always enhanced.", rich_help_panel="Output, models and archives")] = False,
     companions: Annotated[bool, typer.Option("--companions/--no-companions", help="A FITS frame's rms or weight map in a file beside it — its name with _rms, _err, _noise, _noise_map or _sigma (an rms map, read as --noise) or _wht, _weight or _ivm (inverse-variance weights, as --weight) after the frame's name or in place of its last part (_drz, _drc, _sci, _image, _data): a mosaic's x_drz.fits and x_wht.fits, a cut-out's x.fits and x_rms.fits — is used as that frame's noise, and is not enhanced itself (the report lists it as skipped); nor are the frame's PSF, segmentation, exposure-time, background, context, mask or flag maps named likewise (_psf, _seg, _exp, _bkg, _ctx, _mask, _flag). --noise or --weight turn it off. An unusable map is noted and the frame's own noise used. Likewise a WFPC2 exposure's data-quality file (_c1m beside _c0m, _c1f beside _c0f) is read as --dq reads one and not enhanced itself (--dq turns that off).", rich_help_panel="HST data quality")] = True,
     fill_holes: Annotated[int, typer.Option(help="No-data holes of a grey frame — runs of at most this many input pixels along a row or a column with valid pixels at both ends (cosmic-ray hits, hot pixels, bad columns) — are interpolated from their neighbours for the networks and the display planes (RED/GREEN/BLUE, PNG: no black squares in a star's halo); FLUX and FLUXERR keep no data (NaN) there: an interpolation is not a measurement. Larger regions (chip gaps, empty corners) stay no data. 0: every no-data pixel stays black/NaN. Recorded as AE_FILLH.", min=0, rich_help_panel="HST data quality")] = 8,
     flux_conserving: Annotated[bool | None, typer.Option("--flux-conserving/--no-flux-conserving", help="Make every 4x4 block mean of the output luminance equal the normalized input pixel (and, for a colour input with --no-colorize, its colour too). Default: on for FITS, off for images.", show_default=False, rich_help_panel="Flux and noise finishing")] = None,
@@ -233,7 +234,17 @@ def run(
     config.check()  # usage errors answer before torch and the networks load
     if log_file is not None and not log_file.parent.is_dir():
         raise _usage(f"--log-file {log_file}: folder {log_file.parent} does not exist")
-    from .batch import Record, check_outdir, discover, pair_companions, parse_shard, shard, why_no_frames, write_report
+    from .batch import (
+        Record,
+        best_products,
+        check_outdir,
+        discover,
+        pair_companions,
+        parse_shard,
+        shard,
+        why_no_frames,
+        write_report,
+    )
     from .pipeline import Enhancer
     from .pipeline.device import slow_cpu_bf16
     from .runner import bound_memory, run_batch
@@ -256,6 +267,8 @@ def run(
     if dq is not None and len(jobs) > 1:
         raise _usage(f"--dq {dq} is one frame's data-quality file; {len(jobs)} inputs were given (run them one at a "
                      "time)")
+    if not all_products:
+        jobs = best_products(jobs, unusable)
     if companions:
         jobs = pair_companions(jobs, unusable, noise=noise is None and weight is None, dq=dq is None)
     missing = [j for j in jobs if not j.path.exists()]

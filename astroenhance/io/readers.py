@@ -37,6 +37,7 @@ from .noise import (
     unweighted_reader,
 )
 
+RAW_PRODUCTS = ("_raw", "_d0m", "_d0f")  # HST archive names of uncalibrated exposures (ACS/WFC3/STIS, WFPC2)
 FITS_SUFFIXES = (".fits.gz", ".fits.fz", ".fit.gz", ".fts.gz", ".fits", ".fit", ".fts")
 IMAGE_SUFFIXES = (".png", ".tiff", ".tif", ".jpeg", ".jpg")
 #: header keywords an astronomer wants carried into the enhanced frame
@@ -163,7 +164,7 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
 
     FITS science extensions take their noise from ERR/WHT and mask the ``dq_mask`` flags of DQ (`noise`; None:
     the instrument's default, `noise.dq_flags`); ``dq`` is a data-quality file (path) of the file's own
-    (`noise.dq_file`: WFPC2's ``_c1m``/``_c1f``), its flags masked likewise — found beside the file
+    (`noise.dq_planes`: WFPC2's ``_c1m``/``_c1f``), its flags masked likewise — found beside the file
     (``dq_beside``: `batch.pair_companions`), one that cannot serve is noted and left out, else it is an error;
     ``noise`` is an rms map (path) for a single frame instead, ``weight`` an inverse-variance weight map (path: a
     drizzled frame's separate ``_wht`` file, read as a WHT extension would be); where either gives no finite sigma
@@ -201,7 +202,11 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
                     _use_noise_file(path, found, Path(given), weights, files)
             if dq is not None:
                 _use_dq_file(path, hdul, hdu, found, Path(dq), dq_mask, files, dq_beside)
+            raw = path.name.lower().split(".")[0].endswith(RAW_PRODUCTS)
             for f in found:
+                if raw:
+                    f.notes.append("an uncalibrated (raw) exposure: no bias, dark or flat-field correction and in "
+                                   "counts as read out; its calibrated frame (_flt, _flc, WFPC2 _c0m) is what to enhance")
                 _clean_cosmic_rays(f, cosmic_rays)
             yield found
     elif path.suffix.lower() in IMAGE_SUFFIXES:
