@@ -143,6 +143,13 @@ PRODUCT_LEVELS = {"raw": ("exposure", 0), "ima": ("exposure", 1), "flt": ("expos
                   "crj": ("combined", 2), "crc": ("combined", 3), "drz": ("drizzled", 2), "drc": ("drizzled", 3)}
 
 
+# files of an exposure that are images but not of the sky (WFPC2's raw data quality and engineering columns, the
+# pointing's jitter image): in a folder they are skipped, named on the command line enhanced as asked
+NOT_SKY = {"q0m": "the raw data-quality file", "q0f": "the raw data-quality file", "x0m": "the engineering data",
+           "x0f": "the engineering data", "q1m": "the engineering data's data quality",
+           "q1f": "the engineering data's data quality", "jif": "the jitter image (the telescope's pointing)"}
+
+
 def _product(path: Path) -> tuple[str, str, int] | None:
     """``(rootname, family, level)`` of an HST archive file named ``ROOTNAME_SUFFIX.fits`` (`PRODUCT_LEVELS`), or
     None."""
@@ -152,6 +159,21 @@ def _product(path: Path) -> tuple[str, str, int] | None:
     root, suffix = stem.rsplit("_", 1)
     family, level = PRODUCT_LEVELS.get(suffix, (None, 0))
     return (root, family, level) if family and root else None
+
+
+def not_sky(jobs: list[Job], skipped: list[tuple[Path, str]] | None = None) -> list[Job]:
+    """``jobs`` without the files found in a folder whose archive name says they are images of an exposure but not of
+    the sky (`NOT_SKY`: ``x_q0m``, ``x_x0m``, ``x_jif``...), each listed in ``skipped``."""
+    out = []
+    for job in jobs:
+        stem = fits_stem(job.path) if job.in_folder else None
+        suffix = stem.rsplit("_", 1)[-1] if stem and "_" in stem else ""
+        if suffix in NOT_SKY:
+            if skipped is not None:
+                skipped.append((job.path, f"{NOT_SKY[suffix]} of exposure {stem[:-len(suffix) - 1]}, not a sky frame"))
+            continue
+        out.append(job)
+    return out
 
 
 def best_products(jobs: list[Job], skipped: list[tuple[Path, str]] | None = None) -> list[Job]:

@@ -517,34 +517,39 @@ def test_a_job_keeps_library_warnings_quiet_in_any_process(tmp_path, monkeypatch
 def test_of_one_exposures_files_in_a_folder_only_the_most_calibrated_is_enhanced(tmp_path):
     """An archive download holds every processing level of an exposure: raw, ima, flt, flc (WFPC2 d0m, c0m; drz,
     drc).  `run` on the folder enhances the most calibrated of each rootname and lists the others as skipped, naming
-    it; a lone raw frame, a file named on the command line and --all-products are enhanced."""
-    from astroenhance.batch import best_products
+    it; a lone raw frame, a file named on the command line and --all-products are enhanced.  An exposure's images
+    that are not of the sky (WFPC2's raw DQ and engineering data, the jitter image) are skipped in folders."""
+    from astroenhance.batch import best_products, not_sky
 
     data = tmp_path / "in"
     (data / "sub").mkdir(parents=True)
     frame = np.random.default_rng(0).normal(10, 1, (12, 12)).astype(np.float32)
     names = ["x_raw.fits", "x_ima.fits", "x_flt.fits", "x_flc.fits", "y_raw.fits", "y_flt.fits.gz", "z_raw.fits",
-             "u_d0m.fits", "u_c0m.fits", "w_drz.fits", "w_drc.fits", "w_flt.fits", "sub/x_raw.fits", "q_rms.fits"]
+             "u_d0m.fits", "u_c0m.fits", "w_drz.fits", "w_drc.fits", "w_flt.fits", "sub/x_raw.fits", "q_rms.fits",
+             "u_q0m.fits", "u_x0f.fits", "x_jif.fits"]
     for name in names:
         fits.PrimaryHDU(frame).writeto(data / name)
     skipped = []
-    jobs = best_products(discover([data], tmp_path / "o", recursive=True), skipped)
+    jobs = best_products(not_sky(discover([data], tmp_path / "o", recursive=True), skipped), skipped)
     kept = sorted(str(j.path.relative_to(data)) for j in jobs)
     assert kept == ["q_rms.fits", "sub/x_raw.fits", "u_c0m.fits", "w_drc.fits", "w_flt.fits", "x_flc.fits",
                     "y_flt.fits.gz", "z_raw.fits"]
     why = {str(p.relative_to(data)): w for p, w in skipped}
-    assert sorted(why) == ["u_d0m.fits", "w_drz.fits", "x_flt.fits", "x_ima.fits", "x_raw.fits", "y_raw.fits"]
+    assert sorted(why) == ["u_d0m.fits", "u_q0m.fits", "u_x0f.fits", "w_drz.fits", "x_flt.fits", "x_ima.fits",
+                           "x_jif.fits", "x_raw.fits", "y_raw.fits"]
+    assert why["u_q0m.fits"] == "the raw data-quality file of exposure u, not a sky frame"
     assert why["x_raw.fits"].startswith("a less calibrated product of the exposure than x_flc.fits")
     assert why["w_drz.fits"].startswith("a less calibrated product of the exposure than w_drc.fits")
     named = [Job(data / "x_raw.fits", tmp_path), Job(data / "x_flc.fits", tmp_path)]
     assert best_products(named) == named  # named on the command line: each is enhanced
+    assert not_sky([Job(data / "x_jif.fits", tmp_path)]) == [Job(data / "x_jif.fits", tmp_path)]
 
     runner = CliRunner()
     result = runner.invoke(app, ["run", str(data), "-o", str(tmp_path / "o"), "--dry-run", "-r"])
     assert result.exit_code == 0, result.output
     assert "8 input(s) would be enhanced" in result.output and "than x_flc.fits, which is enhanced" in result.output
     result = runner.invoke(app, ["run", str(data), "-o", str(tmp_path / "o"), "--dry-run", "-r", "--all-products"])
-    assert "14 input(s) would be enhanced" in result.output, result.output
+    assert "14 input(s) would be enhanced" in result.output, result.output  # (not the 3 images of no sky)
     result = runner.invoke(app, ["run", str(data / "z_raw.fits"), "-o", str(tmp_path / "r"), "--no-upscale",
                                  "--no-colorize", "--format", "fits"])
     assert result.exit_code == 0 and "an uncalibrated (raw) exposure" in result.output, result.output
