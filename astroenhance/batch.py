@@ -144,10 +144,13 @@ PRODUCT_LEVELS = {"raw": ("exposure", 0), "ima": ("exposure", 1), "flt": ("expos
 
 
 # files of an exposure that are images but not of the sky (WFPC2's raw data quality and engineering columns, the
-# pointing's jitter image): in a folder they are skipped, named on the command line enhanced as asked
+# pointing's jitter image, STIS's lamp exposures and rectified spectra): in a folder they are skipped, named on the
+# command line enhanced as asked
 NOT_SKY = {"q0m": "the raw data-quality file", "q0f": "the raw data-quality file", "x0m": "the engineering data",
            "x0f": "the engineering data", "q1m": "the engineering data's data quality",
-           "q1f": "the engineering data's data quality", "jif": "the jitter image (the telescope's pointing)"}
+           "q1f": "the engineering data's data quality", "jif": "the jitter image (the telescope's pointing)",
+           "wav": "the wavelength-calibration lamp exposure", "x2d": "a rectified 2-D spectrum",
+           "sx2": "a rectified 2-D spectrum"}
 
 
 def _product(path: Path) -> tuple[str, str, int] | None:
