@@ -153,15 +153,19 @@ NOT_SKY = {"q0m": "the raw data-quality file", "q0f": "the raw data-quality file
            "sx2": "a rectified 2-D spectrum"}
 
 
+def _archive_name(path: Path) -> tuple[str, str]:
+    """``(rootname, suffix)`` of a FITS file named like the HST archive's ``ROOTNAME_SUFFIX.fits`` (lower case;
+    ``("", "")`` for any other name)."""
+    stem = fits_stem(path) or ""
+    root, _, suffix = stem.rpartition("_")
+    return (root, suffix) if root else ("", "")
+
+
 def _product(path: Path) -> tuple[str, str, int] | None:
-    """``(rootname, family, level)`` of an HST archive file named ``ROOTNAME_SUFFIX.fits`` (`PRODUCT_LEVELS`), or
-    None."""
-    stem = fits_stem(path)
-    if stem is None or "_" not in stem:
-        return None
-    root, suffix = stem.rsplit("_", 1)
+    """``(rootname, family, level)`` of an HST archive file (`PRODUCT_LEVELS`), or None."""
+    root, suffix = _archive_name(path)
     family, level = PRODUCT_LEVELS.get(suffix, (None, 0))
-    return (root, family, level) if family and root else None
+    return (root, family, level) if family else None
 
 
 def not_sky(jobs: list[Job], skipped: list[tuple[Path, str]] | None = None) -> list[Job]:
@@ -169,11 +173,10 @@ def not_sky(jobs: list[Job], skipped: list[tuple[Path, str]] | None = None) -> l
     the sky (`NOT_SKY`: ``x_q0m``, ``x_x0m``, ``x_jif``...), each listed in ``skipped``."""
     out = []
     for job in jobs:
-        stem = fits_stem(job.path) if job.in_folder else None
-        suffix = stem.rsplit("_", 1)[-1] if stem and "_" in stem else ""
+        root, suffix = _archive_name(job.path) if job.in_folder else ("", "")
         if suffix in NOT_SKY:
             if skipped is not None:
-                skipped.append((job.path, f"{NOT_SKY[suffix]} of exposure {stem[:-len(suffix) - 1]}, not a sky frame"))
+                skipped.append((job.path, f"{NOT_SKY[suffix]} of exposure {root}, not a sky frame"))
             continue
         out.append(job)
     return out
