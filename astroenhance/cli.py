@@ -770,7 +770,7 @@ def mosaic(
             chans = []
             with err.status(f"co-adding {len(bands)} frames onto {shape[1]}x{shape[0]}"):
                 for c in range(3):
-                    arr, fp = coadd([(rgb[..., c], w) for rgb, w in colour], wcs, shape, combine.value,
+                    arr, _, _ = coadd([(rgb[..., c], w) for rgb, w in colour], wcs, shape, combine.value,
                                     match_background, Path(scratch) / f"c{c}")
                     chans.append(np.array(arr, dtype=np.float32))
             src = from_array(np.stack(chans, -1), wcs, name="mosaic: " + " ".join(b.name for b in bands),
@@ -780,10 +780,10 @@ def mosaic(
             return
         wcs, shape = mosaic_grid([(b.data, b.wcs) for b in bands], grid.value)
         with err.status(f"co-adding {len(bands)} frames onto {shape[1]}x{shape[0]}"):
-            arr, fp = coadd([(b.data, b.wcs) for b in bands], wcs, shape, combine.value, match_background,
-                            Path(scratch) / "grey")
+            arr, fp, offsets = coadd([(b.data, b.wcs) for b in bands], wcs, shape, combine.value, match_background,
+                                     Path(scratch) / "grey")
         science = write_science_mosaic(outdir / f"{name}.mosaic.fits", arr, fp, wcs, bands, combine.value, grid.value,
-                                       match_background)
+                                       match_background, offsets)
         preview = from_array(np.asarray(arr, dtype=np.float32), wcs, name="mosaic", origin="lower", header=bands[0].header)
         enh = Enhancer(EnhanceConfig(colorize=False, upscale=False, formats=("png",)))
         res = enh.write_source(preview, outdir, Path(f"{name}.fits"), suffix="mosaic")

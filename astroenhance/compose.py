@@ -226,58 +226,105 @@ def mosaic_grid(frames: list[tuple[np.ndarray, WCS]], grid: str = "optimal") -> 
 
 
 def coadd(frames: list[tuple[np.ndarray, WCS]], wcs: WCS, shape: tuple[int, int], combine: str = "mean",
-          match_background: bool = True, scratch: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """`reproject_and_coadd` onto ``wcs``/``shape``; with ``scratch`` the output lives in memory-mapped files."""
+          match_background: bool = True, scratch: Path | None = None
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`reproject_and_coadd` onto ``wcs``/``shape`` (the median: `_median_coadd`); with ``scratch`` the output lives in
+    memory-mapped files.  ``match_background``: each frame first shifted by its `background_offsets` (subtracted),
+    which are returned too (zeros without).  (reproject's own matching turns a frame that overlaps no other — the
+    chips of an ACS/WFC exposure, either side of their gap — into NaN: its correction is the mean of nothing.)"""
     from reproject import reproject_interp
     from reproject.mosaicking import reproject_and_coadd
 
     if combine == "median":
         return _median_coadd(frames, wcs, shape, match_background)
+    offsets = background_offsets(frames, wcs, shape) if match_background else np.zeros(len(frames))
     kwargs = {}
     if scratch is not None:
         kwargs["output_array"] = np.lib.format.open_memmap(scratch.with_suffix(".array.npy"), "w+", np.float64, shape)
         kwargs["output_footprint"] = np.lib.format.open_memmap(scratch.with_suffix(".fp.npy"), "w+", np.float64, shape)
+    shifted = [(a - o if o else a, w) for (a, w), o in zip(frames, offsets)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        array, footprint = reproject_and_coadd(frames, wcs, shape_out=shape, reproject_function=reproject_interp,
-                                               combine_function=combine, match_background=match_background and len(frames) > 1,
+        array, footprint = reproject_and_coadd(shifted, wcs, shape_out=shape, reproject_function=reproject_interp,
+                                               combine_function=combine, match_background=False,
                                                blank_pixel_value=np.nan, **kwargs)
-    return array, footprint
+    return array, footprint, offsets
 
 
-def _median_coadd(frames: list[tuple[np.ndarray, WCS]], wcs: WCS, shape: tuple[int, int],
-                  match_background: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Median of the reprojected frames (reproject's coadd has no median); backgrounds matched by least squares
-    on the median differences of every overlapping pair (offsets sum to zero).  Holds all frames in memory."""
+# output pixels at most on which `background_offsets` compares the frames: per frame, and over all frames together
+BACKGROUND_GRID, BACKGROUND_STACK = 2_000_000, 20_000_000
+
+
+def _reprojected(frames: list[tuple[np.ndarray, WCS]], wcs: WCS, shape: tuple[int, int],
+                 dtype=np.float64) -> np.ndarray:
+    """Every frame reprojected onto ``wcs``/``shape`` (``reproject_interp``), NaN outside it: ``(n, *shape)``."""
     from reproject import reproject_interp
 
-    stack = []
-    for a, w in frames:
+    stack = np.full((len(frames), *shape), np.nan, dtype=dtype)
+    for k, (a, w) in enumerate(frames):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             arr, fp = reproject_interp((a, w), wcs, shape_out=shape)
-        arr[fp == 0] = np.nan
-        stack.append(arr)
-    stack = np.array(stack)
-    n = len(frames)
-    if match_background and n > 1:
-        rows, rhs = [], []
-        for i in range(n):
-            for j in range(i + 1, n):
-                both = np.isfinite(stack[i]) & np.isfinite(stack[j])
-                if both.sum() > 10:
-                    r = np.zeros(n)
-                    r[i], r[j] = 1.0, -1.0
-                    rows.append(r)
-                    rhs.append(float(np.median(stack[i][both] - stack[j][both])))
-        rows.append(np.ones(n))
+        stack[k] = np.where(fp > 0, arr, np.nan)
+    return stack
+
+
+def background_offsets(frames: list[tuple[np.ndarray, WCS]], wcs: WCS, shape: tuple[int, int],
+                       max_pixels: int = BACKGROUND_GRID) -> np.ndarray:
+    """Each frame's background offset from the others, on the output grid ``wcs``/``shape`` coarsened to at most
+    ``max_pixels`` (fewer with many frames: `BACKGROUND_STACK` over all) (`solve_offsets`: a frame that overlaps no
+    other gets 0)."""
+    from .imaging.wcs import scale_wcs
+
+    max_pixels = max(1, min(max_pixels, BACKGROUND_STACK // max(1, len(frames))))
+    step = max(1, int(np.ceil(np.sqrt(shape[0] * shape[1] / max_pixels))))
+    with warnings.catch_warnings():  # (a grid with lookup-table distortions loses them: a sub-pixel matter here)
+        warnings.simplefilter("ignore")
+        coarse = scale_wcs(wcs, 1 / step)[0] if step > 1 else wcs
+    return solve_offsets(_reprojected(frames, coarse, (-(-shape[0] // step), -(-shape[1] // step)), np.float32))
+
+
+def solve_offsets(stack: np.ndarray, min_overlap: int = 10) -> np.ndarray:
+    """Offsets (one per frame of ``stack``, frames on one grid, NaN outside each) that make the frames agree where
+    they overlap: least squares on the median difference of every pair sharing more than ``min_overlap`` pixels,
+    the offsets of each group of frames joined by overlaps summing to zero, so that a frame overlapping none keeps
+    its own level (0)."""
+    n = len(stack)
+    rows, rhs = [], []
+    group = list(range(n))  # union-find over overlapping pairs
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            i = group[i]
+        return i
+
+    finite = np.isfinite(stack)
+    for i in range(n):
+        for j in range(i + 1, n):
+            both = finite[i] & finite[j]
+            if both.sum() > min_overlap:
+                r = np.zeros(n)
+                r[i], r[j] = 1.0, -1.0
+                rows.append(r)
+                rhs.append(float(np.median(stack[i][both] - stack[j][both])))
+                group[root(i)] = root(j)
+    for g in {root(i) for i in range(n)}:
+        rows.append(np.array([1.0 if root(i) == g else 0.0 for i in range(n)]))
         rhs.append(0.0)
-        offsets = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)[0]
-        stack -= offsets[:, None, None]
+    return np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)[0]
+
+
+def _median_coadd(frames: list[tuple[np.ndarray, WCS]], wcs: WCS, shape: tuple[int, int],
+                  match_background: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Median of the reprojected frames (reproject's coadd has no median), backgrounds matched (`solve_offsets`)
+    on the full grid.  Holds all frames in memory."""
+    stack = _reprojected(frames, wcs, shape)
+    offsets = solve_offsets(stack) if match_background and len(frames) > 1 else np.zeros(len(frames))
+    stack -= offsets[:, None, None]
     footprint = np.isfinite(stack).sum(axis=0).astype(np.float64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmedian(stack, axis=0), footprint
+        return np.nanmedian(stack, axis=0), footprint, offsets
 
 
 # ---- the two jobs, as the CLI runs them ----------------------------------------------------------------
@@ -329,9 +376,10 @@ def composite_source(paths: list[Path], hdu: str | None = None, reference: int |
 
 
 def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wcs: WCS, bands: list[Band],
-                         combine: str, grid: str, match_background: bool) -> Path:
+                         combine: str, grid: str, match_background: bool, offsets: np.ndarray | None = None) -> Path:
     """A mosaic in the data's own units: primary image + FOOTPRINT extension, the grid's WCS, the first frame's
-    keywords and how it was made; written under a temporary name and renamed when complete."""
+    keywords and how it was made (each input, and the background offset subtracted from it); written under a
+    temporary name and renamed when complete."""
     import os
 
     from .io.writers import add_text, temporary_path
@@ -343,6 +391,9 @@ def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wc
     header["AE_BGMAT"] = (match_background, "backgrounds matched")
     for i, b in enumerate(bands):
         add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1}: {b.name}")
+        if offsets is not None and match_background:
+            add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1} background offset subtracted: "
+                                        f"{float(offsets[i]):.6g}")
     tmp = temporary_path(path)
     try:
         fits.HDUList([fits.PrimaryHDU(np.asarray(data, dtype=np.float32), header),

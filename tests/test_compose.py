@@ -8,6 +8,8 @@ import pytest
 from astropy.io import fits
 from astropy.nddata import Cutout2D
 from astropy.wcs import WCS
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -196,7 +198,7 @@ def test_mosaic_takes_every_chip_of_a_multi_chip_frame(tmp_path):
     assert not [w for w in seen if issubclass(w.category, VerifyWarning)]
     with fits.open(tmp_path / "m" / "mosaic.mosaic.fits") as h:
         footprint, w_mos = h["FOOTPRINT"].data, WCS(h[0].header)
-        inputs = [c for c in h[0].header["HISTORY"] if "mosaic input" in c]
+        inputs = [c for c in h[0].header["HISTORY"] if "mosaic input" in c and "offset" not in c]
     assert inputs == [f"astroenhance mosaic input {k}: hubble_wfpc2_sample.fits[chip{k}]" for k in range(1, 5)]
     with open_frames(wfpc2) as chips:
         for chip in chips:  # each chip's inner corners and centre are on the mosaic, inside its footprint
@@ -209,3 +211,36 @@ def test_mosaic_takes_every_chip_of_a_multi_chip_frame(tmp_path):
     assert "input 1: hubble_wfpc2_sample.fits[chip2]" in str(fits.getheader(tmp_path / "one" / "mosaic.mosaic.fits"))
     composed = runner.invoke(app, ["compose", str(wfpc2), str(BANDS[0]), "-o", str(tmp_path / "c")])
     assert composed.exit_code == 1 and "holds 4 chips (chip1, chip2, chip3, chip4); choose one with --hdu" in composed.output
+
+
+@given(st.floats(-100, 100), st.floats(-100, 100), st.integers(0, 2**16 - 1))
+@settings(max_examples=25, deadline=None)
+def test_background_offsets_join_overlapping_frames_and_leave_a_lone_one_alone(d, level, seed):
+    """Two frames that overlap, one d above the other, meet halfway (offsets -d/2, +d/2: their mean level kept); a
+    frame that overlaps neither keeps its own level (offset 0), whatever the others do."""
+    from astroenhance.compose import solve_offsets
+
+    rng = np.random.default_rng(seed)
+    sky = rng.normal(0, 1, (30, 40))
+    stack = np.full((3, 30, 40), np.nan)
+    stack[0, :, :25] = sky[:, :25]
+    stack[1, :, 15:] = sky[:, 15:] + d
+    stack[2, :5, :5] = level  # on the same grid, but in no other frame's pixels
+    stack[0, :5, :5] = np.nan
+    offsets = solve_offsets(stack)
+    np.testing.assert_allclose(offsets, [-d / 2, d / 2, 0.0], atol=1e-9)
+
+
+def test_mosaic_of_chips_that_do_not_overlap_keeps_every_pixel(tmp_path):
+    """An ACS-like exposure's two chips, either side of their gap, overlap nowhere: matched backgrounds leave each as
+    it is (reproject's own matching made the whole mosaic NaN); the header records each offset."""
+    from .conftest import FIXTURES
+
+    result = runner.invoke(app, ["mosaic", str(FIXTURES / "sample_svm_flc.fits.gz"), "-o", str(tmp_path / "m"),
+                                 "--format", "fits"])
+    assert result.exit_code == 0, result.output
+    with fits.open(tmp_path / "m" / "mosaic.mosaic.fits") as h:
+        data, footprint, history = h[0].data, h["FOOTPRINT"].data, [str(c) for c in h[0].header["HISTORY"]]
+    assert (footprint > 0).sum() >= 190 and np.isfinite(data[footprint > 0]).all()
+    assert [c for c in history if "offset" in c] == [f"astroenhance mosaic input {k} background offset subtracted: 0"
+                                                     for k in (1, 2)]
