@@ -244,3 +244,31 @@ def test_mosaic_of_chips_that_do_not_overlap_keeps_every_pixel(tmp_path):
     assert (footprint > 0).sum() >= 190 and np.isfinite(data[footprint > 0]).all()
     assert [c for c in history if "offset" in c] == [f"astroenhance mosaic input {k} background offset subtracted: 0"
                                                      for k in (1, 2)]
+
+
+def test_a_first_frames_grid_keeps_its_sip_distortion_exact_where_the_grid_grows(tmp_path):
+    """--grid first extends the first frame's grid to cover the others: with SIP distortion (a polynomial in pixel -
+    CRPIX) every pixel must still see the sky the first frame's pixel under it sees — in memory and as written."""
+    from astropy.wcs import Sip
+
+    from astroenhance.compose import mosaic_grid
+
+    from .conftest import FIXTURES
+
+    with fits.open(FIXTURES / "j94f05bgq_flt.fits") as h, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = WCS(h["SCI", 1].header, h)
+    assert ref.sip is not None
+    other = ref.deepcopy()  # a frame whose pixels lie 300 columns left of and 200 rows below the first's
+    other.wcs.crpix = np.asarray(other.wcs.crpix) + [300, 200]
+    other.sip = Sip(ref.sip.a, ref.sip.b, ref.sip.ap, ref.sip.bp, other.wcs.crpix)
+    other.wcs.set()
+    shape = (2048, 4096)
+    out, out_shape = mosaic_grid([(np.zeros(shape), ref), (np.zeros(shape), other)], "first")
+    assert out_shape == (2248, 4396)
+    written = WCS(out.to_header(relax=True))
+    x, y = np.array([0.0, 100.0, 2500.0, 4395.0]), np.array([0.0, 50.0, 1900.0, 2247.0])
+    for w in (out, written):
+        sx, sy = ref.world_to_pixel(w.pixel_to_world(x, y))
+        np.testing.assert_allclose(sx, x - 300, atol=1e-6)
+        np.testing.assert_allclose(sy, y - 200, atol=1e-6)
