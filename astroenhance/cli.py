@@ -736,7 +736,7 @@ def mosaic(
     frames: Annotated[list[Path], typer.Argument(help="Frames to combine (raw FITS, or enhanced RGB FITS from run); every chip of a multi-chip frame (ACS/WFC, WFC3/UVIS, a WFPC2 exposure's four) is a piece of its own.", show_default=False)],
     outdir: Annotated[Path, typer.Option("--output", "-o", help="Output folder.", show_default=False)],
     name: Annotated[str, typer.Option(help="Output name: OUTDIR/<name>.mosaic.<ext>.")] = "mosaic",
-    enhance: Annotated[bool, typer.Option("--enhance/--no-enhance", help="Enhance each frame first (colorize + 4x), then mosaic the colour frames.")] = False,
+    enhance: Annotated[bool, typer.Option("--enhance/--no-enhance", help="Enhance each frame first (colorize + 4x), then mosaic the colour frames: backgrounds matched in the data's units first, all frames shown with one display mapping (no seams where they meet).")] = False,
     combine: Annotated[Combine, typer.Option(help="How overlapping pixels combine.")] = Combine.mean,
     grid: Annotated[Grid, typer.Option(help="optimal: north-up grid at the finest input resolution (reproject's find_optimal_celestial_wcs); first: the first frame's grid, extended.")] = Grid.optimal,
     match_background: Annotated[bool, typer.Option("--match-background/--no-match-background", help="Offset frames so their backgrounds agree where they overlap.")] = True,
@@ -752,7 +752,7 @@ def mosaic(
 
     import numpy as np
 
-    from .compose import coadd, mosaic_grid, read_bands, write_science_mosaic
+    from .compose import coadd, enhance_frames, mosaic_grid, read_bands, write_science_mosaic
     from .io.readers import from_array
     from .pipeline import Enhancer
 
@@ -761,17 +761,14 @@ def mosaic(
     with tempfile.TemporaryDirectory(dir=outdir, prefix=".astroenhance-tmp-mosaic-") as scratch:
         if enhance:
             enh = Enhancer(EnhanceConfig(weights=str(weights) if weights else None))
-            colour = []
-            with err.status("enhancing frames"):
-                for b in bands:
-                    res = enh.enhance_array(b.data, b.wcs)
-                    colour.append((res.rgb, res.wcs))
+            with err.status("enhancing frames"):  # backgrounds matched in the data's units, one display mapping
+                colour = enhance_frames(bands, enh, match_background)
             wcs, shape = mosaic_grid([(rgb[..., 0], w) for rgb, w in colour], grid.value)
             chans = []
             with err.status(f"co-adding {len(bands)} frames onto {shape[1]}x{shape[0]}"):
                 for c in range(3):
                     arr, _, _ = coadd([(rgb[..., c], w) for rgb, w in colour], wcs, shape, combine.value,
-                                    match_background, Path(scratch) / f"c{c}")
+                                      False, Path(scratch) / f"c{c}")
                     chans.append(np.array(arr, dtype=np.float32))
             src = from_array(np.stack(chans, -1), wcs, name="mosaic: " + " ".join(b.name for b in bands),
                              origin="lower", header=bands[0].header, dtype_range=(0.0, 1.0))

@@ -322,6 +322,31 @@ def solve_offsets(stack: np.ndarray, min_overlap: int = 10) -> np.ndarray:
     return np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)[0]
 
 
+def enhance_frames(bands: list[Band], enhancer, match_background: bool = True) -> list[tuple[np.ndarray, WCS]]:
+    """Each band enhanced (``enhancer.enhance_array``: colour, 4x) for a colour mosaic, all shown with one display
+    mapping so that no seam shows where they meet: first their backgrounds matched in the data's own units
+    (`background_offsets` on the grid that holds them all), then one mapping fitted to them together (the median of
+    their skies and noises, their brightest pixel: `Normalizer.fit` with the enhancer's FITS stretch and interval).
+    Returns ``(rgb, wcs)`` per band, on its own 4x grid."""
+    from .imaging.normalize import Normalizer
+    from .io.readers import from_array
+
+    frames = [(b.data, b.wcs) for b in bands]
+    if match_background and len(frames) > 1:
+        offsets = background_offsets(frames, *mosaic_grid(frames, "optimal"))
+        frames = [(a - o, w) for (a, w), o in zip(frames, offsets)]
+    cfg = enhancer.settings(True).for_frame(1)
+    own = [enhancer.fit_normalizer(from_array(a, w, origin="lower"), cfg) for a, w in frames]
+    shared = Normalizer.fit(np.array([np.median([n.sky for n in own])]), cfg.stretch or "asinh", cfg.interval or
+                            "noise:3", sky=float(np.median([n.sky for n in own])),
+                            sigma=float(np.median([n.sky_noise for n in own])), maximum=max(n.vmax for n in own))
+    out = []
+    for a, w in frames:
+        res = enhancer.enhance_array(a, w, display=shared)
+        out.append((res.rgb, res.wcs))
+    return out
+
+
 def _median_coadd(frames: list[tuple[np.ndarray, WCS]], wcs: WCS, shape: tuple[int, int],
                   match_background: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Median of the reprojected frames (reproject's coadd has no median), backgrounds matched (`solve_offsets`)

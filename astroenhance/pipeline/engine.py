@@ -416,6 +416,15 @@ class Enhancer:
         return replace(norm, noise=estimate_noise(lum), sky=sky, sky_noise=sky_noise)
 
     @staticmethod
+    def _shown_with(src: FrameSource, own: Normalizer, display: Normalizer) -> Normalizer:
+        """The frame's mapping ``own`` (its sky and noise, as `fit_normalizer` found them) showing it with
+        ``display``'s stretch, interval, vmin, vmax and a; the noise of its display luminance measured anew."""
+        shown = replace(own, stretch=display.stretch, interval=display.interval, vmin=display.vmin, vmax=display.vmax,
+                        a=display.a)
+        disp = shown(src.sample())
+        return replace(shown, noise=estimate_noise(rgb_to_ycbcr(disp)[0] if src.channels == 3 else disp))
+
+    @staticmethod
     def _sky(src: FrameSource, rows: np.ndarray) -> tuple[float, float]:
         """A grey frame's sky (`metrics.clipped_sky` of the sampled rows) and noise sigma: the file's own (ERR, WHT
         when it is plausible, an rms map) or else from neighbouring-pixel differences; ``src.noise_from`` says
@@ -909,21 +918,24 @@ class Enhancer:
         return FrameResult(src.name, sink.outputs, (h, w), shape_out, norm, notes + sink.notes)
 
     def enhance_array(self, data: np.ndarray, wcs=None, *, is_fits_like: bool = True,
-                      config: EnhanceConfig | None = None) -> EnhancedArray:
+                      config: EnhanceConfig | None = None, display: Normalizer | None = None) -> EnhancedArray:
         """Enhance an in-memory ``(H, W)`` or ``(H, W, 3)`` array (rows bottom-up, as in FITS) and its WCS.
 
         ``is_fits_like`` False treats it as a display image (values within its data type's range: 0-255,
         0-65535, 0-1 for floats within it: `io.readers.display_range`).  ``config`` overrides this enhancer's per-frame settings (stretch,
-        flux, noise gate...) for this call; the networks stay the ones loaded."""
+        flux, noise gate...) for this call; the networks stay the ones loaded.  ``display``: the display mapping to
+        show it with (its stretch, interval, vmin, vmax, a) instead of the frame's own — one mapping for frames shown
+        together (`compose.enhance_frames`); the sky and noise the networks see are still the frame's."""
         cfg = (config or self._given).for_input(is_fits_like)
         if (other := self._for_model(cfg.sr_model)) is not self:
-            return other.enhance_array(data, wcs, is_fits_like=is_fits_like, config=cfg)
+            return other.enhance_array(data, wcs, is_fits_like=is_fits_like, config=cfg, display=display)
         src = from_array(data, wcs, origin="lower", dtype_range=None if is_fits_like else display_range(data))
         cfg = _network_defaults(cfg, self.sr_space).for_frame(src.channels)
+        norm = None if display is None else self._shown_with(src, self.fit_normalizer(src, cfg), display)
         # on a GPU a thread copies the finished pieces to the host while the engine computes the next ones
         with ArraySink((src.shape[0] * self.scale, src.shape[1] * self.scale),
                        background=COPY_THREAD and self.device.type != "cpu") as sink:
-            norm = self.process(src, cfg, sink.put)
+            norm = self.process(src, cfg, sink.put, norm=norm)
         primary, image, _, out_wcs = self.headers(src, cfg, norm)
         primary.extend(image, unique=True)
         return EnhancedArray(sink.rgb, sink.lum, out_wcs, norm, primary, sink.flux, sink.flux_err)
