@@ -336,9 +336,11 @@ def enhance_frames(bands: list[Band], enhancer, match_background: bool = True) -
         offsets = background_offsets(frames, *mosaic_grid(frames, "optimal"))
         frames = [(a - o, w) for (a, w), o in zip(frames, offsets)]
     cfg = enhancer.settings(True).for_frame(1)
-    own = [enhancer.fit_normalizer(from_array(a, w, origin="lower"), cfg) for a, w in frames]
-    shared = Normalizer.fit(np.array([np.median([n.sky for n in own])]), cfg.stretch or "asinh", cfg.interval or
-                            "noise:3", sky=float(np.median([n.sky for n in own])),
+    sources = [from_array(a, w, origin="lower") for a, w in frames]
+    own = [enhancer.fit_normalizer(src, cfg) for src in sources]
+    # (the pooled sample serves the other intervals: percentile, zscale...)
+    shared = Normalizer.fit(np.concatenate([src.sample(1_000_000 // len(sources)).ravel() for src in sources]),
+                            cfg.stretch or "asinh", cfg.interval or "noise:3", sky=float(np.median([n.sky for n in own])),
                             sigma=float(np.median([n.sky_noise for n in own])), maximum=max(n.vmax for n in own))
     out = []
     for a, w in frames:
