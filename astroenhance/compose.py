@@ -51,7 +51,8 @@ def wavelength_nm(header: fits.Header) -> tuple[str, float | None]:
     name = ""
     for key in ("FILTER", "FILTER1", "FILTER2", "FILTNAM1"):
         value = str(header.get(key, "")).strip()
-        if value and not value.upper().startswith("CLEAR"):
+        # (WFPC2's FILTER1/FILTER2 are filter-wheel numbers; its names are FILTNAM1/FILTNAM2)
+        if value and not value.upper().startswith("CLEAR") and not value.isdigit():
             name = value
             break
     if header.get("PHOTPLAM"):
@@ -93,12 +94,18 @@ def read_bands(path: str | Path, hdu: str | None = None) -> list[Band]:
 
 
 def read_band(path: str | Path, hdu: str | None = None) -> Band:
-    """The one frame of ``path`` that is a filter's band (`read_bands`); a file of several chips needs ``hdu``."""
+    """The frame of ``path`` as one filter's band (`read_bands`): a file of several chips (an ACS/WFC exposure, a
+    WFPC2 one) gives its chips co-added onto one grid — the first chip's, extended over the others (`mosaic_grid`
+    ``first``), backgrounds matched (`coadd`) — unless ``hdu`` names one."""
     bands = read_bands(path, hdu)
-    if len(bands) > 1:
-        raise InputError(f"{path}: holds {len(bands)} chips ({', '.join(b.label for b in bands)}); choose one with "
-                         "--hdu")
-    return bands[0]
+    if len(bands) == 1:
+        return bands[0]
+    frames = [(b.data, b.wcs) for b in bands]
+    wcs, shape = mosaic_grid(frames, "first")
+    data, _, _ = coadd(frames, wcs, shape, "mean", True)
+    first = bands[0]
+    return Band(first.path, np.asarray(data, np.float32), wcs, first.header, first.filter, first.wavelength,
+                "+".join(b.label for b in bands))
 
 
 def _centre(band: Band) -> SkyCoord:
@@ -188,7 +195,8 @@ def composite_rgb(stack: np.ndarray, method: str = "lupton", q: float = 8.0, str
             c = c - _background(c)
             level = np.nanpercentile(c, 99.5)
             scaled.append(np.nan_to_num(c / (level if level > 0 else 1.0), nan=0.0))
-        rgb = make_lupton_rgb(*scaled, minimum=0.0, stretch=stretch, Q=q, output_dtype=np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 where no band has light (no data: masked below)
+            rgb = make_lupton_rgb(*scaled, minimum=0.0, stretch=stretch, Q=q, output_dtype=np.float64)
     else:
         raise ValueError(f"unknown method {method!r}; choose lupton or asinh")
     rgb = np.clip(rgb, 0.0, 1.0)

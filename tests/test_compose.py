@@ -48,6 +48,8 @@ def test_band_order_read_from_headers(tmp_path):
     assert wavelength_nm(fits.Header({"FILTER": "F105W"}))[1] == 1050
     assert wavelength_nm(fits.Header({"FILTER": "i.MP9701"}))[1] == 770
     assert wavelength_nm(fits.Header({"FILTER": "x", "PHOTPLAM": 5921.0}))[1] == pytest.approx(592.1)
+    # WFPC2: FILTER1 is the filter wheel's number, FILTNAM1 the filter's name
+    assert wavelength_nm(fits.Header({"FILTER1": 69, "FILTER2": 0, "FILTNAM1": "F555W"})) == ("F555W", 555.0)
     result = runner.invoke(app, ["compose", *map(str, BANDS[::-1]), "-o", str(tmp_path), "--format", "png"])
     assert result.exit_code == 0 and "not blue-to-red" in result.output
     swapped = np.asarray(Image.open(tmp_path / "CFHTLS-test.composite.png"))
@@ -209,8 +211,36 @@ def test_mosaic_takes_every_chip_of_a_multi_chip_frame(tmp_path):
     one = runner.invoke(app, ["mosaic", str(wfpc2), "--hdu", "chip2", "-o", str(tmp_path / "one"), "--format", "fits"])
     assert one.exit_code == 0, one.output
     assert "input 1: hubble_wfpc2_sample.fits[chip2]" in str(fits.getheader(tmp_path / "one" / "mosaic.mosaic.fits"))
-    composed = runner.invoke(app, ["compose", str(wfpc2), str(BANDS[0]), "-o", str(tmp_path / "c")])
-    assert composed.exit_code == 1 and "holds 4 chips (chip1, chip2, chip3, chip4); choose one with --hdu" in composed.output
+
+
+def test_compose_of_multi_chip_exposures_takes_each_filters_chips_together(tmp_path):
+    """Each filter's file of several chips is one band: its chips co-added on the first chip's grid, extended over
+    the others (a WFPC2 exposure in two filters: every chip of the field in colour); --hdu takes one chip."""
+    import shutil
+
+    from .conftest import FIXTURES
+
+    for band, scale in (("f555w", 1.0), ("f814w", 1.5)):
+        shutil.copy(FIXTURES / "hubble_wfpc2_sample.fits", tmp_path / f"u_{band}_c0f.fits")
+        with fits.open(tmp_path / f"u_{band}_c0f.fits", mode="update") as h:
+            h[0].header["FILTNAM1"] = band.upper()
+            h[0].data = h[0].data * scale
+    paths = [str(tmp_path / f"u_{b}_c0f.fits") for b in ("f555w", "f814w")]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        result = runner.invoke(app, ["compose", *paths, "-o", str(tmp_path / "c"), "--format", "fits"])
+    assert result.exit_code == 0, result.output
+    assert not [w for w in seen if issubclass(w.category, RuntimeWarning)]
+    [out] = list((tmp_path / "c").glob("*.composite.fits"))
+    with fits.open(out) as h:
+        red, head = h["RED"].data, h[0].header
+    assert head["AE_BSRC"] == "u_f555w_c0f.fits[chip1+chip2+chip3+chip4]"
+    assert head["AE_BFLT"] == "F555W" and head["AE_RFLT"] == "F814W"
+    assert np.isfinite(red).mean() > 0.8 and red.size > 4 * 200 * 200  # the four chips' field, not one chip
+    one = runner.invoke(app, ["compose", *paths, "--hdu", "chip2", "-o", str(tmp_path / "one"), "--format", "fits"])
+    assert one.exit_code == 0, one.output
+    with fits.open(next((tmp_path / "one").glob("*.composite.fits"))) as h:
+        assert h["RED"].data.shape == (200, 200) and h[0].header["AE_BSRC"] == "u_f555w_c0f.fits[chip2]"
 
 
 @given(st.floats(-100, 100), st.floats(-100, 100), st.integers(0, 2**16 - 1))
