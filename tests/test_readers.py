@@ -271,3 +271,22 @@ def test_grey_stored_as_colour_is_read_as_grey(tmp_path):
     with open_frames(tmp_path / "c.png") as fr:
         [f] = list(fr)
         assert f.channels == 3 and not any("grey" in n for n in f.notes)
+
+
+@pytest.mark.parametrize("orientation, turn", [(3, 2), (6, -1), (8, 1)])
+def test_jpeg_exif_orientation_is_applied(tmp_path, orientation, turn):
+    # a camera-style JPEG stored sideways with an EXIF Orientation tag: read upright, as every viewer shows it
+    upright = np.zeros((40, 64, 3), np.uint8)
+    upright[:8, :16] = (250, 40, 40)  # a red patch in the top-left corner
+    stored = np.ascontiguousarray(np.rot90(upright, -turn))
+    img = Image.fromarray(stored)
+    exif = img.getexif()
+    exif[0x0112] = orientation
+    path = tmp_path / "turned.jpg"
+    img.save(path, quality=95, exif=exif)
+    with open_frames(path) as frames:
+        src = frames[0]
+        data = src.read_rows(0, src.shape[0])
+    assert src.shape == (40, 64)
+    assert data[:8, :16, 0].mean() > 200 and data[-8:, -16:, 0].mean() < 30
+    assert any("EXIF orientation" in note for note in src.notes)

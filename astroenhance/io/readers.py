@@ -599,6 +599,7 @@ def _pil_open(path: Path):
 
 def _read_image(path: Path) -> FrameSource:
     suffix = path.suffix.lower()
+    oriented = None
     size = _image_size(path)
     limit = max_image_pixels()
     if size is not None and size[0] * size[1] > limit:
@@ -616,6 +617,12 @@ def _read_image(path: Path) -> FrameSource:
         else:
             with _pil_open(path) as im:
                 im.load()
+                orientation = im.getexif().get(0x0112, 1)  # EXIF Orientation: how viewers turn the picture
+                if orientation not in (1, None):
+                    from PIL import ImageOps
+
+                    im = ImageOps.exif_transpose(im)
+                    oriented = orientation
                 if im.mode == "P":
                     im = im.convert("RGBA" if "transparency" in im.info else "RGB")
                 elif im.mode in ("LA", "PA"):
@@ -627,7 +634,10 @@ def _read_image(path: Path) -> FrameSource:
         raise
     except Exception as exc:
         raise InputError(f"{path}: not a readable image ({_short(exc)})") from None
-    return _image_source(path, arr)
+    src = _image_source(path, arr)
+    if oriented is not None:
+        src.notes.insert(0, f"turned upright by its EXIF orientation {oriented}, as image viewers show it")
+    return src
 
 
 def _image_source(path: Path, arr: np.ndarray) -> FrameSource:
