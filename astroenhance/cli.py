@@ -248,7 +248,7 @@ def run(
     )
     from .pipeline import Enhancer
     from .pipeline.device import slow_cpu_bf16
-    from .runner import bound_memory, run_batch
+    from .runner import bound_memory, interrupted_records, run_batch
 
     bound_memory(low_memory)
     enhancer = Enhancer(config)
@@ -301,8 +301,8 @@ def run(
     records: list[Record] = [Record(str(f), "skipped", error=why) for f, why in unusable]
     for f, why in unusable if not quiet else ():  # -q: as a frame's own notes, only in the report
         say("note", f"skipped {f}: {why}")
-    t0 = time.perf_counter()
-    stopped = ""
+    t0, started = time.perf_counter(), time.time()
+    stopped, interrupted = "", False
     with progress, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         files_task = progress.add_task("files", total=len(jobs))
@@ -311,14 +311,25 @@ def run(
         def tile_progress(done: int, total: int) -> None:
             progress.update(tiles_task, completed=done, total=total)
 
-        for result in run_batch(enhancer, jobs, n_jobs=n_jobs, scheduler=scheduler, skip_existing=skip_existing,
-                                debug=debug, verbose=not quiet, low_memory=low_memory, tile_progress=tile_progress):
-            records.append(result.record)
-            progress.advance(files_task)
-            for level, message in result.messages:
-                say(level, message)
-            if result.disk_full:
-                stopped = "stopped: the output disk is full; free space and rerun with --skip-existing to continue"
+        batch = run_batch(enhancer, jobs, n_jobs=n_jobs, scheduler=scheduler, skip_existing=skip_existing,
+                          debug=debug, verbose=not quiet, low_memory=low_memory, tile_progress=tile_progress)
+        try:
+            for result in batch:
+                records.append(result.record)
+                progress.advance(files_task)
+                for level, message in result.messages:
+                    say(level, message)
+                if result.disk_full:
+                    stopped = "stopped: the output disk is full; free space and rerun with --skip-existing to continue"
+        except KeyboardInterrupt:
+            batch.close()  # its workers stopped before the report is written
+            interrupted = True
+            seen = {r.input for r in records}
+            late = interrupted_records(enhancer, [j for j in jobs if str(j.path) not in seen], started)
+            records += late
+            left = sum(r.status != "done" for r in late)
+            stopped = (f"interrupted: {left} input(s) not finished; rerun with --skip-existing to continue (it keeps "
+                       "the outputs that are complete)")
     if stopped:
         err.print(stopped, markup=False)
     secs = time.perf_counter() - t0
@@ -340,6 +351,8 @@ def run(
     if log:
         log.write(summary + "\n")
         log.close()
+    if interrupted:
+        raise typer.Exit(130)
     if failures or report is None:
         raise typer.Exit(1)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
 import sys
 import time
 import traceback
@@ -65,10 +66,38 @@ def _init_worker(parent_pid: int, counter, device: str, n_gpus: int) -> None:
     """A pool worker's start: die with the parent, and take the next GPU (`worker_device`)."""
     global _WORKER_DEVICE
     die_with_parent(parent_pid)
+    # Ctrl-C in a terminal reaches every process of the group: the parent alone decides (it stops the batch and
+    # sends SIGTERM to the workers still enhancing, which unwinds them as an interrupt: temporaries removed)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _interrupt)
     with counter.get_lock():
         index = counter.value
         counter.value += 1
     _WORKER_DEVICE = worker_device(device, index, n_gpus)
+
+
+_STOPPING = False  # a worker told to stop (SIGTERM from its parent): it starts no queued frame
+_IN_JOB = False  # a worker enhancing a frame (only then may the stop interrupt it, not while it passes results)
+
+
+def _interrupt(signum, frame) -> None:
+    global _STOPPING
+    _STOPPING = True
+    if _IN_JOB:
+        raise KeyboardInterrupt
+
+
+def _stop_workers(pool, futures) -> None:
+    """Cancel the queued frames and interrupt the workers still enhancing one (SIGTERM: `_interrupt`), so that
+    the pool's shutdown does not wait for them."""
+    for f in futures:
+        f.cancel()
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):  # the executor's own record of them
+        if proc.is_alive():
+            try:
+                os.kill(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
 
 
 def enhancer_for(config: EnhanceConfig, low_memory: bool = False):
@@ -160,6 +189,23 @@ def outputs_complete(path: Path, planned: list[tuple[Path, tuple[int, int]]],
     return all(output_is_complete(p, shape, sha, noise_sha, dq_sha) for p, shape in planned)
 
 
+def interrupted_records(enhancer, jobs: list[Job], since: float) -> list[Record]:
+    """The report's records for ``jobs`` that an interrupted run left without a result: "done" where every output
+    the job plans is complete and was written after ``since`` (time.time() when the run began: the frame finished as
+    the interrupt came), else "skipped", not finished."""
+    records = []
+    for job in jobs:
+        try:
+            planned = enhancer.planned_outputs(job.path, job.outdir)
+            made = (outputs_complete(job.path, planned, map_files(job, enhancer.config))
+                    and all(p.stat().st_mtime >= since for p, _ in planned))
+        except (AstroEnhanceError, OSError):
+            made = False
+        records.append(Record(str(job.path), "done", [str(p) for p, _ in planned]) if made else
+                       Record(str(job.path), "skipped", error="not finished: the run was interrupted"))
+    return records
+
+
 def map_files(job: Job, config: EnhanceConfig) -> tuple[str | None, str | None]:
     """The files a job's frame takes its noise and its DQ from: the rms or weight map (its companion, else --noise /
     --weight) and the data-quality file (its companion, else --dq); None where there is none."""
@@ -171,9 +217,16 @@ def map_files(job: Job, config: EnhanceConfig) -> tuple[str | None, str | None]:
 def run_job(task: Task, progress=None) -> JobResult:
     """Enhance ``task.job.path`` into ``task.job.outdir``; never raises for a bad input.  Library warnings (astropy's
     notes on odd headers) stay quiet, in a worker process as in the main one: what matters reaches the messages."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return _run_job(task, progress)
+    global _IN_JOB
+    _IN_JOB = True
+    try:
+        if _STOPPING:  # queued before the run was interrupted
+            raise KeyboardInterrupt
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _run_job(task, progress)
+    finally:
+        _IN_JOB = False
 
 
 def _run_job(task: Task, progress=None) -> JobResult:
@@ -280,6 +333,7 @@ def _execute(tasks: list[Task], n_jobs: int, scheduler: str | None, tile_progres
             client = Client(scheduler, timeout=30)
         except Exception as exc:
             raise SettingsError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
+        futures: list = []
         try:
             futures = [client.submit(run_job, t, pure=False) for t in tasks]
             for fut in as_completed(futures):
@@ -288,6 +342,9 @@ def _execute(tasks: list[Task], n_jobs: int, scheduler: str | None, tile_progres
                 if result.disk_full:
                     client.cancel(futures)
                     return
+        except BaseException:  # Ctrl-C, or the caller stopped reading: the cluster drops what it has not started
+            client.cancel(futures)
+            raise
         finally:
             client.close()
     elif n_jobs > 1:
@@ -302,26 +359,36 @@ def _execute(tasks: list[Task], n_jobs: int, scheduler: str | None, tile_progres
                                  initargs=(os.getpid(), context.Value("i", 0), device, _gpu_count(device))) as pool:
             futures = {pool.submit(run_job, t): t for t in tasks}
             given: set = set()
-            for fut in done(futures):
-                try:
-                    result = fut.result()
-                except BrokenProcessPool:  # a worker was killed (out of memory, a signal): say so for each frame
-                    why = "a worker process died (killed, or out of memory); rerun with --skip-existing"
-                    for f, t in futures.items():
-                        if f in given:
-                            continue
-                        if f.done() and not f.cancelled() and f.exception() is None:
-                            yield f.result()
-                        else:
-                            yield JobResult(Record(str(t.job.path), "failed", error=why),
-                                            [("error", f"{t.job.path}: {why}")])
-                    return
-                given.add(fut)
-                yield result
-                if result.disk_full:
-                    for f in futures:
-                        f.cancel()
-                    return
+            try:
+                for fut in done(futures):
+                    try:
+                        result = fut.result()
+                    except BrokenProcessPool:  # a worker was killed (out of memory, a signal): say so for each frame
+                        why = "a worker process died (killed, or out of memory); rerun with --skip-existing"
+                        for f, t in futures.items():
+                            if f in given:
+                                continue
+                            if f.done() and not f.cancelled() and f.exception() is None:
+                                yield f.result()
+                            else:
+                                yield JobResult(Record(str(t.job.path), "failed", error=why),
+                                                [("error", f"{t.job.path}: {why}")])
+                        return
+                    given.add(fut)
+                    yield result
+                    if result.disk_full:
+                        for f in futures:
+                            f.cancel()
+                        return
+            except KeyboardInterrupt:  # Ctrl-C: no queued frame may start; frames finished meanwhile still count
+                _stop_workers(pool, futures)
+                pool.shutdown(wait=True)
+                yield from (f.result() for f in futures if f not in given and f.done() and not f.cancelled()
+                            and f.exception() is None)
+                raise
+            except BaseException:  # the caller stopped reading
+                _stop_workers(pool, futures)
+                raise
     else:
         for t in tasks:
             result = run_job(t, progress=tile_progress)

@@ -553,3 +553,33 @@ def test_of_one_exposures_files_in_a_folder_only_the_most_calibrated_is_enhanced
     result = runner.invoke(app, ["run", str(data / "z_raw.fits"), "-o", str(tmp_path / "r"), "--no-upscale",
                                  "--no-colorize", "--format", "fits"])
     assert result.exit_code == 0 and "an uncalibrated (raw) exposure" in result.output, result.output
+
+
+def test_ctrl_c_stops_a_parallel_batch_at_once_and_reports_what_finished(tmp_path):
+    """Ctrl-C of `run --jobs 2` (SIGINT to the terminal's process group): no queued frame starts afterwards, the
+    frames being enhanced leave nothing behind, the report says which finished, exit 130; --skip-existing goes on."""
+    import signal
+    import time
+
+    src = _copies(tmp_path, 6)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "astroenhance.cli", "run", str(src), "--format", "fits", "--jobs", "2", "-o", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(out.glob("*.enhanced.fits")):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "interrupted:" in stderr and "--skip-existing" in stderr
+    records = {Path(r["input"]).name: r for r in json.loads((out / "astroenhance-report.json").read_text())["records"]}
+    done = {n for n, r in records.items() if r["status"] == "done"}
+    assert len(records) == 6 and 1 <= len(done) < 6, records  # before: every queued frame still ran after Ctrl-C
+    for name, r in records.items():
+        made = (out / (name.split(".")[0] + ".enhanced.fits")).exists()
+        assert made == (name in done), (name, r)  # an unfinished frame has no output, a finished one has it
+        assert name in done or "interrupted" in r["error"]
+    assert not [p for p in out.iterdir() if "astroenhance-tmp" in p.name]
+    rerun = subprocess.run(cmd[:-2] + ["-o", str(out), "--skip-existing", "-q"], capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert len(list(out.glob("*.enhanced.fits"))) == 6
