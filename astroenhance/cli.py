@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import functools
 import os
+import signal
 import time
 import warnings
 from enum import Enum
@@ -313,6 +314,16 @@ def run(
 
         batch = run_batch(enhancer, jobs, n_jobs=n_jobs, scheduler=scheduler, skip_existing=skip_existing,
                           debug=debug, verbose=not quiet, low_memory=low_memory, tile_progress=tile_progress)
+        terminated = []
+
+        def on_sigterm(signum, frame):  # a batch system's time limit (SLURM: SIGTERM, then SIGKILL): as Ctrl-C
+            terminated.append(signum)
+            raise KeyboardInterrupt
+
+        try:
+            previous = signal.signal(signal.SIGTERM, on_sigterm)
+        except ValueError:  # not the main thread: leave SIGTERM as it is
+            previous = None
         try:
             for result in batch:
                 records.append(result.record)
@@ -328,8 +339,11 @@ def run(
             late = interrupted_records(enhancer, [j for j in jobs if str(j.path) not in seen], started)
             records += late
             left = sum(r.status != "done" for r in late)
-            stopped = (f"interrupted: {left} input(s) not finished; rerun with --skip-existing to continue (it keeps "
-                       "the outputs that are complete)")
+            stopped = (("terminated (SIGTERM)" if terminated else "interrupted") + f": {left} input(s) not finished; "
+                       "rerun with --skip-existing to continue (it keeps the outputs that are complete)")
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
     if stopped:
         err.print(stopped, markup=False)
     secs = time.perf_counter() - t0
@@ -352,7 +366,7 @@ def run(
         log.write(summary + "\n")
         log.close()
     if interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(128 + (signal.SIGTERM if terminated else signal.SIGINT))
     if failures or report is None:
         raise typer.Exit(1)
 
