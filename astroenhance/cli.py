@@ -124,6 +124,10 @@ def _guarded(command):
         except AstroEnhanceError as exc:
             err.print(f"error: {exc}", markup=False, highlight=False)
             raise typer.Exit(1) from None
+        except KeyboardInterrupt:  # (`run` and `train` say more: what finished, where the checkpoint is)
+            err.print("interrupted: nothing half-written is left (outputs are renamed into place only when "
+                      "complete)", markup=False, highlight=False)
+            raise typer.Exit(130) from None
 
     return wrapper
 

@@ -492,3 +492,15 @@ def test_dry_run_lists_the_plan_and_writes_nothing(tmp_path):
     assert result.exit_code == 0
     assert f"skip {src / 'field.fits.gz'}: outputs complete (--skip-existing)" in result.output.splitlines()
     assert result.output.splitlines()[-1].startswith("dry run: 1 input(s) would be enhanced (4 output file(s)), 1 skipped")
+
+
+def test_ctrl_c_in_compose_is_one_line_and_exit_130(tmp_path, monkeypatch):
+    import astroenhance.compose
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(astroenhance.compose, "composite_source", interrupted)
+    result = invoke("compose", EXAMPLE, EXAMPLE, "-o", tmp_path / "o")
+    assert result.exit_code == 130
+    assert result.output.strip().startswith("interrupted:") and len(result.output.strip().splitlines()) == 1

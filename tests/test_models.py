@@ -189,3 +189,25 @@ def test_distribution_temperature_moves_colour_toward_grey():
             sizes.append(model(lum).abs().mean().item())
     assert all(a > b for a, b in zip(sizes, sizes[1:])), sizes
     assert sizes[-1] < 1e-3
+
+
+def test_an_interrupted_export_leaves_the_weights_folder_as_it_was(tmp_path, monkeypatch):
+    """Re-exporting weights that a folder already holds, interrupted while the file is written: the old file and
+    the manifest (whose checksums name it) stay as they were and still load; no temporary is left."""
+    import astroenhance.models.weights as weights_module
+    from astroenhance.models.weights import export_weights
+
+    info = {"id": "sr-x", "task": "sr", "mode": "psnr", "architecture": "srresnet-8x32", "file": "sr-x.safetensors"}
+    export_weights(build_model("srresnet-8x32"), tmp_path, info)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    real_save = weights_module.save_file
+
+    def save_then_interrupt(state, filename, metadata=None):
+        real_save(state, filename, metadata=metadata)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(weights_module, "save_file", save_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        export_weights(build_model("srresnet-8x32"), tmp_path, info)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    load_network(tmp_path, read_manifest(tmp_path)[0])

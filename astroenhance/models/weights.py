@@ -118,13 +118,22 @@ def export_weights(model: nn.Module, directory: str | Path, info: dict[str, Any]
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / info["file"]
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata={"architecture": info["architecture"], "id": info["id"]})
-    entry = dict(info, sha256=sha256_file(path))
     manifest_path = directory / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"format": 1, "weights": []}
-    manifest["weights"] = [e for e in manifest["weights"] if e["id"] != info["id"]] + [entry]
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    # both written under temporary names and renamed into place, the manifest last: an interrupted export leaves
+    # the folder's other weights usable and never a manifest whose checksum names a half-written file
+    tmp_weights, tmp_manifest = (p.with_name(f".{p.name}.tmp-{os.getpid()}") for p in (path, manifest_path))
+    try:
+        state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp_weights), metadata={"architecture": info["architecture"], "id": info["id"]})
+        entry = dict(info, sha256=sha256_file(tmp_weights))
+        manifest["weights"] = [e for e in manifest["weights"] if e["id"] != info["id"]] + [entry]
+        tmp_manifest.write_text(json.dumps(manifest, indent=2) + "\n")
+        os.replace(tmp_weights, path)
+        os.replace(tmp_manifest, manifest_path)
+    finally:
+        for tmp in (tmp_weights, tmp_manifest):
+            tmp.unlink(missing_ok=True)
     return read_manifest(directory)[[e["id"] for e in manifest["weights"]].index(info["id"])]
 
 
