@@ -19,7 +19,7 @@ from rich.text import Text
 
 from . import __version__
 from .config import FORMATS, EnhanceConfig
-from .errors import AstroEnhanceError, SettingsError
+from .errors import AstroEnhanceError, OutputError, SettingsError
 
 
 def _unset_help_is_false() -> None:
@@ -130,6 +130,20 @@ def _guarded(command):
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def _refuse_overwriting_inputs(frames: list[Path], outdir: Path, name: str, suffix: str) -> None:
+    """`compose` and `mosaic`, before any work: refuse where an output (``OUTDIR/<name>.<suffix>.<ext>``, any
+    format) would replace one of the input frames (a mosaic made again from an earlier mosaic of the same name)."""
+    from .batch import check_outdir
+    from .config import FORMAT_SUFFIX
+
+    check_outdir(outdir)
+    given = {p.resolve() for p in frames}
+    for ext in FORMAT_SUFFIX.values():
+        if (target := outdir / f"{name}.{suffix}{ext}").resolve() in given:
+            raise OutputError(f"{target}: is one of the input frames and would be overwritten; choose another "
+                              "--name or -o")
 
 
 def _usage(message: str) -> typer.Exit:
@@ -752,6 +766,7 @@ def compose(
 
     if name is None:
         name = os.path.commonprefix([output_stem(p) for p in frames]).rstrip("_-.") or "composite"
+    _refuse_overwriting_inputs(frames, outdir, name, "composite")
     src, warning = composite_source(frames, hdu, reference, method.value)
     if warning:
         err.print(f"warning: {warning}", markup=False)
@@ -787,8 +802,12 @@ def mosaic(
     from .io.readers import from_array
     from .pipeline import Enhancer
 
+    _refuse_overwriting_inputs(frames, outdir, name, "mosaic")
     bands = [b for p in frames for b in read_bands(p, hdu)]  # every chip of a multi-chip frame
-    outdir.mkdir(parents=True, exist_ok=True)
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{outdir}: cannot create output folder ({exc.strerror or exc})") from None
     with tempfile.TemporaryDirectory(dir=outdir, prefix=".astroenhance-tmp-mosaic-") as scratch:
         if enhance:
             enh = Enhancer(EnhanceConfig(weights=str(weights) if weights else None))

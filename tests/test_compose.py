@@ -1,6 +1,7 @@
 """compose and mosaic on real data: CFHTLS g/r/i against its reference colour image; an HST frame cut into
 overlapping pieces (Cutout2D keeps each piece's WCS) and mosaicked back."""
 
+import shutil
 import warnings
 
 import numpy as np
@@ -331,3 +332,15 @@ def test_frames_enhanced_for_a_colour_mosaic_agree_where_they_overlap():
     both = (fp > 0.99) & np.isfinite(rgb0[..., 1]) & np.isfinite(l1)
     assert both.sum() > 100_000  # the overlap: 70 input columns, at 4x
     assert np.mean(np.abs(rgb0[..., 1][both] - l1[both])) < 0.003
+
+
+@pytest.mark.parametrize("command, output", [("compose", "cfhtls.composite.fits"), ("mosaic", "cfhtls.mosaic.fits")])
+def test_an_input_named_like_the_output_is_refused_before_any_work(tmp_path, command, output):
+    """Making a composite or a mosaic again from an earlier one of the same name: the input is never replaced."""
+    earlier = tmp_path / output
+    shutil.copy(BANDS[0], earlier)
+    before = earlier.read_bytes()
+    result = runner.invoke(app, [command, str(earlier), str(BANDS[1]), "--name", "cfhtls", "-o", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"error: {earlier}: is one of the input frames and would be overwritten")
+    assert earlier.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [output]
