@@ -566,7 +566,9 @@ def test_ctrl_c_stops_a_parallel_batch_at_once_and_reports_what_finished(tmp_pat
     src = _copies(tmp_path, 6)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "astroenhance.cli", "run", str(src), "--format", "fits", "--jobs", "2", "-o", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # (SIGINT's default restored: a test run started in the background, `nohup ... &`, passes it on ignored)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and not list(out.glob("*.enhanced.fits")):
         time.sleep(0.05)
