@@ -380,14 +380,8 @@ def _execute(tasks: list[Task], n_jobs: int, scheduler: str | None, tile_progres
                         for f in futures:
                             f.cancel()
                         return
-            except KeyboardInterrupt:  # Ctrl-C: no queued frame may start; frames finished meanwhile still count
-                _stop_workers(pool, futures)
-                pool.shutdown(wait=True)
-                yield from (f.result() for f in futures if f not in given and f.done() and not f.cancelled()
-                            and f.exception() is None)
-                raise
-            except BaseException:  # the caller stopped reading
-                _stop_workers(pool, futures)
+            except BaseException:  # Ctrl-C, or the caller stopped reading: no queued frame may start
+                _stop_workers(pool, futures)  # (frames that finished meanwhile: `interrupted_records`)
                 raise
     else:
         for t in tasks:
