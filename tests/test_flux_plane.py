@@ -63,6 +63,9 @@ def test_noise_consistent_mode_moves_blocks_only_beyond_the_tolerance(monkeypatc
 def test_units_decide_sum_or_mean():
     assert flux_per_pixel("ELECTRONS/S")[0] and flux_per_pixel("electron / s")[0] and flux_per_pixel("COUNTS")[0]
     assert not flux_per_pixel("MJy/sr")[0] and not flux_per_pixel("Jy/arcsec**2")[0]
+    assert not flux_per_pixel("Jy/beam")[0] and not flux_per_pixel("mag/arcsec2")[0]
+    # an amount per pixel (a radio model's Jy/pixel, counts per pixel, SDSS nanomaggies): the 16 parts sum to it
+    assert flux_per_pixel("JY/PIXEL")[0] and flux_per_pixel("counts/pix")[0] and flux_per_pixel("nanomaggy")[0]
     assert flux_per_pixel("")[0] and "no BUNIT" in flux_per_pixel("")[1]
 
 

@@ -245,8 +245,9 @@ def structured_block_correction(out, shift, scale: int, floor=0.0):
     return res
 
 
-PER_PIXEL_UNITS = ("electron", "count", "dn", "adu", "e-", "e/s", "jy", "erg/s/cm", "erg/cm")
-SURFACE_BRIGHTNESS = ("/sr", "arcsec", "/pix", "/beam", "mag")
+PER_PIXEL_UNITS = ("electron", "count", "dn", "adu", "e-", "e/s", "jy", "erg/s/cm", "erg/cm", "/pix", "maggie")
+# ("/pix": Jy/pixel, counts/pixel are an amount in each pixel, so a pixel's 16 parts sum to it)
+SURFACE_BRIGHTNESS = ("/sr", "arcsec", "/beam")
 
 
 def flux_per_pixel(bunit: str) -> tuple[bool, str]:
