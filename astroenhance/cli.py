@@ -469,13 +469,10 @@ def _train(task: str, data: Path, outdir: Path, *, arch: str, iters: int, batch:
            **extra: object) -> None:
     from .training.train import TrainConfig, Trainer
 
-    try:
-        cfg = TrainConfig(task=task, data=str(data), out=str(outdir), arch=arch, iters=iters, batch=batch, crop=crop,
-                          lr=lr, seed=seed, val_data=str(val_data) if val_data else "", val_every=val_every,
-                          ckpt_every=val_every, device=device, threads=threads, **extra)  # type: ignore[arg-type]
-        trainer = Trainer(cfg)
-    except KeyError as exc:  # an unknown architecture name
-        raise _usage(f"unknown {exc.args[0]!r}") from None
+    cfg = TrainConfig(task=task, data=str(data), out=str(outdir), arch=arch, iters=iters, batch=batch, crop=crop,
+                      lr=lr, seed=seed, val_data=str(val_data) if val_data else "", val_every=val_every,
+                      ckpt_every=val_every, device=device, threads=threads, **extra)  # type: ignore[arg-type]
+    trainer = Trainer(cfg)
     ckpt = outdir / "ckpt.pt"
     if resume:
         if not ckpt.exists():

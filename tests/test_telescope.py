@@ -435,3 +435,21 @@ def test_press_truths_are_de_stretched_luminance_and_replace_only_the_share_of_f
     monkeypatch.setattr(telescope, "press_field", lambda *a: pytest.fail("a press truth in a synthetic pair"))
     TelescopeTrainer(TelescopeConfig(**{**cfg.__dict__, "synthetic": 1.0, "press": str(tmp_path), "press_share": 1.0}),
                      truths, []).batch(2)  # the share is of the frame pairs: all synthetic, none drawn
+
+
+@pytest.mark.parametrize("command, arch, message", [
+    (["train", "sr-hst", "--truth", str(FIXTURES / "abell_2744_dwarf_galaxy_f105w.fits.gz")], "nonsense",
+     "unknown architecture 'nonsense'; known: resenc-colorizer"),
+    (["train", "sr-hst", "--truth", str(FIXTURES / "abell_2744_dwarf_galaxy_f105w.fits.gz")], "resenc-colorizer",
+     "--arch resenc-colorizer: sr-hst trains a luminance SR network"),
+    (["train", "sr", "--data", str(FIXTURES)], "nonsense", "unknown architecture 'nonsense'; known: resenc-colorizer"),
+])
+def test_a_wrong_architecture_is_one_usage_line_listing_the_right_ones(tmp_path, command, arch, message):
+    from typer.testing import CliRunner
+
+    from astroenhance.cli import app
+
+    result = CliRunner().invoke(app, [*command, "--arch", arch, "-o", str(tmp_path / "run"), "--iters", "1"],
+                                terminal_width=400)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert result.output.startswith(f"usage error: {message}")

@@ -7,6 +7,7 @@ from typing import Any
 
 from torch import nn
 
+from ..errors import SettingsError
 from .colorizer import ResidualEncoderColorizer
 from .srresnet import SRResNet
 
@@ -58,10 +59,15 @@ ARCHITECTURES: dict[str, ArchSpec] = {
 }
 
 
+def architecture(name: str) -> ArchSpec:
+    """The registered architecture ``name`` (an unknown name is a usage error that lists the known ones)."""
+    try:
+        return ARCHITECTURES[name]
+    except KeyError:
+        raise SettingsError(f"unknown architecture {name!r}; known: {', '.join(sorted(ARCHITECTURES))}") from None
+
+
 def build_model(name: str) -> nn.Module:
     """Instantiate the registered architecture ``name`` with random weights."""
-    try:
-        spec = ARCHITECTURES[name]
-    except KeyError:
-        raise KeyError(f"unknown architecture {name!r}; known: {', '.join(sorted(ARCHITECTURES))}") from None
+    spec = architecture(name)
     return spec.cls(**spec.kwargs)

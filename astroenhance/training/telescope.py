@@ -32,7 +32,7 @@ from ..errors import SettingsError
 from ..imaging.color import LUMA_WEIGHTS
 from ..metrics import area_downsample, clipped_sky, psnr
 from ..models.discriminator import adversarial_loss, discriminator_loss
-from ..models.registry import build_model
+from ..models.registry import architecture, build_model
 from ..pipeline.device import resolve_device
 from ..pipeline.finish import block_mean_shift, estimate_noise
 from ..pipeline.space import BETA, from_noise_space, to_noise_space
@@ -266,6 +266,10 @@ class TelescopeTrainer:
         self.cfg, self.truths, self.val = cfg, truths, val
         self.press = load_press(Path(cfg.press), cfg.crop * SCALE) if cfg.press and cfg.press_share > 0 else []
         torch.manual_seed(cfg.seed)
+        spec = architecture(cfg.arch)
+        if spec.task != "sr" or spec.kwargs.get("in_channels", 1) != 1:
+            raise SettingsError(f"--arch {cfg.arch}: sr-hst trains a luminance SR network (srresnet-8x32, "
+                                "srresnet-12x48, srresnet-16x64)")
         self.model = build_model(cfg.arch)
         if cfg.init:
             self.model.load_state_dict(_load_state(cfg.init))

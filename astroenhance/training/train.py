@@ -26,7 +26,7 @@ from ..errors import SettingsError
 from ..imaging.color import rgb_to_ycbcr_planes, ycbcr_to_rgb_planes
 from ..metrics import psnr
 from ..models.discriminator import adversarial_loss, discriminator_loss
-from ..models.registry import ARCHITECTURES, build_model
+from ..models.registry import ARCHITECTURES, architecture, build_model
 from ..pipeline.finish import block_mean_shift
 from .data import ImagePool
 
@@ -172,7 +172,7 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self.arch = cfg.resolved_arch()
-        spec = ARCHITECTURES[self.arch]
+        spec = architecture(self.arch)
         if spec.task != cfg.task:
             raise SettingsError(f"architecture {self.arch} is for task {spec.task!r}, not {cfg.task!r}")
         self.scale = spec.scale
