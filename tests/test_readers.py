@@ -290,3 +290,19 @@ def test_jpeg_exif_orientation_is_applied(tmp_path, orientation, turn):
     assert src.shape == (40, 64)
     assert data[:8, :16, 0].mean() > 200 and data[-8:, -16:, 0].mean() < 30
     assert any("EXIF orientation" in note for note in src.notes)
+
+
+@pytest.mark.parametrize("inherit", [True, False])
+def test_an_extension_that_inherits_takes_the_primary_headers_wcs(tmp_path, inherit):
+    """The FITS INHERIT convention (mosaic cameras' archives): an extension with INHERIT = T and no WCS of its own
+    is on the primary header's WCS; without INHERIT it has none."""
+    primary = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRPIX1": 16.0, "CRPIX2": 16.0,
+                           "CRVAL1": 150.0, "CRVAL2": 2.0, "CDELT1": -1e-5, "CDELT2": 1e-5})
+    ext = fits.ImageHDU(np.ones((32, 32), np.float32), fits.Header({"INHERIT": inherit}), name="SCI")
+    fits.HDUList([fits.PrimaryHDU(header=primary), ext]).writeto(tmp_path / "inherit.fits")
+    data, wcs, _ = read_frame(tmp_path / "inherit.fits")
+    if inherit:
+        assert wcs is not None and wcs.pixel_shape == (32, 32)
+        np.testing.assert_allclose(wcs.pixel_to_world_values(15, 15), (150.0, 2.0))
+    else:
+        assert wcs is None

@@ -389,7 +389,22 @@ def _primary_keywords(hdul: fits.HDUList, header: fits.Header) -> fits.Header:
     return kept
 
 
+def _inherited(header: fits.Header, hdul: fits.HDUList) -> fits.Header | None:
+    """An extension with ``INHERIT = T`` and no WCS of its own, under a primary header that has one: the primary's
+    keywords with the extension's over them (the FITS INHERIT convention of mosaic cameras' archives); else None."""
+    primary = hdul[0].header
+    if header is primary or header.get("INHERIT") is not True or "CTYPE1" in header or "CTYPE1" not in primary:
+        return None
+    merged = primary.copy()
+    merged.update(header)
+    return merged
+
+
 def _wcs_for(path: Path, header: fits.Header, hdul: fits.HDUList) -> tuple[WCS | None, list[str]]:
+    notes = []
+    if (merged := _inherited(header, hdul)) is not None:
+        header = merged
+        notes.append("WCS from the primary header (the extension says INHERIT = T)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
         try:
@@ -405,7 +420,7 @@ def _wcs_for(path: Path, header: fits.Header, hdul: fits.HDUList) -> tuple[WCS |
         singular = True
     if singular:
         return None, ["the WCS's CD/PC matrix is singular (no sky scale); output carries no WCS"]
-    return w, []
+    return w, notes
 
 
 def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask: int | None) -> list[FrameSource]:
