@@ -72,8 +72,9 @@ def _walk(folder: Path, recursive: bool):
 def discover(inputs: list[Path], outdir: Path, recursive: bool = False, glob: str | None = None,
              skipped: list[tuple[Path, str]] | None = None) -> list[Job]:
     """Jobs for every input: a file as given; a folder's frames (recursively with ``recursive``), filtered by
-    ``glob`` on the file name, with outputs under ``outdir`` at the same relative path.  Symbolic links that loop
-    or point nowhere are left out and, with ``skipped``, listed there with the reason.
+    ``glob`` on the file name, with outputs under ``outdir`` at the same relative path; a file found twice, once
+    (its first job).  Symbolic links that loop or point nowhere are left out and, with ``skipped``, listed there
+    with the reason.
 
     An output folder inside an input folder is refused: the input tree is never written into.
     """
@@ -96,7 +97,18 @@ def discover(inputs: list[Path], outdir: Path, recursive: bool = False, glob: st
                     jobs.append(Job(f, outdir / f.parent.relative_to(p), in_folder=True))
         else:
             jobs.append(Job(p, outdir))
-    return jobs
+    unique: dict[Path, Job] = {}  # a file given twice (``a.fits ./a.fits``, or named and inside a given folder)
+    for job in jobs:
+        unique.setdefault(_identity(job.path), job)
+    return list(unique.values())
+
+
+def _identity(path: Path) -> Path:
+    """The file ``path`` names, however it is spelled (a link that loops: its own absolute name)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
 
 
 def pair_companions(jobs: list[Job], skipped: list[tuple[Path, str]] | None = None, *, noise: bool = True,

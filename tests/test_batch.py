@@ -43,6 +43,16 @@ def test_discover_mirrors_tree_and_filters(tmp_path):
     assert [j.path.name for j in discover([root / "night2"], out)] == ["c_flt.fits"]
 
 
+def test_a_file_given_twice_is_one_job(tmp_path, monkeypatch):
+    """``a.fits ./a.fits``, or a file named and inside a folder also given: enhanced once, not overwritten by
+    itself (the summary counted it once per spelling)."""
+    root = tree(tmp_path)
+    monkeypatch.chdir(root / "night2")
+    c = root / "night2" / "c_flt.fits"
+    jobs = discover([Path("c_flt.fits"), Path("./c_flt.fits"), c, root / "night2"], tmp_path / "out")
+    assert len(jobs) == 1 and jobs[0].path == Path("c_flt.fits")
+
+
 @settings(max_examples=50, deadline=None)
 @given(st.integers(0, 60), st.integers(1, 9))
 def test_shards_cover_every_file_exactly_once(n_files, n):
