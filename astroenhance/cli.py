@@ -132,14 +132,19 @@ def _guarded(command):
     return wrapper
 
 
-def _refuse_overwriting_inputs(frames: list[Path], outdir: Path, name: str, suffix: str) -> None:
-    """`compose` and `mosaic`, before any work: refuse where an output (``OUTDIR/<name>.<suffix>.<ext>``, any
-    format) would replace one of the input frames (a mosaic made again from an earlier mosaic of the same name)."""
+def _check_frames(frames: list[Path], outdir: Path, name: str, suffix: str) -> None:
+    """`compose` and `mosaic`, before any work: refuse a frame given twice (a band counted twice, a frame weighed
+    double), and an output (``OUTDIR/<name>.<suffix>.<ext>``, any format) that would replace one of the input
+    frames (a mosaic made again from an earlier mosaic of the same name)."""
     from .batch import check_outdir
     from .config import FORMAT_SUFFIX
 
     check_outdir(outdir)
-    given = {p.resolve() for p in frames}
+    given: set[Path] = set()
+    for p in frames:
+        if p.resolve() in given:
+            raise SettingsError(f"{p} is given more than once")
+        given.add(p.resolve())
     for ext in FORMAT_SUFFIX.values():
         if (target := outdir / f"{name}.{suffix}{ext}").resolve() in given:
             raise OutputError(f"{target}: is one of the input frames and would be overwritten; choose another "
@@ -763,7 +768,7 @@ def compose(
 
     if name is None:
         name = os.path.commonprefix([output_stem(p) for p in frames]).rstrip("_-.") or "composite"
-    _refuse_overwriting_inputs(frames, outdir, name, "composite")
+    _check_frames(frames, outdir, name, "composite")
     src, warning = composite_source(frames, hdu, reference, method.value)
     if warning:
         err.print(f"warning: {warning}", markup=False)
@@ -799,7 +804,7 @@ def mosaic(
     from .io.readers import from_array
     from .pipeline import Enhancer
 
-    _refuse_overwriting_inputs(frames, outdir, name, "mosaic")
+    _check_frames(frames, outdir, name, "mosaic")
     bands = [b for p in frames for b in read_bands(p, hdu)]  # every chip of a multi-chip frame
     try:
         outdir.mkdir(parents=True, exist_ok=True)

@@ -344,3 +344,11 @@ def test_an_input_named_like_the_output_is_refused_before_any_work(tmp_path, com
     assert result.exit_code == 1
     assert result.output.startswith(f"error: {earlier}: is one of the input frames and would be overwritten")
     assert earlier.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [output]
+
+
+@pytest.mark.parametrize("command", ["compose", "mosaic"])
+def test_a_frame_given_twice_is_refused(tmp_path, command):
+    """A band counted twice (its colour doubled), a frame weighed double in the mean: a usage error, nothing written."""
+    result = runner.invoke(app, [command, str(BANDS[0]), str(BANDS[1]), str(BANDS[0]), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "is given more than once" in result.output
+    assert not (tmp_path / "o").exists()
