@@ -751,7 +751,7 @@ def _display_enhancer(fmt: str | None, upscale: bool, colorize: bool = False, we
 @app.command()
 @_guarded
 def compose(
-    frames: Annotated[list[Path], typer.Argument(help="Filter frames, bluest first (BLUE GREEN RED); the headers' FILTER/PHOTPLAM decide the final order.", show_default=False)],
+    frames: Annotated[list[Path], typer.Argument(help="Frames of two or three filters, bluest first (BLUE GREEN RED; two: green is their mean); the headers' FILTER/PHOTPLAM decide the final order, and frames that name the same filter are co-added into its band.", show_default=False)],
     outdir: Annotated[Path, typer.Option("--output", "-o", help="Output folder.", show_default=False)],
     name: Annotated[str | None, typer.Option(help="Output name: OUTDIR/<name>.composite.<ext> (default: what the frames' names share, e.g. CFHTLS-test).", show_default=False)] = None,
     method: Annotated[Method, typer.Option(help="lupton: Lupton et al. asinh on total intensity (keeps star colours); asinh: each band stretched on its own.")] = Method.lupton,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,11 +35,12 @@ class Band:
     filter: str
     wavelength: float | None
     label: str = ""  # the chip, in a file of several (``sci2``, ``chip3``)
+    more: tuple[Path, ...] = ()  # other files of the same filter co-added into this band (`by_filter`)
 
     @property
     def name(self) -> str:
-        """The file's name, with the chip where the file holds several."""
-        return self.path.name + (f"[{self.label}]" if self.label else "")
+        """The file's name, with the chip where the file holds several (and the files co-added with it)."""
+        return self.path.name + (f"[{self.label}]" if self.label else "") + "".join(f"+{p.name}" for p in self.more)
 
 
 def wavelength_nm(header: fits.Header) -> tuple[str, float | None]:
@@ -98,14 +99,38 @@ def read_band(path: str | Path, hdu: str | None = None) -> Band:
     WFPC2 one) gives its chips co-added onto one grid — the first chip's, extended over the others (`mosaic_grid`
     ``first``), backgrounds matched (`coadd`) — unless ``hdu`` names one."""
     bands = read_bands(path, hdu)
+    return _coadded(bands, "+".join(b.label for b in bands))
+
+
+def _coadded(bands: list[Band], label: str, more: tuple[Path, ...] = ()) -> Band:
+    """Frames of one filter as one band: co-added onto the first one's grid extended over the others
+    (`mosaic_grid` ``first``), backgrounds matched (`coadd`)."""
     if len(bands) == 1:
         return bands[0]
     frames = [(b.data, b.wcs) for b in bands]
     wcs, shape = mosaic_grid(frames, "first")
     data, _, _ = coadd(frames, wcs, shape, "mean", True)
     first = bands[0]
-    return Band(first.path, np.asarray(data, np.float32), wcs, first.header, first.filter, first.wavelength,
-                "+".join(b.label for b in bands))
+    return Band(first.path, np.asarray(data, np.float32), wcs, first.header, first.filter, first.wavelength, label,
+                more)
+
+
+def by_filter(bands: list[Band]) -> list[Band]:
+    """One band per filter: frames that name the same filter (exposures of one band) co-added (`_coadded`), in
+    the order first given; frames whose filter is unknown stay apart.  More than three filters is a
+    `SettingsError`: a composite has blue, green and red."""
+    from .errors import SettingsError
+
+    groups: dict[object, list[Band]] = {}
+    for i, b in enumerate(bands):
+        groups.setdefault(b.filter.lower() if b.filter else i, []).append(b)
+    if len(groups) > 3:
+        names = ", ".join(g[0].filter or g[0].name for g in groups.values())
+        raise SettingsError(f"{len(groups)} filters ({names}): a composite takes three, as blue, green and red; "
+                            "give three (frames of one filter are co-added into its band)")
+    if len(groups) < 2:
+        raise SettingsError(f"every frame is of one filter ({bands[0].filter}): give two or three filters")
+    return [_coadded(g, g[0].label if len(g) == 1 else "", tuple(b.path for b in g[1:])) for g in groups.values()]
 
 
 def _centre(band: Band) -> SkyCoord:
@@ -390,30 +415,33 @@ def composite_source(paths: list[Path], hdu: str | None = None, reference: int |
         raise SettingsError(f"--reference {reference}: choose 1..{len(paths)}")
     bands = [read_band(p, hdu) for p in paths]
     check_overlap(bands)
+    bands = by_filter(bands)
     ref_path = Path(paths[reference - 1]) if reference else None
     bands, warning = order_by_wavelength(bands)
-    if len(bands) == 2:  # two filters: green is their mean
-        bands = [bands[0], Band(bands[0].path, (bands[0].data + bands[1].data) / 2, bands[0].wcs, bands[0].header,
-                                "mean", None), bands[1]]
-    ref_index = None if ref_path is None else [b.path for b in bands].index(ref_path)
-    stack, wcs, ref_index = align(bands[:3], ref_index)
+    ref_index = None if ref_path is None else next(i for i, b in enumerate(bands) if ref_path in (b.path, *b.more))
+    stack, wcs, ref_index = align(bands, ref_index)
+    if len(bands) == 2:  # two filters: green is their mean, on the common grid
+        stack = np.stack([stack[0], (stack[0] + stack[1]) / 2, stack[1]])
+        bands = [bands[0], replace(bands[0], filter="mean", wavelength=None, more=()), bands[1]]
+        ref_index *= 2
     rgb = composite_rgb(stack, method)
     header = bands[ref_index].header.copy()
-    for colour, b in zip(("BLUE", "GREEN", "RED"), bands[:3]):
-        set_card(header, f"AE_{colour[:1]}SRC", b.name[-60:], f"{colour.lower()} channel frame")
+    for colour, b in zip(("BLUE", "GREEN", "RED"), bands):
+        set_card(header, f"AE_{colour[:1]}SRC", b.name[-60:] if b.filter != "mean" else "mean of blue and red",
+                 f"{colour.lower()} channel frame")
         set_card(header, f"AE_{colour[:1]}FLT", b.filter or "unknown", f"{colour.lower()} filter")
     from .models.weights import sha256_file
 
-    for colour, b in zip(("BLUE", "GREEN", "RED"), bands[:3]):
+    for colour, b in zip(("BLUE", "GREEN", "RED"), bands):
         if b.filter != "mean":  # a synthesised green has no file of its own
             set_card(header, f"AE_{colour[:1]}SHA", sha256_file(b.path), f"sha256 of the {colour.lower()} frame")
-    inputs = sorted({b.path for b in bands[:3]}, key=str)
+    inputs = sorted({p for b in bands for p in (b.path, *b.more)}, key=str)
     set_card(header, "AE_INSHA", ",".join(sha256_file(p)[:16] for p in inputs), "inputs' sha256 (16 hex each)")
     set_card(header, "AE_CMETH", method, "composite method")
     set_card(header, "AE_CREF", bands[ref_index].name[-60:], "frame whose grid was used")
     add_text(header, "HISTORY", "astroenhance compose: bands reprojected with reproject_interp onto the reference grid")
     add_text(header, "HISTORY", "colours are the filters' own (a true-colour composite), not predicted")
-    src = from_array(rgb, wcs, name="compose: " + " ".join(b.name for b in bands[:3]), origin="lower",
+    src = from_array(rgb, wcs, name="compose: " + " ".join(b.name for b in bands), origin="lower",
                      header=header, dtype_range=(0.0, 1.0))
     return src, warning
 

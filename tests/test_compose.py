@@ -352,3 +352,57 @@ def test_a_frame_given_twice_is_refused(tmp_path, command):
     result = runner.invoke(app, [command, str(BANDS[0]), str(BANDS[1]), str(BANDS[0]), "-o", str(tmp_path / "o")])
     assert result.exit_code == 2 and "is given more than once" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def _with_filter(src, dst, name, cut=None):
+    data, header = fits.getdata(src, header=True)
+    header["FILTER"] = name
+    if cut is not None:  # a smaller, shifted grid of the same sky
+        c = Cutout2D(data, cut[0], cut[1], wcs=WCS(header))
+        data = c.data
+        header.update(c.wcs.to_header())
+    fits.writeto(dst, data, header)
+    return dst
+
+
+def test_frames_of_one_filter_make_one_band(tmp_path):
+    """Two exposures of g and one of r: g's band is the two co-added (so with identical exposures, the composite
+    of g alone with r), not g as blue and g again as green."""
+    g2 = _with_filter(BANDS[0], tmp_path / "g_second.fits", fits.getheader(BANDS[0])["FILTER"])
+    planes = {}
+    for name, frames in (("pair", [BANDS[0], g2, BANDS[1]]), ("single", [BANDS[0], BANDS[1]])):
+        result = runner.invoke(app, ["compose", *map(str, frames), "-o", str(tmp_path / name), "--name", "c"])
+        assert result.exit_code == 0, result.output
+        with fits.open(tmp_path / name / "c.composite.fits") as h:
+            planes[name] = np.stack([h[e].data for e in ("RED", "GREEN", "BLUE")]).astype(np.float64)
+            if name == "pair":
+                assert h[0].header["AE_BSRC"] == "CFHTLS-test_g.fits+g_second.fits"
+                assert h[0].header["AE_GFLT"] == "mean" and h[0].header["AE_INSHA"].count(",") == 2
+    np.testing.assert_allclose(planes["pair"], planes["single"], atol=1e-4)
+
+
+def test_two_filters_on_different_grids_make_green_on_the_common_grid(tmp_path):
+    """g, and a smaller, shifted cut-out of the same g frame called r: green (their mean) is formed after both are
+    on one grid (it was formed on g's pixels before alignment: a crash here, a misaligned green where the shapes
+    happened to agree).  Aligned right, the three planes are one image in three scalings (Lupton keeps ratios)."""
+    r_cut = _with_filter(BANDS[0], tmp_path / "r_cut.fits", "r.MP9601", cut=((140, 120), (150, 170)))
+    result = runner.invoke(app, ["compose", str(BANDS[0]), str(r_cut), "-o", str(tmp_path / "o"), "--name", "c"])
+    assert result.exit_code == 0, result.output
+    with fits.open(tmp_path / "o" / "c.composite.fits") as h:
+        rgb = np.stack([h[e].data for e in ("RED", "GREEN", "BLUE")]).astype(np.float64)
+        assert rgb.shape[1:] == fits.getdata(BANDS[0]).shape  # the finer (here: first) frame's grid
+        assert h[0].header["AE_GSRC"] == "mean of blue and red"
+    finite = np.isfinite(rgb).all(axis=0)
+    assert 0.3 < finite.mean() < 0.5  # data only where both bands are (the cut-out's share of g's pixels)
+    bright = finite & (rgb[2] > 0.05) & (rgb.max(axis=0) < 0.95)
+    assert bright.sum() > 200
+    for plane in (rgb[0], rgb[1]):  # each an affine function of blue (the bands' backgrounds differ): nothing left
+        fit = np.polyval(np.polyfit(rgb[2][bright], plane[bright], 1), rgb[2][bright])
+        assert np.std(plane[bright] - fit) < 0.01 * np.std(plane[bright]), np.std(plane[bright] - fit) / np.std(plane[bright])
+
+
+def test_more_than_three_filters_are_refused_naming_them(tmp_path):
+    z = _with_filter(BANDS[2], tmp_path / "z.fits", "z.MP9801")
+    result = runner.invoke(app, ["compose", *map(str, BANDS), str(z), "-o", str(tmp_path / "o")], terminal_width=300)
+    assert result.exit_code == 2
+    assert "4 filters (g.MP9401, r.MP9601, i.MP9701, z.MP9801)" in result.output.replace("\n", " ")
