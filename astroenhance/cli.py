@@ -800,12 +800,14 @@ def mosaic(
 
     import numpy as np
 
-    from .compose import coadd, enhance_frames, mosaic_grid, read_bands, write_science_mosaic
+    from .compose import coadd, enhance_frames, mixed_frames, mosaic_grid, read_bands, write_science_mosaic
     from .io.readers import from_array
     from .pipeline import Enhancer
 
     _check_frames(frames, outdir, name, "mosaic")
     bands = [b for p in frames for b in read_bands(p, hdu)]  # every chip of a multi-chip frame
+    for warning in mixed_frames(bands):
+        err.print(f"warning: {warning}", markup=False)
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -446,6 +446,19 @@ def composite_source(paths: list[Path], hdu: str | None = None, reference: int |
     return src, warning
 
 
+def mixed_frames(bands: list[Band]) -> list[str]:
+    """What makes a mosaic of ``bands`` more than one measurement: frames of different filters, or in different
+    units (BUNIT), each as a sentence naming them; empty when they agree (or do not say)."""
+    said = []
+    for what, values in (("filters", [b.filter for b in bands]),
+                         ("units (BUNIT)", [str(b.header.get("BUNIT", "")).strip() for b in bands])):
+        named = {v for v in values if v}
+        if len(named) > 1:
+            said.append(f"the frames are of different {what} ({', '.join(sorted(named))}): the mosaic mixes them, "
+                        "a picture or a detection image, not one band's measurement")
+    return said
+
+
 def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wcs: WCS, bands: list[Band],
                          combine: str, grid: str, match_background: bool, offsets: np.ndarray | None = None) -> Path:
     """A mosaic in the data's own units: primary image + FOOTPRINT extension, the grid's WCS, the first frame's
@@ -462,6 +475,8 @@ def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wc
     header["AE_BGMAT"] = (match_background, "backgrounds matched")
     for i, b in enumerate(bands):
         add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1}: {b.name}")
+    for warning in mixed_frames(bands):
+        add_text(header, "HISTORY", f"astroenhance mosaic warning: {warning}")
         if offsets is not None and match_background:
             add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1} background offset subtracted: "
                                         f"{float(offsets[i]):.6g}")

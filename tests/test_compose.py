@@ -406,3 +406,15 @@ def test_more_than_three_filters_are_refused_naming_them(tmp_path):
     result = runner.invoke(app, ["compose", *map(str, BANDS), str(z), "-o", str(tmp_path / "o")], terminal_width=300)
     assert result.exit_code == 2
     assert "4 filters (g.MP9401, r.MP9601, i.MP9701, z.MP9801)" in result.output.replace("\n", " ")
+
+
+def test_a_mosaic_of_different_filters_says_so(tmp_path):
+    result = runner.invoke(app, ["mosaic", str(BANDS[0]), str(BANDS[1]), "-o", str(tmp_path / "m")],
+                           terminal_width=300)
+    assert result.exit_code == 0, result.output
+    assert "warning: the frames are of different filters (g.MP9401, r.MP9601)" in result.output
+    history = "".join(fits.getheader(tmp_path / "m" / "mosaic.mosaic.fits")["HISTORY"]).replace(" ", "")
+    assert "differentfilters(g.MP9401,r.MP9601)" in history  # (HISTORY cards wrap the sentence at spaces)
+    same = runner.invoke(app, ["mosaic", str(BANDS[0]), str(_with_filter(BANDS[0], tmp_path / "g2.fits",
+                                                                         "g.MP9401")), "-o", str(tmp_path / "s")])
+    assert same.exit_code == 0 and "warning" not in same.output
