@@ -501,6 +501,7 @@ def test_ctrl_c_in_compose_is_one_line_and_exit_130(tmp_path, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(astroenhance.compose, "composite_source", interrupted)
-    result = invoke("compose", EXAMPLE, EXAMPLE, "-o", tmp_path / "o")
+    shutil.copy(EXAMPLE, tmp_path / "second.fits.gz")
+    result = invoke("compose", EXAMPLE, tmp_path / "second.fits.gz", "-o", tmp_path / "o")
     assert result.exit_code == 130
     assert result.output.strip().startswith("interrupted:") and len(result.output.strip().splitlines()) == 1

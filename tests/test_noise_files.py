@@ -131,7 +131,9 @@ def test_cli_records_where_the_noise_came_from(tmp_path):
         assert (h[0].header["AE_SIGSR"], h[0].header["AE_SKYSG"]) == ("rms.fits", 5.0)
         assert h[0].header["AE_SIGSH"] == hashlib.sha256(rms.read_bytes()).hexdigest()
         assert h[0].header["AE_DQMSK"] == DQ_NO_DATA
-    result = runner.invoke(app, ["run", str(HRC), str(HRC), "-o", str(tmp_path / "c"), "--noise", str(rms), *args])
+    other = tmp_path / "other_flt.fits"  # (a second frame: the same file named twice is one input)
+    other.write_bytes(HRC.read_bytes())
+    result = runner.invoke(app, ["run", str(HRC), str(other), "-o", str(tmp_path / "c"), "--noise", str(rms), *args])
     assert result.exit_code == 2 and "--noise" in result.output and not (tmp_path / "c").exists()
     result = runner.invoke(app, ["run", str(HRC), "-o", str(tmp_path / "d"), "--dq-mask", "cosmic", *args])
     assert result.exit_code == 2 and "--dq-mask 'cosmic'" in result.output
