@@ -306,3 +306,22 @@ def test_an_extension_that_inherits_takes_the_primary_headers_wcs(tmp_path, inhe
         np.testing.assert_allclose(wcs.pixel_to_world_values(15, 15), (150.0, 2.0))
     else:
         assert wcs is None
+
+
+def test_an_up_the_ramp_file_gives_its_last_read_not_every_read(tmp_path):
+    """A WFC3/IR _ima holds one exposure's reads (SCI,1 the last, SAMPNUM highest), not chips: one frame, the last
+    read, with a note; --hdu takes another read."""
+    hdus = [fits.PrimaryHDU(header=fits.Header({"INSTRUME": "WFC3", "DETECTOR": "IR"}))]
+    for ver, samp in zip((1, 2, 3), (2, 1, 0)):
+        hdus += [fits.ImageHDU(np.full((16, 16), float(samp), np.float32), fits.Header({"SAMPNUM": samp}),
+                               name="SCI", ver=ver),
+                 fits.ImageHDU(np.full((16, 16), 0.1, np.float32), name="ERR", ver=ver)]
+    fits.HDUList(hdus).writeto(tmp_path / "x_ima.fits")
+    with open_frames(tmp_path / "x_ima.fits") as found:
+        assert len(found) == 1 and found[0].label == ""
+        assert np.all(found[0].read_rows(0, 16) == 2.0)  # the last read: SAMPNUM 2
+        assert any("up-the-ramp" in note and "SCI,1" in note for note in found[0].notes)
+    data, _, _ = read_frame(tmp_path / "x_ima.fits", "SCI,2")
+    assert np.all(data == 1.0)
+    # chips (no SAMPNUM) stay every chip
+    assert [g[0] for g in frames(FIXTURES / "2chipA.fits.gz")] == ["sci1", "sci2"]

@@ -362,13 +362,30 @@ def _fits_frames(path: Path, hdul: fits.HDUList, hdu: str | int | None, dq_mask:
         sci = [i for i in candidates if hdul[i].name == "SCI"]
         indices = sci if sci else candidates[:1]
         others = [] if sci else candidates[1:]
+        reads = _ramp_reads(hdul, sci)
     frames: list[FrameSource] = []
+    if hdu is None and reads:  # one exposure's reads, not chips: its last read, the whole ramp
+        frames = _hdu_frames(path, hdul, reads[0], False, dq_mask)
+        frames[0].notes.append(
+            f"an up-the-ramp file (WFC3/IR or NICMOS _ima/_raw): its {len(reads)} SCI extensions are reads of one "
+            f"exposure, not chips; the last read (SCI,{hdul[reads[0]].header.get('EXTVER', 1)}: SAMPNUM "
+            f"{hdul[reads[0]].header['SAMPNUM']}, the whole exposure) is enhanced, --hdu 'SCI,N' takes another; "
+            "the _flt is the calibrated frame")
+        return frames
     multi = len(indices) > 1
     for i in indices:
         frames.extend(_hdu_frames(path, hdul, i, multi, dq_mask))
     if others:
         frames[0].notes.append(_others_note(hdul, indices[0], others))
     return frames
+
+
+def _ramp_reads(hdul: fits.HDUList, sci: list[int]) -> list[int]:
+    """The SCI extensions of an up-the-ramp file (WFC3/IR, NICMOS: each read of one exposure numbered by SAMPNUM),
+    the last read first; empty for a file of chips (ACS/WFC, WFC3/UVIS: no SAMPNUM) or of one SCI."""
+    if len(sci) < 2 or not all("SAMPNUM" in hdul[i].header for i in sci):
+        return []
+    return sorted(sci, key=lambda i: -int(hdul[i].header["SAMPNUM"]))
 
 
 def _others_note(hdul: fits.HDUList, chosen: int, others: list[int], listed: int = 3) -> str:
