@@ -272,7 +272,7 @@ def run(
     )
     from .pipeline import Enhancer
     from .pipeline.device import slow_cpu_bf16
-    from .runner import bound_memory, interrupted_records, run_batch
+    from .runner import bound_memory, interrupted_records, run_batch, sigterm_as_interrupt
 
     bound_memory(low_memory)
     enhancer = Enhancer(config)
@@ -337,36 +337,25 @@ def run(
 
         batch = run_batch(enhancer, jobs, n_jobs=n_jobs, scheduler=scheduler, skip_existing=skip_existing,
                           debug=debug, verbose=not quiet, low_memory=low_memory, tile_progress=tile_progress)
-        terminated = []
-
-        def on_sigterm(signum, frame):  # a batch system's time limit (SLURM: SIGTERM, then SIGKILL): as Ctrl-C
-            terminated.append(signum)
-            raise KeyboardInterrupt
-
-        try:
-            previous = signal.signal(signal.SIGTERM, on_sigterm)
-        except ValueError:  # not the main thread: leave SIGTERM as it is
-            previous = None
-        try:
-            for result in batch:
-                records.append(result.record)
-                progress.advance(files_task)
-                for level, message in result.messages:
-                    say(level, message)
-                if result.disk_full:
-                    stopped = "stopped: the output disk is full; free space and rerun with --skip-existing to continue"
-        except KeyboardInterrupt:
-            batch.close()  # its workers stopped before the report is written
-            interrupted = True
-            seen = {r.input for r in records}
-            late = interrupted_records(enhancer, [j for j in jobs if str(j.path) not in seen], started)
-            records += late
-            left = sum(r.status != "done" for r in late)
-            stopped = (("terminated (SIGTERM)" if terminated else "interrupted") + f": {left} input(s) not finished; "
-                       "rerun with --skip-existing to continue (it keeps the outputs that are complete)")
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+        with sigterm_as_interrupt() as terminated:
+            try:
+                for result in batch:
+                    records.append(result.record)
+                    progress.advance(files_task)
+                    for level, message in result.messages:
+                        say(level, message)
+                    if result.disk_full:
+                        stopped = ("stopped: the output disk is full; free space and rerun with --skip-existing to "
+                                   "continue")
+            except KeyboardInterrupt:
+                batch.close()  # its workers stopped before the report is written
+                interrupted = True
+                seen = {r.input for r in records}
+                late = interrupted_records(enhancer, [j for j in jobs if str(j.path) not in seen], started)
+                records += late
+                left = sum(r.status != "done" for r in late)
+                stopped = (("terminated (SIGTERM)" if terminated else "interrupted") + f": {left} input(s) not "
+                           "finished; rerun with --skip-existing to continue (it keeps the outputs that are complete)")
     if stopped:
         err.print(stopped, markup=False)
     secs = time.perf_counter() - t0
