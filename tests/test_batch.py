@@ -604,3 +604,19 @@ def test_ctrl_c_stops_a_parallel_batch_at_once_and_reports_what_finished(tmp_pat
     rerun = subprocess.run(cmd[:-2] + ["-o", str(out), "--skip-existing", "-q"], capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     assert len(list(out.glob("*.enhanced.fits"))) == 6
+
+
+def test_a_multichip_file_is_written_whole_or_not_at_all(tmp_path):
+    """A file whose second chip has no data fails as a whole: its first chip's outputs, finished before, are not
+    left behind (they were: a file reported failed with half its outputs under final names)."""
+    good = np.random.default_rng(1).normal(100.0, 5.0, (40, 40)).astype(np.float32)
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(good, name="SCI", ver=1),
+                  fits.ImageHDU(np.full((40, 40), np.nan, np.float32), name="SCI", ver=2)]).writeto(tmp_path / "two.fits")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(tmp_path / "two.fits"), "-o", str(out), "--no-colorize", "-q"])
+    assert result.exit_code == 1
+    assert "[sci2]: no finite pixels" in result.output and "no chip of the file is written" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["astroenhance-report.json"]
+    result = runner.invoke(app, ["run", str(tmp_path / "two.fits"), "-o", str(out), "--no-colorize", "-q",
+                                 "--hdu", "sci1"])
+    assert result.exit_code == 0 and (out / "two.sci1.enhanced.fits").exists()

@@ -833,7 +833,7 @@ class Enhancer:
         it cannot serve, where the configuration's ``dq``, asked for, is an error).
 
         Outputs are ``<stem>[.<chip>].enhanced.<ext>``, written under temporary names and renamed only
-        when complete; on any error nothing is left under a final name.
+        when every chip's are complete; on any error (in any chip) nothing is left under a final name.
         """
         path = Path(path)
         cfg = self._given.for_input(is_fits(path))
@@ -844,7 +844,20 @@ class Enhancer:
         with open_frames(path, cfg.hdu, dq_mask=parse_dq_mask(cfg.dq_mask), noise=cfg.noise, weight=cfg.weight,
                          cosmic_rays=cfg.clean_cosmic_rays, dq=dq if dq is not None else cfg.dq,
                          dq_beside=dq is not None) as frames:
-            return [self.write_source(src, Path(outdir), path, cfg, progress=progress) for src in frames]
+            finished: list = []  # every chip's outputs, renamed into place together
+            try:
+                results = [self.write_source(src, Path(outdir), path, cfg, progress=progress, deferred=finished)
+                           for src in frames]
+            except BaseException as exc:
+                for writer in finished:
+                    writer.abort()
+                if isinstance(exc, InputError) and len(frames) > 1:
+                    raise InputError(f"{exc}; no chip of the file is written (--hdu CHIP enhances one of "
+                                     f"{', '.join(f.label for f in frames)})") from None
+                raise
+            for writer in finished:
+                writer.publish()
+            return results
 
     def planned_outputs(self, path: str | Path, outdir: str | Path) -> list[tuple[Path, tuple[int, int]]]:
         """Every output `enhance_file` would write for ``path``, with its ``(height, width)``."""
@@ -877,13 +890,15 @@ class Enhancer:
 
     def write_source(self, src: FrameSource, outdir: Path, path: Path, cfg: EnhanceConfig | None = None, *,
                      suffix: str = "enhanced", progress: Callable[[int, int], None] | None = None,
-                     colour_note: bool = True) -> FrameResult:
+                     colour_note: bool = True, deferred: list | None = None) -> FrameResult:
         """Enhance one frame ``src`` (named after ``path``) into ``outdir`` with ``cfg`` (default: this
         enhancer's settings resolved for a FITS input).  ``colour_note``: say whether a colour input kept its colours
-        (`run`'s --colorize decides; a composite's measured colours are always kept)."""
+        (`run`'s --colorize decides; a composite's measured colours are always kept).  ``deferred``: see
+        `output.FileSink` (the outputs finished, not yet renamed into place)."""
         cfg = cfg or self._given.for_input(True)
         if (other := self._for_model(cfg.sr_model)) is not self:
-            return other.write_source(src, outdir, path, cfg, suffix=suffix, progress=progress, colour_note=colour_note)
+            return other.write_source(src, outdir, path, cfg, suffix=suffix, progress=progress, colour_note=colour_note,
+                                      deferred=deferred)
         cfg = _network_defaults(cfg, self.sr_space).for_frame(src.channels)
         targets = output_paths(path, outdir, src.label, cfg.formats or ("png",), suffix)
         for target in targets.values():
@@ -909,7 +924,7 @@ class Enhancer:
         mode = self.flux_plane(src, cfg)
         with FileSink(targets, shape_out, src.origin, primary, image, out_wcs, provenance_text(prov),
                       cfg.fits_encoding, flux_headers(image, src, *mode)[:1 + cfg.flux_err] if mode else None,
-                      background=WRITER_THREAD) as sink:
+                      background=WRITER_THREAD, deferred=deferred) as sink:
             self.process(src, cfg, sink.put, progress, norm)
         if src.holes_filled:
             notes.append(f"{src.holes_filled} no-data pixels in small holes (runs of <= {cfg.fill_holes} pixels with data "

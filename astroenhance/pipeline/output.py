@@ -127,13 +127,17 @@ class FileSink(_Sink):
 
     On leaving the block without an error every output is finished and renamed to its final name
     (`outputs`, `notes` afterwards); on any error every temporary is removed and no final name is touched.
+    With ``deferred`` (a list) the finished outputs are appended to it, not renamed: the caller publishes them
+    (``writer.publish()``) once every frame of a file is complete, or aborts them all.
     With ``background`` the rows are written by a writer thread while the engine computes the next ones (a few
     pieces queued at most); a write error is raised by the next `put` or on leaving the block.
     """
 
     def __init__(self, targets: dict[str, Path], shape: tuple[int, int], origin: str, primary: fits.Header,
                  image: fits.Header, wcs, text: str, fits_encoding: str = "float32",
-                 flux_headers: tuple[fits.Header, ...] | None = None, background: bool = False) -> None:
+                 flux_headers: tuple[fits.Header, ...] | None = None, background: bool = False,
+                 deferred: list | None = None) -> None:
+        self.deferred = deferred
         self.height = shape[0]
         self.bottom_up = origin == "lower"
         self.outputs: list[Path] = []
@@ -172,7 +176,11 @@ class FileSink(_Sink):
             for writer in self.writers:
                 writer.finish()
                 self.notes += getattr(writer, "notes", [])
-            self.outputs = [writer.publish() for writer in self.writers]  # all complete: only now final names
+            if self.deferred is not None:
+                self.deferred.extend(self.writers)
+                self.outputs = [writer.final for writer in self.writers]
+            else:
+                self.outputs = [writer.publish() for writer in self.writers]  # all complete: only now final names
         except BaseException:
             self._abort()
             raise
