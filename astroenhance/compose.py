@@ -475,11 +475,11 @@ def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wc
     header["AE_BGMAT"] = (match_background, "backgrounds matched")
     for i, b in enumerate(bands):
         add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1}: {b.name}")
-    for warning in mixed_frames(bands):
-        add_text(header, "HISTORY", f"astroenhance mosaic warning: {warning}")
         if offsets is not None and match_background:
             add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1} background offset subtracted: "
                                         f"{float(offsets[i]):.6g}")
+    for warning in mixed_frames(bands):
+        add_text(header, "HISTORY", f"astroenhance mosaic warning: {warning}")
     tmp = temporary_path(path)
     try:
         fits.HDUList([fits.PrimaryHDU(np.asarray(data, dtype=np.float32), header),
