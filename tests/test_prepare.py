@@ -109,3 +109,17 @@ def test_every_image_gets_exactly_one_split(n, seed):
     out = assign_splits(names, (80, 10, 10), seed)
     assert set(out) == set(names) and set(out.values()) <= {"train", "val", "test"}
     assert assign_splits(list(reversed(names)), (80, 10, 10), seed) == out  # order of discovery does not matter
+
+
+def test_training_images_are_read_upright_as_run_reads_pictures(tmp_path):
+    from astroenhance.training.data import load_rgb
+
+    stored = np.zeros((64, 40, 3), np.uint8)  # stored sideways; EXIF 6: viewers turn it 90 degrees clockwise
+    stored[:8, :8] = (250, 30, 30)
+    img = Image.fromarray(stored)
+    exif = img.getexif()
+    exif[0x0112] = 6
+    img.save(tmp_path / "phone.jpg", quality=95, exif=exif)
+    upright = load_rgb(tmp_path / "phone.jpg")
+    assert upright.shape == (40, 64, 3)
+    assert upright[:8, -8:, 0].mean() > 200  # the stored top-left corner is the upright top-right one

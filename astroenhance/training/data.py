@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from ..errors import SettingsError
 from ..io.readers import IMAGE_SUFFIXES
@@ -37,9 +37,10 @@ def list_images(folder: str | Path) -> list[Path]:
 
 
 def load_rgb(path: Path) -> np.ndarray:
-    """An image as ``(H, W, 3)`` uint8 RGB."""
+    """An image as ``(H, W, 3)`` uint8 RGB, upright as viewers show it (its EXIF orientation applied, as `run`
+    reads pictures)."""
     with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
+        return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
 
 
 @dataclass

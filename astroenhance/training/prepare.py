@@ -22,7 +22,7 @@ from PIL import Image
 
 from ..errors import SettingsError
 from ..models.weights import sha256_file
-from .data import IMAGE_SUFFIXES, list_images
+from .data import IMAGE_SUFFIXES, list_images, load_rgb
 
 SPLITS = ("train", "val", "test")
 
@@ -106,8 +106,7 @@ def prepare(src: str | Path, dst: str | Path, cfg: PrepareConfig = PrepareConfig
     usable: list[tuple[Path, np.ndarray]] = []
     for p in paths:
         try:
-            with Image.open(p) as im:
-                rgb = np.asarray(im.convert("RGB"))
+            rgb = load_rgb(p)
         except Exception as exc:  # noqa: BLE001 - any unreadable image is skipped with its reason
             record["skipped"].append({"file": str(p.relative_to(src)), "reason": f"unreadable ({exc})"})
             continue
