@@ -212,3 +212,35 @@ def test_image_writer_refuses_a_block_outside_the_picture(tmp_path):
         w.write_rows(0, np.zeros((2, 5, 3)), col0=4)
     w.abort()
     assert list(tmp_path.iterdir()) == []
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.integers(1, 70), st.integers(1, 90), st.sampled_from(["float32", "int16"]), st.booleans(),
+       st.integers(0, 2**31))
+def test_every_hdu_carries_fits_checksums_that_astropy_verifies(tmp_path_factory, h, w, encoding, flux, seed):
+    """DATASUM and CHECKSUM (the FITS standard's) on every HDU, as astropy and fitsverify check them; one byte changed
+    in a data unit and its checksums fail."""
+    import warnings
+
+    from astroenhance.io.writers import FITSRGBWriter
+
+    path = tmp_path_factory.mktemp("cs") / "x.fits"
+    rng = np.random.default_rng(seed)
+    flux_headers = (fits.Header({"BUNIT": "e/s"}), fits.Header({"BUNIT": "e/s"})) if flux else None
+    writer = FITSRGBWriter(path, (h, w), fits.Header({"AE_TEST": 1}), fits.Header(), encoding, flux_headers)
+    writer.write_block(0, rng.random((h, w, 3)), 0, *(rng.normal(size=(2, h, w)) if flux else ()))
+    writer.commit()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with fits.open(path, checksum=True) as hdul:
+            assert len(hdul) == (6 if flux else 4)
+            assert all(x.verify_checksum() == 1 and x.verify_datasum() == 1 for x in hdul)
+            offset = hdul.fileinfo(2)["datLoc"]  # GREEN's first data byte
+    raw = bytearray(path.read_bytes())
+    raw[offset] ^= 0x01
+    path.write_bytes(bytes(raw))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with fits.open(path, checksum=False) as hdul:
+            assert hdul[2].verify_datasum() == 0 and hdul[2].verify_checksum() == 0
+            assert hdul[1].verify_checksum() == 1

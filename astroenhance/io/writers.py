@@ -42,6 +42,41 @@ INT16_CARDS = {"BSCALE": INT16_SCALE, "BZERO": INT16_ZERO, "BLANK": INT16_BLANK}
 TEMP_MARKER = ".astroenhance-tmp-"
 
 
+# FITS checksums (the FITS standard, appendix J: 32-bit ones' complement sums, the complement encoded as 16 ASCII
+# characters; DATASUM of the data unit, CHECKSUM making the whole HDU sum to -0), as astropy and fitsverify check them
+CHECKSUM_CARDS = (("DATASUM", "0", "data unit checksum (FITS standard)"),
+                  ("CHECKSUM", "0" * 16, "HDU checksum (FITS standard)"))
+_EXCLUDED = frozenset(range(0x3A, 0x41)) | frozenset(range(0x5B, 0x61))  # punctuation between digits and letters
+
+
+def ones_complement_sum(data: bytes | np.ndarray, total: int = 0) -> int:
+    """The 32-bit ones' complement sum of ``data`` (bytes, a multiple of 4: FITS blocks) read as big-endian words,
+    added to ``total``."""
+    words = np.frombuffer(data, dtype=">u4")
+    total += int(words.sum(dtype=np.uint64))  # < 2**64 for any file under 64 GiB
+    while total >> 32:
+        total = (total & 0xFFFFFFFF) + (total >> 32)
+    return total
+
+
+def checksum_string(value: int) -> str:
+    """The 16 characters the FITS standard encodes a 32-bit value as (CHECKSUM holds the encoded complement)."""
+    chars = [0] * 16
+    for i in range(4):
+        byte = (value >> (24 - 8 * i)) & 0xFF
+        q, r = byte // 4 + ord("0"), byte % 4
+        ch = [q + r, q, q, q]
+        changed = True
+        while changed:  # keep to letters and digits: move one unit between neighbours
+            changed = False
+            for j in (0, 2):
+                if ch[j] in _EXCLUDED or ch[j + 1] in _EXCLUDED:
+                    ch[j], ch[j + 1], changed = ch[j] + 1, ch[j + 1] - 1, True
+        for j in range(4):
+            chars[4 * j + i] = ch[j]
+    return bytes(chars[(i + 15) % 16] for i in range(16)).decode("ascii")
+
+
 def host_name() -> str:
     """This machine's name, reduced to characters safe in a file name."""
     import socket
@@ -160,6 +195,8 @@ class FITSRGBWriter(_AtomicFile):
         self.height, self.width = shape
         head = fits.Header([("SIMPLE", True), ("BITPIX", 8), ("NAXIS", 0), ("EXTEND", True)])
         head.extend(primary, unique=False)
+        head.extend(CHECKSUM_CARDS)
+        self.headers = [(0, head)]  # each HDU's header and where it starts: checksums are set in `finish`
         blobs = [(0, head.tostring().encode("ascii"))]
         self.data_offsets = []
         offset = len(blobs[0][1])
@@ -170,7 +207,9 @@ class FITSRGBWriter(_AtomicFile):
             if size == 2:
                 h.update(INT16_CARDS)
             h.extend(self.physical.get(name, image), unique=True)
+            h.extend(CHECKSUM_CARDS)
             blob = h.tostring().encode("ascii")
+            self.headers.append((offset, h))
             blobs.append((offset, blob))
             offset += len(blob)
             self.data_offsets.append(offset)
@@ -225,11 +264,31 @@ class FITSRGBWriter(_AtomicFile):
             self.fh.flush()
             if self.encoding == "rice":
                 self._compress()
+            else:
+                self._set_checksums()
             os.fsync(self.fh.fileno())
             self.fh.close()
         except OSError as exc:
             self.abort()
             raise _write_error(self.final, exc, "finishing the output") from None
+
+    def _set_checksums(self) -> None:
+        """Each HDU's DATASUM (its data read back in pieces of 16 MiB) and CHECKSUM, written into its header in
+        place (the cards are there from the start, so the header's length does not change)."""
+        sizes = [0] + [_padded(self.height * self.width * size) for size in self.itemsizes]
+        starts = [0] + self.data_offsets
+        for (offset, header), start, size in zip(self.headers, starts, sizes):
+            datasum = 0
+            self.fh.seek(start)
+            for done in range(0, size, 16 << 20):
+                datasum = ones_complement_sum(self.fh.read(min(16 << 20, size - done)), datasum)
+            header["DATASUM"] = str(datasum)
+            header["CHECKSUM"] = "0" * 16
+            total = ones_complement_sum(header.tostring().encode("ascii"), datasum)
+            header["CHECKSUM"] = checksum_string(~total & 0xFFFFFFFF)
+            self.fh.seek(offset)
+            self.fh.write(header.tostring().encode("ascii"))
+        self.fh.flush()
 
     def _compress(self) -> None:
         """Rewrite the finished 16-bit planes tile-compressed (RICE_1, one row per tile), one plane in memory at a
