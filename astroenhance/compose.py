@@ -483,7 +483,7 @@ def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wc
     tmp = temporary_path(path)
     try:
         fits.HDUList([fits.PrimaryHDU(np.asarray(data, dtype=np.float32), header),
-                      fits.ImageHDU(np.asarray(footprint, dtype=np.float32), name="FOOTPRINT")]).writeto(tmp)
+                      fits.ImageHDU(np.asarray(footprint, dtype=np.float32), name="FOOTPRINT")]).writeto(tmp, checksum=True)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -270,8 +270,9 @@ def test_mosaic_of_chips_that_do_not_overlap_keeps_every_pixel(tmp_path):
     result = runner.invoke(app, ["mosaic", str(FIXTURES / "sample_svm_flc.fits.gz"), "-o", str(tmp_path / "m"),
                                  "--format", "fits"])
     assert result.exit_code == 0, result.output
-    with fits.open(tmp_path / "m" / "mosaic.mosaic.fits") as h:
+    with fits.open(tmp_path / "m" / "mosaic.mosaic.fits", checksum=True) as h:
         data, footprint, history = h[0].data, h["FOOTPRINT"].data, [str(c) for c in h[0].header["HISTORY"]]
+        assert all(x.verify_checksum() == 1 and x.verify_datasum() == 1 for x in h)  # as the run's FITS
     assert (footprint > 0).sum() >= 190 and np.isfinite(data[footprint > 0]).all()
     assert [c for c in history if "offset" in c] == [f"astroenhance mosaic input {k} background offset subtracted: 0"
                                                      for k in (1, 2)]
