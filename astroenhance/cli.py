@@ -310,6 +310,8 @@ def run(
             return
     if dry_run:
         raise typer.Exit(_dry_run(enhancer, jobs, unusable, skip_existing))
+    if log_file is not None and log_file.resolve() in {j.path.resolve() for j in jobs}:
+        raise _usage(f"--log-file {log_file} is one of the inputs: messages would be appended to it")
     log = open(log_file, "a") if log_file else None
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=err, disable=quiet, transient=True)

@@ -505,3 +505,12 @@ def test_ctrl_c_in_compose_is_one_line_and_exit_130(tmp_path, monkeypatch):
     result = invoke("compose", EXAMPLE, tmp_path / "second.fits.gz", "-o", tmp_path / "o")
     assert result.exit_code == 130
     assert result.output.strip().startswith("interrupted:") and len(result.output.strip().splitlines()) == 1
+
+
+def test_a_log_file_that_is_an_input_is_refused(tmp_path):
+    frame = tmp_path / "frame.fits.gz"
+    shutil.copy(EXAMPLE, frame)
+    before = frame.read_bytes()
+    result = invoke("run", frame, "-o", tmp_path / "o", "--log-file", frame)
+    assert result.exit_code == 2 and "is one of the inputs" in result.output
+    assert frame.read_bytes() == before and not (tmp_path / "o").exists()
