@@ -867,6 +867,11 @@ def evaluate(
     """
     import json
 
+    for option, path in (("--json", json_out), ("--figure", figure)):  # before hours of measuring, not after
+        if path is not None and not path.parent.is_dir():
+            raise _usage(f"{option} {path}: folder {path.parent} does not exist")
+        if path is not None and path.is_dir():
+            raise _usage(f"{option} {path} is a folder; give a file name")
     if task == Task.hst:
         try:
             ks = tuple(float(v) for v in levels.split(",") if v.strip())

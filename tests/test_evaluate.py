@@ -233,3 +233,13 @@ def test_issue_18_protocol_centre_crops_bt601_per_image_mean_by_hand(tmp_path):
     assert cli.exit_code == 0, cli.output
     got = json.loads(out.read_text())
     assert set(got["results"]["astroenhance"]) == {"chroma_rms_mean", "worst_minus_grey"} and len(got["per_image"]) == 2
+
+
+@pytest.mark.parametrize("task", ["sr", "hst"])
+def test_an_unwritable_json_or_figure_path_is_refused_before_measuring(tmp_path, task):
+    """A --json or --figure in a folder that does not exist, or naming a folder: a usage error at once (it was a
+    traceback after the whole evaluation)."""
+    for option, path in (("--json", tmp_path / "no" / "m.json"), ("--figure", tmp_path)):
+        result = CliRunner().invoke(app, ["evaluate", "--task", task, "--data", str(COLOR), option, str(path)],
+                                    terminal_width=300)
+        assert result.exit_code == 2 and f"usage error: {option} {path}" in result.output, result.output
