@@ -463,11 +463,13 @@ LEVELS = {"info": ("", ""), "note": ("note: ", "yellow"), "error": ("error: ", "
 def _train(task: str, data: Path, outdir: Path, *, arch: str, iters: int, batch: int, crop: int, lr: float,
            seed: int, val_data: Path | None, val_every: int, device: str, threads: int, resume: bool,
            **extra: object) -> None:
+    from .batch import check_outdir
     from .training.train import TrainConfig, Trainer
 
     cfg = TrainConfig(task=task, data=str(data), out=str(outdir), arch=arch, iters=iters, batch=batch, crop=crop,
                       lr=lr, seed=seed, val_data=str(val_data) if val_data else "", val_every=val_every,
                       ckpt_every=val_every, device=device, threads=threads, **extra)  # type: ignore[arg-type]
+    check_outdir(outdir)
     trainer = Trainer(cfg)
     ckpt = outdir / "ckpt.pt"
     if resume:
@@ -517,10 +519,12 @@ def prepare(
     seed: Annotated[int, typer.Option(help="Seed of the split: the same seed and images give the same split.")] = 0,
 ) -> None:
     """Cut colour images into training tiles (PNG) with a deterministic split; the source is never modified."""
+    from .batch import check_outdir
     from .training.prepare import PrepareConfig, parse_split, parse_tile
     from .training.prepare import prepare as run_prepare
 
     cfg = PrepareConfig(tile=parse_tile(tile), split=parse_split(split), seed=seed)
+    check_outdir(outdir)
     with err.status(f"cutting tiles from {src}"):
         record = run_prepare(src, outdir, cfg)
     counts = record["counts"]
@@ -631,6 +635,7 @@ def train_sr_hst(
 ) -> None:
     """Train super-resolution for real telescope frames: deep frames binned 4x with noise (and synthetic fields),
     in the noise-normalised space `run` maps such frames into (see astroenhance/training/telescope.py)."""
+    from .batch import check_outdir
     from .training.telescope import TelescopeConfig, TelescopeTrainer, load_truths
 
     _check_stage(stage, init, resume, "weights/sr-hst-8x32.safetensors")
@@ -642,6 +647,7 @@ def train_sr_hst(
                           device=device, precision=precision, workers=workers, minutes=minutes, stage=stage,
                           adv_weight=adv_weight, content_weight=content_weight, pixel_weight=pixel_weight,
                           feature_net=feature_net)
+    check_outdir(outdir)
     trainer = TelescopeTrainer(cfg, load_truths(truths), load_truths(val))
     ckpt = outdir / "ckpt.pt"
     if resume:

@@ -514,3 +514,13 @@ def test_a_log_file_that_is_an_input_is_refused(tmp_path):
     result = invoke("run", frame, "-o", tmp_path / "o", "--log-file", frame)
     assert result.exit_code == 2 and "is one of the inputs" in result.output
     assert frame.read_bytes() == before and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("command", [["prepare", str(EXAMPLE.parent)],
+                                     ["train", "sr", "--data", str(EXAMPLE.parent), "--iters", "1"],
+                                     ["train", "sr-hst", "--truth", str(EXAMPLE), "--iters", "1"]])
+def test_an_output_folder_that_is_a_file_is_one_usage_line(tmp_path, command):
+    """(They were tracebacks: FileExistsError, NotADirectoryError.)"""
+    (tmp_path / "afile").write_text("not a folder")
+    result = invoke(*command, "-o", tmp_path / "afile" / "run")
+    assert result.exit_code == 2 and "cannot be an output folder" in result.output and "Traceback" not in result.output
