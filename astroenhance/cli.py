@@ -679,17 +679,19 @@ def weights_export(
     ckpt: Annotated[Path, typer.Argument(help="A run's ckpt.pt (or the run folder).", exists=True)],
     weights_id: Annotated[str, typer.Option("--id", help="Name of the weights (file <id>.safetensors).")],
     weights_dir: Annotated[Path, typer.Option("--weights-dir", help="Folder holding manifest.json.")] = Path("weights"),
-    mode: Annotated[str | None, typer.Option(help="sr: psnr, psnr-large or gan; colorizer: default.")] = None,
+    mode: Annotated[str | None, typer.Option(help="How `run --sr-model` finds the weights. sr: psnr, psnr-large, gan, hst or hst-gan (default: from the run: psnr or gan, hst for `train sr-hst`); colorizer: default.")] = None,
     eval_data: Annotated[Path | None, typer.Option(help="Held-out images: run the evaluation and record it in the manifest.", exists=True, file_okay=False)] = None,
     train_data: Annotated[Path | None, typer.Option(help="colorizer: images for the lookup-table baseline.", exists=True, file_okay=False)] = None,
 ) -> None:
     """Write a checkpoint's model as safetensors with a manifest entry (architecture, data, metrics, sha256)."""
+    from .batch import check_outdir
     from .models.fold import fold_batchnorm
     from .models.weights import load_checkpoint_model
     from .training.export import export_checkpoint
 
     if ckpt.is_dir():
         ckpt = ckpt / "ckpt.pt"
+    check_outdir(weights_dir)
     metrics: dict = {"training_log": _last_metrics(ckpt.parent / "log.csv")}
     if eval_data is not None:
         from .training.evaluate import (

@@ -7,6 +7,7 @@ from typing import Any
 
 FORMATS = ("fits", "png", "tiff", "jpeg")
 FITS_ENCODINGS = ("float32", "int16", "rice")  # see `io.writers.FITSRGBWriter`
+SR_MODES = ("psnr", "psnr-large", "gan", "hst", "hst-gan")  # the manifest modes `run --sr-model` chooses from
 FORMAT_SUFFIX = {"fits": ".fits", "png": ".png", "tiff": ".tif", "jpeg": ".jpg"}
 # DQ flags that make a pixel no-data by default (`io.noise`), per instrument.  ACS, WFC3, STIS: Reed-Solomon errors,
 # fill, bad pixels, hot pixels, bad columns, cosmic rays (AstroDrizzle, calwf3/acsrej); saturation (256, 2048) stays

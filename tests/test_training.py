@@ -396,3 +396,25 @@ def test_distribution_colorizer_refuses_weights_that_miss_more_than_the_head(tmp
     save_file(state, str(tmp_path / "partial.safetensors"))
     with pytest.raises(SettingsError, match="beyond the output head"):
         Trainer(cfg(tmp_path, "colorize", arch="resenc-colorizer-mnv2-bins", init=str(tmp_path / "partial.safetensors")))
+
+
+def test_export_refuses_a_name_that_leaves_the_folder_and_a_mode_run_cannot_choose(tmp_path):
+    """--id names a file in the weights folder (``../x`` wrote beside it); --mode is what `run --sr-model` chooses
+    by (any string was recorded); a weights folder that is a file is a usage line (a traceback)."""
+    from typer.testing import CliRunner
+
+    from astroenhance.cli import SRModel, app
+    from astroenhance.config import SR_MODES
+
+    assert {m.value for m in SRModel} == set(SR_MODES)
+    Trainer(cfg(tmp_path, "sr", iters=1)).run()
+    (tmp_path / "afile").write_text("")
+    for args, message in ((["--id", "../evil"], "--id '../evil'"), (["--id", "x", "--mode", "sharp"], "--mode 'sharp'"),
+                          (["--id", "x", "--weights-dir", str(tmp_path / "afile")], "cannot be an output folder")):
+        res = CliRunner().invoke(app, ["weights", "export", str(tmp_path / "sr"), "--weights-dir",
+                                       str(tmp_path / "w"), *args], terminal_width=300)
+        assert res.exit_code == 2 and message in res.output, res.output
+    assert not (tmp_path / "w").exists() and not (tmp_path / "evil.safetensors").exists()
+    res = CliRunner().invoke(app, ["weights", "export", str(tmp_path / "sr"), "--id", "ok-1.2", "--mode", "psnr-large",
+                                   "--weights-dir", str(tmp_path / "w")])
+    assert res.exit_code == 0 and (tmp_path / "w" / "ok-1.2.safetensors").exists()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
+from ..config import SR_MODES
+from ..errors import SettingsError
 from ..models.registry import ARCHITECTURES
 from ..models.weights import WeightsInfo, export_weights, load_checkpoint_model
 
@@ -17,9 +20,17 @@ LICENCE_HST = ("Weights: CC BY 4.0, trained by astroenhance on public HST archiv
 def export_checkpoint(ckpt: str | Path, weights_dir: str | Path, weights_id: str, mode: str | None = None,
                       metrics: dict[str, Any] | None = None, notes: str = "") -> WeightsInfo:
     """Export ``ckpt`` (a ``ckpt.pt`` written by `astroenhance train`) as ``<weights_id>.safetensors``."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", weights_id):
+        raise SettingsError(f"--id {weights_id!r}: a name of letters, digits, '.', '_' and '-' (it names the file "
+                            f"{weights_id}.safetensors in the weights folder)")
     model, ck = load_checkpoint_model(ckpt)
     cfg = ck["config"]
     spec = ARCHITECTURES[ck["arch"]]
+    modes = SR_MODES if spec.task == "sr" else ("default",)
+    if mode is not None and mode not in modes:
+        raise SettingsError(f"--mode {mode!r}: an SR network's mode is one of {', '.join(modes)} (what `run "
+                            "--sr-model` chooses by)" if spec.task == "sr" else
+                            f"--mode {mode!r}: a colorizer's mode is 'default'")
     if "truths" in cfg:  # a telescope-model run (`train sr-hst`): a noise-space network for real frames
         from ..pipeline.space import BETA
 
