@@ -807,6 +807,7 @@ def mosaic(
     bands = [b for p in frames for b in read_bands(p, hdu)]  # every chip of a multi-chip frame
     for warning in mixed_frames(bands):
         err.print(f"warning: {warning}", markup=False)
+    wcs, shape = mosaic_grid([(b.data, b.wcs) for b in bands], grid.value)  # (frames far apart: refused here)
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -828,7 +829,6 @@ def mosaic(
             result = _display_enhancer(fmt, False).write_display_source(src, outdir, name, "mosaic")
             err.print("wrote " + ", ".join(str(o) for o in result.outputs), markup=False)
             return
-        wcs, shape = mosaic_grid([(b.data, b.wcs) for b in bands], grid.value)
         with err.status(f"co-adding {len(bands)} frames onto {shape[1]}x{shape[0]}"):
             arr, fp, offsets = coadd([(b.data, b.wcs) for b in bands], wcs, shape, combine.value, match_background,
                                      Path(scratch) / "grey")

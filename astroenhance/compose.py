@@ -229,9 +229,27 @@ def composite_rgb(stack: np.ndarray, method: str = "lupton", q: float = 8.0, str
     return rgb.astype(np.float32)
 
 
+#: a mosaic grid may hold this many times its frames' own pixels (rotated, offset frames: a few times), or this many
+#: pixels, whichever is more; beyond both, the frames lie far apart and the grid would be mostly empty
+GRID_EMPTINESS, GRID_FREE_PIXELS = 25, 4_000_000
+
+
 def mosaic_grid(frames: list[tuple[np.ndarray, WCS]], grid: str = "optimal") -> tuple[WCS, tuple[int, int]]:
     """The output grid: ``optimal`` (reproject's `find_optimal_celestial_wcs`, north up, finest resolution) or
-    ``first`` (the first frame's pixel grid, extended to cover every frame)."""
+    ``first`` (the first frame's pixel grid, extended to cover every frame).  A grid mostly empty because the frames
+    lie far apart on the sky (`GRID_EMPTINESS`) is a `SettingsError`, before anything that size is allocated."""
+    wcs, shape = _grid(frames, grid)
+    own = sum(a.shape[0] * a.shape[1] for a, _ in frames)
+    if shape[0] * shape[1] > max(GRID_EMPTINESS * own, GRID_FREE_PIXELS):
+        from .errors import SettingsError
+
+        raise SettingsError(f"the frames lie far apart on the sky: their grid would be {shape[1]}x{shape[0]} pixels "
+                            f"({shape[0] * shape[1] / 1e6:.0f} Mpx, {shape[0] * shape[1] / own:.0f}x the frames' own "
+                            "pixels, nearly all empty); mosaic frames that overlap or touch, a group at a time")
+    return wcs, shape
+
+
+def _grid(frames: list[tuple[np.ndarray, WCS]], grid: str) -> tuple[WCS, tuple[int, int]]:
     from reproject.mosaicking import find_optimal_celestial_wcs
 
     if grid == "optimal":
@@ -239,7 +257,7 @@ def mosaic_grid(frames: list[tuple[np.ndarray, WCS]], grid: str = "optimal") -> 
         from astropy import units as u
 
         wcs, shape = find_optimal_celestial_wcs([(a, w) for a, w in frames], resolution=scale * u.deg)
-        return wcs, tuple(int(s) for s in shape)
+        return wcs, (int(shape[0]), int(shape[1]))
     if grid != "first":
         raise ValueError(f"unknown grid {grid!r}; choose optimal or first")
     ref = frames[0][1]

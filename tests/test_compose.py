@@ -419,3 +419,21 @@ def test_a_mosaic_of_different_filters_says_so(tmp_path):
     same = runner.invoke(app, ["mosaic", str(BANDS[0]), str(_with_filter(BANDS[0], tmp_path / "g2.fits",
                                                                          "g.MP9401")), "-o", str(tmp_path / "s")])
     assert same.exit_code == 0 and "warning" not in same.output
+
+
+@pytest.mark.parametrize("grid", ["optimal", "first"])
+def test_frames_far_apart_are_refused_before_a_grid_that_size_is_made(tmp_path, grid):
+    """Two 64² frames 0.42 degrees apart at 0.05": a 21,000² grid (460 Mpx, GBs per plane) for 8,192 pixels of data —
+    refused in one line (it ran out of memory); frames side by side on the sky are still one mosaic."""
+    paths = []
+    for name, ra, dec in (("a", 150.0, 2.0), ("b", 150.3, 2.3), ("c", 150.0018, 2.0)):
+        header = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRPIX1": 32.0, "CRPIX2": 32.0,
+                              "CRVAL1": ra, "CRVAL2": dec, "CDELT1": -1.4e-5, "CDELT2": 1.4e-5})
+        fits.writeto(tmp_path / f"{name}.fits", np.ones((64, 64), np.float32), header)
+        paths.append(str(tmp_path / f"{name}.fits"))
+    result = runner.invoke(app, ["mosaic", paths[0], paths[1], "-o", str(tmp_path / "m"), "--grid", grid],
+                           terminal_width=300)
+    assert result.exit_code == 2 and "the frames lie far apart on the sky" in result.output
+    assert not (tmp_path / "m").exists()
+    result = runner.invoke(app, ["mosaic", paths[0], paths[2], "-o", str(tmp_path / "n"), "--grid", grid])
+    assert result.exit_code == 0, result.output
