@@ -817,7 +817,7 @@ def mosaic(
             enh = Enhancer(EnhanceConfig(weights=str(weights) if weights else None))
             with err.status("enhancing frames"):  # backgrounds matched in the data's units, one display mapping
                 colour = enhance_frames(bands, enh, match_background)
-            wcs, shape = mosaic_grid([(rgb[..., 0], w) for rgb, w in colour], grid.value)
+            wcs, shape = mosaic_grid([(rgb[..., 0], w) for rgb, w in colour], grid.value, refuse_empty=False)
             chans = []
             with err.status(f"co-adding {len(bands)} frames onto {shape[1]}x{shape[0]}"):
                 for c in range(3):

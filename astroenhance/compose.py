@@ -234,13 +234,15 @@ def composite_rgb(stack: np.ndarray, method: str = "lupton", q: float = 8.0, str
 GRID_EMPTINESS, GRID_FREE_PIXELS = 25, 4_000_000
 
 
-def mosaic_grid(frames: list[tuple[np.ndarray, WCS]], grid: str = "optimal") -> tuple[WCS, tuple[int, int]]:
+def mosaic_grid(frames: list[tuple[np.ndarray, WCS]], grid: str = "optimal",
+                refuse_empty: bool = True) -> tuple[WCS, tuple[int, int]]:
     """The output grid: ``optimal`` (reproject's `find_optimal_celestial_wcs`, north up, finest resolution) or
     ``first`` (the first frame's pixel grid, extended to cover every frame).  A grid mostly empty because the frames
-    lie far apart on the sky (`GRID_EMPTINESS`) is a `SettingsError`, before anything that size is allocated."""
+    lie far apart on the sky (`GRID_EMPTINESS`) is a `SettingsError`, before anything that size is allocated
+    (``refuse_empty`` False: the caller decided that already, on the same frames at their own pixels)."""
     wcs, shape = _grid(frames, grid)
     own = sum(a.shape[0] * a.shape[1] for a, _ in frames)
-    if shape[0] * shape[1] > max(GRID_EMPTINESS * own, GRID_FREE_PIXELS):
+    if refuse_empty and shape[0] * shape[1] > max(GRID_EMPTINESS * own, GRID_FREE_PIXELS):
         from .errors import SettingsError
 
         raise SettingsError(f"the frames lie far apart on the sky: their grid would be {shape[1]}x{shape[0]} pixels "
