@@ -142,9 +142,9 @@ def _check_frames(frames: list[Path], outdir: Path, name: str, suffix: str) -> N
     check_outdir(outdir)
     given: set[Path] = set()
     for p in frames:
-        if p.resolve() in given:
+        if (resolved := p.resolve()) in given:
             raise SettingsError(f"{p} is given more than once")
-        given.add(p.resolve())
+        given.add(resolved)
     for ext in FORMAT_SUFFIX.values():
         if (target := outdir / f"{name}.{suffix}{ext}").resolve() in given:
             raise OutputError(f"{target}: is one of the input frames and would be overwritten; choose another "
@@ -816,7 +816,7 @@ def mosaic(
         if enhance:
             enh = Enhancer(EnhanceConfig(weights=str(weights) if weights else None))
             with err.status("enhancing frames"):  # backgrounds matched in the data's units, one display mapping
-                colour = enhance_frames(bands, enh, match_background)
+                colour = enhance_frames(bands, enh, match_background, (wcs, shape))
             wcs, shape = mosaic_grid([(rgb[..., 0], w) for rgb, w in colour], grid.value, refuse_empty=False)
             chans = []
             with err.status(f"co-adding {len(bands)} frames onto {shape[1]}x{shape[0]}"):

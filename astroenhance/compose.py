@@ -78,13 +78,8 @@ def read_bands(path: str | Path, hdu: str | None = None) -> list[Band]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with open_frames(path, hdu) as frames:
-            header = fits.Header()
-            with fits.open(path) as hdul:  # filter keywords may sit in the primary header of an HST file
-                for h in (hdul[0].header, *(x.header for x in hdul[1:2])):
-                    for key in ("FILTER", "FILTER1", "FILTER2", "FILTNAM1", "PHOTPLAM"):
-                        if key in h and key not in header:
-                            header[key] = h[key]
-            name, wl = wavelength_nm(header)
+            # (the kept keywords: the frame's own, else its primary header's, where HST files keep their filters)
+            name, wl = wavelength_nm(frames[0].header if frames[0].header is not None else fits.Header())
             bands = []
             for f in frames:
                 if f.wcs is None:
@@ -375,18 +370,20 @@ def solve_offsets(stack: np.ndarray, min_overlap: int = 10) -> np.ndarray:
     return np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)[0]
 
 
-def enhance_frames(bands: list[Band], enhancer, match_background: bool = True) -> list[tuple[np.ndarray, WCS]]:
+def enhance_frames(bands: list[Band], enhancer, match_background: bool = True,
+                   grid: tuple[WCS, tuple[int, int]] | None = None) -> list[tuple[np.ndarray, WCS]]:
     """Each band enhanced (``enhancer.enhance_array``: colour, 4x) for a colour mosaic, all shown with one display
     mapping so that no seam shows where they meet: first their backgrounds matched in the data's own units
     (`background_offsets` on the grid that holds them all), then one mapping fitted to them together (the median of
     their skies and noises, their brightest pixel: `Normalizer.fit` with the enhancer's FITS stretch and interval).
+    ``grid``: a grid that holds them all, where the caller has one (`mosaic_grid`: made here otherwise).
     Returns ``(rgb, wcs)`` per band, on its own 4x grid."""
     from .imaging.normalize import Normalizer
     from .io.readers import from_array
 
     frames = [(b.data, b.wcs) for b in bands]
     if match_background and len(frames) > 1:
-        offsets = background_offsets(frames, *mosaic_grid(frames, "optimal"))
+        offsets = background_offsets(frames, *(grid or mosaic_grid(frames, "optimal")))
         frames = [(a - o, w) for (a, w), o in zip(frames, offsets)]
     cfg = enhancer.settings(True).for_frame(1)
     sources = [from_array(a, w, origin="lower") for a, w in frames]
@@ -452,11 +449,11 @@ def composite_source(paths: list[Path], hdu: str | None = None, reference: int |
         set_card(header, f"AE_{colour[:1]}FLT", b.filter or "unknown", f"{colour.lower()} filter")
     from .models.weights import sha256_file
 
+    sha = {p: sha256_file(p) for p in sorted({p for b in bands for p in (b.path, *b.more)}, key=str)}  # each read once
     for colour, b in zip(("BLUE", "GREEN", "RED"), bands):
         if b.filter != "mean":  # a synthesised green has no file of its own
-            set_card(header, f"AE_{colour[:1]}SHA", sha256_file(b.path), f"sha256 of the {colour.lower()} frame")
-    inputs = sorted({p for b in bands for p in (b.path, *b.more)}, key=str)
-    set_card(header, "AE_INSHA", ",".join(sha256_file(p)[:16] for p in inputs), "inputs' sha256 (16 hex each)")
+            set_card(header, f"AE_{colour[:1]}SHA", sha[b.path], f"sha256 of the {colour.lower()} frame")
+    set_card(header, "AE_INSHA", ",".join(h[:16] for h in sha.values()), "inputs' sha256 (16 hex each)")
     set_card(header, "AE_CMETH", method, "composite method")
     set_card(header, "AE_CREF", bands[ref_index].name[-60:], "frame whose grid was used")
     add_text(header, "HISTORY", "astroenhance compose: bands reprojected with reproject_interp onto the reference grid")

@@ -220,8 +220,9 @@ def interrupted_records(enhancer, jobs: list[Job], since: float) -> list[Record]
     for job in jobs:
         try:
             planned = enhancer.planned_outputs(job.path, job.outdir)
-            made = (outputs_complete(job.path, planned, map_files(job, enhancer.config))
-                    and all(p.stat().st_mtime >= since for p, _ in planned))
+            # (written during this run, before the input is hashed: a thousand frames not started cost no reading)
+            made = (all(p.exists() and p.stat().st_mtime >= since for p, _ in planned)
+                    and outputs_complete(job.path, planned, map_files(job, enhancer.config)))
         except (AstroEnhanceError, OSError):
             made = False
         records.append(Record(str(job.path), "done", [str(p) for p, _ in planned]) if made else

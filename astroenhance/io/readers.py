@@ -41,7 +41,7 @@ RAW_PRODUCTS = ("_raw", "_d0m", "_d0f")  # HST archive names of uncalibrated exp
 FITS_SUFFIXES = (".fits.gz", ".fits.fz", ".fit.gz", ".fts.gz", ".fits", ".fit", ".fts")
 IMAGE_SUFFIXES = (".png", ".tiff", ".tif", ".jpeg", ".jpg")
 #: header keywords an astronomer wants carried into the enhanced frame
-KEEP_KEYWORDS = ("TELESCOP", "INSTRUME", "DETECTOR", "FILTER", "FILTER1", "FILTER2", "DATE-OBS", "TIME-OBS",
+KEEP_KEYWORDS = ("TELESCOP", "INSTRUME", "DETECTOR", "FILTER", "FILTER1", "FILTER2", "FILTNAM1", "DATE-OBS", "TIME-OBS",
                  "MJD-OBS", "TARGNAME", "OBJECT", "EXPTIME", "PROPOSID", "ROOTNAME", "PHOTPLAM", "EQUINOX",
                  "RADESYS", "BUNIT", "PHOTFLAM", "PHOTFNU", "PHOTZPT")
 
