@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from astropy.wcs import WCS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -149,6 +150,30 @@ def test_small_holes_shown_filled_but_never_measured(enhancer, monkeypatch):
     # the default run does the same
     res = enhancer.enhance_array(data)
     assert (np.isnan(res.flux) == up(holes | big)).all() and (np.isnan(res.luminance) == up(big)).all()
+
+
+def test_array_api_reads_masks_headers_and_refuses_what_is_not_an_image(hrc_crop):
+    """A masked array's masked pixels are no data (their values were used); a FITS header serves as the WCS; complex
+    values and a WCS of the wrong type are one clear error (the imaginary part was dropped; an AttributeError)."""
+    from astroenhance.errors import InputError
+
+    data, wcs = hrc_crop
+    data = data[:48, :40]
+    enh = Enhancer(EnhanceConfig(device="cpu", colorize=False))
+    mask = np.zeros(data.shape, bool)
+    mask[10:14, 5:9] = True
+    res = enh.enhance_array(np.ma.array(data, mask=mask), wcs)
+    up = np.kron(mask, np.ones((4, 4), bool))
+    assert np.isnan(res.flux[up]).all() and np.isfinite(res.flux[~up]).all()
+    header = wcs.to_header(relax=True)
+    via_header = enh.enhance_array(data, header).wcs
+    yy, xx = np.mgrid[0:192:37, 0:160:31]
+    np.testing.assert_allclose(via_header.pixel_to_world_values(xx, yy),
+                               enh.enhance_array(data, WCS(header)).wcs.pixel_to_world_values(xx, yy), atol=1e-12)
+    with pytest.raises(InputError, match="real numbers"):
+        enh.enhance_array(data.astype(complex), wcs)
+    with pytest.raises(InputError, match="wcs must be"):
+        enh.enhance_array(data, "EPOCH J2000")
 
 
 def test_no_colorize_keeps_grey_grey(hrc_crop):

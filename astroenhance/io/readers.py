@@ -130,10 +130,21 @@ class FrameSource:
 
 def from_array(data: np.ndarray, wcs: WCS | None = None, *, name: str = "array", origin: str = "lower",
                header: fits.Header | None = None, dtype_range: tuple[float, float] | None = None) -> FrameSource:
-    """Wrap an in-memory ``(H, W)`` or ``(H, W, 3)`` array (and optional WCS) as a `FrameSource`."""
+    """Wrap an in-memory ``(H, W)`` or ``(H, W, 3)`` array (and optional WCS) as a `FrameSource`.
+
+    A masked array's masked pixels are no data (NaN); ``wcs`` may be a `~astropy.io.fits.Header` (its WCS is read)."""
+    if isinstance(data, np.ma.MaskedArray):  # np.asarray would keep the values under the mask
+        data = np.ma.filled(data.astype(np.float64 if data.dtype.itemsize > 4 else np.float32), np.nan)
     arr = np.asarray(data)
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] != 3):
         raise InputError(f"{name}: expected a (H, W) or (H, W, 3) array (got shape {arr.shape})")
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"{name}: expected real numbers (got a {arr.dtype} array)")
+    if isinstance(wcs, fits.Header):
+        full = WCS(wcs)
+        wcs = full.celestial if full.has_celestial else None
+    elif wcs is not None and not isinstance(wcs, WCS):
+        raise InputError(f"{name}: wcs must be an astropy WCS or FITS header (got {type(wcs).__name__})")
     _check_size(name, arr.shape[:2])
 
     def read_rows(y0: int, y1: int) -> np.ndarray:
