@@ -78,6 +78,22 @@ def test_fits_gz(tmp_path):
     assert frames(src)[0][1] == (50, 50)
 
 
+def test_fits_bz2_read_and_found_in_folders(tmp_path):
+    """SDSS frames ship as .fits.bz2: read as the same frame, and found in a folder (they were "unknown file type")."""
+    import bz2
+    import gzip
+
+    from astroenhance.batch import discover
+
+    src = FIXTURES / "f105w_psf.fits.gz"
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "psf.fits.bz2").write_bytes(bz2.compress(gzip.decompress(src.read_bytes())))
+    [(_, shape, _, data, _, _)] = frames(tmp_path / "in" / "psf.fits.bz2")
+    np.testing.assert_array_equal(data, frames(src)[0][3])
+    assert output_stem("frame-r-000094-1-0131.fits.bz2") == "frame-r-000094-1-0131"
+    assert [job.path.name for job in discover([tmp_path / "in"], tmp_path / "out")] == ["psf.fits.bz2"]
+
+
 @pytest.mark.parametrize("mode,dtype,maxval", [("L", np.uint8, 255), ("I;16", np.uint16, 65535)])
 def test_grey_png_bit_depth(tmp_path, mode, dtype, maxval):
     a = (np.arange(12 * 10).reshape(12, 10) * (maxval // 200)).astype(dtype)
