@@ -49,6 +49,13 @@ class Task:
     low_memory: bool = False
 
 
+def naming(path: Path, exc: BaseException) -> str:
+    """``exc``'s message as one line naming the file ``path`` (most errors name it already; a setting that does not
+    fit this one file, e.g. ``--interval range`` for a FITS frame, did not)."""
+    msg = str(exc)
+    return msg if msg.startswith(str(path)) else f"{path}: {msg}"
+
+
 def share_enhancer(enhancer) -> None:
     """Let this process's jobs reuse ``enhancer`` (its networks already loaded) for its configuration."""
     _ENHANCERS[enhancer.config] = enhancer
@@ -284,16 +291,16 @@ def _run_job(task: Task, progress=None) -> JobResult:
         if results is None:
             results = enhancer.enhance_file(path, job.outdir, progress=progress, dq=job.dq)
     except DiskFullError as exc:
-        messages.append(("error", str(exc)))
-        return JobResult(Record(str(path), "failed", seconds=time.perf_counter() - start, error=str(exc)), messages, True)
+        messages.append(("error", why := naming(path, exc)))
+        return JobResult(Record(str(path), "failed", seconds=time.perf_counter() - start, error=why), messages, True)
     except AstroEnhanceError as exc:
         if isinstance(exc, NoImageError) and job.in_folder:  # a catalogue or table beside a folder's frames
             why = f"not a frame: {str(exc).removeprefix(f'{path}: ')}"  # (named on the command line: an error)
             if verbose:
                 messages.append(("note", f"skipped {path}: {why}"))
             return JobResult(Record(str(path), "skipped", seconds=time.perf_counter() - start, error=why), messages)
-        messages.append(("error", str(exc)))
-        return JobResult(Record(str(path), "failed", seconds=time.perf_counter() - start, error=str(exc)), messages)
+        messages.append(("error", why := naming(path, exc)))
+        return JobResult(Record(str(path), "failed", seconds=time.perf_counter() - start, error=why), messages)
     except Exception as exc:  # a bug or an unforeseen input: report it, keep going
         messages.append(("error", f"{path}: unexpected {type(exc).__name__}: {exc}"))
         if debug:
@@ -328,7 +335,7 @@ def run_batch(enhancer, jobs: list[Job], *, n_jobs: int = 1, scheduler: str | No
             check_claims(enhancer, job.path, job.outdir, claimed, inputs)
             pending.append(job)
         except AstroEnhanceError as exc:
-            yield JobResult(Record(str(job.path), "failed", error=str(exc)), [("error", str(exc))])
+            yield JobResult(Record(str(job.path), "failed", error=(why := naming(job.path, exc))), [("error", why)])
     share_enhancer(enhancer)
     parallel = n_jobs > 1 or scheduler
     threads = max(1, (os.cpu_count() or 1) // max(1, n_jobs)) if parallel else 0

@@ -147,6 +147,18 @@ def test_failure_summary_names_each_file_once(tmp_path):
     assert line.count("text.fits") == 1 and "not a readable FITS" in line
 
 
+def test_a_setting_that_does_not_fit_one_file_names_that_file(tmp_path):
+    """--interval range suits pictures, not FITS frames: the FITS frame fails, naming itself (the line said only
+    "interval 'range' needs..."), and the picture is made."""
+    png = tmp_path / "grey.png"
+    Image.fromarray(np.arange(32 * 40, dtype=np.uint8).reshape(32, 40)).save(png)
+    result = invoke("run", EXAMPLE, png, "-o", tmp_path / "out", "--interval", "range", "--no-colorize",
+                    "--no-upscale", "--format", "png")
+    assert result.exit_code == 1 and (tmp_path / "out" / "grey.enhanced.png").is_file()
+    [line] = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert line.startswith(f"error: {EXAMPLE}: ") and "interval 'range'" in line
+
+
 def test_unwritable_output():
     target = "/proc/astroenhance-cannot-write-here"  # not writable even for root
     result = invoke("run", EXAMPLE, "-o", target, "-q")
