@@ -857,7 +857,7 @@ def evaluate(
     train_data: Annotated[Path | None, typer.Option(help="colorize/pipeline: images to fit the lookup-table baseline on.", exists=True, file_okay=False)] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics and the protocol as JSON.")] = None,
     figure: Annotated[Path | None, typer.Option(help="Write side-by-side crops (input | baseline | astroenhance | original) as PNG; for --task hst one row per frame and noise level, with the residuals against the truth.")] = None,
-    limit: Annotated[int | None, typer.Option(help="Use only the first N images.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N images.", min=1)] = None,
     noise_frames: Annotated[int, typer.Option(help="sr: pure-noise frames for the false-source test (0 skips it).")] = 24,
     crop: Annotated[int, typer.Option(help="colorize: issue 18's protocol instead of whole images pooled: centre crops of N x N, BT.601 luma as an 8-bit grey picture, chroma RMS per image averaged over images, and the worst image's excess over grey (0: whole images).", min=0)] = 0,
     per_image: Annotated[bool, typer.Option("--per-image", help="Also print each image's headline metric (RGB PSNR, or chroma RMS for colorize) per method: means over few images hide how unevenly a network helps. --json always has them.")] = False,
@@ -919,14 +919,20 @@ def evaluate(
     if inception is not None:
         net, inception_sha = load_inception(inception)
         scorer = InceptionScorer(net)
-    images = load_images(data, limit, max_side=1 << 20 if crop else 1400)  # a centre crop needs the whole image
+    skipped: list[str] = []
+    images = load_images(data, limit, max_side=1 << 20 if crop else 1400, skipped=skipped)  # a crop: whole images
+    for why in skipped:
+        err.print(f"note: left out {why}", markup=False)
     if not images:
-        raise _usage(f"no images in {data}")
+        raise _usage(f"no images in {data}" + (f" large enough to score ({len(skipped)} too small)" if skipped else ""))
     lut = None
     if task != Task.sr:
         if train_data is None:
             raise _usage("--train-data is needed to fit the lookup-table baseline")
-        lut = LumaChromaLUT.fit([im for _, im in load_images(train_data, max_side=800)])
+        fit_on = [im for _, im in load_images(train_data, max_side=800)]
+        if not fit_on:
+            raise _usage(f"--train-data {train_data}: no images to fit the lookup-table baseline on")
+        lut = LumaChromaLUT.fit(fit_on)
     names = ", ".join(f"{i.id} {i.sha256[:12]}" for i in infos)
     extra: dict = {}
     rows: list[dict] = []

@@ -76,6 +76,27 @@ def test_lookup_table_recovers_a_luminance_colour_law():
     assert np.sqrt(((lut(yy) - c) ** 2).mean()) < 0.2 * np.sqrt((c**2).mean())
 
 
+def test_evaluate_leaves_out_images_too_small_to_score_and_needs_a_positive_limit(tmp_path):
+    """A thumbnail under 16 pixels a side (4 after 4x binning) was a torch traceback; now a note, and the others
+    are scored. --limit counts the scored images; 0 or less is a usage error (it was a negative slice)."""
+    import shutil
+
+    from PIL import Image
+
+    data = tmp_path / "imgs"
+    data.mkdir()
+    for p in sorted(COLOR.glob("*.png"))[:2]:
+        shutil.copy(p, data / p.name)
+    Image.fromarray(np.full((12, 40, 3), 90, np.uint8)).save(data / "aaa_thumb.png")  # sorts first
+    result = CliRunner().invoke(app, ["evaluate", "--task", "sr", "--data", str(data), "--limit", "1",
+                                      "--noise-frames", "0", "--json", str(tmp_path / "m.json")])
+    assert result.exit_code == 0, result.output
+    assert "left out" in result.output and "aaa_thumb.png: 40x12 pixels" in result.output
+    assert json.loads((tmp_path / "m.json").read_text())["images"] == 1
+    for bad in ("0", "-3"):
+        assert CliRunner().invoke(app, ["evaluate", "--task", "sr", "--data", str(data), "--limit", bad]).exit_code == 2
+
+
 def test_evaluate_command(tmp_path):
     out = tmp_path / "m.json"
     fig = tmp_path / "f.png"

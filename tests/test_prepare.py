@@ -123,3 +123,24 @@ def test_training_images_are_read_upright_as_run_reads_pictures(tmp_path):
     upright = load_rgb(tmp_path / "phone.jpg")
     assert upright.shape == (40, 64, 3)
     assert upright[:8, -8:, 0].mean() > 200  # the stored top-left corner is the upright top-right one
+
+
+def test_training_images_keep_their_tones_at_16_bits_and_in_colour(tmp_path):
+    """16-bit and float pictures are scaled from their data type's range as `run` scales them: a 16-bit grey PNG
+    was clipped at 255 by Pillow's conversion (everything above 1/256 of full scale white); 8-bit ones unchanged."""
+    import tifffile
+
+    from astroenhance.training.data import load_rgb
+
+    ramp = np.linspace(0, 65535, 48 * 32).reshape(48, 32).astype(np.uint16)
+    want = np.floor(ramp / 65535 * 255 + 0.5).astype(np.uint8)
+    Image.fromarray(ramp).save(tmp_path / "grey16.png")
+    got = load_rgb(tmp_path / "grey16.png")
+    assert got.shape == (48, 32, 3) and np.array_equal(got[..., 0], want) and np.array_equal(got[..., 2], want)
+    colour = np.stack([ramp, ramp[::-1], np.full_like(ramp, 32768)], -1)
+    tifffile.imwrite(tmp_path / "colour16.tif", colour)
+    got = load_rgb(tmp_path / "colour16.tif")
+    assert np.array_equal(got[..., 1], want[::-1]) and (got[..., 2] == 128).all()
+    eight = np.random.default_rng(0).integers(0, 256, (20, 24, 3), dtype=np.uint8)
+    Image.fromarray(eight).save(tmp_path / "eight.png")
+    assert np.array_equal(load_rgb(tmp_path / "eight.png"), eight)

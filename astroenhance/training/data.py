@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from ..errors import SettingsError
 from ..io.readers import IMAGE_SUFFIXES
@@ -37,10 +37,17 @@ def list_images(folder: str | Path) -> list[Path]:
 
 
 def load_rgb(path: Path) -> np.ndarray:
-    """An image as ``(H, W, 3)`` uint8 RGB, upright as viewers show it (its EXIF orientation applied, as `run`
-    reads pictures)."""
-    with Image.open(path) as im:
-        return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    """An image as ``(H, W, 3)`` uint8 RGB, read as `run` reads pictures: upright (EXIF orientation), 16-bit and
+    float images scaled from their data type's range (Pillow's own conversion clipped 16-bit grey at 255: nearly
+    white), 16-bit colour PNG and TIFF at their depth, transparent pixels black."""
+    from ..io.readers import _read_image
+
+    src = _read_image(Path(path))
+    lo, hi = src.dtype_range
+    data = src.read_rows(0, src.shape[0])
+    scaled = np.nan_to_num((data - lo) / (hi - lo), nan=0.0).clip(0.0, 1.0)
+    rgb = np.floor(scaled * 255.0 + 0.5).astype(np.uint8)
+    return np.repeat(rgb[..., None], 3, axis=2) if rgb.ndim == 2 else rgb
 
 
 @dataclass

@@ -114,10 +114,23 @@ class InceptionScorer:
         return out
 
 
-def load_images(folder: str | Path, limit: int | None = None, max_side: int = 1400) -> list[tuple[str, np.ndarray]]:
+#: the smallest side an image to score may have: 4x binning leaves 4 pixels of input
+MIN_SIDE = 16
+
+
+def load_images(folder: str | Path, limit: int | None = None, max_side: int = 1400,
+                skipped: list[str] | None = None) -> list[tuple[str, np.ndarray]]:
+    """The first ``limit`` images of ``folder`` as float64 RGB in [0, 1], each cut to ``max_side``; those smaller
+    than `MIN_SIDE` on a side are left out (named in ``skipped``), as there is nothing to score on them."""
     out = []
-    for p in list_images(folder)[:limit]:
+    for p in list_images(folder):
+        if limit is not None and len(out) == limit:
+            break
         rgb = load_rgb(p).astype(np.float64) / 255.0
+        if min(rgb.shape[:2]) < MIN_SIDE:
+            if skipped is not None:
+                skipped.append(f"{p}: {rgb.shape[1]}x{rgb.shape[0]} pixels, under {MIN_SIDE} on a side")
+            continue
         out.append((p.name, rgb[:max_side, :max_side]))
     return out
 
