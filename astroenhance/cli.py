@@ -135,10 +135,14 @@ def _guarded(command):
 def _check_frames(frames: list[Path], outdir: Path, name: str, suffix: str) -> None:
     """`compose` and `mosaic`, before any work: refuse a frame given twice (a band counted twice, a frame weighed
     double), and an output (``OUTDIR/<name>.<suffix>.<ext>``, any format) that would replace one of the input
-    frames (a mosaic made again from an earlier mosaic of the same name)."""
+    frames (a mosaic made again from an earlier mosaic of the same name); and a ``--name`` that is not a plain file
+    name (``a/b`` and ``../x`` were cut to their last part without a word; an empty one wrote hidden files)."""
     from .batch import check_outdir
     from .config import FORMAT_SUFFIX
 
+    if not name.strip() or name.startswith(".") or "/" in name or os.sep in name or "\0" in name:
+        raise SettingsError(f"--name {name!r}: give a plain file name (no '/', not starting with '.'); the "
+                            f"outputs are OUTDIR/<name>.{suffix}.<ext>")
     check_outdir(outdir)
     given: set[Path] = set()
     for p in frames:

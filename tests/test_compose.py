@@ -355,6 +355,15 @@ def test_a_frame_given_twice_is_refused(tmp_path, command):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("command", ["compose", "mosaic"])
+@pytest.mark.parametrize("name", ["../escape", "a/b", "", ".hidden"])
+def test_an_output_name_that_is_not_a_plain_file_name_is_refused(tmp_path, command, name):
+    """--name ../escape and a/b were cut to their last part without a word; '' wrote hidden files (.composite.png)."""
+    result = runner.invoke(app, [command, str(BANDS[0]), str(BANDS[1]), "-o", str(tmp_path / "o"), "--name", name])
+    assert result.exit_code == 2 and "give a plain file name" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
 def _with_filter(src, dst, name, cut=None):
     data, header = fits.getdata(src, header=True)
     header["FILTER"] = name
