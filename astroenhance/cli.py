@@ -784,7 +784,7 @@ def compose(
 @app.command()
 @_guarded
 def mosaic(
-    frames: Annotated[list[Path], typer.Argument(help="Frames to combine (raw FITS, or enhanced RGB FITS from run); every chip of a multi-chip frame (ACS/WFC, WFC3/UVIS, a WFPC2 exposure's four) is a piece of its own.", show_default=False)],
+    frames: Annotated[list[Path], typer.Argument(help="Frames to combine: FITS frames (their data, in their units), or run's enhanced RGB FITS (a colour mosaic of their display planes); every chip of a multi-chip frame (ACS/WFC, WFC3/UVIS, a WFPC2 exposure's four) is a piece of its own.", show_default=False)],
     outdir: Annotated[Path, typer.Option("--output", "-o", help="Output folder.", show_default=False)],
     name: Annotated[str, typer.Option(help="Output name: OUTDIR/<name>.mosaic.<ext>.")] = "mosaic",
     enhance: Annotated[bool, typer.Option("--enhance/--no-enhance", help="Enhance each frame first (colorize + 4x), then mosaic the colour frames: backgrounds matched in the data's units first, all frames shown with one display mapping (no seams where they meet).")] = False,
@@ -803,15 +803,38 @@ def mosaic(
 
     import numpy as np
 
-    from .compose import coadd, enhance_frames, mixed_frames, mosaic_grid, read_bands, write_science_mosaic
+    from .compose import (
+        coadd,
+        enhance_frames,
+        enhanced_outputs,
+        mapping_differs,
+        mixed_frames,
+        mosaic_grid,
+        read_bands,
+        write_science_mosaic,
+    )
     from .io.readers import from_array
     from .pipeline import Enhancer
 
     _check_frames(frames, outdir, name, "mosaic")
-    bands = [b for p in frames for b in read_bands(p, hdu)]  # every chip of a multi-chip frame
-    for warning in mixed_frames(bands):
-        err.print(f"warning: {warning}", markup=False)
-    wcs, shape = mosaic_grid([(b.data, b.wcs) for b in bands], grid.value)  # (frames far apart: refused here)
+    done = None if hdu is not None else enhanced_outputs(frames)  # run's outputs: a colour mosaic of their planes
+    if done is not None:
+        if enhance:
+            raise SettingsError("--enhance: the frames are astroenhance outputs, already enhanced; mosaic them "
+                                "without --enhance, or the original frames with it")
+        if differ := mapping_differs([h for _, _, h in done]):
+            err.print(f"warning: the enhanced frames were shown with different display mappings ({', '.join(differ)}"
+                      "): seams may show where they meet; `mosaic --enhance` of the original frames shows them "
+                      "with one", markup=False)
+        colour = [(rgb, w) for rgb, w, _ in done]
+        bands, header = None, None
+        wcs, shape = mosaic_grid([(rgb[..., 0], w) for rgb, w in colour], grid.value)
+    else:
+        bands = [b for p in frames for b in read_bands(p, hdu)]  # every chip of a multi-chip frame
+        for warning in mixed_frames(bands):
+            err.print(f"warning: {warning}", markup=False)
+        wcs, shape = mosaic_grid([(b.data, b.wcs) for b in bands], grid.value)  # (frames far apart: refused here)
+        header = bands[0].header
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -822,14 +845,16 @@ def mosaic(
             with err.status("enhancing frames"):  # backgrounds matched in the data's units, one display mapping
                 colour = enhance_frames(bands, enh, match_background, (wcs, shape))
             wcs, shape = mosaic_grid([(rgb[..., 0], w) for rgb, w in colour], grid.value, refuse_empty=False)
+        if enhance or done is not None:  # colour planes in [0, 1], each on its own grid
             chans = []
-            with err.status(f"co-adding {len(bands)} frames onto {shape[1]}x{shape[0]}"):
+            with err.status(f"co-adding {len(colour)} frames onto {shape[1]}x{shape[0]}"):
                 for c in range(3):
                     arr, _, _ = coadd([(rgb[..., c], w) for rgb, w in colour], wcs, shape, combine.value,
                                       False, Path(scratch) / f"c{c}")
                     chans.append(np.array(arr, dtype=np.float32))
-            src = from_array(np.stack(chans, -1), wcs, name="mosaic: " + " ".join(b.name for b in bands),
-                             origin="lower", header=bands[0].header, dtype_range=(0.0, 1.0))
+            names = [p.name for p in frames] if bands is None else [b.name for b in bands]
+            src = from_array(np.stack(chans, -1), wcs, name="mosaic: " + " ".join(names),
+                             origin="lower", header=header, dtype_range=(0.0, 1.0))
             result = _display_enhancer(fmt, False).write_display_source(src, outdir, name, "mosaic")
             err.print("wrote " + ", ".join(str(o) for o in result.outputs), markup=False)
             return

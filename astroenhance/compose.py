@@ -399,6 +399,52 @@ def enhance_frames(bands: list[Band], enhancer, match_background: bool = True,
     return out
 
 
+#: the display mapping's keywords: enhanced frames that differ in any show seams where they meet
+MAPPING_KEYWORDS = ("AE_STRCH", "AE_STRA", "AE_INTVL", "AE_VMIN", "AE_VMAX")
+
+
+def enhanced_outputs(paths: list[Path]) -> list[tuple[np.ndarray, WCS, fits.Header]] | None:
+    """The RGB display planes (``(H, W, 3)`` float32, NaN: no data), WCS and primary header of each of ``paths``
+    when all are astroenhance outputs (`io.readers.is_enhanced_output`); None when none is.  A mix of outputs and
+    frames to enhance is an `InputError` naming the first output: their values are not comparable."""
+    from .io.readers import _open_fits, is_enhanced_output
+
+    found, kinds = [], []
+    for path in paths:
+        with _open_fits(Path(path)) as hdul:
+            kinds.append(is_enhanced_output(hdul))
+            if kinds[-1]:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    wcs = WCS(hdul["RED"].header).celestial
+                if not wcs.has_celestial:
+                    raise InputError(f"{path}: no celestial WCS: it cannot be aligned with other frames")
+                rgb = np.stack([_display_plane(hdul[c]) for c in ("RED", "GREEN", "BLUE")], -1)
+                found.append((rgb, wcs, hdul[0].header.copy()))
+    if not any(kinds):
+        return None
+    if not all(kinds):
+        first = paths[kinds.index(True)]
+        raise InputError(f"{first}: an astroenhance output (display values) among frames in their data's units: mosaic the "
+                         "enhanced outputs together, or the original frames (with --enhance for colour)")
+    return found
+
+
+def _display_plane(hdu) -> np.ndarray:
+    """One display plane as float32 in [0, 1], NaN for no data (int16 planes: BZERO/BSCALE applied, BLANK)."""
+    data = hdu.data  # (read with scaling off: apply it here)
+    h = hdu.header
+    out = np.asarray(data, np.float32) * np.float32(h.get("BSCALE", 1.0)) + np.float32(h.get("BZERO", 0.0))
+    if "BLANK" in h:
+        out[np.asarray(data) == h["BLANK"]] = np.nan
+    return out
+
+
+def mapping_differs(headers: list[fits.Header]) -> list[str]:
+    """The display-mapping keywords (`MAPPING_KEYWORDS`) on which enhanced outputs disagree."""
+    return [k for k in MAPPING_KEYWORDS if len({str(h.get(k)) for h in headers}) > 1]
+
+
 def _median_coadd(frames: list[tuple[np.ndarray, WCS]], wcs: WCS, shape: tuple[int, int],
                   match_background: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Median of the reprojected frames (reproject's coadd has no median), backgrounds matched (`solve_offsets`)

@@ -21,6 +21,11 @@ class NoImageError(InputError):
     the command line it is an error; found in a folder it is skipped with this reason."""
 
 
+class EnhancedOutputError(NoImageError):
+    """A FITS file that is itself an astroenhance output (display planes made 4x): not a frame to enhance again.
+    Named on the command line it is an error; found in a folder it is skipped with this reason."""
+
+
 class NoiseMapError(InputError):
     """A frame's rms or weight map (given by path, or a companion file beside it) cannot serve it: unreadable,
     another shape, no positive value, one map for a file of several chips."""

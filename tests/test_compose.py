@@ -164,6 +164,38 @@ def test_mosaic_of_enhanced_frames_is_colour_and_4x(tmp_path):
     assert not [p for p in (tmp_path / "m").iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.parametrize("encoding", ["int16", "rice"])
+def test_a_mosaic_of_runs_outputs_is_a_colour_mosaic_of_their_planes(tmp_path, encoding):
+    """run's enhanced RGB FITS, as the help promised: a colour mosaic of their display planes on their 4x grids (it
+    was a grey "science" mosaic of the RED plane alone, in display values); where one output alone covers the sky,
+    the mosaic's planes are that output's. Mixed with raw frames, or with --enhance: refused, nothing written; run
+    refuses to enhance an output again (skipped in a folder)."""
+    _, _, paths = _pieces(tmp_path)
+    ran = runner.invoke(app, ["run", *map(str, paths[:2]), "-o", str(tmp_path / "e"), "--format", "fits",
+                              "--fits-encoding", encoding, "-q"])
+    assert ran.exit_code == 0, ran.output
+    outs = [tmp_path / "e" / f"piece{k}.enhanced.fits" for k in (0, 1)]
+    result = runner.invoke(app, ["mosaic", *map(str, outs), "-o", str(tmp_path / "m"), "--grid", "first",
+                                 "--format", "fits"])
+    assert result.exit_code == 0, result.output
+    assert "different display mappings" in result.output  # each piece was shown with its own
+    with fits.open(tmp_path / "m" / "mosaic.mosaic.fits") as m, fits.open(outs[0]) as first:
+        assert [x.name for x in m] == ["PRIMARY", "RED", "GREEN", "BLUE"]
+        mos = m["RED"].data
+        own = first["RED"].data
+        assert mos.shape[0] == own.shape[0] and mos.shape[1] > own.shape[1]  # the first's grid, extended
+        alone = np.s_[:, : own.shape[1] // 2]  # the first piece's left half: the second does not reach it
+        np.testing.assert_allclose(mos[alone], own[alone], atol=2e-5)
+    for bad in (["mosaic", str(outs[0]), str(paths[2])], ["mosaic", "--enhance", *map(str, outs)]):
+        refused = runner.invoke(app, [*bad, "-o", str(tmp_path / "x")])
+        assert refused.exit_code in (1, 2) and "astroenhance output" in refused.output
+        assert not (tmp_path / "x").exists()
+    again = runner.invoke(app, ["run", str(outs[0]), "-o", str(tmp_path / "again")])
+    assert again.exit_code == 1 and "an astroenhance output" in again.output and "--hdu FLUX" in again.output
+    folder = runner.invoke(app, ["run", str(tmp_path / "e"), "-o", str(tmp_path / "again2")])
+    assert folder.exit_code == 0 and "0 done, 2 skipped" in folder.output
+
+
 def test_no_header_card_is_truncated(tmp_path):
     """Every card compose and mosaic --enhance write fits its 80 characters: astropy has nothing to cut (its
     VerifyWarning would leak to the user's terminal)."""

@@ -19,7 +19,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
-from ..errors import DQFileError, InputError, NoImageError, NoiseMapError
+from ..errors import DQFileError, EnhancedOutputError, InputError, NoImageError, NoiseMapError
 from .noise import (
     ACS_WFC3_FLAGS,
     DQFlags,
@@ -318,6 +318,13 @@ def _short(exc: BaseException) -> str:
     return first[:200]
 
 
+def is_enhanced_output(hdul: fits.HDUList) -> bool:
+    """Whether ``hdul`` is an RGB FITS that astroenhance wrote (`run`, `compose`, `mosaic --enhance`): its primary
+    header records the tool's version and it holds RED, GREEN and BLUE display planes (values 0-1)."""
+    names = {h.name for h in hdul}
+    return "AE_VER" in hdul[0].header and {"RED", "GREEN", "BLUE"} <= names
+
+
 def _image_hdus(hdul: fits.HDUList) -> list[int]:
     out = []
     for i, h in enumerate(hdul):
@@ -370,6 +377,11 @@ def _fits_frames(path: Path, hdul: fits.HDUList, hdu: str | int | None, dq_mask:
         if not candidates:
             kinds = ", ".join(f"{i} {type(h).__name__}" for i, h in enumerate(hdul))
             raise NoImageError(f"{path}: no image data in any HDU (found: {kinds})")
+        if is_enhanced_output(hdul):
+            raise EnhancedOutputError(
+                f"{path}: an astroenhance output (display planes of {hdul[0].header.get('AE_INPUT') or 'a frame'}, "
+                "already enhanced 4x): enhance the original frame; --hdu FLUX reads its enhanced luminance "
+                "as data")
         sci = [i for i in candidates if hdul[i].name == "SCI"]
         indices = sci if sci else candidates[:1]
         others = [] if sci else candidates[1:]
