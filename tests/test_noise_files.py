@@ -115,6 +115,10 @@ def test_rms_map_by_path(tmp_path):
     with pytest.raises(InputError, match=r"small.fits: noise map is 10x10, the frame 256x256"):
         with open_frames(HRC, noise=tmp_path / "small.fits"):
             pass
+    for kind in ("noise", "weight"):  # the frame given as its own map (its pixels' median was taken as sigma)
+        with pytest.raises(InputError, match=f"--{kind} names the frame itself"):
+            with open_frames(HRC, **{kind: HRC}):
+                pass
 
 
 def test_cli_records_where_the_noise_came_from(tmp_path):

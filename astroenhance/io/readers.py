@@ -236,6 +236,9 @@ def _use_noise_file(path: Path, found: list[FrameSource], given: Path, weights: 
                     files: contextlib.ExitStack) -> None:
     """The rms map (``weights`` False: ``--noise``) or inverse-variance weight map (``--weight``) ``given`` as the
     noise of the one frame in ``found`` (`noise.map_noise`); where it gives no sigma the pixel is no data."""
+    if given.resolve() == path.resolve():
+        raise NoiseMapError(f"{path}: {'--weight' if weights else '--noise'} names the frame itself, not its "
+                            f"{'weight' if weights else 'rms'} map")
     if len(found) > 1:
         raise NoiseMapError(f"{path}: {'--weight' if weights else '--noise'} {given.name} is one "
                             f"{'weight' if weights else 'rms'} map but the file has {len(found)} chips "
