@@ -159,6 +159,28 @@ def test_gan_needs_a_starting_generator_on_the_command_line(tmp_path):
         assert not (tmp_path / "h").exists()
 
 
+@pytest.mark.parametrize("command, option, value, want", [
+    ("sr", "--iters", "0", "1 or more"), ("sr", "--batch", "0", "1 or more"), ("sr", "--crop", "63", "multiple of 4"),
+    ("sr", "--lr", "-1", "above 0"), ("sr", "--val-every", "0", "1 or more"), ("sr", "--threads", "-2", "or more"),
+    ("colorizer", "--crop", "8", "16 or more"), ("sr-hst", "--crop", "2", "4 or more"),
+    ("sr", "--device", "cuda:7", "GPU"), ("sr-hst", "--device", "cuda", "GPU")])
+def test_training_settings_that_cannot_train_are_one_usage_line(tmp_path, command, option, value, want):
+    """Each was a traceback from deep in torch (a zero batch, a crop the network cannot take, a modulo by zero), or
+    a run that "finished at step 0"; now a usage line naming the option, before anything is loaded or written."""
+    from typer.testing import CliRunner
+
+    from astroenhance.cli import app
+
+    if option == "--device" and torch.cuda.is_available():
+        pytest.skip("a GPU is here: cuda is a device")
+    data = ["--synthetic", "1"] if command == "sr-hst" else ["--data", str(COLOR)]
+    res = CliRunner().invoke(app, ["train", command, *data, "-o", str(tmp_path / "r"), option, value,
+                                   "--feature-net", "random:mobilenet_v2"] if command == "colorizer" else
+                             ["train", command, *data, "-o", str(tmp_path / "r"), option, value])
+    assert res.exit_code == 2 and res.output.startswith("usage error: ") and option in res.output and want in res.output
+    assert "Traceback" not in res.output and not (tmp_path / "r" / "ckpt.pt").exists()
+
+
 def test_precision_other_than_fp32_is_refused_on_cpu(tmp_path):
     with pytest.raises(ValueError, match="CUDA"):
         Trainer(cfg(tmp_path, "sr", precision="bf16"))

@@ -21,6 +21,11 @@ def resolve_device(device: str, precision: str) -> torch.device:
                           "(use --device cpu or --device auto)")
     if device not in ("cpu",) and not device.startswith("cuda"):
         raise DeviceError(f"unknown device {device!r}; choose auto, cpu or cuda")
+    if device.startswith("cuda:"):
+        index = device.removeprefix("cuda:")
+        if not index.isdigit() or int(index) >= torch.cuda.device_count():
+            raise DeviceError(f"--device {device}: this machine's GPUs are cuda:0 to "
+                              f"cuda:{torch.cuda.device_count() - 1}")
     if device == "cpu" and precision == "fp16":
         raise DeviceError("fp16 is not supported on CPU (slow and known to crash in peers); use bf16 or fp32")
     return torch.device(device)

@@ -254,6 +254,9 @@ class TelescopeTrainer:
     """Trains an SR network on telescope-model pairs; checkpoints (``ckpt.pt``) and resumes exactly."""
 
     def __init__(self, cfg: TelescopeConfig, truths: list[Truth], val: list[Truth]) -> None:
+        from .train import check_loop
+
+        check_loop(cfg.iters, cfg.batch, cfg.lr, cfg.val_every, cfg.threads, cfg.crop, 4, 1, cfg.device)
         if not truths and cfg.synthetic <= 0:
             raise SettingsError("give real deep frames (--truths) or a share of synthetic fields (--synthetic)")
         if cfg.loss not in LOSSES:

@@ -81,6 +81,28 @@ class TrainConfig:
         return self.arch or ("srresnet-8x32" if self.task == "sr" else "resenc-colorizer")
 
 
+def check_loop(iters: int, batch: int, lr: float, val_every: int, threads: int, crop: int, crop_min: int,
+               crop_multiple: int = 1, device: str = "cpu") -> None:
+    """A training run's loop settings, before anything is loaded: each wrong one a `SettingsError` naming its option
+    (they were tracebacks from deep in torch, or a run that "finished at step 0"); ``device`` must be here."""
+    from ..pipeline.device import resolve_device
+
+    wrong = [(name, value, want) for name, value, ok, want in (
+        ("--iters", iters, iters >= 1, "1 or more"),
+        ("--batch", batch, batch >= 1, "1 or more"),
+        ("--lr", lr, math.isfinite(lr) and lr > 0, "above 0"),
+        ("--val-every", val_every, val_every >= 1, "1 or more"),
+        ("--threads", threads, threads >= 0, "0 (torch's default) or more"),
+        ("--crop", crop, crop >= crop_min and crop % crop_multiple == 0,
+         f"{crop_min} or more" + (f", a multiple of {crop_multiple}" if crop_multiple > 1 else "")),
+    ) if not ok]
+    if wrong:
+        raise SettingsError("; ".join(f"{name} {value}: must be {want}" for name, value, want in wrong))
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SettingsError(f"--device {device}: no CUDA GPU is available to torch here; train with --device cpu")
+    resolve_device(device, "fp32")  # (cuda:N beyond the GPUs there are, an unknown device)
+
+
 def training_folder(data: str) -> str:
     """A folder written by `astroenhance prepare` trains on its ``train/`` split only; others as given."""
     return str(Path(data) / "train") if (Path(data) / "prepare.json").exists() else data
@@ -167,6 +189,9 @@ class Trainer:
     """Holds the model, optimizer and data for one run; `run` is the loop."""
 
     def __init__(self, cfg: TrainConfig) -> None:
+        # (sr: the crop is the high-resolution side, 4 input pixels or more; the colorizer's encoder needs 16)
+        check_loop(cfg.iters, cfg.batch, cfg.lr, cfg.val_every, cfg.threads, cfg.crop, 16,
+                   4 if cfg.task == "sr" else 1, cfg.device)
         self.cfg = cfg
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
