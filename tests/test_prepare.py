@@ -66,6 +66,26 @@ def test_split_is_deterministic_and_seeded(source, tmp_path):
     assert sorted(p.name for p in (tmp_path / "a").rglob("*.png")) == sorted(p.name for p in (tmp_path / "b").rglob("*.png"))
 
 
+def test_preparing_again_replaces_the_earlier_tiles_and_never_touches_other_files(source, tmp_path):
+    """A second prepare into the same folder with another tile size or seed left the first one's tiles beside the
+    new ones: tiles of two sizes, and images whose split changed in train/ and val/ at once. Now the folder holds
+    exactly what prepare.json lists; a split folder holding a file prepare did not write is refused untouched."""
+    out = tmp_path / "out"
+    prepare(source, out, PrepareConfig(tile=(64, 64), seed=1))
+    rec = prepare(source, out, PrepareConfig(tile=(128, 96), seed=2))
+    listed = sorted(t["file"] for i in rec["images"] for t in i["tiles"])
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.png")) == listed
+    by_image = {}
+    for p in out.rglob("*.png"):
+        by_image.setdefault(p.name.rsplit("_y", 1)[0], set()).add(p.parent.name)
+    assert all(len(splits) == 1 for splits in by_image.values())  # no image in two splits
+    (out / "val" / "notes.txt").write_text("mine")
+    before = _tree_digest(out)
+    with pytest.raises(ValueError, match="notes.txt"):
+        prepare(source, out, PrepareConfig(tile=(64, 64)))
+    assert _tree_digest(out) == before
+
+
 def test_output_inside_source_is_refused(source):
     with pytest.raises(ValueError, match="inside the source"):
         prepare(source, source / "tiles")

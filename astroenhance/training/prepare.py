@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +85,33 @@ def _is_grey(rgb: np.ndarray, tol: float) -> bool:
     return float(np.percentile(spread, 99.9)) <= tol * 255
 
 
+#: the name of a tile `prepare` writes: ``<stem>_y<Y>_x<X>.png``
+TILE_NAME = re.compile(r".+_y\d+_x\d+\.png")
+
+
+def _check_earlier(dst: Path) -> list[Path]:
+    """The tiles an earlier `prepare` left in ``dst``'s split folders (named like `TILE_NAME`); any other file
+    there is a `SettingsError`, before anything is written or removed (they are not ours to delete)."""
+    tiles, others = [], []
+    for name in SPLITS:
+        if (dst / name).is_dir():
+            for f in (dst / name).iterdir():
+                (tiles if f.is_file() and TILE_NAME.fullmatch(f.name) else others).append(f)
+    if others:
+        raise SettingsError(f"{dst}: its {others[0].parent.name}/ holds files prepare did not write (e.g. "
+                            f"{others[0].name}); choose an empty output folder")
+    return tiles
+
+
+def _clear_earlier(dst: Path, tiles: list[Path]) -> None:
+    """Remove an earlier `prepare`'s ``tiles`` (`_check_earlier`) and record from ``dst``: its tiles of another
+    size, or of images a new seed puts in another split, would stay beside the new ones — the same image in
+    train/ and val/."""
+    for f in tiles:
+        f.unlink(missing_ok=True)
+    (dst / "prepare.json").unlink(missing_ok=True)
+
+
 def prepare(src: str | Path, dst: str | Path, cfg: PrepareConfig = PrepareConfig()) -> dict:
     """Write ``dst/{train,val,test}/<stem>_y<Y>_x<X>.png`` and ``dst/prepare.json``; return the record.
 
@@ -94,6 +122,7 @@ def prepare(src: str | Path, dst: str | Path, cfg: PrepareConfig = PrepareConfig
         raise SettingsError(f"{src}: not a folder")
     if dst == src or src in dst.parents:
         raise SettingsError(f"{dst}: the output folder must not be inside the source folder {src}")
+    earlier = _check_earlier(dst)  # (before the images are read: a folder that is not ours is refused at once)
     tw, th = cfg.tile
     paths = list_images(src)
     if not paths:
@@ -118,6 +147,7 @@ def prepare(src: str | Path, dst: str | Path, cfg: PrepareConfig = PrepareConfig
         else:
             usable.append((p, rgb))
     splits = assign_splits([str(p.relative_to(src)) for p, _ in usable], cfg.split, cfg.seed)
+    _clear_earlier(dst, earlier)
     for name in SPLITS:
         (dst / name).mkdir(parents=True, exist_ok=True)
     for p, rgb in usable:
