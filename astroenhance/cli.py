@@ -260,7 +260,9 @@ def run(
                            weight=str(weight) if weight else None, dq=str(dq) if dq else None,
                            clean_cosmic_rays=clean_cosmic_rays, fill_holes=fill_holes)
     config.check()  # usage errors answer before torch and the networks load
-    if log_file is not None and not log_file.parent.is_dir():
+    if log_file is not None and log_file.is_dir():
+        raise _usage(f"--log-file {log_file}: is a folder; give a file name (e.g. {log_file / 'run.log'})")
+    if log_file is not None and not log_file.parent.is_dir() and log_file.parent.resolve() != outdir.resolve():
         raise _usage(f"--log-file {log_file}: folder {log_file.parent} does not exist")
     from .batch import (
         Record,
@@ -316,7 +318,12 @@ def run(
         raise typer.Exit(_dry_run(enhancer, jobs, unusable, skip_existing))
     if log_file is not None and log_file.resolve() in {j.path.resolve() for j in jobs}:
         raise _usage(f"--log-file {log_file} is one of the inputs: messages would be appended to it")
-    log = open(log_file, "a") if log_file else None
+    try:  # (in the output folder, made here if new)
+        if log_file is not None:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+        log = open(log_file, "a") if log_file else None
+    except OSError as exc:
+        raise _usage(f"--log-file {log_file}: cannot be written ({exc.strerror or exc})") from None
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=err, disable=quiet, transient=True)
 

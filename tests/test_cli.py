@@ -407,10 +407,19 @@ def test_missing_inputs_and_empty_folders_say_what_to_do(tmp_path):
 
 
 def test_option_values_checked_before_any_work(tmp_path):
-    for args in (["--jobs", "0"], ["--jobs", "-3"], ["--batch", "-1"], ["--log-file", tmp_path / "no" / "log.txt"]):
+    for args in (["--jobs", "0"], ["--jobs", "-3"], ["--batch", "-1"], ["--log-file", tmp_path / "no" / "log.txt"],
+                 ["--log-file", tmp_path]):  # (a folder as the log: a traceback)
         result = invoke("run", EXAMPLE, "-o", tmp_path / "out", *args)
-        assert result.exit_code == 2, (args, result.output)
+        assert result.exit_code == 2 and "Traceback" not in result.output, (args, result.output)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_log_file_in_the_new_output_folder_is_written_there(tmp_path):
+    """-o OUT --log-file OUT/run.log, OUT not made yet: refused as "folder does not exist"; run makes OUT."""
+    out = tmp_path / "out"
+    result = invoke("run", EXAMPLE, "-o", out, "--log-file", out / "run.log", "--format", "png", "--no-upscale")
+    assert result.exit_code == 0, result.output
+    assert "done" in (out / "run.log").read_text() and (out / "abell_2744_group_of_galaxies_f105w.enhanced.png").exists()
 
 
 def test_report_records_the_settings_actually_used(tmp_path):
