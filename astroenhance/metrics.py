@@ -93,6 +93,8 @@ def block_lattice(x: np.ndarray, where: np.ndarray | None = None, scale: int = 4
         phases = [np.nanmedian(d[:, k::scale]) for k in range(scale)]
     else:
         d = np.where((where[:, 1:] & where[:, :-1])[:, :n], d, np.nan)
+        if np.isnan(d).all():  # nothing where it is asked for (a frame without sky): not measured
+            return float("nan")
         phases = [np.nanmean(d[:, k::scale]) for k in range(scale)]
     return float(phases[scale - 1] / np.mean(phases[:scale - 1]))
 

@@ -223,3 +223,29 @@ def test_degrade_two_depths_bins_as_the_protocol_and_gives_each_half_its_noise()
     assert np.all(sigma[:, :50] == 1.0) and np.all(sigma[:, 50:] == 6.0)
     resid = lr - area_downsample(truth, 4)
     assert resid[:, :50].std() == pytest.approx(1.0, rel=0.05) and resid[:, 50:].std() == pytest.approx(6.0, rel=0.05)
+
+
+def test_truths_that_cannot_be_scored_are_one_line_naming_the_file(tmp_path):
+    """A constant frame gave every PSNR as infinite (the means "inf dB", "-inf"); a file of several chips pointed at
+    an API argument (hdu=) that evaluate does not have."""
+    from astropy.io import fits
+
+    from astroenhance.errors import InputError
+
+    fits.writeto(tmp_path / "flat.fits", np.full((32, 32), 5.0, np.float32))
+    with pytest.raises(InputError, match="flat.fits: every pixel is 5"):
+        load_truth(tmp_path / "flat.fits")
+    fits.writeto(tmp_path / "cube.fits", np.random.default_rng(0).normal(size=(2, 32, 32)).astype(np.float32))
+    with pytest.raises(InputError, match="cube.fits: holds 2 chips.*one deep grey frame per file"):
+        load_truth(tmp_path / "cube.fits")
+
+
+def test_block_lattice_of_nothing_is_not_measured_and_says_nothing():
+    import warnings
+
+    from astroenhance.metrics import block_lattice
+
+    x = np.random.default_rng(1).random((16, 16))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Mean of empty slice" reached the user's terminal
+        assert np.isnan(block_lattice(x, np.zeros_like(x, bool)))
