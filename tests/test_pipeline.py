@@ -176,6 +176,21 @@ def test_array_api_reads_masks_headers_and_refuses_what_is_not_an_image(hrc_crop
         enh.enhance_array(data, "EPOCH J2000")
 
 
+def test_a_frame_with_data_only_between_the_sampled_rows_is_not_all_nan_and_an_empty_picture_is():
+    """The display mapping is fitted on strided rows: data in one row between them was "all NaN/inf" (minmax,
+    percentile, noise intervals); and an all-NaN picture (interval range) came out as an all-NaN image."""
+    from astroenhance.errors import InputError
+
+    strip = np.full((3000, 1000), np.nan, np.float32)
+    strip[1001] = np.linspace(0, 1, 1000)  # rows 0, 3, 6... are sampled
+    enh = Enhancer(EnhanceConfig(device="cpu", colorize=False, upscale=False, interval="minmax"))
+    res = enh.enhance_array(strip, is_fits_like=False)
+    assert np.nanmin(res.rgb) == 0.0 and np.nanmax(res.rgb) == 1.0
+    with pytest.raises(InputError, match="no finite pixels"):
+        Enhancer(EnhanceConfig(device="cpu", colorize=False, upscale=False)).enhance_array(
+            np.full((16, 16), np.nan, np.float32), is_fits_like=False)
+
+
 def test_no_colorize_keeps_grey_grey(hrc_crop):
     data, wcs = hrc_crop
     res = Enhancer(EnhanceConfig(device="cpu", colorize=False)).enhance_array(data, wcs)

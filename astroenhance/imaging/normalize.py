@@ -71,13 +71,13 @@ def parse_interval(spec: str) -> str:
 def compute_limits(sample: np.ndarray, spec: str, dtype_range: tuple[float, float] | None = None) -> tuple[float, float]:
     """``(vmin, vmax)`` of the finite values in ``sample`` under interval ``spec``."""
     parse_interval(spec)
+    finite = sample[np.isfinite(sample)]
+    if finite.size == 0:  # (also for 'range': an all-NaN picture was "enhanced" into an all-NaN output)
+        raise InputError("no finite pixels: the frame is all NaN/inf")
     if spec == "range":
         if dtype_range is None:
             raise SettingsError("interval 'range' needs the data type's range (display images only)")
         return dtype_range
-    finite = sample[np.isfinite(sample)]
-    if finite.size == 0:
-        raise InputError("no finite pixels: the frame is all NaN/inf")
     if spec.startswith("noise:"):
         raise SettingsError("interval 'noise:B' needs the frame's sky, noise and maximum (`Normalizer.fit`)")
     if spec == "zscale":

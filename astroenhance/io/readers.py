@@ -121,11 +121,20 @@ class FrameSource:
         return self.dtype_range is not None
 
     def sample(self, max_pixels: int = 1_000_000) -> np.ndarray:
-        """An evenly strided subset of rows, for interval statistics with bounded memory."""
+        """An evenly strided subset of rows, for interval statistics with bounded memory.  Where those rows hold no
+        finite pixel (data in a strip between them), the rows that do, up to ``max_pixels``: "all NaN" is then true."""
         h, w = self.shape
         step = max(1, int(np.ceil(h * w / max_pixels)))
-        rows = [self.read_rows(y, y + 1) for y in range(0, h, step)]
-        return np.concatenate(rows, axis=0)
+        rows = np.concatenate([self.read_rows(y, y + 1) for y in range(0, h, step)], axis=0)
+        if step == 1 or np.isfinite(rows).any():
+            return rows
+        found, block = [], max(1, max_pixels // w)
+        for y in range(0, h, block):
+            part = self.read_rows(y, min(h, y + block))
+            found.extend(r for r in part if np.isfinite(r).any())
+            if len(found) * w >= max_pixels:
+                break
+        return np.stack(found[: max(1, max_pixels // w)]) if found else rows
 
 
 def from_array(data: np.ndarray, wcs: WCS | None = None, *, name: str = "array", origin: str = "lower",
