@@ -204,7 +204,7 @@ def run(
     color_strength: Annotated[float | None, typer.Option(help="Share of the colorizer's predicted chroma that is shown, 0-2. Default: the weights' calibrated value (0.1 for the shipped colorizer: on images it never saw, its full colour was further from the truth than no colour; at 0.1 it is never more than 0.01 worse than grey on any of 497 such images). 1 shows the network's full, more saturated and less reliable colour.", min=0.0, max=2.0, show_default=False, rich_help_panel="Output, models and archives")] = None,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Look for frames in sub-folders too; the output tree mirrors the input tree.", rich_help_panel="Output, models and archives")] = False,
     glob: Annotated[str | None, typer.Option(help="Only frames whose file name matches, e.g. '*_drz.fits'.", rich_help_panel="Output, models and archives")] = None,
-    skip_existing: Annotated[bool, typer.Option(help="Skip inputs whose outputs exist and are complete (right shape; made from the same input bytes, and from the same noise or weight map file and DQ file where they recorded one: AE_SIGSH, AE_DQSHA). Use it to resume an interrupted run.", rich_help_panel="Output, models and archives")] = False,
+    skip_existing: Annotated[bool, typer.Option(help="Skip inputs whose outputs exist and are complete (right shape; made from the same input bytes, with the same settings and weights — AE_SETSH: another --sr-model, stretch or colour strength makes them again, another device or tile does not — and from the same noise or weight map file and DQ file where they recorded one: AE_SIGSH, AE_DQSHA). Use it to resume an interrupted run.", rich_help_panel="Output, models and archives")] = False,
     n_jobs: Annotated[int, typer.Option("--jobs", "-j", help="Frames processed at once on this machine, each in its own process; torch threads are divided so that jobs x threads <= cores. With --device cuda or auto on a machine with several GPUs, worker k runs on GPU k mod N (--jobs N: one per GPU).", min=1, rich_help_panel="Output, models and archives")] = 1,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List what the run would do — each frame (every chip) and the outputs it would write, the noise map it would use, the files it would skip and why, frames whose outputs are complete with --skip-existing, files that cannot be read — and write nothing. Exit 1 if any input could not be read.", rich_help_panel="Output, models and archives")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; only errors and the summary line.", rich_help_panel="Output, models and archives")] = False,
@@ -435,7 +435,8 @@ def _dry_run(enhancer, jobs, unusable: list[tuple[Path, str]], skip_existing: bo
             with warnings.catch_warnings():  # as the run itself: astropy's notes on odd headers stay quiet
                 warnings.simplefilter("ignore")
                 planned = enhancer.planned_outputs(job.path, job.outdir)
-                if skip_existing and outputs_complete(job.path, planned, map_files(job, enhancer.config)):
+                if skip_existing and outputs_complete(job.path, planned, map_files(job, enhancer.config),
+                                                      enhancer.expected_settings(job.path)):
                     out.print(f"skip {job.path}: outputs complete (--skip-existing)", markup=False)
                     counts["skip"] += 1
                     continue

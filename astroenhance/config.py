@@ -143,3 +143,20 @@ class EnhanceConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def digest(self, *weights_sha256: str) -> str:
+        """sha256 of every setting that decides what an output shows, with the networks' weights hashes: `run
+        --skip-existing` redoes a frame whose outputs were made otherwise (another --sr-model, stretch, colour
+        strength, tolerance...).  Not the settings of how or where it is computed (`EXECUTION_SETTINGS`)."""
+        import hashlib
+        import json
+
+        shown = {k: v for k, v in sorted(self.to_dict().items()) if k not in EXECUTION_SETTINGS}
+        return hashlib.sha256(json.dumps([shown, list(weights_sha256)], default=str).encode()).hexdigest()
+
+
+#: settings of how or where a frame is computed, not of what its outputs show: outputs made with other values are
+#: still complete for `run --skip-existing` (the device and precision change values at float rounding, the tiling
+#: about as little; each format's file and a map's or DQ file's content are checked on their own)
+EXECUTION_SETTINGS = ("device", "precision", "batch", "tile", "overlap", "weights", "formats", "noise", "weight", "dq",
+                      "hdu")

@@ -206,17 +206,18 @@ def set_threads(threads: int) -> None:
 
 
 def outputs_complete(path: Path, planned: list[tuple[Path, tuple[int, int]]],
-                     maps: tuple[str | None, str | None] = (None, None)) -> bool:
+                     maps: tuple[str | None, str | None] = (None, None), settings: str | None = None) -> bool:
     """Whether every output `run` plans for ``path`` (`Enhancer.planned_outputs`) exists and is complete: the right
     shape, made from these input bytes and these map files (``maps``, `map_files`: the noise or weight map and the
-    data-quality file; None: none) — `--skip-existing`."""
+    data-quality file; None: none), with these settings (``settings``: `Enhancer.expected_settings`) —
+    `--skip-existing`."""
     from .models.weights import sha256_file
 
     if not planned:
         return False
     sha = sha256_file(path)
     noise_sha, dq_sha = (sha256_file(f) if f else "" for f in maps)
-    return all(output_is_complete(p, shape, sha, noise_sha, dq_sha) for p, shape in planned)
+    return all(output_is_complete(p, shape, sha, noise_sha, dq_sha, settings) for p, shape in planned)
 
 
 def interrupted_records(enhancer, jobs: list[Job], since: float) -> list[Record]:
@@ -229,7 +230,8 @@ def interrupted_records(enhancer, jobs: list[Job], since: float) -> list[Record]
             planned = enhancer.planned_outputs(job.path, job.outdir)
             # (written during this run, before the input is hashed: a thousand frames not started cost no reading)
             made = (all(p.exists() and p.stat().st_mtime >= since for p, _ in planned)
-                    and outputs_complete(job.path, planned, map_files(job, enhancer.config)))
+                    and outputs_complete(job.path, planned, map_files(job, enhancer.config),
+                                         enhancer.expected_settings(job.path)))
         except (AstroEnhanceError, OSError):
             made = False
         records.append(Record(str(job.path), "done", [str(p) for p, _ in planned]) if made else
@@ -272,7 +274,7 @@ def _run_job(task: Task, progress=None) -> JobResult:
                 messages.append(("note", f"removed {stale} left by an interrupted run"))
         enhancer = enhancer_for(config, task.low_memory)
         if skip_existing and outputs_complete(path, planned := enhancer.planned_outputs(path, job.outdir),
-                                              map_files(job, config)):
+                                              map_files(job, config), enhancer.expected_settings(path)):
             if verbose:
                 messages.append(("info", f"skip {path}: outputs complete"))
             return JobResult(Record(str(path), "skipped", [str(p) for p, _ in planned]), messages)

@@ -313,6 +313,34 @@ def test_skip_existing_redoes_image_outputs_of_a_changed_input(tmp_path):
         assert third.exit_code == 0 and "1 done" in third.output, (fmt, third.output)
 
 
+def test_skip_existing_redoes_frames_made_with_other_settings(tmp_path):
+    """--skip-existing skipped a frame whose outputs another --sr-model, colour strength or stretch had made (the
+    folder then mixed settings without a word); now those are made again. How it is computed (device, tile) does
+    not count; an output that records no settings digest (AE_SETSH) is made again."""
+    from astropy.io import fits
+
+    from .conftest import EXAMPLE
+
+    out = tmp_path / "out"
+    base = ["run", str(EXAMPLE), "-o", str(out), "--format", "fits,png", "-q", "--skip-existing"]
+    assert runner.invoke(app, base).exit_code == 0
+    fits_out = out / "abell_2744_group_of_galaxies_f105w.enhanced.fits"
+    first = fits.getheader(fits_out)["AE_SETSH"]
+    for same in ([], ["--device", "cpu", "--tile", "128", "--overlap", "8"]):
+        again = runner.invoke(app, base + same)
+        assert again.exit_code == 0 and "0 done, 1 skipped" in again.output, (same, again.output)
+    for other in (["--color-strength", "0.5"], ["--sr-model", "psnr"], ["--stretch", "sqrt"]):
+        again = runner.invoke(app, base + other)
+        assert again.exit_code == 0 and "1 done, 0 skipped" in again.output, (other, again.output)
+        assert fits.getheader(fits_out)["AE_SETSH"] not in (first, "")
+    assert runner.invoke(app, base).exit_code == 0  # back to the defaults: made again, with the first digest
+    assert fits.getheader(fits_out)["AE_SETSH"] == first
+    with fits.open(fits_out, mode="update") as h:  # an output of an earlier version: no digest
+        del h[0].header["AE_SETSH"]
+    again = runner.invoke(app, base)
+    assert again.exit_code == 0 and "1 done, 0 skipped" in again.output
+
+
 def test_workers_die_with_a_killed_parent(tmp_path):
     """kill -9 of `run --jobs 2` takes its worker processes with it (none left finishing frames for nobody)."""
     import signal

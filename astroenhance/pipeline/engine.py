@@ -810,8 +810,18 @@ class Enhancer:
         return out
 
     # ---- provenance -------------------------------------------------------------------------------
-    def provenance(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer) -> dict[str, object]:
-        return provenance(src, cfg, norm, scale=self.scale, device=str(self.device), sr_info=self.sr_info,
+    def settings_digest(self, cfg: EnhanceConfig) -> str:
+        """`EnhanceConfig.digest` of ``cfg`` (this enhancer's settings for one kind of input) and its networks."""
+        return cfg.digest(*(info.sha256 if info else "" for info in (self.sr_info, self.colorizer_info)))
+
+    def expected_settings(self, path: str | Path) -> str:
+        """The settings digest `enhance_file` records in the outputs of ``path`` (`run --skip-existing`)."""
+        cfg = self._given.for_input(is_fits(path))
+        return self._for_model(cfg.sr_model).settings_digest(cfg)
+
+    def provenance(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer,
+                   settings: str = "") -> dict[str, object]:
+        return provenance(src, cfg, norm, settings=settings, scale=self.scale, device=str(self.device), sr_info=self.sr_info,
                           colorizer_info=self.colorizer_info if self._colorizes(cfg) else None, sr_space=self.sr_space if self.sr is not None else "none",
                           sr_detail_fraction=self.sr_detail_fraction(src, cfg, norm),
                           color_strength=self.color_strength if self._colorizes(cfg) else 0.0,
@@ -899,6 +909,7 @@ class Enhancer:
         if (other := self._for_model(cfg.sr_model)) is not self:
             return other.write_source(src, outdir, path, cfg, suffix=suffix, progress=progress, colour_note=colour_note,
                                       deferred=deferred)
+        settings = self.settings_digest(cfg)  # (of the settings as given: `expected_settings` finds the same)
         cfg = _network_defaults(cfg, self.sr_space).for_frame(src.channels)
         targets = output_paths(path, outdir, src.label, cfg.formats or ("png",), suffix)
         for target in targets.values():
@@ -909,7 +920,7 @@ class Enhancer:
         except OSError as exc:
             raise OutputError(f"{outdir}: cannot create output folder ({exc.strerror or exc})") from None
         norm = self.fit_normalizer(src, cfg)
-        prov = self.provenance(src, cfg, norm)
+        prov = self.provenance(src, cfg, norm, settings)
         primary, image, notes, out_wcs = self.headers(src, cfg, norm, prov)
         if self.sr is not None and prov["sr_detail_fraction"] == 0:
             notes.append("the noise gate kept none of the SR network's detail (AE_SRDET = 0): the luminance is "

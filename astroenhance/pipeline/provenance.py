@@ -38,7 +38,7 @@ def _weights(info: WeightsInfo | None) -> str:
     return f"{info.id} {info.sha256}" if info else "none"
 
 
-def provenance(src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, *, scale: int, device: str,
+def provenance(src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, *, scale: int, device: str, settings: str = "",
                sr_info: WeightsInfo | None, colorizer_info: WeightsInfo | None,
                sr_detail_fraction: float, sr_space: str = "display", color_strength: float = 0.0,
                flux_plane: tuple[bool, str] | None = None) -> dict[str, object]:
@@ -51,6 +51,7 @@ def provenance(src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, *, scale:
         "chip": src.label,
         "sr_weights": _weights(sr_info),
         "colorizer_weights": _weights(colorizer_info),
+        "settings_sha256": settings,  # `EnhanceConfig.digest`: what run --skip-existing compares
         "stretch": norm.stretch, "stretch_a": norm.a, "interval": norm.interval,
         "vmin": norm.vmin, "vmax": norm.vmax,
         "luminance": "BT.709 luma of display values",
@@ -103,6 +104,7 @@ def fits_headers(src: FrameSource, prov: dict[str, object], scale: int, sr_info:
              ("AE_SRID", sr_info.id if sr_info else "none", "SR weights id"),
              ("AE_COW", colorizer_info.sha256 if colorizer_info else "none", ""),
              ("AE_COID", colorizer_info.id if colorizer_info else "none", "colorizer weights id"),
+             ("AE_SETSH", prov.get("settings_sha256", ""), ""),
              ("AE_STRCH", prov["stretch"], "stretch (astropy.visualization)"),
              ("AE_STRA", prov["stretch_a"], "stretch parameter a"),
              ("AE_INTVL", prov["interval"], "interval"),
