@@ -648,3 +648,17 @@ def test_a_multichip_file_is_written_whole_or_not_at_all(tmp_path):
     result = runner.invoke(app, ["run", str(tmp_path / "two.fits"), "-o", str(out), "--no-colorize", "-q",
                                  "--hdu", "sci1"])
     assert result.exit_code == 0 and (out / "two.sci1.enhanced.fits").exists()
+
+
+def test_a_jpeg_larger_than_jpeg_allows_is_refused_before_any_work(tmp_path):
+    """A 17,000-pixel-wide picture gives a 68,000-pixel-wide output: the JPEG failed only after the whole frame
+    was computed ("broken data stream", and libjpeg's own line on the terminal); now at once, naming the limit and
+    the formats that can hold it, with nothing left under a final name."""
+    from PIL import Image
+
+    Image.fromarray(np.zeros((4, 16_400), np.uint8)).save(tmp_path / "wide.png")
+    result = runner.invoke(app, ["run", str(tmp_path / "wide.png"), "-o", str(tmp_path / "o"), "--format",
+                                 "png,jpeg", "--no-colorize"])
+    assert result.exit_code == 1 and "more than JPEG's 65,500 a side" in result.output
+    assert "--format png or tiff" in result.output
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["astroenhance-report.json"]

@@ -356,6 +356,10 @@ def _append_hdu(path: Path, hdu: fits.CompImageHDU) -> None:
         hdul.append(hdu)
 
 
+#: the longest side a JPEG may have (libjpeg)
+JPEG_MAX_SIDE = 65500
+
+
 class ImageWriter(_AtomicFile):
     """PNG or JPEG (8-bit) or TIFF (16-bit) RGB, rows top-down, with AVM sky metadata when a WCS is given.
 
@@ -366,6 +370,9 @@ class ImageWriter(_AtomicFile):
 
     def __init__(self, final: Path, shape: tuple[int, int], fmt: str, wcs: WCS | None = None,
                  provenance: str = "") -> None:
+        if fmt == "jpeg" and max(shape) > JPEG_MAX_SIDE:  # (libjpeg's limit: found only after the whole frame)
+            raise OutputError(f"{final}: {shape[1]}x{shape[0]} pixels, more than JPEG's {JPEG_MAX_SIDE:,} a side; "
+                              "choose --format png or tiff for this frame")
         super().__init__(final)
         self.fmt = fmt
         self.height, self.width = shape
