@@ -16,12 +16,16 @@ DQ_NO_DATA = 1 | 2 | 4 | 16 | 128 | 4096 | 8192
 # camera defects, missing data, bad pixels (32), permanent charge traps, unrepaired warm pixels (512), a chip masked
 # out (2048), cosmic rays (AstroDrizzle); A/D saturation (8), pixels above a trap (256) and repaired warm pixels stay
 WFPC2_DQ_NO_DATA = 1 | 2 | 4 | 16 | 32 | 128 | 512 | 2048 | 4096 | 8192
+# JWST (jwst.datamodels.dqflags): DO_NOT_USE, which its pipeline sets on every pixel it judges unusable (dead, hot,
+# no signal, outliers). Not its 2 (SATURATED: lower limits, as on HST) nor 4 (JUMP_DET: a cosmic ray found in the
+# ramp and fitted around, the pixel's rate still good) nor 4096 (WARM), which the HST default would mask
+JWST_DQ_NO_DATA = 1
 
 
 def parse_dq_mask(text: str | int) -> int | None:
     """``--dq-mask``: ``default``, ``all``, ``none``, an integer (a sum of flags) or flags joined by commas or
     ``+`` (``4,16,4096``).  Returns the bit mask (-1: every flag), or None for ``default``: each frame's instrument's
-    (`io.noise.dq_flags`: `DQ_NO_DATA`, or `WFPC2_DQ_NO_DATA` for WFPC2)."""
+    (`io.noise.dq_flags`: `DQ_NO_DATA`, or `WFPC2_DQ_NO_DATA` for WFPC2, `JWST_DQ_NO_DATA` for JWST)."""
     from .errors import SettingsError
 
     if isinstance(text, int):

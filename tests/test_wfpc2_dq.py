@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from astroenhance.cli import app
-from astroenhance.config import DQ_NO_DATA, WFPC2_DQ_NO_DATA
+from astroenhance.config import DQ_NO_DATA, JWST_DQ_NO_DATA, WFPC2_DQ_NO_DATA
 from astroenhance.errors import DQFileError
 from astroenhance.io.readers import open_frames
 from astroenhance.io.writers import output_is_complete
@@ -41,17 +41,20 @@ def _flagged_frame(path: Path, dq: np.ndarray, instrument: str) -> Path:
 @given(st.lists(st.sampled_from(FLAGS), min_size=1, max_size=4), st.integers(0, 2**16 - 1))
 def test_each_instrument_reads_its_own_flags_as_no_data(tmp_path, flags, seed):
     """A pixel is no data by default exactly where its DQ holds one of its instrument's no-data flags: WFPC2's bad
-    (32) and warm (512) pixels and masked chips (2048) too, its saturation (8) kept; ACS/WFC3's as before."""
+    (32) and warm (512) pixels and masked chips (2048) too, its saturation (8) kept; ACS/WFC3's as before; JWST's
+    DO_NOT_USE (1) only — HST's mask took its saturated (2), jump-detected (4) and warm (4096) pixels."""
     rng = np.random.default_rng(seed)
     dq = rng.choice(np.array(flags + [0]), (24, 24))
-    for instrument, mask in (("WFPC2", WFPC2_DQ_NO_DATA), ("ACS", DQ_NO_DATA)):
+    for instrument, mask, name in (("WFPC2", WFPC2_DQ_NO_DATA, "WFPC2"), ("ACS", DQ_NO_DATA, "ACS"),
+                                   ("NIRCAM", JWST_DQ_NO_DATA, "JWST")):
         path = _flagged_frame(tmp_path / f"{instrument}_{seed}_{len(flags)}.fits", dq, instrument)
         with open_frames(path) as [src]:
             got = np.isnan(src.read_rows(0, 24))
-            assert src.dq_mask == mask and src.dq_flags.instrument.startswith(instrument)
+            assert src.dq_mask == mask and src.dq_flags.instrument.startswith(name)
         np.testing.assert_array_equal(got, (dq & mask) != 0)
         path.unlink()
     assert WFPC2_DQ_NO_DATA & (32 | 512 | 2048) and not WFPC2_DQ_NO_DATA & (8 | 256 | 1024)
+    assert JWST_DQ_NO_DATA == 1
 
 
 def test_a_wfpc2_frames_saturation_is_not_searched_for_cosmic_rays(tmp_path):

@@ -23,7 +23,9 @@ A science extension ``SCI,v`` is paired with the ``ERR,v``, ``WHT,v`` and ``DQ,v
   would punch holes in every bright star.  (The default mask lives with the settings: `config.DQ_NO_DATA`.)
   WFPC2 has flags of its own (`dq_flags`, from INSTRUME): its default, `config.WFPC2_DQ_NO_DATA`, adds bad pixels (32),
   unrepaired warm pixels (512) and masked chips (2048); its saturation is 8.  Its calibrated exposures keep the DQ in
-  a file of their own, ``_c1m``/``_c1f`` beside ``_c0m``/``_c0f`` (`dq_planes`).
+  a file of their own, ``_c1m``/``_c1f`` beside ``_c0m``/``_c0f`` (`dq_planes`).  JWST files (TELESCOP) are read
+  with JWST's flags: only DO_NOT_USE (1), `config.JWST_DQ_NO_DATA`, is no data by default; HST's mask would take
+  its saturated (2), jump-detected (4: good pixels, the hit fitted around in the ramp) and warm (4096) pixels.
 * ``run --clean-cosmic-rays`` (`mask_cosmic_rays`) finds cosmic-ray hits that a single exposure's DQ does not flag:
   pixels sharper than the diffraction limit at the filter's pivot wavelength (PHOTPLAM) allows a star to be
   (`imaging.cosmics`), read as no-data like DQ-flagged ones.
@@ -41,7 +43,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from ..config import DQ_NO_DATA, WFPC2_DQ_NO_DATA
+from ..config import DQ_NO_DATA, JWST_DQ_NO_DATA, WFPC2_DQ_NO_DATA
 from ..cores import in_order
 from ..errors import DQFileError, InputError, NoiseMapError
 from ..imaging.cosmics import MARGIN, find_cosmic_rays, star_sharpness
@@ -61,12 +63,17 @@ class DQFlags:
 
 ACS_WFC3_FLAGS = DQFlags("ACS/WFC3/STIS", DQ_NO_DATA, 256 | 2048, 4096 | 8192)  # cosmic rays: AstroDrizzle, calwf3/acsrej
 WFPC2_FLAGS = DQFlags("WFPC2", WFPC2_DQ_NO_DATA, 8, 4096 | 8192)  # cosmic rays: AstroDrizzle (crbit 4096)
+JWST_FLAGS = DQFlags("JWST", JWST_DQ_NO_DATA, 2, 4 | 16)  # cosmic rays: JUMP_DET (ramp fitting), OUTLIER (stage 3)
+JWST_INSTRUMENTS = ("NIRCAM", "NIRISS", "NIRSPEC", "MIRI", "FGS")
 
 
 def dq_flags(*headers: fits.Header) -> DQFlags:
-    """The DQ conventions of the instrument the first of ``headers`` to name one (INSTRUME) names: WFPC2's, else
-    ACS/WFC3/STIS's (theirs also serve files that name none)."""
+    """The DQ conventions of the instrument the first of ``headers`` to name one (INSTRUME; TELESCOP for JWST)
+    names: WFPC2's, JWST's, else ACS/WFC3/STIS's (theirs also serve files that name none)."""
     instrument = next((str(h["INSTRUME"]).strip().upper() for h in headers if h is not None and "INSTRUME" in h), "")
+    telescope = next((str(h["TELESCOP"]).strip().upper() for h in headers if h is not None and "TELESCOP" in h), "")
+    if telescope == "JWST" or instrument in JWST_INSTRUMENTS:
+        return JWST_FLAGS
     return WFPC2_FLAGS if instrument == "WFPC2" else ACS_WFC3_FLAGS
 
 
