@@ -425,7 +425,7 @@ def _report_settings(enhancer, inputs: list[Path], companions: bool) -> dict:
 def _dry_run(enhancer, jobs, unusable: list[tuple[Path, str]], skip_existing: bool) -> int:
     """`run --dry-run`: what each input would give, on stdout; nothing written.  Returns the exit status."""
     from .errors import AstroEnhanceError, NoImageError
-    from .runner import map_files, outputs_complete
+    from .runner import outputs_complete
 
     for f, why in unusable:
         out.print(f"skip {f}: {why}", markup=False)
@@ -435,8 +435,7 @@ def _dry_run(enhancer, jobs, unusable: list[tuple[Path, str]], skip_existing: bo
             with warnings.catch_warnings():  # as the run itself: astropy's notes on odd headers stay quiet
                 warnings.simplefilter("ignore")
                 planned = enhancer.planned_outputs(job.path, job.outdir)
-                if skip_existing and outputs_complete(job.path, planned, map_files(job, enhancer.config),
-                                                      enhancer.expected_settings(job.path)):
+                if skip_existing and outputs_complete(enhancer, job, planned):
                     out.print(f"skip {job.path}: outputs complete (--skip-existing)", markup=False)
                     counts["skip"] += 1
                     continue

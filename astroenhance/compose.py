@@ -407,11 +407,11 @@ def enhanced_outputs(paths: list[Path]) -> list[tuple[np.ndarray, WCS, fits.Head
     """The RGB display planes (``(H, W, 3)`` float32, NaN: no data), WCS and primary header of each of ``paths``
     when all are astroenhance outputs (`io.readers.is_enhanced_output`); None when none is.  A mix of outputs and
     frames to enhance is an `InputError` naming the first output: their values are not comparable."""
-    from .io.readers import _open_fits, is_enhanced_output
+    from .io.readers import is_enhanced_output, open_fits
 
     found, kinds = [], []
     for path in paths:
-        with _open_fits(Path(path)) as hdul:
+        with open_fits(Path(path)) as hdul:
             kinds.append(is_enhanced_output(hdul))
             if kinds[-1]:
                 with warnings.catch_warnings():

@@ -205,18 +205,18 @@ def set_threads(threads: int) -> None:
         cores.SHARE = threads
 
 
-def outputs_complete(path: Path, planned: list[tuple[Path, tuple[int, int]]],
-                     maps: tuple[str | None, str | None] = (None, None), settings: str | None = None) -> bool:
-    """Whether every output `run` plans for ``path`` (`Enhancer.planned_outputs`) exists and is complete: the right
-    shape, made from these input bytes and these map files (``maps``, `map_files`: the noise or weight map and the
-    data-quality file; None: none), with these settings (``settings``: `Enhancer.expected_settings`) —
+def outputs_complete(enhancer, job: Job, planned: list[tuple[Path, tuple[int, int]]]) -> bool:
+    """Whether every output `run` plans for ``job`` (``planned``: `Enhancer.planned_outputs`) exists and is
+    complete: the right shape, made from these input bytes and these map files (`map_files`: the noise or weight
+    map and the data-quality file), with ``enhancer``'s settings and networks (`Enhancer.expected_settings`) —
     `--skip-existing`."""
     from .models.weights import sha256_file
 
     if not planned:
         return False
-    sha = sha256_file(path)
-    noise_sha, dq_sha = (sha256_file(f) if f else "" for f in maps)
+    sha = sha256_file(job.path)
+    noise_sha, dq_sha = (sha256_file(f) if f else "" for f in map_files(job, enhancer.config))
+    settings = enhancer.expected_settings(job.path)
     return all(output_is_complete(p, shape, sha, noise_sha, dq_sha, settings) for p, shape in planned)
 
 
@@ -230,8 +230,7 @@ def interrupted_records(enhancer, jobs: list[Job], since: float) -> list[Record]
             planned = enhancer.planned_outputs(job.path, job.outdir)
             # (written during this run, before the input is hashed: a thousand frames not started cost no reading)
             made = (all(p.exists() and p.stat().st_mtime >= since for p, _ in planned)
-                    and outputs_complete(job.path, planned, map_files(job, enhancer.config),
-                                         enhancer.expected_settings(job.path)))
+                    and outputs_complete(enhancer, job, planned))
         except (AstroEnhanceError, OSError):
             made = False
         records.append(Record(str(job.path), "done", [str(p) for p, _ in planned]) if made else
@@ -273,8 +272,7 @@ def _run_job(task: Task, progress=None) -> JobResult:
             if verbose:
                 messages.append(("note", f"removed {stale} left by an interrupted run"))
         enhancer = enhancer_for(config, task.low_memory)
-        if skip_existing and outputs_complete(path, planned := enhancer.planned_outputs(path, job.outdir),
-                                              map_files(job, config), enhancer.expected_settings(path)):
+        if skip_existing and outputs_complete(enhancer, job, planned := enhancer.planned_outputs(path, job.outdir)):
             if verbose:
                 messages.append(("info", f"skip {path}: outputs complete"))
             return JobResult(Record(str(path), "skipped", [str(p) for p, _ in planned]), messages)

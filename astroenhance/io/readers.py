@@ -210,7 +210,7 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
     if path.stat().st_size == 0:
         raise InputError(f"{path}: file is empty (0 bytes)")
     if is_fits(path):
-        with _open_fits(path) as hdul, contextlib.ExitStack() as files:
+        with open_fits(path) as hdul, contextlib.ExitStack() as files:
             try:
                 found = _fits_frames(path, hdul, hdu, dq_mask)
             except InputError:
@@ -235,7 +235,7 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
         if cosmic_rays:  # asked for by name; auto (None) does nothing here
             raise InputError(f"{path}: --clean-cosmic-rays applies to FITS frames (a raw exposure in its "
                              "detector's units), not to pictures")
-        yield [_read_image(path)]
+        yield [read_picture(path)]
     else:
         raise InputError(f"{path}: unknown file type {path.suffix!r}; expected FITS ({', '.join(FITS_SUFFIXES)}) "
                          f"or an image ({', '.join(IMAGE_SUFFIXES)})")
@@ -313,7 +313,9 @@ def _use_dq_file(path: Path, hdul: fits.HDUList, hdu: str | int | None, found: l
 
 
 @contextlib.contextmanager
-def _open_fits(path: Path) -> Iterator[fits.HDUList]:
+def open_fits(path: Path) -> Iterator[fits.HDUList]:
+    """``path`` opened lazily (memory-mapped, image scaling left to the caller); one `InputError` naming it if
+    astropy cannot."""
     try:
         hdul = fits.open(path, memmap=True, lazy_load_hdus=False, do_not_scale_image_data=True)
     except Exception as exc:  # astropy raises OSError, ValueError, TypeError... for corrupt files
@@ -664,7 +666,9 @@ def _pil_open(path: Path):
         Image.MAX_IMAGE_PIXELS = old
 
 
-def _read_image(path: Path) -> FrameSource:
+def read_picture(path: Path) -> FrameSource:
+    """A PNG/TIFF/JPEG picture as a `FrameSource` (display values in its data type's range: `display_range`),
+    upright (EXIF orientation), grey where R, G and B agree, transparent pixels no data."""
     suffix = path.suffix.lower()
     oriented = None
     size = _image_size(path)

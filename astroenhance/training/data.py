@@ -40,9 +40,9 @@ def load_rgb(path: Path) -> np.ndarray:
     """An image as ``(H, W, 3)`` uint8 RGB, read as `run` reads pictures: upright (EXIF orientation), 16-bit and
     float images scaled from their data type's range (Pillow's own conversion clipped 16-bit grey at 255: nearly
     white), 16-bit colour PNG and TIFF at their depth, transparent pixels black."""
-    from ..io.readers import _read_image
+    from ..io.readers import read_picture
 
-    src = _read_image(Path(path))
+    src = read_picture(Path(path))
     lo, hi = src.dtype_range
     data = src.read_rows(0, src.shape[0])
     scaled = np.nan_to_num((data - lo) / (hi - lo), nan=0.0).clip(0.0, 1.0)
