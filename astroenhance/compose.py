@@ -198,22 +198,27 @@ def composite_rgb(stack: np.ndarray, method: str = "lupton", q: float = 8.0, str
 
     ``lupton``: Lupton et al. (2004) asinh on the summed intensity, which keeps colours of bright objects;
     each band is background-subtracted and scaled by its 99.5th percentile first. ``asinh``: each band through
-    its own percentile:99.5 interval and asinh stretch.
+    its own percentile:99.5 interval and asinh stretch.  Each band's statistics are taken where every band has
+    data (the composite's own sky): a band covering less of the field was scaled by other sky than the rest, and
+    its colour balance with it (a green at a sixth of its brightness where it covered half the field).
     """
     from astropy.visualization import make_lupton_rgb
 
     from .imaging.normalize import Normalizer
 
     blue, green, red = stack
-    mask = ~np.isfinite(stack).all(axis=0)
+    common = np.isfinite(stack).all(axis=0)
+    mask = ~common
+    if not common.any():
+        raise InputError("the aligned bands share no pixel with data in all of them: nothing to compose")
     if method == "asinh":
-        chans = [Normalizer.fit(c[np.isfinite(c)], "asinh", "percentile:99.5")(c) for c in (red, green, blue)]
+        chans = [Normalizer.fit(c[common], "asinh", "percentile:99.5")(c) for c in (red, green, blue)]
         rgb = np.stack(chans, -1).astype(np.float64)
     elif method == "lupton":
         scaled = []
         for c in (red, green, blue):
-            c = c - _background(c)
-            level = np.nanpercentile(c, 99.5)
+            c = c - _background(c[common])
+            level = np.percentile(c[common], 99.5)
             scaled.append(np.nan_to_num(c / (level if level > 0 else 1.0), nan=0.0))
         with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 where no band has light (no data: masked below)
             rgb = make_lupton_rgb(*scaled, minimum=0.0, stretch=stretch, Q=q, output_dtype=np.float64)

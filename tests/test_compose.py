@@ -478,3 +478,34 @@ def test_frames_far_apart_are_refused_before_a_grid_that_size_is_made(tmp_path, 
     assert not (tmp_path / "m").exists()
     result = runner.invoke(app, ["mosaic", paths[0], paths[2], "-o", str(tmp_path / "n"), "--grid", grid])
     assert result.exit_code == 0, result.output
+
+
+def _left_half(src, dst):
+    data, header = fits.getdata(src, header=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cut = Cutout2D(data, (64, 128), (256, 128), wcs=WCS(header))
+    header = header.copy()
+    header.update(cut.wcs.to_header())
+    fits.writeto(dst, cut.data, header)
+    return dst
+
+
+@pytest.mark.parametrize("method", ["lupton", "asinh"])
+def test_a_band_covering_part_of_the_field_keeps_the_colour_balance(tmp_path, method):
+    """Each band is scaled by statistics of the sky the composite shows (where all bands have data): with r over
+    the left half only, its green was a sixth as bright as the composite of the same sky (r scaled by other sky
+    than g and i). Now the composite there is exactly that of the three bands cut to the left half."""
+    (tmp_path / "half").mkdir()
+    (tmp_path / "cut").mkdir()
+    partial = [BANDS[0], _left_half(BANDS[1], tmp_path / "half" / "r.fits"), BANDS[2]]
+    cut = [_left_half(b, tmp_path / "cut" / f"{b.stem[-1]}.fits") for b in BANDS]
+    for frames, out in ((partial, "p"), (cut, "c")):
+        result = runner.invoke(app, ["compose", *map(str, frames), "-o", str(tmp_path / out), "--name", "x",
+                                     "--format", "fits", "--method", method, "--reference", "1"])
+        assert result.exit_code == 0, result.output
+    with fits.open(tmp_path / "p" / "x.composite.fits") as p, fits.open(tmp_path / "c" / "x.composite.fits") as c:
+        for plane in ("RED", "GREEN", "BLUE"):
+            shown = p[plane].data
+            assert np.isnan(shown[:, 140:]).all()  # r has no data there: no colour is made up
+            np.testing.assert_allclose(shown[:, :128], c[plane].data, atol=2e-5)
