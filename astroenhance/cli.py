@@ -929,6 +929,7 @@ def evaluate(
     from .models.inception import load_inception
     from .models.weights import default_weights_dir, find_weights, load_network
     from .training.evaluate import (
+        MIN_SIDE,
         PROTOCOL,
         InceptionScorer,
         LumaChromaLUT,
@@ -942,6 +943,8 @@ def evaluate(
         load_images,
     )
 
+    if 0 < crop < MIN_SIDE:
+        raise _usage(f"--crop {crop}: give 0 (whole images) or a side of {MIN_SIDE} pixels or more")
     wdir = weights or default_weights_dir()
     sr = colorizer = None
     infos = []
@@ -959,6 +962,9 @@ def evaluate(
     images = load_images(data, limit, max_side=1 << 20 if crop else 1400, skipped=skipped)  # a crop: whole images
     for why in skipped:
         err.print(f"note: left out {why}", markup=False)
+    if crop and (whole := [name for name, im in images if min(im.shape[:2]) < crop]):
+        err.print(f"note: {len(whole)} image(s) smaller than --crop {crop} scored whole (e.g. {whole[0]})",
+                  markup=False)
     if not images:
         raise _usage(f"no images in {data}" + (f" large enough to score ({len(skipped)} too small)" if skipped else ""))
     lut = None

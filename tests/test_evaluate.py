@@ -95,6 +95,11 @@ def test_evaluate_leaves_out_images_too_small_to_score_and_needs_a_positive_limi
     assert json.loads((tmp_path / "m.json").read_text())["images"] == 1
     for bad in ("0", "-3"):
         assert CliRunner().invoke(app, ["evaluate", "--task", "sr", "--data", str(data), "--limit", bad]).exit_code == 2
+    # issue 18's crops: a side too small to score is refused; images smaller than the crop are said to be whole
+    common = ["evaluate", "--task", "colorize", "--data", str(data), "--train-data", str(data), "--limit", "1"]
+    assert CliRunner().invoke(app, [*common, "--crop", "3"]).exit_code == 2
+    big = CliRunner().invoke(app, [*common, "--crop", "100000"])
+    assert big.exit_code == 0 and "1 image(s) smaller than --crop 100000 scored whole" in big.output
 
 
 def test_evaluate_command(tmp_path):
