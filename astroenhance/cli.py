@@ -817,6 +817,7 @@ def mosaic(
         mapping_differs,
         mixed_frames,
         mosaic_grid,
+        on_grid_units,
         read_bands,
         write_science_mosaic,
     )
@@ -842,6 +843,7 @@ def mosaic(
             err.print(f"warning: {warning}", markup=False)
         wcs, shape = mosaic_grid([(b.data, b.wcs) for b in bands], grid.value)  # (frames far apart: refused here)
         header = bands[0].header
+        bands, scales = on_grid_units(bands, wcs)  # counts or e-/s of pixels of other sizes: per pixel of the grid
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -869,7 +871,7 @@ def mosaic(
             arr, fp, offsets = coadd([(b.data, b.wcs) for b in bands], wcs, shape, combine.value, match_background,
                                      Path(scratch) / "grey")
         science = write_science_mosaic(outdir / f"{name}.mosaic.fits", arr, fp, wcs, bands, combine.value, grid.value,
-                                       match_background, offsets)
+                                       match_background, offsets, scales)
         preview = from_array(np.asarray(arr, dtype=np.float32), wcs, name="mosaic", origin="lower", header=bands[0].header)
         enh = Enhancer(EnhanceConfig(colorize=False, upscale=False, formats=("png",)))
         res = enh.write_source(preview, outdir, Path(f"{name}.fits"), suffix="mosaic")

@@ -97,13 +97,35 @@ def read_band(path: str | Path, hdu: str | None = None) -> Band:
     return _coadded(bands, "+".join(b.label for b in bands))
 
 
+def area_scales(bands: list[Band], wcs: WCS) -> np.ndarray:
+    """Per band, the factor that puts its values in the units of a pixel of the grid ``wcs``: for amounts per pixel
+    (counts, electrons/s: `pipeline.finish.flux_per_pixel` of BUNIT, which takes a frame without BUNIT so) the
+    grid's pixel area over the band's, since reprojecting keeps each pixel's value (a frame of 0.05" pixels
+    beside one of 0.03" came out 2.8x too bright); 1 for surface brightness (MJy/sr: the same on any grid)."""
+    from astropy.wcs.utils import proj_plane_pixel_area
+
+    from .pipeline.finish import flux_per_pixel
+
+    area = proj_plane_pixel_area(wcs)
+    scales = np.array([area / proj_plane_pixel_area(b.wcs) if flux_per_pixel(str(b.header.get("BUNIT", "")))[0]
+                       else 1.0 for b in bands])
+    return np.where(np.abs(scales - 1.0) < 1e-6, 1.0, scales)  # (the same pixel size, to rounding)
+
+
+def on_grid_units(bands: list[Band], wcs: WCS) -> tuple[list[Band], np.ndarray]:
+    """``bands`` with their data in the units of a pixel of the grid ``wcs``, and the factors (`area_scales`)."""
+    scales = area_scales(bands, wcs)
+    return [b if f == 1.0 else replace(b, data=(b.data * np.float32(f)).astype(np.float32))
+            for b, f in zip(bands, scales)], scales
+
+
 def _coadded(bands: list[Band], label: str, more: tuple[Path, ...] = ()) -> Band:
     """Frames of one filter as one band: co-added onto the first one's grid extended over the others
-    (`mosaic_grid` ``first``), backgrounds matched (`coadd`)."""
+    (`mosaic_grid` ``first``), backgrounds matched (`coadd`), each in that grid's pixel units (`on_grid_units`)."""
     if len(bands) == 1:
         return bands[0]
-    frames = [(b.data, b.wcs) for b in bands]
-    wcs, shape = mosaic_grid(frames, "first")
+    wcs, shape = mosaic_grid([(b.data, b.wcs) for b in bands], "first")
+    frames = [(b.data, b.wcs) for b in on_grid_units(bands, wcs)[0]]
     data, _, _ = coadd(frames, wcs, shape, "mean", True)
     first = bands[0]
     return Band(first.path, np.asarray(data, np.float32), wcs, first.header, first.filter, first.wavelength, label,
@@ -166,7 +188,9 @@ def _finest(bands: list[Band]) -> int:
 
 
 def align(bands: list[Band], reference: int | None = None) -> tuple[np.ndarray, WCS, int]:
-    """Every band reprojected (flux-conserving where pixel scales differ) onto the reference frame's grid.
+    """Every band reprojected onto the reference frame's grid (``reproject_interp``: each pixel's value kept, so a
+    band in counts per pixel of another size is off by the area ratio — by one factor for the whole band, which
+    `composite_rgb`'s per-band scaling removes).
 
     Returns ``(stack (3, H, W), wcs, reference_index)``; the reference defaults to the finest-sampled frame.
     """
@@ -528,10 +552,11 @@ def mixed_frames(bands: list[Band]) -> list[str]:
 
 
 def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wcs: WCS, bands: list[Band],
-                         combine: str, grid: str, match_background: bool, offsets: np.ndarray | None = None) -> Path:
+                         combine: str, grid: str, match_background: bool, offsets: np.ndarray | None = None,
+                         scales: np.ndarray | None = None) -> Path:
     """A mosaic in the data's own units: primary image + FOOTPRINT extension, the grid's WCS, the first frame's
-    keywords and how it was made (each input, and the background offset subtracted from it); written under a
-    temporary name and renamed when complete."""
+    keywords and how it was made (each input, the factor that put it in the grid's pixel units, `area_scales`, and
+    the background offset subtracted from it); written under a temporary name and renamed when complete."""
     import os
 
     from .io.writers import add_text, temporary_path
@@ -543,6 +568,9 @@ def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wc
     header["AE_BGMAT"] = (match_background, "backgrounds matched")
     for i, b in enumerate(bands):
         add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1}: {b.name}")
+        if scales is not None and scales[i] != 1.0:
+            add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1} times {float(scales[i]):.6g}: per-pixel "
+                                        "units onto the grid's pixel area")
         if offsets is not None and match_background:
             add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1} background offset subtracted: "
                                         f"{float(offsets[i]):.6g}")

@@ -233,8 +233,12 @@ def test_mosaic_takes_every_chip_of_a_multi_chip_frame(tmp_path):
     assert not [w for w in seen if issubclass(w.category, VerifyWarning)]
     with fits.open(tmp_path / "m" / "mosaic.mosaic.fits") as h:
         footprint, w_mos = h["FOOTPRINT"].data, WCS(h[0].header)
-        inputs = [c for c in h[0].header["HISTORY"] if "mosaic input" in c and "offset" not in c]
+        history = list(h[0].header["HISTORY"])
+    inputs = [c for c in history if "mosaic input" in c and "offset" not in c and "times" not in c]
     assert inputs == [f"astroenhance mosaic input {k}: hubble_wfpc2_sample.fits[chip{k}]" for k in range(1, 5)]
+    # counts per pixel: the three WF chips' 0.1" pixels onto the PC chip's 0.046" grid (they were ~4.8x too bright)
+    scaled = {int(c.split()[3]): float(c.split()[5].rstrip(":")) for c in history if " times " in c}
+    assert sorted(scaled) == [2, 3, 4] and all(0.2 < f < 0.22 for f in scaled.values())
     with open_frames(wfpc2) as chips:
         for chip in chips:  # each chip's inner corners and centre are on the mosaic, inside its footprint
             ny, nx = chip.shape
@@ -509,3 +513,31 @@ def test_a_band_covering_part_of_the_field_keeps_the_colour_balance(tmp_path, me
             shown = p[plane].data
             assert np.isnan(shown[:, 140:]).all()  # r has no data there: no colour is made up
             np.testing.assert_allclose(shown[:, :128], c[plane].data, atol=2e-5)
+
+
+def test_a_mosaic_of_frames_with_different_pixel_sizes_keeps_per_pixel_units(tmp_path):
+    """Counts (or electrons/s) per pixel of a frame binned 2x2 are 4x those of the native frame: reprojection keeps
+    each pixel's value, so the binned frame's part of the mosaic came out 4x too bright. Now it is scaled by the
+    grid's pixel area over its own (recorded in HISTORY); a surface brightness (MJy/sr) is not scaled."""
+    data, wcs, paths = _pieces(tmp_path)
+    native = paths[0]  # columns 0..115 of the parent
+    block = data[:, 80:200]
+    binned = block.reshape(block.shape[0] // 2, 2, block.shape[1] // 2, 2).sum((1, 3))  # counts per 2x2 pixel
+    for bunit, factor in (("", 0.25), ("ELECTRONS", 0.25), ("MJy/sr", 1.0)):
+        binned_wcs = wcs[:, 80:200].deepcopy()  # 2x2 pixels: the CD matrix doubled, CRPIX on the coarser grid
+        binned_wcs.wcs.cd = binned_wcs.wcs.cd * 2
+        binned_wcs.wcs.crpix = (binned_wcs.wcs.crpix - 0.5) / 2 + 0.5
+        header = binned_wcs.to_header()
+        if bunit:
+            header["BUNIT"] = bunit
+        fits.writeto(tmp_path / "binned.fits", binned if bunit != "MJy/sr" else binned / 4, header, overwrite=True)
+        out = tmp_path / f"m{factor}{bunit}"
+        result = runner.invoke(app, ["mosaic", str(native), str(tmp_path / "binned.fits"), "-o", str(out), "--grid",
+                                     "first", "--no-match-background", "--format", "fits"])
+        assert result.exit_code == 0, result.output
+        with fits.open(out / "mosaic.mosaic.fits") as h:
+            mos = h[0].data
+            history = "".join(h[0].header["HISTORY"])
+        only_binned = mos[10:150, 125:190]  # right of the native piece: the binned frame's light alone
+        assert np.nanmedian(only_binned / data[10:150, 125:190]) == pytest.approx(1.0, abs=0.1), bunit
+        assert ("times 0.25" in history.replace("  ", "")) == (factor != 1.0)
