@@ -232,7 +232,8 @@ def why_no_frames(inputs: list[Path], outdir: Path, recursive: bool, glob: str |
         if found and all(out_abs in f.resolve().parents for f in found):
             hints.append(f"the frames under {p} lie inside the output folder {outdir}, which is never read as input")
         elif found and glob:
-            hints.append(f"{len(found)} frame(s) under {p} do not match --glob {glob!r}")
+            hints.append(f"{len(found)} frame(s) under {p} do not match --glob {glob!r}"
+                         + (" (it matches file names, not paths: drop the folders from it)" if "/" in glob else ""))
         if not found and entries and not any(e.is_dir() for e in entries):
             hints.append(f"{p} holds no FITS, PNG, TIFF or JPEG files")
     return hints

@@ -404,6 +404,8 @@ def test_missing_inputs_and_empty_folders_say_what_to_do(tmp_path):
     assert result.exit_code == 2 and "has sub-folders: add --recursive" in result.output
     result = invoke("run", tmp_path / "tree", "-o", tmp_path / "out", "-r", "--shard", "2/2")
     assert result.exit_code == 0 and "nothing to do for shard 2/2: 1 input(s) in all" in result.output
+    result = invoke("run", tmp_path / "tree", "-o", tmp_path / "out", "-r", "--glob", "night1/*.fits.gz")
+    assert result.exit_code == 2 and "matches file names, not paths" in result.output
 
 
 def test_option_values_checked_before_any_work(tmp_path):
