@@ -677,14 +677,22 @@ def read_picture(path: Path) -> FrameSource:
         raise InputError(f"{path}: {size[0]}x{size[1]} pixels is more than the limit of {limit:,} for PNG/TIFF/JPEG "
                          "(read whole into memory); set ASTROENHANCE_MAX_PIXELS to raise it, or give a FITS file")
     try:
+        turn = 1  # an orientation to apply to the array as read (TIFF's tag; EXIF of a PNG pypng reads)
         if suffix in (".tif", ".tiff"):
             import tifffile
-            arr = tifffile.imread(path)
+
+            with tifffile.TiffFile(path) as tif:
+                arr = tif.asarray()
+                tag = tif.pages[0].tags.get("Orientation") if tif.pages else None
+                turn = int(tag.value) if tag is not None else 1
         elif suffix == ".png" and (_png_bit_depth(path) or (8, 0))[0] == 16 and (_png_bit_depth(path) or (8, 0))[1] in (2, 6):
             import png  # pypng: Pillow reads 16-bit colour PNG as 8-bit
+
             w, h, rows, info = png.Reader(filename=str(path)).asDirect()
             planes = info["planes"]
             arr = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(h, w, planes)
+            with _pil_open(path) as im:
+                turn = im.getexif().get(0x0112, 1)
         else:
             with _pil_open(path) as im:
                 im.load()
@@ -705,16 +713,28 @@ def read_picture(path: Path) -> FrameSource:
         raise
     except Exception as exc:
         raise InputError(f"{path}: not a readable image ({_short(exc)})") from None
-    src = _image_source(path, arr)
+    if turn not in (1, None):
+        oriented = turn
+    src = _image_source(path, arr, turn or 1)
     if oriented is not None:
-        src.notes.insert(0, f"turned upright by its EXIF orientation {oriented}, as image viewers show it")
+        tag = "TIFF orientation tag" if suffix in (".tif", ".tiff") else "EXIF orientation"
+        src.notes.insert(0, f"turned upright by its {tag} {oriented}, as image viewers show it")
     return src
 
 
-def _image_source(path: Path, arr: np.ndarray) -> FrameSource:
+#: an EXIF/TIFF Orientation (1-8) as the turn or flip of a ``(H, W[, C])`` array that shows the picture upright, as
+#: viewers show it (the same as Pillow's `ImageOps.exif_transpose`)
+UPRIGHT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+           5: lambda a: np.swapaxes(a, 0, 1), 6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a, -1)[::-1],
+           8: lambda a: np.rot90(a, 1)}
+
+
+def _image_source(path: Path, arr: np.ndarray, turn: int = 1) -> FrameSource:
     notes: list[str] = []
     if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[2] not in (3, 4):
         arr = np.moveaxis(arr, 0, -1)  # planar TIFF
+    if turn in UPRIGHT and arr.ndim in (2, 3):
+        arr = np.ascontiguousarray(UPRIGHT[turn](arr))
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     if arr.ndim == 3 and arr.shape[2] == 2:  # grey + alpha
