@@ -46,8 +46,9 @@ class Band:
 def wavelength_nm(header: fits.Header) -> tuple[str, float | None]:
     """The filter name and effective wavelength in nm from PHOTPLAM (Angstrom) or the filter's name.
 
-    HST names give it directly (F606W: 606 nm; WFC3/IR F105W: 1050 nm); broad-band letters (CFHT ``g.MP9401``,
-    Johnson ``V``) use standard effective wavelengths.
+    HST names give it directly (F606W: 606 nm; WFC3/IR F105W: 1050 nm); JWST's in tens of nm (NIRCam F200W: 2000
+    nm, F444W: 4440, MIRI F770W: 7700 — read the HST way they sorted before HST's F814W); broad-band letters (CFHT
+    ``g.MP9401``, Johnson ``V``) use standard effective wavelengths.
     """
     name = ""
     for key in ("FILTER", "FILTER1", "FILTER2", "FILTNAM1"):
@@ -61,10 +62,11 @@ def wavelength_nm(header: fits.Header) -> tuple[str, float | None]:
             return name, float(header["PHOTPLAM"]) / 10.0
         except (TypeError, ValueError):
             pass
-    m = re.match(r"^F(\d{3,4})[WMNLXP]", name.upper())
+    m = re.match(r"^F(\d{3,4})[WMNLXPC]", name.upper())
     if m:
         n = int(m.group(1))
-        return name, float(n * 10 if n < 200 else n)
+        jwst = str(header.get("TELESCOP", "")).strip().upper() == "JWST"
+        return name, float(n * 10 if n < 200 or jwst else n)
     if name and name[0] in BAND_NM:
         return name, float(BAND_NM[name[0]])
     return name, None

@@ -51,6 +51,10 @@ def test_band_order_read_from_headers(tmp_path):
     assert wavelength_nm(fits.Header({"FILTER": "x", "PHOTPLAM": 5921.0}))[1] == pytest.approx(592.1)
     # WFPC2: FILTER1 is the filter wheel's number, FILTNAM1 the filter's name
     assert wavelength_nm(fits.Header({"FILTER1": 69, "FILTER2": 0, "FILTNAM1": "F555W"})) == ("F555W", 555.0)
+    # JWST names count tens of nm (F200W: 2 um, F444W: 4.44 um, MIRI F770W: 7.7 um); read the HST way they were
+    # 200, 444 and 770 nm, bluer than HST's F814W in a composite of both
+    for name, nm in (("F090W", 900), ("F200W", 2000), ("F444W", 4440), ("F770W", 7700), ("F1065C", 10650)):
+        assert wavelength_nm(fits.Header({"TELESCOP": "JWST", "FILTER": name}))[1] == nm
     result = runner.invoke(app, ["compose", *map(str, BANDS[::-1]), "-o", str(tmp_path), "--format", "png"])
     assert result.exit_code == 0 and "not blue-to-red" in result.output
     swapped = np.asarray(Image.open(tmp_path / "CFHTLS-test.composite.png"))
