@@ -187,6 +187,22 @@ def test_without_a_pivot_wavelength_the_search_is_refused_clearly(tmp_path):
         assert h[0].header["AE_NCR"] == -1
 
 
+def test_another_telescopes_frame_is_not_searched_with_hsts_diffraction_limit(tmp_path):
+    """A JWST frame (6.5 m: stars up to 2.7x sharper at one wavelength) with a PHOTPLAM would have been judged by
+    HST's 2.4 m limit, its star cores read as hits; the search is refused for it, by name or by default."""
+    data, sigma = _field(np.random.default_rng(2), n_stars=2, size=64)
+    src = _flt(tmp_path / "jw_flt.fits", data, sigma)
+    with fits.open(src, mode="update") as h:
+        h[0].header["TELESCOP"] = "JWST"
+    result = CliRunner().invoke(app, ["run", str(src), "-o", str(tmp_path / "out"), "--clean-cosmic-rays",
+                                      "--no-colorize", "--format", "fits", "-q"])
+    assert result.exit_code == 1 and "HST's 2.4 m mirror" in result.output and "JWST" in result.output
+    result = CliRunner().invoke(app, ["run", str(src), "-o", str(tmp_path / "auto"), "--no-colorize", "--format",
+                                      "fits"])
+    assert result.exit_code == 0 and "not searched" in result.output
+    assert fits.getheader(tmp_path / "auto" / "jw_flt.enhanced.fits")["AE_NCR"] == -1
+
+
 def test_the_real_hrc_crop_loses_a_few_small_groups():
     """The ACS/HRC 47 Tuc crop (a single 60 s exposure, CRSPLIT = 1, no cosmic rays flagged in its DQ)."""
     with open_frames(HRC) as [plain]:

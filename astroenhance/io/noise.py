@@ -502,6 +502,11 @@ def frame_star_sharpness(frame) -> tuple[float, float]:
     """How sharp a star can be on ``frame`` (a `readers.FrameSource`; `imaging.cosmics.star_sharpness`): HST's
     diffraction limit at the header's PHOTPLAM (pivot wavelength, Angstrom) on the WCS's smallest pixel scale."""
     header = frame.header
+    telescope = str(header.get("TELESCOP", "HST") if header is not None else "HST").strip().upper()
+    if telescope not in ("HST", ""):  # (a larger mirror makes stars sharper: its star cores would read as hits)
+        raise InputError(f"{frame.name}: --clean-cosmic-rays judges how sharp a star can be through HST's 2.4 m "
+                         f"mirror; a {telescope} frame's stars can be sharper (their cores would be read as hits): "
+                         "run without it")
     try:
         wavelength = float(header["PHOTPLAM"]) * 1e-10 if header is not None and "PHOTPLAM" in header else 0.0
     except (TypeError, ValueError):
