@@ -425,7 +425,7 @@ def _report_settings(enhancer, inputs: list[Path], companions: bool) -> dict:
 def _dry_run(enhancer, jobs, unusable: list[tuple[Path, str]], skip_existing: bool) -> int:
     """`run --dry-run`: what each input would give, on stdout; nothing written.  Returns the exit status."""
     from .errors import AstroEnhanceError, NoImageError
-    from .runner import outputs_complete
+    from .runner import COMPLETE, NOT_COMPLETE, OTHER_SETTINGS, existing_outputs
 
     for f, why in unusable:
         out.print(f"skip {f}: {why}", markup=False)
@@ -435,10 +435,14 @@ def _dry_run(enhancer, jobs, unusable: list[tuple[Path, str]], skip_existing: bo
             with warnings.catch_warnings():  # as the run itself: astropy's notes on odd headers stay quiet
                 warnings.simplefilter("ignore")
                 planned = enhancer.planned_outputs(job.path, job.outdir)
-                if skip_existing and outputs_complete(enhancer, job, planned):
+                found = existing_outputs(enhancer, job, planned) if skip_existing else NOT_COMPLETE
+                if found == COMPLETE:
                     out.print(f"skip {job.path}: outputs complete (--skip-existing)", markup=False)
                     counts["skip"] += 1
                     continue
+                if found == OTHER_SETTINGS:
+                    out.print(f"note: {job.path}: its outputs were made with other settings or weights (AE_SETSH): "
+                              "they would be made again", markup=False)
         except NoImageError as exc:
             if job.in_folder:  # a table beside a folder's frames, skipped as the run skips it (named: an error)
                 out.print(f"skip {job.path}: not a frame: {str(exc).removeprefix(f'{job.path}: ')}", markup=False)

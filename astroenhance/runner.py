@@ -205,19 +205,27 @@ def set_threads(threads: int) -> None:
         cores.SHARE = threads
 
 
-def outputs_complete(enhancer, job: Job, planned: list[tuple[Path, tuple[int, int]]]) -> bool:
-    """Whether every output `run` plans for ``job`` (``planned``: `Enhancer.planned_outputs`) exists and is
-    complete: the right shape, made from these input bytes and these map files (`map_files`: the noise or weight
-    map and the data-quality file), with ``enhancer``'s settings and networks (`Enhancer.expected_settings`) —
-    `--skip-existing`."""
+#: `existing_outputs`: every output complete; complete but made with other settings or networks (or by a version
+#: that recorded none); anything else (missing, cut short, from other input bytes or maps)
+COMPLETE, OTHER_SETTINGS, NOT_COMPLETE = "complete", "other settings", ""
+
+
+def existing_outputs(enhancer, job: Job, planned: list[tuple[Path, tuple[int, int]]]) -> str:
+    """What `run --skip-existing` finds of the outputs it plans for ``job`` (``planned``: `Enhancer.planned_outputs`):
+    `COMPLETE` where each exists with the right shape, made from these input bytes and these map files (`map_files`:
+    the noise or weight map and the data-quality file) with ``enhancer``'s settings and networks
+    (`Enhancer.expected_settings`); `OTHER_SETTINGS` where all that holds but the settings; else `NOT_COMPLETE`.
+    The input is read (hashed) only where every output exists."""
     from .models.weights import sha256_file
 
-    if not planned:
-        return False
+    if not planned or not all(p.is_file() for p, _ in planned):
+        return NOT_COMPLETE
     sha = sha256_file(job.path)
     noise_sha, dq_sha = (sha256_file(f) if f else "" for f in map_files(job, enhancer.config))
+    if not all(output_is_complete(p, shape, sha, noise_sha, dq_sha) for p, shape in planned):
+        return NOT_COMPLETE
     settings = enhancer.expected_settings(job.path)
-    return all(output_is_complete(p, shape, sha, noise_sha, dq_sha, settings) for p, shape in planned)
+    return COMPLETE if all(output_is_complete(p, None, settings_sha256=settings) for p, _ in planned) else OTHER_SETTINGS
 
 
 def interrupted_records(enhancer, jobs: list[Job], since: float) -> list[Record]:
@@ -230,7 +238,7 @@ def interrupted_records(enhancer, jobs: list[Job], since: float) -> list[Record]
             planned = enhancer.planned_outputs(job.path, job.outdir)
             # (written during this run, before the input is hashed: a thousand frames not started cost no reading)
             made = (all(p.exists() and p.stat().st_mtime >= since for p, _ in planned)
-                    and outputs_complete(enhancer, job, planned))
+                    and existing_outputs(enhancer, job, planned) == COMPLETE)
         except (AstroEnhanceError, OSError):
             made = False
         records.append(Record(str(job.path), "done", [str(p) for p, _ in planned]) if made else
@@ -272,10 +280,15 @@ def _run_job(task: Task, progress=None) -> JobResult:
             if verbose:
                 messages.append(("note", f"removed {stale} left by an interrupted run"))
         enhancer = enhancer_for(config, task.low_memory)
-        if skip_existing and outputs_complete(enhancer, job, planned := enhancer.planned_outputs(path, job.outdir)):
-            if verbose:
-                messages.append(("info", f"skip {path}: outputs complete"))
-            return JobResult(Record(str(path), "skipped", [str(p) for p, _ in planned]), messages)
+        if skip_existing:
+            found = existing_outputs(enhancer, job, planned := enhancer.planned_outputs(path, job.outdir))
+            if found == COMPLETE:
+                if verbose:
+                    messages.append(("info", f"skip {path}: outputs complete"))
+                return JobResult(Record(str(path), "skipped", [str(p) for p, _ in planned]), messages)
+            if found == OTHER_SETTINGS:  # (said also with -q, in the report: why a finished frame is made again)
+                messages.append(("note", f"{path}: its outputs were made with other settings or weights "
+                                         "(AE_SETSH): made again"))
         results, unused = None, ""
         if job.noise is not None or job.weight is not None:  # the map beside it (`batch.pair_companions`)
             companion = job.noise or job.weight

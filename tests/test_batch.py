@@ -330,8 +330,11 @@ def test_skip_existing_redoes_frames_made_with_other_settings(tmp_path):
         again = runner.invoke(app, base + same)
         assert again.exit_code == 0 and "0 done, 1 skipped" in again.output, (same, again.output)
     for other in (["--color-strength", "0.5"], ["--sr-model", "psnr"], ["--stretch", "sqrt"]):
+        planned = runner.invoke(app, base + other + ["--dry-run"])
+        assert "made with other settings or weights (AE_SETSH): they would be made again" in planned.output
         again = runner.invoke(app, base + other)
         assert again.exit_code == 0 and "1 done, 0 skipped" in again.output, (other, again.output)
+        assert "made with other settings or weights (AE_SETSH): made again" in again.output  # said, also with -q
         assert fits.getheader(fits_out)["AE_SETSH"] not in (first, "")
     assert runner.invoke(app, base).exit_code == 0  # back to the defaults: made again, with the first digest
     assert fits.getheader(fits_out)["AE_SETSH"] == first
