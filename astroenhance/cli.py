@@ -663,7 +663,7 @@ def train_sr_hst(
                           adv_weight=adv_weight, content_weight=content_weight, pixel_weight=pixel_weight,
                           feature_net=feature_net)
     check_outdir(outdir)
-    trainer = TelescopeTrainer(cfg, load_truths(truths), load_truths(val))
+    trainer = TelescopeTrainer(cfg, load_truths(truths, max(64, crop * 4)), load_truths(val, 128, "--val"))
     ckpt = outdir / "ckpt.pt"
     if resume:
         if not ckpt.exists():

@@ -181,6 +181,32 @@ def test_training_settings_that_cannot_train_are_one_usage_line(tmp_path, comman
     assert "Traceback" not in res.output and not (tmp_path / "r" / "ckpt.pt").exists()
 
 
+def test_telescope_truths_that_cannot_train_are_one_line(tmp_path):
+    """sr-hst: a truth smaller than its crops (a traceback from numpy's integers, or under 64 pixels silently
+    skipped), a picture given as a truth, a truth of 2x1 pixels, k-min above k-max or 0 (tracebacks)."""
+    import numpy as np
+    from astropy.io import fits
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from astroenhance.cli import app
+
+    rng = np.random.default_rng(0)
+    fits.writeto(tmp_path / "small.fits", rng.normal(size=(64, 64)).astype(np.float32))
+    fits.writeto(tmp_path / "tiny.fits", rng.normal(size=(1, 2)).astype(np.float32))
+    Image.fromarray(np.zeros((200, 200), np.uint8)).save(tmp_path / "picture.png")
+    cases = [(["--truth", tmp_path / "small.fits"], 2, "64x64 pixels; its crops need 128"),
+             (["--synthetic", "1", "--val", tmp_path / "small.fits"], 2, "--val"),
+             (["--truth", tmp_path / "picture.png"], 2, "not a picture"),
+             (["--truth", tmp_path / "tiny.fits"], 1, "needs 4 or more a side"),
+             (["--synthetic", "1", "--k-min", "5", "--k-max", "1"], 2, "0 < k-min <= k-max"),
+             (["--synthetic", "1", "--k-min", "0"], 2, "0 < k-min <= k-max")]
+    for args, code, want in cases:
+        res = CliRunner().invoke(app, ["train", "sr-hst", "-o", str(tmp_path / "r"), "--iters", "1", *map(str, args)])
+        assert res.exit_code == code and want in res.output and "Traceback" not in res.output, (args, res.output)
+    assert not (tmp_path / "r" / "ckpt.pt").exists()
+
+
 def test_precision_other_than_fp32_is_refused_on_cpu(tmp_path):
     with pytest.raises(ValueError, match="CUDA"):
         Trainer(cfg(tmp_path, "sr", precision="bf16"))

@@ -78,15 +78,18 @@ def load_truth(path: Path) -> tuple[np.ndarray, object]:
         try:
             data, wcs, _ = read_frame(path)
         except InputError as exc:  # (e.g. a file of several chips: the reader's hint names an API argument)
-            raise InputError(f"{exc} — a truth for --task hst is one deep grey frame per file") from None
+            raise InputError(f"{exc} — a truth is one deep grey frame per file") from None
     data = np.asarray(data, np.float64)
     if data.ndim != 2:
         raise InputError(f"{path}: a single grey frame is needed, got shape {data.shape}")
     h, w = (data.shape[0] // SCALE) * SCALE, (data.shape[1] // SCALE) * SCALE
+    if not h or not w:
+        raise InputError(f"{path}: {data.shape[1]}x{data.shape[0]} pixels: a truth is binned {SCALE}x{SCALE}, so it "
+                         f"needs {SCALE} or more a side")
     data = data[:h, :w]
     data = np.where(np.isfinite(data), data, np.nanmedian(data))
     if not np.ptp(data) > 0:  # no noise to scale k by, nothing to score (every PSNR infinite)
-        raise InputError(f"{path}: every pixel is {data.flat[0]:g}: a truth for --task hst needs a real frame")
+        raise InputError(f"{path}: every pixel is {data.flat[0]:g}: a truth must be a real frame")
     if wcs is not None:
         wcs = wcs[:h, :w]
     return data, wcs

@@ -54,15 +54,21 @@ class Truth:
     rms: float  # estimate_noise of the truth itself
 
 
-def load_truths(paths: list[Path]) -> list[Truth]:
-    """Real deep frames (first image HDU or SCI) as truths; frames smaller than 64 px a side are skipped."""
+def load_truths(paths: list[Path], min_side: int = 128, what: str = "--truth") -> list[Truth]:
+    """Real deep frames (first image HDU or SCI) as truths, each at least ``min_side`` pixels a side (the crops
+    drawn from it): a smaller one, or a picture that is not FITS, is a `SettingsError` naming it (a frame under
+    64 pixels was skipped without a word, one under the crop failed deep in numpy)."""
+    from ..io.readers import is_fits
     from ..training.hst import load_truth
 
     out = []
     for p in paths:
+        if not is_fits(p):
+            raise SettingsError(f"{what} {p}: a deep frame in linear units (FITS), not a picture")
         data, _ = load_truth(Path(p))
-        if min(data.shape) < 64:
-            continue
+        if min(data.shape) < min_side:
+            raise SettingsError(f"{what} {p}: {data.shape[1]}x{data.shape[0]} pixels; its crops need {min_side} a "
+                                "side" + (" (--crop x 4)" if what == "--truth" else ""))
         # the sky as `run` measures it (with the per-pixel sigma it would use when the file gives none)
         sky = clipped_sky(data, estimate_noise(data, lag=2))
         out.append(Truth(Path(p).name, data.astype(np.float32), sky, estimate_noise(data)))
@@ -257,6 +263,9 @@ class TelescopeTrainer:
         from .train import check_loop
 
         check_loop(cfg.iters, cfg.batch, cfg.lr, cfg.val_every, cfg.threads, cfg.crop, 4, 1, cfg.device)
+        if not 0 < cfg.k_min <= cfg.k_max:
+            raise SettingsError(f"--k-min {cfg.k_min} and --k-max {cfg.k_max}: need 0 < k-min <= k-max (noise sigma "
+                                "as a multiple of the truth's)")
         if not truths and cfg.synthetic <= 0:
             raise SettingsError("give real deep frames (--truths) or a share of synthetic fields (--synthetic)")
         if cfg.loss not in LOSSES:
