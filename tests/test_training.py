@@ -1,6 +1,7 @@
 """Training on a tiny fixture: loss goes down, resume continues exactly, export writes a checked manifest."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -205,6 +206,27 @@ def test_telescope_truths_that_cannot_train_are_one_line(tmp_path):
         res = CliRunner().invoke(app, ["train", "sr-hst", "-o", str(tmp_path / "r"), "--iters", "1", *map(str, args)])
         assert res.exit_code == code and want in res.output and "Traceback" not in res.output, (args, res.output)
     assert not (tmp_path / "r" / "ckpt.pt").exists()
+
+
+@pytest.mark.parametrize("command", ["sr", "sr-hst"])
+def test_init_weights_that_cannot_serve_are_one_usage_line(tmp_path, command):
+    """--init naming no file, a file that is not weights (a FITS frame, a broken safetensors) or another network's
+    weights (the colorizer's for an SR network): tracebacks from torch and safetensors before; now a usage line."""
+    from typer.testing import CliRunner
+
+    from astroenhance.cli import app
+
+    from .conftest import EXAMPLE
+
+    (tmp_path / "bad.safetensors").write_bytes(b"abc")
+    colorizer = Path(__file__).resolve().parents[1] / "weights" / "colorizer-resenc-mnv2.safetensors"
+    data = ["--synthetic", "1"] if command == "sr-hst" else ["--data", str(COLOR)]
+    for init, want in ((tmp_path / "none.pt", "no such file"), (EXAMPLE, "not weights astroenhance can read"),
+                       (tmp_path / "bad.safetensors", "not weights astroenhance can read"),
+                       (colorizer, "do not fit srresnet-8x32")):
+        res = CliRunner().invoke(app, ["train", command, *data, "-o", str(tmp_path / "r"), "--iters", "1",
+                                       "--init", str(init)])
+        assert res.exit_code == 2 and want in res.output and "Traceback" not in res.output, (init, res.output)
 
 
 def test_precision_other_than_fp32_is_refused_on_cpu(tmp_path):

@@ -19,7 +19,6 @@ import csv
 import json
 import math
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -284,7 +283,13 @@ class TelescopeTrainer:
                                 "srresnet-12x48, srresnet-16x64)")
         self.model = build_model(cfg.arch)
         if cfg.init:
-            self.model.load_state_dict(_load_state(cfg.init))
+            from .train import read_init
+
+            try:
+                self.model.load_state_dict(read_init(cfg.init)[0])
+            except RuntimeError as exc:  # another network's weights
+                raise SettingsError(f"--init {cfg.init}: its tensors do not fit {cfg.arch} "
+                                    f"({str(exc).splitlines()[0][:160]})") from None
         self.model.to(self.device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         if cfg.stage not in ("pretrain", "gan"):
@@ -490,20 +495,6 @@ def project_within(out: torch.Tensor, x: torch.Tensor, tolerance: float, beta: f
     u_in = torch.sinh(x)
     target = u_in + (F.avg_pool2d(u_out, SCALE) - u_in).clamp(-tolerance / beta, tolerance / beta)
     return torch.asinh(block_mean_shift(u_out, target, SCALE))
-
-
-def _load_state(path: str) -> dict[str, torch.Tensor]:
-    """Unfolded weights from a safetensors file or a run's ckpt.pt."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / "ckpt.pt"
-    if p.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(p))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return torch.load(p, map_location="cpu", weights_only=True)["model"]
 
 
 def noise_space_sr(model: torch.nn.Module, lr: np.ndarray, sky: float, sigma: float) -> np.ndarray:

@@ -103,6 +103,34 @@ def check_loop(iters: int, batch: int, lr: float, val_every: int, threads: int, 
     resolve_device(device, "fp32")  # (cuda:N beyond the GPUs there are, an unknown device)
 
 
+def read_init(path: str | Path) -> tuple[dict[str, torch.Tensor], str | None]:
+    """The tensors of ``--init`` weights — a ``.safetensors`` file, a run's ``ckpt.pt`` or its folder — and the
+    architecture a checkpoint records (None for safetensors); anything unreadable is a `SettingsError` naming the
+    file (it was a traceback from torch or safetensors)."""
+    import warnings
+
+    p = Path(path)
+    if p.is_dir():
+        p = p / "ckpt.pt"
+    if not p.is_file():
+        raise SettingsError(f"--init {path}: no such file (give a .safetensors file, a run's ckpt.pt or its folder)")
+    try:
+        if p.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(p)), None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ck = torch.load(p, map_location="cpu", weights_only=True)
+        return ck["model"], ck.get("arch")
+    except Exception as exc:  # noqa: BLE001 - a FITS file, a truncated checkpoint, another program's pickle...
+        import pickle
+
+        first = ("not a checkpoint torch loads safely (weights only)" if isinstance(exc, pickle.UnpicklingError)
+                 else f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:160]}")
+        raise SettingsError(f"--init {p}: not weights astroenhance can read ({first})") from None
+
+
 def training_folder(data: str) -> str:
     """A folder written by `astroenhance prepare` trains on its ``train/`` split only; others as given."""
     return str(Path(data) / "train") if (Path(data) / "prepare.json").exists() else data
@@ -285,17 +313,9 @@ class Trainer:
         cfg = self.cfg
         if cfg.init:
             path = Path(cfg.init)
-            if path.is_dir():
-                path = path / "ckpt.pt"
-            if path.suffix == ".safetensors":
-                from safetensors.torch import load_file
-
-                state = load_file(str(path))
-            else:
-                ck = torch.load(path, map_location="cpu", weights_only=True)
-                if not _same_design(ck.get("arch"), self.arch):
-                    raise SettingsError(f"{path} holds {ck.get('arch')}, not {self.arch}")
-                state = ck["model"]
+            state, arch = read_init(path)
+            if arch is not None and not _same_design(arch, self.arch):
+                raise SettingsError(f"{path} holds {arch}, not {self.arch}")
             target = self.model.state_dict()
             fresh: set[str] = set()
             if getattr(self.model, "chroma_bins", 0):
@@ -304,7 +324,11 @@ class Trainer:
                 fresh = {k for k, v in state.items()
                          if k.startswith(("head.", "prior")) and k in target and v.shape != target[k].shape}
                 state = {k: v for k, v in state.items() if k not in fresh}
-            result = self.model.load_state_dict(_widen_channels(state, target), strict=not fresh)
+            try:
+                result = self.model.load_state_dict(_widen_channels(state, target), strict=not fresh)
+            except RuntimeError as exc:  # missing, unexpected or mis-shaped tensors: another network's weights
+                raise SettingsError(f"--init {path}: its tensors do not fit {self.arch} "
+                                    f"({str(exc).splitlines()[0][:160]})") from None
             if fresh and (set(result.missing_keys) != fresh or result.unexpected_keys):
                 raise SettingsError(f"{path}: its tensors do not fit {self.arch} beyond the output head")
         elif getattr(self.model, "global_branch", "conv") != "conv":
