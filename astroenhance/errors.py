@@ -50,3 +50,13 @@ class DeviceError(AstroEnhanceError):
 
 class DiskFullError(OutputError):
     """The output file system is full: a batch stops here rather than fail every remaining file."""
+
+
+def why_unreadable(exc: BaseException) -> str:
+    """One short line for why a weights file could not be read (torch's refusal of an unsafe pickle is ten lines)."""
+    import pickle
+
+    if isinstance(exc, pickle.UnpicklingError):
+        return "not tensors torch loads safely (weights only)"
+    first = (str(exc).strip().splitlines() or [""])[0][:160]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

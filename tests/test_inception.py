@@ -16,7 +16,7 @@ from astroenhance.metrics import inception_score
 from astroenhance.models.inception import InceptionV3, load_inception
 from astroenhance.training.evaluate import inception_crops, load_images
 
-from .conftest import COLOR
+from .conftest import COLOR, EXAMPLE
 
 # torchvision 0.29.1's Inception3(aux_logits=True).state_dict(): every key and shape, in order, dumped from its source
 TORCHVISION_KEYS = json.loads((Path(__file__).parent / "data" / "inception_v3_torchvision_keys.json").read_text())
@@ -141,5 +141,6 @@ def test_evaluate_with_inception_weights(tmp_path):
         assert got["results"][method]["inception_score"] != original["inception_score"]
     assert "psnr_rgb" not in got["results"]["original"] and "mse_rgb" in got["results"]["bicubic"]
     bad = CliRunner().invoke(app, ["evaluate", "--task", "sr", "--data", str(COLOR), "--limit", "1", "--noise-frames",
-                                   "0", "--inception", str(COLOR / "heic0406a.png")])
+                                   "0", "--inception", str(EXAMPLE)])
     assert bad.exit_code == 1 and "not a readable torch weights file" in bad.output
+    assert len(bad.output.strip().splitlines()) == 1  # (torch's refusal of a pickle, ten lines, was printed whole)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import SettingsError
+from ..errors import SettingsError, why_unreadable
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -136,7 +136,7 @@ def feature_network(spec: str) -> nn.Module:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any unreadable file is the same error for the user
-            raise SettingsError(f"{path}: not a readable torch weights file ({exc})") from None
+            raise SettingsError(f"{path}: not a readable torch weights file ({why_unreadable(exc)})") from None
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
         own = net.state_dict()

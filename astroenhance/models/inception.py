@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import WeightsError
+from ..errors import WeightsError, why_unreadable
 from .weights import sha256_file
 
 
@@ -178,7 +178,7 @@ def load_inception(path: str | Path) -> tuple[InceptionV3, str]:
         data = path.read_bytes()
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same error for the user
-        raise WeightsError(f"{path}: not a readable torch weights file ({exc})") from None
+        raise WeightsError(f"{path}: not a readable torch weights file ({why_unreadable(exc)})") from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict) or "fc.weight" not in state:

@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..errors import WeightsError
+from ..errors import WeightsError, why_unreadable
 from .fold import fold_batchnorm
 from .registry import ARCHITECTURES, build_model
 from .srresnet import SRResNet, fuse_subpixel_tail
@@ -146,9 +146,8 @@ def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
             warnings.simplefilter("ignore", UserWarning)
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - pickled objects, junk, a truncated file: one answer
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise WeightsError(f"{path}: not a trusted astroenhance checkpoint (safe loading refused it: "
-                           f"{first[:120]}); export only checkpoints written by `astroenhance train`") from None
+                           f"{why_unreadable(exc)}); export only checkpoints written by `astroenhance train`") from None
     if not isinstance(ckpt, dict) or not {"arch", "model"} <= set(ckpt):
         raise WeightsError(f"{path}: not an astroenhance checkpoint (no 'arch' and 'model' entries)")
     if ckpt["arch"] not in ARCHITECTURES:

@@ -124,11 +124,9 @@ def read_init(path: str | Path) -> tuple[dict[str, torch.Tensor], str | None]:
             ck = torch.load(p, map_location="cpu", weights_only=True)
         return ck["model"], ck.get("arch")
     except Exception as exc:  # noqa: BLE001 - a FITS file, a truncated checkpoint, another program's pickle...
-        import pickle
+        from ..errors import why_unreadable
 
-        first = ("not a checkpoint torch loads safely (weights only)" if isinstance(exc, pickle.UnpicklingError)
-                 else f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:160]}")
-        raise SettingsError(f"--init {p}: not weights astroenhance can read ({first})") from None
+        raise SettingsError(f"--init {p}: not weights astroenhance can read ({why_unreadable(exc)})") from None
 
 
 def training_folder(data: str) -> str:
