@@ -275,6 +275,7 @@ def _run_job(task: Task, progress=None) -> JobResult:
     path = job.path
     start = time.perf_counter()
     messages: list[tuple[str, str]] = []
+    remade = ""
     try:
         for stale in cleanup_stale_temporaries(job.outdir):
             if verbose:
@@ -286,9 +287,9 @@ def _run_job(task: Task, progress=None) -> JobResult:
                 if verbose:
                     messages.append(("info", f"skip {path}: outputs complete"))
                 return JobResult(Record(str(path), "skipped", [str(p) for p, _ in planned]), messages)
-            if found == OTHER_SETTINGS:  # (said also with -q, in the report: why a finished frame is made again)
-                messages.append(("note", f"{path}: its outputs were made with other settings or weights "
-                                         "(AE_SETSH): made again"))
+            if found == OTHER_SETTINGS:  # (said also with -q, and in the report: why a finished frame is made again)
+                remade = f"{path}: its outputs were made with other settings or weights (AE_SETSH): made again"
+                messages.append(("note", remade))
         results, unused = None, ""
         if job.noise is not None or job.weight is not None:  # the map beside it (`batch.pair_companions`)
             companion = job.noise or job.weight
@@ -327,7 +328,7 @@ def _run_job(task: Task, progress=None) -> JobResult:
         if verbose:
             messages.append(("info", f"done {r.source} {r.shape_in[1]}x{r.shape_in[0]} -> {r.shape_out[1]}x{r.shape_out[0]}: "
                              + ", ".join(str(o) for o in r.outputs)))
-    notes = ([unused] if unused else []) + [f"{r.source}: {note}" for r in results for note in r.notes]
+    notes = [n for n in (remade, unused) if n] + [f"{r.source}: {note}" for r in results for note in r.notes]
     return JobResult(Record(str(path), "done", outputs, time.perf_counter() - start, notes=notes), messages)
 
 

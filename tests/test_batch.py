@@ -335,6 +335,8 @@ def test_skip_existing_redoes_frames_made_with_other_settings(tmp_path):
         again = runner.invoke(app, base + other)
         assert again.exit_code == 0 and "1 done, 0 skipped" in again.output, (other, again.output)
         assert "made with other settings or weights (AE_SETSH): made again" in again.output  # said, also with -q
+        [record] = json.loads((out / "astroenhance-report.json").read_text())["records"]
+        assert any("made again" in n for n in record["notes"])  # and in the report
         assert fits.getheader(fits_out)["AE_SETSH"] not in (first, "")
     assert runner.invoke(app, base).exit_code == 0  # back to the defaults: made again, with the first digest
     assert fits.getheader(fits_out)["AE_SETSH"] == first
