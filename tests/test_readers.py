@@ -18,7 +18,7 @@ def frames(path, hdu=None):
         return [(f.label, f.shape, f.channels, f.read_rows(0, f.shape[0]), f.wcs, f.dtype_range) for f in fr]
 
 
-@pytest.mark.parametrize("name,stem", [("a.fits", "a"), ("a_drz.fits.gz", "a_drz"), ("b.fit", "b"),
+@pytest.mark.parametrize("name,stem", [("a.fits", "a"), ("a_drz.fits.gz", "a_drz"), ("b.fit", "b"), ("c.fit.fz", "c"),
                                        ("c.png", "c"), ("d.TIFF", "d"), ("x.y.jpeg", "x.y")])
 def test_output_stem(name, stem):
     assert output_stem(name) == stem

@@ -38,7 +38,8 @@ from .noise import (
 )
 
 RAW_PRODUCTS = ("_raw", "_d0m", "_d0f")  # HST archive names of uncalibrated exposures (ACS/WFC3/STIS, WFPC2)
-FITS_SUFFIXES = (".fits.gz", ".fits.fz", ".fit.gz", ".fts.gz", ".fits.bz2", ".fit.bz2", ".fts.bz2", ".fits", ".fit", ".fts")
+FITS_SUFFIXES = (".fits.gz", ".fits.fz", ".fit.gz", ".fit.fz", ".fts.gz", ".fts.fz", ".fits.bz2", ".fit.bz2", ".fts.bz2",
+                 ".fits", ".fit", ".fts")
 IMAGE_SUFFIXES = (".png", ".tiff", ".tif", ".jpeg", ".jpg")
 #: header keywords an astronomer wants carried into the enhanced frame
 KEEP_KEYWORDS = ("TELESCOP", "INSTRUME", "DETECTOR", "FILTER", "FILTER1", "FILTER2", "FILTNAM1", "DATE-OBS", "TIME-OBS",
