@@ -363,3 +363,23 @@ def test_an_up_the_ramp_file_gives_its_last_read_not_every_read(tmp_path):
     assert np.all(data == 1.0)
     # chips (no SAMPNUM) stay every chip
     assert [g[0] for g in frames(FIXTURES / "2chipA.fits.gz")] == ["sci1", "sci2"]
+
+
+def test_extensions_of_one_name_without_extver_are_told_apart(tmp_path):
+    """Two SCI extensions without EXTVER (files other tools wrote) were both chip "sci1": the second chip's
+    outputs replaced the first's, one output for two chips. Now each is named by its HDU index."""
+    from typer.testing import CliRunner
+
+    from astroenhance.cli import app
+
+    rng = np.random.default_rng(0)
+    hdus = [fits.PrimaryHDU()] + [fits.ImageHDU(rng.normal(10 * k, 1, (32, 32)).astype(np.float32), name="SCI")
+                                  for k in (1, 2)]
+    fits.HDUList(hdus).writeto(tmp_path / "two.fits")
+    with open_frames(tmp_path / "two.fits") as frames:
+        assert [f.label for f in frames] == ["hdu1", "hdu2"]
+        assert [round(float(np.median(f.read_rows(0, 32)))) for f in frames] == [10, 20]
+    result = CliRunner().invoke(app, ["run", str(tmp_path / "two.fits"), "-o", str(tmp_path / "o"), "--format", "fits",
+                                      "-q"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "o").glob("*.fits")) == ["two.hdu1.enhanced.fits", "two.hdu2.enhanced.fits"]

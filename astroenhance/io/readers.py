@@ -411,8 +411,16 @@ def _fits_frames(path: Path, hdul: fits.HDUList, hdu: str | int | None, dq_mask:
             "the _flt is the calibrated frame")
         return frames
     multi = len(indices) > 1
+    where: list[int] = []  # each frame's HDU index
     for i in indices:
-        frames.extend(_hdu_frames(path, hdul, i, multi, dq_mask))
+        got = _hdu_frames(path, hdul, i, multi, dq_mask)
+        frames.extend(got)
+        where += [i] * len(got)
+    labels = [f.label for f in frames]
+    if len(set(labels)) < len(labels):  # extensions of one name without EXTVER: told apart by their HDU index
+        for f, i in zip(frames, where):  # (they had one label, and one chip's outputs replaced the other's)
+            f.label = f"hdu{i}" + (f.label if f.label.startswith("chip") else "")
+            f.name = f"{path}[{f.label}]"
     if others:
         frames[0].notes.append(_others_note(hdul, indices[0], others))
     return frames
