@@ -58,7 +58,7 @@ def naming(path: Path, exc: BaseException) -> str:
 
 def share_enhancer(enhancer) -> None:
     """Let this process's jobs reuse ``enhancer`` (its networks already loaded) for its configuration."""
-    _ENHANCERS[enhancer.config] = enhancer
+    _ENHANCERS[enhancer.asked] = enhancer
 
 
 def worker_device(device: str, index: int, n_gpus: int) -> str | None:
@@ -353,7 +353,8 @@ def run_batch(enhancer, jobs: list[Job], *, n_jobs: int = 1, scheduler: str | No
     share_enhancer(enhancer)
     parallel = n_jobs > 1 or scheduler
     threads = max(1, (os.cpu_count() or 1) // max(1, n_jobs)) if parallel else 0
-    tasks = [Task(enhancer.config, job, skip_existing, debug, threads, verbose, low_memory) for job in pending]
+    # (the settings as given: resolved for the FITS network, a picture in a worker lost its own network's noise gate)
+    tasks = [Task(enhancer.asked, job, skip_existing, debug, threads, verbose, low_memory) for job in pending]
     finished = set()
     for result in _execute(tasks, n_jobs, scheduler, tile_progress):
         finished.add(result.record.input)

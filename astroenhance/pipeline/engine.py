@@ -325,6 +325,13 @@ class Enhancer:
         if self.sr is not None and self.accel.auto:  # a GPU: tiles per call from its free memory
             self.accel.fit_batch(self.sr, (config.tile, config.tile))
 
+    @property
+    def asked(self) -> EnhanceConfig:
+        """The settings as given, before this enhancer's network resolved its own defaults (`config`): what
+        another process needs to make the same enhancer for every kind of input (a picture's network has other
+        defaults than a FITS frame's)."""
+        return self._given
+
     def time_stages(self) -> StageTimes:
         """Book the time of every frame processed from now on to its stages (read, colorize, sr, blend, finish,
         flux, write); returns the `StageTimes` that accumulates them.  For benchmarks: on a GPU it synchronises the
