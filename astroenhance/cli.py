@@ -848,6 +848,9 @@ def mosaic(
         wcs, shape = mosaic_grid([(b.data, b.wcs) for b in bands], grid.value)  # (frames far apart: refused here)
         header = bands[0].header
         bands, scales = on_grid_units(bands, wcs)  # counts or e-/s of pixels of other sizes: per pixel of the grid
+        if (scales != 1.0).any():
+            err.print(f"note: {int((scales != 1.0).sum())} frame(s) in per-pixel units (counts, electrons/s) on "
+                      "pixels of another size put in the grid's pixel units (factors in HISTORY)", markup=False)
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -545,3 +545,4 @@ def test_a_mosaic_of_frames_with_different_pixel_sizes_keeps_per_pixel_units(tmp
         only_binned = mos[10:150, 125:190]  # right of the native piece: the binned frame's light alone
         assert np.nanmedian(only_binned / data[10:150, 125:190]) == pytest.approx(1.0, abs=0.1), bunit
         assert ("times 0.25" in history.replace("  ", "")) == (factor != 1.0)
+        assert ("1 frame(s) in per-pixel units" in result.output) == (factor != 1.0)
