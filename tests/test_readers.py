@@ -78,6 +78,20 @@ def test_fits_gz(tmp_path):
     assert frames(src)[0][1] == (50, 50)
 
 
+def test_a_compressed_frame_named_fits_is_read_as_astropy_reads_it(tmp_path):
+    """A gzip- or bzip2-compressed FITS named .fits (a download saved under another name): rows were read from the
+    compressed bytes ("the file may be truncated"); compression is told by the first bytes, as astropy does."""
+    import bz2
+    import gzip
+
+    src = FIXTURES / "f105w_psf.fits.gz"
+    want = frames(src)[0][3]
+    (tmp_path / "gz.fits").write_bytes(src.read_bytes())
+    (tmp_path / "bz.fits").write_bytes(bz2.compress(gzip.decompress(src.read_bytes())))
+    for name in ("gz.fits", "bz.fits"):
+        np.testing.assert_array_equal(frames(tmp_path / name)[0][3], want)
+
+
 def test_fits_bz2_read_and_found_in_folders(tmp_path):
     """SDSS frames ship as .fits.bz2: read as the same frame, and found in a folder (they were "unknown file type")."""
     import bz2

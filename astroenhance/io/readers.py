@@ -560,12 +560,26 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask
     return frames
 
 
+#: the first bytes of a whole-file compressed FITS (gzip, bzip2, zip), whatever the file's name says
+COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"PK\x03\x04")
+
+
+def _compressed(path: Path) -> bool:
+    """Whether ``path`` is compressed as a whole (astropy sees it by its first bytes: so must we — a gzipped frame
+    named ``.fits`` was read as raw bytes, "the file may be truncated")."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4).startswith(COMPRESSED_MAGIC)
+    except OSError:
+        return str(path).lower().endswith((".gz", ".bz2", ".zip"))
+
+
 def _direct_row_reader(path: Path, hdul: fits.HDUList, index: int, dims: tuple[int, ...]):
     """Read rows of an uncompressed image straight from the file (positioned reads): unlike a memory map,
     pages read stay out of the process's resident memory, so a large frame costs no more than a small one.
     None for compressed files (gzip, tile-compressed), which go through astropy."""
     h = hdul[index]
-    if isinstance(h, fits.CompImageHDU) or str(path).lower().endswith((".gz", ".fz", ".bz2", ".zip")):
+    if isinstance(h, fits.CompImageHDU) or _compressed(path):
         return None
     dtype = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}.get(h.header.get("BITPIX"))
     try:
