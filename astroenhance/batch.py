@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import SettingsError
 from .io.companions import find_companion, find_dq_companion, fits_names, fits_stem, other_companions
-from .io.readers import FITS_SUFFIXES, IMAGE_SUFFIXES
+from .io.readers import FITS_SUFFIXES, IMAGE_SUFFIXES, PRODUCT_LEVELS
 from .io.writers import TEMP_MARKER, host_name, owner_tag, process_start
 
 REPORT_NAME = "astroenhance-report.json"
@@ -146,13 +146,6 @@ def pair_companions(jobs: list[Job], skipped: list[tuple[Path, str]] | None = No
             continue
         out.append(paired.get(job.path, job))
     return out
-
-
-# An HST exposure's files by processing level, per family of products (the archive's suffixes): raw -> ima (IR
-# ramps) -> flt (calibrated) -> flc (also CTE-corrected); WFPC2 d0m/d0f (raw) -> c0m/c0f; crj -> crc; drz -> drc
-PRODUCT_LEVELS = {"raw": ("exposure", 0), "ima": ("exposure", 1), "flt": ("exposure", 2), "flc": ("exposure", 3),
-                  "d0m": ("wfpc2", 0), "d0f": ("wfpc2", 0), "c0m": ("wfpc2", 2), "c0f": ("wfpc2", 2),
-                  "crj": ("combined", 2), "crc": ("combined", 3), "drz": ("drizzled", 2), "drc": ("drizzled", 3)}
 
 
 # files of an exposure that are images but not of the sky (WFPC2's raw data quality and engineering columns, the

@@ -37,7 +37,13 @@ from .noise import (
     unweighted_reader,
 )
 
-RAW_PRODUCTS = ("_raw", "_d0m", "_d0f")  # HST archive names of uncalibrated exposures (ACS/WFC3/STIS, WFPC2)
+# An HST exposure's files by processing level, per family of products (the archive's suffixes): raw -> ima (IR
+# ramps) -> flt (calibrated) -> flc (also CTE-corrected); WFPC2 d0m/d0f (raw) -> c0m/c0f; crj -> crc; drz -> drc
+PRODUCT_LEVELS = {"raw": ("exposure", 0), "ima": ("exposure", 1), "flt": ("exposure", 2), "flc": ("exposure", 3),
+                  "d0m": ("wfpc2", 0), "d0f": ("wfpc2", 0), "c0m": ("wfpc2", 2), "c0f": ("wfpc2", 2),
+                  "crj": ("combined", 2), "crc": ("combined", 3), "drz": ("drizzled", 2), "drc": ("drizzled", 3)}
+#: HST archive names of uncalibrated exposures (ACS/WFC3/STIS, WFPC2): the level-0 products
+RAW_PRODUCTS = tuple(f"_{suffix}" for suffix, (_, level) in PRODUCT_LEVELS.items() if level == 0)
 FITS_SUFFIXES = (".fits.gz", ".fits.fz", ".fit.gz", ".fit.fz", ".fts.gz", ".fts.fz", ".fits.bz2", ".fit.bz2", ".fts.bz2",
                  ".fits", ".fit", ".fts")
 IMAGE_SUFFIXES = (".png", ".tiff", ".tif", ".jpeg", ".jpg")
