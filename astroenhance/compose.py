@@ -514,6 +514,11 @@ def composite_source(paths: list[Path], hdu: str | None = None, reference: int |
     bands, warning = order_by_wavelength(bands)
     ref_index = None if ref_path is None else next(i for i, b in enumerate(bands) if ref_path in (b.path, *b.more))
     stack, wcs, ref_index = align(bands, ref_index)
+    common = np.isfinite(stack).all(axis=0)
+    for b, plane in zip(bands, stack):  # (a flat band was a wash of colour with --method asinh, black with lupton)
+        if common.any() and not np.ptp(plane[common]) > 0:
+            raise InputError(f"{b.name}: every pixel where the bands overlap is {float(plane[common][0]):g}: a band "
+                             "with no signal cannot give a colour")
     if len(bands) == 2:  # two filters: green is their mean, on the common grid
         stack = np.stack([stack[0], (stack[0] + stack[1]) / 2, stack[1]])
         bands = [bands[0], replace(bands[0], filter="mean", wavelength=None, more=()), bands[1]]

@@ -546,3 +546,16 @@ def test_a_mosaic_of_frames_with_different_pixel_sizes_keeps_per_pixel_units(tmp
         assert np.nanmedian(only_binned / data[10:150, 125:190]) == pytest.approx(1.0, abs=0.1), bunit
         assert ("times 0.25" in history.replace("  ", "")) == (factor != 1.0)
         assert ("1 frame(s) in per-pixel units" in result.output) == (factor != 1.0)
+
+
+@pytest.mark.parametrize("method", ["lupton", "asinh"])
+def test_a_band_without_signal_is_refused(tmp_path, method):
+    """A constant (empty, zero-filled) band made a green wash over the whole composite with --method asinh (77% green
+    everywhere) and no green at all with lupton; it is one line naming the frame now, nothing written."""
+    data, header = fits.getdata(BANDS[1], header=True)
+    flat = tmp_path / "r_flat.fits"
+    fits.writeto(flat, np.full_like(data, 3.0), header)
+    result = runner.invoke(app, ["compose", str(BANDS[0]), str(flat), str(BANDS[2]), "-o", str(tmp_path / "o"),
+                                 "--method", method])
+    assert result.exit_code == 1 and "r_flat.fits: every pixel where the bands overlap is 3" in result.output
+    assert not (tmp_path / "o").exists()
