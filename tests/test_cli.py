@@ -547,3 +547,15 @@ def test_an_output_folder_that_is_a_file_is_one_usage_line(tmp_path, command):
     (tmp_path / "afile").write_text("not a folder")
     result = invoke(*command, "-o", tmp_path / "afile" / "run")
     assert result.exit_code == 2 and "cannot be an output folder" in result.output and "Traceback" not in result.output
+
+
+def test_a_constant_frame_is_enhanced_with_a_note_that_nothing_is_there(tmp_path):
+    """A blank FITS frame (every pixel one value): its display of one noise-free value shows the networks' own edge
+    response as structure; the output says so (the note is in the report too)."""
+    fits.writeto(tmp_path / "blank.fits", np.full((40, 48), 5.0, np.float32))
+    result = invoke("run", tmp_path / "blank.fits", "-o", tmp_path / "o", "--format", "fits")
+    assert result.exit_code == 0 and "every pixel with data is 5: there is nothing to enhance" in result.output
+    [record] = json.loads((tmp_path / "o" / "astroenhance-report.json").read_text())["records"]
+    assert any("nothing to enhance" in n for n in record["notes"])
+    fits.writeto(tmp_path / "sky.fits", np.random.default_rng(0).normal(5, 1, (40, 48)).astype(np.float32))
+    assert "nothing to enhance" not in invoke("run", tmp_path / "sky.fits", "-o", tmp_path / "o2").output

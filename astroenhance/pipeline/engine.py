@@ -135,6 +135,20 @@ def _network_defaults(config: EnhanceConfig, space: str) -> EnhanceConfig:
                                       else display_tol))
 
 
+def _constant(src: FrameSource, rows: np.ndarray, step: int = 256) -> float | None:
+    """The one value of a frame whose every pixel with data has it (a blank or zero-filled frame), else None; the
+    whole frame is read only where the sampled ``rows`` are constant."""
+    finite = rows[np.isfinite(rows)]
+    if not finite.size or np.ptp(finite) > 0:
+        return None
+    value = float(finite[0])
+    for y in range(0, src.shape[0], step):
+        part = src.read_rows(y, min(src.shape[0], y + step))
+        if np.any(np.isfinite(part) & (part != value)):
+            return None
+    return value
+
+
 def _maximum(src: FrameSource, step: int = 256) -> float:
     """The largest finite value of the whole frame, read in strips of ``step`` rows (nan if none)."""
     top = -np.inf
@@ -381,6 +395,9 @@ class Enhancer:
         rows = src.sample()
         interval = cfg.interval or "range"
         sky = sky_noise = 0.0
+        if src.channels == 1 and not src.is_display_image and (value := _constant(src, rows)) is not None:
+            src.notes.append(f"every pixel with data is {value:g}: there is nothing to enhance, and what structure the "
+                             "output shows is the networks' own response, not the sky")
         if src.channels == 1:
             sky, sky_noise = self._sky(src, rows)
             src.noise_map = None
