@@ -155,6 +155,17 @@ def _check_frames(frames: list[Path], outdir: Path, name: str, suffix: str) -> N
                               "--name or -o")
 
 
+def _check_output_file(option: str, path: Path | None, made: Path | None = None) -> None:
+    """A file an option names for writing (a log, a report): refused at once as a usage error when it is a folder
+    or its folder does not exist (``made``: a folder the command makes itself, e.g. its output folder)."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise _usage(f"{option} {path}: is a folder; give a file name (e.g. {path / 'out.txt'})")
+    if not path.parent.is_dir() and (made is None or path.parent.resolve() != made.resolve()):
+        raise _usage(f"{option} {path}: folder {path.parent} does not exist")
+
+
 def _usage(message: str) -> typer.Exit:
     err.print(f"[red]usage error:[/red] {message}")
     return typer.Exit(2)
@@ -260,10 +271,7 @@ def run(
                            weight=str(weight) if weight else None, dq=str(dq) if dq else None,
                            clean_cosmic_rays=clean_cosmic_rays, fill_holes=fill_holes)
     config.check()  # usage errors answer before torch and the networks load
-    if log_file is not None and log_file.is_dir():
-        raise _usage(f"--log-file {log_file}: is a folder; give a file name (e.g. {log_file / 'run.log'})")
-    if log_file is not None and not log_file.parent.is_dir() and log_file.parent.resolve() != outdir.resolve():
-        raise _usage(f"--log-file {log_file}: folder {log_file.parent} does not exist")
+    _check_output_file("--log-file", log_file, made=outdir)
     from .batch import (
         Record,
         best_products,
@@ -921,10 +929,7 @@ def evaluate(
     import json
 
     for option, path in (("--json", json_out), ("--figure", figure)):  # before hours of measuring, not after
-        if path is not None and not path.parent.is_dir():
-            raise _usage(f"{option} {path}: folder {path.parent} does not exist")
-        if path is not None and path.is_dir():
-            raise _usage(f"{option} {path} is a folder; give a file name")
+        _check_output_file(option, path)
     if task == Task.hst:
         try:
             ks = tuple(float(v) for v in levels.split(",") if v.strip())

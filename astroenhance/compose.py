@@ -442,7 +442,7 @@ def enhanced_outputs(paths: list[Path]) -> list[tuple[np.ndarray, WCS, fits.Head
 
     found, kinds = [], []
     for path in paths:
-        with open_fits(Path(path)) as hdul:
+        with open_fits(Path(path), scaled=True) as hdul:  # (int16 planes: their BLANK read as NaN)
             kinds.append(is_enhanced_output(hdul))
             if kinds[-1]:
                 with warnings.catch_warnings():
@@ -450,7 +450,7 @@ def enhanced_outputs(paths: list[Path]) -> list[tuple[np.ndarray, WCS, fits.Head
                     wcs = WCS(hdul["RED"].header).celestial
                 if not wcs.has_celestial:
                     raise InputError(f"{path}: no celestial WCS: it cannot be aligned with other frames")
-                rgb = np.stack([_display_plane(hdul[c]) for c in ("RED", "GREEN", "BLUE")], -1)
+                rgb = np.stack([np.asarray(hdul[c].data, np.float32) for c in ("RED", "GREEN", "BLUE")], -1)
                 found.append((rgb, wcs, hdul[0].header.copy()))
     if not any(kinds):
         return None
@@ -459,16 +459,6 @@ def enhanced_outputs(paths: list[Path]) -> list[tuple[np.ndarray, WCS, fits.Head
         raise InputError(f"{first}: an astroenhance output (display values) among frames in their data's units: mosaic the "
                          "enhanced outputs together, or the original frames (with --enhance for colour)")
     return found
-
-
-def _display_plane(hdu) -> np.ndarray:
-    """One display plane as float32 in [0, 1], NaN for no data (int16 planes: BZERO/BSCALE applied, BLANK)."""
-    data = hdu.data  # (read with scaling off: apply it here)
-    h = hdu.header
-    out = np.asarray(data, np.float32) * np.float32(h.get("BSCALE", 1.0)) + np.float32(h.get("BZERO", 0.0))
-    if "BLANK" in h:
-        out[np.asarray(data) == h["BLANK"]] = np.nan
-    return out
 
 
 def mapping_differs(headers: list[fits.Header]) -> list[str]:

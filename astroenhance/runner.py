@@ -23,7 +23,7 @@ from pathlib import Path
 from .batch import Job, Record, check_claims, cleanup_stale_temporaries
 from .config import EnhanceConfig
 from .errors import AstroEnhanceError, DiskFullError, NoImageError, NoiseMapError, SettingsError
-from .io.writers import output_is_complete
+from .io.writers import output_is_complete, recorded_settings
 
 _ENHANCERS: dict[EnhanceConfig, object] = {}  # this process's enhancers, by configuration
 _WORKER_DEVICE: str | None = None  # a pool worker's own GPU (`worker_device`), in place of the run's "cuda"/"auto"
@@ -225,7 +225,7 @@ def existing_outputs(enhancer, job: Job, planned: list[tuple[Path, tuple[int, in
     if not all(output_is_complete(p, shape, sha, noise_sha, dq_sha) for p, shape in planned):
         return NOT_COMPLETE
     settings = enhancer.expected_settings(job.path)
-    return COMPLETE if all(output_is_complete(p, None, settings_sha256=settings) for p, _ in planned) else OTHER_SETTINGS
+    return COMPLETE if all(recorded_settings(p) == settings for p, _ in planned) else OTHER_SETTINGS
 
 
 def interrupted_records(enhancer, jobs: list[Job], since: float) -> list[Record]:

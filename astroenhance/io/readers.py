@@ -320,11 +320,12 @@ def _use_dq_file(path: Path, hdul: fits.HDUList, hdu: str | int | None, found: l
 
 
 @contextlib.contextmanager
-def open_fits(path: Path) -> Iterator[fits.HDUList]:
-    """``path`` opened lazily (memory-mapped, image scaling left to the caller); one `InputError` naming it if
-    astropy cannot."""
+def open_fits(path: Path, scaled: bool = False) -> Iterator[fits.HDUList]:
+    """``path`` opened lazily (memory-mapped, image scaling left to the caller; with ``scaled``, read with BSCALE,
+    BZERO and BLANK applied by astropy, which cannot memory-map them); one `InputError` naming it if astropy
+    cannot."""
     try:
-        hdul = fits.open(path, memmap=True, lazy_load_hdus=False, do_not_scale_image_data=True)
+        hdul = fits.open(path, memmap=not scaled, lazy_load_hdus=False, do_not_scale_image_data=not scaled)
     except Exception as exc:  # astropy raises OSError, ValueError, TypeError... for corrupt files
         raise InputError(f"{path}: not a readable FITS file ({_short(exc)})") from None
     try:
@@ -699,14 +700,14 @@ def read_picture(path: Path) -> FrameSource:
     """A PNG/TIFF/JPEG picture as a `FrameSource` (display values in its data type's range: `display_range`),
     upright (EXIF orientation), grey where R, G and B agree, transparent pixels no data."""
     suffix = path.suffix.lower()
-    oriented = None
     size = _image_size(path)
     limit = max_image_pixels()
     if size is not None and size[0] * size[1] > limit:
         raise InputError(f"{path}: {size[0]}x{size[1]} pixels is more than the limit of {limit:,} for PNG/TIFF/JPEG "
                          "(read whole into memory); set ASTROENHANCE_MAX_PIXELS to raise it, or give a FITS file")
     try:
-        turn = 1  # an orientation to apply to the array as read (TIFF's tag; EXIF of a PNG pypng reads)
+        turn = 1  # the orientation (TIFF's tag, else EXIF) that turns the array as read upright: `UPRIGHT`
+        depth, colour_type = (_png_bit_depth(path) or (8, 0)) if suffix == ".png" else (8, 0)
         if suffix in (".tif", ".tiff"):
             import tifffile
 
@@ -714,7 +715,7 @@ def read_picture(path: Path) -> FrameSource:
                 arr = tif.asarray()
                 tag = tif.pages[0].tags.get("Orientation") if tif.pages else None
                 turn = int(tag.value) if tag is not None else 1
-        elif suffix == ".png" and (_png_bit_depth(path) or (8, 0))[0] == 16 and (_png_bit_depth(path) or (8, 0))[1] in (2, 6):
+        elif depth == 16 and colour_type in (2, 6):
             import png  # pypng: Pillow reads 16-bit colour PNG as 8-bit
 
             w, h, rows, info = png.Reader(filename=str(path)).asDirect()
@@ -725,12 +726,7 @@ def read_picture(path: Path) -> FrameSource:
         else:
             with _pil_open(path) as im:
                 im.load()
-                orientation = im.getexif().get(0x0112, 1)  # EXIF Orientation: how viewers turn the picture
-                if orientation not in (1, None):
-                    from PIL import ImageOps
-
-                    im = ImageOps.exif_transpose(im)
-                    oriented = orientation
+                turn = im.getexif().get(0x0112, 1)  # EXIF Orientation: how viewers turn the picture
                 if im.mode == "P":
                     im = im.convert("RGBA" if "transparency" in im.info else "RGB")
                 elif im.mode in ("LA", "PA"):
@@ -742,12 +738,10 @@ def read_picture(path: Path) -> FrameSource:
         raise
     except Exception as exc:
         raise InputError(f"{path}: not a readable image ({_short(exc)})") from None
-    if turn not in (1, None):
-        oriented = turn
-    src = _image_source(path, arr, turn or 1)
-    if oriented is not None:
+    src = _image_source(path, arr, turn)
+    if turn in UPRIGHT:
         tag = "TIFF orientation tag" if suffix in (".tif", ".tiff") else "EXIF orientation"
-        src.notes.insert(0, f"turned upright by its {tag} {oriented}, as image viewers show it")
+        src.notes.insert(0, f"turned upright by its {tag} {turn}, as image viewers show it")
     return src
 
 

@@ -620,18 +620,31 @@ def _image_provenance(path: Path, im) -> str:
     return text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
 
 
+def recorded_settings(path: Path) -> str:
+    """The settings digest an output records (`EnhanceConfig.digest`: FITS ``AE_SETSH``, images ``settings_sha256=``
+    in their provenance text; "" where none, as in outputs of earlier versions).  Headers and text only."""
+    try:
+        if path.suffix == ".fits":
+            return str(fits.getheader(path, 0).get("AE_SETSH", ""))
+        from PIL import Image
+
+        with Image.open(path) as im:
+            m = re.search(r"settings_sha256=([0-9a-f]*);", _image_provenance(path, im))
+            return m.group(1) if m else ""
+    except Exception:  # noqa: BLE001 - unreadable: no settings recorded
+        return ""
+
+
 def output_is_complete(path: Path, expected_shape: tuple[int, int] | None, input_sha256: str | None = None,
-                       noise_sha256: str | None = None, dq_sha256: str | None = None,
-                       settings_sha256: str | None = None) -> bool:
+                       noise_sha256: str | None = None, dq_sha256: str | None = None) -> bool:
     """Whether an existing output can be trusted (`run --skip-existing`): it opens, has the expected shape, is
     as long as its layout requires (FITS: RED, GREEN, BLUE after the primary) and was made from the same input
     bytes (FITS ``AE_INSHA``; images: ``input_sha256=`` in their provenance text) and, with ``noise_sha256`` (the
     sha256 of the map file the frame would take its noise from now; "": none), where the output was made with a noise
     or weight map file (FITS ``AE_SIGSH``, images ``sky_noise_file_sha256=``), from that same file: an edited or
     removed map makes the frame redone.  (An output made without one stays complete: its map may have been unusable.)
-    ``dq_sha256`` likewise for a data-quality file (FITS ``AE_DQSHA``, images ``dq_file_sha256=``);
-    ``settings_sha256``: made with these settings and networks (`EnhanceConfig.digest`: FITS ``AE_SETSH``, images
-    ``settings_sha256=``; an output that records none is not complete)."""
+    ``dq_sha256`` likewise for a data-quality file (FITS ``AE_DQSHA``, images ``dq_file_sha256=``).  The settings it
+    was made with: `recorded_settings`."""
     if not path.is_file():
         return False
     try:
@@ -650,7 +663,6 @@ def output_is_complete(path: Path, expected_shape: tuple[int, int] | None, input
                                             + last.shape[0] * last.shape[1] * abs(last.header["BITPIX"]) // 8):
                     return False
                 return ((input_sha256 is None or h[0].header.get("AE_INSHA") == input_sha256)
-                        and (settings_sha256 is None or h[0].header.get("AE_SETSH") == settings_sha256)
                         and _same_map(h[0].header.get("AE_SIGSH") or "", noise_sha256)
                         and _same_map(h[0].header.get("AE_DQSHA") or "", dq_sha256))
         from PIL import Image
@@ -664,7 +676,6 @@ def output_is_complete(path: Path, expected_shape: tuple[int, int] | None, input
             recorded = {key: (m.group(1) if (m := re.search(key + r"=([0-9a-f]*);", text)) else "")
                         for key in ("sky_noise_file_sha256", "dq_file_sha256")}
             return ((input_sha256 is None or f"input_sha256={input_sha256}" in text)
-                    and (settings_sha256 is None or f"settings_sha256={settings_sha256};" in text)
                     and _same_map(recorded["sky_noise_file_sha256"], noise_sha256)
                     and _same_map(recorded["dq_file_sha256"], dq_sha256))
     except Exception:

@@ -283,13 +283,9 @@ class TelescopeTrainer:
                                 "srresnet-12x48, srresnet-16x64)")
         self.model = build_model(cfg.arch)
         if cfg.init:
-            from .train import read_init
+            from .train import load_init, read_init
 
-            try:
-                self.model.load_state_dict(read_init(cfg.init)[0])
-            except RuntimeError as exc:  # another network's weights
-                raise SettingsError(f"--init {cfg.init}: its tensors do not fit {cfg.arch} "
-                                    f"({str(exc).splitlines()[0][:160]})") from None
+            load_init(self.model, read_init(cfg.init)[0], cfg.init, cfg.arch)
         self.model.to(self.device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         if cfg.stage not in ("pretrain", "gan"):

@@ -129,6 +129,16 @@ def read_init(path: str | Path) -> tuple[dict[str, torch.Tensor], str | None]:
         raise SettingsError(f"--init {p}: not weights astroenhance can read ({why_unreadable(exc)})") from None
 
 
+def load_init(model: torch.nn.Module, state: dict[str, torch.Tensor], path: str | Path, arch: str,
+              strict: bool = True):
+    """``model.load_state_dict(state, strict)`` for ``--init`` weights read from ``path``: tensors that are missing,
+    unexpected or of another shape (another network's weights) are a `SettingsError` naming the file."""
+    try:
+        return model.load_state_dict(state, strict=strict)
+    except RuntimeError as exc:
+        raise SettingsError(f"--init {path}: its tensors do not fit {arch} ({str(exc).splitlines()[0][:160]})") from None
+
+
 def training_folder(data: str) -> str:
     """A folder written by `astroenhance prepare` trains on its ``train/`` split only; others as given."""
     return str(Path(data) / "train") if (Path(data) / "prepare.json").exists() else data
@@ -322,11 +332,7 @@ class Trainer:
                 fresh = {k for k, v in state.items()
                          if k.startswith(("head.", "prior")) and k in target and v.shape != target[k].shape}
                 state = {k: v for k, v in state.items() if k not in fresh}
-            try:
-                result = self.model.load_state_dict(_widen_channels(state, target), strict=not fresh)
-            except RuntimeError as exc:  # missing, unexpected or mis-shaped tensors: another network's weights
-                raise SettingsError(f"--init {path}: its tensors do not fit {self.arch} "
-                                    f"({str(exc).splitlines()[0][:160]})") from None
+            result = load_init(self.model, _widen_channels(state, target), path, self.arch, strict=not fresh)
             if fresh and (set(result.missing_keys) != fresh or result.unexpected_keys):
                 raise SettingsError(f"{path}: its tensors do not fit {self.arch} beyond the output head")
         elif getattr(self.model, "global_branch", "conv") != "conv":
