@@ -64,6 +64,12 @@ def test_units_decide_sum_or_mean():
     assert flux_per_pixel("ELECTRONS/S")[0] and flux_per_pixel("electron / s")[0] and flux_per_pixel("COUNTS")[0]
     assert not flux_per_pixel("MJy/sr")[0] and not flux_per_pixel("Jy/arcsec**2")[0]
     assert not flux_per_pixel("Jy/beam")[0] and not flux_per_pixel("mag/arcsec2")[0]
+    # the FITS standard's exponent forms of the same units (a solid angle anywhere makes a surface brightness)
+    for unit in ("MJy sr-1", "MJy.sr**-1", "Jy beam-1", "JY BEAM-1", "mJy arcsec-2", "W m-2 sr-1", "erg s-1 cm-2 sr-1",
+                 "1e-20 erg/s/cm2/Angstrom/arcsec2", "MJy/steradian"):
+        assert not flux_per_pixel(unit)[0], unit
+    for unit in ("electrons s-1", "erg s-1 cm-2 Angstrom-1"):  # recognised as per pixel, not taken so by default
+        assert flux_per_pixel(unit)[0] and "not recognised" not in flux_per_pixel(unit)[1], unit
     # an amount per pixel (a radio model's Jy/pixel, counts per pixel, SDSS nanomaggies): the 16 parts sum to it
     assert flux_per_pixel("JY/PIXEL")[0] and flux_per_pixel("counts/pix")[0] and flux_per_pixel("nanomaggy")[0]
     assert flux_per_pixel("")[0] and "no BUNIT" in flux_per_pixel("")[1]

@@ -17,6 +17,7 @@ the run's device (CPU or GPU: one path); numpy arrays given to the same function
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import torch
@@ -245,18 +246,20 @@ def structured_block_correction(out, shift, scale: int, floor=0.0):
     return res
 
 
-PER_PIXEL_UNITS = ("electron", "count", "dn", "adu", "e-", "e/s", "jy", "erg/s/cm", "erg/cm", "/pix", "maggie")
+PER_PIXEL_UNITS = ("electron", "count", "dn", "adu", "e-", "e/s", "jy", "erg", "/pix", "maggie")
 # ("/pix": Jy/pixel, counts/pixel are an amount in each pixel, so a pixel's 16 parts sum to it)
-SURFACE_BRIGHTNESS = ("/sr", "arcsec", "/beam")
+#: a solid angle anywhere in BUNIT makes it a surface brightness, in every way the FITS standard writes one:
+#: MJy/sr, MJy sr-1, MJy.sr**-1, Jy/beam, Jy beam-1, erg/s/cm2/A/arcsec2, mJy arcsec-2, W m-2 sr-1
+SURFACE_BRIGHTNESS = re.compile(r"(?<![a-z])(sr|steradian|arcsec|arcmin|beam)(?![a-z])")
 
 
 def flux_per_pixel(bunit: str) -> tuple[bool, str]:
     """Whether BUNIT is a per-pixel quantity (counts, electrons/s, Jy per pixel: the output pixels *sum* to the
     input pixel) or a surface brightness (MJy/sr, per arcsec²: they *average* to it), and how that was decided."""
-    u = str(bunit or "").strip().lower().replace(" ", "")
-    if any(k in u for k in SURFACE_BRIGHTNESS):
+    u = str(bunit or "").strip().lower()
+    if SURFACE_BRIGHTNESS.search(u):
         return False, f"BUNIT {bunit!r}: a surface brightness, so the 16 output pixels average to the input pixel"
-    if any(k in u for k in PER_PIXEL_UNITS):
+    if any(k in u.replace(" ", "") for k in PER_PIXEL_UNITS):
         return True, f"BUNIT {bunit!r}: per pixel, so the 16 output pixels sum to the input pixel"
     return True, (f"BUNIT {bunit!r} not recognised" if u else "no BUNIT") + \
         ": taken as per pixel, so the 16 output pixels sum to the input pixel"
