@@ -176,6 +176,54 @@ def test_array_api_reads_masks_headers_and_refuses_what_is_not_an_image(hrc_crop
         enh.enhance_array(data, "EPOCH J2000")
 
 
+def test_the_python_api_reads_a_frame_as_run_does(tmp_path):
+    """`enhance_frame` of an ACS flt equals `run`'s output of it (noise from ERR, DQ flags as no data); `read_frame`'s
+    array given its header and ERR to `enhance_array` too.  The array alone estimated the noise and lost BUNIT: a
+    notebook's result differed from `run`'s (display planes by up to 0.10)."""
+    from astropy.io import fits
+
+    from .conftest import FIXTURES
+
+    flt = FIXTURES / "j8bt06nyq_flt_crop.fits"
+    enh = Enhancer(EnhanceConfig(device="cpu", colorize=False, formats=("fits",)))
+    [done] = enh.enhance_file(flt, tmp_path)
+    with fits.open(done.outputs[0]) as hdul:
+        red, flux, err, head = hdul["RED"].data, hdul["FLUX"].data, hdul["FLUXERR"].data, hdul[0].header
+    res = enh.enhance_frame(flt)
+    assert res.header["AE_SIGSR"] == "ERR" and res.header["AE_DQMSK"] == head["AE_DQMSK"] > 0
+    np.testing.assert_array_equal(res.flux, flux)
+    np.testing.assert_array_equal(res.flux_err, err)
+    assert np.nanmax(np.abs(res.rgb[..., 0] - red)) <= 1 / 65534  # the int16 planes' step
+    from astroenhance import read_frame
+
+    data, wcs, header = read_frame(flt)
+    given = enh.enhance_array(data, wcs, header=header, sigma=fits.getdata(flt, "ERR"))
+    np.testing.assert_array_equal(given.flux, flux)
+    assert given.header["AE_SIGSR"] == "sigma array"
+
+
+def test_the_array_api_takes_units_and_noise(hrc_crop):
+    """BUNIT from ``header`` decides whether FLUX's 16 pixels sum or average to an input pixel; ``sigma`` is the
+    frame's noise, and a pixel it gives no sigma is no data; a sigma of another shape is one clear error."""
+    from astropy.io import fits
+
+    from astroenhance.errors import InputError
+
+    data, wcs = hrc_crop
+    data = np.asarray(data[:40, :36], np.float64)
+    enh = Enhancer(EnhanceConfig(device="cpu", colorize=False, flux_tolerance=0.0))
+    sb = enh.enhance_array(data, wcs, header=fits.Header({"BUNIT": "MJy sr-1"}))
+    assert sb.header["AE_FLXPL"] == "mean"
+    np.testing.assert_allclose(sb.flux.reshape(40, 4, 36, 4).mean(axis=(1, 3)), data, rtol=1e-4, atol=1e-4)
+    sigma = np.full(data.shape, 0.02)
+    sigma[5, 7] = 0
+    res = enh.enhance_array(data, wcs, sigma=sigma)
+    assert res.header["AE_SKYSG"] == pytest.approx(0.02) and res.header["AE_FLXPL"] == "sum"
+    assert np.isnan(res.flux[20:24, 28:32]).all() and np.isfinite(res.flux).sum() == res.flux.size - 16
+    with pytest.raises(InputError, match="sigma must be"):
+        enh.enhance_array(data, wcs, sigma=sigma[:-1])
+
+
 def test_a_frame_with_data_only_between_the_sampled_rows_is_not_all_nan_and_an_empty_picture_is():
     """The display mapping is fitted on strided rows: data in one row between them was "all NaN/inf" (minmax,
     percentile, noise intervals); and an all-NaN picture (interval range) came out as an all-NaN image."""

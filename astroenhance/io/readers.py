@@ -32,6 +32,7 @@ from .noise import (
     flagged_as_no_data,
     map_noise,
     mask_cosmic_rays,
+    sampled_median,
     unflagged_single_exposure,
     unmeasured,
     unweighted_reader,
@@ -145,10 +146,13 @@ class FrameSource:
 
 
 def from_array(data: np.ndarray, wcs: WCS | None = None, *, name: str = "array", origin: str = "lower",
-               header: fits.Header | None = None, dtype_range: tuple[float, float] | None = None) -> FrameSource:
+               header: fits.Header | None = None, dtype_range: tuple[float, float] | None = None,
+               sigma: np.ndarray | None = None) -> FrameSource:
     """Wrap an in-memory ``(H, W)`` or ``(H, W, 3)`` array (and optional WCS) as a `FrameSource`.
 
-    A masked array's masked pixels are no data (NaN); ``wcs`` may be a `~astropy.io.fits.Header` (its WCS is read)."""
+    A masked array's masked pixels are no data (NaN); ``wcs`` may be a `~astropy.io.fits.Header` (its WCS is read).
+    ``sigma``: a grey frame's per-pixel noise (an ERR plane, in its units), as ``run --noise`` reads an rms map:
+    where it has no finite value > 0 the pixel is no data."""
     if isinstance(data, np.ma.MaskedArray):  # np.asarray would keep the values under the mask
         data = np.ma.filled(data.astype(np.float64 if data.dtype.itemsize > 4 else np.float32), np.nan)
     arr = np.asarray(data)
@@ -166,8 +170,19 @@ def from_array(data: np.ndarray, wcs: WCS | None = None, *, name: str = "array",
     def read_rows(y0: int, y1: int) -> np.ndarray:
         return _finite_float32(arr[y0:y1])
 
-    return FrameSource(name=name, shape=arr.shape[:2], channels=1 if arr.ndim == 2 else 3, origin=origin,
-                       read_rows=read_rows, wcs=wcs, header=header, dtype=str(arr.dtype), dtype_range=dtype_range)
+    src = FrameSource(name=name, shape=arr.shape[:2], channels=1 if arr.ndim == 2 else 3, origin=origin,
+                      read_rows=read_rows, wcs=wcs, header=header, dtype=str(arr.dtype), dtype_range=dtype_range)
+    if sigma is not None:
+        noise = np.asarray(sigma)
+        if arr.ndim != 2 or noise.shape != arr.shape or noise.dtype.kind not in "biuf":
+            raise InputError(f"{name}: sigma must be real numbers of the grey frame's shape {arr.shape[:2]} "
+                             f"(got {noise.dtype} of shape {noise.shape}{' for a colour image' * (arr.ndim == 3)})")
+        src.noise_rows = lambda y0, y1: noise[y0:y1]
+        src.noise = sampled_median(src.noise_rows, arr.shape[0], lambda v: np.isfinite(v) & (v > 0))
+        if not src.noise:
+            raise InputError(f"{name}: sigma has no finite value > 0")
+        src.noise_from, src.read_rows = "sigma array", unmeasured(read_rows, src.noise_rows)
+    return src
 
 
 def _finite_float32(a: np.ndarray) -> np.ndarray:
@@ -449,10 +464,12 @@ def _others_note(hdul: fits.HDUList, chosen: int, others: list[int], listed: int
             f"HDU{'s' if len(others) > 1 else ''} not enhanced: {named}{more} (--hdu N enhances another)")
 
 
-def _primary_keywords(hdul: fits.HDUList, header: fits.Header) -> fits.Header:
+def kept_keywords(*headers: fits.Header) -> fits.Header:
+    """The keywords of a frame's headers an output keeps and the engine reads (`KEEP_KEYWORDS`: BUNIT, the
+    photometry, TELESCOP, INSTRUME, FILTER...), each from the first header that has it."""
     kept = fits.Header()
     for key in KEEP_KEYWORDS:
-        for h in (header, hdul[0].header):
+        for h in headers:
             if key in h:
                 kept[key] = (h[key], h.comments[key])
                 break
@@ -513,7 +530,7 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask
     if bscale == 0:
         raise InputError(f"{path}: HDU {_describe(hdul, index)} has BSCALE = 0: every pixel would read as BZERO")
     blank = header.get("BLANK") if header.get("BITPIX", -32) > 0 else None
-    kept = _primary_keywords(hdul, header)
+    kept = kept_keywords(header, hdul[0].header)
     label_base = f"{h.name.lower()}{header.get('EXTVER', 1)}" if multi and h.name else ""
     planes = extra[0] if extra else 1
     if planes > 16:

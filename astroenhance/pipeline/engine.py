@@ -30,7 +30,7 @@ from ..imaging.color import rgb_to_ycbcr, rgb_to_ycbcr_planes
 from ..imaging.normalize import Normalizer
 from ..imaging.tiling import TileGrid
 from ..io.noise import sky_noise_map
-from ..io.readers import FrameSource, display_range, from_array, is_fits, open_frames
+from ..io.readers import FrameSource, display_range, from_array, is_fits, kept_keywords, open_frames
 from ..metrics import clipped_sky
 from ..models.srresnet import require_luminance
 from ..models.weights import WeightsInfo, default_weights_dir, find_weights, load_network
@@ -967,10 +967,15 @@ class Enhancer:
                          "keep them as no data (--fill-holes 0 shows them black)")
         return FrameResult(src.name, sink.outputs, (h, w), shape_out, norm, notes + sink.notes)
 
-    def enhance_array(self, data: np.ndarray, wcs=None, *, is_fits_like: bool = True,
+    def enhance_array(self, data: np.ndarray, wcs=None, *, header: fits.Header | None = None,
+                      sigma: np.ndarray | None = None, is_fits_like: bool = True,
                       config: EnhanceConfig | None = None, display: Normalizer | None = None) -> EnhancedArray:
         """Enhance an in-memory ``(H, W)`` or ``(H, W, 3)`` array (rows bottom-up, as in FITS) and its WCS.
 
+        ``header``: the frame's FITS header (or `read_frame`'s), for what the engine reads from it — BUNIT decides
+        whether FLUX's 16 pixels sum or average to an input pixel, PHOTFLAM/PHOTPLAM/TELESCOP/FILTER are recorded.
+        ``sigma``: the frame's per-pixel noise (its ERR plane, in its units; default: estimated from the pixels, as
+        `run` does for a frame without one).  `enhance_frame` reads both from a file as `run` does.
         ``is_fits_like`` False treats it as a display image (values within its data type's range: 0-255,
         0-65535, 0-1 for floats within it: `io.readers.display_range`).  ``config`` overrides this enhancer's per-frame settings (stretch,
         flux, noise gate...) for this call; the networks stay the ones loaded.  ``display``: the display mapping to
@@ -978,8 +983,32 @@ class Enhancer:
         together (`compose.enhance_frames`); the sky and noise the networks see are still the frame's."""
         cfg = (config or self._given).for_input(is_fits_like)
         if (other := self._for_model(cfg.sr_model)) is not self:
-            return other.enhance_array(data, wcs, is_fits_like=is_fits_like, config=cfg, display=display)
-        src = from_array(data, wcs, origin="lower", dtype_range=None if is_fits_like else display_range(data))
+            return other.enhance_array(data, wcs, header=header, sigma=sigma, is_fits_like=is_fits_like, config=cfg,
+                                       display=display)
+        src = from_array(data, wcs, origin="lower", dtype_range=None if is_fits_like else display_range(data),
+                         header=None if header is None else kept_keywords(header), sigma=sigma)
+        return self._in_memory(src, cfg, display)
+
+    def enhance_frame(self, path: str | Path, hdu: str | int | None = None) -> EnhancedArray:
+        """Enhance one frame of a file in memory, read exactly as `run` reads it: noise from ERR or WHT, DQ flags
+        as no data, cosmic rays searched where `run` would, BUNIT and the photometry kept (and ``config``'s
+        ``noise``, ``weight``, ``dq``, ``dq_mask``, ``clean_cosmic_rays``), so the result equals `run`'s output of
+        the file.  A multi-chip file needs ``hdu`` (an extension, ``"SCI,2"``, or a chip label the error lists)."""
+        path = Path(path)
+        cfg = self._given.for_input(is_fits(path))
+        if hdu is not None:
+            cfg = replace(cfg, hdu=str(hdu))
+        if (other := self._for_model(cfg.sr_model)) is not self:
+            return other.enhance_frame(path, cfg.hdu)
+        with open_frames(path, cfg.hdu, dq_mask=parse_dq_mask(cfg.dq_mask), noise=cfg.noise, weight=cfg.weight,
+                         cosmic_rays=cfg.clean_cosmic_rays, dq=cfg.dq) as frames:
+            if len(frames) > 1:
+                raise InputError(f"{path}: holds {len(frames)} chips ({', '.join(f.label for f in frames)}); "
+                                 f"choose one with hdu= (e.g. hdu={frames[-1].label!r})")
+            return self._in_memory(frames[0], cfg)
+
+    def _in_memory(self, src: FrameSource, cfg: EnhanceConfig, display: Normalizer | None = None) -> EnhancedArray:
+        """`enhance_array` / `enhance_frame` of one frame: the whole output in memory."""
         cfg = _network_defaults(cfg, self.sr_space).for_frame(src.channels)
         norm = None if display is None else self._shown_with(src, self.fit_normalizer(src, cfg), display)
         # on a GPU a thread copies the finished pieces to the host while the engine computes the next ones
@@ -991,6 +1020,8 @@ class Enhancer:
         return EnhancedArray(sink.rgb, sink.lum, out_wcs, norm, primary, sink.flux, sink.flux_err)
 
 
-def enhance(data: np.ndarray, wcs=None, config: EnhanceConfig = EnhanceConfig()) -> EnhancedArray:
-    """Enhance an array (+ WCS) in one call: a fresh `Enhancer`, no state kept.  See `Enhancer.enhance_array`."""
-    return Enhancer(config).enhance_array(data, wcs)
+def enhance(data: np.ndarray, wcs=None, config: EnhanceConfig = EnhanceConfig(), *, header: fits.Header | None = None,
+            sigma: np.ndarray | None = None) -> EnhancedArray:
+    """Enhance an array (+ WCS, header, noise) in one call: a fresh `Enhancer`, no state kept.  See
+    `Enhancer.enhance_array`."""
+    return Enhancer(config).enhance_array(data, wcs, header=header, sigma=sigma)
