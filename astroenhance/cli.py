@@ -816,8 +816,9 @@ def mosaic(
 ) -> None:
     """Combine frames onto one sky grid with reproject_and_coadd (background matching, memory-mapped output).
 
-    Without --enhance the FITS keeps the data's own units (a science mosaic, one image + a FOOTPRINT extension)
-    and the PNG is a display version; with --enhance the frames are enhanced first and the mosaic is colour."""
+    Without --enhance the FITS keeps the data's own units (a science mosaic, one image + a FOOTPRINT extension;
+    amounts per pixel put on the grid's pixel area, counts or electrons gathered over the exposure on the first
+    frame's EXPTIME, each factor in HISTORY) and the PNG is a display version; with --enhance the frames are enhanced first and the mosaic is colour."""
     import tempfile
 
     import numpy as np
@@ -855,10 +856,14 @@ def mosaic(
             err.print(f"warning: {warning}", markup=False)
         wcs, shape = mosaic_grid([(b.data, b.wcs) for b in bands], grid.value)  # (frames far apart: refused here)
         header = bands[0].header
-        bands, scales = on_grid_units(bands, wcs)  # counts or e-/s of pixels of other sizes: per pixel of the grid
+        bands, scales, exposure = on_grid_units(bands, wcs)  # counts or e-/s of other pixel sizes: the grid's pixels
         if (scales != 1.0).any():
             err.print(f"note: {int((scales != 1.0).sum())} frame(s) in per-pixel units (counts, electrons/s) on "
                       "pixels of another size put in the grid's pixel units (factors in HISTORY)", markup=False)
+        if (exposure != 1.0).any():
+            err.print(f"note: {int((exposure != 1.0).sum())} frame(s) in counts or electrons gathered over another "
+                      f"exposure time put on the first frame's (EXPTIME {header.get('EXPTIME')} s; factors in HISTORY)",
+                      markup=False)
     try:
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -886,7 +891,7 @@ def mosaic(
             arr, fp, offsets = coadd([(b.data, b.wcs) for b in bands], wcs, shape, combine.value, match_background,
                                      Path(scratch) / "grey")
         science = write_science_mosaic(outdir / f"{name}.mosaic.fits", arr, fp, wcs, bands, combine.value, grid.value,
-                                       match_background, offsets, scales)
+                                       match_background, offsets, scales, exposure)
         preview = from_array(np.asarray(arr, dtype=np.float32), wcs, name="mosaic", origin="lower", header=bands[0].header)
         enh = Enhancer(EnhanceConfig(colorize=False, upscale=False, formats=("png",)))
         res = enh.write_source(preview, outdir, Path(f"{name}.fits"), suffix="mosaic")

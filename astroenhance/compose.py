@@ -114,11 +114,36 @@ def area_scales(bands: list[Band], wcs: WCS) -> np.ndarray:
     return np.where(np.abs(scales - 1.0) < 1e-6, 1.0, scales)  # (the same pixel size, to rounding)
 
 
-def on_grid_units(bands: list[Band], wcs: WCS) -> tuple[list[Band], np.ndarray]:
-    """``bands`` with their data in the units of a pixel of the grid ``wcs``, and the factors (`area_scales`)."""
-    scales = area_scales(bands, wcs)
+#: BUNIT of an amount gathered over the exposure (counts, electrons, DN), unless it is per second
+_INTEGRATED = re.compile(r"electron|count|dn|adu|e-|photon")
+_RATE = re.compile(r"/\s*s(ec|econd)?\b|\bs(\*\*|\^)?-1|\bcps\b|per\s*s")
+
+
+def exposure_scales(bands: list[Band]) -> np.ndarray:
+    """Per band, the factor that puts an amount gathered over the exposure (BUNIT counts, electrons, DN — not per
+    second) on the first such band's exposure time (EXPTIME): frames of 100 s and 1000 s in electrons combined as
+    they are mix two scales (10x).  1 for rates (electrons/s, Jy, MJy/sr), frames without EXPTIME or BUNIT, and
+    where the times agree."""
+    def time(b: Band) -> float | None:
+        unit = str(b.header.get("BUNIT", "")).strip().lower()
+        try:
+            t = float(b.header.get("EXPTIME", 0))
+        except (TypeError, ValueError):
+            return None
+        return t if _INTEGRATED.search(unit) and not _RATE.search(unit) and np.isfinite(t) and t > 0 else None
+
+    times = [time(b) for b in bands]
+    ref = next((t for t in times if t), None)
+    scales = np.array([ref / t if t and ref else 1.0 for t in times])
+    return np.where(np.abs(scales - 1.0) < 1e-6, 1.0, scales)
+
+
+def on_grid_units(bands: list[Band], wcs: WCS) -> tuple[list[Band], np.ndarray, np.ndarray]:
+    """``bands`` with their data in the units of a pixel of the grid ``wcs`` (`area_scales`) and, for amounts
+    gathered over the exposure, of the first one's exposure time (`exposure_scales`); and the two factors."""
+    area, exposure = area_scales(bands, wcs), exposure_scales(bands)
     return [b if f == 1.0 else replace(b, data=(b.data * np.float32(f)).astype(np.float32))
-            for b, f in zip(bands, scales)], scales
+            for b, f in zip(bands, area * exposure)], area, exposure
 
 
 def _coadded(bands: list[Band], label: str, more: tuple[Path, ...] = ()) -> Band:
@@ -550,10 +575,11 @@ def mixed_frames(bands: list[Band]) -> list[str]:
 
 def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wcs: WCS, bands: list[Band],
                          combine: str, grid: str, match_background: bool, offsets: np.ndarray | None = None,
-                         scales: np.ndarray | None = None) -> Path:
+                         scales: np.ndarray | None = None, exposure: np.ndarray | None = None) -> Path:
     """A mosaic in the data's own units: primary image + FOOTPRINT extension, the grid's WCS, the first frame's
-    keywords and how it was made (each input, the factor that put it in the grid's pixel units, `area_scales`, and
-    the background offset subtracted from it); written under a temporary name and renamed when complete."""
+    keywords and how it was made (each input, the factors that put it in the grid's pixel units, `area_scales`, and
+    on the first frame's exposure time, `exposure_scales`, and the background offset subtracted from it); written
+    under a temporary name and renamed when complete."""
     import os
 
     from .io.writers import add_text, temporary_path
@@ -568,6 +594,9 @@ def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wc
         if scales is not None and scales[i] != 1.0:
             add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1} times {float(scales[i]):.6g}: per-pixel "
                                         "units onto the grid's pixel area")
+        if exposure is not None and exposure[i] != 1.0:
+            add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1} times {float(exposure[i]):.6g}: its "
+                                        f"EXPTIME {b.header.get('EXPTIME')} s onto the first frame's")
         if offsets is not None and match_background:
             add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1} background offset subtracted: "
                                         f"{float(offsets[i]):.6g}")

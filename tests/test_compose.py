@@ -548,6 +548,32 @@ def test_a_mosaic_of_frames_with_different_pixel_sizes_keeps_per_pixel_units(tmp
         assert ("1 frame(s) in per-pixel units" in result.output) == (factor != 1.0)
 
 
+def test_a_mosaic_of_exposures_of_different_lengths_in_counts_puts_them_on_one_exposure_time(tmp_path):
+    """Electrons (or counts) gathered over 400 s are 4x those over 100 s: the mosaic of two such exposures mixed two
+    scales (the second frame's part 4x too bright); now each is put on the first frame's EXPTIME (HISTORY says
+    so).  A rate (electrons/s) is not scaled, whatever the exposure times."""
+    data, wcs, paths = _pieces(tmp_path)
+    first, second = paths[0], paths[1]  # side by side, overlapping in columns 80..115 of the parent
+    for bunit, scaled in (("ELECTRONS", True), ("COUNTS", True), ("ELECTRONS/S", False), ("electron s-1", False)):
+        for path, exptime, factor in ((first, 100.0, 1.0), (second, 400.0, 4.0 if scaled else 1.0)):
+            with fits.open(path) as h:
+                raw = np.asarray(fits.getdata(path), np.float32)
+                header = h[0].header.copy()
+            header["BUNIT"], header["EXPTIME"] = bunit, exptime
+            fits.writeto(tmp_path / f"e{path.name}", raw * np.float32(factor), header, overwrite=True)
+        out = tmp_path / f"m{bunit.replace('/', '').replace(' ', '')}"
+        result = runner.invoke(app, ["mosaic", str(tmp_path / f"e{first.name}"), str(tmp_path / f"e{second.name}"),
+                                     "-o", str(out), "--grid", "first", "--no-match-background", "--format", "fits"])
+        assert result.exit_code == 0, result.output
+        with fits.open(out / "mosaic.mosaic.fits") as h:
+            mos, head = h[0].data, h[0].header
+        only_second = mos[10:90, 125:190]  # right of the first piece: the second exposure's light alone
+        assert np.nanmedian(only_second / data[10:90, 125:190]) == pytest.approx(1.0, abs=0.05), bunit
+        assert head["EXPTIME"] == 100.0
+        assert ("times 0.25: its EXPTIME 400.0 s" in "".join(head["HISTORY"]).replace("  ", "")) == scaled
+        assert ("gathered over another exposure time" in result.output) == scaled
+
+
 @pytest.mark.parametrize("method", ["lupton", "asinh"])
 def test_a_band_without_signal_is_refused(tmp_path, method):
     """A constant (empty, zero-filled) band made a green wash over the whole composite with --method asinh (77% green
