@@ -57,7 +57,7 @@ app = typer.Typer(
 )
 train_app = typer.Typer(help="Retrain the networks: on your own colour images (sr, colorizer) or on deep telescope frames (sr-hst).", no_args_is_help=True,
                         rich_markup_mode=None)
-weights_app = typer.Typer(help="Manage shipped weights (export a training checkpoint).", no_args_is_help=True,
+weights_app = typer.Typer(help="The networks' weights: list and check them, export a training checkpoint.", no_args_is_help=True,
                           rich_markup_mode=None)
 app.add_typer(train_app, name="train")
 app.add_typer(weights_app, name="weights")
@@ -694,6 +694,45 @@ def train_sr_hst(
         err.print(f"interrupted: checkpoint at step {trainer.step} kept in {ckpt}; continue with --resume")
         raise typer.Exit(130) from None
     err.print(f"finished at step {trainer.step}", markup=False)
+
+
+@weights_app.command("list")
+@_guarded
+def weights_list(
+    weights: Annotated[Path | None, typer.Option(help="Weights folder (default: the shipped weights, or $ASTROENHANCE_WEIGHTS).", file_okay=False)] = None,
+) -> None:
+    """List the networks `run` can use — which option picks each, its file, size and sha256 — checking every file
+    against the sha256 its manifest records (exit 1 if one is missing or differs)."""
+    from .models.weights import default_weights_dir, read_manifest, sha256_file
+
+    wdir = weights or default_weights_dir()
+    entries = read_manifest(wdir)
+    out.print(f"weights in {wdir}:", markup=False)
+    rows, bad = [], []
+    for e in entries:
+        path = wdir / e.file
+        picked = (f"--sr-model {e.mode}" + (" (FITS default)" if e.mode == "hst" else
+                                             " (picture default)" if e.mode == "psnr" else "")
+                  if e.task == "sr" else "--colorize (grey default)" if e.task == "colorize" else e.task)
+        if not path.is_file():
+            check, size = "MISSING", "-"
+        else:
+            check, size = ("ok" if sha256_file(path) == e.sha256 else "SHA256 DIFFERS"), f"{path.stat().st_size / 1e6:.1f} MB"
+        if check != "ok":
+            bad.append(f"{path}: {check.lower()} (manifest sha256 {e.sha256})")
+        trained = e.extra.get("iterations")
+        rows.append((e.id, picked, e.architecture, size, e.sha256[:12], check,
+                     f"{trained} steps" if trained is not None else ""))
+    head = ("id", "used by run", "architecture", "size", "sha256", "check", "trained")
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    for r in [head, *rows]:
+        out.print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)).rstrip(), markup=False)
+    out.print(f"how each was trained and measured (data, hyperparameters, metrics): {wdir / 'manifest.json'}",
+              markup=False)
+    for line in bad:
+        err.print(f"error: {line}", markup=False)
+    if bad:
+        raise typer.Exit(1)
 
 
 @weights_app.command("export")

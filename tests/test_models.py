@@ -211,3 +211,28 @@ def test_an_interrupted_export_leaves_the_weights_folder_as_it_was(tmp_path, mon
         export_weights(build_model("srresnet-8x32"), tmp_path, info)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
     load_network(tmp_path, read_manifest(tmp_path)[0])
+
+
+def test_weights_list_names_what_run_uses_and_finds_a_damaged_file(tmp_path):
+    """`weights list`: every network with the option that picks it and its hash checked; a file changed after its
+    manifest entry, or missing, is named and the exit status is 1."""
+    from typer.testing import CliRunner
+
+    from astroenhance.cli import app
+
+    runner = CliRunner()
+    shutil.copytree(REPO / "weights", tmp_path / "w")
+    result = runner.invoke(app, ["weights", "list", "--weights", str(tmp_path / "w")])
+    assert result.exit_code == 0, result.output
+    for e in read_manifest(tmp_path / "w"):
+        line = next(row for row in result.output.splitlines() if row.startswith(e.id + " "))
+        assert e.sha256[:12] in line and line.split()[-3] == "ok", line
+    assert "--sr-model hst (FITS default)" in result.output
+    gan = find_weights(tmp_path / "w", "sr", "gan")
+    with open(tmp_path / "w" / gan.file, "ab") as fh:
+        fh.write(b"\0")
+    psnr = find_weights(tmp_path / "w", "sr", "psnr")
+    (tmp_path / "w" / psnr.file).unlink()
+    result = runner.invoke(app, ["weights", "list", "--weights", str(tmp_path / "w")])
+    assert result.exit_code == 1
+    assert f"{gan.file}: sha256 differs" in result.output and f"{psnr.file}: missing" in result.output
