@@ -193,6 +193,8 @@ def test_the_python_api_reads_a_frame_as_run_does(tmp_path):
     assert res.header["AE_SIGSR"] == "ERR" and res.header["AE_DQMSK"] == head["AE_DQMSK"] > 0
     np.testing.assert_array_equal(res.flux, flux)
     np.testing.assert_array_equal(res.flux_err, err)
+    with fits.open(done.outputs[0]) as hdul:
+        assert res.flux_header["BUNIT"] == hdul["FLUX"].header["BUNIT"] == "ELECTRONS"
     assert np.nanmax(np.abs(res.rgb[..., 0] - red)) <= 1 / 65534  # the int16 planes' step
     from astroenhance import read_frame
 
@@ -213,7 +215,7 @@ def test_the_array_api_takes_units_and_noise(hrc_crop):
     data = np.asarray(data[:40, :36], np.float64)
     enh = Enhancer(EnhanceConfig(device="cpu", colorize=False, flux_tolerance=0.0))
     sb = enh.enhance_array(data, wcs, header=fits.Header({"BUNIT": "MJy sr-1"}))
-    assert sb.header["AE_FLXPL"] == "mean"
+    assert sb.header["AE_FLXPL"] == "mean" and sb.flux_header["BUNIT"] == "MJy sr-1"
     np.testing.assert_allclose(sb.flux.reshape(40, 4, 36, 4).mean(axis=(1, 3)), data, rtol=1e-4, atol=1e-4)
     sigma = np.full(data.shape, 0.02)
     sigma[5, 7] = 0

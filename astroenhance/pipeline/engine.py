@@ -85,6 +85,7 @@ class EnhancedArray:
     header: fits.Header
     flux: np.ndarray | None = None  # (H*s, W*s) in the input's units (`physical_flux`); None for display images
     flux_err: np.ndarray | None = None  # (H*s, W*s): the input's noise shared over each block (`flux_error`)
+    flux_header: fits.Header | None = None  # FLUX's as `run` writes it: BUNIT (the input's), PHOTFLAM..., AE_FLXMD
 
 
 @dataclass
@@ -1016,8 +1017,10 @@ class Enhancer:
                        background=COPY_THREAD and self.device.type != "cpu") as sink:
             norm = self.process(src, cfg, sink.put, norm=norm)
         primary, image, _, out_wcs = self.headers(src, cfg, norm)
+        mode = self.flux_plane(src, cfg) if sink.flux is not None else None
+        flux_header = flux_headers(image, src, *mode)[0] if mode else None
         primary.extend(image, unique=True)
-        return EnhancedArray(sink.rgb, sink.lum, out_wcs, norm, primary, sink.flux, sink.flux_err)
+        return EnhancedArray(sink.rgb, sink.lum, out_wcs, norm, primary, sink.flux, sink.flux_err, flux_header)
 
 
 def enhance(data: np.ndarray, wcs=None, config: EnhanceConfig = EnhanceConfig(), *, header: fits.Header | None = None,
