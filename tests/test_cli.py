@@ -42,7 +42,8 @@ def test_run_writes_every_format(example_run):
     names = sorted(p.name for p in out.iterdir())
     stem = "abell_2744_group_of_galaxies_f105w.enhanced"
     assert names == [f"{stem}.fits", f"{stem}.jpg", f"{stem}.png", f"{stem}.tif", "astroenhance-report.json"]
-    assert Image.open(out / f"{stem}.png").size == (400, 400)
+    with Image.open(out / f"{stem}.png") as im:
+        assert im.size == (400, 400)
 
 
 def test_fits_output_layout_and_provenance(example_run):

@@ -119,7 +119,8 @@ def test_evaluate_command(tmp_path):
     assert set(got["false_sources"]) >= {"bicubic", "astroenhance", "astroenhance_ungated"}
     from PIL import Image
 
-    width, height = Image.open(fig).size
+    with Image.open(fig) as im:
+        width, height = im.size
     side = (width - 6) // 4 - 6
     assert width == 4 * (side + 6) + 6 and 32 <= side <= 192  # input | bicubic | astroenhance | original, 2 rows
     assert height > 2 * side

@@ -23,8 +23,8 @@ CASES = [
 def _load(path, ext):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        hdul = fits.open(path)
-        return WCS(hdul[ext].header, hdul), hdul[ext].header
+        with fits.open(path) as hdul:
+            return WCS(hdul[ext].header, hdul), hdul[ext].header.copy()
 
 
 @pytest.mark.parametrize("path,ext,kind", CASES, ids=[c[0].name + "-" + c[2] for c in CASES])

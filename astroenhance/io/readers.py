@@ -735,9 +735,9 @@ def read_picture(path: Path) -> FrameSource:
         elif depth == 16 and colour_type in (2, 6):
             import png  # pypng: Pillow reads 16-bit colour PNG as 8-bit
 
-            w, h, rows, info = png.Reader(filename=str(path)).asDirect()
-            planes = info["planes"]
-            arr = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(h, w, planes)
+            with open(path, "rb") as fh:  # (pypng's filename= leaves the file open)
+                w, h, rows, info = png.Reader(file=fh).asDirect()
+                arr = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(h, w, info["planes"])
             with _pil_open(path) as im:
                 turn = im.getexif().get(0x0112, 1)
         else:
