@@ -191,6 +191,7 @@ def test_the_python_api_reads_a_frame_as_run_does(tmp_path):
         red, flux, err, head = hdul["RED"].data, hdul["FLUX"].data, hdul["FLUXERR"].data, hdul[0].header
     res = enh.enhance_frame(flt)
     assert res.header["AE_SIGSR"] == "ERR" and res.header["AE_DQMSK"] == head["AE_DQMSK"] > 0
+    assert res.header["AE_SETSH"] == head["AE_SETSH"] != "" and res.header["AE_INSHA"] == head["AE_INSHA"]
     np.testing.assert_array_equal(res.flux, flux)
     np.testing.assert_array_equal(res.flux_err, err)
     with fits.open(done.outputs[0]) as hdul:

@@ -1010,13 +1010,14 @@ class Enhancer:
 
     def _in_memory(self, src: FrameSource, cfg: EnhanceConfig, display: Normalizer | None = None) -> EnhancedArray:
         """`enhance_array` / `enhance_frame` of one frame: the whole output in memory."""
+        settings = self.settings_digest(cfg)  # (of the settings as given, as `write_source` records it)
         cfg = _network_defaults(cfg, self.sr_space).for_frame(src.channels)
         norm = None if display is None else self._shown_with(src, self.fit_normalizer(src, cfg), display)
         # on a GPU a thread copies the finished pieces to the host while the engine computes the next ones
         with ArraySink((src.shape[0] * self.scale, src.shape[1] * self.scale),
                        background=COPY_THREAD and self.device.type != "cpu") as sink:
             norm = self.process(src, cfg, sink.put, norm=norm)
-        primary, image, _, out_wcs = self.headers(src, cfg, norm)
+        primary, image, _, out_wcs = self.headers(src, cfg, norm, self.provenance(src, cfg, norm, settings))
         mode = self.flux_plane(src, cfg) if sink.flux is not None else None
         flux_header = flux_headers(image, src, *mode)[0] if mode else None
         primary.extend(image, unique=True)
