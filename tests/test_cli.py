@@ -560,3 +560,46 @@ def test_a_constant_frame_is_enhanced_with_a_note_that_nothing_is_there(tmp_path
     assert any("nothing to enhance" in n for n in record["notes"])
     fits.writeto(tmp_path / "sky.fits", np.random.default_rng(0).normal(5, 1, (40, 48)).astype(np.float32))
     assert "nothing to enhance" not in invoke("run", tmp_path / "sky.fits", "-o", tmp_path / "o2").output
+
+
+def test_a_pictures_avm_sky_coordinates_are_carried_onto_the_4x_grid(tmp_path):
+    """A press image's AVM tags (its sky coordinates) were dropped: the outputs had no WCS. Now the FITS holds them
+    rescaled to the 4x grid and the PNG's AVM repeats them; the brightest pixel of the picture lands, by the sky,
+    on the output's brightest block (rows the right way up). Tags that describe another size (a crop that kept its
+    original's tags) are not carried, and a note says so."""
+    import pyavm
+
+    from astroenhance.io.writers import avm_from_wcs
+
+    with Image.open(FIXTURES.parent / "color" / "heic0406a.png") as im:
+        pic = im.convert("RGB").crop((0, 0, 96, 80))
+    w_in = WCS(naxis=2)
+    w_in.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w_in.wcs.crval, w_in.wcs.crpix = [150.1, 2.2], [40.0, 30.0]
+    w_in.wcs.cd = np.array([[-2e-5, 1e-5], [1e-5, 2e-5]])
+    w_in.wcs.radesys = "ICRS"
+    plain = tmp_path / "plain.png"
+    pic.save(plain)
+    avm_from_wcs(w_in, (80, 96)).embed(str(plain), str(tmp_path / "tagged.png"))
+    result = invoke("run", tmp_path / "tagged.png", "-o", tmp_path / "out", "--format", "fits,png")
+    assert result.exit_code == 0, result.output
+    assert "sky coordinates from its AVM tags" in result.output
+    with fits.open(tmp_path / "out" / "tagged.enhanced.fits") as h:
+        w_out = WCS(h["RED"].header)
+        lum = 0.2126 * h["RED"].data + 0.7152 * h["GREEN"].data + 0.0722 * h["BLUE"].data
+    xo, yo = np.meshgrid(np.arange(0, 384, 37.0), np.arange(0, 320, 29.0))
+    np.testing.assert_allclose(w_out.all_pix2world(xo, yo, 0),
+                               w_in.all_pix2world((xo + 0.5) / 4 - 0.5, (yo + 0.5) / 4 - 0.5, 0), atol=1e-10)
+    grey = np.asarray(pic, np.float64) @ [0.2126, 0.7152, 0.0722]
+    r, c = np.unravel_index(np.argmax(grey), grey.shape)  # picture rows run top-down, AVM's and FITS's bottom-up
+    x, y = (int(round(float(v))) for v in w_out.world_to_pixel(w_in.pixel_to_world(c, 79 - r)))
+    block = lum[y - 1:y + 2, x - 1:x + 2]
+    assert block.max() >= np.quantile(lum, 0.995)
+    w_png = pyavm.AVM.from_image(str(tmp_path / "out" / "tagged.enhanced.png")).to_wcs()
+    np.testing.assert_allclose(w_png.all_pix2world(xo, yo, 0), w_out.all_pix2world(xo, yo, 0), atol=1e-9)
+    # tags of a larger picture, kept on a crop: not carried
+    avm_from_wcs(w_in, (160, 192)).embed(str(plain), str(tmp_path / "stale.png"))
+    result = invoke("run", tmp_path / "stale.png", "-o", tmp_path / "out2", "--format", "fits")
+    assert result.exit_code == 0 and "describe a picture of 192x160" in " ".join(result.output.split())
+    with fits.open(tmp_path / "out2" / "stale.enhanced.fits") as h:
+        assert not WCS(h["RED"].header).has_celestial

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from astroenhance.imaging.wcs import WCSWarning, output_to_input_pixels, scale_wcs, wcs_header
 
@@ -70,3 +72,27 @@ def test_lookup_tables_dropped_with_warning_and_note():
     with pytest.warns(WCSWarning, match="lookup-table"):
         w_out, notes = scale_wcs(w_in, 4)
     assert w_out.det2im1 is None and w_out.cpdis1 is None and notes
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(0, 360), st.booleans())
+def test_avm_tags_give_back_the_wcs_at_every_orientation(angle, mirrored):
+    """pyavm's `from_wcs` wrote Scale (+, -) for half of all orientations, which AVM readers (pyavm's `to_wcs`
+    too) take as the picture turned 180 degrees: a PNG's sky 2.6" off 190 pixels from its reference. The tags now
+    give back the WCS at any rotation, and a mirrored sky through the exact CD matrix."""
+    import pyavm
+
+    from astroenhance.io.writers import avm_from_wcs
+
+    t, s = np.radians(angle), 1e-5
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval, w.wcs.crpix, w.wcs.radesys = [150.1, 2.2], [20.0, 15.0], "ICRS"
+    w.wcs.cd = np.array([[-s * np.cos(t), s * np.sin(t)], [s * np.sin(t), s * np.cos(t)]]) @ np.diag(
+        [-1.0 if mirrored else 1.0, 1.0])
+    avm = avm_from_wcs(w, (150, 190))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        back = pyavm.AVM.from_xml(avm.to_xml()).to_wcs()  # through the tags as written
+    pix = np.array([[0.0, 0.0], [189.0, 149.0], [0.0, 149.0]])
+    np.testing.assert_allclose(back.wcs_pix2world(pix, 0), w.wcs_pix2world(pix, 0), atol=1e-9)

@@ -798,11 +798,47 @@ def _image_source(path: Path, arr: np.ndarray, turn: int = 1) -> FrameSource:
         data[alpha == 0] = np.nan
     if np.isnan(data).all():
         raise InputError(f"{path}: every pixel is transparent or not finite; nothing to enhance")
-    src = from_array(data, None, name=str(path), origin="upper", dtype_range=rng)
+    wcs = _avm_wcs(path, data.shape[:2], turn, notes)
+    src = from_array(data, wcs, name=str(path), origin="upper", dtype_range=rng)
     src.dtype = str(arr.dtype)
     src.path = path
     src.notes = notes
     return src
+
+
+def _avm_wcs(path: Path, shape: tuple[int, int], turn: int, notes: list[str]) -> WCS | None:
+    """The sky coordinates a picture's AVM tags give (press images: `pyavm`), as a WCS of its rows bottom-up (the
+    AVM and FITS convention, as the FITS and AVM outputs are written), or None.  Carried only where the tags say
+    they describe these pixels (Spatial.ReferenceDimension the picture's size, no orientation turn): a crop or a
+    resize that kept its original's tags would get a wrong WCS; ``notes`` says why one was not carried."""
+    try:
+        import pyavm
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            avm = pyavm.AVM.from_image(str(path))
+            spatial = avm.Spatial
+            if spatial.ReferenceValue is None or spatial.ReferencePixel is None:
+                return None
+            ref = spatial.ReferenceDimension
+            size = None if ref is None else tuple(int(round(float(v))) for v in ref)
+            if size != (shape[1], shape[0]):
+                described = "unknown size" if size is None else f"{size[0]}x{size[1]}"
+                notes.append(f"its AVM sky coordinates are not carried: they describe a picture of {described} "
+                             "(Spatial.ReferenceDimension), "
+                             f"this one is {shape[1]}x{shape[0]} (a crop or resize that kept its original's tags?)")
+                return None
+            if turn != 1:
+                notes.append("its AVM sky coordinates are not carried: it is turned by its orientation tag, and the "
+                             "tags may describe the pixels as stored or as shown")
+                return None
+            wcs = avm.to_wcs()
+            wcs.wcs.set()
+    except Exception:  # no AVM (most pictures), or tags that do not make a WCS
+        return None
+    notes.append(f"sky coordinates from its AVM tags ({wcs.wcs.ctype[0]}, {wcs.wcs.ctype[1]}): carried onto the 4x "
+                 "grid in the FITS and as AVM in the pictures")
+    return wcs
 
 
 def read_frame(path: str | Path, hdu: str | int | None = None, *, dq_mask: int | None = None,

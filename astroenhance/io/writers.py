@@ -360,6 +360,32 @@ def _append_hdu(path: Path, hdu: fits.CompImageHDU) -> None:
 JPEG_MAX_SIDE = 65500
 
 
+def avm_from_wcs(wcs: WCS, shape: tuple[int, int]):
+    """AVM tags of a linear celestial ``wcs`` for a picture of ``shape`` (rows bottom-up, as FITS and AVM count
+    them), as the AVM standard reads them: Spatial.Scale negative then positive with Spatial.Rotation.  pyavm's
+    `AVM.from_wcs` writes (+, -) for half of all orientations (a rotation beyond 90 degrees), which every AVM reader —
+    pyavm's own `to_wcs` included — takes as the picture turned 180 degrees about the reference pixel: the same
+    matrix is written as (-, +) with the rotation + 180.  A mirrored sky (both scales of one sign), which Scale and
+    Rotation cannot hold, is written as the exact Spatial.CDMatrix."""
+    import pyavm
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        avm = pyavm.AVM.from_wcs(wcs, shape=shape)
+    scale = avm.Spatial.Scale
+    if scale is not None:
+        s1, s2 = (float(v) for v in scale)
+        if s1 > 0 > s2:
+            avm.Spatial.Scale = [-s1, -s2]
+            avm.Spatial.Rotation = (float(avm.Spatial.Rotation or 0.0) + 180.0) % 360.0
+        elif s1 * s2 > 0:
+            cd = wcs.wcs.cd if wcs.wcs.has_cd() else wcs.wcs.get_pc() * wcs.wcs.cdelt[:, None]
+            avm.Spatial.Scale = None
+            avm.Spatial.Rotation = None
+            avm.Spatial.CDMatrix = [float(v) for v in np.asarray(cd).ravel()]
+    return avm
+
+
 class ImageWriter(_AtomicFile):
     """PNG or JPEG (8-bit) or TIFF (16-bit) RGB, rows top-down, with AVM sky metadata when a WCS is given.
 
@@ -451,8 +477,6 @@ class ImageWriter(_AtomicFile):
     def _avm(self):
         if self.wcs is None:
             return None
-        import pyavm
-
         w = self.wcs.deepcopy()
         quality = "Full"
         if w.sip is not None:
@@ -461,13 +485,11 @@ class ImageWriter(_AtomicFile):
             quality = "Position"
             self.notes.append("AVM holds the linear WCS only (SIP distortion not representable): "
                               "sky positions in the image file are approximate; use the FITS for measurement")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                avm = pyavm.AVM.from_wcs(w, shape=(self.height, self.width))
-            except Exception as exc:  # projection pyavm cannot express
-                self.notes.append(f"no AVM written ({exc})")
-                return None
+        try:
+            avm = avm_from_wcs(w, (self.height, self.width))
+        except Exception as exc:  # projection pyavm cannot express
+            self.notes.append(f"no AVM written ({exc})")
+            return None
         avm.Spatial.Quality = quality
         avm.Spatial.Notes = "Generated detail is not measurement. " + self.provenance[:500]
         return avm

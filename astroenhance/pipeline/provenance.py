@@ -94,7 +94,7 @@ def provenance_text(prov: dict[str, object]) -> str:
 def fits_headers(src: FrameSource, prov: dict[str, object], scale: int, sr_info: WeightsInfo | None,
                  colorizer_info: WeightsInfo | None) -> tuple[fits.Header, fits.Header, list[str], object]:
     """Primary header (provenance), image header (WCS + the input's kept keywords), notes, and the output WCS
-    (None where the output has none: no input WCS, or a display image whose rows run top-down)."""
+    (None where the input has none; a picture's, from its AVM tags, is of its rows bottom-up)."""
     primary = fits.Header()
     cards = [("AE_VER", __version__, "astroenhance version"),
              ("AE_INPUT", fits_text(prov["input"])[-68:], "input file"),
@@ -163,10 +163,8 @@ def fits_headers(src: FrameSource, prov: dict[str, object], scale: int, sr_info:
         notes += wnotes
         for note in wnotes:
             add_text(primary, "HISTORY", note)
-        if src.origin == "upper":
-            out_wcs = None  # display images (top-down rows) carry no WCS of their own
-        else:
-            image.extend(wcs_header(out_wcs), unique=True)
+        # (a picture's WCS, from its AVM tags, is of its rows bottom-up as the FITS output writes them: `_avm_wcs`)
+        image.extend(wcs_header(out_wcs), unique=True)
     kept = src.header.copy() if src.header is not None else fits.Header()
     for key in PHOTOMETRY:  # units of the input's values: they belong to FLUX, not to display planes
         kept.remove(key, ignore_missing=True, remove_all=True)
