@@ -80,7 +80,8 @@ class EnhancedArray:
     rgb: np.ndarray  # (H*s, W*s, 3) float32 in [0, 1], NaN where the input had no data (but for small holes, shown
     # interpolated: `EnhanceConfig.fill_holes`); rows as the input
     luminance: np.ndarray  # (H*s, W*s)
-    wcs: object
+    wcs: object  # of the 4x grid (None without an input WCS); a picture's (its AVM tags') counts rows bottom-up, as
+    # FITS does: it is the WCS of ``rgb[::-1]``
     normalizer: Normalizer
     header: fits.Header
     flux: np.ndarray | None = None  # (H*s, W*s) in the input's units (`physical_flux`); None for display images
