@@ -359,12 +359,17 @@ def check_claims(enhancer, path: Path, outdir: Path, claimed: dict[Path, Path],
     output would replace one of the run's ``inputs`` (resolved paths: ``a.png`` beside an input named
     ``a.enhanced.png``).  ``claimed`` maps each output path to its input and grows with every accepted input."""
     from .errors import OutputError
+    from .io.readers import is_astroenhance_output
 
     for target in enhancer.output_paths(path, outdir, "").values():
         if inputs and target.resolve() in inputs:
             raise OutputError(f"{path}: its output {target} is one of this run's inputs and would overwrite it; "
                               "choose another output folder")
         other = claimed.get(target)
+        if other is not None and other != path and is_astroenhance_output(other):
+            other = None  # an earlier claimant that is itself an output is skipped, not written (`read_picture`)
+        if other is not None and other != path and is_astroenhance_output(path):
+            continue  # nor is this one
         if other is not None and other != path:
             raise OutputError(f"{path}: its output {target} was already written from {other} in this run; "
                               "give the inputs different names or run them into different folders")

@@ -603,3 +603,22 @@ def test_a_pictures_avm_sky_coordinates_are_carried_onto_the_4x_grid(tmp_path):
     assert result.exit_code == 0 and "describe a picture of 192x160" in " ".join(result.output.split())
     with fits.open(tmp_path / "out2" / "stale.enhanced.fits") as h:
         assert not WCS(h["RED"].header).has_celestial
+
+
+def test_run_over_its_own_picture_outputs_skips_them(example_run, tmp_path):
+    """A folder of run's outputs run again: the PNG, JPEG and TIFF were enhanced as
+    colour pictures (their generated detail made 4x again), and the FITS and pictures of one frame were refused as
+    writing each other's outputs, blaming the FITS that was skipped. Every output is skipped now, saying what it is;
+    a picture output named on the command line is one line, nothing written."""
+    _, out = example_run
+    result = invoke("run", out, "-o", tmp_path / "again")
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "0 done, 4 skipped, 0 failed of 4 input(s)" in said and "already written" not in said
+    for ext in ("png", "jpg", "tif"):
+        assert f"abell_2744_group_of_galaxies_f105w.enhanced.{ext}: not a frame: an astroenhance output (of " \
+               "abell_2744_group_of_galaxies_f105w.fits.gz" in said
+    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == ["astroenhance-report.json"]
+    named = invoke("run", out / "abell_2744_group_of_galaxies_f105w.enhanced.png", "-o", tmp_path / "named")
+    assert named.exit_code == 1 and "an astroenhance output" in named.output
+    assert not list((tmp_path / "named").glob("*.png"))

@@ -713,10 +713,46 @@ def _pil_open(path: Path):
         Image.MAX_IMAGE_PIXELS = old
 
 
+def _picture_provenance(path: Path) -> str | None:
+    """The provenance text astroenhance writes into its PNG/JPEG/TIFF outputs (PNG Comment, JPEG comment, TIFF
+    ImageDescription: ``tool=astroenhance ...; input=...``), or None for any other picture."""
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                text = tif.pages[0].description if tif.pages else ""
+        else:
+            with _pil_open(path) as im:
+                text = im.info.get("Comment") or im.info.get("comment") or ""
+        text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    except Exception:  # noqa: BLE001 - unreadable: the decoder will say what is wrong
+        return None
+    return text if text.startswith("tool=astroenhance") else None
+
+
+def is_astroenhance_output(path: str | Path) -> bool:
+    """Whether the file at ``path`` is one astroenhance wrote (an RGB FITS: `is_enhanced_output`; a picture: its
+    provenance text), so not a frame to enhance again; False for anything else or anything unreadable."""
+    path = Path(path)
+    if not is_fits(path):
+        return _picture_provenance(path) is not None
+    try:
+        with fits.open(path, memmap=True, lazy_load_hdus=False) as hdul:
+            return is_enhanced_output(hdul)
+    except Exception:  # noqa: BLE001
+        return False
+
+
 def read_picture(path: Path) -> FrameSource:
     """A PNG/TIFF/JPEG picture as a `FrameSource` (display values in its data type's range: `display_range`),
-    upright (EXIF orientation), grey where R, G and B agree, transparent pixels no data."""
+    upright (EXIF orientation), grey where R, G and B agree, transparent pixels no data.  A picture astroenhance
+    wrote is an `EnhancedOutputError`: its detail is already the networks' (enhance the original)."""
     suffix = path.suffix.lower()
+    if (made := _picture_provenance(path)) is not None:
+        source = next((part.strip()[6:] for part in made.split(";") if part.strip().startswith("input=")), "")
+        raise EnhancedOutputError(f"{path}: an astroenhance output (of {source or 'a frame'}, already enhanced 4x, "
+                                  "its detail generated): enhance the original instead")
     size = _image_size(path)
     limit = max_image_pixels()
     if size is not None and size[0] * size[1] > limit:
