@@ -358,3 +358,22 @@ def test_the_smooth_correction_on_the_input_grid_equals_back_projection_on_the_o
     got = smooth_block_correction(out, target, s)
     assert torch.allclose(got, expected, rtol=0, atol=1e-11)
     assert torch.allclose(block_means(got, s), target, rtol=0, atol=1e-11)
+
+
+@pytest.mark.parametrize("units", [1e-36, 1e-19, 1e20])
+def test_the_same_frame_in_other_units_gives_the_same_picture_and_flux_in_those_units(units):
+    """A frame in erg/s/cm²/Å (values near 1e-19) or erg/s/cm²/Hz (noise near 1e-33) is the same frame: its display
+    the same, its FLUX the same times the unit. A block's light was compared with an absolute 1e-12 (FLUX off by 41%
+    of its peak at 1e-19) and sigma floored at 1e-30 (the display too at 1e-36)."""
+    from .conftest import FIXTURES
+
+    flt = FIXTURES / "j8bt06nyq_flt_crop.fits"
+    data = np.asarray(fits.getdata(flt, "SCI")[:64, :72], np.float64)
+    err = np.asarray(fits.getdata(flt, "ERR")[:64, :72], np.float64)
+    enh = Enhancer(EnhanceConfig(device="cpu", colorize=False))
+    one = enh.enhance_array(data.astype(np.float32), sigma=err.astype(np.float32))
+    other = enh.enhance_array((data * units).astype(np.float32), sigma=(err * units).astype(np.float32))
+    assert np.nanmax(np.abs(other.rgb - one.rgb)) < 1e-4
+    peak = np.nanmax(np.abs(one.flux))
+    np.testing.assert_allclose(other.flux / units, one.flux, atol=1e-4 * peak, rtol=0)
+    np.testing.assert_allclose(other.flux_err / units, one.flux_err, rtol=1e-4)

@@ -240,7 +240,7 @@ def structured_block_correction(out, shift, scale: int, floor=0.0):
     want = shift[iy, ix] * n
     # a block loses at most all of that light (down to its faintest pixel's level); the rest of a larger negative
     # shift, and the whole shift of a flat block, is even
-    moved = torch.where(total > 1e-12 * (1 + flat.abs().sum(dim=1)), torch.maximum(want, -total), torch.zeros_like(want))
+    moved = torch.where(total > 1e-12 * flat.abs().sum(dim=1), torch.maximum(want, -total), torch.zeros_like(want))
     flat = flat + light * (moved / total.clamp(min=1e-300))[:, None] + ((want - moved) / n)[:, None]
     view[iy, :, ix, :] = flat.reshape(k, scale, scale)
     return res

@@ -14,12 +14,16 @@ BETA = 3.0
 
 
 def _scale(sigma, beta: float):
-    """``beta * sigma``, kept above 0: ``sigma`` a number, or per pixel (an array or tensor like the values)."""
+    """``beta * sigma``, kept above 0 (its type's smallest normal number: data in erg/s/cm²/Hz have a sigma near
+    1e-33, which a fixed floor of 1e-30 replaced): ``sigma`` a number, or per pixel (an array or tensor like the
+    values)."""
     if hasattr(sigma, "clamp"):
-        return beta * sigma.clamp(min=1e-30)
+        import torch
+
+        return beta * sigma.clamp(min=torch.finfo(sigma.dtype).tiny)
     if isinstance(sigma, np.ndarray):
-        return beta * np.maximum(sigma, 1e-30)
-    return beta * max(float(sigma), 1e-30)
+        return beta * np.maximum(sigma, np.finfo(sigma.dtype if sigma.dtype.kind == "f" else np.float64).tiny)
+    return beta * max(float(sigma), np.finfo(np.float64).tiny)
 
 
 def to_noise_space(x, sky: float, sigma, beta: float = BETA):
