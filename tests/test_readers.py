@@ -140,6 +140,16 @@ def test_tiff_16bit_colour_and_float(tmp_path):
     np.testing.assert_array_equal(got[3], f)
 
 
+def test_a_multi_page_tiff_is_named_as_such(tmp_path):
+    """A TIFF of several pages (a stack) was "unsupported image layout (3, 8, 9)"; now it says what it is."""
+    pages = np.random.default_rng(3).integers(0, 255, (3, 8, 9)).astype(np.uint8)
+    with tifffile.TiffWriter(tmp_path / "stack.tif") as tif:
+        for page in pages:
+            tif.write(page)
+    with pytest.raises(InputError, match="a TIFF of 3 pages"):
+        frames(tmp_path / "stack.tif")
+
+
 def test_jpeg_and_colour_png():
     src = COLOR / "heic0406a.png"
     [(_, shape, ch, data, _, rng)] = frames(src)

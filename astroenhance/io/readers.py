@@ -766,6 +766,9 @@ def read_picture(path: Path) -> FrameSource:
 
             with tifffile.TiffFile(path) as tif:
                 arr = tif.asarray()
+                if len(tif.pages) > 1 and arr.ndim >= 3 and arr.shape[0] == len(tif.pages):
+                    raise InputError(f"{path}: a TIFF of {len(tif.pages)} pages (a stack, or a multi-page document); "
+                                     "astroenhance reads one picture: save the page you want as a file of its own")
                 tag = tif.pages[0].tags.get("Orientation") if tif.pages else None
                 turn = int(tag.value) if tag is not None else 1
         elif depth == 16 and colour_type in (2, 6):
