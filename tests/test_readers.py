@@ -141,13 +141,20 @@ def test_tiff_16bit_colour_and_float(tmp_path):
 
 
 def test_a_multi_page_tiff_is_named_as_such(tmp_path):
-    """A TIFF of several pages (a stack) was "unsupported image layout (3, 8, 9)"; now it says what it is."""
+    """A TIFF of several pages was its first page, silently (pages written one by one), or "unsupported image layout
+    (3, 8, 9)" (a stack); now it says what it is. A reduced-resolution preview page is not a page of its own."""
     pages = np.random.default_rng(3).integers(0, 255, (3, 8, 9)).astype(np.uint8)
-    with tifffile.TiffWriter(tmp_path / "stack.tif") as tif:
+    tifffile.imwrite(tmp_path / "stack.tif", pages, photometric="minisblack")  # one series of 3 pages
+    with tifffile.TiffWriter(tmp_path / "document.tif") as tif:
         for page in pages:
             tif.write(page)
-    with pytest.raises(InputError, match="a TIFF of 3 pages"):
-        frames(tmp_path / "stack.tif")
+    for name in ("stack.tif", "document.tif"):
+        with pytest.raises(InputError, match="a TIFF of 3 pages"):
+            frames(tmp_path / name)
+    with tifffile.TiffWriter(tmp_path / "preview.tif") as tif:
+        tif.write(pages[0])
+        tif.write(pages[1][::2, ::2], subfiletype=1)  # a reduced-resolution image of the first
+    np.testing.assert_array_equal(frames(tmp_path / "preview.tif")[0][3], pages[0])
 
 
 def test_jpeg_and_colour_png():

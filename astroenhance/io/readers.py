@@ -765,10 +765,11 @@ def read_picture(path: Path) -> FrameSource:
             import tifffile
 
             with tifffile.TiffFile(path) as tif:
-                arr = tif.asarray()
-                if len(tif.pages) > 1 and arr.ndim >= 3 and arr.shape[0] == len(tif.pages):
-                    raise InputError(f"{path}: a TIFF of {len(tif.pages)} pages (a stack, or a multi-page document); "
+                # (reduced-resolution pages are previews of the first; any other page is a picture of its own)
+                if (full := sum(not getattr(page, "is_reduced", False) for page in tif.pages)) > 1:
+                    raise InputError(f"{path}: a TIFF of {full} pages (a stack, or a multi-page document); "
                                      "astroenhance reads one picture: save the page you want as a file of its own")
+                arr = tif.asarray()
                 tag = tif.pages[0].tags.get("Orientation") if tif.pages else None
                 turn = int(tag.value) if tag is not None else 1
         elif depth == 16 and colour_type in (2, 6):
