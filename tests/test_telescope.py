@@ -453,3 +453,15 @@ def test_a_wrong_architecture_is_one_usage_line_listing_the_right_ones(tmp_path,
                                 terminal_width=400)
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     assert result.output.startswith(f"usage error: {message}")
+
+
+def test_a_truth_in_small_units_makes_the_same_pair():
+    """A truth frame in erg/s/cm²/Å (values near 1e-19) is the same truth: its pairs in noise space are the same.
+    The input's sigma was floored at 1e-12 (every pixel of such a frame then within noise of the sky)."""
+    from astroenhance.training.telescope import make_pair
+
+    truth = np.random.default_rng(4).gamma(2.0, 5.0, (64, 64)) + 100.0
+    pairs = [make_pair(truth * units, 100.0 * units, 3.0 * units, 1.0, np.random.default_rng(5))
+             for units in (1.0, 1e-19)]
+    for one, small in zip(*pairs):
+        np.testing.assert_allclose(small, one, atol=1e-4)
