@@ -597,6 +597,19 @@ def test_a_pictures_avm_sky_coordinates_are_carried_onto_the_4x_grid(tmp_path):
     assert block.max() >= np.quantile(lum, 0.995)
     w_png = pyavm.AVM.from_image(str(tmp_path / "out" / "tagged.enhanced.png")).to_wcs()
     np.testing.assert_allclose(w_png.all_pix2world(xo, yo, 0), w_out.all_pix2world(xo, yo, 0), atol=1e-9)
+    # a JPEG's and a TIFF's tags (APP1 segment, tag 700) likewise
+    import tifffile
+
+    pic.save(tmp_path / "plain.jpg")
+    avm_from_wcs(w_in, (80, 96)).embed(str(tmp_path / "plain.jpg"), str(tmp_path / "tagged_jpg.jpg"))
+    xmp = avm_from_wcs(w_in, (80, 96)).to_xmp()
+    tifffile.imwrite(tmp_path / "tagged_tif.tif", np.asarray(pic), photometric="rgb",
+                     extratags=[(700, "B", 0, xmp.encode() if isinstance(xmp, str) else xmp, True)])
+    for ext in ("jpg", "tif"):
+        assert invoke("run", tmp_path / f"tagged_{ext}.{ext}", "-o", tmp_path / "out", "--format", "fits").exit_code == 0
+        with fits.open(tmp_path / "out" / f"tagged_{ext}.enhanced.fits") as h:
+            np.testing.assert_allclose(WCS(h["RED"].header).all_pix2world(xo, yo, 0), w_out.all_pix2world(xo, yo, 0),
+                                       atol=1e-10)
     # tags of a larger picture, kept on a crop: not carried
     avm_from_wcs(w_in, (160, 192)).embed(str(plain), str(tmp_path / "stale.png"))
     result = invoke("run", tmp_path / "stale.png", "-o", tmp_path / "out2", "--format", "fits")

@@ -11,6 +11,7 @@ import contextlib
 import os
 import struct
 import warnings
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -846,6 +847,43 @@ def _image_source(path: Path, arr: np.ndarray, turn: int = 1) -> FrameSource:
     return src
 
 
+def _xmp_packet(path: Path) -> bytes | None:
+    """A picture's XMP packet (where AVM tags live) read from its headers alone — PNG iTXt chunks (the pixel data
+    skipped over), JPEG APP1 segments before the scan, TIFF tag 700 — or None: pyavm's own reader loads the whole
+    file, a second copy of a large picture."""
+    suffix = path.suffix.lower()
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            tag = tif.pages[0].tags.get(700) if tif.pages else None
+            return None if tag is None else bytes(tag.value)
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        if head == b"\x89PNG\r\n\x1a\n":
+            while len(chunk := fh.read(8)) == 8:
+                length, kind = struct.unpack(">I", chunk[:4])[0], chunk[4:]
+                if kind == b"IEND":
+                    return None
+                if kind != b"iTXt":
+                    fh.seek(length + 4, os.SEEK_CUR)  # the data and its CRC
+                    continue
+                data = fh.read(length)
+                fh.seek(4, os.SEEK_CUR)
+                keyword, _, rest = data.partition(b"\0")
+                if keyword == b"XML:com.adobe.xmp" and len(rest) >= 2:
+                    compressed, text = rest[0], rest[2:].split(b"\0", 2)[-1]  # past language and translated key
+                    return zlib.decompress(text) if compressed else text
+            return None
+        if head[:2] == b"\xff\xd8":
+            fh.seek(2)
+            while len(marker := fh.read(4)) == 4 and marker[0] == 0xFF and marker[1] not in (0xD9, 0xDA):
+                data = fh.read(struct.unpack(">H", marker[2:])[0] - 2)
+                if marker[1] == 0xE1 and data.startswith(b"http://ns.adobe.com/xap/1.0/\0"):
+                    return data[29:]
+    return None
+
+
 def _avm_wcs(path: Path, shape: tuple[int, int], turn: int, notes: list[str]) -> WCS | None:
     """The sky coordinates a picture's AVM tags give (press images: `pyavm`), as a WCS of its rows bottom-up (the
     AVM and FITS convention, as the FITS and AVM outputs are written), or None.  Carried only where the tags say
@@ -854,9 +892,13 @@ def _avm_wcs(path: Path, shape: tuple[int, int], turn: int, notes: list[str]) ->
     try:
         import pyavm
 
+        xmp = _xmp_packet(path)
+        if xmp is None:
+            return None
+        start = xmp.index(b"?>", xmp.index(b"<?xpacket begin=")) + 2  # the XML inside the packet, as pyavm cuts it
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            avm = pyavm.AVM.from_image(str(path))
+            avm = pyavm.AVM.from_xml(xmp[start:xmp.index(b"</x:xmpmeta>") + 12])
             spatial = avm.Spatial
             if spatial.ReferenceValue is None or spatial.ReferencePixel is None:
                 return None
