@@ -87,6 +87,7 @@ class EnhancedArray:
     flux: np.ndarray | None = None  # (H*s, W*s) in the input's units (`physical_flux`); None for display images
     flux_err: np.ndarray | None = None  # (H*s, W*s): the input's noise shared over each block (`flux_error`)
     flux_header: fits.Header | None = None  # FLUX's as `run` writes it: BUNIT (the input's), PHOTFLAM..., AE_FLXMD
+    notes: list[str] = field(default_factory=list)  # what `run` would print as notes (noise source, holes filled...)
 
 
 @dataclass
@@ -1018,11 +1019,14 @@ class Enhancer:
         with ArraySink((src.shape[0] * self.scale, src.shape[1] * self.scale),
                        background=COPY_THREAD and self.device.type != "cpu") as sink:
             norm = self.process(src, cfg, sink.put, norm=norm)
-        primary, image, _, out_wcs = self.headers(src, cfg, norm, self.provenance(src, cfg, norm, settings))
+        primary, image, notes, out_wcs = self.headers(src, cfg, norm, self.provenance(src, cfg, norm, settings))
         mode = self.flux_plane(src, cfg) if sink.flux is not None else None
         flux_header = flux_headers(image, src, *mode)[0] if mode else None
         primary.extend(image, unique=True)
-        return EnhancedArray(sink.rgb, sink.lum, out_wcs, norm, primary, sink.flux, sink.flux_err, flux_header)
+        if src.holes_filled:
+            notes.append(f"{src.holes_filled} no-data pixels in small holes are shown interpolated in rgb; flux and "
+                         "flux_err keep them as no data (NaN)")
+        return EnhancedArray(sink.rgb, sink.lum, out_wcs, norm, primary, sink.flux, sink.flux_err, flux_header, notes)
 
 
 def enhance(data: np.ndarray, wcs=None, config: EnhanceConfig = EnhanceConfig(), *, header: fits.Header | None = None,
