@@ -372,6 +372,11 @@ def avm_from_wcs(wcs: WCS, shape: tuple[int, int]):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         avm = pyavm.AVM.from_wcs(wcs, shape=shape)
+    if avm.Spatial.Equinox is None and avm.Spatial.CoordinateFrame in ("ICRS", "FK5", "FK4"):
+        fk4 = avm.Spatial.CoordinateFrame == "FK4"
+        equinox = float(wcs.wcs.equinox) if np.isfinite(wcs.wcs.equinox) else (1950.0 if fk4 else 2000.0)
+        # (readers assumed J2000 with a warning; they read "J2000", "B1950" or a number)
+        avm.Spatial.Equinox = {2000.0: "J2000", 1950.0: "B1950"}.get(equinox, equinox)
     scale = avm.Spatial.Scale
     if scale is not None:
         s1, s2 = (float(v) for v in scale)
