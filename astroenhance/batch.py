@@ -319,6 +319,10 @@ def write_report(outdir: Path, records: list[Record], settings: dict, shard: tup
     record replaces its older one, every run's settings are kept under ``runs``.  The lock is an ``flock`` on the
     output folder (local and NFSv4 file systems); shards (`report_path`) have a file each."""
     import fcntl
+    import shlex
+    import sys
+
+    from .pipeline.provenance import utc_now
 
     outdir.mkdir(parents=True, exist_ok=True)
     path = report_path(outdir, shard)
@@ -331,7 +335,8 @@ def write_report(outdir: Path, records: list[Record], settings: dict, shard: tup
             old = {}
         merged = {r["input"]: r for r in old.get("records", []) if isinstance(r, dict) and "input" in r}
         merged.update({r.input: asdict(r) for r in records})
-        runs = [*old.get("runs", []), {"host": host_name(), "pid": os.getpid(), "settings": settings,
+        runs = [*old.get("runs", []), {"utc": utc_now(), "host": host_name(), "pid": os.getpid(),
+                                       "command": shlex.join(["astroenhance", *sys.argv[1:]]), "settings": settings,
                                        "inputs": len(records)}]
         rows = list(merged.values())
         counts = {s: sum(r.get("status") == s for r in rows) for s in ("done", "skipped", "failed")}

@@ -427,7 +427,27 @@ def _report_settings(enhancer, inputs: list[Path], companions: bool) -> dict:
     for used in (fits_settings, image_settings):
         if used["color_strength"] is None:
             used["color_strength"] = enhancer.color_strength  # the colorizer's calibrated strength
-    return {"inputs": [str(i) for i in inputs], "fits_inputs": fits_settings, "image_inputs": image_settings}
+    return {"tool": f"astroenhance {__version__}", "weights": _run_weights(enhancer),
+            "inputs": [str(i) for i in inputs], "fits_inputs": fits_settings, "image_inputs": image_settings}
+
+
+def _run_weights(enhancer) -> dict[str, str]:
+    """The networks a run's settings use, each as "id sha256" from the weights' manifest (each file is checked
+    against it when loaded): the SR network for FITS frames and for pictures, and the colorizer."""
+    from .models.weights import default_weights_dir, find_weights
+
+    asked = enhancer.asked
+    wdir = Path(asked.weights) if asked.weights else default_weights_dir()
+    used = {}
+    for kind, fits_like in (("sr_fits", True), ("sr_images", False)):
+        cfg = asked.for_input(fits_like)
+        if cfg.upscale and cfg.sr_model:
+            info = find_weights(wdir, "sr", cfg.sr_model)
+            used[kind] = f"{info.id} {info.sha256}"
+    if asked.colorize is not False:
+        info = find_weights(wdir, "colorize", "default")
+        used["colorizer"] = f"{info.id} {info.sha256}"
+    return used
 
 
 def _dry_run(enhancer, jobs, unusable: list[tuple[Path, str]], skip_existing: bool) -> int:

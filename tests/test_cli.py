@@ -635,3 +635,20 @@ def test_run_over_its_own_picture_outputs_skips_them(example_run, tmp_path):
     named = invoke("run", out / "abell_2744_group_of_galaxies_f105w.enhanced.png", "-o", tmp_path / "named")
     assert named.exit_code == 1 and "an astroenhance output" in named.output
     assert not list((tmp_path / "named").glob("*.png"))
+
+
+def test_the_report_records_the_tool_the_weights_and_when(example_run):
+    """A run's report held its settings only; now also the tool's version, the networks it used (id and sha256, as
+    each output records them), when it ran and the command."""
+    from astroenhance import __version__
+
+    _, out = example_run
+    report = json.loads((out / "astroenhance-report.json").read_text())
+    assert report["settings"]["tool"] == f"astroenhance {__version__}"
+    with fits.open(out / "abell_2744_group_of_galaxies_f105w.enhanced.fits") as h:
+        sr, colorizer = h[0].header["AE_SRW"], h[0].header["AE_COW"]
+    used = report["settings"]["weights"]
+    assert used["sr_fits"].split()[1] == sr and used["colorizer"].split()[1] == colorizer
+    assert used["sr_images"].startswith("sr-psnr-8x32 ")
+    run = report["runs"][-1]
+    assert run["utc"].endswith("Z") and run["command"].startswith("astroenhance ")
