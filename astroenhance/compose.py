@@ -582,15 +582,21 @@ def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wc
     under a temporary name and renamed when complete."""
     import os
 
+    from . import __version__
     from .io.writers import add_text, temporary_path
+    from .models.weights import sha256_file
+    from .pipeline.provenance import utc_now
 
     header = bands[0].header.copy()
     header.update(wcs.to_header(relax=True))
+    header["AE_VER"] = (__version__, "astroenhance version")
+    header["AE_DATE"] = (utc_now(), "UTC time of processing")
     header["AE_COMB"] = (combine, "combine function")
     header["AE_GRID"] = (grid, "output grid")
     header["AE_BGMAT"] = (match_background, "backgrounds matched")
     for i, b in enumerate(bands):
-        add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1}: {b.name}")
+        add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1}: {b.name} sha256 "
+                                    + ", ".join(sha256_file(p) for p in (b.path, *b.more)))
         if scales is not None and scales[i] != 1.0:
             add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1} times {float(scales[i]):.6g}: per-pixel "
                                         "units onto the grid's pixel area")

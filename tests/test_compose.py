@@ -131,6 +131,13 @@ def test_mosaic_recovers_parent_frame(tmp_path):
     with fits.open(tmp_path / "m" / "mosaic.mosaic.fits") as h:
         mos, w_mos = h[0].data, WCS(h[0].header)
         assert h["FOOTPRINT"].data.max() >= 2  # the pieces overlap
+        # provenance: the tool, when, and each input by name and content
+        history = " ".join(h[0].header["HISTORY"]).replace("  ", "")
+        assert h[0].header["AE_VER"] and h[0].header["AE_DATE"].endswith("Z")
+        import hashlib
+
+        for p in paths:
+            assert hashlib.sha256(p.read_bytes()).hexdigest()[:40] in history.replace(" ", ""), p.name
     # the grid is the parent's: same sky at pixel (0, 0) to 1e-6 pixel, same shape
     assert mos.shape == data.shape
     sky = w_mos.pixel_to_world(0, 0)
