@@ -1094,7 +1094,10 @@ def evaluate(
         comparison_figure(panels, titles, figure, note="generated detail is not measurement")
         out.print(f"figure: {figure}")
     if json_out:
-        json_out.write_text(json.dumps({"task": task.value, "weights": [{"id": i.id, "sha256": i.sha256} for i in infos],
+        from .pipeline.provenance import utc_now
+
+        json_out.write_text(json.dumps({"task": task.value, "tool": f"astroenhance {__version__}", "utc": utc_now(),
+                                        "weights": [{"id": i.id, "sha256": i.sha256} for i in infos],
                                         "data": str(data), "images": len(images), "protocol": PROTOCOL,
                                         "results": results, **extra, "per_image": rows}, indent=2))
 
@@ -1149,7 +1152,13 @@ def _evaluate_hst(data: Path, weights: Path | None, sr_model: SRModel | None, js
                           "residuals 4x about grey. Generated detail is not measurement")
         out.print(f"figure: {figure}")
     if json_out:
-        json_out.write_text(json.dumps(res, indent=2, default=float))
+        from .models.weights import default_weights_dir, find_weights
+        from .pipeline.provenance import utc_now
+
+        info = find_weights(Path(weights) if weights else default_weights_dir(), "sr", config.for_input(True).sr_model)
+        json_out.write_text(json.dumps({"tool": f"astroenhance {__version__}", "utc": utc_now(),
+                                        "weights": [{"id": info.id, "sha256": info.sha256}], **res},
+                                       indent=2, default=float))
 
 
 def _last_metrics(log: Path) -> dict[str, float]:

@@ -109,6 +109,7 @@ def test_evaluate_command(tmp_path):
                                       "--figure", str(fig), "--noise-frames", "2", "--per-image"])
     assert result.exit_code == 0, result.output
     got = json.loads(out.read_text())
+    assert got["tool"].startswith("astroenhance ") and got["utc"].endswith("Z")
     # per-image values: one row per image, named, and their means are the table's
     rows = got["per_image"]
     assert len(rows) == 2 and all(r["image"] in result.output for r in rows)

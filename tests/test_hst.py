@@ -117,6 +117,7 @@ def test_evaluate_hst_command(tmp_path):
         assert im.size == (6 * (side + 6) + 6, 18 + 2 * (side + 6) + 6 + 18)
     got = json.loads(out.read_text())
     assert set(got["summary"]) == {"k=0.5", "k=2"} and len(got["per_frame"]) == 2
+    assert got["tool"].startswith("astroenhance ") and got["weights"][0]["id"] == "sr-hst-8x32"  # what was measured
     assert "abell_2744_dwarf_galaxy_f105w" in res.output and "best baseline" in res.output
 
 
