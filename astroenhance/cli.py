@@ -135,8 +135,9 @@ def _guarded(command):
 def _check_frames(frames: list[Path], outdir: Path, name: str, suffix: str) -> None:
     """`compose` and `mosaic`, before any work: refuse a frame given twice (a band counted twice, a frame weighed
     double), and an output (``OUTDIR/<name>.<suffix>.<ext>``, any format) that would replace one of the input
-    frames (a mosaic made again from an earlier mosaic of the same name); and a ``--name`` that is not a plain file
-    name (``a/b`` and ``../x`` were cut to their last part without a word; an empty one wrote hidden files)."""
+    frames (a mosaic made again from an earlier mosaic of the same name) or a file astroenhance did not write; and
+    a ``--name`` that is not a plain file name (``a/b`` and ``../x`` were cut to their last part without a word;
+    an empty one wrote hidden files)."""
     from .batch import check_outdir
     from .config import FORMAT_SUFFIX
 
@@ -149,10 +150,15 @@ def _check_frames(frames: list[Path], outdir: Path, name: str, suffix: str) -> N
         if (resolved := p.resolve()) in given:
             raise SettingsError(f"{p} is given more than once")
         given.add(resolved)
+    from .io.readers import made_by_astroenhance
+
     for ext in FORMAT_SUFFIX.values():
         if (target := outdir / f"{name}.{suffix}{ext}").resolve() in given:
             raise OutputError(f"{target}: is one of the input frames and would be overwritten; choose another "
                               "--name or -o")
+        if target.exists() and not made_by_astroenhance(target):  # (an earlier one of ours is made again)
+            raise OutputError(f"{target}: exists and is not an astroenhance output, so it is not replaced; move it "
+                              "away or choose another --name or -o")
 
 
 def _check_output_file(option: str, path: Path | None, made: Path | None = None) -> None:

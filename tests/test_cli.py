@@ -652,3 +652,33 @@ def test_the_report_records_the_tool_the_weights_and_when(example_run):
     assert used["sr_images"].startswith("sr-psnr-8x32 ")
     run = report["runs"][-1]
     assert run["utc"].endswith("Z") and run["command"].startswith("astroenhance ")
+
+
+def test_a_file_astroenhance_did_not_write_is_never_replaced(tmp_path):
+    """An output name taken by the user's own file (notes saved as x.enhanced.png, an image of theirs named like a
+    mosaic) was replaced without a word; now `run`, `mosaic` and `compose` leave it as it was, write nothing and say
+    so. Their own earlier outputs are made again as before."""
+    src = tmp_path / "in" / "a.fits"
+    src.parent.mkdir()
+    shutil.copy(FIXTURES / "reference_drizzlepac_gaussian_drz_sci.fits", src)
+    out = tmp_path / "out"
+    assert invoke("run", src, "-o", out).exit_code == 0
+    assert invoke("run", src, "-o", out).exit_code == 0  # its own outputs: made again
+    mine = out / "a.enhanced.png"
+    mine.write_text("my notes")
+    (out / "a.enhanced.fits").unlink()
+    result = invoke("run", src, "-o", out)
+    assert result.exit_code == 1 and "exists and is not an astroenhance output" in result.output
+    assert mine.read_text() == "my notes" and not (out / "a.enhanced.fits").exists()  # nothing written
+    frames = [FIXTURES.parent / "cfhtls" / f"CFHTLS-test_{b}.fits" for b in "gr"]
+    for command in ("mosaic", "compose"):
+        mosaic = tmp_path / command
+        mosaic.mkdir()
+        theirs = mosaic / f"m.{command if command == 'mosaic' else 'composite'}.png"
+        theirs.write_bytes(b"not ours")
+        result = invoke(command, *frames, "-o", mosaic, "--name", "m")
+        assert result.exit_code == 1 and "exists and is not an astroenhance output" in result.output, result.output
+        assert theirs.read_bytes() == b"not ours" and sorted(p.name for p in mosaic.iterdir()) == [theirs.name]
+        theirs.unlink()
+        assert invoke(command, *frames, "-o", mosaic, "--name", "m").exit_code == 0
+        assert invoke(command, *frames, "-o", mosaic, "--name", "m").exit_code == 0  # its own: made again

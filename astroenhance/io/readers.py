@@ -745,6 +745,19 @@ def is_astroenhance_output(path: str | Path) -> bool:
         return False
 
 
+def made_by_astroenhance(path: str | Path) -> bool:
+    """Whether the file at ``path`` is one astroenhance wrote — an output of `run` or `compose`, or a science mosaic
+    (its primary header's ``AE_VER`` or ``AE_COMB``) — so that writing it again replaces nothing of the user's."""
+    path = Path(path)
+    if not is_fits(path) or is_astroenhance_output(path):
+        return is_astroenhance_output(path)
+    try:
+        header = fits.getheader(path)
+    except Exception:  # noqa: BLE001
+        return False
+    return "AE_VER" in header or "AE_COMB" in header
+
+
 def read_picture(path: Path) -> FrameSource:
     """A PNG/TIFF/JPEG picture as a `FrameSource` (display values in its data type's range: `display_range`),
     upright (EXIF orientation), grey where R, G and B agree, transparent pixels no data.  A picture astroenhance

@@ -30,7 +30,15 @@ from ..imaging.color import rgb_to_ycbcr, rgb_to_ycbcr_planes
 from ..imaging.normalize import Normalizer
 from ..imaging.tiling import TileGrid
 from ..io.noise import sky_noise_map
-from ..io.readers import FrameSource, display_range, from_array, is_fits, kept_keywords, open_frames
+from ..io.readers import (
+    FrameSource,
+    display_range,
+    from_array,
+    is_fits,
+    kept_keywords,
+    made_by_astroenhance,
+    open_frames,
+)
 from ..metrics import clipped_sky
 from ..models.srresnet import require_luminance
 from ..models.weights import WeightsInfo, default_weights_dir, find_weights, load_network
@@ -942,6 +950,9 @@ class Enhancer:
         for target in targets.values():
             if target.resolve() == path.resolve():
                 raise OutputError(f"{target}: would overwrite the input")
+            if target.exists() and not made_by_astroenhance(target):  # (an earlier output is made again)
+                raise OutputError(f"{target}: exists and is not an astroenhance output, so it is not replaced; move "
+                                  "it away or choose another output folder")
         try:
             outdir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
