@@ -749,10 +749,10 @@ def made_by_astroenhance(path: str | Path) -> bool:
     """Whether the file at ``path`` is one astroenhance wrote — an output of `run` or `compose`, or a science mosaic
     (its primary header's ``AE_VER`` or ``AE_COMB``) — so that writing it again replaces nothing of the user's."""
     path = Path(path)
-    if not is_fits(path) or is_astroenhance_output(path):
-        return is_astroenhance_output(path)
+    if not is_fits(path):
+        return _picture_provenance(path) is not None
     try:
-        header = fits.getheader(path)
+        header = fits.getheader(path)  # (every FITS it writes records its version in the primary header)
     except Exception:  # noqa: BLE001
         return False
     return "AE_VER" in header or "AE_COMB" in header
