@@ -440,19 +440,23 @@ def _report_settings(enhancer, inputs: list[Path], companions: bool) -> dict:
 def _run_weights(enhancer) -> dict[str, str]:
     """The networks a run's settings use, each as "id sha256" from the weights' manifest (each file is checked
     against it when loaded): the SR network for FITS frames and for pictures, and the colorizer."""
+    from .errors import WeightsError
     from .models.weights import default_weights_dir, find_weights
 
     asked = enhancer.asked
     wdir = Path(asked.weights) if asked.weights else default_weights_dir()
-    used = {}
-    for kind, fits_like in (("sr_fits", True), ("sr_images", False)):
-        cfg = asked.for_input(fits_like)
-        if cfg.upscale and cfg.sr_model:
-            info = find_weights(wdir, "sr", cfg.sr_model)
-            used[kind] = f"{info.id} {info.sha256}"
+    wanted = [(kind, "sr", cfg.sr_model) for kind, cfg in (("sr_fits", asked.for_input(True)),
+                                                           ("sr_images", asked.for_input(False)))
+              if cfg.upscale and cfg.sr_model]
     if asked.colorize is not False:
-        info = find_weights(wdir, "colorize", "default")
-        used["colorizer"] = f"{info.id} {info.sha256}"
+        wanted.append(("colorizer", "colorize", "default"))
+    used = {}
+    for kind, task, mode in wanted:
+        try:
+            info = find_weights(wdir, task, mode)
+            used[kind] = f"{info.id} {info.sha256}"
+        except WeightsError:  # (a folder of one's own weights may hold only the networks this run needed)
+            used[kind] = f"none in {wdir}"
     return used
 
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from astroenhance.cli import app
 
-from .conftest import EXAMPLE, FIXTURES
+from .conftest import EXAMPLE, FIXTURES, REPO
 
 runner = CliRunner()
 
@@ -682,3 +682,20 @@ def test_a_file_astroenhance_did_not_write_is_never_replaced(tmp_path):
         theirs.unlink()
         assert invoke(command, *frames, "-o", mosaic, "--name", "m").exit_code == 0
         assert invoke(command, *frames, "-o", mosaic, "--name", "m").exit_code == 0  # its own: made again
+
+
+def test_a_weights_folder_with_only_the_networks_a_run_needs_still_gets_its_report(tmp_path):
+    """The report names every network a run's settings would use; a folder of one's own weights holding only the
+    FITS network and the colorizer runs a FITS frame, and its report says the picture network is not there."""
+    wdir = tmp_path / "w"
+    wdir.mkdir()
+    manifest = json.loads((REPO / "weights" / "manifest.json").read_text())
+    manifest["weights"] = [e for e in manifest["weights"] if e["mode"] == "hst" or e["task"] == "colorize"]
+    (wdir / "manifest.json").write_text(json.dumps(manifest))
+    for e in manifest["weights"]:
+        shutil.copy(REPO / "weights" / e["file"], wdir / e["file"])
+    result = invoke("run", FIXTURES / "reference_drizzlepac_gaussian_drz_sci.fits", "-o", tmp_path / "o",
+                    "--weights", wdir)
+    assert result.exit_code == 0, result.output
+    used = json.loads((tmp_path / "o" / "astroenhance-report.json").read_text())["settings"]["weights"]
+    assert used["sr_fits"].startswith("sr-hst-8x32 ") and used["sr_images"] == f"none in {wdir}"
