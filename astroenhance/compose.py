@@ -595,7 +595,8 @@ def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wc
     header["AE_GRID"] = (grid, "output grid")
     header["AE_BGMAT"] = (match_background, "backgrounds matched")
     for i, b in enumerate(bands):
-        add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1}: {b.name} sha256 "
+        add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1}: {b.name}")
+        add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1} sha256: "
                                     + ", ".join(sha256_file(p) for p in (b.path, *b.more)))
         if scales is not None and scales[i] != 1.0:
             add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1} times {float(scales[i]):.6g}: per-pixel "

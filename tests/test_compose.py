@@ -245,7 +245,7 @@ def test_mosaic_takes_every_chip_of_a_multi_chip_frame(tmp_path):
     with fits.open(tmp_path / "m" / "mosaic.mosaic.fits") as h:
         footprint, w_mos = h["FOOTPRINT"].data, WCS(h[0].header)
         history = list(h[0].header["HISTORY"])
-    inputs = [c for c in history if "mosaic input" in c and "offset" not in c and "times" not in c]
+    inputs = [c for c in history if "mosaic input" in c and not any(w in c for w in ("offset", "times", "sha256"))]
     assert inputs == [f"astroenhance mosaic input {k}: hubble_wfpc2_sample.fits[chip{k}]" for k in range(1, 5)]
     # counts per pixel: the three WF chips' 0.1" pixels onto the PC chip's 0.046" grid (they were ~4.8x too bright)
     scaled = {int(c.split()[3]): float(c.split()[5].rstrip(":")) for c in history if " times " in c}
