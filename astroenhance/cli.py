@@ -223,7 +223,7 @@ def run(
     glob: Annotated[str | None, typer.Option(help="Only frames whose file name matches, e.g. '*_drz.fits'.", rich_help_panel="Output, models and archives")] = None,
     skip_existing: Annotated[bool, typer.Option(help="Skip inputs whose outputs exist and are complete (right shape; made from the same input bytes, with the same settings and weights — AE_SETSH: another --sr-model, stretch or colour strength makes them again, another device or tile does not — and from the same noise or weight map file and DQ file where they recorded one: AE_SIGSH, AE_DQSHA). Use it to resume an interrupted run.", rich_help_panel="Output, models and archives")] = False,
     n_jobs: Annotated[int, typer.Option("--jobs", "-j", help="Frames processed at once on this machine, each in its own process; torch threads are divided so that jobs x threads <= cores. With --device cuda or auto on a machine with several GPUs, worker k runs on GPU k mod N (--jobs N: one per GPU).", min=1, rich_help_panel="Output, models and archives")] = 1,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what the run would do — each frame (every chip) and the outputs it would write, the noise map it would use, the files it would skip and why, frames whose outputs are complete with --skip-existing, files that cannot be read — and write nothing. Exit 1 if any input could not be read.", rich_help_panel="Output, models and archives")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what the run would do — each frame (every chip) and the outputs it would write, the noise map it would use, the files it would skip and why, frames whose outputs are complete with --skip-existing, files that cannot be read, outputs that would replace a file astroenhance did not write — and write nothing. Exit 1 if any input could not be read or would be refused.", rich_help_panel="Output, models and archives")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; only errors and the summary line.", rich_help_panel="Output, models and archives")] = False,
     interval: Annotated[str | None, typer.Option(help="noise:B, percentile:P, zscale, minmax or range. Default: noise:3 for FITS — from 2 sigma below the sky to the brightest pixel, the asinh stretch softened at 3 sigma (Lupton et al. 2004): the noise shows, cores keep their structure, nothing is clipped at the top; percentile:99.5 is the old default (brighter faint light, cores clipped flat). Default for images: range (the full 8/16-bit range).", show_default=False, rich_help_panel="Display and FITS layout")] = None,
     stretch: Annotated[Stretch | None, typer.Option(help="Stretch after the interval. Default: asinh for FITS, linear for display images.", show_default=False, rich_help_panel="Display and FITS layout")] = None,
@@ -463,11 +463,12 @@ def _run_weights(enhancer) -> dict[str, str]:
 def _dry_run(enhancer, jobs, unusable: list[tuple[Path, str]], skip_existing: bool) -> int:
     """`run --dry-run`: what each input would give, on stdout; nothing written.  Returns the exit status."""
     from .errors import AstroEnhanceError, NoImageError
+    from .io.readers import made_by_astroenhance
     from .runner import COMPLETE, NOT_COMPLETE, OTHER_SETTINGS, existing_outputs
 
     for f, why in unusable:
         out.print(f"skip {f}: {why}", markup=False)
-    counts = {"enhance": 0, "outputs": 0, "skip": len(unusable), "unreadable": 0}
+    counts = {"enhance": 0, "outputs": 0, "skip": len(unusable), "unreadable": 0, "refused": 0}
     for job in jobs:
         try:
             with warnings.catch_warnings():  # as the run itself: astropy's notes on odd headers stay quiet
@@ -494,6 +495,11 @@ def _dry_run(enhancer, jobs, unusable: list[tuple[Path, str]], skip_existing: bo
             out.print(f"error: {why}", markup=False)
             counts["unreadable"] += 1
             continue
+        if foreign := [p for p, _ in planned if p.exists() and not made_by_astroenhance(p)]:
+            out.print(f"error: {job.path}: {foreign[0]} exists and is not an astroenhance output: the run would not "
+                      "replace it (nor write this input's other outputs)", markup=False)
+            counts["refused"] += 1
+            continue
         companion = job.noise or job.weight
         noise = f" (noise: {'weight map' if job.weight else 'rms map'} {companion.name})" if companion else ""
         noise += f" (DQ: {job.dq.name})" if job.dq else ""
@@ -503,9 +509,10 @@ def _dry_run(enhancer, jobs, unusable: list[tuple[Path, str]], skip_existing: bo
         counts["enhance"] += 1
         counts["outputs"] += len(planned)
     out.print(f"dry run: {counts['enhance']} input(s) would be enhanced ({counts['outputs']} output file(s)), "
-              f"{counts['skip']} skipped, {counts['unreadable']} unreadable; nothing written",
-              markup=False)
-    return 1 if counts["unreadable"] else 0
+              f"{counts['skip']} skipped, {counts['unreadable']} unreadable"
+              + (f", {counts['refused']} refused (a file not astroenhance's at an output)" if counts["refused"] else "")
+              + "; nothing written", markup=False)
+    return 1 if counts["unreadable"] or counts["refused"] else 0
 
 
 LEVELS = {"info": ("", ""), "note": ("note: ", "yellow"), "error": ("error: ", "red"), "detail": ("", "")}

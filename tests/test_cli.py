@@ -667,6 +667,8 @@ def test_a_file_astroenhance_did_not_write_is_never_replaced(tmp_path):
     mine = out / "a.enhanced.png"
     mine.write_text("my notes")
     (out / "a.enhanced.fits").unlink()
+    dry = invoke("run", src, "-o", out, "--dry-run")
+    assert dry.exit_code == 1 and "1 refused" in dry.output and f"{mine} exists and is not" in dry.output
     result = invoke("run", src, "-o", out)
     assert result.exit_code == 1 and "exists and is not an astroenhance output" in result.output
     assert mine.read_text() == "my notes" and not (out / "a.enhanced.fits").exists()  # nothing written
