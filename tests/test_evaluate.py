@@ -88,10 +88,13 @@ def test_evaluate_leaves_out_images_too_small_to_score_and_needs_a_positive_limi
     for p in sorted(COLOR.glob("*.png"))[:2]:
         shutil.copy(p, data / p.name)
     Image.fromarray(np.full((12, 40, 3), 90, np.uint8)).save(data / "aaa_thumb.png")  # sorts first
+    ran = CliRunner().invoke(app, ["run", str(data / "aaa_thumb.png"), "-o", str(data), "--no-upscale", "-q"])
+    assert ran.exit_code == 0, ran.output  # a run output among the images: left out, said (it was scored)
     result = CliRunner().invoke(app, ["evaluate", "--task", "sr", "--data", str(data), "--limit", "1",
                                       "--noise-frames", "0", "--json", str(tmp_path / "m.json")])
     assert result.exit_code == 0, result.output
     assert "left out" in result.output and "aaa_thumb.png: 40x12 pixels" in result.output
+    assert "aaa_thumb.enhanced.png: an astroenhance output" in " ".join(result.output.split())
     assert json.loads((tmp_path / "m.json").read_text())["images"] == 1
     for bad in ("0", "-3"):
         assert CliRunner().invoke(app, ["evaluate", "--task", "sr", "--data", str(data), "--limit", bad]).exit_code == 2

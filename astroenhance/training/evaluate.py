@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..config import EnhanceConfig
-from ..errors import SettingsError
+from ..errors import EnhancedOutputError, SettingsError
 from ..imaging.color import LUMA_WEIGHTS, rgb_to_ycbcr, ycbcr_to_rgb
 from ..io.writers import quantize
 from ..metrics import area_downsample, detections, flux_error, inception_score, mse_8bit, psnr, psnr_of_mse, ssim
@@ -121,12 +121,18 @@ MIN_SIDE = 16
 def load_images(folder: str | Path, limit: int | None = None, max_side: int = 1400,
                 skipped: list[str] | None = None) -> list[tuple[str, np.ndarray]]:
     """The first ``limit`` images of ``folder`` as float64 RGB in [0, 1], each cut to ``max_side``; those smaller
-    than `MIN_SIDE` on a side are left out (named in ``skipped``), as there is nothing to score on them."""
+    than `MIN_SIDE` on a side are left out (named in ``skipped``), as there is nothing to score on them, and so are
+    astroenhance's own outputs."""
     out = []
     for p in list_images(folder):
         if limit is not None and len(out) == limit:
             break
-        rgb = load_rgb(p).astype(np.float64) / 255.0
+        try:
+            rgb = load_rgb(p).astype(np.float64) / 255.0
+        except EnhancedOutputError:  # a run output beside the held-out images: its detail is the networks' own
+            if skipped is not None:
+                skipped.append(f"{p}: an astroenhance output, not an image to score against")
+            continue
         if min(rgb.shape[:2]) < MIN_SIDE:
             if skipped is not None:
                 skipped.append(f"{p}: {rgb.shape[1]}x{rgb.shape[0]} pixels, under {MIN_SIDE} on a side")
