@@ -629,7 +629,7 @@ def test_run_over_its_own_picture_outputs_skips_them(example_run, tmp_path):
     said = " ".join(result.output.split())
     assert "0 done, 4 skipped, 0 failed of 4 input(s)" in said and "already written" not in said
     for ext in ("png", "jpg", "tif"):
-        assert f"abell_2744_group_of_galaxies_f105w.enhanced.{ext}: not a frame: an astroenhance output (of " \
+        assert f"abell_2744_group_of_galaxies_f105w.enhanced.{ext}: not a frame: an astroenhance output (made from " \
                "abell_2744_group_of_galaxies_f105w.fits.gz" in said
     assert sorted(p.name for p in (tmp_path / "again").iterdir()) == ["astroenhance-report.json"]
     named = invoke("run", out / "abell_2744_group_of_galaxies_f105w.enhanced.png", "-o", tmp_path / "named")

@@ -31,6 +31,16 @@ def composite(tmp_path_factory):
     return out
 
 
+def test_run_of_a_composite_says_what_it_is_and_what_gives_it_4x(composite, tmp_path):
+    """`run` of a composite (FITS or PNG) said "already enhanced 4x" and pointed to a FLUX extension it does not
+    have: it is display values of measured colours, and `compose --upscale` is what gives it 4x."""
+    for name in ("CFHTLS-test.composite.fits", "CFHTLS-test.composite.png"):
+        result = runner.invoke(app, ["run", str(composite / name), "-o", str(tmp_path / "x")])
+        said = " ".join(result.output.split())
+        assert result.exit_code == 1 and "a composite of CFHTLS-test_g.fits" in said, said
+        assert "compose --upscale" in said and "4x, its detail" not in said and "FLUX" not in said
+
+
 def test_composite_matches_reference_structure(composite):
     ours = np.asarray(Image.open(composite / "CFHTLS-test.composite.png")).astype(float) / 255
     ref = np.asarray(Image.open(CFHT / "CFHTLS-test_gri.png").convert("RGB")).astype(float) / 255

@@ -416,10 +416,9 @@ def _fits_frames(path: Path, hdul: fits.HDUList, hdu: str | int | None, dq_mask:
             kinds = ", ".join(f"{i} {type(h).__name__}" for i, h in enumerate(hdul))
             raise NoImageError(f"{path}: no image data in any HDU (found: {kinds})")
         if is_enhanced_output(hdul):
-            raise EnhancedOutputError(
-                f"{path}: an astroenhance output (display planes of {hdul[0].header.get('AE_INPUT') or 'a frame'}, "
-                "already enhanced 4x): enhance the original frame; --hdu FLUX reads its enhanced luminance "
-                "as data")
+            head = hdul[0].header
+            raise EnhancedOutputError(_output_refusal(path, str(head.get("AE_INPUT") or ""), int(head.get("AE_SCALE", 4)),
+                                                      "FLUX" in {h.name for h in hdul}))
         sci = [i for i in candidates if hdul[i].name == "SCI"]
         indices = sci if sci else candidates[:1]
         others = [] if sci else candidates[1:]
@@ -732,6 +731,16 @@ def _picture_provenance(path: Path) -> str | None:
     return text if text.startswith("tool=astroenhance") else None
 
 
+def _output_refusal(path: Path, source: str, scale: int, flux: bool = False) -> str:
+    """Why an astroenhance output is not enhanced as a frame, and what to do instead (`EnhancedOutputError`)."""
+    composite = source.startswith("compose:")
+    what = (f"a composite of {source.removeprefix('compose:').strip()}" if composite else f"made from {source or 'a frame'}")
+    made = f"already enhanced {scale}x, its detail generated" if scale > 1 else "display values, not data"
+    instead = ("`compose --upscale` of its frames gives it 4x" if composite else
+               "enhance the original instead" + ("; --hdu FLUX reads its enhanced luminance as data" if flux else ""))
+    return f"{path}: an astroenhance output ({what}; {made}): {instead}"
+
+
 def is_astroenhance_output(path: str | Path) -> bool:
     """Whether the file at ``path`` is one astroenhance wrote (an RGB FITS: `is_enhanced_output`; a picture: its
     provenance text), so not a frame to enhance again; False for anything else or anything unreadable."""
@@ -771,9 +780,9 @@ def read_picture(path: Path) -> FrameSource:
     wrote is an `EnhancedOutputError`: its detail is already the networks' (enhance the original)."""
     suffix = path.suffix.lower()
     if (made := _picture_provenance(path)) is not None:
-        source = next((part.strip()[6:] for part in made.split(";") if part.strip().startswith("input=")), "")
-        raise EnhancedOutputError(f"{path}: an astroenhance output (of {source or 'a frame'}, already enhanced 4x, "
-                                  "its detail generated): enhance the original instead")
+        said = dict(part.strip().partition("=")[::2] for part in made.split("; "))
+        scale = said.get("scale", "4")
+        raise EnhancedOutputError(_output_refusal(path, said.get("input", ""), int(scale) if scale.isdigit() else 4))
     size = _image_size(path)
     limit = max_image_pixels()
     if size is not None and size[0] * size[1] > limit:
