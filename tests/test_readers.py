@@ -1,6 +1,8 @@
 """Every input kind the run issue names, read with its real bit depth, and bad input named clearly."""
 
 
+import shutil
+
 import numpy as np
 import pytest
 import tifffile
@@ -155,6 +157,17 @@ def test_a_multi_page_tiff_is_named_as_such(tmp_path):
         tif.write(pages[0])
         tif.write(pages[1][::2, ::2], subfiletype=1)  # a reduced-resolution image of the first
     np.testing.assert_array_equal(frames(tmp_path / "preview.tif")[0][3], pages[0])
+
+
+def test_a_file_named_as_the_other_kind_says_so(tmp_path):
+    """A FITS frame saved as .png was read by Pillow's FITS plugin as a picture (no scaling, DQ, noise or WCS) and
+    enhanced as one; a picture saved as .fits failed as "not a readable FITS file". Both now say what they are."""
+    shutil.copy(FIXTURES / "reference_drizzlepac_gaussian_drz_sci.fits", tmp_path / "frame.png")
+    shutil.copy(COLOR / "heic0406a.png", tmp_path / "picture.fits")
+    with pytest.raises(InputError, match=r"a FITS file under a \.png name .*rename it \.fits"):
+        frames(tmp_path / "frame.png")
+    with pytest.raises(InputError, match=r"a PNG picture under a FITS name .*rename it \.png"):
+        frames(tmp_path / "picture.fits")
 
 
 def test_jpeg_and_colour_png():

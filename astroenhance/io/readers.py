@@ -232,6 +232,7 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
         raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if path.stat().st_size == 0:
         raise InputError(f"{path}: file is empty (0 bytes)")
+    _check_kind(path)
     if is_fits(path):
         with open_fits(path) as hdul, contextlib.ExitStack() as files:
             try:
@@ -262,6 +263,24 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
     else:
         raise InputError(f"{path}: unknown file type {path.suffix!r}; expected FITS ({', '.join(FITS_SUFFIXES)}) "
                          f"or an image ({', '.join(IMAGE_SUFFIXES)})")
+
+
+#: what a file's first bytes say it is (a picture named .fits, a FITS frame named .png: a download saved under another
+#: name; Pillow reads a simple FITS file as a picture, without its scaling, DQ, noise or WCS)
+MAGIC = ((b"SIMPLE  =", "a FITS file"), (b"\x89PNG\r\n\x1a\n", "a PNG picture"), (b"\xff\xd8\xff", "a JPEG picture"),
+         (b"II*\x00", "a TIFF picture"), (b"MM\x00*", "a TIFF picture"))
+
+
+def _check_kind(path: Path) -> None:
+    """An `InputError` where a file's first bytes say it is a FITS file but its name a picture, or the other way."""
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    kind = next((what for magic, what in MAGIC if head.startswith(magic)), None)
+    if kind is None or (kind == "a FITS file") == is_fits(path):
+        return
+    named = "a FITS name" if is_fits(path) else f"a {path.suffix} name"
+    right = ".fits" if kind == "a FITS file" else {"a PNG picture": ".png", "a JPEG picture": ".jpg"}.get(kind, ".tif")
+    raise InputError(f"{path}: {kind} under {named} (its first bytes say so): rename it {right} to read it as one")
 
 
 def _use_noise_file(path: Path, found: list[FrameSource], given: Path, weights: bool,
