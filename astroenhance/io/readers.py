@@ -232,8 +232,8 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
         raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if path.stat().st_size == 0:
         raise InputError(f"{path}: file is empty (0 bytes)")
-    _check_kind(path)
     if is_fits(path):
+        _check_kind(path)
         with open_fits(path) as hdul, contextlib.ExitStack() as files:
             try:
                 found = _fits_frames(path, hdul, hdu, dq_mask)
@@ -798,6 +798,7 @@ def read_picture(path: Path) -> FrameSource:
     upright (EXIF orientation), grey where R, G and B agree, transparent pixels no data.  A picture astroenhance
     wrote is an `EnhancedOutputError`: its detail is already the networks' (enhance the original)."""
     suffix = path.suffix.lower()
+    _check_kind(path)
     if (made := _picture_provenance(path)) is not None:
         said = dict(part.strip().partition("=")[::2] for part in made.split("; "))
         scale = said.get("scale", "4")
