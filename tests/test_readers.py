@@ -168,6 +168,9 @@ def test_a_file_named_as_the_other_kind_says_so(tmp_path):
         frames(tmp_path / "frame.png")
     with pytest.raises(InputError, match=r"a PNG picture under a FITS name .*rename it \.png"):
         frames(tmp_path / "picture.fits")
+    (tmp_path / "u2b10101t.c0h").write_text("SIMPLE  =                    T")  # WFPC2's GEIS header
+    with pytest.raises(InputError, match="a GEIS file .* convert it to FITS"):
+        frames(tmp_path / "u2b10101t.c0h")
 
 
 def test_jpeg_and_colour_png():
