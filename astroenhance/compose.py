@@ -36,6 +36,7 @@ class Band:
     wavelength: float | None
     label: str = ""  # the chip, in a file of several (``sci2``, ``chip3``)
     more: tuple[Path, ...] = ()  # other files of the same filter co-added into this band (`by_filter`)
+    sigma: np.ndarray | None = None  # its per-pixel noise where the file gives it (ERR, 1/sqrt(WHT)), in data's units
 
     @property
     def name(self) -> str:
@@ -87,7 +88,9 @@ def read_bands(path: str | Path, hdu: str | None = None) -> list[Band]:
                 if f.wcs is None:
                     raise InputError(f"{f.name}: no celestial WCS: it cannot be aligned with other frames")
                 kept = f.header.copy() if f.header is not None else fits.Header()
-                bands.append(Band(Path(path), f.read_rows(0, f.shape[0]), f.wcs, kept, name, wl, f.label))
+                sigma = None if f.noise_rows is None else np.asarray(f.noise_rows(0, f.shape[0]), np.float32)
+                bands.append(Band(Path(path), f.read_rows(0, f.shape[0]), f.wcs, kept, name, wl, f.label,
+                                  sigma=sigma))
             return bands
 
 
@@ -142,7 +145,8 @@ def on_grid_units(bands: list[Band], wcs: WCS) -> tuple[list[Band], np.ndarray, 
     """``bands`` with their data in the units of a pixel of the grid ``wcs`` (`area_scales`) and, for amounts
     gathered over the exposure, of the first one's exposure time (`exposure_scales`); and the two factors."""
     area, exposure = area_scales(bands, wcs), exposure_scales(bands)
-    return [b if f == 1.0 else replace(b, data=(b.data * np.float32(f)).astype(np.float32))
+    return [b if f == 1.0 else replace(b, data=(b.data * np.float32(f)).astype(np.float32),
+                                       sigma=None if b.sigma is None else (b.sigma * np.float32(f)).astype(np.float32))
             for b, f in zip(bands, area * exposure)], area, exposure
 
 
@@ -442,15 +446,16 @@ def enhance_frames(bands: list[Band], enhancer, match_background: bool = True,
         offsets = background_offsets(frames, *(grid or mosaic_grid(frames, "optimal")))
         frames = [(a - o, w) for (a, w), o in zip(frames, offsets)]
     cfg = enhancer.settings(True).for_frame(1)
-    sources = [from_array(a, w, origin="lower") for a, w in frames]
+    # each frame as `run` sees it: its units (BUNIT) and its own per-pixel noise where the file gives one
+    sources = [from_array(a, w, origin="lower", header=b.header, sigma=b.sigma) for (a, w), b in zip(frames, bands)]
     own = [enhancer.fit_normalizer(src, cfg) for src in sources]
     # (the pooled sample serves the other intervals: percentile, zscale...)
     shared = Normalizer.fit(np.concatenate([src.sample(1_000_000 // len(sources)).ravel() for src in sources]),
                             cfg.stretch or "asinh", cfg.interval or "noise:3", sky=float(np.median([n.sky for n in own])),
                             sigma=float(np.median([n.sky_noise for n in own])), maximum=max(n.vmax for n in own))
     out = []
-    for a, w in frames:
-        res = enhancer.enhance_array(a, w, display=shared)
+    for (a, w), b in zip(frames, bands):
+        res = enhancer.enhance_array(a, w, header=b.header, sigma=b.sigma, display=shared)
         out.append((res.rgb, res.wcs))
     return out
 
