@@ -927,7 +927,8 @@ def mosaic(
         bands, header = None, None
         wcs, shape = mosaic_grid([(rgb[..., 0], w) for rgb, w in colour], grid.value)
     else:
-        bands = [b for p in frames for b in read_bands(p, hdu)]  # every chip of a multi-chip frame
+        # every chip of a multi-chip frame; frames to enhance read as `run` reads them (cosmic rays where it looks)
+        bands = [b for p in frames for b in read_bands(p, hdu, None if enhance else False)]
         for warning in mixed_frames(bands):
             err.print(f"warning: {warning}", markup=False)
         wcs, shape = mosaic_grid([(b.data, b.wcs) for b in bands], grid.value)  # (frames far apart: refused here)

@@ -156,6 +156,13 @@ def test_run_reads_hits_as_no_data_and_records_them(tmp_path):
     assert "--clean-cosmic-rays reads them as no data" in result.output
     with fits.open(tmp_path / "plain" / "x_flt.enhanced.fits") as h:
         assert h[0].header["AE_NCR"] == -1 and np.isfinite(h["FLUX"].data).all()
+    # `mosaic --enhance` reads its frames as `run` does: the hits were enhanced as stars there
+    assert runner.invoke(app, ["run", str(src), "-o", str(tmp_path / "coloured"), "--format", "fits"]).exit_code == 0
+    result = runner.invoke(app, ["mosaic", str(src), "--enhance", "--grid", "first", "-o", str(tmp_path / "m"),
+                                 "--format", "fits"])
+    assert result.exit_code == 0, result.output
+    with fits.open(tmp_path / "coloured" / "x_flt.enhanced.fits") as ran, fits.open(tmp_path / "m" / "mosaic.mosaic.fits") as m:
+        assert np.nanmax(np.abs(ran["RED"].data - m["RED"].data)) <= 2 / 65534
 
 
 def test_the_hint_is_only_for_single_exposures_without_cosmic_ray_flags(tmp_path):
