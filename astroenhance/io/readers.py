@@ -814,6 +814,7 @@ def read_picture(path: Path) -> FrameSource:
                          "(read whole into memory); set ASTROENHANCE_MAX_PIXELS to raise it, or give a FITS file")
     try:
         turn = 1  # the orientation (TIFF's tag, else EXIF) that turns the array as read upright: `UPRIGHT`
+        icc_note = ""
         depth, colour_type = (_png_bit_depth(path) or (8, 0)) if suffix == ".png" else (8, 0)
         if suffix in (".tif", ".tiff"):
             import tifffile
@@ -842,6 +843,10 @@ def read_picture(path: Path) -> FrameSource:
                     im = im.convert("RGBA" if "transparency" in im.info else "RGB")
                 elif im.mode in ("LA", "PA"):
                     im = im.convert("RGBA")
+                if (srgb := _as_srgb(im)) is not None:
+                    im, described = srgb
+                    icc_note = (f"colours converted from its ICC profile ({described}) to sRGB, as the outputs are "
+                                "read (untagged pictures are sRGB)")
                 elif im.mode == "CMYK":
                     im = im.convert("RGB")
                 arr = np.asarray(im)
@@ -850,10 +855,43 @@ def read_picture(path: Path) -> FrameSource:
     except Exception as exc:
         raise InputError(f"{path}: not a readable image ({_short(exc)})") from None
     src = _image_source(path, arr, turn)
+    if icc_note:
+        src.notes.insert(0, icc_note)
     if turn in UPRIGHT:
         tag = "TIFF orientation tag" if suffix in (".tif", ".tiff") else "EXIF orientation"
         src.notes.insert(0, f"turned upright by its {tag} {turn}, as image viewers show it")
     return src
+
+
+def _as_srgb(im):
+    """``(picture in sRGB, its profile's description)`` for a colour picture (RGB, RGBA, CMYK) whose embedded ICC
+    profile is not sRGB (a wide-gamut L*-RGB or Adobe RGB press image, a print CMYK JPEG), converted by LittleCMS;
+    None where there is nothing to convert (no profile, sRGB, grey stored as RGB) or the profile cannot be used.
+    The outputs are untagged, so read as sRGB: unconverted, such a picture's colours came out shifted (7 of the 648
+    shared images carry an L*-RGB profile: up to 41/255 in saturated colours)."""
+    icc = im.info.get("icc_profile")
+    if not icc or im.mode not in ("RGB", "RGBA", "CMYK"):
+        return None
+    import io
+
+    from PIL import Image, ImageCms
+
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        described = ImageCms.getProfileDescription(profile).strip() or "unnamed"
+        if "srgb" in described.lower().replace(" ", ""):
+            return None
+        rgb = im.convert("RGB") if im.mode == "RGBA" else im
+        if im.mode != "CMYK":
+            a = np.asarray(rgb)
+            if (a[..., 0] == a[..., 1]).all() and (a[..., 0] == a[..., 2]).all():
+                return None  # grey: its values are kept as they are (read as grey)
+        out = ImageCms.profileToProfile(rgb, profile, ImageCms.createProfile("sRGB"), outputMode="RGB")
+    except Exception:  # noqa: BLE001 - a broken or unusual profile: the values as they are
+        return None
+    if im.mode == "RGBA":
+        out = Image.merge("RGBA", (*out.split(), im.getchannel("A")))
+    return out, described
 
 
 #: an EXIF/TIFF Orientation (1-8) as the turn or flip of a ``(H, W[, C])`` array that shows the picture upright, as
