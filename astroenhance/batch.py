@@ -112,7 +112,7 @@ def _identity(path: Path) -> Path:
 
 
 def pair_companions(jobs: list[Job], skipped: list[tuple[Path, str]] | None = None, *, noise: bool = True,
-                    dq: bool = True) -> list[Job]:
+                    dq: bool = True, hint: str = " (--no-companions enhances it as a frame)") -> list[Job]:
     """Each FITS frame's rms or weight map beside it (`io.companions.find_companion`) becomes its noise (the job's
     ``noise`` or ``weight``; not with ``noise`` False: --noise or --weight given), a WFPC2 exposure's data-quality
     file (`io.companions.find_dq_companion`) its DQ (``dq``; not with ``dq`` False: --dq given); a companion that is
@@ -142,7 +142,7 @@ def pair_companions(jobs: list[Job], skipped: list[tuple[Path, str]] | None = No
         why = serves.get(job.path.resolve())
         if why is not None:
             if skipped is not None:
-                skipped.append((job.path, f"{why} (--no-companions enhances it as a frame)"))
+                skipped.append((job.path, f"{why}{hint}"))
             continue
         out.append(paired.get(job.path, job))
     return out

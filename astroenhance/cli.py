@@ -161,6 +161,21 @@ def _check_frames(frames: list[Path], outdir: Path, name: str, suffix: str) -> N
                               "away or choose another --name or -o")
 
 
+def _without_companions(frames: list[Path]) -> list:
+    """`compose` and `mosaic`: each frame as a `batch.Job` with its rms or weight map and data-quality file beside it
+    (`batch.pair_companions`); a frame that is itself such a map of another frame given (a shell glob over a
+    drizzle product's x_drz.fits and x_wht.fits) is left out with a note — its weights were combined as sky."""
+    from .batch import Job, pair_companions
+
+    left_out: list[tuple[Path, str]] = []
+    jobs = pair_companions([Job(p, p.parent) for p in frames], left_out, hint="")
+    for path, why in left_out:
+        err.print(f"note: {path} left out: {why}", markup=False)
+    if not jobs:
+        raise SettingsError("every frame given is another one's rms, weight or data-quality map")
+    return jobs
+
+
 def _check_output_file(option: str, path: Path | None, made: Path | None = None) -> None:
     """A file an option names for writing (a log, a report): refused at once as a usage error when it is a folder
     or its folder does not exist (``made``: a folder the command makes itself, e.g. its output folder)."""
@@ -849,7 +864,7 @@ def _display_enhancer(fmt: str | None, upscale: bool, colorize: bool = False, we
 @app.command()
 @_guarded
 def compose(
-    frames: Annotated[list[Path], typer.Argument(help="Frames of two or three filters, bluest first (BLUE GREEN RED; two: green is their mean); the headers' FILTER/PHOTPLAM decide the final order, and frames that name the same filter are co-added into its band.", show_default=False)],
+    frames: Annotated[list[Path], typer.Argument(help="Frames of two or three filters, bluest first (BLUE GREEN RED; two: green is their mean); the headers' FILTER/PHOTPLAM decide the final order, and frames that name the same filter are co-added into its band. A frame's rms, weight or data-quality map given too (x_wht.fits beside x_drz.fits) is left out.", show_default=False)],
     outdir: Annotated[Path, typer.Option("--output", "-o", help="Output folder.", show_default=False)],
     name: Annotated[str | None, typer.Option(help="Output name: OUTDIR/<name>.composite.<ext> (default: what the frames' names share, e.g. CFHTLS-test).", show_default=False)] = None,
     method: Annotated[Method, typer.Option(help="lupton: Lupton et al. asinh on total intensity (keeps star colours); asinh: each band stretched on its own.")] = Method.lupton,
@@ -867,7 +882,12 @@ def compose(
     if name is None:
         name = os.path.commonprefix([output_stem(p) for p in frames]).rstrip("_-.") or "composite"
     _check_frames(frames, outdir, name, "composite")
-    src, warning = composite_source(frames, hdu, reference, method.value)
+    kept = [j.path for j in _without_companions(frames)]
+    if reference is not None and 1 <= reference <= len(frames):  # frame N as given, among those kept
+        if frames[reference - 1] not in kept:
+            raise SettingsError(f"--reference {reference}: {frames[reference - 1]} is another frame's map, left out")
+        reference = kept.index(frames[reference - 1]) + 1
+    src, warning = composite_source(kept, hdu, reference, method.value)
     if warning:
         err.print(f"warning: {warning}", markup=False)
     result = _display_enhancer(fmt, upscale, weights=weights).write_display_source(src, outdir, name, "composite")
@@ -879,7 +899,7 @@ def compose(
 @app.command()
 @_guarded
 def mosaic(
-    frames: Annotated[list[Path], typer.Argument(help="Frames to combine: FITS frames (their data, in their units), or run's enhanced RGB FITS (a colour mosaic of their display planes); every chip of a multi-chip frame (ACS/WFC, WFC3/UVIS, a WFPC2 exposure's four) is a piece of its own.", show_default=False)],
+    frames: Annotated[list[Path], typer.Argument(help="Frames to combine: FITS frames (their data, in their units), or run's enhanced RGB FITS (a colour mosaic of their display planes); every chip of a multi-chip frame (ACS/WFC, WFC3/UVIS, a WFPC2 exposure's four) is a piece of its own. A frame's rms, weight or data-quality map given too (x_wht.fits beside x_drz.fits) serves its frame, as in run, and is not a piece.", show_default=False)],
     outdir: Annotated[Path, typer.Option("--output", "-o", help="Output folder.", show_default=False)],
     name: Annotated[str, typer.Option(help="Output name: OUTDIR/<name>.mosaic.<ext>.")] = "mosaic",
     enhance: Annotated[bool, typer.Option("--enhance/--no-enhance", help="Enhance each frame first (colorize + 4x), then mosaic the colour frames: backgrounds matched in the data's units first, all frames shown with one display mapping (no seams where they meet).")] = False,
@@ -927,8 +947,10 @@ def mosaic(
         bands, header = None, None
         wcs, shape = mosaic_grid([(rgb[..., 0], w) for rgb, w in colour], grid.value)
     else:
-        # every chip of a multi-chip frame; frames to enhance read as `run` reads them (cosmic rays where it looks)
-        bands = [b for p in frames for b in read_bands(p, hdu, None if enhance else False)]
+        # every chip of a multi-chip frame, each with its maps beside it; frames to enhance read as `run` reads them
+        # (cosmic rays where it looks)
+        bands = [b for j in _without_companions(frames)
+                 for b in read_bands(j.path, hdu, None if enhance else False, noise=j.noise, weight=j.weight, dq=j.dq)]
         for warning in mixed_frames(bands):
             err.print(f"warning: {warning}", markup=False)
         wcs, shape = mosaic_grid([(b.data, b.wcs) for b in bands], grid.value)  # (frames far apart: refused here)

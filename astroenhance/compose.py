@@ -73,15 +73,18 @@ def wavelength_nm(header: fits.Header) -> tuple[str, float | None]:
     return name, None
 
 
-def read_bands(path: str | Path, hdu: str | None = None, cosmic_rays: bool | None = False) -> list[Band]:
+def read_bands(path: str | Path, hdu: str | None = None, cosmic_rays: bool | None = False, *,
+               noise: Path | None = None, weight: Path | None = None, dq: Path | None = None) -> list[Band]:
     """Every chip of the FITS frame ``path`` (the one ``hdu`` names, if given) as a `Band`, each with its own WCS;
     astropy's notes on odd headers stay quiet, as in `run`.  ``cosmic_rays``: as `io.readers.open_frames` (None:
-    where `run` searches them by default, for frames enhanced as `run` enhances them)."""
+    where `run` searches them by default, for frames enhanced as `run` enhances them); ``noise``, ``weight``, ``dq``:
+    its rms or weight map and data-quality file beside it (`batch.pair_companions`), as `run` reads them."""
     from .io.readers import open_frames
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with open_frames(path, hdu, cosmic_rays=cosmic_rays) as frames:
+        with open_frames(path, hdu, cosmic_rays=cosmic_rays, noise=noise, weight=weight, dq=dq,
+                         dq_beside=dq is not None) as frames:
             # (the kept keywords: the frame's own, else its primary header's, where HST files keep their filters)
             name, wl = wavelength_nm(frames[0].header if frames[0].header is not None else fits.Header())
             bands = []
