@@ -950,7 +950,8 @@ def mosaic(
         # every chip of a multi-chip frame, each with its maps beside it; frames to enhance read as `run` reads them
         # (cosmic rays where it looks)
         bands = [b for j in _without_companions(frames)
-                 for b in read_bands(j.path, hdu, None if enhance else False, noise=j.noise, weight=j.weight, dq=j.dq)]
+                 for b in read_bands(j.path, hdu, None if enhance else False, noise=j.noise, weight=j.weight, dq=j.dq,
+                                     with_sigma=enhance)]
         for warning in mixed_frames(bands):
             err.print(f"warning: {warning}", markup=False)
         wcs, shape = mosaic_grid([(b.data, b.wcs) for b in bands], grid.value)  # (frames far apart: refused here)

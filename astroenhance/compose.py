@@ -74,11 +74,13 @@ def wavelength_nm(header: fits.Header) -> tuple[str, float | None]:
 
 
 def read_bands(path: str | Path, hdu: str | None = None, cosmic_rays: bool | None = False, *,
-               noise: Path | None = None, weight: Path | None = None, dq: Path | None = None) -> list[Band]:
+               noise: Path | None = None, weight: Path | None = None, dq: Path | None = None,
+               with_sigma: bool = False) -> list[Band]:
     """Every chip of the FITS frame ``path`` (the one ``hdu`` names, if given) as a `Band`, each with its own WCS;
     astropy's notes on odd headers stay quiet, as in `run`.  ``cosmic_rays``: as `io.readers.open_frames` (None:
     where `run` searches them by default, for frames enhanced as `run` enhances them); ``noise``, ``weight``, ``dq``:
-    its rms or weight map and data-quality file beside it (`batch.pair_companions`), as `run` reads them."""
+    its rms or weight map and data-quality file beside it (`batch.pair_companions`), as `run` reads them;
+    ``with_sigma``: each band's per-pixel noise too (`Band.sigma`: frames to enhance), a second array in memory."""
     from .io.readers import open_frames
 
     with warnings.catch_warnings():
@@ -92,7 +94,8 @@ def read_bands(path: str | Path, hdu: str | None = None, cosmic_rays: bool | Non
                 if f.wcs is None:
                     raise InputError(f"{f.name}: no celestial WCS: it cannot be aligned with other frames")
                 kept = f.header.copy() if f.header is not None else fits.Header()
-                sigma = None if f.noise_rows is None else np.asarray(f.noise_rows(0, f.shape[0]), np.float32)
+                sigma = (np.asarray(f.noise_rows(0, f.shape[0]), np.float32)
+                         if with_sigma and f.noise_rows is not None else None)
                 bands.append(Band(Path(path), f.read_rows(0, f.shape[0]), f.wcs, kept, name, wl, f.label,
                                   sigma=sigma))
             return bands
