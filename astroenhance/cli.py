@@ -864,7 +864,7 @@ def _display_enhancer(fmt: str | None, upscale: bool, colorize: bool = False, we
 @app.command()
 @_guarded
 def compose(
-    frames: Annotated[list[Path], typer.Argument(help="Frames of two or three filters, bluest first (BLUE GREEN RED; two: green is their mean); the headers' FILTER/PHOTPLAM decide the final order, and frames that name the same filter are co-added into its band. A frame's rms, weight or data-quality map given too (x_wht.fits beside x_drz.fits) is left out.", show_default=False)],
+    frames: Annotated[list[Path], typer.Argument(help="Frames of two or three filters, bluest first (BLUE GREEN RED; two: green is their mean); the headers' FILTER/PHOTPLAM decide the final order, and frames that name the same filter are co-added into its band. A frame's rms, weight or data-quality map beside it (x_wht.fits beside x_drz.fits) serves its frame (zero weight: no data) and is left out when given too.", show_default=False)],
     outdir: Annotated[Path, typer.Option("--output", "-o", help="Output folder.", show_default=False)],
     name: Annotated[str | None, typer.Option(help="Output name: OUTDIR/<name>.composite.<ext> (default: what the frames' names share, e.g. CFHTLS-test).", show_default=False)] = None,
     method: Annotated[Method, typer.Option(help="lupton: Lupton et al. asinh on total intensity (keeps star colours); asinh: each band stretched on its own.")] = Method.lupton,
@@ -882,12 +882,14 @@ def compose(
     if name is None:
         name = os.path.commonprefix([output_stem(p) for p in frames]).rstrip("_-.") or "composite"
     _check_frames(frames, outdir, name, "composite")
-    kept = [j.path for j in _without_companions(frames)]
+    jobs = _without_companions(frames)
+    kept = [j.path for j in jobs]
     if reference is not None and 1 <= reference <= len(frames):  # frame N as given, among those kept
         if frames[reference - 1] not in kept:
             raise SettingsError(f"--reference {reference}: {frames[reference - 1]} is another frame's map, left out")
         reference = kept.index(frames[reference - 1]) + 1
-    src, warning = composite_source(kept, hdu, reference, method.value)
+    maps = {j.path: {"noise": j.noise, "weight": j.weight, "dq": j.dq} for j in jobs}
+    src, warning = composite_source(kept, hdu, reference, method.value, maps)
     if warning:
         err.print(f"warning: {warning}", markup=False)
     result = _display_enhancer(fmt, upscale, weights=weights).write_display_source(src, outdir, name, "composite")
@@ -899,7 +901,7 @@ def compose(
 @app.command()
 @_guarded
 def mosaic(
-    frames: Annotated[list[Path], typer.Argument(help="Frames to combine: FITS frames (their data, in their units), or run's enhanced RGB FITS (a colour mosaic of their display planes); every chip of a multi-chip frame (ACS/WFC, WFC3/UVIS, a WFPC2 exposure's four) is a piece of its own. A frame's rms, weight or data-quality map given too (x_wht.fits beside x_drz.fits) serves its frame, as in run, and is not a piece.", show_default=False)],
+    frames: Annotated[list[Path], typer.Argument(help="Frames to combine: FITS frames (their data, in their units), or run's enhanced RGB FITS (a colour mosaic of their display planes); every chip of a multi-chip frame (ACS/WFC, WFC3/UVIS, a WFPC2 exposure's four) is a piece of its own. A frame's rms, weight or data-quality map beside it (x_wht.fits beside x_drz.fits) serves its frame, as in run (zero weight: no data), and is not a piece when given too.", show_default=False)],
     outdir: Annotated[Path, typer.Option("--output", "-o", help="Output folder.", show_default=False)],
     name: Annotated[str, typer.Option(help="Output name: OUTDIR/<name>.mosaic.<ext>.")] = "mosaic",
     enhance: Annotated[bool, typer.Option("--enhance/--no-enhance", help="Enhance each frame first (colorize + 4x), then mosaic the colour frames: backgrounds matched in the data's units first, all frames shown with one display mapping (no seams where they meet).")] = False,

@@ -101,11 +101,11 @@ def read_bands(path: str | Path, hdu: str | None = None, cosmic_rays: bool | Non
             return bands
 
 
-def read_band(path: str | Path, hdu: str | None = None) -> Band:
-    """The frame of ``path`` as one filter's band (`read_bands`): a file of several chips (an ACS/WFC exposure, a
-    WFPC2 one) gives its chips co-added onto one grid — the first chip's, extended over the others (`mosaic_grid`
-    ``first``), backgrounds matched (`coadd`) — unless ``hdu`` names one."""
-    bands = read_bands(path, hdu)
+def read_band(path: str | Path, hdu: str | None = None, **maps) -> Band:
+    """The frame of ``path`` as one filter's band (`read_bands`, with its ``maps``: noise, weight, dq): a file of
+    several chips (an ACS/WFC exposure, a WFPC2 one) gives its chips co-added onto one grid — the first chip's,
+    extended over the others (`mosaic_grid` ``first``), backgrounds matched (`coadd`) — unless ``hdu`` names one."""
+    bands = read_bands(path, hdu, **maps)
     return _coadded(bands, "+".join(b.label for b in bands))
 
 
@@ -519,7 +519,7 @@ def _median_coadd(frames: list[tuple[np.ndarray, WCS]], wcs: WCS, shape: tuple[i
 # ---- the two jobs, as the CLI runs them ----------------------------------------------------------------
 
 def composite_source(paths: list[Path], hdu: str | None = None, reference: int | None = None,
-                     method: str = "lupton"):
+                     method: str = "lupton", maps: dict[Path, dict] | None = None):
     """The true-colour composite of filter frames ``paths`` as a display source (values in [0, 1], rows
     bottom-up, the reference frame's WCS and keywords plus AE_* cards naming each channel's frame and filter),
     and a warning ("" if none) when the frames were not given blue to red.
@@ -534,7 +534,7 @@ def composite_source(paths: list[Path], hdu: str | None = None, reference: int |
         raise SettingsError("give at least two filter frames (BLUE GREEN RED)")
     if reference is not None and not 1 <= reference <= len(paths):
         raise SettingsError(f"--reference {reference}: choose 1..{len(paths)}")
-    bands = [read_band(p, hdu) for p in paths]
+    bands = [read_band(p, hdu, **(maps or {}).get(Path(p), {})) for p in paths]  # (its maps beside it: DQ, weights)
     check_overlap(bands)
     bands = by_filter(bands)
     ref_path = Path(paths[reference - 1]) if reference else None

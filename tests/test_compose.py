@@ -59,25 +59,32 @@ def test_mosaic_enhance_of_one_frame_is_run_of_it(tmp_path):
 def test_a_frames_weight_map_given_beside_it_is_not_combined_as_sky(tmp_path):
     """`mosaic folder/*.fits` over a drizzle product (x_drz.fits and x_wht.fits) co-added the weight map as data (the
     mosaic the mean of the sky and the weights); `compose` put it in the frame's band. It is left out now, with a
-    note, and serves its frame as `run` uses it."""
+    note, and serves its frame as `run` uses it (found beside the frame, given or not: zero weight is no data)."""
     data, header = fits.getdata(BANDS[1], header=True)
     folder = tmp_path / "in"
     folder.mkdir()
     fits.writeto(folder / "r_drz.fits", data, header)
-    fits.writeto(folder / "r_wht.fits", np.full_like(data, 1e4), header)  # same filter, same WCS
-    alone = runner.invoke(app, ["mosaic", str(folder / "r_drz.fits"), "-o", str(tmp_path / "a"), "--format", "fits"])
+    weights = np.full_like(data, 1e4)
+    weights[:20] = 0  # nothing drizzled in the first rows: no data there
+    fits.writeto(folder / "r_wht.fits", weights, header)  # same filter, same WCS
+    common = ["--grid", "first", "--format", "fits"]  # (the frame's own grid: rows as in the frame)
+    alone = runner.invoke(app, ["mosaic", str(folder / "r_drz.fits"), "-o", str(tmp_path / "a"), *common])
     both = runner.invoke(app, ["mosaic", str(folder / "r_drz.fits"), str(folder / "r_wht.fits"), "-o",
-                               str(tmp_path / "b"), "--format", "fits"])
+                               str(tmp_path / "b"), *common])
     assert alone.exit_code == 0 and both.exit_code == 0, both.output
     assert "r_wht.fits left out: the weight map of r_drz.fits" in " ".join(both.output.split())
-    np.testing.assert_array_equal(fits.getdata(tmp_path / "b" / "mosaic.mosaic.fits"),
-                                  fits.getdata(tmp_path / "a" / "mosaic.mosaic.fits"))
+    mos, own = fits.getdata(tmp_path / "b" / "mosaic.mosaic.fits"), fits.getdata(tmp_path / "a" / "mosaic.mosaic.fits")
+    np.testing.assert_array_equal(mos, own)  # (the map beside its frame serves it whether given or not, as in run)
+    # no weight, no data (the reprojection's edge takes one more row); the rest is the frame's
+    assert np.isnan(mos[:20]).all() and np.isfinite(mos[21:]).all()
+    np.testing.assert_allclose(mos[21:], data[21:] - np.median(data[21:]) + np.median(mos[21:]), atol=1e-3)
     composite = runner.invoke(app, ["compose", str(BANDS[0]), str(folder / "r_drz.fits"), str(folder / "r_wht.fits"),
                                     str(BANDS[2]), "-o", str(tmp_path / "c"), "--reference", "4", "--name", "c",
                                     "--format", "fits"])
     assert composite.exit_code == 0 and "r_wht.fits left out" in " ".join(composite.output.split()), composite.output
     with fits.open(tmp_path / "c" / "c.composite.fits") as h:
         assert "+" not in h[0].header["AE_GSRC"]  # the r band is r_drz alone, not co-added with its weights
+        assert np.isnan(h["GREEN"].data[:20]).all() and np.isfinite(h["GREEN"].data[20:]).mean() > 0.99
 
 
 def test_composite_matches_reference_structure(composite):
