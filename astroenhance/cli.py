@@ -150,15 +150,13 @@ def _check_frames(frames: list[Path], outdir: Path, name: str, suffix: str) -> N
         if (resolved := p.resolve()) in given:
             raise SettingsError(f"{p} is given more than once")
         given.add(resolved)
-    from .io.readers import made_by_astroenhance
+    from .io.readers import check_replaceable
 
     for ext in FORMAT_SUFFIX.values():
         if (target := outdir / f"{name}.{suffix}{ext}").resolve() in given:
             raise OutputError(f"{target}: is one of the input frames and would be overwritten; choose another "
                               "--name or -o")
-        if target.exists() and not made_by_astroenhance(target):  # (an earlier one of ours is made again)
-            raise OutputError(f"{target}: exists and is not an astroenhance output, so it is not replaced; move it "
-                              "away or choose another --name or -o")
+        check_replaceable(target, "choose another --name or -o")
 
 
 def _without_companions(frames: list[Path]) -> list:

@@ -21,7 +21,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
-from ..errors import DQFileError, EnhancedOutputError, InputError, NoImageError, NoiseMapError
+from ..errors import DQFileError, EnhancedOutputError, InputError, NoImageError, NoiseMapError, OutputError
 from .noise import (
     ACS_WFC3_FLAGS,
     DQFlags,
@@ -795,6 +795,14 @@ def made_by_astroenhance(path: str | Path) -> bool:
         if key == b"END     ":
             break
     return False
+
+
+def check_replaceable(target: Path, instead: str = "choose another output folder") -> None:
+    """An `OutputError` where ``target`` exists and astroenhance did not write it (`made_by_astroenhance`): a file
+    of the user's at an output's path is never replaced (its own earlier outputs are made again)."""
+    if target.exists() and not made_by_astroenhance(target):
+        raise OutputError(f"{target}: exists and is not an astroenhance output, so it is not replaced; move it away "
+                          f"or {instead}")
 
 
 def read_picture(path: Path) -> FrameSource:

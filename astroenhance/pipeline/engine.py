@@ -32,11 +32,11 @@ from ..imaging.tiling import TileGrid
 from ..io.noise import sky_noise_map
 from ..io.readers import (
     FrameSource,
+    check_replaceable,
     display_range,
     from_array,
     is_fits,
     kept_keywords,
-    made_by_astroenhance,
     open_frames,
 )
 from ..metrics import clipped_sky
@@ -950,9 +950,7 @@ class Enhancer:
         for target in targets.values():
             if target.resolve() == path.resolve():
                 raise OutputError(f"{target}: would overwrite the input")
-            if target.exists() and not made_by_astroenhance(target):  # (an earlier output is made again)
-                raise OutputError(f"{target}: exists and is not an astroenhance output, so it is not replaced; move "
-                                  "it away or choose another output folder")
+            check_replaceable(target)
         try:
             outdir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
