@@ -173,6 +173,24 @@ def test_a_file_named_as_the_other_kind_says_so(tmp_path):
         frames(tmp_path / "u2b10101t.c0h")
 
 
+def test_compressed_tiffs_are_read(tmp_path):
+    """An LZW-compressed TIFF — the usual compression of press-release TIFFs — was "not a readable image (requires
+    the 'imagecodecs' package)"; LZW, ZSTD and JPEG, 8-bit (written by Pillow) and 16-bit, are read now."""
+    rng = np.random.default_rng(5)
+    rgb8 = rng.integers(0, 256, (20, 24, 3)).astype(np.uint8)
+    rgb16 = rng.integers(0, 65536, (20, 24, 3)).astype(np.uint16)
+    Image.fromarray(rgb8).save(tmp_path / "pil_lzw.tif", compression="tiff_lzw")
+    tifffile.imwrite(tmp_path / "lzw16.tif", rgb16, photometric="rgb", compression="lzw")
+    tifffile.imwrite(tmp_path / "zstd16.tif", rgb16, photometric="rgb", compression="zstd")
+    np.testing.assert_array_equal(frames(tmp_path / "pil_lzw.tif")[0][3], rgb8)
+    for name in ("lzw16.tif", "zstd16.tif"):
+        got = frames(tmp_path / name)[0]
+        assert got[5] == (0.0, 65535.0)
+        np.testing.assert_array_equal(got[3], rgb16)
+    Image.fromarray(rgb8).save(tmp_path / "jpeg.tif", compression="jpeg", quality=95)
+    assert np.abs(frames(tmp_path / "jpeg.tif")[0][3] - rgb8.astype(np.float32)).mean() < 20  # lossy, but read
+
+
 def test_jpeg_and_colour_png():
     src = COLOR / "heic0406a.png"
     [(_, shape, ch, data, _, rng)] = frames(src)
