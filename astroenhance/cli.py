@@ -914,7 +914,8 @@ def mosaic(
 
     Without --enhance the FITS keeps the data's own units (a science mosaic, one image + a FOOTPRINT extension;
     amounts per pixel put on the grid's pixel area, counts or electrons gathered over the exposure on the first
-    frame's EXPTIME, each factor in HISTORY) and the PNG is a display version; with --enhance the frames are enhanced first and the mosaic is colour."""
+    frame's EXPTIME, each factor in HISTORY) and the PNG is a display version; with --enhance the frames are
+    enhanced first and the mosaic is colour."""
     import tempfile
 
     import numpy as np
