@@ -407,6 +407,11 @@ def test_missing_inputs_and_empty_folders_say_what_to_do(tmp_path):
     assert result.exit_code == 0 and "nothing to do for shard 2/2: 1 input(s) in all" in result.output
     result = invoke("run", tmp_path / "tree", "-o", tmp_path / "out", "-r", "--glob", "night1/*.fits.gz")
     assert result.exit_code == 2 and "matches file names, not paths" in result.output
+    (tmp_path / "geis").mkdir()  # an old WFPC2 archive: GEIS header and data files, no FITS
+    for name in ("u2b10101t.c0h", "u2b10101t.c0d"):
+        (tmp_path / "geis" / name).write_text("x")
+    result = invoke("run", tmp_path / "geis", "-o", tmp_path / "out")
+    assert result.exit_code == 2 and "are HST GEIS files: convert them to FITS" in " ".join(result.output.split())
 
 
 def test_option_values_checked_before_any_work(tmp_path):

@@ -261,12 +261,16 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
             raise InputError(f"{path}: --clean-cosmic-rays applies to FITS frames (a raw exposure in its "
                              "detector's units), not to pictures")
         yield [read_picture(path)]
-    elif re.fullmatch(r"\.[a-z]\d[hd]|\.[a-z]h[hd]", path.suffix.lower()):  # .c0h/.c0d, .shh: WFPC2/FOC/FOS archives
+    elif GEIS.fullmatch(path.suffix.lower()):
         raise InputError(f"{path}: a GEIS file (HST's old format: a .??h header and a .??d data file); "
                          "convert it to FITS first (stsci.tools' readgeis, or the archive's FITS products: _c0m, _c0f)")
     else:
         raise InputError(f"{path}: unknown file type {path.suffix!r}; expected FITS ({', '.join(FITS_SUFFIXES)}) "
                          f"or an image ({', '.join(IMAGE_SUFFIXES)})")
+
+
+#: the suffixes of HST's old GEIS format (WFPC2, FOC, FOS archives): a ``.c0h`` header with its ``.c0d`` data, ``.shh``
+GEIS = re.compile(r"\.[a-z]\d[hd]|\.[a-z]h[hd]")
 
 
 #: what a file's first bytes say it is (a picture named .fits, a FITS frame named .png: a download saved under another
