@@ -60,6 +60,7 @@ def test_fits_output_layout_and_provenance(example_run):
                     "AE_SCALE", "AE_FLUX", "AE_DEV", "AE_PREC", "AE_INPUT", "AE_INSHA", "AE_DATE", "AE_GATE", "AE_NOISE"):
             assert key in p, key
         assert p["AE_INSHA"] == sha(EXAMPLE)
+        assert p["DATE"] + "Z" == p["AE_DATE"]  # the FITS standard's date of writing, for tools that read it
         assert len(p["AE_SRW"]) == 64 and p["AE_FLUX"] is True and p["AE_STRCH"] == "asinh"
         assert "not measurement" in str(p["COMMENT"])
         assert any("stretch" in str(c) for c in p["HISTORY"])

@@ -141,6 +141,7 @@ def fits_headers(src: FrameSource, prov: dict[str, object], scale: int, sr_info:
              ("AE_NOISE", float(prov["noise_sigma"]), "noise sigma of display luminance"),
              ("AE_SRDET", prov["sr_detail_fraction"], "share of output pixels with SR network detail"),
              ("AE_DATE", prov["utc"], "UTC time of processing"),
+             ("DATE", str(prov["utc"]).rstrip("Z"), "UTC date the file was written (FITS standard)"),
              ("BUNIT", *DISPLAY_BUNIT)]
     for key, value, comment in cards:
         set_card(primary, key, value, comment)
