@@ -603,6 +603,7 @@ def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wc
     header.update(wcs.to_header(relax=True))
     header["AE_VER"] = (__version__, "astroenhance version")
     header["AE_DATE"] = (utc_now(), "UTC time of processing")
+    header["DATE"] = (header["AE_DATE"].rstrip("Z"), "UTC date the file was written (FITS standard)")
     header["AE_COMB"] = (combine, "combine function")
     header["AE_GRID"] = (grid, "output grid")
     header["AE_BGMAT"] = (match_background, "backgrounds matched")
