@@ -54,7 +54,8 @@ def test_tiles_split_and_record(source, tmp_path):
             orig = np.asarray(Image.open(source / img["file"]))
             assert tile.shape == (96, 128, 3)
             np.testing.assert_array_equal(tile, orig[t["y"]:t["y"] + 96, t["x"]:t["x"] + 128])
-    assert json.loads((tmp_path / "out" / "prepare.json").read_text())["counts"]["train"] == 32
+    record = json.loads((tmp_path / "out" / "prepare.json").read_text())
+    assert record["counts"]["train"] == 32 and record["tool"].startswith("astroenhance ")
 
 
 def test_split_is_deterministic_and_seeded(source, tmp_path):

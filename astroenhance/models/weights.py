@@ -126,7 +126,11 @@ def export_weights(model: nn.Module, directory: str | Path, info: dict[str, Any]
     try:
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(state, str(tmp_weights), metadata={"architecture": info["architecture"], "id": info["id"]})
-        entry = dict(info, sha256=sha256_file(tmp_weights))
+        from .. import __version__
+        from ..pipeline.provenance import utc_now
+
+        entry = dict(info, sha256=sha256_file(tmp_weights),
+                     exported={"tool": f"astroenhance {__version__}", "utc": utc_now()})
         manifest["weights"] = [e for e in manifest["weights"] if e["id"] != info["id"]] + [entry]
         tmp_manifest.write_text(json.dumps(manifest, indent=2) + "\n")
         os.replace(tmp_weights, path)

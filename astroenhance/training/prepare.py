@@ -127,8 +127,11 @@ def prepare(src: str | Path, dst: str | Path, cfg: PrepareConfig = PrepareConfig
     paths = list_images(src)
     if not paths:
         raise SettingsError(f"{src}: no images (.png, .jpg, .tif)")
-    record: dict = {"source": str(src), "tile": [tw, th], "split": list(cfg.split), "seed": cfg.seed,
-                    "images": [], "skipped": []}
+    from .. import __version__
+    from ..pipeline.provenance import utc_now
+
+    record: dict = {"tool": f"astroenhance {__version__}", "utc": utc_now(), "source": str(src), "tile": [tw, th],
+                    "split": list(cfg.split), "seed": cfg.seed, "images": [], "skipped": []}
     listed = set(paths)
     for p in sorted(q for q in src.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and q not in listed):
         record["skipped"].append({"file": str(p.relative_to(src)), "reason": "flagged in MANIFEST.csv"})
