@@ -603,6 +603,14 @@ def test_a_pictures_avm_sky_coordinates_are_carried_onto_the_4x_grid(tmp_path):
     assert block.max() >= np.quantile(lum, 0.995)
     w_png = pyavm.AVM.from_image(str(tmp_path / "out" / "tagged.enhanced.png")).to_wcs()
     np.testing.assert_allclose(w_png.all_pix2world(xo, yo, 0), w_out.all_pix2world(xo, yo, 0), atol=1e-9)
+    # the Python API gives the WCS of its arrays' rows as they are (a picture's: top-down)
+    from astroenhance import EnhanceConfig, Enhancer, read_frame
+
+    data, w_read, _ = read_frame(tmp_path / "tagged.png")
+    np.testing.assert_allclose(w_read.all_pix2world(xo / 4, yo / 4, 0), w_in.all_pix2world(xo / 4, 79 - yo / 4, 0),
+                               atol=1e-10)
+    w_api = Enhancer(EnhanceConfig(device="cpu")).enhance_frame(tmp_path / "tagged.png").wcs
+    np.testing.assert_allclose(w_api.all_pix2world(xo, yo, 0), w_out.all_pix2world(xo, 319 - yo, 0), atol=1e-10)
     # a JPEG's and a TIFF's tags (APP1 segment, tag 700) likewise
     import tifffile
 

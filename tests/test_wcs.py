@@ -97,3 +97,22 @@ def test_avm_tags_give_back_the_wcs_at_every_orientation(angle, mirrored):
     assert not [w for w in said if "Equinox" in str(w.message)]  # (readers assumed J2000, with a warning)
     pix = np.array([[0.0, 0.0], [189.0, 149.0], [0.0, 149.0]])
     np.testing.assert_allclose(back.wcs_pix2world(pix, 0), w.wcs_pix2world(pix, 0), atol=1e-9)
+
+
+@pytest.mark.parametrize("form", ["cd", "pc"])
+def test_flipping_rows_keeps_every_pixel_on_its_sky(form):
+    """`flip_rows`: row y of the flipped WCS is row height-1-y of the original (CD or PC+CDELT), and twice is once."""
+    from astroenhance.imaging.wcs import flip_rows
+
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval, w.wcs.crpix = [150.1, 2.2], [20.0, 15.0]
+    m = np.array([[-1.8e-5, 0.9e-5], [0.7e-5, 2.1e-5]])
+    if form == "cd":
+        w.wcs.cd = m
+    else:
+        w.wcs.cdelt, w.wcs.pc = [-2e-5, 2e-5], m / np.array([[-2e-5], [2e-5]])
+    x, y = np.meshgrid(np.arange(0, 48, 7.0), np.arange(0, 40, 5.0))
+    flipped = flip_rows(w, 40)
+    np.testing.assert_allclose(flipped.all_pix2world(x, 39 - y, 0), w.all_pix2world(x, y, 0), atol=1e-12)
+    np.testing.assert_allclose(flip_rows(flipped, 40).all_pix2world(x, y, 0), w.all_pix2world(x, y, 0), atol=1e-12)

@@ -67,6 +67,28 @@ def scale_wcs(wcs: WCS, scale: float) -> tuple[WCS, list[str]]:
     return out, notes
 
 
+def flip_rows(wcs: WCS, height: int) -> WCS:
+    """The WCS of the same pixels with their rows in the other order (row ``y`` becomes ``height - 1 - y``): a
+    picture's AVM WCS (rows counted bottom-up, as FITS does) for its rows as stored, top-down.  Linear WCS only (AVM
+    holds no distortion)."""
+    if wcs.sip is not None or wcs.cpdis1 is not None or wcs.cpdis2 is not None:
+        raise SettingsError("flip_rows: a linear WCS only")
+    out = wcs.deepcopy()
+    w = out.wcs
+    crpix = np.array(w.crpix, float)
+    crpix[1] = height + 1 - crpix[1]
+    if w.has_cd():
+        cd = np.array(w.cd, float)
+        cd[:, 1] *= -1
+        w.crpix, w.cd = crpix, cd
+    else:
+        pc = np.array(w.get_pc(), float)
+        pc[:, 1] *= -1
+        w.crpix, w.pc = crpix, pc
+    w.set()
+    return out
+
+
 def wcs_header(wcs: WCS):
     """The FITS header cards of ``wcs`` (SIP included, lookup tables never)."""
     hdr = wcs.to_header(relax=True)

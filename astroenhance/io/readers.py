@@ -1040,4 +1040,9 @@ def read_frame(path: str | Path, hdu: str | int | None = None, *, dq_mask: int |
             raise InputError(f"{path}: holds {len(frames)} chips ({', '.join(f.label for f in frames)}); "
                              f"choose one with hdu= (e.g. hdu={frames[-1].label!r})")
         f = frames[0]
-        return f.read_rows(0, f.shape[0]), f.wcs, f.header
+        wcs = f.wcs
+        if wcs is not None and f.origin == "upper":  # a picture's (AVM's, rows bottom-up) for its rows as read
+            from ..imaging.wcs import flip_rows
+
+            wcs = flip_rows(wcs, f.shape[0])
+        return f.read_rows(0, f.shape[0]), wcs, f.header

@@ -29,6 +29,7 @@ from ..errors import DiskFullError, InputError, OutputError, SettingsError, Weig
 from ..imaging.color import rgb_to_ycbcr, rgb_to_ycbcr_planes
 from ..imaging.normalize import Normalizer
 from ..imaging.tiling import TileGrid
+from ..imaging.wcs import flip_rows
 from ..io.noise import sky_noise_map
 from ..io.readers import (
     FrameSource,
@@ -88,8 +89,7 @@ class EnhancedArray:
     rgb: np.ndarray  # (H*s, W*s, 3) float32 in [0, 1], NaN where the input had no data (but for small holes, shown
     # interpolated: `EnhanceConfig.fill_holes`); rows as the input
     luminance: np.ndarray  # (H*s, W*s)
-    wcs: object  # of the 4x grid (None without an input WCS); a picture's (its AVM tags') counts rows bottom-up, as
-    # FITS does: it is the WCS of ``rgb[::-1]``
+    wcs: object  # of the 4x grid, for rgb's rows as they are (None without an input WCS)
     normalizer: Normalizer
     header: fits.Header
     flux: np.ndarray | None = None  # (H*s, W*s) in the input's units (`physical_flux`); None for display images
@@ -1029,6 +1029,8 @@ class Enhancer:
                        background=COPY_THREAD and self.device.type != "cpu") as sink:
             norm = self.process(src, cfg, sink.put, norm=norm)
         primary, image, notes, out_wcs = self.headers(src, cfg, norm, self.provenance(src, cfg, norm, settings))
+        if out_wcs is not None and src.origin == "upper":  # a picture's (AVM's, rows bottom-up) for rgb's rows
+            out_wcs = flip_rows(out_wcs, src.shape[0] * self.scale)
         mode = self.flux_plane(src, cfg) if sink.flux is not None else None
         flux_header = flux_headers(image, src, *mode)[0] if mode else None
         primary.extend(image, unique=True)
