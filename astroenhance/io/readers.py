@@ -981,7 +981,9 @@ def _xmp_packet(path: Path) -> bytes | None:
         if head[:2] == b"\xff\xd8":
             fh.seek(2)
             while len(marker := fh.read(4)) == 4 and marker[0] == 0xFF and marker[1] not in (0xD9, 0xDA):
-                data = fh.read(struct.unpack(">H", marker[2:])[0] - 2)
+                if (length := struct.unpack(">H", marker[2:])[0]) < 2:
+                    break  # not a segment: the file's own reader will say what is wrong
+                data = fh.read(length - 2)
                 if marker[1] == 0xE1 and data.startswith(b"http://ns.adobe.com/xap/1.0/\0"):
                     return data[29:]
     return None
