@@ -53,3 +53,15 @@ def test_malformed_headers(tmp_path, edits, trim):
     path = tmp_path / "edited.fits"
     path.write_bytes(blob)
     _read_all(path)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from([(b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpg"), (b"II*\x00", "tif"),
+                        (b"SIMPLE  =", "png")]), st.binary(min_size=0, max_size=3000))
+def test_pictures_of_random_bytes_behind_a_real_signature(tmp_path, head, blob):
+    """A picture's first bytes right and the rest broken (a cut download): its AVM, provenance and kind are read from
+    the headers before the pixels; each reader ends in InputError or success, never anything else."""
+    magic, suffix = head
+    path = tmp_path / f"broken.{suffix}"
+    path.write_bytes(magic + blob)
+    _read_all(path)
