@@ -325,7 +325,7 @@ def write_report(outdir: Path, records: list[Record], settings: dict, shard: tup
     import shlex
     import sys
 
-    from .pipeline.provenance import utc_now
+    from .config import utc_now
 
     outdir.mkdir(parents=True, exist_ok=True)
     path = report_path(outdir, shard)

@@ -1136,7 +1136,7 @@ def evaluate(
         comparison_figure(panels, titles, figure, note="generated detail is not measurement")
         out.print(f"figure: {figure}")
     if json_out:
-        from .pipeline.provenance import utc_now
+        from .config import utc_now
 
         json_out.write_text(json.dumps({"task": task.value, "tool": f"astroenhance {__version__}", "utc": utc_now(),
                                         "weights": [{"id": i.id, "sha256": i.sha256} for i in infos],
@@ -1194,8 +1194,8 @@ def _evaluate_hst(data: Path, weights: Path | None, sr_model: SRModel | None, js
                           "residuals 4x about grey. Generated detail is not measurement")
         out.print(f"figure: {figure}")
     if json_out:
+        from .config import utc_now
         from .models.weights import default_weights_dir, find_weights
-        from .pipeline.provenance import utc_now
 
         info = find_weights(Path(weights) if weights else default_weights_dir(), "sr", config.for_input(True).sr_model)
         json_out.write_text(json.dumps({"tool": f"astroenhance {__version__}", "utc": utc_now(),

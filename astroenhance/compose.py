@@ -595,9 +595,9 @@ def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wc
     import os
 
     from . import __version__
+    from .config import utc_now
     from .io.writers import add_text, temporary_path
     from .models.weights import sha256_file
-    from .pipeline.provenance import utc_now
 
     header = bands[0].header.copy()
     header.update(wcs.to_header(relax=True))

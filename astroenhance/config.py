@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as _dt
+import os
 from dataclasses import asdict, dataclass, replace
 from typing import Any
+
+
+def utc_now() -> str:
+    """Now in UTC (``YYYY-MM-DDThh:mm:ssZ``), or ``$SOURCE_DATE_EPOCH`` when set (reproducible, byte-identical
+    reruns): the time every output, report and record of astroenhance carries."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    now = (_dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc) if epoch and epoch.isdigit()
+           else _dt.datetime.now(_dt.timezone.utc))
+    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
 
 FORMATS = ("fits", "png", "tiff", "jpeg")
 FITS_ENCODINGS = ("float32", "int16", "rice")  # see `io.writers.FITSRGBWriter`

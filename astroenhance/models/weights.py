@@ -127,7 +127,7 @@ def export_weights(model: nn.Module, directory: str | Path, info: dict[str, Any]
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(state, str(tmp_weights), metadata={"architecture": info["architecture"], "id": info["id"]})
         from .. import __version__
-        from ..pipeline.provenance import utc_now
+        from ..config import utc_now
 
         entry = dict(info, sha256=sha256_file(tmp_weights),
                      exported={"tool": f"astroenhance {__version__}", "utc": utc_now()})

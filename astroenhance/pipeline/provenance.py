@@ -3,14 +3,12 @@ checksum — as a dictionary (PNG/JPEG/TIFF text, the run report) and as FITS ca
 
 from __future__ import annotations
 
-import datetime as _dt
-import os
 import warnings
 
 from astropy.io import fits
 
 from .. import __version__
-from ..config import EnhanceConfig
+from ..config import EnhanceConfig, utc_now
 from ..imaging.normalize import Normalizer
 from ..imaging.wcs import scale_wcs, wcs_header
 from ..io.readers import FrameSource
@@ -21,14 +19,6 @@ NOT_MEASUREMENT = ("Generated detail is not measurement: colour and sub-pixel st
                    "by neural networks; use the input frame for photometry and astrometry.")
 DISPLAY_BUNIT = ("display", "stretched display values in [0, 1], not flux")
 COMPOSITE_CARDS = ("AE_CMETH", "AE_CREF", *(f"AE_{c}{k}" for c in "BGR" for k in ("SRC", "FLT", "SHA")))
-
-
-def utc_now() -> str:
-    """Now in UTC, or ``$SOURCE_DATE_EPOCH`` when set (reproducible, byte-identical reruns)."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    now = (_dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc) if epoch and epoch.isdigit()
-           else _dt.datetime.now(_dt.timezone.utc))
-    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 PHOTOMETRY = ("BUNIT", "PHOTFLAM", "PHOTFNU", "PHOTZPT")

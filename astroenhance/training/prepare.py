@@ -128,7 +128,7 @@ def prepare(src: str | Path, dst: str | Path, cfg: PrepareConfig = PrepareConfig
     if not paths:
         raise SettingsError(f"{src}: no images (.png, .jpg, .tif)")
     from .. import __version__
-    from ..pipeline.provenance import utc_now
+    from ..config import utc_now
 
     record: dict = {"tool": f"astroenhance {__version__}", "utc": utc_now(), "source": str(src), "tile": [tw, th],
                     "split": list(cfg.split), "seed": cfg.seed, "images": [], "skipped": []}
