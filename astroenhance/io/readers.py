@@ -12,10 +12,10 @@ import os
 import re
 import struct
 import warnings
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from astropy.io import fits
@@ -711,19 +711,34 @@ def max_image_pixels() -> int:
     return int(value) if value.isdigit() else MAX_IMAGE_PIXELS
 
 
-def _image_size(path: Path) -> tuple[int, int] | None:
-    """``(width, height)`` from the file's header, without decoding the pixels (None if it cannot tell)."""
+class PictureHeader(NamedTuple):
+    """What a picture's header says before any pixel is decoded (`_picture_header`)."""
+
+    size: tuple[int, int] | None  # (width, height); None if the header cannot tell
+    provenance: str | None  # astroenhance's provenance text, where astroenhance wrote the picture
+    xmp: bytes | None  # its XMP packet, where AVM sky coordinates live
+
+
+def _picture_header(path: Path) -> PictureHeader:
+    """The picture's size, provenance text (PNG Comment, JPEG comment, TIFF ImageDescription: ``tool=astroenhance
+    ...`` in astroenhance's outputs) and XMP packet, from one read of its header (tifffile for TIFF, Pillow for the
+    rest: neither decodes the pixels); an unreadable header gives Nones, and the decoder says what is wrong."""
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
             import tifffile
 
             with tifffile.TiffFile(path) as tif:
-                shape = tif.pages[0].shape
-                return int(shape[1]), int(shape[0])
-        with _pil_open(path) as im:
-            return im.size
+                page = tif.pages[0]
+                xmp = page.tags.get(700)
+                size, text, xmp = (int(page.shape[1]), int(page.shape[0])), page.description, xmp and xmp.value
+        else:
+            with _pil_open(path) as im:
+                size, text, xmp = im.size, im.info.get("Comment") or im.info.get("comment") or "", im.info.get("xmp")
     except Exception:  # noqa: BLE001 - the decoder will say what is wrong
-        return None
+        return PictureHeader(None, None, None)
+    text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text or "")
+    return PictureHeader(size, text if text.startswith("tool=astroenhance") else None,
+                         bytes(xmp) if xmp else None)
 
 
 @contextlib.contextmanager
@@ -738,24 +753,6 @@ def _pil_open(path: Path):
             yield im
     finally:
         Image.MAX_IMAGE_PIXELS = old
-
-
-def _picture_provenance(path: Path) -> str | None:
-    """The provenance text astroenhance writes into its PNG/JPEG/TIFF outputs (PNG Comment, JPEG comment, TIFF
-    ImageDescription: ``tool=astroenhance ...; input=...``), or None for any other picture."""
-    try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-
-            with tifffile.TiffFile(path) as tif:
-                text = tif.pages[0].description if tif.pages else ""
-        else:
-            with _pil_open(path) as im:
-                text = im.info.get("Comment") or im.info.get("comment") or ""
-        text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
-    except Exception:  # noqa: BLE001 - unreadable: the decoder will say what is wrong
-        return None
-    return text if text.startswith("tool=astroenhance") else None
 
 
 def _output_refusal(path: Path, source: str, scale: int, flux: bool = False) -> str:
@@ -773,7 +770,7 @@ def is_astroenhance_output(path: str | Path) -> bool:
     provenance text), so not a frame to enhance again; False for anything else or anything unreadable."""
     path = Path(path)
     if not is_fits(path):
-        return _picture_provenance(path) is not None
+        return _picture_header(path).provenance is not None
     try:
         with fits.open(path, memmap=True, lazy_load_hdus=False) as hdul:
             return is_enhanced_output(hdul)
@@ -786,7 +783,7 @@ def made_by_astroenhance(path: str | Path) -> bool:
     (its primary header's ``AE_VER`` or ``AE_COMB``) — so that writing it again replaces nothing of the user's."""
     path = Path(path)
     if not is_fits(path):
-        return _picture_provenance(path) is not None
+        return _picture_header(path).provenance is not None
     try:  # the primary header's cards as bytes: a damaged (truncated) output of its own is still known, and made again
         with open(path, "rb") as fh:
             head = fh.read(2880 * 36)
@@ -815,11 +812,12 @@ def read_picture(path: Path) -> FrameSource:
     wrote is an `EnhancedOutputError`: its detail is already the networks' (enhance the original)."""
     suffix = path.suffix.lower()
     _check_kind(path)
-    if (made := _picture_provenance(path)) is not None:
-        said = dict(part.strip().partition("=")[::2] for part in made.split("; "))
+    header = _picture_header(path)
+    if header.provenance is not None:
+        said = dict(part.strip().partition("=")[::2] for part in header.provenance.split("; "))
         scale = said.get("scale", "4")
         raise EnhancedOutputError(_output_refusal(path, said.get("input", ""), int(scale) if scale.isdigit() else 4))
-    size = _image_size(path)
+    size = header.size
     limit = max_image_pixels()
     if size is not None and size[0] * size[1] > limit:
         raise InputError(f"{path}: {size[0]}x{size[1]} pixels is more than the limit of {limit:,} for PNG/TIFF/JPEG "
@@ -866,7 +864,7 @@ def read_picture(path: Path) -> FrameSource:
         raise
     except Exception as exc:
         raise InputError(f"{path}: not a readable image ({_short(exc)})") from None
-    src = _image_source(path, arr, turn)
+    src = _image_source(path, arr, turn, header.xmp)
     if icc_note:
         src.notes.insert(0, icc_note)
     if turn in UPRIGHT:
@@ -913,7 +911,7 @@ UPRIGHT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[:
            8: lambda a: np.rot90(a, 1)}
 
 
-def _image_source(path: Path, arr: np.ndarray, turn: int = 1) -> FrameSource:
+def _image_source(path: Path, arr: np.ndarray, turn: int = 1, xmp: bytes | None = None) -> FrameSource:
     notes: list[str] = []
     if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[2] not in (3, 4):
         arr = np.moveaxis(arr, 0, -1)  # planar TIFF
@@ -942,7 +940,7 @@ def _image_source(path: Path, arr: np.ndarray, turn: int = 1) -> FrameSource:
         data[alpha == 0] = np.nan
     if np.isnan(data).all():
         raise InputError(f"{path}: every pixel is transparent or not finite; nothing to enhance")
-    wcs = _avm_wcs(path, data.shape[:2], turn, notes)
+    wcs = _avm_wcs(xmp, data.shape[:2], turn, notes) if xmp else None
     src = from_array(data, wcs, name=str(path), origin="upper", dtype_range=rng)
     src.dtype = str(arr.dtype)
     src.path = path
@@ -950,56 +948,15 @@ def _image_source(path: Path, arr: np.ndarray, turn: int = 1) -> FrameSource:
     return src
 
 
-def _xmp_packet(path: Path) -> bytes | None:
-    """A picture's XMP packet (where AVM tags live) read from its headers alone — PNG iTXt chunks (the pixel data
-    skipped over), JPEG APP1 segments before the scan, TIFF tag 700 — or None: pyavm's own reader loads the whole
-    file, a second copy of a large picture."""
-    suffix = path.suffix.lower()
-    if suffix in (".tif", ".tiff"):
-        import tifffile
-
-        with tifffile.TiffFile(path) as tif:
-            tag = tif.pages[0].tags.get(700) if tif.pages else None
-            return None if tag is None else bytes(tag.value)
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-        if head == b"\x89PNG\r\n\x1a\n":
-            while len(chunk := fh.read(8)) == 8:
-                length, kind = struct.unpack(">I", chunk[:4])[0], chunk[4:]
-                if kind == b"IEND":
-                    return None
-                if kind != b"iTXt":
-                    fh.seek(length + 4, os.SEEK_CUR)  # the data and its CRC
-                    continue
-                data = fh.read(length)
-                fh.seek(4, os.SEEK_CUR)
-                keyword, _, rest = data.partition(b"\0")
-                if keyword == b"XML:com.adobe.xmp" and len(rest) >= 2:
-                    compressed, text = rest[0], rest[2:].split(b"\0", 2)[-1]  # past language and translated key
-                    return zlib.decompress(text) if compressed else text
-            return None
-        if head[:2] == b"\xff\xd8":
-            fh.seek(2)
-            while len(marker := fh.read(4)) == 4 and marker[0] == 0xFF and marker[1] not in (0xD9, 0xDA):
-                if (length := struct.unpack(">H", marker[2:])[0]) < 2:
-                    break  # not a segment: the file's own reader will say what is wrong
-                data = fh.read(length - 2)
-                if marker[1] == 0xE1 and data.startswith(b"http://ns.adobe.com/xap/1.0/\0"):
-                    return data[29:]
-    return None
-
-
-def _avm_wcs(path: Path, shape: tuple[int, int], turn: int, notes: list[str]) -> WCS | None:
-    """The sky coordinates a picture's AVM tags give (press images: `pyavm`), as a WCS of its rows bottom-up (the
+def _avm_wcs(xmp: bytes, shape: tuple[int, int], turn: int, notes: list[str]) -> WCS | None:
+    """The sky coordinates a picture's AVM tags (in its XMP packet) give (press images: `pyavm`, whose own reader
+    loads the whole file: the packet comes from `_picture_header`), as a WCS of its rows bottom-up (the
     AVM and FITS convention, as the FITS and AVM outputs are written), or None.  Carried only where the tags say
     they describe these pixels (Spatial.ReferenceDimension the picture's size, no orientation turn): a crop or a
     resize that kept its original's tags would get a wrong WCS; ``notes`` says why one was not carried."""
     try:
         import pyavm
 
-        xmp = _xmp_packet(path)
-        if xmp is None:
-            return None
         start = xmp.index(b"?>", xmp.index(b"<?xpacket begin=")) + 2  # the XML inside the packet, as pyavm cuts it
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
