@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import SettingsError
 from .io.companions import find_companion, find_dq_companion, fits_names, fits_stem, other_companions
-from .io.readers import FITS_SUFFIXES, GEIS, IMAGE_SUFFIXES, PRODUCT_LEVELS
+from .io.readers import FITS_SUFFIXES, GEIS, GEIS_HINT, IMAGE_SUFFIXES, PRODUCT_LEVELS
 from .io.writers import TEMP_MARKER, host_name, owner_tag, process_start
 
 REPORT_NAME = "astroenhance-report.json"
@@ -230,8 +230,8 @@ def why_no_frames(inputs: list[Path], outdir: Path, recursive: bool, glob: str |
         if not found and entries and not any(e.is_dir() for e in entries):
             geis = [e.name for e in entries if GEIS.fullmatch(e.suffix.lower())]
             hints.append(f"{p} holds no FITS, PNG, TIFF or JPEG files" + (
-                f"; {geis[0]} and {len(geis) - 1} more are HST GEIS files: convert them to FITS (stsci.tools' "
-                "readgeis, or the archive's FITS products _c0m, _c0f)" if geis else ""))
+                f"; {geis[0]} and {len(geis) - 1} more are HST GEIS files: {GEIS_HINT.format('them')}" if geis
+                else ""))
     return hints
 
 

@@ -454,10 +454,10 @@ def _run_weights(enhancer) -> dict[str, str]:
     """The networks a run's settings use, each as "id sha256" from the weights' manifest (each file is checked
     against it when loaded): the SR network for FITS frames and for pictures, and the colorizer."""
     from .errors import WeightsError
-    from .models.weights import default_weights_dir, find_weights
+    from .models.weights import find_weights, weights_dir
 
     asked = enhancer.asked
-    wdir = Path(asked.weights) if asked.weights else default_weights_dir()
+    wdir = weights_dir(asked.weights)
     wanted = [(kind, "sr", cfg.sr_model) for kind, cfg in (("sr_fits", asked.for_input(True)),
                                                            ("sr_images", asked.for_input(False)))
               if cfg.upscale and cfg.sr_model]
@@ -475,8 +475,8 @@ def _run_weights(enhancer) -> dict[str, str]:
 
 def _dry_run(enhancer, jobs, unusable: list[tuple[Path, str]], skip_existing: bool) -> int:
     """`run --dry-run`: what each input would give, on stdout; nothing written.  Returns the exit status."""
-    from .errors import AstroEnhanceError, NoImageError
-    from .io.readers import made_by_astroenhance
+    from .errors import AstroEnhanceError, NoImageError, OutputError
+    from .io.readers import check_replaceable
     from .runner import COMPLETE, NOT_COMPLETE, OTHER_SETTINGS, existing_outputs
 
     for f, why in unusable:
@@ -508,9 +508,11 @@ def _dry_run(enhancer, jobs, unusable: list[tuple[Path, str]], skip_existing: bo
             out.print(f"error: {why}", markup=False)
             counts["unreadable"] += 1
             continue
-        if foreign := [p for p, _ in planned if p.exists() and not made_by_astroenhance(p)]:
-            out.print(f"error: {job.path}: {foreign[0]} exists and is not an astroenhance output: the run would not "
-                      "replace it (nor write this input's other outputs)", markup=False)
+        try:
+            for p, _ in planned:
+                check_replaceable(p)
+        except OutputError as exc:  # as the run would refuse it, before writing any of this input's outputs
+            out.print(f"error: {job.path}: {exc}", markup=False)
             counts["refused"] += 1
             continue
         companion = job.noise or job.weight
@@ -753,17 +755,18 @@ def weights_list(
 ) -> None:
     """List the networks `run` can use — which option picks each, its file, size and sha256 — checking every file
     against the sha256 its manifest records (exit 1 if one is missing or differs)."""
-    from .models.weights import default_weights_dir, read_manifest, sha256_file
+    from .models.weights import read_manifest, sha256_file, weights_dir
 
-    wdir = weights or default_weights_dir()
+    wdir = weights_dir(weights)
     entries = read_manifest(wdir)
     out.print(f"weights in {wdir}:", markup=False)
+    defaults = {EnhanceConfig().for_input(True).sr_model: " (FITS default)",
+                EnhanceConfig().for_input(False).sr_model: " (picture default)"}
     rows, bad = [], []
     for e in entries:
         path = wdir / e.file
-        picked = (f"--sr-model {e.mode}" + (" (FITS default)" if e.mode == "hst" else
-                                             " (picture default)" if e.mode == "psnr" else "")
-                  if e.task == "sr" else "--colorize (grey default)" if e.task == "colorize" else e.task)
+        picked = (f"--sr-model {e.mode}{defaults.get(e.mode, '')}" if e.task == "sr" else
+                  "--colorize (grey default)" if e.task == "colorize" else e.task)
         if not path.is_file():
             check, size = "MISSING", "-"
         else:
@@ -1047,7 +1050,7 @@ def evaluate(
                       display_tolerance, ks)
         return
     from .models.inception import load_inception
-    from .models.weights import default_weights_dir, find_weights, load_network
+    from .models.weights import find_weights, load_network, weights_dir
     from .training.evaluate import (
         MIN_SIDE,
         PROTOCOL,
@@ -1065,7 +1068,7 @@ def evaluate(
 
     if 0 < crop < MIN_SIDE:
         raise _usage(f"--crop {crop}: give 0 (whole images) or a side of {MIN_SIDE} pixels or more")
-    wdir = weights or default_weights_dir()
+    wdir = weights_dir(weights)
     sr = colorizer = None
     infos = []
     if task in (Task.sr, Task.pipeline):
@@ -1195,9 +1198,9 @@ def _evaluate_hst(data: Path, weights: Path | None, sr_model: SRModel | None, js
         out.print(f"figure: {figure}")
     if json_out:
         from .config import utc_now
-        from .models.weights import default_weights_dir, find_weights
+        from .models.weights import find_weights, weights_dir
 
-        info = find_weights(Path(weights) if weights else default_weights_dir(), "sr", config.for_input(True).sr_model)
+        info = find_weights(weights_dir(weights), "sr", config.for_input(True).sr_model)
         json_out.write_text(json.dumps({"tool": f"astroenhance {__version__}", "utc": utc_now(),
                                         "weights": [{"id": info.id, "sha256": info.sha256}], **res},
                                        indent=2, default=float))

@@ -124,23 +124,19 @@ def area_scales(bands: list[Band], wcs: WCS) -> np.ndarray:
     return np.where(np.abs(scales - 1.0) < 1e-6, 1.0, scales)  # (the same pixel size, to rounding)
 
 
-#: BUNIT of an amount gathered over the exposure (counts, electrons, DN), unless it is per second
-_INTEGRATED = re.compile(r"electron|count|dn|adu|e-|photon")
-_RATE = re.compile(r"/\s*s(ec|econd)?\b|\bs(\*\*|\^)?-1|\bcps\b|per\s*s")
-
-
 def exposure_scales(bands: list[Band]) -> np.ndarray:
     """Per band, the factor that puts an amount gathered over the exposure (BUNIT counts, electrons, DN — not per
     second) on the first such band's exposure time (EXPTIME): frames of 100 s and 1000 s in electrons combined as
     they are mix two scales (10x).  1 for rates (electrons/s, Jy, MJy/sr), frames without EXPTIME or BUNIT, and
     where the times agree."""
+    from .pipeline.finish import gathered_over_exposure
+
     def time(b: Band) -> float | None:
-        unit = str(b.header.get("BUNIT", "")).strip().lower()
         try:
             t = float(b.header.get("EXPTIME", 0))
         except (TypeError, ValueError):
             return None
-        return t if _INTEGRATED.search(unit) and not _RATE.search(unit) and np.isfinite(t) and t > 0 else None
+        return t if gathered_over_exposure(str(b.header.get("BUNIT", ""))) and np.isfinite(t) and t > 0 else None
 
     times = [time(b) for b in bands]
     ref = next((t for t in times if t), None)

@@ -263,7 +263,7 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
         yield [read_picture(path)]
     elif GEIS.fullmatch(path.suffix.lower()):
         raise InputError(f"{path}: a GEIS file (HST's old format: a .??h header and a .??d data file); "
-                         "convert it to FITS first (stsci.tools' readgeis, or the archive's FITS products: _c0m, _c0f)")
+                         + GEIS_HINT.format("it"))
     else:
         raise InputError(f"{path}: unknown file type {path.suffix!r}; expected FITS ({', '.join(FITS_SUFFIXES)}) "
                          f"or an image ({', '.join(IMAGE_SUFFIXES)})")
@@ -271,6 +271,7 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
 
 #: the suffixes of HST's old GEIS format (WFPC2, FOC, FOS archives): a ``.c0h`` header with its ``.c0d`` data, ``.shh``
 GEIS = re.compile(r"\.[a-z]\d[hd]|\.[a-z]h[hd]")
+GEIS_HINT = "convert {} to FITS (stsci.tools' readgeis, or the archive's FITS products: _c0m, _c0f)"
 
 
 #: what a file's first bytes say it is (a picture named .fits, a FITS frame named .png: a download saved under another
@@ -712,17 +713,22 @@ def max_image_pixels() -> int:
 
 
 class PictureHeader(NamedTuple):
-    """What a picture's header says before any pixel is decoded (`_picture_header`)."""
+    """What a picture's header says before any pixel is decoded (`picture_header`)."""
 
     size: tuple[int, int] | None  # (width, height); None if the header cannot tell
-    provenance: str | None  # astroenhance's provenance text, where astroenhance wrote the picture
+    text: str  # its comment (PNG Comment, JPEG comment, TIFF ImageDescription); "" if none
     xmp: bytes | None  # its XMP packet, where AVM sky coordinates live
 
+    @property
+    def provenance(self) -> str | None:
+        """The text, where astroenhance wrote the picture (its provenance: ``tool=astroenhance ...; input=...``)."""
+        return self.text if self.text.startswith("tool=astroenhance") else None
 
-def _picture_header(path: Path) -> PictureHeader:
-    """The picture's size, provenance text (PNG Comment, JPEG comment, TIFF ImageDescription: ``tool=astroenhance
-    ...`` in astroenhance's outputs) and XMP packet, from one read of its header (tifffile for TIFF, Pillow for the
-    rest: neither decodes the pixels); an unreadable header gives Nones, and the decoder says what is wrong."""
+
+def picture_header(path: Path) -> PictureHeader:
+    """The picture's size, comment (astroenhance's outputs: their provenance) and XMP packet, from one read of its
+    header (tifffile for TIFF, Pillow for the rest: neither decodes the pixels); an unreadable header gives
+    nothing, and the decoder says what is wrong."""
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
             import tifffile
@@ -735,10 +741,9 @@ def _picture_header(path: Path) -> PictureHeader:
             with _pil_open(path) as im:
                 size, text, xmp = im.size, im.info.get("Comment") or im.info.get("comment") or "", im.info.get("xmp")
     except Exception:  # noqa: BLE001 - the decoder will say what is wrong
-        return PictureHeader(None, None, None)
+        return PictureHeader(None, "", None)
     text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text or "")
-    return PictureHeader(size, text if text.startswith("tool=astroenhance") else None,
-                         bytes(xmp) if xmp else None)
+    return PictureHeader(size, text, bytes(xmp) if xmp else None)
 
 
 @contextlib.contextmanager
@@ -770,7 +775,7 @@ def is_astroenhance_output(path: str | Path) -> bool:
     provenance text), so not a frame to enhance again; False for anything else or anything unreadable."""
     path = Path(path)
     if not is_fits(path):
-        return _picture_header(path).provenance is not None
+        return picture_header(path).provenance is not None
     try:
         with fits.open(path, memmap=True, lazy_load_hdus=False) as hdul:
             return is_enhanced_output(hdul)
@@ -783,7 +788,7 @@ def made_by_astroenhance(path: str | Path) -> bool:
     (its primary header's ``AE_VER`` or ``AE_COMB``) — so that writing it again replaces nothing of the user's."""
     path = Path(path)
     if not is_fits(path):
-        return _picture_header(path).provenance is not None
+        return picture_header(path).provenance is not None
     try:  # the primary header's cards as bytes: a damaged (truncated) output of its own is still known, and made again
         with open(path, "rb") as fh:
             head = fh.read(2880 * 36)
@@ -802,7 +807,7 @@ def check_replaceable(target: Path, instead: str = "choose another output folder
     """An `OutputError` where ``target`` exists and astroenhance did not write it (`made_by_astroenhance`): a file
     of the user's at an output's path is never replaced (its own earlier outputs are made again)."""
     if target.exists() and not made_by_astroenhance(target):
-        raise OutputError(f"{target}: exists and is not an astroenhance output, so it is not replaced; move it away "
+        raise OutputError(f"{target} exists and is not an astroenhance output, so it is not replaced; move it away "
                           f"or {instead}")
 
 
@@ -812,7 +817,7 @@ def read_picture(path: Path) -> FrameSource:
     wrote is an `EnhancedOutputError`: its detail is already the networks' (enhance the original)."""
     suffix = path.suffix.lower()
     _check_kind(path)
-    header = _picture_header(path)
+    header = picture_header(path)
     if header.provenance is not None:
         said = dict(part.strip().partition("=")[::2] for part in header.provenance.split("; "))
         scale = said.get("scale", "4")
@@ -950,7 +955,7 @@ def _image_source(path: Path, arr: np.ndarray, turn: int = 1, xmp: bytes | None 
 
 def _avm_wcs(xmp: bytes, shape: tuple[int, int], turn: int, notes: list[str]) -> WCS | None:
     """The sky coordinates a picture's AVM tags (in its XMP packet) give (press images: `pyavm`, whose own reader
-    loads the whole file: the packet comes from `_picture_header`), as a WCS of its rows bottom-up (the
+    loads the whole file: the packet comes from `picture_header`), as a WCS of its rows bottom-up (the
     AVM and FITS convention, as the FITS and AVM outputs are written), or None.  Carried only where the tags say
     they describe these pixels (Spatial.ReferenceDimension the picture's size, no orientation turn): a crop or a
     resize that kept its original's tags would get a wrong WCS; ``notes`` says why one was not carried."""
@@ -985,6 +990,15 @@ def _avm_wcs(xmp: bytes, shape: tuple[int, int], turn: int, notes: list[str]) ->
     return wcs
 
 
+def single_frame(path: str | Path, frames: list[FrameSource]) -> FrameSource:
+    """The one frame of a file read whole into memory (`read_frame`, `Enhancer.enhance_frame`); a file of several
+    chips is an `InputError` naming them and the ``hdu=`` that picks one."""
+    if len(frames) > 1:
+        raise InputError(f"{path}: holds {len(frames)} chips ({', '.join(f.label for f in frames)}); "
+                         f"choose one with hdu= (e.g. hdu={frames[-1].label!r})")
+    return frames[0]
+
+
 def read_frame(path: str | Path, hdu: str | int | None = None, *, dq_mask: int | None = None,
                dq: str | Path | None = None) -> tuple[np.ndarray, WCS | None, fits.Header | None]:
     """Read one whole frame into memory: ``(data, wcs, kept_header)`` (data float32, NaN for no data, including
@@ -995,10 +1009,7 @@ def read_frame(path: str | Path, hdu: str | int | None = None, *, dq_mask: int |
     (``"sci2"``; ``"chip3"`` for a plane of a WFPC2 stack).
     """
     with open_frames(path, hdu, dq_mask=dq_mask, dq=dq) as frames:
-        if len(frames) > 1:
-            raise InputError(f"{path}: holds {len(frames)} chips ({', '.join(f.label for f in frames)}); "
-                             f"choose one with hdu= (e.g. hdu={frames[-1].label!r})")
-        f = frames[0]
+        f = single_frame(path, frames)
         wcs = f.wcs
         if wcs is not None and f.origin == "upper":  # a picture's (AVM's, rows bottom-up) for its rows as read
             from ..imaging.wcs import flip_rows

@@ -636,28 +636,16 @@ def write_png(path: Path, rows: Callable[[int, int], np.ndarray], shape: tuple[i
         _png_chunk(fh, b"IEND", b"")
 
 
-def _image_provenance(path: Path, im) -> str:
-    """The provenance text an image output carries: PNG text chunk, JPEG comment, TIFF ImageDescription."""
-    if path.suffix.lower() in (".tif", ".tiff"):
-        import tifffile
-
-        with tifffile.TiffFile(path) as tif:
-            return str(tif.pages[0].description or "")
-    text = im.info.get("Comment") or im.info.get("comment") or ""
-    return text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
-
-
 def recorded_settings(path: Path) -> str:
     """The settings digest an output records (`EnhanceConfig.digest`: FITS ``AE_SETSH``, images ``settings_sha256=``
     in their provenance text; "" where none, as in outputs of earlier versions).  Headers and text only."""
     try:
         if path.suffix == ".fits":
             return str(fits.getheader(path, 0).get("AE_SETSH", ""))
-        from PIL import Image
+        from .readers import picture_header
 
-        with Image.open(path) as im:
-            m = re.search(r"settings_sha256=([0-9a-f]*);", _image_provenance(path, im))
-            return m.group(1) if m else ""
+        m = re.search(r"settings_sha256=([0-9a-f]*);", picture_header(path).text)
+        return m.group(1) if m else ""
     except Exception:  # noqa: BLE001 - unreadable: no settings recorded
         return ""
 
@@ -694,12 +682,14 @@ def output_is_complete(path: Path, expected_shape: tuple[int, int] | None, input
                         and _same_map(h[0].header.get("AE_DQSHA") or "", dq_sha256))
         from PIL import Image
 
+        from .readers import picture_header
+
         with Image.open(path) as im:
             im.verify()
         with Image.open(path) as im:
             if expected_shape is not None and (im.size[1], im.size[0]) != expected_shape:
                 return False
-            text = _image_provenance(path, im)
+            text = picture_header(path).text
             recorded = {key: (m.group(1) if (m := re.search(key + r"=([0-9a-f]*);", text)) else "")
                         for key in ("sky_noise_file_sha256", "dq_file_sha256")}
             return ((input_sha256 is None or f"input_sha256={input_sha256}" in text)

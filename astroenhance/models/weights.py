@@ -46,6 +46,12 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def weights_dir(given: str | Path | None = None) -> Path:
+    """The weights folder a run uses: the one ``given`` (``--weights``, `EnhanceConfig.weights`), else
+    `default_weights_dir`."""
+    return Path(given) if given else default_weights_dir()
+
+
 def default_weights_dir() -> Path:
     """``$ASTROENHANCE_WEIGHTS``, else the weights installed with the package (``astroenhance/_weights`` of a
     wheel or ``pip install .``), else the source tree's top-level ``weights/`` (an editable install)."""

@@ -39,10 +39,11 @@ from ..io.readers import (
     is_fits,
     kept_keywords,
     open_frames,
+    single_frame,
 )
 from ..metrics import clipped_sky
 from ..models.srresnet import require_luminance
-from ..models.weights import WeightsInfo, default_weights_dir, find_weights, load_network
+from ..models.weights import WeightsInfo, find_weights, load_network, weights_dir
 from .device import Accelerator
 from .finish import (
     FLUX_LOWPASS,
@@ -110,7 +111,7 @@ class Networks:
     @classmethod
     def load(cls, config: EnhanceConfig) -> Networks:
         """The shipped (or ``config.weights``) networks ``config`` asks for, sha256-checked."""
-        wdir = _weights_dir(config)
+        wdir = weights_dir(config.weights)
         nets = cls()
         if config.upscale and config.sr_model is not None:  # None: chosen per input (`Enhancer.for_kind`)
             nets.sr_info = find_weights(wdir, "sr", config.sr_model)
@@ -119,10 +120,6 @@ class Networks:
             nets.colorizer_info = find_weights(wdir, "colorize", "default")
             nets.colorizer = load_network(wdir, nets.colorizer_info)
         return nets
-
-
-def _weights_dir(config: EnhanceConfig) -> Path:
-    return Path(config.weights) if config.weights else default_weights_dir()
 
 
 #: block means of the output within this many input sigmas of the input, for noise-space networks (which remove
@@ -377,7 +374,7 @@ class Enhancer:
         if not self._per_kind or name in (None, self._model):
             return self
         if name not in self._by_model:
-            wdir = _weights_dir(self.config)
+            wdir = weights_dir(self.config.weights)
             info = find_weights(wdir, "sr", name)
             nets = Networks(sr=load_network(wdir, info), colorizer=self._nets.colorizer, sr_info=info,
                             colorizer_info=self._nets.colorizer_info)
@@ -394,7 +391,7 @@ class Enhancer:
             space = self._by_model[cfg.sr_model].sr_space
         else:
             try:
-                space = find_weights(_weights_dir(self.config), "sr", cfg.sr_model).extra.get("input_space", "display")
+                space = find_weights(weights_dir(self.config.weights), "sr", cfg.sr_model).extra.get("input_space", "display")
             except WeightsError:
                 return cfg
         return _network_defaults(cfg, space)
@@ -1014,10 +1011,7 @@ class Enhancer:
             return other.enhance_frame(path, cfg.hdu)
         with open_frames(path, cfg.hdu, dq_mask=parse_dq_mask(cfg.dq_mask), noise=cfg.noise, weight=cfg.weight,
                          cosmic_rays=cfg.clean_cosmic_rays, dq=cfg.dq) as frames:
-            if len(frames) > 1:
-                raise InputError(f"{path}: holds {len(frames)} chips ({', '.join(f.label for f in frames)}); "
-                                 f"choose one with hdu= (e.g. hdu={frames[-1].label!r})")
-            return self._in_memory(frames[0], cfg)
+            return self._in_memory(single_frame(path, frames), cfg)
 
     def _in_memory(self, src: FrameSource, cfg: EnhanceConfig, display: Normalizer | None = None) -> EnhancedArray:
         """`enhance_array` / `enhance_frame` of one frame: the whole output in memory."""

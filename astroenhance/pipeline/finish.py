@@ -265,6 +265,19 @@ def flux_per_pixel(bunit: str) -> tuple[bool, str]:
         ": taken as per pixel, so the 16 output pixels sum to the input pixel"
 
 
+#: BUNIT of an amount gathered over the exposure (counts, electrons, DN), unless it is per second
+INTEGRATED_UNITS = re.compile(r"electron|count|dn|adu|e-|photon")
+RATE_UNITS = re.compile(r"/\s*s(ec|econd)?\b|\bs(\*\*|\^)?-1|\bcps\b|per\s*s")
+
+
+def gathered_over_exposure(bunit: str) -> bool:
+    """Whether BUNIT is an amount gathered over the whole exposure (counts, electrons, DN: ACS/WFC3 flt, WFPC2 c0m),
+    not a rate (electrons/s, counts s-1) or a flux density: frames of other exposure times are then on other scales
+    (`compose.exposure_scales`)."""
+    u = str(bunit or "").strip().lower()
+    return bool(INTEGRATED_UNITS.search(u)) and not RATE_UNITS.search(u)
+
+
 def _shrink(r: torch.Tensor, allowed) -> torch.Tensor:
     """The part of each residual ``r`` beyond ``allowed`` (a number or a tensor like ``r``), with its sign."""
     return r.sign() * (r.abs() - allowed).clamp(min=0.0)

@@ -194,7 +194,7 @@ def make_pair(truth: np.ndarray, sky: float, rms: float, k: float, rng: np.rando
     lr = area_downsample(truth, SCALE)
     noise = rng.normal(0.0, k * rms, lr.shape)
     lr = lr + (drizzle_like(noise, rng) if correlated else noise)
-    sigma = max(estimate_noise(lr, lag=2), np.finfo(np.float64).tiny)  # (any units: erg/s/cm² frames near 1e-19)
+    sigma = estimate_noise(lr, lag=2)  # (in any units: the noise space keeps it above 0, `space._scale`)
     return (to_noise_space(lr, sky, sigma).astype(np.float32),
             to_noise_space(truth, sky, sigma).astype(np.float32))
 
