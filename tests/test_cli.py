@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from astroenhance.cli import app
 
-from .conftest import EXAMPLE, FIXTURES, REPO
+from .conftest import COLOR, EXAMPLE, FIXTURES, REPO
 
 runner = CliRunner()
 
@@ -106,6 +106,22 @@ def test_multichip_goes_to_one_output_per_chip(tmp_path):
     # -q: only errors and the summary line, no notes
     quiet = invoke("run", FIXTURES / "2chipA.fits.gz", "-o", tmp_path / "q", "--format", "fits", "-q", "--dq-mask", "none")
     assert quiet.exit_code == 0 and "note:" not in quiet.output and len(quiet.output.strip().splitlines()) == 1
+
+
+def test_hdu_all_writes_every_stamp_and_a_picture_beside_them_still_runs(tmp_path):
+    stamps = [fits.PrimaryHDU(np.random.default_rng(0).normal(1, 0.1, (12, 12)).astype(np.float32))] + [
+        fits.ImageHDU(np.random.default_rng(i).normal(1, 0.1, (10, 16)).astype(np.float32)) for i in (1, 2)]
+    fits.HDUList(stamps).writeto(tmp_path / "stamps.fits")
+    Image.open(COLOR / "heic0406a.png").convert("RGB").resize((16, 16)).save(tmp_path / "picture.png")
+    result = invoke("run", tmp_path / "stamps.fits", tmp_path / "picture.png", "--hdu", "all", "-o", tmp_path / "out",
+                    "--format", "fits", "--no-colorize")
+    assert result.exit_code == 0, result.output
+    shapes = {p.name: fits.getdata(p, "RED").shape for p in (tmp_path / "out").glob("*.fits")}
+    assert shapes == {"stamps.hdu0.enhanced.fits": (48, 48), "stamps.hdu1.enhanced.fits": (40, 64),
+                      "stamps.hdu2.enhanced.fits": (40, 64), "picture.enhanced.fits": (64, 64)}
+    default = invoke("run", tmp_path / "stamps.fits", "-o", tmp_path / "one", "--format", "fits")
+    assert "--hdu all" in default.output and [p.name for p in (tmp_path / "one").glob("*.fits")] == [
+        "stamps.enhanced.fits"]
 
 
 def test_bad_inputs_one_line_each_exit_1_and_nothing_left(tmp_path):

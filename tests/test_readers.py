@@ -329,6 +329,8 @@ def test_other_unnamed_images_are_named_not_dropped_silently(tmp_path):
     with open_frames(HRC) as fr:
         assert not any("--hdu" in n for f in fr for n in f.notes)
     fits.PrimaryHDU(np.ones((8, 8), np.float32)).writeto(tmp_path / "one.fits")
+    with open_frames(tmp_path / "one.fits", "all") as fr:  # one image: "all" is it, unlabelled
+        assert [(f.shape, f.label) for f in fr] == [((8, 8), "")]
     with open_frames(tmp_path / "one.fits") as fr:
         assert not any("--hdu" in n for f in fr for n in f.notes)
 
@@ -478,3 +480,19 @@ def test_a_picture_in_another_colour_space_is_read_in_srgb(tmp_path):
     Image.fromarray(grey).save(tmp_path / "g.png", icc_profile=icc)
     g = read_picture(tmp_path / "g.png")
     assert g.channels == 1 and np.array_equal(g.read_rows(0, g.shape[0]), grey[..., 0])
+
+
+def test_hdu_all_reads_every_image_of_a_file_of_stamps(tmp_path):
+    """``--hdu all``: every image HDU of a file without SCI extensions (a catalogue's galaxy stamps, PRIMARY holding
+    the first) is a frame of its own, labelled by its index; a file with SCI extensions reads its chips as by
+    default, not their ERR and DQ."""
+    stamps = [fits.PrimaryHDU(np.full((9, 9), 1.0, np.float32))] + [
+        fits.ImageHDU(np.full((8 + i, 8 + i), float(i), np.float32)) for i in range(3)]
+    fits.HDUList(stamps).writeto(tmp_path / "stamps.fits")
+    with open_frames(tmp_path / "stamps.fits", "ALL") as fr:
+        assert [(f.label, f.shape) for f in fr] == [("hdu0", (9, 9)), ("hdu1", (8, 8)), ("hdu2", (9, 9)),
+                                                    ("hdu3", (10, 10))]
+        assert [float(f.read_rows(0, 1)[0, 0]) for f in fr] == [1.0, 0.0, 1.0, 2.0]
+        assert not any("--hdu" in n for f in fr for n in f.notes)
+    with open_frames(HRC, "all") as every, open_frames(HRC) as default:
+        assert [(f.label, f.shape) for f in every] == [(f.label, f.shape) for f in default]

@@ -255,7 +255,7 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
                 _clean_cosmic_rays(f, cosmic_rays)
             yield found
     elif path.suffix.lower() in IMAGE_SUFFIXES:
-        if hdu is not None:
+        if hdu is not None and not every_hdu(hdu):  # a picture is one image: every one of them is it
             raise InputError(f"{path}: --hdu applies to FITS files only")
         if cosmic_rays:  # asked for by name; auto (None) does nothing here
             raise InputError(f"{path}: --clean-cosmic-rays applies to FITS frames (a raw exposure in its "
@@ -426,6 +426,9 @@ def _select_hdu(path: Path, hdul: fits.HDUList, hdu: str | int) -> int:
 
 def _fits_frames(path: Path, hdul: fits.HDUList, hdu: str | int | None, dq_mask: int | None) -> list[FrameSource]:
     others: list[int] = []  # image HDUs not enhanced (several unnamed images: stamps, sci + wht + psf)
+    every = every_hdu(hdu)
+    if every:
+        hdu = None
     if hdu is not None:
         try:
             indices = [_select_hdu(path, hdul, hdu)]
@@ -448,8 +451,8 @@ def _fits_frames(path: Path, hdul: fits.HDUList, hdu: str | int | None, dq_mask:
             raise EnhancedOutputError(_output_refusal(path, str(head.get("AE_INPUT") or ""), int(head.get("AE_SCALE", 4)),
                                                       "FLUX" in {h.name for h in hdul}))
         sci = [i for i in candidates if hdul[i].name == "SCI"]
-        indices = sci if sci else candidates[:1]
-        others = [] if sci else candidates[1:]
+        indices = sci if sci else candidates if every else candidates[:1]
+        others = [] if sci else candidates[len(indices):]
         reads = _ramp_reads(hdul, sci)
     frames: list[FrameSource] = []
     if hdu is None and reads:  # one exposure's reads, not chips: its last read, the whole ramp
@@ -467,13 +470,19 @@ def _fits_frames(path: Path, hdul: fits.HDUList, hdu: str | int | None, dq_mask:
         frames.extend(got)
         where += [i] * len(got)
     labels = [f.label for f in frames]
-    if len(set(labels)) < len(labels):  # extensions of one name without EXTVER: told apart by their HDU index
+    stamps = every and multi and not sci  # every image of a file without SCI (stamps): each named by its index
+    if stamps or len(set(labels)) < len(labels):  # extensions of one name without EXTVER: told apart by their HDU index
         for f, i in zip(frames, where):  # (they had one label, and one chip's outputs replaced the other's)
             f.label = f"hdu{i}" + (f.label if f.label.startswith("chip") else "")
             f.name = f"{path}[{f.label}]"
     if others:
         frames[0].notes.append(_others_note(hdul, indices[0], others))
     return frames
+
+
+def every_hdu(hdu: str | int | None) -> bool:
+    """Whether ``hdu`` asks for every image HDU of a file (``--hdu all``: a file of stamps, each its own output)."""
+    return isinstance(hdu, str) and hdu.strip().lower() == "all"
 
 
 def _ramp_reads(hdul: fits.HDUList, sci: list[int]) -> list[int]:
@@ -489,7 +498,8 @@ def _others_note(hdul: fits.HDUList, chosen: int, others: list[int], listed: int
     named = ", ".join(_describe(hdul, i) for i in others[:listed])
     more = f" and {len(others) - listed} more" if len(others) > listed else ""
     return (f"enhanced HDU {_describe(hdul, chosen)}, the first image; the file holds {len(others)} more image "
-            f"HDU{'s' if len(others) > 1 else ''} not enhanced: {named}{more} (--hdu N enhances another)")
+            f"HDU{'s' if len(others) > 1 else ''} not enhanced: {named}{more} (--hdu N enhances another, --hdu all "
+            "every one)")
 
 
 def kept_keywords(*headers: fits.Header) -> fits.Header:

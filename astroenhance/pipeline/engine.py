@@ -894,8 +894,10 @@ class Enhancer:
                 for writer in finished:
                     writer.abort()
                 if isinstance(exc, InputError) and len(frames) > 1:
+                    labels = [f.label for f in frames]
+                    listed = ", ".join(labels[:6]) + (f" ... {labels[-1]}" if len(labels) > 6 else "")
                     raise InputError(f"{exc}; no chip of the file is written (--hdu CHIP enhances one of "
-                                     f"{', '.join(f.label for f in frames)})") from None
+                                     f"{listed})") from None
                 raise
             for writer in finished:
                 writer.publish()
