@@ -592,11 +592,16 @@ def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wc
 
     from . import __version__
     from .config import utc_now
+    from .io.readers import rescale_pixel_area
     from .io.writers import add_text, temporary_path
     from .models.weights import sha256_file
 
     header = bands[0].header.copy()
     header.update(wcs.to_header(relax=True))
+    if bands[0].wcs is not None:
+        from astropy.wcs.utils import proj_plane_pixel_area
+
+        rescale_pixel_area(header, proj_plane_pixel_area(wcs) / proj_plane_pixel_area(bands[0].wcs), "the mosaic")
     header["AE_VER"] = (__version__, "astroenhance version")
     header["AE_DATE"] = (utc_now(), "UTC time of processing")
     header["DATE"] = (header["AE_DATE"].rstrip("Z"), "UTC date the file was written (FITS standard)")

@@ -648,3 +648,26 @@ def test_a_band_without_signal_is_refused(tmp_path, method):
                                  "--method", method])
     assert result.exit_code == 1 and "r_flat.fits: every pixel where the bands overlap is 3" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_a_mosaics_pixel_area_cards_are_those_of_its_grid(tmp_path):
+    """JWST's PIXAR_SR/PIXAR_A2 (a pixel's solid angle) in the science mosaic are of the mosaic's pixels: a 0.062"
+    frame first, a 0.031" one beside it, on the finest grid, is a quarter of the first frame's."""
+    from astropy.wcs import WCS
+
+    paths = []
+    for k, scale in enumerate((0.062, 0.031)):
+        w = WCS(naxis=2)
+        w.wcs.ctype, w.wcs.crval, w.wcs.crpix = ["RA---TAN", "DEC--TAN"], [10.0, 20.0], [8.0, 8.0]
+        w.wcs.cdelt = [-scale / 3600, scale / 3600]
+        area = (scale / 206264.806) ** 2
+        cards = {"TELESCOP": "JWST", "BUNIT": "MJy/sr", "PIXAR_SR": area, "PIXAR_A2": scale**2}
+        data = np.random.default_rng(k).normal(1.0, 0.01, (16, 16)).astype(np.float32)
+        paths.append(tmp_path / f"f{k}.fits")
+        fits.PrimaryHDU(data, w.to_header() + fits.Header(cards)).writeto(paths[-1])
+    result = runner.invoke(app, ["mosaic", *map(str, paths), "-o", str(tmp_path / "m"), "--format", "fits"])
+    assert result.exit_code == 0, result.output
+    header = fits.getheader(tmp_path / "m" / "mosaic.mosaic.fits")
+    assert abs(header["CDELT2"] if "CDELT2" in header else header["CD2_2"]) * 3600 == pytest.approx(0.031, rel=1e-3)
+    assert header["PIXAR_A2"] == pytest.approx(0.031**2, rel=1e-3)
+    assert header["PIXAR_SR"] == pytest.approx((0.031 / 206264.806) ** 2, rel=1e-3)

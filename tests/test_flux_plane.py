@@ -377,3 +377,21 @@ def test_the_same_frame_in_other_units_gives_the_same_picture_and_flux_in_those_
     peak = np.nanmax(np.abs(one.flux))
     np.testing.assert_allclose(other.flux / units, one.flux, atol=1e-4 * peak, rtol=0)
     np.testing.assert_allclose(other.flux_err / units, one.flux_err, rtol=1e-4)
+
+
+def test_a_jwst_frames_pixel_area_is_put_on_the_4x_grid(tmp_path):
+    """A JWST frame is in MJy/sr with its pixel's solid angle (PIXAR_SR, PIXAR_A2) to turn that into flux per pixel:
+    FLUX (whose 16 pixels average to each input pixel) carries it divided by 16, as its pixels are (it was dropped);
+    the display planes, which have no units, carry none."""
+    w = WCS(naxis=2)
+    w.wcs.ctype, w.wcs.crval, w.wcs.crpix = ["RA---TAN", "DEC--TAN"], [10.0, 20.0], [16.0, 12.0]
+    w.wcs.cdelt = [-0.031 / 3600, 0.031 / 3600]
+    cards = {"TELESCOP": "JWST", "INSTRUME": "NIRCAM", "BUNIT": "MJy/sr", "PIXAR_SR": 2.29e-14, "PIXAR_A2": 0.000974}
+    sci = fits.ImageHDU(np.random.default_rng(3).normal(0.5, 0.05, (24, 32)).astype(np.float32),
+                        w.to_header() + fits.Header(cards), name="SCI")
+    fits.HDUList([fits.PrimaryHDU(), sci]).writeto(tmp_path / "jw_cal.fits")
+    got = Enhancer(EnhanceConfig(device="cpu", colorize=False)).enhance_frame(tmp_path / "jw_cal.fits")
+    assert got.flux_header["AE_FLXMD"] == "mean"
+    assert got.flux_header["PIXAR_SR"] == pytest.approx(2.29e-14 / 16, rel=1e-12)
+    assert got.flux_header["PIXAR_A2"] == pytest.approx(0.000974 / 16, rel=1e-12)
+    assert "PIXAR_SR" not in got.header and "PIXAR_A2" not in got.header

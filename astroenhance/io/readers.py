@@ -50,10 +50,13 @@ RAW_PRODUCTS = tuple(f"_{suffix}" for suffix, (_, level) in PRODUCT_LEVELS.items
 FITS_SUFFIXES = (".fits.gz", ".fits.fz", ".fit.gz", ".fit.fz", ".fts.gz", ".fts.fz", ".fits.bz2", ".fit.bz2", ".fts.bz2",
                  ".fits", ".fit", ".fts")
 IMAGE_SUFFIXES = (".png", ".tiff", ".tif", ".jpeg", ".jpg")
+#: a pixel's solid angle (JWST: steradians, square arcseconds), which turns surface brightness (MJy/sr) into flux
+#: per pixel: true of the frame's grid only, so rescaled on any other (`rescale_pixel_area`)
+PIXEL_AREA = ("PIXAR_SR", "PIXAR_A2")
 #: header keywords an astronomer wants carried into the enhanced frame
 KEEP_KEYWORDS = ("TELESCOP", "INSTRUME", "DETECTOR", "FILTER", "FILTER1", "FILTER2", "FILTNAM1", "DATE-OBS", "TIME-OBS",
                  "MJD-OBS", "TARGNAME", "OBJECT", "EXPTIME", "PROPOSID", "ROOTNAME", "PHOTPLAM", "EQUINOX",
-                 "RADESYS", "BUNIT", "PHOTFLAM", "PHOTFNU", "PHOTZPT")
+                 "RADESYS", "BUNIT", "PHOTFLAM", "PHOTFNU", "PHOTZPT", *PIXEL_AREA)
 
 
 def display_range(arr: np.ndarray) -> tuple[float, float]:
@@ -500,6 +503,17 @@ def _others_note(hdul: fits.HDUList, chosen: int, others: list[int], listed: int
     return (f"enhanced HDU {_describe(hdul, chosen)}, the first image; the file holds {len(others)} more image "
             f"HDU{'s' if len(others) > 1 else ''} not enhanced: {named}{more} (--hdu N enhances another, --hdu all "
             "every one)")
+
+
+def rescale_pixel_area(header: fits.Header, factor: float, grid: str) -> None:
+    """Put ``header``'s pixel-area cards (`PIXEL_AREA`) on a grid whose pixels are ``factor`` times the frame's
+    (1/16 on the 4x grid), saying so; a header without them is left as it is."""
+    for key in PIXEL_AREA:
+        if key in header:
+            try:
+                header[key] = (float(header[key]) * factor, f"pixel area on {grid}"[:47])
+            except (TypeError, ValueError):  # not a number: not an area to carry
+                del header[key]
 
 
 def kept_keywords(*headers: fits.Header) -> fits.Header:

@@ -969,7 +969,7 @@ class Enhancer:
         shape_out = (h * self.scale, w * self.scale)
         mode = self.flux_plane(src, cfg)
         with FileSink(targets, shape_out, src.origin, primary, image, out_wcs, provenance_text(prov),
-                      cfg.fits_encoding, flux_headers(image, src, *mode)[:1 + cfg.flux_err] if mode else None,
+                      cfg.fits_encoding, flux_headers(image, src, *mode, self.scale)[:1 + cfg.flux_err] if mode else None,
                       background=WRITER_THREAD, deferred=deferred) as sink:
             self.process(src, cfg, sink.put, progress, norm)
         if src.holes_filled:
@@ -1028,7 +1028,7 @@ class Enhancer:
         if out_wcs is not None and src.origin == "upper":  # a picture's (AVM's, rows bottom-up) for rgb's rows
             out_wcs = flip_rows(out_wcs, src.shape[0] * self.scale)
         mode = self.flux_plane(src, cfg) if sink.flux is not None else None
-        flux_header = flux_headers(image, src, *mode)[0] if mode else None
+        flux_header = flux_headers(image, src, *mode, self.scale)[0] if mode else None
         primary.extend(image, unique=True)
         if src.holes_filled:
             notes.append(f"{src.holes_filled} no-data pixels in small holes are shown interpolated in rgb; flux and "

@@ -11,7 +11,7 @@ from .. import __version__
 from ..config import EnhanceConfig, utc_now
 from ..imaging.normalize import Normalizer
 from ..imaging.wcs import scale_wcs, wcs_header
-from ..io.readers import FrameSource
+from ..io.readers import PIXEL_AREA, FrameSource, rescale_pixel_area
 from ..io.writers import add_text, fits_text, set_card
 from ..models.weights import WeightsInfo, sha256_file
 
@@ -157,7 +157,7 @@ def fits_headers(src: FrameSource, prov: dict[str, object], scale: int, sr_info:
         # (a picture's WCS, from its AVM tags, is of its rows bottom-up as the FITS output writes them: `_avm_wcs`)
         image.extend(wcs_header(out_wcs), unique=True)
     kept = src.header.copy() if src.header is not None else fits.Header()
-    for key in PHOTOMETRY:  # units of the input's values: they belong to FLUX, not to display planes
+    for key in PHOTOMETRY + PIXEL_AREA:  # units of the input's values: they belong to FLUX, not to display planes
         kept.remove(key, ignore_missing=True, remove_all=True)
     image.extend(kept, unique=True)
     image["BUNIT"] = DISPLAY_BUNIT
@@ -165,14 +165,17 @@ def fits_headers(src: FrameSource, prov: dict[str, object], scale: int, sr_info:
     return primary, image, notes, out_wcs
 
 
-def flux_headers(image: fits.Header, src: FrameSource, per_pixel: bool, why: str) -> tuple[fits.Header, fits.Header]:
-    """The FLUX and FLUXERR extensions' headers: the colour planes' (WCS, kept keywords) with the input's units."""
+def flux_headers(image: fits.Header, src: FrameSource, per_pixel: bool, why: str,
+                 scale: int = 4) -> tuple[fits.Header, fits.Header]:
+    """The FLUX and FLUXERR extensions' headers: the colour planes' (WCS, kept keywords) with the input's units, and
+    its pixel area (JWST's PIXAR_SR) on the ``scale``-times finer grid."""
     h = image.copy()
     unit = str(src.header.get("BUNIT", "")) if src.header is not None else ""
     h["BUNIT"] = (unit or "input units", "the input's units, on the 4x grid")
-    for key in PHOTOMETRY[1:]:
+    for key in PHOTOMETRY[1:] + PIXEL_AREA:
         if src.header is not None and key in src.header:
             h[key] = (src.header[key], src.header.comments[key])
+    rescale_pixel_area(h, 1 / scale**2, f"the {scale}x grid")
     h["AE_FLXMD"] = ("sum" if per_pixel else "mean", "output pixels sum (per-pixel units) or average")
     err = h.copy()
     add_text(h, "COMMENT", "FLUX: the enhanced luminance in the input's units. Every input pixel's flux is kept: "
