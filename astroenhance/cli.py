@@ -850,6 +850,11 @@ class Combine(str, Enum):
     first = "first"
 
 
+#: compose's and mosaic's --clean-cosmic-rays: as run's, by default where run's is
+CLEAN_COSMIC_RAYS = ("Read pixels sharper than any star can be as no data, as run does (run --help says how). Default: on for "
+                     "single exposures (*_flt, *_flc, *_c0m, *_c0f) whose DQ flags no cosmic rays; off otherwise.")
+
+
 class Grid(str, Enum):
     optimal = "optimal"
     first = "first"
@@ -872,6 +877,7 @@ def compose(
     upscale: Annotated[bool, typer.Option("--upscale/--no-upscale", help="Run the 4x SR network on the composite's luminance (flux-consistent, as in run).")] = False,
     reference: Annotated[int | None, typer.Option(help="Align onto the grid of frame N (1-based, as given). Default: the finest-sampled frame.")] = None,
     hdu: Annotated[str | None, typer.Option(help="FITS HDU or chip to read in every frame (default: every chip).")] = None,
+    clean_cosmic_rays: Annotated[bool | None, typer.Option("--clean-cosmic-rays/--no-clean-cosmic-rays", help=CLEAN_COSMIC_RAYS, show_default=False)] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="Comma-separated from fits,png,tiff,jpeg (default fits,png).")] = None,
     weights: Annotated[Path | None, typer.Option(help="Weights folder for --upscale.")] = None,
 ) -> None:
@@ -890,7 +896,7 @@ def compose(
             raise SettingsError(f"--reference {reference}: {frames[reference - 1]} is another frame's map, left out")
         reference = kept.index(frames[reference - 1]) + 1
     maps = {j.path: {"noise": j.noise, "weight": j.weight, "dq": j.dq} for j in jobs}
-    src, warning = composite_source(kept, hdu, reference, method.value, maps)
+    src, warning = composite_source(kept, hdu, reference, method.value, maps, clean_cosmic_rays)
     if warning:
         err.print(f"warning: {warning}", markup=False)
     result = _display_enhancer(fmt, upscale, weights=weights).write_display_source(src, outdir, name, "composite")
@@ -910,6 +916,7 @@ def mosaic(
     grid: Annotated[Grid, typer.Option(help="optimal: north-up grid at the finest input resolution (reproject's find_optimal_celestial_wcs); first: the first frame's grid, extended.")] = Grid.optimal,
     match_background: Annotated[bool, typer.Option("--match-background/--no-match-background", help="Offset frames so their backgrounds agree where they overlap.")] = True,
     hdu: Annotated[str | None, typer.Option(help="FITS HDU or chip to read in every frame (default: every chip).")] = None,
+    clean_cosmic_rays: Annotated[bool | None, typer.Option("--clean-cosmic-rays/--no-clean-cosmic-rays", help=CLEAN_COSMIC_RAYS + " The science FITS records each frame's count in HISTORY.", show_default=False)] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="Comma-separated from fits,png,tiff,jpeg (default fits,png).")] = None,
     weights: Annotated[Path | None, typer.Option(help="Weights folder for --enhance.")] = None,
 ) -> None:
@@ -951,11 +958,12 @@ def mosaic(
         bands, header = None, None
         wcs, shape = mosaic_grid([(rgb[..., 0], w) for rgb, w in colour], grid.value)
     else:
-        # every chip of a multi-chip frame, each with its maps beside it; frames to enhance read as `run` reads them
-        # (cosmic rays where it looks)
+        # every chip of a multi-chip frame, each with its maps beside it, read as `run` reads it (cosmic rays too)
         bands = [b for j in _without_companions(frames)
-                 for b in read_bands(j.path, hdu, None if enhance else False, noise=j.noise, weight=j.weight, dq=j.dq,
+                 for b in read_bands(j.path, hdu, clean_cosmic_rays, noise=j.noise, weight=j.weight, dq=j.dq,
                                      with_sigma=enhance)]
+        for note in (n for b in bands for n in b.notes):
+            err.print(f"note: {note}", markup=False)
         for warning in mixed_frames(bands):
             err.print(f"warning: {warning}", markup=False)
         wcs, shape = mosaic_grid([(b.data, b.wcs) for b in bands], grid.value)  # (frames far apart: refused here)

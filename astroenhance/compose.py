@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,10 @@ BAND_NM = {"u": 365, "g": 475, "r": 625, "i": 770, "z": 900, "y": 1000, "U": 365
            "I": 806, "J": 1220, "H": 1630, "K": 2190}
 
 
+#: a composite's small no-data holes filled for display (`filled_holes`), as `run`'s default --fill-holes
+FILL_HOLES = 8
+
+
 @dataclass
 class Band:
     """One filter frame: data, WCS, where it came from and its wavelength (nm, None if unknown)."""
@@ -37,6 +41,8 @@ class Band:
     label: str = ""  # the chip, in a file of several (``sci2``, ``chip3``)
     more: tuple[Path, ...] = ()  # other files of the same filter co-added into this band (`by_filter`)
     sigma: np.ndarray | None = None  # its per-pixel noise where the file gives it (ERR, 1/sqrt(WHT)), in data's units
+    notes: list[str] = field(default_factory=list)  # what reading it found (cosmic rays, odd WCS...), each naming it
+    cosmic_rays: int = -1  # pixels read as no data as cosmic-ray hits (-1: not searched)
 
     @property
     def name(self) -> str:
@@ -77,8 +83,9 @@ def read_bands(path: str | Path, hdu: str | None = None, cosmic_rays: bool | Non
                noise: Path | None = None, weight: Path | None = None, dq: Path | None = None,
                with_sigma: bool = False) -> list[Band]:
     """Every chip of the FITS frame ``path`` (the one ``hdu`` names, if given) as a `Band`, each with its own WCS;
-    astropy's notes on odd headers stay quiet, as in `run`.  ``cosmic_rays``: as `io.readers.open_frames` (None:
-    where `run` searches them by default, for frames enhanced as `run` enhances them); ``noise``, ``weight``, ``dq``:
+    astropy's notes on odd headers stay quiet, as in `run`, and its own are the band's (`Band.notes`).
+    ``cosmic_rays``: as `io.readers.open_frames` (None: where `run` searches them by default, single exposures whose
+    DQ flags none); ``noise``, ``weight``, ``dq``:
     its rms or weight map and data-quality file beside it (`batch.pair_companions`), as `run` reads them;
     ``with_sigma``: each band's per-pixel noise too (`Band.sigma`: frames to enhance), a second array in memory."""
     from .io.readers import open_frames
@@ -96,13 +103,16 @@ def read_bands(path: str | Path, hdu: str | None = None, cosmic_rays: bool | Non
                 kept = f.header.copy() if f.header is not None else fits.Header()
                 sigma = (np.asarray(f.noise_rows(0, f.shape[0]), np.float32)
                          if with_sigma and f.noise_rows is not None else None)
-                bands.append(Band(Path(path), f.read_rows(0, f.shape[0]), f.wcs, kept, name, wl, f.label,
-                                  sigma=sigma))
+                band = Band(Path(path), f.read_rows(0, f.shape[0]), f.wcs, kept, name, wl, f.label, sigma=sigma,
+                            cosmic_rays=f.cosmic_rays)
+                band.notes = [f"{band.name}: {n}" for n in f.notes]
+                bands.append(band)
             return bands
 
 
 def read_band(path: str | Path, hdu: str | None = None, **maps) -> Band:
-    """The frame of ``path`` as one filter's band (`read_bands`, with its ``maps``: noise, weight, dq): a file of
+    """The frame of ``path`` as one filter's band (`read_bands`, with its ``maps``: noise, weight, dq, and
+    cosmic_rays): a file of
     several chips (an ACS/WFC exposure, a WFPC2 one) gives its chips co-added onto one grid — the first chip's,
     extended over the others (`mosaic_grid` ``first``), backgrounds matched (`coadd`) — unless ``hdu`` names one."""
     bands = read_bands(path, hdu, **maps)
@@ -161,9 +171,9 @@ def _coadded(bands: list[Band], label: str, more: tuple[Path, ...] = ()) -> Band
     wcs, shape = mosaic_grid([(b.data, b.wcs) for b in bands], "first")
     frames = [(b.data, b.wcs) for b in on_grid_units(bands, wcs)[0]]
     data, _, _ = coadd(frames, wcs, shape, "mean", True)
-    first = bands[0]
+    first, searched = bands[0], [b.cosmic_rays for b in bands if b.cosmic_rays >= 0]
     return Band(first.path, np.asarray(data, np.float32), wcs, first.header, first.filter, first.wavelength, label,
-                more)
+                more, notes=[n for b in bands for n in b.notes], cosmic_rays=sum(searched) if searched else -1)
 
 
 def by_filter(bands: list[Band]) -> list[Band]:
@@ -219,6 +229,23 @@ def order_by_wavelength(bands: list[Band]) -> tuple[list[Band], str]:
 
 def _finest(bands: list[Band]) -> int:
     return int(np.argmin([np.mean(proj_plane_pixel_scales(b.wcs.celestial)) for b in bands]))
+
+
+def filled_holes(bands: list[Band], max_run: int) -> tuple[list[Band], int]:
+    """Each band with its small no-data holes — runs of at most ``max_run`` pixels along a row or column with data
+    around (cosmic-ray hits, DQ-flagged hot pixels) — interpolated from their neighbours (`pipeline.holes`, as `run`
+    shows them in its display planes), and how many pixels were filled.  For a picture only: a composite's hole is
+    a black dot, grown by the reprojection."""
+    import torch
+
+    from .pipeline.holes import fill_holes
+
+    out, total = [], 0
+    for b in bands:
+        filled, holes = fill_holes(torch.from_numpy(np.ascontiguousarray(b.data, np.float32)), max_run)
+        total += int(holes.sum())
+        out.append(replace(b, data=filled.numpy()) if bool(holes.any()) else b)
+    return out, total
 
 
 def align(bands: list[Band], reference: int | None = None) -> tuple[np.ndarray, WCS, int]:
@@ -515,13 +542,14 @@ def _median_coadd(frames: list[tuple[np.ndarray, WCS]], wcs: WCS, shape: tuple[i
 # ---- the two jobs, as the CLI runs them ----------------------------------------------------------------
 
 def composite_source(paths: list[Path], hdu: str | None = None, reference: int | None = None,
-                     method: str = "lupton", maps: dict[Path, dict] | None = None):
+                     method: str = "lupton", maps: dict[Path, dict] | None = None, cosmic_rays: bool | None = None):
     """The true-colour composite of filter frames ``paths`` as a display source (values in [0, 1], rows
     bottom-up, the reference frame's WCS and keywords plus AE_* cards naming each channel's frame and filter),
     and a warning ("" if none) when the frames were not given blue to red.
 
     Frames are ordered by wavelength; two frames make green their mean; all are reprojected onto frame
-    ``reference`` (1-based, as given) or the finest-sampled one."""
+    ``reference`` (1-based, as given) or the finest-sampled one.  ``cosmic_rays``: as `read_bands` (by default
+    searched where `run` searches them); what reading found is in the source's notes."""
     from .errors import SettingsError
     from .io.readers import from_array
     from .io.writers import add_text, set_card
@@ -530,9 +558,10 @@ def composite_source(paths: list[Path], hdu: str | None = None, reference: int |
         raise SettingsError("give at least two filter frames (BLUE GREEN RED)")
     if reference is not None and not 1 <= reference <= len(paths):
         raise SettingsError(f"--reference {reference}: choose 1..{len(paths)}")
-    bands = [read_band(p, hdu, **(maps or {}).get(Path(p), {})) for p in paths]  # (its maps beside it: DQ, weights)
+    bands = [read_band(p, hdu, cosmic_rays=cosmic_rays, **(maps or {}).get(Path(p), {}))  # (maps beside it: DQ...)
+             for p in paths]
     check_overlap(bands)
-    bands = by_filter(bands)
+    bands, filled = filled_holes(by_filter(bands), FILL_HOLES)
     ref_path = Path(paths[reference - 1]) if reference else None
     bands, warning = order_by_wavelength(bands)
     ref_index = None if ref_path is None else next(i for i, b in enumerate(bands) if ref_path in (b.path, *b.more))
@@ -565,6 +594,12 @@ def composite_source(paths: list[Path], hdu: str | None = None, reference: int |
     add_text(header, "HISTORY", "colours are the filters' own (a true-colour composite), not predicted")
     src = from_array(rgb, wcs, name="compose: " + " ".join(b.name for b in bands), origin="lower",
                      header=header, dtype_range=(0.0, 1.0))
+    src.notes.extend(n for b in bands if b.filter != "mean" for n in b.notes)
+    searched = [b.cosmic_rays for b in bands if b.cosmic_rays >= 0 and b.filter != "mean"]
+    src.cosmic_rays, src.fill_holes = sum(searched) if searched else -1, FILL_HOLES  # (AE_NCR, AE_FILLH)
+    if filled:
+        src.notes.append(f"{filled} no-data pixels in small holes (runs of <= {FILL_HOLES} pixels with data around: "
+                         "hits, hot pixels) are shown interpolated (AE_FILLH)")
     return src, warning
 
 
@@ -608,10 +643,15 @@ def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wc
     header["AE_COMB"] = (combine, "combine function")
     header["AE_GRID"] = (grid, "output grid")
     header["AE_BGMAT"] = (match_background, "backgrounds matched")
+    searched = [b.cosmic_rays for b in bands if b.cosmic_rays >= 0]
+    header["AE_NCR"] = (sum(searched) if searched else -1, "cosmic-ray pixels read as no data (-1: none)")
     for i, b in enumerate(bands):
         add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1}: {b.name}")
         add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1} sha256: "
                                     + ", ".join(sha256_file(p) for p in (b.path, *b.more)))
+        if b.cosmic_rays >= 0:
+            add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1} cosmic rays: {b.cosmic_rays} pixels "
+                                        "sharper than a star can be read as no data")
         if scales is not None and scales[i] != 1.0:
             add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1} times {float(scales[i]):.6g}: per-pixel "
                                         "units onto the grid's pixel area")

@@ -254,3 +254,47 @@ def test_each_chip_of_a_two_chip_exposure_is_searched_with_its_own_err_and_dq(tm
             rows = frame.read_rows(0, frame.shape[0])
             assert frame.cosmic_rays == len(hits[ver])
             assert all(np.isnan(rows[y, x]) for y, x in hits[ver]) and np.isfinite(rows[100, 100])
+
+
+def test_mosaic_and_compose_read_hits_as_run_does(tmp_path):
+    """`mosaic` and `compose` read a single exposure's hits as `run` does (they were kept: a mean mosaic carried
+    them, a composite showed each as a bright dot of one colour): the science mosaic has no data there (AE_NCR,
+    each input's count in HISTORY); the composite, a picture, shows them filled from their neighbours (AE_FILLH) as
+    `run`'s display planes do, not as black dots grown by the reprojection."""
+    rng = np.random.default_rng(11)
+    clean, sigma = _field(rng, n_stars=6)
+    hit = clean.copy()
+    hit[40, 40] += 3000
+    hit[80, 20:23] += 1500
+    blue = _flt(tmp_path / "hit_flt.fits", hit, sigma, photplam=4500.0)
+    _flt(tmp_path / "clean_flt.fits", clean, sigma, photplam=4500.0)
+    red = _flt(tmp_path / "red_flt.fits", clean, sigma)
+    runner = CliRunner()
+    result = runner.invoke(app, ["mosaic", str(blue), "--grid", "first", "-o", str(tmp_path / "m"), "--format", "fits"])
+    assert result.exit_code == 0, result.output
+    assert "hit_flt.fits: cosmic rays: 4 pixels" in " ".join(result.output.split())
+    with fits.open(tmp_path / "m" / "mosaic.mosaic.fits") as h:
+        assert h[0].header["AE_NCR"] == 4 and "input 1 cosmic rays: 4 pixels" in " ".join(h[0].header["HISTORY"])
+        assert np.isnan(h[0].data[40, 40]) and np.isnan(h[0].data[80, 20:23]).all()
+        near_hits = np.zeros(clean.shape, bool)
+        near_hits[39:42, 39:42] = near_hits[79:82, 19:24] = True  # (reproject's interpolation spreads no data by 1)
+        assert not (np.isnan(h[0].data) & ~near_hits).any()
+    kept = runner.invoke(app, ["mosaic", str(blue), "--grid", "first", "-o", str(tmp_path / "k"), "--format", "fits",
+                               "--no-clean-cosmic-rays"])
+    assert kept.exit_code == 0, kept.output
+    with fits.open(tmp_path / "k" / "mosaic.mosaic.fits") as h:
+        assert h[0].header["AE_NCR"] == -1 and np.isfinite(h[0].data).all()
+    composites = {}
+    for name, first, args in (("hit", blue, ()), ("clean", tmp_path / "clean_flt.fits", ()),
+                              ("kept", blue, ("--no-clean-cosmic-rays",))):
+        result = runner.invoke(app, ["compose", str(first), str(red), "-o", str(tmp_path / name), "--name", "c",
+                                     "--format", "fits", *args])
+        assert result.exit_code == 0, result.output
+        with fits.open(tmp_path / name / "c.composite.fits") as h:
+            composites[name] = np.stack([h[c].data for c in ("RED", "GREEN", "BLUE")], -1)
+            composites[name + " cards"] = (h[0].header["AE_NCR"], h[0].header["AE_FILLH"])
+    assert composites["hit cards"] == (4, 8) and composites["kept cards"] == (-1, 8)
+    assert np.isfinite(composites["hit"]).all()
+    near = (slice(38, 43), slice(38, 43))
+    assert np.abs(composites["hit"][near] - composites["clean"][near]).max() < 0.05
+    assert np.abs(composites["kept"][near] - composites["clean"][near]).max() > 0.2  # the hit, a bright dot

@@ -128,6 +128,8 @@ class FrameSource:
     cosmic_rays: int = -1  # pixels flagged as cosmic-ray hits and read as no-data (-1: not searched)
     cosmic_ray_limit: float = 0.0  # the peak / neighbours ratio above which a pixel is not a star
     holes_filled: int = 0  # no-data pixels the last enhancement showed interpolated (`pipeline.holes`)
+    fill_holes: int | None = None  # the longest no-data run already shown filled in its pixels (a composite's
+    # bands: `compose.filled_holes`); None: the enhancement's own (--fill-holes, grey frames)
 
     @property
     def is_display_image(self) -> bool:
@@ -327,8 +329,8 @@ def _clean_cosmic_rays(f: FrameSource, cosmic_rays: bool | None) -> None:
                 f.notes.append(f"a single exposure whose DQ flags no cosmic rays, not searched: "
                                f"{str(exc).removeprefix(f.name + ': ')}")
         else:
-            f.notes.append("a single exposure whose DQ flags no cosmic rays: its hits go through the "
-                           "networks like faint stars; --clean-cosmic-rays reads them as no data")
+            f.notes.append("a single exposure whose DQ flags no cosmic rays: its hits are kept, as light (the "
+                           "networks enhance them like faint stars); --clean-cosmic-rays reads them as no data")
 
 
 def _use_dq_file(path: Path, hdul: fits.HDUList, hdu: str | int | None, found: list[FrameSource], dq: Path,

@@ -68,7 +68,7 @@ def provenance(src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, *, scale:
         "dq_file_sha256": sha256_file(src.dq_file) if src.dq_file is not None else "",
         "cosmic_ray_pixels": src.cosmic_rays, "cosmic_ray_limit": round(float(src.cosmic_ray_limit), 4),
         # no-data runs up to this long interpolated for the networks and display planes (grey frames; not FLUX)
-        "fill_holes": int(cfg.fill_holes) if src.channels == 1 else 0,
+        "fill_holes": src.fill_holes if src.fill_holes is not None else int(cfg.fill_holes) if src.channels == 1 else 0,
         "device": device, "precision": cfg.precision, "fits_encoding": cfg.fits_encoding,
         "noise_gate": bool(cfg.noise_gate) and scale > 1, "noise_sigma": norm.noise,
         "sr_detail_fraction": round(sr_detail_fraction, 4),
