@@ -546,6 +546,8 @@ def _train(task: str, data: Path, outdir: Path, *, arch: str, iters: int, batch:
                       ckpt_every=val_every, device=device, threads=threads, **extra)  # type: ignore[arg-type]
     check_outdir(outdir)
     trainer = Trainer(cfg)
+    for path, why in trainer.pool.left_out:
+        err.print(f"note: left out {path}: {why}", markup=False)
     ckpt = outdir / "ckpt.pt"
     if resume:
         if not ckpt.exists():

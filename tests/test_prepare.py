@@ -165,3 +165,21 @@ def test_training_images_keep_their_tones_at_16_bits_and_in_colour(tmp_path):
     eight = np.random.default_rng(0).integers(0, 256, (20, 24, 3), dtype=np.uint8)
     Image.fromarray(eight).save(tmp_path / "eight.png")
     assert np.array_equal(load_rgb(tmp_path / "eight.png"), eight)
+
+
+def test_astroenhance_outputs_in_a_training_folder_are_left_out_and_said(source, tmp_path):
+    """A `run` output among the training images (its detail the networks' own) was tiled as a truth by `prepare`
+    (or listed as 'unreadable'), and stopped `train` with an error; now each leaves it out, saying why."""
+    from astroenhance.training.data import ImagePool
+
+    ran = CliRunner().invoke(app, ["run", str(source / "colour0.png"), "-o", str(source / "made"), "--no-upscale", "-q"])
+    assert ran.exit_code == 0, ran.output
+    [made] = (source / "made").glob("*.png")
+    rec = prepare(source, tmp_path / "out", PrepareConfig(tile=(128, 96), seed=3))
+    assert {"file": f"made/{made.name}", "reason": "an astroenhance output: its detail is the networks' own"} in rec[
+        "skipped"]
+    assert len(rec["images"]) == 10 and not any(i["file"].startswith("made/") for i in rec["images"])
+    (source / "sub" / made.name).write_bytes(made.read_bytes())
+    pool = ImagePool.from_folder(source / "sub")
+    assert pool.names == ["grey.png"] and [(p.name, why) for p, why in pool.left_out] == [
+        (made.name, "an astroenhance output: its detail is the networks' own")]

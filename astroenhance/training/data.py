@@ -7,7 +7,7 @@ sees exactly the batches an uninterrupted run would have seen.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +29,23 @@ def _manifest_excludes(folder: Path) -> set[str]:
     return out
 
 
-def list_images(folder: str | Path) -> list[Path]:
-    """Every image under ``folder`` (recursively, sorted), minus those its MANIFEST.csv flags."""
+def list_images(folder: str | Path, left_out: list[tuple[Path, str]] | None = None) -> list[Path]:
+    """Every image under ``folder`` (recursively, sorted), minus those its MANIFEST.csv flags and astroenhance's own
+    outputs (their detail is the networks' own: not a truth to train or score on), each of those added to
+    ``left_out`` with why."""
+    from ..io.readers import is_astroenhance_output
+
     folder = Path(folder)
     excluded = _manifest_excludes(folder)
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.name not in excluded)
+    out = []
+    for p in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+        why = ("flagged in MANIFEST.csv" if p.name in excluded else
+               "an astroenhance output: its detail is the networks' own" if is_astroenhance_output(p) else "")
+        if not why:
+            out.append(p)
+        elif left_out is not None:
+            left_out.append((p, why))
+    return out
 
 
 def load_rgb(path: Path) -> np.ndarray:
@@ -67,6 +79,7 @@ class ImagePool:
     # "area": crops spread evenly over all pixels (a large image gives more crops); "image": each image as likely
     # as any other, as when scores are averaged over images
     sample_by: str = "area"
+    left_out: list[tuple[Path, str]] = field(default_factory=list)  # images of the folder not used, and why
 
     def __post_init__(self) -> None:
         # whole-image thumbnails for the colorizer's global branch, made as `run` makes them
@@ -80,7 +93,8 @@ class ImagePool:
     def from_folder(cls, folder: str | Path, min_size: int = 0, limit: int | None = None,
                     thumb_size: int = 128, thumb_jitter: float = 0.0, scale_jitter: int = 1,
                     sample_by: str = "area") -> ImagePool:
-        paths = list_images(folder)[:limit]
+        left_out: list[tuple[Path, str]] = []
+        paths = list_images(folder, left_out)[:limit]
         images, names = [], []
         for p in paths:
             im = load_rgb(p)
@@ -89,7 +103,8 @@ class ImagePool:
                 names.append(p.name)
         if not images:
             raise SettingsError(f"no usable images (>= {min_size} px) under {folder}")
-        return cls(images, names, thumb_size, thumb_jitter, scale_jitter, sample_by)
+        return cls(images, names, thumb_size, thumb_jitter, scale_jitter, sample_by,
+                   [(p, why) for p, why in left_out if why != "flagged in MANIFEST.csv"])
 
     def _plan(self, rng: np.random.Generator, batch: int, size: int) -> list[tuple[int, int, int, bool, int, int]]:
         """Which crops a batch takes: ``(image, y, x, flip, quarter_turns, zoom_out)`` each, drawn from ``rng``

@@ -23,7 +23,7 @@ from PIL import Image
 
 from ..errors import SettingsError
 from ..models.weights import sha256_file
-from .data import IMAGE_SUFFIXES, list_images, load_rgb
+from .data import list_images, load_rgb
 
 SPLITS = ("train", "val", "test")
 
@@ -124,7 +124,8 @@ def prepare(src: str | Path, dst: str | Path, cfg: PrepareConfig = PrepareConfig
         raise SettingsError(f"{dst}: the output folder must not be inside the source folder {src}")
     earlier = _check_earlier(dst)  # (before the images are read: a folder that is not ours is refused at once)
     tw, th = cfg.tile
-    paths = list_images(src)
+    left_out: list[tuple[Path, str]] = []
+    paths = list_images(src, left_out)
     if not paths:
         raise SettingsError(f"{src}: no images (.png, .jpg, .tif)")
     from .. import __version__
@@ -132,9 +133,8 @@ def prepare(src: str | Path, dst: str | Path, cfg: PrepareConfig = PrepareConfig
 
     record: dict = {"tool": f"astroenhance {__version__}", "utc": utc_now(), "source": str(src), "tile": [tw, th],
                     "split": list(cfg.split), "seed": cfg.seed, "images": [], "skipped": []}
-    listed = set(paths)
-    for p in sorted(q for q in src.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and q not in listed):
-        record["skipped"].append({"file": str(p.relative_to(src)), "reason": "flagged in MANIFEST.csv"})
+    for p, why in left_out:
+        record["skipped"].append({"file": str(p.relative_to(src)), "reason": why})
     usable: list[tuple[Path, np.ndarray]] = []
     for p in paths:
         try:
