@@ -179,9 +179,11 @@ def test_the_hint_is_only_for_single_exposures_without_cosmic_ray_flags(tmp_path
     assert hinted == {"a_flt.fits": True, "b_flt.fits": True, "c_drz.fits": False, "d_flc.fits": False}
 
 
-def test_without_a_pivot_wavelength_the_search_is_refused_clearly(tmp_path):
+@pytest.mark.parametrize("photplam", [None, 1e-19, 5e7])
+def test_without_a_pivot_wavelength_the_search_is_refused_clearly(tmp_path, photplam):
+    """No PHOTPLAM, or one no HST filter has (1e-19 made the limit infinite and writing AE_CRLIM crashed the run)."""
     data, sigma = _field(np.random.default_rng(2), n_stars=2, size=64)
-    src = _flt(tmp_path / "nophot_flt.fits", data, sigma, photplam=None)
+    src = _flt(tmp_path / "nophot_flt.fits", data, sigma, photplam=photplam)
     result = CliRunner().invoke(app, ["run", str(src), "-o", str(tmp_path / "out"), "--clean-cosmic-rays",
                                       "--no-colorize", "--format", "fits", "-q"])
     assert result.exit_code == 1 and "PHOTPLAM" in result.output and "nophot_flt.fits" in result.output

@@ -498,6 +498,11 @@ def _fill(grid: np.ndarray) -> np.ndarray | None:
     return grid
 
 
+#: the pivot wavelengths (Angstrom) of HST's filters, from the far-UV (STIS, ACS/SBC: ~1,150) to the near-IR
+#: (WFC3/IR, NICMOS: ~17,000), with room: a PHOTPLAM outside is not a wavelength the search can use
+PIVOT_RANGE = (900, 30000)
+
+
 def frame_star_sharpness(frame) -> tuple[float, float]:
     """How sharp a star can be on ``frame`` (a `readers.FrameSource`; `imaging.cosmics.star_sharpness`): HST's
     diffraction limit at the header's PHOTPLAM (pivot wavelength, Angstrom) on the WCS's smallest pixel scale."""
@@ -514,12 +519,18 @@ def frame_star_sharpness(frame) -> tuple[float, float]:
     if not wavelength > 0:
         raise InputError(f"{frame.name}: --clean-cosmic-rays needs the filter's pivot wavelength (PHOTPLAM) to know "
                          "how sharp a star can be; this header has none")
+    if not PIVOT_RANGE[0] <= wavelength * 1e10 <= PIVOT_RANGE[1]:
+        raise InputError(f"{frame.name}: --clean-cosmic-rays: PHOTPLAM = {wavelength * 1e10:.4g} Angstrom is no HST "
+                         f"filter's pivot wavelength ({PIVOT_RANGE[0]}-{PIVOT_RANGE[1]}); how sharp a star can be is "
+                         "not known")
     if frame.wcs is None:
         raise InputError(f"{frame.name}: --clean-cosmic-rays needs a celestial WCS (the pixel scale) to know how "
                          "sharp a star can be; this frame has none")
     from astropy.wcs.utils import proj_plane_pixel_scales
 
     scale = float(np.min(proj_plane_pixel_scales(frame.wcs.celestial))) * 3600.0
+    if not 0 < scale < np.inf:
+        raise InputError(f"{frame.name}: --clean-cosmic-rays needs the pixel scale, and the WCS gives {scale:g}\"")
     return star_sharpness(wavelength, scale)
 
 
