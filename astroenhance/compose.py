@@ -100,6 +100,7 @@ def read_bands(path: str | Path, hdu: str | None = None, cosmic_rays: bool | Non
             for f in frames:
                 if f.wcs is None:
                     raise InputError(f"{f.name}: no celestial WCS: it cannot be aligned with other frames")
+                _check_sky(f.name, f.wcs, f.shape)
                 kept = f.header.copy() if f.header is not None else fits.Header()
                 sigma = (np.asarray(f.noise_rows(0, f.shape[0]), np.float32)
                          if with_sigma and f.noise_rows is not None else None)
@@ -108,6 +109,29 @@ def read_bands(path: str | Path, hdu: str | None = None, cosmic_rays: bool | Non
                 band.notes = [f"{band.name}: {n}" for n in f.notes]
                 bands.append(band)
             return bands
+
+
+def _check_sky(name: str, wcs: WCS, shape: tuple[int, int]) -> None:
+    """An `InputError` naming the frame where its WCS cannot place it on a grid with others: a celestial frame
+    astropy does not know (RADESYS 'XYZ'), or no sky position for its corners and centre (a CRVAL of 1e10 degrees,
+    a projection that fails there) — reproject's own errors said neither which frame nor why."""
+    from astropy.wcs.utils import wcs_to_celestial_frame
+
+    try:
+        wcs_to_celestial_frame(wcs)
+    except ValueError:
+        raise InputError(f"{name}: its WCS's celestial frame is not one astropy knows (RADESYS "
+                         f"{wcs.wcs.radesys!r}, CTYPE {', '.join(wcs.wcs.ctype)}): it cannot be aligned with other "
+                         "frames") from None
+    ny, nx = shape
+    xs, ys = np.array([0, nx - 1, nx - 1, 0, nx / 2]), np.array([0, 0, ny - 1, ny - 1, ny / 2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        world = np.asarray(wcs.celestial.all_pix2world(xs, ys, 0), np.float64)
+    lon, lat = world
+    if not (np.isfinite(world).all() and (np.abs(lon) <= 720).all() and (np.abs(lat) <= 90 + 1e-9).all()):
+        raise InputError(f"{name}: its WCS gives no usable sky position for some of its corners (CRVAL "
+                         f"{', '.join(f'{v:g}' for v in wcs.wcs.crval)}): it cannot be aligned with other frames")
 
 
 def read_band(path: str | Path, hdu: str | None = None, **maps) -> Band:

@@ -671,3 +671,27 @@ def test_a_mosaics_pixel_area_cards_are_those_of_its_grid(tmp_path):
     assert abs(header["CDELT2"] if "CDELT2" in header else header["CD2_2"]) * 3600 == pytest.approx(0.031, rel=1e-3)
     assert header["PIXAR_A2"] == pytest.approx(0.031**2, rel=1e-3)
     assert header["PIXAR_SR"] == pytest.approx((0.031 / 206264.806) ** 2, rel=1e-3)
+
+
+@pytest.mark.parametrize("card, value", [("RADESYS", "junk"), ("CRVAL1", 1e10)])
+def test_a_frame_whose_wcs_cannot_be_placed_is_named(tmp_path, card, value):
+    """A frame whose WCS names a celestial frame astropy does not know, or puts it nowhere on the sky, was a
+    traceback out of reproject (a ValueError naming neither the frame nor why); now one line naming the frame."""
+    from astropy.wcs import WCS
+
+    paths = []
+    for k in range(2):
+        w = WCS(naxis=2)
+        w.wcs.ctype, w.wcs.crval, w.wcs.crpix = ["RA---TAN", "DEC--TAN"], [150.0, 2.0], [8.0, 8.0]
+        w.wcs.cdelt = [-0.05 / 3600, 0.05 / 3600]
+        header = w.to_header()
+        header["PHOTPLAM"] = 6000.0 + 2000 * k
+        if k == 1:
+            header[card] = value
+        paths.append(tmp_path / f"f{k}.fits")
+        fits.PrimaryHDU(np.random.default_rng(k).normal(1, 0.1, (16, 16)).astype(np.float32), header).writeto(paths[-1])
+    for command in ("mosaic", "compose"):
+        result = runner.invoke(app, [command, *map(str, paths), "-o", str(tmp_path / command)])
+        said = " ".join(result.output.split())
+        assert result.exit_code == 1 and "f1.fits: its WCS" in said and "cannot be aligned" in said, said
+        assert not (tmp_path / command).exists() or not any((tmp_path / command).iterdir())
