@@ -349,15 +349,25 @@ def mosaic_grid(frames: list[tuple[np.ndarray, WCS]], grid: str = "optimal",
     ``first`` (the first frame's pixel grid, extended to cover every frame).  A grid mostly empty because the frames
     lie far apart on the sky (`GRID_EMPTINESS`) is a `SettingsError`, before anything that size is allocated
     (``refuse_empty`` False: the caller decided that already, on the same frames at their own pixels)."""
+    from .errors import SettingsError
+
+    apart = "mosaic frames that overlap or touch, a group at a time"
+    if refuse_empty and (far := _farthest(frames)) > 90:  # no one tangent plane holds them (reproject: NaN sizes)
+        raise SettingsError(f"the frames lie far apart on the sky: {far:.0f} degrees between two of them; {apart}")
     wcs, shape = _grid(frames, grid)
     own = sum(a.shape[0] * a.shape[1] for a, _ in frames)
     if refuse_empty and shape[0] * shape[1] > max(GRID_EMPTINESS * own, GRID_FREE_PIXELS):
-        from .errors import SettingsError
-
         raise SettingsError(f"the frames lie far apart on the sky: their grid would be {shape[1]}x{shape[0]} pixels "
                             f"({shape[0] * shape[1] / 1e6:.0f} Mpx, {shape[0] * shape[1] / own:.0f}x the frames' own "
-                            "pixels, nearly all empty); mosaic frames that overlap or touch, a group at a time")
+                            f"pixels, nearly all empty); {apart}")
     return wcs, shape
+
+
+def _farthest(frames: list[tuple[np.ndarray, WCS]]) -> float:
+    """The largest angle (degrees) between two frames' centres."""
+    xyz = np.array([w.celestial.pixel_to_world((a.shape[1] - 1) / 2, (a.shape[0] - 1) / 2).icrs.cartesian.xyz.value
+                    for a, w in frames])
+    return float(np.degrees(np.arccos(np.clip((xyz @ xyz.T).min(), -1.0, 1.0))))
 
 
 def _grid(frames: list[tuple[np.ndarray, WCS]], grid: str) -> tuple[WCS, tuple[int, int]]:

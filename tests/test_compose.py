@@ -549,6 +549,13 @@ def test_frames_far_apart_are_refused_before_a_grid_that_size_is_made(tmp_path, 
     assert not (tmp_path / "m").exists()
     result = runner.invoke(app, ["mosaic", paths[0], paths[2], "-o", str(tmp_path / "n"), "--grid", grid])
     assert result.exit_code == 0, result.output
+    # on opposite sides of the sky no tangent plane holds both (reproject's grid size was NaN: a traceback)
+    fits.writeto(tmp_path / "far.fits", np.ones((64, 64), np.float32),
+                 fits.Header({**fits.getheader(paths[0]), "CRVAL1": 330.0, "CRVAL2": -2.0}))
+    for enhance in ("--no-enhance", "--enhance"):
+        result = runner.invoke(app, ["mosaic", paths[0], str(tmp_path / "far.fits"), "-o", str(tmp_path / "f"),
+                                     "--grid", grid, enhance], terminal_width=300)
+        assert result.exit_code == 2 and "far apart on the sky: 180 degrees" in result.output, result.output
 
 
 def _left_half(src, dst):
