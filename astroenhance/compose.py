@@ -541,7 +541,7 @@ def enhanced_outputs(paths: list[Path]) -> list[tuple[np.ndarray, WCS, fits.Head
             if kinds[-1]:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    wcs = WCS(hdul["RED"].header).celestial
+                    wcs = WCS(hdul["RED"].header, hdul).celestial  # (with its lookup-table distortions)
                 if not wcs.has_celestial:
                     raise InputError(f"{path}: no celestial WCS: it cannot be aligned with other frames")
                 rgb = np.stack([np.asarray(hdul[c].data, np.float32) for c in ("RED", "GREEN", "BLUE")], -1)

@@ -7,23 +7,22 @@ output pixel centre equals the input WCS at the matching input position:
 * ``CD' = CD / scale`` (or ``CDELT' = CDELT / scale`` with PC)
 * SIP ``A_p_q``, ``B_p_q``, ``AP_p_q``, ``BP_p_q`` times ``scale ** (1 - p - q)``
 
-Lookup-table distortions (D2IM, NPOL) are dropped with a warning and a HISTORY note: they are tables of
-sub-pixel corrections in detector pixels that cannot be rescaled by a formula.  (astropy's
-``WCS.slice`` with a fractional step is not used: it gets CD and SIP frames wrong.)
+* lookup-table distortions (D2IM, NPOL: tables of sub-pixel corrections in detector pixels, HST's ACS/WFC and
+  WFC3/UVIS frames carry them) are tables of the same corrections on the finer grid: ``CRVAL' = (CRVAL - 0.5) *
+  scale + 0.5``, ``CDELT' = CDELT * scale``, values times ``scale``.  The FITS output carries them as
+  ``WCSDVARR``/``D2IMARR`` extensions (`wcs_tables`), as HST's own files do: read its WCS with the file,
+  ``WCS(hdul["RED"].header, hdul)``.
+
+(astropy's ``WCS.slice`` with a fractional step is not used: it gets CD and SIP frames wrong.)
 """
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
-from astropy.wcs import WCS, Sip
+from astropy.io import fits
+from astropy.wcs import WCS, DistortionLookupTable, Sip
 
 from ..errors import SettingsError
-
-
-class WCSWarning(UserWarning):
-    """A WCS could only be carried over approximately."""
 
 
 def _scale_sip_matrix(m: np.ndarray | None, scale: float) -> np.ndarray | None:
@@ -31,6 +30,20 @@ def _scale_sip_matrix(m: np.ndarray | None, scale: float) -> np.ndarray | None:
         return None
     p, q = np.indices(m.shape)
     return m * scale ** (1.0 - p - q)
+
+
+def _scale_lookup(table: DistortionLookupTable | None, scale: float) -> DistortionLookupTable | None:
+    """A lookup-table distortion on a grid ``scale`` times finer: the same corrections, in the finer pixels."""
+    if table is None:
+        return None
+    crval = (np.asarray(table.crval, float) - 0.5) * scale + 0.5
+    return DistortionLookupTable(np.asarray(table.data, np.float32) * np.float32(scale), tuple(table.crpix),
+                                 tuple(crval), tuple(np.asarray(table.cdelt, float) * scale))
+
+
+def has_lookup_tables(wcs: WCS) -> bool:
+    """Whether ``wcs`` has lookup-table distortions (NPOL ``cpdis``, D2IM ``det2im``)."""
+    return any(t is not None for t in (wcs.cpdis1, wcs.cpdis2, wcs.det2im1, wcs.det2im2))
 
 
 def scale_wcs(wcs: WCS, scale: float) -> tuple[WCS, list[str]]:
@@ -57,12 +70,11 @@ def scale_wcs(wcs: WCS, scale: float) -> tuple[WCS, list[str]]:
         s = wcs.sip
         out.sip = Sip(_scale_sip_matrix(s.a, scale), _scale_sip_matrix(s.b, scale),
                       _scale_sip_matrix(s.ap, scale), _scale_sip_matrix(s.bp, scale), w.crpix)
-    if wcs.cpdis1 is not None or wcs.cpdis2 is not None or wcs.det2im1 is not None or wcs.det2im2 is not None:
-        out.cpdis1 = out.cpdis2 = out.det2im1 = out.det2im2 = None
-        msg = ("lookup-table distortions (NPOL/D2IM) dropped: they are sub-pixel corrections on the "
-               "detector grid; positions agree with the input's SIP+linear WCS")
-        notes.append(msg)
-        warnings.warn(msg, WCSWarning, stacklevel=2)
+    if has_lookup_tables(wcs):
+        out.cpdis1, out.cpdis2 = _scale_lookup(wcs.cpdis1, scale), _scale_lookup(wcs.cpdis2, scale)
+        out.det2im1, out.det2im2 = _scale_lookup(wcs.det2im1, scale), _scale_lookup(wcs.det2im2, scale)
+        notes.append("lookup-table distortions (NPOL/D2IM) carried onto the finer grid as WCSDVARR/D2IMARR "
+                     "extensions: read the FITS output's WCS with its file, WCS(hdul['RED'].header, hdul)")
     w.set()
     return out, notes
 
@@ -89,13 +101,27 @@ def flip_rows(wcs: WCS, height: int) -> WCS:
     return out
 
 
-def wcs_header(wcs: WCS):
-    """The FITS header cards of ``wcs`` (SIP included, lookup tables never)."""
-    hdr = wcs.to_header(relax=True)
+def wcs_header(wcs: WCS) -> fits.Header:
+    """The FITS header cards of ``wcs``: SIP included, and lookup-table distortions' keywords (CPDIS, DP, D2IMDIS,
+    D2IM) naming the extensions `wcs_tables` gives, which must be in the same file."""
+    if has_lookup_tables(wcs):
+        hdr = wcs.to_fits(relax=True)[0].header
+        for key in ("SIMPLE", "BITPIX", "NAXIS", "EXTEND"):
+            hdr.remove(key, ignore_missing=True)
+    else:
+        hdr = wcs.to_header(relax=True)
     # to_header records DATE-OBS/MJD-OBS it derived; the caller carries the original keywords itself
     for key in ("MJDREF", "DATEREF"):
         hdr.remove(key, ignore_missing=True)
     return hdr
+
+
+def wcs_tables(wcs: WCS | None) -> list[fits.ImageHDU]:
+    """The ``WCSDVARR``/``D2IMARR`` extensions of ``wcs``'s lookup-table distortions (none without them), to be
+    written in the file whose headers hold `wcs_header`."""
+    if wcs is None or not has_lookup_tables(wcs):
+        return []
+    return [fits.ImageHDU(np.asarray(h.data, np.float32), h.header) for h in wcs.to_fits(relax=True)[1:]]
 
 
 def output_to_input_pixels(xp: np.ndarray, yp: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:

@@ -179,10 +179,14 @@ class FITSRGBWriter(_AtomicFile):
     flux_headers : (astropy.io.fits.Header, astropy.io.fits.Header), optional
         Headers of a ``FLUX`` (and ``FLUXERR``) extension after BLUE (physical units: always float32, never
         quantised).
+    tables : list of astropy.io.fits.ImageHDU, optional
+        Small extensions written last, as they are: the WCS's lookup-table distortions (``WCSDVARR``,
+        ``D2IMARR``: `imaging.wcs.wcs_tables`) that the image headers' CPDIS/D2IM keywords name.
     """
 
     def __init__(self, final: Path, shape: tuple[int, int], primary: fits.Header, image: fits.Header,
-                 encoding: str = "float32", flux_headers: tuple[fits.Header, ...] | None = None) -> None:
+                 encoding: str = "float32", flux_headers: tuple[fits.Header, ...] | None = None,
+                 tables: list[fits.ImageHDU] | tuple = ()) -> None:
         super().__init__(final)
         if encoding not in FITS_ENCODINGS:
             raise ValueError(f"unknown FITS encoding {encoding!r} ({', '.join(FITS_ENCODINGS)})")
@@ -199,6 +203,7 @@ class FITSRGBWriter(_AtomicFile):
         self.headers = [(0, head)]  # each HDU's header and where it starts: checksums are set in `finish`
         blobs = [(0, head.tostring().encode("ascii"))]
         self.data_offsets = []
+        self.data_sizes = [0]  # each HDU's data size in the file (padded), the primary's first
         offset = len(blobs[0][1])
         for name, size in zip(self.names, self.itemsizes):
             h = fits.Header([("XTENSION", "IMAGE"), ("BITPIX", -32 if size == 4 else 16), ("NAXIS", 2),
@@ -213,7 +218,20 @@ class FITSRGBWriter(_AtomicFile):
             blobs.append((offset, blob))
             offset += len(blob)
             self.data_offsets.append(offset)
-            offset += _padded(self.height * self.width * size)
+            self.data_sizes.append(_padded(self.height * self.width * size))
+            offset += self.data_sizes[-1]
+        self.tables = [fits.ImageHDU(np.asarray(t.data, ">f4"), t.header) for t in tables]
+        for t in self.tables:  # known whole now: written with the headers
+            t.header.extend(CHECKSUM_CARDS)
+            blob = t.header.tostring().encode("ascii")
+            self.headers.append((offset, t.header))
+            blobs.append((offset, blob))
+            offset += len(blob)
+            self.data_offsets.append(offset)
+            data = t.data.tobytes()
+            blobs.append((offset, data + b"\0" * (_padded(len(data)) - len(data))))
+            self.data_sizes.append(_padded(len(data)))
+            offset += self.data_sizes[-1]
         self.size = offset
         try:
             self.fh = open(self.tmp, "wb+")
@@ -275,9 +293,8 @@ class FITSRGBWriter(_AtomicFile):
     def _set_checksums(self) -> None:
         """Each HDU's DATASUM (its data read back in pieces of 16 MiB) and CHECKSUM, written into its header in
         place (the cards are there from the start, so the header's length does not change)."""
-        sizes = [0] + [_padded(self.height * self.width * size) for size in self.itemsizes]
         starts = [0] + self.data_offsets
-        for (offset, header), start, size in zip(self.headers, starts, sizes):
+        for (offset, header), start, size in zip(self.headers, starts, self.data_sizes):
             datasum = 0
             self.fh.seek(start)
             for done in range(0, size, 16 << 20):
@@ -315,6 +332,11 @@ class FITSRGBWriter(_AtomicFile):
                     warnings.simplefilter("ignore")  # long HISTORY/COMMENT cards are already wrapped
                     _append_hdu(packed, hdu)
                 del hdu
+            for table in self.tables:  # (without the checksum cards, which only the uncompressed layout fills)
+                header = table.header.copy()
+                for key, *_ in CHECKSUM_CARDS:
+                    header.remove(key, ignore_missing=True)
+                _append_hdu(packed, fits.ImageHDU(table.data, header))
             with open(packed, "rb+") as fh:
                 os.fsync(fh.fileno())
             os.replace(packed, self.tmp)
@@ -351,7 +373,7 @@ def quantize(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return q.astype(dtype)
 
 
-def _append_hdu(path: Path, hdu: fits.CompImageHDU) -> None:
+def _append_hdu(path: Path, hdu: fits.ImageHDU | fits.CompImageHDU) -> None:
     with fits.open(path, mode="append") as hdul:
         hdul.append(hdu)
 

@@ -18,6 +18,7 @@ import torch
 from astropy.io import fits
 
 from ..config import FORMAT_SUFFIX
+from ..imaging.wcs import wcs_tables
 from ..io.readers import output_stem
 from ..io.writers import FITSRGBWriter, ImageWriter
 
@@ -145,7 +146,8 @@ class FileSink(_Sink):
         self.writers: list[FITSRGBWriter | ImageWriter] = []
         try:
             for fmt, target in targets.items():
-                self.writers.append(FITSRGBWriter(target, shape, primary, image, fits_encoding, flux_headers) if fmt == "fits"
+                self.writers.append(FITSRGBWriter(target, shape, primary, image, fits_encoding, flux_headers,
+                                                  wcs_tables(wcs)) if fmt == "fits"
                                     else ImageWriter(target, shape, fmt, wcs, text))
         except BaseException:
             self._abort()
