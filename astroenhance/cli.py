@@ -144,6 +144,11 @@ def _check_frames(frames: list[Path], outdir: Path, name: str, suffix: str) -> N
     if not name.strip() or name.startswith(".") or "/" in name or os.sep in name or "\0" in name:
         raise SettingsError(f"--name {name!r}: give a plain file name (no '/', not starting with '.'); the "
                             f"outputs are OUTDIR/<name>.{suffix}.<ext>")
+    from .io.writers import NAME_MAX
+
+    if (size := max(len(f"{name}.{suffix}{ext}".encode()) for ext in FORMAT_SUFFIX.values())) > NAME_MAX:
+        raise SettingsError(f"--name: the outputs' names would be {size} bytes, more than a file name may have "
+                            f"({NAME_MAX}); give a shorter --name")
     check_outdir(outdir)
     given: set[Path] = set()
     for p in frames:

@@ -124,6 +124,23 @@ def test_hdu_all_writes_every_stamp_and_a_picture_beside_them_still_runs(tmp_pat
         "stamps.enhanced.fits"]
 
 
+def test_an_input_whose_output_name_would_be_too_long_is_one_line_before_any_work(tmp_path):
+    """An input named 247 characters: its output's name (+ ".enhanced.fits") is over a file name's 255 bytes. It was
+    "unexpected OSError: File name too long" after the whole enhancement; now one line before any work (the dry
+    run too), the other inputs done; a compose/mosaic --name that long is a usage error."""
+    long = tmp_path / ("b" * 247 + ".fits.gz")
+    shutil.copy(EXAMPLE, long)
+    shutil.copy(EXAMPLE, tmp_path / "short.fits.gz")
+    result = invoke("run", long, tmp_path / "short.fits.gz", "-o", tmp_path / "out", "--format", "fits")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and "unexpected" not in said and "261 bytes" in said and "shorter name" in said
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["astroenhance-report.json", "short.enhanced.fits"]
+    dry = invoke("run", long, "-o", tmp_path / "dry", "--dry-run")
+    assert dry.exit_code == 1 and "261 bytes" in " ".join(dry.output.split())
+    named = invoke("mosaic", EXAMPLE, "-o", tmp_path / "m", "--name", "c" * 250)
+    assert named.exit_code == 2 and "give a shorter --name" in " ".join(named.output.split())
+
+
 def test_bad_inputs_one_line_each_exit_1_and_nothing_left(tmp_path):
     bad = tmp_path / "in"
     bad.mkdir()

@@ -145,7 +145,11 @@ class _AtomicFile:
 
     def publish(self) -> Path:
         """Rename the finished temporary file to its final name (atomic on one file system)."""
-        os.replace(self.tmp, self.final)
+        try:
+            os.replace(self.tmp, self.final)
+        except OSError as exc:
+            self.abort()
+            raise _write_error(self.final, exc, "renaming the finished output into place") from None
         return self.final
 
     def commit(self) -> Path:

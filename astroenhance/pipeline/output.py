@@ -18,16 +18,23 @@ import torch
 from astropy.io import fits
 
 from ..config import FORMAT_SUFFIX
+from ..errors import OutputError
 from ..imaging.wcs import wcs_tables
 from ..io.readers import output_stem
-from ..io.writers import FITSRGBWriter, ImageWriter
+from ..io.writers import NAME_MAX, FITSRGBWriter, ImageWriter
 
 
 def output_paths(path: Path, outdir: Path, label: str, formats: tuple[str, ...],
                  suffix: str = "enhanced") -> dict[str, Path]:
-    """``{format: OUTDIR/<stem>[.<label>].<suffix>.<ext>}`` for input ``path`` (chip ``label``)."""
+    """``{format: OUTDIR/<stem>[.<label>].<suffix>.<ext>}`` for input ``path`` (chip ``label``); an `OutputError`
+    when a name would be longer than a file name may be (`io.writers.NAME_MAX` bytes: the input's name nearly is)."""
     stem = output_stem(path) + (f".{label}" if label else "")
-    return {fmt: outdir / f"{stem}.{suffix}{FORMAT_SUFFIX[fmt]}" for fmt in formats}
+    paths = {fmt: outdir / f"{stem}.{suffix}{FORMAT_SUFFIX[fmt]}" for fmt in formats}
+    for target in paths.values():
+        if (size := len(target.name.encode())) > NAME_MAX:
+            raise OutputError(f"{path}: its output's name would be {size} bytes ({target.name[:24]}...), more than a "
+                              f"file name may have ({NAME_MAX}): give the input a shorter name")
+    return paths
 
 
 def host(piece: torch.Tensor | np.ndarray | None) -> np.ndarray | None:
