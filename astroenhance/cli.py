@@ -1179,12 +1179,15 @@ def _evaluate_hst(data: Path, weights: Path | None, sr_model: SRModel | None, js
     with err.status(f"hst: {len(truths)} frames through run"):
         panels: list | None = [] if figure else None
         res = evaluate_hst(truths, config, levels, noise_frames=min(noise_frames, 6), panels=panels)
-    out.print(f"hst on {data} ({len(truths)} frames), --sr-model {config.for_input(True).sr_model}; display-mapping PSNR (dB)")
+    for why in res["skipped"]:
+        err.print(f"note: left out {why}", markup=False)
+    out.print(f"hst on {data} ({len(res['frames'])} frames), --sr-model {config.for_input(True).sr_model}; "
+              "display-mapping PSNR (dB)")
     out.print(f"{'frame':<42}{'k':>5}{'run':>8}{'best baseline':>15}{'run-best':>10}{'ceiling-best':>14}  best baseline")
     for r in res["per_frame"]:
         room = r["truth_noise_ceiling"]["psnr"] - r["best_baseline"]["psnr"]
         out.print(f"{r['image'][:41]:<42}{r['k']:>5g}{r['run']['psnr']:>8.2f}{r['best_baseline']['psnr']:>15.2f}"
-                  f"{r['run']['psnr_gain']:>+10.2f}{room:>+14.2f}  {r['best_baseline']['method']}")
+                  f"{r['run']['psnr_gain']:>+10.2f}{room:>+14.2f}  {r['best_baseline']['method']}", markup=False)
     for level, m in res["summary"].items():
         out.print(f"mean {level}: run {m['run_psnr']:.2f} dB, best baseline {m['best_baseline_psnr']:.2f} dB "
                   f"({m['run_minus_best']:+.2f}; truth-noise ceiling {m['ceiling_minus_best']:+.2f}); SSIM {m['run_ssim']:.3f} vs {m['best_baseline_ssim']:.3f}; "

@@ -226,19 +226,34 @@ def test_degrade_two_depths_bins_as_the_protocol_and_gives_each_half_its_noise()
     assert resid[:, :50].std() == pytest.approx(1.0, rel=0.05) and resid[:, 50:].std() == pytest.approx(6.0, rel=0.05)
 
 
-def test_truths_that_cannot_be_scored_are_one_line_naming_the_file(tmp_path):
-    """A constant frame gave every PSNR as infinite (the means "inf dB", "-inf"); a file of several chips pointed at
-    an API argument (hdu=) that evaluate does not have."""
+def test_truths_that_cannot_be_scored_are_named_and_left_out_and_each_chip_is_a_truth(tmp_path):
+    """A constant frame gave every PSNR as infinite (the means "inf dB", "-inf"): it is named and left out, as is a
+    frame with no data, and the others are scored (one such file stopped the whole evaluation, and a file of several
+    chips did too: each chip is now a truth of its own)."""
     from astropy.io import fits
 
     from astroenhance.errors import InputError
+    from astroenhance.training.hst import evaluate_hst, truth_chips
 
     fits.writeto(tmp_path / "flat.fits", np.full((32, 32), 5.0, np.float32))
     with pytest.raises(InputError, match="flat.fits: every pixel is 5"):
         load_truth(tmp_path / "flat.fits")
-    fits.writeto(tmp_path / "cube.fits", np.random.default_rng(0).normal(size=(2, 32, 32)).astype(np.float32))
-    with pytest.raises(InputError, match="cube.fits: holds 2 chips.*one deep grey frame per file"):
-        load_truth(tmp_path / "cube.fits")
+    fits.writeto(tmp_path / "empty.fits", np.full((32, 32), np.nan, np.float32))
+    with pytest.raises(InputError, match="empty.fits: no finite pixels"):
+        load_truth(tmp_path / "empty.fits")
+    rng = np.random.default_rng(0)
+    cube = rng.normal(size=(2, 32, 32)).astype(np.float32)
+    cube[:, 10:14, 10:14] += 50
+    fits.writeto(tmp_path / "cube.fits", cube)
+    assert truth_chips(tmp_path / "cube.fits") == ["chip1", "chip2"]
+    np.testing.assert_array_equal(load_truth(tmp_path / "cube.fits", "chip2")[0], cube[1])
+    res = evaluate_hst([tmp_path / n for n in ("cube.fits", "empty.fits", "flat.fits")], levels=(2.0,),
+                       noise_frames=0)
+    assert res["frames"] == [f"{tmp_path / 'cube.fits'}[chip1]", f"{tmp_path / 'cube.fits'}[chip2]"]
+    assert [r["image"] for r in res["per_frame"]] == ["cube[chip1]", "cube[chip2]"]
+    assert len(res["skipped"]) == 2 and "empty.fits" in res["skipped"][0] and "flat.fits" in res["skipped"][1]
+    with pytest.raises(InputError, match="no frame could serve as a truth"):
+        evaluate_hst([tmp_path / "flat.fits"], levels=(2.0,), noise_frames=0)
 
 
 def test_block_lattice_of_nothing_is_not_measured_and_says_nothing():

@@ -71,14 +71,24 @@ def list_truths(folder: str | Path) -> list[Path]:
                   if p.name.lower().endswith(FITS_SUFFIXES) and companion_token(p) is None)
 
 
-def load_truth(path: Path) -> tuple[np.ndarray, object]:
-    """The frame's image (float64, NaN-free: NaN set to the median) cropped to a multiple of 4, and its WCS."""
+def truth_chips(path: Path) -> list[str]:
+    """The chip labels of ``path`` (``[""]`` for a file of one frame): each chip of a multi-chip file is a truth of
+    its own (`load_truth` with its label)."""
+    from ..io.readers import open_frames
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            data, wcs, _ = read_frame(path)
-        except InputError as exc:  # (e.g. a file of several chips: the reader's hint names an API argument)
-            raise InputError(f"{exc} — a truth is one deep grey frame per file") from None
+        with open_frames(path) as frames:
+            return [f.label for f in frames] if len(frames) > 1 else [""]
+
+
+def load_truth(path: Path, chip: str = "") -> tuple[np.ndarray, object]:
+    """The frame's image (its ``chip``, in a file of several: `truth_chips`), float64, NaN-free (NaN set to the
+    median), cropped to a multiple of 4, and its WCS."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data, wcs, _ = read_frame(path, chip or None)
+    path = Path(f"{path}[{chip}]") if chip else path  # (named so in what it says)
     data = np.asarray(data, np.float64)
     if data.ndim != 2:
         raise InputError(f"{path}: a single grey frame is needed, got shape {data.shape}")
@@ -87,6 +97,8 @@ def load_truth(path: Path) -> tuple[np.ndarray, object]:
         raise InputError(f"{path}: {data.shape[1]}x{data.shape[0]} pixels: a truth is binned {SCALE}x{SCALE}, so it "
                          f"needs {SCALE} or more a side")
     data = data[:h, :w]
+    if not np.isfinite(data).any():
+        raise InputError(f"{path}: no finite pixels (no data anywhere, DQ-flagged pixels included): not a truth")
     data = np.where(np.isfinite(data), data, np.nanmedian(data))
     if not np.ptp(data) > 0:  # no noise to scale k by, nothing to score (every PSNR infinite)
         raise InputError(f"{path}: every pixel is {data.flat[0]:g}: a truth must be a real frame")
@@ -387,15 +399,23 @@ def evaluate_hst(truths: list[Path], config: EnhanceConfig | None = None, levels
     ``panels``, if given, receives a figure row per frame and level (`figure_row`)."""
     cfg = replace(config or EnhanceConfig(), colorize=False, formats=("fits",))
     enhancer = Enhancer(cfg)
-    rows = []
+    rows, used, skipped = [], [], []
     with tempfile.TemporaryDirectory(prefix="astroenhance-hst-") as tmp:
         work = Path(tmp)
-        for path in truths:
-            truth, wcs = load_truth(path)
-            name = path.name.split(".")[0]
-            sources = TruthSources.find(truth, estimate_noise(truth))
-            for k in levels:
-                rows.append(evaluate_frame(enhancer, name, truth, wcs, k, seed, work, panels, sources))
+        for path in truths:  # each chip of a multi-chip file a truth; a file that cannot be one is named, left out
+            try:
+                chips = [(chip, *load_truth(path, chip)) for chip in truth_chips(path)]
+            except InputError as exc:
+                skipped.append(str(exc))
+                continue
+            for chip, truth, wcs in chips:
+                name = path.name.split(".")[0] + (f"[{chip}]" if chip else "")
+                used.append(f"{path}[{chip}]" if chip else str(path))
+                sources = TruthSources.find(truth, estimate_noise(truth))
+                for k in levels:
+                    rows.append(evaluate_frame(enhancer, name, truth, wcs, k, seed, work, panels, sources))
+        if not rows:
+            raise InputError(f"no frame could serve as a truth: {'; '.join(skipped)}")
         # blank frames in a minmax display mapping: a percentile interval would clip the very peaks counted
         blank = blank_noise(Enhancer(replace(cfg, interval="minmax")), work, frames=noise_frames) if noise_frames else {}
     summary = {}
@@ -408,8 +428,9 @@ def evaluate_hst(truths: list[Path], config: EnhanceConfig | None = None, levels
             "ceiling_minus_best": float(np.mean([r["truth_noise_ceiling"]["psnr"] - r["best_baseline"]["psnr"]
                                                  for r in sel])),
             "run_ssim": float(np.mean([r["run"]["ssim"] for r in sel])),
-            "run_sky_lattice": float(np.mean([r["run"]["sky_lattice"] for r in sel])),
-            "best_baseline_sky_lattice": float(np.mean([r["best_baseline"]["sky_lattice"] for r in sel])),
+            # (nan for a frame with too little sky to tell: left out of the mean)
+            "run_sky_lattice": float(np.nanmean([r["run"]["sky_lattice"] for r in sel])),
+            "best_baseline_sky_lattice": float(np.nanmean([r["best_baseline"]["sky_lattice"] for r in sel])),
             "best_baseline_ssim": float(np.mean([r["best_baseline"]["ssim"] for r in sel])),
             "run_completeness": float(np.nanmean([r["run"]["completeness"] for r in sel])),
             "bicubic_completeness": float(np.nanmean([r["bicubic_linear"]["completeness"] for r in sel])),
@@ -427,5 +448,5 @@ def evaluate_hst(truths: list[Path], config: EnhanceConfig | None = None, levels
                 [e for r in sel for e in r["run"]["aperture_flux_errs"]],
                 [e for r in sel for e in r["bicubic_linear"]["aperture_flux_errs"]]),
         }
-    return {"protocol": PROTOCOL, "frames": [str(p) for p in truths], "levels": list(levels), "seed": seed,
+    return {"protocol": PROTOCOL, "frames": used, "skipped": skipped, "levels": list(levels), "seed": seed,
             "summary": summary, "blank_noise": blank, "per_frame": rows}
