@@ -1096,6 +1096,8 @@ def evaluate(
     if inception is not None:
         net, inception_sha = load_inception(inception)
         scorer = InceptionScorer(net)
+    if task != Task.sr and train_data is None:  # (before any image is read)
+        raise _usage("--train-data is needed to fit the lookup-table baseline")
     skipped: list[str] = []
     images = load_images(data, limit, max_side=1 << 20 if crop else 1400, skipped=skipped)  # a crop: whole images
     for why in skipped:
@@ -1104,12 +1106,13 @@ def evaluate(
         err.print(f"note: {len(whole)} image(s) smaller than --crop {crop} scored whole (e.g. {whole[0]})",
                   markup=False)
     if not images:
-        raise _usage(f"no images in {data}" + (f" large enough to score ({len(skipped)} too small)" if skipped else ""))
+        raise _usage(f"no images in {data}" + (f" that can be scored ({len(skipped)} left out)" if skipped else ""))
     lut = None
     if task != Task.sr:
-        if train_data is None:
-            raise _usage("--train-data is needed to fit the lookup-table baseline")
-        fit_on = [im for _, im in load_images(train_data, max_side=800)]
+        unused: list[str] = []
+        fit_on = [im for _, im in load_images(train_data, max_side=800, skipped=unused)]
+        for why in unused:
+            err.print(f"note: --train-data: left out {why}", markup=False)
         if not fit_on:
             raise _usage(f"--train-data {train_data}: no images to fit the lookup-table baseline on")
         lut = LumaChromaLUT.fit(fit_on)

@@ -96,6 +96,9 @@ def test_evaluate_leaves_out_images_too_small_to_score_and_needs_a_positive_limi
     assert "left out" in result.output and "aaa_thumb.png: 40x12 pixels" in result.output
     assert "aaa_thumb.enhanced.png: an astroenhance output" in " ".join(result.output.split())
     assert json.loads((tmp_path / "m.json").read_text())["images"] == 1
+    (data / "aab_broken.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")  # named and left out; it stopped the run
+    result = CliRunner().invoke(app, ["evaluate", "--task", "sr", "--data", str(data), "--noise-frames", "0"])
+    assert result.exit_code == 0 and "aab_broken.png: not a readable image" in " ".join(result.output.split())
     for bad in ("0", "-3"):
         assert CliRunner().invoke(app, ["evaluate", "--task", "sr", "--data", str(data), "--limit", bad]).exit_code == 2
     # issue 18's crops: a side too small to score is refused; images smaller than the crop are said to be whole

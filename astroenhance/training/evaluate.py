@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..config import EnhanceConfig
-from ..errors import SettingsError
+from ..errors import InputError, SettingsError
 from ..imaging.color import LUMA_WEIGHTS, rgb_to_ycbcr, ycbcr_to_rgb
 from ..io.writers import quantize
 from ..metrics import area_downsample, detections, flux_error, inception_score, mse_8bit, psnr, psnr_of_mse, ssim
@@ -122,7 +122,7 @@ def load_images(folder: str | Path, limit: int | None = None, max_side: int = 14
                 skipped: list[str] | None = None) -> list[tuple[str, np.ndarray]]:
     """The first ``limit`` images of ``folder`` as float64 RGB in [0, 1], each cut to ``max_side``; those smaller
     than `MIN_SIDE` on a side are left out (named in ``skipped``), as there is nothing to score on them, and so are
-    astroenhance's own outputs."""
+    astroenhance's own outputs and files that cannot be read."""
     out, left_out = [], []
     paths = list_images(folder, left_out)  # (a run output beside the held-out images: its detail is the networks')
     if skipped is not None:
@@ -131,7 +131,12 @@ def load_images(folder: str | Path, limit: int | None = None, max_side: int = 14
     for p in paths:
         if limit is not None and len(out) == limit:
             break
-        rgb = load_rgb(p).astype(np.float64) / 255.0
+        try:
+            rgb = load_rgb(p).astype(np.float64) / 255.0
+        except InputError as exc:  # a broken file among the held-out images: named, the others scored
+            if skipped is not None:
+                skipped.append(str(exc))
+            continue
         if min(rgb.shape[:2]) < MIN_SIDE:
             if skipped is not None:
                 skipped.append(f"{p}: {rgb.shape[1]}x{rgb.shape[0]} pixels, under {MIN_SIDE} on a side")
