@@ -195,9 +195,15 @@ def _coadded(bands: list[Band], label: str, more: tuple[Path, ...] = ()) -> Band
     wcs, shape = mosaic_grid([(b.data, b.wcs) for b in bands], "first")
     frames = [(b.data, b.wcs) for b in on_grid_units(bands, wcs)[0]]
     data, _, _ = coadd(frames, wcs, shape, "mean", True)
-    first, searched = bands[0], [b.cosmic_rays for b in bands if b.cosmic_rays >= 0]
+    first = bands[0]
     return Band(first.path, np.asarray(data, np.float32), wcs, first.header, first.filter, first.wavelength, label,
-                more, notes=[n for b in bands for n in b.notes], cosmic_rays=sum(searched) if searched else -1)
+                more, notes=[n for b in bands for n in b.notes], cosmic_rays=cosmic_ray_total(bands))
+
+
+def cosmic_ray_total(bands: list[Band]) -> int:
+    """The cosmic-ray pixels of the bands searched, together (`Band.cosmic_rays`; -1: none was searched)."""
+    searched = [b.cosmic_rays for b in bands if b.cosmic_rays >= 0]
+    return sum(searched) if searched else -1
 
 
 def by_filter(bands: list[Band]) -> list[Band]:
@@ -629,8 +635,8 @@ def composite_source(paths: list[Path], hdu: str | None = None, reference: int |
     src = from_array(rgb, wcs, name="compose: " + " ".join(b.name for b in bands), origin="lower",
                      header=header, dtype_range=(0.0, 1.0))
     src.notes.extend(n for b in bands if b.filter != "mean" for n in b.notes)
-    searched = [b.cosmic_rays for b in bands if b.cosmic_rays >= 0 and b.filter != "mean"]
-    src.cosmic_rays, src.fill_holes = sum(searched) if searched else -1, FILL_HOLES  # (AE_NCR, AE_FILLH)
+    src.cosmic_rays = cosmic_ray_total([b for b in bands if b.filter != "mean"])  # (AE_NCR)
+    src.fill_holes = FILL_HOLES  # (AE_FILLH)
     if filled:
         src.notes.append(f"{filled} no-data pixels in small holes (runs of <= {FILL_HOLES} pixels with data around: "
                          "hits, hot pixels) are shown interpolated (AE_FILLH)")
@@ -677,8 +683,7 @@ def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wc
     header["AE_COMB"] = (combine, "combine function")
     header["AE_GRID"] = (grid, "output grid")
     header["AE_BGMAT"] = (match_background, "backgrounds matched")
-    searched = [b.cosmic_rays for b in bands if b.cosmic_rays >= 0]
-    header["AE_NCR"] = (sum(searched) if searched else -1, "cosmic-ray pixels read as no data (-1: none)")
+    header["AE_NCR"] = (cosmic_ray_total(bands), "cosmic-ray pixels read as no data (-1: none)")
     for i, b in enumerate(bands):
         add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1}: {b.name}")
         add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1} sha256: "

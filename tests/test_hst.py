@@ -233,7 +233,7 @@ def test_truths_that_cannot_be_scored_are_named_and_left_out_and_each_chip_is_a_
     from astropy.io import fits
 
     from astroenhance.errors import InputError
-    from astroenhance.training.hst import evaluate_hst, truth_chips
+    from astroenhance.training.hst import evaluate_hst, truth_frames
 
     fits.writeto(tmp_path / "flat.fits", np.full((32, 32), 5.0, np.float32))
     with pytest.raises(InputError, match="flat.fits: every pixel is 5"):
@@ -245,8 +245,9 @@ def test_truths_that_cannot_be_scored_are_named_and_left_out_and_each_chip_is_a_
     cube = rng.normal(size=(2, 32, 32)).astype(np.float32)
     cube[:, 10:14, 10:14] += 50
     fits.writeto(tmp_path / "cube.fits", cube)
-    assert truth_chips(tmp_path / "cube.fits") == ["chip1", "chip2"]
-    np.testing.assert_array_equal(load_truth(tmp_path / "cube.fits", "chip2")[0], cube[1])
+    chips = truth_frames(tmp_path / "cube.fits")
+    assert [c for c, _, _ in chips] == ["chip1", "chip2"]
+    np.testing.assert_array_equal(chips[1][1], cube[1])
     res = evaluate_hst([tmp_path / n for n in ("cube.fits", "empty.fits", "flat.fits")], levels=(2.0,),
                        noise_frames=0)
     assert res["frames"] == [f"{tmp_path / 'cube.fits'}[chip1]", f"{tmp_path / 'cube.fits'}[chip2]"]

@@ -71,37 +71,45 @@ def list_truths(folder: str | Path) -> list[Path]:
                   if p.name.lower().endswith(FITS_SUFFIXES) and companion_token(p) is None)
 
 
-def truth_chips(path: Path) -> list[str]:
-    """The chip labels of ``path`` (``[""]`` for a file of one frame): each chip of a multi-chip file is a truth of
-    its own (`load_truth` with its label)."""
+def truth_frames(path: Path) -> list[tuple[str, np.ndarray, object]]:
+    """Every chip of ``path`` as a truth (`as_truth`), with its label (``""`` for a file of one frame), from one
+    reading of the file: each chip of a multi-chip file is a truth of its own."""
     from ..io.readers import open_frames
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with open_frames(path) as frames:
-            return [f.label for f in frames] if len(frames) > 1 else [""]
+            many = len(frames) > 1
+            return [(f.label if many else "", *as_truth(f.read_rows(0, f.shape[0]), f.wcs, f.name)) for f in frames]
 
 
-def load_truth(path: Path, chip: str = "") -> tuple[np.ndarray, object]:
-    """The frame's image (its ``chip``, in a file of several: `truth_chips`), float64, NaN-free (NaN set to the
-    median), cropped to a multiple of 4, and its WCS."""
+def load_truth(path: Path) -> tuple[np.ndarray, object]:
+    """The frame of ``path`` (one frame: a file of several chips is an `InputError`) as a truth (`as_truth`)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        data, wcs, _ = read_frame(path, chip or None)
-    path = Path(f"{path}[{chip}]") if chip else path  # (named so in what it says)
+        try:
+            data, wcs, _ = read_frame(path)
+        except InputError as exc:  # (e.g. a file of several chips: the reader's hint names an API argument)
+            raise InputError(f"{exc} — a truth is one deep grey frame per file") from None
+    return as_truth(data, wcs, str(path))
+
+
+def as_truth(data: np.ndarray, wcs, name: str) -> tuple[np.ndarray, object]:
+    """A frame's image as a truth: float64, NaN-free (NaN set to the median), cropped to a multiple of 4, with its
+    WCS likewise; an `InputError` naming it where it cannot be one (no data, constant, under 4 pixels a side)."""
     data = np.asarray(data, np.float64)
     if data.ndim != 2:
-        raise InputError(f"{path}: a single grey frame is needed, got shape {data.shape}")
+        raise InputError(f"{name}: a single grey frame is needed, got shape {data.shape}")
     h, w = (data.shape[0] // SCALE) * SCALE, (data.shape[1] // SCALE) * SCALE
     if not h or not w:
-        raise InputError(f"{path}: {data.shape[1]}x{data.shape[0]} pixels: a truth is binned {SCALE}x{SCALE}, so it "
+        raise InputError(f"{name}: {data.shape[1]}x{data.shape[0]} pixels: a truth is binned {SCALE}x{SCALE}, so it "
                          f"needs {SCALE} or more a side")
     data = data[:h, :w]
     if not np.isfinite(data).any():
-        raise InputError(f"{path}: no finite pixels (no data anywhere, DQ-flagged pixels included): not a truth")
+        raise InputError(f"{name}: no finite pixels (no data anywhere, DQ-flagged pixels included): not a truth")
     data = np.where(np.isfinite(data), data, np.nanmedian(data))
     if not np.ptp(data) > 0:  # no noise to scale k by, nothing to score (every PSNR infinite)
-        raise InputError(f"{path}: every pixel is {data.flat[0]:g}: a truth must be a real frame")
+        raise InputError(f"{name}: every pixel is {data.flat[0]:g}: a truth must be a real frame")
     if wcs is not None:
         wcs = wcs[:h, :w]
     return data, wcs
@@ -404,7 +412,7 @@ def evaluate_hst(truths: list[Path], config: EnhanceConfig | None = None, levels
         work = Path(tmp)
         for path in truths:  # each chip of a multi-chip file a truth; a file that cannot be one is named, left out
             try:
-                chips = [(chip, *load_truth(path, chip)) for chip in truth_chips(path)]
+                chips = truth_frames(path)
             except InputError as exc:
                 skipped.append(str(exc))
                 continue
