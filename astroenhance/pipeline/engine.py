@@ -90,7 +90,8 @@ class EnhancedArray:
     rgb: np.ndarray  # (H*s, W*s, 3) float32 in [0, 1], NaN where the input had no data (but for small holes, shown
     # interpolated: `EnhanceConfig.fill_holes`); rows as the input
     luminance: np.ndarray  # (H*s, W*s)
-    wcs: object  # of the 4x grid, for rgb's rows as they are (None without an input WCS)
+    wcs: object  # of the 4x grid, for rgb's rows as they are (None without an input WCS); with the input's
+    # lookup-table distortions (NPOL/D2IM), which flux_header's CPDIS/D2IM cards name but cannot hold: use this
     normalizer: Normalizer
     header: fits.Header
     flux: np.ndarray | None = None  # (H*s, W*s) in the input's units (`physical_flux`); None for display images
