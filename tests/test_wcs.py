@@ -162,3 +162,41 @@ def test_the_fits_output_of_a_frame_with_lookup_tables_gives_its_sky(tmp_path):
         xi, yi = w_in.all_world2pix(*w_out.all_pix2world(xp.ravel(), yp.ravel(), 0), 0, tolerance=1e-12,
                                     maxiter=200)
         assert np.hypot(xi - xe, yi - ye).max() < 1e-6
+
+
+def test_a_pictures_avm_is_the_closest_linear_wcs_and_says_how_far_off_it_is(tmp_path):
+    """AVM holds no distortion: a picture of a distorted frame's AVM was its linear part alone, "approximate" — on an
+    ACS/WFC chip's 4x grid 246 output pixels off at a corner. Now the linear WCS closest over the picture (less
+    off), and the note gives the largest error, which the PNG's AVM keeps to."""
+    import pyavm
+    from typer.testing import CliRunner
+
+    from astroenhance.cli import app
+    from astroenhance.io.writers import linear_fit
+
+    w_in, _ = _load(FIXTURES / "2chipA.fits.gz", 1)
+    w4, _ = scale_wcs(w_in, 4)
+    shape = (2048 * 4, 4096 * 4)  # the whole chip's 4x grid, as the header describes it
+    fit, worst = linear_fit(w4, shape)
+    y, x = np.mgrid[0:shape[0]:256, 0:shape[1]:256].astype(float)
+    sky = w4.pixel_to_world(x.ravel(), y.ravel())
+    linear = w4.deepcopy()
+    linear.sip = linear.cpdis1 = linear.cpdis2 = linear.det2im1 = linear.det2im2 = None
+    linear.wcs.ctype = [c.replace("-SIP", "") for c in linear.wcs.ctype]
+    errors = {name: np.hypot(*(np.array(w.world_to_pixel(sky)) - [x.ravel(), y.ravel()])).max()
+              for name, w in (("linear part", linear), ("fit", fit))}
+    assert errors["fit"] < 0.8 * errors["linear part"] and errors["fit"] <= worst * 1.05
+    result = CliRunner().invoke(app, ["run", str(FIXTURES / "2chipA.fits.gz"), "-o", str(tmp_path), "--dq-mask", "none",
+                                      "--hdu", "sci1", "--no-colorize"])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "AVM holds a linear WCS" in said
+    stated = float(said.split("the closest to the frame's over the picture: up to ")[1].split(" pixels")[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        avm = pyavm.AVM.from_image(str(tmp_path / "2chipA.sci1.enhanced.png")).to_wcs()
+        with fits.open(tmp_path / "2chipA.sci1.enhanced.fits") as h:
+            full = WCS(h["RED"].header, h)
+    y, x = np.mgrid[0:40:3, 0:40:3].astype(float)
+    px, py = avm.world_to_pixel(full.pixel_to_world(x.ravel(), y.ravel()))
+    assert np.hypot(px - x.ravel(), py - y.ravel()).max() <= stated * 1.05 + 1e-3

@@ -23,6 +23,7 @@ from astropy.wcs import WCS
 from ..config import FITS_ENCODINGS
 from ..cores import in_order
 from ..errors import DiskFullError, OutputError
+from ..imaging.wcs import has_lookup_tables
 
 
 def _write_error(path: Path, exc: OSError, doing: str) -> OutputError:
@@ -386,6 +387,27 @@ def _append_hdu(path: Path, hdu: fits.ImageHDU | fits.CompImageHDU) -> None:
 JPEG_MAX_SIDE = 65500
 
 
+def linear_fit(wcs: WCS, shape: tuple[int, int], points: int = 33) -> tuple[WCS, float]:
+    """The linear TAN WCS closest to ``wcs`` (SIP, lookup tables) over a picture of ``shape`` — astropy's
+    `fit_wcs_from_points` on a ``points`` x ``points`` grid of its pixels — and the largest distance there (pixels)
+    between where the two put a sky position: what AVM, which holds no distortion, can carry.  An ACS/WFC chip's
+    linear part alone is off by ~60 pixels at its corners; the fit, by less."""
+    from astropy.wcs.utils import fit_wcs_from_points
+
+    h, w = shape
+    y, x = np.meshgrid(np.linspace(0, h - 1, points), np.linspace(0, w - 1, points), indexing="ij")
+    x, y = x.ravel(), y.ravel()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sky = wcs.pixel_to_world(x, y)
+        fit = fit_wcs_from_points((x, y), sky, projection="TAN")
+        fx, fy = fit.world_to_pixel(sky)
+    worst = float(np.hypot(fx - x, fy - y).max())
+    if not np.isfinite(worst):
+        raise ValueError("no linear WCS fits")
+    return fit, worst
+
+
 def avm_from_wcs(wcs: WCS, shape: tuple[int, int]):
     """AVM tags of a linear celestial ``wcs`` for a picture of ``shape`` (rows bottom-up, as FITS and AVM count
     them), as the AVM standard reads them: Spatial.Scale negative then positive with Spatial.Rotation.  pyavm's
@@ -510,12 +532,20 @@ class ImageWriter(_AtomicFile):
             return None
         w = self.wcs.deepcopy()
         quality = "Full"
-        if w.sip is not None:
-            w.sip = None
-            w.wcs.ctype = [c.replace("-SIP", "") for c in w.wcs.ctype]
+        if w.sip is not None or has_lookup_tables(w):
             quality = "Position"
-            self.notes.append("AVM holds the linear WCS only (SIP distortion not representable): "
-                              "sky positions in the image file are approximate; use the FITS for measurement")
+            try:
+                w, worst = linear_fit(self.wcs, (self.height, self.width))
+                scale = float(np.sqrt(abs(np.linalg.det(w.pixel_scale_matrix)))) * 3600.0
+                self.notes.append(f"AVM holds a linear WCS (distortion is not representable), the closest to the "
+                                  f"frame's over the picture: up to {worst:.2g} pixels ({worst * scale:.2g}\") off; "
+                                  "use the FITS for measurement")
+            except Exception:  # noqa: BLE001 - no fit (a projection astropy cannot fit): the linear part as it is
+                w.sip = None
+                w.cpdis1 = w.cpdis2 = w.det2im1 = w.det2im2 = None
+                w.wcs.ctype = [c.replace("-SIP", "") for c in w.wcs.ctype]
+                self.notes.append("AVM holds the linear WCS only (distortion not representable): sky positions in "
+                                  "the image file are approximate; use the FITS for measurement")
         try:
             avm = avm_from_wcs(w, (self.height, self.width))
         except Exception as exc:  # projection pyavm cannot express
