@@ -93,8 +93,13 @@ def discover(inputs: list[Path], outdir: Path, recursive: bool = False, glob: st
                     continue
                 if out_abs in f.resolve().parents:
                     continue  # never read our own outputs back as inputs
-                if _is_frame(f) and (glob is None or fnmatch.fnmatch(f.name, glob)):
+                if glob is not None and not fnmatch.fnmatch(f.name, glob):
+                    continue
+                if _is_frame(f):
                     jobs.append(Job(f, outdir / f.parent.relative_to(p), in_folder=True))
+                elif skipped is not None and GEIS.fullmatch(f.suffix.lower()) and f.suffix.lower().endswith("h"):
+                    skipped.append((f, f"an HST GEIS file (header; its data: {f.suffix[:-1]}d), not read: "
+                                       + GEIS_HINT.format("it")))
         else:
             jobs.append(Job(p, outdir))
     unique: dict[Path, Job] = {}  # a file given twice (``a.fits ./a.fits``, or named and inside a given folder)

@@ -446,6 +446,11 @@ def test_missing_inputs_and_empty_folders_say_what_to_do(tmp_path):
         (tmp_path / "geis" / name).write_text("x")
     result = invoke("run", tmp_path / "geis", "-o", tmp_path / "out")
     assert result.exit_code == 2 and "are HST GEIS files: convert them to FITS" in " ".join(result.output.split())
+    # beside FITS frames they were passed over without a word: now each exposure is named once, and how to read it
+    (tmp_path / "geis" / "frame.fits.gz").write_bytes(EXAMPLE.read_bytes())
+    result = invoke("run", tmp_path / "geis", "-o", tmp_path / "out2", "--format", "fits")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0 and said.count("GEIS") == 1 and "u2b10101t.c0h: an HST GEIS file" in said
 
 
 def test_option_values_checked_before_any_work(tmp_path):
