@@ -496,3 +496,15 @@ def test_hdu_all_reads_every_image_of_a_file_of_stamps(tmp_path):
         assert not any("--hdu" in n for f in fr for n in f.notes)
     with open_frames(HRC, "all") as every, open_frames(HRC) as default:
         assert [(f.label, f.shape) for f in every] == [(f.label, f.shape) for f in default]
+
+
+def test_a_cube_of_three_planes_says_its_colours_are_not_kept(tmp_path):
+    """A 3-plane cube without a WFPC2 group table may be a colour picture (DS9's rgbcube, Siril, PixInsight): each
+    plane is enhanced as a grey frame (colours predicted per plane), which was done without a word."""
+    fits.writeto(tmp_path / "rgb.fits", np.random.default_rng(0).random((3, 16, 16)).astype(np.float32))
+    with open_frames(tmp_path / "rgb.fits") as fr:
+        assert [f.label for f in fr] == ["chip1", "chip2", "chip3"]
+        assert any("colours are not kept" in n for n in fr[0].notes)
+    fits.writeto(tmp_path / "two.fits", np.random.default_rng(0).random((2, 16, 16)).astype(np.float32))
+    with open_frames(tmp_path / "two.fits") as fr:
+        assert not any("colour" in n for f in fr for n in f.notes)

@@ -633,6 +633,10 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask
                                   dq_mask=dq_mask if flagged else 0, dq_flags=conventions,
                                   pixel_noise_rows=None if err is None else (lambda a, b, e=err: e.section[a:b]),
                                   dq_rows=None if dq is None else (lambda a, b, d=dq: d.section[a:b])))
+    if planes == 3 and chip_wcs is None:  # not a WFPC2 stack (its table gives each chip's WCS): perhaps a colour picture
+        frames[0].notes.append("a cube of 3 planes, each enhanced as a grey frame of its own (chip1-3): if it is a "
+                               "colour picture (red, green, blue: DS9's rgbcube, Siril, PixInsight), its colours are "
+                               "not kept; save it as a PNG or TIFF, or give its planes as files to compose")
     for f in frames:
         _check_size(f.name, f.shape)
     return frames
