@@ -727,7 +727,7 @@ def output_is_complete(path: Path, expected_shape: tuple[int, int] | None, input
                 for ext in h[1:4]:
                     if expected_shape and ext.shape != expected_shape:
                         return False
-                last = h[len(h) - 1]  # FLUX where there is one
+                last = h[len(h) - 1]  # FLUX where there is one (or the WCS lookup tables after it): the end
                 if isinstance(last, fits.CompImageHDU):  # compressed: the last row's tile must decompress
                     last.section[last.shape[0] - 1:]
                 elif path.stat().st_size < (last.fileinfo()["datLoc"]
