@@ -24,8 +24,9 @@ BAND_NM = {"u": 365, "g": 475, "r": 625, "i": 770, "z": 900, "y": 1000, "U": 365
            "I": 806, "J": 1220, "H": 1630, "K": 2190}
 
 
-#: a composite's small no-data holes filled for display (`filled_holes`), as `run`'s default --fill-holes
-FILL_HOLES = 8
+#: a composite's small no-data holes filled for display (`filled_holes`), as `run`'s default --fill-holes, in strips
+#: of this many rows
+FILL_HOLES, HOLE_STRIP = 8, 256
 
 
 @dataclass
@@ -268,13 +269,25 @@ def filled_holes(bands: list[Band], max_run: int) -> tuple[list[Band], int]:
     a black dot, grown by the reprojection."""
     import torch
 
-    from .pipeline.holes import fill_holes
+    from .pipeline.holes import context, fill_holes
 
     out, total = [], 0
+    margin = context(max_run)
     for b in bands:
-        filled, holes = fill_holes(torch.from_numpy(np.ascontiguousarray(b.data, np.float32)), max_run)
-        total += int(holes.sum())
-        out.append(replace(b, data=filled.numpy()) if bool(holes.any()) else b)
+        data, filled_here, h = b.data, 0, b.data.shape[0]
+        for y0 in range(0, h, HOLE_STRIP):  # in strips, with the rows that decide their fills: bounded memory
+            y1 = min(y0 + HOLE_STRIP, h)
+            a, z = max(0, y0 - margin), min(h, y1 + margin)
+            if np.isfinite(b.data[y0:y1]).all():
+                continue  # (the band as read decides every fill, never the strips already filled)
+            filled, holes = fill_holes(torch.from_numpy(np.ascontiguousarray(b.data[a:z], np.float32)), max_run)
+            if bool(holes[y0 - a:y1 - a].any()):
+                if data is b.data:
+                    data = np.array(b.data, np.float32)  # (the band's own array is not changed)
+                data[y0:y1] = filled[y0 - a:y1 - a].numpy()
+                filled_here += int(holes[y0 - a:y1 - a].sum())
+        total += filled_here
+        out.append(replace(b, data=data) if filled_here else b)
     return out, total
 
 
