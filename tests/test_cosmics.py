@@ -278,9 +278,7 @@ def test_mosaic_and_compose_read_hits_as_run_does(tmp_path):
     with fits.open(tmp_path / "m" / "mosaic.mosaic.fits") as h:
         assert h[0].header["AE_NCR"] == 4 and "input 1 cosmic rays: 4 pixels" in " ".join(h[0].header["HISTORY"])
         assert np.isnan(h[0].data[40, 40]) and np.isnan(h[0].data[80, 20:23]).all()
-        near_hits = np.zeros(clean.shape, bool)
-        near_hits[39:42, 39:42] = near_hits[79:82, 19:24] = True  # (reproject's interpolation spreads no data by 1)
-        assert not (np.isnan(h[0].data) & ~near_hits).any()
+        assert np.isnan(h[0].data).sum() == 4  # the hits alone (their neighbours are data)
     kept = runner.invoke(app, ["mosaic", str(blue), "--grid", "first", "-o", str(tmp_path / "k"), "--format", "fits",
                                "--no-clean-cosmic-rays"])
     assert kept.exit_code == 0, kept.output
