@@ -1028,7 +1028,7 @@ class Task(str, Enum):
 @_guarded
 def evaluate(
     task: Annotated[Task, typer.Option(help="sr: 4x SR against nearest/bicubic/Lanczos, plus false sources on noise frames; colorize: against grey and a lookup table; pipeline: grey low-resolution input -> colour 4x output, against bicubic grey and bicubic + lookup table; hst: real deep HST frames binned 4x with noise, through `run`, against the best of 16 classical baselines in the output's display mapping.")],
-    data: Annotated[Path, typer.Option(help="Held-out colour images; for --task hst, a folder of deep FITS frames (files named like noise maps, PSFs or weights are skipped).", exists=True, file_okay=False)],
+    data: Annotated[Path, typer.Option(help="Held-out colour images; for --task hst, a folder of deep FITS frames, each chip a truth (files named like noise maps, PSFs or weights are skipped; a file that cannot be a truth is named and left out).", exists=True, file_okay=False)],
     weights: Annotated[Path | None, typer.Option(help="Weights folder (default: the shipped weights/).")] = None,
     sr_model: Annotated[SRModel | None, typer.Option(help="Which SR weights to evaluate (default: psnr; for --task hst, run's default for FITS: hst).", show_default=False)] = None,
     train_data: Annotated[Path | None, typer.Option(help="colorize/pipeline: images to fit the lookup-table baseline on.", exists=True, file_okay=False)] = None,
