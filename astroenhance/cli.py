@@ -884,7 +884,7 @@ def compose(
     upscale: Annotated[bool, typer.Option("--upscale/--no-upscale", help="Run the 4x SR network on the composite's luminance (flux-consistent, as in run).")] = False,
     reference: Annotated[int | None, typer.Option(help="Align onto the grid of frame N (1-based, as given). Default: the finest-sampled frame.")] = None,
     hdu: Annotated[str | None, typer.Option(help="FITS HDU or chip to read in every frame (default: every chip).")] = None,
-    clean_cosmic_rays: Annotated[bool | None, typer.Option("--clean-cosmic-rays/--no-clean-cosmic-rays", help=CLEAN_COSMIC_RAYS, show_default=False)] = None,
+    clean_cosmic_rays: Annotated[bool | None, typer.Option("--clean-cosmic-rays/--no-clean-cosmic-rays", help=CLEAN_COSMIC_RAYS + " The composite shows them, like its other small no-data holes, filled from their neighbours (AE_FILLH; AE_NCR counts them).", show_default=False)] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="Comma-separated from fits,png,tiff,jpeg (default fits,png).")] = None,
     weights: Annotated[Path | None, typer.Option(help="Weights folder for --upscale.")] = None,
 ) -> None:
