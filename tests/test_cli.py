@@ -282,6 +282,27 @@ def test_weights_tampering_refused(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("edit, said", [
+    (lambda m: m.update(weights=None), "not a weights manifest"),
+    (lambda m: m.update(weights=["a"]), "not a weights manifest"),
+    (lambda m: m["weights"][0].update(file="../../outside.bin"), "is not inside the weights folder"),
+    (lambda m: m["weights"][0].update(file="/etc/hostname"), "is not inside the weights folder"),
+    (lambda m: m["weights"][0].update(sha256=5), "sha256 must be text"),
+    (lambda m: m["weights"][0].update(chroma_scale="x"), "chroma_scale 'x' is not a number"),
+])
+def test_a_broken_weights_manifest_is_one_line(tmp_path, edit, said):
+    """A manifest that is not a list of entries, or whose values are of the wrong kind, was a Python traceback; a file
+    named outside the weights folder (../, an absolute path) was read and hashed: each is now one line naming it."""
+    wdir = tmp_path / "w"
+    shutil.copytree(REPO / "weights", wdir)
+    manifest = json.loads((wdir / "manifest.json").read_text())
+    edit(manifest)
+    (wdir / "manifest.json").write_text(json.dumps(manifest))
+    result = invoke("run", EXAMPLE, "-o", tmp_path / "o", "--weights", wdir)
+    assert result.exit_code == 1 and said in " ".join(result.output.split()), result.output
+    assert not (tmp_path / "o").exists()
+
+
 def test_help_teaches():
     result = invoke("run", "--help")
     assert result.exit_code == 0

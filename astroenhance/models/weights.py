@@ -73,10 +73,19 @@ def read_manifest(directory: str | Path) -> list[WeightsInfo]:
     except (OSError, ValueError) as exc:
         raise WeightsError(f"{path}: unreadable manifest ({exc})") from None
     known = {"id", "task", "mode", "architecture", "file", "sha256"}
+    entries = raw.get("weights", []) if isinstance(raw, dict) else None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise WeightsError(f"{path}: not a weights manifest (expected {{\"weights\": [{{...}}, ...]}})")
     out = []
-    for entry in raw.get("weights", []):
+    for entry in entries:
         if not known <= set(entry):
             raise WeightsError(f"{path}: entry {entry.get('id', '?')} lacks {sorted(known - set(entry))}")
+        if bad := sorted(k for k in known if not isinstance(entry[k], str)):
+            raise WeightsError(f"{path}: entry {entry['id']!r}: {', '.join(bad)} must be text")
+        name = Path(entry["file"])
+        if name.is_absolute() or ".." in name.parts:  # the manifest names files of its own folder, nothing else
+            raise WeightsError(f"{path}: entry {entry['id']!r}: file {entry['file']!r} is not inside the weights "
+                               "folder")
         out.append(WeightsInfo(**{k: entry[k] for k in known}, extra={k: v for k, v in entry.items() if k not in known}))
     return out
 
@@ -115,7 +124,10 @@ def load_network(directory: str | Path, info: WeightsInfo, fold: bool = True) ->
     # a colorizer's calibrated colour strength and distribution temperature (`ResidualEncoderColorizer`)
     for key, attr in (("chroma_scale", "chroma_scale"), ("chroma_temperature", "temperature")):
         if key in info.extra:
-            setattr(model, attr, float(info.extra[key]))
+            try:
+                setattr(model, attr, float(info.extra[key]))
+            except (TypeError, ValueError):
+                raise WeightsError(f"{path}: the manifest's {key} {info.extra[key]!r} is not a number") from None
     return model
 
 
