@@ -555,9 +555,7 @@ def _train(task: str, data: Path, outdir: Path, *, arch: str, iters: int, batch:
         err.print(f"note: left out {path}: {why}", markup=False)
     ckpt = outdir / "ckpt.pt"
     if resume:
-        if not ckpt.exists():
-            raise _usage(f"--resume: no checkpoint at {ckpt}")
-        trainer.load(ckpt)
+        _resume(trainer, ckpt)
         err.print(f"resuming {ckpt} at step {trainer.step}")
     elif ckpt.exists():
         raise _usage(f"{ckpt} exists: pass --resume to continue it, or choose another -o")
@@ -619,6 +617,19 @@ def prepare(
 
 
 ScaleJitterOpt = Annotated[int, typer.Option(help="N > 1: each training crop is zoomed out by a random whole factor 1..N (a region N times the crop side, area-averaged down), so the network also learns objects smaller than the training images show them, as on frames with coarser pixels. 1 = the images' own scale.", min=1, max=8)]
+
+
+def _resume(trainer, ckpt: Path) -> None:
+    """``--resume``: the trainer continued from ``ckpt``; a missing or unreadable checkpoint is one usage line."""
+    if not ckpt.exists():
+        raise _usage(f"--resume: no checkpoint at {ckpt}")
+    try:
+        trainer.load(ckpt)
+    except SettingsError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a cut or foreign file: torch and its pickles raise anything
+        raise _usage(f"--resume: {ckpt} is not a checkpoint of this run that astroenhance can read "
+                     f"({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})") from None
 
 
 def _check_stage(stage: str, init: Path | None, resume: bool, example: str) -> None:
@@ -733,9 +744,7 @@ def train_sr_hst(
     trainer = TelescopeTrainer(cfg, load_truths(truths, max(64, crop * 4)), load_truths(val, 128, "--val"))
     ckpt = outdir / "ckpt.pt"
     if resume:
-        if not ckpt.exists():
-            raise _usage(f"--resume: no checkpoint at {ckpt}")
-        trainer.load(ckpt)
+        _resume(trainer, ckpt)
     elif ckpt.exists():
         raise _usage(f"{ckpt} exists: pass --resume to continue it, or choose another -o")
     t0, s0 = time.perf_counter(), trainer.step

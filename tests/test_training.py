@@ -94,6 +94,12 @@ def test_train_command_and_resume_refusal(tmp_path):
     assert again.exit_code == 2 and "--resume" in again.output
     more = CliRunner().invoke(app, args[:7] + ["5"] + args[8:] + ["--resume"])
     assert more.exit_code == 0 and "resuming" in more.output and "finished at step 5" in more.output
+    # a checkpoint cut short (a disk that filled) or another file under its name: one line, not a traceback
+    ckpt = run / "ckpt.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    cut = CliRunner().invoke(app, args[:7] + ["6"] + args[8:] + ["--resume"])
+    assert cut.exit_code == 2 and "is not a checkpoint of this run that astroenhance can read" in " ".join(
+        cut.output.split()), cut.output
 
 
 # ---- SRGAN stage ------------------------------------------------------------------------------------------
