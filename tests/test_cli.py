@@ -122,6 +122,15 @@ def test_hdu_all_writes_every_stamp_and_a_picture_beside_them_still_runs(tmp_pat
     default = invoke("run", tmp_path / "stamps.fits", "-o", tmp_path / "one", "--format", "fits")
     assert "--hdu all" in default.output and [p.name for p in (tmp_path / "one").glob("*.fits")] == [
         "stamps.enhanced.fits"]
+    # stamps are independent: one of 1x1 pixels and one without data are named, the others written
+    odd = [fits.PrimaryHDU(np.ones((1, 1), np.float32)), fits.ImageHDU(np.full((8, 8), np.nan, np.float32)),
+           fits.ImageHDU(np.random.default_rng(3).normal(1, 0.1, (12, 12)).astype(np.float32))]
+    fits.HDUList(odd).writeto(tmp_path / "odd.fits")
+    result = invoke("run", tmp_path / "odd.fits", "--hdu", "all", "-o", tmp_path / "odd", "--format", "fits")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0 and "hdu0 not enhanced: image is 1x1 pixels" in said, said
+    assert "hdu1 not enhanced: no finite pixels" in said
+    assert [p.name for p in (tmp_path / "odd").glob("*.fits")] == ["odd.hdu2.enhanced.fits"]
 
 
 def test_an_input_whose_output_name_would_be_too_long_is_one_line_before_any_work(tmp_path):

@@ -470,10 +470,22 @@ def _fits_frames(path: Path, hdul: fits.HDUList, hdu: str | int | None, dq_mask:
         return frames
     multi = len(indices) > 1
     where: list[int] = []  # each frame's HDU index
+    unread: list[str] = []  # --hdu all: stamps that cannot be frames (1x1, a cube), each noted, the others read
     for i in indices:
-        got = _hdu_frames(path, hdul, i, multi, dq_mask)
+        try:
+            got = _hdu_frames(path, hdul, i, multi, dq_mask)
+        except InputError as exc:
+            if not (every and multi and not sci):
+                raise
+            why = str(exc)  # (without the file's name and the label it was read under: hdu0 is named instead)
+            if why.startswith(str(path)):
+                why = re.sub(r"^\[[^\]]*\]", "", why[len(str(path)):]).removeprefix(": ")
+            unread.append(f"hdu{i} not enhanced: {why}")
+            continue
         frames.extend(got)
         where += [i] * len(got)
+    if unread and not frames:
+        raise InputError(f"{path}: no image of the file can be enhanced ({'; '.join(unread[:3])})")
     labels = [f.label for f in frames]
     stamps = every and multi and not sci  # every image of a file without SCI (stamps): each named by its index
     if stamps or len(set(labels)) < len(labels):  # extensions of one name without EXTVER: told apart by their HDU index
@@ -482,6 +494,7 @@ def _fits_frames(path: Path, hdul: fits.HDUList, hdu: str | int | None, dq_mask:
             f.name = f"{path}[{f.label}]"
     if others:
         frames[0].notes.append(_others_note(hdul, indices[0], others))
+    frames[0].notes.extend(unread)
     return frames
 
 

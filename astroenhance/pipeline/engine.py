@@ -35,6 +35,7 @@ from ..io.readers import (
     FrameSource,
     check_replaceable,
     display_range,
+    every_hdu,
     from_array,
     is_fits,
     kept_keywords,
@@ -888,13 +889,25 @@ class Enhancer:
                          cosmic_rays=cfg.clean_cosmic_rays, dq=dq if dq is not None else cfg.dq,
                          dq_beside=dq is not None) as frames:
             finished: list = []  # every chip's outputs, renamed into place together
+            # a file of stamps (--hdu all: images independent of one another): one that cannot be enhanced is noted
+            stamps = every_hdu(cfg.hdu) and len(frames) > 1 and all(f.label.startswith("hdu") for f in frames)
+            results, failed = [], []
             try:
-                results = [self.write_source(src, Path(outdir), path, cfg, progress=progress, deferred=finished)
-                           for src in frames]
+                for src in frames:
+                    try:
+                        results.append(self.write_source(src, Path(outdir), path, cfg, progress=progress,
+                                                         deferred=finished))
+                    except InputError as exc:
+                        if not stamps:
+                            raise
+                        failed.append(f"{src.label} not enhanced: {str(exc).removeprefix(src.name + ': ')}")
+                        failed += [n for n in src.notes if " not enhanced: " in n]  # (the reader's, of others)
+                if failed and not results:
+                    raise InputError(f"{path}: no image of the file could be enhanced ({'; '.join(failed[:3])})")
             except BaseException as exc:
                 for writer in finished:
                     writer.abort()
-                if isinstance(exc, InputError) and len(frames) > 1:
+                if isinstance(exc, InputError) and len(frames) > 1 and not stamps:
                     labels = [f.label for f in frames]
                     listed = ", ".join(labels[:6]) + (f" ... {labels[-1]}" if len(labels) > 6 else "")
                     raise InputError(f"{exc}; no chip of the file is written (--hdu CHIP enhances one of "
@@ -902,6 +915,8 @@ class Enhancer:
                 raise
             for writer in finished:
                 writer.publish()
+            if failed:
+                results[0].notes.extend(failed)
             return results
 
     def planned_outputs(self, path: str | Path, outdir: str | Path) -> list[tuple[Path, tuple[int, int]]]:
