@@ -145,10 +145,13 @@ def _check_frames(frames: list[Path], outdir: Path, name: str, suffix: str) -> N
         raise SettingsError(f"--name {name!r}: give a plain file name (no '/', not starting with '.'); the "
                             f"outputs are OUTDIR/<name>.{suffix}.<ext>")
     from .io.writers import NAME_MAX
+    from .pipeline.output import output_paths
 
-    if (size := max(len(f"{name}.{suffix}{ext}".encode()) for ext in FORMAT_SUFFIX.values())) > NAME_MAX:
-        raise SettingsError(f"--name: the outputs' names would be {size} bytes, more than a file name may have "
-                            f"({NAME_MAX}); give a shorter --name")
+    try:  # the names `Enhancer.write_display_source` writes, in every format
+        targets = output_paths(Path(f"{name}.png"), outdir, "", tuple(FORMAT_SUFFIX), suffix).values()
+    except OutputError:
+        raise SettingsError(f"--name: the outputs' names would be longer than a file name may be ({NAME_MAX} "
+                            "bytes); give a shorter --name") from None
     check_outdir(outdir)
     given: set[Path] = set()
     for p in frames:
@@ -157,8 +160,8 @@ def _check_frames(frames: list[Path], outdir: Path, name: str, suffix: str) -> N
         given.add(resolved)
     from .io.readers import check_replaceable
 
-    for ext in FORMAT_SUFFIX.values():
-        if (target := outdir / f"{name}.{suffix}{ext}").resolve() in given:
+    for target in targets:
+        if target.resolve() in given:
             raise OutputError(f"{target}: is one of the input frames and would be overwritten; choose another "
                               "--name or -o")
         check_replaceable(target, "choose another --name or -o")

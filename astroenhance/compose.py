@@ -267,27 +267,13 @@ def filled_holes(bands: list[Band], max_run: int) -> tuple[list[Band], int]:
     around (cosmic-ray hits, DQ-flagged hot pixels) — interpolated from their neighbours (`pipeline.holes`, as `run`
     shows them in its display planes), and how many pixels were filled.  For a picture only: a composite's hole is
     a black dot, grown by the reprojection."""
-    import torch
-
-    from .pipeline.holes import context, fill_holes
+    from .pipeline.holes import fill_in_strips
 
     out, total = [], 0
-    margin = context(max_run)
     for b in bands:
-        data, filled_here, h = b.data, 0, b.data.shape[0]
-        for y0 in range(0, h, HOLE_STRIP):  # in strips, with the rows that decide their fills: bounded memory
-            y1 = min(y0 + HOLE_STRIP, h)
-            a, z = max(0, y0 - margin), min(h, y1 + margin)
-            if np.isfinite(b.data[y0:y1]).all():
-                continue  # (the band as read decides every fill, never the strips already filled)
-            filled, holes = fill_holes(torch.from_numpy(np.ascontiguousarray(b.data[a:z], np.float32)), max_run)
-            if bool(holes[y0 - a:y1 - a].any()):
-                if data is b.data:
-                    data = np.array(b.data, np.float32)  # (the band's own array is not changed)
-                data[y0:y1] = filled[y0 - a:y1 - a].numpy()
-                filled_here += int(holes[y0 - a:y1 - a].sum())
-        total += filled_here
-        out.append(replace(b, data=data) if filled_here else b)
+        data, filled = fill_in_strips(b.data, max_run, HOLE_STRIP)  # (in strips: a band's memory stays bounded)
+        total += filled
+        out.append(replace(b, data=data) if filled else b)
     return out, total
 
 

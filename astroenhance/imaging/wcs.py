@@ -83,7 +83,7 @@ def flip_rows(wcs: WCS, height: int) -> WCS:
     """The WCS of the same pixels with their rows in the other order (row ``y`` becomes ``height - 1 - y``): a
     picture's AVM WCS (rows counted bottom-up, as FITS does) for its rows as stored, top-down.  Linear WCS only (AVM
     holds no distortion)."""
-    if wcs.sip is not None or wcs.cpdis1 is not None or wcs.cpdis2 is not None:
+    if wcs.sip is not None or has_lookup_tables(wcs):
         raise SettingsError("flip_rows: a linear WCS only")
     out = wcs.deepcopy()
     w = out.wcs

@@ -469,13 +469,14 @@ def _fits_frames(path: Path, hdul: fits.HDUList, hdu: str | int | None, dq_mask:
             "the _flt is the calibrated frame")
         return frames
     multi = len(indices) > 1
+    stamps = every and multi and not sci  # every image of a file without SCI (stamps): each named by its index
     where: list[int] = []  # each frame's HDU index
-    unread: list[str] = []  # --hdu all: stamps that cannot be frames (1x1, a cube), each noted, the others read
+    unread: list[str] = []  # stamps that cannot be frames (1x1, a cube), each noted, the others read
     for i in indices:
         try:
             got = _hdu_frames(path, hdul, i, multi, dq_mask)
         except InputError as exc:
-            if not (every and multi and not sci):
+            if not stamps:
                 raise
             why = str(exc)  # (without the file's name and the label it was read under: hdu0 is named instead)
             if why.startswith(str(path)):
@@ -487,7 +488,6 @@ def _fits_frames(path: Path, hdul: fits.HDUList, hdu: str | int | None, dq_mask:
     if unread and not frames:
         raise InputError(f"{path}: no image of the file can be enhanced ({'; '.join(unread[:3])})")
     labels = [f.label for f in frames]
-    stamps = every and multi and not sci  # every image of a file without SCI (stamps): each named by its index
     if stamps or len(set(labels)) < len(labels):  # extensions of one name without EXTVER: told apart by their HDU index
         for f, i in zip(frames, where):  # (they had one label, and one chip's outputs replaced the other's)
             f.label = f"hdu{i}" + (f.label if f.label.startswith("chip") else "")

@@ -16,6 +16,7 @@ columns around it.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -59,3 +60,24 @@ def fill_holes(x: torch.Tensor, max_run: int) -> tuple[torch.Tensor, torch.Tenso
     nan = torch.full_like(v, float("nan"))
     filled = torch.where(valid, v, torch.where(holes, value, nan)).to(x.dtype)
     return filled, holes
+
+
+def fill_in_strips(data: np.ndarray, max_run: int, strip: int = 256) -> tuple[np.ndarray, int]:
+    """`fill_holes` of a whole 2-D array, read in strips of ``strip`` rows with the `context` rows that decide their
+    fills (memory of a strip, not of the frame): ``(filled, number filled)``, the same values as filling it whole.
+    ``data`` itself is returned, unchanged, where nothing is filled; otherwise a float32 copy."""
+    out, count, h = data, 0, data.shape[0]
+    margin = context(max_run)
+    for y0 in range(0, h, strip):
+        y1 = min(y0 + strip, h)
+        if np.isfinite(data[y0:y1]).all():
+            continue
+        a, z = max(0, y0 - margin), min(h, y1 + margin)  # (from ``data`` as given, never the strips already filled)
+        filled, holes = fill_holes(torch.from_numpy(np.ascontiguousarray(data[a:z], np.float32)), max_run)
+        inner = holes[y0 - a:y1 - a]
+        if bool(inner.any()):
+            if out is data:
+                out = np.array(data, np.float32)
+            out[y0:y1] = filled[y0 - a:y1 - a].numpy()
+            count += int(inner.sum())
+    return out, count
