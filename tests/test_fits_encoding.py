@@ -244,3 +244,24 @@ def test_every_hdu_carries_fits_checksums_that_astropy_verifies(tmp_path_factory
         with fits.open(path, checksum=False) as hdul:
             assert hdul[2].verify_datasum() == 0 and hdul[2].verify_checksum() == 0
             assert hdul[1].verify_checksum() == 1
+
+
+@pytest.mark.parametrize("fmt", ["fits", "png", "tiff"])
+def test_an_interrupt_while_an_output_is_made_leaves_no_temporary(tmp_path, monkeypatch, fmt):
+    """Ctrl-C or SIGTERM (a parallel batch stopped: its workers get SIGTERM) landing while a writer was being made left
+    its temporary file behind: the writer cleaned up on OSError only, and the caller had no writer to abort yet (a
+    CI run of the Ctrl-C batch test found one)."""
+    import os
+
+    from astroenhance.io.writers import FITSRGBWriter, ImageWriter
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "posix_fallocate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        if fmt == "fits":
+            FITSRGBWriter(tmp_path / "x.enhanced.fits", (8, 8), fits.Header(), fits.Header(), "int16")
+        else:
+            ImageWriter(tmp_path / f"x.enhanced.{fmt}", (8, 8), fmt)
+    assert list(tmp_path.iterdir()) == []

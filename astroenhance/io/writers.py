@@ -249,9 +249,11 @@ class FITSRGBWriter(_AtomicFile):
             for pos, blob in blobs:
                 self.fh.seek(pos)
                 self.fh.write(blob)
-        except OSError as exc:
+        except BaseException as exc:  # (Ctrl-C or SIGTERM while it is made, too: no temporary is left behind)
             self.abort()
-            raise _write_error(final, exc, "creating the output") from None
+            if isinstance(exc, OSError):
+                raise _write_error(final, exc, "creating the output") from None
+            raise
 
     def write_rows(self, channel: int, row0: int, rows: np.ndarray, col0: int = 0) -> None:
         """Write ``rows`` ``(n, m)`` at FITS rows ``row0..row0+n-1`` (row 0 = bottom), columns ``col0..col0+m-1``."""
@@ -473,10 +475,12 @@ class ImageWriter(_AtomicFile):
             except OSError as exc:
                 if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                     raise
-        except OSError as exc:
+        except BaseException as exc:  # (Ctrl-C or SIGTERM while it is made, too: no scratch file is left behind)
             self._close()
             _quiet_unlink(self.scratch)
-            raise _write_error(final, exc, "creating the scratch image") from None
+            if isinstance(exc, OSError):
+                raise _write_error(final, exc, "creating the scratch image") from None
+            raise
         self.notes: list[str] = []
 
     def _close(self) -> None:

@@ -913,8 +913,13 @@ class Enhancer:
                     raise InputError(f"{exc}; no chip of the file is written (--hdu CHIP enhances one of "
                                      f"{listed})") from None
                 raise
-            for writer in finished:
-                writer.publish()
+            for k, writer in enumerate(finished):
+                try:
+                    writer.publish()
+                except BaseException:  # (interrupted between renames: the chips not yet renamed leave nothing)
+                    for rest in finished[k + 1:]:
+                        rest.abort()
+                    raise
             if failed:
                 results[0].notes.extend(failed)
             return results
