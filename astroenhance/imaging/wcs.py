@@ -79,6 +79,34 @@ def scale_wcs(wcs: WCS, scale: float) -> tuple[WCS, list[str]]:
     return out, notes
 
 
+def _shift_lookup(table: DistortionLookupTable | None, dx: float, dy: float) -> DistortionLookupTable | None:
+    """A lookup-table distortion for pixels counted from ``(dx, dy)`` on: its CRVAL (a pixel position) shifted."""
+    if table is None:
+        return None
+    crval = np.asarray(table.crval, float) - (dx, dy)
+    return DistortionLookupTable(np.asarray(table.data, np.float32), tuple(table.crpix), tuple(crval),
+                                 tuple(np.asarray(table.cdelt, float)))
+
+
+def crop_wcs(wcs: WCS, x0: int, y0: int, width: int, height: int) -> WCS:
+    """The WCS of the ``width`` x ``height`` pixels of a frame that start at its 0-based pixel ``(x0, y0)`` (a
+    cut-out): every pixel keeps its sky position.  CRPIX, SIP's reference pixel and the lookup tables' CRVAL (pixel
+    positions) move by the offset; nothing else changes, so SIP and NPOL/D2IM distortions stay exact.  (Done here,
+    not by ``WCS.slice``: astropy before 6.1 left the lookup tables where they were.)"""
+    out = wcs.deepcopy()
+    w = out.wcs
+    w.crpix = np.asarray(w.crpix, float) - (x0, y0)
+    if wcs.sip is not None:
+        s = wcs.sip
+        out.sip = Sip(s.a, s.b, s.ap, s.bp, w.crpix)
+    if has_lookup_tables(wcs):
+        out.cpdis1, out.cpdis2 = _shift_lookup(wcs.cpdis1, x0, y0), _shift_lookup(wcs.cpdis2, x0, y0)
+        out.det2im1, out.det2im2 = _shift_lookup(wcs.det2im1, x0, y0), _shift_lookup(wcs.det2im2, x0, y0)
+    out.pixel_shape = (width, height)
+    w.set()
+    return out
+
+
 def flip_rows(wcs: WCS, height: int) -> WCS:
     """The WCS of the same pixels with their rows in the other order (row ``y`` becomes ``height - 1 - y``): a
     picture's AVM WCS (rows counted bottom-up, as FITS does) for its rows as stored, top-down.  Linear WCS only (AVM

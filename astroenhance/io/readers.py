@@ -22,6 +22,7 @@ from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
 from ..errors import DQFileError, EnhancedOutputError, InputError, NoImageError, NoiseMapError, OutputError
+from .cutout import Cutout, cut_frames
 from .noise import (
     ACS_WFC3_FLAGS,
     DQFlags,
@@ -130,6 +131,12 @@ class FrameSource:
     holes_filled: int = 0  # no-data pixels the last enhancement showed interpolated (`pipeline.holes`)
     fill_holes: int | None = None  # the longest no-data run already shown filled in its pixels (a composite's
     # bands: `compose.filled_holes`); None: the enhancement's own (--fill-holes, grey frames)
+    section: str = ""  # a cut-out's pixels of the frame, FITS section '[x0:x1,y0:y1]' (1-based; `io.cutout`); "": all
+
+    @property
+    def chip(self) -> str:
+        """Its chip's label (what --hdu takes: sci2, chip3), without a cut-out's part (`io.cutout`)."""
+        return self.label.rpartition(".")[0] if self.section else self.label
 
     @property
     def is_display_image(self) -> bool:
@@ -208,7 +215,7 @@ def _check_size(name: str, shape: tuple[int, ...]) -> None:
 def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int | None = None,
                 noise: str | Path | None = None, cosmic_rays: bool | None = False,
                 weight: str | Path | None = None, dq: str | Path | None = None,
-                dq_beside: bool = False) -> Iterator[list[FrameSource]]:
+                dq_beside: bool = False, cutout: Cutout | None = None) -> Iterator[list[FrameSource]]:
     """Open ``path`` and yield its frames (one per chip for multi-chip FITS); files close on exit.
 
     FITS science extensions take their noise from ERR/WHT and mask the ``dq_mask`` flags of DQ (`noise`; None:
@@ -220,7 +227,8 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
     > 0 (no weight; an rms of 0, infinity or none), the pixel is no data.
     With ``cosmic_rays`` each frame's pixels sharper than the telescope's PSF allows are found and read as no-data
     too (`noise.mask_cosmic_rays`); with None, only in single exposures whose DQ flags no cosmic rays
-    (`noise.unflagged_single_exposure`), where the header allows."""
+    (`noise.unflagged_single_exposure`), where the header allows.  ``cutout``: each frame cut to it (`io.cutout`;
+    chips that do not hold its centre left out) before the cosmic-ray search, which then reads the cut-out only."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
@@ -252,6 +260,7 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
                     _use_noise_file(path, found, Path(given), weights, files)
             if dq is not None:
                 _use_dq_file(path, hdul, hdu, found, Path(dq), dq_mask, files, dq_beside)
+            found = cut_frames(found, cutout)
             raw = path.name.lower().split(".")[0].endswith(RAW_PRODUCTS)
             for f in found:
                 if raw:
@@ -265,7 +274,7 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
         if cosmic_rays:  # asked for by name; auto (None) does nothing here
             raise InputError(f"{path}: --clean-cosmic-rays applies to FITS frames (a raw exposure in its "
                              "detector's units), not to pictures")
-        yield [read_picture(path)]
+        yield cut_frames([read_picture(path)], cutout)
     elif GEIS.fullmatch(path.suffix.lower()):
         raise InputError(f"{path}: a GEIS file (HST's old format: a .??h header and a .??d data file); "
                          + GEIS_HINT.format("it"))

@@ -30,6 +30,7 @@ from ..imaging.color import rgb_to_ycbcr, rgb_to_ycbcr_planes
 from ..imaging.normalize import Normalizer
 from ..imaging.tiling import TileGrid
 from ..imaging.wcs import flip_rows
+from ..io.cutout import parse_cutout
 from ..io.noise import sky_noise_map
 from ..io.readers import (
     FrameSource,
@@ -887,7 +888,7 @@ class Enhancer:
             return other.enhance_file(path, outdir, progress=progress, noise=noise, weight=weight, dq=dq)
         with open_frames(path, cfg.hdu, dq_mask=parse_dq_mask(cfg.dq_mask), noise=cfg.noise, weight=cfg.weight,
                          cosmic_rays=cfg.clean_cosmic_rays, dq=dq if dq is not None else cfg.dq,
-                         dq_beside=dq is not None) as frames:
+                         dq_beside=dq is not None, cutout=parse_cutout(cfg.cutout, cfg.cutout_size)) as frames:
             finished: list = []  # every chip's outputs, renamed into place together
             # a file of stamps (--hdu all: images independent of one another): one that cannot be enhanced is noted
             stamps = every_hdu(cfg.hdu) and len(frames) > 1 and all(f.label.startswith("hdu") for f in frames)
@@ -908,7 +909,7 @@ class Enhancer:
                 for writer in finished:
                     writer.abort()
                 if isinstance(exc, InputError) and len(frames) > 1 and not stamps:
-                    labels = [f.label for f in frames]
+                    labels = [f.chip for f in frames]
                     listed = ", ".join(labels[:6]) + (f" ... {labels[-1]}" if len(labels) > 6 else "")
                     raise InputError(f"{exc}; no chip of the file is written (--hdu CHIP enhances one of "
                                      f"{listed})") from None
@@ -932,7 +933,7 @@ class Enhancer:
             return other.planned_outputs(path, outdir)
         planned = []
         with open_frames(path, cfg.hdu, dq_mask=parse_dq_mask(cfg.dq_mask), noise=cfg.noise,
-                         weight=cfg.weight) as frames:
+                         weight=cfg.weight, cutout=parse_cutout(cfg.cutout, cfg.cutout_size)) as frames:
             for src in frames:
                 shape = (src.shape[0] * self.scale, src.shape[1] * self.scale)
                 planned += [(p, shape) for p in self.output_paths(path, outdir, src.label, cfg.formats).values()]
@@ -1033,7 +1034,8 @@ class Enhancer:
         if (other := self._for_model(cfg.sr_model)) is not self:
             return other.enhance_frame(path, cfg.hdu)
         with open_frames(path, cfg.hdu, dq_mask=parse_dq_mask(cfg.dq_mask), noise=cfg.noise, weight=cfg.weight,
-                         cosmic_rays=cfg.clean_cosmic_rays, dq=cfg.dq) as frames:
+                         cosmic_rays=cfg.clean_cosmic_rays, dq=cfg.dq,
+                         cutout=parse_cutout(cfg.cutout, cfg.cutout_size)) as frames:
             return self._in_memory(single_frame(path, frames), cfg)
 
     def _in_memory(self, src: FrameSource, cfg: EnhanceConfig, display: Normalizer | None = None) -> EnhancedArray:

@@ -11,6 +11,7 @@ from .. import __version__
 from ..config import EnhanceConfig, utc_now
 from ..imaging.normalize import Normalizer
 from ..imaging.wcs import scale_wcs, wcs_header
+from ..io.cutout import DEFAULT_SIZE
 from ..io.readers import PIXEL_AREA, FrameSource, rescale_pixel_area
 from ..io.writers import add_text, fits_text, set_card
 from ..models.weights import WeightsInfo, sha256_file
@@ -38,7 +39,10 @@ def provenance(src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, *, scale:
         "input": src.path.name if src.path else src.name,
         "input_sha256": sha256_file(src.path) if src.path else str(src.header.get("AE_INSHA", "")
                                                                     if src.header is not None else ""),
-        "chip": src.label,
+        "chip": src.chip,
+        "section": src.section,  # a cut-out's pixels of the frame (`io.cutout`); "": the whole frame
+        "cutout": (f"centre {cfg.cutout or 'of the frame'}, size {cfg.cutout_size or DEFAULT_SIZE}"
+                   if src.section else ""),  # as asked (--cutout, --cutout-size)
         "sr_weights": _weights(sr_info),
         "colorizer_weights": _weights(colorizer_info),
         "settings_sha256": settings,  # `EnhanceConfig.digest`: what run --skip-existing compares
@@ -89,7 +93,8 @@ def fits_headers(src: FrameSource, prov: dict[str, object], scale: int, sr_info:
     cards = [("AE_VER", __version__, "astroenhance version"),
              ("AE_INPUT", fits_text(prov["input"])[-68:], "input file"),
              ("AE_INSHA", prov["input_sha256"], ""),
-             ("AE_CHIP", fits_text(src.label), "chip/extension of the input"),
+             ("AE_CHIP", fits_text(src.chip), "chip/extension of the input"),
+             ("AE_CUT", prov["section"], "cut-out: input pixels [x0:x1,y0:y1]; '' all"),
              ("AE_SRW", sr_info.sha256 if sr_info else "none", ""),
              ("AE_SRID", sr_info.id if sr_info else "none", "SR weights id"),
              ("AE_COW", colorizer_info.sha256 if colorizer_info else "none", ""),

@@ -1,0 +1,194 @@
+"""Cut-outs: enhance one part of a frame (a galaxy in a 4k ACS/WFC chip) instead of all of it.
+
+A cut-out is a centre and a size.  The centre is a sky position (``"150.1191 2.2059"`` in degrees, or sexagesimal
+``"10:00:28.6 +02:12:21"``; ICRS) or a pixel as DS9 shows it (``"512 300 pix"``: 1-based, x to the right, y up
+from the bottom row — pictures too); the size is input pixels (``"256"``, ``"400x300"``) or an angle on the sky
+(``"30arcsec"``, ``"1.5arcmin"``, ``"20x10arcsec"``).  The cut is whole input pixels: every pixel keeps its value, its
+noise, its DQ flags and its sky position (`imaging.wcs.crop_wcs`), so the enhancement of a cut-out is that of a frame
+which is those pixels; what the engine measures from the frame (sky, noise, display range) is measured on them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..errors import InputError, NoImageError, SettingsError
+from ..imaging.wcs import crop_wcs
+from .noise import sampled_median
+
+#: the size of a cut-out given only its centre: 256 input pixels square (a 1024-pixel output)
+DEFAULT_SIZE = "256"
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:[x×]\s*(\d+(?:\.\d*)?|\.\d+))?\s*"
+                   r"(pix|px|pixels?|arcsec|arcmin|deg|\"|')?\s*")
+_UNITS = {None: "pix", "pix": "pix", "px": "pix", "pixel": "pix", "pixels": "pix", "arcsec": "arcsec", '"': "arcsec",
+          "arcmin": "arcmin", "'": "arcmin", "deg": "deg"}
+_ARCSEC = {"arcsec": 1.0, "arcmin": 60.0, "deg": 3600.0}
+
+
+class OutsideCutoutError(NoImageError):
+    """A frame that does not hold the cut-out's centre.  Named on the command line it is an error; found in a
+    folder (`run --cutout` over an archive: the frames that show a galaxy) it is skipped with this reason."""
+
+
+@dataclass(frozen=True)
+class Cutout:
+    """A cut-out to take from every frame: ``centre`` (RA, Dec in degrees when ``sky``, else the 1-based pixel
+    (x, y) as DS9 shows it; None: the frame's centre) and ``size`` (width, height) in ``unit`` (pix, arcsec)."""
+
+    centre: tuple[float, float] | None
+    sky: bool
+    size: tuple[float, float]
+    unit: str
+
+    def describe(self) -> str:
+        if self.centre is None:
+            where = "the frame's centre"
+        elif self.sky:
+            where = f"RA {self.centre[0]:.6f} Dec {self.centre[1]:+.6f}"
+        else:
+            where = f"pixel ({self.centre[0]:g}, {self.centre[1]:g})"
+        w, h = self.size
+        return f"{w:g}x{h:g} {'pixels' if self.unit == 'pix' else self.unit} about {where}"
+
+
+def parse_cutout(centre: str | None, size: str | None) -> Cutout | None:
+    """The `Cutout` that ``--cutout CENTRE`` and ``--cutout-size SIZE`` give (None when neither is given), or a
+    `SettingsError` saying what each may be."""
+    if centre is None and size is None:
+        return None
+    m = _SIZE.fullmatch(DEFAULT_SIZE if size is None else size)
+    if not m:
+        raise SettingsError(f"--cutout-size {size!r}: give input pixels (256, 400x300) or an angle (30arcsec, "
+                            "1.5arcmin, 20x10arcsec)")
+    w = float(m.group(1))
+    h = float(m.group(2)) if m.group(2) else w
+    unit = _UNITS[m.group(3)]
+    if unit != "pix":
+        w, h, unit = w * _ARCSEC[unit], h * _ARCSEC[unit], "arcsec"
+    elif w != int(w) or h != int(h):
+        raise SettingsError(f"--cutout-size {size!r}: a size in pixels is a whole number of input pixels")
+    if not (w > 0 and h > 0 and math.isfinite(w * h)):
+        raise SettingsError(f"--cutout-size {size!r}: the size must be more than 0")
+    if centre is None:
+        return Cutout(None, False, (w, h), unit)
+    return Cutout(*_parse_centre(centre), (w, h), unit)
+
+
+def _parse_centre(text: str) -> tuple[tuple[float, float], bool]:
+    words = text.replace(",", " ").split()
+    if words and words[-1].lower() in ("pix", "px", "pixel", "pixels", "image"):
+        try:
+            x, y = (float(v) for v in words[:-1])
+        except ValueError:
+            raise SettingsError(f"--cutout {text!r}: a pixel centre is 'X Y pix' (1-based, as DS9 shows it)") from None
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise SettingsError(f"--cutout {text!r}: the pixel centre must be finite numbers")
+        return (x, y), False
+    from astropy import units as u
+    from astropy.coordinates import Angle
+
+    if len(words) == 6:  # "10 00 28.6 +02 12 21"
+        words = [":".join(words[:3]), ":".join(words[3:])]
+    try:
+        if len(words) != 2:
+            raise ValueError
+        sexagesimal = any(c in words[0].lower() for c in ":hms")
+        ra = Angle(words[0], unit=u.hourangle if sexagesimal else u.deg).deg
+        dec = Angle(words[1], unit=u.deg).deg
+    except (ValueError, u.UnitsError):
+        raise SettingsError(f"--cutout {text!r}: give a sky position 'RA DEC' (ICRS; degrees, or 10:00:28.6 "
+                            "+02:12:21) or a pixel 'X Y pix'") from None
+    if not (math.isfinite(ra) and -90 <= dec <= 90):
+        raise SettingsError(f"--cutout {text!r}: Dec {dec:g} is not within -90 to 90 degrees")
+    return (ra % 360.0, dec), True
+
+
+def _box(src, cut: Cutout) -> tuple[int, int, int, int, bool]:
+    """``(x0, y0, width, height, trimmed)`` of ``cut`` in ``src``'s pixels (0-based, rows counted bottom-up as
+    the WCS counts them), trimmed at the frame's edges; an `InputError` where it cannot be placed."""
+    h, w = src.shape
+    scales = None
+    if cut.unit != "pix" or (cut.sky and cut.centre is not None):
+        if src.wcs is None:
+            raise InputError(f"{src.name}: has no sky coordinates (WCS), so a cut-out "
+                             + ("about a sky position" if cut.sky else "of an angular size")
+                             + " cannot be placed; give the centre as 'X Y pix' and the size in pixels")
+        from astropy.wcs.utils import proj_plane_pixel_scales
+
+        scales = proj_plane_pixel_scales(src.wcs.celestial) * 3600.0  # arcsec per pixel along x, y
+    if cut.centre is None:
+        x, y = (w - 1) / 2, (h - 1) / 2
+    elif cut.sky:
+        from astropy import units as u
+        from astropy.coordinates import SkyCoord
+
+        try:
+            x, y = (float(v) for v in src.wcs.world_to_pixel(SkyCoord(*cut.centre, unit=u.deg, frame="icrs")))
+        except Exception as exc:  # noqa: BLE001 - a WCS that cannot place it (the far side of a projection)
+            raise OutsideCutoutError(f"{src.name}: does not hold the cut-out's centre ({cut.describe()}: "
+                                     f"{type(exc).__name__})") from None
+    else:
+        x, y = cut.centre[0] - 1, cut.centre[1] - 1
+    if not (math.isfinite(x) and math.isfinite(y) and -0.5 <= x < w - 0.5 and -0.5 <= y < h - 0.5):
+        where = f"at pixel ({x + 1:.1f}, {y + 1:.1f}), " if math.isfinite(x) and math.isfinite(y) else ""
+        raise OutsideCutoutError(f"{src.name}: does not hold the cut-out's centre ({cut.describe()}: {where}outside "
+                                 f"its {w}x{h} pixels)")
+    nx, ny = cut.size if cut.unit == "pix" else (cut.size[0] / scales[0], cut.size[1] / scales[1])
+    nx, ny = max(1, round(nx)), max(1, round(ny))
+    cx, cy = round(x), round(y)
+    x0, y0 = cx - nx // 2, cy - ny // 2
+    x1, y1 = min(w, x0 + nx), min(h, y0 + ny)
+    x0, y0 = max(0, x0), max(0, y0)
+    return x0, y0, x1 - x0, y1 - y0, (x1 - x0, y1 - y0) != (nx, ny)
+
+
+def _rows(read, r0: int, x0: int, x1: int):
+    """A row reader of the cut-out's rows and columns from the frame's reader ``read`` (None stays None)."""
+    if read is None:
+        return None
+    return lambda a, b: read(a + r0, b + r0)[:, x0:x1]
+
+
+def cut_frame(src, cut: Cutout):
+    """``src`` (a `FrameSource`) cut to ``cut``: a `FrameSource` of those pixels only, its WCS, noise, DQ and
+    ERR rows cut alike, labelled by the FITS section it is (``x401-656y257-512``: 1-based, inclusive)."""
+    x0, y0, nx, ny, trimmed = _box(src, cut)
+    h = src.shape[0]
+    r0 = y0 if src.origin == "lower" else h - (y0 + ny)  # a picture's rows are stored top-down
+    section = f"[{x0 + 1}:{x0 + nx},{y0 + 1}:{y0 + ny}]"
+    tag = f"x{x0 + 1}-{x0 + nx}y{y0 + 1}-{y0 + ny}"
+    out = replace(src, name=f"{src.name}{section}", shape=(ny, nx), label=f"{src.label}.{tag}" if src.label else tag,
+                  read_rows=_rows(src.read_rows, r0, x0, x0 + nx), noise_rows=_rows(src.noise_rows, r0, x0, x0 + nx),
+                  pixel_noise_rows=_rows(src.pixel_noise_rows, r0, x0, x0 + nx),
+                  dq_rows=_rows(src.dq_rows, r0, x0, x0 + nx), section=section, notes=list(src.notes),
+                  wcs=None if src.wcs is None else crop_wcs(src.wcs, x0, y0, nx, ny))
+    if out.noise_rows is not None:  # the cut-out's own noise (a drizzled mosaic is deeper in some parts)
+        out.noise = sampled_median(out.noise_rows, ny, lambda v: np.isfinite(v) & (v > 0)) or src.noise
+    out.notes.append(f"cut-out {section} of its {src.shape[1]}x{src.shape[0]} pixels (1-based, inclusive; "
+                     f"{cut.describe()}" + ("; trimmed at the frame's edge" if trimmed else "") + "): AE_CUT")
+    return out
+
+
+def cut_frames(frames: list, cut: Cutout | None) -> list:
+    """Each of ``frames`` cut to ``cut`` (all of them when None); chips that do not hold its centre are left out, and
+    an `OutsideCutoutError` where none does."""
+    if cut is None:
+        return frames
+    kept, outside = [], []
+    for f in frames:
+        try:
+            kept.append(cut_frame(f, cut))
+        except OutsideCutoutError as exc:
+            if len(frames) == 1:
+                raise
+            outside.append((f.label, str(exc)))
+    if not kept:
+        raise OutsideCutoutError(f"{outside[0][1]}; nor does any other chip ({', '.join(o[0] for o in outside[1:])})")
+    for label, _ in outside:
+        kept[0].notes.append(f"chip {label} does not hold the cut-out's centre: not enhanced")
+    return kept

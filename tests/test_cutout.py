@@ -1,0 +1,178 @@
+"""Cut-outs (`run --cutout`, `--cutout-size`): a part of a frame enhanced as the frame of those pixels would be, its
+WCS exact, named and recorded by its FITS section; frames that do not hold the centre left out."""
+
+import warnings
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.wcs import WCS, DistortionLookupTable
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from typer.testing import CliRunner
+
+from astroenhance.cli import app
+from astroenhance.errors import InputError, SettingsError
+from astroenhance.imaging.wcs import crop_wcs, wcs_header, wcs_tables
+from astroenhance.io.cutout import OutsideCutoutError, parse_cutout
+from astroenhance.io.readers import open_frames
+
+from .conftest import EXAMPLE, FIXTURES, HRC
+
+
+def _wcs(path, ext):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with fits.open(path) as hdul:
+            return WCS(hdul[ext].header, hdul)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 3000), st.integers(0, 3000), st.integers(2, 900), st.integers(2, 900), st.integers(0, 2**16))
+def test_a_cut_outs_wcs_gives_every_pixel_its_sky(x0, y0, nx, ny, seed):
+    """SIP + NPOL + D2IM (the svm fixture's, with 0.3-pixel random tables): pixel (x, y) of the cut-out, through
+    its written header and tables, is at the sky of pixel (x0 + x, y0 + y) of the frame, to 1e-6 pixel."""
+    w_in = _wcs(FIXTURES / "sample_svm_flc.fits.gz", 1)
+    rng = np.random.default_rng(seed)
+    for name in ("cpdis1", "cpdis2", "det2im1", "det2im2"):
+        t = getattr(w_in, name)
+        setattr(w_in, name, DistortionLookupTable(rng.normal(0, 0.3, t.data.shape).astype(np.float32), t.crpix,
+                                                  t.crval, t.cdelt))
+    cut = crop_wcs(w_in, x0, y0, nx, ny)
+    assert cut.pixel_shape == (nx, ny)
+    written = fits.HDUList([fits.PrimaryHDU(header=wcs_header(cut)), *wcs_tables(cut)])
+    back = WCS(written[0].header, written)
+    x, y = rng.uniform(-0.5, nx - 0.5, 200), rng.uniform(-0.5, ny - 0.5, 200)
+    xi, yi = w_in.all_world2pix(*back.all_pix2world(x, y, 0), 0, tolerance=1e-12, maxiter=200)
+    assert np.hypot(xi - (x + x0), yi - (y + y0)).max() < 1e-6
+
+
+@pytest.mark.parametrize("centre,size,expect", [
+    ("150.1191 2.2059", None, ((150.1191, 2.2059), True, (256, 256), "pix")),
+    ("10:00:28.6 +02:12:21", "30arcsec", ((150.119166, 2.205833), True, (30, 30), "arcsec")),
+    ("10 00 28.6 +02 12 21", "1.5arcmin", ((150.119166, 2.205833), True, (90, 90), "arcsec")),
+    ("10h00m28.6s,+2d12m21s", "20x10\"", ((150.119166, 2.205833), True, (20, 10), "arcsec")),
+    ("512.5 300 pix", "400x300", ((512.5, 300), False, (400, 300), "pix")),
+    ("-10 5 pix", "0.01deg", ((-10, 5), False, (36, 36), "arcsec")),
+    (None, "64", (None, False, (64, 64), "pix")),
+])
+def test_cut_out_centres_and_sizes_are_read_as_astronomers_write_them(centre, size, expect):
+    c = parse_cutout(centre, size)
+    want_centre, sky, want_size, unit = expect
+    assert (c.sky, c.unit) == (sky, unit)
+    np.testing.assert_allclose(c.size, want_size)
+    if want_centre is None:
+        assert c.centre is None
+    else:
+        np.testing.assert_allclose(c.centre, want_centre, atol=1e-5)
+    assert parse_cutout(None, None) is None
+
+
+@pytest.mark.parametrize("centre,size", [("abc", None), ("150", None), ("1 2 3 pix", None), ("10 95", None),
+                                         ("1 2 pix", "0"), ("1 2 pix", "12.5"), ("1 2 pix", "30 parsec"),
+                                         ("nan 2 pix", None), ("1 2 pix", "-5")])
+def test_a_cut_out_no_frame_could_have_is_a_usage_error(centre, size):
+    with pytest.raises(SettingsError, match="--cutout"):
+        parse_cutout(centre, size)
+
+
+def _piece(tmp_path, x0, y0, nx, ny):
+    """The HRC fixture's pixels [x0:x0+nx, y0:y0+ny] (0-based) as a file of their own: SCI, ERR and DQ sliced, CRPIX
+    moved (a CD WCS without distortion: nothing else changes)."""
+    with fits.open(HRC) as h:
+        out = fits.HDUList([fits.PrimaryHDU(header=h[0].header)])
+        for ext in ("SCI", "ERR", "DQ"):
+            hdr = h[ext].header.copy()
+            if "CRPIX1" in hdr:
+                hdr["CRPIX1"], hdr["CRPIX2"] = hdr["CRPIX1"] - x0, hdr["CRPIX2"] - y0
+            out.append(fits.ImageHDU(h[ext].data[y0:y0 + ny, x0:x0 + nx], hdr, name=ext))
+    path = tmp_path / "piece" / HRC.name
+    path.parent.mkdir()
+    out.writeto(path)
+    return path
+
+
+def test_a_cut_out_is_enhanced_as_the_frame_of_its_pixels(tmp_path):
+    """`run --cutout` of 70x50 pixels of the HRC frame (ERR, DQ, cosmic rays searched) writes what `run` of a file
+    holding only those pixels writes: the same display planes, FLUX and FLUXERR to the bit, the same sky, noise,
+    display range and cosmic-ray count; named and recorded by its FITS section; its WCS the frame's at every pixel."""
+    x0, y0, nx, ny = 100, 80, 70, 50
+    common = ["--format", "fits", "--clean-cosmic-rays", "--no-colorize"]
+    r = CliRunner().invoke(app, ["run", str(HRC), "-o", str(tmp_path / "a"), "--cutout", f"{x0 + 36} {y0 + 26} pix",
+                                 "--cutout-size", f"{nx}x{ny}", *common])
+    assert r.exit_code == 0, r.output
+    assert "cut-out [101:170,81:130] of its 256x256 pixels" in r.output
+    r = CliRunner().invoke(app, ["run", str(_piece(tmp_path, x0, y0, nx, ny)), "-o", str(tmp_path / "b"), *common])
+    assert r.exit_code == 0, r.output
+    with fits.open(tmp_path / "a" / f"{HRC.name[:-5]}.x101-170y81-130.enhanced.fits") as a, \
+            fits.open(tmp_path / "b" / f"{HRC.name[:-5]}.enhanced.fits") as b:
+        for ext in ("RED", "GREEN", "BLUE", "FLUX", "FLUXERR"):
+            assert a[ext].data.shape == (4 * ny, 4 * nx)
+            np.testing.assert_array_equal(a[ext].data, b[ext].data)
+        for key in ("AE_SKY", "AE_SKYSG", "AE_VMIN", "AE_VMAX", "AE_NCR"):
+            assert a[0].header[key] == b[0].header[key], key
+        assert a[0].header["AE_NCR"] >= 0
+        assert (a[0].header["AE_CUT"], b[0].header["AE_CUT"]) == ("[101:170,81:130]", "")
+        w_out = WCS(a["FLUX"].header)
+    w_in = _wcs(HRC, 1)
+    yp, xp = np.mgrid[0:4 * ny:7, 0:4 * nx:7].astype(float)
+    xi, yi = w_in.all_world2pix(*w_out.all_pix2world(xp.ravel(), yp.ravel(), 0), 0)
+    assert np.hypot(xi - ((xp.ravel() + 0.5) / 4 - 0.5 + x0), yi - ((yp.ravel() + 0.5) / 4 - 0.5 + y0)).max() < 1e-6
+
+
+def test_a_sky_centre_picks_the_chip_that_holds_it():
+    """A 2-chip flc: a sky position on chip 2 cuts chip 2 only (chip 1 noted); trimmed at the chip's edge; a position
+    on neither chip is an `OutsideCutoutError` (a frame a folder run skips)."""
+    path = FIXTURES / "sample_svm_flc.fits.gz"
+    w2 = _wcs(path, 4)
+    ra, dec = (float(v) for v in w2.all_pix2world([[8.0, 1.0]], 0)[0])
+    with open_frames(path, cutout=parse_cutout(f"{ra} {dec}", "4")) as frames:
+        [f] = frames
+        assert f.label == "sci2.x7-10y1-3" and f.shape == (3, 4) and f.section == "[7:10,1:3]"
+        assert any("sci1 does not hold the cut-out's centre" in n for n in f.notes)
+        assert any("cut-out [7:10,1:3]" in n and "trimmed at the frame's edge" in n for n in f.notes)
+        with fits.open(path) as h:
+            np.testing.assert_array_equal(f.read_rows(0, 3), h[4].data[0:3, 6:10].astype(np.float32))
+            np.testing.assert_array_equal(f.pixel_noise_rows(0, 3), h[5].data[0:3, 6:10])
+            np.testing.assert_array_equal(f.dq_rows(0, 3), h[6].data[0:3, 6:10])
+    far = w2.all_pix2world([[500.0, 500.0]], 0)[0]
+    with pytest.raises(OutsideCutoutError, match="does not hold the cut-out's centre.*nor does any other chip"):
+        with open_frames(path, cutout=parse_cutout(f"{far[0]} {far[1]}", "4")):
+            pass
+
+
+def test_a_pictures_cut_out_counts_rows_from_the_bottom_as_ds9(tmp_path):
+    """A PNG's pixel (x, y) is DS9's: y up from the bottom row. The cut-out's rows are the picture's rows from the
+    top that those are; without sky coordinates a sky centre is one line saying so."""
+    arr = np.arange(40 * 30, dtype=np.uint16).reshape(40, 30) % 251
+    path = tmp_path / "grey.png"
+    Image.fromarray(arr.astype(np.uint8)).save(path)
+    with open_frames(path, cutout=parse_cutout("6 36 pix", "5x3")) as [f]:  # columns 4-8, rows 35-37 from the bottom
+        assert f.shape == (3, 5) and f.section == "[4:8,35:37]"
+        np.testing.assert_array_equal(f.read_rows(0, 3), arr[40 - 37:40 - 34, 3:8].astype(np.float32))
+    with pytest.raises(InputError, match="grey.png: has no sky coordinates"):
+        with open_frames(path, cutout=parse_cutout("150 2", None)):
+            pass
+
+
+def test_a_folder_run_skips_the_frames_that_do_not_hold_the_centre(tmp_path):
+    """`run FOLDER --cutout RA DEC`: the frame that shows the position is enhanced, the one that does not is
+    skipped (exit 0); named on the command line it is an error (exit 1), nothing written for it."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / EXAMPLE.name).write_bytes(EXAMPLE.read_bytes())
+    (folder / HRC.name).write_bytes(HRC.read_bytes())
+    ra, dec = (float(v) for v in _wcs(EXAMPLE, 0).all_pix2world([[50.0, 50.0]], 0)[0])
+    args = ["--cutout", f"{ra} {dec}", "--cutout-size", "3arcsec", "--format", "png"]
+    r = CliRunner().invoke(app, ["run", str(folder), "-o", str(tmp_path / "out"), *args])
+    assert r.exit_code == 0, r.output
+    assert "1 done, 1 skipped, 0 failed" in r.output
+    made = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
+    assert len(made) == 1 and made[0].startswith(EXAMPLE.name.split(".")[0] + ".x")
+    r = CliRunner().invoke(app, ["run", str(HRC), "-o", str(tmp_path / "out2"), *args])
+    assert r.exit_code == 1
+    assert "does not hold the cut-out's centre" in r.output
+    assert not list((tmp_path / "out2").glob("*.png"))
+    r = CliRunner().invoke(app, ["run", str(HRC), "-o", str(tmp_path / "out3"), "--cutout", "ten past two"])
+    assert r.exit_code == 2 and "--cutout 'ten past two'" in r.output
