@@ -1,6 +1,7 @@
 """Cut-outs (`run --cutout`, `--cutout-size`): a part of a frame enhanced as the frame of those pixels would be, its
 WCS exact, named and recorded by its FITS section; frames that do not hold the centre left out."""
 
+import math
 import warnings
 
 import numpy as np
@@ -176,3 +177,28 @@ def test_a_folder_run_skips_the_frames_that_do_not_hold_the_centre(tmp_path):
     assert not list((tmp_path / "out2").glob("*.png"))
     r = CliRunner().invoke(app, ["run", str(HRC), "-o", str(tmp_path / "out3"), "--cutout", "ten past two"])
     assert r.exit_code == 2 and "--cutout 'ten past two'" in r.output
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(-40, 300), st.floats(-40, 300), st.integers(1, 400), st.integers(1, 400))
+def test_every_pixel_centre_cuts_the_pixels_about_it_or_says_it_is_outside(x, y, w, h):
+    """A pixel centre anywhere: inside the 256x256 frame, the cut-out is the frame's pixels about it — the centre's
+    pixel at (w // 2, h // 2) of a full-size box, trimmed at the edges — with its noise and DQ rows alike; outside, an
+    `OutsideCutoutError`."""
+    with fits.open(HRC) as hdul:
+        sci, err, dq = (np.asarray(hdul[e].data) for e in ("SCI", "ERR", "DQ"))
+    cut = parse_cutout(f"{x} {y} pix", f"{w}x{h}")
+    cx, cy = math.floor(x - 0.5), math.floor(y - 0.5)
+    if not (-0.5 <= x - 1 < 255.5 and -0.5 <= y - 1 < 255.5):
+        with pytest.raises(OutsideCutoutError, match=r"\(\d+x\d+ pixels about pixel .*outside its 256x256 pixels"):
+            with open_frames(HRC, dq_mask=0, cutout=cut):
+                pass
+        return
+    with open_frames(HRC, dq_mask=0, cutout=cut) as [f]:
+        x0, y0 = max(0, cx - w // 2), max(0, cy - h // 2)
+        x1, y1 = min(256, cx - w // 2 + w), min(256, cy - h // 2 + h)
+        assert f.shape == (y1 - y0, x1 - x0) and f.section == f"[{x0 + 1}:{x1},{y0 + 1}:{y1}]"
+        np.testing.assert_array_equal(f.read_rows(0, f.shape[0]), sci[y0:y1, x0:x1].astype(np.float32))
+        np.testing.assert_array_equal(f.pixel_noise_rows(0, f.shape[0]), err[y0:y1, x0:x1])
+        np.testing.assert_array_equal(f.dq_rows(0, f.shape[0]), dq[y0:y1, x0:x1])
+        assert f.wcs.pixel_shape == (x1 - x0, y1 - y0)

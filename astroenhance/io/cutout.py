@@ -140,7 +140,7 @@ def _box(src, cut: Cutout) -> tuple[int, int, int, int, bool]:
                                  f"its {w}x{h} pixels)")
     nx, ny = cut.size if cut.unit == "pix" else (cut.size[0] / scales[0], cut.size[1] / scales[1])
     nx, ny = max(1, round(nx)), max(1, round(ny))
-    cx, cy = round(x), round(y)
+    cx, cy = math.floor(x + 0.5), math.floor(y + 0.5)  # the pixel the centre falls in
     x0, y0 = cx - nx // 2, cy - ny // 2
     x1, y1 = min(w, x0 + nx), min(h, y0 + ny)
     x0, y0 = max(0, x0), max(0, y0)
