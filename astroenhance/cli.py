@@ -906,6 +906,8 @@ def compose(
     upscale: Annotated[bool, typer.Option("--upscale/--no-upscale", help="Run the 4x SR network on the composite's luminance (flux-consistent, as in run).")] = False,
     reference: Annotated[int | None, typer.Option(help="Align onto the grid of frame N (1-based, as given). Default: the finest-sampled frame.")] = None,
     hdu: Annotated[str | None, typer.Option(help="FITS HDU or chip to read in every frame (default: every chip).")] = None,
+    cutout: Annotated[str | None, typer.Option(help="Compose only a part of the field, about this centre: a sky position 'RA DEC' (ICRS; degrees or sexagesimal), the same sky in every band; or a pixel 'X Y pix' (1-based, DS9's), in each frame's own pixels. Each frame is cut to whole pixels with its noise, DQ and exact WCS before the bands are aligned (each band's section in the notes); a frame that does not hold the centre is an error. Give each cut-out its own --name.", show_default=False)] = None,
+    cutout_size: Annotated[str | None, typer.Option(help="The cut-out's size in each frame: its pixels ('256', '400x300') or an angle ('30arcsec', '1.5arcmin'). Default with --cutout: 256 pixels.", show_default=False)] = None,
     clean_cosmic_rays: Annotated[bool | None, typer.Option("--clean-cosmic-rays/--no-clean-cosmic-rays", help=CLEAN_COSMIC_RAYS + " The composite shows them, like its other small no-data holes, filled from their neighbours (AE_FILLH; AE_NCR counts them).", show_default=False)] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="Comma-separated from fits,png,tiff,jpeg (default fits,png).")] = None,
     weights: Annotated[Path | None, typer.Option(help="Weights folder for --upscale.")] = None,
@@ -913,8 +915,10 @@ def compose(
     """True colour from several filters: align on one sky grid (reproject), map bands to RGB by wavelength, write
     RGB FITS (DS9/Aladin) and PNG/JPEG/TIFF with AVM. Real colours, not predicted ones."""
     from .compose import composite_source
+    from .io.cutout import parse_cutout
     from .io.readers import output_stem
 
+    cut = parse_cutout(cutout, cutout_size)  # (a usage error before any frame is read)
     if name is None:
         name = os.path.commonprefix([output_stem(p) for p in frames]).rstrip("_-.") or "composite"
     _check_frames(frames, outdir, name, "composite")
@@ -925,7 +929,7 @@ def compose(
             raise SettingsError(f"--reference {reference}: {frames[reference - 1]} is another frame's map, left out")
         reference = kept.index(frames[reference - 1]) + 1
     maps = {j.path: {"noise": j.noise, "weight": j.weight, "dq": j.dq} for j in jobs}
-    src, warning = composite_source(kept, hdu, reference, method.value, maps, clean_cosmic_rays)
+    src, warning = composite_source(kept, hdu, reference, method.value, maps, clean_cosmic_rays, cut)
     if warning:
         err.print(f"warning: {warning}", markup=False)
     result = _display_enhancer(fmt, upscale, weights=weights).write_display_source(src, outdir, name, "composite")

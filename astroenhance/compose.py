@@ -44,6 +44,7 @@ class Band:
     sigma: np.ndarray | None = None  # its per-pixel noise where the file gives it (ERR, 1/sqrt(WHT)), in data's units
     notes: list[str] = field(default_factory=list)  # what reading it found (cosmic rays, odd WCS...), each naming it
     cosmic_rays: int = -1  # pixels read as no data as cosmic-ray hits (-1: not searched)
+    section: str = ""  # a cut-out's pixels of the frame ('[x1:x2,y1:y2]', 1-based; `io.cutout`); "": all of it
 
     @property
     def name(self) -> str:
@@ -82,19 +83,20 @@ def wavelength_nm(header: fits.Header) -> tuple[str, float | None]:
 
 def read_bands(path: str | Path, hdu: str | None = None, cosmic_rays: bool | None = False, *,
                noise: Path | None = None, weight: Path | None = None, dq: Path | None = None,
-               with_sigma: bool = False) -> list[Band]:
+               with_sigma: bool = False, cutout=None) -> list[Band]:
     """Every chip of the FITS frame ``path`` (the one ``hdu`` names, if given) as a `Band`, each with its own WCS;
     astropy's notes on odd headers stay quiet, as in `run`, and its own are the band's (`Band.notes`).
     ``cosmic_rays``: as `io.readers.open_frames` (None: where `run` searches them by default, single exposures whose
     DQ flags none); ``noise``, ``weight``, ``dq``:
     its rms or weight map and data-quality file beside it (`batch.pair_companions`), as `run` reads them;
-    ``with_sigma``: each band's per-pixel noise too (`Band.sigma`: frames to enhance), a second array in memory."""
+    ``with_sigma``: each band's per-pixel noise too (`Band.sigma`: frames to enhance), a second array in memory;
+    ``cutout``: only that part of each chip (`io.cutout.Cutout`; chips without its centre left out)."""
     from .io.readers import open_frames
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with open_frames(path, hdu, cosmic_rays=cosmic_rays, noise=noise, weight=weight, dq=dq,
-                         dq_beside=dq is not None) as frames:
+                         dq_beside=dq is not None, cutout=cutout) as frames:
             # (the kept keywords: the frame's own, else its primary header's, where HST files keep their filters)
             name, wl = wavelength_nm(frames[0].header if frames[0].header is not None else fits.Header())
             bands = []
@@ -106,7 +108,7 @@ def read_bands(path: str | Path, hdu: str | None = None, cosmic_rays: bool | Non
                 sigma = (np.asarray(f.noise_rows(0, f.shape[0]), np.float32)
                          if with_sigma and f.noise_rows is not None else None)
                 band = Band(Path(path), f.read_rows(0, f.shape[0]), f.wcs, kept, name, wl, f.label, sigma=sigma,
-                            cosmic_rays=f.cosmic_rays)
+                            cosmic_rays=f.cosmic_rays, section=f.section)
                 band.notes = [f"{band.name}: {n}" for n in f.notes]
                 bands.append(band)
             return bands
@@ -136,8 +138,8 @@ def _check_sky(name: str, wcs: WCS, shape: tuple[int, int]) -> None:
 
 
 def read_band(path: str | Path, hdu: str | None = None, **maps) -> Band:
-    """The frame of ``path`` as one filter's band (`read_bands`, with its ``maps``: noise, weight, dq, and
-    cosmic_rays): a file of
+    """The frame of ``path`` as one filter's band (`read_bands`, with its ``maps``: noise, weight, dq, cosmic_rays
+    and cutout): a file of
     several chips (an ACS/WFC exposure, a WFPC2 one) gives its chips co-added onto one grid — the first chip's,
     extended over the others (`mosaic_grid` ``first``), backgrounds matched (`coadd`) — unless ``hdu`` names one."""
     bands = read_bands(path, hdu, **maps)
@@ -198,7 +200,8 @@ def _coadded(bands: list[Band], label: str, more: tuple[Path, ...] = ()) -> Band
     data, _, _ = coadd(frames, wcs, shape, "mean", True)
     first = bands[0]
     return Band(first.path, np.asarray(data, np.float32), wcs, first.header, first.filter, first.wavelength, label,
-                more, notes=[n for b in bands for n in b.notes], cosmic_rays=cosmic_ray_total(bands))
+                more, notes=[n for b in bands for n in b.notes], cosmic_rays=cosmic_ray_total(bands),
+                section="+".join(b.section for b in bands if b.section))
 
 
 def cosmic_ray_total(bands: list[Band]) -> int:
@@ -605,14 +608,16 @@ def _median_coadd(frames: list[tuple[np.ndarray, WCS]], wcs: WCS, shape: tuple[i
 # ---- the two jobs, as the CLI runs them ----------------------------------------------------------------
 
 def composite_source(paths: list[Path], hdu: str | None = None, reference: int | None = None,
-                     method: str = "lupton", maps: dict[Path, dict] | None = None, cosmic_rays: bool | None = None):
+                     method: str = "lupton", maps: dict[Path, dict] | None = None, cosmic_rays: bool | None = None,
+                     cutout=None):
     """The true-colour composite of filter frames ``paths`` as a display source (values in [0, 1], rows
     bottom-up, the reference frame's WCS and keywords plus AE_* cards naming each channel's frame and filter),
     and a warning ("" if none) when the frames were not given blue to red.
 
     Frames are ordered by wavelength; two frames make green their mean; all are reprojected onto frame
     ``reference`` (1-based, as given) or the finest-sampled one.  ``cosmic_rays``: as `read_bands` (by default
-    searched where `run` searches them); what reading found is in the source's notes."""
+    searched where `run` searches them); what reading found is in the source's notes.  ``cutout``: only that part
+    of each frame (`io.cutout.Cutout`: about a sky position, the same part of the sky in every band)."""
     from .errors import SettingsError
     from .io.readers import from_array
     from .io.writers import add_text, set_card
@@ -621,7 +626,7 @@ def composite_source(paths: list[Path], hdu: str | None = None, reference: int |
         raise SettingsError("give at least two filter frames (BLUE GREEN RED)")
     if reference is not None and not 1 <= reference <= len(paths):
         raise SettingsError(f"--reference {reference}: choose 1..{len(paths)}")
-    bands = [read_band(p, hdu, cosmic_rays=cosmic_rays, **(maps or {}).get(Path(p), {}))  # (maps beside it: DQ...)
+    bands = [read_band(p, hdu, cosmic_rays=cosmic_rays, cutout=cutout, **(maps or {}).get(Path(p), {}))  # (maps: DQ...)
              for p in paths]
     check_overlap(bands)
     bands, filled = filled_holes(by_filter(bands), FILL_HOLES)
@@ -644,6 +649,8 @@ def composite_source(paths: list[Path], hdu: str | None = None, reference: int |
         set_card(header, f"AE_{colour[:1]}SRC", b.name[-60:] if b.filter != "mean" else "mean of blue and red",
                  f"{colour.lower()} channel frame")
         set_card(header, f"AE_{colour[:1]}FLT", b.filter or "unknown", f"{colour.lower()} filter")
+        if b.section:  # the cut-out of its frame (--cutout)
+            set_card(header, f"AE_{colour[:1]}CUT", b.section[-68:], f"{colour.lower()} frame's cut-out pixels")
     from .models.weights import sha256_file
 
     sha = {p: sha256_file(p) for p in sorted({p for b in bands for p in (b.path, *b.more)}, key=str)}  # each read once

@@ -202,3 +202,25 @@ def test_every_pixel_centre_cuts_the_pixels_about_it_or_says_it_is_outside(x, y,
         np.testing.assert_array_equal(f.pixel_noise_rows(0, f.shape[0]), err[y0:y1, x0:x1])
         np.testing.assert_array_equal(f.dq_rows(0, f.shape[0]), dq[y0:y1, x0:x1])
         assert f.wcs.pixel_shape == (x1 - x0, y1 - y0)
+
+
+def test_compose_cuts_every_band_about_the_same_sky(tmp_path):
+    """`compose g r i --cutout RA DEC --cutout-size 5arcsec`: each band cut about the position (CFHTLS, 0.186"
+    pixels: 27x27), the composite on that cut-out's grid (pixel (0, 0) at the sky of the frame's [x1, y1]), each band's
+    section recorded; a position off the field is one line naming the frame."""
+    from .conftest import CFHT
+
+    bands = [str(CFHT / f"CFHTLS-test_{b}.fits") for b in "gri"]
+    w = _wcs(bands[0], 0)
+    ra, dec = (float(v) for v in w.all_pix2world([[50.0, 40.0]], 0)[0])
+    r = CliRunner().invoke(app, ["compose", *bands, "-o", str(tmp_path), "--cutout", f"{ra} {dec}", "--cutout-size",
+                                 "5arcsec", "--format", "fits"])
+    assert r.exit_code == 0, r.output
+    with fits.open(tmp_path / "CFHTLS-test.composite.fits") as h:
+        hdr = h[0].header
+        assert [hdr[f"AE_{c}CUT"] for c in "BGR"] == ["[38:64,28:54]"] * 3
+        assert h["RED"].data.shape == (27, 27)
+        out = WCS(h["RED"].header)
+    np.testing.assert_allclose(out.all_pix2world([[0.0, 0.0]], 0), w.all_pix2world([[37.0, 27.0]], 0), atol=1e-9)
+    r = CliRunner().invoke(app, ["compose", *bands, "-o", str(tmp_path / "far"), "--cutout", f"{ra + 1} {dec}"])
+    assert r.exit_code == 1 and "CFHTLS-test_g.fits: does not hold the cut-out's centre" in r.output
