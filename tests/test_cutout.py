@@ -57,6 +57,7 @@ def test_a_cut_outs_wcs_gives_every_pixel_its_sky(x0, y0, nx, ny, seed):
     ("512.5 300 pix", "400x300", ((512.5, 300), False, (400, 300), "pix")),
     ("-10 5 pix", "0.01deg", ((-10, 5), False, (36, 36), "arcsec")),
     (None, "64", (None, False, (64, 64), "pix")),
+    ("150.1 -2e-3", "3", ((150.1, -0.002), True, (3, 3), "pix")),
 ])
 def test_cut_out_centres_and_sizes_are_read_as_astronomers_write_them(centre, size, expect):
     c = parse_cutout(centre, size)

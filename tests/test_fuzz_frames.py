@@ -125,3 +125,34 @@ def test_mosaic_and_compose_of_such_frames_end_in_a_result_or_one_line(tmp_path,
     assert result.exit_code in (0, 1, 2), result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert "Traceback" not in result.output and "unexpected" not in result.output
+
+
+CENTRES = st.one_of(st.none(), st.tuples(st.floats(-5, 60), st.floats(-5, 60)).map(lambda p: f"{p[0]} {p[1]} pix"),
+                    st.tuples(st.floats(0, 360), st.floats(-90, 90)).map(lambda p: f"{p[0]} {p[1]}"),
+                    st.just("150.0 2.0"), st.just("10:00:00 +02:00:00"))
+SIZES = st.one_of(st.none(), st.sampled_from(["1", "3", "7x2", "500", "0.1arcsec", "1arcsec", "20x3arcsec", "5deg"]))
+
+
+@settings(max_examples=EXAMPLES * 4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                            HealthCheck.too_slow])
+@given(frames(), CENTRES, SIZES)
+def test_a_cut_out_of_such_a_frame_is_its_pixels_or_refused_by_name(tmp_path, frame, centre, size):
+    """`run --cutout` on odd frames (no WCS, a WCS of 1e10 degrees, NaN scales, chips of other shapes): each chip
+    cut is read whole with its noise and DQ rows of its shape, or an `AstroEnhanceError` names the file."""
+    from astroenhance.io.cutout import parse_cutout
+    from astroenhance.io.readers import open_frames
+
+    path = _write(tmp_path, *frame)
+    cut = parse_cutout(centre, size) if centre or size else parse_cutout(None, "5")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with open_frames(path, cosmic_rays=None, cutout=cut) as found:
+                for f in found:
+                    h, w = f.shape
+                    assert f.section and f.read_rows(0, h).shape == (h, w)
+                    for rows in (f.noise_rows, f.pixel_noise_rows, f.dq_rows):
+                        assert rows is None or np.shape(rows(0, h)) == (h, w)
+                    assert f.wcs is None or f.wcs.pixel_shape == (w, h)
+    except AstroEnhanceError as exc:
+        assert path.name in str(exc)

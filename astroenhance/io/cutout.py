@@ -97,9 +97,12 @@ def _parse_centre(text: str) -> tuple[tuple[float, float], bool]:
     try:
         if len(words) != 2:
             raise ValueError
-        sexagesimal = any(c in words[0].lower() for c in ":hms")
-        ra = Angle(words[0], unit=u.hourangle if sexagesimal else u.deg).deg
-        dec = Angle(words[1], unit=u.deg).deg
+        try:  # decimal degrees (Angle does not read 1e-3)
+            ra, dec = float(words[0]), float(words[1])
+        except ValueError:
+            sexagesimal = any(c in words[0].lower() for c in ":hms")
+            ra = Angle(words[0], unit=u.hourangle if sexagesimal else u.deg).deg
+            dec = Angle(words[1], unit=u.deg).deg
     except (ValueError, u.UnitsError):
         raise SettingsError(f"--cutout {text!r}: give a sky position 'RA DEC' (ICRS; degrees, or 10:00:28.6 "
                             "+02:12:21) or a pixel 'X Y pix'") from None
