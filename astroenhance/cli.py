@@ -252,8 +252,9 @@ def run(
     flux_plane: Annotated[bool, typer.Option("--flux-plane/--no-flux-plane", help="Add a FLUX extension to the FITS of a grey frame (with --flux-conserving): the enhanced luminance in the input's units (BUNIT) on the 4x grid, float32, each input pixel's flux kept — the 16 output pixels sum to it (counts, electrons/s) or average to it (surface brightness, e.g. MJy/sr). +67 MB for a 1024² frame.", rich_help_panel="Display and FITS layout")] = True,
     flux_err: Annotated[bool, typer.Option("--flux-err/--no-flux-err", help="With the FLUX extension, a FLUXERR one after it: each input pixel's noise sigma (ERR, 1/sqrt(WHT), --noise, else the sky's, estimated; AE_ERRSR) shared over its 16 output pixels so that their quadrature sum is that sigma. A block's pixels are one measurement: sum errors in quadrature over apertures of whole input pixels (or much larger). Exact where FLUX is exact (a flux tolerance of 0); at hst's 2 sigma FLUX's own noise is lower on apertures of a few input pixels (0.4-0.9x), about equal on larger ones (benchmarks/bench_fluxerr.py). +67 MB for a 1024² frame (+20 MB with --fits-encoding rice).", rich_help_panel="Display and FITS layout")] = True,
     hdu: Annotated[str | None, typer.Option(help="FITS HDU by name (SCI, 'SCI,2') or index, or a chip label from the output names (sci2; chip3 of a WFPC2 stack). 'all': every image of a file of stamps, each its own output (stem.hduN...). Default: the SCI extension(s), else the first 2-D image; every chip of a multi-chip frame goes to its own output; of an up-the-ramp file (WFC3/IR _ima), the last read.", rich_help_panel="Display and FITS layout")] = None,
-    cutout: Annotated[str | None, typer.Option(help="Enhance only a part of each frame, about this centre: a sky position 'RA DEC' (ICRS; degrees '150.1191 2.2059' or '10:00:28.6 +02:12:21') or a pixel 'X Y pix' (1-based, as DS9 shows it: y up from the bottom row, pictures too). The cut-out is whole input pixels with their noise, DQ flags and exact WCS; the sky, noise and display range are measured on it. Outputs: <stem>[.<chip>].x<X1>-<X2>y<Y1>-<Y2>.enhanced.<ext> (its FITS section, also in AE_CUT). Chips that do not hold the centre are left out; frames that do not are an error, or in a folder skipped. (A 4096x2048 ACS/WFC chip makes a 134-megapixel output; a galaxy in it is a few hundred pixels.)", show_default=False, rich_help_panel="Display and FITS layout")] = None,
+    cutout: Annotated[str | None, typer.Option(help="Enhance only a part of each frame, about this centre: a sky position 'RA DEC' (ICRS; degrees '150.1191 2.2059' or '10:00:28.6 +02:12:21') or a pixel 'X Y pix' (1-based, as DS9 shows it: y up from the bottom row, pictures too); several centres separated by ';' (or --cutout-file), each its own output. The cut-out is whole input pixels with their noise, DQ flags and exact WCS; the sky, noise and display range are measured on it. Outputs: <stem>[.<chip>].x<X1>-<X2>y<Y1>-<Y2>.enhanced.<ext> (its FITS section, also in AE_CUT). Chips that do not hold the centre are left out; frames that do not are an error, or in a folder skipped. (A 4096x2048 ACS/WFC chip makes a 134-megapixel output; a galaxy in it is a few hundred pixels.)", show_default=False, rich_help_panel="Display and FITS layout")] = None,
     cutout_size: Annotated[str | None, typer.Option(help="The cut-out's size: input pixels ('256'; '400x300', width x height) or an angle on the sky ('30arcsec', '1.5arcmin', '20x10arcsec'); trimmed at the frame's edges. Alone: about the frame's centre. Default with --cutout: 256 pixels.", show_default=False, rich_help_panel="Display and FITS layout")] = None,
+    cutout_file: Annotated[Path | None, typer.Option(help="A text file of cut-out centres, one per line as --cutout takes them ('RA DEC' or 'X Y pix'; text after '#' ignored): a catalogue of targets, each cut from every frame that holds it (one that cannot be enhanced is named, the others written). Adds to --cutout.", exists=True, dir_okay=False, show_default=False, rich_help_panel="Display and FITS layout")] = None,
     noise: Annotated[Path | None, typer.Option(help="An rms (sigma) map of the one input frame, same shape, input units: its median is the frame's noise (and where the sky's depth varies, its map: --noise-map); pixels it gives 0, infinity or no value are no data. Default: the median of the file's ERR extension (flt/flc), else of 1/sqrt(WHT) (drz/drc with inverse-variance weights), else estimated from the pixels; the header says which (AE_SIGSR).", exists=True, dir_okay=False, show_default=False, rich_help_panel="HST data quality")] = None,
     weight: Annotated[Path | None, typer.Option(help="An inverse-variance weight map of the one input frame (a drizzled mosaic's separate _wht file), same shape: read as a WHT extension is — sigma = 1/sqrt(weight), checked against the pixels' own noise (an exposure-time map gives only how the depth varies), and pixels of no weight (0: nothing drizzled there) are no data. Instead of --noise.", exists=True, dir_okay=False, show_default=False, rich_help_panel="HST data quality")] = None,
     dq: Annotated[Path | None, typer.Option("--dq", help="A data-quality file of the one input (WFPC2's _c1m/_c1f for its _c0m/_c0f; --companions finds those beside their frames): its image planes, one per chip in the frame file's order, each the chip's shape, integer flags; those --dq-mask lists are no data (AE_DQFIL, AE_DQSHA), with the file's own DQ where it has one.", exists=True, dir_okay=False, show_default=False, rich_help_panel="HST data quality")] = None,
@@ -298,8 +299,8 @@ def run(
                            flux_err=flux_err,
                            color_strength=color_strength, noise=str(noise) if noise else None, noise_map=noise_map,
                            weight=str(weight) if weight else None, dq=str(dq) if dq else None,
-                           clean_cosmic_rays=clean_cosmic_rays, fill_holes=fill_holes, cutout=cutout,
-                           cutout_size=cutout_size)
+                           clean_cosmic_rays=clean_cosmic_rays, fill_holes=fill_holes,
+                           cutout=_cutout_centres(cutout, cutout_file), cutout_size=cutout_size)
     config.check()  # usage errors answer before torch and the networks load
     _check_output_file("--log-file", log_file, made=outdir)
     from .batch import (
@@ -432,6 +433,20 @@ def run(
         raise typer.Exit(128 + (signal.SIGTERM if terminated else signal.SIGINT))
     if failures or report is None:
         raise typer.Exit(1)
+
+
+def _cutout_centres(cutout: str | None, cutout_file: Path | None) -> str | None:
+    """``--cutout`` and the centres of ``--cutout-file`` (one per line, '#' comments) as one ';'-separated text."""
+    if cutout_file is None:
+        return cutout
+    try:
+        lines = cutout_file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"--cutout-file {cutout_file}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+    centres = [c for c in (line.split("#", 1)[0].strip() for line in lines) if c]
+    if not centres:
+        raise SettingsError(f"--cutout-file {cutout_file}: no centre in it (one 'RA DEC' or 'X Y pix' per line)")
+    return "; ".join(([cutout] if cutout else []) + centres)
 
 
 def _report_settings(enhancer, inputs: list[Path], companions: bool) -> dict:
@@ -915,10 +930,12 @@ def compose(
     """True colour from several filters: align on one sky grid (reproject), map bands to RGB by wavelength, write
     RGB FITS (DS9/Aladin) and PNG/JPEG/TIFF with AVM. Real colours, not predicted ones."""
     from .compose import composite_source
-    from .io.cutout import parse_cutout
+    from .io.cutout import parse_cutouts
     from .io.readers import output_stem
 
-    cut = parse_cutout(cutout, cutout_size)  # (a usage error before any frame is read)
+    cuts = parse_cutouts(cutout, cutout_size)  # (a usage error before any frame is read)
+    if len(cuts) > 1:
+        raise SettingsError(f"--cutout: compose makes one composite; give one centre (got {len(cuts)})")
     if name is None:
         name = os.path.commonprefix([output_stem(p) for p in frames]).rstrip("_-.") or "composite"
     _check_frames(frames, outdir, name, "composite")
@@ -929,7 +946,7 @@ def compose(
             raise SettingsError(f"--reference {reference}: {frames[reference - 1]} is another frame's map, left out")
         reference = kept.index(frames[reference - 1]) + 1
     maps = {j.path: {"noise": j.noise, "weight": j.weight, "dq": j.dq} for j in jobs}
-    src, warning = composite_source(kept, hdu, reference, method.value, maps, clean_cosmic_rays, cut)
+    src, warning = composite_source(kept, hdu, reference, method.value, maps, clean_cosmic_rays, cuts)
     if warning:
         err.print(f"warning: {warning}", markup=False)
     result = _display_enhancer(fmt, upscale, weights=weights).write_display_source(src, outdir, name, "composite")

@@ -114,7 +114,8 @@ class EnhanceConfig:
     fill_holes: int = 8  # a grey frame's no-data runs up to this many input pixels long (along a row or a column,
     # valid pixels at both ends: cosmic-ray hits, hot pixels, bad columns) are interpolated for the networks and the
     # display planes; FLUX and FLUXERR keep no data there (`pipeline.holes`); 0: none
-    cutout: str | None = None  # enhance only the part of each frame about this centre (`io.cutout`): sky or pixel
+    cutout: str | None = None  # enhance only the part of each frame about this centre (`io.cutout`): sky or pixel;
+    # several: centres separated by ';', each its own output
     cutout_size: str | None = None  # ...this large (input pixels or an angle); None: 256 pixels if cutout is given
 
     def for_input(self, is_fits: bool) -> EnhanceConfig:
@@ -157,9 +158,9 @@ class EnhanceConfig:
         if self.fill_holes < 0:
             raise SettingsError(f"--fill-holes {self.fill_holes}: give the longest run of no-data pixels to fill (0: none)")
         if self.cutout is not None or self.cutout_size is not None:
-            from .io.cutout import parse_cutout
+            from .io.cutout import parse_cutouts
 
-            parse_cutout(self.cutout, self.cutout_size)
+            parse_cutouts(self.cutout, self.cutout_size)
         if self.tile < 16 or not 0 <= self.overlap < self.tile:
             raise SettingsError(f"need tile >= 16 and 0 <= overlap < tile (got tile={self.tile}, overlap={self.overlap})")
 

@@ -225,3 +225,39 @@ def test_compose_cuts_every_band_about_the_same_sky(tmp_path):
     np.testing.assert_allclose(out.all_pix2world([[0.0, 0.0]], 0), w.all_pix2world([[37.0, 27.0]], 0), atol=1e-9)
     r = CliRunner().invoke(app, ["compose", *bands, "-o", str(tmp_path / "far"), "--cutout", f"{ra + 1} {dec}"])
     assert r.exit_code == 1 and "CFHTLS-test_g.fits: does not hold the cut-out's centre" in r.output
+
+
+def test_several_centres_are_read_from_the_option_and_a_file():
+    from astroenhance.io.cutout import parse_cutouts
+
+    cuts = parse_cutouts("150.1 2.2; 10 20 pix\n 3 4 pix;", "8")
+    assert [c.centre for c in cuts] == [(150.1, 2.2), (10, 20), (3, 4)] and all(c.size == (8, 8) for c in cuts)
+    assert parse_cutouts(None, None) == [] and len(parse_cutouts(None, "5")) == 1
+    with pytest.raises(SettingsError, match="no centre"):
+        parse_cutouts(" ; ", None)
+
+
+def test_a_catalogue_of_cut_outs_makes_one_output_each_and_names_the_ones_it_cannot(tmp_path):
+    """`--cutout-file`: four centres on a frame with a no-data corner — one in the corner (all no data: named, not
+    enhanced), one off the frame (named), one twice (made once); the two others written; exit 0."""
+    with fits.open(HRC) as h:
+        data = h["SCI"].data.astype(np.float32)
+        data[:40, :40] = np.nan
+        fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data, h["SCI"].header, name="SCI")]).writeto(tmp_path / "f.fits")
+    (tmp_path / "targets.txt").write_text("# x y\n20 20 pix  # in the hole\n100 120 pix\n200 60 pix\n"
+                                          "900 900 pix\n100 120 pix\n")
+    r = CliRunner().invoke(app, ["run", str(tmp_path / "f.fits"), "-o", str(tmp_path / "out"), "--cutout-file",
+                                 str(tmp_path / "targets.txt"), "--cutout-size", "24", "--format", "fits"])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.fits")) == ["f.x188-211y48-71.enhanced.fits",
+                                                                         "f.x88-111y108-131.enhanced.fits"]
+    out = " ".join(r.output.split())
+    assert "x8-31y8-31 not enhanced: no finite pixels" in out
+    assert "about pixel (900, 900) not enhanced: the frame does not hold its centre" in out
+    assert "the same pixels as another, made once ([88:111,108:131])" in out
+    r = CliRunner().invoke(app, ["run", str(tmp_path / "f.fits"), "-o", str(tmp_path / "o2"), "--cutout",
+                                 "20 20 pix; 900 900 pix", "--cutout-size", "24"])
+    assert r.exit_code == 1 and "f.fits[8:31,8:31]: no finite pixels" in " ".join(r.output.split())
+    r = CliRunner().invoke(app, ["compose", str(tmp_path / "f.fits"), str(HRC), "-o", str(tmp_path / "o3"),
+                                 "--cutout", "1 2 pix; 3 4 pix"])
+    assert r.exit_code == 2 and "compose makes one composite" in r.output

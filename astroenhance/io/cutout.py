@@ -56,6 +56,17 @@ class Cutout:
         return f"{w:g}x{h:g} {'pixels' if self.unit == 'pix' else self.unit} about {where}"
 
 
+def parse_cutouts(centres: str | None, size: str | None) -> list[Cutout]:
+    """The cut-outs ``--cutout`` gives: centres separated by ';' or new lines (`--cutout-file`), each with ``size``
+    (`parse_cutout`); none when neither is given."""
+    if centres is None:
+        return [] if size is None else [parse_cutout(None, size)]
+    parts = [c.strip() for c in re.split(r"[;\n]", centres) if c.strip()]
+    if not parts:
+        raise SettingsError("--cutout: no centre given")
+    return [parse_cutout(c, size) for c in parts]
+
+
 def parse_cutout(centre: str | None, size: str | None) -> Cutout | None:
     """The `Cutout` that ``--cutout CENTRE`` and ``--cutout-size SIZE`` give (None when neither is given), or a
     `SettingsError` saying what each may be."""
@@ -177,21 +188,34 @@ def cut_frame(src, cut: Cutout):
     return out
 
 
-def cut_frames(frames: list, cut: Cutout | None) -> list:
-    """Each of ``frames`` cut to ``cut`` (all of them when None); chips that do not hold its centre are left out, and
-    an `OutsideCutoutError` where none does."""
-    if cut is None:
+def cut_frames(frames: list, cuts: Cutout | list[Cutout] | None) -> list:
+    """Each of ``frames`` cut to each of ``cuts`` (all of them as they are when none): one frame per chip that holds
+    a cut-out's centre, chips that do not left out (noted); a cut-out no chip holds is noted, or where that is true of
+    every cut-out, an `OutsideCutoutError`.  Two cut-outs of the same pixels are one."""
+    cuts = [cuts] if isinstance(cuts, Cutout) else list(cuts or [])
+    if not cuts:
         return frames
-    kept, outside = [], []
-    for f in frames:
-        try:
-            kept.append(cut_frame(f, cut))
-        except OutsideCutoutError as exc:
-            if len(frames) == 1:
-                raise
-            outside.append((f.label, str(exc)))
+    kept, missed = [], []
+    for cut in cuts:
+        found, outside = [], []
+        for f in frames:
+            try:
+                found.append(cut_frame(f, cut))
+            except OutsideCutoutError as exc:
+                outside.append((f.label, str(exc)))
+        if not found:
+            missed.append((cut, outside[0][1] + (f"; nor does any other chip ({', '.join(o[0] for o in outside[1:])})"
+                                                 if len(outside) > 1 else "")))
+            continue
+        if len(cuts) == 1:  # (of several cut-outs, each chip misses most of them: not worth a line each)
+            found[0].notes += [f"chip {label} does not hold the cut-out's centre: not enhanced" for label, _ in outside]
+        for g in found:
+            if twin := next((k for k in kept if k.label == g.label), None):
+                twin.notes.append(f"cut-out {cut.describe()}: the same pixels as another, made once ({g.section})")
+            else:
+                kept.append(g)
     if not kept:
-        raise OutsideCutoutError(f"{outside[0][1]}; nor does any other chip ({', '.join(o[0] for o in outside[1:])})")
-    for label, _ in outside:
-        kept[0].notes.append(f"chip {label} does not hold the cut-out's centre: not enhanced")
+        raise OutsideCutoutError(missed[0][1] + (f"; nor any of the other {len(missed) - 1} cut-outs"
+                                                 if len(missed) > 1 else ""))
+    kept[0].notes += [f"cut-out {cut.describe()} not enhanced: the frame does not hold its centre" for cut, _ in missed]
     return kept

@@ -215,7 +215,7 @@ def _check_size(name: str, shape: tuple[int, ...]) -> None:
 def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int | None = None,
                 noise: str | Path | None = None, cosmic_rays: bool | None = False,
                 weight: str | Path | None = None, dq: str | Path | None = None,
-                dq_beside: bool = False, cutout: Cutout | None = None) -> Iterator[list[FrameSource]]:
+                dq_beside: bool = False, cutout: Cutout | list[Cutout] | None = None) -> Iterator[list[FrameSource]]:
     """Open ``path`` and yield its frames (one per chip for multi-chip FITS); files close on exit.
 
     FITS science extensions take their noise from ERR/WHT and mask the ``dq_mask`` flags of DQ (`noise`; None:
@@ -227,8 +227,8 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
     > 0 (no weight; an rms of 0, infinity or none), the pixel is no data.
     With ``cosmic_rays`` each frame's pixels sharper than the telescope's PSF allows are found and read as no-data
     too (`noise.mask_cosmic_rays`); with None, only in single exposures whose DQ flags no cosmic rays
-    (`noise.unflagged_single_exposure`), where the header allows.  ``cutout``: each frame cut to it (`io.cutout`;
-    chips that do not hold its centre left out) before the cosmic-ray search, which then reads the cut-out only."""
+    (`noise.unflagged_single_exposure`), where the header allows.  ``cutout``: each frame cut to it or to each of them
+    (`io.cutout.cut_frames`; chips that do not hold a centre left out) before the cosmic-ray search, which then reads the cut-out only."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")

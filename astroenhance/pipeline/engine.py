@@ -30,7 +30,7 @@ from ..imaging.color import rgb_to_ycbcr, rgb_to_ycbcr_planes
 from ..imaging.normalize import Normalizer
 from ..imaging.tiling import TileGrid
 from ..imaging.wcs import flip_rows
-from ..io.cutout import parse_cutout
+from ..io.cutout import parse_cutouts
 from ..io.noise import sky_noise_map
 from ..io.readers import (
     FrameSource,
@@ -886,12 +886,15 @@ class Enhancer:
             cfg = replace(cfg, noise=None if noise is None else str(noise), weight=None if weight is None else str(weight))
         if (other := self._for_model(cfg.sr_model)) is not self:
             return other.enhance_file(path, outdir, progress=progress, noise=noise, weight=weight, dq=dq)
+        cuts = parse_cutouts(cfg.cutout, cfg.cutout_size)
         with open_frames(path, cfg.hdu, dq_mask=parse_dq_mask(cfg.dq_mask), noise=cfg.noise, weight=cfg.weight,
                          cosmic_rays=cfg.clean_cosmic_rays, dq=dq if dq is not None else cfg.dq,
-                         dq_beside=dq is not None, cutout=parse_cutout(cfg.cutout, cfg.cutout_size)) as frames:
+                         dq_beside=dq is not None, cutout=cuts) as frames:
             finished: list = []  # every chip's outputs, renamed into place together
-            # a file of stamps (--hdu all: images independent of one another): one that cannot be enhanced is noted
-            stamps = every_hdu(cfg.hdu) and len(frames) > 1 and all(f.label.startswith("hdu") for f in frames)
+            # images independent of one another — a file of stamps (--hdu all), several cut-outs: one that cannot be
+            # enhanced is noted, the others written
+            stamps = len(frames) > 1 and (len(cuts) > 1 or every_hdu(cfg.hdu)
+                                          and all(f.label.startswith("hdu") for f in frames))
             results, failed = [], []
             try:
                 for src in frames:
@@ -933,7 +936,7 @@ class Enhancer:
             return other.planned_outputs(path, outdir)
         planned = []
         with open_frames(path, cfg.hdu, dq_mask=parse_dq_mask(cfg.dq_mask), noise=cfg.noise,
-                         weight=cfg.weight, cutout=parse_cutout(cfg.cutout, cfg.cutout_size)) as frames:
+                         weight=cfg.weight, cutout=parse_cutouts(cfg.cutout, cfg.cutout_size)) as frames:
             for src in frames:
                 shape = (src.shape[0] * self.scale, src.shape[1] * self.scale)
                 planned += [(p, shape) for p in self.output_paths(path, outdir, src.label, cfg.formats).values()]
@@ -1035,7 +1038,7 @@ class Enhancer:
             return other.enhance_frame(path, cfg.hdu)
         with open_frames(path, cfg.hdu, dq_mask=parse_dq_mask(cfg.dq_mask), noise=cfg.noise, weight=cfg.weight,
                          cosmic_rays=cfg.clean_cosmic_rays, dq=cfg.dq,
-                         cutout=parse_cutout(cfg.cutout, cfg.cutout_size)) as frames:
+                         cutout=parse_cutouts(cfg.cutout, cfg.cutout_size)) as frames:
             return self._in_memory(single_frame(path, frames), cfg)
 
     def _in_memory(self, src: FrameSource, cfg: EnhanceConfig, display: Normalizer | None = None) -> EnhancedArray:
