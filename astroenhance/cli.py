@@ -967,6 +967,8 @@ def mosaic(
     match_background: Annotated[bool, typer.Option("--match-background/--no-match-background", help="Offset frames so their backgrounds agree where they overlap.")] = True,
     hdu: Annotated[str | None, typer.Option(help="FITS HDU or chip to read in every frame (default: every chip).")] = None,
     clean_cosmic_rays: Annotated[bool | None, typer.Option("--clean-cosmic-rays/--no-clean-cosmic-rays", help=CLEAN_COSMIC_RAYS + " The science FITS records each frame's count in HISTORY.", show_default=False)] = None,
+    cutout: Annotated[str | None, typer.Option(help="Only the part of the mosaic about this sky position 'RA DEC' (ICRS; degrees or sexagesimal): its grid cut to --cutout-size, exact WCS, the section in AE_CUT; with --enhance only the part of each frame that it shows is enhanced.", show_default=False)] = None,
+    cutout_size: Annotated[str | None, typer.Option(help="The cut-out's size: an angle ('30arcsec', '1.5arcmin', '20x10arcsec') or pixels of the frames ('256', '400x300'). Alone: about the grid's centre. Default with --cutout: 256 pixels.", show_default=False)] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="Comma-separated from fits,png,tiff,jpeg (default fits,png).")] = None,
     weights: Annotated[Path | None, typer.Option(help="Weights folder for --enhance.")] = None,
 ) -> None:
@@ -981,6 +983,7 @@ def mosaic(
     import numpy as np
 
     from .compose import (
+        band_within,
         coadd,
         enhance_frames,
         enhanced_outputs,
@@ -991,9 +994,17 @@ def mosaic(
         read_bands,
         write_science_mosaic,
     )
+    from .imaging.wcs import scale_wcs
+    from .io.cutout import cut_grid, parse_cutouts, sky_centre
     from .io.readers import from_array
     from .pipeline import Enhancer
 
+    cuts = parse_cutouts(cutout, cutout_size)
+    if len(cuts) > 1:
+        raise SettingsError(f"--cutout: mosaic makes one mosaic; give one centre (got {len(cuts)})")
+    if cuts:
+        sky_centre(cuts[0])  # (a usage error before any frame is read)
+    section = ""
     _check_frames(frames, outdir, name, "mosaic")
     done = None if hdu is not None else enhanced_outputs(frames)  # run's outputs: a colour mosaic of their planes
     if done is not None:
@@ -1007,6 +1018,8 @@ def mosaic(
         colour = [(rgb, w) for rgb, w, _ in done]
         bands, header = None, None
         wcs, shape = mosaic_grid([(rgb[..., 0], w) for rgb, w in colour], grid.value)
+        if cuts:
+            wcs, shape, section = cut_grid(wcs, shape, cuts[0])
     else:
         # every chip of a multi-chip frame, each with its maps beside it, read as `run` reads it (cosmic rays too)
         bands = [b for j in _without_companions(frames)
@@ -1017,6 +1030,14 @@ def mosaic(
         for warning in mixed_frames(bands):
             err.print(f"warning: {warning}", markup=False)
         wcs, shape = mosaic_grid([(b.data, b.wcs) for b in bands], grid.value)  # (frames far apart: refused here)
+        if cuts:
+            wcs, shape, section = cut_grid(wcs, shape, cuts[0])
+            if enhance:  # only what the cut-out shows of each frame is enhanced
+                shown = [b for b in (band_within(b, wcs, shape) for b in bands) if b is not None]
+                if len(shown) < len(bands):
+                    err.print(f"note: {len(bands) - len(shown)} of {len(bands)} frame(s) not in the cut-out",
+                              markup=False)
+                bands = shown
         header = bands[0].header
         bands, scales, exposure = on_grid_units(bands, wcs)  # counts or e-/s of other pixel sizes: the grid's pixels
         if (scales != 1.0).any():
@@ -1030,12 +1051,17 @@ def mosaic(
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{outdir}: cannot create output folder ({exc.strerror or exc})") from None
+    if section:
+        err.print(f"note: the mosaic's grid cut to {section} ({cuts[0].describe()}; AE_CUT)", markup=False)
     with tempfile.TemporaryDirectory(dir=outdir, prefix=".astroenhance-tmp-mosaic-") as scratch:
         if enhance:
             enh = Enhancer(EnhanceConfig(weights=str(weights) if weights else None))
             with err.status("enhancing frames"):  # backgrounds matched in the data's units, one display mapping
                 colour = enhance_frames(bands, enh, match_background, (wcs, shape))
-            wcs, shape = mosaic_grid([(rgb[..., 0], w) for rgb, w in colour], grid.value, refuse_empty=False)
+            if cuts:  # the cut-out's grid made finer (the frames' parts, enhanced, cover a little more)
+                wcs, shape = scale_wcs(wcs, enh.scale)[0], (shape[0] * enh.scale, shape[1] * enh.scale)
+            else:
+                wcs, shape = mosaic_grid([(rgb[..., 0], w) for rgb, w in colour], grid.value, refuse_empty=False)
         if enhance or done is not None:  # colour planes in [0, 1], each on its own grid
             chans = []
             with err.status(f"co-adding {len(colour)} frames onto {shape[1]}x{shape[0]}"):
@@ -1046,6 +1072,7 @@ def mosaic(
             names = [p.name for p in frames] if bands is None else [b.name for b in bands]
             src = from_array(np.stack(chans, -1), wcs, name="mosaic: " + " ".join(names),
                              origin="lower", header=header, dtype_range=(0.0, 1.0))
+            src.section = section
             result = _display_enhancer(fmt, False).write_display_source(src, outdir, name, "mosaic")
             err.print("wrote " + ", ".join(str(o) for o in result.outputs), markup=False)
             return
@@ -1053,8 +1080,9 @@ def mosaic(
             arr, fp, offsets = coadd([(b.data, b.wcs) for b in bands], wcs, shape, combine.value, match_background,
                                      Path(scratch) / "grey")
         science = write_science_mosaic(outdir / f"{name}.mosaic.fits", arr, fp, wcs, bands, combine.value, grid.value,
-                                       match_background, offsets, scales, exposure)
+                                       match_background, offsets, scales, exposure, section)
         preview = from_array(np.asarray(arr, dtype=np.float32), wcs, name="mosaic", origin="lower", header=bands[0].header)
+        preview.section = section
         enh = Enhancer(EnhanceConfig(colorize=False, upscale=False, formats=("png",)))
         res = enh.write_source(preview, outdir, Path(f"{name}.fits"), suffix="mosaic")
         err.print(f"wrote {science}, " + ", ".join(str(o) for o in res.outputs), markup=False)

@@ -526,6 +526,32 @@ def solve_offsets(stack: np.ndarray, min_overlap: int = 10) -> np.ndarray:
     return np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)[0]
 
 
+def band_within(band: Band, wcs: WCS, shape: tuple[int, int], margin: int = 8) -> Band | None:
+    """The part of ``band`` that the grid ``wcs`` of ``shape`` shows — its bounding box in the band's pixels,
+    ``margin`` more each way (for the interpolation and the networks' context), with its noise and exact WCS
+    (`imaging.wcs.crop_wcs`) — or None where the grid shows none of it (a mosaic cut-out: frames to enhance)."""
+    from .imaging.wcs import crop_wcs
+
+    ny, nx = shape
+    t = np.linspace(0, 1, 33)
+    xs = np.concatenate([t * nx, np.full(33, nx), (1 - t) * nx, np.zeros(33)]) - 0.5  # the grid's outline
+    ys = np.concatenate([np.zeros(33), t * ny, np.full(33, ny), (1 - t) * ny]) - 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bx, by = (np.asarray(v, float) for v in band.wcs.world_to_pixel(wcs.pixel_to_world(xs, ys)))
+    ok = np.isfinite(bx) & np.isfinite(by)
+    if not ok.any():
+        return None
+    h, w = band.data.shape
+    x0, x1 = max(0, int(np.floor(bx[ok].min())) - margin), min(w, int(np.ceil(bx[ok].max())) + margin + 1)
+    y0, y1 = max(0, int(np.floor(by[ok].min())) - margin), min(h, int(np.ceil(by[ok].max())) + margin + 1)
+    if x0 >= x1 or y0 >= y1:
+        return None
+    return replace(band, data=band.data[y0:y1, x0:x1], wcs=crop_wcs(band.wcs, x0, y0, x1 - x0, y1 - y0),
+                   sigma=None if band.sigma is None else band.sigma[y0:y1, x0:x1],
+                   section=f"[{x0 + 1}:{x1},{y0 + 1}:{y1}]", notes=list(band.notes))
+
+
 def enhance_frames(bands: list[Band], enhancer, match_background: bool = True,
                    grid: tuple[WCS, tuple[int, int]] | None = None) -> list[tuple[np.ndarray, WCS]]:
     """Each band enhanced (``enhancer.enhance_array``: colour, 4x) for a colour mosaic, all shown with one display
@@ -688,11 +714,12 @@ def mixed_frames(bands: list[Band]) -> list[str]:
 
 def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wcs: WCS, bands: list[Band],
                          combine: str, grid: str, match_background: bool, offsets: np.ndarray | None = None,
-                         scales: np.ndarray | None = None, exposure: np.ndarray | None = None) -> Path:
+                         scales: np.ndarray | None = None, exposure: np.ndarray | None = None,
+                         section: str = "") -> Path:
     """A mosaic in the data's own units: primary image + FOOTPRINT extension, the grid's WCS, the first frame's
     keywords and how it was made (each input, the factors that put it in the grid's pixel units, `area_scales`, and
     on the first frame's exposure time, `exposure_scales`, and the background offset subtracted from it); written
-    under a temporary name and renamed when complete."""
+    under a temporary name and renamed when complete.  ``section``: the part of the grid it is (a cut-out), AE_CUT."""
     import os
 
     from . import __version__
@@ -713,6 +740,7 @@ def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wc
     header["AE_COMB"] = (combine, "combine function")
     header["AE_GRID"] = (grid, "output grid")
     header["AE_BGMAT"] = (match_background, "backgrounds matched")
+    header["AE_CUT"] = (section, "cut-out of the grid [x0:x1,y0:y1]; '' all")
     header["AE_NCR"] = (cosmic_ray_total(bands), "cosmic-ray pixels read as no data (-1: none)")
     for i, b in enumerate(bands):
         add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1}: {b.name}")

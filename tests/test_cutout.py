@@ -261,3 +261,33 @@ def test_a_catalogue_of_cut_outs_makes_one_output_each_and_names_the_ones_it_can
     r = CliRunner().invoke(app, ["compose", str(tmp_path / "f.fits"), str(HRC), "-o", str(tmp_path / "o3"),
                                  "--cutout", "1 2 pix; 3 4 pix"])
     assert r.exit_code == 2 and "compose makes one composite" in r.output
+
+
+def test_a_mosaic_cut_out_is_that_part_of_the_whole_mosaic(tmp_path):
+    """`mosaic --cutout RA DEC --cutout-size 10arcsec`: the science mosaic is the pixels [section] of the whole
+    mosaic made with the same options (values and WCS); with --enhance only the frames' parts that it shows are
+    enhanced, onto that grid 4x finer, every pixel covered; a pixel centre is a usage error."""
+    from .conftest import CFHT
+
+    frames = [str(CFHT / f"CFHTLS-test_{b}.fits") for b in "gr"]
+    opts = ["--no-match-background", "--format", "fits"]
+    r = CliRunner().invoke(app, ["mosaic", *frames, "-o", str(tmp_path / "all"), *opts])
+    assert r.exit_code == 0, r.output
+    cut = ["--cutout", "215.5455 52.7762", "--cutout-size", "10arcsec"]
+    r = CliRunner().invoke(app, ["mosaic", *frames, "-o", str(tmp_path / "cut"), *opts, *cut])
+    assert r.exit_code == 0, r.output
+    with fits.open(tmp_path / "all" / "mosaic.mosaic.fits") as a, fits.open(tmp_path / "cut" / "mosaic.mosaic.fits") as c:
+        section = c[0].header["AE_CUT"]
+        (x0, x1), (y0, y1) = (map(int, part.split(":")) for part in section.strip("[]").split(","))
+        assert c[0].data.shape == (y1 - y0 + 1, x1 - x0 + 1) == (54, 54)
+        np.testing.assert_allclose(c[0].data, a[0].data[y0 - 1:y1, x0 - 1:x1], rtol=1e-6, atol=1e-9)
+        whole, part = WCS(a[0].header), WCS(c[0].header)
+    np.testing.assert_allclose(part.all_pix2world([[0.0, 0.0]], 0), whole.all_pix2world([[x0 - 1.0, y0 - 1.0]], 0),
+                               atol=1e-10)
+    r = CliRunner().invoke(app, ["mosaic", *frames, "-o", str(tmp_path / "enh"), *opts, *cut, "--enhance"])
+    assert r.exit_code == 0, r.output
+    with fits.open(tmp_path / "enh" / "mosaic.mosaic.fits") as e:
+        assert e[0].header["AE_CUT"] == section and e["RED"].data.shape == (216, 216)
+        assert not (e["RED"].data == e["RED"].header.get("BLANK", -32768)).any()
+    r = CliRunner().invoke(app, ["mosaic", *frames, "-o", str(tmp_path / "pix"), "--cutout", "10 10 pix"])
+    assert r.exit_code == 2 and "give the centre as a sky position" in r.output

@@ -122,19 +122,20 @@ def _parse_centre(text: str) -> tuple[tuple[float, float], bool]:
     return (ra % 360.0, dec), True
 
 
-def _box(src, cut: Cutout) -> tuple[int, int, int, int, bool]:
-    """``(x0, y0, width, height, trimmed)`` of ``cut`` in ``src``'s pixels (0-based, rows counted bottom-up as
-    the WCS counts them), trimmed at the frame's edges; an `InputError` where it cannot be placed."""
-    h, w = src.shape
+def _box(name: str, shape: tuple[int, int], wcs, cut: Cutout) -> tuple[int, int, int, int, bool]:
+    """``(x0, y0, width, height, trimmed)`` of ``cut`` in the pixels of frame ``name`` of ``shape`` and ``wcs``
+    (0-based, rows counted bottom-up as the WCS counts them), trimmed at the frame's edges; an `InputError` where it
+    cannot be placed."""
+    h, w = shape
     scales = None
     if cut.unit != "pix" or (cut.sky and cut.centre is not None):
-        if src.wcs is None:
-            raise InputError(f"{src.name}: has no sky coordinates (WCS), so a cut-out "
+        if wcs is None:
+            raise InputError(f"{name}: has no sky coordinates (WCS), so a cut-out "
                              + ("about a sky position" if cut.sky else "of an angular size")
                              + " cannot be placed; give the centre as 'X Y pix' and the size in pixels")
         from astropy.wcs.utils import proj_plane_pixel_scales
 
-        scales = proj_plane_pixel_scales(src.wcs.celestial) * 3600.0  # arcsec per pixel along x, y
+        scales = proj_plane_pixel_scales(wcs.celestial) * 3600.0  # arcsec per pixel along x, y
     if cut.centre is None:
         x, y = (w - 1) / 2, (h - 1) / 2
     elif cut.sky:
@@ -142,15 +143,15 @@ def _box(src, cut: Cutout) -> tuple[int, int, int, int, bool]:
         from astropy.coordinates import SkyCoord
 
         try:
-            x, y = (float(v) for v in src.wcs.world_to_pixel(SkyCoord(*cut.centre, unit=u.deg, frame="icrs")))
+            x, y = (float(v) for v in wcs.world_to_pixel(SkyCoord(*cut.centre, unit=u.deg, frame="icrs")))
         except Exception as exc:  # noqa: BLE001 - a WCS that cannot place it (the far side of a projection)
-            raise OutsideCutoutError(f"{src.name}: does not hold the cut-out's centre ({cut.describe()}: "
+            raise OutsideCutoutError(f"{name}: does not hold the cut-out's centre ({cut.describe()}: "
                                      f"{type(exc).__name__})") from None
     else:
         x, y = cut.centre[0] - 1, cut.centre[1] - 1
     if not (math.isfinite(x) and math.isfinite(y) and -0.5 <= x < w - 0.5 and -0.5 <= y < h - 0.5):
         where = f"at pixel ({x + 1:.1f}, {y + 1:.1f}), " if math.isfinite(x) and math.isfinite(y) else ""
-        raise OutsideCutoutError(f"{src.name}: does not hold the cut-out's centre ({cut.describe()}: {where}outside "
+        raise OutsideCutoutError(f"{name}: does not hold the cut-out's centre ({cut.describe()}: {where}outside "
                                  f"its {w}x{h} pixels)")
     nx, ny = cut.size if cut.unit == "pix" else (cut.size[0] / scales[0], cut.size[1] / scales[1])
     nx, ny = max(1, round(nx)), max(1, round(ny))
@@ -171,7 +172,7 @@ def _rows(read, r0: int, x0: int, x1: int):
 def cut_frame(src, cut: Cutout):
     """``src`` (a `FrameSource`) cut to ``cut``: a `FrameSource` of those pixels only, its WCS, noise, DQ and
     ERR rows cut alike, labelled by the FITS section it is (``x401-656y257-512``: 1-based, inclusive)."""
-    x0, y0, nx, ny, trimmed = _box(src, cut)
+    x0, y0, nx, ny, trimmed = _box(src.name, src.shape, src.wcs, cut)
     h = src.shape[0]
     r0 = y0 if src.origin == "lower" else h - (y0 + ny)  # a picture's rows are stored top-down
     section = f"[{x0 + 1}:{x0 + nx},{y0 + 1}:{y0 + ny}]"
@@ -186,6 +187,23 @@ def cut_frame(src, cut: Cutout):
     out.notes.append(f"cut-out {section} of its {src.shape[1]}x{src.shape[0]} pixels (1-based, inclusive; "
                      f"{cut.describe()}" + ("; trimmed at the frame's edge" if trimmed else "") + "): AE_CUT")
     return out
+
+
+def sky_centre(cut: Cutout) -> None:
+    """A `SettingsError` for a pixel centre of a grid made from several frames (a mosaic's: its pixels are not
+    theirs)."""
+    if cut.centre is not None and not cut.sky:
+        raise SettingsError("--cutout: a mosaic's grid is made from its frames, so its pixels are not theirs; give "
+                            "the centre as a sky position 'RA DEC'")
+
+
+def cut_grid(wcs, shape: tuple[int, int], cut: Cutout):
+    """The part of a grid made from several frames (a mosaic's) about ``cut``'s sky position: its WCS, its shape and
+    its section.  A pixel centre is a `SettingsError` (the grid's pixels are not the frames'), a centre off the grid
+    an `OutsideCutoutError`."""
+    sky_centre(cut)
+    x0, y0, nx, ny, _ = _box("the mosaic", shape, wcs, cut)
+    return crop_wcs(wcs, x0, y0, nx, ny), (ny, nx), f"[{x0 + 1}:{x0 + nx},{y0 + 1}:{y0 + ny}]"
 
 
 def cut_frames(frames: list, cuts: Cutout | list[Cutout] | None) -> list:
