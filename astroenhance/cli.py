@@ -995,7 +995,7 @@ def mosaic(
         write_science_mosaic,
     )
     from .imaging.wcs import scale_wcs
-    from .io.cutout import cut_grid, parse_cutouts, sky_centre
+    from .io.cutout import cut_grid, parse_cutouts, require_sky_centre
     from .io.readers import from_array
     from .pipeline import Enhancer
 
@@ -1003,7 +1003,7 @@ def mosaic(
     if len(cuts) > 1:
         raise SettingsError(f"--cutout: mosaic makes one mosaic; give one centre (got {len(cuts)})")
     if cuts:
-        sky_centre(cuts[0])  # (a usage error before any frame is read)
+        require_sky_centre(cuts[0])  # (a usage error before any frame is read)
     section = ""
     _check_frames(frames, outdir, name, "mosaic")
     done = None if hdu is not None else enhanced_outputs(frames)  # run's outputs: a colour mosaic of their planes

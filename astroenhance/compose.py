@@ -531,6 +531,7 @@ def band_within(band: Band, wcs: WCS, shape: tuple[int, int], margin: int = 8) -
     ``margin`` more each way (for the interpolation and the networks' context), with its noise and exact WCS
     (`imaging.wcs.crop_wcs`) — or None where the grid shows none of it (a mosaic cut-out: frames to enhance)."""
     from .imaging.wcs import crop_wcs
+    from .io.cutout import fits_section
 
     ny, nx = shape
     t = np.linspace(0, 1, 33)
@@ -549,7 +550,7 @@ def band_within(band: Band, wcs: WCS, shape: tuple[int, int], margin: int = 8) -
         return None
     return replace(band, data=band.data[y0:y1, x0:x1], wcs=crop_wcs(band.wcs, x0, y0, x1 - x0, y1 - y0),
                    sigma=None if band.sigma is None else band.sigma[y0:y1, x0:x1],
-                   section=f"[{x0 + 1}:{x1},{y0 + 1}:{y1}]", notes=list(band.notes))
+                   section=fits_section(x0, y0, x1 - x0, y1 - y0), notes=list(band.notes))
 
 
 def enhance_frames(bands: list[Band], enhancer, match_background: bool = True,

@@ -162,6 +162,12 @@ def _box(name: str, shape: tuple[int, int], wcs, cut: Cutout) -> tuple[int, int,
     return x0, y0, x1 - x0, y1 - y0, (x1 - x0, y1 - y0) != (nx, ny)
 
 
+def fits_section(x0: int, y0: int, width: int, height: int) -> str:
+    """The FITS section ``[x1:x2,y1:y2]`` (1-based, inclusive, as IRAF and DS9 write it) of the ``width`` x
+    ``height`` pixels from 0-based ``(x0, y0)``."""
+    return f"[{x0 + 1}:{x0 + width},{y0 + 1}:{y0 + height}]"
+
+
 def _rows(read, r0: int, x0: int, x1: int):
     """A row reader of the cut-out's rows and columns from the frame's reader ``read`` (None stays None)."""
     if read is None:
@@ -175,8 +181,8 @@ def cut_frame(src, cut: Cutout):
     x0, y0, nx, ny, trimmed = _box(src.name, src.shape, src.wcs, cut)
     h = src.shape[0]
     r0 = y0 if src.origin == "lower" else h - (y0 + ny)  # a picture's rows are stored top-down
-    section = f"[{x0 + 1}:{x0 + nx},{y0 + 1}:{y0 + ny}]"
-    tag = f"x{x0 + 1}-{x0 + nx}y{y0 + 1}-{y0 + ny}"
+    section = fits_section(x0, y0, nx, ny)
+    tag = f"x{x0 + 1}-{x0 + nx}y{y0 + 1}-{y0 + ny}"  # (the section in a file name)
     out = replace(src, name=f"{src.name}{section}", shape=(ny, nx), label=f"{src.label}.{tag}" if src.label else tag,
                   read_rows=_rows(src.read_rows, r0, x0, x0 + nx), noise_rows=_rows(src.noise_rows, r0, x0, x0 + nx),
                   pixel_noise_rows=_rows(src.pixel_noise_rows, r0, x0, x0 + nx),
@@ -189,7 +195,7 @@ def cut_frame(src, cut: Cutout):
     return out
 
 
-def sky_centre(cut: Cutout) -> None:
+def require_sky_centre(cut: Cutout) -> None:
     """A `SettingsError` for a pixel centre of a grid made from several frames (a mosaic's: its pixels are not
     theirs)."""
     if cut.centre is not None and not cut.sky:
@@ -201,9 +207,9 @@ def cut_grid(wcs, shape: tuple[int, int], cut: Cutout):
     """The part of a grid made from several frames (a mosaic's) about ``cut``'s sky position: its WCS, its shape and
     its section.  A pixel centre is a `SettingsError` (the grid's pixels are not the frames'), a centre off the grid
     an `OutsideCutoutError`."""
-    sky_centre(cut)
+    require_sky_centre(cut)
     x0, y0, nx, ny, _ = _box("the mosaic", shape, wcs, cut)
-    return crop_wcs(wcs, x0, y0, nx, ny), (ny, nx), f"[{x0 + 1}:{x0 + nx},{y0 + 1}:{y0 + ny}]"
+    return crop_wcs(wcs, x0, y0, nx, ny), (ny, nx), fits_section(x0, y0, nx, ny)
 
 
 def cut_frames(frames: list, cuts: Cutout | list[Cutout] | None) -> list:
