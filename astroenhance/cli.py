@@ -167,12 +167,15 @@ def _check_frames(frames: list[Path], outdir: Path, name: str, suffix: str) -> N
         check_replaceable(target, "choose another --name or -o")
 
 
-def _without_companions(frames: list[Path]) -> list:
+def _without_companions(frames: list[Path], companions: bool = True) -> list:
     """`compose` and `mosaic`: each frame as a `batch.Job` with its rms or weight map and data-quality file beside it
     (`batch.pair_companions`); a frame that is itself such a map of another frame given (a shell glob over a
-    drizzle product's x_drz.fits and x_wht.fits) is left out with a note — its weights were combined as sky."""
+    drizzle product's x_drz.fits and x_wht.fits) is left out with a note — its weights were combined as sky.
+    ``companions`` False (--no-companions): every frame as given, with no file beside it."""
     from .batch import Job, pair_companions
 
+    if not companions:
+        return [Job(p, p.parent) for p in frames]
     left_out: list[tuple[Path, str]] = []
     jobs = pair_companions([Job(p, p.parent) for p in frames], left_out, hint="")
     for path, why in left_out:
@@ -925,6 +928,7 @@ def compose(
     cutout_size: Annotated[str | None, typer.Option(help="The cut-out's size in each frame: its pixels ('256', '400x300') or an angle ('30arcsec', '1.5arcmin'). Default with --cutout: 256 pixels.", show_default=False)] = None,
     clean_cosmic_rays: Annotated[bool | None, typer.Option("--clean-cosmic-rays/--no-clean-cosmic-rays", help=CLEAN_COSMIC_RAYS + " The composite shows them, like its other small no-data holes, filled from their neighbours (AE_FILLH; AE_NCR counts them).", show_default=False)] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="Comma-separated from fits,png,tiff,jpeg (default fits,png).")] = None,
+    companions: Annotated[bool, typer.Option("--companions/--no-companions", help="A frame's rms, weight or data-quality map beside it (x_wht.fits beside x_drz.fits, x_rms.fits beside x.fits, WFPC2's _c1m beside _c0m; named as run --help says) serves as its noise or DQ, and is left out when given too. --no-companions: each frame is read on its own, every file given is a frame.")] = True,
     weights: Annotated[Path | None, typer.Option(help="Weights folder for --upscale.")] = None,
 ) -> None:
     """True colour from several filters: align on one sky grid (reproject), map bands to RGB by wavelength, write
@@ -939,7 +943,7 @@ def compose(
     if name is None:
         name = os.path.commonprefix([output_stem(p) for p in frames]).rstrip("_-.") or "composite"
     _check_frames(frames, outdir, name, "composite")
-    jobs = _without_companions(frames)
+    jobs = _without_companions(frames, companions)
     kept = [j.path for j in jobs]
     if reference is not None and 1 <= reference <= len(frames):  # frame N as given, among those kept
         if frames[reference - 1] not in kept:
@@ -970,6 +974,7 @@ def mosaic(
     cutout: Annotated[str | None, typer.Option(help="Only the part of the mosaic about this sky position 'RA DEC' (ICRS; degrees or sexagesimal): its grid cut to --cutout-size, exact WCS, the section in AE_CUT; with --enhance only the part of each frame that it shows is enhanced.", show_default=False)] = None,
     cutout_size: Annotated[str | None, typer.Option(help="The cut-out's size: an angle ('30arcsec', '1.5arcmin', '20x10arcsec') or pixels of the frames ('256', '400x300'). Alone: about the grid's centre. Default with --cutout: 256 pixels.", show_default=False)] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="Comma-separated from fits,png,tiff,jpeg (default fits,png).")] = None,
+    companions: Annotated[bool, typer.Option("--companions/--no-companions", help="A frame's rms, weight or data-quality map beside it (x_wht.fits beside x_drz.fits, x_rms.fits beside x.fits, WFPC2's _c1m beside _c0m; named as run --help says) serves as its noise or DQ, and is left out when given too. --no-companions: each frame is read on its own, every file given is a frame.")] = True,
     weights: Annotated[Path | None, typer.Option(help="Weights folder for --enhance.")] = None,
 ) -> None:
     """Combine frames onto one sky grid with reproject_and_coadd (background matching, memory-mapped output).
@@ -1022,7 +1027,7 @@ def mosaic(
             wcs, shape, section = cut_grid(wcs, shape, cuts[0])
     else:
         # every chip of a multi-chip frame, each with its maps beside it, read as `run` reads it (cosmic rays too)
-        bands = [b for j in _without_companions(frames)
+        bands = [b for j in _without_companions(frames, companions)
                  for b in read_bands(j.path, hdu, clean_cosmic_rays, noise=j.noise, weight=j.weight, dq=j.dq,
                                      with_sigma=enhance)]
         for note in (n for b in bands for n in b.notes):

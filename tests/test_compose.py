@@ -85,6 +85,16 @@ def test_a_frames_weight_map_given_beside_it_is_not_combined_as_sky(tmp_path):
     with fits.open(tmp_path / "c" / "c.composite.fits") as h:
         assert "+" not in h[0].header["AE_GSRC"]  # the r band is r_drz alone, not co-added with its weights
         assert np.isnan(h["GREEN"].data[:20]).all() and np.isfinite(h["GREEN"].data[20:]).mean() > 0.99
+    # --no-companions (as run's): the frame read on its own, its weight map beside it not used (no holes)
+    plain = runner.invoke(app, ["mosaic", str(folder / "r_drz.fits"), "-o", str(tmp_path / "d"), "--no-companions",
+                                *common])
+    assert plain.exit_code == 0, plain.output
+    assert np.isfinite(fits.getdata(tmp_path / "d" / "mosaic.mosaic.fits")[:20]).all()
+    composite = runner.invoke(app, ["compose", str(BANDS[0]), str(folder / "r_drz.fits"), str(BANDS[2]), "-o",
+                                    str(tmp_path / "e"), "--name", "e", "--format", "fits", "--no-companions"])
+    assert composite.exit_code == 0, composite.output
+    with fits.open(tmp_path / "e" / "e.composite.fits") as h:
+        assert np.isfinite(h["GREEN"].data[:20]).mean() > 0.99
 
 
 def test_composite_matches_reference_structure(composite):
