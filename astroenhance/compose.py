@@ -422,18 +422,32 @@ def coadd(frames: list[tuple[np.ndarray, WCS]], wcs: WCS, shape: tuple[int, int]
 
     if combine == "median":
         return _median_coadd(frames, wcs, shape, match_background)
+    from .imaging.wcs import crop_wcs
+
     offsets = background_offsets(frames, wcs, shape) if match_background else np.zeros(len(frames))
-    kwargs = {}
     if scratch is not None:
-        kwargs["output_array"] = np.lib.format.open_memmap(scratch.with_suffix(".array.npy"), "w+", np.float64, shape)
-        kwargs["output_footprint"] = np.lib.format.open_memmap(scratch.with_suffix(".fp.npy"), "w+", np.float64, shape)
+        array = np.lib.format.open_memmap(scratch.with_suffix(".array.npy"), "w+", np.float64, shape)
+        footprint = np.lib.format.open_memmap(scratch.with_suffix(".fp.npy"), "w+", np.float64, shape)  # (zeros)
+    else:
+        array, footprint = np.zeros(shape), np.zeros(shape)
     shifted = [(a - o if o else a, w) for (a, w), o in zip(frames, offsets)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        array, footprint = reproject_and_coadd(shifted, wcs, shape_out=shape, reproject_function=interp_keeping_data,
-                                               combine_function=combine, match_background=False,
-                                               blank_pixel_value=np.nan, **kwargs)
+    # in strips of the grid: reproject holds every frame's reprojection (float64, with its coordinates) at once, a
+    # few GB for two 2800² frames on their whole grid; a strip's are a strip's (each pixel's value is the same)
+    rows = max(16, COADD_STRIP_PIXELS // shape[1])
+    for y0 in range(0, shape[0], rows):
+        h = min(rows, shape[0] - y0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reproject_and_coadd(shifted, crop_wcs(wcs, 0, y0, shape[1], h), shape_out=(h, shape[1]),
+                                reproject_function=interp_keeping_data, combine_function=combine,
+                                match_background=False, blank_pixel_value=np.nan,
+                                output_array=array[y0:y0 + h], output_footprint=footprint[y0:y0 + h])
+        array[y0:y0 + h][footprint[y0:y0 + h] == 0] = np.nan  # (a strip no frame reaches: reproject returns early)
     return array, footprint, offsets
+
+
+#: output pixels per strip of `coadd` (reproject's memory for one strip: ~100 bytes a pixel per frame)
+COADD_STRIP_PIXELS = 2_000_000
 
 
 #: the share of an interpolated pixel's weight that may fall on no data and still be round-off (`interp_keeping_data`)
