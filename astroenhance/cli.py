@@ -1062,7 +1062,7 @@ def mosaic(
         if enhance:
             enh = Enhancer(EnhanceConfig(weights=str(weights) if weights else None))
             with err.status("enhancing frames"):  # backgrounds matched in the data's units, one display mapping
-                colour = enhance_frames(bands, enh, match_background, (wcs, shape))
+                colour = enhance_frames(bands, enh, match_background, (wcs, shape), Path(scratch))
             if cuts:  # the cut-out's grid made finer (the frames' parts, enhanced, cover a little more)
                 wcs, shape = scale_wcs(wcs, enh.scale)[0], (shape[0] * enh.scale, shape[1] * enh.scale)
             else:

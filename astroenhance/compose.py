@@ -568,13 +568,15 @@ def band_within(band: Band, wcs: WCS, shape: tuple[int, int], margin: int = 8) -
 
 
 def enhance_frames(bands: list[Band], enhancer, match_background: bool = True,
-                   grid: tuple[WCS, tuple[int, int]] | None = None) -> list[tuple[np.ndarray, WCS]]:
+                   grid: tuple[WCS, tuple[int, int]] | None = None,
+                   scratch: Path | None = None) -> list[tuple[np.ndarray, WCS]]:
     """Each band enhanced (``enhancer.enhance_array``: colour, 4x) for a colour mosaic, all shown with one display
     mapping so that no seam shows where they meet: first their backgrounds matched in the data's own units
     (`background_offsets` on the grid that holds them all), then one mapping fitted to them together (the median of
     their skies and noises, their brightest pixel: `Normalizer.fit` with the enhancer's FITS stretch and interval).
     ``grid``: a grid that holds them all, where the caller has one (`mosaic_grid`: made here otherwise).
-    Returns ``(rgb, wcs)`` per band, on its own 4x grid."""
+    Returns ``(rgb, wcs)`` per band, on its own 4x grid; with ``scratch`` (a folder) each ``rgb`` is a memory-mapped
+    file there, so that the frames enhanced so far need not all stay in memory (an ACS/WFC chip's: 1.6 GB)."""
     from .imaging.normalize import Normalizer
     from .io.readers import from_array
 
@@ -591,9 +593,15 @@ def enhance_frames(bands: list[Band], enhancer, match_background: bool = True,
                             cfg.stretch or "asinh", cfg.interval or "noise:3", sky=float(np.median([n.sky for n in own])),
                             sigma=float(np.median([n.sky_noise for n in own])), maximum=max(n.vmax for n in own))
     out = []
-    for (a, w), b in zip(frames, bands):
+    for k, ((a, w), b) in enumerate(zip(frames, bands)):
         res = enhancer.enhance_array(a, w, header=b.header, sigma=b.sigma, display=shared)
-        out.append((res.rgb, res.wcs))
+        rgb, out_wcs = res.rgb, res.wcs
+        if scratch is not None:
+            rgb = np.lib.format.open_memmap(Path(scratch) / f"enhanced{k}.npy", "w+", res.rgb.dtype, res.rgb.shape)
+            rgb[...] = res.rgb
+            rgb.flush()
+        del res  # (its luminance, FLUX and FLUXERR too)
+        out.append((rgb, out_wcs))
     return out
 
 
