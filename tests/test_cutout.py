@@ -291,3 +291,17 @@ def test_a_mosaic_cut_out_is_that_part_of_the_whole_mosaic(tmp_path):
         assert not (e["RED"].data == e["RED"].header.get("BLANK", -32768)).any()
     r = CliRunner().invoke(app, ["mosaic", *frames, "-o", str(tmp_path / "pix"), "--cutout", "10 10 pix"])
     assert r.exit_code == 2 and "give the centre as a sky position" in r.output
+
+
+def test_enhance_frame_takes_one_cut_out_and_says_so_of_several():
+    """The Python API reads one frame: a cut-out of it is that frame (its section recorded); several cut-outs are one
+    line saying to give one centre (it offered `hdu='x12-27y12-27'`, which names no HDU), a cut-out on two chips the
+    chips to choose from."""
+    from astroenhance import EnhanceConfig, Enhancer
+
+    r = Enhancer(EnhanceConfig(cutout="50 50 pix", cutout_size="16")).enhance_frame(EXAMPLE)
+    assert r.rgb.shape == (64, 64, 3) and r.header["AE_CUT"] == "[42:57,42:57]"
+    with pytest.raises(InputError, match=r"2 cut-outs \(\[42:57,42:57\], \[12:27,12:27\]\) .* give one cut-out centre"):
+        Enhancer(EnhanceConfig(cutout="50 50 pix; 20 20 pix", cutout_size="16")).enhance_frame(EXAMPLE)
+    with pytest.raises(InputError, match=r"holds 2 chips \(sci1, sci2\); choose one with hdu= \(e.g. hdu='sci2'\)"):
+        Enhancer(EnhanceConfig(cutout="5 5 pix", cutout_size="4")).enhance_frame(FIXTURES / "2chipA.fits.gz")

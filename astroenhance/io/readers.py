@@ -1045,9 +1045,12 @@ def _avm_wcs(xmp: bytes, shape: tuple[int, int], turn: int, notes: list[str]) ->
 def single_frame(path: str | Path, frames: list[FrameSource]) -> FrameSource:
     """The one frame of a file read whole into memory (`read_frame`, `Enhancer.enhance_frame`); a file of several
     chips is an `InputError` naming them and the ``hdu=`` that picks one."""
-    if len(frames) > 1:
-        raise InputError(f"{path}: holds {len(frames)} chips ({', '.join(f.label for f in frames)}); "
-                         f"choose one with hdu= (e.g. hdu={frames[-1].label!r})")
+    if len({f.chip for f in frames}) > 1:
+        raise InputError(f"{path}: holds {len(frames)} chips ({', '.join(f.chip for f in frames)}); "
+                         f"choose one with hdu= (e.g. hdu={frames[-1].chip!r})")
+    if len(frames) > 1:  # several cut-outs of one chip
+        raise InputError(f"{path}: {len(frames)} cut-outs ({', '.join(f.section for f in frames)}) where one frame "
+                         "is read; give one cut-out centre")
     return frames[0]
 
 
