@@ -533,7 +533,7 @@ def _dry_run(enhancer, jobs, unusable: list[tuple[Path, str]], skip_existing: bo
                               "they would be made again", markup=False)
         except NoImageError as exc:
             if job.in_folder:  # a table beside a folder's frames, skipped as the run skips it (named: an error)
-                out.print(f"skip {job.path}: not a frame: {str(exc).removeprefix(f'{job.path}: ')}", markup=False)
+                out.print(f"skip {job.path}: {exc.skip_reason(job.path)}", markup=False)
                 counts["skip"] += 1
                 continue
             out.print(f"error: {exc}", markup=False)

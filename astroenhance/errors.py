@@ -20,6 +20,10 @@ class NoImageError(InputError):
     """A FITS file holds no image at all, only tables (a catalogue, an association table): not a frame.  Named on
     the command line it is an error; found in a folder it is skipped with this reason."""
 
+    def skip_reason(self, path) -> str:
+        """Why a folder's run skips ``path``: this error's message without the file's name."""
+        return f"not a frame: {str(self).removeprefix(f'{path}: ')}"
+
 
 class EnhancedOutputError(NoImageError):
     """A FITS file that is itself an astroenhance output (display planes made 4x): not a frame to enhance again.

@@ -309,7 +309,7 @@ def _run_job(task: Task, progress=None) -> JobResult:
         return JobResult(Record(str(path), "failed", seconds=time.perf_counter() - start, error=why), messages, True)
     except AstroEnhanceError as exc:
         if isinstance(exc, NoImageError) and job.in_folder:  # a catalogue or table beside a folder's frames
-            why = f"not a frame: {str(exc).removeprefix(f'{path}: ')}"  # (named on the command line: an error)
+            why = exc.skip_reason(path)  # (named on the command line: an error)
             if verbose:
                 messages.append(("note", f"skipped {path}: {why}"))
             return JobResult(Record(str(path), "skipped", seconds=time.perf_counter() - start, error=why), messages)

@@ -170,6 +170,11 @@ def test_a_folder_run_skips_the_frames_that_do_not_hold_the_centre(tmp_path):
     r = CliRunner().invoke(app, ["run", str(folder), "-o", str(tmp_path / "out"), *args])
     assert r.exit_code == 0, r.output
     assert "1 done, 1 skipped, 0 failed" in r.output
+    import json
+
+    files = json.loads((tmp_path / "out" / "astroenhance-report.json").read_text())["records"]
+    [skipped] = [f for f in files if f["status"] == "skipped"]  # a frame, of another part of the sky
+    assert skipped["input"].endswith(HRC.name) and skipped["error"].startswith("does not hold the cut-out's centre")
     made = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
     assert len(made) == 1 and made[0].startswith(EXAMPLE.name.split(".")[0] + ".x")
     r = CliRunner().invoke(app, ["run", str(HRC), "-o", str(tmp_path / "out2"), *args])

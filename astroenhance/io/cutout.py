@@ -34,6 +34,9 @@ class OutsideCutoutError(NoImageError):
     """A frame that does not hold the cut-out's centre.  Named on the command line it is an error; found in a
     folder (`run --cutout` over an archive: the frames that show a galaxy) it is skipped with this reason."""
 
+    def skip_reason(self, path) -> str:
+        return str(self).removeprefix(f"{path}: ")  # (a frame, not of this part of the sky)
+
 
 @dataclass(frozen=True)
 class Cutout:
