@@ -999,6 +999,7 @@ def mosaic(
         read_bands,
         write_science_mosaic,
     )
+    from .errors import InputError
     from .imaging.wcs import scale_wcs
     from .io.cutout import cut_grid, parse_cutouts, require_sky_centre
     from .io.readers import from_array
@@ -1039,6 +1040,9 @@ def mosaic(
             wcs, shape, section = cut_grid(wcs, shape, cuts[0])
             if enhance:  # only what the cut-out shows of each frame is enhanced
                 shown = [b for b in (band_within(b, wcs, shape) for b in bands) if b is not None]
+                if not shown:
+                    raise InputError(f"no frame shows the cut-out ({cuts[0].describe()}: {section} of the mosaic's "
+                                     "grid): it falls where none of them has pixels")
                 if len(shown) < len(bands):
                     err.print(f"note: {len(bands) - len(shown)} of {len(bands)} frame(s) not in the cut-out",
                               markup=False)
@@ -1084,6 +1088,9 @@ def mosaic(
         with err.status(f"co-adding {len(bands)} frames onto {shape[1]}x{shape[0]}"):
             arr, fp, offsets = coadd([(b.data, b.wcs) for b in bands], wcs, shape, combine.value, match_background,
                                      Path(scratch) / "grey")
+        if not np.isfinite(arr).any():  # (nothing written: a mosaic of no data is no mosaic)
+            raise InputError("the mosaic has no data: " + (f"the cut-out ({cuts[0].describe()}: {section} of its grid) "
+                             "falls where no frame has pixels" if cuts else "no frame has a pixel with data on its grid"))
         science = write_science_mosaic(outdir / f"{name}.mosaic.fits", arr, fp, wcs, bands, combine.value, grid.value,
                                        match_background, offsets, scales, exposure, section)
         preview = from_array(np.asarray(arr, dtype=np.float32), wcs, name="mosaic", origin="lower", header=bands[0].header)

@@ -310,3 +310,23 @@ def test_enhance_frame_takes_one_cut_out_and_says_so_of_several():
         Enhancer(EnhanceConfig(cutout="50 50 pix; 20 20 pix", cutout_size="16")).enhance_frame(EXAMPLE)
     with pytest.raises(InputError, match=r"holds 2 chips \(sci1, sci2\); choose one with hdu= \(e.g. hdu='sci2'\)"):
         Enhancer(EnhanceConfig(cutout="5 5 pix", cutout_size="4")).enhance_frame(FIXTURES / "2chipA.fits.gz")
+
+
+def test_a_mosaic_cut_out_where_no_frame_has_pixels_is_one_line_and_writes_nothing(tmp_path):
+    """The HRC frame on its north-up grid leaves the grid's corners empty: a cut-out there was an empty science
+    mosaic written, then "no finite pixels" for its preview (exit 0), and with --enhance an IndexError traceback.
+    Now one line each, exit 1, no mosaic written."""
+    from astroenhance.compose import mosaic_grid
+    from astroenhance.io.readers import read_frame
+
+    data, wcs, _ = read_frame(HRC)
+    grid, shape = mosaic_grid([(data, wcs)], "optimal")
+    ra, dec = (float(v) for v in grid.all_pix2world([[3.0, 3.0]], 0)[0])
+    x, y = wcs.all_world2pix([[ra, dec]], 0)[0]
+    assert not (-0.5 <= x < 255.5 and -0.5 <= y < 255.5)  # (the grid's corner: off the frame)
+    for extra, said in (([], "the mosaic has no data: the cut-out"), (["--enhance"], "no frame shows the cut-out")):
+        out = tmp_path / ("e" if extra else "s")
+        r = CliRunner().invoke(app, ["mosaic", str(HRC), "-o", str(out), "--cutout", f"{ra} {dec}", "--cutout-size",
+                                     "6", *extra])
+        assert r.exit_code == 1 and said in " ".join(r.output.split()), r.output
+        assert not out.exists() or not list(out.iterdir())
