@@ -260,6 +260,8 @@ def test_a_catalogue_of_cut_outs_makes_one_output_each_and_names_the_ones_it_can
     assert "x8-31y8-31 not enhanced: no finite pixels" in out
     assert "about pixel (900, 900) not enhanced: the frame does not hold its centre" in out
     assert "the same pixels as another, made once ([88:111,108:131])" in out
+    history = fits.getheader(tmp_path / "out" / "f.x88-111y108-131.enhanced.fits")["HISTORY"]
+    assert "astroenhance cutout: 24x24 pixels about pixel (100, 120)" in list(history)  # this one, not all of them
     r = CliRunner().invoke(app, ["run", str(tmp_path / "f.fits"), "-o", str(tmp_path / "o2"), "--cutout",
                                  "20 20 pix; 900 900 pix", "--cutout-size", "24"])
     assert r.exit_code == 1 and "f.fits[8:31,8:31]: no finite pixels" in " ".join(r.output.split())

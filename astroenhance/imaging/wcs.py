@@ -32,13 +32,24 @@ def _scale_sip_matrix(m: np.ndarray | None, scale: float) -> np.ndarray | None:
     return m * scale ** (1.0 - p - q)
 
 
-def _scale_lookup(table: DistortionLookupTable | None, scale: float) -> DistortionLookupTable | None:
-    """A lookup-table distortion on a grid ``scale`` times finer: the same corrections, in the finer pixels."""
+def _moved_lookup(table: DistortionLookupTable | None, scale: float, offset: tuple[float, float]
+                  ) -> DistortionLookupTable | None:
+    """A lookup-table distortion on a grid ``scale`` times finer whose pixels are counted from its 0-based pixel
+    ``offset`` on: the same corrections, in those pixels (its CRVAL is a pixel position, its values pixels)."""
     if table is None:
         return None
-    crval = (np.asarray(table.crval, float) - 0.5) * scale + 0.5
+    crval = (np.asarray(table.crval, float) - 0.5) * scale + 0.5 - np.asarray(offset, float)
     return DistortionLookupTable(np.asarray(table.data, np.float32) * np.float32(scale), tuple(table.crpix),
                                  tuple(crval), tuple(np.asarray(table.cdelt, float) * scale))
+
+
+def _move_lookups(out: WCS, wcs: WCS, scale: float = 1.0, offset: tuple[float, float] = (0.0, 0.0)) -> bool:
+    """Set ``out``'s lookup-table distortions to ``wcs``'s moved (`_moved_lookup`); whether it has any."""
+    if not has_lookup_tables(wcs):
+        return False
+    for name in ("cpdis1", "cpdis2", "det2im1", "det2im2"):
+        setattr(out, name, _moved_lookup(getattr(wcs, name), scale, offset))
+    return True
 
 
 def has_lookup_tables(wcs: WCS) -> bool:
@@ -70,22 +81,11 @@ def scale_wcs(wcs: WCS, scale: float) -> tuple[WCS, list[str]]:
         s = wcs.sip
         out.sip = Sip(_scale_sip_matrix(s.a, scale), _scale_sip_matrix(s.b, scale),
                       _scale_sip_matrix(s.ap, scale), _scale_sip_matrix(s.bp, scale), w.crpix)
-    if has_lookup_tables(wcs):
-        out.cpdis1, out.cpdis2 = _scale_lookup(wcs.cpdis1, scale), _scale_lookup(wcs.cpdis2, scale)
-        out.det2im1, out.det2im2 = _scale_lookup(wcs.det2im1, scale), _scale_lookup(wcs.det2im2, scale)
+    if _move_lookups(out, wcs, scale):
         notes.append("lookup-table distortions (NPOL/D2IM) carried onto the finer grid as WCSDVARR/D2IMARR "
                      "extensions: read the FITS output's WCS with its file, WCS(hdul['RED'].header, hdul)")
     w.set()
     return out, notes
-
-
-def _shift_lookup(table: DistortionLookupTable | None, dx: float, dy: float) -> DistortionLookupTable | None:
-    """A lookup-table distortion for pixels counted from ``(dx, dy)`` on: its CRVAL (a pixel position) shifted."""
-    if table is None:
-        return None
-    crval = np.asarray(table.crval, float) - (dx, dy)
-    return DistortionLookupTable(np.asarray(table.data, np.float32), tuple(table.crpix), tuple(crval),
-                                 tuple(np.asarray(table.cdelt, float)))
 
 
 def crop_wcs(wcs: WCS, x0: int, y0: int, width: int, height: int) -> WCS:
@@ -99,9 +99,7 @@ def crop_wcs(wcs: WCS, x0: int, y0: int, width: int, height: int) -> WCS:
     if wcs.sip is not None:
         s = wcs.sip
         out.sip = Sip(s.a, s.b, s.ap, s.bp, w.crpix)
-    if has_lookup_tables(wcs):
-        out.cpdis1, out.cpdis2 = _shift_lookup(wcs.cpdis1, x0, y0), _shift_lookup(wcs.cpdis2, x0, y0)
-        out.det2im1, out.det2im2 = _shift_lookup(wcs.det2im1, x0, y0), _shift_lookup(wcs.det2im2, x0, y0)
+    _move_lookups(out, wcs, offset=(x0, y0))
     out.pixel_shape = (width, height)
     w.set()
     return out

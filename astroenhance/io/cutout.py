@@ -130,15 +130,10 @@ def _box(name: str, shape: tuple[int, int], wcs, cut: Cutout) -> tuple[int, int,
     (0-based, rows counted bottom-up as the WCS counts them), trimmed at the frame's edges; an `InputError` where it
     cannot be placed."""
     h, w = shape
-    scales = None
-    if cut.unit != "pix" or (cut.sky and cut.centre is not None):
-        if wcs is None:
-            raise InputError(f"{name}: has no sky coordinates (WCS), so a cut-out "
-                             + ("about a sky position" if cut.sky else "of an angular size")
-                             + " cannot be placed; give the centre as 'X Y pix' and the size in pixels")
-        from astropy.wcs.utils import proj_plane_pixel_scales
-
-        scales = proj_plane_pixel_scales(wcs.celestial) * 3600.0  # arcsec per pixel along x, y
+    if wcs is None and (cut.unit != "pix" or (cut.sky and cut.centre is not None)):
+        raise InputError(f"{name}: has no sky coordinates (WCS), so a cut-out "
+                         + ("about a sky position" if cut.sky else "of an angular size")
+                         + " cannot be placed; give the centre as 'X Y pix' and the size in pixels")
     if cut.centre is None:
         x, y = (w - 1) / 2, (h - 1) / 2
     elif cut.sky:
@@ -156,7 +151,12 @@ def _box(name: str, shape: tuple[int, int], wcs, cut: Cutout) -> tuple[int, int,
         where = f"at pixel ({x + 1:.1f}, {y + 1:.1f}), " if math.isfinite(x) and math.isfinite(y) else ""
         raise OutsideCutoutError(f"{name}: does not hold the cut-out's centre ({cut.describe()}: {where}outside "
                                  f"its {w}x{h} pixels)")
-    nx, ny = cut.size if cut.unit == "pix" else (cut.size[0] / scales[0], cut.size[1] / scales[1])
+    nx, ny = cut.size
+    if cut.unit != "pix":  # arcsec: in pixels at the WCS's scale along x and y
+        from astropy.wcs.utils import proj_plane_pixel_scales
+
+        scales = proj_plane_pixel_scales(wcs.celestial) * 3600.0
+        nx, ny = nx / scales[0], ny / scales[1]
     nx, ny = max(1, round(nx)), max(1, round(ny))
     cx, cy = math.floor(x + 0.5), math.floor(y + 0.5)  # the pixel the centre falls in
     x0, y0 = cx - nx // 2, cy - ny // 2
@@ -189,7 +189,8 @@ def cut_frame(src, cut: Cutout):
     out = replace(src, name=f"{src.name}{section}", shape=(ny, nx), label=f"{src.label}.{tag}" if src.label else tag,
                   read_rows=_rows(src.read_rows, r0, x0, x0 + nx), noise_rows=_rows(src.noise_rows, r0, x0, x0 + nx),
                   pixel_noise_rows=_rows(src.pixel_noise_rows, r0, x0, x0 + nx),
-                  dq_rows=_rows(src.dq_rows, r0, x0, x0 + nx), section=section, notes=list(src.notes),
+                  dq_rows=_rows(src.dq_rows, r0, x0, x0 + nx), section=section, cutout=cut.describe(),
+                  notes=list(src.notes),
                   wcs=None if src.wcs is None else crop_wcs(src.wcs, x0, y0, nx, ny))
     if out.noise_rows is not None:  # the cut-out's own noise (a drizzled mosaic is deeper in some parts)
         out.noise = sampled_median(out.noise_rows, ny, lambda v: np.isfinite(v) & (v > 0)) or src.noise

@@ -132,6 +132,7 @@ class FrameSource:
     fill_holes: int | None = None  # the longest no-data run already shown filled in its pixels (a composite's
     # bands: `compose.filled_holes`); None: the enhancement's own (--fill-holes, grey frames)
     section: str = ""  # a cut-out's pixels of the frame, FITS section '[x0:x1,y0:y1]' (1-based; `io.cutout`); "": all
+    cutout: str = ""  # that cut-out as asked for, in words (`io.cutout.Cutout.describe`)
 
     @property
     def chip(self) -> str:

@@ -893,8 +893,8 @@ class Enhancer:
             finished: list = []  # every chip's outputs, renamed into place together
             # images independent of one another — a file of stamps (--hdu all), several cut-outs: one that cannot be
             # enhanced is noted, the others written
-            stamps = len(frames) > 1 and (len(cuts) > 1 or every_hdu(cfg.hdu)
-                                          and all(f.label.startswith("hdu") for f in frames))
+            stamps = len(frames) > 1 and (len(cuts) > 1 or (every_hdu(cfg.hdu)
+                                                            and all(f.label.startswith("hdu") for f in frames)))
             results, failed = [], []
             try:
                 for src in frames:

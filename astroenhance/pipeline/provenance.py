@@ -11,7 +11,6 @@ from .. import __version__
 from ..config import EnhanceConfig, utc_now
 from ..imaging.normalize import Normalizer
 from ..imaging.wcs import scale_wcs, wcs_header
-from ..io.cutout import DEFAULT_SIZE
 from ..io.readers import PIXEL_AREA, FrameSource, rescale_pixel_area
 from ..io.writers import add_text, fits_text, set_card
 from ..models.weights import WeightsInfo, sha256_file
@@ -41,8 +40,7 @@ def provenance(src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, *, scale:
                                                                     if src.header is not None else ""),
         "chip": src.chip,
         "section": src.section,  # a cut-out's pixels of the frame (`io.cutout`); "": the whole frame
-        "cutout": (f"centre {cfg.cutout or 'of the frame'}, size {cfg.cutout_size or DEFAULT_SIZE}"
-                   if src.section else ""),  # as asked (--cutout, --cutout-size)
+        "cutout": src.cutout,  # as asked (--cutout, --cutout-size: of several centres, this one)
         "sr_weights": _weights(sr_info),
         "colorizer_weights": _weights(colorizer_info),
         "settings_sha256": settings,  # `EnhanceConfig.digest`: what run --skip-existing compares

@@ -1,0 +1,123 @@
+"""Wall time and memory of `mosaic` (and `run`) on a dither of one frame, whole and cut out, in one run.
+
+    python benchmarks/bench_mosaic_memory.py [FRAME] [--piece 700] [--shift 300,200] [--cutout-size 10arcsec]
+
+FRAME (SCI/ERR/DQ; default the ACS/HRC crop in tests/data — the whole 1024² frame:
+../shared/data/fits/hst/j8bt06nyq_flt.fits) is cut into two overlapping pieces of PIECE² pixels, the second SHIFT
+pixels on (a dither), written as frames of their own; each row below is one command in a fresh process, its peak
+RSS, its peak anonymous memory (RssAnon: what the kernel cannot drop, memory-mapped scratch excluded) and its wall
+time.  The baseline rows co-add the whole grid at once (`compose.COADD_STRIP_PIXELS` set above the grid's size), as
+`mosaic` did before it worked in strips; the others are `mosaic` as shipped, then with `--cutout` about the pieces'
+common centre, and `run` of one piece whole and cut out.  The mosaics of the baseline and the strips are checked
+equal, pixel for pixel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: runs one astroenhance command in-process, sampling its memory in a thread; prints a JSON line
+PROBE = r"""
+import json, os, sys, threading, time
+peak = {"rss": 0.0, "anon": 0.0}
+def sample():
+    while True:
+        with open("/proc/self/status") as f:
+            got = {l.split(":")[0]: int(l.split()[1]) / 1e3 for l in f if l.startswith(("VmRSS:", "RssAnon:"))}
+        peak["rss"], peak["anon"] = max(peak["rss"], got["VmRSS"]), max(peak["anon"], got["RssAnon"])
+        time.sleep(0.02)
+threading.Thread(target=sample, daemon=True).start()
+from astroenhance import compose
+if os.environ.get("WHOLE_GRID"):
+    compose.COADD_STRIP_PIXELS = 1 << 62
+from astroenhance.cli import app
+sys.argv = ["astroenhance", *json.loads(os.environ["ARGS"])]
+start = time.perf_counter()
+try:
+    app()
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({"seconds": time.perf_counter() - start, "code": code, **peak}))
+"""
+
+
+def pieces(frame: Path, size: int, shift: tuple[int, int], folder: Path) -> list[Path]:
+    """Two overlapping ``size``² pieces of ``frame`` (SCI, ERR, DQ), the second ``shift`` pixels on."""
+    out = []
+    with fits.open(frame) as h:
+        for k, (x0, y0) in enumerate([(0, 0), shift]):
+            hdus = fits.HDUList([fits.PrimaryHDU(header=h[0].header)])
+            for ext in ("SCI", "ERR", "DQ"):
+                hdr = h[ext].header.copy()
+                if "CRPIX1" in hdr:
+                    hdr["CRPIX1"], hdr["CRPIX2"] = hdr["CRPIX1"] - x0, hdr["CRPIX2"] - y0
+                hdus.append(fits.ImageHDU(h[ext].data[y0:y0 + size, x0:x0 + size], hdr, name=ext))
+            out.append(folder / f"piece{k}_flt.fits")
+            hdus.writeto(out[-1], overwrite=True)
+    return out
+
+
+def measure(args: list[str], whole_grid: bool = False) -> dict:
+    env = {"ARGS": json.dumps(args), **({"WHOLE_GRID": "1"} if whole_grid else {})}
+    done = subprocess.run([sys.executable, "-c", PROBE], env={**__import__("os").environ, **env},
+                          capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if result["code"] not in (0, None):
+        raise SystemExit(f"astroenhance {' '.join(args)} exited {result['code']}:\n{done.stderr[-2000:]}")
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("frame", nargs="?", default=str(REPO / "tests/data/fits/j8bt06nyq_flt_crop.fits"))
+    ap.add_argument("--piece", type=int, default=160)
+    ap.add_argument("--shift", default="60,40")
+    ap.add_argument("--cutout-size", default="2arcsec")
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        p0, p1 = pieces(Path(args.frame), args.piece, tuple(int(v) for v in args.shift.split(",")), tmp)
+        with fits.open(p1) as h:  # the pieces' common centre: the middle of the second piece's first half
+            ra, dec = WCS(h["SCI"].header).all_pix2world([[args.piece / 4, args.piece / 4]], 0)[0]
+        cut = ["--cutout", f"{ra} {dec}", "--cutout-size", args.cutout_size]
+        rows = [
+            ("mosaic --enhance, whole grid at once (baseline)", ["mosaic", str(p0), str(p1), "-o", str(tmp / "a"),
+                                                                 "--enhance"], True),
+            ("mosaic --enhance, in strips", ["mosaic", str(p0), str(p1), "-o", str(tmp / "b"), "--enhance"], False),
+            ("mosaic --enhance --cutout", ["mosaic", str(p0), str(p1), "-o", str(tmp / "c"), "--enhance", *cut],
+             False),
+            ("mosaic, whole grid at once (baseline)", ["mosaic", str(p0), str(p1), "-o", str(tmp / "d")], True),
+            ("mosaic, in strips", ["mosaic", str(p0), str(p1), "-o", str(tmp / "e")], False),
+            ("run one piece (baseline)", ["run", str(p1), "-o", str(tmp / "f"), "-q"], False),
+            ("run one piece --cutout", ["run", str(p1), "-o", str(tmp / "g"), "-q", *cut], False),
+        ]
+        print(f"two {args.piece}² pieces of {Path(args.frame).name}, the second {args.shift} pixels on; cut-out "
+              f"{args.cutout_size} about RA {ra:.6f} Dec {dec:.6f}")
+        print(f"{'command':<50}{'seconds':>9}{'peak RSS MB':>13}{'RssAnon MB':>12}{'x baseline (s, RSS)':>22}")
+        base = None
+        for name, command, whole in rows:
+            r = measure(command, whole)
+            base = r if "baseline" in name else base
+            ratio = f"{r['seconds'] / base['seconds']:.2f}, {r['rss'] / base['rss']:.2f}"
+            print(f"{name:<50}{r['seconds']:>9.1f}{r['rss']:>13.0f}{r['anon']:>12.0f}{ratio:>22}")
+        for a, b in (("a", "b"), ("d", "e")):
+            with fits.open(tmp / a / "mosaic.mosaic.fits") as x, fits.open(tmp / b / "mosaic.mosaic.fits") as y:
+                same = all(np.array_equal(u.data, v.data, equal_nan=True) for u, v in zip(x, y) if u.data is not None)
+            print(f"mosaic {a} == mosaic {b} (whole grid at once vs strips), every pixel: {same}")
+
+
+if __name__ == "__main__":
+    main()
