@@ -397,13 +397,9 @@ def _grid(frames: list[tuple[np.ndarray, WCS]], grid: str) -> tuple[WCS, tuple[i
         ys += list(y)
     x0, y0 = int(np.floor(min(xs) + 1e-6)), int(np.floor(min(ys) + 1e-6))
     x1, y1 = int(np.ceil(max(xs) - 1e-6)), int(np.ceil(max(ys) - 1e-6))
-    out = ref.deepcopy()
-    out.wcs.crpix = np.asarray(out.wcs.crpix) - [x0, y0]
-    if out.sip is not None:  # SIP is a polynomial in (pixel - CRPIX): the same coefficients about the moved CRPIX
-        from astropy.wcs import Sip
+    from .imaging.wcs import crop_wcs
 
-        s = out.sip
-        out.sip = Sip(s.a, s.b, s.ap, s.bp, out.wcs.crpix)
+    out = crop_wcs(ref, x0, y0, x1 - x0 + 1, y1 - y0 + 1)  # (the first frame's grid, extended: x0, y0 <= 0)
     # lookup-table distortions (NPOL, D2IM) are indexed by the detector's own pixels, and a FITS header cannot hold
     # them: dropped (sub-pixel corrections), so that the grid the frames are reprojected onto is the one written
     out.cpdis1 = out.cpdis2 = out.det2im1 = out.det2im2 = None
