@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import os
@@ -992,6 +993,8 @@ def mosaic(
         coadd,
         enhance_frames,
         enhanced_outputs,
+        enhanced_planes,
+        enhanced_within,
         mapping_differs,
         mixed_frames,
         mosaic_grid,
@@ -1017,15 +1020,15 @@ def mosaic(
         if enhance:
             raise SettingsError("--enhance: the frames are astroenhance outputs, already enhanced; mosaic them "
                                 "without --enhance, or the original frames with it")
-        if differ := mapping_differs([h for _, _, h in done]):
+        if differ := mapping_differs([d.header for d in done]):
             err.print(f"warning: the enhanced frames were shown with different display mappings ({', '.join(differ)}"
                       "): seams may show where they meet; `mosaic --enhance` of the original frames shows them "
                       "with one", markup=False)
-        colour = [(rgb, w) for rgb, w, _ in done]
         bands, header = None, None
-        wcs, shape = mosaic_grid([(rgb[..., 0], w) for rgb, w in colour], grid.value)
-        if cuts:
+        wcs, shape = mosaic_grid([(np.broadcast_to(np.float32(0), d.shape), d.wcs) for d in done], grid.value)
+        if cuts:  # only the part of each output that the cut-out shows is read
             wcs, shape, section = cut_grid(wcs, shape, cuts[0])
+            done = _within(done, [enhanced_within(d, wcs, shape) for d in done], cuts[0], section)
     else:
         # every chip of a multi-chip frame, each with its maps beside it, read as `run` reads it (cosmic rays too)
         bands = [b for j in _without_companions(frames, companions)
@@ -1039,14 +1042,7 @@ def mosaic(
         if cuts:
             wcs, shape, section = cut_grid(wcs, shape, cuts[0])
             if enhance:  # only what the cut-out shows of each frame is enhanced
-                shown = [b for b in (band_within(b, wcs, shape) for b in bands) if b is not None]
-                if not shown:
-                    raise InputError(f"no frame shows the cut-out ({cuts[0].describe()}: {section} of the mosaic's "
-                                     "grid): it falls where none of them has pixels")
-                if len(shown) < len(bands):
-                    err.print(f"note: {len(bands) - len(shown)} of {len(bands)} frame(s) not in the cut-out",
-                              markup=False)
-                bands = shown
+                bands = _within(bands, [band_within(b, wcs, shape) for b in bands], cuts[0], section)
         header = bands[0].header
         bands, scales, exposure = on_grid_units(bands, wcs)  # counts or e-/s of other pixel sizes: the grid's pixels
         if (scales != 1.0).any():
@@ -1056,13 +1052,9 @@ def mosaic(
             err.print(f"note: {int((exposure != 1.0).sum())} frame(s) in counts or electrons gathered over another "
                       f"exposure time put on the first frame's (EXPTIME {header.get('EXPTIME')} s; factors in HISTORY)",
                       markup=False)
-    try:
-        outdir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{outdir}: cannot create output folder ({exc.strerror or exc})") from None
     if section:
         err.print(f"note: the mosaic's grid cut to {section} ({cuts[0].describe()}; AE_CUT)", markup=False)
-    with tempfile.TemporaryDirectory(dir=outdir, prefix=".astroenhance-tmp-mosaic-") as scratch:
+    with _output_folder(outdir), tempfile.TemporaryDirectory(dir=outdir, prefix=".astroenhance-tmp-mosaic-") as scratch:
         if enhance:
             enh = Enhancer(EnhanceConfig(weights=str(weights) if weights else None))
             with err.status("enhancing frames"):  # backgrounds matched in the data's units, one display mapping
@@ -1071,16 +1063,19 @@ def mosaic(
                 wcs, shape = scale_wcs(wcs, enh.scale)[0], (shape[0] * enh.scale, shape[1] * enh.scale)
             else:
                 wcs, shape = mosaic_grid([(rgb[..., 0], w) for rgb, w in colour], grid.value, refuse_empty=False)
+        elif done is not None:  # (in memory-mapped files: many outputs need not fit in memory together)
+            with err.status(f"reading {len(done)} enhanced frames"):
+                colour = [(enhanced_planes(d, Path(scratch) / f"frame{k}.npy"), d.wcs) for k, d in enumerate(done)]
         if enhance or done is not None:  # colour planes in [0, 1], each on its own grid
-            chans = []
+            rgb = np.lib.format.open_memmap(Path(scratch) / "mosaic.npy", "w+", np.float32, (*shape, 3))
             with err.status(f"co-adding {len(colour)} frames onto {shape[1]}x{shape[0]}"):
                 for c in range(3):
-                    arr, _, _ = coadd([(rgb[..., c], w) for rgb, w in colour], wcs, shape, combine.value,
-                                      False, Path(scratch) / f"c{c}")
-                    chans.append(np.array(arr, dtype=np.float32))
+                    plane, _, _ = coadd([(f[..., c], w) for f, w in colour], wcs, shape, combine.value, False,
+                                        Path(scratch) / f"c{c}")
+                    rgb[..., c] = plane
             names = [p.name for p in frames] if bands is None else [b.name for b in bands]
-            src = from_array(np.stack(chans, -1), wcs, name="mosaic: " + " ".join(names),
-                             origin="lower", header=header, dtype_range=(0.0, 1.0))
+            src = from_array(rgb, wcs, name="mosaic: " + " ".join(names), origin="lower", header=header,
+                             dtype_range=(0.0, 1.0))
             src.section = section
             result = _display_enhancer(fmt, False).write_display_source(src, outdir, name, "mosaic")
             err.print("wrote " + ", ".join(str(o) for o in result.outputs), markup=False)
@@ -1093,11 +1088,43 @@ def mosaic(
                              "falls where no frame has pixels" if cuts else "no frame has a pixel with data on its grid"))
         science = write_science_mosaic(outdir / f"{name}.mosaic.fits", arr, fp, wcs, bands, combine.value, grid.value,
                                        match_background, offsets, scales, exposure, section)
-        preview = from_array(np.asarray(arr, dtype=np.float32), wcs, name="mosaic", origin="lower", header=bands[0].header)
+        preview = from_array(arr, wcs, name="mosaic", origin="lower", header=bands[0].header)  # (read by rows)
         preview.section = section
         enh = Enhancer(EnhanceConfig(colorize=False, upscale=False, formats=("png",)))
         res = enh.write_source(preview, outdir, Path(f"{name}.fits"), suffix="mosaic")
         err.print(f"wrote {science}, " + ", ".join(str(o) for o in res.outputs), markup=False)
+
+
+@contextlib.contextmanager
+def _output_folder(outdir: Path):
+    """``outdir`` created (with its parents) for the block; the folders it created removed again when the block
+    fails with nothing written in them (a mosaic refused leaves no empty folder behind)."""
+    made = [p for p in (outdir, *outdir.parents) if not p.exists()]
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{outdir}: cannot create output folder ({exc.strerror or exc})") from None
+    try:
+        yield outdir
+    except BaseException:
+        for folder in made:  # (deepest first; rmdir refuses a folder that holds anything)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _within(frames: list, parts: list, cut, section: str) -> list:
+    """The ``parts`` of ``frames`` that a mosaic cut-out shows (None: none of that frame), noting those left out;
+    an `InputError` when it shows none."""
+    from .errors import InputError
+
+    shown = [p for p in parts if p is not None]
+    if not shown:
+        raise InputError(f"no frame shows the cut-out ({cut.describe()}: {section} of the mosaic's grid): it falls "
+                         "where none of them has pixels")
+    if len(shown) < len(frames):
+        err.print(f"note: {len(frames) - len(shown)} of {len(frames)} frame(s) not in the cut-out", markup=False)
+    return shown
 
 
 class Task(str, Enum):

@@ -10,6 +10,7 @@ import re
 import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from astropy.coordinates import SkyCoord
@@ -410,14 +411,13 @@ def _grid(frames: list[tuple[np.ndarray, WCS]], grid: str) -> tuple[WCS, tuple[i
 def coadd(frames: list[tuple[np.ndarray, WCS]], wcs: WCS, shape: tuple[int, int], combine: str = "mean",
           match_background: bool = True, scratch: Path | None = None
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`reproject_and_coadd` onto ``wcs``/``shape`` (the median: `_median_coadd`); with ``scratch`` the output lives in
-    memory-mapped files.  ``match_background``: each frame first shifted by its `background_offsets` (subtracted),
-    which are returned too (zeros without).  (reproject's own matching turns a frame that overlaps no other — the
-    chips of an ACS/WFC exposure, either side of their gap — into NaN: its correction is the mean of nothing.)"""
+    """The frames combined onto ``wcs``/``shape`` (mean or first: `reproject_and_coadd`; median: of every frame's
+    reprojection), in strips of the grid; with ``scratch`` the output lives in memory-mapped files.
+    ``match_background``: each frame first shifted by its `background_offsets` (subtracted), which are returned too
+    (zeros without).  (reproject's own matching turns a frame that overlaps no other — the chips of an ACS/WFC
+    exposure, either side of their gap — into NaN: its correction is the mean of nothing.)"""
     from reproject.mosaicking import reproject_and_coadd
 
-    if combine == "median":
-        return _median_coadd(frames, wcs, shape, match_background)
     from .imaging.wcs import crop_wcs
 
     offsets = background_offsets(frames, wcs, shape) if match_background else np.zeros(len(frames))
@@ -432,13 +432,20 @@ def coadd(frames: list[tuple[np.ndarray, WCS]], wcs: WCS, shape: tuple[int, int]
     rows = max(16, COADD_STRIP_PIXELS // shape[1])
     for y0 in range(0, shape[0], rows):
         h = min(rows, shape[0] - y0)
+        strip, out, fp = crop_wcs(wcs, 0, y0, shape[1], h), array[y0:y0 + h], footprint[y0:y0 + h]
+        if combine == "median":  # (reproject's coadd has none)
+            stack = _reprojected(shifted, strip, (h, shape[1]))
+            fp[...] = np.isfinite(stack).sum(axis=0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # (all-NaN columns: no frame there)
+                out[...] = np.nanmedian(stack, axis=0)
+            continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            reproject_and_coadd(shifted, crop_wcs(wcs, 0, y0, shape[1], h), shape_out=(h, shape[1]),
-                                reproject_function=interp_keeping_data, combine_function=combine,
-                                match_background=False, blank_pixel_value=np.nan,
-                                output_array=array[y0:y0 + h], output_footprint=footprint[y0:y0 + h])
-        array[y0:y0 + h][footprint[y0:y0 + h] == 0] = np.nan  # (a strip no frame reaches: reproject returns early)
+            reproject_and_coadd(shifted, strip, shape_out=(h, shape[1]), reproject_function=interp_keeping_data,
+                                combine_function=combine, match_background=False, blank_pixel_value=np.nan,
+                                output_array=out, output_footprint=fp)
+        out[fp == 0] = np.nan  # (a strip no frame reaches: reproject returns early)
     return array, footprint, offsets
 
 
@@ -536,6 +543,26 @@ def solve_offsets(stack: np.ndarray, min_overlap: int = 10) -> np.ndarray:
     return np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)[0]
 
 
+def _box_within(frame_wcs: WCS, frame_shape: tuple[int, int], wcs: WCS, shape: tuple[int, int],
+                margin: int) -> tuple[int, int, int, int] | None:
+    """``(x0, y0, x1, y1)``: the bounding box, in a frame's pixels, of what the grid ``wcs`` of ``shape`` shows of
+    it, ``margin`` more each way; None where it shows none of it."""
+    ny, nx = shape
+    t = np.linspace(0, 1, 33)
+    xs = np.concatenate([t * nx, np.full(33, nx), (1 - t) * nx, np.zeros(33)]) - 0.5  # the grid's outline
+    ys = np.concatenate([np.zeros(33), t * ny, np.full(33, ny), (1 - t) * ny]) - 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bx, by = (np.asarray(v, float) for v in frame_wcs.world_to_pixel(wcs.pixel_to_world(xs, ys)))
+    ok = np.isfinite(bx) & np.isfinite(by)
+    if not ok.any():
+        return None
+    h, w = frame_shape
+    x0, x1 = max(0, int(np.floor(bx[ok].min())) - margin), min(w, int(np.ceil(bx[ok].max())) + margin + 1)
+    y0, y1 = max(0, int(np.floor(by[ok].min())) - margin), min(h, int(np.ceil(by[ok].max())) + margin + 1)
+    return None if x0 >= x1 or y0 >= y1 else (x0, y0, x1, y1)
+
+
 def band_within(band: Band, wcs: WCS, shape: tuple[int, int], margin: int = 8) -> Band | None:
     """The part of ``band`` that the grid ``wcs`` of ``shape`` shows — its bounding box in the band's pixels,
     ``margin`` more each way (for the interpolation and the networks' context), with its noise and exact WCS
@@ -543,21 +570,9 @@ def band_within(band: Band, wcs: WCS, shape: tuple[int, int], margin: int = 8) -
     from .imaging.wcs import crop_wcs
     from .io.cutout import fits_section
 
-    ny, nx = shape
-    t = np.linspace(0, 1, 33)
-    xs = np.concatenate([t * nx, np.full(33, nx), (1 - t) * nx, np.zeros(33)]) - 0.5  # the grid's outline
-    ys = np.concatenate([np.zeros(33), t * ny, np.full(33, ny), (1 - t) * ny]) - 0.5
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        bx, by = (np.asarray(v, float) for v in band.wcs.world_to_pixel(wcs.pixel_to_world(xs, ys)))
-    ok = np.isfinite(bx) & np.isfinite(by)
-    if not ok.any():
+    if (box := _box_within(band.wcs, band.data.shape, wcs, shape, margin)) is None:
         return None
-    h, w = band.data.shape
-    x0, x1 = max(0, int(np.floor(bx[ok].min())) - margin), min(w, int(np.ceil(bx[ok].max())) + margin + 1)
-    y0, y1 = max(0, int(np.floor(by[ok].min())) - margin), min(h, int(np.ceil(by[ok].max())) + margin + 1)
-    if x0 >= x1 or y0 >= y1:
-        return None
+    x0, y0, x1, y1 = box
     return replace(band, data=band.data[y0:y1, x0:x1], wcs=crop_wcs(band.wcs, x0, y0, x1 - x0, y1 - y0),
                    sigma=None if band.sigma is None else band.sigma[y0:y1, x0:x1],
                    section=fits_section(x0, y0, x1 - x0, y1 - y0), notes=list(band.notes))
@@ -605,15 +620,36 @@ def enhance_frames(bands: list[Band], enhancer, match_background: bool = True,
 MAPPING_KEYWORDS = ("AE_STRCH", "AE_STRA", "AE_INTVL", "AE_VMIN", "AE_VMAX")
 
 
-def enhanced_outputs(paths: list[Path]) -> list[tuple[np.ndarray, WCS, fits.Header]] | None:
-    """The RGB display planes (``(H, W, 3)`` float32, NaN: no data), WCS and primary header of each of ``paths``
-    when all are astroenhance outputs (`io.readers.is_enhanced_output`); None when none is.  A mix of outputs and
-    frames to enhance is an `InputError` naming the first output: their values are not comparable."""
+class Enhanced(NamedTuple):
+    """One of `run`'s RGB FITS outputs, its pixels not read: `enhanced_planes` reads them."""
+    path: Path
+    wcs: WCS
+    header: fits.Header  # (the primary's)
+    shape: tuple[int, int]
+    origin: tuple[int, int] = (0, 0)  # (x, y) of the part's first pixel in the output: `enhanced_within`
+
+
+def enhanced_within(out: Enhanced, wcs: WCS, shape: tuple[int, int], margin: int = 2) -> Enhanced | None:
+    """The part of ``out`` that the grid ``wcs`` of ``shape`` shows (`band_within`'s box), its WCS cut to it
+    (`imaging.wcs.crop_wcs`); None where the grid shows none of it (a mosaic cut-out of outputs)."""
+    from .imaging.wcs import crop_wcs
+
+    if (box := _box_within(out.wcs, out.shape, wcs, shape, margin)) is None:
+        return None
+    x0, y0, x1, y1 = box
+    return out._replace(wcs=crop_wcs(out.wcs, x0, y0, x1 - x0, y1 - y0), shape=(y1 - y0, x1 - x0),
+                        origin=(out.origin[0] + x0, out.origin[1] + y0))
+
+
+def enhanced_outputs(paths: list[Path]) -> list[Enhanced] | None:
+    """Each of ``paths`` (`Enhanced`: its WCS, primary header and shape) when all are astroenhance outputs
+    (`io.readers.is_enhanced_output`); None when none is.  A mix of outputs and frames to enhance is an `InputError`
+    naming the first output: their values are not comparable."""
     from .io.readers import is_enhanced_output, open_fits
 
     found, kinds = [], []
     for path in paths:
-        with open_fits(Path(path), scaled=True) as hdul:  # (int16 planes: their BLANK read as NaN)
+        with open_fits(Path(path)) as hdul:
             kinds.append(is_enhanced_output(hdul))
             if kinds[-1]:
                 with warnings.catch_warnings():
@@ -621,33 +657,53 @@ def enhanced_outputs(paths: list[Path]) -> list[tuple[np.ndarray, WCS, fits.Head
                     wcs = WCS(hdul["RED"].header, hdul).celestial  # (with its lookup-table distortions)
                 if not wcs.has_celestial:
                     raise InputError(f"{path}: no celestial WCS: it cannot be aligned with other frames")
-                rgb = np.stack([np.asarray(hdul[c].data, np.float32) for c in ("RED", "GREEN", "BLUE")], -1)
-                found.append((rgb, wcs, hdul[0].header.copy()))
+                red = hdul["RED"].header
+                shape = (int(red.get("ZNAXIS2", red["NAXIS2"])), int(red.get("ZNAXIS1", red["NAXIS1"])))
+                found.append(Enhanced(Path(path), wcs, hdul[0].header.copy(), shape))
     if not any(kinds):
         return None
     if not all(kinds):
-        first = paths[kinds.index(True)]
-        raise InputError(f"{first}: an astroenhance output (display values) among frames in their data's units: mosaic the "
-                         "enhanced outputs together, or the original frames (with --enhance for colour)")
+        frame, first = paths[kinds.index(False)], paths[kinds.index(True)]
+        raise InputError(f"{frame}: not an astroenhance output, among outputs ({first}: display values, not the data's "
+                         "units): mosaic the enhanced outputs together, or the original frames (with --enhance for "
+                         "colour)")
     return found
+
+
+#: output pixels a plane is read in at a time by `enhanced_planes`
+PLANE_STRIP_PIXELS = 4_000_000
+
+
+def enhanced_planes(out: Enhanced, into: Path | None = None) -> np.ndarray:
+    """The RGB display planes of ``out`` as ``(H, W, 3)`` float32 (NaN: no data; int16's BLANK, rice's too), read in
+    strips; with ``into`` (a ``.npy`` path) a memory-mapped file there, so that a mosaic of many outputs need not
+    hold them all in memory (an ACS/WFC chip's: 1.6 GB)."""
+    shape = (*out.shape, 3)
+    rgb = np.empty(shape, np.float32) if into is None else np.lib.format.open_memmap(into, "w+", np.float32, shape)
+    rows, (ox, oy) = max(16, PLANE_STRIP_PIXELS // out.shape[1]), out.origin
+    # (memmap False: astropy reads a section of a scaled plane, BSCALE, BZERO and BLANK applied, only then)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (astropy's "may have been truncated": said below, naming the file)
+            hdul = fits.open(out.path, memmap=False, lazy_load_hdus=False)
+        with hdul:
+            for c, name in enumerate(("RED", "GREEN", "BLUE")):
+                for y0 in range(0, out.shape[0], rows):
+                    y1 = min(y0 + rows, out.shape[0])
+                    rgb[y0:y1, :, c] = hdul[name].section[oy + y0:oy + y1, ox:ox + out.shape[1]]
+    except Exception as exc:  # (astropy: OSError, ValueError, TypeError... for a file cut short)
+        from .io.readers import _short
+
+        raise InputError(f"{out.path}: its display planes could not be read ({_short(exc)}); the file may be "
+                         "truncated") from None
+    if into is not None:
+        rgb.flush()
+    return rgb
 
 
 def mapping_differs(headers: list[fits.Header]) -> list[str]:
     """The display-mapping keywords (`MAPPING_KEYWORDS`) on which enhanced outputs disagree."""
     return [k for k in MAPPING_KEYWORDS if len({str(h.get(k)) for h in headers}) > 1]
-
-
-def _median_coadd(frames: list[tuple[np.ndarray, WCS]], wcs: WCS, shape: tuple[int, int],
-                  match_background: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Median of the reprojected frames (reproject's coadd has no median), backgrounds matched (`solve_offsets`)
-    on the full grid.  Holds all frames in memory."""
-    stack = _reprojected(frames, wcs, shape)
-    offsets = solve_offsets(stack) if match_background and len(frames) > 1 else np.zeros(len(frames))
-    stack -= offsets[:, None, None]
-    footprint = np.isfinite(stack).sum(axis=0).astype(np.float64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmedian(stack, axis=0), footprint, offsets
 
 
 # ---- the two jobs, as the CLI runs them ----------------------------------------------------------------

@@ -7,9 +7,10 @@ FRAME (SCI/ERR/DQ; default the ACS/HRC crop in tests/data — the whole 1024² f
 pixels on (a dither), written as frames of their own; each row below is one command in a fresh process, its peak
 RSS, its peak anonymous memory (RssAnon: what the kernel cannot drop, memory-mapped scratch excluded) and its wall
 time.  The baseline rows co-add the whole grid at once (`compose.COADD_STRIP_PIXELS` set above the grid's size), as
-`mosaic` did before it worked in strips; the others are `mosaic` as shipped, then with `--cutout` about the pieces'
-common centre, and `run` of one piece whole and cut out.  The mosaics of the baseline and the strips are checked
-equal, pixel for pixel.
+`mosaic` did before it worked in strips, and hold run's outputs in memory (`compose.enhanced_planes` without its
+scratch file); the others are `mosaic` as shipped (mean, median), then with `--cutout` about the pieces' common
+centre, `run` of one piece whole and cut out, and a colour mosaic of run's outputs of both pieces.  The mosaics of
+the baselines and as shipped are checked equal, pixel for pixel.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ threading.Thread(target=sample, daemon=True).start()
 from astroenhance import compose
 if os.environ.get("WHOLE_GRID"):
     compose.COADD_STRIP_PIXELS = 1 << 62
+if os.environ.get("IN_MEMORY"):  # run's outputs read into memory, as mosaic did before it used scratch files
+    whole = compose.enhanced_planes
+    compose.enhanced_planes = lambda out, into=None: whole(out)
 from astroenhance.cli import app
 sys.argv = ["astroenhance", *json.loads(os.environ["ARGS"])]
 start = time.perf_counter()
@@ -70,7 +74,7 @@ def pieces(frame: Path, size: int, shift: tuple[int, int], folder: Path) -> list
 
 
 def measure(args: list[str], whole_grid: bool = False) -> dict:
-    env = {"ARGS": json.dumps(args), **({"WHOLE_GRID": "1"} if whole_grid else {})}
+    env = {"ARGS": json.dumps(args), **({"WHOLE_GRID": "1", "IN_MEMORY": "1"} if whole_grid else {})}
     done = subprocess.run([sys.executable, "-c", PROBE], env={**__import__("os").environ, **env},
                           capture_output=True, text=True, check=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -93,6 +97,7 @@ def main() -> None:
         with fits.open(p1) as h:  # the pieces' common centre: the middle of the second piece's first half
             ra, dec = WCS(h["SCI"].header).all_pix2world([[args.piece / 4, args.piece / 4]], 0)[0]
         cut = ["--cutout", f"{ra} {dec}", "--cutout-size", args.cutout_size]
+        outs = [str(tmp / "f" / f"{p.stem}.enhanced.fits") for p in (p0, p1)]
         rows = [
             ("mosaic --enhance, whole grid at once (baseline)", ["mosaic", str(p0), str(p1), "-o", str(tmp / "a"),
                                                                  "--enhance"], True),
@@ -101,8 +106,16 @@ def main() -> None:
              False),
             ("mosaic, whole grid at once (baseline)", ["mosaic", str(p0), str(p1), "-o", str(tmp / "d")], True),
             ("mosaic, in strips", ["mosaic", str(p0), str(p1), "-o", str(tmp / "e")], False),
+            ("mosaic --combine median, whole grid (baseline)", ["mosaic", str(p0), str(p1), "-o", str(tmp / "h"),
+                                                                "--combine", "median"], True),
+            ("mosaic --combine median, in strips", ["mosaic", str(p0), str(p1), "-o", str(tmp / "i"), "--combine",
+                                                    "median"], False),
             ("run one piece (baseline)", ["run", str(p1), "-o", str(tmp / "f"), "-q"], False),
             ("run one piece --cutout", ["run", str(p1), "-o", str(tmp / "g"), "-q", *cut], False),
+            ("run the other piece (for the next rows)", ["run", str(p0), "-o", str(tmp / "f"), "-q"], False),
+            ("mosaic of run's outputs, in memory (baseline)", ["mosaic", *outs, "-o", str(tmp / "j")], True),
+            ("mosaic of run's outputs, in files and strips", ["mosaic", *outs, "-o", str(tmp / "k")], False),
+            ("mosaic of run's outputs --cutout", ["mosaic", *outs, "-o", str(tmp / "l"), *cut], False),
         ]
         print(f"two {args.piece}² pieces of {Path(args.frame).name}, the second {args.shift} pixels on; cut-out "
               f"{args.cutout_size} about RA {ra:.6f} Dec {dec:.6f}")
@@ -113,10 +126,10 @@ def main() -> None:
             base = r if "baseline" in name else base
             ratio = f"{r['seconds'] / base['seconds']:.2f}, {r['rss'] / base['rss']:.2f}"
             print(f"{name:<50}{r['seconds']:>9.1f}{r['rss']:>13.0f}{r['anon']:>12.0f}{ratio:>22}")
-        for a, b in (("a", "b"), ("d", "e")):
+        for a, b in (("a", "b"), ("d", "e"), ("h", "i"), ("j", "k")):
             with fits.open(tmp / a / "mosaic.mosaic.fits") as x, fits.open(tmp / b / "mosaic.mosaic.fits") as y:
                 same = all(np.array_equal(u.data, v.data, equal_nan=True) for u, v in zip(x, y) if u.data is not None)
-            print(f"mosaic {a} == mosaic {b} (whole grid at once vs strips), every pixel: {same}")
+            print(f"mosaic {a} == mosaic {b} (baseline vs as shipped), every pixel: {same}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ overlapping pieces (Cutout2D keeps each piece's WCS) and mosaicked back."""
 
 import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -267,6 +268,8 @@ def test_a_mosaic_of_runs_outputs_is_a_colour_mosaic_of_their_planes(tmp_path, e
         refused = runner.invoke(app, [*bad, "-o", str(tmp_path / "x")])
         assert refused.exit_code in (1, 2) and "astroenhance output" in refused.output
         assert not (tmp_path / "x").exists()
+    said = " ".join(runner.invoke(app, ["mosaic", str(outs[0]), str(paths[2]), "-o", str(tmp_path / "x")]).output.split())
+    assert f"{paths[2]}: not an astroenhance output, among outputs ({outs[0]}: display values" in said, said
     again = runner.invoke(app, ["run", str(outs[0]), "-o", str(tmp_path / "again")])
     assert again.exit_code == 1 and "an astroenhance output" in again.output and "--hdu FLUX" in again.output
     folder = runner.invoke(app, ["run", str(tmp_path / "e"), "-o", str(tmp_path / "again2")])
@@ -735,23 +738,89 @@ def test_a_mosaic_loses_no_pixel_beside_no_data(tmp_path, combine):
     np.testing.assert_allclose(mosaic, data, rtol=1e-5, atol=1e-3 * np.nanstd(data))
 
 
-@pytest.mark.parametrize("combine", ["mean", "first"])
+@pytest.mark.parametrize("combine", ["mean", "first", "median"])
 def test_a_mosaic_coadded_in_strips_is_the_mosaic_coadded_at_once(monkeypatch, combine):
     """`coadd` works on strips of the grid (reproject held every frame's reprojection of the whole grid at once:
-    3.0 GB for two 2800² frames, 1.6 GB in strips); every pixel is as it was: two overlapping, rotated pieces of the
-    HRC crop with their no-data pixels, onto a north-up grid, in strips of a few rows and in one."""
+    3.0 GB for two 2800² frames, 1.6 GB in strips; the median stacked them all); every pixel is as it was: two
+    overlapping, rotated pieces of the HRC crop with their no-data pixels, onto a north-up grid, in strips of a few
+    rows and in one.  The median's backgrounds are matched as the mean's are (it solved its own, on the whole grid
+    at full resolution)."""
     from astroenhance import compose
     from astroenhance.io.readers import read_frame
 
     data, wcs, _ = read_frame(HRC)
-    frames = [(data[:160, :150], wcs[:160, :150]), (data[70:, 90:], wcs[70:, 90:])]
+    frames = [(data[:160, :150], wcs[:160, :150]), (data[70:, 90:] + 50.0, wcs[70:, 90:])]  # (backgrounds apart)
     grid, shape = compose.mosaic_grid(frames, "optimal")
     monkeypatch.setattr(compose, "COADD_STRIP_PIXELS", 10 ** 9)
     whole, fp_whole, offsets = compose.coadd(frames, grid, shape, combine)
     monkeypatch.setattr(compose, "COADD_STRIP_PIXELS", 7 * shape[1] + 3)  # strips of 16 rows (the least)
     strips, fp_strips, again = compose.coadd(frames, grid, shape, combine)
     np.testing.assert_array_equal(offsets, again)
+    np.testing.assert_array_equal(offsets, compose.coadd(frames, grid, shape, "mean")[2])
     np.testing.assert_array_equal(fp_strips, fp_whole)
     np.testing.assert_array_equal(np.isnan(strips), np.isnan(whole))
     np.testing.assert_allclose(strips, whole, rtol=1e-9, atol=1e-9 * np.nanmax(np.abs(whole)))
     assert np.isfinite(whole).sum() == (fp_whole > 0).sum() > 0.9 * (160 * 150 + 186 * 166 - 90 * 60)  # their union
+
+
+@pytest.mark.parametrize("encoding", ["int16", "rice", "float32"])
+def test_an_outputs_planes_are_read_in_strips_into_a_file_and_a_part_alone(tmp_path, monkeypatch, encoding):
+    """A mosaic of run's outputs held every output's planes in memory at once (an ACS/WFC chip's are 1.6 GB); now
+    each is read in strips into a memory-mapped file: the values astropy reads whole, no data (BLANK) as NaN; a
+    mosaic cut-out reads only the part of an output that its grid shows, with that part's WCS."""
+    from astroenhance import compose
+    from astroenhance.imaging.wcs import crop_wcs
+
+    with fits.open(HRC) as h:
+        h["SCI"].data[20:60, 30:70] = np.nan  # (a hole too large to fill: no data in the output)
+        h.writeto(tmp_path / "holey.fits")
+    ran = runner.invoke(app, ["run", str(tmp_path / "holey.fits"), "-o", str(tmp_path / "e"), "--format", "fits",
+                              "--fits-encoding", encoding, "--no-flux-plane", "-q"])
+    assert ran.exit_code == 0, ran.output
+    [out] = compose.enhanced_outputs([tmp_path / "e" / "holey.enhanced.fits"])
+    with fits.open(out.path) as h:
+        whole = np.stack([np.asarray(h[c].data, np.float32) for c in ("RED", "GREEN", "BLUE")], -1)
+    assert out.shape == whole.shape[:2] and np.isnan(whole).sum() == 3 * 160 * 160
+    monkeypatch.setattr(compose, "PLANE_STRIP_PIXELS", 5 * out.shape[1])  # strips of 16 rows
+    planes = compose.enhanced_planes(out, tmp_path / "planes.npy")
+    assert isinstance(planes, np.memmap)
+    np.testing.assert_array_equal(planes, whole)
+    grid = crop_wcs(out.wcs, 300, 50, 120, 90)  # (a grid showing that part of the output)
+    part = compose.enhanced_within(out, grid, (90, 120))
+    (x0, y0), (h, w) = part.origin, part.shape
+    assert x0 <= 300 and y0 <= 50 and x0 + w >= 420 and y0 + h >= 140 and w * h < 0.1 * whole[..., 0].size
+    np.testing.assert_array_equal(compose.enhanced_planes(part), whole[y0:y0 + h, x0:x0 + w])
+    sky = out.wcs.pixel_to_world([x0 + 3.0], [y0 + 5.0])
+    np.testing.assert_allclose(np.ravel(part.wcs.world_to_pixel(sky)), [3.0, 5.0], atol=1e-6)
+    assert compose.enhanced_within(out, crop_wcs(out.wcs, 5000, 5000, 10, 10), (10, 10)) is None
+
+
+def test_a_mosaic_cut_out_of_runs_outputs_is_that_part_of_their_whole_mosaic(tmp_path):
+    """`mosaic OUTPUTS --cutout`: only the part of each output that the cut-out shows is read, and the mosaic is
+    the pixels [section] of the mosaic of the whole outputs; an output cut short is one line naming it, nothing
+    written (no folder left behind)."""
+    _, _, paths = _pieces(tmp_path)
+    ran = runner.invoke(app, ["run", *map(str, paths[:2]), "-o", str(tmp_path / "e"), "--format", "fits", "-q"])
+    assert ran.exit_code == 0, ran.output
+    outs = [str(tmp_path / "e" / f"piece{k}.enhanced.fits") for k in (0, 1)]
+    r = runner.invoke(app, ["mosaic", *outs, "-o", str(tmp_path / "all"), "--format", "fits"])
+    assert r.exit_code == 0, r.output
+    with fits.open(outs[1]) as h:  # a centre where the two overlap
+        ra, dec = WCS(h["RED"].header).all_pix2world([[40.0, 200.0]], 0)[0]
+    r = runner.invoke(app, ["mosaic", *outs, "-o", str(tmp_path / "cut"), "--format", "fits", "--cutout",
+                            f"{ra} {dec}", "--cutout-size", "60x40"])
+    assert r.exit_code == 0, r.output
+    with fits.open(tmp_path / "all" / "mosaic.mosaic.fits") as a, fits.open(tmp_path / "cut" / "mosaic.mosaic.fits") as c:
+        (x0, x1), (y0, y1) = (map(int, p.split(":")) for p in c[0].header["AE_CUT"].strip("[]").split(","))
+        assert c["RED"].data.shape == (y1 - y0 + 1, x1 - x0 + 1) == (40, 60)
+        for plane in ("RED", "GREEN", "BLUE"):
+            np.testing.assert_allclose(c[plane].data, a[plane].data[y0 - 1:y1, x0 - 1:x1], atol=2e-5)
+    with fits.open(outs[1]) as h:  # cut short in the middle of its BLUE plane's data
+        blue = h.fileinfo(h.index_of("BLUE"))
+    short = tmp_path / "short" / "piece1.enhanced.fits"
+    short.parent.mkdir()
+    short.write_bytes(Path(outs[1]).read_bytes()[: blue["datLoc"] + blue["datSpan"] // 2])
+    r = runner.invoke(app, ["mosaic", outs[0], str(short), "-o", str(tmp_path / "none" / "m")])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 1 and f"{short}: " in said and "truncated" in said and "Traceback" not in said, said
+    assert not (tmp_path / "none").exists()

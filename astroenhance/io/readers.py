@@ -384,7 +384,9 @@ def open_fits(path: Path, scaled: bool = False) -> Iterator[fits.HDUList]:
     BZERO and BLANK applied by astropy, which cannot memory-map them); one `InputError` naming it if astropy
     cannot."""
     try:
-        hdul = fits.open(path, memmap=not scaled, lazy_load_hdus=False, do_not_scale_image_data=not scaled)
+        with warnings.catch_warnings():  # (a truncated file is said, naming it, where its data cannot be read)
+            warnings.filterwarnings("ignore", message="File may have been truncated")
+            hdul = fits.open(path, memmap=not scaled, lazy_load_hdus=False, do_not_scale_image_data=not scaled)
     except Exception as exc:  # astropy raises OSError, ValueError, TypeError... for corrupt files
         raise InputError(f"{path}: not a readable FITS file ({_short(exc)})") from None
     try:
