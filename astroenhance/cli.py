@@ -1067,15 +1067,12 @@ def mosaic(
             with err.status(f"reading {len(done)} enhanced frames"):
                 colour = [(enhanced_planes(d, Path(scratch) / f"frame{k}.npy"), d.wcs) for k, d in enumerate(done)]
         if enhance or done is not None:  # colour planes in [0, 1], each on its own grid
-            rgb = np.lib.format.open_memmap(Path(scratch) / "mosaic.npy", "w+", np.float32, (*shape, 3))
-            with err.status(f"co-adding {len(colour)} frames onto {shape[1]}x{shape[0]}"):
-                for c in range(3):
-                    plane, _, _ = coadd([(f[..., c], w) for f, w in colour], wcs, shape, combine.value, False,
-                                        Path(scratch) / f"c{c}")
-                    rgb[..., c] = plane
+            with err.status(f"co-adding {len(colour)} frames onto {shape[1]}x{shape[0]}"):  # (R, G, B at once)
+                planes, _, _ = coadd([(np.moveaxis(f, -1, 0), w) for f, w in colour], wcs, shape, combine.value,
+                                     False, Path(scratch) / "rgb")
             names = [p.name for p in frames] if bands is None else [b.name for b in bands]
-            src = from_array(rgb, wcs, name="mosaic: " + " ".join(names), origin="lower", header=header,
-                             dtype_range=(0.0, 1.0))
+            src = from_array(np.moveaxis(planes, 0, -1), wcs, name="mosaic: " + " ".join(names), origin="lower",
+                             header=header, dtype_range=(0.0, 1.0))
             src.section = section
             result = _display_enhancer(fmt, False).write_display_source(src, outdir, name, "mosaic")
             err.print("wrote " + ", ".join(str(o) for o in result.outputs), markup=False)

@@ -412,27 +412,33 @@ def coadd(frames: list[tuple[np.ndarray, WCS]], wcs: WCS, shape: tuple[int, int]
           match_background: bool = True, scratch: Path | None = None
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The frames combined onto ``wcs``/``shape`` (mean or first: `reproject_and_coadd`; median: of every frame's
-    reprojection), in strips of the grid; with ``scratch`` the output lives in memory-mapped files.
-    ``match_background``: each frame first shifted by its `background_offsets` (subtracted), which are returned too
-    (zeros without).  (reproject's own matching turns a frame that overlaps no other — the chips of an ACS/WFC
-    exposure, either side of their gap — into NaN: its correction is the mean of nothing.)"""
+    reprojection), in strips of the grid; with ``scratch`` the output lives in memory-mapped files.  A frame may
+    hold planes on one pixel grid, ``(P, H, W)`` (a colour frame's R, G, B): each is combined on its own, the sky
+    mapped once for all (outputs ``(P, *shape)``).  ``match_background`` (frames of one plane): each frame first
+    shifted by its `background_offsets` (subtracted), which are returned too (zeros without).  (reproject's own
+    matching turns a frame that overlaps no other — the chips of an ACS/WFC exposure, either side of their gap —
+    into NaN: its correction is the mean of nothing.)"""
     from reproject.mosaicking import reproject_and_coadd
 
     from .imaging.wcs import crop_wcs
 
+    planes = frames[0][0].shape[:-2]
+    if match_background and planes:
+        raise ValueError("background matching is for frames of one plane")
     offsets = background_offsets(frames, wcs, shape) if match_background else np.zeros(len(frames))
+    full = (*planes, *shape)
     if scratch is not None:
-        array = np.lib.format.open_memmap(scratch.with_suffix(".array.npy"), "w+", np.float64, shape)
-        footprint = np.lib.format.open_memmap(scratch.with_suffix(".fp.npy"), "w+", np.float64, shape)  # (zeros)
+        array = np.lib.format.open_memmap(scratch.with_suffix(".array.npy"), "w+", np.float64, full)
+        footprint = np.lib.format.open_memmap(scratch.with_suffix(".fp.npy"), "w+", np.float64, full)  # (zeros)
     else:
-        array, footprint = np.zeros(shape), np.zeros(shape)
+        array, footprint = np.zeros(full), np.zeros(full)
     shifted = [(a - o if o else a, w) for (a, w), o in zip(frames, offsets)]
     # in strips of the grid: reproject holds every frame's reprojection (float64, with its coordinates) at once, a
     # few GB for two 2800² frames on their whole grid; a strip's are a strip's (each pixel's value is the same)
-    rows = max(16, COADD_STRIP_PIXELS // shape[1])
+    rows = max(16, COADD_STRIP_PIXELS // (shape[1] * int(np.prod(planes))))
     for y0 in range(0, shape[0], rows):
         h = min(rows, shape[0] - y0)
-        strip, out, fp = crop_wcs(wcs, 0, y0, shape[1], h), array[y0:y0 + h], footprint[y0:y0 + h]
+        strip, out, fp = crop_wcs(wcs, 0, y0, shape[1], h), array[..., y0:y0 + h, :], footprint[..., y0:y0 + h, :]
         if combine == "median":  # (reproject's coadd has none)
             stack = _reprojected(shifted, strip, (h, shape[1]))
             fp[...] = np.isfinite(stack).sum(axis=0)
@@ -442,14 +448,15 @@ def coadd(frames: list[tuple[np.ndarray, WCS]], wcs: WCS, shape: tuple[int, int]
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            reproject_and_coadd(shifted, strip, shape_out=(h, shape[1]), reproject_function=interp_keeping_data,
-                                combine_function=combine, match_background=False, blank_pixel_value=np.nan,
-                                output_array=out, output_footprint=fp)
+            reproject_and_coadd(shifted, strip, shape_out=(*planes, h, shape[1]),
+                                reproject_function=interp_keeping_data, combine_function=combine,
+                                match_background=False, blank_pixel_value=np.nan, output_array=out,
+                                output_footprint=fp)
         out[fp == 0] = np.nan  # (a strip no frame reaches: reproject returns early)
     return array, footprint, offsets
 
 
-#: output pixels per strip of `coadd` (reproject's memory for one strip: ~100 bytes a pixel per frame)
+#: output pixels (times planes) per strip of `coadd` (reproject's memory for one strip: ~100 bytes a pixel per frame)
 COADD_STRIP_PIXELS = 2_000_000
 
 
@@ -463,7 +470,8 @@ def interp_keeping_data(input_data, output_projection, shape_out, output_array=N
     itself at positions 1e-10 pixel off, so every no-data pixel (DQ, cosmic ray) took its 8 neighbours with it (69
     such pixels of the HRC crop made 271 in a mosaic on its own grid).  The frame is interpolated with no data as 0,
     and so is its mask of data; a pixel is kept where at most `NO_DATA_WEIGHT` of its weight lies on no data (its
-    value divided by the data's share), no data elsewhere, as before."""
+    value divided by the data's share), no data elsewhere, as before.  Planes ``(P, H, W)`` and their masks are
+    interpolated together, the sky mapped once (one mask where the planes share it: a colour frame's)."""
     from reproject import reproject_interp
 
     data, wcs_in = input_data
@@ -472,16 +480,19 @@ def interp_keeping_data(input_data, output_projection, shape_out, output_array=N
     if finite.all():
         return reproject_interp(input_data, output_projection, shape_out=shape_out, output_array=output_array,
                                 output_footprint=output_footprint, **kwargs)
-    value, footprint = reproject_interp((np.where(finite, data, 0.0), wcs_in), output_projection,
-                                        shape_out=shape_out, output_array=output_array,
-                                        output_footprint=output_footprint, **kwargs)
-    share, _ = reproject_interp((finite.astype(np.float64), wcs_in), output_projection, shape_out=shape_out,
-                                **kwargs)
+    values, finite = data.reshape(-1, *data.shape[-2:]), finite.reshape(-1, *data.shape[-2:])
+    masks = finite[:1] if all(np.array_equal(finite[0], m) for m in finite[1:]) else finite
+    # (float32 suffices: 0 and 1, and the data's own values, are interpolated in double precision by scipy)
+    stack = np.concatenate([np.where(finite, values, np.float32(0)), masks.astype(np.float32)])
+    both, _ = reproject_interp((stack, wcs_in), output_projection, shape_out=(len(stack), *shape_out[-2:]), **kwargs)
+    value, share = both[:len(values)], both[len(values):]
     keep = share >= 1.0 - NO_DATA_WEIGHT
+    value_out = np.empty(shape_out) if output_array is None else output_array
+    footprint = np.empty(shape_out) if output_footprint is None else output_footprint
     with np.errstate(divide="ignore", invalid="ignore"):
-        value[...] = np.where(keep, value / share, np.nan)
-    footprint[...] = np.where(keep, footprint, 0.0)
-    return value, footprint
+        value_out[...] = np.where(keep, value / share, np.nan).reshape(shape_out)
+    footprint[...] = np.broadcast_to(keep & ~np.isnan(value), value.shape).reshape(shape_out)
+    return value_out, footprint
 
 
 # output pixels at most on which `background_offsets` compares the frames: per frame, and over all frames together
@@ -490,12 +501,14 @@ BACKGROUND_GRID, BACKGROUND_STACK = 2_000_000, 20_000_000
 
 def _reprojected(frames: list[tuple[np.ndarray, WCS]], wcs: WCS, shape: tuple[int, int],
                  dtype=np.float64) -> np.ndarray:
-    """Every frame reprojected onto ``wcs``/``shape`` (`interp_keeping_data`), NaN outside it: ``(n, *shape)``."""
-    stack = np.full((len(frames), *shape), np.nan, dtype=dtype)
+    """Every frame reprojected onto ``wcs``/``shape`` (`interp_keeping_data`), NaN outside it: ``(n, *shape)``
+    (``(n, P, *shape)`` for frames of P planes)."""
+    planes = frames[0][0].shape[:-2]
+    stack = np.full((len(frames), *planes, *shape), np.nan, dtype=dtype)
     for k, (a, w) in enumerate(frames):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            arr, fp = interp_keeping_data((a, w), wcs, shape_out=shape)
+            arr, fp = interp_keeping_data((a, w), wcs, shape_out=(*planes, *shape))
         stack[k] = np.where(fp > 0, arr, np.nan)
     return stack
 

@@ -824,3 +824,30 @@ def test_a_mosaic_cut_out_of_runs_outputs_is_that_part_of_their_whole_mosaic(tmp
     said = " ".join(r.output.split())
     assert r.exit_code == 1 and f"{short}: " in said and "truncated" in said and "Traceback" not in said, said
     assert not (tmp_path / "none").exists()
+
+
+@pytest.mark.parametrize("combine", ["mean", "first", "median"])
+@pytest.mark.parametrize("shared_mask", [True, False])
+def test_planes_coadded_together_are_each_plane_coadded_alone(monkeypatch, combine, shared_mask):
+    """A colour mosaic co-adds R, G and B in one pass (`coadd` of ``(3, H, W)`` frames: the sky mapped once for the
+    three and their no-data masks, where it was mapped six times — 78 s → 38 s for two 2800² outputs); each plane
+    is, to the bit, that plane co-added alone, in strips, with no-data shared by the planes (a colour output's) or
+    each plane's own."""
+    from astroenhance import compose
+    from astroenhance.io.readers import read_frame
+
+    data, wcs, _ = read_frame(HRC)
+    rng = np.random.default_rng(5)
+    cube = np.stack([data, 0.5 * data + 3.0, np.sqrt(np.abs(data))])
+    if not shared_mask:
+        cube[1][rng.random(data.shape) < 0.01] = np.nan
+    frames = [(cube[:, :160, :150], wcs[:160, :150]), (cube[:, 70:, 90:], wcs[70:, 90:])]
+    grid, shape = compose.mosaic_grid([(c[0], w) for c, w in frames], "optimal")
+    monkeypatch.setattr(compose, "COADD_STRIP_PIXELS", 3 * 20 * shape[1])  # strips of 20 rows
+    together, fp, _ = compose.coadd(frames, grid, shape, combine, match_background=False)
+    assert together.shape == fp.shape == (3, *shape)
+    for c in range(3):
+        alone, fp_alone, _ = compose.coadd([(f[c], w) for f, w in frames], grid, shape, combine, False)
+        np.testing.assert_array_equal(together[c], alone)
+        np.testing.assert_array_equal(fp[c], fp_alone)
+    assert np.isfinite(together[1]).sum() < np.isfinite(together[0]).sum() or shared_mask
