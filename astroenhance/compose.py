@@ -600,7 +600,8 @@ def enhance_frames(bands: list[Band], enhancer, match_background: bool = True,
     their skies and noises, their brightest pixel: `Normalizer.fit` with the enhancer's FITS stretch and interval).
     ``grid``: a grid that holds them all, where the caller has one (`mosaic_grid`: made here otherwise).
     Returns ``(rgb, wcs)`` per band, on its own 4x grid; with ``scratch`` (a folder) each ``rgb`` is a memory-mapped
-    file there, so that the frames enhanced so far need not all stay in memory (an ACS/WFC chip's: 1.6 GB)."""
+    file there, written as it is made, so that the frames need not stay in memory (an ACS/WFC chip's: 1.6 GB).
+    No FLUX or FLUXERR plane is made: the mosaic shows the display planes."""
     from .imaging.normalize import Normalizer
     from .io.readers import from_array
 
@@ -616,16 +617,16 @@ def enhance_frames(bands: list[Band], enhancer, match_background: bool = True,
     shared = Normalizer.fit(np.concatenate([src.sample(1_000_000 // len(sources)).ravel() for src in sources]),
                             cfg.stretch or "asinh", cfg.interval or "noise:3", sky=float(np.median([n.sky for n in own])),
                             sigma=float(np.median([n.sky_noise for n in own])), maximum=max(n.vmax for n in own))
+    display_only = replace(enhancer.asked, flux_plane=False, flux_err=False)  # (a colour mosaic shows rgb alone)
     out = []
     for k, ((a, w), b) in enumerate(zip(frames, bands)):
-        res = enhancer.enhance_array(a, w, header=b.header, sigma=b.sigma, display=shared)
-        rgb, out_wcs = res.rgb, res.wcs
-        if scratch is not None:
-            rgb = np.lib.format.open_memmap(Path(scratch) / f"enhanced{k}.npy", "w+", res.rgb.dtype, res.rgb.shape)
-            rgb[...] = res.rgb
-            rgb.flush()
-        del res  # (its luminance, FLUX and FLUXERR too)
-        out.append((rgb, out_wcs))
+        shape = (a.shape[0] * enhancer.scale, a.shape[1] * enhancer.scale, 3)
+        planes = None if scratch is None else np.lib.format.open_memmap(Path(scratch) / f"enhanced{k}.npy", "w+",
+                                                                        np.float32, shape)
+        res = enhancer.enhance_array(a, w, header=b.header, sigma=b.sigma, display=shared, config=display_only,
+                                     out=planes)
+        out.append((res.rgb, res.wcs))
+        del res  # (its luminance too)
     return out
 
 

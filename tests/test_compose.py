@@ -422,7 +422,7 @@ def test_a_first_frames_grid_keeps_its_sip_distortion_exact_where_the_grid_grows
         np.testing.assert_allclose(sy, y - 200, atol=1e-6)
 
 
-def test_frames_enhanced_for_a_colour_mosaic_agree_where_they_overlap(tmp_path):
+def test_frames_enhanced_for_a_colour_mosaic_agree_where_they_overlap(tmp_path, monkeypatch):
     """mosaic --enhance: two overlapping pieces of one frame, one 50 counts above the other, enhanced with their
     backgrounds matched and one display mapping, show the same luminance where they overlap (each with its own
     mapping they differed by 0.018 on average: a seam)."""
@@ -449,9 +449,14 @@ def test_frames_enhanced_for_a_colour_mosaic_agree_where_they_overlap(tmp_path):
     both = (fp > 0.99) & np.isfinite(rgb0[..., 1]) & np.isfinite(l1)
     assert both.sum() > 100_000  # the overlap: 70 input columns, at 4x
     assert np.mean(np.abs(rgb0[..., 1][both] - l1[both])) < 0.003
-    # with a scratch folder (`mosaic --enhance`) each frame is held in a memory-mapped file there, the same values
+    # with a scratch folder (`mosaic --enhance`) each frame is written into a memory-mapped file there as it is
+    # made (it was made in memory, then copied), the same values; no FLUX or FLUXERR is made for a colour mosaic
+    made, enhance_array = [], Enhancer.enhance_array
+    monkeypatch.setattr(Enhancer, "enhance_array", lambda *a, **k: made.append(enhance_array(*a, **k)) or made[-1])
     kept = enhance_frames(bands, Enhancer(EnhanceConfig(colorize=False)), True, scratch=tmp_path)
     assert all(isinstance(rgb, np.memmap) and Path(rgb.filename).parent == tmp_path for rgb, _ in kept)
+    assert [r.rgb is rgb for r, (rgb, _) in zip(made, kept)] == [True, True]
+    assert all(r.flux is None and r.flux_err is None for r in made)
     np.testing.assert_array_equal(kept[0][0], rgb0)
     np.testing.assert_array_equal(kept[1][0], rgb1)
 

@@ -417,3 +417,24 @@ def test_stage_timing_books_every_stage_and_changes_nothing(hrc_crop):
     assert sum(stages.seconds.values()) <= total and stages.current is None
     np.testing.assert_array_equal(timed.rgb, plain.rgb)
     np.testing.assert_array_equal(timed.flux, plain.flux)
+
+
+def test_enhance_array_writes_its_display_planes_into_an_array_given(tmp_path):
+    """``out=``: the display planes are written into the caller's array (a memory-mapped file: `mosaic --enhance`
+    keeps each frame there, not in memory), the same values as made in memory; an array of another shape or type
+    is refused before any work."""
+    from astroenhance import EnhanceConfig, Enhancer
+
+    rng = np.random.default_rng(3)
+    data = rng.normal(100.0, 5.0, (40, 56)).astype(np.float32)
+    data[18:22, 20:24] += 400.0
+    enhancer = Enhancer(EnhanceConfig(device="cpu"))
+    alone = enhancer.enhance_array(data)
+    out = np.lib.format.open_memmap(tmp_path / "rgb.npy", "w+", np.float32, (160, 224, 3))
+    given = enhancer.enhance_array(data, out=out)
+    assert given.rgb is out
+    np.testing.assert_array_equal(out, alone.rgb)
+    np.testing.assert_array_equal(given.flux, alone.flux)
+    for bad in (np.zeros((160, 224, 3)), np.zeros((40, 56, 3), np.float32)):
+        with pytest.raises(ValueError, match="rgb must be float32 of shape"):
+            enhancer.enhance_array(data, out=bad)

@@ -1005,7 +1005,8 @@ class Enhancer:
 
     def enhance_array(self, data: np.ndarray, wcs=None, *, header: fits.Header | None = None,
                       sigma: np.ndarray | None = None, is_fits_like: bool = True,
-                      config: EnhanceConfig | None = None, display: Normalizer | None = None) -> EnhancedArray:
+                      config: EnhanceConfig | None = None, display: Normalizer | None = None,
+                      out: np.ndarray | None = None) -> EnhancedArray:
         """Enhance an in-memory ``(H, W)`` or ``(H, W, 3)`` array (rows bottom-up, as in FITS) and its WCS.
 
         ``header``: the frame's FITS header (or `read_frame`'s), for what the engine reads from it — BUNIT decides
@@ -1016,14 +1017,16 @@ class Enhancer:
         0-65535, 0-1 for floats within it: `io.readers.display_range`).  ``config`` overrides this enhancer's per-frame settings (stretch,
         flux, noise gate...) for this call; the networks stay the ones loaded.  ``display``: the display mapping to
         show it with (its stretch, interval, vmin, vmax, a) instead of the frame's own — one mapping for frames shown
-        together (`compose.enhance_frames`); the sky and noise the networks see are still the frame's."""
+        together (`compose.enhance_frames`); the sky and noise the networks see are still the frame's.  ``out``: a
+        float32 ``(H*scale, W*scale, 3)`` array (a memory-mapped file) the display planes are written into, as the
+        result's ``rgb``."""
         cfg = (config or self._given).for_input(is_fits_like)
         if (other := self._for_model(cfg.sr_model)) is not self:
             return other.enhance_array(data, wcs, header=header, sigma=sigma, is_fits_like=is_fits_like, config=cfg,
-                                       display=display)
+                                       display=display, out=out)
         src = from_array(data, wcs, origin="lower", dtype_range=None if is_fits_like else display_range(data),
                          header=None if header is None else kept_keywords(header), sigma=sigma)
-        return self._in_memory(src, cfg, display)
+        return self._in_memory(src, cfg, display, out)
 
     def enhance_frame(self, path: str | Path, hdu: str | int | None = None) -> EnhancedArray:
         """Enhance one frame of a file in memory, read exactly as `run` reads it: noise from ERR or WHT, DQ flags
@@ -1041,14 +1044,16 @@ class Enhancer:
                          cutout=parse_cutouts(cfg.cutout, cfg.cutout_size)) as frames:
             return self._in_memory(single_frame(path, frames), cfg)
 
-    def _in_memory(self, src: FrameSource, cfg: EnhanceConfig, display: Normalizer | None = None) -> EnhancedArray:
-        """`enhance_array` / `enhance_frame` of one frame: the whole output in memory."""
+    def _in_memory(self, src: FrameSource, cfg: EnhanceConfig, display: Normalizer | None = None,
+                   out: np.ndarray | None = None) -> EnhancedArray:
+        """`enhance_array` / `enhance_frame` of one frame: the whole output in memory (the display planes in
+        ``out`` where given)."""
         settings = self.settings_digest(cfg)  # (of the settings as given, as `write_source` records it)
         cfg = _network_defaults(cfg, self.sr_space).for_frame(src.channels)
         norm = None if display is None else self._shown_with(src, self.fit_normalizer(src, cfg), display)
         # on a GPU a thread copies the finished pieces to the host while the engine computes the next ones
         with ArraySink((src.shape[0] * self.scale, src.shape[1] * self.scale),
-                       background=COPY_THREAD and self.device.type != "cpu") as sink:
+                       background=COPY_THREAD and self.device.type != "cpu", rgb=out) as sink:
             norm = self.process(src, cfg, sink.put, norm=norm)
         primary, image, notes, out_wcs = self.headers(src, cfg, norm, self.provenance(src, cfg, norm, settings))
         if out_wcs is not None and src.origin == "upper":  # a picture's (AVM's, rows bottom-up) for rgb's rows

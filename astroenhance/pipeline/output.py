@@ -101,9 +101,11 @@ class ArraySink(_Sink):
     device straight into its place: one pass over the host memory, by a thread (``background``) while the engine
     goes on."""
 
-    def __init__(self, shape: tuple[int, int], background: bool = False) -> None:
+    def __init__(self, shape: tuple[int, int], background: bool = False, rgb: np.ndarray | None = None) -> None:
         self.shape = shape
-        self.rgb = np.zeros((*shape, 3), dtype=np.float32)
+        if rgb is not None and (rgb.shape != (*shape, 3) or rgb.dtype != np.float32):
+            raise ValueError(f"rgb must be float32 of shape {(*shape, 3)} (got {rgb.dtype} {rgb.shape})")
+        self.rgb = np.zeros((*shape, 3), dtype=np.float32) if rgb is None else rgb  # (or the caller's: a memmap)
         self.lum = np.zeros(shape, dtype=np.float32)
         self.flux: np.ndarray | None = None  # in the input's units, where the engine makes a FLUX plane
         self.flux_err: np.ndarray | None = None  # and its FLUXERR
