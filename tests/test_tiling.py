@@ -108,8 +108,8 @@ def test_pieces_copied_by_a_thread_give_the_same_arrays(enhancer, hrc_crop, monk
     plain = enhancer.enhance_array(data, wcs)
 
     class Threaded(pipeline.ArraySink):
-        def __init__(self, shape, background=False):
-            super().__init__(shape, background=True)
+        def __init__(self, shape, background=False, **given):
+            super().__init__(shape, background=True, **given)
 
     monkeypatch.setattr(pipeline, "ArraySink", Threaded)
     threaded = enhancer.enhance_array(data, wcs)
