@@ -428,8 +428,10 @@ def coadd(frames: list[tuple[np.ndarray, WCS]], wcs: WCS, shape: tuple[int, int]
     offsets = background_offsets(frames, wcs, shape) if match_background else np.zeros(len(frames))
     full = (*planes, *shape)
     if scratch is not None:
-        array = np.lib.format.open_memmap(scratch.with_suffix(".array.npy"), "w+", np.float64, full)
-        footprint = np.lib.format.open_memmap(scratch.with_suffix(".fp.npy"), "w+", np.float64, full)  # (zeros)
+        from .io.writers import scratch_array
+
+        array = scratch_array(scratch.with_suffix(".array.npy"), np.float64, full)
+        footprint = scratch_array(scratch.with_suffix(".fp.npy"), np.float64, full)  # (zeros)
     else:
         array, footprint = np.zeros(full), np.zeros(full)
     shifted = [(a - o if o else a, w) for (a, w), o in zip(frames, offsets)]
@@ -604,6 +606,7 @@ def enhance_frames(bands: list[Band], enhancer, match_background: bool = True,
     No FLUX or FLUXERR plane is made: the mosaic shows the display planes."""
     from .imaging.normalize import Normalizer
     from .io.readers import from_array
+    from .io.writers import scratch_array
 
     frames = [(b.data, b.wcs) for b in bands]
     if match_background and len(frames) > 1:
@@ -621,8 +624,7 @@ def enhance_frames(bands: list[Band], enhancer, match_background: bool = True,
     out = []
     for k, ((a, w), b) in enumerate(zip(frames, bands)):
         shape = (a.shape[0] * enhancer.scale, a.shape[1] * enhancer.scale, 3)
-        planes = None if scratch is None else np.lib.format.open_memmap(Path(scratch) / f"enhanced{k}.npy", "w+",
-                                                                        np.float32, shape)
+        planes = None if scratch is None else scratch_array(Path(scratch) / f"enhanced{k}.npy", np.float32, shape)
         res = enhancer.enhance_array(a, w, header=b.header, sigma=b.sigma, display=shared, config=display_only,
                                      out=planes)
         out.append((res.rgb, res.wcs))
@@ -693,7 +695,9 @@ def enhanced_planes(out: Enhanced, into: Path | None = None) -> np.ndarray:
     strips; with ``into`` (a ``.npy`` path) a memory-mapped file there, so that a mosaic of many outputs need not
     hold them all in memory (an ACS/WFC chip's: 1.6 GB)."""
     shape = (*out.shape, 3)
-    rgb = np.empty(shape, np.float32) if into is None else np.lib.format.open_memmap(into, "w+", np.float32, shape)
+    from .io.writers import scratch_array
+
+    rgb = np.empty(shape, np.float32) if into is None else scratch_array(into, np.float32, shape)
     rows, (ox, oy) = max(16, PLANE_STRIP_PIXELS // out.shape[1]), out.origin
     # (memmap False: astropy reads a section of a scaled plane, BSCALE, BZERO and BLANK applied, only then)
     try:
@@ -814,7 +818,7 @@ def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wc
     from . import __version__
     from .config import utc_now
     from .io.readers import rescale_pixel_area
-    from .io.writers import add_text, temporary_path
+    from .io.writers import _write_error, add_text, temporary_path
     from .models.weights import sha256_file
 
     header = bands[0].header.copy()
@@ -854,7 +858,9 @@ def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wc
         fits.HDUList([fits.PrimaryHDU(np.asarray(data, dtype=np.float32), header),
                       fits.ImageHDU(np.asarray(footprint, dtype=np.float32), name="FOOTPRINT")]).writeto(tmp, checksum=True)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _write_error(path, exc, "writing the mosaic") from None
         raise
     return path

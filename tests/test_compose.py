@@ -856,3 +856,33 @@ def test_planes_coadded_together_are_each_plane_coadded_alone(monkeypatch, combi
         np.testing.assert_array_equal(together[c], alone)
         np.testing.assert_array_equal(fp[c], fp_alone)
     assert np.isfinite(together[1]).sum() < np.isfinite(together[0]).sum() or shared_mask
+
+
+def test_a_mosaic_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    """mosaic's scratch arrays are memory maps: on a full disk a page written back into their sparse file killed the
+    process with SIGBUS (exit 135, no word, the scratch folder left behind; seen on a 30 MB tmpfs). Their space is
+    now reserved when they are made (`scratch_array`): a full disk is one line naming the file, exit 1, before any
+    work goes into it, and nothing is left."""
+    import errno
+    import os
+
+    from astroenhance.errors import DiskFullError
+    from astroenhance.io.writers import scratch_array
+
+    arr = scratch_array(tmp_path / "a.npy", np.float64, (3, 50, 70))
+    size = (tmp_path / "a.npy").stat()
+    assert arr.shape == (3, 50, 70) and not arr.any() and size.st_size == arr.offset + arr.nbytes
+    assert size.st_blocks * 512 >= arr.nbytes  # (real blocks: not a sparse file)
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    with pytest.raises(DiskFullError, match=r"b\.npy: no space left on the device while reserving 0\.00 GB"):
+        scratch_array(tmp_path / "b.npy", np.float32, (40, 40))
+    assert not (tmp_path / "b.npy").exists()
+    _, _, paths = _pieces(tmp_path)
+    r = runner.invoke(app, ["mosaic", *map(str, paths[:2]), "-o", str(tmp_path / "full" / "m")])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 1 and "no space left on the device while reserving" in said and "Traceback" not in said, said
+    assert not (tmp_path / "full").exists()

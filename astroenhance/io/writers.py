@@ -128,6 +128,28 @@ def temporary_path(final: Path) -> Path:
     return final.with_name(f".{name}{tail}")
 
 
+def scratch_array(path: Path, dtype, shape: tuple[int, ...]) -> np.memmap:
+    """A new ``.npy`` file at ``path`` memory-mapped for writing (zeros), its disk space reserved now: a memory map
+    writing into a sparse file on a full disk is killed by SIGBUS, without a word, when a page is written back, so
+    a full disk is found here (a `DiskFullError` naming the file, which is removed), before any work goes into it."""
+    arr = np.lib.format.open_memmap(path, "w+", np.dtype(dtype), shape)
+    try:
+        fd = os.open(path, os.O_RDWR)
+        try:
+            os.posix_fallocate(fd, 0, arr.offset + arr.nbytes)
+        finally:
+            os.close(fd)
+    except AttributeError:  # no fallocate on this platform: the sparse file must do
+        pass
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            del arr
+            _quiet_unlink(path)
+            raise _write_error(path, exc, f"reserving {np.prod(shape) * np.dtype(dtype).itemsize / 1e9:.2f} GB of "
+                                          "scratch space") from None
+    return arr
+
+
 def _as_bytes(x: str | bytes) -> bytes:
     return x if isinstance(x, bytes) else x.encode("utf-8")
 
