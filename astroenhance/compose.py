@@ -660,7 +660,7 @@ def enhanced_within(out: Enhanced, wcs: WCS, shape: tuple[int, int], margin: int
 def enhanced_outputs(paths: list[Path]) -> list[Enhanced] | None:
     """Each of ``paths`` (`Enhanced`: its WCS, primary header and shape) when all are astroenhance outputs
     (`io.readers.is_enhanced_output`); None when none is.  A mix of outputs and frames to enhance is an `InputError`
-    naming the first output: their values are not comparable."""
+    naming the first frame that is not an output: their values are not comparable."""
     from .io.readers import is_enhanced_output, open_fits
 
     found, kinds = [], []
