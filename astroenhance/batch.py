@@ -192,11 +192,12 @@ def not_sky(jobs: list[Job], skipped: list[tuple[Path, str]] | None = None) -> l
     return out
 
 
-def best_products(jobs: list[Job], skipped: list[tuple[Path, str]] | None = None) -> list[Job]:
+def best_products(jobs: list[Job], skipped: list[tuple[Path, str]] | None = None, *,
+                  used: str = "enhanced (--all-products enhances each)") -> list[Job]:
     """Of one exposure's files found in the same folder (same rootname and family of products: ``x_raw``, ``x_ima``,
     ``x_flt``, ``x_flc``; WFPC2's ``x_d0m``, ``x_c0m``; ``x_drz``, ``x_drc``...: `PRODUCT_LEVELS`), only the most
-    calibrated is enhanced; the others are listed in ``skipped`` naming it.  Files named on the command line are
-    always enhanced."""
+    calibrated is enhanced (``used``: what is done with it, for the reason); the others are listed in ``skipped``
+    naming it.  Files named on the command line are always enhanced."""
     best: dict[tuple[Path, str, str], tuple[int, Path]] = {}
     for job in jobs:
         if job.in_folder and (p := _product(job.path)) is not None:
@@ -209,7 +210,7 @@ def best_products(jobs: list[Job], skipped: list[tuple[Path, str]] | None = None
         if p is not None and (top := best[(job.path.parent, p[0], p[1])])[0] > p[2]:
             if skipped is not None:
                 skipped.append((job.path, f"a less calibrated product of the exposure than {top[1].name}, which is "
-                                          "enhanced (--all-products enhances each)"))
+                                          f"{used}"))
             continue
         out.append(job)
     return out

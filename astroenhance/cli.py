@@ -168,21 +168,32 @@ def _check_frames(frames: list[Path], outdir: Path, name: str, suffix: str) -> N
         check_replaceable(target, "choose another --name or -o")
 
 
-def _without_companions(frames: list[Path], companions: bool = True) -> list:
+def _frames_of(given: list[Path], outdir: Path, companions: bool = True) -> list:
     """`compose` and `mosaic`: each frame as a `batch.Job` with its rms or weight map and data-quality file beside it
     (`batch.pair_companions`); a frame that is itself such a map of another frame given (a shell glob over a
     drizzle product's x_drz.fits and x_wht.fits) is left out with a note — its weights were combined as sky.
-    ``companions`` False (--no-companions): every frame as given, with no file beside it."""
-    from .batch import Job, pair_companions
+    A folder means the FITS files in it (not its sub-folders), chosen as `run` chooses them: of one exposure's
+    files only the most calibrated (x_flc over x_flt over x_raw: the same sky twice would be weighed double),
+    images not of the sky left out, each with a note.  ``companions`` False (--no-companions): every frame as
+    found, with no file beside it."""
+    from .batch import best_products, discover, not_sky, pair_companions
+    from .io.readers import is_fits
 
-    if not companions:
-        return [Job(p, p.parent) for p in frames]
     left_out: list[tuple[Path, str]] = []
-    jobs = pair_companions([Job(p, p.parent) for p in frames], left_out, hint="")
+    jobs = discover(given, outdir, skipped=left_out)
+    pictures = [j.path for j in jobs if j.in_folder and not is_fits(j.path)]
+    for folder in sorted({p.parent for p in pictures}):
+        err.print(f"note: {folder}: {sum(p.parent == folder for p in pictures)} picture(s) (PNG, TIFF, JPEG) in it "
+                  "not used: frames in a folder are read from its FITS files (name a picture to use it)", markup=False)
+    jobs = best_products(not_sky([j for j in jobs if j.path not in pictures], left_out), left_out, used="used")
+    if not jobs:
+        raise SettingsError("no frames to combine: no FITS file found in " + ", ".join(map(str, given)))
+    if companions:
+        jobs = pair_companions(jobs, left_out, hint="")
     for path, why in left_out:
         err.print(f"note: {path} left out: {why}", markup=False)
     if not jobs:
-        raise SettingsError("every frame given is another one's rms, weight or data-quality map")
+        raise SettingsError("no frames to combine: every frame given is another one's rms, weight or data-quality map")
     return jobs
 
 
@@ -918,7 +929,7 @@ def _display_enhancer(fmt: str | None, upscale: bool, colorize: bool = False, we
 @app.command()
 @_guarded
 def compose(
-    frames: Annotated[list[Path], typer.Argument(help="Frames of two or three filters, bluest first (BLUE GREEN RED; two: green is their mean); the headers' FILTER/PHOTPLAM decide the final order, and frames that name the same filter are co-added into its band. A frame's rms, weight or data-quality map beside it (x_wht.fits beside x_drz.fits) serves its frame (zero weight: no data) and is left out when given too.", show_default=False)],
+    frames: Annotated[list[Path], typer.Argument(help="Frames of two or three filters, bluest first (BLUE GREEN RED; two: green is their mean); the headers' FILTER/PHOTPLAM decide the final order, and frames that name the same filter are co-added into its band. A folder means the FITS files in it (of one exposure's files only the most calibrated, as run chooses). A frame's rms, weight or data-quality map beside it (x_wht.fits beside x_drz.fits) serves its frame (zero weight: no data) and is left out when given too.", show_default=False)],
     outdir: Annotated[Path, typer.Option("--output", "-o", help="Output folder.", show_default=False)],
     name: Annotated[str | None, typer.Option(help="Output name: OUTDIR/<name>.composite.<ext> (default: what the frames' names share, e.g. CFHTLS-test).", show_default=False)] = None,
     method: Annotated[Method, typer.Option(help="lupton: Lupton et al. asinh on total intensity (keeps star colours); asinh: each band stretched on its own.")] = Method.lupton,
@@ -941,18 +952,21 @@ def compose(
     cuts = parse_cutouts(cutout, cutout_size)  # (a usage error before any frame is read)
     if len(cuts) > 1:
         raise SettingsError(f"--cutout: compose makes one composite; give one centre (got {len(cuts)})")
-    if name is None:
-        name = os.path.commonprefix([output_stem(p) for p in frames]).rstrip("_-.") or "composite"
-    _check_frames(frames, outdir, name, "composite")
-    jobs = _without_companions(frames, companions)
+    jobs = _frames_of(frames, outdir, companions)  # (a folder: its frames)
     kept = [j.path for j in jobs]
+    if name is None:
+        name = os.path.commonprefix([output_stem(p) for p in kept]).rstrip("_-.") or "composite"
+    _check_frames(frames, outdir, name, "composite")
     if reference is not None and 1 <= reference <= len(frames):  # frame N as given, among those kept
+        if frames[reference - 1].is_dir():
+            raise SettingsError(f"--reference {reference}: {frames[reference - 1]} is a folder; name the frames to "
+                                "choose one")
         if frames[reference - 1] not in kept:
             raise SettingsError(f"--reference {reference}: {frames[reference - 1]} is another frame's map, left out")
         reference = kept.index(frames[reference - 1]) + 1
     maps = {j.path: {"noise": j.noise, "weight": j.weight, "dq": j.dq} for j in jobs}
     src, warning = composite_source(kept, hdu, reference, method.value, maps, clean_cosmic_rays, cuts)
-    if warning:
+    if warning and not any(p.is_dir() for p in frames):  # (a folder's frames come in name order: no order given)
         err.print(f"warning: {warning}", markup=False)
     result = _display_enhancer(fmt, upscale, weights=weights).write_display_source(src, outdir, name, "composite")
     for note in result.notes:
@@ -963,7 +977,7 @@ def compose(
 @app.command()
 @_guarded
 def mosaic(
-    frames: Annotated[list[Path], typer.Argument(help="Frames to combine: FITS frames (their data, in their units), or run's enhanced RGB FITS (a colour mosaic of their display planes); every chip of a multi-chip frame (ACS/WFC, WFC3/UVIS, a WFPC2 exposure's four) is a piece of its own. A frame's rms, weight or data-quality map beside it (x_wht.fits beside x_drz.fits) serves its frame, as in run (zero weight: no data), and is not a piece when given too.", show_default=False)],
+    frames: Annotated[list[Path], typer.Argument(help="Frames to combine: FITS frames (their data, in their units), or run's enhanced RGB FITS (a colour mosaic of their display planes); a folder means the FITS files in it (an archive download: of one exposure's files only the most calibrated, x_flc over x_flt over x_raw, as run chooses); every chip of a multi-chip frame (ACS/WFC, WFC3/UVIS, a WFPC2 exposure's four) is a piece of its own. A frame's rms, weight or data-quality map beside it (x_wht.fits beside x_drz.fits) serves its frame, as in run (zero weight: no data), and is not a piece when given too.", show_default=False)],
     outdir: Annotated[Path, typer.Option("--output", "-o", help="Output folder.", show_default=False)],
     name: Annotated[str, typer.Option(help="Output name: OUTDIR/<name>.mosaic.<ext>.")] = "mosaic",
     enhance: Annotated[bool, typer.Option("--enhance/--no-enhance", help="Enhance each frame first (colorize + 4x), then mosaic the colour frames: backgrounds matched in the data's units first, all frames shown with one display mapping (no seams where they meet).")] = False,
@@ -1015,7 +1029,8 @@ def mosaic(
         require_sky_centre(cuts[0])  # (a usage error before any frame is read)
     section = ""
     _check_frames(frames, outdir, name, "mosaic")
-    done = None if hdu is not None else enhanced_outputs(frames)  # run's outputs: a colour mosaic of their planes
+    jobs = _frames_of(frames, outdir, companions)  # (a folder: its frames)
+    done = None if hdu is not None else enhanced_outputs([j.path for j in jobs])  # run's: a mosaic of their planes
     if done is not None:
         if enhance:
             raise SettingsError("--enhance: the frames are astroenhance outputs, already enhanced; mosaic them "
@@ -1031,7 +1046,7 @@ def mosaic(
             done = _within(done, [enhanced_within(d, wcs, shape) for d in done], cuts[0], section)
     else:
         # every chip of a multi-chip frame, each with its maps beside it, read as `run` reads it (cosmic rays too)
-        bands = [b for j in _without_companions(frames, companions)
+        bands = [b for j in jobs
                  for b in read_bands(j.path, hdu, clean_cosmic_rays, noise=j.noise, weight=j.weight, dq=j.dq,
                                      with_sigma=enhance)]
         for note in (n for b in bands for n in b.notes):
@@ -1070,7 +1085,7 @@ def mosaic(
             with err.status(f"co-adding {len(colour)} frames onto {shape[1]}x{shape[0]}"):  # (R, G, B at once)
                 planes, _, _ = coadd([(np.moveaxis(f, -1, 0), w) for f, w in colour], wcs, shape, combine.value,
                                      False, Path(scratch) / "rgb")
-            names = [p.name for p in frames] if bands is None else [b.name for b in bands]
+            names = [j.path.name for j in jobs] if bands is None else [b.name for b in bands]
             src = from_array(np.moveaxis(planes, 0, -1), wcs, name="mosaic: " + " ".join(names), origin="lower",
                              header=header, dtype_range=(0.0, 1.0))
             src.section = section

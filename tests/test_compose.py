@@ -886,3 +886,49 @@ def test_a_mosaic_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkey
     said = " ".join(r.output.split())
     assert r.exit_code == 1 and "no space left on the device while reserving" in said and "Traceback" not in said, said
     assert not (tmp_path / "full").exists()
+
+
+def test_mosaic_and_compose_take_a_folder_as_run_does(tmp_path):
+    """A folder given to `mosaic` or `compose` means the FITS frames in it (it was "not a readable FITS file"),
+    chosen as `run` chooses them: of one exposure's files only the most calibrated (a raw and a flt of one exposure
+    were the same sky weighed twice), pictures beside them noted and not used; the result is that of the frames
+    named. A folder of run's outputs (their PNGs beside them) is a colour mosaic of them."""
+    _, _, paths = _pieces(tmp_path)
+    folder = tmp_path / "field"
+    folder.mkdir()
+    for k, p in enumerate(paths[:2]):
+        shutil.copy(p, folder / f"x{k}_flt.fits")
+    shutil.copy(paths[1], folder / "x1_raw.fits")  # (the same exposure, less calibrated)
+    Image.new("RGB", (8, 8)).save(folder / "x0_preview.png")
+    named = runner.invoke(app, ["mosaic", str(folder / "x0_flt.fits"), str(folder / "x1_flt.fits"), "-o",
+                                str(tmp_path / "named"), "--format", "fits"])
+    assert named.exit_code == 0, named.output
+    found = runner.invoke(app, ["mosaic", str(folder), "-o", str(tmp_path / "found"), "--format", "fits"])
+    said = " ".join(found.output.split())
+    assert found.exit_code == 0, said
+    assert "x1_raw.fits left out: a less calibrated product of the exposure than x1_flt.fits, which is used" in said
+    assert "1 picture(s) (PNG, TIFF, JPEG) in it not used" in said
+    with fits.open(tmp_path / "named" / "mosaic.mosaic.fits") as a, fits.open(tmp_path / "found" / "mosaic.mosaic.fits") as b:
+        np.testing.assert_array_equal(a[0].data, b[0].data)
+        assert "input 3" not in str(b[0].header["HISTORY"])  # (two inputs)
+    ran = runner.invoke(app, ["run", str(folder / "x0_flt.fits"), str(folder / "x1_flt.fits"), "-o",
+                              str(tmp_path / "e"), "-q"])  # (FITS and PNG beside each other)
+    assert ran.exit_code == 0, ran.output
+    colour = runner.invoke(app, ["mosaic", str(tmp_path / "e"), "-o", str(tmp_path / "c"), "--format", "fits"])
+    assert colour.exit_code == 0, colour.output
+    assert fits.getheader(tmp_path / "c" / "mosaic.mosaic.fits", "RED")["NAXIS1"] > 4 * 120
+    cfht = tmp_path / "cfht"
+    cfht.mkdir()
+    for band in BANDS:
+        shutil.copy(band, cfht / band.name)
+    for given, out in (([str(b) for b in sorted(cfht.iterdir())], "by_name"), ([str(cfht)], "by_folder")):
+        r = runner.invoke(app, ["compose", *given, "-o", str(tmp_path / out), "--format", "fits"])
+        assert r.exit_code == 0 and ("blue-to-red" in r.output) == (out == "by_name"), r.output
+    with fits.open(tmp_path / "by_name" / "CFHTLS-test.composite.fits") as a, \
+            fits.open(tmp_path / "by_folder" / "CFHTLS-test.composite.fits") as b:
+        for plane in ("RED", "GREEN", "BLUE"):
+            np.testing.assert_array_equal(a[plane].data, b[plane].data)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = runner.invoke(app, ["mosaic", str(empty), "-o", str(tmp_path / "none")])
+    assert r.exit_code == 2 and "no frames to combine: no FITS file found" in " ".join(r.output.split()), r.output
