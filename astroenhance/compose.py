@@ -213,19 +213,14 @@ def cosmic_ray_total(bands: list[Band]) -> int:
 
 def by_filter(bands: list[Band]) -> list[Band]:
     """One band per filter: frames that name the same filter (exposures of one band) co-added (`_coadded`), in
-    the order first given; frames whose filter is unknown stay apart.  More than three filters is a
-    `SettingsError`: a composite has blue, green and red."""
+    the order first given; frames whose filter is unknown stay apart.  One filter is a `SettingsError`."""
     from .errors import SettingsError
 
     groups: dict[object, list[Band]] = {}
     for i, b in enumerate(bands):
         groups.setdefault(b.filter.lower() if b.filter else i, []).append(b)
-    if len(groups) > 3:
-        names = ", ".join(g[0].filter or g[0].name for g in groups.values())
-        raise SettingsError(f"{len(groups)} filters ({names}): a composite takes three, as blue, green and red; "
-                            "give three (frames of one filter are co-added into its band)")
     if len(groups) < 2:
-        raise SettingsError(f"every frame is of one filter ({bands[0].filter}): give two or three filters")
+        raise SettingsError(f"every frame is of one filter ({bands[0].filter}): give two or more filters")
     return [_coadded(g, g[0].label if len(g) == 1 else "", tuple(b.path for b in g[1:])) for g in groups.values()]
 
 
@@ -309,6 +304,32 @@ def _background(a: np.ndarray) -> float:
     return float(sigma_clipped_stats(finite, sigma=3, maxiters=5)[1]) if finite.size else 0.0
 
 
+def _scaled(band: np.ndarray, common: np.ndarray) -> np.ndarray:
+    """``band`` background-subtracted and divided by its 99.5th percentile, both taken where every band has data."""
+    c = band - _background(band[common])
+    level = np.percentile(c[common], 99.5)
+    return c / (level if level > 0 else 1.0)
+
+
+def chromatic_weights(n: int) -> np.ndarray:
+    """``(n, 3)``: how much of each of ``n`` bands, blue to red, goes into the blue, green and red channels — each
+    band given a hue by its rank, evenly from blue (the bluest) through green to red (the reddest), each channel's
+    weights summing to 1 ("chromatic ordering"; for three bands: each its own channel)."""
+    t = np.linspace(0.0, 1.0, n)[:, None]
+    w = np.hstack([np.clip(1 - 2 * t, 0, None), 1 - np.abs(2 * t - 1), np.clip(2 * t - 1, 0, None)])
+    return w / w.sum(axis=0)
+
+
+def chromatic_channels(stack: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``(n, H, W)`` aligned bands, blue to red -> ``(3, H, W)`` blue, green, red: each band first brought to one
+    scale (`_scaled`: every band counts alike, whatever its units and depth), then weighted (`chromatic_weights`)."""
+    common = np.isfinite(stack).all(axis=0)
+    if not common.any():
+        raise InputError("the aligned bands share no pixel with data in all of them: nothing to compose")
+    scaled = np.stack([_scaled(b, common) for b in stack])
+    return np.einsum("nc,nhw->chw", weights, scaled)
+
+
 def composite_rgb(stack: np.ndarray, method: str = "lupton", q: float = 8.0, stretch: float = 0.5) -> np.ndarray:
     """``(3, H, W)`` aligned blue, green, red -> ``(H, W, 3)`` RGB display values in [0, 1] (NaN: no data).
 
@@ -331,11 +352,7 @@ def composite_rgb(stack: np.ndarray, method: str = "lupton", q: float = 8.0, str
         chans = [Normalizer.fit(c[common], "asinh", "percentile:99.5")(c) for c in (red, green, blue)]
         rgb = np.stack(chans, -1).astype(np.float64)
     elif method == "lupton":
-        scaled = []
-        for c in (red, green, blue):
-            c = c - _background(c[common])
-            level = np.percentile(c[common], 99.5)
-            scaled.append(np.nan_to_num(c / (level if level > 0 else 1.0), nan=0.0))
+        scaled = [np.nan_to_num(_scaled(c, common), nan=0.0) for c in (red, green, blue)]
         with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 where no band has light (no data: masked below)
             rgb = make_lupton_rgb(*scaled, minimum=0.0, stretch=stretch, Q=q, output_dtype=np.float64)
     else:
@@ -733,7 +750,8 @@ def composite_source(paths: list[Path], hdu: str | None = None, reference: int |
     bottom-up, the reference frame's WCS and keywords plus AE_* cards naming each channel's frame and filter),
     and a warning ("" if none) when the frames were not given blue to red.
 
-    Frames are ordered by wavelength; two frames make green their mean; all are reprojected onto frame
+    Frames are ordered by wavelength; two frames make green their mean, four or more are blended into the three
+    channels by their rank in wavelength (`chromatic_weights`); all are reprojected onto frame
     ``reference`` (1-based, as given) or the finest-sampled one.  ``cosmic_rays``: as `read_bands` (by default
     searched where `run` searches them); what reading found is in the source's notes.  ``cutout``: only that part
     of each frame (`io.cutout.Cutout`: about a sky position, the same part of the sky in every band)."""
@@ -751,6 +769,10 @@ def composite_source(paths: list[Path], hdu: str | None = None, reference: int |
     bands, filled = filled_holes(by_filter(bands), FILL_HOLES)
     ref_path = Path(paths[reference - 1]) if reference else None
     bands, warning = order_by_wavelength(bands)
+    if len(bands) > 3 and (unknown := [b.name for b in bands if b.wavelength is None]):
+        raise SettingsError(f"{len(bands)} filters: more than three are given hues in order of wavelength, and the "
+                            f"filter of {', '.join(unknown)} is not known (FILTER, PHOTPLAM); give three, or frames "
+                            "whose headers name their filter")
     ref_index = None if ref_path is None else next(i for i, b in enumerate(bands) if ref_path in (b.path, *b.more))
     stack, wcs, ref_index = align(bands, ref_index)
     common = np.isfinite(stack).all(axis=0)
@@ -758,24 +780,39 @@ def composite_source(paths: list[Path], hdu: str | None = None, reference: int |
         if common.any() and not np.ptp(plane[common]) > 0:
             raise InputError(f"{b.name}: every pixel where the bands overlap is {float(plane[common][0]):g}: a band "
                              "with no signal cannot give a colour")
+    blend = chromatic_weights(len(bands)) if len(bands) > 3 else None
+    if blend is not None:  # four filters or more: each a hue by its rank in wavelength
+        stack = chromatic_channels(stack, blend)
     if len(bands) == 2:  # two filters: green is their mean, on the common grid
         stack = np.stack([stack[0], (stack[0] + stack[1]) / 2, stack[1]])
         bands = [bands[0], replace(bands[0], filter="mean", wavelength=None, more=()), bands[1]]
         ref_index *= 2
     rgb = composite_rgb(stack, method)
     header = bands[ref_index].header.copy()
-    for colour, b in zip(("BLUE", "GREEN", "RED"), bands):
-        set_card(header, f"AE_{colour[:1]}SRC", b.name[-60:] if b.filter != "mean" else "mean of blue and red",
-                 f"{colour.lower()} channel frame")
-        set_card(header, f"AE_{colour[:1]}FLT", b.filter or "unknown", f"{colour.lower()} filter")
-        if b.section:  # the cut-out of its frame (--cutout)
-            set_card(header, f"AE_{colour[:1]}CUT", b.section[-68:], f"{colour.lower()} frame's cut-out pixels")
     from .models.weights import sha256_file
 
     sha = {p: sha256_file(p) for p in sorted({p for b in bands for p in (b.path, *b.more)}, key=str)}  # each read once
-    for colour, b in zip(("BLUE", "GREEN", "RED"), bands):
-        if b.filter != "mean":  # a synthesised green has no file of its own
-            set_card(header, f"AE_{colour[:1]}SHA", sha[b.path], f"sha256 of the {colour.lower()} frame")
+    if blend is None:
+        for colour, b in zip(("BLUE", "GREEN", "RED"), bands):
+            set_card(header, f"AE_{colour[:1]}SRC", b.name[-60:] if b.filter != "mean" else "mean of blue and red",
+                     f"{colour.lower()} channel frame")
+            set_card(header, f"AE_{colour[:1]}FLT", b.filter or "unknown", f"{colour.lower()} filter")
+            if b.section:  # the cut-out of its frame (--cutout)
+                set_card(header, f"AE_{colour[:1]}CUT", b.section[-68:], f"{colour.lower()} frame's cut-out pixels")
+            if b.filter != "mean":  # a synthesised green has no file of its own
+                set_card(header, f"AE_{colour[:1]}SHA", sha[b.path], f"sha256 of the {colour.lower()} frame")
+    else:  # each channel a blend: its filters and weights; each band's frame, filter and sha256 in HISTORY
+        for c, colour in enumerate(("BLUE", "GREEN", "RED")):
+            mix = "+".join(f"{b.filter}*{w:.2f}" for b, w in zip(bands, blend[:, c]) if w > 0)
+            set_card(header, f"AE_{colour[:1]}SRC", f"blend of {int((blend[:, c] > 0).sum())} bands (HISTORY)",
+                     f"{colour.lower()} channel frames")
+            set_card(header, f"AE_{colour[:1]}FLT", mix[:68], f"{colour.lower()} filters*weights")
+        set_card(header, "AE_NBAND", len(bands), "bands, each a hue by wavelength rank")
+        for k, (b, w) in enumerate(zip(bands, blend)):
+            add_text(header, "HISTORY", f"astroenhance compose band {k + 1} of {len(bands)}: {b.name}, filter "
+                                        f"{b.filter} ({b.wavelength:.0f} nm), weight in blue {w[0]:.3f} green "
+                                        f"{w[1]:.3f} red {w[2]:.3f}, sha256 {sha[b.path]}"
+                                        + (f", cut-out {b.section}" if b.section else ""))
     set_card(header, "AE_INSHA", ",".join(h[:16] for h in sha.values()), "inputs' sha256 (16 hex each)")
     set_card(header, "AE_CMETH", method, "composite method")
     set_card(header, "AE_CREF", bands[ref_index].name[-60:], "frame whose grid was used")

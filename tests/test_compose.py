@@ -537,11 +537,53 @@ def test_two_filters_on_different_grids_make_green_on_the_common_grid(tmp_path):
         assert np.std(plane[bright] - fit) < 0.01 * np.std(plane[bright]), np.std(plane[bright] - fit) / np.std(plane[bright])
 
 
-def test_more_than_three_filters_are_refused_naming_them(tmp_path):
+def test_four_filters_or_more_each_get_a_hue_by_wavelength(tmp_path):
+    """Four filters or more (a Frontier Field's seven) were refused; each band now gets a hue by its rank in
+    wavelength, blue through green to red (`chromatic_weights`: three bands are each their own channel), every band
+    brought to one scale first; each channel's filters and weights are in its cards, each band's frame, filter,
+    weights and sha256 in HISTORY. A band of unknown filter among more than three is refused, naming it."""
+    from astroenhance.compose import _scaled, chromatic_channels, chromatic_weights
+    from astroenhance.models.weights import sha256_file
+
     z = _with_filter(BANDS[2], tmp_path / "z.fits", "z.MP9801")
-    result = runner.invoke(app, ["compose", *map(str, BANDS), str(z), "-o", str(tmp_path / "o")], terminal_width=300)
-    assert result.exit_code == 2
-    assert "4 filters (g.MP9401, r.MP9601, i.MP9701, z.MP9801)" in result.output.replace("\n", " ")
+    result = runner.invoke(app, ["compose", str(z), *map(str, BANDS), "-o", str(tmp_path / "o"), "--name", "c4"])
+    assert result.exit_code == 0, result.output
+    with fits.open(tmp_path / "o" / "c4.composite.fits") as h:
+        p, history = h[0].header, " ".join(h["RED"].header["HISTORY"])
+        assert p["AE_NBAND"] == 4 and p["AE_BFLT"] == "g.MP9401*0.75+r.MP9601*0.25"
+        assert p["AE_GFLT"] == "r.MP9601*0.50+i.MP9701*0.50" and p["AE_RFLT"] == "i.MP9701*0.25+z.MP9801*0.75"
+        rgb = np.stack([h[c].data for c in ("RED", "GREEN", "BLUE")]).astype(np.float64)
+    for k, band in enumerate([BANDS[0], BANDS[1], BANDS[2], z]):  # (blue to red, whatever the order given)
+        assert f"band {k + 1} of 4: {band.name}" in history and sha256_file(band) in history.replace(" ", "")
+    assert np.isfinite(rgb).all() and rgb.std(axis=(1, 2)).min() > 0.01
+    stack = np.stack([fits.getdata(b).astype(np.float64) for b in BANDS])
+    common = np.isfinite(stack).all(axis=0)
+    np.testing.assert_array_equal(chromatic_weights(3), np.eye(3))
+    three = chromatic_channels(stack, chromatic_weights(3))
+    for c in range(3):
+        np.testing.assert_allclose(three[c], _scaled(stack[c], common), rtol=1e-12)
+    four = chromatic_channels(np.concatenate([stack, stack[2:]]), chromatic_weights(4))
+    np.testing.assert_allclose(four[0], 0.75 * _scaled(stack[0], common) + 0.25 * _scaled(stack[1], common))
+    unnamed = tmp_path / "unnamed.fits"
+    data, header = fits.getdata(BANDS[2], header=True)
+    del header["FILTER"]
+    fits.writeto(unnamed, data * 2, header)
+    result = runner.invoke(app, ["compose", *map(str, BANDS), str(unnamed), "-o", str(tmp_path / "u")],
+                           terminal_width=300)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "4 filters: more than three are given hues in order of wavelength" in said, said
+    assert "the filter of unnamed.fits is not known" in said and not (tmp_path / "u").exists()
+
+
+@given(st.integers(3, 24))
+def test_chromatic_weights_go_from_blue_to_red(n):
+    from astroenhance.compose import chromatic_weights
+
+    w = chromatic_weights(n)
+    np.testing.assert_allclose(w.sum(axis=0), 1.0)
+    assert (w >= 0).all() and w[0, 1:].sum() == 0 and w[-1, :2].sum() == 0 and (w.sum(axis=1) > 0).all()
+    redness = (w[:, 2] - w[:, 0]) / w.sum(axis=1)
+    assert (np.diff(redness) > 0).all()
 
 
 def test_a_mosaic_of_different_filters_says_so(tmp_path):
@@ -921,8 +963,8 @@ def test_mosaic_and_compose_take_a_folder_as_run_does(tmp_path):
     cfht.mkdir()
     for band in BANDS:
         shutil.copy(band, cfht / band.name)
-    for given, out in (([str(b) for b in sorted(cfht.iterdir())], "by_name"), ([str(cfht)], "by_folder")):
-        r = runner.invoke(app, ["compose", *given, "-o", str(tmp_path / out), "--format", "fits"])
+    for args, out in (([str(b) for b in sorted(cfht.iterdir())], "by_name"), ([str(cfht)], "by_folder")):
+        r = runner.invoke(app, ["compose", *args, "-o", str(tmp_path / out), "--format", "fits"])
         assert r.exit_code == 0 and ("blue-to-red" in r.output) == (out == "by_name"), r.output
     with fits.open(tmp_path / "by_name" / "CFHTLS-test.composite.fits") as a, \
             fits.open(tmp_path / "by_folder" / "CFHTLS-test.composite.fits") as b:

@@ -18,7 +18,7 @@ from ..models.weights import WeightsInfo, sha256_file
 NOT_MEASUREMENT = ("Generated detail is not measurement: colour and sub-pixel structure are predicted "
                    "by neural networks; use the input frame for photometry and astrometry.")
 DISPLAY_BUNIT = ("display", "stretched display values in [0, 1], not flux")
-COMPOSITE_CARDS = ("AE_CMETH", "AE_CREF", *(f"AE_{c}{k}" for c in "BGR" for k in ("SRC", "FLT", "SHA", "CUT")))
+COMPOSITE_CARDS = ("AE_CMETH", "AE_CREF", "AE_NBAND", *(f"AE_{c}{k}" for c in "BGR" for k in ("SRC", "FLT", "SHA", "CUT")))
 
 
 PHOTOMETRY = ("BUNIT", "PHOTFLAM", "PHOTFNU", "PHOTZPT")
