@@ -269,7 +269,7 @@ def run(
     hdu: Annotated[str | None, typer.Option(help="FITS HDU by name (SCI, 'SCI,2') or index, or a chip label from the output names (sci2; chip3 of a WFPC2 stack). 'all': every image of a file of stamps, each its own output (stem.hduN...). Default: the SCI extension(s), else the first 2-D image; every chip of a multi-chip frame goes to its own output; of an up-the-ramp file (WFC3/IR _ima), the last read.", rich_help_panel="Display and FITS layout")] = None,
     cutout: Annotated[str | None, typer.Option(help="Enhance only a part of each frame, about this centre: a sky position 'RA DEC' (ICRS; degrees '150.1191 2.2059' or '10:00:28.6 +02:12:21') or a pixel 'X Y pix' (1-based, as DS9 shows it: y up from the bottom row, pictures too); several centres separated by ';' (or --cutout-file), each its own output. The cut-out is whole input pixels with their noise, DQ flags and exact WCS; the sky, noise and display range are measured on it. Outputs: <stem>[.<chip>].x<X1>-<X2>y<Y1>-<Y2>.enhanced.<ext> (its FITS section, also in AE_CUT). Chips that do not hold the centre are left out; frames that do not are an error, or in a folder skipped. (A 4096x2048 ACS/WFC chip makes a 134-megapixel output; a galaxy in it is a few hundred pixels.)", show_default=False, rich_help_panel="Display and FITS layout")] = None,
     cutout_size: Annotated[str | None, typer.Option(help="The cut-out's size: input pixels ('256'; '400x300', width x height) or an angle on the sky ('30arcsec', '1.5arcmin', '20x10arcsec'); trimmed at the frame's edges. Alone: about the frame's centre. Default with --cutout: 256 pixels.", show_default=False, rich_help_panel="Display and FITS layout")] = None,
-    cutout_file: Annotated[Path | None, typer.Option(help="A text file of cut-out centres, one per line as --cutout takes them ('RA DEC' or 'X Y pix'; text after '#' ignored): a catalogue of targets, each cut from every frame that holds it (one that cannot be enhanced is named, the others written). Adds to --cutout.", exists=True, dir_okay=False, show_default=False, rich_help_panel="Display and FITS layout")] = None,
+    cutout_file: Annotated[Path | None, typer.Option(help="A text file of cut-out centres, one per line as --cutout takes them ('RA DEC' or 'X Y pix'; text after '#' ignored), or a CSV catalogue (RA and Dec from the columns its header names ra/dec, RAJ2000/DEJ2000, ALPHA_J2000/DELTA_J2000..., else the first two): a catalogue of targets, each cut from every frame that holds it (one that cannot be enhanced is named, the others written). Adds to --cutout.", exists=True, dir_okay=False, show_default=False, rich_help_panel="Display and FITS layout")] = None,
     noise: Annotated[Path | None, typer.Option(help="An rms (sigma) map of the one input frame, same shape, input units: its median is the frame's noise (and where the sky's depth varies, its map: --noise-map); pixels it gives 0, infinity or no value are no data. Default: the median of the file's ERR extension (flt/flc), else of 1/sqrt(WHT) (drz/drc with inverse-variance weights), else estimated from the pixels; the header says which (AE_SIGSR).", exists=True, dir_okay=False, show_default=False, rich_help_panel="HST data quality")] = None,
     weight: Annotated[Path | None, typer.Option(help="An inverse-variance weight map of the one input frame (a drizzled mosaic's separate _wht file), same shape: read as a WHT extension is — sigma = 1/sqrt(weight), checked against the pixels' own noise (an exposure-time map gives only how the depth varies), and pixels of no weight (0: nothing drizzled there) are no data. Instead of --noise.", exists=True, dir_okay=False, show_default=False, rich_help_panel="HST data quality")] = None,
     dq: Annotated[Path | None, typer.Option("--dq", help="A data-quality file of the one input (WFPC2's _c1m/_c1f for its _c0m/_c0f; --companions finds those beside their frames): its image planes, one per chip in the frame file's order, each the chip's shape, integer flags; those --dq-mask lists are no data (AE_DQFIL, AE_DQSHA), with the file's own DQ where it has one.", exists=True, dir_okay=False, show_default=False, rich_help_panel="HST data quality")] = None,
@@ -458,10 +458,42 @@ def _cutout_centres(cutout: str | None, cutout_file: Path | None) -> str | None:
         lines = cutout_file.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise SettingsError(f"--cutout-file {cutout_file}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
-    centres = [c for c in (line.split("#", 1)[0].strip() for line in lines) if c]
+    centres = _catalogue_centres(cutout_file, [c for c in (line.split("#", 1)[0].strip() for line in lines) if c])
     if not centres:
         raise SettingsError(f"--cutout-file {cutout_file}: no centre in it (one 'RA DEC' or 'X Y pix' per line)")
     return "; ".join(([cutout] if cutout else []) + centres)
+
+
+#: a catalogue's columns of right ascension and declination (lower case), as TOPCAT, VizieR and SExtractor name them
+RA_COLUMNS = ("ra", "raj2000", "_raj2000", "ra_icrs", "ra_deg", "alpha_j2000", "alpha_sky", "x_world")
+DEC_COLUMNS = ("dec", "dej2000", "_dej2000", "decj2000", "de_icrs", "dec_icrs", "dec_deg", "delta_j2000",
+               "delta_sky", "y_world")
+
+
+def _catalogue_centres(path: Path, rows: list[str]) -> list[str]:
+    """The centres of a cut-out file: one per line as given, or — its first line holding a comma — a CSV
+    catalogue: RA and Dec from the columns its header names (`RA_COLUMNS`, `DEC_COLUMNS`; others, such as a name,
+    ignored), else from the first two columns (degrees or sexagesimal, ICRS)."""
+    if not rows or "," not in rows[0]:
+        return rows
+    cells = [[c.strip() for c in row] for row in csv.reader(rows)]
+    head = [c.lower() for c in cells[0]]
+    ra = next((head.index(n) for n in RA_COLUMNS if n in head), None)
+    dec = next((head.index(n) for n in DEC_COLUMNS if n in head), None)
+    if (ra is None) != (dec is None):
+        raise SettingsError(f"--cutout-file {path}: its header names a column of {'RA' if dec is None else 'Dec'} "
+                            f"but none of {'Dec' if dec is None else 'RA'} (columns: {', '.join(cells[0])})")
+    if ra is None:
+        if any(c and c[0].isalpha() for c in cells[0]):
+            raise SettingsError(f"--cutout-file {path}: no column of RA and Dec in its header (columns: "
+                                f"{', '.join(cells[0])}; name them ra and dec)")
+        ra, dec = 0, 1
+    else:
+        cells = cells[1:]
+    for row in cells:
+        if len(row) <= max(ra, dec) or not row[ra] or not row[dec]:
+            raise SettingsError(f"--cutout-file {path}: a row without RA and Dec: {','.join(row)!r}")
+    return [f"{row[ra]} {row[dec]}" for row in cells]
 
 
 def _report_settings(enhancer, inputs: list[Path], companions: bool) -> dict:

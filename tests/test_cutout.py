@@ -332,3 +332,38 @@ def test_a_mosaic_cut_out_where_no_frame_has_pixels_is_one_line_and_writes_nothi
                                      "6", *extra])
         assert r.exit_code == 1 and said in " ".join(r.output.split()), r.output
         assert not out.exists()  # (the folder mosaic made for it is gone again)
+
+
+def test_a_csv_catalogue_of_targets_gives_the_cut_outs_its_ra_and_dec_name(tmp_path):
+    """`--cutout-file` takes a CSV catalogue as TOPCAT or VizieR writes it: RA and Dec from the columns its header
+    names (a name column beside them ignored), or the first two columns of one without a header (sexagesimal
+    too); the same cut-outs as those centres given to --cutout. A header naming RA but no Dec, or neither, is one
+    line (exit 2) naming its columns."""
+    from astroenhance.io.readers import read_frame
+
+    _, wcs, _ = read_frame(HRC)
+    sky = wcs.pixel_to_world([60.0, 180.0], [70.0, 150.0])
+    deg = [f"{c.ra.deg:.7f} {c.dec.deg:.7f}" for c in sky]
+    files = {"named.csv": "name,RAJ2000,DEJ2000,mag\n" + "".join(f"g{k},{d.replace(' ', ',')},21.5\n"
+                                                                  for k, d in enumerate(deg)),
+             "bare.csv": "".join(f"{c.ra.to_string('hourangle', sep=':', precision=4)},"
+                                 f"{c.dec.to_string(sep=':', precision=3, alwayssign=True)}\n" for c in sky)}
+
+    def planned(*how):
+        r = CliRunner().invoke(app, ["run", str(HRC), "-o", str(tmp_path / "out"), "--dry-run", "--cutout-size", "24",
+                                     *how], terminal_width=400)
+        assert r.exit_code == 0, r.output
+        return sorted(w for w in r.output.split() if ".enhanced.fits" in w)
+
+    expected = planned("--cutout", "; ".join(deg))
+    assert len(expected) == 2
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+        assert planned("--cutout-file", str(tmp_path / name)) == expected, name
+    for text, said in (("id,ra,mag\n1,10.0,20\n", "names a column of RA but none of Dec (columns: id, ra, mag)"),
+                       ("id,x,y\n1,10.0,20\n", "no column of RA and Dec in its header (columns: id, x, y")):
+        (tmp_path / "bad.csv").write_text(text)
+        r = CliRunner().invoke(app, ["run", str(HRC), "-o", str(tmp_path / "o"), "--cutout-file",
+                                     str(tmp_path / "bad.csv")], terminal_width=400)
+        assert r.exit_code == 2 and said in " ".join(r.output.split()), r.output
+        assert not (tmp_path / "o").exists()
