@@ -1036,6 +1036,7 @@ def mosaic(
 
     from .compose import (
         band_within,
+        check_scratch_room,
         coadd,
         enhance_frames,
         enhanced_outputs,
@@ -1046,6 +1047,7 @@ def mosaic(
         mosaic_grid,
         on_grid_units,
         read_bands,
+        scratch_bytes,
         write_science_mosaic,
     )
     from .errors import InputError
@@ -1101,6 +1103,14 @@ def mosaic(
                       markup=False)
     if section:
         err.print(f"note: the mosaic's grid cut to {section} ({cuts[0].describe()}; AE_CUT)", markup=False)
+    finer = EnhanceConfig().scale if enhance else 1  # (--enhance makes the frames and the grid 4x finer)
+    if done is not None:  # colour frames held in scratch files: run's outputs, or the frames --enhance makes
+        held = [d.shape for d in done]
+    else:
+        held = [(b.data.shape[0] * finer, b.data.shape[1] * finer) for b in bands] if enhance else []
+    grown = 1 if enhance else 0  # (the enhanced frames' own grid may reach a pixel further)
+    check_scratch_room(outdir, scratch_bytes(held, ((shape[0] + grown) * finer, (shape[1] + grown) * finer),
+                                             3 if enhance or done is not None else 1))
     with _output_folder(outdir), tempfile.TemporaryDirectory(dir=outdir, prefix=".astroenhance-tmp-mosaic-") as scratch:
         if enhance:
             enh = Enhancer(EnhanceConfig(weights=str(weights) if weights else None))

@@ -649,6 +649,27 @@ def enhance_frames(bands: list[Band], enhancer, match_background: bool = True,
     return out
 
 
+def scratch_bytes(frames: list[tuple[int, int]], grid: tuple[int, int], planes: int) -> int:
+    """The scratch space a mosaic takes while it works: the colour frames it holds in files (``frames``: their
+    shapes, R, G, B in float32; none for a science mosaic, whose frames stay as read) and the co-added grid's values
+    and footprints (float64, ``planes`` each)."""
+    return sum(h * w * 3 * 4 for h, w in frames) + grid[0] * grid[1] * planes * 8 * 2
+
+
+def check_scratch_room(folder: Path, needed: int) -> None:
+    """An `OutputError` when the disk holding ``folder`` (or the nearest folder above it that exists) has less than
+    ``needed`` bytes free: said before hours of work go into a mosaic that could not be finished."""
+    import shutil
+
+    from .errors import OutputError
+
+    where = next(p for p in (folder, *folder.parents) if p.exists())
+    free = shutil.disk_usage(where).free
+    if needed > free:
+        raise OutputError(f"{folder}: the mosaic needs about {needed / 1e9:.1f} GB of scratch space there while it "
+                          f"works ({free / 1e9:.1f} GB free): free space, or give -o on a disk with room")
+
+
 #: the display mapping's keywords: enhanced frames that differ in any show seams where they meet
 MAPPING_KEYWORDS = ("AE_STRCH", "AE_STRA", "AE_INTVL", "AE_VMIN", "AE_VMAX")
 

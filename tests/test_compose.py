@@ -974,3 +974,39 @@ def test_mosaic_and_compose_take_a_folder_as_run_does(tmp_path):
     empty.mkdir()
     r = runner.invoke(app, ["mosaic", str(empty), "-o", str(tmp_path / "none")])
     assert r.exit_code == 2 and "no frames to combine: no FITS file found" in " ".join(r.output.split()), r.output
+
+
+@pytest.mark.parametrize("what", ["science", "outputs", "enhance"])
+def test_a_mosaic_says_before_any_work_when_its_scratch_would_not_fit(tmp_path, monkeypatch, what):
+    """The scratch a mosaic needs (its colour frames in files, the grid's values and footprints) is estimated from
+    the frames and the grid before any work (`scratch_bytes`), at least what it allocates and not far above; with
+    less free on that disk, one line says how much is needed and free, nothing is enhanced or written — a 20-frame
+    `--enhance` would otherwise fail after hours."""
+    import shutil as sh
+    from collections import namedtuple
+
+    from astroenhance import compose
+    from astroenhance.io import writers
+
+    _, _, paths = _pieces(tmp_path)
+    frames = [str(p) for p in paths[:2]]
+    if what == "outputs":
+        ran = runner.invoke(app, ["run", *frames, "-o", str(tmp_path / "e"), "--format", "fits", "-q"])
+        assert ran.exit_code == 0, ran.output
+        frames = [str(tmp_path / "e" / f"piece{k}.enhanced.fits") for k in (0, 1)]
+    extra = ["--enhance"] if what == "enhance" else []
+    estimated, allocated = [], []
+    estimate, allocate = compose.scratch_bytes, writers.scratch_array
+    monkeypatch.setattr(compose, "scratch_bytes", lambda *a: estimated.append(estimate(*a)) or estimated[-1])
+    monkeypatch.setattr(writers, "scratch_array", lambda p, d, s: allocated.append(np.dtype(d).itemsize
+                                                                                  * int(np.prod(s))) or allocate(p, d, s))
+    r = runner.invoke(app, ["mosaic", *frames, "-o", str(tmp_path / "m"), "--format", "fits", *extra])
+    assert r.exit_code == 0, r.output
+    assert sum(allocated) <= estimated[0] <= 1.3 * sum(allocated), (estimated, sum(allocated))
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(sh, "disk_usage", lambda p: usage(10**12, 10**12 - estimated[0] // 2, estimated[0] // 2))
+    monkeypatch.setattr(compose, "enhance_frames", lambda *a, **k: pytest.fail("enhanced with no room"))
+    r = runner.invoke(app, ["mosaic", *frames, "-o", str(tmp_path / "full" / "m"), *extra])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 1 and f"the mosaic needs about {estimated[0] / 1e9:.1f} GB of scratch space" in said, said
+    assert not (tmp_path / "full").exists()
