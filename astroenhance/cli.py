@@ -1029,7 +1029,9 @@ def mosaic(
     Without --enhance the FITS keeps the data's own units (a science mosaic, one image + a FOOTPRINT extension;
     amounts per pixel put on the grid's pixel area, counts or electrons gathered over the exposure on the first
     frame's EXPTIME, each factor in HISTORY) and the PNG is a display version; with --enhance the frames are
-    enhanced first and the mosaic is colour."""
+    enhanced first and the mosaic is colour.  It works in memory-mapped scratch files in a hidden folder under -o
+    (a colour mosaic: 48 bytes per grid pixel and 12 per frame pixel), their size checked against the free space
+    before any work."""
     import tempfile
 
     import numpy as np
