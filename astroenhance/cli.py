@@ -455,7 +455,7 @@ def _cutout_centres(cutout: str | None, cutout_file: Path | None) -> str | None:
     if cutout_file is None:
         return cutout
     try:
-        lines = cutout_file.read_text(encoding="utf-8").splitlines()
+        lines = cutout_file.read_text(encoding="utf-8-sig").splitlines()  # (a spreadsheet's CSV: a BOM first)
     except (OSError, UnicodeDecodeError) as exc:
         raise SettingsError(f"--cutout-file {cutout_file}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
     centres = _catalogue_centres(cutout_file, [c for c in (line.split("#", 1)[0].strip() for line in lines) if c])

@@ -357,8 +357,9 @@ def test_a_csv_catalogue_of_targets_gives_the_cut_outs_its_ra_and_dec_name(tmp_p
 
     expected = planned("--cutout", "; ".join(deg))
     assert len(expected) == 2
+    files["excel.csv"] = "\ufeffRA,Dec\n" + "".join(d.replace(" ", ",") + "\n" for d in deg)  # (a byte-order mark first)
     for name, text in files.items():
-        (tmp_path / name).write_text(text)
+        (tmp_path / name).write_text(text, encoding="utf-8")
         assert planned("--cutout-file", str(tmp_path / name)) == expected, name
     for text, said in (("id,ra,mag\n1,10.0,20\n", "names a column of RA but none of Dec (columns: id, ra, mag)"),
                        ("id,x,y\n1,10.0,20\n", "no column of RA and Dec in its header (columns: id, x, y")):
