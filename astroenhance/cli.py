@@ -471,12 +471,13 @@ DEC_COLUMNS = ("dec", "dej2000", "_dej2000", "decj2000", "de_icrs", "dec_icrs", 
 
 
 def _catalogue_centres(path: Path, rows: list[str]) -> list[str]:
-    """The centres of a cut-out file: one per line as given, or — its first line holding a comma — a CSV
-    catalogue: RA and Dec from the columns its header names (`RA_COLUMNS`, `DEC_COLUMNS`; others, such as a name,
-    ignored), else from the first two columns (degrees or sexagesimal, ICRS)."""
-    if not rows or "," not in rows[0]:
+    """The centres of a cut-out file: one per line as given, or — its first line holding a comma (or a semicolon,
+    as spreadsheets write CSV in some countries) — a CSV catalogue: RA and Dec from the columns its header names
+    (`RA_COLUMNS`, `DEC_COLUMNS`; others, such as a name, ignored), else from the first two columns (degrees or
+    sexagesimal, ICRS)."""
+    if not rows or not (delimiter := next((d for d in ",;" if d in rows[0]), None)):
         return rows
-    cells = [[c.strip() for c in row] for row in csv.reader(rows)]
+    cells = [[c.strip() for c in row] for row in csv.reader(rows, delimiter=delimiter)]
     head = [c.lower() for c in cells[0]]
     ra = next((head.index(n) for n in RA_COLUMNS if n in head), None)
     dec = next((head.index(n) for n in DEC_COLUMNS if n in head), None)

@@ -358,6 +358,7 @@ def test_a_csv_catalogue_of_targets_gives_the_cut_outs_its_ra_and_dec_name(tmp_p
     expected = planned("--cutout", "; ".join(deg))
     assert len(expected) == 2
     files["excel.csv"] = "\ufeffRA,Dec\n" + "".join(d.replace(" ", ",") + "\n" for d in deg)  # (a byte-order mark first)
+    files["semicolons.csv"] = "id;ra;dec\n" + "".join(f"{k};{d.replace(' ', ';')}\n" for k, d in enumerate(deg))
     for name, text in files.items():
         (tmp_path / name).write_text(text, encoding="utf-8")
         assert planned("--cutout-file", str(tmp_path / name)) == expected, name
