@@ -1144,7 +1144,7 @@ def mosaic(
             raise InputError("the mosaic has no data: " + (f"the cut-out ({cuts[0].describe()}: {section} of its grid) "
                              "falls where no frame has pixels" if cuts else "no frame has a pixel with data on its grid"))
         science = write_science_mosaic(outdir / f"{name}.mosaic.fits", arr, fp, wcs, bands, combine.value, grid.value,
-                                       match_background, offsets, scales, exposure, section)
+                                       match_background, offsets, scales, exposure, section, Path(scratch))
         preview = from_array(arr, wcs, name="mosaic", origin="lower", header=bands[0].header)  # (read by rows)
         preview.section = section
         enh = Enhancer(EnhanceConfig(colorize=False, upscale=False, formats=("png",)))

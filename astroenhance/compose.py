@@ -651,9 +651,11 @@ def enhance_frames(bands: list[Band], enhancer, match_background: bool = True,
 
 def scratch_bytes(frames: list[tuple[int, int]], grid: tuple[int, int], planes: int) -> int:
     """The scratch space a mosaic takes while it works: the colour frames it holds in files (``frames``: their
-    shapes, R, G, B in float32; none for a science mosaic, whose frames stay as read) and the co-added grid's values
-    and footprints (float64, ``planes`` each)."""
-    return sum(h * w * 3 * 4 for h, w in frames) + grid[0] * grid[1] * planes * 8 * 2
+    shapes, R, G, B in float32; none for a science mosaic, whose frames stay as read), the co-added grid's values
+    and footprints (float64, ``planes`` each) and, for a science mosaic, both again as the float32 it writes."""
+    grid_pixels = grid[0] * grid[1]
+    return sum(h * w * 3 * 4 for h, w in frames) + grid_pixels * planes * 8 * 2 + (grid_pixels * 4 * 2 if planes == 1
+                                                                                  else 0)
 
 
 def check_scratch_room(folder: Path, needed: int) -> None:
@@ -863,10 +865,25 @@ def mixed_frames(bands: list[Band]) -> list[str]:
     return said
 
 
+def _big_endian_float32(a: np.ndarray, into: Path | None = None) -> np.ndarray:
+    """``a`` as float32 in FITS's byte order, as astropy writes (and checksums) it without a copy of its own; with
+    ``into`` a memory-mapped scratch file filled in strips, so that a large mosaic is never whole in memory."""
+    if into is None:
+        return np.asarray(a, dtype=">f4")
+    from .io.writers import scratch_array
+
+    out = scratch_array(into, ">f4", a.shape)
+    rows = max(1, COADD_STRIP_PIXELS // max(1, a.shape[-1]))
+    for y0 in range(0, a.shape[0], rows):
+        out[y0:y0 + rows] = a[y0:y0 + rows]
+    out.flush()
+    return out
+
+
 def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wcs: WCS, bands: list[Band],
                          combine: str, grid: str, match_background: bool, offsets: np.ndarray | None = None,
                          scales: np.ndarray | None = None, exposure: np.ndarray | None = None,
-                         section: str = "") -> Path:
+                         section: str = "", scratch: Path | None = None) -> Path:
     """A mosaic in the data's own units: primary image + FOOTPRINT extension, the grid's WCS, the first frame's
     keywords and how it was made (each input, the factors that put it in the grid's pixel units, `area_scales`, and
     on the first frame's exposure time, `exposure_scales`, and the background offset subtracted from it); written
@@ -913,8 +930,10 @@ def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wc
         add_text(header, "HISTORY", f"astroenhance mosaic warning: {warning}")
     tmp = temporary_path(path)
     try:
-        fits.HDUList([fits.PrimaryHDU(np.asarray(data, dtype=np.float32), header),
-                      fits.ImageHDU(np.asarray(footprint, dtype=np.float32), name="FOOTPRINT")]).writeto(tmp, checksum=True)
+        planes = [_big_endian_float32(a, None if scratch is None else scratch / f"{name}.npy")
+                  for a, name in ((data, "science"), (footprint, "footprint"))]
+        fits.HDUList([fits.PrimaryHDU(planes[0], header),
+                      fits.ImageHDU(planes[1], name="FOOTPRINT")]).writeto(tmp, checksum=True)
         os.replace(tmp, path)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)

@@ -9,8 +9,10 @@ RSS, its peak anonymous memory (RssAnon: what the kernel cannot drop, memory-map
 time.  The baseline rows co-add the whole grid at once (`compose.COADD_STRIP_PIXELS` set above the grid's size), as
 `mosaic` did before it worked in strips, and hold run's outputs in memory (`compose.enhanced_planes` without its
 scratch file); the others are `mosaic` as shipped (mean, median), then with `--cutout` about the pieces' common
-centre, `run` of one piece whole and cut out, and a colour mosaic of run's outputs of both pieces.  The mosaics of
-the baselines and as shipped are checked equal, pixel for pixel.
+centre, `run` of one piece whole and cut out, a colour mosaic of run's outputs of both pieces, and a science
+mosaic of the first piece and the second placed 4 pieces away (a wide grid, mostly empty: its FITS written from
+float32 copies in memory in the baseline, as before, from scratch files as shipped).  The mosaics of the baselines
+and as shipped are checked equal, pixel for pixel.
 """
 
 from __future__ import annotations
@@ -43,9 +45,10 @@ threading.Thread(target=sample, daemon=True).start()
 from astroenhance import compose
 if os.environ.get("WHOLE_GRID"):
     compose.COADD_STRIP_PIXELS = 1 << 62
-if os.environ.get("IN_MEMORY"):  # run's outputs read into memory, as mosaic did before it used scratch files
-    whole = compose.enhanced_planes
+if os.environ.get("IN_MEMORY"):  # run's outputs, and the science mosaic's float32 planes, in memory, as before
+    whole, float32 = compose.enhanced_planes, compose._big_endian_float32
     compose.enhanced_planes = lambda out, into=None: whole(out)
+    compose._big_endian_float32 = lambda a, into=None: float32(a)
 from astroenhance.cli import app
 sys.argv = ["astroenhance", *json.loads(os.environ["ARGS"])]
 start = time.perf_counter()
@@ -73,8 +76,11 @@ def pieces(frame: Path, size: int, shift: tuple[int, int], folder: Path) -> list
     return out
 
 
-def measure(args: list[str], whole_grid: bool = False) -> dict:
-    env = {"ARGS": json.dumps(args), **({"WHOLE_GRID": "1", "IN_MEMORY": "1"} if whole_grid else {})}
+BEFORE = ("WHOLE_GRID", "IN_MEMORY")  # a baseline's settings: the whole grid at once, planes in memory
+
+
+def measure(args: list[str], before: tuple[str, ...] = ()) -> dict:
+    env = {"ARGS": json.dumps(args), **{flag: "1" for flag in before}}
     done = subprocess.run([sys.executable, "-c", PROBE], env={**__import__("os").environ, **env},
                           capture_output=True, text=True, check=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -98,35 +104,45 @@ def main() -> None:
             ra, dec = WCS(h["SCI"].header).all_pix2world([[args.piece / 4, args.piece / 4]], 0)[0]
         cut = ["--cutout", f"{ra} {dec}", "--cutout-size", args.cutout_size]
         outs = [str(tmp / "f" / f"{p.stem}.enhanced.fits") for p in (p0, p1)]
+        far = tmp / "far_flt.fits"  # the second piece placed 4 pieces away on the sky: a wide, mostly empty grid
+        with fits.open(p1) as h:
+            for ext in ("SCI", "ERR", "DQ"):
+                h[ext].header["CRPIX1"] -= 4 * args.piece
+                h[ext].header["CRPIX2"] -= 4 * args.piece
+            h.writeto(far)
         rows = [
             ("mosaic --enhance, whole grid at once (baseline)", ["mosaic", str(p0), str(p1), "-o", str(tmp / "a"),
-                                                                 "--enhance"], True),
-            ("mosaic --enhance, in strips", ["mosaic", str(p0), str(p1), "-o", str(tmp / "b"), "--enhance"], False),
+                                                                 "--enhance"], BEFORE),
+            ("mosaic --enhance, in strips", ["mosaic", str(p0), str(p1), "-o", str(tmp / "b"), "--enhance"], ()),
             ("mosaic --enhance --cutout", ["mosaic", str(p0), str(p1), "-o", str(tmp / "c"), "--enhance", *cut],
-             False),
-            ("mosaic, whole grid at once (baseline)", ["mosaic", str(p0), str(p1), "-o", str(tmp / "d")], True),
-            ("mosaic, in strips", ["mosaic", str(p0), str(p1), "-o", str(tmp / "e")], False),
+             ()),
+            ("mosaic, whole grid at once (baseline)", ["mosaic", str(p0), str(p1), "-o", str(tmp / "d")], BEFORE),
+            ("mosaic, in strips", ["mosaic", str(p0), str(p1), "-o", str(tmp / "e")], ()),
             ("mosaic --combine median, whole grid (baseline)", ["mosaic", str(p0), str(p1), "-o", str(tmp / "h"),
-                                                                "--combine", "median"], True),
+                                                                "--combine", "median"], BEFORE),
             ("mosaic --combine median, in strips", ["mosaic", str(p0), str(p1), "-o", str(tmp / "i"), "--combine",
-                                                    "median"], False),
-            ("run one piece (baseline)", ["run", str(p1), "-o", str(tmp / "f"), "-q"], False),
-            ("run one piece --cutout", ["run", str(p1), "-o", str(tmp / "g"), "-q", *cut], False),
-            ("run the other piece (for the next rows)", ["run", str(p0), "-o", str(tmp / "f"), "-q"], False),
-            ("mosaic of run's outputs, in memory (baseline)", ["mosaic", *outs, "-o", str(tmp / "j")], True),
-            ("mosaic of run's outputs, in files and strips", ["mosaic", *outs, "-o", str(tmp / "k")], False),
-            ("mosaic of run's outputs --cutout", ["mosaic", *outs, "-o", str(tmp / "l"), *cut], False),
+                                                    "median"], ()),
+            ("run one piece (baseline)", ["run", str(p1), "-o", str(tmp / "f"), "-q"], ()),
+            ("run one piece --cutout", ["run", str(p1), "-o", str(tmp / "g"), "-q", *cut], ()),
+            ("run the other piece (for the next rows)", ["run", str(p0), "-o", str(tmp / "f"), "-q"], ()),
+            ("mosaic of run's outputs, in memory (baseline)", ["mosaic", *outs, "-o", str(tmp / "j")], BEFORE),
+            ("mosaic of run's outputs, in files and strips", ["mosaic", *outs, "-o", str(tmp / "k")], ()),
+            ("mosaic of run's outputs --cutout", ["mosaic", *outs, "-o", str(tmp / "l"), *cut], ()),
+            ("science mosaic far apart, in memory (baseline)", ["mosaic", str(p0), str(far), "-o", str(tmp / "m"),
+                                                                "--format", "fits"], ("IN_MEMORY",)),
+            ("science mosaic far apart, scratch files", ["mosaic", str(p0), str(far), "-o", str(tmp / "n"),
+                                                         "--format", "fits"], ()),
         ]
         print(f"two {args.piece}² pieces of {Path(args.frame).name}, the second {args.shift} pixels on; cut-out "
               f"{args.cutout_size} about RA {ra:.6f} Dec {dec:.6f}")
         print(f"{'command':<50}{'seconds':>9}{'peak RSS MB':>13}{'RssAnon MB':>12}{'x baseline (s, RSS)':>22}")
         base = None
-        for name, command, whole in rows:
-            r = measure(command, whole)
+        for name, command, before in rows:
+            r = measure(command, before)
             base = r if "baseline" in name else base
             ratio = f"{r['seconds'] / base['seconds']:.2f}, {r['rss'] / base['rss']:.2f}"
             print(f"{name:<50}{r['seconds']:>9.1f}{r['rss']:>13.0f}{r['anon']:>12.0f}{ratio:>22}")
-        for a, b in (("a", "b"), ("d", "e"), ("h", "i"), ("j", "k")):
+        for a, b in (("a", "b"), ("d", "e"), ("h", "i"), ("j", "k"), ("m", "n")):
             with fits.open(tmp / a / "mosaic.mosaic.fits") as x, fits.open(tmp / b / "mosaic.mosaic.fits") as y:
                 same = all(np.array_equal(u.data, v.data, equal_nan=True) for u, v in zip(x, y) if u.data is not None)
             print(f"mosaic {a} == mosaic {b} (baseline vs as shipped), every pixel: {same}")

@@ -1010,3 +1010,29 @@ def test_a_mosaic_says_before_any_work_when_its_scratch_would_not_fit(tmp_path, 
     said = " ".join(r.output.split())
     assert r.exit_code == 1 and f"the mosaic needs about {estimated[0] / 1e9:.1f} GB of scratch space" in said, said
     assert not (tmp_path / "full").exists()
+
+
+def test_the_science_mosaic_is_written_from_scratch_files_not_memory(tmp_path, monkeypatch):
+    """The science mosaic's FITS was written from two float32 copies of the whole grid in memory (data, FOOTPRINT:
+    3.2 GB for a 400 Mpx grid); they are now scratch files filled in strips, in FITS's byte order (astropy writes and
+    checksums them without a copy of its own): the same file contents, checksums that verify."""
+    from astroenhance import compose
+
+    _, _, paths = _pieces(tmp_path)
+    made, convert = [], compose._big_endian_float32
+    monkeypatch.setattr(compose, "_big_endian_float32", lambda a, into=None: made.append(into) or convert(a, into))
+    monkeypatch.setattr(compose, "COADD_STRIP_PIXELS", 5_000)  # (strips of a few rows)
+    r = runner.invoke(app, ["mosaic", *map(str, paths), "-o", str(tmp_path / "files"), "--format", "fits"])
+    assert r.exit_code == 0, r.output
+    assert len(made) == 2 and all(p is not None and p.suffix == ".npy" for p in made)
+    monkeypatch.setattr(compose, "_big_endian_float32", lambda a, into=None: convert(a))  # (whole, in memory)
+    r = runner.invoke(app, ["mosaic", *map(str, paths), "-o", str(tmp_path / "memory"), "--format", "fits"])
+    assert r.exit_code == 0, r.output
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (a checksum that does not verify warns)
+        with fits.open(tmp_path / "files" / "mosaic.mosaic.fits", checksum=True) as a, \
+                fits.open(tmp_path / "memory" / "mosaic.mosaic.fits", checksum=True) as b:
+            for x, y in zip(a, b):
+                assert x.data.dtype == np.dtype(">f4")
+                np.testing.assert_array_equal(x.data, y.data)
+                assert x.header["DATASUM"] == y.header["DATASUM"]
