@@ -1021,7 +1021,7 @@ def mosaic(
     clean_cosmic_rays: Annotated[bool | None, typer.Option("--clean-cosmic-rays/--no-clean-cosmic-rays", help=CLEAN_COSMIC_RAYS + " The science FITS records each frame's count in HISTORY.", show_default=False)] = None,
     cutout: Annotated[str | None, typer.Option(help="Only the part of the mosaic about this sky position 'RA DEC' (ICRS; degrees or sexagesimal): its grid cut to --cutout-size, exact WCS, the section in AE_CUT; with --enhance only the part of each frame that it shows is enhanced.", show_default=False)] = None,
     cutout_size: Annotated[str | None, typer.Option(help="The cut-out's size: an angle ('30arcsec', '1.5arcmin', '20x10arcsec') or pixels of the frames ('256', '400x300'). Alone: about the grid's centre. Default with --cutout: 256 pixels.", show_default=False)] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="Comma-separated from fits,png,tiff,jpeg (default fits,png).")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Comma-separated from fits,png,tiff,jpeg (default fits,png): fits is the science mosaic in the data's units (with --enhance, or of run's outputs: the RGB FITS), the others its display version.")] = None,
     companions: Annotated[bool, typer.Option("--companions/--no-companions", help="A frame's rms, weight or data-quality map beside it (x_wht.fits beside x_drz.fits, x_rms.fits beside x.fits, WFPC2's _c1m beside _c0m; named as run --help says) serves as its noise or DQ, and is left out when given too. --no-companions: each frame is read on its own, every file given is a frame.")] = True,
     weights: Annotated[Path | None, typer.Option(help="Weights folder for --enhance.")] = None,
 ) -> None:
@@ -1059,6 +1059,7 @@ def mosaic(
     from .io.readers import from_array
     from .pipeline import Enhancer
 
+    formats = _parse_formats(fmt) or ("fits", "png")  # (a usage error before any frame is read)
     cuts = parse_cutouts(cutout, cutout_size)
     if len(cuts) > 1:
         raise SettingsError(f"--cutout: mosaic makes one mosaic; give one centre (got {len(cuts)})")
@@ -1143,13 +1144,17 @@ def mosaic(
         if not np.isfinite(arr).any():  # (nothing written: a mosaic of no data is no mosaic)
             raise InputError("the mosaic has no data: " + (f"the cut-out ({cuts[0].describe()}: {section} of its grid) "
                              "falls where no frame has pixels" if cuts else "no frame has a pixel with data on its grid"))
-        science = write_science_mosaic(outdir / f"{name}.mosaic.fits", arr, fp, wcs, bands, combine.value, grid.value,
-                                       match_background, offsets, scales, exposure, section, Path(scratch))
-        preview = from_array(arr, wcs, name="mosaic", origin="lower", header=bands[0].header)  # (read by rows)
-        preview.section = section
-        enh = Enhancer(EnhanceConfig(colorize=False, upscale=False, formats=("png",)))
-        res = enh.write_source(preview, outdir, Path(f"{name}.fits"), suffix="mosaic")
-        err.print(f"wrote {science}, " + ", ".join(str(o) for o in res.outputs), markup=False)
+        written = []
+        if "fits" in formats:  # the science mosaic, in the data's units
+            written.append(write_science_mosaic(outdir / f"{name}.mosaic.fits", arr, fp, wcs, bands, combine.value,
+                                                grid.value, match_background, offsets, scales, exposure, section,
+                                                Path(scratch)))
+        if pictures := tuple(f for f in formats if f != "fits"):  # its display version
+            preview = from_array(arr, wcs, name="mosaic", origin="lower", header=bands[0].header)  # (read by rows)
+            preview.section = section
+            enh = Enhancer(EnhanceConfig(colorize=False, upscale=False, formats=pictures))
+            written += enh.write_source(preview, outdir, Path(f"{name}.fits"), suffix="mosaic").outputs
+        err.print("wrote " + ", ".join(str(o) for o in written), markup=False)
 
 
 @contextlib.contextmanager

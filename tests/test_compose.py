@@ -1036,3 +1036,19 @@ def test_the_science_mosaic_is_written_from_scratch_files_not_memory(tmp_path, m
                 assert x.data.dtype == np.dtype(">f4")
                 np.testing.assert_array_equal(x.data, y.data)
                 assert x.header["DATASUM"] == y.header["DATASUM"]
+
+
+def test_a_science_mosaic_writes_the_formats_asked(tmp_path):
+    """`mosaic --format` was ignored by a science mosaic (FITS and a PNG preview always, `--format bogus` too): fits
+    is the science mosaic, the others its display version; a format it does not know is a usage error before any
+    frame is read."""
+    _, _, paths = _pieces(tmp_path)
+    for formats, names in (("fits", ["m.mosaic.fits"]), ("jpeg,png", ["m.mosaic.jpg", "m.mosaic.png"]),
+                           (None, ["m.mosaic.fits", "m.mosaic.png"])):
+        out = tmp_path / str(formats)
+        r = runner.invoke(app, ["mosaic", *map(str, paths[:2]), "-o", str(out), "--name", "m",
+                                *(["--format", formats] if formats else [])])
+        assert r.exit_code == 0, r.output
+        assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == names, formats
+    r = runner.invoke(app, ["mosaic", *map(str, paths[:2]), "-o", str(tmp_path / "bad"), "--format", "fits,bmp"])
+    assert r.exit_code == 2 and "--format 'fits,bmp': choose from" in r.output and not (tmp_path / "bad").exists()
