@@ -181,7 +181,7 @@ def _frames_of(given: list[Path], outdir: Path, companions: bool = True) -> list
 
     left_out: list[tuple[Path, str]] = []
     jobs = discover(given, outdir, skipped=left_out)
-    pictures = [j.path for j in jobs if j.in_folder and not is_fits(j.path)]
+    pictures = {j.path for j in jobs if j.in_folder and not is_fits(j.path)}
     for folder in sorted({p.parent for p in pictures}):
         err.print(f"note: {folder}: {sum(p.parent == folder for p in pictures)} picture(s) (PNG, TIFF, JPEG) in it "
                   "not used: frames in a folder are read from its FITS files (name a picture to use it)", markup=False)

@@ -19,6 +19,7 @@ from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 
 from .errors import InputError
+from .io.writers import scratch_array
 
 #: effective wavelengths (nm) of broad-band letters, for headers without PHOTPLAM
 BAND_NM = {"u": 365, "g": 475, "r": 625, "i": 770, "z": 900, "y": 1000, "U": 365, "B": 445, "V": 551, "R": 658,
@@ -445,8 +446,6 @@ def coadd(frames: list[tuple[np.ndarray, WCS]], wcs: WCS, shape: tuple[int, int]
     offsets = background_offsets(frames, wcs, shape) if match_background else np.zeros(len(frames))
     full = (*planes, *shape)
     if scratch is not None:
-        from .io.writers import scratch_array
-
         array = scratch_array(scratch.with_suffix(".array.npy"), np.float64, full)
         footprint = scratch_array(scratch.with_suffix(".fp.npy"), np.float64, full)  # (zeros)
     else:
@@ -623,8 +622,6 @@ def enhance_frames(bands: list[Band], enhancer, match_background: bool = True,
     No FLUX or FLUXERR plane is made: the mosaic shows the display planes."""
     from .imaging.normalize import Normalizer
     from .io.readers import from_array
-    from .io.writers import scratch_array
-
     frames = [(b.data, b.wcs) for b in bands]
     if match_background and len(frames) > 1:
         offsets = background_offsets(frames, *(grid or mosaic_grid(frames, "optimal")))
@@ -735,8 +732,6 @@ def enhanced_planes(out: Enhanced, into: Path | None = None) -> np.ndarray:
     strips; with ``into`` (a ``.npy`` path) a memory-mapped file there, so that a mosaic of many outputs need not
     hold them all in memory (an ACS/WFC chip's: 1.6 GB)."""
     shape = (*out.shape, 3)
-    from .io.writers import scratch_array
-
     rgb = np.empty(shape, np.float32) if into is None else scratch_array(into, np.float32, shape)
     rows, (ox, oy) = max(16, PLANE_STRIP_PIXELS // out.shape[1]), out.origin
     # (memmap False: astropy reads a section of a scaled plane, BSCALE, BZERO and BLANK applied, only then)
@@ -870,8 +865,6 @@ def _big_endian_float32(a: np.ndarray, into: Path | None = None) -> np.ndarray:
     ``into`` a memory-mapped scratch file filled in strips, so that a large mosaic is never whole in memory."""
     if into is None:
         return np.asarray(a, dtype=">f4")
-    from .io.writers import scratch_array
-
     out = scratch_array(into, ">f4", a.shape)
     rows = max(1, COADD_STRIP_PIXELS // max(1, a.shape[-1]))
     for y0 in range(0, a.shape[0], rows):

@@ -1,14 +1,15 @@
 """Wall time and memory of `mosaic` (and `run`) on a dither of one frame, whole and cut out, in one run.
 
     python benchmarks/bench_mosaic_memory.py [FRAME] [--piece 700] [--shift 300,200] [--cutout-size 10arcsec]
+        [--far PIXELS] [--only TEXT]
 
 FRAME (SCI/ERR/DQ; default the ACS/HRC crop in tests/data — the whole 1024² frame:
 ../shared/data/fits/hst/j8bt06nyq_flt.fits) is cut into two overlapping pieces of PIECE² pixels, the second SHIFT
 pixels on (a dither), written as frames of their own; each row below is one command in a fresh process, its peak
 RSS, its peak anonymous memory (RssAnon: what the kernel cannot drop, memory-mapped scratch excluded) and its wall
 time.  The baseline rows co-add the whole grid at once (`compose.COADD_STRIP_PIXELS` set above the grid's size), as
-`mosaic` did before it worked in strips, and hold run's outputs in memory (`compose.enhanced_planes` without its
-scratch file); the others are `mosaic` as shipped (mean, median), then with `--cutout` about the pieces' common
+`mosaic` did before it worked in strips, hold run's outputs in memory (`compose.enhanced_planes` without its
+scratch file) and co-add a colour mosaic's planes one at a time (the sky mapped once per plane), stacked in memory; the others are `mosaic` as shipped (mean, median), then with `--cutout` about the pieces' common
 centre, `run` of one piece whole and cut out, a colour mosaic of run's outputs of both pieces, and a science
 mosaic of the first piece and the second placed 4 pieces away (a wide grid, mostly empty: its FITS written from
 float32 copies in memory in the baseline, as before, from scratch files as shipped).  The mosaics of the baselines
@@ -45,6 +46,17 @@ threading.Thread(target=sample, daemon=True).start()
 from astroenhance import compose
 if os.environ.get("WHOLE_GRID"):
     compose.COADD_STRIP_PIXELS = 1 << 62
+if os.environ.get("PER_PLANE"):  # a colour mosaic's R, G, B co-added one at a time, stacked in memory, as before
+    import numpy as np
+    together = compose.coadd
+    def coadd(frames, wcs, shape, combine="mean", match_background=True, scratch=None):
+        if frames[0][0].ndim == 2:
+            return together(frames, wcs, shape, combine, match_background, scratch)
+        each = [together([(f[c], w) for f, w in frames], wcs, shape, combine, match_background,
+                         None if scratch is None else scratch.with_name(f"{scratch.name}{c}"))
+                for c in range(frames[0][0].shape[0])]
+        return np.stack([e[0] for e in each]), np.stack([e[1] for e in each]), each[0][2]
+    compose.coadd = coadd
 if os.environ.get("IN_MEMORY"):  # run's outputs, and the science mosaic's float32 planes, in memory, as before
     whole, float32 = compose.enhanced_planes, compose._big_endian_float32
     compose.enhanced_planes = lambda out, into=None: whole(out)
@@ -76,7 +88,7 @@ def pieces(frame: Path, size: int, shift: tuple[int, int], folder: Path) -> list
     return out
 
 
-BEFORE = ("WHOLE_GRID", "IN_MEMORY")  # a baseline's settings: the whole grid at once, planes in memory
+BEFORE = ("WHOLE_GRID", "IN_MEMORY", "PER_PLANE")  # a baseline: the whole grid at once, planes in memory, one by one
 
 
 def measure(args: list[str], before: tuple[str, ...] = ()) -> dict:
@@ -95,6 +107,8 @@ def main() -> None:
     ap.add_argument("--piece", type=int, default=160)
     ap.add_argument("--shift", default="60,40")
     ap.add_argument("--cutout-size", default="2arcsec")
+    ap.add_argument("--far", type=int, help="pixels the far piece lies away, along x and y (default 4 pieces)")
+    ap.add_argument("--only", help="run only the rows whose name holds this text (e.g. 'far apart')")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,8 +121,8 @@ def main() -> None:
         far = tmp / "far_flt.fits"  # the second piece placed 4 pieces away on the sky: a wide, mostly empty grid
         with fits.open(p1) as h:
             for ext in ("SCI", "ERR", "DQ"):
-                h[ext].header["CRPIX1"] -= 4 * args.piece
-                h[ext].header["CRPIX2"] -= 4 * args.piece
+                h[ext].header["CRPIX1"] -= args.far or 4 * args.piece
+                h[ext].header["CRPIX2"] -= args.far or 4 * args.piece
             h.writeto(far)
         rows = [
             ("mosaic --enhance, whole grid at once (baseline)", ["mosaic", str(p0), str(p1), "-o", str(tmp / "a"),
@@ -138,11 +152,15 @@ def main() -> None:
         print(f"{'command':<50}{'seconds':>9}{'peak RSS MB':>13}{'RssAnon MB':>12}{'x baseline (s, RSS)':>22}")
         base = None
         for name, command, before in rows:
+            if args.only and args.only not in name:
+                continue
             r = measure(command, before)
             base = r if "baseline" in name else base
             ratio = f"{r['seconds'] / base['seconds']:.2f}, {r['rss'] / base['rss']:.2f}"
             print(f"{name:<50}{r['seconds']:>9.1f}{r['rss']:>13.0f}{r['anon']:>12.0f}{ratio:>22}")
         for a, b in (("a", "b"), ("d", "e"), ("h", "i"), ("j", "k"), ("m", "n")):
+            if not (tmp / a).exists() or not (tmp / b).exists():
+                continue  # (rows left out by --only)
             with fits.open(tmp / a / "mosaic.mosaic.fits") as x, fits.open(tmp / b / "mosaic.mosaic.fits") as y:
                 same = all(np.array_equal(u.data, v.data, equal_nan=True) for u, v in zip(x, y) if u.data is not None)
             print(f"mosaic {a} == mosaic {b} (baseline vs as shipped), every pixel: {same}")

@@ -986,7 +986,6 @@ def test_a_mosaic_says_before_any_work_when_its_scratch_would_not_fit(tmp_path, 
     from collections import namedtuple
 
     from astroenhance import compose
-    from astroenhance.io import writers
 
     _, _, paths = _pieces(tmp_path)
     frames = [str(p) for p in paths[:2]]
@@ -996,9 +995,9 @@ def test_a_mosaic_says_before_any_work_when_its_scratch_would_not_fit(tmp_path, 
         frames = [str(tmp_path / "e" / f"piece{k}.enhanced.fits") for k in (0, 1)]
     extra = ["--enhance"] if what == "enhance" else []
     estimated, allocated = [], []
-    estimate, allocate = compose.scratch_bytes, writers.scratch_array
+    estimate, allocate = compose.scratch_bytes, compose.scratch_array
     monkeypatch.setattr(compose, "scratch_bytes", lambda *a: estimated.append(estimate(*a)) or estimated[-1])
-    monkeypatch.setattr(writers, "scratch_array", lambda p, d, s: allocated.append(np.dtype(d).itemsize
+    monkeypatch.setattr(compose, "scratch_array", lambda p, d, s: allocated.append(np.dtype(d).itemsize
                                                                                   * int(np.prod(s))) or allocate(p, d, s))
     r = runner.invoke(app, ["mosaic", *frames, "-o", str(tmp_path / "m"), "--format", "fits", *extra])
     assert r.exit_code == 0, r.output

@@ -186,11 +186,10 @@ def cut_frame(src, cut: Cutout):
     r0 = y0 if src.origin == "lower" else h - (y0 + ny)  # a picture's rows are stored top-down
     section = fits_section(x0, y0, nx, ny)
     tag = f"x{x0 + 1}-{x0 + nx}y{y0 + 1}-{y0 + ny}"  # (the section in a file name)
+    rows = {k: _rows(getattr(src, k), r0, x0, x0 + nx) for k in ("read_rows", "noise_rows", "pixel_noise_rows",
+                                                                   "dq_rows")}  # (each reader cut alike)
     out = replace(src, name=f"{src.name}{section}", shape=(ny, nx), label=f"{src.label}.{tag}" if src.label else tag,
-                  read_rows=_rows(src.read_rows, r0, x0, x0 + nx), noise_rows=_rows(src.noise_rows, r0, x0, x0 + nx),
-                  pixel_noise_rows=_rows(src.pixel_noise_rows, r0, x0, x0 + nx),
-                  dq_rows=_rows(src.dq_rows, r0, x0, x0 + nx), section=section, cutout=cut.describe(),
-                  notes=list(src.notes),
+                  **rows, section=section, cutout=cut.describe(), notes=list(src.notes),
                   wcs=None if src.wcs is None else crop_wcs(src.wcs, x0, y0, nx, ny))
     if out.noise_rows is not None:  # the cut-out's own noise (a drizzled mosaic is deeper in some parts)
         out.noise = sampled_median(out.noise_rows, ny, lambda v: np.isfinite(v) & (v > 0)) or src.noise
