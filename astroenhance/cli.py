@@ -1031,7 +1031,7 @@ def mosaic(
     amounts per pixel put on the grid's pixel area, counts or electrons gathered over the exposure on the first
     frame's EXPTIME, each factor in HISTORY) and the PNG is a display version; with --enhance the frames are
     enhanced first and the mosaic is colour.  It works in memory-mapped scratch files in a hidden folder under -o
-    (a colour mosaic: 48 bytes per grid pixel and 12 per frame pixel), their size checked against the free space
+    (a colour mosaic: 12 bytes per grid pixel and 12 per frame pixel), their size checked against the free space
     before any work."""
     import tempfile
 
@@ -1045,6 +1045,7 @@ def mosaic(
         enhanced_outputs,
         enhanced_planes,
         enhanced_within,
+        has_data,
         mapping_differs,
         mixed_frames,
         mosaic_grid,
@@ -1130,7 +1131,7 @@ def mosaic(
         if enhance or done is not None:  # colour planes in [0, 1], each on its own grid
             with err.status(f"co-adding {len(colour)} frames onto {shape[1]}x{shape[0]}"):  # (R, G, B at once)
                 planes, _, _ = coadd([(np.moveaxis(f, -1, 0), w) for f, w in colour], wcs, shape, combine.value,
-                                     False, Path(scratch) / "rgb")
+                                     False, Path(scratch) / "rgb", np.float32, footprint=False)
             names = [j.path.name for j in jobs] if bands is None else [b.name for b in bands]
             src = from_array(np.moveaxis(planes, 0, -1), wcs, name="mosaic: " + " ".join(names), origin="lower",
                              header=header, dtype_range=(0.0, 1.0))
@@ -1140,8 +1141,8 @@ def mosaic(
             return
         with err.status(f"co-adding {len(bands)} frames onto {shape[1]}x{shape[0]}"):
             arr, fp, offsets = coadd([(b.data, b.wcs) for b in bands], wcs, shape, combine.value, match_background,
-                                     Path(scratch) / "grey")
-        if not np.isfinite(arr).any():  # (nothing written: a mosaic of no data is no mosaic)
+                                     Path(scratch) / "grey", ">f4")  # (the float32 the FITS holds, in its byte order)
+        if not has_data(arr):  # (nothing written: a mosaic of no data is no mosaic)
             raise InputError("the mosaic has no data: " + (f"the cut-out ({cuts[0].describe()}: {section} of its grid) "
                              "falls where no frame has pixels" if cuts else "no frame has a pixel with data on its grid"))
         written = []

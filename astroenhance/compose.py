@@ -427,15 +427,17 @@ def _grid(frames: list[tuple[np.ndarray, WCS]], grid: str) -> tuple[WCS, tuple[i
 
 
 def coadd(frames: list[tuple[np.ndarray, WCS]], wcs: WCS, shape: tuple[int, int], combine: str = "mean",
-          match_background: bool = True, scratch: Path | None = None
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+          match_background: bool = True, scratch: Path | None = None, dtype=np.float64, footprint: bool = True
+          ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """The frames combined onto ``wcs``/``shape`` (mean or first: `reproject_and_coadd`; median: of every frame's
     reprojection), in strips of the grid; with ``scratch`` the output lives in memory-mapped files.  A frame may
     hold planes on one pixel grid, ``(P, H, W)`` (a colour frame's R, G, B): each is combined on its own, the sky
     mapped once for all (outputs ``(P, *shape)``).  ``match_background`` (frames of one plane): each frame first
     shifted by its `background_offsets` (subtracted), which are returned too (zeros without).  (reproject's own
     matching turns a frame that overlaps no other — the chips of an ACS/WFC exposure, either side of their gap —
-    into NaN: its correction is the mean of nothing.)"""
+    into NaN: its correction is the mean of nothing.)  Each strip is combined in float64 and kept as ``dtype`` (a
+    colour mosaic's display values: float32; a science mosaic's: ``">f4"``, the float32 it writes), its footprint
+    too, or not kept (``footprint`` False: None returned) — 12 bytes a grid pixel for R, G, B instead of 48."""
     from reproject.mosaicking import reproject_and_coadd
 
     from .imaging.wcs import crop_wcs
@@ -445,33 +447,34 @@ def coadd(frames: list[tuple[np.ndarray, WCS]], wcs: WCS, shape: tuple[int, int]
         raise ValueError("background matching is for frames of one plane")
     offsets = background_offsets(frames, wcs, shape) if match_background else np.zeros(len(frames))
     full = (*planes, *shape)
-    if scratch is not None:
-        array = scratch_array(scratch.with_suffix(".array.npy"), np.float64, full)
-        footprint = scratch_array(scratch.with_suffix(".fp.npy"), np.float64, full)  # (zeros)
-    else:
-        array, footprint = np.zeros(full), np.zeros(full)
+    kept = ["array", "footprint"] if footprint else ["array"]
+    made = [np.zeros(full, dtype) if scratch is None else scratch_array(scratch.with_suffix(f".{k}.npy"), dtype, full)
+            for k in kept]
     shifted = [(a - o if o else a, w) for (a, w), o in zip(frames, offsets)]
     # in strips of the grid: reproject holds every frame's reprojection (float64, with its coordinates) at once, a
     # few GB for two 2800² frames on their whole grid; a strip's are a strip's (each pixel's value is the same)
     rows = max(16, COADD_STRIP_PIXELS // (shape[1] * int(np.prod(planes))))
     for y0 in range(0, shape[0], rows):
         h = min(rows, shape[0] - y0)
-        strip, out, fp = crop_wcs(wcs, 0, y0, shape[1], h), array[..., y0:y0 + h, :], footprint[..., y0:y0 + h, :]
+        strip = crop_wcs(wcs, 0, y0, shape[1], h)
         if combine == "median":  # (reproject's coadd has none)
             stack = _reprojected(shifted, strip, (h, shape[1]))
-            fp[...] = np.isfinite(stack).sum(axis=0)
+            fp = np.isfinite(stack).sum(axis=0)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # (all-NaN columns: no frame there)
-                out[...] = np.nanmedian(stack, axis=0)
-            continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            reproject_and_coadd(shifted, strip, shape_out=(*planes, h, shape[1]),
-                                reproject_function=interp_keeping_data, combine_function=combine,
-                                match_background=False, blank_pixel_value=np.nan, output_array=out,
-                                output_footprint=fp)
-        out[fp == 0] = np.nan  # (a strip no frame reaches: reproject returns early)
-    return array, footprint, offsets
+                out = np.nanmedian(stack, axis=0)
+        else:
+            out, fp = np.zeros((*planes, h, shape[1])), np.zeros((*planes, h, shape[1]))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                reproject_and_coadd(shifted, strip, shape_out=(*planes, h, shape[1]),
+                                    reproject_function=interp_keeping_data, combine_function=combine,
+                                    match_background=False, blank_pixel_value=np.nan, output_array=out,
+                                    output_footprint=fp)
+            out[fp == 0] = np.nan  # (a strip no frame reaches: reproject returns early)
+        for grid, part in zip(made, (out, fp)):
+            grid[..., y0:y0 + h, :] = part
+    return made[0], made[1] if footprint else None, offsets
 
 
 #: output pixels (times planes) per strip of `coadd` (reproject's memory for one strip: ~100 bytes a pixel per frame)
@@ -648,11 +651,9 @@ def enhance_frames(bands: list[Band], enhancer, match_background: bool = True,
 
 def scratch_bytes(frames: list[tuple[int, int]], grid: tuple[int, int], planes: int) -> int:
     """The scratch space a mosaic takes while it works: the colour frames it holds in files (``frames``: their
-    shapes, R, G, B in float32; none for a science mosaic, whose frames stay as read), the co-added grid's values
-    and footprints (float64, ``planes`` each) and, for a science mosaic, both again as the float32 it writes."""
-    grid_pixels = grid[0] * grid[1]
-    return sum(h * w * 3 * 4 for h, w in frames) + grid_pixels * planes * 8 * 2 + (grid_pixels * 4 * 2 if planes == 1
-                                                                                  else 0)
+    shapes, R, G, B in float32; none for a science mosaic, whose frames stay as read) and the co-added grid in
+    float32 (`coadd`): R, G, B for a colour mosaic (``planes`` 3), the values and their footprint for a science one."""
+    return sum(h * w * 3 * 4 for h, w in frames) + grid[0] * grid[1] * 4 * (planes if planes > 1 else 2)
 
 
 def check_scratch_room(folder: Path, needed: int) -> None:
@@ -860,10 +861,17 @@ def mixed_frames(bands: list[Band]) -> list[str]:
     return said
 
 
+def has_data(a: np.ndarray) -> bool:
+    """Whether ``a`` (a mosaic's grid, maybe a memory map larger than memory) holds a finite value, looked for in
+    strips (``np.isfinite(a).any()`` makes a boolean copy of the whole grid first)."""
+    rows = max(1, COADD_STRIP_PIXELS // max(1, a.shape[-1]))
+    return any(np.isfinite(a[y0:y0 + rows]).any() for y0 in range(0, a.shape[0], rows))
+
+
 def _big_endian_float32(a: np.ndarray, into: Path | None = None) -> np.ndarray:
     """``a`` as float32 in FITS's byte order, as astropy writes (and checksums) it without a copy of its own; with
     ``into`` a memory-mapped scratch file filled in strips, so that a large mosaic is never whole in memory."""
-    if into is None:
+    if into is None or a.dtype == np.dtype(">f4"):  # (a mosaic co-added as that already: no copy)
         return np.asarray(a, dtype=">f4")
     out = scratch_array(into, ">f4", a.shape)
     rows = max(1, COADD_STRIP_PIXELS // max(1, a.shape[-1]))

@@ -9,11 +9,14 @@ pixels on (a dither), written as frames of their own; each row below is one comm
 RSS, its peak anonymous memory (RssAnon: what the kernel cannot drop, memory-mapped scratch excluded) and its wall
 time.  The baseline rows co-add the whole grid at once (`compose.COADD_STRIP_PIXELS` set above the grid's size), as
 `mosaic` did before it worked in strips, hold run's outputs in memory (`compose.enhanced_planes` without its
-scratch file) and co-add a colour mosaic's planes one at a time (the sky mapped once per plane), stacked in memory; the others are `mosaic` as shipped (mean, median), then with `--cutout` about the pieces' common
+scratch file), co-add a colour mosaic's planes one at a time (the sky mapped once per plane), stacked in memory,
+and keep the grid in float64, values and footprints; the others are `mosaic` as shipped (mean, median), then with
+`--cutout` about the pieces' common
 centre, `run` of one piece whole and cut out, a colour mosaic of run's outputs of both pieces, and a science
 mosaic of the first piece and the second placed 4 pieces away (a wide grid, mostly empty: its FITS written from
-float32 copies in memory in the baseline, as before, from scratch files as shipped).  The mosaics of the baselines
-and as shipped are checked equal, pixel for pixel.
+float32 copies in memory in the baseline, as before, from the scratch files it was co-added in as shipped).
+"scratch MB" is the size of the memory-mapped scratch files the command made.  The mosaics of the baselines and as
+shipped are checked equal, pixel for pixel.
 """
 
 from __future__ import annotations
@@ -43,15 +46,25 @@ def sample():
         peak["rss"], peak["anon"] = max(peak["rss"], got["VmRSS"]), max(peak["anon"], got["RssAnon"])
         time.sleep(0.02)
 threading.Thread(target=sample, daemon=True).start()
+import numpy as np
 from astroenhance import compose
+scratch_bytes, allocate = [0], compose.scratch_array
+def counted(path, dtype, shape):  # every scratch file's size (they stay until the mosaic is written)
+    scratch_bytes[0] += np.dtype(dtype).itemsize * int(np.prod(shape))
+    return allocate(path, dtype, shape)
+compose.scratch_array = counted
 if os.environ.get("WHOLE_GRID"):
     compose.COADD_STRIP_PIXELS = 1 << 62
+if os.environ.get("FLOAT64_GRID"):  # the grid kept in float64, values and footprints, as before
+    wide = compose.coadd
+    def coadd(frames, wcs, shape, combine="mean", match_background=True, scratch=None, *more, **kw):
+        return wide(frames, wcs, shape, combine, match_background, scratch)
+    compose.coadd = coadd
 if os.environ.get("PER_PLANE"):  # a colour mosaic's R, G, B co-added one at a time, stacked in memory, as before
-    import numpy as np
     together = compose.coadd
-    def coadd(frames, wcs, shape, combine="mean", match_background=True, scratch=None):
+    def coadd(frames, wcs, shape, combine="mean", match_background=True, scratch=None, *more, **kw):
         if frames[0][0].ndim == 2:
-            return together(frames, wcs, shape, combine, match_background, scratch)
+            return together(frames, wcs, shape, combine, match_background, scratch, *more, **kw)
         each = [together([(f[c], w) for f, w in frames], wcs, shape, combine, match_background,
                          None if scratch is None else scratch.with_name(f"{scratch.name}{c}"))
                 for c in range(frames[0][0].shape[0])]
@@ -68,7 +81,7 @@ try:
     app()
 except SystemExit as exc:
     code = exc.code
-print(json.dumps({"seconds": time.perf_counter() - start, "code": code, **peak}))
+print(json.dumps({"seconds": time.perf_counter() - start, "code": code, "scratch": scratch_bytes[0] / 1e6, **peak}))
 """
 
 
@@ -88,7 +101,8 @@ def pieces(frame: Path, size: int, shift: tuple[int, int], folder: Path) -> list
     return out
 
 
-BEFORE = ("WHOLE_GRID", "IN_MEMORY", "PER_PLANE")  # a baseline: the whole grid at once, planes in memory, one by one
+#: a baseline: the whole grid at once, planes in memory, one by one, the grid in float64
+BEFORE = ("WHOLE_GRID", "IN_MEMORY", "PER_PLANE", "FLOAT64_GRID")
 
 
 def measure(args: list[str], before: tuple[str, ...] = ()) -> dict:
@@ -143,13 +157,15 @@ def main() -> None:
             ("mosaic of run's outputs, in files and strips", ["mosaic", *outs, "-o", str(tmp / "k")], ()),
             ("mosaic of run's outputs --cutout", ["mosaic", *outs, "-o", str(tmp / "l"), *cut], ()),
             ("science mosaic far apart, in memory (baseline)", ["mosaic", str(p0), str(far), "-o", str(tmp / "m"),
-                                                                "--format", "fits"], ("IN_MEMORY",)),
+                                                                "--format", "fits"], ("IN_MEMORY",
+                                                                                      "FLOAT64_GRID")),
             ("science mosaic far apart, scratch files", ["mosaic", str(p0), str(far), "-o", str(tmp / "n"),
                                                          "--format", "fits"], ()),
         ]
         print(f"two {args.piece}² pieces of {Path(args.frame).name}, the second {args.shift} pixels on; cut-out "
               f"{args.cutout_size} about RA {ra:.6f} Dec {dec:.6f}")
-        print(f"{'command':<50}{'seconds':>9}{'peak RSS MB':>13}{'RssAnon MB':>12}{'x baseline (s, RSS)':>22}")
+        print(f"{'command':<50}{'seconds':>9}{'peak RSS MB':>13}{'RssAnon MB':>12}{'scratch MB':>12}"
+              f"{'x baseline (s, RSS)':>22}")
         base = None
         for name, command, before in rows:
             if args.only and args.only not in name:
@@ -157,7 +173,7 @@ def main() -> None:
             r = measure(command, before)
             base = r if "baseline" in name else base
             ratio = f"{r['seconds'] / base['seconds']:.2f}, {r['rss'] / base['rss']:.2f}"
-            print(f"{name:<50}{r['seconds']:>9.1f}{r['rss']:>13.0f}{r['anon']:>12.0f}{ratio:>22}")
+            print(f"{name:<50}{r['seconds']:>9.1f}{r['rss']:>13.0f}{r['anon']:>12.0f}{r['scratch']:>12.0f}{ratio:>22}")
         for a, b in (("a", "b"), ("d", "e"), ("h", "i"), ("j", "k"), ("m", "n")):
             if not (tmp / a).exists() or not (tmp / b).exists():
                 continue  # (rows left out by --only)
