@@ -1038,9 +1038,13 @@ def mosaic(
     import numpy as np
 
     from .compose import (
+        Checksums,
+        band_history,
         band_within,
         check_scratch_room,
         coadd,
+        colour_mosaic_header,
+        cosmic_ray_total,
         enhance_frames,
         enhanced_outputs,
         enhanced_planes,
@@ -1058,6 +1062,7 @@ def mosaic(
     from .imaging.wcs import scale_wcs
     from .io.cutout import cut_grid, parse_cutouts, require_sky_centre
     from .io.readers import from_array
+    from .models.weights import sha256_file
     from .pipeline import Enhancer
 
     formats = _parse_formats(fmt) or ("fits", "png")  # (a usage error before any frame is read)
@@ -1120,7 +1125,11 @@ def mosaic(
         if enhance:
             enh = Enhancer(EnhanceConfig(weights=str(weights) if weights else None))
             with err.status("enhancing frames"):  # backgrounds matched in the data's units, one display mapping
-                colour = enhance_frames(bands, enh, match_background, (wcs, shape), Path(scratch))
+                made = enhance_frames(bands, enh, match_background, (wcs, shape), Path(scratch))
+            colour, shas = [(rgb, w) for rgb, w, _ in made], Checksums()
+            inputs = [band_history(i, b, shas) for i, b in enumerate(bands)]
+            header = colour_mosaic_header(header, [h for _, _, h in made], inputs, list(shas.values()),
+                                          combine.value, grid.value, match_background, cosmic_ray_total(bands))
             if cuts:  # the cut-out's grid made finer (the frames' parts, enhanced, cover a little more)
                 wcs, shape = scale_wcs(wcs, enh.scale)[0], (shape[0] * enh.scale, shape[1] * enh.scale)
             else:
@@ -1128,6 +1137,12 @@ def mosaic(
         elif done is not None:  # (in memory-mapped files: many outputs need not fit in memory together)
             with err.status(f"reading {len(done)} enhanced frames"):
                 colour = [(enhanced_planes(d, Path(scratch) / f"frame{k}.npy"), d.wcs) for k, d in enumerate(done)]
+            shas = [sha256_file(d.path) for d in done]
+            inputs = [[f"astroenhance mosaic input {i + 1}: {d.path.name}", f"astroenhance mosaic input {i + 1} "
+                       f"sha256: {sha}", f"astroenhance mosaic input {i + 1} made from: {d.header.get('AE_INPUT')} "
+                       f"(sha256 {d.header.get('AE_INSHA')})"] for i, (d, sha) in enumerate(zip(done, shas))]
+            header = colour_mosaic_header(None, [d.header for d in done], inputs, shas, combine.value, grid.value,
+                                          False)
         if enhance or done is not None:  # colour planes in [0, 1], each on its own grid
             with err.status(f"co-adding {len(colour)} frames onto {shape[1]}x{shape[0]}"):  # (R, G, B at once)
                 planes, _, _ = coadd([(np.moveaxis(f, -1, 0), w) for f, w in colour], wcs, shape, combine.value,

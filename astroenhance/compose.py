@@ -614,13 +614,14 @@ def band_within(band: Band, wcs: WCS, shape: tuple[int, int], margin: int = 8) -
 
 def enhance_frames(bands: list[Band], enhancer, match_background: bool = True,
                    grid: tuple[WCS, tuple[int, int]] | None = None,
-                   scratch: Path | None = None) -> list[tuple[np.ndarray, WCS]]:
+                   scratch: Path | None = None) -> list[tuple[np.ndarray, WCS, fits.Header]]:
     """Each band enhanced (``enhancer.enhance_array``: colour, 4x) for a colour mosaic, all shown with one display
     mapping so that no seam shows where they meet: first their backgrounds matched in the data's own units
     (`background_offsets` on the grid that holds them all), then one mapping fitted to them together (the median of
     their skies and noises, their brightest pixel: `Normalizer.fit` with the enhancer's FITS stretch and interval).
     ``grid``: a grid that holds them all, where the caller has one (`mosaic_grid`: made here otherwise).
-    Returns ``(rgb, wcs)`` per band, on its own 4x grid; with ``scratch`` (a folder) each ``rgb`` is a memory-mapped
+    Returns ``(rgb, wcs, header)`` per band, on its own 4x grid, the header `run`'s output of it would have (how it
+    was made: networks, weights, display mapping); with ``scratch`` (a folder) each ``rgb`` is a memory-mapped
     file there, written as it is made, so that the frames need not stay in memory (an ACS/WFC chip's: 1.6 GB).
     No FLUX or FLUXERR plane is made: the mosaic shows the display planes."""
     from .imaging.normalize import Normalizer
@@ -644,7 +645,7 @@ def enhance_frames(bands: list[Band], enhancer, match_background: bool = True,
         planes = None if scratch is None else scratch_array(Path(scratch) / f"enhanced{k}.npy", np.float32, shape)
         res = enhancer.enhance_array(a, w, header=b.header, sigma=b.sigma, display=shared, config=display_only,
                                      out=planes)
-        out.append((res.rgb, res.wcs))
+        out.append((res.rgb, res.wcs, res.header))
         del res  # (its luminance too)
     return out
 
@@ -861,6 +862,76 @@ def mixed_frames(bands: list[Band]) -> list[str]:
     return said
 
 
+class Checksums(dict):
+    """sha256 of files, each read once (a multi-chip frame's chips are one file)."""
+
+    def __missing__(self, path: Path) -> str:
+        from .models.weights import sha256_file
+
+        self[path] = sha256_file(path)
+        return self[path]
+
+
+def band_history(i: int, band: Band, shas: Checksums) -> list[str]:
+    """A mosaic's HISTORY lines for its input ``i`` (0-based) read as ``band``: its name, the sha256 of its file
+    and of the maps beside it, the cosmic rays read as no data."""
+    lines = [f"astroenhance mosaic input {i + 1}: {band.name}",
+             f"astroenhance mosaic input {i + 1} sha256: " + ", ".join(shas[p] for p in (band.path, *band.more))]
+    if band.cosmic_rays >= 0:
+        lines.append(f"astroenhance mosaic input {i + 1} cosmic rays: {band.cosmic_rays} pixels sharper than a star "
+                     "can be read as no data")
+    return lines
+
+
+def made_of(headers: list[fits.Header]) -> tuple[fits.Header, list[str]]:
+    """How frames shown together were made — the cards of `pipeline.provenance.MADE_OF` (networks, weights, colour,
+    scale, display mapping) from each frame's header: each card's value where every frame has the same, ``mixed``
+    where they differ (those keywords returned too: each frame's value belongs in HISTORY)."""
+    from .io.writers import set_card
+    from .pipeline.provenance import MADE_OF, MIXED
+
+    made, mixed = fits.Header(), []
+    for card in MADE_OF.values():
+        for key in card if isinstance(card, tuple) else (card,):
+            values = [h.get(key) for h in headers]
+            if values[0] is None:
+                continue
+            same = all(v == values[0] for v in values)
+            set_card(made, key, values[0] if same else MIXED, headers[0].comments[key] if same else
+                     "differs between the frames (HISTORY)")
+            mixed += [] if same else [key]
+    return made, mixed
+
+
+def colour_mosaic_header(header: fits.Header | None, frames: list[fits.Header], inputs: list[list[str]],
+                         shas: list[str], combine: str, grid: str, match_background: bool,
+                         cosmic_rays: int | None = None) -> fits.Header:
+    """The header a colour mosaic is written from (`mosaic --enhance`, or a mosaic of `run`'s outputs): ``header``
+    (the first frame's; None for outputs) with the mosaic's cards (`pipeline.provenance.MOSAIC_CARDS`), its inputs'
+    sha256 (``shas``: AE_INSHA, 16 hex each; whole in the HISTORY ``inputs`` gives, lines per input) and what made
+    its pixels, the ``frames``' enhancement cards (`made_of`), which its provenance records as its own: the step
+    that writes the co-added display planes makes no colour and no detail, the frames' networks did.
+    ``cosmic_rays``: the pixels read as no data in the frames (AE_NCR), where the frames' headers do not say."""
+    from .io.writers import add_text, set_card
+
+    out = fits.Header() if header is None else header.copy()
+    made, mixed = made_of(frames)
+    out.extend(made, update=True)
+    set_card(out, "AE_COMB", combine, "combine function")
+    set_card(out, "AE_GRID", grid, "output grid")
+    set_card(out, "AE_BGMAT", match_background, "backgrounds matched")
+    set_card(out, "AE_NFRM", len(frames), "frames in the mosaic (HISTORY)")
+    set_card(out, "AE_INSHA", ",".join(h[:16] for h in shas), "inputs' sha256 (16 hex each)")
+    if cosmic_rays is not None:
+        set_card(out, "AE_NCR", cosmic_rays, "cosmic-ray pixels read as no data (-1: none)")
+    for i, (lines, frame) in enumerate(zip(inputs, frames)):
+        if mixed:
+            lines = [*lines, f"astroenhance mosaic input {i + 1}: " + ", ".join(f"{k}={frame[k]}" for k in mixed)]
+        for line in lines:
+            add_text(out, "HISTORY", line)
+    return out
+
+
 def has_data(a: np.ndarray) -> bool:
     """Whether ``a`` (a mosaic's grid, maybe a memory map larger than memory) holds a finite value, looked for in
     strips (``np.isfinite(a).any()`` makes a boolean copy of the whole grid first)."""
@@ -895,7 +966,6 @@ def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wc
     from .config import utc_now
     from .io.readers import rescale_pixel_area
     from .io.writers import _write_error, add_text, temporary_path
-    from .models.weights import sha256_file
 
     header = bands[0].header.copy()
     header.update(wcs.to_header(relax=True))
@@ -911,13 +981,10 @@ def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wc
     header["AE_BGMAT"] = (match_background, "backgrounds matched")
     header["AE_CUT"] = (section, "cut-out of the grid [x0:x1,y0:y1]; '' all")
     header["AE_NCR"] = (cosmic_ray_total(bands), "cosmic-ray pixels read as no data (-1: none)")
+    shas = Checksums()
     for i, b in enumerate(bands):
-        add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1}: {b.name}")
-        add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1} sha256: "
-                                    + ", ".join(sha256_file(p) for p in (b.path, *b.more)))
-        if b.cosmic_rays >= 0:
-            add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1} cosmic rays: {b.cosmic_rays} pixels "
-                                        "sharper than a star can be read as no data")
+        for line in band_history(i, b, shas):
+            add_text(header, "HISTORY", line)
         if scales is not None and scales[i] != 1.0:
             add_text(header, "HISTORY", f"astroenhance mosaic input {i + 1} times {float(scales[i]):.6g}: per-pixel "
                                         "units onto the grid's pixel area")

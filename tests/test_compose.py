@@ -55,6 +55,48 @@ def test_mosaic_enhance_of_one_frame_is_run_of_it(tmp_path):
             fits.open(tmp_path / "m" / "mosaic.mosaic.fits") as mos:
         for plane in ("RED", "GREEN", "BLUE"):
             assert np.nanmax(np.abs(ran[plane].data - mos[plane].data)) <= 2 / 65534, plane
+        # what made its pixels is recorded as run records it (it said: no networks, no weights, linear 0..1, no
+        # input checksum — the step that writes the co-added planes, not the one that made them)
+        r, m = ran[0].header, mos[0].header
+        for key in ("AE_SRID", "AE_SRW", "AE_COID", "AE_COW", "AE_SRMOD", "AE_SRSPC", "AE_COLOR", "AE_COSTR",
+                    "AE_SCALE", "AE_STRCH", "AE_STRA", "AE_INTVL", "AE_VMIN", "AE_VMAX", "AE_GATE", "AE_FILLH",
+                    "AE_NCR"):
+            assert m[key] == r[key], key
+        assert (m["AE_SRMOD"], m["AE_SCALE"], m["AE_NFRM"], m["AE_COMB"]) == ("hst", 4, 1, "mean")
+        assert m["AE_INSHA"] == r["AE_INSHA"][:16] and r["AE_INSHA"] in "".join(mos["RED"].header["HISTORY"])
+    picture = runner.invoke(app, ["mosaic", str(flt), "--enhance", "-o", str(tmp_path / "p"), "--format", "png"])
+    assert picture.exit_code == 0, picture.output
+    text = Image.open(tmp_path / "p" / "mosaic.mosaic.png").info["Comment"]
+    assert f"sr_weights=sr-hst-8x32 {r['AE_SRW']};" in text and "stretch=asinh;" in text and "upscale=True" in text
+
+
+def test_a_mosaic_of_outputs_records_how_they_were_made(tmp_path):
+    """A colour mosaic of `run`'s outputs records what made them (networks, weights, display mapping: the outputs'
+    own cards), where they differ `mixed` with each output's value in HISTORY, and each output by name, sha256 and
+    the frame it was made from."""
+    from astroenhance.models.weights import sha256_file
+
+    _, _, paths = _pieces(tmp_path)
+    outs = []
+    for k, strength in enumerate(("0.1", "0.5")):
+        r = runner.invoke(app, ["run", str(paths[k]), "-o", str(tmp_path / "e"), "--format", "fits", "-q",
+                                "--color-strength", strength])
+        assert r.exit_code == 0, r.output
+        outs.append(tmp_path / "e" / f"piece{k}.enhanced.fits")
+    r = runner.invoke(app, ["mosaic", *map(str, outs), "-o", str(tmp_path / "m"), "--format", "fits"])
+    assert r.exit_code == 0, r.output
+    heads = [fits.getheader(o) for o in outs]
+    with fits.open(tmp_path / "m" / "mosaic.mosaic.fits") as h:
+        m, history = h[0].header, "".join(h["RED"].header["HISTORY"]).replace(" ", "")
+    for key in ("AE_SRID", "AE_SRW", "AE_COID", "AE_COW", "AE_SRMOD", "AE_SCALE", "AE_STRCH", "AE_INTVL"):
+        assert m[key] == heads[0][key] == heads[1][key], key
+    assert m["AE_COSTR"] == "mixed" and m["AE_NFRM"] == 2 and m["AE_BGMAT"] is False
+    assert history.index("input1:AE_SETSH=") < history.index("AE_COSTR=0.1") < history.index("input2:AE_SETSH=") \
+        < history.index("AE_COSTR=0.5")  # (each output's line: the cards that differ, their settings' digest too)
+    for k, (out, head) in enumerate(zip(outs, heads)):
+        assert f"input{k + 1}sha256:{sha256_file(out)}" in history
+        assert f"input{k + 1}madefrom:piece{k}.fits(sha256{head['AE_INSHA']})" in history
+    assert m["AE_INSHA"] == ",".join(sha256_file(o)[:16] for o in outs)
 
 
 def test_a_frames_weight_map_given_beside_it_is_not_combined_as_sky(tmp_path):
@@ -442,7 +484,7 @@ def test_frames_enhanced_for_a_colour_mosaic_agree_where_they_overlap(tmp_path, 
     for k, (cx, offset) in enumerate([(70, 0.0), (130, 50.0)]):
         cut = Cutout2D(data, (cx, 80), (140, 120), wcs=wcs, mode="trim")
         bands.append(Band(Path(f"p{k}.fits"), cut.data + offset, cut.wcs, fits.Header(), "", None))
-    (rgb0, w0), (rgb1, w1) = enhance_frames(bands, Enhancer(EnhanceConfig(colorize=False)), True)
+    (rgb0, w0, _), (rgb1, w1, _) = enhance_frames(bands, Enhancer(EnhanceConfig(colorize=False)), True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         l1, fp = reproject_interp((rgb1[..., 1].astype(np.float64), w1), w0, shape_out=rgb0.shape[:2])
@@ -454,8 +496,8 @@ def test_frames_enhanced_for_a_colour_mosaic_agree_where_they_overlap(tmp_path, 
     made, enhance_array = [], Enhancer.enhance_array
     monkeypatch.setattr(Enhancer, "enhance_array", lambda *a, **k: made.append(enhance_array(*a, **k)) or made[-1])
     kept = enhance_frames(bands, Enhancer(EnhanceConfig(colorize=False)), True, scratch=tmp_path)
-    assert all(isinstance(rgb, np.memmap) and Path(rgb.filename).parent == tmp_path for rgb, _ in kept)
-    assert [r.rgb is rgb for r, (rgb, _) in zip(made, kept)] == [True, True]
+    assert all(isinstance(rgb, np.memmap) and Path(rgb.filename).parent == tmp_path for rgb, _, _ in kept)
+    assert [r.rgb is rgb for r, (rgb, _, _) in zip(made, kept)] == [True, True]
     assert all(r.flux is None and r.flux_err is None for r in made)
     np.testing.assert_array_equal(kept[0][0], rgb0)
     np.testing.assert_array_equal(kept[1][0], rgb1)

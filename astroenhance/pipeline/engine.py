@@ -865,8 +865,7 @@ class Enhancer:
     def headers(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer,
                 prov: dict[str, object] | None = None) -> tuple[fits.Header, fits.Header, list[str], object]:
         """Primary header (provenance), image header (WCS + kept keywords), notes, and the output WCS."""
-        return fits_headers(src, prov or self.provenance(src, cfg, norm), self.scale, self.sr_info,
-                            self.colorizer_info if self._colorizes(cfg) else None)
+        return fits_headers(src, prov or self.provenance(src, cfg, norm), self.scale)
 
     # ---- public entry points ------------------------------------------------------------------------
     def enhance_file(self, path: str | Path, outdir: str | Path, *,

@@ -19,6 +19,19 @@ NOT_MEASUREMENT = ("Generated detail is not measurement: colour and sub-pixel st
                    "by neural networks; use the input frame for photometry and astrometry.")
 DISPLAY_BUNIT = ("display", "stretched display values in [0, 1], not flux")
 COMPOSITE_CARDS = ("AE_CMETH", "AE_CREF", "AE_NBAND", *(f"AE_{c}{k}" for c in "BGR" for k in ("SRC", "FLT", "SHA", "CUT")))
+#: a colour mosaic's own cards (`compose.colour_mosaic_header`), kept in its primary header
+MOSAIC_CARDS = ("AE_COMB", "AE_GRID", "AE_BGMAT", "AE_NFRM")
+#: what made a colour mosaic's pixels: these provenance entries are its frames' cards (the display step that writes the
+#: mosaic changes none of its values), carried in its source's header (`compose.made_of`); weights as (id, sha256)
+MADE_OF = {"sr_weights": ("AE_SRID", "AE_SRW"), "colorizer_weights": ("AE_COID", "AE_COW"),
+           "settings_sha256": "AE_SETSH", "stretch": "AE_STRCH", "stretch_a": "AE_STRA", "interval": "AE_INTVL",
+           "vmin": "AE_VMIN", "vmax": "AE_VMAX", "scale": "AE_SCALE", "flux_conserving": "AE_FLUX",
+           "colorize": "AE_COLOR", "color_strength": "AE_COSTR", "flux_tolerance_sigma": "AE_FLUXT",
+           "display_tolerance_sigma": "AE_DISPT", "sr_model": "AE_SRMOD", "sr_input_space": "AE_SRSPC",
+           "noise_gate": "AE_GATE", "device": "AE_DEV", "precision": "AE_PREC", "sr_detail_fraction": "AE_SRDET",
+           "fill_holes": "AE_FILLH", "cosmic_ray_pixels": "AE_NCR"}
+#: a card whose value differs between a colour mosaic's frames (each frame's in its HISTORY)
+MIXED = "mixed"
 
 
 PHOTOMETRY = ("BUNIT", "PHOTFLAM", "PHOTFNU", "PHOTZPT")
@@ -28,12 +41,30 @@ def _weights(info: WeightsInfo | None) -> str:
     return f"{info.id} {info.sha256}" if info else "none"
 
 
+def made_of_frames(header: fits.Header | None) -> dict[str, object]:
+    """The `MADE_OF` entries a source made of enhanced frames (a colour mosaic: its header holds ``AE_COMB``) carries
+    in its header; nothing for any other source."""
+    if header is None or "AE_COMB" not in header:
+        return {}
+    made: dict[str, object] = {}
+    for key, card in MADE_OF.items():
+        if isinstance(card, tuple):
+            if card[0] in header:
+                made[key] = "none" if header[card[0]] == "none" else f"{header[card[0]]} {header[card[1]]}"
+        elif card in header:
+            made[key] = header[card]
+    if "scale" in made:
+        made["upscale"] = made["scale"] if made["scale"] == MIXED else int(made["scale"]) > 1
+    return made
+
+
 def provenance(src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, *, scale: int, device: str, settings: str = "",
                sr_info: WeightsInfo | None, colorizer_info: WeightsInfo | None,
                sr_detail_fraction: float, sr_space: str = "display", color_strength: float = 0.0,
                flux_plane: tuple[bool, str] | None = None) -> dict[str, object]:
-    """Every fact and setting behind one output, in the order they are written."""
-    return {
+    """Every fact and setting behind one output, in the order they are written (a colour mosaic's: what made its
+    frames, `made_of_frames`, where the step that writes it would say nothing made them)."""
+    prov = {
         "tool": f"astroenhance {__version__}",
         "input": src.path.name if src.path else src.name,
         "input_sha256": sha256_file(src.path) if src.path else str(src.header.get("AE_INSHA", "")
@@ -76,6 +107,8 @@ def provenance(src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, *, scale:
         "sr_detail_fraction": round(sr_detail_fraction, 4),
         "utc": utc_now(),
     }
+    prov.update(made_of_frames(src.header))
+    return prov
 
 
 def provenance_text(prov: dict[str, object]) -> str:
@@ -83,20 +116,23 @@ def provenance_text(prov: dict[str, object]) -> str:
     return "; ".join(f"{k}={v}" for k, v in prov.items()) + ". " + NOT_MEASUREMENT
 
 
-def fits_headers(src: FrameSource, prov: dict[str, object], scale: int, sr_info: WeightsInfo | None,
-                 colorizer_info: WeightsInfo | None) -> tuple[fits.Header, fits.Header, list[str], object]:
+def fits_headers(src: FrameSource, prov: dict[str, object],
+                 scale: int) -> tuple[fits.Header, fits.Header, list[str], object]:
     """Primary header (provenance), image header (WCS + the input's kept keywords), notes, and the output WCS
-    (None where the input has none; a picture's, from its AVM tags, is of its rows bottom-up)."""
+    (None where the input has none; a picture's, from its AVM tags, is of its rows bottom-up) on the ``scale``
+    times finer grid."""
     primary = fits.Header()
+    sr_id, _, sr_sha = str(prov["sr_weights"]).partition(" ")
+    co_id, _, co_sha = str(prov["colorizer_weights"]).partition(" ")
     cards = [("AE_VER", __version__, "astroenhance version"),
              ("AE_INPUT", fits_text(prov["input"])[-68:], "input file"),
              ("AE_INSHA", prov["input_sha256"], ""),
              ("AE_CHIP", fits_text(src.chip), "chip/extension of the input"),
              ("AE_CUT", prov["section"], "cut-out: input pixels [x0:x1,y0:y1]; '' all"),
-             ("AE_SRW", sr_info.sha256 if sr_info else "none", ""),
-             ("AE_SRID", sr_info.id if sr_info else "none", "SR weights id"),
-             ("AE_COW", colorizer_info.sha256 if colorizer_info else "none", ""),
-             ("AE_COID", colorizer_info.id if colorizer_info else "none", "colorizer weights id"),
+             ("AE_SRW", sr_sha or "none", ""),
+             ("AE_SRID", sr_id, "SR weights id"),
+             ("AE_COW", co_sha or "none", ""),
+             ("AE_COID", co_id, "colorizer weights id"),
              ("AE_SETSH", prov.get("settings_sha256", ""), ""),
              ("AE_STRCH", prov["stretch"], "stretch (astropy.visualization)"),
              ("AE_STRA", prov["stretch_a"], "stretch parameter a"),
@@ -106,7 +142,7 @@ def fits_headers(src: FrameSource, prov: dict[str, object], scale: int, sr_info:
              ("AE_LUMA", "BT709", "luminance = .2126R + .7152G + .0722B"),
              ("AE_TILE", prov["tile"], "tile size (input pixels)"),
              ("AE_OVLAP", prov["overlap"], "tile overlap (input pixels)"),
-             ("AE_SCALE", scale, "output pixels per input pixel"),
+             ("AE_SCALE", prov["scale"], "output pixels per input pixel"),
              ("AE_FLUX", prov["flux_conserving"], "4x4 block means keep the input pixel"),
              ("AE_FLUXT", prov["flux_tolerance_sigma"], "FLUX: ... within this many input sigmas (0: exact)"),
              ("AE_DISPT", prov["display_tolerance_sigma"], "RGB blocks within N sigma, input units; 0 exact"),
@@ -141,7 +177,7 @@ def fits_headers(src: FrameSource, prov: dict[str, object], scale: int, sr_info:
     # a composite's own provenance (compose.composite_source): method, reference grid, each channel's frame,
     # filter and sha256 — in the primary header too, where a reader looks first
     source = src.header if src.header is not None else fits.Header()
-    for key in COMPOSITE_CARDS:
+    for key in COMPOSITE_CARDS + MOSAIC_CARDS:
         if key in source:
             set_card(primary, key, source[key], source.comments[key])
     add_text(primary, "COMMENT", NOT_MEASUREMENT)
@@ -162,6 +198,9 @@ def fits_headers(src: FrameSource, prov: dict[str, object], scale: int, sr_info:
     kept = src.header.copy() if src.header is not None else fits.Header()
     for key in PHOTOMETRY + PIXEL_AREA:  # units of the input's values: they belong to FLUX, not to display planes
         kept.remove(key, ignore_missing=True, remove_all=True)
+    for card in MADE_OF.values():  # (a colour mosaic's frames' cards: recorded in the primary header, as its own)
+        for key in card if isinstance(card, tuple) else (card,):
+            kept.remove(key, ignore_missing=True, remove_all=True)
     image.extend(kept, unique=True)
     image["BUNIT"] = DISPLAY_BUNIT
     add_text(image, "COMMENT", NOT_MEASUREMENT)
