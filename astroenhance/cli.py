@@ -1205,6 +1205,95 @@ def _within(frames: list, parts: list, cut, section: str) -> list:
     return shown
 
 
+@app.command()
+@_guarded
+def check(
+    outputs: Annotated[list[Path], typer.Argument(help="astroenhance outputs (FITS, PNG, JPEG, TIFF: run's, compose's, mosaic's), or folders: the outputs in them and their sub-folders.", show_default=False)],
+    inputs: Annotated[list[Path] | None, typer.Option("--inputs", help="The files the outputs were made from (frames, or folders of them; repeatable): every input an output records by its sha256 — its frame, noise map or DQ file, a mosaic's or a composite's frames — must be one of these files, byte for byte. Files named as the output records its input are hashed first, the others only when needed.", exists=True, show_default=False)] = None,
+    weights: Annotated[Path | None, typer.Option(help="Weights folder the recorded weights are compared with (default: the installed ones, or $ASTROENHANCE_WEIGHTS).", file_okay=False, show_default=False)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only outputs with problems, and the summary.")] = False,
+) -> None:
+    """Check outputs: whether each is intact — a FITS file's checksums (every HDU's DATASUM and CHECKSUM), a PNG's
+    CRCs and compressed pixels, read in pieces; JPEG and TIFF, which carry no checksum, decoded — and what it
+    records made it: the tool, its input and that input's sha256, the networks and their weights (compared with the
+    installed ones), the colour strength and the display mapping. With --inputs, that the inputs it records are the
+    files given. Generated detail is not measurement, whatever the check says: it says the file is as written.
+
+    Exit status: 0 every output intact (and made from the files given), 1 any damaged, not an astroenhance output,
+    or made from none of the files given, 2 usage error."""
+    from .check import InputFiles, check_output
+    from .io.readers import FITS_SUFFIXES, made_by_astroenhance
+    from .io.writers import TEMP_MARKER
+    from .models.weights import read_manifest, weights_dir
+
+    kinds = (*FITS_SUFFIXES, ".png", ".jpg", ".jpeg", ".tif", ".tiff")
+    files = []
+    for given in outputs:
+        if not given.exists():
+            raise SettingsError(f"{given}: no such file or folder")
+        if given.is_dir():  # the outputs in it: what astroenhance wrote, by its own keywords or text
+            files += [f for f in sorted(given.rglob("*")) if f.is_file() and f.name.lower().endswith(kinds)
+                      and TEMP_MARKER not in f.name and made_by_astroenhance(f)]
+        else:
+            files.append(given)
+    if not files:
+        raise SettingsError("no astroenhance outputs to check in " + ", ".join(str(o) for o in outputs))
+    installed = {e.id: e.sha256 for e in read_manifest(weights_dir(weights))}
+    given = InputFiles(inputs) if inputs else None
+    failed = 0
+    for path in files:
+        checked = check_output(path, given, installed)
+        failed += not checked.ok
+        if checked.ok and quiet:
+            continue
+        (out if checked.ok else err).print(
+            (f"ok      {path} ({checked.kind}: {checked.integrity})" if checked.ok else
+             f"FAILED  {path}: " + "; ".join(checked.problems)), markup=False)
+        for line in _made_lines(checked, installed):
+            out.print(f"        {line}", markup=False)
+    out.print(f"checked {len(files)} output(s): {len(files) - failed} intact" + (" and made from the files given"
+              if inputs else "") + (f", {failed} with problems" if failed else ""), markup=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _made_lines(checked, installed: dict[str, str]) -> list[str]:
+    """What an output records made it, in a few lines (`check`)."""
+    p = checked.provenance
+    if not p:
+        return []
+    lines = []
+    if "AE_COMB" in p and "sr_weights" not in p:  # a science mosaic
+        lines.append(f"a science mosaic in the data's units by {p.get('tool', 'astroenhance')} at {p.get('utc', '?')}"
+                     f": {p['AE_COMB']} of {len(checked.inputs)} input(s) on the {p.get('AE_GRID', '?')} grid")
+    else:
+        lines.append(f"made by {p.get('tool', 'astroenhance')} at {p.get('utc', '?')} from {p.get('input', '?')}")
+    for network, wid, sha in checked.weights:
+        how = ("the installed weights" if installed.get(wid) == sha else
+               "NOT the installed weights" if wid in installed else "weights not installed here")
+        what = (f"SR {p.get('sr_model', '?')}, {p.get('scale', '?')}x" if network == "SR" else
+                f"colour at strength {p.get('color_strength', '?')}")
+        lines.append(f"{what}: {wid} (sha256 {sha[:16]}...), {how}")
+    if "AE_CMETH" in p or str(p.get("input", "")).startswith("compose:"):
+        lines.append("colour: the filters' own (a composite" + (f", {p['AE_CMETH']}" if "AE_CMETH" in p else "") + ")")
+    elif "stretch" in p and "sr_weights" in p:
+
+        def number(key: str) -> str:
+            try:
+                return f"{float(p[key]):.6g}"
+            except (KeyError, ValueError):
+                return str(p.get(key, "?"))
+
+        lines.append(f"display: {p['stretch']} (a {number('stretch_a')}) of {p.get('interval', '?')}, "
+                     f"{number('vmin')} -> 0 and {number('vmax')} -> 1 in the input's units")
+    for name, sha in checked.inputs:
+        if sha in checked.found:
+            match = checked.found[sha]
+            lines.append(f"input {name}: " + (f"the same bytes as {match}" if match else "none of the files given"))
+    lines += [f"note: {n}" for n in checked.notes]
+    return lines
+
+
 class Task(str, Enum):
     sr = "sr"
     colorize = "colorize"

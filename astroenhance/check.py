@@ -1,0 +1,418 @@
+"""`astroenhance check`: whether an output is intact, and what it says made it.
+
+An output records how it was made (`pipeline.provenance`): the tool, its input's sha256, the weights' ids and
+sha256, every setting. `check_output` reads that back and verifies the file without decoding it whole:
+
+- a FITS file's checksums (DATASUM and CHECKSUM of every HDU, FITS standard appendix J), read in blocks;
+- a PNG's chunk CRCs and its compressed pixel stream (complete, of the size its header gives), read in chunks;
+- a JPEG or TIFF decoded (neither format carries a checksum).
+
+Given the frames it was made from (``inputs``: sha256 of each file), each input it records is looked up by
+content; given the installed weights (``installed``: id -> sha256), each network it names is compared with them.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .io.writers import ones_complement_sum
+
+BLOCK = 2880
+CHUNK = 16 << 20  # bytes read at a time
+HEX = re.compile(r"\b[0-9a-f]{64}\b|\b[0-9a-f]{16}\b")
+
+
+@dataclass
+class Checked:
+    """What `check_output` found: ``problems`` (the file is damaged, or an input it records is not the one given),
+    ``notes`` (worth knowing, not wrong), and the facts it records."""
+
+    path: Path
+    kind: str = ""  # "FITS", "PNG", ...
+    integrity: str = ""  # how it was verified, when it was
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    provenance: dict[str, str] = field(default_factory=dict)  # the recorded entries (`pipeline.provenance`)
+    inputs: list[tuple[str, str]] = field(default_factory=list)  # (name, sha256 or its first 16 hex digits)
+    found: dict[str, Path | None] = field(default_factory=dict)  # recorded sha256 -> the file given that has it
+    weights: list[tuple[str, str, str]] = field(default_factory=list)  # (network, id, sha256)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+# ---- integrity ----------------------------------------------------------------------------------------------
+
+def _cards(header: bytes) -> dict[str, str]:
+    """A FITS header's keywords and their values as text (strings unquoted), comments dropped."""
+    out = {}
+    for i in range(0, len(header), 80):
+        card = header[i:i + 80].decode("ascii", "replace")
+        key, value = card[:8].strip(), card[10:] if card[8:10] == "= " else None
+        if value is None or key in out:
+            continue
+        value = value.strip()
+        if value.startswith("'"):
+            end = value.find("'", 1)
+            while end != -1 and value[end + 1:end + 2] == "'":  # ('' is a quote inside the string)
+                end = value.find("'", end + 2)
+            out[key] = value[1:end].replace("''", "'").rstrip() if end != -1 else value[1:]
+        else:
+            out[key] = value.split("/")[0].strip()
+    return out
+
+
+def _opened(path: Path):
+    """``path`` opened for reading, decompressed as it is read where it is gzip or bzip2 compressed."""
+    import bz2
+    import gzip
+
+    with open(path, "rb") as fh:
+        magic = fh.read(3)
+    if magic[:2] == b"\x1f\x8b":
+        return gzip.open(path, "rb")
+    return bz2.open(path, "rb") if magic == b"BZh" else open(path, "rb")
+
+
+def fits_integrity(path: Path) -> tuple[int, list[str], list[str]]:
+    """The HDUs of the FITS file at ``path``, problems (a checksum that does not verify, a file cut short) and notes
+    (HDUs without checksums), read in order, in pieces: a 1 GB output is never in memory (a compressed one,
+    ``.fits.gz``, is decompressed as it is read)."""
+    problems, notes, unsummed, hdus = [], [], [], 0
+    with _opened(path) as fh:
+        while True:
+            header = b""
+            while True:
+                block = fh.read(BLOCK)
+                if len(block) < BLOCK:
+                    if header or hdus == 0:
+                        problems.append(f"HDU {hdus}: cut short in its header")
+                    elif block.strip(b"\0 "):
+                        notes.append("bytes after the last HDU that are not an HDU")
+                    break
+                if not header and hdus and not block.startswith(b"XTENSION"):
+                    if block.strip(b"\0 "):
+                        notes.append("bytes after the last HDU that are not an HDU")
+                    block = b""
+                    break
+                header += block
+                if any(header[i:i + 8] == b"END     " for i in range(len(header) - BLOCK, len(header), 80)):
+                    break
+            if len(block) < BLOCK:
+                break
+            cards = _cards(header)
+            name = cards.get("EXTNAME", "PRIMARY" if hdus == 0 else "")
+            label = f"HDU {hdus}" + (f" ({name})" if name else "")
+            try:
+                naxis = int(cards.get("NAXIS", "0"))
+                count = 1
+                for k in range(1, naxis + 1):
+                    count *= int(cards[f"NAXIS{k}"])
+                nbytes = abs(int(cards.get("BITPIX", "8"))) // 8 * int(cards.get("GCOUNT", "1")) * (
+                    (count if naxis else 0) + int(cards.get("PCOUNT", "0")))
+            except (KeyError, ValueError):
+                problems.append(f"{label}: a header whose data size cannot be read")
+                break
+            padded, datasum, done = -(-nbytes // BLOCK) * BLOCK, 0, 0
+            while done < padded:
+                piece = fh.read(min(CHUNK, padded - done))
+                if not piece:
+                    break
+                done += len(piece)
+                datasum = ones_complement_sum(piece + b"\0" * (-len(piece) % 4), datasum)
+            hdus += 1
+            if done < padded:
+                problems.append(f"{label}: cut short ({done} of its {padded} bytes of data)")
+                break
+            if "DATASUM" not in cards:
+                unsummed.append(label)
+            elif cards["DATASUM"] != str(datasum):
+                problems.append(f"{label}: its data's checksum does not match (DATASUM {cards['DATASUM']}, computed "
+                                f"{datasum}): changed or damaged since it was written")
+            elif "CHECKSUM" in cards and ones_complement_sum(header, datasum) != 0xFFFFFFFF:
+                problems.append(f"{label}: its header's checksum does not match (CHECKSUM): changed since it was "
+                                "written")
+    if unsummed:
+        notes.append(f"no checksum recorded for {', '.join(unsummed)}: not verified")
+    return hdus, problems, notes
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+
+
+def png_integrity(path: Path) -> tuple[dict[str, str], list[str]]:
+    """The text chunks of the PNG at ``path`` and its problems: a chunk whose CRC does not match, a file cut short,
+    a compressed pixel stream that does not end or holds other than the rows its header gives (read in chunks, the
+    pixels decompressed and dropped as they come)."""
+    problems: list[str] = []
+    texts: dict[str, str] = {}
+    expected = None
+    inflate, produced = zlib.decompressobj(), 0
+    with open(path, "rb") as fh:
+        if fh.read(8) != PNG_SIGNATURE:
+            return texts, ["not a PNG (its first bytes are not PNG's signature)"]
+        while True:
+            head = fh.read(8)
+            if len(head) < 8:
+                problems.append("cut short: no IEND chunk")
+                break
+            length, kind = int.from_bytes(head[:4], "big"), head[4:]
+            crc = zlib.crc32(kind)
+            if kind == b"IDAT":  # (in pieces: a large picture's chunks are its size)
+                left = length
+                while left:
+                    piece = fh.read(min(CHUNK, left))
+                    if not piece:
+                        break
+                    left -= len(piece)
+                    crc = zlib.crc32(piece, crc)
+                    try:
+                        produced += len(inflate.decompress(piece, 0))
+                    except zlib.error as exc:
+                        problems.append(f"its compressed pixels are damaged ({exc})")
+                        return texts, problems
+                body = b"" if not left else None
+            else:
+                body = fh.read(length)
+                crc = zlib.crc32(body, crc)
+                body = body if len(body) == length else None
+            stored = fh.read(4)
+            if body is None or len(stored) < 4:
+                problems.append(f"cut short in its {kind.decode('latin-1')} chunk")
+                break
+            if int.from_bytes(stored, "big") != crc:
+                problems.append(f"its {kind.decode('latin-1')} chunk's CRC does not match: changed or damaged")
+            if kind == b"IHDR" and len(body) == 13:
+                width, height, depth, colour, interlace = (int.from_bytes(body[:4], "big"),
+                                                           int.from_bytes(body[4:8], "big"), body[8], body[9], body[12])
+                if not interlace and colour in PNG_CHANNELS:
+                    expected = height * (1 + -(-width * PNG_CHANNELS[colour] * depth // 8))
+            elif kind == b"tEXt" and b"\0" in body:
+                key, _, value = body.partition(b"\0")
+                texts[key.decode("latin-1")] = value.decode("latin-1")
+            elif kind == b"iTXt" and b"\0" in body:
+                key, _, rest = body.partition(b"\0")
+                flag, rest = rest[:1], rest[2:]  # (compression flag and method)
+                _, _, rest = rest.partition(b"\0")  # (language)
+                _, _, value = rest.partition(b"\0")  # (translated keyword)
+                value = zlib.decompress(value) if flag == b"\1" else value
+                texts[key.decode("latin-1")] = value.decode("utf-8", "replace")
+            elif kind == b"zTXt" and b"\0" in body:
+                key, _, value = body.partition(b"\0")
+                texts[key.decode("latin-1")] = zlib.decompress(value[1:]).decode("latin-1", "replace")
+            elif kind == b"IEND":
+                break
+    if not problems:
+        produced += len(inflate.flush())
+        if not inflate.eof:
+            problems.append("its compressed pixels end before their stream does: cut short or damaged")
+        elif expected is not None and produced != expected:
+            problems.append(f"its pixels are {produced} bytes where its header gives {expected}")
+    return texts, problems
+
+
+def decoded(path: Path) -> list[str]:
+    """Problems decoding the JPEG or TIFF at ``path`` whole (they carry no checksum)."""
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            tifffile.imread(path)
+        else:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                im.load()
+    except Exception as exc:  # noqa: BLE001 - whatever the decoder says is the problem
+        return [f"cannot be decoded: {exc}"]
+    return []
+
+
+# ---- what it records -----------------------------------------------------------------------------------------
+
+def history_lines(cards: list[str]) -> list[str]:
+    """HISTORY cards joined into the lines astroenhance wrote (`io.writers.add_text` wraps a line over cards at
+    spaces: each of its lines starts with ``astroenhance``)."""
+    lines: list[str] = []
+    for text in cards:
+        if text.startswith("astroenhance") or not lines:
+            lines.append(text)
+        else:
+            lines[-1] += " " + text
+    return lines
+
+
+def provenance_entries(lines: list[str]) -> dict[str, str]:
+    """``astroenhance KEY: VALUE`` lines (a FITS output's provenance) as a dictionary."""
+    out = {}
+    for line in lines:
+        m = re.fullmatch(r"astroenhance (\w+): ?(.*)", line)
+        if m:
+            out.setdefault(m[1], m[2])
+    return out
+
+
+def text_entries(text: str) -> dict[str, str]:
+    """A picture's provenance text (``tool=astroenhance ...; key=value; ...``) as a dictionary."""
+    body = text.split(". Generated detail is not measurement")[0]
+    out = {}
+    for part in body.split("; "):
+        key, sep, value = part.partition("=")
+        if sep:
+            out.setdefault(key.strip(), value)
+    return out
+
+
+#: provenance entries that name an input file by its sha256: (name entry, sha256 entry)
+INPUT_ENTRIES = (("input", "input_sha256"), ("noise map", "sky_noise_file_sha256"), ("dq_file", "dq_file_sha256"))
+
+
+def recorded_inputs(entries: dict[str, str], lines: list[str], cards: dict[str, str]) -> list[tuple[str, str]]:
+    """The inputs an output records, (name, sha256 or its first 16 hex digits): its provenance entries, a mosaic's
+    and a composite's HISTORY lines, a composite's channel cards."""
+    found: list[tuple[str, str]] = []
+    for name_key, sha_key in INPUT_ENTRIES:
+        shas = HEX.findall(entries.get(sha_key, ""))
+        name = entries.get(name_key, name_key) if name_key != "noise map" else "noise map"
+        # a composite's or a mosaic's ("compose: a b c"): each file's name, in the order of their sha256
+        files = list(dict.fromkeys(re.sub(r"\[[^]]*\]$", "", n) for n in name.partition(": ")[2].split()))
+        names = files if files and len(files) == len(shas) else [
+            name if len(shas) == 1 else f"{name} ({k + 1} of {len(shas)})" for k in range(len(shas))]
+        found += list(zip(names, shas))
+    names = {}
+    for line in lines:
+        if m := re.fullmatch(r"astroenhance mosaic input (\d+): (.*)", line):
+            names[m[1]] = m[2]
+        elif m := re.fullmatch(r"astroenhance mosaic input (\d+) sha256: (.*)", line):
+            found += [(names.get(m[1], f"input {m[1]}"), h) for h in HEX.findall(m[2])]
+        elif m := re.fullmatch(r"astroenhance compose band (\d+) of \d+: (.*?), filter .*sha256 ([0-9a-f]{64}).*", line):
+            found.append((m[2], m[3]))
+    for colour in "BGR":
+        if len(cards.get(f"AE_{colour}SHA", "")) == 64:
+            found.append((cards.get(f"AE_{colour}SRC", colour), cards[f"AE_{colour}SHA"]))
+    longest: dict[str, tuple[str, str]] = {}  # (a 16-digit prefix of a whole sha256 recorded too: one input)
+    for name, sha in sorted(found, key=lambda f: -len(f[1])):
+        if not any(h.startswith(sha) for h in longest):
+            longest[sha] = (name, sha)
+    return list(longest.values())
+
+
+def recorded_weights(entries: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(network, id, sha256) of the weights an output records."""
+    out = []
+    for network, key in (("SR", "sr_weights"), ("colorizer", "colorizer_weights")):
+        wid, _, sha = entries.get(key, "none").partition(" ")
+        if wid not in ("none", "mixed", ""):
+            out.append((network, wid, sha))
+    return out
+
+
+def _fits_records(path: Path) -> tuple[dict[str, str], list[str], dict[str, str]]:
+    """A FITS output's provenance entries, HISTORY lines (of every HDU) and primary cards, from its headers alone."""
+    from astropy.io import fits
+
+    lines: list[str] = []
+    with warnings.catch_warnings(), fits.open(path, memmap=True, lazy_load_hdus=True) as hdul:
+        warnings.simplefilter("ignore")  # (a file cut short: `fits_integrity` says so)
+        cards = {k: str(v) for k, v in hdul[0].header.items() if k not in ("HISTORY", "COMMENT", "")}
+        for hdu in hdul:
+            if "HISTORY" in hdu.header:
+                lines += [line for line in history_lines([str(c) for c in hdu.header["HISTORY"]])
+                          if line not in lines]
+    return provenance_entries(lines), lines, cards
+
+
+def check_output(path: str | Path, inputs: InputFiles | None = None,
+                 installed: dict[str, str] | None = None) -> Checked:
+    """Verify the output at ``path`` and read what it records (`Checked`).  ``inputs``: the files it may have been
+    made from (each input it records must be among them); ``installed``: weights id -> sha256."""
+    from .io.readers import is_fits
+
+    path = Path(path)
+    out = Checked(path)
+    try:
+        if is_fits(path):
+            out.kind = "FITS"
+            hdus, out.problems, out.notes = fits_integrity(path)
+            entries, lines, cards = _fits_records(path) if hdus else ({}, [], {})
+            if "AE_VER" not in cards:
+                out.problems.append("not an astroenhance output (no AE_VER in its primary header)")
+            if not out.problems:
+                out.integrity = f"{hdus} HDUs, their checksums verify" if not out.notes else f"{hdus} HDUs"
+        else:
+            suffix = path.suffix.lower()
+            out.kind = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}.get(suffix, "")
+            if not out.kind:
+                out.problems.append("not a FITS, PNG, JPEG or TIFF file")
+                return out
+            from .io.readers import picture_header
+
+            if out.kind == "PNG":
+                texts, out.problems = png_integrity(path)
+                text = texts.get("Comment", "")
+                out.integrity = "its chunks' CRCs and compressed pixels verify"
+            else:
+                out.problems = decoded(path)
+                text = picture_header(path).text
+                out.integrity = f"decodes ({out.kind} carries no checksum)"
+                out.notes.append(f"{out.kind} carries no checksum: decoded, not verified")
+            if not text.startswith("tool=astroenhance"):
+                out.problems.append("not an astroenhance output (no astroenhance provenance text)")
+            entries, lines, cards = text_entries(text), [], {}
+    except OSError as exc:
+        out.problems.append(f"cannot be read ({exc.strerror or exc})")
+        return out
+    except Exception as exc:  # noqa: BLE001 - a damaged header: what astropy or the reader says
+        out.problems.append(f"cannot be read: {exc}")
+        return out
+    out.provenance = {**entries, **{k: v for k, v in cards.items() if k.startswith("AE_")}}
+    if not entries and "AE_COMB" in cards:  # a science mosaic: no provenance entries of its own
+        out.provenance.setdefault("tool", f"astroenhance {cards.get('AE_VER', '')}")
+        out.provenance.setdefault("utc", cards.get("AE_DATE", ""))
+    out.inputs = recorded_inputs(entries, lines, cards)
+    out.weights = recorded_weights(entries)
+    if installed is not None:
+        for network, wid, sha in out.weights:
+            if wid not in installed:
+                out.notes.append(f"its {network} weights {wid} are not installed here")
+            elif installed[wid] != sha:
+                out.notes.append(f"its {network} weights {wid} (sha256 {sha[:16]}...) are not the installed ones "
+                                 f"({installed[wid][:16]}...): retrained or another version")
+    if inputs is not None:
+        for name, sha in out.inputs:
+            out.found[sha] = inputs.find(name, sha)
+            if out.found[sha] is None:
+                out.problems.append(f"its input {name} (sha256 {sha[:16]}...) is none of the files given: changed "
+                                    "since, or not given")
+    return out
+
+
+class InputFiles:
+    """The files an output may have been made from (files, and every file under folders), each hashed (sha256) only
+    when it is looked for, and once: first those named as the output records its input, then the others."""
+
+    def __init__(self, paths: list[Path]):
+        self.files = [f for p in paths for f in ([p] if p.is_file() else sorted(
+            q for q in p.rglob("*") if q.is_file() and not any(part.startswith(".") for part in q.relative_to(p).parts)))]
+        self.shas: dict[Path, str] = {}
+
+    def find(self, name: str, sha: str) -> Path | None:
+        """The file whose sha256 is or begins with ``sha`` (``name``: the input's name as recorded)."""
+        from .models.weights import sha256_file
+
+        named = re.sub(r"\[.*\]$", "", name.split(": ")[-1].split(" (")[0]).strip()  # (its chip, a count dropped)
+        for f in sorted(self.files, key=lambda f: f.name != Path(named).name):
+            if f not in self.shas:
+                try:
+                    self.shas[f] = sha256_file(f)
+                except OSError:
+                    self.shas[f] = ""
+            if self.shas[f] and self.shas[f].startswith(sha):
+                return f
+        return None

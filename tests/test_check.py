@@ -1,0 +1,251 @@
+"""`astroenhance check`: an output's integrity (FITS checksums, PNG CRCs and pixel stream) and what it records made
+it (input by sha256, weights against the installed ones)."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import shutil
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from typer.testing import CliRunner
+
+from astroenhance.check import check_output, fits_integrity, png_integrity
+from astroenhance.cli import app
+
+DATA = Path(__file__).parent / "data"
+HRC = DATA / "fits" / "j8bt06nyq_flt_crop.fits"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """`run`'s FITS and PNG of a 60x50 cut-out of the HRC crop (its SCI, ERR and DQ), and the frame."""
+    folder = tmp_path_factory.mktemp("check")
+    frame = folder / "in" / "f_flt.fits"
+    frame.parent.mkdir()
+    with fits.open(HRC) as h:
+        hdus = [fits.PrimaryHDU(header=h[0].header)]
+        for ext in ("SCI", "ERR", "DQ"):
+            hdus.append(fits.ImageHDU(h[ext].data[40:90, 50:110], h[ext].header, name=ext))
+        fits.HDUList(hdus).writeto(frame)
+    r = runner.invoke(app, ["run", str(frame), "-o", str(folder / "out"), "--format", "fits,png", "-q",
+                            "--no-clean-cosmic-rays"])
+    assert r.exit_code == 0, r.output
+    return frame, folder / "out" / "f_flt.enhanced.fits", folder / "out" / "f_flt.enhanced.png"
+
+
+def _said(result) -> str:
+    return " ".join(result.output.split())
+
+
+def test_an_intact_output_is_said_so_with_what_made_it(made):
+    """Both outputs verify and name their frame, found by content among the files given, and the installed
+    weights; exit 0."""
+    frame, fits_out, png_out = made
+    r = runner.invoke(app, ["check", str(fits_out), str(png_out), "--inputs", str(frame.parent)])
+    said = _said(r)
+    assert r.exit_code == 0, r.output
+    assert f"ok {fits_out} (FITS: 6 HDUs, their checksums verify)" in said
+    assert f"ok {png_out} (PNG: its chunks' CRCs and compressed pixels verify)" in said
+    assert said.count(f"input f_flt.fits: the same bytes as {frame}") == 2
+    assert said.count("sr-hst-8x32 (sha256") == 2 and "NOT the installed" not in said
+    assert "checked 2 output(s): 2 intact and made from the files given" in said
+
+
+@pytest.mark.parametrize("where", ["data", "header", "cut short"])
+def test_a_changed_or_cut_fits_output_fails_naming_the_hdu(made, tmp_path, where):
+    """One bit flipped in FLUX's data, a card's value changed in the primary header (a colour strength raised by
+    hand), or the file cut short: FAILED, naming the HDU, exit 1 — and the original output still passes."""
+    _, fits_out, _ = made
+    bad = tmp_path / "x.enhanced.fits"
+    raw = bytearray(fits_out.read_bytes())
+    if where == "data":
+        with fits.open(fits_out) as h:
+            start = h.fileinfo(4)["datLoc"]  # FLUX
+        raw[start + 1000] ^= 0x01
+    elif where == "header":
+        at = raw.index(b"AE_COSTR= ")
+        value = raw[at:at + 80].decode()
+        raw[at:at + 80] = value.replace("0.1 ", "0.9 ").encode()
+    else:
+        raw = raw[:len(raw) - 5000]
+    bad.write_bytes(bytes(raw))
+    r = runner.invoke(app, ["check", str(bad)])
+    said = _said(r)
+    assert r.exit_code == 1, r.output
+    expected = {"data": "HDU 4 (FLUX): its data's checksum does not match",
+                "header": "HDU 0 (PRIMARY): its header's checksum does not match",
+                "cut short": "HDU 5 (FLUXERR): cut short"}[where]
+    assert f"FAILED {bad}: {expected}" in said, said
+    assert "checked 1 output(s): 0 intact, 1 with problems" in said
+    assert runner.invoke(app, ["check", str(fits_out)]).exit_code == 0
+
+
+def test_an_output_made_from_another_frame_fails(made, tmp_path):
+    """--inputs given files none of which is the output's frame (the frame changed since): FAILED, naming the input
+    as the output records it."""
+    frame, fits_out, _ = made
+    other = tmp_path / "f_flt.fits"
+    with fits.open(frame) as h:
+        h["SCI"].data[0, 0] += 1.0
+        h.writeto(other)
+    r = runner.invoke(app, ["check", str(fits_out), "--inputs", str(other)])
+    assert r.exit_code == 1 and "its input f_flt.fits (sha256" in _said(r) and "is none of the files given" in _said(r)
+
+
+def test_weights_other_than_the_installed_are_said(made, tmp_path):
+    """An output made with weights whose sha256 is not the installed ones' (retrained, another version) is
+    intact, and says so."""
+    from astroenhance.models.weights import default_weights_dir
+
+    _, fits_out, _ = made
+    other = tmp_path / "weights"
+    shutil.copytree(default_weights_dir(), other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    entries = manifest["weights"] if isinstance(manifest, dict) else manifest
+    for e in entries:
+        if e["id"] == "sr-hst-8x32":
+            e["sha256"] = "0" * 64
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    r = runner.invoke(app, ["check", str(fits_out), "--weights", str(other)])
+    assert r.exit_code == 0, r.output
+    assert "sr-hst-8x32 (sha256" in _said(r) and "NOT the installed weights" in _said(r)
+
+
+def test_a_folder_means_the_outputs_in_it(made, tmp_path):
+    """A folder: the astroenhance outputs in it and below (not the frames beside them, nor a half-written
+    temporary); none at all is a usage error."""
+    frame, fits_out, png_out = made
+    folder = tmp_path / "mixed"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(fits_out, folder / "sub" / fits_out.name)
+    shutil.copy(png_out, folder / png_out.name)
+    shutil.copy(frame, folder / frame.name)
+    shutil.copy(png_out, folder / f".{png_out.name}.astroenhance-tmp-host~1~2-ab")
+    r = runner.invoke(app, ["check", str(folder), "-q"])
+    assert r.exit_code == 0 and "checked 2 output(s): 2 intact" in _said(r), r.output
+    r = runner.invoke(app, ["check", str(frame.parent)])
+    assert r.exit_code == 2 and "no astroenhance outputs to check" in _said(r)
+    r = runner.invoke(app, ["check", str(frame)])  # named: checked, and not one
+    assert r.exit_code == 1 and "not an astroenhance output" in _said(r)
+
+
+def test_a_mosaic_records_its_inputs_for_check(tmp_path):
+    """A science mosaic and a colour mosaic of outputs name their inputs by sha256: check finds them among the files
+    given (the colour mosaic: the outputs, each by content)."""
+    frames = []
+    with fits.open(HRC) as h:
+        for k, (y0, x0) in enumerate([(0, 0), (60, 80)]):
+            hdus = [fits.PrimaryHDU(header=h[0].header)]
+            for ext in ("SCI", "ERR", "DQ"):
+                hdr = h[ext].header.copy()
+                if "CRPIX1" in hdr:
+                    hdr["CRPIX1"], hdr["CRPIX2"] = hdr["CRPIX1"] - x0, hdr["CRPIX2"] - y0
+                hdus.append(fits.ImageHDU(h[ext].data[y0:y0 + 80, x0:x0 + 90], hdr, name=ext))
+            frames.append(tmp_path / "in" / f"p{k}_flt.fits")
+            frames[-1].parent.mkdir(exist_ok=True)
+            fits.HDUList(hdus).writeto(frames[-1])
+    r = runner.invoke(app, ["mosaic", *map(str, frames), "-o", str(tmp_path / "sci"), "--format", "fits"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["run", *map(str, frames), "-o", str(tmp_path / "e"), "--format", "fits", "-q"])
+    assert r.exit_code == 0, r.output
+    outs = sorted((tmp_path / "e").glob("*.enhanced.fits"))
+    r = runner.invoke(app, ["mosaic", *map(str, outs), "-o", str(tmp_path / "col"), "--format", "fits"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["check", str(tmp_path / "sci"), str(tmp_path / "col"), "--inputs", str(tmp_path / "in"),
+                            "--inputs", str(tmp_path / "e")])
+    said = _said(r)
+    assert r.exit_code == 0, r.output
+    assert "a science mosaic in the data's units" in said
+    for k in (0, 1):
+        assert f"input p{k}_flt.fits: the same bytes as {frames[k]}" in said
+        assert f"input p{k}_flt.enhanced.fits: the same bytes as {outs[k]}" in said
+    r = runner.invoke(app, ["check", str(tmp_path / "sci"), "--inputs", str(frames[0])])  # one of the two given
+    assert r.exit_code == 1 and "its input p1_flt.fits" in _said(r)
+
+
+@given(st.lists(st.tuples(st.integers(1, 9), st.integers(1, 9), st.sampled_from(["i2", "f4", "f8", "u1"])),
+                min_size=1, max_size=3), st.integers(0, 10**9), st.booleans())
+@settings(max_examples=40, deadline=None)
+def test_fits_checksums_are_verified_as_astropy_writes_them(shapes, where, compressed):
+    """Any FITS astropy writes with checksums verifies, HDU by HDU (gzip-compressed too); any one byte of its data
+    changed does not."""
+    rng = np.random.default_rng(where)
+    hdus = [fits.PrimaryHDU()] + [fits.ImageHDU((rng.normal(size=(h, w)) * 50).astype(d), name=f"E{k}")
+                                  for k, (h, w, d) in enumerate(shapes)]
+    buf = io.BytesIO()
+    fits.HDUList(hdus).writeto(buf, checksum=True)
+    raw = bytearray(buf.getvalue())
+    path = Path(f"/tmp/astroenhance-test-check-{where}.fits" + (".gz" if compressed else ""))
+    try:
+        path.write_bytes(gzip.compress(bytes(raw)) if compressed else bytes(raw))
+        assert fits_integrity(path) == (len(hdus), [], [])
+        with fits.open(io.BytesIO(bytes(raw))) as h:
+            k = 1 + where % len(shapes)
+            at = h.fileinfo(k)["datLoc"] + where % h[k].data.nbytes
+        raw[at] ^= 1 + where % 255
+        path.write_bytes(gzip.compress(bytes(raw)) if compressed else bytes(raw))
+        _, problems, _ = fits_integrity(path)
+        assert len(problems) == 1 and problems[0].startswith(f"HDU {k} (E{k - 1}): its data's checksum"), problems
+    finally:
+        path.unlink(missing_ok=True)
+
+
+@given(st.integers(1, 40), st.integers(1, 40), st.sampled_from(["L", "RGB", "RGBA", "I;16", "P"]), st.booleans(),
+       st.integers(0, 10**9))
+@settings(max_examples=40, deadline=None)
+def test_png_chunks_and_pixels_are_verified(w, h, mode, text, where):
+    """Any PNG Pillow writes (grey, colour, 16-bit, palette; with a text chunk or none) verifies and gives its
+    text; any one byte after its signature changed, or the file cut anywhere, does not."""
+    from PIL import PngImagePlugin
+
+    rng = np.random.default_rng(where)
+    if mode == "I;16":
+        im = Image.fromarray(rng.integers(0, 65535, (h, w), dtype=np.uint16))
+    else:
+        im = Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).convert(mode)
+    info = PngImagePlugin.PngInfo()
+    if text:
+        info.add_text("Comment", "tool=astroenhance 0.1.0; input=x.fits")
+    buf = io.BytesIO()
+    im.save(buf, "PNG", pnginfo=info)
+    raw = bytearray(buf.getvalue())
+    path = Path(f"/tmp/astroenhance-test-check-{where}.png")
+    try:
+        path.write_bytes(bytes(raw))
+        texts, problems = png_integrity(path)
+        assert problems == [] and (texts.get("Comment", "").startswith("tool=astroenhance") == text)
+        changed = bytearray(raw)
+        changed[8 + where % (len(raw) - 8)] ^= 1 + where % 255
+        path.write_bytes(bytes(changed))
+        assert png_integrity(path)[1]
+        path.write_bytes(bytes(raw[:8 + where % (len(raw) - 8)]))
+        assert png_integrity(path)[1]
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def test_a_png_whose_pixels_are_short_of_its_size_fails(tmp_path):
+    """A PNG whose chunks are all whole and their CRCs right, but whose compressed pixels hold fewer rows than its
+    header gives (a writer stopped early, then closed the file properly) fails."""
+    w, h = 8, 6
+    rows = b"".join(b"\0" + bytes(range(w * 3)) for _ in range(h - 1))  # one row short
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+    ihdr = w.to_bytes(4, "big") + h.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
+    path = tmp_path / "short.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows))
+                     + chunk(b"IEND", b""))
+    assert png_integrity(path)[1] == [f"its pixels are {len(rows)} bytes where its header gives {h * (1 + w * 3)}"]
+    assert not check_output(path).ok
