@@ -977,7 +977,12 @@ def compose(
     weights: Annotated[Path | None, typer.Option(help="Weights folder for --upscale.")] = None,
 ) -> None:
     """True colour from several filters: align on one sky grid (reproject), map bands to RGB by wavelength, write
-    RGB FITS (DS9/Aladin) and PNG/JPEG/TIFF with AVM. Real colours, not predicted ones."""
+    RGB FITS (DS9/Aladin) and PNG/JPEG/TIFF with AVM. Real colours, not predicted ones.
+
+    It works in strips of the grid, the aligned bands and the composite in memory-mapped scratch files in a hidden
+    folder under -o (4 bytes a grid pixel per band, 12 for the composite), removed when it finishes."""
+    import tempfile
+
     from .compose import composite_source
     from .io.cutout import parse_cutouts
     from .io.readers import output_stem
@@ -998,10 +1003,12 @@ def compose(
             raise SettingsError(f"--reference {reference}: {frames[reference - 1]} is another frame's map, left out")
         reference = kept.index(frames[reference - 1]) + 1
     maps = {j.path: {"noise": j.noise, "weight": j.weight, "dq": j.dq} for j in jobs}
-    src, warning = composite_source(kept, hdu, reference, method.value, maps, clean_cosmic_rays, cuts)
-    if warning and not any(p.is_dir() for p in frames):  # (a folder's frames come in name order: no order given)
-        err.print(f"warning: {warning}", markup=False)
-    result = _display_enhancer(fmt, upscale, weights=weights).write_display_source(src, outdir, name, "composite")
+    # the aligned bands and the composite in memory-mapped scratch files, a hidden folder under -o
+    with _output_folder(outdir), tempfile.TemporaryDirectory(dir=outdir, prefix=".astroenhance-tmp-compose-") as tmp:
+        src, warning = composite_source(kept, hdu, reference, method.value, maps, clean_cosmic_rays, cuts, Path(tmp))
+        if warning and not any(p.is_dir() for p in frames):  # (a folder's frames come in name order: no order given)
+            err.print(f"warning: {warning}", markup=False)
+        result = _display_enhancer(fmt, upscale, weights=weights).write_display_source(src, outdir, name, "composite")
     for note in result.notes:
         err.print(f"note: {note}", markup=False)
     err.print("wrote " + ", ".join(str(o) for o in result.outputs), markup=False)

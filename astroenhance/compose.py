@@ -277,25 +277,58 @@ def filled_holes(bands: list[Band], max_run: int) -> tuple[list[Band], int]:
     return out, total
 
 
-def align(bands: list[Band], reference: int | None = None) -> tuple[np.ndarray, WCS, int]:
+#: output pixels per strip of a composite (`align`, `composite_rgb`: astropy's Lupton mapping holds ~15 float64
+#: copies of what it is given)
+COMPOSE_STRIP_PIXELS = 1_000_000
+
+
+def _strips(shape: tuple[int, ...], pixels: int | None = None):
+    """Slices of rows of a grid of ``shape`` (its last two axes), about ``pixels`` (`COMPOSE_STRIP_PIXELS`) each."""
+    rows = max(1, (pixels or COMPOSE_STRIP_PIXELS) // max(1, shape[-1]))
+    for y0 in range(0, shape[-2], rows):
+        yield slice(y0, min(shape[-2], y0 + rows))
+
+
+def _grid_array(scratch: Path | None, name: str, shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
+    """A new array of ``shape``: in memory, or a memory-mapped file ``name`` in the folder ``scratch``."""
+    return np.zeros(shape, dtype) if scratch is None else scratch_array(Path(scratch) / f"{name}.npy", dtype, shape)
+
+
+def align(bands: list[Band], reference: int | None = None,
+          out: np.ndarray | None = None) -> tuple[np.ndarray, WCS, int]:
     """Every band reprojected onto the reference frame's grid (`interp_keeping_data`: each pixel's value kept, so a
     band in counts per pixel of another size is off by the area ratio — by one factor for the whole band, which
-    `composite_rgb`'s per-band scaling removes).
+    `composite_rgb`'s per-band scaling removes), in strips of that grid (reproject's coordinates for the whole grid
+    at once were ~50 bytes a pixel per band).
 
-    Returns ``(stack (3, H, W), wcs, reference_index)``; the reference defaults to the finest-sampled frame.
+    Returns ``(stack (n, H, W), wcs, reference_index)``, the stack in ``out`` where given (a float32 memory map:
+    a large field's bands need not be in memory twice); the reference defaults to the finest-sampled frame.
     """
+    from .imaging.wcs import crop_wcs
+
     ref = _finest(bands) if reference is None else reference
     target = bands[ref]
-    out = []
+    shape = target.data.shape
+    stack = np.empty((len(bands), *shape)) if out is None else out
     for i, b in enumerate(bands):
         if i == ref:
-            out.append(b.data.astype(np.float64))
+            stack[i] = b.data
             continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            arr, _ = interp_keeping_data((b.data, b.wcs), target.wcs, shape_out=target.data.shape)
-        out.append(arr)
-    return np.stack(out), target.wcs, ref
+        for rows in _strips(shape):
+            strip = crop_wcs(target.wcs, 0, rows.start, shape[1], rows.stop - rows.start)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                arr, _ = interp_keeping_data((b.data, b.wcs), strip, shape_out=(rows.stop - rows.start, shape[1]))
+            stack[i, rows] = arr
+    return stack, target.wcs, ref
+
+
+def common_data(stack: np.ndarray) -> np.ndarray:
+    """Where every plane of ``stack`` ``(n, H, W)`` has data, found in strips (a boolean ``(H, W)``)."""
+    common = np.empty(stack.shape[1:], bool)
+    for rows in _strips(stack.shape):
+        common[rows] = np.isfinite(stack[:, rows]).all(axis=0)
+    return common
 
 
 def _background(a: np.ndarray) -> float:
@@ -305,11 +338,20 @@ def _background(a: np.ndarray) -> float:
     return float(sigma_clipped_stats(finite, sigma=3, maxiters=5)[1]) if finite.size else 0.0
 
 
+def _levels(band: np.ndarray, common: np.ndarray) -> tuple[float, float]:
+    """``band``'s background and the 99.5th percentile above it, both taken where every band has data: what
+    `_scaled` subtracts and divides by."""
+    values = band[common].astype(np.float64)
+    background = _background(values)
+    values -= background
+    level = float(np.percentile(values, 99.5)) if values.size else 0.0
+    return background, level if level > 0 else 1.0
+
+
 def _scaled(band: np.ndarray, common: np.ndarray) -> np.ndarray:
     """``band`` background-subtracted and divided by its 99.5th percentile, both taken where every band has data."""
-    c = band - _background(band[common])
-    level = np.percentile(c[common], 99.5)
-    return c / (level if level > 0 else 1.0)
+    background, level = _levels(band, common)
+    return (band - background) / level
 
 
 def chromatic_weights(n: int) -> np.ndarray:
@@ -321,46 +363,59 @@ def chromatic_weights(n: int) -> np.ndarray:
     return w / w.sum(axis=0)
 
 
-def chromatic_channels(stack: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def chromatic_channels(stack: np.ndarray, weights: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``(n, H, W)`` aligned bands, blue to red -> ``(3, H, W)`` blue, green, red: each band first brought to one
-    scale (`_scaled`: every band counts alike, whatever its units and depth), then weighted (`chromatic_weights`)."""
-    common = np.isfinite(stack).all(axis=0)
+    scale (`_scaled`: every band counts alike, whatever its units and depth), then weighted (`chromatic_weights`);
+    in strips, into ``out`` where given."""
+    common = common_data(stack)
     if not common.any():
         raise InputError("the aligned bands share no pixel with data in all of them: nothing to compose")
-    scaled = np.stack([_scaled(b, common) for b in stack])
-    return np.einsum("nc,nhw->chw", weights, scaled)
+    levels = np.array([_levels(b, common) for b in stack])[:, :, None, None]
+    out = np.empty((3, *stack.shape[1:])) if out is None else out
+    for rows in _strips(stack.shape):
+        out[:, rows] = np.einsum("nc,nhw->chw", weights, (stack[:, rows] - levels[:, 0]) / levels[:, 1])
+    return out
 
 
-def composite_rgb(stack: np.ndarray, method: str = "lupton", q: float = 8.0, stretch: float = 0.5) -> np.ndarray:
-    """``(3, H, W)`` aligned blue, green, red -> ``(H, W, 3)`` RGB display values in [0, 1] (NaN: no data).
+def composite_rgb(stack: np.ndarray, method: str = "lupton", q: float = 8.0, stretch: float = 0.5,
+                  out: np.ndarray | None = None) -> np.ndarray:
+    """``(3, H, W)`` aligned blue, green, red -> ``(H, W, 3)`` RGB display values in [0, 1] (NaN: no data), float32,
+    made in strips (into ``out`` where given: a memory map).
 
     ``lupton``: Lupton et al. (2004) asinh on the summed intensity, which keeps colours of bright objects;
     each band is background-subtracted and scaled by its 99.5th percentile first. ``asinh``: each band through
     its own percentile:99.5 interval and asinh stretch.  Each band's statistics are taken where every band has
     data (the composite's own sky): a band covering less of the field was scaled by other sky than the rest, and
-    its colour balance with it (a green at a sixth of its brightness where it covered half the field).
+    its colour balance with it (a green at a sixth of its brightness where it covered half the field).  Both
+    mappings work pixel by pixel once those are known, so each strip is as the whole grid would be.
     """
     from astropy.visualization import make_lupton_rgb
 
     from .imaging.normalize import Normalizer
 
-    blue, green, red = stack
-    common = np.isfinite(stack).all(axis=0)
-    mask = ~common
+    if method not in ("asinh", "lupton"):
+        raise ValueError(f"unknown method {method!r}; choose lupton or asinh")
+    channels = stack[::-1]  # red, green, blue
+    common = common_data(stack)
     if not common.any():
         raise InputError("the aligned bands share no pixel with data in all of them: nothing to compose")
     if method == "asinh":
-        chans = [Normalizer.fit(c[common], "asinh", "percentile:99.5")(c) for c in (red, green, blue)]
-        rgb = np.stack(chans, -1).astype(np.float64)
-    elif method == "lupton":
-        scaled = [np.nan_to_num(_scaled(c, common), nan=0.0) for c in (red, green, blue)]
-        with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 where no band has light (no data: masked below)
-            rgb = make_lupton_rgb(*scaled, minimum=0.0, stretch=stretch, Q=q, output_dtype=np.float64)
+        norms = [Normalizer.fit(c[common], "asinh", "percentile:99.5") for c in channels]
     else:
-        raise ValueError(f"unknown method {method!r}; choose lupton or asinh")
-    rgb = np.clip(rgb, 0.0, 1.0)
-    rgb[mask] = np.nan
-    return rgb.astype(np.float32)
+        levels = [_levels(c, common) for c in channels]
+    rgb = np.empty((*stack.shape[1:], 3), np.float32) if out is None else out
+    for rows in _strips(stack.shape):
+        if method == "asinh":
+            part = np.stack([norm(c[rows]) for norm, c in zip(norms, channels)], -1).astype(np.float64)
+        else:
+            scaled = [np.nan_to_num((c[rows].astype(np.float64) - bg) / level, nan=0.0)
+                      for (bg, level), c in zip(levels, channels)]
+            with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 where no band has light (no data: masked)
+                part = make_lupton_rgb(*scaled, minimum=0.0, stretch=stretch, Q=q, output_dtype=np.float64)
+        part = np.clip(part, 0.0, 1.0)
+        part[~common[rows]] = np.nan
+        rgb[rows] = part
+    return rgb
 
 
 #: a mosaic grid may hold this many times its frames' own pixels (rotated, offset frames: a few times), or this many
@@ -765,7 +820,7 @@ def mapping_differs(headers: list[fits.Header]) -> list[str]:
 
 def composite_source(paths: list[Path], hdu: str | None = None, reference: int | None = None,
                      method: str = "lupton", maps: dict[Path, dict] | None = None, cosmic_rays: bool | None = None,
-                     cutout=None):
+                     cutout=None, scratch: Path | None = None):
     """The true-colour composite of filter frames ``paths`` as a display source (values in [0, 1], rows
     bottom-up, the reference frame's WCS and keywords plus AE_* cards naming each channel's frame and filter),
     and a warning ("" if none) when the frames were not given blue to red.
@@ -774,7 +829,9 @@ def composite_source(paths: list[Path], hdu: str | None = None, reference: int |
     channels by their rank in wavelength (`chromatic_weights`); all are reprojected onto frame
     ``reference`` (1-based, as given) or the finest-sampled one.  ``cosmic_rays``: as `read_bands` (by default
     searched where `run` searches them); what reading found is in the source's notes.  ``cutout``: only that part
-    of each frame (`io.cutout.Cutout`: about a sky position, the same part of the sky in every band)."""
+    of each frame (`io.cutout.Cutout`: about a sky position, the same part of the sky in every band).  ``scratch``:
+    a folder where the aligned bands and the composite are memory-mapped files (float32, 4 bytes a pixel per band and
+    12 for the composite), so that a large field is in memory once, as its bands read; else in memory."""
     from .errors import SettingsError
     from .io.readers import from_array
     from .io.writers import add_text, set_card
@@ -794,20 +851,26 @@ def composite_source(paths: list[Path], hdu: str | None = None, reference: int |
                             f"filter of {', '.join(unknown)} is not known (FILTER, PHOTPLAM); give three, or frames "
                             "whose headers name their filter")
     ref_index = None if ref_path is None else next(i for i, b in enumerate(bands) if ref_path in (b.path, *b.more))
-    stack, wcs, ref_index = align(bands, ref_index)
-    common = np.isfinite(stack).all(axis=0)
+    shape = bands[_finest(bands) if ref_index is None else ref_index].data.shape
+    stack, wcs, ref_index = align(bands, ref_index, _grid_array(scratch, "aligned", (len(bands), *shape)))
+    bands = [replace(b, data=np.empty((0, 0), np.float32)) for b in bands]  # (their pixels are in the stack now)
+    common = common_data(stack)
     for b, plane in zip(bands, stack):  # (a flat band was a wash of colour with --method asinh, black with lupton)
-        if common.any() and not np.ptp(plane[common]) > 0:
-            raise InputError(f"{b.name}: every pixel where the bands overlap is {float(plane[common][0]):g}: a band "
+        if common.any() and not np.ptp(values := plane[common]) > 0:
+            raise InputError(f"{b.name}: every pixel where the bands overlap is {float(values[0]):g}: a band "
                              "with no signal cannot give a colour")
     blend = chromatic_weights(len(bands)) if len(bands) > 3 else None
     if blend is not None:  # four filters or more: each a hue by its rank in wavelength
-        stack = chromatic_channels(stack, blend)
+        stack = chromatic_channels(stack, blend, _grid_array(scratch, "channels", (3, *shape)))
     if len(bands) == 2:  # two filters: green is their mean, on the common grid
-        stack = np.stack([stack[0], (stack[0] + stack[1]) / 2, stack[1]])
+        three = _grid_array(scratch, "channels", (3, *shape))
+        for rows in _strips(stack.shape):
+            three[0, rows], three[2, rows] = stack[0, rows], stack[1, rows]
+            three[1, rows] = (stack[0, rows].astype(np.float64) + stack[1, rows]) / 2
+        stack = three
         bands = [bands[0], replace(bands[0], filter="mean", wavelength=None, more=()), bands[1]]
         ref_index *= 2
-    rgb = composite_rgb(stack, method)
+    rgb = composite_rgb(stack, method, out=_grid_array(scratch, "rgb", (*shape, 3)))
     header = bands[ref_index].header.copy()
     from .models.weights import sha256_file
 
