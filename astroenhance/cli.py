@@ -1246,10 +1246,10 @@ def check(
     if not files:
         raise SettingsError("no astroenhance outputs to check in " + ", ".join(str(o) for o in outputs))
     installed = {e.id: e.sha256 for e in read_manifest(weights_dir(weights))}
-    given = InputFiles(inputs) if inputs else None
+    candidates = InputFiles(inputs) if inputs else None
     failed = 0
     for path in files:
-        checked = check_output(path, given, installed)
+        checked = check_output(path, candidates, installed)
         failed += not checked.ok
         if checked.ok and quiet:
             continue

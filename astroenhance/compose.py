@@ -363,11 +363,12 @@ def chromatic_weights(n: int) -> np.ndarray:
     return w / w.sum(axis=0)
 
 
-def chromatic_channels(stack: np.ndarray, weights: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def chromatic_channels(stack: np.ndarray, weights: np.ndarray, out: np.ndarray | None = None,
+                       common: np.ndarray | None = None) -> np.ndarray:
     """``(n, H, W)`` aligned bands, blue to red -> ``(3, H, W)`` blue, green, red: each band first brought to one
     scale (`_scaled`: every band counts alike, whatever its units and depth), then weighted (`chromatic_weights`);
-    in strips, into ``out`` where given."""
-    common = common_data(stack)
+    in strips, into ``out`` where given (``common``: `common_data` of ``stack``, where the caller has it)."""
+    common = common_data(stack) if common is None else common
     if not common.any():
         raise InputError("the aligned bands share no pixel with data in all of them: nothing to compose")
     levels = np.array([_levels(b, common) for b in stack])[:, :, None, None]
@@ -378,9 +379,9 @@ def chromatic_channels(stack: np.ndarray, weights: np.ndarray, out: np.ndarray |
 
 
 def composite_rgb(stack: np.ndarray, method: str = "lupton", q: float = 8.0, stretch: float = 0.5,
-                  out: np.ndarray | None = None) -> np.ndarray:
+                  out: np.ndarray | None = None, common: np.ndarray | None = None) -> np.ndarray:
     """``(3, H, W)`` aligned blue, green, red -> ``(H, W, 3)`` RGB display values in [0, 1] (NaN: no data), float32,
-    made in strips (into ``out`` where given: a memory map).
+    made in strips (into ``out`` where given: a memory map; ``common``: `common_data` of ``stack``, where known).
 
     ``lupton``: Lupton et al. (2004) asinh on the summed intensity, which keeps colours of bright objects;
     each band is background-subtracted and scaled by its 99.5th percentile first. ``asinh``: each band through
@@ -396,7 +397,7 @@ def composite_rgb(stack: np.ndarray, method: str = "lupton", q: float = 8.0, str
     if method not in ("asinh", "lupton"):
         raise ValueError(f"unknown method {method!r}; choose lupton or asinh")
     channels = stack[::-1]  # red, green, blue
-    common = common_data(stack)
+    common = common_data(stack) if common is None else common
     if not common.any():
         raise InputError("the aligned bands share no pixel with data in all of them: nothing to compose")
     if method == "asinh":
@@ -861,7 +862,7 @@ def composite_source(paths: list[Path], hdu: str | None = None, reference: int |
                              "with no signal cannot give a colour")
     blend = chromatic_weights(len(bands)) if len(bands) > 3 else None
     if blend is not None:  # four filters or more: each a hue by its rank in wavelength
-        stack = chromatic_channels(stack, blend, _grid_array(scratch, "channels", (3, *shape)))
+        stack = chromatic_channels(stack, blend, _grid_array(scratch, "channels", (3, *shape)), common)
     if len(bands) == 2:  # two filters: green is their mean, on the common grid
         three = _grid_array(scratch, "channels", (3, *shape))
         for rows in _strips(stack.shape):
@@ -870,7 +871,8 @@ def composite_source(paths: list[Path], hdu: str | None = None, reference: int |
         stack = three
         bands = [bands[0], replace(bands[0], filter="mean", wavelength=None, more=()), bands[1]]
         ref_index *= 2
-    rgb = composite_rgb(stack, method, out=_grid_array(scratch, "rgb", (*shape, 3)))
+    # (the channels have data where every band has: a blend of bands, or a mean of two)
+    rgb = composite_rgb(stack, method, out=_grid_array(scratch, "rgb", (*shape, 3)), common=common)
     header = bands[ref_index].header.copy()
     from .models.weights import sha256_file
 
@@ -998,8 +1000,7 @@ def colour_mosaic_header(header: fits.Header | None, frames: list[fits.Header], 
 def has_data(a: np.ndarray) -> bool:
     """Whether ``a`` (a mosaic's grid, maybe a memory map larger than memory) holds a finite value, looked for in
     strips (``np.isfinite(a).any()`` makes a boolean copy of the whole grid first)."""
-    rows = max(1, COADD_STRIP_PIXELS // max(1, a.shape[-1]))
-    return any(np.isfinite(a[y0:y0 + rows]).any() for y0 in range(0, a.shape[0], rows))
+    return any(np.isfinite(a[rows]).any() for rows in _strips(a.shape, COADD_STRIP_PIXELS))
 
 
 def _big_endian_float32(a: np.ndarray, into: Path | None = None) -> np.ndarray:
@@ -1008,9 +1009,8 @@ def _big_endian_float32(a: np.ndarray, into: Path | None = None) -> np.ndarray:
     if into is None or a.dtype == np.dtype(">f4"):  # (a mosaic co-added as that already: no copy)
         return np.asarray(a, dtype=">f4")
     out = scratch_array(into, ">f4", a.shape)
-    rows = max(1, COADD_STRIP_PIXELS // max(1, a.shape[-1]))
-    for y0 in range(0, a.shape[0], rows):
-        out[y0:y0 + rows] = a[y0:y0 + rows]
+    for rows in _strips(a.shape, COADD_STRIP_PIXELS):
+        out[rows] = a[rows]
     out.flush()
     return out
 
