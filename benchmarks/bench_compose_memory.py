@@ -14,39 +14,20 @@ in memory); the composites' display planes are compared (the largest difference,
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
+import memory_probe
 import numpy as np
 from astropy.io import fits
 
-PROBE = r"""
-import json, os, sys, threading, time
-peak = {"rss": 0.0, "anon": 0.0}
-def sample():
-    while True:
-        with open("/proc/self/status") as f:
-            got = {l.split(":")[0]: int(l.split()[1]) / 1e3 for l in f if l.startswith(("VmRSS:", "RssAnon:"))}
-        peak["rss"], peak["anon"] = max(peak["rss"], got["VmRSS"]), max(peak["anon"], got["RssAnon"])
-        time.sleep(0.02)
-threading.Thread(target=sample, daemon=True).start()
+#: the baseline (WHOLE_GRID in its environment): the whole grid at once, float64, in memory, as before
+PATCHES = r"""
 import numpy as np
 from astroenhance import compose
-if os.environ.get("WHOLE_GRID"):  # as before: the whole grid at once, float64, in memory
+if os.environ.get("WHOLE_GRID"):
     compose.COMPOSE_STRIP_PIXELS = 1 << 62
     compose._grid_array = lambda scratch, name, shape, dtype=None: np.zeros(shape)
-from astroenhance.cli import app
-sys.argv = ["astroenhance", *json.loads(os.environ["ARGS"])]
-start = time.perf_counter()
-try:
-    app()
-except SystemExit as exc:
-    code = exc.code
-print(json.dumps({"seconds": time.perf_counter() - start, "code": code, **peak}))
 """
 
 FILTERS = [("F435W", 4318.9), ("F606W", 5921.1), ("F814W", 8057.0), ("F105W", 10552.0), ("F125W", 12486.0),
@@ -71,12 +52,7 @@ def frames(n: int, bands: int, folder: Path) -> list[Path]:
 
 
 def measure(args: list[str], before: bool) -> dict:
-    env = {**os.environ, "ARGS": json.dumps(args), **({"WHOLE_GRID": "1"} if before else {})}
-    done = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=True)
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    if result["code"] not in (0, None):
-        raise SystemExit(f"astroenhance {' '.join(args)} exited {result['code']}:\n{done.stderr[-2000:]}")
-    return result
+    return memory_probe.measure(args, PATCHES, {"WHOLE_GRID": "1"} if before else {})
 
 
 def main() -> None:

@@ -22,30 +22,19 @@ shipped are checked equal, pixel for pixel.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
 import tempfile
 import warnings
 from pathlib import Path
 
+import memory_probe
 import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: runs one astroenhance command in-process, sampling its memory in a thread; prints a JSON line
-PROBE = r"""
-import json, os, sys, threading, time
-peak = {"rss": 0.0, "anon": 0.0}
-def sample():
-    while True:
-        with open("/proc/self/status") as f:
-            got = {l.split(":")[0]: int(l.split()[1]) / 1e3 for l in f if l.startswith(("VmRSS:", "RssAnon:"))}
-        peak["rss"], peak["anon"] = max(peak["rss"], got["VmRSS"]), max(peak["anon"], got["RssAnon"])
-        time.sleep(0.02)
-threading.Thread(target=sample, daemon=True).start()
+#: a baseline's patches, by the flags in its environment (`memory_probe.measure`); the scratch files' size counted
+PATCHES = r"""
 import numpy as np
 from astroenhance import compose
 scratch_bytes, allocate = [0], compose.scratch_array
@@ -53,6 +42,7 @@ def counted(path, dtype, shape):  # every scratch file's size (they stay until t
     scratch_bytes[0] += np.dtype(dtype).itemsize * int(np.prod(shape))
     return allocate(path, dtype, shape)
 compose.scratch_array = counted
+extra["scratch"] = lambda: scratch_bytes[0] / 1e6
 if os.environ.get("WHOLE_GRID"):
     compose.COADD_STRIP_PIXELS = 1 << 62
 if os.environ.get("FLOAT64_GRID"):  # the grid kept in float64, values and footprints, as before
@@ -74,14 +64,6 @@ if os.environ.get("IN_MEMORY"):  # run's outputs, and the science mosaic's float
     whole, float32 = compose.enhanced_planes, compose._big_endian_float32
     compose.enhanced_planes = lambda out, into=None: whole(out)
     compose._big_endian_float32 = lambda a, into=None: float32(a)
-from astroenhance.cli import app
-sys.argv = ["astroenhance", *json.loads(os.environ["ARGS"])]
-start = time.perf_counter()
-try:
-    app()
-except SystemExit as exc:
-    code = exc.code
-print(json.dumps({"seconds": time.perf_counter() - start, "code": code, "scratch": scratch_bytes[0] / 1e6, **peak}))
 """
 
 
@@ -106,13 +88,7 @@ BEFORE = ("WHOLE_GRID", "IN_MEMORY", "PER_PLANE", "FLOAT64_GRID")
 
 
 def measure(args: list[str], before: tuple[str, ...] = ()) -> dict:
-    env = {"ARGS": json.dumps(args), **{flag: "1" for flag in before}}
-    done = subprocess.run([sys.executable, "-c", PROBE], env={**__import__("os").environ, **env},
-                          capture_output=True, text=True, check=True)
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    if result["code"] not in (0, None):
-        raise SystemExit(f"astroenhance {' '.join(args)} exited {result['code']}:\n{done.stderr[-2000:]}")
-    return result
+    return memory_probe.measure(args, PATCHES, {flag: "1" for flag in before})
 
 
 def main() -> None:
