@@ -34,6 +34,7 @@ class Checked:
     path: Path
     kind: str = ""  # "FITS", "PNG", ...
     integrity: str = ""  # how it was verified, when it was
+    verified: bool = False  # its checksums (FITS) or CRCs (PNG) all there and right; False: decoded only, or damaged
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     provenance: dict[str, str] = field(default_factory=dict)  # the recorded entries (`pipeline.provenance`)
@@ -344,7 +345,8 @@ def check_output(path: str | Path, inputs: InputFiles | None = None,
             if "AE_VER" not in cards:
                 out.problems.append("not an astroenhance output (no AE_VER in its primary header)")
             if not out.problems:
-                out.integrity = f"{hdus} HDUs, their checksums verify" if not out.notes else f"{hdus} HDUs"
+                out.verified = not any(n.startswith("no checksum") for n in out.notes)
+                out.integrity = f"{hdus} HDUs, their checksums verify" if out.verified else f"{hdus} HDUs"
         else:
             suffix = path.suffix.lower()
             out.kind = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}.get(suffix, "")
@@ -356,7 +358,7 @@ def check_output(path: str | Path, inputs: InputFiles | None = None,
             if out.kind == "PNG":
                 texts, out.problems = png_integrity(path)
                 text = texts.get("Comment", "")
-                out.integrity = "its chunks' CRCs and compressed pixels verify"
+                out.integrity, out.verified = "its chunks' CRCs and compressed pixels verify", not out.problems
             else:
                 out.problems = decoded(path)
                 text = picture_header(path).text

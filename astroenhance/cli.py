@@ -1247,10 +1247,11 @@ def check(
         raise SettingsError("no astroenhance outputs to check in " + ", ".join(str(o) for o in outputs))
     installed = {e.id: e.sha256 for e in read_manifest(weights_dir(weights))}
     candidates = InputFiles(inputs) if inputs else None
-    failed = 0
+    failed = verified = 0
     for path in files:
         checked = check_output(path, candidates, installed)
         failed += not checked.ok
+        verified += checked.ok and checked.verified
         if checked.ok and quiet:
             continue
         (out if checked.ok else err).print(
@@ -1258,8 +1259,10 @@ def check(
              f"FAILED  {path}: " + "; ".join(checked.problems)), markup=False)
         for line in _made_lines(checked, installed):
             out.print(f"        {line}", markup=False)
-    out.print(f"checked {len(files)} output(s): {len(files) - failed} intact" + (" and made from the files given"
-              if inputs else "") + (f", {failed} with problems" if failed else ""), markup=False)
+    unverified = len(files) - failed - verified
+    out.print(f"checked {len(files)} output(s): {verified} intact" + (" and made from the files given" if inputs else "")
+              + (f", {unverified} readable but without checksums to verify" if unverified else "")
+              + (f", {failed} with problems" if failed else ""), markup=False)
     if failed:
         raise typer.Exit(1)
 

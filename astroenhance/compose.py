@@ -700,9 +700,9 @@ def enhance_frames(bands: list[Band], enhancer, match_background: bool = True,
         shape = (a.shape[0] * enhancer.scale, a.shape[1] * enhancer.scale, 3)
         planes = None if scratch is None else scratch_array(Path(scratch) / f"enhanced{k}.npy", np.float32, shape)
         res = enhancer.enhance_array(a, w, header=b.header, sigma=b.sigma, display=shared, config=display_only,
-                                     out=planes)
+                                     out=planes, luminance=False)  # (the display planes alone are mosaicked)
         out.append((res.rgb, res.wcs, res.header))
-        del res  # (its luminance too)
+        del res
     return out
 
 

@@ -10,9 +10,11 @@ RSS, its peak anonymous memory (RssAnon: what the kernel cannot drop, memory-map
 time.  The baseline rows co-add the whole grid at once (`compose.COADD_STRIP_PIXELS` set above the grid's size), as
 `mosaic` did before it worked in strips, hold run's outputs in memory (`compose.enhanced_planes` without its
 scratch file), co-add a colour mosaic's planes one at a time (the sky mapped once per plane), stacked in memory,
-and keep the grid in float64, values and footprints; the others are `mosaic` as shipped (mean, median), then with
+keep the grid in float64, values and footprints, and keep each enhanced frame's luminance plane (a second baseline
+keeps only that); the others are `mosaic` as shipped (mean, median), then with
 `--cutout` about the pieces' common
-centre, `run` of one piece whole and cut out, a colour mosaic of run's outputs of both pieces, and a science
+centre, `run` of one piece whole and cut out, a colour mosaic of run's outputs of both pieces, `--enhance` of one
+frame of an ACS/WFC chip's size (the frame tiled to 4096x2048; baseline: its luminance plane kept), and a science
 mosaic of the first piece and the second placed 4 pieces away (a wide grid, mostly empty: its FITS written from
 float32 copies in memory in the baseline, as before, from the scratch files it was co-added in as shipped).
 "scratch MB" is the size of the memory-mapped scratch files the command made.  The mosaics of the baselines and as
@@ -60,6 +62,10 @@ if os.environ.get("PER_PLANE"):  # a colour mosaic's R, G, B co-added one at a t
                 for c in range(frames[0][0].shape[0])]
         return np.stack([e[0] for e in each]), np.stack([e[1] for e in each]), each[0][2]
     compose.coadd = coadd
+if os.environ.get("KEEP_LUMINANCE"):  # each enhanced frame's luminance plane kept, as before
+    from astroenhance.pipeline import Enhancer
+    enhance_array = Enhancer.enhance_array
+    Enhancer.enhance_array = lambda self, *a, luminance=True, **k: enhance_array(self, *a, luminance=True, **k)
 if os.environ.get("IN_MEMORY"):  # run's outputs, and the science mosaic's float32 planes, in memory, as before
     whole, float32 = compose.enhanced_planes, compose._big_endian_float32
     compose.enhanced_planes = lambda out, into=None: whole(out)
@@ -84,7 +90,7 @@ def pieces(frame: Path, size: int, shift: tuple[int, int], folder: Path) -> list
 
 
 #: a baseline: the whole grid at once, planes in memory, one by one, the grid in float64
-BEFORE = ("WHOLE_GRID", "IN_MEMORY", "PER_PLANE", "FLOAT64_GRID")
+BEFORE = ("WHOLE_GRID", "IN_MEMORY", "PER_PLANE", "FLOAT64_GRID", "KEEP_LUMINANCE")
 
 
 def measure(args: list[str], before: tuple[str, ...] = ()) -> dict:
@@ -98,7 +104,8 @@ def main() -> None:
     ap.add_argument("--shift", default="60,40")
     ap.add_argument("--cutout-size", default="2arcsec")
     ap.add_argument("--far", type=int, help="pixels the far piece lies away, along x and y (default 4 pieces)")
-    ap.add_argument("--only", help="run only the rows whose name holds this text (e.g. 'far apart')")
+    ap.add_argument("--only", help="run only the rows whose name holds this text (e.g. 'far apart'; several: "
+                                   "'A|B')")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,9 +121,17 @@ def main() -> None:
                 h[ext].header["CRPIX1"] -= args.far or 4 * args.piece
                 h[ext].header["CRPIX2"] -= args.far or 4 * args.piece
             h.writeto(far)
+        chip = tmp / "chip_flt.fits"  # an ACS/WFC chip's size, 4096x2048: the frame tiled (2x4), as one frame
+        with fits.open(args.frame) as h:
+            fits.HDUList([fits.PrimaryHDU(header=h[0].header)] + [
+                fits.ImageHDU(np.tile(h[ext].data, (2, 4))[:2048, :4096], h[ext].header, name=ext)
+                for ext in ("SCI", "ERR", "DQ")]).writeto(chip)
+        on_its_grid = ["--enhance", "--grid", "first", "--format", "fits"]  # (a 134 Mpx grid, not a rotated 251)
         rows = [
             ("mosaic --enhance, whole grid at once (baseline)", ["mosaic", str(p0), str(p1), "-o", str(tmp / "a"),
                                                                  "--enhance"], BEFORE),
+            ("mosaic --enhance, luminance kept (baseline)", ["mosaic", str(p0), str(p1), "-o", str(tmp / "b0"),
+                                                             "--enhance"], ("KEEP_LUMINANCE",)),
             ("mosaic --enhance, in strips", ["mosaic", str(p0), str(p1), "-o", str(tmp / "b"), "--enhance"], ()),
             ("mosaic --enhance --cutout", ["mosaic", str(p0), str(p1), "-o", str(tmp / "c"), "--enhance", *cut],
              ()),
@@ -132,6 +147,10 @@ def main() -> None:
             ("mosaic of run's outputs, in memory (baseline)", ["mosaic", *outs, "-o", str(tmp / "j")], BEFORE),
             ("mosaic of run's outputs, in files and strips", ["mosaic", *outs, "-o", str(tmp / "k")], ()),
             ("mosaic of run's outputs --cutout", ["mosaic", *outs, "-o", str(tmp / "l"), *cut], ()),
+            ("--enhance of a 4096x2048 chip, luminance kept (baseline)", ["mosaic", str(chip), "-o",
+                                                                          str(tmp / "w0"), *on_its_grid],
+             ("KEEP_LUMINANCE",)),
+            ("--enhance of a 4096x2048 chip", ["mosaic", str(chip), "-o", str(tmp / "w"), *on_its_grid], ()),
             ("science mosaic far apart, in memory (baseline)", ["mosaic", str(p0), str(far), "-o", str(tmp / "m"),
                                                                 "--format", "fits"], ("IN_MEMORY",
                                                                                       "FLOAT64_GRID")),
@@ -144,13 +163,13 @@ def main() -> None:
               f"{'x baseline (s, RSS)':>22}")
         base = None
         for name, command, before in rows:
-            if args.only and args.only not in name:
+            if args.only and not any(text in name for text in args.only.split("|")):
                 continue
             r = measure(command, before)
             base = r if "baseline" in name else base
             ratio = f"{r['seconds'] / base['seconds']:.2f}, {r['rss'] / base['rss']:.2f}"
             print(f"{name:<50}{r['seconds']:>9.1f}{r['rss']:>13.0f}{r['anon']:>12.0f}{r['scratch']:>12.0f}{ratio:>22}")
-        for a, b in (("a", "b"), ("d", "e"), ("h", "i"), ("j", "k"), ("m", "n")):
+        for a, b in (("a", "b"), ("b0", "b"), ("d", "e"), ("h", "i"), ("j", "k"), ("w0", "w"), ("m", "n")):
             if not (tmp / a).exists() or not (tmp / b).exists():
                 continue  # (rows left out by --only)
             with fits.open(tmp / a / "mosaic.mosaic.fits") as x, fits.open(tmp / b / "mosaic.mosaic.fits") as y:

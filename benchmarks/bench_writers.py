@@ -1,6 +1,7 @@
 """The writers' host-side rates, output megapixels per second: the FITS int16 encoding of one plane, a picture's rows
 quantised to 8 bits into its scratch file (`ImageWriter.write_rows`), FITS blocks written
-(`FITSRGBWriter.write_block`: int16 RGB + float32 FLUX + FLUXERR), and a PNG encoded by `write_png` on one thread
+(`FITSRGBWriter.write_block`: int16 RGB + float32 FLUX + FLUXERR), the same as a finished `--fits-encoding rice`
+file (blocks, tile compression, checksums), and a PNG encoded by `write_png` on one thread
 and on the host's threads, with its size.  Only interfaces older code has too, so that a worktree of it can be
 measured the same way.
 
@@ -62,6 +63,17 @@ def rows(width: int, workdir: Path, png_side: int) -> list[tuple[str, float, str
         finally:
             w.abort()
     out.append(("FITS blocks (int16 RGB + FLUX + FLUXERR)", height * width / 1e6 / best_of(fits_blocks, 3), ""))
+
+    def rice_file() -> None:  # the whole file: blocks, then the tile compression and its checksums
+        path = workdir / "rice.fits"
+        path.unlink(missing_ok=True)
+        w = FITSRGBWriter(path, (height, width), fits.Header(), fits.Header(), "rice", (fits.Header(), fits.Header()))
+        for r in range(0, height, 64):
+            w.write_block(r, rgb, 0, flux, flux)
+        w.commit()
+    t = best_of(rice_file, 2)
+    out.append(("FITS --fits-encoding rice, finished file", height * width / 1e6 / t,
+                f"{t:.2f} s, {(workdir / 'rice.fits').stat().st_size / 1e6:.1f} MB"))
     q = (picture(png_side) * 255 + 0.5).astype(np.uint8)
     threaded = "threads" in inspect.signature(write_png).parameters
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -438,3 +438,14 @@ def test_enhance_array_writes_its_display_planes_into_an_array_given(tmp_path):
     for bad in (np.zeros((160, 224, 3)), np.zeros((40, 56, 3), np.float32)):
         with pytest.raises(ValueError, match="rgb must be float32 of shape"):
             enhancer.enhance_array(data, out=bad)
+    # ``luminance=False`` (a colour mosaic's frames): the luminance plane is not kept — 0.5 GB for an ACS/WFC chip at
+    # 4x — and nothing else changes
+    from astroenhance.pipeline.output import ArraySink
+
+    bare = enhancer.enhance_array(data, out=out, luminance=False)
+    assert bare.luminance is None and bare.rgb is out
+    np.testing.assert_array_equal(out, alone.rgb)
+    np.testing.assert_array_equal(bare.flux, alone.flux)
+    with ArraySink((4, 6), luminance=False) as sink:
+        sink.put(0, 4, 0, np.ones((4, 6, 3), np.float32), np.ones((4, 6), np.float32), None, None)
+    assert sink.lum is None and sink.rgb.sum() == 72

@@ -366,6 +366,17 @@ class FITSRGBWriter(_AtomicFile):
                 for key, *_ in CHECKSUM_CARDS:
                     header.remove(key, ignore_missing=True)
                 _append_hdu(packed, fits.ImageHDU(table.data, header))
+            # every HDU's checksums, as the other encodings carry them: the compressed planes written again as the
+            # binary tables they are (not decompressed), astropy summing each as it writes
+            summed = temporary_path(self.final)
+            try:
+                with fits.open(packed, disable_image_compression=True, memmap=True) as hdul:
+                    hdul.writeto(summed, checksum=True)
+            except BaseException:
+                _quiet_unlink(summed)
+                raise
+            _quiet_unlink(packed)
+            packed = summed
             with open(packed, "rb+") as fh:
                 os.fsync(fh.fileno())
             os.replace(packed, self.tmp)

@@ -91,7 +91,7 @@ class EnhancedArray:
 
     rgb: np.ndarray  # (H*s, W*s, 3) float32 in [0, 1], NaN where the input had no data (but for small holes, shown
     # interpolated: `EnhanceConfig.fill_holes`); rows as the input
-    luminance: np.ndarray  # (H*s, W*s)
+    luminance: np.ndarray | None  # (H*s, W*s); None where not asked for (`Enhancer.enhance_array`)
     wcs: object  # of the 4x grid, for rgb's rows as they are (None without an input WCS); with the input's
     # lookup-table distortions (NPOL/D2IM), which flux_header's CPDIS/D2IM cards name but cannot hold: use this
     normalizer: Normalizer
@@ -1005,7 +1005,7 @@ class Enhancer:
     def enhance_array(self, data: np.ndarray, wcs=None, *, header: fits.Header | None = None,
                       sigma: np.ndarray | None = None, is_fits_like: bool = True,
                       config: EnhanceConfig | None = None, display: Normalizer | None = None,
-                      out: np.ndarray | None = None) -> EnhancedArray:
+                      out: np.ndarray | None = None, luminance: bool = True) -> EnhancedArray:
         """Enhance an in-memory ``(H, W)`` or ``(H, W, 3)`` array (rows bottom-up, as in FITS) and its WCS.
 
         ``header``: the frame's FITS header (or `read_frame`'s), for what the engine reads from it — BUNIT decides
@@ -1018,14 +1018,14 @@ class Enhancer:
         show it with (its stretch, interval, vmin, vmax, a) instead of the frame's own — one mapping for frames shown
         together (`compose.enhance_frames`); the sky and noise the networks see are still the frame's.  ``out``: a
         float32 ``(H*scale, W*scale, 3)`` array (a memory-mapped file) the display planes are written into, as the
-        result's ``rgb``."""
+        result's ``rgb``; ``luminance`` False: the result's ``luminance`` is not kept (None)."""
         cfg = (config or self._given).for_input(is_fits_like)
         if (other := self._for_model(cfg.sr_model)) is not self:
             return other.enhance_array(data, wcs, header=header, sigma=sigma, is_fits_like=is_fits_like, config=cfg,
-                                       display=display, out=out)
+                                       display=display, out=out, luminance=luminance)
         src = from_array(data, wcs, origin="lower", dtype_range=None if is_fits_like else display_range(data),
                          header=None if header is None else kept_keywords(header), sigma=sigma)
-        return self._in_memory(src, cfg, display, out)
+        return self._in_memory(src, cfg, display, out, luminance)
 
     def enhance_frame(self, path: str | Path, hdu: str | int | None = None) -> EnhancedArray:
         """Enhance one frame of a file in memory, read exactly as `run` reads it: noise from ERR or WHT, DQ flags
@@ -1044,7 +1044,7 @@ class Enhancer:
             return self._in_memory(single_frame(path, frames), cfg)
 
     def _in_memory(self, src: FrameSource, cfg: EnhanceConfig, display: Normalizer | None = None,
-                   out: np.ndarray | None = None) -> EnhancedArray:
+                   out: np.ndarray | None = None, luminance: bool = True) -> EnhancedArray:
         """`enhance_array` / `enhance_frame` of one frame: the whole output in memory (the display planes in
         ``out`` where given)."""
         settings = self.settings_digest(cfg)  # (of the settings as given, as `write_source` records it)
@@ -1052,7 +1052,7 @@ class Enhancer:
         norm = None if display is None else self._shown_with(src, self.fit_normalizer(src, cfg), display)
         # on a GPU a thread copies the finished pieces to the host while the engine computes the next ones
         with ArraySink((src.shape[0] * self.scale, src.shape[1] * self.scale),
-                       background=COPY_THREAD and self.device.type != "cpu", rgb=out) as sink:
+                       background=COPY_THREAD and self.device.type != "cpu", rgb=out, luminance=luminance) as sink:
             norm = self.process(src, cfg, sink.put, norm=norm)
         primary, image, notes, out_wcs = self.headers(src, cfg, norm, self.provenance(src, cfg, norm, settings))
         if out_wcs is not None and src.origin == "upper":  # a picture's (AVM's, rows bottom-up) for rgb's rows

@@ -101,19 +101,23 @@ class ArraySink(_Sink):
     device straight into its place: one pass over the host memory, by a thread (``background``) while the engine
     goes on."""
 
-    def __init__(self, shape: tuple[int, int], background: bool = False, rgb: np.ndarray | None = None) -> None:
+    def __init__(self, shape: tuple[int, int], background: bool = False, rgb: np.ndarray | None = None,
+                 luminance: bool = True) -> None:
         self.shape = shape
         if rgb is not None and (rgb.shape != (*shape, 3) or rgb.dtype != np.float32):
             raise ValueError(f"rgb must be float32 of shape {(*shape, 3)} (got {rgb.dtype} {rgb.shape})")
         self.rgb = np.zeros((*shape, 3), dtype=np.float32) if rgb is None else rgb  # (or the caller's: a memmap)
-        self.lum = np.zeros(shape, dtype=np.float32)
+        # (``luminance`` False: not kept — a colour mosaic's frames need their display planes alone, and an ACS/WFC
+        # chip's luminance at 4x is 0.5 GB)
+        self.lum = np.zeros(shape, dtype=np.float32) if luminance else None
+        self._kept = {"rgb", "flux", "flux_err", *(("lum",) if luminance else ())}
         self.flux: np.ndarray | None = None  # in the input's units, where the engine makes a FLUX plane
         self.flux_err: np.ndarray | None = None  # and its FLUXERR
         super().__init__(background)
 
     def _write(self, row0: int, row1: int, col0: int, rgb, lum, flux, flux_err) -> None:
         for name, piece in (("rgb", rgb), ("lum", lum), ("flux", flux), ("flux_err", flux_err)):
-            if piece is None:
+            if piece is None or name not in self._kept:
                 continue
             if getattr(self, name) is None:
                 setattr(self, name, np.zeros(self.shape, dtype=np.float32))
