@@ -46,6 +46,18 @@ class Checked:
     def ok(self) -> bool:
         return not self.problems
 
+    def as_dict(self, installed: dict[str, str] | None = None) -> dict:
+        """What was found, for a JSON report (`check --json`): ``installed`` (weights id -> sha256) says whether each
+        network's weights are the installed ones (None: not installed here)."""
+        return {"path": str(self.path), "kind": self.kind, "ok": self.ok, "verified": self.verified,
+                "integrity": self.integrity, "problems": self.problems, "notes": self.notes,
+                "inputs": [{"name": n, "sha256": h, "found": None if h not in self.found else
+                            (str(self.found[h]) if self.found[h] else "")} for n, h in self.inputs],
+                "weights": [{"network": net, "id": wid, "sha256": sha,
+                             "installed": None if installed is None or wid not in installed else installed[wid] == sha}
+                            for net, wid, sha in self.weights],
+                "provenance": self.provenance}
+
 
 # ---- integrity ----------------------------------------------------------------------------------------------
 

@@ -1219,6 +1219,7 @@ def check(
     inputs: Annotated[list[Path] | None, typer.Option("--inputs", help="The files the outputs were made from (frames, or folders of them; repeatable): every input an output records by its sha256 — its frame, noise map or DQ file, a mosaic's or a composite's frames — must be one of these files, byte for byte. Files named as the output records its input are hashed first, the others only when needed.", exists=True, show_default=False)] = None,
     weights: Annotated[Path | None, typer.Option(help="Weights folder the recorded weights are compared with (default: the installed ones, or $ASTROENHANCE_WEIGHTS).", file_okay=False, show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only outputs with problems, and the summary.")] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write what was found as JSON: per output its path, whether it is intact and verified, problems, notes, the inputs it records (sha256; with --inputs the file found, \"\" none), its weights (installed or not) and every provenance entry.", show_default=False)] = None,
 ) -> None:
     """Check outputs: whether each is intact — a FITS file's checksums (every HDU's DATASUM and CHECKSUM), a PNG's
     CRCs and compressed pixels, read in pieces; JPEG and TIFF, which carry no checksum, decoded — and what it
@@ -1228,11 +1229,15 @@ def check(
 
     Exit status: 0 every output intact (and made from the files given), 1 any damaged, not an astroenhance output,
     or made from none of the files given, 2 usage error."""
+    import json
+
     from .check import InputFiles, check_output
+    from .config import utc_now
     from .io.readers import FITS_SUFFIXES, made_by_astroenhance
-    from .io.writers import TEMP_MARKER
+    from .io.writers import TEMP_MARKER, temporary_path
     from .models.weights import read_manifest, weights_dir
 
+    _check_output_file("--json", json_out)  # (before any file is read)
     kinds = (*FITS_SUFFIXES, ".png", ".jpg", ".jpeg", ".tif", ".tiff")
     files = []
     for given in outputs:
@@ -1248,8 +1253,10 @@ def check(
     installed = {e.id: e.sha256 for e in read_manifest(weights_dir(weights))}
     candidates = InputFiles(inputs) if inputs else None
     failed = verified = 0
+    found = []
     for path in files:
         checked = check_output(path, candidates, installed)
+        found.append(checked.as_dict(installed))
         failed += not checked.ok
         verified += checked.ok and checked.verified
         if checked.ok and quiet:
@@ -1263,6 +1270,16 @@ def check(
     out.print(f"checked {len(files)} output(s): {verified} intact" + (" and made from the files given" if inputs else "")
               + (f", {unverified} readable but without checksums to verify" if unverified else "")
               + (f", {failed} with problems" if failed else ""), markup=False)
+    if json_out is not None:  # (under a temporary name, then renamed: never a half-written report)
+        tmp = temporary_path(json_out)
+        try:
+            tmp.write_text(json.dumps({"tool": f"astroenhance {__version__}", "utc": utc_now(), "checked": len(files),
+                                       "intact": verified, "unverified": len(files) - failed - verified,
+                                       "failed": failed, "outputs": found}, indent=2))
+            os.replace(tmp, json_out)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise OutputError(f"{json_out}: cannot write the report ({exc.strerror or exc})") from None
     if failed:
         raise typer.Exit(1)
 

@@ -61,6 +61,31 @@ def test_an_intact_output_is_said_so_with_what_made_it(made):
     assert "checked 2 output(s): 2 intact and made from the files given" in said
 
 
+def test_a_json_report_says_what_the_lines_say(made, tmp_path):
+    """--json: per output whether it is intact and verified, its problems, the inputs it records and the file each
+    is (with --inputs), its weights and whether they are the installed ones, every provenance entry; a damaged
+    output's problems too. A folder for --json is a usage error before anything is read."""
+    frame, fits_out, png_out = made
+    bad = tmp_path / "bad.enhanced.fits"
+    bad.write_bytes(fits_out.read_bytes()[:-5000])
+    report = tmp_path / "report.json"
+    r = runner.invoke(app, ["check", str(fits_out), str(png_out), str(bad), "--inputs", str(frame), "--json",
+                            str(report), "-q"])
+    assert r.exit_code == 1, r.output
+    got = json.loads(report.read_text())
+    assert (got["checked"], got["intact"], got["unverified"], got["failed"]) == (3, 2, 0, 1)
+    ok, pic, damaged = got["outputs"]
+    assert ok["ok"] and ok["verified"] and ok["kind"] == "FITS" and ok["problems"] == []
+    assert {"name": "f_flt.fits", "sha256": ok["provenance"]["input_sha256"], "found": str(frame)} in ok["inputs"]
+    assert {(w["id"], w["installed"]) for w in ok["weights"]} == {("sr-hst-8x32", True),
+                                                                   ("colorizer-resenc-mnv2", True)}
+    assert ok["provenance"]["AE_SRMOD"] == "hst" and ok["provenance"]["sr_model"] == "hst"
+    assert pic["kind"] == "PNG" and pic["ok"] and pic["provenance"]["color_strength"] == "0.1"
+    assert not damaged["ok"] and damaged["problems"][0].startswith("HDU 5 (FLUXERR): cut short")
+    r = runner.invoke(app, ["check", str(fits_out), "--json", str(tmp_path)])
+    assert r.exit_code == 2 and "is a folder" in _said(r)
+
+
 @pytest.mark.parametrize("where", ["data", "header", "cut short"])
 def test_a_changed_or_cut_fits_output_fails_naming_the_hdu(made, tmp_path, where):
     """One bit flipped in FLUX's data, a card's value changed in the primary header (a colour strength raised by
