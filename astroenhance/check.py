@@ -19,6 +19,9 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+from astropy.io import fits
+
 from .io.writers import ones_complement_sum
 
 BLOCK = 2880
@@ -61,25 +64,6 @@ class Checked:
 
 # ---- integrity ----------------------------------------------------------------------------------------------
 
-def _cards(header: bytes) -> dict[str, str]:
-    """A FITS header's keywords and their values as text (strings unquoted), comments dropped."""
-    out = {}
-    for i in range(0, len(header), 80):
-        card = header[i:i + 80].decode("ascii", "replace")
-        key, value = card[:8].strip(), card[10:] if card[8:10] == "= " else None
-        if value is None or key in out:
-            continue
-        value = value.strip()
-        if value.startswith("'"):
-            end = value.find("'", 1)
-            while end != -1 and value[end + 1:end + 2] == "'":  # ('' is a quote inside the string)
-                end = value.find("'", end + 2)
-            out[key] = value[1:end].replace("''", "'").rstrip() if end != -1 else value[1:]
-        else:
-            out[key] = value.split("/")[0].strip()
-    return out
-
-
 def _opened(path: Path):
     """``path`` opened for reading, decompressed as it is read where it is gzip or bzip2 compressed."""
     import bz2
@@ -118,17 +102,18 @@ def fits_integrity(path: Path) -> tuple[int, list[str], list[str]]:
                     break
             if len(block) < BLOCK:
                 break
-            cards = _cards(header)
-            name = cards.get("EXTNAME", "PRIMARY" if hdus == 0 else "")
-            label = f"HDU {hdus}" + (f" ({name})" if name else "")
+            label = f"HDU {hdus}"
             try:
-                naxis = int(cards.get("NAXIS", "0"))
-                count = 1
-                for k in range(1, naxis + 1):
-                    count *= int(cards[f"NAXIS{k}"])
-                nbytes = abs(int(cards.get("BITPIX", "8"))) // 8 * int(cards.get("GCOUNT", "1")) * (
-                    (count if naxis else 0) + int(cards.get("PCOUNT", "0")))
-            except (KeyError, ValueError):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # (a card astropy would fix: its value is still read)
+                    cards = fits.Header.fromstring(header.decode("ascii", "replace"))
+                name = cards.get("EXTNAME", "PRIMARY" if hdus == 0 else "")
+                label += f" ({name})" if name else ""
+                naxis = int(cards.get("NAXIS", 0))
+                nbytes = abs(int(cards.get("BITPIX", 8))) // 8 * int(cards.get("GCOUNT", 1)) * (
+                    (int(np.prod([int(cards[f"NAXIS{k}"]) for k in range(1, naxis + 1)])) if naxis else 0)
+                    + int(cards.get("PCOUNT", 0)))
+            except Exception:  # noqa: BLE001 - a header astropy cannot read, or without its sizes
                 problems.append(f"{label}: a header whose data size cannot be read")
                 break
             padded, datasum, done = -(-nbytes // BLOCK) * BLOCK, 0, 0
@@ -144,7 +129,7 @@ def fits_integrity(path: Path) -> tuple[int, list[str], list[str]]:
                 break
             if "DATASUM" not in cards:
                 unsummed.append(label)
-            elif cards["DATASUM"] != str(datasum):
+            elif str(cards["DATASUM"]) != str(datasum):
                 problems.append(f"{label}: its data's checksum does not match (DATASUM {cards['DATASUM']}, computed "
                                 f"{datasum}): changed or damaged since it was written")
             elif "CHECKSUM" in cards and ones_complement_sum(header, datasum) != 0xFFFFFFFF:
@@ -271,17 +256,6 @@ def provenance_entries(lines: list[str]) -> dict[str, str]:
     return out
 
 
-def text_entries(text: str) -> dict[str, str]:
-    """A picture's provenance text (``tool=astroenhance ...; key=value; ...``) as a dictionary."""
-    body = text.split(". Generated detail is not measurement")[0]
-    out = {}
-    for part in body.split("; "):
-        key, sep, value = part.partition("=")
-        if sep:
-            out.setdefault(key.strip(), value)
-    return out
-
-
 #: provenance entries that name an input file by its sha256: (name entry, sha256 entry)
 INPUT_ENTRIES = (("input", "input_sha256"), ("noise map", "sky_noise_file_sha256"), ("dq_file", "dq_file_sha256"))
 
@@ -328,17 +302,14 @@ def recorded_weights(entries: dict[str, str]) -> list[tuple[str, str, str]]:
 
 def _fits_records(path: Path) -> tuple[dict[str, str], list[str], dict[str, str]]:
     """A FITS output's provenance entries, HISTORY lines (of every HDU) and primary cards, from its headers alone."""
-    from astropy.io import fits
-
-    lines: list[str] = []
+    lines: dict[str, None] = {}  # (each line once: the RED, GREEN and BLUE headers repeat theirs)
     with warnings.catch_warnings(), fits.open(path, memmap=True, lazy_load_hdus=True) as hdul:
         warnings.simplefilter("ignore")  # (a file cut short: `fits_integrity` says so)
         cards = {k: str(v) for k, v in hdul[0].header.items() if k not in ("HISTORY", "COMMENT", "")}
         for hdu in hdul:
             if "HISTORY" in hdu.header:
-                lines += [line for line in history_lines([str(c) for c in hdu.header["HISTORY"]])
-                          if line not in lines]
-    return provenance_entries(lines), lines, cards
+                lines.update(dict.fromkeys(history_lines([str(c) for c in hdu.header["HISTORY"]])))
+    return provenance_entries(list(lines)), list(lines), cards
 
 
 def check_output(path: str | Path, inputs: InputFiles | None = None,
@@ -365,7 +336,7 @@ def check_output(path: str | Path, inputs: InputFiles | None = None,
             if not out.kind:
                 out.problems.append("not a FITS, PNG, JPEG or TIFF file")
                 return out
-            from .io.readers import picture_header
+            from .io.readers import picture_header, provenance_said
 
             if out.kind == "PNG":
                 texts, out.problems = png_integrity(path)
@@ -378,7 +349,7 @@ def check_output(path: str | Path, inputs: InputFiles | None = None,
                 out.notes.append(f"{out.kind} carries no checksum: decoded, not verified")
             if not text.startswith("tool=astroenhance"):
                 out.problems.append("not an astroenhance output (no astroenhance provenance text)")
-            entries, lines, cards = text_entries(text), [], {}
+            entries, lines, cards = provenance_said(text), [], {}
     except OSError as exc:
         out.problems.append(f"cannot be read ({exc.strerror or exc})")
         return out

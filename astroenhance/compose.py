@@ -953,18 +953,17 @@ def made_of(headers: list[fits.Header]) -> tuple[fits.Header, list[str]]:
     scale, display mapping) from each frame's header: each card's value where every frame has the same, ``mixed``
     where they differ (those keywords returned too: each frame's value belongs in HISTORY)."""
     from .io.writers import set_card
-    from .pipeline.provenance import MADE_OF, MIXED
+    from .pipeline.provenance import MADE_OF_CARDS, MIXED
 
     made, mixed = fits.Header(), []
-    for card in MADE_OF.values():
-        for key in card if isinstance(card, tuple) else (card,):
-            values = [h.get(key) for h in headers]
-            if values[0] is None:
-                continue
-            same = all(v == values[0] for v in values)
-            set_card(made, key, values[0] if same else MIXED, headers[0].comments[key] if same else
-                     "differs between the frames (HISTORY)")
-            mixed += [] if same else [key]
+    for key in MADE_OF_CARDS:
+        values = [h.get(key) for h in headers]
+        if values[0] is None:
+            continue
+        same = all(v == values[0] for v in values)
+        set_card(made, key, values[0] if same else MIXED, headers[0].comments[key] if same else
+                 "differs between the frames (HISTORY)")
+        mixed += [] if same else [key]
     return made, mixed
 
 

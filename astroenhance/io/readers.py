@@ -780,6 +780,17 @@ class PictureHeader(NamedTuple):
         return self.text if self.text.startswith("tool=astroenhance") else None
 
 
+def provenance_said(text: str) -> dict[str, str]:
+    """A picture's provenance text (``tool=astroenhance ...; key=value; ...``, `pipeline.provenance.provenance_text`)
+    as a dictionary, the closing sentence left out."""
+    said: dict[str, str] = {}
+    for part in text.split(". Generated detail is not measurement")[0].split("; "):
+        key, sep, value = part.partition("=")
+        if sep:
+            said.setdefault(key.strip(), value)
+    return said
+
+
 def picture_header(path: Path) -> PictureHeader:
     """The picture's size, comment (astroenhance's outputs: their provenance) and XMP packet, from one read of its
     header (tifffile for TIFF, Pillow for the rest: neither decodes the pixels); an unreadable header gives
@@ -874,7 +885,7 @@ def read_picture(path: Path) -> FrameSource:
     _check_kind(path)
     header = picture_header(path)
     if header.provenance is not None:
-        said = dict(part.strip().partition("=")[::2] for part in header.provenance.split("; "))
+        said = provenance_said(header.provenance)
         scale = said.get("scale", "4")
         raise EnhancedOutputError(_output_refusal(path, said.get("input", ""), int(scale) if scale.isdigit() else 4))
     size = header.size

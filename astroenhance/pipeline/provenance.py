@@ -30,6 +30,8 @@ MADE_OF = {"sr_weights": ("AE_SRID", "AE_SRW"), "colorizer_weights": ("AE_COID",
            "display_tolerance_sigma": "AE_DISPT", "sr_model": "AE_SRMOD", "sr_input_space": "AE_SRSPC",
            "noise_gate": "AE_GATE", "device": "AE_DEV", "precision": "AE_PREC", "sr_detail_fraction": "AE_SRDET",
            "fill_holes": "AE_FILLH", "cosmic_ray_pixels": "AE_NCR"}
+#: the cards `MADE_OF` names, one list
+MADE_OF_CARDS = tuple(key for card in MADE_OF.values() for key in (card if isinstance(card, tuple) else (card,)))
 #: a card whose value differs between a colour mosaic's frames (each frame's in its HISTORY)
 MIXED = "mixed"
 
@@ -198,9 +200,8 @@ def fits_headers(src: FrameSource, prov: dict[str, object],
     kept = src.header.copy() if src.header is not None else fits.Header()
     for key in PHOTOMETRY + PIXEL_AREA:  # units of the input's values: they belong to FLUX, not to display planes
         kept.remove(key, ignore_missing=True, remove_all=True)
-    for card in MADE_OF.values():  # (a colour mosaic's frames' cards: recorded in the primary header, as its own)
-        for key in card if isinstance(card, tuple) else (card,):
-            kept.remove(key, ignore_missing=True, remove_all=True)
+    for key in MADE_OF_CARDS:  # (a colour mosaic's frames' cards: recorded in the primary header, as its own)
+        kept.remove(key, ignore_missing=True, remove_all=True)
     image.extend(kept, unique=True)
     image["BUNIT"] = DISPLAY_BUNIT
     add_text(image, "COMMENT", NOT_MEASUREMENT)
