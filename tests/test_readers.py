@@ -454,8 +454,9 @@ def test_extensions_of_one_name_without_extver_are_told_apart(tmp_path):
 
 def test_a_picture_in_another_colour_space_is_read_in_srgb(tmp_path):
     """A picture whose ICC profile is not sRGB (this Stellarium texture's L*-RGB) was read as if it were sRGB, and the
-    untagged outputs showed its colours shifted (up to 41/255). It is converted to sRGB now, saying so; alpha is
-    kept, and a grey picture stored as RGB keeps its values."""
+    untagged outputs showed its colours shifted (up to 41/255). It is converted to sRGB now, saying so (within an
+    8-bit step of LittleCMS: `tests/test_icc.py` for other depths and containers); alpha is kept, and a grey picture
+    stored as RGB keeps its values."""
     import io
 
     from PIL import ImageCms
@@ -469,13 +470,13 @@ def test_a_picture_in_another_colour_space_is_read_in_srgb(tmp_path):
                                                     ImageCms.createProfile("sRGB"), outputMode="RGB"))
     got = read_picture(src)
     assert any("ICC profile (Lstar-RGB.icc) to sRGB" in n for n in got.notes)
-    np.testing.assert_array_equal(got.read_rows(0, got.shape[0]), want)
+    assert np.abs(got.read_rows(0, got.shape[0]) - want).max() <= 1
     assert np.abs(want.astype(int) - np.asarray(rgb, int)).max() > 10  # the conversion matters here
     alpha = np.full(rgb.size[::-1], 255, np.uint8)
     alpha[:5] = 0
     Image.merge("RGBA", (*rgb.split(), Image.fromarray(alpha))).save(tmp_path / "a.png", icc_profile=icc)
     withalpha = read_picture(tmp_path / "a.png").read_rows(0, got.shape[0])
-    assert np.isnan(withalpha[:5]).all() and np.array_equal(withalpha[5:], want[5:])
+    assert np.isnan(withalpha[:5]).all() and np.array_equal(withalpha[5:], got.read_rows(0, got.shape[0])[5:])
     grey = np.repeat(np.asarray(rgb.convert("L"))[..., None], 3, 2)
     Image.fromarray(grey).save(tmp_path / "g.png", icc_profile=icc)
     g = read_picture(tmp_path / "g.png")

@@ -895,7 +895,7 @@ def read_picture(path: Path) -> FrameSource:
                          "(read whole into memory); set ASTROENHANCE_MAX_PIXELS to raise it, or give a FITS file")
     try:
         turn = 1  # the orientation (TIFF's tag, else EXIF) that turns the array as read upright: `UPRIGHT`
-        icc_note = ""
+        icc_note, icc = "", None
         depth, colour_type = (_png_bit_depth(path) or (8, 0)) if suffix == ".png" else (8, 0)
         if suffix in (".tif", ".tiff"):
             import tifffile
@@ -908,6 +908,8 @@ def read_picture(path: Path) -> FrameSource:
                 arr = tif.asarray()
                 tag = tif.pages[0].tags.get("Orientation") if tif.pages else None
                 turn = int(tag.value) if tag is not None else 1
+                profile = tif.pages[0].tags.get("InterColorProfile") if tif.pages else None
+                icc = bytes(profile.value) if profile is not None else None
         elif depth == 16 and colour_type in (2, 6):
             import png  # pypng: Pillow reads 16-bit colour PNG as 8-bit
 
@@ -916,6 +918,7 @@ def read_picture(path: Path) -> FrameSource:
                 arr = np.vstack([np.asarray(r, dtype=np.uint16) for r in rows]).reshape(h, w, info["planes"])
             with _pil_open(path) as im:
                 turn = im.getexif().get(0x0112, 1)
+                icc = im.info.get("icc_profile")
         else:
             with _pil_open(path) as im:
                 im.load()
@@ -924,13 +927,14 @@ def read_picture(path: Path) -> FrameSource:
                     im = im.convert("RGBA" if "transparency" in im.info else "RGB")
                 elif im.mode in ("LA", "PA"):
                     im = im.convert("RGBA")
-                if (srgb := _as_srgb(im)) is not None:
-                    im, described = srgb
-                    icc_note = (f"colours converted from its ICC profile ({described}) to sRGB, as the outputs are "
-                                "read (untagged pictures are sRGB)")
-                elif im.mode == "CMYK":
-                    im = im.convert("RGB")
+                icc = im.info.get("icc_profile")
+                if im.mode == "CMYK":  # (a print profile: LittleCMS)
+                    if (srgb := _as_srgb(im)) is not None:
+                        im, icc_note = srgb[0], CONVERTED_TO_SRGB.format(srgb[1])
+                    im, icc = im.convert("RGB"), None
                 arr = np.asarray(im)
+        if icc:  # every RGB picture brought to sRGB the same way, whatever its container and depth
+            arr, icc_note = _in_srgb(arr, icc)
     except InputError:
         raise
     except Exception as exc:
@@ -944,6 +948,27 @@ def read_picture(path: Path) -> FrameSource:
     return src
 
 
+#: the note of a picture read in sRGB from its own colour space
+CONVERTED_TO_SRGB = ("colours converted from its ICC profile ({}) to sRGB, as the outputs are read (untagged pictures "
+                     "are sRGB)")
+
+
+def _profile_name(icc: bytes):
+    """``(LittleCMS profile, its description)`` of ICC bytes, the description None where it is sRGB (nothing to
+    convert); raises where LittleCMS cannot read them."""
+    import io
+
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    described = ImageCms.getProfileDescription(profile).strip() or "unnamed"
+    return profile, (None if "srgb" in described.lower().replace(" ", "") else described)
+
+
+def _is_grey(rgb: np.ndarray) -> bool:
+    return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 0] == rgb[..., 2]).all())
+
+
 def _as_srgb(im):
     """``(picture in sRGB, its profile's description)`` for a colour picture (RGB, RGBA, CMYK) whose embedded ICC
     profile is not sRGB (a wide-gamut L*-RGB or Adobe RGB press image, a print CMYK JPEG), converted by LittleCMS;
@@ -953,26 +978,56 @@ def _as_srgb(im):
     icc = im.info.get("icc_profile")
     if not icc or im.mode not in ("RGB", "RGBA", "CMYK"):
         return None
-    import io
-
     from PIL import Image, ImageCms
 
     try:
-        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        described = ImageCms.getProfileDescription(profile).strip() or "unnamed"
-        if "srgb" in described.lower().replace(" ", ""):
+        profile, described = _profile_name(icc)
+        if described is None:
             return None
         rgb = im.convert("RGB") if im.mode == "RGBA" else im
-        if im.mode != "CMYK":
-            a = np.asarray(rgb)
-            if (a[..., 0] == a[..., 1]).all() and (a[..., 0] == a[..., 2]).all():
-                return None  # grey: its values are kept as they are (read as grey)
+        if im.mode != "CMYK" and _is_grey(np.asarray(rgb)):
+            return None  # grey: its values are kept as they are (read as grey)
         out = ImageCms.profileToProfile(rgb, profile, ImageCms.createProfile("sRGB"), outputMode="RGB")
     except Exception:  # noqa: BLE001 - a broken or unusual profile: the values as they are
         return None
     if im.mode == "RGBA":
         out = Image.merge("RGBA", (*out.split(), im.getchannel("A")))
     return out, described
+
+
+def _in_srgb(arr: np.ndarray, icc: bytes | None) -> tuple[np.ndarray, str]:
+    """A colour picture read without Pillow's decoder (TIFF, 16-bit PNG: ``(H, W, 3|4)``, or planar ``(3|4, H, W)``)
+    brought to sRGB from its ICC profile ``icc``, and the note that says so ("" where nothing was done: no profile,
+    sRGB, grey, grey stored as RGB).  A matrix/TRC profile (Adobe RGB, ProPhoto, L*-RGB...) is applied in float64
+    at any integer depth (`io.icc`: within 1/255 of LittleCMS on 8-bit pictures); another kind of profile on an 8-bit
+    picture by LittleCMS (`_as_srgb`); anything else is read as stored, and the note says that its colours were not
+    converted."""
+    if not icc:
+        return arr, ""
+    if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[2] not in (3, 4):
+        arr = np.moveaxis(arr, 0, -1)  # planar TIFF
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4) or _is_grey(arr[..., :3]):
+        return arr, ""
+    from .icc import convert_to_srgb, matrix_shaper
+
+    try:
+        described = _profile_name(icc)[1]
+    except Exception:  # noqa: BLE001 - a profile LittleCMS cannot read: the matrix/TRC reader may
+        described = "unreadable by LittleCMS"
+    if described is None:
+        return arr, ""
+    profile = matrix_shaper(icc)
+    if profile is not None and arr.dtype in (np.uint8, np.uint16):
+        return convert_to_srgb(arr, profile), CONVERTED_TO_SRGB.format(described)
+    if arr.dtype == np.uint8:
+        from PIL import Image
+
+        im = Image.fromarray(np.ascontiguousarray(arr))
+        im.info["icc_profile"] = icc
+        if (srgb := _as_srgb(im)) is not None:
+            return np.asarray(srgb[0]), CONVERTED_TO_SRGB.format(described)
+    return arr, (f"its ICC profile ({described}) could not be applied to its {arr.dtype} values: colours read as "
+                 "stored, as if they were sRGB")
 
 
 #: an EXIF/TIFF Orientation (1-8) as the turn or flip of a ``(H, W[, C])`` array that shows the picture upright, as
