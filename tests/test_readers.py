@@ -509,3 +509,17 @@ def test_a_cube_of_three_planes_says_its_colours_are_not_kept(tmp_path):
     fits.writeto(tmp_path / "two.fits", np.random.default_rng(0).random((2, 16, 16)).astype(np.float32))
     with open_frames(tmp_path / "two.fits") as fr:
         assert not any("colour" in n for f in fr for n in f.notes)
+
+
+def test_a_file_without_an_image_says_what_each_hdu_holds(tmp_path):
+    """A 1-D spectrum was "no image data in any HDU (found: 0 PrimaryHDU)": the message now says what each HDU holds,
+    from its header."""
+    from astropy.table import Table
+
+    fits.PrimaryHDU(np.arange(100.0)).writeto(tmp_path / "spec.fits")
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU(Table({"MEMNAME": ["J8BT06NYQ", "J8BT06NZQ"]}))]).writeto(
+        tmp_path / "x_asn.fits")
+    with pytest.raises(InputError, match=r"0 PrimaryHDU \(1-D, 100 values: a spectrum or a profile, not an image\)"):
+        read_frame(tmp_path / "spec.fits")
+    with pytest.raises(InputError, match=r"0 PrimaryHDU \(no data\), 1 BinTableHDU \(table, 2 rows\)"):
+        read_frame(tmp_path / "x_asn.fits")

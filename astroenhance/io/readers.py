@@ -441,6 +441,20 @@ def _select_hdu(path: Path, hdul: fits.HDUList, hdu: str | int) -> int:
                          f"{', '.join(_describe(hdul, i) for i in _image_hdus(hdul)) or 'none'}") from None
 
 
+def _holding(h) -> str:
+    """What an HDU that is not an image holds, from its header alone (" (no data)", " (1-D, 100 values: a spectrum
+    or a profile, not an image)", " (table, 4 rows)"), for the message of a file with no image."""
+    head = h.header
+    axes = [int(head.get(f"NAXIS{k}", 0)) for k in range(1, int(head.get("NAXIS", 0)) + 1)]
+    if isinstance(h, (fits.BinTableHDU, fits.TableHDU)):
+        return f" (table, {axes[1] if len(axes) > 1 else 0} rows)"
+    if not axes or 0 in axes:
+        return " (no data)"
+    if len([n for n in axes if n > 1]) == 1:
+        return f" (1-D, {max(axes)} values: a spectrum or a profile, not an image)"
+    return ""
+
+
 def _fits_frames(path: Path, hdul: fits.HDUList, hdu: str | int | None, dq_mask: int | None) -> list[FrameSource]:
     others: list[int] = []  # image HDUs not enhanced (several unnamed images: stamps, sci + wht + psf)
     every = every_hdu(hdu)
@@ -461,7 +475,7 @@ def _fits_frames(path: Path, hdul: fits.HDUList, hdu: str | int | None, dq_mask:
     else:
         candidates = _image_hdus(hdul)
         if not candidates:
-            kinds = ", ".join(f"{i} {type(h).__name__}" for i, h in enumerate(hdul))
+            kinds = ", ".join(f"{i} {type(h).__name__}{_holding(h)}" for i, h in enumerate(hdul))
             raise NoImageError(f"{path}: no image data in any HDU (found: {kinds})")
         if is_enhanced_output(hdul):
             head = hdul[0].header
