@@ -5,6 +5,7 @@ Generated detail is not measurement: colour and sub-pixel structure are predicte
 The public API (imported lazily, so ``astroenhance.io`` and ``astroenhance.imaging`` never import torch)::
 
     from astroenhance import enhance, Enhancer, EnhanceConfig, read_frame
+    from astroenhance import make_composite, make_mosaic    # `compose` and `mosaic`: frames in, files out
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ if "OMP_WAIT_POLICY" not in _os.environ:
 
 __version__ = "0.1.0"
 
-__all__ = ["EnhanceConfig", "Enhancer", "__version__", "enhance", "open_frames", "read_frame"]
+__all__ = ["EnhanceConfig", "Enhancer", "__version__", "enhance", "make_composite", "make_mosaic", "open_frames",
+           "read_frame"]
 
 
 def __getattr__(name: str):
@@ -33,6 +35,10 @@ def __getattr__(name: str):
         from .config import EnhanceConfig
 
         return EnhanceConfig
+    if name in ("make_composite", "make_mosaic"):
+        from . import combining
+
+        return getattr(combining, name)
     if name in ("open_frames", "read_frame"):
         from .io import readers
 

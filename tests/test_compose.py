@@ -1195,3 +1195,29 @@ def test_a_science_mosaic_writes_the_formats_asked(tmp_path):
         assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == names, formats
     r = runner.invoke(app, ["mosaic", *map(str, paths[:2]), "-o", str(tmp_path / "bad"), "--format", "fits,bmp"])
     assert r.exit_code == 2 and "--format 'fits,bmp': choose from" in r.output and not (tmp_path / "bad").exists()
+
+
+def test_compose_and_mosaic_are_library_calls_that_print_nothing(tmp_path, capsys):
+    """`make_composite` and `make_mosaic` are what the commands run: the same files (bit for bit in their data), the
+    notes returned (and handed to ``say`` as they come), nothing printed; a bad choice is raised before any file."""
+    from astroenhance import make_composite, make_mosaic
+    from astroenhance.errors import SettingsError
+
+    data, wcs, paths = _pieces(tmp_path)
+    heard = []
+    made = make_mosaic(paths, tmp_path / "lib", grid="first", formats=("fits",), say=heard.append)
+    assert made.outputs == [tmp_path / "lib" / "mosaic.mosaic.fits"] and capsys.readouterr() == ("", "")
+    assert heard == made.notes
+    result = runner.invoke(app, ["mosaic", *map(str, paths), "-o", str(tmp_path / "cli"), "--grid", "first",
+                                 "--format", "fits"])
+    assert result.exit_code == 0, result.output
+    with fits.open(made.outputs[0]) as lib, fits.open(tmp_path / "cli" / "mosaic.mosaic.fits") as cli:
+        assert [h.name for h in lib] == [h.name for h in cli]
+        assert all(np.array_equal(a.data, b.data, equal_nan=True) for a, b in zip(lib, cli))
+    composite = make_composite(BANDS, tmp_path / "comp", formats=("png",))
+    assert [p.name for p in composite.outputs] == ["CFHTLS-test.composite.png"]
+    with Image.open(composite.outputs[0]) as im:
+        assert im.mode == "RGB" and im.size[::-1] == fits.getdata(BANDS[0]).shape
+    with pytest.raises(SettingsError, match="--cutout: mosaic makes one mosaic"):
+        make_mosaic(paths, tmp_path / "never", cutout="150.1 2.2; 150.2 2.3")
+    assert not (tmp_path / "never").exists()

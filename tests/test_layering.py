@@ -1,6 +1,6 @@
 """The package's layers, checked on every import statement (lazy ones inside functions too):
 
-    cli  ->  pipeline, runner, batch, compose, training  ->  models, imaging, io  ->  config, errors, metrics
+    cli  ->  pipeline, runner, batch, compose, combining, training  ->  models, imaging, io  ->  config, errors, metrics
 
 * `io/` and `imaging/` never import torch (reading and the WCS stay light, usable without it);
 * `models/` holds networks only: never astropy, never `io/` or the layers above it;
