@@ -46,11 +46,11 @@ def _quiet(_: str):
     return contextlib.nullcontext()
 
 
-def _display_enhancer(formats: Sequence[str] | None, upscale: bool, colorize: bool = False,
-                      weights: str | Path | None = None):
+def _display_enhancer(formats: Sequence[str] | None, upscale: bool, weights: str | Path | None = None):
+    """The writer of a composite's or a colour mosaic's display values (``upscale``: the SR network on them)."""
     from .pipeline import Enhancer
 
-    return Enhancer(EnhanceConfig(colorize=colorize, upscale=upscale, formats=tuple(formats) if formats else None,
+    return Enhancer(EnhanceConfig(colorize=False, upscale=upscale, formats=tuple(formats) if formats else None,
                                   device="auto", weights=str(weights) if weights else None))
 
 
