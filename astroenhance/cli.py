@@ -730,6 +730,7 @@ def train_sr_hst(
     press_share: Annotated[float, typer.Option(help="Share of the pairs that are not synthetic whose truth is a press image (needs --press) instead of a deep frame.", min=0.0, max=1.0)] = 0.0,
     correlated: Annotated[float, typer.Option(help="Share of pairs whose added noise is correlated between neighbouring pixels as in drizzled frames (so that the network does not take such noise for structure).", min=0.0, max=1.0)] = 0.0,
     loss: Annotated[str, typer.Option(help="l1: the network learns the median truth given the input; mse: the mean (what PSNR rewards; near the sky the mean is also the unbiased flux). Both in the noise-normalised space.")] = "l1",
+    edge_weight: Annotated[float, typer.Option(min=0.0, help="Add this times an L1 on the steps across the 4x4 output blocks' edges, output against truth: trains the network not to draw a 4x4 pattern in flat sky (the pixel loss alone lets it keep a little of each input pixel's noise as a block; benchmarks/bench_sky_pattern.py measures it). The shipped hst weights: 0.5.")] = 0.0,
     threads: Annotated[int, typer.Option(help="torch threads (0: torch's default).")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     precision: Annotated[str, typer.Option(help="fp32, or bf16 (autocast; for GPUs).")] = "fp32",
@@ -750,7 +751,7 @@ def train_sr_hst(
     _check_stage(stage, init, resume, "weights/sr-hst-8x32.safetensors")
     cfg = TelescopeConfig(truths=[str(t) for t in truths], val=[str(v) for v in val], out=str(outdir), arch=arch, init=str(init) if init else "",
                           iters=iters, batch=batch, crop=crop, lr=lr, k_min=k_min, k_max=k_max, synthetic=synthetic,
-                          seed=seed, val_every=val_every, threads=threads, loss=loss, correlated=correlated, big_galaxies=big_galaxies, backgrounds=backgrounds,
+                          seed=seed, val_every=val_every, threads=threads, loss=loss, edge_weight=edge_weight, correlated=correlated, big_galaxies=big_galaxies, backgrounds=backgrounds,
                           sharp_psfs=sharp_psfs, press=str(press) if press else "", press_share=press_share,
                           flux_tolerance=flux_tolerance,
                           device=device, precision=precision, workers=workers, minutes=minutes, stage=stage,

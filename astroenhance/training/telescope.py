@@ -41,6 +41,22 @@ SCALE = 4
 LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
 
 
+def block_edge_steps(out: torch.Tensor, truth: torch.Tensor, scale: int = SCALE) -> torch.Tensor:
+    """Mean |step of ``out`` - step of ``truth``| between neighbouring pixels across the edges of the ``scale`` x
+    ``scale`` blocks (``(N, 1, H, W)``, columns and rows alike): what the 4x4 pattern in flat sky is made of.  A truth
+    has no preference for block edges, so this is small only where the network draws none; the pixel loss alone
+    lets a network keep a little of each input pixel's noise as a block (`benchmarks/bench_sky_pattern.py`)."""
+    dx = (out[..., :, 1:] - out[..., :, :-1]) - (truth[..., :, 1:] - truth[..., :, :-1])
+    dy = (out[..., 1:, :] - out[..., :-1, :]) - (truth[..., 1:, :] - truth[..., :-1, :])
+    return (dx[..., :, scale - 1::scale].abs().mean() + dy[..., scale - 1::scale, :].abs().mean()) / 2
+
+
+def pixel_loss(cfg: TelescopeConfig, out: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """The pixel loss of a noise-space network: ``cfg.loss`` plus ``cfg.edge_weight`` times `block_edge_steps`."""
+    loss = LOSSES[cfg.loss](out, truth)
+    return loss + cfg.edge_weight * block_edge_steps(out, truth) if cfg.edge_weight > 0 else loss
+
+
 # ---- truths ----------------------------------------------------------------------------------------------
 
 @dataclass
@@ -223,6 +239,7 @@ class TelescopeConfig:
     backgrounds: float = 0.0  # share of pairs whose truth gets a smooth field of a few input sigmas (`smooth_background`)
     flux_tolerance: float = 0.0  # > 0: train through run's flux promise (`project_within`): what is scored is what ships
     loss: str = "l1"  # l1 (the median of the truth given the input) or mse (its mean: what PSNR rewards)
+    edge_weight: float = 0.0  # > 0: plus this times `block_edge_steps` (no 4x4 pattern drawn in flat sky)
     seed: int = 0
     val_every: int = 250
     threads: int = 0
@@ -377,7 +394,7 @@ class TelescopeTrainer:
         against the network's outputs for them, and the generator's loss is returned: ``pixel * L1 (all pairs) +
         content * perceptual + adv * BCE(D(G(x)), 1)`` (the last two on the synthetic pairs, through `for_features`)."""
         cfg = self.cfg
-        pixel = LOSSES[cfg.loss](out, y)
+        pixel = pixel_loss(cfg, out, y)
         if not bool(synthetic.any()):
             return cfg.pixel_weight * pixel, {"pixel": pixel.item()}
         fake, real = for_features(out[synthetic]), for_features(y[synthetic])
@@ -456,7 +473,7 @@ class TelescopeTrainer:
                 if self.cfg.flux_tolerance > 0:
                     out = project_within(out, x, self.cfg.flux_tolerance)
                 loss, parts = (self.gan_losses(out, y, synthetic, lr) if self.disc is not None
-                               else (LOSSES[self.cfg.loss](out, y), {}))
+                               else (pixel_loss(self.cfg, out, y), {}))
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 self.opt.step()
