@@ -1010,9 +1010,9 @@ def _as_srgb(im):
 
 
 def _in_srgb(arr: np.ndarray, icc: bytes | None) -> tuple[np.ndarray, str]:
-    """A colour picture read without Pillow's decoder (TIFF, 16-bit PNG: ``(H, W, 3|4)``, or planar ``(3|4, H, W)``)
-    brought to sRGB from its ICC profile ``icc``, and the note that says so ("" where nothing was done: no profile,
-    sRGB, grey, grey stored as RGB).  A matrix/TRC profile (Adobe RGB, ProPhoto, L*-RGB...) is applied in float64
+    """A picture's values as read (``(H, W, 3|4)``, or a planar TIFF's ``(3|4, H, W)``; PNG, JPEG or TIFF, 8 or 16
+    bits) brought to sRGB from its ICC profile ``icc``, and the note that says so ("" where nothing was done: no
+    profile, sRGB, grey, grey stored as RGB).  A matrix/TRC profile (Adobe RGB, ProPhoto, L*-RGB...) is applied in float64
     at any integer depth (`io.icc`: within 1/255 of LittleCMS on 8-bit pictures); another kind of profile on an 8-bit
     picture by LittleCMS (`_as_srgb`); anything else is read as stored, and the note says that its colours were not
     converted."""
