@@ -42,7 +42,8 @@ def _voice(made: Made, say: Callable[[str], None] | None) -> Callable[[str], Non
     return speak
 
 
-def _quiet(_: str):
+def _quiet(_: str) -> contextlib.AbstractContextManager:
+    """No spinner: a library call's long steps pass unnamed."""
     return contextlib.nullcontext()
 
 
@@ -201,8 +202,8 @@ def make_mosaic(frames: Sequence[str | Path], outdir: str | Path, *, name: str =
                 combine: str = "mean", grid: str = "optimal", match_background: bool = True, hdu: str | None = None,
                 clean_cosmic_rays: bool | None = None, cutout: str | None = None, cutout_size: str | None = None,
                 formats: Sequence[str] | None = None, companions: bool = True, weights: str | Path | None = None,
-                say: Callable[[str], None] | None = None, status: Callable[[str], contextlib.AbstractContextManager]
-                = _quiet) -> Made:
+                say: Callable[[str], None] | None = None,
+                status: Callable[[str], contextlib.AbstractContextManager] = _quiet) -> Made:
     """`astroenhance mosaic`: frames co-added onto one sky grid, written to ``outdir`` as ``<name>.mosaic.<ext>``
     (``formats``: fits, png, tiff, jpeg; default fits and png) — a science mosaic in the data's units, or with
     ``enhance`` (or of `run`'s outputs) a colour mosaic.  Every argument is the command's option of that name
