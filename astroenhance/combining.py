@@ -47,6 +47,19 @@ def _quiet(_: str) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
+def _formats(formats: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    """``formats`` as given (None: the default; "fits,png" or a sequence of names), checked before any work: a
+    name that is not a format is a `SettingsError` (the command checks its --format the same way first)."""
+    from .config import FORMATS
+
+    if formats is None:
+        return None
+    names = [f.strip().lower() for f in (formats.split(",") if isinstance(formats, str) else formats) if f.strip()]
+    if not names or any(f not in FORMATS for f in names):
+        raise SettingsError(f"formats {formats!r}: choose from {', '.join(FORMATS)}")
+    return tuple(dict.fromkeys(names))
+
+
 def _display_enhancer(formats: Sequence[str] | None, upscale: bool, weights: str | Path | None = None):
     """The writer of a composite's or a colour mosaic's display values (``upscale``: the SR network on them)."""
     from .pipeline import Enhancer
@@ -155,7 +168,7 @@ def _within(frames: list, parts: list, cut, section: str, say: Callable[[str], N
 def make_composite(frames: Sequence[str | Path], outdir: str | Path, *, name: str | None = None,
                    method: str = "lupton", upscale: bool = False, reference: int | None = None,
                    hdu: str | None = None, cutout: str | None = None, cutout_size: str | None = None,
-                   clean_cosmic_rays: bool | None = None, formats: Sequence[str] | None = None,
+                   clean_cosmic_rays: bool | None = None, formats: str | Sequence[str] | None = None,
                    companions: bool = True, weights: str | Path | None = None,
                    say: Callable[[str], None] | None = None) -> Made:
     """`astroenhance compose`: the true-colour composite of frames of two or more filters, written to ``outdir`` as
@@ -169,7 +182,7 @@ def make_composite(frames: Sequence[str | Path], outdir: str | Path, *, name: st
 
     made = Made()
     say = _voice(made, say)
-    frames, outdir = [Path(f) for f in frames], Path(outdir)
+    frames, outdir, formats = [Path(f) for f in frames], Path(outdir), _formats(formats)
     cuts = parse_cutouts(cutout, cutout_size)  # (a usage error before any frame is read)
     if len(cuts) > 1:
         raise SettingsError(f"--cutout: compose makes one composite; give one centre (got {len(cuts)})")
@@ -201,7 +214,7 @@ def make_composite(frames: Sequence[str | Path], outdir: str | Path, *, name: st
 def make_mosaic(frames: Sequence[str | Path], outdir: str | Path, *, name: str = "mosaic", enhance: bool = False,
                 combine: str = "mean", grid: str = "optimal", match_background: bool = True, hdu: str | None = None,
                 clean_cosmic_rays: bool | None = None, cutout: str | None = None, cutout_size: str | None = None,
-                formats: Sequence[str] | None = None, companions: bool = True, weights: str | Path | None = None,
+                formats: str | Sequence[str] | None = None, companions: bool = True, weights: str | Path | None = None,
                 say: Callable[[str], None] | None = None,
                 status: Callable[[str], contextlib.AbstractContextManager] = _quiet) -> Made:
     """`astroenhance mosaic`: frames co-added onto one sky grid, written to ``outdir`` as ``<name>.mosaic.<ext>``
@@ -243,7 +256,7 @@ def make_mosaic(frames: Sequence[str | Path], outdir: str | Path, *, name: str =
     made = Made()
     say = _voice(made, say)
     frames, outdir = [Path(f) for f in frames], Path(outdir)
-    formats = tuple(formats or ("fits", "png"))
+    formats = _formats(formats) or ("fits", "png")
     cuts = parse_cutouts(cutout, cutout_size)
     if len(cuts) > 1:
         raise SettingsError(f"--cutout: mosaic makes one mosaic; give one centre (got {len(cuts)})")

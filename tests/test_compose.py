@@ -1220,4 +1220,8 @@ def test_compose_and_mosaic_are_library_calls_that_print_nothing(tmp_path, capsy
         assert im.mode == "RGB" and im.size[::-1] == fits.getdata(BANDS[0]).shape
     with pytest.raises(SettingsError, match="--cutout: mosaic makes one mosaic"):
         make_mosaic(paths, tmp_path / "never", cutout="150.1 2.2; 150.2 2.3")
+    with pytest.raises(SettingsError, match="formats 'gif': choose from"):  # (not after the co-add)
+        make_mosaic(paths, tmp_path / "never", formats="gif")
     assert not (tmp_path / "never").exists()
+    made = make_mosaic(paths, tmp_path / "str", grid="first", formats="png")  # "png", not ("p", "n", "g")
+    assert [p.name for p in made.outputs] == ["mosaic.mosaic.png"]
