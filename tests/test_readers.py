@@ -523,3 +523,18 @@ def test_a_file_without_an_image_says_what_each_hdu_holds(tmp_path):
         read_frame(tmp_path / "spec.fits")
     with pytest.raises(InputError, match=r"0 PrimaryHDU \(no data\), 1 BinTableHDU \(table, 2 rows\)"):
         read_frame(tmp_path / "x_asn.fits")
+
+
+def test_a_wcs_without_a_pixel_scale_is_said_to_carry_the_fits_default(tmp_path):
+    """CTYPE, CRVAL and CRPIX but no CD or CDELT: astropy (the FITS standard) takes 1 degree a pixel, and the output
+    carried it without a word; now a note says so. A WCS with CD, or with CDELT for both sky axes, gets none."""
+    data = np.ones((8, 8), np.float32)
+    head = {"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRVAL1": 10.0, "CRVAL2": 20.0, "CRPIX1": 4.0, "CRPIX2": 4.0}
+    cases = {"none": {}, "cd": {"CD1_1": -1e-5, "CD2_2": 1e-5}, "cdelt": {"CDELT1": -1e-5, "CDELT2": 1e-5},
+             "one": {"CDELT1": -1e-5}}
+    said = {}
+    for name, extra in cases.items():
+        fits.PrimaryHDU(data, fits.Header({**head, **extra})).writeto(tmp_path / f"{name}.fits")
+        with open_frames(tmp_path / f"{name}.fits") as frames:
+            said[name] = any("no pixel scale" in n for f in frames for n in f.notes)
+    assert said == {"none": True, "cd": False, "cdelt": False, "one": True}

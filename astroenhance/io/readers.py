@@ -600,6 +600,10 @@ def _wcs_for(path: Path, header: fits.Header, hdul: fits.HDUList) -> tuple[WCS |
         singular = True
     if singular:
         return None, ["the WCS's CD/PC matrix is singular (no sky scale); output carries no WCS"]
+    sky = (w.wcs.lng + 1, w.wcs.lat + 1)
+    if not any(re.fullmatch(r"CD\d+_\d+", k) for k in header) and not all(f"CDELT{i}" in header for i in sky):
+        notes.append(f"the WCS gives no pixel scale (no CD{sky[0]}_{sky[0]} or CDELT{sky[0]}, CDELT{sky[1]}): FITS's "
+                     "default of 1 degree a pixel is what the output's WCS carries (scaled to its grid)")
     return w, notes
 
 
