@@ -25,6 +25,8 @@ from astropy.io import fits
 from .io.writers import ones_complement_sum
 
 BLOCK = 2880
+#: how `fits_integrity`'s note on HDUs without checksums begins (`Checked.verified` is False for them)
+NOT_SUMMED = "no checksum recorded for"
 CHUNK = 16 << 20  # bytes read at a time
 HEX = re.compile(r"\b[0-9a-f]{64}\b|\b[0-9a-f]{16}\b")
 
@@ -136,7 +138,7 @@ def fits_integrity(path: Path) -> tuple[int, list[str], list[str]]:
                 problems.append(f"{label}: its header's checksum does not match (CHECKSUM): changed since it was "
                                 "written")
     if unsummed:
-        notes.append(f"no checksum recorded for {', '.join(unsummed)}: not verified")
+        notes.append(f"{NOT_SUMMED} {', '.join(unsummed)}: not verified")
     return hdus, problems, notes
 
 
@@ -328,7 +330,7 @@ def check_output(path: str | Path, inputs: InputFiles | None = None,
             if "AE_VER" not in cards:
                 out.problems.append("not an astroenhance output (no AE_VER in its primary header)")
             if not out.problems:
-                out.verified = not any(n.startswith("no checksum") for n in out.notes)
+                out.verified = not any(n.startswith(NOT_SUMMED) for n in out.notes)
                 out.integrity = f"{hdus} HDUs, their checksums verify" if out.verified else f"{hdus} HDUs"
         else:
             suffix = path.suffix.lower()

@@ -1020,7 +1020,7 @@ def check(
         tmp = temporary_path(json_out)
         try:
             tmp.write_text(json.dumps({"tool": f"astroenhance {__version__}", "utc": utc_now(), "checked": len(files),
-                                       "intact": verified, "unverified": len(files) - failed - verified,
+                                       "intact": verified, "unverified": unverified,
                                        "failed": failed, "outputs": found}, indent=2))
             os.replace(tmp, json_out)
         except OSError as exc:

@@ -1205,11 +1205,11 @@ def test_compose_and_mosaic_are_library_calls_that_print_nothing(tmp_path, capsy
 
     data, wcs, paths = _pieces(tmp_path)
     heard = []
-    made = make_mosaic(paths, tmp_path / "lib", grid="first", formats=("fits",), say=heard.append)
+    made = make_mosaic(paths, tmp_path / "lib", grid="first", formats=("fits",), cutout_size="60", say=heard.append)
     assert made.outputs == [tmp_path / "lib" / "mosaic.mosaic.fits"] and capsys.readouterr() == ("", "")
-    assert heard == made.notes
+    assert heard == made.notes and any("grid cut to" in n for n in heard)  # (a note to hand on: the cut-out's)
     result = runner.invoke(app, ["mosaic", *map(str, paths), "-o", str(tmp_path / "cli"), "--grid", "first",
-                                 "--format", "fits"])
+                                 "--format", "fits", "--cutout-size", "60"])
     assert result.exit_code == 0, result.output
     with fits.open(made.outputs[0]) as lib, fits.open(tmp_path / "cli" / "mosaic.mosaic.fits") as cli:
         assert [h.name for h in lib] == [h.name for h in cli]

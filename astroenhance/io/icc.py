@@ -47,11 +47,6 @@ class MatrixShaper:
         self.to_srgb_linear = PCS_TO_SRGB @ np.diag(scale) @ self.matrix
         self.offset = PCS_TO_SRGB @ (-scale * black)
 
-    def to_srgb(self, rgb: np.ndarray) -> np.ndarray:
-        """``(..., 3)`` stored values in [0, 1] -> sRGB values in [0, 1] (float64)."""
-        return self.srgb_of_linear(np.stack([curve(np.clip(rgb[..., c], 0.0, 1.0))
-                                             for c, curve in enumerate(self.curves)], -1))
-
     def srgb_of_linear(self, linear: np.ndarray) -> np.ndarray:
         """``(..., 3)`` linear light of the profile's primaries (its tone curves applied) -> sRGB values in [0, 1]
         (colours outside sRGB's gamut clipped, as an integer conversion by LittleCMS clips them)."""

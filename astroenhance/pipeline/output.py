@@ -110,14 +110,14 @@ class ArraySink(_Sink):
         # (``luminance`` False: not kept — a colour mosaic's frames need their display planes alone, and an ACS/WFC
         # chip's luminance at 4x is 0.5 GB)
         self.lum = np.zeros(shape, dtype=np.float32) if luminance else None
-        self._luminance = luminance
         self.flux: np.ndarray | None = None  # in the input's units, where the engine makes a FLUX plane
         self.flux_err: np.ndarray | None = None  # and its FLUXERR
         super().__init__(background)
 
     def _write(self, row0: int, row1: int, col0: int, rgb, lum, flux, flux_err) -> None:
-        for name, piece in (("rgb", rgb), ("lum", lum), ("flux", flux), ("flux_err", flux_err)):
-            if piece is None or (name == "lum" and not self._luminance):
+        for name, piece in (("rgb", rgb), ("lum", None if self.lum is None else lum), ("flux", flux),
+                            ("flux_err", flux_err)):
+            if piece is None:  # (nor a luminance not kept)
                 continue
             if getattr(self, name) is None:
                 setattr(self, name, np.zeros(self.shape, dtype=np.float32))
