@@ -1,6 +1,6 @@
 """What a telescope SR network draws from pure sky noise: the 4x4 pattern `evaluate --task hst`'s sky lattice sees.
 
-    python benchmarks/bench_sky_pattern.py [--weights default,W...] [--size 128] [--seeds 3]
+    python benchmarks/bench_sky_pattern.py [--weights default,W...] [--mode hst|hst-gan] [--size 128] [--seeds 3]
 
 Each network (``default``: the shipped ``hst``; or a weights folder holding one) gets white Gaussian noise of sigma 1
 in its noise-normalised space (a flat sky, ``--size``² input pixels) and its output is split into the means of its
@@ -36,6 +36,7 @@ def pattern(model: torch.nn.Module, size: int, seed: int) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", default="default", help="comma-separated: default, or weights folders")
+    ap.add_argument("--mode", default="hst", help="which network of each folder: hst (the FITS default) or hst-gan")
     ap.add_argument("--size", type=int, default=128, help="input side in pixels")
     ap.add_argument("--seeds", type=int, default=3, help="noise frames per network")
     ap.add_argument("--threads", type=int, default=0)
@@ -45,7 +46,7 @@ def main() -> None:
     print(f"{'weights':<28}{'rms':>8}{'block rms':>11}{'within rms':>12}{'slope':>8}{'edge/inner':>12}")
     for w in args.weights.split(","):
         folder = default_weights_dir() if w == "default" else w
-        model = load_network(folder, find_weights(folder, "sr", "hst")).eval()
+        model = load_network(folder, find_weights(folder, "sr", args.mode)).eval()
         rows = [pattern(model, args.size, seed) for seed in range(args.seeds)]
         m = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
         print(f"{w[-27:]:<28}{m['rms']:>8.4f}{m['block rms']:>11.4f}{m['within rms']:>12.4f}{m['slope']:>8.3f}"
