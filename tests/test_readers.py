@@ -191,6 +191,36 @@ def test_compressed_tiffs_are_read(tmp_path):
     assert np.abs(frames(tmp_path / "jpeg.tif")[0][3] - rgb8.astype(np.float32)).mean() < 20  # lossy, but read
 
 
+def test_palette_cmyk_and_white_is_zero_tiffs_are_read_as_viewers_show_them(tmp_path):
+    """tifffile hands back what a TIFF stores: a palette TIFF's indices were read as a grey picture, a CMYK TIFF's
+    black ink as alpha ("every pixel is transparent" where there is no black), a white-is-zero grey TIFF as its
+    negative. Now the palette's colours, CMYK as Pillow converts it, and the grey upright are read; a TIFF in
+    CIE L*a*b* is refused by name."""
+    rng = np.random.default_rng(7)
+    rgb = rng.integers(0, 256, (12, 10, 3)).astype(np.uint8)
+    pal = Image.fromarray(rgb).quantize(16)
+    pal.save(tmp_path / "palette.tif")
+    [(_, _, ch, data, _, _)] = frames(tmp_path / "palette.tif")
+    assert ch == 3
+    np.testing.assert_array_equal(data, np.asarray(pal.convert("RGB"), np.float32))
+    cmyk = Image.fromarray(rgb).convert("CMYK")
+    cmyk.save(tmp_path / "cmyk.tif")
+    [(_, _, ch, data, _, _)] = frames(tmp_path / "cmyk.tif")
+    assert ch == 3
+    np.testing.assert_array_equal(data, np.asarray(cmyk.convert("RGB"), np.float32))
+    grey = rng.integers(0, 65536, (12, 10)).astype(np.uint16)
+    for depth in (np.uint8, np.uint16):
+        stored = (grey >> (8 if depth is np.uint8 else 0)).astype(depth)
+        tifffile.imwrite(tmp_path / "negative.tif", stored, photometric="miniswhite")
+        with open_frames(tmp_path / "negative.tif") as fr:
+            [f] = fr
+            np.testing.assert_array_equal(f.read_rows(0, 12), np.iinfo(depth).max - stored.astype(np.float32))
+            assert any("white-is-zero" in n for n in f.notes)
+    Image.fromarray(rgb).convert("LAB").save(tmp_path / "lab.tif")
+    with pytest.raises(InputError, match=r"lab\.tif: its pixels are stored as CIELAB"):
+        frames(tmp_path / "lab.tif")
+
+
 def test_jpeg_and_colour_png():
     src = COLOR / "heic0406a.png"
     [(_, shape, ch, data, _, rng)] = frames(src)

@@ -913,21 +913,10 @@ def read_picture(path: Path) -> FrameSource:
                          "(read whole into memory); set ASTROENHANCE_MAX_PIXELS to raise it, or give a FITS file")
     try:
         turn = 1  # the orientation (TIFF's tag, else EXIF) that turns the array as read upright: `UPRIGHT`
-        icc_note, icc = "", None
+        icc_note, tiff_note, icc, arr = "", "", None, None
         depth, colour_type = (_png_bit_depth(path) or (8, 0)) if suffix == ".png" else (8, 0)
         if suffix in (".tif", ".tiff"):
-            import tifffile
-
-            with tifffile.TiffFile(path) as tif:
-                # (reduced-resolution pages are previews of the first; any other page is a picture of its own)
-                if (full := sum(not getattr(page, "is_reduced", False) for page in tif.pages)) > 1:
-                    raise InputError(f"{path}: a TIFF of {full} pages (a stack, or a multi-page document); "
-                                     "astroenhance reads one picture: save the page you want as a file of its own")
-                arr = tif.asarray()
-                tag = tif.pages[0].tags.get("Orientation") if tif.pages else None
-                turn = int(tag.value) if tag is not None else 1
-                profile = tif.pages[0].tags.get("InterColorProfile") if tif.pages else None
-                icc = bytes(profile.value) if profile is not None else None
+            arr, turn, icc, tiff_note = _read_tiff(path)  # (arr None: a palette or CMYK TIFF, read by Pillow below)
         elif depth == 16 and colour_type in (2, 6):
             import png  # pypng: Pillow reads 16-bit colour PNG as 8-bit
 
@@ -937,7 +926,7 @@ def read_picture(path: Path) -> FrameSource:
             with _pil_open(path) as im:
                 turn = im.getexif().get(0x0112, 1)
                 icc = im.info.get("icc_profile")
-        else:
+        if arr is None:
             with _pil_open(path) as im:
                 im.load()
                 turn = im.getexif().get(0x0112, 1)  # EXIF Orientation: how viewers turn the picture
@@ -958,12 +947,47 @@ def read_picture(path: Path) -> FrameSource:
     except Exception as exc:
         raise InputError(f"{path}: not a readable image ({_short(exc)})") from None
     src = _image_source(path, arr, turn, header.xmp)
-    if icc_note:
-        src.notes.insert(0, icc_note)
+    src.notes[:0] = [n for n in (tiff_note, icc_note) if n]
     if turn in UPRIGHT:
         tag = "TIFF orientation tag" if suffix in (".tif", ".tiff") else "EXIF orientation"
         src.notes.insert(0, f"turned upright by its {tag} {turn}, as image viewers show it")
     return src
+
+
+def _read_tiff(path: Path) -> tuple[np.ndarray | None, int, bytes | None, str]:
+    """A TIFF's pixels as stored (tifffile: every depth, float included), its orientation tag, ICC profile and a note
+    on how its pixels were read.  The array is None for a palette or CMYK (separated) TIFF: Pillow reads those
+    (colours from the palette; the print profile by LittleCMS) at 8 bits.  A white-is-zero grey TIFF is inverted to
+    black-is-zero; a TIFF stored in CIE L*a*b* or another colour model raises `InputError`."""
+    import tifffile
+    from tifffile import PHOTOMETRIC
+
+    with tifffile.TiffFile(path) as tif:
+        # (reduced-resolution pages are previews of the first; any other page is a picture of its own)
+        if (full := sum(not getattr(page, "is_reduced", False) for page in tif.pages)) > 1:
+            raise InputError(f"{path}: a TIFF of {full} pages (a stack, or a multi-page document); "
+                             "astroenhance reads one picture: save the page you want as a file of its own")
+        page = tif.pages[0]
+        kind = page.photometric
+        tag = page.tags.get("Orientation")
+        turn = int(tag.value) if tag is not None else 1
+        profile = page.tags.get("InterColorProfile")
+        icc = bytes(profile.value) if profile is not None else None
+        if kind in (PHOTOMETRIC.PALETTE, PHOTOMETRIC.SEPARATED):
+            bits = int(page.bitspersample)
+            deep = bits > 8 and kind == PHOTOMETRIC.SEPARATED
+            return None, turn, icc, (f"a {bits}-bit CMYK TIFF, read at 8 bits" if deep else "")
+        if kind not in (PHOTOMETRIC.MINISBLACK, PHOTOMETRIC.MINISWHITE, PHOTOMETRIC.RGB, PHOTOMETRIC.YCBCR):
+            raise InputError(f"{path}: its pixels are stored as {kind.name} (TIFF photometric {int(kind)}), which "
+                             "astroenhance does not read: save it as grey or RGB")
+        arr = tif.asarray()
+    if kind == PHOTOMETRIC.MINISWHITE:  # 0 is white: a negative as stored
+        if arr.dtype.kind != "u":
+            raise InputError(f"{path}: a white-is-zero TIFF of {arr.dtype} values: its black level is not "
+                             "known; save it as black-is-zero grey")
+        note = "stored white-is-zero (a negative): read inverted, as viewers show it"
+        return np.iinfo(arr.dtype).max - arr, turn, icc, note
+    return arr, turn, icc, ""
 
 
 #: the note of a picture read in sRGB from its own colour space
