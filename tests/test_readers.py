@@ -307,6 +307,11 @@ def test_suspect_headers_do_not_pass_silently(tmp_path):
 
     with open_frames(tmp_path / "s.fits") as [src]:
         assert src.wcs is None and any("singular" in n for n in src.notes)
+    # wcslib's own reason, not the line of its C source it came from ("ERROR 4 in wcs_types() at line 3121 of ...")
+    fits.writeto(tmp_path / "p.fits", data.astype(np.float32), fits.Header({"CTYPE1": "RA---XYZ", "CTYPE2": "DEC--XYZ"}))
+    with open_frames(tmp_path / "p.fits") as [src]:
+        [note] = [n for n in src.notes if "WCS could not be read" in n]
+        assert "Unrecognized projection code (XYZ in CTYPE1)" in note and "wcs.c" not in note
 
 
 def test_images_beyond_the_pixel_limit_are_refused_from_their_header(tmp_path, monkeypatch):

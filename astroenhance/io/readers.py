@@ -395,8 +395,12 @@ def open_fits(path: Path, scaled: bool = False) -> Iterator[fits.HDUList]:
         hdul.close()
 
 
+#: wcslib's line before its message: where in its C source the error was raised, which says nothing to a user
+_WCSLIB_WHERE = re.compile(r"^ERROR \d+ in \w+\(\) at line \d+ of file .*:$")
+
+
 def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    text = [line for line in str(exc).strip().splitlines() if not _WCSLIB_WHERE.match(line.strip())]
     first = text[0].split(". ")[0].rstrip(".") if text else type(exc).__name__
     return first[:200]
 
