@@ -88,6 +88,36 @@ def test_a_drizzled_frames_empty_corners_are_no_data(tmp_path):
             np.testing.assert_array_equal(np.isnan(h[name].data), empty)
 
 
+def test_companions_that_cannot_serve_say_so_and_a_frame_without_weight_names_its_wht(tmp_path):
+    """An ERR of zeros (a placeholder some pipelines write), NaN or negative values, or of another shape than the
+    frame, and a DQ of another shape, were passed over without a word: the noise estimated, the flags unused. Each
+    now gets a note; a frame whose WHT is zero everywhere said only "the frame is all NaN/inf"."""
+    from astroenhance import EnhanceConfig, Enhancer
+
+    sci = np.random.default_rng(4).normal(10.0, 2.0, (32, 40)).astype(np.float32)
+
+    def notes(name, *extensions):
+        fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(sci, name="SCI"), *extensions]).writeto(tmp_path / name)
+        with open_frames(tmp_path / name) as [src]:
+            return src.noise_from, [n for n in src.notes if n.startswith("its ")]
+
+    for bad in (0.0, np.nan, -1.0):
+        assert notes(f"err{bad}.fits", fits.ImageHDU(np.full_like(sci, bad), name="ERR")) == (
+            "", ["its ERR extension holds no positive finite value (all zero, negative or NaN): not used as the noise"])
+    _, said = notes("shapes.fits", fits.ImageHDU(np.ones((10, 10), np.float32), name="ERR"),
+                    fits.ImageHDU(np.zeros((32, 41), np.int16), name="DQ"))
+    assert said == ["its ERR extension is 10x10 pixels and the frame 40x32: not used",
+                    "its DQ extension is 41x32 pixels and the frame 40x32: not used"]
+    assert notes("good.fits", fits.ImageHDU(np.full_like(sci, 2.0), name="ERR"),
+                 fits.ImageHDU(np.zeros(sci.shape, np.int16), name="DQ")) == ("ERR", [])
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(sci, name="SCI"),
+                  fits.ImageHDU(np.zeros_like(sci), name="WHT")]).writeto(tmp_path / "unweighted_drz.fits")
+    with pytest.raises(InputError, match=r"unweighted_drz.fits: no finite pixels.*every pixel of zero weight in WHT"):
+        Enhancer(EnhanceConfig(device="cpu", formats=("fits",))).enhance_file(tmp_path / "unweighted_drz.fits",
+                                                                             tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
 @given(st.lists(st.sampled_from([1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384]),
                 min_size=1, max_size=6))
 def test_dq_mask_flags_combine(flags):

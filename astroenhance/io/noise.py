@@ -102,23 +102,39 @@ def sampled_median(read: Callable[[int, int], np.ndarray], rows: int, keep=np.is
 Rows = Callable[[int, int], np.ndarray]
 
 
-def file_noise(hdul: fits.HDUList, extver: int, shape: tuple[int, int]) -> tuple[float | None, str, Rows | None]:
-    """The frame's noise sigma from its ERR or WHT extension, which one (``""`` if neither), and a reader of its
-    per-pixel sigma rows (``1/sqrt(WHT)``, NaN where ``WHT <= 0``)."""
+def file_noise(hdul: fits.HDUList, extver: int, shape: tuple[int, int]
+               ) -> tuple[float | None, str, Rows | None, list[str]]:
+    """The frame's noise sigma from its ERR or WHT extension, which one (``""`` if neither), a reader of its
+    per-pixel sigma rows (``1/sqrt(WHT)``, NaN where ``WHT <= 0``), and notes on an ERR or WHT that is there but
+    cannot give it (no positive value in the rows sampled; of another shape than the frame)."""
+    notes = misfit_companions(hdul, extver, shape)
     err = companion(hdul, "ERR", extver, shape)
     if err is not None:
         def err_rows(a: int, b: int) -> np.ndarray:
             return err.section[a:b]
         sigma = sampled_median(err_rows, shape[0], lambda v: np.isfinite(v) & (v > 0))
         if sigma:
-            return sigma, "ERR", err_rows
+            return sigma, "ERR", err_rows, notes
+        notes.append("its ERR extension holds no positive finite value (all zero, negative or NaN): not used as "
+                     "the noise")
     wht = companion(hdul, "WHT", extver, shape)
     if wht is not None:
         inv_sqrt = weight_sigma(lambda a, b: wht.section[a:b])
         sigma = sampled_median(inv_sqrt, shape[0])
         if sigma:
-            return sigma, "WHT", inv_sqrt
-    return None, "", None
+            return sigma, "WHT", inv_sqrt, notes
+        notes.append("its WHT extension gives no pixel a positive weight in the rows sampled: not used as the "
+                     "noise (pixels of zero weight are no data)")
+    return None, "", None, notes
+
+
+def misfit_companions(hdul: fits.HDUList, extver: int, shape: tuple[int, int]) -> list[str]:
+    """A note for each ERR, DQ or WHT image extension of a science extension's EXTVER whose shape is not the
+    frame's (`companion` passes it over: its noise, flags or weights are not used)."""
+    return [f"its {h.name} extension is {h.header.get('NAXIS1')}x{h.header.get('NAXIS2')} pixels and the frame "
+            f"{shape[1]}x{shape[0]}: not used"
+            for h in hdul[1:] if h.name in ("ERR", "DQ", "WHT") and int(h.header.get("EXTVER", 1)) == extver
+            and h.header.get("NAXIS") == 2 and (h.header.get("NAXIS2"), h.header.get("NAXIS1")) != shape]
 
 
 def weight_sigma(read_weights: Rows) -> Rows:

@@ -123,6 +123,7 @@ class FrameSource:
     dq_mask: int = 0  # the DQ flags read as no-data (0: none, or no DQ extension)
     dq_flags: DQFlags = ACS_WFC3_FLAGS  # its instrument's DQ conventions (`noise.dq_flags`)
     dq_file: Path | None = None  # the data-quality file its DQ came from, where one by path (WFPC2's _c1m)
+    weight_mask: bool = False  # pixels of zero weight in its WHT extension are read as no data
     # per-pixel companions for the cosmic-ray search (`noise.mask_cosmic_rays`): ERR rows, DQ rows (integers)
     pixel_noise_rows: Callable[[int, int], np.ndarray] | None = None
     dq_rows: Callable[[int, int], np.ndarray] | None = None
@@ -642,7 +643,8 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask
     extver, shape2d = int(header.get("EXTVER", 1)), (dims[-2], dims[-1])
     flagged = dq_reader(hdul, extver, shape2d, dq_mask) if planes == 1 else None
     empty = unweighted_reader(hdul, extver, shape2d) if planes == 1 else None  # drizzle's fill: no data
-    sigma, sigma_from, sigma_rows = file_noise(hdul, extver, shape2d) if planes == 1 else (None, "", None)
+    sigma, sigma_from, sigma_rows, companion_notes = file_noise(hdul, extver, shape2d) if planes == 1 else (
+        None, "", None, [])
     err = companion(hdul, "ERR", extver, shape2d) if planes == 1 else None
     dq = companion(hdul, "DQ", extver, shape2d) if planes == 1 else None
     frames = []
@@ -678,8 +680,10 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask
                                   label=label, dtype=_fits_dtype(header), path=path, notes=notes,
                                   noise=sigma, noise_from=sigma_from, noise_rows=sigma_rows,
                                   dq_mask=dq_mask if flagged else 0, dq_flags=conventions,
+                                  weight_mask=empty is not None,
                                   pixel_noise_rows=None if err is None else (lambda a, b, e=err: e.section[a:b]),
                                   dq_rows=None if dq is None else (lambda a, b, d=dq: d.section[a:b])))
+    frames[0].notes.extend(companion_notes)  # (one plane: companions are a 2-D frame's)
     if planes == 3 and chip_wcs is None:  # not a WFPC2 stack (its table gives each chip's WCS): perhaps a colour picture
         frames[0].notes.append("a cube of 3 planes, each enhanced as a grey frame of its own (chip1-3): if it is a "
                                "colour picture (red, green, blue: DS9's rgbcube, Siril, PixInsight), its colours are "
