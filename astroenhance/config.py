@@ -161,8 +161,10 @@ class EnhanceConfig:
             from .io.cutout import parse_cutouts
 
             parse_cutouts(self.cutout, self.cutout_size)
-        if self.tile < 16 or not 0 <= self.overlap < self.tile:
-            raise SettingsError(f"need tile >= 16 and 0 <= overlap < tile (got tile={self.tile}, overlap={self.overlap})")
+        if self.tile < 16 or not 0 <= 2 * self.overlap <= self.tile:
+            raise SettingsError(f"need --tile >= 16 and 0 <= --overlap <= tile / 2 (got tile={self.tile}, overlap="
+                                f"{self.overlap}): tiles sharing more repeat the work up to (tile / (tile - overlap))² "
+                                "times")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
