@@ -558,6 +558,9 @@ def test_a_file_without_an_image_says_what_each_hdu_holds(tmp_path):
         read_frame(tmp_path / "spec.fits")
     with pytest.raises(InputError, match=r"0 PrimaryHDU \(no data\), 1 BinTableHDU \(table, 2 rows\)"):
         read_frame(tmp_path / "x_asn.fits")
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU(Table({"MEMNAME": ["J8BT06NYQ"]}))]).writeto(tmp_path / "y_asn.fits")
+    with pytest.raises(InputError, match=r"1 BinTableHDU \(table, 1 row\)"):
+        read_frame(tmp_path / "y_asn.fits")
 
 
 def test_a_wcs_without_a_pixel_scale_is_said_to_carry_the_fits_default(tmp_path):

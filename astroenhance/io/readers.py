@@ -452,7 +452,8 @@ def _holding(h) -> str:
     head = h.header
     axes = [int(head.get(f"NAXIS{k}", 0)) for k in range(1, int(head.get("NAXIS", 0)) + 1)]
     if isinstance(h, (fits.BinTableHDU, fits.TableHDU)):
-        return f" (table, {axes[1] if len(axes) > 1 else 0} rows)"
+        n = axes[1] if len(axes) > 1 else 0
+        return f" (table, {n} row{'' if n == 1 else 's'})"
     if not axes or 0 in axes:
         return " (no data)"
     if len([n for n in axes if n > 1]) == 1:
