@@ -233,6 +233,12 @@ def test_alpha_zero_is_no_data(tmp_path):
     Image.fromarray(a, "RGBA").save(tmp_path / "a.png")
     data = frames(tmp_path / "a.png")[0][3]
     assert np.isnan(data[0, 0]).all() and np.isfinite(data[1:]).all()
+    with open_frames(tmp_path / "a.png") as [src]:
+        assert "1 fully transparent pixel is no data (alpha 0)" in src.notes
+    a[..., 3] = 255  # an opaque alpha channel (most RGBA press PNGs) masks nothing, and says nothing
+    Image.fromarray(a, "RGBA").save(tmp_path / "opaque.png")
+    with open_frames(tmp_path / "opaque.png") as [src]:
+        assert not any("transparent" in n for n in src.notes)
 
 
 @pytest.mark.parametrize("maker,message", [

@@ -1102,10 +1102,11 @@ def _image_source(path: Path, arr: np.ndarray, turn: int = 1, xmp: bytes | None 
     if arr.ndim == 3 and arr.shape[2] == 4:
         alpha = arr[..., 3]
         arr = arr[..., :3]
-        notes.append("alpha channel used as a mask: fully transparent pixels are treated as no data")
+        if (clear := int(np.count_nonzero(alpha == 0))):  # (an opaque alpha channel changes nothing: no note)
+            notes.append(f"{clear} fully transparent pixel{'s are' if clear > 1 else ' is'} no data (alpha 0)")
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] != 3):
         raise InputError(f"{path}: unsupported image layout {arr.shape}; expected grey or RGB")
-    if arr.ndim == 3 and (arr[..., 0] == arr[..., 1]).all() and (arr[..., 0] == arr[..., 2]).all():
+    if arr.ndim == 3 and _is_grey(arr):
         arr = arr[..., 0]  # grey stored as RGB (a grey palette, grey + alpha, an RGB save of a grey picture): grey
         notes.append("R, G and B are equal everywhere: read as a grey image")
     try:
