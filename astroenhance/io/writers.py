@@ -6,7 +6,10 @@ final name never points at a half-written file; `abort` removes the temporary fi
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import functools
+import gzip
 import os
 import re
 import secrets
@@ -357,7 +360,7 @@ class FITSRGBWriter(_AtomicFile):
                                             header=self.image.copy(), name=name, compression_type="RICE_1")
                     hdu.header.update(INT16_CARDS)
                 del plane
-                with warnings.catch_warnings():
+                with warnings.catch_warnings(), _gzip_level(1):
                     warnings.simplefilter("ignore")  # long HISTORY/COMMENT cards are already wrapped
                     _append_hdu(packed, hdu)
                 del hdu
@@ -411,6 +414,25 @@ def quantize(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     q *= float(np.iinfo(dtype).max)
     q += 0.5
     return q.astype(dtype)
+
+
+@contextlib.contextmanager
+def _gzip_level(level: int):
+    """astropy's tile compression at gzip ``level`` for as long as this is open.  Its GZIP codecs call
+    `gzip.compress` at its default level 9: on a FLUX plane 5x slower than level 1 for 1% smaller tiles
+    (`benchmarks/bench_writers.py`).  Any level decodes alike, so this changes a file's size only, never its
+    values; an astropy without that module function is left as it is (slower, as correct)."""
+    from astropy.io.fits.hdu.compressed import _codecs
+
+    original = getattr(_codecs, "gzip_compress", None)
+    if original is None:
+        yield
+        return
+    _codecs.gzip_compress = functools.partial(gzip.compress, compresslevel=level)
+    try:
+        yield
+    finally:
+        _codecs.gzip_compress = original
 
 
 def _append_hdu(path: Path, hdu: fits.ImageHDU | fits.CompImageHDU) -> None:
