@@ -211,6 +211,11 @@ def make_composite(frames: Sequence[str | Path], outdir: str | Path, *, name: st
     return made
 
 
+#: why `make_mosaic` without ``enhance`` refuses a colour picture
+COLOUR_PICTURE = ("mosaic co-adds frames in their data's units; --enhance makes a colour mosaic, pictures' colours "
+                  "kept (4x finer), or give grey frames")
+
+
 def make_mosaic(frames: Sequence[str | Path], outdir: str | Path, *, name: str = "mosaic", enhance: bool = False,
                 combine: str = "mean", grid: str = "optimal", match_background: bool = True, hdu: str | None = None,
                 clean_cosmic_rays: bool | None = None, cutout: str | None = None, cutout_size: str | None = None,
@@ -282,7 +287,7 @@ def make_mosaic(frames: Sequence[str | Path], outdir: str | Path, *, name: str =
         # every chip of a multi-chip frame, each with its maps beside it, read as `run` reads it (cosmic rays too)
         bands = [b for j in jobs
                  for b in read_bands(j.path, hdu, clean_cosmic_rays, noise=j.noise, weight=j.weight, dq=j.dq,
-                                     with_sigma=enhance)]
+                                     with_sigma=enhance, colour="" if enhance else COLOUR_PICTURE)]
         for note in (n for b in bands for n in b.notes):
             say(f"note: {note}")
         for warning in mixed_frames(bands):

@@ -85,14 +85,15 @@ def wavelength_nm(header: fits.Header) -> tuple[str, float | None]:
 
 def read_bands(path: str | Path, hdu: str | None = None, cosmic_rays: bool | None = False, *,
                noise: Path | None = None, weight: Path | None = None, dq: Path | None = None,
-               with_sigma: bool = False, cutout=None) -> list[Band]:
+               with_sigma: bool = False, cutout=None, colour: str = "") -> list[Band]:
     """Every chip of the FITS frame ``path`` (the one ``hdu`` names, if given) as a `Band`, each with its own WCS;
     astropy's notes on odd headers stay quiet, as in `run`, and its own are the band's (`Band.notes`).
     ``cosmic_rays``: as `io.readers.open_frames` (None: where `run` searches them by default, single exposures whose
     DQ flags none); ``noise``, ``weight``, ``dq``:
     its rms or weight map and data-quality file beside it (`batch.pair_companions`), as `run` reads them;
     ``with_sigma``: each band's per-pixel noise too (`Band.sigma`: frames to enhance), a second array in memory;
-    ``cutout``: only that part of each chip (`io.cutout.Cutout`; chips without its centre left out)."""
+    ``cutout``: only that part of each chip (`io.cutout.Cutout`; chips without its centre left out);
+    ``colour``: where not empty, a colour picture is an `InputError` that names it and says this (what to do instead)."""
     from .io.readers import open_frames
 
     with warnings.catch_warnings():
@@ -103,6 +104,8 @@ def read_bands(path: str | Path, hdu: str | None = None, cosmic_rays: bool | Non
             name, wl = wavelength_nm(frames[0].header if frames[0].header is not None else fits.Header())
             bands = []
             for f in frames:
+                if colour and f.channels == 3:
+                    raise InputError(f"{f.name}: a colour picture: {colour}")
                 if f.wcs is None:
                     raise InputError(f"{f.name}: no celestial WCS: it cannot be aligned with other frames")
                 _check_sky(f.name, f.wcs, f.shape)
@@ -144,7 +147,8 @@ def read_band(path: str | Path, hdu: str | None = None, **maps) -> Band:
     and cutout): a file of
     several chips (an ACS/WFC exposure, a WFPC2 one) gives its chips co-added onto one grid — the first chip's,
     extended over the others (`mosaic_grid` ``first``), backgrounds matched (`coadd`) — unless ``hdu`` names one."""
-    bands = read_bands(path, hdu, **maps)
+    bands = read_bands(path, hdu, colour="compose makes colour from frames of one filter each (a colour picture is "
+                       "already a composite): give each filter's grey frame", **maps)
     return _coadded(bands, "+".join(b.label for b in bands))
 
 
@@ -756,10 +760,13 @@ def enhanced_outputs(paths: list[Path]) -> list[Enhanced] | None:
     """Each of ``paths`` (`Enhanced`: its WCS, primary header and shape) when all are astroenhance outputs
     (`io.readers.is_enhanced_output`); None when none is.  A mix of outputs and frames to enhance is an `InputError`
     naming the first frame that is not an output: their values are not comparable."""
-    from .io.readers import is_enhanced_output, open_fits
+    from .io.readers import is_enhanced_output, is_fits, open_fits
 
     found, kinds = [], []
     for path in paths:
+        if not is_fits(path):  # a picture: a frame, read (and its name checked) as `run` reads it
+            kinds.append(False)
+            continue
         with open_fits(Path(path)) as hdul:
             kinds.append(is_enhanced_output(hdul))
             if kinds[-1]:

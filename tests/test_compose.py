@@ -190,6 +190,31 @@ def test_composite_fits_layout_wcs_and_avm(composite):
     np.testing.assert_allclose(w_avm.all_pix2world(pix, 0), w_fits.all_pix2world(pix, 0), atol=1e-8)
 
 
+def test_colour_pictures_with_sky_coordinates_are_refused_by_compose_and_a_data_mosaic(tmp_path):
+    """Press pictures with AVM tags have a WCS, so compose and mosaic read them — and a colour one failed deep in the
+    co-add with a traceback ("too many values to unpack", "background matching is for frames of one plane"). Now
+    each names the picture and what to do; `mosaic --enhance` of them makes a colour mosaic, as before."""
+    import pyavm
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, ra in enumerate((10.0, 10.003)):
+        Image.fromarray(rng.integers(40, 120, (60, 60, 3)).astype(np.uint8)).save(tmp_path / f"plain{i}.png")
+        w = WCS(naxis=2)
+        w.wcs.ctype, w.wcs.crval, w.wcs.crpix, w.wcs.cdelt = ["RA---TAN", "DEC--TAN"], [ra, 20], [30, 30], [-1e-4, 1e-4]
+        pyavm.AVM.from_wcs(w, shape=(60, 60)).embed(str(tmp_path / f"plain{i}.png"), str(tmp_path / f"sky{i}.png"))
+        paths.append(str(tmp_path / f"sky{i}.png"))
+    result = runner.invoke(app, ["compose", *paths, "-o", str(tmp_path / "c")])
+    assert result.exit_code == 1 and "sky0.png: a colour picture: compose makes colour from frames of one filter" in (
+        " ".join(result.output.split()))
+    result = runner.invoke(app, ["mosaic", *paths, "-o", str(tmp_path / "m")])
+    assert result.exit_code == 1 and "sky0.png: a colour picture: mosaic co-adds frames in their data's units; " \
+        "--enhance makes a colour mosaic" in " ".join(result.output.split())
+    assert not (tmp_path / "c").exists() and not (tmp_path / "m").exists()
+    result = runner.invoke(app, ["mosaic", *paths, "-o", str(tmp_path / "e"), "--enhance", "--format", "png"])
+    assert result.exit_code == 0 and (tmp_path / "e" / "mosaic.mosaic.png").exists()
+
+
 def test_non_overlapping_frames_refused_with_separation(tmp_path):
     with fits.open(BANDS[2]) as h:
         h[0].header["CRVAL2"] += 1.0  # one degree north
