@@ -1158,8 +1158,8 @@ def _avm_wcs(xmp: bytes, shape: tuple[int, int], turn: int, notes: list[str]) ->
             wcs.wcs.set()
     except Exception:  # no AVM (most pictures), or tags that do not make a WCS
         return None
-    notes.append(f"sky coordinates from its AVM tags ({wcs.wcs.ctype[0]}, {wcs.wcs.ctype[1]}): carried onto the 4x "
-                 "grid in the FITS and as AVM in the pictures")
+    notes.append(f"sky coordinates from its AVM tags ({wcs.wcs.ctype[0]}, {wcs.wcs.ctype[1]}): carried onto the "
+                 "output's grid, in its FITS and as AVM in its pictures")
     return wcs
 
 
