@@ -290,6 +290,9 @@ def make_mosaic(frames: Sequence[str | Path], outdir: str | Path, *, name: str =
                                      with_sigma=enhance, colour="" if enhance else COLOUR_PICTURE)]
         for note in (n for b in bands for n in b.notes):
             say(f"note: {note}")
+        for b in bands:
+            if not has_data(b.data):
+                say(f"note: {b.name}: no pixel with data (all NaN, flagged or of zero weight): it adds nothing")
         for warning in mixed_frames(bands):
             say(f"warning: {warning}")
         wcs, shape = mosaic_grid([(b.data, b.wcs) for b in bands], grid)  # (frames far apart: refused here)

@@ -281,6 +281,17 @@ def test_mosaic_recovers_parent_frame(tmp_path):
     np.testing.assert_allclose(mos, data, rtol=1e-5, atol=1e-3)
 
 
+def test_a_frame_without_data_is_named_in_a_note(tmp_path):
+    """A frame with no pixel of data (all NaN here) was co-added without a word: it adds nothing to the mosaic."""
+    _, _, paths = _pieces(tmp_path)
+    with fits.open(paths[1], mode="update") as h:
+        h[0].data = np.full_like(h[0].data, np.nan)
+    result = runner.invoke(app, ["mosaic", *map(str, paths), "-o", str(tmp_path / "m"), "--format", "fits"])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0 and f"note: {paths[1].name}: no pixel with data" in said
+    assert f"note: {paths[0].name}: no pixel" not in said
+
+
 def test_mosaic_optimal_grid_and_background_matching(tmp_path):
     data, wcs, paths = _pieces(tmp_path)
     with fits.open(paths[1], mode="update") as h:  # a background offset on one piece
