@@ -401,6 +401,13 @@ def _cutout_centres(cutout: str | None, cutout_file: Path | None) -> str | None:
     centres = _catalogue_centres(cutout_file, [c for c in (line.split("#", 1)[0].strip() for line in lines) if c])
     if not centres:
         raise SettingsError(f"--cutout-file {cutout_file}: no centre in it (one 'RA DEC' or 'X Y pix' per line)")
+    from .io.cutout import parse_cutout
+
+    for centre in centres:  # (a bad one named with the file it is in, not as if given by --cutout)
+        try:
+            parse_cutout(centre, None)
+        except SettingsError as exc:
+            raise SettingsError(f"--cutout-file {cutout_file}: {str(exc).removeprefix('--cutout ')}") from None
     return "; ".join(([cutout] if cutout else []) + centres)
 
 

@@ -363,7 +363,10 @@ def test_a_csv_catalogue_of_targets_gives_the_cut_outs_its_ra_and_dec_name(tmp_p
         (tmp_path / name).write_text(text, encoding="utf-8")
         assert planned("--cutout-file", str(tmp_path / name)) == expected, name
     for text, said in (("id,ra,mag\n1,10.0,20\n", "names a column of RA but none of Dec (columns: id, ra, mag)"),
-                       ("id,x,y\n1,10.0,20\n", "no column of RA and Dec in its header (columns: id, x, y")):
+                       ("id,x,y\n1,10.0,20\n", "no column of RA and Dec in its header (columns: id, x, y"),
+                       # a row that is no centre, named with the file (it said "--cutout 'abc def'")
+                       ("ra,dec\n10.0,20\nabc,def\n", "--cutout-file " + str(tmp_path / "bad.csv") + ": 'abc def': "
+                        "give a sky position")):
         (tmp_path / "bad.csv").write_text(text)
         r = CliRunner().invoke(app, ["run", str(HRC), "-o", str(tmp_path / "o"), "--cutout-file",
                                      str(tmp_path / "bad.csv")], terminal_width=400)
