@@ -18,7 +18,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 
-from .errors import InputError
+from .errors import InputError, short_reason
 from .io.writers import scratch_array
 
 #: effective wavelengths (nm) of broad-band letters, for headers without PHOTPLAM
@@ -810,9 +810,7 @@ def enhanced_planes(out: Enhanced, into: Path | None = None) -> np.ndarray:
                     y1 = min(y0 + rows, out.shape[0])
                     rgb[y0:y1, :, c] = hdul[name].section[oy + y0:oy + y1, ox:ox + out.shape[1]]
     except Exception as exc:  # (astropy: OSError, ValueError, TypeError... for a file cut short)
-        from .io.readers import _short
-
-        raise InputError(f"{out.path}: its display planes could not be read ({_short(exc)}); the file may be "
+        raise InputError(f"{out.path}: its display planes could not be read ({short_reason(exc)}); the file may be "
                          "truncated") from None
     if into is not None:
         rgb.flush()

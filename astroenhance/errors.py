@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class AstroEnhanceError(Exception):
     """Base class for every error astroenhance raises on purpose."""
@@ -64,3 +66,15 @@ def why_unreadable(exc: BaseException) -> str:
         return "not tensors torch loads safely (weights only)"
     first = (str(exc).strip().splitlines() or [""])[0][:160]
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+#: wcslib's line before its message: where in its C source the error was raised, which says nothing to a user
+_WCSLIB_WHERE = re.compile(r"^ERROR \d+ in \w+\(\) at line \d+ of file .*:$")
+
+
+def short_reason(exc: BaseException) -> str:
+    """The first sentence of an exception's message (wcslib's line naming its C source left out; astropy's advice
+    after the first sentence too), for one line that names a file and what is wrong with it."""
+    text = [line for line in str(exc).strip().splitlines() if not _WCSLIB_WHERE.match(line.strip())]
+    first = text[0].split(". ")[0].rstrip(".") if text else type(exc).__name__
+    return first[:200]

@@ -149,6 +149,15 @@ def test_rms_map_by_path(tmp_path):
         with pytest.raises(InputError, match=f"--{kind} names the frame itself"):
             with open_frames(HRC, **{kind: HRC}):
                 pass
+    # a map that is not FITS: astropy's first sentence, not its advice ("try with ignore_missing_simple=True")
+    (tmp_path / "notes.fits").write_text("not a map\n")
+    for kind in ("noise", "dq"):
+        with pytest.raises(InputError) as err:
+            with open_frames(HRC, **{kind: tmp_path / "notes.fits"}):
+                pass
+        said = str(err.value)
+        assert "notes.fits" in said and "No SIMPLE card found" in said, said
+        assert "ignore_missing_simple" not in said and "OSError" not in said, said
 
 
 def test_cli_records_where_the_noise_came_from(tmp_path):

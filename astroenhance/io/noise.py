@@ -45,7 +45,7 @@ from astropy.io import fits
 
 from ..config import DQ_NO_DATA, JWST_DQ_NO_DATA, WFPC2_DQ_NO_DATA
 from ..cores import in_order
-from ..errors import DQFileError, InputError, NoiseMapError
+from ..errors import DQFileError, InputError, NoiseMapError, short_reason
 from ..imaging.cosmics import MARGIN, find_cosmic_rays, star_sharpness
 from ..metrics import difference_sigma
 
@@ -194,7 +194,7 @@ def dq_planes(path: Path, files: contextlib.ExitStack) -> list[tuple[tuple[int, 
     except DQFileError:
         raise
     except Exception as exc:  # astropy raises OSError, ValueError, TypeError... for corrupt files
-        raise DQFileError(f"{path}: not a readable FITS file ({str(exc).splitlines()[0][:200]})") from None
+        raise DQFileError(f"{path}: not a readable FITS file ({short_reason(exc)})") from None
 
 
 def _plane_rows(path: Path, h, plane: int | None) -> Rows:
@@ -202,7 +202,7 @@ def _plane_rows(path: Path, h, plane: int | None) -> Rows:
         try:
             return np.asarray(h.section[a:b] if plane is None else h.section[plane, a:b])
         except Exception as exc:
-            raise DQFileError(f"{path}: DQ could not be read ({type(exc).__name__}: {exc})") from None
+            raise DQFileError(f"{path}: DQ could not be read ({short_reason(exc)})") from None
     return rows
 
 
@@ -236,14 +236,14 @@ def map_noise(path: Path, shape: tuple[int, int], files: contextlib.ExitStack, w
             try:
                 return np.asarray(data[a:b])
             except Exception as exc:
-                raise NoiseMapError(f"{path}: {what} could not be read ({type(exc).__name__}: {exc})") from None
+                raise NoiseMapError(f"{path}: {what} could not be read ({short_reason(exc)})") from None
 
         rows = weight_sigma(raw) if weights else raw
         sigma = sampled_median(rows, shape[0], lambda v: np.isfinite(v) & (v > 0))
     except NoiseMapError:
         raise
     except Exception as exc:  # unreadable, not FITS
-        raise NoiseMapError(f"{path}: {what} could not be read ({type(exc).__name__}: {exc})") from None
+        raise NoiseMapError(f"{path}: {what} could not be read ({short_reason(exc)})") from None
     if not sigma:
         raise NoiseMapError(f"{path}: {what} has no finite value > 0")
     return sigma, rows

@@ -21,7 +21,15 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
-from ..errors import DQFileError, EnhancedOutputError, InputError, NoImageError, NoiseMapError, OutputError
+from ..errors import (
+    DQFileError,
+    EnhancedOutputError,
+    InputError,
+    NoImageError,
+    NoiseMapError,
+    OutputError,
+    short_reason,
+)
 from .cutout import Cutout, cut_frames
 from .noise import (
     ACS_WFC3_FLAGS,
@@ -256,7 +264,7 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
             except InputError:
                 raise
             except Exception as exc:  # a malformed header astropy let through: say so, name the file
-                raise InputError(f"{path}: malformed FITS ({type(exc).__name__}: {_short(exc)})") from None
+                raise InputError(f"{path}: malformed FITS ({type(exc).__name__}: {short_reason(exc)})") from None
             for given, weights in ((noise, False), (weight, True)):
                 if given is not None:
                     _use_noise_file(path, found, Path(given), weights, files)
@@ -389,21 +397,11 @@ def open_fits(path: Path, scaled: bool = False) -> Iterator[fits.HDUList]:
             warnings.filterwarnings("ignore", message="File may have been truncated")
             hdul = fits.open(path, memmap=not scaled, lazy_load_hdus=False, do_not_scale_image_data=not scaled)
     except Exception as exc:  # astropy raises OSError, ValueError, TypeError... for corrupt files
-        raise InputError(f"{path}: not a readable FITS file ({_short(exc)})") from None
+        raise InputError(f"{path}: not a readable FITS file ({short_reason(exc)})") from None
     try:
         yield hdul
     finally:
         hdul.close()
-
-
-#: wcslib's line before its message: where in its C source the error was raised, which says nothing to a user
-_WCSLIB_WHERE = re.compile(r"^ERROR \d+ in \w+\(\) at line \d+ of file .*:$")
-
-
-def _short(exc: BaseException) -> str:
-    text = [line for line in str(exc).strip().splitlines() if not _WCSLIB_WHERE.match(line.strip())]
-    first = text[0].split(". ")[0].rstrip(".") if text else type(exc).__name__
-    return first[:200]
 
 
 def is_enhanced_output(hdul: fits.HDUList) -> bool:
@@ -596,7 +594,7 @@ def _wcs_for(path: Path, header: fits.Header, hdul: fits.HDUList) -> tuple[WCS |
         try:
             w = WCS(header, hdul, naxis=2)
         except Exception as exc:
-            return None, [f"WCS could not be read ({_short(exc)}); output carries none"]
+            return None, [f"WCS could not be read ({short_reason(exc)}); output carries none"]
     if not w.has_celestial:
         return None, ["no celestial WCS in the header; output carries none"]
     try:
@@ -669,7 +667,7 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask
             except MemoryError:
                 raise InputError(f"{path}: not enough memory to read rows {y0}-{y1}") from None
             except Exception as exc:
-                raise InputError(f"{path}: data could not be read ({_short(exc)}); the file may be truncated") from None
+                raise InputError(f"{path}: data could not be read ({short_reason(exc)}); the file may be truncated") from None
         if planes > 1:
             label = f"chip{plane + 1}"
             wcs, notes = chip_wcs[plane] if chip_wcs else _wcs_for(path, header, hdul)
@@ -768,7 +766,7 @@ def _group_wcs(hdul: fits.HDUList, header: fits.Header, planes: int) -> list[tup
                         w = WCS(hdr)
                         out.append((w, []) if w.has_celestial else (None, ["chip has no celestial WCS"]))
                     except Exception as exc:
-                        out.append((None, [f"chip WCS could not be read ({_short(exc)})"]))
+                        out.append((None, [f"chip WCS could not be read ({short_reason(exc)})"]))
             return out
     return None
 
@@ -954,7 +952,7 @@ def read_picture(path: Path) -> FrameSource:
     except InputError:
         raise
     except Exception as exc:
-        raise InputError(f"{path}: not a readable image ({_short(exc)})") from None
+        raise InputError(f"{path}: not a readable image ({short_reason(exc)})") from None
     src = _image_source(path, arr, turn, header.xmp)
     src.notes[:0] = [n for n in (tiff_note, icc_note) if n]
     if turn in UPRIGHT:
