@@ -226,6 +226,9 @@ def test_the_array_api_takes_units_and_noise(hrc_crop):
     assert np.isnan(res.flux[20:24, 28:32]).all() and np.isfinite(res.flux).sum() == res.flux.size - 16
     with pytest.raises(InputError, match="sigma must be"):
         enh.enhance_array(data, wcs, sigma=sigma[:-1])
+    one = enh.enhance_array(data, wcs, sigma=0.02)  # a number: one sigma for every pixel
+    assert one.header["AE_SKYSG"] == pytest.approx(0.02) and np.isfinite(one.flux).all()
+    np.testing.assert_allclose(one.flux_err, enh.enhance_array(data, wcs, sigma=np.full(data.shape, 0.02)).flux_err)
 
 
 def test_a_frame_with_data_only_between_the_sampled_rows_is_not_all_nan_and_an_empty_picture_is():

@@ -176,7 +176,7 @@ def from_array(data: np.ndarray, wcs: WCS | None = None, *, name: str = "array",
 
     A masked array's masked pixels are no data (NaN); ``wcs`` may be a `~astropy.io.fits.Header` (its WCS is read).
     ``sigma``: a grey frame's per-pixel noise (an ERR plane, in its units), as ``run --noise`` reads an rms map:
-    where it has no finite value > 0 the pixel is no data."""
+    where it has no finite value > 0 the pixel is no data; a number is one sigma for every pixel."""
     if isinstance(data, np.ma.MaskedArray):  # np.asarray would keep the values under the mask
         data = np.ma.filled(data.astype(np.float64 if data.dtype.itemsize > 4 else np.float32), np.nan)
     arr = np.asarray(data)
@@ -198,6 +198,8 @@ def from_array(data: np.ndarray, wcs: WCS | None = None, *, name: str = "array",
                       read_rows=read_rows, wcs=wcs, header=header, dtype=str(arr.dtype), dtype_range=dtype_range)
     if sigma is not None:
         noise = np.asarray(sigma)
+        if noise.ndim == 0 and arr.ndim == 2:  # one sigma for the whole frame
+            noise = np.broadcast_to(noise, arr.shape)
         if arr.ndim != 2 or noise.shape != arr.shape or noise.dtype.kind not in "biuf":
             raise InputError(f"{name}: sigma must be real numbers of the grey frame's shape {arr.shape[:2]} "
                              f"(got {noise.dtype} of shape {noise.shape}{' for a colour image' * (arr.ndim == 3)})")
