@@ -105,9 +105,9 @@ Rows = Callable[[int, int], np.ndarray]
 def file_noise(hdul: fits.HDUList, extver: int, shape: tuple[int, int]
                ) -> tuple[float | None, str, Rows | None, list[str]]:
     """The frame's noise sigma from its ERR or WHT extension, which one (``""`` if neither), a reader of its
-    per-pixel sigma rows (``1/sqrt(WHT)``, NaN where ``WHT <= 0``), and notes on an ERR or WHT that is there but
-    cannot give it (no positive value in the rows sampled; of another shape than the frame)."""
-    notes = misfit_companions(hdul, extver, shape)
+    per-pixel sigma rows (``1/sqrt(WHT)``, NaN where ``WHT <= 0``), and notes on an ERR or WHT of the frame's shape
+    that cannot give it (no positive value in the rows sampled; another shape: `misfit_companions`)."""
+    notes: list[str] = []
     err = companion(hdul, "ERR", extver, shape)
     if err is not None:
         def err_rows(a: int, b: int) -> np.ndarray:

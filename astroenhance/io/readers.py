@@ -43,6 +43,7 @@ from .noise import (
     flagged_as_no_data,
     map_noise,
     mask_cosmic_rays,
+    misfit_companions,
     sampled_median,
     unflagged_single_exposure,
     unmeasured,
@@ -684,7 +685,8 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask
                                   weight_mask=empty is not None,
                                   pixel_noise_rows=None if err is None else (lambda a, b, e=err: e.section[a:b]),
                                   dq_rows=None if dq is None else (lambda a, b, d=dq: d.section[a:b])))
-    frames[0].notes.extend(companion_notes)  # (one plane: companions are a 2-D frame's)
+    if planes == 1:  # (companions are a 2-D frame's)
+        frames[0].notes.extend(misfit_companions(hdul, extver, shape2d) + companion_notes)
     if planes == 3 and chip_wcs is None:  # not a WFPC2 stack (its table gives each chip's WCS): perhaps a colour picture
         frames[0].notes.append("a cube of 3 planes, each enhanced as a grey frame of its own (chip1-3): if it is a "
                                "colour picture (red, green, blue: DS9's rgbcube, Siril, PixInsight), its colours are "
