@@ -385,6 +385,6 @@ def check_claims(enhancer, path: Path, outdir: Path, claimed: dict[Path, Path],
         if other is not None and other != path and is_astroenhance_output(path):
             continue  # nor is this one
         if other is not None and other != path:
-            raise OutputError(f"{path}: its output {target} was already written from {other} in this run; "
-                              "give the inputs different names or run them into different folders")
+            raise OutputError(f"{path}: its output {target} is also the output of {other} in this run; give the "
+                              "inputs different names or run them into different folders")
         claimed[target] = path

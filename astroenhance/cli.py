@@ -503,6 +503,7 @@ def _run_weights(enhancer) -> dict[str, str]:
 
 def _dry_run(enhancer, jobs, unusable: list[tuple[Path, str]], skip_existing: bool) -> int:
     """`run --dry-run`: what each input would give, on stdout; nothing written.  Returns the exit status."""
+    from .batch import check_claims
     from .errors import AstroEnhanceError, NoImageError, OutputError
     from .io.readers import check_replaceable
     from .runner import COMPLETE, NOT_COMPLETE, OTHER_SETTINGS, existing_outputs
@@ -510,7 +511,15 @@ def _dry_run(enhancer, jobs, unusable: list[tuple[Path, str]], skip_existing: bo
     for f, why in unusable:
         out.print(f"skip {f}: {why}", markup=False)
     counts = {"enhance": 0, "outputs": 0, "skip": len(unusable), "unreadable": 0, "refused": 0}
+    claimed: dict = {}
+    inputs = {j.path.resolve() for j in jobs}
     for job in jobs:
+        try:  # as the run refuses them first: two inputs with one output (a.fits, a.fits.gz), an input replaced
+            check_claims(enhancer, job.path, job.outdir, claimed, inputs)
+        except OutputError as exc:
+            out.print(f"error: {exc}", markup=False)
+            counts["refused"] += 1
+            continue
         try:
             with warnings.catch_warnings():  # as the run itself: astropy's notes on odd headers stay quiet
                 warnings.simplefilter("ignore")
@@ -553,7 +562,8 @@ def _dry_run(enhancer, jobs, unusable: list[tuple[Path, str]], skip_existing: bo
         counts["outputs"] += len(planned)
     out.print(f"dry run: {counts['enhance']} input(s) would be enhanced ({counts['outputs']} output file(s)), "
               f"{counts['skip']} skipped, {counts['unreadable']} unreadable"
-              + (f", {counts['refused']} refused (a file not astroenhance's at an output)" if counts["refused"] else "")
+              + (f", {counts['refused']} refused (an output another input makes, or a file not astroenhance's)"
+                 if counts["refused"] else "")
               + "; nothing written", markup=False)
     return 1 if counts["unreadable"] or counts["refused"] else 0
 

@@ -260,6 +260,25 @@ def test_a_table_in_a_folder_is_skipped_and_named_one_fails(tmp_path):
     assert not any(p.suffix == ".png" for p in (tmp_path / "out2").glob("*"))
 
 
+def test_two_inputs_with_one_output_are_refused_by_the_dry_run_as_by_the_run(tmp_path):
+    """a.fits and a.fits.gz (or a.jpg) in one folder all make a.enhanced.*: the run refuses all but the first, and the
+    dry run listed all three as to be enhanced; it names the collisions now, with exit status 1."""
+    root = tmp_path / "in"
+    root.mkdir()
+    shutil.copy(EXAMPLE, root / "a.fits.gz")
+    with fits.open(EXAMPLE) as h:
+        h.writeto(root / "a.fits")
+    said = {}
+    for extra in (["--dry-run"], []):
+        result = runner.invoke(app, ["run", str(root), "-o", str(tmp_path / "out"), "--no-colorize", "--no-upscale",
+                                     "--format", "png", *extra], terminal_width=400)
+        assert result.exit_code == 1, result.output
+        said[bool(extra)] = " ".join(result.output.split())
+    why = f"a.fits.gz: its output {tmp_path / 'out' / 'a.enhanced.png'} is also the output of {root / 'a.fits'}"
+    assert why in said[True] and why in said[False]
+    assert "1 input(s) would be enhanced" in said[True] and "1 refused" in said[True]
+
+
 def test_a_fifo_is_refused_without_opening_it(tmp_path):
     import os
 
