@@ -495,3 +495,22 @@ def test_export_refuses_a_name_that_leaves_the_folder_and_a_mode_run_cannot_choo
     res = CliRunner().invoke(app, ["weights", "export", str(tmp_path / "sr"), "--id", "ok-1.2", "--mode", "psnr-large",
                                    "--weights-dir", str(tmp_path / "w")])
     assert res.exit_code == 0 and (tmp_path / "w" / "ok-1.2.safetensors").exists()
+
+
+def test_a_training_folder_s_broken_and_small_images_are_left_out_by_name(tmp_path):
+    """One truncated picture among a folder of training images stopped `train` before its first step ("not a readable
+    image"), and images smaller than the crop were dropped without a word; both are named and left out now."""
+    import numpy as np
+    from PIL import Image
+
+    from astroenhance.training.data import ImagePool
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (70, 80, 3)).astype(np.uint8)).save(tmp_path / "good.png")
+    Image.fromarray(rng.integers(0, 255, (30, 30, 3)).astype(np.uint8)).save(tmp_path / "small.png")
+    (tmp_path / "broken.png").write_bytes((tmp_path / "good.png").read_bytes()[:200])
+    pool = ImagePool.from_folder(tmp_path, min_size=64, thumb_size=16)
+    assert pool.names == ["good.png"]
+    why = {p.name: w for p, w in pool.left_out}
+    assert why == {"broken.png": "not a readable image (image file is truncated)",
+                   "small.png": "30x30 pixels, under the crop's 64"}

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import SettingsError
+from ..errors import InputError, SettingsError
 from ..io.readers import IMAGE_SUFFIXES
 
 
@@ -97,10 +97,16 @@ class ImagePool:
         paths = list_images(folder, left_out)[:limit]
         images, names = [], []
         for p in paths:
-            im = load_rgb(p)
+            try:
+                im = load_rgb(p)
+            except InputError as exc:  # one broken file among thousands: named, the others trained on
+                left_out.append((p, str(exc).removeprefix(f"{p}: ")))
+                continue
             if min(im.shape[:2]) >= min_size:
                 images.append(im)
                 names.append(p.name)
+            else:
+                left_out.append((p, f"{im.shape[1]}x{im.shape[0]} pixels, under the crop's {min_size}"))
         if not images:
             raise SettingsError(f"no usable images (>= {min_size} px) under {folder}")
         return cls(images, names, thumb_size, thumb_jitter, scale_jitter, sample_by,
