@@ -47,6 +47,8 @@ class Band:
     notes: list[str] = field(default_factory=list)  # what reading it found (cosmic rays, odd WCS...), each naming it
     cosmic_rays: int = -1  # pixels read as no data as cosmic-ray hits (-1: not searched)
     section: str = ""  # a cut-out's pixels of the frame ('[x1:x2,y1:y2]', 1-based; `io.cutout`); "": all of it
+    noise_from: str = ""  # where ``sigma`` came from, as `run` records it (AE_SIGSR: ERR, WHT, an rms map's name)
+    dq_mask: int = 0  # the DQ flags read as no data (AE_DQMSK)
 
     @property
     def name(self) -> str:
@@ -113,7 +115,8 @@ def read_bands(path: str | Path, hdu: str | None = None, cosmic_rays: bool | Non
                 sigma = (np.asarray(f.noise_rows(0, f.shape[0]), np.float32)
                          if with_sigma and f.noise_rows is not None else None)
                 band = Band(Path(path), f.read_rows(0, f.shape[0]), f.wcs, kept, name, wl, f.label, sigma=sigma,
-                            cosmic_rays=f.cosmic_rays, section=f.section)
+                            cosmic_rays=f.cosmic_rays, section=f.section, noise_from=f.noise_from,
+                            dq_mask=f.dq_mask)
                 band.notes = [f"{band.name}: {n}" for n in f.notes]
                 bands.append(band)
             return bands
@@ -686,6 +689,8 @@ def enhance_frames(bands: list[Band], enhancer, match_background: bool = True,
     No FLUX or FLUXERR plane is made: the mosaic shows the display planes."""
     from .imaging.normalize import Normalizer
     from .io.readers import from_array
+    from .io.writers import fits_text
+
     frames = [(b.data, b.wcs) for b in bands]
     if match_background and len(frames) > 1:
         offsets = background_offsets(frames, *(grid or mosaic_grid(frames, "optimal")))
@@ -705,6 +710,9 @@ def enhance_frames(bands: list[Band], enhancer, match_background: bool = True,
         planes = None if scratch is None else scratch_array(Path(scratch) / f"enhanced{k}.npy", np.float32, shape)
         res = enhancer.enhance_array(a, w, header=b.header, sigma=b.sigma, display=shared, config=display_only,
                                      out=planes, luminance=False)  # (the display planes alone are mosaicked)
+        if b.sigma is not None and b.noise_from:  # (its sigma came as an array: from the file, as `run` says)
+            res.header["AE_SIGSR"] = fits_text(b.noise_from)[-68:]
+        res.header["AE_DQMSK"] = b.dq_mask  # (applied as the band was read)
         out.append((res.rgb, res.wcs, res.header))
         del res
     return out

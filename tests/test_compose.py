@@ -60,7 +60,7 @@ def test_mosaic_enhance_of_one_frame_is_run_of_it(tmp_path):
         r, m = ran[0].header, mos[0].header
         for key in ("AE_SRID", "AE_SRW", "AE_COID", "AE_COW", "AE_SRMOD", "AE_SRSPC", "AE_COLOR", "AE_COSTR",
                     "AE_SCALE", "AE_STRCH", "AE_STRA", "AE_INTVL", "AE_VMIN", "AE_VMAX", "AE_GATE", "AE_FILLH",
-                    "AE_NCR"):
+                    "AE_NCR", "AE_SKY", "AE_SKYSG", "AE_SIGSR", "AE_SIGLO", "AE_SIGHI", "AE_DQMSK"):
             assert m[key] == r[key], key
         assert (m["AE_SRMOD"], m["AE_SCALE"], m["AE_NFRM"], m["AE_COMB"]) == ("hst", 4, 1, "mean")
         assert m["AE_INSHA"] == r["AE_INSHA"][:16] and r["AE_INSHA"] in "".join(mos["RED"].header["HISTORY"])
@@ -91,6 +91,11 @@ def test_a_mosaic_of_outputs_records_how_they_were_made(tmp_path):
     for key in ("AE_SRID", "AE_SRW", "AE_COID", "AE_COW", "AE_SRMOD", "AE_SCALE", "AE_STRCH", "AE_INTVL"):
         assert m[key] == heads[0][key] == heads[1][key], key
     assert m["AE_COSTR"] == "mixed" and m["AE_NFRM"] == 2 and m["AE_BGMAT"] is False
+    # the sky and noise are the outputs' (their frames' units), not the writing step's of display values in [0, 1]
+    for key in ("AE_SKY", "AE_SKYSG", "AE_SIGLO", "AE_SIGHI"):
+        assert heads[0][key] != heads[1][key] and m[key] == "mixed", key
+        assert all(f"{key}={head[key]}" in history for head in heads), key
+    assert m["AE_SIGSR"] == heads[0]["AE_SIGSR"] == heads[1]["AE_SIGSR"]
     assert history.index("input1:AE_SETSH=") < history.index("AE_COSTR=0.1") < history.index("input2:AE_SETSH=") \
         < history.index("AE_COSTR=0.5")  # (each output's line: the cards that differ, their settings' digest too)
     for k, (out, head) in enumerate(zip(outs, heads)):

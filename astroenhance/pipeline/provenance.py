@@ -29,7 +29,10 @@ MADE_OF = {"sr_weights": ("AE_SRID", "AE_SRW"), "colorizer_weights": ("AE_COID",
            "colorize": "AE_COLOR", "color_strength": "AE_COSTR", "flux_tolerance_sigma": "AE_FLUXT",
            "display_tolerance_sigma": "AE_DISPT", "sr_model": "AE_SRMOD", "sr_input_space": "AE_SRSPC",
            "noise_gate": "AE_GATE", "device": "AE_DEV", "precision": "AE_PREC", "sr_detail_fraction": "AE_SRDET",
-           "fill_holes": "AE_FILLH", "cosmic_ray_pixels": "AE_NCR"}
+           "fill_holes": "AE_FILLH", "cosmic_ray_pixels": "AE_NCR",
+           # the frames' sky and noise, in their own units (the writing step's would be of display values)
+           "sky": "AE_SKY", "sky_noise": "AE_SKYSG", "sky_noise_from": "AE_SIGSR", "sky_noise_file_sha256": "AE_SIGSH",
+           "sky_noise_span": ("AE_SIGLO", "AE_SIGHI"), "dq_mask": "AE_DQMSK"}
 #: the cards `MADE_OF` names, one list
 MADE_OF_CARDS = tuple(key for card in MADE_OF.values() for key in (card if isinstance(card, tuple) else (card,)))
 #: a card whose value differs between a colour mosaic's frames (each frame's in its HISTORY)
@@ -50,7 +53,10 @@ def made_of_frames(header: fits.Header | None) -> dict[str, object]:
         return {}
     made: dict[str, object] = {}
     for key, card in MADE_OF.items():
-        if isinstance(card, tuple):
+        if key == "sky_noise_span":  # (least and most, each its card)
+            if card[0] in header:
+                made[key] = [header[c] for c in card]
+        elif isinstance(card, tuple):  # weights: (id, sha256)
             if card[0] in header:
                 made[key] = "none" if header[card[0]] == "none" else f"{header[card[0]]} {header[card[1]]}"
         elif card in header:
@@ -113,6 +119,11 @@ def provenance(src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, *, scale:
     return prov
 
 
+def _number(value: object) -> object:
+    """A float card's value: a float, or `MIXED` where a colour mosaic's frames differ (`made_of_frames`)."""
+    return value if value == MIXED else float(value)
+
+
 def provenance_text(prov: dict[str, object]) -> str:
     """One line for an image's text chunk / TIFF description."""
     return "; ".join(f"{k}={v}" for k, v in prov.items()) + ". " + NOT_MEASUREMENT
@@ -154,12 +165,12 @@ def fits_headers(src: FrameSource, prov: dict[str, object],
              ("AE_COSTR", prov["color_strength"], "share of the predicted chroma shown"),
              ("AE_SRMOD", prov["sr_model"], "super-resolution model"),
              ("AE_SRSPC", prov["sr_input_space"], "SR input: display or noise-asinh values"),
-             ("AE_SKY", float(prov["sky"]), "input sky (clipped median), input units"),
-             ("AE_SKYSG", float(prov["sky_noise"]), "input noise sigma, input units"),
+             ("AE_SKY", _number(prov["sky"]), "input sky (clipped median), input units"),
+             ("AE_SKYSG", _number(prov["sky_noise"]), "input noise sigma, input units"),
              ("AE_SIGSR", fits_text(prov["sky_noise_from"])[-68:], "AE_SKYSG from: ERR, WHT, rms map, estimated"),
              ("AE_SIGSH", prov["sky_noise_file_sha256"], ""),
-             ("AE_SIGLO", float(prov["sky_noise_span"][0]), "least sky sigma over the frame (noise map)"),
-             ("AE_SIGHI", float(prov["sky_noise_span"][1]), "most sky sigma (= AE_SIGLO: one sigma)"),
+             ("AE_SIGLO", _number(prov["sky_noise_span"][0]), "least sky sigma over the frame (noise map)"),
+             ("AE_SIGHI", _number(prov["sky_noise_span"][1]), "most sky sigma (= AE_SIGLO: one sigma)"),
              ("AE_DQMSK", prov["dq_mask"], "DQ flags read as no-data (-1 all; 0 none/no DQ)"),
              ("AE_DQFIL", fits_text(prov["dq_file"])[-68:], "DQ file (WFPC2 _c1m); '' the file's own"),
              ("AE_DQSHA", prov["dq_file_sha256"], ""),
