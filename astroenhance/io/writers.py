@@ -428,6 +428,7 @@ def _gzip_level(level: int):
     if original is None:
         yield
         return
+    original = getattr(original, "func", original)  # (another writer's, in another thread: astropy's own beneath)
     _codecs.gzip_compress = functools.partial(gzip.compress, compresslevel=level)
     try:
         yield
