@@ -65,3 +65,41 @@ def test_pictures_of_random_bytes_behind_a_real_signature(tmp_path, head, blob):
     path = tmp_path / f"broken.{suffix}"
     path.write_bytes(magic + blob)
     _read_all(path)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(["minisblack", "miniswhite", "rgb", "separated", "palette"]),
+       st.sampled_from([np.uint8, np.uint16]), st.integers(1, 9), st.integers(1, 9), st.integers(0, 2**32 - 1))
+def test_tiffs_of_every_photometric_kind_read_as_viewers_show_them(tmp_path, kind, dtype, h, w, seed):
+    """Grey TIFFs as stored (white-is-zero inverted), RGB as stored, CMYK and palette TIFFs as Pillow converts them;
+    a 1x1 picture refused by name. Whatever the kind, depth and size, success or an InputError naming the file."""
+    import tifffile
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    top = np.iinfo(dtype).max
+    bands = {"rgb": 3, "separated": 4}.get(kind, 1)
+    stored = rng.integers(0, top, (h, w, bands) if bands > 1 else (h, w), endpoint=True).astype(dtype)
+    path = tmp_path / "t.tif"
+    extra = {}
+    if kind == "palette":
+        stored = stored.astype(np.uint8) if dtype is np.uint8 else stored % 16
+        extra["colormap"] = rng.integers(0, 65535, (3, 256 if dtype is np.uint8 else 65536), endpoint=True,
+                                         dtype=np.uint16)
+    tifffile.imwrite(path, stored, photometric=kind, **extra)
+    try:
+        with open_frames(path) as [src]:
+            got = src.read_rows(0, src.shape[0])
+    except InputError as exc:
+        assert str(path) in str(exc)
+        assert h * w < 2 or kind == "palette", exc  # (Pillow reads 8-bit palettes only)
+        return
+    if kind in ("minisblack", "miniswhite"):
+        np.testing.assert_array_equal(got, (top - stored if kind == "miniswhite" else stored).astype(np.float32))
+        return
+    if kind == "rgb":
+        want = stored.astype(np.float32)
+    else:
+        with Image.open(path) as im:
+            want = np.asarray(im.convert("RGB"), np.float32)
+    np.testing.assert_array_equal(got, want[..., 0] if got.ndim == 2 else want)  # (equal channels: read as grey)
