@@ -114,7 +114,10 @@ def read_bands(path: str | Path, hdu: str | None = None, cosmic_rays: bool | Non
                 kept = f.header.copy() if f.header is not None else fits.Header()
                 sigma = (np.asarray(f.noise_rows(0, f.shape[0]), np.float32)
                          if with_sigma and f.noise_rows is not None else None)
-                band = Band(Path(path), f.read_rows(0, f.shape[0]), f.wcs, kept, name, wl, f.label, sigma=sigma,
+                data = f.read_rows(0, f.shape[0])
+                if f.origin == "upper":  # a picture's rows run top-down; its WCS (from AVM) counts them bottom-up
+                    data = np.ascontiguousarray(data[::-1])
+                band = Band(Path(path), data, f.wcs, kept, name, wl, f.label, sigma=sigma,
                             cosmic_rays=f.cosmic_rays, section=f.section, noise_from=f.noise_from,
                             dq_mask=f.dq_mask)
                 band.notes = [f"{band.name}: {n}" for n in f.notes]

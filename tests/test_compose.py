@@ -220,6 +220,37 @@ def test_colour_pictures_with_sky_coordinates_are_refused_by_compose_and_a_data_
     assert result.exit_code == 0 and (tmp_path / "e" / "mosaic.mosaic.png").exists()
 
 
+def test_a_picture_with_avm_is_mosaicked_the_right_way_up(tmp_path):
+    """A picture's rows run top-down and its AVM WCS counts them bottom-up (as `run`'s FITS writes them): `mosaic` and
+    `compose` took its rows as they were, so its sky came out mirrored north-south (a spot near the top, 7.7" north of
+    the centre, at 8.8" south). Now it lands where `run`'s output of the picture puts it."""
+    import pyavm
+
+    def peak_sky(path):
+        with fits.open(path) as h:
+            plane = h["GREEN"].data if "GREEN" in h else h[0].data
+            y, x = np.unravel_index(np.nanargmax(plane), plane.shape)
+            return np.array(WCS((h["GREEN"] if "GREEN" in h else h[0]).header).pixel_to_world_values(x, y))
+
+    a = np.full((60, 80), 30, np.uint8)
+    a[5:9, 10:14] = 250  # near the top left, as viewers show it
+    w = WCS(naxis=2)
+    w.wcs.ctype, w.wcs.crval, w.wcs.crpix, w.wcs.cdelt = ["RA---TAN", "DEC--TAN"], [10, 20], [40.5, 30.5], [-1e-4, 1e-4]
+    for colour in (False, True):
+        Image.fromarray(np.dstack([a] * 3) if colour else a).save(tmp_path / "plain.png")
+        pyavm.AVM.from_wcs(w, shape=(60, 80)).embed(str(tmp_path / "plain.png"), str(tmp_path / f"sky{colour}.png"))
+    ran = runner.invoke(app, ["run", str(tmp_path / "skyFalse.png"), "-o", str(tmp_path / "r"), "--format", "fits"])
+    assert ran.exit_code == 0, ran.output
+    want = peak_sky(tmp_path / "r" / "skyFalse.enhanced.fits")
+    assert want[1] > 20.002  # north of the centre (Dec 20)
+    for name, args in (("science", ["skyFalse.png"]), ("colour", ["skyTrue.png", "--enhance"])):
+        result = runner.invoke(app, ["mosaic", str(tmp_path / args[0]), *args[1:], "-o", str(tmp_path / name),
+                                     "--format", "fits"])
+        assert result.exit_code == 0, result.output
+        got = peak_sky(tmp_path / name / "mosaic.mosaic.fits")
+        assert np.abs((got - want) * [np.cos(np.radians(20)), 1]).max() * 3600 < 0.5, (args, got, want)  # < 1.4 px
+
+
 def test_non_overlapping_frames_refused_with_separation(tmp_path):
     with fits.open(BANDS[2]) as h:
         h[0].header["CRVAL2"] += 1.0  # one degree north
