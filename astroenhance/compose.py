@@ -49,6 +49,7 @@ class Band:
     section: str = ""  # a cut-out's pixels of the frame ('[x1:x2,y1:y2]', 1-based; `io.cutout`); "": all of it
     noise_from: str = ""  # where ``sigma`` came from, as `run` records it (AE_SIGSR: ERR, WHT, an rms map's name)
     dq_mask: int = 0  # the DQ flags read as no data (AE_DQMSK)
+    picture: tuple[float, float] | None = None  # a PNG/TIFF/JPEG's value range (0-255...): display values, not data
 
     @property
     def name(self) -> str:
@@ -119,7 +120,7 @@ def read_bands(path: str | Path, hdu: str | None = None, cosmic_rays: bool | Non
                     data = np.ascontiguousarray(data[::-1])
                 band = Band(Path(path), data, f.wcs, kept, name, wl, f.label, sigma=sigma,
                             cosmic_rays=f.cosmic_rays, section=f.section, noise_from=f.noise_from,
-                            dq_mask=f.dq_mask)
+                            dq_mask=f.dq_mask, picture=f.dtype_range)
                 band.notes = [f"{band.name}: {n}" for n in f.notes]
                 bands.append(band)
             return bands
@@ -439,9 +440,11 @@ def mosaic_grid(frames: list[tuple[np.ndarray, WCS]], grid: str = "optimal",
     """The output grid: ``optimal`` (reproject's `find_optimal_celestial_wcs`, north up, finest resolution) or
     ``first`` (the first frame's pixel grid, extended to cover every frame).  A grid mostly empty because the frames
     lie far apart on the sky (`GRID_EMPTINESS`) is a `SettingsError`, before anything that size is allocated
-    (``refuse_empty`` False: the caller decided that already, on the same frames at their own pixels)."""
+    (``refuse_empty`` False: the caller decided that already, on the same frames at their own pixels).  A colour
+    frame ``(H, W, 3)`` counts by its first plane."""
     from .errors import SettingsError
 
+    frames = [(a if a.ndim == 2 else a[..., 0], w) for a, w in frames]
     apart = "mosaic frames that overlap or touch, a group at a time"
     if refuse_empty and (far := _farthest(frames)) > 90:  # no one tangent plane holds them (reproject: NaN sizes)
         raise SettingsError(f"the frames lie far apart on the sky: {far:.0f} degrees between two of them; {apart}")
@@ -689,22 +692,36 @@ def enhance_frames(bands: list[Band], enhancer, match_background: bool = True,
     Returns ``(rgb, wcs, header)`` per band, on its own 4x grid, the header `run`'s output of it would have (how it
     was made: networks, weights, display mapping); with ``scratch`` (a folder) each ``rgb`` is a memory-mapped
     file there, written as it is made, so that the frames need not stay in memory (an ACS/WFC chip's: 1.6 GB).
-    No FLUX or FLUXERR plane is made: the mosaic shows the display planes."""
+    No FLUX or FLUXERR plane is made: the mosaic shows the display planes.
+    Pictures (PNG, TIFF, JPEG: display values already) are enhanced as `run` enhances them — the picture network,
+    their own value range as the mapping (each brought to 0-1 first), no background matching — and cannot be mixed
+    with FITS frames (an `InputError`)."""
     from .imaging.normalize import Normalizer
     from .io.readers import from_array
     from .io.writers import fits_text
 
-    frames = [(b.data, b.wcs) for b in bands]
-    if match_background and len(frames) > 1:
+    pictures = sum(b.picture is not None for b in bands)
+    if 0 < pictures < len(bands):
+        raise InputError(f"{next(b.name for b in bands if b.picture is not None)}: a picture (display values) among "
+                         "FITS frames (data): a colour mosaic shows one or the other")
+    fits_like = not pictures
+    # pictures of one value range shown in it, as `run` shows them; of several (8- and 16-bit) each brought to 0-1
+    span = None if fits_like else bands[0].picture if len({b.picture for b in bands}) == 1 else (0.0, 1.0)
+    frames = [(b.data if span is None or span == b.picture else
+               (b.data - b.picture[0]) / (b.picture[1] - b.picture[0]), b.wcs) for b in bands]
+    if match_background and fits_like and len(frames) > 1:
         offsets = background_offsets(frames, *(grid or mosaic_grid(frames, "optimal")))
         frames = [(a - o, w) for (a, w), o in zip(frames, offsets)]
-    cfg = enhancer.settings(True).for_frame(1)
+    cfg = enhancer.settings(fits_like).for_frame(3 if bands[0].data.ndim == 3 else 1)
     # each frame as `run` sees it: its units (BUNIT) and its own per-pixel noise where the file gives one
-    sources = [from_array(a, w, origin="lower", header=b.header, sigma=b.sigma) for (a, w), b in zip(frames, bands)]
+    sources = [from_array(a, w, origin="lower", header=b.header, sigma=b.sigma, dtype_range=span)
+               for (a, w), b in zip(frames, bands)]
     own = [enhancer.fit_normalizer(src, cfg) for src in sources]
     # (the pooled sample serves the other intervals: percentile, zscale...)
     shared = Normalizer.fit(np.concatenate([src.sample(1_000_000 // len(sources)).ravel() for src in sources]),
-                            cfg.stretch or "asinh", cfg.interval or "noise:3", sky=float(np.median([n.sky for n in own])),
+                            cfg.stretch or ("asinh" if fits_like else "linear"),
+                            cfg.interval or ("noise:3" if fits_like else "range"), span,
+                            sky=float(np.median([n.sky for n in own])),
                             sigma=float(np.median([n.sky_noise for n in own])), maximum=max(n.vmax for n in own))
     display_only = replace(enhancer.asked, flux_plane=False, flux_err=False)  # (a colour mosaic shows rgb alone)
     out = []
@@ -712,7 +729,7 @@ def enhance_frames(bands: list[Band], enhancer, match_background: bool = True,
         shape = (a.shape[0] * enhancer.scale, a.shape[1] * enhancer.scale, 3)
         planes = None if scratch is None else scratch_array(Path(scratch) / f"enhanced{k}.npy", np.float32, shape)
         res = enhancer.enhance_array(a, w, header=b.header, sigma=b.sigma, display=shared, config=display_only,
-                                     out=planes, luminance=False)  # (the display planes alone are mosaicked)
+                                     out=planes, luminance=False, is_fits_like=fits_like)  # (display planes alone)
         if b.sigma is not None and b.noise_from:  # (its sigma came as an array: from the file, as `run` says)
             res.header["AE_SIGSR"] = fits_text(b.noise_from)[-68:]
         res.header["AE_DQMSK"] = b.dq_mask  # (applied as the band was read)

@@ -251,6 +251,39 @@ def test_a_picture_with_avm_is_mosaicked_the_right_way_up(tmp_path):
         assert np.abs((got - want) * [np.cos(np.radians(20)), 1]).max() * 3600 < 0.5, (args, got, want)  # < 1.4 px
 
 
+def test_mosaic_enhance_of_a_picture_is_run_of_it(tmp_path):
+    """`mosaic --enhance` of press pictures enhanced them as FITS frames — the `hst` network, an asinh noise:3 mapping
+    over values already stretched — and `--grid first` of a colour picture failed ("too many values to unpack").
+    Now a picture is enhanced as `run` enhances it (the picture network, its own value range): one picture on its
+    own grid is `run`'s output of it to the int16 step. A picture among FITS frames is refused by name."""
+    import pyavm
+
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[0:60, 0:80]
+    img = np.dstack([40 + 100 * np.exp(-((x - 30) ** 2 + (y - 20) ** 2) / 40),
+                     30 + 60 * np.exp(-((x - 50) ** 2 + (y - 40) ** 2) / 30), 50 + 0 * x])
+    Image.fromarray(np.clip(img + rng.normal(0, 3, img.shape), 0, 255).astype(np.uint8)).save(tmp_path / "plain.png")
+    w = WCS(naxis=2)
+    w.wcs.ctype, w.wcs.crval, w.wcs.crpix, w.wcs.cdelt = ["RA---TAN", "DEC--TAN"], [10, 20], [40.5, 30.5], [-1e-4, 1e-4]
+    pyavm.AVM.from_wcs(w, shape=(60, 80)).embed(str(tmp_path / "plain.png"), str(tmp_path / "sky.png"))
+    assert runner.invoke(app, ["run", str(tmp_path / "sky.png"), "-o", str(tmp_path / "r"), "--format", "fits"]
+                         ).exit_code == 0
+    result = runner.invoke(app, ["mosaic", str(tmp_path / "sky.png"), "--enhance", "--grid", "first", "-o",
+                                 str(tmp_path / "m"), "--format", "fits"])
+    assert result.exit_code == 0, result.output
+    with fits.open(tmp_path / "r" / "sky.enhanced.fits") as ran, fits.open(tmp_path / "m" / "mosaic.mosaic.fits") as mos:
+        for plane in ("RED", "GREEN", "BLUE"):
+            assert np.nanmax(np.abs(ran[plane].data - mos[plane].data)) <= 2 / 65534, plane
+        for key in ("AE_SRMOD", "AE_SRID", "AE_STRCH", "AE_INTVL", "AE_VMIN", "AE_VMAX", "AE_GATE", "AE_COLOR"):
+            assert mos[0].header[key] == ran[0].header[key], key
+        assert mos[0].header["AE_SRMOD"] == "psnr"
+    fits.writeto(tmp_path / "frame.fits", rng.normal(10, 1, (60, 80)).astype(np.float32), w.to_header())
+    result = runner.invoke(app, ["mosaic", str(tmp_path / "frame.fits"), str(tmp_path / "sky.png"), "--enhance", "-o",
+                                 str(tmp_path / "mixed")])
+    assert result.exit_code == 1 and "sky.png: a picture (display values) among FITS frames" in (
+        " ".join(result.output.split()))
+
+
 def test_non_overlapping_frames_refused_with_separation(tmp_path):
     with fits.open(BANDS[2]) as h:
         h[0].header["CRVAL2"] += 1.0  # one degree north
