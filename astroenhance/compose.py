@@ -694,8 +694,8 @@ def enhance_frames(bands: list[Band], enhancer, match_background: bool = True,
     file there, written as it is made, so that the frames need not stay in memory (an ACS/WFC chip's: 1.6 GB).
     No FLUX or FLUXERR plane is made: the mosaic shows the display planes.
     Pictures (PNG, TIFF, JPEG: display values already) are enhanced as `run` enhances them — the picture network,
-    their own value range as the mapping (each brought to 0-1 first), no background matching — and cannot be mixed
-    with FITS frames (an `InputError`)."""
+    their own value range as the mapping (pictures of different ranges each brought to 0-1), no background matching
+    — and cannot be mixed with FITS frames (an `InputError`)."""
     from .imaging.normalize import Normalizer
     from .io.readers import from_array
     from .io.writers import fits_text
