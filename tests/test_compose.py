@@ -249,6 +249,12 @@ def test_a_picture_with_avm_is_mosaicked_the_right_way_up(tmp_path):
         assert result.exit_code == 0, result.output
         got = peak_sky(tmp_path / name / "mosaic.mosaic.fits")
         assert np.abs((got - want) * [np.cos(np.radians(20)), 1]).max() * 3600 < 0.5, (args, got, want)  # < 1.4 px
+    # the science mosaic's preview of a picture on its own grid is the picture (its own range, linear: as `run` shows
+    # pictures), not an asinh stretch of values already stretched
+    result = runner.invoke(app, ["mosaic", str(tmp_path / "skyFalse.png"), "--grid", "first", "--format", "png", "-o",
+                                 str(tmp_path / "preview")])
+    assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "preview" / "mosaic.mosaic.png").convert("L")), a)
 
 
 def test_mosaic_enhance_of_a_picture_is_run_of_it(tmp_path):
