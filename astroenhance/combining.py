@@ -247,6 +247,7 @@ def make_mosaic(frames: Sequence[str | Path], outdir: str | Path, *, name: str =
         mixed_frames,
         mosaic_grid,
         on_grid_units,
+        picture_range,
         read_bands,
         scratch_bytes,
         write_science_mosaic,
@@ -363,13 +364,12 @@ def make_mosaic(frames: Sequence[str | Path], outdir: str | Path, *, name: str =
                                                 grid, match_background, offsets, scales, exposure, section,
                                                 Path(scratch)))
         if pictures := tuple(f for f in formats if f != "fits"):  # its display version
-            # (pictures of one value range — display values already — shown in it, as `run` shows them)
-            span = bands[0].picture if len({b.picture for b in bands}) == 1 else None
+            span = picture_range(bands)  # (pictures of one range: display values already, shown in it as `run` does)
             preview = from_array(arr, wcs, name="mosaic", origin="lower", header=bands[0].header,  # (read by rows)
                                  dtype_range=span)
             preview.section = section
-            enh = Enhancer(EnhanceConfig(colorize=False, upscale=False, formats=pictures))
-            written += enh.write_source(preview, outdir, Path(f"{name}.fits"), suffix="mosaic",
-                                        cfg=None if span is None else enh.config.for_input(False)).outputs
+            enh = _display_enhancer(pictures, False)
+            written += (enh.write_display_source(preview, outdir, name, "mosaic") if span else
+                        enh.write_source(preview, outdir, Path(f"{name}.fits"), suffix="mosaic")).outputs
         made.outputs = written
     return made

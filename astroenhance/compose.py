@@ -681,6 +681,13 @@ def band_within(band: Band, wcs: WCS, shape: tuple[int, int], margin: int = 8) -
                    section=fits_section(x0, y0, x1 - x0, y1 - y0), notes=list(band.notes))
 
 
+def picture_range(bands: list[Band]) -> tuple[float, float] | None:
+    """The value range every one of ``bands`` shares as a picture (0-255 for 8-bit PNGs...), shown in it as `run`
+    shows pictures; None where one is a FITS frame or their ranges differ."""
+    ranges = {b.picture for b in bands}
+    return ranges.pop() if len(ranges) == 1 else None
+
+
 def enhance_frames(bands: list[Band], enhancer, match_background: bool = True,
                    grid: tuple[WCS, tuple[int, int]] | None = None,
                    scratch: Path | None = None) -> list[tuple[np.ndarray, WCS, fits.Header]]:
@@ -706,7 +713,7 @@ def enhance_frames(bands: list[Band], enhancer, match_background: bool = True,
                          "FITS frames (data): a colour mosaic shows one or the other")
     fits_like = not pictures
     # pictures of one value range shown in it, as `run` shows them; of several (8- and 16-bit) each brought to 0-1
-    span = None if fits_like else bands[0].picture if len({b.picture for b in bands}) == 1 else (0.0, 1.0)
+    span = None if fits_like else picture_range(bands) or (0.0, 1.0)
     frames = [(b.data if span is None or span == b.picture else
                (b.data - b.picture[0]) / (b.picture[1] - b.picture[0]), b.wcs) for b in bands]
     if match_background and fits_like and len(frames) > 1:

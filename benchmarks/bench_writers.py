@@ -1,7 +1,8 @@
 """The writers' host-side rates, output megapixels per second: the FITS int16 encoding of one plane, a picture's rows
 quantised to 8 bits into its scratch file (`ImageWriter.write_rows`), FITS blocks written
 (`FITSRGBWriter.write_block`: int16 RGB + float32 FLUX + FLUXERR), the same as a finished `--fits-encoding rice`
-file (blocks, tile compression, checksums), and a PNG encoded by `write_png` on one thread
+file (blocks, tile compression, checksums), a float plane gzipped as rice files' FLUX is (level 1, the writer's;
+9, astropy's own), and a PNG encoded by `write_png` on one thread
 and on the host's threads, with its size.  Only interfaces older code has too, so that a worktree of it can be
 measured the same way.
 
@@ -15,6 +16,7 @@ machines are noisy).  `bench_gpu.py` prints the same table on the device's host.
 from __future__ import annotations
 
 import argparse
+import gzip
 import inspect
 import os
 import tempfile
@@ -74,6 +76,13 @@ def rows(width: int, workdir: Path, png_side: int) -> list[tuple[str, float, str
     t = best_of(rice_file, 2)
     out.append(("FITS --fits-encoding rice, finished file", height * width / 1e6 / t,
                 f"{t:.2f} s, {(workdir / 'rice.fits').stat().st_size / 1e6:.1f} MB"))
+    # a rice file's float planes (FLUX, FLUXERR) are gzipped tile by tile (GZIP_2: bytes shuffled, then deflated):
+    # astropy's level 9 against the writer's level 1, on one smooth plane (a picture's sky, in float32)
+    shuffled = picture(1024)[..., 1].astype(">f4").view(np.uint8).reshape(-1, 4).T.tobytes()
+    for level in (1, 9):
+        t = best_of(lambda lv=level: gzip.compress(shuffled, compresslevel=lv), 2)
+        size = len(gzip.compress(shuffled, compresslevel=level)) / len(shuffled)
+        out.append((f"GZIP_2 float32 plane, gzip level {level}", 1024**2 / 1e6 / t, f"{size:.3f} of its bytes"))
     q = (picture(png_side) * 255 + 0.5).astype(np.uint8)
     threaded = "threads" in inspect.signature(write_png).parameters
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -419,8 +419,8 @@ def quantize(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
 @contextlib.contextmanager
 def _gzip_level(level: int):
     """astropy's tile compression at gzip ``level`` for as long as this is open.  Its GZIP codecs call
-    `gzip.compress` at its default level 9: on a FLUX plane 5x slower than level 1 for 1% smaller tiles
-    (`benchmarks/bench_writers.py`).  Any level decodes alike, so this changes a file's size only, never its
+    `gzip.compress` at its default level 9: on a smooth float plane 9x slower than level 1 for 1% smaller tiles
+    (`benchmarks/bench_writers.py`, its GZIP_2 rows).  Any level decodes alike, so this changes a file's size only, never its
     values; an astropy without that module function is left as it is (slower, as correct)."""
     from astropy.io.fits.hdu.compressed import _codecs
 

@@ -439,8 +439,8 @@ class Enhancer:
             norm = Normalizer.fit(rows.reshape(-1) if src.channels == 3 else rows, cfg.stretch or "linear",
                                   interval, src.dtype_range, **fit)
         except InputError as exc:
-            masks = ["of zero weight in WHT"] * src.weight_mask + [f"flagged in DQ by --dq-mask {src.dq_mask}"] * bool(
-                src.dq_mask)
+            masks = (["of zero weight in WHT"] if src.weight_mask else []) + (
+                [f"flagged in DQ by --dq-mask {src.dq_mask}"] if src.dq_mask else [])
             tail = ": --dq-mask none reads them anyway" if src.dq_mask else ": nothing was drizzled there"
             hint = f" (every pixel {' or '.join(masks)}{tail})" if masks and "no finite pixels" in str(exc) else ""
             raise InputError(f"{src.name}: {exc}{hint}") from None

@@ -22,7 +22,8 @@ COMPOSITE_CARDS = ("AE_CMETH", "AE_CREF", "AE_NBAND", *(f"AE_{c}{k}" for c in "B
 #: a colour mosaic's own cards (`compose.colour_mosaic_header`), kept in its primary header
 MOSAIC_CARDS = ("AE_COMB", "AE_GRID", "AE_BGMAT", "AE_NFRM")
 #: what made a colour mosaic's pixels: these provenance entries are its frames' cards (the display step that writes the
-#: mosaic changes none of its values), carried in its source's header (`compose.made_of`); weights as (id, sha256)
+#: mosaic changes none of its values), carried in its source's header (`compose.made_of`); weights as (id, sha256),
+#: the sky's sigma over the frame as (least, most)
 MADE_OF = {"sr_weights": ("AE_SRID", "AE_SRW"), "colorizer_weights": ("AE_COID", "AE_COW"),
            "settings_sha256": "AE_SETSH", "stretch": "AE_STRCH", "stretch_a": "AE_STRA", "interval": "AE_INTVL",
            "vmin": "AE_VMIN", "vmax": "AE_VMAX", "scale": "AE_SCALE", "flux_conserving": "AE_FLUX",
