@@ -32,6 +32,10 @@ class Job:
     dq: Path | None = None  # its data-quality file beside it (WFPC2's _c1m), as --dq
 
 
+#: why a file in an input folder is not read (named on the command line, it is an error that says the same)
+NOT_READ = "not FITS (.fits, .fit, .fts; gzip, bzip2 or fpack) or a picture (PNG, TIFF, JPEG) by its name"
+
+
 def _is_frame(p: Path) -> bool:
     return p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(FITS_SUFFIXES + IMAGE_SUFFIXES)
 
@@ -73,8 +77,8 @@ def discover(inputs: list[Path], outdir: Path, recursive: bool = False, glob: st
              skipped: list[tuple[Path, str]] | None = None) -> list[Job]:
     """Jobs for every input: a file as given; a folder's frames (recursively with ``recursive``), filtered by
     ``glob`` on the file name, with outputs under ``outdir`` at the same relative path; a file found twice, once
-    (its first job).  Symbolic links that loop or point nowhere are left out and, with ``skipped``, listed there
-    with the reason.
+    (its first job).  Symbolic links that loop or point nowhere, and a folder's files that are not frames by their
+    names (`NOT_READ`; hidden files and an earlier run's reports aside), are left out and, with ``skipped``, listed there with the reason.
 
     An output folder inside an input folder is refused: the input tree is never written into.
     """
@@ -97,9 +101,12 @@ def discover(inputs: list[Path], outdir: Path, recursive: bool = False, glob: st
                     continue
                 if _is_frame(f):
                     jobs.append(Job(f, outdir / f.parent.relative_to(p), in_folder=True))
-                elif skipped is not None and GEIS.fullmatch(f.suffix.lower()) and f.suffix.lower().endswith("h"):
-                    skipped.append((f, f"an HST GEIS file (header; its data: {f.suffix[:-1]}d), not read: "
-                                       + GEIS_HINT.format("it")))
+                elif skipped is not None and GEIS.fullmatch(f.suffix.lower()):
+                    if f.suffix.lower().endswith("h"):  # (its data file, .??d, is named with it)
+                        skipped.append((f, f"an HST GEIS file (header; its data: {f.suffix[:-1]}d), not read: "
+                                           + GEIS_HINT.format("it")))
+                elif skipped is not None and f.is_file() and not f.name.startswith((".", REPORT_NAME.split(".")[0])):
+                    skipped.append((f, NOT_READ))
         else:
             jobs.append(Job(p, outdir))
     unique: dict[Path, Job] = {}  # a file given twice (``a.fits ./a.fits``, or named and inside a given folder)

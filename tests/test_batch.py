@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from astroenhance.batch import Job, cleanup_stale_temporaries, discover, parse_shard, shard
+from astroenhance.batch import NOT_READ, Job, cleanup_stale_temporaries, discover, parse_shard, shard
 from astroenhance.cli import app
 from astroenhance.io.writers import output_is_complete
 
@@ -41,6 +41,27 @@ def test_discover_mirrors_tree_and_filters(tmp_path):
     assert [(j.path.name, j.outdir) for j in jobs] == [("a_drz.fits.gz", out / "night1"),
                                                         ("b_drz.fits", out / "night2" / "deep")]
     assert [j.path.name for j in discover([root / "night2"], out)] == ["c_flt.fits"]
+
+
+def test_a_folders_files_that_are_not_frames_are_listed(tmp_path):
+    """A folder's files that are not frames by their names (a BMP, WebP, a text file) were left out without a word:
+    "1 done" of a folder of WebP pictures.  Each is listed now, with why; hidden files, a GEIS frame's data file
+    (its header names it) and an earlier run's report are not."""
+    root = tree(tmp_path)
+    night = root / "night2"
+    for name in ("a.bmp", "b.webp", ".DS_Store", "astroenhance-report.json", "u2b10101t.c0h", "u2b10101t.c0d"):
+        (night / name).write_bytes(b"x")
+    skipped: list = []
+    jobs = discover([night], tmp_path / "out", skipped=skipped)
+    assert [j.path.name for j in jobs] == ["c_flt.fits"]
+    why = {p.name: w for p, w in skipped}
+    assert sorted(why) == ["a.bmp", "b.webp", "notes.txt", "u2b10101t.c0h"]
+    assert why["a.bmp"] == why["notes.txt"] == NOT_READ and "GEIS" in why["u2b10101t.c0h"]
+    skipped.clear()  # a --glob leaves out what it does not match without a word
+    discover([night], tmp_path / "out", glob="*.fits", skipped=skipped)
+    assert skipped == []
+    result = runner.invoke(app, ["run", str(night), "-o", str(tmp_path / "o2"), "--dry-run"])
+    assert "skip " + str(night / "b.webp") + ": not FITS" in result.output
 
 
 def test_a_file_given_twice_is_one_job(tmp_path, monkeypatch):
