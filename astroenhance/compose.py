@@ -96,7 +96,8 @@ def read_bands(path: str | Path, hdu: str | None = None, cosmic_rays: bool | Non
     its rms or weight map and data-quality file beside it (`batch.pair_companions`), as `run` reads them;
     ``with_sigma``: each band's per-pixel noise too (`Band.sigma`: frames to enhance), a second array in memory;
     ``cutout``: only that part of each chip (`io.cutout.Cutout`; chips without its centre left out);
-    ``colour``: where not empty, a colour picture is an `InputError` that names it and says this (what to do instead)."""
+    ``colour``: where not empty, a colour picture is an `InputError` that names it and says this (what to do instead);
+    so is a cube of 3 planes under one WCS (`FrameSource.cube_planes`: a colour picture's planes?), all of it read."""
     from .io.readers import open_frames
 
     with warnings.catch_warnings():
@@ -105,6 +106,10 @@ def read_bands(path: str | Path, hdu: str | None = None, cosmic_rays: bool | Non
                          dq_beside=dq is not None, cutout=cutout) as frames:
             # (the kept keywords: the frame's own, else its primary header's, where HST files keep their filters)
             name, wl = wavelength_nm(frames[0].header if frames[0].header is not None else fits.Header())
+            if len(frames) > 1 and frames[0].cube_planes == 3:  # (every plane read: no --hdu chipN)
+                raise InputError(f"{path}: a cube of 3 planes under one WCS (a colour picture's red, green and blue?), "
+                                 "which would be co-added as one band: give each plane as a FITS file of its own (or, "
+                                 "where every file is such a cube, choose a plane with --hdu chip1, chip2 or chip3)")
             bands = []
             for f in frames:
                 if colour and f.channels == 3:
@@ -122,6 +127,9 @@ def read_bands(path: str | Path, hdu: str | None = None, cosmic_rays: bool | Non
                             cosmic_rays=f.cosmic_rays, section=f.section, noise_from=f.noise_from,
                             dq_mask=f.dq_mask, picture=f.dtype_range)
                 band.notes = [f"{band.name}: {n}" for n in f.notes]
+                if len(frames) > 1 and f is frames[0] and f.cube_planes:
+                    band.notes.append(f"{path}: a cube of {f.cube_planes} planes under one WCS, co-added as one band "
+                                      "(a stack of one filter's exposures?); --hdu chipN takes one plane")
                 bands.append(band)
             return bands
 

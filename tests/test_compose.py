@@ -220,6 +220,31 @@ def test_colour_pictures_with_sky_coordinates_are_refused_by_compose_and_a_data_
     assert result.exit_code == 0 and (tmp_path / "e" / "mosaic.mosaic.png").exists()
 
 
+def test_a_cube_of_planes_under_one_wcs_is_not_co_added_as_one_band_unsaid(tmp_path):
+    """A 3-plane cube under one WCS (DS9's rgbcube, a colour picture saved as FITS) given to compose or mosaic had its
+    red, green and blue co-added into one band as if they were an exposure's chips.  It is refused now, naming the
+    file; --hdu chipN takes one plane; a cube of another number of planes is co-added with a note saying so."""
+    rng = np.random.default_rng(1)
+    w = WCS(naxis=2)
+    w.wcs.ctype, w.wcs.crval, w.wcs.crpix, w.wcs.cdelt = ["RA---TAN", "DEC--TAN"], [10, 20], [30, 30], [-1e-4, 1e-4]
+    for name, planes in (("rgb", 3), ("stack", 4)):
+        fits.PrimaryHDU(rng.normal(10, 1, (planes, 60, 60)).astype(np.float32), w.to_header()).writeto(
+            tmp_path / f"{name}.fits")
+    for i in (1, 2):
+        fits.PrimaryHDU(rng.normal(10, 1, (60, 60)).astype(np.float32), w.to_header()).writeto(tmp_path / f"g{i}.fits")
+    for command in ("compose", "mosaic"):
+        result = runner.invoke(app, [command, str(tmp_path / "rgb.fits"), str(tmp_path / "g1.fits"),
+                                     str(tmp_path / "g2.fits"), "-o", str(tmp_path / command)])
+        assert result.exit_code == 1 and "rgb.fits: a cube of 3 planes under one WCS" in " ".join(result.output.split())
+        assert not (tmp_path / command).exists()
+    result = runner.invoke(app, ["mosaic", str(tmp_path / "rgb.fits"), "--hdu", "chip2", "-o", str(tmp_path / "one")])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["compose", str(tmp_path / "stack.fits"), str(tmp_path / "g1.fits"),
+                                 str(tmp_path / "g2.fits"), "-o", str(tmp_path / "s")])
+    assert result.exit_code == 0 and "stack.fits: a cube of 4 planes under one WCS, co-added as one band" in (
+        " ".join(result.output.split()))
+
+
 def test_a_picture_with_avm_is_mosaicked_the_right_way_up(tmp_path):
     """A picture's rows run top-down and its AVM WCS counts them bottom-up (as `run`'s FITS writes them): `mosaic` and
     `compose` took its rows as they were, so its sky came out mirrored north-south (a spot near the top, 7.7" north of

@@ -133,6 +133,7 @@ class FrameSource:
     dq_flags: DQFlags = ACS_WFC3_FLAGS  # its instrument's DQ conventions (`noise.dq_flags`)
     dq_file: Path | None = None  # the data-quality file its DQ came from, where one by path (WFPC2's _c1m)
     weight_mask: bool = False  # pixels of zero weight in its WHT extension are read as no data
+    cube_planes: int = 0  # a plane of a cube of this many under one WCS (not WFPC2's stack: its chips have their own)
     # per-pixel companions for the cosmic-ray search (`noise.mask_cosmic_rays`): ERR rows, DQ rows (integers)
     pixel_noise_rows: Callable[[int, int], np.ndarray] | None = None
     dq_rows: Callable[[int, int], np.ndarray] | None = None
@@ -682,12 +683,12 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask
                                   label=label, dtype=_fits_dtype(header), path=path, notes=notes,
                                   noise=sigma, noise_from=sigma_from, noise_rows=sigma_rows,
                                   dq_mask=dq_mask if flagged else 0, dq_flags=conventions,
-                                  weight_mask=empty is not None,
+                                  weight_mask=empty is not None, cube_planes=planes if planes > 1 and not chip_wcs else 0,
                                   pixel_noise_rows=None if err is None else (lambda a, b, e=err: e.section[a:b]),
                                   dq_rows=None if dq is None else (lambda a, b, d=dq: d.section[a:b])))
     if planes == 1:  # (companions are a 2-D frame's)
         frames[0].notes.extend(misfit_companions(hdul, extver, shape2d) + companion_notes)
-    if planes == 3 and chip_wcs is None:  # not a WFPC2 stack (its table gives each chip's WCS): perhaps a colour picture
+    if planes == 3 and not chip_wcs:  # not a WFPC2 stack (its table gives each chip's WCS): perhaps a colour picture
         frames[0].notes.append("a cube of 3 planes, each enhanced as a grey frame of its own (chip1-3): if it is a "
                                "colour picture (red, green, blue: DS9's rgbcube, Siril, PixInsight), its colours are "
                                "not kept; save it as a PNG or TIFF, or give its planes as files to compose")
