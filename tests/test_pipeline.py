@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from astropy.io import fits
 from astropy.wcs import WCS
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -97,6 +98,22 @@ def test_nan_mask_is_carried(enhancer):
     assert np.isnan(res.rgb[40:48, 20:36]).all() and np.isnan(res.rgb[80:84, 80:84]).all()
     assert np.isnan(res.rgb).sum() == (8 + 1) * 16 * 3  # exactly the masked blocks, nothing else
     assert (np.isnan(res.flux) == np.isnan(res.luminance)).all()
+
+
+def test_values_beyond_float32s_range_are_no_data_and_said_so(enhancer, tmp_path):
+    """float64 values beyond float32's range (sentinels such as 1e300) became no data without a word; now a note
+    says so, from an array and from a FITS file, and a frame without them gets none."""
+    from astroenhance.io.readers import BEYOND_FLOAT32
+
+    data = np.random.default_rng(0).normal(100, 5, (40, 30))
+    data[10, 5:9], data[30, 3] = 1e300, -1e200
+    res = enhancer.enhance_array(data, config=EnhanceConfig(device="cpu", fill_holes=0))
+    assert np.isnan(res.rgb[40:44, 20:36]).all() and np.isnan(res.flux[120:124, 12:16]).all()
+    assert np.isnan(res.flux).sum() == 5 * 16 and BEYOND_FLOAT32 in res.notes
+    assert BEYOND_FLOAT32 not in enhancer.enhance_array(data.clip(0, 200)).notes
+    fits.PrimaryHDU(data).writeto(tmp_path / "f64.fits")
+    result = enhancer.enhance_file(tmp_path / "f64.fits", tmp_path / "out")[0]
+    assert BEYOND_FLOAT32 in result.notes
 
 
 def test_small_holes_shown_filled_but_never_measured(enhancer, monkeypatch):

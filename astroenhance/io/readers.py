@@ -133,6 +133,9 @@ class FrameSource:
     dq_flags: DQFlags = ACS_WFC3_FLAGS  # its instrument's DQ conventions (`noise.dq_flags`)
     dq_file: Path | None = None  # the data-quality file its DQ came from, where one by path (WFPC2's _c1m)
     weight_mask: bool = False  # pixels of zero weight in its WHT extension are read as no data
+    # how many pixels were read whose value lies beyond float32's range (read as no data), counted as rows are read
+    # (a row read twice counts twice: whether any were is what it tells); one list, shared by the frame's cut-outs
+    beyond_float32: list[int] = field(default_factory=lambda: [0])
     cube_planes: int = 0  # a plane of a cube of this many under one WCS (not WFPC2's stack: its chips have their own)
     # per-pixel companions for the cosmic-ray search (`noise.mask_cosmic_rays`): ERR rows, DQ rows (integers)
     pixel_noise_rows: Callable[[int, int], np.ndarray] | None = None
@@ -193,11 +196,14 @@ def from_array(data: np.ndarray, wcs: WCS | None = None, *, name: str = "array",
         raise InputError(f"{name}: wcs must be an astropy WCS or FITS header (got {type(wcs).__name__})")
     _check_size(name, arr.shape[:2])
 
+    beyond = [0]
+
     def read_rows(y0: int, y1: int) -> np.ndarray:
-        return _finite_float32(arr[y0:y1])
+        return _finite_float32(arr[y0:y1], beyond)
 
     src = FrameSource(name=name, shape=arr.shape[:2], channels=1 if arr.ndim == 2 else 3, origin=origin,
-                      read_rows=read_rows, wcs=wcs, header=header, dtype=str(arr.dtype), dtype_range=dtype_range)
+                      read_rows=read_rows, wcs=wcs, header=header, dtype=str(arr.dtype), dtype_range=dtype_range,
+                      beyond_float32=beyond)
     if sigma is not None:
         noise = np.asarray(sigma)
         if noise.ndim == 0 and arr.ndim == 2:  # one sigma for the whole frame
@@ -213,11 +219,20 @@ def from_array(data: np.ndarray, wcs: WCS | None = None, *, name: str = "array",
     return src
 
 
-def _finite_float32(a: np.ndarray) -> np.ndarray:
+def _finite_float32(a: np.ndarray, beyond: list[int]) -> np.ndarray:
+    """``a`` as float32, NaN (no data) where it is not finite; values beyond float32's range (float64 sentinels such
+    as 1e300) too, counted in ``beyond[0]`` (`FrameSource.beyond_float32`)."""
     with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, then no-data like inf
         out = np.array(a, dtype=np.float32, copy=True)
-    out[~np.isfinite(out)] = np.nan
+    bad = ~np.isfinite(out)
+    if a.dtype.itemsize > 4 and a.dtype.kind == "f" and bad.any():
+        beyond[0] += int(np.count_nonzero(bad & np.isfinite(a)))
+    out[bad] = np.nan
     return out
+
+
+#: the note a frame gets where values beyond float32's range were read (`FrameSource.beyond_float32`)
+BEYOND_FLOAT32 = "values beyond float32's range (|x| > 3.4e38: sentinels for bad pixels?) are read as no data"
 
 
 def _check_size(name: str, shape: tuple[int, ...]) -> None:
@@ -653,12 +668,14 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask
     frames = []
     lead = (0,) * (len(dims) - 2 - (1 if extra else 0))
     for plane in range(planes):
-        def read_rows(y0: int, y1: int, plane: int = plane) -> np.ndarray:
+        beyond = [0]
+
+        def read_rows(y0: int, y1: int, plane: int = plane, beyond: list[int] = beyond) -> np.ndarray:
             key = lead + ((plane,) if extra else ()) + (slice(y0, y1), slice(None))
             try:
                 raw = direct(y0, y1, plane) if direct else h.data[key]  # unscaled: only these rows are read
                 out = raw.astype(np.float64) * bscale + bzero if (bscale != 1 or bzero != 0) else raw
-                out = _finite_float32(out)
+                out = _finite_float32(out, beyond)
                 if blank is not None:
                     out[raw == blank] = np.nan
                 if flagged is not None:
@@ -683,7 +700,7 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask
                                   label=label, dtype=_fits_dtype(header), path=path, notes=notes,
                                   noise=sigma, noise_from=sigma_from, noise_rows=sigma_rows,
                                   dq_mask=dq_mask if flagged else 0, dq_flags=conventions,
-                                  weight_mask=empty is not None, cube_planes=planes if planes > 1 and not chip_wcs else 0,
+                                  weight_mask=empty is not None, beyond_float32=beyond, cube_planes=planes if planes > 1 and not chip_wcs else 0,
                                   pixel_noise_rows=None if err is None else (lambda a, b, e=err: e.section[a:b]),
                                   dq_rows=None if dq is None else (lambda a, b, d=dq: d.section[a:b])))
     if planes == 1:  # (companions are a 2-D frame's)

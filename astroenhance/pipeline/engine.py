@@ -33,6 +33,7 @@ from ..imaging.wcs import flip_rows
 from ..io.cutout import parse_cutouts
 from ..io.noise import sky_noise_map
 from ..io.readers import (
+    BEYOND_FLOAT32,
     FrameSource,
     check_replaceable,
     display_range,
@@ -1002,6 +1003,8 @@ class Enhancer:
             notes.append(f"{src.holes_filled} no-data pixels in small holes (runs of <= {cfg.fill_holes} pixels with data "
                          "around: hits, hot pixels) are shown interpolated in the display planes; FLUX and FLUXERR "
                          "keep them as no data (--fill-holes 0 shows them black)")
+        if src.beyond_float32[0]:
+            notes.append(BEYOND_FLOAT32)
         return FrameResult(src.name, sink.outputs, (h, w), shape_out, norm, notes + sink.notes)
 
     def enhance_array(self, data: np.ndarray, wcs=None, *, header: fits.Header | None = None,
@@ -1065,6 +1068,8 @@ class Enhancer:
         if src.holes_filled:
             notes.append(f"{src.holes_filled} no-data pixels in small holes are shown interpolated in rgb; flux and "
                          "flux_err keep them as no data (NaN)")
+        if src.beyond_float32[0]:
+            notes.append(BEYOND_FLOAT32)
         return EnhancedArray(sink.rgb, sink.lum, out_wcs, norm, primary, sink.flux, sink.flux_err, flux_header, notes)
 
 
