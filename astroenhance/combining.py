@@ -294,7 +294,7 @@ def make_mosaic(frames: Sequence[str | Path], outdir: str | Path, *, name: str =
         for b in bands:
             if not has_data(b.data):
                 say(f"note: {b.name}: no pixel with data (all NaN, flagged or of zero weight): it adds nothing")
-        for warning in mixed_frames(bands):
+        for warning in mixed_frames(bands, data=not enhance):
             say(f"warning: {warning}")
         wcs, shape = mosaic_grid([(b.data, b.wcs) for b in bands], grid)  # (frames far apart: refused here)
         if cuts:

@@ -962,10 +962,15 @@ def composite_source(paths: list[Path], hdu: str | None = None, reference: int |
     return src, warning
 
 
-def mixed_frames(bands: list[Band]) -> list[str]:
-    """What makes a mosaic of ``bands`` more than one measurement: frames of different filters, or in different
-    units (BUNIT), each as a sentence naming them; empty when they agree (or do not say)."""
+def mixed_frames(bands: list[Band], data: bool = True) -> list[str]:
+    """What makes a mosaic of ``bands`` more than one measurement: pictures (PNG/TIFF/JPEG: display values, not
+    data) co-added as data (``data``; not where they are enhanced into a colour mosaic), frames of different
+    filters, or in different units (BUNIT), each as a sentence naming them; empty when they agree (or do not say)."""
     said = []
+    if data and (pictures := [b.name for b in bands if b.picture is not None]):
+        said.append((f"{len(pictures)} of the frames are" if len(pictures) < len(bands) else "the frames are")
+                    + f" pictures ({', '.join(pictures)}): their values are display values (stretched, clipped), "
+                    "not data; the mosaic co-adds them as they are: a picture, not a measurement")
     for what, values in (("filters", [b.filter for b in bands]),
                          ("units (BUNIT)", [str(b.header.get("BUNIT", "")).strip() for b in bands])):
         named = {v for v in values if v}

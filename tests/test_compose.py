@@ -272,6 +272,12 @@ def test_a_picture_with_avm_is_mosaicked_the_right_way_up(tmp_path):
         result = runner.invoke(app, ["mosaic", str(tmp_path / args[0]), *args[1:], "-o", str(tmp_path / name),
                                      "--format", "fits"])
         assert result.exit_code == 0, result.output
+        # a science mosaic of pictures co-adds display values: said, on the console and in its HISTORY
+        said = "the frames are pictures (skyFalse.png): their values are display values"
+        assert (said in " ".join(result.output.split())) == (name == "science")
+        if name == "science":
+            history = " ".join(str(c) for c in fits.getheader(tmp_path / name / "mosaic.mosaic.fits")["HISTORY"])
+            assert "display values (stretched, clipped), not data" in history
         got = peak_sky(tmp_path / name / "mosaic.mosaic.fits")
         assert np.abs((got - want) * [np.cos(np.radians(20)), 1]).max() * 3600 < 0.5, (args, got, want)  # < 1.4 px
     # the science mosaic's preview of a picture on its own grid is the picture (its own range, linear: as `run` shows
