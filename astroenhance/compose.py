@@ -46,9 +46,12 @@ class Band:
     sigma: np.ndarray | None = None  # its per-pixel noise where the file gives it (ERR, 1/sqrt(WHT)), in data's units
     notes: list[str] = field(default_factory=list)  # what reading it found (cosmic rays, odd WCS...), each naming it
     cosmic_rays: int = -1  # pixels read as no data as cosmic-ray hits (-1: not searched)
+    cosmic_ray_limit: float = 0.0  # the peak / neighbours ratio above which a pixel was not a star (AE_CRLIM)
     section: str = ""  # a cut-out's pixels of the frame ('[x1:x2,y1:y2]', 1-based; `io.cutout`); "": all of it
     noise_from: str = ""  # where ``sigma`` came from, as `run` records it (AE_SIGSR: ERR, WHT, an rms map's name)
     dq_mask: int = 0  # the DQ flags read as no data (AE_DQMSK)
+    noise_file: Path | None = None  # the rms or weight map's file ``sigma`` came from, where one (AE_SIGSH)
+    dq_file: Path | None = None  # a data-quality file beside it (WFPC2's _c1m), where one (AE_DQFIL, AE_DQSHA)
     picture: tuple[float, float] | None = None  # a PNG/TIFF/JPEG's value range (0-255...): display values, not data
 
     @property
@@ -124,8 +127,8 @@ def read_bands(path: str | Path, hdu: str | None = None, cosmic_rays: bool | Non
                 if f.origin == "upper":  # a picture's rows run top-down; its WCS (from AVM) counts them bottom-up
                     data = np.ascontiguousarray(data[::-1])
                 band = Band(Path(path), data, f.wcs, kept, name, wl, f.label, sigma=sigma,
-                            cosmic_rays=f.cosmic_rays, section=f.section, noise_from=f.noise_from,
-                            dq_mask=f.dq_mask, picture=f.dtype_range)
+                            cosmic_rays=f.cosmic_rays, cosmic_ray_limit=f.cosmic_ray_limit, section=f.section, noise_from=f.noise_from,
+                            dq_mask=f.dq_mask, picture=f.dtype_range, noise_file=f.noise_file, dq_file=f.dq_file)
                 band.notes = [f"{band.name}: {n}" for n in f.notes]
                 if len(frames) > 1 and f is frames[0] and f.cube_planes:
                     band.notes.append(f"{path}: a cube of {f.cube_planes} planes under one WCS, co-added as one band "
@@ -713,7 +716,6 @@ def enhance_frames(bands: list[Band], enhancer, match_background: bool = True,
     — and cannot be mixed with FITS frames (an `InputError`)."""
     from .imaging.normalize import Normalizer
     from .io.readers import from_array
-    from .io.writers import fits_text
 
     pictures = sum(b.picture is not None for b in bands)
     if 0 < pictures < len(bands):
@@ -728,9 +730,15 @@ def enhance_frames(bands: list[Band], enhancer, match_background: bool = True,
         offsets = background_offsets(frames, *(grid or mosaic_grid(frames, "optimal")))
         frames = [(a - o, w) for (a, w), o in zip(frames, offsets)]
     cfg = enhancer.settings(fits_like).for_frame(3 if bands[0].data.ndim == 3 else 1)
-    # each frame as `run` sees it: its units (BUNIT) and its own per-pixel noise where the file gives one
+    # each frame as `run` sees it: its units (BUNIT), its own per-pixel noise where the file gives one, and what
+    # reading it found, recorded as `run` records it (where its noise came from, DQ flags and file, cosmic rays)
     sources = [from_array(a, w, origin="lower", header=b.header, sigma=b.sigma, dtype_range=span)
                for (a, w), b in zip(frames, bands)]
+    for src, b in zip(sources, bands):
+        if b.sigma is not None and b.noise_from:
+            src.noise_from, src.noise_file = b.noise_from, b.noise_file
+        src.dq_mask, src.dq_file, src.cosmic_rays, src.cosmic_ray_limit = (b.dq_mask, b.dq_file, b.cosmic_rays,
+                                                                           b.cosmic_ray_limit)
     own = [enhancer.fit_normalizer(src, cfg) for src in sources]
     # (the pooled sample serves the other intervals: percentile, zscale...)
     shared = Normalizer.fit(np.concatenate([src.sample(1_000_000 // len(sources)).ravel() for src in sources]),
@@ -740,14 +748,11 @@ def enhance_frames(bands: list[Band], enhancer, match_background: bool = True,
                             sigma=float(np.median([n.sky_noise for n in own])), maximum=max(n.vmax for n in own))
     display_only = replace(enhancer.asked, flux_plane=False, flux_err=False)  # (a colour mosaic shows rgb alone)
     out = []
-    for k, ((a, w), b) in enumerate(zip(frames, bands)):
-        shape = (a.shape[0] * enhancer.scale, a.shape[1] * enhancer.scale, 3)
+    for k, src in enumerate(sources):
+        shape = (src.shape[0] * enhancer.scale, src.shape[1] * enhancer.scale, 3)
         planes = None if scratch is None else scratch_array(Path(scratch) / f"enhanced{k}.npy", np.float32, shape)
-        res = enhancer.enhance_array(a, w, header=b.header, sigma=b.sigma, display=shared, config=display_only,
-                                     out=planes, luminance=False, is_fits_like=fits_like)  # (display planes alone)
-        if b.sigma is not None and b.noise_from:  # (its sigma came as an array: from the file, as `run` says)
-            res.header["AE_SIGSR"] = fits_text(b.noise_from)[-68:]
-        res.header["AE_DQMSK"] = b.dq_mask  # (applied as the band was read)
+        res = enhancer.enhance_source(src, display=shared, config=display_only, out=planes,
+                                      luminance=False)  # (display planes alone)
         out.append((res.rgb, res.wcs, res.header))
         del res
     return out

@@ -1,6 +1,7 @@
 """compose and mosaic on real data: CFHTLS g/r/i against its reference colour image; an HST frame cut into
 overlapping pieces (Cutout2D keeps each piece's WCS) and mosaicked back."""
 
+import hashlib
 import shutil
 import warnings
 from pathlib import Path
@@ -60,7 +61,8 @@ def test_mosaic_enhance_of_one_frame_is_run_of_it(tmp_path):
         r, m = ran[0].header, mos[0].header
         for key in ("AE_SRID", "AE_SRW", "AE_COID", "AE_COW", "AE_SRMOD", "AE_SRSPC", "AE_COLOR", "AE_COSTR",
                     "AE_SCALE", "AE_STRCH", "AE_STRA", "AE_INTVL", "AE_VMIN", "AE_VMAX", "AE_GATE", "AE_FILLH",
-                    "AE_NCR", "AE_SKY", "AE_SKYSG", "AE_SIGSR", "AE_SIGLO", "AE_SIGHI", "AE_DQMSK"):
+                    "AE_NCR", "AE_CRLIM", "AE_SKY", "AE_SKYSG", "AE_SIGSR", "AE_SIGSH", "AE_SIGLO", "AE_SIGHI",
+                    "AE_DQMSK", "AE_DQFIL", "AE_DQSHA"):
             assert m[key] == r[key], key
         assert (m["AE_SRMOD"], m["AE_SCALE"], m["AE_NFRM"], m["AE_COMB"]) == ("hst", 4, 1, "mean")
         assert m["AE_INSHA"] == r["AE_INSHA"][:16] and r["AE_INSHA"] in "".join(mos["RED"].header["HISTORY"])
@@ -112,7 +114,8 @@ def test_a_frames_weight_map_given_beside_it_is_not_combined_as_sky(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     fits.writeto(folder / "r_drz.fits", data, header)
-    weights = np.full_like(data, 1e4)
+    sigma = np.median(np.abs(np.diff(data, axis=1))) / 0.954  # (the pixels' noise: the weights agree with it)
+    weights = np.full_like(data, 1 / sigma**2)
     weights[:20] = 0  # nothing drizzled in the first rows: no data there
     fits.writeto(folder / "r_wht.fits", weights, header)  # same filter, same WCS
     common = ["--grid", "first", "--format", "fits"]  # (the frame's own grid: rows as in the frame)
@@ -133,6 +136,13 @@ def test_a_frames_weight_map_given_beside_it_is_not_combined_as_sky(tmp_path):
     with fits.open(tmp_path / "c" / "c.composite.fits") as h:
         assert "+" not in h[0].header["AE_GSRC"]  # the r band is r_drz alone, not co-added with its weights
         assert np.isnan(h["GREEN"].data[:20]).all() and np.isfinite(h["GREEN"].data[20:]).mean() > 0.99
+    # a colour mosaic records the map its frame's noise came from, by name and content, as `run` records it
+    coloured = runner.invoke(app, ["mosaic", str(folder / "r_drz.fits"), "--enhance", "-o", str(tmp_path / "w"),
+                                   *common])
+    assert coloured.exit_code == 0, coloured.output
+    head = fits.getheader(tmp_path / "w" / "mosaic.mosaic.fits")
+    assert head["AE_SIGSR"] == "WHT r_wht.fits"
+    assert head["AE_SIGSH"] == hashlib.sha256((folder / "r_wht.fits").read_bytes()).hexdigest()
     # --no-companions (as run's): the frame read on its own, its weight map beside it not used (no holes)
     plain = runner.invoke(app, ["mosaic", str(folder / "r_drz.fits"), "-o", str(tmp_path / "d"), "--no-companions",
                                 *common])
@@ -183,7 +193,6 @@ def test_composite_fits_layout_wcs_and_avm(composite):
         assert h["RED"].header["AE_RFLT"] == "i.MP9701" and h["BLUE"].header["AE_BFLT"] == "g.MP9401"
         p = h[0].header  # the composite's provenance where a reader looks first, and only what ran
         assert p["AE_CMETH"] == "lupton" and p["AE_RFLT"] == "i.MP9701" and p["AE_GFLT"] == "r.MP9601"
-        import hashlib
 
         assert p["AE_RSHA"] == hashlib.sha256(BANDS[2].read_bytes()).hexdigest()
         assert p["AE_INSHA"] and p["AE_FLUX"] is False and p["AE_GATE"] is False and p["AE_SRMOD"] == "none"
@@ -635,8 +644,8 @@ def test_frames_enhanced_for_a_colour_mosaic_agree_where_they_overlap(tmp_path, 
     assert np.mean(np.abs(rgb0[..., 1][both] - l1[both])) < 0.003
     # with a scratch folder (`mosaic --enhance`) each frame is written into a memory-mapped file there as it is
     # made (it was made in memory, then copied), the same values; no FLUX or FLUXERR is made for a colour mosaic
-    made, enhance_array = [], Enhancer.enhance_array
-    monkeypatch.setattr(Enhancer, "enhance_array", lambda *a, **k: made.append(enhance_array(*a, **k)) or made[-1])
+    made, enhance_source = [], Enhancer.enhance_source
+    monkeypatch.setattr(Enhancer, "enhance_source", lambda *a, **k: made.append(enhance_source(*a, **k)) or made[-1])
     kept = enhance_frames(bands, Enhancer(EnhanceConfig(colorize=False)), True, scratch=tmp_path)
     assert all(isinstance(rgb, np.memmap) and Path(rgb.filename).parent == tmp_path for rgb, _, _ in kept)
     assert [r.rgb is rgb for r, (rgb, _, _) in zip(made, kept)] == [True, True]

@@ -188,6 +188,28 @@ def test_run_pairs_an_exposure_with_its_dq_file_records_it_and_does_not_enhance_
     assert fits.getheader(tmp_path / "p" / "u5780205r_c0f.chip2.enhanced.fits")["AE_DQFIL"] == ""
 
 
+def test_a_colour_mosaic_records_the_dq_file_its_frames_were_read_with(tmp_path):
+    """`mosaic --enhance` read an exposure's DQ file beside it (WFPC2's _c1f) but recorded none (AE_DQFIL and
+    AE_DQSHA empty: the frames' sources did not carry it); now it records it as `run` does, with the cosmic-ray
+    search's limit (AE_CRLIM) and the DQ mask."""
+    data = tmp_path / "in"
+    data.mkdir()
+    shutil.copy(CUBE, data / "u5780205r_c0f.fits")
+    _c1f(data / "u5780205r_c1f.fits")
+    result = CliRunner().invoke(app, ["mosaic", str(data), "--enhance", "-o", str(tmp_path / "m"), "--format", "fits",
+                                      "--hdu", "chip2"])
+    assert result.exit_code == 0, result.output
+    ran = CliRunner().invoke(app, ["run", str(data / "u5780205r_c0f.fits"), "--hdu", "chip2", "-o",
+                                   str(tmp_path / "r"), "--format", "fits", "--dq", str(data / "u5780205r_c1f.fits")])
+    assert ran.exit_code == 0, ran.output
+    mos, run = (fits.getheader(tmp_path / "m" / "mosaic.mosaic.fits"),
+                fits.getheader(tmp_path / "r" / "u5780205r_c0f.chip2.enhanced.fits"))
+    assert (mos["AE_DQFIL"], mos["AE_DQMSK"]) == ("u5780205r_c1f.fits", WFPC2_DQ_NO_DATA)
+    assert mos["AE_DQSHA"] == hashlib.sha256((data / "u5780205r_c1f.fits").read_bytes()).hexdigest()
+    for key in ("AE_DQFIL", "AE_DQSHA", "AE_DQMSK", "AE_NCR", "AE_CRLIM", "AE_SIGSR"):
+        assert mos[key] == run[key], key
+
+
 def test_run_dq_by_path_is_checked(tmp_path):
     bad = tmp_path / "bad_c1f.fits"
     fits.PrimaryHDU(np.zeros((2, 200, 200), np.int16)).writeto(bad)

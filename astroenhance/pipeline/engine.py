@@ -1024,12 +1024,19 @@ class Enhancer:
         together (`compose.enhance_frames`); the sky and noise the networks see are still the frame's.  ``out``: a
         float32 ``(H*scale, W*scale, 3)`` array (a memory-mapped file) the display planes are written into, as the
         result's ``rgb``; ``luminance`` False: the result's ``luminance`` is not kept (None)."""
-        cfg = (config or self._given).for_input(is_fits_like)
-        if (other := self._for_model(cfg.sr_model)) is not self:
-            return other.enhance_array(data, wcs, header=header, sigma=sigma, is_fits_like=is_fits_like, config=cfg,
-                                       display=display, out=out, luminance=luminance)
         src = from_array(data, wcs, origin="lower", dtype_range=None if is_fits_like else display_range(data),
                          header=None if header is None else kept_keywords(header), sigma=sigma)
+        return self.enhance_source(src, config=config, display=display, out=out, luminance=luminance)
+
+    def enhance_source(self, src: FrameSource, *, config: EnhanceConfig | None = None,
+                       display: Normalizer | None = None, out: np.ndarray | None = None,
+                       luminance: bool = True) -> EnhancedArray:
+        """`enhance_array` of a frame already read (`io.readers.from_array`, `open_frames`): what its source says
+        of it — where its noise came from, its DQ mask and file, its cosmic rays — recorded as `run` records them
+        (a display image where it has a value range: ``src.dtype_range``)."""
+        cfg = (config or self._given).for_input(not src.is_display_image)
+        if (other := self._for_model(cfg.sr_model)) is not self:
+            return other.enhance_source(src, config=cfg, display=display, out=out, luminance=luminance)
         return self._in_memory(src, cfg, display, out, luminance)
 
     def enhance_frame(self, path: str | Path, hdu: str | int | None = None) -> EnhancedArray:

@@ -30,10 +30,11 @@ MADE_OF = {"sr_weights": ("AE_SRID", "AE_SRW"), "colorizer_weights": ("AE_COID",
            "colorize": "AE_COLOR", "color_strength": "AE_COSTR", "flux_tolerance_sigma": "AE_FLUXT",
            "display_tolerance_sigma": "AE_DISPT", "sr_model": "AE_SRMOD", "sr_input_space": "AE_SRSPC",
            "noise_gate": "AE_GATE", "device": "AE_DEV", "precision": "AE_PREC", "sr_detail_fraction": "AE_SRDET",
-           "fill_holes": "AE_FILLH", "cosmic_ray_pixels": "AE_NCR",
+           "fill_holes": "AE_FILLH", "cosmic_ray_pixels": "AE_NCR", "cosmic_ray_limit": "AE_CRLIM",
            # the frames' sky and noise, in their own units (the writing step's would be of display values)
            "sky": "AE_SKY", "sky_noise": "AE_SKYSG", "sky_noise_from": "AE_SIGSR", "sky_noise_file_sha256": "AE_SIGSH",
-           "sky_noise_span": ("AE_SIGLO", "AE_SIGHI"), "dq_mask": "AE_DQMSK"}
+           "sky_noise_span": ("AE_SIGLO", "AE_SIGHI"), "dq_mask": "AE_DQMSK",
+           "dq_file": "AE_DQFIL", "dq_file_sha256": "AE_DQSHA"}
 #: the cards `MADE_OF` names, one list
 MADE_OF_CARDS = tuple(key for card in MADE_OF.values() for key in (card if isinstance(card, tuple) else (card,)))
 #: a card whose value differs between a colour mosaic's frames (each frame's in its HISTORY)
