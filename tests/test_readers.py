@@ -582,3 +582,23 @@ def test_a_wcs_without_a_pixel_scale_is_said_to_carry_the_fits_default(tmp_path)
         with open_frames(tmp_path / f"{name}.fits") as frames:
             said[name] = any("no pixel scale" in n for f in frames for n in f.notes)
     assert said == {"none": True, "cd": False, "cdelt": False, "one": True}
+
+
+@pytest.mark.parametrize("shape, hint", [((3, 20, 30), "np.moveaxis(data, 0, -1)"), ((20, 30, 4), "RGBA?"),
+                                         ((1, 20, 30), "np.squeeze(data)"), ((20, 30, 1), "np.squeeze(data)"),
+                                         ((2, 20, 30), "")])
+def test_an_array_of_another_shape_is_refused_with_what_it_likely_is(shape, hint):
+    """`enhance_array` of a channels-first or RGBA array said only "expected (H, W) or (H, W, 3)"; now it says what
+    the array most likely is and how to give it — and the RGBA advice given works (transparent pixels no data)."""
+    from astroenhance.errors import InputError
+    from astroenhance.io.readers import from_array
+
+    data = np.random.default_rng(0).random(shape)
+    with pytest.raises(InputError, match=r"expected a \(H, W\) or \(H, W, 3\) array") as caught:
+        from_array(data)
+    assert (hint in str(caught.value)) and (str(caught.value).endswith(f"{shape})") == (hint == ""))
+    if hint == "RGBA?":
+        data[:5, :, 3] = 0
+        src = from_array(np.ma.masked_array(data[..., :3], np.repeat(data[..., 3:] == 0, 3, axis=-1)))
+        rows = src.read_rows(0, 20)
+        assert np.isnan(rows[:5]).all() and np.isfinite(rows[5:]).all()

@@ -186,7 +186,7 @@ def from_array(data: np.ndarray, wcs: WCS | None = None, *, name: str = "array",
         data = np.ma.filled(data.astype(np.float64 if data.dtype.itemsize > 4 else np.float32), np.nan)
     arr = np.asarray(data)
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] != 3):
-        raise InputError(f"{name}: expected a (H, W) or (H, W, 3) array (got shape {arr.shape})")
+        raise InputError(f"{name}: expected a (H, W) or (H, W, 3) array (got shape {arr.shape}){_shape_hint(arr.shape)}")
     if arr.dtype.kind not in "biuf":
         raise InputError(f"{name}: expected real numbers (got a {arr.dtype} array)")
     if isinstance(wcs, fits.Header):
@@ -217,6 +217,18 @@ def from_array(data: np.ndarray, wcs: WCS | None = None, *, name: str = "array",
             raise InputError(f"{name}: sigma has no finite value > 0")
         src.noise_from, src.read_rows = "sigma array", unmeasured(read_rows, src.noise_rows)
     return src
+
+
+def _shape_hint(shape: tuple[int, ...]) -> str:
+    """What an array of a shape `from_array` does not take most likely is, and how to give it."""
+    if len(shape) == 3 and shape[0] == 3:
+        return ": channels first? np.moveaxis(data, 0, -1) makes it (H, W, 3)"
+    if len(shape) == 3 and shape[2] == 4:
+        return (": RGBA? give data[..., :3], and its transparent pixels as a masked array's mask "
+                "(np.ma.masked_array(data[..., :3], np.repeat(data[..., 3:] == 0, 3, axis=-1)))")
+    if len(shape) > 2 and sorted(shape)[:-2] == [1] * (len(shape) - 2):
+        return ": one plane with axes of length 1: np.squeeze(data) gives it"
+    return ""
 
 
 def _finite_float32(a: np.ndarray, beyond: list[int]) -> np.ndarray:
