@@ -19,7 +19,7 @@ from rich.text import Text
 
 from . import __version__
 from .config import FORMATS, EnhanceConfig
-from .errors import AstroEnhanceError, OutputError, SettingsError
+from .errors import AstroEnhanceError, OutputError, SettingsError, no_such
 
 
 def _unset_help_is_false() -> None:
@@ -300,7 +300,7 @@ def run(
     missing = [j for j in jobs if not j.path.exists()]
     if len(missing) == len(jobs):  # nothing to do: no output folder, no report
         for j in missing:
-            err.print(f"error: {j.path}: no such file or folder", markup=False)
+            err.print(f"error: {no_such(j.path, 'file or folder')}", markup=False)
         raise typer.Exit(1)
     if shard_spec:
         k, n = parse_shard(shard_spec)
@@ -1005,7 +1005,7 @@ def check(
     files = []
     for given in outputs:
         if not given.exists():
-            raise SettingsError(f"{given}: no such file or folder")
+            raise SettingsError(no_such(given, "file or folder"))
         if given.is_dir():  # the outputs in it: what astroenhance wrote, by its own keywords or text
             files += [f for f in sorted(given.rglob("*")) if f.is_file() and f.name.lower().endswith(kinds)
                       and TEMP_MARKER not in f.name and made_by_astroenhance(f)]

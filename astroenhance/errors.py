@@ -78,3 +78,18 @@ def short_reason(exc: BaseException) -> str:
     text = [line for line in str(exc).strip().splitlines() if not _WCSLIB_WHERE.match(line.strip())]
     first = text[0].split(". ")[0].rstrip(".") if text else type(exc).__name__
     return first[:200]
+
+
+#: a URL as a shell hands it to a path (``https://host/...``; ``pathlib`` makes ``//`` one ``/``)
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+:/")
+
+
+def no_such(path: object, what: str = "file") -> str:
+    """``'<path>: no such <what>'`` and, where the path is a URL (https://, s3://...), that astroenhance reads local
+    files and how to fetch one."""
+    text = str(path)
+    if _URL.match(text):
+        scheme = text.split(":", 1)[0]
+        return (f"{scheme}://{text.split(':/', 1)[1].lstrip('/')}: a URL; astroenhance reads local files: download it "
+                "first (curl -O URL; astroquery.mast.Observations.download_products for the HST archive)")
+    return f"{text}: no such {what}"

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from astroenhance.cli import app
 
-from .conftest import COLOR, EXAMPLE, FIXTURES, REPO
+from .conftest import COLOR, EXAMPLE, FIXTURES, HRC, REPO
 
 runner = CliRunner()
 
@@ -786,3 +786,17 @@ def test_a_weights_folder_with_only_the_networks_a_run_needs_still_gets_its_repo
     assert result.exit_code == 0, result.output
     used = json.loads((tmp_path / "o" / "astroenhance-report.json").read_text())["settings"]["weights"]
     assert used["sr_fits"].startswith("sr-hst-8x32 ") and used["sr_images"] == f"none in {wdir}"
+
+
+def test_a_url_given_as_an_input_says_to_download_it(tmp_path):
+    """An archive URL pasted as the input said "https:/mast.stsci.edu/...: no such file" (one slash: the path's
+    spelling); now it names the URL and says that astroenhance reads local files and how to fetch one."""
+    url = "https://mast.stsci.edu/api/v0.1/Download/file?uri=mast:HST/product/j8bt06nyq_flt.fits"
+    for args in (["run", url, "-o", tmp_path / "o"], ["compose", url, EXAMPLE, HRC, "-o", tmp_path / "c"],
+                 ["check", "s3://stpubdata/hst/x_flt.fits"]):
+        result = invoke(*args)
+        said = " ".join(result.output.split())
+        assert result.exit_code in (1, 2) and "a URL; astroenhance reads local files: download it first" in said, said
+        assert (url if args[0] != "check" else "s3://stpubdata/hst/x_flt.fits") in said
+    result = invoke("run", tmp_path / "nothere.fits", "-o", tmp_path / "o")
+    assert result.exit_code == 1 and "nothere.fits: no such file" in result.output and "URL" not in result.output

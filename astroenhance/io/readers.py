@@ -28,6 +28,7 @@ from ..errors import (
     NoImageError,
     NoiseMapError,
     OutputError,
+    no_such,
     short_reason,
 )
 from .cutout import Cutout, cut_frames
@@ -272,7 +273,7 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
     (`io.cutout.cut_frames`; chips that do not hold a centre left out) before the cosmic-ray search, which then reads the cut-out only."""
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{path}: no such file")
+        raise InputError(no_such(path))
     if path.is_dir():
         raise InputError(f"{path}: is a directory, not a frame")
     if not path.is_file():  # a FIFO, socket or device: opening it could block for ever
