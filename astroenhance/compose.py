@@ -771,12 +771,13 @@ def check_scratch_room(folder: Path, needed: int) -> None:
     import shutil
 
     from .errors import OutputError
+    from .io.writers import readable_size
 
     where = next(p for p in (folder, *folder.parents) if p.exists())
     free = shutil.disk_usage(where).free
     if needed > free:
-        raise OutputError(f"{folder}: the mosaic needs about {needed / 1e9:.1f} GB of scratch space there while it "
-                          f"works ({free / 1e9:.1f} GB free): free space, or give -o on a disk with room")
+        raise OutputError(f"{folder}: the mosaic needs about {readable_size(needed)} of scratch space there while it "
+                          f"works ({readable_size(free)} free): free space, or give -o on a disk with room")
 
 
 #: the display mapping's keywords: enhanced frames that differ in any show seams where they meet

@@ -175,11 +175,41 @@ def test_disk_full_stops_cleanly(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "posix_fallocate", full)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 4096, 4096))
     out = tmp_path / "out"
     result = runner.invoke(app, ["run", str(src), "-o", str(out), "--format", "fits", "-q"])
     assert result.exit_code == 1
     assert "no space left" in result.output and "stopped: the output disk is full" in result.output
     assert sorted(p.name for p in out.iterdir()) == ["astroenhance-report.json"]  # nothing half-written
+
+
+def test_an_output_too_large_for_the_disk_fails_alone(tmp_path, monkeypatch):
+    """A frame whose FITS output the disk has no room for, on a disk that is not full, stopped the whole batch as
+    "the output disk is full" (and said "no space left"): the smaller frames after it, which fit, were not started.
+    Now that frame fails saying how much it needs and how much is free, and the batch goes on."""
+    import errno
+
+    src = tmp_path / "in"
+    src.mkdir()
+    fits.PrimaryHDU(np.random.default_rng(0).normal(10, 1, (200, 200)).astype(np.float32)).writeto(src / "a.fits")
+    shutil.copy(EXAMPLE, src / "b.fits.gz")  # (128x128: its output fits)
+    room = 3_000_000  # bytes free: a 400x400 output's planes (14 bytes a pixel), not an 800x800 one's
+    real = os.posix_fallocate
+
+    def fallocate(fd, offset, length):
+        if length > room:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd, offset, length)
+
+    monkeypatch.setattr(os, "posix_fallocate", fallocate)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - room, room))
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(src), "-o", str(out), "--format", "fits"])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and "1 done, 0 skipped, 1 failed" in said, said
+    assert f"a.enhanced.fits: needs 9.0 MB and its disk has {room / 1e6:.1f} MB free" in said
+    assert "stopped" not in said and "no space left" not in said
+    assert sorted(p.name for p in out.iterdir()) == ["astroenhance-report.json", "b.enhanced.fits"]
 
 
 def test_sigkill_midway_then_rerun_is_byte_identical(tmp_path):
@@ -337,6 +367,7 @@ def test_disk_full_for_images_is_a_clean_stop_not_a_crash(tmp_path, monkeypatch)
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "posix_fallocate", full)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 4096, 4096))
     for fmt in ("png", "tiff", "fits,png"):
         out = tmp_path / f"out-{fmt}"
         result = runner.invoke(app, ["run", str(src), "-o", str(out), "--format", fmt, "-q", "--no-colorize",

@@ -1215,14 +1215,21 @@ def test_a_mosaic_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkey
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "posix_fallocate", full)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 4096, 4096))
     with pytest.raises(DiskFullError, match=r"b\.npy: no space left on the device while reserving 0\.00 GB"):
         scratch_array(tmp_path / "b.npy", np.float32, (40, 40))
     assert not (tmp_path / "b.npy").exists()
     _, _, paths = _pieces(tmp_path)
     r = runner.invoke(app, ["mosaic", *map(str, paths[:2]), "-o", str(tmp_path / "full" / "m")])
     said = " ".join(r.output.split())
-    assert r.exit_code == 1 and "no space left on the device while reserving" in said and "Traceback" not in said, said
-    assert not (tmp_path / "full").exists()
+    assert r.exit_code == 1 and "of scratch space there while it works (4.1 kB free)" in said, said
+    assert "Traceback" not in said and not (tmp_path / "full").exists()
+    # a disk that says it has room but refuses the space (a quota, another writer): the reservation says so
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 0, 10**12))
+    r = runner.invoke(app, ["mosaic", *map(str, paths[:2]), "-o", str(tmp_path / "full" / "m")])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 1 and "of scratch space and its disk has 1,000.0 GB free" in said and "Traceback" not in said
+    assert not (tmp_path / "full" / "m").exists() or not any((tmp_path / "full" / "m").iterdir())
 
 
 def test_mosaic_and_compose_take_a_folder_as_run_does(tmp_path):
@@ -1281,6 +1288,7 @@ def test_a_mosaic_says_before_any_work_when_its_scratch_would_not_fit(tmp_path, 
     from collections import namedtuple
 
     from astroenhance import compose
+    from astroenhance.io.writers import readable_size
 
     _, _, paths = _pieces(tmp_path)
     frames = [str(p) for p in paths[:2]]
@@ -1302,7 +1310,8 @@ def test_a_mosaic_says_before_any_work_when_its_scratch_would_not_fit(tmp_path, 
     monkeypatch.setattr(compose, "enhance_frames", lambda *a, **k: pytest.fail("enhanced with no room"))
     r = runner.invoke(app, ["mosaic", *frames, "-o", str(tmp_path / "full" / "m"), *extra])
     said = " ".join(r.output.split())
-    assert r.exit_code == 1 and f"the mosaic needs about {estimated[0] / 1e9:.1f} GB of scratch space" in said, said
+    assert r.exit_code == 1 and f"the mosaic needs about {readable_size(estimated[0])} of scratch space" in said, said
+    assert f"({readable_size(estimated[0] // 2)} free)" in said
     assert not (tmp_path / "full").exists()
 
 

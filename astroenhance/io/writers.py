@@ -34,6 +34,33 @@ def _write_error(path: Path, exc: OSError, doing: str) -> OutputError:
         return DiskFullError(f"{path}: no space left on the device while {doing}; nothing was left under this name")
     return OutputError(f"{path}: {doing} failed ({exc.strerror or exc})")
 
+
+#: free space below which a disk that refused a file's space is full for every file (the batch stops: `DiskFullError`)
+FULL_BELOW = 1 << 20
+
+
+def readable_size(n: int) -> str:
+    """A number of bytes as people read it: 812 kB, 9.0 MB, 22.4 GB."""
+    return next(f"{n / unit:,.1f} {name}" for unit, name in ((1e9, "GB"), (1e6, "MB"), (1e3, "kB"), (1, "bytes"))
+                if n >= unit or unit == 1)
+
+
+def _no_room(path: Path, exc: OSError, needed: int, doing: str = "creating the output", what: str = "",
+             advice: str = ", or --fits-encoding rice: compressed, lossless") -> OutputError:
+    """A file of ``needed`` bytes whose space the disk refused (``exc``, while ``doing``): an `OutputError` saying how
+    much it needs (``what``: of what) and how much is free where the file alone does not fit (a batch goes on:
+    smaller outputs may), a `DiskFullError` where the disk is full (under `FULL_BELOW` free: the batch stops)."""
+    import shutil
+
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        free = 0
+    if exc.errno == errno.EDQUOT or free < FULL_BELOW:
+        return _write_error(path, exc, doing)
+    return OutputError(f"{path}: needs {readable_size(needed)}{what} and its disk has {readable_size(free)} free; "
+                       f"nothing was left under this name (free space, give -o on a disk with room{advice})")
+
 BLOCK = 2880
 CHANNEL_NAMES = ("RED", "GREEN", "BLUE")
 PHYSICAL_NAMES = ("FLUX", "FLUXERR")  # a grey frame's luminance in the input's units and its noise, after BLUE
@@ -148,8 +175,9 @@ def scratch_array(path: Path, dtype, shape: tuple[int, ...]) -> np.memmap:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             del arr
             _quiet_unlink(path)
-            raise _write_error(path, exc, f"reserving {np.prod(shape) * np.dtype(dtype).itemsize / 1e9:.2f} GB of "
-                                          "scratch space") from None
+            needed = int(np.prod(shape)) * np.dtype(dtype).itemsize
+            raise _no_room(path, exc, needed, f"reserving {needed / 1e9:.2f} GB of scratch space", " of scratch space",
+                           "") from None
     return arr
 
 
@@ -276,6 +304,8 @@ class FITSRGBWriter(_AtomicFile):
                 self.fh.write(blob)
         except BaseException as exc:  # (Ctrl-C or SIGTERM while it is made, too: no temporary is left behind)
             self.abort()
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:  # (the space reserved: this file's size)
+                raise _no_room(final, exc, self.size) from None
             if isinstance(exc, OSError):
                 raise _write_error(final, exc, "creating the output") from None
             raise
