@@ -183,7 +183,10 @@ def test_disk_full_stops_cleanly(tmp_path, monkeypatch):
     assert sorted(p.name for p in out.iterdir()) == ["astroenhance-report.json"]  # nothing half-written
 
 
-def test_an_output_too_large_for_the_disk_fails_alone(tmp_path, monkeypatch):
+@pytest.mark.parametrize("fmt, room, needs", [("fits", 3_000_000, "needs 9.0 MB and its disk has 3.0 MB free"),
+                                               ("png", 1_500_000, "needs 1.9 MB of scratch space while it is made "
+                                                                  "and its disk has 1.5 MB free")])
+def test_an_output_too_large_for_the_disk_fails_alone(tmp_path, monkeypatch, fmt, room, needs):
     """A frame whose FITS output the disk has no room for, on a disk that is not full, stopped the whole batch as
     "the output disk is full" (and said "no space left"): the smaller frames after it, which fit, were not started.
     Now that frame fails saying how much it needs and how much is free, and the batch goes on."""
@@ -193,7 +196,6 @@ def test_an_output_too_large_for_the_disk_fails_alone(tmp_path, monkeypatch):
     src.mkdir()
     fits.PrimaryHDU(np.random.default_rng(0).normal(10, 1, (200, 200)).astype(np.float32)).writeto(src / "a.fits")
     shutil.copy(EXAMPLE, src / "b.fits.gz")  # (128x128: its output fits)
-    room = 3_000_000  # bytes free: a 400x400 output's planes (14 bytes a pixel), not an 800x800 one's
     real = os.posix_fallocate
 
     def fallocate(fd, offset, length):
@@ -204,12 +206,36 @@ def test_an_output_too_large_for_the_disk_fails_alone(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "posix_fallocate", fallocate)
     monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - room, room))
     out = tmp_path / "out"
-    result = runner.invoke(app, ["run", str(src), "-o", str(out), "--format", "fits"])
+    result = runner.invoke(app, ["run", str(src), "-o", str(out), "--format", fmt])
     said = " ".join(result.output.split())
     assert result.exit_code == 1 and "1 done, 0 skipped, 1 failed" in said, said
-    assert f"a.enhanced.fits: needs 9.0 MB and its disk has {room / 1e6:.1f} MB free" in said
-    assert "stopped" not in said and "no space left" not in said
-    assert sorted(p.name for p in out.iterdir()) == ["astroenhance-report.json", "b.enhanced.fits"]
+    assert f"a.enhanced.{fmt}: {needs}" in said and "stopped" not in said and "no space left" not in said
+    assert sorted(p.name for p in out.iterdir()) == ["astroenhance-report.json", f"b.enhanced.{fmt}"]
+
+
+def test_rice_compression_without_room_fails_alone(tmp_path, monkeypatch):
+    """rice compresses after the frame, the uncompressed planes and the compressed file on the disk at once; out of
+    room there astropy's own words ("Not enough space on disk: requested ...", no errno) were the message. Now it
+    says what happened and why rice needs the room; the space comes back, so the batch goes on."""
+    from astroenhance.io.writers import FITSRGBWriter
+
+    src = _copies(tmp_path, 2)
+    calls = []
+
+    def compress(self):
+        calls.append(self.final.name)
+        if len(calls) == 1:
+            raise OSError("Not enough space on disk: requested 804512, available 0.")
+        return compress_(self)
+
+    compress_ = FITSRGBWriter._compress
+    monkeypatch.setattr(FITSRGBWriter, "_compress", compress)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(src), "-o", str(out), "--format", "fits", "--fits-encoding", "rice"])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and "1 done, 0 skipped, 1 failed" in said, said
+    assert "frame0.enhanced.fits: no space left on the device while compressing it (rice needs room" in said
+    assert sorted(p.name for p in out.iterdir()) == ["astroenhance-report.json", "frame1.enhanced.fits"]
 
 
 def test_sigkill_midway_then_rerun_is_byte_identical(tmp_path):

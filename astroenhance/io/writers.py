@@ -46,7 +46,7 @@ def readable_size(n: int) -> str:
 
 
 def _no_room(path: Path, exc: OSError, needed: int, doing: str = "creating the output", what: str = "",
-             advice: str = ", or --fits-encoding rice: compressed, lossless") -> OutputError:
+             advice: str = "") -> OutputError:
     """A file of ``needed`` bytes whose space the disk refused (``exc``, while ``doing``): an `OutputError` saying how
     much it needs (``what``: of what) and how much is free where the file alone does not fit (a batch goes on:
     smaller outputs may), a `DiskFullError` where the disk is full (under `FULL_BELOW` free: the batch stops)."""
@@ -176,8 +176,8 @@ def scratch_array(path: Path, dtype, shape: tuple[int, ...]) -> np.memmap:
             del arr
             _quiet_unlink(path)
             needed = int(np.prod(shape)) * np.dtype(dtype).itemsize
-            raise _no_room(path, exc, needed, f"reserving {needed / 1e9:.2f} GB of scratch space", " of scratch space",
-                           "") from None
+            raise _no_room(path, exc, needed, f"reserving {needed / 1e9:.2f} GB of scratch space",
+                           " of scratch space") from None
     return arr
 
 
@@ -350,6 +350,11 @@ class FITSRGBWriter(_AtomicFile):
             self.fh.close()
         except OSError as exc:
             self.abort()
+            if self.encoding == "rice" and (exc.errno == errno.ENOSPC or "Not enough space" in str(exc)):
+                # (astropy's own words, no errno; the space of both comes back now: a batch goes on)
+                raise OutputError(f"{self.final}: no space left on the device while compressing it (rice needs "
+                                  f"room for the uncompressed planes, {readable_size(self.size)}, and the compressed "
+                                  "file at once); nothing was left under this name") from None
             raise _write_error(self.final, exc, "finishing the output") from None
 
     def _set_checksums(self) -> None:
@@ -549,9 +554,9 @@ class ImageWriter(_AtomicFile):
         self.row_bytes = self.width * 3 * self.dtype.itemsize
         self.scratch = temporary_path(self.final.with_name(self.final.name + ".scratch"))
         self.fd: int | None = None
+        size = self.height * self.row_bytes
         try:
             self.fd = os.open(self.scratch, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-            size = self.height * self.row_bytes
             os.ftruncate(self.fd, size)
             # give the scratch file real blocks now: a full disk shows here, not halfway through the frame
             try:
@@ -564,6 +569,9 @@ class ImageWriter(_AtomicFile):
         except BaseException as exc:  # (Ctrl-C or SIGTERM while it is made, too: no scratch file is left behind)
             self._close()
             _quiet_unlink(self.scratch)
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:  # (the space reserved: the scratch image's)
+                raise _no_room(final, exc, max(size, 1), "creating the scratch image", " of scratch space while it "
+                               "is made", "") from None
             if isinstance(exc, OSError):
                 raise _write_error(final, exc, "creating the scratch image") from None
             raise
