@@ -1216,7 +1216,7 @@ def test_a_mosaic_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkey
 
     monkeypatch.setattr(os, "posix_fallocate", full)
     monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 4096, 4096))
-    with pytest.raises(DiskFullError, match=r"b\.npy: no space left on the device while reserving 0\.00 GB"):
+    with pytest.raises(DiskFullError, match=r"b\.npy: no space left on the device while reserving 6\.4 kB of scratch space"):
         scratch_array(tmp_path / "b.npy", np.float32, (40, 40))
     assert not (tmp_path / "b.npy").exists()
     _, _, paths = _pieces(tmp_path)
@@ -1224,6 +1224,11 @@ def test_a_mosaic_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkey
     said = " ".join(r.output.split())
     assert r.exit_code == 1 and "of scratch space there while it works (4.1 kB free)" in said, said
     assert "Traceback" not in said and not (tmp_path / "full").exists()
+    # compose (no estimate first): the folder given is named, not the scratch file inside it that is gone
+    r = runner.invoke(app, ["compose", *map(str, BANDS), "-o", str(tmp_path / "full" / "c")])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 1 and f"{tmp_path / 'full' / 'c'}: no space left on the device while reserving" in said, said
+    assert "nothing was left there" in said and not (tmp_path / "full").exists()
     # a disk that says it has room but refuses the space (a quota, another writer): the reservation says so
     monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 0, 10**12))
     r = runner.invoke(app, ["mosaic", *map(str, paths[:2]), "-o", str(tmp_path / "full" / "m")])

@@ -53,13 +53,14 @@ def _no_room(path: Path, exc: OSError, needed: int, doing: str = "creating the o
     import shutil
 
     try:
-        free = shutil.disk_usage(path.parent).free
+        free = shutil.disk_usage(path if path.is_dir() else path.parent).free
     except OSError:
         free = 0
+    left = "there" if path.is_dir() else "under this name"
     if exc.errno == errno.EDQUOT or free < FULL_BELOW:
-        return _write_error(path, exc, doing)
+        return DiskFullError(f"{path}: no space left on the device while {doing}; nothing was left {left}")
     return OutputError(f"{path}: needs {readable_size(needed)}{what} and its disk has {readable_size(free)} free; "
-                       f"nothing was left under this name (free space, give -o on a disk with room{advice})")
+                       f"nothing was left {left} (free space, give -o on a disk with room{advice})")
 
 BLOCK = 2880
 CHANNEL_NAMES = ("RED", "GREEN", "BLUE")
@@ -176,7 +177,9 @@ def scratch_array(path: Path, dtype, shape: tuple[int, ...]) -> np.memmap:
             del arr
             _quiet_unlink(path)
             needed = int(np.prod(shape)) * np.dtype(dtype).itemsize
-            raise _no_room(path, exc, needed, f"reserving {needed / 1e9:.2f} GB of scratch space",
+            # (in a command's scratch folder, removed with it: the folder the user gave, -o, is the one to name)
+            named = path.parent.parent if path.parent.name.startswith(TEMP_MARKER) else path
+            raise _no_room(named, exc, needed, f"reserving {readable_size(needed)} of scratch space",
                            " of scratch space") from None
     return arr
 
