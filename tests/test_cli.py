@@ -800,3 +800,34 @@ def test_a_url_given_as_an_input_says_to_download_it(tmp_path):
         assert (url if args[0] != "check" else "s3://stpubdata/hst/x_flt.fits") in said
     result = invoke("run", tmp_path / "nothere.fits", "-o", tmp_path / "o")
     assert result.exit_code == 1 and "nothere.fits: no such file" in result.output and "URL" not in result.output
+
+
+@pytest.mark.parametrize("command", [["train", "sr", "--data", str(EXAMPLE.parent), "--crop", "32", "--batch", "2",
+                                      "--val-every", "1"],
+                                     ["train", "sr-hst", "--truth", str(EXAMPLE), "--crop", "16", "--batch", "2",
+                                      "--val-every", "1", "--synthetic", "0"]])
+def test_a_full_disk_while_training_is_one_line_and_keeps_the_checkpoint_before(tmp_path, monkeypatch, command):
+    """A full disk while a checkpoint was written ended training with torch's traceback ("unexpected pos 163392 vs
+    163344") and left its temporary file behind. Now it is one line naming the checkpoint, saying the one written
+    before is kept (it still loads) and to continue with --resume; no temporary is left."""
+    import torch
+
+    save, saved = torch.save, []
+
+    def full_on_second(state, f):
+        saved.append(state["step"])
+        if len(saved) == 2:
+            Path(f).write_bytes(b"PK\x03\x04 half")  # what a full disk leaves: a file cut short
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 163392 vs 163344")
+        return save(state, f)
+
+    monkeypatch.setattr(torch, "save", full_on_second)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 4096, 4096))
+    out = tmp_path / "run"
+    result = invoke(*command, "--iters", "3", "-o", out)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and "Traceback" not in said, said
+    assert (f"{out / 'ckpt.pt'}: writing the checkpoint at step 2 failed (no space left on the device); the "
+            "checkpoint written before is kept: free space, then continue with --resume") in said
+    assert sorted(p.name for p in out.iterdir()) == ["ckpt.pt", "config.json", "log.csv"]
+    assert torch.load(out / "ckpt.pt", weights_only=True)["step"] == 1

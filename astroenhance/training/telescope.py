@@ -35,6 +35,7 @@ from ..models.registry import architecture, build_model
 from ..pipeline.device import resolve_device
 from ..pipeline.finish import block_mean_shift, estimate_noise
 from ..pipeline.space import BETA, from_noise_space, to_noise_space
+from .checkpoints import flush_log, save_checkpoint
 
 SCALE = 4
 #: training losses, both in the noise-normalised space (near the sky: linear in the input's noise; cores: log)
@@ -415,15 +416,11 @@ class TelescopeTrainer:
 
     def save(self) -> Path:
         self.out.mkdir(parents=True, exist_ok=True)
-        path = self.out / "ckpt.pt"
-        tmp = path.with_suffix(".tmp")
         state = {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "step": self.step,
                  "arch": self.cfg.arch, "config": asdict(self.cfg) | {"task": "sr"}}
         if self.disc is not None:
             state.update(discriminator=self.disc.state_dict(), d_opt=self.d_opt.state_dict())
-        torch.save(state, tmp)
-        tmp.replace(path)
-        return path
+        return save_checkpoint(state, self.out / "ckpt.pt")
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16")
@@ -484,7 +481,7 @@ class TelescopeTrainer:
                     last.update(self.validate())
                     for k, v in last.items():
                         writer.writerow([self.step, k, f"{v:.6g}", f"{time.time():.0f}"])
-                    fh.flush()
+                    flush_log(fh, log)
                     self.save()
                 if on_step:
                     on_step(self.step, last)

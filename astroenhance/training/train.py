@@ -28,6 +28,7 @@ from ..metrics import psnr
 from ..models.discriminator import adversarial_loss, discriminator_loss
 from ..models.registry import ARCHITECTURES, architecture, build_model
 from ..pipeline.finish import block_mean_shift
+from .checkpoints import flush_log, save_checkpoint
 from .data import ImagePool
 
 
@@ -457,15 +458,11 @@ class Trainer:
 
     # ---- checkpoints ------------------------------------------------------------------------------
     def save(self) -> Path:
-        path = self.out / "ckpt.pt"
-        tmp = path.with_suffix(".pt.tmp")
         state = {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(), "step": self.step,
                  "arch": self.arch, "config": dataclasses.asdict(self.cfg), "scaler": self.scaler.state_dict()}
         if self.disc is not None:
             state.update(discriminator=self.disc.state_dict(), d_optimizer=self.d_opt.state_dict())
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-        return path
+        return save_checkpoint(state, self.out / "ckpt.pt")
 
     def load(self, path: Path) -> None:
         ckpt = torch.load(path, map_location=self.device, weights_only=True)
@@ -530,7 +527,7 @@ class Trainer:
                             log.writerow([self.step, "", "", "", k, f"{v:.6g}"])
                     if lead and (self.step % cfg.ckpt_every == 0 or self.step == cfg.iters):
                         self.save()
-                        fh.flush()
+                        flush_log(fh, log_path)
                     if on_step is not None and lead:
                         on_step(self.step, last)
             except KeyboardInterrupt:
