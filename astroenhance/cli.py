@@ -322,12 +322,18 @@ def run(
                         TimeRemainingColumn(), console=err, disable=quiet, transient=True)
 
     def say(level: str, message: str) -> None:
+        nonlocal log
         prefix, style = LEVELS[level]
         text = prefix + message
         progress.console.print(Text(text, style=style), highlight=False)
         if log:
-            log.write(text + "\n")
-            log.flush()
+            try:
+                log.write(text + "\n")
+                log.flush()
+            except OSError as exc:  # (a full disk: the run goes on, its messages on the terminal and in the report)
+                log = _close_quietly(log)
+                say("note", f"--log-file {log_file}: cannot be written from here on ({exc.strerror or exc}); "
+                               "messages go to the terminal, and the report still records every input")
 
     records: list[Record] = [Record(str(f), "skipped", error=why) for f, why in unusable]
     for f, why in unusable if not quiet else ():  # -q: as a frame's own notes, only in the report
@@ -382,12 +388,23 @@ def run(
                f"in {secs:.1f} s" + (f"; report {report}" if report else ""))
     err.print(summary, markup=False)
     if log:
-        log.write(summary + "\n")
-        log.close()
+        try:
+            log.write(summary + "\n")
+        except OSError:
+            pass  # (said when it first failed)
+        _close_quietly(log)
     if interrupted:
         raise typer.Exit(128 + (signal.SIGTERM if terminated else signal.SIGINT))
     if failures or report is None:
         raise typer.Exit(1)
+
+
+def _close_quietly(fh) -> None:
+    """Close ``fh``, a file that may no longer be writable (a full disk: its buffer cannot be flushed)."""
+    try:
+        fh.close()
+    except OSError:
+        pass
 
 
 def _cutout_centres(cutout: str | None, cutout_file: Path | None) -> str | None:
@@ -504,7 +521,7 @@ def _run_weights(enhancer) -> dict[str, str]:
 def _dry_run(enhancer, jobs, unusable: list[tuple[Path, str]], skip_existing: bool) -> int:
     """`run --dry-run`: what each input would give, on stdout; nothing written.  Returns the exit status."""
     from .batch import check_claims
-    from .errors import AstroEnhanceError, NoImageError, OutputError
+    from .errors import AstroEnhanceError, NoImageError
     from .io.readers import check_replaceable
     from .runner import COMPLETE, NOT_COMPLETE, OTHER_SETTINGS, existing_outputs
 
@@ -992,12 +1009,11 @@ def check(
 
     Exit status: 0 every output intact (and made from the files given), 1 any damaged, not an astroenhance output,
     or made from none of the files given, 2 usage error."""
-    import json
 
     from .check import InputFiles, check_output
     from .config import utc_now
     from .io.readers import FITS_SUFFIXES, made_by_astroenhance
-    from .io.writers import TEMP_MARKER, temporary_path
+    from .io.writers import TEMP_MARKER
     from .models.weights import read_manifest, weights_dir
 
     _check_output_file("--json", json_out)  # (before any file is read)
@@ -1033,18 +1049,21 @@ def check(
     out.print(f"checked {len(files)} output(s): {verified} intact" + (" and made from the files given" if inputs else "")
               + (f", {unverified} readable but without checksums to verify" if unverified else "")
               + (f", {failed} with problems" if failed else ""), markup=False)
-    if json_out is not None:  # (under a temporary name, then renamed: never a half-written report)
-        tmp = temporary_path(json_out)
-        try:
-            tmp.write_text(json.dumps({"tool": f"astroenhance {__version__}", "utc": utc_now(), "checked": len(files),
-                                       "intact": verified, "unverified": unverified,
-                                       "failed": failed, "outputs": found}, indent=2))
-            os.replace(tmp, json_out)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise OutputError(f"{json_out}: cannot write the report ({exc.strerror or exc})") from None
+    if json_out is not None:
+        _write_json(json_out, {"tool": f"astroenhance {__version__}", "utc": utc_now(), "checked": len(files),
+                               "intact": verified, "unverified": unverified, "failed": failed, "outputs": found})
     if failed:
         raise typer.Exit(1)
+
+
+def _write_json(path: Path, record: dict) -> None:
+    """``--json``'s report, written whole or not at all (`io.writers.write_whole`: a full disk is one line)."""
+    import json
+
+    from .io.writers import write_whole
+
+    text = json.dumps(record, indent=2, default=float)
+    write_whole(path, lambda tmp: tmp.write_text(text))
 
 
 def _made_lines(checked, installed: dict[str, str]) -> list[str]:
@@ -1117,7 +1136,6 @@ def evaluate(
     Low-resolution inputs are 4x area averages (flux-preserving) of the originals. Generated detail is not
     measurement: these numbers say how close the guesses come on images like the held-out ones.
     """
-    import json
 
     for option, path in (("--json", json_out), ("--figure", figure)):  # before hours of measuring, not after
         _check_output_file(option, path)
@@ -1226,17 +1244,16 @@ def evaluate(
     if json_out:
         from .config import utc_now
 
-        json_out.write_text(json.dumps({"task": task.value, "tool": f"astroenhance {__version__}", "utc": utc_now(),
-                                        "weights": [{"id": i.id, "sha256": i.sha256} for i in infos],
-                                        "data": str(data), "images": len(images), "protocol": PROTOCOL,
-                                        "results": results, **extra, "per_image": rows}, indent=2))
+        _write_json(json_out, {"task": task.value, "tool": f"astroenhance {__version__}", "utc": utc_now(),
+                               "weights": [{"id": i.id, "sha256": i.sha256} for i in infos],
+                               "data": str(data), "images": len(images), "protocol": PROTOCOL,
+                               "results": results, **extra, "per_image": rows})
 
 
 def _evaluate_hst(data: Path, weights: Path | None, sr_model: SRModel | None, json_out: Path | None, limit: int | None,
                   noise_frames: int, flux_conserving: bool | None = None, flux_tolerance: float | None = None,
                   figure: Path | None = None, display_tolerance: float | None = None,
                   levels: tuple[float, ...] = (0.5, 2.0)) -> None:
-    import json
 
     from .training.hst import FIGURE_TITLES, evaluate_hst, list_truths
 
@@ -1289,9 +1306,8 @@ def _evaluate_hst(data: Path, weights: Path | None, sr_model: SRModel | None, js
         from .models.weights import find_weights, weights_dir
 
         info = find_weights(weights_dir(weights), "sr", config.for_input(True).sr_model)
-        json_out.write_text(json.dumps({"tool": f"astroenhance {__version__}", "utc": utc_now(),
-                                        "weights": [{"id": info.id, "sha256": info.sha256}], **res},
-                                       indent=2, default=float))
+        _write_json(json_out, {"tool": f"astroenhance {__version__}", "utc": utc_now(),
+                               "weights": [{"id": info.id, "sha256": info.sha256}], **res})
 
 
 def _last_metrics(log: Path) -> dict[str, float]:

@@ -831,3 +831,30 @@ def test_a_full_disk_while_training_is_one_line_and_keeps_the_checkpoint_before(
             "checkpoint written before is kept: free space, then continue with --resume") in said
     assert sorted(p.name for p in out.iterdir()) == ["ckpt.pt", "config.json", "log.csv"]
     assert torch.load(out / "ckpt.pt", weights_only=True)["step"] == 1
+
+
+def test_a_log_file_or_json_report_on_a_full_disk_is_one_line(tmp_path, monkeypatch):
+    """`run --log-file` on a disk that filled up ended the run with a traceback (OSError from the log's flush, the
+    frames after it not enhanced); `evaluate --json` likewise. Now the run goes on, saying once that the log cannot
+    be written; a --json report that cannot be written is one line, exit 1, no temporary left."""
+    import errno
+
+    frames = []
+    for i in range(2):
+        frames.append(tmp_path / f"f{i}.fits")
+        fits.writeto(frames[-1], np.random.default_rng(i).normal(10, 1, (40, 48)).astype(np.float32))
+    result = invoke("run", *frames, "-o", tmp_path / "o", "--log-file", "/dev/full")  # (every write: ENOSPC)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0 and "2 done, 0 skipped, 0 failed" in said and "Traceback" not in said, said
+    assert said.count("--log-file /dev/full: cannot be written from here on (No space left on device)") == 1
+    write_text = Path.write_text
+
+    def full(self, *args, **kwargs):
+        if self.name.endswith(".json") or ".astroenhance-tmp-" in self.name:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full)
+    result = invoke("check", tmp_path / "o", "--json", tmp_path / "report.json")
+    assert result.exit_code == 1 and "report.json: cannot write the report (No space left on device)" in result.output
+    assert "Traceback" not in result.output and sorted(p.name for p in tmp_path.iterdir()) == ["f0.fits", "f1.fits", "o"]

@@ -159,6 +159,20 @@ def temporary_path(final: Path) -> Path:
     return final.with_name(f".{name}{tail}")
 
 
+def write_whole(path: Path, write: Callable[[Path], object], what: str = "the report") -> Path:
+    """A small file (a JSON report, a figure) written by ``write(tmp)`` under a temporary name and renamed into
+    place: never half-written; an `OutputError` naming it (``what`` it is) where that fails (a full disk)."""
+    path = Path(path)
+    tmp = temporary_path(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        _quiet_unlink(tmp)
+        raise OutputError(f"{path}: cannot write {what} ({exc.strerror or exc})") from None
+    return path
+
+
 def scratch_array(path: Path, dtype, shape: tuple[int, ...]) -> np.memmap:
     """A new ``.npy`` file at ``path`` memory-mapped for writing (zeros), its disk space reserved now: a memory map
     writing into a sparse file on a full disk is killed by SIGBUS, without a word, when a page is written back, so

@@ -390,11 +390,9 @@ def comparison_figure(panels: list[tuple[str, list[np.ndarray]]], titles: list[s
             canvas.paste(tile, (pad + j * (side + pad), head + pad + i * (side + pad)))
     if note:
         draw.text((pad, height - foot + 2), note, fill=(200, 200, 120))
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    canvas.save(tmp, format="PNG")
-    tmp.replace(path)
-    return path
+    from ..io.writers import write_whole
+
+    return write_whole(Path(path), lambda tmp: canvas.save(tmp, format="PNG"), "the figure")
 
 
 @torch.no_grad()
