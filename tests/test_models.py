@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -211,6 +212,35 @@ def test_an_interrupted_export_leaves_the_weights_folder_as_it_was(tmp_path, mon
         export_weights(build_model("srresnet-8x32"), tmp_path, info)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
     load_network(tmp_path, read_manifest(tmp_path)[0])
+
+
+def test_an_export_on_a_full_disk_is_one_line_and_leaves_the_folder_as_it_was(tmp_path, monkeypatch):
+    """`weights export` on a full disk ended with safetensors' traceback ("SafetensorError: Error while serializing:
+    I/O error: No space left on device"); now it is one line naming the file, the folder as it was."""
+    from safetensors import SafetensorError
+    from typer.testing import CliRunner
+
+    import astroenhance.models.weights as weights_module
+    from astroenhance.cli import app
+
+    info = {"id": "sr-x", "task": "sr", "mode": "psnr", "architecture": "srresnet-8x32", "file": "sr-x.safetensors"}
+    weights_module.export_weights(build_model("srresnet-8x32"), tmp_path / "w", info)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "w").iterdir()}
+
+    def full(state, filename, metadata=None):
+        Path(filename).write_bytes(b"half")
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(weights_module, "save_file", full)
+    ckpt = tmp_path / "ckpt.pt"
+    torch.save({"arch": "srresnet-8x32", "model": build_model("srresnet-8x32").state_dict(), "step": 1,
+                "config": {"task": "sr", "data": "images"}}, ckpt)
+    result = CliRunner().invoke(app, ["weights", "export", str(ckpt), "--id", "sr-x", "--mode", "psnr",
+                                      "--weights-dir", str(tmp_path / "w")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and "Traceback" not in said, said
+    assert "sr-x.safetensors: writing the weights failed (Error while serializing: I/O error: No space left" in said
+    assert {p.name: p.read_bytes() for p in (tmp_path / "w").iterdir()} == before
 
 
 def test_weights_list_names_what_run_uses_and_finds_a_damaged_file(tmp_path):

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..errors import WeightsError, why_unreadable
+from ..errors import OutputError, WeightsError, short_reason, why_unreadable
 from .fold import fold_batchnorm
 from .registry import ARCHITECTURES, build_model
 from .srresnet import SRResNet, fuse_subpixel_tail
@@ -153,6 +154,9 @@ def export_weights(model: nn.Module, directory: str | Path, info: dict[str, Any]
         tmp_manifest.write_text(json.dumps(manifest, indent=2) + "\n")
         os.replace(tmp_weights, path)
         os.replace(tmp_manifest, manifest_path)
+    except (OSError, SafetensorError) as exc:  # (a full disk: safetensors says it in its own words)
+        raise OutputError(f"{path}: writing the weights failed ({short_reason(exc)}); the folder's weights and "
+                          "manifest are as they were") from None
     finally:
         for tmp in (tmp_weights, tmp_manifest):
             tmp.unlink(missing_ok=True)
