@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -85,6 +86,33 @@ def test_preparing_again_replaces_the_earlier_tiles_and_never_touches_other_file
     with pytest.raises(ValueError, match="notes.txt"):
         prepare(source, out, PrepareConfig(tile=(64, 64)))
     assert _tree_digest(out) == before
+
+
+def test_a_full_disk_is_one_line_and_preparing_again_finishes(source, tmp_path, monkeypatch):
+    """`prepare` on a disk that filled up ended with Pillow's traceback (OSError from a PNG chunk's write) and left
+    the cut-short tile's temporary, which the next `prepare` refused as a file it did not write. Now it is one line
+    naming the tile, nothing half-written is left, and preparing again after freeing space finishes."""
+    import errno
+
+    save, saved = Image.Image.save, []
+
+    def full_on_fifth(self, fp, *args, **kwargs):
+        saved.append(fp)
+        if len(saved) == 5:
+            Path(fp).write_bytes(b"\x89PNG cut short")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return save(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", full_on_fifth)
+    result = CliRunner().invoke(app, ["prepare", str(source), "-o", str(tmp_path / "out"), "--tile", "128x96"])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and "Traceback" not in said, said
+    assert f"{saved[4].name.split('.astroenhance-tmp-')[0].lstrip('.')}: cannot write the tile (No space left" in said
+    made = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert len(made) == 4 and all(p.name.endswith(".png") and not p.name.startswith(".") for p in made)
+    monkeypatch.setattr(Image.Image, "save", save)
+    rec = prepare(source, tmp_path / "out", PrepareConfig(tile=(128, 96)))
+    assert sum(rec["counts"].values()) == 40 == len([p for p in (tmp_path / "out").rglob("*.png")])
 
 
 def test_output_inside_source_is_refused(source):

@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import SettingsError
+from ..io.writers import TEMP_MARKER, write_whole
 from ..models.weights import sha256_file
 from .data import list_images, load_rgb
 
@@ -96,7 +97,8 @@ def _check_earlier(dst: Path) -> list[Path]:
     for name in SPLITS:
         if (dst / name).is_dir():
             for f in (dst / name).iterdir():
-                (tiles if f.is_file() and TILE_NAME.fullmatch(f.name) else others).append(f)
+                ours = TILE_NAME.fullmatch(f.name) or TEMP_MARKER in f.name  # (a tile, or one cut short by a kill)
+                (tiles if f.is_file() and ours else others).append(f)
     if others:
         raise SettingsError(f"{dst}: its {others[0].parent.name}/ holds files prepare did not write (e.g. "
                             f"{others[0].name}); choose an empty output folder")
@@ -161,14 +163,12 @@ def prepare(src: str | Path, dst: str | Path, cfg: PrepareConfig = PrepareConfig
         for y in tile_starts(rgb.shape[0], th):
             for x in tile_starts(rgb.shape[1], tw):
                 out = dst / split / f"{stem}_y{y}_x{x}.png"
-                tmp = out.with_name(f".{out.name}.tmp")
-                Image.fromarray(np.ascontiguousarray(rgb[y:y + th, x:x + tw])).save(tmp, format="PNG")
-                os.replace(tmp, out)
+                tile = Image.fromarray(np.ascontiguousarray(rgb[y:y + th, x:x + tw]))
+                write_whole(out, lambda tmp, tile=tile: tile.save(tmp, format="PNG"), "the tile")
                 tiles.append({"file": str(out.relative_to(dst)), "y": y, "x": x})
         record["images"].append({"file": rel, "sha256": sha256_file(p), "size": [rgb.shape[1], rgb.shape[0]],
                                  "split": split, "tiles": tiles})
     record["counts"] = {s: sum(len(i["tiles"]) for i in record["images"] if i["split"] == s) for s in SPLITS}
-    tmp = dst / ".prepare.json.tmp"
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, dst / "prepare.json")
+    text = json.dumps(record, indent=2) + "\n"
+    write_whole(dst / "prepare.json", lambda tmp: tmp.write_text(text), "the record")
     return record
