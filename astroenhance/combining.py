@@ -256,6 +256,7 @@ def make_mosaic(frames: Sequence[str | Path], outdir: str | Path, *, name: str =
     from .imaging.wcs import scale_wcs
     from .io.cutout import cut_grid, parse_cutouts, require_sky_centre
     from .io.readers import from_array
+    from .io.writers import publish_all
     from .models.weights import sha256_file
     from .pipeline import Enhancer
 
@@ -358,18 +359,24 @@ def make_mosaic(frames: Sequence[str | Path], outdir: str | Path, *, name: str =
         if not has_data(arr):  # (nothing written: a mosaic of no data is no mosaic)
             raise InputError("the mosaic has no data: " + (f"the cut-out ({cuts[0].describe()}: {section} of its grid) "
                              "falls where no frame has pixels" if cuts else "no frame has a pixel with data on its grid"))
-        written = []
-        if "fits" in formats:  # the science mosaic, in the data's units
-            written.append(write_science_mosaic(outdir / f"{name}.mosaic.fits", arr, fp, wcs, bands, combine,
-                                                grid, match_background, offsets, scales, exposure, section,
-                                                Path(scratch)))
-        if pictures := tuple(f for f in formats if f != "fits"):  # its display version
-            span = picture_range(bands)  # (pictures of one range: display values already, shown in it as `run` does)
-            preview = from_array(arr, wcs, name="mosaic", origin="lower", header=bands[0].header,  # (read by rows)
-                                 dtype_range=span)
-            preview.section = section
-            enh = _display_enhancer(pictures, False)
-            written += (enh.write_display_source(preview, outdir, name, "mosaic") if span else
-                        enh.write_source(preview, outdir, Path(f"{name}.fits"), suffix="mosaic")).outputs
-        made.outputs = written
+        finished: list = []  # the science FITS and its display version, renamed into place together
+        try:
+            if "fits" in formats:  # the science mosaic, in the data's units
+                write_science_mosaic(outdir / f"{name}.mosaic.fits", arr, fp, wcs, bands, combine, grid,
+                                     match_background, offsets, scales, exposure, section, Path(scratch), finished)
+            if pictures := tuple(f for f in formats if f != "fits"):  # its display version
+                span = picture_range(bands)  # (pictures of one range: display values already, shown as `run` does)
+                preview = from_array(arr, wcs, name="mosaic", origin="lower", header=bands[0].header,  # (by rows)
+                                     dtype_range=span)
+                preview.section = section
+                enh = _display_enhancer(pictures, False)
+                if span:
+                    enh.write_display_source(preview, outdir, name, "mosaic", deferred=finished)
+                else:
+                    enh.write_source(preview, outdir, Path(f"{name}.fits"), suffix="mosaic", deferred=finished)
+        except BaseException:
+            for writer in finished:
+                writer.abort()
+            raise
+        made.outputs = publish_all(finished)
     return made

@@ -1076,17 +1076,18 @@ def _big_endian_float32(a: np.ndarray, into: Path | None = None) -> np.ndarray:
 def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wcs: WCS, bands: list[Band],
                          combine: str, grid: str, match_background: bool, offsets: np.ndarray | None = None,
                          scales: np.ndarray | None = None, exposure: np.ndarray | None = None,
-                         section: str = "", scratch: Path | None = None) -> Path:
+                         section: str = "", scratch: Path | None = None, deferred: list | None = None) -> Path:
     """A mosaic in the data's own units: primary image + FOOTPRINT extension, the grid's WCS, the first frame's
     keywords and how it was made (each input, the factors that put it in the grid's pixel units, `area_scales`, and
     on the first frame's exposure time, `exposure_scales`, and the background offset subtracted from it); written
-    under a temporary name and renamed when complete.  ``section``: the part of the grid it is (a cut-out), AE_CUT."""
-    import os
+    under a temporary name and renamed when complete (with ``deferred``, a list: appended to it, its caller renames
+    it with the other outputs, `io.writers.publish_all`).  ``section``: the part of the grid it is (a cut-out),
+    AE_CUT."""
 
     from . import __version__
     from .config import utc_now
     from .io.readers import rescale_pixel_area
-    from .io.writers import _write_error, add_text, temporary_path
+    from .io.writers import _AtomicFile, _write_error, add_text
 
     header = bands[0].header.copy()
     header.update(wcs.to_header(relax=True))
@@ -1117,16 +1118,18 @@ def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wc
                                         f"{float(offsets[i]):.6g}")
     for warning in mixed_frames(bands):
         add_text(header, "HISTORY", f"astroenhance mosaic warning: {warning}")
-    tmp = temporary_path(path)
+    out = _AtomicFile(path)
     try:
         planes = [_big_endian_float32(a, None if scratch is None else scratch / f"{name}.npy")
                   for a, name in ((data, "science"), (footprint, "footprint"))]
         fits.HDUList([fits.PrimaryHDU(planes[0], header),
-                      fits.ImageHDU(planes[1], name="FOOTPRINT")]).writeto(tmp, checksum=True)
-        os.replace(tmp, path)
+                      fits.ImageHDU(planes[1], name="FOOTPRINT")]).writeto(out.tmp, checksum=True)
     except BaseException as exc:
-        tmp.unlink(missing_ok=True)
+        out.abort()
         if isinstance(exc, OSError):
             raise _write_error(path, exc, "writing the mosaic") from None
         raise
+    if deferred is None:
+        return out.publish()
+    deferred.append(out)
     return path

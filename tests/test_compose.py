@@ -1237,6 +1237,36 @@ def test_a_mosaic_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkey
     assert not (tmp_path / "full" / "m").exists() or not any((tmp_path / "full" / "m").iterdir())
 
 
+def test_a_science_mosaic_whose_picture_fails_leaves_no_fits_either(tmp_path, monkeypatch):
+    """A science mosaic's FITS was renamed into place before its PNG was made: a disk that filled up then left the
+    FITS of a command that failed (exit 1). Both are renamed together now — all or nothing, as `run` writes a
+    frame's outputs — and astropy's words for a full disk ("Not enough space on disk", no errno) read as one."""
+    import errno
+
+    from astroenhance.errors import DiskFullError
+    from astroenhance.io import writers
+
+    _, _, paths = _pieces(tmp_path)
+    real = writers.ImageWriter.__init__
+
+    def full(self, final, *args, **kwargs):
+        raise writers._write_error(Path(final), OSError(errno.ENOSPC, "No space left on device"),
+                                   "creating the scratch image")
+
+    monkeypatch.setattr(writers.ImageWriter, "__init__", full)
+    r = runner.invoke(app, ["mosaic", *map(str, paths[:2]), "-o", str(tmp_path / "m")])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 1 and "mosaic.mosaic.png: no space left on the device" in said, said
+    assert not (tmp_path / "m").exists() or sorted(p.name for p in (tmp_path / "m").iterdir()) == []
+    monkeypatch.setattr(writers.ImageWriter, "__init__", real)
+    r = runner.invoke(app, ["mosaic", *map(str, paths[:2]), "-o", str(tmp_path / "m")])
+    assert r.exit_code == 0 and sorted(p.name for p in (tmp_path / "m").iterdir()) == ["mosaic.mosaic.fits",
+                                                                                     "mosaic.mosaic.png"]
+    said = writers._write_error(tmp_path / "x.fits", OSError("Not enough space on disk: requested 1548800, "
+                                                             "available 0."), "writing the mosaic")
+    assert isinstance(said, DiskFullError) and "no space left on the device while writing the mosaic" in str(said)
+
+
 def test_mosaic_and_compose_take_a_folder_as_run_does(tmp_path):
     """A folder given to `mosaic` or `compose` means the FITS frames in it (it was "not a readable FITS file"),
     chosen as `run` chooses them: of one exposure's files only the most calibrated (a raw and a flt of one exposure

@@ -30,7 +30,8 @@ from ..imaging.wcs import has_lookup_tables
 
 
 def _write_error(path: Path, exc: OSError, doing: str) -> OutputError:
-    if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
+    # (astropy's own words for a full disk come without an errno)
+    if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT or "Not enough space on disk" in str(exc):
         return DiskFullError(f"{path}: no space left on the device while {doing}; nothing was left under this name")
     return OutputError(f"{path}: {doing} failed ({exc.strerror or exc})")
 
@@ -231,6 +232,19 @@ class _AtomicFile:
     def abort(self) -> None:
         """Remove the temporary; never raises (a cleanup must not hide the error that caused it)."""
         _quiet_unlink(self.tmp)
+
+
+def publish_all(finished: list[_AtomicFile]) -> list[Path]:
+    """Rename every finished output into place, in order; interrupted or failing between renames, the ones not yet
+    renamed are removed (they leave nothing).  Returns the final names."""
+    for k, writer in enumerate(finished):
+        try:
+            writer.publish()
+        except BaseException:
+            for rest in finished[k + 1:]:
+                rest.abort()
+            raise
+    return [writer.final for writer in finished]
 
 
 class FITSRGBWriter(_AtomicFile):

@@ -44,6 +44,7 @@ from ..io.readers import (
     open_frames,
     single_frame,
 )
+from ..io.writers import publish_all
 from ..metrics import clipped_sky
 from ..models.srresnet import require_luminance
 from ..models.weights import WeightsInfo, find_weights, load_network, weights_dir
@@ -919,13 +920,7 @@ class Enhancer:
                     raise InputError(f"{exc}; no chip of the file is written (--hdu CHIP enhances one of "
                                      f"{listed})") from None
                 raise
-            for k, writer in enumerate(finished):
-                try:
-                    writer.publish()
-                except BaseException:  # (interrupted between renames: the chips not yet renamed leave nothing)
-                    for rest in finished[k + 1:]:
-                        rest.abort()
-                    raise
+            publish_all(finished)  # (interrupted between renames: the chips not yet renamed leave nothing)
             if failed:
                 results[0].notes.extend(failed)
             return results
@@ -949,15 +944,17 @@ class Enhancer:
         """Where the outputs of ``path`` (chip ``label``) go (`output.output_paths`)."""
         return output_paths(path, outdir, label, formats or self.config.for_input(is_fits(path)).formats, suffix)
 
-    def write_display_source(self, src: FrameSource, outdir: str | Path, name: str, suffix: str) -> FrameResult:
+    def write_display_source(self, src: FrameSource, outdir: str | Path, name: str, suffix: str,
+                             deferred: list | None = None) -> FrameResult:
         """Write an in-memory display image (values in [0, 1], e.g. a colour composite) through the same
-        pipeline and writers as `enhance_file`: ``OUTDIR/<name>.<suffix>.<ext>``."""
+        pipeline and writers as `enhance_file`: ``OUTDIR/<name>.<suffix>.<ext>`` (``deferred``: `write_source`)."""
         if (other := self.for_kind(False)) is not self:
-            return other.write_display_source(src, outdir, name, suffix)
+            return other.write_display_source(src, outdir, name, suffix, deferred)
         cfg = replace(self.config.for_input(False), stretch="linear", interval="range",
                       formats=self.config.formats or ("fits", "png"),
                       flux_conserving=True if self.config.flux_conserving is None else self.config.flux_conserving)
-        return self.write_source(src, Path(outdir), Path(f"{name}.png"), cfg, suffix=suffix, colour_note=False)
+        return self.write_source(src, Path(outdir), Path(f"{name}.png"), cfg, suffix=suffix, colour_note=False,
+                                 deferred=deferred)
 
     def write_source(self, src: FrameSource, outdir: Path, path: Path, cfg: EnhanceConfig | None = None, *,
                      suffix: str = "enhanced", progress: Callable[[int, int], None] | None = None,
