@@ -365,12 +365,22 @@ def write_report(outdir: Path, records: list[Record], settings: dict, shard: tup
     return path
 
 
-def check_outdir(outdir: Path) -> None:
-    """Refuse an output folder that is (or lies inside) a file."""
+def check_outdir(outdir: Path, option: str = "-o") -> None:
+    """Refuse an output folder that is (or lies inside) a file, or that cannot be written or made (the nearest
+    folder that exists is read-only, or not ours to write in): said once, before any work, not once per frame."""
     for parent in [outdir, *outdir.parents]:
         if parent.exists():
             if not parent.is_dir():
                 raise SettingsError(f"{outdir}: cannot be an output folder: {parent} is a file")
+            if not os.access(parent, os.W_OK | os.X_OK):  # (access() answers EROFS for root too)
+                try:
+                    read_only = bool(os.statvfs(parent).f_flag & os.ST_RDONLY)
+                except OSError:
+                    read_only = False
+                where = ": it" if parent == outdir else f" ({parent}, where it would be made,"
+                raise SettingsError(f"{outdir}: cannot be an output folder{where} "
+                                    + ("is on a read-only file system" if read_only else "is not writable by you")
+                                    + (")" if parent != outdir else "") + f"; choose another {option}")
             return
 
 

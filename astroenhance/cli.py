@@ -873,7 +873,7 @@ def weights_export(
 
     if ckpt.is_dir():
         ckpt = ckpt / "ckpt.pt"
-    check_outdir(weights_dir)
+    check_outdir(weights_dir, "--weights-dir")
     metrics: dict = {"training_log": _last_metrics(ckpt.parent / "log.csv")}
     if eval_data is not None:
         from .training.evaluate import (

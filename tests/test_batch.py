@@ -777,3 +777,25 @@ def test_a_jpeg_larger_than_jpeg_allows_is_refused_before_any_work(tmp_path):
     assert result.exit_code == 1 and "more than JPEG's 65,500 a side" in result.output
     assert "--format png or tiff" in result.output
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["astroenhance-report.json"]
+
+
+@pytest.mark.parametrize("command", [["run", str(EXAMPLE)], ["train", "sr-hst", "--truth", str(EXAMPLE), "--iters", "1"],
+                                     ["prepare", str(EXAMPLE.parent)]])
+def test_an_output_folder_on_a_read_only_disk_is_refused_once_before_any_work(tmp_path, monkeypatch, command):
+    """-o on a read-only file system: `run` failed every frame with the same line ("cannot create output folder"),
+    then the report; `train` and `prepare` ended with a traceback (OSError: [Errno 30]). Now it is one usage line,
+    before anything is read."""
+    frozen = tmp_path / "frozen"
+    frozen.mkdir()
+    access, statvfs = os.access, os.statvfs
+
+    class ReadOnly:
+        f_flag = os.ST_RDONLY
+
+    monkeypatch.setattr(os, "access", lambda p, mode, **k: Path(p) != frozen and access(p, mode, **k))
+    monkeypatch.setattr(os, "statvfs", lambda p: ReadOnly() if Path(p) == frozen else statvfs(p))
+    result = runner.invoke(app, [*command, "-o", str(frozen / "out")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "Traceback" not in said, said
+    assert said.count(f"{frozen / 'out'}: cannot be an output folder ({frozen}, where it would be made, is on a "
+                      "read-only file system); choose another -o") == 1
