@@ -146,6 +146,8 @@ def _check_output_file(option: str, path: Path | None, made: Path | None = None)
         raise _usage(f"{option} {path}: is a folder; give a file name (e.g. {path / 'out.txt'})")
     if not path.parent.is_dir() and (made is None or path.parent.resolve() != made.resolve()):
         raise _usage(f"{option} {path}: folder {path.parent} does not exist")
+    if path.parent.is_dir() and not os.access(path.parent, os.W_OK | os.X_OK):  # (EROFS for root too)
+        raise _usage(f"{option} {path}: folder {path.parent} cannot be written in (read-only, or not yours)")
 
 
 def _usage(message: str) -> typer.Exit:

@@ -858,3 +858,23 @@ def test_a_log_file_or_json_report_on_a_full_disk_is_one_line(tmp_path, monkeypa
     result = invoke("check", tmp_path / "o", "--json", tmp_path / "report.json")
     assert result.exit_code == 1 and "report.json: cannot write the report (No space left on device)" in result.output
     assert "Traceback" not in result.output and sorted(p.name for p in tmp_path.iterdir()) == ["f0.fits", "f1.fits", "o"]
+
+
+def test_a_report_or_figure_in_a_read_only_folder_is_refused_before_the_work(tmp_path, monkeypatch):
+    """`evaluate --figure` (or --json) into a folder that cannot be written in measured for as long as the protocol
+    takes and then failed to write; `check --json` likewise after reading every output. Now refused at once."""
+    import os
+
+    import astroenhance.cli as cli
+
+    frozen = tmp_path / "frozen"
+    frozen.mkdir()
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **k: Path(p) != frozen and access(p, mode, **k))
+    monkeypatch.setattr(cli, "_evaluate_hst", lambda *a, **k: pytest.fail("measured before refusing"))
+    for option in ("--figure", "--json"):
+        result = invoke("evaluate", "--task", "hst", "--data", EXAMPLE.parent, option, frozen / "out")
+        assert result.exit_code == 2, result.output
+        assert f"{option} {frozen / 'out'}: folder {frozen} cannot be written in" in " ".join(result.output.split())
+    result = invoke("check", EXAMPLE, "--json", frozen / "c.json")
+    assert result.exit_code == 2 and "cannot be written in" in result.output
