@@ -161,6 +161,9 @@ class EnhanceConfig:
             from .io.cutout import parse_cutouts
 
             parse_cutouts(self.cutout, self.cutout_size)
+        from .io.readers import max_image_pixels
+
+        max_image_pixels()  # (a limit set wrongly in the environment: said at once, not once per picture)
         if self.tile < 16 or not 0 <= 2 * self.overlap <= self.tile:
             raise SettingsError(f"need --tile >= 16 and 0 <= --overlap <= tile / 2 (got tile={self.tile}, overlap="
                                 f"{self.overlap}): tiles sharing more repeat the work up to (tile / (tile - overlap))² "

@@ -878,3 +878,19 @@ def test_a_report_or_figure_in_a_read_only_folder_is_refused_before_the_work(tmp
         assert f"{option} {frozen / 'out'}: folder {frozen} cannot be written in" in " ".join(result.output.split())
     result = invoke("check", EXAMPLE, "--json", frozen / "c.json")
     assert result.exit_code == 2 and "cannot be written in" in result.output
+
+
+def test_settings_from_the_environment_are_checked_and_named(tmp_path, monkeypatch):
+    """ASTROENHANCE_MAX_PIXELS=abc was ignored without a word (the default limit kept); ASTROENHANCE_WEIGHTS naming
+    a folder that does not exist said "<dir>/manifest.json: no weights manifest ... set ASTROENHANCE_WEIGHTS",
+    though it was set. Now the first is one usage line before any work, the second names the variable."""
+    monkeypatch.setenv("ASTROENHANCE_MAX_PIXELS", "abc")
+    result = invoke("run", EXAMPLE, "-o", tmp_path / "o")
+    assert result.exit_code == 2 and "ASTROENHANCE_MAX_PIXELS='abc': give a whole number of pixels" in result.output
+    assert not (tmp_path / "o").exists()
+    monkeypatch.setenv("ASTROENHANCE_MAX_PIXELS", "1_000_000")  # (as Python writes numbers: taken)
+    monkeypatch.setenv("ASTROENHANCE_WEIGHTS", str(tmp_path / "nowhere"))
+    result = invoke("run", EXAMPLE, "-o", tmp_path / "o")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and (f"{tmp_path / 'nowhere'}: no such folder (ASTROENHANCE_WEIGHTS="
+                                      f"{tmp_path / 'nowhere'} names it: unset it to use the shipped weights)") in said

@@ -28,6 +28,7 @@ from ..errors import (
     NoImageError,
     NoiseMapError,
     OutputError,
+    SettingsError,
     no_such,
     short_reason,
 )
@@ -823,8 +824,15 @@ MAX_IMAGE_PIXELS = 250_000_000
 
 
 def max_image_pixels() -> int:
-    value = os.environ.get("ASTROENHANCE_MAX_PIXELS", "")
-    return int(value) if value.isdigit() else MAX_IMAGE_PIXELS
+    """The most pixels a picture may have (it is read whole): ``$ASTROENHANCE_MAX_PIXELS``, else `MAX_IMAGE_PIXELS`;
+    a value that is not a whole number > 0 is a `SettingsError` (it was ignored, the limit kept without a word)."""
+    value = os.environ.get("ASTROENHANCE_MAX_PIXELS", "").strip().replace("_", "").replace(",", "")
+    if not value:
+        return MAX_IMAGE_PIXELS
+    if not value.isdigit() or int(value) == 0:
+        raise SettingsError(f"ASTROENHANCE_MAX_PIXELS={os.environ['ASTROENHANCE_MAX_PIXELS']!r}: give a whole number of "
+                            f"pixels (the default is {MAX_IMAGE_PIXELS:,})")
+    return int(value)
 
 
 class PictureHeader(NamedTuple):

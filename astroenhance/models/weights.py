@@ -70,7 +70,12 @@ def read_manifest(directory: str | Path) -> list[WeightsInfo]:
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError:
-        raise WeightsError(f"{path}: no weights manifest (give --weights DIR or set ASTROENHANCE_WEIGHTS)") from None
+        env = os.environ.get("ASTROENHANCE_WEIGHTS")
+        named = (f" (ASTROENHANCE_WEIGHTS={env} names it: unset it to use the shipped weights)"
+                 if env and Path(env) == Path(directory) else " (give --weights DIR or set ASTROENHANCE_WEIGHTS)")
+        missing = not Path(directory).is_dir()
+        raise WeightsError(f"{directory if missing else path}: {'no such folder' if missing else 'no weights manifest'}"
+                           f"{named}") from None
     except (OSError, ValueError) as exc:
         raise WeightsError(f"{path}: unreadable manifest ({exc})") from None
     known = {"id", "task", "mode", "architecture", "file", "sha256"}
