@@ -78,7 +78,8 @@ def discover(inputs: list[Path], outdir: Path, recursive: bool = False, glob: st
     """Jobs for every input: a file as given; a folder's frames (recursively with ``recursive``), filtered by
     ``glob`` on the file name, with outputs under ``outdir`` at the same relative path; a file found twice, once
     (its first job).  Symbolic links that loop or point nowhere, and a folder's files that are not frames by their
-    names (`NOT_READ`; hidden files and an earlier run's reports aside), are left out and, with ``skipped``, listed there with the reason.
+    names (`NOT_READ`; hidden files and an earlier run's reports aside), are left out and, with ``skipped``, listed
+    there with the reason.
 
     An output folder inside an input folder is refused: the input tree is never written into.
     """

@@ -333,7 +333,8 @@ def run(
                 log.write(text + "\n")
                 log.flush()
             except OSError as exc:  # (a full disk: the run goes on, its messages on the terminal and in the report)
-                log = _close_quietly(log)
+                _close_quietly(log)
+                log = None
                 say("note", f"--log-file {log_file}: cannot be written from here on ({exc.strerror or exc}); "
                                "messages go to the terminal, and the report still records every input")
 

@@ -127,8 +127,9 @@ def read_bands(path: str | Path, hdu: str | None = None, cosmic_rays: bool | Non
                 if f.origin == "upper":  # a picture's rows run top-down; its WCS (from AVM) counts them bottom-up
                     data = np.ascontiguousarray(data[::-1])
                 band = Band(Path(path), data, f.wcs, kept, name, wl, f.label, sigma=sigma,
-                            cosmic_rays=f.cosmic_rays, cosmic_ray_limit=f.cosmic_ray_limit, section=f.section, noise_from=f.noise_from,
-                            dq_mask=f.dq_mask, picture=f.dtype_range, noise_file=f.noise_file, dq_file=f.dq_file)
+                            cosmic_rays=f.cosmic_rays, cosmic_ray_limit=f.cosmic_ray_limit, section=f.section,
+                            noise_from=f.noise_from, dq_mask=f.dq_mask, picture=f.dtype_range,
+                            noise_file=f.noise_file, dq_file=f.dq_file)
                 band.notes = [f"{band.name}: {n}" for n in f.notes]
                 if len(frames) > 1 and f is frames[0] and f.cube_planes:
                     band.notes.append(f"{path}: a cube of {f.cube_planes} planes under one WCS, co-added as one band "

@@ -29,9 +29,14 @@ from ..errors import DiskFullError, OutputError
 from ..imaging.wcs import has_lookup_tables
 
 
+def _out_of_space(exc: OSError) -> bool:
+    """Whether ``exc`` says the disk (or the user's quota) is out of space; astropy's own words come without an
+    errno."""
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT) or "Not enough space on disk" in str(exc)
+
+
 def _write_error(path: Path, exc: OSError, doing: str) -> OutputError:
-    # (astropy's own words for a full disk come without an errno)
-    if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT or "Not enough space on disk" in str(exc):
+    if _out_of_space(exc):
         return DiskFullError(f"{path}: no space left on the device while {doing}; nothing was left under this name")
     return OutputError(f"{path}: {doing} failed ({exc.strerror or exc})")
 
@@ -46,8 +51,7 @@ def readable_size(n: int) -> str:
                 if n >= unit or unit == 1)
 
 
-def _no_room(path: Path, exc: OSError, needed: int, doing: str = "creating the output", what: str = "",
-             advice: str = "") -> OutputError:
+def _no_room(path: Path, exc: OSError, needed: int, doing: str = "creating the output", what: str = "") -> OutputError:
     """A file of ``needed`` bytes whose space the disk refused (``exc``, while ``doing``): an `OutputError` saying how
     much it needs (``what``: of what) and how much is free where the file alone does not fit (a batch goes on:
     smaller outputs may), a `DiskFullError` where the disk is full (under `FULL_BELOW` free: the batch stops)."""
@@ -61,7 +65,8 @@ def _no_room(path: Path, exc: OSError, needed: int, doing: str = "creating the o
     if exc.errno == errno.EDQUOT or free < FULL_BELOW:
         return DiskFullError(f"{path}: no space left on the device while {doing}; nothing was left {left}")
     return OutputError(f"{path}: needs {readable_size(needed)}{what} and its disk has {readable_size(free)} free; "
-                       f"nothing was left {left} (free space, give -o on a disk with room{advice})")
+                       f"nothing was left {left} (free space, or give -o on a disk with room)")
+
 
 BLOCK = 2880
 CHANNEL_NAMES = ("RED", "GREEN", "BLUE")
@@ -381,8 +386,7 @@ class FITSRGBWriter(_AtomicFile):
             self.fh.close()
         except OSError as exc:
             self.abort()
-            if self.encoding == "rice" and (exc.errno == errno.ENOSPC or "Not enough space" in str(exc)):
-                # (astropy's own words, no errno; the space of both comes back now: a batch goes on)
+            if self.encoding == "rice" and _out_of_space(exc):  # (the space of both comes back now: a batch goes on)
                 raise OutputError(f"{self.final}: no space left on the device while compressing it (rice needs "
                                   f"room for the uncompressed planes, {readable_size(self.size)}, and the compressed "
                                   "file at once); nothing was left under this name") from None
@@ -601,8 +605,8 @@ class ImageWriter(_AtomicFile):
             self._close()
             _quiet_unlink(self.scratch)
             if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:  # (the space reserved: the scratch image's)
-                raise _no_room(final, exc, max(size, 1), "creating the scratch image", " of scratch space while it "
-                               "is made", "") from None
+                raise _no_room(final, exc, max(size, 1), "creating the scratch image",
+                               " of scratch space while it is made") from None
             if isinstance(exc, OSError):
                 raise _write_error(final, exc, "creating the scratch image") from None
             raise
