@@ -267,9 +267,12 @@ def shard(jobs: list[Job], k: int, n: int) -> list[Job]:
 
 
 def cleanup_stale_temporaries(folder: Path) -> list[Path]:
-    """Remove temporary files left in ``folder`` by astroenhance processes that provably no longer run (killed):
-    only those made on this host whose process is gone (or whose pid now belongs to a process started later).
-    Another machine's temporaries in a shared folder are left alone: their owner cannot be seen from here."""
+    """Remove temporary files — and scratch folders (`combining.scratch_folder`) — left in ``folder`` by
+    astroenhance processes that provably no longer run (killed): only those made on this host whose process is gone
+    (or whose pid now belongs to a process started later).  Another machine's temporaries in a shared folder are
+    left alone: their owner cannot be seen from here."""
+    import shutil
+
     removed = []
     if not folder.is_dir():
         return removed
@@ -277,7 +280,10 @@ def cleanup_stale_temporaries(folder: Path) -> list[Path]:
         if TEMP_MARKER not in p.name or not _owner_gone(p.name.split(TEMP_MARKER, 1)[1]):
             continue
         try:
-            p.unlink()
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
             removed.append(p)
         except OSError:
             pass

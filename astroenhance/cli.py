@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import os
@@ -135,6 +136,23 @@ def _guarded(command):
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+@contextlib.contextmanager
+def _terminable():
+    """Within: SIGTERM (a batch system's time limit) stops the command as Ctrl-C does — its scratch folder and
+    temporaries removed, nothing half-written left — and exits 143 (128 + SIGTERM), as `run` does."""
+    from .runner import sigterm_as_interrupt
+
+    with sigterm_as_interrupt() as terminated:
+        try:
+            yield
+        except KeyboardInterrupt:
+            if not terminated:
+                raise  # (Ctrl-C: `_guarded` says it)
+            err.print("terminated (SIGTERM): nothing half-written is left (outputs are renamed into place only when "
+                      "complete)", markup=False, highlight=False)
+            raise typer.Exit(128 + signal.SIGTERM) from None
 
 
 def _check_output_file(option: str, path: Path | None, made: Path | None = None) -> None:
@@ -954,9 +972,10 @@ def compose(
     folder under -o (4 bytes a grid pixel per band, 12 for the composite), removed when it finishes."""
     from .combining import make_composite
 
-    made = make_composite(frames, outdir, name=name, method=method.value, upscale=upscale, reference=reference, hdu=hdu,
-                          cutout=cutout, cutout_size=cutout_size, clean_cosmic_rays=clean_cosmic_rays,
-                          formats=_parse_formats(fmt), companions=companions, weights=weights, say=_say)
+    with _terminable():
+        made = make_composite(frames, outdir, name=name, method=method.value, upscale=upscale, reference=reference,
+                              hdu=hdu, cutout=cutout, cutout_size=cutout_size, clean_cosmic_rays=clean_cosmic_rays,
+                              formats=_parse_formats(fmt), companions=companions, weights=weights, say=_say)
     err.print("wrote " + ", ".join(str(o) for o in made.outputs), markup=False)
 
 
@@ -988,10 +1007,11 @@ def mosaic(
     before any work."""
     from .combining import make_mosaic
 
-    made = make_mosaic(frames, outdir, name=name, enhance=enhance, combine=combine.value, grid=grid.value,
-                       match_background=match_background, hdu=hdu, clean_cosmic_rays=clean_cosmic_rays, cutout=cutout,
-                       cutout_size=cutout_size, formats=_parse_formats(fmt), companions=companions, weights=weights,
-                       say=_say, status=err.status)
+    with _terminable():
+        made = make_mosaic(frames, outdir, name=name, enhance=enhance, combine=combine.value, grid=grid.value,
+                           match_background=match_background, hdu=hdu, clean_cosmic_rays=clean_cosmic_rays,
+                           cutout=cutout, cutout_size=cutout_size, formats=_parse_formats(fmt), companions=companions,
+                           weights=weights, say=_say, status=err.status)
     err.print("wrote " + ", ".join(str(o) for o in made.outputs), markup=False)
 
 

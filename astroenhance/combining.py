@@ -151,6 +151,19 @@ def output_folder(outdir: Path):
         raise
 
 
+def scratch_folder(outdir: Path, kind: str):
+    """A hidden scratch folder in ``outdir`` for the block (``.<kind>.astroenhance-tmp-<owner>-<random>``: the
+    process that made it named in it), removed when the block ends however it ends; a folder an earlier process
+    left there when it was killed (SIGKILL, a node lost) is removed first (`batch.cleanup_stale_temporaries`)."""
+    import tempfile
+
+    from .batch import cleanup_stale_temporaries
+    from .io.writers import TEMP_MARKER, owner_tag
+
+    cleanup_stale_temporaries(outdir)
+    return tempfile.TemporaryDirectory(dir=outdir, prefix=f".{kind}{TEMP_MARKER}{owner_tag()}-")
+
+
 def _within(frames: list, parts: list, cut, section: str, say: Callable[[str], None]) -> list:
     """The ``parts`` of ``frames`` that a mosaic cut-out shows (None: none of that frame), noting those left out;
     an `InputError` when it shows none."""
@@ -174,7 +187,6 @@ def make_composite(frames: Sequence[str | Path], outdir: str | Path, *, name: st
     """`astroenhance compose`: the true-colour composite of frames of two or more filters, written to ``outdir`` as
     ``<name>.composite.<ext>`` (``formats``: fits, png, tiff, jpeg; default fits and png).  Every argument is the
     command's option of that name (`astroenhance compose --help`); ``frames`` may hold folders."""
-    import tempfile
 
     from .compose import composite_source
     from .io.cutout import parse_cutouts
@@ -200,7 +212,7 @@ def make_composite(frames: Sequence[str | Path], outdir: str | Path, *, name: st
         reference = kept.index(frames[reference - 1]) + 1
     maps = {j.path: {"noise": j.noise, "weight": j.weight, "dq": j.dq} for j in jobs}
     # the aligned bands and the composite in memory-mapped scratch files, a hidden folder under -o
-    with output_folder(outdir), tempfile.TemporaryDirectory(dir=outdir, prefix=".astroenhance-tmp-compose-") as tmp:
+    with output_folder(outdir), scratch_folder(outdir, "compose") as tmp:
         src, warning = composite_source(kept, hdu, reference, method, maps, clean_cosmic_rays, cuts, Path(tmp))
         if warning and not any(p.is_dir() for p in frames):  # (a folder's frames come in name order: no order given)
             say(f"warning: {warning}")
@@ -226,7 +238,6 @@ def make_mosaic(frames: Sequence[str | Path], outdir: str | Path, *, name: str =
     (``formats``: fits, png, tiff, jpeg; default fits and png) — a science mosaic in the data's units, or with
     ``enhance`` (or of `run`'s outputs) a colour mosaic.  Every argument is the command's option of that name
     (`astroenhance mosaic --help`); ``frames`` may hold folders."""
-    import tempfile
 
     import numpy as np
 
@@ -320,7 +331,7 @@ def make_mosaic(frames: Sequence[str | Path], outdir: str | Path, *, name: str =
     grown = 1 if enhance else 0  # (the enhanced frames' own grid may reach a pixel further)
     check_scratch_room(outdir, scratch_bytes(held, ((shape[0] + grown) * finer, (shape[1] + grown) * finer),
                                              3 if enhance or done is not None else 1))
-    with output_folder(outdir), tempfile.TemporaryDirectory(dir=outdir, prefix=".astroenhance-tmp-mosaic-") as scratch:
+    with output_folder(outdir), scratch_folder(outdir, "mosaic") as scratch:
         if enhance:
             enh = Enhancer(EnhanceConfig(weights=str(weights) if weights else None))
             with status("enhancing frames"):  # backgrounds matched in the data's units, one display mapping

@@ -1420,3 +1420,36 @@ def test_compose_and_mosaic_are_library_calls_that_print_nothing(tmp_path, capsy
     assert not (tmp_path / "never").exists()
     made = make_mosaic(paths, tmp_path / "str", grid="first", formats="png")  # "png", not ("p", "n", "g")
     assert [p.name for p in made.outputs] == ["mosaic.mosaic.png"]
+
+
+def test_a_mosaic_stopped_by_sigterm_leaves_no_scratch_and_one_killed_is_cleaned_next_time(tmp_path):
+    """SIGTERM (a batch system's time limit) killed `mosaic` at once, leaving its hidden scratch folder — memory-mapped
+    frames, GBs for a large mosaic — in the output folder for ever (its name did not say whose it was). Now SIGTERM
+    stops it as Ctrl-C does (exit 143, the scratch removed), and a scratch folder of a process that is gone (SIGKILL)
+    is removed by the next mosaic or compose there; one of a process still running is left alone."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from astroenhance.io.writers import TEMP_MARKER, host_name, owner_tag
+
+    out = tmp_path / "m"
+    out.mkdir()
+    dead = out / f".mosaic{TEMP_MARKER}{host_name()}~{2**22 + 12345}~1-abcd1234"  # (a pid above Linux's largest)
+    live = out / f".compose{TEMP_MARKER}{owner_tag()}-efgh5678"  # (this process's: running)
+    for folder in (dead, live):
+        folder.mkdir()
+        (folder / "frame0.npy").write_bytes(b"\0" * 64)
+    proc = subprocess.Popen([sys.executable, "-m", "astroenhance.cli", "mosaic", *map(str, BANDS[:2]), "--enhance",
+                             "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(p.name.startswith(".mosaic") and p != dead for p in out.iterdir()):
+        time.sleep(0.05)
+    assert not dead.exists() and live.exists()  # (the killed one cleaned before this mosaic made its own)
+    proc.send_signal(signal.SIGTERM)
+    said = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 143 and "terminated (SIGTERM): nothing half-written is left" in said, said
+    assert sorted(p.name for p in out.iterdir()) == [live.name]

@@ -198,7 +198,7 @@ def scratch_array(path: Path, dtype, shape: tuple[int, ...]) -> np.memmap:
             _quiet_unlink(path)
             needed = int(np.prod(shape)) * np.dtype(dtype).itemsize
             # (in a command's scratch folder, removed with it: the folder the user gave, -o, is the one to name)
-            named = path.parent.parent if path.parent.name.startswith(TEMP_MARKER) else path
+            named = path.parent.parent if TEMP_MARKER in path.parent.name else path
             raise _no_room(named, exc, needed, f"reserving {readable_size(needed)} of scratch space",
                            " of scratch space") from None
     return arr
