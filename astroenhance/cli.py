@@ -139,6 +139,24 @@ def _guarded(command):
 
 
 @contextlib.contextmanager
+def _training_stops(trainer, ckpt: Path, save: bool):
+    """Within: Ctrl-C, or SIGTERM (a batch system's time limit: SLURM sends it, then SIGKILL), stops training with
+    its checkpoint saved at the step reached (``save``: here; else the trainer saves it itself) and says where; exit
+    130, or 143 for SIGTERM."""
+    from .runner import sigterm_as_interrupt
+
+    with sigterm_as_interrupt() as terminated:
+        try:
+            yield
+        except KeyboardInterrupt:
+            if save:
+                trainer.save()
+            err.print(f"{'terminated (SIGTERM)' if terminated else 'interrupted'}: checkpoint at step {trainer.step} "
+                      f"kept in {ckpt}; continue with --resume", markup=False)
+            raise typer.Exit(128 + (signal.SIGTERM if terminated else signal.SIGINT)) from None
+
+
+@contextlib.contextmanager
 def _terminable():
     """Within: SIGTERM (a batch system's time limit) stops the command as Ctrl-C does — its scratch folder and
     temporaries removed, nothing half-written left — and exits 143 (128 + SIGTERM), as `run` does."""
@@ -642,11 +660,8 @@ def _train(task: str, data: Path, outdir: Path, *, arch: str, iters: int, batch:
                 f" {k} {v:.4g}" for k, v in m.items() if k.startswith("val") or k in ("d_loss", "content", "adv"))
             progress.update(t, completed=step, info=info)
 
-        try:
+        with _training_stops(trainer, ckpt, save=False):  # (the trainer saves its checkpoint when interrupted)
             last = trainer.run(on_step)
-        except KeyboardInterrupt:
-            err.print(f"interrupted: checkpoint at step {trainer.step} kept in {ckpt}; continue with --resume")
-            raise typer.Exit(130) from None
     err.print(f"finished at step {trainer.step}: " + ", ".join(f"{k}={v:.4g}" for k, v in last.items()))
 
 
@@ -827,12 +842,8 @@ def train_sr_hst(
             err.print(f"step {step}: loss {m['loss']:.4g}, val L1 {m['val_l1']:.4g} (bicubic {m['val_l1_bicubic']:.4g}), "
                       f"val PSNR {m['val_psnr']:.2f} (bicubic {m['val_psnr_bicubic']:.2f}), {rate:.2f} it/s", markup=False)
 
-    try:
+    with _training_stops(trainer, ckpt, save=True):
         trainer.run(on_step)
-    except KeyboardInterrupt:
-        trainer.save()
-        err.print(f"interrupted: checkpoint at step {trainer.step} kept in {ckpt}; continue with --resume")
-        raise typer.Exit(130) from None
     err.print(f"finished at step {trainer.step}", markup=False)
 
 

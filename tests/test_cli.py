@@ -894,3 +894,34 @@ def test_settings_from_the_environment_are_checked_and_named(tmp_path, monkeypat
     said = " ".join(result.output.split())
     assert result.exit_code == 1 and (f"{tmp_path / 'nowhere'}: no such folder (ASTROENHANCE_WEIGHTS="
                                       f"{tmp_path / 'nowhere'} names it: unset it to use the shipped weights)") in said
+
+
+@pytest.mark.parametrize("task", [["sr-hst", "--truth", str(EXAMPLE), "--synthetic", "0", "--crop", "16"],
+                                  ["sr", "--data", str(EXAMPLE.parent), "--crop", "32"]])
+def test_training_stopped_by_sigterm_keeps_a_checkpoint_at_the_step_reached(tmp_path, task):
+    """SIGTERM (SLURM's time limit, before its SIGKILL) killed `train` at once: every step since the last checkpoint
+    lost, no word. Now it saves the checkpoint at the step reached, says where, and exits 143; --resume goes on."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "astroenhance.cli", "train", *task, "--batch", "2", "--val-every", "100000",
+            "--iters", "200000", "-o", str(out)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "log.csv").exists():
+        time.sleep(0.05)
+    time.sleep(1.0)  # (some steps)
+    proc.send_signal(signal.SIGTERM)
+    said = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 143, said
+    step = torch.load(out / "ckpt.pt", weights_only=True)["step"]
+    assert step > 0 and f"terminated (SIGTERM): checkpoint at step {step} kept in {out / 'ckpt.pt'}" in " ".join(
+        said.split())
+    assert sorted(p.name for p in out.iterdir()) == ["ckpt.pt", "config.json", "log.csv"]

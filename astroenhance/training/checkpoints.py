@@ -37,8 +37,10 @@ def save_checkpoint(state: dict, path: Path) -> Path:
     try:
         torch.save(state, tmp)
         os.replace(tmp, path)
-    except (OSError, RuntimeError) as exc:
+    except BaseException as exc:  # (a second Ctrl-C or SIGTERM while it is written too: no temporary left)
         tmp.unlink(missing_ok=True)
+        if not isinstance(exc, (OSError, RuntimeError)):
+            raise
         kept = ("the checkpoint written before is kept: free space, then continue with --resume" if path.exists()
                 else "no checkpoint was kept: free space and start again")
         raise OutputError(f"{path}: writing the checkpoint at step {state.get('step', '?')} failed "
