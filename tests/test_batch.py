@@ -799,3 +799,27 @@ def test_an_output_folder_on_a_read_only_disk_is_refused_once_before_any_work(tm
     assert result.exit_code == 2 and "Traceback" not in said, said
     assert said.count(f"{frozen / 'out'}: cannot be an output folder ({frozen}, where it would be made, is on a "
                       "read-only file system); choose another -o") == 1
+
+
+def test_a_small_file_written_whole_leaves_nothing_when_interrupted(tmp_path):
+    """`write_whole` (reports, figures, training tiles): an interruption while the temporary is written (Ctrl-C,
+    SIGTERM as `prepare` or `evaluate` gets it) left the temporary behind; a failing write is one `OutputError`."""
+    from astroenhance.errors import OutputError
+    from astroenhance.io.writers import write_whole
+
+    def cut(tmp):
+        tmp.write_text("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_whole(tmp_path / "r.json", cut)
+    assert list(tmp_path.iterdir()) == []
+
+    def full(tmp):
+        tmp.write_text("half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OutputError, match=r"r\.json: cannot write the report \(No space left on device\)"):
+        write_whole(tmp_path / "r.json", full)
+    assert list(tmp_path.iterdir()) == []
+    assert write_whole(tmp_path / "r.json", lambda tmp: tmp.write_text("{}")).read_text() == "{}"

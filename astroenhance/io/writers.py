@@ -173,9 +173,11 @@ def write_whole(path: Path, write: Callable[[Path], object], what: str = "the re
     try:
         write(tmp)
         os.replace(tmp, path)
-    except OSError as exc:
+    except BaseException as exc:  # (Ctrl-C while it is written too: no temporary left)
         _quiet_unlink(tmp)
-        raise OutputError(f"{path}: cannot write {what} ({exc.strerror or exc})") from None
+        if isinstance(exc, OSError):
+            raise OutputError(f"{path}: cannot write {what} ({exc.strerror or exc})") from None
+        raise
     return path
 
 
