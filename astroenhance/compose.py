@@ -60,6 +60,12 @@ class Band:
         return self.path.name + (f"[{self.label}]" if self.label else "") + "".join(f"+{p.name}" for p in self.more)
 
 
+#: what reading a frame found that its outputs record (AE_SIGSR, AE_SIGSH, AE_DQMSK, AE_DQFIL, AE_DQSHA, AE_NCR,
+#: AE_CRLIM): `FrameSource`'s, kept by its `Band` and given back to the source a colour mosaic enhances it from
+READ_FACTS = ("noise_from", "noise_file", "dq_mask", "dq_file", "cosmic_rays", "cosmic_ray_limit")
+NOISE_UNREAD = READ_FACTS[2:]  # (a band without its sigma array: the noise is the pixels' own)
+
+
 def wavelength_nm(header: fits.Header) -> tuple[str, float | None]:
     """The filter name and effective wavelength in nm from PHOTPLAM (Angstrom) or the filter's name.
 
@@ -126,10 +132,8 @@ def read_bands(path: str | Path, hdu: str | None = None, cosmic_rays: bool | Non
                 data = f.read_rows(0, f.shape[0])
                 if f.origin == "upper":  # a picture's rows run top-down; its WCS (from AVM) counts them bottom-up
                     data = np.ascontiguousarray(data[::-1])
-                band = Band(Path(path), data, f.wcs, kept, name, wl, f.label, sigma=sigma,
-                            cosmic_rays=f.cosmic_rays, cosmic_ray_limit=f.cosmic_ray_limit, section=f.section,
-                            noise_from=f.noise_from, dq_mask=f.dq_mask, picture=f.dtype_range,
-                            noise_file=f.noise_file, dq_file=f.dq_file)
+                band = Band(Path(path), data, f.wcs, kept, name, wl, f.label, sigma=sigma, section=f.section,
+                            picture=f.dtype_range, **{k: getattr(f, k) for k in READ_FACTS})
                 band.notes = [f"{band.name}: {n}" for n in f.notes]
                 if len(frames) > 1 and f is frames[0] and f.cube_planes:
                     band.notes.append(f"{path}: a cube of {f.cube_planes} planes under one WCS, co-added as one band "
@@ -736,10 +740,9 @@ def enhance_frames(bands: list[Band], enhancer, match_background: bool = True,
     sources = [from_array(a, w, origin="lower", header=b.header, sigma=b.sigma, dtype_range=span)
                for (a, w), b in zip(frames, bands)]
     for src, b in zip(sources, bands):
-        if b.sigma is not None and b.noise_from:
-            src.noise_from, src.noise_file = b.noise_from, b.noise_file
-        src.dq_mask, src.dq_file, src.cosmic_rays, src.cosmic_ray_limit = (b.dq_mask, b.dq_file, b.cosmic_rays,
-                                                                           b.cosmic_ray_limit)
+        # (a band without its sigma array: the noise estimated from the pixels, as `run` says)
+        for key in READ_FACTS if b.sigma is not None and b.noise_from else NOISE_UNREAD:
+            setattr(src, key, getattr(b, key))
     own = [enhancer.fit_normalizer(src, cfg) for src in sources]
     # (the pooled sample serves the other intervals: percentile, zscale...)
     shared = Normalizer.fit(np.concatenate([src.sample(1_000_000 // len(sources)).ravel() for src in sources]),
