@@ -85,10 +85,16 @@ def test_noise_interval_clips_nothing_at_the_top_and_is_softened_at_b_sigma(sky,
 
 
 def test_noise_interval_specs():
+    """A B out of range says which range (it said "unknown interval" of noise:0; noise:inf was taken)."""
     assert parse_interval("noise:3") == "noise:3" and parse_interval("noise:0.5") == "noise:0.5"
-    for bad in ("noise:0", "noise:-1", "noise:x", "noise"):
+    for bad in ("noise:x", "noise"):
         with pytest.raises(Exception, match="unknown interval"):
             parse_interval(bad)
+    for bad in ("noise:0", "noise:-1", "noise:inf"):
+        with pytest.raises(Exception, match=r"B must be a finite number > 0, in sigmas \(e\.g\. noise:3\)"):
+            parse_interval(bad)
+    with pytest.raises(Exception, match=r"'percentile:101': P must be within 0 < P <= 100"):
+        parse_interval("percentile:101")
 
 
 @settings(max_examples=60, deadline=None)

@@ -61,9 +61,13 @@ def parse_interval(spec: str) -> str:
             try:
                 p = float(spec.split(":", 1)[1])
             except ValueError:
-                p = -1.0
-            if 0 < p <= top:
+                p = math.nan
+            if 0 < p <= top and math.isfinite(p):
                 return spec
+            if not math.isnan(p):  # a number out of range: say which range
+                raise SettingsError(f"interval {spec!r}: " + ("P must be within 0 < P <= 100 (e.g. percentile:99.5)"
+                                                             if top == 100.0 else
+                                                             "B must be a finite number > 0, in sigmas (e.g. noise:3)"))
     raise SettingsError(f"unknown interval {spec!r}; use noise:B, zscale, minmax, range or percentile:P "
                         "(e.g. noise:3, percentile:99.5)")
 
