@@ -173,16 +173,21 @@ def _terminable():
             raise typer.Exit(128 + signal.SIGTERM) from None
 
 
-def _check_output_file(option: str, path: Path | None, made: Path | None = None) -> None:
-    """A file an option names for writing (a log, a report): refused at once as a usage error when it is a folder
-    or its folder does not exist (``made``: a folder the command makes itself, e.g. its output folder)."""
+def _check_output_file(option: str, path: Path | None, made: Path | None = None, appended: bool = False) -> None:
+    """A file an option names for writing (a log, a report): refused at once as a usage error when it is a folder,
+    its folder does not exist (``made``: a folder the command makes itself, e.g. its output folder) or cannot be
+    written in (a report is written whole, under a temporary name beside it), or — ``appended``, a log opened where
+    it is — when it exists and cannot be written."""
     if path is None:
         return
     if path.is_dir():
         raise _usage(f"{option} {path}: is a folder; give a file name (e.g. {path / 'out.txt'})")
     if not path.parent.is_dir() and (made is None or path.parent.resolve() != made.resolve()):
         raise _usage(f"{option} {path}: folder {path.parent} does not exist")
-    if path.parent.is_dir() and not os.access(path.parent, os.W_OK | os.X_OK):  # (EROFS for root too)
+    if appended and path.exists():  # (a log appended to where it is: /dev/stderr, a file of one's own)
+        if not os.access(path, os.W_OK):
+            raise _usage(f"{option} {path}: cannot be written (read-only, or not yours)")
+    elif path.parent.is_dir() and not os.access(path.parent, os.W_OK | os.X_OK):  # (EROFS for root too)
         raise _usage(f"{option} {path}: folder {path.parent} cannot be written in (read-only, or not yours)")
 
 
@@ -295,7 +300,7 @@ def run(
                            clean_cosmic_rays=clean_cosmic_rays, fill_holes=fill_holes,
                            cutout=_cutout_centres(cutout, cutout_file), cutout_size=cutout_size)
     config.check()  # usage errors answer before torch and the networks load
-    _check_output_file("--log-file", log_file, made=outdir)
+    _check_output_file("--log-file", log_file, made=outdir, appended=True)
     from .batch import (
         Record,
         best_products,

@@ -878,6 +878,15 @@ def test_a_report_or_figure_in_a_read_only_folder_is_refused_before_the_work(tmp
         assert f"{option} {frozen / 'out'}: folder {frozen} cannot be written in" in " ".join(result.output.split())
     result = invoke("check", EXAMPLE, "--json", frozen / "c.json")
     assert result.exit_code == 2 and "cannot be written in" in result.output
+    # a log is appended where it is: one that exists and can be written (/dev/stderr, in a folder not one's own) is
+    # taken; one that does not exist yet needs its folder
+    log = frozen / "run.log"
+    log.write_text("earlier\n")
+    result = invoke("run", EXAMPLE, "-o", tmp_path / "o", "--log-file", log)
+    assert result.exit_code == 0, result.output
+    assert log.read_text().startswith("earlier\n") and "1 done" in log.read_text()
+    result = invoke("run", EXAMPLE, "-o", tmp_path / "o2", "--log-file", frozen / "new.log")
+    assert result.exit_code == 2 and f"folder {frozen} cannot be written in" in " ".join(result.output.split())
 
 
 def test_settings_from_the_environment_are_checked_and_named(tmp_path, monkeypatch):
