@@ -17,7 +17,8 @@ from .io.companions import find_companion, find_dq_companion, fits_names, fits_s
 from .io.readers import FITS_SUFFIXES, GEIS, GEIS_HINT, IMAGE_SUFFIXES, PRODUCT_LEVELS
 from .io.writers import TEMP_MARKER, host_name, owner_tag, process_start
 
-REPORT_NAME = "astroenhance-report.json"
+REPORT_STEM = "astroenhance-report"
+REPORT_NAME = f"{REPORT_STEM}.json"
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def discover(inputs: list[Path], outdir: Path, recursive: bool = False, glob: st
                     if f.suffix.lower().endswith("h"):  # (its data file, .??d, is named with it)
                         skipped.append((f, f"an HST GEIS file (header; its data: {f.suffix[:-1]}d), not read: "
                                            + GEIS_HINT.format("it")))
-                elif skipped is not None and f.is_file() and not f.name.startswith((".", REPORT_NAME.split(".")[0])):
+                elif skipped is not None and f.is_file() and not f.name.startswith((".", REPORT_STEM)):
                     skipped.append((f, NOT_READ))
         else:
             jobs.append(Job(p, outdir))
@@ -332,7 +333,7 @@ class Record:
 def report_path(outdir: Path, shard: tuple[int, int] | None = None) -> Path:
     """``OUTDIR/astroenhance-report.json``, or one per shard (``astroenhance-report.shard-K-of-N.json``): shards
     of a SLURM array on different machines never write the same file."""
-    return outdir / (REPORT_NAME if shard is None else f"astroenhance-report.shard-{shard[0]}-of-{shard[1]}.json")
+    return outdir / (REPORT_NAME if shard is None else f"{REPORT_STEM}.shard-{shard[0]}-of-{shard[1]}.json")
 
 
 def write_report(outdir: Path, records: list[Record], settings: dict, shard: tuple[int, int] | None = None) -> Path:
@@ -379,16 +380,23 @@ def check_outdir(outdir: Path, option: str = "-o") -> None:
         if parent.exists():
             if not parent.is_dir():
                 raise SettingsError(f"{outdir}: cannot be an output folder: {parent} is a file")
-            if not os.access(parent, os.W_OK | os.X_OK):  # (access() answers EROFS for root too)
-                try:
-                    read_only = bool(os.statvfs(parent).f_flag & os.ST_RDONLY)
-                except OSError:
-                    read_only = False
+            if why := not_writable(parent):
                 where = ": it" if parent == outdir else f" ({parent}, where it would be made,"
-                raise SettingsError(f"{outdir}: cannot be an output folder{where} "
-                                    + ("is on a read-only file system" if read_only else "is not writable by you")
+                raise SettingsError(f"{outdir}: cannot be an output folder{where} {why}"
                                     + (")" if parent != outdir else "") + f"; choose another {option}")
             return
+
+
+def not_writable(folder: Path) -> str:
+    """Why files cannot be made in ``folder`` ("is on a read-only file system", "is not writable by you"); "" where
+    they can (`os.access`, which answers EROFS for root too)."""
+    if os.access(folder, os.W_OK | os.X_OK):
+        return ""
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    return "is on a read-only file system" if read_only else "is not writable by you"
 
 
 def check_claims(enhancer, path: Path, outdir: Path, claimed: dict[Path, Path],

@@ -138,6 +138,11 @@ def _guarded(command):
     return wrapper
 
 
+def _stopped(terminated: list[int]) -> tuple[str, int]:
+    """How a stop reads and its exit status: SIGTERM (a batch system's time limit) 143, Ctrl-C 130."""
+    return ("terminated (SIGTERM)", 128 + signal.SIGTERM) if terminated else ("interrupted", 128 + signal.SIGINT)
+
+
 @contextlib.contextmanager
 def _training_stops(trainer, ckpt: Path, save: bool):
     """Within: Ctrl-C, or SIGTERM (a batch system's time limit: SLURM sends it, then SIGKILL), stops training with
@@ -151,9 +156,9 @@ def _training_stops(trainer, ckpt: Path, save: bool):
         except KeyboardInterrupt:
             if save:
                 trainer.save()
-            err.print(f"{'terminated (SIGTERM)' if terminated else 'interrupted'}: checkpoint at step {trainer.step} "
-                      f"kept in {ckpt}; continue with --resume", markup=False)
-            raise typer.Exit(128 + (signal.SIGTERM if terminated else signal.SIGINT)) from None
+            said, status = _stopped(terminated)
+            err.print(f"{said}: checkpoint at step {trainer.step} kept in {ckpt}; continue with --resume", markup=False)
+            raise typer.Exit(status) from None
 
 
 @contextlib.contextmanager
@@ -168,9 +173,10 @@ def _terminable():
         except KeyboardInterrupt:
             if not terminated:
                 raise  # (Ctrl-C: `_guarded` says it)
-            err.print("terminated (SIGTERM): nothing half-written is left (outputs are renamed into place only when "
-                      "complete)", markup=False, highlight=False)
-            raise typer.Exit(128 + signal.SIGTERM) from None
+            said, status = _stopped(terminated)
+            err.print(f"{said}: nothing half-written is left (outputs are renamed into place only when complete)",
+                      markup=False, highlight=False)
+            raise typer.Exit(status) from None
 
 
 def _check_output_file(option: str, path: Path | None, made: Path | None = None, appended: bool = False) -> None:
@@ -187,8 +193,11 @@ def _check_output_file(option: str, path: Path | None, made: Path | None = None,
     if appended and path.exists():  # (a log appended to where it is: /dev/stderr, a file of one's own)
         if not os.access(path, os.W_OK):
             raise _usage(f"{option} {path}: cannot be written (read-only, or not yours)")
-    elif path.parent.is_dir() and not os.access(path.parent, os.W_OK | os.X_OK):  # (EROFS for root too)
-        raise _usage(f"{option} {path}: folder {path.parent} cannot be written in (read-only, or not yours)")
+    elif path.parent.is_dir():
+        from .batch import not_writable
+
+        if why := not_writable(path.parent):
+            raise _usage(f"{option} {path}: folder {path.parent} cannot be written in: it {why}")
 
 
 def _usage(message: str) -> typer.Exit:
@@ -411,8 +420,8 @@ def run(
                 late = interrupted_records(enhancer, [j for j in jobs if str(j.path) not in seen], started)
                 records += late
                 left = sum(r.status != "done" for r in late)
-                stopped = (("terminated (SIGTERM)" if terminated else "interrupted") + f": {left} input(s) not "
-                           "finished; rerun with --skip-existing to continue (it keeps the outputs that are complete)")
+                stopped = (f"{_stopped(terminated)[0]}: {left} input(s) not finished; rerun with --skip-existing to "
+                           "continue (it keeps the outputs that are complete)")
     if stopped:
         err.print(stopped, markup=False)
     secs = time.perf_counter() - t0
@@ -438,7 +447,7 @@ def run(
             pass  # (said when it first failed)
         _close_quietly(log)
     if interrupted:
-        raise typer.Exit(128 + (signal.SIGTERM if terminated else signal.SIGINT))
+        raise typer.Exit(_stopped(terminated)[1])
     if failures or report is None:
         raise typer.Exit(1)
 
@@ -1293,7 +1302,6 @@ def _evaluate_hst(data: Path, weights: Path | None, sr_model: SRModel | None, js
                   noise_frames: int, flux_conserving: bool | None = None, flux_tolerance: float | None = None,
                   figure: Path | None = None, display_tolerance: float | None = None,
                   levels: tuple[float, ...] = (0.5, 2.0)) -> None:
-
     from .training.hst import FIGURE_TITLES, evaluate_hst, list_truths
 
     truths = list_truths(data)[:limit]

@@ -714,7 +714,8 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask
                                   label=label, dtype=_fits_dtype(header), path=path, notes=notes,
                                   noise=sigma, noise_from=sigma_from, noise_rows=sigma_rows,
                                   dq_mask=dq_mask if flagged else 0, dq_flags=conventions,
-                                  weight_mask=empty is not None, beyond_float32=beyond, cube_planes=planes if planes > 1 and not chip_wcs else 0,
+                                  weight_mask=empty is not None, beyond_float32=beyond,
+                                  cube_planes=planes if planes > 1 and not chip_wcs else 0,
                                   pixel_noise_rows=None if err is None else (lambda a, b, e=err: e.section[a:b]),
                                   dq_rows=None if dq is None else (lambda a, b, d=dq: d.section[a:b])))
     if planes == 1:  # (companions are a 2-D frame's)

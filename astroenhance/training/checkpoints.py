@@ -14,6 +14,7 @@ from typing import IO
 import torch
 
 from ..errors import OutputError, short_reason
+from ..io.writers import temporary_path
 
 #: free space under which a failed write is put down to a full disk (torch's zip writer gives no errno)
 LITTLE_ROOM = 16 << 20
@@ -33,7 +34,7 @@ def _why(path: Path, exc: BaseException) -> str:
 def save_checkpoint(state: dict, path: Path) -> Path:
     """``state`` saved at ``path`` (`torch.save`) atomically; an `OutputError` naming it and saying what is kept
     where the write fails."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temporary_path(path)
     try:
         torch.save(state, tmp)
         os.replace(tmp, path)
