@@ -1162,7 +1162,7 @@ class Task(str, Enum):
 @_guarded
 def evaluate(
     task: Annotated[Task, typer.Option(help="sr: 4x SR against nearest/bicubic/Lanczos, plus false sources on noise frames; colorize: against grey and a lookup table; pipeline: grey low-resolution input -> colour 4x output, against bicubic grey and bicubic + lookup table; hst: real deep HST frames binned 4x with noise, through `run`, against the best of 16 classical baselines in the output's display mapping.")],
-    data: Annotated[Path, typer.Option(help="Held-out colour images; for --task hst, a folder of deep FITS frames, each chip a truth (files named like noise maps, PSFs or weights are skipped; a file that cannot be a truth is named and left out).", exists=True, file_okay=False)],
+    data: Annotated[Path | None, typer.Option(help="Held-out colour images; for --task hst, a folder of deep FITS frames, each chip a truth (files named like noise maps, PSFs or weights are skipped; a file that cannot be a truth is named and left out; optional with --simulated).", exists=True, file_okay=False, show_default=False)] = None,
     weights: Annotated[Path | None, typer.Option(help="Weights folder (default: the shipped weights/).")] = None,
     sr_model: Annotated[SRModel | None, typer.Option(help="Which SR weights to evaluate (default: psnr; for --task hst, run's default for FITS: hst).", show_default=False)] = None,
     train_data: Annotated[Path | None, typer.Option(help="colorize/pipeline: images to fit the lookup-table baseline on.", exists=True, file_okay=False)] = None,
@@ -1178,6 +1178,7 @@ def evaluate(
     flux_tolerance: Annotated[float | None, typer.Option(help="hst: run's --flux-tolerance (default: the model's).", min=0.0, show_default=False)] = None,
     display_tolerance: Annotated[float | None, typer.Option(help="hst: run's --display-tolerance (default: the model's).", min=0.0, show_default=False)] = None,
     levels: Annotated[str, typer.Option(help="hst: the noise levels k (input sigma as a multiple of the truth's pixel rms), comma-separated; 0.5,1,2 adds the middle level issue 15's protocol names.")] = "0.5,2",
+    simulated: Annotated[int, typer.Option(help="hst: also score N simulated 384x384 fields whose truth is known and noise-free (HST's obscured Airy PSF with spikes, galaxies and stars drawn unlike the training fields; seeded, so always the same), reported apart from the real frames: where the truth has no noise of its own, the room the real frames' ceiling hides.", min=0)] = 0,
 ) -> None:
     """Measure the shipped networks against baselines on held-out images (float64 metrics, one protocol for all).
 
@@ -1194,9 +1195,13 @@ def evaluate(
             raise _usage(f"--levels {levels!r}: give numbers separated by commas, e.g. 0.5,1,2") from None
         if not ks or min(ks) <= 0:
             raise _usage(f"--levels {levels!r}: give one or more noise levels > 0, e.g. 0.5,1,2")
+        if data is None and not simulated:
+            raise _usage("--task hst needs --data (a folder of deep FITS frames), --simulated N, or both")
         _evaluate_hst(data, weights, sr_model, json_out, limit, noise_frames, flux_conserving, flux_tolerance, figure,
-                      display_tolerance, ks)
+                      display_tolerance, ks, simulated)
         return
+    if data is None:
+        raise _usage(f"--task {task.value} needs --data (a folder of held-out colour images)")
     from .models.inception import load_inception
     from .models.weights import find_weights, load_network, weights_dir
     from .training.evaluate import (
@@ -1298,33 +1303,41 @@ def evaluate(
                                "results": results, **extra, "per_image": rows})
 
 
-def _evaluate_hst(data: Path, weights: Path | None, sr_model: SRModel | None, json_out: Path | None, limit: int | None,
-                  noise_frames: int, flux_conserving: bool | None = None, flux_tolerance: float | None = None,
-                  figure: Path | None = None, display_tolerance: float | None = None,
-                  levels: tuple[float, ...] = (0.5, 2.0)) -> None:
+def _evaluate_hst(data: Path | None, weights: Path | None, sr_model: SRModel | None, json_out: Path | None,
+                  limit: int | None, noise_frames: int, flux_conserving: bool | None = None,
+                  flux_tolerance: float | None = None, figure: Path | None = None,
+                  display_tolerance: float | None = None, levels: tuple[float, ...] = (0.5, 2.0),
+                  simulated: int = 0) -> None:
     from .training.hst import FIGURE_TITLES, evaluate_hst, list_truths
 
-    truths = list_truths(data)[:limit]
-    if not truths:
+    truths = list_truths(data)[:limit] if data is not None else []
+    if data is not None and not truths:
         raise _usage(f"no FITS frames in {data}")
     config = EnhanceConfig(sr_model=sr_model.value if sr_model else None, weights=str(weights) if weights else None,
                            flux_conserving=flux_conserving, flux_tolerance=flux_tolerance,
                            display_tolerance=display_tolerance)
-    with err.status(f"hst: {len(truths)} frames through run"):
+    with err.status(f"hst: {len(truths)} frames and {simulated} simulated fields through run"):
         panels: list | None = [] if figure else None
-        res = evaluate_hst(truths, config, levels, noise_frames=min(noise_frames, 6), panels=panels)
+        res = evaluate_hst(truths, config, levels, noise_frames=min(noise_frames, 6), panels=panels,
+                           simulated=simulated)
     for why in res["skipped"]:
         err.print(f"note: left out {why}", markup=False)
-    out.print(f"hst on {data} ({len(res['frames'])} frames), --sr-model {config.for_input(True).sr_model}; "
-              "display-mapping PSNR (dB)")
+    where = " and ".join(([f"{data} ({len(res['frames'])} frames)"] if data is not None else [])
+                         + ([f"{simulated} simulated fields (noise-free truths)"] if simulated else []))
+    out.print(f"hst on {where}, --sr-model {config.for_input(True).sr_model}; display-mapping PSNR (dB)")
     out.print(f"{'frame':<42}{'k':>5}{'run':>8}{'best baseline':>15}{'run-best':>10}{'ceiling-best':>14}  best baseline")
     for r in res["per_frame"]:
-        room = r["truth_noise_ceiling"]["psnr"] - r["best_baseline"]["psnr"]
+        ceiling = r["truth_noise_ceiling"]["psnr"]
+        room = f"{ceiling - r['best_baseline']['psnr']:>+14.2f}" if ceiling is not None else f"{'none':>14}"
         out.print(f"{r['image'][:41]:<42}{r['k']:>5g}{r['run']['psnr']:>8.2f}{r['best_baseline']['psnr']:>15.2f}"
-                  f"{r['run']['psnr_gain']:>+10.2f}{room:>+14.2f}  {r['best_baseline']['method']}", markup=False)
-    for level, m in res["summary"].items():
+                  f"{r['run']['psnr_gain']:>+10.2f}{room}  {r['best_baseline']['method']}", markup=False)
+    groups = [(f"{level}", m) for level, m in res["summary"].items()]
+    groups += [(f"{level}, simulated fields", m) for level, m in res["simulated_summary"].items()]
+    for level, m in groups:
+        room = m["ceiling_minus_best"]
+        room = f"truth-noise ceiling {room:+.2f}" if room is not None else "noise-free truths: no ceiling"
         out.print(f"mean {level}: run {m['run_psnr']:.2f} dB, best baseline {m['best_baseline_psnr']:.2f} dB "
-                  f"({m['run_minus_best']:+.2f}; truth-noise ceiling {m['ceiling_minus_best']:+.2f}); SSIM {m['run_ssim']:.3f} vs {m['best_baseline_ssim']:.3f}; "
+                  f"({m['run_minus_best']:+.2f}; {room}); SSIM {m['run_ssim']:.3f} vs {m['best_baseline_ssim']:.3f}; "
                   f"completeness {m['run_completeness']:.2f} vs bicubic {m['bicubic_completeness']:.2f} "
                   f"({m['bicubic_completeness_matched']:.2f} at run's false detections); "
                   f"aperture flux error {m['run_aperture_flux_err']:.3f} vs {m['bicubic_aperture_flux_err']:.3f}; "

@@ -56,6 +56,7 @@ from ..io.readers import FITS_SUFFIXES, read_frame
 from ..metrics import area_downsample, block_lattice, groups_above, psnr, robust_sigma, ssim
 from ..pipeline import Enhancer
 from ..pipeline.finish import block_mean_shift, estimate_noise, project_block_means
+from . import fields
 
 PROTOCOL = __doc__.split("\n\n", 1)[1].strip()
 SCALE = 4
@@ -292,9 +293,11 @@ def _read_output(path: Path) -> tuple[np.ndarray, Normalizer, np.ndarray]:
 
 
 def evaluate_frame(enhancer: Enhancer, name: str, truth: np.ndarray, wcs, k: float, seed: int,
-                   workdir: Path, panels: list | None = None, sources: TruthSources | None = None) -> dict:
+                   workdir: Path, panels: list | None = None, sources: TruthSources | None = None,
+                   noise_free: bool = False) -> dict:
     """One truth at one noise level: `run` and the best baseline, scored (see the protocol).  ``panels``, if given,
-    receives one figure row (`figure_row`); ``sources`` are the truth's (`TruthSources.find`, found if not given)."""
+    receives one figure row (`figure_row`); ``sources`` are the truth's (`TruthSources.find`, found if not given).
+    A ``noise_free`` truth (a simulated field) has no truth-noise ceiling (its ``psnr`` is None)."""
     rng = np.random.default_rng([seed, int(k * 1000)])
     sources = sources or TruthSources.find(truth, estimate_noise(truth))
     rms = sources.sigma  # the truth's pixel rms, measured once per truth
@@ -323,7 +326,8 @@ def evaluate_frame(enhancer: Enhancer, name: str, truth: np.ndarray, wcs, k: flo
     row["run"]["psnr_gain"] = row["run"]["psnr"] - scored[best]
     # the truth's per-pixel noise: drizzled truths share it between neighbours, so differences of adjacent pixels
     # (``rms``, which sets k) see too little of it; pixels 2 apart see it all (as `run` measures a frame's noise)
-    row["truth_noise_ceiling"] = {"psnr": truth_noise_ceiling(truth, sources.pixel_sigma, display, seed)}
+    row["truth_noise_ceiling"] = {"psnr": None if noise_free else
+                                  truth_noise_ceiling(truth, sources.pixel_sigma, display, seed)}
     return row
 
 
@@ -402,8 +406,12 @@ def blank_noise(enhancer: Enhancer, workdir: Path, frames: int = 6, size: int = 
 
 
 def evaluate_hst(truths: list[Path], config: EnhanceConfig | None = None, levels: tuple[float, ...] = NOISE_LEVELS,
-                 seed: int = 0, noise_frames: int = 6, panels: list | None = None) -> dict:
-    """The whole protocol over ``truths``: per frame and noise level, means per level, and blank-noise peaks.
+                 seed: int = 0, noise_frames: int = 6, panels: list | None = None, simulated: int = 0,
+                 simulated_from: int = 0) -> dict:
+    """The whole protocol over ``truths`` and ``simulated`` simulated fields (`training.fields.simulated_field`:
+    noise-free truths, 384², units where the pixel rms is 1; fields ``simulated_from`` on: the report's are 0 on,
+    validation's 100 on): per frame and noise level, means per level for the
+    real frames (``summary``) and apart for the simulated fields (``simulated_summary``), and blank-noise peaks.
     ``panels``, if given, receives a figure row per frame and level (`figure_row`)."""
     cfg = replace(config or EnhanceConfig(), colorize=False, formats=("fits",))
     enhancer = Enhancer(cfg)
@@ -422,19 +430,40 @@ def evaluate_hst(truths: list[Path], config: EnhanceConfig | None = None, levels
                 sources = TruthSources.find(truth, estimate_noise(truth))
                 for k in levels:
                     rows.append(evaluate_frame(enhancer, name, truth, wcs, k, seed, work, panels, sources))
-        if not rows:
+        if truths and not rows:
             raise InputError(f"no frame could serve as a truth: {'; '.join(skipped)}")
+        real = len(rows)
+        for i in range(simulated_from, simulated_from + simulated):  # fluxes in units of the pixel rms the protocol's k multiplies
+            truth = fields.simulated_field(np.random.default_rng([fields.SEED, i]))
+            sources = TruthSources.find(truth, 1.0)
+            for k in levels:
+                rows.append(evaluate_frame(enhancer, f"simulated{i:02d}", truth, None, k, seed, work, panels, sources,
+                                           noise_free=True))
         # blank frames in a minmax display mapping: a percentile interval would clip the very peaks counted
         blank = blank_noise(Enhancer(replace(cfg, interval="minmax")), work, frames=noise_frames) if noise_frames else {}
+    return {"protocol": PROTOCOL, "frames": used, "skipped": skipped, "levels": list(levels), "seed": seed,
+            "simulated": {"fields": simulated, "seeds": f"numpy default_rng([{fields.SEED}, i]), {simulated_from} <= i < {simulated_from + simulated}",
+                          "what": " ".join(fields.__doc__.split("\n\n")[1].split())} if simulated else {},
+            "summary": summarise(rows[:real], levels), "simulated_summary": summarise(rows[real:], levels),
+            "blank_noise": blank, "per_frame": rows}
+
+
+def summarise(rows: list[dict], levels: tuple[float, ...]) -> dict:
+    """Per noise level, the means (medians, sums, pools) over ``rows`` (`evaluate_frame`'s) that the report gives;
+    ``{}`` without rows.  The truth-noise ceiling is averaged over the frames that have one (None: none has)."""
     summary = {}
     for k in levels:
         sel = [r for r in rows if r["k"] == k]
+        if not sel:
+            continue
+        rooms = [r["truth_noise_ceiling"]["psnr"] - r["best_baseline"]["psnr"] for r in sel
+                 if r["truth_noise_ceiling"]["psnr"] is not None]
         summary[f"k={k:g}"] = {
+            "frames": len(sel),
             "run_psnr": float(np.mean([r["run"]["psnr"] for r in sel])),
             "best_baseline_psnr": float(np.mean([r["best_baseline"]["psnr"] for r in sel])),
             "run_minus_best": float(np.mean([r["run"]["psnr_gain"] for r in sel])),
-            "ceiling_minus_best": float(np.mean([r["truth_noise_ceiling"]["psnr"] - r["best_baseline"]["psnr"]
-                                                 for r in sel])),
+            "ceiling_minus_best": float(np.mean(rooms)) if rooms else None,
             "run_ssim": float(np.mean([r["run"]["ssim"] for r in sel])),
             # (nan for a frame with too little sky to tell: left out of the mean)
             "run_sky_lattice": float(np.nanmean([r["run"]["sky_lattice"] for r in sel])),
@@ -456,5 +485,4 @@ def evaluate_hst(truths: list[Path], config: EnhanceConfig | None = None, levels
                 [e for r in sel for e in r["run"]["aperture_flux_errs"]],
                 [e for r in sel for e in r["bicubic_linear"]["aperture_flux_errs"]]),
         }
-    return {"protocol": PROTOCOL, "frames": used, "skipped": skipped, "levels": list(levels), "seed": seed,
-            "summary": summary, "blank_noise": blank, "per_frame": rows}
+    return summary
