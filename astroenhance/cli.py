@@ -809,6 +809,8 @@ def train_sr_hst(
     flux_tolerance: Annotated[float, typer.Option(help="Train through run's flux promise: each output 4x4 block mean brought within this many input sigmas of its input pixel before the loss (0: off; run's default for these networks is 2).", min=0.0)] = 0.0,
     big_galaxies: Annotated[float, typer.Option(help="Share of synthetic fields that also hold one large bright elliptical (half-light radius 30-160 truth pixels): smooth halos and steep cores, as of cD and nearby galaxies.", min=0.0, max=1.0)] = 0.0,
     sharp_psfs: Annotated[float, typer.Option(help="Share of synthetic fields drawn through a pixel-integrated PSF of FWHM 0.9-1.8 truth pixels, as WFC3/IR's 0.13\" pixels sample its PSF (else a Moffat of FWHM 1.8-4).", min=0.0, max=1.0)] = 0.0,
+    psfs: Annotated[list[Path], typer.Option("--psf", help="A PSF model (FITS: an empirical PSF grid's cube, a TinyTim or WebbPSF image); repeat for more. --psf-share of the synthetic fields are drawn through one of them, its core rescaled to a FWHM of 0.9-3 truth pixels with pointing jitter: the telescope's own rings, spikes and asymmetry instead of a Moffat's.", exists=True, dir_okay=False)] = [],  # noqa: B006
+    psf_share: Annotated[float, typer.Option(help="Share of synthetic fields drawn through one of the --psf models.", min=0.0, max=1.0)] = 0.0,
     backgrounds: Annotated[float, typer.Option(help="Share of pairs whose truth gets a smooth field of a few input sigmas (offset, slope, curvature): halos or intracluster light filling the crop, a sky level that is not the frame's — so the network keeps smooth light near the sky level instead of flattening it.", min=0.0, max=1.0)] = 0.0,
     press: Annotated[Path | None, typer.Option(help="A folder of press images (PNG/JPEG/TIFF, searched below): their luminance, de-stretched to linear units, becomes noise-free truths for --press-share of the pairs — textures (nebulae, dust lanes, arms) the deep frames lack.", exists=True, file_okay=False)] = None,
     press_share: Annotated[float, typer.Option(help="Share of the pairs that are not synthetic whose truth is a press image (needs --press) instead of a deep frame.", min=0.0, max=1.0)] = 0.0,
@@ -836,7 +838,7 @@ def train_sr_hst(
     cfg = TelescopeConfig(truths=[str(t) for t in truths], val=[str(v) for v in val], out=str(outdir), arch=arch, init=str(init) if init else "",
                           iters=iters, batch=batch, crop=crop, lr=lr, k_min=k_min, k_max=k_max, synthetic=synthetic,
                           seed=seed, val_every=val_every, threads=threads, loss=loss, edge_weight=edge_weight, correlated=correlated, big_galaxies=big_galaxies, backgrounds=backgrounds,
-                          sharp_psfs=sharp_psfs, press=str(press) if press else "", press_share=press_share,
+                          sharp_psfs=sharp_psfs, psfs=[str(p) for p in psfs], psf_share=psf_share, press=str(press) if press else "", press_share=press_share,
                           flux_tolerance=flux_tolerance,
                           device=device, precision=precision, workers=workers, minutes=minutes, stage=stage,
                           adv_weight=adv_weight, content_weight=content_weight, pixel_weight=pixel_weight,

@@ -522,3 +522,41 @@ def test_a_truth_in_small_units_makes_the_same_pair():
              for units in (1.0, 1e-19)]
     for one, small in zip(*pairs):
         np.testing.assert_allclose(small, one, atol=1e-4)
+
+
+def test_psf_models_from_files_keep_their_shape_at_the_fwhm_drawn(tmp_path):
+    """`train sr-hst --psf FILE --psf-share P`: a cube of PSFs (an empirical grid) or one PSF image, each plane
+    normalised; drawn at a FWHM of the truth's pixels with its rings kept; only the share of synthetic fields
+    changes, and without models nothing is drawn for them (older runs repeat)."""
+    from astropy.io import fits
+
+    from astroenhance.training.fields import hst_psf
+    from astroenhance.training.telescope import file_psf, load_psfs
+
+    airy = hst_psf(4.0, 0.0, size=41)  # finely sampled (FWHM 8 of its pixels), out to 5 FWHM: rings and all
+    cube = tmp_path / "grid.fits"
+    fits.PrimaryHDU(np.stack([airy * 7.0, airy - 1e-9]).astype(np.float32)).writeto(cube)
+    table = tmp_path / "table.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns([fits.Column("a", "E", array=[1.0])])]).writeto(table)
+    models = load_psfs([cube])
+    assert len(models) == 2 and all(m.sum() == pytest.approx(1.0) and m.min() >= 0 for m in models)
+    for bad, why in ((table, "no PSF image"), (tmp_path / "nothing.fits", "not a readable FITS")):
+        with pytest.raises(SettingsError, match=f"--psf {bad}: {why}"):
+            load_psfs([bad])
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        psf = file_psf(rng, models, fwhm=(3.0, 3.0), jitter=0.0)
+        assert psf.shape == (41, 41) and psf.sum() == pytest.approx(1.0) and psf.max() == psf[20, 20]
+        row = psf[20, 20:]
+        assert 2 * np.interp(0.5, row[::-1] / row[0], np.arange(21)[::-1]) == pytest.approx(3.0, rel=0.25)
+        dark = int(np.argmax(np.diff(row) > 0))  # where the profile first rises again: a Moffat never does
+        assert 2 <= dark <= 6 and row[dark + 1:dark + 4].max() > 1.5 * row[dark] > 0  # a dark ring, a bright one
+    # the share: fields unchanged without it, some changed with it
+    seeds = range(20)
+    plain = [synthetic_field(np.random.default_rng(s), 64, sharp=0.6) for s in seeds]
+    assert all(np.array_equal(a, synthetic_field(np.random.default_rng(s), 64, sharp=0.6, psfs=models))
+               for a, s in zip(plain, seeds))
+    drawn = [synthetic_field(np.random.default_rng(s), 64, sharp=0.6, psfs=models, psf_share=0.5) for s in seeds]
+    assert 3 <= sum(not np.allclose(a, b) for a, b in zip(plain, drawn)) <= 17
+    with pytest.raises(SettingsError, match="--psf-share needs"):
+        TelescopeTrainer(TelescopeConfig(out=str(tmp_path / "run"), iters=1, synthetic=1.0, psf_share=0.5), [], [])

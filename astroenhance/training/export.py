@@ -45,6 +45,8 @@ def export_checkpoint(ckpt: str | Path, weights_dir: str | Path, weights_id: str
                               "big_galaxy_share": cfg.get("big_galaxies", 0.0),
                               "sharp_psf_share": cfg.get("sharp_psfs", 0.0),
                               "smooth_background_share": cfg.get("backgrounds", 0.0),
+                              **({"psf_models": cfg["psfs"], "psf_model_share": cfg["psf_share"]}
+                                 if cfg.get("psf_share", 0.0) > 0 else {}),
                               **({"press_images": cfg["press"], "press_share": cfg["press_share"]}
                                  if cfg.get("press_share", 0.0) > 0 else {})},
             "degradation": {"binning": "4x4 block means", "noise": "Gaussian, k x the truth's pixel rms",

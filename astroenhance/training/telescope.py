@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from astropy.io import fits
 from scipy.signal import fftconvolve
 
 from ..errors import SettingsError
@@ -108,6 +109,48 @@ def load_press(folder: Path, min_side: int = 128) -> list[np.ndarray]:
     return out
 
 
+def load_psfs(paths: list[Path]) -> list[np.ndarray]:
+    """PSF models from FITS files (an empirical grid's cube of PSFs, one per position on the detector, or one 2-D
+    PSF: TinyTim, WebbPSF, a star stacked from a frame), each plane normalised to sum 1 (negative values, the
+    model's noise, set to 0): for `file_psf`.  A file that holds none is a `SettingsError` naming it."""
+    out = []
+    for p in paths:
+        try:
+            with fits.open(p) as hdul:
+                planes = [np.asarray(h.data, np.float64) for h in hdul if h.is_image and h.data is not None
+                          and h.data.ndim in (2, 3)]
+        except (OSError, ValueError, TypeError) as exc:
+            raise SettingsError(f"--psf {p}: not a readable FITS file ({exc})") from None
+        found = [q for plane in planes for q in (plane if plane.ndim == 3 else [plane])]
+        found = [np.clip(np.nan_to_num(q), 0, None) for q in found if min(q.shape) >= 5]
+        found = [q / q.sum() for q in found if q.sum() > 0 and q.max() > 0]
+        if not found:
+            raise SettingsError(f"--psf {p}: no PSF image (a 2-D image or a cube of them, 5 pixels a side or more)")
+        out.extend(found)
+    return out
+
+
+def file_psf(rng: np.random.Generator, psfs: list[np.ndarray], fwhm: tuple[float, float] = (0.9, 3.0),
+             jitter: float = 0.4, size: int = 41) -> np.ndarray:
+    """One of ``psfs`` (`load_psfs`) as a normalised PSF of a truth: its core brought to a FWHM drawn from ``fwhm``
+    truth pixels (the model's own FWHM measured from its area above half its peak; integrated over the new pixels
+    when shrunk), so that a PSF sampled at any scale serves a truth at any scale — its shape (rings, spikes, the
+    detector's asymmetry) kept; then Gaussian pointing jitter of up to ``jitter`` pixels, cut to ``size``² pixels."""
+    from scipy.ndimage import gaussian_filter, uniform_filter, zoom
+
+    psf = psfs[int(rng.integers(len(psfs)))]
+    own = 2 * math.sqrt(float((psf >= psf.max() / 2).sum()) / math.pi)
+    z = rng.uniform(*fwhm) / own
+    if z < 1:  # each new pixel integrates the model over its area, then is sampled
+        psf = uniform_filter(psf, size=max(1, round(1 / z)), mode="constant")
+    psf = np.clip(zoom(psf, z, order=1, mode="grid-constant", grid_mode=True), 0, None)
+    cy, cx = np.unravel_index(int(np.argmax(psf)), psf.shape)
+    r = size // 2
+    psf = np.pad(psf, r)[cy:cy + size, cx:cx + size]  # centred on its peak
+    psf = gaussian_filter(psf, rng.uniform(0, jitter), mode="constant")
+    return psf / psf.sum()
+
+
 def press_field(rng: np.random.Generator, images: list[np.ndarray], size: int) -> np.ndarray:
     """A noise-free truth of ``size``² pixels from a press image's luminance, de-stretched to linear units: a random
     crop (at its pixels or 2x binned), through the inverse of an asinh stretch
@@ -148,13 +191,15 @@ def pixel_integrated_psf(fwhm: float, beta: float, size: int = 15, oversample: i
     return fine.reshape(size, oversample, size, oversample).sum(axis=(1, 3)) / fine.sum()
 
 
-def synthetic_field(rng: np.random.Generator, size: int, big: float = 0.0, sharp: float = 0.0) -> np.ndarray:
+def synthetic_field(rng: np.random.Generator, size: int, big: float = 0.0, sharp: float = 0.0,
+                    psfs: list[np.ndarray] | None = None, psf_share: float = 0.0) -> np.ndarray:
     """A noise-free deep field of ``size``² truth pixels: galaxies (bulge + disk + knots) and stars through a
     Moffat PSF; fluxes in units of the noise a 1x input pixel will get (so ``k`` sets the depth).  With
     probability ``big`` also one large bright elliptical (half-light radius 30-160 pixels, Sérsic n 2.5-5, centred
     anywhere within a crop's width of it): the smooth halo and steep core of a cD or nearby galaxy.  With
     probability ``sharp`` the PSF is instead a pixel-integrated Moffat of FWHM 0.9-1.8 truth pixels: a truth that
-    samples its PSF as WFC3/IR's 0.13" pixels do (`pixel_integrated_psf`)."""
+    samples its PSF as WFC3/IR's 0.13" pixels do (`pixel_integrated_psf`).  With probability ``psf_share`` it is
+    one of ``psfs`` (`load_psfs`: the telescope's own models) at a FWHM of 0.9-3 pixels (`file_psf`)."""
     field_ = np.zeros((size, size))
     for _ in range(int(rng.integers(2, 9))):
         x0, y0 = rng.uniform(-8, size + 8, 2)
@@ -178,6 +223,8 @@ def synthetic_field(rng: np.random.Generator, size: int, big: float = 0.0, sharp
                                                        rng.uniform(0, math.pi))
     if sharp > 0 and rng.uniform() < sharp:  # drawn after everything else: fields without it are the same as before
         psf = pixel_integrated_psf(rng.uniform(0.9, 1.8), rng.uniform(2.0, 4.0))
+    if psfs and psf_share > 0 and rng.uniform() < psf_share:  # drawn last, and only with models: old runs repeat
+        psf = file_psf(rng, psfs)
     return fftconvolve(field_ + stars, psf, mode="same")
 
 
@@ -234,6 +281,8 @@ class TelescopeConfig:
     synthetic: float = 0.3  # share of pairs from synthetic fields
     big_galaxies: float = 0.0  # share of synthetic fields that also hold one large bright elliptical
     sharp_psfs: float = 0.0  # share of synthetic fields drawn through a pixel-integrated PSF of FWHM 0.9-1.8 pixels
+    psfs: list[str] = field(default_factory=list)  # PSF model files (empirical grids, TinyTim) for synthetic fields
+    psf_share: float = 0.0  # share of synthetic fields drawn through one of them (`file_psf`)
     press: str = ""  # a folder of press images (`load_press`) for a share of the pairs
     press_share: float = 0.0  # share of the pairs not synthetic whose truth is a press image (`press_field`), not a frame
     correlated: float = 0.0  # share of pairs whose noise is correlated like a drizzled frame's (`drizzle_like`)
@@ -294,6 +343,9 @@ class TelescopeTrainer:
         self.device = resolve_device(cfg.device, cfg.precision)
         self.cfg, self.truths, self.val = cfg, truths, val
         self.press = load_press(Path(cfg.press), cfg.crop * SCALE) if cfg.press and cfg.press_share > 0 else []
+        self.psfs = load_psfs([Path(p) for p in cfg.psfs]) if cfg.psf_share > 0 else []
+        if cfg.psf_share > 0 and not self.psfs:
+            raise SettingsError("--psf-share needs PSF model files (--psf)")
         torch.manual_seed(cfg.seed)
         spec = architecture(cfg.arch)
         if spec.task != "sr" or spec.kwargs.get("in_channels", 1) != 1:
@@ -331,7 +383,8 @@ class TelescopeTrainer:
         k = math.exp(rng.uniform(math.log(self.cfg.k_min), math.log(self.cfg.k_max)))
         synthetic = not self.truths or rng.uniform() < self.cfg.synthetic
         if synthetic:
-            truth, sky, rms = synthetic_field(rng, s, self.cfg.big_galaxies, self.cfg.sharp_psfs), 0.0, 1.0
+            truth = synthetic_field(rng, s, self.cfg.big_galaxies, self.cfg.sharp_psfs, self.psfs, self.cfg.psf_share)
+            sky, rms = 0.0, 1.0
         elif self.press and rng.uniform() < self.cfg.press_share:  # (no draw without press images: old runs repeat)
             truth, sky, rms, synthetic = press_field(rng, self.press, s), 0.0, 1.0, True
         else:
