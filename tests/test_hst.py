@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from astroenhance.cli import app
 from astroenhance.config import EnhanceConfig
+from astroenhance.errors import InputError
 from astroenhance.imaging.normalize import Normalizer
 from astroenhance.metrics import area_downsample, psnr
 from astroenhance.pipeline.finish import estimate_noise
@@ -313,6 +314,8 @@ def test_evaluate_hst_on_simulated_fields_reports_them_apart_without_a_ceiling(t
     # fields 0-7): far beyond the best classical baseline, with no more false detections than bicubic
     assert row["run"]["psnr_gain"] > 2.0
     assert row["run"]["false_detections"] <= row["bicubic_linear"]["false_detections"]
+    with pytest.raises(InputError, match="nothing to score"):
+        evaluate_hst([], EnhanceConfig(device="cpu"))
 
 
 def test_evaluate_hst_command_with_simulated_fields_only(tmp_path):

@@ -413,6 +413,8 @@ def evaluate_hst(truths: list[Path], config: EnhanceConfig | None = None, levels
     validation's 100 on): per frame and noise level, means per level for the
     real frames (``summary``) and apart for the simulated fields (``simulated_summary``), and blank-noise peaks.
     ``panels``, if given, receives a figure row per frame and level (`figure_row`)."""
+    if not truths and not simulated:
+        raise InputError("nothing to score: give deep frames as truths, simulated fields, or both")
     cfg = replace(config or EnhanceConfig(), colorize=False, formats=("fits",))
     enhancer = Enhancer(cfg)
     rows, used, skipped = [], [], []
