@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from astroenhance.cli import app
 from astroenhance.imaging import cosmics
-from astroenhance.imaging.cosmics import _airy, find_cosmic_rays, star_sharpness
+from astroenhance.imaging.cosmics import annular_airy, find_cosmic_rays, star_sharpness
 from astroenhance.io.readers import open_frames
 
 from .conftest import HRC
@@ -27,7 +27,7 @@ def _star(shape, y, x, flux, wavelength=WAVELENGTH, scale=SCALE, oversample=5):
     sy = (np.arange(h * oversample) + 0.5) / oversample - 0.5 - y
     sx = (np.arange(w * oversample) + 0.5) / oversample - 0.5 - x
     r = np.hypot(sy[:, None], sx[None, :]) * scale * math.pi / 648000
-    psf = _airy(r, wavelength, 2.4, 0.33).reshape(h, oversample, w, oversample).sum(axis=(1, 3))
+    psf = annular_airy(r, wavelength, 2.4, 0.33).reshape(h, oversample, w, oversample).sum(axis=(1, 3))
     return flux * psf / psf.sum()
 
 

@@ -40,7 +40,7 @@ STRIP = 256  # rows per strip (plus `HALO` above and below)
 HALO = 8
 
 
-def _airy(r_rad: np.ndarray, wavelength_m: float, aperture_m: float, obscuration: float) -> np.ndarray:
+def annular_airy(r_rad: np.ndarray, wavelength_m: float, aperture_m: float, obscuration: float) -> np.ndarray:
     """Intensity of an annular aperture's diffraction pattern at angle ``r_rad`` (peak 1)."""
     x = np.pi * aperture_m * np.asarray(r_rad, np.float64) / wavelength_m
     x = np.where(x == 0, 1e-12, x)
@@ -63,7 +63,7 @@ def star_sharpness(wavelength_m: float, pixel_scale_arcsec: float, aperture_m: f
     centres = (np.arange(n) + 0.5) / oversample - 2.5  # sub-pixel centres over 5x5 pixels, in pixels
     xx, yy = np.meshgrid(centres, centres)
     rad = np.hypot(xx, yy) * pixel_scale_arcsec * math.pi / (180 * 3600)
-    pix = _airy(rad, wavelength_m, aperture_m, obscuration).reshape(5, oversample, 5, oversample).sum(axis=(1, 3))
+    pix = annular_airy(rad, wavelength_m, aperture_m, obscuration).reshape(5, oversample, 5, oversample).sum(axis=(1, 3))
     c = pix[2, 2]
     ring1 = (pix[1:4, 1:4].sum() - c) / 8
     ring2 = (pix.sum() - pix[1:4, 1:4].sum()) / 16

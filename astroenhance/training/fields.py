@@ -6,7 +6,7 @@ model's networks do where the truth is known exactly.  These fields are drawn *u
 (`training.telescope.synthetic_field`, which the `hst` networks were trained on): HST's diffraction-limited PSF
 (an Airy pattern of the obscured 2.4 m aperture, with pointing jitter and four diffraction spikes) instead of a
 Moffat, sources rendered twice finer and integrated over each pixel, galaxy counts and sizes from power laws, pure
-ellipticals, clumpy irregulars and bright saturating-free stars.  They are still a model, and a test a model of the
+ellipticals, clumpy irregulars, and stars (never saturated).  They are still a model, and a test a model of the
 sky can pass is not a real frame: their numbers are reported apart from the real frames'.
 
 Units are those of `training.telescope`: fluxes in units of the noise a 4x-binned input pixel gets at k = 1, so a
@@ -21,7 +21,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 from scipy.signal import fftconvolve
 
-from ..imaging.cosmics import HST_OBSCURATION, _airy
+from ..imaging.cosmics import HST_OBSCURATION, annular_airy
 from ..metrics import area_downsample
 from .telescope import sersic
 
@@ -37,7 +37,7 @@ def hst_psf(fwhm: float, jitter: float, size: int = 33) -> np.ndarray:
     n = size * FINE + 1
     y, x = (np.mgrid[:n, :n] - (n - 1) / 2) / FINE  # truth pixels from the centre
     r = np.hypot(x, y)
-    core = _airy(r, fwhm / 1.03, 1.0, HST_OBSCURATION)
+    core = annular_airy(r, fwhm / 1.03, 1.0, HST_OBSCURATION)
     core /= core.sum()
     on_spike = (np.abs(x - y) < 0.5 / FINE) | (np.abs(x + y) < 0.5 / FINE)
     spikes = np.where(on_spike, 1.0 / (1.0 + (r / fwhm) ** 2), 0.0)
@@ -78,7 +78,7 @@ def _power_law(rng: np.random.Generator, lo: float, hi: float, slope: float, n: 
 
 def simulated_field(rng: np.random.Generator, size: int = 384) -> np.ndarray:
     """A noise-free deep field of ``size``² truth pixels (see the module): galaxies whose number is Poisson (60 per
-    384², most of them too faint to detect: 3-17 sources above 5 units in the first eight fields), fluxes
+    384², most of them too faint to detect: 2-18 sources above 5 units in the first eight fields), fluxes
     ``dN/dS ~ S**-1.6`` from 10 to 300,000, half-light radii growing as ``S**0.3`` (1-40 pixels), a few stars of
     30-100,000, all through one `hst_psf` of FWHM 1.2-3 pixels and jitter 0.2-0.5 pixels, integrated over each
     truth pixel."""

@@ -435,7 +435,8 @@ def evaluate_hst(truths: list[Path], config: EnhanceConfig | None = None, levels
         if truths and not rows:
             raise InputError(f"no frame could serve as a truth: {'; '.join(skipped)}")
         real = len(rows)
-        for i in range(simulated_from, simulated_from + simulated):  # fluxes in units of the pixel rms the protocol's k multiplies
+        # fluxes in units of the pixel rms the protocol's k multiplies
+        for i in range(simulated_from, simulated_from + simulated):
             truth = fields.simulated_field(np.random.default_rng([fields.SEED, i]))
             sources = TruthSources.find(truth, 1.0)
             for k in levels:
@@ -444,7 +445,8 @@ def evaluate_hst(truths: list[Path], config: EnhanceConfig | None = None, levels
         # blank frames in a minmax display mapping: a percentile interval would clip the very peaks counted
         blank = blank_noise(Enhancer(replace(cfg, interval="minmax")), work, frames=noise_frames) if noise_frames else {}
     return {"protocol": PROTOCOL, "frames": used, "skipped": skipped, "levels": list(levels), "seed": seed,
-            "simulated": {"fields": simulated, "seeds": f"numpy default_rng([{fields.SEED}, i]), {simulated_from} <= i < {simulated_from + simulated}",
+            "simulated": {"fields": simulated,
+                          "seeds": f"numpy default_rng([{fields.SEED}, i]), {simulated_from} <= i < {simulated_from + simulated}",
                           "what": " ".join(fields.__doc__.split("\n\n")[1].split())} if simulated else {},
             "summary": summarise(rows[:real], levels), "simulated_summary": summarise(rows[real:], levels),
             "blank_noise": blank, "per_frame": rows}

@@ -9,7 +9,8 @@ input's measured noise, exactly as `run` maps a frame, and the network (an SRRes
 space with an L1 loss (``stage="gan"``: SRGAN's fine-tuning, a perceptual and a 1e-3 adversarial loss added on the
 synthetic, noise-free truths; `TelescopeTrainer.gan_losses`).  Real frames already carry the telescope's PSF; synthetic fields bring noise-free truths,
 compact sources and variety; press images' luminance de-stretched to linear (``press``) brings textures.  Optional:
-drizzle-correlated input noise (``correlated``), smooth backgrounds, pixel-integrated PSFs.  Not modelled (issue 15):
+drizzle-correlated input noise (``correlated``), smooth backgrounds, pixel-integrated PSFs, the telescope's own PSF
+models (``psfs``: empirical grids, TinyTim).  Not modelled (issue 15):
 Poisson noise of bright sources, cosmic rays and hot pixels (`run` masks or cleans them before the network).
 """
 
