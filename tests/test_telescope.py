@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from astroenhance.config import EnhanceConfig
@@ -560,3 +560,28 @@ def test_psf_models_from_files_keep_their_shape_at_the_fwhm_drawn(tmp_path):
     assert 3 <= sum(not np.allclose(a, b) for a, b in zip(plain, drawn)) <= 17
     with pytest.raises(SettingsError, match="--psf-share needs"):
         TelescopeTrainer(TelescopeConfig(out=str(tmp_path / "run"), iters=1, synthetic=1.0, psf_share=0.5), [], [])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(5, 60), st.integers(5, 60), st.sampled_from(["random", "flat", "point", "blob"]),
+       st.integers(0, 2**31))
+@example(5, 60, "flat", 0)  # a model far wider than its short side: shrunk to nothing before
+def test_any_psf_model_gives_a_normalised_psf(h, w, kind, seed):
+    """Whatever a model file holds (noise, a flat plane, one hot pixel, a mis-centred blob, any aspect ratio),
+    `file_psf` gives a finite non-negative PSF summing to 1, on its 41² grid."""
+    from astroenhance.training.telescope import file_psf
+
+    rng = np.random.default_rng(seed)
+    if kind == "random":
+        model = rng.random((h, w))
+    elif kind == "flat":
+        model = np.ones((h, w))
+    elif kind == "point":
+        model = np.zeros((h, w))
+        model[rng.integers(h), rng.integers(w)] = 1.0
+    else:
+        y, x = np.mgrid[:h, :w]
+        model = np.exp(-((x - rng.uniform(0, w)) ** 2 + (y - rng.uniform(0, h)) ** 2) / (2 * rng.uniform(0.3, 20) ** 2))
+    psf = file_psf(rng, [model / model.sum()])
+    assert psf.shape == (41, 41) and np.isfinite(psf).all() and psf.min() >= 0
+    assert psf.sum() == pytest.approx(1.0)

@@ -141,7 +141,7 @@ def file_psf(rng: np.random.Generator, psfs: list[np.ndarray], fwhm: tuple[float
 
     psf = psfs[int(rng.integers(len(psfs)))]
     own = 2 * math.sqrt(float((psf >= psf.max() / 2).sum()) / math.pi)
-    z = rng.uniform(*fwhm) / own
+    z = max(rng.uniform(*fwhm) / own, 3 / min(psf.shape))  # (a model far wider than its core keeps 3 pixels)
     if z < 1:  # each new pixel integrates the model over its area, then is sampled
         psf = uniform_filter(psf, size=max(1, round(1 / z)), mode="constant")
     psf = np.clip(zoom(psf, z, order=1, mode="grid-constant", grid_mode=True), 0, None)
