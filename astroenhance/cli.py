@@ -1324,8 +1324,8 @@ def _evaluate_hst(data: Path | None, weights: Path | None, sr_model: SRModel | N
                            simulated=simulated)
     for why in res["skipped"]:
         err.print(f"note: left out {why}", markup=False)
-    where = " and ".join(([f"{data} ({len(res['frames'])} frames)"] if data is not None else [])
-                         + ([f"{simulated} simulated fields (noise-free truths)"] if simulated else []))
+    where = " and ".join(([f"{data} ({len(res['frames'])} frame(s))"] if data is not None else [])
+                         + ([f"{simulated} simulated field(s) (noise-free truths)"] if simulated else []))
     out.print(f"hst on {where}, --sr-model {config.for_input(True).sr_model}; display-mapping PSNR (dB)")
     out.print(f"{'frame':<42}{'k':>5}{'run':>8}{'best baseline':>15}{'run-best':>10}{'ceiling-best':>14}  best baseline")
     for r in res["per_frame"]:

@@ -323,7 +323,7 @@ def test_evaluate_hst_command_with_simulated_fields_only(tmp_path):
     res = CliRunner().invoke(app, ["evaluate", "--task", "hst", "--simulated", "1", "--levels", "2",
                                    "--noise-frames", "0", "--json", str(out)])
     assert res.exit_code == 0, res.output
-    assert "1 simulated fields (noise-free truths)" in res.output and "simulated00" in res.output
+    assert "1 simulated field(s) (noise-free truths)" in res.output and "simulated00" in res.output
     assert "mean k=2, simulated fields" in res.output and "no ceiling" in res.output
     got = json.loads(out.read_text())
     assert got["summary"] == {} and set(got["simulated_summary"]) == {"k=2"}
