@@ -47,8 +47,10 @@ def main() -> None:
         shutil.copy(frame, truths)
     subprocess.run(CLI + ["evaluate", "--task", "hst", "--data", str(truths), "--noise-frames", "0",
                           "--figure", str(HERE / "hst_protocol.png")], check=True)
+    subprocess.run(CLI + ["evaluate", "--task", "hst", "--simulated", "2", "--noise-frames", "0",  # known truths
+                          "--figure", str(HERE / "hst_simulated.png")], check=True)
     for name in ("run_abell2744.png", "compose_cfhtls.png", "mosaic_hrc.png", "sr_hrc.png", "cosmic_rays_hrc.png",
-                 "hst_protocol.png", "depth_map_slacs3.png"):
+                 "hst_protocol.png", "hst_simulated.png", "depth_map_slacs3.png"):
         print(HERE / name, Image.open(HERE / name).size)
 
 
