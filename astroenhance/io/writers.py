@@ -195,7 +195,7 @@ def scratch_array(path: Path, dtype, shape: tuple[int, ...]) -> np.memmap:
     except AttributeError:  # no fallocate on this platform: the sparse file must do
         pass
     except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        if _out_of_space(exc):
             del arr
             _quiet_unlink(path)
             needed = int(np.prod(shape)) * np.dtype(dtype).itemsize
@@ -334,7 +334,7 @@ class FITSRGBWriter(_AtomicFile):
             try:  # reserve the space now: a full disk is found before any computing, not after
                 os.posix_fallocate(self.fh.fileno(), 0, self.size)
             except (AttributeError, OSError) as exc:
-                if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                if isinstance(exc, OSError) and _out_of_space(exc):
                     raise
                 self.fh.truncate(self.size)  # file systems without fallocate: a sparse pre-sized file
             for pos, blob in blobs:
@@ -342,7 +342,7 @@ class FITSRGBWriter(_AtomicFile):
                 self.fh.write(blob)
         except BaseException as exc:  # (Ctrl-C or SIGTERM while it is made, too: no temporary is left behind)
             self.abort()
-            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:  # (the space reserved: this file's size)
+            if isinstance(exc, OSError) and _out_of_space(exc):  # (the space reserved: this file's size)
                 raise _no_room(final, exc, self.size) from None
             if isinstance(exc, OSError):
                 raise _write_error(final, exc, "creating the output") from None
@@ -601,12 +601,12 @@ class ImageWriter(_AtomicFile):
             except AttributeError:  # no fallocate on this platform: the sparse file must do
                 pass
             except OSError as exc:
-                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                if _out_of_space(exc):
                     raise
         except BaseException as exc:  # (Ctrl-C or SIGTERM while it is made, too: no scratch file is left behind)
             self._close()
             _quiet_unlink(self.scratch)
-            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:  # (the space reserved: the scratch image's)
+            if isinstance(exc, OSError) and _out_of_space(exc):  # (the space reserved: the scratch image's)
                 raise _no_room(final, exc, max(size, 1), "creating the scratch image",
                                " of scratch space while it is made") from None
             if isinstance(exc, OSError):
