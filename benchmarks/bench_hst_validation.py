@@ -27,7 +27,8 @@ For each weights folder (``default``: the shipped ones), each ``--tolerances`` p
 minus the best classical baseline (dB) at k = 0.5 and 2, averaged over each set, the truth-noise ceiling minus the best
 baseline (the room there is; `training.hst`), `run`'s aperture-flux error on FLUX
 at both levels (the protocol's median over frames of each frame's median, then the median over the set's sources
-pooled), at k = 2 its false detections and half-light-radius bias (bicubic's beside), and how much 4x4 block edges
+pooled), at k = 2 its false detections, completeness (bicubic's at 5σ and at run's false-detection count, issue 15's
+other source targets) and half-light-radius bias (bicubic's beside), and how much 4x4 block edges
 show in the sky at both levels (`training.hst.sky_lattice`; the best baseline's beside).
 """
 
@@ -183,6 +184,7 @@ def main() -> None:
     sets = write_sets(args.data, args.workdir or Path(tempfile.mkdtemp(prefix="ae-hstval-")), names)
     print(f"{'weights':<24}{'tol F/D':<9}{'lowpass':<9}{'set':<13}{'k=0.5 run-best':>15}{'k=2 run-best':>13}{'ceiling-best':>14}"
           f"{'apflux k=0.5/2 (bicubic)':>34}{'pooled k=0.5/2 (bicubic)':>34}{'false det k=2 (bicubic)':>25}"
+          f"{'complete k=2 (bicubic; matched)':>33}"
           f"{'r_half bias k=2 (bicubic)':>28}{'sky lattice k=0.5/2 (best)':>30}")
     for w, tol, width in itertools.product(args.weights.split(","), args.tolerances.split(","),
                                            args.flux_lowpass.split(",")):
@@ -202,7 +204,9 @@ def main() -> None:
                   f"{hi['run_minus_best']:+13.3f}{_room(lo):>7}/{_room(hi):<6}{lo['run_aperture_flux_err']:>12.3f} / {hi['run_aperture_flux_err']:.3f} "
                   f"({lo['bicubic_aperture_flux_err']:.3f} / {hi['bicubic_aperture_flux_err']:.3f})"
                   f"{pl['run_median']:>12.3f} / {ph['run_median']:.3f} ({pl['other_median']:.3f} / {ph['other_median']:.3f})"
-                  f"{hi['run_false_detections']:>12d} ({hi['bicubic_false_detections']}){hi['run_half_light_bias']:>+14.3f} "
+                  f"{hi['run_false_detections']:>12d} ({hi['bicubic_false_detections']})"
+                  f"{hi['run_completeness']:>15.2f} ({hi['bicubic_completeness']:.2f}; {hi['bicubic_completeness_matched']:.2f})"
+                  f"{hi['run_half_light_bias']:>+14.3f} "
                   f"({hi['bicubic_half_light_bias']:+.3f}){lo['run_sky_lattice']:>12.2f} / {hi['run_sky_lattice']:.2f} "
                   f"({lo['best_baseline_sky_lattice']:.2f} / {hi['best_baseline_sky_lattice']:.2f})", flush=True)
 
