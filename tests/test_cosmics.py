@@ -179,6 +179,26 @@ def test_the_hint_is_only_for_single_exposures_without_cosmic_ray_flags(tmp_path
     assert hinted == {"a_flt.fits": True, "b_flt.fits": True, "c_drz.fits": False, "d_flc.fits": False}
 
 
+@pytest.mark.parametrize(("filename", "single"), [("j8bt06nyq_flt.fits", True), ("u5780205r_cvt.c0h", True),
+                                                   ("ib1f23c4q_flc.fits", True), ("j8bt06010_drz.fits", False),
+                                                   ("", False)])
+def test_a_renamed_single_exposure_is_known_by_its_headers_filename(tmp_path, filename, single):
+    """A single exposure downloaded and renamed (`hubble_wfpc2_sample.fits`) is still one: the archive's FILENAME
+    keyword (an flt's, WFPC2's GEIS `.c0h`) says so, and by default its hits are searched for as by name."""
+    data, sigma = _field(np.random.default_rng(4), n_stars=2, size=64)
+    data[30, 30] += 3000
+    src = _flt(tmp_path / "renamed.fits", data, sigma)
+    with fits.open(src, mode="update") as h:
+        if filename:
+            h[0].header["FILENAME"] = filename
+    result = CliRunner().invoke(app, ["run", str(src), "-o", str(tmp_path / "out"), "--no-colorize", "--format",
+                                      "fits", "-q"])
+    assert result.exit_code == 0, result.output
+    with fits.open(tmp_path / "out" / "renamed.enhanced.fits") as h:
+        assert (h[0].header["AE_NCR"] >= 1) is single and (h[0].header["AE_NCR"] == -1) is not single
+        assert bool(np.isnan(h["FLUX"].data[120:124, 120:124]).all()) == single
+
+
 @pytest.mark.parametrize("photplam", [None, 1e-19, 5e7])
 def test_without_a_pivot_wavelength_the_search_is_refused_clearly(tmp_path, photplam):
     """No PHOTPLAM, or one no HST filter has (1e-19 made the limit infinite and writing AE_CRLIM crashed the run)."""

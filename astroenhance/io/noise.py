@@ -78,6 +78,7 @@ def dq_flags(*headers: fits.Header) -> DQFlags:
 
 
 SINGLE_EXPOSURES = ("_flt", "_flc", "_c0m", "_c0f")  # calibrated single exposures: ACS/WFC3/STIS, WFPC2
+GEIS_SINGLE_EXPOSURES = ("c0h", "c0d")  # WFPC2's calibrated exposure in GEIS, the name its FITS files' FILENAME keeps
 SAMPLE_ROWS = 512  # rows read to take a companion's median: bounded memory for any frame size
 
 
@@ -594,13 +595,20 @@ def mask_cosmic_rays(frame) -> int:
     return n
 
 
+def single_exposure_name(name: str) -> bool:
+    """Whether the file name ``name`` is an HST archive's calibrated single exposure: ``*_flt``, ``*_flc``, ``*_c0m``,
+    ``*_c0f`` (any extensions), or WFPC2's GEIS ``*.c0h``/``*.c0d``."""
+    name = name.strip().lower()
+    return name.split(".")[0].endswith(SINGLE_EXPOSURES) or name.rsplit(".", 1)[-1] in GEIS_SINGLE_EXPOSURES
+
+
 def unflagged_single_exposure(frame) -> bool:
-    """Whether ``frame`` looks like a calibrated single exposure (named ``*_flt``, ``*_flc``, ``*_c0m``, ``*_c0f``)
-    whose DQ (if any) flags no cosmic rays: its hits are still in the pixels."""
+    """Whether ``frame`` looks like a calibrated single exposure (named ``*_flt``, ``*_flc``, ``*_c0m``, ``*_c0f``,
+    or renamed from one: its header's FILENAME says so) whose DQ (if any) flags no cosmic rays: its hits are still
+    in the pixels."""
     if frame.path is None:
         return False
-    stem = frame.path.name.lower().split(".")[0]
-    if not stem.endswith(SINGLE_EXPOSURES):
+    if not (single_exposure_name(frame.path.name) or single_exposure_name(frame.archive_name)):
         return False
     if frame.dq_rows is None:
         return True

@@ -124,6 +124,9 @@ class FrameSource:
     dtype: str = "float32"
     dtype_range: tuple[float, float] | None = None
     path: Path | None = None
+    # the archive's name for the file where its header gives one (FILENAME: 'j8bt06nyq_flt.fits', WFPC2's
+    # 'u5780205r_cvt.c0h'): what kind of product a renamed file is
+    archive_name: str = ""
     notes: list[str] = field(default_factory=list)
     noise: float | None = None  # the frame's noise sigma in input units, from the file (`noise`); None: estimate it
     noise_from: str = ""  # ERR, WHT, "WHT <name>" (a weight map by path) or the rms map's name
@@ -665,6 +668,7 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask
         raise InputError(f"{path}: HDU {_describe(hdul, index)} has BSCALE = 0: every pixel would read as BZERO")
     blank = header.get("BLANK") if header.get("BITPIX", -32) > 0 else None
     kept = kept_keywords(header, hdul[0].header)
+    archive_name = str(header.get("FILENAME", hdul[0].header.get("FILENAME", "")) or "").strip()
     label_base = f"{h.name.lower()}{header.get('EXTVER', 1)}" if multi and h.name else ""
     planes = extra[0] if extra else 1
     if planes > 16:
@@ -712,7 +716,7 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask
         frames.append(FrameSource(name=f"{path}" + (f"[{label}]" if label else ""), shape=(dims[-2], dims[-1]),
                                   channels=1, origin="lower", read_rows=read_rows, wcs=wcs, header=kept,
                                   label=label, dtype=_fits_dtype(header), path=path, notes=notes,
-                                  noise=sigma, noise_from=sigma_from, noise_rows=sigma_rows,
+                                  archive_name=archive_name, noise=sigma, noise_from=sigma_from, noise_rows=sigma_rows,
                                   dq_mask=dq_mask if flagged else 0, dq_flags=conventions,
                                   weight_mask=empty is not None, beyond_float32=beyond,
                                   cube_planes=planes if planes > 1 and not chip_wcs else 0,
