@@ -54,6 +54,19 @@ def test_a_star_can_be_no_sharper_than_diffraction_allows():
         star_sharpness(0, SCALE)
 
 
+def test_the_bound_holds_for_a_star_anywhere_in_its_pixel_on_coarse_pixels():
+    """On WFPC2's WF chips (0.1" pixels, far coarser than the core) a star a little off its pixel's middle puts less
+    of its first ring on the neighbours: its pixel is sharper than a centred star's (the bound was the centred one)."""
+    wavelength, scale = 4884e-10, 0.0996
+    ratio, _ = star_sharpness(wavelength, scale)
+    seen = []
+    for dy, dx in [(0, 0), (0.15, 0.15), (0.1, 0.2), (0.3, 0.05), (0.5, 0.5)]:
+        img = _star((11, 11), 5 + dy, 5 + dx, 1.0, wavelength, scale, oversample=25)
+        y, x = np.unravel_index(np.argmax(img), img.shape)
+        seen.append(img[y, x] / ((img[y - 1:y + 2, x - 1:x + 2].sum() - img[y, x]) / 8))
+    assert max(seen) <= ratio * 1.002 and max(seen) > 1.1 * seen[0]
+
+
 @settings(max_examples=15, deadline=None)
 @given(st.integers(0, 2**31 - 1))
 def test_stars_as_sharp_as_physics_allows_are_never_flagged(seed):

@@ -7,9 +7,9 @@ charge in one pixel or a short track, with almost nothing in the neighbours.  So
 by as much, and whose excess over its 8 neighbours exceeds ``climit`` times theirs over the 16 around them (free
 of any smooth background: a galaxy's steep core can fool the median).  ``limit`` and ``climit`` are the sharpest
 star's two ratios (`star_sharpness`: the diffraction pattern of HST's obstructed 2.4 m aperture at the filter's
-pivot wavelength, integrated over pixels of the frame's scale, centred on a pixel) times a safety margin.  Real
-PSFs are broader than the diffraction limit (aberrations, charge diffusion, jitter), so no star, however bright,
-passes the test.  Then, a few times over, flagged pixels are replaced by the local background and their
+pivot wavelength, integrated over pixels of the frame's scale, the most over where in its pixel the star falls)
+times a safety margin.  Real PSFs are broader than the diffraction limit (aberrations, charge diffusion, jitter),
+so no star, however bright, passes the test.  Then, a few times over, flagged pixels are replaced by the local background and their
 neighbours tested again at ``grow`` sigma, which takes the rest of a track.
 
 Unlike L.A.Cosmic (astroscrappy), whose fine-structure test does not know the PSF and flags the cores of
@@ -22,6 +22,7 @@ scipy's filters release the GIL), each independent of the others: the mask is th
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -49,25 +50,36 @@ def annular_airy(r_rad: np.ndarray, wavelength_m: float, aperture_m: float, obsc
     return amp * amp
 
 
+@functools.lru_cache(maxsize=64)
 def star_sharpness(wavelength_m: float, pixel_scale_arcsec: float, aperture_m: float = HST_APERTURE_M,
-                   obscuration: float = HST_OBSCURATION, oversample: int = 25) -> tuple[float, float]:
+                   obscuration: float = HST_OBSCURATION, oversample: int = 25, positions: int = 11) -> tuple[float, float]:
     """How sharp a star can be: the diffraction-limited PSF at ``wavelength_m`` integrated over square pixels of
-    ``pixel_scale_arcsec``, centred on a pixel (any other position spreads the light more evenly), as two ratios:
-    its brightest pixel over the mean of the 8 around it (``ratio``), and that pixel's excess over those 8 over
-    their excess over the 16 around them (``curvature``; free of any smooth or sloping background).  Upper
-    bounds for any real PSF at that wavelength (which is broader), so a pixel sharper than this (by a margin, for
-    noise) is not a star."""
+    ``pixel_scale_arcsec``, as two ratios of the pixel that holds its centre: that pixel over the mean of the 8
+    around it (``ratio``), and its excess over those 8 over their excess over the 16 around them (``curvature``;
+    free of any smooth or sloping background), each the most over the star's centre placed anywhere in the pixel
+    (a grid of ``positions`` x ``positions`` over a quarter of it: the pixel's symmetry gives the rest).  Centred
+    is the most where pixels sample the core; on pixels much coarser than it (WFPC2's WF chips) a centre a
+    little off the middle puts less of the first ring on the neighbours, and its pixel is up to 15% sharper.
+    Upper bounds for any real PSF at that wavelength (which is broader), so a pixel sharper than this (by a
+    margin, for noise) is not a star."""
     if wavelength_m <= 0 or pixel_scale_arcsec <= 0:
         raise ValueError("wavelength and pixel scale must be positive")
     n = 5 * oversample
     centres = (np.arange(n) + 0.5) / oversample - 2.5  # sub-pixel centres over 5x5 pixels, in pixels
     xx, yy = np.meshgrid(centres, centres)
-    rad = np.hypot(xx, yy) * pixel_scale_arcsec * math.pi / (180 * 3600)
-    pix = annular_airy(rad, wavelength_m, aperture_m, obscuration).reshape(5, oversample, 5, oversample).sum(axis=(1, 3))
-    c = pix[2, 2]
-    ring1 = (pix[1:4, 1:4].sum() - c) / 8
-    ring2 = (pix.sum() - pix[1:4, 1:4].sum()) / 16
-    return float(c / ring1), float((c - ring1) / (ring1 - ring2))
+    to_rad = pixel_scale_arcsec * math.pi / (180 * 3600)
+    ratio = curvature = 0.0
+    shifts = np.linspace(0.0, 0.5, positions)
+    for i, dy in enumerate(shifts):
+        for dx in shifts[:i + 1]:  # (dx <= dy: the diagonal mirror gives the rest)
+            rad = np.hypot(xx - dx, yy - dy) * to_rad
+            pix = annular_airy(rad, wavelength_m, aperture_m, obscuration).reshape(5, oversample, 5, oversample).sum(
+                axis=(1, 3))
+            c = pix[2, 2]
+            ring1 = (pix[1:4, 1:4].sum() - c) / 8
+            ring2 = (pix.sum() - pix[1:4, 1:4].sum()) / 16
+            ratio, curvature = max(ratio, c / ring1), max(curvature, (c - ring1) / (ring1 - ring2))
+    return float(ratio), float(curvature)
 
 
 def sharpest_star_ratio(wavelength_m: float, pixel_scale_arcsec: float) -> float:
