@@ -67,5 +67,5 @@ def hrc_crop():
     """A 96x80 crop of the ACS/HRC 47 Tuc frame (raw counts, cosmic rays), with its WCS."""
     from astroenhance.io.readers import read_frame
 
-    data, wcs, _ = read_frame(HRC, dq_mask=0)  # the frame's rows 400:496, columns 300:380; every pixel, DQ or not
+    data, wcs, _ = read_frame(HRC, dq_mask=0, cosmic_rays=False)  # rows 400:496, columns 300:380; every pixel, DQ, hits
     return np.ascontiguousarray(data[144:240, 108:188]), wcs[144:240, 108:188]

@@ -507,8 +507,11 @@ def test_mosaic_takes_every_chip_of_a_multi_chip_frame(tmp_path):
     with fits.open(tmp_path / "m" / "mosaic.mosaic.fits") as h:
         footprint, w_mos = h["FOOTPRINT"].data, WCS(h[0].header)
         history = list(h[0].header["HISTORY"])
-    inputs = [c for c in history if "mosaic input" in c and not any(w in c for w in ("offset", "times", "sha256"))]
+    inputs = [c for c in history if "mosaic input" in c
+              and not any(w in c for w in ("offset", "times", "sha256", "cosmic rays"))]
     assert inputs == [f"astroenhance mosaic input {k}: hubble_wfpc2_sample.fits[chip{k}]" for k in range(1, 5)]
+    # a WFPC2 exposure renamed (its FILENAME says u5780205r_cvt.c0h): each chip searched for hits, as `run` does
+    assert [int(c.split()[3]) for c in history if "cosmic rays:" in c] == [1, 2, 3, 4]
     # counts per pixel: the three WF chips' 0.1" pixels onto the PC chip's 0.046" grid (they were ~4.8x too bright)
     scaled = {int(c.split()[3]): float(c.split()[5].rstrip(":")) for c in history if " times " in c}
     assert sorted(scaled) == [2, 3, 4] and all(0.2 < f < 0.22 for f in scaled.values())
@@ -1012,7 +1015,7 @@ def test_a_mosaic_loses_no_pixel_beside_no_data(tmp_path, combine):
     data as it was."""
     from astroenhance.io.readers import read_frame
 
-    data, _, _ = read_frame(HRC)
+    data, _, _ = read_frame(HRC, cosmic_rays=False)  # (as the mosaic below: --no-clean-cosmic-rays)
     result = runner.invoke(app, ["mosaic", str(HRC), "--grid", "first", "--combine", combine, "-o", str(tmp_path),
                                  "--format", "fits", "--no-clean-cosmic-rays"])
     assert result.exit_code == 0, result.output

@@ -218,6 +218,8 @@ def test_the_python_api_reads_a_frame_as_run_does(tmp_path):
     from astroenhance import read_frame
 
     data, wcs, header = read_frame(flt)
+    # (a single exposure — its FILENAME says j8bt06nyq_flt.fits — whose DQ flags no hits: searched, as run does)
+    assert np.isnan(data).sum() > np.isnan(read_frame(flt, cosmic_rays=False)[0]).sum() and head["AE_NCR"] > 0
     given = enh.enhance_array(data, wcs, header=header, sigma=fits.getdata(flt, "ERR"))
     np.testing.assert_array_equal(given.flux, flux)
     assert given.header["AE_SIGSR"] == "sigma array"

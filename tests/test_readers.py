@@ -284,7 +284,7 @@ def test_chip_labels_select_one_chip():
     with open_frames(FIXTURES / "hubble_wfpc2_sample.fits") as chips:
         want = {f.label: (f.read_rows(0, f.shape[0]), f.wcs) for f in chips}
     for label in ("chip1", "CHIP3"):
-        data, wcs, _ = read_frame(FIXTURES / "hubble_wfpc2_sample.fits", label)
+        data, wcs, _ = read_frame(FIXTURES / "hubble_wfpc2_sample.fits", label, cosmic_rays=False)  # (as open_frames)
         ref, ref_wcs = want[label.lower()]
         np.testing.assert_array_equal(data, ref)
         assert wcs.to_header_string() == ref_wcs.to_header_string()

@@ -1222,15 +1222,17 @@ def single_frame(path: str | Path, frames: list[FrameSource]) -> FrameSource:
 
 
 def read_frame(path: str | Path, hdu: str | int | None = None, *, dq_mask: int | None = None,
-               dq: str | Path | None = None) -> tuple[np.ndarray, WCS | None, fits.Header | None]:
-    """Read one whole frame into memory: ``(data, wcs, kept_header)`` (data float32, NaN for no data, including
-    pixels whose DQ flags ``dq_mask`` lists: None, the instrument's default; 0 reads every pixel).  ``dq``: a
-    data-quality file of its own (WFPC2's ``_c1m``).
+               dq: str | Path | None = None, cosmic_rays: bool | None = None
+               ) -> tuple[np.ndarray, WCS | None, fits.Header | None]:
+    """Read one whole frame into memory as `run` reads it: ``(data, wcs, kept_header)`` (data float32, NaN for no
+    data, including pixels whose DQ flags ``dq_mask`` lists: None, the instrument's default; 0 reads every pixel).
+    ``dq``: a data-quality file of its own (WFPC2's ``_c1m``).  ``cosmic_rays``: hits read as no data
+    (`noise.mask_cosmic_rays`): None, in single exposures whose DQ flags none (`run`'s default); False never.
 
     For a multi-chip file, name the chip with ``hdu``: an extension (``"SCI,2"``) or a chip label the error lists
     (``"sci2"``; ``"chip3"`` for a plane of a WFPC2 stack).
     """
-    with open_frames(path, hdu, dq_mask=dq_mask, dq=dq) as frames:
+    with open_frames(path, hdu, dq_mask=dq_mask, dq=dq, cosmic_rays=cosmic_rays) as frames:
         f = single_frame(path, frames)
         wcs = f.wcs
         if wcs is not None and f.origin == "upper":  # a picture's (AVM's, rows bottom-up) for its rows as read

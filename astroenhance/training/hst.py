@@ -89,7 +89,7 @@ def load_truth(path: Path) -> tuple[np.ndarray, object]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            data, wcs, _ = read_frame(path)
+            data, wcs, _ = read_frame(path, cosmic_rays=False)  # (a truth as it is)
         except InputError as exc:  # (e.g. a file of several chips: the reader's hint names an API argument)
             raise InputError(f"{exc} — a truth is one deep grey frame per file") from None
     return as_truth(data, wcs, str(path))
