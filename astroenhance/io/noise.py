@@ -584,8 +584,9 @@ def mask_cosmic_rays(frame) -> int:
     n = int(mask.sum())
     frame.cosmic_rays, frame.cosmic_ray_limit = n, ratio
     hits = label(mask, np.ones((3, 3), bool))[1] if n else 0
-    frame.notes.append(f"cosmic rays: {n} pixels in {hits} groups sharper than a star can be (peak > "
-                       f"{MARGIN:g} x {ratio:.2f} times its neighbours' mean, {source}) read as no data (AE_NCR)")
+    frame.notes.append(f"cosmic rays: {n} pixel{'s' * (n != 1)} in {hits} group{'s' * (hits != 1)} sharper than a "
+                       f"star can be (peak > {MARGIN:g} x {ratio:.2f} times its neighbours' mean; in a track, > "
+                       f"{MARGIN:g} x {line:.2f} times the six off its line; {source}) read as no data (AE_NCR)")
     if n:
         read = frame.read_rows
 
