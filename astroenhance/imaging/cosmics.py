@@ -9,8 +9,8 @@ of any smooth background: a galaxy's steep core can fool the median).  ``limit``
 star's two ratios (`star_sharpness`: the diffraction pattern of HST's obstructed 2.4 m aperture at the filter's
 pivot wavelength, integrated over pixels of the frame's scale, the most over where in its pixel the star falls)
 times a safety margin.  Real PSFs are broader than the diffraction limit (aberrations, charge diffusion, jitter),
-so no star, however bright, passes the test.  Then, a few times over, flagged pixels are replaced by the local background and their
-neighbours tested again at ``grow`` sigma, which takes the rest of a track.  The pixels inside a track have two
+so no star, however bright, passes the test.  Then, a few times over, flagged pixels are replaced by the local
+background and their neighbours tested again at ``grow`` sigma, which takes the rest of a track.  The pixels inside a track have two
 bright neighbours along it, so their 8 neighbours' mean is high; they are found across the track instead
 (`line_sharpness`, ``line``): a pixel whose two neighbours on a line through it both hold `LINE_PAIR` of its
 excess, and which stands above the mean of the other six by more than any star anywhere in its pixel or any
@@ -55,6 +55,28 @@ def annular_airy(r_rad: np.ndarray, wavelength_m: float, aperture_m: float, obsc
     return amp * amp
 
 
+def _sub_pixels(n: int, oversample: int) -> tuple[np.ndarray, np.ndarray]:
+    """x and y, in pixels from the middle of the middle pixel, of the sub-pixel centres of n x n pixels."""
+    c = (np.arange(n * oversample) + 0.5) / oversample - n / 2
+    return np.meshgrid(c, c)
+
+
+def _stars(wavelength_m: float, pixel_scale_arcsec: float, aperture_m: float, obscuration: float, n: int,
+           oversample: int, positions: int):
+    """The diffraction-limited star integrated over n x n pixels (``n`` odd), its centre at each of a grid of
+    ``positions`` x ``positions`` places over a quarter of the middle pixel (x <= y: the pixel's symmetry gives
+    the rest)."""
+    if wavelength_m <= 0 or pixel_scale_arcsec <= 0:
+        raise ValueError("wavelength and pixel scale must be positive")
+    xx, yy = _sub_pixels(n, oversample)
+    to_rad = pixel_scale_arcsec * math.pi / (180 * 3600)
+    shifts = np.linspace(0.0, 0.5, positions)
+    for i, dy in enumerate(shifts):
+        for dx in shifts[:i + 1]:
+            fine = annular_airy(np.hypot(xx - dx, yy - dy) * to_rad, wavelength_m, aperture_m, obscuration)
+            yield fine.reshape(n, oversample, n, oversample).sum(axis=(1, 3))
+
+
 @functools.lru_cache(maxsize=64)
 def star_sharpness(wavelength_m: float, pixel_scale_arcsec: float, aperture_m: float = HST_APERTURE_M,
                    obscuration: float = HST_OBSCURATION, oversample: int = 25, positions: int = 11) -> tuple[float, float]:
@@ -67,23 +89,12 @@ def star_sharpness(wavelength_m: float, pixel_scale_arcsec: float, aperture_m: f
     little off the middle puts less of the first ring on the neighbours, and its pixel is up to 15% sharper.
     Upper bounds for any real PSF at that wavelength (which is broader), so a pixel sharper than this (by a
     margin, for noise) is not a star."""
-    if wavelength_m <= 0 or pixel_scale_arcsec <= 0:
-        raise ValueError("wavelength and pixel scale must be positive")
-    n = 5 * oversample
-    centres = (np.arange(n) + 0.5) / oversample - 2.5  # sub-pixel centres over 5x5 pixels, in pixels
-    xx, yy = np.meshgrid(centres, centres)
-    to_rad = pixel_scale_arcsec * math.pi / (180 * 3600)
     ratio = curvature = 0.0
-    shifts = np.linspace(0.0, 0.5, positions)
-    for i, dy in enumerate(shifts):
-        for dx in shifts[:i + 1]:  # (dx <= dy: the diagonal mirror gives the rest)
-            rad = np.hypot(xx - dx, yy - dy) * to_rad
-            pix = annular_airy(rad, wavelength_m, aperture_m, obscuration).reshape(5, oversample, 5, oversample).sum(
-                axis=(1, 3))
-            c = pix[2, 2]
-            ring1 = (pix[1:4, 1:4].sum() - c) / 8
-            ring2 = (pix.sum() - pix[1:4, 1:4].sum()) / 16
-            ratio, curvature = max(ratio, c / ring1), max(curvature, (c - ring1) / (ring1 - ring2))
+    for pix in _stars(wavelength_m, pixel_scale_arcsec, aperture_m, obscuration, 5, oversample, positions):
+        c = pix[2, 2]
+        ring1 = (pix[1:4, 1:4].sum() - c) / 8
+        ring2 = (pix.sum() - pix[1:4, 1:4].sum()) / 16
+        ratio, curvature = max(ratio, c / ring1), max(curvature, (c - ring1) / (ring1 - ring2))
     return float(ratio), float(curvature)
 
 
@@ -115,28 +126,23 @@ def line_sharpness(wavelength_m: float, pixel_scale_arcsec: float, aperture_m: f
     """How sharp a line through a pixel can be in the sky: the most, at pixels where both neighbours on a line
     through them hold `LINE_PAIR` of their light, of the pixel over the mean of its 6 neighbours off that line,
     over (a) a diffraction-limited star anywhere in its pixel and (b) a line as sharp as the telescope can draw
-    one — the aperture's line-spread profile across it: a diffraction spike — at any angle and position.  A cosmic-ray track is one pixel wide; its pixels' two neighbours along
-    it are as bright as they are, and the six others hold almost nothing, which no star and no spike can give."""
-    if wavelength_m <= 0 or pixel_scale_arcsec <= 0:
-        raise ValueError("wavelength and pixel scale must be positive")
-    to_rad = pixel_scale_arcsec * math.pi / (180 * 3600)
+    one — the aperture's line-spread profile across it: a diffraction spike — at any angle and position.  A
+    cosmic-ray track is one pixel wide; its pixels' two neighbours along it are as bright as they are, and the six
+    others hold almost nothing, which no star and no spike can give."""
     n = 9
-    c = (np.arange(n * oversample) + 0.5) / oversample - n / 2
-    xx, yy = np.meshgrid(c, c)
+    models = list(_stars(wavelength_m, pixel_scale_arcsec, aperture_m, obscuration, n, oversample, 6))
     # the line-spread profile: the star integrated along a line (out to 60 pixels), sampled at 1/25 pixel
+    to_rad = pixel_scale_arcsec * math.pi / (180 * 3600)
     u = np.arange(-12 * 25, 12 * 25 + 1) / 25
     uu, vv = np.meshgrid(u, np.linspace(-60, 60, 2401))
     lsf = annular_airy(np.hypot(uu, vv) * to_rad, wavelength_m, aperture_m, obscuration).sum(axis=0)
-    models = []
-    for dy in np.linspace(0.0, 0.5, 6):
-        for dx in np.linspace(0.0, 0.5, 6):
-            models.append(annular_airy(np.hypot(xx - dx, yy - dy) * to_rad, wavelength_m, aperture_m, obscuration))
+    xx, yy = _sub_pixels(n, oversample)
     for angle in np.radians(np.arange(0, 46, 5)):
         for offset in np.linspace(0.0, 0.5, 6):
-            models.append(np.interp(xx * math.sin(angle) - yy * math.cos(angle) + offset, u, lsf))
+            fine = np.interp(xx * math.sin(angle) - yy * math.cos(angle) + offset, u, lsf)
+            models.append(fine.reshape(n, oversample, n, oversample).sum(axis=(1, 3)))
     ratio = 0.0
-    for fine in models:
-        pix = fine.reshape(n, oversample, n, oversample).sum(axis=(1, 3))
+    for pix in models:
         ys, xs = np.nonzero(pix > 1e-3 * pix.max())
         inside = (ys >= 2) & (ys < n - 2) & (xs >= 2) & (xs < n - 2)  # (a line is cut at the model's edge)
         ys, xs = ys[inside], xs[inside]
