@@ -1,14 +1,13 @@
 """How well `run --clean-cosmic-rays` finds cosmic-ray hits, and whether it ever takes a star.
 
-    python benchmarks/bench_cosmic_rays.py [--hits N] [--margins 1,1.25,1.5,2] [--tracks off,on] FRAME[:PIVOT_A:SCALE_ARCSEC] ...
+    python benchmarks/bench_cosmic_rays.py [--hits N] [--margins 1,1.25,1.5,2] FRAME[:PIVOT_A:SCALE_ARCSEC] ...
 
 Each frame is a clean image (a drizzled combination: its cosmic rays are already gone) at its own sampling; the
 pivot wavelength (Angstrom) and pixel scale come from the header (PHOTPLAM, WCS) unless given after the path.
 Synthetic hits are added (seeded): ``N`` line segments of 1 + Exp(1.5) pixels (at most 15) at random angles, drawn
 anti-aliased, spread by charge diffusion of 0-0.35 px, with 5-500 sigma of charge per pixel of track
 (log-uniform), anywhere on the frame (on sky and on sources).  `imaging.cosmics.find_cosmic_rays` then runs with
-the frame's sharpest-star ratio times each margin, with the test for tracks (`line_sharpness`; ``tracks on``, as
-`run` searches) and without it (``--tracks off,on``).  Columns:
+the frame's sharpest-star ratio times each margin.  Columns:
 
 * ``hits found``: share of hits whose brightest pixel is flagged; ``charge``: share of the added charge in flagged
   pixels; ``left > 5σ``: hits with an unflagged pixel holding more than 5 sigma of added charge (what the
@@ -33,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import gaussian_filter, label, median_filter
 
-from astroenhance.imaging.cosmics import find_cosmic_rays, line_sharpness, star_sharpness
+from astroenhance.imaging.cosmics import find_cosmic_rays, star_sharpness
 from astroenhance.io.readers import open_frames, read_frame
 from astroenhance.metrics import difference_sigma
 
@@ -87,33 +86,30 @@ def main() -> None:
     ap.add_argument("--hits", type=int, default=300)
     ap.add_argument("--margins", default="1,1.25,1.5,2")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--tracks", default="off,on", help="the test for tracks (`line_sharpness`): off, on or both")
     ap.add_argument("--flt", default=None, help="a single exposure: count the groups `run --clean-cosmic-rays` flags")
     ap.add_argument("--workers", default="0", help="strips searched at once in the --flt lines (0: every core)")
     args = ap.parse_args()
     margins = [float(m) for m in args.margins.split(",")]
-    print(f"{'frame':<34}{'ratio':>6}{'line':>6}{'tracks':>7}{'margin':>7}{'hits found':>11}{'charge':>8}{'left > 5σ':>10}"
+    print(f"{'frame':<34}{'ratio':>6}{'margin':>7}{'hits found':>11}{'charge':>8}{'left > 5σ':>10}"
           f"{'false px/Mpx':>13}{'on sources':>11}")
     for spec in args.frames:
         name, data, lam, scale = frame_info(spec)
         data = np.where(np.isfinite(data), data, np.nanmedian(data))
         sigma = difference_sigma(data)
         ratio, curvature = star_sharpness(lam, scale)
-        line = line_sharpness(lam, scale)
         rng = np.random.default_rng(args.seed)
         hits, pixels = add_hits(data.shape, sigma, args.hits, rng)
         injected = hits > 0.5 * sigma
         sources = (data - median_filter(data, 25)) > 10 * sigma
-        for tracks, m in ((t, m) for t in args.tracks.split(",") for m in margins):
-            flags = find_cosmic_rays(data + hits, sigma, ratio, curvature, margin=m,
-                                     line=line if tracks == "on" else None)
+        for m in margins:
+            flags = find_cosmic_rays(data + hits, sigma, ratio, curvature, margin=m)
             flat_f, flat_h = flags.ravel(), hits.ravel()
             found = np.mean([flat_f[p[np.argmax(flat_h[p])]] for p in pixels if p.size])
             charge = float(hits[flags].sum() / hits.sum())
             left = np.mean([bool((flat_h[p][~flat_f[p]] > 5 * sigma).any()) for p in pixels if p.size])
             false = flags & ~injected
             mpx = data.size / 1e6
-            print(f"{name[:33]:<34}{ratio:6.2f}{line:6.2f}{tracks:>7}{m:7.2f}{found:11.3f}{charge:8.3f}{left:10.3f}"
+            print(f"{name[:33]:<34}{ratio:6.2f}{m:7.2f}{found:11.3f}{charge:8.3f}{left:10.3f}"
                   f"{false.sum() / mpx:13.0f}{(false & sources).sum() / mpx:11.0f}", flush=True)
     if args.flt:
         print(f"\n{args.flt}: groups flagged by `run --clean-cosmic-rays` (DQ and saturation masks as `run` reads them)")

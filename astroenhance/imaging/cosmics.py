@@ -10,12 +10,7 @@ star's two ratios (`star_sharpness`: the diffraction pattern of HST's obstructed
 pivot wavelength, integrated over pixels of the frame's scale, the most over where in its pixel the star falls)
 times a safety margin.  Real PSFs are broader than the diffraction limit (aberrations, charge diffusion, jitter),
 so no star, however bright, passes the test.  Then, a few times over, flagged pixels are replaced by the local
-background and their neighbours tested again at ``grow`` sigma, which takes the rest of a track.  The pixels inside a track have two
-bright neighbours along it, so their 8 neighbours' mean is high; they are found across the track instead
-(`line_sharpness`, ``line``): a pixel whose two neighbours on a line through it both hold `LINE_PAIR` of its
-excess, and which stands above the mean of the other six by more than any star anywhere in its pixel or any
-line the telescope can draw (a diffraction spike: the aperture's line-spread profile across it, at any angle)
-allows, times the margin.
+background and their neighbours tested again at ``grow`` sigma, which takes the rest of a track.
 
 Unlike L.A.Cosmic (astroscrappy), whose fine-structure test does not know the PSF and flags the cores of
 well-sampled stars on crowded frames (hundreds on the ACS/HRC 47 Tuc frame, see docs/experiments.md), this
@@ -55,12 +50,6 @@ def annular_airy(r_rad: np.ndarray, wavelength_m: float, aperture_m: float, obsc
     return amp * amp
 
 
-def _sub_pixels(n: int, oversample: int) -> tuple[np.ndarray, np.ndarray]:
-    """x and y, in pixels from the middle of the middle pixel, of the sub-pixel centres of n x n pixels."""
-    c = (np.arange(n * oversample) + 0.5) / oversample - n / 2
-    return np.meshgrid(c, c)
-
-
 def _stars(wavelength_m: float, pixel_scale_arcsec: float, aperture_m: float, obscuration: float, n: int,
            oversample: int, positions: int):
     """The diffraction-limited star integrated over n x n pixels (``n`` odd), its centre at each of a grid of
@@ -68,7 +57,8 @@ def _stars(wavelength_m: float, pixel_scale_arcsec: float, aperture_m: float, ob
     the rest)."""
     if wavelength_m <= 0 or pixel_scale_arcsec <= 0:
         raise ValueError("wavelength and pixel scale must be positive")
-    xx, yy = _sub_pixels(n, oversample)
+    c = (np.arange(n * oversample) + 0.5) / oversample - n / 2  # sub-pixel centres, from the middle pixel's middle
+    xx, yy = np.meshgrid(c, c)
     to_rad = pixel_scale_arcsec * math.pi / (180 * 3600)
     shifts = np.linspace(0.0, 0.5, positions)
     for i, dy in enumerate(shifts):
@@ -103,57 +93,6 @@ def sharpest_star_ratio(wavelength_m: float, pixel_scale_arcsec: float) -> float
     return star_sharpness(wavelength_m, pixel_scale_arcsec)[0]
 
 
-#: a pixel's 8 neighbours, in order round it: ``i`` and ``i + 4`` are opposite, a line through the pixel
-RING = ((-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1))
-#: a track through a pixel: both of its neighbours on a line through it hold at least this share of its excess
-LINE_PAIR = 0.3
-
-
-def _line_rings(img: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For the pixels (``ys``, ``xs``) of ``img`` (none on its edge) and each of the 4 lines through a pixel
-    (`RING`'s opposite pairs), arrays ``(4, n)``: the fainter of the line's two neighbours, and the mean of the 6
-    neighbours off the line."""
-    nb = np.stack([img[ys + dy, xs + dx] for dy, dx in RING])
-    total = nb.sum(axis=0)
-    pair_min = np.stack([np.minimum(nb[i], nb[i + 4]) for i in range(4)])
-    ring6 = np.stack([(total - nb[i] - nb[i + 4]) / 6 for i in range(4)])
-    return pair_min, ring6
-
-
-@functools.lru_cache(maxsize=64)
-def line_sharpness(wavelength_m: float, pixel_scale_arcsec: float, aperture_m: float = HST_APERTURE_M,
-                   obscuration: float = HST_OBSCURATION, oversample: int = 10) -> float:
-    """How sharp a line through a pixel can be in the sky: the most, at pixels where both neighbours on a line
-    through them hold `LINE_PAIR` of their light, of the pixel over the mean of its 6 neighbours off that line,
-    over (a) a diffraction-limited star anywhere in its pixel and (b) a line as sharp as the telescope can draw
-    one — the aperture's line-spread profile across it: a diffraction spike — at any angle and position.  A
-    cosmic-ray track is one pixel wide; its pixels' two neighbours along it are as bright as they are, and the six
-    others hold almost nothing, which no star and no spike can give."""
-    n = 9
-    models = list(_stars(wavelength_m, pixel_scale_arcsec, aperture_m, obscuration, n, oversample, 6))
-    # the line-spread profile: the star integrated along a line (out to 60 pixels), sampled at 1/25 pixel
-    to_rad = pixel_scale_arcsec * math.pi / (180 * 3600)
-    u = np.arange(-12 * 25, 12 * 25 + 1) / 25
-    uu, vv = np.meshgrid(u, np.linspace(-60, 60, 2401))
-    lsf = annular_airy(np.hypot(uu, vv) * to_rad, wavelength_m, aperture_m, obscuration).sum(axis=0)
-    xx, yy = _sub_pixels(n, oversample)
-    for angle in np.radians(np.arange(0, 46, 5)):
-        for offset in np.linspace(0.0, 0.5, 6):
-            fine = np.interp(xx * math.sin(angle) - yy * math.cos(angle) + offset, u, lsf)
-            models.append(fine.reshape(n, oversample, n, oversample).sum(axis=(1, 3)))
-    ratio = 0.0
-    for pix in models:
-        ys, xs = np.nonzero(pix > 1e-3 * pix.max())
-        inside = (ys >= 2) & (ys < n - 2) & (xs >= 2) & (xs < n - 2)  # (a line is cut at the model's edge)
-        ys, xs = ys[inside], xs[inside]
-        v = pix[ys, xs]
-        pair_min, ring6 = _line_rings(pix, ys, xs)
-        line = pair_min >= LINE_PAIR * v
-        if line.any():
-            ratio = max(ratio, float((v / np.maximum(ring6, 1e-300))[line].max()))
-    return ratio
-
-
 def _ring_means(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean of each pixel's 8 neighbours and of the 16 pixels around those."""
     box3 = uniform_filter(y, 3, mode="nearest") * 9.0
@@ -179,24 +118,8 @@ class _LocalMedians:
         return self.value
 
 
-def _line_flags(y: np.ndarray, x: np.ndarray, b: np.ndarray, s: np.ndarray, look: np.ndarray, limit: float,
-                thr: float) -> np.ndarray:
-    """`_strip_flags`'s test for tracks, at the ``look`` pixels: sharper across a line through the pixel than any
-    star or diffraction spike (``limit``: `line_sharpness` times the margin)."""
-    out = np.zeros(x.shape, bool)
-    ys, xs = np.nonzero(look)
-    if not len(ys):
-        return out
-    pair_min, ring6 = _line_rings(np.pad(y, 1, mode="edge"), ys + 1, xs + 1)
-    e, bb, ss = x[ys, xs] - b[ys, xs], b[ys, xs], s[ys, xs]
-    with np.errstate(invalid="ignore"):
-        ok = (pair_min - bb >= LINE_PAIR * e) & (e - limit * (ring6 - bb) > thr * ss * math.sqrt(1 + limit**2 / 6))
-    out[ys, xs] = (e > thr * ss) & ok.any(axis=0)
-    return out
-
-
 def _strip_flags(x: np.ndarray, sig: np.ndarray, limit: float, curvature: float | None, nsigma: float,
-                 grow: float, iterations: int, line: float | None = None) -> np.ndarray:
+                 grow: float, iterations: int) -> np.ndarray:
     bad = ~np.isfinite(x)
     fill = np.nanmedian(x) if (~bad).any() else 0.0
     x = np.where(bad, fill, x)
@@ -232,8 +155,6 @@ def _strip_flags(x: np.ndarray, sig: np.ndarray, limit: float, curvature: float 
                 c = curvature
                 spread2 = s * math.sqrt(1.0 + (1.0 + c) ** 2 / 8.0 + c * c / 16.0)
                 new &= (x - ring1) - c * (ring1 - ring2) > thr * spread2
-            if line is not None:  # ... or sharper across a line through it than a star or a spike can be
-                new |= _line_flags(y, x, b, s, look & ~new, line, thr)
         if not new.any():
             break
         flags |= new
@@ -242,7 +163,7 @@ def _strip_flags(x: np.ndarray, sig: np.ndarray, limit: float, curvature: float 
 
 def find_cosmic_rays(data: np.ndarray, sigma, ratio: float, curvature: float | None = None, nsigma: float = 5.0,
                      grow: float = 3.0, iterations: int = 5, margin: float | None = None,
-                     workers: int | None = None, line: float | None = None) -> np.ndarray:
+                     workers: int | None = None) -> np.ndarray:
     """Boolean mask of the pixels of ``data`` (2-D, NaN = no data) hit by cosmic rays.
 
     ``sigma`` is the noise per pixel (a number, or an array like ``data``: an HST ``ERR`` extension, which
@@ -251,16 +172,13 @@ def find_cosmic_rays(data: np.ndarray, sigma, ratio: float, curvature: float | N
     ``margin * ratio`` (`MARGIN` if not given) times its neighbours' mean by as much, and (if ``curvature`` is
     given) its excess over its 8 neighbours exceeds ``margin * curvature`` times theirs over the next 16 by as
     much; then, ``iterations`` rounds, its neighbours at ``grow`` sigma with the flagged pixels removed.
-    ``line`` (`line_sharpness`: how sharp a line through a pixel can be) also flags pixels sharper than that,
-    times the margin, across a line through them: the pixels of a track, whose neighbours along it make its
-    8-neighbour mean high.  ``workers``: strips searched at once (default: `cores.host_threads`)."""
+    ``workers``: strips searched at once (default: `cores.host_threads`)."""
     data = np.asarray(data)
     if data.ndim != 2:
         raise ValueError(f"a 2-D frame is needed, got shape {data.shape}")
     margin = MARGIN if margin is None else margin
     limit = margin * ratio
     climit = None if curvature is None else margin * curvature
-    lines = None if line is None else margin * line
     h = data.shape[0]
     sig_full = np.broadcast_to(np.asarray(sigma, np.float64), data.shape)
     out = np.zeros(data.shape, bool)
@@ -271,7 +189,7 @@ def find_cosmic_rays(data: np.ndarray, sigma, ratio: float, curvature: float | N
         x = np.asarray(data[a:b], np.float64)
         sig = np.asarray(sig_full[a:b], np.float64)
         sig = np.where(np.isfinite(sig) & (sig > 0), sig, np.inf)
-        out[y0:y1] = _strip_flags(x, sig, limit, climit, nsigma, grow, iterations, lines)[y0 - a:y0 - a + (y1 - y0)]
+        out[y0:y1] = _strip_flags(x, sig, limit, climit, nsigma, grow, iterations)[y0 - a:y0 - a + (y1 - y0)]
 
     starts = range(0, h, STRIP)
     for _ in in_order(((strip, (y0,)) for y0 in starts), min(len(starts), workers or host_threads()) or 1):

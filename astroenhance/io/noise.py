@@ -46,7 +46,7 @@ from astropy.io import fits
 from ..config import DQ_NO_DATA, JWST_DQ_NO_DATA, WFPC2_DQ_NO_DATA
 from ..cores import in_order
 from ..errors import DQFileError, InputError, NoiseMapError, short_reason
-from ..imaging.cosmics import MARGIN, find_cosmic_rays, line_sharpness, star_sharpness
+from ..imaging.cosmics import MARGIN, find_cosmic_rays, star_sharpness
 from ..metrics import difference_sigma
 
 
@@ -520,10 +520,9 @@ def _fill(grid: np.ndarray) -> np.ndarray | None:
 PIVOT_RANGE = (900, 30000)
 
 
-def frame_star_sharpness(frame) -> tuple[float, float, float]:
-    """How sharp a star can be on ``frame`` (a `readers.FrameSource`; `imaging.cosmics.star_sharpness`), and a
-    line through a pixel (`imaging.cosmics.line_sharpness`): HST's diffraction limit at the header's PHOTPLAM
-    (pivot wavelength, Angstrom) on the WCS's smallest pixel scale."""
+def frame_star_sharpness(frame) -> tuple[float, float]:
+    """How sharp a star can be on ``frame`` (a `readers.FrameSource`; `imaging.cosmics.star_sharpness`): HST's
+    diffraction limit at the header's PHOTPLAM (pivot wavelength, Angstrom) on the WCS's smallest pixel scale."""
     header = frame.header
     telescope = str(header.get("TELESCOP", "HST") if header is not None else "HST").strip().upper()
     if telescope not in ("HST", ""):  # (a larger mirror makes stars sharper: its star cores would read as hits)
@@ -549,7 +548,7 @@ def frame_star_sharpness(frame) -> tuple[float, float, float]:
     scale = float(np.min(proj_plane_pixel_scales(frame.wcs.celestial))) * 3600.0
     if not 0 < scale < np.inf:
         raise InputError(f"{frame.name}: --clean-cosmic-rays needs the pixel scale, and the WCS gives {scale:g}\"")
-    return (*star_sharpness(wavelength, scale), line_sharpness(wavelength, scale))
+    return star_sharpness(wavelength, scale)
 
 
 def mask_cosmic_rays(frame) -> int:
@@ -562,7 +561,7 @@ def mask_cosmic_rays(frame) -> int:
 
     if frame.channels != 1:
         raise InputError(f"{frame.name}: --clean-cosmic-rays needs a grey frame (one band)")
-    ratio, curvature, line = frame_star_sharpness(frame)
+    ratio, curvature = frame_star_sharpness(frame)
     h = frame.shape[0]
     data = np.asarray(frame.read_rows(0, h), np.float64)
     if frame.pixel_noise_rows is not None:
@@ -578,15 +577,14 @@ def mask_cosmic_rays(frame) -> int:
     # as many strips at once as this process may use threads (`runner.set_threads` sets OMP_NUM_THREADS for
     # each of --jobs N workers), else every core
     budget = os.environ.get("OMP_NUM_THREADS", "").strip()
-    mask = find_cosmic_rays(data, sigma, ratio, curvature, workers=int(budget) if budget.isdigit() else None,
-                            line=line)
+    mask = find_cosmic_rays(data, sigma, ratio, curvature, workers=int(budget) if budget.isdigit() else None)
     del data
     n = int(mask.sum())
     frame.cosmic_rays, frame.cosmic_ray_limit = n, ratio
     hits = label(mask, np.ones((3, 3), bool))[1] if n else 0
     frame.notes.append(f"cosmic rays: {n} pixel{'s' * (n != 1)} in {hits} group{'s' * (hits != 1)} sharper than a "
-                       f"star can be (peak > {MARGIN:g} x {ratio:.2f} times its neighbours' mean; in a track, > "
-                       f"{MARGIN:g} x {line:.2f} times the six off its line; {source}) read as no data (AE_NCR)")
+                       f"star can be (peak > {MARGIN:g} x {ratio:.2f} times its neighbours' mean, {source}) read as no "
+                       "data (AE_NCR)")
     if n:
         read = frame.read_rows
 
