@@ -50,7 +50,7 @@ def main() -> None:
     ap.add_argument("--levels", default="0.5,2")
     args = ap.parse_args()
     levels = [float(v) for v in args.levels.split(",")]
-    truths = [fields.simulated_field(np.random.default_rng([fields.SEED, i])) for i in range(args.first, args.first + args.fields)]
+    truths = [fields.numbered_field(i) for i in range(args.first, args.first + args.fields)]
     sources = [TruthSources.find(t, 1.0) for t in truths]
     noise = np.zeros((384, 384))
     print(f"{'weights':<16}{'FLUX tol.':<10}{'k':>4}  " + "".join(f"{f'S/N {lo}-{hi}: n, run, bicubic':>34}" for lo, hi in BINS)

@@ -88,11 +88,6 @@ def star_sharpness(wavelength_m: float, pixel_scale_arcsec: float, aperture_m: f
     return float(ratio), float(curvature)
 
 
-def sharpest_star_ratio(wavelength_m: float, pixel_scale_arcsec: float) -> float:
-    """`star_sharpness`'s peak-to-neighbours ratio."""
-    return star_sharpness(wavelength_m, pixel_scale_arcsec)[0]
-
-
 def _ring_means(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean of each pixel's 8 neighbours and of the 16 pixels around those."""
     box3 = uniform_filter(y, 3, mode="nearest") * 9.0

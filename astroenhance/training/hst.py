@@ -437,7 +437,7 @@ def evaluate_hst(truths: list[Path], config: EnhanceConfig | None = None, levels
         real = len(rows)
         # fluxes in units of the pixel rms the protocol's k multiplies
         for i in range(simulated_from, simulated_from + simulated):
-            truth = fields.simulated_field(np.random.default_rng([fields.SEED, i]))
+            truth = fields.numbered_field(i)
             sources = TruthSources.find(truth, 1.0)
             for k in levels:
                 rows.append(evaluate_frame(enhancer, f"simulated{i:02d}", truth, None, k, seed, work, panels, sources,
