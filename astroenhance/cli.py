@@ -835,6 +835,13 @@ def train_sr_hst(
     from .training.telescope import TelescopeConfig, TelescopeTrainer, load_truths
 
     _check_stage(stage, init, resume, "weights/sr-hst-8x32.safetensors")
+    for given, share, name, what in ((psfs, psf_share, "--psf", "of the synthetic fields drawn through the models"),
+                                     (press, press_share, "--press", "of the frame pairs whose truth is a press image")):
+        if given and share <= 0:
+            raise _usage(f"{name} is used only with {name}-share > 0 (the share {what}); without it nothing of it "
+                         "is used")
+    if psf_share > 0 and synthetic <= 0:
+        raise _usage("--psf-share is a share of the synthetic fields, and --synthetic 0 draws none")
     cfg = TelescopeConfig(truths=[str(t) for t in truths], val=[str(v) for v in val], out=str(outdir), arch=arch, init=str(init) if init else "",
                           iters=iters, batch=batch, crop=crop, lr=lr, k_min=k_min, k_max=k_max, synthetic=synthetic,
                           seed=seed, val_every=val_every, threads=threads, loss=loss, edge_weight=edge_weight, correlated=correlated, big_galaxies=big_galaxies, backgrounds=backgrounds,

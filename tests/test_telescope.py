@@ -512,6 +512,25 @@ def test_a_wrong_architecture_is_one_usage_line_listing_the_right_ones(tmp_path,
     assert result.output.startswith(f"usage error: {message}")
 
 
+@pytest.mark.parametrize("extra, message", [
+    (["--psf", str(FIXTURES / "f105w_psf.fits.gz")], "--psf is used only with --psf-share > 0"),
+    (["--press", str(FIXTURES)], "--press is used only with --press-share > 0"),
+    (["--psf", str(FIXTURES / "f105w_psf.fits.gz"), "--psf-share", "0.5", "--synthetic", "0"],
+     "--psf-share is a share of the synthetic fields, and --synthetic 0 draws none"),
+])
+def test_training_material_that_would_go_unused_is_a_usage_error(tmp_path, extra, message):
+    """`train sr-hst --psf FILE` without `--psf-share` (or `--press` without `--press-share`) trained without it and
+    said nothing: a run the user believed used the telescope's PSFs did not."""
+    from typer.testing import CliRunner
+
+    from astroenhance.cli import app
+
+    result = CliRunner().invoke(app, ["train", "sr-hst", "--truth", str(FIXTURES / "abell_2744_dwarf_galaxy_f105w.fits.gz"),
+                                      *extra, "-o", str(tmp_path / "run"), "--iters", "1"], terminal_width=400)
+    assert result.exit_code == 2 and result.output.startswith(f"usage error: {message}"), result.output
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_truth_in_small_units_makes_the_same_pair():
     """A truth frame in erg/s/cm²/Å (values near 1e-19) is the same truth: its pairs in noise space are the same.
     The input's sigma was floored at 1e-12 (every pixel of such a frame then within noise of the sky)."""
