@@ -1,6 +1,7 @@
 """Every input kind the run issue names, read with its real bit depth, and bad input named clearly."""
 
 
+import re
 import shutil
 
 import numpy as np
@@ -10,7 +11,7 @@ from astropy.io import fits
 from PIL import Image
 
 from astroenhance.errors import InputError
-from astroenhance.io.readers import open_frames, output_stem, read_frame
+from astroenhance.io.readers import from_array, open_frames, output_stem, read_frame
 
 from .conftest import COLOR, FIXTURES, HRC
 
@@ -602,3 +603,23 @@ def test_an_array_of_another_shape_is_refused_with_what_it_likely_is(shape, hint
         src = from_array(np.ma.masked_array(data[..., :3], np.repeat(data[..., 3:] == 0, 3, axis=-1)))
         rows = src.read_rows(0, 20)
         assert np.isnan(rows[:5]).all() and np.isfinite(rows[5:]).all()
+
+
+@pytest.mark.parametrize("bunit, refused", [("mag/arcsec2", True), ("ABmag", True), ("mag", True), ("dex", True),
+                                            ("log10(erg/s/cm2/A)", True), ("nanomaggies", False), ("MJy/sr", False),
+                                            ("ELECTRONS/S", False), ("", False)])
+def test_a_frame_in_logarithmic_units_is_refused_by_name(tmp_path, bunit, refused):
+    """A frame in magnitudes (BUNIT mag/arcsec2) came out with its galaxy's core darkest and a FLUX plane that
+    averaged magnitudes while saying flux was kept. Logarithmic units are refused in one line naming the file and
+    the unit; linear ones (SDSS's nanomaggies too) are read."""
+    data = np.random.default_rng(0).normal(20.0, 0.1, (16, 16)).astype(np.float32)
+    path = tmp_path / "frame.fits"
+    fits.writeto(path, data, fits.Header({"BUNIT": bunit}))
+    if not refused:
+        assert read_frame(path)[0].shape == (16, 16)
+        return
+    with pytest.raises(InputError, match=rf"frame\.fits: HDU 0 \(PRIMARY 16x16\): BUNIT = '{re.escape(bunit)}' is a "
+                                         "logarithmic unit"):
+        read_frame(path)
+    with pytest.raises(InputError, match="is a logarithmic unit"):  # `enhance_array(data, header=...)`'s way in
+        from_array(data, header=fits.Header({"BUNIT": bunit}))

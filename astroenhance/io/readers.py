@@ -200,6 +200,7 @@ def from_array(data: np.ndarray, wcs: WCS | None = None, *, name: str = "array",
     elif wcs is not None and not isinstance(wcs, WCS):
         raise InputError(f"{name}: wcs must be an astropy WCS or FITS header (got {type(wcs).__name__})")
     _check_size(name, arr.shape[:2])
+    check_linear_units(name, header)
 
     beyond = [0]
 
@@ -250,6 +251,22 @@ def _finite_float32(a: np.ndarray, beyond: list[int]) -> np.ndarray:
 
 #: the note a frame gets where values beyond float32's range were read (`FrameSource.beyond_float32`)
 BEYOND_FLOAT32 = "values beyond float32's range (|x| > 3.4e38: sentinels for bad pixels?) are read as no data"
+
+
+#: BUNIT of a logarithmic quantity: magnitudes (mag, ABmag, mag/arcsec2, mag arcsec-2) or dex / log10(...). Not
+#: SDSS's (nano)maggies, which are linear.
+LOGARITHMIC_UNITS = re.compile(r"(?<![a-z])(ab|st|vega)?(mags?|magnitudes?|dex|log|log10|ln)(?![a-z])")
+
+
+def check_linear_units(name: str, header: fits.Header | None) -> None:
+    """Refuse a frame whose BUNIT is logarithmic (magnitudes, dex): the stretch, the noise estimate, the SR network
+    and FLUX's flux conservation all need values proportional to flux (in magnitudes a galaxy's core would show
+    darkest and FLUX would average magnitudes)."""
+    unit = str(header.get("BUNIT", "") if header is not None else "").strip()
+    if LOGARITHMIC_UNITS.search(unit.lower()):
+        raise InputError(f"{name}: BUNIT = {unit!r} is a logarithmic unit: enhancing needs values proportional to "
+                         "flux (convert the frame first, e.g. 10**(-0.4 * (m - zeropoint)) for magnitudes, and set "
+                         "BUNIT to the linear unit)")
 
 
 def _check_size(name: str, shape: tuple[int, ...]) -> None:
@@ -668,6 +685,7 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask
         raise InputError(f"{path}: HDU {_describe(hdul, index)} has BSCALE = 0: every pixel would read as BZERO")
     blank = header.get("BLANK") if header.get("BITPIX", -32) > 0 else None
     kept = kept_keywords(header, hdul[0].header)
+    check_linear_units(f"{path}: HDU {_describe(hdul, index)}", kept)
     archive_name = str(header.get("FILENAME", hdul[0].header.get("FILENAME", "")) or "").strip()
     label_base = f"{h.name.lower()}{header.get('EXTVER', 1)}" if multi and h.name else ""
     planes = extra[0] if extra else 1
