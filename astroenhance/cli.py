@@ -817,6 +817,7 @@ def train_sr_hst(
     correlated: Annotated[float, typer.Option(help="Share of pairs whose added noise is correlated between neighbouring pixels as in drizzled frames (so that the network does not take such noise for structure).", min=0.0, max=1.0)] = 0.0,
     loss: Annotated[str, typer.Option(help="l1: the network learns the median truth given the input; mse: the mean (what PSNR rewards; near the sky the mean is also the unbiased flux). Both in the noise-normalised space.")] = "l1",
     edge_weight: Annotated[float, typer.Option(min=0.0, help="Add this times an L1 on the steps across the 4x4 output blocks' edges, output against truth: trains the network not to draw a 4x4 pattern in flat sky (the pixel loss alone lets it keep a little of each input pixel's noise as a block; benchmarks/bench_sky_pattern.py measures it). The shipped hst weights: 0.5.")] = 0.0,
+    source_weight: Annotated[float, typer.Option(min=0.0, help="Weigh the pixel loss 1 + this on the pixels of noise-free (synthetic) truths more than one input sigma above the sky: where the network cannot tell a faint source from the noise, it keeps more of the source's light (the plain L1 median flattens it; benchmarks/bench_flux_bias.py measures it). Real truths' pixels weigh 1 (their own noise would lift the sky). The shipped hst weights: 15.")] = 0.0,
     threads: Annotated[int, typer.Option(help="torch threads (0: torch's default).")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     precision: Annotated[str, typer.Option(help="fp32, or bf16 (autocast; for GPUs).")] = "fp32",
@@ -844,7 +845,7 @@ def train_sr_hst(
         raise _usage("--psf-share is a share of the synthetic fields, and --synthetic 0 draws none")
     cfg = TelescopeConfig(truths=[str(t) for t in truths], val=[str(v) for v in val], out=str(outdir), arch=arch, init=str(init) if init else "",
                           iters=iters, batch=batch, crop=crop, lr=lr, k_min=k_min, k_max=k_max, synthetic=synthetic,
-                          seed=seed, val_every=val_every, threads=threads, loss=loss, edge_weight=edge_weight, correlated=correlated, big_galaxies=big_galaxies, backgrounds=backgrounds,
+                          seed=seed, val_every=val_every, threads=threads, loss=loss, edge_weight=edge_weight, source_weight=source_weight, correlated=correlated, big_galaxies=big_galaxies, backgrounds=backgrounds,
                           sharp_psfs=sharp_psfs, psfs=[str(p) for p in psfs], psf_share=psf_share, press=str(press) if press else "", press_share=press_share,
                           flux_tolerance=flux_tolerance,
                           device=device, precision=precision, workers=workers, minutes=minutes, stage=stage,

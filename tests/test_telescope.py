@@ -1,6 +1,7 @@
 """Super-resolution for real frames: the noise-normalised space, the telescope model's pairs, its trainer, and a
 noise-space network through `run`'s engine (flux promise, provenance)."""
 
+import json
 import math
 
 import numpy as np
@@ -165,6 +166,51 @@ def test_the_edge_weight_trains_the_edges_it_penalises(tmp_path):
     assert b["loss"] > a["loss"]  # the edge term added to the same pixel loss
     assert any(not torch.equal(u, v) for u, v in zip(plain.model.state_dict().values(),
                                                       edged.model.state_dict().values()))
+
+
+@pytest.mark.parametrize("loss", ["l1", "mse"])
+def test_the_source_weight_keeps_a_source_the_median_would_flatten(loss):
+    """One pixel whose noise-free truth is the sky (0) in 6 pairs and a faint source (1, above `SOURCE_LEVEL`) in 4:
+    the plain L1's best constant answer is the sky (the median), the source-weighted one's (W = 2: 12 vs 6) the
+    source. Real (not noise-free) truths and W = 0 give the plain loss exactly."""
+    from astroenhance.training.telescope import SOURCE_LEVEL, pixel_loss
+
+    truth = torch.tensor([0.0] * 6 + [1.0] * 4).view(10, 1, 1, 1)
+    assert 1.0 > SOURCE_LEVEL > 0.0
+    noise_free = torch.ones(10, dtype=torch.bool)
+    answers = torch.linspace(-0.5, 1.5, 201)
+
+    def best(cfg, flags):
+        return float(answers[torch.stack([pixel_loss(cfg, c.expand_as(truth), truth, flags) for c in answers]).argmin()])
+
+    plain = TelescopeConfig(loss=loss)
+    weighted = TelescopeConfig(loss=loss, source_weight=2.0)
+    if loss == "l1":
+        assert best(plain, noise_free) == pytest.approx(0.0, abs=0.011)
+        assert best(weighted, noise_free) == pytest.approx(1.0, abs=0.011)
+    else:  # the mean moves from 0.4 to 12/18
+        assert best(plain, noise_free) == pytest.approx(0.4, abs=0.011)
+        assert best(weighted, noise_free) == pytest.approx(2 / 3, abs=0.011)
+    out = torch.randn(10, 1, 1, 1)
+    torch.testing.assert_close(pixel_loss(weighted, out, truth, torch.zeros(10, dtype=torch.bool)),
+                               pixel_loss(plain, out, truth))
+    torch.testing.assert_close(pixel_loss(weighted, out, truth), pixel_loss(plain, out, truth))
+
+
+def test_train_sr_hst_source_weight_reaches_the_run_and_the_manifest(tmp_path):
+    """`--source-weight` is the run's (config.json) and the exported weights' manifest records it."""
+    from typer.testing import CliRunner
+
+    from astroenhance.cli import app
+    from astroenhance.training.export import export_checkpoint
+
+    out = tmp_path / "run"
+    res = CliRunner().invoke(app, ["train", "sr-hst", "--synthetic", "1", "--source-weight", "3", "--iters", "1",
+                                   "--crop", "16", "--batch", "2", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "config.json").read_text())["source_weight"] == 3.0
+    info = export_checkpoint(out / "ckpt.pt", tmp_path / "w", "sr-hst-test")
+    assert info.extra["degradation"]["source_weight"] == 3.0
 
 
 def test_trainer_resumes_exactly_and_learns(tmp_path):

@@ -54,9 +54,23 @@ def block_edge_steps(out: torch.Tensor, truth: torch.Tensor, scale: int = SCALE)
     return (dx[..., :, scale - 1::scale].abs().mean() + dy[..., scale - 1::scale, :].abs().mean()) / 2
 
 
-def pixel_loss(cfg: TelescopeConfig, out: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """The pixel loss of a noise-space network: ``cfg.loss`` plus ``cfg.edge_weight`` times `block_edge_steps`."""
-    loss = LOSSES[cfg.loss](out, truth)
+#: a truth pixel one input sigma above the sky, in the noise space (asinh(x / (BETA sigma))): `pixel_loss`'s sources
+SOURCE_LEVEL = math.asinh(1 / BETA)
+
+
+def pixel_loss(cfg: TelescopeConfig, out: torch.Tensor, truth: torch.Tensor,
+               noise_free: torch.Tensor | None = None) -> torch.Tensor:
+    """The pixel loss of a noise-space network: ``cfg.loss`` plus ``cfg.edge_weight`` times `block_edge_steps`.
+    With ``cfg.source_weight`` W, the pixels of the noise-free truths (``noise_free``, ``(N,)``) above
+    `SOURCE_LEVEL` weigh 1 + W: an L1 (or MSE) whose weight depends on the truth moves the network's answer, where
+    it cannot tell a faint source from the noise, toward keeping the source (the plain median flattens it). A
+    real truth's pixels all weigh 1: its own noise would cross the level and bias the sky upward."""
+    if cfg.source_weight > 0 and noise_free is not None and bool(noise_free.any()):
+        w = 1 + cfg.source_weight * ((truth > SOURCE_LEVEL) & noise_free.view(-1, 1, 1, 1)).to(truth.dtype)
+        err = (out - truth).abs() if cfg.loss == "l1" else (out - truth) ** 2
+        loss = (w * err).sum() / w.sum()
+    else:
+        loss = LOSSES[cfg.loss](out, truth)
     return loss + cfg.edge_weight * block_edge_steps(out, truth) if cfg.edge_weight > 0 else loss
 
 
@@ -291,6 +305,7 @@ class TelescopeConfig:
     flux_tolerance: float = 0.0  # > 0: train through run's flux promise (`project_within`): what is scored is what ships
     loss: str = "l1"  # l1 (the median of the truth given the input) or mse (its mean: what PSNR rewards)
     edge_weight: float = 0.0  # > 0: plus this times `block_edge_steps` (no 4x4 pattern drawn in flat sky)
+    source_weight: float = 0.0  # > 0: noise-free truths' pixels above one input sigma weigh 1 + this (`pixel_loss`)
     seed: int = 0
     val_every: int = 250
     threads: int = 0
@@ -449,7 +464,7 @@ class TelescopeTrainer:
         against the network's outputs for them, and the generator's loss is returned: ``pixel * L1 (all pairs) +
         content * perceptual + adv * BCE(D(G(x)), 1)`` (the last two on the synthetic pairs, through `for_features`)."""
         cfg = self.cfg
-        pixel = pixel_loss(cfg, out, y)
+        pixel = pixel_loss(cfg, out, y, synthetic)
         if not bool(synthetic.any()):
             return cfg.pixel_weight * pixel, {"pixel": pixel.item()}
         fake, real = for_features(out[synthetic]), for_features(y[synthetic])
@@ -524,7 +539,7 @@ class TelescopeTrainer:
                 if self.cfg.flux_tolerance > 0:
                     out = project_within(out, x, self.cfg.flux_tolerance)
                 loss, parts = (self.gan_losses(out, y, synthetic, lr) if self.disc is not None
-                               else (pixel_loss(self.cfg, out, y), {}))
+                               else (pixel_loss(self.cfg, out, y, synthetic), {}))
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 self.opt.step()
