@@ -41,7 +41,8 @@ from .checkpoints import flush_log, save_checkpoint
 
 SCALE = 4
 #: training losses, both in the noise-normalised space (near the sky: linear in the input's noise; cores: log)
-LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
+#: each pixel's error (output minus truth -> error), averaged by `pixel_loss`
+LOSSES = {"l1": torch.abs, "mse": torch.square}
 
 
 def block_edge_steps(out: torch.Tensor, truth: torch.Tensor, scale: int = SCALE) -> torch.Tensor:
@@ -65,12 +66,12 @@ def pixel_loss(cfg: TelescopeConfig, out: torch.Tensor, truth: torch.Tensor,
     `SOURCE_LEVEL` weigh 1 + W: an L1 (or MSE) whose weight depends on the truth moves the network's answer, where
     it cannot tell a faint source from the noise, toward keeping the source (the plain median flattens it). A
     real truth's pixels all weigh 1: its own noise would cross the level and bias the sky upward."""
+    err = LOSSES[cfg.loss](out - truth)
     if cfg.source_weight > 0 and noise_free is not None and bool(noise_free.any()):
         w = 1 + cfg.source_weight * ((truth > SOURCE_LEVEL) & noise_free.view(-1, 1, 1, 1)).to(truth.dtype)
-        err = (out - truth).abs() if cfg.loss == "l1" else (out - truth) ** 2
         loss = (w * err).sum() / w.sum()
     else:
-        loss = LOSSES[cfg.loss](out, truth)
+        loss = err.mean()
     return loss + cfg.edge_weight * block_edge_steps(out, truth) if cfg.edge_weight > 0 else loss
 
 
