@@ -30,7 +30,7 @@ from astroenhance.config import EnhanceConfig
 from astroenhance.metrics import area_downsample
 from astroenhance.pipeline import Enhancer
 from astroenhance.training import fields
-from astroenhance.training.hst import SCALE, TruthSources, _bicubic, degrade, write_input
+from astroenhance.training.hst import SCALE, TruthSources, _bicubic, degrade, noise_draw, write_input
 
 BINS = ((0, 10), (10, 30), (30, 100), (100, np.inf))
 
@@ -63,7 +63,9 @@ def main() -> None:
             for k in levels:
                 rows, chi2 = [], {"fields": [], "noise": []}
                 for i, (truth, src) in enumerate([*zip(truths, sources), (noise, None)]):
-                    lr, sigma = degrade(truth, k, np.random.default_rng([0, int(k * 1000)]), 1.0)
+                    # each field's own noise, the draw `evaluate --task hst --simulated` gives it
+                    name = "blank" if src is None else f"simulated{args.first + i:02d}"
+                    lr, sigma = degrade(truth, k, noise_draw(0, name, k), 1.0)
                     [res] = enh.enhance_file(write_input(work / f"w{n}t{tol}k{k:g}f{i}.fits", lr, sigma, None), work)
                     flux = flux_per_input_pixel(res.outputs[0])
                     chi2["noise" if src is None else "fields"].append(

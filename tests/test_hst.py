@@ -333,3 +333,29 @@ def test_evaluate_hst_command_with_simulated_fields_only(tmp_path):
     for args, needs in ((["--task", "hst"], "--simulated"), (["--task", "sr"], "--data")):
         res = CliRunner().invoke(app, ["evaluate", *args])
         assert res.exit_code == 2 and needs in res.output, res.output
+
+
+def test_each_frame_gets_a_noise_draw_of_its_own_whatever_else_is_scored(tmp_path, monkeypatch):
+    """Every frame was given the same noise draw at a level (seeded by the level alone): frames of one shape — the
+    simulated fields, two cut-outs of one size — shared one noise pattern, and the mean over frames averaged fewer
+    independent draws than it said.  Now each frame's draw is its own (seeded by its name), and a frame's input does
+    not depend on the other frames scored beside it."""
+    from astroenhance.training import fields, hst
+
+    inputs = {}
+    real_write = hst.write_input
+
+    def keep(path, lr, sigma, wcs):
+        inputs.setdefault(path.name, []).append(lr.copy())
+        return real_write(path, lr, sigma, wcs)
+
+    monkeypatch.setattr(hst, "write_input", keep)
+    cfg = EnhanceConfig(device="cpu")
+    evaluate_hst([], cfg, levels=(2.0,), noise_frames=0, simulated=2)
+    evaluate_hst([], cfg, levels=(2.0,), noise_frames=0, simulated=1, simulated_from=1)
+    noise = {n: [lr - area_downsample(fields.numbered_field(int(n[9:11])), 4) for lr in draws]
+             for n, draws in inputs.items()}
+    [n0], [n1a, n1b] = noise["simulated00.k2.fits"], noise["simulated01.k2.fits"]
+    assert n0.std() == pytest.approx(2.0, rel=0.05) and n1a.std() == pytest.approx(2.0, rel=0.05)
+    assert abs(np.corrcoef(n0.ravel(), n1a.ravel())[0, 1]) < 0.05  # independent draws (identical before)
+    np.testing.assert_array_equal(n1a, n1b)  # field 1 alone: the same input as beside field 0

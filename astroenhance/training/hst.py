@@ -2,12 +2,12 @@
 
 Protocol (stated in every report): each truth is a deep real frame (linear units).  Its input is the truth binned
 4x4 (block means: pixels 4x coarser, WCS rescaled) plus Gaussian noise of ``k`` times the truth's own pixel rms
-(``estimate_noise``: neighbouring-pixel differences), written as a FITS file with SCI and ERR extensions and
-enhanced by the real `run` code path (`Enhancer.enhance_file`, --no-colorize --format fits, every other setting
-`run`'s default).  The output luminance is scored against the truth in the output's own display mapping (its
-AE_STRCH, AE_STRA, AE_VMIN, AE_VMAX applied to the truth and to every baseline): PSNR (data range 1) and SSIM, and
-how much 4x4 block edges show in the sky (`sky_lattice`: mean |step| across block edges over inside blocks, on the
-truth's fainter half).
+(``estimate_noise``: neighbouring-pixel differences; a draw of its own for each frame and level, seeded by the
+frame's name), written as a FITS file with SCI and ERR extensions and enhanced by the real `run` code path
+(`Enhancer.enhance_file`, --no-colorize --format fits, every other setting `run`'s default).  The output luminance
+is scored against the truth in the output's own display mapping (its AE_STRCH, AE_STRA, AE_VMIN, AE_VMAX applied to
+the truth and to every baseline): PSNR (data range 1) and SSIM, and how much 4x4 block edges show in the sky
+(`sky_lattice`: mean |step| across block edges over inside blocks, on the truth's fainter half).
 Baselines, the best one per case reported beside `run`: bicubic of the input in linear units and of the stretched
 input, each as is and projected onto the input's 4x4 block means, each after a Gaussian smoothing of the input
 by sigma 0, 0.5, 1 or 1.5 input pixels (16 in all; choosing the best on the scored data favours the baselines).
@@ -39,6 +39,7 @@ from __future__ import annotations
 import math
 import tempfile
 import warnings
+import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -114,6 +115,13 @@ def as_truth(data: np.ndarray, wcs, name: str) -> tuple[np.ndarray, object]:
     if wcs is not None:
         wcs = wcs[:h, :w]
     return data, wcs
+
+
+def noise_draw(seed: int, name: str, k: float) -> np.random.Generator:
+    """The generator of the protocol's noise for the frame called ``name`` at level ``k``: a draw of its own for each
+    frame (two frames of one shape never share a noise pattern) that does not depend on which other frames are
+    scored beside it (seeded by the name's CRC-32, not its place in a list)."""
+    return np.random.default_rng([seed, zlib.crc32(name.encode("utf-8")), round(k * 1000)])
 
 
 def degrade(truth: np.ndarray, k: float, rng: np.random.Generator, rms: float | None = None
@@ -298,7 +306,7 @@ def evaluate_frame(enhancer: Enhancer, name: str, truth: np.ndarray, wcs, k: flo
     """One truth at one noise level: `run` and the best baseline, scored (see the protocol).  ``panels``, if given,
     receives one figure row (`figure_row`); ``sources`` are the truth's (`TruthSources.find`, found if not given).
     A ``noise_free`` truth (a simulated field) has no truth-noise ceiling (its ``psnr`` is None)."""
-    rng = np.random.default_rng([seed, int(k * 1000)])
+    rng = noise_draw(seed, name, k)
     sources = sources or TruthSources.find(truth, estimate_noise(truth))
     rms = sources.sigma  # the truth's pixel rms, measured once per truth
     lr, sigma = degrade(truth, k, rng, rms)
