@@ -1189,6 +1189,7 @@ def evaluate(
     display_tolerance: Annotated[float | None, typer.Option(help="hst: run's --display-tolerance (default: the model's).", min=0.0, show_default=False)] = None,
     levels: Annotated[str, typer.Option(help="hst: the noise levels k (input sigma as a multiple of the truth's pixel rms), comma-separated; 0.5,1,2 adds the middle level issue 15's protocol names.")] = "0.5,2",
     simulated: Annotated[int, typer.Option(help="hst: also score N simulated 384x384 fields whose truth is known and noise-free (HST's obscured Airy PSF with spikes, galaxies and stars drawn unlike the training fields; seeded, so always the same), reported apart from the real frames: where the truth has no noise of its own, the room the real frames' ceiling hides.", min=0)] = 0,
+    draws: Annotated[int, typer.Option(help="hst: noise draws per frame and level (each frame's own, seeded by its name), averaged: one draw's mean over six frames moves by ~0.05 dB from draw to draw, more than many differences worth knowing; the table shows each frame's mean over its draws.", min=1)] = 1,
 ) -> None:
     """Measure the shipped networks against baselines on held-out images (float64 metrics, one protocol for all).
 
@@ -1208,7 +1209,7 @@ def evaluate(
         if data is None and not simulated:
             raise _usage("--task hst needs --data (a folder of deep FITS frames), --simulated N, or both")
         _evaluate_hst(data, weights, sr_model, json_out, limit, noise_frames, flux_conserving, flux_tolerance, figure,
-                      display_tolerance, ks, simulated)
+                      display_tolerance, ks, simulated, draws)
         return
     if data is None:
         raise _usage(f"--task {task.value} needs --data (a folder of held-out colour images)")
@@ -1317,8 +1318,8 @@ def _evaluate_hst(data: Path | None, weights: Path | None, sr_model: SRModel | N
                   limit: int | None, noise_frames: int, flux_conserving: bool | None = None,
                   flux_tolerance: float | None = None, figure: Path | None = None,
                   display_tolerance: float | None = None, levels: tuple[float, ...] = (0.5, 2.0),
-                  simulated: int = 0) -> None:
-    from .training.hst import FIGURE_TITLES, evaluate_hst, list_truths
+                  simulated: int = 0, draws: int = 1) -> None:
+    from .training.hst import FIGURE_TITLES, evaluate_hst, frame_means, list_truths
 
     truths = list_truths(data)[:limit] if data is not None else []
     if data is not None and not truths:
@@ -1329,18 +1330,18 @@ def _evaluate_hst(data: Path | None, weights: Path | None, sr_model: SRModel | N
     with err.status(f"hst: {len(truths)} frames and {simulated} simulated fields through run"):
         panels: list | None = [] if figure else None
         res = evaluate_hst(truths, config, levels, noise_frames=min(noise_frames, 6), panels=panels,
-                           simulated=simulated)
+                           simulated=simulated, draws=draws)
     for why in res["skipped"]:
         err.print(f"note: left out {why}", markup=False)
     where = " and ".join(([f"{data} ({len(res['frames'])} frame(s))"] if data is not None else [])
                          + ([f"{simulated} simulated field(s) (noise-free truths)"] if simulated else []))
-    out.print(f"hst on {where}, --sr-model {config.for_input(True).sr_model}; display-mapping PSNR (dB)")
+    each = f"; each frame the mean of {draws} noise draws" if draws > 1 else ""
+    out.print(f"hst on {where}, --sr-model {config.for_input(True).sr_model}; display-mapping PSNR (dB){each}")
     out.print(f"{'frame':<42}{'k':>5}{'run':>8}{'best baseline':>15}{'run-best':>10}{'ceiling-best':>14}  best baseline")
-    for r in res["per_frame"]:
-        ceiling = r["truth_noise_ceiling"]["psnr"]
-        room = f"{ceiling - r['best_baseline']['psnr']:>+14.2f}" if ceiling is not None else f"{'none':>14}"
-        out.print(f"{r['image'][:41]:<42}{r['k']:>5g}{r['run']['psnr']:>8.2f}{r['best_baseline']['psnr']:>15.2f}"
-                  f"{r['run']['psnr_gain']:>+10.2f}{room}  {r['best_baseline']['method']}", markup=False)
+    for f in frame_means(res["per_frame"]):
+        room = f"{f['ceiling_minus_best']:>+14.2f}" if f["ceiling_minus_best"] is not None else f"{'none':>14}"
+        out.print(f"{f['image'][:41]:<42}{f['k']:>5g}{f['run_psnr']:>8.2f}{f['best_baseline_psnr']:>15.2f}"
+                  f"{f['run_minus_best']:>+10.2f}{room}  {f['best_baseline']}", markup=False)
     groups = [(f"{level}", m) for level, m in res["summary"].items()]
     groups += [(f"{level}, simulated fields", m) for level, m in res["simulated_summary"].items()]
     for level, m in groups:
@@ -1352,7 +1353,8 @@ def _evaluate_hst(data: Path | None, weights: Path | None, sr_model: SRModel | N
                   f"({m['bicubic_completeness_matched']:.2f} at run's false detections); "
                   f"aperture flux error {m['run_aperture_flux_err']:.3f} vs {m['bicubic_aperture_flux_err']:.3f}; "
                   f"half-light radius bias {m['run_half_light_bias']:+.3f} vs {m['bicubic_half_light_bias']:+.3f}; "
-                  f"false detections {m['run_false_detections']} vs {m['bicubic_false_detections']}; "
+                  f"false detections {m['run_false_detections']:g} vs {m['bicubic_false_detections']:g}"
+                  f"{' per draw' if m['draws'] > 1 else ''}; "
                   f"4x4 block edges in the sky {m['run_sky_lattice']:.2f} vs {m['best_baseline_sky_lattice']:.2f} (1: none)")
         out.print(f"  completeness pooled over all frames' sources: run {m['run_completeness_pooled']:.3f}, bicubic "
                   f"{m['bicubic_completeness_pooled']:.3f} ({m['bicubic_matched_completeness_pooled']:.3f} at run's false "

@@ -1,7 +1,7 @@
 """`evaluate --task hst` on the validation sets used to choose SR settings for real frames, per weights folder.
 
     python benchmarks/bench_hst_validation.py --data ../shared/data [--weights W1,W2,...] [--tolerances 2/2,2/3]
-        [--flux-lowpass 0,1,2] [--sets slacs2303,...] [--workdir DIR]
+        [--flux-lowpass 0,1,2] [--sets slacs2303,...] [--draws N] [--workdir DIR]
 
 Six sets, none used for training or test (docs/experiments.md):
 
@@ -176,6 +176,9 @@ def main() -> None:
     ap.add_argument("--flux-lowpass", default="default",
                     help="comma-separated widths (input pixels) of the local mean FLUX puts back of what it lets go "
                          "(`finish.FLUX_LOWPASS`; FLUX only, the display is untouched); default = the shipped width")
+    ap.add_argument("--draws", type=int, default=1,
+                    help="noise draws per frame and level, averaged (`evaluate --task hst --draws`; false detections "
+                         "per draw): one draw's set means move by a few hundredths of a dB from draw to draw")
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
     names = args.sets.split(",")
@@ -195,16 +198,17 @@ def main() -> None:
         for name in names:
             folder = sets[name]
             if name == "simulated":  # fields 100 on: the report (`evaluate --simulated N`) scores 0 to N - 1
-                s = evaluate_hst([], cfg, noise_frames=0, simulated=8, simulated_from=100)["simulated_summary"]
+                s = evaluate_hst([], cfg, noise_frames=0, simulated=8, simulated_from=100,
+                                 draws=args.draws)["simulated_summary"]
             else:
-                s = evaluate_hst(list_truths(folder), cfg, noise_frames=0)["summary"]
+                s = evaluate_hst(list_truths(folder), cfg, noise_frames=0, draws=args.draws)["summary"]
             lo, hi = s["k=0.5"], s["k=2"]
             pl, ph = lo["aperture_flux_vs_bicubic"], hi["aperture_flux_vs_bicubic"]
             print(f"{Path(w).name[:23]:<24}{tol:<9}{width:<9}{name:<13}{lo['run_minus_best']:+15.3f}"
                   f"{hi['run_minus_best']:+13.3f}{_room(lo):>7}/{_room(hi):<6}{lo['run_aperture_flux_err']:>12.3f} / {hi['run_aperture_flux_err']:.3f} "
                   f"({lo['bicubic_aperture_flux_err']:.3f} / {hi['bicubic_aperture_flux_err']:.3f})"
                   f"{pl['run_median']:>12.3f} / {ph['run_median']:.3f} ({pl['other_median']:.3f} / {ph['other_median']:.3f})"
-                  f"{hi['run_false_detections']:>12d} ({hi['bicubic_false_detections']})"
+                  f"{hi['run_false_detections']:>12g} ({hi['bicubic_false_detections']:g})"
                   f"{hi['run_completeness']:>15.2f} ({hi['bicubic_completeness']:.2f}; {hi['bicubic_completeness_matched']:.2f})"
                   f"{hi['run_half_light_bias']:>+14.3f} "
                   f"({hi['bicubic_half_light_bias']:+.3f}){lo['run_sky_lattice']:>12.2f} / {hi['run_sky_lattice']:.2f} "

@@ -359,3 +359,44 @@ def test_each_frame_gets_a_noise_draw_of_its_own_whatever_else_is_scored(tmp_pat
     assert n0.std() == pytest.approx(2.0, rel=0.05) and n1a.std() == pytest.approx(2.0, rel=0.05)
     assert abs(np.corrcoef(n0.ravel(), n1a.ravel())[0, 1]) < 0.05  # independent draws (identical before)
     np.testing.assert_array_equal(n1a, n1b)  # field 1 alone: the same input as beside field 0
+
+
+def test_several_noise_draws_average_the_report_and_count_each_source_once(tmp_path):
+    """`evaluate --task hst --draws N`: N noise draws per frame and level, the first the single-draw protocol's; the
+    summary's means run over them, false detections are per draw, and the source-by-source comparison counts each
+    source once (its error averaged over the draws), so that its interval is not narrowed by repeats of a source."""
+    from astroenhance.training.hst import frame_means
+
+    cfg = EnhanceConfig(device="cpu")
+    one = evaluate_hst([], cfg, levels=(2.0,), noise_frames=0, simulated=1)
+    two = evaluate_hst([], cfg, levels=(2.0,), noise_frames=0, simulated=1, draws=2)
+    rows = two["per_frame"]
+    assert [r["draw"] for r in rows] == [0, 1] and two["draws"] == 2
+    assert rows[0]["run"]["psnr"] == one["per_frame"][0]["run"]["psnr"]  # draw 0 is the single-draw protocol
+    assert rows[1]["run"]["psnr"] != rows[0]["run"]["psnr"]  # another input
+    s, s1 = two["simulated_summary"]["k=2"], one["simulated_summary"]["k=2"]
+    assert s["frames"] == 1 and s["draws"] == 2
+    assert s["run_minus_best"] == pytest.approx(np.mean([r["run"]["psnr_gain"] for r in rows]))
+    assert s["bicubic_false_detections"] == pytest.approx(
+        np.mean([r["bicubic_linear"]["false_detections"] for r in rows]))
+    assert s["aperture_flux_vs_bicubic"]["sources"] == s1["aperture_flux_vs_bicubic"]["sources"]
+    errs = np.mean([r["run"]["aperture_flux_errs"] for r in rows], axis=0)
+    assert s["aperture_flux_vs_bicubic"]["run_median"] == pytest.approx(np.nanmedian(errs))
+    [f] = frame_means(rows)
+    assert f["draws"] == 2 and f["run_minus_best"] == pytest.approx(s["run_minus_best"])
+    assert f["ceiling_minus_best"] is None  # a noise-free truth
+    with pytest.raises(ValueError, match="draws 0"):
+        evaluate_hst([], cfg, simulated=1, draws=0)
+
+
+def test_evaluate_hst_command_with_draws_prints_each_frame_once(tmp_path):
+    out = tmp_path / "sim.json"
+    res = CliRunner().invoke(app, ["evaluate", "--task", "hst", "--simulated", "1", "--levels", "2", "--draws", "2",
+                                   "--noise-frames", "0", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "each frame the mean of 2 noise draws" in res.output and "per draw" in res.output
+    assert res.output.count("simulated00 ") == 1  # one line for the frame, not one per draw
+    got = json.loads(out.read_text())
+    assert got["draws"] == 2 and len(got["per_frame"]) == 2
+    res = CliRunner().invoke(app, ["evaluate", "--task", "hst", "--simulated", "1", "--draws", "0"])
+    assert res.exit_code == 2, res.output

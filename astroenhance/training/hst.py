@@ -3,7 +3,7 @@
 Protocol (stated in every report): each truth is a deep real frame (linear units).  Its input is the truth binned
 4x4 (block means: pixels 4x coarser, WCS rescaled) plus Gaussian noise of ``k`` times the truth's own pixel rms
 (``estimate_noise``: neighbouring-pixel differences; a draw of its own for each frame and level, seeded by the
-frame's name), written as a FITS file with SCI and ERR extensions and enhanced by the real `run` code path
+frame's name; with several draws, the report's means run over them all), written as a FITS file with SCI and ERR extensions and enhanced by the real `run` code path
 (`Enhancer.enhance_file`, --no-colorize --format fits, every other setting `run`'s default).  The output luminance
 is scored against the truth in the output's own display mapping (its AE_STRCH, AE_STRA, AE_VMIN, AE_VMAX applied to
 the truth and to every baseline): PSNR (data range 1) and SSIM, and how much 4x4 block edges show in the sky
@@ -36,6 +36,7 @@ recover a little of it), and where the 1.5-pixel smoothing blurs real structure 
 
 from __future__ import annotations
 
+import itertools
 import math
 import tempfile
 import warnings
@@ -117,11 +118,12 @@ def as_truth(data: np.ndarray, wcs, name: str) -> tuple[np.ndarray, object]:
     return data, wcs
 
 
-def noise_draw(seed: int, name: str, k: float) -> np.random.Generator:
-    """The generator of the protocol's noise for the frame called ``name`` at level ``k``: a draw of its own for each
-    frame (two frames of one shape never share a noise pattern) that does not depend on which other frames are
-    scored beside it (seeded by the name's CRC-32, not its place in a list)."""
-    return np.random.default_rng([seed, zlib.crc32(name.encode("utf-8")), round(k * 1000)])
+def noise_draw(seed: int, name: str, k: float, draw: int = 0) -> np.random.Generator:
+    """The generator of the protocol's noise for the frame called ``name`` at level ``k``, its ``draw``-th: a draw of
+    its own for each frame (two frames of one shape never share a noise pattern) that does not depend on which
+    other frames are scored beside it (seeded by the name's CRC-32, not its place in a list)."""
+    key = [seed, zlib.crc32(name.encode("utf-8")), round(k * 1000)]
+    return np.random.default_rng(key + [draw] if draw else key)
 
 
 def degrade(truth: np.ndarray, k: float, rng: np.random.Generator, rms: float | None = None
@@ -302,20 +304,21 @@ def _read_output(path: Path) -> tuple[np.ndarray, Normalizer, np.ndarray]:
 
 def evaluate_frame(enhancer: Enhancer, name: str, truth: np.ndarray, wcs, k: float, seed: int,
                    workdir: Path, panels: list | None = None, sources: TruthSources | None = None,
-                   noise_free: bool = False) -> dict:
-    """One truth at one noise level: `run` and the best baseline, scored (see the protocol).  ``panels``, if given,
-    receives one figure row (`figure_row`); ``sources`` are the truth's (`TruthSources.find`, found if not given).
-    A ``noise_free`` truth (a simulated field) has no truth-noise ceiling (its ``psnr`` is None)."""
-    rng = noise_draw(seed, name, k)
+                   noise_free: bool = False, draw: int = 0) -> dict:
+    """One truth at one noise level, its noise's ``draw``-th draw (`noise_draw`): `run` and the best baseline, scored
+    (see the protocol).  ``panels``, if given, receives one figure row (`figure_row`); ``sources`` are the truth's
+    (`TruthSources.find`, found if not given).  A ``noise_free`` truth (a simulated field) has no truth-noise
+    ceiling (its ``psnr`` is None)."""
+    rng = noise_draw(seed, name, k, draw)
     sources = sources or TruthSources.find(truth, estimate_noise(truth))
     rms = sources.sigma  # the truth's pixel rms, measured once per truth
     lr, sigma = degrade(truth, k, rng, rms)
-    src = write_input(workdir / f"{name}.k{k:g}.fits", lr, sigma, wcs)
+    src = write_input(workdir / f"{name}.k{k:g}{f'.d{draw}' if draw else ''}.fits", lr, sigma, wcs)
     [result] = enhancer.enhance_file(src, workdir)
     out, display, out_linear = _read_output(result.outputs[0])
     truth_d = display(truth)
     ok = np.isfinite(out)
-    row = {"image": name, "k": k, "input_sigma": sigma, "shape_in": list(lr.shape),
+    row = {"image": name, "k": k, "draw": draw, "input_sigma": sigma, "shape_in": list(lr.shape),
            "run": {"psnr": psnr(out[ok], truth_d[ok]), "ssim": ssim(np.nan_to_num(out), truth_d),
                    **source_scores(sources, out_linear)}}
     candidates = baselines(lr, display)
@@ -415,12 +418,16 @@ def blank_noise(enhancer: Enhancer, workdir: Path, frames: int = 6, size: int = 
 
 def evaluate_hst(truths: list[Path], config: EnhanceConfig | None = None, levels: tuple[float, ...] = NOISE_LEVELS,
                  seed: int = 0, noise_frames: int = 6, panels: list | None = None, simulated: int = 0,
-                 simulated_from: int = 0) -> dict:
+                 simulated_from: int = 0, draws: int = 1) -> dict:
     """The whole protocol over ``truths`` and ``simulated`` simulated fields (`training.fields.simulated_field`:
     noise-free truths, 384², units where the pixel rms is 1; fields ``simulated_from`` on: the report's are 0 on,
-    validation's 100 on): per frame and noise level, means per level for the
+    validation's 100 on): per frame, noise level and draw, means per level for the
     real frames (``summary``) and apart for the simulated fields (``simulated_summary``), and blank-noise peaks.
-    ``panels``, if given, receives a figure row per frame and level (`figure_row`)."""
+    ``draws`` noise draws per frame and level (`noise_draw`) average the summary over that many inputs: one draw's
+    mean over a few frames moves by a few hundredths of a dB from draw to draw.
+    ``panels``, if given, receives a figure row per frame and level (`figure_row`; the first draw's)."""
+    if draws < 1:
+        raise ValueError(f"draws {draws}: at least 1")
     if not truths and not simulated:
         raise InputError("nothing to score: give deep frames as truths, simulated fields, or both")
     cfg = replace(config or EnhanceConfig(), colorize=False, formats=("fits",))
@@ -438,8 +445,9 @@ def evaluate_hst(truths: list[Path], config: EnhanceConfig | None = None, levels
                 name = path.name.split(".")[0] + (f"[{chip}]" if chip else "")
                 used.append(f"{path}[{chip}]" if chip else str(path))
                 sources = TruthSources.find(truth, estimate_noise(truth))
-                for k in levels:
-                    rows.append(evaluate_frame(enhancer, name, truth, wcs, k, seed, work, panels, sources))
+                for k, d in itertools.product(levels, range(draws)):
+                    rows.append(evaluate_frame(enhancer, name, truth, wcs, k, seed, work, None if d else panels,
+                                               sources, draw=d))
         if truths and not rows:
             raise InputError(f"no frame could serve as a truth: {'; '.join(skipped)}")
         real = len(rows)
@@ -447,12 +455,13 @@ def evaluate_hst(truths: list[Path], config: EnhanceConfig | None = None, levels
         for i in range(simulated_from, simulated_from + simulated):
             truth = fields.numbered_field(i)
             sources = TruthSources.find(truth, 1.0)
-            for k in levels:
-                rows.append(evaluate_frame(enhancer, f"simulated{i:02d}", truth, None, k, seed, work, panels, sources,
-                                           noise_free=True))
+            for k, d in itertools.product(levels, range(draws)):
+                rows.append(evaluate_frame(enhancer, f"simulated{i:02d}", truth, None, k, seed, work,
+                                           None if d else panels, sources, noise_free=True, draw=d))
         # blank frames in a minmax display mapping: a percentile interval would clip the very peaks counted
         blank = blank_noise(Enhancer(replace(cfg, interval="minmax")), work, frames=noise_frames) if noise_frames else {}
     return {"protocol": PROTOCOL, "frames": used, "skipped": skipped, "levels": list(levels), "seed": seed,
+            "draws": draws,
             "simulated": {"fields": simulated,
                           "seeds": f"numpy default_rng([{fields.SEED}, i]), {simulated_from} <= i < {simulated_from + simulated}",
                           "what": " ".join(fields.__doc__.split("\n\n")[1].split())} if simulated else {},
@@ -460,18 +469,59 @@ def evaluate_hst(truths: list[Path], config: EnhanceConfig | None = None, levels
             "blank_noise": blank, "per_frame": rows}
 
 
+def frame_means(rows: list[dict]) -> list[dict]:
+    """Each frame and level of ``rows`` (`evaluate_frame`'s) once, its PSNRs averaged over its noise draws: run, the
+    best baseline, their difference, the truth-noise ceiling minus the best baseline (None for a noise-free truth),
+    and the baseline that was best in most draws."""
+    groups: dict[tuple[str, float], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["image"], r["k"]), []).append(r)
+    out = []
+    for (image, k), rs in groups.items():
+        best = [r["best_baseline"]["psnr"] for r in rs]
+        ceilings = [r["truth_noise_ceiling"]["psnr"] for r in rs]
+        methods = [r["best_baseline"]["method"] for r in rs]
+        out.append({"image": image, "k": k, "draws": len(rs),
+                    "run_psnr": float(np.mean([r["run"]["psnr"] for r in rs])), "best_baseline_psnr": float(np.mean(best)),
+                    "run_minus_best": float(np.mean([r["run"]["psnr_gain"] for r in rs])),
+                    "ceiling_minus_best": None if None in ceilings else float(np.mean(np.subtract(ceilings, best))),
+                    "best_baseline": max(methods, key=methods.count)})
+    return out
+
+
+def _per_source_over_draws(rows: list[dict], key: str) -> list[float]:
+    """Each source's aperture-flux error under ``rows[...][key]``, averaged over the draws of its frame (the rows of
+    one image share their sources, in one order): a source counts once however many draws were made."""
+    by_image: dict[str, list[list[float]]] = {}
+    for r in rows:
+        by_image.setdefault(r["image"], []).append(r[key]["aperture_flux_errs"])
+    out: list[float] = []
+    for lists in by_image.values():
+        errs = np.asarray(lists, np.float64)
+        if errs.size:
+            with warnings.catch_warnings():  # a source whose error is NaN in every draw stays NaN
+                warnings.simplefilter("ignore", RuntimeWarning)
+                out += np.nanmean(errs, axis=0).tolist()
+    return out
+
+
 def summarise(rows: list[dict], levels: tuple[float, ...]) -> dict:
     """Per noise level, the means (medians, sums, pools) over ``rows`` (`evaluate_frame`'s) that the report gives;
-    ``{}`` without rows.  The truth-noise ceiling is averaged over the frames that have one (None: none has)."""
+    ``{}`` without rows.  The truth-noise ceiling is averaged over the frames that have one (None: none has).
+    With several noise draws per frame, means and medians run over every frame's every draw, false detections are
+    per draw (the sum over the frames, averaged over draws), and the source-by-source comparison takes each
+    source's error averaged over its draws."""
     summary = {}
     for k in levels:
         sel = [r for r in rows if r["k"] == k]
         if not sel:
             continue
+        draws = len(sel) // len({r["image"] for r in sel})
         rooms = [r["truth_noise_ceiling"]["psnr"] - r["best_baseline"]["psnr"] for r in sel
                  if r["truth_noise_ceiling"]["psnr"] is not None]
         summary[f"k={k:g}"] = {
-            "frames": len(sel),
+            "frames": len({r["image"] for r in sel}),
+            "draws": draws,
             "run_psnr": float(np.mean([r["run"]["psnr"] for r in sel])),
             "best_baseline_psnr": float(np.mean([r["best_baseline"]["psnr"] for r in sel])),
             "run_minus_best": float(np.mean([r["run"]["psnr_gain"] for r in sel])),
@@ -488,13 +538,12 @@ def summarise(rows: list[dict], levels: tuple[float, ...]) -> dict:
             "bicubic_aperture_flux_err": float(np.nanmedian([r["bicubic_linear"]["aperture_flux_err"] for r in sel])),
             "run_half_light_bias": float(np.nanmedian([r["run"]["half_light_bias"] for r in sel])),
             "bicubic_half_light_bias": float(np.nanmedian([r["bicubic_linear"]["half_light_bias"] for r in sel])),
-            "run_false_detections": int(sum(r["run"]["false_detections"] for r in sel)),
-            "bicubic_false_detections": int(sum(r["bicubic_linear"]["false_detections"] for r in sel)),
+            "run_false_detections": sum(r["run"]["false_detections"] for r in sel) / draws,
+            "bicubic_false_detections": sum(r["bicubic_linear"]["false_detections"] for r in sel) / draws,
             # pooled over the sources of all frames (a frame's share weighs by its sources, not 1/frames)
             **{f"{m}_completeness_pooled": _pooled_completeness([r[key] for r in sel])
                for m, key in (("run", "run"), ("bicubic", "bicubic_linear"), ("bicubic_matched", "bicubic_matched"))},
-            "aperture_flux_vs_bicubic": paired_flux_errors(
-                [e for r in sel for e in r["run"]["aperture_flux_errs"]],
-                [e for r in sel for e in r["bicubic_linear"]["aperture_flux_errs"]]),
+            "aperture_flux_vs_bicubic": paired_flux_errors(_per_source_over_draws(sel, "run"),
+                                                           _per_source_over_draws(sel, "bicubic_linear")),
         }
     return summary
