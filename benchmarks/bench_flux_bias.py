@@ -2,7 +2,7 @@
 signal-to-noise in the input, and the block residuals' chi^2/N against the input, per FLUX tolerance.
 
     python benchmarks/bench_flux_bias.py [--fields 8] [--first 0] [--tolerances default,1,0] [--levels 0.5,2]
-                                         [--weights default,W1,...]
+                                         [--weights default,W1,...] [--draws N]
 
 Truths: the simulated fields of `evaluate --task hst --simulated N` (fields ``--first`` to ``--first`` + N - 1; the
 report's are 0 to N - 1, so choose settings with ``--first 100``, the validation bench's fields; noise-free, so the
@@ -48,6 +48,8 @@ def main() -> None:
     ap.add_argument("--weights", default="default", help="comma-separated weights folders; default = shipped")
     ap.add_argument("--tolerances", default="default,1,0", help="FLUX tolerances (default: the network's)")
     ap.add_argument("--levels", default="0.5,2")
+    ap.add_argument("--draws", type=int, default=1, help="noise draws per field and level (each source's error "
+                    "counts once per draw): a bin of ~50 faint sources moves by a few hundredths from draw to draw")
     args = ap.parse_args()
     levels = [float(v) for v in args.levels.split(",")]
     truths = [fields.numbered_field(i) for i in range(args.first, args.first + args.fields)]
@@ -62,11 +64,13 @@ def main() -> None:
                                          flux_tolerance=None if tol == "default" else float(tol)))
             for k in levels:
                 rows, chi2 = [], {"fields": [], "noise": []}
-                for i, (truth, src) in enumerate([*zip(truths, sources), (noise, None)]):
-                    # each field's own noise, the draw `evaluate --task hst --simulated` gives it
+                pairs = [*zip(truths, sources), (noise, None)]
+                for (i, (truth, src)), d in itertools.product(enumerate(pairs), range(args.draws)):
+                    # each field's own noise, the draws `evaluate --task hst --simulated --draws` give it
                     name = "blank" if src is None else f"simulated{args.first + i:02d}"
-                    lr, sigma = degrade(truth, k, noise_draw(0, name, k), 1.0)
-                    [res] = enh.enhance_file(write_input(work / f"w{n}t{tol}k{k:g}f{i}.fits", lr, sigma, None), work)
+                    lr, sigma = degrade(truth, k, noise_draw(0, name, k, d), 1.0)
+                    [res] = enh.enhance_file(write_input(work / f"w{n}t{tol}k{k:g}f{i}d{d}.fits", lr, sigma, None),
+                                             work)
                     flux = flux_per_input_pixel(res.outputs[0])
                     chi2["noise" if src is None else "fields"].append(
                         np.mean(((lr - area_downsample(flux, SCALE)) / sigma) ** 2))
