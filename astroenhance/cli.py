@@ -1189,7 +1189,7 @@ def evaluate(
     display_tolerance: Annotated[float | None, typer.Option(help="hst: run's --display-tolerance (default: the model's).", min=0.0, show_default=False)] = None,
     levels: Annotated[str, typer.Option(help="hst: the noise levels k (input sigma as a multiple of the truth's pixel rms), comma-separated; 0.5,1,2 adds the middle level issue 15's protocol names.")] = "0.5,2",
     simulated: Annotated[int, typer.Option(help="hst: also score N simulated 384x384 fields whose truth is known and noise-free (HST's obscured Airy PSF with spikes, galaxies and stars drawn unlike the training fields; seeded, so always the same), reported apart from the real frames: where the truth has no noise of its own, the room the real frames' ceiling hides.", min=0)] = 0,
-    draws: Annotated[int, typer.Option(help="hst: noise draws per frame and level (each frame's own, seeded by its name), averaged: one draw's mean over six frames moves by ~0.05 dB from draw to draw, more than many differences worth knowing; the table shows each frame's mean over its draws.", min=1)] = 1,
+    draws: Annotated[int, typer.Option(help="hst: noise draws per frame and level (each frame's own, seeded by its name), averaged: one draw's mean over the six test frames moves by 0.01-0.03 dB from draw to draw (over eight simulated fields 0.1-0.16 dB), as much as many differences worth knowing; the table shows each frame's mean over its draws.", min=1)] = 1,
 ) -> None:
     """Measure the shipped networks against baselines on held-out images (float64 metrics, one protocol for all).
 
