@@ -3,9 +3,9 @@
 Protocol (stated in every report): each truth is a deep real frame (linear units).  Its input is the truth binned
 4x4 (block means: pixels 4x coarser, WCS rescaled) plus Gaussian noise of ``k`` times the truth's own pixel rms
 (``estimate_noise``: neighbouring-pixel differences; a draw of its own for each frame and level, seeded by the
-frame's name; with several draws, the report's means run over them all), written as a FITS file with SCI and ERR extensions and enhanced by the real `run` code path
-(`Enhancer.enhance_file`, --no-colorize --format fits, every other setting `run`'s default).  The output luminance
-is scored against the truth in the output's own display mapping (its AE_STRCH, AE_STRA, AE_VMIN, AE_VMAX applied to
+frame's name; with several draws, the report's means run over them all), written as a FITS file with SCI and ERR
+extensions and enhanced by the real `run` code path (`Enhancer.enhance_file`, --no-colorize --format fits, every
+other setting `run`'s default).  The output luminance is scored against the truth in the output's own display mapping (its AE_STRCH, AE_STRA, AE_VMIN, AE_VMAX applied to
 the truth and to every baseline): PSNR (data range 1) and SSIM, and how much 4x4 block edges show in the sky
 (`sky_lattice`: mean |step| across block edges over inside blocks, on the truth's fainter half).
 Baselines, the best one per case reported beside `run`: bicubic of the input in linear units and of the stretched
@@ -516,11 +516,12 @@ def summarise(rows: list[dict], levels: tuple[float, ...]) -> dict:
         sel = [r for r in rows if r["k"] == k]
         if not sel:
             continue
-        draws = len(sel) // len({r["image"] for r in sel})
+        images = {r["image"] for r in sel}
+        draws = len(sel) // len(images)
         rooms = [r["truth_noise_ceiling"]["psnr"] - r["best_baseline"]["psnr"] for r in sel
                  if r["truth_noise_ceiling"]["psnr"] is not None]
         summary[f"k={k:g}"] = {
-            "frames": len({r["image"] for r in sel}),
+            "frames": len(images),
             "draws": draws,
             "run_psnr": float(np.mean([r["run"]["psnr"] for r in sel])),
             "best_baseline_psnr": float(np.mean([r["best_baseline"]["psnr"] for r in sel])),
