@@ -30,7 +30,7 @@ from bench_hst_validation import SETS, write_sets
 from astroenhance.config import EnhanceConfig
 from astroenhance.pipeline import Enhancer
 from astroenhance.pipeline.finish import estimate_noise
-from astroenhance.training.hst import SCALE, TruthSources, degrade, list_truths, load_truth, write_input
+from astroenhance.training.hst import SCALE, TruthSources, degrade, list_truths, load_truth, noise_draw, write_input
 
 SQUARES = (1, 2, 4)  # input pixels on a side, aligned with the blocks
 CIRCLES = (1.0, 2.0, 4.0)  # radius in input pixels, random centres
@@ -72,7 +72,7 @@ def frame_scores(enhancer: Enhancer, name: str, truth: np.ndarray, wcs, k: float
     rms = estimate_noise(truth)
     flux, err = [], []
     for draw in (0, 1):
-        lr, sigma = degrade(truth, k, np.random.default_rng([seed, draw, int(k * 1000)]), rms)
+        lr, sigma = degrade(truth, k, noise_draw(seed, name, k, draw), rms)  # the frame's own draws
         src = write_input(work / f"{name}.k{k:g}.d{draw}.fits", lr, sigma, wcs)
         [result] = enhancer.enhance_file(src, work)
         f, e = _planes(result.outputs[0])
