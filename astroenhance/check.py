@@ -67,15 +67,20 @@ class Checked:
 # ---- integrity ----------------------------------------------------------------------------------------------
 
 def _opened(path: Path):
-    """``path`` opened for reading, decompressed as it is read where it is gzip or bzip2 compressed."""
+    """``path`` opened for reading, decompressed as it is read where it is gzip, bzip2 or xz compressed."""
     import bz2
     import gzip
+    import lzma
+
+    from .io.readers import XZ_MAGIC
 
     with open(path, "rb") as fh:
-        magic = fh.read(3)
+        magic = fh.read(len(XZ_MAGIC))
     if magic[:2] == b"\x1f\x8b":
         return gzip.open(path, "rb")
-    return bz2.open(path, "rb") if magic == b"BZh" else open(path, "rb")
+    if magic == XZ_MAGIC:
+        return lzma.open(path, "rb")
+    return bz2.open(path, "rb") if magic[:3] == b"BZh" else open(path, "rb")
 
 
 def fits_integrity(path: Path) -> tuple[int, list[str], list[str]]:

@@ -241,7 +241,7 @@ class _PanelCommand(typer.core.TyperCommand):
 @app.command(cls=_PanelCommand)
 @_guarded
 def run(
-    inputs: Annotated[list[Path], typer.Argument(help="FITS frames (.fits, also .gz, .bz2 or .fz compressed; multi-extension) or PNG/TIFF/JPEG images; a folder means the frames inside it.", show_default=False)],
+    inputs: Annotated[list[Path], typer.Argument(help="FITS frames (.fits, also .gz, .bz2, .xz or .fz compressed; multi-extension) or PNG/TIFF/JPEG images; a folder means the frames inside it.", show_default=False)],
     outdir: Annotated[Path, typer.Option("--output", "-o", help="Folder for the outputs <stem>[.<chip>].enhanced.<ext>; created if missing.", show_default=False, rich_help_panel="Output, models and archives")],
     fmt: Annotated[str | None, typer.Option("--format", help="Comma-separated outputs from fits,png,tiff,jpeg. Default: fits,png for FITS input, png for images.", show_default=False, rich_help_panel="Output, models and archives")] = None,
     sr_model: Annotated[SRModel | None, typer.Option(help="The SR network. Default: hst for FITS frames (trained on deep Hubble frames binned 4x with their noise: it removes noise rather than sharpening it into false sources), psnr for PNG/TIFF/JPEG pictures (trained on processed press images). psnr: faithful, smooth; psnr-large: the same kind, the paper's 16x64 network, ~0.1 dB closer on pictures and 2.6x slower on a CPU (for GPUs); gan: sharper, more invented texture; hst-gan: hst fine-tuned as SRGAN (perceptual + 1e-3 adversarial loss) for sharper pictures of FITS frames — its extra detail is generated, not measured.", show_default=False, rich_help_panel="Output, models and archives")] = None,

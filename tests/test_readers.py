@@ -111,6 +111,56 @@ def test_fits_bz2_read_and_found_in_folders(tmp_path):
     assert [job.path.name for job in discover([tmp_path / "in"], tmp_path / "out")] == ["psf.fits.bz2"]
 
 
+def test_xz_compressed_fits_is_read_or_named_with_what_to_do(tmp_path):
+    """An xz-compressed frame named .fits was read as raw bytes ("the file may be truncated") and a .fits.xz was an
+    "unknown file type", though astropy reads xz (from 7.1 on): compression is told by the first bytes, the suffix is
+    known, and where the installed astropy cannot read xz the one line says what to do."""
+    import gzip
+    import lzma
+
+    from astropy.io.fits import file as fits_file
+
+    from astroenhance.batch import discover
+    from astroenhance.check import fits_integrity
+
+    src = FIXTURES / "f105w_psf.fits.gz"
+    raw = gzip.decompress(src.read_bytes())
+    (tmp_path / "in").mkdir()
+    for name in ("psf.fits.xz", "named.fits"):
+        (tmp_path / "in" / name).write_bytes(lzma.compress(raw))
+    assert output_stem("frame.fits.xz") == "frame"
+    assert sorted(job.path.name for job in discover([tmp_path / "in"], tmp_path / "out")) == ["named.fits",
+                                                                                              "psf.fits.xz"]
+    assert fits_integrity(tmp_path / "in" / "psf.fits.xz")[0] == 1  # `check` reads it as it is decompressed
+    for name in ("psf.fits.xz", "named.fits"):
+        if hasattr(fits_file, "LZMA_MAGIC"):  # astropy >= 7.1 reads xz
+            np.testing.assert_array_equal(frames(tmp_path / "in" / name)[0][3], frames(src)[0][3])
+        else:
+            with pytest.raises(InputError, match="xz-compressed.*decompress it"):
+                frames(tmp_path / "in" / name)
+
+
+def test_an_xz_frame_astropy_cannot_read_says_to_decompress_it(tmp_path, monkeypatch):
+    """With an astropy older than 7.1 (no xz), the line names the compression and what to do, not only "corrupt"."""
+    import lzma
+
+    from astroenhance.io import readers
+
+    path = tmp_path / "frame.fits.xz"
+    path.write_bytes(lzma.compress(b"SIMPLE  =                    T" + b" " * 2850))
+
+    def old_astropy(*args, **kwargs):
+        raise OSError("Empty or corrupt FITS file")
+
+    monkeypatch.setattr(readers.fits, "open", old_astropy)
+    with pytest.raises(InputError, match=r"frame.fits.xz: not a readable FITS file .*xz-compressed.*xz -dk"):
+        frames(path)
+    (tmp_path / "plain.fits").write_bytes(b"junk")
+    with pytest.raises(InputError) as err:
+        frames(tmp_path / "plain.fits")
+    assert "compressed" not in str(err.value)
+
+
 @pytest.mark.parametrize("mode,dtype,maxval", [("L", np.uint8, 255), ("I;16", np.uint16, 65535)])
 def test_grey_png_bit_depth(tmp_path, mode, dtype, maxval):
     a = (np.arange(12 * 10).reshape(12, 10) * (maxval // 200)).astype(dtype)

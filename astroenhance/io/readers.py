@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from astropy import __version__ as astropy_version
 from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
@@ -60,7 +61,7 @@ PRODUCT_LEVELS = {"raw": ("exposure", 0), "ima": ("exposure", 1), "flt": ("expos
 #: HST archive names of uncalibrated exposures (ACS/WFC3/STIS, WFPC2): the level-0 products
 RAW_PRODUCTS = tuple(f"_{suffix}" for suffix, (_, level) in PRODUCT_LEVELS.items() if level == 0)
 FITS_SUFFIXES = (".fits.gz", ".fits.fz", ".fit.gz", ".fit.fz", ".fts.gz", ".fts.fz", ".fits.bz2", ".fit.bz2", ".fts.bz2",
-                 ".fits", ".fit", ".fts")
+                 ".fits.xz", ".fit.xz", ".fts.xz", ".fits", ".fit", ".fts")
 IMAGE_SUFFIXES = (".png", ".tiff", ".tif", ".jpeg", ".jpg")
 #: a pixel's solid angle (JWST: steradians, square arcseconds), which turns surface brightness (MJy/sr) into flux
 #: per pixel: true of the frame's grid only, so rescaled on any other (`rescale_pixel_area`)
@@ -450,7 +451,10 @@ def open_fits(path: Path, scaled: bool = False) -> Iterator[fits.HDUList]:
             warnings.filterwarnings("ignore", message="File may have been truncated")
             hdul = fits.open(path, memmap=not scaled, lazy_load_hdus=False, do_not_scale_image_data=not scaled)
     except Exception as exc:  # astropy raises OSError, ValueError, TypeError... for corrupt files
-        raise InputError(f"{path}: not a readable FITS file ({short_reason(exc)})") from None
+        hint = ""
+        if _starts_with(path, XZ_MAGIC):  # astropy reads xz from 7.1 on
+            hint = f"; it is xz-compressed, which astropy {astropy_version} cannot read: decompress it (xz -dk FILE)"
+        raise InputError(f"{path}: not a readable FITS file ({short_reason(exc)}){hint}") from None
     try:
         yield hdul
     finally:
@@ -752,7 +756,16 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask
 
 
 #: the first bytes of a whole-file compressed FITS (gzip, bzip2, zip), whatever the file's name says
-COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"PK\x03\x04")
+XZ_MAGIC = b"\xfd7zXZ\x00"
+COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"PK\x03\x04", XZ_MAGIC, b"\x1f\x9d")  # gzip, bzip2, zip, xz, LZW (.Z)
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(magic)) == magic
+    except OSError:
+        return False
 
 
 def _compressed(path: Path) -> bool:
@@ -760,9 +773,9 @@ def _compressed(path: Path) -> bool:
     named ``.fits`` was read as raw bytes, "the file may be truncated")."""
     try:
         with open(path, "rb") as fh:
-            return fh.read(4).startswith(COMPRESSED_MAGIC)
+            return fh.read(len(XZ_MAGIC)).startswith(COMPRESSED_MAGIC)
     except OSError:
-        return str(path).lower().endswith((".gz", ".bz2", ".zip"))
+        return str(path).lower().endswith((".gz", ".bz2", ".zip", ".xz", ".z"))
 
 
 def _direct_row_reader(path: Path, hdul: fits.HDUList, index: int, dims: tuple[int, ...]):
