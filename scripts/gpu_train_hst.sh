@@ -30,6 +30,7 @@ T=(); for f in .gpu_data/train/*; do T+=(--truth "$f"); done
 # DEVICE=cpu PRECISION=fp32 WORKERS=1 BATCH=4 try the script here (a dry run of a minute)
 common=(--arch "$arch" --batch "${BATCH:-32}" --crop 32 --device "${DEVICE:-cuda}" --precision "${PRECISION:-bf16}"
         --workers "${WORKERS:-12}" --synthetic 0.3 --backgrounds 0.6 --sharp-psfs 0.6 --lr 2e-4
+        --edge-weight 0.5 --source-weight 15  # the shipped hst's loss (docs/experiments.md, sessions 21 and 26)
         --val .gpu_data/val/slacs2303p1422_050mas_image.fits "${T[@]}")
 # 1. speed: 300 steps
 ${PYTHON:-python3} -m astroenhance train sr-hst -o /tmp/hst-speed --iters 300 --val-every 300 "${common[@]}" 2>&1 | tail -2 \
