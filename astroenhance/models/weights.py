@@ -18,6 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .. import interrupts
 from ..errors import OutputError, WeightsError, short_reason, why_unreadable
 from .fold import fold_batchnorm
 from .registry import ARCHITECTURES, build_model
@@ -119,7 +120,8 @@ def load_network(directory: str | Path, info: WeightsInfo, fold: bool = True) ->
         raise WeightsError(f"{path}: unknown architecture {info.architecture!r}")
     model = build_model(info.architecture)
     try:
-        model.load_state_dict(load_file(str(path)))
+        with interrupts.deferred():  # (a Ctrl-C or SIGTERM inside safetensors came out as "tensors do not fit")
+            model.load_state_dict(load_file(str(path)))
     except Exception as exc:
         raise WeightsError(f"{path}: tensors do not fit {info.architecture} ({str(exc).splitlines()[0]})") from None
     model.eval()
@@ -173,7 +175,7 @@ def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     import warnings
 
     try:
-        with warnings.catch_warnings():  # torch's own notes about a refused pickle would leak to the terminal
+        with warnings.catch_warnings(), interrupts.deferred():  # (torch's notes on a refused pickle would leak)
             warnings.simplefilter("ignore", UserWarning)
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - pickled objects, junk, a truncated file: one answer

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from astropy.io import fits
 from scipy.signal import fftconvolve
 
+from .. import interrupts
 from ..errors import SettingsError
 from ..imaging.color import LUMA_WEIGHTS
 from ..metrics import area_downsample, clipped_sky, psnr
@@ -505,7 +506,8 @@ class TelescopeTrainer:
                                                 pin_memory=self.device.type == "cuda"))
 
     def load(self, path: Path) -> None:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
+        with interrupts.deferred():
+            ck = torch.load(path, map_location="cpu", weights_only=True)
         self.model.load_state_dict(ck["model"])
         self.opt.load_state_dict(ck["opt"])
         if self.disc is not None:

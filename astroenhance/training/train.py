@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import interrupts
 from ..errors import SettingsError
 from ..imaging.color import rgb_to_ycbcr_planes, ycbcr_to_rgb_planes
 from ..metrics import psnr
@@ -116,13 +117,14 @@ def read_init(path: str | Path) -> tuple[dict[str, torch.Tensor], str | None]:
     if not p.is_file():
         raise SettingsError(f"--init {path}: no such file (give a .safetensors file, a run's ckpt.pt or its folder)")
     try:
-        if p.suffix == ".safetensors":
-            from safetensors.torch import load_file
+        with interrupts.deferred():  # (an interrupt inside the C loaders came out as an unreadable file)
+            if p.suffix == ".safetensors":
+                from safetensors.torch import load_file
 
-            return load_file(str(p)), None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ck = torch.load(p, map_location="cpu", weights_only=True)
+                return load_file(str(p)), None
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ck = torch.load(p, map_location="cpu", weights_only=True)
         return ck["model"], ck.get("arch")
     except Exception as exc:  # noqa: BLE001 - a FITS file, a truncated checkpoint, another program's pickle...
         from ..errors import why_unreadable
@@ -465,7 +467,8 @@ class Trainer:
         return save_checkpoint(state, self.out / "ckpt.pt")
 
     def load(self, path: Path) -> None:
-        ckpt = torch.load(path, map_location=self.device, weights_only=True)
+        with interrupts.deferred():
+            ckpt = torch.load(path, map_location=self.device, weights_only=True)
         if ckpt["arch"] != self.arch:
             raise SettingsError(f"checkpoint {path} holds {ckpt['arch']}, not {self.arch}")
         self.model.load_state_dict(ckpt["model"])

@@ -1,0 +1,44 @@
+"""Ctrl-C and SIGTERM held back while code that cannot be interrupted cleanly runs.
+
+Python raises KeyboardInterrupt (or the exception of a handler such as `runner.sigterm_as_interrupt`'s) wherever the
+interpreter happens to be when the signal is handled, and that includes Python code that a C extension calls back:
+safetensors, building tensors from a file, turned a KeyboardInterrupt raised there into "could not determine the
+shape of object type 'torch.storage.UntypedStorage'", which the weights loader reported as a corrupt weights file
+(exit 1, not 130 or 143). Within `deferred`, the signal is recorded and handed to its handler on leaving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[list[int]]:
+    """Within: SIGINT and SIGTERM are recorded (the list yielded), not acted on; on leaving, the first that came goes
+    to the handler that was in place (Ctrl-C's KeyboardInterrupt, `runner.sigterm_as_interrupt`'s; the default
+    action ends the process), so that it interrupts Python code after the block, not a C extension inside it.
+    Off the main thread, where handlers cannot be set, and for a signal whose handler was not set from Python,
+    nothing is deferred."""
+    came: list[int] = []
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in SIGNALS:
+            handler = signal.getsignal(sig)
+            if handler is not None:  # (None: set outside Python, which could not be put back)
+                previous[sig] = signal.signal(sig, lambda signum, frame: came.append(signum))
+    try:
+        yield came
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if came:
+            handler = previous[came[0]]
+            if callable(handler):
+                handler(came[0], None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(came[0])

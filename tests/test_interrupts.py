@@ -1,0 +1,67 @@
+"""Ctrl-C and SIGTERM while weights load: an interrupt, not a corrupt weights file."""
+
+import os
+import signal
+import threading
+
+import pytest
+
+from astroenhance import interrupts
+from astroenhance.runner import sigterm_as_interrupt
+
+from .conftest import REPO
+
+
+def test_a_signal_inside_the_block_interrupts_after_it():
+    ran = []
+    with sigterm_as_interrupt() as terminated, pytest.raises(KeyboardInterrupt):
+        with interrupts.deferred() as came:
+            os.kill(os.getpid(), signal.SIGTERM)
+            for i in range(100_000):  # Python code the handler would have interrupted
+                ran.append(i)
+        pytest.fail("the deferred SIGTERM was lost")
+    assert len(ran) == 100_000 and came == [signal.SIGTERM] and terminated == [signal.SIGTERM]
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C: Python's own handler, after the block
+        with interrupts.deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            sum(range(100_000))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are put back
+    with interrupts.deferred() as came:
+        pass
+    assert came == []
+
+
+def test_off_the_main_thread_nothing_is_deferred():
+    done = []
+
+    def work():
+        with interrupts.deferred() as came:
+            done.append(came)
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    assert done == [[]]
+
+
+def test_sigterm_while_the_weights_load_is_an_interrupt_not_corrupt_weights(monkeypatch):
+    """A `mosaic --enhance` given SIGTERM while it loaded the SR weights said "sr-hst-8x32.safetensors: tensors do not
+    fit srresnet-8x32 (could not determine the shape of object type 'torch.storage.UntypedStorage')" and exited 1:
+    the KeyboardInterrupt raised inside safetensors' tensor building came out as an error of its own."""
+    from astroenhance.models import weights
+
+    real = weights.load_file
+
+    def load_file_hit_by_sigterm(path):  # what safetensors did: an exception inside it comes out as its own error
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            sum(range(100_000))
+        except BaseException:
+            raise RuntimeError("could not determine the shape of object type 'torch.storage.UntypedStorage'") from None
+        return real(path)
+
+    monkeypatch.setattr(weights, "load_file", load_file_hit_by_sigterm)
+    info = weights.find_weights(REPO / "weights", "sr", "hst")
+    with sigterm_as_interrupt() as terminated, pytest.raises(KeyboardInterrupt):
+        weights.load_network(REPO / "weights", info)
+    assert terminated == [signal.SIGTERM]
