@@ -21,11 +21,20 @@ def test_a_signal_inside_the_block_interrupts_after_it():
                 ran.append(i)
         pytest.fail("the deferred SIGTERM was lost")
     assert len(ran) == 100_000 and came == [signal.SIGTERM] and terminated == [signal.SIGTERM]
-    with pytest.raises(KeyboardInterrupt):  # Ctrl-C: Python's own handler, after the block
-        with interrupts.deferred():
+    # Ctrl-C: Python's own handler, after the block (set here: a shell starts background jobs with SIGINT ignored)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with interrupts.deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+                sum(range(100_000))
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are put back
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # ignored before: ignored after, nothing raised
+        with interrupts.deferred() as came:
             os.kill(os.getpid(), signal.SIGINT)
-            sum(range(100_000))
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are put back
+        assert came == [signal.SIGINT] and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
     with interrupts.deferred() as came:
         pass
     assert came == []
