@@ -64,7 +64,8 @@ def test_sigterm_while_the_weights_load_is_an_interrupt_not_corrupt_weights(monk
     def load_file_hit_by_sigterm(path):  # what safetensors did: an exception inside it comes out as its own error
         try:
             os.kill(os.getpid(), signal.SIGTERM)
-            sum(range(100_000))
+            for _ in range(100_000):  # Python code: where the handler runs (a C call like sum() may not check)
+                pass
         except BaseException:
             raise RuntimeError("could not determine the shape of object type 'torch.storage.UntypedStorage'") from None
         return real(path)
@@ -73,4 +74,31 @@ def test_sigterm_while_the_weights_load_is_an_interrupt_not_corrupt_weights(monk
     info = weights.find_weights(REPO / "weights", "sr", "hst")
     with sigterm_as_interrupt() as terminated, pytest.raises(KeyboardInterrupt):
         weights.load_network(REPO / "weights", info)
+    assert terminated == [signal.SIGTERM]
+
+
+@pytest.mark.parametrize("loader", ["feature network", "inception"])
+def test_the_other_torch_loaders_hand_an_interrupt_on_too(tmp_path, monkeypatch, loader):
+    """`train --feature-net NAME:PATH` and `evaluate --inception PATH` said "not a readable torch weights file" where an
+    interrupt came inside torch.load."""
+    import torch
+
+    from astroenhance.models.features import feature_network
+    from astroenhance.models.inception import load_inception
+
+    path = tmp_path / "w.pth"
+    torch.save({"x": torch.zeros(1)}, path)
+
+    def load_hit_by_sigterm(*args, **kwargs):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(100_000):  # Python code: where the handler runs (a C call like sum() may not check)
+                pass
+        except BaseException:
+            raise RuntimeError("unpickling stopped") from None
+        return {}
+
+    monkeypatch.setattr(torch, "load", load_hit_by_sigterm)
+    with sigterm_as_interrupt() as terminated, pytest.raises(KeyboardInterrupt):
+        feature_network(f"mobilenet_v2:{path}") if loader == "feature network" else load_inception(path)
     assert terminated == [signal.SIGTERM]

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import interrupts
 from ..errors import SettingsError, why_unreadable
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -134,7 +135,8 @@ def feature_network(spec: str) -> nn.Module:
     net: nn.Module = MobileNetV2() if name == "mobilenet_v2" else VGGFeatures(name)
     if path is not None:
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            with interrupts.deferred():  # (an interrupt inside the loader is not an unreadable file)
+                state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any unreadable file is the same error for the user
             raise SettingsError(f"{path}: not a readable torch weights file ({why_unreadable(exc)})") from None
         if isinstance(state, dict) and "state_dict" in state:

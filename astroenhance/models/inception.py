@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import interrupts
 from ..errors import WeightsError, why_unreadable
 from .weights import sha256_file
 
@@ -176,7 +177,8 @@ def load_inception(path: str | Path) -> tuple[InceptionV3, str]:
     path = Path(path)
     try:
         data = path.read_bytes()
-        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        with interrupts.deferred():  # (an interrupt inside the loader is not an unreadable file)
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same error for the user
         raise WeightsError(f"{path}: not a readable torch weights file ({why_unreadable(exc)})") from None
     if isinstance(state, dict) and "state_dict" in state:
