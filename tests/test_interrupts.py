@@ -53,24 +53,29 @@ def test_off_the_main_thread_nothing_is_deferred():
     assert done == [[]]
 
 
+def _hit_by_sigterm(load, said: str):
+    """``load`` as a C loader hit by SIGTERM behaves: the interrupt raised inside it comes out as its own error."""
+
+    def hit(*args, **kwargs):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(100_000):  # Python code: where the handler runs (a C call like sum() may not check)
+                pass
+        except BaseException:
+            raise RuntimeError(said) from None
+        return load(*args, **kwargs)
+
+    return hit
+
+
 def test_sigterm_while_the_weights_load_is_an_interrupt_not_corrupt_weights(monkeypatch):
     """A `mosaic --enhance` given SIGTERM while it loaded the SR weights said "sr-hst-8x32.safetensors: tensors do not
     fit srresnet-8x32 (could not determine the shape of object type 'torch.storage.UntypedStorage')" and exited 1:
     the KeyboardInterrupt raised inside safetensors' tensor building came out as an error of its own."""
     from astroenhance.models import weights
 
-    real = weights.load_file
-
-    def load_file_hit_by_sigterm(path):  # what safetensors did: an exception inside it comes out as its own error
-        try:
-            os.kill(os.getpid(), signal.SIGTERM)
-            for _ in range(100_000):  # Python code: where the handler runs (a C call like sum() may not check)
-                pass
-        except BaseException:
-            raise RuntimeError("could not determine the shape of object type 'torch.storage.UntypedStorage'") from None
-        return real(path)
-
-    monkeypatch.setattr(weights, "load_file", load_file_hit_by_sigterm)
+    said = "could not determine the shape of object type 'torch.storage.UntypedStorage'"
+    monkeypatch.setattr(weights, "load_file", _hit_by_sigterm(weights.load_file, said))
     info = weights.find_weights(REPO / "weights", "sr", "hst")
     with sigterm_as_interrupt() as terminated, pytest.raises(KeyboardInterrupt):
         weights.load_network(REPO / "weights", info)
@@ -89,16 +94,7 @@ def test_the_other_torch_loaders_hand_an_interrupt_on_too(tmp_path, monkeypatch,
     path = tmp_path / "w.pth"
     torch.save({"x": torch.zeros(1)}, path)
 
-    def load_hit_by_sigterm(*args, **kwargs):
-        try:
-            os.kill(os.getpid(), signal.SIGTERM)
-            for _ in range(100_000):  # Python code: where the handler runs (a C call like sum() may not check)
-                pass
-        except BaseException:
-            raise RuntimeError("unpickling stopped") from None
-        return {}
-
-    monkeypatch.setattr(torch, "load", load_hit_by_sigterm)
+    monkeypatch.setattr(torch, "load", _hit_by_sigterm(lambda *args, **kwargs: {}, "unpickling stopped"))
     with sigterm_as_interrupt() as terminated, pytest.raises(KeyboardInterrupt):
         feature_network(f"mobilenet_v2:{path}") if loader == "feature network" else load_inception(path)
     assert terminated == [signal.SIGTERM]
