@@ -72,10 +72,9 @@ def _opened(path: Path):
     import gzip
     import lzma
 
-    from .io.readers import XZ_MAGIC
+    from .io.readers import XZ_MAGIC, first_bytes
 
-    with open(path, "rb") as fh:
-        magic = fh.read(len(XZ_MAGIC))
+    magic = first_bytes(path) or b""
     if magic[:2] == b"\x1f\x8b":
         return gzip.open(path, "rb")
     if magic == XZ_MAGIC:

@@ -452,7 +452,7 @@ def open_fits(path: Path, scaled: bool = False) -> Iterator[fits.HDUList]:
             hdul = fits.open(path, memmap=not scaled, lazy_load_hdus=False, do_not_scale_image_data=not scaled)
     except Exception as exc:  # astropy raises OSError, ValueError, TypeError... for corrupt files
         hint = ""
-        if _starts_with(path, XZ_MAGIC):  # astropy reads xz from 7.1 on
+        if first_bytes(path) == XZ_MAGIC:  # astropy reads xz from 7.1 on
             hint = f"; it is xz-compressed, which astropy {astropy_version} cannot read: decompress it (xz -dk FILE)"
         raise InputError(f"{path}: not a readable FITS file ({short_reason(exc)}){hint}") from None
     try:
@@ -760,22 +760,22 @@ XZ_MAGIC = b"\xfd7zXZ\x00"
 COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"PK\x03\x04", XZ_MAGIC, b"\x1f\x9d")  # gzip, bzip2, zip, xz, LZW (.Z)
 
 
-def _starts_with(path: Path, magic: bytes) -> bool:
+def first_bytes(path: Path, n: int = len(XZ_MAGIC)) -> bytes | None:
+    """The file's first ``n`` bytes (enough to tell every `COMPRESSED_MAGIC`), None where it cannot be read."""
     try:
         with open(path, "rb") as fh:
-            return fh.read(len(magic)) == magic
+            return fh.read(n)
     except OSError:
-        return False
+        return None
 
 
 def _compressed(path: Path) -> bool:
     """Whether ``path`` is compressed as a whole (astropy sees it by its first bytes: so must we — a gzipped frame
     named ``.fits`` was read as raw bytes, "the file may be truncated")."""
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(len(XZ_MAGIC)).startswith(COMPRESSED_MAGIC)
-    except OSError:
+    magic = first_bytes(path)
+    if magic is None:
         return str(path).lower().endswith((".gz", ".bz2", ".zip", ".xz", ".z"))
+    return magic.startswith(COMPRESSED_MAGIC)
 
 
 def _direct_row_reader(path: Path, hdul: fits.HDUList, index: int, dims: tuple[int, ...]):
