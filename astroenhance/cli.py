@@ -1347,8 +1347,10 @@ def _evaluate_hst(data: Path | None, weights: Path | None, sr_model: SRModel | N
     for level, m in groups:
         room = m["ceiling_minus_best"]
         room = f"truth-noise ceiling {room:+.2f}" if room is not None else "noise-free truths: no ceiling"
+        sd = m["run_minus_best_draw_sd"]
+        sd = f", {sd:.3f} dB from draw to draw (sd)" if sd is not None else ""
         out.print(f"mean {level}: run {m['run_psnr']:.2f} dB, best baseline {m['best_baseline_psnr']:.2f} dB "
-                  f"({m['run_minus_best']:+.2f}; {room}); SSIM {m['run_ssim']:.3f} vs {m['best_baseline_ssim']:.3f}; "
+                  f"({m['run_minus_best']:+.2f}{sd}; {room}); SSIM {m['run_ssim']:.3f} vs {m['best_baseline_ssim']:.3f}; "
                   f"completeness {m['run_completeness']:.2f} vs bicubic {m['bicubic_completeness']:.2f} "
                   f"({m['bicubic_completeness_matched']:.2f} at run's false detections); "
                   f"aperture flux error {m['run_aperture_flux_err']:.3f} vs {m['bicubic_aperture_flux_err']:.3f}; "

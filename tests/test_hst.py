@@ -377,6 +377,9 @@ def test_several_noise_draws_average_the_report_and_count_each_source_once(tmp_p
     s, s1 = two["simulated_summary"]["k=2"], one["simulated_summary"]["k=2"]
     assert s["frames"] == 1 and s["draws"] == 2
     assert s["run_minus_best"] == pytest.approx(np.mean([r["run"]["psnr_gain"] for r in rows]))
+    gains = [r["run"]["psnr_gain"] for r in rows]  # one frame: each draw's mean is its row's
+    assert s["run_minus_best_draw_sd"] == pytest.approx(np.std(gains, ddof=1))
+    assert s1["run_minus_best_draw_sd"] is None
     assert s["bicubic_false_detections"] == pytest.approx(
         np.mean([r["bicubic_linear"]["false_detections"] for r in rows]))
     assert s["aperture_flux_vs_bicubic"]["sources"] == s1["aperture_flux_vs_bicubic"]["sources"]

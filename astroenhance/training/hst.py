@@ -526,6 +526,9 @@ def summarise(rows: list[dict], levels: tuple[float, ...]) -> dict:
             "run_psnr": float(np.mean([r["run"]["psnr"] for r in sel])),
             "best_baseline_psnr": float(np.mean([r["best_baseline"]["psnr"] for r in sel])),
             "run_minus_best": float(np.mean([r["run"]["psnr_gain"] for r in sel])),
+            # how far one draw's mean over the frames moves from draw to draw (None with one draw)
+            "run_minus_best_draw_sd": float(np.std([np.mean([r["run"]["psnr_gain"] for r in sel if r["draw"] == d])
+                                                    for d in range(draws)], ddof=1)) if draws > 1 else None,
             "ceiling_minus_best": float(np.mean(rooms)) if rooms else None,
             "run_ssim": float(np.mean([r["run"]["ssim"] for r in sel])),
             # (nan for a frame with too little sky to tell: left out of the mean)
