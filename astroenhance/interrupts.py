@@ -42,3 +42,17 @@ def deferred() -> Iterator[list[int]]:
                 handler(came[0], None)
             elif handler == signal.SIG_DFL:
                 signal.raise_signal(came[0])
+
+
+def load_tensors(source, map_location="cpu"):
+    """``torch.load(source, weights_only=True)`` — tensors and plain containers only, never arbitrary pickled
+    objects — with Ctrl-C and SIGTERM held (`deferred`) and torch's warnings about a refused pickle kept quiet: the
+    one way this package reads a torch file (checkpoints, ``--init``, ``--resume``, feature networks).  Errors
+    are torch's own; each caller says what the file was meant to be."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings(), deferred():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.load(source, map_location=map_location, weights_only=True)

@@ -135,8 +135,7 @@ def feature_network(spec: str) -> nn.Module:
     net: nn.Module = MobileNetV2() if name == "mobilenet_v2" else VGGFeatures(name)
     if path is not None:
         try:
-            with interrupts.deferred():  # (an interrupt inside the loader is not an unreadable file)
-                state = torch.load(path, map_location="cpu", weights_only=True)
+            state = interrupts.load_tensors(path)
         except Exception as exc:  # noqa: BLE001 - any unreadable file is the same error for the user
             raise SettingsError(f"{path}: not a readable torch weights file ({why_unreadable(exc)})") from None
         if isinstance(state, dict) and "state_dict" in state:

@@ -177,8 +177,7 @@ def load_inception(path: str | Path) -> tuple[InceptionV3, str]:
     path = Path(path)
     try:
         data = path.read_bytes()
-        with interrupts.deferred():  # (an interrupt inside the loader is not an unreadable file)
-            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        state = interrupts.load_tensors(io.BytesIO(data))
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same error for the user
         raise WeightsError(f"{path}: not a readable torch weights file ({why_unreadable(exc)})") from None
     if isinstance(state, dict) and "state_dict" in state:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -172,12 +171,9 @@ def export_weights(model: nn.Module, directory: str | Path, info: dict[str, Any]
 
 def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """The model and full checkpoint dict of a training checkpoint (tensors only: ``weights_only=True``)."""
-    import warnings
 
     try:
-        with warnings.catch_warnings(), interrupts.deferred():  # (torch's notes on a refused pickle would leak)
-            warnings.simplefilter("ignore", UserWarning)
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = interrupts.load_tensors(path)
     except Exception as exc:  # noqa: BLE001 - pickled objects, junk, a truncated file: one answer
         raise WeightsError(f"{path}: not a trusted astroenhance checkpoint (safe loading refused it: "
                            f"{why_unreadable(exc)}); export only checkpoints written by `astroenhance train`") from None

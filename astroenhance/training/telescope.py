@@ -506,8 +506,7 @@ class TelescopeTrainer:
                                                 pin_memory=self.device.type == "cuda"))
 
     def load(self, path: Path) -> None:
-        with interrupts.deferred():
-            ck = torch.load(path, map_location="cpu", weights_only=True)
+        ck = interrupts.load_tensors(path)
         self.model.load_state_dict(ck["model"])
         self.opt.load_state_dict(ck["opt"])
         if self.disc is not None:

@@ -109,7 +109,6 @@ def read_init(path: str | Path) -> tuple[dict[str, torch.Tensor], str | None]:
     """The tensors of ``--init`` weights — a ``.safetensors`` file, a run's ``ckpt.pt`` or its folder — and the
     architecture a checkpoint records (None for safetensors); anything unreadable is a `SettingsError` naming the
     file (it was a traceback from torch or safetensors)."""
-    import warnings
 
     p = Path(path)
     if p.is_dir():
@@ -122,9 +121,7 @@ def read_init(path: str | Path) -> tuple[dict[str, torch.Tensor], str | None]:
                 from safetensors.torch import load_file
 
                 return load_file(str(p)), None
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                ck = torch.load(p, map_location="cpu", weights_only=True)
+            ck = interrupts.load_tensors(p)
         return ck["model"], ck.get("arch")
     except Exception as exc:  # noqa: BLE001 - a FITS file, a truncated checkpoint, another program's pickle...
         from ..errors import why_unreadable
@@ -467,8 +464,7 @@ class Trainer:
         return save_checkpoint(state, self.out / "ckpt.pt")
 
     def load(self, path: Path) -> None:
-        with interrupts.deferred():
-            ckpt = torch.load(path, map_location=self.device, weights_only=True)
+        ckpt = interrupts.load_tensors(path, self.device)
         if ckpt["arch"] != self.arch:
             raise SettingsError(f"checkpoint {path} holds {ckpt['arch']}, not {self.arch}")
         self.model.load_state_dict(ckpt["model"])
