@@ -116,6 +116,22 @@ def test_correlated_pairs_share_noise_between_neighbours_at_the_same_sigma():
     np.testing.assert_array_equal(again[0], pairs[True][0])  # deterministic per seed
 
 
+def test_photon_noise_doubles_the_variance_where_a_source_is_photons_sky_sigmas_bright():
+    """`make_pair(photons=B)`: the input's noise variance is the sky's where there is no light and twice it where the
+    light above the sky is B sky sigmas (binned); without it (or B = 0) the same everywhere, the same draws."""
+    sky, k, rms, b = 10.0, 2.0, 1.0, 5.0
+    truth = np.full((512, 512), sky)
+    truth[:, 256:] += b * k * rms  # the right half: B sky sigmas of light in every input pixel
+    x, y = make_pair(truth, sky, rms, k, np.random.default_rng(3), photons=b)
+    lin = from_noise_space(x.astype(np.float64), sky, 1.0)  # (in units of the measured sigma: ratios are what count)
+    dark, bright = lin[:, :64] - sky, lin[:, 64:] - sky - b * k * rms
+    assert np.var(bright) / np.var(dark) == pytest.approx(2.0, rel=0.08)
+    plain, _ = make_pair(truth, sky, rms, k, np.random.default_rng(3))
+    lin0 = from_noise_space(plain.astype(np.float64), sky, 1.0)
+    assert np.var(lin0[:, 64:] - sky - b * k * rms) / np.var(lin0[:, :64] - sky) == pytest.approx(1.0, rel=0.08)
+    np.testing.assert_array_equal(make_pair(truth, sky, rms, k, np.random.default_rng(3), photons=0.0)[0], plain)
+
+
 def test_training_through_the_flux_promise_keeps_blocks_within_the_tolerance_and_passes_gradients():
     torch.manual_seed(0)
     x = torch.randn(2, 1, 6, 6) * 2

@@ -10,8 +10,8 @@ space with an L1 loss (``stage="gan"``: SRGAN's fine-tuning, a perceptual and a 
 synthetic, noise-free truths; `TelescopeTrainer.gan_losses`).  Real frames already carry the telescope's PSF; synthetic fields bring noise-free truths,
 compact sources and variety; press images' luminance de-stretched to linear (``press``) brings textures.  Optional:
 drizzle-correlated input noise (``correlated``), smooth backgrounds, pixel-integrated PSFs, the telescope's own PSF
-models (``psfs``: empirical grids, TinyTim).  Not modelled (issue 15):
-Poisson noise of bright sources, cosmic rays and hot pixels (`run` masks or cleans them before the network).
+models (``psfs``: empirical grids, TinyTim), the sources' own photon noise (``photon_noise``).  Not modelled (issue 15):
+cosmic rays and hot pixels (`run` masks or cleans them before the network).
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ from .checkpoints import flush_log, save_checkpoint
 
 SCALE = 4
 #: training losses, both in the noise-normalised space (near the sky: linear in the input's noise; cores: log)
+#: the source level (sky sigmas) at which the sources' photon noise doubles the variance: drawn log-uniformly
+PHOTONS = (3.0, 30.0)
 #: each pixel's error (output minus truth -> error), averaged by `pixel_loss`
 LOSSES = {"l1": torch.abs, "mse": torch.square}
 
@@ -268,12 +270,16 @@ def smooth_background(rng: np.random.Generator, size: int, sigma: float) -> np.n
 
 
 def make_pair(truth: np.ndarray, sky: float, rms: float, k: float, rng: np.random.Generator,
-              correlated: bool = False) -> tuple[np.ndarray, np.ndarray]:
+              correlated: bool = False, photons: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(input, truth) in noise space for one truth crop: binned 4x4, noise ``k * rms`` (white, or `drizzle_like`
     with ``correlated``), mapped with the frame's ``sky`` and the input's measured noise (as `run` estimates it when
-    the file gives none: pixels 2 apart)."""
+    the file gives none: pixels 2 apart).  ``photons`` > 0 adds the sources' own photon noise: a pixel whose light
+    above the sky is ``photons`` sky sigmas has twice the sky's variance (variance ``s² (1 + light / (photons s))``,
+    ``s = k * rms``), as in a frame whose sources are bright against its sky."""
     lr = area_downsample(truth, SCALE)
     noise = rng.normal(0.0, k * rms, lr.shape)
+    if photons > 0:
+        noise = noise * np.sqrt(1 + np.clip(lr - sky, 0, None) / (photons * k * rms))
     lr = lr + (drizzle_like(noise, rng) if correlated else noise)
     sigma = estimate_noise(lr, lag=2)  # (in any units: the noise space keeps it above 0, `space._scale`)
     return (to_noise_space(lr, sky, sigma).astype(np.float32),
@@ -304,6 +310,7 @@ class TelescopeConfig:
     press_share: float = 0.0  # share of the pairs not synthetic whose truth is a press image (`press_field`), not a frame
     correlated: float = 0.0  # share of pairs whose noise is correlated like a drizzled frame's (`drizzle_like`)
     backgrounds: float = 0.0  # share of pairs whose truth gets a smooth field of a few input sigmas (`smooth_background`)
+    photon_noise: float = 0.0  # share of pairs whose input also has the sources' photon noise (`make_pair`'s photons)
     flux_tolerance: float = 0.0  # > 0: train through run's flux promise (`project_within`): what is scored is what ships
     loss: str = "l1"  # l1 (the median of the truth given the input) or mse (its mean: what PSNR rewards)
     edge_weight: float = 0.0  # > 0: plus this times `block_edge_steps` (no 4x4 pattern drawn in flat sky)
@@ -414,7 +421,11 @@ class TelescopeTrainer:
             truth = truth[:, ::-1]
         if self.cfg.backgrounds > 0 and rng.uniform() < self.cfg.backgrounds:  # (no draw when off: old runs repeat)
             truth = truth + smooth_background(rng, s, k * rms)
-        x, y = make_pair(np.ascontiguousarray(truth), sky, rms, k, rng, correlated=rng.uniform() < self.cfg.correlated)
+        correlated = rng.uniform() < self.cfg.correlated
+        # sources' photon noise doubling the variance at 3-30 sky sigmas (no draw when off: old runs repeat)
+        photons = (math.exp(rng.uniform(math.log(PHOTONS[0]), math.log(PHOTONS[1])))
+                   if self.cfg.photon_noise > 0 and rng.uniform() < self.cfg.photon_noise else 0.0)
+        x, y = make_pair(np.ascontiguousarray(truth), sky, rms, k, rng, correlated=correlated, photons=photons)
         return x, y, synthetic
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
