@@ -171,7 +171,6 @@ def export_weights(model: nn.Module, directory: str | Path, info: dict[str, Any]
 
 def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """The model and full checkpoint dict of a training checkpoint (tensors only: ``weights_only=True``)."""
-
     try:
         ckpt = interrupts.load_tensors(path)
     except Exception as exc:  # noqa: BLE001 - pickled objects, junk, a truncated file: one answer

@@ -42,10 +42,10 @@ from .checkpoints import flush_log, save_checkpoint
 
 SCALE = 4
 #: training losses, both in the noise-normalised space (near the sky: linear in the input's noise; cores: log)
-#: the source level (sky sigmas) at which the sources' photon noise doubles the variance: drawn log-uniformly
-PHOTONS = (3.0, 30.0)
 #: each pixel's error (output minus truth -> error), averaged by `pixel_loss`
 LOSSES = {"l1": torch.abs, "mse": torch.square}
+#: the source level (sky sigmas) at which the sources' photon noise doubles the variance: drawn log-uniformly
+PHOTONS = (3.0, 30.0)
 
 
 def block_edge_steps(out: torch.Tensor, truth: torch.Tensor, scale: int = SCALE) -> torch.Tensor:

@@ -109,7 +109,6 @@ def read_init(path: str | Path) -> tuple[dict[str, torch.Tensor], str | None]:
     """The tensors of ``--init`` weights — a ``.safetensors`` file, a run's ``ckpt.pt`` or its folder — and the
     architecture a checkpoint records (None for safetensors); anything unreadable is a `SettingsError` naming the
     file (it was a traceback from torch or safetensors)."""
-
     p = Path(path)
     if p.is_dir():
         p = p / "ckpt.pt"
