@@ -72,14 +72,13 @@ def _opened(path: Path):
     import gzip
     import lzma
 
-    from .io.readers import XZ_MAGIC, first_bytes
+    from .io.readers import BZIP2_MAGIC, GZIP_MAGIC, XZ_MAGIC, first_bytes
 
     magic = first_bytes(path) or b""
-    if magic[:2] == b"\x1f\x8b":
-        return gzip.open(path, "rb")
-    if magic == XZ_MAGIC:
-        return lzma.open(path, "rb")
-    return bz2.open(path, "rb") if magic[:3] == b"BZh" else open(path, "rb")
+    for start, opener in ((GZIP_MAGIC, gzip.open), (BZIP2_MAGIC, bz2.open), (XZ_MAGIC, lzma.open)):
+        if magic.startswith(start):
+            return opener(path, "rb")
+    return open(path, "rb")
 
 
 def fits_integrity(path: Path) -> tuple[int, list[str], list[str]]:

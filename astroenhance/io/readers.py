@@ -756,8 +756,8 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask
 
 
 #: the first bytes of a whole-file compressed FITS (gzip, bzip2, zip), whatever the file's name says
-XZ_MAGIC = b"\xfd7zXZ\x00"
-COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"PK\x03\x04", XZ_MAGIC, b"\x1f\x9d")  # gzip, bzip2, zip, xz, LZW (.Z)
+GZIP_MAGIC, BZIP2_MAGIC, XZ_MAGIC = b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00"
+COMPRESSED_MAGIC = (GZIP_MAGIC, BZIP2_MAGIC, b"PK\x03\x04", XZ_MAGIC, b"\x1f\x9d")  # gzip, bzip2, zip, xz, LZW (.Z)
 
 
 def first_bytes(path: Path, n: int = len(XZ_MAGIC)) -> bytes | None:

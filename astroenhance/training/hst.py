@@ -435,6 +435,13 @@ def evaluate_hst(truths: list[Path], config: EnhanceConfig | None = None, levels
     rows, used, skipped = [], [], []
     with tempfile.TemporaryDirectory(prefix="astroenhance-hst-") as tmp:
         work = Path(tmp)
+
+        def score(name: str, truth: np.ndarray, wcs, sources: TruthSources, noise_free: bool = False) -> None:
+            """Every level and draw of one truth (the figure takes each level's first draw)."""
+            for k, d in itertools.product(levels, range(draws)):
+                rows.append(evaluate_frame(enhancer, name, truth, wcs, k, seed, work, None if d else panels, sources,
+                                           noise_free, draw=d))
+
         for path in truths:  # each chip of a multi-chip file a truth; a file that cannot be one is named, left out
             try:
                 chips = truth_frames(path)
@@ -444,20 +451,14 @@ def evaluate_hst(truths: list[Path], config: EnhanceConfig | None = None, levels
             for chip, truth, wcs in chips:
                 name = path.name.split(".")[0] + (f"[{chip}]" if chip else "")
                 used.append(f"{path}[{chip}]" if chip else str(path))
-                sources = TruthSources.find(truth, estimate_noise(truth))
-                for k, d in itertools.product(levels, range(draws)):
-                    rows.append(evaluate_frame(enhancer, name, truth, wcs, k, seed, work, None if d else panels,
-                                               sources, draw=d))
+                score(name, truth, wcs, TruthSources.find(truth, estimate_noise(truth)))
         if truths and not rows:
             raise InputError(f"no frame could serve as a truth: {'; '.join(skipped)}")
         real = len(rows)
         # fluxes in units of the pixel rms the protocol's k multiplies
         for i in range(simulated_from, simulated_from + simulated):
             truth = fields.numbered_field(i)
-            sources = TruthSources.find(truth, 1.0)
-            for k, d in itertools.product(levels, range(draws)):
-                rows.append(evaluate_frame(enhancer, f"simulated{i:02d}", truth, None, k, seed, work,
-                                           None if d else panels, sources, noise_free=True, draw=d))
+            score(f"simulated{i:02d}", truth, None, TruthSources.find(truth, 1.0), noise_free=True)
         # blank frames in a minmax display mapping: a percentile interval would clip the very peaks counted
         blank = blank_noise(Enhancer(replace(cfg, interval="minmax")), work, frames=noise_frames) if noise_frames else {}
     return {"protocol": PROTOCOL, "frames": used, "skipped": skipped, "levels": list(levels), "seed": seed,
