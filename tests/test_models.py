@@ -1,6 +1,7 @@
 """Every registered network: forward, backward, no NaN, every parameter reached; BN folding; weights loading."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -211,6 +212,35 @@ def test_an_interrupted_export_leaves_the_weights_folder_as_it_was(tmp_path, mon
     with pytest.raises(KeyboardInterrupt):
         export_weights(build_model("srresnet-8x32"), tmp_path, info)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    load_network(tmp_path, read_manifest(tmp_path)[0])
+
+
+def test_a_signal_between_the_export_renames_waits_until_weights_and_manifest_agree(tmp_path, monkeypatch):
+    """Ctrl-C (or SIGTERM) arriving after the new weights file was renamed into place but before the manifest was:
+    the folder was left with the new file under the old manifest's checksum, so the weights no longer loaded.
+    Now the signal is held until both renames are done: it still interrupts, and the folder loads."""
+    import signal
+
+    import astroenhance.models.weights as weights_module
+    from astroenhance.models.weights import export_weights
+
+    info = {"id": "sr-x", "task": "sr", "mode": "psnr", "architecture": "srresnet-8x32", "file": "sr-x.safetensors"}
+    export_weights(build_model("srresnet-8x32"), tmp_path, info)
+    real_replace, calls = os.replace, []
+
+    def replace_then_signal(src, dst):
+        real_replace(src, dst)
+        calls.append(dst)
+        if len(calls) == 1:
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(weights_module.os, "replace", replace_then_signal)
+    torch.manual_seed(1)
+    with pytest.raises(KeyboardInterrupt):
+        export_weights(build_model("srresnet-8x32"), tmp_path, info)
+    monkeypatch.undo()
+    assert len(calls) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "sr-x.safetensors"]
     load_network(tmp_path, read_manifest(tmp_path)[0])
 
 

@@ -19,6 +19,7 @@ from torch import nn
 
 from .. import interrupts
 from ..errors import OutputError, WeightsError, short_reason, why_unreadable
+from ..io.writers import temporary_path
 from .fold import fold_batchnorm
 from .registry import ARCHITECTURES, build_model
 from .srresnet import SRResNet, fuse_subpixel_tail
@@ -145,9 +146,10 @@ def export_weights(model: nn.Module, directory: str | Path, info: dict[str, Any]
     path = directory / info["file"]
     manifest_path = directory / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"format": 1, "weights": []}
-    # both written under temporary names and renamed into place, the manifest last: an interrupted export leaves
-    # the folder's other weights usable and never a manifest whose checksum names a half-written file
-    tmp_weights, tmp_manifest = (p.with_name(f".{p.name}.tmp-{os.getpid()}") for p in (path, manifest_path))
+    # both written under temporary names (`temporary_path`: hidden, naming the process that owns them) and
+    # renamed into place, the manifest last, with Ctrl-C and SIGTERM held between the two renames: an interrupted
+    # export leaves the folder as it was or as it should be, never a manifest whose checksum names another file
+    tmp_weights, tmp_manifest = (temporary_path(p) for p in (path, manifest_path))
     try:
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(state, str(tmp_weights), metadata={"architecture": info["architecture"], "id": info["id"]})
@@ -158,8 +160,9 @@ def export_weights(model: nn.Module, directory: str | Path, info: dict[str, Any]
                      exported={"tool": f"astroenhance {__version__}", "utc": utc_now()})
         manifest["weights"] = [e for e in manifest["weights"] if e["id"] != info["id"]] + [entry]
         tmp_manifest.write_text(json.dumps(manifest, indent=2) + "\n")
-        os.replace(tmp_weights, path)
-        os.replace(tmp_manifest, manifest_path)
+        with interrupts.deferred():
+            os.replace(tmp_weights, path)
+            os.replace(tmp_manifest, manifest_path)
     except (OSError, SafetensorError) as exc:  # (a full disk: safetensors says it in its own words)
         raise OutputError(f"{path}: writing the weights failed ({short_reason(exc)}); the folder's weights and "
                           "manifest are as they were") from None
