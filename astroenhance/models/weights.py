@@ -19,7 +19,6 @@ from torch import nn
 
 from .. import interrupts
 from ..errors import OutputError, WeightsError, short_reason, why_unreadable
-from ..io.writers import temporary_path
 from .fold import fold_batchnorm
 from .registry import ARCHITECTURES, build_model
 from .srresnet import SRResNet, fuse_subpixel_tail
@@ -146,10 +145,10 @@ def export_weights(model: nn.Module, directory: str | Path, info: dict[str, Any]
     path = directory / info["file"]
     manifest_path = directory / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"format": 1, "weights": []}
-    # both written under temporary names (`temporary_path`: hidden, naming the process that owns them) and
-    # renamed into place, the manifest last, with Ctrl-C and SIGTERM held between the two renames: an interrupted
-    # export leaves the folder as it was or as it should be, never a manifest whose checksum names another file
-    tmp_weights, tmp_manifest = (temporary_path(p) for p in (path, manifest_path))
+    # both written under temporary names and renamed into place, the manifest last, with Ctrl-C and SIGTERM held
+    # between the two renames: an interrupted export leaves the folder as it was or as it should be, never a
+    # manifest whose checksum names another file (models/ stays below io/, so not `io.writers.temporary_path`)
+    tmp_weights, tmp_manifest = (p.with_name(f".{p.name}.tmp-{os.getpid()}") for p in (path, manifest_path))
     try:
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(state, str(tmp_weights), metadata={"architecture": info["architecture"], "id": info["id"]})
