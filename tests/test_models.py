@@ -236,8 +236,12 @@ def test_a_signal_between_the_export_renames_waits_until_weights_and_manifest_ag
 
     monkeypatch.setattr(weights_module.os, "replace", replace_then_signal)
     torch.manual_seed(1)
-    with pytest.raises(KeyboardInterrupt):
-        export_weights(build_model("srresnet-8x32"), tmp_path, info)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # (a shell's background job ignores SIGINT)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            export_weights(build_model("srresnet-8x32"), tmp_path, info)
+    finally:
+        signal.signal(signal.SIGINT, before)
     monkeypatch.undo()
     assert len(calls) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "sr-x.safetensors"]
