@@ -92,7 +92,8 @@ def fits_integrity(path: Path) -> tuple[int, list[str], list[str]]:
             while True:
                 block = fh.read(BLOCK)
                 if len(block) < BLOCK:
-                    if header or hdus == 0:
+                    # (the start of another extension's first card, however little of it is left: a file cut short)
+                    if header or hdus == 0 or (block and b"XTENSION".startswith(block[:8])):
                         problems.append(f"HDU {hdus}: cut short in its header")
                     elif block.strip(b"\0 "):
                         notes.append("bytes after the last HDU that are not an HDU")

@@ -241,6 +241,32 @@ def test_fits_checksums_are_verified_as_astropy_writes_them(shapes, where, compr
         path.unlink(missing_ok=True)
 
 
+@given(st.lists(st.tuples(st.integers(1, 40), st.integers(1, 40)), min_size=1, max_size=3), st.integers(0, 10**9),
+       st.booleans())
+@settings(max_examples=60, deadline=None)
+def test_a_fits_file_cut_anywhere_inside_an_hdu_is_never_intact(shapes, where, compressed):
+    """A FITS file cut short at any byte that is not the end of an HDU has a problem. Cut within the first block of
+    an extension's header (the HDUs before it whole), check said nothing worse than "bytes after the last HDU"."""
+    rng = np.random.default_rng(where)
+    hdus = [fits.PrimaryHDU()] + [fits.ImageHDU(rng.normal(size=s).astype("f4"), name=f"E{k}")
+                                  for k, s in enumerate(shapes)]
+    buf = io.BytesIO()
+    fits.HDUList(hdus).writeto(buf, checksum=True)
+    raw = buf.getvalue()
+    with fits.open(io.BytesIO(raw)) as h:
+        ends = {h.fileinfo(k)["datLoc"] + h.fileinfo(k)["datSpan"] for k in range(len(hdus))}
+    cut = where % len(raw)
+    if cut in ends or cut == 0:
+        cut += 1
+    path = Path(f"/tmp/astroenhance-test-cut-{where}.fits" + (".gz" if compressed else ""))
+    try:
+        path.write_bytes(gzip.compress(raw[:cut]) if compressed else raw[:cut])
+        _, problems, _ = fits_integrity(path)
+        assert len(problems) == 1 and "cut short" in problems[0], (cut, problems)
+    finally:
+        path.unlink(missing_ok=True)
+
+
 @given(st.integers(1, 40), st.integers(1, 40), st.sampled_from(["L", "RGB", "RGBA", "I;16", "P"]), st.booleans(),
        st.integers(0, 10**9))
 @settings(max_examples=40, deadline=None)
