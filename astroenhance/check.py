@@ -85,7 +85,7 @@ def fits_integrity(path: Path) -> tuple[int, list[str], list[str]]:
     """The HDUs of the FITS file at ``path``, problems (a checksum that does not verify, a file cut short) and notes
     (HDUs without checksums), read in order, in pieces: a 1 GB output is never in memory (a compressed one,
     ``.fits.gz``, is decompressed as it is read)."""
-    problems, notes, unsummed, hdus = [], [], [], 0
+    problems, notes, unsummed, hdus, extensions = [], [], [], 0, None
     with _opened(path) as fh:
         while True:
             header = b""
@@ -114,6 +114,8 @@ def fits_integrity(path: Path) -> tuple[int, list[str], list[str]]:
                     warnings.simplefilter("ignore")  # (a card astropy would fix: its value is still read)
                     cards = fits.Header.fromstring(header.decode("ascii", "replace"))
                 name = cards.get("EXTNAME", "PRIMARY" if hdus == 0 else "")
+                if hdus == 0 and isinstance(cards.get("NEXTEND"), int):
+                    extensions = cards["NEXTEND"]  # (as astroenhance's outputs and HST's files say)
                 label += f" ({name})" if name else ""
                 naxis = int(cards.get("NAXIS", 0))
                 nbytes = abs(int(cards.get("BITPIX", 8))) // 8 * int(cards.get("GCOUNT", 1)) * (
@@ -141,6 +143,9 @@ def fits_integrity(path: Path) -> tuple[int, list[str], list[str]]:
             elif "CHECKSUM" in cards and ones_complement_sum(header, datasum) != 0xFFFFFFFF:
                 problems.append(f"{label}: its header's checksum does not match (CHECKSUM): changed since it was "
                                 "written")
+    if not problems and extensions is not None and hdus and hdus - 1 < extensions:
+        problems.append(f"cut short after HDU {hdus - 1}: the primary header says {extensions} extensions follow it "
+                        f"(NEXTEND), the file holds {hdus - 1}")
     if unsummed:
         notes.append(f"{NOT_SUMMED} {', '.join(unsummed)}: not verified")
     return hdus, problems, notes

@@ -115,6 +115,24 @@ def test_a_changed_or_cut_fits_output_fails_naming_the_hdu(made, tmp_path, where
     assert runner.invoke(app, ["check", str(fits_out)]).exit_code == 0
 
 
+def test_an_output_cut_between_two_hdus_is_cut_short_and_made_again(made, tmp_path):
+    """A copy of an output that ends exactly where an HDU ends (FLUX and FLUXERR lost) verified HDU by HDU, and
+    `run --skip-existing` took it as complete (RED, GREEN, BLUE whole). The primary header's NEXTEND says how many
+    extensions follow: check fails it, and `output_is_complete` does not trust it."""
+    from astroenhance.io.writers import output_is_complete
+
+    frame, fits_out, _ = made
+    with fits.open(fits_out) as h:
+        assert h[0].header["NEXTEND"] == len(h) - 1
+        end = h.fileinfo(3)["datLoc"] + h.fileinfo(3)["datSpan"]  # the end of BLUE
+        shape = h["RED"].shape
+    bad = tmp_path / "x.enhanced.fits"
+    bad.write_bytes(fits_out.read_bytes()[:end])
+    r = runner.invoke(app, ["check", str(bad)])
+    assert r.exit_code == 1 and f"FAILED {bad}: cut short after HDU 3: the primary header says" in _said(r), r.output
+    assert output_is_complete(fits_out, shape) and not output_is_complete(bad, shape)
+
+
 def test_an_output_made_from_another_frame_fails(made, tmp_path):
     """--inputs given files none of which is the output's frame (the frame changed since): FAILED, naming the input
     as the output records it."""

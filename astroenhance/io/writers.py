@@ -287,14 +287,19 @@ class FITSRGBWriter(_AtomicFile):
         if encoding not in FITS_ENCODINGS:
             raise ValueError(f"unknown FITS encoding {encoding!r} ({', '.join(FITS_ENCODINGS)})")
         self.encoding = encoding
-        self.primary, self.image = primary, image
+        # NEXTEND (as HST's files carry it): a copy cut short exactly between two HDUs is then known to be (`check`,
+        # `output_is_complete`)
+        extensions = len(CHANNEL_NAMES) + len(flux_headers or ()) + len(tables)
+        self.primary = fits.Header([("NEXTEND", extensions, "number of extensions")])
+        self.primary.extend([card for card in primary.cards if card.keyword != "NEXTEND"], unique=False)
+        self.image = image
         # the display planes in the chosen encoding; FLUX and FLUXERR (physical units) always float32: never quantised
         self.physical = dict(zip(PHYSICAL_NAMES, flux_headers)) if flux_headers is not None else {}
         self.names = CHANNEL_NAMES + tuple(self.physical)
         self.itemsizes = [4 if encoding == "float32" else 2] * 3 + [4] * (len(self.names) - 3)
         self.height, self.width = shape
         head = fits.Header([("SIMPLE", True), ("BITPIX", 8), ("NAXIS", 0), ("EXTEND", True)])
-        head.extend(primary, unique=False)
+        head.extend(self.primary, unique=False)
         head.extend(CHECKSUM_CARDS)
         self.headers = [(0, head)]  # each HDU's header and where it starts: checksums are set in `finish`
         blobs = [(0, head.tostring().encode("ascii"))]
@@ -857,7 +862,7 @@ def output_is_complete(path: Path, expected_shape: tuple[int, int] | None, input
         if path.suffix == ".fits":
             with fits.open(path, memmap=False) as h:  # (lazy: no data is read but the last row's tile)
                 names = [x.name for x in h]
-                if names[1:4] != ["RED", "GREEN", "BLUE"]:
+                if names[1:4] != ["RED", "GREEN", "BLUE"] or h[0].header.get("NEXTEND", len(h) - 1) != len(h) - 1:
                     return False
                 for ext in h[1:4]:
                     if expected_shape and ext.shape != expected_shape:
