@@ -1122,6 +1122,7 @@ def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wc
                                         f"{float(offsets[i]):.6g}")
     for warning in mixed_frames(bands):
         add_text(header, "HISTORY", f"astroenhance mosaic warning: {warning}")
+    header["NEXTEND"] = (1, "number of extensions")  # (FOOTPRINT: a copy cut short after the science is then known)
     out = _AtomicFile(path)
     try:
         planes = [_big_endian_float32(a, None if scratch is None else scratch / f"{name}.npy")

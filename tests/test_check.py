@@ -133,6 +133,23 @@ def test_an_output_cut_between_two_hdus_is_cut_short_and_made_again(made, tmp_pa
     assert output_is_complete(fits_out, shape) and not output_is_complete(bad, shape)
 
 
+def test_a_science_mosaic_cut_after_its_science_hdu_is_cut_short(made, tmp_path):
+    """`mosaic`'s science FITS (the co-added data in the primary, FOOTPRINT after it) says NEXTEND too: a copy
+    that lost FOOTPRINT is cut short."""
+    frame, _, _ = made
+    r = runner.invoke(app, ["mosaic", str(frame), "-o", str(tmp_path / "m"), "--format", "fits"])
+    assert r.exit_code == 0, r.output
+    (mosaic,) = (tmp_path / "m").glob("*.fits")
+    with fits.open(mosaic) as h:
+        assert [x.name for x in h] == ["PRIMARY", "FOOTPRINT"] and h[0].header["NEXTEND"] == 1
+        end = h.fileinfo(0)["datLoc"] + h.fileinfo(0)["datSpan"]
+    assert runner.invoke(app, ["check", str(mosaic)]).exit_code == 0
+    bad = tmp_path / "cut.mosaic.fits"
+    bad.write_bytes(mosaic.read_bytes()[:end])
+    r = runner.invoke(app, ["check", str(bad)])
+    assert r.exit_code == 1 and "cut short after HDU 0" in _said(r), r.output
+
+
 def test_an_output_made_from_another_frame_fails(made, tmp_path):
     """--inputs given files none of which is the output's frame (the frame changed since): FAILED, naming the input
     as the output records it."""
