@@ -287,15 +287,14 @@ class FITSRGBWriter(_AtomicFile):
         if encoding not in FITS_ENCODINGS:
             raise ValueError(f"unknown FITS encoding {encoding!r} ({', '.join(FITS_ENCODINGS)})")
         self.encoding = encoding
-        # NEXTEND (as HST's files carry it): a copy cut short exactly between two HDUs is then known to be (`check`,
-        # `output_is_complete`)
-        extensions = len(CHANNEL_NAMES) + len(flux_headers or ()) + len(tables)
-        self.primary = fits.Header([("NEXTEND", extensions, "number of extensions")])
-        self.primary.extend([card for card in primary.cards if card.keyword != "NEXTEND"], unique=False)
         self.image = image
         # the display planes in the chosen encoding; FLUX and FLUXERR (physical units) always float32: never quantised
         self.physical = dict(zip(PHYSICAL_NAMES, flux_headers)) if flux_headers is not None else {}
         self.names = CHANNEL_NAMES + tuple(self.physical)
+        # NEXTEND (as HST's files carry it) tells `check` and `output_is_complete` a copy cut short exactly where an
+        # HDU ends
+        self.primary = fits.Header([("NEXTEND", len(self.names) + len(tables), "number of extensions")])
+        self.primary.extend([card for card in primary.cards if card.keyword != "NEXTEND"], unique=False)
         self.itemsizes = [4 if encoding == "float32" else 2] * 3 + [4] * (len(self.names) - 3)
         self.height, self.width = shape
         head = fits.Header([("SIMPLE", True), ("BITPIX", 8), ("NAXIS", 0), ("EXTEND", True)])
