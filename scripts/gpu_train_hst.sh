@@ -27,8 +27,9 @@ out=$1; minutes=${2:-7}; arch=${3:-srresnet-12x48}
 export PYTHONUNBUFFERED=1
 mkdir -p "$out"
 T=(); for f in .gpu_data/train/*; do T+=(--truth "$f"); done
-# DEVICE=cpu PRECISION=fp32 WORKERS=1 BATCH=4 try the script here (a dry run of a minute)
-common=(--arch "$arch" --batch "${BATCH:-32}" --crop 32 --device "${DEVICE:-cuda}" --precision "${PRECISION:-bf16}"
+# DEVICE=cpu PRECISION=fp32 WORKERS=1 BATCH=4 try the script here (a dry run of a minute); CROP=48: larger crops
+# (docs/experiments.md, twenty-ninth session: context or the count of real crops?)
+common=(--arch "$arch" --batch "${BATCH:-32}" --crop "${CROP:-32}" --device "${DEVICE:-cuda}" --precision "${PRECISION:-bf16}"
         --workers "${WORKERS:-12}" --synthetic 0.3 --backgrounds 0.6 --sharp-psfs 0.6 --lr 2e-4
         --edge-weight 0.5 --source-weight 15  # the shipped hst's loss (docs/experiments.md, sessions 21 and 26)
         --val .gpu_data/val/slacs2303p1422_050mas_image.fits "${T[@]}")
