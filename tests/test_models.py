@@ -248,6 +248,38 @@ def test_a_signal_between_the_export_renames_waits_until_weights_and_manifest_ag
     load_network(tmp_path, read_manifest(tmp_path)[0])
 
 
+def test_an_export_whose_manifest_cannot_be_renamed_says_the_folder_needs_another(tmp_path, monkeypatch):
+    """The manifest's rename failing after the weights file's succeeded (an I/O error): the message said the
+    folder was "as it was", yet its weights file was the new one under the old checksum. Now it says so, and an
+    export again mends it."""
+    import errno
+
+    import astroenhance.models.weights as weights_module
+    from astroenhance.errors import OutputError
+    from astroenhance.models.weights import export_weights
+
+    info = {"id": "sr-x", "task": "sr", "mode": "psnr", "architecture": "srresnet-8x32", "file": "sr-x.safetensors"}
+    export_weights(build_model("srresnet-8x32"), tmp_path, info)
+    real_replace, calls = os.replace, []
+
+    def second_fails(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError(errno.EIO, "Input/output error")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(weights_module.os, "replace", second_fails)
+    torch.manual_seed(2)
+    with pytest.raises(OutputError, match="the new weights file is in place but the manifest could not be"):
+        export_weights(build_model("srresnet-8x32"), tmp_path, info)
+    monkeypatch.undo()
+    with pytest.raises(WeightsError):
+        load_network(tmp_path, read_manifest(tmp_path)[0])
+    export_weights(build_model("srresnet-8x32"), tmp_path, info)
+    load_network(tmp_path, read_manifest(tmp_path)[0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "sr-x.safetensors"]
+
+
 def test_an_export_on_a_full_disk_is_one_line_and_leaves_the_folder_as_it_was(tmp_path, monkeypatch):
     """`weights export` on a full disk ended with safetensors' traceback ("SafetensorError: Error while serializing:
     I/O error: No space left on device"); now it is one line naming the file, the folder as it was."""

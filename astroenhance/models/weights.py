@@ -149,6 +149,7 @@ def export_weights(model: nn.Module, directory: str | Path, info: dict[str, Any]
     # between the two renames: an interrupted export leaves the folder as it was or as it should be, never a
     # manifest whose checksum names another file (models/ stays below io/, so not `io.writers.temporary_path`)
     tmp_weights, tmp_manifest = (p.with_name(f".{p.name}.tmp-{os.getpid()}") for p in (path, manifest_path))
+    replaced = False
     try:
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(state, str(tmp_weights), metadata={"architecture": info["architecture"], "id": info["id"]})
@@ -161,10 +162,12 @@ def export_weights(model: nn.Module, directory: str | Path, info: dict[str, Any]
         tmp_manifest.write_text(json.dumps(manifest, indent=2) + "\n")
         with interrupts.deferred():
             os.replace(tmp_weights, path)
+            replaced = True
             os.replace(tmp_manifest, manifest_path)
     except (OSError, SafetensorError) as exc:  # (a full disk: safetensors says it in its own words)
-        raise OutputError(f"{path}: writing the weights failed ({short_reason(exc)}); the folder's weights and "
-                          "manifest are as they were") from None
+        kept = ("the new weights file is in place but the manifest could not be: its sha256 no longer matches, "
+                "export again" if replaced else "the folder's weights and manifest are as they were")
+        raise OutputError(f"{path}: writing the weights failed ({short_reason(exc)}); {kept}") from None
     finally:
         for tmp in (tmp_weights, tmp_manifest):
             tmp.unlink(missing_ok=True)
