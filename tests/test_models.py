@@ -193,13 +193,17 @@ def test_distribution_temperature_moves_colour_toward_grey():
     assert sizes[-1] < 1e-3
 
 
+#: the entry `export_weights` writes in the export tests below
+EXPORT_INFO = {"id": "sr-x", "task": "sr", "mode": "psnr", "architecture": "srresnet-8x32", "file": "sr-x.safetensors"}
+
+
 def test_an_interrupted_export_leaves_the_weights_folder_as_it_was(tmp_path, monkeypatch):
     """Re-exporting weights that a folder already holds, interrupted while the file is written: the old file and
     the manifest (whose checksums name it) stay as they were and still load; no temporary is left."""
     import astroenhance.models.weights as weights_module
     from astroenhance.models.weights import export_weights
 
-    info = {"id": "sr-x", "task": "sr", "mode": "psnr", "architecture": "srresnet-8x32", "file": "sr-x.safetensors"}
+    info = EXPORT_INFO
     export_weights(build_model("srresnet-8x32"), tmp_path, info)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     real_save = weights_module.save_file
@@ -224,7 +228,7 @@ def test_a_signal_between_the_export_renames_waits_until_weights_and_manifest_ag
     import astroenhance.models.weights as weights_module
     from astroenhance.models.weights import export_weights
 
-    info = {"id": "sr-x", "task": "sr", "mode": "psnr", "architecture": "srresnet-8x32", "file": "sr-x.safetensors"}
+    info = EXPORT_INFO
     export_weights(build_model("srresnet-8x32"), tmp_path, info)
     real_replace, calls = os.replace, []
 
@@ -235,7 +239,6 @@ def test_a_signal_between_the_export_renames_waits_until_weights_and_manifest_ag
             signal.raise_signal(signal.SIGINT)
 
     monkeypatch.setattr(weights_module.os, "replace", replace_then_signal)
-    torch.manual_seed(1)
     before = signal.signal(signal.SIGINT, signal.default_int_handler)  # (a shell's background job ignores SIGINT)
     try:
         with pytest.raises(KeyboardInterrupt):
@@ -258,7 +261,7 @@ def test_an_export_whose_manifest_cannot_be_renamed_says_the_folder_needs_anothe
     from astroenhance.errors import OutputError
     from astroenhance.models.weights import export_weights
 
-    info = {"id": "sr-x", "task": "sr", "mode": "psnr", "architecture": "srresnet-8x32", "file": "sr-x.safetensors"}
+    info = EXPORT_INFO
     export_weights(build_model("srresnet-8x32"), tmp_path, info)
     real_replace, calls = os.replace, []
 
@@ -269,7 +272,6 @@ def test_an_export_whose_manifest_cannot_be_renamed_says_the_folder_needs_anothe
         real_replace(src, dst)
 
     monkeypatch.setattr(weights_module.os, "replace", second_fails)
-    torch.manual_seed(2)
     with pytest.raises(OutputError, match="the new weights file is in place but the manifest could not be"):
         export_weights(build_model("srresnet-8x32"), tmp_path, info)
     monkeypatch.undo()
@@ -289,7 +291,7 @@ def test_an_export_on_a_full_disk_is_one_line_and_leaves_the_folder_as_it_was(tm
     import astroenhance.models.weights as weights_module
     from astroenhance.cli import app
 
-    info = {"id": "sr-x", "task": "sr", "mode": "psnr", "architecture": "srresnet-8x32", "file": "sr-x.safetensors"}
+    info = EXPORT_INFO
     weights_module.export_weights(build_model("srresnet-8x32"), tmp_path / "w", info)
     before = {p.name: p.read_bytes() for p in (tmp_path / "w").iterdir()}
 
