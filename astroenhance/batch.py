@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import SettingsError
 from .io.companions import find_companion, find_dq_companion, fits_names, fits_stem, other_companions
 from .io.readers import FITS_SUFFIXES, GEIS, GEIS_HINT, IMAGE_SUFFIXES, PRODUCT_LEVELS
-from .io.writers import TEMP_MARKER, host_name, owner_tag, process_start
+from .io.writers import TEMP_MARKER, host_name, owner_tag
 
 REPORT_STEM = "astroenhance-report"
 REPORT_NAME = f"{REPORT_STEM}.json"
@@ -265,57 +265,6 @@ def shard(jobs: list[Job], k: int, n: int) -> list[Job]:
     """
     ordered = sorted(jobs, key=lambda j: str(j.path))
     return ordered[k - 1::n]
-
-
-def cleanup_stale_temporaries(folder: Path) -> list[Path]:
-    """Remove temporary files — and scratch folders (`combining.scratch_folder`) — left in ``folder`` by
-    astroenhance processes that provably no longer run (killed): only those made on this host whose process is gone
-    (or whose pid now belongs to a process started later).  Another machine's temporaries in a shared folder are
-    left alone: their owner cannot be seen from here."""
-    import shutil
-
-    removed = []
-    if not folder.is_dir():
-        return removed
-    for p in folder.iterdir():
-        if TEMP_MARKER not in p.name or not _owner_gone(p.name.split(TEMP_MARKER, 1)[1]):
-            continue
-        try:
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p)
-            else:
-                p.unlink()
-            removed.append(p)
-        except OSError:
-            pass
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _owner_gone(tag: str) -> bool:
-    """Whether the process named by a temporary's owner tag (``host~pid~start-…``) provably no longer runs."""
-    owner = tag.rsplit("-", 1)[0]
-    parts = owner.split("~")
-    if len(parts) != 3:  # before owners were named (pid only): assume this host, as those versions did
-        pid = tag.split("-", 1)[0]
-        return pid.isdigit() and not _alive(int(pid))
-    host, pid, start = parts
-    if host != host_name() or not pid.isdigit():
-        return False
-    if not _alive(int(pid)):
-        return True
-    return bool(start) and process_start(int(pid)) not in ("", start)  # the pid was reused by a newer process
 
 
 @dataclass

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+from .io.compression import opened
 from .io.writers import ones_complement_sum
 
 BLOCK = 2880
@@ -66,27 +67,12 @@ class Checked:
 
 # ---- integrity ----------------------------------------------------------------------------------------------
 
-def _opened(path: Path):
-    """``path`` opened for reading, decompressed as it is read where it is gzip, bzip2 or xz compressed."""
-    import bz2
-    import gzip
-    import lzma
-
-    from .io.readers import BZIP2_MAGIC, GZIP_MAGIC, XZ_MAGIC, first_bytes
-
-    magic = first_bytes(path) or b""
-    for start, opener in ((GZIP_MAGIC, gzip.open), (BZIP2_MAGIC, bz2.open), (XZ_MAGIC, lzma.open)):
-        if magic.startswith(start):
-            return opener(path, "rb")
-    return open(path, "rb")
-
-
 def fits_integrity(path: Path) -> tuple[int, list[str], list[str]]:
     """The HDUs of the FITS file at ``path``, problems (a checksum that does not verify, a file cut short) and notes
     (HDUs without checksums), read in order, in pieces: a 1 GB output is never in memory (a compressed one,
     ``.fits.gz``, is decompressed as it is read)."""
     problems, notes, unsummed, hdus, extensions = [], [], [], 0, None
-    with _opened(path) as fh:
+    with opened(path) as fh:
         while True:
             header = b""
             while True:

@@ -154,11 +154,10 @@ def output_folder(outdir: Path):
 def scratch_folder(outdir: Path, kind: str):
     """A hidden scratch folder in ``outdir`` for the block (``.<kind>.astroenhance-tmp-<owner>-<random>``: the
     process that made it named in it), removed when the block ends however it ends; a folder an earlier process
-    left there when it was killed (SIGKILL, a node lost) is removed first (`batch.cleanup_stale_temporaries`)."""
+    left there when it was killed (SIGKILL, a node lost) is removed first (`io.writers.cleanup_stale_temporaries`)."""
     import tempfile
 
-    from .batch import cleanup_stale_temporaries
-    from .io.writers import TEMP_MARKER, owner_tag
+    from .io.writers import TEMP_MARKER, cleanup_stale_temporaries, owner_tag
 
     cleanup_stale_temporaries(outdir)
     return tempfile.TemporaryDirectory(dir=outdir, prefix=f".{kind}{TEMP_MARKER}{owner_tag()}-")

@@ -20,10 +20,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .batch import Job, Record, check_claims, cleanup_stale_temporaries
+from .batch import Job, Record, check_claims
 from .config import EnhanceConfig
 from .errors import AstroEnhanceError, DiskFullError, NoImageError, NoiseMapError, SettingsError
-from .io.writers import output_is_complete, recorded_settings
+from .io.writers import cleanup_stale_temporaries, output_is_complete, recorded_settings
 
 _ENHANCERS: dict[EnhanceConfig, object] = {}  # this process's enhancers, by configuration
 _WORKER_DEVICE: str | None = None  # a pool worker's own GPU (`worker_device`), in place of the run's "cuda"/"auto"

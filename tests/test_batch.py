@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from astroenhance.batch import NOT_READ, Job, cleanup_stale_temporaries, discover, parse_shard, shard
+from astroenhance.batch import NOT_READ, Job, discover, parse_shard, shard
 from astroenhance.cli import app
-from astroenhance.io.writers import output_is_complete
+from astroenhance.io.writers import cleanup_stale_temporaries, output_is_complete
 
 from .conftest import EXAMPLE, FIXTURES
 

@@ -160,6 +160,26 @@ def test_rms_map_by_path(tmp_path):
         assert "ignore_missing_simple" not in said and "OSError" not in said, said
 
 
+def test_a_compressed_map_is_read_and_a_damaged_one_named(tmp_path):
+    """An rms, weight or DQ map compressed whole (``x_rms.fits.gz``) is read from a decompressed copy as the frame
+    is; one whose stream is cut short or damaged is refused naming it, as an unreadable map is."""
+    import gzip
+
+    rms = np.full((256, 256), 5.0, np.float32)
+    rms[:8] = 7.0
+    fits.PrimaryHDU(rms).writeto(tmp_path / "rms.fits")
+    packed = gzip.compress((tmp_path / "rms.fits").read_bytes())
+    (tmp_path / "rms.fits.gz").write_bytes(packed)
+    with open_frames(HRC, noise=tmp_path / "rms.fits.gz") as [src], open_frames(HRC, noise=tmp_path / "rms.fits") as [ref]:
+        assert (src.noise, src.noise_from) == (5.0, "rms.fits.gz")
+        np.testing.assert_array_equal(src.noise_rows(0, 16), ref.noise_rows(0, 16))
+    (tmp_path / "cut.fits.gz").write_bytes(packed[:-8])
+    for kind in ("noise", "weight", "dq"):
+        with pytest.raises(InputError, match=r"cut.fits.gz: cut short: its gzip stream ends early"):
+            with open_frames(HRC, **{kind: tmp_path / "cut.fits.gz"}):
+                pass
+
+
 def test_cli_records_where_the_noise_came_from(tmp_path):
     runner = CliRunner()
     rms = tmp_path / "rms.fits"

@@ -48,6 +48,7 @@ from ..cores import in_order
 from ..errors import DQFileError, InputError, NoiseMapError, short_reason
 from ..imaging.cosmics import MARGIN, find_cosmic_rays, star_sharpness
 from ..metrics import difference_sigma
+from .compression import decompressed_copy
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,8 @@ def dq_planes(path: Path, files: contextlib.ExitStack) -> list[tuple[tuple[int, 
     ``rows(y0, y1)`` reads its flags (integers).  The file is opened once and stays open (memory-mapped) until
     ``files`` closes.  `DQFileError` when it cannot be read or holds floating-point values."""
     try:
-        hdul = files.enter_context(fits.open(path, memmap=True, do_not_scale_image_data=True))
+        hdul = files.enter_context(fits.open(_readable(path, files, DQFileError), memmap=True,
+                                             do_not_scale_image_data=True))
         planes = []
         for h in hdul:
             naxis = h.header.get("NAXIS", 0)
@@ -196,6 +198,15 @@ def dq_planes(path: Path, files: contextlib.ExitStack) -> list[tuple[tuple[int, 
         raise
     except Exception as exc:  # astropy raises OSError, ValueError, TypeError... for corrupt files
         raise DQFileError(f"{path}: not a readable FITS file ({short_reason(exc)})") from None
+
+
+def _readable(path: Path, files: contextlib.ExitStack, error: type[Exception]) -> Path:
+    """``path``, or its decompressed copy where it is compressed whole (`compression.decompressed_copy`: read by
+    rows, not into memory whole); a damaged stream is ``error``."""
+    try:
+        return decompressed_copy(path, files, []) or path
+    except InputError as exc:
+        raise error(str(exc)) from None
 
 
 def _plane_rows(path: Path, h, plane: int | None) -> Rows:
@@ -225,7 +236,7 @@ def map_noise(path: Path, shape: tuple[int, int], files: contextlib.ExitStack, w
     finite sigma > 0 is no data (`unmeasured`)."""
     what = "weight map" if weights else "noise map"
     try:
-        hdul = files.enter_context(fits.open(path, memmap=True))
+        hdul = files.enter_context(fits.open(_readable(path, files, NoiseMapError), memmap=True))
         data = next((h.data for h in hdul if h.header.get("NAXIS") == 2 and h.data is not None), None)
         if data is None:
             raise NoiseMapError(f"{path}: no 2-D image in the {what}")

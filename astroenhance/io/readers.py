@@ -33,6 +33,7 @@ from ..errors import (
     no_such,
     short_reason,
 )
+from .compression import XZ_MAGIC, compressed_whole, decompressed_copy, first_bytes
 from .cutout import Cutout, cut_frames
 from .noise import (
     ACS_WFC3_FLAGS,
@@ -312,7 +313,9 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
         raise InputError(f"{path}: file is empty (0 bytes)")
     if is_fits(path):
         _check_kind(path)
-        with open_fits(path) as hdul, contextlib.ExitStack() as files:
+        with contextlib.ExitStack() as files:
+            unstreamed: list[str] = []  # (why a compressed file is read in memory)
+            hdul = files.enter_context(open_fits(path, copy=decompressed_copy(path, files, unstreamed)))
             try:
                 found = _fits_frames(path, hdul, hdu, dq_mask)
             except InputError:
@@ -325,6 +328,8 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
             if dq is not None:
                 _use_dq_file(path, hdul, hdu, found, Path(dq), dq_mask, files, dq_beside)
             found = cut_frames(found, cutout)
+            if found:
+                found[0].notes.extend(unstreamed)
             raw = path.name.lower().split(".")[0].endswith(RAW_PRODUCTS)
             for f in found:
                 if raw:
@@ -442,17 +447,17 @@ def _use_dq_file(path: Path, hdul: fits.HDUList, hdu: str | int | None, found: l
 
 
 @contextlib.contextmanager
-def open_fits(path: Path, scaled: bool = False) -> Iterator[fits.HDUList]:
+def open_fits(path: Path, scaled: bool = False, copy: Path | None = None) -> Iterator[fits.HDUList]:
     """``path`` opened lazily (memory-mapped, image scaling left to the caller; with ``scaled``, read with BSCALE,
     BZERO and BLANK applied by astropy, which cannot memory-map them); one `InputError` naming it if astropy
-    cannot."""
+    cannot.  ``copy``: its decompressed copy (`compression.decompressed_copy`), opened instead."""
     try:
         with warnings.catch_warnings():  # (a truncated file is said, naming it, where its data cannot be read)
             warnings.filterwarnings("ignore", message="File may have been truncated")
-            hdul = fits.open(path, memmap=not scaled, lazy_load_hdus=False, do_not_scale_image_data=not scaled)
+            hdul = fits.open(copy or path, memmap=not scaled, lazy_load_hdus=False, do_not_scale_image_data=not scaled)
     except Exception as exc:  # astropy raises OSError, ValueError, TypeError... for corrupt files
         hint = ""
-        if first_bytes(path) == XZ_MAGIC:  # astropy reads xz from 7.1 on
+        if copy is None and first_bytes(path) == XZ_MAGIC:  # (read in memory: astropy reads xz from 7.1 on)
             hint = f"; it is xz-compressed, which astropy {astropy_version} cannot read: decompress it (xz -dk FILE)"
         raise InputError(f"{path}: not a readable FITS file ({short_reason(exc)}){hint}") from None
     try:
@@ -755,35 +760,13 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask
     return frames
 
 
-#: the first bytes of a whole-file compressed FITS (gzip, bzip2, zip), whatever the file's name says
-GZIP_MAGIC, BZIP2_MAGIC, XZ_MAGIC = b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00"
-COMPRESSED_MAGIC = (GZIP_MAGIC, BZIP2_MAGIC, b"PK\x03\x04", XZ_MAGIC, b"\x1f\x9d")  # gzip, bzip2, zip, xz, LZW (.Z)
-
-
-def first_bytes(path: Path, n: int = len(XZ_MAGIC)) -> bytes | None:
-    """The file's first ``n`` bytes (enough to tell every `COMPRESSED_MAGIC`), None where it cannot be read."""
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(n)
-    except OSError:
-        return None
-
-
-def _compressed(path: Path) -> bool:
-    """Whether ``path`` is compressed as a whole (astropy sees it by its first bytes: so must we — a gzipped frame
-    named ``.fits`` was read as raw bytes, "the file may be truncated")."""
-    magic = first_bytes(path)
-    if magic is None:
-        return str(path).lower().endswith((".gz", ".bz2", ".zip", ".xz", ".z"))
-    return magic.startswith(COMPRESSED_MAGIC)
-
-
 def _direct_row_reader(path: Path, hdul: fits.HDUList, index: int, dims: tuple[int, ...]):
     """Read rows of an uncompressed image straight from the file (positioned reads): unlike a memory map,
     pages read stay out of the process's resident memory, so a large frame costs no more than a small one.
     None for compressed files (gzip, tile-compressed), which go through astropy."""
     h = hdul[index]
-    if isinstance(h, fits.CompImageHDU) or _compressed(path):
+    source = Path(hdul.filename() or path)  # (a compressed file's decompressed copy, where it has one)
+    if isinstance(h, fits.CompImageHDU) or compressed_whole(source):
         return None
     dtype = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}.get(h.header.get("BITPIX"))
     try:
@@ -794,7 +777,7 @@ def _direct_row_reader(path: Path, hdul: fits.HDUList, index: int, dims: tuple[i
         return None
     ny, nx = dims[-2], dims[-1]
     itemsize = np.dtype(dtype).itemsize
-    size = path.stat().st_size
+    size = source.stat().st_size
 
     def read(y0: int, y1: int, plane: int = 0) -> np.ndarray:
         y0, y1 = max(0, y0), min(ny, y1)
@@ -802,7 +785,7 @@ def _direct_row_reader(path: Path, hdul: fits.HDUList, index: int, dims: tuple[i
         count = (y1 - y0) * nx
         if start + count * itemsize > size:
             raise InputError(f"{path}: data could not be read (file ends early); the file may be truncated")
-        with open(path, "rb") as fh:
+        with open(source, "rb") as fh:
             fh.seek(start)
             data = np.fromfile(fh, dtype=dtype, count=count)
         return data.reshape(y1 - y0, nx)

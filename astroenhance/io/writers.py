@@ -143,6 +143,57 @@ def owner_tag() -> str:
     return _OWNERS[pid]
 
 
+def cleanup_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove temporary files — and scratch folders (`combining.scratch_folder`) — left in ``folder`` by
+    astroenhance processes that provably no longer run (killed): only those made on this host whose process is gone
+    (or whose pid now belongs to a process started later).  Another machine's temporaries in a shared folder are
+    left alone: their owner cannot be seen from here."""
+    import shutil
+
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for p in folder.iterdir():
+        if TEMP_MARKER not in p.name or not _owner_gone(p.name.split(TEMP_MARKER, 1)[1]):
+            continue
+        try:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+            removed.append(p)
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _owner_gone(tag: str) -> bool:
+    """Whether the process named by a temporary's owner tag (``host~pid~start-…``) provably no longer runs."""
+    owner = tag.rsplit("-", 1)[0]
+    parts = owner.split("~")
+    if len(parts) != 3:  # before owners were named (pid only): assume this host, as those versions did
+        pid = tag.split("-", 1)[0]
+        return pid.isdigit() and not _alive(int(pid))
+    host, pid, start = parts
+    if host != host_name() or not pid.isdigit():
+        return False
+    if not _alive(int(pid)):
+        return True
+    return bool(start) and process_start(int(pid)) not in ("", start)  # the pid was reused by a newer process
+
+
 def _quiet_unlink(path: Path) -> None:
     try:
         path.unlink()
@@ -156,7 +207,7 @@ NAME_MAX = 255  # bytes in one file name on the usual file systems
 def temporary_path(final: Path) -> Path:
     """A hidden temporary name beside ``final`` (same file system, so the rename is atomic) that names its owner:
     host, pid and the process's start time, so another run — on this machine or another sharing the folder —
-    removes it only when that process provably no longer runs (`batch.cleanup_stale_temporaries`)."""
+    removes it only when that process provably no longer runs (`cleanup_stale_temporaries`)."""
     tail = f"{TEMP_MARKER}{owner_tag()}-{secrets.token_hex(4)}"
     name = final.name
     room = NAME_MAX - 1 - len(tail.encode())
