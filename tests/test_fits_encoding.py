@@ -201,12 +201,16 @@ def test_png_filters_are_the_ones_the_png_definition_inverts():
 
 
 @pytest.mark.parametrize("fmt", ["png", "tiff", "jpeg"])
-def test_image_writer_assembles_column_bands_in_its_scratch_file(tmp_path, fmt):
+def test_image_writer_assembles_column_bands_in_its_scratch_file(tmp_path, monkeypatch, fmt):
     """Strips written by column bands and bottom-up blocks (as the engine writes them) land where they belong; the
-    scratch file is gone after commit, and after abort nothing is left at all."""
+    scratch file is gone after commit, and after abort nothing is left at all.  A TIFF is encoded strip by strip
+    (small strips here: 5 rows, the last one 2)."""
     from PIL import Image
 
+    from astroenhance.io import writers
     from astroenhance.io.writers import ImageWriter
+
+    monkeypatch.setattr(writers, "TIFF_STRIP", 29 * 3 * 2 * 5 + 7)
 
     yy, xx = np.mgrid[:37, :29]
     rgb = np.stack([yy / 36, xx / 28, (yy + xx) / 64], -1)  # smooth, so that the JPEG stays close too
@@ -221,6 +225,9 @@ def test_image_writer_assembles_column_bands_in_its_scratch_file(tmp_path, fmt):
         import tifffile
 
         got = tifffile.imread(out)
+        with tifffile.TiffFile(out) as tif:
+            assert (tif.pages[0].tags["RowsPerStrip"].value, len(tif.pages[0].dataoffsets)) == (5, 8)
+            assert tif.pages[0].description == "test"
     else:
         with Image.open(out) as im:
             got = np.asarray(im)

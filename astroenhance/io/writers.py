@@ -628,8 +628,8 @@ class ImageWriter(_AtomicFile):
     """PNG or JPEG (8-bit) or TIFF (16-bit) RGB, rows top-down, with AVM sky metadata when a WCS is given.
 
     Strips go into a scratch file of raw pixels beside the output by positioned writes (the page cache holds them,
-    not this process); `commit` encodes it: a PNG strip by strip (`write_png`), a TIFF by tifffile from the scratch
-    file memory-mapped, a JPEG by Pillow (which holds the whole picture).
+    not this process); `commit` encodes it: a PNG strip by strip (`write_png`), a TIFF strip by strip by tifffile, a
+    JPEG by Pillow (which holds the whole picture).
     """
 
     def __init__(self, final: Path, shape: tuple[int, int], fmt: str, wcs: WCS | None = None,
@@ -754,14 +754,17 @@ class ImageWriter(_AtomicFile):
                       [("Software", "astroenhance"), ("Comment", self.provenance)],
                       None if avm is None else _as_bytes(avm.to_xmp()))
             return
-        arr = np.memmap(self.scratch, self.dtype, "r", shape=(self.height, self.width, 3))
-        if self.fmt == "tiff":
+        if self.fmt == "tiff":  # strip by strip from the scratch file, as a PNG
             import tifffile
 
             extratags = [(700, "B", 0, _as_bytes(avm.to_xmp()), True)] if avm is not None else []
-            tifffile.imwrite(self.tmp, arr, photometric="rgb", description=self.provenance or None,
+            rows = max(1, TIFF_STRIP // self.row_bytes)
+            strips = (self.read_rows(y, min(y + rows, self.height)) for y in range(0, self.height, rows))
+            tifffile.imwrite(self.tmp, data=strips, shape=(self.height, self.width, 3), dtype=self.dtype,
+                             rowsperstrip=rows, photometric="rgb", description=self.provenance or None,
                              extratags=extratags)
             return
+        arr = np.memmap(self.scratch, self.dtype, "r", shape=(self.height, self.width, 3))
         # JPEG: Pillow's encoder takes the whole picture
         plain = self.tmp.with_name(self.tmp.name + ".plain")
         Image.fromarray(np.asarray(arr), "RGB").save(plain, format="JPEG", quality=95,
@@ -778,6 +781,7 @@ class ImageWriter(_AtomicFile):
             plain.unlink(missing_ok=True)
 
 
+TIFF_STRIP = 1 << 20  # bytes of pixels per TIFF strip (whole rows; the format's advice is small strips)
 PNG_PIECE = 1 << 16  # bytes of pixels per piece `write_png` filters and compresses apart: its filter temporaries
 # stay in a core's cache (a 4096² picture on this machine: 1.7 s on one thread at 64 KB, 2.5 s at 128-512 KB)
 PNG_IDAT = 1 << 20  # bytes of compressed data per IDAT chunk
