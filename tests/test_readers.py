@@ -182,6 +182,15 @@ def test_a_damaged_or_cut_short_compressed_frame_is_refused_naming_it(tmp_path):
         (tmp_path / name).write_bytes(content)
         with pytest.raises(InputError, match=rf"^{re.escape(str(tmp_path / name))}: {why}"):
             frames(tmp_path / name)
+    # bytes after a whole stream (a download padded by a server): the stream's own pixels, its CRC checked, and a
+    # note — as gzip reads it ("trailing garbage ignored")
+    (tmp_path / "padded.fits.gz").write_bytes(packed + b"<html>404</html>")
+    with open_frames(tmp_path / "padded.fits.gz") as [got]:
+        np.testing.assert_array_equal(got.read_rows(0, got.shape[0]), frames(FIXTURES / "f105w_psf.fits.gz")[0][3])
+        assert any("bytes after its gzip stream" in n for n in got.notes)
+    (tmp_path / "padded.fits.gz").write_bytes(bytes(changed) + b"<html>404</html>")
+    with pytest.raises(InputError, match="damaged"):
+        frames(tmp_path / "padded.fits.gz")
 
 
 def test_a_compressed_frame_is_read_from_a_copy_deleted_after(tmp_path, monkeypatch):

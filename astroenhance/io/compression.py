@@ -80,11 +80,20 @@ def decompressed_copy(path: Path, files: contextlib.ExitStack, notes: list[str])
         out = os.fdopen(fd, "wb")
     except OSError as exc:
         notes.append(_in_memory(exc))
+    produced = 0
     try:
         with opener(path, "rb") as src:
             while True:
                 try:
-                    piece = src.read(PIECE)
+                    piece = src.read1(PIECE)  # (one member at a time: what came before bytes that are not gzip is kept)
+                except gzip.BadGzipFile as exc:
+                    if not (produced and str(exc).startswith("Not a gzipped file")):
+                        raise InputError(f"{path}: damaged: its {kind} stream cannot be decompressed "
+                                         f"({short_reason(exc)})") from None
+                    # bytes after a whole stream, its CRC checked (a header is read only at the start of a member):
+                    # ignored, as gzip itself ignores them
+                    notes.append(f"bytes after its {kind} stream (not gzip data) ignored, as gzip ignores them")
+                    break
                 except EOFError:
                     raise InputError(f"{path}: cut short: its {kind} stream ends early (an incomplete "
                                      "download or copy?)") from None
@@ -93,6 +102,7 @@ def decompressed_copy(path: Path, files: contextlib.ExitStack, notes: list[str])
                                      f"({short_reason(exc)})") from None
                 if not piece:
                     break
+                produced += len(piece)
                 if out is not None:
                     try:
                         out.write(piece)
