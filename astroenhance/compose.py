@@ -972,6 +972,32 @@ def composite_source(paths: list[Path], hdu: str | None = None, reference: int |
     return src, warning
 
 
+#: how HST and other archives spell the same BUNIT apart (ELECTRONS/S, electron / s, e-/s; COUNTS/S, counts s-1, cps)
+UNIT_SPELLINGS = ((re.compile(r"(?i)\bcps\b"), "count/s"), (re.compile(r"(?i)\belectrons?\b|\be-(?![a-z0-9])"), "electron"),
+                  (re.compile(r"(?i)\b(counts?|cts)\b"), "count"), (re.compile(r"(?i)\b(sec|seconds?)\b"), "s"),
+                  (re.compile(r"(?i)/\s*s\b"), "/s"), (re.compile(r"(?i)\s*\bs\s*(\*\*|\^)?\s*-1\b"), "/s"))
+
+
+def unit_key(bunit: str) -> str:
+    """BUNIT in one spelling, so that frames in the same unit written differently are not called different:
+    the archives' words made astropy's (ELECTRONS -> electron, COUNTS -> count, a second as s: HST's "/S" is never
+    siemens here), then astropy's own form of the unit where it knows it ("electron / s"), else that text.  Case
+    is kept elsewhere (mJy is not MJy)."""
+    text = str(bunit or "").strip()
+    for pattern, word in UNIT_SPELLINGS:
+        text = pattern.sub(word, text)
+    text = re.sub(r"\s*/\s*", "/", text)
+    try:
+        from astropy import units as u
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            unit = u.Unit(text, parse_strict="silent")
+        return text if isinstance(unit, u.UnrecognizedUnit) else unit.to_string()
+    except Exception:  # noqa: BLE001 - a unit astropy cannot even read: its text
+        return text
+
+
 def mixed_frames(bands: list[Band], data: bool = True) -> list[str]:
     """What makes a mosaic of ``bands`` more than one measurement: pictures (PNG/TIFF/JPEG: display values, not
     data) co-added as data (``data``; not where they are enhanced into a colour mosaic), frames of different
@@ -981,10 +1007,10 @@ def mixed_frames(bands: list[Band], data: bool = True) -> list[str]:
         said.append((f"{len(pictures)} of the frames are" if len(pictures) < len(bands) else "the frames are")
                     + f" pictures ({', '.join(pictures)}): their values are display values (stretched, clipped), "
                     "not data; the mosaic co-adds them as they are: a picture, not a measurement")
-    for what, values in (("filters", [b.filter for b in bands]),
-                         ("units (BUNIT)", [str(b.header.get("BUNIT", "")).strip() for b in bands])):
+    for what, values, key in (("filters", [b.filter for b in bands], str),
+                              ("units (BUNIT)", [str(b.header.get("BUNIT", "")).strip() for b in bands], unit_key)):
         named = {v for v in values if v}
-        if len(named) > 1:
+        if len({key(v) for v in named}) > 1:
             said.append(f"the frames are of different {what} ({', '.join(sorted(named))}): the mosaic mixes them, "
                         "a picture or a detection image, not one band's measurement")
     return said

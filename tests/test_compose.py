@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from astroenhance.cli import app
 from astroenhance.compose import wavelength_nm
 
-from .conftest import CFHT, HRC
+from .conftest import CFHT, EXAMPLE, FIXTURES, HRC
 
 BANDS = [CFHT / f"CFHTLS-test_{b}.fits" for b in "gri"]
 runner = CliRunner()
@@ -835,6 +835,30 @@ def test_a_mosaic_of_different_filters_says_so(tmp_path):
     same = runner.invoke(app, ["mosaic", str(BANDS[0]), str(_with_filter(BANDS[0], tmp_path / "g2.fits",
                                                                          "g.MP9401")), "-o", str(tmp_path / "s")])
     assert same.exit_code == 0 and "warning" not in same.output
+
+
+def test_one_unit_spelled_two_ways_is_not_called_two_units(tmp_path):
+    """The two Frontier Fields cut-outs of Abell 2744 say BUNIT 'ELECTRONS/S' and 'electron / s': a mosaic of them
+    warned of "different units". Units are compared by meaning (HST's words, astropy's units); a real difference
+    still warns."""
+    from astroenhance.compose import unit_key
+
+    same = ["ELECTRONS/S", "electron / s", "electrons/s", "e-/s", "electron s-1", "electrons/sec"]
+    assert len({unit_key(u) for u in same}) == 1
+    assert len({unit_key(u) for u in ["COUNTS/S", "counts s-1", "cps", "count/sec"]}) == 1
+    assert unit_key("erg/s/cm2/A") == unit_key("erg/cm2/s/A")
+    for a, b in [("mJy/sr", "MJy/sr"), ("ELECTRONS", "ELECTRONS/S"), ("COUNTS/S", "ELECTRONS/S"), ("DN", "DN/S")]:
+        assert unit_key(a) != unit_key(b), (a, b)
+    result = runner.invoke(app, ["mosaic", str(EXAMPLE), str(FIXTURES / "abell_2744_dwarf_galaxy_f105w.fits.gz"),
+                                 "-o", str(tmp_path / "m")], terminal_width=300)
+    assert result.exit_code == 0, result.output
+    assert "units" not in result.output, result.output
+    other = tmp_path / "counts.fits"
+    with fits.open(EXAMPLE) as hdul:
+        hdul[0].header["BUNIT"] = "COUNTS/S"
+        hdul.writeto(other)
+    result = runner.invoke(app, ["mosaic", str(EXAMPLE), str(other), "-o", str(tmp_path / "c")], terminal_width=300)
+    assert "different units (BUNIT) (COUNTS/S, electron / s)" in result.output, result.output
 
 
 @pytest.mark.parametrize("grid", ["optimal", "first"])
