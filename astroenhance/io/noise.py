@@ -202,7 +202,8 @@ def dq_planes(path: Path, files: contextlib.ExitStack) -> list[tuple[tuple[int, 
 
 def _readable(path: Path, files: contextlib.ExitStack, error: type[Exception]) -> Path:
     """``path``, or its decompressed copy where it is compressed whole (`compression.decompressed_copy`: read by
-    rows, not into memory whole); a damaged stream is ``error``."""
+    rows, not into memory whole); a damaged stream is ``error``.  (A map has no notes of its own: that it was read
+    in memory, or had bytes after its stream, goes unsaid; the frame's own file says it.)"""
     try:
         return decompressed_copy(path, files, []) or path
     except InputError as exc:

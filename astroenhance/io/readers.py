@@ -314,8 +314,8 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
     if is_fits(path):
         _check_kind(path)
         with contextlib.ExitStack() as files:
-            unstreamed: list[str] = []  # (why a compressed file is read in memory)
-            hdul = files.enter_context(open_fits(path, copy=decompressed_copy(path, files, unstreamed)))
+            unpacking: list[str] = []  # (notes on a compressed file's stream: read in memory, bytes after it)
+            hdul = files.enter_context(open_fits(path, copy=decompressed_copy(path, files, unpacking)))
             try:
                 found = _fits_frames(path, hdul, hdu, dq_mask)
             except InputError:
@@ -329,7 +329,7 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
                 _use_dq_file(path, hdul, hdu, found, Path(dq), dq_mask, files, dq_beside)
             found = cut_frames(found, cutout)
             if found:
-                found[0].notes.extend(unstreamed)
+                found[0].notes.extend(unpacking)
             raw = path.name.lower().split(".")[0].endswith(RAW_PRODUCTS)
             for f in found:
                 if raw:
