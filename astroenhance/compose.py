@@ -967,8 +967,8 @@ def composite_source(paths: list[Path], hdu: str | None = None, reference: int |
     src.cosmic_rays = cosmic_ray_total([b for b in bands if b.filter != "mean"])  # (AE_NCR)
     src.fill_holes = FILL_HOLES  # (AE_FILLH)
     if filled:
-        src.notes.append(f"{filled} no-data pixels in small holes (runs of <= {FILL_HOLES} pixels with data around: "
-                         "hits, hot pixels) are shown interpolated (AE_FILLH)")
+        src.notes.append(f"{filled} no-data pixel{'s' * (filled != 1)} in small holes (runs of <= {FILL_HOLES} "
+                         "pixels with data around: hits, hot pixels) are shown interpolated (AE_FILLH)")
     return src, warning
 
 

@@ -94,3 +94,17 @@ def test_a_composites_bands_are_filled_in_strips_as_whole(monkeypatch):
         np.testing.assert_array_equal(band.data, whole.numpy())
         assert n == int(holes.sum())
     np.testing.assert_array_equal(np.isnan(data), np.isnan(before))
+
+
+def test_the_note_counts_one_hole_as_one_pixel():
+    """The note said "1 no-data pixels in small holes" (a WFPC2 chip with one cosmic ray)."""
+    from astroenhance import EnhanceConfig, Enhancer
+
+    rng = np.random.default_rng(3)
+    frame = rng.normal(100.0, 5.0, (48, 48)).astype(np.float32)
+    enhancer = Enhancer(EnhanceConfig(device="cpu", colorize=False, upscale=False))
+    for holes, said in ((1, "1 no-data pixel in small holes"), (2, "2 no-data pixels in small holes")):
+        data = frame.copy()
+        data[10, 10:10 + holes] = np.nan
+        result = enhancer.enhance_array(data)
+        assert any(n.startswith(said) for n in result.notes), result.notes

@@ -997,9 +997,10 @@ class Enhancer:
                       background=WRITER_THREAD, deferred=deferred) as sink:
             self.process(src, cfg, sink.put, progress, norm)
         if src.holes_filled:
-            notes.append(f"{src.holes_filled} no-data pixels in small holes (runs of <= {cfg.fill_holes} pixels with data "
-                         "around: hits, hot pixels) are shown interpolated in the display planes; FLUX and FLUXERR "
-                         "keep them as no data (--fill-holes 0 shows them black)")
+            n = src.holes_filled
+            notes.append(f"{n} no-data pixel{'s' * (n != 1)} in small holes (runs of <= {cfg.fill_holes} pixels with "
+                         "data around: hits, hot pixels) are shown interpolated in the display planes; FLUX and "
+                         "FLUXERR keep them as no data (--fill-holes 0 shows them black)")
         if src.beyond_float32[0]:
             notes.append(BEYOND_FLOAT32)
         return FrameResult(src.name, sink.outputs, (h, w), shape_out, norm, notes + sink.notes)
@@ -1070,8 +1071,9 @@ class Enhancer:
         flux_header = flux_headers(image, src, *mode, self.scale)[0] if mode else None
         primary.extend(image, unique=True)
         if src.holes_filled:
-            notes.append(f"{src.holes_filled} no-data pixels in small holes are shown interpolated in rgb; flux and "
-                         "flux_err keep them as no data (NaN)")
+            n = src.holes_filled
+            notes.append(f"{n} no-data pixel{'s' * (n != 1)} in small holes are shown interpolated in rgb; flux "
+                         "and flux_err keep them as no data (NaN)")
         if src.beyond_float32[0]:
             notes.append(BEYOND_FLOAT32)
         return EnhancedArray(sink.rgb, sink.lum, out_wcs, norm, primary, sink.flux, sink.flux_err, flux_header, notes)
