@@ -222,6 +222,9 @@ def test_the_hint_is_only_for_single_exposures_without_cosmic_ray_flags(tmp_path
         with open_frames(tmp_path / name) as [src]:
             hinted[name] = any("--clean-cosmic-rays" in n for n in src.notes)
     assert hinted == {"a_flt.fits": True, "b_flt.fits": True, "c_drz.fits": False, "d_flc.fits": False}
+    with open_frames(tmp_path / "a_flt.fits", cosmic_rays=True) as [src]:  # searched, none found: said so (it said
+        assert src.cosmic_rays == 0 and any(  # "0 pixels in 0 groups ... read as no data")
+            n.startswith("cosmic rays: searched, no pixel sharper than a star") for n in src.notes), src.notes
 
 
 @pytest.mark.parametrize(("filename", "single"), [("j8bt06nyq_flt.fits", True), ("u5780205r_cvt.c0h", True),

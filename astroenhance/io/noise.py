@@ -594,9 +594,11 @@ def mask_cosmic_rays(frame) -> int:
     n = int(mask.sum())
     frame.cosmic_rays, frame.cosmic_ray_limit = n, ratio
     hits = label(mask, np.ones((3, 3), bool))[1] if n else 0
+    test = f"(peak > {MARGIN:g} x {ratio:.2f} times its neighbours' mean, {source})"
     frame.notes.append(f"cosmic rays: {n} pixel{'s' * (n != 1)} in {hits} group{'s' * (hits != 1)} sharper than a "
-                       f"star can be (peak > {MARGIN:g} x {ratio:.2f} times its neighbours' mean, {source}) read as no "
-                       "data (AE_NCR)")
+                       f"star can be {test} read as no data (AE_NCR)" if n else
+                       f"cosmic rays: searched, no pixel sharper than a star can be {test}: none read as no data "
+                       "(AE_NCR 0)")
     if n:
         read = frame.read_rows
 
