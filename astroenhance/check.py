@@ -13,6 +13,7 @@ content; given the installed weights (``installed``: id -> sha256), each network
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 import zlib
@@ -150,6 +151,7 @@ def png_integrity(path: Path) -> tuple[dict[str, str], list[str]]:
     expected = None
     inflate, produced = zlib.decompressobj(), 0
     with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
         if fh.read(8) != PNG_SIGNATURE:
             return texts, ["not a PNG (its first bytes are not PNG's signature)"]
         while True:
@@ -158,6 +160,10 @@ def png_integrity(path: Path) -> tuple[dict[str, str], list[str]]:
                 problems.append("cut short: no IEND chunk")
                 break
             length, kind = int.from_bytes(head[:4], "big"), head[4:]
+            if length > size - fh.tell():  # (a damaged length would have a whole GB read for one chunk)
+                problems.append(f"cut short in its {kind.decode('latin-1')} chunk (it gives {length:,} bytes, "
+                                f"{max(size - fh.tell(), 0):,} follow)")
+                break
             crc = zlib.crc32(kind)
             if kind == b"IDAT":  # (in pieces: a large picture's chunks are its size)
                 left = length

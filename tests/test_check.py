@@ -351,3 +351,19 @@ def test_a_png_whose_pixels_are_short_of_its_size_fails(tmp_path):
                      + chunk(b"IEND", b""))
     assert png_integrity(path)[1] == [f"its pixels are {len(rows)} bytes where its header gives {h * (1 + w * 3)}"]
     assert not check_output(path).ok
+
+
+def test_a_png_chunk_whose_length_runs_past_the_file_is_cut_short_unread(tmp_path):
+    """A damaged length field (4 GB for a text chunk) was read as asked, up to the file's end; it is now a file cut
+    short, said with both sizes, before any of it is read."""
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 3)).save(buf, "PNG")
+    raw = bytearray(buf.getvalue())
+    text = b"tEXtComment\0x"
+    at = raw.index(b"IDAT") - 4
+    raw[at:at] = len(text[4:]).to_bytes(4, "big") + text + zlib.crc32(text).to_bytes(4, "big")
+    raw[at:at + 4] = (0xFFFFFFF0).to_bytes(4, "big")
+    path = tmp_path / "long.png"
+    path.write_bytes(bytes(raw))
+    follow = len(raw) - (at + 8)
+    assert png_integrity(path)[1] == [f"cut short in its tEXt chunk (it gives 4,294,967,280 bytes, {follow:,} follow)"]
