@@ -18,6 +18,16 @@ HRC = FIXTURES / "j8bt06nyq_flt_crop.fits"  # rows 256:512, columns 192:448 of t
 EXAMPLE = REPO / "examples" / "abell_2744_group_of_galaxies_f105w.fits.gz"
 
 
+def dead_pid() -> int:
+    """The pid of a process that has ended (a run killed, as far as its temporaries' names can tell)."""
+    import subprocess
+    import sys
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    return ended.pid
+
+
 def pytest_configure(config):
     warnings.filterwarnings("ignore", category=UserWarning, module="astropy")
 

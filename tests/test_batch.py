@@ -18,7 +18,7 @@ from astroenhance.batch import NOT_READ, Job, discover, parse_shard, shard
 from astroenhance.cli import app
 from astroenhance.io.writers import cleanup_stale_temporaries, output_is_complete
 
-from .conftest import EXAMPLE, FIXTURES
+from .conftest import EXAMPLE, FIXTURES, dead_pid
 
 runner = CliRunner()
 
@@ -104,9 +104,7 @@ def test_recursive_run_skip_existing_and_report(tmp_path):
 
 
 def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    stale = tmp_path / f".x.enhanced.fits.astroenhance-tmp-{dead.pid}-abcd"
+    stale = tmp_path / f".x.enhanced.fits.astroenhance-tmp-{dead_pid()}-abcd"
     live = tmp_path / f".y.enhanced.fits.astroenhance-tmp-{os.getpid()}-abcd"
     stale.write_bytes(b"half")
     live.write_bytes(b"mine")

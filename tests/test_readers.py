@@ -3,8 +3,6 @@
 
 import re
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,7 +14,7 @@ from astroenhance.errors import InputError
 from astroenhance.io.readers import from_array, open_frames, output_stem, read_frame
 from astroenhance.io.writers import TEMP_MARKER, host_name, owner_tag
 
-from .conftest import COLOR, FIXTURES, HRC
+from .conftest import COLOR, FIXTURES, HRC, dead_pid
 
 
 def frames(path, hdu=None):
@@ -209,9 +207,7 @@ def test_a_compressed_frame_is_read_from_a_copy_deleted_after(tmp_path, monkeypa
     tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     # a copy a killed run left (its process gone) goes with the next copy; a running one's stays
-    killed = subprocess.Popen([sys.executable, "-c", "pass"])
-    killed.wait()
-    stale = tmp / f"astroenhance-copy{TEMP_MARKER}{host_name()}~{killed.pid}~1-abc.fits"
+    stale = tmp / f"astroenhance-copy{TEMP_MARKER}{host_name()}~{dead_pid()}~1-abc.fits"
     running = tmp / f"astroenhance-copy{TEMP_MARKER}{owner_tag()}-abd.fits"
     stale.write_bytes(b"x")
     running.write_bytes(b"x")
