@@ -488,6 +488,13 @@ def _grid(frames: list[tuple[np.ndarray, WCS]], grid: str) -> tuple[WCS, tuple[i
         from astropy import units as u
 
         wcs, shape = find_optimal_celestial_wcs([(a, w) for a, w in frames], resolution=scale * u.deg)
+        if min(shape) < 1:  # (reproject rounds the frames' extent to 0 pixels: reprojecting onto that raised)
+            from .errors import SettingsError
+
+            sides = max((proj_plane_pixel_scales(w.celestial) * 3600 for _, w in frames), key=lambda s: s.max() / s.min())
+            raise SettingsError(f"the frames are less than half a grid pixel across: a frame's pixels are "
+                                f"{sides[0]:.3g}\" by {sides[1]:.3g}\" and the grid takes the mean side "
+                                f"({scale * 3600:.3g}\"); check the frames' WCS (CDELT, CD), or use --grid first")
         return wcs, (int(shape[0]), int(shape[1]))
     if grid != "first":
         raise ValueError(f"unknown grid {grid!r}; choose optimal or first")

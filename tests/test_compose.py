@@ -886,6 +886,27 @@ def test_frames_far_apart_are_refused_before_a_grid_that_size_is_made(tmp_path, 
         assert result.exit_code == 2 and "far apart on the sky: 180 degrees" in result.output, result.output
 
 
+def test_frames_of_pixels_far_longer_than_wide_are_refused_or_put_on_the_first_frames_grid(tmp_path):
+    """Pixels 1 degree by 0.05" (a CDELT1 of 1 where 1.4e-5 was meant): the optimal grid, at the mean side, held the
+    frames in under half a pixel one way, reproject rounded that to a grid 0 pixels tall, and `mosaic` ended in a
+    ValueError from reproject (found by `test_fuzz_frames`, once in a few full runs); now one line saying why, and
+    `--grid first` makes the mosaic on the frames' own pixels."""
+    paths = []
+    for i in range(2):
+        header = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRPIX1": 4.0, "CRPIX2": 4.0 + i,
+                              "CRVAL1": 150.0, "CRVAL2": 2.0, "CDELT1": 1.0, "CDELT2": 1.4e-5})
+        fits.writeto(tmp_path / f"x{i}.fits", np.random.default_rng(i).normal(10, 1, (8, 8)), header)
+        paths.append(str(tmp_path / f"x{i}.fits"))
+    for enhance in ("--no-enhance", "--enhance"):
+        result = runner.invoke(app, ["mosaic", *paths, "-o", str(tmp_path / "m"), enhance], terminal_width=300)
+        assert result.exit_code == 2 and "less than half a grid pixel across" in result.output, result.output
+        assert "3.6e+03\" by 0.0504\"" in result.output and not (tmp_path / "m").exists()
+    result = runner.invoke(app, ["mosaic", *paths, "-o", str(tmp_path / "f"), "--grid", "first", "--format", "fits"])
+    assert result.exit_code == 0, result.output
+    with fits.open(tmp_path / "f" / "mosaic.mosaic.fits") as hdul:
+        assert hdul[0].data.shape == (9, 8) and np.isfinite(hdul[0].data).sum() == 72
+
+
 def _left_half(src, dst):
     data, header = fits.getdata(src, header=True)
     with warnings.catch_warnings():

@@ -128,8 +128,9 @@ def test_mosaic_and_compose_of_such_frames_end_in_a_result_or_one_line(tmp_path,
 
 
 def _failure(result, paths) -> str:
-    """Where a command raised and the frames it was given (a failure seen once in a full run of the suite, not
-    again on its own: what it needs to be found again)."""
+    """Where a command raised and the frames it was given: a failure that needs two frames drawn just so shows once
+    in a few full runs (it found `test_compose`'s frames of pixels far longer than wide), and this is what it takes
+    to find it again."""
     import traceback
 
     frames = []
