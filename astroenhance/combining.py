@@ -291,7 +291,8 @@ def make_mosaic(frames: Sequence[str | Path], outdir: str | Path, *, name: str =
             say(f"warning: the enhanced frames were shown with different display mappings ({', '.join(differ)}): "
                 "seams may show where they meet; `mosaic --enhance` of the original frames shows them with one")
         bands, header = None, None
-        wcs, shape = mosaic_grid([(np.broadcast_to(np.float32(0), d.shape), d.wcs) for d in done], grid)
+        wcs, shape = mosaic_grid([(np.broadcast_to(np.float32(0), d.shape), d.wcs) for d in done], grid,
+                                 names=[d.path.name for d in done])
         if cuts:  # only the part of each output that the cut-out shows is read
             wcs, shape, section = cut_grid(wcs, shape, cuts[0])
             done = _within(done, [enhanced_within(d, wcs, shape) for d in done], cuts[0], section, say)
@@ -307,7 +308,8 @@ def make_mosaic(frames: Sequence[str | Path], outdir: str | Path, *, name: str =
                 say(f"note: {b.name}: no pixel with data (all NaN, flagged or of zero weight): it adds nothing")
         for warning in mixed_frames(bands, data=not enhance):
             say(f"warning: {warning}")
-        wcs, shape = mosaic_grid([(b.data, b.wcs) for b in bands], grid)  # (frames far apart: refused here)
+        wcs, shape = mosaic_grid([(b.data, b.wcs) for b in bands], grid,  # (frames far apart: refused here)
+                                 names=[b.name for b in bands])
         if cuts:
             wcs, shape, section = cut_grid(wcs, shape, cuts[0])
             if enhance:  # only what the cut-out shows of each frame is enhanced

@@ -452,19 +452,28 @@ GRID_EMPTINESS, GRID_FREE_PIXELS = 25, 4_000_000
 
 
 def mosaic_grid(frames: list[tuple[np.ndarray, WCS]], grid: str = "optimal",
-                refuse_empty: bool = True) -> tuple[WCS, tuple[int, int]]:
+                refuse_empty: bool = True, names: list[str] | None = None) -> tuple[WCS, tuple[int, int]]:
     """The output grid: ``optimal`` (reproject's `find_optimal_celestial_wcs`, north up, finest resolution) or
     ``first`` (the first frame's pixel grid, extended to cover every frame).  A grid mostly empty because the frames
     lie far apart on the sky (`GRID_EMPTINESS`) is a `SettingsError`, before anything that size is allocated
-    (``refuse_empty`` False: the caller decided that already, on the same frames at their own pixels).  A colour
-    frame ``(H, W, 3)`` counts by its first plane."""
+    (``refuse_empty`` False: the caller decided that already, on the same frames at their own pixels), and so is a
+    grid less than a pixel across, which pixels far longer than wide make; the messages name the frames by
+    ``names``.  A colour frame ``(H, W, 3)`` counts by its first plane."""
     from .errors import SettingsError
 
     frames = [(a if a.ndim == 2 else a[..., 0], w) for a, w in frames]
+    names = names or [f"frame {i + 1}" for i in range(len(frames))]
     apart = "mosaic frames that overlap or touch, a group at a time"
-    if refuse_empty and (far := _farthest(frames)) > 90:  # no one tangent plane holds them (reproject: NaN sizes)
-        raise SettingsError(f"the frames lie far apart on the sky: {far:.0f} degrees between two of them; {apart}")
+    if refuse_empty and (far := _farthest(frames))[0] > 90:  # no one tangent plane holds them (reproject: NaN sizes)
+        raise SettingsError(f"the frames lie far apart on the sky: {far[0]:.0f} degrees between {names[far[1]]} and "
+                            f"{names[far[2]]}; {apart}")
     wcs, shape = _grid(frames, grid)
+    if min(shape) < 1:  # (reproject rounds the frames' extent to 0 pixels: reprojecting onto that raised)
+        sides = [proj_plane_pixel_scales(w.celestial) * 3600 for _, w in frames]
+        i = int(np.argmax([s.max() / s.min() for s in sides]))
+        raise SettingsError(f"the frames are less than half a grid pixel across: {names[i]}'s pixels are "
+                            f"{sides[i][0]:.3g}\" by {sides[i][1]:.3g}\" and the grid takes the frames' mean side "
+                            f"({np.mean(sides[i]):.3g}\" or less); check their WCS (CDELT, CD), or use --grid first")
     own = sum(a.shape[0] * a.shape[1] for a, _ in frames)
     if refuse_empty and shape[0] * shape[1] > max(GRID_EMPTINESS * own, GRID_FREE_PIXELS):
         raise SettingsError(f"the frames lie far apart on the sky: their grid would be {shape[1]}x{shape[0]} pixels "
@@ -473,11 +482,13 @@ def mosaic_grid(frames: list[tuple[np.ndarray, WCS]], grid: str = "optimal",
     return wcs, shape
 
 
-def _farthest(frames: list[tuple[np.ndarray, WCS]]) -> float:
-    """The largest angle (degrees) between two frames' centres."""
+def _farthest(frames: list[tuple[np.ndarray, WCS]]) -> tuple[float, int, int]:
+    """The largest angle (degrees) between two frames' centres, and which two frames."""
     xyz = np.array([w.celestial.pixel_to_world((a.shape[1] - 1) / 2, (a.shape[0] - 1) / 2).icrs.cartesian.xyz.value
                     for a, w in frames])
-    return float(np.degrees(np.arccos(np.clip((xyz @ xyz.T).min(), -1.0, 1.0))))
+    cos = xyz @ xyz.T
+    i, j = np.unravel_index(int(np.argmin(cos)), cos.shape)
+    return float(np.degrees(np.arccos(np.clip(cos[i, j], -1.0, 1.0)))), int(min(i, j)), int(max(i, j))
 
 
 def _grid(frames: list[tuple[np.ndarray, WCS]], grid: str) -> tuple[WCS, tuple[int, int]]:
@@ -488,13 +499,6 @@ def _grid(frames: list[tuple[np.ndarray, WCS]], grid: str) -> tuple[WCS, tuple[i
         from astropy import units as u
 
         wcs, shape = find_optimal_celestial_wcs([(a, w) for a, w in frames], resolution=scale * u.deg)
-        if min(shape) < 1:  # (reproject rounds the frames' extent to 0 pixels: reprojecting onto that raised)
-            from .errors import SettingsError
-
-            sides = max((proj_plane_pixel_scales(w.celestial) * 3600 for _, w in frames), key=lambda s: s.max() / s.min())
-            raise SettingsError(f"the frames are less than half a grid pixel across: a frame's pixels are "
-                                f"{sides[0]:.3g}\" by {sides[1]:.3g}\" and the grid takes the mean side "
-                                f"({scale * 3600:.3g}\"); check the frames' WCS (CDELT, CD), or use --grid first")
         return wcs, (int(shape[0]), int(shape[1]))
     if grid != "first":
         raise ValueError(f"unknown grid {grid!r}; choose optimal or first")
