@@ -478,7 +478,8 @@ def mosaic_grid(frames: list[tuple[np.ndarray, WCS]], grid: str = "optimal",
     if refuse_empty and shape[0] * shape[1] > max(GRID_EMPTINESS * own, GRID_FREE_PIXELS):
         raise SettingsError(f"the frames lie far apart on the sky: their grid would be {shape[1]}x{shape[0]} pixels "
                             f"({shape[0] * shape[1] / 1e6:.0f} Mpx, {shape[0] * shape[1] / own:.0f}x the frames' own "
-                            f"pixels, nearly all empty); {apart}")
+                            f"pixels, nearly all empty; farthest apart: {names[far[1]]} and {names[far[2]]}, "
+                            f"{far[0]:.2g} degrees); {apart}")
     return wcs, shape
 
 

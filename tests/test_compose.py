@@ -874,6 +874,7 @@ def test_frames_far_apart_are_refused_before_a_grid_that_size_is_made(tmp_path, 
     result = runner.invoke(app, ["mosaic", paths[0], paths[1], "-o", str(tmp_path / "m"), "--grid", grid],
                            terminal_width=300)
     assert result.exit_code == 2 and "the frames lie far apart on the sky" in result.output
+    assert "farthest apart: a.fits and b.fits, 0.42 degrees" in result.output, result.output
     assert not (tmp_path / "m").exists()
     result = runner.invoke(app, ["mosaic", paths[0], paths[2], "-o", str(tmp_path / "n"), "--grid", grid])
     assert result.exit_code == 0, result.output
