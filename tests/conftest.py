@@ -18,6 +18,14 @@ HRC = FIXTURES / "j8bt06nyq_flt_crop.fits"  # rows 256:512, columns 192:448 of t
 EXAMPLE = REPO / "examples" / "abell_2744_group_of_galaxies_f105w.fits.gz"
 
 
+def fuzz_examples(n: int) -> int:
+    """A property test's ``n`` examples (the suite's own count), scaled by ``ASTROENHANCE_FUZZ_EXAMPLES`` (25 = as
+    is; 1000 = 40x) for a longer search."""
+    import os
+
+    return max(1, round(n * int(os.environ.get("ASTROENHANCE_FUZZ_EXAMPLES", "25")) / 25))
+
+
 def dead_pid() -> int:
     """The pid of a process that has ended (a run killed, as far as its temporaries' names can tell)."""
     import subprocess

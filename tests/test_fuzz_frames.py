@@ -5,7 +5,6 @@ with a value no instrument writes (a PHOTPLAM of 1e-19, a CRVAL of 1e10 degrees,
 or of another shape, a DQ of floats, a WHT of infinities. More examples: ``ASTROENHANCE_FUZZ_EXAMPLES=1000``.
 """
 
-import os
 import warnings
 
 import numpy as np
@@ -19,7 +18,9 @@ from astroenhance import EnhanceConfig, Enhancer
 from astroenhance.cli import app
 from astroenhance.errors import AstroEnhanceError
 
-EXAMPLES = int(os.environ.get("ASTROENHANCE_FUZZ_EXAMPLES", "25"))
+from .conftest import fuzz_examples
+
+EXAMPLES = fuzz_examples(25)
 NUMBERS = [0, -1, 1, 1e-30, 1e30, float("nan"), float("inf"), -5.5, 5887.9, 1e-19, 3.2e-14, 100000, 2**31]
 CARDS = {
     "BUNIT": ["", "ELECTRONS/S", "counts", "MJy/sr", "erg/s/cm2/A", "Jy", "???", "DN", "ELECTRONS", "mag", "Jy/beam"],

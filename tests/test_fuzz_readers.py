@@ -1,7 +1,6 @@
 """Malformed FITS headers and random bytes: the reader ends in InputError or success, never anything else."""
 
 import io
-import os
 
 import numpy as np
 from astropy.io import fits
@@ -11,12 +10,7 @@ from hypothesis import strategies as st
 from astroenhance.errors import InputError
 from astroenhance.io.readers import open_frames
 
-#: the suite's own counts below; ``ASTROENHANCE_FUZZ_EXAMPLES=1000`` scales them as it sets `test_fuzz_frames`' (25 there)
-SCALE = int(os.environ.get("ASTROENHANCE_FUZZ_EXAMPLES", "25")) / 25
-
-
-def _examples(n: int) -> int:
-    return max(1, round(n * SCALE))
+from .conftest import fuzz_examples
 
 
 def _read_all(path):
@@ -29,7 +23,7 @@ def _read_all(path):
         assert str(path) in str(exc)
 
 
-@settings(max_examples=_examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=fuzz_examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.binary(min_size=0, max_size=6000))
 def test_random_bytes(tmp_path, blob):
     path = tmp_path / "random.fits"
@@ -43,7 +37,7 @@ VALUES = st.one_of(st.integers(-100, 100_000), st.floats(allow_nan=True, allow_i
                    st.booleans())
 
 
-@settings(max_examples=_examples(80), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=fuzz_examples(80), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.sampled_from(KEYS), VALUES), max_size=6), st.integers(0, 3))
 def test_malformed_headers(tmp_path, edits, trim):
     buf = io.BytesIO()
@@ -63,7 +57,7 @@ def test_malformed_headers(tmp_path, edits, trim):
     _read_all(path)
 
 
-@settings(max_examples=_examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=fuzz_examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.sampled_from([(b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpg"), (b"II*\x00", "tif"),
                         (b"SIMPLE  =", "png")]), st.binary(min_size=0, max_size=3000))
 def test_pictures_of_random_bytes_behind_a_real_signature(tmp_path, head, blob):
@@ -75,7 +69,7 @@ def test_pictures_of_random_bytes_behind_a_real_signature(tmp_path, head, blob):
     _read_all(path)
 
 
-@settings(max_examples=_examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=fuzz_examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.sampled_from(["minisblack", "miniswhite", "rgb", "separated", "palette"]),
        st.sampled_from([np.uint8, np.uint16]), st.integers(1, 9), st.integers(1, 9), st.integers(0, 2**32 - 1))
 def test_tiffs_of_every_photometric_kind_read_as_viewers_show_them(tmp_path, kind, dtype, h, w, seed):
