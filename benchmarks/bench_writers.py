@@ -3,10 +3,12 @@ quantised to 8 bits into its scratch file (`ImageWriter.write_rows`), FITS block
 (`FITSRGBWriter.write_block`: int16 RGB + float32 FLUX + FLUXERR), the same as a finished `--fits-encoding rice`
 file (blocks, tile compression, checksums), a float plane gzipped as rice files' FLUX is (level 1, the writer's;
 9, astropy's own), and a PNG encoded by `write_png` on one thread
-and on the host's threads, with its size.  Only interfaces older code has too, so that a worktree of it can be
-measured the same way.
+and on the host's threads, with its size.  With ``--pictures SIDE``, also each picture format (PNG, TIFF, JPEG)
+written whole by `ImageWriter` — rows into its scratch file, then encoded — in a process of its own: its seconds and
+peak RSS (the encoders' memory; a 16384² picture is 805 MB of 8-bit pixels).  Only interfaces older code has too, so
+that a worktree of it can be measured the same way.
 
-    python benchmarks/bench_writers.py [--width 16384] [--png 4096] [--workdir DIR]
+    python benchmarks/bench_writers.py [--width 16384] [--png 4096] [--pictures 16384] [--workdir DIR]
 
 The picture is smooth sky with noise and a ramp (pure noise would compress unlike any real output).  Compare the
 code before a change by putting a worktree of it first on ``PYTHONPATH`` (ratios in the same session: these
@@ -19,7 +21,11 @@ import argparse
 import gzip
 import inspect
 import os
+import resource
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -29,12 +35,13 @@ from bench_speed import best_of
 from astroenhance.io.writers import FITSRGBWriter, ImageWriter, to_int16, write_png
 
 
-def picture(side: int, seed: int = 0) -> np.ndarray:
-    """Display values of a ``side`` x ``side`` RGB picture: smooth sky, noise, a ramp."""
+def picture(side: int, seed: int = 0, rows: tuple[int, int] | None = None) -> np.ndarray:
+    """Display values of a ``side`` x ``side`` RGB picture: smooth sky, noise, a ramp (``rows``: only those)."""
+    y0, y1 = rows or (0, side)
     rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:side, 0:side].astype(np.float32) / side
+    y, x = np.mgrid[y0:y1, 0:side].astype(np.float32) / side
     base = 0.1 + 0.05 * np.sin(x * 14) * np.cos(y * 20) + 0.3 * x * y
-    return np.clip(base[..., None] + rng.normal(0, 0.02, (side, side, 3)).astype(np.float32), 0, 1)
+    return np.clip(base[..., None] + rng.normal(0, 0.02, (y1 - y0, side, 3)).astype(np.float32), 0, 1)
 
 
 def rows(width: int, workdir: Path, png_side: int) -> list[tuple[str, float, str]]:
@@ -95,6 +102,28 @@ def rows(width: int, workdir: Path, png_side: int) -> list[tuple[str, float, str
     return out
 
 
+def one_picture(fmt: str, side: int, workdir: Path) -> None:
+    """Write a ``side``² picture in ``fmt`` by `ImageWriter` (256 rows at a time, as `run` hands it rows) and print
+    its seconds, peak RSS (MB) and size (MB): run in a process of its own."""
+    t0 = time.perf_counter()
+    w = ImageWriter(workdir / f"whole.{fmt}", (side, side), fmt)
+    for y in range(0, side, 256):
+        w.write_rows(y, picture(side, seed=y, rows=(y, min(y + 256, side))))
+    path = w.commit()
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{seconds:.2f} {peak:.0f} {path.stat().st_size / 1e6:.1f}")
+
+
+def picture_rows_table(side: int, workdir: Path) -> None:
+    print(f"\n{'picture ' + str(side) + '²':<14}{'seconds':>9}{'peak RSS MB':>13}{'size MB':>9}")
+    for fmt in ("png", "tiff", "jpeg"):
+        out = subprocess.run([sys.executable, __file__, "--one-picture", fmt, str(side), "--workdir", str(workdir)],
+                             capture_output=True, text=True, check=True).stdout.split()
+        print(f"{fmt:<14}{float(out[0]):9.1f}{float(out[1]):13.0f}{float(out[2]):9.1f}")
+        (workdir / f"whole.{fmt}").unlink(missing_ok=True)
+
+
 def print_table(table: list[tuple[str, float, str]]) -> None:
     print(f"{'writer stage':<44}{'MP/s':>9}  remark")
     for what, rate, remark in table:
@@ -105,11 +134,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--width", type=int, default=4096 * 4, help="output columns of the planes and blocks")
     ap.add_argument("--png", type=int, default=4096, help="side of the PNG picture")
+    ap.add_argument("--pictures", type=int, default=0, help="side of the pictures written whole per format (0: none)")
+    ap.add_argument("--one-picture", nargs=2, metavar=("FORMAT", "SIDE"), help=argparse.SUPPRESS)
     ap.add_argument("--workdir", default=None)
     args = ap.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="ae-writers-"))
     work.mkdir(parents=True, exist_ok=True)
+    if args.one_picture:
+        one_picture(args.one_picture[0], int(args.one_picture[1]), work)
+        return
     print_table(rows(args.width, work, args.png))
+    if args.pictures:
+        picture_rows_table(args.pictures, work)
 
 
 if __name__ == "__main__":

@@ -175,6 +175,55 @@ def test_streamed_png_decodes_to_the_same_pixels(tmp_path_factory, h, w, kind, s
         assert im.info["Software"] == "astroenhance" and im.info["Comment"] == "σ = 2, generated detail"
 
 
+@settings(max_examples=25, deadline=None)
+@given(h=st.integers(1, 300), w=st.integers(1, 40), kind=st.sampled_from(["noise", "smooth", "flat"]),
+       seed=st.integers(0, 2**16))
+def test_streamed_jpeg_is_pillows_encoding_of_the_whole_picture(tmp_path_factory, h, w, kind, seed):
+    """`write_jpeg` (strips of 128 rows encoded apart by threads, joined at restart markers) gives, byte for byte,
+    the JPEG Pillow makes of the whole picture with the same settings, plus the XMP segment pyavm reads: the same
+    pixels decoded, the comment and the AVM packet kept, for any size across strip boundaries and any content."""
+    from PIL import Image
+    from pyavm import AVM
+
+    from astroenhance.io import writers
+
+    rng = np.random.default_rng(seed)
+    if kind == "noise":
+        px = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    elif kind == "smooth":
+        yy, xx = np.mgrid[:h, :w]
+        px = np.stack([(yy * 7 + xx * 3) % 256, (yy * xx) % 256, np.full((h, w), 200)], -1).astype(np.uint8)
+    else:
+        px = np.full((h, w, 3), rng.integers(0, 256), np.uint8)
+    avm = AVM()
+    avm.Spatial.Notes = "Generated detail is not measurement."
+    xmp = avm.to_xmp()
+    xmp = xmp if isinstance(xmp, bytes) else xmp.encode()
+    folder = tmp_path_factory.mktemp("jpeg")
+    old = writers.JPEG_STRIP
+    writers.JPEG_STRIP = 3 * w * 128  # a strip per 128 rows even for a narrow picture
+    try:
+        for threads, name in ((3, "x.jpg"), (1, "one_thread.jpg")):
+            writers.write_jpeg(folder / name, lambda a, b: px[a:b], (h, w), "σ = 2".encode(), xmp, threads=threads)
+    finally:
+        writers.JPEG_STRIP = old
+    data = (folder / "x.jpg").read_bytes()
+    assert data == (folder / "one_thread.jpg").read_bytes()
+    whole = io.BytesIO()
+    Image.fromarray(px).save(whole, format="JPEG", quality=95, subsampling="4:2:0", restart_marker_rows=1,
+                             comment="σ = 2".encode())
+    app1 = data.index(b"\xff\xe1")
+    length = int.from_bytes(data[app1 + 2:app1 + 4], "big")
+    assert data[app1 + 4:app1 + 33] == b"http://ns.adobe.com/xap/1.0/\0"
+    assert data[:app1] + data[app1 + 2 + length:] == whole.getvalue()
+    with Image.open(folder / "x.jpg") as im:
+        assert im.size == (w, h) and im.info["comment"] == "σ = 2".encode()
+        default = io.BytesIO()
+        Image.fromarray(px).save(default, format="JPEG", quality=95)  # (what `run` wrote before: the same pixels)
+        assert np.array_equal(np.asarray(im), np.asarray(Image.open(default)))
+    assert AVM.from_image(str(folder / "x.jpg")).Spatial.Notes == "Generated detail is not measurement."
+
+
 def test_png_filters_are_the_ones_the_png_definition_inverts():
     """Undoing each row's filter by the PNG specification gives the rows back, for rows where different filters win
     (a ramp, a row equal to the one above, noise)."""

@@ -628,8 +628,8 @@ class ImageWriter(_AtomicFile):
     """PNG or JPEG (8-bit) or TIFF (16-bit) RGB, rows top-down, with AVM sky metadata when a WCS is given.
 
     Strips go into a scratch file of raw pixels beside the output by positioned writes (the page cache holds them,
-    not this process); `commit` encodes it: a PNG strip by strip (`write_png`), a TIFF strip by strip by tifffile, a
-    JPEG by Pillow (which holds the whole picture).
+    not this process); `commit` encodes it strip by strip: a PNG (`write_png`), a TIFF (tifffile), a JPEG
+    (`write_jpeg`) — the picture is never whole in memory.
     """
 
     def __init__(self, final: Path, shape: tuple[int, int], fmt: str, wcs: WCS | None = None,
@@ -746,8 +746,6 @@ class ImageWriter(_AtomicFile):
         return avm
 
     def _encode(self) -> None:
-        from PIL import Image
-
         avm = self._avm()
         if self.fmt == "png":  # streamed from the scratch file, the AVM packet written with it
             write_png(self.tmp, self.read_rows, (self.height, self.width),
@@ -764,21 +762,8 @@ class ImageWriter(_AtomicFile):
                              rowsperstrip=rows, photometric="rgb", description=self.provenance or None,
                              extratags=extratags)
             return
-        arr = np.memmap(self.scratch, self.dtype, "r", shape=(self.height, self.width, 3))
-        # JPEG: Pillow's encoder takes the whole picture
-        plain = self.tmp.with_name(self.tmp.name + ".plain")
-        Image.fromarray(np.asarray(arr), "RGB").save(plain, format="JPEG", quality=95,
-                                                     comment=self.provenance.encode("utf-8")[:60000])
-        del arr
-        try:
-            if avm is not None:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    avm.embed(str(plain), str(self.tmp))
-            else:
-                os.replace(plain, self.tmp)
-        finally:
-            plain.unlink(missing_ok=True)
+        write_jpeg(self.tmp, self.read_rows, (self.height, self.width), self.provenance.encode("utf-8")[:60000],
+                   None if avm is None else _as_bytes(avm.to_xmp()))
 
 
 TIFF_STRIP = 1 << 20  # bytes of pixels per TIFF strip (whole rows; the format's advice is small strips)
@@ -884,6 +869,85 @@ def write_png(path: Path, rows: Callable[[int, int], np.ndarray], shape: tuple[i
         pending += struct.pack(">I", adler & 0xFFFFFFFF)
         _png_chunk(fh, b"IDAT", bytes(pending))
         _png_chunk(fh, b"IEND", b"")
+
+
+JPEG_STRIP = 1 << 22  # bytes of pixels per strip `write_jpeg` encodes apart (whole rows, a multiple of 128)
+JPEG_QUALITY = 95
+XMP_NAMESPACE = b"http://ns.adobe.com/xap/1.0/\0"  # an APP1 segment holding XMP starts so (pyavm reads it there)
+
+
+def _jpeg_parts(data: bytes) -> tuple[list[bytes], bytes]:
+    """A baseline JPEG's marker segments after SOI up to and including SOS, and its entropy-coded data up to EOI."""
+    segments, i = [], 2
+    while True:
+        if data[i] != 0xFF:
+            raise ValueError(f"no JPEG marker at byte {i}")
+        marker, length = data[i + 1], struct.unpack(">H", data[i + 2:i + 4])[0]
+        segments.append(data[i:i + 2 + length])
+        i += 2 + length
+        if marker == 0xDA:  # SOS: the scan's data follows
+            break
+    if data[:2] != b"\xff\xd8" or data[-2:] != b"\xff\xd9":
+        raise ValueError("not a whole JPEG (SOI ... EOI)")
+    return segments, data[i:-2]
+
+
+def _jpeg_strip(block: np.ndarray, comment: bytes | None) -> tuple[list[bytes], bytes]:
+    """One strip encoded by Pillow: baseline, 4:2:0 (16-row MCUs), a restart marker after every MCU row."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(block, "RGB").save(buf, format="JPEG", quality=JPEG_QUALITY, subsampling="4:2:0",
+                                       restart_marker_rows=1, **({"comment": comment} if comment else {}))
+    return _jpeg_parts(buf.getvalue())
+
+
+def write_jpeg(path: Path, rows: Callable[[int, int], np.ndarray], shape: tuple[int, int], comment: bytes = b"",
+               xmp: bytes | None = None, threads: int = 0) -> None:
+    """An 8-bit RGB JPEG (quality `JPEG_QUALITY`, 4:2:0) of ``shape`` ``(H, W)`` whose pixels ``rows(y0, y1)``
+    gives as ``(n, W, 3)`` uint8, encoded a strip at a time (the picture is never whole in memory), with a comment
+    and an XMP packet (AVM) in the APP1 segment pyavm reads.
+
+    Each strip of a multiple of 128 rows (8 MCU rows) is encoded on its own by Pillow with a restart marker after
+    every MCU row, so it starts, as a restart interval does, with fresh DC predictions: the strips' scans joined
+    with the restart marker due between them (RST7) are the one scan of the whole picture, under the first strip's
+    headers with the height made the picture's.  Decoded, the pixels are those of Pillow's encoding of the whole
+    picture.  Strips are encoded by ``threads`` threads at once (0: `cores.host_threads`; Pillow's encoder works
+    outside the GIL)."""
+    height, width = shape
+    step = max(128, JPEG_STRIP // (width * 3) // 128 * 128)
+    if xmp is not None and len(xmp) + len(XMP_NAMESPACE) > 0xFFFF - 2:
+        raise ValueError(f"the XMP packet ({len(xmp)} bytes) does not fit a JPEG segment")
+
+    def strips():
+        for y0 in range(0, height, step):
+            block = np.ascontiguousarray(rows(y0, min(y0 + step, height)), np.uint8)
+            yield _jpeg_strip, (block, comment if y0 == 0 else None)
+
+    with open(path, "wb") as fh:
+        tables = None
+        for k, (segments, scan) in enumerate(in_order(strips(), threads)):
+            # every strip's quantisation and Huffman tables, restart interval and scan header are the same (one
+            # quality, Pillow's standard tables, one width): checked, not assumed
+            shared = [s for s in segments if s[1] not in (0xE0, 0xFE, 0xC0)]
+            if k == 0:
+                tables = shared
+                fh.write(b"\xff\xd8")
+                for s in segments:
+                    if s[1] == 0xC0:  # SOF0: FF C0, length, precision, then the height the decoder reads
+                        s = s[:5] + struct.pack(">H", height) + s[7:]
+                    fh.write(s)
+                    if s[1] == 0xE0 and xmp is not None:  # (after JFIF's APP0, where pyavm puts it)
+                        body = XMP_NAMESPACE + xmp
+                        fh.write(b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body)
+            else:
+                if shared != tables:
+                    raise RuntimeError("JPEG strips encoded with different tables")
+                fh.write(b"\xff\xd7")  # the restart due after 8k MCU rows (RST0..RST7 count them modulo 8)
+            fh.write(scan)
+        fh.write(b"\xff\xd9")
 
 
 def recorded_settings(path: Path) -> str:
