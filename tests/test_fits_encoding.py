@@ -138,6 +138,17 @@ def test_skip_existing_trusts_complete_encoded_outputs_only(encoded, tmp_path):
         assert not output_is_complete(cut, shape, sha), enc
 
 
+def _picture(kind: str, h: int, w: int, seed: int) -> np.ndarray:
+    """An 8-bit RGB picture of random pixels, a pattern of ramps, or one flat colour."""
+    rng = np.random.default_rng(seed)
+    if kind == "noise":
+        return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    if kind == "smooth":
+        yy, xx = np.mgrid[:h, :w]
+        return np.stack([(yy * 7 + xx * 3) % 256, (yy * xx) % 256, np.full((h, w), 200)], -1).astype(np.uint8)
+    return np.full((h, w, 3), rng.integers(0, 256), np.uint8)
+
+
 @settings(max_examples=25, deadline=None)
 @given(h=st.integers(1, 40), w=st.integers(1, 23), kind=st.sampled_from(["noise", "smooth", "flat"]),
        seed=st.integers(0, 2**16))
@@ -149,14 +160,7 @@ def test_streamed_png_decodes_to_the_same_pixels(tmp_path_factory, h, w, kind, s
 
     from astroenhance.io import writers
 
-    rng = np.random.default_rng(seed)
-    if kind == "noise":
-        px = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-    elif kind == "smooth":
-        yy, xx = np.mgrid[:h, :w]
-        px = np.stack([(yy * 7 + xx * 3) % 256, (yy * xx) % 256, np.full((h, w), 200)], -1).astype(np.uint8)
-    else:
-        px = np.full((h, w, 3), rng.integers(0, 256), np.uint8)
+    px = _picture(kind, h, w, seed)
     folder = tmp_path_factory.mktemp("png")
     path = folder / "x.png"
     old = writers.PNG_IDAT, writers.PNG_PIECE
@@ -187,14 +191,7 @@ def test_streamed_jpeg_is_pillows_encoding_of_the_whole_picture(tmp_path_factory
 
     from astroenhance.io import writers
 
-    rng = np.random.default_rng(seed)
-    if kind == "noise":
-        px = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-    elif kind == "smooth":
-        yy, xx = np.mgrid[:h, :w]
-        px = np.stack([(yy * 7 + xx * 3) % 256, (yy * xx) % 256, np.full((h, w), 200)], -1).astype(np.uint8)
-    else:
-        px = np.full((h, w, 3), rng.integers(0, 256), np.uint8)
+    px = _picture(kind, h, w, seed)
     avm = AVM()
     avm.Spatial.Notes = "Generated detail is not measurement."
     xmp = avm.to_xmp()
