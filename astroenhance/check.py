@@ -219,14 +219,22 @@ def png_integrity(path: Path) -> tuple[dict[str, str], list[str]]:
 
 
 def decoded(path: Path) -> list[str]:
-    """Problems decoding the JPEG or TIFF at ``path`` (they carry no checksum): a TIFF whole, a JPEG at 1/8 scale
-    (libjpeg reads every coefficient of the stream and inverts each 8x8 block to one pixel: a 16384² picture in
-    12 MB, not 805)."""
+    """Problems decoding the JPEG or TIFF at ``path`` (they carry no checksum), in bounded memory: a TIFF strip by
+    strip (every strip must be there, whole), a JPEG at 1/8 scale (libjpeg reads every coefficient of the stream and
+    inverts each 8x8 block to one pixel: a 16384² picture in 12 MB, not 805)."""
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
             import tifffile
 
-            tifffile.imread(path)
+            with tifffile.TiffFile(path) as tif:
+                for page in tif.pages:  # (tifffile's own `segments` and `imread` hold every strip at once)
+                    for i, (offset, size) in enumerate(zip(page.dataoffsets, page.databytecounts)):
+                        tif.filehandle.seek(offset)
+                        data = tif.filehandle.read(size)
+                        if len(data) < size:
+                            return [f"cannot be decoded: cut short in strip {i + 1} of {len(page.dataoffsets)} "
+                                    f"({len(data):,} of its {size:,} bytes there)"]
+                        page.decode(data, i, jpegtables=page.jpegtables)
         else:
             from PIL import Image
 

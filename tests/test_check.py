@@ -199,20 +199,22 @@ def test_a_folder_means_the_outputs_in_it(made, tmp_path):
     assert r.exit_code == 1 and "not an astroenhance output" in _said(r)
 
 
-def test_a_picture_without_checksums_is_counted_apart(made, tmp_path):
-    """A JPEG carries no checksum: decoded and said so, counted as readable, not as verified intact; cut short, it
-    fails."""
+@pytest.mark.parametrize("fmt, suffix, cut", [("jpeg", "jpg", "cannot be decoded: image file is truncated"),
+                                               ("tiff", "tif", "cannot be decoded: cut short in strip 1 of 1")])
+def test_a_picture_without_checksums_is_counted_apart(made, tmp_path, fmt, suffix, cut):
+    """A JPEG or TIFF carries no checksum: decoded (in bounded memory: a JPEG at 1/8 scale, a TIFF by strips) and
+    said so, counted as readable, not as verified intact; cut short, it fails."""
     frame, _, _ = made
-    r = runner.invoke(app, ["run", str(frame), "-o", str(tmp_path / "j"), "--format", "jpeg", "-q"])
+    r = runner.invoke(app, ["run", str(frame), "-o", str(tmp_path / "j"), "--format", fmt, "-q"])
     assert r.exit_code == 0, r.output
-    jpeg = tmp_path / "j" / "f_flt.enhanced.jpg"
-    r = runner.invoke(app, ["check", str(jpeg)])
+    picture = tmp_path / "j" / f"f_flt.enhanced.{suffix}"
+    r = runner.invoke(app, ["check", str(picture)])
     said = _said(r)
-    assert r.exit_code == 0 and "JPEG carries no checksum: decoded, not verified" in said, said
+    assert r.exit_code == 0 and f"{fmt.upper()} carries no checksum: decoded, not verified" in said, said
     assert "checked 1 output(s): 0 intact, 1 readable but without checksums to verify" in said
-    jpeg.write_bytes(jpeg.read_bytes()[:-3000])
-    r = runner.invoke(app, ["check", str(jpeg)])
-    assert r.exit_code == 1 and "cannot be decoded" in _said(r), _said(r)
+    picture.write_bytes(picture.read_bytes()[:-3000])
+    r = runner.invoke(app, ["check", str(picture)])
+    assert r.exit_code == 1 and cut in _said(r), _said(r)
 
 
 def test_a_mosaic_records_its_inputs_for_check(tmp_path):
