@@ -102,6 +102,31 @@ def test_pairs_bin_by_block_means_and_map_both_sides_alike():
                                area_downsample(truth, 4), rtol=1e-4, atol=1e-9)
 
 
+def test_pairs_mapped_with_the_exact_sigma_are_the_input_an_err_extension_gives_run(tmp_path):
+    """``exact_sigma``: a pair is mapped with ``k * rms`` (what ERR or WHT tells `run`), so that mapping back with it
+    gives the noisy input exactly; the crop's own estimate is lifted by its sources (a crowded synthetic crop), and
+    the trainer uses one or the other as ``pair_sigma`` says (the same draws either way)."""
+    truth = synthetic_field(np.random.default_rng(4), 96)
+    k, rms = 0.5, 1.0
+    lr = area_downsample(truth, 4) + np.random.default_rng(5).normal(0.0, k * rms, (24, 24))  # make_pair's draws
+    maps = {e: make_pair(truth, 0.0, rms, k, np.random.default_rng(5), exact_sigma=e)[0] for e in (False, True)}
+    np.testing.assert_allclose(from_noise_space(maps[True].astype(np.float64), 0.0, k * rms), lr, rtol=1e-4,
+                               atol=1e-6)
+    from astroenhance.pipeline.finish import estimate_noise
+
+    assert estimate_noise(lr, lag=2) > 1.05 * k * rms  # what "measured" maps it with: this crop's sources lift it
+    np.testing.assert_allclose(from_noise_space(maps[False].astype(np.float64), 0.0, estimate_noise(lr, lag=2)), lr,
+                               rtol=1e-4, atol=1e-6)
+    truths = [Truth("field", synthetic_field(np.random.default_rng(6), 160).astype(np.float32), 0.0, rms)]
+    batches = {}
+    for mode in ("measured", "exact"):
+        cfg = TelescopeConfig(out=str(tmp_path / mode), iters=1, batch=3, crop=8, synthetic=0.0, pair_sigma=mode)
+        batches[mode] = TelescopeTrainer(cfg, truths, truths).batch(7)[0]
+    assert not torch.equal(batches["measured"], batches["exact"])
+    with pytest.raises(SettingsError, match="pair-sigma"):
+        TelescopeTrainer(TelescopeConfig(out=str(tmp_path / "x"), pair_sigma="guessed"), truths, truths)
+
+
 def test_correlated_pairs_share_noise_between_neighbours_at_the_same_sigma():
     flat = np.full((256, 256), 10.0)
     pairs = {c: make_pair(flat, 10.0, 1.0, 2.0, np.random.default_rng(6), correlated=c) for c in (False, True)}

@@ -53,7 +53,8 @@ def export_checkpoint(ckpt: str | Path, weights_dir: str | Path, weights_id: str
                             "k": [cfg["k_min"], cfg["k_max"]], "k_draw": "log-uniform",
                             "correlated_share": cfg.get("correlated", 0.0), "loss": cfg.get("loss", "l1"),
                             "block_edge_weight": cfg.get("edge_weight", 0.0),
-                            "source_weight": cfg.get("source_weight", 0.0)},
+                            "source_weight": cfg.get("source_weight", 0.0),
+                            "pair_sigma": cfg.get("pair_sigma", "measured")},
             "validation_data": cfg.get("val", []),
             "feature_network": (f"{cfg['feature_net']} (perceptual loss on the synthetic truths, through "
                                 "training.telescope.for_features)" if cfg.get("stage") == "gan" else
