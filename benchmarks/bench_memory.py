@@ -8,6 +8,8 @@ WCS (CRPIX kept, so the WCS stays valid for the first copy), uncompressed or gzi
 ``.fits.gz`` of each size too).  Each run is a separate process; its peak RSS comes from getrusage.  Prints a
 table with the ratio to the first row's.  A cut-out of a large frame measures what reading it costs:
 ``--sizes 8192 --compressions none,gzip --run-args '--cutout "6.03093 -72.0855" --cutout-size 10arcsec'``.
+To measure older code, put a worktree of it first on ``PYTHONPATH``: the runs start with ``PYTHONSAFEPATH=1``, so
+that the current folder (the repository root, say) does not come before it on their ``sys.path``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import itertools
+import os
 import shlex
 import shutil
 import subprocess
@@ -70,7 +73,7 @@ def main() -> None:
         t0 = time.perf_counter()
         res = subprocess.run([sys.executable, "-c", code, str(frame), str(work / f"out_{size}_{fmt}_{packing}"), fmt]
                              + (["--low-memory"] if args.low_memory else []) + shlex.split(args.run_args),
-                             capture_output=True, text=True)
+                             capture_output=True, text=True, env=dict(os.environ, PYTHONSAFEPATH="1"))
         secs = time.perf_counter() - t0
         rss = next((int(ln.split()[1]) for ln in res.stdout.splitlines() if ln.startswith("RSS_KB")), -1)
         if rss < 0:
