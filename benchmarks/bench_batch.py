@@ -19,6 +19,8 @@ from pathlib import Path
 from astropy.io import fits
 from astropy.wcs import WCS
 
+# a worktree of older code on PYTHONPATH is what the runs import, even started from the repository root
+SAFE_PATH = dict(os.environ, PYTHONSAFEPATH="1")
 SOURCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "fits" / "hst" / "j8bt06nyq_flt.fits"
 
 
@@ -43,7 +45,7 @@ def main() -> None:
     for jobs in [int(j) for j in args.jobs.split(",")]:
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "astroenhance.cli", "run", str(src), "-o", str(work / f"out{jobs}"),
-                        "--jobs", str(jobs), "-q"], check=True)
+                        "--jobs", str(jobs), "-q"], check=True, env=SAFE_PATH)
         secs = time.perf_counter() - t0
         fph = args.files / secs * 3600
         base = base or fph

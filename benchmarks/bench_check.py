@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+# a worktree of older code on PYTHONPATH is what the runs import, even started from the repository root
+SAFE_PATH = dict(os.environ, PYTHONSAFEPATH="1")
 REPO = Path(__file__).resolve().parents[1]
 
 PROBE = r"""
@@ -56,7 +59,8 @@ print(json.dumps({"seconds": time.perf_counter() - start, "rss": peak[0], "ok": 
 
 
 def measure(what: str, path: Path) -> dict:
-    done = subprocess.run([sys.executable, "-c", PROBE, what, str(path)], capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-c", PROBE, what, str(path)], capture_output=True, text=True, check=True,
+                          env=SAFE_PATH)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -65,7 +69,7 @@ def main() -> None:
     ap.add_argument("frame", nargs="?", default=str(REPO / "tests/data/fits/j8bt06nyq_flt_crop.fits"))
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "astroenhance", "run", args.frame, "-o", tmp, "-q"], check=True)
+        subprocess.run([sys.executable, "-m", "astroenhance", "run", args.frame, "-o", tmp, "-q"], check=True, env=SAFE_PATH)
         fits_out = next(Path(tmp).glob("*.enhanced.fits"))
         png_out = next(Path(tmp).glob("*.enhanced.png"))
         print(f"{fits_out.name}: {fits_out.stat().st_size / 1e6:.0f} MB; {png_out.name}: "

@@ -11,6 +11,7 @@ of output MP/s and peak RSS per run and the ratio of the medians.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -19,6 +20,8 @@ from pathlib import Path
 
 from bench_memory import make_frame  # a sibling script: its folder is sys.path[0] when run as a script
 
+# a worktree of older code on PYTHONPATH is what the runs import, even started from the repository root
+SAFE_PATH = dict(os.environ, PYTHONSAFEPATH="1")
 CODE = """
 import resource, sys, time
 from astroenhance.runner import bound_memory
@@ -47,7 +50,8 @@ def main() -> None:
     rows: dict[str, list[tuple[float, float]]] = {"plain": [], "run": [], "low-memory": []}
     for _ in range(args.repeats):
         for mode in rows:
-            res = subprocess.run([sys.executable, "-c", CODE, str(frame), mode], capture_output=True, text=True)
+            res = subprocess.run([sys.executable, "-c", CODE, str(frame), mode], capture_output=True, text=True,
+                                 env=SAFE_PATH)
             line = next((ln for ln in res.stdout.splitlines() if ln.startswith("RESULT")), None)
             if line is None:
                 sys.exit(res.stderr[-2000:])
