@@ -18,9 +18,8 @@ from pathlib import Path
 
 from astropy.io import fits
 from astropy.wcs import WCS
+from bench_memory import SAFE_PATH  # (a sibling script: its folder is sys.path[0] when run as a script)
 
-# a worktree of older code on PYTHONPATH is what the runs import, even started from the repository root
-SAFE_PATH = dict(os.environ, PYTHONSAFEPATH="1")
 SOURCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "fits" / "hst" / "j8bt06nyq_flt.fits"
 
 

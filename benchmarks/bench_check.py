@@ -1,13 +1,14 @@
 """Wall time and peak memory of `astroenhance check` on `run`'s outputs, against astropy verifying the same
 checksums, in one run.
 
-    python benchmarks/bench_check.py [FRAME] [--format fits,png]
+    python benchmarks/bench_check.py [FRAME]
 
 FRAME (default the ACS/HRC crop in tests/data; the whole 1024² frame: ../shared/data/fits/hst/j8bt06nyq_flt.fits,
 a 4096² output of 235 MB) is enhanced once by `run`; then each row is one fresh process: `check` of the FITS output
 (every HDU's DATASUM and CHECKSUM, read in pieces), the baseline astropy opening it with ``checksum=True`` and
-reading every HDU's data (how astropy verifies), and `check` of the PNG output (its CRCs and pixel stream) against
-the baseline Pillow decoding it whole. Every process imports astropy, Pillow and astroenhance.check and checks
+reading every HDU's data (how astropy verifies), `check` of the PNG output (its CRCs and pixel stream) against
+the baseline Pillow decoding it whole, and `check` of the JPEG and TIFF outputs (decoded in bounded memory: a JPEG
+at 1/8 scale, a TIFF strip by strip) against Pillow and tifffile decoding them whole. Every process imports astropy, Pillow and astroenhance.check and checks
 the file once before the clock starts (the seconds are the work alone; peak RSS, sampled every 20 ms, includes the
 imports and the file's pages in the page cache that each maps).
 """
@@ -16,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-# a worktree of older code on PYTHONPATH is what the runs import, even started from the repository root
-SAFE_PATH = dict(os.environ, PYTHONSAFEPATH="1")
+from bench_memory import SAFE_PATH  # (a sibling script: its folder is sys.path[0] when run as a script)
+
 REPO = Path(__file__).resolve().parents[1]
 
 PROBE = r"""
@@ -49,6 +49,10 @@ elif what == "astropy":
         warnings.simplefilter("error")  # (a checksum that does not verify warns)
         with fits.open(path, checksum=True) as h:
             ok = all(hdu.data is not None or hdu.size == 0 for hdu in h)
+elif what == "tifffile":
+    import tifffile
+    tifffile.imread(path)
+    ok = True
 else:
     Image.MAX_IMAGE_PIXELS = None
     with Image.open(path) as im:
@@ -69,16 +73,20 @@ def main() -> None:
     ap.add_argument("frame", nargs="?", default=str(REPO / "tests/data/fits/j8bt06nyq_flt_crop.fits"))
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "astroenhance", "run", args.frame, "-o", tmp, "-q"], check=True, env=SAFE_PATH)
-        fits_out = next(Path(tmp).glob("*.enhanced.fits"))
-        png_out = next(Path(tmp).glob("*.enhanced.png"))
-        print(f"{fits_out.name}: {fits_out.stat().st_size / 1e6:.0f} MB; {png_out.name}: "
-              f"{png_out.stat().st_size / 1e6:.0f} MB")
+        subprocess.run([sys.executable, "-m", "astroenhance", "run", args.frame, "-o", tmp, "-q", "--format",
+                        "fits,png,jpeg,tiff"], check=True, env=SAFE_PATH)
+        fits_out, png_out, jpeg_out, tiff_out = (next(Path(tmp).glob(f"*.enhanced.{ext}"))
+                                                 for ext in ("fits", "png", "jpg", "tif"))
+        print("; ".join(f"{p.name}: {p.stat().st_size / 1e6:.0f} MB" for p in (fits_out, png_out, jpeg_out, tiff_out)))
         print(f"{'command':<58}{'seconds':>9}{'peak RSS MB':>13}{'verified':>10}{'x baseline (s, RSS)':>22}")
         for rows in ((("astropy checksum=True, every HDU read (baseline)", "astropy", fits_out),
                       ("astroenhance check of the FITS", "check", fits_out)),
                      (("Pillow decoding the PNG whole (baseline)", "pillow", png_out),
-                      ("astroenhance check of the PNG", "check", png_out))):
+                      ("astroenhance check of the PNG", "check", png_out)),
+                     (("Pillow decoding the JPEG whole (baseline)", "pillow", jpeg_out),
+                      ("astroenhance check of the JPEG", "check", jpeg_out)),
+                     (("tifffile reading the TIFF whole (baseline)", "tifffile", tiff_out),
+                      ("astroenhance check of the TIFF", "check", tiff_out))):
             base = None
             for name, what, path in rows:
                 r = measure(what, path)

@@ -11,17 +11,14 @@ of output MP/s and peak RSS per run and the ratio of the medians.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from bench_memory import make_frame  # a sibling script: its folder is sys.path[0] when run as a script
+from bench_memory import SAFE_PATH, make_frame  # a sibling script: its folder is sys.path[0] when run as a script
 
-# a worktree of older code on PYTHONPATH is what the runs import, even started from the repository root
-SAFE_PATH = dict(os.environ, PYTHONSAFEPATH="1")
 CODE = """
 import resource, sys, time
 from astroenhance.runner import bound_memory

@@ -29,6 +29,9 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+# the runs' environment: a worktree of older code first on PYTHONPATH is what they import, even started from the
+# repository root (``python -c`` and ``-m`` put the current folder first on ``sys.path``; other benchmarks use it too)
+SAFE_PATH = dict(os.environ, PYTHONSAFEPATH="1")
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE.parent.parent / "shared" / "data" / "fits" / "hst" / "j8bt06nyq_flt.fits"
 # a machine without ../shared beside the checkout (a lent GPU) carries a copy of the frame's SCI here
@@ -73,7 +76,7 @@ def main() -> None:
         t0 = time.perf_counter()
         res = subprocess.run([sys.executable, "-c", code, str(frame), str(work / f"out_{size}_{fmt}_{packing}"), fmt]
                              + (["--low-memory"] if args.low_memory else []) + shlex.split(args.run_args),
-                             capture_output=True, text=True, env=dict(os.environ, PYTHONSAFEPATH="1"))
+                             capture_output=True, text=True, env=SAFE_PATH)
         secs = time.perf_counter() - t0
         rss = next((int(ln.split()[1]) for ln in res.stdout.splitlines() if ln.startswith("RSS_KB")), -1)
         if rss < 0:

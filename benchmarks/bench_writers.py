@@ -35,9 +35,9 @@ from bench_speed import best_of
 from astroenhance.io.writers import FITSRGBWriter, ImageWriter, to_int16, write_png
 
 
-def picture(side: int, seed: int = 0, rows: tuple[int, int] | None = None) -> np.ndarray:
-    """Display values of a ``side`` x ``side`` RGB picture: smooth sky, noise, a ramp (``rows``: only those)."""
-    y0, y1 = rows or (0, side)
+def picture(side: int, seed: int = 0, span: tuple[int, int] | None = None) -> np.ndarray:
+    """Display values of a ``side`` x ``side`` RGB picture: smooth sky, noise, a ramp (``span``: only rows y0:y1)."""
+    y0, y1 = span or (0, side)
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[y0:y1, 0:side].astype(np.float32) / side
     base = 0.1 + 0.05 * np.sin(x * 14) * np.cos(y * 20) + 0.3 * x * y
@@ -108,7 +108,7 @@ def one_picture(fmt: str, side: int, workdir: Path) -> None:
     t0 = time.perf_counter()
     w = ImageWriter(workdir / f"whole.{fmt}", (side, side), fmt)
     for y in range(0, side, 256):
-        w.write_rows(y, picture(side, seed=y, rows=(y, min(y + 256, side))))
+        w.write_rows(y, picture(side, seed=y, span=(y, min(y + 256, side))))
     path = w.commit()
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
