@@ -274,6 +274,7 @@ def run(
     flux_conserving: Annotated[bool | None, typer.Option("--flux-conserving/--no-flux-conserving", help="Make every 4x4 block mean of the output luminance equal the normalized input pixel (and, for a colour input with --no-colorize, its colour too). Default: on for FITS, off for images.", show_default=False, rich_help_panel="Flux and noise finishing")] = None,
     flux_tolerance: Annotated[float | None, typer.Option(help="With --flux-conserving: bring each 4x4 block mean of the FLUX plane within this many times the input pixel's noise of it (0: exactly onto it; also the display's, unless --display-tolerance says otherwise). Default: 0 for psnr, psnr-large and gan; 2 for hst, which removes noise (an exact projection would put the noise back).", min=0.0, show_default=False, rich_help_panel="Flux and noise finishing")] = None,
     display_tolerance: Annotated[float | None, typer.Option(help="With --flux-conserving: the same promise for the display planes' luminance (RED/GREEN/BLUE, PNG). Default: --flux-tolerance where given; else 0 for psnr, psnr-large and gan, 4 for hst (on validation frames its display PSNR is 3's within 0.01 dB, while at 3 the 0.3% of sky pixels that noise takes beyond it came back as 4x4 squares; the FLUX plane's 2 gives block fluxes closest to the truth).", min=0.0, show_default=False, rich_help_panel="Flux and noise finishing")] = None,
+    psf_fwhm: Annotated[float | None, typer.Option(help="The input PSF's FWHM in input pixels. The telescope networks (hst, hst-gan) learned from frames binned 4x, whose PSF is narrower than a pixel; on a frame that samples its PSF well (a drizzled frame at its own pixels: FWHM 2-3 px) they would draw noise and texture as dots sharper than the optics deliver. The display planes are smoothed by a Gaussian of 0.6x the PSF's sigma (chosen on simulated fields: +0.3 / +0.7 dB at 1.4-2.2 px, noise 0.5 / 2x the truth's); FLUX and FLUXERR are made from the network's own output, as without. Default: a lower bound from an HST header (the diffraction core at PHOTPLAM with the detector's pixel, INSTRUME/DETECTOR, on the WCS's scale), else none; 0: no smoothing. The header records it (AE_PSFFW, AE_PSFSR, AE_PSFSM).", min=0.0, max=64.0, show_default=False, rich_help_panel="Flux and noise finishing")] = None,
     noise_gate: Annotated[bool | None, typer.Option("--noise-gate/--no-noise-gate", help="Keep the SR network's detail only where the input shows structure above its own noise (|pixel - 3x3 mean| > 5-7 sigma, dilated); elsewhere bicubic. Stops a network trained on clean pictures turning noise peaks into 'sources' (measured on 24 noise frames: 179 false 5-sigma sources without the gate, 4 with it, 4 for bicubic). Default: on for psnr, psnr-large and gan; off for hst, which was trained on noisy frames.", show_default=False, rich_help_panel="Flux and noise finishing")] = None,
     upscale: Annotated[bool, typer.Option("--upscale/--no-upscale", help="Run the 4x super-resolution network on luminance.", rich_help_panel="Flux and noise finishing")] = True,
     scale: Annotated[int, typer.Option(help="Upscaling factor (the shipped networks are 4x).", rich_help_panel="Flux and noise finishing")] = 4,
@@ -302,7 +303,7 @@ def run(
                            display_tolerance=display_tolerance, device=device.value,
                            precision=precision.value,
                            sr_model=sr_model.value if sr_model else None, weights=str(weights) if weights else None, batch=batch, hdu=hdu,
-                           noise_gate=noise_gate, dq_mask=dq_mask, fits_encoding=fits_encoding.value, flux_plane=flux_plane,
+                           noise_gate=noise_gate, psf_fwhm=psf_fwhm, dq_mask=dq_mask, fits_encoding=fits_encoding.value, flux_plane=flux_plane,
                            flux_err=flux_err,
                            color_strength=color_strength, noise=str(noise) if noise else None, noise_map=noise_map,
                            weight=str(weight) if weight else None, dq=str(dq) if dq else None,
@@ -525,13 +526,16 @@ def _report_settings(enhancer, inputs: list[Path], companions: bool) -> dict:
     image_settings["dq"] = None  # pictures carry no DQ
     if image_settings["clean_cosmic_rays"] is None:
         image_settings["clean_cosmic_rays"] = False  # pictures are never searched
+    if image_settings["psf_fwhm"] is None:
+        image_settings["psf_fwhm"] = "none: pictures say no PSF"
     fits_settings = enhancer.settings(True).for_frame(1).to_dict()
     for key, words in (("noise", ("each file's rms or weight map beside it, else " if companions else "each file's ")
                         + "ERR or WHT, else estimated (AE_SIGSR)"),
                        ("weight", "none given"),
                        ("dq", ("a WFPC2 exposure's _c1m/_c1f beside it, else " if companions else "")
                         + "the file's own DQ extension"),
-                       ("clean_cosmic_rays", "single exposures whose DQ flags none (AE_NCR)")):
+                       ("clean_cosmic_rays", "single exposures whose DQ flags none (AE_NCR)"),
+                       ("psf_fwhm", "each HST frame's header (PHOTPLAM, detector, WCS: AE_PSFFW), else none")):
         if fits_settings[key] is None:
             fits_settings[key] = words
     if fits_settings["dq_mask"] == "default":
@@ -809,6 +813,7 @@ def train_sr_hst(
     flux_tolerance: Annotated[float, typer.Option(help="Train through run's flux promise: each output 4x4 block mean brought within this many input sigmas of its input pixel before the loss (0: off; run's default for these networks is 2).", min=0.0)] = 0.0,
     big_galaxies: Annotated[float, typer.Option(help="Share of synthetic fields that also hold one large bright elliptical (half-light radius 30-160 truth pixels): smooth halos and steep cores, as of cD and nearby galaxies.", min=0.0, max=1.0)] = 0.0,
     sharp_psfs: Annotated[float, typer.Option(help="Share of synthetic fields drawn through a pixel-integrated PSF of FWHM 0.9-1.8 truth pixels, as WFC3/IR's 0.13\" pixels sample its PSF (else a Moffat of FWHM 1.8-4).", min=0.0, max=1.0)] = 0.0,
+    wide_psfs: Annotated[float, typer.Option(help="Share of synthetic fields drawn through a Moffat PSF of FWHM 4.8-14 truth pixels: binned 4x, inputs that sample their PSF as a drizzled frame does at its own pixels (FWHM 1.2-3.5 input pixels), run's usual input — where a one-pixel bump is noise, not a star. Drawn after the other PSF choices.", min=0.0, max=1.0)] = 0.0,
     psfs: Annotated[list[Path], typer.Option("--psf", help="A PSF model (FITS: an empirical PSF grid's cube, a TinyTim or WebbPSF image); repeat for more. --psf-share of the synthetic fields are drawn through one of them, its core rescaled to a FWHM of 0.9-3 truth pixels with pointing jitter: the telescope's own rings, spikes and asymmetry instead of a Moffat's.", exists=True, dir_okay=False)] = [],  # noqa: B006
     psf_share: Annotated[float, typer.Option(help="Share of synthetic fields drawn through one of the --psf models.", min=0.0, max=1.0)] = 0.0,
     backgrounds: Annotated[float, typer.Option(help="Share of pairs whose truth gets a smooth field of a few input sigmas (offset, slope, curvature): halos or intracluster light filling the crop, a sky level that is not the frame's — so the network keeps smooth light near the sky level instead of flattening it.", min=0.0, max=1.0)] = 0.0,
@@ -848,7 +853,7 @@ def train_sr_hst(
     cfg = TelescopeConfig(truths=[str(t) for t in truths], val=[str(v) for v in val], out=str(outdir), arch=arch, init=str(init) if init else "",
                           iters=iters, batch=batch, crop=crop, lr=lr, k_min=k_min, k_max=k_max, synthetic=synthetic,
                           seed=seed, val_every=val_every, threads=threads, loss=loss, edge_weight=edge_weight, source_weight=source_weight, pair_sigma=pair_sigma, correlated=correlated, photon_noise=photon_noise, big_galaxies=big_galaxies, backgrounds=backgrounds,
-                          sharp_psfs=sharp_psfs, psfs=[str(p) for p in psfs], psf_share=psf_share, press=str(press) if press else "", press_share=press_share,
+                          sharp_psfs=sharp_psfs, wide_psfs=wide_psfs, psfs=[str(p) for p in psfs], psf_share=psf_share, press=str(press) if press else "", press_share=press_share,
                           flux_tolerance=flux_tolerance,
                           device=device, precision=precision, workers=workers, minutes=minutes, stage=stage,
                           adv_weight=adv_weight, content_weight=content_weight, pixel_weight=pixel_weight,
@@ -1359,7 +1364,9 @@ def _evaluate_hst(data: Path | None, weights: Path | None, sr_model: SRModel | N
                   f"half-light radius bias {m['run_half_light_bias']:+.3f} vs {m['bicubic_half_light_bias']:+.3f}; "
                   f"false detections {m['run_false_detections']:g} vs {m['bicubic_false_detections']:g}"
                   f"{' per draw' if m['draws'] > 1 else ''}; "
-                  f"4x4 block edges in the sky {m['run_sky_lattice']:.2f} vs {m['best_baseline_sky_lattice']:.2f} (1: none)")
+                  f"4x4 block edges in the sky {m['run_sky_lattice']:.2f} vs {m['best_baseline_sky_lattice']:.2f} (1: none); "
+                  f"fine-scale error {1000 * m['run_fine_error']:.2f} vs {1000 * m['best_baseline_fine_error']:.2f} "
+                  "(x1000, detail under 1.5 input px)")
         out.print(f"  completeness pooled over all frames' sources: run {m['run_completeness_pooled']:.3f}, bicubic "
                   f"{m['bicubic_completeness_pooled']:.3f} ({m['bicubic_matched_completeness_pooled']:.3f} at run's false "
                   "detections)")

@@ -52,7 +52,7 @@ def main() -> None:
                     "counts once per draw): a bin of ~50 faint sources moves by a few hundredths from draw to draw")
     args = ap.parse_args()
     levels = [float(v) for v in args.levels.split(",")]
-    truths = [fields.numbered_field(i) for i in range(args.first, args.first + args.fields)]
+    truths = [fields.numbered_field(i)[0] for i in range(args.first, args.first + args.fields)]
     sources = [TruthSources.find(t, 1.0) for t in truths]
     noise = np.zeros((384, 384))
     print(f"{'weights':<16}{'FLUX tol.':<10}{'k':>4}  " + "".join(f"{f'S/N {lo}-{hi}: n, run, bicubic':>34}" for lo, hi in BINS)

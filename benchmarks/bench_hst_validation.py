@@ -3,7 +3,7 @@
     python benchmarks/bench_hst_validation.py --data ../shared/data [--weights W1,W2,...] [--tolerances 2/2,2/3]
         [--flux-lowpass 0,1,2] [--sets slacs2303,...] [--draws N] [--workdir DIR]
 
-Six sets, none used for training or test (docs/experiments.md):
+Nine sets, none used for training or test (docs/experiments.md):
 
 * ``slacs2303``: the SLACS 2303 field at 0.05" (`fits/hst_real/slacs2303p1422_050mas_image.fits`);
 * ``cosmos``: the first two COSMOS galaxy stamps of `fits/hst_real/paltas_cosmos_real_galaxy_images_23.5_n1subset.fits`
@@ -21,6 +21,12 @@ Six sets, none used for training or test (docs/experiments.md):
   galaxy's light, not the sky (`bright`; seeded).
 * ``simulated``: eight simulated fields with a noise-free truth (`training.fields.simulated_field`, fields 100-107:
   `evaluate --simulated N` reports fields 0 to N - 1), HST's Airy PSF, drawn unlike the training fields.
+* ``wellsampled``: the same eight fields with the PSF 4x wider (`simulated_field`'s ``psf_scale``): binned 4x4, the
+  input samples its PSF as a drizzled frame does at its own pixels (FWHM 1.2-3 input pixels) — `run`'s usual input,
+  where every other set's input is undersampled (FWHM under one input pixel).
+* ``simulated_psf``, ``wellsampled_psf``: the same two, `run` told each field's PSF FWHM (`run --psf-fwhm`, what an
+  HST header gives it: its output smoothed to the PSF, `imaging.psf`); the others are told nothing, as the protocol's
+  inputs (SCI + ERR, no PHOTPLAM) tell `run` nothing.
 
 For each weights folder (``default``: the shipped ones), each ``--tolerances`` pair FLUX/DISPLAY (`run
 --flux-tolerance` / `--display-tolerance`; ``default``: the network's) and each ``--flux-lowpass`` width it prints run
@@ -29,7 +35,9 @@ baseline (the room there is; `training.hst`), `run`'s aperture-flux error on FLU
 at both levels (the protocol's median over frames of each frame's median, then the median over the set's sources
 pooled), at k = 2 its false detections, completeness (bicubic's at 5σ and at run's false-detection count, issue 15's
 other source targets) and half-light-radius bias (bicubic's beside), and how much 4x4 block edges
-show in the sky at both levels (`training.hst.sky_lattice`; the best baseline's beside).
+show in the sky at both levels (`training.hst.sky_lattice`; the best baseline's beside), and the fine-scale error
+(`training.hst.fine_error`: output minus truth in detail under 1.5 input pixels; above the best baseline's on a
+well-sampled set, fine detail drawn that no source has).
 """
 
 from __future__ import annotations
@@ -136,7 +144,12 @@ GALAXIES = {"ell": lambda: elliptical(42), "ell7": lambda: crowded(7, 3.0, 120, 
 BRIGHT = {"cd": lambda: bright(13, False), "disk": lambda: bright(17, True)}
 
 
-SETS = ("slacs2303", "cosmos", "galaxies", "undersampled", "bright", "simulated")
+SETS = ("slacs2303", "cosmos", "galaxies", "undersampled", "bright", "simulated", "wellsampled", "simulated_psf",
+        "wellsampled_psf")
+#: the sets of simulated fields (noise-free truths made by `evaluate_hst`, no files): their PSF's scale, and whether
+#: `run` is told each one's PSF FWHM (`run --psf-fwhm`, as an HST header tells it)
+SIMULATED = {"simulated": (1.0, False), "wellsampled": (4.0, False), "simulated_psf": (1.0, True),
+             "wellsampled_psf": (4.0, True)}
 
 
 SYNTHETIC = {"galaxies": GALAXIES, "undersampled": UNDERSAMPLED, "bright": BRIGHT}
@@ -188,7 +201,7 @@ def main() -> None:
     print(f"{'weights':<24}{'tol F/D':<9}{'lowpass':<9}{'set':<13}{'k=0.5 run-best':>15}{'k=2 run-best':>13}{'ceiling-best':>14}"
           f"{'apflux k=0.5/2 (bicubic)':>34}{'pooled k=0.5/2 (bicubic)':>34}{'false det k=2 (bicubic)':>25}"
           f"{'complete k=2 (bicubic; matched)':>33}"
-          f"{'r_half bias k=2 (bicubic)':>28}{'sky lattice k=0.5/2 (best)':>30}")
+          f"{'r_half bias k=2 (bicubic)':>28}{'sky lattice k=0.5/2 (best)':>30}{'fine err x1000 k=0.5/2 (best)':>32}")
     for w, tol, width in itertools.product(args.weights.split(","), args.tolerances.split(","),
                                            args.flux_lowpass.split(",")):
         finish.FLUX_LOWPASS = SHIPPED_LOWPASS if width == "default" else float(width)
@@ -197,9 +210,10 @@ def main() -> None:
                             display_tolerance=display)
         for name in names:
             folder = sets[name]
-            if name == "simulated":  # fields 100 on: the report (`evaluate --simulated N`) scores 0 to N - 1
-                s = evaluate_hst([], cfg, noise_frames=0, simulated=8, simulated_from=100,
-                                 draws=args.draws)["simulated_summary"]
+            if name in SIMULATED:  # fields 100 on: the report (`evaluate --simulated N`) scores 0 to N - 1
+                psf_scale, told = SIMULATED[name]
+                s = evaluate_hst([], cfg, noise_frames=0, simulated=8, simulated_from=100, draws=args.draws,
+                                 psf_scale=psf_scale, tell_psf=told)["simulated_summary"]
             else:
                 s = evaluate_hst(list_truths(folder), cfg, noise_frames=0, draws=args.draws)["summary"]
             lo, hi = s["k=0.5"], s["k=2"]
@@ -212,7 +226,9 @@ def main() -> None:
                   f"{hi['run_completeness']:>15.2f} ({hi['bicubic_completeness']:.2f}; {hi['bicubic_completeness_matched']:.2f})"
                   f"{hi['run_half_light_bias']:>+14.3f} "
                   f"({hi['bicubic_half_light_bias']:+.3f}){lo['run_sky_lattice']:>12.2f} / {hi['run_sky_lattice']:.2f} "
-                  f"({lo['best_baseline_sky_lattice']:.2f} / {hi['best_baseline_sky_lattice']:.2f})", flush=True)
+                  f"({lo['best_baseline_sky_lattice']:.2f} / {hi['best_baseline_sky_lattice']:.2f})"
+                  f"{1000 * lo['run_fine_error']:>13.2f} / {1000 * hi['run_fine_error']:.2f} "
+                  f"({1000 * lo['best_baseline_fine_error']:.2f} / {1000 * hi['best_baseline_fine_error']:.2f})", flush=True)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from astroenhance.training.hst import (
     baselines,
     degrade,
     evaluate_hst,
+    fine_error,
     list_truths,
     load_truth,
     truth_noise_ceiling,
@@ -301,6 +302,31 @@ def test_simulated_fields_are_seeded_noise_free_and_seen_through_hsts_airy_psf(m
     big = simulated_field(np.random.default_rng([7, 2]))
     assert big.shape == (384, 384)
     assert ((big == maximum_filter(big, 5)) & (big > 5)).sum() >= 3
+    # psf_scale widens the PSF alone: the same sources (the same draws), their light no longer in sharp cores (and
+    # a little more of it past the field's edges)
+    wide = simulated_field(np.random.default_rng([7, 2]), psf_scale=4)
+    assert wide.sum() == pytest.approx(big.sum(), rel=0.1) and wide.max() < big.max() / 4
+    from scipy.ndimage import gaussian_filter
+    assert np.corrcoef(gaussian_filter(wide, 8).ravel(), gaussian_filter(big, 8).ravel())[0, 1] > 0.95
+
+
+def test_fine_error_sees_detail_finer_than_a_source_can_be_and_nothing_smooth():
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(5)
+    truth = gaussian_filter(rng.normal(0, 1, (128, 128)), 6)  # a truth of broad detail only (well sampled)
+    truth = (truth - truth.min()) / np.ptp(truth)
+    assert fine_error(truth, truth) == 0.0
+    # errors as broad as a source (an offset, a slope, a blob of 6 px) are not fine ones
+    yy, xx = np.mgrid[:128, :128]
+    broad = truth + 0.05 + 0.001 * xx + 0.1 * np.exp(-((yy - 60) ** 2 + (xx - 70) ** 2) / (2 * 6.0**2))
+    assert fine_error(broad, truth) < 0.002
+    # dots of one or two output pixels (what a network sharpening noise draws) are
+    dotted = truth.copy()
+    dotted[rng.integers(0, 128, 60), rng.integers(0, 128, 60)] += 0.1
+    assert fine_error(dotted, truth) > 10 * fine_error(broad, truth)
+    # and blurring the truth's own fine detail costs only what that detail was
+    assert fine_error(gaussian_filter(truth, 3), truth) < fine_error(dotted, truth)
 
 
 def test_evaluate_hst_on_simulated_fields_reports_them_apart_without_a_ceiling(tmp_path):
@@ -317,6 +343,7 @@ def test_evaluate_hst_on_simulated_fields_reports_them_apart_without_a_ceiling(t
     # fields 0-7): far beyond the best classical baseline, with no more false detections than bicubic
     assert row["run"]["psnr_gain"] > 2.0
     assert row["run"]["false_detections"] <= row["bicubic_linear"]["false_detections"]
+    assert s["run_fine_error"] == pytest.approx(row["run"]["fine_error"]) and s["best_baseline_fine_error"] > 0
     with pytest.raises(InputError, match="nothing to score"):
         evaluate_hst([], EnhanceConfig(device="cpu"))
 
@@ -353,7 +380,7 @@ def test_each_frame_gets_a_noise_draw_of_its_own_whatever_else_is_scored(tmp_pat
     cfg = EnhanceConfig(device="cpu")
     evaluate_hst([], cfg, levels=(2.0,), noise_frames=0, simulated=2)
     evaluate_hst([], cfg, levels=(2.0,), noise_frames=0, simulated=1, simulated_from=1)
-    noise = {n: [lr - area_downsample(fields.numbered_field(int(n[9:11])), 4) for lr in draws]
+    noise = {n: [lr - area_downsample(fields.numbered_field(int(n[9:11]))[0], 4) for lr in draws]
              for n, draws in inputs.items()}
     [n0], [n1a, n1b] = noise["simulated00.k2.fits"], noise["simulated01.k2.fits"]
     assert n0.std() == pytest.approx(2.0, rel=0.05) and n1a.std() == pytest.approx(2.0, rel=0.05)

@@ -91,6 +91,28 @@ def test_sharp_psfs_sample_the_core_as_a_detector_whose_pixels_match_it():
             assert q.max() >= p.max()
 
 
+def test_wide_psfs_give_inputs_sampled_as_a_drizzled_frame_samples_its_psf(monkeypatch):
+    import astroenhance.training.telescope as tel
+
+    seeds = range(30)
+    plain = [synthetic_field(np.random.default_rng(s), 96) for s in seeds]
+    drawn = []
+    moffat = tel.moffat_psf
+    monkeypatch.setattr(tel, "moffat_psf", lambda fwhm, beta=2.5, size=25: drawn.append((fwhm, size))
+                        or moffat(fwhm, beta, size))
+    wide = [synthetic_field(np.random.default_rng(s), 96, wide=0.5) for s in seeds]
+    changed = [not np.allclose(a, b) for a, b in zip(plain, wide)]
+    assert 5 <= sum(changed) <= 25
+    # one Moffat per field (FWHM 1.8-4) and one more for each wide one, 1.2-3.5 pixels once binned 4x, on a grid
+    # that holds its wings
+    widths = [(f, n) for f, n in drawn if f > 4.0]
+    assert len(drawn) == len(seeds) + sum(changed) and len(widths) == sum(changed)
+    assert all(1.2 <= f / 4 <= 3.5 and n >= 6 * f - 1 and n % 2 for f, n in widths)
+    for p, q, c in zip(plain, wide, changed):
+        if c:  # the same sources, their light spread wider (a little of it past the crop's edges)
+            assert q.sum() == pytest.approx(p.sum(), rel=0.2) and q.max() < p.max()
+
+
 def test_pairs_bin_by_block_means_and_map_both_sides_alike():
     truth = synthetic_field(np.random.default_rng(4), 128)
     x, y = make_pair(truth, 0.0, 1.0, 0.0, np.random.default_rng(5))  # k = 0: no added noise

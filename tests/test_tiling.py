@@ -162,14 +162,14 @@ def test_rejects_bad_overlap():
         TileGrid(10, 10, 32, 32)
 
 
-def _network_output(enhancer, lum, tile, overlap):
+def _network_output(enhancer, lum, tile, overlap, psf_fwhm=None):
     """The SR luminance of `lum` through the pipeline's tiling (no flux projection, no clipping effects)."""
     from dataclasses import replace
 
     from astroenhance.io.readers import from_array
 
     cfg = replace(enhancer.config.for_input(True), tile=tile, overlap=overlap, flux_conserving=False,
-                  stretch="linear", interval="minmax")
+                  stretch="linear", interval="minmax", psf_fwhm=psf_fwhm)
     src = from_array(lum)
     out = np.zeros((lum.shape[0] * 4, lum.shape[1] * 4), np.float32)
 
@@ -180,12 +180,16 @@ def _network_output(enhancer, lum, tile, overlap):
     return out
 
 
-def test_tiled_matches_untiled_away_from_frame_edge(enhancer, hrc_crop):
-    """Tiles of 48 with overlap 32 against one tile covering the whole 96x80 crop."""
+@pytest.mark.parametrize("psf_fwhm", [None, 2.5])
+def test_tiled_matches_untiled_away_from_frame_edge(enhancer, hrc_crop, psf_fwhm):
+    """Tiles of 48 with overlap 32 against one tile covering the whole 96x80 crop; also with the output smoothed
+    to a PSF of 2.5 input pixels, tile by tile (`Enhancer.psf_smoothing`): the blend's ramps hide the tiles' edges."""
     data, _ = hrc_crop
     lum = np.clip((data - np.nanpercentile(data, 1)) / (np.nanpercentile(data, 99.8) - np.nanpercentile(data, 1)), 0, 1)
-    tiled = _network_output(enhancer, lum, tile=48, overlap=32)
-    whole = _network_output(enhancer, lum, tile=128, overlap=32)
+    tiled = _network_output(enhancer, lum, tile=48, overlap=32, psf_fwhm=psf_fwhm)
+    whole = _network_output(enhancer, lum, tile=128, overlap=32, psf_fwhm=psf_fwhm)
+    if psf_fwhm:  # (the smoothing took place)
+        assert np.abs(whole - _network_output(enhancer, lum, tile=128, overlap=32)).max() > 0.01
     edge = 8 * 4
     diff = np.abs(tiled - whole)[edge:-edge, edge:-edge]
     assert diff.max() < 1e-3, diff.max()

@@ -47,6 +47,7 @@ from ..config import DQ_NO_DATA, JWST_DQ_NO_DATA, WFPC2_DQ_NO_DATA
 from ..cores import in_order
 from ..errors import DQFileError, InputError, NoiseMapError, short_reason
 from ..imaging.cosmics import MARGIN, find_cosmic_rays, star_sharpness
+from ..imaging.psf import detector_pixel, fwhm_arcsec
 from ..metrics import difference_sigma
 from .compression import decompressed_copy
 
@@ -532,35 +533,49 @@ def _fill(grid: np.ndarray) -> np.ndarray | None:
 PIVOT_RANGE = (900, 30000)
 
 
-def frame_star_sharpness(frame) -> tuple[float, float]:
-    """How sharp a star can be on ``frame`` (a `readers.FrameSource`; `imaging.cosmics.star_sharpness`): HST's
-    diffraction limit at the header's PHOTPLAM (pivot wavelength, Angstrom) on the WCS's smallest pixel scale."""
+def frame_optics(frame, needs: str) -> tuple[float, float]:
+    """The pivot wavelength (m: the header's PHOTPLAM) and the WCS's smallest pixel scale (arcsec) of ``frame`` (a
+    `readers.FrameSource`) as seen through HST's 2.4 m mirror; an `InputError` naming the frame and what ``needs``
+    them (e.g. "--clean-cosmic-rays: how sharp a star can be") where the header cannot give them."""
     header = frame.header
     telescope = str(header.get("TELESCOP", "HST") if header is not None else "HST").strip().upper()
     if telescope not in ("HST", ""):  # (a larger mirror makes stars sharper: its star cores would read as hits)
-        raise InputError(f"{frame.name}: --clean-cosmic-rays judges how sharp a star can be through HST's 2.4 m "
-                         f"mirror; a {telescope} frame's stars can be sharper (their cores would be read as hits): "
-                         "run without it")
+        raise InputError(f"{frame.name}: {needs} is judged through HST's 2.4 m mirror; a {telescope} frame's PSF is "
+                         "another")
     try:
         wavelength = float(header["PHOTPLAM"]) * 1e-10 if header is not None and "PHOTPLAM" in header else 0.0
     except (TypeError, ValueError):
         wavelength = 0.0
     if not wavelength > 0:
-        raise InputError(f"{frame.name}: --clean-cosmic-rays needs the filter's pivot wavelength (PHOTPLAM) to know "
-                         "how sharp a star can be; this header has none")
+        raise InputError(f"{frame.name}: {needs} needs the filter's pivot wavelength (PHOTPLAM); this header has none")
     if not PIVOT_RANGE[0] <= wavelength * 1e10 <= PIVOT_RANGE[1]:
-        raise InputError(f"{frame.name}: --clean-cosmic-rays: PHOTPLAM = {wavelength * 1e10:.4g} Angstrom is no HST "
-                         f"filter's pivot wavelength ({PIVOT_RANGE[0]}-{PIVOT_RANGE[1]}); how sharp a star can be is "
-                         "not known")
+        raise InputError(f"{frame.name}: {needs}: PHOTPLAM = {wavelength * 1e10:.4g} Angstrom is no HST filter's "
+                         f"pivot wavelength ({PIVOT_RANGE[0]}-{PIVOT_RANGE[1]}), so it is not known")
     if frame.wcs is None:
-        raise InputError(f"{frame.name}: --clean-cosmic-rays needs a celestial WCS (the pixel scale) to know how "
-                         "sharp a star can be; this frame has none")
+        raise InputError(f"{frame.name}: {needs} needs a celestial WCS (the pixel scale); this frame has none")
     from astropy.wcs.utils import proj_plane_pixel_scales
 
     scale = float(np.min(proj_plane_pixel_scales(frame.wcs.celestial))) * 3600.0
     if not 0 < scale < np.inf:
-        raise InputError(f"{frame.name}: --clean-cosmic-rays needs the pixel scale, and the WCS gives {scale:g}\"")
-    return star_sharpness(wavelength, scale)
+        raise InputError(f"{frame.name}: {needs} needs the pixel scale, and the WCS gives {scale:g}\"")
+    return wavelength, scale
+
+
+def frame_star_sharpness(frame) -> tuple[float, float]:
+    """How sharp a star can be on ``frame`` (a `readers.FrameSource`; `imaging.cosmics.star_sharpness`): HST's
+    diffraction limit at the header's PHOTPLAM (pivot wavelength, Angstrom) on the WCS's smallest pixel scale."""
+    return star_sharpness(*frame_optics(frame, "--clean-cosmic-rays (how sharp a star can be: run without it)"))
+
+
+def frame_psf_fwhm(frame) -> tuple[float, str]:
+    """A lower bound on ``frame``'s PSF FWHM in its own pixels from its header (`imaging.psf.fwhm_arcsec`: HST's
+    diffraction core at PHOTPLAM with the detector's pixel, on the WCS's pixel scale), and where it came from; 0 and
+    why not where the header cannot say."""
+    try:
+        wavelength, scale = frame_optics(frame, "the PSF's width")
+    except InputError as exc:
+        return 0.0, str(exc).partition(": ")[2]
+    return fwhm_arcsec(wavelength, detector_pixel(frame.header, scale)) / scale, "header"
 
 
 def mask_cosmic_rays(frame) -> int:

@@ -28,10 +28,11 @@ from ..config import EnhanceConfig, parse_dq_mask
 from ..errors import DiskFullError, InputError, OutputError, SettingsError, WeightsError
 from ..imaging.color import rgb_to_ycbcr, rgb_to_ycbcr_planes
 from ..imaging.normalize import Normalizer
+from ..imaging.psf import smoothing_sigma
 from ..imaging.tiling import TileGrid
 from ..imaging.wcs import flip_rows
 from ..io.cutout import parse_cutouts
-from ..io.noise import sky_noise_map
+from ..io.noise import frame_psf_fwhm, sky_noise_map
 from ..io.readers import (
     BEYOND_FLOAT32,
     FrameSource,
@@ -56,6 +57,7 @@ from .finish import (
     flux_error,
     flux_per_pixel,
     gate_map,
+    gaussian_blur,
     gaussian_radius,
     noise_gate,
     physical_flux,
@@ -259,21 +261,28 @@ def _window_key(grid: TileGrid, y0: int, x0: int) -> tuple[bool, bool, bool, boo
     return y0 > 0, y0 + th < grid.height, x0 > 0, x0 + tw < grid.width
 
 
-class _BandCarry:
-    """The blend sums (L, Cb, Cr, weight) a column band leaves in the columns it shares with the next band,
-    for every output row, kept in an unnamed temporary file rather than memory (its size grows with the
-    frame's height) so that no tile is computed twice.  Written once by one band, read once by the next."""
+def _blend_planes(psf_sigma: float, flux_mode: tuple[bool, str] | None) -> int:
+    """How many planes a band blends: L, Cb, Cr and the weight, and FLUX's own L where the display's is smoothed to
+    the PSF (`Enhancer.psf_smoothing`) and FLUX keeps the network's."""
+    return 5 if psf_sigma > 0 and flux_mode is not None else 4
 
-    def __init__(self, cols: int) -> None:
-        self.cols = cols
-        self._row_bytes = cols * 4 * 4
+
+class _BandCarry:
+    """The blend sums (L, Cb, Cr, weight, and FLUX's own L where it differs: `Enhancer.psf_smoothing`) a column band
+    leaves in the columns it shares with the next band, for every output row, kept in an unnamed temporary file
+    rather than memory (its size grows with the frame's height) so that no tile is computed twice.  Written once by
+    one band, read once by the next."""
+
+    def __init__(self, cols: int, planes: int = 4) -> None:
+        self.cols, self.planes = cols, planes
+        self._row_bytes = cols * planes * 4
         try:
             self._file = tempfile.TemporaryFile(prefix="astroenhance-band-")
         except OSError as exc:
             raise self._error(exc, "creating") from None
 
     def write(self, row0: int, block: torch.Tensor) -> None:
-        """Blend sums ``(4, rows, cols)`` (any device) of the output rows from ``row0``."""
+        """Blend sums ``(planes, rows, cols)`` (any device) of the output rows from ``row0``."""
         data = block.permute(1, 2, 0).float().contiguous().cpu().numpy()
         try:
             self._file.seek(row0 * self._row_bytes)
@@ -289,8 +298,8 @@ class _BandCarry:
                     f"({exc.strerror or exc}); set TMPDIR to a writable folder with space")
 
     def read(self, row0: int, row1: int, device: torch.device) -> torch.Tensor:
-        """The blend sums ``(4, rows, cols)`` of output rows ``row0:row1``, on ``device``."""
-        out = np.empty((row1 - row0, self.cols, 4), dtype=np.float32)
+        """The blend sums ``(planes, rows, cols)`` of output rows ``row0:row1``, on ``device``."""
+        out = np.empty((row1 - row0, self.cols, self.planes), dtype=np.float32)
         self._file.seek(row0 * self._row_bytes)
         if self._file.readinto(out.data) != out.nbytes:
             raise OSError("band carry file shorter than written")
@@ -351,6 +360,11 @@ class Enhancer:
         self.stages: StageTimes | None = None  # `time_stages`
         if self.sr is not None and self.accel.auto:  # a GPU: tiles per call from its free memory
             self.accel.fit_batch(self.sr, (config.tile, config.tile))
+
+    @property
+    def networks(self) -> Networks:
+        """The networks this enhancer runs: another enhancer with other settings can run them too."""
+        return self._nets
 
     @property
     def asked(self) -> EnhanceConfig:
@@ -545,18 +559,32 @@ class Enhancer:
         return sky if own is None else torch.where(good, own, sky)
 
     def _upscale(self, tiles: torch.Tensor, linear: torch.Tensor | None, norm: Normalizer,
-                 sigma: torch.Tensor | float = 0.0) -> torch.Tensor:
+                 sigma: torch.Tensor | float = 0.0, psf_sigma: float = 0.0) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Display luminance tiles ``(T, 1, h, w)`` -> SR display luminance ``(T, 1, 4h, 4w)`` (tensors on the run's
         device): in display space, or for a noise-space network from the ``linear`` tiles through `space` (the input
-        noise ``sigma``: a number, or a tensor like the tiles) and back into the display mapping."""
+        noise ``sigma``: a number, or a tensor like the tiles) and back into the display mapping.  With ``psf_sigma``
+        > 0 the display's is smoothed by a Gaussian of that many output pixels (`psf_smoothing`; tile by tile: the
+        blend's ramps hide a tile's edges) and the network's own comes second (FLUX's); else the second is None."""
         if self.sr_space == "display":
-            return self.accel.run_tensor(self.sr, tiles)
+            return self.accel.run_tensor(self.sr, tiles), None
         if isinstance(sigma, torch.Tensor):
             sigma_out = F.interpolate(sigma, scale_factor=self.scale, mode="bilinear", align_corners=False)
         else:
             sigma = sigma_out = sigma if sigma > 0 else 1.0
         out = self.accel.run_tensor(self.sr, to_noise_space(linear, norm.sky, sigma).float())
-        return norm(from_noise_space(out.double(), norm.sky, sigma_out))
+        display = lambda x: norm(from_noise_space(x.double(), norm.sky, sigma_out))  # noqa: E731
+        return (display(gaussian_blur(out, psf_sigma)), display(out)) if psf_sigma > 0 else (display(out), None)
+
+    def psf_smoothing(self, src: FrameSource, cfg: EnhanceConfig) -> tuple[float, float, str]:
+        """``(fwhm, sigma, source)``: the frame's PSF FWHM (input pixels; 0: not known), the Gaussian sigma (output
+        pixels) a noise-space SR network's output is smoothed by for it (`imaging.psf`), and where the FWHM came from
+        (``given``: --psf-fwhm; ``header``: HST's optics from PHOTPLAM, the detector and the WCS; else why none)."""
+        if self.sr is None or self.sr_space == "display" or src.channels != 1 or src.is_display_image:
+            return 0.0, 0.0, "no noise-space SR network for this frame"
+        if cfg.psf_fwhm is not None:
+            return cfg.psf_fwhm, smoothing_sigma(cfg.psf_fwhm, self.scale), "given" if cfg.psf_fwhm > 0 else "off"
+        fwhm, source = frame_psf_fwhm(src)
+        return fwhm, smoothing_sigma(fwhm, self.scale), source
 
     def flux_plane(self, src: FrameSource, cfg: EnhanceConfig) -> tuple[bool, str] | None:
         """``(per_pixel, why)`` when the output gets a FLUX plane (the enhanced luminance in the input's units): a
@@ -634,6 +662,8 @@ class Enhancer:
         self._lap("colorize")
         context = self._context(src, cfg, norm)
         flux_mode = self.flux_plane(src, cfg)
+        psf_sigma = self.psf_smoothing(src, cfg)[1]
+        planes = _blend_planes(psf_sigma, flux_mode)
         flux_left: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # a band's last columns, for the next band
         h, w = src.shape
         s = self.scale
@@ -655,9 +685,10 @@ class Enhancer:
         try:
             with torch.inference_mode():  # the frame's work stays on the run's device from tile to finished rows
                 for cols, emit0, emit1 in grid.column_bands(band_width):
-                    carry_out = _BandCarry((grid.col_starts[cols[-1]] + tw - emit1) * s) if emit1 < w else None
+                    carry_out = (_BandCarry((grid.col_starts[cols[-1]] + tw - emit1) * s, planes) if emit1 < w
+                                 else None)
                     filled = filled + self._process_band(src, cfg, norm, context, grid, cols, (emit0, emit1), carry_in,
-                                                         carry_out, put, tick, flux_mode, flux_left)
+                                                         carry_out, put, tick, flux_mode, flux_left, psf_sigma)
                     if carry_in is not None:
                         carry_in.close()
                     carry_in = carry_out
@@ -673,7 +704,8 @@ class Enhancer:
                       grid: TileGrid, cols: list[int], emit: tuple[int, int], carry_in: _BandCarry | None,
                       carry_out: _BandCarry | None, put: Callable[..., None],
                       tick: Callable[[], None], flux_mode: tuple[bool, str] | None = None,
-                      flux_left: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor | int:
+                      flux_left: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+                      psf_sigma: float = 0.0) -> torch.Tensor | int:
         """One column band: its tiles, one tile row at a time, blended into an accumulator a tile row high;
         rows no later tile row reaches are finished and ``put`` (input columns ``emit``), after adding the
         previous band's blend sums (``carry_in``) and handing this band's shared columns on (``carry_out``).
@@ -700,8 +732,10 @@ class Enhancer:
                 flux_mode[0]))
         bx0 = grid.col_starts[cols[0]]
         bx1 = grid.col_starts[cols[-1]] + tw
-        # weighted L, Cb, Cr and the weight, a tile row high, on the run's device
-        acc = torch.zeros((4, th * s, (bx1 - bx0) * s), dtype=torch.float32, device=dev)
+        # weighted L, Cb, Cr and the weight (and FLUX's own L where the display's is smoothed to the PSF and FLUX
+        # keeps the network's: `psf_smoothing`), a tile row high, on the run's device
+        planes = _blend_planes(psf_sigma, flux_mode)
+        acc = torch.zeros((planes, th * s, (bx1 - bx0) * s), dtype=torch.float32, device=dev)
         acc_row0 = 0  # input row of acc[:, 0]
         windows: dict[tuple[bool, bool, bool, bool], tuple[torch.Tensor, torch.Tensor]] = {}  # rows', columns'
         for r, y0 in enumerate(grid.row_starts):
@@ -733,12 +767,14 @@ class Enhancer:
             for k0 in range(0, len(cols), step):  # a batch of tiles at a time: temporaries stay tile-sized
                 k1 = min(len(cols), k0 + step)
                 self._lap("sr")
-                lum_b = (self._upscale(tiles_l[k0:k1], None if tiles_lin is None else tiles_lin[k0:k1], norm,
-                                       tiles_sigma[k0:k1] if isinstance(tiles_sigma, torch.Tensor) else tiles_sigma)
-                         if self.sr is not None else tiles_l[k0:k1])
+                lum_b, own_b = (self._upscale(tiles_l[k0:k1], None if tiles_lin is None else tiles_lin[k0:k1], norm,
+                                              tiles_sigma[k0:k1] if isinstance(tiles_sigma, torch.Tensor)
+                                              else tiles_sigma, psf_sigma)
+                                if self.sr is not None else (tiles_l[k0:k1], None))
                 if self.sr is not None:
                     if cfg.noise_gate:
                         lum_b = noise_gate(lum_b, tiles_l[k0:k1], s, norm.noise)
+                        own_b = None if own_b is None else noise_gate(own_b, tiles_l[k0:k1], s, norm.noise)
                     chroma_b = F.interpolate(chroma_t[k0:k1], scale_factor=s, mode="bicubic", align_corners=False)
                 else:
                     chroma_b = chroma_t[k0:k1]
@@ -755,8 +791,10 @@ class Enhancer:
                     region[0] += lum_b[k - k0, 0] * win
                     region[1:3] += chroma_b[k - k0] * win
                     region[3] += win
+                    if planes == 5:
+                        region[4] += own_b[k - k0, 0] * win
                     tick()
-                del lum_b, chroma_b
+                del lum_b, own_b, chroma_b
             final = grid.final_rows_after(r)
             for a in range(acc_row0, final, FINISH_ROWS):  # finish in short chunks: bounded temporaries
                 self._lap("blend")  # the band's shared columns, in and out
@@ -795,7 +833,8 @@ class Enhancer:
                     # the band's columns on either side of the piece as context where the band has them
                     right = min(_FluxRows.CONTEXT, done_rows.shape[2] // s - cols_in.stop)
                     ext = done_rows[:, :, cols_in.start * s:(cols_in.stop + right) * s]
-                    blended = torch.where(ext[3] > 0, ext[0] / ext[3], torch.zeros_like(ext[0])).clamp(0.0, 1.0)
+                    own = ext[4 if planes == 5 else 0]  # the network's luminance, not smoothed for the display
+                    blended = torch.where(ext[3] > 0, own / ext[3], torch.zeros_like(own)).clamp(0.0, 1.0)
                     raw = raw_rows[rows, emit0 - bx0:emit1 + right - bx0].double()
                     if holes is not None:  # a filled hole is not a measurement
                         raw = raw.masked_fill(holes[rows, emit0 - bx0:emit1 + right - bx0], float("nan"))
@@ -864,7 +903,7 @@ class Enhancer:
                           colorizer_info=self.colorizer_info if self._colorizes(cfg) else None, sr_space=self.sr_space if self.sr is not None else "none",
                           sr_detail_fraction=self.sr_detail_fraction(src, cfg, norm),
                           color_strength=self.color_strength if self._colorizes(cfg) else 0.0,
-                          flux_plane=self.flux_plane(src, cfg))
+                          flux_plane=self.flux_plane(src, cfg), psf=self.psf_smoothing(src, cfg))
 
     def headers(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer,
                 prov: dict[str, object] | None = None) -> tuple[fits.Header, fits.Header, list[str], object]:

@@ -293,16 +293,24 @@ def gaussian_radius(width: float) -> int:
     return max(1, math.ceil(3 * width))
 
 
+def gaussian_blur(x: torch.Tensor, width: float) -> torch.Tensor:
+    """``x`` ``(N, C, H, W)`` smoothed by a Gaussian of ``width`` pixels, each plane on its own (separable, cut at 3
+    sigma, edges replicated)."""
+    radius = gaussian_radius(width)
+    k = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device) / width) ** 2)
+    k = (k / k.sum()).view(1, 1, 1, -1)
+    n, c, h, w = x.shape
+    y = x.reshape(n * c, 1, h, w)
+    y = F.conv2d(F.pad(y, (radius, radius, 0, 0), mode="replicate"), k)
+    y = F.conv2d(F.pad(y, (0, 0, radius, radius), mode="replicate"), k.transpose(2, 3))
+    return y.reshape(n, c, h, w)
+
+
 def _gaussian_mean(x: torch.Tensor, ok: torch.Tensor, width: float) -> torch.Tensor:
     """The mean of ``x`` ``(H, W)`` over a Gaussian of ``width`` pixels, over the ``ok`` pixels only (edges
     replicated)."""
-    radius = gaussian_radius(width)
-    k = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device) / width) ** 2)
-    k = k / k.sum()
-    stack = torch.stack([torch.where(ok, x, torch.zeros_like(x)), ok.to(x.dtype)])[:, None]  # (2, 1, H, W)
-    stack = F.conv2d(F.pad(stack, (radius, radius, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
-    stack = F.conv2d(F.pad(stack, (0, 0, radius, radius), mode="replicate"), k.view(1, 1, -1, 1))
-    return stack[0, 0] / stack[1, 0].clamp(min=1e-12)
+    stack = gaussian_blur(torch.stack([torch.where(ok, x, torch.zeros_like(x)), ok.to(x.dtype)])[None], width)
+    return stack[0, 0] / stack[0, 1].clamp(min=1e-12)
 
 
 def high_pass_within(r: torch.Tensor, ok: torch.Tensor, allowed, width: float) -> torch.Tensor:

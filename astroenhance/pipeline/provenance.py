@@ -31,6 +31,7 @@ MADE_OF = {"sr_weights": ("AE_SRID", "AE_SRW"), "colorizer_weights": ("AE_COID",
            "display_tolerance_sigma": "AE_DISPT", "sr_model": "AE_SRMOD", "sr_input_space": "AE_SRSPC",
            "noise_gate": "AE_GATE", "device": "AE_DEV", "precision": "AE_PREC", "sr_detail_fraction": "AE_SRDET",
            "fill_holes": "AE_FILLH", "cosmic_ray_pixels": "AE_NCR", "cosmic_ray_limit": "AE_CRLIM",
+           "psf_fwhm": "AE_PSFFW", "psf_smoothing": "AE_PSFSM",
            # the frames' sky and noise, in their own units (the writing step's would be of display values)
            "sky": "AE_SKY", "sky_noise": "AE_SKYSG", "sky_noise_from": "AE_SIGSR", "sky_noise_file_sha256": "AE_SIGSH",
            "sky_noise_span": ("AE_SIGLO", "AE_SIGHI"), "dq_mask": "AE_DQMSK",
@@ -71,7 +72,8 @@ def made_of_frames(header: fits.Header | None) -> dict[str, object]:
 def provenance(src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, *, scale: int, device: str, settings: str = "",
                sr_info: WeightsInfo | None, colorizer_info: WeightsInfo | None,
                sr_detail_fraction: float, sr_space: str = "display", color_strength: float = 0.0,
-               flux_plane: tuple[bool, str] | None = None) -> dict[str, object]:
+               flux_plane: tuple[bool, str] | None = None,
+               psf: tuple[float, float, str] = (0.0, 0.0, "")) -> dict[str, object]:
     """Every fact and setting behind one output, in the order they are written (a colour mosaic's: what made its
     frames, `made_of_frames`, where the step that writes it would say nothing made them)."""
     prov = {
@@ -100,6 +102,9 @@ def provenance(src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, *, scale:
         "flux_err": flux_plane is not None and bool(cfg.flux_err),
         "sr_model": cfg.sr_model if cfg.upscale else "none",
         "sr_input_space": sr_space,
+        # the input PSF's FWHM (input pixels; 0: not known), where it came from, and the Gaussian (output pixels) the
+        # noise-space network's output was smoothed by for it (`Enhancer.psf_smoothing`)
+        "psf_fwhm": round(float(psf[0]), 4), "psf_fwhm_from": psf[2], "psf_smoothing": round(float(psf[1]), 4),
         "sky": norm.sky, "sky_noise": norm.sky_noise, "sky_noise_from": src.noise_from or "estimated",
         # the map's file by its content too: the same name can hold another map
         "sky_noise_file_sha256": sha256_file(src.noise_file) if src.noise_file is not None else "",
@@ -167,6 +172,9 @@ def fits_headers(src: FrameSource, prov: dict[str, object],
              ("AE_COSTR", prov["color_strength"], "share of the predicted chroma shown"),
              ("AE_SRMOD", prov["sr_model"], "super-resolution model"),
              ("AE_SRSPC", prov["sr_input_space"], "SR input: display or noise-asinh values"),
+             ("AE_PSFFW", _number(prov["psf_fwhm"]), "input PSF FWHM, input px (0: not known)"),
+             ("AE_PSFSR", fits_text(prov["psf_fwhm_from"])[-68:], "AE_PSFFW from: given, header (HST optics)"),
+             ("AE_PSFSM", _number(prov["psf_smoothing"]), "SR output smoothed: Gaussian sigma, output px"),
              ("AE_SKY", _number(prov["sky"]), "input sky (clipped median), input units"),
              ("AE_SKYSG", _number(prov["sky_noise"]), "input noise sigma, input units"),
              ("AE_SIGSR", fits_text(prov["sky_noise_from"])[-68:], "AE_SKYSG from: ERR, WHT, rms map, estimated"),

@@ -44,6 +44,7 @@ def export_checkpoint(ckpt: str | Path, weights_dir: str | Path, weights_id: str
             "training_data": {"real_frames": cfg["truths"], "synthetic_share": cfg["synthetic"],
                               "big_galaxy_share": cfg.get("big_galaxies", 0.0),
                               "sharp_psf_share": cfg.get("sharp_psfs", 0.0),
+                              "wide_psf_share": cfg.get("wide_psfs", 0.0),
                               "smooth_background_share": cfg.get("backgrounds", 0.0),
                               **({"psf_models": cfg["psfs"], "psf_model_share": cfg["psf_share"]}
                                  if cfg.get("psf_share", 0.0) > 0 else {}),

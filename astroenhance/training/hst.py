@@ -327,8 +327,9 @@ def evaluate_frame(enhancer: Enhancer, name: str, truth: np.ndarray, wcs, k: flo
     d_best = candidates[best][0]
     lin_bicubic = _bicubic(lr)
     row["run"]["sky_lattice"] = sky_lattice(np.nan_to_num(out), truth_d)
+    row["run"]["fine_error"] = fine_error(np.nan_to_num(out), truth_d)
     row["best_baseline"] = {"method": best, "psnr": scored[best], "ssim": ssim(d_best, truth_d),
-                            "sky_lattice": sky_lattice(d_best, truth_d)}
+                            "sky_lattice": sky_lattice(d_best, truth_d), "fine_error": fine_error(d_best, truth_d)}
     row["bicubic_linear"] = {"psnr": scored["bicubic linear, smooth 0.0"],
                              **source_scores(sources, lin_bicubic)}
     if panels is not None:
@@ -347,6 +348,19 @@ def sky_lattice(display: np.ndarray, truth_display: np.ndarray) -> float:
     half, columns and rows averaged (1: no lattice; a display corrected block by block shows isolated squares)."""
     sky = truth_display < np.median(truth_display)
     return 0.5 * (block_lattice(display, sky) + block_lattice(display.T, sky.T))
+
+
+#: the Gaussian (output pixels) whose high-pass `fine_error` looks at: detail finer than about 1.5 input pixels
+FINE_SIGMA = 1.5
+
+
+def fine_error(display: np.ndarray, truth_display: np.ndarray) -> float:
+    """The rms over the frame of output minus truth in their detail finer than `FINE_SIGMA` output pixels (each
+    minus its Gaussian smoothing; display units): what sharpening draws.  A baseline draws none, so its fine error
+    is about the truth's own fine detail; an output above that has drawn fine detail the truth does not have — on a
+    frame that samples its PSF well (`simulated_field`'s ``psf_scale``), sharper than any source can be."""
+    diff = np.asarray(display, np.float64) - np.asarray(truth_display, np.float64)
+    return float(np.sqrt(np.mean((diff - gaussian_filter(diff, FINE_SIGMA)) ** 2)))
 
 
 FIGURE_TITLES = ["input (4x4 px)", "best baseline", "astroenhance", "truth", "baseline - truth", "astroenhance - truth"]
@@ -418,10 +432,11 @@ def blank_noise(enhancer: Enhancer, workdir: Path, frames: int = 6, size: int = 
 
 def evaluate_hst(truths: list[Path], config: EnhanceConfig | None = None, levels: tuple[float, ...] = NOISE_LEVELS,
                  seed: int = 0, noise_frames: int = 6, panels: list | None = None, simulated: int = 0,
-                 simulated_from: int = 0, draws: int = 1) -> dict:
+                 simulated_from: int = 0, draws: int = 1, psf_scale: float = 1.0, tell_psf: bool = False) -> dict:
     """The whole protocol over ``truths`` and ``simulated`` simulated fields (`training.fields.simulated_field`:
     noise-free truths, 384², units where the pixel rms is 1; fields ``simulated_from`` on: the report's are 0 on,
-    validation's 100 on): per frame, noise level and draw, means per level for the
+    validation's 100 on; their PSF ``psf_scale`` times wider, 4: as well sampled as a drizzled frame; ``tell_psf``:
+    `run` is told each one's PSF FWHM, as an HST header tells it, `run --psf-fwhm`): per frame, noise level and draw, means per level for the
     real frames (``summary``) and apart for the simulated fields (``simulated_summary``), and blank-noise peaks.
     ``draws`` noise draws per frame and level (`noise_draw`) average the summary over that many inputs: one draw's
     mean over a few frames moves by a few hundredths of a dB from draw to draw.
@@ -436,10 +451,11 @@ def evaluate_hst(truths: list[Path], config: EnhanceConfig | None = None, levels
     with tempfile.TemporaryDirectory(prefix="astroenhance-hst-") as tmp:
         work = Path(tmp)
 
-        def score(name: str, truth: np.ndarray, wcs, sources: TruthSources, noise_free: bool = False) -> None:
+        def score(name: str, truth: np.ndarray, wcs, sources: TruthSources, noise_free: bool = False,
+                  runs: Enhancer = enhancer) -> None:
             """Every level and draw of one truth (the figure takes each level's first draw)."""
             for k, d in itertools.product(levels, range(draws)):
-                rows.append(evaluate_frame(enhancer, name, truth, wcs, k, seed, work, None if d else panels, sources,
+                rows.append(evaluate_frame(runs, name, truth, wcs, k, seed, work, None if d else panels, sources,
                                            noise_free, draw=d))
 
         for path in truths:  # each chip of a multi-chip file a truth; a file that cannot be one is named, left out
@@ -457,13 +473,16 @@ def evaluate_hst(truths: list[Path], config: EnhanceConfig | None = None, levels
         real = len(rows)
         # fluxes in units of the pixel rms the protocol's k multiplies
         for i in range(simulated_from, simulated_from + simulated):
-            truth = fields.numbered_field(i)
-            score(f"simulated{i:02d}", truth, None, TruthSources.find(truth, 1.0), noise_free=True)
+            truth, fwhm = fields.numbered_field(i, psf_scale=psf_scale)
+            told = (Enhancer(replace(cfg.for_input(True), psf_fwhm=fwhm / SCALE), enhancer.networks) if tell_psf
+                    else enhancer)
+            score(f"simulated{i:02d}" + (f"-psf{psf_scale:g}x" if psf_scale != 1 else ""), truth, None,
+                  TruthSources.find(truth, 1.0), noise_free=True, runs=told)
         # blank frames in a minmax display mapping: a percentile interval would clip the very peaks counted
         blank = blank_noise(Enhancer(replace(cfg, interval="minmax")), work, frames=noise_frames) if noise_frames else {}
     return {"protocol": PROTOCOL, "frames": used, "skipped": skipped, "levels": list(levels), "seed": seed,
             "draws": draws,
-            "simulated": {"fields": simulated,
+            "simulated": {"fields": simulated, "psf_scale": psf_scale, "psf_told": tell_psf,
                           "seeds": f"numpy default_rng([{fields.SEED}, i]), {simulated_from} <= i < {simulated_from + simulated}",
                           "what": " ".join(fields.__doc__.split("\n\n")[1].split())} if simulated else {},
             "summary": summarise(rows[:real], levels), "simulated_summary": summarise(rows[real:], levels),
@@ -536,6 +555,8 @@ def summarise(rows: list[dict], levels: tuple[float, ...]) -> dict:
             "run_sky_lattice": float(np.nanmean([r["run"]["sky_lattice"] for r in sel])),
             "best_baseline_sky_lattice": float(np.nanmean([r["best_baseline"]["sky_lattice"] for r in sel])),
             "best_baseline_ssim": float(np.mean([r["best_baseline"]["ssim"] for r in sel])),
+            "run_fine_error": float(np.mean([r["run"]["fine_error"] for r in sel])),
+            "best_baseline_fine_error": float(np.mean([r["best_baseline"]["fine_error"] for r in sel])),
             "run_completeness": float(np.nanmean([r["run"]["completeness"] for r in sel])),
             "bicubic_completeness": float(np.nanmean([r["bicubic_linear"]["completeness"] for r in sel])),
             "bicubic_completeness_matched": float(np.nanmean([r["bicubic_matched"]["completeness"] for r in sel])),

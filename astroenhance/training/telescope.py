@@ -41,6 +41,8 @@ from ..pipeline.space import BETA, from_noise_space, to_noise_space
 from .checkpoints import flush_log, save_checkpoint
 
 SCALE = 4
+#: the FWHM range (truth pixels, drawn log-uniformly) of `synthetic_field`'s wide PSFs: 1.2-3.5 input pixels
+WIDE_FWHM = (4.8, 14.0)
 #: training losses, both in the noise-normalised space (near the sky: linear in the input's noise; cores: log)
 #: each pixel's error (output minus truth -> error), averaged by `pixel_loss`
 LOSSES = {"l1": torch.abs, "mse": torch.square}
@@ -211,14 +213,17 @@ def pixel_integrated_psf(fwhm: float, beta: float, size: int = 15, oversample: i
 
 
 def synthetic_field(rng: np.random.Generator, size: int, big: float = 0.0, sharp: float = 0.0,
-                    psfs: list[np.ndarray] | None = None, psf_share: float = 0.0) -> np.ndarray:
+                    psfs: list[np.ndarray] | None = None, psf_share: float = 0.0, wide: float = 0.0) -> np.ndarray:
     """A noise-free deep field of ``size``² truth pixels: galaxies (bulge + disk + knots) and stars through a
     Moffat PSF; fluxes in units of the noise a 1x input pixel will get (so ``k`` sets the depth).  With
     probability ``big`` also one large bright elliptical (half-light radius 30-160 pixels, Sérsic n 2.5-5, centred
     anywhere within a crop's width of it): the smooth halo and steep core of a cD or nearby galaxy.  With
     probability ``sharp`` the PSF is instead a pixel-integrated Moffat of FWHM 0.9-1.8 truth pixels: a truth that
     samples its PSF as WFC3/IR's 0.13" pixels do (`pixel_integrated_psf`).  With probability ``psf_share`` it is
-    one of ``psfs`` (`load_psfs`: the telescope's own models) at a FWHM of 0.9-3 pixels (`file_psf`)."""
+    one of ``psfs`` (`load_psfs`: the telescope's own models) at a FWHM of 0.9-3 pixels (`file_psf`).  With
+    probability ``wide`` it is a Moffat of FWHM `WIDE_FWHM` truth pixels: binned 4x, an input that samples its PSF
+    as a drizzled frame does at its own pixels (FWHM 1.2-3.5 input pixels) — `run`'s usual input, where a one-pixel
+    bump is noise, not a star."""
     field_ = np.zeros((size, size))
     for _ in range(int(rng.integers(2, 9))):
         x0, y0 = rng.uniform(-8, size + 8, 2)
@@ -244,6 +249,9 @@ def synthetic_field(rng: np.random.Generator, size: int, big: float = 0.0, sharp
         psf = pixel_integrated_psf(rng.uniform(0.9, 1.8), rng.uniform(2.0, 4.0))
     if psfs and psf_share > 0 and rng.uniform() < psf_share:  # drawn last, and only with models: old runs repeat
         psf = file_psf(rng, psfs)
+    if wide > 0 and rng.uniform() < wide:  # drawn last, and only when asked: old runs repeat
+        fwhm = math.exp(rng.uniform(*np.log(WIDE_FWHM)))
+        psf = moffat_psf(fwhm, rng.uniform(2.0, 4.0), size=int(6 * fwhm) | 1)
     return fftconvolve(field_ + stars, psf, mode="same")
 
 
@@ -308,6 +316,7 @@ class TelescopeConfig:
     synthetic: float = 0.3  # share of pairs from synthetic fields
     big_galaxies: float = 0.0  # share of synthetic fields that also hold one large bright elliptical
     sharp_psfs: float = 0.0  # share of synthetic fields drawn through a pixel-integrated PSF of FWHM 0.9-1.8 pixels
+    wide_psfs: float = 0.0  # share of synthetic fields drawn through a Moffat of FWHM WIDE_FWHM (well-sampled inputs)
     psfs: list[str] = field(default_factory=list)  # PSF model files (empirical grids, TinyTim) for synthetic fields
     psf_share: float = 0.0  # share of synthetic fields drawn through one of them (`file_psf`)
     press: str = ""  # a folder of press images (`load_press`) for a share of the pairs
@@ -415,7 +424,8 @@ class TelescopeTrainer:
         k = math.exp(rng.uniform(math.log(self.cfg.k_min), math.log(self.cfg.k_max)))
         synthetic = not self.truths or rng.uniform() < self.cfg.synthetic
         if synthetic:
-            truth = synthetic_field(rng, s, self.cfg.big_galaxies, self.cfg.sharp_psfs, self.psfs, self.cfg.psf_share)
+            truth = synthetic_field(rng, s, self.cfg.big_galaxies, self.cfg.sharp_psfs, self.psfs, self.cfg.psf_share,
+                                    self.cfg.wide_psfs)
             sky, rms = 0.0, 1.0
         elif self.press and rng.uniform() < self.cfg.press_share:  # (no draw without press images: old runs repeat)
             truth, sky, rms, synthetic = press_field(rng, self.press, s), 0.0, 1.0, True

@@ -1,0 +1,154 @@
+"""The telescope network's output smoothed to the input's PSF (`imaging.psf`, `run --psf-fwhm`)."""
+
+import math
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from scipy.ndimage import gaussian_filter, maximum_filter, median_filter
+from typer.testing import CliRunner
+
+from astroenhance.cli import app
+from astroenhance.config import EnhanceConfig
+from astroenhance.errors import SettingsError
+from astroenhance.imaging.psf import DETECTOR_SHARE, detector_pixel, fwhm_arcsec, smoothing_sigma
+from astroenhance.io.noise import frame_psf_fwhm
+from astroenhance.io.readers import open_frames
+from astroenhance.pipeline import Enhancer
+
+from .conftest import EXAMPLE, FIXTURES
+
+
+def test_hst_psf_widths_from_the_optics_are_lower_bounds_of_the_measured_ones():
+    # WFC3/IR F105W (pivot 1.0551 um, 0.13" pixels): measured FWHM ~0.124"; WFC3/UVIS F606W ~0.067"; ACS/WFC
+    # F814W ~0.09" (instrument handbooks): the bound is at or below each, and above the diffraction core alone
+    for wavelength, pixel, measured in ((1.0551e-6, 0.13, 0.124), (0.5889e-6, 0.0396, 0.067), (0.8045e-6, 0.05, 0.09)):
+        core = 1.03 * wavelength / 2.4 * 206264.8
+        assert core < fwhm_arcsec(wavelength, pixel) <= measured
+    assert fwhm_arcsec(1e-6, 0.0) == pytest.approx(1.03e-6 / 2.4 * 206264.8)
+    assert fwhm_arcsec(1e-6, 0.1) == pytest.approx(math.hypot(1.03e-6 / 2.4 * 206264.8, DETECTOR_SHARE * 0.1))
+    # the detector's pixel, where the header names it; else the frame's own (a single exposure's)
+    assert detector_pixel(fits.Header({"INSTRUME": "WFC3", "DETECTOR": "IR"}), 0.06) == 0.13
+    assert detector_pixel(fits.Header({"INSTRUME": "WFPC2", "DETECTOR": 1}), 0.1) == 0.0455
+    assert detector_pixel(fits.Header({"INSTRUME": "NIRCAM"}), 0.031) == 0.031
+    assert detector_pixel(None, 0.05) == 0.05
+    # smoothing: a share of the PSF's own sigma, on the output's pixels; none where the PSF is not known
+    assert smoothing_sigma(0.0, 4) == 0.0
+    assert smoothing_sigma(2.3548, 4) == pytest.approx(0.6 * 4, rel=1e-4)
+
+
+def test_a_frames_psf_width_comes_from_its_header_or_is_said_unknown(tmp_path):
+    with open_frames(EXAMPLE) as [src]:  # a Frontier Fields WFC3/IR F105W drizzle at 0.06"
+        fwhm, source = frame_psf_fwhm(src)
+    assert source == "header" and fwhm == pytest.approx(fwhm_arcsec(1.0551047e-6, 0.13) / 0.06, rel=1e-3)
+    assert 1.9 < fwhm < 2.2
+    data = fits.getdata(EXAMPLE)
+    for header, why in ((fits.Header(), "PHOTPLAM"), (fits.Header({"PHOTPLAM": 10551.0}), "WCS"),
+                        (fits.Header({"PHOTPLAM": 10551.0, "TELESCOP": "JWST"}), "JWST")):
+        fits.PrimaryHDU(data, header).writeto(tmp_path / "f.fits", overwrite=True)
+        with open_frames(tmp_path / "f.fits") as [src]:
+            fwhm, source = frame_psf_fwhm(src)
+        assert fwhm == 0.0 and why in source
+
+
+def _well_sampled_frame(seed: int = 3, n: int = 96, fwhm: float = 2.5) -> tuple[np.ndarray, np.ndarray]:
+    """A frame that samples its PSF well: 12 stars and a smooth galaxy through a Gaussian PSF of ``fwhm`` pixels,
+    sky 10, white noise of sigma 1; and where the stars are (a mask 3 pixels about each)."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((n, n))
+    for _ in range(12):
+        img[rng.integers(4, n - 4), rng.integers(4, n - 4)] += 10 ** rng.uniform(1.5, 3.0)
+    stars = maximum_filter(img > 0, 7)
+    yy, xx = np.mgrid[:n, :n]
+    img += 3.0 * np.exp(-((yy - 40) ** 2 + (xx - 55) ** 2) / (2 * 12.0**2))
+    img = gaussian_filter(img, fwhm / 2.3548)
+    return (img + 10.0 + rng.normal(0, 1.0, img.shape)).astype(np.float32), stars
+
+
+def _sub_psf_peaks(display: np.ndarray, away: np.ndarray) -> int:
+    """Local peaks of the display 0.03 above their 9x9 median (dots of a few output pixels) where ``away`` (output
+    pixels) is True."""
+    hp = display - median_filter(display, 9)
+    return int(((hp == maximum_filter(hp, 5)) & (hp > 0.03) & away).sum())
+
+
+def test_a_well_sampled_frame_told_its_psf_gets_no_dots_sharper_than_it_and_keeps_its_flux():
+    data, stars = _well_sampled_frame()
+    sky = ~np.kron(stars, np.ones((4, 4), bool))
+    out = {}
+    for fwhm in (0.0, 2.5):
+        res = Enhancer(EnhanceConfig(device="cpu", colorize=False, psf_fwhm=fwhm)).enhance_array(data)
+        out[fwhm] = res
+    plain, told = out[0.0], out[2.5]
+    lum = {k: v.rgb[..., 1].astype(np.float64) for k, v in out.items()}
+    # away from the stars the network alone draws the noise as dots sharper than the PSF; smoothed to it, far fewer
+    assert _sub_psf_peaks(lum[0.0], sky) > 3 * max(1, _sub_psf_peaks(lum[2.5], sky))
+    # what changed is mostly fine detail: away from the stars the two differ far less once both are smoothed to the
+    # PSF's scale
+    change = np.abs(lum[0.0] - lum[2.5])[sky].mean()
+    assert np.abs(gaussian_filter(lum[0.0], 4) - gaussian_filter(lum[2.5], 4))[sky].mean() < 0.35 * change
+    # FLUX keeps each input pixel's flux (its 16 pixels sum to within the tolerance, AE_FLUXT sigmas, of the input
+    # pixel) in both, and the whole frame's to 0.1%
+    for res in (plain, told):
+        blocks = res.flux.reshape(96, 4, 96, 4).sum(axis=(1, 3))
+        tolerance = res.header["AE_FLUXT"] * res.header["AE_SKYSG"]
+        assert np.abs(blocks - data).max() <= tolerance * (1 + 1e-4)
+        assert blocks.sum() == pytest.approx(data.sum(), rel=1e-3)
+
+
+def test_run_records_the_psf_and_its_smoothing_and_a_frame_without_psf_is_as_before(tmp_path):
+    runner = CliRunner()
+    outs = {}
+    for name, extra in (("header", []), ("off", ["--psf-fwhm", "0"]), ("given", ["--psf-fwhm", "3"])):
+        result = runner.invoke(app, ["run", str(EXAMPLE), "-o", str(tmp_path / name), "--no-colorize", "--format",
+                                     "fits", "-q", *extra])
+        assert result.exit_code == 0, result.output
+        [path] = (tmp_path / name).glob("*.fits")
+        outs[name] = fits.open(path)
+    h = {k: v[0].header for k, v in outs.items()}
+    assert h["header"]["AE_PSFSR"] == "header" and 1.9 < h["header"]["AE_PSFFW"] < 2.2
+    assert h["header"]["AE_PSFSM"] == pytest.approx(smoothing_sigma(h["header"]["AE_PSFFW"], 4), rel=1e-3)
+    assert (h["off"]["AE_PSFSR"], h["off"]["AE_PSFFW"], h["off"]["AE_PSFSM"]) == ("off", 0.0, 0.0)
+    assert (h["given"]["AE_PSFSR"], h["given"]["AE_PSFFW"]) == ("given", 3.0)
+    assert any("psf_smoothing" in str(c) for c in h["header"]["HISTORY"])
+    assert not np.array_equal(outs["header"]["GREEN"].data, outs["off"]["GREEN"].data)
+    # a frame whose header cannot tell its PSF (no PHOTPLAM: the evaluation protocol's inputs) is enhanced as
+    # with --psf-fwhm 0
+    src = fits.open(EXAMPLE)
+    src[0].header.remove("PHOTPLAM")
+    src.writeto(tmp_path / "nophot.fits")
+    result = runner.invoke(app, ["run", str(tmp_path / "nophot.fits"), "-o", str(tmp_path / "nophot"),
+                                 "--no-colorize", "--format", "fits", "-q"])
+    assert result.exit_code == 0, result.output
+    with fits.open(tmp_path / "nophot" / "nophot.enhanced.fits") as n:
+        assert n[0].header["AE_PSFFW"] == 0.0 and "PHOTPLAM" in n[0].header["AE_PSFSR"]
+        assert np.array_equal(n["GREEN"].data, outs["off"]["GREEN"].data)
+    for v in outs.values():
+        v.close()
+
+
+def test_psf_fwhm_out_of_range_is_a_usage_error():
+    with pytest.raises(SettingsError, match="psf-fwhm"):
+        EnhanceConfig(psf_fwhm=-1.0).check()
+    result = CliRunner().invoke(app, ["run", str(FIXTURES / "j94f05bgq_flt.fits"), "-o", "/tmp/never",
+                                      "--psf-fwhm", "100"])
+    assert result.exit_code == 2
+
+
+def test_flux_keeps_the_networks_own_light_whatever_the_display_shows_and_however_bands_cut(hrc_crop, monkeypatch):
+    """The display is smoothed to the PSF; FLUX is made from the network's own luminance, as without smoothing —
+    also where the frame is cut into column bands, whose shared columns carry both (`engine._BandCarry`)."""
+    import astroenhance.pipeline.engine as engine
+
+    data, wcs = hrc_crop
+    out = {}
+    for width in (40, 1024):
+        monkeypatch.setattr(engine, "BAND_WIDTH", width)
+        for fwhm in (0.0, 2.5):
+            cfg = EnhanceConfig(device="cpu", colorize=False, tile=32, overlap=8, psf_fwhm=fwhm)
+            out[width, fwhm] = Enhancer(cfg).enhance_array(data, wcs)
+    for width in (40, 1024):
+        np.testing.assert_array_equal(out[width, 0.0].flux, out[width, 2.5].flux)
+        assert np.nanmax(np.abs(out[width, 0.0].luminance - out[width, 2.5].luminance)) > 0.01
+    # the smoothed display is the same however the columns are cut into bands (to float rounding)
+    assert np.nanmax(np.abs(out[40, 2.5].luminance - out[1024, 2.5].luminance)) < 1e-4
