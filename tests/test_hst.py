@@ -308,6 +308,11 @@ def test_simulated_fields_are_seeded_noise_free_and_seen_through_hsts_airy_psf(m
     assert wide.sum() == pytest.approx(big.sum(), rel=0.1) and wide.max() < big.max() / 4
     from scipy.ndimage import gaussian_filter
     assert np.corrcoef(gaussian_filter(wide, 8).ravel(), gaussian_filter(big, 8).ravel())[0, 1] > 0.95
+    # a numbered field comes with its PSF's FWHM (truth pixels), what `evaluate_hst(tell_psf=True)` tells run
+    for scale in (1, 4):
+        field_, fwhm = fields.numbered_field(0, 96, psf_scale=scale)
+        assert np.array_equal(field_, simulated_field(np.random.default_rng([fields.SEED, 0]), 96, psf_scale=scale))
+        assert 1.2 * scale <= fwhm <= 3.6 * scale
 
 
 def test_fine_error_sees_detail_finer_than_a_source_can_be_and_nothing_smooth():

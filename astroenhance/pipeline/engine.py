@@ -572,7 +572,10 @@ class Enhancer:
         else:
             sigma = sigma_out = sigma if sigma > 0 else 1.0
         out = self.accel.run_tensor(self.sr, to_noise_space(linear, norm.sky, sigma).float())
-        display = lambda x: norm(from_noise_space(x.double(), norm.sky, sigma_out))  # noqa: E731
+
+        def display(x: torch.Tensor) -> torch.Tensor:
+            return norm(from_noise_space(x.double(), norm.sky, sigma_out))
+
         return (display(gaussian_blur(out, psf_sigma)), display(out)) if psf_sigma > 0 else (display(out), None)
 
     def psf_smoothing(self, src: FrameSource, cfg: EnhanceConfig) -> tuple[float, float, str]:
