@@ -119,6 +119,8 @@ def main() -> None:
     ap.add_argument("--no-copy-thread", action="store_true", help="enhance_array copies each finished piece to the host "
                     "in the engine's thread (engine.COPY_THREAD off), to measure what the copying thread buys on a GPU")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--psf-fwhm", type=float, default=None, help="run --psf-fwhm (input pixels; 0: no smoothing); "
+                    "default: the frame's header's (the ACS/HRC frame: 2.2 for run, none for enhance_array)")
     ap.add_argument("--workdir", default=None, help="where the frame and the FITS outputs go (default: a temporary folder)")
     args = ap.parse_args()
     if args.threads:
@@ -139,7 +141,8 @@ def main() -> None:
     make_frame(args.size, path)
     frame, wcs, _ = read_frame(path)
     out_mp = frame.size * 16 / 1e6
-    extra = {"batch": args.batch} | ({"tile": args.tile} if args.tile else {})
+    extra = ({"batch": args.batch} | ({"tile": args.tile} if args.tile else {})
+             | ({"psf_fwhm": args.psf_fwhm} if args.psf_fwhm is not None else {}))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"device {args.device} ({name}), torch {torch.__version__}; input {args.size}x{args.size} -> "
           f"{out_mp:.0f} output MP; batch {args.batch or 'default'}; {engine.FINISH_ROWS} rows per finishing step"

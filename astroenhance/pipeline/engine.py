@@ -563,8 +563,9 @@ class Enhancer:
         """Display luminance tiles ``(T, 1, h, w)`` -> SR display luminance ``(T, 1, 4h, 4w)`` (tensors on the run's
         device): in display space, or for a noise-space network from the ``linear`` tiles through `space` (the input
         noise ``sigma``: a number, or a tensor like the tiles) and back into the display mapping.  With ``psf_sigma``
-        > 0 the display's is smoothed by a Gaussian of that many output pixels (`psf_smoothing`; tile by tile: the
-        blend's ramps hide a tile's edges) and the network's own comes second (FLUX's); else the second is None."""
+        > 0 the network's output is smoothed by a Gaussian of that many output pixels for the display (`psf_smoothing`;
+        tile by tile: the blend's ramps hide a tile's edges) and its own comes second (FLUX's); else the second is
+        None."""
         if self.sr_space == "display":
             return self.accel.run_tensor(self.sr, tiles), None
         if isinstance(sigma, torch.Tensor):
@@ -572,11 +573,12 @@ class Enhancer:
         else:
             sigma = sigma_out = sigma if sigma > 0 else 1.0
         out = self.accel.run_tensor(self.sr, to_noise_space(linear, norm.sky, sigma).float())
-
-        def display(x: torch.Tensor) -> torch.Tensor:
-            return norm(from_noise_space(x.double(), norm.sky, sigma_out))
-
-        return (display(gaussian_blur(out, psf_sigma)), display(out)) if psf_sigma > 0 else (display(out), None)
+        own = norm(from_noise_space(out.double(), norm.sky, sigma_out))
+        if psf_sigma <= 0:
+            return own, None
+        # smoothed in the network's space, before the display mapping clips the brightest cores (smoothed after it,
+        # a clipped core comes out flattened: -0.1 dB on the undersampled simulated fields, docs/experiments.md)
+        return norm(from_noise_space(gaussian_blur(out, psf_sigma).double(), norm.sky, sigma_out)), own
 
     def psf_smoothing(self, src: FrameSource, cfg: EnhanceConfig) -> tuple[float, float, str]:
         """``(fwhm, sigma, source)``: the frame's PSF FWHM (input pixels; 0: not known), the Gaussian sigma (output
