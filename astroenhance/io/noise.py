@@ -541,7 +541,7 @@ def frame_optics(frame, needs: str) -> tuple[float, float]:
     telescope = str(header.get("TELESCOP", "HST") if header is not None else "HST").strip().upper()
     if telescope not in ("HST", ""):  # (a larger mirror makes stars sharper: its star cores would read as hits)
         raise InputError(f"{frame.name}: {needs} is judged through HST's 2.4 m mirror; a {telescope} frame's PSF is "
-                         "another")
+                         "another (a larger mirror's stars are sharper)")
     try:
         wavelength = float(header["PHOTPLAM"]) * 1e-10 if header is not None and "PHOTPLAM" in header else 0.0
     except (TypeError, ValueError):
@@ -564,7 +564,8 @@ def frame_optics(frame, needs: str) -> tuple[float, float]:
 def frame_star_sharpness(frame) -> tuple[float, float]:
     """How sharp a star can be on ``frame`` (a `readers.FrameSource`; `imaging.cosmics.star_sharpness`): HST's
     diffraction limit at the header's PHOTPLAM (pivot wavelength, Angstrom) on the WCS's smallest pixel scale."""
-    return star_sharpness(*frame_optics(frame, "--clean-cosmic-rays (how sharp a star can be: run without it)"))
+    return star_sharpness(*frame_optics(frame, "--clean-cosmic-rays (which judges how sharp a star can be; run "
+                                               "without it)"))
 
 
 def frame_psf_fwhm(frame) -> tuple[float, str]:

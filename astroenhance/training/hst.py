@@ -436,8 +436,9 @@ def evaluate_hst(truths: list[Path], config: EnhanceConfig | None = None, levels
     """The whole protocol over ``truths`` and ``simulated`` simulated fields (`training.fields.simulated_field`:
     noise-free truths, 384², units where the pixel rms is 1; fields ``simulated_from`` on: the report's are 0 on,
     validation's 100 on; their PSF ``psf_scale`` times wider, 4: as well sampled as a drizzled frame; ``tell_psf``:
-    `run` is told each one's PSF FWHM, as an HST header tells it, `run --psf-fwhm`): per frame, noise level and draw, means per level for the
-    real frames (``summary``) and apart for the simulated fields (``simulated_summary``), and blank-noise peaks.
+    `run` is told each one's PSF FWHM, as an HST header tells it, `run --psf-fwhm`): per frame, noise level and
+    draw, means per level for the real frames (``summary``) and apart for the simulated fields
+    (``simulated_summary``), and blank-noise peaks.
     ``draws`` noise draws per frame and level (`noise_draw`) average the summary over that many inputs: one draw's
     mean over a few frames moves by a few hundredths of a dB from draw to draw.
     ``panels``, if given, receives a figure row per frame and level (`figure_row`; the first draw's)."""
