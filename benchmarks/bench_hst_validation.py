@@ -1,7 +1,7 @@
 """`evaluate --task hst` on the validation sets used to choose SR settings for real frames, per weights folder.
 
     python benchmarks/bench_hst_validation.py --data ../shared/data [--weights W1,W2,...] [--tolerances 2/2,2/3]
-        [--flux-lowpass 0,1,2] [--sets slacs2303,...] [--draws N] [--workdir DIR]
+        [--flux-lowpass 0,1,2] [--psf-smooth 0.4,0.6] [--sets slacs2303,...] [--draws N] [--workdir DIR]
 
 Nine sets, none used for training or test (docs/experiments.md):
 
@@ -29,7 +29,7 @@ Nine sets, none used for training or test (docs/experiments.md):
   inputs (SCI + ERR, no PHOTPLAM) tell `run` nothing.
 
 For each weights folder (``default``: the shipped ones), each ``--tolerances`` pair FLUX/DISPLAY (`run
---flux-tolerance` / `--display-tolerance`; ``default``: the network's) and each ``--flux-lowpass`` width it prints run
+--flux-tolerance` / `--display-tolerance`; ``default``: the network's), each ``--flux-lowpass`` width and each ``--psf-smooth`` share it prints run
 minus the best classical baseline (dB) at k = 0.5 and 2, averaged over each set, the truth-noise ceiling minus the best
 baseline (the room there is; `training.hst`), `run`'s aperture-flux error on FLUX
 at both levels (the protocol's median over frames of each frame's median, then the median over the set's sources
@@ -52,6 +52,7 @@ from astropy.io import fits
 from scipy.signal import fftconvolve
 
 from astroenhance.config import EnhanceConfig
+from astroenhance.imaging import psf
 from astroenhance.pipeline import finish
 from astroenhance.training.hst import evaluate_hst, list_truths
 from astroenhance.training.telescope import moffat_psf, sersic
@@ -136,6 +137,7 @@ def bright(seed: int, disk: bool) -> np.ndarray:
 
 
 SHIPPED_LOWPASS = finish.FLUX_LOWPASS
+SHIPPED_SMOOTH = psf.SMOOTH
 UNDERSAMPLED = {"ir_field": lambda: undersampled(3, False), "ir_disk": lambda: undersampled(5, True)}
 GALAXIES = {"ell": lambda: elliptical(42), "ell7": lambda: crowded(7, 3.0, 120, 2e7, 0.9, 3.0),
             "ell11": lambda: crowded(11, 5.0, 45, 8e5, 0.6, 2.2)}
@@ -192,19 +194,23 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=1,
                     help="noise draws per frame and level, averaged (`evaluate --task hst --draws`; false detections "
                          "per draw): one draw's set means move by a few hundredths of a dB from draw to draw")
+    ap.add_argument("--psf-smooth", default="default",
+                    help="comma-separated shares of the PSF's sigma the display is smoothed by where run knows the PSF "
+                         "(`imaging.psf.SMOOTH`: the *_psf sets, HST frames); default = the shipped share")
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
     names = args.sets.split(",")
     if unknown := set(names) - set(SETS):
         ap.error(f"unknown sets {', '.join(sorted(unknown))} (choose from {', '.join(SETS)})")
     sets = write_sets(args.data, args.workdir or Path(tempfile.mkdtemp(prefix="ae-hstval-")), names)
-    print(f"{'weights':<24}{'tol F/D':<9}{'lowpass':<9}{'set':<13}{'k=0.5 run-best':>15}{'k=2 run-best':>13}{'ceiling-best':>14}"
+    print(f"{'weights':<24}{'tol F/D':<9}{'lowpass':<9}{'smooth':<8}{'set':<13}{'k=0.5 run-best':>15}{'k=2 run-best':>13}{'ceiling-best':>14}"
           f"{'apflux k=0.5/2 (bicubic)':>34}{'pooled k=0.5/2 (bicubic)':>34}{'false det k=2 (bicubic)':>25}"
           f"{'complete k=2 (bicubic; matched)':>33}"
           f"{'r_half bias k=2 (bicubic)':>28}{'sky lattice k=0.5/2 (best)':>30}{'fine err x1000 k=0.5/2 (best)':>32}")
-    for w, tol, width in itertools.product(args.weights.split(","), args.tolerances.split(","),
-                                           args.flux_lowpass.split(",")):
+    for w, tol, width, smooth in itertools.product(args.weights.split(","), args.tolerances.split(","),
+                                                   args.flux_lowpass.split(","), args.psf_smooth.split(",")):
         finish.FLUX_LOWPASS = SHIPPED_LOWPASS if width == "default" else float(width)
+        psf.SMOOTH = SHIPPED_SMOOTH if smooth == "default" else float(smooth)
         flux, display = (None, None) if tol == "default" else (float(v) for v in tol.split("/"))
         cfg = EnhanceConfig(device="cpu", weights=None if w == "default" else w, flux_tolerance=flux,
                             display_tolerance=display)
@@ -218,7 +224,7 @@ def main() -> None:
                 s = evaluate_hst(list_truths(folder), cfg, noise_frames=0, draws=args.draws)["summary"]
             lo, hi = s["k=0.5"], s["k=2"]
             pl, ph = lo["aperture_flux_vs_bicubic"], hi["aperture_flux_vs_bicubic"]
-            print(f"{Path(w).name[:23]:<24}{tol:<9}{width:<9}{name:<13}{lo['run_minus_best']:+15.3f}"
+            print(f"{Path(w).name[:23]:<24}{tol:<9}{width:<9}{smooth:<8}{name:<13}{lo['run_minus_best']:+15.3f}"
                   f"{hi['run_minus_best']:+13.3f}{_room(lo):>7}/{_room(hi):<6}{lo['run_aperture_flux_err']:>12.3f} / {hi['run_aperture_flux_err']:.3f} "
                   f"({lo['bicubic_aperture_flux_err']:.3f} / {hi['bicubic_aperture_flux_err']:.3f})"
                   f"{pl['run_median']:>12.3f} / {ph['run_median']:.3f} ({pl['other_median']:.3f} / {ph['other_median']:.3f})"

@@ -127,12 +127,12 @@ def test_run_records_the_psf_and_its_smoothing_and_a_frame_without_psf_is_as_bef
         v.close()
 
 
-def test_psf_fwhm_out_of_range_is_a_usage_error():
+def test_psf_fwhm_out_of_range_is_a_usage_error(tmp_path):
     with pytest.raises(SettingsError, match="psf-fwhm"):
         EnhanceConfig(psf_fwhm=-1.0).check()
-    result = CliRunner().invoke(app, ["run", str(FIXTURES / "j94f05bgq_flt.fits"), "-o", "/tmp/never",
+    result = CliRunner().invoke(app, ["run", str(FIXTURES / "j94f05bgq_flt.fits"), "-o", str(tmp_path / "out"),
                                       "--psf-fwhm", "100"])
-    assert result.exit_code == 2
+    assert result.exit_code == 2 and not (tmp_path / "out").exists()
 
 
 def test_flux_keeps_the_networks_own_light_whatever_the_display_shows_and_however_bands_cut(hrc_crop, monkeypatch):

@@ -559,13 +559,14 @@ class Enhancer:
         return sky if own is None else torch.where(good, own, sky)
 
     def _upscale(self, tiles: torch.Tensor, linear: torch.Tensor | None, norm: Normalizer,
-                 sigma: torch.Tensor | float = 0.0, psf_sigma: float = 0.0) -> tuple[torch.Tensor, torch.Tensor | None]:
+                 sigma: torch.Tensor | float = 0.0, psf_sigma: float = 0.0,
+                 keep_own: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Display luminance tiles ``(T, 1, h, w)`` -> SR display luminance ``(T, 1, 4h, 4w)`` (tensors on the run's
         device): in display space, or for a noise-space network from the ``linear`` tiles through `space` (the input
         noise ``sigma``: a number, or a tensor like the tiles) and back into the display mapping.  With ``psf_sigma``
         > 0 the network's output is smoothed by a Gaussian of that many output pixels for the display (`psf_smoothing`;
-        tile by tile: the blend's ramps hide a tile's edges) and its own comes second (FLUX's); else the second is
-        None."""
+        tile by tile: the blend's ramps hide a tile's edges) and, with ``keep_own`` (FLUX's), its own comes second;
+        else the second is None."""
         if self.sr_space == "display":
             return self.accel.run_tensor(self.sr, tiles), None
         if isinstance(sigma, torch.Tensor):
@@ -573,11 +574,11 @@ class Enhancer:
         else:
             sigma = sigma_out = sigma if sigma > 0 else 1.0
         out = self.accel.run_tensor(self.sr, to_noise_space(linear, norm.sky, sigma).float())
-        own = norm(from_noise_space(out.double(), norm.sky, sigma_out))
         if psf_sigma <= 0:
-            return own, None
+            return norm(from_noise_space(out.double(), norm.sky, sigma_out)), None
         # smoothed in the network's space, before the display mapping clips the brightest cores (smoothed after it,
         # a clipped core comes out flattened: -0.1 dB on the undersampled simulated fields, docs/experiments.md)
+        own = norm(from_noise_space(out.double(), norm.sky, sigma_out)) if keep_own else None
         return norm(from_noise_space(gaussian_blur(out, psf_sigma).double(), norm.sky, sigma_out)), own
 
     def psf_smoothing(self, src: FrameSource, cfg: EnhanceConfig) -> tuple[float, float, str]:
@@ -774,7 +775,7 @@ class Enhancer:
                 self._lap("sr")
                 lum_b, own_b = (self._upscale(tiles_l[k0:k1], None if tiles_lin is None else tiles_lin[k0:k1], norm,
                                               tiles_sigma[k0:k1] if isinstance(tiles_sigma, torch.Tensor)
-                                              else tiles_sigma, psf_sigma)
+                                              else tiles_sigma, psf_sigma, keep_own=planes == 5)
                                 if self.sr is not None else (tiles_l[k0:k1], None))
                 if self.sr is not None:
                     if cfg.noise_gate:

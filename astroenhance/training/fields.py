@@ -23,7 +23,7 @@ from scipy.signal import fftconvolve
 
 from ..imaging.cosmics import HST_OBSCURATION, annular_airy
 from ..metrics import area_downsample
-from .telescope import sersic
+from .telescope import half_max_fwhm, sersic
 
 FINE = 2  # sources are rendered on a grid this many times finer than the truth's, then integrated over its pixels
 SPIKES = 0.015  # share of a star's light in the four diffraction spikes
@@ -82,11 +82,6 @@ def numbered_field(i: int, size: int = 384, psf_scale: float = 1.0) -> tuple[np.
     return _simulated_field(np.random.default_rng([SEED, i]), size, psf_scale)
 
 
-def psf_fwhm(psf: np.ndarray) -> float:
-    """The FWHM (truth pixels) of a `hst_psf`, from the area of its fine pixels above half its peak."""
-    return 2 * math.sqrt(float((psf > psf.max() / 2).sum()) / math.pi) / FINE
-
-
 def simulated_field(rng: np.random.Generator, size: int = 384, psf_scale: float = 1.0) -> np.ndarray:
     """A noise-free deep field of ``size``² truth pixels (see the module): galaxies whose number is Poisson (60 per
     384², most of them too faint to detect: 2-18 sources above 5 units in the first eight fields), fluxes
@@ -99,7 +94,7 @@ def simulated_field(rng: np.random.Generator, size: int = 384, psf_scale: float 
 
 
 def _simulated_field(rng: np.random.Generator, size: int, psf_scale: float) -> tuple[np.ndarray, float]:
-    """`simulated_field` and its PSF's FWHM (truth pixels, `psf_fwhm`)."""
+    """`simulated_field` and its PSF's FWHM (truth pixels; `half_max_fwhm` of its fine pixels)."""
     n = size * FINE
     fine = np.zeros((n, n))
     galaxies = rng.poisson(60 * (size / 384) ** 2)
@@ -111,4 +106,4 @@ def _simulated_field(rng: np.random.Generator, size: int, psf_scale: float) -> t
         fine[rng.integers(0, n), rng.integers(0, n)] += flux
     psf = hst_psf(rng.uniform(1.2, 3.0) * psf_scale, rng.uniform(0.2, 0.5) * psf_scale,
                   size=int(round(33 * psf_scale)) | 1)
-    return area_downsample(fftconvolve(fine, psf, mode="same"), FINE) * FINE**2, psf_fwhm(psf)
+    return area_downsample(fftconvolve(fine, psf, mode="same"), FINE) * FINE**2, half_max_fwhm(psf) / FINE

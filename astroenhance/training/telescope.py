@@ -151,6 +151,11 @@ def load_psfs(paths: list[Path]) -> list[np.ndarray]:
     return out
 
 
+def half_max_fwhm(psf: np.ndarray) -> float:
+    """A PSF's FWHM in its own pixels, from the area of those at or above half its peak (a disk's diameter)."""
+    return 2 * math.sqrt(float((psf >= psf.max() / 2).sum()) / math.pi)
+
+
 def file_psf(rng: np.random.Generator, psfs: list[np.ndarray], fwhm: tuple[float, float] = (0.9, 3.0),
              jitter: float = 0.4, size: int = 41) -> np.ndarray:
     """One of ``psfs`` (`load_psfs`) as a normalised PSF of a truth: its core brought to a FWHM drawn from ``fwhm``
@@ -160,8 +165,7 @@ def file_psf(rng: np.random.Generator, psfs: list[np.ndarray], fwhm: tuple[float
     from scipy.ndimage import gaussian_filter, uniform_filter, zoom
 
     psf = psfs[int(rng.integers(len(psfs)))]
-    own = 2 * math.sqrt(float((psf >= psf.max() / 2).sum()) / math.pi)
-    z = max(rng.uniform(*fwhm) / own, 3 / min(psf.shape))  # (a model far wider than its core keeps 3 pixels)
+    z = max(rng.uniform(*fwhm) / half_max_fwhm(psf), 3 / min(psf.shape))  # (a model far wider than its core keeps 3 pixels)
     if z < 1:  # each new pixel integrates the model over its area, then is sampled
         psf = uniform_filter(psf, size=max(1, round(1 / z)), mode="constant")
     psf = np.clip(zoom(psf, z, order=1, mode="grid-constant", grid_mode=True), 0, None)
