@@ -142,6 +142,10 @@ def read_bands(path: str | Path, hdu: str | None = None, cosmic_rays: bool | Non
             return bands
 
 
+#: a frame's pixels shrunk by its projection below this share of their nominal size (CDELT, CD) are not a real frame's
+SQUEEZED = 0.01
+
+
 def _check_sky(name: str, wcs: WCS, shape: tuple[int, int]) -> None:
     """An `InputError` naming the frame where its WCS cannot place it on a grid with others: a celestial frame
     astropy does not know (RADESYS 'XYZ'), or no sky position for its corners and centre (a CRVAL of 1e10 degrees,
@@ -163,6 +167,18 @@ def _check_sky(name: str, wcs: WCS, shape: tuple[int, int]) -> None:
     if not (np.isfinite(world).all() and (np.abs(lon) <= 720).all() and (np.abs(lat) <= 90 + 1e-9).all()):
         raise InputError(f"{name}: its WCS gives no usable sky position for some of its corners (CRVAL "
                          f"{', '.join(f'{v:g}' for v in wcs.wcs.crval)}): it cannot be aligned with other frames")
+    # the frame's pixels where they are: a reference pixel far off the frame (CRPIX 1e9) puts them where the projection
+    # squeezes a pixel to a sliver of its nominal size, and reproject sizes the grid NaN
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        step = np.asarray(wcs.celestial.all_pix2world([nx / 2, nx / 2 + 1, nx / 2], [ny / 2, ny / 2, ny / 2 + 1], 0))
+    centre = SkyCoord(step[0, 0], step[1, 0], unit="deg")
+    local = centre.separation(SkyCoord(step[0, 1:], step[1, 1:], unit="deg")).deg
+    nominal = proj_plane_pixel_scales(wcs.celestial)
+    if not (np.isfinite(local).all() and (local > SQUEEZED * nominal).all()):
+        raise InputError(f"{name}: its WCS squeezes its pixels to {np.nanmin(local / nominal):.2g} of their nominal "
+                         f"size where the frame lies (CRPIX {', '.join(f'{v:g}' for v in wcs.wcs.crpix)}, far off the "
+                         "frame?): it cannot be aligned with other frames")
 
 
 def read_band(path: str | Path, hdu: str | None = None, **maps) -> Band:

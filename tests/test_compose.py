@@ -1503,3 +1503,25 @@ def test_a_mosaic_stopped_by_sigterm_leaves_no_scratch_and_one_killed_is_cleaned
     said = proc.communicate(timeout=60)[0]
     assert proc.returncode == 143 and "terminated (SIGTERM): nothing half-written is left" in said, said
     assert sorted(p.name for p in out.iterdir()) == [live.name]
+
+
+@pytest.mark.parametrize("chips", [1, 2])
+def test_a_frame_whose_wcs_squeezes_its_pixels_to_nothing_is_one_line_naming_it(tmp_path, chips):
+    """A reference pixel far off the frame (CRPIX 1e9) puts its pixels where the TAN projection squeezes them to
+    1e-5 of their size: every position finite, the grid reproject makes of them NaN (the fuzz test found it)."""
+    def header(crpix1, crval1):
+        w = WCS(naxis=2)
+        w.wcs.ctype, w.wcs.crpix, w.wcs.crval = ["RA---TAN", "DEC--TAN"], [crpix1, 4], [crval1, 2]
+        w.wcs.cdelt = [-1.4e-5, 1.4e-5]
+        return w.to_header()
+
+    data = np.random.default_rng(0).normal(10, 1, (8, 8)).astype(np.float32)
+    fits.PrimaryHDU(data, header(4, 150)).writeto(tmp_path / "good.fits")
+    fits.HDUList([fits.PrimaryHDU()] + [fits.ImageHDU(data, header(1e9, 0), name="SCI", ver=v + 1)
+                                        for v in range(chips)]).writeto(tmp_path / "far.fits")
+    for command in (["mosaic"], ["compose"]):
+        result = CliRunner().invoke(app, [*command, str(tmp_path / "good.fits"), str(tmp_path / "far.fits"), "-o",
+                                          str(tmp_path / "o"), "--format", "fits"])
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+        assert result.exit_code in (1, 2) and "far.fits" in result.output and "squeezes its pixels" in result.output
+        assert not (tmp_path / "o").exists() or not any((tmp_path / "o").glob("*.fits"))

@@ -536,12 +536,12 @@ PIVOT_RANGE = (900, 30000)
 def frame_optics(frame, needs: str) -> tuple[float, float]:
     """The pivot wavelength (m: the header's PHOTPLAM) and the WCS's smallest pixel scale (arcsec) of ``frame`` (a
     `readers.FrameSource`) as seen through HST's 2.4 m mirror; an `InputError` naming the frame and what ``needs``
-    them (e.g. "--clean-cosmic-rays: how sharp a star can be") where the header cannot give them."""
+    them (e.g. "--clean-cosmic-rays, to know how sharp a star can be,") where the header cannot give them."""
     header = frame.header
     telescope = str(header.get("TELESCOP", "HST") if header is not None else "HST").strip().upper()
     if telescope not in ("HST", ""):  # (a larger mirror makes stars sharper: its star cores would read as hits)
-        raise InputError(f"{frame.name}: {needs} is judged through HST's 2.4 m mirror; a {telescope} frame's PSF is "
-                         "another (a larger mirror's stars are sharper)")
+        raise InputError(f"{frame.name}: {needs} assumes HST's 2.4 m mirror; a {telescope} frame's PSF is another (a "
+                         "larger mirror's stars are sharper)")
     try:
         wavelength = float(header["PHOTPLAM"]) * 1e-10 if header is not None and "PHOTPLAM" in header else 0.0
     except (TypeError, ValueError):
@@ -564,8 +564,7 @@ def frame_optics(frame, needs: str) -> tuple[float, float]:
 def frame_star_sharpness(frame) -> tuple[float, float]:
     """How sharp a star can be on ``frame`` (a `readers.FrameSource`; `imaging.cosmics.star_sharpness`): HST's
     diffraction limit at the header's PHOTPLAM (pivot wavelength, Angstrom) on the WCS's smallest pixel scale."""
-    return star_sharpness(*frame_optics(frame, "--clean-cosmic-rays (which judges how sharp a star can be; run "
-                                               "without it)"))
+    return star_sharpness(*frame_optics(frame, "--clean-cosmic-rays, to know how sharp a star can be,"))
 
 
 def frame_psf_fwhm(frame) -> tuple[float, str]:
