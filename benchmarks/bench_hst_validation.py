@@ -1,9 +1,9 @@
 """`evaluate --task hst` on the validation sets used to choose SR settings for real frames, per weights folder.
 
     python benchmarks/bench_hst_validation.py --data ../shared/data [--weights W1,W2,...] [--tolerances 2/2,2/3]
-        [--flux-lowpass 0,1,2] [--psf-smooth 0.4,0.6] [--sets slacs2303,...] [--draws N] [--workdir DIR]
+        [--flux-lowpass 0,1,2] [--psf-smooth 0.4,0.6] [--psf-keep 0,1:2.5] [--sets slacs2303,...] [--draws N] [--workdir DIR]
 
-Nine sets, none used for training or test (docs/experiments.md):
+Eleven sets, none used for training or test (docs/experiments.md):
 
 * ``slacs2303``: the SLACS 2303 field at 0.05" (`fits/hst_real/slacs2303p1422_050mas_image.fits`);
 * ``cosmos``: the first two COSMOS galaxy stamps of `fits/hst_real/paltas_cosmos_real_galaxy_images_23.5_n1subset.fits`
@@ -19,12 +19,15 @@ Nine sets, none used for training or test (docs/experiments.md):
   noise over most of the frame (a cD elliptical with globular clusters; a large disk with knots), well sampled
   (Moffat FWHM 2.2 pixels): the case where the truth's pixel rms, and so the protocol's added noise, is set by the
   galaxy's light, not the sky (`bright`; seeded).
+* ``starfield``: two frames of the ``undersampled`` field's kind (stars and small galaxies, other seeds) through a
+  PSF 8x wider: binned 4x4, well sampled (FWHM 1.6 input pixels) and full of stars, where the wellsampled fields
+  hold a few.
 * ``simulated``: eight simulated fields with a noise-free truth (`training.fields.simulated_field`, fields 100-107:
   `evaluate --simulated N` reports fields 0 to N - 1), HST's Airy PSF, drawn unlike the training fields.
 * ``wellsampled``: the same eight fields with the PSF 4x wider (`simulated_field`'s ``psf_scale``): binned 4x4, the
   input samples its PSF as a drizzled frame does at its own pixels (FWHM 1.2-3 input pixels) — `run`'s usual input,
   where every other set's input is undersampled (FWHM under one input pixel).
-* ``simulated_psf``, ``wellsampled_psf``: the same two, `run` told each field's PSF FWHM (`run --psf-fwhm`, what an
+* ``simulated_psf``, ``wellsampled_psf``, ``starfield_psf``: the same three, `run` told each field's PSF FWHM (`run --psf-fwhm`, what an
   HST header gives it: its output smoothed to the PSF, `imaging.psf`); the others are told nothing, as the protocol's
   inputs (SCI + ERR, no PHOTPLAM) tell `run` nothing.
 
@@ -45,6 +48,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -80,10 +84,10 @@ def crowded(seed: int, sersic_n: float, r_e: float, flux: float, q: float, fwhm:
     return img + rng.normal(0, 1.0, img.shape)
 
 
-def undersampled(seed: int, disk: bool) -> np.ndarray:
+def undersampled(seed: int, disk: bool, fwhm: float = 1.3) -> np.ndarray:
     """A 300² frame whose PSF is undersampled (FWHM ~1.3 pixels, pixel-integrated): 3x finer rendering, binned.
     ``disk``: one bright disk galaxy (bulge, disk, knots) filling half the frame, else stars and small galaxies;
-    sky 5, noise of sigma 1 on the sky and the sources' Poisson noise (gain 200)."""
+    sky 5, noise of sigma 1 on the sky and the sources' Poisson noise (gain 200).  ``fwhm``: the PSF's (pixels)."""
     rng = np.random.default_rng(seed)
     n, o = 300, 3
     fine = np.zeros((n * o, n * o))
@@ -101,7 +105,7 @@ def undersampled(seed: int, disk: bool) -> np.ndarray:
     stars = np.zeros_like(fine)
     for _ in range(15 if disk else 60):
         stars[rng.integers(0, n * o), rng.integers(0, n * o)] += 10 ** rng.uniform(2.0, 5.0)
-    fine = fftconvolve(fine + stars, moffat_psf(1.3 * o * 0.8, 2.5, 45), mode="same")
+    fine = fftconvolve(fine + stars, moffat_psf(fwhm * o * 0.8, 2.5, max(45, int(8 * fwhm * o) | 1)), mode="same")
     img = fine.reshape(n, o, n, o).sum(axis=(1, 3))
     return img + 5.0 + rng.normal(0, 1.0, img.shape) * np.sqrt(1 + img / 200)
 
@@ -138,23 +142,28 @@ def bright(seed: int, disk: bool) -> np.ndarray:
 
 SHIPPED_LOWPASS = finish.FLUX_LOWPASS
 SHIPPED_SMOOTH = psf.SMOOTH
+SHIPPED_KEEP = psf.KEEP_FROM, psf.KEEP
 UNDERSAMPLED = {"ir_field": lambda: undersampled(3, False), "ir_disk": lambda: undersampled(5, True)}
 GALAXIES = {"ell": lambda: elliptical(42), "ell7": lambda: crowded(7, 3.0, 120, 2e7, 0.9, 3.0),
             "ell11": lambda: crowded(11, 5.0, 45, 8e5, 0.6, 2.2)}
 
 
 BRIGHT = {"cd": lambda: bright(13, False), "disk": lambda: bright(17, True)}
+STARFIELD = {"stars_a": lambda: undersampled(23, False, 8.0), "stars_b": lambda: undersampled(29, False, 8.0)}
+#: the starfield frames' PSF FWHM in input pixels (the Moffat's 0.8 x 8 truth pixels, binned 4x): `starfield_psf` tells it
+STARFIELD_FWHM = 1.6
 
 
-SETS = ("slacs2303", "cosmos", "galaxies", "undersampled", "bright", "simulated", "wellsampled", "simulated_psf",
-        "wellsampled_psf")
+SETS = ("slacs2303", "cosmos", "galaxies", "undersampled", "bright", "starfield", "simulated", "wellsampled", "simulated_psf",
+        "wellsampled_psf", "starfield_psf")
 #: the sets of simulated fields (noise-free truths made by `evaluate_hst`, no files): their PSF's scale, and whether
 #: `run` is told each one's PSF FWHM (`run --psf-fwhm`, as an HST header tells it)
 SIMULATED = {"simulated": (1.0, False), "wellsampled": (4.0, False), "simulated_psf": (1.0, True),
              "wellsampled_psf": (4.0, True)}
 
 
-SYNTHETIC = {"galaxies": GALAXIES, "undersampled": UNDERSAMPLED, "bright": BRIGHT}
+SYNTHETIC = {"galaxies": GALAXIES, "undersampled": UNDERSAMPLED, "bright": BRIGHT, "starfield": STARFIELD,
+             "starfield_psf": STARFIELD}
 
 
 def _room(summary: dict) -> str:
@@ -197,6 +206,10 @@ def main() -> None:
     ap.add_argument("--psf-smooth", default="default",
                     help="comma-separated shares of the PSF's sigma the display is smoothed by where run knows the PSF "
                          "(`imaging.psf.SMOOTH`: the *_psf sets, HST frames); default = the shipped share")
+    ap.add_argument("--psf-keep", default="default",
+                    help="comma-separated FROM:TO noise-space levels over which the smoothing fades out, keeping the "
+                         "network's own output whole above TO (`imaging.psf.KEEP_FROM`, `KEEP`; 0: smoothed "
+                         "everywhere); default = the shipped levels")
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
     names = args.sets.split(",")
@@ -207,10 +220,14 @@ def main() -> None:
           f"{'apflux k=0.5/2 (bicubic)':>34}{'pooled k=0.5/2 (bicubic)':>34}{'false det k=2 (bicubic)':>25}"
           f"{'complete k=2 (bicubic; matched)':>33}"
           f"{'r_half bias k=2 (bicubic)':>28}{'sky lattice k=0.5/2 (best)':>30}{'fine err x1000 k=0.5/2 (best)':>32}")
-    for w, tol, width, smooth in itertools.product(args.weights.split(","), args.tolerances.split(","),
-                                                   args.flux_lowpass.split(","), args.psf_smooth.split(",")):
+    for w, tol, width, smooth, keep in itertools.product(args.weights.split(","), args.tolerances.split(","),
+                                                         args.flux_lowpass.split(","), args.psf_smooth.split(","),
+                                                         args.psf_keep.split(",")):
         finish.FLUX_LOWPASS = SHIPPED_LOWPASS if width == "default" else float(width)
         psf.SMOOTH = SHIPPED_SMOOTH if smooth == "default" else float(smooth)
+        psf.KEEP_FROM, psf.KEEP = (SHIPPED_KEEP if keep == "default" else
+                                   (0.0, 0.0) if keep == "0" else tuple(float(v) for v in keep.split(":")))
+        smooth = smooth if keep == "default" else f"{smooth[:3]}/{keep}"
         flux, display = (None, None) if tol == "default" else (float(v) for v in tol.split("/"))
         cfg = EnhanceConfig(device="cpu", weights=None if w == "default" else w, flux_tolerance=flux,
                             display_tolerance=display)
@@ -220,8 +237,9 @@ def main() -> None:
                 psf_scale, told = SIMULATED[name]
                 s = evaluate_hst([], cfg, noise_frames=0, simulated=8, simulated_from=100, draws=args.draws,
                                  psf_scale=psf_scale, tell_psf=told)["simulated_summary"]
-            else:
-                s = evaluate_hst(list_truths(folder), cfg, noise_frames=0, draws=args.draws)["summary"]
+            else:  # (starfield_psf: run told the frames' PSF, as an HST header tells it)
+                told = replace(cfg, psf_fwhm=STARFIELD_FWHM) if name == "starfield_psf" else cfg
+                s = evaluate_hst(list_truths(folder), told, noise_frames=0, draws=args.draws)["summary"]
             lo, hi = s["k=0.5"], s["k=2"]
             pl, ph = lo["aperture_flux_vs_bicubic"], hi["aperture_flux_vs_bicubic"]
             print(f"{Path(w).name[:23]:<24}{tol:<9}{width:<9}{smooth:<8}{name:<13}{lo['run_minus_best']:+15.3f}"

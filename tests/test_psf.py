@@ -96,6 +96,25 @@ def test_a_well_sampled_frame_told_its_psf_gets_no_dots_sharper_than_it_and_keep
         assert blocks.sum() == pytest.approx(data.sum(), rel=1e-3)
 
 
+def test_the_smoothing_spares_bright_cores_and_smooths_the_sky(monkeypatch):
+    """Smoothed where the output is faint only (`imaging.psf.KEEP`): the brightest stars' cores are the network's own,
+    the sky's sub-PSF dots go as they do when smoothed everywhere."""
+    from astroenhance.imaging import psf
+
+    data, stars = _well_sampled_frame()
+    sky = ~np.kron(stars, np.ones((4, 4), bool))
+    lum = {}
+    for name, fwhm, keep in (("plain", 0.0, psf.KEEP), ("faint", 2.5, psf.KEEP), ("everywhere", 2.5, 0.0)):
+        monkeypatch.setattr(psf, "KEEP", keep)
+        res = Enhancer(EnhanceConfig(device="cpu", colorize=False, psf_fwhm=fwhm)).enhance_array(data)
+        lum[name] = res.rgb[..., 1].astype(np.float64)
+    cores = np.kron(data > np.percentile(data, 99.7), np.ones((4, 4), bool))  # the brightest stars' peaks
+    drop = {k: (lum["plain"] - lum[k])[cores].mean() for k in ("faint", "everywhere")}
+    assert drop["everywhere"] > 0.01 and abs(drop["faint"]) < 0.25 * drop["everywhere"]
+    assert _sub_psf_peaks(lum["plain"], sky) > 3 * max(1, _sub_psf_peaks(lum["faint"], sky))
+    assert _sub_psf_peaks(lum["faint"], sky) <= _sub_psf_peaks(lum["everywhere"], sky) + 2
+
+
 def test_run_records_the_psf_and_its_smoothing_and_a_frame_without_psf_is_as_before(tmp_path):
     runner = CliRunner()
     outs = {}

@@ -6,7 +6,8 @@ drizzled frame at its own pixels: FWHM 2-3 pixels) holds no such star: there the
 galaxies' texture as dots sharper than the optics can deliver.  Smoothing its output for the display planes by a
 Gaussian of `SMOOTH` times the PSF's own sigma removes that and nothing the optics could have delivered (chosen on
 simulated fields, docs/experiments.md: +0.3 / +0.7 dB at k = 0.5 / 2 where the input's FWHM is 1.4-2.2 pixels, and a
-little gain even where it is 0.3-0.7).  FLUX is made from the network's own output: smoothed, the light of faint
+little gain even where it is 0.3-0.7) — where the output is faint (`KEEP`): on a field full of well-sampled stars,
+smoothed everywhere, the stars' cores lost 0.04 / 0.13 dB.  FLUX is made from the network's own output: smoothed, the light of faint
 compact sources spreads beyond their apertures and below the detection threshold (aperture-flux error 0.025 ->
 0.037 at k = 0.5 on those fields, bicubic 0.028).
 
@@ -32,6 +33,12 @@ DETECTOR_PIXEL = {("ACS", "WFC"): 0.05, ("ACS", "HRC"): 0.025, ("ACS", "SBC"): 0
 DETECTOR_SHARE = 0.6
 #: the SR output is smoothed by a Gaussian of this many times the PSF's own sigma (FWHM / 2.3548)
 SMOOTH = 0.6
+#: ... where it is faint: the smoothing fades out as the smoothed output rises from `KEEP_FROM` to `KEEP` in the
+#: network's noise space (asinh(x / 3 sigma): 1 is about 3.5 sigma, 2.5 about 18), above which the network's own
+#: output is kept whole — stars' cores stay as sharp as the network draws them, noise and faint texture are smoothed
+#: everywhere as before (KEEP 0: smoothed everywhere)
+KEEP_FROM = 1.0
+KEEP = 2.5
 
 
 def fwhm_arcsec(wavelength_m: float, detector_pixel: float) -> float:

@@ -26,6 +26,7 @@ from astropy.io import fits
 
 from ..config import EnhanceConfig, parse_dq_mask
 from ..errors import DiskFullError, InputError, OutputError, SettingsError, WeightsError
+from ..imaging import psf
 from ..imaging.color import rgb_to_ycbcr, rgb_to_ycbcr_planes
 from ..imaging.normalize import Normalizer
 from ..imaging.psf import smoothing_sigma
@@ -579,7 +580,10 @@ class Enhancer:
         # smoothed in the network's space, before the display mapping clips the brightest cores (smoothed after it,
         # a clipped core comes out flattened: -0.1 dB on the undersampled simulated fields, docs/experiments.md)
         own = norm(from_noise_space(out.double(), norm.sky, sigma_out)) if keep_own else None
-        return norm(from_noise_space(gaussian_blur(out, psf_sigma).double(), norm.sky, sigma_out)), own
+        smooth = gaussian_blur(out, psf_sigma)
+        if psf.KEEP > 0:  # where faint only: bright cores keep the network's own (`imaging.psf.KEEP`)
+            smooth = smooth + ((smooth - psf.KEEP_FROM) / (psf.KEEP - psf.KEEP_FROM)).clamp(0, 1) * (out - smooth)
+        return norm(from_noise_space(smooth.double(), norm.sky, sigma_out)), own
 
     def psf_smoothing(self, src: FrameSource, cfg: EnhanceConfig) -> tuple[float, float, str]:
         """``(fwhm, sigma, source)``: the frame's PSF FWHM (input pixels; 0: not known), the Gaussian sigma (output
