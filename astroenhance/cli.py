@@ -216,6 +216,19 @@ def _parse_formats(value: str | None) -> tuple[str, ...] | None:
     return formats
 
 
+def _parse_psf_fwhm(value: str | None) -> float | str | None:
+    """--psf-fwhm: a FWHM in input pixels (0-64), or "stars"."""
+    if value is None or value.strip().lower() == "stars":
+        return None if value is None else "stars"
+    try:
+        fwhm = float(value)
+    except ValueError:
+        fwhm = float("nan")
+    if not 0 <= fwhm <= 64:
+        raise _usage(f"--psf-fwhm {value!r}: give the PSF's FWHM in input pixels (0-64; 0: no smoothing) or 'stars'")
+    return fwhm
+
+
 class _PanelCommand(typer.core.TyperCommand):
     """Plain-text help (readable at 80 columns) with the options in sections: their ``rich_help_panel``, in the
     order the panels first appear."""
@@ -274,7 +287,7 @@ def run(
     flux_conserving: Annotated[bool | None, typer.Option("--flux-conserving/--no-flux-conserving", help="Make every 4x4 block mean of the output luminance equal the normalized input pixel (and, for a colour input with --no-colorize, its colour too). Default: on for FITS, off for images.", show_default=False, rich_help_panel="Flux and noise finishing")] = None,
     flux_tolerance: Annotated[float | None, typer.Option(help="With --flux-conserving: bring each 4x4 block mean of the FLUX plane within this many times the input pixel's noise of it (0: exactly onto it; also the display's, unless --display-tolerance says otherwise). Default: 0 for psnr, psnr-large and gan; 2 for hst, which removes noise (an exact projection would put the noise back).", min=0.0, show_default=False, rich_help_panel="Flux and noise finishing")] = None,
     display_tolerance: Annotated[float | None, typer.Option(help="With --flux-conserving: the same promise for the display planes' luminance (RED/GREEN/BLUE, PNG). Default: --flux-tolerance where given; else 0 for psnr, psnr-large and gan, 4 for hst (on validation frames its display PSNR is 3's within 0.01 dB, while at 3 the 0.3% of sky pixels that noise takes beyond it came back as 4x4 squares; the FLUX plane's 2 gives block fluxes closest to the truth).", min=0.0, show_default=False, rich_help_panel="Flux and noise finishing")] = None,
-    psf_fwhm: Annotated[float | None, typer.Option(help="The input PSF's FWHM in input pixels. The telescope networks (hst, hst-gan) learned from frames binned 4x, whose PSF is narrower than a pixel; on a frame that samples its PSF well (a drizzled frame at its own pixels: FWHM 2-3 px) they would draw noise and texture as dots sharper than the optics deliver. The display planes are smoothed by a Gaussian of 0.6x the PSF's sigma where faint, fading out from ~3.5 to ~18 sigma so that stars' cores keep the network's own (chosen on simulated fields: +0.5 / +0.8 dB at 1.4-2.2 px, noise 0.5 / 2x the truth's); FLUX and FLUXERR are made from the network's own output, as without. Default: a lower bound from an HST header (the diffraction core at PHOTPLAM with the detector's pixel, INSTRUME/DETECTOR, on the WCS's scale), else none; 0: no smoothing. The header records it (AE_PSFFW, AE_PSFSR, AE_PSFSM).", min=0.0, max=64.0, show_default=False, rich_help_panel="Flux and noise finishing")] = None,
+    psf_fwhm: Annotated[str | None, typer.Option(metavar="PIXELS|stars", help="The input PSF's FWHM in input pixels. The telescope networks (hst, hst-gan) learned from frames binned 4x, whose PSF is narrower than a pixel; on a frame that samples its PSF well (a drizzled frame at its own pixels: FWHM 2-3 px) they would draw noise and texture as dots sharper than the optics deliver. The display planes are smoothed by a Gaussian of 0.6x the PSF's sigma where faint, fading out from ~3.5 to ~18 sigma so that stars' cores keep the network's own (chosen on simulated fields: +0.5 / +0.8 dB at 1.4-2.2 px, noise 0.5 / 2x the truth's); FLUX and FLUXERR are made from the network's own output, as without. Default: a lower bound from an HST header (the diffraction core at PHOTPLAM with the detector's pixel, INSTRUME/DETECTOR, on the WCS's scale), else none; 0: no smoothing. 'stars': measured on each frame's compact sources (isolated peaks above 20 sigma, a Gaussian fitted to each; the narrowest of at least 3) — for frames whose header cannot say (ground-based, other telescopes): on a CFHTLS frame it takes the ~200 dots in the sky away; where a frame holds no star it is the narrowest galaxy's width, and on well-sampled star fields it costs ~0.03 dB, so it is not the default. The header records it (AE_PSFFW, AE_PSFSR, AE_PSFSM).", show_default=False, rich_help_panel="Flux and noise finishing")] = None,
     noise_gate: Annotated[bool | None, typer.Option("--noise-gate/--no-noise-gate", help="Keep the SR network's detail only where the input shows structure above its own noise (|pixel - 3x3 mean| > 5-7 sigma, dilated); elsewhere bicubic. Stops a network trained on clean pictures turning noise peaks into 'sources' (measured on 24 noise frames: 179 false 5-sigma sources without the gate, 4 with it, 4 for bicubic). Default: on for psnr, psnr-large and gan; off for hst, which was trained on noisy frames.", show_default=False, rich_help_panel="Flux and noise finishing")] = None,
     upscale: Annotated[bool, typer.Option("--upscale/--no-upscale", help="Run the 4x super-resolution network on luminance.", rich_help_panel="Flux and noise finishing")] = True,
     scale: Annotated[int, typer.Option(help="Upscaling factor (the shipped networks are 4x).", rich_help_panel="Flux and noise finishing")] = 4,
@@ -303,7 +316,7 @@ def run(
                            display_tolerance=display_tolerance, device=device.value,
                            precision=precision.value,
                            sr_model=sr_model.value if sr_model else None, weights=str(weights) if weights else None, batch=batch, hdu=hdu,
-                           noise_gate=noise_gate, psf_fwhm=psf_fwhm, dq_mask=dq_mask, fits_encoding=fits_encoding.value, flux_plane=flux_plane,
+                           noise_gate=noise_gate, psf_fwhm=_parse_psf_fwhm(psf_fwhm), dq_mask=dq_mask, fits_encoding=fits_encoding.value, flux_plane=flux_plane,
                            flux_err=flux_err,
                            color_strength=color_strength, noise=str(noise) if noise else None, noise_map=noise_map,
                            weight=str(weight) if weight else None, dq=str(dq) if dq else None,

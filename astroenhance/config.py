@@ -109,10 +109,10 @@ class EnhanceConfig:
     # (`io.noise.sky_noise_map`); False: one sigma for the frame
     clean_cosmic_rays: bool | None = None  # read pixels sharper than a star can be as no-data
     # (`io.noise.mask_cosmic_rays`); None: in single exposures whose DQ flags no cosmic rays
-    psf_fwhm: float | None = None  # the input PSF's FWHM (input pixels): a noise-space SR network's output is smoothed
-    # for the display planes by `imaging.psf.SMOOTH` of the PSF's sigma (no detail finer than the optics deliver;
-    # FLUX keeps the network's own); None: a lower bound from an HST header (`io.noise.frame_psf_fwhm`), else none;
-    # 0: no smoothing
+    psf_fwhm: float | str | None = None  # the input PSF's FWHM (input pixels): a noise-space SR network's output is
+    # smoothed where faint for the display planes by `imaging.psf.SMOOTH` of the PSF's sigma (no detail finer than the
+    # optics deliver; FLUX keeps the network's own); None: a lower bound from an HST header (`io.noise.frame_psf_fwhm`),
+    # else none; "stars": measured on each frame's compact sources (`io.noise.frame_star_fwhm`); 0: no smoothing
     noise_gate: bool | None = None  # network detail only above the input's noise; None: on for display-space SR
     # networks, off for the noise-space (telescope-trained) ones, which learned the noise themselves
     fill_holes: int = 8  # a grey frame's no-data runs up to this many input pixels long (along a row or a column,
@@ -159,7 +159,10 @@ class EnhanceConfig:
             raise SettingsError(f"FITS encoding {self.fits_encoding!r}: choose from {', '.join(FITS_ENCODINGS)}")
         if self.noise and self.weight:
             raise SettingsError("--noise and --weight both give the frame's noise: give one")
-        if self.psf_fwhm is not None and not 0 <= self.psf_fwhm <= 64:
+        if isinstance(self.psf_fwhm, str) and self.psf_fwhm != "stars":
+            raise SettingsError(f"--psf-fwhm {self.psf_fwhm!r}: give the PSF's FWHM in input pixels (0-64; 0: no "
+                                "smoothing) or 'stars' (measured on each frame's compact sources)")
+        if self.psf_fwhm is not None and self.psf_fwhm != "stars" and not 0 <= self.psf_fwhm <= 64:
             raise SettingsError(f"--psf-fwhm {self.psf_fwhm}: give the PSF's FWHM in input pixels (0-64; 0: no "
                                 "smoothing)")
         if self.fill_holes < 0:

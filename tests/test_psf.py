@@ -6,13 +6,23 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from scipy.ndimage import gaussian_filter, maximum_filter, median_filter
+from scipy.special import erf
 from typer.testing import CliRunner
 
 from astroenhance.cli import app
 from astroenhance.config import EnhanceConfig
 from astroenhance.errors import SettingsError
-from astroenhance.imaging.psf import DETECTOR_SHARE, detector_pixel, fwhm_arcsec, smoothing_sigma
-from astroenhance.io.noise import frame_psf_fwhm
+from astroenhance.imaging import psf
+from astroenhance.imaging.psf import (
+    DETECTOR_SHARE,
+    detector_pixel,
+    fwhm_arcsec,
+    fwhm_from_stars,
+    smoothing_sigma,
+    star_widths,
+)
+from astroenhance.io import noise
+from astroenhance.io.noise import frame_psf_fwhm, frame_star_fwhm
 from astroenhance.io.readers import open_frames
 from astroenhance.pipeline import Enhancer
 
@@ -144,6 +154,88 @@ def test_run_records_the_psf_and_its_smoothing_and_a_frame_without_psf_is_as_bef
         assert np.array_equal(n["GREEN"].data, outs["off"]["GREEN"].data)
     for v in outs.values():
         v.close()
+
+
+def _star_field(fwhm: float, n: int = 40, size: tuple[int, int] = (160, 160), seed: int = 5,
+                galaxies: int = 0) -> np.ndarray:
+    """``n`` stars at random sub-pixel positions through a circular Gaussian PSF of ``fwhm`` pixels integrated over
+    the pixels (peaks 25-2,000 sigma), and ``galaxies`` round exponential disks of many sizes; sky 100, noise 1."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros(size)
+    s = fwhm / 2.3548
+    for _ in range(n):
+        y, x = rng.uniform(8, size[0] - 8), rng.uniform(8, size[1] - 8)
+        peak = 10 ** rng.uniform(1.4, 3.3)
+        yy, xx = np.mgrid[:size[0], :size[1]]
+        gx = 0.5 * (erf((xx + 0.5 - x) / (math.sqrt(2) * s)) - erf((xx - 0.5 - x) / (math.sqrt(2) * s)))
+        gy = 0.5 * (erf((yy + 0.5 - y) / (math.sqrt(2) * s)) - erf((yy - 0.5 - y) / (math.sqrt(2) * s)))
+        img += peak * 2 * math.pi * max(s, 0.4) ** 2 * gx * gy
+    yy, xx = np.mgrid[:size[0], :size[1]]
+    for _ in range(galaxies):
+        y, x, r = rng.uniform(10, size[0] - 10), rng.uniform(10, size[1] - 10), 10 ** rng.uniform(0.2, 0.7)
+        img += gaussian_filter(300 * np.exp(-np.hypot(yy - y, xx - x) / r), s)
+    return img + 100 + rng.normal(0, 1, size)
+
+
+@pytest.mark.parametrize("fwhm", [0.8, 1.5, 2.5, 4.0])
+def test_the_psf_measured_on_stars_is_their_width(fwhm):
+    widths = star_widths(_star_field(fwhm), 100.0, 1.0)[1]
+    assert widths.size >= 20
+    assert np.median(widths) == pytest.approx(fwhm, rel=0.03)  # each star's fit, pixel-integrated
+    measured, source = fwhm_from_stars(widths)  # the narrowest few: a little under, never over
+    assert (0.85 if fwhm < 1 else 0.93) * fwhm < measured <= 1.01 * fwhm and source.startswith("stars (")
+
+
+def test_the_psf_from_compact_sources_bounds_it_and_needs_three():
+    # galaxies of many sizes and no stars: a width, but above the PSF's (every source is the PSF widened)
+    widths = star_widths(_star_field(1.5, n=0, galaxies=25), 100.0, 1.0)[1]
+    assert widths.size >= psf.MIN_SOURCES and fwhm_from_stars(widths)[0] > 1.5 * 1.2
+    assert fwhm_from_stars(np.array([2.0, 2.0])) == (0.0, "2 compact sources to measure it on (fewer than 3)")
+    # stars among galaxies decide it; a peak next to no data is not fitted
+    mixed = star_widths(_star_field(2.0, n=25, galaxies=25), 100.0, 1.0)[1]
+    assert 0.93 * 2.0 < fwhm_from_stars(mixed)[0] <= 2.02
+    holed = _star_field(2.0)
+    holed[:, ::9] = np.nan
+    assert star_widths(holed, 100.0, 1.0)[1].size == 0
+
+
+@pytest.mark.parametrize("strip", [48, 1024])
+def test_a_frames_psf_is_measured_on_its_stars_strip_by_strip_once(tmp_path, monkeypatch, strip):
+    monkeypatch.setattr(noise, "STAR_STRIP", strip)
+    data = _star_field(2.2, size=(230, 120))
+    fits.PrimaryHDU(data.astype(np.float32)).writeto(tmp_path / "stars.fits")
+    whole = fwhm_from_stars(star_widths(data.astype(np.float32).astype(np.float64), 100.0, 1.0)[1])
+    with open_frames(tmp_path / "stars.fits") as [src]:
+        fwhm, source = frame_star_fwhm(src, 100.0, 1.0)
+        assert fwhm == pytest.approx(whole[0], rel=1e-9)
+        assert source == whole[1]
+        monkeypatch.setattr(src, "read_rows", None)  # measured once: asked for the pixels and again for the header
+        assert frame_star_fwhm(src, 100.0, 1.0) == (fwhm, source)
+
+
+def test_run_told_stars_smooths_a_frame_without_a_header_to_its_measured_psf(tmp_path):
+    data, stars = _well_sampled_frame()  # a Gaussian PSF of FWHM 2.5 px sampled at the pixels' centres
+    out = {fwhm: Enhancer(EnhanceConfig(device="cpu", colorize=False, psf_fwhm=fwhm)).enhance_array(data)
+           for fwhm in ("stars", None)}
+    header = out["stars"].header
+    assert header["AE_PSFSR"].startswith("stars (") and 0.9 * 2.5 < header["AE_PSFFW"] <= 2.53
+    assert header["AE_PSFSM"] == pytest.approx(smoothing_sigma(header["AE_PSFFW"], 4), rel=1e-3)
+    assert out[None].header["AE_PSFFW"] == 0.0  # not the default: the header cannot say, so none
+    sky = ~np.kron(stars, np.ones((4, 4), bool))
+    lum = {k: v.rgb[..., 1].astype(np.float64) for k, v in out.items()}
+    assert _sub_psf_peaks(lum[None], sky) > 3 * max(1, _sub_psf_peaks(lum["stars"], sky))
+    np.testing.assert_array_equal(out[None].flux, out["stars"].flux)
+    # the command line takes it, and nothing else but a number
+    fits.PrimaryHDU(data).writeto(tmp_path / "stars.fits")
+    result = CliRunner().invoke(app, ["run", str(tmp_path / "stars.fits"), "-o", str(tmp_path / "out"),
+                                      "--no-colorize", "--format", "fits", "-q", "--psf-fwhm", "stars"])
+    assert result.exit_code == 0, result.output
+    assert fits.getheader(tmp_path / "out" / "stars.enhanced.fits")["AE_PSFSR"] == header["AE_PSFSR"]
+    result = CliRunner().invoke(app, ["run", str(tmp_path / "stars.fits"), "-o", str(tmp_path / "bad"),
+                                      "--psf-fwhm", "starz"])
+    assert result.exit_code == 2 and "stars" in result.output and not (tmp_path / "bad").exists()
+    with pytest.raises(SettingsError, match="stars"):
+        EnhanceConfig(psf_fwhm="starz").check()
 
 
 def test_psf_fwhm_out_of_range_is_a_usage_error(tmp_path):

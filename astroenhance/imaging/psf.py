@@ -14,12 +14,18 @@ compact sources spreads beyond their apertures and below the detection threshold
 The FWHM is given (`run --psf-fwhm`) or, for an HST frame, a lower bound from its header (`fwhm_arcsec`): the
 diffraction core at the filter's pivot wavelength (PHOTPLAM) in quadrature with `DETECTOR_SHARE` of the detector's
 own pixel (INSTRUME, DETECTOR), in the frame's pixels (its WCS).  A lower bound smooths less than the PSF allows,
-never more.
+never more.  Asked to (`run --psf-fwhm stars`: frames whose header cannot say, ground-based or another telescope's)
+it is measured on the frame's own sources (`star_widths`, `fwhm_from_stars`): the isolated compact peaks, each fitted
+with a circular Gaussian integrated over the pixels, and the narrowest of them — the PSF's width where they are
+stars, more where the frame holds none (not the default: on validation fields it cost 0.03 dB on star fields and
+gained 0.05-0.1 dB at low noise on sparse ones).
 """
 
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 from .cosmics import HST_APERTURE_M
 
@@ -60,3 +66,84 @@ def smoothing_sigma(fwhm: float, scale: int) -> float:
     """The Gaussian sigma (output pixels) a ``scale`` x output of an input whose PSF is ``fwhm`` input pixels wide is
     smoothed by (0: not known, no smoothing)."""
     return SMOOTH * fwhm * scale / (2 * math.sqrt(2 * math.log(2))) if fwhm > 0 else 0.0
+
+
+#: a star the PSF is measured on: a peak at least this many sigma above the sky, the brightest pixel within `STAMP`
+#: pixels, fitted on the (2 `STAMP` + 1)^2 pixels around it, none of them no-data
+STAR_SNR = 20.0
+STAMP = 7
+#: at most this many peaks are fitted (evenly spread over their brightness: the brightest may be saturated)
+MAX_STARS = 120
+#: a width from the frame's sources needs at least this many compact ones
+MIN_SOURCES = 3
+
+
+def _integrated_gaussian(p: np.ndarray, axis: np.ndarray) -> np.ndarray:
+    """A circular Gaussian (total ``p[0]``, centre ``p[1:3]`` (x, y), sigma ``p[3]``) integrated over unit pixels
+    at ``axis`` x ``axis``, plus a constant ``p[4]``: the stamp it predicts, flattened."""
+    from scipy.special import erf
+
+    total, x0, y0, s, sky = p
+    k = 1 / (math.sqrt(2) * s)
+    gx = 0.5 * (erf((axis + 0.5 - x0) * k) - erf((axis - 0.5 - x0) * k))
+    gy = 0.5 * (erf((axis + 0.5 - y0) * k) - erf((axis - 0.5 - y0) * k))
+    return (total * np.outer(gy, gx) + sky).ravel()
+
+
+def star_widths(data: np.ndarray, sky: float, sigma: float, *, interior: tuple[int, int] | None = None,
+                limit: int = MAX_STARS) -> tuple[np.ndarray, np.ndarray]:
+    """The isolated compact peaks of ``data`` (a grey frame or strip of it, NaN where no data) at least `STAR_SNR`
+    ``sigma`` above ``sky``, and their FWHMs (pixels, before the pixel: each peak's (2 `STAMP` + 1)^2 stamp fitted with
+    a circular Gaussian integrated over the pixels plus a constant): ``(peaks' S/N, fwhms)``; peaks whose fit fails
+    (no centre within a pixel, a width at the stamp's limits) are left out.  ``interior`` (rows ``y0, y1``) keeps the
+    peaks of those rows only (a strip read with margins); at most ``limit`` peaks are fitted, evenly spread over
+    their brightness."""
+    from scipy.ndimage import maximum_filter
+    from scipy.optimize import least_squares
+
+    if not sigma > 0 or data.ndim != 2 or min(data.shape) < 2 * STAMP + 1:
+        return np.zeros(0), np.zeros(0)
+    filled = np.where(np.isfinite(data), data, -np.inf)
+    peak = (filled == maximum_filter(filled, size=2 * STAMP + 1, mode="constant", cval=-np.inf))
+    peak &= filled > sky + STAR_SNR * sigma
+    peak[:STAMP], peak[-STAMP:], peak[:, :STAMP], peak[:, -STAMP:] = False, False, False, False
+    if interior is not None:
+        peak[:interior[0]], peak[interior[1]:] = False, False
+    ys, xs = np.nonzero(peak)
+    if ys.size > limit:
+        order = np.argsort(filled[ys, xs])
+        pick = order[np.linspace(0, ys.size - 1, limit).round().astype(int)]
+        ys, xs = ys[pick], xs[pick]
+    axis = np.arange(-STAMP, STAMP + 1, dtype=np.float64)
+    snr, widths = [], []
+    for y, x in zip(ys, xs):
+        stamp = np.asarray(data[y - STAMP:y + STAMP + 1, x - STAMP:x + STAMP + 1], np.float64)
+        if not np.isfinite(stamp).all():
+            continue
+        base = float(np.median(np.concatenate([stamp[0], stamp[-1], stamp[:, 0], stamp[:, -1]])))
+        height = stamp[STAMP, STAMP] - base
+        light = np.clip(stamp - base, 0, None)
+        s0 = max(0.5, math.sqrt(light.sum() / (2 * math.pi * height))) if height > 0 else 1.0
+        p0 = np.array([max(light.sum(), height), 0.0, 0.0, min(s0, STAMP / 2 - 0.1), base])
+        lo = [0.0, -1.0, -1.0, 0.05, -np.inf]
+        hi = [np.inf, 1.0, 1.0, STAMP / 2, np.inf]
+        fit = least_squares(lambda p, d=stamp.ravel(): _integrated_gaussian(p, axis) - d, p0, bounds=(lo, hi),
+                            x_scale="jac")
+        total, x0, y0, s, _ = fit.x
+        if not fit.success or max(abs(x0), abs(y0)) > 0.99 or not 0.06 < s < STAMP / 2 - 0.01 or total <= 0:
+            continue
+        snr.append(height / sigma)
+        widths.append(2 * math.sqrt(2 * math.log(2)) * s)
+    return np.asarray(snr), np.asarray(widths)
+
+
+def fwhm_from_stars(widths: np.ndarray) -> tuple[float, str]:
+    """The PSF FWHM (pixels) the compact sources' fitted ``widths`` bound, and how it was found: the median of the
+    `MIN_SOURCES` narrowest — every source is the PSF widened by its own shape, so the narrowest bound it, and are the
+    PSF's own where they are stars (the median: one faint star's fit, a cosmic ray or a hot pixel does not decide
+    it); 0 and why where there are fewer."""
+    widths = np.sort(np.asarray(widths, np.float64))
+    n = widths.size
+    if n < MIN_SOURCES:
+        return 0.0, f"{n} compact source{'s' * (n != 1)} to measure it on (fewer than {MIN_SOURCES})"
+    return float(np.median(widths[:MIN_SOURCES])), f"stars (the {MIN_SOURCES} narrowest of {n} compact sources)"

@@ -47,7 +47,7 @@ from ..config import DQ_NO_DATA, JWST_DQ_NO_DATA, WFPC2_DQ_NO_DATA
 from ..cores import in_order
 from ..errors import DQFileError, InputError, NoiseMapError, short_reason
 from ..imaging.cosmics import MARGIN, find_cosmic_rays, star_sharpness
-from ..imaging.psf import detector_pixel, fwhm_arcsec
+from ..imaging.psf import MAX_STARS, STAMP, detector_pixel, fwhm_arcsec, fwhm_from_stars, star_widths
 from ..metrics import difference_sigma
 from .compression import decompressed_copy
 
@@ -567,6 +567,10 @@ def frame_star_sharpness(frame) -> tuple[float, float]:
     return star_sharpness(*frame_optics(frame, "--clean-cosmic-rays, to know how sharp a star can be,"))
 
 
+#: rows of a frame read at a time to measure its stars
+STAR_STRIP = 1024
+
+
 def frame_psf_fwhm(frame) -> tuple[float, str]:
     """A lower bound on ``frame``'s PSF FWHM in its own pixels from its header (`imaging.psf.fwhm_arcsec`: HST's
     diffraction core at PHOTPLAM with the detector's pixel, on the WCS's pixel scale), and where it came from; 0 and
@@ -576,6 +580,23 @@ def frame_psf_fwhm(frame) -> tuple[float, str]:
     except InputError as exc:
         return 0.0, str(exc).partition(": ")[2]
     return fwhm_arcsec(wavelength, detector_pixel(frame.header, scale)) / scale, "header"
+
+
+def frame_star_fwhm(frame, sky: float, sigma: float) -> tuple[float, str]:
+    """``frame``'s PSF FWHM in its own pixels measured on its compact sources above ``sky`` with noise ``sigma``
+    (input units; `imaging.psf.star_widths`, `fwhm_from_stars`: the frame read once, in strips), and how; 0 and why
+    not where it has too few.  Kept on the frame (``star_fwhm``): it is asked for the pixels and for the header."""
+    if frame.star_fwhm is None:
+        h, widths = frame.shape[0], []
+        for y in range(0, h if frame.channels == 1 and sigma > 0 else 0, STAR_STRIP):
+            left = MAX_STARS - sum(w.size for w in widths)
+            if left <= 0:
+                break
+            a, b = max(0, y - STAMP), min(h, y + STAR_STRIP + STAMP)
+            data = np.asarray(frame.read_rows(a, b), np.float64)
+            widths.append(star_widths(data, sky, sigma, interior=(y - a, min(h, y + STAR_STRIP) - a), limit=left)[1])
+        frame.star_fwhm = fwhm_from_stars(np.concatenate(widths) if widths else np.zeros(0))
+    return frame.star_fwhm
 
 
 def mask_cosmic_rays(frame) -> int:

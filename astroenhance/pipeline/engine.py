@@ -33,7 +33,7 @@ from ..imaging.psf import smoothing_sigma
 from ..imaging.tiling import TileGrid
 from ..imaging.wcs import flip_rows
 from ..io.cutout import parse_cutouts
-from ..io.noise import frame_psf_fwhm, sky_noise_map
+from ..io.noise import frame_psf_fwhm, frame_star_fwhm, sky_noise_map
 from ..io.readers import (
     BEYOND_FLOAT32,
     FrameSource,
@@ -585,15 +585,19 @@ class Enhancer:
             smooth = smooth + ((smooth - psf.KEEP_FROM) / (psf.KEEP - psf.KEEP_FROM)).clamp(0, 1) * (out - smooth)
         return norm(from_noise_space(smooth.double(), norm.sky, sigma_out)), own
 
-    def psf_smoothing(self, src: FrameSource, cfg: EnhanceConfig) -> tuple[float, float, str]:
+    def psf_smoothing(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer) -> tuple[float, float, str]:
         """``(fwhm, sigma, source)``: the frame's PSF FWHM (input pixels; 0: not known), the Gaussian sigma (output
         pixels) a noise-space SR network's output is smoothed by for it (`imaging.psf`), and where the FWHM came from
-        (``given``: --psf-fwhm; ``header``: HST's optics from PHOTPLAM, the detector and the WCS; else why none)."""
+        (``given``: --psf-fwhm; ``header``: HST's optics from PHOTPLAM, the detector and the WCS; ``stars (...)``:
+        --psf-fwhm stars, measured on the frame's compact sources above ``norm``'s sky and noise; else why none)."""
         if self.sr is None or self.sr_space == "display" or src.channels != 1 or src.is_display_image:
             return 0.0, 0.0, "no noise-space SR network for this frame"
-        if cfg.psf_fwhm is not None:
+        if cfg.psf_fwhm == "stars":
+            fwhm, source = frame_star_fwhm(src, norm.sky, norm.sky_noise)
+        elif cfg.psf_fwhm is not None:
             return cfg.psf_fwhm, smoothing_sigma(cfg.psf_fwhm, self.scale), "given" if cfg.psf_fwhm > 0 else "off"
-        fwhm, source = frame_psf_fwhm(src)
+        else:
+            fwhm, source = frame_psf_fwhm(src)
         return fwhm, smoothing_sigma(fwhm, self.scale), source
 
     def flux_plane(self, src: FrameSource, cfg: EnhanceConfig) -> tuple[bool, str] | None:
@@ -672,7 +676,7 @@ class Enhancer:
         self._lap("colorize")
         context = self._context(src, cfg, norm)
         flux_mode = self.flux_plane(src, cfg)
-        psf_sigma = self.psf_smoothing(src, cfg)[1]
+        psf_sigma = self.psf_smoothing(src, cfg, norm)[1]
         planes = _blend_planes(psf_sigma, flux_mode)
         flux_left: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # a band's last columns, for the next band
         h, w = src.shape
@@ -913,7 +917,7 @@ class Enhancer:
                           colorizer_info=self.colorizer_info if self._colorizes(cfg) else None, sr_space=self.sr_space if self.sr is not None else "none",
                           sr_detail_fraction=self.sr_detail_fraction(src, cfg, norm),
                           color_strength=self.color_strength if self._colorizes(cfg) else 0.0,
-                          flux_plane=self.flux_plane(src, cfg), psf=self.psf_smoothing(src, cfg))
+                          flux_plane=self.flux_plane(src, cfg), psf=self.psf_smoothing(src, cfg, norm))
 
     def headers(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer,
                 prov: dict[str, object] | None = None) -> tuple[fits.Header, fits.Header, list[str], object]:
