@@ -5,6 +5,9 @@ import math
 import numpy as np
 import pytest
 from astropy.io import fits
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from scipy.ndimage import gaussian_filter, maximum_filter, median_filter
 from scipy.special import erf
 from typer.testing import CliRunner
@@ -197,6 +200,21 @@ def test_the_psf_from_compact_sources_bounds_it_and_needs_three():
     holed = _star_field(2.0)
     holed[:, ::9] = np.nan
     assert star_widths(holed, 100.0, 1.0)[1].size == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(hnp.arrays(np.float32, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=40),
+                  elements=st.one_of(st.floats(-1e6, 1e6, width=32), st.sampled_from([np.nan, np.inf, -np.inf]))),
+       st.floats(-10, 10), st.floats(1e-3, 10))
+def test_star_widths_take_any_frame_and_the_psf_lies_among_the_narrowest(data, sky, sigma):
+    snr, widths = star_widths(data, sky, sigma)
+    assert snr.shape == widths.shape and np.all(snr >= psf.STAR_SNR - 1e-6)
+    assert np.all((widths > 0.1) & (widths < 2.3549 * psf.STAMP / 2))
+    fwhm, source = fwhm_from_stars(widths)
+    if widths.size < psf.MIN_SOURCES:
+        assert fwhm == 0.0 and "fewer than" in source
+    else:  # the middle of the three narrowest, whatever their order
+        assert fwhm == np.sort(widths)[1] and fwhm_from_stars(widths[::-1]) == (fwhm, source)
 
 
 @pytest.mark.parametrize("strip", [48, 1024])

@@ -122,8 +122,10 @@ def star_widths(data: np.ndarray, sky: float, sigma: float, *, interior: tuple[i
             continue
         base = float(np.median(np.concatenate([stamp[0], stamp[-1], stamp[:, 0], stamp[:, -1]])))
         height = stamp[STAMP, STAMP] - base
+        if not height >= STAR_SNR * sigma:  # above the sky, but not above its own surroundings (a flat top, a halo)
+            continue
         light = np.clip(stamp - base, 0, None)
-        s0 = max(0.5, math.sqrt(light.sum() / (2 * math.pi * height))) if height > 0 else 1.0
+        s0 = max(0.5, math.sqrt(light.sum() / (2 * math.pi * height)))
         p0 = np.array([max(light.sum(), height), 0.0, 0.0, min(s0, STAMP / 2 - 0.1), base])
         lo = [0.0, -1.0, -1.0, 0.05, -np.inf]
         hi = [np.inf, 1.0, 1.0, STAMP / 2, np.inf]
