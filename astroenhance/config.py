@@ -159,12 +159,10 @@ class EnhanceConfig:
             raise SettingsError(f"FITS encoding {self.fits_encoding!r}: choose from {', '.join(FITS_ENCODINGS)}")
         if self.noise and self.weight:
             raise SettingsError("--noise and --weight both give the frame's noise: give one")
-        if isinstance(self.psf_fwhm, str) and self.psf_fwhm != "stars":
+        if self.psf_fwhm not in (None, "stars") and not (isinstance(self.psf_fwhm, (int, float))
+                                                         and 0 <= self.psf_fwhm <= 64):
             raise SettingsError(f"--psf-fwhm {self.psf_fwhm!r}: give the PSF's FWHM in input pixels (0-64; 0: no "
                                 "smoothing) or 'stars' (measured on each frame's compact sources)")
-        if self.psf_fwhm is not None and self.psf_fwhm != "stars" and not 0 <= self.psf_fwhm <= 64:
-            raise SettingsError(f"--psf-fwhm {self.psf_fwhm}: give the PSF's FWHM in input pixels (0-64; 0: no "
-                                "smoothing)")
         if self.fill_holes < 0:
             raise SettingsError(f"--fill-holes {self.fill_holes}: give the longest run of no-data pixels to fill (0: none)")
         if self.cutout is not None or self.cutout_size is not None:
