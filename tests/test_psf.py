@@ -256,6 +256,18 @@ def test_run_told_stars_smooths_a_frame_without_a_header_to_its_measured_psf(tmp
         EnhanceConfig(psf_fwhm="starz").check()
 
 
+def test_a_frame_whose_psf_is_not_known_says_how_to_tell_it(tmp_path):
+    fits.PrimaryHDU(_star_field(2.5, size=(64, 64)).astype(np.float32),
+                    fits.Header({"TELESCOP": "CFHT 3.6M"})).writeto(tmp_path / "ground.fits")
+    notes = {}
+    for fwhm in (None, "stars", 0.0):
+        [res] = Enhancer(EnhanceConfig(device="cpu", colorize=False, formats=("fits",), psf_fwhm=fwhm)
+                         ).enhance_file(tmp_path / "ground.fits", tmp_path / f"out{fwhm}")
+        notes[fwhm] = [n for n in res.notes if n.startswith("PSF not known")]
+    assert len(notes[None]) == 1 and "CFHT" in notes[None][0] and "--psf-fwhm" in notes[None][0]
+    assert notes["stars"] == notes[0.0] == []  # measured, or turned off: nothing to say
+
+
 def test_psf_fwhm_out_of_range_is_a_usage_error(tmp_path):
     with pytest.raises(SettingsError, match="psf-fwhm"):
         EnhanceConfig(psf_fwhm=-1.0).check()

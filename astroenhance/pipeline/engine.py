@@ -69,6 +69,8 @@ from .output import ArraySink, FileSink, output_paths
 from .provenance import fits_headers, flux_headers, provenance, provenance_text
 from .space import from_noise_space, to_noise_space
 
+#: `Enhancer.psf_smoothing`'s source where no noise-space SR network enhances the frame (nothing to smooth)
+NO_PSF_NETWORK = "no noise-space SR network for this frame"
 BAND_WIDTH = 1024  # input columns a band spans at most (one tile where wider): memory does not grow with the width
 NOISE_LAG = 2  # a grey frame's estimated sigma: pixels 2 apart (drizzled frames' noise is correlated over ~1 pixel)
 GATE_STRIP = 256  # input rows at a time when measuring the noise gate's coverage (`Enhancer.sr_detail_fraction`)
@@ -591,7 +593,7 @@ class Enhancer:
         (``given``: --psf-fwhm; ``header``: HST's optics from PHOTPLAM, the detector and the WCS; ``stars (...)``:
         --psf-fwhm stars, measured on the frame's compact sources above ``norm``'s sky and noise; else why none)."""
         if self.sr is None or self.sr_space == "display" or src.channels != 1 or src.is_display_image:
-            return 0.0, 0.0, "no noise-space SR network for this frame"
+            return 0.0, 0.0, NO_PSF_NETWORK
         if cfg.psf_fwhm == "stars":
             fwhm, source = frame_star_fwhm(src, norm.sky, norm.sky_noise)
         elif cfg.psf_fwhm is not None:
@@ -1037,6 +1039,10 @@ class Enhancer:
         if self.sr is not None and prov["sr_detail_fraction"] == 0:
             notes.append("the noise gate kept none of the SR network's detail (AE_SRDET = 0): the luminance is "
                          "interpolation, flux-projected; --no-noise-gate shows the network's own detail")
+        if prov["psf_fwhm"] == 0 and prov["psf_fwhm_from"] not in ("off", NO_PSF_NETWORK):
+            notes.append(f"PSF not known ({prov['psf_fwhm_from']}): the display is not smoothed to it; where the "
+                         "frame samples its PSF well (FWHM over ~1.5 px) noise shows as dots finer than the PSF: "
+                         "--psf-fwhm PIXELS, or stars to measure it")
         if src.channels == 3 and colour_note:  # say which colours the output shows
             notes.append("colour input: its colours were replaced by the colorizer's prediction (--colorize)"
                          if self._colorizes(cfg) else
