@@ -1,6 +1,7 @@
 """The telescope network's output smoothed to the input's PSF (`imaging.psf`, `run --psf-fwhm`)."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -144,6 +145,11 @@ def test_run_records_the_psf_and_its_smoothing_and_a_frame_without_psf_is_as_bef
     assert (h["given"]["AE_PSFSR"], h["given"]["AE_PSFFW"]) == ("given", 3.0)
     assert any("psf_smoothing" in str(c) for c in h["header"]["HISTORY"])
     assert not np.array_equal(outs["header"]["GREEN"].data, outs["off"]["GREEN"].data)
+    # `check` says what the display was smoothed to, and nothing where it was not
+    said = {name: " ".join(runner.invoke(app, ["check", str(next((tmp_path / name).glob("*.fits")))]).output.split())
+            for name in ("header", "off")}
+    assert re.search(r"smoothed where faint to the PSF: FWHM 2\.0\d* input px \(header\)", said["header"])
+    assert "smoothed where faint" not in said["off"]
     # a frame whose header cannot tell its PSF (no PHOTPLAM: the evaluation protocol's inputs) is enhanced as
     # with --psf-fwhm 0
     src = fits.open(EXAMPLE)
