@@ -1,7 +1,8 @@
 """`evaluate --task hst` on the validation sets used to choose SR settings for real frames, per weights folder.
 
     python benchmarks/bench_hst_validation.py --data ../shared/data [--weights W1,W2,...] [--tolerances 2/2,2/3]
-        [--flux-lowpass 0,1,2] [--psf-smooth 0.4,0.6] [--psf-keep 0,1:2.5] [--sets slacs2303,...] [--draws N] [--workdir DIR]
+        [--flux-lowpass 0,1,2] [--psf-smooth 0.4,0.6] [--psf-keep 0,1:2.5]
+        [--starfield-held-out] [--simulated-from 100] [--psf-fwhm stars] [--sets slacs2303,...] [--draws N] [--workdir DIR]
 
 Eleven sets, none used for training or test (docs/experiments.md):
 
@@ -149,7 +150,10 @@ GALAXIES = {"ell": lambda: elliptical(42), "ell7": lambda: crowded(7, 3.0, 120, 
 
 
 BRIGHT = {"cd": lambda: bright(13, False), "disk": lambda: bright(17, True)}
-STARFIELD = {"stars_a": lambda: undersampled(23, False, 8.0), "stars_b": lambda: undersampled(29, False, 8.0)}
+STARFIELD: dict = {}  # the starfield sets' frames (filled by main: `STARFIELD_SEEDS`, or `--starfield-held-out`'s)
+#: the starfield frames' names and seeds (the name seeds the noise drawn: `training.hst.noise_draw`)
+STARFIELD_SEEDS = {"stars_a": 23, "stars_b": 29}
+STARFIELD_HELD_OUT = {"stars_c": 31, "stars_d": 37}
 #: the starfield frames' PSF FWHM in input pixels (the Moffat's 0.8 x 8 truth pixels, binned 4x): `starfield_psf` tells it
 STARFIELD_FWHM = 1.6
 
@@ -210,13 +214,22 @@ def main() -> None:
                     help="comma-separated FROM:TO noise-space levels over which the smoothing fades out, keeping the "
                          "network's own output whole above TO (`imaging.psf.KEEP_FROM`, `KEEP`; 0: smoothed "
                          "everywhere); default = the shipped levels")
+    ap.add_argument("--starfield-held-out", action="store_true",
+                    help="the starfield sets' held-out pair of frames (seeds 31, 37) instead of the validation pair")
+    ap.add_argument("--simulated-from", type=int, default=100,
+                    help="the simulated sets' first field (100 on: validation; 0 on: the report's, held out)")
+    ap.add_argument("--psf-fwhm", default=None,
+                    help="run --psf-fwhm for the sets told nothing (e.g. stars; default: none given)")
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
+    STARFIELD.update({name: lambda seed=seed: undersampled(seed, False, 8.0) for name, seed in
+                      (STARFIELD_HELD_OUT if args.starfield_held_out else STARFIELD_SEEDS).items()})
+    untold = None if args.psf_fwhm is None else args.psf_fwhm if args.psf_fwhm == "stars" else float(args.psf_fwhm)
     names = args.sets.split(",")
     if unknown := set(names) - set(SETS):
         ap.error(f"unknown sets {', '.join(sorted(unknown))} (choose from {', '.join(SETS)})")
     sets = write_sets(args.data, args.workdir or Path(tempfile.mkdtemp(prefix="ae-hstval-")), names)
-    print(f"{'weights':<24}{'tol F/D':<9}{'lowpass':<9}{'smooth':<8}{'set':<13}{'k=0.5 run-best':>15}{'k=2 run-best':>13}{'ceiling-best':>14}"
+    print(f"{'weights':<24}{'tol F/D':<9}{'lowpass':<9}{'smooth':<10}{'set':<13}{'k=0.5 run-best':>15}{'k=2 run-best':>13}{'ceiling-best':>14}"
           f"{'apflux k=0.5/2 (bicubic)':>34}{'pooled k=0.5/2 (bicubic)':>34}{'false det k=2 (bicubic)':>25}"
           f"{'complete k=2 (bicubic; matched)':>33}"
           f"{'r_half bias k=2 (bicubic)':>28}{'sky lattice k=0.5/2 (best)':>30}{'fine err x1000 k=0.5/2 (best)':>32}")
@@ -229,20 +242,21 @@ def main() -> None:
                                    (0.0, 0.0) if keep == "0" else tuple(float(v) for v in keep.split(":")))
         smooth = smooth if keep == "default" else f"{smooth[:3]}/{keep}"
         flux, display = (None, None) if tol == "default" else (float(v) for v in tol.split("/"))
-        cfg = EnhanceConfig(device="cpu", weights=None if w == "default" else w, flux_tolerance=flux,
+        cfg = EnhanceConfig(device="cpu", weights=None if w == "default" else w, flux_tolerance=flux, psf_fwhm=untold,
                             display_tolerance=display)
         for name in names:
             folder = sets[name]
-            if name in SIMULATED:  # fields 100 on: the report (`evaluate --simulated N`) scores 0 to N - 1
+            if name in SIMULATED:  # fields --simulated-from on (the report, `evaluate --simulated N`: 0 to N - 1)
                 psf_scale, told = SIMULATED[name]
-                s = evaluate_hst([], cfg, noise_frames=0, simulated=8, simulated_from=100, draws=args.draws,
+                s = evaluate_hst([], cfg, noise_frames=0, simulated=8, simulated_from=args.simulated_from,
+                                 draws=args.draws,
                                  psf_scale=psf_scale, tell_psf=told)["simulated_summary"]
             else:  # (starfield_psf: run told the frames' PSF, as an HST header tells it)
                 told = replace(cfg, psf_fwhm=STARFIELD_FWHM) if name == "starfield_psf" else cfg
                 s = evaluate_hst(list_truths(folder), told, noise_frames=0, draws=args.draws)["summary"]
             lo, hi = s["k=0.5"], s["k=2"]
             pl, ph = lo["aperture_flux_vs_bicubic"], hi["aperture_flux_vs_bicubic"]
-            print(f"{Path(w).name[:23]:<24}{tol:<9}{width:<9}{smooth:<8}{name:<13}{lo['run_minus_best']:+15.3f}"
+            print(f"{Path(w).name[:23]:<24}{tol:<9}{width:<9}{smooth:<10}{name:<13}{lo['run_minus_best']:+15.3f}"
                   f"{hi['run_minus_best']:+13.3f}{_room(lo):>7}/{_room(hi):<6}{lo['run_aperture_flux_err']:>12.3f} / {hi['run_aperture_flux_err']:.3f} "
                   f"({lo['bicubic_aperture_flux_err']:.3f} / {hi['bicubic_aperture_flux_err']:.3f})"
                   f"{pl['run_median']:>12.3f} / {ph['run_median']:.3f} ({pl['other_median']:.3f} / {ph['other_median']:.3f})"
