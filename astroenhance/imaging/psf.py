@@ -37,7 +37,9 @@ DETECTOR_PIXEL = {("ACS", "WFC"): 0.05, ("ACS", "HRC"): 0.025, ("ACS", "SBC"): 0
 #: the detector pixel's share of the FWHM, in quadrature with the diffraction core's (WFC3/IR F105W: 0.122", about
 #: the 0.124" measured; a lower bound elsewhere, where charge diffusion and jitter widen the PSF more)
 DETECTOR_SHARE = 0.6
-#: the SR output is smoothed by a Gaussian of this many times the PSF's own sigma (FWHM / 2.3548)
+#: a Gaussian's FWHM in its sigmas
+FWHM_PER_SIGMA = 2 * math.sqrt(2 * math.log(2))
+#: the SR output is smoothed by a Gaussian of this many times the PSF's own sigma (FWHM / `FWHM_PER_SIGMA`)
 SMOOTH = 0.6
 #: ... where it is faint: the smoothing fades out as the smoothed output rises from `KEEP_FROM` to `KEEP` in the
 #: network's noise space (asinh(x / 3 sigma): 1 is about 3.5 sigma, 2.5 about 18), above which the network's own
@@ -65,7 +67,7 @@ def detector_pixel(header, scale: float) -> float:
 def smoothing_sigma(fwhm: float, scale: int) -> float:
     """The Gaussian sigma (output pixels) a ``scale`` x output of an input whose PSF is ``fwhm`` input pixels wide is
     smoothed by (0: not known, no smoothing)."""
-    return SMOOTH * fwhm * scale / (2 * math.sqrt(2 * math.log(2))) if fwhm > 0 else 0.0
+    return SMOOTH * fwhm * scale / FWHM_PER_SIGMA if fwhm > 0 else 0.0
 
 
 #: a star the PSF is measured on: a peak at least this many sigma above the sky, the brightest pixel within `STAMP`
@@ -135,7 +137,7 @@ def star_widths(data: np.ndarray, sky: float, sigma: float, *, interior: tuple[i
         if not fit.success or max(abs(x0), abs(y0)) > 0.99 or not 0.06 < s < STAMP / 2 - 0.01 or total <= 0:
             continue
         snr.append(height / sigma)
-        widths.append(2 * math.sqrt(2 * math.log(2)) * s)
+        widths.append(FWHM_PER_SIGMA * s)
     return np.asarray(snr), np.asarray(widths)
 
 
