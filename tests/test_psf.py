@@ -195,6 +195,32 @@ def test_the_psf_measured_on_stars_is_their_width(fwhm):
     assert (0.85 if fwhm < 1 else 0.93) * fwhm < measured <= 1.01 * fwhm and source.startswith("stars (")
 
 
+def _moffat_star_field(fwhm: float, beta: float, n: int = 30, size: int = 240, seed: int = 7) -> np.ndarray:
+    """``n`` stars at sub-pixel positions through a circular Moffat PSF (``fwhm`` pixels, index ``beta``: wings
+    heavier than a Gaussian's) integrated over the pixels (8² points each), peaks 25-2,000 sigma; sky 100, noise 1."""
+    rng = np.random.default_rng(seed)
+    img, half, o = np.zeros((size, size)), 12, 8
+    alpha2 = (fwhm / 2) ** 2 / (2 ** (1 / beta) - 1)
+    fine = (np.arange(-half, half + 1)[:, None] + (np.arange(o) + 0.5) / o - 0.5).ravel()
+    for _ in range(n):
+        y, x = rng.integers(half, size - half, 2)
+        dy, dx = rng.uniform(-0.5, 0.5, 2)
+        light = (1 + ((fine[:, None] - dy) ** 2 + (fine[None, :] - dx) ** 2) / alpha2) ** -beta
+        stamp = light.reshape(2 * half + 1, o, 2 * half + 1, o).mean(axis=(1, 3))
+        img[y - half:y + half + 1, x - half:x + half + 1] += 10 ** rng.uniform(1.4, 3.3) * stamp / stamp.max()
+    return img + 100 + rng.normal(0, 1, img.shape)
+
+
+@pytest.mark.parametrize("fwhm, beta", [(1.0, 2.5), (1.6, 2.5), (3.0, 1.8), (3.0, 4.0)])
+def test_the_psf_of_stars_with_broad_wings_is_their_core_not_their_wings(fwhm, beta):
+    # a Moffat star (a ground-based seeing disk, HST's wings): a Gaussian fitted to it reads it 10-20% wide
+    widths = star_widths(_moffat_star_field(fwhm, beta), 100.0, 1.0)[1]
+    assert widths.size >= 20
+    assert np.median(widths) == pytest.approx(fwhm, rel=0.03)
+    # the narrowest few: a little under (a faint star's fit, a pair whose wings overlap), never over
+    assert 0.88 * fwhm < fwhm_from_stars(widths)[0] <= 1.02 * fwhm
+
+
 def test_the_psf_from_compact_sources_bounds_it_and_needs_three():
     # galaxies of many sizes and no stars: a width, but above the PSF's (every source is the PSF widened)
     widths = star_widths(_star_field(1.5, n=0, galaxies=25), 100.0, 1.0)[1]
