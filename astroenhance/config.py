@@ -112,7 +112,8 @@ class EnhanceConfig:
     psf_fwhm: float | str | None = None  # the input PSF's FWHM (input pixels): a noise-space SR network's output is
     # smoothed where faint for the display planes by `imaging.psf.SMOOTH` of the PSF's sigma (no detail finer than the
     # optics deliver; FLUX keeps the network's own); None: a lower bound from an HST header (`io.noise.frame_psf_fwhm`),
-    # else none; "stars": measured on each frame's compact sources (`io.noise.frame_star_fwhm`); 0: no smoothing
+    # else measured on the frame's compact sources (`io.noise.frame_star_fwhm`; none where it has fewer than 3);
+    # "stars": measured so whatever the header says; 0: no smoothing
     noise_gate: bool | None = None  # network detail only above the input's noise; None: on for display-space SR
     # networks, off for the noise-space (telescope-trained) ones, which learned the noise themselves
     fill_holes: int = 8  # a grey frame's no-data runs up to this many input pixels long (along a row or a column,

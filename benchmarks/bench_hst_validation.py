@@ -30,7 +30,8 @@ Eleven sets, none used for training or test (docs/experiments.md):
   where every other set's input is undersampled (FWHM under one input pixel).
 * ``simulated_psf``, ``wellsampled_psf``, ``starfield_psf``: the same three, `run` told each field's PSF FWHM (`run --psf-fwhm`, what an
   HST header gives it: its output smoothed to the PSF, `imaging.psf`); the others are told nothing, as the protocol's
-  inputs (SCI + ERR, no PHOTPLAM) tell `run` nothing.
+  inputs (SCI + ERR, no PHOTPLAM) tell `run` nothing: `run` measures their PSF on their stars where it finds 3 or
+  more compact sources (the default since 2026-12-07; ``--psf-fwhm 0`` for none).
 
 For each weights folder (``default``: the shipped ones), each ``--tolerances`` pair FLUX/DISPLAY (`run
 --flux-tolerance` / `--display-tolerance`; ``default``: the network's), each ``--flux-lowpass`` width and each ``--psf-smooth`` share it prints run
@@ -219,7 +220,7 @@ def main() -> None:
     ap.add_argument("--simulated-from", type=int, default=100,
                     help="the simulated sets' first field (100 on: validation; 0 on: the report's, held out)")
     ap.add_argument("--psf-fwhm", default=None,
-                    help="run --psf-fwhm for the sets told nothing (e.g. stars; default: none given)")
+                    help="run --psf-fwhm for the sets told nothing (e.g. 0, stars; default: none given: run's default)")
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
     STARFIELD.update({name: lambda seed=seed: undersampled(seed, False, 8.0) for name, seed in

@@ -59,10 +59,11 @@ def test_a_frames_psf_width_comes_from_its_header_or_is_said_unknown(tmp_path):
     data = fits.getdata(EXAMPLE)
     for header, why in ((fits.Header(), "PHOTPLAM"), (fits.Header({"PHOTPLAM": 10551.0}), "WCS"),
                         (fits.Header({"PHOTPLAM": 10551.0, "TELESCOP": "JWST"}), "JWST")):
-        fits.PrimaryHDU(data, header).writeto(tmp_path / "f.fits", overwrite=True)
-        with open_frames(tmp_path / "f.fits") as [src]:
+        fits.PrimaryHDU(data, header).writeto(tmp_path / "f: 2.fits", overwrite=True)
+        with open_frames(tmp_path / "f: 2.fits") as [src]:
             fwhm, source = frame_psf_fwhm(src)
         assert fwhm == 0.0 and why in source
+        assert "f: 2" not in source and source.startswith(("the PSF", "PHOTPLAM"))  # why, not whose (a colon too)
 
 
 def _well_sampled_frame(seed: int = 3, n: int = 96, fwhm: float = 2.5) -> tuple[np.ndarray, np.ndarray]:
@@ -150,8 +151,8 @@ def test_run_records_the_psf_and_its_smoothing_and_a_frame_without_psf_is_as_bef
             for name in ("header", "off")}
     assert re.search(r"smoothed where faint to the PSF: FWHM 2\.0\d* input px \(header\)", said["header"])
     assert "smoothed where faint" not in said["off"]
-    # a frame whose header cannot tell its PSF (no PHOTPLAM: the evaluation protocol's inputs) is enhanced as
-    # with --psf-fwhm 0
+    # a frame whose header cannot tell its PSF (no PHOTPLAM: the evaluation protocol's inputs) is measured on its
+    # stars; the example holds too few compact sources for that (2), so it is enhanced as with --psf-fwhm 0
     src = fits.open(EXAMPLE)
     src[0].header.remove("PHOTPLAM")
     src.writeto(tmp_path / "nophot.fits")
@@ -214,11 +215,16 @@ def _moffat_star_field(fwhm: float, beta: float, n: int = 30, size: int = 240, s
 @pytest.mark.parametrize("fwhm, beta", [(1.0, 2.5), (1.6, 2.5), (3.0, 1.8), (3.0, 4.0)])
 def test_the_psf_of_stars_with_broad_wings_is_their_core_not_their_wings(fwhm, beta):
     # a Moffat star (a ground-based seeing disk, HST's wings): a Gaussian fitted to it reads it 10-20% wide
-    widths = star_widths(_moffat_star_field(fwhm, beta), 100.0, 1.0)[1]
+    data = _moffat_star_field(fwhm, beta)
+    widths = star_widths(data, 100.0, 1.0)[1]
     assert widths.size >= 20
     assert np.median(widths) == pytest.approx(fwhm, rel=0.03)
     # the narrowest few: a little under (a faint star's fit, a pair whose wings overlap), never over
-    assert 0.88 * fwhm < fwhm_from_stars(widths)[0] <= 1.02 * fwhm
+    measured = fwhm_from_stars(widths)
+    assert 0.88 * fwhm < measured[0] <= 1.02 * fwhm
+    # in any units: a frame in erg/s/cm²/Hz (1e-36) reads the same (the fit's tolerances are not absolute)
+    tiny = fwhm_from_stars(star_widths(data * 1e-36, 100e-36, 1e-36)[1])
+    assert tiny[1] == measured[1] and tiny[0] == pytest.approx(measured[0], rel=1e-6)
 
 
 def test_the_psf_from_compact_sources_bounds_it_and_needs_three():
@@ -266,15 +272,17 @@ def test_a_frames_psf_is_measured_on_its_stars_strip_by_strip_once(tmp_path, mon
 def test_run_told_stars_smooths_a_frame_without_a_header_to_its_measured_psf(tmp_path):
     data, stars = _well_sampled_frame()  # a Gaussian PSF of FWHM 2.5 px sampled at the pixels' centres
     out = {fwhm: Enhancer(EnhanceConfig(device="cpu", colorize=False, psf_fwhm=fwhm)).enhance_array(data)
-           for fwhm in ("stars", None)}
+           for fwhm in ("stars", None, 0.0)}
     header = out["stars"].header
     assert header["AE_PSFSR"].startswith("stars (") and 0.9 * 2.5 < header["AE_PSFFW"] <= 2.53
     assert header["AE_PSFSM"] == pytest.approx(smoothing_sigma(header["AE_PSFFW"], 4), rel=1e-3)
-    assert out[None].header["AE_PSFFW"] == 0.0  # not the default: the header cannot say, so none
+    # the default where no header can say: the same
+    assert [out[None].header[k] for k in ("AE_PSFSR", "AE_PSFFW")] == [header[k] for k in ("AE_PSFSR", "AE_PSFFW")]
+    np.testing.assert_array_equal(out[None].rgb, out["stars"].rgb)
     sky = ~np.kron(stars, np.ones((4, 4), bool))
     lum = {k: v.rgb[..., 1].astype(np.float64) for k, v in out.items()}
-    assert _sub_psf_peaks(lum[None], sky) > 3 * max(1, _sub_psf_peaks(lum["stars"], sky))
-    np.testing.assert_array_equal(out[None].flux, out["stars"].flux)
+    assert _sub_psf_peaks(lum[0.0], sky) > 3 * max(1, _sub_psf_peaks(lum["stars"], sky))
+    np.testing.assert_array_equal(out[0.0].flux, out["stars"].flux)
     # the command line takes it, and nothing else but a number
     fits.PrimaryHDU(data).writeto(tmp_path / "stars.fits")
     result = CliRunner().invoke(app, ["run", str(tmp_path / "stars.fits"), "-o", str(tmp_path / "out"),
@@ -289,15 +297,22 @@ def test_run_told_stars_smooths_a_frame_without_a_header_to_its_measured_psf(tmp
 
 
 def test_a_frame_whose_psf_is_not_known_says_how_to_tell_it(tmp_path):
-    fits.PrimaryHDU(_star_field(2.5, size=(64, 64)).astype(np.float32),
-                    fits.Header({"TELESCOP": "CFHT 3.6M"})).writeto(tmp_path / "ground.fits")
-    notes = {}
-    for fwhm in (None, "stars", 0.0):
+    # a ground-based frame (no HST header to tell its PSF): measured on its stars, or, where it holds too few
+    # compact sources, a note saying why neither could and how to tell it
+    noise = np.random.default_rng(3).normal(100, 1, (64, 64))
+    for name, data in (("stars", _star_field(2.5, size=(64, 64))), ("blank", noise)):
+        fits.PrimaryHDU(data.astype(np.float32), fits.Header({"TELESCOP": "CFHT 3.6M"})).writeto(tmp_path / f"{name}.fits")
+    notes, said = {}, {}
+    for name, fwhm in (("stars", None), ("blank", None), ("blank", "stars"), ("blank", 0.0)):
         [res] = Enhancer(EnhanceConfig(device="cpu", colorize=False, formats=("fits",), psf_fwhm=fwhm)
-                         ).enhance_file(tmp_path / "ground.fits", tmp_path / f"out{fwhm}")
-        notes[fwhm] = [n for n in res.notes if n.startswith("PSF not known")]
-    assert len(notes[None]) == 1 and "CFHT" in notes[None][0] and "--psf-fwhm" in notes[None][0]
-    assert notes["stars"] == notes[0.0] == []  # measured, or turned off: nothing to say
+                         ).enhance_file(tmp_path / f"{name}.fits", tmp_path / f"out{name}{fwhm}")
+        notes[name, fwhm] = [n for n in res.notes if n.startswith("PSF not known")]
+        said[name, fwhm] = fits.getheader(res.outputs[0])["AE_PSFSR"]
+    assert notes["stars", None] == [] and said["stars", None].startswith("stars (")
+    [note] = notes["blank", None]
+    assert "CFHT" in note and "compact sources" in note and "--psf-fwhm" in note
+    assert len(notes["blank", "stars"]) == 1 and "compact sources" in notes["blank", "stars"][0]  # asked, could not
+    assert notes["blank", 0.0] == []  # turned off: nothing to say
 
 
 def test_psf_fwhm_out_of_range_is_a_usage_error(tmp_path):

@@ -14,12 +14,13 @@ compact sources spreads beyond their apertures and below the detection threshold
 The FWHM is given (`run --psf-fwhm`) or, for an HST frame, a lower bound from its header (`fwhm_arcsec`): the
 diffraction core at the filter's pivot wavelength (PHOTPLAM) in quadrature with `DETECTOR_SHARE` of the detector's
 own pixel (INSTRUME, DETECTOR), in the frame's pixels (its WCS).  A lower bound smooths less than the PSF allows,
-never more.  Asked to (`run --psf-fwhm stars`: frames whose header cannot say, ground-based or another telescope's)
-it is measured on the frame's own sources (`star_widths`, `fwhm_from_stars`): the isolated compact peaks, each fitted
+never more.  Where the header cannot say (ground-based or another telescope's frames, a cut-out without PHOTPLAM), or
+asked to (`run --psf-fwhm stars`), it is measured on the frame's own sources (`star_widths`, `fwhm_from_stars`): the isolated compact peaks, each fitted
 with a circular Moffat profile integrated over the pixels (its index, from a Gaussian's wings to HST's broad ones,
 shared by the frame's peaks), and the narrowest of them — the PSF's width where they are
-stars, more where the frame holds none (not the default: on validation fields it cost 0.03 dB on star fields and
-gained 0.05-0.1 dB at low noise on sparse ones).
+stars, more where the frame holds none, nothing where it holds fewer than `MIN_SOURCES` (on validation fields against
+no smoothing: -0.02 / +0.01 dB at k = 0.5 / 2 on star fields, +0.05 / +0.11 dB at k = 0.5 on sparse simulated fields
+undersampled / well sampled, the rest within 0.02; docs/experiments.md, thirty-fifth session).
 """
 
 from __future__ import annotations
@@ -159,11 +160,12 @@ def star_widths(data: np.ndarray, sky: float, sigma: float, *, interior: tuple[i
         height = stamp[STAMP, STAMP] - base
         if not height >= STAR_SNR * sigma:  # above the sky, but not above its own surroundings (a flat top, a halo)
             continue
-        light = np.clip(stamp - base, 0, None)
-        s0 = max(0.5, math.sqrt(light.sum() / (2 * math.pi * height)))
+        stamp = (stamp - base) / height  # in units of its peak: the fit's tolerances hold in any units (1e-36 too)
+        light = np.clip(stamp, 0, None).sum()
+        s0 = max(0.5, math.sqrt(light / (2 * math.pi)))
         stamps.append(stamp)
         snr.append(height / sigma)
-        starts.append([max(light.sum(), height), 0.0, 0.0, min(FWHM_PER_SIGMA * s0, STAMP - 0.1), 3.0, base])
+        starts.append([max(light, 1.0), 0.0, 0.0, min(FWHM_PER_SIGMA * s0, STAMP - 0.1), 3.0, 0.0])
     brightest = np.argsort(snr)[::-1][:BETA_STARS]
     betas = [p[4] for p in (_fit_moffat(stamps[i], starts[i]) for i in brightest) if p is not None]
     if not betas:

@@ -578,7 +578,7 @@ def frame_psf_fwhm(frame) -> tuple[float, str]:
     try:
         wavelength, scale = frame_optics(frame, "the PSF's width")
     except InputError as exc:
-        return 0.0, str(exc).partition(": ")[2]
+        return 0.0, str(exc).removeprefix(f"{frame.name}: ")  # why, without the frame's name the note adds
     return fwhm_arcsec(wavelength, detector_pixel(frame.header, scale)) / scale, "header"
 
 

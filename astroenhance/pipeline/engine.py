@@ -591,15 +591,20 @@ class Enhancer:
         """``(fwhm, sigma, source)``: the frame's PSF FWHM (input pixels; 0: not known), the Gaussian sigma (output
         pixels) a noise-space SR network's output is smoothed by for it (`imaging.psf`), and where the FWHM came from
         (``given``: --psf-fwhm; ``header``: HST's optics from PHOTPLAM, the detector and the WCS; ``stars (...)``:
-        --psf-fwhm stars, measured on the frame's compact sources above ``norm``'s sky and noise; else why none)."""
+        measured on the frame's compact sources above ``norm``'s sky and noise — --psf-fwhm stars, and by default
+        where the header cannot say; else why neither could)."""
         if self.sr is None or self.sr_space == "display" or src.channels != 1 or src.is_display_image:
             return 0.0, 0.0, NO_PSF_NETWORK
+        if cfg.psf_fwhm not in (None, "stars"):
+            return cfg.psf_fwhm, smoothing_sigma(cfg.psf_fwhm, self.scale), "given" if cfg.psf_fwhm > 0 else "off"
         if cfg.psf_fwhm == "stars":
             fwhm, source = frame_star_fwhm(src, norm.sky, norm.sky_noise)
-        elif cfg.psf_fwhm is not None:
-            return cfg.psf_fwhm, smoothing_sigma(cfg.psf_fwhm, self.scale), "given" if cfg.psf_fwhm > 0 else "off"
         else:
             fwhm, source = frame_psf_fwhm(src)
+            if fwhm <= 0:  # the header cannot say: measured on the frame's stars (chosen on validation fields and
+                # star fields, docs/experiments.md, thirty-fifth session); where they cannot either, both say why
+                fwhm, stars = frame_star_fwhm(src, norm.sky, norm.sky_noise)
+                source = stars if fwhm > 0 else f"{stars}; {source}"
         return fwhm, smoothing_sigma(fwhm, self.scale), source
 
     def flux_plane(self, src: FrameSource, cfg: EnhanceConfig) -> tuple[bool, str] | None:
@@ -1042,7 +1047,7 @@ class Enhancer:
         if prov["psf_fwhm"] == 0 and prov["psf_fwhm_from"] not in ("off", NO_PSF_NETWORK):
             notes.append(f"PSF not known ({prov['psf_fwhm_from']}): the display is not smoothed to it; where the "
                          "frame samples its PSF well (FWHM over ~1.5 px) noise shows as dots finer than the PSF: "
-                         "--psf-fwhm PIXELS, or stars to measure it")
+                         "--psf-fwhm PIXELS tells it")
         if src.channels == 3 and colour_note:  # say which colours the output shows
             notes.append("colour input: its colours were replaced by the colorizer's prediction (--colorize)"
                          if self._colorizes(cfg) else
