@@ -15,12 +15,12 @@ The FWHM is given (`run --psf-fwhm`) or, for an HST frame, a lower bound from it
 diffraction core at the filter's pivot wavelength (PHOTPLAM) in quadrature with `DETECTOR_SHARE` of the detector's
 own pixel (INSTRUME, DETECTOR), in the frame's pixels (its WCS).  A lower bound smooths less than the PSF allows,
 never more.  Where the header cannot say (ground-based or another telescope's frames, a cut-out without PHOTPLAM), or
-asked to (`run --psf-fwhm stars`), it is measured on the frame's own sources (`star_widths`, `fwhm_from_stars`): the isolated compact peaks, each fitted
-with a circular Moffat profile integrated over the pixels (its index, from a Gaussian's wings to HST's broad ones,
-shared by the frame's peaks), and the narrowest of them — the PSF's width where they are
-stars, more where the frame holds none, nothing where it holds fewer than `MIN_SOURCES` (on validation fields against
-no smoothing: -0.02 / +0.01 dB at k = 0.5 / 2 on star fields, +0.05 / +0.11 dB at k = 0.5 on sparse simulated fields
-undersampled / well sampled, the rest within 0.02; docs/experiments.md, thirty-fifth session).
+asked to (`run --psf-fwhm stars`), it is measured on the frame's own sources (`star_widths`, `fwhm_from_stars`): the
+isolated compact peaks, each fitted with a circular Moffat profile integrated over the pixels (its index, from a
+Gaussian's wings to HST's broad ones, shared by the frame's peaks), and the narrowest of them — the PSF's width where
+they are stars, more where the frame holds none, nothing where it holds fewer than `MIN_SOURCES` (on validation fields
+against no smoothing: -0.02 / +0.01 dB at k = 0.5 / 2 on star fields, +0.05 / +0.11 dB at k = 0.5 on sparse
+simulated fields undersampled / well sampled, the rest within 0.02; docs/experiments.md, thirty-fifth session).
 """
 
 from __future__ import annotations
@@ -90,8 +90,8 @@ BETA_STARS = 24
 
 def _integrated_moffat(p: np.ndarray, axis: np.ndarray) -> np.ndarray:
     """A circular Moffat profile (total ``p[0]``, centre ``p[1:3]`` (x, y), FWHM ``p[3]``, index beta ``p[4]``)
-    averaged over `OVERSAMPLE`² points of each unit pixel at ``axis`` x ``axis``, plus a constant ``p[5]``: the stamp it
-    predicts, flattened."""
+    averaged over `OVERSAMPLE`² points of each unit pixel at ``axis`` x ``axis``, plus a constant ``p[5]``: the
+    stamp it predicts, flattened."""
     total, x0, y0, fwhm, beta, sky = p
     alpha2 = (fwhm / 2) ** 2 / (2 ** (1 / beta) - 1)
     fine = (axis[:, None] + (np.arange(OVERSAMPLE) + 0.5) / OVERSAMPLE - 0.5).ravel()
