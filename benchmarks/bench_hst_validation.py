@@ -4,11 +4,13 @@
         [--flux-lowpass 0,1,2] [--psf-smooth 0.4,0.6] [--psf-keep 0,1:2.5]
         [--starfield-held-out] [--simulated-from 100] [--psf-fwhm stars] [--sets slacs2303,...] [--draws N] [--workdir DIR]
 
-Eleven sets, none used for training or test (docs/experiments.md):
+Twelve sets, none used for training or test (docs/experiments.md):
 
 * ``slacs2303``: the SLACS 2303 field at 0.05" (`fits/hst_real/slacs2303p1422_050mas_image.fits`);
 * ``cosmos``: the first two COSMOS galaxy stamps of `fits/hst_real/paltas_cosmos_real_galaxy_images_23.5_n1subset.fits`
   (HDUs 0 and 1, written as frames of their own);
+* ``cosmos_fields``: four frames of real COSMOS galaxies placed at random on noise (`galaxy_field`: the paltas
+  stamps other than ``cosmos``'s and the btk ones): many compact galaxies' cores and no stars, binned undersampled;
 * ``galaxies``: three synthetic frames filled by large ellipticals (`elliptical`, `crowded`: Sérsic r_e 70 / 120 /
   45 px, n 4 / 3 / 5, peak S/N 3,000-8,000, small galaxies, Moffat PSF, white noise of sigma 1; seeded, so always
   the same), the case where the frame's median sits on a galaxy's halo;
@@ -60,6 +62,7 @@ from scipy.signal import fftconvolve
 from astroenhance.config import EnhanceConfig
 from astroenhance.imaging import psf
 from astroenhance.pipeline import finish
+from astroenhance.pipeline.finish import estimate_noise
 from astroenhance.training.hst import evaluate_hst, list_truths
 from astroenhance.training.telescope import moffat_psf, sersic
 
@@ -142,6 +145,26 @@ def bright(seed: int, disk: bool) -> np.ndarray:
     return img + 5.0 + rng.normal(0, 1.0, img.shape) * np.sqrt(1 + img)
 
 
+def galaxy_field(real: Path, seed: int, n: int = 400, count: int = 30) -> np.ndarray:
+    """A 400² frame of real COSMOS galaxies (HST/ACS F814W at 0.03"): ``count`` stamps drawn at random from the paltas
+    stamps 2-9 (0 and 1 are the ``cosmos`` set) and the 26 mag-limited btk ones, their light above 2 sigma of their
+    own noise placed at random on white noise of the stamps' median rms: no stars, many compact galaxies' cores."""
+    stamps = []
+    for name, first in (("paltas_cosmos_real_galaxy_images_23.5_n1subset.fits", 2),
+                        ("btk_cosmos_real_galaxy_images_26ext_example.fits.gz", 0)):
+        with fits.open(real / name) as h:
+            stamps += [np.asarray(hdu.data, np.float64) for hdu in h[first:] if hdu.data is not None]
+    rng = np.random.default_rng(seed)
+    img = rng.normal(0, np.median([estimate_noise(s) for s in stamps]), (n, n))
+    for i in rng.permutation(len(stamps))[:count]:
+        s = stamps[i] - np.median(np.concatenate([stamps[i][0], stamps[i][-1], stamps[i][:, 0], stamps[i][:, -1]]))
+        h, w = s.shape
+        if h < n and w < n:
+            y, x = rng.integers(0, n - h), rng.integers(0, n - w)
+            img[y:y + h, x:x + w] += np.where(s > 2 * estimate_noise(s), s, 0.0)
+    return img
+
+
 SHIPPED_LOWPASS = finish.FLUX_LOWPASS
 SHIPPED_SMOOTH = psf.SMOOTH
 SHIPPED_KEEP = psf.KEEP_FROM, psf.KEEP
@@ -151,6 +174,8 @@ GALAXIES = {"ell": lambda: elliptical(42), "ell7": lambda: crowded(7, 3.0, 120, 
 
 
 BRIGHT = {"cd": lambda: bright(13, False), "disk": lambda: bright(17, True)}
+#: the cosmos_fields set's frames (`galaxy_field`'s seeds)
+COSMOS_FIELD_SEEDS = (1, 2, 3, 4)
 STARFIELD: dict = {}  # the starfield sets' frames (filled by main: `STARFIELD_SEEDS`, or `--starfield-held-out`'s)
 #: the starfield frames' names and seeds (the name seeds the noise drawn: `training.hst.noise_draw`)
 STARFIELD_SEEDS = {"stars_a": 23, "stars_b": 29}
@@ -159,7 +184,7 @@ STARFIELD_HELD_OUT = {"stars_c": 31, "stars_d": 37}
 STARFIELD_FWHM = 1.6
 
 
-SETS = ("slacs2303", "cosmos", "galaxies", "undersampled", "bright", "starfield", "simulated", "wellsampled", "simulated_psf",
+SETS = ("slacs2303", "cosmos", "cosmos_fields", "galaxies", "undersampled", "bright", "starfield", "simulated", "wellsampled", "simulated_psf",
         "wellsampled_psf", "starfield_psf")
 #: the sets of simulated fields (noise-free truths made by `evaluate_hst`, no files): their PSF's scale, and whether
 #: `run` is told each one's PSF FWHM (`run --psf-fwhm`, as an HST header tells it)
@@ -189,6 +214,10 @@ def write_sets(data: Path, work: Path, names: list[str]) -> dict[str, Path]:
         with fits.open(real / "paltas_cosmos_real_galaxy_images_23.5_n1subset.fits") as h:
             for i in (0, 1):
                 fits.PrimaryHDU(h[i].data.astype(np.float32)).writeto(sets["cosmos"] / f"paltas{i}.fits", overwrite=True)
+    if "cosmos_fields" in sets:
+        for seed in COSMOS_FIELD_SEEDS:
+            fits.PrimaryHDU(galaxy_field(real, seed).astype(np.float32)).writeto(
+                sets["cosmos_fields"] / f"cosmos_field{seed}.fits", overwrite=True)
     for name in SYNTHETIC.keys() & sets.keys():
         for frame, make in SYNTHETIC[name].items():
             fits.PrimaryHDU(make().astype(np.float32)).writeto(sets[name] / f"{frame}.fits", overwrite=True)
