@@ -302,13 +302,16 @@ def test_a_frame_whose_psf_is_not_known_says_how_to_tell_it(tmp_path):
     noise = np.random.default_rng(3).normal(100, 1, (64, 64))
     for name, data in (("stars", _star_field(2.5, size=(64, 64))), ("blank", noise)):
         fits.PrimaryHDU(data.astype(np.float32), fits.Header({"TELESCOP": "CFHT 3.6M"})).writeto(tmp_path / f"{name}.fits")
-    notes, said = {}, {}
+    notes, said, measured = {}, {}, {}
     for name, fwhm in (("stars", None), ("blank", None), ("blank", "stars"), ("blank", 0.0)):
         [res] = Enhancer(EnhanceConfig(device="cpu", colorize=False, formats=("fits",), psf_fwhm=fwhm)
                          ).enhance_file(tmp_path / f"{name}.fits", tmp_path / f"out{name}{fwhm}")
         notes[name, fwhm] = [n for n in res.notes if n.startswith("PSF not known")]
+        measured[name, fwhm] = [n for n in res.notes if n.startswith("PSF measured")]
         said[name, fwhm] = fits.getheader(res.outputs[0])["AE_PSFSR"]
     assert notes["stars", None] == [] and said["stars", None].startswith("stars (")
+    assert len(measured["stars", None]) == 1 and "narrowest" in measured["stars", None][0]  # by default: said
+    assert measured["blank", "stars"] == measured["blank", None] == []
     [note] = notes["blank", None]
     assert "CFHT" in note and "compact sources" in note and "--psf-fwhm" in note
     assert len(notes["blank", "stars"]) == 1 and "compact sources" in notes["blank", "stars"][0]  # asked, could not
