@@ -1171,9 +1171,9 @@ def _made_lines(checked, installed: dict[str, str]) -> list[str]:
         lines.append(f"display: {p['stretch']} (a {number('stretch_a')}) of {p.get('interval', '?')}, "
                      f"{number('vmin')} -> 0 and {number('vmax')} -> 1 in the input's units")
         if float(p.get("psf_smoothing") or 0) > 0:
-            lines.append(f"display smoothed where faint to the PSF: FWHM {number('psf_fwhm')} input px "
-                         f"({p.get('psf_fwhm_from', '?')}), Gaussian sigma {number('psf_smoothing')} output px; "
-                         "FLUX is the network's own")
+            source = {"given": "--psf-fwhm", "header": "the header"}.get(p.get("psf_fwhm_from"), p.get("psf_fwhm_from"))
+            lines.append(f"display smoothed where faint to the PSF: FWHM {number('psf_fwhm')} input px from "
+                         f"{source or '?'}, Gaussian sigma {number('psf_smoothing')} output px; FLUX is the network's own")
     for name, sha in checked.inputs:
         if sha in checked.found:
             match = checked.found[sha]

@@ -149,7 +149,7 @@ def test_run_records_the_psf_and_its_smoothing_and_a_frame_without_psf_is_as_bef
     # `check` says what the display was smoothed to, and nothing where it was not
     said = {name: " ".join(runner.invoke(app, ["check", str(next((tmp_path / name).glob("*.fits")))]).output.split())
             for name in ("header", "off")}
-    assert re.search(r"smoothed where faint to the PSF: FWHM 2\.0\d* input px \(header\)", said["header"])
+    assert re.search(r"smoothed where faint to the PSF: FWHM 2\.0\d* input px from the header,", said["header"])
     assert "smoothed where faint" not in said["off"]
     # a frame whose header cannot tell its PSF (no PHOTPLAM: the evaluation protocol's inputs) is measured on its
     # stars; the example holds too few compact sources for that (2), so it is enhanced as with --psf-fwhm 0
