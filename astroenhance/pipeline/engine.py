@@ -1049,10 +1049,10 @@ class Enhancer:
                          "frame samples its PSF well (FWHM over ~1.5 px) noise shows as dots finer than the PSF: "
                          "--psf-fwhm PIXELS tells it")
         elif cfg.psf_fwhm is None and prov["psf_fwhm_from"].startswith("stars"):  # the default, measured: say so
-            notes.append(f"PSF measured on the frame's compact sources: FWHM {prov['psf_fwhm']:.2f} input px "
-                         f"({prov['psf_fwhm_from'].removeprefix('stars ').strip('()')}; wider than the PSF where they "
-                         "are galaxies' cores, not stars): the display is smoothed to it where faint, FLUX is not; "
-                         "--psf-fwhm PIXELS tells it, 0 turns it off")
+            notes.append(f"PSF measured on the frame's compact sources: FWHM {prov['psf_fwhm']:.2f} input px from "
+                         f"{prov['psf_fwhm_from']}, wider than the PSF where they are galaxies' cores, not stars; "
+                         "the display is smoothed to it where faint, FLUX is not; --psf-fwhm PIXELS tells it, 0 turns "
+                         "it off")
         if src.channels == 3 and colour_note:  # say which colours the output shows
             notes.append("colour input: its colours were replaced by the colorizer's prediction (--colorize)"
                          if self._colorizes(cfg) else
