@@ -218,8 +218,10 @@ def _parse_formats(value: str | None) -> tuple[str, ...] | None:
 
 def _parse_psf_fwhm(value: str | None) -> float | str | None:
     """--psf-fwhm: a number, "stars", or the text as given (`EnhanceConfig.check` says what it takes)."""
-    if value is None or value.strip().lower() == "stars":
-        return None if value is None else "stars"
+    if value is None:
+        return None
+    if value.strip().lower() == "stars":
+        return "stars"
     try:
         return float(value)
     except ValueError:

@@ -1,6 +1,6 @@
 """How wide `run --psf-fwhm stars` reads a frame's PSF, against the width it is (`imaging.psf.star_widths`).
 
-    python benchmarks/bench_star_psf.py [--data ../shared/data] [FRAME ...]
+    python benchmarks/bench_star_psf.py [--data ../shared/data] [--truths FOLDER] [FRAME ...]
 
 Synthetic frames whose PSF is known: the validation sets' star fields (`bench_hst_validation.starfield`'s frames,
 seeds 23 and 29: Moffat index 2.5, FWHM 1.6 input pixels after 4x binning, noise at k = 0.5 and 2) and the
@@ -9,7 +9,9 @@ image; sky the median, sigma from neighbouring-pixel differences, `finish.estima
 HST header gives beside (`io.noise.frame_psf_fwhm`).  With ``--data``: also the validation sets' simulated fields
 100-107 binned 4x (`training.fields.numbered_field`, PSF scale 1 and 4: undersampled and well sampled, their known
 FWHM) and `cosmos_fields` (real galaxies, no stars: the narrowest sources are galaxies' cores, the PSF ~0.7 px), at
-k = 0.5 and 2.  Columns: the FWHM read (the median of the 3 narrowest compact sources), its ratio to the known one,
+k = 0.5 and 2.  With ``--truths``: each deep frame of the folder as `evaluate --task hst` makes its inputs (binned
+4x, the protocol's first noise draw at k = 0.5 and 2 of the truth's pixel rms; the noise told as the protocol's ERR
+tells `run`) — what the default reads on the protocol's frames, which carry no PHOTPLAM.  Columns: the FWHM read (the median of the 3 narrowest compact sources), its ratio to the known one,
 the spread of the 3 narrowest (3rd / 1st: stars of one PSF agree, galaxies' cores need not), the sources fitted and
 the seconds the measuring took.  The frames
 docs/experiments.md reports (thirty-fifth session): ``../shared/data/fits/multiband_cfhtls/CFHTLS-test_{g,r,i}.fits
@@ -39,15 +41,22 @@ from astroenhance.io.noise import frame_psf_fwhm  # noqa: E402
 from astroenhance.io.readers import open_frames  # noqa: E402
 from astroenhance.pipeline.finish import estimate_noise  # noqa: E402
 from astroenhance.training.fields import numbered_field  # noqa: E402
-from astroenhance.training.hst import SCALE, degrade, noise_draw  # noqa: E402
+from astroenhance.training.hst import (  # noqa: E402
+    SCALE,
+    TruthSources,
+    degrade,
+    list_truths,
+    noise_draw,
+    truth_frames,
+)
 
 #: the undersampled fields' PSF FWHM in their own pixels (`undersampled`: a Moffat of 0.8 x 1.3 pixels)
 UNDERSAMPLED_FWHM = 1.3 * 0.8
 
 
-def row(name: str, data: np.ndarray, known: float | None, note: str = "") -> None:
+def row(name: str, data: np.ndarray, known: float | None, note: str = "", sigma: float | None = None) -> None:
     t = time.perf_counter()
-    widths = star_widths(data, float(np.nanmedian(data)), estimate_noise(data))[1]
+    widths = star_widths(data, float(np.nanmedian(data)), estimate_noise(data) if sigma is None else sigma)[1]
     fwhm, _ = fwhm_from_stars(widths)
     seconds = time.perf_counter() - t
     ratio = f"{fwhm / known:.2f}" if known and fwhm else "-"
@@ -61,6 +70,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("frames", nargs="*", type=Path)
     ap.add_argument("--data", type=Path, default=None, help="the shared data folder: also the validation fields")
+    ap.add_argument("--truths", type=Path, default=None,
+                    help="a folder of deep frames: also their protocol inputs (evaluate --task hst)")
     args = ap.parse_args()
     print(f"{'frame':<40}{'stars':>8}{'known':>8}{'ratio':>7}{'spread':>8}{'fitted':>9}{'seconds':>9}  header")
     for name, seed in STARFIELD_SEEDS.items():
@@ -81,6 +92,13 @@ def main() -> None:
             truth = galaxy_field(args.data / "fits" / "hst_real", seed)
             for k in (0.5, 2.0):
                 row(f"cosmos_field{seed} k={k:g}", degrade(truth, k, noise_draw(0, f"cosmos_field{seed}", k))[0], None)
+    for path in list_truths(args.truths) if args.truths is not None else []:
+        for chip, truth, _ in truth_frames(path):
+            name = path.name.split(".")[0] + (f"[{chip}]" if chip else "")  # (as `evaluate_hst` names it)
+            rms = TruthSources.find(truth, estimate_noise(truth)).sigma
+            for k in (0.5, 2.0):
+                lr, sigma = degrade(truth, k, noise_draw(0, name, k), rms)
+                row(f"{name[:32]} k={k:g}", lr, None, sigma=sigma)
     for path in args.frames:
         with open_frames(path) as frames:
             src = frames[0]
