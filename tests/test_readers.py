@@ -1,6 +1,7 @@
 """Every input kind the run issue names, read with its real bit depth, and bad input named clearly."""
 
 
+import io
 import re
 import shutil
 
@@ -8,6 +9,8 @@ import numpy as np
 import pytest
 import tifffile
 from astropy.io import fits
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from astroenhance.errors import InputError
@@ -757,3 +760,80 @@ def test_a_frame_in_logarithmic_units_is_refused_by_name(tmp_path, bunit, refuse
         read_frame(path)
     with pytest.raises(InputError, match="is a logarithmic unit"):  # `enhance_array(data, header=...)`'s way in
         from_array(data, header=fits.Header({"BUNIT": bunit}))
+
+
+#: a 2,880-byte block of float32 -0.1: what follows the HDUs of three of the STScI empirical PSF grids
+BYTES_AFTER = np.full(720, -0.1, ">f4").tobytes()
+
+
+def test_a_frame_with_bytes_after_its_last_hdu_is_read_without_them(tmp_path, monkeypatch):
+    """Astropy refuses a whole file ("Header missing END card") where bytes that begin no HDU follow its HDUs, as
+    three of the STScI empirical PSF grids end; their HDUs are whole. The file is read without those bytes (through
+    a copy, deleted after; the input untouched), gzipped too, and a note says so; a file whose own HDU has no END
+    card is still refused."""
+    import gzip
+    import hashlib
+    import tempfile
+
+    plain = HRC.read_bytes()  # SCI, ERR, DQ: read as `run` reads them
+    path = tmp_path / "after.fits"
+    path.write_bytes(plain + BYTES_AFTER)
+    with pytest.raises(OSError, match="END card"):
+        fits.open(path, lazy_load_hdus=False)
+    want = frames(HRC)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    (tmp_path / "after.fits.gz").write_bytes(gzip.compress(path.read_bytes()))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    for name in ("after.fits", "after.fits.gz"):
+        with open_frames(tmp_path / name) as got:
+            assert len(got) == len(want) and len(list(tmp.iterdir())) == 1
+            for g, (label, shape, _, data, _, _) in zip(got, want, strict=True):
+                assert (g.label, g.shape) == (label, shape)
+                np.testing.assert_array_equal(g.read_rows(0, shape[0]), data)
+            assert any(f"2880 bytes after its last whole HDU (byte {len(plain)}) begin no HDU" in n
+                       for n in got[0].notes)
+        assert list(tmp.iterdir()) == []
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == sha
+    # the last extension's header without END: not whole, refused as before
+    last = plain.rindex(b"END" + b" " * 77)
+    broken = tmp_path / "broken.fits"
+    broken.write_bytes(plain[:last] + b" " * 80 + plain[last + 80:])
+    with pytest.raises(InputError, match=rf"^{re.escape(str(broken))}: not a readable FITS file"):
+        frames(broken)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from(["image", "cube", "table", "empty"]), min_size=0, max_size=3),
+       st.sampled_from([np.uint8, np.int16, np.int32, np.float32, np.float64]), st.integers(1, 40),
+       st.integers(1, 6000), st.booleans())
+def test_where_whole_hdus_end_is_read_from_their_headers(tmp_path_factory, kinds, dtype, side, after, primary_data):
+    """`whole_hdus` finds the end of any astropy-written file's HDUs (images of any BITPIX and shape, tables, a
+    primary with or without data) from their headers, and the bytes after them; None where nothing follows or where
+    the file is cut short within its data."""
+    from astroenhance.io.compression import whole_hdus
+
+    rng = np.random.default_rng(side)
+    hdus = [fits.PrimaryHDU((rng.random((side, side + 1)) * 100).astype(dtype) if primary_data else None)]
+    for kind in kinds:
+        if kind == "image":
+            hdus.append(fits.ImageHDU((rng.random((side + 2, side)) * 100).astype(dtype)))
+        elif kind == "cube":
+            hdus.append(fits.ImageHDU((rng.random((2, side, 3)) * 100).astype(dtype)))
+        elif kind == "table":
+            hdus.append(fits.BinTableHDU.from_columns([fits.Column("a", "E", array=rng.random(side)),
+                                                       fits.Column("b", "20A", array=["x/y = 1"] * side)]))
+        else:
+            hdus.append(fits.ImageHDU())
+    path = tmp_path_factory.mktemp("hdus") / "f.fits"
+    fits.HDUList(hdus).writeto(path)
+    clean = path.read_bytes()
+    assert whole_hdus(path) is None
+    path.write_bytes(clean + b"\xbd" * after)
+    assert whole_hdus(path) == (len(clean), after)
+    with fits.open(io.BytesIO(clean)) as hdul:
+        starts = [hdul.fileinfo(i)["datLoc"] for i in range(len(hdul)) if hdul[i].size > 1]
+    for start in starts:  # each HDU with data cut short within it
+        path.write_bytes(clean[:start + 1])
+        assert whole_hdus(path) is None

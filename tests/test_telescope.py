@@ -656,6 +656,8 @@ def test_psf_models_from_files_keep_their_shape_at_the_fwhm_drawn(tmp_path):
     """`train sr-hst --psf FILE --psf-share P`: a cube of PSFs (an empirical grid) or one PSF image, each plane
     normalised; drawn at a FWHM of the truth's pixels with its rings kept; only the share of synthetic fields
     changes, and without models nothing is drawn for them (older runs repeat)."""
+    import gzip
+
     from astropy.io import fits
 
     from astroenhance.training.fields import hst_psf
@@ -668,6 +670,10 @@ def test_psf_models_from_files_keep_their_shape_at_the_fwhm_drawn(tmp_path):
     fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns([fits.Column("a", "E", array=[1.0])])]).writeto(table)
     models = load_psfs([cube])
     assert len(models) == 2 and all(m.sum() == pytest.approx(1.0) and m.min() >= 0 for m in models)
+    # gzipped, with a block that begins no HDU after its data, as three of the STScI grids end: read without it
+    after = tmp_path / "grid_after.fits.gz"
+    after.write_bytes(gzip.compress(cube.read_bytes() + np.full(720, -0.1, ">f4").tobytes()))
+    assert all(np.array_equal(a, b) for a, b in zip(load_psfs([after]), models, strict=True))
     for bad, why in ((table, "no PSF image"), (tmp_path / "nothing.fits", "not a readable FITS")):
         with pytest.raises(SettingsError, match=f"--psf {bad}: {why}"):
             load_psfs([bad])

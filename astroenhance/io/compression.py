@@ -1,8 +1,13 @@
-"""FITS files compressed whole (``.fits.gz``, ``.fits.bz2``, ``.fits.xz``), told by their first bytes.
+"""FITS files read through a temporary copy: compressed whole, or with bytes after their last HDU.
 
-Astropy reads such a file's data into memory whole, and reads a gzip stream whose checksum fails without a word
-(a damaged download was enhanced).  `decompressed_copy` streams one into a temporary file instead, checking the
-stream to its end, so that its data are read by rows like any uncompressed frame.
+A file compressed whole (``.fits.gz``, ``.fits.bz2``, ``.fits.xz``, told by its first bytes): astropy reads its
+data into memory whole, and reads a gzip stream whose checksum fails without a word (a damaged download was
+enhanced).  `decompressed_copy` streams one into a temporary file instead, checking the stream to its end, so that
+its data are read by rows like any uncompressed frame.
+
+A file whose HDUs are whole but followed by bytes that begin no HDU (the STScI empirical PSF grids end in such a
+2,880-byte block): astropy refuses it whole ("Header missing END card").  `whole_hdus` finds where its HDUs end from
+their headers alone, and `whole_hdus_copy` reads those bytes only.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import bz2
 import contextlib
 import gzip
 import lzma
+import math
 import os
 import tempfile
 import zlib
@@ -24,7 +30,8 @@ GZIP_MAGIC, BZIP2_MAGIC, XZ_MAGIC = b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00"
 COMPRESSED_MAGIC = (GZIP_MAGIC, BZIP2_MAGIC, b"PK\x03\x04", XZ_MAGIC, b"\x1f\x9d")  # gzip, bzip2, zip, xz, LZW (.Z)
 #: the compressions Python decompresses as a stream, each with its name
 STREAMS = ((GZIP_MAGIC, gzip.open, "gzip"), (BZIP2_MAGIC, bz2.open, "bzip2"), (XZ_MAGIC, lzma.open, "xz"))
-PIECE = 1 << 20  # bytes decompressed at a time
+PIECE = 1 << 20  # bytes decompressed (or copied) at a time
+BLOCK = 2880  # a FITS file's unit: headers and data are padded to whole blocks
 
 
 def first_bytes(path: Path, n: int = len(XZ_MAGIC)) -> bytes | None:
@@ -71,13 +78,8 @@ def decompressed_copy(path: Path, files: contextlib.ExitStack, notes: list[str])
         return None
     opener, kind = stream
     out, copy = None, None
-    with contextlib.suppress(OSError):  # copies of runs that were killed (SIGKILL, out of memory)
-        cleanup_stale_temporaries(Path(tempfile.gettempdir()))
     try:
-        fd, name = tempfile.mkstemp(prefix=f"astroenhance-copy{TEMP_MARKER}{owner_tag()}-", suffix=".fits")
-        copy = Path(name)
-        files.callback(_unlink, copy)
-        out = os.fdopen(fd, "wb")
+        out, copy = _temporary(files)
     except OSError as exc:
         notes.append(_in_memory(exc))
     produced = 0
@@ -114,6 +116,97 @@ def decompressed_copy(path: Path, files: contextlib.ExitStack, notes: list[str])
         if out is not None:
             out.close()
     return copy if out is not None else None
+
+
+def _temporary(files: contextlib.ExitStack):
+    """``(file open for writing, its path)``: a new file in the temporary folder (``$TMPDIR``), deleted when ``files``
+    closes; its name holds its owner (`writers.temporary_path`), so that one left by a killed process (SIGKILL, out
+    of memory) goes with the next copy.  OSError where it cannot be made."""
+    with contextlib.suppress(OSError):
+        cleanup_stale_temporaries(Path(tempfile.gettempdir()))
+    fd, name = tempfile.mkstemp(prefix=f"astroenhance-copy{TEMP_MARKER}{owner_tag()}-", suffix=".fits")
+    copy = Path(name)
+    files.callback(_unlink, copy)
+    return os.fdopen(fd, "wb"), copy
+
+
+def _data_bytes(cards: dict[bytes, bytes]) -> int:
+    """The bytes of data a FITS header's ``cards`` (keyword: value) describe: |BITPIX| / 8 x GCOUNT x (PCOUNT + the
+    product of the NAXISn; random groups leave out NAXIS1, which is 0); ValueError where a value is not an integer."""
+    naxis = int(cards.get(b"NAXIS", b"0"))
+    if naxis == 0:
+        return 0
+    axes = [int(cards.get(b"NAXIS%d" % k, b"0")) for k in range(1, naxis + 1)]
+    if axes[0] == 0 and cards.get(b"GROUPS") == b"T":
+        axes = axes[1:]
+    return abs(int(cards[b"BITPIX"])) // 8 * int(cards.get(b"GCOUNT", b"1")) * (
+        int(cards.get(b"PCOUNT", b"0")) + math.prod(axes))
+
+
+def whole_hdus(path: Path) -> tuple[int, int] | None:
+    """Where the whole HDUs of the uncompressed FITS file ``path`` end and how many bytes follow them that begin no
+    HDU (no ``XTENSION`` card): ``(end, after)``, from the headers alone (each one's END card; its data's size from
+    BITPIX, NAXISn, PCOUNT and GCOUNT, padded to whole blocks).  None where nothing follows the HDUs, or where they
+    are not whole themselves: a header without END, data cut short, a first card not ``SIMPLE``."""
+    size = path.stat().st_size
+    pos = 0
+    with open(path, "rb") as fh:
+        while pos < size:
+            fh.seek(pos)
+            block = fh.read(BLOCK)
+            if not block.startswith(b"SIMPLE  =" if pos == 0 else b"XTENSION="):
+                return (pos, size - pos) if pos else None
+            cards, end = {}, None
+            while end is None:
+                if len(block) < BLOCK:
+                    return None  # a header cut short, or without END
+                for i in range(0, BLOCK, 80):
+                    key = block[i:i + 8].rstrip()
+                    if key == b"END":
+                        end = fh.tell()
+                        break
+                    if block[i + 8:i + 10] == b"= ":
+                        cards[key] = block[i + 10:i + 80].split(b"/")[0].strip()
+                else:
+                    block = fh.read(BLOCK)
+            try:
+                data = _data_bytes(cards)
+            except (ValueError, KeyError):
+                return None
+            pos = end + -(-data // BLOCK) * BLOCK
+            if end + data > size:
+                return None  # its data cut short
+    return None
+
+
+def whole_hdus_copy(path: Path, own: bool, files: contextlib.ExitStack, notes: list[str]) -> Path | None:
+    """For a FITS file that astropy cannot open because bytes that begin no HDU follow its whole HDUs (`whole_hdus`):
+    a file of those HDUs only — ``path`` itself cut there where it is a temporary copy of our ``own`` (a decompressed
+    one), else a temporary copy of them, deleted when ``files`` closes — and a note in ``notes``; None for any other
+    file, or where no copy can be written."""
+    try:
+        whole = whole_hdus(path)
+        if whole is None:
+            return None
+        end, after = whole
+        if own:
+            os.truncate(path, end)
+            copy = path
+        else:
+            out, copy = _temporary(files)
+            with out, open(path, "rb") as src:
+                left = end
+                while left > 0:
+                    piece = src.read(min(PIECE, left))
+                    if not piece:
+                        return None
+                    out.write(piece)
+                    left -= len(piece)
+    except OSError:
+        return None
+    notes.append(f"{after} byte{'s' * (after != 1)} after its last whole HDU (byte {end}) begin no HDU (not FITS): "
+                 "ignored; its HDUs read as they are")
+    return copy
 
 
 def _in_memory(exc: OSError) -> str:

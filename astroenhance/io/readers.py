@@ -33,7 +33,7 @@ from ..errors import (
     no_such,
     short_reason,
 )
-from .compression import XZ_MAGIC, compressed_whole, decompressed_copy, first_bytes
+from .compression import XZ_MAGIC, compressed_whole, decompressed_copy, first_bytes, whole_hdus_copy
 from .cutout import Cutout, cut_frames
 from .noise import (
     ACS_WFC3_FLAGS,
@@ -315,8 +315,9 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
     if is_fits(path):
         _check_kind(path)
         with contextlib.ExitStack() as files:
-            unpacking: list[str] = []  # (notes on a compressed file's stream: read in memory, bytes after it)
-            hdul = files.enter_context(open_fits(path, copy=decompressed_copy(path, files, unpacking)))
+            unpacking: list[str] = []  # (notes on how the file's bytes were read: in memory, bytes ignored)
+            hdul = files.enter_context(open_fits(path, copy=decompressed_copy(path, files, unpacking),
+                                                 notes=unpacking))
             try:
                 found = _fits_frames(path, hdul, hdu, dq_mask)
             except InputError:
@@ -448,23 +449,38 @@ def _use_dq_file(path: Path, hdul: fits.HDUList, hdu: str | int | None, found: l
 
 
 @contextlib.contextmanager
-def open_fits(path: Path, scaled: bool = False, copy: Path | None = None) -> Iterator[fits.HDUList]:
+def open_fits(path: Path, scaled: bool = False, copy: Path | None = None,
+              notes: list[str] | None = None) -> Iterator[fits.HDUList]:
     """``path`` opened lazily (memory-mapped, image scaling left to the caller; with ``scaled``, read with BSCALE,
     BZERO and BLANK applied by astropy, which cannot memory-map them); one `InputError` naming it if astropy
-    cannot.  ``copy``: its decompressed copy (`compression.decompressed_copy`), opened instead."""
-    try:
+    cannot.  ``copy``: its decompressed copy (`compression.decompressed_copy`), opened instead.  A file whose HDUs
+    are whole but followed by bytes that begin no HDU is read without them (`compression.whole_hdus_copy`), a note
+    in ``notes`` saying so."""
+
+    def opened(name: Path) -> fits.HDUList:
         with warnings.catch_warnings():  # (a truncated file is said, naming it, where its data cannot be read)
             warnings.filterwarnings("ignore", message="File may have been truncated")
-            hdul = fits.open(copy or path, memmap=not scaled, lazy_load_hdus=False, do_not_scale_image_data=not scaled)
-    except Exception as exc:  # astropy raises OSError, ValueError, TypeError... for corrupt files
-        hint = ""
-        if copy is None and first_bytes(path) == XZ_MAGIC:  # (read in memory: astropy reads xz from 7.1 on)
-            hint = f"; it is xz-compressed, which astropy {astropy_version} cannot read: decompress it (xz -dk FILE)"
-        raise InputError(f"{path}: not a readable FITS file ({short_reason(exc)}){hint}") from None
-    try:
-        yield hdul
-    finally:
-        hdul.close()
+            return fits.open(name, memmap=not scaled, lazy_load_hdus=False, do_not_scale_image_data=not scaled)
+
+    with contextlib.ExitStack() as files:
+        try:
+            hdul = opened(copy or path)
+        except Exception as exc:  # astropy raises OSError, ValueError, TypeError... for corrupt files
+            hint = ""
+            if copy is None and first_bytes(path) == XZ_MAGIC:  # (read in memory: astropy reads xz from 7.1 on)
+                hint = f"; it is xz-compressed, which astropy {astropy_version} cannot read: decompress it (xz -dk FILE)"
+            error = InputError(f"{path}: not a readable FITS file ({short_reason(exc)}){hint}")
+            whole = whole_hdus_copy(copy or path, copy is not None, files, [] if notes is None else notes)
+            if whole is None:
+                raise error from None
+            try:
+                hdul = opened(whole)
+            except Exception:  # noqa: BLE001 (the file's own reason is the one to give)
+                raise error from None
+        try:
+            yield hdul
+        finally:
+            hdul.close()
 
 
 def is_enhanced_output(hdul: fits.HDUList) -> bool:

@@ -16,6 +16,7 @@ cosmic rays and hot pixels (`run` masks or cleans them before the network).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
@@ -26,12 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from astropy.io import fits
 from scipy.signal import fftconvolve
 
 from .. import interrupts
-from ..errors import SettingsError
+from ..errors import InputError, SettingsError
 from ..imaging.color import LUMA_WEIGHTS
+from ..io.compression import decompressed_copy
+from ..io.readers import open_fits
 from ..metrics import area_downsample, clipped_sky, psnr
 from ..models.discriminator import adversarial_loss, discriminator_loss
 from ..models.registry import architecture, build_model
@@ -136,12 +138,13 @@ def load_psfs(paths: list[Path]) -> list[np.ndarray]:
     model's noise, set to 0): for `file_psf`.  A file that holds none is a `SettingsError` naming it."""
     out = []
     for p in paths:
-        try:
-            with fits.open(p) as hdul:
+        try:  # (as `run` opens a frame: bytes after the last HDU, as three of the STScI grids have, left out)
+            with contextlib.ExitStack() as files:
+                hdul = files.enter_context(open_fits(Path(p), scaled=True, copy=decompressed_copy(Path(p), files, [])))
                 planes = [np.asarray(h.data, np.float64) for h in hdul if h.is_image and h.data is not None
                           and h.data.ndim in (2, 3)]
-        except (OSError, ValueError, TypeError) as exc:
-            raise SettingsError(f"--psf {p}: not a readable FITS file ({exc})") from None
+        except InputError as exc:
+            raise SettingsError(f"--psf {exc}") from None
         found = [q for plane in planes for q in (plane if plane.ndim == 3 else [plane])]
         found = [np.clip(np.nan_to_num(q), 0, None) for q in found if min(q.shape) >= 5]
         found = [q / q.sum() for q in found if q.sum() > 0 and q.max() > 0]
