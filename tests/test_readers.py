@@ -762,13 +762,13 @@ def test_a_frame_in_logarithmic_units_is_refused_by_name(tmp_path, bunit, refuse
         from_array(data, header=fits.Header({"BUNIT": bunit}))
 
 
-#: a 2,880-byte block of float32 -0.1: what follows the HDUs of three of the STScI empirical PSF grids
+#: a 2,880-byte block of float32 -0.1: what follows the HDUs of four of the STScI empirical PSF grids
 BYTES_AFTER = np.full(720, -0.1, ">f4").tobytes()
 
 
 def test_a_frame_with_bytes_after_its_last_hdu_is_read_without_them(tmp_path, monkeypatch):
     """Astropy refuses a whole file ("Header missing END card") where bytes that begin no HDU follow its HDUs, as
-    three of the STScI empirical PSF grids end; their HDUs are whole. The file is read without those bytes (through
+    four of the STScI empirical PSF grids end; their HDUs are whole. The file is read without those bytes (through
     a copy, deleted after; the input untouched), gzipped too, and a note says so; a file whose own HDU has no END
     card is still refused."""
     import gzip

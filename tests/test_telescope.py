@@ -670,7 +670,7 @@ def test_psf_models_from_files_keep_their_shape_at_the_fwhm_drawn(tmp_path):
     fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns([fits.Column("a", "E", array=[1.0])])]).writeto(table)
     models = load_psfs([cube])
     assert len(models) == 2 and all(m.sum() == pytest.approx(1.0) and m.min() >= 0 for m in models)
-    # gzipped, with a block that begins no HDU after its data, as three of the STScI grids end: read without it
+    # gzipped, with a block that begins no HDU after its data, as four of the STScI grids end: read without it
     after = tmp_path / "grid_after.fits.gz"
     after.write_bytes(gzip.compress(cube.read_bytes() + np.full(720, -0.1, ">f4").tobytes()))
     assert all(np.array_equal(a, b) for a, b in zip(load_psfs([after]), models, strict=True))

@@ -5,7 +5,7 @@ data into memory whole, and reads a gzip stream whose checksum fails without a w
 enhanced).  `decompressed_copy` streams one into a temporary file instead, checking the stream to its end, so that
 its data are read by rows like any uncompressed frame.
 
-A file whose HDUs are whole but followed by bytes that begin no HDU (the STScI empirical PSF grids end in such a
+A file whose HDUs are whole but followed by bytes that begin no HDU (some STScI empirical PSF grids end in such a
 2,880-byte block): astropy refuses it whole ("Header missing END card").  `whole_hdus` finds where its HDUs end from
 their headers alone, and `whole_hdus_copy` reads those bytes only.
 """

@@ -138,7 +138,7 @@ def load_psfs(paths: list[Path]) -> list[np.ndarray]:
     model's noise, set to 0): for `file_psf`.  A file that holds none is a `SettingsError` naming it."""
     out = []
     for p in paths:
-        try:  # (as `run` opens a frame: bytes after the last HDU, as three of the STScI grids have, left out)
+        try:  # (as `run` opens a frame: bytes after the last HDU, as four of the STScI grids have, left out)
             with contextlib.ExitStack() as files:
                 hdul = files.enter_context(open_fits(Path(p), scaled=True, copy=decompressed_copy(Path(p), files, [])))
                 planes = [np.asarray(h.data, np.float64) for h in hdul if h.is_image and h.data is not None
