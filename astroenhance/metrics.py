@@ -89,14 +89,14 @@ def block_lattice(x: np.ndarray, where: np.ndarray | None = None, scale: int = 4
     d = np.abs(np.diff(np.asarray(x, np.float64), axis=1))
     n = d.shape[1] // scale * scale
     d = d[:, :n]
-    if where is None:
-        phases = [np.nanmedian(d[:, k::scale]) for k in range(scale)]
-    else:
+    if where is not None:
         d = np.where((where[:, 1:] & where[:, :-1])[:, :n], d, np.nan)
-        if np.isnan(d).all():  # nothing where it is asked for (a frame without sky): not measured
-            return float("nan")
-        phases = [np.nanmean(d[:, k::scale]) for k in range(scale)]
-    return float(phases[scale - 1] / np.mean(phases[:scale - 1]))
+    columns = [d[:, k::scale] for k in range(scale)]
+    if not all(np.isfinite(c).any() for c in columns):  # a phase with nothing asked for (a frame without sky)
+        return float("nan")
+    phases = [np.nanmedian(c) if where is None else np.nanmean(c) for c in columns]
+    inside = float(np.mean(phases[:scale - 1]))
+    return float(phases[scale - 1] / inside) if inside > 0 else float("nan")  # (0: flat inside, a filled region)
 
 
 def difference_sigma(img: np.ndarray, lag: int = 2) -> float:

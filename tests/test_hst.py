@@ -265,9 +265,13 @@ def test_block_lattice_of_nothing_is_not_measured_and_says_nothing():
     from astroenhance.metrics import block_lattice
 
     x = np.random.default_rng(1).random((16, 16))
+    some = np.zeros_like(x, bool)
+    some[:, 1:4] = True  # steps inside the first block only: no step across a block edge is asked for
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # "Mean of empty slice" reached the user's terminal
         assert np.isnan(block_lattice(x, np.zeros_like(x, bool)))
+        assert np.isnan(block_lattice(x, some))  # (a truth's sky in a few columns: evaluate on a zero-filled frame)
+        assert np.isnan(block_lattice(np.zeros_like(x), np.ones_like(x, bool)))  # flat: no step anywhere
 
 
 def test_simulated_fields_are_seeded_noise_free_and_seen_through_hsts_airy_psf(monkeypatch):
