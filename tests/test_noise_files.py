@@ -180,6 +180,37 @@ def test_a_compressed_map_is_read_and_a_damaged_one_named(tmp_path):
                 pass
 
 
+def test_a_map_with_bytes_after_its_hdus_is_read_without_them(tmp_path):
+    """An rms, weight or DQ map whose HDUs are followed by bytes that begin none (a block of float32 -0.1, as some
+    STScI PSF grids end; astropy refuses the whole file) is read without them, as a frame is, gzipped too."""
+    import gzip
+
+    after = np.full(720, -0.1, ">f4").tobytes()
+    rms = np.full((256, 256), 5.0, np.float32)
+    rms[:8] = 7.0
+    fits.PrimaryHDU(rms).writeto(tmp_path / "rms.fits")
+    dq = np.zeros((256, 256), np.int16)
+    dq[10, 20] = 4
+    fits.PrimaryHDU(dq).writeto(tmp_path / "dq.fits")
+    for name in ("rms", "dq"):
+        whole = (tmp_path / f"{name}.fits").read_bytes()
+        (tmp_path / f"{name}_after.fits").write_bytes(whole + after)
+        (tmp_path / f"{name}_after.fits.gz").write_bytes(gzip.compress(whole + after))
+        with pytest.raises(OSError, match="END card"):
+            fits.open(tmp_path / f"{name}_after.fits", lazy_load_hdus=False)
+    with open_frames(HRC, noise=tmp_path / "rms.fits") as [ref], open_frames(HRC, dq=tmp_path / "dq.fits") as [flagged]:
+        want_sigma, want_rows = ref.noise_rows(0, 16), flagged.read_rows(0, 16)
+    assert np.isnan(want_rows[10, 20]) and np.isfinite(want_rows[10, 21])
+    for suffix in ("_after.fits", "_after.fits.gz"):
+        with open_frames(HRC, noise=tmp_path / f"rms{suffix}") as [src]:
+            assert src.noise == 5.0
+            np.testing.assert_array_equal(src.noise_rows(0, 16), want_sigma)
+        with open_frames(HRC, weight=tmp_path / f"rms{suffix}") as [src]:
+            assert src.noise == pytest.approx(1 / np.sqrt(5.0))
+        with open_frames(HRC, dq=tmp_path / f"dq{suffix}") as [src]:
+            np.testing.assert_array_equal(src.read_rows(0, 16), want_rows)
+
+
 def test_cli_records_where_the_noise_came_from(tmp_path):
     runner = CliRunner()
     rms = tmp_path / "rms.fits"

@@ -7,7 +7,8 @@ its data are read by rows like any uncompressed frame.
 
 A file whose HDUs are whole but followed by bytes that begin no HDU (some STScI empirical PSF grids end in such a
 2,880-byte block): astropy refuses it whole ("Header missing END card").  `whole_hdus` finds where its HDUs end from
-their headers alone, and `whole_hdus_copy` reads those bytes only.
+their headers alone, `whole_hdus_copy` reads those bytes only, and `open_whole` opens a file through it where astropy
+refuses the file itself.
 """
 
 from __future__ import annotations
@@ -207,6 +208,22 @@ def whole_hdus_copy(path: Path, own: bool, files: contextlib.ExitStack, notes: l
     notes.append(f"{after} byte{'s' * (after != 1)} after its last whole HDU (byte {end}) begin no HDU (not FITS): "
                  "ignored; its HDUs read as they are")
     return copy
+
+
+def open_whole(open_file, path: Path, own: bool, files: contextlib.ExitStack, notes: list[str]):
+    """``open_file(path)`` (astropy's ``fits.open`` with the caller's options); where it raises and ``path``'s whole
+    HDUs are followed by bytes that begin none, ``open_file`` of those HDUs (`whole_hdus_copy`; ``own``: ``path``
+    is a temporary copy of ours), else its error."""
+    try:
+        return open_file(path)
+    except Exception as first:  # astropy raises OSError, ValueError, TypeError... for corrupt files
+        whole = whole_hdus_copy(path, own, files, notes)
+        if whole is None:
+            raise
+        try:
+            return open_file(whole)
+        except Exception:  # noqa: BLE001 (the file's own reason is the one to give)
+            raise first from None
 
 
 def _in_memory(exc: OSError) -> str:

@@ -49,7 +49,7 @@ from ..errors import DQFileError, InputError, NoiseMapError, short_reason
 from ..imaging.cosmics import MARGIN, find_cosmic_rays, star_sharpness
 from ..imaging.psf import MAX_STARS, STAMP, detector_pixel, fwhm_arcsec, fwhm_from_stars, star_widths
 from ..metrics import difference_sigma
-from .compression import decompressed_copy
+from .compression import decompressed_copy, open_whole
 
 
 @dataclass(frozen=True)
@@ -180,8 +180,7 @@ def dq_planes(path: Path, files: contextlib.ExitStack) -> list[tuple[tuple[int, 
     ``rows(y0, y1)`` reads its flags (integers).  The file is opened once and stays open (memory-mapped) until
     ``files`` closes.  `DQFileError` when it cannot be read or holds floating-point values."""
     try:
-        hdul = files.enter_context(fits.open(_readable(path, files, DQFileError), memmap=True,
-                                             do_not_scale_image_data=True))
+        hdul = _opened(path, files, DQFileError, memmap=True, do_not_scale_image_data=True)
         planes = []
         for h in hdul:
             naxis = h.header.get("NAXIS", 0)
@@ -201,14 +200,19 @@ def dq_planes(path: Path, files: contextlib.ExitStack) -> list[tuple[tuple[int, 
         raise DQFileError(f"{path}: not a readable FITS file ({short_reason(exc)})") from None
 
 
-def _readable(path: Path, files: contextlib.ExitStack, error: type[Exception]) -> Path:
-    """``path``, or its decompressed copy where it is compressed whole (`compression.decompressed_copy`: read by
-    rows, not into memory whole); a damaged stream is ``error``.  (A map has no notes of its own: that it was read
-    in memory, or had bytes after its stream, goes unsaid; the frame's own file says it.)"""
+def _opened(path: Path, files: contextlib.ExitStack, error: type[Exception], **options) -> fits.HDUList:
+    """``path`` opened by astropy with ``options``, from its decompressed copy where it is compressed whole
+    (`compression.decompressed_copy`: read by rows, not into memory whole), its whole HDUs only where bytes that
+    begin none follow them (`compression.open_whole`); it stays open until ``files`` closes.  A damaged stream is
+    ``error``; astropy's own errors are raised as they are.  (A map has no notes of its own: that it was read in
+    memory, or had bytes after its stream or its HDUs, goes unsaid; the frame's own file says it.)"""
     try:
-        return decompressed_copy(path, files, []) or path
+        copy = decompressed_copy(path, files, [])
     except InputError as exc:
         raise error(str(exc)) from None
+    # (every HDU read at once: bytes after the last one are found here, not while its HDUs are looked through)
+    return files.enter_context(open_whole(lambda name: fits.open(name, lazy_load_hdus=False, **options), copy or path,
+                                          copy is not None, files, []))
 
 
 def _plane_rows(path: Path, h, plane: int | None) -> Rows:
@@ -238,7 +242,7 @@ def map_noise(path: Path, shape: tuple[int, int], files: contextlib.ExitStack, w
     finite sigma > 0 is no data (`unmeasured`)."""
     what = "weight map" if weights else "noise map"
     try:
-        hdul = files.enter_context(fits.open(_readable(path, files, NoiseMapError), memmap=True))
+        hdul = _opened(path, files, NoiseMapError, memmap=True)
         data = next((h.data for h in hdul if h.header.get("NAXIS") == 2 and h.data is not None), None)
         if data is None:
             raise NoiseMapError(f"{path}: no 2-D image in the {what}")

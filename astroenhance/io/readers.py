@@ -33,7 +33,7 @@ from ..errors import (
     no_such,
     short_reason,
 )
-from .compression import XZ_MAGIC, compressed_whole, decompressed_copy, first_bytes, whole_hdus_copy
+from .compression import XZ_MAGIC, compressed_whole, decompressed_copy, first_bytes, open_whole
 from .cutout import Cutout, cut_frames
 from .noise import (
     ACS_WFC3_FLAGS,
@@ -464,19 +464,12 @@ def open_fits(path: Path, scaled: bool = False, copy: Path | None = None,
 
     with contextlib.ExitStack() as files:
         try:
-            hdul = opened(copy or path)
+            hdul = open_whole(opened, copy or path, copy is not None, files, [] if notes is None else notes)
         except Exception as exc:  # astropy raises OSError, ValueError, TypeError... for corrupt files
             hint = ""
             if copy is None and first_bytes(path) == XZ_MAGIC:  # (read in memory: astropy reads xz from 7.1 on)
                 hint = f"; it is xz-compressed, which astropy {astropy_version} cannot read: decompress it (xz -dk FILE)"
-            error = InputError(f"{path}: not a readable FITS file ({short_reason(exc)}){hint}")
-            whole = whole_hdus_copy(copy or path, copy is not None, files, [] if notes is None else notes)
-            if whole is None:
-                raise error from None
-            try:
-                hdul = opened(whole)
-            except Exception:  # noqa: BLE001 (the file's own reason is the one to give)
-                raise error from None
+            raise InputError(f"{path}: not a readable FITS file ({short_reason(exc)}){hint}") from None
         try:
             yield hdul
         finally:
