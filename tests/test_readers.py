@@ -837,3 +837,9 @@ def test_where_whole_hdus_end_is_read_from_their_headers(tmp_path_factory, kinds
     for start in starts:  # each HDU with data cut short within it
         path.write_bytes(clean[:start + 1])
         assert whole_hdus(path) is None
+    # a header whose axis is negative is no header (and must not send the walk back: it would never end)
+    card = fits.Card("NAXIS1", hdus[-1].header.get("NAXIS1", 0)).image.encode()
+    if hdus[-1].header.get("NAXIS", 0) and card in clean:
+        at = clean.rindex(card)
+        path.write_bytes(clean[:at] + fits.Card("NAXIS1", -100000).image.encode() + clean[at + 80:] + b"\xbd" * after)
+        assert whole_hdus(path) is None

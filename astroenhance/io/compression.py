@@ -174,6 +174,8 @@ def whole_hdus(path: Path) -> tuple[int, int] | None:
                 data = _data_bytes(cards)
             except (ValueError, KeyError):
                 return None
+            if data < 0:  # (a negative axis: not a header, and the walk would go back)
+                return None
             pos = end + -(-data // BLOCK) * BLOCK
             if end + data > size:
                 return None  # its data cut short

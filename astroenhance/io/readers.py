@@ -454,7 +454,7 @@ def open_fits(path: Path, scaled: bool = False, copy: Path | None = None,
     """``path`` opened lazily (memory-mapped, image scaling left to the caller; with ``scaled``, read with BSCALE,
     BZERO and BLANK applied by astropy, which cannot memory-map them); one `InputError` naming it if astropy
     cannot.  ``copy``: its decompressed copy (`compression.decompressed_copy`), opened instead.  A file whose HDUs
-    are whole but followed by bytes that begin no HDU is read without them (`compression.whole_hdus_copy`), a note
+    are whole but followed by bytes that begin no HDU is read without them (`compression.open_whole`), a note
     in ``notes`` saying so."""
 
     def opened(name: Path) -> fits.HDUList:
