@@ -804,23 +804,49 @@ def test_a_frame_with_bytes_after_its_last_hdu_is_read_without_them(tmp_path, mo
         frames(broken)
 
 
+def test_where_the_real_fixtures_hdus_end_is_read_from_their_headers(tmp_path):
+    """`whole_hdus` on every FITS file of the test data (decompressed): HST's SCI/ERR/DQ and drizzled SCI/WHT/CTX
+    files, WFPC2's converted GEIS stack with its table, WFPC2 raw data, CFHT frames — with a block after them each
+    reads as (its length, 2880), and as None without."""
+    import gzip
+
+    from astroenhance.io.compression import whole_hdus
+
+    found = sorted((FIXTURES.parent).rglob("*.fits*"))
+    assert len(found) >= 15
+    for src in found:
+        raw = src.read_bytes()
+        raw = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+        path = tmp_path / "f.fits"
+        path.write_bytes(raw)
+        assert whole_hdus(path) is None, src
+        path.write_bytes(raw + BYTES_AFTER)
+        assert whole_hdus(path) == (len(raw), 2880), src
+
+
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.sampled_from(["image", "cube", "table", "empty"]), min_size=0, max_size=3),
+@given(st.lists(st.sampled_from(["image", "cube", "table", "compressed", "empty"]), min_size=0, max_size=3),
        st.sampled_from([np.uint8, np.int16, np.int32, np.float32, np.float64]), st.integers(1, 40),
-       st.integers(1, 6000), st.booleans())
-def test_where_whole_hdus_end_is_read_from_their_headers(tmp_path_factory, kinds, dtype, side, after, primary_data):
-    """`whole_hdus` finds the end of any astropy-written file's HDUs (images of any BITPIX and shape, tables, a
-    primary with or without data) from their headers, and the bytes after them; None where nothing follows or where
+       st.integers(1, 6000), st.sampled_from(["none", "image", "groups"]))
+def test_where_whole_hdus_end_is_read_from_their_headers(tmp_path_factory, kinds, dtype, side, after, primary):
+    """`whole_hdus` finds the end of any astropy-written file's HDUs (images of any BITPIX and shape, tables,
+    tile-compressed images (a heap: PCOUNT), a primary with or without data or of random groups) from their headers, and the bytes after them; None where nothing follows or where
     the file is cut short within its data."""
     from astroenhance.io.compression import whole_hdus
 
     rng = np.random.default_rng(side)
-    hdus = [fits.PrimaryHDU((rng.random((side, side + 1)) * 100).astype(dtype) if primary_data else None)]
+    if primary == "groups":  # random groups (NAXIS1 = 0; PCOUNT parameters per group)
+        hdus = [fits.GroupsHDU(fits.GroupData(rng.random((3, 1, side, 7)).astype(np.float32), parnames=["u", "v"],
+                                              pardata=[rng.random(3).astype(np.float32)] * 2, bitpix=-32))]
+    else:
+        hdus = [fits.PrimaryHDU((rng.random((side, side + 1)) * 100).astype(dtype) if primary == "image" else None)]
     for kind in kinds:
         if kind == "image":
             hdus.append(fits.ImageHDU((rng.random((side + 2, side)) * 100).astype(dtype)))
         elif kind == "cube":
             hdus.append(fits.ImageHDU((rng.random((2, side, 3)) * 100).astype(dtype)))
+        elif kind == "compressed":  # a binary table with a heap (PCOUNT > 0)
+            hdus.append(fits.CompImageHDU((rng.random((60 + side, 50)) * 100).astype(np.float32)))
         elif kind == "table":
             hdus.append(fits.BinTableHDU.from_columns([fits.Column("a", "E", array=rng.random(side)),
                                                        fits.Column("b", "20A", array=["x/y = 1"] * side)]))
