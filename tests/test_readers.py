@@ -830,8 +830,9 @@ def test_where_the_real_fixtures_hdus_end_is_read_from_their_headers(tmp_path):
        st.integers(1, 6000), st.sampled_from(["none", "image", "groups"]))
 def test_where_whole_hdus_end_is_read_from_their_headers(tmp_path_factory, kinds, dtype, side, after, primary):
     """`whole_hdus` finds the end of any astropy-written file's HDUs (images of any BITPIX and shape, tables,
-    tile-compressed images (a heap: PCOUNT), a primary with or without data or of random groups) from their headers, and the bytes after them; None where nothing follows or where
-    the file is cut short within its data."""
+    tile-compressed images (a heap: PCOUNT), a primary with or without data or of random groups) from their
+    headers, and the bytes after them; None where nothing follows, where the file is cut short within its data, or
+    where a header's axis is negative."""
     from astroenhance.io.compression import whole_hdus
 
     rng = np.random.default_rng(side)
