@@ -382,19 +382,13 @@ def _background(a: np.ndarray) -> float:
 
 
 def _levels(band: np.ndarray, common: np.ndarray) -> tuple[float, float]:
-    """``band``'s background and the 99.5th percentile above it, both taken where every band has data: what
-    `_scaled` subtracts and divides by."""
+    """``band``'s background and the 99.5th percentile above it, both taken where every band has data: what a band
+    is brought to one scale by (less the one, divided by the other)."""
     values = band[common].astype(np.float64)
     background = _background(values)
     values -= background
     level = float(np.percentile(values, 99.5)) if values.size else 0.0
     return background, level if level > 0 else 1.0
-
-
-def _scaled(band: np.ndarray, common: np.ndarray) -> np.ndarray:
-    """``band`` background-subtracted and divided by its 99.5th percentile, both taken where every band has data."""
-    background, level = _levels(band, common)
-    return (band - background) / level
 
 
 def chromatic_weights(n: int) -> np.ndarray:
@@ -409,7 +403,7 @@ def chromatic_weights(n: int) -> np.ndarray:
 def chromatic_channels(stack: np.ndarray, weights: np.ndarray, out: np.ndarray | None = None,
                        common: np.ndarray | None = None) -> np.ndarray:
     """``(n, H, W)`` aligned bands, blue to red -> ``(3, H, W)`` blue, green, red: each band first brought to one
-    scale (`_scaled`: every band counts alike, whatever its units and depth), then weighted (`chromatic_weights`);
+    scale (`_levels`: every band counts alike, whatever its units and depth), then weighted (`chromatic_weights`);
     in strips, into ``out`` where given (``common``: `common_data` of ``stack``, where the caller has it)."""
     common = common_data(stack) if common is None else common
     if not common.any():

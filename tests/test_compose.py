@@ -781,7 +781,7 @@ def test_four_filters_or_more_each_get_a_hue_by_wavelength(tmp_path):
     wavelength, blue through green to red (`chromatic_weights`: three bands are each their own channel), every band
     brought to one scale first; each channel's filters and weights are in its cards, each band's frame, filter,
     weights and sha256 in HISTORY. A band of unknown filter among more than three is refused, naming it."""
-    from astroenhance.compose import _scaled, chromatic_channels, chromatic_weights
+    from astroenhance.compose import _levels, chromatic_channels, chromatic_weights
     from astroenhance.models.weights import sha256_file
 
     z = _with_filter(BANDS[2], tmp_path / "z.fits", "z.MP9801")
@@ -798,6 +798,10 @@ def test_four_filters_or_more_each_get_a_hue_by_wavelength(tmp_path):
     stack = np.stack([fits.getdata(b).astype(np.float64) for b in BANDS])
     common = np.isfinite(stack).all(axis=0)
     np.testing.assert_array_equal(chromatic_weights(3), np.eye(3))
+    def _scaled(band, common):  # a band brought to one scale: less its background, over its 99.5th percentile
+        background, level = _levels(band, common)
+        return (band - background) / level
+
     three = chromatic_channels(stack, chromatic_weights(3))
     for c in range(3):
         np.testing.assert_allclose(three[c], _scaled(stack[c], common), rtol=1e-12)
