@@ -79,19 +79,22 @@ def _power_law(rng: np.random.Generator, lo: float, hi: float, slope: float, n: 
 def numbered_field(i: int, size: int = 384, psf_scale: float = 1.0) -> tuple[np.ndarray, float]:
     """Simulated field number ``i`` (`simulated_field` drawn from ``default_rng([SEED, i])``; the report's are 0 on,
     the validation bench's 100 on) and its PSF's FWHM (truth pixels)."""
-    return simulated_field(np.random.default_rng([SEED, i]), size, psf_scale)
+    return _simulated_field(np.random.default_rng([SEED, i]), size, psf_scale)
 
 
-def simulated_field(rng: np.random.Generator, size: int = 384,
-                    psf_scale: float = 1.0) -> tuple[np.ndarray, float]:
+def simulated_field(rng: np.random.Generator, size: int = 384, psf_scale: float = 1.0) -> np.ndarray:
     """A noise-free deep field of ``size``² truth pixels (see the module): galaxies whose number is Poisson (60 per
     384², most of them too faint to detect: 2-18 sources above 5 units in the first eight fields), fluxes
     ``dN/dS ~ S**-1.6`` from 10 to 300,000, half-light radii growing as ``S**0.3`` (1-40 pixels), a few stars of
     30-100,000, all through one `hst_psf` of FWHM 1.2-3 pixels and jitter 0.2-0.5 pixels, integrated over each
     truth pixel.  ``psf_scale`` widens the PSF (FWHM, jitter and extent; the same draws): 4 gives the protocol's 4x
     binned input the sampling of a drizzled frame at its own pixels (FWHM 1.2-3 input pixels) — `run`'s usual input,
-    where the default (0.3-0.75 input pixels) is an undersampled detector's.
-    Returns the field and its PSF's FWHM (truth pixels; `half_max_fwhm` of its fine pixels)."""
+    where the default (0.3-0.75 input pixels) is an undersampled detector's."""
+    return _simulated_field(rng, size, psf_scale)[0]
+
+
+def _simulated_field(rng: np.random.Generator, size: int, psf_scale: float) -> tuple[np.ndarray, float]:
+    """`simulated_field` and its PSF's FWHM (truth pixels; `half_max_fwhm` of its fine pixels)."""
     n = size * FINE
     fine = np.zeros((n, n))
     galaxies = rng.poisson(60 * (size / 384) ** 2)
