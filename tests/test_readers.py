@@ -774,6 +774,7 @@ def test_a_frame_with_bytes_after_its_last_hdu_is_read_without_them(tmp_path, mo
     import gzip
     import hashlib
     import tempfile
+    import warnings
 
     plain = HRC.read_bytes()  # SCI, ERR, DQ: read as `run` reads them
     path = tmp_path / "after.fits"
@@ -787,6 +788,11 @@ def test_a_frame_with_bytes_after_its_last_hdu_is_read_without_them(tmp_path, mo
     (tmp_path / "after.fits.gz").write_bytes(gzip.compress(path.read_bytes()))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     for name in ("after.fits", "after.fits.gz"):
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            with open_frames(tmp_path / name) as got:
+                pass
+        assert not said, [str(w.message) for w in said]  # astropy's "non-ASCII characters" of the bytes after
         with open_frames(tmp_path / name) as got:
             assert len(got) == len(want) and len(list(tmp.iterdir())) == 1
             for g, (label, shape, _, data, _, _) in zip(got, want, strict=True):

@@ -20,6 +20,7 @@ import lzma
 import math
 import os
 import tempfile
+import warnings
 import zlib
 from pathlib import Path
 
@@ -216,16 +217,25 @@ def open_whole(open_file, path: Path, own: bool, files: contextlib.ExitStack, no
     """``open_file(path)`` (astropy's ``fits.open`` with the caller's options); where it raises and ``path``'s whole
     HDUs are followed by bytes that begin none, ``open_file`` of those HDUs (`whole_hdus_copy`; ``own``: ``path``
     is a temporary copy of ours), else its error."""
-    try:
-        return open_file(path)
-    except Exception as first:  # astropy raises OSError, ValueError, TypeError... for corrupt files
-        whole = whole_hdus_copy(path, own, files, notes)
-        if whole is None:
-            raise
+    first = None
+    with warnings.catch_warnings(record=True) as said:  # (held until the file is known to open)
+        warnings.simplefilter("always")
         try:
-            return open_file(whole)
-        except Exception:  # noqa: BLE001 (the file's own reason is the one to give)
-            raise first from None
+            opened = open_file(path)
+        except Exception as exc:  # astropy raises OSError, ValueError, TypeError... for corrupt files
+            first = exc
+    if first is None:
+        for w in said:  # a file that opens: its warnings, as the caller would have had them
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return opened
+    # (what astropy said before it refused the file — "non-ASCII characters" of the bytes after — is dropped)
+    whole = whole_hdus_copy(path, own, files, notes)
+    if whole is None:
+        raise first
+    try:
+        return open_file(whole)
+    except Exception:  # noqa: BLE001 (the file's own reason is the one to give)
+        raise first from None
 
 
 def _in_memory(exc: OSError) -> str:
