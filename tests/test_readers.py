@@ -810,6 +810,35 @@ def test_a_frame_with_bytes_after_its_last_hdu_is_read_without_them(tmp_path, mo
         frames(broken)
 
 
+def test_a_file_that_opens_keeps_its_warnings_through_open_whole(tmp_path):
+    """`open_whole` holds astropy's warnings until the file is known to open (those of a refused file's bytes after
+    its HDUs are dropped); a file that opens gets them as astropy gave them, filters by module included."""
+    import contextlib
+    import warnings
+
+    from astroenhance.io.compression import open_whole
+
+    h = fits.PrimaryHDU(np.ones((8, 8), np.float32))
+    h.header["BLANK"] = 5  # astropy: "Invalid 'BLANK' keyword in header" (BLANK is for integer data)
+    h.writeto(tmp_path / "blank.fits")
+
+    def opened(ignore_astropy: bool):
+        with warnings.catch_warnings(record=True) as said, contextlib.ExitStack() as files:
+            warnings.simplefilter("always")
+            if ignore_astropy:
+                warnings.filterwarnings("ignore", module="astropy")
+            open_whole(lambda n: fits.open(n, lazy_load_hdus=False), tmp_path / "blank.fits", False, files, []).close()
+        return [(w.category.__name__, str(w.message)) for w in said]
+
+    direct = []
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        fits.open(tmp_path / "blank.fits", lazy_load_hdus=False).close()
+        direct = [(w.category.__name__, str(w.message)) for w in said]
+    assert direct and opened(False) == direct
+    assert opened(True) == []
+
+
 def test_where_the_real_fixtures_hdus_end_is_read_from_their_headers(tmp_path):
     """`whole_hdus` on every FITS file of the test data (decompressed): HST's SCI/ERR/DQ and drizzled SCI/WHT/CTX
     files, WFPC2's converted GEIS stack with its table, WFPC2 raw data, CFHT frames — with a block after them each

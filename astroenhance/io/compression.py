@@ -19,6 +19,7 @@ import gzip
 import lzma
 import math
 import os
+import sys
 import tempfile
 import warnings
 import zlib
@@ -225,8 +226,8 @@ def open_whole(open_file, path: Path, own: bool, files: contextlib.ExitStack, no
         except Exception as exc:  # astropy raises OSError, ValueError, TypeError... for corrupt files
             first = exc
     if first is None:
-        for w in said:  # a file that opens: its warnings, as the caller would have had them
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        for w in said:  # a file that opens: its warnings, as the caller would have had them (filters by module too)
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, module=_module_of(w.filename))
         return opened
     # (what astropy said before it refused the file — "non-ASCII characters" of the bytes after — is dropped)
     whole = whole_hdus_copy(path, own, files, notes)
@@ -236,6 +237,12 @@ def open_whole(open_file, path: Path, own: bool, files: contextlib.ExitStack, no
         return open_file(whole)
     except Exception:  # noqa: BLE001 (the file's own reason is the one to give)
         raise first from None
+
+
+def _module_of(filename: str) -> str | None:
+    """The name of the loaded module whose file is ``filename`` (what `warnings.warn` would have named), else None."""
+    return next((name for name, module in list(sys.modules.items())
+                 if getattr(module, "__file__", None) == filename), None)
 
 
 def _in_memory(exc: OSError) -> str:
