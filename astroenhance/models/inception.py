@@ -11,6 +11,7 @@ weights (``transform_input=True`` applied to ImageNet-normalized input).
 
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 
@@ -19,8 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import interrupts
-from ..errors import WeightsError, why_unreadable
-from .weights import sha256_file
+from ..errors import SettingsError, WeightsError, why_unreadable
+from .features import check_weights_file
 
 
 class BasicConv2d(nn.Module):
@@ -170,7 +171,8 @@ class InceptionV3(nn.Module):
 
 
 def load_inception(path: str | Path) -> tuple[InceptionV3, str]:
-    """Inception-v3 from a torchvision-format weights file -> (network in eval mode, the file's sha256).
+    """Inception-v3 from a torchvision-format weights file -> (network in eval mode, the file's sha256, checked
+    against the digits a torchvision name gives: `features.check_weights_file`).
 
     The class count comes from the file's ``fc.weight``; ``AuxLogits`` keys are optional.  A missing or
     misshapen key, or a file that is not a torch weights file, is a `WeightsError` naming the file."""
@@ -180,6 +182,11 @@ def load_inception(path: str | Path) -> tuple[InceptionV3, str]:
         state = interrupts.load_tensors(io.BytesIO(data))
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same error for the user
         raise WeightsError(f"{path}: not a readable torch weights file ({why_unreadable(exc)})") from None
+    digest = hashlib.sha256(data).hexdigest()
+    try:  # (torchvision's name, inception_v3_google-0cc3c7bd.pth, says what its sha256 begins with)
+        check_weights_file(path, digest)
+    except SettingsError as exc:
+        raise WeightsError(str(exc)) from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict) or "fc.weight" not in state:
@@ -196,4 +203,4 @@ def load_inception(path: str | Path) -> tuple[InceptionV3, str]:
         if own[k].shape != v.shape:
             raise WeightsError(f"{path}: {k} has shape {tuple(v.shape)}, Inception-v3 needs {tuple(own[k].shape)}")
     net.load_state_dict(found, strict=False)
-    return net.eval(), sha256_file(path)
+    return net.eval(), digest
