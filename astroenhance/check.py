@@ -13,6 +13,7 @@ content; given the installed weights (``installed``: id -> sha256), each network
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import warnings
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from .io.compression import opened
+from .io.compression import open_whole, opened
 from .io.writers import ones_complement_sum
 
 BLOCK = 2880
@@ -314,15 +315,18 @@ def recorded_weights(entries: dict[str, str]) -> list[tuple[str, str, str]]:
     return out
 
 
-def _fits_records(path: Path) -> tuple[dict[str, str], list[str], dict[str, str]]:
-    """A FITS output's provenance entries, HISTORY lines (of every HDU) and primary cards, from its headers alone."""
+def _fits_records(path: Path, hdus: int) -> tuple[dict[str, str], list[str], dict[str, str]]:
+    """A FITS output's provenance entries, HISTORY lines (of its first ``hdus`` HDUs: those `fits_integrity` found
+    whole) and primary cards, from its headers alone; bytes after them (`fits_integrity` notes them) are not read."""
     lines: dict[str, None] = {}  # (each line once: the RED, GREEN and BLUE headers repeat theirs)
-    with warnings.catch_warnings(), fits.open(path, memmap=True, lazy_load_hdus=True) as hdul:
+    with warnings.catch_warnings(), contextlib.ExitStack() as files:
         warnings.simplefilter("ignore")  # (a file cut short: `fits_integrity` says so)
+        hdul = files.enter_context(open_whole(lambda name: fits.open(name, memmap=True, lazy_load_hdus=True),
+                                              path, False, files, []))
         cards = {k: str(v) for k, v in hdul[0].header.items() if k not in ("HISTORY", "COMMENT", "")}
-        for hdu in hdul:
-            if "HISTORY" in hdu.header:
-                lines.update(dict.fromkeys(history_lines([str(c) for c in hdu.header["HISTORY"]])))
+        for i in range(hdus):
+            if "HISTORY" in hdul[i].header:
+                lines.update(dict.fromkeys(history_lines([str(c) for c in hdul[i].header["HISTORY"]])))
     return provenance_entries(list(lines)), list(lines), cards
 
 
@@ -338,7 +342,7 @@ def check_output(path: str | Path, inputs: InputFiles | None = None,
         if is_fits(path):
             out.kind = "FITS"
             hdus, out.problems, out.notes = fits_integrity(path)
-            entries, lines, cards = _fits_records(path) if hdus else ({}, [], {})
+            entries, lines, cards = _fits_records(path, hdus) if hdus else ({}, [], {})
             if "AE_VER" not in cards:
                 out.problems.append("not an astroenhance output (no AE_VER in its primary header)")
             if not out.problems:

@@ -61,6 +61,18 @@ def test_an_intact_output_is_said_so_with_what_made_it(made):
     assert "checked 2 output(s): 2 intact and made from the files given" in said
 
 
+def test_an_output_with_bytes_after_its_hdus_still_says_what_made_it(made, tmp_path):
+    """Bytes appended after an output's HDUs (a block that begins none) are a note; its HDUs still verify and its
+    provenance is read from them — `check` said "cannot be read (Header missing END card.)" and nothing else."""
+    frame, fits_out, _ = made
+    padded = tmp_path / "f_flt.enhanced.fits"
+    padded.write_bytes(fits_out.read_bytes() + np.full(720, -0.1, ">f4").tobytes())
+    said = _said(runner.invoke(app, ["check", str(padded), "--inputs", str(frame.parent)]))
+    assert f"ok {padded} (FITS: 6 HDUs, their checksums verify)" in said, said
+    assert "note: bytes after the last HDU that are not an HDU" in said
+    assert f"input f_flt.fits: the same bytes as {frame}" in said and "sr-hst-8x32 (sha256" in said
+
+
 def test_a_json_report_says_what_the_lines_say(made, tmp_path):
     """--json: per output whether it is intact and verified, its problems, the inputs it records and the file each
     is (with --inputs), its weights and whether they are the installed ones, every provenance entry; a damaged
