@@ -13,7 +13,6 @@ content; given the installed weights (``installed``: id -> sha256), each network
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import warnings
@@ -21,13 +20,11 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from astropy.io import fits
 
-from .io.compression import open_whole, opened
+from .io.compression import BLOCK, data_bytes, opened
 from .io.writers import ones_complement_sum
 
-BLOCK = 2880
 #: how `fits_integrity`'s note on HDUs without checksums begins (`Checked.verified` is False for them)
 NOT_SUMMED = "no checksum recorded for"
 CHUNK = 16 << 20  # bytes read at a time
@@ -73,7 +70,13 @@ def fits_integrity(path: Path) -> tuple[int, list[str], list[str]]:
     """The HDUs of the FITS file at ``path``, problems (a checksum that does not verify, a file cut short) and notes
     (HDUs without checksums), read in order, in pieces: a 1 GB output is never in memory (a compressed one,
     ``.fits.gz``, is decompressed as it is read)."""
-    problems, notes, unsummed, hdus, extensions = [], [], [], 0, None
+    return _fits_walk(path)[:3]
+
+
+def _fits_walk(path: Path) -> tuple[int, list[str], list[str], list[fits.Header]]:
+    """`fits_integrity`'s HDUs, problems and notes, and the headers it read (those astropy could parse, in order):
+    what the output records is read from them, the file read once."""
+    problems, notes, unsummed, hdus, extensions, headers = [], [], [], 0, None, []
     with opened(path) as fh:
         while True:
             header = b""
@@ -105,10 +108,8 @@ def fits_integrity(path: Path) -> tuple[int, list[str], list[str]]:
                 if hdus == 0 and isinstance(cards.get("NEXTEND"), int):
                     extensions = cards["NEXTEND"]  # (as astroenhance's outputs and HST's files say)
                 label += f" ({name})" if name else ""
-                naxis = int(cards.get("NAXIS", 0))
-                nbytes = abs(int(cards.get("BITPIX", 8))) // 8 * int(cards.get("GCOUNT", 1)) * (
-                    (int(np.prod([int(cards[f"NAXIS{k}"]) for k in range(1, naxis + 1)])) if naxis else 0)
-                    + int(cards.get("PCOUNT", 0)))
+                nbytes = data_bytes(cards)
+                headers.append(cards)
             except Exception:  # noqa: BLE001 - a header astropy cannot read, or without its sizes
                 problems.append(f"{label}: a header whose data size cannot be read")
                 break
@@ -136,7 +137,7 @@ def fits_integrity(path: Path) -> tuple[int, list[str], list[str]]:
                         f"(NEXTEND), the file holds {hdus - 1}")
     if unsummed:
         notes.append(f"{NOT_SUMMED} {', '.join(unsummed)}: not verified")
-    return hdus, problems, notes
+    return hdus, problems, notes, headers
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -315,18 +316,14 @@ def recorded_weights(entries: dict[str, str]) -> list[tuple[str, str, str]]:
     return out
 
 
-def _fits_records(path: Path, hdus: int) -> tuple[dict[str, str], list[str], dict[str, str]]:
-    """A FITS output's provenance entries, HISTORY lines (of its first ``hdus`` HDUs: those `fits_integrity` found
-    whole) and primary cards, from its headers alone; bytes after them (`fits_integrity` notes them) are not read."""
+def _fits_records(headers: list[fits.Header]) -> tuple[dict[str, str], list[str], dict[str, str]]:
+    """A FITS output's provenance entries, HISTORY lines (of every header) and primary cards, from its ``headers``
+    (`_fits_walk`'s)."""
     lines: dict[str, None] = {}  # (each line once: the RED, GREEN and BLUE headers repeat theirs)
-    with warnings.catch_warnings(), contextlib.ExitStack() as files:
-        warnings.simplefilter("ignore")  # (a file cut short: `fits_integrity` says so)
-        hdul = files.enter_context(open_whole(lambda name: fits.open(name, memmap=True, lazy_load_hdus=True),
-                                              path, False, files, []))
-        cards = {k: str(v) for k, v in hdul[0].header.items() if k not in ("HISTORY", "COMMENT", "")}
-        for i in range(hdus):
-            if "HISTORY" in hdul[i].header:
-                lines.update(dict.fromkeys(history_lines([str(c) for c in hdul[i].header["HISTORY"]])))
+    cards = {k: str(v) for k, v in headers[0].items() if k not in ("HISTORY", "COMMENT", "")}
+    for header in headers:
+        if "HISTORY" in header:
+            lines.update(dict.fromkeys(history_lines([str(c) for c in header["HISTORY"]])))
     return provenance_entries(list(lines)), list(lines), cards
 
 
@@ -341,8 +338,8 @@ def check_output(path: str | Path, inputs: InputFiles | None = None,
     try:
         if is_fits(path):
             out.kind = "FITS"
-            hdus, out.problems, out.notes = fits_integrity(path)
-            entries, lines, cards = _fits_records(path, hdus) if hdus else ({}, [], {})
+            hdus, out.problems, out.notes, headers = _fits_walk(path)
+            entries, lines, cards = _fits_records(headers) if headers else ({}, [], {})
             if "AE_VER" not in cards:
                 out.problems.append("not an astroenhance output (no AE_VER in its primary header)")
             if not out.problems:

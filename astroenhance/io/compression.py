@@ -133,17 +133,19 @@ def _temporary(files: contextlib.ExitStack):
     return os.fdopen(fd, "wb"), copy
 
 
-def _data_bytes(cards: dict[bytes, bytes]) -> int:
-    """The bytes of data a FITS header's ``cards`` (keyword: value) describe: |BITPIX| / 8 x GCOUNT x (PCOUNT + the
-    product of the NAXISn; random groups leave out NAXIS1, which is 0); ValueError where a value is not an integer."""
-    naxis = int(cards.get(b"NAXIS", b"0"))
+def data_bytes(header) -> int:
+    """The bytes of data a FITS header describes (an astropy ``Header``, or any mapping of its keywords to values or
+    to their text): |BITPIX| / 8 x GCOUNT x (PCOUNT + the product of the NAXISn; random groups leave out NAXIS1,
+    which is 0), before padding; 0 where NAXIS is 0.  ValueError or KeyError where a size is not an integer or
+    missing."""
+    naxis = int(header.get("NAXIS", 0))
     if naxis == 0:
         return 0
-    axes = [int(cards.get(b"NAXIS%d" % k, b"0")) for k in range(1, naxis + 1)]
-    if axes[0] == 0 and cards.get(b"GROUPS") == b"T":
+    axes = [int(header[f"NAXIS{k}"]) for k in range(1, naxis + 1)]
+    if axes[0] == 0 and header.get("GROUPS") in (True, "T"):
         axes = axes[1:]
-    return abs(int(cards[b"BITPIX"])) // 8 * int(cards.get(b"GCOUNT", b"1")) * (
-        int(cards.get(b"PCOUNT", b"0")) + math.prod(axes))
+    return abs(int(header.get("BITPIX", 8))) // 8 * int(header.get("GCOUNT", 1)) * (
+        int(header.get("PCOUNT", 0)) + math.prod(axes))
 
 
 def whole_hdus(path: Path) -> tuple[int, int] | None:
@@ -169,11 +171,12 @@ def whole_hdus(path: Path) -> tuple[int, int] | None:
                         end = fh.tell()
                         break
                     if block[i + 8:i + 10] == b"= ":
-                        cards[key] = block[i + 10:i + 80].split(b"/")[0].strip()
+                        cards[key.decode("ascii", "replace")] = block[i + 10:i + 80].split(b"/")[0].strip().decode(
+                            "ascii", "replace")
                 else:
                     block = fh.read(BLOCK)
             try:
-                data = _data_bytes(cards)
+                data = data_bytes(cards)
             except (ValueError, KeyError):
                 return None
             if data < 0:  # (a negative axis: not a header, and the walk would go back)
