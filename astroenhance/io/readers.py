@@ -316,8 +316,7 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
         _check_kind(path)
         with contextlib.ExitStack() as files:
             unpacking: list[str] = []  # (notes on how the file's bytes were read: in memory, bytes ignored)
-            hdul = files.enter_context(open_fits(path, copy=decompressed_copy(path, files, unpacking),
-                                                 notes=unpacking))
+            hdul = files.enter_context(open_fits(path, notes=unpacking))
             try:
                 found = _fits_frames(path, hdul, hdu, dq_mask)
             except InputError:
@@ -449,22 +448,23 @@ def _use_dq_file(path: Path, hdul: fits.HDUList, hdu: str | int | None, found: l
 
 
 @contextlib.contextmanager
-def open_fits(path: Path, scaled: bool = False, copy: Path | None = None,
-              notes: list[str] | None = None) -> Iterator[fits.HDUList]:
+def open_fits(path: Path, scaled: bool = False, notes: list[str] | None = None) -> Iterator[fits.HDUList]:
     """``path`` opened lazily (memory-mapped, image scaling left to the caller; with ``scaled``, read with BSCALE,
     BZERO and BLANK applied by astropy, which cannot memory-map them); one `InputError` naming it if astropy
-    cannot.  ``copy``: its decompressed copy (`compression.decompressed_copy`), opened instead.  A file whose HDUs
-    are whole but followed by bytes that begin no HDU is read without them (`compression.open_whole`), a note
-    in ``notes`` saying so."""
+    cannot.  A file compressed whole is read from its decompressed copy (`compression.decompressed_copy`: its
+    stream checked to the end, deleted on leaving); a file whose HDUs are whole but followed by bytes that begin
+    no HDU is read without them (`compression.open_whole`); ``notes`` gets what either has to say."""
 
     def opened(name: Path) -> fits.HDUList:
         with warnings.catch_warnings():  # (a truncated file is said, naming it, where its data cannot be read)
             warnings.filterwarnings("ignore", message="File may have been truncated")
             return fits.open(name, memmap=not scaled, lazy_load_hdus=False, do_not_scale_image_data=not scaled)
 
+    notes = [] if notes is None else notes
     with contextlib.ExitStack() as files:
+        copy = decompressed_copy(path, files, notes)
         try:
-            hdul = open_whole(opened, copy or path, copy is not None, files, [] if notes is None else notes)
+            hdul = open_whole(opened, copy or path, copy is not None, files, notes)
         except Exception as exc:  # astropy raises OSError, ValueError, TypeError... for corrupt files
             hint = ""
             if copy is None and first_bytes(path) == XZ_MAGIC:  # (read in memory: astropy reads xz from 7.1 on)

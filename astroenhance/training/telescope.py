@@ -16,7 +16,6 @@ cosmic rays and hot pixels (`run` masks or cleans them before the network).
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import math
@@ -32,7 +31,6 @@ from scipy.signal import fftconvolve
 from .. import interrupts
 from ..errors import InputError, SettingsError
 from ..imaging.color import LUMA_WEIGHTS
-from ..io.compression import decompressed_copy
 from ..io.readers import open_fits
 from ..metrics import area_downsample, clipped_sky, psnr
 from ..models.discriminator import adversarial_loss, discriminator_loss
@@ -139,8 +137,7 @@ def load_psfs(paths: list[Path]) -> list[np.ndarray]:
     out = []
     for p in paths:
         try:  # (as `run` opens a frame: bytes after the last HDU, as four of the STScI grids have, left out)
-            with contextlib.ExitStack() as files:
-                hdul = files.enter_context(open_fits(Path(p), scaled=True, copy=decompressed_copy(Path(p), files, [])))
+            with open_fits(Path(p), scaled=True) as hdul:
                 planes = [np.asarray(h.data, np.float64) for h in hdul if h.is_image and h.data is not None
                           and h.data.ndim in (2, 3)]
         except InputError as exc:
