@@ -261,12 +261,18 @@ def test_issue_18_protocol_centre_crops_bt601_per_image_mean_by_hand(tmp_path):
     assert res["grey"]["chroma_rms_mean"] == pytest.approx(np.mean([r["grey"]["chroma_rms"] for r in rows]))
     assert res["astroenhance"]["chroma_rms_mean"] == pytest.approx(res["grey"]["chroma_rms_mean"], abs=1e-3)
     assert res["grey"]["worst_minus_grey"] == 0 and abs(res["astroenhance"]["worst_minus_grey"]) < 2e-3
+    # the luminance promise, in 8-bit steps: grey is the input itself; a table that tints a saturated red square
+    # cannot keep its luma within the gamut
+    assert res["grey"]["luma_change_255"] == 0 and res["astroenhance"]["luma_change_255"] <= 1
+    tinted = evaluate_colour_per_image(_GreyColorizer(), [("big", big)], LumaChromaLUT(np.full((8, 2), 0.4)), crop=10)
+    assert tinted["lookup_table"]["luma_change_255"] > 1
     out = tmp_path / "c.json"
     cli = CliRunner().invoke(app, ["evaluate", "--task", "colorize", "--data", str(COLOR), "--train-data", str(COLOR),
                                    "--limit", "2", "--crop", "64", "--json", str(out)])
     assert cli.exit_code == 0, cli.output
     got = json.loads(out.read_text())
-    assert set(got["results"]["astroenhance"]) == {"chroma_rms_mean", "worst_minus_grey"} and len(got["per_image"]) == 2
+    assert set(got["results"]["astroenhance"]) == {"chroma_rms_mean", "worst_minus_grey", "luma_change_255"}
+    assert len(got["per_image"]) == 2 and got["results"]["astroenhance"]["luma_change_255"] <= 1
 
 
 @pytest.mark.parametrize("task", ["sr", "hst"])

@@ -264,21 +264,26 @@ def chroma_rms(rgb: np.ndarray, truth_chroma: np.ndarray) -> float:
 
 def evaluate_colour_per_image(model: torch.nn.Module, images: list[tuple[str, np.ndarray]], lut: LumaChromaLUT,
                               crop: int = 384, per_image: list[dict] | None = None) -> dict:
-    """Issue 18's protocol (see the module docstring): per-image BT.601 chroma RMS on centre crops, averaged."""
+    """Issue 18's protocol (see the module docstring): per-image BT.601 chroma RMS on centre crops, averaged; and
+    its other promise, the output's luminance unchanged: the largest change of an 8-bit output's BT.601 luma from the
+    grey input, in 8-bit steps (``luma_change_255``; the issue asks ≤ 1)."""
     engine = Engine(colorizer=model)
     rows = []
     for name, rgb in images:
         grey, c = colour_case(rgb, crop)  # grey: what a user's grey 8-bit picture holds
         outputs = {"grey": np.repeat(grey[..., None], 3, -1), "lookup_table": ycbcr_to_rgb(grey, lut(grey)),
                    "astroenhance": engine(grey)}
-        rows.append({"image": name, **{m: {"chroma_rms": chroma_rms(o, c)} for m, o in outputs.items()}})
+        rows.append({"image": name, **{m: {"chroma_rms": chroma_rms(o, c),
+                                           "luma_change_255": float(np.abs(q8(o) @ BT601 - grey).max() * 255)}
+                                       for m, o in outputs.items()}})
     if per_image is not None:
         per_image.extend(rows)
     out = {}
     for m in ("grey", "lookup_table", "astroenhance"):
         vals = np.array([r[m]["chroma_rms"] for r in rows])
         worst = max(r[m]["chroma_rms"] - r["grey"]["chroma_rms"] for r in rows)
-        out[m] = {"chroma_rms_mean": float(vals.mean()), "worst_minus_grey": float(worst)}
+        out[m] = {"chroma_rms_mean": float(vals.mean()), "worst_minus_grey": float(worst),
+                  "luma_change_255": max(r[m]["luma_change_255"] for r in rows)}
     return out
 
 
