@@ -20,7 +20,7 @@ from rich.text import Text
 
 from . import __version__
 from .config import FORMATS, EnhanceConfig
-from .errors import AstroEnhanceError, OutputError, SettingsError, no_such
+from .errors import AstroEnhanceError, OutputError, SettingsError, WeightsError, no_such
 
 
 def _unset_help_is_false() -> None:
@@ -567,7 +567,6 @@ def _report_settings(enhancer, inputs: list[Path], companions: bool) -> dict:
 def _run_weights(enhancer) -> dict[str, str]:
     """The networks a run's settings use, each as "id sha256" from the weights' manifest (each file is checked
     against it when loaded): the SR network for FITS frames and for pictures, and the colorizer."""
-    from .errors import WeightsError
     from .models.weights import find_weights, weights_dir
 
     asked = enhancer.asked
@@ -741,7 +740,7 @@ def _resume(trainer, ckpt: Path) -> None:
         raise _usage(f"--resume: no checkpoint at {ckpt}")
     try:
         trainer.load(ckpt)
-    except SettingsError:
+    except (SettingsError, WeightsError):
         raise
     except Exception as exc:  # noqa: BLE001 - a cut or foreign file: torch and its pickles raise anything
         raise _usage(f"--resume: {ckpt} is not a checkpoint of this run that astroenhance can read "

@@ -293,6 +293,16 @@ def test_trainer_resumes_exactly_and_learns(tmp_path):
     for (ka, va), (kb, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
         assert ka == kb and torch.equal(va, vb)
     np.testing.assert_array_equal(a.batch(2)[0].numpy(), b.batch(2)[0].numpy())
+    from astroenhance.training.export import export_checkpoint
+
+    # started from a's weights: the run records their sha256 (config.json, checkpoint, manifest)
+    c = TelescopeTrainer(TelescopeConfig(**{**cfg.__dict__, "out": str(tmp_path / "c"), "iters": 1,
+                                            "init": str(tmp_path / "a" / "ckpt.pt")}), truths, truths)
+    c.run()
+    want = (tmp_path / "a" / "ckpt.pt.sha256").read_text().split()[0]
+    assert json.loads((tmp_path / "c" / "config.json").read_text())["init_sha256"] == want
+    info = export_checkpoint(tmp_path / "c" / "ckpt.pt", tmp_path / "w", "sr-hst-test")
+    assert info.extra["hyperparameters"]["init_sha256"] == want
 
 
 def test_gan_stage_learns_adversarially_from_noise_free_truths_only_and_resumes_exactly(tmp_path):

@@ -70,6 +70,66 @@ def test_checkpoint_carries_config(tmp_path):
     assert json.loads((tmp_path / "colorize" / "config.json").read_text())["crop"] == 64
 
 
+def test_a_checkpoint_carries_its_sha256_and_every_load_checks_it(tmp_path):
+    """Checkpoints (`--resume`, `--init`, `weights export`) were read with weights_only=True but checked against
+    nothing: another run's checkpoint copied over this one's loaded as if it were it. Now training writes each
+    checkpoint's sha256 beside it (ckpt.pt.sha256, as sha256sum writes it) and every load checks it: a file that
+    differs is one line naming it; one without the file beside it (written before) still loads."""
+    import hashlib
+
+    from typer.testing import CliRunner
+
+    from astroenhance.cli import app
+    from astroenhance.errors import WeightsError
+    from astroenhance.models.weights import read_checkpoint
+
+    Trainer(cfg(tmp_path / "a", "sr", iters=2)).run()
+    Trainer(cfg(tmp_path / "b", "sr", iters=3, seed=1)).run()
+    ckpt, other = tmp_path / "a" / "sr" / "ckpt.pt", tmp_path / "b" / "sr" / "ckpt.pt"
+    digest = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    assert (tmp_path / "a" / "sr" / "ckpt.pt.sha256").read_text() == f"{digest}  ckpt.pt\n"
+    assert read_checkpoint(ckpt)["step"] == 2
+    ckpt.write_bytes(other.read_bytes())  # another run's checkpoint under this one's name: torch reads it happily
+    assert torch.load(ckpt, weights_only=True)["step"] == 3
+    with pytest.raises(WeightsError, match=f"^{ckpt}: sha256 .* differs from the {digest[:16]}"):
+        read_checkpoint(ckpt)
+    with pytest.raises(WeightsError, match="differs"):
+        Trainer(cfg(tmp_path / "a", "sr", iters=4)).load(ckpt)
+    for args in (["train", "sr", "--data", str(COLOR), "-o", str(tmp_path / "a" / "sr"), "--iters", "4", "--batch",
+                  "2", "--crop", "32", "--resume"],
+                 ["train", "sr", "--data", str(COLOR), "-o", str(tmp_path / "c"), "--iters", "1", "--batch", "2",
+                  "--crop", "32", "--init", str(ckpt)],
+                 ["weights", "export", str(ckpt), "--id", "x", "--weights-dir", str(tmp_path / "w")]):
+        res = CliRunner().invoke(app, args)
+        said = " ".join(res.output.split())
+        assert res.exit_code in (1, 2) and "differs from the" in said and "Traceback" not in said, (args, said)
+        assert said.count("\n") == 0 and not (tmp_path / "w").exists() and not (tmp_path / "c" / "ckpt.pt").exists()
+    (tmp_path / "a" / "sr" / "ckpt.pt.sha256").unlink()  # nothing to check against: read as before
+    assert read_checkpoint(ckpt)["step"] == 3
+
+
+def test_a_run_records_the_sha256_of_the_weights_it_started_from(tmp_path):
+    """`--init` was recorded by its path alone (a file that may be replaced or renamed); the run now records the
+    file's sha256 in config.json, its checkpoints and the exported manifest, and a resumed `train sr` (which takes
+    no --init) keeps its first start's."""
+    import hashlib
+
+    from astroenhance.models.weights import sha256_file
+
+    Trainer(cfg(tmp_path / "pre", "sr", iters=2)).run()
+    init = tmp_path / "pre" / "sr" / "ckpt.pt"
+    want = hashlib.sha256(init.read_bytes()).hexdigest()
+    Trainer(cfg(tmp_path, "sr", iters=2, init=str(tmp_path / "pre" / "sr"))).run()  # (a run folder: its ckpt.pt)
+    assert json.loads((tmp_path / "sr" / "config.json").read_text())["init_sha256"] == want
+    resumed = Trainer(cfg(tmp_path, "sr", iters=3))
+    resumed.load(tmp_path / "sr" / "ckpt.pt")
+    resumed.run()
+    assert resumed.cfg.init == str(tmp_path / "pre" / "sr") and resumed.cfg.init_sha256 == want
+    info = export_checkpoint(tmp_path / "sr" / "ckpt.pt", tmp_path / "w", "sr-test")
+    assert info.extra["hyperparameters"]["init_sha256"] == want
+    assert sha256_file(init) == want
+
+
 def test_metrics_by_hand():
     a = torch.zeros(1, 1, 2, 2)
     b = torch.full((1, 1, 2, 2), 0.1)
@@ -97,6 +157,10 @@ def test_train_command_and_resume_refusal(tmp_path):
     # a checkpoint cut short (a disk that filled) or another file under its name: one line, not a traceback
     ckpt = run / "ckpt.pt"
     ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    cut = CliRunner().invoke(app, args[:7] + ["6"] + args[8:] + ["--resume"])
+    assert cut.exit_code == 1 and f"{ckpt}: sha256" in cut.output and "the file changed after it was written" in " ".join(
+        cut.output.split()) and "Traceback" not in cut.output, cut.output
+    (run / "ckpt.pt.sha256").unlink()  # no sha256 to tell: torch's refusal, still one line
     cut = CliRunner().invoke(app, args[:7] + ["6"] + args[8:] + ["--resume"])
     assert cut.exit_code == 2 and "is not a checkpoint of this run that astroenhance can read" in " ".join(
         cut.output.split()), cut.output

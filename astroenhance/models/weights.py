@@ -47,6 +47,35 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+#: beside a training checkpoint, its sha256 in ``sha256sum`` format (``<hex>  ckpt.pt``): `checkpoint_digest_path`
+DIGEST_SUFFIX = ".sha256"
+
+
+def checkpoint_digest_path(path: str | Path) -> Path:
+    """Where `training.checkpoints.save_checkpoint` writes ``path``'s sha256 (``ckpt.pt.sha256``)."""
+    path = Path(path)
+    return path.with_name(path.name + DIGEST_SUFFIX)
+
+
+def read_checkpoint(path: str | Path, map_location="cpu") -> Any:
+    """A training checkpoint's contents (tensors only: ``weights_only=True``), after checking the file against the
+    sha256 written beside it (`checkpoint_digest_path`); a `WeightsError` naming the file if they differ.  A
+    checkpoint with no such file beside it (written before there were any) is read unchecked: there is nothing
+    to check it against.  Torch's own errors pass through (each caller says what the file was meant to be)."""
+    digest_path = checkpoint_digest_path(path)
+    if digest_path.is_file():
+        try:
+            expected = digest_path.read_text(encoding="ascii").split()[0].lower()
+        except (OSError, UnicodeDecodeError, IndexError):
+            raise WeightsError(f"{digest_path}: not a sha256 line astroenhance can read") from None
+        digest = sha256_file(path)
+        if digest != expected:
+            raise WeightsError(f"{path}: sha256 {digest[:16]}... differs from the {expected[:16]}... training wrote "
+                               f"in {digest_path.name}: the file changed after it was written (copied in part, "
+                               f"another run's?); refusing it (delete {digest_path.name} to read it unchecked)")
+    return interrupts.load_tensors(path, map_location)
+
+
 def weights_dir(given: str | Path | None = None) -> Path:
     """The weights folder a run uses: the one ``given`` (``--weights``, `EnhanceConfig.weights`), else
     `default_weights_dir`."""
@@ -175,9 +204,12 @@ def export_weights(model: nn.Module, directory: str | Path, info: dict[str, Any]
 
 
 def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """The model and full checkpoint dict of a training checkpoint (tensors only: ``weights_only=True``)."""
+    """The model and full checkpoint dict of a training checkpoint (tensors only: ``weights_only=True``; its sha256
+    checked, `read_checkpoint`)."""
     try:
-        ckpt = interrupts.load_tensors(path)
+        ckpt = read_checkpoint(path)
+    except WeightsError:
+        raise
     except Exception as exc:  # noqa: BLE001 - pickled objects, junk, a truncated file: one answer
         raise WeightsError(f"{path}: not a trusted astroenhance checkpoint (safe loading refused it: "
                            f"{why_unreadable(exc)}); export only checkpoints written by `astroenhance train`") from None

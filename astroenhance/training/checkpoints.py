@@ -15,6 +15,7 @@ import torch
 
 from ..errors import OutputError, short_reason
 from ..io.writers import temporary_path
+from ..models.weights import checkpoint_digest_path, sha256_file
 
 #: free space under which a failed write is put down to a full disk (torch's zip writer gives no errno)
 LITTLE_ROOM = 16 << 20
@@ -32,14 +33,20 @@ def _why(path: Path, exc: BaseException) -> str:
 
 
 def save_checkpoint(state: dict, path: Path) -> Path:
-    """``state`` saved at ``path`` (`torch.save`) atomically; an `OutputError` naming it and saying what is kept
-    where the write fails."""
+    """``state`` saved at ``path`` (`torch.save`) atomically, its sha256 beside it (``ckpt.pt.sha256``, the
+    ``sha256sum`` format: `models.weights.read_checkpoint` checks it on every load); an `OutputError` naming it
+    and saying what is kept where the write fails."""
     tmp = temporary_path(path)
+    digest_path = checkpoint_digest_path(path)
+    tmp_digest = temporary_path(digest_path)
     try:
         torch.save(state, tmp)
+        tmp_digest.write_text(f"{sha256_file(tmp)}  {path.name}\n", encoding="ascii")
         os.replace(tmp, path)
+        os.replace(tmp_digest, digest_path)  # (only a crash between the two renames leaves them disagreeing)
     except BaseException as exc:  # (a second Ctrl-C or SIGTERM while it is written too: no temporary left)
         tmp.unlink(missing_ok=True)
+        tmp_digest.unlink(missing_ok=True)
         if not isinstance(exc, (OSError, RuntimeError)):
             raise
         kept = ("the checkpoint written before is kept: free space, then continue with --resume" if path.exists()

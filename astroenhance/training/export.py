@@ -37,7 +37,7 @@ def export_checkpoint(ckpt: str | Path, weights_dir: str | Path, weights_id: str
         entry = {
             "id": weights_id, "task": "sr", "mode": mode or "hst", "architecture": ck["arch"],
             "file": f"{weights_id}.safetensors", "input_space": "noise-asinh", "beta": BETA,
-            "hyperparameters": dict(spec.kwargs, **{k: cfg[k] for k in ("batch", "crop", "lr", "seed", "init", "stage",
+            "hyperparameters": dict(spec.kwargs, **{k: cfg[k] for k in ("batch", "crop", "lr", "seed", "init", "init_sha256", "stage",
                                                                  "content_weight", "adv_weight", "pixel_weight",
                                                                  "d_lr") if k in cfg}),
             "iterations": int(ck["step"]),
@@ -73,7 +73,7 @@ def export_checkpoint(ckpt: str | Path, weights_dir: str | Path, weights_id: str
         "hyperparameters": dict(spec.kwargs, **{k: cfg[k] for k in ("batch", "crop", "lr", "lr_min_factor", "warmup", "seed",
                                                                  "saturation_weight", "stage", "precision",
                                                                  "content_weight", "adv_weight", "pixel_weight",
-                                                                 "d_lr", "init_from", "trained_on") if k in cfg}),
+                                                                 "d_lr", "init", "init_sha256", "init_from", "trained_on") if k in cfg}),
         "iterations": int(ck["step"]),
         "training_data": cfg["data"],
         "validation_data": cfg.get("val_data", ""),

@@ -28,13 +28,13 @@ import torch
 import torch.nn.functional as F
 from scipy.signal import fftconvolve
 
-from .. import interrupts
 from ..errors import InputError, SettingsError
 from ..imaging.color import LUMA_WEIGHTS
 from ..io.readers import open_fits
 from ..metrics import area_downsample, clipped_sky, psnr
 from ..models.discriminator import adversarial_loss, discriminator_loss
 from ..models.registry import architecture, build_model
+from ..models.weights import read_checkpoint
 from ..pipeline.device import resolve_device
 from ..pipeline.finish import block_mean_shift, estimate_noise
 from ..pipeline.space import BETA, from_noise_space, to_noise_space
@@ -311,6 +311,7 @@ class TelescopeConfig:
     out: str = "runs/sr-hst"
     arch: str = "srresnet-8x32"
     init: str = ""  # start from these weights (safetensors or a run's ckpt.pt)
+    init_sha256: str = ""  # their sha256 (set by the trainer)
     iters: int = 3000
     batch: int = 16
     crop: int = 32  # input pixels (the truth crop is 4x larger)
@@ -400,7 +401,8 @@ class TelescopeTrainer:
         if cfg.init:
             from .train import load_init, read_init
 
-            load_init(self.model, read_init(cfg.init)[0], cfg.init, cfg.arch)
+            state, _, cfg.init_sha256 = read_init(cfg.init)
+            load_init(self.model, state, cfg.init, cfg.arch)
         self.model.to(self.device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         if cfg.stage not in ("pretrain", "gan"):
@@ -539,7 +541,7 @@ class TelescopeTrainer:
                                                 pin_memory=self.device.type == "cuda"))
 
     def load(self, path: Path) -> None:
-        ck = interrupts.load_tensors(path)
+        ck = read_checkpoint(path)
         self.model.load_state_dict(ck["model"])
         self.opt.load_state_dict(ck["opt"])
         if self.disc is not None:

@@ -23,11 +23,12 @@ import torch
 import torch.nn.functional as F
 
 from .. import interrupts
-from ..errors import SettingsError
+from ..errors import SettingsError, WeightsError
 from ..imaging.color import rgb_to_ycbcr_planes, ycbcr_to_rgb_planes
 from ..metrics import psnr
 from ..models.discriminator import adversarial_loss, discriminator_loss
 from ..models.registry import ARCHITECTURES, architecture, build_model
+from ..models.weights import read_checkpoint, sha256_file
 from ..pipeline.finish import block_mean_shift
 from .checkpoints import flush_log, save_checkpoint
 from .data import ImagePool
@@ -68,6 +69,7 @@ class TrainConfig:
     sample_by: str = "area"
     precision: str = "fp32"  # fp32, or bf16/fp16 autocast (CUDA only)
     init: str = ""  # weights to start from (a ckpt.pt or .safetensors), e.g. the pretrained SRResNet for "gan"
+    init_sha256: str = ""  # their sha256 (set by the trainer; a resumed run keeps its first start's)
     # pretrained feature network (models.features): SRGAN content loss, and the colorizer's pretrained global branch
     feature_net: str = "mobilenet_v2"
     # sr "gan" stage: generator loss = content * perceptual + adv * (-log D(G(x))) + pixel * L1
@@ -105,10 +107,11 @@ def check_loop(iters: int, batch: int, lr: float, val_every: int, threads: int, 
     resolve_device(device, "fp32")  # (cuda:N beyond the GPUs there are, an unknown device)
 
 
-def read_init(path: str | Path) -> tuple[dict[str, torch.Tensor], str | None]:
-    """The tensors of ``--init`` weights — a ``.safetensors`` file, a run's ``ckpt.pt`` or its folder — and the
-    architecture a checkpoint records (None for safetensors); anything unreadable is a `SettingsError` naming the
-    file (it was a traceback from torch or safetensors)."""
+def read_init(path: str | Path) -> tuple[dict[str, torch.Tensor], str | None, str]:
+    """The tensors of ``--init`` weights — a ``.safetensors`` file, a run's ``ckpt.pt`` or its folder —, the
+    architecture a checkpoint records (None for safetensors) and the file's sha256 (the run records it: which
+    weights it started from, whatever the file is later called); anything unreadable is a `SettingsError` naming
+    the file (it was a traceback from torch or safetensors)."""
     p = Path(path)
     if p.is_dir():
         p = p / "ckpt.pt"
@@ -119,9 +122,11 @@ def read_init(path: str | Path) -> tuple[dict[str, torch.Tensor], str | None]:
             if p.suffix == ".safetensors":
                 from safetensors.torch import load_file
 
-                return load_file(str(p)), None
-            ck = interrupts.load_tensors(p)
-        return ck["model"], ck.get("arch")
+                return load_file(str(p)), None, sha256_file(p)
+            ck = read_checkpoint(p)
+        return ck["model"], ck.get("arch"), sha256_file(p)
+    except WeightsError as exc:
+        raise SettingsError(f"--init {exc}") from None
     except Exception as exc:  # noqa: BLE001 - a FITS file, a truncated checkpoint, another program's pickle...
         from ..errors import why_unreadable
 
@@ -320,7 +325,8 @@ class Trainer:
         cfg = self.cfg
         if cfg.init:
             path = Path(cfg.init)
-            state, arch = read_init(path)
+            state, arch, digest = read_init(path)
+            self.cfg = dataclasses.replace(cfg, init_sha256=digest)
             if arch is not None and not _same_design(arch, self.arch):
                 raise SettingsError(f"{path} holds {arch}, not {self.arch}")
             target = self.model.state_dict()
@@ -463,9 +469,12 @@ class Trainer:
         return save_checkpoint(state, self.out / "ckpt.pt")
 
     def load(self, path: Path) -> None:
-        ckpt = interrupts.load_tensors(path, self.device)
+        ckpt = read_checkpoint(path, self.device)
         if ckpt["arch"] != self.arch:
             raise SettingsError(f"checkpoint {path} holds {ckpt['arch']}, not {self.arch}")
+        if not self.cfg.init:  # (--resume gives no --init: the run still started from the weights it did)
+            first = ckpt.get("config", {})
+            self.cfg = dataclasses.replace(self.cfg, init=first.get("init", ""), init_sha256=first.get("init_sha256", ""))
         self.model.load_state_dict(ckpt["model"])
         self.opt.load_state_dict(ckpt["optimizer"])
         if "scaler" in ckpt:
