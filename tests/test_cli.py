@@ -935,4 +935,7 @@ def test_training_stopped_by_sigterm_keeps_a_checkpoint_at_the_step_reached(tmp_
     step = torch.load(out / "ckpt.pt", weights_only=True)["step"]
     assert step >= 20 and f"terminated (SIGTERM): checkpoint at step {step} kept in {out / 'ckpt.pt'}" in " ".join(
         said.split())
-    assert sorted(p.name for p in out.iterdir()) == ["ckpt.pt", "config.json", "log.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["ckpt.pt", "ckpt.pt.sha256", "config.json", "log.csv"]
+    from astroenhance.models.weights import read_checkpoint
+
+    assert read_checkpoint(out / "ckpt.pt")["step"] == step  # (the one kept agrees with its sha256)
