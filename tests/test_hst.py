@@ -259,6 +259,37 @@ def test_truths_that_cannot_be_scored_are_named_and_left_out_and_each_chip_is_a_
         evaluate_hst([tmp_path / "flat.fits"], levels=(2.0,), noise_frames=0)
 
 
+def test_a_single_exposure_whose_dq_flags_no_cosmic_rays_is_not_a_truth(tmp_path):
+    """`evaluate --task hst` and `train sr-hst --truth` took a calibrated single exposure (an flt) as a truth
+    without a word, its cosmic-ray hits then scored (and taught) as the truth's sources. Such a file is now named and
+    left out, saying why; the same exposure once its DQ flags its hits (as AstroDrizzle's CR step leaves an flt) is
+    a truth, its hits no data."""
+    import shutil
+
+    from astropy.io import fits
+
+    from astroenhance.errors import InputError
+    from astroenhance.training.hst import evaluate_hst, truth_frames
+
+    flt = tmp_path / "j8bt06nyq_flt.fits"
+    shutil.copy(FIXTURES / "j8bt06nyq_flt_crop.fits", flt)
+    for read in (truth_frames, load_truth):
+        with pytest.raises(InputError, match=f"^{flt}: a single exposure whose DQ flags no cosmic rays"):
+            read(flt)
+    cube = tmp_path / "deep.fits"
+    fits.writeto(cube, np.random.default_rng(0).normal(size=(32, 32)).astype(np.float32) + 50 * (
+        np.hypot(*np.mgrid[-16:16, -16:16]) < 3))
+    res = evaluate_hst([flt, cube], levels=(2.0,), noise_frames=0)
+    assert res["frames"] == [str(cube)] and len(res["skipped"]) == 1 and "single exposure" in res["skipped"][0]
+    flagged = tmp_path / "flagged_flt.fits"
+    with fits.open(flt) as hdul:
+        hdul["DQ"].data[100, 100] |= 4096  # one hit flagged (ACS's cosmic-ray bit): the DQ has been searched
+        hdul.writeto(flagged)
+    truth, _ = load_truth(flagged)
+    with fits.open(flt) as hdul:
+        assert truth.shape == (256, 256) and truth[100, 100] != hdul["SCI"].data[100, 100]  # (no data: the median)
+
+
 def test_block_lattice_of_nothing_is_not_measured_and_says_nothing():
     import warnings
 

@@ -54,7 +54,8 @@ from ..config import EnhanceConfig
 from ..errors import InputError
 from ..imaging.normalize import Normalizer
 from ..io.companions import companion_token
-from ..io.readers import FITS_SUFFIXES, read_frame
+from ..io.noise import unflagged_single_exposure
+from ..io.readers import FITS_SUFFIXES, open_frames
 from ..metrics import area_downsample, block_lattice, groups_above, psnr, robust_sigma, ssim
 from ..pipeline import Enhancer
 from ..pipeline.finish import block_mean_shift, estimate_noise, project_block_means
@@ -76,25 +77,26 @@ def list_truths(folder: str | Path) -> list[Path]:
 
 def truth_frames(path: Path) -> list[tuple[str, np.ndarray, object]]:
     """Every chip of ``path`` as a truth (`as_truth`), with its label (``""`` for a file of one frame), from one
-    reading of the file: each chip of a multi-chip file is a truth of its own."""
-    from ..io.readers import open_frames
-
+    reading of the file: each chip of a multi-chip file is a truth of its own.  A single exposure whose DQ flags
+    no cosmic rays (`noise.unflagged_single_exposure`) is an `InputError`: its hits would be the truth's sources."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with open_frames(path) as frames:
+        with open_frames(path) as frames:  # (a truth as it is: no cosmic-ray search)
+            if any(unflagged_single_exposure(f) for f in frames):
+                raise InputError(f"{path}: a single exposure whose DQ flags no cosmic rays: its hits would be scored "
+                                 "as the truth's sources; a truth is a deep combined frame (a drz/drc, or an "
+                                 "exposure whose DQ flags its cosmic rays)")
             many = len(frames) > 1
             return [(f.label if many else "", *as_truth(f.read_rows(0, f.shape[0]), f.wcs, f.name)) for f in frames]
 
 
 def load_truth(path: Path) -> tuple[np.ndarray, object]:
-    """The frame of ``path`` (one frame: a file of several chips is an `InputError`) as a truth (`as_truth`)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            data, wcs, _ = read_frame(path, cosmic_rays=False)  # (a truth as it is)
-        except InputError as exc:  # (e.g. a file of several chips: the reader's hint names an API argument)
-            raise InputError(f"{exc} — a truth is one deep grey frame per file") from None
-    return as_truth(data, wcs, str(path))
+    """The frame of ``path`` as a truth (`truth_frames`); a file of several chips is an `InputError`."""
+    chips = truth_frames(path)
+    if len(chips) > 1:
+        raise InputError(f"{path}: {len(chips)} frames ({', '.join(c for c, _, _ in chips)}): a truth is one deep "
+                         "grey frame per file")
+    return chips[0][1:]
 
 
 def as_truth(data: np.ndarray, wcs, name: str) -> tuple[np.ndarray, object]:
