@@ -260,6 +260,7 @@ def make_mosaic(frames: Sequence[str | Path], outdir: str | Path, *, name: str =
         picture_range,
         read_bands,
         scratch_bytes,
+        set_mosaic_cards,
         write_science_mosaic,
     )
     from .errors import InputError
@@ -378,7 +379,9 @@ def make_mosaic(frames: Sequence[str | Path], outdir: str | Path, *, name: str =
                                      match_background, offsets, scales, exposure, section, Path(scratch), finished)
             if pictures := tuple(f for f in formats if f != "fits"):  # its display version
                 span = picture_range(bands)  # (pictures of one range: display values already, shown as `run` does)
-                preview = from_array(arr, wcs, name="mosaic", origin="lower", header=bands[0].header,  # (by rows)
+                shown = bands[0].header.copy()  # (the first frame's keywords, the mosaic's own cards)
+                set_mosaic_cards(shown, combine, grid, match_background, len(bands))
+                preview = from_array(arr, wcs, name="mosaic", origin="lower", header=shown,  # (by rows)
                                      dtype_range=span)
                 preview.section = section
                 enh = _display_enhancer(pictures, False)

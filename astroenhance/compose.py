@@ -19,12 +19,8 @@ from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_scales
 
 from .errors import InputError, short_reason
+from .io.observation import wavelength_nm
 from .io.writers import scratch_array
-
-#: effective wavelengths (nm) of broad-band letters, for headers without PHOTPLAM
-BAND_NM = {"u": 365, "g": 475, "r": 625, "i": 770, "z": 900, "y": 1000, "U": 365, "B": 445, "V": 551, "R": 658,
-           "I": 806, "J": 1220, "H": 1630, "K": 2190}
-
 
 #: a composite's small no-data holes filled for display (`filled_holes`), as `run`'s default --fill-holes, in strips
 #: of this many rows
@@ -64,35 +60,6 @@ class Band:
 #: AE_CRLIM): `FrameSource`'s, kept by its `Band` and given back to the source a colour mosaic enhances it from
 READ_FACTS = ("noise_from", "noise_file", "dq_mask", "dq_file", "cosmic_rays", "cosmic_ray_limit")
 NOISE_UNREAD = READ_FACTS[2:]  # (a band without its sigma array: the noise is the pixels' own)
-
-
-def wavelength_nm(header: fits.Header) -> tuple[str, float | None]:
-    """The filter name and effective wavelength in nm from PHOTPLAM (Angstrom) or the filter's name.
-
-    HST names give it directly (F606W: 606 nm; WFC3/IR F105W: 1050 nm); JWST's in tens of nm (NIRCam F200W: 2000
-    nm, F444W: 4440, MIRI F770W: 7700 — read the HST way they sorted before HST's F814W); broad-band letters (CFHT
-    ``g.MP9401``, Johnson ``V``) use standard effective wavelengths.
-    """
-    name = ""
-    for key in ("FILTER", "FILTER1", "FILTER2", "FILTNAM1"):
-        value = str(header.get(key, "")).strip()
-        # (WFPC2's FILTER1/FILTER2 are filter-wheel numbers; its names are FILTNAM1/FILTNAM2)
-        if value and not value.upper().startswith("CLEAR") and not value.isdigit():
-            name = value
-            break
-    if header.get("PHOTPLAM"):
-        try:
-            return name, float(header["PHOTPLAM"]) / 10.0
-        except (TypeError, ValueError):
-            pass
-    m = re.match(r"^F(\d{3,4})[WMNLXPC]", name.upper())
-    if m:
-        n = int(m.group(1))
-        jwst = str(header.get("TELESCOP", "")).strip().upper() == "JWST"
-        return name, float(n * 10 if n < 200 or jwst else n)
-    if name and name[0] in BAND_NM:
-        return name, float(BAND_NM[name[0]])
-    return name, None
 
 
 def read_bands(path: str | Path, hdu: str | None = None, cosmic_rays: bool | None = False, *,
@@ -1078,6 +1045,17 @@ def made_of(headers: list[fits.Header]) -> tuple[fits.Header, list[str]]:
     return made, mixed
 
 
+def set_mosaic_cards(header: fits.Header, combine: str, grid: str, match_background: bool, frames: int) -> None:
+    """A mosaic's own cards (`pipeline.provenance.MOSAIC_CARDS`) set in ``header``: how its ``frames`` frames were
+    combined, onto which grid, backgrounds matched or not."""
+    from .io.writers import set_card
+
+    set_card(header, "AE_COMB", combine, "combine function")
+    set_card(header, "AE_GRID", grid, "output grid")
+    set_card(header, "AE_BGMAT", match_background, "backgrounds matched")
+    set_card(header, "AE_NFRM", frames, "frames in the mosaic (HISTORY)")
+
+
 def colour_mosaic_header(header: fits.Header | None, frames: list[fits.Header], inputs: list[list[str]],
                          shas: list[str], combine: str, grid: str, match_background: bool,
                          cosmic_rays: int | None = None) -> fits.Header:
@@ -1092,10 +1070,7 @@ def colour_mosaic_header(header: fits.Header | None, frames: list[fits.Header], 
     out = fits.Header() if header is None else header.copy()
     made, mixed = made_of(frames)
     out.extend(made, update=True)
-    set_card(out, "AE_COMB", combine, "combine function")
-    set_card(out, "AE_GRID", grid, "output grid")
-    set_card(out, "AE_BGMAT", match_background, "backgrounds matched")
-    set_card(out, "AE_NFRM", len(frames), "frames in the mosaic (HISTORY)")
+    set_mosaic_cards(out, combine, grid, match_background, len(frames))
     set_card(out, "AE_INSHA", ",".join(h[:16] for h in shas), "inputs' sha256 (16 hex each)")
     if cosmic_rays is not None:
         set_card(out, "AE_NCR", cosmic_rays, "cosmic-ray pixels read as no data (-1: none)")
@@ -1150,9 +1125,7 @@ def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wc
     header["AE_VER"] = (__version__, "astroenhance version")
     header["AE_DATE"] = (utc_now(), "UTC time of processing")
     header["DATE"] = (header["AE_DATE"].rstrip("Z"), "UTC date the file was written (FITS standard)")
-    header["AE_COMB"] = (combine, "combine function")
-    header["AE_GRID"] = (grid, "output grid")
-    header["AE_BGMAT"] = (match_background, "backgrounds matched")
+    set_mosaic_cards(header, combine, grid, match_background, len(bands))
     header["AE_CUT"] = (section, "cut-out of the grid [x0:x1,y0:y1]; '' all")
     header["AE_NCR"] = (cosmic_ray_total(bands), "cosmic-ray pixels read as no data (-1: none)")
     shas = Checksums()

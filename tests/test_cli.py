@@ -94,6 +94,28 @@ def test_png_avm_gives_the_fits_wcs(example_run):
     assert "not measurement" in str(avm.Spatial.Notes)
 
 
+@pytest.mark.filterwarnings("ignore:Only PNG and JPEG files can be properly parsed")  # (pyavm, of the TIFF)
+def test_pictures_say_what_was_observed_and_that_predicted_colour_is_pseudocolour(example_run, tmp_path):
+    """A picture's AVM held its sky position alone: an image viewer (WorldWide Telescope, Aladin) could not tell the
+    telescope, filter or exposure, nor that its colour was predicted. Now the PNG, TIFF and JPEG carry the frame's
+    TELESCOP, INSTRUME, filter and wavelength, EXPTIME, and the colour assignment: Pseudocolor where the colorizer
+    coloured it (said in Spectral.Notes), Grayscale where it stays grey."""
+    import pyavm
+
+    _, out = example_run
+    for ext in ("png", "tif", "jpg"):
+        avm = pyavm.AVM.from_image(str(out / f"abell_2744_group_of_galaxies_f105w.enhanced.{ext}"))
+        assert avm.Facility == ["HST"] and avm.Instrument == ["WFC3"] and avm.Spectral.Bandpass == ["F105W"], ext
+        assert avm.Spectral.CentralWavelength == [pytest.approx(1055.1047)] and avm.Spectral.Band == ["Infrared"]
+        assert avm.Temporal.IntegrationTime == [pytest.approx(68952.384)]
+        assert avm.Spectral.ColorAssignment == ["Pseudocolor"]
+        assert "predicted" in str(avm.Spectral.Notes) and "not measured" in str(avm.Spectral.Notes)
+    grey = invoke("run", EXAMPLE, "-o", tmp_path, "--format", "png", "--no-colorize", "-q")
+    assert grey.exit_code == 0, grey.output
+    avm = pyavm.AVM.from_image(str(tmp_path / "abell_2744_group_of_galaxies_f105w.enhanced.png"))
+    assert avm.Spectral.ColorAssignment == ["Grayscale"] and avm.Spectral.Notes is None and avm.Facility == ["HST"]
+
+
 def test_multichip_goes_to_one_output_per_chip(tmp_path):
     result = invoke("run", FIXTURES / "2chipA.fits.gz", "-o", tmp_path / "flagged", "--format", "fits")
     assert result.exit_code == 1  # the fixture's DQ flags every (dummy) pixel: it says so, and what to do

@@ -199,9 +199,13 @@ def test_composite_fits_layout_wcs_and_avm(composite):
         w_fits = WCS(h["RED"].header)
     w_in = WCS(fits.getheader(BANDS[0]))
     np.testing.assert_allclose(w_fits.wcs.crpix, w_in.wcs.crpix)
-    w_avm = pyavm.AVM.from_image(str(composite / "CFHTLS-test.composite.png")).to_wcs()
+    avm = pyavm.AVM.from_image(str(composite / "CFHTLS-test.composite.png"))
+    w_avm = avm.to_wcs()
     pix = np.array([[0.0, 0.0], [255.0, 0.0], [0.0, 255.0], [128.0, 73.0]])
     np.testing.assert_allclose(w_avm.all_pix2world(pix, 0), w_fits.all_pix2world(pix, 0), atol=1e-8)
+    # each channel's filter and colour (measured colour, AVM's words), not the reference band's alone
+    assert avm.Spectral.Bandpass == ["g.MP9401", "r.MP9601", "i.MP9701"]
+    assert avm.Spectral.ColorAssignment == ["Blue", "Green", "Red"] and "not predicted" in str(avm.Spectral.Notes)
 
 
 def test_colour_pictures_with_sky_coordinates_are_refused_by_compose_and_a_data_mosaic(tmp_path):

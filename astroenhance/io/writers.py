@@ -25,7 +25,7 @@ from astropy.wcs import WCS
 
 from ..config import FITS_ENCODINGS
 from ..cores import in_order
-from ..errors import DiskFullError, OutputError
+from ..errors import DiskFullError, OutputError, short_reason
 from ..imaging.wcs import has_lookup_tables
 
 
@@ -633,7 +633,7 @@ class ImageWriter(_AtomicFile):
     """
 
     def __init__(self, final: Path, shape: tuple[int, int], fmt: str, wcs: WCS | None = None,
-                 provenance: str = "") -> None:
+                 provenance: str = "", observation: dict[str, object] | None = None) -> None:
         if fmt == "jpeg" and max(shape) > JPEG_MAX_SIDE:  # (libjpeg's limit: found only after the whole frame)
             raise OutputError(f"{final}: {shape[1]}x{shape[0]} pixels, more than JPEG's {JPEG_MAX_SIDE:,} a side; "
                               "choose --format png or tiff for this frame")
@@ -642,6 +642,7 @@ class ImageWriter(_AtomicFile):
         self.height, self.width = shape
         self.wcs = wcs
         self.provenance = provenance
+        self.observation = observation or {}  # AVM fields besides the sky's (`io.observation.avm_observation`)
         self.dtype = np.dtype(np.uint16 if fmt == "tiff" else np.uint8)
         self.row_bytes = self.width * 3 * self.dtype.itemsize
         self.scratch = temporary_path(self.final.with_name(self.final.name + ".scratch"))
@@ -718,8 +719,13 @@ class ImageWriter(_AtomicFile):
         super().abort()
 
     def _avm(self):
+        """The picture's AVM: its sky position (where it has a WCS) and `observation`'s fields; None for neither."""
         if self.wcs is None:
-            return None
+            if not self.observation:
+                return None
+            import pyavm
+
+            return self._observed(pyavm.AVM())
         w = self.wcs.deepcopy()
         quality = "Full"
         if w.sip is not None or has_lookup_tables(w):
@@ -743,6 +749,20 @@ class ImageWriter(_AtomicFile):
             return None
         avm.Spatial.Quality = quality
         avm.Spatial.Notes = "Generated detail is not measurement. " + self.provenance[:500]
+        return self._observed(avm)
+
+    def _observed(self, avm):
+        """``avm`` with `observation`'s fields set; one that pyavm refuses (a date it cannot read) is left out,
+        noted."""
+        for name, value in self.observation.items():
+            *path, last = name.split(".")
+            try:
+                target = avm
+                for part in path:
+                    target = getattr(target, part)
+                setattr(target, last, value)
+            except Exception as exc:  # noqa: BLE001 - pyavm's validators raise several kinds
+                self.notes.append(f"AVM {name} {value!r} left out ({short_reason(exc)})")
         return avm
 
     def _encode(self) -> None:

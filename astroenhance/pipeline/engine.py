@@ -34,6 +34,7 @@ from ..imaging.tiling import TileGrid
 from ..imaging.wcs import flip_rows
 from ..io.cutout import parse_cutouts
 from ..io.noise import frame_psf_fwhm, frame_star_fwhm, sky_noise_map
+from ..io.observation import avm_observation
 from ..io.readers import (
     BEYOND_FLOAT32,
     FrameSource,
@@ -1063,7 +1064,8 @@ class Enhancer:
         mode = self.flux_plane(src, cfg)
         with FileSink(targets, shape_out, src.origin, primary, image, out_wcs, provenance_text(prov),
                       cfg.fits_encoding, flux_headers(image, src, *mode, self.scale)[:1 + cfg.flux_err] if mode else None,
-                      background=WRITER_THREAD, deferred=deferred) as sink:
+                      background=WRITER_THREAD, deferred=deferred,
+                      observation=avm_observation(primary, image, grey=src.channels == 1)) as sink:
             self.process(src, cfg, sink.put, progress, norm)
         if src.holes_filled:
             n = src.holes_filled

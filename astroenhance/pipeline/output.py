@@ -150,7 +150,7 @@ class FileSink(_Sink):
     def __init__(self, targets: dict[str, Path], shape: tuple[int, int], origin: str, primary: fits.Header,
                  image: fits.Header, wcs, text: str, fits_encoding: str = "float32",
                  flux_headers: tuple[fits.Header, ...] | None = None, background: bool = False,
-                 deferred: list | None = None) -> None:
+                 deferred: list | None = None, observation: dict[str, object] | None = None) -> None:
         self.deferred = deferred
         self.height = shape[0]
         self.bottom_up = origin == "lower"
@@ -161,7 +161,7 @@ class FileSink(_Sink):
             for fmt, target in targets.items():
                 self.writers.append(FITSRGBWriter(target, shape, primary, image, fits_encoding, flux_headers,
                                                   wcs_tables(wcs)) if fmt == "fits"
-                                    else ImageWriter(target, shape, fmt, wcs, text))
+                                    else ImageWriter(target, shape, fmt, wcs, text, observation))
         except BaseException:
             self._abort()
             raise
