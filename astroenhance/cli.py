@@ -1144,6 +1144,8 @@ def _write_json(path: Path, record: dict) -> None:
 
 def _made_lines(checked, installed: dict[str, str]) -> list[str]:
     """What an output records made it, in a few lines (`check`)."""
+    from .pipeline.provenance import MIXED
+
     p = checked.provenance
     if not p:
         return []
@@ -1171,7 +1173,10 @@ def _made_lines(checked, installed: dict[str, str]) -> list[str]:
 
         lines.append(f"display: {p['stretch']} (a {number('stretch_a')}) of {p.get('interval', '?')}, "
                      f"{number('vmin')} -> 0 and {number('vmax')} -> 1 in the input's units")
-        if float(p.get("psf_smoothing") or 0) > 0:
+        smoothing = p.get("psf_smoothing")
+        if smoothing == MIXED:  # (a colour mosaic of frames smoothed to PSFs of their own)
+            lines.append("display smoothed where faint to each frame's own PSF: the frames' differ (HISTORY)")
+        elif float(smoothing or 0) > 0:
             source = {"given": "--psf-fwhm", "header": "the header"}.get(p.get("psf_fwhm_from"), p.get("psf_fwhm_from"))
             lines.append(f"display smoothed where faint to the PSF: FWHM {number('psf_fwhm')} input px from "
                          f"{source or '?'}, Gaussian sigma {number('psf_smoothing')} output px; FLUX is the network's own")

@@ -263,6 +263,21 @@ def test_a_mosaic_records_its_inputs_for_check(tmp_path):
     assert r.exit_code == 1 and "its input p1_flt.fits" in _said(r)
 
 
+def test_check_of_a_colour_mosaic_whose_frames_were_smoothed_to_psfs_of_their_own(tmp_path):
+    """`check` of `mosaic --enhance` of two CFHTLS bands ended in a traceback ("could not convert string to float:
+    'mixed'"): the frames' display smoothing (each to the PSF measured on its own stars) differs, and the mosaic
+    records that as 'mixed'. Now it says so."""
+    cfhtls = Path(__file__).parent / "data" / "cfhtls"
+    r = runner.invoke(app, ["mosaic", str(cfhtls / "CFHTLS-test_g.fits"), str(cfhtls / "CFHTLS-test_r.fits"), "-o",
+                            str(tmp_path), "--enhance", "--format", "fits"])
+    assert r.exit_code == 0, r.output
+    assert fits.getheader(tmp_path / "mosaic.mosaic.fits")["AE_PSFSM"] == "mixed"
+    r = runner.invoke(app, ["check", str(tmp_path)])
+    said = _said(r)
+    assert r.exit_code == 0 and "Traceback" not in said, said
+    assert "display smoothed where faint to each frame's own PSF: the frames' differ (HISTORY)" in said
+
+
 @given(st.lists(st.tuples(st.integers(1, 9), st.integers(1, 9), st.sampled_from(["i2", "f4", "f8", "u1"])),
                 min_size=1, max_size=3), st.integers(0, 10**9), st.booleans())
 @settings(max_examples=40, deadline=None)
