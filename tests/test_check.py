@@ -278,6 +278,31 @@ def test_check_of_a_colour_mosaic_whose_frames_were_smoothed_to_psfs_of_their_ow
     assert "display smoothed where faint to each frame's own PSF: the frames' differ (HISTORY)" in said
 
 
+def test_a_mosaic_of_outputs_made_with_other_settings_writes_without_astropys_warning(tmp_path):
+    """`mosaic` of two `run` outputs made with other settings (here another SR network) printed astropy's
+    "VerifyWarning: Card is too long, comment will be truncated": the settings that differ are recorded as 'mixed',
+    and a short string's card was measured without the padding astropy gives it. Now nothing but the mosaic's own
+    warning, and check describes it."""
+    cfhtls = Path(__file__).parent / "data" / "cfhtls"
+    for band, more in (("g", []), ("r", ["--sr-model", "psnr"])):
+        r = runner.invoke(app, ["run", str(cfhtls / f"CFHTLS-test_{band}.fits"), "-o", str(tmp_path / "e"),
+                                "--format", "fits", "-q", *more])
+        assert r.exit_code == 0, r.output
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = runner.invoke(app, ["mosaic", *sorted(map(str, (tmp_path / "e").glob("*.fits"))), "-o",
+                                str(tmp_path / "m")])
+    assert r.exit_code == 0 and "Warning" not in r.output, r.output
+    assert not [w for w in caught if "too long" in str(w.message)], [str(w.message) for w in caught]
+    header = fits.getheader(tmp_path / "m" / "mosaic.mosaic.fits")
+    assert header["AE_FLUXT"] == "mixed" and header.comments["AE_FLUXT"].startswith("FLUX: ... within")
+    assert len(header.cards["AE_FLUXT"].image) == 80
+    r = runner.invoke(app, ["check", str(tmp_path / "m")])
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+
+
 @given(st.lists(st.tuples(st.integers(1, 9), st.integers(1, 9), st.sampled_from(["i2", "f4", "f8", "u1"])),
                 min_size=1, max_size=3), st.integers(0, 10**9), st.booleans())
 @settings(max_examples=40, deadline=None)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -380,3 +380,30 @@ def test_an_interrupt_while_an_output_is_made_leaves_no_temporary(tmp_path, monk
         else:
             ImageWriter(tmp_path / f"x.enhanced.{fmt}", (8, 8), fmt)
     assert list(tmp_path.iterdir()) == []
+
+
+@given(st.one_of(st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=68),
+                 st.floats(allow_nan=False, allow_infinity=False), st.integers(-10**12, 10**12), st.booleans()),
+       st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=20, max_size=90))
+@example("mixed", "FLUX: ... within this many input sigmas (0: exact)")  # (a colour mosaic's AE_FLUXT)
+@settings(max_examples=300, deadline=None)
+def test_a_card_keeps_as_much_of_its_comment_as_fits_without_astropys_warning(value, comment):
+    """`set_card` shortens a comment to fit the card's 80 characters. It measured the card without its comment, and
+    astropy pads a short string to column 30 only when a comment follows: a short string's comment was 10 characters
+    too long and astropy cut it with a warning that reached the terminal (`mosaic` of outputs whose settings differ:
+    'mixed' values). Now no warning; the card fits, its value is the value, and its comment is the longest start of
+    the comment that fits (whole where it fits)."""
+    import warnings
+
+    from astroenhance.io.writers import set_card
+
+    header = fits.Header()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        set_card(header, "AE_TEST", value, comment)
+        image = header.cards["AE_TEST"].image
+    assert len(image) == 80 and header["AE_TEST"] == (value.rstrip() if isinstance(value, str) else value)
+    kept = header.comments["AE_TEST"]
+    assert comment.startswith(kept)
+    if kept != comment.rstrip() and kept:  # cut: it runs to the card's last column (one more would not fit)
+        assert image[80 - len(kept):] == kept and image[77 - len(kept):80 - len(kept)] == " / "

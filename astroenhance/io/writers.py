@@ -1060,6 +1060,11 @@ def set_card(header: fits.Header, key: str, value: object, comment: str = "") ->
     (astropy would truncate it with a warning)."""
     value = fits_text(value) if isinstance(value, str) else value
     header[key] = value
-    room = 80 - len(str(fits.Card(key, value)).rstrip()) - 3
+    # where astropy starts a comment: after the value — a short string's padded to column 30, which the card without
+    # a comment does not show — and " / "
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        probe = str(fits.Card(key, value, "x")).rstrip()
+    room = 81 - len(probe) if probe.endswith(" / x") else 0
     if comment and room > 0:
         header.comments[key] = comment[:room]
