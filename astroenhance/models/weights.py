@@ -57,18 +57,19 @@ def checkpoint_digest_path(path: str | Path) -> Path:
     return path.with_name(path.name + DIGEST_SUFFIX)
 
 
-def read_checkpoint(path: str | Path, map_location="cpu") -> Any:
+def read_checkpoint(path: str | Path, map_location="cpu", digest: str | None = None) -> Any:
     """A training checkpoint's contents (tensors only: ``weights_only=True``), after checking the file against the
-    sha256 written beside it (`checkpoint_digest_path`); a `WeightsError` naming the file if they differ.  A
-    checkpoint with no such file beside it (written before there were any) is read unchecked: there is nothing
-    to check it against.  Torch's own errors pass through (each caller says what the file was meant to be)."""
+    sha256 written beside it (`checkpoint_digest_path`; ``digest``: the file's, where the caller has it); a
+    `WeightsError` naming the file if they differ.  A checkpoint with no such file beside it (written before there
+    were any) is read unchecked: there is nothing to check it against.  Torch's own errors pass through (each
+    caller says what the file was meant to be)."""
     digest_path = checkpoint_digest_path(path)
     if digest_path.is_file():
         try:
             expected = digest_path.read_text(encoding="ascii").split()[0].lower()
         except (OSError, UnicodeDecodeError, IndexError):
             raise WeightsError(f"{digest_path}: not a sha256 line astroenhance can read") from None
-        digest = sha256_file(path)
+        digest = digest or sha256_file(path)
         if digest != expected:
             raise WeightsError(f"{path}: sha256 {digest[:16]}... differs from the {expected[:16]}... training wrote "
                                f"in {digest_path.name}: the file changed after it was written (copied in part, "

@@ -118,13 +118,14 @@ def read_init(path: str | Path) -> tuple[dict[str, torch.Tensor], str | None, st
     if not p.is_file():
         raise SettingsError(f"--init {path}: no such file (give a .safetensors file, a run's ckpt.pt or its folder)")
     try:
+        digest = sha256_file(p)  # (read once: the run records it, a checkpoint is checked against it)
         with interrupts.deferred():  # (an interrupt inside the C loaders came out as an unreadable file)
             if p.suffix == ".safetensors":
                 from safetensors.torch import load_file
 
-                return load_file(str(p)), None, sha256_file(p)
-            ck = read_checkpoint(p)
-        return ck["model"], ck.get("arch"), sha256_file(p)
+                return load_file(str(p)), None, digest
+            ck = read_checkpoint(p, digest=digest)
+        return ck["model"], ck.get("arch"), digest
     except WeightsError as exc:
         raise SettingsError(f"--init {exc}") from None
     except Exception as exc:  # noqa: BLE001 - a FITS file, a truncated checkpoint, another program's pickle...
