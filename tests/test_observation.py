@@ -24,6 +24,10 @@ def test_a_frames_header_gives_telescope_band_time_and_colour_assignment():
     obs = avm_observation(fits.Header(), fits.Header({"DATE-OBS": "2019-03-01T10:00:00", "TIME-OBS": "11:00:00",
                                                       "EXPTIME": "n/a"}), grey=False)
     assert obs == {"Temporal.StartTime": ["2019-03-01T10:00:00"]}
+    # an old header's date (dd/mm/yy) is not ISO 8601: left out; a time that is not one is not joined
+    assert avm_observation(fits.Header(), fits.Header({"DATE-OBS": "20/01/94", "TIME-OBS": "01:02:03"}), False) == {}
+    obs = avm_observation(fits.Header(), fits.Header({"DATE-OBS": "1994-01-20", "TIME-OBS": "noon"}), False)
+    assert obs == {"Temporal.StartTime": ["1994-01-20"]}
 
 
 def test_composites_name_each_channels_filter_and_mosaics_say_nothing_of_one_frame():

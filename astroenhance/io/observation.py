@@ -54,6 +54,10 @@ def avm_band(nm: float) -> str:
     return next(band for top, band in AVM_BANDS if nm < top)
 
 
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$")
+ISO_TIME = re.compile(r"^\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
+
+
 def avm_observation(primary: fits.Header, image: fits.Header, grey: bool) -> dict[str, object]:
     """The AVM fields (dotted names, as `pyavm.AVM` has them) a picture output carries besides its sky position, from
     its FITS output's ``primary`` header (the provenance) and ``image`` header (the frame's kept keywords); ``grey``:
@@ -86,9 +90,9 @@ def avm_observation(primary: fits.Header, image: fits.Header, grey: bool) -> dic
         out["Spectral.CentralWavelength"] = [round(nm, 3)]
         out["Spectral.Band"] = [avm_band(nm)]
     date = str(image.get("DATE-OBS", "")).strip()
-    if date:
+    if ISO_DATE.match(date):  # (an old header's "20/01/94" is not the ISO 8601 AVM asks for: left out)
         time = str(image.get("TIME-OBS", "")).strip()
-        out["Temporal.StartTime"] = [f"{date}T{time}" if time and "T" not in date else date]
+        out["Temporal.StartTime"] = [f"{date}T{time}" if ISO_TIME.match(time) and "T" not in date else date]
     try:
         if float(image.get("EXPTIME", 0)) > 0:
             out["Temporal.IntegrationTime"] = [float(image["EXPTIME"])]
