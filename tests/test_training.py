@@ -56,6 +56,8 @@ def test_export_writes_loadable_checked_weights(tmp_path):
     trainer.run()
     info = export_checkpoint(tmp_path / "sr" / "ckpt.pt", tmp_path / "w", "sr-test", metrics={"val_psnr": 1.0})
     assert info.mode == "psnr" and info.extra["iterations"] == 3 and info.extra["metrics"] == {"val_psnr": 1.0}
+    # which checkpoint the weights are (the one training wrote: its sha256 beside it)
+    assert info.extra["checkpoint_sha256"] == (tmp_path / "sr" / "ckpt.pt.sha256").read_text().split()[0]
     assert read_manifest(tmp_path / "w")[0].sha256 == info.sha256
     assert info.extra["exported"]["tool"].startswith("astroenhance ") and info.extra["exported"]["utc"].endswith("Z")
     model = load_network(tmp_path / "w", info, fold=False)

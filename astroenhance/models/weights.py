@@ -204,11 +204,11 @@ def export_weights(model: nn.Module, directory: str | Path, info: dict[str, Any]
     return read_manifest(directory)[[e["id"] for e in manifest["weights"]].index(info["id"])]
 
 
-def load_checkpoint_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+def load_checkpoint_model(path: str | Path, digest: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """The model and full checkpoint dict of a training checkpoint (tensors only: ``weights_only=True``; its sha256
-    checked, `read_checkpoint`)."""
+    checked, `read_checkpoint`: ``digest`` the file's, where the caller has it)."""
     try:
-        ckpt = read_checkpoint(path)
+        ckpt = read_checkpoint(path, digest=digest)
     except WeightsError:
         raise
     except Exception as exc:  # noqa: BLE001 - pickled objects, junk, a truncated file: one answer

@@ -9,7 +9,7 @@ from typing import Any
 from ..config import SR_MODES
 from ..errors import SettingsError
 from ..models.registry import ARCHITECTURES
-from ..models.weights import WeightsInfo, export_weights, load_checkpoint_model
+from ..models.weights import WeightsInfo, export_weights, load_checkpoint_model, sha256_file
 
 LICENCE = ("Weights: CC BY 4.0, trained by astroenhance on ESA/Hubble & NASA images (CC BY 4.0 / public domain); "
            "see the training data's SOURCES.csv for credits.")
@@ -23,7 +23,11 @@ def export_checkpoint(ckpt: str | Path, weights_dir: str | Path, weights_id: str
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", weights_id):
         raise SettingsError(f"--id {weights_id!r}: a name of letters, digits, '.', '_' and '-' (it names the file "
                             f"{weights_id}.safetensors in the weights folder)")
-    model, ck = load_checkpoint_model(ckpt)
+    try:  # (the manifest records it: which checkpoint these weights are; the load checks the file against it)
+        digest = sha256_file(ckpt)
+    except OSError:
+        digest = None  # (no such file, a folder: the load says so)
+    model, ck = load_checkpoint_model(ckpt, digest)
     cfg = ck["config"]
     spec = ARCHITECTURES[ck["arch"]]
     modes = SR_MODES if spec.task == "sr" else ("default",)
@@ -60,7 +64,7 @@ def export_checkpoint(ckpt: str | Path, weights_dir: str | Path, weights_id: str
             "feature_network": (f"{cfg['feature_net']} (perceptual loss on the synthetic truths, through "
                                 "training.telescope.for_features)" if cfg.get("stage") == "gan" else
                                 "none (L1 in the noise-normalised space)"),
-            "metrics": metrics or {}, "licence": LICENCE_HST, "notes": notes,
+            "metrics": metrics or {}, "licence": LICENCE_HST, "notes": notes, "checkpoint_sha256": digest,
         }
         return export_weights(model, weights_dir, entry)
     entry = {
@@ -81,6 +85,7 @@ def export_checkpoint(ckpt: str | Path, weights_dir: str | Path, weights_id: str
         "metrics": metrics or {},
         "licence": LICENCE,
         "notes": notes,
+        "checkpoint_sha256": digest,
     }
     return export_weights(model, weights_dir, entry)
 
