@@ -29,7 +29,8 @@ def main() -> None:
     ap.add_argument("--jobs", default="1,2")
     ap.add_argument("--size", type=int, default=512)
     args = ap.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="ae-batch-"))
+    scratch = tempfile.TemporaryDirectory(prefix="ae-batch-", ignore_cleanup_errors=True)  # (removed at the end)
+    work = Path(scratch.name)
     src = work / "in"
     src.mkdir()
     with fits.open(SOURCE) as h:

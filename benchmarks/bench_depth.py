@@ -136,7 +136,8 @@ def main() -> None:
     k = tuple(float(v) for v in args.k.split(","))
     warnings.simplefilter("ignore")
     enhancers = {m: Enhancer(EnhanceConfig(colorize=False, formats=("fits",), noise_map=m)) for m in (False, True)}
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="astroenhance-depth-"))
+    scratch = None if args.workdir else tempfile.TemporaryDirectory(prefix="astroenhance-depth-", ignore_cleanup_errors=True)
+    work = args.workdir or Path(scratch.name)  # (a temporary one is removed at the end; --workdir is kept)
     work.mkdir(parents=True, exist_ok=True)
     rows = []
     for name, truth in truths(args.data, args.validation).items():

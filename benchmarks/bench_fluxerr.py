@@ -114,7 +114,8 @@ def main() -> None:
     ap.add_argument("--levels", default="0.5,2", help="comma-separated k")
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="ae-fluxerr-"))
+    scratch = None if args.workdir else tempfile.TemporaryDirectory(prefix="ae-fluxerr-", ignore_cleanup_errors=True)
+    work = args.workdir or Path(scratch.name)  # (a temporary one is removed at the end; --workdir is kept)
     work.mkdir(parents=True, exist_ok=True)
     folders = [args.frames] if args.frames else list(write_sets(args.data, work / "sets",
                                                                 [s for s in args.sets.split(",") if s]).values())

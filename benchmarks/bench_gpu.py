@@ -135,7 +135,8 @@ def main() -> None:
         engine.COPY_THREAD = False
 
     device = torch.device(args.device)
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="ae-gpu-"))
+    scratch = None if args.workdir else tempfile.TemporaryDirectory(prefix="ae-gpu-", ignore_cleanup_errors=True)
+    work = Path(args.workdir or scratch.name)  # (a temporary one is removed at the end: 316 MB a run at 1024²)
     work.mkdir(parents=True, exist_ok=True)
     path = work / f"frame_{args.size}.fits"
     make_frame(args.size, path)

@@ -258,7 +258,8 @@ def main() -> None:
     names = args.sets.split(",")
     if unknown := set(names) - set(SETS):
         ap.error(f"unknown sets {', '.join(sorted(unknown))} (choose from {', '.join(SETS)})")
-    sets = write_sets(args.data, args.workdir or Path(tempfile.mkdtemp(prefix="ae-hstval-")), names)
+    scratch = None if args.workdir else tempfile.TemporaryDirectory(prefix="ae-hstval-", ignore_cleanup_errors=True)
+    sets = write_sets(args.data, args.workdir or Path(scratch.name), names)  # (a temporary folder is removed at the end)
     print(f"{'weights':<24}{'tol F/D':<9}{'lowpass':<9}{'smooth':<10}{'set':<13}{'k=0.5 run-best':>15}{'k=2 run-best':>13}{'ceiling-best':>14}"
           f"{'apflux k=0.5/2 (bicubic)':>34}{'pooled k=0.5/2 (bicubic)':>34}{'false det k=2 (bicubic)':>25}"
           f"{'complete k=2 (bicubic; matched)':>33}"

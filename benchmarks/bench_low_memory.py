@@ -42,7 +42,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    frame = Path(tempfile.mkdtemp(prefix="ae-lowmem-")) / f"frame_{args.size}.fits"
+    scratch = tempfile.TemporaryDirectory(prefix="ae-lowmem-", ignore_cleanup_errors=True)  # (removed at the end)
+    frame = Path(scratch.name) / f"frame_{args.size}.fits"
     make_frame(args.size, frame)
     rows: dict[str, list[tuple[float, float]]] = {"plain": [], "run": [], "low-memory": []}
     for _ in range(args.repeats):

@@ -55,7 +55,8 @@ def main() -> None:
     ap.add_argument("--formats", default="fits", help="run --format: one row per size and format, e.g. fits,png")
     ap.add_argument("--compressions", default="none", help="the frame as written: none (.fits), gzip (.fits.gz)")
     args = ap.parse_args()
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="ae-bench-"))
+    scratch = None if args.workdir else tempfile.TemporaryDirectory(prefix="ae-bench-", ignore_cleanup_errors=True)
+    work = Path(args.workdir or scratch.name)  # (a temporary one is removed at the end: GBs of outputs at 4096²)
     work.mkdir(parents=True, exist_ok=True)
     rows = []
     for size, fmt, packing in itertools.product([int(s) for s in args.sizes.split(",")], args.formats.split(","),

@@ -45,7 +45,8 @@ def tilted(path: str, enh: Enhancer) -> None:
     wht = images[1] if len(images) > 1 and images[1].shape == sci.shape else np.ones_like(sci)
     w = rotate(wht, 30, reshape=True, order=0, cval=0.0)
     s = np.where(w > 0, rotate(sci, 30, reshape=True, order=1, cval=0.0), 0.0).astype(np.float32)
-    work = Path(tempfile.mkdtemp(prefix="ae-tilted-"))
+    scratch = tempfile.TemporaryDirectory(prefix="ae-tilted-", ignore_cleanup_errors=True)  # (removed at the end)
+    work = Path(scratch.name)
     cases = {"untilted": [fits.ImageHDU(sci, name="SCI")],
              "tilted, SCI + WHT": [fits.ImageHDU(s, name="SCI"), fits.ImageHDU(w, name="WHT")],
              "tilted, SCI alone": [fits.ImageHDU(s, name="SCI")]}

@@ -138,7 +138,8 @@ def main() -> None:
     ap.add_argument("--one-picture", nargs=2, metavar=("FORMAT", "SIDE"), help=argparse.SUPPRESS)
     ap.add_argument("--workdir", default=None)
     args = ap.parse_args()
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="ae-writers-"))
+    scratch = None if args.workdir else tempfile.TemporaryDirectory(prefix="ae-writers-", ignore_cleanup_errors=True)
+    work = Path(args.workdir or scratch.name)  # (a temporary one is removed at the end)
     work.mkdir(parents=True, exist_ok=True)
     if args.one_picture:
         one_picture(args.one_picture[0], int(args.one_picture[1]), work)

@@ -321,7 +321,8 @@ def test_torchrun_data_parallel_training(tmp_path):
     import sys
 
     out = tmp_path / "ddp"
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    # (torchrun leaves a log folder, torchelastic_*, in the temporary folder: this test's, not /tmp)
+    env = dict(os.environ, OMP_NUM_THREADS="1", TMPDIR=str(tmp_path))
     res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
                           "-m", "astroenhance", "train", "sr", "--data", str(COLOR), "-o", str(out), "--iters", "3",
                           "--batch", "2", "--crop", "32", "--val-every", "3"],
