@@ -16,7 +16,6 @@ Names understood by `feature_network`:
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import re
 from pathlib import Path
@@ -145,8 +144,10 @@ def check_weights_file(path: str | Path, digest: str | None = None) -> None:
             else (m.group(1) if (m := TORCHVISION_HASH.search(path.name)) else ""))
     if not want:
         return
+    from .weights import sha256_file  # (here: weights imports the registry, which imports this module)
+
     try:
-        digest = digest or hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = digest or sha256_file(path)  # (in pieces: VGG19's file is 548 MB)
     except OSError as exc:
         raise SettingsError(f"{path}: not a readable torch weights file ({why_unreadable(exc)})") from None
     if not digest.startswith(want):

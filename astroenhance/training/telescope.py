@@ -20,7 +20,7 @@ import csv
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -401,7 +401,8 @@ class TelescopeTrainer:
         if cfg.init:
             from .train import load_init, read_init
 
-            state, _, cfg.init_sha256 = read_init(cfg.init)
+            state, _, digest = read_init(cfg.init)
+            self.cfg = replace(cfg, init_sha256=digest)  # (the caller's settings left as they were given)
             load_init(self.model, state, cfg.init, cfg.arch)
         self.model.to(self.device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
