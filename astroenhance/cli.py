@@ -335,6 +335,7 @@ def run(
         why_no_frames,
         write_report,
     )
+    from .io.writers import cleanup_stale_temporaries
     from .pipeline import Enhancer
     from .pipeline.device import slow_cpu_bf16
     from .runner import bound_memory, interrupted_records, run_batch, sigterm_as_interrupt
@@ -429,6 +430,8 @@ def run(
             except KeyboardInterrupt:
                 batch.close()  # its workers stopped before the report is written
                 interrupted = True
+                for folder in {j.outdir for j in jobs}:  # whatever point the interruption reached: no temporaries
+                    cleanup_stale_temporaries(folder, mine=True)
                 seen = {r.input for r in records}
                 late = interrupted_records(enhancer, [j for j in jobs if str(j.path) not in seen], started)
                 records += late

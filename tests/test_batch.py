@@ -504,6 +504,8 @@ def test_temporaries_name_their_owner_and_only_provably_dead_ones_go(tmp_path):
     removed = {p.name for p in cleanup_stale_temporaries(tmp_path)}
     assert removed == {names["dead_here"], names["reused_pid"]}
     assert own.exists() and (tmp_path / names["other_host"]).exists()
+    assert cleanup_stale_temporaries(tmp_path, mine=True) == [own]  # (an interrupted run's own, at its end)
+    assert (tmp_path / names["other_host"]).exists()
 
 
 def test_concurrent_reports_merge_and_shards_keep_their_own(tmp_path):
@@ -797,6 +799,29 @@ def test_an_output_folder_on_a_read_only_disk_is_refused_once_before_any_work(tm
     assert result.exit_code == 2 and "Traceback" not in said, said
     assert said.count(f"{frozen / 'out'}: cannot be an output folder ({frozen}, where it would be made, is on a "
                       "read-only file system); choose another -o") == 1
+
+
+def test_an_interrupted_run_leaves_no_temporary_of_its_own_wherever_the_interrupt_landed(tmp_path, monkeypatch):
+    """Ctrl-C lands between any two steps of a frame; some steps (a writer being made, its thread starting or
+    draining) left their temporary behind, found one at a time by CI runs of the Ctrl-C batch test. At the end of an
+    interrupted run (its workers gone) its temporaries are removed, wherever the interrupt landed; another live
+    process's in the same folder stay."""
+    from astroenhance.io.writers import TEMP_MARKER, temporary_path
+    from astroenhance.pipeline import Enhancer
+
+    out = tmp_path / "out"
+    out.mkdir()
+    other = out / f".z.enhanced.fits{TEMP_MARKER}elsewhere.example~1~123-abcd"
+    other.write_text("another machine's, being written")
+
+    def cut(self, path, outdir, **kwargs):
+        temporary_path(Path(outdir) / "example.enhanced.fits").write_text("half")  # (a step that did not clean up)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Enhancer, "enhance_file", cut)
+    result = runner.invoke(app, ["run", str(EXAMPLE), "-o", str(out), "--format", "fits"])
+    assert result.exit_code == 130 and "interrupted:" in result.output
+    assert sorted(p.name for p in out.iterdir()) == sorted(["astroenhance-report.json", other.name])
 
 
 def test_a_small_file_written_whole_leaves_nothing_when_interrupted(tmp_path):

@@ -413,3 +413,25 @@ def test_a_card_keeps_as_much_of_its_comment_as_fits_without_astropys_warning(va
     if kept != comment.rstrip() and kept:  # cut: all of the comment that fits in the card's last columns
         start = len(image.rstrip()) - len(kept)  # (a cut that ends in spaces: astropy gives the comment back without)
         assert image[start - 3:start] == " / " and comment[:80 - start].rstrip() == kept
+
+
+@pytest.mark.parametrize("where", ["thread start", "last pieces"])
+def test_an_interrupt_while_the_writer_thread_starts_or_drains_leaves_no_temporary(tmp_path, monkeypatch, where):
+    """The frame's writer thread: an interruption (a parallel batch stopped: SIGTERM to its workers) while the thread
+    started, or while the frame waited for it to write its last pieces, came out of `FileSink` with its temporaries
+    still there (only the computing inside the block cleaned up; a CI run of the Ctrl-C batch test found one)."""
+    import threading
+
+    from astroenhance.pipeline.output import FileSink
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    targets = {"fits": tmp_path / "x.enhanced.fits", "png": tmp_path / "x.enhanced.png"}
+    with pytest.raises(KeyboardInterrupt):
+        if where == "thread start":
+            monkeypatch.setattr(threading.Thread, "start", interrupted)
+        with FileSink(targets, (8, 8), "lower", fits.Header(), fits.Header(), None, "", background=True) as sink:
+            sink.put(0, 8, 0, np.zeros((8, 8, 3), np.float32), np.zeros((8, 8), np.float32))
+            monkeypatch.setattr(threading.Thread, "join", interrupted)
+    assert list(tmp_path.iterdir()) == []

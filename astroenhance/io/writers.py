@@ -143,18 +143,22 @@ def owner_tag() -> str:
     return _OWNERS[pid]
 
 
-def cleanup_stale_temporaries(folder: Path) -> list[Path]:
+def cleanup_stale_temporaries(folder: Path, mine: bool = False) -> list[Path]:
     """Remove temporary files — and scratch folders (`combining.scratch_folder`) — left in ``folder`` by
     astroenhance processes that provably no longer run (killed): only those made on this host whose process is gone
     (or whose pid now belongs to a process started later).  Another machine's temporaries in a shared folder are
-    left alone: their owner cannot be seen from here."""
+    left alone: their owner cannot be seen from here.  ``mine``: this process's own too (an interrupted run, its
+    workers gone: nothing of it is being written any more, whatever point the interruption reached)."""
     import shutil
 
     removed = []
     if not folder.is_dir():
         return removed
     for p in folder.iterdir():
-        if TEMP_MARKER not in p.name or not _owner_gone(p.name.split(TEMP_MARKER, 1)[1]):
+        if TEMP_MARKER not in p.name:
+            continue
+        tag = p.name.split(TEMP_MARKER, 1)[1]
+        if not (_owner_gone(tag) or (mine and tag.rsplit("-", 1)[0] == owner_tag())):
             continue
         try:
             if p.is_dir() and not p.is_symlink():

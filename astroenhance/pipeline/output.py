@@ -9,6 +9,7 @@ output is written under a temporary name and renamed only when all of them are c
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from pathlib import Path
@@ -87,8 +88,14 @@ class _Sink:
         """Wait for the thread to finish the queued pieces (``cancel``: to drop them)."""
         if self._thread is not None:
             self._cancelled = self._cancelled or cancel
-            self._queue.put(None)
-            self._thread.join()
+            try:
+                self._queue.put(None)
+                self._thread.join()
+            except BaseException:  # Ctrl-C or SIGTERM while waiting: the thread drops what is left, writes no more
+                self._cancelled = True
+                with contextlib.suppress(queue.Full):
+                    self._queue.put_nowait(None)
+                raise
             self._thread = None
 
 
@@ -162,10 +169,10 @@ class FileSink(_Sink):
                 self.writers.append(FITSRGBWriter(target, shape, primary, image, fits_encoding, flux_headers,
                                                   wcs_tables(wcs)) if fmt == "fits"
                                     else ImageWriter(target, shape, fmt, wcs, text, observation))
-        except BaseException:
+            super().__init__(background)
+        except BaseException:  # (Ctrl-C or SIGTERM as the writer thread starts, too)
             self._abort()
             raise
-        super().__init__(background)
 
     def _write(self, row0: int, row1: int, col0: int, rgb, lum, flux, flux_err) -> None:
         rgb, flux, flux_err = host(rgb), host(flux), host(flux_err)
@@ -180,14 +187,13 @@ class FileSink(_Sink):
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self._stop(cancel=exc_type is not None)
-        if exc_type is not None:
-            self._abort()
-            return
-        if self._error is not None:
-            self._abort()
-            raise self._error
-        try:
+        try:  # (interrupted anywhere here, too — waiting for the thread's last pieces: no temporary is left)
+            self._stop(cancel=exc_type is not None)
+            if exc_type is not None:
+                self._abort()
+                return
+            if self._error is not None:
+                raise self._error
             for writer in self.writers:
                 writer.finish()
                 self.notes += getattr(writer, "notes", [])
