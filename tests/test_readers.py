@@ -432,6 +432,27 @@ def test_chip_labels_select_one_chip():
         read_frame(FIXTURES / "hubble_wfpc2_sample.fits", "chip9")
 
 
+def test_a_cube_of_many_planes_is_refused_as_a_whole_and_each_plane_can_be_chosen(tmp_path):
+    """A cube of more than 16 planes (an empirical PSF grid, a data cube) would be as many outputs: refused, saying
+    which --hdu takes one plane; that plane (it was refused too: no plane could be chosen) is read with the cube's
+    WCS, and a plane past the last is refused listing the labels, shortened."""
+    from astropy.wcs import WCS
+
+    w = WCS(naxis=2)
+    w.wcs.ctype, w.wcs.crval, w.wcs.crpix, w.wcs.cdelt = ["RA---TAN", "DEC--TAN"], [150, 2], [10, 10], [-1e-5, 1e-5]
+    cube = np.arange(40 * 12 * 16, dtype=np.float32).reshape(40, 12, 16)
+    fits.PrimaryHDU(cube, w.to_header()).writeto(tmp_path / "grid.fits")
+    with pytest.raises(InputError, match=r"grid.fits: HDU 0 \(PRIMARY 40x12x16\) is a cube of 40 planes, each an "
+                                         r"output of its own \(at most 16 at once\); --hdu chipK enhances plane K "
+                                         r"alone \(chip1-chip40\)"):
+        read_frame(tmp_path / "grid.fits")
+    data, wcs, _ = read_frame(tmp_path / "grid.fits", "chip27")
+    np.testing.assert_array_equal(data, cube[26])
+    assert wcs.wcs.crval[0] == 150 and wcs.pixel_shape == (16, 12)
+    with pytest.raises(InputError, match=r"no HDU named 'chip41'.*chips: chip1, chip2, chip3, \.\.\., chip40$"):
+        read_frame(tmp_path / "grid.fits", "chip41")
+
+
 def test_suspect_headers_do_not_pass_silently(tmp_path):
     """BSCALE = 0 would make every pixel BZERO: refused, naming the file.  A singular CD matrix has no sky scale:
     the frame is read without a WCS and a note says why."""

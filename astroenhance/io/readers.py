@@ -418,7 +418,7 @@ def _use_dq_file(path: Path, hdul: fits.HDUList, hdu: str | int | None, found: l
     plane per chip of the file, each the chip's shape; the chip counted among all of the file's frames, also when
     ``hdu`` chose one); a file that cannot serve raises `DQFileError`, or with ``beside`` (found next to the frame,
     not asked for) is noted and left out."""
-    labels = [f.label for f in (found if hdu is None else _fits_frames(path, hdul, None, dq_mask))]
+    labels = [f.label for f in (found if hdu is None else _fits_frames(path, hdul, None, dq_mask, max_planes=None))]
     try:
         planes = dq_planes(dq, files)
         if len(planes) != len(labels):
@@ -531,7 +531,11 @@ def _holding(h) -> str:
     return ""
 
 
-def _fits_frames(path: Path, hdul: fits.HDUList, hdu: str | int | None, dq_mask: int | None) -> list[FrameSource]:
+MAX_PLANES = 16  # a cube's planes enhanced at once, each its own output, unless --hdu names one
+
+
+def _fits_frames(path: Path, hdul: fits.HDUList, hdu: str | int | None, dq_mask: int | None,
+                 max_planes: int | None = MAX_PLANES) -> list[FrameSource]:
     others: list[int] = []  # image HDUs not enhanced (several unnamed images: stamps, sci + wht + psf)
     every = every_hdu(hdu)
     if every:
@@ -541,12 +545,13 @@ def _fits_frames(path: Path, hdul: fits.HDUList, hdu: str | int | None, dq_mask:
             indices = [_select_hdu(path, hdul, hdu)]
         except InputError as exc:  # not an HDU: perhaps one of the chips a multi-chip file lists ("chip2", "sci1")
             try:
-                chips = {f.label: f for f in _fits_frames(path, hdul, None, dq_mask) if f.label}
+                chips = {f.label: f for f in _fits_frames(path, hdul, None, dq_mask, max_planes=None) if f.label}
             except InputError:
                 raise exc from None
             label = str(hdu).strip().lower()
             if label not in chips:
-                raise InputError(f"{exc}; chips: {', '.join(chips)}" if chips else str(exc)) from None
+                names = list(chips) if len(chips) <= 8 else [*list(chips)[:3], "...", list(chips)[-1]]
+                raise InputError(f"{exc}; chips: {', '.join(names)}" if chips else str(exc)) from None
             return [chips[label]]
     else:
         candidates = _image_hdus(hdul)
@@ -576,7 +581,7 @@ def _fits_frames(path: Path, hdul: fits.HDUList, hdu: str | int | None, dq_mask:
     unread: list[str] = []  # stamps that cannot be frames (1x1, a cube), each noted, the others read
     for i in indices:
         try:
-            got = _hdu_frames(path, hdul, i, multi, dq_mask)
+            got = _hdu_frames(path, hdul, i, multi, dq_mask, max_planes)
         except InputError as exc:
             if not stamps:
                 raise
@@ -669,6 +674,8 @@ def _wcs_for(path: Path, header: fits.Header, hdul: fits.HDUList) -> tuple[WCS |
             return None, [f"WCS could not be read ({short_reason(exc)}); output carries none"]
     if not w.has_celestial:
         return None, ["no celestial WCS in the header; output carries none"]
+    if w.pixel_shape is not None and len(w.pixel_shape) != 2:  # (a cube's: its planes are 2-D frames)
+        w.pixel_shape = w.pixel_shape[:2]
     try:
         m = np.asarray(w.celestial.pixel_scale_matrix, np.float64)
         singular = not np.all(np.isfinite(m)) or abs(np.linalg.det(m)) <= 1e-10 * np.abs(m).max() ** 2
@@ -683,7 +690,8 @@ def _wcs_for(path: Path, header: fits.Header, hdul: fits.HDUList) -> tuple[WCS |
     return w, notes
 
 
-def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask: int | None) -> list[FrameSource]:
+def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask: int | None,
+                max_planes: int | None = MAX_PLANES) -> list[FrameSource]:
     h = hdul[index]
     header = h.header
     conventions = dq_flags(header, hdul[0].header)
@@ -708,9 +716,9 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask
     archive_name = str(header.get("FILENAME", hdul[0].header.get("FILENAME", "")) or "").strip()
     label_base = f"{h.name.lower()}{header.get('EXTVER', 1)}" if multi and h.name else ""
     planes = extra[0] if extra else 1
-    if planes > 16:
-        raise InputError(f"{path}: HDU {_describe(hdul, index)} is a cube of {planes} planes; "
-                         "expected a 2-D frame or a stack of at most 16 chips")
+    if max_planes is not None and planes > max_planes:
+        raise InputError(f"{path}: HDU {_describe(hdul, index)} is a cube of {planes} planes, each an output of its "
+                         f"own (at most {max_planes} at once); --hdu chipK enhances plane K alone (chip1-chip{planes})")
     chip_wcs = _group_wcs(hdul, header, planes)
     direct = _direct_row_reader(path, hdul, index, dims)
     extver, shape2d = int(header.get("EXTVER", 1)), (dims[-2], dims[-1])
