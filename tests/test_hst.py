@@ -269,6 +269,7 @@ def test_a_single_exposure_whose_dq_flags_no_cosmic_rays_is_not_a_truth(tmp_path
     from astropy.io import fits
 
     from astroenhance.errors import InputError
+    from astroenhance.io.readers import open_frames
     from astroenhance.training.hst import evaluate_hst, truth_frames
 
     flt = tmp_path / "j8bt06nyq_flt.fits"
@@ -288,6 +289,17 @@ def test_a_single_exposure_whose_dq_flags_no_cosmic_rays_is_not_a_truth(tmp_path
     truth, _ = load_truth(flagged)
     with fits.open(flt) as hdul:
         assert truth.shape == (256, 256) and truth[100, 100] != hdul["SCI"].data[100, 100]  # (no data: the median)
+    # an uncalibrated exposure, by its name or (renamed) its header's FILENAME, even with its hits flagged
+    renamed = tmp_path / "field.fits"
+    with fits.open(flagged) as hdul:
+        hdul[0].header["FILENAME"] = "j8bt06nyq_raw.fits"
+        hdul.writeto(renamed)
+    shutil.copy(flagged, tmp_path / "j8bt06nyq_raw.fits")
+    for raw in (tmp_path / "j8bt06nyq_raw.fits", renamed):
+        with pytest.raises(InputError, match=f"^{raw}: an uncalibrated \\(raw\\) exposure: bias, dark and cosmic rays"):
+            load_truth(raw)
+        with open_frames(raw) as frames:  # (and `run` says so of it)
+            assert any(n.startswith("an uncalibrated (raw) exposure") for n in frames[0].notes)
 
 
 def test_block_lattice_of_nothing_is_not_measured_and_says_nothing():

@@ -61,6 +61,7 @@ PRODUCT_LEVELS = {"raw": ("exposure", 0), "ima": ("exposure", 1), "flt": ("expos
                   "crj": ("combined", 2), "crc": ("combined", 3), "drz": ("drizzled", 2), "drc": ("drizzled", 3)}
 #: HST archive names of uncalibrated exposures (ACS/WFC3/STIS, WFPC2): the level-0 products
 RAW_PRODUCTS = tuple(f"_{suffix}" for suffix, (_, level) in PRODUCT_LEVELS.items() if level == 0)
+GEIS_RAW = ("d0h", "d0d")  # WFPC2's uncalibrated exposure in GEIS, the name its FITS files' FILENAME may keep
 FITS_SUFFIXES = (".fits.gz", ".fits.fz", ".fit.gz", ".fit.fz", ".fts.gz", ".fts.fz", ".fits.bz2", ".fit.bz2", ".fts.bz2",
                  ".fits.xz", ".fit.xz", ".fts.xz", ".fits", ".fit", ".fts")
 IMAGE_SUFFIXES = (".png", ".tiff", ".tif", ".jpeg", ".jpg")
@@ -331,9 +332,8 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
             found = cut_frames(found, cutout)
             if found:
                 found[0].notes.extend(unpacking)
-            raw = path.name.lower().split(".")[0].endswith(RAW_PRODUCTS)
             for f in found:
-                if raw:
+                if raw_exposure(f):
                     f.notes.append("an uncalibrated (raw) exposure: no bias, dark or flat-field correction and in "
                                    "counts as read out; its calibrated frame (_flt, _flc, WFPC2 _c0m) is what to enhance")
                 _clean_cosmic_rays(f, cosmic_rays)
@@ -500,6 +500,19 @@ def _describe(hdul: fits.HDUList, i: int) -> str:
     label = " ".join(filter(None, [name + (f",{ver}" if ver is not None and name not in ("PRIMARY", "") else ""),
                                    shape]))
     return f"{i} ({label})" if label else str(i)
+
+
+def raw_exposure_name(name: str) -> bool:
+    """Whether the file name ``name`` is an HST archive's uncalibrated exposure: ``*_raw``, WFPC2's ``*_d0m`` or
+    ``*_d0f`` (any extensions), or its GEIS ``*.d0h``/``*.d0d``."""
+    name = name.strip().lower()
+    return name.split(".")[0].endswith(RAW_PRODUCTS) or name.rsplit(".", 1)[-1] in GEIS_RAW
+
+
+def raw_exposure(frame: FrameSource) -> bool:
+    """Whether ``frame`` is of an uncalibrated exposure, by its file's name or, renamed, the FILENAME its header
+    keeps (`raw_exposure_name`)."""
+    return raw_exposure_name(frame.path.name if frame.path else "") or raw_exposure_name(frame.archive_name)
 
 
 def _select_hdu(path: Path, hdul: fits.HDUList, hdu: str | int) -> int:

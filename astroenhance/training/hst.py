@@ -55,7 +55,7 @@ from ..errors import InputError
 from ..imaging.normalize import Normalizer
 from ..io.companions import companion_token
 from ..io.noise import unflagged_single_exposure
-from ..io.readers import FITS_SUFFIXES, open_frames
+from ..io.readers import FITS_SUFFIXES, open_frames, raw_exposure
 from ..metrics import area_downsample, block_lattice, groups_above, psnr, robust_sigma, ssim
 from ..pipeline import Enhancer
 from ..pipeline.finish import block_mean_shift, estimate_noise, project_block_means
@@ -82,9 +82,14 @@ def truth_frames(path: Path) -> list[tuple[str, np.ndarray, object]]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with open_frames(path) as frames:  # (a truth as it is: no cosmic-ray search)
-            if any(unflagged_single_exposure(f) for f in frames):
-                raise InputError(f"{path}: a single exposure whose DQ flags no cosmic rays: its hits would be scored "
-                                 "as the truth's sources; a truth is a deep combined frame (a drz/drc, or an "
+            if any(raw_exposure(f) for f in frames):
+                why = "an uncalibrated (raw) exposure: bias, dark and cosmic rays still in it"
+            elif any(unflagged_single_exposure(f) for f in frames):
+                why = "a single exposure whose DQ flags no cosmic rays: its hits would be scored as the truth's sources"
+            else:
+                why = ""
+            if why:
+                raise InputError(f"{path}: {why}; a truth is a deep combined frame (a drz/drc, or a calibrated "
                                  "exposure whose DQ flags its cosmic rays)")
             many = len(frames) > 1
             return [(f.label if many else "", *as_truth(f.read_rows(0, f.shape[0]), f.wcs, f.name)) for f in frames]
