@@ -578,3 +578,36 @@ def test_a_training_folder_s_broken_and_small_images_are_left_out_by_name(tmp_pa
     why = {p.name: w for p, w in pool.left_out}
     assert why == {"broken.png": "not a readable image (image file is truncated)",
                    "small.png": "30x30 pixels, under the crop's 64"}
+
+
+def test_a_colorizer_is_not_trained_on_grey_images(tmp_path):
+    """A colorizer trained on a folder of grey pictures (FITS frames exported to PNG, say) learned that nothing has
+    colour, for as long as it was left to run (its loss ~1e-13 from the first step). Grey images are left out of
+    a colorizer's data by name, and a folder of nothing else is one usage line; the super-resolution network (which
+    learns the luminance) still takes them."""
+    import numpy as np
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from astroenhance.cli import app
+    from astroenhance.errors import SettingsError
+    from astroenhance.training.data import ImagePool
+
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 255, (140, 150)).astype(np.uint8)
+    Image.fromarray(grey).save(tmp_path / "grey.png")
+    Image.fromarray(np.stack([grey] * 3, axis=2)).save(tmp_path / "grey_rgb.jpg", quality=90)
+    faint = np.stack([grey, grey, np.clip(grey.astype(int) + 3, 0, 255).astype(np.uint8)], axis=2)
+    Image.fromarray(faint).save(tmp_path / "faint_tint.png")  # (a tint of 3 levels is colour)
+    pool = ImagePool.from_folder(tmp_path, min_size=64, thumb_size=16, colour=True)
+    assert pool.names == ["faint_tint.png"]
+    assert {p.name: w for p, w in pool.left_out} == {n: "grey (its channels equal): no colour to learn from"
+                                                      for n in ("grey.png", "grey_rgb.jpg")}
+    assert ImagePool.from_folder(tmp_path, min_size=64, thumb_size=16).names == sorted(
+        ["faint_tint.png", "grey.png", "grey_rgb.jpg"])
+    (tmp_path / "faint_tint.png").unlink()
+    with pytest.raises(SettingsError, match=r"no usable images \(>= 64 px, in colour\) under .* \(2 grey\)$"):
+        ImagePool.from_folder(tmp_path, min_size=64, thumb_size=16, colour=True)
+    res = CliRunner().invoke(app, ["train", "colorizer", "--data", str(tmp_path), "--iters", "1", "-o",
+                                   str(tmp_path / "o")])
+    assert res.exit_code == 2 and "(2 grey)" in res.output and not (tmp_path / "o" / "ckpt.pt").exists()

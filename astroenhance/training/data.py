@@ -62,6 +62,16 @@ def load_rgb(path: Path) -> np.ndarray:
     return np.repeat(rgb[..., None], 3, axis=2) if rgb.ndim == 2 else rgb
 
 
+GREY = "grey (its channels equal): no colour to learn from"
+
+
+def is_grey(im: np.ndarray) -> bool:
+    """Whether an ``(H, W, 3)`` uint8 image is grey: 99.9% of its pixels with channels within 2 levels of each
+    other (a grey picture saved as JPEG keeps a few pixels apart)."""
+    spread = im.max(axis=2).astype(np.int16) - im.min(axis=2)
+    return float(np.mean(spread > 2)) <= 1e-3
+
+
 @dataclass
 class ImagePool:
     """Images held in memory as uint8 ``(H, W, 3)``; crops are taken from them at random."""
@@ -92,7 +102,9 @@ class ImagePool:
     @classmethod
     def from_folder(cls, folder: str | Path, min_size: int = 0, limit: int | None = None,
                     thumb_size: int = 128, thumb_jitter: float = 0.0, scale_jitter: int = 1,
-                    sample_by: str = "area") -> ImagePool:
+                    sample_by: str = "area", colour: bool = False) -> ImagePool:
+        """The images under ``folder`` (`list_images`) of ``min_size`` pixels a side or more; with ``colour`` (a
+        colorizer's data) grey images are left out too: they would teach that nothing has colour."""
         left_out: list[tuple[Path, str]] = []
         paths = list_images(folder, left_out)[:limit]
         images, names = [], []
@@ -102,13 +114,17 @@ class ImagePool:
             except InputError as exc:  # one broken file among thousands: named, the others trained on
                 left_out.append((p, str(exc).removeprefix(f"{p}: ")))
                 continue
-            if min(im.shape[:2]) >= min_size:
+            if min(im.shape[:2]) < min_size:
+                left_out.append((p, f"{im.shape[1]}x{im.shape[0]} pixels, under the crop's {min_size}"))
+            elif colour and is_grey(im):
+                left_out.append((p, GREY))
+            else:
                 images.append(im)
                 names.append(p.name)
-            else:
-                left_out.append((p, f"{im.shape[1]}x{im.shape[0]} pixels, under the crop's {min_size}"))
         if not images:
-            raise SettingsError(f"no usable images (>= {min_size} px) under {folder}")
+            grey = sum(why == GREY for _, why in left_out)
+            raise SettingsError(f"no usable images (>= {min_size} px" + (", in colour" if colour else "")
+                                + f") under {folder}" + (f" ({grey} grey)" if grey else ""))
         return cls(images, names, thumb_size, thumb_jitter, scale_jitter, sample_by,
                    [(p, why) for p, why in left_out if why != "flagged in MANIFEST.csv"])
 

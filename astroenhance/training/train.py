@@ -289,7 +289,8 @@ class Trainer:
         self.step = 0
         self.pool = ImagePool.from_folder(training_folder(cfg.data), min_size=cfg.crop,
                                           thumb_size=getattr(self.model, "thumb_size", 128), thumb_jitter=cfg.thumb_jitter,
-                                          scale_jitter=cfg.scale_jitter, sample_by=cfg.sample_by)
+                                          scale_jitter=cfg.scale_jitter, sample_by=cfg.sample_by,
+                                          colour=cfg.task == "colorize")
         on_gpu = cfg.data_on_device and self.device.type == "cuda" and cfg.thumb_jitter == 0
         self.device_pool = self.pool.on_device(self.device) if on_gpu else None
         self.val = self._validation_batch()
@@ -351,7 +352,8 @@ class Trainer:
         # validation sees whole-image thumbnails at the images' own scale, as `run` does, whatever thumb_jitter
         # and scale_jitter train with
         if val:
-            pool = ImagePool.from_folder(val, min_size=self.cfg.crop, thumb_size=self.pool.thumb_size)
+            pool = ImagePool.from_folder(val, min_size=self.cfg.crop, thumb_size=self.pool.thumb_size,
+                                         colour=self.cfg.task == "colorize")
         else:  # the training images, their whole-image thumbnails as made once (a shallow copy: nothing recomputed)
             pool = copy.copy(self.pool)
             pool.thumb_jitter, pool.scale_jitter = 0.0, 1
