@@ -131,11 +131,22 @@ def _guarded(command):
             err.print(f"error: {exc}", markup=False, highlight=False)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:  # (`run` and `train` say more: what finished, where the checkpoint is)
+            _remove_temporaries()
             err.print("interrupted: nothing half-written is left (outputs are renamed into place only when "
                       "complete)", markup=False, highlight=False)
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def _remove_temporaries(folders=()) -> None:
+    """At the end of an interrupted command: remove every temporary it made (whatever step the interruption reached)
+    and, in ``folders`` (where its worker processes, gone now, wrote), theirs."""
+    from .io.writers import cleanup_stale_temporaries, remove_own_temporaries
+
+    remove_own_temporaries()
+    for folder in folders:
+        cleanup_stale_temporaries(folder, mine=True)
 
 
 def _stopped(terminated: list[int]) -> tuple[str, int]:
@@ -156,6 +167,7 @@ def _training_stops(trainer, ckpt: Path, save: bool):
         except KeyboardInterrupt:
             if save:
                 trainer.save()
+            _remove_temporaries()
             said, status = _stopped(terminated)
             err.print(f"{said}: checkpoint at step {trainer.step} kept in {ckpt}; continue with --resume", markup=False)
             raise typer.Exit(status) from None
@@ -173,6 +185,7 @@ def _terminable():
         except KeyboardInterrupt:
             if not terminated:
                 raise  # (Ctrl-C: `_guarded` says it)
+            _remove_temporaries()
             said, status = _stopped(terminated)
             err.print(f"{said}: nothing half-written is left (outputs are renamed into place only when complete)",
                       markup=False, highlight=False)
@@ -335,7 +348,6 @@ def run(
         why_no_frames,
         write_report,
     )
-    from .io.writers import cleanup_stale_temporaries
     from .pipeline import Enhancer
     from .pipeline.device import slow_cpu_bf16
     from .runner import bound_memory, interrupted_records, run_batch, sigterm_as_interrupt
@@ -430,8 +442,7 @@ def run(
             except KeyboardInterrupt:
                 batch.close()  # its workers stopped before the report is written
                 interrupted = True
-                for folder in {j.outdir for j in jobs}:  # whatever point the interruption reached: no temporaries
-                    cleanup_stale_temporaries(folder, mine=True)
+                _remove_temporaries({j.outdir for j in jobs})
                 seen = {r.input for r in records}
                 late = interrupted_records(enhancer, [j for j in jobs if str(j.path) not in seen], started)
                 records += late

@@ -157,9 +157,10 @@ def scratch_folder(outdir: Path, kind: str):
     left there when it was killed (SIGKILL, a node lost) is removed first (`io.writers.cleanup_stale_temporaries`)."""
     import tempfile
 
-    from .io.writers import TEMP_MARKER, cleanup_stale_temporaries, owner_tag
+    from .io.writers import TEMP_MARKER, cleanup_stale_temporaries, made_temporaries_in, owner_tag
 
     cleanup_stale_temporaries(outdir)
+    made_temporaries_in(outdir)
     return tempfile.TemporaryDirectory(dir=outdir, prefix=f".{kind}{TEMP_MARKER}{owner_tag()}-")
 
 

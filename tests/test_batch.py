@@ -824,6 +824,48 @@ def test_an_interrupted_run_leaves_no_temporary_of_its_own_wherever_the_interrup
     assert sorted(p.name for p in out.iterdir()) == sorted(["astroenhance-report.json", other.name])
 
 
+def test_an_interrupted_process_removes_every_temporary_it_made_wherever_it_made_them(tmp_path):
+    """`remove_own_temporaries` (what an interrupted command does as it ends): this process's temporaries, in every
+    folder it made one in, files and scratch folders; another live process's stay."""
+    from astroenhance.combining import scratch_folder
+    from astroenhance.io.writers import TEMP_MARKER, owner_tag, remove_own_temporaries, temporary_path
+
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for folder in (a, b, c):
+        folder.mkdir()
+    left = [temporary_path(a / "x.enhanced.fits"), temporary_path(b / "y.enhanced.png")]
+    for t in left:
+        t.write_text("half")
+    with scratch_folder(c, "mosaic"):  # (a scratch folder in c: as if another one's cleanup had not run)
+        scratch = c / f".mosaic{TEMP_MARKER}{owner_tag()}-abcd1234"
+        scratch.mkdir()
+    other = a / f".z.fits{TEMP_MARKER}elsewhere.example~1~123-abcd"
+    other.write_text("another machine's")
+    removed = remove_own_temporaries()
+    assert {*left, scratch} <= set(removed) and other not in removed
+    assert [p.name for p in a.iterdir()] == [other.name] and list(b.iterdir()) == list(c.iterdir()) == []
+
+
+def test_an_interrupted_compose_leaves_no_temporary_wherever_the_interrupt_landed(tmp_path, monkeypatch):
+    """Ctrl-C or SIGTERM in `compose` (as in any command but `run`, which says more): the temporaries it made are
+    removed as it ends, also one a step did not clean up itself."""
+    import astroenhance.compose
+    from astroenhance.io.writers import temporary_path
+
+    out = tmp_path / "o"
+
+    def cut(*args, **kwargs):
+        out.mkdir(exist_ok=True)
+        temporary_path(out / "composite.fits").write_text("half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(astroenhance.compose, "composite_source", cut)
+    shutil.copy(EXAMPLE, tmp_path / "second.fits.gz")
+    result = runner.invoke(app, ["compose", str(EXAMPLE), str(tmp_path / "second.fits.gz"), "-o", str(out)])
+    assert result.exit_code == 130 and result.output.startswith("interrupted:")
+    assert list(out.iterdir()) == []
+
+
 def test_a_small_file_written_whole_leaves_nothing_when_interrupted(tmp_path):
     """`write_whole` (reports, figures, training tiles): an interruption while the temporary is written (Ctrl-C,
     SIGTERM as `prepare` or `evaluate` gets it) left the temporary behind; a failing write is one `OutputError`."""

@@ -208,10 +208,25 @@ def _quiet_unlink(path: Path) -> None:
 NAME_MAX = 255  # bytes in one file name on the usual file systems
 
 
+_FOLDERS: set[Path] = set()  # where this process has made temporaries (`remove_own_temporaries`)
+
+
+def made_temporaries_in(folder: Path) -> None:
+    """Record that this process makes temporaries (files or scratch folders named by `owner_tag`) in ``folder``."""
+    _FOLDERS.add(Path(folder))
+
+
+def remove_own_temporaries() -> list[Path]:
+    """Remove every temporary this process made and has left (and any of processes gone) in the folders it made
+    them in: for a command that was interrupted, whatever step the interruption reached, as it ends."""
+    return [p for folder in sorted(_FOLDERS) for p in cleanup_stale_temporaries(folder, mine=True)]
+
+
 def temporary_path(final: Path) -> Path:
     """A hidden temporary name beside ``final`` (same file system, so the rename is atomic) that names its owner:
     host, pid and the process's start time, so another run — on this machine or another sharing the folder —
     removes it only when that process provably no longer runs (`cleanup_stale_temporaries`)."""
+    made_temporaries_in(final.parent)
     tail = f"{TEMP_MARKER}{owner_tag()}-{secrets.token_hex(4)}"
     name = final.name
     room = NAME_MAX - 1 - len(tail.encode())
