@@ -27,7 +27,7 @@ from astropy.io import fits
 from ..config import EnhanceConfig, parse_dq_mask
 from ..errors import DiskFullError, InputError, OutputError, SettingsError, WeightsError
 from ..imaging import psf
-from ..imaging.color import rgb_to_ycbcr, rgb_to_ycbcr_planes
+from ..imaging.color import hold_bt601_luma, rgb_to_ycbcr, rgb_to_ycbcr_planes
 from ..imaging.normalize import Normalizer
 from ..imaging.psf import smoothing_sigma
 from ..imaging.tiling import TileGrid
@@ -76,6 +76,9 @@ BAND_WIDTH = 1024  # input columns a band spans at most (one tile where wider): 
 NOISE_LAG = 2  # a grey frame's estimated sigma: pixels 2 apart (drizzled frames' noise is correlated over ~1 pixel)
 GATE_STRIP = 256  # input rows at a time when measuring the noise gate's coverage (`Enhancer.sr_detail_fraction`)
 FINISH_ROWS = 32  # input rows finished at a time (blend, flux projection, colour): bounded temporaries
+# predicted chroma keeps a grey input's BT.601 luma (JPEG's, Pillow's grey) within this of its BT.709 luma, which the
+# output keeps exactly: 8-bit rounding adds at most 0.5/255, so either grey of an 8-bit output is the input's to 1/255
+BT601_HELD = 0.4 / 255
 WRITER_THREAD = True  # finished rows written by a thread while the next are computed (same speed on 2 CPU cores)
 COPY_THREAD = True  # on a GPU, `enhance_array`'s pieces copied to the host by a thread while the next are computed
 COLOR_CHUNK = 1024  # input columns (plus margins) per colorizer pass: its full-resolution activations are bounded
@@ -904,6 +907,7 @@ class Enhancer:
             xa, xb = max(0, x_starts[i] - margin), min(w, x_starts[j - 1] + tw + margin)
             lum = self._rows(src, norm, ya, yb, xa, xb, fill)[1]
             chroma = self.accel.run_tensor(self.colorizer, lum[None, None], context)[0] * self.color_strength
+            chroma = hold_bt601_luma(chroma, BT601_HELD)
             for k in range(i, j):  # chroma: (2, rows, cols)
                 out[k] = chroma[:, y0 - ya:y0 - ya + th, x_starts[k] - xa:x_starts[k] - xa + tw]
             i = j

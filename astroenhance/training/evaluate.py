@@ -32,7 +32,7 @@ from PIL import Image
 
 from ..config import EnhanceConfig
 from ..errors import InputError, SettingsError
-from ..imaging.color import LUMA_WEIGHTS, rgb_to_ycbcr, ycbcr_to_rgb
+from ..imaging.color import BT601_WEIGHTS, LUMA_WEIGHTS, rgb_to_ycbcr, ycbcr_to_rgb
 from ..io.writers import quantize
 from ..metrics import area_downsample, detections, flux_error, inception_score, mse_8bit, psnr, psnr_of_mse, ssim
 from ..pipeline import Enhancer, Networks
@@ -230,7 +230,7 @@ def evaluate_colorizer(model: torch.nn.Module, images: list[tuple[str, np.ndarra
     return {m: {"chroma_rms": math.sqrt(v / n)} for m, v in sq.items()}
 
 
-BT601 = np.array([0.299, 0.587, 0.114])
+BT601 = BT601_WEIGHTS
 
 
 def _chroma_601(rgb: np.ndarray) -> np.ndarray:
