@@ -348,6 +348,7 @@ def run(
         why_no_frames,
         write_report,
     )
+    from .interrupts import deferred
     from .pipeline import Enhancer
     from .pipeline.device import slow_cpu_bf16
     from .runner import bound_memory, interrupted_records, run_batch, sigterm_as_interrupt
@@ -455,7 +456,8 @@ def run(
     counts = {s: sum(r.status == s for r in records) for s in ("done", "skipped", "failed")}
     try:
         settings = _report_settings(enhancer, inputs, companions)
-        report = write_report(outdir, records, settings, parse_shard(shard_spec) if shard_spec else None)
+        with deferred():  # (a Ctrl-C or SIGTERM now acts once the record of what finished is written)
+            report = write_report(outdir, records, settings, parse_shard(shard_spec) if shard_spec else None)
     except OSError as exc:
         report = None
         say("error", f"{outdir}: cannot write the report ({exc.strerror or exc})")

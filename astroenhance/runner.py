@@ -78,10 +78,28 @@ def _init_worker(parent_pid: int, counter, device: str, n_gpus: int) -> None:
     # sends SIGTERM to the workers still enhancing, which unwinds them as an interrupt: temporaries removed)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _interrupt)
+    if hasattr(signal, "pthread_sigmask"):  # (blocked until now: `signals_held_for_workers`)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     with counter.get_lock():
         index = counter.value
         counter.value += 1
     _WORKER_DEVICE = worker_device(device, index, n_gpus)
+
+
+@contextlib.contextmanager
+def signals_held_for_workers() -> Iterator[None]:
+    """Within: SIGINT and SIGTERM blocked in this thread, so that the worker processes it starts begin with them
+    blocked (a child inherits the mask) until `_init_worker` has set their handlers. A Ctrl-C while a worker was
+    still starting (importing torch) killed it, and the pool, broken with futures already cancelled, printed a
+    traceback of its own (InvalidStateError). A signal that comes meanwhile reaches this process as the block ends."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 _STOPPING = False  # a worker told to stop (SIGTERM from its parent): it starts no queued frame
@@ -403,9 +421,12 @@ def _execute(tasks: list[Task], n_jobs: int, scheduler: str | None, tile_progres
         device = tasks[0].config.device if tasks else "cpu"
         with ProcessPoolExecutor(max_workers=n_jobs, mp_context=context, initializer=_init_worker,
                                  initargs=(os.getpid(), context.Value("i", 0), device, _gpu_count(device))) as pool:
-            futures = {pool.submit(run_job, t): t for t in tasks}
+            futures: dict = {}
             given: set = set()
             try:
+                with signals_held_for_workers():  # (the workers start here, with the parent's signal mask)
+                    for t in tasks:
+                        futures[pool.submit(run_job, t)] = t
                 for fut in done(futures):
                     try:
                         result = fut.result()

@@ -888,3 +888,89 @@ def test_a_small_file_written_whole_leaves_nothing_when_interrupted(tmp_path):
         write_whole(tmp_path / "r.json", full)
     assert list(tmp_path.iterdir()) == []
     assert write_whole(tmp_path / "r.json", lambda tmp: tmp.write_text("{}")).read_text() == "{}"
+
+
+def _signal_mask() -> set:
+    import signal
+
+    return set(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+
+
+def _mask_after_init(parent_pid):
+    from astroenhance import runner
+
+    before = _signal_mask()
+    runner._init_worker(parent_pid, type("Counter", (), {"value": 0, "get_lock": lambda self: __import__(
+        "contextlib").nullcontext()})(), "cpu", 0)
+    return before, _signal_mask()
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "pthread_sigmask"), reason="POSIX signal masks")
+def test_parallel_workers_start_with_ctrl_c_held_until_their_handlers_are_set():
+    """A Ctrl-C (to the terminal's process group) while `run --jobs N`'s workers were still starting — importing
+    torch, before `_init_worker` set them to leave it to the parent — killed them, and the broken pool printed a
+    traceback of its own (concurrent.futures' InvalidStateError on futures already cancelled; 3 in 4 Ctrl-Cs about
+    3 s into a run). Workers now start with SIGINT and SIGTERM blocked, inherited from the parent's mask while it
+    starts them, until their handlers are set; the parent gets back its own mask, and a signal that came meanwhile."""
+    import multiprocessing
+    import signal
+    from concurrent.futures import ProcessPoolExecutor
+
+    from astroenhance.runner import signals_held_for_workers
+
+    held = {signal.SIGINT, signal.SIGTERM}
+    before = _signal_mask()
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with signals_held_for_workers():
+            assert held <= _signal_mask()
+            fut = pool.submit(_mask_after_init, os.getpid())
+        at_start, after_init = fut.result(timeout=120)
+    assert held <= at_start and not held & after_init
+    assert _signal_mask() == before
+    with pytest.raises(KeyboardInterrupt), signals_held_for_workers():
+        signal.raise_signal(signal.SIGINT)  # (held: it acts as the block ends)
+
+
+def test_ctrl_c_while_a_parallel_batch_hands_out_its_frames_stops_it(tmp_path, monkeypatch):
+    """An interrupt while `run --jobs N` was still handing frames to its workers came before the batch's stop
+    handling: the pool's shutdown then waited for every frame handed out so far to be enhanced. Now those are
+    cancelled as at any other moment: nothing is written, the report says each is not finished."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    submit, calls = ProcessPoolExecutor.submit, []
+
+    def interrupted_on_the_second(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return submit(self, *args, **kwargs)
+
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", interrupted_on_the_second)
+    src = _copies(tmp_path, 3)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(src), "--format", "fits", "--jobs", "2", "-o", str(out)])
+    assert result.exit_code == 130 and "interrupted: 3 input(s) not finished" in result.output, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["astroenhance-report.json"]
+
+
+def test_ctrl_c_while_the_report_is_written_waits_for_it(tmp_path, monkeypatch):
+    """The report, the record of what finished, was written after the batch's stop handling: a Ctrl-C (or a batch
+    system's SIGTERM) as it was written lost it. It is written whole, and the interrupt acts after (exit 130)."""
+    import signal
+
+    import astroenhance.batch
+
+    write_report = astroenhance.batch.write_report
+
+    def interrupted(*args, **kwargs):
+        signal.raise_signal(signal.SIGINT)  # (Ctrl-C as the report begins: within, its writing)
+        return write_report(*args, **kwargs)
+
+    monkeypatch.setattr(astroenhance.batch, "write_report", interrupted)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["run", str(EXAMPLE), "--format", "fits", "-o", str(out)])
+    assert result.exit_code == 130 and "interrupted" in result.output
+    report = json.loads((out / "astroenhance-report.json").read_text())
+    assert [r["status"] for r in report["records"]] == ["done"]
+    assert sorted(p.name for p in out.iterdir()) == ["abell_2744_group_of_galaxies_f105w.enhanced.fits",
+                                                     "astroenhance-report.json"]
