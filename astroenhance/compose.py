@@ -208,10 +208,12 @@ def _coadded(bands: list[Band], label: str, more: tuple[Path, ...] = ()) -> Band
     if len(bands) == 1:
         return bands[0]
     wcs, shape = mosaic_grid([(b.data, b.wcs) for b in bands], "first")
-    frames = [(b.data, b.wcs) for b in on_grid_units(bands, wcs)[0]]
-    data, _, _ = coadd(frames, wcs, shape, "mean", True)
+    on_grid, _, exposure = on_grid_units(bands, wcs)
+    data, _, _ = coadd([(b.data, b.wcs) for b in on_grid], wcs, shape, "mean", True)
     first = bands[0]
-    return Band(first.path, np.asarray(data, np.float32), wcs, first.header, first.filter, first.wavelength, label,
+    header = first.header.copy()  # (the exposures' dates, names and times, where they differ, not the band's)
+    drop_differing(header, [b.header for b in bands], bool(np.any(exposure != 1)))
+    return Band(first.path, np.asarray(data, np.float32), wcs, header, first.filter, first.wavelength, label,
                 more, notes=[n for b in bands for n in b.notes], cosmic_rays=cosmic_ray_total(bands),
                 section="+".join(b.section for b in bands if b.section))
 
@@ -921,6 +923,7 @@ def composite_source(paths: list[Path], hdu: str | None = None, reference: int |
     # (the channels have data where every band has: a blend of bands, or a mean of two)
     rgb = composite_rgb(stack, method, out=_grid_array(scratch, "rgb", (*shape, 3)), common=common)
     header = bands[ref_index].header.copy()
+    drop_differing(header, [b.header for b in bands if b.filter != "mean"])  # (FILTER always: the AE_?FLT cards say)
     from .models.weights import sha256_file
 
     sha = {p: sha256_file(p) for p in sorted({p for b in bands for p in (b.path, *b.more)}, key=str)}  # each read once
@@ -1045,6 +1048,36 @@ def made_of(headers: list[fits.Header]) -> tuple[fits.Header, list[str]]:
     return made, mixed
 
 
+#: keywords that describe one observation: an image made of several frames (a mosaic, a composite, a band co-added
+#: from exposures) carries each only where its frames agree — the first frame's described a frame it does not alone
+#: show (a mosaic of F105W and F814W said FILTER = F105W, and the first exposure's DATE-OBS and ROOTNAME)
+OBSERVATION_KEYWORDS = ("TELESCOP", "INSTRUME", "DETECTOR", "FILTER", "FILTER1", "FILTER2", "FILTNAM1", "DATE-OBS",
+                        "TIME-OBS", "MJD-OBS", "TARGNAME", "OBJECT", "EXPTIME", "PROPOSID", "ROOTNAME", "PHOTPLAM",
+                        "PHOTFLAM", "PHOTFNU", "PHOTZPT", "BUNIT")
+
+
+def drop_differing(header: fits.Header, frames: list[fits.Header], exposure_scaled: bool = False) -> list[str]:
+    """Remove from ``header`` (the first frame's keywords) each of `OBSERVATION_KEYWORDS` that the ``frames``' headers
+    do not all give alike (BUNIT by its unit, `unit_key`), with a HISTORY line naming them; return their names.
+    ``exposure_scaled``: the data were put on the first frame's exposure time (`exposure_scales`), whose EXPTIME then
+    describes them and stays."""
+    from .io.writers import add_text
+
+    gone = []
+    for key in OBSERVATION_KEYWORDS:
+        if key not in header or (key == "EXPTIME" and exposure_scaled):
+            continue
+        values = {unit_key(str(h[key]).strip()) if key == "BUNIT" else str(h[key]).strip() if key in h else None
+                  for h in frames}
+        if len(values) > 1:
+            header.remove(key, remove_all=True)
+            gone.append(key)
+    if gone:
+        add_text(header, "HISTORY", f"astroenhance: {', '.join(gone)} differ between the {len(frames)} frames (or some "
+                                    "do not say): not carried; each frame's are in its own file")
+    return gone
+
+
 def set_mosaic_cards(header: fits.Header, combine: str, grid: str, match_background: bool, frames: int) -> None:
     """A mosaic's own cards (`pipeline.provenance.MOSAIC_CARDS`) set in ``header``: how its ``frames`` frames were
     combined, onto which grid, backgrounds matched or not."""
@@ -1068,6 +1101,7 @@ def colour_mosaic_header(header: fits.Header | None, frames: list[fits.Header], 
     from .io.writers import add_text, set_card
 
     out = fits.Header() if header is None else header.copy()
+    drop_differing(out, frames)
     made, mixed = made_of(frames)
     out.extend(made, update=True)
     set_mosaic_cards(out, combine, grid, match_background, len(frames))
@@ -1117,6 +1151,7 @@ def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wc
     from .io.writers import _AtomicFile, _write_error, add_text
 
     header = bands[0].header.copy()
+    drop_differing(header, [b.header for b in bands], exposure is not None and bool(np.any(exposure != 1)))
     header.update(wcs.to_header(relax=True))
     if bands[0].wcs is not None:
         from astropy.wcs.utils import proj_plane_pixel_area

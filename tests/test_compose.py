@@ -196,6 +196,9 @@ def test_composite_fits_layout_wcs_and_avm(composite):
 
         assert p["AE_RSHA"] == hashlib.sha256(BANDS[2].read_bytes()).hexdigest()
         assert p["AE_INSHA"] and p["AE_FLUX"] is False and p["AE_GATE"] is False and p["AE_SRMOD"] == "none"
+        # no one band's FILTER (it said the reference band's, i): AE_?FLT name each channel's
+        said = " ".join(h["RED"].header["HISTORY"]).split("astroenhance: ", 1)[1].split(" differ between the 3 frames")[0]
+        assert "FILTER" not in h["RED"].header and "FILTER" in said.split(", ")
         w_fits = WCS(h["RED"].header)
     w_in = WCS(fits.getheader(BANDS[0]))
     np.testing.assert_allclose(w_fits.wcs.crpix, w_in.wcs.crpix)
@@ -834,15 +837,27 @@ def test_chromatic_weights_go_from_blue_to_red(n):
 
 
 def test_a_mosaic_of_different_filters_says_so(tmp_path):
+    import pyavm
+
     result = runner.invoke(app, ["mosaic", str(BANDS[0]), str(BANDS[1]), "-o", str(tmp_path / "m")],
                            terminal_width=300)
     assert result.exit_code == 0, result.output
     assert "warning: the frames are of different filters (g.MP9401, r.MP9601)" in result.output
-    history = "".join(fits.getheader(tmp_path / "m" / "mosaic.mosaic.fits")["HISTORY"]).replace(" ", "")
+    head = fits.getheader(tmp_path / "m" / "mosaic.mosaic.fits")
+    history = "".join(head["HISTORY"]).replace(" ", "")
     assert "differentfilters(g.MP9401,r.MP9601)" in history  # (HISTORY cards wrap the sentence at spaces)
+    # the first frame's FILTER no longer says what the mosaic is (it said g.MP9401), nor does its picture's AVM;
+    # what the frames agree on stays
+    assert "FILTER" not in head and "FILTER" in history.split("astroenhance:", 1)[1].split("differbetweenthe2frames")[0]
+    assert head["TELESCOP"] == fits.getheader(BANDS[0])["TELESCOP"]
+    avm = pyavm.AVM.from_image(str(tmp_path / "m" / "mosaic.mosaic.png"))
+    assert avm.Spectral.Bandpass is None and avm.Facility == [head["TELESCOP"]]
+    assert avm.Spectral.ColorAssignment == ["Grayscale"]
     same = runner.invoke(app, ["mosaic", str(BANDS[0]), str(_with_filter(BANDS[0], tmp_path / "g2.fits",
                                                                          "g.MP9401")), "-o", str(tmp_path / "s")])
     assert same.exit_code == 0 and "warning" not in same.output
+    assert fits.getheader(tmp_path / "s" / "mosaic.mosaic.fits")["FILTER"] == "g.MP9401"
+    assert pyavm.AVM.from_image(str(tmp_path / "s" / "mosaic.mosaic.png")).Spectral.Bandpass == ["g.MP9401"]
 
 
 def test_one_unit_spelled_two_ways_is_not_called_two_units(tmp_path):
@@ -998,7 +1013,8 @@ def test_a_mosaic_of_exposures_of_different_lengths_in_counts_puts_them_on_one_e
             mos, head = h[0].data, h[0].header
         only_second = mos[10:90, 125:190]  # right of the first piece: the second exposure's light alone
         assert np.nanmedian(only_second / data[10:90, 125:190]) == pytest.approx(1.0, abs=0.05), bunit
-        assert head["EXPTIME"] == 100.0
+        # counts: put on the first frame's EXPTIME, which the mosaic keeps; rates: the times differ, so none is its
+        assert head.get("EXPTIME") == (100.0 if scaled else None)
         assert ("times 0.25: its EXPTIME 400.0 s" in "".join(head["HISTORY"]).replace("  ", "")) == scaled
         assert ("gathered over another exposure time" in result.output) == scaled
 

@@ -30,7 +30,7 @@ def test_a_frames_header_gives_telescope_band_time_and_colour_assignment():
     assert obs == {"Temporal.StartTime": ["1994-01-20"]}
 
 
-def test_composites_name_each_channels_filter_and_mosaics_say_nothing_of_one_frame():
+def test_composites_name_each_channels_filter_and_mosaics_what_their_frames_agree_on():
     three = fits.Header({"AE_CMETH": "lupton", "AE_BFLT": "F435W", "AE_GFLT": "F606W", "AE_RFLT": "F814W"})
     assert avm_observation(three, fits.Header({"TELESCOP": "HST", "FILTER": "F606W"}), grey=False) == {
         "Spectral.Bandpass": ["F435W", "F606W", "F814W"], "Spectral.ColorAssignment": ["Blue", "Green", "Red"],
@@ -40,7 +40,12 @@ def test_composites_name_each_channels_filter_and_mosaics_say_nothing_of_one_fra
     assert avm_observation(two, fits.Header(), grey=False)["Spectral.ColorAssignment"] == ["Blue", "Red"]
     many = fits.Header({"AE_CMETH": "lupton", "AE_NBAND": 5, "AE_BFLT": "F435W*0.50+F475W*0.50"})
     assert list(avm_observation(many, fits.Header(), grey=False)) == ["Spectral.Notes"]
-    assert avm_observation(fits.Header({"AE_NFRM": 2}), fits.Header({"FILTER": "g"}), grey=True) == {}
+    # (a mosaic's header keeps only what its frames agree on: `compose.drop_differing`)
+    mosaic = avm_observation(fits.Header({"AE_NFRM": 2, "AE_COLOR": False}), fits.Header({"TELESCOP": "CFHT"}), True)
+    assert mosaic == {"Facility": ["CFHT"], "Spectral.ColorAssignment": ["Grayscale"]}
+    mixed = avm_observation(fits.Header({"AE_NFRM": 2, "AE_COLOR": "mixed", "AE_COSTR": "mixed"}), fits.Header(), True)
+    assert mixed["Spectral.ColorAssignment"] == ["Pseudocolor"]
+    assert "shown at strengths that differ between its frames" in mixed["Spectral.Notes"]
 
 
 @pytest.mark.parametrize(("nm", "band"), [(0.001, "Gamma-ray"), (1.0, "X-ray"), (275.0, "Ultraviolet"),

@@ -68,9 +68,8 @@ def avm_observation(primary: fits.Header, image: fits.Header, grey: bool) -> dic
     and ``Spectral.ColorAssignment``: ``Pseudocolor`` where the colorizer coloured it (its colour is predicted from
     one band's brightness, said in ``Spectral.Notes``), ``Grayscale`` where it stays grey; a colour picture's own
     colours are not described.  A composite (`compose`): each channel's filter and colour (its colours are the
-    filters'), or, for four bands or more, a note.  A mosaic (frames of several exposures under one picture): none."""
-    if "AE_NFRM" in primary:
-        return {}
+    filters'), or, for four bands or more, a note.  A mosaic: what its frames agree on (its header keeps only
+    that: `compose.drop_differing`)."""
     if "AE_CMETH" in primary:
         if "AE_NBAND" in primary:
             return {"Spectral.Notes": f"{primary['AE_NBAND']} bands, each shown as a hue by its rank in wavelength "
@@ -98,10 +97,14 @@ def avm_observation(primary: fits.Header, image: fits.Header, grey: bool) -> dic
             out["Temporal.IntegrationTime"] = [float(image["EXPTIME"])]
     except (TypeError, ValueError):
         pass
-    if primary.get("AE_COLOR"):
+    if primary.get("AE_COLOR"):  # (True, or a mosaic's "mixed": some of its frames coloured)
+        try:
+            shown = f"{float(primary.get('AE_COSTR', 1.0)):g} of its strength"
+        except ValueError:  # (a mosaic's "mixed")
+            shown = "strengths that differ between its frames"
         out["Spectral.ColorAssignment"] = ["Pseudocolor"]
-        out["Spectral.Notes"] = ("colour predicted by a neural network from one band's brightness (shown at "
-                                 f"{float(primary.get('AE_COSTR', 1.0)):g} of its strength): not measured")
+        out["Spectral.Notes"] = (f"colour predicted by a neural network from one band's brightness (shown at {shown}): "
+                                 "not measured")
     elif grey:
         out["Spectral.ColorAssignment"] = ["Grayscale"]
     return out
