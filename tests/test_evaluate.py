@@ -242,7 +242,8 @@ def test_evaluate_pipeline_command(tmp_path):
 def test_issue_18_protocol_centre_crops_bt601_per_image_mean_by_hand(tmp_path):
     """--crop N: centre crops, BT.601 chroma RMS per image, the mean over images (not pooled), and the worst excess
     over grey; a grey colorizer is exactly grey."""
-    from astroenhance.training.evaluate import BT601, evaluate_colour_per_image
+    from astroenhance.imaging.color import BT601_WEIGHTS as BT601
+    from astroenhance.training.evaluate import evaluate_colour_per_image
 
     big = np.zeros((20, 30, 3))
     big[5:15, 10:20, 0] = 200 / 255  # a red centre square, nothing around it

@@ -650,11 +650,17 @@ def mask_cosmic_rays(frame) -> int:
     return n
 
 
+def archive_product(name: str, suffixes: tuple[str, ...], geis: tuple[str, ...]) -> bool:
+    """Whether the file name ``name`` is one of an HST archive's products named by ``suffixes`` (``_flt``: any
+    extensions after it) or, in WFPC2's GEIS, by ``geis`` (the extension: ``c0h``)."""
+    name = name.strip().lower()
+    return name.split(".")[0].endswith(suffixes) or name.rsplit(".", 1)[-1] in geis
+
+
 def single_exposure_name(name: str) -> bool:
     """Whether the file name ``name`` is an HST archive's calibrated single exposure: ``*_flt``, ``*_flc``, ``*_c0m``,
     ``*_c0f`` (any extensions), or WFPC2's GEIS ``*.c0h``/``*.c0d``."""
-    name = name.strip().lower()
-    return name.split(".")[0].endswith(SINGLE_EXPOSURES) or name.rsplit(".", 1)[-1] in GEIS_SINGLE_EXPOSURES
+    return archive_product(name, SINGLE_EXPOSURES, GEIS_SINGLE_EXPOSURES)
 
 
 def unflagged_single_exposure(frame) -> bool:

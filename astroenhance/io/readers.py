@@ -39,6 +39,7 @@ from .noise import (
     ACS_WFC3_FLAGS,
     DQFlags,
     NoiseMap,
+    archive_product,
     companion,
     dq_flags,
     dq_planes,
@@ -505,8 +506,7 @@ def _describe(hdul: fits.HDUList, i: int) -> str:
 def raw_exposure_name(name: str) -> bool:
     """Whether the file name ``name`` is an HST archive's uncalibrated exposure: ``*_raw``, WFPC2's ``*_d0m`` or
     ``*_d0f`` (any extensions), or its GEIS ``*.d0h``/``*.d0d``."""
-    name = name.strip().lower()
-    return name.split(".")[0].endswith(RAW_PRODUCTS) or name.rsplit(".", 1)[-1] in GEIS_RAW
+    return archive_product(name, RAW_PRODUCTS, GEIS_RAW)
 
 
 def raw_exposure(frame: FrameSource) -> bool:

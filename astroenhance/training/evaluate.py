@@ -230,12 +230,9 @@ def evaluate_colorizer(model: torch.nn.Module, images: list[tuple[str, np.ndarra
     return {m: {"chroma_rms": math.sqrt(v / n)} for m, v in sq.items()}
 
 
-BT601 = BT601_WEIGHTS
-
-
 def _chroma_601(rgb: np.ndarray) -> np.ndarray:
     """BT.601 (Cb, Cr) of RGB in [0, 1], ``(H, W, 2)``."""
-    y = rgb @ BT601
+    y = rgb @ BT601_WEIGHTS
     return np.stack([(rgb[..., 2] - y) / 1.772, (rgb[..., 0] - y) / 1.402], axis=-1)
 
 
@@ -254,7 +251,7 @@ def colour_case(rgb: np.ndarray, crop: int) -> tuple[np.ndarray, np.ndarray]:
     """Issue 18's input and truth for one colour image: the 8-bit grey (BT.601 luma) of its 8-bit centre crop, and
     the crop's BT.601 chroma."""
     truth = q8(centre_crop(rgb, crop))
-    return q8(truth @ BT601), _chroma_601(truth)
+    return q8(truth @ BT601_WEIGHTS), _chroma_601(truth)
 
 
 def chroma_rms(rgb: np.ndarray, truth_chroma: np.ndarray) -> float:
@@ -274,7 +271,7 @@ def evaluate_colour_per_image(model: torch.nn.Module, images: list[tuple[str, np
         outputs = {"grey": np.repeat(grey[..., None], 3, -1), "lookup_table": ycbcr_to_rgb(grey, lut(grey)),
                    "astroenhance": engine(grey)}
         rows.append({"image": name, **{m: {"chroma_rms": chroma_rms(o, c),
-                                           "luma_change_255": float(np.abs(q8(o) @ BT601 - grey).max() * 255)}
+                                           "luma_change_255": float(np.abs(q8(o) @ BT601_WEIGHTS - grey).max() * 255)}
                                        for m, o in outputs.items()}})
     if per_image is not None:
         per_image.extend(rows)
