@@ -123,18 +123,24 @@ def _guarded(command):
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except SettingsError as exc:
-            raise _usage(str(exc)) from None
-        except AstroEnhanceError as exc:
-            err.print(f"error: {exc}", markup=False, highlight=False)
-            raise typer.Exit(1) from None
-        except KeyboardInterrupt:  # (`run` and `train` say more: what finished, where the checkpoint is)
-            _remove_temporaries()
-            err.print("interrupted: nothing half-written is left (outputs are renamed into place only when "
-                      "complete)", markup=False, highlight=False)
-            raise typer.Exit(130) from None
+        from .interrupts import sigterm_as_interrupt
+
+        # SIGTERM (a batch system's time limit) stops every command as Ctrl-C does: its temporaries and scratch
+        # removed, exit 143 (it ended `evaluate` by the signal, its scratch folder left in $TMPDIR)
+        with sigterm_as_interrupt() as terminated:
+            try:
+                return command(*args, **kwargs)
+            except SettingsError as exc:
+                raise _usage(str(exc)) from None
+            except AstroEnhanceError as exc:
+                err.print(f"error: {exc}", markup=False, highlight=False)
+                raise typer.Exit(1) from None
+            except KeyboardInterrupt:  # (`run` and `train` say more: what finished, where the checkpoint is)
+                _remove_temporaries()
+                said, status = _stopped(terminated)
+                err.print(f"{said}: nothing half-written is left (outputs are renamed into place only when "
+                          "complete)", markup=False, highlight=False)
+                raise typer.Exit(status) from None
 
     return wrapper
 
@@ -159,7 +165,7 @@ def _training_stops(trainer, ckpt: Path, save: bool):
     """Within: Ctrl-C, or SIGTERM (a batch system's time limit: SLURM sends it, then SIGKILL), stops training with
     its checkpoint saved at the step reached (``save``: here; else the trainer saves it itself) and says where; exit
     130, or 143 for SIGTERM."""
-    from .runner import sigterm_as_interrupt
+    from .interrupts import sigterm_as_interrupt
 
     with sigterm_as_interrupt() as terminated:
         try:
@@ -170,25 +176,6 @@ def _training_stops(trainer, ckpt: Path, save: bool):
             _remove_temporaries()
             said, status = _stopped(terminated)
             err.print(f"{said}: checkpoint at step {trainer.step} kept in {ckpt}; continue with --resume", markup=False)
-            raise typer.Exit(status) from None
-
-
-@contextlib.contextmanager
-def _terminable():
-    """Within: SIGTERM (a batch system's time limit) stops the command as Ctrl-C does — its scratch folder and
-    temporaries removed, nothing half-written left — and exits 143 (128 + SIGTERM), as `run` does."""
-    from .runner import sigterm_as_interrupt
-
-    with sigterm_as_interrupt() as terminated:
-        try:
-            yield
-        except KeyboardInterrupt:
-            if not terminated:
-                raise  # (Ctrl-C: `_guarded` says it)
-            _remove_temporaries()
-            said, status = _stopped(terminated)
-            err.print(f"{said}: nothing half-written is left (outputs are renamed into place only when complete)",
-                      markup=False, highlight=False)
             raise typer.Exit(status) from None
 
 
@@ -348,10 +335,10 @@ def run(
         why_no_frames,
         write_report,
     )
-    from .interrupts import deferred
+    from .interrupts import deferred, sigterm_as_interrupt
     from .pipeline import Enhancer
     from .pipeline.device import slow_cpu_bf16
-    from .runner import bound_memory, interrupted_records, run_batch, sigterm_as_interrupt
+    from .runner import bound_memory, interrupted_records, run_batch
 
     bound_memory(low_memory)
     enhancer = Enhancer(config)
@@ -1041,10 +1028,9 @@ def compose(
     folder under -o (4 bytes a grid pixel per band, 12 for the composite), removed when it finishes."""
     from .combining import make_composite
 
-    with _terminable():
-        made = make_composite(frames, outdir, name=name, method=method.value, upscale=upscale, reference=reference,
-                              hdu=hdu, cutout=cutout, cutout_size=cutout_size, clean_cosmic_rays=clean_cosmic_rays,
-                              formats=_parse_formats(fmt), companions=companions, weights=weights, say=_say)
+    made = make_composite(frames, outdir, name=name, method=method.value, upscale=upscale, reference=reference,
+                          hdu=hdu, cutout=cutout, cutout_size=cutout_size, clean_cosmic_rays=clean_cosmic_rays,
+                          formats=_parse_formats(fmt), companions=companions, weights=weights, say=_say)
     err.print("wrote " + ", ".join(str(o) for o in made.outputs), markup=False)
 
 
@@ -1076,11 +1062,10 @@ def mosaic(
     before any work."""
     from .combining import make_mosaic
 
-    with _terminable():
-        made = make_mosaic(frames, outdir, name=name, enhance=enhance, combine=combine.value, grid=grid.value,
-                           match_background=match_background, hdu=hdu, clean_cosmic_rays=clean_cosmic_rays,
-                           cutout=cutout, cutout_size=cutout_size, formats=_parse_formats(fmt), companions=companions,
-                           weights=weights, say=_say, status=err.status)
+    made = make_mosaic(frames, outdir, name=name, enhance=enhance, combine=combine.value, grid=grid.value,
+                       match_background=match_background, hdu=hdu, clean_cosmic_rays=clean_cosmic_rays,
+                       cutout=cutout, cutout_size=cutout_size, formats=_parse_formats(fmt), companions=companions,
+                       weights=weights, say=_say, status=err.status)
     err.print("wrote " + ", ".join(str(o) for o in made.outputs), markup=False)
 
 

@@ -1,6 +1,6 @@
 """Ctrl-C and SIGTERM held back while code that cannot be interrupted cleanly runs.
 
-Python raises KeyboardInterrupt (or the exception of a handler such as `runner.sigterm_as_interrupt`'s) wherever the
+Python raises KeyboardInterrupt (or the exception of a handler such as `sigterm_as_interrupt`'s) wherever the
 interpreter happens to be when the signal is handled, and that includes Python code that a C extension calls back:
 safetensors, building tensors from a file, turned a KeyboardInterrupt raised there into "could not determine the
 shape of object type 'torch.storage.UntypedStorage'", which the weights loader reported as a corrupt weights file
@@ -18,9 +18,31 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[list[int]]:
+    """Within: SIGTERM (a batch system's time limit: SLURM sends it, then SIGKILL) raises KeyboardInterrupt, as
+    Ctrl-C does, so that a batch stops the same way; yields a list that holds the signal once it came.  Off the
+    main thread (where handlers cannot be set) SIGTERM is left as it is."""
+    came: list[int] = []
+
+    def on_sigterm(signum, frame) -> None:
+        came.append(signum)
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:
+        previous = None
+    try:
+        yield came
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
 def deferred() -> Iterator[list[int]]:
     """Within: SIGINT and SIGTERM are recorded (the list yielded), not acted on; on leaving, the first that came goes
-    to the handler that was in place (Ctrl-C's KeyboardInterrupt, `runner.sigterm_as_interrupt`'s; the default
+    to the handler that was in place (Ctrl-C's KeyboardInterrupt, `sigterm_as_interrupt`'s; the default
     action ends the process), so that it interrupts Python code after the block, not a C extension inside it.
     Off the main thread, where handlers cannot be set, and for a signal whose handler was not set from Python,
     nothing is deferred."""

@@ -113,28 +113,6 @@ def _interrupt(signum, frame) -> None:
         raise KeyboardInterrupt
 
 
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[list[int]]:
-    """Within: SIGTERM (a batch system's time limit: SLURM sends it, then SIGKILL) raises KeyboardInterrupt, as
-    Ctrl-C does, so that a batch stops the same way; yields a list that holds the signal once it came.  Off the
-    main thread (where handlers cannot be set) SIGTERM is left as it is."""
-    came: list[int] = []
-
-    def on_sigterm(signum, frame) -> None:
-        came.append(signum)
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, on_sigterm)
-    except ValueError:
-        previous = None
-    try:
-        yield came
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
 def _stop_workers(pool, futures) -> None:
     """Cancel the queued frames and interrupt the workers still enhancing one (SIGTERM: `_interrupt`), so that
     the pool's shutdown does not wait for them."""

@@ -482,3 +482,26 @@ def test_evaluate_hst_command_with_draws_prints_each_frame_once(tmp_path):
     assert got["draws"] == 2 and len(got["per_frame"]) == 2
     res = CliRunner().invoke(app, ["evaluate", "--task", "hst", "--simulated", "1", "--draws", "0"])
     assert res.exit_code == 2, res.output
+
+
+def test_evaluate_stopped_by_sigterm_leaves_no_scratch(tmp_path):
+    """SIGTERM (a batch system's time limit) ended `evaluate --task hst` by the signal, its scratch folder of degraded
+    inputs and outputs left in $TMPDIR for ever (only `run`, `train`, `compose` and `mosaic` took SIGTERM as Ctrl-C).
+    Every command now stops on it as on Ctrl-C: exit 143, the scratch removed."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "astroenhance.cli", "evaluate", "--task", "hst", "--simulated", "2",
+                             "--draws", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, TMPDIR=str(tmp_path), OMP_NUM_THREADS="1"))
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(tmp_path.glob("astroenhance-hst-*")):
+        time.sleep(0.05)
+    assert list(tmp_path.glob("astroenhance-hst-*")), "no scratch folder appeared"
+    proc.send_signal(signal.SIGTERM)
+    said = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 143 and "terminated (SIGTERM): nothing half-written is left" in said, said
+    assert not list(tmp_path.glob("astroenhance-hst-*"))

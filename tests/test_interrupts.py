@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from astroenhance import interrupts
-from astroenhance.runner import sigterm_as_interrupt
+from astroenhance.interrupts import sigterm_as_interrupt
 
 from .conftest import REPO
 
