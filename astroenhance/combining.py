@@ -382,7 +382,7 @@ def make_mosaic(frames: Sequence[str | Path], outdir: str | Path, *, name: str =
             if pictures := tuple(f for f in formats if f != "fits"):  # its display version
                 span = picture_range(bands)  # (pictures of one range: display values already, shown as `run` does)
                 shown = bands[0].header.copy()  # (the first frame's keywords where the frames agree, its own cards)
-                drop_differing(shown, [b.header for b in bands], bool(np.any(exposure != 1)))
+                drop_differing(shown, [b.header for b in bands], exposure)
                 set_mosaic_cards(shown, combine, grid, match_background, len(bands))
                 preview = from_array(arr, wcs, name="mosaic", origin="lower", header=shown,  # (by rows)
                                      dtype_range=span)

@@ -212,7 +212,7 @@ def _coadded(bands: list[Band], label: str, more: tuple[Path, ...] = ()) -> Band
     data, _, _ = coadd([(b.data, b.wcs) for b in on_grid], wcs, shape, "mean", True)
     first = bands[0]
     header = first.header.copy()  # (the exposures' dates, names and times, where they differ, not the band's)
-    drop_differing(header, [b.header for b in bands], bool(np.any(exposure != 1)))
+    drop_differing(header, [b.header for b in bands], exposure)
     return Band(first.path, np.asarray(data, np.float32), wcs, header, first.filter, first.wavelength, label,
                 more, notes=[n for b in bands for n in b.notes], cosmic_rays=cosmic_ray_total(bands),
                 section="+".join(b.section for b in bands if b.section))
@@ -1056,20 +1056,25 @@ OBSERVATION_KEYWORDS = ("TELESCOP", "INSTRUME", "DETECTOR", "FILTER", "FILTER1",
                         "PHOTFLAM", "PHOTFNU", "PHOTZPT", "BUNIT")
 
 
-def drop_differing(header: fits.Header, frames: list[fits.Header], exposure_scaled: bool = False) -> list[str]:
+def drop_differing(header: fits.Header, frames: list[fits.Header], exposure: np.ndarray | None = None) -> list[str]:
     """Remove from ``header`` (the first frame's keywords) each of `OBSERVATION_KEYWORDS` that the ``frames``' headers
     do not all give alike (BUNIT by its unit, `unit_key`), with a HISTORY line naming them; return their names.
-    ``exposure_scaled``: the data were put on the first frame's exposure time (`exposure_scales`), whose EXPTIME then
-    describes them and stays."""
+    ``exposure``: the frames' `exposure_scales`; where one is not 1 the data were put on the first frame's exposure
+    time, whose EXPTIME then describes them and stays."""
     from .io.writers import add_text
 
+    def said(h: fits.Header, key: str) -> str | None:
+        if key not in h:
+            return None
+        value = str(h[key]).strip()
+        return unit_key(value) if key == "BUNIT" else value
+
+    scaled = exposure is not None and bool(np.any(exposure != 1))
     gone = []
     for key in OBSERVATION_KEYWORDS:
-        if key not in header or (key == "EXPTIME" and exposure_scaled):
+        if key not in header or (key == "EXPTIME" and scaled):
             continue
-        values = {unit_key(str(h[key]).strip()) if key == "BUNIT" else str(h[key]).strip() if key in h else None
-                  for h in frames}
-        if len(values) > 1:
+        if len({said(h, key) for h in frames}) > 1:
             header.remove(key, remove_all=True)
             gone.append(key)
     if gone:
@@ -1151,7 +1156,7 @@ def write_science_mosaic(path: Path, data: np.ndarray, footprint: np.ndarray, wc
     from .io.writers import _AtomicFile, _write_error, add_text
 
     header = bands[0].header.copy()
-    drop_differing(header, [b.header for b in bands], exposure is not None and bool(np.any(exposure != 1)))
+    drop_differing(header, [b.header for b in bands], exposure)
     header.update(wcs.to_header(relax=True))
     if bands[0].wcs is not None:
         from astropy.wcs.utils import proj_plane_pixel_area

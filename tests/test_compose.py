@@ -860,6 +860,19 @@ def test_a_mosaic_of_different_filters_says_so(tmp_path):
     assert pyavm.AVM.from_image(str(tmp_path / "s" / "mosaic.mosaic.png")).Spectral.Bandpass == ["g.MP9401"]
 
 
+def test_a_mosaic_of_a_frame_without_bunit_beside_one_with_it(tmp_path):
+    """A frame whose header gives no BUNIT beside one that does: the mosaic's keyword check read BUNIT from every
+    frame and stopped with KeyError 'BUNIT'; the mosaic carries no BUNIT and says why in its HISTORY."""
+    bare = tmp_path / "bare.fits"
+    with fits.open(EXAMPLE) as hdul:
+        del hdul[0].header["BUNIT"]
+        hdul.writeto(bare)
+    result = runner.invoke(app, ["mosaic", str(EXAMPLE), str(bare), "-o", str(tmp_path / "m"), "--format", "fits"])
+    assert result.exit_code == 0, result.output
+    head = fits.getheader(tmp_path / "m" / "mosaic.mosaic.fits")
+    assert "BUNIT" not in head and "BUNIT" in "".join(head["HISTORY"]).split("differ between")[0]
+
+
 def test_one_unit_spelled_two_ways_is_not_called_two_units(tmp_path):
     """The two Frontier Fields cut-outs of Abell 2744 say BUNIT 'ELECTRONS/S' and 'electron / s': a mosaic of them
     warned of "different units". Units are compared by meaning (HST's words, astropy's units); a real difference
