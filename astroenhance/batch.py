@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import SettingsError
 from .io.companions import find_companion, find_dq_companion, fits_names, fits_stem, other_companions
 from .io.readers import FITS_SUFFIXES, GEIS, GEIS_HINT, IMAGE_SUFFIXES, PRODUCT_LEVELS
-from .io.writers import host_name, temporary_path
+from .io.writers import host_name, write_whole
 
 REPORT_STEM = "astroenhance-report"
 REPORT_NAME = f"{REPORT_STEM}.json"
@@ -313,14 +313,9 @@ def write_report(outdir: Path, records: list[Record], settings: dict, shard: tup
                                        "inputs": len(records)}]
         rows = list(merged.values())
         counts = {s: sum(r.get("status") == s for r in rows) for s in ("done", "skipped", "failed")}
-        tmp = temporary_path(path)
-        try:
-            tmp.write_text(json.dumps({"summary": counts, "settings": settings, "records": rows, "runs": runs},
-                                      indent=2, default=str))
-            os.replace(tmp, path)
-        except BaseException:  # (a full disk, Ctrl-C: no temporary left; the caller says the report is not written)
-            tmp.unlink(missing_ok=True)
-            raise
+        text = json.dumps({"summary": counts, "settings": settings, "records": rows, "runs": runs}, indent=2,
+                          default=str)
+        write_whole(path, lambda tmp: tmp.write_text(text))  # (a full disk: an OutputError, no temporary left)
     finally:
         os.close(lock)  # releases the lock
     return path

@@ -445,6 +445,9 @@ def run(
         settings = _report_settings(enhancer, inputs, companions)
         with deferred():  # (a Ctrl-C or SIGTERM now acts once the record of what finished is written)
             report = write_report(outdir, records, settings, parse_shard(shard_spec) if shard_spec else None)
+    except OutputError as exc:  # (`write_whole`'s: it names the report's file)
+        report = None
+        say("error", str(exc))
     except OSError as exc:
         report = None
         say("error", f"{outdir}: cannot write the report ({exc.strerror or exc})")

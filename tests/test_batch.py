@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -456,7 +457,6 @@ def test_skip_existing_redoes_frames_made_with_other_settings(tmp_path):
 
 def test_workers_die_with_a_killed_parent(tmp_path):
     """kill -9 of `run --jobs 2` takes its worker processes with it (none left finishing frames for nobody)."""
-    import signal
     import time
 
     src = _copies(tmp_path, 6)
@@ -713,7 +713,6 @@ def test_ctrl_c_stops_a_parallel_batch_at_once_and_reports_what_finished(tmp_pat
     """Ctrl-C of `run --jobs 2` (SIGINT to the terminal's process group), or a batch system's SIGTERM to `run`: no
     queued frame starts afterwards, the frames being enhanced leave nothing behind, the report says which
     finished, exit 130 (143); --skip-existing goes on."""
-    import signal
     import time
 
     src = _copies(tmp_path, 6)
@@ -891,21 +890,21 @@ def test_a_small_file_written_whole_leaves_nothing_when_interrupted(tmp_path):
 
 
 def _signal_mask() -> set:
-    import signal
-
     return set(signal.pthread_sigmask(signal.SIG_BLOCK, []))
 
 
 def _mask_after_init(parent_pid):
+    """In a pool worker: its signal mask as it starts, and after `runner._init_worker`."""
+    import multiprocessing
+
     from astroenhance import runner
 
     before = _signal_mask()
-    runner._init_worker(parent_pid, type("Counter", (), {"value": 0, "get_lock": lambda self: __import__(
-        "contextlib").nullcontext()})(), "cpu", 0)
+    runner._init_worker(parent_pid, multiprocessing.Value("i", 0), "cpu", 0)
     return before, _signal_mask()
 
 
-@pytest.mark.skipif(not hasattr(__import__("signal"), "pthread_sigmask"), reason="POSIX signal masks")
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX signal masks")
 def test_parallel_workers_start_with_ctrl_c_held_until_their_handlers_are_set():
     """A Ctrl-C (to the terminal's process group) while `run --jobs N`'s workers were still starting — importing
     torch, before `_init_worker` set them to leave it to the parent — killed them, and the broken pool printed a
@@ -913,7 +912,6 @@ def test_parallel_workers_start_with_ctrl_c_held_until_their_handlers_are_set():
     3 s into a run). Workers now start with SIGINT and SIGTERM blocked, inherited from the parent's mask while it
     starts them, until their handlers are set; the parent gets back its own mask, and a signal that came meanwhile."""
     import multiprocessing
-    import signal
     from concurrent.futures import ProcessPoolExecutor
 
     from astroenhance.runner import signals_held_for_workers
@@ -956,7 +954,6 @@ def test_ctrl_c_while_a_parallel_batch_hands_out_its_frames_stops_it(tmp_path, m
 def test_ctrl_c_while_the_report_is_written_waits_for_it(tmp_path, monkeypatch):
     """The report, the record of what finished, was written after the batch's stop handling: a Ctrl-C (or a batch
     system's SIGTERM) as it was written lost it. It is written whole, and the interrupt acts after (exit 130)."""
-    import signal
 
     import astroenhance.batch
 

@@ -563,7 +563,8 @@ def _fits_frames(path: Path, hdul: fits.HDUList, hdu: str | int | None, dq_mask:
                 raise exc from None
             label = str(hdu).strip().lower()
             if label not in chips:
-                names = list(chips) if len(chips) <= 8 else [*list(chips)[:3], "...", list(chips)[-1]]
+                names = list(chips)
+                names = names if len(names) <= 8 else [*names[:3], "...", names[-1]]
                 raise InputError(f"{exc}; chips: {', '.join(names)}" if chips else str(exc)) from None
             return [chips[label]]
     else:
