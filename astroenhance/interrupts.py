@@ -42,9 +42,9 @@ def sigterm_as_interrupt() -> Iterator[list[int]]:
 @contextlib.contextmanager
 def deferred() -> Iterator[list[int]]:
     """Within: SIGINT and SIGTERM are recorded (the list yielded), not acted on; on leaving, the first that came goes
-    to the handler that was in place (Ctrl-C's KeyboardInterrupt, `sigterm_as_interrupt`'s; the default
-    action ends the process), so that it interrupts Python code after the block, not a C extension inside it.
-    Off the main thread, where handlers cannot be set, and for a signal whose handler was not set from Python,
+    to the handler that was in place (Ctrl-C's KeyboardInterrupt, `sigterm_as_interrupt`'s; the default action ends
+    the process; one that was ignored stays ignored, and the next that came acts), so that it interrupts Python code
+    after the block, not a C extension inside it.  Off the main thread, where handlers cannot be set, and for a signal whose handler was not set from Python,
     nothing is deferred."""
     came: list[int] = []
     previous = {}
@@ -58,12 +58,15 @@ def deferred() -> Iterator[list[int]]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if came:
-            handler = previous[came[0]]
+        # the first that acts: one ignored before (a background job's Ctrl-C) leaves a later SIGTERM its say
+        for sig in came:
+            handler = previous[sig]
             if callable(handler):
-                handler(came[0], None)
-            elif handler == signal.SIG_DFL:
-                signal.raise_signal(came[0])
+                handler(sig, None)
+                break
+            if handler == signal.SIG_DFL:
+                signal.raise_signal(sig)
+                break
 
 
 def load_tensors(source, map_location="cpu"):

@@ -3,6 +3,7 @@ with the shipped weights.  The tests need nothing outside this repository."""
 
 from __future__ import annotations
 
+import signal
 import warnings
 from pathlib import Path
 
@@ -38,6 +39,10 @@ def dead_pid() -> int:
 
 def pytest_configure(config):
     warnings.filterwarnings("ignore", category=UserWarning, module="astropy")
+    # Ctrl-C as a terminal gives it, however the suite was started: a shell starts a background job (`pytest &`,
+    # nohup) with SIGINT ignored, Python then keeps it ignored, and so would the commands the tests start
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def engine_sigma(enhancer, data: np.ndarray, wcs=None):

@@ -33,6 +33,14 @@ def test_a_signal_inside_the_block_interrupts_after_it():
         with interrupts.deferred() as came:
             os.kill(os.getpid(), signal.SIGINT)
         assert came == [signal.SIGINT] and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        # an ignored Ctrl-C to the process group, then the batch system's SIGTERM: the SIGTERM was lost
+        with sigterm_as_interrupt() as terminated, pytest.raises(KeyboardInterrupt):
+            with interrupts.deferred() as came:
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGTERM)
+                sum(range(100_000))
+            pytest.fail("the SIGTERM after an ignored Ctrl-C was lost")
+        assert came == [signal.SIGINT, signal.SIGTERM] and terminated == [signal.SIGTERM]
     finally:
         signal.signal(signal.SIGINT, before)
     with interrupts.deferred() as came:
