@@ -1018,8 +1018,8 @@ def read_picture(path: Path) -> FrameSource:
         depth, colour_type = (_png_bit_depth(path) or (8, 0)) if suffix == ".png" else (8, 0)
         if suffix in (".tif", ".tiff"):
             arr, turn, icc, tiff_note = _read_tiff(path)  # (arr None: a palette or CMYK TIFF, read by Pillow below)
-        elif depth == 16 and colour_type in (2, 6):
-            import png  # pypng: Pillow reads 16-bit colour PNG as 8-bit
+        elif depth == 16 and colour_type in (2, 4, 6):
+            import png  # pypng: Pillow reads 16-bit colour or grey + alpha PNG as 8-bit
 
             with open(path, "rb") as fh:  # (pypng's filename= leaves the file open)
                 w, h, rows, info = png.Reader(file=fh).asDirect()
@@ -1033,7 +1033,7 @@ def read_picture(path: Path) -> FrameSource:
                 turn = im.getexif().get(0x0112, 1)  # EXIF Orientation: how viewers turn the picture
                 if im.mode == "P":
                     im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-                elif im.mode in ("LA", "PA"):
+                elif im.mode == "PA":
                     im = im.convert("RGBA")
                 icc = im.info.get("icc_profile")
                 if im.mode == "CMYK":  # (a print profile: LittleCMS)
@@ -1188,18 +1188,16 @@ def _image_source(path: Path, arr: np.ndarray, turn: int = 1, xmp: bytes | None 
         arr = np.ascontiguousarray(UPRIGHT[turn](arr))
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
-    if arr.ndim == 3 and arr.shape[2] == 2:  # grey + alpha
-        arr = np.concatenate([np.repeat(arr[..., :1], 3, 2), arr[..., 1:]], 2)
     alpha = None
-    if arr.ndim == 3 and arr.shape[2] == 4:
-        alpha = arr[..., 3]
-        arr = arr[..., :3]
+    if arr.ndim == 3 and arr.shape[2] in (2, 4):  # grey or RGB, and alpha
+        alpha = arr[..., -1]
+        arr = arr[..., 0] if arr.shape[2] == 2 else arr[..., :3]
         if (clear := int(np.count_nonzero(alpha == 0))):  # (an opaque alpha channel changes nothing: no note)
             notes.append(f"{clear} fully transparent pixel{'s are' if clear > 1 else ' is'} no data (alpha 0)")
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] != 3):
         raise InputError(f"{path}: unsupported image layout {arr.shape}; expected grey or RGB")
     if arr.ndim == 3 and _is_grey(arr):
-        arr = arr[..., 0]  # grey stored as RGB (a grey palette, grey + alpha, an RGB save of a grey picture): grey
+        arr = arr[..., 0]  # grey stored as RGB (a grey palette, an RGB save of a grey picture): grey
         notes.append("R, G and B are equal everywhere: read as a grey image")
     try:
         rng = display_range(arr)
