@@ -9,6 +9,7 @@ import fnmatch
 import json
 import os
 import re
+import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -336,9 +337,17 @@ def check_outdir(outdir: Path, option: str = "-o") -> None:
 
 
 def not_writable(folder: Path) -> str:
-    """Why files cannot be made in ``folder`` ("is on a read-only file system", "is not writable by you"); "" where
-    they can (`os.access`, which answers EROFS for root too)."""
+    """Why files cannot be made in ``folder`` ("is on a read-only file system", "is not writable by you", or the
+    system's own reason); "" where they can.  `os.access` answers from the permission bits (EROFS for root too); where
+    it says yes, a folder made and removed at once tells what it cannot: root in /proc or on an NFS export that maps
+    root to nobody, a container's mount owned by another user namespace."""
     if os.access(folder, os.W_OK | os.X_OK):
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".astroenhance-probe-", dir=folder))
+        except PermissionError:
+            return "is not writable by you"
+        except OSError as exc:
+            return f"cannot be written in: {exc.strerror or exc}"
         return ""
     try:
         read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
