@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -969,3 +970,22 @@ def test_training_stopped_by_sigterm_keeps_a_checkpoint_at_the_step_reached(tmp_
     from astroenhance.models.weights import read_checkpoint
 
     assert read_checkpoint(out / "ckpt.pt")["step"] == step  # (the one kept agrees with its sha256)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file names as bytes")
+def test_a_file_name_that_is_not_utf8_is_enhanced_and_recorded_escaped(tmp_path):
+    """A name the file system holds in bytes that are not UTF-8 (a Latin-1 archive: b'm\\xfc.fits') stopped the whole
+    run with a traceback (UnicodeEncodeError: the name's length in bytes, then the pictures' provenance text). Now
+    the frame is enhanced into outputs of the same bytes, and its name is recorded escaped (\\udcfc)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    name = os.fsdecode(b"m\xfc.fits.gz")
+    shutil.copy(EXAMPLE, folder / name)
+    out = tmp_path / "out"
+    result = invoke("run", folder, "-o", out, "--format", "fits,png,jpeg,tiff", "-q")
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    made = sorted(os.fsencode(p.name) for p in out.glob("m*"))
+    assert made == [b"m\xfc.enhanced." + ext for ext in (b"fits", b"jpg", b"png", b"tif")]
+    with Image.open(out / os.fsdecode(b"m\xfc.enhanced.png")) as im:
+        assert "input=m\\udcfc.fits.gz;" in im.info["Comment"]
+    assert fits.getval(out / os.fsdecode(b"m\xfc.enhanced.fits"), "AE_INPUT") == "m\\udcfc.fits.gz"

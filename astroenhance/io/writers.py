@@ -229,8 +229,8 @@ def temporary_path(final: Path) -> Path:
     made_temporaries_in(final.parent)
     tail = f"{TEMP_MARKER}{owner_tag()}-{secrets.token_hex(4)}"
     name = final.name
-    room = NAME_MAX - 1 - len(tail.encode())
-    while len(name.encode()) > room:  # a final name near the limit: its temporary keeps a shortened copy
+    room = NAME_MAX - 1 - len(os.fsencode(tail))
+    while len(os.fsencode(name)) > room:  # a final name near the limit: its temporary keeps a shortened copy
         name = name[:-1]
     return final.with_name(f".{name}{tail}")
 
@@ -660,7 +660,9 @@ class ImageWriter(_AtomicFile):
         self.fmt = fmt
         self.height, self.width = shape
         self.wcs = wcs
-        self.provenance = provenance
+        # (a file name the file system holds in bytes that are not UTF-8 comes as lone surrogates: written escaped,
+        # \udcff, as FITS cards write it, in the picture's UTF-8 text)
+        self.provenance = provenance.encode("utf-8", "backslashreplace").decode("utf-8")
         self.observation = observation or {}  # AVM fields besides the sky's (`io.observation.avm_observation`)
         self.dtype = np.dtype(np.uint16 if fmt == "tiff" else np.uint8)
         self.row_bytes = self.width * 3 * self.dtype.itemsize

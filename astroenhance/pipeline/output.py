@@ -10,6 +10,7 @@ output is written under a temporary name and renamed only when all of them are c
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import threading
 from pathlib import Path
@@ -32,7 +33,7 @@ def output_paths(path: Path, outdir: Path, label: str, formats: tuple[str, ...],
     stem = output_stem(path) + (f".{label}" if label else "")
     paths = {fmt: outdir / f"{stem}.{suffix}{FORMAT_SUFFIX[fmt]}" for fmt in formats}
     for target in paths.values():
-        if (size := len(target.name.encode())) > NAME_MAX:
+        if (size := len(os.fsencode(target.name))) > NAME_MAX:
             raise OutputError(f"{path}: its output's name would be {size} bytes ({target.name[:24]}...), more than a "
                               f"file name may have ({NAME_MAX}): give the input a shorter name")
     return paths
