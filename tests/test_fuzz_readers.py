@@ -105,3 +105,40 @@ def test_tiffs_of_every_photometric_kind_read_as_viewers_show_them(tmp_path, kin
         with Image.open(path) as im:
             want = np.asarray(im.convert("RGB"), np.float32)
     np.testing.assert_array_equal(got, want[..., 0] if got.ndim == 2 else want)  # (equal channels: read as grey)
+
+
+@settings(max_examples=fuzz_examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(["L", "LA", "RGB", "RGBA"]), st.sampled_from([1, 2, 4, 8, 16]), st.integers(1, 9),
+       st.integers(1, 9), st.floats(0, 1), st.integers(0, 2**32 - 1))
+def test_pngs_of_every_colour_type_and_depth_read_as_stored(tmp_path, mode, depth, h, w, clear, seed):
+    """Grey, grey + alpha, RGB and RGBA PNGs at every depth PNG allows them: the values as stored, at their own depth
+    (16-bit grey + alpha was read at 8 bits), fully transparent pixels no data, equal R, G and B read as grey; a 1x1
+    picture or one with no opaque pixel refused by name."""
+    import png
+
+    if depth < 8 and mode != "L":
+        depth = 8  # (PNG allows depths under 8 for grey alone)
+    rng = np.random.default_rng(seed)
+    top = 2**depth - 1
+    colours = {"L": 1, "LA": 1, "RGB": 3, "RGBA": 3}[mode]
+    values = rng.integers(0, top, (h, w, colours), endpoint=True).astype(np.uint16)
+    alpha = np.where(rng.random((h, w)) < clear, 0, rng.integers(1, top, (h, w), endpoint=True)).astype(np.uint16)
+    stored = np.dstack([values, alpha]) if mode.endswith("A") else values
+    path = tmp_path / "p.png"
+    png.from_array(stored.reshape(h, -1).tolist(), f"{mode};{depth}").save(path)
+    try:
+        with open_frames(path) as [src]:
+            got = src.read_rows(0, src.shape[0])
+    except InputError as exc:
+        assert str(path) in str(exc)
+        assert h * w < 2 or (mode.endswith("A") and not alpha.any()), exc
+        return
+    # (2 and 4 bits are read as 8 bits, full scale; 1 bit as 0 and 1)
+    scale = 255 // top if depth in (2, 4) else 1
+    want = values.astype(np.float32) * scale
+    assert src.dtype_range == (0.0, float(top * scale))
+    if mode.endswith("A"):
+        want[alpha == 0] = np.nan
+    grey = colours == 1 or (values == values[..., :1]).all()
+    np.testing.assert_array_equal(got, want[..., 0] if grey else want)
+    assert (src.channels == 1) == grey

@@ -1082,6 +1082,8 @@ def _read_tiff(path: Path) -> tuple[np.ndarray | None, int, bytes | None, str]:
             raise InputError(f"{path}: its pixels are stored as {kind.name} (TIFF photometric {int(kind)}), which "
                              "astroenhance does not read: save it as grey or RGB")
         arr = tif.asarray()
+        if int(page.planarconfig) == 2 and arr.ndim == 3:  # planar (SEPARATE): samples first, (S, H, W)
+            arr = np.moveaxis(arr, 0, -1)
     if kind == PHOTOMETRIC.MINISWHITE:  # 0 is white: a negative as stored
         if arr.dtype.kind != "u":
             raise InputError(f"{path}: a white-is-zero TIFF of {arr.dtype} values: its black level is not "
@@ -1139,7 +1141,7 @@ def _as_srgb(im):
 
 
 def _in_srgb(arr: np.ndarray, icc: bytes | None) -> tuple[np.ndarray, str]:
-    """A picture's values as read (``(H, W, 3|4)``, or a planar TIFF's ``(3|4, H, W)``; PNG, JPEG or TIFF, 8 or 16
+    """A picture's values as read (``(H, W, 3|4)``; PNG, JPEG or TIFF, 8 or 16
     bits) brought to sRGB from its ICC profile ``icc``, and the note that says so ("" where nothing was done: no
     profile, sRGB, grey, grey stored as RGB).  A matrix/TRC profile (Adobe RGB, ProPhoto, L*-RGB...) is applied in float64
     at any integer depth (`io.icc`: within 1/255 of LittleCMS on 8-bit pictures); another kind of profile on an 8-bit
@@ -1147,8 +1149,6 @@ def _in_srgb(arr: np.ndarray, icc: bytes | None) -> tuple[np.ndarray, str]:
     converted."""
     if not icc:
         return arr, ""
-    if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[2] not in (3, 4):
-        arr = np.moveaxis(arr, 0, -1)  # planar TIFF
     if arr.ndim != 3 or arr.shape[2] not in (3, 4) or _is_grey(arr[..., :3]):
         return arr, ""
     from .icc import convert_to_srgb, matrix_shaper
@@ -1182,8 +1182,6 @@ UPRIGHT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[:
 
 def _image_source(path: Path, arr: np.ndarray, turn: int = 1, xmp: bytes | None = None) -> FrameSource:
     notes: list[str] = []
-    if arr.ndim == 3 and arr.shape[0] in (3, 4) and arr.shape[2] not in (3, 4):
-        arr = np.moveaxis(arr, 0, -1)  # planar TIFF
     if turn in UPRIGHT and arr.ndim in (2, 3):
         arr = np.ascontiguousarray(UPRIGHT[turn](arr))
     if arr.ndim == 3 and arr.shape[2] == 1:
