@@ -231,6 +231,31 @@ def test_the_edge_weight_trains_the_edges_it_penalises(tmp_path):
                                                       edged.model.state_dict().values()))
 
 
+def test_the_real_loss_applies_to_the_pairs_whose_truth_is_a_real_frame():
+    """`--real-loss mse` beside `--loss l1`: the real (noisy) truths' pairs learn the mean (their best constant answer
+    for 0, 0, 0, 1 is 0.25), the noise-free ones the median (0); unset, every pair takes --loss."""
+    from astroenhance.training.telescope import pixel_loss
+
+    truth = torch.tensor([0.0, 0.0, 0.0, 1.0] * 2).view(8, 1, 1, 1)
+    noise_free = torch.tensor([True] * 4 + [False] * 4)
+    answers = torch.linspace(-0.5, 1.5, 201)
+    cfg = TelescopeConfig(loss="l1", real_loss="mse")
+
+    def best(rows):
+        costs = [pixel_loss(cfg, c.expand(4, 1, 1, 1), truth[rows], noise_free[rows]) for c in answers]
+        return float(answers[torch.stack(costs).argmin()])
+
+    assert best(slice(0, 4)) == pytest.approx(0.0, abs=0.011)
+    assert best(slice(4, 8)) == pytest.approx(0.25, abs=0.011)
+    out = torch.randn(8, 1, 1, 1)
+    want = torch.cat([(out - truth)[:4].abs(), (out - truth)[4:].square()]).mean()
+    torch.testing.assert_close(pixel_loss(cfg, out, truth, noise_free), want)
+    torch.testing.assert_close(pixel_loss(TelescopeConfig(loss="l1", real_loss="l1"), out, truth, noise_free),
+                               pixel_loss(TelescopeConfig(loss="l1"), out, truth, noise_free))
+    with pytest.raises(SettingsError, match="--real-loss 'huber'"):
+        TelescopeTrainer(TelescopeConfig(real_loss="huber", synthetic=1.0, iters=1), [], [])
+
+
 @pytest.mark.parametrize("loss", ["l1", "mse"])
 def test_the_source_weight_keeps_a_source_the_median_would_flatten(loss):
     """One pixel whose noise-free truth is the sky (0) in 6 pairs and a faint source (1, above `SOURCE_LEVEL`) in 4:

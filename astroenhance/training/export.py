@@ -57,6 +57,7 @@ def export_checkpoint(ckpt: str | Path, weights_dir: str | Path, weights_id: str
             "degradation": {"binning": "4x4 block means", "noise": "Gaussian, k x the truth's pixel rms",
                             "k": [cfg["k_min"], cfg["k_max"]], "k_draw": "log-uniform",
                             "correlated_share": cfg.get("correlated", 0.0), "loss": cfg.get("loss", "l1"),
+                            **({"real_loss": cfg["real_loss"]} if cfg.get("real_loss") else {}),
                             "block_edge_weight": cfg.get("edge_weight", 0.0),
                             "source_weight": cfg.get("source_weight", 0.0),
                             "pair_sigma": cfg.get("pair_sigma", "measured")},

@@ -66,12 +66,15 @@ SOURCE_LEVEL = math.asinh(1 / BETA)
 
 def pixel_loss(cfg: TelescopeConfig, out: torch.Tensor, truth: torch.Tensor,
                noise_free: torch.Tensor | None = None) -> torch.Tensor:
-    """The pixel loss of a noise-space network: ``cfg.loss`` plus ``cfg.edge_weight`` times `block_edge_steps`.
+    """The pixel loss of a noise-space network: ``cfg.loss`` (``cfg.real_loss`` on the pairs whose truth is a real
+    frame, not ``noise_free``, where it is set) plus ``cfg.edge_weight`` times `block_edge_steps`.
     With ``cfg.source_weight`` W, the pixels of the noise-free truths (``noise_free``, ``(N,)``) above
     `SOURCE_LEVEL` weigh 1 + W: an L1 (or MSE) whose weight depends on the truth moves the network's answer, where
     it cannot tell a faint source from the noise, toward keeping the source (the plain median flattens it). A
     real truth's pixels all weigh 1: its own noise would cross the level and bias the sky upward."""
     err = LOSSES[cfg.loss](out - truth)
+    if cfg.real_loss and cfg.real_loss != cfg.loss and noise_free is not None:
+        err = torch.where(noise_free.view(-1, 1, 1, 1), err, LOSSES[cfg.real_loss](out - truth))
     if cfg.source_weight > 0 and noise_free is not None and bool(noise_free.any()):
         w = 1 + cfg.source_weight * ((truth > SOURCE_LEVEL) & noise_free.view(-1, 1, 1, 1)).to(truth.dtype)
         loss = (w * err).sum() / w.sum()
@@ -332,6 +335,7 @@ class TelescopeConfig:
     pair_sigma: str = "measured"  # the sigma pairs are mapped with: the input crop's own estimate, or "exact" (k * rms)
     flux_tolerance: float = 0.0  # > 0: train through run's flux promise (`project_within`): what is scored is what ships
     loss: str = "l1"  # l1 (the median of the truth given the input) or mse (its mean: what PSNR rewards)
+    real_loss: str = ""  # the loss on pairs whose truth is a real (noisy) frame; "": `loss`
     edge_weight: float = 0.0  # > 0: plus this times `block_edge_steps` (no 4x4 pattern drawn in flat sky)
     source_weight: float = 0.0  # > 0: noise-free truths' pixels above one input sigma weigh 1 + this (`pixel_loss`)
     seed: int = 0
@@ -378,8 +382,9 @@ class TelescopeTrainer:
                                 "as a multiple of the truth's)")
         if not truths and cfg.synthetic <= 0:
             raise SettingsError("give real deep frames (--truths) or a share of synthetic fields (--synthetic)")
-        if cfg.loss not in LOSSES:
-            raise SettingsError(f"loss {cfg.loss!r}: choose from {', '.join(LOSSES)}")
+        for name, value in (("loss", cfg.loss), ("real-loss", cfg.real_loss or cfg.loss)):
+            if value not in LOSSES:
+                raise SettingsError(f"--{name} {value!r}: choose from {', '.join(LOSSES)}")
         if cfg.pair_sigma not in ("measured", "exact"):
             raise SettingsError(f"--pair-sigma {cfg.pair_sigma!r}: choose measured or exact")
         if cfg.threads:
