@@ -44,8 +44,8 @@ def deferred() -> Iterator[list[int]]:
     """Within: SIGINT and SIGTERM are recorded (the list yielded), not acted on; on leaving, the first that came goes
     to the handler that was in place (Ctrl-C's KeyboardInterrupt, `sigterm_as_interrupt`'s; the default action ends
     the process; one that was ignored stays ignored, and the next that came acts), so that it interrupts Python code
-    after the block, not a C extension inside it.  Off the main thread, where handlers cannot be set, and for a signal whose handler was not set from Python,
-    nothing is deferred."""
+    after the block, not a C extension inside it.  Off the main thread, where handlers cannot be set, and for a
+    signal whose handler was not set from Python, nothing is deferred."""
     came: list[int] = []
     previous = {}
     if threading.current_thread() is threading.main_thread():
