@@ -174,9 +174,10 @@ class EnhanceConfig:
 
         max_image_pixels()  # (a limit set wrongly in the environment: said at once, not once per picture)
         if self.tile < 16 or not 0 <= 2 * self.overlap <= self.tile:
+            fix = f"; with --tile {self.tile}, give --overlap {self.tile // 2} or less" if self.tile >= 16 else ""
             raise SettingsError(f"need --tile >= 16 and 0 <= --overlap <= tile / 2 (got tile={self.tile}, overlap="
                                 f"{self.overlap}): tiles sharing more repeat the work up to (tile / (tile - overlap))² "
-                                "times")
+                                f"times{fix}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -246,6 +246,8 @@ def test_usage_errors_exit_2(tmp_path):
     assert invoke("run", EXAMPLE, "-o", tmp_path, "--interval", "percentile:0").exit_code == 2
     assert invoke("run", EXAMPLE, "-o", tmp_path, "--stretch", "cube").exit_code == 2
     assert invoke("run", EXAMPLE, "-o", tmp_path, "--tile", "64", "--overlap", "64").exit_code == 2
+    small = invoke("run", EXAMPLE, "-o", tmp_path, "--tile", "24")  # (the default overlap, 16, is more than half)
+    assert small.exit_code == 2 and "with --tile 24, give --overlap 12 or less" in " ".join(small.output.split())
     # tiles of 17 sharing 16 (the default overlap) advanced one pixel at a time: 289x the work
     result = invoke("run", EXAMPLE, "-o", tmp_path, "--tile", "17")
     assert result.exit_code == 2 and "--overlap <= tile / 2 (got tile=17, overlap=16)" in result.output
