@@ -481,6 +481,12 @@ def test_export_refuses_an_untrusted_checkpoint_in_one_line(tmp_path):
     assert res.exit_code == 1
     assert res.output.startswith(f"error: {bad}: not a trusted astroenhance checkpoint")
     assert "weights_only=False" not in res.output and "Warning" not in res.output and not (tmp_path / "w").exists()
+    # a run folder without its checkpoint was "not a trusted checkpoint (safe loading refused it: FileNotFoundError...)"
+    (tmp_path / "run").mkdir()
+    res = CliRunner().invoke(app, ["weights", "export", str(tmp_path / "run"), "--id", "x", "--weights-dir",
+                                   str(tmp_path / "w")])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 1 and said.startswith(f"error: {tmp_path / 'run' / 'ckpt.pt'}: no such checkpoint"), said
 
 
 def test_distribution_colorizer_starts_from_a_regression_colorizer(tmp_path):

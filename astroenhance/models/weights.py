@@ -211,6 +211,10 @@ def load_checkpoint_model(path: str | Path, digest: str | None = None) -> tuple[
         ckpt = read_checkpoint(path, digest=digest)
     except WeightsError:
         raise
+    except FileNotFoundError:
+        raise WeightsError(f"{path}: no such checkpoint (`astroenhance train -o FOLDER` writes FOLDER/ckpt.pt)") from None
+    except OSError as exc:  # (unreadable: permissions, a folder named so)
+        raise WeightsError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     except Exception as exc:  # noqa: BLE001 - pickled objects, junk, a truncated file: one answer
         raise WeightsError(f"{path}: not a trusted astroenhance checkpoint (safe loading refused it: "
                            f"{why_unreadable(exc)}); export only checkpoints written by `astroenhance train`") from None
