@@ -21,7 +21,7 @@ def test_a_signal_inside_the_block_interrupts_after_it():
                 ran.append(i)
         pytest.fail("the deferred SIGTERM was lost")
     assert len(ran) == 100_000 and came == [signal.SIGTERM] and terminated == [signal.SIGTERM]
-    # Ctrl-C: Python's own handler, after the block (set here: a shell starts background jobs with SIGINT ignored)
+    # Ctrl-C: Python's own handler (conftest sets it where the suite began with SIGINT ignored), after the block
     before = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(KeyboardInterrupt):

@@ -1061,7 +1061,7 @@ def _read_tiff(path: Path) -> tuple[np.ndarray | None, int, bytes | None, str]:
     (colours from the palette; the print profile by LittleCMS) at 8 bits.  A white-is-zero grey TIFF is inverted to
     black-is-zero; a TIFF stored in CIE L*a*b* or another colour model raises `InputError`."""
     import tifffile
-    from tifffile import PHOTOMETRIC
+    from tifffile import PHOTOMETRIC, PLANARCONFIG
 
     with tifffile.TiffFile(path) as tif:
         # (reduced-resolution pages are previews of the first; any other page is a picture of its own)
@@ -1082,7 +1082,7 @@ def _read_tiff(path: Path) -> tuple[np.ndarray | None, int, bytes | None, str]:
             raise InputError(f"{path}: its pixels are stored as {kind.name} (TIFF photometric {int(kind)}), which "
                              "astroenhance does not read: save it as grey or RGB")
         arr = tif.asarray()
-        if int(page.planarconfig) == 2 and arr.ndim == 3:  # planar (SEPARATE): samples first, (S, H, W)
+        if page.planarconfig == PLANARCONFIG.SEPARATE and arr.ndim == 3:  # planar: samples first, (S, H, W)
             arr = np.moveaxis(arr, 0, -1)
     if kind == PHOTOMETRIC.MINISWHITE:  # 0 is white: a negative as stored
         if arr.dtype.kind != "u":
