@@ -1015,7 +1015,7 @@ def compose(
     outdir: Annotated[Path, typer.Option("--output", "-o", help="Output folder.", show_default=False)],
     name: Annotated[str | None, typer.Option(help="Output name: OUTDIR/<name>.composite.<ext> (default: what the frames' names share, e.g. CFHTLS-test).", show_default=False)] = None,
     method: Annotated[Method, typer.Option(help="lupton: Lupton et al. asinh on total intensity (keeps star colours); asinh: each band stretched on its own.")] = Method.lupton,
-    upscale: Annotated[bool, typer.Option("--upscale/--no-upscale", help="Run the 4x SR network on the composite's luminance (flux-consistent, as in run).")] = False,
+    upscale: Annotated[bool, typer.Option("--upscale/--no-upscale", help="Run the 4x SR network on the composite's luminance (flux-consistent, as in run: --display-tolerance).")] = False,
     reference: Annotated[int | None, typer.Option(help="Align onto the grid of frame N (1-based, as given). Default: the finest-sampled frame.")] = None,
     hdu: Annotated[str | None, typer.Option(help="FITS HDU or chip to read in every frame (default: every chip).")] = None,
     cutout: Annotated[str | None, typer.Option(help="Compose only a part of the field, about this centre: a sky position 'RA DEC' (ICRS; degrees or sexagesimal), the same sky in every band; or a pixel 'X Y pix' (1-based, DS9's), in each frame's own pixels. Each frame is cut to whole pixels with its noise, DQ and exact WCS before the bands are aligned (each band's section in the notes); a frame that does not hold the centre is an error. Give each cut-out its own --name.", show_default=False)] = None,
@@ -1024,6 +1024,7 @@ def compose(
     fmt: Annotated[str | None, typer.Option("--format", help="Comma-separated from fits,png,tiff,jpeg (default fits,png).")] = None,
     companions: Annotated[bool, typer.Option("--companions/--no-companions", help="A frame's rms, weight or data-quality map beside it (x_wht.fits beside x_drz.fits, x_rms.fits beside x.fits, WFPC2's _c1m beside _c0m; named as run --help says) serves as its noise or DQ, and is left out when given too. --no-companions: each frame is read on its own, every file given is a frame.")] = True,
     weights: Annotated[Path | None, typer.Option(help="Weights folder for --upscale.")] = None,
+    display_tolerance: Annotated[float | None, typer.Option(help="With --upscale: each 4x4 block of the upscaled luminance averages to its composite pixel within this many times the composite's noise (AE_DISPT), as run's FITS display planes do. 0: exactly — the noise the network removed comes back block by block, a 4x4 lattice in a noisy sky. Default: 4.", min=0.0, show_default=False)] = None,
 ) -> None:
     """True colour from several filters: align on one sky grid (reproject), map bands to RGB by wavelength, write
     RGB FITS (DS9/Aladin) and PNG/JPEG/TIFF with AVM. Real colours, not predicted ones.
@@ -1034,7 +1035,8 @@ def compose(
 
     made = make_composite(frames, outdir, name=name, method=method.value, upscale=upscale, reference=reference,
                           hdu=hdu, cutout=cutout, cutout_size=cutout_size, clean_cosmic_rays=clean_cosmic_rays,
-                          formats=_parse_formats(fmt), companions=companions, weights=weights, say=_say)
+                          formats=_parse_formats(fmt), companions=companions, weights=weights,
+                          display_tolerance=display_tolerance, say=_say)
     err.print("wrote " + ", ".join(str(o) for o in made.outputs), markup=False)
 
 

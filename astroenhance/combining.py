@@ -60,12 +60,22 @@ def _formats(formats: str | Sequence[str] | None) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(names))
 
 
-def _display_enhancer(formats: Sequence[str] | None, upscale: bool, weights: str | Path | None = None):
-    """The writer of a composite's or a colour mosaic's display values (``upscale``: the SR network on them)."""
+#: `compose --upscale`'s default promise: each 4x4 block of the upscaled luminance within this many times the
+#: composite's noise of its pixel, as `run`'s FITS display planes (`pipeline.engine.NOISE_SPACE_TOLERANCE`); exact (0),
+#: the noise the network removed came back block by block, a 4x4 lattice in the sky (docs/experiments.md, 2026-12-07)
+COMPOSITE_TOLERANCE = 4.0
+
+
+def _display_enhancer(formats: Sequence[str] | None, upscale: bool, weights: str | Path | None = None,
+                      display_tolerance: float | None = None):
+    """The writer of a composite's or a colour mosaic's display values (``upscale``: the SR network on them, its
+    luminance's blocks within ``display_tolerance`` of the composite's noise, default `COMPOSITE_TOLERANCE`)."""
     from .pipeline import Enhancer
 
     return Enhancer(EnhanceConfig(colorize=False, upscale=upscale, formats=tuple(formats) if formats else None,
-                                  device="auto", weights=str(weights) if weights else None))
+                                  device="auto", weights=str(weights) if weights else None,
+                                  display_tolerance=COMPOSITE_TOLERANCE if display_tolerance is None
+                                  else display_tolerance))
 
 
 def check_frames(frames: list[Path], outdir: Path, name: str, suffix: str) -> None:
@@ -183,7 +193,7 @@ def make_composite(frames: Sequence[str | Path], outdir: str | Path, *, name: st
                    hdu: str | None = None, cutout: str | None = None, cutout_size: str | None = None,
                    clean_cosmic_rays: bool | None = None, formats: str | Sequence[str] | None = None,
                    companions: bool = True, weights: str | Path | None = None,
-                   say: Callable[[str], None] | None = None) -> Made:
+                   display_tolerance: float | None = None, say: Callable[[str], None] | None = None) -> Made:
     """`astroenhance compose`: the true-colour composite of frames of two or more filters, written to ``outdir`` as
     ``<name>.composite.<ext>`` (``formats``: fits, png, tiff, jpeg; default fits and png).  Every argument is the
     command's option of that name (`astroenhance compose --help`); ``frames`` may hold folders."""
@@ -216,7 +226,8 @@ def make_composite(frames: Sequence[str | Path], outdir: str | Path, *, name: st
         src, warning = composite_source(kept, hdu, reference, method, maps, clean_cosmic_rays, cuts, Path(tmp))
         if warning and not any(p.is_dir() for p in frames):  # (a folder's frames come in name order: no order given)
             say(f"warning: {warning}")
-        result = _display_enhancer(formats, upscale, weights=weights).write_display_source(src, outdir, name, "composite")
+        result = _display_enhancer(formats, upscale, weights, display_tolerance).write_display_source(
+            src, outdir, name, "composite")
     for note in result.notes:
         say(f"note: {note}")
     made.outputs = list(result.outputs)

@@ -360,6 +360,36 @@ def test_composite_upscale(tmp_path):
     assert "--colorize" not in result.output  # `run`'s note about a colour input: compose has no such option
     with fits.open(tmp_path / "o" / "CFHTLS-test.composite.fits") as h:
         assert h["RED"].data.shape == (160, 192) and h[0].header["AE_FLUX"] is True
+        assert h[0].header["AE_DISPT"] == 4.0  # blocks within 4 sigma of the composite's noise, as run's FITS
+
+
+def test_composite_upscale_shows_no_block_lattice_unless_asked_to_be_exact(tmp_path):
+    """Exact block means put back, block by block, the noise the network removed: a 4x4 lattice in the sky (the
+    step across block edges 2x the steps inside on the CFHTLS bands). Within 4 sigma, the default, it does not show;
+    --display-tolerance 0 is still exact."""
+    from astroenhance.metrics import block_lattice
+
+    small = tmp_path / "small"
+    small.mkdir()
+    for b in BANDS:
+        with fits.open(b) as h:
+            cut = Cutout2D(h[0].data, (128, 128), (64, 64), wcs=WCS(h[0].header))
+            hdr = h[0].header.copy()
+            hdr.update(cut.wcs.to_header())
+            fits.writeto(small / b.name, cut.data, hdr)
+    lattice, means = {}, {}
+    for tol in ("4", "0"):
+        args = ["compose", *[str(small / b.name) for b in BANDS], "-o", str(tmp_path / tol), "--upscale"]
+        result = runner.invoke(app, args + ([] if tol == "4" else ["--display-tolerance", tol]))
+        assert result.exit_code == 0, result.output
+        with fits.open(tmp_path / tol / "CFHTLS-test.composite.fits") as h:
+            assert h[0].header["AE_DISPT"] == float(tol)
+            y = sum(w * h[c].data.astype(np.float64) for w, c in zip((0.2126, 0.7152, 0.0722), ("RED", "GREEN", "BLUE")))
+        lit = y > 0.03  # the sky above the black point (below it, a block at 0 is all 0 either way)
+        lattice[tol] = max(block_lattice(y, lit), block_lattice(y.T, lit.T))
+        means[tol] = y.reshape(64, 4, 64, 4).mean(axis=(1, 3))
+    assert lattice["4"] < 1.4 < lattice["0"]
+    assert not np.allclose(means["4"], means["0"], atol=1e-4)  # the default lets the network's blocks be
 
 
 def _pieces(tmp_path):
