@@ -112,3 +112,33 @@ def test_a_tensor_is_mapped_as_astropy_maps_the_array(x, stretch, a, vmin, span)
     np.testing.assert_allclose(got, want, rtol=2e-7, atol=2e-7, equal_nan=True)
     d = np.linspace(0, 1, 257)
     np.testing.assert_allclose(norm.inverse(torch.from_numpy(d)).numpy(), norm.inverse(d), rtol=1e-12, atol=1e-9 * span)
+
+
+def _field(spike: float | None, seed: int = 0) -> np.ndarray:
+    """A 64² sky (100 ± 5) with an undersampled star (0.84 of its light in one pixel, 0.02 in each neighbour: as
+    WFC3/IR samples a star binned 4x4) and, where given, one hot pixel of value ``spike``."""
+    rng = np.random.default_rng(seed)
+    img = rng.normal(100, 5, (64, 64))
+    img[30:33, 40:43] += 5e4 * np.array([[0.02, 0.02, 0.02], [0.02, 0.84, 0.02], [0.02, 0.02, 0.02]])
+    if spike is not None:
+        img[12, 9] = spike
+    return img.astype(np.float32)
+
+
+@pytest.mark.parametrize("spike", [1e38, 3e7, 1e9])
+def test_an_isolated_hot_pixel_does_not_set_the_white_point(spike):
+    """`noise:B`'s white point is the brightest pixel (no star core clips), but not a pixel far brighter than any
+    PSF lets a source be next to its neighbours: one fill value of 1e38 made the whole display black (sky 0.007 instead
+    of 0.15). It shows white, FLUX keeps it, and a note names it."""
+    from astroenhance import EnhanceConfig, Enhancer
+
+    enh = Enhancer(EnhanceConfig(device="cpu", colorize=False))
+    clean, hot = (enh.enhance_array(_field(s)) for s in (None, spike))
+    assert hot.normalizer.vmax == pytest.approx(clean.normalizer.vmax) == pytest.approx(float(_field(None).max()))
+    far = np.ones((256, 256), bool)
+    far[16:84, 4:72] = False  # the hot pixel and the 8 input pixels around it the network's view of it reaches
+    np.testing.assert_allclose(hot.rgb[far], clean.rgb[far], atol=0.02)
+    assert hot.rgb[48:52, 36:40].max() == pytest.approx(1.0)  # its block reaches the white point
+    assert float(hot.flux[48:52, 36:40].astype(np.float64).sum()) == pytest.approx(spike, rel=1e-3)
+    assert any("isolated pixel" in n and "white point" in n for n in hot.notes)
+    assert not any("isolated" in n for n in clean.notes)  # the star (its core 42x its neighbours) is no spike
