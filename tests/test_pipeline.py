@@ -375,7 +375,8 @@ def test_default_fits_display_reaches_the_brightest_pixel_even_off_the_sampled_r
     """noise:3 (the FITS default) takes its top from every row, not the strided sample the rest is fitted on."""
     rng = np.random.default_rng(5)
     data = (100 + 5 * rng.normal(size=(1100, 1000))).astype(np.float32)  # > 1 MP: the sample takes every 2nd row
-    data[501, 333] = 9e4
+    data[500:503, 332:335] += 450  # a star's core on an odd row, its light in the sampled rows beside it too (alone,
+    data[501, 333] = 9e4  # a pixel this far above its neighbours would be a hot pixel: not the white point)
     res = Enhancer(EnhanceConfig(device="cpu", colorize=False, upscale=False)).enhance_array(data)
     assert res.normalizer.interval == "noise:3" and res.normalizer.vmax == 9e4
     assert res.normalizer.sky_noise == pytest.approx(5, rel=0.05)
