@@ -191,7 +191,8 @@ def _maximum(src: FrameSource, sky: float = 0.0, sigma: float = 0.0, step: int =
     h = src.shape[0]
     for y in range(0, h, step):
         a, b = (max(0, y - 1), min(h, y + step + 1)) if grey else (y, min(h, y + step))
-        rows = np.asarray(src.read_rows(a, b), np.float64)
+        rows = src.read_rows(a, b)
+        rows = np.asarray(rows, np.float64) if grey else rows  # (1e38 times 1000 overflows float32)
         core = rows[y - a:y - a + min(step, h - y)]
         finite = np.isfinite(core)
         if not finite.any():
