@@ -142,3 +142,43 @@ def test_an_isolated_hot_pixel_does_not_set_the_white_point(spike):
     assert float(hot.flux[48:52, 36:40].astype(np.float64).sum()) == pytest.approx(spike, rel=1e-3)
     assert any("isolated pixel" in n and "white point" in n for n in hot.notes)
     assert not any("isolated" in n for n in clean.notes)  # the star (its core 42x its neighbours) is no spike
+
+
+class _Rows:
+    """A grey frame read in strips, as `FrameSource.read_rows` reads one."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.data, self.shape, self.channels = data, data.shape, 1
+
+    def read_rows(self, y0: int, y1: int) -> np.ndarray:
+        return self.data[y0:y1]
+
+
+@settings(max_examples=int(__import__("os").environ.get("ASTROENHANCE_FUZZ_EXAMPLES", 60)), deadline=None)
+@given(arrays(np.float32, st.tuples(st.integers(1, 12), st.integers(1, 12)),
+              elements=st.one_of(st.just(np.nan), st.floats(90, 110, width=32), st.floats(1e5, 1e9, width=32))),
+       st.integers(1, 13))
+def test_the_white_point_is_the_brightest_pixel_that_is_not_a_spike_whatever_the_strips(data, step):
+    """`engine._maximum` reads the frame in strips of ``step`` rows, each with a row of its neighbours: the same as
+    judging every pixel against its 8 neighbours in the whole frame at once (neighbours with no data are no light)."""
+    from scipy.ndimage import maximum_filter
+
+    from astroenhance.pipeline.engine import ISOLATED, _maximum
+
+    sky, sigma = 100.0, 5.0
+    top, n, worst = _maximum(_Rows(data), sky, sigma, step=step)
+    finite = np.isfinite(data)
+    if not finite.any():
+        assert np.isnan(top) and n == 0
+        return
+    d = data.astype(np.float64)
+    near = maximum_filter(np.where(finite, d, -np.inf), footprint=np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], bool),
+                          mode="constant", cval=-np.inf)
+    spike = finite & (d - sky > ISOLATED * np.maximum(near - sky, sigma))
+    if (finite & ~spike).any():
+        want = float(d[finite & ~spike].max())
+        above = d[spike & (d > want)]
+        assert (top, n) == (want, above.size)
+        assert worst == (float(above.max()) if above.size else pytest.approx(np.nan, nan_ok=True))
+    else:  # every pixel a spike: the plain maximum
+        assert (top, n) == (float(d[finite].max()), 0)
