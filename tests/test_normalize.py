@@ -126,22 +126,24 @@ def _field(spike: float | None, seed: int = 0) -> np.ndarray:
 
 
 @pytest.mark.parametrize("spike", [1e38, 3e7, 1e9])
-def test_an_isolated_hot_pixel_does_not_set_the_white_point(spike):
-    """`noise:B`'s white point is the brightest pixel (no star core clips), but not a pixel far brighter than any
-    PSF lets a source be next to its neighbours: one fill value of 1e38 made the whole display black (sky 0.007 instead
-    of 0.15). It shows white, FLUX keeps it, and a note names it."""
+def test_an_isolated_hot_pixel_is_read_as_no_data(spike):
+    """A pixel far brighter than any PSF lets a source be beside its neighbours is no source: one fill value of 1e38
+    set `noise:3`'s white point and left the whole display black (sky 0.007 instead of 0.15), and the network drew a
+    3e7 hot pixel as a round star with a dark ring. It is read as no data, as a DQ-flagged pixel is: the display is
+    the clean frame's (the pixel shown interpolated), FLUX has no value there, AE_NHOT counts it, a note says so."""
     from astroenhance import EnhanceConfig, Enhancer
 
     enh = Enhancer(EnhanceConfig(device="cpu", colorize=False))
     clean, hot = (enh.enhance_array(_field(s)) for s in (None, spike))
     assert hot.normalizer.vmax == pytest.approx(clean.normalizer.vmax) == pytest.approx(float(_field(None).max()))
-    far = np.ones((256, 256), bool)
-    far[16:84, 4:72] = False  # the hot pixel and the 8 input pixels around it the network's view of it reaches
-    np.testing.assert_allclose(hot.rgb[far], clean.rgb[far], atol=0.02)
-    assert hot.rgb[48:52, 36:40].max() == pytest.approx(1.0)  # its block reaches the white point
-    assert float(hot.flux[48:52, 36:40].astype(np.float64).sum()) == pytest.approx(spike, rel=1e-3)
-    assert any("isolated pixel" in n and "white point" in n for n in hot.notes)
-    assert not any("isolated" in n for n in clean.notes)  # the star (its core 42x its neighbours) is no spike
+    near = np.zeros((256, 256), bool)
+    near[44:56, 32:44] = True  # the hot pixel's block and its neighbours'
+    np.testing.assert_allclose(hot.rgb[~near], clean.rgb[~near], atol=0.01)
+    np.testing.assert_allclose(hot.rgb[near], clean.rgb[near], atol=0.1)  # there: an interpolated pixel, not noise
+    assert np.isnan(hot.flux[48:52, 36:40]).all() and np.isfinite(hot.flux[~near]).all()
+    assert hot.header["AE_NHOT"] == 1 and clean.header["AE_NHOT"] == 0
+    assert any("isolated pixel" in n and "read as no data" in n for n in hot.notes)
+    assert not any("isolated" in n for n in clean.notes)  # the star (its core 42x its neighbours) is no such pixel
 
 
 class _Rows:
@@ -149,6 +151,7 @@ class _Rows:
 
     def __init__(self, data: np.ndarray) -> None:
         self.data, self.shape, self.channels = data, data.shape, 1
+        self.hot_pixels, self.notes = -1, []
 
     def read_rows(self, y0: int, y1: int) -> np.ndarray:
         return self.data[y0:y1]
@@ -158,27 +161,27 @@ class _Rows:
 @given(arrays(np.float32, st.tuples(st.integers(1, 12), st.integers(1, 12)),
               elements=st.one_of(st.just(np.nan), st.floats(90, 110, width=32), st.floats(1e5, 1e9, width=32))),
        st.integers(1, 13))
-def test_the_white_point_is_the_brightest_pixel_that_is_not_a_spike_whatever_the_strips(data, step):
-    """`engine._maximum` reads the frame in strips of ``step`` rows, each with a row of its neighbours: the same as
-    judging every pixel against its 8 neighbours in the whole frame at once (neighbours with no data are no light)."""
+def test_isolated_pixels_read_in_strips_are_those_of_the_whole_frame(data, step):
+    """`noise.isolated_pixels` reads the frame in strips of ``step`` rows, each with a row of its neighbours: it must
+    find what judging every pixel against its 8 neighbours in the whole frame at once finds (neighbours with no data
+    are no light), in row-major order, and `mask_isolated_pixels` must read exactly those as no data."""
     from scipy.ndimage import maximum_filter
 
-    from astroenhance.pipeline.engine import ISOLATED, _maximum
+    from astroenhance.io.noise import ISOLATED, isolated_pixels, mask_isolated_pixels
 
     sky, sigma = 100.0, 5.0
-    top, n, worst = _maximum(_Rows(data), sky, sigma, step=step)
+    ys, xs, values = isolated_pixels(_Rows(data), sky, sigma, step=step)
     finite = np.isfinite(data)
-    if not finite.any():
-        assert np.isnan(top) and n == 0
-        return
     d = data.astype(np.float64)
     near = maximum_filter(np.where(finite, d, -np.inf), footprint=np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], bool),
                           mode="constant", cval=-np.inf)
-    spike = finite & (d - sky > ISOLATED * np.maximum(near - sky, sigma))
-    if (finite & ~spike).any():
-        want = float(d[finite & ~spike].max())
-        above = d[spike & (d > want)]
-        assert (top, n) == (want, above.size)
-        assert worst == (float(above.max()) if above.size else pytest.approx(np.nan, nan_ok=True))
-    else:  # every pixel a spike: the plain maximum
-        assert (top, n) == (float(d[finite].max()), 0)
+    want = finite & (d - sky > ISOLATED * np.maximum(near - sky, sigma))
+    wy, wx = np.nonzero(want)
+    assert ys.tolist() == wy.tolist() and xs.tolist() == wx.tolist()
+    assert values.tolist() == d[want].tolist()
+    frame = _Rows(data.copy())
+    assert mask_isolated_pixels(frame, sky, sigma) == want.sum() == frame.hot_pixels
+    for y0 in range(0, data.shape[0], step):  # read as the engine reads: in strips
+        got = frame.read_rows(y0, y0 + step)
+        np.testing.assert_array_equal(np.isnan(got), ~finite[y0:y0 + step] | want[y0:y0 + step])
+    np.testing.assert_array_equal(frame.data, data)  # the frame's own array is never changed

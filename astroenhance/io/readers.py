@@ -150,6 +150,7 @@ class FrameSource:
     pixel_noise_rows: Callable[[int, int], np.ndarray] | None = None
     dq_rows: Callable[[int, int], np.ndarray] | None = None
     cosmic_rays: int = -1  # pixels flagged as cosmic-ray hits and read as no-data (-1: not searched)
+    hot_pixels: int = -1  # isolated pixels no PSF makes, read as no-data (`noise.mask_isolated_pixels`; -1: not searched)
     star_fwhm: tuple[float, str] | None = None  # its PSF FWHM (pixels) from its sources and how (`noise.frame_star_fwhm`)
     cosmic_ray_limit: float = 0.0  # the peak / neighbours ratio above which a pixel is not a star
     holes_filled: int = 0  # no-data pixels the last enhancement showed interpolated (`pipeline.holes`)

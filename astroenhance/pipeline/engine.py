@@ -33,7 +33,7 @@ from ..imaging.psf import smoothing_sigma
 from ..imaging.tiling import TileGrid
 from ..imaging.wcs import flip_rows
 from ..io.cutout import parse_cutouts
-from ..io.noise import frame_psf_fwhm, frame_star_fwhm, sky_noise_map
+from ..io.noise import frame_psf_fwhm, frame_star_fwhm, mask_isolated_pixels, sky_noise_map
 from ..io.observation import avm_observation
 from ..io.readers import (
     BEYOND_FLOAT32,
@@ -171,46 +171,15 @@ def _constant(src: FrameSource, rows: np.ndarray, step: int = 256) -> float | No
     return value
 
 
-#: a grey pixel this many times further above the sky than its brightest neighbour (and than the noise) is no source:
-#: any telescope's PSF puts a percent or more of a star's peak into each neighbour, even binned 4x (a hot pixel, a fill
-#: value such as 1e38 is this), so it does not set `noise:B`'s white point (one such pixel made the whole display black)
-ISOLATED = 1000.0
-_RING = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], bool)
-
-
-def _maximum(src: FrameSource, sky: float = 0.0, sigma: float = 0.0, step: int = 256) -> tuple[float, int, float]:
-    """The white point of ``noise:B``: the largest finite value of the whole frame, read in strips of ``step`` rows
-    (nan if none) — of a grey frame with a known noise ``sigma`` (> 0) and ``sky``, the largest of the pixels that
-    are not `ISOLATED` spikes (all of them, where every pixel is one).  Also returns how many spikes lie above it and
-    the largest (0 and nan: none)."""
-    from scipy.ndimage import maximum_filter
-
-    grey = src.channels == 1 and sigma > 0
-    top = plain = -np.inf
-    spikes: list[np.ndarray] = []
-    h = src.shape[0]
-    for y in range(0, h, step):
-        a, b = (max(0, y - 1), min(h, y + step + 1)) if grey else (y, min(h, y + step))
-        rows = src.read_rows(a, b)
-        rows = np.asarray(rows, np.float64) if grey else rows  # (1e38 times 1000 overflows float32)
-        core = rows[y - a:y - a + min(step, h - y)]
-        finite = np.isfinite(core)
-        if not finite.any():
-            continue
-        plain = max(plain, float(core[finite].max()))
-        if grey:  # (neighbours with no data are no light)
-            near = maximum_filter(np.where(np.isfinite(rows), rows, -np.inf), footprint=_RING, mode="constant",
-                                  cval=-np.inf)[y - a:y - a + core.shape[0]]
-            spike = finite & (core - sky > ISOLATED * np.maximum(near - sky, sigma))
-            spikes.append(core[spike])
-            finite &= ~spike
-        if finite.any():
-            top = max(top, float(core[finite].max()))
-    if not np.isfinite(top):  # nothing but spikes (or no data): the plain maximum
-        return (plain if np.isfinite(plain) else float("nan")), 0, float("nan")
-    above = np.concatenate(spikes) if spikes else np.empty(0)
-    above = above[above > top]
-    return top, int(above.size), float(above.max()) if above.size else float("nan")
+def _maximum(src: FrameSource, step: int = 256) -> float:
+    """The largest finite value of the whole frame, read in strips of ``step`` rows (nan if none)."""
+    top = -np.inf
+    for y in range(0, src.shape[0], step):
+        rows = src.read_rows(y, min(src.shape[0], y + step))
+        finite = rows[np.isfinite(rows)]
+        if finite.size:
+            top = max(top, float(finite.max()))
+    return top if np.isfinite(top) else float("nan")
 
 
 class _FluxRows:
@@ -465,6 +434,10 @@ class Enhancer:
                              "output shows is the networks' own response, not the sky")
         if src.channels == 1:
             sky, sky_noise = self._sky(src, rows)
+            # hot pixels and fill values no PSF makes are no data (they set the white point, and the network drew
+            # each as a star with a dark ring); a frame read again is not searched again
+            if not src.is_display_image and src.hot_pixels < 0 and mask_isolated_pixels(src, sky, sky_noise):
+                rows = src.sample()
             src.noise_map = None
             if cfg.noise_map and (src.noise_rows is not None or not src.is_display_image):
                 # a WHT found implausible as noise (an exposure-time map) gives the depth's shape, scaled to the
@@ -488,12 +461,7 @@ class Enhancer:
                 lum_raw = rgb_to_ycbcr(rows)[0]
                 finite = lum_raw[np.isfinite(lum_raw)]
                 fit = {"sky": float(np.median(finite)) if finite.size else 0.0, "sigma": estimate_noise(lum_raw)}
-            fit["maximum"], spikes, worst = _maximum(src, fit["sky"], fit["sigma"])
-            if spikes:
-                src.notes.append(f"{spikes} isolated pixel{'s' if spikes > 1 else ''} far brighter than any source (up "
-                                 f"to {worst:.4g}; over {ISOLATED:g}x further above the sky than every neighbour: hot "
-                                 "pixels, fill values) left out of the white point: they show white; FLUX keeps "
-                                 "them (--interval minmax takes them in)")
+            fit["maximum"] = _maximum(src)
         try:
             norm = Normalizer.fit(rows.reshape(-1) if src.channels == 3 else rows, cfg.stretch or "linear",
                                   interval, src.dtype_range, **fit)

@@ -31,6 +31,7 @@ MADE_OF = {"sr_weights": ("AE_SRID", "AE_SRW"), "colorizer_weights": ("AE_COID",
            "display_tolerance_sigma": "AE_DISPT", "sr_model": "AE_SRMOD", "sr_input_space": "AE_SRSPC",
            "noise_gate": "AE_GATE", "device": "AE_DEV", "precision": "AE_PREC", "sr_detail_fraction": "AE_SRDET",
            "fill_holes": "AE_FILLH", "cosmic_ray_pixels": "AE_NCR", "cosmic_ray_limit": "AE_CRLIM",
+           "isolated_pixels": "AE_NHOT",
            "psf_fwhm": "AE_PSFFW", "psf_smoothing": "AE_PSFSM",
            # the frames' sky and noise, in their own units (the writing step's would be of display values)
            "sky": "AE_SKY", "sky_noise": "AE_SKYSG", "sky_noise_from": "AE_SIGSR", "sky_noise_file_sha256": "AE_SIGSH",
@@ -115,6 +116,7 @@ def provenance(src: FrameSource, cfg: EnhanceConfig, norm: Normalizer, *, scale:
         "dq_file": src.dq_file.name if src.dq_file is not None else "",
         "dq_file_sha256": sha256_file(src.dq_file) if src.dq_file is not None else "",
         "cosmic_ray_pixels": src.cosmic_rays, "cosmic_ray_limit": round(float(src.cosmic_ray_limit), 4),
+        "isolated_pixels": src.hot_pixels,  # hot pixels, fill values no PSF makes (`io.noise.mask_isolated_pixels`)
         # no-data runs up to this long interpolated for the networks and display planes (grey frames; not FLUX)
         "fill_holes": src.fill_holes if src.fill_holes is not None else int(cfg.fill_holes) if src.channels == 1 else 0,
         "device": device, "precision": cfg.precision, "fits_encoding": cfg.fits_encoding,
@@ -186,6 +188,7 @@ def fits_headers(src: FrameSource, prov: dict[str, object],
              ("AE_DQSHA", prov["dq_file_sha256"], ""),
              ("AE_NCR", prov["cosmic_ray_pixels"], "pixels read as no-data: cosmic rays (-1 no search)"),
              ("AE_CRLIM", prov["cosmic_ray_limit"], "sharpest star: peak / mean of 8 neighbours"),
+             ("AE_NHOT", prov["isolated_pixels"], "pixels read as no-data: 1000x any neighbour (-1 no search)"),
              ("AE_FILLH", prov["fill_holes"], "no-data runs <= N px filled for display; FLUX NaN"),
              ("AE_DEV", prov["device"], "device"),
              ("AE_PREC", prov["precision"], "precision"),
