@@ -174,8 +174,10 @@ def test_run_reads_hits_as_no_data_and_records_them(tmp_path):
     data[40, 40] += 3000
     data[80, 20:23] += 1500
     dq = np.zeros(data.shape, np.int16)
-    sat = _star(data.shape, 100.3, 100.6, 5e6) > 5e4  # a saturated core (DQ 256): not the PSF's shape
+    bright = _star(data.shape, 100.3, 100.6, 5e6)
+    sat = bright > 5e4  # a saturated core (DQ 256): not the PSF's shape
     dq[sat] = 256
+    data += np.minimum(bright, 5e4)  # (its light around it: a lone pixel so far above its neighbours is a hot one)
     data[100, 100] += 1e5
     src = _flt(tmp_path / "x_flt.fits", data, sigma, dq)
     before = src.read_bytes()
