@@ -712,9 +712,9 @@ def isolated_pixels(frame, sky: float, sigma: float, step: int = 256) -> tuple[n
 
 def mask_isolated_pixels(frame, sky: float, sigma: float) -> int:
     """Make ``frame``'s `isolated_pixels` read as no data (NaN), like DQ-flagged ones; sets ``frame.hot_pixels`` (how
-    many), adds a note where there are any; returns the count.  Once per frame (a second call finds it searched)."""
+    many), adds a note where there are any; returns how many it masked now (0 where the frame was searched before)."""
     if frame.hot_pixels >= 0 or frame.channels != 1 or not sigma > 0:
-        return max(frame.hot_pixels, 0)
+        return 0
     ys, xs, values = isolated_pixels(frame, sky, sigma)
     frame.hot_pixels = n = int(ys.size)
     if n:

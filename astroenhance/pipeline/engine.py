@@ -435,8 +435,8 @@ class Enhancer:
         if src.channels == 1:
             sky, sky_noise = self._sky(src, rows)
             # hot pixels and fill values no PSF makes are no data (they set the white point, and the network drew
-            # each as a star with a dark ring); a frame read again is not searched again
-            if not src.is_display_image and src.hot_pixels < 0 and mask_isolated_pixels(src, sky, sky_noise):
+            # each as a star with a dark ring); the sample is taken again without them
+            if not src.is_display_image and mask_isolated_pixels(src, sky, sky_noise):
                 rows = src.sample()
             src.noise_map = None
             if cfg.noise_map and (src.noise_rows is not None or not src.is_display_image):
