@@ -60,21 +60,18 @@ def _formats(formats: str | Sequence[str] | None) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(names))
 
 
-#: `compose --upscale`'s default promise: each 4x4 block of the upscaled luminance within this many times the
-#: composite's noise of its pixel, as `run`'s FITS display planes (`pipeline.engine.NOISE_SPACE_TOLERANCE`); exact (0),
-#: the noise the network removed came back block by block, a 4x4 lattice in the sky (docs/experiments.md, 2026-12-07)
-COMPOSITE_TOLERANCE = 4.0
-
-
 def _display_enhancer(formats: Sequence[str] | None, upscale: bool, weights: str | Path | None = None,
                       display_tolerance: float | None = None):
     """The writer of a composite's or a colour mosaic's display values (``upscale``: the SR network on them, its
-    luminance's blocks within ``display_tolerance`` of the composite's noise, default `COMPOSITE_TOLERANCE`)."""
+    luminance's blocks within ``display_tolerance`` of the composite's noise; by default as `run`'s FITS display
+    planes, `pipeline.engine.NOISE_SPACE_TOLERANCE` — exact, the noise the network removed came back block by block,
+    a 4x4 lattice in the sky: docs/experiments.md, 2026-12-07)."""
     from .pipeline import Enhancer
+    from .pipeline.engine import NOISE_SPACE_TOLERANCE
 
     return Enhancer(EnhanceConfig(colorize=False, upscale=upscale, formats=tuple(formats) if formats else None,
                                   device="auto", weights=str(weights) if weights else None,
-                                  display_tolerance=COMPOSITE_TOLERANCE if display_tolerance is None
+                                  display_tolerance=NOISE_SPACE_TOLERANCE["display"] if display_tolerance is None
                                   else display_tolerance))
 
 

@@ -282,6 +282,21 @@ def unmeasured(read_rows: Rows, sigma_rows: Rows) -> Rows:
     return rows
 
 
+def at_pixels_no_data(read_rows: Rows, ys: np.ndarray, xs: np.ndarray) -> Rows:
+    """``read_rows`` with NaN at the pixels (``ys``, ``xs``; rows ascending, as `np.nonzero` gives them): cosmic-ray
+    hits, hot pixels.  Rows holding none come as read; the others as a copy (never the input's own array), integers
+    as float32."""
+    def rows(a: int, b: int) -> np.ndarray:
+        out = read_rows(a, b)
+        lo, hi = np.searchsorted(ys, (a, b))
+        if lo == hi:
+            return out
+        out = np.array(out, np.float32 if out.dtype.kind in "iu" else out.dtype)
+        out[ys[lo:hi] - a, xs[lo:hi]] = np.nan
+        return out
+    return rows
+
+
 NOISE_MAP_BLOCK = 32  # input pixels per side of a `NoiseMap` block (1,024 pixels: a depth step blurs over ~32)
 NOISE_MAP_UNIFORM = 1.2  # a frame keeps one sigma unless its blocks' sky noise spans more (95th / 5th percentile)
 # a block's sky pixels: within SKY_CUT of the frame's sigma of the frame's sky (a source's pixels are not, however
@@ -643,13 +658,7 @@ def mask_cosmic_rays(frame) -> int:
                        f"cosmic rays: searched, no pixel sharper than a star can be {test}: none read as no data "
                        "(AE_NCR 0)")
     if n:
-        read = frame.read_rows
-
-        def read_rows(y0: int, y1: int) -> np.ndarray:
-            rows = read(y0, y1)
-            return np.where(mask[y0:y1], np.float32(np.nan), rows).astype(rows.dtype, copy=False)
-
-        frame.read_rows = read_rows
+        frame.read_rows = at_pixels_no_data(frame.read_rows, *np.nonzero(mask))
     return n
 
 
@@ -721,16 +730,5 @@ def mask_isolated_pixels(frame, sky: float, sigma: float) -> int:
         frame.notes.append(f"{n} isolated pixel{'s' * (n != 1)} far brighter than any source (up to {values.max():.4g}; "
                            f"over {ISOLATED:g}x further above the sky than every neighbour and than the noise: hot "
                            "pixels, fill values) read as no data (AE_NHOT): no PSF makes such a pixel")
-        read = frame.read_rows
-
-        def read_rows(y0: int, y1: int) -> np.ndarray:
-            rows = read(y0, y1)
-            lo, hi = np.searchsorted(ys, (y0, y1))
-            if lo == hi:
-                return rows
-            rows = np.array(rows, np.float32 if rows.dtype.kind in "iu" else rows.dtype)  # (a copy: never the input's)
-            rows[ys[lo:hi] - y0, xs[lo:hi]] = np.nan
-            return rows
-
-        frame.read_rows = read_rows
+        frame.read_rows = at_pixels_no_data(frame.read_rows, ys, xs)
     return n
