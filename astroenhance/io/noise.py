@@ -692,8 +692,9 @@ def unflagged_single_exposure(frame) -> bool:
 
 
 #: a grey pixel this many times further above the sky than its brightest neighbour (and than the noise) is no source:
-#: any telescope's PSF puts a percent or more of a star's peak into each neighbour, even binned 4x (the largest ratio
-#: over the shared HST frames and their 4x-binned protocol inputs is 61: NGC 2274, WFC3/IR binned; 3-8 elsewhere)
+#: any telescope's PSF puts a percent or more of a star's peak into each neighbour, even binned 4x (the largest ratios
+#: over the shared frames: 348 in an ACS/HRC exposure before its cosmic-ray search, 70 in WFPC2's; their 4x-binned
+#: protocol inputs at most 17; `benchmarks/bench_hot_pixels.py`)
 ISOLATED = 1000.0
 _RING = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], bool)
 
