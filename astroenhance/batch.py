@@ -324,7 +324,12 @@ def write_report(outdir: Path, records: list[Record], settings: dict, shard: tup
 
 def check_outdir(outdir: Path, option: str = "-o") -> None:
     """Refuse an output folder that is (or lies inside) a file, or that cannot be written or made (the nearest
-    folder that exists is read-only, or not ours to write in): said once, before any work, not once per frame."""
+    folder that exists is read-only, or not ours to write in), or a new one named like a file (``-o out.fits``: the
+    user meant a file and would find a folder): said once, before any work, not once per frame."""
+    if not outdir.exists() and outdir.name.lower().endswith(FITS_SUFFIXES + IMAGE_SUFFIXES):
+        raise SettingsError(f"{outdir}: {option} names a folder (the outputs are written inside it, named by "
+                            f"their inputs), not a file; give a folder, e.g. "
+                            f"{option} {outdir.with_name(outdir.name.split('.')[0] or 'out')}")
     for parent in [outdir, *outdir.parents]:
         if parent.exists():
             if not parent.is_dir():

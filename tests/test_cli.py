@@ -13,6 +13,7 @@ from astropy.wcs import WCS
 from PIL import Image
 from typer.testing import CliRunner
 
+from astroenhance.batch import check_outdir
 from astroenhance.cli import app
 
 from .conftest import COLOR, EXAMPLE, FIXTURES, HRC, REPO
@@ -658,6 +659,18 @@ def test_an_output_folder_that_is_a_file_is_one_usage_line(tmp_path, command):
     (tmp_path / "afile").write_text("not a folder")
     result = invoke(*command, "-o", tmp_path / "afile" / "run")
     assert result.exit_code == 2 and "cannot be an output folder" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("name", ["out.fits", "M31.enhanced.PNG", "b.fits.gz", "x.tiff"])
+@pytest.mark.parametrize("command", [["run", str(EXAMPLE)], ["prepare", str(EXAMPLE.parent)]])
+def test_a_new_output_folder_named_like_a_file_is_one_usage_line(tmp_path, command, name):
+    """``-o out.fits`` made a folder named out.fits: the user meant a file and found a folder. A folder of that name
+    that exists already is still used."""
+    result = invoke(*command, "-o", tmp_path / name)
+    assert result.exit_code == 2 and "names a folder" in result.output and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / name).mkdir()
+    check_outdir(tmp_path / name)  # raises nothing
 
 
 def test_a_constant_frame_is_enhanced_with_a_note_that_nothing_is_there(tmp_path):
