@@ -203,3 +203,49 @@ def test_a_pictures_avm_is_the_closest_linear_wcs_and_says_how_far_off_it_is(tmp
     y, x = np.mgrid[0:40:3, 0:40:3].astype(float)
     px, py = avm.world_to_pixel(full.pixel_to_world(x.ravel(), y.ravel()))
     assert np.hypot(px - x.ravel(), py - y.ravel()).max() <= stated * 1.05 + 1e-3
+
+
+@pytest.mark.parametrize("cutout", [None, "17 9 pix"])
+@pytest.mark.parametrize("physical", [{}, {"LTV1": -100.0, "LTV2": -40.25, "LTM1_1": 0.5, "LTM2_2": 0.5},
+                                      {"LTV1": 3.0, "LTM1_1": 0.8, "LTM1_2": 0.6, "LTM2_1": -0.6, "LTM2_2": 0.8}])
+def test_an_outputs_physical_coordinates_are_the_input_pixels_on_its_detector(tmp_path, cutout, physical):
+    """DS9's and IRAF's "physical" coordinates of every output pixel (its LTV/LTM) are the input pixel it lies in,
+    on the input's detector where the input's own LTV/LTM place it there (a binned subarray; a rotated grid): the
+    position the input's WCS gives for the output pixel's sky, through the input's LTV/LTM. They were left out."""
+    from typer.testing import CliRunner
+
+    from astroenhance.cli import app
+
+    rng = np.random.default_rng(3)
+    w = WCS(naxis=2)
+    w.wcs.ctype, w.wcs.crval, w.wcs.crpix = ["RA---TAN", "DEC--TAN"], [150.1, 2.2], [20.0, 15.0]
+    w.wcs.cd = np.array([[-1e-5, 2e-6], [3e-6, 1e-5]])
+    header = w.to_header()
+    header.update(physical)
+    frame = tmp_path / "sub.fits"
+    fits.PrimaryHDU(rng.normal(10, 1, (30, 40)).astype(np.float32), header).writeto(frame)
+    args = ["run", str(frame), "-o", str(tmp_path / "out"), "--format", "fits", "--no-colorize"]
+    result = CliRunner().invoke(app, args + (["--cutout", cutout, "--cutout-size", "12"] if cutout else []))
+    assert result.exit_code == 0, result.output
+    (made,) = (tmp_path / "out").glob("*.fits")
+    with fits.open(made) as h:
+        outs = [(WCS(h[name].header), h[name].header) for name in ("RED", "FLUX", "FLUXERR")]
+    m_in = np.array([[header.get("LTM1_1", 1.0), header.get("LTM1_2", 0.0)],
+                     [header.get("LTM2_1", 0.0), header.get("LTM2_2", 1.0)]])
+    v_in = np.array([header.get("LTV1", 0.0), header.get("LTV2", 0.0)])
+    yp, xp = np.mgrid[0:48:5, 0:48:3].astype(float)  # 0-based output pixels
+    for w_out, h_out in outs:
+        m_out = np.array([[h_out["LTM1_1"], h_out.get("LTM1_2", 0.0)], [h_out.get("LTM2_1", 0.0), h_out["LTM2_2"]]])
+        v_out = np.array([h_out["LTV1"], h_out["LTV2"]])
+        phys = np.linalg.solve(m_out, np.stack([xp.ravel() + 1, yp.ravel() + 1]) - v_out[:, None])
+        p_in = np.stack(w.world_to_pixel(w_out.pixel_to_world(xp.ravel(), yp.ravel()))) + 1  # 1-based input pixels
+        expected = np.linalg.solve(m_in, p_in - v_in[:, None])
+        assert np.abs(phys - expected).max() < 1e-6
+
+
+def test_physical_coordinates_a_header_cannot_give_are_the_frames_own_pixels():
+    from astroenhance.io.readers import IDENTITY_PHYSICAL, physical_of
+
+    assert physical_of(fits.Header({"LTV1": "left", "LTM1_1": 1.0})) == IDENTITY_PHYSICAL
+    assert physical_of(fits.Header({"LTM1_1": 0.0, "LTM2_2": 1.0})) == IDENTITY_PHYSICAL  # singular
+    assert physical_of(fits.Header({"LTV2": -12.0})) == (1.0, 0.0, 0.0, 1.0, 0.0, -12.0)

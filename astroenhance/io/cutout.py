@@ -190,6 +190,7 @@ def cut_frame(src, cut: Cutout):
                                                                    "dq_rows")}  # (each reader cut alike)
     out = replace(src, name=f"{src.name}{section}", shape=(ny, nx), label=f"{src.label}.{tag}" if src.label else tag,
                   **rows, section=section, cutout=cut.describe(), notes=list(src.notes),
+                  physical=(*src.physical[:4], src.physical[4] - x0, src.physical[5] - y0),
                   wcs=None if src.wcs is None else crop_wcs(src.wcs, x0, y0, nx, ny))
     if out.noise_rows is not None:  # the cut-out's own noise (a drizzled mosaic is deeper in some parts)
         out.noise = sampled_median(out.noise_rows, ny, lambda v: np.isfinite(v) & (v > 0)) or src.noise

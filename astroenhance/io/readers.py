@@ -75,6 +75,36 @@ KEEP_KEYWORDS = ("TELESCOP", "INSTRUME", "DETECTOR", "FILTER", "FILTER1", "FILTE
                  "RADESYS", "BUNIT", "PHOTFLAM", "PHOTFNU", "PHOTZPT", *PIXEL_AREA)
 
 
+#: IRAF's logical = physical (LTM the unit matrix, LTV zero): `FrameSource.physical` where the header says nothing
+IDENTITY_PHYSICAL = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
+_PHYSICAL_KEYS = ("LTM1_1", "LTM1_2", "LTM2_1", "LTM2_2", "LTV1", "LTV2")
+
+
+def physical_of(header: fits.Header) -> tuple[float, float, float, float, float, float]:
+    """A frame header's IRAF physical coordinates (`FrameSource.physical`): its LTM/LTV cards, each missing one
+    from the identity; the identity where a card is not a finite number or the matrix is singular."""
+    try:
+        found = tuple(float(header.get(k, d)) for k, d in zip(_PHYSICAL_KEYS, IDENTITY_PHYSICAL))
+    except (TypeError, ValueError):
+        return IDENTITY_PHYSICAL
+    if not all(np.isfinite(found)) or found[0] * found[3] - found[1] * found[2] == 0:
+        return IDENTITY_PHYSICAL
+    return found
+
+
+def physical_cards(physical: tuple[float, ...], scale: int) -> list[tuple[str, float, str]]:
+    """FITS cards giving each pixel of an output ``scale`` times finer than its frame the frame's physical
+    coordinates (`FrameSource.physical`): output pixel = scale x (frame pixel - 0.5) + 0.5, so LTM is ``scale``
+    times the frame's and LTV ``scale`` x LTV - (scale - 1) / 2.  DS9 and IRAF show them as "physical": the
+    input pixel (on its detector) an output pixel lies in.  Off-diagonal terms only where the frame has them."""
+    m11, m12, m21, m22, v1, v2 = physical
+    cards = [("LTV1", scale * v1 - (scale - 1) / 2, "output pixel = LTM . physical + LTV"),
+             ("LTV2", scale * v2 - (scale - 1) / 2, ""),
+             ("LTM1_1", scale * m11, "physical: the input pixels (DS9, IRAF)"),
+             ("LTM1_2", scale * m12, ""), ("LTM2_1", scale * m21, ""), ("LTM2_2", scale * m22, "")]
+    return [c for c in cards if c[0] not in ("LTM1_2", "LTM2_1") or c[1] != 0]
+
+
 def display_range(arr: np.ndarray) -> tuple[float, float]:
     """The value range a display image's pixels are drawn from: its integer type's (0-255, 0-65535, ...), or
     [0, 1] for floats within it (else the floats' own finite range).  ``TypeError`` for other pixel types."""
@@ -158,6 +188,10 @@ class FrameSource:
     # bands: `compose.filled_holes`); None: the enhancement's own (--fill-holes, grey frames)
     section: str = ""  # a cut-out's pixels of the frame, FITS section '[x0:x1,y0:y1]' (1-based; `io.cutout`); "": all
     cutout: str = ""  # that cut-out as asked for, in words (`io.cutout.Cutout.describe`)
+    # where its pixels lie on the detector, IRAF's physical coordinates (LTM1_1, LTM1_2, LTM2_1, LTM2_2, LTV1, LTV2:
+    # pixel = LTM . physical + LTV, 1-based, x first): the header's (an HST subarray's place on its chip), identity
+    # where it has none; a cut-out's moves by its offset.  The outputs map their finer pixels onto it (`physical_cards`)
+    physical: tuple[float, float, float, float, float, float] = IDENTITY_PHYSICAL
 
     @property
     def chip(self) -> str:
@@ -777,6 +811,7 @@ def _hdu_frames(path: Path, hdul: fits.HDUList, index: int, multi: bool, dq_mask
                                   channels=1, origin="lower", read_rows=read_rows, wcs=wcs, header=kept,
                                   label=label, dtype=_fits_dtype(header), path=path, notes=notes,
                                   archive_name=archive_name, noise=sigma, noise_from=sigma_from, noise_rows=sigma_rows,
+                                  physical=physical_of(header),
                                   dq_mask=dq_mask if flagged else 0, dq_flags=conventions,
                                   weight_mask=empty is not None, beyond_float32=beyond,
                                   cube_planes=planes if planes > 1 and not chip_wcs else 0,

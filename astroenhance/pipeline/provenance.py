@@ -11,7 +11,7 @@ from .. import __version__
 from ..config import EnhanceConfig, utc_now
 from ..imaging.normalize import Normalizer
 from ..imaging.wcs import scale_wcs, wcs_header
-from ..io.readers import PIXEL_AREA, FrameSource, rescale_pixel_area
+from ..io.readers import PIXEL_AREA, FrameSource, physical_cards, rescale_pixel_area
 from ..io.writers import add_text, fits_text, set_card
 from ..models.weights import WeightsInfo, sha256_file
 
@@ -227,6 +227,8 @@ def fits_headers(src: FrameSource, prov: dict[str, object],
     for key in MADE_OF_CARDS:  # (a colour mosaic's frames' cards: recorded in the primary header, as its own)
         kept.remove(key, ignore_missing=True, remove_all=True)
     image.extend(kept, unique=True)
+    for key, value, comment in physical_cards(src.physical, scale):  # (after the kept cards: these are the grid's)
+        image[key] = (value, comment)
     image["BUNIT"] = DISPLAY_BUNIT
     add_text(image, "COMMENT", NOT_MEASUREMENT)
     return primary, image, notes, out_wcs
