@@ -1289,7 +1289,12 @@ def evaluate(
         err.print(f"note: {len(whole)} image(s) smaller than --crop {crop} scored whole (e.g. {whole[0]})",
                   markup=False)
     if not images:
-        raise _usage(f"no images in {data}" + (f" that can be scored ({len(skipped)} left out)" if skipped else ""))
+        from .io.readers import FITS_SUFFIXES
+
+        fits_here = data.is_dir() and any(p.name.lower().endswith(FITS_SUFFIXES) for p in data.rglob("*"))
+        raise _usage(f"no images in {data}" + (f" that can be scored ({len(skipped)} left out)" if skipped else "")
+                     + " (PNG, TIFF or JPEG pictures" + ("; its FITS frames are scored by --task hst)" if fits_here
+                                                         else ")"))
     lut = None
     if task != Task.sr:
         unused: list[str] = []
@@ -1357,7 +1362,8 @@ def _evaluate_hst(data: Path | None, weights: Path | None, sr_model: SRModel | N
 
     truths = list_truths(data)[:limit] if data is not None else []
     if data is not None and not truths:
-        raise _usage(f"no FITS frames in {data}")
+        raise _usage(f"no FITS frames in {data} (deep frames to bin 4x as truths; pictures are scored by --task sr, "
+                     "colorize or pipeline)")
     config = EnhanceConfig(sr_model=sr_model.value if sr_model else None, weights=str(weights) if weights else None,
                            flux_conserving=flux_conserving, flux_tolerance=flux_tolerance,
                            display_tolerance=display_tolerance)

@@ -1006,3 +1006,17 @@ def test_a_file_name_that_is_not_utf8_is_enhanced_and_recorded_escaped(tmp_path)
     with Image.open(out / os.fsdecode(b"m\xfc.enhanced.png")) as im:
         assert "input=m\\udcfc.fits.gz;" in im.info["Comment"]
     assert fits.getval(out / os.fsdecode(b"m\xfc.enhanced.fits"), "AE_INPUT") == "m\\udcfc.fits.gz"
+
+
+def test_evaluate_on_a_folder_of_the_other_kind_says_which_task_scores_it(tmp_path):
+    """`evaluate --task sr` on a folder of FITS frames said only "no images in", and `--task hst` on pictures
+    "no FITS frames in": each now names the task that takes what the folder holds."""
+    frames, pictures = tmp_path / "frames", tmp_path / "pictures"
+    frames.mkdir()
+    pictures.mkdir()
+    shutil.copy(EXAMPLE, frames)
+    shutil.copy(next(COLOR.glob("*.png")), pictures)
+    said = invoke("evaluate", "--task", "sr", "--data", frames)
+    assert said.exit_code == 2 and "no images in" in said.output and "--task hst" in said.output
+    said = invoke("evaluate", "--task", "hst", "--data", pictures)
+    assert said.exit_code == 2 and "no FITS frames in" in said.output and "--task sr" in said.output
