@@ -23,6 +23,12 @@ if result.header["AE_FLXPL"] == "mean":
     sigma /= 16
 print(f"FLUX ({result.header['AE_FLXPL']} of 16 pixels): max |block - input pixel| / sigma =",
       f"{np.nanmax(np.abs(blocks - data) / sigma):.3f} (promised <= {result.header['AE_FLUXT']})")
+# an astropy CCDData (ccdproc's container) goes in as a file would (mask: no data, uncertainty: the noise, unit: BUNIT)
+# and the FLUX plane comes back as one, FLUXERR as its uncertainty (a block's 16 share one measurement)
+from astropy.nddata import CCDData  # noqa: E402
+
+flux = enhancer.enhance_array(CCDData(data, unit=header["BUNIT"], wcs=wcs, meta=header)).to_ccddata()
+print("FLUX as CCDData:", flux.shape, flux.unit, "uncertainty", type(flux.uncertainty).__name__)
 print("sky of output pixel (0,0):", result.wcs.pixel_to_world(0, 0))
 print("sky of input position (-0.375,-0.375):", wcs.pixel_to_world(-0.375, -0.375))
 Image.fromarray((np.nan_to_num(result.rgb[::-1]) * 255 + 0.5).astype(np.uint8)).save(here / "notebook_output.png")

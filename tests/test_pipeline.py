@@ -483,3 +483,43 @@ def test_enhance_array_writes_its_display_planes_into_an_array_given(tmp_path):
     with ArraySink((4, 6), luminance=False) as sink:
         sink.put(0, 4, 0, np.ones((4, 6, 3), np.float32), np.ones((4, 6), np.float32), None, None)
     assert sink.lum is None and sink.rgb.sum() == 72
+
+
+def test_a_ccddata_is_enhanced_as_the_file_it_would_be_and_flux_comes_back_as_one(enhancer, hrc_crop):
+    """An astropy CCDData (ccdproc's container) through `enhance_array`: its mask is no data, its uncertainty (as a
+    standard deviation, a variance or an inverse variance, in its own unit) the per-pixel sigma, its WCS, unit and
+    meta the header's — the same FLUX as the array with NaN, ``sigma`` and the header; `to_ccddata` gives FLUX back
+    with its unit, FLUXERR as the uncertainty, no data masked and the 4x WCS.  (np.asarray of a CCDData dropped all
+    but its values.)"""
+    import astropy.units as u
+    from astropy.nddata import CCDData, InverseVariance, StdDevUncertainty, UnknownUncertainty, VarianceUncertainty
+
+    from astroenhance.errors import InputError
+
+    data, wcs = hrc_crop
+    data = data / 100.0  # electrons per second, roughly
+    mask = np.zeros(data.shape, bool)
+    mask[30:33, 40:42] = True
+    sigma = np.sqrt(np.abs(data) / 500 + 0.02**2).astype(np.float32)
+    meta = {"TELESCOP": "HST", "FILTER": "F606W", "LTV1": -200.0, "not a card key": 1, "HISTORY": None}
+    header = fits.Header({"TELESCOP": "HST", "FILTER": "F606W", "LTV1": -200.0, "BUNIT": "electron s-1"})
+    plain = enhancer.enhance_array(np.where(mask, np.nan, data), wcs, header=header, sigma=sigma)
+    unit = u.electron / u.s
+    for uncertainty in (StdDevUncertainty(sigma), VarianceUncertainty(sigma.astype(np.float64) ** 2),
+                        InverseVariance(1 / sigma.astype(np.float64) ** 2),
+                        StdDevUncertainty(sigma * 60, unit=u.electron / u.min)):
+        ccd = CCDData(data, unit=unit, wcs=wcs, mask=mask, uncertainty=uncertainty, meta=meta)
+        res = enhancer.enhance_array(ccd)
+        np.testing.assert_allclose(res.flux, plain.flux, rtol=1e-5, atol=1e-6 * np.nanmax(plain.flux))
+        assert np.isnan(res.flux[120:132, 160:168]).all() and np.isfinite(res.flux[:100]).all()
+        assert u.Unit(res.flux_header["BUNIT"]) == unit and res.flux_header["AE_FLXMD"] == "sum" and res.header["TELESCOP"] == "HST"
+        assert res.header["LTV1"] == 4 * -200.0 - 1.5 and res.header["FILTER"] == "F606W"
+    back = res.to_ccddata()
+    assert back.unit == unit and back.shape == (4 * data.shape[0], 4 * data.shape[1])
+    np.testing.assert_array_equal(back.mask, ~np.isfinite(res.flux))
+    np.testing.assert_array_equal(back.uncertainty.array, res.flux_err)
+    assert back.wcs.pixel_to_world(7, 9).separation(res.wcs.pixel_to_world(7, 9)).arcsec < 1e-9
+    with pytest.raises(InputError, match="UnknownUncertainty"):
+        enhancer.enhance_array(CCDData(data, unit=unit, uncertainty=UnknownUncertainty(sigma)))
+    with pytest.raises(Exception, match="no FLUX plane"):
+        enhancer.enhance_array(np.zeros((8, 8, 3), np.uint8), is_fits_like=False).to_ccddata()

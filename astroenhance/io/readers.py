@@ -265,6 +265,68 @@ def from_array(data: np.ndarray, wcs: WCS | None = None, *, name: str = "array",
     return src
 
 
+def is_nddata(data) -> bool:
+    """Whether ``data`` is an astropy `~astropy.nddata.NDData` (CCDData, NDDataArray...): read by `from_nddata`."""
+    from astropy.nddata import NDData
+
+    return isinstance(data, NDData)
+
+
+def from_nddata(nd, *, name: str = "nddata", wcs=None, header: fits.Header | None = None,
+                sigma: np.ndarray | None = None) -> FrameSource:
+    """`from_array` of an astropy `~astropy.nddata.NDData` (a `~astropy.nddata.CCDData`, as ccdproc makes): its
+    ``mask`` (True: bad) is no data, its ``uncertainty`` the per-pixel sigma (standard deviation, variance or inverse
+    variance, in its data's units), its ``wcs`` the WCS (an astropy WCS, or a high-level wrapper of one), its ``unit``
+    BUNIT and its ``meta`` (a FITS header or a dict) the keywords `run` reads from a header (TELESCOP, FILTER,
+    PHOTFLAM...; LTV/LTM).  ``wcs``, ``header`` and ``sigma`` given here are taken instead of the NDData's own."""
+    from astropy.nddata import InverseVariance, StdDevUncertainty, VarianceUncertainty
+
+    data = np.asarray(nd.data)
+    if nd.mask is not None and np.any(nd.mask):
+        data = np.where(np.broadcast_to(np.asarray(nd.mask, bool), data.shape), np.nan,
+                        data.astype(np.float64 if data.dtype.itemsize > 4 else np.float32))
+    if wcs is None and nd.wcs is not None:
+        wcs = nd.wcs if isinstance(nd.wcs, WCS) else getattr(nd.wcs, "low_level_wcs", None)
+        if not isinstance(wcs, WCS):
+            raise InputError(f"{name}: its WCS is a {type(nd.wcs).__name__}, not an astropy FITS WCS: give wcs= "
+                             "(an astropy WCS or a FITS header) or None")
+    if header is None:
+        header = fits.Header()
+        meta = nd.meta if isinstance(nd.meta, fits.Header) else {
+            k: v for k, v in dict(nd.meta or {}).items() if isinstance(k, str) and isinstance(v, (str, int, float, bool))}
+        for key, value in meta.items():
+            with contextlib.suppress(ValueError, KeyError):  # (a key no FITS card can hold is not one run reads)
+                header[key] = value
+        if nd.unit is not None:
+            header["BUNIT"] = _fits_unit(nd.unit)
+    if sigma is None and (u := nd.uncertainty) is not None:
+        values = np.asarray(u.array, np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if isinstance(u, StdDevUncertainty):
+                sigma = values
+            elif isinstance(u, VarianceUncertainty):
+                sigma = np.sqrt(values)
+            elif isinstance(u, InverseVariance):
+                sigma = 1 / np.sqrt(values)
+            else:
+                raise InputError(f"{name}: its uncertainty is a {type(u).__name__}; a standard deviation, variance or "
+                                 "inverse variance is read as the per-pixel noise (or give sigma=)")
+        if u.unit is not None and nd.unit is not None:  # (in the data's units)
+            scale = {StdDevUncertainty: 1, VarianceUncertainty: 2, InverseVariance: -2}[type(u)]
+            sigma = sigma * float((u.unit ** (1 / scale)).to(nd.unit))
+    src = from_array(data, wcs, name=name, header=kept_keywords(header), sigma=sigma)
+    src.physical = physical_of(header)
+    return src
+
+
+def _fits_unit(unit) -> str:
+    """An astropy unit as BUNIT: in the FITS standard's spelling where it has one ('electron s-1', 'MJy sr-1')."""
+    try:
+        return unit.to_string("fits")
+    except (ValueError, TypeError):
+        return unit.to_string()
+
+
 def _shape_hint(shape: tuple[int, ...]) -> str:
     """What an array of a shape `from_array` does not take most likely is, and how to give it."""
     if len(shape) == 3 and shape[0] == 3:

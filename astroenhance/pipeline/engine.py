@@ -42,9 +42,12 @@ from ..io.readers import (
     display_range,
     every_hdu,
     from_array,
+    from_nddata,
     is_fits,
+    is_nddata,
     kept_keywords,
     open_frames,
+    physical_of,
     single_frame,
 )
 from ..io.writers import publish_all
@@ -111,6 +114,26 @@ class EnhancedArray:
     flux_err: np.ndarray | None = None  # (H*s, W*s): the input's noise shared over each block (`flux_error`)
     flux_header: fits.Header | None = None  # FLUX's as `run` writes it: BUNIT (the input's), PHOTFLAM..., AE_FLXMD
     notes: list[str] = field(default_factory=list)  # what `run` would print as notes (noise source, holes filled...)
+
+    def to_ccddata(self):
+        """The FLUX plane as an astropy `~astropy.nddata.CCDData`: the enhanced luminance in the input's units
+        (its unit from BUNIT; an unrecognised BUNIT stays as a named unit) on the 4x grid with ``wcs``, FLUXERR as its
+        `~astropy.nddata.StdDevUncertainty`, no data masked, FLUX's header as ``meta``.  A block's 16 uncertainties
+        share one measurement (fully correlated): sum them in quadrature over apertures of whole input pixels (or
+        much larger), not pixel by pixel.  The sub-pixel distribution is the network's, not a measurement."""
+        from astropy import units as u
+        from astropy.nddata import CCDData, StdDevUncertainty
+
+        if self.flux is None:
+            raise SettingsError("no FLUX plane to give: a display image (or --no-flux-plane) has no values in "
+                                "physical units")
+        bunit = str(self.flux_header.get("BUNIT", "")) if self.flux_header is not None else ""
+        unit = u.Unit(bunit, parse_strict="silent") if bunit and bunit != "input units" else u.dimensionless_unscaled
+        if isinstance(unit, u.UnrecognizedUnit):  # (the FITS standard's spelling, then astropy's own)
+            unit = u.Unit(bunit, format="fits", parse_strict="silent")
+        return CCDData(self.flux, unit=unit, wcs=self.wcs, mask=~np.isfinite(self.flux),
+                       uncertainty=None if self.flux_err is None else StdDevUncertainty(self.flux_err),
+                       meta=self.flux_header.copy() if self.flux_header is not None else None)
 
 
 @dataclass
@@ -1090,6 +1113,10 @@ class Enhancer:
                       out: np.ndarray | None = None, luminance: bool = True) -> EnhancedArray:
         """Enhance an in-memory ``(H, W)`` or ``(H, W, 3)`` array (rows bottom-up, as in FITS) and its WCS.
 
+        ``data`` may be an astropy `~astropy.nddata.NDData` (a `~astropy.nddata.CCDData`): its mask, uncertainty,
+        WCS, unit and meta are read as a FITS file's DQ, ERR, WCS, BUNIT and header (`io.readers.from_nddata`), and
+        `EnhancedArray.to_ccddata` gives the FLUX plane back as one.
+
         ``header``: the frame's FITS header (or `read_frame`'s), for what the engine reads from it — BUNIT decides
         whether FLUX's 16 pixels sum or average to an input pixel, PHOTFLAM/PHOTPLAM/TELESCOP/FILTER are recorded.
         ``sigma``: the frame's per-pixel noise (its ERR plane, in its units; default: estimated from the pixels, as
@@ -1101,8 +1128,13 @@ class Enhancer:
         together (`compose.enhance_frames`); the sky and noise the networks see are still the frame's.  ``out``: a
         float32 ``(H*scale, W*scale, 3)`` array (a memory-mapped file) the display planes are written into, as the
         result's ``rgb``; ``luminance`` False: the result's ``luminance`` is not kept (None)."""
-        src = from_array(data, wcs, origin="lower", dtype_range=None if is_fits_like else display_range(data),
-                         header=None if header is None else kept_keywords(header), sigma=sigma)
+        if is_nddata(data):
+            src = from_nddata(data, wcs=wcs, header=header, sigma=sigma)
+        else:
+            src = from_array(data, wcs, origin="lower", dtype_range=None if is_fits_like else display_range(data),
+                             header=None if header is None else kept_keywords(header), sigma=sigma)
+            if header is not None:
+                src.physical = physical_of(header)
         return self.enhance_source(src, config=config, display=display, out=out, luminance=luminance)
 
     def enhance_source(self, src: FrameSource, *, config: EnhanceConfig | None = None,
