@@ -523,3 +523,20 @@ def test_a_ccddata_is_enhanced_as_the_file_it_would_be_and_flux_comes_back_as_on
         enhancer.enhance_array(CCDData(data, unit=unit, uncertainty=UnknownUncertainty(sigma)))
     with pytest.raises(Exception, match="no FLUX plane"):
         enhancer.enhance_array(np.zeros((8, 8, 3), np.uint8), is_fits_like=False).to_ccddata()
+
+
+def test_read_frame_keeps_the_frames_place_on_its_detector_for_enhance_array(tmp_path, hrc_crop):
+    """`read_frame`'s header carries the frame's LTV/LTM (a binned subarray's), so `enhance_array` of it gives the
+    output the physical coordinates `enhance_frame` (and `run`) give; they were lost on that path."""
+    from astroenhance import read_frame
+
+    data, wcs = hrc_crop
+    header = wcs.to_header()
+    header.update({"LTV1": -50.0, "LTV2": 12.5, "LTM1_1": 0.5, "LTM2_2": 0.5, "BUNIT": "COUNTS"})
+    frame = tmp_path / "binned_subarray.fits"
+    fits.PrimaryHDU(data, header).writeto(frame)
+    enh = Enhancer(EnhanceConfig(device="cpu", colorize=False))
+    filed = enh.enhance_frame(frame).header
+    array = enh.enhance_array(*read_frame(frame)[:2], header=read_frame(frame)[2]).header
+    assert [array[k] for k in ("LTV1", "LTV2", "LTM1_1", "LTM2_2")] == [-201.5, 48.5, 2.0, 2.0]
+    assert all(array[k] == filed[k] for k in ("LTV1", "LTV2", "LTM1_1", "LTM2_2"))

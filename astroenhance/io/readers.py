@@ -1365,7 +1365,8 @@ def read_frame(path: str | Path, hdu: str | int | None = None, *, dq_mask: int |
                dq: str | Path | None = None, cosmic_rays: bool | None = None
                ) -> tuple[np.ndarray, WCS | None, fits.Header | None]:
     """Read one whole frame into memory as `run` reads it: ``(data, wcs, kept_header)`` (data float32, NaN for no
-    data, including pixels whose DQ flags ``dq_mask`` lists: None, the instrument's default; 0 reads every pixel).
+    data, including pixels whose DQ flags ``dq_mask`` lists: None, the instrument's default; 0 reads every pixel;
+    the kept header with the frame's LTV/LTM where it has them).
     ``dq``: a data-quality file of its own (WFPC2's ``_c1m``).  ``cosmic_rays``: hits read as no data
     (`noise.mask_cosmic_rays`): None, in single exposures whose DQ flags none (`run`'s default); False never.
 
@@ -1379,4 +1380,9 @@ def read_frame(path: str | Path, hdu: str | int | None = None, *, dq_mask: int |
             from ..imaging.wcs import flip_rows
 
             wcs = flip_rows(wcs, f.shape[0])
-        return f.read_rows(0, f.shape[0]), wcs, f.header
+        header = f.header
+        if f.physical != IDENTITY_PHYSICAL:  # its place on the detector (LTV/LTM), which `enhance_array` then keeps
+            header = fits.Header() if header is None else header.copy()
+            for key, value, comment in physical_cards(f.physical, 1):
+                header[key] = (value, comment)
+        return f.read_rows(0, f.shape[0]), wcs, header
