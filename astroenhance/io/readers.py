@@ -320,7 +320,8 @@ def from_nddata(nd, *, name: str = "nddata", wcs=None, header: fits.Header | Non
 
 
 def _fits_unit(unit) -> str:
-    """An astropy unit as BUNIT: in the FITS standard's spelling where it has one ('electron s-1', 'MJy sr-1')."""
+    """An astropy unit as BUNIT: in the FITS standard's spelling where it has one ('MJy sr-1', 'count s-1'), else
+    astropy's own ('electron / s': the standard has no electron)."""
     try:
         return unit.to_string("fits")
     except (ValueError, TypeError):
