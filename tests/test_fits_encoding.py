@@ -250,17 +250,19 @@ def test_png_filters_are_the_ones_the_png_definition_inverts():
 def test_image_writer_assembles_column_bands_in_its_scratch_file(tmp_path, monkeypatch, fmt):
     """Strips written by column bands and bottom-up blocks (as the engine writes them) land where they belong; the
     scratch file is gone after commit, and after abort nothing is left at all.  A TIFF is encoded strip by strip
-    (small strips here: 5 rows, the last one 2)."""
+    (small strips here: 5 rows, the last one 2).  The pixel with no data is transparent in the PNG and the TIFF
+    (their alpha opaque everywhere else; it was black, as it still is in the JPEG, which has no alpha)."""
+    import tifffile
     from PIL import Image
 
     from astroenhance.io import writers
     from astroenhance.io.writers import ImageWriter
 
-    monkeypatch.setattr(writers, "TIFF_STRIP", 29 * 3 * 2 * 5 + 7)
+    monkeypatch.setattr(writers, "TIFF_STRIP", 29 * 4 * 2 * 5 + 7)  # (RGBA, 16 bits)
 
     yy, xx = np.mgrid[:37, :29]
     rgb = np.stack([yy / 36, xx / 28, (yy + xx) / 64], -1)  # smooth, so that the JPEG stays close too
-    rgb[3, 4] = np.nan  # no data: written black
+    rgb[3, 4] = np.nan  # no data: transparent (black in a JPEG)
     w = ImageWriter(tmp_path / f"x.{fmt}", (37, 29), fmt, provenance="test")
     for c0, c1 in ((0, 11), (11, 29)):  # two column bands, each bottom-up in blocks of 8 FITS rows
         for r0 in range(0, 37, 8):  # a block's rows run up from FITS row r0, which is image row 36 - r0
@@ -268,8 +270,6 @@ def test_image_writer_assembles_column_bands_in_its_scratch_file(tmp_path, monke
     out = w.commit()
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
     if fmt == "tiff":
-        import tifffile
-
         got = tifffile.imread(out)
         with tifffile.TiffFile(out) as tif:
             assert (tif.pages[0].tags["RowsPerStrip"].value, len(tif.pages[0].dataoffsets)) == (5, 8)
@@ -280,9 +280,18 @@ def test_image_writer_assembles_column_bands_in_its_scratch_file(tmp_path, monke
     maxval = 65535 if fmt == "tiff" else 255
     want = np.floor(np.nan_to_num(rgb) * maxval + 0.5)  # rounded half up
     tol = 3 if fmt == "jpeg" else 0.5  # JPEG is lossy
-    assert got.shape == (37, 29, 3) and np.abs(got.astype(float) - want).mean() <= tol
+    assert got.shape == (37, 29, 3 if fmt == "jpeg" else 4)
+    assert np.abs(got[..., :3].astype(float) - want).mean() <= tol
     if fmt != "jpeg":
-        assert np.abs(got.astype(float) - want).max() <= 0.5 and not got[3, 4].any()
+        assert np.abs(got[..., :3].astype(float) - want).max() <= 0.5 and not got[3, 4].any()
+        alpha = np.full((37, 29), maxval)
+        alpha[3, 4] = 0
+        np.testing.assert_array_equal(got[..., 3], alpha)
+    whole = ImageWriter(tmp_path / f"whole.{fmt}", (5, 5), fmt)  # every pixel with data: no alpha channel
+    whole.write_rows(0, np.full((5, 5, 3), 0.5))
+    made = whole.commit()
+    assert (tifffile.imread(made) if fmt == "tiff" else np.asarray(Image.open(made))).shape == (5, 5, 3)
+    made.unlink()
     aborted = ImageWriter(tmp_path / f"y.{fmt}", (5, 5), fmt)
     aborted.write_rows(0, np.ones((5, 5, 3)))
     aborted.abort()
@@ -435,3 +444,39 @@ def test_an_interrupt_while_the_writer_thread_starts_or_drains_leaves_no_tempora
             sink.put(0, 8, 0, np.zeros((8, 8, 3), np.float32), np.zeros((8, 8), np.float32))
             monkeypatch.setattr(threading.Thread, "join", interrupted)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_no_data_is_transparent_in_runs_png_and_tiff_and_black_in_its_jpeg(tmp_path):
+    """A frame with an empty strip (a drizzled frame's edge) and one lone no-data pixel: its PNG and TIFF are
+    transparent exactly where the FITS display planes have no data (the lone pixel is shown interpolated, a small
+    hole: opaque), opaque elsewhere; the JPEG, without alpha, is black there.  No data was black in all three, as
+    the darkest sky is."""
+    import tifffile
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from astroenhance.cli import app
+
+    from .conftest import EXAMPLE
+
+    with fits.open(EXAMPLE) as h:
+        data = h[0].data.astype(np.float32)[:40, :48].copy()
+        header = h[0].header.copy()
+    data[:9] = np.nan  # the bottom 9 rows: no data
+    data[25, 30] = np.nan  # a small hole
+    frame = tmp_path / "edge.fits"
+    fits.PrimaryHDU(data, header).writeto(frame)
+    result = CliRunner().invoke(app, ["run", str(frame), "-o", str(tmp_path / "out"), "--format",
+                                      "fits,png,tiff,jpeg", "--no-colorize"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    empty = np.isnan(fits.getdata(out / "edge.enhanced.fits", "RED"))[::-1]  # (pictures run top-down)
+    assert empty.sum() == 9 * 4 * 48 * 4  # the strip, not the hole
+    png = np.asarray(Image.open(out / "edge.enhanced.png"))
+    tiff = tifffile.imread(out / "edge.enhanced.tif")
+    jpeg = np.asarray(Image.open(out / "edge.enhanced.jpg"))
+    for picture, opaque in ((png, 255), (tiff, 65535)):
+        assert picture.shape == (160, 192, 4)
+        np.testing.assert_array_equal(picture[..., 3], np.where(empty, 0, opaque))
+        assert not picture[empty][:, :3].any()
+    assert jpeg.shape == (160, 192, 3) and jpeg[empty].mean() < 2

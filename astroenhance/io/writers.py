@@ -646,6 +646,10 @@ def avm_from_wcs(wcs: WCS, shape: tuple[int, int]):
 class ImageWriter(_AtomicFile):
     """PNG or JPEG (8-bit) or TIFF (16-bit) RGB, rows top-down, with AVM sky metadata when a WCS is given.
 
+    A pixel with no data (NaN) is transparent in a PNG or TIFF — an alpha channel is written where the picture has
+    one such pixel, and only then — so that no data is not shown as the darkest sky (nor drawn over a sky survey
+    by a viewer that overlays it by its AVM); it is black in a JPEG, which has no alpha.
+
     Strips go into a scratch file of raw pixels beside the output by positioned writes (the page cache holds them,
     not this process); `commit` encodes it strip by strip: a PNG (`write_png`), a TIFF (tifffile), a JPEG
     (`write_jpeg`) — the picture is never whole in memory.
@@ -665,7 +669,9 @@ class ImageWriter(_AtomicFile):
         self.provenance = provenance.encode("utf-8", "backslashreplace").decode("utf-8")
         self.observation = observation or {}  # AVM fields besides the sky's (`io.observation.avm_observation`)
         self.dtype = np.dtype(np.uint16 if fmt == "tiff" else np.uint8)
-        self.row_bytes = self.width * 3 * self.dtype.itemsize
+        self.channels = 3 if fmt == "jpeg" else 4  # the scratch file's: colour and, but for a JPEG, alpha
+        self.transparent = False  # whether a pixel had no data: the picture is then written with its alpha
+        self.row_bytes = self.width * self.channels * self.dtype.itemsize
         self.scratch = temporary_path(self.final.with_name(self.final.name + ".scratch"))
         self.fd: int | None = None
         size = self.height * self.row_bytes
@@ -697,12 +703,17 @@ class ImageWriter(_AtomicFile):
             self.fd = None
 
     def write_rows(self, top_row: int, rgb: np.ndarray, col0: int = 0) -> None:
-        """Write ``rgb`` ``(n, m, 3)`` in [0, 1] (NaN = no data, written black) from image row ``top_row`` down."""
+        """Write ``rgb`` ``(n, m, 3)`` in [0, 1] from image row ``top_row`` down (NaN = no data: black, transparent in a
+        PNG or TIFF)."""
         n, m = rgb.shape[:2]
         if top_row < 0 or col0 < 0 or top_row + n > self.height or col0 + m > self.width:
             raise ValueError(f"block {n}x{m} at row {top_row}, column {col0} does not fit {self.height}x{self.width}")
         q = quantize(rgb, self.dtype)
-        offset = top_row * self.row_bytes + col0 * 3 * self.dtype.itemsize
+        if self.channels == 4:
+            opaque = ~np.isnan(rgb).any(axis=-1) if rgb.dtype.kind == "f" else np.ones((n, m), bool)
+            self.transparent = self.transparent or not opaque.all()
+            q = np.concatenate([q, (opaque * np.iinfo(self.dtype).max).astype(self.dtype)[..., None]], axis=-1)
+        offset = top_row * self.row_bytes + col0 * self.channels * self.dtype.itemsize
         try:
             if m == self.width:  # whole rows: one write, of the array's own buffer
                 os.pwrite(self.fd, q, offset)
@@ -720,9 +731,11 @@ class ImageWriter(_AtomicFile):
         self.write_rows(self.height - row0 - rgb.shape[0], rgb[::-1], col0)
 
     def read_rows(self, y0: int, y1: int) -> np.ndarray:
-        """Rows ``y0:y1`` of the scratch picture, ``(n, width, 3)``, read from the file."""
+        """Rows ``y0:y1`` of the scratch picture as it is encoded, read from the file: ``(n, width, 4)`` with alpha
+        where a pixel had no data (`transparent`), else ``(n, width, 3)``."""
         data = os.pread(self.fd, (y1 - y0) * self.row_bytes, y0 * self.row_bytes)
-        return np.frombuffer(data, self.dtype).reshape(y1 - y0, self.width, 3)
+        rows = np.frombuffer(data, self.dtype).reshape(y1 - y0, self.width, self.channels)
+        return rows if self.transparent or self.channels == 3 else np.ascontiguousarray(rows[..., :3])
 
     def finish(self) -> None:
         """Encode the image into the temporary file (the final name is not touched yet)."""
@@ -791,17 +804,18 @@ class ImageWriter(_AtomicFile):
         if self.fmt == "png":  # streamed from the scratch file, the AVM packet written with it
             write_png(self.tmp, self.read_rows, (self.height, self.width),
                       [("Software", "astroenhance"), ("Comment", self.provenance)],
-                      None if avm is None else _as_bytes(avm.to_xmp()))
+                      None if avm is None else _as_bytes(avm.to_xmp()), alpha=self.transparent)
             return
         if self.fmt == "tiff":  # strip by strip from the scratch file, as a PNG
             import tifffile
 
             extratags = [(700, "B", 0, _as_bytes(avm.to_xmp()), True)] if avm is not None else []
-            rows = max(1, TIFF_STRIP // self.row_bytes)
+            rows = max(1, TIFF_STRIP // (self.width * (3 + self.transparent) * self.dtype.itemsize))
             strips = (self.read_rows(y, min(y + rows, self.height)) for y in range(0, self.height, rows))
-            tifffile.imwrite(self.tmp, data=strips, shape=(self.height, self.width, 3), dtype=self.dtype,
-                             rowsperstrip=rows, photometric="rgb", description=self.provenance or None,
-                             extratags=extratags)
+            tifffile.imwrite(self.tmp, data=strips, shape=(self.height, self.width, 3 + self.transparent),
+                             dtype=self.dtype, rowsperstrip=rows, photometric="rgb",
+                             extrasamples=("unassalpha",) if self.transparent else None,
+                             description=self.provenance or None, extratags=extratags)
             return
         write_jpeg(self.tmp, self.read_rows, (self.height, self.width), self.provenance.encode("utf-8")[:60000],
                    None if avm is None else _as_bytes(avm.to_xmp()))
@@ -861,42 +875,44 @@ def _zlib_header(level: int) -> bytes:
     return bytes([0x78, flg + 31 - (0x7800 + flg) % 31])
 
 
-def _png_piece(block: np.ndarray, prior: np.ndarray, level: int, last: bool) -> tuple[bytes, np.ndarray]:
-    """One piece of a PNG's image data: its scanlines filtered (`png_filter_rows`) and deflated on their own (a raw
-    deflate stream that ends byte-aligned, or final for the ``last`` piece), and the filtered bytes (the stream's
-    checksum covers them)."""
-    filtered = png_filter_rows(block, prior)
+def _png_piece(block: np.ndarray, prior: np.ndarray, level: int, last: bool, bpp: int = 3
+               ) -> tuple[bytes, np.ndarray]:
+    """One piece of a PNG's image data: its scanlines filtered (`png_filter_rows`; ``bpp`` bytes a pixel) and
+    deflated on their own (a raw deflate stream that ends byte-aligned, or final for the ``last`` piece), and the
+    filtered bytes (the stream's checksum covers them)."""
+    filtered = png_filter_rows(block, prior, bpp)
     z = zlib.compressobj(level, zlib.DEFLATED, -15)
     return z.compress(filtered) + z.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH), filtered
 
 
 def write_png(path: Path, rows: Callable[[int, int], np.ndarray], shape: tuple[int, int],
               texts: Sequence[tuple[str, str]] = (), xmp: bytes | None = None, level: int = 6,
-              threads: int = 0) -> None:
-    """An 8-bit RGB PNG of ``shape`` ``(H, W)`` whose pixels ``rows(y0, y1)`` gives as ``(n, W, 3)`` uint8, read a
-    piece at a time (the picture is never whole in memory), with text chunks ``texts`` and an XMP packet (AVM) in
-    the ``iTXt`` chunk pyavm reads.
+              threads: int = 0, alpha: bool = False) -> None:
+    """An 8-bit RGB PNG of ``shape`` ``(H, W)`` whose pixels ``rows(y0, y1)`` gives as ``(n, W, 3)`` uint8 (RGBA,
+    ``(n, W, 4)``, with ``alpha``), read a piece at a time (the picture is never whole in memory), with text chunks
+    ``texts`` and an XMP packet (AVM) in the ``iTXt`` chunk pyavm reads.
 
     Pieces of about `PNG_PIECE` bytes are filtered and compressed by ``threads`` threads at once (0:
     `cores.host_threads`; zlib and numpy work outside the GIL) and joined into one zlib stream as
     pigz does: each piece a deflate stream of its own ending on a byte boundary, the last one final, the checksum of
     all the filtered bytes after them.  The bytes do not depend on the number of threads."""
     height, width = shape
-    step = max(1, PNG_PIECE // (width * 3))
+    bpp = 4 if alpha else 3
+    step = max(1, PNG_PIECE // (width * bpp))
     with open(path, "wb") as fh:
         fh.write(b"\x89PNG\r\n\x1a\n")
-        _png_chunk(fh, b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        _png_chunk(fh, b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 6 if alpha else 2, 0, 0, 0))
         if xmp is not None:
             _png_chunk(fh, *_png_itxt("XML:com.adobe.xmp", xmp))
         for key, value in texts:
             _png_chunk(fh, *_png_text(key, value))
 
         def pieces():
-            prior = np.zeros(width * 3, np.uint8)
+            prior = np.zeros(width * bpp, np.uint8)
             for y0 in range(0, height, step):
                 y1 = min(y0 + step, height)
-                block = np.ascontiguousarray(rows(y0, y1), np.uint8).reshape(-1, width * 3)
-                yield _png_piece, (block, prior, level, y1 == height)
+                block = np.ascontiguousarray(rows(y0, y1), np.uint8).reshape(-1, width * bpp)
+                yield _png_piece, (block, prior, level, y1 == height, bpp)
                 prior = block[-1]
 
         pending = bytearray(_zlib_header(level))

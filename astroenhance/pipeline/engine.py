@@ -1102,7 +1102,7 @@ class Enhancer:
             n = src.holes_filled
             notes.append(f"{n} no-data pixel{'s' * (n != 1)} in small holes (runs of <= {cfg.fill_holes} pixels with "
                          "data around: hits, hot pixels) are shown interpolated in the display planes; FLUX and "
-                         "FLUXERR keep them as no data (--fill-holes 0 shows them black)")
+                         "FLUXERR keep them as no data (--fill-holes 0 leaves them as no data)")
         if src.beyond_float32[0]:
             notes.append(BEYOND_FLOAT32)
         return FrameResult(src.name, sink.outputs, (h, w), shape_out, norm, notes + sink.notes)
