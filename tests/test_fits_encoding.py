@@ -151,30 +151,33 @@ def _picture(kind: str, h: int, w: int, seed: int) -> np.ndarray:
 
 @settings(max_examples=25, deadline=None)
 @given(h=st.integers(1, 40), w=st.integers(1, 23), kind=st.sampled_from(["noise", "smooth", "flat"]),
-       seed=st.integers(0, 2**16))
-def test_streamed_png_decodes_to_the_same_pixels(tmp_path_factory, h, w, kind, seed):
+       seed=st.integers(0, 2**16), alpha=st.booleans())
+def test_streamed_png_decodes_to_the_same_pixels(tmp_path_factory, h, w, kind, seed, alpha):
     """`write_png` (pieces of 5 rows compressed apart by threads, an adaptive filter per row, several IDAT chunks)
     gives a PNG that Pillow decodes to exactly the pixels written, with its text chunks, for any size across piece
-    boundaries and any content."""
+    boundaries and any content; RGBA (no data transparent) as RGB."""
     from PIL import Image
 
     from astroenhance.io import writers
 
     px = _picture(kind, h, w, seed)
+    if alpha:
+        px = np.concatenate([px, _picture("noise", h, w, seed + 1)[..., :1]], axis=-1)
     folder = tmp_path_factory.mktemp("png")
     path = folder / "x.png"
     old = writers.PNG_IDAT, writers.PNG_PIECE
-    writers.PNG_IDAT, writers.PNG_PIECE = 64, 3 * w * 5  # many IDAT chunks and pieces even for a small picture
+    writers.PNG_IDAT, writers.PNG_PIECE = 64, px.shape[2] * w * 5  # many IDAT chunks and pieces, small pictures too
     try:
         for threads, out in ((3, path), (1, folder / "one_thread.png")):
             writers.write_png(out, lambda a, b: px[a:b], (h, w),
-                              [("Software", "astroenhance"), ("Comment", "σ = 2, generated detail")], threads=threads)
+                              [("Software", "astroenhance"), ("Comment", "σ = 2, generated detail")], threads=threads,
+                              alpha=alpha)
     finally:
         writers.PNG_IDAT, writers.PNG_PIECE = old
     assert path.read_bytes() == (folder / "one_thread.png").read_bytes()  # the same file, however many threads
     with Image.open(path) as im:
         im.load()
-        assert im.mode == "RGB" and im.size == (w, h)
+        assert im.mode == ("RGBA" if alpha else "RGB") and im.size == (w, h)
         assert np.array_equal(np.asarray(im), px)
         assert im.info["Software"] == "astroenhance" and im.info["Comment"] == "σ = 2, generated detail"
 
