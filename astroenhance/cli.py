@@ -941,7 +941,7 @@ def weights_list(
 def weights_export(
     ckpt: Annotated[Path, typer.Argument(help="A run's ckpt.pt (or the run folder).", exists=True)],
     weights_id: Annotated[str, typer.Option("--id", help="Name of the weights (file <id>.safetensors).")],
-    weights_dir: Annotated[Path, typer.Option("--weights-dir", help="Folder holding manifest.json.")] = Path("weights"),
+    weights_dir: Annotated[Path, typer.Option("--weights-dir", help="Folder holding manifest.json (made if new). `run --weights DIR` uses only the networks in it: to run yours beside the shipped others (the colorizer, the picture networks), export into a copy of the shipped folder (`weights list` names it).")] = Path("weights"),
     mode: Annotated[str | None, typer.Option(help="How `run --sr-model` finds the weights. sr: psnr, psnr-large, gan, hst or hst-gan (default: from the run: psnr or gan, hst for `train sr-hst`); colorizer: default.")] = None,
     eval_data: Annotated[Path | None, typer.Option(help="Held-out images: run the evaluation and record it in the manifest.", exists=True, file_okay=False)] = None,
     train_data: Annotated[Path | None, typer.Option(help="colorizer: images for the lookup-table baseline.", exists=True, file_okay=False)] = None,

@@ -598,6 +598,13 @@ def test_a_weights_folder_with_only_the_fits_network_serves_fits_frames(tmp_path
     Image.fromarray(np.full((20, 20), 90, np.uint8)).save(picture)
     result = invoke("run", picture, "-o", tmp_path / "o2", "--weights", wdir, "--no-colorize")
     assert result.exit_code == 1 and "no sr weights for mode 'psnr'" in result.output and "--sr-model" in result.output
+    # a grey frame's colorizer, which the folder (one retrained network's) lacks: how to go on, both ways
+    result = invoke("run", EXAMPLE, "-o", tmp_path / "o3", "--weights", wdir, "--format", "fits")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and "no colorize weights" in said and "--no-colorize" in said
+    from astroenhance.models.weights import default_weights_dir
+
+    assert f"into a copy of {default_weights_dir()}" in said
 
 
 def test_dry_run_lists_the_plan_and_writes_nothing(tmp_path):

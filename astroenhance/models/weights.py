@@ -132,7 +132,12 @@ def find_weights(directory: str | Path, task: str, mode: str) -> WeightsInfo:
         if e.task == task and e.mode == mode:
             return e
     have = ", ".join(f"{e.task}/{e.mode}" for e in entries) or "none"
-    hint = "; --sr-model chooses another" if task == "sr" else ""
+    hint = "; --sr-model chooses another" if task == "sr" else "; --no-colorize leaves grey frames grey"
+    shipped = default_weights_dir()
+    if Path(directory).resolve() != shipped.resolve() and (shipped / MANIFEST).exists():
+        # (a folder of one's own retrained network: the others are the shipped ones, which it does not hold)
+        hint += (f"; or export your weights (`weights export --weights-dir`) into a copy of {shipped}, which holds "
+                 "every network")
     raise WeightsError(f"{Path(directory) / MANIFEST}: no {task} weights for mode {mode!r} (available: {have}){hint}")
 
 
