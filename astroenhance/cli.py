@@ -903,10 +903,11 @@ def weights_list(
 ) -> None:
     """List the networks `run` can use — which option picks each, its file, size and sha256 — checking every file
     against the sha256 its manifest records (exit 1 if one is missing or differs)."""
-    from .models.weights import read_manifest, sha256_file, weights_dir
+    from .models.weights import in_use, read_manifest, sha256_file, weights_dir
 
     wdir = weights_dir(weights)
     entries = read_manifest(wdir)
+    used = in_use(entries)
     out.print(f"weights in {wdir}:", markup=False)
     defaults = {EnhanceConfig().for_input(True).sr_model: " (FITS default)",
                 EnhanceConfig().for_input(False).sr_model: " (picture default)"}
@@ -915,6 +916,8 @@ def weights_list(
         path = wdir / e.file
         picked = (f"--sr-model {e.mode}{defaults.get(e.mode, '')}" if e.task == "sr" else
                   "--colorize (grey default)" if e.task == "colorize" else e.task)
+        if (newer := used[e.task, e.mode]) is not e:  # an export of the same mode after it answers for it
+            picked = f"none ({newer.id} is {e.mode}'s)"
         if not path.is_file():
             check, size = "MISSING", "-"
         else:
@@ -983,8 +986,14 @@ def weights_export(
         metrics.update({"eval_data": str(eval_data), "eval_images": len(images), "protocol": PROTOCOL, "eval": results})
         for method, r in results.items():
             out.print(f"{method:<14}" + "  ".join(f"{k} {v:.5g}" for k, v in r.items()))
+    from .models.weights import read_manifest
+
+    before = {(e.task, e.mode): e.id for e in read_manifest(weights_dir)} if (weights_dir / "manifest.json").exists() else {}
     info = export_checkpoint(ckpt, weights_dir, weights_id, mode, metrics)
     out.print(f"{weights_dir / info.file}  sha256 {info.sha256}")
+    if (earlier := before.get((info.task, info.mode))) not in (None, info.id):
+        out.print(f"{info.id} now answers {'--sr-model ' + info.mode if info.task == 'sr' else '--colorize'} in "
+                  f"{weights_dir} ({earlier} stays listed, unused; `weights list` shows both)", markup=False)
 
 
 class Method(str, Enum):

@@ -1027,3 +1027,21 @@ def test_evaluate_on_a_folder_of_the_other_kind_says_which_task_scores_it(tmp_pa
     assert said.exit_code == 2 and "no images in" in said.output and "--task hst" in said.output
     said = invoke("evaluate", "--task", "hst", "--data", pictures)
     assert said.exit_code == 2 and "no FITS frames in" in said.output and "--task sr" in said.output
+
+
+def test_an_export_into_a_copy_of_the_shipped_weights_is_what_run_then_uses(tmp_path):
+    """The way to run one's own retrained network beside the shipped others: export it into a copy of the shipped
+    folder. Its entry joined the manifest after the shipped one of the same mode, and `run` took the first: the
+    shipped network, silently. The newest export of a mode now answers for it; `weights export` says so and
+    `weights list` shows the earlier one unused."""
+    assert invoke("train", "sr-hst", "--truth", EXAMPLE, "--crop", "16", "--batch", "2", "--iters", "1", "-o",
+                  tmp_path / "run").exit_code == 0
+    mine = tmp_path / "mine"
+    shutil.copytree(REPO / "weights", mine)
+    said = invoke("weights", "export", tmp_path / "run", "--id", "my-hst", "--weights-dir", mine)
+    assert said.exit_code == 0 and "my-hst now answers --sr-model hst" in " ".join(said.output.split())
+    listed = {line.split()[0]: line for line in invoke("weights", "list", "--weights", mine).output.splitlines()}
+    assert "none (my-hst is hst's)" in listed["sr-hst-8x32"] and "--sr-model hst (FITS default)" in listed["my-hst"]
+    assert invoke("run", EXAMPLE, "-o", tmp_path / "o", "--weights", mine, "--format", "fits").exit_code == 0
+    with fits.open(tmp_path / "o" / "abell_2744_group_of_galaxies_f105w.enhanced.fits") as h:
+        assert h[0].header["AE_SRID"] == "my-hst" and h[0].header["AE_COID"] == "colorizer-resenc-mnv2"

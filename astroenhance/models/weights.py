@@ -126,11 +126,16 @@ def read_manifest(directory: str | Path) -> list[WeightsInfo]:
     return out
 
 
+def in_use(entries: list[WeightsInfo]) -> dict[tuple[str, str], WeightsInfo]:
+    """Which entry of a manifest `run` uses for each (task, mode): the last one listed — an export adds its entry at
+    the end, so the newest export of a mode answers for it; earlier ones stay listed (`weights list`: unused)."""
+    return {(e.task, e.mode): e for e in entries}
+
+
 def find_weights(directory: str | Path, task: str, mode: str) -> WeightsInfo:
     entries = read_manifest(directory)
-    for e in entries:
-        if e.task == task and e.mode == mode:
-            return e
+    if (found := in_use(entries).get((task, mode))) is not None:
+        return found
     have = ", ".join(f"{e.task}/{e.mode}" for e in entries) or "none"
     hint = "; --sr-model chooses another" if task == "sr" else "; --no-colorize leaves grey frames grey"
     shipped = default_weights_dir()
