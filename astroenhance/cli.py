@@ -914,8 +914,8 @@ def weights_list(
     rows, bad = [], []
     for e in entries:
         path = wdir / e.file
-        picked = (f"--sr-model {e.mode}{defaults.get(e.mode, '')}" if e.task == "sr" else
-                  "--colorize (grey default)" if e.task == "colorize" else e.task)
+        picked = (_chosen_by(e.task, e.mode) + (defaults.get(e.mode, "") if e.task == "sr" else " (grey default)"
+                                                 if e.task == "colorize" else ""))
         if (newer := used[e.task, e.mode]) is not e:  # an export of the same mode after it answers for it
             picked = f"none ({newer.id} is {e.mode}'s)"
         if not path.is_file():
@@ -988,12 +988,16 @@ def weights_export(
             out.print(f"{method:<14}" + "  ".join(f"{k} {v:.5g}" for k, v in r.items()))
     from .models.weights import read_manifest
 
-    before = {(e.task, e.mode): e.id for e in read_manifest(weights_dir)} if (weights_dir / "manifest.json").exists() else {}
     info = export_checkpoint(ckpt, weights_dir, weights_id, mode, metrics)
     out.print(f"{weights_dir / info.file}  sha256 {info.sha256}")
-    if (earlier := before.get((info.task, info.mode))) not in (None, info.id):
-        out.print(f"{info.id} now answers {'--sr-model ' + info.mode if info.task == 'sr' else '--colorize'} in "
-                  f"{weights_dir} ({earlier} stays listed, unused; `weights list` shows both)", markup=False)
+    if earlier := [e.id for e in read_manifest(weights_dir) if (e.task, e.mode) == (info.task, info.mode) and e.id != info.id]:
+        out.print(f"{info.id} now answers {_chosen_by(info.task, info.mode)} in {weights_dir} ({', '.join(earlier)} "
+                  "stays listed, unused; `weights list` shows both)", markup=False)
+
+
+def _chosen_by(task: str, mode: str) -> str:
+    """The `run` option that picks a network of ``task`` and ``mode`` (`weights list`, `weights export`)."""
+    return f"--sr-model {mode}" if task == "sr" else "--colorize" if task == "colorize" else task
 
 
 class Method(str, Enum):
@@ -1298,12 +1302,11 @@ def evaluate(
         err.print(f"note: {len(whole)} image(s) smaller than --crop {crop} scored whole (e.g. {whole[0]})",
                   markup=False)
     if not images:
-        from .io.readers import FITS_SUFFIXES
+        from .training.hst import list_truths
 
-        fits_here = data.is_dir() and any(p.name.lower().endswith(FITS_SUFFIXES) for p in data.rglob("*"))
+        hst = "; its FITS frames are scored by --task hst" if data.is_dir() and list_truths(data) else ""
         raise _usage(f"no images in {data}" + (f" that can be scored ({len(skipped)} left out)" if skipped else "")
-                     + " (PNG, TIFF or JPEG pictures" + ("; its FITS frames are scored by --task hst)" if fits_here
-                                                         else ")"))
+                     + f" (PNG, TIFF or JPEG pictures{hst})")
     lut = None
     if task != Task.sr:
         unused: list[str] = []

@@ -303,17 +303,16 @@ def from_nddata(nd, *, name: str = "nddata", wcs=None, header: fits.Header | Non
         values = np.asarray(u.array, np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             if isinstance(u, StdDevUncertainty):
-                sigma = values
+                sigma, power = values, 1  # (power: of sigma's unit the uncertainty's unit is)
             elif isinstance(u, VarianceUncertainty):
-                sigma = np.sqrt(values)
+                sigma, power = np.sqrt(values), 2
             elif isinstance(u, InverseVariance):
-                sigma = 1 / np.sqrt(values)
+                sigma, power = 1 / np.sqrt(values), -2
             else:
                 raise InputError(f"{name}: its uncertainty is a {type(u).__name__}; a standard deviation, variance or "
                                  "inverse variance is read as the per-pixel noise (or give sigma=)")
         if u.unit is not None and nd.unit is not None:  # (in the data's units)
-            scale = {StdDevUncertainty: 1, VarianceUncertainty: 2, InverseVariance: -2}[type(u)]
-            sigma = sigma * float((u.unit ** (1 / scale)).to(nd.unit))
+            sigma = sigma * float((u.unit ** (1 / power)).to(nd.unit))
     src = from_array(data, wcs, name=name, header=kept_keywords(header), sigma=sigma)
     src.physical = physical_of(header)
     return src
