@@ -286,15 +286,15 @@ def report_path(outdir: Path, shard: tuple[int, int] | None = None) -> Path:
     return outdir / (REPORT_NAME if shard is None else f"{REPORT_STEM}.shard-{shard[0]}-of-{shard[1]}.json")
 
 
-def write_report(outdir: Path, records: list[Record], settings: dict, shard: tuple[int, int] | None = None) -> Path:
-    """Merge this run's ``records`` into the folder's report, under a lock, and write it atomically.
+def write_report(outdir: Path, records: list[Record], settings: dict, shard: tuple[int, int] | None = None,
+                 command: str = "") -> Path:
+    """Merge this run's ``records`` into the folder's report, under a lock, and write it atomically; ``command``:
+    the command line that ran (recorded with the settings under ``runs``).
 
     Runs that share an output folder (one after another, or at once) each add their records: an input's newest
     record replaces its older one, every run's settings are kept under ``runs``.  The lock is an ``flock`` on the
     output folder (local and NFSv4 file systems); shards (`report_path`) have a file each."""
     import fcntl
-    import shlex
-    import sys
 
     from .config import utc_now
 
@@ -310,7 +310,7 @@ def write_report(outdir: Path, records: list[Record], settings: dict, shard: tup
         merged = {r["input"]: r for r in old.get("records", []) if isinstance(r, dict) and "input" in r}
         merged.update({r.input: asdict(r) for r in records})
         runs = [*old.get("runs", []), {"utc": utc_now(), "host": host_name(), "pid": os.getpid(),
-                                       "command": shlex.join(["astroenhance", *sys.argv[1:]]), "settings": settings,
+                                       "command": command, "settings": settings,
                                        "inputs": len(records)}]
         rows = list(merged.values())
         counts = {s: sum(r.get("status") == s for r in rows) for s in ("done", "skipped", "failed")}

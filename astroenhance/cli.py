@@ -253,6 +253,7 @@ class _PanelCommand(typer.core.TyperCommand):
 @app.command(cls=_PanelCommand)
 @_guarded
 def run(
+    ctx: typer.Context,
     inputs: Annotated[list[Path], typer.Argument(help="FITS frames (.fits, also .gz, .bz2, .xz or .fz compressed; multi-extension) or PNG/TIFF/JPEG images; a folder means the frames inside it.", show_default=False)],
     outdir: Annotated[Path, typer.Option("--output", "-o", help="Folder for the outputs <stem>[.<chip>].enhanced.<ext>; created if missing.", show_default=False, rich_help_panel="Output, models and archives")],
     fmt: Annotated[str | None, typer.Option("--format", help="Comma-separated outputs from fits,png,tiff,jpeg. Default: fits,png for FITS input, png for images. The pictures carry AVM metadata for sky tools: the WCS, telescope, instrument, filter and times, and the colour assignment (Pseudocolor where the colour is predicted, Grayscale where grey); where a frame has no data (an empty corner, a chip gap) a PNG or TIFF is transparent, a JPEG black.", show_default=False, rich_help_panel="Output, models and archives")] = None,
@@ -444,7 +445,8 @@ def run(
     try:
         settings = _report_settings(enhancer, inputs, companions)
         with deferred():  # (a Ctrl-C or SIGTERM now acts once the record of what finished is written)
-            report = write_report(outdir, records, settings, parse_shard(shard_spec) if shard_spec else None)
+            report = write_report(outdir, records, settings, parse_shard(shard_spec) if shard_spec else None,
+                                  _command_given(ctx))
     except OutputError as exc:  # (`write_whole`'s: it names the report's file)
         report = None
         say("error", str(exc))
@@ -531,6 +533,30 @@ def _catalogue_centres(path: Path, rows: list[str]) -> list[str]:
         if len(row) <= max(ra, dec) or not row[ra] or not row[dec]:
             raise SettingsError(f"--cutout-file {path}: a row without RA and Dec: {','.join(row)!r}")
     return [f"{row[ra]} {row[dec]}" for row in cells]
+
+
+def _command_given(ctx: typer.Context) -> str:
+    """The command line as given, for the report: the subcommand and each argument and option the user set (from
+    the command line or the environment; not the defaults), quoted for a shell.  Rebuilt from what was parsed, not
+    read from ``sys.argv``, which holds another program's arguments where `app` was called in-process with its own
+    (a script, a notebook, a test's runner); options by their long names."""
+    import shlex
+
+    words = ["astroenhance", *ctx.command_path.split()[1:]]
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        if source is None or source.name not in ("COMMANDLINE", "ENVIRONMENT"):
+            continue
+        value = ctx.params[param.name]
+        values = list(value) if param.multiple or param.nargs != 1 else [value]
+        if param.param_type_name == "argument":
+            words += [str(v) for v in values]
+        elif getattr(param, "is_flag", False):
+            words.append(max(param.opts if value or not param.secondary_opts else param.secondary_opts, key=len))
+        else:
+            for v in values:
+                words += [max(param.opts, key=len), str(v.value if isinstance(v, Enum) else v)]
+    return shlex.join(words)
 
 
 def _report_settings(enhancer, inputs: list[Path], companions: bool) -> dict:

@@ -3,7 +3,9 @@
 import hashlib
 import json
 import os
+import shlex
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -789,7 +791,27 @@ def test_the_report_records_the_tool_the_weights_and_when(example_run):
     assert used["sr_fits"].split()[1] == sr and used["colorizer"].split()[1] == colorizer
     assert used["sr_images"].startswith("sr-psnr-8x32 ")
     run = report["runs"][-1]
-    assert run["utc"].endswith("Z") and run["command"].startswith("astroenhance ")
+    assert run["utc"].endswith("Z")
+    assert run["command"] == shlex.join(["astroenhance", "run", str(EXAMPLE), "--output", str(out), "--format",
+                                         "fits,png,tiff,jpeg", "--quiet"])
+
+
+def test_the_report_records_the_command_that_ran_not_the_processes_arguments(tmp_path, monkeypatch):
+    """The report's command was `sys.argv`: where `run` is called in-process (a script, a notebook, this suite's
+    runner) that is another program's arguments. Now it is the command as given — every argument, flags set or
+    turned off, choices, repeated inputs, quoted for a shell; defaults left out."""
+    monkeypatch.setattr(sys, "argv", ["python", "my_script.py", "--verbose"])
+    src = tmp_path / "in dir" / "a frame.fits"
+    src.parent.mkdir()
+    with fits.open(HRC) as h:
+        fits.writeto(src, h["SCI"].data[:40, :48].astype("f4"))
+    out = tmp_path / "out"
+    result = invoke("run", src, src, "-o", out, "--no-colorize", "--sr-model", "psnr", "--fill-holes", "0", "-q",
+                    "--format", "fits")
+    assert result.exit_code == 0, result.output
+    command = json.loads((out / "astroenhance-report.json").read_text())["runs"][-1]["command"]
+    assert shlex.split(command) == ["astroenhance", "run", str(src), str(src), "--output", str(out), "--format",
+                                    "fits", "--sr-model", "psnr", "--no-colorize", "--quiet", "--fill-holes", "0"]
 
 
 def test_a_file_astroenhance_did_not_write_is_never_replaced(tmp_path):
