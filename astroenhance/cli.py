@@ -446,7 +446,7 @@ def run(
         settings = _report_settings(enhancer, inputs, companions)
         with deferred():  # (a Ctrl-C or SIGTERM now acts once the record of what finished is written)
             report = write_report(outdir, records, settings, parse_shard(shard_spec) if shard_spec else None,
-                                  _command_given(ctx))
+                                  command=_command_given(ctx))
     except OutputError as exc:  # (`write_whole`'s: it names the report's file)
         report = None
         say("error", str(exc))

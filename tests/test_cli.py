@@ -453,7 +453,7 @@ def test_report_that_cannot_be_written_is_one_error_line_and_exit_1(tmp_path, mo
     """The outputs are written; the report is not: one error line naming the folder, exit 1, no traceback."""
     import astroenhance.batch as batch
 
-    def refuse(outdir, records, settings, shard=None):
+    def refuse(outdir, records, settings, shard=None, command=""):
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(batch, "write_report", refuse)
