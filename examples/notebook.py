@@ -10,7 +10,8 @@ here = Path(__file__).parent
 data, wcs, header = read_frame(here / "abell_2744_group_of_galaxies_f105w.fits.gz")
 enhancer = Enhancer(EnhanceConfig(device="auto"))          # loads and checks the shipped weights once
 result = enhancer.enhance_array(data, wcs, header=header)  # no state is kept between calls; header: BUNIT...
-# (enhancer.enhance_frame(path) reads the file as `run` does, ERR/WHT and DQ included: the same result as `run`)
+# (enhancer.enhance_frame(path) reads the file as `run` does, ERR/WHT and DQ included: the same result as `run`;
+# enhancer.enhance_frame(hdul) an HDUList from fits.open, changed in memory, as the file it would write)
 
 print("input", data.shape, "-> output", result.rgb.shape, "normalizer", result.normalizer)
 # flux to measure is the FLUX plane's: each input pixel's 16 output pixels sum (per-pixel units such as electrons/s)

@@ -525,6 +525,45 @@ def test_a_ccddata_is_enhanced_as_the_file_it_would_be_and_flux_comes_back_as_on
         enhancer.enhance_array(np.zeros((8, 8, 3), np.uint8), is_fits_like=False).to_ccddata()
 
 
+def test_an_hdulist_in_memory_is_enhanced_as_the_file_it_would_write(tmp_path):
+    """`enhance_frame` and `read_frame` of an astropy HDUList (``fits.open``, changed in memory) give what they give
+    for the file that HDUList would write — its ERR, DQ, scaling and FILENAME (a single exposure: searched for
+    cosmic rays) read as a file's — and leave its values as they were; it is named "<file> (in memory)", with no
+    input checksum. Only a path could be given (an HDUList was refused, and writing one out was the user's work)."""
+    from astroenhance import read_frame
+
+    from .conftest import HRC
+
+    frame = tmp_path / "small_flt.fits"
+    with fits.open(HRC) as h:
+        cut = (slice(100, 164), slice(90, 150))
+        sci = fits.ImageHDU(h["SCI"].data[cut], h["SCI"].header, name="SCI")
+        sci.scale("int16", bscale=0.25, bzero=1000.0)  # stored scaled: astropy hands the data over scaled
+        fits.HDUList([fits.PrimaryHDU(header=h[0].header), sci,
+                      fits.ImageHDU(h["ERR"].data[cut], h["ERR"].header, name="ERR"),
+                      fits.ImageHDU(h["DQ"].data[cut], h["DQ"].header, name="DQ")]).writeto(frame)
+    enh = Enhancer(EnhanceConfig(device="cpu", colorize=False))
+    from_file = enh.enhance_frame(frame)
+    with fits.open(frame) as hdul:
+        same = enh.enhance_frame(hdul)
+        np.testing.assert_array_equal(same.flux, from_file.flux)
+        np.testing.assert_array_equal(same.rgb, from_file.rgb)
+        assert same.header["AE_NCR"] == from_file.header["AE_NCR"] > 0  # searched for hits, as the file is
+        assert same.header["AE_INPUT"] == "small_flt.fits (in memory)" and same.header["AE_INSHA"] == ""
+        assert from_file.header["AE_INSHA"] != ""
+        for name in ("SCI", "ERR", "DQ"):  # its values as they were (astropy has loaded them, as `.data` would)
+            np.testing.assert_array_equal(hdul[name].data, fits.getdata(frame, name))
+        hdul["SCI"].data -= 2.0  # a sky subtracted in a notebook
+        hdul["DQ"].data[30:32, 40:44] |= 4  # pixels judged bad
+        changed = enh.enhance_frame(hdul)
+        hdul.writeto(tmp_path / "changed_flt.fits")
+        np.testing.assert_array_equal(read_frame(hdul)[0], read_frame(tmp_path / "changed_flt.fits")[0])
+    np.testing.assert_array_equal(changed.flux, enh.enhance_frame(tmp_path / "changed_flt.fits").flux)
+    assert np.isnan(changed.flux[120:128, 160:176]).all() and not np.isnan(from_file.flux[120:128, 160:176]).all()
+    built = enh.enhance_frame(fits.HDUList([fits.PrimaryHDU(np.ones((8, 8), np.float32))]))
+    assert built.header["AE_INPUT"] == "HDUList (in memory)" and built.flux.shape == (32, 32)
+
+
 def test_read_frame_keeps_the_frames_place_on_its_detector_for_enhance_array(tmp_path, hrc_crop):
     """`read_frame`'s header carries the frame's LTV/LTM (a binned subarray's), so `enhance_array` of it gives the
     output the physical coordinates `enhance_frame` (and `run`) give; they were lost on that path."""

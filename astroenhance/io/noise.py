@@ -678,10 +678,8 @@ def single_exposure_name(name: str) -> bool:
 def unflagged_single_exposure(frame) -> bool:
     """Whether ``frame`` looks like a calibrated single exposure (named ``*_flt``, ``*_flc``, ``*_c0m``, ``*_c0f``,
     or renamed from one: its header's FILENAME says so) whose DQ (if any) flags no cosmic rays: its hits are still
-    in the pixels."""
-    if frame.path is None:
-        return False
-    if not (single_exposure_name(frame.path.name) or single_exposure_name(frame.archive_name)):
+    in the pixels.  (A frame of no file — an HDUList in memory — by its FILENAME alone; an array has none.)"""
+    if not (single_exposure_name(frame.path.name if frame.path else "") or single_exposure_name(frame.archive_name)):
         return False
     if frame.dq_rows is None:
         return True

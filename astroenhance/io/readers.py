@@ -376,12 +376,32 @@ def _check_size(name: str, shape: tuple[int, ...]) -> None:
         raise InputError(f"{name}: image is {shape[0]}x{shape[1]} pixels; there is nothing to enhance")
 
 
+def frame_name(path: str | Path | fits.HDUList) -> Path:
+    """What messages and the provenance call an input: its path, or for an HDUList in memory (`open_frames`) the
+    name of the file it was opened from (or "HDUList") with "(in memory)" after it."""
+    if isinstance(path, fits.HDUList):
+        return Path(f"{(_file_of(path) or Path('HDUList')).name} (in memory)")
+    return Path(path)
+
+
+def _file_of(hdul: fits.HDUList) -> Path | None:
+    """The file ``hdul`` was opened from, where it is one (not for an HDUList built in memory or opened from a
+    file object, whose ``filename()`` is None or its type's name)."""
+    name = hdul.filename()
+    return Path(name) if name and Path(name).is_file() else None
+
+
 @contextlib.contextmanager
-def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int | None = None,
+def open_frames(path: str | Path | fits.HDUList, hdu: str | int | None = None, *, dq_mask: int | None = None,
                 noise: str | Path | None = None, cosmic_rays: bool | None = False,
                 weight: str | Path | None = None, dq: str | Path | None = None,
                 dq_beside: bool = False, cutout: Cutout | list[Cutout] | None = None) -> Iterator[list[FrameSource]]:
     """Open ``path`` and yield its frames (one per chip for multi-chip FITS); files close on exit.
+
+    ``path`` may be an astropy `~astropy.io.fits.HDUList` in memory (opened, perhaps changed, not written): it is
+    read as the FITS file it would write is (a copy in memory; its values are not changed, though astropy loads
+    its data — scaled, BITPIX -32 where BSCALE/BZERO said so — as reading ``.data`` would), its frames named by
+    `frame_name` and tied to no file (no input checksum).
 
     FITS science extensions take their noise from ERR/WHT and mask the ``dq_mask`` flags of DQ (`noise`; None:
     the instrument's default, `noise.dq_flags`); ``dq`` is a data-quality file (path) of the file's own
@@ -394,6 +414,12 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
     too (`noise.mask_cosmic_rays`); with None, only in single exposures whose DQ flags no cosmic rays
     (`noise.unflagged_single_exposure`), where the header allows.  ``cutout``: each frame cut to it or to each of them
     (`io.cutout.cut_frames`; chips that do not hold a centre left out) before the cosmic-ray search, which then reads the cut-out only."""
+    args = (hdu, dq_mask, noise, weight, dq, dq_beside, cutout, cosmic_rays)
+    if isinstance(path, fits.HDUList):
+        with contextlib.ExitStack() as files:
+            yield _fits_sources(frame_name(path), files.enter_context(_written_in_memory(path)), *args, files,
+                                in_memory=True)
+        return
     path = Path(path)
     if not path.exists():
         raise InputError(no_such(path))
@@ -416,26 +442,7 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
         with contextlib.ExitStack() as files:
             unpacking: list[str] = []  # (notes on how the file's bytes were read: in memory, bytes ignored)
             hdul = files.enter_context(open_fits(path, notes=unpacking))
-            try:
-                found = _fits_frames(path, hdul, hdu, dq_mask)
-            except InputError:
-                raise
-            except Exception as exc:  # a malformed header astropy let through: say so, name the file
-                raise InputError(f"{path}: malformed FITS ({type(exc).__name__}: {short_reason(exc)})") from None
-            for given, weights in ((noise, False), (weight, True)):
-                if given is not None:
-                    _use_noise_file(path, found, Path(given), weights, files)
-            if dq is not None:
-                _use_dq_file(path, hdul, hdu, found, Path(dq), dq_mask, files, dq_beside)
-            found = cut_frames(found, cutout)
-            if found:
-                found[0].notes.extend(unpacking)
-            for f in found:
-                if raw_exposure(f):
-                    f.notes.append("an uncalibrated (raw) exposure: no bias, dark or flat-field correction and in "
-                                   "counts as read out; its calibrated frame (_flt, _flc, WFPC2 _c0m) is what to enhance")
-                _clean_cosmic_rays(f, cosmic_rays)
-            yield found
+            yield _fits_sources(path, hdul, *args, files, unpacking)
     elif path.suffix.lower() in IMAGE_SUFFIXES:
         if hdu is not None and not every_hdu(hdu):  # a picture is one image: every one of them is it
             raise InputError(f"{path}: --hdu applies to FITS files only")
@@ -449,6 +456,59 @@ def open_frames(path: str | Path, hdu: str | int | None = None, *, dq_mask: int 
     else:
         raise InputError(f"{path}: unknown file type {path.suffix!r}; expected FITS ({', '.join(FITS_SUFFIXES)}) "
                          f"or an image ({', '.join(IMAGE_SUFFIXES)})")
+
+
+def _fits_sources(path: Path, hdul: fits.HDUList, hdu: str | int | None, dq_mask: int | None,
+                  noise: str | Path | None, weight: str | Path | None, dq: str | Path | None, dq_beside: bool,
+                  cutout: Cutout | list[Cutout] | None, cosmic_rays: bool | None, files: contextlib.ExitStack,
+                  notes: list[str] = (), in_memory: bool = False) -> list[FrameSource]:
+    """`open_frames` of a FITS file opened as ``hdul`` (``in_memory``: an HDUList's, `_written_in_memory`): its
+    frames with their noise and DQ files, cut out, searched for cosmic rays; ``notes`` (how its bytes were read)
+    go to the first."""
+    try:
+        found = _fits_frames(path, hdul, hdu, dq_mask)
+    except InputError:
+        raise
+    except Exception as exc:  # a malformed header astropy let through: say so, name the file
+        raise InputError(f"{path}: malformed FITS ({type(exc).__name__}: {short_reason(exc)})") from None
+    if in_memory:  # no file: nothing to checksum, the header's FILENAME says what product it is
+        for f in found:
+            f.path = None
+    for given, weights in ((noise, False), (weight, True)):
+        if given is not None:
+            _use_noise_file(path, found, Path(given), weights, files)
+    if dq is not None:
+        _use_dq_file(path, hdul, hdu, found, Path(dq), dq_mask, files, dq_beside)
+    found = cut_frames(found, cutout)
+    if found:
+        found[0].notes.extend(notes)
+    for f in found:
+        if raw_exposure(f):
+            f.notes.append("an uncalibrated (raw) exposure: no bias, dark or flat-field correction and in "
+                           "counts as read out; its calibrated frame (_flt, _flc, WFPC2 _c0m) is what to enhance")
+        _clean_cosmic_rays(f, cosmic_rays)
+    return found
+
+
+@contextlib.contextmanager
+def _written_in_memory(hdul: fits.HDUList) -> Iterator[fits.HDUList]:
+    """``hdul`` as the FITS file it writes, read back from memory as `open_fits` reads a file (image scaling left
+    to the reader): what its data and headers are now, however it was opened and changed since."""
+    import io
+
+    buf = io.BytesIO()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (astropy's notes on the cards it fixes: the file would hold the fix)
+            hdul.writeto(buf, output_verify="silentfix")
+    except Exception as exc:
+        raise InputError(f"{frame_name(hdul)}: cannot be written as FITS ({short_reason(exc)})") from None
+    buf.seek(0)
+    copy = fits.open(buf, lazy_load_hdus=False, do_not_scale_image_data=True)
+    try:
+        yield copy
+    finally:
+        copy.close()
 
 
 #: the suffixes of HST's old GEIS format (WFPC2, FOC, FOS archives): a ``.c0h`` header with its ``.c0d`` data, ``.shh``
@@ -895,8 +955,8 @@ def _direct_row_reader(path: Path, hdul: fits.HDUList, index: int, dims: tuple[i
     pages read stay out of the process's resident memory, so a large frame costs no more than a small one.
     None for compressed files (gzip, tile-compressed), which go through astropy."""
     h = hdul[index]
-    source = Path(hdul.filename() or path)  # (a compressed file's decompressed copy, where it has one)
-    if isinstance(h, fits.CompImageHDU) or compressed_whole(source):
+    source = _file_of(hdul)  # (a compressed file's decompressed copy, where it has one)
+    if source is None or isinstance(h, fits.CompImageHDU) or compressed_whole(source):  # (None: in memory)
         return None
     dtype = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}.get(h.header.get("BITPIX"))
     try:
@@ -1361,7 +1421,7 @@ def single_frame(path: str | Path, frames: list[FrameSource]) -> FrameSource:
     return frames[0]
 
 
-def read_frame(path: str | Path, hdu: str | int | None = None, *, dq_mask: int | None = None,
+def read_frame(path: str | Path | fits.HDUList, hdu: str | int | None = None, *, dq_mask: int | None = None,
                dq: str | Path | None = None, cosmic_rays: bool | None = None
                ) -> tuple[np.ndarray, WCS | None, fits.Header | None]:
     """Read one whole frame into memory as `run` reads it: ``(data, wcs, kept_header)`` (data float32, NaN for no
@@ -1374,7 +1434,7 @@ def read_frame(path: str | Path, hdu: str | int | None = None, *, dq_mask: int |
     (``"sci2"``; ``"chip3"`` for a plane of a WFPC2 stack).
     """
     with open_frames(path, hdu, dq_mask=dq_mask, dq=dq, cosmic_rays=cosmic_rays) as frames:
-        f = single_frame(path, frames)
+        f = single_frame(frame_name(path), frames)
         wcs = f.wcs
         if wcs is not None and f.origin == "upper":  # a picture's (AVM's, rows bottom-up) for its rows as read
             from ..imaging.wcs import flip_rows

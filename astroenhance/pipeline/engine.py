@@ -41,6 +41,7 @@ from ..io.readers import (
     check_replaceable,
     display_range,
     every_hdu,
+    frame_name,
     from_array,
     from_nddata,
     is_fits,
@@ -1148,13 +1149,18 @@ class Enhancer:
             return other.enhance_source(src, config=cfg, display=display, out=out, luminance=luminance)
         return self._in_memory(src, cfg, display, out, luminance)
 
-    def enhance_frame(self, path: str | Path, hdu: str | int | None = None) -> EnhancedArray:
+    def enhance_frame(self, path: str | Path | fits.HDUList, hdu: str | int | None = None) -> EnhancedArray:
         """Enhance one frame of a file in memory, read exactly as `run` reads it: noise from ERR or WHT, DQ flags
         as no data, cosmic rays searched where `run` would, BUNIT and the photometry kept (and ``config``'s
         ``noise``, ``weight``, ``dq``, ``dq_mask``, ``clean_cosmic_rays``), so the result equals `run`'s output of
-        the file.  A multi-chip file needs ``hdu`` (an extension, ``"SCI,2"``, or a chip label the error lists)."""
-        path = Path(path)
-        cfg = self._given.for_input(is_fits(path))
+        the file.  A multi-chip file needs ``hdu`` (an extension, ``"SCI,2"``, or a chip label the error lists).
+
+        ``path`` may be an astropy `~astropy.io.fits.HDUList` (``fits.open(...)``, changed in memory or built):
+        read as the file it would write (`io.readers.open_frames`), so the result is `run`'s of that file; it is
+        named "<file> (in memory)" and records no input checksum."""
+        if not isinstance(path, fits.HDUList):
+            path = Path(path)
+        cfg = self._given.for_input(isinstance(path, fits.HDUList) or is_fits(path))
         if hdu is not None:
             cfg = replace(cfg, hdu=str(hdu))
         if (other := self._for_model(cfg.sr_model)) is not self:
@@ -1162,7 +1168,7 @@ class Enhancer:
         with open_frames(path, cfg.hdu, dq_mask=parse_dq_mask(cfg.dq_mask), noise=cfg.noise, weight=cfg.weight,
                          cosmic_rays=cfg.clean_cosmic_rays, dq=cfg.dq,
                          cutout=parse_cutouts(cfg.cutout, cfg.cutout_size)) as frames:
-            return self._in_memory(single_frame(path, frames), cfg)
+            return self._in_memory(single_frame(frame_name(path), frames), cfg)
 
     def _in_memory(self, src: FrameSource, cfg: EnhanceConfig, display: Normalizer | None = None,
                    out: np.ndarray | None = None, luminance: bool = True) -> EnhancedArray:
