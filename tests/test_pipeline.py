@@ -531,6 +531,7 @@ def test_an_hdulist_in_memory_is_enhanced_as_the_file_it_would_write(tmp_path):
     cosmic rays) read as a file's — and leave its values as they were; it is named "<file> (in memory)", with no
     input checksum. Only a path could be given (an HDUList was refused, and writing one out was the user's work)."""
     from astroenhance import read_frame
+    from astroenhance.errors import InputError
 
     from .conftest import HRC
 
@@ -562,6 +563,14 @@ def test_an_hdulist_in_memory_is_enhanced_as_the_file_it_would_write(tmp_path):
     assert np.isnan(changed.flux[120:128, 160:176]).all() and not np.isnan(from_file.flux[120:128, 160:176]).all()
     built = enh.enhance_frame(fits.HDUList([fits.PrimaryHDU(np.ones((8, 8), np.float32))]))
     assert built.header["AE_INPUT"] == "HDUList (in memory)" and built.flux.shape == (32, 32)
+    with fits.open(frame) as hdul:  # one HDU: a file of it alone (its ERR is not beside it)
+        alone = enh.enhance_frame(hdul["SCI"])
+        header = hdul["SCI"].header
+        np.testing.assert_array_equal(alone.flux, enh.enhance_array(hdul["SCI"].data, WCS(header), header=header).flux)
+        assert alone.header["AE_SIGSR"] != from_file.header["AE_SIGSR"] == "ERR"
+        for given in (hdul, hdul["SCI"]):  # (np.asarray of either was a frame of a puzzling shape)
+            with pytest.raises(InputError, match=f"not an astropy {type(given).__name__}: enhance_frame takes it"):
+                enh.enhance_array(given)
 
 
 def test_read_frame_keeps_the_frames_place_on_its_detector_for_enhance_array(tmp_path, hrc_crop):

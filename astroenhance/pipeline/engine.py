@@ -74,6 +74,8 @@ from .output import ArraySink, FileSink, output_paths
 from .provenance import fits_headers, flux_headers, provenance, provenance_text
 from .space import from_noise_space, to_noise_space
 
+#: astropy's image HDUs: `Enhancer.enhance_frame` reads one as a file of it alone
+IMAGE_HDUS = (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)
 #: `Enhancer.psf_smoothing`'s source where no noise-space SR network enhances the frame (nothing to smooth)
 NO_PSF_NETWORK = "no noise-space SR network for this frame"
 BAND_WIDTH = 1024  # input columns a band spans at most (one tile where wider): memory does not grow with the width
@@ -1129,6 +1131,10 @@ class Enhancer:
         together (`compose.enhance_frames`); the sky and noise the networks see are still the frame's.  ``out``: a
         float32 ``(H*scale, W*scale, 3)`` array (a memory-mapped file) the display planes are written into, as the
         result's ``rgb``; ``luminance`` False: the result's ``luminance`` is not kept (None)."""
+        if isinstance(data, (fits.HDUList, *IMAGE_HDUS)):  # (np.asarray of one is no frame: a puzzling shape)
+            raise InputError(f"enhance_array takes an array or a CCDData, not an astropy {type(data).__name__}: "
+                             "enhance_frame takes it, read as run reads a file (ERR, DQ, WCS; hdu='SCI,2' picks "
+                             "a chip)")
         if is_nddata(data):
             src = from_nddata(data, wcs=wcs, header=header, sigma=sigma)
         else:
@@ -1149,7 +1155,8 @@ class Enhancer:
             return other.enhance_source(src, config=cfg, display=display, out=out, luminance=luminance)
         return self._in_memory(src, cfg, display, out, luminance)
 
-    def enhance_frame(self, path: str | Path | fits.HDUList, hdu: str | int | None = None) -> EnhancedArray:
+    def enhance_frame(self, path: str | Path | fits.HDUList | fits.ImageHDU, hdu: str | int | None = None
+                      ) -> EnhancedArray:
         """Enhance one frame of a file in memory, read exactly as `run` reads it: noise from ERR or WHT, DQ flags
         as no data, cosmic rays searched where `run` would, BUNIT and the photometry kept (and ``config``'s
         ``noise``, ``weight``, ``dq``, ``dq_mask``, ``clean_cosmic_rays``), so the result equals `run`'s output of
@@ -1157,8 +1164,11 @@ class Enhancer:
 
         ``path`` may be an astropy `~astropy.io.fits.HDUList` (``fits.open(...)``, changed in memory or built):
         read as the file it would write (`io.readers.open_frames`), so the result is `run`'s of that file; it is
-        named "<file> (in memory)" and records no input checksum."""
-        if not isinstance(path, fits.HDUList):
+        named "<file> (in memory)" and records no input checksum.  One image HDU is read as a file of it alone
+        (no ERR or DQ beside it: give its HDUList and ``hdu`` for those)."""
+        if isinstance(path, IMAGE_HDUS):
+            path = fits.HDUList([path] if isinstance(path, fits.PrimaryHDU) else [fits.PrimaryHDU(), path])
+        elif not isinstance(path, fits.HDUList):
             path = Path(path)
         cfg = self._given.for_input(isinstance(path, fits.HDUList) or is_fits(path))
         if hdu is not None:
