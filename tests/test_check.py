@@ -303,10 +303,17 @@ def test_a_mosaic_of_outputs_made_with_other_settings_writes_without_astropys_wa
     assert r.exit_code == 0 and "Traceback" not in r.output, r.output
 
 
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory) -> Path:
+    """A folder of this module's own for the property tests' files (one per example, named by it): hypothesis
+    gives no function-scoped ``tmp_path``, and a fixed /tmp name is shared with any other run of the suite."""
+    return tmp_path_factory.mktemp("check-examples")
+
+
 @given(st.lists(st.tuples(st.integers(1, 9), st.integers(1, 9), st.sampled_from(["i2", "f4", "f8", "u1"])),
                 min_size=1, max_size=3), st.integers(0, 10**9), st.booleans())
 @settings(max_examples=40, deadline=None)
-def test_fits_checksums_are_verified_as_astropy_writes_them(shapes, where, compressed):
+def test_fits_checksums_are_verified_as_astropy_writes_them(scratch, shapes, where, compressed):
     """Any FITS astropy writes with checksums verifies, HDU by HDU (gzip-compressed too); any one byte of its data
     changed does not."""
     rng = np.random.default_rng(where)
@@ -315,7 +322,7 @@ def test_fits_checksums_are_verified_as_astropy_writes_them(shapes, where, compr
     buf = io.BytesIO()
     fits.HDUList(hdus).writeto(buf, checksum=True)
     raw = bytearray(buf.getvalue())
-    path = Path(f"/tmp/astroenhance-test-check-{where}.fits" + (".gz" if compressed else ""))
+    path = scratch / (f"check-{where}.fits" + (".gz" if compressed else ""))
     try:
         path.write_bytes(gzip.compress(bytes(raw)) if compressed else bytes(raw))
         assert fits_integrity(path) == (len(hdus), [], [])
@@ -333,7 +340,7 @@ def test_fits_checksums_are_verified_as_astropy_writes_them(shapes, where, compr
 @given(st.lists(st.tuples(st.integers(1, 40), st.integers(1, 40)), min_size=1, max_size=3), st.integers(0, 10**9),
        st.booleans())
 @settings(max_examples=60, deadline=None)
-def test_a_fits_file_cut_anywhere_inside_an_hdu_is_never_intact(shapes, where, compressed):
+def test_a_fits_file_cut_anywhere_inside_an_hdu_is_never_intact(scratch, shapes, where, compressed):
     """A FITS file cut short at any byte that is not the end of an HDU has a problem. Cut within the first block of
     an extension's header (the HDUs before it whole), check said nothing worse than "bytes after the last HDU"."""
     rng = np.random.default_rng(where)
@@ -347,7 +354,7 @@ def test_a_fits_file_cut_anywhere_inside_an_hdu_is_never_intact(shapes, where, c
     cut = where % len(raw)
     if cut in ends or cut == 0:
         cut += 1
-    path = Path(f"/tmp/astroenhance-test-cut-{where}.fits" + (".gz" if compressed else ""))
+    path = scratch / (f"cut-{where}.fits" + (".gz" if compressed else ""))
     try:
         path.write_bytes(gzip.compress(raw[:cut]) if compressed else raw[:cut])
         _, problems, _ = fits_integrity(path)
@@ -359,7 +366,7 @@ def test_a_fits_file_cut_anywhere_inside_an_hdu_is_never_intact(shapes, where, c
 @given(st.integers(1, 40), st.integers(1, 40), st.sampled_from(["L", "RGB", "RGBA", "I;16", "P"]), st.booleans(),
        st.integers(0, 10**9))
 @settings(max_examples=40, deadline=None)
-def test_png_chunks_and_pixels_are_verified(w, h, mode, text, where):
+def test_png_chunks_and_pixels_are_verified(scratch, w, h, mode, text, where):
     """Any PNG Pillow writes (grey, colour, 16-bit, palette; with a text chunk or none) verifies and gives its
     text; any one byte after its signature changed, or the file cut anywhere, does not."""
     from PIL import PngImagePlugin
@@ -375,7 +382,7 @@ def test_png_chunks_and_pixels_are_verified(w, h, mode, text, where):
     buf = io.BytesIO()
     im.save(buf, "PNG", pnginfo=info)
     raw = bytearray(buf.getvalue())
-    path = Path(f"/tmp/astroenhance-test-check-{where}.png")
+    path = scratch / f"check-{where}.png"
     try:
         path.write_bytes(bytes(raw))
         texts, problems = png_integrity(path)
