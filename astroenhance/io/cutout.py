@@ -61,13 +61,15 @@ class Cutout:
 
 def parse_cutouts(centres: str | None, size: str | None) -> list[Cutout]:
     """The cut-outs ``--cutout`` gives: centres separated by ';' or new lines (`--cutout-file`), each with ``size``
-    (`parse_cutout`); none when neither is given."""
+    (`parse_cutout`) or a size of its own after '/' (``"150.1 2.2 / 20x10arcsec"``: a region's, `read_regions`);
+    none when neither is given."""
     if centres is None:
         return [] if size is None else [parse_cutout(None, size)]
     parts = [c.strip() for c in re.split(r"[;\n]", centres) if c.strip()]
     if not parts:
         raise SettingsError("--cutout: no centre given")
-    return [parse_cutout(c, size) for c in parts]
+    return [parse_cutout(centre.strip(), own.strip() or size)
+            for centre, _, own in (c.partition("/") for c in parts)]
 
 
 def parse_cutout(centre: str | None, size: str | None) -> Cutout | None:
@@ -91,6 +93,85 @@ def parse_cutout(centre: str | None, size: str | None) -> Cutout | None:
     if centre is None:
         return Cutout(None, False, (w, h), unit)
     return Cutout(*_parse_centre(centre), (w, h), unit)
+
+
+def read_regions(path) -> list[str]:
+    """The cut-outs a DS9 region file marks (read by astropy's `regions`), as `parse_cutouts` takes them: each
+    included circle, ellipse, box, polygon or annulus its centre and the size about it ('RA DEC / WxHarcsec' in
+    ICRS, or 'X Y pix / WxH' in image pixels, rounded up to whole ones); a rotated box or ellipse the square about
+    it; a point its centre alone (``--cutout-size``'s size).  Excluded regions ('-circle') and annotations (text,
+    lines, compasses...) mark none; regions in physical coordinates, which `regions` cannot read, are a
+    `SettingsError` naming the file, as is a file with no region to cut."""
+    import warnings
+
+    from astropy import units as u
+    from regions import PixCoord, Regions
+
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        try:
+            found = Regions.read(str(path), format="ds9")
+        except Exception as exc:  # noqa: BLE001 - its parser's errors name the line
+            raise SettingsError(f"--cutout-file {path}: not a DS9 region file that can be read ({exc})") from None
+    skipped = [str(w.message) for w in said if "physical" in str(w.message) or "frame was not found" in str(w.message)]
+    if skipped:
+        raise SettingsError(f"--cutout-file {path}: regions in physical coordinates (DS9's default where a file names "
+                            "no system) cannot be placed on a frame here; save them in image or fk5/icrs coordinates")
+    cuts = []
+    for region in found:
+        if not region.meta.get("include", True):
+            continue
+        shape = type(region).__name__.removesuffix("SkyRegion").removesuffix("PixelRegion")
+        sky = type(region).__name__.endswith("SkyRegion")
+        if shape == "Polygon":
+            centre, (w, h) = _polygon_box(region.vertices, sky)
+        elif shape in ("Circle", "CircleAnnulus", "Ellipse", "EllipseAnnulus", "Rectangle", "RectangleAnnulus",
+                       "Point"):
+            centre = region.center
+            if shape == "Point":
+                w = h = None
+            elif shape.startswith("Circle"):
+                w = h = 2 * getattr(region, "radius", getattr(region, "outer_radius", None))
+            else:
+                w = getattr(region, "width", getattr(region, "outer_width", None))
+                h = getattr(region, "height", getattr(region, "outer_height", None))
+                if abs(region.angle.to_value(u.deg) % 90) > 1e-6:  # rotated: the square about it
+                    w = h = (w ** 2 + h ** 2) ** 0.5
+                elif abs(region.angle.to_value(u.deg) % 180 - 90) < 1e-6:
+                    w, h = h, w
+        else:  # text, lines, vectors, compasses, rulers...: annotations, no part of the frame
+            continue
+        if sky:
+            c = centre.icrs
+            where = f"{c.ra.deg:.8f} {c.dec.deg:+.8f}"
+            size = "" if w is None else f" / {w.to_value(u.arcsec):.4f}x{h.to_value(u.arcsec):.4f}arcsec"
+        else:
+            assert isinstance(centre, PixCoord)
+            where = f"{centre.x + 1:.3f} {centre.y + 1:.3f} pix"  # (regions counts from 0, DS9 and we from 1)
+            size = "" if w is None else f" / {math.ceil(w - 1e-9):d}x{math.ceil(h - 1e-9):d}"
+        cuts.append(where + size)
+    if not cuts:
+        raise SettingsError(f"--cutout-file {path}: no region to cut in it (circle, ellipse, box, polygon, annulus or "
+                            "point, not excluded)")
+    return cuts
+
+
+def _polygon_box(vertices, sky: bool):
+    """The centre and (width, height) of the box about a polygon's ``vertices`` (a SkyCoord: in offsets on the sky
+    from their mean direction, a Quantity each; else pixels)."""
+    if not sky:
+        x, y = np.asarray(vertices.x, float), np.asarray(vertices.y, float)
+        from regions import PixCoord
+
+        return PixCoord((x.min() + x.max()) / 2, (y.min() + y.max()) / 2), (x.max() - x.min(), y.max() - y.min())
+    from astropy.coordinates import SkyCoord
+
+    v = vertices.icrs
+    mean = SkyCoord(v.cartesian.mean(), frame="icrs", representation_type="cartesian")
+    mean = SkyCoord(mean.spherical.lon, mean.spherical.lat, frame="icrs")
+    dlon, dlat = mean.spherical_offsets_to(v)
+    mid = mean.spherical_offsets_by((dlon.min() + dlon.max()) / 2, (dlat.min() + dlat.max()) / 2)
+    return mid, (dlon.max() - dlon.min(), dlat.max() - dlat.min())
 
 
 def _parse_centre(text: str) -> tuple[tuple[float, float], bool]:
