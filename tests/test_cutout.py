@@ -376,29 +376,36 @@ def test_a_csv_catalogue_of_targets_gives_the_cut_outs_its_ra_and_dec_name(tmp_p
 
 def test_a_ds9_region_file_gives_each_region_its_own_cut_out(tmp_path):
     """`--cutout-file x.reg`: the regions an astronomer marked in DS9 (fk5, galactic and image coordinates in one
-    file), each cut as the box about it — a circle its diameter, a box its sides, a rotated box the square about it,
-    a polygon its extent — a point with --cutout-size; excluded regions and text cut nothing. The same cut-outs as
+    file), each cut as the box about it — a circle or annulus its diameter, a box its sides (turned in pixels: the
+    box about it; on the sky, whose axes are not the frame's, the square about any turn), a polygon its extent — a
+    point with --cutout-size; excluded regions and text cut nothing. The same cut-outs as
     each given to --cutout with that size. Physical coordinates, which cannot be placed, or a file of annotations
     only, are one usage line (exit 2). (A region file was read as lines of centres: "global color=green..." was
     not a centre.)"""
+    from astropy import units as u
     from astropy.coordinates import SkyCoord
 
     from astroenhance.io.readers import read_frame
 
     _, wcs, _ = read_frame(HRC)
-    a, b, c, d = wcs.pixel_to_world([60.0, 180.0, 120.0, 30.0], [70.0, 150.0, 40.0, 200.0])
-    galactic = d.transform_to("galactic")
+    a, b, c, d, e, f = wcs.pixel_to_world([60.0, 180.0, 120.0, 30.0, 200.0, 150.0], [70.0, 150.0, 40.0, 200.0, 210.0, 90.0])
+    galactic, e, f = d.transform_to("galactic"), e.transform_to("fk5"), f.transform_to("fk5")
+    square = [f.spherical_offsets_by(dx * u.arcsec, dy * u.arcsec) for dx, dy in ((-0.3, -0.2), (0.3, -0.2), (0.3, 0.2),
+                                                                                   (-0.3, 0.2))]
     (tmp_path / "marks.reg").write_text(
         "# Region file format: DS9 version 4.1\n"
         'global color=green dashlist=8 3 width=1 font="helvetica 10 normal roman" select=1 highlite=1\n'
-        f"fk5\ncircle({a.ra.deg:.8f},{a.dec.deg:.8f},0.3\") # text={{galaxy A}}\n"
+        f"icrs\ncircle({a.ra.deg:.8f},{a.dec.deg:.8f},0.3\") # text={{galaxy A}}\n"
         f"box({b.ra.to_string('hourangle', sep=':', precision=5)},{b.dec.to_string(sep=':', precision=4)},"
         "0.5\",0.3\",0)\n"
         f"point({c.ra.deg:.8f},{c.dec.deg:.8f}) # point=x\n"
         f"-circle({c.ra.deg:.8f},{c.dec.deg:.8f},1\")\n"
         f"text({b.ra.deg:.8f},{b.dec.deg:.8f}) text={{a label}}\n"
-        f"galactic;circle({galactic.l.deg:.8f},{galactic.b.deg:.8f},0.25\")\n"
-        "image\ncircle(100.5,120.5,12)\nbox(200,60,20,10,30)\npolygon(50,50,70,50,60,80)\n")
+        f"galactic;circle({galactic.l.deg:.8f},{galactic.b.deg:.8f},0.25\")\n"  # (galactic from here on)
+        f"fk5;ellipse({e.ra.deg:.8f},{e.dec.deg:.8f},0.4\",0.2\",40)\n"
+        "polygon(" + ",".join(f"{v.ra.deg:.9f},{v.dec.deg:.9f}" for v in square) + ")\n"
+        "image\ncircle(100.5,120.5,12)\nbox(200,60,20,10,30)\npolygon(50,50,70,50,60,80)\n"
+        "ellipse(120,200,10,4,90)\nannulus(60,200,5,9)\n")
 
     def planned(*how):
         r = CliRunner().invoke(app, ["run", str(HRC), "-o", str(tmp_path / "out"), "--dry-run", *how],
@@ -407,10 +414,13 @@ def test_a_ds9_region_file_gives_each_region_its_own_cut_out(tmp_path):
         return [w for w in r.output.split() if ".enhanced.fits" in w]
 
     def sky(coord: SkyCoord) -> str:
+        coord = coord.icrs
         return f"{coord.ra.deg:.8f} {coord.dec.deg:.8f}"
 
     one_by_one = [(sky(a), "0.6arcsec"), (sky(b), "0.5x0.3arcsec"), (sky(c), "24"), (sky(d), "0.5arcsec"),
-                  ("100.5 120.5 pix", "24"), ("200 60 pix", "23"), ("60 65 pix", "20x30")]
+                  (sky(e), "0.8arcsec"), (sky(f), "0.6x0.4arcsec"),  # a turned sky ellipse: its major axis square
+                  ("100.5 120.5 pix", "24"), ("200 60 pix", "23x19"), ("60 65 pix", "20x30"), ("120 200 pix", "8x20"),
+                  ("60 200 pix", "18")]
     expected = sorted(w for centre, size in one_by_one for w in planned("--cutout", centre, "--cutout-size", size))
     assert len(expected) == len(one_by_one) == len(set(expected))
     assert sorted(planned("--cutout-file", str(tmp_path / "marks.reg"), "--cutout-size", "24")) == expected

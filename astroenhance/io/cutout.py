@@ -97,15 +97,15 @@ def parse_cutout(centre: str | None, size: str | None) -> Cutout | None:
 
 def read_regions(path) -> list[str]:
     """The cut-outs a DS9 region file marks (read by astropy's `regions`), as `parse_cutouts` takes them: each
-    included circle, ellipse, box, polygon or annulus its centre and the size about it ('RA DEC / WxHarcsec' in
-    ICRS, or 'X Y pix / WxH' in image pixels, rounded up to whole ones); a rotated box or ellipse the square about
-    it; a point its centre alone (``--cutout-size``'s size).  Excluded regions ('-circle') and annotations (text,
-    lines, compasses...) mark none; regions in physical coordinates, which `regions` cannot read, are a
-    `SettingsError` naming the file, as is a file with no region to cut."""
+    included circle, ellipse, box, polygon or annulus its centre and the box about it ('RA DEC / WxHarcsec' in ICRS,
+    or 'X Y pix / WxH' in image pixels, rounded up to whole ones; `_extent` for a rotated one); a point its centre
+    alone (``--cutout-size``'s size).  Excluded regions ('-circle') and annotations (text, lines, compasses...) mark
+    none; regions in physical coordinates, which `regions` cannot read, are a `SettingsError` naming the file, as is
+    a file with no region to cut."""
     import warnings
 
     from astropy import units as u
-    from regions import PixCoord, Regions
+    from regions import Regions
 
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
@@ -113,40 +113,29 @@ def read_regions(path) -> list[str]:
             found = Regions.read(str(path), format="ds9")
         except Exception as exc:  # noqa: BLE001 - its parser's errors name the line
             raise SettingsError(f"--cutout-file {path}: not a DS9 region file that can be read ({exc})") from None
-    skipped = [str(w.message) for w in said if "physical" in str(w.message) or "frame was not found" in str(w.message)]
-    if skipped:
+    if any("physical" in str(w.message) or "frame was not found" in str(w.message) for w in said):
         raise SettingsError(f"--cutout-file {path}: regions in physical coordinates (DS9's default where a file names "
                             "no system) cannot be placed on a frame here; save them in image or fk5/icrs coordinates")
     cuts = []
     for region in found:
-        if not region.meta.get("include", True):
-            continue
-        shape = type(region).__name__.removesuffix("SkyRegion").removesuffix("PixelRegion")
-        sky = type(region).__name__.endswith("SkyRegion")
+        kind = type(region).__name__
+        sky, shape = kind.endswith("SkyRegion"), kind.removesuffix("SkyRegion").removesuffix("PixelRegion")
+        if not region.meta.get("include", True) or shape not in _REGION_SHAPES:
+            continue  # (excluded, or an annotation: text, a line, a compass... no part of the frame)
+        centre, w, h = getattr(region, "center", None), None, None
         if shape == "Polygon":
             centre, (w, h) = _polygon_box(region.vertices, sky)
-        elif shape in ("Circle", "CircleAnnulus", "Ellipse", "EllipseAnnulus", "Rectangle", "RectangleAnnulus",
-                       "Point"):
-            centre = region.center
-            if shape == "Point":
-                w = h = None
-            elif shape.startswith("Circle"):
-                w = h = 2 * getattr(region, "radius", getattr(region, "outer_radius", None))
-            else:
-                w = getattr(region, "width", getattr(region, "outer_width", None))
-                h = getattr(region, "height", getattr(region, "outer_height", None))
-                if abs(region.angle.to_value(u.deg) % 90) > 1e-6:  # rotated: the square about it
-                    w = h = (w ** 2 + h ** 2) ** 0.5
-                elif abs(region.angle.to_value(u.deg) % 180 - 90) < 1e-6:
-                    w, h = h, w
-        else:  # text, lines, vectors, compasses, rulers...: annotations, no part of the frame
-            continue
+        elif shape.startswith("Circle"):
+            w = h = 2 * (region.radius if shape == "Circle" else region.outer_radius)
+        elif shape != "Point":
+            outer = "" if shape in ("Ellipse", "Rectangle") else "outer_"
+            w, h = _extent(getattr(region, outer + "width"), getattr(region, outer + "height"),
+                           region.angle.to_value(u.deg), shape.startswith("Ellipse"), sky)
         if sky:
             c = centre.icrs
             where = f"{c.ra.deg:.8f} {c.dec.deg:+.8f}"
             size = "" if w is None else f" / {w.to_value(u.arcsec):.4f}x{h.to_value(u.arcsec):.4f}arcsec"
         else:
-            assert isinstance(centre, PixCoord)
             where = f"{centre.x + 1:.3f} {centre.y + 1:.3f} pix"  # (regions counts from 0, DS9 and we from 1)
             size = "" if w is None else f" / {math.ceil(w - 1e-9):d}x{math.ceil(h - 1e-9):d}"
         cuts.append(where + size)
@@ -154,6 +143,29 @@ def read_regions(path) -> list[str]:
         raise SettingsError(f"--cutout-file {path}: no region to cut in it (circle, ellipse, box, polygon, annulus or "
                             "point, not excluded)")
     return cuts
+
+
+#: the region shapes that mark a part of the frame (`regions`' class names without Sky/PixelRegion)
+_REGION_SHAPES = ("Circle", "CircleAnnulus", "Ellipse", "EllipseAnnulus", "Rectangle", "RectangleAnnulus", "Polygon",
+                  "Point")
+
+
+def _extent(w, h, angle: float, ellipse: bool, sky: bool):
+    """(width, height) of the box about a box (or an ellipse) of sides (axes) ``w``, ``h`` turned by ``angle``
+    degrees: exact in image pixels; on the sky, whose axes are not the frame's (an HST frame is seldom north-up),
+    the square about it at any turn — its diagonal (an ellipse: its major axis)."""
+    turn = angle % 180
+    if min(turn, 180 - turn) < 1e-6:
+        return w, h
+    if abs(turn - 90) < 1e-6:
+        return h, w
+    if sky:
+        side = max(w, h) if ellipse else (w ** 2 + h ** 2) ** 0.5
+        return side, side
+    c, s = abs(math.cos(math.radians(angle))), abs(math.sin(math.radians(angle)))
+    if ellipse:
+        return math.hypot(w * c, h * s), math.hypot(w * s, h * c)
+    return w * c + h * s, w * s + h * c
 
 
 def _polygon_box(vertices, sky: bool):
