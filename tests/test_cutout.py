@@ -378,10 +378,10 @@ def test_a_ds9_region_file_gives_each_region_its_own_cut_out(tmp_path):
     """`--cutout-file x.reg`: the regions an astronomer marked in DS9 (fk5, galactic and image coordinates in one
     file), each cut as the box about it — a circle or annulus its diameter, a box its sides (turned in pixels: the
     box about it; on the sky, whose axes are not the frame's, the square about any turn), a polygon its extent — a
-    point with --cutout-size; excluded regions and text cut nothing. The same cut-outs as
-    each given to --cutout with that size. Physical coordinates, which cannot be placed, or a file of annotations
-    only, are one usage line (exit 2). (A region file was read as lines of centres: "global color=green..." was
-    not a centre.)"""
+    point with --cutout-size; excluded regions and text cut nothing. The same cut-outs as each given to --cutout with
+    that size. Physical coordinates, which cannot be placed, a region `regions` skips unread (not lost unsaid), or
+    a file of annotations only, are one usage line (exit 2). (A region file was read as lines of centres: "global
+    color=green..." was not a centre.)"""
     from astropy import units as u
     from astropy.coordinates import SkyCoord
 
@@ -426,7 +426,9 @@ def test_a_ds9_region_file_gives_each_region_its_own_cut_out(tmp_path):
     assert sorted(planned("--cutout-file", str(tmp_path / "marks.reg"), "--cutout-size", "24")) == expected
     for name, text, said in (
             ("physical.reg", "# Region file format: DS9 version 4.1\nphysical\ncircle(10,10,5)\n", "physical coordinates"),
-            ("labels.reg", f"fk5\ntext({a.ra.deg},{a.dec.deg}) text={{A}}\n", "no region to cut")):
+            ("labels.reg", f"fk5\ntext({a.ra.deg},{a.dec.deg}) text={{A}}\nsegment(1,2,3,4)\n", "no region to cut"),
+            ("panda.reg", f"fk5\ncircle({sky(a).replace(' ', ',')},1\")\npanda({sky(b).replace(' ', ',')},0,360,4,0.1\","
+                          '0.3",1)\n', '"panda" frame or shape is not supported')):
         (tmp_path / name).write_text(text)
         r = CliRunner().invoke(app, ["run", str(HRC), "-o", str(tmp_path / "o2"), "--cutout-file", str(tmp_path / name)],
                                terminal_width=400)

@@ -113,9 +113,15 @@ def read_regions(path) -> list[str]:
             found = Regions.read(str(path), format="ds9")
         except Exception as exc:  # noqa: BLE001 - its parser's errors name the line
             raise SettingsError(f"--cutout-file {path}: not a DS9 region file that can be read ({exc})") from None
-    if any("physical" in str(w.message) or "frame was not found" in str(w.message) for w in said):
-        raise SettingsError(f"--cutout-file {path}: regions in physical coordinates (DS9's default where a file names "
-                            "no system) cannot be placed on a frame here; save them in image or fk5/icrs coordinates")
+    for w in map(str, (w.message for w in said)):  # (what `regions` skipped, it says)
+        if "physical" in w or "frame was not found" in w:
+            raise SettingsError(f"--cutout-file {path}: regions in physical coordinates (DS9's default where a file "
+                                "names no system) cannot be placed on a frame here; save them in image or fk5/icrs "
+                                "coordinates")
+        shape = re.match(r'"([^"]+)" frame or shape', w)
+        if "skipping" in w and not (shape and shape.group(1).lower() in _ANNOTATIONS):
+            raise SettingsError(f"--cutout-file {path}: a region in it cannot be read ({w.removesuffix('.')}), so "
+                                "nothing would be cut for it; mark it with a circle, ellipse, box or polygon")
     cuts = []
     for region in found:
         kind = type(region).__name__
@@ -145,6 +151,8 @@ def read_regions(path) -> list[str]:
     return cuts
 
 
+#: DS9 shapes that annotate, marking no part of a frame: those `regions` reads are left out, those it skips unread
+_ANNOTATIONS = ("text", "line", "segment", "vector", "ruler", "compass", "projection", "composite")
 #: the region shapes that mark a part of the frame (`regions`' class names without Sky/PixelRegion)
 _REGION_SHAPES = ("Circle", "CircleAnnulus", "Ellipse", "EllipseAnnulus", "Rectangle", "RectangleAnnulus", "Polygon",
                   "Point")
