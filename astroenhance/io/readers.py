@@ -1431,7 +1431,8 @@ def read_frame(path: str | Path | fits.HDUList, hdu: str | int | None = None, *,
     (`noise.mask_cosmic_rays`): None, in single exposures whose DQ flags none (`run`'s default); False never.
 
     For a multi-chip file, name the chip with ``hdu``: an extension (``"SCI,2"``) or a chip label the error lists
-    (``"sci2"``; ``"chip3"`` for a plane of a WFPC2 stack).
+    (``"sci2"``; ``"chip3"`` for a plane of a WFPC2 stack).  ``path`` may be an astropy HDUList in memory, read as
+    the file it would write (`open_frames`).
     """
     with open_frames(path, hdu, dq_mask=dq_mask, dq=dq, cosmic_rays=cosmic_rays) as frames:
         f = single_frame(frame_name(path), frames)
