@@ -2,7 +2,9 @@
 WCS exact, named and recorded by its FITS section; frames that do not hold the centre left out."""
 
 import math
+import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +21,7 @@ from astroenhance.imaging.wcs import crop_wcs, wcs_header, wcs_tables
 from astroenhance.io.cutout import OutsideCutoutError, parse_cutout
 from astroenhance.io.readers import open_frames
 
-from .conftest import EXAMPLE, FIXTURES, HRC
+from .conftest import EXAMPLE, FIXTURES, HRC, fuzz_examples
 
 
 def _wcs(path, ext):
@@ -336,9 +338,9 @@ def test_a_mosaic_cut_out_where_no_frame_has_pixels_is_one_line_and_writes_nothi
 
 def test_a_csv_catalogue_of_targets_gives_the_cut_outs_its_ra_and_dec_name(tmp_path):
     """`--cutout-file` takes a CSV catalogue as TOPCAT or VizieR writes it: RA and Dec from the columns its header
-    names (a name column beside them ignored), or the first two columns of one without a header (sexagesimal
-    too); the same cut-outs as those centres given to --cutout. A header naming RA but no Dec, or neither, is one
-    line (exit 2) naming its columns."""
+    names, or the first two columns of one without a header (sexagesimal too); the same cut-outs as those centres
+    given to --cutout, named for their targets where a column holds names (name, id...: as "NAME = centre" to
+    --cutout). A header naming RA but no Dec, or neither, is one line (exit 2) naming its columns."""
     from astroenhance.io.readers import read_frame
 
     _, wcs, _ = read_frame(HRC)
@@ -359,9 +361,12 @@ def test_a_csv_catalogue_of_targets_gives_the_cut_outs_its_ra_and_dec_name(tmp_p
     assert len(expected) == 2
     files["excel.csv"] = "\ufeffRA,Dec\n" + "".join(d.replace(" ", ",") + "\n" for d in deg)  # (a byte-order mark first)
     files["semicolons.csv"] = "id;ra;dec\n" + "".join(f"{k};{d.replace(' ', ';')}\n" for k, d in enumerate(deg))
+    names = {"named.csv": ["g0", "g1"], "semicolons.csv": ["0", "1"]}
     for name, text in files.items():
         (tmp_path / name).write_text(text, encoding="utf-8")
-        assert planned("--cutout-file", str(tmp_path / name)) == expected, name
+        given = "; ".join(f"{n} = {d}" for n, d in zip(names[name], deg)) if name in names else "; ".join(deg)
+        assert planned("--cutout-file", str(tmp_path / name)) == planned("--cutout", given), name
+    assert [Path(w).name.split(".")[1] for w in planned("--cutout-file", str(tmp_path / "named.csv"))] == ["g0", "g1"]
     for text, said in (("id,ra,mag\n1,10.0,20\n", "names a column of RA but none of Dec (columns: id, ra, mag)"),
                        ("id,x,y\n1,10.0,20\n", "no column of RA and Dec in its header (columns: id, x, y"),
                        # a row that is no centre, named with the file (it said "--cutout 'abc def'")
@@ -417,7 +422,7 @@ def test_a_ds9_region_file_gives_each_region_its_own_cut_out(tmp_path):
         coord = coord.icrs
         return f"{coord.ra.deg:.8f} {coord.dec.deg:.8f}"
 
-    one_by_one = [(sky(a), "0.6arcsec"), (sky(b), "0.5x0.3arcsec"), (sky(c), "24"), (sky(d), "0.5arcsec"),
+    one_by_one = [("galaxy A = " + sky(a), "0.6arcsec"), (sky(b), "0.5x0.3arcsec"), (sky(c), "24"), (sky(d), "0.5arcsec"),
                   (sky(e), "0.8arcsec"), (sky(f), "0.6x0.4arcsec"),  # a turned sky ellipse: its major axis square
                   ("100.5 120.5 pix", "24"), ("200 60 pix", "23x19"), ("60 65 pix", "20x30"), ("120 200 pix", "8x20"),
                   ("60 200 pix", "18")]
@@ -434,3 +439,39 @@ def test_a_ds9_region_file_gives_each_region_its_own_cut_out(tmp_path):
                                terminal_width=400)
         assert r.exit_code == 2 and said in r.output and name in r.output, r.output
         assert not (tmp_path / "o2").exists()
+
+
+def test_a_targets_name_names_its_cut_outs_outputs(tmp_path):
+    """A centre given with a name ("NAME = centre", as a catalogue's name column or a region's label gives it):
+    its outputs are <stem>.<name>.<section>.enhanced.<ext>, the name made safe for a file name, and their HISTORY
+    and notes name the target."""
+    r = CliRunner().invoke(app, ["run", str(HRC), "-o", str(tmp_path / "out"), "--cutout",
+                                 "NGC 4414 (core) = 100 120 pix; 60 70 pix", "--cutout-size", "16", "--format", "fits",
+                                 "--no-colorize", "-q"])
+    assert r.exit_code == 0, r.output
+    made = sorted(p.name for p in (tmp_path / "out").glob("*.fits"))
+    assert made == ["j8bt06nyq_flt_crop.NGC_4414_core.x92-107y112-127.enhanced.fits",
+                    "j8bt06nyq_flt_crop.x52-67y62-77.enhanced.fits"]
+    header = fits.getheader(tmp_path / "out" / made[0])
+    history = " ".join(" ".join(header["HISTORY"]).split())  # (its cards wrap at 72 characters)
+    assert "astroenhance cutout: NGC 4414 (core): 16x16 pixels about pixel (100, 120)" in history
+    assert header["AE_CHIP"] == "" and header["AE_CUT"] == "[92:107,112:127]"  # (no chip: the name is no chip's)
+    r = CliRunner().invoke(app, ["run", str(FIXTURES / "2chipA.fits.gz"), "-o", str(tmp_path / "chips"), "--cutout",
+                                 "T1 = 5 5 pix", "--cutout-size", "4", "--format", "fits", "--dq-mask", "none", "-q"])
+    assert r.exit_code == 0, r.output
+    for chip in ("sci1", "sci2"):  # each chip's cut-out named for the target, and its chip still its chip
+        assert fits.getheader(tmp_path / "chips" / f"2chipA.{chip}.T1.x3-6y3-6.enhanced.fits")["AE_CHIP"] == chip
+
+
+@given(st.text(max_size=80))
+@settings(max_examples=fuzz_examples(200), deadline=None)
+def test_a_targets_file_name_is_safe_for_any_name(name):
+    """Whatever a catalogue calls a target, the part of the output's name made of it is letters, digits, '.', '+',
+    '-' and '_' only, at most 40 characters, neither starting nor ending with '.' or '_' (no hidden file, no
+    '..'); a centre named by it (`named`) reads back with that name."""
+    from astroenhance.io.cutout import named, parse_cutouts
+
+    cut = parse_cutouts(named(name, "10 20 pix"), "8")[0]
+    assert re.fullmatch(r"([A-Za-z0-9+-]([A-Za-z0-9._+-]{0,38}[A-Za-z0-9+-])?)?", cut.file_name), cut.file_name
+    assert ".." not in cut.file_name and cut.centre == (10.0, 20.0) and cut.size == (8.0, 8.0)
+    assert cut.name == " ".join(re.sub(r"[;=/]", " ", name).split())

@@ -41,12 +41,14 @@ class OutsideCutoutError(NoImageError):
 @dataclass(frozen=True)
 class Cutout:
     """A cut-out to take from every frame: ``centre`` (RA, Dec in degrees when ``sky``, else the 1-based pixel
-    (x, y) as DS9 shows it; None: the frame's centre) and ``size`` (width, height) in ``unit`` (pix, arcsec)."""
+    (x, y) as DS9 shows it; None: the frame's centre) and ``size`` (width, height) in ``unit`` (pix, arcsec);
+    ``name``: the target's, where a catalogue or region file gave one (in the outputs' names: `file_name`)."""
 
     centre: tuple[float, float] | None
     sky: bool
     size: tuple[float, float]
     unit: str
+    name: str = ""
 
     def describe(self) -> str:
         if self.centre is None:
@@ -56,20 +58,39 @@ class Cutout:
         else:
             where = f"pixel ({self.centre[0]:g}, {self.centre[1]:g})"
         w, h = self.size
-        return f"{w:g}x{h:g} {'pixels' if self.unit == 'pix' else self.unit} about {where}"
+        return ((f"{self.name}: " if self.name else "")
+                + f"{w:g}x{h:g} {'pixels' if self.unit == 'pix' else self.unit} about {where}")
+
+    @property
+    def file_name(self) -> str:
+        """The target's name as part of a file name: letters, digits, '.', '+' and '-' kept, runs of anything else
+        one '_' (``"NGC 4414"``: ``NGC_4414``), at most 40 characters; "" without a name."""
+        return re.sub(r"[^A-Za-z0-9.+-]+", "_", self.name).strip("._")[:40].strip("._")
 
 
 def parse_cutouts(centres: str | None, size: str | None) -> list[Cutout]:
     """The cut-outs ``--cutout`` gives: centres separated by ';' or new lines (`--cutout-file`), each with ``size``
-    (`parse_cutout`) or a size of its own after '/' (``"150.1 2.2 / 20x10arcsec"``: a region's, `read_regions`);
-    none when neither is given."""
+    (`parse_cutout`) or a size of its own after '/' (``"150.1 2.2 / 20x10arcsec"``: a region's, `read_regions`),
+    and a target's name before '=' (``"NGC 4414 = 186.6126 31.2233"``: a catalogue's); none when neither is
+    given."""
     if centres is None:
         return [] if size is None else [parse_cutout(None, size)]
     parts = [c.strip() for c in re.split(r"[;\n]", centres) if c.strip()]
     if not parts:
         raise SettingsError("--cutout: no centre given")
-    return [parse_cutout(centre.strip(), own.strip() or size)
-            for centre, _, own in (c.partition("/") for c in parts)]
+    cuts = []
+    for part in parts:
+        name, _, rest = part.rpartition("=")
+        centre, _, own = rest.partition("/")
+        cuts.append(replace(parse_cutout(centre.strip(), own.strip() or size), name=" ".join(name.split())))
+    return cuts
+
+
+def named(name: str, centre: str) -> str:
+    """``centre`` (a `parse_cutouts` part) with the target's ``name`` before it, where it has one; the characters
+    that part the grammar (';', '=', '/', new lines) become spaces."""
+    name = " ".join(re.sub(r"[;=/]", " ", name).split())
+    return f"{name} = {centre}" if name else centre
 
 
 def parse_cutout(centre: str | None, size: str | None) -> Cutout | None:
@@ -99,7 +120,7 @@ def read_regions(path) -> list[str]:
     """The cut-outs a DS9 region file marks (read by astropy's `regions`), as `parse_cutouts` takes them: each
     included circle, ellipse, box, polygon or annulus its centre and the box about it ('RA DEC / WxHarcsec' in ICRS,
     or 'X Y pix / WxH' in image pixels, rounded up to whole ones; `_extent` for a rotated one); a point its centre
-    alone (``--cutout-size``'s size).  Excluded regions ('-circle') and annotations (text, lines, compasses...) mark
+    alone (``--cutout-size``'s size); a region's label (``text={NGC 4414}``) its target's name.  Excluded regions ('-circle') and annotations (text, lines, compasses...) mark
     none; regions in physical coordinates, which `regions` cannot read, are a `SettingsError` naming the file, as is
     a file with no region to cut."""
     import warnings
@@ -144,7 +165,7 @@ def read_regions(path) -> list[str]:
         else:
             where = f"{centre.x + 1:.3f} {centre.y + 1:.3f} pix"  # (regions counts from 0, DS9 and we from 1)
             size = "" if w is None else f" / {math.ceil(w - 1e-9):d}x{math.ceil(h - 1e-9):d}"
-        cuts.append(where + size)
+        cuts.append(named(str(region.meta.get("text", "")), where + size))  # (its label: text={NGC 4414})
     if not cuts:
         raise SettingsError(f"--cutout-file {path}: no region to cut in it (circle, ellipse, box, polygon, annulus or "
                             "point, not excluded)")
@@ -281,16 +302,18 @@ def _rows(read, r0: int, x0: int, x1: int):
 
 def cut_frame(src, cut: Cutout):
     """``src`` (a `FrameSource`) cut to ``cut``: a `FrameSource` of those pixels only, its WCS, noise, DQ and
-    ERR rows cut alike, labelled by the FITS section it is (``x401-656y257-512``: 1-based, inclusive)."""
+    ERR rows cut alike, labelled by the FITS section it is (``x401-656y257-512``: 1-based, inclusive), after its
+    target's name where it has one (``NGC_4414.x401-656y257-512``)."""
     x0, y0, nx, ny, trimmed = _box(src.name, src.shape, src.wcs, cut)
     h = src.shape[0]
     r0 = y0 if src.origin == "lower" else h - (y0 + ny)  # a picture's rows are stored top-down
     section = fits_section(x0, y0, nx, ny)
-    tag = f"x{x0 + 1}-{x0 + nx}y{y0 + 1}-{y0 + ny}"  # (the section in a file name)
+    tag = f"x{x0 + 1}-{x0 + nx}y{y0 + 1}-{y0 + ny}"  # (the section in a file name, after the target's name)
+    tag = f"{cut.file_name}.{tag}" if cut.file_name else tag
     rows = {k: _rows(getattr(src, k), r0, x0, x0 + nx) for k in ("read_rows", "noise_rows", "pixel_noise_rows",
                                                                    "dq_rows")}  # (each reader cut alike)
     out = replace(src, name=f"{src.name}{section}", shape=(ny, nx), label=f"{src.label}.{tag}" if src.label else tag,
-                  **rows, section=section, cutout=cut.describe(), notes=list(src.notes),
+                  cut_tag=tag, **rows, section=section, cutout=cut.describe(), notes=list(src.notes),
                   physical=(*src.physical[:4], src.physical[4] - x0, src.physical[5] - y0),
                   wcs=None if src.wcs is None else crop_wcs(src.wcs, x0, y0, nx, ny))
     if out.noise_rows is not None:  # the cut-out's own noise (a drizzled mosaic is deeper in some parts)

@@ -188,6 +188,7 @@ class FrameSource:
     # bands: `compose.filled_holes`); None: the enhancement's own (--fill-holes, grey frames)
     section: str = ""  # a cut-out's pixels of the frame, FITS section '[x0:x1,y0:y1]' (1-based; `io.cutout`); "": all
     cutout: str = ""  # that cut-out as asked for, in words (`io.cutout.Cutout.describe`)
+    cut_tag: str = ""  # a cut-out's part of ``label``: its target's name (if any) and its section, x1-x2y1-y2
     # where its pixels lie on the detector, IRAF's physical coordinates (LTM1_1, LTM1_2, LTM2_1, LTM2_2, LTV1, LTV2:
     # pixel = LTM . physical + LTV, 1-based, x first): the header's (an HST subarray's place on its chip), identity
     # where it has none; a cut-out's moves by its offset.  The outputs map their finer pixels onto it (`physical_cards`)
@@ -196,7 +197,7 @@ class FrameSource:
     @property
     def chip(self) -> str:
         """Its chip's label (what --hdu takes: sci2, chip3), without a cut-out's part (`io.cutout`)."""
-        return self.label.rpartition(".")[0] if self.section else self.label
+        return self.label.removesuffix(self.cut_tag).removesuffix(".") if self.cut_tag else self.label
 
     @property
     def is_display_image(self) -> bool:
