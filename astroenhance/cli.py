@@ -1093,7 +1093,7 @@ def compose(
 def mosaic(
     frames: Annotated[list[Path], typer.Argument(help="Frames to combine: FITS frames (their data, in their units), or run's enhanced RGB FITS (a colour mosaic of their display planes); a folder means the FITS files in it (an archive download: of one exposure's files only the most calibrated, x_flc over x_flt over x_raw, as run chooses); every chip of a multi-chip frame (ACS/WFC, WFC3/UVIS, a WFPC2 exposure's four) is a piece of its own. A frame's rms, weight or data-quality map beside it (x_wht.fits beside x_drz.fits) serves its frame, as in run (zero weight: no data), and is not a piece when given too.", show_default=False)],
     outdir: Annotated[Path, typer.Option("--output", "-o", help="Output folder.", show_default=False)],
-    name: Annotated[str, typer.Option(help="Output name: OUTDIR/<name>.mosaic.<ext>.")] = "mosaic",
+    name: Annotated[str, typer.Option(help="Output name: OUTDIR/<name>.mosaic.<ext>. Default: mosaic, or a named --cutout target's ('NGC 4414 = RA DEC': NGC_4414).")] = "mosaic",
     enhance: Annotated[bool, typer.Option("--enhance/--no-enhance", help="Enhance each frame first (colorize + 4x), then mosaic the colour frames: backgrounds matched in the data's units first, all frames shown with one display mapping (no seams where they meet).")] = False,
     combine: Annotated[Combine, typer.Option(help="How overlapping pixels combine.")] = Combine.mean,
     grid: Annotated[Grid, typer.Option(help="optimal: north-up grid at the finest input resolution (reproject's find_optimal_celestial_wcs); first: the first frame's grid, extended.")] = Grid.optimal,

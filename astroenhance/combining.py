@@ -243,7 +243,8 @@ def make_mosaic(frames: Sequence[str | Path], outdir: str | Path, *, name: str =
                 say: Callable[[str], None] | None = None,
                 status: Callable[[str], contextlib.AbstractContextManager] = _quiet) -> Made:
     """`astroenhance mosaic`: frames co-added onto one sky grid, written to ``outdir`` as ``<name>.mosaic.<ext>``
-    (``formats``: fits, png, tiff, jpeg; default fits and png) — a science mosaic in the data's units, or with
+    (a cut-out of a named target, ``cutout="NGC 4414 = RA DEC"``, without a ``name``: ``NGC_4414.mosaic.<ext>``;
+    ``formats``: fits, png, tiff, jpeg; default fits and png) — a science mosaic in the data's units, or with
     ``enhance`` (or of `run`'s outputs) a colour mosaic.  Every argument is the command's option of that name
     (`astroenhance mosaic --help`); ``frames`` may hold folders."""
 
@@ -290,6 +291,8 @@ def make_mosaic(frames: Sequence[str | Path], outdir: str | Path, *, name: str =
         raise SettingsError(f"--cutout: mosaic makes one mosaic; give one centre (got {len(cuts)})")
     if cuts:
         require_sky_centre(cuts[0])  # (a usage error before any frame is read)
+        if name == "mosaic" and cuts[0].file_name:  # a named target's: NGC_4414.mosaic.fits
+            name = cuts[0].file_name
     section = ""
     check_frames(frames, outdir, name, "mosaic")
     jobs = frames_of(frames, outdir, companions, say)  # (a folder: its frames)

@@ -275,7 +275,8 @@ def test_a_catalogue_of_cut_outs_makes_one_output_each_and_names_the_ones_it_can
 def test_a_mosaic_cut_out_is_that_part_of_the_whole_mosaic(tmp_path):
     """`mosaic --cutout RA DEC --cutout-size 10arcsec`: the science mosaic is the pixels [section] of the whole
     mosaic made with the same options (values and WCS); with --enhance only the frames' parts that it shows are
-    enhanced, onto that grid 4x finer, every pixel covered; a pixel centre is a usage error."""
+    enhanced, onto that grid 4x finer, every pixel covered; a named target's cut-out is named for it (without
+    --name); a pixel centre is a usage error."""
     from .conftest import CFHT
 
     frames = [str(CFHT / f"CFHTLS-test_{b}.fits") for b in "gr"]
@@ -293,6 +294,11 @@ def test_a_mosaic_cut_out_is_that_part_of_the_whole_mosaic(tmp_path):
         whole, part = WCS(a[0].header), WCS(c[0].header)
     np.testing.assert_allclose(part.all_pix2world([[0.0, 0.0]], 0), whole.all_pix2world([[x0 - 1.0, y0 - 1.0]], 0),
                                atol=1e-10)
+    r = CliRunner().invoke(app, ["mosaic", *frames, "-o", str(tmp_path / "named"), *opts, "--cutout",
+                                 "HCG 1 = 215.5455 52.7762", "--cutout-size", "10arcsec"])  # (a target's: its name)
+    assert r.exit_code == 0 and [p.name for p in (tmp_path / "named").glob("*.fits")] == ["HCG_1.mosaic.fits"]
+    np.testing.assert_array_equal(fits.getdata(tmp_path / "named" / "HCG_1.mosaic.fits"),
+                                  fits.getdata(tmp_path / "cut" / "mosaic.mosaic.fits"))
     r = CliRunner().invoke(app, ["mosaic", *frames, "-o", str(tmp_path / "enh"), *opts, *cut, "--enhance"])
     assert r.exit_code == 0, r.output
     with fits.open(tmp_path / "enh" / "mosaic.mosaic.fits") as e:
