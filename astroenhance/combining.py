@@ -192,7 +192,8 @@ def make_composite(frames: Sequence[str | Path], outdir: str | Path, *, name: st
                    companions: bool = True, weights: str | Path | None = None,
                    display_tolerance: float | None = None, say: Callable[[str], None] | None = None) -> Made:
     """`astroenhance compose`: the true-colour composite of frames of two or more filters, written to ``outdir`` as
-    ``<name>.composite.<ext>`` (``formats``: fits, png, tiff, jpeg; default fits and png).  Every argument is the
+    ``<name>.composite.<ext>`` (without a ``name``: what the frames' names share, and a named cut-out target's name,
+    `io.cutout.Cutout.file_name`; ``formats``: fits, png, tiff, jpeg; default fits and png).  Every argument is the
     command's option of that name (`astroenhance compose --help`); ``frames`` may hold folders."""
 
     from .compose import composite_source
@@ -209,6 +210,8 @@ def make_composite(frames: Sequence[str | Path], outdir: str | Path, *, name: st
     kept = [j.path for j in jobs]
     if name is None:
         name = os.path.commonprefix([output_stem(p) for p in kept]).rstrip("_-.") or "composite"
+        if cuts and cuts[0].file_name:  # a named target's: CFHTLS-test.HCG_1.composite.png
+            name = f"{name}.{cuts[0].file_name}"
     check_frames(frames, outdir, name, "composite")
     if reference is not None and 1 <= reference <= len(frames):  # frame N as given, among those kept
         if frames[reference - 1].is_dir():

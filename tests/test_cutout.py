@@ -215,7 +215,8 @@ def test_every_pixel_centre_cuts_the_pixels_about_it_or_says_it_is_outside(x, y,
 def test_compose_cuts_every_band_about_the_same_sky(tmp_path):
     """`compose g r i --cutout RA DEC --cutout-size 5arcsec`: each band cut about the position (CFHTLS, 0.186"
     pixels: 27x27), the composite on that cut-out's grid (pixel (0, 0) at the sky of the frame's [x1, y1]), each band's
-    section recorded; a position off the field is one line naming the frame."""
+    section recorded; a named target's composite is named for it; a position off the field is one line naming the
+    frame."""
     from .conftest import CFHT
 
     bands = [str(CFHT / f"CFHTLS-test_{b}.fits") for b in "gri"]
@@ -230,6 +231,9 @@ def test_compose_cuts_every_band_about_the_same_sky(tmp_path):
         assert h["RED"].data.shape == (27, 27)
         out = WCS(h["RED"].header)
     np.testing.assert_allclose(out.all_pix2world([[0.0, 0.0]], 0), w.all_pix2world([[37.0, 27.0]], 0), atol=1e-9)
+    r = CliRunner().invoke(app, ["compose", *bands, "-o", str(tmp_path / "named"), "--cutout", f"HCG 1 = {ra} {dec}",
+                                 "--cutout-size", "5arcsec", "--format", "fits"])  # (a target's: its name too)
+    assert r.exit_code == 0 and [p.name for p in (tmp_path / "named").iterdir()] == ["CFHTLS-test.HCG_1.composite.fits"]
     r = CliRunner().invoke(app, ["compose", *bands, "-o", str(tmp_path / "far"), "--cutout", f"{ra + 1} {dec}"])
     assert r.exit_code == 1 and "CFHTLS-test_g.fits: does not hold the cut-out's centre" in r.output
 
