@@ -6,6 +6,7 @@ import contextlib
 import csv
 import functools
 import os
+import re
 import signal
 import time
 import warnings
@@ -274,7 +275,7 @@ def run(
     hdu: Annotated[str | None, typer.Option(help="FITS HDU by name (SCI, 'SCI,2') or index, or a chip label from the output names (sci2; chip3 of a WFPC2 stack, or a cube's plane 3: a cube of more than 16 planes is enhanced one plane at a time). 'all': every image of a file of stamps, each its own output (stem.hduN...). Default: the SCI extension(s), else the first 2-D image; every chip of a multi-chip frame goes to its own output; of an up-the-ramp file (WFC3/IR _ima), the last read.", rich_help_panel="Display and FITS layout")] = None,
     cutout: Annotated[str | None, typer.Option(help="Enhance only a part of each frame, about this centre: a sky position 'RA DEC' (ICRS; degrees '150.1191 2.2059' or '10:00:28.6 +02:12:21') or a pixel 'X Y pix' (1-based, as DS9 shows it: y up from the bottom row, pictures too); several centres separated by ';' (or --cutout-file), each its own output; a centre's own size may follow a '/' ('150.1 2.2 / 20x10arcsec'), a target's name come before '=' ('NGC 4414 = 186.6126 31.2233'). The cut-out is whole input pixels with their noise, DQ flags and exact WCS; the sky, noise and display range are measured on it. Outputs: <stem>[.<chip>][.<name>].x<X1>-<X2>y<Y1>-<Y2>.enhanced.<ext> (its FITS section, also in AE_CUT; the name made safe for a file: NGC_4414). Chips that do not hold the centre are left out; frames that do not are an error, or in a folder skipped. (A 4096x2048 ACS/WFC chip makes a 134-megapixel output; a galaxy in it is a few hundred pixels.)", show_default=False, rich_help_panel="Display and FITS layout")] = None,
     cutout_size: Annotated[str | None, typer.Option(help="The cut-out's size: input pixels ('256'; '400x300', width x height) or an angle on the sky ('30arcsec', '1.5arcmin', '20x10arcsec'); trimmed at the frame's edges. Alone: about the frame's centre. Default with --cutout: 256 pixels.", show_default=False, rich_help_panel="Display and FITS layout")] = None,
-    cutout_file: Annotated[Path | None, typer.Option(help="A text file of cut-out centres, one per line as --cutout takes them ('RA DEC' or 'X Y pix'; text after '#' ignored), or a CSV catalogue (RA and Dec from the columns its header names ra/dec, RAJ2000/DEJ2000, ALPHA_J2000/DELTA_J2000..., else the first two): a catalogue of targets, each cut from every frame that holds it (one that cannot be enhanced is named, the others written), named by its name, id or object column; or a DS9 region file (.reg; fk5, icrs, galactic or image coordinates): each circle, ellipse, box, polygon or annulus cut with the box about it (one turned in sky coordinates, whose axes are not the frame's: the square about it), each point with --cutout-size, named by its label (text={...}); excluded regions and text left out. Adds to --cutout.", exists=True, dir_okay=False, show_default=False, rich_help_panel="Display and FITS layout")] = None,
+    cutout_file: Annotated[Path | None, typer.Option(help="A text file of cut-out centres, one per line as --cutout takes them ('RA DEC' or 'X Y pix'; text after '#' ignored), or a CSV catalogue (RA and Dec from the columns its header names ra/dec, RAJ2000/DEJ2000, ALPHA_J2000/DELTA_J2000..., else the first two): a catalogue of targets, each cut from every frame that holds it (one that cannot be enhanced is named, the others written), named by its name, id or object column; or such a catalogue as a FITS table, VOTable, ECSV or SExtractor catalogue (RA and Dec in their columns' units); or a DS9 region file (.reg; fk5, icrs, galactic or image coordinates): each circle, ellipse, box, polygon or annulus cut with the box about it (one turned in sky coordinates, whose axes are not the frame's: the square about it), each point with --cutout-size, named by its label (text={...}); excluded regions and text left out. Adds to --cutout.", exists=True, dir_okay=False, show_default=False, rich_help_panel="Display and FITS layout")] = None,
     noise: Annotated[Path | None, typer.Option(help="An rms (sigma) map of the one input frame, same shape, input units: its median is the frame's noise (and where the sky's depth varies, its map: --noise-map); pixels it gives 0, infinity or no value are no data. Default: the median of the file's ERR extension (flt/flc), else of 1/sqrt(WHT) (drz/drc with inverse-variance weights), else estimated from the pixels; the header says which (AE_SIGSR).", exists=True, dir_okay=False, show_default=False, rich_help_panel="HST data quality")] = None,
     weight: Annotated[Path | None, typer.Option(help="An inverse-variance weight map of the one input frame (a drizzled mosaic's separate _wht file), same shape: read as a WHT extension is — sigma = 1/sqrt(weight), checked against the pixels' own noise (an exposure-time map gives only how the depth varies), and pixels of no weight (0: nothing drizzled there) are no data. Instead of --noise.", exists=True, dir_okay=False, show_default=False, rich_help_panel="HST data quality")] = None,
     dq: Annotated[Path | None, typer.Option("--dq", help="A data-quality file of the one input (WFPC2's _c1m/_c1f for its _c0m/_c0f; --companions finds those beside their frames): its image planes, one per chip in the frame file's order, each the chip's shape, integer flags; those --dq-mask lists are no data (AE_DQFIL, AE_DQSHA), with the file's own DQ where it has one.", exists=True, dir_okay=False, show_default=False, rich_help_panel="HST data quality")] = None,
@@ -486,14 +487,18 @@ def _cutout_centres(cutout: str | None, cutout_file: Path | None) -> str | None:
     file's, each with its own size: `io.cutout.read_regions`) as one ';'-separated text."""
     if cutout_file is None:
         return cutout
-    try:
-        lines = cutout_file.read_text(encoding="utf-8-sig").splitlines()  # (a spreadsheet's CSV: a BOM first)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"--cutout-file {cutout_file}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
-    from .io.cutout import parse_cutouts, read_regions
+    from .io.cutout import is_table_file, parse_cutouts, read_catalogue, read_regions
 
+    lines = []
+    if not is_table_file(cutout_file):
+        try:
+            lines = cutout_file.read_text(encoding="utf-8-sig").splitlines()  # (a spreadsheet's CSV: a BOM first)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"--cutout-file {cutout_file}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
     if cutout_file.suffix.lower() == ".reg" or any(line.lower().startswith("# region file format") for line in lines):
         centres = read_regions(cutout_file)  # (DS9's: each region its centre and its own size)
+    elif is_table_file(cutout_file) or (lines and re.match(r"#\s+1\s+[A-Za-z]", lines[0])):  # (SExtractor's: "# 1 NUMBER")
+        centres = read_catalogue(cutout_file)
     else:
         centres = _catalogue_centres(cutout_file, [c for c in (line.split("#", 1)[0].strip() for line in lines) if c])
     if not centres:
@@ -506,20 +511,13 @@ def _cutout_centres(cutout: str | None, cutout_file: Path | None) -> str | None:
     return "; ".join(([cutout] if cutout else []) + centres)
 
 
-#: a catalogue's columns of right ascension and declination (lower case), as TOPCAT, VizieR and SExtractor name them
-RA_COLUMNS = ("ra", "raj2000", "_raj2000", "ra_icrs", "ra_deg", "alpha_j2000", "alpha_sky", "x_world")
-#: a catalogue's column of target names (lower case): the outputs of a target's cut-outs carry its name
-NAME_COLUMNS = ("name", "id", "object", "objname", "obj_name", "main_id", "source", "target", "galaxy")
-DEC_COLUMNS = ("dec", "dej2000", "_dej2000", "decj2000", "de_icrs", "dec_icrs", "dec_deg", "delta_j2000",
-               "delta_sky", "y_world")
-
 
 def _catalogue_centres(path: Path, rows: list[str]) -> list[str]:
     """The centres of a cut-out file: one per line as given, or — its first line holding a comma (or a semicolon,
     as spreadsheets write CSV in some countries) — a CSV catalogue: RA and Dec from the columns its header names
     (`RA_COLUMNS`, `DEC_COLUMNS`), each with the target's name where a column is named for it (`NAME_COLUMNS`:
     `io.cutout.named`), else from the first two columns (degrees or sexagesimal, ICRS)."""
-    from .io.cutout import named
+    from .io.cutout import DEC_COLUMNS, NAME_COLUMNS, RA_COLUMNS, named
 
     if not rows or not (delimiter := next((d for d in ",;" if d in rows[0]), None)):
         return rows

@@ -485,3 +485,52 @@ def test_a_targets_file_name_is_safe_for_any_name(name):
     assert re.fullmatch(r"([A-Za-z0-9+-]([A-Za-z0-9._+-]{0,38}[A-Za-z0-9+-])?)?", cut.file_name), cut.file_name
     assert ".." not in cut.file_name and cut.centre == (10.0, 20.0) and cut.size == (8.0, 8.0)
     assert cut.name == " ".join(re.sub(r"[;=/]", " ", name).split())
+
+
+def test_a_catalogue_as_a_fits_table_votable_ecsv_or_sextractor_file_gives_its_targets(tmp_path):
+    """`--cutout-file` takes the catalogues astronomers save from TOPCAT, VizieR and SExtractor as astropy reads them:
+    a FITS binary table (the first with RA and Dec: a FITS_LDAC's objects after its header table), a VOTable, ECSV
+    (degrees with units, or sexagesimal text), SExtractor's ASCII catalogue ("# 1 NUMBER"): the same named cut-outs
+    as their centres given to --cutout. A table without RA and Dec is one usage line naming its columns. (Only
+    text lines and CSV were read: a FITS table was "cannot be read (utf-8...)".)"""
+    from astropy import units as u
+    from astropy.table import Table
+
+    from astroenhance.io.readers import read_frame
+
+    _, wcs, _ = read_frame(HRC)
+    sky = wcs.pixel_to_world([60.0, 180.0], [70.0, 150.0])
+
+    def planned(*how):
+        r = CliRunner().invoke(app, ["run", str(HRC), "-o", str(tmp_path / "out"), "--dry-run", "--cutout-size", "24",
+                                     *how], terminal_width=400)
+        assert r.exit_code == 0, r.output
+        return sorted(Path(w.strip(",")).name for w in r.output.split() if ".enhanced.fits" in w)
+
+    def given(names):
+        return planned("--cutout", "; ".join(f"{n} = {c.ra.deg:.9f} {c.dec.deg:.9f}" for n, c in zip(names, sky)))
+
+    table = Table({"Name": ["g A", "g B"], "RA": sky.ra.deg * u.deg, "DEC": sky.dec.deg * u.deg, "MAG": [21.0, 22.5]})
+    table.write(tmp_path / "cat.fits")
+    table.write(tmp_path / "cat.vot", format="votable")
+    table.write(tmp_path / "cat.ecsv")
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU(Table({"Field Header Card": ["SIMPLE = T"]}), name="LDAC_IMHEAD"),
+                  fits.BinTableHDU(Table({"NUMBER": [1, 2], "ALPHA_J2000": sky.ra.deg, "DELTA_J2000": sky.dec.deg}),
+                                   name="LDAC_OBJECTS")]).writeto(tmp_path / "sextractor.ldac")
+    Table({"id": [1, 2], "RAJ2000": sky.ra.to_string("hourangle", sep=" ", precision=5),
+           "DEJ2000": sky.dec.to_string(sep=" ", precision=4, alwayssign=True)}).write(tmp_path / "vizier.ecsv")
+    (tmp_path / "sextractor.cat").write_text(
+        "#   1 NUMBER                 Running object number\n"
+        "#   2 ALPHA_J2000            Right ascension of barycenter (J2000)                      [deg]\n"
+        "#   3 DELTA_J2000            Declination of barycenter (J2000)                          [deg]\n"
+        + "".join(f"{k + 1:6d} {c.ra.deg:12.8f} {c.dec.deg:+12.8f}\n" for k, c in enumerate(sky)))
+    by_name = given(["g A", "g B"])
+    assert len(by_name) == 2 and all(".g_A." in n or ".g_B." in n for n in by_name)
+    for name in ("cat.fits", "cat.vot", "cat.ecsv"):
+        assert planned("--cutout-file", str(tmp_path / name)) == by_name, name
+    for name in ("sextractor.ldac", "vizier.ecsv", "sextractor.cat"):
+        assert planned("--cutout-file", str(tmp_path / name)) == given(["1", "2"]), name
+    Table({"X_IMAGE": [1.0], "Y_IMAGE": [2.0]}).write(tmp_path / "pixels.fits")
+    r = CliRunner().invoke(app, ["run", str(HRC), "-o", str(tmp_path / "o"), "--cutout-file",
+                                 str(tmp_path / "pixels.fits")], terminal_width=400)
+    assert r.exit_code == 2 and "no table with a column of RA and Dec (columns: X_IMAGE, Y_IMAGE" in r.output, r.output

@@ -116,6 +116,77 @@ def parse_cutout(centre: str | None, size: str | None) -> Cutout | None:
     return Cutout(*_parse_centre(centre), (w, h), unit)
 
 
+#: a catalogue's columns of right ascension and declination (lower case), as TOPCAT, VizieR and SExtractor name them
+RA_COLUMNS = ("ra", "raj2000", "_raj2000", "ra_icrs", "ra_deg", "alpha_j2000", "alpha_sky", "x_world")
+DEC_COLUMNS = ("dec", "dej2000", "_dej2000", "decj2000", "de_icrs", "dec_icrs", "dec_deg", "delta_j2000",
+               "delta_sky", "y_world")
+#: a catalogue's column of target names (lower case): the outputs of a target's cut-outs carry its name
+NAME_COLUMNS = ("name", "id", "object", "objname", "obj_name", "main_id", "source", "target", "galaxy", "number")
+#: catalogue files read as tables (`read_catalogue`), by their names; FITS files also by their first bytes
+TABLE_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".vot", ".votable", ".xml", ".ecsv")
+
+
+def is_table_file(path) -> bool:
+    """Whether ``path`` is a catalogue to read as a table (`TABLE_SUFFIXES`, or a FITS file by its first bytes)."""
+    if str(path).lower().endswith(TABLE_SUFFIXES):
+        return True
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(9) == b"SIMPLE  ="
+    except OSError:
+        return False
+
+
+def read_catalogue(path) -> list[str]:
+    """The centres of a catalogue read by astropy's tables — a FITS binary table (its first table with RA and Dec
+    columns: SExtractor's FITS_LDAC too), a VOTable, an ECSV table, SExtractor's ASCII catalogue — as `parse_cutouts`
+    takes them: RA and Dec from the columns `RA_COLUMNS` and `DEC_COLUMNS` name (any case; in their units where
+    they have them, else degrees; sexagesimal text too), each named by a `NAME_COLUMNS` column where there is one."""
+    import warnings
+
+    from astropy import units as u
+    from astropy.io import fits
+    from astropy.table import Table
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (astropy's notes on units it does not know, on the table it chose)
+            if is_table_file(path) and not str(path).lower().endswith((".vot", ".votable", ".xml", ".ecsv")):
+                with fits.open(path) as h:
+                    tables = [Table.read(hdu) for hdu in h if isinstance(hdu, (fits.BinTableHDU, fits.TableHDU))]
+            else:
+                tables = [Table.read(path, format=None if is_table_file(path) else "ascii")]
+    except Exception as exc:  # noqa: BLE001 - astropy raises many kinds for a file it cannot read
+        raise SettingsError(f"--cutout-file {path}: not a catalogue that can be read ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+
+    def column(table, names):
+        lower = {c.lower(): c for c in table.colnames}
+        return next((lower[n] for n in names if n in lower), None)
+
+    found = next(((t, column(t, RA_COLUMNS), column(t, DEC_COLUMNS)) for t in tables
+                  if column(t, RA_COLUMNS) and column(t, DEC_COLUMNS)), None)
+    if found is None:
+        names = ", ".join(c for t in tables for c in t.colnames) or "none"
+        raise SettingsError(f"--cutout-file {path}: no table with a column of RA and Dec (columns: {names}; name them "
+                            "ra and dec)")
+    table, ra, dec = found
+    name = column(table, NAME_COLUMNS)
+
+    def values(col) -> list[str]:
+        if col.dtype.kind in "US":  # sexagesimal text (VizieR's "00 14 19.14")
+            return [str(v) for v in col]
+        if col.unit is not None and col.unit.is_equivalent(u.deg):
+            col = col.quantity.to_value(u.deg)
+        return [f"{float(v):.9f}" for v in col]
+
+    masked = getattr(table[ra], "mask", None)
+    if masked is not None and (np.any(masked) or np.any(getattr(table[dec], "mask", False))):
+        raise SettingsError(f"--cutout-file {path}: a row without RA and Dec")
+    names = [str(v) for v in table[name]] if name else [""] * len(table)
+    return [named(n, f"{r} {d}") for n, r, d in zip(names, values(table[ra]), values(table[dec]))]
+
+
 def read_regions(path) -> list[str]:
     """The cut-outs a DS9 region file marks (read by astropy's `regions`), as `parse_cutouts` takes them: each
     included circle, ellipse, box, polygon or annulus its centre and the box about it ('RA DEC / WxHarcsec' in ICRS,
