@@ -6,7 +6,6 @@ import contextlib
 import csv
 import functools
 import os
-import re
 import signal
 import time
 import warnings
@@ -483,24 +482,12 @@ def _close_quietly(fh) -> None:
 
 
 def _cutout_centres(cutout: str | None, cutout_file: Path | None) -> str | None:
-    """``--cutout`` and the centres of ``--cutout-file`` (one per line, '#' comments; a CSV catalogue's; a DS9 region
-    file's, each with its own size: `io.cutout.read_regions`) as one ';'-separated text."""
+    """``--cutout`` and the centres of ``--cutout-file`` (`io.cutout.read_cutout_file`) as one ';'-separated text."""
     if cutout_file is None:
         return cutout
-    from .io.cutout import is_table_file, parse_cutouts, read_catalogue, read_regions
+    from .io.cutout import parse_cutouts, read_cutout_file
 
-    lines = []
-    if not is_table_file(cutout_file):
-        try:
-            lines = cutout_file.read_text(encoding="utf-8-sig").splitlines()  # (a spreadsheet's CSV: a BOM first)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SettingsError(f"--cutout-file {cutout_file}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
-    if cutout_file.suffix.lower() == ".reg" or any(line.lower().startswith("# region file format") for line in lines):
-        centres = read_regions(cutout_file)  # (DS9's: each region its centre and its own size)
-    elif is_table_file(cutout_file) or (lines and re.match(r"#\s+1\s+[A-Za-z]", lines[0])):  # (SExtractor's: "# 1 NUMBER")
-        centres = read_catalogue(cutout_file)
-    else:
-        centres = _catalogue_centres(cutout_file, [c for c in (line.split("#", 1)[0].strip() for line in lines) if c])
+    centres = read_cutout_file(cutout_file)
     if not centres:
         raise SettingsError(f"--cutout-file {cutout_file}: no centre in it (one 'RA DEC' or 'X Y pix' per line)")
     for centre in centres:  # (a bad one named with the file it is in, not as if given by --cutout)
@@ -509,37 +496,6 @@ def _cutout_centres(cutout: str | None, cutout_file: Path | None) -> str | None:
         except SettingsError as exc:
             raise SettingsError(f"--cutout-file {cutout_file}: {str(exc).removeprefix('--cutout ')}") from None
     return "; ".join(([cutout] if cutout else []) + centres)
-
-
-
-def _catalogue_centres(path: Path, rows: list[str]) -> list[str]:
-    """The centres of a cut-out file: one per line as given, or — its first line holding a comma (or a semicolon,
-    as spreadsheets write CSV in some countries) — a CSV catalogue: RA and Dec from the columns its header names
-    (`RA_COLUMNS`, `DEC_COLUMNS`), each with the target's name where a column is named for it (`NAME_COLUMNS`:
-    `io.cutout.named`), else from the first two columns (degrees or sexagesimal, ICRS)."""
-    from .io.cutout import DEC_COLUMNS, NAME_COLUMNS, RA_COLUMNS, named
-
-    if not rows or not (delimiter := next((d for d in ",;" if d in rows[0]), None)):
-        return rows
-    cells = [[c.strip() for c in row] for row in csv.reader(rows, delimiter=delimiter)]
-    head = [c.lower() for c in cells[0]]
-    ra = next((head.index(n) for n in RA_COLUMNS if n in head), None)
-    dec = next((head.index(n) for n in DEC_COLUMNS if n in head), None)
-    if (ra is None) != (dec is None):
-        raise SettingsError(f"--cutout-file {path}: its header names a column of {'RA' if dec is None else 'Dec'} "
-                            f"but none of {'Dec' if dec is None else 'RA'} (columns: {', '.join(cells[0])})")
-    name = next((head.index(n) for n in NAME_COLUMNS if n in head), None)
-    if ra is None:
-        if any(c and c[0].isalpha() for c in cells[0]):
-            raise SettingsError(f"--cutout-file {path}: no column of RA and Dec in its header (columns: "
-                                f"{', '.join(cells[0])}; name them ra and dec)")
-        ra, dec = 0, 1
-    else:
-        cells = cells[1:]
-    for row in cells:
-        if len(row) <= max(ra, dec) or not row[ra] or not row[dec]:
-            raise SettingsError(f"--cutout-file {path}: a row without RA and Dec: {','.join(row)!r}")
-    return [named(row[name] if name is not None and name < len(row) else "", f"{row[ra]} {row[dec]}") for row in cells]
 
 
 def _command_given(ctx: typer.Context) -> str:

@@ -137,6 +137,59 @@ def is_table_file(path) -> bool:
         return False
 
 
+def read_cutout_file(path) -> list[str]:
+    """The centres a ``--cutout-file`` holds, as `parse_cutouts` takes them: a DS9 region file's (`read_regions`), a
+    catalogue table's (`read_catalogue`: FITS, VOTable, ECSV, SExtractor's "# 1 NUMBER" columns), else a text
+    file's — one centre a line ('#' comments) or a CSV catalogue (`_csv_centres`)."""
+    from pathlib import Path
+
+    path = Path(path)
+    lines = []
+    if not is_table_file(path):
+        try:
+            lines = path.read_text(encoding="utf-8-sig").splitlines()  # (a spreadsheet's CSV: a BOM first)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"--cutout-file {path}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+    if path.suffix.lower() == ".reg" or any(line.lower().startswith("# region file format") for line in lines):
+        return read_regions(path)  # (DS9's: each region its centre and its own size)
+    if is_table_file(path) or (lines and re.match(r"#\s+1\s+[A-Za-z]", lines[0])):  # (SExtractor's: "# 1 NUMBER")
+        return read_catalogue(path)
+    return _csv_centres(path, [c for c in (line.split("#", 1)[0].strip() for line in lines) if c])
+
+
+def _column(names: list[str], wanted: tuple[str, ...]) -> int | None:
+    """The index in ``names`` of the first of ``wanted`` (lower case) that it holds, in any case; None if none."""
+    lower = [n.lower() for n in names]
+    return next((lower.index(w) for w in wanted if w in lower), None)
+
+
+def _csv_centres(path, rows: list[str]) -> list[str]:
+    """The centres of a text cut-out file: one per line as given, or — its first line holding a comma (or a
+    semicolon, as spreadsheets write CSV in some countries) — a CSV catalogue: RA and Dec from the columns its
+    header names (`RA_COLUMNS`, `DEC_COLUMNS`), each with the target's name where a column is named for it
+    (`NAME_COLUMNS`: `named`), else from the first two columns (degrees or sexagesimal, ICRS)."""
+    import csv
+
+    if not rows or not (delimiter := next((d for d in ",;" if d in rows[0]), None)):
+        return rows
+    cells = [[c.strip() for c in row] for row in csv.reader(rows, delimiter=delimiter)]
+    ra, dec, name = (_column(cells[0], w) for w in (RA_COLUMNS, DEC_COLUMNS, NAME_COLUMNS))
+    if (ra is None) != (dec is None):
+        raise SettingsError(f"--cutout-file {path}: its header names a column of {'RA' if dec is None else 'Dec'} "
+                            f"but none of {'Dec' if dec is None else 'RA'} (columns: {', '.join(cells[0])})")
+    if ra is None:
+        if any(c and c[0].isalpha() for c in cells[0]):
+            raise SettingsError(f"--cutout-file {path}: no column of RA and Dec in its header (columns: "
+                                f"{', '.join(cells[0])}; name them ra and dec)")
+        ra, dec, name = 0, 1, None  # (no header: no column of names either)
+    else:
+        cells = cells[1:]
+    for row in cells:
+        if len(row) <= max(ra, dec) or not row[ra] or not row[dec]:
+            raise SettingsError(f"--cutout-file {path}: a row without RA and Dec: {','.join(row)!r}")
+    return [named(row[name] if name is not None and name < len(row) else "", f"{row[ra]} {row[dec]}") for row in cells]
+
+
 def read_catalogue(path) -> list[str]:
     """The centres of a catalogue read by astropy's tables — a FITS binary table (its first table with RA and Dec
     columns: SExtractor's FITS_LDAC too), a VOTable, an ECSV table, SExtractor's ASCII catalogue — as `parse_cutouts`
@@ -161,8 +214,8 @@ def read_catalogue(path) -> list[str]:
                             f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
 
     def column(table, names):
-        lower = {c.lower(): c for c in table.colnames}
-        return next((lower[n] for n in names if n in lower), None)
+        index = _column(table.colnames, names)
+        return None if index is None else table.colnames[index]
 
     found = next(((t, column(t, RA_COLUMNS), column(t, DEC_COLUMNS)) for t in tables
                   if column(t, RA_COLUMNS) and column(t, DEC_COLUMNS)), None)

@@ -377,11 +377,22 @@ def _check_size(name: str, shape: tuple[int, ...]) -> None:
         raise InputError(f"{name}: image is {shape[0]}x{shape[1]} pixels; there is nothing to enhance")
 
 
-def frame_name(path: str | Path | fits.HDUList) -> Path:
-    """What messages and the provenance call an input: its path, or for an HDUList in memory (`open_frames`) the
-    name of the file it was opened from (or "HDUList") with "(in memory)" after it."""
-    if isinstance(path, fits.HDUList):
-        return Path(f"{(_file_of(path) or Path('HDUList')).name} (in memory)")
+#: astropy's image HDUs: one given alone is read as a file of it alone (`open_frames`)
+IMAGE_HDUS = (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)
+
+
+def _in_memory(path) -> fits.HDUList | None:
+    """``path`` as an HDUList where it is FITS in memory: an HDUList, or one image HDU as a file of it alone."""
+    if isinstance(path, IMAGE_HDUS):
+        return fits.HDUList([path] if isinstance(path, fits.PrimaryHDU) else [fits.PrimaryHDU(), path])
+    return path if isinstance(path, fits.HDUList) else None
+
+
+def frame_name(path: str | Path | fits.HDUList | fits.ImageHDU) -> Path:
+    """What messages and the provenance call an input: its path, or for FITS in memory (`open_frames`) the name of
+    the file it was opened from (or "HDUList") with "(in memory)" after it."""
+    if (hdul := _in_memory(path)) is not None:
+        return Path(f"{(_file_of(hdul) or Path('HDUList')).name} (in memory)")
     return Path(path)
 
 
@@ -393,7 +404,7 @@ def _file_of(hdul: fits.HDUList) -> Path | None:
 
 
 @contextlib.contextmanager
-def open_frames(path: str | Path | fits.HDUList, hdu: str | int | None = None, *, dq_mask: int | None = None,
+def open_frames(path: str | Path | fits.HDUList | fits.ImageHDU, hdu: str | int | None = None, *, dq_mask: int | None = None,
                 noise: str | Path | None = None, cosmic_rays: bool | None = False,
                 weight: str | Path | None = None, dq: str | Path | None = None,
                 dq_beside: bool = False, cutout: Cutout | list[Cutout] | None = None) -> Iterator[list[FrameSource]]:
@@ -402,7 +413,8 @@ def open_frames(path: str | Path | fits.HDUList, hdu: str | int | None = None, *
     ``path`` may be an astropy `~astropy.io.fits.HDUList` in memory (opened, perhaps changed, not written): it is
     read as the FITS file it would write is (a copy in memory; its values are not changed, though astropy loads
     its data — scaled, BITPIX -32 where BSCALE/BZERO said so — as reading ``.data`` would), its frames named by
-    `frame_name` and tied to no file (no input checksum).
+    `frame_name` and tied to no file (no input checksum); one image HDU is read as a file of it alone (no ERR or DQ
+    beside it: give its HDUList and ``hdu`` for those).
 
     FITS science extensions take their noise from ERR/WHT and mask the ``dq_mask`` flags of DQ (`noise`; None:
     the instrument's default, `noise.dq_flags`); ``dq`` is a data-quality file (path) of the file's own
@@ -416,9 +428,9 @@ def open_frames(path: str | Path | fits.HDUList, hdu: str | int | None = None, *
     (`noise.unflagged_single_exposure`), where the header allows.  ``cutout``: each frame cut to it or to each of them
     (`io.cutout.cut_frames`; chips that do not hold a centre left out) before the cosmic-ray search, which then reads the cut-out only."""
     args = (hdu, dq_mask, noise, weight, dq, dq_beside, cutout, cosmic_rays)
-    if isinstance(path, fits.HDUList):
+    if (hdul := _in_memory(path)) is not None:
         with contextlib.ExitStack() as files:
-            yield _fits_sources(frame_name(path), files.enter_context(_written_in_memory(path)), *args, files,
+            yield _fits_sources(frame_name(hdul), files.enter_context(_written_in_memory(hdul)), *args, files,
                                 in_memory=True)
         return
     path = Path(path)
@@ -645,7 +657,7 @@ def is_enhanced_output(hdul: fits.HDUList) -> bool:
 def _image_hdus(hdul: fits.HDUList) -> list[int]:
     out = []
     for i, h in enumerate(hdul):
-        if isinstance(h, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)) and h.header.get("NAXIS", 0) >= 2:
+        if isinstance(h, IMAGE_HDUS) and h.header.get("NAXIS", 0) >= 2:
             if all(h.header.get(f"NAXIS{k}", 0) > 0 for k in range(1, h.header["NAXIS"] + 1)):
                 out.append(i)
     return out
@@ -1422,7 +1434,7 @@ def single_frame(path: str | Path, frames: list[FrameSource]) -> FrameSource:
     return frames[0]
 
 
-def read_frame(path: str | Path | fits.HDUList, hdu: str | int | None = None, *, dq_mask: int | None = None,
+def read_frame(path: str | Path | fits.HDUList | fits.ImageHDU, hdu: str | int | None = None, *, dq_mask: int | None = None,
                dq: str | Path | None = None, cosmic_rays: bool | None = None
                ) -> tuple[np.ndarray, WCS | None, fits.Header | None]:
     """Read one whole frame into memory as `run` reads it: ``(data, wcs, kept_header)`` (data float32, NaN for no
@@ -1432,8 +1444,8 @@ def read_frame(path: str | Path | fits.HDUList, hdu: str | int | None = None, *,
     (`noise.mask_cosmic_rays`): None, in single exposures whose DQ flags none (`run`'s default); False never.
 
     For a multi-chip file, name the chip with ``hdu``: an extension (``"SCI,2"``) or a chip label the error lists
-    (``"sci2"``; ``"chip3"`` for a plane of a WFPC2 stack).  ``path`` may be an astropy HDUList in memory, read as
-    the file it would write (`open_frames`).
+    (``"sci2"``; ``"chip3"`` for a plane of a WFPC2 stack).  ``path`` may be an astropy HDUList (or one image HDU)
+    in memory, read as the file it would write (`open_frames`).
     """
     with open_frames(path, hdu, dq_mask=dq_mask, dq=dq, cosmic_rays=cosmic_rays) as frames:
         f = single_frame(frame_name(path), frames)

@@ -810,9 +810,10 @@ class ImageWriter(_AtomicFile):
             import tifffile
 
             extratags = [(700, "B", 0, _as_bytes(avm.to_xmp()), True)] if avm is not None else []
-            rows = max(1, TIFF_STRIP // (self.width * (3 + self.transparent) * self.dtype.itemsize))
+            samples = 3 + self.transparent  # (what `read_rows` gives: RGB, or RGBA where a pixel had no data)
+            rows = max(1, TIFF_STRIP // (self.width * samples * self.dtype.itemsize))
             strips = (self.read_rows(y, min(y + rows, self.height)) for y in range(0, self.height, rows))
-            tifffile.imwrite(self.tmp, data=strips, shape=(self.height, self.width, 3 + self.transparent),
+            tifffile.imwrite(self.tmp, data=strips, shape=(self.height, self.width, samples),
                              dtype=self.dtype, rowsperstrip=rows, photometric="rgb",
                              extrasamples=("unassalpha",) if self.transparent else None,
                              description=self.provenance or None, extratags=extratags)

@@ -37,6 +37,7 @@ from ..io.noise import frame_psf_fwhm, frame_star_fwhm, mask_isolated_pixels, sk
 from ..io.observation import avm_observation
 from ..io.readers import (
     BEYOND_FLOAT32,
+    IMAGE_HDUS,
     FrameSource,
     check_replaceable,
     display_range,
@@ -74,8 +75,6 @@ from .output import ArraySink, FileSink, output_paths
 from .provenance import fits_headers, flux_headers, provenance, provenance_text
 from .space import from_noise_space, to_noise_space
 
-#: astropy's image HDUs: `Enhancer.enhance_frame` reads one as a file of it alone
-IMAGE_HDUS = (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)
 #: `Enhancer.psf_smoothing`'s source where no noise-space SR network enhances the frame (nothing to smooth)
 NO_PSF_NETWORK = "no noise-space SR network for this frame"
 BAND_WIDTH = 1024  # input columns a band spans at most (one tile where wider): memory does not grow with the width
@@ -1166,11 +1165,9 @@ class Enhancer:
         read as the file it would write (`io.readers.open_frames`), so the result is `run`'s of that file; it is
         named "<file> (in memory)" and records no input checksum.  One image HDU is read as a file of it alone
         (no ERR or DQ beside it: give its HDUList and ``hdu`` for those)."""
-        if isinstance(path, IMAGE_HDUS):
-            path = fits.HDUList([path] if isinstance(path, fits.PrimaryHDU) else [fits.PrimaryHDU(), path])
-        elif not isinstance(path, fits.HDUList):
+        if not isinstance(path, (fits.HDUList, *IMAGE_HDUS)):  # (FITS in memory: `open_frames` reads it)
             path = Path(path)
-        cfg = self._given.for_input(isinstance(path, fits.HDUList) or is_fits(path))
+        cfg = self._given.for_input(not isinstance(path, Path) or is_fits(path))
         if hdu is not None:
             cfg = replace(cfg, hdu=str(hdu))
         if (other := self._for_model(cfg.sr_model)) is not self:
