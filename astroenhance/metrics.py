@@ -31,8 +31,9 @@ def psnr(a, b) -> float:
     return psnr_of_mse(mse_8bit(a, b))
 
 
-def ssim(a: np.ndarray, b: np.ndarray, sigma: float = 1.5) -> float:
-    """Mean SSIM of two 2-D images in [0, 1] (Wang et al. 2004, Gaussian window)."""
+def ssim(a: np.ndarray, b: np.ndarray, sigma: float = 1.5, where: np.ndarray | None = None) -> float:
+    """Mean SSIM of two 2-D images in [0, 1] (Wang et al. 2004, Gaussian window), over the pixels ``where`` (a mask
+    like ``a``; all if not given)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     c1, c2 = 0.01**2, 0.03**2
     mu_a, mu_b = gaussian_filter(a, sigma), gaussian_filter(b, sigma)
@@ -40,7 +41,7 @@ def ssim(a: np.ndarray, b: np.ndarray, sigma: float = 1.5) -> float:
     sbb = gaussian_filter(b * b, sigma) - mu_b**2
     sab = gaussian_filter(a * b, sigma) - mu_a * mu_b
     s = ((2 * mu_a * mu_b + c1) * (2 * sab + c2)) / ((mu_a**2 + mu_b**2 + c1) * (saa + sbb + c2))
-    return float(s.mean())
+    return float(s.mean() if where is None else s[where].mean())
 
 
 def area_downsample(img: np.ndarray, s: int) -> np.ndarray:

@@ -63,7 +63,7 @@ def main() -> None:
             continue
         try:
             binned = {label: [ratio(hst.degrade(truth, k, hst.noise_draw(0, path.name, k), estimate_noise(truth))[0])
-                              for k in levels] for label, truth, _ in hst.truth_frames(path)}
+                              for k in levels] for label, truth, *_ in hst.truth_frames(path)}
         except AstroEnhanceError:
             binned = {}
         for label, r in plain:

@@ -93,7 +93,7 @@ def main() -> None:
             for k in (0.5, 2.0):
                 row(f"cosmos_field{seed} k={k:g}", degrade(truth, k, noise_draw(0, f"cosmos_field{seed}", k))[0], None)
     for path in list_truths(args.truths) if args.truths is not None else []:
-        for chip, truth, _ in truth_frames(path):
+        for chip, truth, *_ in truth_frames(path):
             name = path.name.split(".")[0] + (f"[{chip}]" if chip else "")  # (as `evaluate_hst` names it)
             rms = TruthSources.find(truth, estimate_noise(truth)).sigma
             for k in (0.5, 2.0):

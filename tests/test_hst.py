@@ -4,6 +4,9 @@ import json
 
 import numpy as np
 import pytest
+from astropy.io import fits
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from astroenhance.cli import app
@@ -248,7 +251,7 @@ def test_truths_that_cannot_be_scored_are_named_and_left_out_and_each_chip_is_a_
     cube[:, 10:14, 10:14] += 50
     fits.writeto(tmp_path / "cube.fits", cube)
     chips = truth_frames(tmp_path / "cube.fits")
-    assert [c for c, _, _ in chips] == ["chip1", "chip2"]
+    assert [c[0] for c in chips] == ["chip1", "chip2"]
     np.testing.assert_array_equal(chips[1][1], cube[1])
     res = evaluate_hst([tmp_path / n for n in ("cube.fits", "empty.fits", "flat.fits")], levels=(2.0,),
                        noise_frames=0)
@@ -505,3 +508,61 @@ def test_evaluate_stopped_by_sigterm_leaves_no_scratch(tmp_path):
     said = proc.communicate(timeout=60)[0]
     assert proc.returncode == 143 and "terminated (SIGTERM): nothing half-written is left" in said, said
     assert not list(tmp_path.glob("astroenhance-hst-*"))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(7, 20), st.integers(4, 12), st.integers(0, 30),
+       st.sampled_from([0.0, -1.0, 65535.0]))
+def test_a_truths_fill_and_nan_are_no_data_and_its_noisy_sky_is_data(seed, side, edge, nan_rows, fill):
+    """`has_data`: a border of one value (a drizzled frame's zero fill: `side` >= 7 columns inside, `edge` >= 4 at
+    the frame's edge) and NaN rows are no data; every pixel of the noisy frame between them is data."""
+    from astroenhance.training.hst import has_data
+
+    rng = np.random.default_rng(seed)
+    frame = rng.normal(0.0, 1.0, (64, 80))
+    frame[20:30, 20:30] += 40  # a bright source: data however bright
+    frame[:, 50:50 + side] = fill  # a fill band within the frame
+    frame[:, :edge] = fill  # and at its left edge
+    frame[64 - nan_rows:] = np.nan
+    want = np.ones(frame.shape, bool)
+    want[:, 50:50 + side] = want[:, :edge] = False
+    want[64 - nan_rows:] = False
+    np.testing.assert_array_equal(has_data(frame), want)
+
+
+def test_what_fills_a_truths_empty_parts_does_not_move_its_scores(tmp_path, monkeypatch):
+    """A truth's empty parts (NaN, a zero fill, another constant) are no data: `run`'s input is NaN in every 4x4
+    block that holds any of them, and every score is taken over the other blocks, so all three give one result; a
+    truth with no whole block of data is named and left out."""
+    import astroenhance.training.hst as hst
+
+    rng = np.random.default_rng(3)
+    sky = rng.normal(0.0, 1.0, (96, 128))
+    yy, xx = np.mgrid[:96, :128]
+    for y, x, f in ((30, 40, 60.0), (60, 70, 25.0), (20, 90, 12.0)):
+        sky += f * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / 8.0)
+    inputs = []
+    monkeypatch.setattr(hst, "write_input", lambda path, lr, *a: inputs.append(lr) or write_input(path, lr, *a))
+    results = []
+    for fill in (np.nan, 0.0, 1e4):
+        truth = sky.copy()
+        truth[:, 101:] = fill  # right columns empty: blocks 25 on are no data (block 25 partly)
+        truth[:10] = fill  # bottom rows: block rows 0-2
+        (tmp_path / str(fill)).mkdir()
+        fits.writeto(tmp_path / str(fill) / "t.fits", truth.astype(np.float32))
+        res = evaluate_hst([tmp_path / str(fill) / "t.fits"], EnhanceConfig(device="cpu"), levels=(2.0,),
+                           noise_frames=0)
+        results.append({k: v for k, v in res["per_frame"][0].items()})
+    assert results[0] == results[1] == results[2]
+    no_data = np.zeros((24, 32), bool)
+    no_data[:, 25:] = no_data[:3] = True
+    for lr in inputs:
+        np.testing.assert_array_equal(np.isnan(lr), no_data)
+    row = results[0]
+    assert np.isfinite(row["run"]["psnr"]) and np.isfinite(row["truth_noise_ceiling"]["psnr"])
+    assert row["run"]["sources"] == 3 and row["run"]["false_detections"] == 0
+    checker = sky.copy()
+    checker[::4, ::4] = np.nan  # every block holds one pixel without data
+    fits.writeto(tmp_path / "checker.fits", checker.astype(np.float32))
+    with pytest.raises(InputError, match="checker.fits.*no 4x4 block of it holds data throughout"):
+        load_truth(tmp_path / "checker.fits")

@@ -8,6 +8,9 @@ extensions and enhanced by the real `run` code path (`Enhancer.enhance_file`, --
 other setting `run`'s default).  The output luminance is scored against the truth in the output's own display mapping (its AE_STRCH, AE_STRA, AE_VMIN, AE_VMAX applied to
 the truth and to every baseline): PSNR (data range 1) and SSIM, and how much 4x4 block edges show in the sky
 (`sky_lattice`: mean |step| across block edges over inside blocks, on the truth's fainter half).
+Where a truth has no data (NaN, a pixel its weight map gives none, a window of 7x7 pixels of one value: a
+fill), every 4x4 block holding such a pixel is no data (NaN) in the input, and every score below runs over the other
+blocks alone (the truth's median, noise and sources over its data).
 Baselines, the best one per case reported beside `run`: bicubic of the input in linear units and of the stretched
 input, each as is and projected onto the input's 4x4 block means, each after a Gaussian smoothing of the input
 by sigma 0, 0.5, 1 or 1.5 input pixels (16 in all; choosing the best on the scored data favours the baselines).
@@ -48,7 +51,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from astropy.io import fits
-from scipy.ndimage import binary_dilation, gaussian_filter
+from scipy.ndimage import binary_dilation, gaussian_filter, maximum_filter, minimum_filter
 
 from ..config import EnhanceConfig
 from ..errors import InputError
@@ -75,10 +78,11 @@ def list_truths(folder: str | Path) -> list[Path]:
                   if p.name.lower().endswith(FITS_SUFFIXES) and companion_token(p) is None)
 
 
-def truth_frames(path: Path) -> list[tuple[str, np.ndarray, object]]:
-    """Every chip of ``path`` as a truth (`as_truth`), with its label (``""`` for a file of one frame), from one
-    reading of the file: each chip of a multi-chip file is a truth of its own.  A single exposure whose DQ flags
-    no cosmic rays (`noise.unflagged_single_exposure`) is an `InputError`: its hits would be the truth's sources."""
+def truth_frames(path: Path) -> list[tuple[str, np.ndarray, object, np.ndarray]]:
+    """Every chip of ``path`` as a truth (`as_truth`: image, WCS, where it has data), with its label (``""`` for a file
+    of one frame), from one reading of the file: each chip of a multi-chip file is a truth of its own.  A single
+    exposure whose DQ flags no cosmic rays (`noise.unflagged_single_exposure`) is an `InputError`: its hits would be
+    the truth's sources."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with open_frames(path) as frames:  # (a truth as it is: no cosmic-ray search)
@@ -96,17 +100,33 @@ def truth_frames(path: Path) -> list[tuple[str, np.ndarray, object]]:
 
 
 def load_truth(path: Path) -> tuple[np.ndarray, object]:
-    """The frame of ``path`` as a truth (`truth_frames`); a file of several chips is an `InputError`."""
+    """The frame of ``path`` as a truth (`truth_frames`: its image, no data filled, and WCS); a file of several chips
+    is an `InputError`."""
     chips = truth_frames(path)
     if len(chips) > 1:
-        raise InputError(f"{path}: {len(chips)} frames ({', '.join(c for c, _, _ in chips)}): a truth is one deep "
+        raise InputError(f"{path}: {len(chips)} frames ({', '.join(c[0] for c in chips)}): a truth is one deep "
                          "grey frame per file")
-    return chips[0][1:]
+    return chips[0][1:3]
 
 
-def as_truth(data: np.ndarray, wcs, name: str) -> tuple[np.ndarray, object]:
-    """A frame's image as a truth: float64, NaN-free (NaN set to the median), cropped to a multiple of 4, with its
-    WCS likewise; an `InputError` naming it where it cannot be one (no data, constant, under 4 pixels a side)."""
+#: the side (pixels) of a window of one value that `has_data` reads as no data (a fill, not a measurement)
+FILL_SIDE = 7
+
+
+def has_data(data: np.ndarray, side: int = FILL_SIDE) -> np.ndarray:
+    """Where a frame holds data: finite pixels outside any ``side`` x ``side`` window of one value — a drizzled
+    frame's zero fill (its weight map not at hand), a border padded with a constant, a saturated block.  Measured
+    sky and sources are never that flat over 49 pixels."""
+    finite = np.isfinite(data)
+    x = np.where(finite, data, 0.0)
+    flat = minimum_filter(x, side, mode="nearest") == maximum_filter(x, side, mode="nearest")
+    return finite & ~binary_dilation(flat, np.ones((side, side), bool))
+
+
+def as_truth(data: np.ndarray, wcs, name: str) -> tuple[np.ndarray, object, np.ndarray]:
+    """A frame's image as a truth: float64, cropped to a multiple of 4, with its WCS likewise, and where it has data
+    (`has_data`), its pixels without data set to the median of those with; an `InputError` naming it where it
+    cannot be one (no data, constant, under 4 pixels a side)."""
     data = np.asarray(data, np.float64)
     if data.ndim != 2:
         raise InputError(f"{name}: a single grey frame is needed, got shape {data.shape}")
@@ -117,12 +137,16 @@ def as_truth(data: np.ndarray, wcs, name: str) -> tuple[np.ndarray, object]:
     data = data[:h, :w]
     if not np.isfinite(data).any():
         raise InputError(f"{name}: no finite pixels (no data anywhere, DQ-flagged pixels included): not a truth")
-    data = np.where(np.isfinite(data), data, np.nanmedian(data))
-    if not np.ptp(data) > 0:  # no noise to scale k by, nothing to score (every PSNR infinite)
-        raise InputError(f"{name}: every pixel is {data.flat[0]:g}: a truth must be a real frame")
+    if not np.nanmax(data) > np.nanmin(data):  # no noise to scale k by, nothing to score (every PSNR infinite)
+        raise InputError(f"{name}: every pixel is {np.nanmin(data):g}: a truth must be a real frame")
+    valid = has_data(data)
+    if not (area_downsample(valid.astype(np.float64), SCALE) == 1).any():
+        raise InputError(f"{name}: no {SCALE}x{SCALE} block of it holds data throughout (the rest NaN or windows of "
+                         f"{FILL_SIDE}x{FILL_SIDE} pixels of one value, a fill): not a truth")
+    data = np.where(valid, data, np.median(data[valid]))
     if wcs is not None:
         wcs = wcs[:h, :w]
-    return data, wcs
+    return data, wcs, valid
 
 
 def noise_draw(seed: int, name: str, k: float, draw: int = 0) -> np.random.Generator:
@@ -207,11 +231,19 @@ class TruthSources:
     min_area: int = 1  # detections (on the truth and on outputs) need this many connected pixels
 
     @classmethod
-    def find(cls, truth: np.ndarray, sigma: float, min_area: int = MIN_AREA) -> TruthSources:
+    def of(cls, truth: np.ndarray, valid: np.ndarray | None = None) -> TruthSources:
+        """`find` with the sigma measured: the adjacent-pixel rms of the truth's pixels with data (``valid``)."""
+        return cls.find(truth, estimate_noise(truth if valid is None else np.where(valid, truth, np.nan)),
+                        valid=valid)
+
+    @classmethod
+    def find(cls, truth: np.ndarray, sigma: float, min_area: int = MIN_AREA, valid: np.ndarray | None = None
+             ) -> TruthSources:
         """Sources of ``truth`` whose adjacent-pixel rms is ``sigma``: groups of ``min_area`` pixels or more above
-        its median plus 5 times its per-pixel sigma."""
-        background = float(np.median(truth))
-        pixel_sigma = max(sigma, estimate_noise(truth, lag=2))
+        its median plus 5 times its per-pixel sigma; median and sigma over its pixels with data (``valid``, all if
+        not given: `as_truth` set the others to that median)."""
+        background = float(np.median(truth if valid is None else truth[valid]))
+        pixel_sigma = max(sigma, estimate_noise(truth if valid is None else np.where(valid, truth, np.nan), lag=2))
         threshold = background + 5 * pixel_sigma
         above = truth > threshold  # an output detection on any of these is not false
         labels, n = groups_above(truth, threshold, min_area)
@@ -311,32 +343,39 @@ def _read_output(path: Path) -> tuple[np.ndarray, Normalizer, np.ndarray]:
 
 def evaluate_frame(enhancer: Enhancer, name: str, truth: np.ndarray, wcs, k: float, seed: int,
                    workdir: Path, panels: list | None = None, sources: TruthSources | None = None,
-                   noise_free: bool = False, draw: int = 0) -> dict:
+                   noise_free: bool = False, draw: int = 0, valid: np.ndarray | None = None) -> dict:
     """One truth at one noise level, its noise's ``draw``-th draw (`noise_draw`): `run` and the best baseline, scored
     (see the protocol).  ``panels``, if given, receives one figure row (`figure_row`); ``sources`` are the truth's
     (`TruthSources.find`, found if not given).  A ``noise_free`` truth (a simulated field) has no truth-noise
-    ceiling (its ``psnr`` is None)."""
+    ceiling (its ``psnr`` is None).  ``valid``: where the truth has data (`as_truth`; all of it if not given) — a
+    4x4 block of the input with any pixel without is no data (NaN) in `run`'s input, and every score is taken
+    over the other blocks alone."""
     rng = noise_draw(seed, name, k, draw)
-    sources = sources or TruthSources.find(truth, estimate_noise(truth))
+    where = _scored_blocks(valid)
+    sources = sources or TruthSources.of(truth, valid)
     rms = sources.sigma  # the truth's pixel rms, measured once per truth
     lr, sigma = degrade(truth, k, rng, rms)
-    src = write_input(workdir / f"{name}.k{k:g}{f'.d{draw}' if draw else ''}.fits", lr, sigma, wcs)
+    src = write_input(workdir / f"{name}.k{k:g}{f'.d{draw}' if draw else ''}.fits",
+                      lr if where is None else np.where(area_downsample(where, SCALE) == 1, lr, np.nan), sigma, wcs)
     [result] = enhancer.enhance_file(src, workdir)
     out, display, out_linear = _read_output(result.outputs[0])
     truth_d = display(truth)
-    ok = np.isfinite(out)
+    lin_bicubic = _bicubic(lr)
+    if where is not None:  # (no detections where the truth has no data: run's FLUX is NaN there, bicubic's noise)
+        out_linear, lin_bicubic = (np.where(where, x, sources.background) for x in (out_linear, lin_bicubic))
+    ok = np.isfinite(out) if where is None else np.isfinite(out) & where
     row = {"image": name, "k": k, "draw": draw, "input_sigma": sigma, "shape_in": list(lr.shape),
-           "run": {"psnr": psnr(out[ok], truth_d[ok]), "ssim": ssim(np.nan_to_num(out), truth_d),
+           "run": {"psnr": psnr(out[ok], truth_d[ok]), "ssim": ssim(np.nan_to_num(out), truth_d, where=where),
                    **source_scores(sources, out_linear)}}
     candidates = baselines(lr, display)
-    scored = {m: psnr(d, truth_d) for m, (d, _) in candidates.items()}
+    scored = {m: psnr(d, truth_d) if where is None else psnr(d[where], truth_d[where]) for m, (d, _) in candidates.items()}
     best = max(scored, key=scored.get)
     d_best = candidates[best][0]
-    lin_bicubic = _bicubic(lr)
-    row["run"]["sky_lattice"] = sky_lattice(np.nan_to_num(out), truth_d)
-    row["run"]["fine_error"] = fine_error(np.nan_to_num(out), truth_d)
-    row["best_baseline"] = {"method": best, "psnr": scored[best], "ssim": ssim(d_best, truth_d),
-                            "sky_lattice": sky_lattice(d_best, truth_d), "fine_error": fine_error(d_best, truth_d)}
+    row["run"]["sky_lattice"] = sky_lattice(np.nan_to_num(out), truth_d, where)
+    row["run"]["fine_error"] = fine_error(np.nan_to_num(out), truth_d, where)
+    row["best_baseline"] = {"method": best, "psnr": scored[best], "ssim": ssim(d_best, truth_d, where=where),
+                            "sky_lattice": sky_lattice(d_best, truth_d, where),
+                            "fine_error": fine_error(d_best, truth_d, where)}
     row["bicubic_linear"] = {"psnr": scored["bicubic linear, smooth 0.0"],
                              **source_scores(sources, lin_bicubic)}
     if panels is not None:
@@ -346,14 +385,27 @@ def evaluate_frame(enhancer: Enhancer, name: str, truth: np.ndarray, wcs, k: flo
     # the truth's per-pixel noise: drizzled truths share it between neighbours, so differences of adjacent pixels
     # (``rms``, which sets k) see too little of it; pixels 2 apart see it all (as `run` measures a frame's noise)
     row["truth_noise_ceiling"] = {"psnr": None if noise_free else
-                                  truth_noise_ceiling(truth, sources.pixel_sigma, display, seed)}
+                                  truth_noise_ceiling(truth, sources.pixel_sigma, display, seed, where=where)}
     return row
 
 
-def sky_lattice(display: np.ndarray, truth_display: np.ndarray) -> float:
+def _scored_blocks(valid: np.ndarray | None) -> np.ndarray | None:
+    """The truth's pixels that are scored: those of the 4x4 blocks whose every pixel is ``valid``; None (every
+    pixel) where all are."""
+    if valid is None or valid.all():
+        return None
+    whole = area_downsample(valid.astype(np.float64), SCALE) == 1
+    return np.repeat(np.repeat(whole, SCALE, 0), SCALE, 1)
+
+
+def sky_lattice(display: np.ndarray, truth_display: np.ndarray, where: np.ndarray | None = None) -> float:
     """How much an output's 4x4 block edges show in the sky: `metrics.block_lattice` (means) over the truth's fainter
-    half, columns and rows averaged (1: no lattice; a display corrected block by block shows isolated squares)."""
-    sky = truth_display < np.median(truth_display)
+    half (of its pixels ``where``, all if not given), columns and rows averaged (1: no lattice; a display corrected
+    block by block shows isolated squares)."""
+    if where is None:
+        sky = truth_display < np.median(truth_display)
+    else:
+        sky = where & (truth_display < np.median(truth_display[where]))
     return 0.5 * (block_lattice(display, sky) + block_lattice(display.T, sky.T))
 
 
@@ -361,13 +413,15 @@ def sky_lattice(display: np.ndarray, truth_display: np.ndarray) -> float:
 FINE_SIGMA = 1.5
 
 
-def fine_error(display: np.ndarray, truth_display: np.ndarray) -> float:
+def fine_error(display: np.ndarray, truth_display: np.ndarray, where: np.ndarray | None = None) -> float:
     """The rms over the frame of output minus truth in their detail finer than `FINE_SIGMA` output pixels (each
     minus its Gaussian smoothing; display units): what sharpening draws.  A baseline draws none, so its fine error
     is about the truth's own fine detail; an output above that has drawn fine detail the truth does not have — on a
-    frame that samples its PSF well (`simulated_field`'s ``psf_scale``), sharper than any source can be."""
+    frame that samples its PSF well (`simulated_field`'s ``psf_scale``), sharper than any source can be.  Over the
+    pixels ``where`` (all if not given)."""
     diff = np.asarray(display, np.float64) - np.asarray(truth_display, np.float64)
-    return float(np.sqrt(np.mean((diff - gaussian_filter(diff, FINE_SIGMA)) ** 2)))
+    fine = (diff - gaussian_filter(diff, FINE_SIGMA)) ** 2
+    return float(np.sqrt(np.mean(fine if where is None else fine[where])))
 
 
 FIGURE_TITLES = ["input (4x4 px)", "best baseline", "astroenhance", "truth", "baseline - truth", "astroenhance - truth"]
@@ -409,12 +463,15 @@ def matched_false_detections(sources: TruthSources, out_linear: np.ndarray, allo
     return best
 
 
-def truth_noise_ceiling(truth: np.ndarray, rms: float, display: Normalizer, seed: int = 0, draws: int = 8) -> float:
-    """PSNR of the best possible guess at a truth with white noise ``rms`` in ``display`` (see the protocol)."""
+def truth_noise_ceiling(truth: np.ndarray, rms: float, display: Normalizer, seed: int = 0, draws: int = 8,
+                        where: np.ndarray | None = None) -> float:
+    """PSNR of the best possible guess at a truth with white noise ``rms`` in ``display`` (see the protocol), over
+    its pixels ``where`` (all if not given)."""
     clean = gaussian_filter(truth, 1.5, mode="nearest")
     rng = np.random.default_rng([seed, 99])
     shown = np.stack([display(clean + rng.normal(0.0, rms, truth.shape)).astype(np.float64) for _ in range(draws)])
-    mse = float(shown.var(axis=0, ddof=1).mean())
+    spread = shown.var(axis=0, ddof=1)
+    mse = float(spread.mean() if where is None else spread[where].mean())
     return 10 * math.log10(1.0 / mse) if mse > 0 else math.inf
 
 
@@ -460,11 +517,11 @@ def evaluate_hst(truths: list[Path], config: EnhanceConfig | None = None, levels
         work = Path(tmp)
 
         def score(name: str, truth: np.ndarray, wcs, sources: TruthSources, noise_free: bool = False,
-                  runs: Enhancer = enhancer) -> None:
+                  runs: Enhancer = enhancer, valid: np.ndarray | None = None) -> None:
             """Every level and draw of one truth (the figure takes each level's first draw)."""
             for k, d in itertools.product(levels, range(draws)):
                 rows.append(evaluate_frame(runs, name, truth, wcs, k, seed, work, None if d else panels, sources,
-                                           noise_free, draw=d))
+                                           noise_free, draw=d, valid=valid))
 
         for path in truths:  # each chip of a multi-chip file a truth; a file that cannot be one is named, left out
             try:
@@ -472,10 +529,10 @@ def evaluate_hst(truths: list[Path], config: EnhanceConfig | None = None, levels
             except InputError as exc:
                 skipped.append(str(exc))
                 continue
-            for chip, truth, wcs in chips:
+            for chip, truth, wcs, valid in chips:
                 name = path.name.split(".")[0] + (f"[{chip}]" if chip else "")
                 used.append(f"{path}[{chip}]" if chip else str(path))
-                score(name, truth, wcs, TruthSources.find(truth, estimate_noise(truth)))
+                score(name, truth, wcs, TruthSources.of(truth, valid), valid=valid)
         if truths and not rows:
             raise InputError(f"no frame could serve as a truth: {'; '.join(skipped)}")
         real = len(rows)
