@@ -44,6 +44,7 @@ import math
 import tempfile
 import warnings
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -196,21 +197,21 @@ def _bicubic(x: np.ndarray) -> np.ndarray:
     return F.interpolate(t, scale_factor=SCALE, mode="bicubic", align_corners=False)[0, 0].numpy()
 
 
-def baselines(lr: np.ndarray, display: Normalizer) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Every classical baseline of the protocol: ``{name: (display image, linear image)}`` on the output grid."""
-    out = {}
+def baselines(lr: np.ndarray, display: Normalizer) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """Every classical baseline of the protocol on the output grid, one at a time (a large truth's sixteen would
+    hold 32 frames of it at once): ``(name, display image, linear image)``."""
     for s in SMOOTHING:
         src = gaussian_filter(lr, s, mode="nearest") if s else lr
         lin = _bicubic(src)
-        out[f"bicubic linear, smooth {s}"] = (display(lin), lin)
+        yield f"bicubic linear, smooth {s}", display(lin), lin
         lin_p = block_mean_shift(lin, src, SCALE)
-        out[f"bicubic linear projected, smooth {s}"] = (display(lin_p), lin_p)
+        yield f"bicubic linear projected, smooth {s}", display(lin_p), lin_p
+        del lin, lin_p
         d_src = display(src)
         disp = np.clip(_bicubic(d_src), 0, 1)
-        out[f"bicubic display, smooth {s}"] = (disp, display.inverse(disp))
+        yield f"bicubic display, smooth {s}", disp, display.inverse(disp)
         disp_p = project_block_means(disp, np.clip(d_src, 0, 1), SCALE).astype(np.float64)
-        out[f"bicubic display projected, smooth {s}"] = (disp_p, display.inverse(disp_p))
-    return out
+        yield f"bicubic display projected, smooth {s}", disp_p, display.inverse(disp_p)
 
 
 @dataclass
@@ -367,10 +368,11 @@ def evaluate_frame(enhancer: Enhancer, name: str, truth: np.ndarray, wcs, k: flo
     row = {"image": name, "k": k, "draw": draw, "input_sigma": sigma, "shape_in": list(lr.shape),
            "run": {"psnr": psnr(out[ok], truth_d[ok]), "ssim": ssim(np.nan_to_num(out), truth_d, where=where),
                    **source_scores(sources, out_linear)}}
-    candidates = baselines(lr, display)
-    scored = {m: psnr(d, truth_d) if where is None else psnr(d[where], truth_d[where]) for m, (d, _) in candidates.items()}
-    best = max(scored, key=scored.get)
-    d_best = candidates[best][0]
+    scored, best, d_best = {}, "", None  # every baseline's PSNR; the best's display image kept, the others let go
+    for m, d, _ in baselines(lr, display):
+        scored[m] = psnr(d, truth_d) if where is None else psnr(d[where], truth_d[where])
+        if d_best is None or scored[m] > scored[best]:
+            best, d_best = m, d
     row["run"]["sky_lattice"] = sky_lattice(np.nan_to_num(out), truth_d, where)
     row["run"]["fine_error"] = fine_error(np.nan_to_num(out), truth_d, where)
     row["best_baseline"] = {"method": best, "psnr": scored[best], "ssim": ssim(d_best, truth_d, where=where),
@@ -468,9 +470,14 @@ def truth_noise_ceiling(truth: np.ndarray, rms: float, display: Normalizer, seed
     """PSNR of the best possible guess at a truth with white noise ``rms`` in ``display`` (see the protocol), over
     its pixels ``where`` (all if not given)."""
     clean = gaussian_filter(truth, 1.5, mode="nearest")
-    rng = np.random.default_rng([seed, 99])
-    shown = np.stack([display(clean + rng.normal(0.0, rms, truth.shape)).astype(np.float64) for _ in range(draws)])
-    spread = shown.var(axis=0, ddof=1)
+
+    def shown() -> Iterator[np.ndarray]:  # the draws one at a time, the same ones on each pass (not 8 frames at once)
+        rng = np.random.default_rng([seed, 99])
+        for _ in range(draws):
+            yield display(clean + rng.normal(0.0, rms, truth.shape)).astype(np.float64)
+
+    mean = sum(shown()) / draws  # (two passes, added in order: numpy's var of the stacked draws, to the last bit)
+    spread = sum((x - mean) ** 2 for x in shown()) / (draws - 1)
     mse = float(spread.mean() if where is None else spread[where].mean())
     return 10 * math.log10(1.0 / mse) if mse > 0 else math.inf
 
