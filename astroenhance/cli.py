@@ -1208,7 +1208,7 @@ class Task(str, Enum):
 @_guarded
 def evaluate(
     task: Annotated[Task, typer.Option(help="sr: 4x SR against nearest/bicubic/Lanczos, plus false sources on noise frames; colorize: against grey and a lookup table; pipeline: grey low-resolution input -> colour 4x output, against bicubic grey and bicubic + lookup table; hst: real deep HST frames binned 4x with noise, through `run`, against the best of 16 classical baselines in the output's display mapping.")],
-    data: Annotated[Path | None, typer.Option(help="Held-out colour images; for --task hst, a folder of deep FITS frames, each chip a truth (files named like noise maps, PSFs or weights are skipped; a file that cannot be a truth is named and left out; optional with --simulated).", exists=True, file_okay=False, show_default=False)] = None,
+    data: Annotated[Path | None, typer.Option(help="Held-out colour images (grey ones are named and left out of colorize and pipeline: no colour to score); for --task hst, a folder of deep FITS frames, each chip a truth (files named like noise maps, PSFs or weights are skipped; a file that cannot be a truth is named and left out; optional with --simulated).", exists=True, file_okay=False, show_default=False)] = None,
     weights: Annotated[Path | None, typer.Option(help="Weights folder (default: the shipped weights/).")] = None,
     sr_model: Annotated[SRModel | None, typer.Option(help="Which SR weights to evaluate (default: psnr; for --task hst, run's default for FITS: hst).", show_default=False)] = None,
     train_data: Annotated[Path | None, typer.Option(help="colorize/pipeline: images to fit the lookup-table baseline on.", exists=True, file_okay=False)] = None,
@@ -1284,7 +1284,8 @@ def evaluate(
     if task != Task.sr and train_data is None:  # (before any image is read)
         raise _usage("--train-data is needed to fit the lookup-table baseline")
     skipped: list[str] = []
-    images = load_images(data, limit, max_side=1 << 20 if crop else 1400, skipped=skipped)  # a crop: whole images
+    images = load_images(data, limit, max_side=1 << 20 if crop else 1400, skipped=skipped,  # a crop: whole images
+                         colour=task != Task.sr)
     for why in skipped:
         err.print(f"note: left out {why}", markup=False)
     if crop and (whole := [name for name, im in images if min(im.shape[:2]) < crop]):

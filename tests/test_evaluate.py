@@ -284,3 +284,29 @@ def test_an_unwritable_json_or_figure_path_is_refused_before_measuring(tmp_path,
         result = CliRunner().invoke(app, ["evaluate", "--task", task, "--data", str(COLOR), option, str(path)],
                                     terminal_width=300)
         assert result.exit_code == 2 and f"usage error: {option} {path}" in result.output, result.output
+
+
+def test_grey_images_are_left_out_of_a_colour_evaluation_and_named(tmp_path):
+    """A black-and-white picture among held-out colour images never recorded its scene's colours: `--task colorize`
+    (and pipeline) leave it out with a note naming it — a grey PNG, a grey scanned as RGB (R, G, B a step or two apart)
+    — and score the colour images; `--task sr` scores it (its luminance is the task)."""
+    from PIL import Image
+
+    src = sorted(p for p in COLOR.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))[0]
+    rgb = np.asarray(Image.open(src).convert("RGB"))
+    for name in ("a_colour.png", "b_also_colour.png"):
+        Image.fromarray(rgb).save(tmp_path / name)
+    Image.fromarray(rgb).convert("L").save(tmp_path / "c_grey.png")
+    grey = np.asarray(Image.fromarray(rgb).convert("L"), np.int16)  # scanned: R, G, B a step apart here and there
+    steps = np.random.default_rng(0).integers(-1, 2, (*grey.shape, 3))
+    Image.fromarray(np.clip(grey[..., None] + steps, 0, 255).astype(np.uint8)).save(tmp_path / "d_grey_scan.png")
+    out = tmp_path / "c.json"
+    cli = CliRunner().invoke(app, ["evaluate", "--task", "colorize", "--data", str(tmp_path), "--train-data",
+                                   str(COLOR), "--crop", "64", "--per-image", "--json", str(out)], terminal_width=300)
+    assert cli.exit_code == 0, cli.output
+    for grey in ("c_grey.png", "d_grey_scan.png"):
+        assert f"note: left out {tmp_path / grey}: a grey image, no colour to score against" in cli.output
+    assert [r["image"] for r in json.loads(out.read_text())["per_image"]] == ["a_colour.png", "b_also_colour.png"]
+    sr = CliRunner().invoke(app, ["evaluate", "--task", "sr", "--data", str(tmp_path), "--noise-frames", "0",
+                                  "--per-image"], terminal_width=300)
+    assert sr.exit_code == 0 and "grey image" not in sr.output and "d_grey_scan.png" in sr.output, sr.output

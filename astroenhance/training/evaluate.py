@@ -118,11 +118,24 @@ class InceptionScorer:
 MIN_SIDE = 16
 
 
+#: 8-bit steps by which R, G and B of a grey image may differ (a grey picture saved as an RGB JPEG)
+GREY_STEPS = 2
+
+
+def is_grey_image(rgb: np.ndarray) -> bool:
+    """Whether an RGB image in [0, 1] is grey: R, G and B within `GREY_STEPS` 8-bit steps of each other at every
+    pixel."""
+    tol = (GREY_STEPS + 0.5) / 255
+    return bool(np.abs(rgb[..., 0] - rgb[..., 1]).max() <= tol and np.abs(rgb[..., 1] - rgb[..., 2]).max() <= tol)
+
+
 def load_images(folder: str | Path, limit: int | None = None, max_side: int = 1400,
-                skipped: list[str] | None = None) -> list[tuple[str, np.ndarray]]:
+                skipped: list[str] | None = None, colour: bool = False) -> list[tuple[str, np.ndarray]]:
     """The first ``limit`` images of ``folder`` as float64 RGB in [0, 1], each cut to ``max_side``; those smaller
     than `MIN_SIDE` on a side are left out (named in ``skipped``), as there is nothing to score on them, and so are
-    astroenhance's own outputs and files that cannot be read."""
+    astroenhance's own outputs and files that cannot be read.  With ``colour`` grey images are left out too
+    (`is_grey_image`): a black-and-white photograph never recorded its scene's colours, so it has none to score a
+    colour against."""
     out, left_out = [], []
     paths = list_images(folder, left_out)  # (a run output beside the held-out images: its detail is the networks')
     if skipped is not None:
@@ -140,6 +153,10 @@ def load_images(folder: str | Path, limit: int | None = None, max_side: int = 14
         if min(rgb.shape[:2]) < MIN_SIDE:
             if skipped is not None:
                 skipped.append(f"{p}: {rgb.shape[1]}x{rgb.shape[0]} pixels, under {MIN_SIDE} on a side")
+            continue
+        if colour and is_grey_image(rgb):
+            if skipped is not None:
+                skipped.append(f"{p}: a grey image, no colour to score against")
             continue
         out.append((p.name, rgb[:max_side, :max_side]))
     return out
