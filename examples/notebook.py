@@ -2,7 +2,6 @@
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from astroenhance import EnhanceConfig, Enhancer, read_frame
 
@@ -32,4 +31,4 @@ flux = enhancer.enhance_array(CCDData(data, unit=header["BUNIT"], wcs=wcs, meta=
 print("FLUX as CCDData:", flux.shape, flux.unit, "uncertainty", type(flux.uncertainty).__name__)
 print("sky of output pixel (0,0):", result.wcs.pixel_to_world(0, 0))
 print("sky of input position (-0.375,-0.375):", wcs.pixel_to_world(-0.375, -0.375))
-Image.fromarray((np.nan_to_num(result.rgb[::-1]) * 255 + 0.5).astype(np.uint8)).save(here / "notebook_output.png")
+result.save(here / "notebook_output.png")  # as `run` writes it (.fits: every plane, the headers); Jupyter shows `result`

@@ -588,3 +588,63 @@ def test_read_frame_keeps_the_frames_place_on_its_detector_for_enhance_array(tmp
     array = enh.enhance_array(*read_frame(frame)[:2], header=read_frame(frame)[2]).header
     assert [array[k] for k in ("LTV1", "LTV2", "LTM1_1", "LTM2_2")] == [-201.5, 48.5, 2.0, 2.0]
     assert all(array[k] == filed[k] for k in ("LTV1", "LTV2", "LTM1_1", "LTM2_2"))
+
+
+def _without_times(header: fits.Header) -> list:
+    """A header's cards less those that say when it was written (and the checksum that covers them)."""
+    return [(c.keyword, c.value) for c in header.cards if c.keyword not in ("AE_DATE", "DATE", "CHECKSUM")
+            and not str(c.value).startswith("astroenhance utc")]
+
+
+def test_a_result_saves_as_run_writes_its_outputs_and_shows_in_a_notebook(tmp_path):
+    """`EnhancedArray.save` writes what `run` writes for the same frame — the FITS's every plane and header (but the
+    time it was written), the PNG's pixels — by the name's suffix, atomically, never over the input or a file
+    astroenhance did not write; `_repr_png_` (what Jupyter shows) is the PNG's picture, north up, no data
+    transparent, shrunk by block means past 2048 pixels. A result could not be written but by the user's own code."""
+    import io
+    from dataclasses import replace
+
+    from PIL import Image
+
+    from astroenhance.errors import OutputError, SettingsError
+
+    from .conftest import COLOR, FIXTURES
+
+    frame = tmp_path / "dwarf.fits"
+    with fits.open(FIXTURES / "abell_2744_dwarf_galaxy_f105w.fits.gz") as h:
+        data = h[0].data.astype(np.float32)
+        data[20:40, 150:170] = np.nan  # no data, more than --fill-holes bridges
+        fits.writeto(frame, data, h[0].header)
+    enh = Enhancer(EnhanceConfig(device="cpu"))
+    result = enh.enhance_frame(frame)
+    [ran] = enh.enhance_file(frame, tmp_path / "run")
+    saved = [result.save(tmp_path / "api" / "x.fits"), result.save(tmp_path / "api" / "x.png")]
+    assert saved == [tmp_path / "api" / "x.fits", tmp_path / "api" / "x.png"]
+    assert sorted(p.name for p in (tmp_path / "api").iterdir()) == ["x.fits", "x.png"]  # made; no temporaries
+    with fits.open(saved[0]) as a, fits.open(ran.outputs[0]) as b:
+        assert [h.name for h in a] == [h.name for h in b] == ["PRIMARY", "RED", "GREEN", "BLUE", "FLUX", "FLUXERR"]
+        for x, y in zip(a, b):
+            assert _without_times(x.header) == _without_times(y.header)
+            if x.data is not None:
+                np.testing.assert_array_equal(x.data, y.data)
+    picture = np.asarray(Image.open(saved[1]))
+    np.testing.assert_array_equal(picture, np.asarray(Image.open(ran.outputs[1])))
+    shown = np.asarray(Image.open(io.BytesIO(result._repr_png_())))
+    np.testing.assert_array_equal(shown, picture)  # RGBA: the no-data block transparent
+    assert shown.shape[-1] == 4 and (shown[..., 3] == 0).any() and (shown[..., 3] == 255).any()
+    colour = COLOR / "heic0406a.png"  # a picture: rows top-down, shown as they are
+    from_picture, [ran_picture] = enh.enhance_frame(colour), enh.enhance_file(colour, tmp_path / "run")
+    expected = np.asarray(Image.open(ran_picture.outputs[0]))
+    np.testing.assert_array_equal(np.asarray(Image.open(from_picture.save(tmp_path / "api" / "c.png"))), expected)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(from_picture._repr_png_()))), expected)
+    big = replace(result, rgb=np.tile(result.rgb, (6, 4, 1)))  # 4800 x 3200
+    assert Image.open(io.BytesIO(big._repr_png_())).size == (3200 // 3, 4800 // 3)  # 3x3 block means: <= 2048
+    with pytest.raises(SettingsError, match="suffix"):
+        result.save(tmp_path / "x.gif")
+    mine = tmp_path / "mine.png"
+    mine.write_bytes(b"a picture of the user's")
+    with pytest.raises(OutputError, match="not an astroenhance output"):
+        result.save(mine)
+    assert mine.read_bytes() == b"a picture of the user's"
+    with pytest.raises(OutputError, match="would overwrite the input"):
+        result.save(frame)

@@ -15,6 +15,7 @@ import errno
 import math
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -101,9 +102,33 @@ class FrameResult:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Written:
+    """How `run` writes a result (`output.FileSink`'s arguments): its headers, provenance text, the output WCS (for
+    the source's rows), FITS encoding, FLUX's headers, what was observed (AVM), and the input file (never replaced)."""
+
+    origin: str
+    primary: fits.Header
+    image: fits.Header
+    wcs: object
+    text: str
+    fits_encoding: str
+    flux_headers: tuple[fits.Header, ...] | None
+    observation: dict[str, object] | None
+    source: Path | None
+
+
+#: formats `EnhancedArray.save` knows by a file name's suffix
+SAVE_SUFFIXES = {".fits": "fits", ".fit": "fits", ".fts": "fits", ".png": "png", ".tif": "tiff", ".tiff": "tiff",
+                 ".jpg": "jpeg", ".jpeg": "jpeg"}
+#: the longest side `EnhancedArray._repr_png_` shows (a notebook's inline picture; larger ones area-averaged)
+SHOWN_SIDE = 2048
+
+
 @dataclass
 class EnhancedArray:
-    """In-memory result of `Enhancer.enhance_array`: RGB display values, luminance, and the output WCS."""
+    """In-memory result of `Enhancer.enhance_array`: RGB display values, luminance, and the output WCS.  `save`
+    writes it as `run` writes its outputs; a notebook shows it (`_repr_png_`)."""
 
     rgb: np.ndarray  # (H*s, W*s, 3) float32 in [0, 1], NaN where the input had no data (but for small holes, shown
     # interpolated: `EnhanceConfig.fill_holes`); rows as the input
@@ -116,6 +141,58 @@ class EnhancedArray:
     flux_err: np.ndarray | None = None  # (H*s, W*s): the input's noise shared over each block (`flux_error`)
     flux_header: fits.Header | None = None  # FLUX's as `run` writes it: BUNIT (the input's), PHOTFLAM..., AE_FLXMD
     notes: list[str] = field(default_factory=list)  # what `run` would print as notes (noise source, holes filled...)
+    written: Written | None = field(default=None, repr=False)  # how `run` would write it (`save`)
+
+    def save(self, path: str | Path) -> Path:
+        """Write this result as `run` writes its output, the format from the name's suffix: ``.fits`` (RED, GREEN,
+        BLUE, and FLUX and FLUXERR where it has them; the same headers, provenance and checksums), ``.png``, ``.tif``
+        or ``.jpg`` (AVM: the WCS, what was observed), its folder made if missing.  Written under a temporary name and
+        renamed when complete; a file of that name that astroenhance did not write, or the input itself, is refused (`OutputError`).
+        Returns the path written."""
+        path = Path(path)
+        fmt = SAVE_SUFFIXES.get(path.suffix.lower())
+        if fmt is None:
+            raise SettingsError(f"{path}: name the format by the suffix: {', '.join(SAVE_SUFFIXES)}")
+        w = self.written
+        if w is None:
+            raise SettingsError("this result does not say how it was made (not from Enhancer.enhance_array or "
+                                "enhance_frame): nothing to save")
+        if w.source is not None and path.resolve() == w.source.resolve():
+            raise OutputError(f"{path}: would overwrite the input")
+        check_replaceable(path, "choose another name")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{path.parent}: cannot create output folder ({exc.strerror or exc})") from None
+        with FileSink({fmt: path}, self.rgb.shape[:2], w.origin, w.primary.copy(), w.image.copy(), w.wcs, w.text,
+                      w.fits_encoding, w.flux_headers and tuple(h.copy() for h in w.flux_headers),
+                      observation=w.observation) as sink:
+            sink.put(0, self.rgb.shape[0], 0, self.rgb, self.luminance, flux=self.flux, flux_err=self.flux_err)
+        return sink.outputs[0]
+
+    def _repr_png_(self) -> bytes:
+        """The picture as `run`'s PNG shows it (north up for a FITS frame, no data transparent), for a notebook to
+        show inline; a side longer than `SHOWN_SIDE` is shrunk by block means (a view, not the output: `save`)."""
+        import io
+
+        from PIL import Image
+
+        rgb = self.rgb if self.written is None or self.written.origin == "upper" else self.rgb[::-1]
+        f = -(-max(rgb.shape[:2]) // SHOWN_SIDE)
+        if f > 1:
+            h, w = rgb.shape[0] // f * f, rgb.shape[1] // f * f
+            blocks = rgb[:h, :w].reshape(h // f, f, w // f, f, 3)
+            with warnings.catch_warnings():  # (a block of no data: NaN, "mean of empty slice")
+                warnings.simplefilter("ignore", RuntimeWarning)
+                rgb = np.nanmean(blocks, axis=(1, 3)) if np.isnan(blocks).any() else blocks.mean(axis=(1, 3))
+        alpha = np.isfinite(rgb).all(axis=-1)
+        values = (np.clip(np.nan_to_num(rgb), 0, 1) * 255 + 0.5).astype(np.uint8)
+        buf = io.BytesIO()
+        if alpha.all():
+            Image.fromarray(values, "RGB").save(buf, format="PNG")
+        else:
+            Image.fromarray(np.dstack([values, alpha.astype(np.uint8) * 255]), "RGBA").save(buf, format="PNG")
+        return buf.getvalue()
 
     def to_ccddata(self):
         """The FLUX plane as an astropy `~astropy.nddata.CCDData`: the enhanced luminance in the input's units
@@ -1188,11 +1265,16 @@ class Enhancer:
         with ArraySink((src.shape[0] * self.scale, src.shape[1] * self.scale),
                        background=COPY_THREAD and self.device.type != "cpu", rgb=out, luminance=luminance) as sink:
             norm = self.process(src, cfg, sink.put, norm=norm)
-        primary, image, notes, out_wcs = self.headers(src, cfg, norm, self.provenance(src, cfg, norm, settings))
+        prov = self.provenance(src, cfg, norm, settings)
+        primary, image, notes, file_wcs = self.headers(src, cfg, norm, prov)
+        out_wcs = file_wcs
         if out_wcs is not None and src.origin == "upper":  # a picture's (AVM's, rows bottom-up) for rgb's rows
             out_wcs = flip_rows(out_wcs, src.shape[0] * self.scale)
         mode = self.flux_plane(src, cfg) if sink.flux is not None else None
-        flux_header = flux_headers(image, src, *mode, self.scale)[0] if mode else None
+        flux_hdrs = flux_headers(image, src, *mode, self.scale)[:1 + cfg.flux_err] if mode else None
+        flux_header = flux_hdrs[0] if flux_hdrs else None
+        written = Written(src.origin, primary.copy(), image.copy(), file_wcs, provenance_text(prov), cfg.fits_encoding,
+                          flux_hdrs, avm_observation(primary, image, grey=src.channels == 1), src.path)
         primary.extend(image, unique=True)
         if src.holes_filled:
             n = src.holes_filled
@@ -1200,7 +1282,8 @@ class Enhancer:
                          "and flux_err keep them as no data (NaN)")
         if src.beyond_float32[0]:
             notes.append(BEYOND_FLOAT32)
-        return EnhancedArray(sink.rgb, sink.lum, out_wcs, norm, primary, sink.flux, sink.flux_err, flux_header, notes)
+        return EnhancedArray(sink.rgb, sink.lum, out_wcs, norm, primary, sink.flux, sink.flux_err, flux_header, notes,
+                             written)
 
 
 def enhance(data: np.ndarray, wcs=None, config: EnhanceConfig = EnhanceConfig(), *, header: fits.Header | None = None,
