@@ -141,7 +141,7 @@ def as_truth(data: np.ndarray, wcs, name: str) -> tuple[np.ndarray, object, np.n
     if not np.nanmax(data) > np.nanmin(data):  # no noise to scale k by, nothing to score (every PSNR infinite)
         raise InputError(f"{name}: every pixel is {np.nanmin(data):g}: a truth must be a real frame")
     valid = has_data(data)
-    if not (area_downsample(valid.astype(np.float64), SCALE) == 1).any():
+    if not whole_blocks(valid).any():
         raise InputError(f"{name}: no {SCALE}x{SCALE} block of it holds data throughout (the rest NaN or windows of "
                          f"{FILL_SIDE}x{FILL_SIDE} pixels of one value, a fill): not a truth")
     data = np.where(valid, data, np.median(data[valid]))
@@ -357,7 +357,7 @@ def evaluate_frame(enhancer: Enhancer, name: str, truth: np.ndarray, wcs, k: flo
     rms = sources.sigma  # the truth's pixel rms, measured once per truth
     lr, sigma = degrade(truth, k, rng, rms)
     src = write_input(workdir / f"{name}.k{k:g}{f'.d{draw}' if draw else ''}.fits",
-                      lr if where is None else np.where(area_downsample(where, SCALE) == 1, lr, np.nan), sigma, wcs)
+                      lr if where is None else np.where(whole_blocks(valid), lr, np.nan), sigma, wcs)
     [result] = enhancer.enhance_file(src, workdir)
     out, display, out_linear = _read_output(result.outputs[0])
     truth_d = display(truth)
@@ -391,13 +391,16 @@ def evaluate_frame(enhancer: Enhancer, name: str, truth: np.ndarray, wcs, k: flo
     return row
 
 
+def whole_blocks(valid: np.ndarray) -> np.ndarray:
+    """Which 4x4 blocks of a truth (the input's pixels) have every pixel ``valid``."""
+    return area_downsample(valid.astype(np.float64), SCALE) == 1
+
+
 def _scored_blocks(valid: np.ndarray | None) -> np.ndarray | None:
-    """The truth's pixels that are scored: those of the 4x4 blocks whose every pixel is ``valid``; None (every
-    pixel) where all are."""
+    """The truth's pixels that are scored: those of its `whole_blocks`; None (every pixel) where all are valid."""
     if valid is None or valid.all():
         return None
-    whole = area_downsample(valid.astype(np.float64), SCALE) == 1
-    return np.repeat(np.repeat(whole, SCALE, 0), SCALE, 1)
+    return np.repeat(np.repeat(whole_blocks(valid), SCALE, 0), SCALE, 1)
 
 
 def sky_lattice(display: np.ndarray, truth_display: np.ndarray, where: np.ndarray | None = None) -> float:
