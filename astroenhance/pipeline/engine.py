@@ -117,6 +117,13 @@ class Written:
     observation: dict[str, object] | None
     source: Path | None
 
+    def sink(self, targets: dict[str, Path], shape: tuple[int, int], background: bool = False,
+             deferred: list | None = None) -> FileSink:
+        """The `output.FileSink` writing ``targets`` (``{format: path}``) of an output of ``shape`` this way."""
+        return FileSink(targets, shape, self.origin, self.primary.copy(), self.image.copy(), self.wcs, self.text,
+                        self.fits_encoding, self.flux_headers and tuple(h.copy() for h in self.flux_headers),
+                        background=background, deferred=deferred, observation=self.observation)
+
 
 #: formats `EnhancedArray.save` knows by a file name's suffix
 SAVE_SUFFIXES = {".fits": "fits", ".fit": "fits", ".fts": "fits", ".png": "png", ".tif": "tiff", ".tiff": "tiff",
@@ -164,9 +171,7 @@ class EnhancedArray:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"{path.parent}: cannot create output folder ({exc.strerror or exc})") from None
-        with FileSink({fmt: path}, self.rgb.shape[:2], w.origin, w.primary.copy(), w.image.copy(), w.wcs, w.text,
-                      w.fits_encoding, w.flux_headers and tuple(h.copy() for h in w.flux_headers),
-                      observation=w.observation) as sink:
+        with w.sink({fmt: path}, self.rgb.shape[:2]) as sink:
             sink.put(0, self.rgb.shape[0], 0, self.rgb, self.luminance, flux=self.flux, flux_err=self.flux_err)
         return sink.outputs[0]
 
@@ -1037,6 +1042,15 @@ class Enhancer:
                           color_strength=self.color_strength if self._colorizes(cfg) else 0.0,
                           flux_plane=self.flux_plane(src, cfg), psf=self.psf_smoothing(src, cfg, norm))
 
+    def _written(self, src: FrameSource, cfg: EnhanceConfig, prov: dict[str, object], primary: fits.Header,
+                 image: fits.Header, wcs, flux: bool = True) -> Written:
+        """How `run` writes this frame's output (`Written`): FLUX's (and FLUXERR's) headers where it has a FLUX plane
+        (and ``flux``: one was made)."""
+        mode = self.flux_plane(src, cfg) if flux else None
+        return Written(src.origin, primary.copy(), image.copy(), wcs, provenance_text(prov), cfg.fits_encoding,
+                       flux_headers(image, src, *mode, self.scale)[:1 + cfg.flux_err] if mode else None,
+                       avm_observation(primary, image, grey=src.channels == 1), src.path)
+
     def headers(self, src: FrameSource, cfg: EnhanceConfig, norm: Normalizer,
                 prov: dict[str, object] | None = None) -> tuple[fits.Header, fits.Header, list[str], object]:
         """Primary header (provenance), image header (WCS + kept keywords), notes, and the output WCS."""
@@ -1171,11 +1185,8 @@ class Enhancer:
                          + " (--colorize would replace them with predicted ones)")
         h, w = src.shape
         shape_out = (h * self.scale, w * self.scale)
-        mode = self.flux_plane(src, cfg)
-        with FileSink(targets, shape_out, src.origin, primary, image, out_wcs, provenance_text(prov),
-                      cfg.fits_encoding, flux_headers(image, src, *mode, self.scale)[:1 + cfg.flux_err] if mode else None,
-                      background=WRITER_THREAD, deferred=deferred,
-                      observation=avm_observation(primary, image, grey=src.channels == 1)) as sink:
+        with self._written(src, cfg, prov, primary, image, out_wcs).sink(targets, shape_out, WRITER_THREAD,
+                                                                          deferred) as sink:
             self.process(src, cfg, sink.put, progress, norm)
         if src.holes_filled:
             n = src.holes_filled
@@ -1270,11 +1281,8 @@ class Enhancer:
         out_wcs = file_wcs
         if out_wcs is not None and src.origin == "upper":  # a picture's (AVM's, rows bottom-up) for rgb's rows
             out_wcs = flip_rows(out_wcs, src.shape[0] * self.scale)
-        mode = self.flux_plane(src, cfg) if sink.flux is not None else None
-        flux_hdrs = flux_headers(image, src, *mode, self.scale)[:1 + cfg.flux_err] if mode else None
-        flux_header = flux_hdrs[0] if flux_hdrs else None
-        written = Written(src.origin, primary.copy(), image.copy(), file_wcs, provenance_text(prov), cfg.fits_encoding,
-                          flux_hdrs, avm_observation(primary, image, grey=src.channels == 1), src.path)
+        written = self._written(src, cfg, prov, primary, image, file_wcs, flux=sink.flux is not None)
+        flux_header = written.flux_headers[0] if written.flux_headers else None
         primary.extend(image, unique=True)
         if src.holes_filled:
             n = src.holes_filled

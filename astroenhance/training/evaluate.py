@@ -118,7 +118,8 @@ class InceptionScorer:
 MIN_SIDE = 16
 
 
-#: 8-bit steps by which R, G and B of a grey image may differ (a grey picture saved as an RGB JPEG)
+#: 8-bit steps by which R, G and B of a grey image may differ (a grey stored as RGB with rounding or scanner noise;
+#: a JPEG's chroma noise can pass it, and such an image is scored)
 GREY_STEPS = 2
 
 
