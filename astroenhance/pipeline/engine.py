@@ -795,10 +795,10 @@ class Enhancer:
         norm = norm or self.fit_normalizer(src, cfg)
         if self.stages is not None:
             put = self.stages.timed(put, "write")
+        flux_mode = self.flux_plane(src, cfg)
+        psf_sigma = self.psf_smoothing(src, cfg, norm)[1]  # (set-up: a PSF measured on stars is not the colorizer's)
         self._lap("colorize")
         context = self._context(src, cfg, norm)
-        flux_mode = self.flux_plane(src, cfg)
-        psf_sigma = self.psf_smoothing(src, cfg, norm)[1]
         planes = _blend_planes(psf_sigma, flux_mode)
         flux_left: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # a band's last columns, for the next band
         h, w = src.shape
