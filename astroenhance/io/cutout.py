@@ -145,15 +145,16 @@ def read_cutout_file(path) -> list[str]:
 
     path = Path(path)
     lines = []
-    if not is_table_file(path):
+    table = is_table_file(path)  # (a FITS file known by its first bytes: read once)
+    if not table:
         try:
             lines = path.read_text(encoding="utf-8-sig").splitlines()  # (a spreadsheet's CSV: a BOM first)
         except (OSError, UnicodeDecodeError) as exc:
             raise SettingsError(f"--cutout-file {path}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
     if path.suffix.lower() == ".reg" or any(line.lower().startswith("# region file format") for line in lines):
         return read_regions(path)  # (DS9's: each region its centre and its own size)
-    if is_table_file(path) or (lines and re.match(r"#\s+1\s+[A-Za-z]", lines[0])):  # (SExtractor's: "# 1 NUMBER")
-        return read_catalogue(path)
+    if table or (lines and re.match(r"#\s+1\s+[A-Za-z]", lines[0])):  # (SExtractor's: "# 1 NUMBER")
+        return read_catalogue(path, table)
     return _csv_centres(path, [c for c in (line.split("#", 1)[0].strip() for line in lines) if c])
 
 
@@ -190,25 +191,27 @@ def _csv_centres(path, rows: list[str]) -> list[str]:
     return [named(row[name] if name is not None and name < len(row) else "", f"{row[ra]} {row[dec]}") for row in cells]
 
 
-def read_catalogue(path) -> list[str]:
+def read_catalogue(path, table_file: bool | None = None) -> list[str]:
     """The centres of a catalogue read by astropy's tables — a FITS binary table (its first table with RA and Dec
     columns: SExtractor's FITS_LDAC too), a VOTable, an ECSV table, SExtractor's ASCII catalogue — as `parse_cutouts`
     takes them: RA and Dec from the columns `RA_COLUMNS` and `DEC_COLUMNS` name (any case; in their units where
-    they have them, else degrees; sexagesimal text too), each named by a `NAME_COLUMNS` column where there is one."""
+    they have them, else degrees; sexagesimal text too), each named by a `NAME_COLUMNS` column where there is one.
+    ``table_file``: `is_table_file`'s answer for ``path``, where the caller has it (else asked here)."""
     import warnings
 
     from astropy import units as u
     from astropy.io import fits
     from astropy.table import Table
 
+    table_file = is_table_file(path) if table_file is None else table_file
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # (astropy's notes on units it does not know, on the table it chose)
-            if is_table_file(path) and not str(path).lower().endswith((".vot", ".votable", ".xml", ".ecsv")):
+            if table_file and not str(path).lower().endswith((".vot", ".votable", ".xml", ".ecsv")):
                 with fits.open(path) as h:
                     tables = [Table.read(hdu) for hdu in h if isinstance(hdu, (fits.BinTableHDU, fits.TableHDU))]
             else:
-                tables = [Table.read(path, format=None if is_table_file(path) else "ascii")]
+                tables = [Table.read(path, format=None if table_file else "ascii")]
     except Exception as exc:  # noqa: BLE001 - astropy raises many kinds for a file it cannot read
         raise SettingsError(f"--cutout-file {path}: not a catalogue that can be read ({type(exc).__name__}: "
                             f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
@@ -217,8 +220,8 @@ def read_catalogue(path) -> list[str]:
         index = _column(table.colnames, names)
         return None if index is None else table.colnames[index]
 
-    found = next(((t, column(t, RA_COLUMNS), column(t, DEC_COLUMNS)) for t in tables
-                  if column(t, RA_COLUMNS) and column(t, DEC_COLUMNS)), None)
+    found = next(((t, ra, dec) for t in tables
+                  if (ra := column(t, RA_COLUMNS)) and (dec := column(t, DEC_COLUMNS))), None)
     if found is None:
         names = ", ".join(c for t in tables for c in t.colnames) or "none"
         raise SettingsError(f"--cutout-file {path}: no table with a column of RA and Dec (columns: {names}; name them "
@@ -433,7 +436,7 @@ def cut_frame(src, cut: Cutout):
     r0 = y0 if src.origin == "lower" else h - (y0 + ny)  # a picture's rows are stored top-down
     section = fits_section(x0, y0, nx, ny)
     tag = f"x{x0 + 1}-{x0 + nx}y{y0 + 1}-{y0 + ny}"  # (the section in a file name, after the target's name)
-    tag = f"{cut.file_name}.{tag}" if cut.file_name else tag
+    tag = f"{target}.{tag}" if (target := cut.file_name) else tag
     rows = {k: _rows(getattr(src, k), r0, x0, x0 + nx) for k in ("read_rows", "noise_rows", "pixel_noise_rows",
                                                                    "dq_rows")}  # (each reader cut alike)
     out = replace(src, name=f"{src.name}{section}", shape=(ny, nx), label=f"{src.label}.{tag}" if src.label else tag,

@@ -53,7 +53,7 @@ from ..io.readers import (
     physical_of,
     single_frame,
 )
-from ..io.writers import publish_all
+from ..io.writers import publish_all, quantize
 from ..metrics import clipped_sky
 from ..models.srresnet import require_luminance
 from ..models.weights import WeightsInfo, find_weights, load_network, weights_dir
@@ -191,7 +191,7 @@ class EnhancedArray:
                 warnings.simplefilter("ignore", RuntimeWarning)
                 rgb = np.nanmean(blocks, axis=(1, 3)) if np.isnan(blocks).any() else blocks.mean(axis=(1, 3))
         alpha = np.isfinite(rgb).all(axis=-1)
-        values = (np.clip(np.nan_to_num(rgb), 0, 1) * 255 + 0.5).astype(np.uint8)
+        values = quantize(rgb, np.uint8)  # (as the PNG writer rounds)
         buf = io.BytesIO()
         if alpha.all():
             Image.fromarray(values, "RGB").save(buf, format="PNG")
